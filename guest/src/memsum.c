@@ -1,0 +1,122 @@
+/*
+ * memsum: the demo guest's control agent, on a serial port (ttyS1) that the host reaches
+ * through a QEMU socket chardev. One request per line, one answer per line:
+ *     ping <id>    -> pong <id>
+ *     memsum <id>  -> memsum <id> <hex64 checksum> <bytes>     (the whole region wsbench filled)
+ *     pause <id>   -> paused <id>     (SIGSTOP to wsbench: its memory stops changing)
+ *     resume <id>  -> resumed <id>    (SIGCONT)
+ * Errors answer "error <id> <text>". The region is read through /proc/<pid>/mem, so wsbench's
+ * memory stays ordinary private anonymous memory.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#define CHUNK_BYTES (1024 * 1024)
+
+static int port = -1;
+
+static void reply(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void reply(const char *fmt, ...) {
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    if (n > (int)sizeof buf - 2) n = sizeof buf - 2;
+    buf[n++] = '\n';
+    for (int off = 0; off < n;) {
+        ssize_t w = write(port, buf + off, n - off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return;
+        off += w;
+    }
+}
+
+static int read_region(long *pid, uintptr_t *addr, size_t *bytes) {
+    FILE *f = fopen("/run/wsbench.region", "r");
+    if (!f) return -1;
+    int ok = fscanf(f, "%ld %" SCNuPTR " %zu", pid, addr, bytes) == 3;
+    fclose(f);
+    return ok ? 0 : -1;
+}
+
+static void do_memsum(const char *id) {
+    long pid; uintptr_t addr; size_t bytes;
+    if (read_region(&pid, &addr, &bytes) != 0) { reply("error %s wsbench region not ready", id); return; }
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld/mem", pid);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) { reply("error %s open %s: %s", id, path, strerror(errno)); return; }
+    static uint64_t buf[CHUNK_BYTES / sizeof(uint64_t)];
+    uint64_t h = 0xCBF29CE484222325ULL;
+    for (size_t done = 0; done < bytes;) {
+        size_t want = bytes - done < CHUNK_BYTES ? bytes - done : CHUNK_BYTES;
+        ssize_t got = pread(fd, buf, want, (off_t)(addr + done));
+        if (got <= 0 || got % 8 != 0) {
+            reply("error %s read %s at %zu: expected %zu bytes, actual %zd", id, path, done, want, got);
+            close(fd);
+            return;
+        }
+        for (size_t i = 0; i < (size_t)got / 8; i++) {
+            h = (h ^ buf[i]) * 0x100000001B3ULL;
+            h ^= h >> 29;
+        }
+        done += (size_t)got;
+    }
+    close(fd);
+    reply("memsum %s %016" PRIx64 " %zu", id, h, bytes);
+}
+
+static void do_signal(const char *id, int sig, const char *answer) {
+    long pid; uintptr_t addr; size_t bytes;
+    if (read_region(&pid, &addr, &bytes) != 0) { reply("error %s wsbench region not ready", id); return; }
+    if (kill((pid_t)pid, sig) != 0) { reply("error %s kill %ld: %s", id, pid, strerror(errno)); return; }
+    reply("%s %s", answer, id);
+}
+
+int main(int argc, char **argv) {
+    const char *device = argc > 1 ? argv[1] : "/dev/ttyS1";
+    port = open(device, O_RDWR | O_NOCTTY);
+    if (port < 0) { fprintf(stderr, "memsum: open %s: %s\n", device, strerror(errno)); return 1; }
+    struct termios tio;
+    if (tcgetattr(port, &tio) == 0) {
+        cfmakeraw(&tio);
+        cfsetispeed(&tio, B115200);
+        cfsetospeed(&tio, B115200);
+        tcsetattr(port, TCSANOW, &tio);
+    }
+    reply("memsum ready");
+    char line[256];
+    size_t len = 0;
+    for (;;) {
+        char c;
+        ssize_t r = read(port, &c, 1);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) { sleep(1); continue; }
+        if (c == '\r') continue;
+        if (c != '\n') {
+            if (len < sizeof line - 1) line[len++] = c;
+            continue;
+        }
+        line[len] = 0;
+        len = 0;
+        char cmd[32] = "", id[64] = "-";
+        if (sscanf(line, "%31s %63s", cmd, id) < 1) continue;
+        if (strcmp(cmd, "ping") == 0) reply("pong %s", id);
+        else if (strcmp(cmd, "memsum") == 0) do_memsum(id);
+        else if (strcmp(cmd, "pause") == 0) do_signal(id, SIGSTOP, "paused");
+        else if (strcmp(cmd, "resume") == 0) do_signal(id, SIGCONT, "resumed");
+        else reply("error %s unknown request '%s', expected ping, memsum, pause or resume", id, cmd);
+    }
+}

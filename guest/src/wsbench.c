@@ -1,0 +1,119 @@
+/*
+ * wsbench: the demo guest's workload.
+ *
+ * Fills TOTAL MiB with non-zero data that differs from page to page, then forever does random
+ * 8-byte reads and writes over the first WS MiB (the rest stays cold). Every 100 ms it prints
+ *     wsbench tick <seq> <guest_monotonic_ns> <ops_in_interval>
+ * on stdout (the serial console), from which the host computes throughput and TTR.
+ *
+ * TOTAL and WS come from the kernel command line (wsbench.total_mib=, wsbench.ws_mib=) or from
+ * argv[1], argv[2]. memsum finds the region through /run/wsbench.region ("pid address bytes").
+ *
+ * Under TCG, QEMU resizes its software TLB only when the guest flushes its TLB, so the rate
+ * would depend on history; forcing a flush every interval (touch scratch pages, then
+ * MADV_DONTNEED them) keeps the rate stable.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MIB (1024UL * 1024UL)
+#define PAGE_BYTES 4096UL
+#define TICK_NANOS 100000000ULL
+#define SCRATCH_PAGES 4
+#define OPS_PER_CLOCK_CHECK 1024
+
+static uint64_t monotonic_nanos(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* splitmix64: a bijection, so distinct word indexes give distinct words. */
+static uint64_t mix64(uint64_t x) {
+    x += 0x9E3779B97F4A7C15ULL;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+    return x ^ (x >> 31);
+}
+
+/* Reads "key=<number>" from /proc/cmdline; returns fallback when absent. */
+static long cmdline_number(const char *key, long fallback) {
+    char buf[4096];
+    FILE *f = fopen("/proc/cmdline", "r");
+    if (!f) return fallback;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    size_t keylen = strlen(key);
+    for (char *tok = strtok(buf, " \n"); tok; tok = strtok(NULL, " \n")) {
+        if (strncmp(tok, key, keylen) == 0 && tok[keylen] == '=') return strtol(tok + keylen + 1, NULL, 10);
+    }
+    return fallback;
+}
+
+int main(int argc, char **argv) {
+    long total_mib = argc > 1 ? strtol(argv[1], NULL, 10) : cmdline_number("wsbench.total_mib", 0);
+    long ws_mib = argc > 2 ? strtol(argv[2], NULL, 10) : cmdline_number("wsbench.ws_mib", 0);
+    if (total_mib <= 0 || ws_mib <= 0 || ws_mib > total_mib) {
+        printf("wsbench error expected 0 < ws_mib <= total_mib, actual total_mib=%ld ws_mib=%ld\n", total_mib, ws_mib);
+        return 2;
+    }
+    setvbuf(stdout, NULL, _IOLBF, 0);
+
+    size_t total_bytes = (size_t)total_mib * MIB;
+    uint64_t *region = mmap(NULL, total_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (region == MAP_FAILED) {
+        printf("wsbench error mmap of %zu bytes failed: %s\n", total_bytes, strerror(errno));
+        return 1;
+    }
+    char *scratch = mmap(NULL, SCRATCH_PAGES * PAGE_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (scratch == MAP_FAILED) {
+        printf("wsbench error scratch mmap failed: %s\n", strerror(errno));
+        return 1;
+    }
+
+    printf("wsbench start total_mib=%ld ws_mib=%ld\n", total_mib, ws_mib);
+    uint64_t fill_start = monotonic_nanos();
+    size_t total_words = total_bytes / sizeof(uint64_t);
+    for (size_t i = 0; i < total_words; i++) region[i] = mix64(i) | 1; /* never zero */
+    uint64_t fill_nanos = monotonic_nanos() - fill_start;
+
+    FILE *info = fopen("/run/wsbench.region", "w");
+    if (info) {
+        fprintf(info, "%d %" PRIuPTR " %zu\n", getpid(), (uintptr_t)region, total_bytes);
+        fclose(info);
+    }
+    printf("wsbench ready fill_ms=%" PRIu64 "\n", (uint64_t)(fill_nanos / 1000000ULL));
+
+    size_t ws_words = (size_t)ws_mib * MIB / sizeof(uint64_t);
+    uint64_t rng = 0x853C49E6748FEA9BULL;
+    uint64_t seq = 0, ops = 0;
+    uint64_t next_tick = monotonic_nanos() + TICK_NANOS;
+    for (;;) {
+        for (int k = 0; k < OPS_PER_CLOCK_CHECK; k++) {
+            rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17; /* xorshift64 */
+            size_t idx = (size_t)(rng % ws_words);
+            uint64_t v = region[idx];
+            /* Keep the word non-zero and distinct per page: vary only the high half. */
+            region[idx] = v + (1ULL << 32);
+        }
+        ops += OPS_PER_CLOCK_CHECK;
+        uint64_t now = monotonic_nanos();
+        if (now >= next_tick) {
+            printf("wsbench tick %" PRIu64 " %" PRIu64 " %" PRIu64 "\n", seq++, now, ops);
+            ops = 0;
+            for (int p = 0; p < SCRATCH_PAGES; p++) scratch[p * PAGE_BYTES] = (char)seq;
+            madvise(scratch, SCRATCH_PAGES * PAGE_BYTES, MADV_DONTNEED);
+            /* After a long pause (guest stopped) start a fresh interval instead of catching up. */
+            next_tick = now + TICK_NANOS;
+        }
+    }
+}
