@@ -1,0 +1,30 @@
+package dev.thaw.cli;
+
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+/** The {@code thaw} command line; {@code ./thaw} at the repository root builds and runs it. */
+@Command(name = "thaw", mixinStandardHelpOptions = true, versionProvider = ThawCli.Version.class,
+        description = "Saves running QEMU VMs and restores them to a usable state fast.",
+        subcommands = {DemoCommand.class, DoctorCommand.class, GuestCommand.class, CommandLine.HelpCommand.class},
+        footer = {"", "The launcher also takes: ./thaw test   (runs the test suite)"})
+public final class ThawCli {
+    public static void main(String[] args) {
+        int exit = new CommandLine(new ThawCli())
+                .setExecutionExceptionHandler((e, cmd, parsed) -> {
+                    cmd.getErr().println("thaw " + cmd.getCommandName() + ": " + e.getMessage());
+                    if (Boolean.getBoolean("thaw.trace")) e.printStackTrace(cmd.getErr());
+                    return 1;
+                })
+                .execute(args);
+        System.exit(exit);
+    }
+
+    static final class Version implements CommandLine.IVersionProvider {
+        @Override
+        public String[] getVersion() {
+            String v = ThawCli.class.getPackage().getImplementationVersion();
+            return new String[] {"thaw " + (v == null ? "(development build)" : v)};
+        }
+    }
+}

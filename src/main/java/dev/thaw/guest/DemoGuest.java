@@ -1,0 +1,86 @@
+package dev.thaw.guest;
+
+import dev.thaw.qemu.Accel;
+import dev.thaw.qemu.ConsoleLine;
+import dev.thaw.qemu.Journal;
+import dev.thaw.qemu.QemuVersion;
+import dev.thaw.qemu.QemuVm;
+import dev.thaw.qemu.VmConfig;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+
+/**
+ * The demo guest's shape: RAM size and the wsbench region (T MiB filled, W MiB hot).
+ *
+ * @param memoryMiB guest RAM
+ * @param totalMiB  T: the region wsbench fills; at most RAM - 300 MiB, or the guest runs out of memory
+ * @param wsMiB     W: the part wsbench keeps touching
+ */
+public record DemoGuest(long memoryMiB, long totalMiB, long wsMiB) {
+    /** Room the guest kernel and initramfs need beside wsbench's region. */
+    public static final long KERNEL_RESERVE_MIB = 300;
+    public static final Duration BOOT_TIMEOUT = Duration.ofMinutes(3);
+
+    public DemoGuest {
+        if (wsMiB <= 0 || wsMiB > totalMiB) {
+            throw new IllegalArgumentException("working set: expected 0 < W <= T, actual W=" + wsMiB + " MiB, T=" + totalMiB + " MiB");
+        }
+        if (totalMiB > memoryMiB - KERNEL_RESERVE_MIB) {
+            throw new IllegalArgumentException("wsbench region: expected T <= RAM - " + KERNEL_RESERVE_MIB + " MiB = "
+                    + (memoryMiB - KERNEL_RESERVE_MIB) + " MiB (the guest kernel needs the rest), actual T=" + totalMiB + " MiB");
+        }
+    }
+
+    public String kernelCommandLine() {
+        // quiet keeps kernel messages off the console that carries the ticks; panic=-1 with
+        // -no-reboot makes a guest panic end QEMU instead of hanging.
+        return "console=ttyS0 quiet loglevel=3 panic=-1 mitigations=off rdinit=/init"
+                + " wsbench.total_mib=" + totalMiB + " wsbench.ws_mib=" + wsMiB;
+    }
+
+    public VmConfig vmConfig(String name, GuestImage image, QemuVersion qemu, Accel accel) {
+        return new VmConfig(name, qemu.i440fxMachineType(), accel, memoryMiB, 1, image.kernel(), image.initrd(),
+                kernelCommandLine(), false, false, List.of());
+    }
+
+    /** Waits until wsbench has filled its region ("wsbench ready"); fails if QEMU or the workload dies first. */
+    public static ConsoleLine awaitReady(QemuVm vm, Journal<ConsoleLine>.Cursor cursor, Duration timeout) {
+        try {
+            Optional<ConsoleLine> line = cursor.await(l -> l.text().contains("wsbench ready") || l.text().contains("wsbench error")
+                    || l.text().contains("Kernel panic"), timeout);
+            if (line.isEmpty()) {
+                throw new IllegalStateException(vm.name() + ": wsbench not ready within " + timeout.toSeconds() + " s; "
+                        + vm.describeState() + lastConsoleLines(vm));
+            }
+            if (!line.get().text().contains("wsbench ready")) {
+                throw new IllegalStateException(vm.name() + ": the guest failed: " + line.get().text() + lastConsoleLines(vm));
+            }
+            return line.get();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while waiting for wsbench", e);
+        }
+    }
+
+    /** Collects the ticks that arrive within {@code duration}. */
+    public static List<WsbenchTick> collectTicks(Journal<ConsoleLine>.Cursor cursor, Duration duration) throws InterruptedException {
+        List<WsbenchTick> ticks = new ArrayList<>();
+        long deadline = System.nanoTime() + duration.toNanos();
+        while (true) {
+            long remaining = deadline - System.nanoTime();
+            if (remaining <= 0) break;
+            Optional<ConsoleLine> line = cursor.next(Duration.ofNanos(remaining));
+            if (line.isEmpty()) break;
+            WsbenchTick.parse(line.get()).ifPresent(ticks::add);
+        }
+        return ticks;
+    }
+
+    static String lastConsoleLines(QemuVm vm) {
+        List<ConsoleLine> lines = vm.console().snapshot();
+        List<String> tail = lines.subList(Math.max(0, lines.size() - 8), lines.size()).stream().map(ConsoleLine::text).toList();
+        return tail.isEmpty() ? " (the console stayed empty)" : "; last console lines: " + String.join(" | ", tail);
+    }
+}

@@ -1,0 +1,248 @@
+package dev.thaw.host;
+
+import dev.thaw.guest.GuestBuilder;
+import dev.thaw.guest.GuestImage;
+import dev.thaw.qemu.Accel;
+import dev.thaw.qemu.QemuVersion;
+import dev.thaw.util.ExternalCommand;
+import dev.thaw.util.ThawPaths;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+
+/**
+ * Checks that this host can run Thaw, installs the Debian packages it lacks when running as root,
+ * and probes KVM for real. {@code ./thaw doctor} prints the report; {@code demo} and the tests run
+ * it implicitly through {@link #ensureReady}.
+ */
+public final class HostDoctor {
+    public static final String QEMU_BINARY = "qemu-system-x86_64";
+    private static final Duration APT_TIMEOUT = Duration.ofMinutes(20);
+
+    /** One line of the report; {@code debianPackage} fixes a failed check, if any package does. */
+    public record Check(String name, boolean ok, String detail, String debianPackage) {}
+
+    public record Report(List<Check> checks, List<String> installedPackages, Optional<QemuVersion> qemuVersion,
+                         Optional<GuestImage> guest, Optional<KvmProbe.Verdict> kvm, boolean root) {
+        public boolean ready() {
+            return checks.stream().allMatch(Check::ok);
+        }
+
+        public Accel accel() {
+            return kvm.map(KvmProbe.Verdict::accel).orElse(Accel.TCG);
+        }
+
+        public List<String> missingPackages() {
+            Set<String> packages = new LinkedHashSet<>();
+            for (Check c : checks) {
+                if (!c.ok() && c.debianPackage() != null) packages.add(c.debianPackage());
+            }
+            return List.copyOf(packages);
+        }
+
+        /** What a user must do, when the host is not ready. */
+        public String remedy() {
+            List<String> steps = new ArrayList<>();
+            List<String> missing = missingPackages();
+            if (!missing.isEmpty()) {
+                steps.add("as root: apt-get update && apt-get install -y --no-install-recommends " + String.join(" ", missing));
+            }
+            for (Check c : checks) {
+                if (!c.ok() && c.debianPackage() == null) steps.add(c.name() + ": " + c.detail());
+            }
+            return String.join("\n", steps);
+        }
+
+        public String render() {
+            StringBuilder out = new StringBuilder();
+            for (Check c : checks) {
+                out.append(String.format("  %-4s %-22s %s%n", c.ok() ? "ok" : "FAIL", c.name(), c.detail()));
+            }
+            if (!installedPackages.isEmpty()) {
+                out.append("  installed now: ").append(String.join(" ", installedPackages)).append('\n');
+            }
+            guest.ifPresent(g -> out.append(String.format("  %-4s %-22s %s (%s)%n", "ok", "demo guest", g.key(), g.kernelPackage())));
+            kvm.ifPresent(v -> out.append(String.format("  %-4s %-22s %s (%s%s)%n", "", "accelerator",
+                    v.accel().qemuName(), v.reason(), v.fromCache() ? ", cached verdict from " + v.probedAt() : "")));
+            if (!ready()) {
+                out.append("not ready; to fix:\n  ").append(remedy().replace("\n", "\n  ")).append('\n');
+            }
+            return out.toString();
+        }
+    }
+
+    /** Raised when the host cannot run Thaw and the doctor could not fix it. */
+    public static final class HostNotReadyException extends RuntimeException {
+        private final Report report;
+
+        public HostNotReadyException(Report report) {
+            super("this host cannot run Thaw yet:\n" + report.render());
+            this.report = report;
+        }
+
+        public Report report() {
+            return report;
+        }
+    }
+
+    private HostDoctor() {}
+
+    /** Runs the doctor (installing what is missing when root) and throws unless the host is ready. */
+    public static Report ensureReady(PrintStream progress) {
+        Report report = examine(true, progress);
+        if (!report.ready()) {
+            throw new HostNotReadyException(report);
+        }
+        return report;
+    }
+
+    public static Report examine(boolean installMissing, PrintStream progress) {
+        boolean root = isRoot();
+        List<Check> checks = checkPackages();
+        List<String> installed = List.of();
+        List<String> missing = packagesOf(checks);
+        if (!missing.isEmpty() && installMissing && root) {
+            progress.println("thaw doctor: installing " + String.join(" ", missing) + " with apt-get ...");
+            aptInstall(missing);
+            installed = missing;
+            checks = checkPackages();
+        }
+        checks = new ArrayList<>(checks);
+        checks.add(checkUserfaultfd(root));
+
+        Optional<QemuVersion> qemu = qemuVersion();
+        Optional<GuestImage> guest = Optional.empty();
+        Optional<KvmProbe.Verdict> kvm = Optional.empty();
+        if (checks.stream().allMatch(Check::ok)) {
+            // The KVM probe boots the demo guest's kernel, so the guest is built here.
+            try {
+                guest = Optional.of(GuestBuilder.build(progress));
+            } catch (RuntimeException e) {
+                checks.add(new Check("demo guest", false, e.getMessage(), null));
+            }
+        }
+        if (guest.isPresent()) {
+            progress.println("thaw doctor: checking KVM (a real probe on first use, then cached) ...");
+            kvm = Optional.of(KvmProbe.probe(QEMU_BINARY, qemu.orElseThrow(), guest.get(), ThawPaths.cacheDir()));
+        }
+        return new Report(List.copyOf(checks), installed, qemu, guest, kvm, root);
+    }
+
+    private static List<String> packagesOf(List<Check> checks) {
+        Set<String> packages = new LinkedHashSet<>();
+        for (Check c : checks) {
+            if (!c.ok() && c.debianPackage() != null) packages.add(c.debianPackage());
+        }
+        return List.copyOf(packages);
+    }
+
+    private static List<Check> checkPackages() {
+        List<Check> checks = new ArrayList<>();
+        Optional<QemuVersion> qemu = qemuVersion();
+        if (qemu.isEmpty()) {
+            checks.add(new Check("qemu", false, QEMU_BINARY + " not found", "qemu-system-x86"));
+        } else if (!qemu.get().atLeast(QemuVersion.MINIMUM)) {
+            checks.add(new Check("qemu", false, "expected QEMU >= " + QemuVersion.MINIMUM + ", actual " + qemu.get(), "qemu-system-x86"));
+        } else {
+            checks.add(new Check("qemu", true, qemu.get().text(), "qemu-system-x86"));
+        }
+        checks.add(staticBusybox());
+        checks.add(onPath("cpio", "cpio"));
+        checks.add(onPath("gcc", "gcc"));
+        checks.add(onPath("readelf", "binutils"));
+        Path libcA = Path.of("/usr/lib/x86_64-linux-gnu/libc.a");
+        checks.add(new Check("static libc", Files.isRegularFile(libcA),
+                Files.isRegularFile(libcA) ? libcA.toString() : libcA + " missing (gcc -static needs it)", "libc6-dev"));
+        return checks;
+    }
+
+    private static Check staticBusybox() {
+        Path busybox = Path.of("/bin/busybox");
+        if (!Files.isExecutable(busybox)) {
+            return new Check("busybox (static)", false, busybox + " missing", "busybox-static");
+        }
+        ExternalCommand.Result elf = ExternalCommand.run(List.of("readelf", "-d", busybox.toString()), Duration.ofSeconds(10));
+        if (elf.succeeded() && elf.stdout().contains("NEEDED")) {
+            return new Check("busybox (static)", false, busybox + " is dynamically linked", "busybox-static");
+        }
+        return new Check("busybox (static)", true, busybox.toString(), "busybox-static");
+    }
+
+    private static Check onPath(String program, String debianPackage) {
+        Optional<Path> found = which(program);
+        return new Check(program, found.isPresent(), found.map(Path::toString).orElse("not found on PATH"), debianPackage);
+    }
+
+    static Optional<Path> which(String program) {
+        String path = Optional.ofNullable(System.getenv("PATH")).orElse("/usr/bin:/bin");
+        for (String dir : (path + ":/usr/sbin:/sbin").split(":")) {
+            if (dir.isEmpty()) continue;
+            Path candidate = Path.of(dir, program);
+            if (Files.isExecutable(candidate)) return Optional.of(candidate);
+        }
+        return Optional.empty();
+    }
+
+    public static Optional<QemuVersion> qemuVersion() {
+        if (which(QEMU_BINARY).isEmpty()) return Optional.empty();
+        ExternalCommand.Result r = ExternalCommand.run(List.of(QEMU_BINARY, "--version"), Duration.ofSeconds(20));
+        if (!r.succeeded()) return Optional.empty();
+        return Optional.of(QemuVersion.parse(r.stdout()));
+    }
+
+    private static Check checkUserfaultfd(boolean root) {
+        // QEMU's postcopy destination registers guest RAM with userfaultfd.
+        if (root) {
+            return new Check("userfaultfd", true, "usable (running as root)", null);
+        }
+        String sysctl = readFirstLine(Path.of("/proc/sys/vm/unprivileged_userfaultfd")).orElse("absent");
+        boolean ok = "1".equals(sysctl);
+        return new Check("userfaultfd", ok, ok ? "usable (vm.unprivileged_userfaultfd=1)"
+                : "not usable without root: expected vm.unprivileged_userfaultfd=1, actual " + sysctl
+                        + " (run as root: sysctl -w vm.unprivileged_userfaultfd=1)", null);
+    }
+
+    static boolean isRoot() {
+        try {
+            for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
+                if (line.startsWith("Uid:")) {
+                    return line.split("\\s+")[2].equals("0"); // real, effective, saved, fs
+                }
+            }
+        } catch (IOException e) {
+            // fall through
+        }
+        return "root".equals(System.getProperty("user.name"));
+    }
+
+    private static Optional<String> readFirstLine(Path file) {
+        try {
+            return Files.readAllLines(file).stream().findFirst().map(String::strip);
+        } catch (IOException e) {
+            return Optional.empty();
+        }
+    }
+
+    private static void aptInstall(List<String> packages) {
+        Map<String, String> env = Map.of("DEBIAN_FRONTEND", "noninteractive");
+        List<String> install = new ArrayList<>(List.of("apt-get", "install", "-y", "-q", "--no-install-recommends"));
+        install.addAll(packages);
+        ExternalCommand.Result first = ExternalCommand.run(install, APT_TIMEOUT, null, env);
+        if (first.succeeded()) return;
+        // Package lists missing or stale on a fresh machine: update once and try again.
+        ExternalCommand.Result update = ExternalCommand.run(List.of("apt-get", "update", "-q"), APT_TIMEOUT, null, env);
+        ExternalCommand.Result second = ExternalCommand.run(install, APT_TIMEOUT, null, env);
+        if (!second.succeeded()) {
+            throw new IllegalStateException("installing " + String.join(" ", packages) + " failed: " + second.describe()
+                    + (update.succeeded() ? "" : "\n(apt-get update also failed: " + update.describe() + ")"));
+        }
+    }
+}

@@ -1,0 +1,236 @@
+package dev.thaw.qemu;
+
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayDeque;
+import java.util.Deque;
+import java.util.List;
+import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
+import dev.thaw.util.FileTrees;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A running {@code qemu-system-x86_64} and everything Thaw holds of it: the process, its QMP
+ * connection, its serial console and its stderr.
+ *
+ * <p>Threads: one reads the console (stdout) and one reads stderr, from launch to exit, so no pipe
+ * ever fills and freezes the guest; QMP has its own reader. No QEMU outlives its handle:
+ * {@link #close} kills it (SIGTERM, then SIGKILL after a short grace, since a paused postcopy QEMU
+ * ignores SIGTERM), and a JVM shutdown hook does the same for every handle still open.
+ */
+public final class QemuVm implements AutoCloseable {
+    public static final String QEMU_BINARY = "qemu-system-x86_64";
+    public static final Duration KILL_GRACE = Duration.ofSeconds(1);
+    private static final Duration QMP_CONNECT_TIMEOUT = Duration.ofSeconds(30);
+    private static final int STDERR_LINES_KEPT = 200;
+    private static final Logger log = LoggerFactory.getLogger(QemuVm.class);
+    private static final Set<QemuVm> LIVE = ConcurrentHashMap.newKeySet();
+
+    static {
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            for (QemuVm vm : LIVE) {
+                vm.kill();
+            }
+        }, "thaw-qemu-reaper"));
+    }
+
+    private final VmConfig config;
+    private final Process process;
+    private final Path runDir;
+    private final Journal<ConsoleLine> console = new Journal<>(200_000);
+    private final Deque<String> stderrTail = new ArrayDeque<>();
+    private final long launchedNanos;
+    private volatile QmpClient qmp;
+
+    private QemuVm(VmConfig config, Process process, Path runDir, long launchedNanos) {
+        this.config = config;
+        this.process = process;
+        this.runDir = runDir;
+        this.launchedNanos = launchedNanos;
+    }
+
+    /** Starts QEMU and connects to its QMP socket; on any failure QEMU is killed and the error names why. */
+    public static QemuVm launch(VmConfig config) {
+        Path runDir;
+        try {
+            // Short path: unix socket paths are limited to 107 bytes.
+            runDir = Files.createTempDirectory(Path.of("/tmp"), "thaw-vm-");
+        } catch (IOException e) {
+            throw new QemuLaunchException("cannot create a run directory for " + config.name() + ": " + e.getMessage(), e);
+        }
+        List<String> command = config.qemuArguments(QEMU_BINARY, runDir.resolve("qmp.sock"), runDir.resolve("control.sock"));
+        log.debug("launching {}: {}", config.name(), String.join(" ", command));
+        long launched = System.nanoTime();
+        Process process;
+        try {
+            process = new ProcessBuilder(command).start();
+        } catch (IOException e) {
+            FileTrees.deleteQuietly(runDir);
+            throw new QemuLaunchException("cannot start " + QEMU_BINARY + " for " + config.name() + ": " + e.getMessage(), e);
+        }
+        QemuVm vm = new QemuVm(config, process, runDir, launched);
+        LIVE.add(vm);
+        vm.startReaders();
+        try {
+            vm.qmp = QmpClient.connect(runDir.resolve("qmp.sock"), config.name(), QMP_CONNECT_TIMEOUT, process::isAlive);
+        } catch (QmpException e) {
+            vm.awaitExit(Duration.ofMillis(500));
+            String detail = vm.describeState();
+            vm.close();
+            throw new QemuLaunchException("QEMU for " + config.name() + " did not come up: " + e.getMessage() + "; " + detail, e);
+        }
+        return vm;
+    }
+
+    private void startReaders() {
+        Thread.ofPlatform().daemon().name("qemu-console-" + config.name())
+                .start(() -> readLines(process.getInputStream(), line -> console.append(new ConsoleLine(System.nanoTime(), line)),
+                        () -> console.close("QEMU's console closed (" + describeState() + ")")));
+        Thread.ofPlatform().daemon().name("qemu-stderr-" + config.name())
+                .start(() -> readLines(process.getErrorStream(), line -> {
+                    log.debug("{} stderr: {}", config.name(), line);
+                    synchronized (stderrTail) {
+                        stderrTail.addLast(line);
+                        if (stderrTail.size() > STDERR_LINES_KEPT) stderrTail.removeFirst();
+                    }
+                }, () -> {}));
+    }
+
+    private static void readLines(InputStream in, Consumer<String> sink, Runnable atEnd) {
+        ByteArrayOutputStream line = new ByteArrayOutputStream();
+        byte[] buffer = new byte[8192];
+        try (in) {
+            for (int n; (n = in.read(buffer)) > 0; ) {
+                for (int i = 0; i < n; i++) {
+                    byte b = buffer[i];
+                    if (b == '\n') {
+                        sink.accept(line.toString(StandardCharsets.UTF_8).replace("\r", ""));
+                        line.reset();
+                    } else if (line.size() < 64 << 10) {
+                        line.write(b);
+                    }
+                }
+            }
+        } catch (IOException e) {
+            // The process is gone.
+        } finally {
+            if (line.size() > 0) sink.accept(line.toString(StandardCharsets.UTF_8).replace("\r", ""));
+            atEnd.run();
+        }
+    }
+
+    public VmConfig config() {
+        return config;
+    }
+
+    public String name() {
+        return config.name();
+    }
+
+    public QmpClient qmp() {
+        return qmp;
+    }
+
+    /** The guest's serial console (ttyS0), line by line with host timestamps. */
+    public Journal<ConsoleLine> console() {
+        return console;
+    }
+
+    /** The unix socket of the guest agent's serial port (ttyS1). */
+    public Path controlSocket() {
+        return runDir.resolve("control.sock");
+    }
+
+    /** A directory private to this QEMU, deleted on close (sockets for migration go here). */
+    public Path runDir() {
+        return runDir;
+    }
+
+    public long pid() {
+        return process.pid();
+    }
+
+    /** {@link System#nanoTime()} just before QEMU was started. */
+    public long launchedNanos() {
+        return launchedNanos;
+    }
+
+    public boolean isAlive() {
+        return process.isAlive();
+    }
+
+    public Optional<Integer> exitCode() {
+        return process.isAlive() ? Optional.empty() : Optional.of(process.exitValue());
+    }
+
+    /** Waits for QEMU to exit by itself; true if it did. */
+    public boolean awaitExit(Duration timeout) {
+        try {
+            return process.waitFor(timeout.toNanos(), TimeUnit.NANOSECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return false;
+        }
+    }
+
+    public List<String> stderrTail() {
+        synchronized (stderrTail) {
+            return List.copyOf(stderrTail);
+        }
+    }
+
+    /** "running" or "exited with status N", with QEMU's last stderr lines: for error messages. */
+    public String describeState() {
+        String state = process.isAlive() ? "QEMU pid " + process.pid() + " is running"
+                : "QEMU pid " + process.pid() + " exited with status " + process.exitValue();
+        List<String> tail = stderrTail();
+        if (!tail.isEmpty()) {
+            state += "; its stderr ends with: " + String.join(" | ", tail.subList(Math.max(0, tail.size() - 5), tail.size()));
+        }
+        return state;
+    }
+
+    /** Ends QEMU: SIGTERM, then SIGKILL after {@link #KILL_GRACE}. Safe to call more than once. */
+    public void kill() {
+        if (process.isAlive()) {
+            process.destroy();
+            if (!awaitExit(KILL_GRACE)) {
+                process.destroyForcibly();
+                awaitExit(Duration.ofSeconds(5));
+            }
+        }
+    }
+
+    @Override
+    public void close() {
+        try {
+            kill();
+            if (qmp != null) qmp.close();
+        } finally {
+            LIVE.remove(this);
+            FileTrees.deleteQuietly(runDir);
+        }
+    }
+
+    /** Handles not yet closed, for tests that check that nothing is left behind. */
+    public static Set<QemuVm> live() {
+        return Set.copyOf(LIVE);
+    }
+
+    /** QEMU could not be started or did not reach the point where QMP answers. */
+    public static final class QemuLaunchException extends RuntimeException {
+        public QemuLaunchException(String message, Throwable cause) {
+            super(message, cause);
+        }
+    }
+}

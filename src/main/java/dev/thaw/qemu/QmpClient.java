@@ -1,0 +1,390 @@
+package dev.thaw.qemu;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.ByteBuffer;
+import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Iterator;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.BooleanSupplier;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A client of QEMU's machine protocol (QMP) over a unix socket.
+ *
+ * <p>One reader thread reads every message: answers complete the call with the same {@code id},
+ * events go to {@link #events()}. Writes go straight to the channel (not through a stream adapter
+ * that would share a lock with the blocked reader). Every call has a timeout; when the connection
+ * ends, every pending and later call fails at once with {@link QmpException.ConnectionLost}.
+ * Out-of-band execution is negotiated whenever QEMU offers it, so that {@link #executeOob} works
+ * while the main loop is blocked (for example on a missing postcopy page).
+ */
+public final class QmpClient implements AutoCloseable {
+    public static final Duration DEFAULT_TIMEOUT = Duration.ofSeconds(30);
+    private static final Logger log = LoggerFactory.getLogger(QmpClient.class);
+    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final int MAX_MESSAGE_BYTES = 16 << 20;
+
+    private final String peer;
+    private final SocketChannel channel;
+    private final Object writeLock = new Object();
+    private final AtomicLong nextId = new AtomicLong(1);
+    private final Map<Long, Pending> pending = new ConcurrentHashMap<>();
+    private final CompletableFuture<JsonNode> greeting = new CompletableFuture<>();
+    private final Journal<QmpEvent> events = new Journal<>(10_000);
+    private final Thread reader;
+    private volatile String closedReason;
+    private volatile boolean oob;
+    private volatile JsonNode greetingMessage;
+
+    private record Pending(String command, CompletableFuture<JsonNode> answer) {}
+
+    private QmpClient(String peer, SocketChannel channel) {
+        this.peer = peer;
+        this.channel = channel;
+        this.reader = Thread.ofPlatform().daemon().name("qmp-reader-" + peer).unstarted(this::readLoop);
+    }
+
+    /**
+     * Connects to a QMP socket that QEMU may still be creating, retrying until {@code timeout};
+     * gives up at once when {@code peerAlive} turns false. Then reads the greeting and negotiates
+     * capabilities (out-of-band execution when offered).
+     */
+    public static QmpClient connect(Path socket, String peer, Duration timeout, BooleanSupplier peerAlive) {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        SocketChannel channel = null;
+        IOException last = null;
+        while (channel == null) {
+            if (!peerAlive.getAsBoolean()) {
+                throw new QmpException.ConnectionLost(peer, "connect", "the process exited before its QMP socket "
+                        + socket + " accepted a connection", last);
+            }
+            try {
+                SocketChannel ch = SocketChannel.open(StandardProtocolFamily.UNIX);
+                try {
+                    ch.connect(UnixDomainSocketAddress.of(socket));
+                    channel = ch;
+                } catch (IOException e) {
+                    ch.close();
+                    throw e;
+                }
+            } catch (IOException e) {
+                last = e;
+                if (System.nanoTime() > deadline) {
+                    throw new QmpException.Timeout(peer, "connect to " + socket, timeout);
+                }
+                sleepQuietly(20);
+            }
+        }
+        QmpClient client = new QmpClient(peer, channel);
+        client.reader.start();
+        try {
+            client.handshake(Duration.ofNanos(Math.max(deadline - System.nanoTime(), Duration.ofSeconds(5).toNanos())));
+        } catch (RuntimeException e) {
+            client.close();
+            throw e;
+        }
+        return client;
+    }
+
+    private void handshake(Duration timeout) {
+        JsonNode hello = await("greeting", greeting, timeout);
+        JsonNode qmp = hello.get("QMP");
+        if (qmp == null || !qmp.has("version")) {
+            throw new QmpException.ProtocolViolation(peer, "greeting", "expected {\"QMP\": {\"version\": ...}}, actual " + hello);
+        }
+        greetingMessage = hello;
+        boolean offersOob = false;
+        for (JsonNode cap : qmp.path("capabilities")) {
+            if ("oob".equals(cap.asText())) offersOob = true;
+        }
+        ObjectNode args = JSON.createObjectNode();
+        if (offersOob) {
+            args.putArray("enable").add("oob");
+        }
+        execute("qmp_capabilities", args, timeout);
+        oob = offersOob;
+    }
+
+    /** The peer name used in messages and thread names. */
+    public String peer() {
+        return peer;
+    }
+
+    /** QEMU's version as announced in its greeting. */
+    public String qemuVersionText() {
+        JsonNode v = greetingMessage.path("QMP").path("version").path("qemu");
+        return v.path("major").asInt() + "." + v.path("minor").asInt() + "." + v.path("micro").asInt();
+    }
+
+    public boolean oobEnabled() {
+        return oob;
+    }
+
+    /** Every asynchronous event QEMU sent on this connection. */
+    public Journal<QmpEvent> events() {
+        return events;
+    }
+
+    public boolean isOpen() {
+        return closedReason == null;
+    }
+
+    public JsonNode execute(String command) {
+        return execute(command, null, DEFAULT_TIMEOUT);
+    }
+
+    public JsonNode execute(String command, JsonNode arguments) {
+        return execute(command, arguments, DEFAULT_TIMEOUT);
+    }
+
+    /** Runs a command and returns its {@code return} value; QEMU's error answer is thrown. */
+    public JsonNode execute(String command, JsonNode arguments, Duration timeout) {
+        return call("execute", command, arguments, timeout);
+    }
+
+    /** Runs a command out of band: QEMU answers even while its main loop is busy or blocked. */
+    public JsonNode executeOob(String command, JsonNode arguments, Duration timeout) {
+        if (!oob) {
+            throw new QmpException.ProtocolViolation(peer, command, "out-of-band execution was not offered by this QEMU");
+        }
+        return call("exec-oob", command, arguments, timeout);
+    }
+
+    private JsonNode call(String verb, String command, JsonNode arguments, Duration timeout) {
+        long id = nextId.getAndIncrement();
+        ObjectNode message = JSON.createObjectNode();
+        message.put(verb, command);
+        if (arguments != null && !arguments.isEmpty()) {
+            message.set("arguments", arguments);
+        }
+        message.put("id", id);
+        Pending call = new Pending(command, new CompletableFuture<>());
+        pending.put(id, call);
+        try {
+            String reason = closedReason;
+            if (reason != null) {
+                throw new QmpException.ConnectionLost(peer, command, reason, null);
+            }
+            byte[] bytes = (message + "\n").getBytes(StandardCharsets.UTF_8);
+            log.debug("{} <- {}", peer, message);
+            synchronized (writeLock) {
+                ByteBuffer buffer = ByteBuffer.wrap(bytes);
+                while (buffer.hasRemaining()) {
+                    channel.write(buffer);
+                }
+            }
+            JsonNode answer = await(command, call.answer(), timeout);
+            JsonNode error = answer.get("error");
+            if (error != null) {
+                throw new QmpException.CommandFailed(peer, command, error.path("class").asText("?"), error.path("desc").asText("?"));
+            }
+            JsonNode ret = answer.get("return");
+            if (ret == null) {
+                throw new QmpException.ProtocolViolation(peer, command, "expected 'return' or 'error' in the answer, actual " + answer);
+            }
+            return ret;
+        } catch (IOException e) {
+            throw new QmpException.ConnectionLost(peer, command, "write failed: " + e.getMessage(), e);
+        } finally {
+            pending.remove(id);
+        }
+    }
+
+    private JsonNode await(String command, CompletableFuture<JsonNode> future, Duration timeout) {
+        try {
+            return future.get(timeout.toNanos(), TimeUnit.NANOSECONDS);
+        } catch (TimeoutException e) {
+            throw new QmpException.Timeout(peer, command, timeout);
+        } catch (ExecutionException e) {
+            if (e.getCause() instanceof QmpException q) {
+                // Re-thrown with this command's name: the reader does not know which call it failed.
+                throw new QmpException.ConnectionLost(peer, command, q.getMessage(), q);
+            }
+            throw new QmpException.ConnectionLost(peer, command, String.valueOf(e.getCause()), e.getCause());
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new QmpException.ConnectionLost(peer, command, "interrupted while waiting for the answer", e);
+        }
+    }
+
+    private void readLoop() {
+        ByteBuffer buffer = ByteBuffer.allocate(64 << 10);
+        ByteArrayOutputStream line = new ByteArrayOutputStream();
+        String reason = "QEMU closed the QMP connection";
+        try {
+            while (true) {
+                buffer.clear();
+                int n = channel.read(buffer);
+                if (n < 0) break;
+                byte[] data = buffer.array();
+                for (int i = 0; i < n; i++) {
+                    byte b = data[i];
+                    if (b == '\n') {
+                        dispatch(line.toString(StandardCharsets.UTF_8).strip());
+                        line.reset();
+                    } else {
+                        line.write(b);
+                        if (line.size() > MAX_MESSAGE_BYTES) {
+                            throw new IOException("a QMP message exceeds " + MAX_MESSAGE_BYTES + " bytes");
+                        }
+                    }
+                }
+            }
+        } catch (IOException e) {
+            reason = closedReason != null ? closedReason : "QMP read failed: " + e.getMessage();
+        } catch (RuntimeException e) {
+            reason = "QMP reader failed: " + e;
+            log.warn("{}: {}", peer, reason, e);
+        }
+        shutDown(reason);
+    }
+
+    private void dispatch(String text) {
+        if (text.isEmpty()) return;
+        log.debug("{} -> {}", peer, text);
+        JsonNode message;
+        try {
+            message = JSON.readTree(text);
+        } catch (IOException e) {
+            log.warn("{}: ignoring a QMP message that is not JSON: {}", peer, text);
+            return;
+        }
+        if (message.has("QMP")) {
+            greeting.complete(message);
+        } else if (message.has("event")) {
+            JsonNode ts = message.path("timestamp");
+            long micros = ts.path("seconds").asLong() * 1_000_000 + ts.path("microseconds").asLong();
+            events.append(new QmpEvent(message.get("event").asText(), message.get("data"), System.nanoTime(), micros));
+        } else if (message.has("id")) {
+            Pending call = pending.get(message.get("id").asLong());
+            if (call != null) {
+                call.answer().complete(message);
+            }
+        } else {
+            log.warn("{}: ignoring a QMP message without id: {}", peer, text);
+        }
+    }
+
+    private void shutDown(String reason) {
+        if (closedReason == null) {
+            closedReason = reason;
+        }
+        QmpException lost = new QmpException.ConnectionLost(peer, "?", closedReason, null);
+        greeting.completeExceptionally(lost);
+        for (Iterator<Pending> it = pending.values().iterator(); it.hasNext(); ) {
+            it.next().answer().completeExceptionally(lost);
+        }
+        events.close(closedReason);
+    }
+
+    @Override
+    public void close() {
+        if (closedReason == null) {
+            closedReason = "closed by Thaw";
+        }
+        try {
+            channel.close();
+        } catch (IOException e) {
+            // closing anyway
+        }
+        shutDown(closedReason);
+        if (Thread.currentThread() != reader) {
+            try {
+                reader.join(2000);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+    }
+
+    // ---- Typed commands -------------------------------------------------------------------
+
+    /** {@code query-status}. */
+    public record RunState(boolean running, String status) {}
+
+    public RunState queryStatus() {
+        JsonNode r = execute("query-status");
+        return new RunState(r.path("running").asBoolean(), r.path("status").asText());
+    }
+
+    public void stop() {
+        execute("stop");
+    }
+
+    public void cont() {
+        execute("cont");
+    }
+
+    /** Asks QEMU to exit; the answer may race the exit, so a lost connection counts as success. */
+    public void quit() {
+        try {
+            execute("quit", null, Duration.ofSeconds(10));
+        } catch (QmpException.ConnectionLost e) {
+            // QEMU closed the socket while quitting: that is what was asked.
+        }
+    }
+
+    public void migrateSetCapabilities(Map<String, Boolean> capabilities) {
+        ObjectNode args = JSON.createObjectNode();
+        var list = args.putArray("capabilities");
+        capabilities.forEach((name, state) -> list.addObject().put("capability", name).put("state", state));
+        execute("migrate-set-capabilities", args);
+    }
+
+    public void migrateSetParameters(Map<String, ?> parameters) {
+        execute("migrate-set-parameters", JSON.valueToTree(parameters));
+    }
+
+    public void migrate(String uri) {
+        execute("migrate", JSON.createObjectNode().put("uri", uri));
+    }
+
+    public void migrateIncoming(String uri) {
+        execute("migrate-incoming", JSON.createObjectNode().put("uri", uri));
+    }
+
+    /** {@code query-migrate}: {@code status} is empty before any migration. */
+    public record MigrationInfo(String status, JsonNode raw) {
+        public boolean completed() {
+            return "completed".equals(status);
+        }
+
+        public boolean failed() {
+            return "failed".equals(status) || "cancelled".equals(status);
+        }
+    }
+
+    public MigrationInfo queryMigrate() {
+        JsonNode r = execute("query-migrate");
+        return new MigrationInfo(r.path("status").asText(""), r);
+    }
+
+    public String humanMonitorCommand(String commandLine) {
+        return execute("human-monitor-command", JSON.createObjectNode().put("command-line", commandLine)).asText();
+    }
+
+    private static void sleepQuietly(long millis) {
+        try {
+            Thread.sleep(millis);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new QmpException.ConnectionLost("?", "connect", "interrupted", e);
+        }
+    }
+}

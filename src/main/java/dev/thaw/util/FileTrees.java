@@ -1,0 +1,24 @@
+package dev.thaw.util;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Comparator;
+import java.util.stream.Stream;
+
+/** File-tree helpers the JDK lacks. */
+public final class FileTrees {
+    private FileTrees() {}
+
+    /** Deletes a file or directory tree; missing is fine, failures are ignored (temporary trees only). */
+    public static void deleteQuietly(Path root) {
+        if (root == null || !Files.exists(root)) return;
+        try (Stream<Path> paths = Files.walk(root)) {
+            for (Path p : paths.sorted(Comparator.reverseOrder()).toList()) {
+                Files.deleteIfExists(p);
+            }
+        } catch (IOException e) {
+            // best effort: temporary files only
+        }
+    }
+}
