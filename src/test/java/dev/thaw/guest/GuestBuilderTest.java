@@ -1,0 +1,36 @@
+package dev.thaw.guest;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.thaw.testing.TestHost;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.io.OutputStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.HexFormat;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class GuestBuilderTest {
+    @Test
+    void buildIsReproducibleAndCachedByKey(@TempDir Path cache) throws IOException, NoSuchAlgorithmException {
+        GuestImage shared = TestHost.guest();
+        PrintStream quiet = new PrintStream(OutputStream.nullOutputStream());
+        GuestImage fresh = GuestBuilder.build(cache, quiet);
+        assertThat(fresh.key()).isEqualTo(shared.key());
+        assertThat(fresh.directory()).isEqualTo(cache.resolve("guest").resolve(shared.key()));
+        assertThat(sha256(fresh.initrd())).as("initramfs built twice").isEqualTo(sha256(shared.initrd()));
+        assertThat(sha256(fresh.kernel())).isEqualTo(sha256(shared.kernel()));
+        assertThat(GuestBuilder.build(cache, quiet)).as("second build is a cache hit").isEqualTo(fresh);
+        try (var entries = Files.list(cache.resolve("guest"))) {
+            assertThat(entries.map(p -> p.getFileName().toString())).containsExactly(shared.key()); // no temp dirs left
+        }
+    }
+
+    private static String sha256(Path file) throws IOException, NoSuchAlgorithmException {
+        return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(Files.readAllBytes(file)));
+    }
+}

@@ -1,0 +1,52 @@
+package dev.thaw.qemu;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.nio.file.Path;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+class VmConfigTest {
+    private static VmConfig config(String machine) {
+        return new VmConfig("vm1", machine, Accel.TCG, 512, 1, Path.of("/k"), Path.of("/i"), "console=ttyS0", false, false,
+                List.of("-device", "virtio-balloon-pci"));
+    }
+
+    @Test
+    void rejectsMachineTypeAliases() {
+        for (String alias : List.of("pc", "q35", "pc-i440fx", "")) {
+            assertThatThrownBy(() -> config(alias)).hasMessageContaining("expected a versioned type").hasMessageContaining("'" + alias + "'");
+        }
+        assertThat(config("pc-q35-10.0").machineType()).isEqualTo("pc-q35-10.0");
+    }
+
+    @Test
+    void commandLineHasTheVersionedMachineQmpAndBothSerialPorts() {
+        List<String> args = config("pc-i440fx-7.2").qemuArguments("qemu", Path.of("/r/qmp.sock"), Path.of("/r/c.sock"));
+        assertThat(args).containsSubsequence("-machine", "pc-i440fx-7.2");
+        assertThat(args).containsSubsequence("-accel", "tcg");
+        assertThat(args).containsSubsequence("-m", "512M");
+        assertThat(args).contains("socket,id=qmp,path=/r/qmp.sock,server=on,wait=off", "socket,id=control,path=/r/c.sock,server=on,wait=off");
+        assertThat(args).containsSubsequence("-device", "virtio-balloon-pci");
+        assertThat(args).doesNotContain("-incoming", "-S");
+    }
+
+    @Test
+    void incomingConfigurationDiffersOnlyByIncomingDefer() {
+        VmConfig saved = config("pc-i440fx-7.2");
+        VmConfig incoming = saved.asIncoming("vm1-restore");
+        List<String> a = saved.qemuArguments("qemu", Path.of("/q"), Path.of("/c"));
+        List<String> b = incoming.qemuArguments("qemu", Path.of("/q"), Path.of("/c"));
+        assertThat(b.subList(b.size() - 2, b.size())).containsExactly("-incoming", "defer");
+        assertThat(b.subList(3, b.size() - 2)).isEqualTo(a.subList(3, a.size())); // all but -name
+    }
+
+    @Test
+    void rejectsBadNamesAndSizes() {
+        assertThatThrownBy(() -> new VmConfig("a,b", "pc-i440fx-7.2", Accel.TCG, 512, 1, Path.of("/k"), Path.of("/i"), "", false, false, null))
+                .hasMessageContaining("actual 'a,b'");
+        assertThatThrownBy(() -> new VmConfig("a", "pc-i440fx-7.2", Accel.TCG, 8, 1, Path.of("/k"), Path.of("/i"), "", false, false, null))
+                .hasMessageContaining("actual 8 MiB");
+    }
+}
