@@ -35,6 +35,10 @@ public final class QemuVm implements AutoCloseable {
     private static final int STDERR_LINES_KEPT = 200;
     private static final Logger log = LoggerFactory.getLogger(QemuVm.class);
     private static final Set<QemuVm> LIVE = ConcurrentHashMap.newKeySet();
+    /** The launch configuration, written beside the QMP socket. */
+    public static final String CONFIG_FILE = "vm.json";
+    private static final com.fasterxml.jackson.databind.ObjectMapper CONFIG_JSON =
+            new com.fasterxml.jackson.databind.ObjectMapper().findAndRegisterModules();
 
     static {
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
@@ -79,6 +83,12 @@ public final class QemuVm implements AutoCloseable {
             throw new QemuLaunchException("cannot start " + QEMU_BINARY + " for " + config.name() + ": " + e.getMessage(), e);
         }
         QemuVm vm = new QemuVm(config, process, runDir, launched);
+        try {
+            // The configuration beside the QMP socket lets 'thaw save --qmp SOCKET' record how to start this guest again.
+            CONFIG_JSON.writeValue(runDir.resolve(CONFIG_FILE).toFile(), config);
+        } catch (IOException e) {
+            log.warn("cannot write {}: {}", runDir.resolve(CONFIG_FILE), e.toString());
+        }
         LIVE.add(vm);
         vm.startReaders();
         try {
@@ -149,6 +159,11 @@ public final class QemuVm implements AutoCloseable {
     /** The unix socket of the guest agent's serial port (ttyS1). */
     public Path controlSocket() {
         return runDir.resolve("control.sock");
+    }
+
+    /** The QMP socket (another client may use it once Thaw's connection is closed). */
+    public Path qmpSocket() {
+        return runDir.resolve("qmp.sock");
     }
 
     /** A directory private to this QEMU, deleted on close (sockets for migration go here). */

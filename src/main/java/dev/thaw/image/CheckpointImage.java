@@ -1,0 +1,332 @@
+package dev.thaw.image;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.thaw.migration.RamBlock;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.UUID;
+
+/**
+ * A checkpoint image opened for reading. Opening checks the frame and checksum of every metadata
+ * file, the frame and index of every pack, and that the manifest's recorded sizes and checksums
+ * match the files; page data is checked extent by extent as it is read ({@link #verify} reads it
+ * all). Nothing here ever writes to the image. Thread-safe: pages may be read from several threads.
+ */
+public final class CheckpointImage implements AutoCloseable {
+    private static final ObjectMapper JSON = new ObjectMapper().findAndRegisterModules();
+    private static final int PAGE_BYTES = 4096;
+
+    private final Path directory;
+    private final Manifest manifest;
+    private final UUID imageId;
+    private final List<RamBlock> blocks;
+    private final long[][] pageMap;
+    private final ExtentInfo[] extents;
+    private final Map<UUID, Pack.Reader> packs = new LinkedHashMap<>();
+    private final byte[] headerAndConfiguration;
+    private final byte[] deviceState;
+    private final byte[] vmDescription;
+    private final ExtentCache cache = new ExtentCache(64);
+
+    private CheckpointImage(Path directory) {
+        this.directory = directory.toAbsolutePath().normalize();
+        Path manifestPath = this.directory.resolve(ImageWriter.MANIFEST);
+        if (!Files.isDirectory(this.directory)) {
+            throw new ImageException.Missing(this.directory, "is not a directory: expected a Thaw image directory", null);
+        }
+        byte[] manifestBody = Framing.readWholeBody(manifestPath, FileKind.MANIFEST, null);
+        try {
+            this.manifest = JSON.readValue(manifestBody, Manifest.class);
+        } catch (IOException e) {
+            throw new ImageException.Corrupt(manifestPath, Framing.HEADER_BYTES, "manifest JSON does not parse: " + e.getMessage(), e);
+        }
+        this.imageId = UUID.fromString(manifest.imageId());
+        if (manifest.formatVersion() != Framing.FORMAT_VERSION) {
+            throw new ImageException.UnsupportedVersion(manifestPath, manifest.formatVersion(), Framing.MIN_READABLE_VERSION,
+                    Framing.MAX_READABLE_VERSION);
+        }
+        List<RamBlock> list = new ArrayList<>();
+        for (Manifest.Block b : manifest.ramBlocks()) {
+            list.add(new RamBlock(b.name(), b.usedByteSize(), b.pageByteSize()));
+        }
+        this.blocks = List.copyOf(list);
+        checkListedFiles();
+        this.pageMap = readPageMap();
+        try {
+            openPacks();
+            this.extents = readExtentTable();
+            byte[][] device = readDeviceState();
+            this.headerAndConfiguration = device[0];
+            this.deviceState = device[1];
+            this.vmDescription = device[2];
+            checkPageMapReferences();
+        } catch (RuntimeException e) {
+            close();
+            throw e;
+        }
+    }
+
+    /** Opens an image; throws {@link ImageException} naming the file and offset of the first problem. */
+    public static CheckpointImage open(Path directory) {
+        return new CheckpointImage(directory);
+    }
+
+    public Path directory() {
+        return directory;
+    }
+
+    public Manifest manifest() {
+        return manifest;
+    }
+
+    public List<RamBlock> ramBlocks() {
+        return blocks;
+    }
+
+    public byte[] headerAndConfiguration() {
+        return headerAndConfiguration.clone();
+    }
+
+    public byte[] deviceState() {
+        return deviceState.clone();
+    }
+
+    /** The VMDESCRIPTION JSON QEMU sent after the device state, or null. */
+    public byte[] vmDescription() {
+        return vmDescription == null ? null : vmDescription.clone();
+    }
+
+    public Path storeDirectory() {
+        Path store = Path.of(manifest.storage().storeDirectory());
+        return store.isAbsolute() ? store : directory.resolve(store);
+    }
+
+    private void checkListedFiles() {
+        for (Manifest.FileEntry f : manifest.files()) {
+            Path p = directory.resolve(f.name());
+            try {
+                long size = Files.size(p);
+                if (size != f.byteSize()) {
+                    throw new ImageException.Corrupt(p, Math.min(size, f.byteSize()), "expected " + f.byteSize()
+                            + " bytes (manifest), actual " + size);
+                }
+            } catch (IOException e) {
+                throw new ImageException.Missing(p, "is missing: the manifest lists it", e);
+            }
+        }
+    }
+
+    private Path file(String name) {
+        return directory.resolve(name);
+    }
+
+    private long[][] readPageMap() {
+        Path path = file(ImageWriter.PAGE_MAP);
+        ByteBuffer body = ByteBuffer.wrap(Framing.readWholeBody(path, FileKind.PAGE_MAP, imageId)).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        long[][] map = new long[blocks.size()][];
+        for (int b = 0; b < blocks.size(); b++) {
+            long at = Framing.HEADER_BYTES + body.position();
+            if (body.remaining() < 4) {
+                throw new ImageException.Corrupt(path, at, "truncated: expected the page count of block '" + blocks.get(b).name() + "'");
+            }
+            int count = body.getInt();
+            if (count != blocks.get(b).pageCount() || body.remaining() < count * 8L) {
+                throw new ImageException.Corrupt(path, at, "block '" + blocks.get(b).name() + "': expected " + blocks.get(b).pageCount()
+                        + " pages (manifest), actual " + count + " with " + body.remaining() / 8 + " entries left");
+            }
+            map[b] = new long[count];
+            for (int i = 0; i < count; i++) map[b][i] = body.getLong();
+        }
+        if (body.hasRemaining()) {
+            throw new ImageException.Corrupt(path, Framing.HEADER_BYTES + body.position(), "expected the end of the page map, actual "
+                    + body.remaining() + " more bytes");
+        }
+        return map;
+    }
+
+    private void openPacks() {
+        Path store = storeDirectory();
+        for (Manifest.PackEntry entry : manifest.storage().packs()) {
+            UUID id = UUID.fromString(entry.packId());
+            Path path = store.resolve(entry.file());
+            if (!Files.isRegularFile(path)) {
+                throw new ImageException.Missing(path, "is missing: the manifest lists pack " + id, null);
+            }
+            Pack.Reader reader = new Pack.Reader(path, id);
+            packs.put(id, reader);
+            if (reader.frame().fileBytes() != entry.byteSize() || !Long.toHexString(reader.frame().fileChecksum()).equals(entry.checksum())) {
+                throw new ImageException.Corrupt(path, 0, "expected " + entry.byteSize() + " bytes with checksum " + entry.checksum()
+                        + " (manifest), actual " + reader.frame().fileBytes() + " bytes with checksum "
+                        + Long.toHexString(reader.frame().fileChecksum()));
+            }
+            reader.readIndex(); // checks the index checksum, so a damaged index fails here, not in a later save
+        }
+    }
+
+    private ExtentInfo[] readExtentTable() {
+        Path path = file(ImageWriter.EXTENT_TABLE);
+        ByteBuffer body = ByteBuffer.wrap(Framing.readWholeBody(path, FileKind.EXTENT_TABLE, imageId)).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        int count = body.getInt();
+        if (count < 0 || body.remaining() != (long) count * PageMap.EXTENT_RECORD_BYTES) {
+            throw new ImageException.Corrupt(path, Framing.HEADER_BYTES, "expected " + count + " extent records, actual "
+                    + body.remaining() + " bytes of records");
+        }
+        List<UUID> packIds = new ArrayList<>(packs.keySet());
+        ExtentInfo[] table = new ExtentInfo[count];
+        for (int i = 0; i < count; i++) {
+            long at = Framing.HEADER_BYTES + body.position();
+            int pack = body.getInt();
+            body.getInt();
+            long offset = body.getLong();
+            int stored = body.getInt();
+            Codec codec = Codec.of(body.get() & 0xFF);
+            body.get();
+            int pages = body.getShort() & 0xFFFF;
+            long checksum = body.getLong();
+            if (pack < 0 || pack >= packIds.size() || codec == Codec.INVALID || pages < 1 || pages > ExtentInfo.MAX_PAGES || stored < 0) {
+                throw new ImageException.Corrupt(path, at, "extent " + i + ": expected a pack number < " + packIds.size()
+                        + ", a valid codec and 1-256 pages, actual pack " + pack + ", codec " + codec + ", " + pages + " pages");
+            }
+            table[i] = new ExtentInfo(packIds.get(pack), offset, stored, codec, pages, checksum);
+        }
+        return table;
+    }
+
+    private byte[][] readDeviceState() {
+        Path path = file(ImageWriter.DEVICE_STATE);
+        ByteBuffer body = ByteBuffer.wrap(Framing.readWholeBody(path, FileKind.DEVICE_STATE, imageId)).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        byte[][] parts = new byte[3][];
+        String[] names = {"header and configuration", "device state", "VM description"};
+        for (int i = 0; i < 3; i++) {
+            long at = Framing.HEADER_BYTES + body.position();
+            int length = body.remaining() >= 4 ? body.getInt() : -2;
+            if (length == -1 && i == 2) continue;
+            if (length < 0 || length > body.remaining()) {
+                throw new ImageException.Corrupt(path, at, names[i] + ": expected a length of 0.." + body.remaining() + ", actual " + length);
+            }
+            parts[i] = new byte[length];
+            body.get(parts[i]);
+        }
+        if (body.hasRemaining()) {
+            throw new ImageException.Corrupt(path, Framing.HEADER_BYTES + body.position(), "expected the end of the device state file, actual "
+                    + body.remaining() + " more bytes");
+        }
+        return parts;
+    }
+
+    private void checkPageMapReferences() {
+        Path path = file(ImageWriter.PAGE_MAP);
+        for (int b = 0; b < pageMap.length; b++) {
+            for (int i = 0; i < pageMap[b].length; i++) {
+                long e = pageMap[b][i];
+                if (e == PageMap.ZERO) continue;
+                int extent = PageMap.extentOf(e);
+                if (e < 0 || extent < 0 || extent >= extents.length || PageMap.slotOf(e) >= extents[extent].pageCount()) {
+                    throw new ImageException.Corrupt(path, -1, "block '" + blocks.get(b).name() + "' page " + i + String.format(
+                            ": expected a zero page or a reference into %d extents, actual entry 0x%016x", extents.length, e));
+                }
+            }
+        }
+    }
+
+    public boolean isZero(int block, int page) {
+        return pageMap[block][page] == PageMap.ZERO;
+    }
+
+    /** Copies the page into {@code out[offset..]}; returns false (and copies nothing) for a zero page. */
+    public boolean readPage(int block, int page, byte[] out, int offset) {
+        long e = pageMap[block][page];
+        if (e == PageMap.ZERO) return false;
+        byte[] raw = extent(PageMap.extentOf(e));
+        System.arraycopy(raw, PageMap.slotOf(e) * PAGE_BYTES, out, offset, PAGE_BYTES);
+        return true;
+    }
+
+    private byte[] extent(int number) {
+        byte[] raw = cache.get(number);
+        if (raw != null) return raw;
+        ExtentInfo info = extents[number];
+        raw = new byte[info.pageCount() * PAGE_BYTES];
+        packs.get(info.packId()).readExtent(info, raw);
+        cache.put(number, raw);
+        return raw;
+    }
+
+    /** Result of {@link #verify}. */
+    public record VerifyReport(long fileCount, long byteCount, long extentCount, long pageCount) {}
+
+    /**
+     * Reads every byte of every file of the image and checks every checksum: frames, whole-file
+     * checksums, every extent, and every stored page's SHA-256 against its pack's index.
+     * Throws {@link ImageException} at the first mismatch.
+     */
+    public VerifyReport verify() {
+        long bytes = 0;
+        long files = 0;
+        for (Manifest.FileEntry f : manifest.files()) {
+            Framing.readWholeBody(file(f.name()), FileKind.valueOf(f.kind().toUpperCase(java.util.Locale.ROOT)), imageId);
+            bytes += f.byteSize();
+            files++;
+        }
+        Framing.readWholeBody(file(ImageWriter.MANIFEST), FileKind.MANIFEST, imageId);
+        files++;
+        long pagesChecked = 0;
+        for (Pack.Reader reader : packs.values()) {
+            reader.verifyFileChecksum();
+            bytes += reader.frame().fileBytes();
+            files++;
+            Map<Long, List<Pack.IndexedPage>> byExtent = new HashMap<>();
+            for (Pack.IndexedPage p : reader.readIndex()) {
+                byExtent.computeIfAbsent(p.extent().offset(), k -> new ArrayList<>()).add(p);
+            }
+            for (ExtentInfo e : extents) {
+                if (!e.packId().equals(reader.frame().owner())) continue;
+                byte[] raw = new byte[e.pageCount() * PAGE_BYTES];
+                reader.readExtent(e, raw);
+                for (Pack.IndexedPage p : byExtent.getOrDefault(e.offset(), List.of())) {
+                    PageDigest actual = PageDigest.of(raw, p.slot() * PAGE_BYTES, PAGE_BYTES);
+                    if (!actual.equals(p.digest())) {
+                        throw new ImageException.Corrupt(reader.path(), e.offset(), "page in slot " + p.slot() + ": expected SHA-256 "
+                                + p.digest() + " (pack index), actual " + actual);
+                    }
+                    pagesChecked++;
+                }
+            }
+        }
+        return new VerifyReport(files, bytes, extents.length, pagesChecked);
+    }
+
+    @Override
+    public void close() {
+        for (Pack.Reader r : packs.values()) r.close();
+    }
+
+    /** Recently decompressed extents, so that reading pages in store order decompresses each extent once. */
+    private static final class ExtentCache {
+        private final LinkedHashMap<Integer, byte[]> entries;
+
+        ExtentCache(int capacity) {
+            this.entries = new LinkedHashMap<>(capacity * 2, 0.75f, true) {
+                @Override
+                protected boolean removeEldestEntry(Map.Entry<Integer, byte[]> eldest) {
+                    return size() > capacity;
+                }
+            };
+        }
+
+        synchronized byte[] get(int extent) {
+            return entries.get(extent);
+        }
+
+        synchronized void put(int extent, byte[] raw) {
+            entries.put(extent, raw);
+        }
+    }
+}

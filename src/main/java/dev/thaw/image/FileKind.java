@@ -1,0 +1,34 @@
+package dev.thaw.image;
+
+/** What a framed image file holds; the number is on disk in every file header (0 is never valid). */
+public enum FileKind {
+    INVALID(0, "invalid"),
+    MANIFEST(1, "manifest"),
+    PAGE_MAP(2, "page map"),
+    EXTENT_TABLE(3, "extent table"),
+    DEVICE_STATE(4, "device state"),
+    PACK(5, "pack");
+
+    private final int code;
+    private final String label;
+
+    FileKind(int code, String label) {
+        this.code = code;
+        this.label = label;
+    }
+
+    public int code() {
+        return code;
+    }
+
+    public String label() {
+        return label;
+    }
+
+    public static FileKind of(int code) {
+        for (FileKind k : values()) {
+            if (k.code == code && k != INVALID) return k;
+        }
+        return INVALID;
+    }
+}

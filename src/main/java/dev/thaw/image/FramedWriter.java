@@ -1,0 +1,112 @@
+package dev.thaw.image;
+
+import com.dynatrace.hash4j.hashing.HashStream64;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.util.UUID;
+
+/**
+ * Writes one framed file: header, body, footer; into a temporary name beside the target, fsynced,
+ * then renamed into place, so a reader never sees a partial file under the final name.
+ */
+final class FramedWriter implements AutoCloseable {
+    private final Path target;
+    private final Path temp;
+    private final FileChannel channel;
+    private final HashStream64 hash = Framing.newHash();
+    private final ByteBuffer buffer = ByteBuffer.allocate(1 << 20);
+    private long position;
+    private boolean finished;
+
+    /** What was written. */
+    record Written(Path path, long byteSize, long checksum) {}
+
+    FramedWriter(Path target, FileKind kind, UUID owner) {
+        this.target = target;
+        this.temp = target.resolveSibling(target.getFileName() + ".tmp-" + UUID.randomUUID().toString().substring(0, 8));
+        try {
+            this.channel = FileChannel.open(temp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
+        } catch (IOException e) {
+            throw new ImageException.CannotWrite(target, e.toString(), e);
+        }
+        write(Framing.header(kind, owner));
+    }
+
+    /** Bytes written so far, header included: the offset the next byte will have. */
+    long position() {
+        return position;
+    }
+
+    void write(byte[] bytes) {
+        write(bytes, 0, bytes.length);
+    }
+
+    void write(byte[] bytes, int offset, int length) {
+        hash.putBytes(bytes, offset, length);
+        position += length;
+        try {
+            if (length > buffer.remaining()) {
+                flushBuffer();
+                if (length > buffer.capacity()) {
+                    ByteBuffer direct = ByteBuffer.wrap(bytes, offset, length);
+                    while (direct.hasRemaining()) channel.write(direct);
+                    return;
+                }
+            }
+            buffer.put(bytes, offset, length);
+        } catch (IOException e) {
+            throw new ImageException.CannotWrite(target, e.toString(), e);
+        }
+    }
+
+    private void flushBuffer() throws IOException {
+        buffer.flip();
+        while (buffer.hasRemaining()) channel.write(buffer);
+        buffer.clear();
+    }
+
+    /** Writes the footer, fsyncs, renames into place. The directory entry is fsynced by the caller. */
+    Written finish() {
+        long body = position - Framing.HEADER_BYTES;
+        long checksum = hash.getAsLong();
+        byte[] footer = Framing.footer(body, checksum);
+        try {
+            buffer.put(footer);
+            position += footer.length;
+            flushBuffer();
+            channel.force(true);
+            channel.close();
+            Files.move(temp, target, StandardCopyOption.ATOMIC_MOVE);
+            finished = true;
+        } catch (IOException e) {
+            throw new ImageException.CannotWrite(target, e.toString(), e);
+        }
+        return new Written(target, position, checksum);
+    }
+
+    /** Abandons the file unless it was finished. */
+    @Override
+    public void close() {
+        if (finished) return;
+        try {
+            channel.close();
+            Files.deleteIfExists(temp);
+        } catch (IOException e) {
+            // the temporary file is garbage either way
+        }
+    }
+
+    /** fsyncs a directory, so that renames into it survive a crash. */
+    static void syncDirectory(Path dir) {
+        try (FileChannel d = FileChannel.open(dir, StandardOpenOption.READ)) {
+            d.force(true);
+        } catch (IOException e) {
+            throw new ImageException.CannotWrite(dir, "fsync of the directory failed: " + e, e);
+        }
+    }
+}

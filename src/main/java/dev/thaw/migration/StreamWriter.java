@@ -1,0 +1,151 @@
+package dev.thaw.migration;
+
+import java.io.IOException;
+import java.io.OutputStream;
+import java.nio.charset.StandardCharsets;
+import java.util.List;
+
+/**
+ * Writes a migration stream toward a destination QEMU: the saved header and configuration, commands,
+ * the RAM section and its page records, the saved device state, EOF and the trailer. It tracks the
+ * last block named so that page records of the same block carry the CONTINUE flag, as QEMU's own
+ * writer does. Not thread-safe: one writer thread owns it.
+ */
+public final class StreamWriter {
+    private final OutputStream out;
+    private final byte[] scratch = new byte[16];
+    private final List<RamBlock> blocks;
+    private int lastBlock = -1;
+    private long bytesWritten;
+
+    /** @param out a buffered stream; {@link #flush} pushes bytes to the destination */
+    public StreamWriter(OutputStream out, List<RamBlock> blocks) {
+        this.out = out;
+        this.blocks = List.copyOf(blocks);
+    }
+
+    public long bytesWritten() {
+        return bytesWritten;
+    }
+
+    public void raw(byte[] bytes) throws IOException {
+        raw(bytes, 0, bytes.length);
+    }
+
+    public void raw(byte[] bytes, int offset, int length) throws IOException {
+        out.write(bytes, offset, length);
+        bytesWritten += length;
+    }
+
+    private void u8(int v) throws IOException {
+        out.write(v);
+        bytesWritten++;
+    }
+
+    private void be16(int v) throws IOException {
+        scratch[0] = (byte) (v >>> 8);
+        scratch[1] = (byte) v;
+        raw(scratch, 0, 2);
+    }
+
+    private void be32(int v) throws IOException {
+        scratch[0] = (byte) (v >>> 24);
+        scratch[1] = (byte) (v >>> 16);
+        scratch[2] = (byte) (v >>> 8);
+        scratch[3] = (byte) v;
+        raw(scratch, 0, 4);
+    }
+
+    private void be64(long v) throws IOException {
+        be32((int) (v >>> 32));
+        be32((int) v);
+    }
+
+    private void countedString(String s) throws IOException {
+        byte[] bytes = s.getBytes(StandardCharsets.ISO_8859_1);
+        u8(bytes.length);
+        raw(bytes);
+    }
+
+    public void command(int command, byte[] payload) throws IOException {
+        u8(Wire.COMMAND);
+        be16(command);
+        be16(payload.length);
+        raw(payload);
+    }
+
+    /** RAM SECTION_START with the block list; page sizes only when postcopy was advised and a block differs from 4 KiB. */
+    public void ramStart(int sectionId, boolean postcopyAdvised) throws IOException {
+        u8(Wire.SECTION_START);
+        be32(sectionId);
+        countedString(Wire.RAM_SECTION);
+        be32(0);
+        be32(Wire.RAM_SECTION_VERSION);
+        long total = 0;
+        for (RamBlock b : blocks) total += b.usedByteSize();
+        be64(total | Wire.RAM_MEM_SIZE);
+        for (RamBlock b : blocks) {
+            countedString(b.name());
+            be64(b.usedByteSize());
+            if (postcopyAdvised && b.pageByteSize() != Wire.TARGET_PAGE_BYTES) {
+                be64(b.pageByteSize());
+            }
+        }
+        be64(Wire.RAM_EOS);
+        footer(sectionId);
+    }
+
+    /** Opens a RAM SECTION_PART (or SECTION_END when {@code last}); page records follow, then {@link #closeRamSection}. */
+    public void openRamSection(int sectionId, boolean last) throws IOException {
+        u8(last ? Wire.SECTION_END : Wire.SECTION_PART);
+        be32(sectionId);
+    }
+
+    public void closeRamSection(int sectionId) throws IOException {
+        be64(Wire.RAM_EOS);
+        footer(sectionId);
+    }
+
+    private void footer(int sectionId) throws IOException {
+        u8(Wire.SECTION_FOOTER);
+        be32(sectionId);
+    }
+
+    private void recordHeader(int block, int pageIndex, int kind) throws IOException {
+        long offset = (long) pageIndex * Wire.TARGET_PAGE_BYTES;
+        if (block == lastBlock) {
+            be64(offset | kind | Wire.RAM_CONTINUE);
+        } else {
+            be64(offset | kind);
+            countedString(blocks.get(block).name());
+            lastBlock = block;
+        }
+    }
+
+    /** A PAGE record: 4096 bytes from {@code data[offset..]}. */
+    public void page(int block, int pageIndex, byte[] data, int offset) throws IOException {
+        recordHeader(block, pageIndex, Wire.RAM_PAGE);
+        raw(data, offset, Wire.TARGET_PAGE_BYTES);
+    }
+
+    /** A ZERO record (fill byte 0: QEMU 10 rejects any other). */
+    public void zeroPage(int block, int pageIndex) throws IOException {
+        recordHeader(block, pageIndex, Wire.RAM_ZERO);
+        u8(0);
+    }
+
+    public void eof() throws IOException {
+        u8(Wire.EOF);
+    }
+
+    /** The VMDESCRIPTION trailer that a precopy load reads after EOF. */
+    public void vmDescription(byte[] json) throws IOException {
+        u8(Wire.VMDESCRIPTION);
+        be32(json.length);
+        raw(json);
+    }
+
+    public void flush() throws IOException {
+        out.flush();
+    }
+}

@@ -1,0 +1,305 @@
+package dev.thaw.save;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.thaw.image.ImageWriter;
+import dev.thaw.image.Manifest;
+import dev.thaw.migration.RamBlock;
+import dev.thaw.migration.SaveStreamHandler;
+import dev.thaw.migration.SaveStreamParser;
+import dev.thaw.qemu.QmpClient;
+import dev.thaw.qemu.QmpException;
+import dev.thaw.qemu.VmConfig;
+import dev.thaw.util.FileTrees;
+import dev.thaw.util.StallWatchdog;
+import java.io.BufferedInputStream;
+import java.io.FilterInputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.channels.Channels;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Consumer;
+
+/**
+ * Saves a running QEMU guest into a checkpoint image: Thaw is the destination of QEMU's
+ * {@code migrate} on a unix socket it listens on; it stops the guest, parses the stream into the
+ * image (pages into the content store, device state kept opaque) and commits the image only when
+ * QEMU reports the migration {@code completed}.
+ *
+ * <p>Failure: any error removes the partial image and cancels the migration; a guest that was
+ * running is resumed, so a failed save never leaves it stopped. Every wait has a timeout, and a
+ * stream that stops moving for {@link Options#stallTimeout} ends the save.
+ */
+public final class Saver {
+    /** QEMU throttles even a stopped guest's migration to 128 MiB/s by default; this lifts it. */
+    public static final long MAX_BANDWIDTH_BYTES_PER_SECOND = 64L << 30;
+    private static final ObjectMapper JSON = new ObjectMapper().findAndRegisterModules();
+    /** Capabilities whose stream this save cannot carry or whose return path it does not answer. */
+    private static final List<String> CAPABILITIES_OFF = List.of("return-path", "postcopy-ram", "xbzrle", "compress", "multifd",
+            "block", "dirty-bitmaps", "x-ignore-shared", "postcopy-preempt", "release-ram", "background-snapshot", "mapped-ram",
+            "switchover-ack", "zero-blocks", "x-colo", "auto-converge");
+
+    public record Options(ImageWriter.Options image, boolean keepRunning, Duration stallTimeout, Duration completionTimeout) {
+        public static Options defaults() {
+            return new Options(ImageWriter.Options.defaults(), false, Duration.ofSeconds(60), Duration.ofSeconds(60));
+        }
+
+        public Options withKeepRunning(boolean keep) {
+            return new Options(image, keep, stallTimeout, completionTimeout);
+        }
+
+        public Options withImage(ImageWriter.Options imageOptions) {
+            return new Options(imageOptions, keepRunning, stallTimeout, completionTimeout);
+        }
+    }
+
+    /** Progress while the stream arrives. */
+    public record Progress(long streamBytes, long pageCount, long elapsedNanos) {}
+
+    /**
+     * @param downtimeNanos from {@code stop} to the end of the stream (the guest is stopped meanwhile)
+     */
+    public record Result(Path image, Manifest manifest, long streamBytes, long durationNanos, long downtimeNanos, boolean guestRunning) {}
+
+    private Saver() {}
+
+    public static Result save(QmpClient qmp, VmConfig vmConfig, Path imageDir, Options options, Consumer<Progress> progress) {
+        long started = System.nanoTime();
+        QmpClient.MigrationInfo before = qmp.queryMigrate();
+        if (before.status().equals("active") || before.status().equals("setup") || before.status().startsWith("postcopy")) {
+            throw new SaveException("cannot save " + qmp.peer() + ": a migration is already " + before.status(), null);
+        }
+        checkConfigurationMatches(qmp, vmConfig);
+        prepareMigration(qmp);
+        boolean wasRunning = qmp.queryStatus().running();
+        Path socketDir;
+        try {
+            socketDir = Files.createTempDirectory(Path.of("/tmp"), "thaw-save-");
+        } catch (IOException e) {
+            throw new SaveException("cannot create a socket directory: " + e.getMessage(), e);
+        }
+        Path socket = socketDir.resolve("save.sock");
+        AtomicLong streamBytes = new AtomicLong();
+        AtomicLong pages = new AtomicLong();
+        boolean migrationStarted = false;
+        try (ServerSocketChannel server = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
+             ImageWriter writer = ImageWriter.create(imageDir, options.image())) {
+            server.bind(UnixDomainSocketAddress.of(socket));
+            long stopped = System.nanoTime();
+            qmp.stop();
+            qmp.migrate("unix:" + socket);
+            migrationStarted = true;
+            try (SocketChannel channel = accept(server, Duration.ofSeconds(30), qmp)) {
+                InputStream in = new CountingInput(new BufferedInputStream(Channels.newInputStream(channel), 1 << 20), streamBytes);
+                Thread reporter = Thread.ofVirtual().start(() -> report(progress, streamBytes, pages, started));
+                try (StallWatchdog watchdog = new StallWatchdog("save-" + qmp.peer(), streamBytes::get, options.stallTimeout(), channel)) {
+                    try {
+                        SaveStreamParser.parse(in, new ImageSink(writer, pages));
+                    } catch (RuntimeException e) {
+                        if (watchdog.stalled()) {
+                            throw new SaveException("no data from QEMU for " + options.stallTimeout().toSeconds() + " s after "
+                                    + streamBytes.get() + " bytes", e);
+                        }
+                        throw e;
+                    }
+                } finally {
+                    reporter.interrupt();
+                }
+            }
+            long downtime = System.nanoTime() - stopped;
+            awaitCompleted(qmp, options.completionTimeout());
+            Manifest manifest = writer.commit(new Manifest.Source(qmp.qemuVersionText(), null, List.of(),
+                    vmConfig == null ? null : JSON.valueToTree(vmConfig)), thawVersion());
+            boolean running = false;
+            if (options.keepRunning() && wasRunning) {
+                qmp.cont();
+                running = true;
+            }
+            progress.accept(new Progress(streamBytes.get(), pages.get(), System.nanoTime() - started));
+            return new Result(imageDir.toAbsolutePath(), manifest, streamBytes.get(), System.nanoTime() - started, downtime, running);
+        } catch (IOException e) {
+            throw failed(qmp, wasRunning, migrationStarted, new SaveException("save of " + qmp.peer() + " failed: " + e.getMessage(), e));
+        } catch (SaveException e) {
+            throw failed(qmp, wasRunning, migrationStarted, e);
+        } catch (RuntimeException e) {
+            throw failed(qmp, wasRunning, migrationStarted, new SaveException("save of " + qmp.peer() + " failed after "
+                    + streamBytes.get() + " stream bytes: " + e.getMessage(), e));
+        } finally {
+            FileTrees.deleteQuietly(socketDir);
+        }
+    }
+
+    private static void report(Consumer<Progress> progress, AtomicLong bytes, AtomicLong pages, long started) {
+        try {
+            while (!Thread.currentThread().isInterrupted()) {
+                Thread.sleep(250);
+                progress.accept(new Progress(bytes.get(), pages.get(), System.nanoTime() - started));
+            }
+        } catch (InterruptedException e) {
+            // save finished
+        }
+    }
+
+    /** Cancels the migration and resumes a guest that was running: a failed save changes nothing. */
+    private static SaveException failed(QmpClient qmp, boolean wasRunning, boolean migrationStarted, SaveException e) {
+        try {
+            if (qmp.isOpen()) {
+                if (migrationStarted) qmp.execute("migrate_cancel", null, Duration.ofSeconds(10));
+                if (wasRunning) qmp.cont();
+            }
+        } catch (QmpException cleanup) {
+            e.addSuppressed(cleanup);
+        }
+        return e;
+    }
+
+    private static SocketChannel accept(ServerSocketChannel server, Duration timeout, QmpClient qmp) throws IOException {
+        CompletableFuture<SocketChannel> accepted = CompletableFuture.supplyAsync(() -> {
+            try {
+                return server.accept();
+            } catch (IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+        }, r -> Thread.ofVirtual().start(r));
+        try {
+            return accepted.get(timeout.toMillis(), TimeUnit.MILLISECONDS);
+        } catch (TimeoutException e) {
+            server.close();
+            throw new SaveException("QEMU did not connect to the save socket within " + timeout.toSeconds() + " s (migration status: "
+                    + safeStatus(qmp) + ")", e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new SaveException("interrupted while waiting for QEMU to connect", e);
+        } catch (java.util.concurrent.ExecutionException e) {
+            throw new SaveException("accepting QEMU's connection failed: " + e.getCause(), e.getCause());
+        }
+    }
+
+    private static String safeStatus(QmpClient qmp) {
+        try {
+            QmpClient.MigrationInfo info = qmp.queryMigrate();
+            return info.status() + (info.raw().has("error-desc") ? ": " + info.raw().get("error-desc").asText() : "");
+        } catch (QmpException e) {
+            return "unknown (" + e.getMessage() + ")";
+        }
+    }
+
+    private static void awaitCompleted(QmpClient qmp, Duration timeout) {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        while (true) {
+            QmpClient.MigrationInfo info = qmp.queryMigrate();
+            if (info.completed()) return;
+            if (info.failed()) {
+                throw new SaveException("QEMU reports the migration " + info.status()
+                        + (info.raw().has("error-desc") ? ": " + info.raw().get("error-desc").asText() : ""), null);
+            }
+            if (System.nanoTime() > deadline) {
+                throw new SaveException("QEMU did not report the migration completed within " + timeout.toSeconds()
+                        + " s after the stream ended (status " + info.status() + ")", null);
+            }
+            try {
+                Thread.sleep(10);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new SaveException("interrupted while waiting for the migration to complete", e);
+            }
+        }
+    }
+
+    /** Turns off every capability whose stream Thaw cannot store, and lifts the bandwidth limit. */
+    private static void prepareMigration(QmpClient qmp) {
+        JsonNode caps = qmp.execute("query-migrate-capabilities");
+        Map<String, Boolean> off = new java.util.LinkedHashMap<>();
+        for (JsonNode c : caps) {
+            String name = c.path("capability").asText();
+            if (c.path("state").asBoolean() && CAPABILITIES_OFF.contains(name)) off.put(name, false);
+        }
+        if (!off.isEmpty()) qmp.migrateSetCapabilities(off);
+        qmp.migrateSetParameters(Map.of("max-bandwidth", MAX_BANDWIDTH_BYTES_PER_SECOND));
+    }
+
+    /** The recorded launch configuration must describe this QEMU: same machine type and RAM size. */
+    private static void checkConfigurationMatches(QmpClient qmp, VmConfig config) {
+        if (config == null) return;
+        String type = qmp.execute("qom-get", JSON.createObjectNode().put("path", "/machine").put("property", "type")).asText();
+        if (!type.equals(config.machineType() + "-machine")) {
+            throw new SaveException("the VM's recorded configuration does not match it: expected machine type "
+                    + config.machineType() + ", actual " + type.replaceFirst("-machine$", ""), null);
+        }
+        long ram = qmp.execute("query-memory-size-summary").path("base-memory").asLong();
+        if (ram != config.memoryMiB() << 20) {
+            throw new SaveException("the VM's recorded configuration does not match it: expected " + config.memoryMiB()
+                    + " MiB of RAM, actual " + (ram >> 20) + " MiB", null);
+        }
+    }
+
+    static String thawVersion() {
+        String v = Saver.class.getPackage().getImplementationVersion();
+        return v == null ? "development" : v;
+    }
+
+    /** Feeds parsed stream content into the image writer. */
+    private record ImageSink(ImageWriter writer, AtomicLong pages) implements SaveStreamHandler {
+        @Override
+        public void configuration(byte[] headerAndConfiguration, String machineType, List<String> validatedCapabilities) {
+            writer.configuration(headerAndConfiguration, machineType, validatedCapabilities);
+        }
+
+        @Override
+        public void ramBlocks(int sectionId, int sectionVersion, List<RamBlock> blocks) {
+            writer.ramBlocks(sectionId, sectionVersion, blocks);
+        }
+
+        @Override
+        public void zeroPage(int blockIndex, int pageIndex) {
+            writer.zeroPage(blockIndex, pageIndex);
+            pages.incrementAndGet();
+        }
+
+        @Override
+        public void page(int blockIndex, int pageIndex, byte[] data, int offset) {
+            writer.page(blockIndex, pageIndex, data, offset);
+            pages.incrementAndGet();
+        }
+
+        @Override
+        public void deviceState(byte[] fullSections, byte[] vmDescriptionJson) {
+            writer.deviceState(fullSections, vmDescriptionJson);
+        }
+    }
+
+    private static final class CountingInput extends FilterInputStream {
+        private final AtomicLong count;
+
+        CountingInput(InputStream in, AtomicLong count) {
+            super(in);
+            this.count = count;
+        }
+
+        @Override
+        public int read() throws IOException {
+            int b = super.read();
+            if (b >= 0) count.incrementAndGet();
+            return b;
+        }
+
+        @Override
+        public int read(byte[] b, int off, int len) throws IOException {
+            int n = super.read(b, off, len);
+            if (n > 0) count.addAndGet(n);
+            return n;
+        }
+    }
+}
