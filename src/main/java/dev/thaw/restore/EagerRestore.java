@@ -34,9 +34,6 @@ import java.util.function.Consumer;
  */
 public final class EagerRestore {
     private static final ObjectMapper JSON = new ObjectMapper().findAndRegisterModules();
-    /** Pages per RAM PART section (QEMU itself uses sections of a few MiB). */
-    static final int PAGES_PER_SECTION = 1024;
-
     public record Options(String vmName, Duration stallTimeout, Duration completionTimeout) {
         public static Options defaults(String vmName) {
             return new Options(vmName, Duration.ofSeconds(60), Duration.ofSeconds(120));
@@ -88,7 +85,7 @@ public final class EagerRestore {
                  StallWatchdog watchdog = new StallWatchdog("restore-" + vm.name(), bytes::get, options.stallTimeout(), channel)) {
                 OutputStream out = new BufferedOutputStream(new CountingOutput(Channels.newOutputStream(channel), bytes), 1 << 20);
                 try {
-                    pagesSent = writeStream(image, new StreamWriter(out, image.ramBlocks()), progress);
+                    pagesSent = EagerStreams.write(image, new StreamWriter(out, image.ramBlocks()), progress);
                 } catch (IOException e) {
                     throw new RestoreException("sending the image to " + vm.name() + " failed after " + bytes.get() + " bytes"
                             + (watchdog.stalled() ? " (QEMU read nothing for " + options.stallTimeout().toSeconds() + " s)" : "")
@@ -110,46 +107,6 @@ public final class EagerRestore {
             vm.close();
             throw e;
         }
-    }
-
-    /** Every page in address order, then the device state, EOF and the trailer. Returns the pages sent. */
-    static long writeStream(CheckpointImage image, StreamWriter writer, Consumer<Progress> progress) throws IOException {
-        int sid = image.manifest().ramSectionId();
-        writer.raw(image.headerAndConfiguration());
-        writer.ramStart(sid, false);
-        List<RamBlock> blocks = image.ramBlocks();
-        long total = blocks.stream().mapToLong(RamBlock::pageCount).sum();
-        byte[] page = new byte[Wire.TARGET_PAGE_BYTES];
-        long sent = 0;
-        int inSection = 0;
-        writer.openRamSection(sid, false);
-        for (int b = 0; b < blocks.size(); b++) {
-            for (int p = 0; p < blocks.get(b).pageCount(); p++) {
-                if (image.readPage(b, p, page, 0)) {
-                    writer.page(b, p, page, 0);
-                } else {
-                    writer.zeroPage(b, p);
-                }
-                sent++;
-                if (++inSection == PAGES_PER_SECTION) {
-                    writer.closeRamSection(sid);
-                    writer.openRamSection(sid, false);
-                    inSection = 0;
-                    if ((sent & 0x3FFF) == 0) progress.accept(new Progress(sent, total, writer.bytesWritten()));
-                }
-            }
-        }
-        writer.closeRamSection(sid);
-        writer.openRamSection(sid, true);
-        writer.closeRamSection(sid);
-        writer.raw(image.deviceState());
-        writer.eof();
-        // A precopy load reads one more record after EOF: the description trailer (docs/protocol.md 10.5).
-        byte[] vmdesc = image.vmDescription();
-        writer.vmDescription(vmdesc != null ? vmdesc : "{}".getBytes(StandardCharsets.US_ASCII));
-        writer.flush();
-        progress.accept(new Progress(sent, total, writer.bytesWritten()));
-        return sent;
     }
 
     private static SocketChannel connect(Path socket, QemuVm vm, Duration timeout) throws IOException {
