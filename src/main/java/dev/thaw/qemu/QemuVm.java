@@ -37,6 +37,7 @@ public final class QemuVm implements AutoCloseable {
     private static final Set<QemuVm> LIVE = ConcurrentHashMap.newKeySet();
     /** The launch configuration, written beside the QMP socket. */
     public static final String CONFIG_FILE = "vm.json";
+    public static final String EXTRA_QMP_SOCKET = "qmp-extra.sock";
     private static final com.fasterxml.jackson.databind.ObjectMapper CONFIG_JSON =
             new com.fasterxml.jackson.databind.ObjectMapper().findAndRegisterModules();
 
@@ -72,7 +73,8 @@ public final class QemuVm implements AutoCloseable {
         } catch (IOException e) {
             throw new QemuLaunchException("cannot create a run directory for " + config.name() + ": " + e.getMessage(), e);
         }
-        List<String> command = config.qemuArguments(QEMU_BINARY, runDir.resolve("qmp.sock"), runDir.resolve("control.sock"));
+        List<String> command = config.qemuArguments(QEMU_BINARY, runDir.resolve("qmp.sock"), runDir.resolve(EXTRA_QMP_SOCKET),
+                runDir.resolve("control.sock"));
         log.debug("launching {}: {}", config.name(), String.join(" ", command));
         long launched = System.nanoTime();
         Process process;
@@ -161,9 +163,9 @@ public final class QemuVm implements AutoCloseable {
         return runDir.resolve("control.sock");
     }
 
-    /** The QMP socket (another client may use it once Thaw's connection is closed). */
-    public Path qmpSocket() {
-        return runDir.resolve("qmp.sock");
+    /** A second QMP socket for other clients ({@code thaw save --qmp}, a person with socat); Thaw keeps the first. */
+    public Path extraQmpSocket() {
+        return runDir.resolve(EXTRA_QMP_SOCKET);
     }
 
     /** A directory private to this QEMU, deleted on close (sockets for migration go here). */

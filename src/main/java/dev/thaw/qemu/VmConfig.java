@@ -56,6 +56,14 @@ public record VmConfig(String name, String machineType, Accel accel, long memory
      * stdio, which Thaw reads continuously; ttyS1 is the guest agent's port, on a unix socket.
      */
     public List<String> qemuArguments(String qemuBinary, Path qmpSocket, Path controlSocket) {
+        return qemuArguments(qemuBinary, qmpSocket, null, controlSocket);
+    }
+
+    /**
+     * @param extraQmpSocket a second QMP monitor for other clients (QEMU serves one client per
+     *                       monitor socket, and Thaw keeps the first); null for none
+     */
+    public List<String> qemuArguments(String qemuBinary, Path qmpSocket, Path extraQmpSocket, Path controlSocket) {
         List<String> args = new ArrayList<>(List.of(qemuBinary,
                 "-name", "guest=" + name + ",debug-threads=on",
                 "-machine", machineType,
@@ -73,6 +81,10 @@ public record VmConfig(String name, String machineType, Accel accel, long memory
                 "-kernel", kernel.toString(),
                 "-initrd", initrd.toString(),
                 "-append", kernelCommandLine));
+        if (extraQmpSocket != null) {
+            args.addAll(List.of("-chardev", "socket,id=qmp-extra,path=" + extraQmpSocket + ",server=on,wait=off",
+                    "-mon", "chardev=qmp-extra,mode=control"));
+        }
         args.addAll(extraArgs);
         if (startPaused) {
             args.add("-S");

@@ -20,8 +20,8 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /** stream -> image -> stream carries identical RAM content, for random guests (seeded; the seed is printed). */
-class ImageRoundTripTest {
-    static Manifest saveInto(Path dir, SyntheticGuest guest, ImageWriter.Options options) {
+public class ImageRoundTripTest {
+    public static Manifest saveInto(Path dir, SyntheticGuest guest, ImageWriter.Options options) {
         try (ImageWriter writer = ImageWriter.create(dir, options)) {
             SaveStreamParser.parse(new ByteArrayInputStream(guest.toStream(1 + guest.pages[0].length / 3)), sink(writer));
             return writer.commit(new Manifest.Source("7.2.22", null, List.of(), null), "test");

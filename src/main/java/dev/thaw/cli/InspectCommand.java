@@ -1,0 +1,58 @@
+package dev.thaw.cli;
+
+import dev.thaw.image.CheckpointImage;
+import dev.thaw.image.Manifest;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+@Command(name = "inspect", mixinStandardHelpOptions = true,
+        description = {"Describes a checkpoint image: RAM blocks, pages (total, zero, stored, duplicate), stored bytes,",
+                "compression and dedup ratios. --verify reads every byte and checks every checksum, and exits",
+                "non-zero naming the file and offset of the first mismatch."})
+final class InspectCommand implements Callable<Integer> {
+    @Parameters(index = "0", description = "The image directory.")
+    Path image;
+
+    @Option(names = "--verify", description = "Read every byte of every file and check every checksum.")
+    boolean verify;
+
+    @Option(names = "--json", description = "Print the manifest (and the verification) as JSON.")
+    boolean json;
+
+    record InspectReport(Manifest manifest, double compressionRatio, double dedupRatio, CheckpointImage.VerifyReport verified) {}
+
+    @Override
+    public Integer call() {
+        try (CheckpointImage img = CheckpointImage.open(image)) {
+            Manifest m = img.manifest();
+            CheckpointImage.VerifyReport verified = verify ? img.verify() : null;
+            Manifest.Stats s = m.stats();
+            if (json) {
+                System.out.println(Json.write(new InspectReport(m, s.compressionRatio(), s.dedupRatio(), verified)));
+                return 0;
+            }
+            System.out.printf("image %s (format %d, id %s, created %s by Thaw %s)%n", img.directory(), m.formatVersion(), m.imageId(),
+                    m.createdAt(), m.thawVersion());
+            System.out.printf("source: QEMU %s, machine %s%n", m.source().qemuVersion(), m.source().machineType());
+            System.out.println("RAM blocks:");
+            for (Manifest.Block b : m.ramBlocks()) {
+                System.out.printf("  %-28s %10d KiB  %8d pages  page size %d%n", b.name(), b.usedByteSize() >> 10, b.pageCount(), b.pageByteSize());
+            }
+            System.out.printf("pages: %d total, %d zero, %d stored, %d duplicate, %d shared with other images%n", s.pageCount(),
+                    s.zeroPageCount(), s.storedPageCount(), s.duplicatePageCount(), s.sharedPageCount());
+            System.out.printf("bytes: %d payload referenced (%d written by this save), %d in image files%n", s.referencedPayloadBytes(),
+                    s.writtenPayloadBytes(), s.imageFileBytes());
+            System.out.printf("compression %.2fx (%s, level %d, %d pages per group), dedup %.2fx; store %s; page order: %s%n",
+                    s.compressionRatio(), m.storage().codec(), m.storage().zstdLevel(), m.storage().groupPageCount(), s.dedupRatio(),
+                    img.storeDirectory(), m.pageOrder());
+            if (verified != null) {
+                System.out.printf("verified: %d files, %d bytes, %d extents, %d page digests: all checksums match%n", verified.fileCount(),
+                        verified.byteCount(), verified.extentCount(), verified.pageCount());
+            }
+            return 0;
+        }
+    }
+}

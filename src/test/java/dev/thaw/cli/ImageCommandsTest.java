@@ -1,0 +1,73 @@
+package dev.thaw.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.thaw.image.Codec;
+import dev.thaw.image.ImageWriter;
+import dev.thaw.testing.Seeds;
+import dev.thaw.testing.SyntheticGuest;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.io.RandomAccessFile;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import picocli.CommandLine;
+
+/** {@code thaw inspect} on a good and a damaged image. */
+class ImageCommandsTest {
+    record Run(int exit, String out, String err) {}
+
+    static Run run(String... args) {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        ByteArrayOutputStream err = new ByteArrayOutputStream();
+        PrintStream o = System.out;
+        PrintStream e = System.err;
+        System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
+        System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
+        try {
+            CommandLine cli = new CommandLine(new ThawCli());
+            cli.setExecutionExceptionHandler((ex, cmd, parsed) -> {
+                cmd.getErr().println("thaw " + cmd.getCommandName() + ": " + ex.getMessage());
+                return 1;
+            });
+            int exit = cli.execute(args);
+            return new Run(exit, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
+        } finally {
+            System.setOut(o);
+            System.setErr(e);
+        }
+    }
+
+    @Test
+    void inspectPrintsStatsAndVerifyCatchesDamage(@TempDir Path dir) throws Exception {
+        SyntheticGuest guest = SyntheticGuest.random(Seeds.random("inspect"), 2, 300, 0.4, 0.2);
+        Path image = dir.resolve("img");
+        dev.thaw.image.ImageRoundTripTest.saveInto(image, guest, new ImageWriter.Options(Codec.LZ4, 1, 16, null));
+
+        Run plain = run("inspect", image.toString(), "--verify");
+        assertThat(plain.exit()).as(plain.err()).isZero();
+        assertThat(plain.out()).contains("pc.ram", "zero", "compression", "verified:");
+
+        Run json = run("inspect", image.toString(), "--json");
+        JsonNode node = Json.MAPPER.readTree(json.out());
+        assertThat(node.path("manifest").path("stats").path("pageCount").asLong()).isPositive();
+        assertThat(node.path("manifest").path("storage").path("codec").asText()).isEqualTo("lz4");
+
+        Path pack;
+        try (var files = java.nio.file.Files.list(image.resolve("store"))) {
+            pack = files.findFirst().orElseThrow();
+        }
+        try (RandomAccessFile f = new RandomAccessFile(pack.toFile(), "rw")) {
+            f.seek(200);
+            int b = f.read();
+            f.seek(200);
+            f.write(b ^ 0x10);
+        }
+        Run damaged = run("inspect", image.toString(), "--verify");
+        assertThat(damaged.exit()).isNotZero();
+        assertThat(damaged.err()).contains(pack.getFileName().toString()).contains("offset").contains("expected");
+    }
+}
