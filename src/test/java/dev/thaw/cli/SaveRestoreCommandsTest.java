@@ -1,0 +1,62 @@
+package dev.thaw.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.thaw.guest.DemoGuest;
+import dev.thaw.qemu.QemuVm;
+import dev.thaw.testing.TestHost;
+import java.io.RandomAccessFile;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** save --qmp, inspect --verify and restore --exit through the CLI, against the real QEMU; a damaged image fails the restore. */
+class SaveRestoreCommandsTest {
+    @Test
+    void saveInspectRestoreAndRefuseADamagedImage(@TempDir Path dir) throws Exception {
+        Path image = dir.resolve("img");
+        try (QemuVm vm = QemuVm.launch(TestHost.smallGuestConfig("thaw-test-cli"))) {
+            DemoGuest.awaitReady(vm, vm.console().cursorFromStart(), DemoGuest.BOOT_TIMEOUT);
+            ImageCommandsTest.Run save = ImageCommandsTest.run("save", "--qmp", vm.extraQmpSocket().toString(), "--out", image.toString(),
+                    "--keep-running", "--codec", "lz4", "--json");
+            assertThat(save.exit()).as(save.err()).isZero();
+            JsonNode saved = Json.MAPPER.readTree(save.out());
+            assertThat(saved.path("guestRunning").asBoolean()).isTrue();
+            assertThat(vm.qmp().queryStatus().running()).as("--keep-running resumed the guest").isTrue();
+            assertThat(saved.path("stats").path("pageCount").asLong()).isGreaterThanOrEqualTo(512L * 256);
+        }
+        ImageCommandsTest.Run inspect = ImageCommandsTest.run("inspect", image.toString(), "--verify");
+        assertThat(inspect.exit()).as(inspect.err()).isZero();
+        assertThat(inspect.out()).contains("lz4").contains("verified:");
+
+        ImageCommandsTest.Run restore = ImageCommandsTest.run("restore", image.toString(), "--mode", "eager", "--exit", "--json",
+                "--name", "thaw-test-cli-restore");
+        assertThat(restore.exit()).as(restore.err()).isZero();
+        assertThat(Json.MAPPER.readTree(restore.out()).path("runningSeconds").asDouble()).isPositive();
+
+        ImageCommandsTest.Run unknownMode = ImageCommandsTest.run("restore", image.toString(), "--mode", "sideways");
+        assertThat(unknownMode.exit()).isNotZero();
+        assertThat(unknownMode.err()).contains("expected eager").contains("'sideways'");
+
+        // Damage a page extent in the middle of the pack: the restore starts QEMU, meets the damage while
+        // streaming, names the file, and leaves no QEMU behind.
+        Path pack;
+        try (Stream<Path> files = Files.list(image.resolve("store"))) {
+            pack = files.findFirst().orElseThrow();
+        }
+        try (RandomAccessFile f = new RandomAccessFile(pack.toFile(), "rw")) {
+            long at = f.length() / 2;
+            f.seek(at);
+            int b = f.read();
+            f.seek(at);
+            f.write(b ^ 0x01);
+        }
+        ImageCommandsTest.Run broken = ImageCommandsTest.run("restore", image.toString(), "--exit", "--name", "thaw-test-cli-broken");
+        assertThat(broken.exit()).isNotZero();
+        assertThat(broken.err()).contains(pack.getFileName().toString()).contains("expected");
+        assertThat(QemuVm.live()).isEmpty();
+    }
+}
