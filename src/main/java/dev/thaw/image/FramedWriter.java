@@ -22,6 +22,14 @@ final class FramedWriter implements AutoCloseable {
     private final ByteBuffer buffer = ByteBuffer.allocate(1 << 20);
     private long position;
     private boolean finished;
+    private long writtenSinceSync;
+    private java.util.concurrent.CompletableFuture<Void> writeback = java.util.concurrent.CompletableFuture.completedFuture(null);
+    /**
+     * Bytes after which writeback to storage is started in the background. Without it the kernel
+     * starts writing only at its dirty threshold (GiBs here), and the final fsync then waits for
+     * all of it: receiving and writing would run one after the other instead of overlapping.
+     */
+    static final long WRITEBACK_BYTES = 64L << 20;
 
     /** What was written. */
     record Written(Path path, long byteSize, long checksum) {}
@@ -65,9 +73,21 @@ final class FramedWriter implements AutoCloseable {
     }
 
     private void flushBuffer() throws IOException {
+        writtenSinceSync += buffer.position();
         buffer.flip();
         while (buffer.hasRemaining()) channel.write(buffer);
         buffer.clear();
+        if (writtenSinceSync >= WRITEBACK_BYTES && writeback.isDone()) {
+            writtenSinceSync = 0;
+            // fdatasync from another thread while this one keeps writing; a failure shows again in finish()'s force.
+            writeback = java.util.concurrent.CompletableFuture.runAsync(() -> {
+                try {
+                    channel.force(false);
+                } catch (IOException e) {
+                    // reported by the final force
+                }
+            }, r -> Thread.ofVirtual().name("writeback-" + target.getFileName()).start(r));
+        }
     }
 
     /** Writes the footer, fsyncs, renames into place. The directory entry is fsynced by the caller. */
@@ -79,6 +99,7 @@ final class FramedWriter implements AutoCloseable {
             buffer.put(footer);
             position += footer.length;
             flushBuffer();
+            writeback.join();
             channel.force(true);
             channel.close();
             Files.move(temp, target, StandardCopyOption.ATOMIC_MOVE);
@@ -94,6 +115,7 @@ final class FramedWriter implements AutoCloseable {
     public void close() {
         if (finished) return;
         try {
+            writeback.join();
             channel.close();
             Files.deleteIfExists(temp);
         } catch (IOException e) {

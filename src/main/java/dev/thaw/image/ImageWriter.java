@@ -91,7 +91,8 @@ public final class ImageWriter implements AutoCloseable {
     private boolean addressOrder = true;
     private int lastBlock;
     private int lastPage = -1;
-    private long sharedFromStoreCount;
+    private int incompressibleStreak;
+    private int groupsSinceProbe;
     private boolean committed;
 
     private ImageWriter(Path target, Options options) {
@@ -205,7 +206,15 @@ public final class ImageWriter implements AutoCloseable {
     private void flushGroup() {
         if (groupPages == 0) return;
         if (pack == null) pack = new Pack.Writer(storeDir);
-        ExtentInfo extent = pack.append(group, groupPages, groupDigests, options.codec(), options.zstdLevel());
+        // After 4 groups in a row that did not shrink, try compressing only every 8th group: random
+        // data (encrypted or already compressed pages) costs compression time and saves nothing.
+        boolean probe = incompressibleStreak < 4 || ++groupsSinceProbe >= 8;
+        Codec codec = probe ? options.codec() : Codec.NONE;
+        ExtentInfo extent = pack.append(group, groupPages, groupDigests, codec, options.zstdLevel());
+        if (probe) {
+            groupsSinceProbe = 0;
+            incompressibleStreak = extent.codec() == Codec.NONE ? incompressibleStreak + 1 : 0;
+        }
         int number = extentNumber(extent);
         for (Map.Entry<PageDigest, Integer> e : pendingSlots.entrySet()) {
             stored.put(e.getKey(), new StoredPage(extent, e.getValue()));

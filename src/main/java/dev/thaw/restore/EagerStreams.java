@@ -7,6 +7,8 @@ import dev.thaw.migration.Wire;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
+import java.util.concurrent.ArrayBlockingQueue;
+import java.util.concurrent.BlockingQueue;
 import java.util.function.Consumer;
 
 /** The precopy stream of a whole image, as an eager restore sends it. */
@@ -16,44 +18,88 @@ public final class EagerStreams {
 
     private EagerStreams() {}
 
-    /** Every page in address order, then the device state, EOF and the trailer. Returns the pages sent. */
-    public static long write(CheckpointImage image, StreamWriter writer, Consumer<EagerRestore.Progress> progress) throws IOException {
-        int sid = image.manifest().ramSectionId();
-        writer.raw(image.headerAndConfiguration());
-        writer.ramStart(sid, false);
-        List<RamBlock> blocks = image.ramBlocks();
-        long total = blocks.stream().mapToLong(RamBlock::pageCount).sum();
-        byte[] page = new byte[Wire.TARGET_PAGE_BYTES];
-        long sent = 0;
-        int inSection = 0;
-        writer.openRamSection(sid, false);
-        for (int b = 0; b < blocks.size(); b++) {
-            for (int p = 0; p < blocks.get(b).pageCount(); p++) {
-                if (image.readPage(b, p, page, 0)) {
-                    writer.page(b, p, page, 0);
-                } else {
-                    writer.zeroPage(b, p);
-                }
-                sent++;
-                if (++inSection == PAGES_PER_SECTION) {
-                    writer.closeRamSection(sid);
-                    writer.openRamSection(sid, false);
-                    inSection = 0;
-                    if ((sent & 0x3FFF) == 0) progress.accept(new EagerRestore.Progress(sent, total, writer.bytesWritten()));
-                }
-            }
-        }
-        writer.closeRamSection(sid);
-        writer.openRamSection(sid, true);
-        writer.closeRamSection(sid);
-        writer.raw(image.deviceState());
-        writer.eof();
-        // A precopy load reads one more record after EOF: the description trailer (docs/protocol.md 10.5).
-        byte[] vmdesc = image.vmDescription();
-        writer.vmDescription(vmdesc != null ? vmdesc : "{}".getBytes(StandardCharsets.US_ASCII));
-        writer.flush();
-        progress.accept(new EagerRestore.Progress(sent, total, writer.bytesWritten()));
-        return sent;
+    /** Pages read ahead per chunk, and chunks in flight between the reader and the writer. */
+    static final int CHUNK_PAGES = 256;
+    static final int CHUNKS_AHEAD = 8;
+
+    /** A run of consecutive pages of one block; {@code zero[i]} marks zero pages (their bytes are unused). */
+    private record Chunk(int block, int firstPage, int pageCount, byte[] data, boolean[] zero, RuntimeException failure) {
+        static final Chunk END = new Chunk(-1, 0, 0, null, null, null);
     }
 
+    /**
+     * Every page in address order, then the device state, EOF and the trailer. Returns the pages sent.
+     * A reader thread reads and decompresses ahead while this thread writes, so storage reads and
+     * socket writes overlap.
+     */
+    public static long write(CheckpointImage image, StreamWriter writer, Consumer<EagerRestore.Progress> progress) throws IOException {
+        int sid = image.manifest().ramSectionId();
+        List<RamBlock> blocks = image.ramBlocks();
+        long total = blocks.stream().mapToLong(RamBlock::pageCount).sum();
+        BlockingQueue<Chunk> queue = new ArrayBlockingQueue<>(CHUNKS_AHEAD);
+        Thread reader = Thread.ofPlatform().daemon().name("eager-reader").start(() -> readAhead(image, blocks, queue));
+        try {
+            writer.raw(image.headerAndConfiguration());
+            writer.ramStart(sid, false);
+            long sent = 0;
+            int inSection = 0;
+            writer.openRamSection(sid, false);
+            while (true) {
+                Chunk chunk = queue.take();
+                if (chunk.failure() != null) throw chunk.failure();
+                if (chunk == Chunk.END) break;
+                for (int i = 0; i < chunk.pageCount(); i++) {
+                    if (chunk.zero()[i]) writer.zeroPage(chunk.block(), chunk.firstPage() + i);
+                    else writer.page(chunk.block(), chunk.firstPage() + i, chunk.data(), i * Wire.TARGET_PAGE_BYTES);
+                    sent++;
+                    if (++inSection == PAGES_PER_SECTION) {
+                        writer.closeRamSection(sid);
+                        writer.openRamSection(sid, false);
+                        inSection = 0;
+                        if ((sent & 0x3FFF) == 0) progress.accept(new EagerRestore.Progress(sent, total, writer.bytesWritten()));
+                    }
+                }
+            }
+            writer.closeRamSection(sid);
+            writer.openRamSection(sid, true);
+            writer.closeRamSection(sid);
+            writer.raw(image.deviceState());
+            writer.eof();
+            // A precopy load reads one more record after EOF: the description trailer (docs/protocol.md).
+            byte[] vmdesc = image.vmDescription();
+            writer.vmDescription(vmdesc != null ? vmdesc : "{}".getBytes(StandardCharsets.US_ASCII));
+            writer.flush();
+            progress.accept(new EagerRestore.Progress(sent, total, writer.bytesWritten()));
+            return sent;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IOException("interrupted while sending the image", e);
+        } finally {
+            reader.interrupt();
+        }
+    }
+
+    private static void readAhead(CheckpointImage image, List<RamBlock> blocks, BlockingQueue<Chunk> queue) {
+        try {
+            try {
+                for (int b = 0; b < blocks.size(); b++) {
+                    int count = blocks.get(b).pageCount();
+                    for (int first = 0; first < count; first += CHUNK_PAGES) {
+                        int n = Math.min(CHUNK_PAGES, count - first);
+                        byte[] data = new byte[n * Wire.TARGET_PAGE_BYTES];
+                        boolean[] zero = new boolean[n];
+                        for (int i = 0; i < n; i++) {
+                            zero[i] = !image.readPage(b, first + i, data, i * Wire.TARGET_PAGE_BYTES);
+                        }
+                        queue.put(new Chunk(b, first, n, data, zero, null));
+                    }
+                }
+                queue.put(Chunk.END);
+            } catch (RuntimeException e) {
+                queue.put(new Chunk(-1, 0, 0, null, null, e));
+            }
+        } catch (InterruptedException e) {
+            // the writer stopped
+        }
+    }
 }

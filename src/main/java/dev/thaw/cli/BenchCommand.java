@@ -1,0 +1,60 @@
+package dev.thaw.cli;
+
+import dev.thaw.guest.DemoGuest;
+import dev.thaw.host.HostDoctor;
+import dev.thaw.measure.SaveRestoreBenchmark;
+import dev.thaw.util.FileTrees;
+import dev.thaw.util.ThawPaths;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+@Command(name = "bench", mixinStandardHelpOptions = true,
+        description = {"Measures Thaw's save and eager restore against QEMU's own (migrate to a file,",
+                "-incoming \"exec:cat FILE\") on the same running demo guest, interleaved, per guest size.",
+                "Prints a markdown table (min / median) and, with --json, the samples."})
+final class BenchCommand implements Callable<Integer> {
+    @Option(names = "--sizes", split = ",", defaultValue = "1024,4096", description = "Guest RAM sizes in MiB (default ${DEFAULT-VALUE}).")
+    List<Long> sizes;
+
+    @Option(names = "--repeat", defaultValue = "3", description = "Repetitions per size (default ${DEFAULT-VALUE}).")
+    int repeat;
+
+    @Option(names = "--cold", description = "Drop the host page cache before every restore (root only).")
+    boolean cold;
+
+    @Option(names = "--work-dir", description = "Where images and QEMU's files go (default: bench/ in the cache; emptied afterwards).")
+    Path workDir;
+
+    @Option(names = "--json", description = "Write all samples as JSON to this file.")
+    Path json;
+
+    @Override
+    public Integer call() throws Exception {
+        HostDoctor.Report host = HostDoctor.ensureReady(System.err);
+        Path dir = workDir != null ? workDir : ThawPaths.cacheDir().resolve("bench");
+        List<SaveRestoreBenchmark.Report> reports = new ArrayList<>();
+        try {
+            for (long size : sizes) {
+                // T leaves the guest kernel room; W as in the restore baselines (64 MiB per GiB, at least 64).
+                DemoGuest guest = new DemoGuest(size, size - 384, Math.max(64, size / 16));
+                System.out.printf("guest %d MiB RAM, T=%d MiB, W=%d MiB, %d repetitions%s ...%n", size, guest.totalMiB(), guest.wsMiB(),
+                        repeat, cold ? ", cold cache" : "");
+                reports.add(SaveRestoreBenchmark.run(new SaveRestoreBenchmark.Config(guest, repeat, cold, dir),
+                        host.guest().orElseThrow(), host.qemuVersion().orElseThrow(), host.accel(), System.out));
+            }
+        } finally {
+            FileTrees.deleteQuietly(dir);
+        }
+        System.out.println();
+        System.out.print(SaveRestoreBenchmark.markdown(reports));
+        if (json != null) {
+            Files.writeString(json, Json.write(reports));
+        }
+        return 0;
+    }
+}

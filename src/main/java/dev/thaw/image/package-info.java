@@ -1,0 +1,75 @@
+/**
+ * Checkpoint image format, version 1: the specification (this text is normative; the code in this
+ * package implements it, and {@code docs/image-format.md} explains the design decisions).
+ *
+ * <h2>Directory</h2>
+ * <pre>
+ * IMAGE/
+ *   manifest.thaw    description of the image (JSON body); written last: the image exists iff it does
+ *   pagemap.thaw     one entry per target page of every RAM block
+ *   extents.thaw     the extents (groups of stored pages) this image's pages live in
+ *   device.thaw      QEMU's stream header and configuration, the device state, the VM description
+ *   store/           the content store (unless the manifest names a shared store directory)
+ *     pack-UUID.thaw immutable pack files of compressed page groups
+ * </pre>
+ * An image is written under a temporary sibling directory and renamed into place after every file
+ * and directory was fsynced. Readers never write to an image.
+ *
+ * <h2>Frame (every file)</h2>
+ * All integers little-endian.
+ * <pre>
+ * header (48 bytes)  0 "THAWFILE" | 8 u32 kind | 12 u32 format version | 16 16-byte owner id |
+ *                    32 u64 0 | 40 u64 XXH3-64(header[0..40))
+ * body
+ * footer (32 bytes)  0 "THAWEND!" | 8 u64 body size | 16 u64 XXH3-64(file[0..footer)) | 24 u64 XXH3-64(footer[0..24))
+ * </pre>
+ * Kinds: 1 manifest, 2 page map, 3 extent table, 4 device state, 5 pack; 0 is invalid. The owner id
+ * is the image id (a random UUID) for image files and the pack id for packs, so a file of another
+ * image is recognised as such. Readers accept format versions 1..1 and reject others with the
+ * version found.
+ *
+ * <h2>manifest.thaw</h2>
+ * Body: UTF-8 JSON of {@link dev.thaw.image.Manifest}: format version, image id, creation time,
+ * source (QEMU version, machine type, validated capabilities, the launch configuration), RAM
+ * blocks (name, used length, page size, page count) in stream order, the RAM section id and
+ * version, storage (codec, level, group size, store directory, and each pack with its size and
+ * whole-file checksum), every other file with its size and checksum, statistics, and the page
+ * order of the store ({@code address} or {@code arrival}).
+ *
+ * <h2>pagemap.thaw</h2>
+ * Body: for each RAM block in manifest order: u32 page count, then that many u64 entries.
+ * Entry 0: the page is all zero bytes (nothing stored). Otherwise bits 8..63 are the extent-table
+ * index + 1 and bits 0..7 the page's slot within that extent.
+ *
+ * <h2>extents.thaw</h2>
+ * Body: u32 count, then count records of 32 bytes:
+ * {@code u32 pack number (index into the manifest's pack list) | u32 0 | u64 offset of the extent
+ * header in the pack | u32 stored bytes | u8 codec | u8 0 | u16 page count | u64 XXH3-64 of the payload}.
+ * A page is therefore fetched with one positional read of 32 + stored bytes.
+ *
+ * <h2>device.thaw</h2>
+ * Body: three length-prefixed byte strings (u32 length, bytes): QEMU's stream header and
+ * configuration section verbatim; the device state (every FULL section after RAM END, up to but
+ * excluding the EOF byte); the VM description JSON (length 0xFFFFFFFF when absent).
+ *
+ * <h2>Pack files</h2>
+ * <pre>
+ * extent   header (32): "XTNT" | u8 codec | u8 0 | u16 page count (1..256) | u32 stored bytes | u32 0 |
+ *                       u64 XXH3-64(payload) | u64 XXH3-64(header[0..24))
+ *          payload: page count x 4096 bytes, compressed whole by the codec
+ * index    per extent (32): u64 offset | u32 stored bytes | u8 codec | u8 0 | u16 pages | u64 checksum | u64 0
+ *          per page (40):   SHA-256 of the 4096 bytes (32) | u32 extent number | u16 slot | u16 0
+ * trailer  (24): u64 index offset | u32 extent count | u32 page count | u64 XXH3-64(index)
+ * </pre>
+ * Codecs: 1 none, 2 LZ4 (block format), 3 zstd (frame format); 0 is invalid. An extent whose
+ * compressed form would not be smaller is stored with codec 1. Packs are immutable once sealed;
+ * several images may reference the same pack (dedup across images sharing a store).
+ *
+ * <h2>Integrity</h2>
+ * Opening an image checks the frames and whole-file checksums of manifest, page map, extent
+ * table and device state, each pack's frame, its recorded size and checksum, and its index
+ * checksum. Each extent is checked (header checksum, payload checksum, decompressed length) when
+ * it is read. {@code thaw inspect --verify} additionally recomputes every pack's whole-file
+ * checksum and every stored page's SHA-256.
+ */
+package dev.thaw.image;

@@ -1,0 +1,117 @@
+package dev.thaw.measure;
+
+import dev.thaw.guest.DemoGuest;
+import dev.thaw.guest.GuestImage;
+import dev.thaw.image.CheckpointImage;
+import dev.thaw.image.ImageWriter;
+import dev.thaw.qemu.Accel;
+import dev.thaw.qemu.QemuVersion;
+import dev.thaw.qemu.QemuVm;
+import dev.thaw.restore.EagerRestore;
+import dev.thaw.save.Saver;
+import dev.thaw.util.FileTrees;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Save and eager restore, Thaw against QEMU's own, on the same running demo guest and interleaved
+ * repetition by repetition (the host is shared and noisy, so blocks of one method would measure
+ * the neighbours as much as the method): per repetition Thaw's save, QEMU's save to a file, then
+ * both eager restores in alternating order, each from a cold page cache when asked.
+ */
+public final class SaveRestoreBenchmark {
+    public record Config(DemoGuest guest, int repetitions, boolean cold, Path workDir) {}
+
+    /** Seconds and bytes of one repetition. */
+    public record Sample(double thawSaveSeconds, long thawImageBytes, long streamBytes, double qemuSaveSeconds, double qemuSaveFsyncSeconds,
+                         long qemuFileBytes, double thawRestoreSeconds, double qemuRestoreSeconds) {}
+
+    public record Report(long memoryMiB, long totalMiB, long wsMiB, String accel, String qemuVersion, boolean cold, List<Sample> samples) {
+        public static double min(List<Sample> s, java.util.function.ToDoubleFunction<Sample> f) {
+            return s.stream().mapToDouble(f).min().orElse(Double.NaN);
+        }
+
+        public static double median(List<Sample> s, java.util.function.ToDoubleFunction<Sample> f) {
+            double[] v = s.stream().mapToDouble(f).sorted().toArray();
+            if (v.length == 0) return Double.NaN;
+            return v.length % 2 == 1 ? v[v.length / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
+        }
+    }
+
+    private SaveRestoreBenchmark() {}
+
+    public static Report run(Config config, GuestImage image, QemuVersion qemu, Accel accel, PrintStream log) throws IOException, InterruptedException {
+        Files.createDirectories(config.workDir());
+        List<Sample> samples = new ArrayList<>();
+        String size = config.guest().memoryMiB() + "M";
+        try (QemuVm vm = QemuVm.launch(config.guest().vmConfig("thaw-bench-" + size, image, qemu, accel))) {
+            DemoGuest.awaitReady(vm, vm.console().cursorFromStart(), DemoGuest.BOOT_TIMEOUT);
+            Thread.sleep(2000); // let the workload run before the first save
+            for (int rep = 0; rep < config.repetitions(); rep++) {
+                Path thawImage = config.workDir().resolve("thaw-" + size + "-" + rep);
+                Path qemuFile = config.workDir().resolve("qemu-" + size + "-" + rep + ".mig");
+                FileTrees.deleteQuietly(thawImage);
+                Files.deleteIfExists(qemuFile);
+                Saver.Result saved = Saver.save(vm.qmp(), vm.config(), thawImage,
+                        Saver.Options.defaults().withKeepRunning(true).withImage(ImageWriter.Options.defaults()), p -> {});
+                Thread.sleep(1000);
+                QemuBaselines.SaveResult qemuSaved = QemuBaselines.saveToFile(vm.qmp(), qemuFile, Duration.ofMinutes(5));
+                double thawRestore = 0;
+                double qemuRestore = 0;
+                for (int k = 0; k < 2; k++) {
+                    boolean thawTurn = (k == 0) == (rep % 2 == 0);
+                    if (config.cold()) QemuBaselines.dropCaches();
+                    if (thawTurn) {
+                        long start = System.nanoTime(); // opening the image (reading its metadata) counts
+                        try (CheckpointImage img = CheckpointImage.open(thawImage)) {
+                            long opened = System.nanoTime() - start;
+                            EagerRestore.Result r = EagerRestore.restore(img, EagerRestore.Options.defaults("thaw-bench-restore"), p -> {});
+                            thawRestore = (opened + r.runningNanos()) / 1e9;
+                            r.vm().close();
+                        }
+                    } else {
+                        QemuBaselines.RestoreResult r = QemuBaselines.restoreFromFile(vm.config(), "thaw-bench-qemu-restore", qemuFile,
+                                Duration.ofMinutes(5));
+                        qemuRestore = r.runningNanos() / 1e9;
+                        r.vm().close();
+                    }
+                }
+                Sample s = new Sample(saved.durationNanos() / 1e9, saved.manifest().stats().imageFileBytes(), saved.streamBytes(),
+                        qemuSaved.durationNanos() / 1e9, (qemuSaved.durationNanos() + qemuSaved.fsyncNanos()) / 1e9, qemuSaved.fileBytes(),
+                        thawRestore, qemuRestore);
+                samples.add(s);
+                log.printf("  %s rep %d: %s%n", size, rep + 1, s);
+                FileTrees.deleteQuietly(thawImage);
+                Files.deleteIfExists(qemuFile);
+            }
+        }
+        return new Report(config.guest().memoryMiB(), config.guest().totalMiB(), config.guest().wsMiB(), accel.qemuName(), qemu.text(),
+                config.cold(), List.copyOf(samples));
+    }
+
+    /** A markdown table of min / median per method. */
+    public static String markdown(List<Report> reports) {
+        StringBuilder out = new StringBuilder();
+        out.append("| guest | Thaw save (s) | QEMU save to file (s) | QEMU save + fsync (s) | Thaw image (MiB) | QEMU file (MiB) |"
+                + " Thaw eager restore (s) | QEMU eager restore (s) |\n");
+        out.append("|---|---|---|---|---|---|---|---|\n");
+        for (Report r : reports) {
+            List<Sample> s = r.samples();
+            out.append(String.format("| %d MiB RAM, T=%d, W=%d, %s%s, n=%d | %s | %s | %s | %d | %d | %s | %s |%n", r.memoryMiB(), r.totalMiB(),
+                    r.wsMiB(), r.accel(), r.cold() ? ", cold" : ", warm", s.size(),
+                    mm(s, Sample::thawSaveSeconds), mm(s, Sample::qemuSaveSeconds), mm(s, Sample::qemuSaveFsyncSeconds),
+                    (long) Report.median(s, x -> x.thawImageBytes()) >> 20, (long) Report.median(s, x -> x.qemuFileBytes()) >> 20,
+                    mm(s, Sample::thawRestoreSeconds), mm(s, Sample::qemuRestoreSeconds)));
+        }
+        return out.toString();
+    }
+
+    private static String mm(List<Sample> s, java.util.function.ToDoubleFunction<Sample> f) {
+        return String.format("%.2f / %.2f", Report.min(s, f), Report.median(s, f));
+    }
+}
