@@ -2,7 +2,10 @@
  * memsum: the demo guest's control agent, on a serial port (ttyS1) that the host reaches
  * through a QEMU socket chardev. One request per line, one answer per line:
  *     ping <id>    -> pong <id>
- *     memsum <id>  -> memsum <id> <hex64 checksum> <bytes>     (the whole region wsbench filled)
+ *     memsum <id> [<first_mib> <mib>]
+ *                  -> memsum <id> <hex64 checksum> <bytes>     (the whole region wsbench filled, or
+ *                     MiB [first, first + mib) of it: the part beyond wsbench's working set is never
+ *                     written after the fill, so its sum can be compared while wsbench runs)
  *     pause <id>   -> paused <id>     (SIGSTOP to wsbench: its memory stops changing)
  *     resume <id>  -> resumed <id>    (SIGCONT)
  * Errors answer "error <id> <text>". The region is read through /proc/<pid>/mem, so wsbench's
@@ -51,9 +54,18 @@ static int read_region(long *pid, uintptr_t *addr, size_t *bytes) {
     return ok ? 0 : -1;
 }
 
-static void do_memsum(const char *id) {
+static void do_memsum(const char *id, long first_mib, long mib) {
     long pid; uintptr_t addr; size_t bytes;
     if (read_region(&pid, &addr, &bytes) != 0) { reply("error %s wsbench region not ready", id); return; }
+    if (mib > 0) {
+        size_t first = (size_t)first_mib << 20, length = (size_t)mib << 20;
+        if (first_mib < 0 || first + length > bytes) {
+            reply("error %s range: expected MiB [%ld, %ld) inside the %zu-MiB region", id, first_mib, first_mib + mib, bytes >> 20);
+            return;
+        }
+        addr += first;
+        bytes = length;
+    }
     char path[64];
     snprintf(path, sizeof path, "/proc/%ld/mem", pid);
     int fd = open(path, O_RDONLY);
@@ -112,9 +124,10 @@ int main(int argc, char **argv) {
         line[len] = 0;
         len = 0;
         char cmd[32] = "", id[64] = "-";
-        if (sscanf(line, "%31s %63s", cmd, id) < 1) continue;
+        long first_mib = 0, mib = 0;
+        if (sscanf(line, "%31s %63s %ld %ld", cmd, id, &first_mib, &mib) < 1) continue;
         if (strcmp(cmd, "ping") == 0) reply("pong %s", id);
-        else if (strcmp(cmd, "memsum") == 0) do_memsum(id);
+        else if (strcmp(cmd, "memsum") == 0) do_memsum(id, first_mib, mib);
         else if (strcmp(cmd, "pause") == 0) do_signal(id, SIGSTOP, "paused");
         else if (strcmp(cmd, "resume") == 0) do_signal(id, SIGCONT, "resumed");
         else reply("error %s unknown request '%s', expected ping, memsum, pause or resume", id, cmd);

@@ -110,7 +110,18 @@ public final class GuestAgent implements AutoCloseable {
     }
 
     public MemSum memsum() {
-        String[] words = request("memsum", "memsum", MEMSUM_TIMEOUT);
+        return parseMemsum(request("memsum", "memsum", MEMSUM_TIMEOUT));
+    }
+
+    /**
+     * The checksum of MiB [firstMiB, firstMiB + mib) of wsbench's region. The part at and beyond the
+     * working set W is never written after the fill, so its sum can be compared while wsbench runs.
+     */
+    public MemSum memsum(long firstMiB, long mib) {
+        return parseMemsum(request("memsum", "memsum", MEMSUM_TIMEOUT, " " + firstMiB + " " + mib));
+    }
+
+    private MemSum parseMemsum(String[] words) {
         if (words.length != 4) {
             throw new AgentException(peer + ": malformed memsum answer: expected 'memsum ID HEX BYTES', actual '"
                     + String.join(" ", words) + "'");
@@ -129,9 +140,13 @@ public final class GuestAgent implements AutoCloseable {
 
     /** Sends {@code verb id} and returns the words of the answer {@code expectedAnswer id ...}. */
     String[] request(String verb, String expectedAnswer, Duration timeout) {
+        return request(verb, expectedAnswer, timeout, "");
+    }
+
+    private String[] request(String verb, String expectedAnswer, Duration timeout, String arguments) {
         String id = Long.toString(nextId.getAndIncrement());
         Journal<String>.Cursor cursor = answers.cursor();
-        send(verb + " " + id);
+        send(verb + " " + id + arguments);
         Optional<String> answer;
         try {
             answer = cursor.await(l -> {

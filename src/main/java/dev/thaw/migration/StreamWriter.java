@@ -145,6 +145,56 @@ public final class StreamWriter {
         raw(json);
     }
 
+    /** OPEN_RETURN_PATH: the destination starts answering on the same connection. */
+    public void openReturnPath() throws IOException {
+        command(Wire.CMD_OPEN_RETURN_PATH, new byte[0]);
+    }
+
+    public void ping(int value) throws IOException {
+        command(Wire.CMD_PING, new byte[] {(byte) (value >>> 24), (byte) (value >>> 16), (byte) (value >>> 8), (byte) value});
+    }
+
+    /** POSTCOPY_ADVISE with the OR of all blocks' page sizes and the target page size. */
+    public void postcopyAdvise() throws IOException {
+        long summary = 0;
+        for (RamBlock b : blocks) summary |= b.pageByteSize();
+        java.nio.ByteBuffer payload = java.nio.ByteBuffer.allocate(16).putLong(summary).putLong(Wire.TARGET_PAGE_BYTES);
+        command(Wire.CMD_POSTCOPY_ADVISE, payload.array());
+    }
+
+    /** Most ranges one DISCARD command can carry (its length is 16 bits). */
+    public static int maxDiscardRanges(String blockName) {
+        return (0xFFFF - 3 - blockName.length()) / 16;
+    }
+
+    /**
+     * POSTCOPY_RAM_DISCARD for one block: u8 version 0, counted block name, a NUL byte, then
+     * (be64 start, be64 length) byte ranges. At most {@link #maxDiscardRanges} ranges.
+     */
+    public void discard(int block, long[] startBytes, long[] lengthBytes, int from, int count) throws IOException {
+        String name = blocks.get(block).name();
+        if (count < 1 || count > maxDiscardRanges(name)) {
+            throw new IllegalArgumentException("discard: expected 1.." + maxDiscardRanges(name) + " ranges, actual " + count);
+        }
+        byte[] nameBytes = name.getBytes(StandardCharsets.ISO_8859_1);
+        java.nio.ByteBuffer payload = java.nio.ByteBuffer.allocate(3 + nameBytes.length + 16 * count);
+        payload.put((byte) 0).put((byte) nameBytes.length).put(nameBytes).put((byte) 0);
+        for (int i = from; i < from + count; i++) payload.putLong(startBytes[i]).putLong(lengthBytes[i]);
+        command(Wire.CMD_POSTCOPY_RAM_DISCARD, payload.array());
+    }
+
+    /** PACKAGED: the length, then the package bytes (an embedded stream the destination reads whole first). */
+    public void packaged(byte[] pkg) throws IOException {
+        command(Wire.CMD_PACKAGED, new byte[] {(byte) (pkg.length >>> 24), (byte) (pkg.length >>> 16), (byte) (pkg.length >>> 8),
+                (byte) pkg.length});
+        raw(pkg);
+    }
+
+    /** Forgets the last block named, so the next page record names its block (a new channel or package). */
+    public void forgetLastBlock() {
+        lastBlock = -1;
+    }
+
     public void flush() throws IOException {
         out.flush();
     }

@@ -1,0 +1,475 @@
+package dev.thaw.restore;
+
+import dev.thaw.image.CheckpointImage;
+import dev.thaw.migration.RamBlock;
+import dev.thaw.migration.ReturnPathMessage;
+import dev.thaw.migration.ReturnPathReader;
+import dev.thaw.migration.StreamFormatException;
+import dev.thaw.migration.StreamWriter;
+import dev.thaw.migration.Wire;
+import dev.thaw.qemu.QemuVm;
+import dev.thaw.qemu.QmpClient;
+import dev.thaw.qemu.QmpException;
+import dev.thaw.util.ChannelStreams;
+import dev.thaw.util.StallWatchdog;
+import java.io.BufferedOutputStream;
+import java.io.ByteArrayOutputStream;
+import java.io.EOFException;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.net.StandardProtocolFamily;
+import java.net.StandardSocketOptions;
+import java.net.UnixDomainSocketAddress;
+import java.nio.channels.SocketChannel;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.BitSet;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Consumer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Lazy and working-set restore: Thaw as the postcopy migration source of a fresh QEMU.
+ *
+ * <pre>
+ *  header+configuration, OPEN_RETURN_PATH, PING 1, POSTCOPY_ADVISE, RAM START (block list)
+ *  working set as precopy pages (ws mode; in predicted order)
+ *  POSTCOPY_RAM_DISCARD of exactly the pages not sent (at least one range: QEMU 7.2 deadlocks otherwise)
+ *  PING 2, PACKAGED(LISTEN, device state, PING 3, RUN)            -> the guest runs
+ *  pages: demand requests first (with neighbours), the rest in the background, never one twice
+ *  RAM END, EOF; then the destination answers SHUT(0)
+ * </pre>
+ *
+ * <p>Threads: the caller's thread is the page scheduler and the only writer of the stream; a
+ * return-path reader, started before the package is written (requests arrive while the device
+ * state loads), queues page requests. A request preempts background work at the next chunk
+ * boundary; background chunks are small and the socket send buffer is limited, so a requested
+ * page waits behind at most about a chunk plus the send buffer.
+ *
+ * <p>Zero pages are not sent in the background: POSTCOPY_ADVISE discarded all guest RAM, so after
+ * EOF every page never sent reads as zero. A request for a zero page is answered with a ZERO record.
+ * Every non-zero page of the image is sent before EOF, and the result accounts for every page.
+ *
+ * <p>Failure: a dead QEMU, a broken connection or a protocol error ends the restore with an error
+ * and kills the QEMU. A Thaw that is killed instead leaves QEMU paused in postcopy (its vCPUs wait
+ * for pages forever); see docs/protocol.md.
+ */
+public final class PostcopyRestore {
+    private static final Logger log = LoggerFactory.getLogger(PostcopyRestore.class);
+    private static final int PAGE = Wire.TARGET_PAGE_BYTES;
+
+    /** A page of the image: block index and target page index. */
+    public record PageRef(int block, int page) {}
+
+    /**
+     * @param workingSet         pages to send before the guest starts, in the order to send them (empty: lazy)
+     * @param neighbourPages     pages after a requested one sent with it (HotRestore sends 4 per fault: 3)
+     * @param chunkPages         background pages per section (small: a request waits behind at most one chunk)
+     * @param sendBufferBytes    the socket send buffer (small: a request waits behind at most this)
+     */
+    public record Options(String vmName, List<PageRef> workingSet, int neighbourPages, int chunkPages, int sendBufferBytes,
+                          Duration stallTimeout, Duration completionTimeout) {
+        public static Options lazy(String vmName) {
+            return new Options(vmName, List.of(), 3, 16, 128 << 10, Duration.ofSeconds(60), Duration.ofSeconds(120));
+        }
+
+        public Options withWorkingSet(List<PageRef> pages) {
+            return new Options(vmName, List.copyOf(pages), neighbourPages, chunkPages, sendBufferBytes, stallTimeout, completionTimeout);
+        }
+    }
+
+    /** One page request as it arrived, for the trace and the learned working set. */
+    public record Fault(int block, int page, long atNanos, boolean alreadySent) {}
+
+    /**
+     * Times are nanoseconds after the restore began.
+     *
+     * @param runningNanos       the guest running (QEMU's RESUME event after it processed RUN)
+     * @param completedNanos     SHUT(0) received: every page placed, userfaultfd released
+     * @param demandFaults       page requests for pages not yet sent
+     * @param prefetchedPages    working-set pages sent before the guest started
+     * @param demandPages        pages sent because of a request (neighbours included)
+     * @param backgroundPages    pages sent by the background stream
+     * @param zeroPagesUnsent    zero pages never sent (they read as zero after completion)
+     * @param faultServiceNanos  per demand fault: request read to page written to the socket
+     */
+    public record Result(QemuVm vm, long qemuReadyNanos, long runningNanos, long completedNanos, long demandFaults,
+                         long duplicateRequests, long prefetchedPages, long demandPages, long backgroundPages, long zeroPagesUnsent,
+                         long pageCount, long streamBytes, List<Fault> faults, long[] faultServiceNanos) {}
+
+    private PostcopyRestore() {}
+
+    public static Result restore(CheckpointImage image, Options options, Consumer<String> progress) {
+        for (RamBlock b : image.ramBlocks()) {
+            if (b.pageByteSize() != PAGE) {
+                throw new RestoreException("RAM block " + b.name() + " has " + b.pageByteSize() + "-byte pages: this restore"
+                        + " serves 4 KiB pages only (expected 4096)", null);
+            }
+        }
+        long started = System.nanoTime();
+        QemuVm vm = QemuVm.launch(EagerRestore.savedConfig(image).asIncoming(options.vmName()));
+        try {
+            return new Session(image, options, vm, started, progress).run();
+        } catch (RuntimeException e) {
+            vm.close();
+            throw e;
+        }
+    }
+
+    /** One restore: the scheduler state, owned by the caller's thread. */
+    private static final class Session {
+        private final CheckpointImage image;
+        private final Options options;
+        private final QemuVm vm;
+        private final long started;
+        private final Consumer<String> progress;
+        private final List<RamBlock> blocks;
+        private final BitSet[] sent;
+        private final Map<String, Integer> blockIndex = new HashMap<>();
+        private final LinkedBlockingQueue<ReturnPathMessage.PageRequest> requests = new LinkedBlockingQueue<>();
+        private final CompletableFuture<Integer> shut = new CompletableFuture<>();
+        private final List<Fault> faults = new ArrayList<>();
+        private final List<Long> serviceNanos = new ArrayList<>();
+        private final AtomicLong bytes = new AtomicLong();
+        private final byte[] page = new byte[PAGE];
+        private volatile String returnPathFailure;
+        private StreamWriter writer;
+        private int sid;
+        private long demandFaults;
+        private long duplicates;
+        private long prefetched;
+        private long demandPages;
+        private long backgroundPages;
+
+        Session(CheckpointImage image, Options options, QemuVm vm, long started, Consumer<String> progress) {
+            this.image = image;
+            this.options = options;
+            this.vm = vm;
+            this.started = started;
+            this.progress = progress;
+            this.blocks = image.ramBlocks();
+            this.sent = new BitSet[blocks.size()];
+            for (int i = 0; i < blocks.size(); i++) {
+                sent[i] = new BitSet(blocks.get(i).pageCount());
+                blockIndex.put(blocks.get(i).name(), i);
+            }
+        }
+
+        Result run() {
+            long qemuReady = System.nanoTime() - started;
+            QmpClient qmp = vm.qmp();
+            Path socket = vm.runDir().resolve("incoming.sock");
+            try {
+                qmp.migrateSetCapabilities(Map.of("postcopy-ram", true, "events", true));
+                qmp.migrateIncoming("unix:" + socket);
+            } catch (QmpException e) {
+                throw new RestoreException(vm.name() + ": QEMU refused the postcopy setup (is userfaultfd usable? see thaw doctor): "
+                        + e.getMessage(), e);
+            }
+            try (SocketChannel channel = connect(socket);
+                 StallWatchdog watchdog = new StallWatchdog("postcopy-" + vm.name(), bytes::get, options.stallTimeout(), channel)) {
+                channel.setOption(StandardSocketOptions.SO_SNDBUF, options.sendBufferBytes());
+                Thread reader = Thread.ofPlatform().daemon().name("return-path-" + vm.name()).start(() -> readReturnPath(channel));
+                OutputStream out = new BufferedOutputStream(new Counting(ChannelStreams.output(channel), bytes), 256 << 10);
+                writer = new StreamWriter(out, blocks);
+                sid = image.manifest().ramSectionId();
+                long running;
+                try {
+                    sendUpToSwitch();
+                    running = System.nanoTime() - started;
+                    progress.accept(String.format("guest running after %.2f s; serving pages", running / 1e9));
+                    servePages();
+                    writer.openRamSection(sid, true);
+                    writer.closeRamSection(sid);
+                    writer.eof();
+                    writer.flush();
+                } catch (IOException e) {
+                    throw failure("sending pages failed after " + bytes.get() + " bytes" + (watchdog.stalled()
+                            ? " (QEMU read nothing for " + options.stallTimeout().toSeconds() + " s)" : "") + ": " + e.getMessage(), e);
+                }
+                int status = awaitShut();
+                if (status != 0) throw failure("the destination finished with SHUT status " + status + " (it saw an error)", null);
+                long completed = System.nanoTime() - started;
+                EagerRestore.awaitCompleted(vm, options.completionTimeout());
+                reader.join(5000);
+                // The guest ran from the moment QEMU processed RUN, which it reports with the RESUME event.
+                long resumed = vm.qmp().events().snapshot().stream().filter(e -> e.is("RESUME")).findFirst()
+                        .map(e -> e.receivedNanos() - started).orElse(running);
+                return result(qemuReady, resumed, completed);
+            } catch (IOException e) {
+                throw failure("connection to the incoming socket failed: " + e.getMessage(), e);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw failure("interrupted", e);
+            }
+        }
+
+        private Result result(long qemuReady, long running, long completed) {
+            long total = 0;
+            long zeroUnsent = 0;
+            for (int b = 0; b < blocks.size(); b++) {
+                int count = blocks.get(b).pageCount();
+                total += count;
+                for (int p = sent[b].nextClearBit(0); p < count; p = sent[b].nextClearBit(p + 1)) {
+                    if (!image.isZero(b, p)) {
+                        // QEMU would read it as zero: silent corruption. Never let it pass.
+                        throw failure("page " + p + " of block " + blocks.get(b).name() + " was never sent", null);
+                    }
+                    zeroUnsent++;
+                }
+            }
+            long[] service = serviceNanos.stream().mapToLong(Long::longValue).toArray();
+            return new Result(vm, qemuReady, running, completed, demandFaults, duplicates, prefetched, demandPages, backgroundPages,
+                    zeroUnsent, total, bytes.get(), List.copyOf(faults), service);
+        }
+
+        /** Everything before and including the package that starts the guest. */
+        private void sendUpToSwitch() throws IOException {
+            writer.raw(image.headerAndConfiguration());
+            writer.openReturnPath();
+            writer.ping(1);
+            writer.postcopyAdvise();
+            writer.ramStart(sid, true);
+            List<PageRef> ws = options.workingSet();
+            for (int i = 0; i < ws.size(); i += 256) {
+                writer.openRamSection(sid, false);
+                for (PageRef ref : ws.subList(i, Math.min(ws.size(), i + 256))) {
+                    if (sendPage(ref.block(), ref.page())) prefetched++;
+                }
+                writer.closeRamSection(sid);
+            }
+            sendDiscards();
+            writer.ping(2);
+            ByteArrayOutputStream pkg = new ByteArrayOutputStream();
+            StreamWriter inner = new StreamWriter(pkg, blocks);
+            inner.command(Wire.CMD_POSTCOPY_LISTEN, new byte[0]);
+            inner.raw(image.deviceState());
+            inner.ping(3);
+            inner.command(Wire.CMD_POSTCOPY_RUN, new byte[0]);
+            writer.packaged(pkg.toByteArray());
+            writer.forgetLastBlock(); // the listen thread reads on: name the block in the first record
+            writer.flush();
+        }
+
+        /** Discards exactly the pages not sent before LISTEN, per block (docs/protocol.md: THP and the 7.2 LISTEN defect). */
+        private void sendDiscards() throws IOException {
+            boolean any = false;
+            for (int b = 0; b < blocks.size(); b++) {
+                int count = blocks.get(b).pageCount();
+                List<long[]> ranges = new ArrayList<>();
+                for (int p = sent[b].nextClearBit(0); p < count; ) {
+                    int end = sent[b].nextSetBit(p);
+                    if (end < 0 || end > count) end = count;
+                    ranges.add(new long[] {(long) p * PAGE, (long) (end - p) * PAGE});
+                    p = sent[b].nextClearBit(end);
+                }
+                if (ranges.isEmpty()) continue;
+                any = true;
+                long[] starts = ranges.stream().mapToLong(r -> r[0]).toArray();
+                long[] lengths = ranges.stream().mapToLong(r -> r[1]).toArray();
+                int max = StreamWriter.maxDiscardRanges(blocks.get(b).name());
+                for (int i = 0; i < starts.length; i += max) {
+                    writer.discard(b, starts, lengths, i, Math.min(max, starts.length - i));
+                }
+            }
+            if (!any) {
+                // Every page went before LISTEN: discard one so that a discard precedes LISTEN; it is sent again later.
+                int last = blocks.get(0).pageCount() - 1;
+                writer.discard(0, new long[] {(long) last * PAGE}, new long[] {PAGE}, 0, 1);
+                sent[0].clear(last);
+                prefetched--;
+            }
+        }
+
+        /** Demand first, background otherwise, until every non-zero page is sent. */
+        private void servePages() throws IOException {
+            int bgBlock = 0;
+            int bgPage = 0;
+            long lastReport = System.nanoTime();
+            List<ReturnPathMessage.PageRequest> batch = new ArrayList<>();
+            while (true) {
+                checkHealthy();
+                batch.clear();
+                requests.drainTo(batch);
+                if (!batch.isEmpty()) {
+                    serveRequests(batch);
+                    continue;
+                }
+                // The next chunk of background pages: non-zero pages not yet sent, by address.
+                int inChunk = 0;
+                boolean open = false;
+                while (bgBlock < blocks.size() && inChunk < options.chunkPages()) {
+                    if (bgPage >= blocks.get(bgBlock).pageCount()) {
+                        bgBlock++;
+                        bgPage = 0;
+                        continue;
+                    }
+                    int p = bgPage++;
+                    if (sent[bgBlock].get(p) || image.isZero(bgBlock, p)) continue;
+                    if (!open) {
+                        writer.openRamSection(sid, false);
+                        open = true;
+                    }
+                    sendPage(bgBlock, p);
+                    backgroundPages++;
+                    inChunk++;
+                }
+                if (open) {
+                    writer.closeRamSection(sid);
+                    writer.flush();
+                }
+                if (bgBlock >= blocks.size()) return;
+                if (System.nanoTime() - lastReport > 250_000_000L) {
+                    lastReport = System.nanoTime();
+                    progress.accept(String.format("serving pages: %d demand faults, %d background pages", demandFaults, backgroundPages));
+                }
+            }
+        }
+
+        private void serveRequests(List<ReturnPathMessage.PageRequest> batch) throws IOException {
+            writer.openRamSection(sid, false);
+            List<Long> arrivals = new ArrayList<>();
+            for (ReturnPathMessage.PageRequest r : batch) {
+                int b = blockIndex.get(r.blockName());
+                int p = (int) (r.offset() / PAGE);
+                boolean already = sent[b].get(p);
+                faults.add(new Fault(b, p, r.receivedNanos() - started, already));
+                if (already) {
+                    duplicates++;
+                    continue;
+                }
+                demandFaults++;
+                arrivals.add(r.receivedNanos());
+                sendPage(b, p);
+                demandPages++;
+                int limit = Math.min(blocks.get(b).pageCount(), p + 1 + options.neighbourPages());
+                for (int n = p + 1; n < limit; n++) {
+                    if (sendPage(b, n)) demandPages++;
+                }
+            }
+            writer.closeRamSection(sid);
+            writer.flush();
+            long now = System.nanoTime();
+            for (long a : arrivals) serviceNanos.add(now - a);
+        }
+
+        /** Sends a page unless it was sent already; true if it sent it. */
+        private boolean sendPage(int b, int p) throws IOException {
+            if (sent[b].get(p)) return false;
+            sent[b].set(p);
+            if (image.readPage(b, p, page, 0)) writer.page(b, p, page, 0);
+            else writer.zeroPage(b, p);
+            return true;
+        }
+
+        private void readReturnPath(SocketChannel channel) {
+            ReturnPathReader rp = new ReturnPathReader(ChannelStreams.input(channel));
+            try {
+                while (true) {
+                    ReturnPathMessage m = rp.next();
+                    switch (m) {
+                        case ReturnPathMessage.PageRequest r -> {
+                            Integer b = blockIndex.get(r.blockName());
+                            if (b == null) {
+                                throw new StreamFormatException(-1, "page request for unknown RAM block '" + r.blockName()
+                                        + "': expected one of " + blockIndex.keySet());
+                            }
+                            long size = blocks.get(b).usedByteSize();
+                            if (r.offset() < 0 || r.offset() % PAGE != 0 || r.offset() + r.length() > size || r.length() != PAGE) {
+                                throw new StreamFormatException(-1, String.format("page request for block %s: expected a 4096-byte"
+                                        + " page below 0x%x, actual offset 0x%x length %d", r.blockName(), size, r.offset(), r.length()));
+                            }
+                            requests.add(r);
+                        }
+                        case ReturnPathMessage.Shut s -> {
+                            shut.complete(s.status());
+                            return;
+                        }
+                        case ReturnPathMessage.Pong p -> log.debug("{}: PONG {}", vm.name(), p.value());
+                        case ReturnPathMessage.Other o -> log.debug("{}: ignoring return-path message type {}", vm.name(), o.type());
+                    }
+                }
+            } catch (EOFException e) {
+                returnPathFailure = "the destination closed the connection before SHUT";
+            } catch (IOException e) {
+                returnPathFailure = "the return path failed: " + e.getMessage();
+            } catch (StreamFormatException e) {
+                returnPathFailure = "protocol error on the return path: " + e.getMessage();
+                try {
+                    channel.close(); // the destination cannot be served safely any more
+                } catch (IOException ignored) {
+                    // closing anyway
+                }
+            }
+            shut.completeExceptionally(new IllegalStateException(returnPathFailure));
+        }
+
+        private void checkHealthy() {
+            if (returnPathFailure != null) throw failure(returnPathFailure, null);
+            if (!vm.isAlive()) throw failure("QEMU died", null);
+        }
+
+        private int awaitShut() throws InterruptedException {
+            try {
+                return shut.get(options.completionTimeout().toMillis(), TimeUnit.MILLISECONDS);
+            } catch (java.util.concurrent.TimeoutException e) {
+                throw failure("no SHUT from the destination within " + options.completionTimeout().toSeconds() + " s after EOF", e);
+            } catch (java.util.concurrent.ExecutionException e) {
+                throw failure(e.getCause().getMessage(), e.getCause());
+            }
+        }
+
+        private RestoreException failure(String what, Throwable cause) {
+            return new RestoreException(vm.name() + ": postcopy restore failed: " + what + "; " + vm.describeState(), cause);
+        }
+
+        private SocketChannel connect(Path socket) throws IOException {
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+            while (true) {
+                SocketChannel channel = SocketChannel.open(StandardProtocolFamily.UNIX);
+                try {
+                    channel.connect(UnixDomainSocketAddress.of(socket));
+                    return channel;
+                } catch (IOException e) {
+                    channel.close();
+                    if (!vm.isAlive() || System.nanoTime() > deadline) throw e;
+                    try {
+                        Thread.sleep(10);
+                    } catch (InterruptedException ie) {
+                        Thread.currentThread().interrupt();
+                        throw new IOException("interrupted", ie);
+                    }
+                }
+            }
+        }
+    }
+
+    private static final class Counting extends java.io.FilterOutputStream {
+        private final AtomicLong count;
+
+        Counting(OutputStream out, AtomicLong count) {
+            super(out);
+            this.count = count;
+        }
+
+        @Override
+        public void write(byte[] b, int off, int len) throws IOException {
+            out.write(b, off, len);
+            count.addAndGet(len);
+        }
+
+        @Override
+        public void write(int b) throws IOException {
+            out.write(b);
+            count.incrementAndGet();
+        }
+    }
+}

@@ -1,0 +1,85 @@
+package dev.thaw.restore;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.thaw.guest.DemoGuest;
+import dev.thaw.guest.GuestAgent;
+import dev.thaw.guest.WsbenchTick;
+import dev.thaw.image.CheckpointImage;
+import dev.thaw.qemu.ConsoleLine;
+import dev.thaw.qemu.Journal;
+import dev.thaw.qemu.QemuVm;
+import dev.thaw.save.Saver;
+import dev.thaw.testing.TestHost;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Lazy and working-set restore on the real QEMU: memory identical, migration completed, every page accounted for. */
+class PostcopyRestoreTest {
+    @TempDir
+    static Path dir;
+    static Path imageDir;
+    static GuestAgent.MemSum before;
+    static long lastSeqBefore;
+
+    @BeforeAll
+    static void saveTheDemoGuest() throws Exception {
+        imageDir = dir.resolve("image");
+        try (QemuVm vm = QemuVm.launch(TestHost.smallGuestConfig("thaw-test-postcopy-src"))) {
+            Journal<ConsoleLine>.Cursor console = vm.console().cursorFromStart();
+            DemoGuest.awaitReady(vm, console, DemoGuest.BOOT_TIMEOUT);
+            List<WsbenchTick> ticks = DemoGuest.collectTicks(console, Duration.ofSeconds(1));
+            lastSeqBefore = ticks.getLast().seq();
+            try (GuestAgent agent = GuestAgent.connect(vm)) {
+                agent.awaitReady(Duration.ofSeconds(30));
+                agent.pauseWorkload();
+                before = agent.memsum();
+            }
+            Saver.save(vm.qmp(), vm.config(), imageDir, Saver.Options.defaults(), p -> {});
+        }
+    }
+
+    private static PostcopyRestore.Result restoreAndCheck(PostcopyRestore.Options options) throws Exception {
+        try (CheckpointImage image = CheckpointImage.open(imageDir)) {
+            PostcopyRestore.Result r = PostcopyRestore.restore(image, options, s -> {});
+            try (QemuVm vm = r.vm()) {
+                System.err.printf("%s: running %.2f s, completed %.2f s, %d demand faults (%d duplicate requests), %d prefetched,"
+                                + " %d demand pages, %d background, %d zero unsent of %d%n", options.vmName(), r.runningNanos() / 1e9,
+                        r.completedNanos() / 1e9, r.demandFaults(), r.duplicateRequests(), r.prefetchedPages(), r.demandPages(),
+                        r.backgroundPages(), r.zeroPagesUnsent(), r.pageCount());
+                assertThat(vm.qmp().queryMigrate().completed()).isTrue();
+                assertThat(vm.qmp().queryStatus().running()).isTrue();
+                assertThat(r.prefetchedPages() + r.demandPages() + r.backgroundPages() + r.zeroPagesUnsent())
+                        .as("every page accounted for").isEqualTo(r.pageCount());
+                Journal<ConsoleLine>.Cursor console = vm.console().cursorFromStart();
+                try (GuestAgent agent = GuestAgent.connect(vm)) {
+                    agent.awaitReady(Duration.ofSeconds(30));
+                    assertThat(agent.memsum()).isEqualTo(before);
+                    agent.resumeWorkload();
+                }
+                List<WsbenchTick> after = DemoGuest.collectTicks(console, Duration.ofSeconds(2));
+                assertThat(after).isNotEmpty();
+                assertThat(after.getFirst().seq()).isGreaterThan(lastSeqBefore);
+            }
+            return r;
+        }
+    }
+
+    @Test
+    void lazyRestore() throws Exception {
+        PostcopyRestore.Result lazy = restoreAndCheck(PostcopyRestore.Options.lazy("thaw-test-lazy"));
+        assertThat(lazy.prefetchedPages()).isZero();
+        assertThat(lazy.demandFaults()).isPositive();
+        assertThat(lazy.faults()).isNotEmpty();
+
+        // The next restore prefetches what the lazy one faulted, in fault order (learned working set).
+        List<PostcopyRestore.PageRef> learned = lazy.faults().stream().filter(f -> !f.alreadySent())
+                .map(f -> new PostcopyRestore.PageRef(f.block(), f.page())).distinct().toList();
+        PostcopyRestore.Result ws = restoreAndCheck(PostcopyRestore.Options.lazy("thaw-test-ws").withWorkingSet(learned));
+        assertThat(ws.prefetchedPages()).isEqualTo(learned.size());
+    }
+}
