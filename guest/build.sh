@@ -51,7 +51,11 @@ KERNEL_VERSION=$(apt-cache policy "$KERNEL_PKG" | awk '/Candidate:/ {print $2}')
 [ -n "$KERNEL_VERSION" ] && [ "$KERNEL_VERSION" != "(none)" ] || die "apt has no candidate version of $KERNEL_PKG"
 
 KEY=$( {
-  for f in build.sh init modules.list src/*.c; do echo "$f"; sha256sum < "$GUEST_DIR/$f"; done
+  cd "$GUEST_DIR"
+  for f in build.sh init modules.list src/*.c; do
+    [ -f "$f" ] || die "build input $GUEST_DIR/$f is missing"
+    echo "$f"; sha256sum < "$f"
+  done
   echo "$KERNEL_PKG=$KERNEL_VERSION"
   sha256sum < "$BUSYBOX"
   gcc --version | head -1

@@ -14,12 +14,15 @@ import dev.thaw.qemu.Journal;
 import dev.thaw.qemu.QemuVersion;
 import dev.thaw.qemu.QemuVm;
 import dev.thaw.restore.EagerRestore;
+import dev.thaw.restore.PostcopyRestore;
+import dev.thaw.restore.RestoreTraces;
 import dev.thaw.save.Saver;
 import dev.thaw.util.FileTrees;
 import dev.thaw.util.ThawPaths;
 import java.io.PrintStream;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
@@ -29,8 +32,12 @@ import picocli.CommandLine.Option;
 
 /**
  * The main job: check the host, build and boot the demo guest, measure its workload, save it into
- * an image with the workload paused (so that memory can be compared), restore it in every mode
- * built so far, compare memory checksums and throughput, and print the comparison.
+ * an image while the workload runs, restore it in every mode (eager; lazy; ws with the working set
+ * learned from the lazy restore), and print the comparison: time to running and to completion,
+ * demand faults, throughput over the first seconds after the restore against before the save, and
+ * whether memory survived. Memory is compared by checksumming the part of wsbench's region beyond
+ * its working set, which the workload never writes after filling it, so the workload can keep
+ * running through the save and the restores.
  */
 @Command(name = "demo", mixinStandardHelpOptions = true,
         description = {"Boots the demo guest, measures it, saves it into an image, restores it in every mode and prints",
@@ -82,6 +89,8 @@ final class DemoCommand implements Callable<Integer> {
         Throughput before;
         GuestAgent.MemSum memsumBefore;
         Saver.Result saved;
+        long coldFirstMiB = guest.wsMiB();
+        long coldMiB = guest.totalMiB() - guest.wsMiB();
         try (QemuVm vm = QemuVm.launch(guest.vmConfig("thaw-demo", image, qemu, accel))) {
             Journal<ConsoleLine>.Cursor cursor = vm.console().cursorFromStart();
             progress.update("booting");
@@ -93,30 +102,32 @@ final class DemoCommand implements Callable<Integer> {
             before = measure(vm, cursor, progress, "before the save");
             try (GuestAgent agent = GuestAgent.connect(vm)) {
                 agent.awaitReady(Duration.ofSeconds(30));
-                agent.pauseWorkload();
-                memsumBefore = agent.memsum();
+                memsumBefore = agent.memsum(coldFirstMiB, coldMiB);
             }
-            out.printf("workload paused; memsum of its %d MiB: %s%n", memsumBefore.byteCount() >> 20, memsumBefore.checksumHex());
+            out.printf("memsum of the %d MiB wsbench never writes after its fill: %s%n", coldMiB, memsumBefore.checksumHex());
             saved = Saver.save(vm.qmp(), vm.config(), target, Saver.Options.defaults(),
                     p -> progress.update(String.format("saving: %d MiB read", p.streamBytes() >> 20)));
             Manifest.Stats s = saved.manifest().stats();
-            progress.done(String.format("saved in %.2f s: %d MiB stream -> %d MiB image (%d pages: %d zero, %d stored, %d duplicate) in %s",
-                    saved.durationNanos() / 1e9, saved.streamBytes() >> 20, s.imageFileBytes() >> 20, s.pageCount(), s.zeroPageCount(),
-                    s.storedPageCount(), s.duplicatePageCount(), saved.image()));
+            progress.done(String.format("saved in %.2f s (workload running): %d MiB stream -> %d MiB image (%d pages: %d zero, %d stored,"
+                            + " %d duplicate) in %s", saved.durationNanos() / 1e9, saved.streamBytes() >> 20, s.imageFileBytes() >> 20,
+                    s.pageCount(), s.zeroPageCount(), s.storedPageCount(), s.duplicatePageCount(), saved.image()));
             vm.qmp().quit();
             vm.awaitExit(Duration.ofSeconds(10));
         }
 
         List<ModeResult> modes = new ArrayList<>();
+        FileTrees.deleteQuietly(RestoreTraces.directoryFor(target)); // the ws mode learns from this run's lazy restore
         try (CheckpointImage img = CheckpointImage.open(target)) {
-            modes.add(restoreEager(img, before, memsumBefore, progress));
+            for (String mode : List.of("eager", "lazy", "ws")) {
+                modes.add(restore(mode, img, target, before, memsumBefore, coldFirstMiB, coldMiB, progress));
+            }
         }
 
         out.println();
-        out.printf("%-6s %16s %18s %14s %22s  %s%n", "mode", "running after", "completed after", "demand faults", "first " + seconds
-                + " s vs before", "memsum");
+        out.printf("%-6s %14s %16s %14s %20s  %s%n", "mode", "running after", "completed after", "demand faults",
+                "first " + seconds + " s vs before", "memory");
         for (ModeResult m : modes) {
-            out.printf("%-6s %14.2f s %16.2f s %14s %21.2fx  %s%n", m.mode(), m.runningSeconds(), m.completedSeconds(),
+            out.printf("%-6s %12.2f s %14.2f s %14s %19.2fx  %s%n", m.mode(), m.runningSeconds(), m.completedSeconds(),
                     m.demandFaults() == null ? "-" : m.demandFaults().toString(), m.throughputRelative(),
                     m.memsumIdentical() ? "identical" : "DIFFERENT");
         }
@@ -131,24 +142,56 @@ final class DemoCommand implements Callable<Integer> {
         return modes.stream().allMatch(ModeResult::memsumIdentical) ? 0 : 1;
     }
 
-    private ModeResult restoreEager(CheckpointImage img, Throughput before, GuestAgent.MemSum memsumBefore, Progress progress)
-            throws InterruptedException {
-        EagerRestore.Result r = EagerRestore.restore(img, EagerRestore.Options.defaults("thaw-demo-eager"),
-                p -> progress.update(String.format("eager restore: %d/%d pages", p.pagesSent(), p.pageCount())));
-        try (QemuVm vm = r.vm()) {
-            progress.done(String.format("eager restore: guest running after %.2f s", r.runningNanos() / 1e9));
-            Journal<ConsoleLine>.Cursor cursor = vm.console().cursor();
+    private ModeResult restore(String mode, CheckpointImage img, Path target, Throughput before, GuestAgent.MemSum memsumBefore,
+                               long coldFirstMiB, long coldMiB, Progress progress) throws InterruptedException {
+        long t0 = System.nanoTime();
+        QemuVm vm;
+        double running;
+        double completed;
+        Long faults = null;
+        if (mode.equals("eager")) {
+            EagerRestore.Result r = EagerRestore.restore(img, EagerRestore.Options.defaults("thaw-demo-eager"),
+                    p -> progress.update(String.format("eager restore: %d/%d pages", p.pagesSent(), p.pageCount())));
+            vm = r.vm();
+            running = r.runningNanos() / 1e9;
+            completed = running;
+        } else {
+            List<PostcopyRestore.PageRef> ws = mode.equals("ws")
+                    ? RestoreTraces.learnedWorkingSet(RestoreTraces.latest(target).orElseThrow()) : List.of();
+            PostcopyRestore.Options options = PostcopyRestore.Options.lazy("thaw-demo-" + mode).withWorkingSet(ws);
+            Instant startedAt = Instant.now();
+            PostcopyRestore.Result r = PostcopyRestore.restore(img, options, msg -> progress.update(mode + " restore: " + msg));
+            RestoreTraces.write(target, mode, startedAt, options, r);
+            vm = r.vm();
+            running = r.runningNanos() / 1e9;
+            completed = r.completedNanos() / 1e9;
+            faults = r.demandFaults();
+        }
+        try (vm) {
+            progress.done(String.format("%s restore: guest running after %.2f s, completed after %.2f s%s", mode, running, completed,
+                    faults == null ? "" : ", " + faults + " demand faults"));
+            // Throughput over the first seconds after the guest started, from the ticks' arrival times.
+            long resumedAt = t0 + (long) (running * 1e9);
+            long windowEnd = resumedAt + Duration.ofSeconds(seconds).toNanos();
+            while (System.nanoTime() < windowEnd + 200_000_000L) {
+                progress.update(String.format("measuring after the %s restore", mode));
+                Thread.sleep(100);
+            }
+            long ops = vm.console().snapshot().stream().map(WsbenchTick::parse).flatMap(java.util.Optional::stream)
+                    .filter(t -> t.hostNanos() > resumedAt && t.hostNanos() <= windowEnd).mapToLong(WsbenchTick::opCount).sum();
+            double rate = ops / (double) seconds;
             GuestAgent.MemSum after;
             try (GuestAgent agent = GuestAgent.connect(vm)) {
                 agent.awaitReady(Duration.ofSeconds(30));
-                after = agent.memsum();
-                agent.resumeWorkload();
+                after = agent.memsum(coldFirstMiB, coldMiB);
             }
-            Throughput t = measure(vm, cursor, progress, "after the eager restore");
+            progress.done(String.format("after the %s restore: %s ops/s over the first %d s (%.2fx of before); memsum %s", mode,
+                    human(rate), seconds, before.opsPerSecond() > 0 ? rate / before.opsPerSecond() : 0,
+                    after.equals(memsumBefore) ? "identical" : "DIFFERENT"));
             vm.qmp().quit();
             vm.awaitExit(Duration.ofSeconds(10));
-            return new ModeResult("eager", r.runningNanos() / 1e9, r.runningNanos() / 1e9, null,
-                    before.opsPerSecond() > 0 ? t.opsPerSecond() / before.opsPerSecond() : 0, after.checksumHex(), after.equals(memsumBefore));
+            return new ModeResult(mode, running, completed, faults, before.opsPerSecond() > 0 ? rate / before.opsPerSecond() : 0,
+                    after.checksumHex(), after.equals(memsumBefore));
         }
     }
 

@@ -4,11 +4,17 @@ import dev.thaw.host.HostDoctor;
 import dev.thaw.image.CheckpointImage;
 import dev.thaw.qemu.ConsoleLine;
 import dev.thaw.qemu.Journal;
+import dev.thaw.qemu.QemuVm;
 import dev.thaw.restore.EagerRestore;
+import dev.thaw.restore.PostcopyRestore;
+import dev.thaw.restore.RestoreTraces;
 import java.io.PrintStream;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.time.Instant;
+import java.util.List;
 import java.util.Locale;
+import java.util.Optional;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -16,46 +22,81 @@ import picocli.CommandLine.Parameters;
 
 @Command(name = "restore", mixinStandardHelpOptions = true,
         description = {"Restores a checkpoint image into a new QEMU and runs the guest. It stays attached (printing",
-                "the guest's console) until Ctrl-C or the guest stops; --exit ends it as soon as the guest runs.",
+                "the guest's console) until Ctrl-C or the guest stops; --exit ends it once the restore completed.",
+                "Modes: eager (every page, then run), lazy (run at once, pages on demand and in the background),",
+                "ws (the working set first, then as lazy). The working set is learned from the image's previous",
+                "lazy or ws restore (IMAGE.restores/). Default: ws when a previous restore left a trace, else lazy.",
                 "The image is only read."})
 final class RestoreCommand implements Callable<Integer> {
     @Parameters(index = "0", description = "The image directory.")
     Path image;
 
-    @Option(names = "--mode", defaultValue = "eager", description = "eager (default): every page before the guest runs.")
+    @Option(names = "--mode", description = "eager, lazy or ws (default: ws if the image has a learned working set, else lazy).")
     String mode;
+
+    @Option(names = "--ws-pages", description = "Prefetch at most this many pages of the working set.")
+    Integer wsPages;
+
+    @Option(names = "--ws-fraction", description = "Prefetch this fraction (0-1] of the working set, its first pages.")
+    Double wsFraction;
 
     @Option(names = "--name", defaultValue = "thaw-restored", description = "VM name (default ${DEFAULT-VALUE}).")
     String name;
 
-    @Option(names = "--exit", description = "Stop the restored guest and exit once it runs (for measurements).")
+    @Option(names = "--exit", description = "Stop the restored guest and exit once the restore completed (for measurements).")
     boolean exit;
 
-    @Option(names = "--json", description = "Print the timings as one JSON object.")
+    @Option(names = "--json", description = "Print the result as one JSON object.")
     boolean json;
 
-    record RestoreReport(String image, String mode, double qemuReadySeconds, double streamSentSeconds, double runningSeconds,
-                         long streamBytes, long pagesSent, String qmpSocket) {}
+    record RestoreReport(String image, String mode, double qemuReadySeconds, double runningSeconds, double completedSeconds,
+                         long streamBytes, Long demandFaults, Long prefetchedPages, Long demandPages, Long backgroundPages,
+                         Long zeroPagesUnsent, Double faultServiceMedianMicros, Double faultServiceP99Micros, String trace, String qmpSocket) {}
 
     @Override
     public Integer call() throws Exception {
-        if (!mode.toLowerCase(Locale.ROOT).equals("eager")) {
-            throw new IllegalArgumentException("--mode: expected eager (lazy and ws come with the working-set restore), actual '" + mode + "'");
+        Optional<RestoreTraces.Trace> trace = RestoreTraces.latest(image);
+        String chosen = mode != null ? mode.toLowerCase(Locale.ROOT) : trace.isPresent() ? "ws" : "lazy";
+        if (!List.of("eager", "lazy", "ws").contains(chosen)) {
+            throw new IllegalArgumentException("--mode: expected eager, lazy or ws, actual '" + mode + "'");
+        }
+        if (chosen.equals("ws") && trace.isEmpty()) {
+            throw new IllegalArgumentException("--mode ws: the image has no working set yet: expected a trace in "
+                    + RestoreTraces.directoryFor(image) + " (restore it once with --mode lazy)");
         }
         HostDoctor.ensureReady(System.err);
         PrintStream status = json ? System.err : System.out;
         Progress progress = new Progress(status);
         try (CheckpointImage img = CheckpointImage.open(image)) {
-            EagerRestore.Result r = EagerRestore.restore(img, EagerRestore.Options.defaults(name),
-                    p -> progress.update(String.format("restoring: %d/%d pages", p.pagesSent(), p.pageCount())));
-            try (var vm = r.vm()) {
-                progress.done(String.format("guest running %.2f s after the restore began (QEMU ready %.2f s, %d MiB sent by %.2f s)",
-                        r.runningNanos() / 1e9, r.qemuReadyNanos() / 1e9, r.streamBytes() >> 20, r.streamSentNanos() / 1e9));
+            RestoreReport report;
+            QemuVm vm;
+            if (chosen.equals("eager")) {
+                EagerRestore.Result r = EagerRestore.restore(img, EagerRestore.Options.defaults(name),
+                        p -> progress.update(String.format("restoring: %d/%d pages", p.pagesSent(), p.pageCount())));
+                vm = r.vm();
+                report = new RestoreReport(img.directory().toString(), chosen, r.qemuReadyNanos() / 1e9, r.runningNanos() / 1e9,
+                        r.runningNanos() / 1e9, r.streamBytes(), null, null, null, null, null, null, null, null, vm.extraQmpSocket().toString());
+            } else {
+                List<PostcopyRestore.PageRef> ws = chosen.equals("ws") ? limit(RestoreTraces.learnedWorkingSet(trace.get())) : List.of();
+                PostcopyRestore.Options options = PostcopyRestore.Options.lazy(name).withWorkingSet(ws);
+                Instant startedAt = Instant.now();
+                PostcopyRestore.Result r = PostcopyRestore.restore(img, options, progress::update);
+                vm = r.vm();
+                Path traceFile = RestoreTraces.write(image, chosen, startedAt, options, r);
+                long[] service = r.faultServiceNanos().clone();
+                java.util.Arrays.sort(service);
+                report = new RestoreReport(img.directory().toString(), chosen, r.qemuReadyNanos() / 1e9, r.runningNanos() / 1e9,
+                        r.completedNanos() / 1e9, r.streamBytes(), r.demandFaults(), r.prefetchedPages(), r.demandPages(),
+                        r.backgroundPages(), r.zeroPagesUnsent(), percentileMicros(service, 0.5), percentileMicros(service, 0.99),
+                        traceFile.toString(), vm.extraQmpSocket().toString());
+            }
+            try (vm) {
+                progress.done(String.format("%s restore: guest running after %.2f s, restore completed after %.2f s%s", chosen,
+                        report.runningSeconds(), report.completedSeconds(), report.demandFaults() == null ? ""
+                                : String.format(" (%d pages prefetched, %d demand faults, %d background pages)", report.prefetchedPages(),
+                                report.demandFaults(), report.backgroundPages())));
                 status.println("QMP socket for other clients: " + vm.extraQmpSocket());
-                if (json) {
-                    System.out.println(Json.write(new RestoreReport(img.directory().toString(), "eager", r.qemuReadyNanos() / 1e9,
-                            r.streamSentNanos() / 1e9, r.runningNanos() / 1e9, r.streamBytes(), r.pagesSent(), vm.extraQmpSocket().toString())));
-                }
+                if (json) System.out.println(Json.write(report));
                 if (exit) {
                     vm.qmp().quit();
                     return 0;
@@ -68,5 +109,24 @@ final class RestoreCommand implements Callable<Integer> {
                 return 0;
             }
         }
+    }
+
+    private List<PostcopyRestore.PageRef> limit(List<PostcopyRestore.PageRef> ws) {
+        int n = ws.size();
+        if (wsFraction != null) {
+            if (wsFraction <= 0 || wsFraction > 1) throw new IllegalArgumentException("--ws-fraction: expected (0, 1], actual " + wsFraction);
+            n = (int) Math.ceil(n * wsFraction);
+        }
+        if (wsPages != null) {
+            if (wsPages < 0) throw new IllegalArgumentException("--ws-pages: expected >= 0, actual " + wsPages);
+            n = Math.min(n, wsPages);
+        }
+        return ws.subList(0, n);
+    }
+
+    static Double percentileMicros(long[] sortedNanos, double q) {
+        if (sortedNanos.length == 0) return null;
+        int i = (int) Math.min(sortedNanos.length - 1, Math.ceil(q * sortedNanos.length) - 1);
+        return sortedNanos[Math.max(0, i)] / 1e3;
     }
 }

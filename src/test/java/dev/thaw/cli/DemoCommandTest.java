@@ -39,11 +39,13 @@ class DemoCommandTest {
         assertThat(json.path("imageDir").asText()).isEqualTo(image.toString());
         assertThat(json.path("imageStats").path("pageCount").asLong()).isGreaterThanOrEqualTo(512L * 256);
         JsonNode modes = json.path("modes");
-        assertThat(modes).extracting(m -> m.path("mode").asText()).containsExactly("eager");
+        assertThat(modes).extracting(m -> m.path("mode").asText()).containsExactly("eager", "lazy", "ws");
+        assertThat(modes.get(1).path("demandFaults").asLong()).as("lazy demand faults").isPositive();
         for (JsonNode mode : modes) {
             assertThat(mode.path("memsumAfter").asText()).isEqualTo(json.path("memsumBefore").asText());
             assertThat(mode.path("memsumIdentical").asBoolean()).isTrue();
             assertThat(mode.path("runningSeconds").asDouble()).isPositive();
+            assertThat(mode.path("completedSeconds").asDouble()).isGreaterThanOrEqualTo(mode.path("runningSeconds").asDouble());
             assertThat(mode.path("throughputRelative").asDouble()).isPositive();
         }
         try (CheckpointImage img = CheckpointImage.open(image)) {

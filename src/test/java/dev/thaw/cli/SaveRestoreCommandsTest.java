@@ -39,7 +39,24 @@ class SaveRestoreCommandsTest {
 
         ImageCommandsTest.Run unknownMode = ImageCommandsTest.run("restore", image.toString(), "--mode", "sideways");
         assertThat(unknownMode.exit()).isNotZero();
-        assertThat(unknownMode.err()).contains("expected eager").contains("'sideways'");
+        assertThat(unknownMode.err()).contains("expected eager, lazy or ws").contains("'sideways'");
+
+        ImageCommandsTest.Run noWorkingSet = ImageCommandsTest.run("restore", image.toString(), "--mode", "ws");
+        assertThat(noWorkingSet.exit()).isNotZero();
+        assertThat(noWorkingSet.err()).contains("no working set yet");
+
+        // Without a trace the default is lazy; the lazy restore leaves the trace the next (ws, by default) learns from.
+        ImageCommandsTest.Run lazy = ImageCommandsTest.run("restore", image.toString(), "--exit", "--json", "--name", "thaw-test-cli-lazy");
+        assertThat(lazy.exit()).as(lazy.err()).isZero();
+        JsonNode lazyJson = Json.MAPPER.readTree(lazy.out());
+        assertThat(lazyJson.path("mode").asText()).isEqualTo("lazy");
+        assertThat(lazyJson.path("demandFaults").asLong()).isPositive();
+        assertThat(Path.of(lazyJson.path("trace").asText())).exists();
+        ImageCommandsTest.Run ws = ImageCommandsTest.run("restore", image.toString(), "--exit", "--json", "--name", "thaw-test-cli-ws");
+        assertThat(ws.exit()).as(ws.err()).isZero();
+        JsonNode wsJson = Json.MAPPER.readTree(ws.out());
+        assertThat(wsJson.path("mode").asText()).isEqualTo("ws");
+        assertThat(wsJson.path("prefetchedPages").asLong()).isEqualTo(lazyJson.path("demandFaults").asLong());
 
         // Damage a page extent in the middle of the pack: the restore starts QEMU, meets the damage while
         // streaming, names the file, and leaves no QEMU behind.

@@ -30,6 +30,34 @@ class GuestBuilderTest {
         }
     }
 
+    @Test
+    void keyCoversEveryInput(@TempDir Path copy) throws Exception {
+        Path guestDir = dev.thaw.util.ThawPaths.home().resolve("guest");
+        String original = key(guestDir);
+        assertThat(original).isEqualTo(TestHost.guest().key());
+        for (String input : new String[] {"src/memsum.c", "src/wsbench.c", "init", "modules.list", "build.sh"}) {
+            Path dir = copy.resolve(input.replace('/', '_'));
+            copyTree(guestDir, dir);
+            Files.writeString(dir.resolve(input), "\n", java.nio.file.StandardOpenOption.APPEND);
+            assertThat(key(dir)).as("key after changing " + input).isNotEqualTo(original);
+        }
+    }
+
+    private static String key(Path guestDir) {
+        return dev.thaw.util.ExternalCommand.check(java.util.List.of("bash", guestDir.resolve("build.sh").toString(), "--print-key"),
+                java.time.Duration.ofMinutes(2)).strip();
+    }
+
+    private static void copyTree(Path from, Path to) throws IOException {
+        try (var walk = Files.walk(from)) {
+            for (Path p : walk.toList()) {
+                Path t = to.resolve(from.relativize(p).toString());
+                if (Files.isDirectory(p)) Files.createDirectories(t);
+                else Files.copy(p, t);
+            }
+        }
+    }
+
     private static String sha256(Path file) throws IOException, NoSuchAlgorithmException {
         return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(Files.readAllBytes(file)));
     }

@@ -1,0 +1,81 @@
+package dev.thaw.restore;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Optional;
+import java.util.Set;
+import java.util.stream.Stream;
+
+/**
+ * The record each lazy or working-set restore leaves beside its image (never inside it: images are
+ * read-only): in {@code IMAGE.restores/NNNNNN-MODE.json}, the working set it prefetched and the
+ * demand faults it served, in arrival order. Until the estimators exist, the working set of the
+ * next restore is learned from the latest trace: the pages it prefetched, then the pages it
+ * still had to fault in.
+ */
+public final class RestoreTraces {
+    private static final ObjectMapper JSON = new ObjectMapper().findAndRegisterModules();
+
+    /** One restore. Pages are {@code [block, page]}; fault times are nanoseconds after the restore began. */
+    public record Trace(String mode, String startedAt, double runningSeconds, double completedSeconds, long demandFaults,
+                        List<int[]> workingSet, List<long[]> faults) {}
+
+    private RestoreTraces() {}
+
+    public static Path directoryFor(Path image) {
+        Path abs = image.toAbsolutePath().normalize();
+        return abs.resolveSibling(abs.getFileName() + ".restores");
+    }
+
+    /** Writes the trace atomically; returns its path. */
+    public static Path write(Path image, String mode, Instant startedAt, PostcopyRestore.Options options, PostcopyRestore.Result r) {
+        Path dir = directoryFor(image);
+        try {
+            Files.createDirectories(dir);
+            int next = list(dir).size() + 1;
+            Path file = dir.resolve(String.format("%06d-%s.json", next, mode));
+            List<int[]> ws = options.workingSet().stream().map(p -> new int[] {p.block(), p.page()}).toList();
+            List<long[]> faults = r.faults().stream().filter(f -> !f.alreadySent()).map(f -> new long[] {f.block(), f.page(), f.atNanos()}).toList();
+            Trace trace = new Trace(mode, startedAt.toString(), r.runningNanos() / 1e9, r.completedNanos() / 1e9, r.demandFaults(), ws, faults);
+            Path tmp = Files.createTempFile(dir, ".trace", ".tmp");
+            JSON.writeValue(tmp.toFile(), trace);
+            Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE);
+            return file;
+        } catch (IOException e) {
+            throw new RestoreException("cannot write the restore trace in " + dir + ": " + e.getMessage(), e);
+        }
+    }
+
+    private static List<Path> list(Path dir) throws IOException {
+        if (!Files.isDirectory(dir)) return List.of();
+        try (Stream<Path> files = Files.list(dir)) {
+            return files.filter(p -> p.getFileName().toString().matches("\\d{6}-[a-z]+\\.json")).sorted().toList();
+        }
+    }
+
+    /** The latest trace of this image, if any restore left one. */
+    public static Optional<Trace> latest(Path image) {
+        try {
+            List<Path> traces = list(directoryFor(image));
+            if (traces.isEmpty()) return Optional.empty();
+            return Optional.of(JSON.readValue(traces.getLast().toFile(), Trace.class));
+        } catch (IOException e) {
+            throw new RestoreException("cannot read the restore traces of " + image + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** The learned working set: the latest trace's prefetched pages, then its demand faults, in order, without repeats. */
+    public static List<PostcopyRestore.PageRef> learnedWorkingSet(Trace trace) {
+        Set<PostcopyRestore.PageRef> pages = new LinkedHashSet<>();
+        for (int[] p : trace.workingSet()) pages.add(new PostcopyRestore.PageRef(p[0], p[1]));
+        for (long[] f : trace.faults()) pages.add(new PostcopyRestore.PageRef((int) f[0], (int) f[1]));
+        return new ArrayList<>(pages);
+    }
+}
