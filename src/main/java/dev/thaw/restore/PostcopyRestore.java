@@ -377,16 +377,7 @@ public final class PostcopyRestore {
                     ReturnPathMessage m = rp.next();
                     switch (m) {
                         case ReturnPathMessage.PageRequest r -> {
-                            Integer b = blockIndex.get(r.blockName());
-                            if (b == null) {
-                                throw new StreamFormatException(-1, "page request for unknown RAM block '" + r.blockName()
-                                        + "': expected one of " + blockIndex.keySet());
-                            }
-                            long size = blocks.get(b).usedByteSize();
-                            if (r.offset() < 0 || r.offset() % PAGE != 0 || r.offset() + r.length() > size || r.length() != PAGE) {
-                                throw new StreamFormatException(-1, String.format("page request for block %s: expected a 4096-byte"
-                                        + " page below 0x%x, actual offset 0x%x length %d", r.blockName(), size, r.offset(), r.length()));
-                            }
+                            validate(blocks, blockIndex, r);
                             requests.add(r);
                         }
                         case ReturnPathMessage.Shut s -> {
@@ -449,6 +440,23 @@ public final class PostcopyRestore {
                     }
                 }
             }
+        }
+    }
+
+    /**
+     * A page request must name a block of the image and one whole 4 KiB page inside it; anything
+     * else means the destination and the image disagree, and serving on would corrupt the guest.
+     */
+    static void validate(List<RamBlock> blocks, Map<String, Integer> blockIndex, ReturnPathMessage.PageRequest r) {
+        Integer b = blockIndex.get(r.blockName());
+        if (b == null) {
+            throw new StreamFormatException(-1, "page request for unknown RAM block '" + r.blockName() + "': expected one of "
+                    + blockIndex.keySet());
+        }
+        long size = blocks.get(b).usedByteSize();
+        if (r.offset() < 0 || r.offset() % PAGE != 0 || r.length() != PAGE || r.offset() + r.length() > size) {
+            throw new StreamFormatException(-1, String.format("page request for block %s: expected a 4096-byte page below 0x%x,"
+                    + " actual offset 0x%x length %d", r.blockName(), size, r.offset(), r.length()));
         }
     }
 
