@@ -103,7 +103,7 @@ public final class PostcopyRestore {
      */
     public record Result(QemuVm vm, long qemuReadyNanos, long runningNanos, long completedNanos, long demandFaults,
                          long duplicateRequests, long prefetchedPages, long demandPages, long backgroundPages, long zeroPagesUnsent,
-                         long pageCount, long streamBytes, List<Fault> faults, long[] faultServiceNanos) {}
+                         long pageCount, long streamBytes, List<Fault> faults, long[] faultServiceNanos, RestoreEventLog events) {}
 
     private PostcopyRestore() {}
 
@@ -139,6 +139,7 @@ public final class PostcopyRestore {
         private final List<Fault> faults = new ArrayList<>();
         private final List<Long> serviceNanos = new ArrayList<>();
         private final AtomicLong bytes = new AtomicLong();
+        private final RestoreEventLog events = new RestoreEventLog();
         private final byte[] page = new byte[PAGE];
         private volatile String returnPathFailure;
         private StreamWriter writer;
@@ -163,8 +164,13 @@ public final class PostcopyRestore {
             }
         }
 
+        private long now() {
+            return System.nanoTime() - started;
+        }
+
         Result run() {
             long qemuReady = System.nanoTime() - started;
+            events.add(RestoreEventLog.Type.QEMU_READY, 0, 0, qemuReady);
             QmpClient qmp = vm.qmp();
             Path socket = vm.runDir().resolve("incoming.sock");
             try {
@@ -185,12 +191,14 @@ public final class PostcopyRestore {
                 try {
                     sendUpToSwitch();
                     running = System.nanoTime() - started;
+                    events.add(RestoreEventLog.Type.PACKAGE_SENT, 0, 0, running);
                     progress.accept(String.format("guest running after %.2f s; serving pages", running / 1e9));
                     servePages();
                     writer.openRamSection(sid, true);
                     writer.closeRamSection(sid);
                     writer.eof();
                     writer.flush();
+                    events.add(RestoreEventLog.Type.EOF_SENT, 0, 0, now());
                 } catch (IOException e) {
                     throw failure("sending pages failed after " + bytes.get() + " bytes" + (watchdog.stalled()
                             ? " (QEMU read nothing for " + options.stallTimeout().toSeconds() + " s)" : "") + ": " + e.getMessage(), e);
@@ -198,11 +206,14 @@ public final class PostcopyRestore {
                 int status = awaitShut();
                 if (status != 0) throw failure("the destination finished with SHUT status " + status + " (it saw an error)", null);
                 long completed = System.nanoTime() - started;
+                events.add(RestoreEventLog.Type.SHUT, 0, status, completed);
                 EagerRestore.awaitCompleted(vm, options.completionTimeout());
+                events.add(RestoreEventLog.Type.COMPLETED, 0, 0, now());
                 reader.join(5000);
                 // The guest ran from the moment QEMU processed RUN, which it reports with the RESUME event.
                 long resumed = vm.qmp().events().snapshot().stream().filter(e -> e.is("RESUME")).findFirst()
                         .map(e -> e.receivedNanos() - started).orElse(running);
+                events.add(RestoreEventLog.Type.RUNNING, 0, 0, resumed);
                 return result(qemuReady, resumed, completed);
             } catch (IOException e) {
                 throw failure("connection to the incoming socket failed: " + e.getMessage(), e);
@@ -228,7 +239,7 @@ public final class PostcopyRestore {
             }
             long[] service = serviceNanos.stream().mapToLong(Long::longValue).toArray();
             return new Result(vm, qemuReady, running, completed, demandFaults, duplicates, prefetched, demandPages, backgroundPages,
-                    zeroUnsent, total, bytes.get(), List.copyOf(faults), service);
+                    zeroUnsent, total, bytes.get(), List.copyOf(faults), service, events);
         }
 
         /** Everything before and including the package that starts the guest. */
@@ -241,10 +252,13 @@ public final class PostcopyRestore {
             List<PageRef> ws = options.workingSet();
             for (int i = 0; i < ws.size(); i += 256) {
                 writer.openRamSection(sid, false);
+                int n = 0;
                 for (PageRef ref : ws.subList(i, Math.min(ws.size(), i + 256))) {
-                    if (sendPage(ref.block(), ref.page())) prefetched++;
+                    if (sendPage(ref.block(), ref.page())) n++;
                 }
                 writer.closeRamSection(sid);
+                prefetched += n;
+                events.add(RestoreEventLog.Type.PREFETCH_SENT, 0, n, now());
             }
             sendDiscards();
             writer.ping(2);
@@ -325,6 +339,7 @@ public final class PostcopyRestore {
                 if (open) {
                     writer.closeRamSection(sid);
                     writer.flush();
+                    events.add(RestoreEventLog.Type.BACKGROUND_SENT, bgBlock < blocks.size() ? bgBlock : 0, inChunk, now());
                 }
                 if (bgBlock >= blocks.size()) return;
                 if (System.nanoTime() - lastReport > 250_000_000L) {
@@ -342,6 +357,7 @@ public final class PostcopyRestore {
                 int p = (int) (r.offset() / PAGE);
                 boolean already = sent[b].get(p);
                 faults.add(new Fault(b, p, r.receivedNanos() - started, already));
+                events.add(already ? RestoreEventLog.Type.DUPLICATE_REQUEST : RestoreEventLog.Type.REQUEST, b, p, r.receivedNanos() - started);
                 if (already) {
                     duplicates++;
                     continue;
@@ -359,6 +375,7 @@ public final class PostcopyRestore {
             writer.flush();
             long now = System.nanoTime();
             for (long a : arrivals) serviceNanos.add(now - a);
+            events.add(RestoreEventLog.Type.DEMAND_SENT, 0, arrivals.size(), now - started);
         }
 
         /** Sends a page unless it was sent already; true if it sent it. */

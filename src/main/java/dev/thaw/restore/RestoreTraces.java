@@ -47,9 +47,32 @@ public final class RestoreTraces {
             Path tmp = Files.createTempFile(dir, ".trace", ".tmp");
             JSON.writeValue(tmp.toFile(), trace);
             Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE);
+            r.events().write(eventsFileOf(file));
             return file;
         } catch (IOException e) {
             throw new RestoreException("cannot write the restore trace in " + dir + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** The event log written beside a trace. */
+    public static Path eventsFileOf(Path trace) {
+        return trace.resolveSibling(trace.getFileName().toString().replace(".json", ".events"));
+    }
+
+    /** Every trace of this image, oldest first. */
+    public static List<Path> all(Path image) {
+        try {
+            return list(directoryFor(image));
+        } catch (IOException e) {
+            throw new RestoreException("cannot list the restore traces of " + image + ": " + e.getMessage(), e);
+        }
+    }
+
+    public static Trace read(Path trace) {
+        try {
+            return JSON.readValue(trace.toFile(), Trace.class);
+        } catch (IOException e) {
+            throw new RestoreException("cannot read the restore trace " + trace + ": " + e.getMessage(), e);
         }
     }
 

@@ -58,6 +58,15 @@ class SaveRestoreCommandsTest {
         assertThat(wsJson.path("mode").asText()).isEqualTo("ws");
         assertThat(wsJson.path("prefetchedPages").asLong()).isEqualTo(lazyJson.path("demandFaults").asLong());
 
+        ImageCommandsTest.Run timeline = ImageCommandsTest.run("timeline", image.toString(), "--json");
+        assertThat(timeline.exit()).as(timeline.err()).isZero();
+        JsonNode entries = Json.MAPPER.readTree(timeline.out());
+        assertThat(entries).extracting(e -> e.path("mode").asText()).containsExactly("lazy", "ws");
+        assertThat(entries.get(0).path("timeline").path("demandFaults").asLong()).isEqualTo(lazyJson.path("demandFaults").asLong());
+        assertThat(entries.get(1).path("timeline").path("prefetchedPages").asLong()).isEqualTo(wsJson.path("prefetchedPages").asLong());
+        assertThat(entries.get(0).path("timeline").path("completedSeconds").asDouble())
+                .isGreaterThanOrEqualTo(entries.get(0).path("timeline").path("runningSeconds").asDouble());
+
         // Damage a page extent in the middle of the pack: the restore starts QEMU, meets the damage while
         // streaming, names the file, and leaves no QEMU behind.
         Path pack;

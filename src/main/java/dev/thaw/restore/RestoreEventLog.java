@@ -1,0 +1,87 @@
+package dev.thaw.restore;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.Arrays;
+
+/**
+ * The compact event log of one restore: 16 bytes per event, nanoseconds after the restore began.
+ * Written by the scheduler thread only (request arrivals are logged when it takes them, with the
+ * time the return-path reader stamped them).
+ *
+ * <pre>
+ * file   "THAWEVT1", then events
+ * event  u8 type | u8 0 | u16 block | u32 page or count | u64 nanoseconds      (little-endian)
+ * </pre>
+ */
+public final class RestoreEventLog {
+    /** Event types; 0 is never valid. */
+    public enum Type {
+        INVALID, QEMU_READY, PACKAGE_SENT, RUNNING, REQUEST, DEMAND_SENT, BACKGROUND_SENT, EOF_SENT, SHUT, COMPLETED, PREFETCH_SENT, DUPLICATE_REQUEST;
+
+        static Type of(int code) {
+            return code > 0 && code < values().length ? values()[code] : INVALID;
+        }
+    }
+
+    /** One event; {@code value} is the page for REQUEST and DEMAND_SENT, a page count for the *_SENT batches. */
+    public record Event(Type type, int block, long value, long nanos) {}
+
+    static final byte[] MAGIC = "THAWEVT1".getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+    private long[] words = new long[4096];
+    private int count;
+
+    public void add(Type type, int block, long value, long nanos) {
+        if (2 * count + 2 > words.length) words = Arrays.copyOf(words, words.length * 2);
+        words[2 * count] = ((long) type.ordinal()) | ((long) (block & 0xFFFF) << 16) | ((value & 0xFFFFFFFFL) << 32);
+        words[2 * count + 1] = nanos;
+        count++;
+    }
+
+    public int size() {
+        return count;
+    }
+
+    public Event get(int i) {
+        long w = words[2 * i];
+        return new Event(Type.of((int) (w & 0xFF)), (int) ((w >>> 16) & 0xFFFF), w >>> 32, words[2 * i + 1]);
+    }
+
+    /** Writes atomically. */
+    public void write(Path file) throws IOException {
+        ByteBuffer b = ByteBuffer.allocate(MAGIC.length + 16 * count).order(ByteOrder.LITTLE_ENDIAN);
+        b.put(MAGIC);
+        for (int i = 0; i < 2 * count; i++) b.putLong(words[i]);
+        Path tmp = Files.createTempFile(file.getParent(), ".events", ".tmp");
+        Files.write(tmp, b.array());
+        Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE);
+    }
+
+    public static RestoreEventLog read(Path file) throws IOException {
+        byte[] bytes = Files.readAllBytes(file);
+        if (bytes.length < MAGIC.length || !Arrays.equals(bytes, 0, MAGIC.length, MAGIC, 0, MAGIC.length)
+                || (bytes.length - MAGIC.length) % 16 != 0) {
+            throw new IOException(file + ": expected an event log ('THAWEVT1' and 16-byte events), actual " + bytes.length + " bytes"
+                    + " that do not form one");
+        }
+        ByteBuffer b = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN).position(MAGIC.length);
+        RestoreEventLog log = new RestoreEventLog();
+        while (b.hasRemaining()) {
+            long w = b.getLong();
+            long t = b.getLong();
+            if (Type.of((int) (w & 0xFF)) == Type.INVALID) {
+                throw new IOException(file + " at offset " + (b.position() - 16) + ": expected an event type 1-" + (Type.values().length - 1)
+                        + ", actual " + (w & 0xFF));
+            }
+            if (2 * log.count + 2 > log.words.length) log.words = Arrays.copyOf(log.words, log.words.length * 2);
+            log.words[2 * log.count] = w;
+            log.words[2 * log.count + 1] = t;
+            log.count++;
+        }
+        return log;
+    }
+}
