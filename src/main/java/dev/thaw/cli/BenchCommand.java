@@ -16,7 +16,8 @@ import picocli.CommandLine.Option;
 @Command(name = "bench", mixinStandardHelpOptions = true,
         description = {"Measures Thaw's save and eager restore against QEMU's own (migrate to a file,",
                 "-incoming \"exec:cat FILE\") on the same running demo guest, interleaved, per guest size.",
-                "Prints a markdown table (min / median) and, with --json, the samples."})
+                "With --modes also lazy and working-set restores. Prints markdown tables (min / median) and,",
+                "with --json, the samples."})
 final class BenchCommand implements Callable<Integer> {
     @Option(names = "--sizes", split = ",", defaultValue = "1024,4096", description = "Guest RAM sizes in MiB (default ${DEFAULT-VALUE}).")
     List<Long> sizes;
@@ -26,6 +27,9 @@ final class BenchCommand implements Callable<Integer> {
 
     @Option(names = "--cold", description = "Drop the host page cache before every restore (root only).")
     boolean cold;
+
+    @Option(names = "--modes", description = "Also restore lazily, then working-set first (the set learned from that lazy restore).")
+    boolean modes;
 
     @Option(names = "--work-dir", description = "Where images and QEMU's files go (default: bench/ in the cache; emptied afterwards).")
     Path workDir;
@@ -44,7 +48,7 @@ final class BenchCommand implements Callable<Integer> {
                 DemoGuest guest = new DemoGuest(size, size - 384, Math.max(64, size / 16));
                 System.out.printf("guest %d MiB RAM, T=%d MiB, W=%d MiB, %d repetitions%s ...%n", size, guest.totalMiB(), guest.wsMiB(),
                         repeat, cold ? ", cold cache" : "");
-                reports.add(SaveRestoreBenchmark.run(new SaveRestoreBenchmark.Config(guest, repeat, cold, dir),
+                reports.add(SaveRestoreBenchmark.run(new SaveRestoreBenchmark.Config(guest, repeat, cold, dir, modes),
                         host.guest().orElseThrow(), host.qemuVersion().orElseThrow(), host.accel(), System.out));
             }
         } finally {
@@ -52,6 +56,10 @@ final class BenchCommand implements Callable<Integer> {
         }
         System.out.println();
         System.out.print(SaveRestoreBenchmark.markdown(reports));
+        if (modes) {
+            System.out.println();
+            System.out.print(SaveRestoreBenchmark.modesMarkdown(reports));
+        }
         if (json != null) {
             Files.writeString(json, Json.write(reports));
         }

@@ -8,6 +8,7 @@ import dev.thaw.qemu.Accel;
 import dev.thaw.qemu.QemuVersion;
 import dev.thaw.qemu.QemuVm;
 import dev.thaw.restore.EagerRestore;
+import dev.thaw.restore.PostcopyRestore;
 import dev.thaw.save.Saver;
 import dev.thaw.util.FileTrees;
 import java.io.IOException;
@@ -25,11 +26,16 @@ import java.util.List;
  * both eager restores in alternating order, each from a cold page cache when asked.
  */
 public final class SaveRestoreBenchmark {
-    public record Config(DemoGuest guest, int repetitions, boolean cold, Path workDir) {}
+    /** @param postcopyModes also restore lazily, then working-set first with the set learned from that lazy restore */
+    public record Config(DemoGuest guest, int repetitions, boolean cold, Path workDir, boolean postcopyModes) {}
+
+    /** One lazy or ws restore: seconds from the start of the restore, and what its event log says. */
+    public record ModeSample(String mode, double runningSeconds, double completedSeconds, long prefetchedPages, long demandFaults,
+                             double serviceMedianMicros, double serviceP99Micros, double backgroundMBps) {}
 
     /** Seconds and bytes of one repetition. */
     public record Sample(double thawSaveSeconds, long thawImageBytes, long streamBytes, double qemuSaveSeconds, double qemuSaveFsyncSeconds,
-                         long qemuFileBytes, double thawRestoreSeconds, double qemuRestoreSeconds) {}
+                         long qemuFileBytes, double thawRestoreSeconds, double qemuRestoreSeconds, List<ModeSample> postcopy) {}
 
     public record Report(long memoryMiB, long totalMiB, long wsMiB, String accel, String qemuVersion, boolean cold, List<Sample> samples) {
         public static double min(List<Sample> s, java.util.function.ToDoubleFunction<Sample> f) {
@@ -81,9 +87,29 @@ public final class SaveRestoreBenchmark {
                         r.vm().close();
                     }
                 }
+                List<ModeSample> postcopy = new ArrayList<>();
+                if (config.postcopyModes()) {
+                    List<PostcopyRestore.PageRef> learned = List.of();
+                    for (String mode : List.of("lazy", "ws")) {
+                        if (config.cold()) QemuBaselines.dropCaches();
+                        long start = System.nanoTime();
+                        try (CheckpointImage img = CheckpointImage.open(thawImage)) {
+                            long opened = System.nanoTime() - start;
+                            PostcopyRestore.Result r = PostcopyRestore.restore(img,
+                                    PostcopyRestore.Options.lazy("thaw-bench-" + mode).withWorkingSet(learned), m -> {});
+                            r.vm().close();
+                            RestoreTimeline t = RestoreTimeline.of(r.events());
+                            postcopy.add(new ModeSample(mode, (opened + r.runningNanos()) / 1e9, (opened + r.completedNanos()) / 1e9,
+                                    r.prefetchedPages(), r.demandFaults(), t.serviceMedianMicros(), t.serviceP99Micros(),
+                                    t.backgroundPagesPerSecond() * 4096 / 1e6));
+                            learned = r.faults().stream().filter(f -> !f.alreadySent())
+                                    .map(f -> new PostcopyRestore.PageRef(f.block(), f.page())).distinct().toList();
+                        }
+                    }
+                }
                 Sample s = new Sample(saved.durationNanos() / 1e9, saved.manifest().stats().imageFileBytes(), saved.streamBytes(),
                         qemuSaved.durationNanos() / 1e9, (qemuSaved.durationNanos() + qemuSaved.fsyncNanos()) / 1e9, qemuSaved.fileBytes(),
-                        thawRestore, qemuRestore);
+                        thawRestore, qemuRestore, List.copyOf(postcopy));
                 samples.add(s);
                 log.printf("  %s rep %d: %s%n", size, rep + 1, s);
                 FileTrees.deleteQuietly(thawImage);
@@ -109,6 +135,42 @@ public final class SaveRestoreBenchmark {
                     mm(s, Sample::thawRestoreSeconds), mm(s, Sample::qemuRestoreSeconds)));
         }
         return out.toString();
+    }
+
+    /** Restore modes side by side: time to running and to completion, per mode, min / median. */
+    public static String modesMarkdown(List<Report> reports) {
+        StringBuilder out = new StringBuilder();
+        out.append("| guest | mode | running after (s) | completed after (s) | prefetched pages | demand faults | fault service p50 / p99 (us) | background (MB/s) |\n");
+        out.append("|---|---|---|---|---|---|---|---|\n");
+        for (Report r : reports) {
+            List<Sample> s = r.samples();
+            if (s.isEmpty() || s.getFirst().postcopy().isEmpty()) continue;
+            String guest = String.format("%d MiB RAM, T=%d, W=%d, %s%s, n=%d", r.memoryMiB(), r.totalMiB(), r.wsMiB(), r.accel(),
+                    r.cold() ? ", cold" : ", warm", s.size());
+            out.append(String.format("| %s | QEMU eager | %s | %s | - | - | - | - |%n", guest, mm(s, Sample::qemuRestoreSeconds),
+                    mm(s, Sample::qemuRestoreSeconds)));
+            out.append(String.format("| | Thaw eager | %s | %s | - | - | - | - |%n", mm(s, Sample::thawRestoreSeconds),
+                    mm(s, Sample::thawRestoreSeconds)));
+            for (int m = 0; m < s.getFirst().postcopy().size(); m++) {
+                int k = m;
+                List<ModeSample> ms = s.stream().map(x -> x.postcopy().get(k)).toList();
+                out.append(String.format("| | Thaw %s | %s | %s | %.0f | %.0f | %.0f / %.0f | %.0f |%n", ms.getFirst().mode(),
+                        mmm(ms, ModeSample::runningSeconds), mmm(ms, ModeSample::completedSeconds),
+                        med(ms, x -> x.prefetchedPages()), med(ms, x -> x.demandFaults()), med(ms, ModeSample::serviceMedianMicros),
+                        med(ms, ModeSample::serviceP99Micros), med(ms, ModeSample::backgroundMBps)));
+            }
+        }
+        return out.toString();
+    }
+
+    private static String mmm(List<ModeSample> s, java.util.function.ToDoubleFunction<ModeSample> f) {
+        double[] v = s.stream().mapToDouble(f).sorted().toArray();
+        return String.format("%.2f / %.2f", v[0], v.length % 2 == 1 ? v[v.length / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2);
+    }
+
+    private static double med(List<ModeSample> s, java.util.function.ToDoubleFunction<ModeSample> f) {
+        double[] v = s.stream().mapToDouble(f).sorted().toArray();
+        return v.length % 2 == 1 ? v[v.length / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
     }
 
     private static String mm(List<Sample> s, java.util.function.ToDoubleFunction<Sample> f) {
