@@ -62,23 +62,8 @@ public final class QemuBaselines {
     }
 
     static void awaitCompleted(QmpClient qmp, Duration timeout, String what) {
-        long deadline = System.nanoTime() + timeout.toNanos();
-        while (true) {
-            QmpClient.MigrationInfo info = qmp.queryMigrate();
-            if (info.completed()) return;
-            if (info.failed()) {
-                throw new IllegalStateException(what + " failed: " + info.raw().path("error-desc").asText(info.status()));
-            }
-            if (System.nanoTime() > deadline) {
-                throw new IllegalStateException(what + " did not complete within " + timeout.toSeconds() + " s (status " + info.status() + ")");
-            }
-            try {
-                Thread.sleep(5);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                throw new IllegalStateException("interrupted", e);
-            }
-        }
+        QmpClient.MigrationInfo info = qmp.awaitMigrationEnd(timeout);
+        if (!info.completed()) throw new IllegalStateException(what + " " + info.status() + ": " + info.errorDescription());
     }
 
     /** Drops the host's page cache (root only), so a restore reads from storage. */

@@ -368,11 +368,37 @@ public final class QmpClient implements AutoCloseable {
         public boolean failed() {
             return "failed".equals(status) || "cancelled".equals(status);
         }
+
+        /** QEMU's description of a failure, or "". */
+        public String errorDescription() {
+            return raw.path("error-desc").asText("");
+        }
     }
 
     public MigrationInfo queryMigrate() {
         JsonNode r = execute("query-migrate");
         return new MigrationInfo(r.path("status").asText(""), r);
+    }
+
+    /**
+     * Polls {@code query-migrate} until the migration completed, failed or was cancelled, and
+     * returns that final state; throws {@link QmpException.Timeout} at the deadline.
+     */
+    public MigrationInfo awaitMigrationEnd(Duration timeout) {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        while (true) {
+            MigrationInfo info = queryMigrate();
+            if (info.completed() || info.failed()) return info;
+            if (System.nanoTime() > deadline) {
+                throw new QmpException.Timeout(peer, "query-migrate (status " + info.status() + ")", timeout);
+            }
+            try {
+                Thread.sleep(5);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new QmpException.ConnectionLost(peer, "query-migrate", "interrupted while waiting for the migration", e);
+            }
+        }
     }
 
     public String humanMonitorCommand(String commandLine) {

@@ -10,12 +10,11 @@ import dev.thaw.qemu.QemuVm;
 import dev.thaw.qemu.QmpClient;
 import dev.thaw.qemu.QmpException;
 import dev.thaw.qemu.VmConfig;
+import dev.thaw.util.CountingOutputStream;
 import dev.thaw.util.StallWatchdog;
 import java.io.BufferedOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
-import java.net.StandardProtocolFamily;
-import java.net.UnixDomainSocketAddress;
 import java.nio.channels.Channels;
 import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
@@ -81,9 +80,9 @@ public final class EagerRestore {
             qmp.migrateIncoming("unix:" + socket);
             AtomicLong bytes = new AtomicLong();
             long pagesSent;
-            try (SocketChannel channel = connect(socket, vm, Duration.ofSeconds(10));
+            try (SocketChannel channel = IncomingSocket.connect(socket, vm, Duration.ofSeconds(10));
                  StallWatchdog watchdog = new StallWatchdog("restore-" + vm.name(), bytes::get, options.stallTimeout(), channel)) {
-                OutputStream out = new BufferedOutputStream(new CountingOutput(Channels.newOutputStream(channel), bytes), 1 << 20);
+                OutputStream out = new BufferedOutputStream(new CountingOutputStream(Channels.newOutputStream(channel), bytes), 1 << 20);
                 try {
                     pagesSent = EagerStreams.write(image, new StreamWriter(out, image.ramBlocks()), progress);
                 } catch (IOException e) {
@@ -109,68 +108,16 @@ public final class EagerRestore {
         }
     }
 
-    private static SocketChannel connect(Path socket, QemuVm vm, Duration timeout) throws IOException {
-        long deadline = System.nanoTime() + timeout.toNanos();
-        while (true) {
-            SocketChannel channel = SocketChannel.open(StandardProtocolFamily.UNIX);
-            try {
-                channel.connect(UnixDomainSocketAddress.of(socket));
-                return channel;
-            } catch (IOException e) {
-                channel.close();
-                if (!vm.isAlive() || System.nanoTime() > deadline) {
-                    throw new IOException("cannot connect to the incoming socket " + socket + ": " + e.getMessage(), e);
-                }
-                try {
-                    Thread.sleep(10);
-                } catch (InterruptedException ie) {
-                    Thread.currentThread().interrupt();
-                    throw new IOException("interrupted", ie);
-                }
-            }
-        }
-    }
-
     static void awaitCompleted(QemuVm vm, Duration timeout) {
-        long deadline = System.nanoTime() + timeout.toNanos();
-        while (true) {
-            QmpClient.MigrationInfo info = vm.qmp().queryMigrate();
-            if (info.completed()) return;
-            if (info.failed() || !vm.isAlive()) {
-                throw new RestoreException(vm.name() + ": the incoming migration " + info.status()
-                        + (info.raw().has("error-desc") ? ": " + info.raw().get("error-desc").asText() : "") + "; " + vm.describeState(), null);
-            }
-            if (System.nanoTime() > deadline) {
-                throw new RestoreException(vm.name() + ": the incoming migration did not complete within " + timeout.toSeconds()
-                        + " s (status " + info.status() + ")", null);
-            }
-            try {
-                Thread.sleep(5);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                throw new RestoreException("interrupted while waiting for the migration to complete", e);
-            }
+        QmpClient.MigrationInfo info;
+        try {
+            info = vm.qmp().awaitMigrationEnd(timeout);
+        } catch (QmpException.Timeout e) {
+            throw new RestoreException(vm.name() + ": the incoming migration did not complete within " + timeout.toSeconds() + " s", e);
         }
-    }
-
-    private static final class CountingOutput extends java.io.FilterOutputStream {
-        private final AtomicLong count;
-
-        CountingOutput(OutputStream out, AtomicLong count) {
-            super(out);
-            this.count = count;
-        }
-
-        @Override
-        public void write(byte[] b, int off, int len) throws IOException {
-            out.write(b, off, len);
-            count.addAndGet(len);
-        }
-
-        @Override
-        public void write(int b) throws IOException {
-            out.write(b);
-            count.incrementAndGet();
+        if (!info.completed()) {
+            throw new RestoreException(vm.name() + ": the incoming migration " + info.status() + ": " + info.errorDescription() + "; "
+                    + vm.describeState(), null);
         }
     }
 }

@@ -11,15 +11,14 @@ import dev.thaw.qemu.QemuVm;
 import dev.thaw.qemu.QmpClient;
 import dev.thaw.qemu.QmpException;
 import dev.thaw.util.ChannelStreams;
+import dev.thaw.util.CountingOutputStream;
 import dev.thaw.util.StallWatchdog;
 import java.io.BufferedOutputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.EOFException;
 import java.io.IOException;
 import java.io.OutputStream;
-import java.net.StandardProtocolFamily;
 import java.net.StandardSocketOptions;
-import java.net.UnixDomainSocketAddress;
 import java.nio.channels.SocketChannel;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -188,11 +187,11 @@ public final class PostcopyRestore {
                 throw new RestoreException(vm.name() + ": QEMU refused the postcopy setup (is userfaultfd usable? see thaw doctor): "
                         + e.getMessage(), e);
             }
-            try (SocketChannel channel = connect(socket);
+            try (SocketChannel channel = IncomingSocket.connect(socket, vm, Duration.ofSeconds(10));
                  StallWatchdog watchdog = new StallWatchdog("postcopy-" + vm.name(), bytes::get, options.stallTimeout(), channel)) {
                 channel.setOption(StandardSocketOptions.SO_SNDBUF, options.sendBufferBytes());
                 Thread reader = Thread.ofPlatform().daemon().name("return-path-" + vm.name()).start(() -> readReturnPath(channel));
-                OutputStream out = new BufferedOutputStream(new Counting(ChannelStreams.output(channel), bytes), 256 << 10);
+                OutputStream out = new BufferedOutputStream(new CountingOutputStream(ChannelStreams.output(channel), bytes), 256 << 10);
                 writer = new StreamWriter(out, blocks);
                 sid = image.manifest().ramSectionId();
                 long running;
@@ -450,25 +449,6 @@ public final class PostcopyRestore {
             return new RestoreException(vm.name() + ": postcopy restore failed: " + what + "; " + vm.describeState(), cause);
         }
 
-        private SocketChannel connect(Path socket) throws IOException {
-            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
-            while (true) {
-                SocketChannel channel = SocketChannel.open(StandardProtocolFamily.UNIX);
-                try {
-                    channel.connect(UnixDomainSocketAddress.of(socket));
-                    return channel;
-                } catch (IOException e) {
-                    channel.close();
-                    if (!vm.isAlive() || System.nanoTime() > deadline) throw e;
-                    try {
-                        Thread.sleep(10);
-                    } catch (InterruptedException ie) {
-                        Thread.currentThread().interrupt();
-                        throw new IOException("interrupted", ie);
-                    }
-                }
-            }
-        }
     }
 
     /**
@@ -485,27 +465,6 @@ public final class PostcopyRestore {
         if (r.offset() < 0 || r.offset() % PAGE != 0 || r.length() != PAGE || r.offset() + r.length() > size) {
             throw new StreamFormatException(-1, String.format("page request for block %s: expected a 4096-byte page below 0x%x,"
                     + " actual offset 0x%x length %d", r.blockName(), size, r.offset(), r.length()));
-        }
-    }
-
-    private static final class Counting extends java.io.FilterOutputStream {
-        private final AtomicLong count;
-
-        Counting(OutputStream out, AtomicLong count) {
-            super(out);
-            this.count = count;
-        }
-
-        @Override
-        public void write(byte[] b, int off, int len) throws IOException {
-            out.write(b, off, len);
-            count.addAndGet(len);
-        }
-
-        @Override
-        public void write(int b) throws IOException {
-            out.write(b);
-            count.incrementAndGet();
         }
     }
 }

@@ -4,8 +4,6 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.thaw.image.ImageWriter;
 import dev.thaw.image.Manifest;
-import dev.thaw.migration.RamBlock;
-import dev.thaw.migration.SaveStreamHandler;
 import dev.thaw.migration.SaveStreamParser;
 import dev.thaw.qemu.QmpClient;
 import dev.thaw.qemu.QmpException;
@@ -197,24 +195,15 @@ public final class Saver {
     }
 
     private static void awaitCompleted(QmpClient qmp, Duration timeout) {
-        long deadline = System.nanoTime() + timeout.toNanos();
-        while (true) {
-            QmpClient.MigrationInfo info = qmp.queryMigrate();
-            if (info.completed()) return;
-            if (info.failed()) {
-                throw new SaveException("QEMU reports the migration " + info.status()
-                        + (info.raw().has("error-desc") ? ": " + info.raw().get("error-desc").asText() : ""), null);
-            }
-            if (System.nanoTime() > deadline) {
-                throw new SaveException("QEMU did not report the migration completed within " + timeout.toSeconds()
-                        + " s after the stream ended (status " + info.status() + ")", null);
-            }
-            try {
-                Thread.sleep(10);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                throw new SaveException("interrupted while waiting for the migration to complete", e);
-            }
+        QmpClient.MigrationInfo info;
+        try {
+            info = qmp.awaitMigrationEnd(timeout);
+        } catch (QmpException.Timeout e) {
+            throw new SaveException("QEMU did not report the migration completed within " + timeout.toSeconds()
+                    + " s after the stream ended", e);
+        }
+        if (!info.completed()) {
+            throw new SaveException("QEMU reports the migration " + info.status() + ": " + info.errorDescription(), null);
         }
     }
 
@@ -248,36 +237,6 @@ public final class Saver {
     static String thawVersion() {
         String v = Saver.class.getPackage().getImplementationVersion();
         return v == null ? "development" : v;
-    }
-
-    /** Feeds parsed stream content into the image writer. */
-    private record ImageSink(ImageWriter writer, AtomicLong pages) implements SaveStreamHandler {
-        @Override
-        public void configuration(byte[] headerAndConfiguration, String machineType, List<String> validatedCapabilities) {
-            writer.configuration(headerAndConfiguration, machineType, validatedCapabilities);
-        }
-
-        @Override
-        public void ramBlocks(int sectionId, int sectionVersion, List<RamBlock> blocks) {
-            writer.ramBlocks(sectionId, sectionVersion, blocks);
-        }
-
-        @Override
-        public void zeroPage(int blockIndex, int pageIndex) {
-            writer.zeroPage(blockIndex, pageIndex);
-            pages.incrementAndGet();
-        }
-
-        @Override
-        public void page(int blockIndex, int pageIndex, byte[] data, int offset) {
-            writer.page(blockIndex, pageIndex, data, offset);
-            pages.incrementAndGet();
-        }
-
-        @Override
-        public void deviceState(byte[] fullSections, byte[] vmDescriptionJson) {
-            writer.deviceState(fullSections, vmDescriptionJson);
-        }
     }
 
     private static final class CountingInput extends FilterInputStream {

@@ -2,7 +2,6 @@ package dev.thaw.image;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import dev.thaw.migration.RamBlock;
 import dev.thaw.migration.SaveStreamHandler;
 import dev.thaw.migration.SaveStreamParser;
 import dev.thaw.migration.StreamWriter;
@@ -29,32 +28,7 @@ public class ImageRoundTripTest {
     }
 
     static SaveStreamHandler sink(ImageWriter writer) {
-        return new SaveStreamHandler() {
-            @Override
-            public void configuration(byte[] h, String m, List<String> c) {
-                writer.configuration(h, m, c);
-            }
-
-            @Override
-            public void ramBlocks(int sid, int version, List<RamBlock> blocks) {
-                writer.ramBlocks(sid, version, blocks);
-            }
-
-            @Override
-            public void zeroPage(int b, int p) {
-                writer.zeroPage(b, p);
-            }
-
-            @Override
-            public void page(int b, int p, byte[] data, int off) {
-                writer.page(b, p, data, off);
-            }
-
-            @Override
-            public void deviceState(byte[] d, byte[] v) {
-                writer.deviceState(d, v);
-            }
-        };
+        return new dev.thaw.save.ImageSink(writer);
     }
 
     static SyntheticGuest restoreStream(CheckpointImage image) throws Exception {
