@@ -40,6 +40,10 @@ final class RestoreCommand implements Callable<Integer> {
     @Option(names = "--ws-fraction", description = "Prefetch this fraction (0-1] of the working set, its first pages.")
     Double wsFraction;
 
+    @Option(names = "--collapse-huge-pages",
+            description = "lazy/ws: once the restore completed, collapse guest RAM into transparent huge pages (MADV_COLLAPSE; root).")
+    boolean collapseHugePages;
+
     @Option(names = "--name", defaultValue = "thaw-restored", description = "VM name (default ${DEFAULT-VALUE}).")
     String name;
 
@@ -51,7 +55,8 @@ final class RestoreCommand implements Callable<Integer> {
 
     record RestoreReport(String image, String mode, double qemuReadySeconds, double runningSeconds, double completedSeconds,
                          long streamBytes, Long demandFaults, Long prefetchedPages, Long demandPages, Long backgroundPages,
-                         Long zeroPagesUnsent, Double faultServiceMedianMicros, Double faultServiceP99Micros, String trace, String qmpSocket) {}
+                         Long zeroPagesUnsent, Double faultServiceMedianMicros, Double faultServiceP99Micros, String trace, String qmpSocket,
+                         dev.thaw.restore.HugePages.CollapseReport hugePageCollapse) {}
 
     @Override
     public Integer call() throws Exception {
@@ -75,10 +80,11 @@ final class RestoreCommand implements Callable<Integer> {
                         p -> progress.update(String.format("restoring: %d/%d pages", p.pagesSent(), p.pageCount())));
                 vm = r.vm();
                 report = new RestoreReport(img.directory().toString(), chosen, r.qemuReadyNanos() / 1e9, r.runningNanos() / 1e9,
-                        r.runningNanos() / 1e9, r.streamBytes(), null, null, null, null, null, null, null, null, vm.extraQmpSocket().toString());
+                        r.runningNanos() / 1e9, r.streamBytes(), null, null, null, null, null, null, null, null, vm.extraQmpSocket().toString(), null);
             } else {
                 List<PostcopyRestore.PageRef> ws = chosen.equals("ws") ? limit(RestoreTraces.learnedWorkingSet(trace.get())) : List.of();
-                PostcopyRestore.Options options = PostcopyRestore.Options.lazy(name).withWorkingSet(ws);
+                PostcopyRestore.Options options = PostcopyRestore.Options.lazy(name).withWorkingSet(ws)
+                        .withCollapseHugePages(collapseHugePages);
                 Instant startedAt = Instant.now();
                 PostcopyRestore.Result r = PostcopyRestore.restore(img, options, progress::update);
                 vm = r.vm();
@@ -88,7 +94,10 @@ final class RestoreCommand implements Callable<Integer> {
                 report = new RestoreReport(img.directory().toString(), chosen, r.qemuReadyNanos() / 1e9, r.runningNanos() / 1e9,
                         r.completedNanos() / 1e9, r.streamBytes(), r.demandFaults(), r.prefetchedPages(), r.demandPages(),
                         r.backgroundPages(), r.zeroPagesUnsent(), percentileMicros(service, 0.5), percentileMicros(service, 0.99),
-                        traceFile.toString(), vm.extraQmpSocket().toString());
+                        traceFile.toString(), vm.extraQmpSocket().toString(), r.collapse().orElse(null));
+                r.collapse().ifPresent(c -> status.printf("huge pages: %d of %d 2 MiB ranges collapsed in %.2f s (%d MiB -> %d MiB in huge"
+                                + " pages; failures by errno: %s)%n", c.collapsedCount(), c.rangeCount(), c.durationNanos() / 1e9,
+                        c.anonHugeBytesBefore() >> 20, c.anonHugeBytesAfter() >> 20, c.errors()));
             }
             try (vm) {
                 progress.done(String.format("%s restore: guest running after %.2f s, restore completed after %.2f s%s", chosen,

@@ -73,6 +73,7 @@ public final class PostcopyRestore {
     /**
      * @param workingSet         pages to send before the guest starts, in the order to send them (empty: lazy)
      * @param neighbourPages     pages after a requested one sent with it (HotRestore sends 4 per fault: 3)
+     * @param collapseHugePages  after completion, collapse guest RAM into huge pages (MADV_COLLAPSE)
      * @param chunkPages         the most background pages per section. The chunk starts at
      *                           {@link #MIN_CHUNK_PAGES}, doubles after every chunk sent without a request
      *                           in between, and falls back to the minimum at each request (CRIU's
@@ -81,15 +82,21 @@ public final class PostcopyRestore {
      * @param sendBufferBytes    the socket send buffer (small: a request waits behind at most this)
      */
     public record Options(String vmName, List<PageRef> workingSet, int neighbourPages, int chunkPages, int sendBufferBytes,
-                          Duration stallTimeout, Duration completionTimeout) {
+                          Duration stallTimeout, Duration completionTimeout, boolean collapseHugePages) {
         public static Options lazy(String vmName) {
             // At most 32 pages (128 KiB) per chunk and a 64 KiB send buffer: a request waits behind at most
             // 192 KiB of background data, about 0.4 ms at the 450-550 MB/s measured here.
-            return new Options(vmName, List.of(), 3, 32, 64 << 10, Duration.ofSeconds(60), Duration.ofSeconds(120));
+            return new Options(vmName, List.of(), 3, 32, 64 << 10, Duration.ofSeconds(60), Duration.ofSeconds(120), false);
         }
 
         public Options withWorkingSet(List<PageRef> pages) {
-            return new Options(vmName, List.copyOf(pages), neighbourPages, chunkPages, sendBufferBytes, stallTimeout, completionTimeout);
+            return new Options(vmName, List.copyOf(pages), neighbourPages, chunkPages, sendBufferBytes, stallTimeout, completionTimeout,
+                    collapseHugePages);
+        }
+
+        /** After completion, collapse guest RAM into transparent huge pages ({@link HugePages}). */
+        public Options withCollapseHugePages(boolean collapse) {
+            return new Options(vmName, workingSet, neighbourPages, chunkPages, sendBufferBytes, stallTimeout, completionTimeout, collapse);
         }
     }
 
@@ -110,7 +117,8 @@ public final class PostcopyRestore {
      */
     public record Result(QemuVm vm, long qemuReadyNanos, long runningNanos, long completedNanos, long demandFaults,
                          long duplicateRequests, long prefetchedPages, long demandPages, long backgroundPages, long zeroPagesUnsent,
-                         long pageCount, long streamBytes, List<Fault> faults, long[] faultServiceNanos, RestoreEventLog events) {}
+                         long pageCount, long streamBytes, List<Fault> faults, long[] faultServiceNanos, RestoreEventLog events,
+                         java.util.Optional<HugePages.CollapseReport> collapse) {}
 
     private PostcopyRestore() {}
 
@@ -221,7 +229,12 @@ public final class PostcopyRestore {
                 long resumed = vm.qmp().events().snapshot().stream().filter(e -> e.is("RESUME")).findFirst()
                         .map(e -> e.receivedNanos() - started).orElse(running);
                 events.add(RestoreEventLog.Type.RUNNING, 0, 0, resumed);
-                return result(qemuReady, resumed, completed);
+                java.util.Optional<HugePages.CollapseReport> collapse = java.util.Optional.empty();
+                if (options.collapseHugePages()) {
+                    // Only now: while postcopy runs QEMU keeps guest RAM MADV_NOHUGEPAGE and every collapse fails.
+                    collapse = java.util.Optional.of(HugePages.collapse(vm.pid(), vm.config().memoryMiB() << 20));
+                }
+                return result(qemuReady, resumed, completed, collapse);
             } catch (IOException e) {
                 throw failure("connection to the incoming socket failed: " + e.getMessage(), e);
             } catch (InterruptedException e) {
@@ -230,7 +243,7 @@ public final class PostcopyRestore {
             }
         }
 
-        private Result result(long qemuReady, long running, long completed) {
+        private Result result(long qemuReady, long running, long completed, java.util.Optional<HugePages.CollapseReport> collapse) {
             long total = 0;
             long zeroUnsent = 0;
             for (int b = 0; b < blocks.size(); b++) {
@@ -246,7 +259,7 @@ public final class PostcopyRestore {
             }
             long[] service = serviceNanos.stream().mapToLong(Long::longValue).toArray();
             return new Result(vm, qemuReady, running, completed, demandFaults, duplicates, prefetched, demandPages, backgroundPages,
-                    zeroUnsent, total, bytes.get(), List.copyOf(faults), service, events);
+                    zeroUnsent, total, bytes.get(), List.copyOf(faults), service, events, collapse);
         }
 
         /** Everything before and including the package that starts the guest. */

@@ -79,7 +79,14 @@ class PostcopyRestoreTest {
         // The next restore prefetches what the lazy one faulted, in fault order (learned working set).
         List<PostcopyRestore.PageRef> learned = lazy.faults().stream().filter(f -> !f.alreadySent())
                 .map(f -> new PostcopyRestore.PageRef(f.block(), f.page())).distinct().toList();
-        PostcopyRestore.Result ws = restoreAndCheck(PostcopyRestore.Options.lazy("thaw-test-ws").withWorkingSet(learned));
+        PostcopyRestore.Result ws = restoreAndCheck(PostcopyRestore.Options.lazy("thaw-test-ws").withWorkingSet(learned)
+                .withCollapseHugePages(true));
         assertThat(ws.prefetchedPages()).isEqualTo(learned.size());
+        assertThat(lazy.collapse()).isEmpty();
+        HugePages.CollapseReport collapse = ws.collapse().orElseThrow();
+        System.err.println("huge page collapse after the ws restore: " + collapse);
+        assertThat(collapse.rangeCount()).isEqualTo(TestHost.SMALL_GUEST.memoryMiB() / 2);
+        assertThat(collapse.collapsedCount()).as("2 MiB ranges collapsed").isPositive();
+        assertThat(collapse.anonHugeBytesAfter()).isGreaterThan(collapse.anonHugeBytesBefore());
     }
 }

@@ -1,0 +1,142 @@
+package dev.thaw.restore;
+
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemoryLayout;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
+import java.lang.invoke.VarHandle;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Optional;
+
+/**
+ * Transparent huge pages for a restored guest's RAM. QEMU's postcopy destination marks guest RAM
+ * MADV_NOHUGEPAGE while pages arrive and MADV_HUGEPAGE again at completion, and khugepaged then
+ * collapses it at well under 1 MiB/s here: a lazily restored guest keeps 4 KiB host pages for a
+ * long time. This collapses the RAM of a QEMU from outside, once the migration has completed:
+ * {@code process_madvise(pidfd_open(qemu), {2 MiB range}, MADV_COLLAPSE)} per aligned 2 MiB range
+ * (Linux 6.1+, CAP_SYS_NICE and ptrace access: root). During postcopy every call fails with EINVAL.
+ *
+ * <p>Cost: CPU in the kernel (about 2 s per GiB measured here) while the guest keeps running, and
+ * ranges the guest never touched become resident. See docs/benchmarks.md for what it buys.
+ */
+public final class HugePages {
+    static final long HUGE_PAGE_BYTES = 2L << 20;
+    private static final int SYS_PIDFD_OPEN = 434;
+    private static final int SYS_PROCESS_MADVISE = 440;
+    private static final int MADV_COLLAPSE = 25;
+
+    /** What a collapse did. {@code errors} maps errno values to counts. */
+    public record CollapseReport(long mappingAddress, long rangeCount, long collapsedCount, java.util.Map<Integer, Integer> errors,
+                                 long anonHugeBytesBefore, long anonHugeBytesAfter, long durationNanos) {}
+
+    /** One mapping of {@code /proc/PID/smaps}. */
+    record Mapping(long start, long end, long anonHugeBytes, List<String> flags) {
+        long size() {
+            return end - start;
+        }
+    }
+
+    private HugePages() {}
+
+    /** The guest RAM mapping: exactly {@code ramBytes} long, 2 MiB aligned; empty if QEMU has none such. */
+    public static Optional<Mapping> guestRamMapping(long pid, long ramBytes) {
+        return mappings(pid).stream()
+                .filter(m -> m.size() == ramBytes && m.start() % HUGE_PAGE_BYTES == 0)
+                .findFirst();
+    }
+
+    static List<Mapping> mappings(long pid) {
+        List<String> lines;
+        try {
+            lines = Files.readAllLines(Path.of("/proc/" + pid + "/smaps"));
+        } catch (IOException e) {
+            throw new IllegalStateException("cannot read /proc/" + pid + "/smaps: " + e.getMessage(), e);
+        }
+        java.util.ArrayList<Mapping> out = new java.util.ArrayList<>();
+        long start = -1, end = -1, anonHuge = 0;
+        for (String line : lines) {
+            int dash = line.indexOf('-');
+            if (dash > 0 && line.length() > dash + 1 && isHex(line, 0, dash) && line.indexOf(' ') > dash) {
+                start = Long.parseUnsignedLong(line.substring(0, dash), 16);
+                end = Long.parseUnsignedLong(line.substring(dash + 1, line.indexOf(' ')), 16);
+                anonHuge = 0;
+            } else if (line.startsWith("AnonHugePages:")) {
+                anonHuge = Long.parseLong(line.replaceAll("[^0-9]", "")) << 10;
+            } else if (line.startsWith("VmFlags:") && start >= 0) {
+                out.add(new Mapping(start, end, anonHuge, List.of(line.substring(8).trim().split("\\s+"))));
+                start = -1;
+            }
+        }
+        return out;
+    }
+
+    private static boolean isHex(String s, int from, int to) {
+        for (int i = from; i < to; i++) {
+            if (Character.digit(s.charAt(i), 16) < 0) return false;
+        }
+        return to > from;
+    }
+
+    /**
+     * Collapses the guest RAM of QEMU {@code pid} into huge pages, one 2 MiB range per call, and
+     * counts what failed (EAGAIN ranges are retried once). Call only after the migration completed.
+     */
+    public static CollapseReport collapse(long pid, long ramBytes) {
+        Mapping ram = guestRamMapping(pid, ramBytes).orElseThrow(() -> new IllegalStateException(
+                "QEMU pid " + pid + " has no mapping of exactly " + ramBytes + " bytes, 2 MiB aligned: expected its guest RAM"));
+        long start = System.nanoTime();
+        java.util.Map<Integer, Integer> errors = new java.util.TreeMap<>();
+        long collapsed = 0;
+        long ranges = ram.size() / HUGE_PAGE_BYTES;
+        Linker linker = Linker.nativeLinker();
+        Linker.Option errno = Linker.Option.captureCallState("errno");
+        MemoryLayout stateLayout = Linker.Option.captureStateLayout();
+        VarHandle errnoHandle = stateLayout.varHandle(MemoryLayout.PathElement.groupElement("errno"));
+        MemorySegment syscallAddress = linker.defaultLookup().find("syscall").orElseThrow();
+        MethodHandle pidfdOpen = linker.downcallHandle(syscallAddress,
+                FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG),
+                Linker.Option.firstVariadicArg(1), errno);
+        MethodHandle processMadvise = linker.downcallHandle(syscallAddress,
+                FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.ADDRESS,
+                        ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG),
+                Linker.Option.firstVariadicArg(1), errno);
+        MethodHandle close = linker.downcallHandle(linker.defaultLookup().find("close").orElseThrow(),
+                FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(stateLayout);
+            long pidfd = (long) pidfdOpen.invokeExact(state, (long) SYS_PIDFD_OPEN, pid, 0L);
+            if (pidfd < 0) {
+                throw new IllegalStateException("pidfd_open(" + pid + ") failed: errno " + (int) errnoHandle.get(state, 0L));
+            }
+            try {
+                MemorySegment iov = arena.allocate(16, 8);
+                for (long r = 0; r < ranges; r++) {
+                    iov.set(ValueLayout.JAVA_LONG, 0, ram.start() + r * HUGE_PAGE_BYTES);
+                    iov.set(ValueLayout.JAVA_LONG, 8, HUGE_PAGE_BYTES);
+                    int failure = 0;
+                    for (int attempt = 0; attempt < 2; attempt++) {
+                        long n = (long) processMadvise.invokeExact(state, (long) SYS_PROCESS_MADVISE, pidfd, iov, 1L, (long) MADV_COLLAPSE, 0L);
+                        failure = n < 0 ? (int) errnoHandle.get(state, 0L) : 0;
+                        if (failure != 11 /* EAGAIN: a page was busy */) break;
+                    }
+                    if (failure == 0) collapsed++;
+                    else errors.merge(failure, 1, Integer::sum);
+                }
+            } finally {
+                int ignored = (int) close.invokeExact((int) pidfd);
+            }
+        } catch (Throwable t) {
+            if (t instanceof RuntimeException re) throw re;
+            throw new IllegalStateException("process_madvise failed: " + t, t);
+        }
+        long after = guestRamMapping(pid, ramBytes).map(Mapping::anonHugeBytes).orElse(0L);
+        return new CollapseReport(ram.start(), ranges, collapsed, java.util.Map.copyOf(errors), ram.anonHugeBytes(), after,
+                System.nanoTime() - start);
+    }
+}
