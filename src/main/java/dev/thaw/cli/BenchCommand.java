@@ -3,6 +3,7 @@ package dev.thaw.cli;
 import dev.thaw.guest.DemoGuest;
 import dev.thaw.host.HostDoctor;
 import dev.thaw.measure.SaveRestoreBenchmark;
+import dev.thaw.measure.SteadyStateBenchmark;
 import dev.thaw.util.FileTrees;
 import dev.thaw.util.ThawPaths;
 import java.nio.file.Files;
@@ -31,6 +32,13 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--modes", description = "Also restore lazily, then working-set first (the set learned from that lazy restore).")
     boolean modes;
 
+    @Option(names = "--steady-state", description = "Instead: steady-state speed after each restore mode against an eager"
+            + " restore, measured paired (guests taking turns), per size.")
+    boolean steadyState;
+
+    @Option(names = "--pairs", defaultValue = "6", description = "Pairs per mode for --steady-state (default ${DEFAULT-VALUE}).")
+    int pairs;
+
     @Option(names = "--work-dir", description = "Where images and QEMU's files go (default: bench/ in the cache; emptied afterwards).")
     Path workDir;
 
@@ -41,6 +49,21 @@ final class BenchCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         HostDoctor.Report host = HostDoctor.ensureReady(System.err);
         Path dir = workDir != null ? workDir : ThawPaths.cacheDir().resolve("bench");
+        if (steadyState) {
+            List<SteadyStateBenchmark.Report> steady = new ArrayList<>();
+            try {
+                for (long size : sizes) {
+                    DemoGuest guest = new DemoGuest(size, size - 384, Math.max(64, size / 16));
+                    System.out.printf("steady state, guest %d MiB RAM, T=%d MiB, W=%d MiB ...%n", size, guest.totalMiB(), guest.wsMiB());
+                    steady.add(SteadyStateBenchmark.run(guest, host.guest().orElseThrow(), host.qemuVersion().orElseThrow(), host.accel(),
+                            dir, pairs, System.out));
+                }
+            } finally {
+                FileTrees.deleteQuietly(dir);
+            }
+            if (json != null) Files.writeString(json, Json.write(steady));
+            return 0;
+        }
         List<SaveRestoreBenchmark.Report> reports = new ArrayList<>();
         try {
             for (long size : sizes) {

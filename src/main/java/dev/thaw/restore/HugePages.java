@@ -36,8 +36,8 @@ public final class HugePages {
                                  long anonHugeBytesBefore, long anonHugeBytesAfter, long durationNanos) {}
 
     /** One mapping of {@code /proc/PID/smaps}. */
-    record Mapping(long start, long end, long anonHugeBytes, List<String> flags) {
-        long size() {
+    public record Mapping(long start, long end, long anonHugeBytes, List<String> flags) {
+        public long size() {
             return end - start;
         }
     }
