@@ -44,6 +44,10 @@ final class RestoreCommand implements Callable<Integer> {
             description = "lazy/ws: once the restore completed, collapse guest RAM into transparent huge pages (MADV_COLLAPSE; root).")
     boolean collapseHugePages;
 
+    @Option(names = "--hugetlb",
+            description = "lazy/ws: back the guest's RAM with 2 MiB hugetlb pages (root; taken from the kernel as surplus pages while QEMU runs).")
+    boolean hugetlb;
+
     @Option(names = "--name", defaultValue = "thaw-restored", description = "VM name (default ${DEFAULT-VALUE}).")
     String name;
 
@@ -84,7 +88,7 @@ final class RestoreCommand implements Callable<Integer> {
             } else {
                 List<PostcopyRestore.PageRef> ws = chosen.equals("ws") ? limit(RestoreTraces.learnedWorkingSet(trace.get())) : List.of();
                 PostcopyRestore.Options options = PostcopyRestore.Options.lazy(name).withWorkingSet(ws)
-                        .withCollapseHugePages(collapseHugePages);
+                        .withCollapseHugePages(collapseHugePages).withHugetlbGuestRam(hugetlb);
                 Instant startedAt = Instant.now();
                 PostcopyRestore.Result r = PostcopyRestore.restore(img, options, progress::update);
                 vm = r.vm();

@@ -47,7 +47,7 @@ public final class SteadyStateBenchmark {
         List<ModeRatio> modes = new ArrayList<>();
         try (CheckpointImage img = CheckpointImage.open(imageDir)) {
             List<PostcopyRestore.PageRef> learned = List.of();
-            for (String mode : List.of("eager", "lazy", "lazy+collapse", "ws")) {
+            for (String mode : List.of("eager", "lazy", "lazy+collapse", "lazy+hugetlb", "ws")) {
                 try (QemuVm reference = EagerRestore.restore(img, EagerRestore.Options.defaults("thaw-steady-ref"), p -> {}).vm()) {
                     QemuVm tested;
                     HugePages.CollapseReport collapse = null;
@@ -56,7 +56,8 @@ public final class SteadyStateBenchmark {
                     } else {
                         PostcopyRestore.Result r = PostcopyRestore.restore(img, PostcopyRestore.Options.lazy("thaw-steady-" + mode.replace('+', '-'))
                                 .withWorkingSet(mode.equals("ws") ? learned : List.of())
-                                .withCollapseHugePages(mode.endsWith("collapse")), m -> {});
+                                .withCollapseHugePages(mode.endsWith("collapse"))
+                                .withHugetlbGuestRam(mode.endsWith("hugetlb")), m -> {});
                         tested = r.vm();
                         collapse = r.collapse().orElse(null);
                         if (mode.equals("lazy")) {
@@ -67,7 +68,8 @@ public final class SteadyStateBenchmark {
                     try (tested) {
                         Thread.sleep(1000);
                         PairedThroughput.Result p = PairedThroughput.measure(tested, reference, pairs, segment, skip);
-                        long huge = HugePages.guestRamMapping(tested.pid(), ram).map(m -> m.anonHugeBytes() >> 20).orElse(-1L);
+                        long huge = HugePages.guestRamMapping(tested.pid(), ram)
+                                .map(m -> m.flags().contains("ht") ? ram >> 20 : m.anonHugeBytes() >> 20).orElse(-1L);
                         ModeRatio m = new ModeRatio(mode, p.pairCount(), p.median(), p.q1(), p.q3(), huge, collapse);
                         log.printf("  %s vs eager: median %.3f (IQR %.3f-%.3f, %d pairs), %d MiB of guest RAM in huge pages%n", mode,
                                 m.median(), m.q1(), m.q3(), m.pairs(), huge);

@@ -56,6 +56,7 @@ public final class QemuVm implements AutoCloseable {
     private final Deque<String> stderrTail = new ArrayDeque<>();
     private final long launchedNanos;
     private volatile QmpClient qmp;
+    private final List<Runnable> onClose = new java.util.concurrent.CopyOnWriteArrayList<>();
 
     private QemuVm(VmConfig config, Process process, Path runDir, long launchedNanos) {
         this.config = config;
@@ -228,6 +229,11 @@ public final class QemuVm implements AutoCloseable {
         }
     }
 
+    /** Runs {@code action} after this QEMU was killed by {@link #close} (releasing what was reserved for it). */
+    public void onClose(Runnable action) {
+        onClose.add(action);
+    }
+
     @Override
     public void close() {
         try {
@@ -236,6 +242,14 @@ public final class QemuVm implements AutoCloseable {
         } finally {
             LIVE.remove(this);
             FileTrees.deleteQuietly(runDir);
+            for (Runnable r : onClose) {
+                try {
+                    r.run();
+                } catch (RuntimeException e) {
+                    log.warn("{}: cleanup after close failed: {}", config.name(), e.toString());
+                }
+            }
+            onClose.clear();
         }
     }
 

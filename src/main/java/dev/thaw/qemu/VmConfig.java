@@ -45,6 +45,13 @@ public record VmConfig(String name, String machineType, Accel accel, long memory
         extraArgs = List.copyOf(extraArgs == null ? List.of() : extraArgs);
     }
 
+    /** The same configuration with further QEMU arguments (for example a different memory backend). */
+    public VmConfig withExtraArgs(List<String> more) {
+        List<String> all = new ArrayList<>(extraArgs);
+        all.addAll(more);
+        return new VmConfig(name, machineType, accel, memoryMiB, cpuCount, kernel, initrd, kernelCommandLine, incomingDefer, startPaused, all);
+    }
+
     /** The same guest, started as the destination of a restore. */
     public VmConfig asIncoming(String newName) {
         return new VmConfig(newName, machineType, accel, memoryMiB, cpuCount, kernel, initrd, kernelCommandLine,

@@ -139,4 +139,28 @@ public final class HugePages {
         return new CollapseReport(ram.start(), ranges, collapsed, java.util.Map.copyOf(errors), ram.anonHugeBytes(), after,
                 System.nanoTime() - start);
     }
+
+    /**
+     * Lets QEMU take {@code count} more 2 MiB hugetlb pages from the kernel as it maps guest RAM
+     * (root: {@code /proc/sys/vm/nr_overcommit_hugepages}; surplus pages, freed again when QEMU
+     * exits) and returns what undoes it. QEMU's mmap of the hugetlb memfd fails at once, and QEMU
+     * with it, if the kernel cannot find the pages: hugetlb memory is never overcommitted.
+     */
+    public static Runnable allowHugetlbPages(long count) {
+        Path knob = Path.of("/proc/sys/vm/nr_overcommit_hugepages");
+        try {
+            long before = Long.parseLong(Files.readString(knob).strip());
+            Files.writeString(knob, Long.toString(before + count));
+            return () -> {
+                try {
+                    long current = Long.parseLong(Files.readString(knob).strip());
+                    Files.writeString(knob, Long.toString(Math.max(0, current - count)));
+                } catch (IOException e) {
+                    throw new IllegalStateException("cannot lower " + knob + ": " + e.getMessage(), e);
+                }
+            };
+        } catch (IOException e) {
+            throw new IllegalStateException("cannot allow hugetlb pages through " + knob + " (root needed): " + e.getMessage(), e);
+        }
+    }
 }

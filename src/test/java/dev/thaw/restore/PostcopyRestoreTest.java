@@ -44,6 +44,11 @@ class PostcopyRestoreTest {
     }
 
     private static PostcopyRestore.Result restoreAndCheck(PostcopyRestore.Options options) throws Exception {
+        return restoreAndCheck(options, vm -> {});
+    }
+
+    private static PostcopyRestore.Result restoreAndCheck(PostcopyRestore.Options options, java.util.function.Consumer<QemuVm> check)
+            throws Exception {
         try (CheckpointImage image = CheckpointImage.open(imageDir)) {
             PostcopyRestore.Result r = PostcopyRestore.restore(image, options, s -> {});
             try (QemuVm vm = r.vm()) {
@@ -53,6 +58,7 @@ class PostcopyRestoreTest {
                         r.backgroundPages(), r.zeroPagesUnsent(), r.pageCount());
                 assertThat(vm.qmp().queryMigrate().completed()).isTrue();
                 assertThat(vm.qmp().queryStatus().running()).isTrue();
+                check.accept(vm);
                 assertThat(r.prefetchedPages() + r.demandPages() + r.backgroundPages() + r.zeroPagesUnsent())
                         .as("every page accounted for").isEqualTo(r.pageCount());
                 Journal<ConsoleLine>.Cursor console = vm.console().cursorFromStart();
@@ -67,6 +73,19 @@ class PostcopyRestoreTest {
             }
             return r;
         }
+    }
+
+    @Test
+    void lazyRestoreIntoHugetlbGuestRam() throws Exception {
+        long reservedBefore = Long.parseLong(java.nio.file.Files.readString(Path.of("/proc/sys/vm/nr_overcommit_hugepages")).strip());
+        long ramBytes = TestHost.SMALL_GUEST.memoryMiB() << 20;
+        PostcopyRestore.Result r = restoreAndCheck(PostcopyRestore.Options.lazy("thaw-test-hugetlb").withHugetlbGuestRam(true),
+                vm -> assertThat(HugePages.guestRamMapping(vm.pid(), ramBytes)).as("guest RAM mapping")
+                        .hasValueSatisfying(m -> assertThat(m.flags()).as("VmFlags of a hugetlb mapping").contains("ht")));
+        // Every request and every background step moves whole 2 MiB pages of pc.ram.
+        assertThat(r.demandPages() % 512).isZero();
+        assertThat(Long.parseLong(java.nio.file.Files.readString(Path.of("/proc/sys/vm/nr_overcommit_hugepages")).strip()))
+                .as("the reserved hugetlb pages are released with the VM").isEqualTo(reservedBefore);
     }
 
     @Test
