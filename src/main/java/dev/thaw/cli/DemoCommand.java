@@ -13,16 +13,15 @@ import dev.thaw.qemu.ConsoleLine;
 import dev.thaw.qemu.Journal;
 import dev.thaw.qemu.QemuVersion;
 import dev.thaw.qemu.QemuVm;
-import dev.thaw.restore.EagerRestore;
 import dev.thaw.restore.PostcopyRestore;
 import dev.thaw.restore.RestoreTraces;
+import dev.thaw.restore.Restorer;
 import dev.thaw.save.Saver;
 import dev.thaw.util.FileTrees;
 import dev.thaw.util.ThawPaths;
 import java.io.PrintStream;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
@@ -145,28 +144,11 @@ final class DemoCommand implements Callable<Integer> {
     private ModeResult restore(String mode, CheckpointImage img, Path target, Throughput before, GuestAgent.MemSum memsumBefore,
                                long coldFirstMiB, long coldMiB, Progress progress) throws InterruptedException {
         long t0 = System.nanoTime();
-        QemuVm vm;
-        double running;
-        double completed;
-        Long faults = null;
-        if (mode.equals("eager")) {
-            EagerRestore.Result r = EagerRestore.restore(img, EagerRestore.Options.defaults("thaw-demo-eager"),
-                    p -> progress.update(String.format("eager restore: %d/%d pages", p.pagesSent(), p.pageCount())));
-            vm = r.vm();
-            running = r.runningNanos() / 1e9;
-            completed = running;
-        } else {
-            List<PostcopyRestore.PageRef> ws = mode.equals("ws")
-                    ? RestoreTraces.learnedWorkingSet(RestoreTraces.latest(target).orElseThrow()) : List.of();
-            PostcopyRestore.Options options = PostcopyRestore.Options.lazy("thaw-demo-" + mode).withWorkingSet(ws);
-            Instant startedAt = Instant.now();
-            PostcopyRestore.Result r = PostcopyRestore.restore(img, options, msg -> progress.update(mode + " restore: " + msg));
-            RestoreTraces.write(target, mode, startedAt, options, r);
-            vm = r.vm();
-            running = r.runningNanos() / 1e9;
-            completed = r.completedNanos() / 1e9;
-            faults = r.demandFaults();
-        }
+        Restorer.Outcome o = Restorer.restore(img, Restorer.Mode.parse(mode), "thaw-demo-" + mode, ws -> ws, opt -> opt, progress::update);
+        QemuVm vm = o.vm();
+        double running = o.runningSeconds();
+        double completed = o.completedSeconds();
+        Long faults = o.postcopy().map(PostcopyRestore.Result::demandFaults).orElse(null);
         try (vm) {
             progress.done(String.format("%s restore: guest running after %.2f s, completed after %.2f s%s", mode, running, completed,
                     faults == null ? "" : ", " + faults + " demand faults"));

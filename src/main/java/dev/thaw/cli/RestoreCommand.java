@@ -5,16 +5,12 @@ import dev.thaw.image.CheckpointImage;
 import dev.thaw.qemu.ConsoleLine;
 import dev.thaw.qemu.Journal;
 import dev.thaw.qemu.QemuVm;
-import dev.thaw.restore.EagerRestore;
 import dev.thaw.restore.PostcopyRestore;
-import dev.thaw.restore.RestoreTraces;
+import dev.thaw.restore.Restorer;
 import java.io.PrintStream;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.time.Instant;
 import java.util.List;
-import java.util.Locale;
-import java.util.Optional;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -64,50 +60,22 @@ final class RestoreCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        Optional<RestoreTraces.Trace> trace = RestoreTraces.latest(image);
-        String chosen = mode != null ? mode.toLowerCase(Locale.ROOT) : trace.isPresent() ? "ws" : "lazy";
-        if (!List.of("eager", "lazy", "ws").contains(chosen)) {
-            throw new IllegalArgumentException("--mode: expected eager, lazy or ws, actual '" + mode + "'");
-        }
-        if (chosen.equals("ws") && trace.isEmpty()) {
-            throw new IllegalArgumentException("--mode ws: the image has no working set yet: expected a trace in "
-                    + RestoreTraces.directoryFor(image) + " (restore it once with --mode lazy)");
-        }
+        Restorer.Mode chosen = mode != null ? Restorer.Mode.parse(mode) : Restorer.defaultMode(image);
         HostDoctor.ensureReady(System.err);
         PrintStream status = json ? System.err : System.out;
         Progress progress = new Progress(status);
         try (CheckpointImage img = CheckpointImage.open(image)) {
-            RestoreReport report;
-            QemuVm vm;
-            if (chosen.equals("eager")) {
-                EagerRestore.Result r = EagerRestore.restore(img, EagerRestore.Options.defaults(name),
-                        p -> progress.update(String.format("restoring: %d/%d pages", p.pagesSent(), p.pageCount())));
-                vm = r.vm();
-                report = new RestoreReport(img.directory().toString(), chosen, r.qemuReadyNanos() / 1e9, r.runningNanos() / 1e9,
-                        r.runningNanos() / 1e9, r.streamBytes(), null, null, null, null, null, null, null, null, vm.extraQmpSocket().toString(), null);
-            } else {
-                List<PostcopyRestore.PageRef> ws = chosen.equals("ws") ? limit(RestoreTraces.learnedWorkingSet(trace.get())) : List.of();
-                PostcopyRestore.Options options = PostcopyRestore.Options.lazy(name).withWorkingSet(ws)
-                        .withCollapseHugePages(collapseHugePages).withHugetlbGuestRam(hugetlb);
-                Instant startedAt = Instant.now();
-                PostcopyRestore.Result r = PostcopyRestore.restore(img, options, progress::update);
-                vm = r.vm();
-                Path traceFile = RestoreTraces.write(image, chosen, startedAt, options, r);
-                long[] service = r.faultServiceNanos().clone();
-                java.util.Arrays.sort(service);
-                report = new RestoreReport(img.directory().toString(), chosen, r.qemuReadyNanos() / 1e9, r.runningNanos() / 1e9,
-                        r.completedNanos() / 1e9, r.streamBytes(), r.demandFaults(), r.prefetchedPages(), r.demandPages(),
-                        r.backgroundPages(), r.zeroPagesUnsent(), percentileMicros(service, 0.5), percentileMicros(service, 0.99),
-                        traceFile.toString(), vm.extraQmpSocket().toString(), r.collapse().orElse(null));
-                r.collapse().ifPresent(c -> status.printf("huge pages: %d of %d 2 MiB ranges collapsed in %.2f s (%d MiB -> %d MiB in huge"
-                                + " pages; failures by errno: %s)%n", c.collapsedCount(), c.rangeCount(), c.durationNanos() / 1e9,
-                        c.anonHugeBytesBefore() >> 20, c.anonHugeBytesAfter() >> 20, c.errors()));
-            }
-            try (vm) {
-                progress.done(String.format("%s restore: guest running after %.2f s, restore completed after %.2f s%s", chosen,
+            Restorer.Outcome o = Restorer.restore(img, chosen, name, this::limit,
+                    opt -> opt.withCollapseHugePages(collapseHugePages).withHugetlbGuestRam(hugetlb), progress::update);
+            try (QemuVm vm = o.vm()) {
+                RestoreReport report = report(img, o, vm);
+                progress.done(String.format("%s restore: guest running after %.2f s, restore completed after %.2f s%s", chosen.label(),
                         report.runningSeconds(), report.completedSeconds(), report.demandFaults() == null ? ""
                                 : String.format(" (%d pages prefetched, %d demand faults, %d background pages)", report.prefetchedPages(),
                                 report.demandFaults(), report.backgroundPages())));
+                o.postcopy().flatMap(PostcopyRestore.Result::collapse).ifPresent(c -> status.printf("huge pages: %d of %d 2 MiB ranges"
+                                + " collapsed in %.2f s (%d MiB -> %d MiB in huge pages; failures by errno: %s)%n", c.collapsedCount(),
+                        c.rangeCount(), c.durationNanos() / 1e9, c.anonHugeBytesBefore() >> 20, c.anonHugeBytesAfter() >> 20, c.errors()));
                 status.println("QMP socket for other clients: " + vm.extraQmpSocket());
                 if (json) System.out.println(Json.write(report));
                 if (exit) {
@@ -122,6 +90,17 @@ final class RestoreCommand implements Callable<Integer> {
                 return 0;
             }
         }
+    }
+
+    private static RestoreReport report(CheckpointImage img, Restorer.Outcome o, QemuVm vm) {
+        PostcopyRestore.Result r = o.postcopy().orElse(null);
+        long[] service = r == null ? new long[0] : r.faultServiceNanos().clone();
+        java.util.Arrays.sort(service);
+        return new RestoreReport(img.directory().toString(), o.mode().label(), o.qemuReadySeconds(), o.runningSeconds(),
+                o.completedSeconds(), o.streamBytes(), r == null ? null : r.demandFaults(), r == null ? null : r.prefetchedPages(),
+                r == null ? null : r.demandPages(), r == null ? null : r.backgroundPages(), r == null ? null : r.zeroPagesUnsent(),
+                percentileMicros(service, 0.5), percentileMicros(service, 0.99), o.trace().map(Path::toString).orElse(null),
+                vm.extraQmpSocket().toString(), r == null ? null : r.collapse().orElse(null));
     }
 
     private List<PostcopyRestore.PageRef> limit(List<PostcopyRestore.PageRef> ws) {
