@@ -60,13 +60,16 @@ public final class Restorer {
                     Optional.empty(), Optional.empty());
         }
         List<PostcopyRestore.PageRef> ws = List.of();
+        List<PostcopyRestore.PageRef> rest = List.of();
         if (mode == Mode.WS) {
             RestoreTraces.Trace trace = RestoreTraces.latest(imageDir).orElseThrow(() -> new IllegalArgumentException(
                     "--mode ws: the image has no working set yet: expected a trace in " + RestoreTraces.directoryFor(imageDir)
                             + " (restore it once with --mode lazy)"));
-            ws = workingSetLimit.apply(RestoreTraces.learnedWorkingSet(trace));
+            List<PostcopyRestore.PageRef> learned = RestoreTraces.learnedWorkingSet(trace);
+            ws = workingSetLimit.apply(learned);
+            rest = learned.subList(ws.size(), learned.size()); // predicted pages not prefetched go first in the background
         }
-        PostcopyRestore.Options options = tune.apply(PostcopyRestore.Options.lazy(vmName).withWorkingSet(ws));
+        PostcopyRestore.Options options = tune.apply(PostcopyRestore.Options.lazy(vmName).withWorkingSet(ws).withBackgroundFirst(rest));
         Instant startedAt = Instant.now();
         PostcopyRestore.Result r = PostcopyRestore.restore(image, options, msg -> progress.accept(mode.label() + " restore: " + msg));
         Path trace = RestoreTraces.write(imageDir, mode.label(), startedAt, options, r);

@@ -58,10 +58,16 @@ class SaveRestoreCommandsTest {
         assertThat(wsJson.path("mode").asText()).isEqualTo("ws");
         assertThat(wsJson.path("prefetchedPages").asLong()).isEqualTo(lazyJson.path("demandFaults").asLong());
 
+        // A trimmed working set: the rest of the predicted pages goes first in the background.
+        ImageCommandsTest.Run trimmed = ImageCommandsTest.run("restore", image.toString(), "--mode", "ws", "--ws-pages", "1", "--exit",
+                "--json", "--name", "thaw-test-cli-ws1");
+        assertThat(trimmed.exit()).as(trimmed.err()).isZero();
+        assertThat(Json.MAPPER.readTree(trimmed.out()).path("prefetchedPages").asLong()).isEqualTo(1);
+
         ImageCommandsTest.Run timeline = ImageCommandsTest.run("timeline", image.toString(), "--json");
         assertThat(timeline.exit()).as(timeline.err()).isZero();
         JsonNode entries = Json.MAPPER.readTree(timeline.out());
-        assertThat(entries).extracting(e -> e.path("mode").asText()).containsExactly("lazy", "ws");
+        assertThat(entries).extracting(e -> e.path("mode").asText()).containsExactly("lazy", "ws", "ws");
         assertThat(entries.get(0).path("timeline").path("demandFaults").asLong()).isEqualTo(lazyJson.path("demandFaults").asLong());
         assertThat(entries.get(1).path("timeline").path("prefetchedPages").asLong()).isEqualTo(wsJson.path("prefetchedPages").asLong());
         assertThat(entries.get(0).path("timeline").path("completedSeconds").asDouble())
