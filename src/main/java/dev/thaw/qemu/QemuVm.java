@@ -44,7 +44,7 @@ public final class QemuVm implements AutoCloseable {
     static {
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             for (QemuVm vm : LIVE) {
-                vm.kill();
+                vm.close(); // kill, then release what was reserved for it (hugetlb pages)
             }
         }, "thaw-qemu-reaper"));
     }
