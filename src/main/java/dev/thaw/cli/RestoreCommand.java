@@ -55,7 +55,8 @@ final class RestoreCommand implements Callable<Integer> {
 
     record RestoreReport(String image, String mode, double qemuReadySeconds, double runningSeconds, double completedSeconds,
                          long streamBytes, Long demandFaults, Long prefetchedPages, Long demandPages, Long backgroundPages,
-                         Long zeroPagesUnsent, Double faultServiceMedianMicros, Double faultServiceP99Micros, String trace, String qmpSocket,
+                         Long zeroPagesUnsent, Double faultServiceMedianMicros, Double faultServiceP99Micros,
+                         Double faultQueueMedianMicros, Double faultQueueP99Micros, String trace, String qmpSocket,
                          dev.thaw.restore.HugePages.CollapseReport hugePageCollapse) {}
 
     @Override
@@ -96,10 +97,13 @@ final class RestoreCommand implements Callable<Integer> {
         PostcopyRestore.Result r = o.postcopy().orElse(null);
         long[] service = r == null ? new long[0] : r.faultServiceNanos().clone();
         java.util.Arrays.sort(service);
+        long[] queue = r == null ? new long[0] : r.faultQueueNanos().clone();
+        java.util.Arrays.sort(queue);
         return new RestoreReport(img.directory().toString(), o.mode().label(), o.qemuReadySeconds(), o.runningSeconds(),
                 o.completedSeconds(), o.streamBytes(), r == null ? null : r.demandFaults(), r == null ? null : r.prefetchedPages(),
                 r == null ? null : r.demandPages(), r == null ? null : r.backgroundPages(), r == null ? null : r.zeroPagesUnsent(),
-                percentileMicros(service, 0.5), percentileMicros(service, 0.99), o.trace().map(Path::toString).orElse(null),
+                percentileMicros(service, 0.5), percentileMicros(service, 0.99), percentileMicros(queue, 0.5),
+                percentileMicros(queue, 0.99), o.trace().map(Path::toString).orElse(null),
                 vm.extraQmpSocket().toString(), r == null ? null : r.collapse().orElse(null));
     }
 

@@ -133,11 +133,12 @@ public final class PostcopyRestore {
      * @param backgroundPages    pages sent by the background stream
      * @param zeroPagesUnsent    zero pages never sent (they read as zero after completion)
      * @param faultServiceNanos  per demand fault: request read to page written to the socket
+     * @param faultQueueNanos    per demand fault: request read to the scheduler taking it (the part spent behind background work)
      */
     public record Result(QemuVm vm, long qemuReadyNanos, long runningNanos, long completedNanos, long demandFaults,
                          long duplicateRequests, long prefetchedPages, long demandPages, long backgroundPages, long zeroPagesUnsent,
                          long pageCount, long streamBytes, List<Fault> faults, long[] faultServiceNanos, RestoreEventLog events,
-                         java.util.Optional<HugePages.CollapseReport> collapse) {}
+                         java.util.Optional<HugePages.CollapseReport> collapse, long[] faultQueueNanos) {}
 
     private PostcopyRestore() {}
 
@@ -196,6 +197,7 @@ public final class PostcopyRestore {
         private final CompletableFuture<Integer> shut = new CompletableFuture<>();
         private final List<Fault> faults = new ArrayList<>();
         private final List<Long> serviceNanos = new ArrayList<>();
+        private final List<Long> queueNanos = new ArrayList<>();
         private final AtomicLong bytes = new AtomicLong();
         private final RestoreEventLog events = new RestoreEventLog();
         private final byte[] page = new byte[PAGE];
@@ -306,7 +308,8 @@ public final class PostcopyRestore {
             }
             long[] service = serviceNanos.stream().mapToLong(Long::longValue).toArray();
             return new Result(vm, qemuReady, running, completed, demandFaults, duplicates, prefetched, demandPages, backgroundPages,
-                    zeroUnsent, total, bytes.get(), List.copyOf(faults), service, events, collapse);
+                    zeroUnsent, total, bytes.get(), List.copyOf(faults), service, events, collapse,
+                    queueNanos.stream().mapToLong(Long::longValue).toArray());
         }
 
         /** Everything before and including the package that starts the guest. */
@@ -434,6 +437,7 @@ public final class PostcopyRestore {
         }
 
         private void serveRequests(List<ReturnPathMessage.PageRequest> batch) throws IOException {
+            long taken = System.nanoTime();
             writer.openRamSection(sid, false);
             List<Long> arrivals = new ArrayList<>();
             for (ReturnPathMessage.PageRequest r : batch) {
@@ -457,7 +461,10 @@ public final class PostcopyRestore {
             writer.closeRamSection(sid);
             writer.flush();
             long now = System.nanoTime();
-            for (long a : arrivals) serviceNanos.add(now - a);
+            for (long a : arrivals) {
+                serviceNanos.add(now - a);
+                queueNanos.add(taken - a);
+            }
             events.add(RestoreEventLog.Type.DEMAND_SENT, 0, arrivals.size(), now - started);
         }
 
