@@ -70,4 +70,20 @@ class ImageCommandsTest {
         assertThat(damaged.exit()).isNotZero();
         assertThat(damaged.err()).contains(pack.getFileName().toString()).contains("offset").contains("expected");
     }
+
+    @Test
+    void doctorAndGuestPrintJson() throws Exception {
+        dev.thaw.testing.TestHost.report();
+        Run doctor = run("doctor", "--json");
+        assertThat(doctor.exit()).as(doctor.err()).isZero();
+        JsonNode report = Json.MAPPER.readTree(doctor.out());
+        assertThat(report.path("checks").size()).isGreaterThanOrEqualTo(5);
+        assertThat(report.path("qemuVersion").path("major").asInt()).isGreaterThanOrEqualTo(7);
+        assertThat(report.path("kvm").path("reason").asText()).isNotBlank();
+        assertThat(report.path("guest").path("key").asText()).isEqualTo(dev.thaw.testing.TestHost.guest().key());
+
+        Run guest = run("guest", "--json");
+        assertThat(guest.exit()).as(guest.err()).isZero();
+        assertThat(Json.MAPPER.readTree(guest.out()).path("key").asText()).isEqualTo(dev.thaw.testing.TestHost.guest().key());
+    }
 }
