@@ -1,0 +1,86 @@
+package dev.thaw.measure;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+
+/**
+ * Time to responsiveness after minimum mutator utilization (Zhang et al., VEE'11). The guest's
+ * progress is a series of reports, each the operations done over an interval, spread evenly over
+ * it (counting a report whole in the window its end falls into would make a 1 s window of 100 ms
+ * reports jump by 10% with the jitter of their arrival); utilization over a window of length w is
+ * the progress in the window divided by what the guest did in w before the save. TTR(w, u) is the earliest time T after which every window of
+ * length w that fits in the observation has utilization at least u; MMU(w) is the lowest
+ * utilization of any window of length w. Times are nanoseconds from the start of the restore.
+ * Pure: no QEMU, no threads.
+ */
+public final class Responsiveness {
+    /** Grid on which window starts are taken. */
+    static final long STEP_NANOS = 10_000_000L;
+
+    /** One progress report: {@code ops} done over (fromNanos, toNanos]. */
+    public record Progress(long fromNanos, long toNanos, long ops) {
+        public Progress {
+            if (toNanos <= fromNanos) {
+                throw new IllegalArgumentException("progress interval: expected from < to, actual " + fromNanos + " >= " + toNanos);
+            }
+        }
+
+        /** The share of the operations that fell into (start, end]. */
+        double opsWithin(long start, long end) {
+            long overlap = Math.min(end, toNanos) - Math.max(start, fromNanos);
+            return overlap <= 0 ? 0 : ops * (double) overlap / (toNanos - fromNanos);
+        }
+    }
+
+    private final List<Progress> reports;
+    private final double opsPerSecondBefore;
+    private final long endNanos;
+
+    /**
+     * @param reports            progress reports, in time order
+     * @param opsPerSecondBefore the guest's rate before the save (utilization 1.0)
+     * @param endNanos           the end of the observation
+     */
+    public Responsiveness(List<Progress> reports, double opsPerSecondBefore, long endNanos) {
+        if (opsPerSecondBefore <= 0) {
+            throw new IllegalArgumentException("rate before the save: expected > 0 ops/s, actual " + opsPerSecondBefore);
+        }
+        this.reports = List.copyOf(reports);
+        this.opsPerSecondBefore = opsPerSecondBefore;
+        this.endNanos = endNanos;
+    }
+
+    /** Utilization of the window (start, start + w]. */
+    public double utilization(long startNanos, long windowNanos) {
+        double ops = 0;
+        for (Progress p : reports) ops += p.opsWithin(startNanos, startNanos + windowNanos);
+        return ops / (opsPerSecondBefore * windowNanos / 1e9);
+    }
+
+    /** Utilization of every window of length w on the grid, as (start, utilization) pairs. */
+    private List<double[]> windows(long windowNanos) {
+        List<double[]> out = new ArrayList<>();
+        for (long s = 0; s + windowNanos <= endNanos; s += STEP_NANOS) {
+            out.add(new double[] {s, utilization(s, windowNanos)});
+        }
+        return out;
+    }
+
+    /** TTR(w, u): empty if even the last window of the observation is below u, or no window fits. */
+    public Optional<Long> ttrNanos(long windowNanos, double utilization) {
+        List<double[]> w = windows(windowNanos);
+        if (w.isEmpty()) return Optional.empty();
+        long ttr = -1;
+        for (int i = w.size() - 1; i >= 0; i--) {
+            if (w.get(i)[1] < utilization) break;
+            ttr = (long) w.get(i)[0];
+        }
+        return ttr < 0 ? Optional.empty() : Optional.of(ttr);
+    }
+
+    /** MMU(w): the lowest utilization of any window of length w from {@code fromNanos} on. */
+    public double mmu(long windowNanos, long fromNanos) {
+        return windows(windowNanos).stream().filter(x -> x[0] >= fromNanos).mapToDouble(x -> x[1]).min().orElse(Double.NaN);
+    }
+}
