@@ -15,7 +15,8 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
 @Command(name = "bench", mixinStandardHelpOptions = true,
-        description = {"Measures Thaw's save and eager restore against QEMU's own (migrate to a file,",
+        description = {"Benchmark saves and restores against QEMU's own.",
+                "Measures Thaw's save and eager restore against QEMU's own (migrate to a file,",
                 "-incoming \"exec:cat FILE\") on the same running demo guest, interleaved, per guest size.",
                 "With --modes also lazy and working-set restores. Prints markdown tables (min / median) and,",
                 "with --json, the samples."})

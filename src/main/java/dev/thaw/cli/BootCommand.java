@@ -15,7 +15,8 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 @Command(name = "boot", mixinStandardHelpOptions = true,
-        description = {"Boots the demo guest and keeps it running, printing wsbench's rate every second, until Ctrl-C",
+        description = {"Boot the demo guest and keep it running.",
+                "Boots the demo guest and keeps it running, printing wsbench's rate every second, until Ctrl-C",
                 "or the guest stops. Prints the QMP socket that 'thaw save --qmp' takes. The guest dies with this command."})
 final class BootCommand implements Callable<Integer> {
     @Mixin

@@ -39,7 +39,8 @@ import picocli.CommandLine.Option;
  * running through the save and the restores.
  */
 @Command(name = "demo", mixinStandardHelpOptions = true,
-        description = {"Boots the demo guest, measures it, saves it into an image, restores it in every mode and prints",
+        description = {"The main job: save the demo guest and restore it in every mode, compared.",
+                "Boots the demo guest, measures it, saves it into an image, restores it in every mode and prints",
                 "the comparison. Installs what the host lacks first (see 'thaw doctor')."})
 final class DemoCommand implements Callable<Integer> {
     @Mixin

@@ -6,7 +6,8 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
 @Command(name = "doctor", mixinStandardHelpOptions = true,
-        description = {"Checks this host: QEMU >= 7.2, busybox-static, cpio, gcc, userfaultfd, and whether KVM",
+        description = {"Check (and set up) this host; probe KVM.",
+                "Checks this host: QEMU >= 7.2, busybox-static, cpio, gcc, userfaultfd, and whether KVM",
                 "really works (a probe guest must run; the verdict is cached). As root it installs missing",
                 "Debian packages with apt-get; otherwise it prints the command to run."})
 final class DoctorCommand implements Callable<Integer> {

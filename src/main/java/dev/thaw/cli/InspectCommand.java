@@ -9,7 +9,8 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
 @Command(name = "inspect", mixinStandardHelpOptions = true,
-        description = {"Describes a checkpoint image: RAM blocks, pages (total, zero, stored, duplicate), stored bytes,",
+        description = {"Describe (and with --verify, check) a checkpoint image.",
+                "Describes a checkpoint image: RAM blocks, pages (total, zero, stored, duplicate), stored bytes,",
                 "compression and dedup ratios. --verify reads every byte and checks every checksum, and exits",
                 "non-zero naming the file and offset of the first mismatch."})
 final class InspectCommand implements Callable<Integer> {

@@ -17,7 +17,8 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
 @Command(name = "restore", mixinStandardHelpOptions = true,
-        description = {"Restores a checkpoint image into a new QEMU and runs the guest. It stays attached (printing",
+        description = {"Restore an image into a new QEMU: eager, lazy or ws.",
+                "Restores a checkpoint image into a new QEMU and runs the guest. It stays attached (printing",
                 "the guest's console) until Ctrl-C or the guest stops; --exit ends it once the restore completed.",
                 "Modes: eager (every page, then run), lazy (run at once, pages on demand and in the background),",
                 "ws (the working set first, then as lazy). The working set is learned from the image's previous",

@@ -17,7 +17,8 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 @Command(name = "save", mixinStandardHelpOptions = true,
-        description = {"Saves a running QEMU guest into a checkpoint image directory. Thaw becomes the destination of",
+        description = {"Save a running QEMU guest into a new image directory.",
+                "Saves a running QEMU guest into a checkpoint image directory. Thaw becomes the destination of",
                 "QEMU's migrate, stops the guest and writes the image atomically; the guest stays stopped unless",
                 "--keep-running. The VM's launch configuration comes from vm.json beside the QMP socket (VMs started",
                 "by Thaw have one) or from --vm-config."})

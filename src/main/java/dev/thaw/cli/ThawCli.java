@@ -8,7 +8,7 @@ import picocli.CommandLine.Command;
         description = "Saves running QEMU VMs and restores them to a usable state fast.",
         subcommands = {DemoCommand.class, BootCommand.class, SaveCommand.class, InspectCommand.class, RestoreCommand.class, TimelineCommand.class, BenchCommand.class,
                 DoctorCommand.class, GuestCommand.class, CommandLine.HelpCommand.class},
-        footer = {"", "The launcher also takes: ./thaw test   (runs the test suite)"})
+        footer = {"", "The launcher also takes: ./thaw test [MAVEN ARGS] (the test suite), ./thaw jmh [JMH ARGS] (micro-benchmarks)."})
 public final class ThawCli {
     public static void main(String[] args) {
         int exit = new CommandLine(new ThawCli())

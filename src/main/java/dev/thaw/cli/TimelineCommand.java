@@ -13,7 +13,8 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
 @Command(name = "timeline", mixinStandardHelpOptions = true,
-        description = {"Summarizes the event logs that lazy and ws restores of an image left beside it (IMAGE.restores/):",
+        description = {"Summarize the timelines of an image's lazy and ws restores.",
+                "Summarizes the event logs that lazy and ws restores of an image left beside it (IMAGE.restores/):",
                 "when the guest ran, when the restore completed, demand faults and how long they waited, the",
                 "background rate, and demand faults per 100 ms after the guest started."})
 final class TimelineCommand implements Callable<Integer> {
