@@ -143,6 +143,10 @@ public final class PostcopyRestore {
     private PostcopyRestore() {}
 
     public static Result restore(CheckpointImage image, Options options, Consumer<String> progress) {
+        if (options.hugetlbGuestRam() && options.collapseHugePages()) {
+            throw new IllegalArgumentException("--collapse-huge-pages and --hugetlb exclude each other: hugetlb guest RAM is in"
+                    + " 2 MiB pages from the start, and MADV_COLLAPSE does not apply to it");
+        }
         for (RamBlock b : image.ramBlocks()) {
             if (b.pageByteSize() != PAGE) {
                 throw new RestoreException("RAM block " + b.name() + " was saved with " + b.pageByteSize() + "-byte pages: this"
