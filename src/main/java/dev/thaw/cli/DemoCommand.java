@@ -162,9 +162,8 @@ final class DemoCommand implements Callable<Integer> {
             }
             // The first tick after a restore counts operations done mostly before the save, just after memsum
             // (which leaves TCG's software TLB enlarged and wsbench several times faster for a while): skip it.
-            List<WsbenchTick> after = vm.console().snapshot().stream().map(WsbenchTick::parse).flatMap(java.util.Optional::stream).toList();
-            long ops = after.stream().skip(1)
-                    .filter(t -> t.hostNanos() > resumedAt && t.hostNanos() <= windowEnd).mapToLong(WsbenchTick::opCount).sum();
+            List<WsbenchTick> after = WsbenchTick.all(vm.console().snapshot());
+            long ops = WsbenchTick.opsArrivedBetween(after.subList(Math.min(1, after.size()), after.size()), resumedAt, windowEnd);
             double rate = ops / (double) seconds;
             GuestAgent.MemSum memsumAfter;
             try (GuestAgent agent = GuestAgent.connect(vm)) {

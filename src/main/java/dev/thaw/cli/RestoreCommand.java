@@ -2,6 +2,7 @@ package dev.thaw.cli;
 
 import dev.thaw.host.HostDoctor;
 import dev.thaw.image.CheckpointImage;
+import dev.thaw.measure.RestoreTimeline;
 import dev.thaw.qemu.ConsoleLine;
 import dev.thaw.qemu.Journal;
 import dev.thaw.qemu.QemuVm;
@@ -122,8 +123,6 @@ final class RestoreCommand implements Callable<Integer> {
     }
 
     static Double percentileMicros(long[] sortedNanos, double q) {
-        if (sortedNanos.length == 0) return null;
-        int i = (int) Math.min(sortedNanos.length - 1, Math.ceil(q * sortedNanos.length) - 1);
-        return sortedNanos[Math.max(0, i)] / 1e3;
+        return sortedNanos.length == 0 ? null : RestoreTimeline.percentile(sortedNanos, q);
     }
 }

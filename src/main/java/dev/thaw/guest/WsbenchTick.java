@@ -16,6 +16,16 @@ public record WsbenchTick(long hostNanos, long seq, long guestNanos, long opCoun
     // Anywhere in the line: a kernel message may share the line with the tick.
     private static final Pattern TICK = Pattern.compile("wsbench tick (\\d+) (\\d+) (\\d+)");
 
+    /** Every tick in a console's lines, in order. */
+    public static java.util.List<WsbenchTick> all(java.util.List<ConsoleLine> lines) {
+        return lines.stream().map(WsbenchTick::parse).flatMap(Optional::stream).toList();
+    }
+
+    /** Operations of the ticks that arrived in (fromNanos, toNanos] of host time. */
+    public static long opsArrivedBetween(java.util.List<WsbenchTick> ticks, long fromNanos, long toNanos) {
+        return ticks.stream().filter(t -> t.hostNanos() > fromNanos && t.hostNanos() <= toNanos).mapToLong(WsbenchTick::opCount).sum();
+    }
+
     public static Optional<WsbenchTick> parse(ConsoleLine line) {
         Matcher m = TICK.matcher(line.text());
         if (!m.find()) return Optional.empty();

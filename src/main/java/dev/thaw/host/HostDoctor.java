@@ -41,11 +41,7 @@ public final class HostDoctor {
         }
 
         public List<String> missingPackages() {
-            Set<String> packages = new LinkedHashSet<>();
-            for (Check c : checks) {
-                if (!c.ok() && c.debianPackage() != null) packages.add(c.debianPackage());
-            }
-            return List.copyOf(packages);
+            return packagesOf(checks);
         }
 
         /** What a user must do, when the host is not ready. */

@@ -41,8 +41,7 @@ public final class PairedThroughput {
         Thread.sleep(segment.toMillis());
         long to = System.nanoTime();
         vm.qmp().stop();
-        long ops = vm.console().snapshot().stream().map(WsbenchTick::parse).flatMap(java.util.Optional::stream)
-                .filter(t -> t.hostNanos() > from && t.hostNanos() <= to).mapToLong(WsbenchTick::opCount).sum();
+        long ops = WsbenchTick.opsArrivedBetween(WsbenchTick.all(vm.console().snapshot()), from, to);
         return ops * 1e9 / (to - from);
     }
 

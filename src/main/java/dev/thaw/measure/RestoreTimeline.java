@@ -69,7 +69,8 @@ public record RestoreTimeline(double qemuReadySeconds, double runningSeconds, do
                 Arrays.stream(histogram).boxed().toList());
     }
 
-    static double percentile(long[] sorted, double q) {
+    /** Nearest-rank percentile of sorted nanoseconds, in microseconds; 0 when there are none. */
+    public static double percentile(long[] sorted, double q) {
         if (sorted.length == 0) return 0;
         int i = (int) Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
         return sorted[i] / 1e3;

@@ -38,11 +38,11 @@ public final class SaveRestoreBenchmark {
                          long qemuFileBytes, double thawRestoreSeconds, double qemuRestoreSeconds, List<ModeSample> postcopy) {}
 
     public record Report(long memoryMiB, long totalMiB, long wsMiB, String accel, String qemuVersion, boolean cold, List<Sample> samples) {
-        public static double min(List<Sample> s, java.util.function.ToDoubleFunction<Sample> f) {
+        public static <T> double min(List<T> s, java.util.function.ToDoubleFunction<T> f) {
             return s.stream().mapToDouble(f).min().orElse(Double.NaN);
         }
 
-        public static double median(List<Sample> s, java.util.function.ToDoubleFunction<Sample> f) {
+        public static <T> double median(List<T> s, java.util.function.ToDoubleFunction<T> f) {
             double[] v = s.stream().mapToDouble(f).sorted().toArray();
             if (v.length == 0) return Double.NaN;
             return v.length % 2 == 1 ? v[v.length / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
@@ -102,8 +102,7 @@ public final class SaveRestoreBenchmark {
                             postcopy.add(new ModeSample(mode, (opened + r.runningNanos()) / 1e9, (opened + r.completedNanos()) / 1e9,
                                     r.prefetchedPages(), r.demandFaults(), t.serviceMedianMicros(), t.serviceP99Micros(),
                                     t.backgroundPagesPerSecond() * 4096 / 1e6));
-                            learned = r.faults().stream().filter(f -> !f.alreadySent())
-                                    .map(f -> new PostcopyRestore.PageRef(f.block(), f.page())).distinct().toList();
+                            learned = r.faultedPages();
                         }
                     }
                 }
@@ -155,25 +154,16 @@ public final class SaveRestoreBenchmark {
                 int k = m;
                 List<ModeSample> ms = s.stream().map(x -> x.postcopy().get(k)).toList();
                 out.append(String.format("| | Thaw %s | %s | %s | %.0f | %.0f | %.0f / %.0f | %.0f |%n", ms.getFirst().mode(),
-                        mmm(ms, ModeSample::runningSeconds), mmm(ms, ModeSample::completedSeconds),
-                        med(ms, x -> x.prefetchedPages()), med(ms, x -> x.demandFaults()), med(ms, ModeSample::serviceMedianMicros),
-                        med(ms, ModeSample::serviceP99Micros), med(ms, ModeSample::backgroundMBps)));
+                        mm(ms, ModeSample::runningSeconds), mm(ms, ModeSample::completedSeconds),
+                        Report.median(ms, x -> x.prefetchedPages()), Report.median(ms, x -> x.demandFaults()),
+                        Report.median(ms, ModeSample::serviceMedianMicros), Report.median(ms, ModeSample::serviceP99Micros),
+                        Report.median(ms, ModeSample::backgroundMBps)));
             }
         }
         return out.toString();
     }
 
-    private static String mmm(List<ModeSample> s, java.util.function.ToDoubleFunction<ModeSample> f) {
-        double[] v = s.stream().mapToDouble(f).sorted().toArray();
-        return String.format("%.2f / %.2f", v[0], v.length % 2 == 1 ? v[v.length / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2);
-    }
-
-    private static double med(List<ModeSample> s, java.util.function.ToDoubleFunction<ModeSample> f) {
-        double[] v = s.stream().mapToDouble(f).sorted().toArray();
-        return v.length % 2 == 1 ? v[v.length / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
-    }
-
-    private static String mm(List<Sample> s, java.util.function.ToDoubleFunction<Sample> f) {
+    private static <T> String mm(List<T> s, java.util.function.ToDoubleFunction<T> f) {
         return String.format("%.2f / %.2f", Report.min(s, f), Report.median(s, f));
     }
 }

@@ -61,8 +61,7 @@ public final class SteadyStateBenchmark {
                         tested = r.vm();
                         collapse = r.collapse().orElse(null);
                         if (mode.equals("lazy")) {
-                            learned = r.faults().stream().filter(f -> !f.alreadySent())
-                                    .map(f -> new PostcopyRestore.PageRef(f.block(), f.page())).distinct().toList();
+                            learned = r.faultedPages();
                         }
                     }
                     try (tested) {

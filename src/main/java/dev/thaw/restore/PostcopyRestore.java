@@ -138,7 +138,12 @@ public final class PostcopyRestore {
     public record Result(QemuVm vm, long qemuReadyNanos, long runningNanos, long completedNanos, long demandFaults,
                          long duplicateRequests, long prefetchedPages, long demandPages, long backgroundPages, long zeroPagesUnsent,
                          long pageCount, long streamBytes, List<Fault> faults, long[] faultServiceNanos, RestoreEventLog events,
-                         java.util.Optional<HugePages.CollapseReport> collapse, long[] faultQueueNanos) {}
+                         java.util.Optional<HugePages.CollapseReport> collapse, long[] faultQueueNanos) {
+        /** The pages demand faults asked for (requests for pages already sent left out), in arrival order. */
+        public List<PageRef> faultedPages() {
+            return faults.stream().filter(f -> !f.alreadySent()).map(f -> new PageRef(f.block(), f.page())).distinct().toList();
+        }
+    }
 
     private PostcopyRestore() {}
 

@@ -96,8 +96,7 @@ class PostcopyRestoreTest {
         assertThat(lazy.faults()).isNotEmpty();
 
         // The next restore prefetches what the lazy one faulted, in fault order (learned working set).
-        List<PostcopyRestore.PageRef> learned = lazy.faults().stream().filter(f -> !f.alreadySent())
-                .map(f -> new PostcopyRestore.PageRef(f.block(), f.page())).distinct().toList();
+        List<PostcopyRestore.PageRef> learned = lazy.faultedPages();
         PostcopyRestore.Result ws = restoreAndCheck(PostcopyRestore.Options.lazy("thaw-test-ws").withWorkingSet(learned)
                 .withCollapseHugePages(true));
         assertThat(ws.prefetchedPages()).isEqualTo(learned.size());
