@@ -56,7 +56,7 @@ final class DemoCommand implements Callable<Integer> {
     boolean json;
 
     /** One restore mode's result. Seconds from the start of the restore. */
-    record ModeResult(String mode, double runningSeconds, double completedSeconds, Long demandFaults,
+    record ModeResult(String mode, double runningSeconds, double completedSeconds, Long demandFaults, Long vcpuBlockedMillis,
                       double throughputRelative, String memsumAfter, boolean memsumIdentical) {}
 
     /** What {@code --json} prints. Boot times are milliseconds from QEMU's launch. */
@@ -124,11 +124,12 @@ final class DemoCommand implements Callable<Integer> {
         }
 
         out.println();
-        out.printf("%-6s %14s %16s %14s %20s  %s%n", "mode", "running after", "completed after", "demand faults",
-                "first " + seconds + " s vs before", "memory");
+        out.printf("%-6s %14s %16s %14s %14s %20s  %s%n", "mode", "running after", "completed after", "demand faults",
+                "vCPU stalled", "first " + seconds + " s vs before", "memory");
         for (ModeResult m : modes) {
-            out.printf("%-6s %12.2f s %14.2f s %14s %19.2fx  %s%n", m.mode(), m.runningSeconds(), m.completedSeconds(),
-                    m.demandFaults() == null ? "-" : m.demandFaults().toString(), m.throughputRelative(),
+            out.printf("%-6s %12.2f s %14.2f s %14s %14s %19.2fx  %s%n", m.mode(), m.runningSeconds(), m.completedSeconds(),
+                    m.demandFaults() == null ? "-" : m.demandFaults().toString(),
+                    m.vcpuBlockedMillis() == null || m.vcpuBlockedMillis() < 0 ? "-" : m.vcpuBlockedMillis() + " ms", m.throughputRelative(),
                     m.memsumIdentical() ? "identical" : "DIFFERENT");
         }
         double total = (System.nanoTime() - started) / 1e9;
@@ -150,9 +151,10 @@ final class DemoCommand implements Callable<Integer> {
         double running = o.runningSeconds();
         double completed = o.completedSeconds();
         Long faults = o.postcopy().map(PostcopyRestore.Result::demandFaults).orElse(null);
+        Long blocked = o.postcopy().map(PostcopyRestore.Result::vcpuBlockedMillis).orElse(null);
         try (vm) {
             progress.done(String.format("%s restore: guest running after %.2f s, completed after %.2f s%s", mode, running, completed,
-                    faults == null ? "" : ", " + faults + " demand faults"));
+                    faults == null ? "" : ", " + faults + " demand faults, vCPU stalled " + blocked + " ms"));
             // Throughput over the first seconds after the guest started, from the ticks' arrival times.
             long resumedAt = t0 + (long) (running * 1e9);
             long windowEnd = resumedAt + Duration.ofSeconds(seconds).toNanos();
@@ -175,7 +177,7 @@ final class DemoCommand implements Callable<Integer> {
                     memsumAfter.equals(memsumBefore) ? "identical" : "DIFFERENT"));
             vm.qmp().quit();
             vm.awaitExit(Duration.ofSeconds(10));
-            return new ModeResult(mode, running, completed, faults, before.opsPerSecond() > 0 ? rate / before.opsPerSecond() : 0,
+            return new ModeResult(mode, running, completed, faults, blocked, before.opsPerSecond() > 0 ? rate / before.opsPerSecond() : 0,
                     memsumAfter.checksumHex(), memsumAfter.equals(memsumBefore));
         }
     }

@@ -3,11 +3,12 @@ package dev.thaw.cli;
 import java.io.PrintStream;
 import java.util.Optional;
 
-/** A one-line status on a terminal ({@code \r}-updated); a line per second otherwise. */
+/** A one-line status on a terminal ({@code \r}-updated); otherwise a line when the status changes, at most one a second. */
 final class Progress {
     private final PrintStream out;
     private final boolean terminal;
     private long lastPrinted;
+    private String lastStatus;
 
     Progress(PrintStream out) {
         this.out = out;
@@ -18,9 +19,10 @@ final class Progress {
         if (terminal) {
             out.print("\r\033[K  " + status);
             out.flush();
-        } else if (System.nanoTime() - lastPrinted > 1_000_000_000L) {
+        } else if (System.nanoTime() - lastPrinted > 1_000_000_000L && !status.equals(lastStatus)) {
             out.println("  " + status);
             lastPrinted = System.nanoTime();
+            lastStatus = status;
         }
     }
 
@@ -28,5 +30,6 @@ final class Progress {
         if (terminal) out.print("\r\033[K");
         out.println(line);
         lastPrinted = 0;
+        lastStatus = null;
     }
 }

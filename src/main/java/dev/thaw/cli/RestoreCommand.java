@@ -46,6 +46,14 @@ final class RestoreCommand implements Callable<Integer> {
             description = "lazy/ws: back the guest's RAM with 2 MiB hugetlb pages (root; taken from the kernel as surplus pages while QEMU runs).")
     boolean hugetlb;
 
+    @Option(names = "--chunk-pages", defaultValue = "32",
+            description = "lazy/ws: the largest background chunk in pages (default ${DEFAULT-VALUE}); a demand page waits behind at most one chunk.")
+    int chunkPages;
+
+    @Option(names = "--send-buffer-kib", defaultValue = "64",
+            description = "lazy/ws: the socket send buffer in KiB (default ${DEFAULT-VALUE}); a demand page also waits behind what it holds.")
+    int sendBufferKib;
+
     @Option(names = "--name", defaultValue = "thaw-restored", description = "VM name (default ${DEFAULT-VALUE}).")
     String name;
 
@@ -58,7 +66,7 @@ final class RestoreCommand implements Callable<Integer> {
     record RestoreReport(String image, String mode, double qemuReadySeconds, double runningSeconds, double completedSeconds,
                          long streamBytes, Long demandFaults, Long prefetchedPages, Long demandPages, Long backgroundPages,
                          Long zeroPagesUnsent, Double faultServiceMedianMicros, Double faultServiceP99Micros,
-                         Double faultQueueMedianMicros, Double faultQueueP99Micros, String trace, String qmpSocket,
+                         Double faultQueueMedianMicros, Double faultQueueP99Micros, Long vcpuBlockedMillis, String trace, String qmpSocket,
                          dev.thaw.restore.HugePages.CollapseReport hugePageCollapse) {}
 
     @Override
@@ -69,13 +77,14 @@ final class RestoreCommand implements Callable<Integer> {
         Progress progress = new Progress(status);
         try (CheckpointImage img = CheckpointImage.open(image)) {
             Restorer.Outcome o = Restorer.restore(img, chosen, name, this::limit,
-                    opt -> opt.withCollapseHugePages(collapseHugePages).withHugetlbGuestRam(hugetlb), progress::update);
+                    opt -> opt.withCollapseHugePages(collapseHugePages).withHugetlbGuestRam(hugetlb)
+                            .withScheduling(chunkPages, sendBufferKib << 10), progress::update);
             try (QemuVm vm = o.vm()) {
                 RestoreReport report = report(img, o, vm);
                 progress.done(String.format("%s restore: guest running after %.2f s, restore completed after %.2f s%s", chosen.label(),
                         report.runningSeconds(), report.completedSeconds(), report.demandFaults() == null ? ""
-                                : String.format(" (%d pages prefetched, %d demand faults, %d background pages)", report.prefetchedPages(),
-                                report.demandFaults(), report.backgroundPages())));
+                                : String.format(" (%d pages prefetched, %d demand faults, %d background pages; vCPU stalled %d ms)",
+                                report.prefetchedPages(), report.demandFaults(), report.backgroundPages(), report.vcpuBlockedMillis())));
                 o.postcopy().flatMap(PostcopyRestore.Result::collapse).ifPresent(c -> status.printf("huge pages: %d of %d 2 MiB ranges"
                                 + " collapsed in %.2f s (%d MiB -> %d MiB in huge pages; failures by errno: %s)%n", c.collapsedCount(),
                         c.rangeCount(), c.durationNanos() / 1e9, c.anonHugeBytesBefore() >> 20, c.anonHugeBytesAfter() >> 20, c.errors()));
@@ -105,7 +114,7 @@ final class RestoreCommand implements Callable<Integer> {
                 o.completedSeconds(), o.streamBytes(), r == null ? null : r.demandFaults(), r == null ? null : r.prefetchedPages(),
                 r == null ? null : r.demandPages(), r == null ? null : r.backgroundPages(), r == null ? null : r.zeroPagesUnsent(),
                 percentileMicros(service, 0.5), percentileMicros(service, 0.99), percentileMicros(queue, 0.5),
-                percentileMicros(queue, 0.99), o.trace().map(Path::toString).orElse(null),
+                percentileMicros(queue, 0.99), r == null ? null : r.vcpuBlockedMillis(), o.trace().map(Path::toString).orElse(null),
                 vm.extraQmpSocket().toString(), r == null ? null : r.collapse().orElse(null));
     }
 

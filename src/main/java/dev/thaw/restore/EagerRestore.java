@@ -108,7 +108,7 @@ public final class EagerRestore {
         }
     }
 
-    static void awaitCompleted(QemuVm vm, Duration timeout) {
+    static QmpClient.MigrationInfo awaitCompleted(QemuVm vm, Duration timeout) {
         QmpClient.MigrationInfo info;
         try {
             info = vm.qmp().awaitMigrationEnd(timeout);
@@ -119,5 +119,6 @@ public final class EagerRestore {
             throw new RestoreException(vm.name() + ": the incoming migration " + info.status() + ": " + info.errorDescription() + "; "
                     + vm.describeState(), null);
         }
+        return info;
     }
 }

@@ -94,6 +94,8 @@ class PostcopyRestoreTest {
         assertThat(lazy.prefetchedPages()).isZero();
         assertThat(lazy.demandFaults()).isPositive();
         assertThat(lazy.faults()).isNotEmpty();
+        // QEMU's postcopy-blocktime: with demand faults the vCPU waited, so QEMU must report a time (it is -1 when absent).
+        assertThat(lazy.vcpuBlockedMillis()).as("QEMU's postcopy-blocktime").isNotNegative();
 
         // The next restore prefetches what the lazy one faulted, in fault order (learned working set).
         List<PostcopyRestore.PageRef> learned = lazy.faultedPages();
