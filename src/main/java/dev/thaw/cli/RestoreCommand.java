@@ -1,5 +1,6 @@
 package dev.thaw.cli;
 
+import dev.thaw.estimate.PageRef;
 import dev.thaw.host.HostDoctor;
 import dev.thaw.image.CheckpointImage;
 import dev.thaw.measure.RestoreTimeline;
@@ -118,7 +119,7 @@ final class RestoreCommand implements Callable<Integer> {
                 vm.extraQmpSocket().toString(), r == null ? null : r.collapse().orElse(null));
     }
 
-    private List<PostcopyRestore.PageRef> limit(List<PostcopyRestore.PageRef> ws) {
+    private List<PageRef> limit(List<PageRef> ws) {
         int n = ws.size();
         if (wsFraction != null) {
             if (wsFraction <= 0 || wsFraction > 1) throw new IllegalArgumentException("--ws-fraction: expected (0, 1], actual " + wsFraction);

@@ -1,5 +1,6 @@
 package dev.thaw.measure;
 
+import dev.thaw.estimate.PageRef;
 import dev.thaw.guest.DemoGuest;
 import dev.thaw.guest.GuestImage;
 import dev.thaw.image.CheckpointImage;
@@ -31,7 +32,7 @@ public final class SaveRestoreBenchmark {
 
     /** One lazy or ws restore: seconds from the start of the restore, and what its event log says. */
     public record ModeSample(String mode, double runningSeconds, double completedSeconds, long prefetchedPages, long demandFaults,
-                             double serviceMedianMicros, double serviceP99Micros, double backgroundMBps) {}
+                             double serviceMedianMicros, double serviceP99Micros, double backgroundMBps, long vcpuBlockedMillis) {}
 
     /** Seconds and bytes of one repetition. */
     public record Sample(double thawSaveSeconds, long thawImageBytes, long streamBytes, double qemuSaveSeconds, double qemuSaveFsyncSeconds,
@@ -89,7 +90,7 @@ public final class SaveRestoreBenchmark {
                 }
                 List<ModeSample> postcopy = new ArrayList<>();
                 if (config.postcopyModes()) {
-                    List<PostcopyRestore.PageRef> learned = List.of();
+                    List<PageRef> learned = List.of();
                     for (String mode : List.of("lazy", "ws")) {
                         if (config.cold()) QemuBaselines.dropCaches();
                         long start = System.nanoTime();
@@ -101,7 +102,7 @@ public final class SaveRestoreBenchmark {
                             RestoreTimeline t = RestoreTimeline.of(r.events());
                             postcopy.add(new ModeSample(mode, (opened + r.runningNanos()) / 1e9, (opened + r.completedNanos()) / 1e9,
                                     r.prefetchedPages(), r.demandFaults(), t.serviceMedianMicros(), t.serviceP99Micros(),
-                                    t.backgroundPagesPerSecond() * 4096 / 1e6));
+                                    t.backgroundPagesPerSecond() * 4096 / 1e6, r.vcpuBlockedMillis()));
                             learned = r.faultedPages();
                         }
                     }
@@ -139,25 +140,25 @@ public final class SaveRestoreBenchmark {
     /** Restore modes side by side: time to running and to completion, per mode, min / median. */
     public static String modesMarkdown(List<Report> reports) {
         StringBuilder out = new StringBuilder();
-        out.append("| guest | mode | running after (s) | completed after (s) | prefetched pages | demand faults | fault service p50 / p99 (us) | background (MB/s) |\n");
-        out.append("|---|---|---|---|---|---|---|---|\n");
+        out.append("| guest | mode | running after (s) | completed after (s) | prefetched pages | demand faults | fault service p50 / p99 (us) | vCPU stalled (ms) | background (MB/s) |\n");
+        out.append("|---|---|---|---|---|---|---|---|---|\n");
         for (Report r : reports) {
             List<Sample> s = r.samples();
             if (s.isEmpty() || s.getFirst().postcopy().isEmpty()) continue;
             String guest = String.format("%d MiB RAM, T=%d, W=%d, %s%s, n=%d", r.memoryMiB(), r.totalMiB(), r.wsMiB(), r.accel(),
                     r.cold() ? ", cold" : ", warm", s.size());
-            out.append(String.format("| %s | QEMU eager | %s | %s | - | - | - | - |%n", guest, mm(s, Sample::qemuRestoreSeconds),
+            out.append(String.format("| %s | QEMU eager | %s | %s | - | - | - | - | - |%n", guest, mm(s, Sample::qemuRestoreSeconds),
                     mm(s, Sample::qemuRestoreSeconds)));
-            out.append(String.format("| | Thaw eager | %s | %s | - | - | - | - |%n", mm(s, Sample::thawRestoreSeconds),
+            out.append(String.format("| | Thaw eager | %s | %s | - | - | - | - | - |%n", mm(s, Sample::thawRestoreSeconds),
                     mm(s, Sample::thawRestoreSeconds)));
             for (int m = 0; m < s.getFirst().postcopy().size(); m++) {
                 int k = m;
                 List<ModeSample> ms = s.stream().map(x -> x.postcopy().get(k)).toList();
-                out.append(String.format("| | Thaw %s | %s | %s | %.0f | %.0f | %.0f / %.0f | %.0f |%n", ms.getFirst().mode(),
+                out.append(String.format("| | Thaw %s | %s | %s | %.0f | %.0f | %.0f / %.0f | %.0f | %.0f |%n", ms.getFirst().mode(),
                         mm(ms, ModeSample::runningSeconds), mm(ms, ModeSample::completedSeconds),
                         Report.median(ms, x -> x.prefetchedPages()), Report.median(ms, x -> x.demandFaults()),
                         Report.median(ms, ModeSample::serviceMedianMicros), Report.median(ms, ModeSample::serviceP99Micros),
-                        Report.median(ms, ModeSample::backgroundMBps)));
+                        Report.median(ms, x -> x.vcpuBlockedMillis()), Report.median(ms, ModeSample::backgroundMBps)));
             }
         }
         return out.toString();

@@ -1,5 +1,6 @@
 package dev.thaw.measure;
 
+import dev.thaw.estimate.PageRef;
 import dev.thaw.guest.DemoGuest;
 import dev.thaw.guest.GuestImage;
 import dev.thaw.image.CheckpointImage;
@@ -46,7 +47,7 @@ public final class SteadyStateBenchmark {
         long ram = guest.memoryMiB() << 20;
         List<ModeRatio> modes = new ArrayList<>();
         try (CheckpointImage img = CheckpointImage.open(imageDir)) {
-            List<PostcopyRestore.PageRef> learned = List.of();
+            List<PageRef> learned = List.of();
             for (String mode : List.of("eager", "lazy", "lazy+collapse", "lazy+hugetlb", "ws")) {
                 try (QemuVm reference = EagerRestore.restore(img, EagerRestore.Options.defaults("thaw-steady-ref"), p -> {}).vm()) {
                     QemuVm tested;

@@ -1,5 +1,6 @@
 package dev.thaw.restore;
 
+import dev.thaw.estimate.PageRef;
 import dev.thaw.image.CheckpointImage;
 import dev.thaw.migration.RamBlock;
 import dev.thaw.migration.ReturnPathMessage;
@@ -67,8 +68,6 @@ public final class PostcopyRestore {
     /** The background chunk right after a request: a later request waits behind at most this many pages. */
     public static final int MIN_CHUNK_PAGES = 4;
 
-    /** A page of the image: block index and target page index. */
-    public record PageRef(int block, int page) {}
 
     /**
      * @param workingSet         pages to send before the guest starts, in the order to send them (empty: lazy)

@@ -1,5 +1,6 @@
 package dev.thaw.restore;
 
+import dev.thaw.estimate.PageRef;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -95,10 +96,10 @@ public final class RestoreTraces {
     }
 
     /** The learned working set: the latest trace's prefetched pages, then its demand faults, in order, without repeats. */
-    public static List<PostcopyRestore.PageRef> learnedWorkingSet(Trace trace) {
-        Set<PostcopyRestore.PageRef> pages = new LinkedHashSet<>();
-        for (int[] p : trace.workingSet()) pages.add(new PostcopyRestore.PageRef(p[0], p[1]));
-        for (long[] f : trace.faults()) pages.add(new PostcopyRestore.PageRef((int) f[0], (int) f[1]));
+    public static List<PageRef> learnedWorkingSet(Trace trace) {
+        Set<PageRef> pages = new LinkedHashSet<>();
+        for (int[] p : trace.workingSet()) pages.add(new PageRef(p[0], p[1]));
+        for (long[] f : trace.faults()) pages.add(new PageRef((int) f[0], (int) f[1]));
         return new ArrayList<>(pages);
     }
 }

@@ -1,5 +1,6 @@
 package dev.thaw.restore;
 
+import dev.thaw.estimate.PageRef;
 import dev.thaw.image.CheckpointImage;
 import dev.thaw.qemu.QemuVm;
 import java.nio.file.Path;
@@ -50,7 +51,7 @@ public final class Restorer {
      * @param workingSetLimit trims the learned working set (for --ws-pages / --ws-fraction)
      * @param tune            adjusts the postcopy options (huge pages, ...)
      */
-    public static Outcome restore(CheckpointImage image, Mode mode, String vmName, UnaryOperator<List<PostcopyRestore.PageRef>> workingSetLimit,
+    public static Outcome restore(CheckpointImage image, Mode mode, String vmName, UnaryOperator<List<PageRef>> workingSetLimit,
                                   UnaryOperator<PostcopyRestore.Options> tune, Consumer<String> progress) {
         Path imageDir = image.directory();
         if (mode == Mode.EAGER) {
@@ -59,13 +60,13 @@ public final class Restorer {
             return new Outcome(mode, r.vm(), r.qemuReadyNanos() / 1e9, r.runningNanos() / 1e9, r.runningNanos() / 1e9, r.streamBytes(),
                     Optional.empty(), Optional.empty());
         }
-        List<PostcopyRestore.PageRef> ws = List.of();
-        List<PostcopyRestore.PageRef> rest = List.of();
+        List<PageRef> ws = List.of();
+        List<PageRef> rest = List.of();
         if (mode == Mode.WS) {
             RestoreTraces.Trace trace = RestoreTraces.latest(imageDir).orElseThrow(() -> new IllegalArgumentException(
                     "--mode ws: the image has no working set yet: expected a trace in " + RestoreTraces.directoryFor(imageDir)
                             + " (restore it once with --mode lazy)"));
-            List<PostcopyRestore.PageRef> learned = RestoreTraces.learnedWorkingSet(trace);
+            List<PageRef> learned = RestoreTraces.learnedWorkingSet(trace);
             ws = workingSetLimit.apply(learned);
             rest = learned.subList(ws.size(), learned.size()); // predicted pages not prefetched go first in the background
         }

@@ -1,5 +1,6 @@
 package dev.thaw.restore;
 
+import dev.thaw.estimate.PageRef;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.thaw.guest.DemoGuest;
@@ -98,7 +99,7 @@ class PostcopyRestoreTest {
         assertThat(lazy.vcpuBlockedMillis()).as("QEMU's postcopy-blocktime").isNotNegative();
 
         // The next restore prefetches what the lazy one faulted, in fault order (learned working set).
-        List<PostcopyRestore.PageRef> learned = lazy.faultedPages();
+        List<PageRef> learned = lazy.faultedPages();
         PostcopyRestore.Result ws = restoreAndCheck(PostcopyRestore.Options.lazy("thaw-test-ws").withWorkingSet(learned)
                 .withCollapseHugePages(true));
         assertThat(ws.prefetchedPages()).isEqualTo(learned.size());

@@ -1,0 +1,77 @@
+package dev.thaw.estimate;
+
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+
+/**
+ * Dirty-bit recency from a live (precopy) save. QEMU sends RAM in rounds: each round walks the
+ * blocks in order and sends, by ascending address, every page its dirty log marked since the page
+ * was last sent; the first round sends everything. A page that arrives again in a later round was
+ * written after it was sent, so the round that carried a page last orders the written part of the
+ * working set: last round first. Rounds are recognized in the stream itself: an arrival at or
+ * behind the previous one in address order starts a new round.
+ *
+ * <p>Pure: fed the page arrivals of the save stream in order.
+ */
+public final class DirtyRecency {
+    private final int[][] lastRound;
+    private int round;
+    private int lastBlock = -1;
+    private int lastPage = -1;
+    private long arrivals;
+
+    /** @param pageCounts pages per RAM block, in the stream's block order */
+    public DirtyRecency(int[] pageCounts) {
+        lastRound = new int[pageCounts.length][];
+        for (int b = 0; b < pageCounts.length; b++) {
+            lastRound[b] = new int[pageCounts[b]];
+            java.util.Arrays.fill(lastRound[b], -1);
+        }
+    }
+
+    /** One page (zero or not) as it arrived in the stream. */
+    public void arrived(int block, int page) {
+        if (block < lastBlock || (block == lastBlock && page <= lastPage)) round++;
+        lastBlock = block;
+        lastPage = page;
+        lastRound[block][page] = round;
+        arrivals++;
+    }
+
+    /** Rounds seen so far (1 for a save of a stopped guest). */
+    public int roundCount() {
+        return arrivals == 0 ? 0 : round + 1;
+    }
+
+    /** Pages that arrived more than once: written during the save. */
+    public long rewrittenPageCount() {
+        long n = 0;
+        for (int[] rounds : lastRound) {
+            for (int r : rounds) if (r > 0) n++;
+        }
+        return n;
+    }
+
+    /**
+     * The working set: every page a later round carried again, the latest round first, by address within a round (QEMU
+     * gives no order inside a round). Its size estimate is the number of such pages.
+     */
+    public WorkingSet estimate() {
+        List<PageRef> pages = new ArrayList<>();
+        for (int b = 0; b < lastRound.length; b++) {
+            for (int p = 0; p < lastRound[b].length; p++) {
+                if (lastRound[b][p] > 0) pages.add(new PageRef(b, p));
+            }
+        }
+        pages.sort(Comparator.<PageRef>comparingInt(p -> -lastRound[p.block()][p.page()]).thenComparing(Comparator.naturalOrder()));
+        return WorkingSet.of(Estimator.DIRTY, pages, pages.size(), String.format(
+                "dirty-bit recency: %d pages written during a live save of %d rounds, ordered by the last round that carried them",
+                pages.size(), roundCount()));
+    }
+
+    /** The round that last carried the page (0 is the first), or -1 if it never arrived. */
+    public int lastRoundOf(PageRef page) {
+        return lastRound[page.block()][page.page()];
+    }
+}
