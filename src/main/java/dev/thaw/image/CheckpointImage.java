@@ -34,6 +34,7 @@ public final class CheckpointImage implements AutoCloseable {
     private final byte[] deviceState;
     private final byte[] vmDescription;
     private final ExtentCache cache = new ExtentCache(64);
+    private final java.util.Optional<WorkingSetSection> workingSetSection;
 
     private CheckpointImage(Path directory) {
         this.directory = directory.toAbsolutePath().normalize();
@@ -61,16 +62,69 @@ public final class CheckpointImage implements AutoCloseable {
         this.pageMap = readPageMap();
         try {
             openPacks();
-            this.extents = readExtentTable();
+            ExtentInfo[] table = readExtentTable();
+            this.workingSetSection = readWorkingSetSection();
+            // The working set's pages are read from its own copy, laid out in queue order: its extents follow the table's.
+            this.extents = workingSetSection.map(w -> concat(table, w.extents())).orElse(table);
             byte[][] device = readDeviceState();
             this.headerAndConfiguration = device[0];
             this.deviceState = device[1];
             this.vmDescription = device[2];
             checkPageMapReferences();
+            workingSetSection.ifPresent(w -> remap(w, table.length));
         } catch (RuntimeException e) {
             close();
             throw e;
         }
+    }
+
+    private static ExtentInfo[] concat(ExtentInfo[] a, List<ExtentInfo> b) {
+        ExtentInfo[] out = java.util.Arrays.copyOf(a, a.length + b.size());
+        for (int i = 0; i < b.size(); i++) out[a.length + i] = b.get(i);
+        return out;
+    }
+
+    private java.util.Optional<WorkingSetSection> readWorkingSetSection() {
+        List<Manifest.FileEntry> sections = manifest.files().stream().filter(f -> f.kind().equals("working_set")).toList();
+        if (sections.isEmpty()) return java.util.Optional.empty();
+        if (sections.size() > 1) {
+            throw new ImageException.Corrupt(file(ImageWriter.MANIFEST), 0, "expected at most one working-set section, actual "
+                    + sections.stream().map(Manifest.FileEntry::name).toList());
+        }
+        Path path = file(sections.getFirst().name());
+        int[] counts = blocks.stream().mapToInt(RamBlock::pageCount).toArray();
+        WorkingSetSection section = WorkingSetSection.decode(path, Framing.readWholeBody(path, FileKind.WORKING_SET, imageId), counts);
+        if (!section.extents().isEmpty() && !packs.containsKey(section.packId())) {
+            throw new ImageException.Corrupt(path, 0, "working-set pack " + section.packId() + ": expected one of the manifest's packs "
+                    + packs.keySet());
+        }
+        return java.util.Optional.of(section);
+    }
+
+    /** Points the working set's non-zero pages at their queue-order copies; a page zero in the image must stay zero. */
+    private void remap(WorkingSetSection section, int firstExtent) {
+        Path path = file(ImageWriter.MANIFEST);
+        List<dev.thaw.estimate.WorkingSet.Entry> entries = section.workingSet().entries();
+        for (int i = 0; i < entries.size(); i++) {
+            dev.thaw.estimate.PageRef p = entries.get(i).page();
+            long loc = section.locations()[i];
+            boolean zero = pageMap[p.block()][p.page()] == PageMap.ZERO;
+            if (zero != (loc == PageMap.ZERO)) {
+                throw new ImageException.Corrupt(path, 0, "working set entry " + i + " (block " + p.block() + " page " + p.page()
+                        + "): expected a copy exactly when the page is not zero, actual " + (zero ? "a copy of a zero page" : "no copy"));
+            }
+            if (!zero) pageMap[p.block()][p.page()] = PageMap.stored(firstExtent + PageMap.extentOf(loc), PageMap.slotOf(loc));
+        }
+    }
+
+    /** The image's working-set estimate, if a save or {@code thaw ws --learn} attached one. */
+    public java.util.Optional<dev.thaw.estimate.WorkingSet> workingSet() {
+        return workingSetSection.map(WorkingSetSection::workingSet);
+    }
+
+    /** The pack holding the working set's queue-order copies, if the image has a non-empty working-set section. */
+    java.util.Optional<UUID> workingSetPackId() {
+        return workingSetSection.map(WorkingSetSection::packId);
     }
 
     /** Opens an image; throws {@link ImageException} naming the file and offset of the first problem. */
@@ -184,17 +238,12 @@ public final class CheckpointImage implements AutoCloseable {
             long at = Framing.HEADER_BYTES + body.position();
             int pack = body.getInt();
             body.getInt();
-            long offset = body.getLong();
-            int stored = body.getInt();
-            Codec codec = Codec.of(body.get() & 0xFF);
-            body.get();
-            int pages = body.getShort() & 0xFFFF;
-            long checksum = body.getLong();
-            if (pack < 0 || pack >= packIds.size() || codec == Codec.INVALID || pages < 1 || pages > ExtentInfo.MAX_PAGES || stored < 0) {
+            ExtentInfo e = ExtentInfo.read(body, pack >= 0 && pack < packIds.size() ? packIds.get(pack) : null);
+            if (e.packId() == null || !e.plausible()) {
                 throw new ImageException.Corrupt(path, at, "extent " + i + ": expected a pack number < " + packIds.size()
-                        + ", a valid codec and 1-256 pages, actual pack " + pack + ", codec " + codec + ", " + pages + " pages");
+                        + ", a valid codec and 1-256 pages, actual pack " + pack + ", codec " + e.codec() + ", " + e.pageCount() + " pages");
             }
-            table[i] = new ExtentInfo(packIds.get(pack), offset, stored, codec, pages, checksum);
+            table[i] = e;
         }
         return table;
     }

@@ -7,7 +7,9 @@ public enum FileKind {
     PAGE_MAP(2, "page map"),
     EXTENT_TABLE(3, "extent table"),
     DEVICE_STATE(4, "device state"),
-    PACK(5, "pack");
+    PACK(5, "pack"),
+    /** Optional: the working-set estimate and where its pages are laid out in queue order (WorkingSetSection). */
+    WORKING_SET(6, "working set");
 
     private final int code;
     private final String label;

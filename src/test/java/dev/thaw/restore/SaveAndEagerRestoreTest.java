@@ -47,7 +47,7 @@ class SaveAndEagerRestoreTest {
         assertThat(stats.zeroPageCount()).isPositive();
         assertThat(stats.storedPageCount()).isGreaterThanOrEqualTo(TestHost.SMALL_GUEST.totalMiB() * 256);
 
-        String imageBefore = treeDigest(imageDir);
+        String imageBefore = dev.thaw.testing.TreeDigest.of(imageDir);
         try (CheckpointImage image = CheckpointImage.open(imageDir)) {
             assertThat(image.verify().pageCount()).isEqualTo(stats.storedPageCount() - stats.sharedPageCount());
             EagerRestore.Result restored = EagerRestore.restore(image, EagerRestore.Options.defaults("thaw-test-eager"), p -> {});
@@ -67,22 +67,6 @@ class SaveAndEagerRestoreTest {
                 assertThat(after.getFirst().seq()).as("the guest continued rather than rebooted").isGreaterThan(lastSeqBefore);
             }
         }
-        assertThat(treeDigest(imageDir)).as("a restore never modifies the image").isEqualTo(imageBefore);
-    }
-
-    /** SHA-256 over every file's path, size and bytes, plus modification times. */
-    static String treeDigest(Path root) throws Exception {
-        java.security.MessageDigest md = java.security.MessageDigest.getInstance("SHA-256");
-        try (var walk = java.nio.file.Files.walk(root)) {
-            for (Path p : walk.filter(java.nio.file.Files::isRegularFile).sorted().toList()) {
-                md.update(root.relativize(p).toString().getBytes());
-                md.update(java.nio.file.Files.getLastModifiedTime(p).toString().getBytes());
-                try (var in = java.nio.file.Files.newInputStream(p)) {
-                    byte[] buffer = new byte[1 << 20];
-                    for (int n; (n = in.read(buffer)) > 0; ) md.update(buffer, 0, n);
-                }
-            }
-        }
-        return java.util.HexFormat.of().formatHex(md.digest());
+        assertThat(dev.thaw.testing.TreeDigest.of(imageDir)).as("a restore never modifies the image").isEqualTo(imageBefore);
     }
 }
