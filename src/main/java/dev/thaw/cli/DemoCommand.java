@@ -146,7 +146,8 @@ final class DemoCommand implements Callable<Integer> {
     private ModeResult restore(String mode, CheckpointImage img, Path target, Throughput before, GuestAgent.MemSum memsumBefore,
                                long coldFirstMiB, long coldMiB, Progress progress) throws InterruptedException {
         long t0 = System.nanoTime();
-        Restorer.Outcome o = Restorer.restore(img, Restorer.Mode.parse(mode), "thaw-demo-" + mode, ws -> ws, opt -> opt, progress::update);
+        Restorer.Outcome o = Restorer.restore(img, Restorer.Mode.parse(mode), "thaw-demo-" + mode, dev.thaw.restore.WorkingSetChoice.defaults(),
+                opt -> opt, progress::update);
         QemuVm vm = o.vm();
         double running = o.runningSeconds();
         double completed = o.completedSeconds();

@@ -9,6 +9,7 @@ import dev.thaw.qemu.Journal;
 import dev.thaw.qemu.QemuVm;
 import dev.thaw.restore.PostcopyRestore;
 import dev.thaw.restore.Restorer;
+import dev.thaw.restore.WorkingSetChoice;
 import java.io.PrintStream;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -23,8 +24,9 @@ import picocli.CommandLine.Parameters;
                 "Restores a checkpoint image into a new QEMU and runs the guest. It stays attached (printing",
                 "the guest's console) until Ctrl-C or the guest stops; --exit ends it once the restore completed.",
                 "Modes: eager (every page, then run), lazy (run at once, pages on demand and in the background),",
-                "ws (the working set first, then as lazy). The working set is learned from the image's previous",
-                "lazy or ws restore (IMAGE.restores/). Default: ws when a previous restore left a trace, else lazy.",
+                "ws (the working set first, then as lazy). The working set is the image's own (thaw save --estimator)",
+                "or the one learned from its latest lazy or ws restore (IMAGE.restores/); see thaw ws IMAGE.",
+                "Default: ws when the image has a working set or a previous restore left a trace, else lazy.",
                 "The image is only read."})
 final class RestoreCommand implements Callable<Integer> {
     @Parameters(index = "0", description = "The image directory.")
@@ -36,8 +38,15 @@ final class RestoreCommand implements Callable<Integer> {
     @Option(names = "--ws-pages", description = "Prefetch at most this many pages of the working set.")
     Integer wsPages;
 
-    @Option(names = "--ws-fraction", description = "Prefetch this fraction (0-1] of the working set, its first pages.")
-    Double wsFraction;
+    @Option(names = "--ws-fraction", defaultValue = "0.5",
+            description = "Prefetch this fraction (0-4] of the estimated working-set size, from the front of the queue; the rest of"
+                    + " the queue goes first in the background (default ${DEFAULT-VALUE}, HotRestore's WSS/2).")
+    double wsFraction;
+
+    @Option(names = "--ws-source", defaultValue = "auto",
+            description = "Which working set: image (the image's section), learned (from the latest restore), or auto (the latest"
+                    + " restore's when it is newer than the image's section; default).")
+    String wsSource;
 
     @Option(names = "--collapse-huge-pages",
             description = "lazy/ws: once the restore completed, collapse guest RAM into transparent huge pages (MADV_COLLAPSE; root).")
@@ -72,12 +81,14 @@ final class RestoreCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        Restorer.Mode chosen = mode != null ? Restorer.Mode.parse(mode) : Restorer.defaultMode(image);
+        WorkingSetChoice choice = new WorkingSetChoice(WorkingSetChoice.Source.parse(wsSource),
+                wsPages == null ? java.util.OptionalInt.empty() : java.util.OptionalInt.of(wsPages), wsFraction);
         HostDoctor.ensureReady(System.err);
         PrintStream status = json ? System.err : System.out;
         Progress progress = new Progress(status);
         try (CheckpointImage img = CheckpointImage.open(image)) {
-            Restorer.Outcome o = Restorer.restore(img, chosen, name, this::limit,
+            Restorer.Mode chosen = mode != null ? Restorer.Mode.parse(mode) : Restorer.defaultMode(img);
+            Restorer.Outcome o = Restorer.restore(img, chosen, name, choice,
                     opt -> opt.withCollapseHugePages(collapseHugePages).withHugetlbGuestRam(hugetlb)
                             .withScheduling(chunkPages, sendBufferKib << 10), progress::update);
             try (QemuVm vm = o.vm()) {
@@ -117,19 +128,6 @@ final class RestoreCommand implements Callable<Integer> {
                 percentileMicros(service, 0.5), percentileMicros(service, 0.99), percentileMicros(queue, 0.5),
                 percentileMicros(queue, 0.99), r == null ? null : r.vcpuBlockedMillis(), o.trace().map(Path::toString).orElse(null),
                 vm.extraQmpSocket().toString(), r == null ? null : r.collapse().orElse(null));
-    }
-
-    private List<PageRef> limit(List<PageRef> ws) {
-        int n = ws.size();
-        if (wsFraction != null) {
-            if (wsFraction <= 0 || wsFraction > 1) throw new IllegalArgumentException("--ws-fraction: expected (0, 1], actual " + wsFraction);
-            n = (int) Math.ceil(n * wsFraction);
-        }
-        if (wsPages != null) {
-            if (wsPages < 0) throw new IllegalArgumentException("--ws-pages: expected >= 0, actual " + wsPages);
-            n = Math.min(n, wsPages);
-        }
-        return ws.subList(0, n);
     }
 
     static Double percentileMicros(long[] sortedNanos, double q) {

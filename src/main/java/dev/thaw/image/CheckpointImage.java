@@ -122,6 +122,23 @@ public final class CheckpointImage implements AutoCloseable {
         return workingSetSection.map(WorkingSetSection::workingSet);
     }
 
+    /** How the working set's pages are laid out: copies in queue order, in extents of their own pack. */
+    public record WorkingSetLayout(long copiedPageCount, int extentCount, long storedBytes) {}
+
+    public java.util.Optional<WorkingSetLayout> workingSetLayout() {
+        return workingSetSection.map(w -> new WorkingSetLayout(java.util.Arrays.stream(w.locations()).filter(l -> l != PageMap.ZERO).count(),
+                w.extents().size(), w.extents().stream().mapToLong(e -> ExtentInfo.EXTENT_HEADER_BYTES + e.storedBytes()).sum()));
+    }
+
+    /** When the manifest was last written: the save, or the latest working-set attach. */
+    public java.time.Instant manifestModified() {
+        try {
+            return Files.getLastModifiedTime(file(ImageWriter.MANIFEST)).toInstant();
+        } catch (IOException e) {
+            throw new ImageException.Missing(file(ImageWriter.MANIFEST), "cannot be read: " + e, e);
+        }
+    }
+
     /** The pack holding the working set's queue-order copies, if the image has a non-empty working-set section. */
     java.util.Optional<UUID> workingSetPackId() {
         return workingSetSection.map(WorkingSetSection::packId);

@@ -2,31 +2,31 @@ package dev.thaw.restore;
 
 import dev.thaw.estimate.PageRef;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.thaw.estimate.FaultOrder;
+import dev.thaw.estimate.WorkingSet;
+import dev.thaw.image.CheckpointImage;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.time.Instant;
-import java.util.ArrayList;
-import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Optional;
-import java.util.Set;
 import java.util.stream.Stream;
 
 /**
- * The record each lazy or working-set restore leaves beside its image (never inside it: images are
- * read-only): in {@code IMAGE.restores/NNNNNN-MODE.json}, the working set it prefetched and the
- * demand faults it served, in arrival order. Until the estimators exist, the working set of the
- * next restore is learned from the latest trace: the pages it prefetched, then the pages it
- * still had to fault in.
+ * The record each lazy or working-set restore leaves beside its image (never inside it: a restore
+ * never writes to the image): in {@code IMAGE.restores/NNNNNN-MODE.json}, the image's id, the
+ * working set it prefetched and the demand faults it served, in arrival order. The working set
+ * learned from the latest trace ({@link FaultOrder#learned}): the pages it prefetched, then the
+ * pages it still had to fault in. Traces of another image that had the same path are ignored.
  */
 public final class RestoreTraces {
     private static final ObjectMapper JSON = new ObjectMapper().findAndRegisterModules();
 
     /** One restore. Pages are {@code [block, page]}; fault times are nanoseconds after the restore began. */
-    public record Trace(String mode, String startedAt, double runningSeconds, double completedSeconds, long demandFaults,
-                        List<int[]> workingSet, List<long[]> faults) {}
+    public record Trace(String mode, String imageId, String startedAt, double runningSeconds, double completedSeconds,
+                        long demandFaults, List<int[]> workingSet, List<long[]> faults) {}
 
     private RestoreTraces() {}
 
@@ -36,15 +36,15 @@ public final class RestoreTraces {
     }
 
     /** Writes the trace atomically; returns its path. */
-    public static Path write(Path image, String mode, Instant startedAt, PostcopyRestore.Options options, PostcopyRestore.Result r) {
-        Path dir = directoryFor(image);
+    public static Path write(CheckpointImage image, String mode, Instant startedAt, PostcopyRestore.Options options, PostcopyRestore.Result r) {
+        Path dir = directoryFor(image.directory());
         try {
             Files.createDirectories(dir);
             int next = list(dir).size() + 1;
             Path file = dir.resolve(String.format("%06d-%s.json", next, mode));
             List<int[]> ws = options.workingSet().stream().map(p -> new int[] {p.block(), p.page()}).toList();
             List<long[]> faults = r.faults().stream().filter(f -> !f.alreadySent()).map(f -> new long[] {f.block(), f.page(), f.atNanos()}).toList();
-            Trace trace = new Trace(mode, startedAt.toString(), r.runningNanos() / 1e9, r.completedNanos() / 1e9, r.demandFaults(), ws, faults);
+            Trace trace = new Trace(mode, image.manifest().imageId(), startedAt.toString(), r.runningNanos() / 1e9, r.completedNanos() / 1e9, r.demandFaults(), ws, faults);
             Path tmp = Files.createTempFile(dir, ".trace", ".tmp");
             JSON.writeValue(tmp.toFile(), trace);
             Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE);
@@ -84,22 +84,24 @@ public final class RestoreTraces {
         }
     }
 
-    /** The latest trace of this image, if any restore left one. */
-    public static Optional<Trace> latest(Path image) {
+    /** The latest trace of this image, if any restore of it left one. */
+    public static Optional<Trace> latest(CheckpointImage image) {
         try {
-            List<Path> traces = list(directoryFor(image));
-            if (traces.isEmpty()) return Optional.empty();
-            return Optional.of(JSON.readValue(traces.getLast().toFile(), Trace.class));
+            List<Path> traces = list(directoryFor(image.directory()));
+            for (Path p : traces.reversed()) {
+                Trace t = JSON.readValue(p.toFile(), Trace.class);
+                if (image.manifest().imageId().equals(t.imageId())) return Optional.of(t);
+            }
+            return Optional.empty();
         } catch (IOException e) {
-            throw new RestoreException("cannot read the restore traces of " + image + ": " + e.getMessage(), e);
+            throw new RestoreException("cannot read the restore traces of " + image.directory() + ": " + e.getMessage(), e);
         }
     }
 
-    /** The learned working set: the latest trace's prefetched pages, then its demand faults, in order, without repeats. */
-    public static List<PageRef> learnedWorkingSet(Trace trace) {
-        Set<PageRef> pages = new LinkedHashSet<>();
-        for (int[] p : trace.workingSet()) pages.add(new PageRef(p[0], p[1]));
-        for (long[] f : trace.faults()) pages.add(new PageRef((int) f[0], (int) f[1]));
-        return new ArrayList<>(pages);
+    /** The working set learned from a trace: its prefetched pages, then its demand faults, in order, without repeats. */
+    public static WorkingSet learned(Trace trace) {
+        List<PageRef> prefetched = trace.workingSet().stream().map(p -> new PageRef(p[0], p[1])).toList();
+        List<FaultOrder.Touch> faults = trace.faults().stream().map(f -> new FaultOrder.Touch(new PageRef((int) f[0], (int) f[1]), f[2])).toList();
+        return FaultOrder.learned(prefetched, faults);
     }
 }

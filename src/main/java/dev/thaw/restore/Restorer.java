@@ -1,6 +1,8 @@
 package dev.thaw.restore;
 
 import dev.thaw.estimate.PageRef;
+import dev.thaw.estimate.Sizing;
+import dev.thaw.estimate.WorkingSet;
 import dev.thaw.image.CheckpointImage;
 import dev.thaw.qemu.QemuVm;
 import java.nio.file.Path;
@@ -12,9 +14,9 @@ import java.util.function.Consumer;
 import java.util.function.UnaryOperator;
 
 /**
- * One entry to every restore mode: eager, lazy, or ws with the working set learned from the
- * image's latest restore trace. Lazy and ws restores leave their trace and event log beside the
- * image, so that the next ws restore learns from them.
+ * One entry to every restore mode: eager, lazy, or ws with the image's working-set section or the
+ * working set learned from its latest restore ({@link WorkingSetChoice}). Lazy and ws restores
+ * leave their trace and event log beside the image, so that the next ws restore learns from them.
  */
 public final class Restorer {
     public enum Mode {
@@ -42,16 +44,34 @@ public final class Restorer {
 
     private Restorer() {}
 
-    /** The mode to use when none is asked for: ws once a restore left a trace, else lazy. */
-    public static Mode defaultMode(Path imageDir) {
-        return RestoreTraces.latest(imageDir).isPresent() ? Mode.WS : Mode.LAZY;
+    /** The mode to use when none is asked for: ws when the image has a working set or a restore left a trace, else lazy. */
+    public static Mode defaultMode(CheckpointImage image) {
+        boolean section = image.workingSet().filter(ws -> ws.size() > 0).isPresent();
+        return section || RestoreTraces.latest(image).isPresent() ? Mode.WS : Mode.LAZY;
+    }
+
+    /** A working set and where it came from: {@code image} (the image's section) or {@code learned} (the latest restore). */
+    public record Chosen(WorkingSet workingSet, WorkingSetChoice.Source from) {}
+
+    /** The working set a ws restore of this image would use, before sizing; empty when there is none. */
+    public static Optional<Chosen> workingSet(CheckpointImage image, WorkingSetChoice.Source source) {
+        Optional<RestoreTraces.Trace> trace = RestoreTraces.latest(image);
+        Optional<WorkingSet> section = image.workingSet();
+        boolean learned = switch (source) {
+            case LEARNED -> true;
+            case IMAGE -> false;
+            // A trace made after the section was attached refines it; an older one predates it.
+            case AUTO -> trace.isPresent() && (section.isEmpty() || Instant.parse(trace.get().startedAt()).isAfter(image.manifestModified()));
+        };
+        return learned ? trace.map(t -> new Chosen(RestoreTraces.learned(t), WorkingSetChoice.Source.LEARNED))
+                : section.map(w -> new Chosen(w, WorkingSetChoice.Source.IMAGE));
     }
 
     /**
-     * @param workingSetLimit trims the learned working set (for --ws-pages / --ws-fraction)
-     * @param tune            adjusts the postcopy options (huge pages, ...)
+     * @param choice which working set a ws restore uses and how much of it it prefetches
+     * @param tune   adjusts the postcopy options (huge pages, ...)
      */
-    public static Outcome restore(CheckpointImage image, Mode mode, String vmName, UnaryOperator<List<PageRef>> workingSetLimit,
+    public static Outcome restore(CheckpointImage image, Mode mode, String vmName, WorkingSetChoice choice,
                                   UnaryOperator<PostcopyRestore.Options> tune, Consumer<String> progress) {
         Path imageDir = image.directory();
         if (mode == Mode.EAGER) {
@@ -63,17 +83,20 @@ public final class Restorer {
         List<PageRef> ws = List.of();
         List<PageRef> rest = List.of();
         if (mode == Mode.WS) {
-            RestoreTraces.Trace trace = RestoreTraces.latest(imageDir).orElseThrow(() -> new IllegalArgumentException(
-                    "--mode ws: the image has no working set yet: expected a trace in " + RestoreTraces.directoryFor(imageDir)
-                            + " (restore it once with --mode lazy)"));
-            List<PageRef> learned = RestoreTraces.learnedWorkingSet(trace);
-            ws = workingSetLimit.apply(learned);
-            rest = learned.subList(ws.size(), learned.size()); // predicted pages not prefetched go first in the background
+            WorkingSet queue = workingSet(image, choice.source()).map(Chosen::workingSet).filter(w -> w.size() > 0).orElseThrow(() -> new IllegalArgumentException(
+                    "--mode ws: the image has no working set (source " + choice.source().name().toLowerCase(java.util.Locale.ROOT)
+                            + "): expected a working-set section (thaw save --estimator ...) or a trace in "
+                            + RestoreTraces.directoryFor(imageDir) + " (restore it once with --mode lazy)"));
+            int n = new Sizing(0.7, 0.3, choice.fraction()).prefetchPages(queue);
+            if (choice.pages().isPresent()) n = Math.min(n, choice.pages().getAsInt());
+            List<PageRef> all = queue.pages();
+            ws = all.subList(0, n);
+            rest = all.subList(n, all.size()); // predicted pages not prefetched go first in the background
         }
         PostcopyRestore.Options options = tune.apply(PostcopyRestore.Options.lazy(vmName).withWorkingSet(ws).withBackgroundFirst(rest));
         Instant startedAt = Instant.now();
         PostcopyRestore.Result r = PostcopyRestore.restore(image, options, msg -> progress.accept(mode.label() + " restore: " + msg));
-        Path trace = RestoreTraces.write(imageDir, mode.label(), startedAt, options, r);
+        Path trace = RestoreTraces.write(image, mode.label(), startedAt, options, r);
         return new Outcome(mode, r.vm(), r.qemuReadyNanos() / 1e9, r.runningNanos() / 1e9, r.completedNanos() / 1e9, r.streamBytes(),
                 Optional.of(r), Optional.of(trace));
     }

@@ -43,7 +43,7 @@ class SaveRestoreCommandsTest {
 
         ImageCommandsTest.Run noWorkingSet = ImageCommandsTest.run("restore", image.toString(), "--mode", "ws");
         assertThat(noWorkingSet.exit()).isNotZero();
-        assertThat(noWorkingSet.err()).contains("no working set yet");
+        assertThat(noWorkingSet.err()).contains("has no working set");
 
         // Without a trace the default is lazy; the lazy restore leaves the trace the next (ws, by default) learns from.
         ImageCommandsTest.Run lazy = ImageCommandsTest.run("restore", image.toString(), "--exit", "--json", "--name", "thaw-test-cli-lazy");
@@ -56,7 +56,25 @@ class SaveRestoreCommandsTest {
         assertThat(ws.exit()).as(ws.err()).isZero();
         JsonNode wsJson = Json.MAPPER.readTree(ws.out());
         assertThat(wsJson.path("mode").asText()).isEqualTo("ws");
-        assertThat(wsJson.path("prefetchedPages").asLong()).isEqualTo(lazyJson.path("demandFaults").asLong());
+        // HotRestore's sizing: half of the learned working set (the lazy restore's faults) ahead of the guest.
+        assertThat(wsJson.path("prefetchedPages").asLong()).isEqualTo((lazyJson.path("demandFaults").asLong() + 1) / 2);
+
+        // thaw ws: the learned working set; --learn stores it in the image, laid out in queue order, and the image stays valid.
+        ImageCommandsTest.Run shown = ImageCommandsTest.run("ws", image.toString(), "--json");
+        assertThat(shown.exit()).as(shown.err()).isZero();
+        JsonNode shownJson = Json.MAPPER.readTree(shown.out());
+        assertThat(shownJson.path("section").isNull()).isTrue();
+        assertThat(shownJson.path("learned").path("queuedPages").asLong()).isGreaterThanOrEqualTo(lazyJson.path("demandFaults").asLong());
+        ImageCommandsTest.Run learn = ImageCommandsTest.run("ws", image.toString(), "--learn", "--json");
+        assertThat(learn.exit()).as(learn.err()).isZero();
+        JsonNode section = Json.MAPPER.readTree(learn.out()).path("section");
+        assertThat(section.path("estimator").asText()).isEqualTo("learned");
+        assertThat(section.path("queuedPages").asLong()).isEqualTo(shownJson.path("learned").path("queuedPages").asLong());
+        assertThat(ImageCommandsTest.run("inspect", image.toString(), "--verify").exit()).isZero();
+        ImageCommandsTest.Run fromImage = ImageCommandsTest.run("restore", image.toString(), "--mode", "ws", "--ws-source", "image",
+                "--ws-fraction", "1", "--exit", "--json", "--name", "thaw-test-cli-ws-image");
+        assertThat(fromImage.exit()).as(fromImage.err()).isZero();
+        assertThat(Json.MAPPER.readTree(fromImage.out()).path("prefetchedPages").asLong()).isEqualTo(section.path("queuedPages").asLong());
 
         // A trimmed working set: the rest of the predicted pages goes first in the background.
         ImageCommandsTest.Run trimmed = ImageCommandsTest.run("restore", image.toString(), "--mode", "ws", "--ws-pages", "1", "--exit",
@@ -67,7 +85,7 @@ class SaveRestoreCommandsTest {
         ImageCommandsTest.Run timeline = ImageCommandsTest.run("timeline", image.toString(), "--json");
         assertThat(timeline.exit()).as(timeline.err()).isZero();
         JsonNode entries = Json.MAPPER.readTree(timeline.out());
-        assertThat(entries).extracting(e -> e.path("mode").asText()).containsExactly("lazy", "ws", "ws");
+        assertThat(entries).extracting(e -> e.path("mode").asText()).containsExactly("lazy", "ws", "ws", "ws");
         assertThat(entries.get(0).path("timeline").path("demandFaults").asLong()).isEqualTo(lazyJson.path("demandFaults").asLong());
         assertThat(entries.get(1).path("timeline").path("prefetchedPages").asLong()).isEqualTo(wsJson.path("prefetchedPages").asLong());
         assertThat(entries.get(0).path("timeline").path("completedSeconds").asDouble())
