@@ -2,7 +2,11 @@ package dev.thaw.save;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.thaw.estimate.DirtyRecency;
+import dev.thaw.estimate.Estimator;
+import dev.thaw.estimate.WorkingSet;
 import dev.thaw.image.ImageWriter;
+import dev.thaw.image.WorkingSetWriter;
 import dev.thaw.image.Manifest;
 import dev.thaw.migration.SaveStreamParser;
 import dev.thaw.qemu.QmpClient;
@@ -36,6 +40,14 @@ import java.util.function.Consumer;
  * image (pages into the content store, device state kept opaque) and commits the image only when
  * QEMU reports the migration {@code completed}.
  *
+ * <p>With the dirty-bit estimator the save is live: the guest runs while QEMU sends RAM in rounds
+ * (each re-sending what the guest wrote meanwhile) and QEMU stops it for the last round when the
+ * rest fits its downtime limit. The order in which pages last arrived is the written part of the
+ * working set ({@link DirtyRecency}); it is attached to the image after the commit. If QEMU has
+ * not converged after {@link Options#liveLimit}, Thaw stops the guest, which ends the rounds: the
+ * extra save time is bounded by that limit. Pages sent in several rounds are stored each time
+ * (the page map keeps the last): the image's packs grow by what the guest rewrote.
+ *
  * <p>Failure: any error removes the partial image and cancels the migration; a guest that was
  * running is resumed, so a failed save never leaves it stopped. Every wait has a timeout, and a
  * stream that stops moving for {@link Options#stallTimeout} ends the save.
@@ -49,17 +61,29 @@ public final class Saver {
             "block", "dirty-bitmaps", "x-ignore-shared", "postcopy-preempt", "release-ram", "background-snapshot", "mapped-ram",
             "switchover-ack", "zero-blocks", "x-colo", "auto-converge");
 
-    public record Options(ImageWriter.Options image, boolean keepRunning, Duration stallTimeout, Duration completionTimeout) {
+    /**
+     * @param estimator {@link Estimator#DIRTY} for a live save that estimates the working set; {@link Estimator#NONE}
+     *                  otherwise (the estimators that need other machinery run around the save, not inside it)
+     * @param liveLimit how long a live save lets the guest run before stopping it
+     */
+    public record Options(ImageWriter.Options image, boolean keepRunning, Duration stallTimeout, Duration completionTimeout,
+                          Estimator estimator, Duration liveLimit) {
         public static Options defaults() {
-            return new Options(ImageWriter.Options.defaults(), false, Duration.ofSeconds(60), Duration.ofSeconds(60));
+            return new Options(ImageWriter.Options.defaults(), false, Duration.ofSeconds(60), Duration.ofSeconds(60), Estimator.NONE,
+                    Duration.ofSeconds(30));
         }
 
         public Options withKeepRunning(boolean keep) {
-            return new Options(image, keep, stallTimeout, completionTimeout);
+            return new Options(image, keep, stallTimeout, completionTimeout, estimator, liveLimit);
         }
 
         public Options withImage(ImageWriter.Options imageOptions) {
-            return new Options(imageOptions, keepRunning, stallTimeout, completionTimeout);
+            return new Options(imageOptions, keepRunning, stallTimeout, completionTimeout, estimator, liveLimit);
+        }
+
+        public Options withDirtyEstimator(Duration limit) {
+            if (limit.isNegative() || limit.isZero()) throw new IllegalArgumentException("live limit: expected > 0, actual " + limit);
+            return new Options(image, keepRunning, stallTimeout, completionTimeout, Estimator.DIRTY, limit);
         }
     }
 
@@ -67,9 +91,14 @@ public final class Saver {
     public record Progress(long streamBytes, long pageCount, long elapsedNanos) {}
 
     /**
-     * @param downtimeNanos from {@code stop} to the end of the stream (the guest is stopped meanwhile)
+     * @param downtimeNanos  how long the guest was stopped for the save: from {@code stop} to the end of the stream, or
+     *                       for a live save QEMU's own {@code downtime}
+     * @param rounds         rounds QEMU sent RAM in (1 for a stopped guest)
+     * @param workingSet     the estimate attached to the image, if the save made one
+     * @param stoppedByLimit a live save that Thaw ended by stopping the guest at the live limit
      */
-    public record Result(Path image, Manifest manifest, long streamBytes, long durationNanos, long downtimeNanos, boolean guestRunning) {}
+    public record Result(Path image, Manifest manifest, long streamBytes, long durationNanos, long downtimeNanos, boolean guestRunning,
+                         int rounds, java.util.Optional<WorkingSet> workingSet, boolean stoppedByLimit) {}
 
     private Saver() {}
 
@@ -92,19 +121,24 @@ public final class Saver {
         AtomicLong streamBytes = new AtomicLong();
         AtomicLong pages = new AtomicLong();
         boolean migrationStarted = false;
+        boolean live = options.estimator() == Estimator.DIRTY && wasRunning;
+        java.util.concurrent.atomic.AtomicBoolean stoppedByLimit = new java.util.concurrent.atomic.AtomicBoolean();
+        Thread limiter = null;
         try (ServerSocketChannel server = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
              ImageWriter writer = ImageWriter.create(imageDir, options.image())) {
             server.bind(UnixDomainSocketAddress.of(socket));
             long stopped = System.nanoTime();
-            qmp.stop();
+            if (!live) qmp.stop();
             qmp.migrate("unix:" + socket);
             migrationStarted = true;
+            if (live) limiter = Thread.ofVirtual().name("live-limit-" + qmp.peer()).start(() -> stopAtLimit(qmp, options.liveLimit(), stoppedByLimit));
+            ImageSink sink = new ImageSink(writer, pages, options.estimator() == Estimator.DIRTY);
             try (SocketChannel channel = accept(server, Duration.ofSeconds(30), qmp)) {
                 InputStream in = new CountingInput(new BufferedInputStream(Channels.newInputStream(channel), 1 << 20), streamBytes);
                 Thread reporter = Thread.ofVirtual().start(() -> report(progress, streamBytes, pages, started));
                 try (StallWatchdog watchdog = new StallWatchdog("save-" + qmp.peer(), streamBytes::get, options.stallTimeout(), channel)) {
                     try {
-                        SaveStreamParser.parse(in, new ImageSink(writer, pages));
+                        SaveStreamParser.parse(in, sink);
                     } catch (RuntimeException e) {
                         if (watchdog.stalled()) {
                             throw new SaveException("no data from QEMU for " + options.stallTimeout().toSeconds() + " s after "
@@ -117,16 +151,26 @@ public final class Saver {
                 }
             }
             long downtime = System.nanoTime() - stopped;
-            awaitCompleted(qmp, options.completionTimeout());
+            QmpClient.MigrationInfo done = awaitCompleted(qmp, options.completionTimeout());
+            if (limiter != null) limiter.interrupt();
+            if (live) downtime = done.raw().path("downtime").asLong(downtime / 1_000_000) * 1_000_000;
             Manifest manifest = writer.commit(new Manifest.Source(qmp.qemuVersionText(), null, List.of(),
                     vmConfig == null ? null : JSON.valueToTree(vmConfig)), thawVersion());
+            java.util.Optional<WorkingSet> ws = java.util.Optional.empty();
+            int rounds = sink.recency() == null ? 1 : sink.recency().roundCount();
+            if (sink.recency() != null) {
+                // After the commit: the image is complete without it, and the attach switches atomically.
+                ws = java.util.Optional.of(sink.recency().estimate());
+                manifest = WorkingSetWriter.attach(imageDir, ws.get());
+            }
             boolean running = false;
             if (options.keepRunning() && wasRunning) {
                 qmp.cont();
                 running = true;
             }
             progress.accept(new Progress(streamBytes.get(), pages.get(), System.nanoTime() - started));
-            return new Result(imageDir.toAbsolutePath(), manifest, streamBytes.get(), System.nanoTime() - started, downtime, running);
+            return new Result(imageDir.toAbsolutePath(), manifest, streamBytes.get(), System.nanoTime() - started, downtime, running, rounds,
+                    ws, stoppedByLimit.get());
         } catch (IOException e) {
             throw failed(qmp, wasRunning, migrationStarted, new SaveException("save of " + qmp.peer() + " failed: " + e.getMessage(), e));
         } catch (SaveException e) {
@@ -135,7 +179,23 @@ public final class Saver {
             throw failed(qmp, wasRunning, migrationStarted, new SaveException("save of " + qmp.peer() + " failed after "
                     + streamBytes.get() + " stream bytes: " + e.getMessage(), e));
         } finally {
+            if (limiter != null) limiter.interrupt();
             FileTrees.deleteQuietly(socketDir);
+        }
+    }
+
+    /** Stops the guest if the live save is still running at the limit: without new writes QEMU's rounds converge. */
+    private static void stopAtLimit(QmpClient qmp, Duration limit, java.util.concurrent.atomic.AtomicBoolean stopped) {
+        try {
+            Thread.sleep(limit);
+            if (qmp.queryMigrate().status().equals("active")) {
+                qmp.stop();
+                stopped.set(true);
+            }
+        } catch (InterruptedException e) {
+            // the save ended first
+        } catch (QmpException e) {
+            // the save's own waits report a dead QEMU
         }
     }
 
@@ -194,7 +254,7 @@ public final class Saver {
         }
     }
 
-    private static void awaitCompleted(QmpClient qmp, Duration timeout) {
+    private static QmpClient.MigrationInfo awaitCompleted(QmpClient qmp, Duration timeout) {
         QmpClient.MigrationInfo info;
         try {
             info = qmp.awaitMigrationEnd(timeout);
@@ -205,6 +265,7 @@ public final class Saver {
         if (!info.completed()) {
             throw new SaveException("QEMU reports the migration " + info.status() + ": " + info.errorDescription(), null);
         }
+        return info;
     }
 
     /** Turns off every capability whose stream Thaw cannot store, and lifts the bandwidth limit. */
