@@ -2,12 +2,14 @@ package dev.thaw.cli;
 
 import dev.thaw.guest.DemoGuest;
 import dev.thaw.host.HostDoctor;
+import dev.thaw.measure.EstimatorEvaluation;
 import dev.thaw.measure.SaveRestoreBenchmark;
 import dev.thaw.measure.SteadyStateBenchmark;
 import dev.thaw.util.FileTrees;
 import dev.thaw.util.ThawPaths;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
@@ -37,6 +39,13 @@ final class BenchCommand implements Callable<Integer> {
             + " restore, measured paired (guests taking turns), per size.")
     boolean steadyState;
 
+    @Option(names = "--estimators", description = "Instead: evaluate the working-set estimators (dirty, trace, learned) per size:"
+            + " hit rate, accuracy and coverage against a traced restore, FAFL against LRU and CLOCK, and each restore method.")
+    boolean estimators;
+
+    @Option(names = "--trace-seconds", defaultValue = "5", description = "--estimators: the trace period (default ${DEFAULT-VALUE}).")
+    int traceSeconds;
+
     @Option(names = "--pairs", defaultValue = "6", description = "Pairs per mode for --steady-state (default ${DEFAULT-VALUE}).")
     int pairs;
 
@@ -50,6 +59,24 @@ final class BenchCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         HostDoctor.Report host = HostDoctor.ensureReady(System.err);
         Path dir = workDir != null ? workDir : ThawPaths.cacheDir().resolve("bench");
+        if (estimators) {
+            List<EstimatorEvaluation.Report> evaluated = new ArrayList<>();
+            try {
+                for (long size : sizes) {
+                    DemoGuest guest = new DemoGuest(size, size - 384, Math.max(64, size / 16));
+                    System.out.printf("estimators, guest %d MiB RAM, T=%d MiB, W=%d MiB ...%n", size, guest.totalMiB(), guest.wsMiB());
+                    evaluated.add(EstimatorEvaluation.run(new EstimatorEvaluation.Config(guest, Duration.ofSeconds(traceSeconds),
+                                    Duration.ofSeconds(5), dir), host.guest().orElseThrow(), host.qemuVersion().orElseThrow(), host.accel(),
+                            System.out));
+                }
+            } finally {
+                FileTrees.deleteQuietly(dir);
+            }
+            System.out.println();
+            System.out.print(EstimatorEvaluation.markdown(evaluated));
+            if (json != null) Files.writeString(json, Json.write(evaluated));
+            return 0;
+        }
         if (steadyState) {
             List<SteadyStateBenchmark.Report> steady = new ArrayList<>();
             try {

@@ -106,11 +106,7 @@ final class RestoreCommand implements Callable<Integer> {
                     vm.qmp().quit();
                     return 0;
                 }
-                Journal<ConsoleLine>.Cursor console = vm.console().cursorFromStart();
-                while (vm.isAlive()) {
-                    console.next(Duration.ofSeconds(1)).ifPresent(l -> status.println("guest: " + l.text()));
-                }
-                status.println("QEMU exited: " + vm.describeState());
+                Foreground.follow(vm, status);
                 return 0;
             }
         }

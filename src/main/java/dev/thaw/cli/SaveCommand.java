@@ -41,11 +41,18 @@ final class SaveCommand implements Callable<Integer> {
     @Option(names = "--json", description = "Print the result as one JSON object.")
     boolean json;
 
-    @Option(names = "--estimator", defaultValue = "none",
+    @Option(names = "--estimator", defaultValue = "none", split = ",",
             description = "Working-set estimator: dirty (a live save; pages the guest rewrote during it, latest first), trace (after"
                     + " the save the guest goes on in a new QEMU restored lazily from the image; the order it faults pages in),"
-                    + " abit (accessed bits before the save; needs host idle page tracking), none (default).")
-    String estimator;
+                    + " dirty,trace (the trace's queue, sized by HotRestore's hybrid of both), abit (accessed bits before the save;"
+                    + " needs host idle page tracking), none (default).")
+    java.util.List<String> estimators;
+
+    @Option(names = "--trace-seconds", defaultValue = "5", description = "trace: how long to trace the guest's first touches (default ${DEFAULT-VALUE}).")
+    int traceSeconds;
+
+    @Option(names = "--exit", description = "trace: stop the guest once the trace is stored instead of staying attached to its new QEMU.")
+    boolean exit;
 
     @Option(names = "--live-seconds", defaultValue = "30",
             description = "dirty: stop the guest after this many seconds of live save if QEMU has not converged (default ${DEFAULT-VALUE}).")
@@ -55,10 +62,25 @@ final class SaveCommand implements Callable<Integer> {
     ImageOptions imageOptions;
 
     record SaveReport(String image, String imageId, long streamBytes, double seconds, double downtimeSeconds, boolean guestRunning,
-                      Manifest.Stats stats, String estimator, int rounds, Integer workingSetPages, Long estimatedWorkingSetPages) {}
+                      Manifest.Stats stats, String estimator, int rounds, Integer workingSetPages, Long estimatedWorkingSetPages,
+                      String tracedQmpSocket) {}
 
     @Override
-    public Integer call() throws IOException {
+    public Integer call() throws IOException, InterruptedException {
+        // Arguments first: a wrong estimator is reported before anything touches the VM.
+        java.util.Set<Estimator> chosen = java.util.EnumSet.noneOf(Estimator.class);
+        for (String e : estimators) chosen.add(Estimator.parse(e.strip()));
+        if (chosen.contains(Estimator.ABIT)) {
+            throw new IllegalArgumentException("--estimator abit: " + dev.thaw.host.IdlePageTracking.unavailableReason().orElse("unavailable"));
+        }
+        if (chosen.contains(Estimator.LEARNED)) {
+            throw new IllegalArgumentException("--estimator learned: a working set is learned from restores (thaw ws --learn), not at save time");
+        }
+        if (chosen.contains(Estimator.NONE) && chosen.size() > 1) {
+            throw new IllegalArgumentException("--estimator: 'none' excludes the others, actual " + estimators);
+        }
+        boolean trace = chosen.contains(Estimator.TRACE);
+        if (trace && traceSeconds < 1) throw new IllegalArgumentException("--trace-seconds: expected >= 1, actual " + traceSeconds);
         Path configFile = vmConfigFile != null ? vmConfigFile : qmpSocket.toAbsolutePath().getParent().resolve(QemuVm.CONFIG_FILE);
         if (!Files.isRegularFile(configFile)) {
             throw new IllegalArgumentException("the VM's launch configuration is unknown: expected " + configFile
@@ -67,19 +89,14 @@ final class SaveCommand implements Callable<Integer> {
         VmConfig config = new ObjectMapper().findAndRegisterModules().readValue(configFile.toFile(), VmConfig.class);
         PrintStream status = json ? System.err : System.out;
         Progress progress = new Progress(status);
-        Estimator chosen = Estimator.parse(estimator);
-        Saver.Options options = Saver.Options.defaults().withImage(imageOptions.toOptions()).withKeepRunning(keepRunning);
-        switch (chosen) {
-            case DIRTY -> options = options.withDirtyEstimator(Duration.ofSeconds(liveSeconds));
-            case NONE -> { }
-            case ABIT -> throw new IllegalArgumentException("--estimator abit: " + dev.thaw.host.IdlePageTracking.unavailableReason()
-                    .orElse("not available in this build"));
-            default -> throw new IllegalArgumentException("--estimator: expected dirty, trace, abit or none, actual '" + estimator + "'");
-        }
+        Saver.Options options = Saver.Options.defaults().withImage(imageOptions.toOptions()).withKeepRunning(keepRunning && !trace);
+        if (chosen.contains(Estimator.DIRTY)) options = options.withDirtyEstimator(Duration.ofSeconds(liveSeconds));
         Saver.Result result;
         try (QmpClient qmp = QmpClient.connect(qmpSocket, "guest", Duration.ofSeconds(10), () -> true)) {
             result = Saver.save(qmp, config, out, options, p -> progress.update(String.format("saving: %d MiB read, %d pages, %.0f pages/s",
                     p.streamBytes() >> 20, p.pageCount(), p.elapsedNanos() > 0 ? p.pageCount() * 1e9 / p.elapsedNanos() : 0.0)));
+            // The guest goes on in a new QEMU restored from the image: the old one must not run the same guest too.
+            if (trace) qmp.quit();
         }
         Manifest.Stats s = result.manifest().stats();
         result.workingSet().ifPresent(ws -> status.printf("working set (%s, %d rounds%s): %s%n", ws.estimator().label(), result.rounds(),
@@ -89,11 +106,36 @@ final class SaveCommand implements Callable<Integer> {
                 result.image(), result.durationNanos() / 1e9, result.downtimeNanos() / 1e9, s.pageCount(), s.zeroPageCount(),
                 s.storedPageCount(), s.duplicatePageCount(), result.streamBytes() >> 20, s.imageFileBytes() >> 20,
                 s.compressionRatio(), s.dedupRatio(), result.guestRunning() ? "; guest running again" : "; guest left stopped"));
+        java.util.Optional<WorkingSet> ws = result.workingSet();
+        QemuVm traced = null;
+        if (trace) {
+            status.printf("tracing: the guest goes on from the save point in a new QEMU, restored lazily; its first touches over %d s"
+                    + " are the working set%n", traceSeconds);
+            try (dev.thaw.image.CheckpointImage img = dev.thaw.image.CheckpointImage.open(out)) {
+                dev.thaw.restore.PostSaveTrace.Result t = dev.thaw.restore.PostSaveTrace.run(img, config.name(), Duration.ofSeconds(traceSeconds),
+                        ws.map(w -> java.util.OptionalLong.of(w.estimatedPageCount())).orElse(java.util.OptionalLong.empty()), progress::update);
+                traced = t.restore().vm();
+                ws = java.util.Optional.of(t.workingSet());
+            }
+            dev.thaw.image.WorkingSetWriter.attach(out, ws.get());
+            progress.done("working set (trace): " + ws.get().description());
+        }
         if (json) {
             System.out.println(Json.write(new SaveReport(result.image().toString(), result.manifest().imageId(), result.streamBytes(),
-                    result.durationNanos() / 1e9, result.downtimeNanos() / 1e9, result.guestRunning(), s, chosen.label(), result.rounds(),
-                    result.workingSet().map(WorkingSet::size).orElse(null),
-                    result.workingSet().map(WorkingSet::estimatedPageCount).orElse(null))));
+                    result.durationNanos() / 1e9, result.downtimeNanos() / 1e9, result.guestRunning() || traced != null, s,
+                    String.join(",", estimators), result.rounds(), ws.map(WorkingSet::size).orElse(null),
+                    ws.map(WorkingSet::estimatedPageCount).orElse(null), traced == null ? null : traced.extraQmpSocket().toString())));
+        }
+        if (traced != null) {
+            try (QemuVm vm = traced) {
+                status.println("the guest now runs in QEMU pid " + vm.pid() + "; its QMP socket for other clients: " + vm.extraQmpSocket()
+                        + (exit ? "" : "; this command stays attached (Ctrl-C ends the guest)"));
+                if (exit) {
+                    vm.qmp().quit();
+                } else {
+                    Foreground.follow(vm, status);
+                }
+            }
         }
         return 0;
     }

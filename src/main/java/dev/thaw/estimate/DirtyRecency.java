@@ -16,6 +16,7 @@ import java.util.List;
  */
 public final class DirtyRecency {
     private final int[][] lastRound;
+    private final long[][] rounds; // bit r: the page arrived in round r (rounds past 63 share bit 63)
     private int round;
     private int lastBlock = -1;
     private int lastPage = -1;
@@ -24,8 +25,10 @@ public final class DirtyRecency {
     /** @param pageCounts pages per RAM block, in the stream's block order */
     public DirtyRecency(int[] pageCounts) {
         lastRound = new int[pageCounts.length][];
+        rounds = new long[pageCounts.length][];
         for (int b = 0; b < pageCounts.length; b++) {
             lastRound[b] = new int[pageCounts[b]];
+            rounds[b] = new long[pageCounts[b]];
             java.util.Arrays.fill(lastRound[b], -1);
         }
     }
@@ -36,6 +39,7 @@ public final class DirtyRecency {
         lastBlock = block;
         lastPage = page;
         lastRound[block][page] = round;
+        rounds[block][page] |= 1L << Math.min(round, 63);
         arrivals++;
     }
 
@@ -68,6 +72,25 @@ public final class DirtyRecency {
         return WorkingSet.of(Estimator.DIRTY, pages, pages.size(), String.format(
                 "dirty-bit recency: %d pages written during a live save of %d rounds, ordered by the last round that carried them",
                 pages.size(), roundCount()));
+    }
+
+    /**
+     * The same pages in CLOCK order: each later round is one sweep of a CLOCK hand whose reference bits are the pages
+     * the guest wrote since the previous sweep; with aging (a shift register per page, the latest sweep in the top bit),
+     * pages referenced in more of the recent sweeps come first, ties in the order the hand meets them (by address).
+     */
+    public List<PageRef> clockOrder() {
+        List<PageRef> pages = new ArrayList<>();
+        for (int b = 0; b < lastRound.length; b++) {
+            for (int p = 0; p < lastRound[b].length; p++) {
+                if (lastRound[b][p] > 0) pages.add(new PageRef(b, p));
+            }
+        }
+        // With bit r for round r, the mask is the aging counter after the last sweep (later rounds weigh more); round 0 sends
+        // everything and references nothing.
+        Comparator<PageRef> byAge = (x, y) -> Long.compareUnsigned(rounds[y.block()][y.page()] & ~1L, rounds[x.block()][x.page()] & ~1L);
+        pages.sort(byAge.thenComparing(Comparator.naturalOrder()));
+        return pages;
     }
 
     /** The round that last carried the page (0 is the first), or -1 if it never arrived. */

@@ -30,8 +30,12 @@ public final class HostDoctor {
     /** One line of the report; {@code debianPackage} fixes a failed check, if any package does. */
     public record Check(String name, boolean ok, String detail, String debianPackage) {}
 
+    /**
+     * @param accessBitScanning whether the access-bit working-set estimator can run here, and if not why (optional: the other
+     *                          estimators serve, so it never makes the host "not ready")
+     */
     public record Report(List<Check> checks, List<String> installedPackages, Optional<QemuVersion> qemuVersion,
-                         Optional<GuestImage> guest, Optional<KvmProbe.Verdict> kvm, boolean root) {
+                         Optional<GuestImage> guest, Optional<KvmProbe.Verdict> kvm, boolean root, String accessBitScanning) {
         public boolean ready() {
             return checks.stream().allMatch(Check::ok);
         }
@@ -68,6 +72,8 @@ public final class HostDoctor {
             guest.ifPresent(g -> out.append(String.format("  %-4s %-22s %s (%s)%n", "ok", "demo guest", g.key(), g.kernelPackage())));
             kvm.ifPresent(v -> out.append(String.format("  %-4s %-22s %s (%s%s)%n", "", "accelerator",
                     v.accel().qemuName(), v.reason(), v.fromCache() ? ", cached verdict from " + v.probedAt() : "")));
+            out.append(String.format("  %-4s %-22s dirty, trace and learned work on every host; abit (accessed bits): %s%n", "",
+                    "working-set estimators", accessBitScanning));
             if (!ready()) {
                 out.append("not ready; to fix:\n  ").append(remedy().replace("\n", "\n  ")).append('\n');
             }
@@ -129,7 +135,8 @@ public final class HostDoctor {
             progress.println("thaw doctor: checking KVM (a real probe on first use, then cached) ...");
             kvm = Optional.of(KvmProbe.probe(QEMU_BINARY, qemu.orElseThrow(), guest.get(), ThawPaths.cacheDir()));
         }
-        return new Report(List.copyOf(checks), installed, qemu, guest, kvm, root);
+        return new Report(List.copyOf(checks), installed, qemu, guest, kvm, root,
+                IdlePageTracking.unavailableReason().map(r -> "unavailable: " + r).orElse("available"));
     }
 
     private static List<String> packagesOf(List<Check> checks) {

@@ -81,25 +81,27 @@ public final class PostcopyRestore {
      *                           lazy-pages rule): while the guest faults, a request waits behind a few
      *                           pages; while it does not, the stream runs in large chunks
      * @param sendBufferBytes    the socket send buffer (small: a request waits behind at most this)
+     * @param holdBackground     no background pages for this long after the package is sent (tracing; see {@link #withTracing})
      */
     public record Options(String vmName, List<PageRef> workingSet, List<PageRef> backgroundFirst, int neighbourPages, int chunkPages,
                           int sendBufferBytes, Duration stallTimeout, Duration completionTimeout, boolean collapseHugePages,
-                          boolean hugetlbGuestRam) {
+                          boolean hugetlbGuestRam, Duration holdBackground) {
         public static Options lazy(String vmName) {
             // At most 32 pages (128 KiB) per chunk and a 64 KiB send buffer: a request waits behind at most
             // 192 KiB of background data, about 0.4 ms at the 450-550 MB/s measured here.
-            return new Options(vmName, List.of(), List.of(), 3, 32, 64 << 10, Duration.ofSeconds(60), Duration.ofSeconds(120), false, false);
+            return new Options(vmName, List.of(), List.of(), 3, 32, 64 << 10, Duration.ofSeconds(60), Duration.ofSeconds(120), false, false,
+                    Duration.ZERO);
         }
 
         public Options withWorkingSet(List<PageRef> pages) {
             return new Options(vmName, List.copyOf(pages), backgroundFirst, neighbourPages, chunkPages, sendBufferBytes, stallTimeout,
-                    completionTimeout, collapseHugePages, hugetlbGuestRam);
+                    completionTimeout, collapseHugePages, hugetlbGuestRam, holdBackground);
         }
 
         /** Pages the background stream sends first, in this order (the predicted pages beyond the prefetched working set). */
         public Options withBackgroundFirst(List<PageRef> pages) {
             return new Options(vmName, workingSet, List.copyOf(pages), neighbourPages, chunkPages, sendBufferBytes, stallTimeout,
-                    completionTimeout, collapseHugePages, hugetlbGuestRam);
+                    completionTimeout, collapseHugePages, hugetlbGuestRam, holdBackground);
         }
 
         /**
@@ -114,13 +116,23 @@ public final class PostcopyRestore {
                 throw new IllegalArgumentException("send buffer: expected 4 KiB..64 MiB, actual " + sendBufferByteSize + " bytes");
             }
             return new Options(vmName, workingSet, backgroundFirst, neighbourPages, maxChunkPages, sendBufferByteSize, stallTimeout,
-                    completionTimeout, collapseHugePages, hugetlbGuestRam);
+                    completionTimeout, collapseHugePages, hugetlbGuestRam, holdBackground);
+        }
+
+        /**
+         * Tracing: for {@code hold} after the guest starts, send only what it asks for, without neighbours, so that every
+         * page it touches first in that time faults once and in order (the post-save trace); then stream the rest as usual.
+         */
+        public Options withTracing(Duration hold) {
+            if (hold.isNegative()) throw new IllegalArgumentException("trace period: expected >= 0, actual " + hold);
+            return new Options(vmName, workingSet, backgroundFirst, 0, chunkPages, sendBufferBytes, stallTimeout,
+                    completionTimeout, collapseHugePages, hugetlbGuestRam, hold);
         }
 
         /** After completion, collapse guest RAM into transparent huge pages ({@link HugePages}). */
         public Options withCollapseHugePages(boolean collapse) {
             return new Options(vmName, workingSet, backgroundFirst, neighbourPages, chunkPages, sendBufferBytes, stallTimeout,
-                    completionTimeout, collapse, hugetlbGuestRam);
+                    completionTimeout, collapse, hugetlbGuestRam, holdBackground);
         }
 
         /**
@@ -129,7 +141,7 @@ public final class PostcopyRestore {
          */
         public Options withHugetlbGuestRam(boolean hugetlb) {
             return new Options(vmName, workingSet, backgroundFirst, neighbourPages, chunkPages, sendBufferBytes, stallTimeout,
-                    completionTimeout, collapseHugePages, hugetlb);
+                    completionTimeout, collapseHugePages, hugetlb, holdBackground);
         }
     }
 
@@ -148,13 +160,15 @@ public final class PostcopyRestore {
      * @param zeroPagesUnsent    zero pages never sent (they read as zero after completion)
      * @param faultServiceNanos  per demand fault: request read to page written to the socket
      * @param faultQueueNanos    per demand fault: request read to the scheduler taking it (the part spent behind background work)
+     * @param prefetched         the working-set pages sent before the guest started, in order
      * @param vcpuBlockedMillis  QEMU's postcopy-blocktime: the time vCPUs spent waiting for missing pages, summed over vCPUs
      *                           (the guest's view of every fault: QEMU's fault thread, Thaw, the socket, placing); -1 if not reported
      */
     public record Result(QemuVm vm, long qemuReadyNanos, long runningNanos, long completedNanos, long demandFaults,
                          long duplicateRequests, long prefetchedPages, long demandPages, long backgroundPages, long zeroPagesUnsent,
                          long pageCount, long streamBytes, List<Fault> faults, long[] faultServiceNanos, RestoreEventLog events,
-                         java.util.Optional<HugePages.CollapseReport> collapse, long[] faultQueueNanos, long vcpuBlockedMillis) {
+                         java.util.Optional<HugePages.CollapseReport> collapse, long[] faultQueueNanos, long vcpuBlockedMillis,
+                         List<PageRef> prefetched) {
         /** The pages demand faults asked for (requests for pages already sent left out), in arrival order. */
         public List<PageRef> faultedPages() {
             return faults.stream().filter(f -> !f.alreadySent()).map(f -> new PageRef(f.block(), f.page())).distinct().toList();
@@ -224,6 +238,7 @@ public final class PostcopyRestore {
         private final List<Long> serviceNanos = new ArrayList<>();
         private final List<Long> queueNanos = new ArrayList<>();
         private final AtomicLong bytes = new AtomicLong();
+        private final AtomicLong tracingQuiet = new AtomicLong(); // moves while tracing waits on a quiet guest: not a stall
         private final RestoreEventLog events = new RestoreEventLog();
         private final byte[] page = new byte[PAGE];
         private volatile String returnPathFailure;
@@ -270,7 +285,8 @@ public final class PostcopyRestore {
                         + e.getMessage(), e);
             }
             try (SocketChannel channel = IncomingSocket.connect(socket, vm, Duration.ofSeconds(10));
-                 StallWatchdog watchdog = new StallWatchdog("postcopy-" + vm.name(), bytes::get, options.stallTimeout(), channel)) {
+                 StallWatchdog watchdog = new StallWatchdog("postcopy-" + vm.name(), () -> bytes.get() + tracingQuiet.get(),
+                         options.stallTimeout(), channel)) {
                 channel.setOption(StandardSocketOptions.SO_SNDBUF, options.sendBufferBytes());
                 Thread reader = Thread.ofPlatform().daemon().name("return-path-" + vm.name()).start(() -> readReturnPath(channel));
                 OutputStream out = new BufferedOutputStream(new CountingOutputStream(ChannelStreams.output(channel), bytes), 256 << 10);
@@ -337,7 +353,7 @@ public final class PostcopyRestore {
             long[] service = serviceNanos.stream().mapToLong(Long::longValue).toArray();
             return new Result(vm, qemuReady, running, completed, demandFaults, duplicates, prefetched, demandPages, backgroundPages,
                     zeroUnsent, total, bytes.get(), List.copyOf(faults), service, events, collapse,
-                    queueNanos.stream().mapToLong(Long::longValue).toArray(), vcpuBlockedMillis);
+                    queueNanos.stream().mapToLong(Long::longValue).toArray(), vcpuBlockedMillis, options.workingSet());
         }
 
         /** Everything before and including the package that starts the guest. */
@@ -410,10 +426,27 @@ public final class PostcopyRestore {
             long lastReport = System.nanoTime();
             int chunk = MIN_CHUNK_PAGES;
             List<ReturnPathMessage.PageRequest> batch = new ArrayList<>();
+            long holdUntil = System.nanoTime() + options.holdBackground().toNanos();
             while (true) {
                 checkHealthy();
                 batch.clear();
                 requests.drainTo(batch);
+                if (batch.isEmpty() && System.nanoTime() < holdUntil) {
+                    // Tracing: wait for requests only; the watchdog must not see the quiet stream as a stall.
+                    ReturnPathMessage.PageRequest r;
+                    try {
+                        r = requests.poll(10, TimeUnit.MILLISECONDS);
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                        throw failure("interrupted while tracing", e);
+                    }
+                    if (r != null) batch.add(r);
+                    requests.drainTo(batch);
+                    if (batch.isEmpty()) {
+                        tracingQuiet.set(System.nanoTime());
+                        continue;
+                    }
+                }
                 if (!batch.isEmpty()) {
                     serveRequests(batch);
                     chunk = MIN_CHUNK_PAGES;

@@ -96,9 +96,11 @@ public final class Saver {
      * @param rounds         rounds QEMU sent RAM in (1 for a stopped guest)
      * @param workingSet     the estimate attached to the image, if the save made one
      * @param stoppedByLimit a live save that Thaw ended by stopping the guest at the live limit
+     * @param recency        the dirty-bit recency behind the working set (its CLOCK order, per-page rounds)
      */
     public record Result(Path image, Manifest manifest, long streamBytes, long durationNanos, long downtimeNanos, boolean guestRunning,
-                         int rounds, java.util.Optional<WorkingSet> workingSet, boolean stoppedByLimit) {}
+                         int rounds, java.util.Optional<WorkingSet> workingSet, boolean stoppedByLimit,
+                         java.util.Optional<DirtyRecency> recency) {}
 
     private Saver() {}
 
@@ -170,7 +172,7 @@ public final class Saver {
             }
             progress.accept(new Progress(streamBytes.get(), pages.get(), System.nanoTime() - started));
             return new Result(imageDir.toAbsolutePath(), manifest, streamBytes.get(), System.nanoTime() - started, downtime, running, rounds,
-                    ws, stoppedByLimit.get());
+                    ws, stoppedByLimit.get(), java.util.Optional.ofNullable(sink.recency()));
         } catch (IOException e) {
             throw failed(qmp, wasRunning, migrationStarted, new SaveException("save of " + qmp.peer() + " failed: " + e.getMessage(), e));
         } catch (SaveException e) {

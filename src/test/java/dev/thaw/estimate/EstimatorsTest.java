@@ -39,6 +39,18 @@ class EstimatorsTest {
     }
 
     @Test
+    void clockAgingRanksPagesWrittenInMoreRecentRoundsFirst() {
+        DirtyRecency d = new DirtyRecency(new int[] {10});
+        for (int q = 0; q < 10; q++) d.arrived(0, q); // round 0
+        d.arrived(0, 3); // round 1
+        d.arrived(0, 7);
+        d.arrived(0, 5); // round 2
+        d.arrived(0, 7);
+        assertThat(d.estimate().pages()).as("LRU: the last round first, by address within it").containsExactly(p(0, 5), p(0, 7), p(0, 3));
+        assertThat(d.clockOrder()).as("CLOCK with aging: page 7 was referenced in both sweeps").containsExactly(p(0, 7), p(0, 5), p(0, 3));
+    }
+
+    @Test
     void dirtyRecencyOfAStoppedGuestIsEmpty() {
         DirtyRecency d = new DirtyRecency(new int[] {4});
         for (int q = 0; q < 4; q++) d.arrived(0, q);

@@ -24,7 +24,7 @@ class HostDoctorTest {
                 new HostDoctor.Check("qemu", false, "qemu-system-x86_64 not found", "qemu-system-x86"),
                 new HostDoctor.Check("cpio", false, "not found on PATH", "cpio"),
                 new HostDoctor.Check("userfaultfd", false, "run sysctl", null)),
-                List.of(), Optional.empty(), Optional.empty(), Optional.empty(), false);
+                List.of(), Optional.empty(), Optional.empty(), Optional.empty(), false, "available");
         assertThat(broken.ready()).isFalse();
         assertThat(broken.remedy()).contains("apt-get install -y --no-install-recommends qemu-system-x86 cpio")
                 .contains("userfaultfd: run sysctl");
