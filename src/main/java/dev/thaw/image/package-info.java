@@ -23,7 +23,7 @@
  * body
  * footer (32 bytes)  0 "THAWEND!" | 8 u64 body size | 16 u64 XXH3-64(file[0..footer)) | 24 u64 XXH3-64(footer[0..24))
  * </pre>
- * Kinds: 1 manifest, 2 page map, 3 extent table, 4 device state, 5 pack; 0 is invalid. The owner id
+ * Kinds: 1 manifest, 2 page map, 3 extent table, 4 device state, 5 pack, 6 working set; 0 is invalid. The owner id
  * is the image id (a random UUID) for image files and the pack id for packs, so a file of another
  * image is recognised as such. Readers accept format versions 1..1 and reject others with the
  * version found.
@@ -64,6 +64,17 @@
  * Codecs: 1 none, 2 LZ4 (block format), 3 zstd (frame format); 0 is invalid. An extent whose
  * compressed form would not be smaller is stored with codec 1. Packs are immutable once sealed;
  * several images may reference the same pack (dedup across images sharing a store).
+ *
+ * <h2>workingset-ID.thaw (optional)</h2>
+ * At most one; listed in the manifest's files with kind {@code working_set}. Body: the working-set
+ * section of {@link dev.thaw.image.WorkingSetSection} (section version 1: estimator code, estimated
+ * size, description, the queue as (block, page, first-access time, location) entries, and the
+ * extents of its own pack, which is listed last among the manifest's packs and holds a copy of
+ * the queue's non-zero pages in queue order). A reader serves those pages from the copy, so a
+ * restore's prefetch is a sequential read. Attached or replaced after the image exists by writing
+ * the new section and pack, then replacing {@code manifest.thaw} by an atomic rename (the old
+ * section and pack are deleted afterwards); the page map, extent table, device state and base
+ * packs are never rewritten.
  *
  * <h2>Integrity</h2>
  * Opening an image checks the frames and whole-file checksums of manifest, page map, extent
