@@ -51,6 +51,13 @@ final class SaveCommand implements Callable<Integer> {
     @Option(names = "--trace-seconds", defaultValue = "5", description = "trace: how long to trace the guest's first touches (default ${DEFAULT-VALUE}).")
     int traceSeconds;
 
+    @Option(names = "--abit-seconds", defaultValue = "5",
+            description = "abit: how long to scan accessed bits before the save (default ${DEFAULT-VALUE}).")
+    int abitSeconds;
+
+    @Option(names = "--abit-interval-ms", defaultValue = "500", description = "abit: the scan interval (default ${DEFAULT-VALUE}).")
+    int abitIntervalMillis;
+
     @Option(names = "--exit", description = "trace: stop the guest once the trace is stored instead of staying attached to its new QEMU.")
     boolean exit;
 
@@ -60,6 +67,30 @@ final class SaveCommand implements Callable<Integer> {
 
     @Mixin
     ImageOptions imageOptions;
+
+    /** Scans the guest RAM's accessed bits for --abit-seconds before the save (the access-bit estimator). */
+    private WorkingSet scanAccessBits(VmConfig config, Progress progress) throws InterruptedException {
+        String socket = qmpSocket.toAbsolutePath().toString();
+        long pid = ProcessHandle.allProcesses().filter(p -> p.info().commandLine().map(c -> c.contains(socket)).orElse(false))
+                .mapToLong(ProcessHandle::pid).findFirst().orElseThrow(() -> new IllegalArgumentException(
+                        "--estimator abit: expected a local QEMU process whose command line names " + socket + ", actual none"));
+        long ramBytes = config.memoryMiB() << 20;
+        long start = dev.thaw.restore.HugePages.guestRamMapping(pid, ramBytes).orElseThrow(() -> new IllegalStateException(
+                "--estimator abit: QEMU pid " + pid + " has no mapping of " + ramBytes + " bytes (its guest RAM)")).start();
+        int pages = (int) (ramBytes / 4096);
+        dev.thaw.estimate.AccessRecency recency = new dev.thaw.estimate.AccessRecency(new int[] {pages});
+        try (dev.thaw.host.AccessBitScanner scanner = dev.thaw.host.AccessBitScanner.forProcess(pid, start, pages)) {
+            scanner.mark();
+            long end = System.nanoTime() + Duration.ofSeconds(abitSeconds).toNanos();
+            while (System.nanoTime() < end) {
+                Thread.sleep(abitIntervalMillis);
+                recency.scan(new java.util.BitSet[] {scanner.scan()});
+                progress.update(String.format("scanning accessed bits: %d scans, %d pages per interval", recency.scanCount(),
+                        recency.sampledPageCount()));
+            }
+        }
+        return recency.estimate(recency.scanCount());
+    }
 
     record SaveReport(String image, String imageId, long streamBytes, double seconds, double downtimeSeconds, boolean guestRunning,
                       Manifest.Stats stats, String estimator, int rounds, Integer workingSetPages, Long estimatedWorkingSetPages,
@@ -71,7 +102,14 @@ final class SaveCommand implements Callable<Integer> {
         java.util.Set<Estimator> chosen = java.util.EnumSet.noneOf(Estimator.class);
         for (String e : estimators) chosen.add(Estimator.parse(e.strip()));
         if (chosen.contains(Estimator.ABIT)) {
-            throw new IllegalArgumentException("--estimator abit: " + dev.thaw.host.IdlePageTracking.unavailableReason().orElse("unavailable"));
+            dev.thaw.host.IdlePageTracking.unavailableReason().ifPresent(why -> {
+                throw new IllegalArgumentException("--estimator abit: " + why);
+            });
+            if (chosen.contains(Estimator.DIRTY)) throw new IllegalArgumentException("--estimator: abit and dirty are both samples; choose one");
+            if (abitSeconds < 1 || abitIntervalMillis < 10) {
+                throw new IllegalArgumentException("--abit-seconds / --abit-interval-ms: expected >= 1 s and >= 10 ms, actual "
+                        + abitSeconds + " s, " + abitIntervalMillis + " ms");
+            }
         }
         if (chosen.contains(Estimator.LEARNED)) {
             throw new IllegalArgumentException("--estimator learned: a working set is learned from restores (thaw ws --learn), not at save time");
@@ -91,6 +129,8 @@ final class SaveCommand implements Callable<Integer> {
         Progress progress = new Progress(status);
         Saver.Options options = Saver.Options.defaults().withImage(imageOptions.toOptions()).withKeepRunning(keepRunning && !trace);
         if (chosen.contains(Estimator.DIRTY)) options = options.withDirtyEstimator(Duration.ofSeconds(liveSeconds));
+        java.util.Optional<WorkingSet> sampled = chosen.contains(Estimator.ABIT)
+                ? java.util.Optional.of(scanAccessBits(config, progress)) : java.util.Optional.empty();
         Saver.Result result;
         try (QmpClient qmp = QmpClient.connect(qmpSocket, "guest", Duration.ofSeconds(10), () -> true)) {
             result = Saver.save(qmp, config, out, options, p -> progress.update(String.format("saving: %d MiB read, %d pages, %.0f pages/s",
@@ -107,13 +147,23 @@ final class SaveCommand implements Callable<Integer> {
                 s.storedPageCount(), s.duplicatePageCount(), result.streamBytes() >> 20, s.imageFileBytes() >> 20,
                 s.compressionRatio(), s.dedupRatio(), result.guestRunning() ? "; guest running again" : "; guest left stopped"));
         java.util.Optional<WorkingSet> ws = result.workingSet();
+        if (sampled.isPresent()) {
+            // The scan saw pc.ram alone; name its block as the image does.
+            int block = result.manifest().ramBlocks().stream().map(dev.thaw.image.Manifest.Block::name).toList().indexOf("pc.ram");
+            WorkingSet a = sampled.get();
+            ws = java.util.Optional.of(new WorkingSet(a.estimator(), a.entries().stream().map(e -> new WorkingSet.Entry(
+                    new dev.thaw.estimate.PageRef(block, e.page().page()), e.firstAccessNanos())).toList(), a.estimatedPageCount(), a.description()));
+            dev.thaw.image.WorkingSetWriter.attach(out, ws.get());
+            status.println("working set (abit): " + a.description());
+        }
         QemuVm traced = null;
         if (trace) {
             status.printf("tracing: the guest goes on from the save point in a new QEMU, restored lazily; its first touches over %d s"
                     + " are the working set%n", traceSeconds);
             try (dev.thaw.image.CheckpointImage img = dev.thaw.image.CheckpointImage.open(out)) {
                 dev.thaw.restore.PostSaveTrace.Result t = dev.thaw.restore.PostSaveTrace.run(img, config.name(), Duration.ofSeconds(traceSeconds),
-                        ws.map(w -> java.util.OptionalLong.of(w.estimatedPageCount())).orElse(java.util.OptionalLong.empty()), progress::update);
+                        ws.map(w -> java.util.OptionalLong.of(w.estimatedPageCount())).orElse(java.util.OptionalLong.empty()),
+                        ws.map(w -> w.estimator() == Estimator.ABIT ? "accessed-bit" : "dirty-bit").orElse(""), progress::update);
                 traced = t.restore().vm();
                 ws = java.util.Optional.of(t.workingSet());
             }

@@ -10,7 +10,7 @@ import java.util.Optional;
  * {@code /proc/PID/pagemap} (root). The access-bit estimator needs both.
  */
 public final class IdlePageTracking {
-    static final Path BITMAP = Path.of("/sys/kernel/mm/page_idle/bitmap");
+    public static final Path BITMAP = Path.of("/sys/kernel/mm/page_idle/bitmap");
 
     private IdlePageTracking() {}
 
@@ -23,7 +23,6 @@ public final class IdlePageTracking {
         if (!Files.isReadable(BITMAP) || !Files.isWritable(BITMAP)) {
             return Optional.of(BITMAP + " exists but is not readable and writable by this user (root is needed); use --estimator dirty or trace");
         }
-        return Optional.of("idle page tracking is present, but this build of Thaw has no scanner for it yet (it was developed on hosts"
-                + " without it); use --estimator dirty or trace");
+        return Optional.empty();
     }
 }

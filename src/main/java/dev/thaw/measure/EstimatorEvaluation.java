@@ -15,6 +15,7 @@ import dev.thaw.qemu.QemuVersion;
 import dev.thaw.qemu.QemuVm;
 import dev.thaw.restore.PostSaveTrace;
 import dev.thaw.restore.PostcopyRestore;
+import dev.thaw.restore.RestoreTraces;
 import dev.thaw.restore.Restorer;
 import dev.thaw.restore.WorkingSetChoice;
 import dev.thaw.save.Saver;
@@ -36,7 +37,7 @@ import java.util.Set;
  * pages it wrote), traced after the save (the FAFL queue), and then restored once more with
  * nothing prefetched and every first touch traced for the same period: that is the ground truth
  * the queues are scored against (hit rate, accuracy, coverage at 0.25x to 2x the hybrid size).
- * Then each restore method runs once: eager, lazy, ws with the dirty, trace and learned sets,
+ * Then each restore method runs once: lazy, ws with the set learned from it, eager, ws with the dirty and trace sets,
  * each with HotRestore's sizing (half the estimated size prefetched, the rest of the queue first
  * in the background).
  */
@@ -83,11 +84,11 @@ public final class EstimatorEvaluation {
         WorkingSet trace;
         List<PageRef> truth;
         try (CheckpointImage img = CheckpointImage.open(image)) {
-            PostSaveTrace.Result t = PostSaveTrace.run(img, "thaw-eval-trace", config.trace(), OptionalLong.of(dirty.size()), m -> {});
+            PostSaveTrace.Result t = PostSaveTrace.run(img, "thaw-eval-trace", config.trace(), OptionalLong.of(dirty.size()), "dirty-bit", m -> {});
             t.restore().vm().close();
             trace = t.workingSet();
             // The ground truth: the same guest from the same image, every first touch traced over the same period.
-            PostSaveTrace.Result g = PostSaveTrace.run(img, "thaw-eval-truth", config.trace(), OptionalLong.empty(), m -> {});
+            PostSaveTrace.Result g = PostSaveTrace.run(img, "thaw-eval-truth", config.trace(), OptionalLong.empty(), "", m -> {});
             g.restore().vm().close();
             truth = g.workingSet().pages();
         }
@@ -107,15 +108,23 @@ public final class EstimatorEvaluation {
         Set<PageRef> truthSet = new HashSet<>(truth);
         List<MethodRow> methods = new ArrayList<>();
         methods.add(restore(image, "lazy", Restorer.Mode.LAZY, WorkingSetChoice.defaults(), truthSet, before, config, log));
+        // The learned queue as the next restore would take it: the lazy restore's faults, in order (neighbours hide some pages).
+        List<PageRef> learned;
+        try (CheckpointImage img = CheckpointImage.open(image)) {
+            learned = RestoreTraces.latest(img).map(RestoreTraces::learned).orElseThrow().pages();
+        }
+        for (double f : SIZE_FACTORS) {
+            quality.add(row("learned (lazy restore's faults)", f, (int) Math.max(1, Math.round(f * wss)), learned, truth));
+        }
+        // Learned from the latest restore of the image: the lazy one just before.
+        methods.add(restore(image, "ws (learned)", Restorer.Mode.WS,
+                new WorkingSetChoice(WorkingSetChoice.Source.LEARNED, OptionalInt.empty(), Sizing.HOTRESTORE.prefetchFraction()),
+                truthSet, before, config, log));
         methods.add(restore(image, "eager", Restorer.Mode.EAGER, WorkingSetChoice.defaults(), truthSet, before, config, log));
         WorkingSetWriter.attach(image, dirty);
         methods.add(restore(image, "ws (dirty)", Restorer.Mode.WS, image(), truthSet, before, config, log));
         WorkingSetWriter.attach(image, trace);
         methods.add(restore(image, "ws (trace)", Restorer.Mode.WS, image(), truthSet, before, config, log));
-        // Learned from the latest lazy or ws restore of the image: the ws (trace) restore just before.
-        methods.add(restore(image, "ws (learned)", Restorer.Mode.WS,
-                new WorkingSetChoice(WorkingSetChoice.Source.LEARNED, OptionalInt.empty(), Sizing.HOTRESTORE.prefetchFraction()),
-                truthSet, before, config, log));
         FileTrees.deleteQuietly(image);
         FileTrees.deleteQuietly(image.resolveSibling(image.getFileName() + ".restores"));
         DemoGuest g = config.guest();
@@ -172,7 +181,7 @@ public final class EstimatorEvaluation {
                     r.totalMiB(), r.wsMiB(), r.accel(), r.liveSaveSeconds(), r.saveRounds(), r.downtimeSeconds(), r.dirtyPages(),
                     r.tracedPages(), r.traceSeconds(), r.hybridPages(), r.groundTruthPages()));
             out.append("| ordering | size (x WSS) | pages | hit rate | accuracy | coverage |\n|---|---|---|---|---|---|\n");
-            for (QualityRow q : r.quality()) {
+            for (QualityRow q : r.quality().stream().sorted(java.util.Comparator.comparingDouble(QualityRow::sizeFactor)).toList()) {
                 out.append(String.format("| %s | %.2f | %d | %.3f | %.3f | %.3f |%n", q.ordering(), q.sizeFactor(), q.sizePages(), q.hitRate(),
                         q.accuracy(), q.coverage()));
             }

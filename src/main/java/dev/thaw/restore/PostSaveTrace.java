@@ -27,9 +27,12 @@ public final class PostSaveTrace {
 
     /**
      * @param sampledPages the working-set size sampled during normal execution (WSS_sample: the dirty-bit estimate of a
-     *                     live save), or empty; with it the size is HotRestore's hybrid 0.7 x sample + 0.3 x traced
+     *                     live save or the accessed-bit scans), or empty; with it the size is HotRestore's hybrid
+     *                     0.7 x sample + 0.3 x traced
+     * @param sampleSource what the sample is, for the description ("dirty-bit", "accessed-bit")
      */
-    public static Result run(CheckpointImage image, String vmName, Duration period, OptionalLong sampledPages, Consumer<String> progress) {
+    public static Result run(CheckpointImage image, String vmName, Duration period, OptionalLong sampledPages, String sampleSource,
+                             Consumer<String> progress) {
         PostcopyRestore.Options options = PostcopyRestore.Options.lazy(vmName).withTracing(period);
         Instant startedAt = Instant.now();
         PostcopyRestore.Result r = PostcopyRestore.restore(image, options, m -> progress.accept("tracing restore: " + m));
@@ -40,7 +43,8 @@ public final class PostSaveTrace {
         WorkingSet traced = FaultOrder.trace(touches, period.toNanos());
         long size = Sizing.HOTRESTORE.workingSetPages(sampledPages, OptionalLong.of(traced.size()));
         String how = traced.description() + (sampledPages.isPresent()
-                ? String.format("; size 0.7 x %d (dirty-bit sample) + 0.3 x %d (traced) = %d pages", sampledPages.getAsLong(), traced.size(), size)
+                ? String.format("; size 0.7 x %d (%s sample) + 0.3 x %d (traced) = %d pages", sampledPages.getAsLong(), sampleSource,
+                traced.size(), size)
                 : "; size: the traced pages");
         return new Result(r, new WorkingSet(Estimator.TRACE, traced.entries(), size, how));
     }
