@@ -4,6 +4,7 @@ import dev.thaw.guest.DemoGuest;
 import dev.thaw.host.HostDoctor;
 import dev.thaw.measure.EstimatorEvaluation;
 import dev.thaw.measure.SaveRestoreBenchmark;
+import dev.thaw.measure.TtrCalibration;
 import dev.thaw.measure.SteadyStateBenchmark;
 import dev.thaw.util.FileTrees;
 import dev.thaw.util.ThawPaths;
@@ -43,6 +44,13 @@ final class BenchCommand implements Callable<Integer> {
             + " hit rate, accuracy and coverage against a traced restore, FAFL against LRU and CLOCK, and each restore method.")
     boolean estimators;
 
+    @Option(names = "--calibrate-ttr", description = "Instead: calibrate TTR(w, u) on a never-saved demo guest per size: the share of"
+            + " segments of its undisturbed run that are responsive from the first window, per window and threshold.")
+    boolean calibrateTtr;
+
+    @Option(names = "--segments", defaultValue = "10", description = "--calibrate-ttr: segments of 15 s (default ${DEFAULT-VALUE}).")
+    int segments;
+
     @Option(names = "--trace-seconds", defaultValue = "5", description = "--estimators: the trace period (default ${DEFAULT-VALUE}).")
     int traceSeconds;
 
@@ -59,6 +67,20 @@ final class BenchCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         HostDoctor.Report host = HostDoctor.ensureReady(System.err);
         Path dir = workDir != null ? workDir : ThawPaths.cacheDir().resolve("bench");
+        if (calibrateTtr) {
+            List<TtrCalibration.Report> calibrated = new ArrayList<>();
+            for (long size : sizes) {
+                DemoGuest guest = size <= 512 ? new DemoGuest(size, size - 320, 64) : new DemoGuest(size, size - 384, Math.max(64, size / 16));
+                System.out.printf("TTR calibration, guest %d MiB RAM, T=%d MiB, W=%d MiB ...%n", size, guest.totalMiB(), guest.wsMiB());
+                TtrCalibration.Report r = TtrCalibration.run(guest, host.guest().orElseThrow(), host.qemuVersion().orElseThrow(), host.accel(),
+                        Duration.ofSeconds(5), Duration.ofSeconds(10), segments, System.out);
+                calibrated.add(r);
+                System.out.println();
+                System.out.print(TtrCalibration.markdown(r));
+            }
+            if (json != null) Files.writeString(json, Json.write(calibrated));
+            return 0;
+        }
         if (estimators) {
             List<EstimatorEvaluation.Report> evaluated = new ArrayList<>();
             try {

@@ -61,7 +61,7 @@ final class SaveCommand implements Callable<Integer> {
     @Option(names = "--exit", description = "trace: stop the guest once the trace is stored instead of staying attached to its new QEMU.")
     boolean exit;
 
-    @Option(names = "--live-seconds", defaultValue = "30",
+    @Option(names = "--live-seconds", defaultValue = "10",
             description = "dirty: stop the guest after this many seconds of live save if QEMU has not converged (default ${DEFAULT-VALUE}).")
     int liveSeconds;
 

@@ -79,6 +79,23 @@ public final class Responsiveness {
         return ttr < 0 ? Optional.empty() : Optional.of(ttr);
     }
 
+    /**
+     * Progress reports from wsbench ticks: each tick's operations spread over the interval that ends when the host read
+     * it and lasts as long as the guest clock says since the previous tick (the guest clock stops while the VM does, so
+     * a tick straddling a save counts only its running time). Times relative to {@code originNanos} (host nanoTime).
+     * The first tick has no previous one and is left out.
+     */
+    public static List<Progress> fromTicks(List<dev.thaw.guest.WsbenchTick> ticks, long originNanos) {
+        List<Progress> out = new ArrayList<>();
+        for (int i = 1; i < ticks.size(); i++) {
+            long guestDelta = ticks.get(i).guestNanos() - ticks.get(i - 1).guestNanos();
+            long to = ticks.get(i).hostNanos() - originNanos;
+            if (guestDelta <= 0) continue;
+            out.add(new Progress(to - guestDelta, to, ticks.get(i).opCount()));
+        }
+        return out;
+    }
+
     /** MMU(w): the lowest utilization of any window of length w from {@code fromNanos} on. */
     public double mmu(long windowNanos, long fromNanos) {
         return windows(windowNanos).stream().filter(x -> x[0] >= fromNanos).mapToDouble(x -> x[1]).min().orElse(Double.NaN);

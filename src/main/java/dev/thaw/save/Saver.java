@@ -91,8 +91,8 @@ public final class Saver {
     public record Progress(long streamBytes, long pageCount, long elapsedNanos) {}
 
     /**
-     * @param downtimeNanos  how long the guest was stopped for the save: from {@code stop} to the end of the stream, or
-     *                       for a live save QEMU's own {@code downtime}
+     * @param downtimeNanos  how long the guest was stopped for the save: from {@code stop} to the end of the stream; for a
+     *                       live save QEMU's own {@code downtime}, or from Thaw's stop at the live limit
      * @param rounds         rounds QEMU sent RAM in (1 for a stopped guest)
      * @param workingSet     the estimate attached to the image, if the save made one
      * @param stoppedByLimit a live save that Thaw ended by stopping the guest at the live limit
@@ -124,7 +124,7 @@ public final class Saver {
         AtomicLong pages = new AtomicLong();
         boolean migrationStarted = false;
         boolean live = options.estimator() == Estimator.DIRTY && wasRunning;
-        java.util.concurrent.atomic.AtomicBoolean stoppedByLimit = new java.util.concurrent.atomic.AtomicBoolean();
+        java.util.concurrent.atomic.AtomicLong stoppedByLimitAt = new java.util.concurrent.atomic.AtomicLong(); // nanoTime, 0: not
         Thread limiter = null;
         try (ServerSocketChannel server = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
              ImageWriter writer = ImageWriter.create(imageDir, options.image())) {
@@ -133,7 +133,7 @@ public final class Saver {
             if (!live) qmp.stop();
             qmp.migrate("unix:" + socket);
             migrationStarted = true;
-            if (live) limiter = Thread.ofVirtual().name("live-limit-" + qmp.peer()).start(() -> stopAtLimit(qmp, options.liveLimit(), stoppedByLimit));
+            if (live) limiter = Thread.ofVirtual().name("live-limit-" + qmp.peer()).start(() -> stopAtLimit(qmp, options.liveLimit(), stoppedByLimitAt));
             ImageSink sink = new ImageSink(writer, pages, options.estimator() == Estimator.DIRTY);
             try (SocketChannel channel = accept(server, Duration.ofSeconds(30), qmp)) {
                 InputStream in = new CountingInput(new BufferedInputStream(Channels.newInputStream(channel), 1 << 20), streamBytes);
@@ -155,7 +155,12 @@ public final class Saver {
             long downtime = System.nanoTime() - stopped;
             QmpClient.MigrationInfo done = awaitCompleted(qmp, options.completionTimeout());
             if (limiter != null) limiter.interrupt();
-            if (live) downtime = done.raw().path("downtime").asLong(downtime / 1_000_000) * 1_000_000;
+            // QEMU's downtime counts from its own stop; when Thaw stopped the guest at the limit, the guest stood still from then.
+            long endOfStream = stopped + downtime;
+            if (live) {
+                downtime = stoppedByLimitAt.get() != 0 ? endOfStream - stoppedByLimitAt.get()
+                        : done.raw().path("downtime").asLong(downtime / 1_000_000) * 1_000_000;
+            }
             Manifest manifest = writer.commit(new Manifest.Source(qmp.qemuVersionText(), null, List.of(),
                     vmConfig == null ? null : JSON.valueToTree(vmConfig)), thawVersion());
             java.util.Optional<WorkingSet> ws = java.util.Optional.empty();
@@ -172,7 +177,7 @@ public final class Saver {
             }
             progress.accept(new Progress(streamBytes.get(), pages.get(), System.nanoTime() - started));
             return new Result(imageDir.toAbsolutePath(), manifest, streamBytes.get(), System.nanoTime() - started, downtime, running, rounds,
-                    ws, stoppedByLimit.get(), java.util.Optional.ofNullable(sink.recency()));
+                    ws, stoppedByLimitAt.get() != 0, java.util.Optional.ofNullable(sink.recency()));
         } catch (IOException e) {
             throw failed(qmp, wasRunning, migrationStarted, new SaveException("save of " + qmp.peer() + " failed: " + e.getMessage(), e));
         } catch (SaveException e) {
@@ -187,12 +192,13 @@ public final class Saver {
     }
 
     /** Stops the guest if the live save is still running at the limit: without new writes QEMU's rounds converge. */
-    private static void stopAtLimit(QmpClient qmp, Duration limit, java.util.concurrent.atomic.AtomicBoolean stopped) {
+    private static void stopAtLimit(QmpClient qmp, Duration limit, java.util.concurrent.atomic.AtomicLong stoppedAt) {
         try {
             Thread.sleep(limit);
             if (qmp.queryMigrate().status().equals("active")) {
+                long at = System.nanoTime();
                 qmp.stop();
-                stopped.set(true);
+                stoppedAt.set(at);
             }
         } catch (InterruptedException e) {
             // the save ended first

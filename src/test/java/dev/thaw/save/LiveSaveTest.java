@@ -73,6 +73,8 @@ class LiveSaveTest {
             Saver.Result saved = Saver.save(vm.qmp(), vm.config(), dir.resolve("image"),
                     Saver.Options.defaults().withDirtyEstimator(Duration.ofMillis(1)).withKeepRunning(true), p -> {});
             assertThat(saved.stoppedByLimit()).isTrue();
+            // Stopped 1 ms in, the guest stood still for nearly the whole save: the downtime reported must say so.
+            assertThat(saved.downtimeNanos()).isGreaterThan(saved.durationNanos() / 2);
             assertThat(saved.guestRunning()).as("--keep-running resumes the guest the limit stopped").isTrue();
             assertThat(vm.qmp().queryStatus().running()).isTrue();
             try (CheckpointImage img = CheckpointImage.open(dir.resolve("image"))) {
