@@ -7,6 +7,7 @@ import dev.thaw.guest.WsbenchTick;
 import dev.thaw.host.HostDoctor;
 import dev.thaw.image.CheckpointImage;
 import dev.thaw.image.Manifest;
+import dev.thaw.measure.Responsiveness;
 import dev.thaw.measure.Throughput;
 import dev.thaw.qemu.Accel;
 import dev.thaw.qemu.ConsoleLine;
@@ -57,7 +58,7 @@ final class DemoCommand implements Callable<Integer> {
 
     /** One restore mode's result. Seconds from the start of the restore. */
     record ModeResult(String mode, double runningSeconds, double completedSeconds, Long demandFaults, Long vcpuBlockedMillis,
-                      double throughputRelative, String memsumAfter, boolean memsumIdentical) {}
+                      Double ttrSeconds, double mmu, double throughputRelative, String memsumAfter, boolean memsumIdentical) {}
 
     /** What {@code --json} prints. Boot times are milliseconds from QEMU's launch. */
     record DemoReport(String qemuVersion, String accel, String accelReason, String guestKey, String guestKernel,
@@ -124,12 +125,14 @@ final class DemoCommand implements Callable<Integer> {
         }
 
         out.println();
-        out.printf("%-6s %14s %16s %14s %14s %20s  %s%n", "mode", "running after", "completed after", "demand faults",
-                "vCPU stalled", "first " + seconds + " s vs before", "memory");
+        String ttrLabel = String.format("TTR(%.0f s, %.1f)", Responsiveness.DEFAULT_WINDOW_NANOS / 1e9, Responsiveness.DEFAULT_UTILIZATION);
+        out.printf("%-6s %14s %16s %14s %14s %14s %8s %20s  %s%n", "mode", "running after", "completed after", "demand faults",
+                "vCPU stalled", ttrLabel, "MMU", "first " + seconds + " s vs before", "memory");
         for (ModeResult m : modes) {
-            out.printf("%-6s %12.2f s %14.2f s %14s %14s %19.2fx  %s%n", m.mode(), m.runningSeconds(), m.completedSeconds(),
+            out.printf("%-6s %12.2f s %14.2f s %14s %14s %14s %8.2f %19.2fx  %s%n", m.mode(), m.runningSeconds(), m.completedSeconds(),
                     m.demandFaults() == null ? "-" : m.demandFaults().toString(),
-                    m.vcpuBlockedMillis() == null || m.vcpuBlockedMillis() < 0 ? "-" : m.vcpuBlockedMillis() + " ms", m.throughputRelative(),
+                    m.vcpuBlockedMillis() == null || m.vcpuBlockedMillis() < 0 ? "-" : m.vcpuBlockedMillis() + " ms",
+                    m.ttrSeconds() == null ? "> " + seconds + " s" : String.format("%.2f s", m.ttrSeconds()), m.mmu(), m.throughputRelative(),
                     m.memsumIdentical() ? "identical" : "DIFFERENT");
         }
         double total = (System.nanoTime() - started) / 1e9;
@@ -168,6 +171,10 @@ final class DemoCommand implements Callable<Integer> {
             List<WsbenchTick> after = WsbenchTick.all(vm.console().snapshot());
             long ops = WsbenchTick.opsArrivedBetween(after.subList(Math.min(1, after.size()), after.size()), resumedAt, windowEnd);
             double rate = ops / (double) seconds;
+            // Time to responsiveness from the restore's start, over the observation (empty: not responsive within it).
+            Responsiveness resp = new Responsiveness(Responsiveness.fromTicks(after, t0), before.opsPerSecond(), windowEnd - t0);
+            Double ttr = resp.ttrNanos(Responsiveness.DEFAULT_WINDOW_NANOS, Responsiveness.DEFAULT_UTILIZATION).map(n -> n / 1e9).orElse(null);
+            double mmu = resp.mmu(Responsiveness.DEFAULT_WINDOW_NANOS, 0);
             GuestAgent.MemSum memsumAfter;
             try (GuestAgent agent = GuestAgent.connect(vm)) {
                 agent.awaitReady(Duration.ofSeconds(30));
@@ -178,7 +185,7 @@ final class DemoCommand implements Callable<Integer> {
                     memsumAfter.equals(memsumBefore) ? "identical" : "DIFFERENT"));
             vm.qmp().quit();
             vm.awaitExit(Duration.ofSeconds(10));
-            return new ModeResult(mode, running, completed, faults, blocked, before.opsPerSecond() > 0 ? rate / before.opsPerSecond() : 0,
+            return new ModeResult(mode, running, completed, faults, blocked, ttr, mmu, before.opsPerSecond() > 0 ? rate / before.opsPerSecond() : 0,
                     memsumAfter.checksumHex(), memsumAfter.equals(memsumBefore));
         }
     }

@@ -15,6 +15,11 @@ import java.util.Optional;
  * Pure: no QEMU, no threads.
  */
 public final class Responsiveness {
+    /** The window TTR is reported at by default (see docs/benchmarks.md, TTR calibration). */
+    public static final long DEFAULT_WINDOW_NANOS = 1_000_000_000L;
+    /** The utilization TTR is reported at by default. */
+    public static final double DEFAULT_UTILIZATION = 0.8;
+
     /** Grid on which window starts are taken. */
     static final long STEP_NANOS = 10_000_000L;
 
@@ -80,18 +85,22 @@ public final class Responsiveness {
     }
 
     /**
-     * Progress reports from wsbench ticks: each tick's operations spread over the interval that ends when the host read
-     * it and lasts as long as the guest clock says since the previous tick (the guest clock stops while the VM does, so
-     * a tick straddling a save counts only its running time). Times relative to {@code originNanos} (host nanoTime).
-     * The first tick has no previous one and is left out.
+     * Progress reports from wsbench ticks, placed on the host's clock: each tick's operations fall in the interval between
+     * the guest-clock times of the previous tick and this one. The guest clock is mapped to the host's by the smallest
+     * (host read time - guest print time) among the ticks, the tick that reached the host fastest, because console
+     * lines arrive late and in bursts (host read times would bunch the progress). The guest clock stands still while the
+     * VM is stopped, so this mapping holds for ticks after a restore. Times are relative to {@code originNanos}
+     * (host nanoTime); the first tick has no previous one and is left out.
      */
     public static List<Progress> fromTicks(List<dev.thaw.guest.WsbenchTick> ticks, long originNanos) {
         List<Progress> out = new ArrayList<>();
+        if (ticks.size() < 2) return out;
+        long offset = Long.MAX_VALUE;
+        for (int i = 1; i < ticks.size(); i++) offset = Math.min(offset, ticks.get(i).hostNanos() - ticks.get(i).guestNanos());
         for (int i = 1; i < ticks.size(); i++) {
-            long guestDelta = ticks.get(i).guestNanos() - ticks.get(i - 1).guestNanos();
-            long to = ticks.get(i).hostNanos() - originNanos;
-            if (guestDelta <= 0) continue;
-            out.add(new Progress(to - guestDelta, to, ticks.get(i).opCount()));
+            long from = ticks.get(i - 1).guestNanos() + offset - originNanos;
+            long to = ticks.get(i).guestNanos() + offset - originNanos;
+            if (to > from) out.add(new Progress(from, to, ticks.get(i).opCount()));
         }
         return out;
     }

@@ -74,4 +74,28 @@ class ResponsivenessTest {
             assertThat(r.utilization(start, 1000 * MS)).isGreaterThanOrEqualTo(r.mmu(1000 * MS, 0) - 1e-12);
         }
     }
+
+    @Test
+    void ticksArePlacedOnTheGuestClockNotOnTheirBurstyArrival() {
+        // The guest prints a tick every 100 ms of its clock (which starts at 5 s here); the host reads them late and in bursts
+        // of three, the least-delayed 2 ms after printing. The origin (host time 0) is 1 s before the first tick.
+        long origin = 1_000 * MS;
+        List<dev.thaw.guest.WsbenchTick> ticks = new ArrayList<>();
+        for (int i = 0; i < 30; i++) {
+            long guest = 5_000 * MS + i * 100 * MS;
+            long printedAtHost = origin + 1_000 * MS + i * 100 * MS;
+            long read = printedAtHost + 2 * MS + (2 - i % 3) * 100 * MS; // bursts: read when every third tick is printed
+            ticks.add(new dev.thaw.guest.WsbenchTick(read, i, guest, 1000));
+        }
+        List<Responsiveness.Progress> p = Responsiveness.fromTicks(ticks, origin);
+        assertThat(p).hasSize(29);
+        assertThat(p.getFirst().fromNanos()).isEqualTo(1_002 * MS);
+        assertThat(p.getFirst().toNanos()).isEqualTo(1_102 * MS);
+        // Evenly spread at 10,000 ops/s: every 1 s window after the first tick has the same utilization.
+        Responsiveness r = new Responsiveness(p, 10_000, 3_900 * MS);
+        assertThat(r.utilization(1_102 * MS, 1_000 * MS)).isCloseTo(1.0, within(1e-9));
+        assertThat(r.utilization(1_452 * MS, 1_000 * MS)).isCloseTo(1.0, within(1e-9));
+        // The window from 1.00 s holds 0.998 s of progress (>= 0.99); the one from 0.99 s only 0.988 s.
+        assertThat(r.ttrNanos(1_000 * MS, 0.99)).contains(1_000 * MS);
+    }
 }
