@@ -53,6 +53,10 @@ final class DemoCommand implements Callable<Integer> {
     @Option(names = "--image", description = "Where to save the image (default: demo/image in the cache, replaced on each run).")
     Path imageDir;
 
+    @Option(names = "--background-mbps", defaultValue = "0",
+            description = "lazy/ws: pace the background stream to this many MB/s (default 0: unpaced).")
+    long backgroundMbps;
+
     @Option(names = "--json", description = "Print one JSON object summarizing what the demo did and measured.")
     boolean json;
 
@@ -150,7 +154,7 @@ final class DemoCommand implements Callable<Integer> {
                                long coldFirstMiB, long coldMiB, Progress progress) throws InterruptedException {
         long t0 = System.nanoTime();
         Restorer.Outcome o = Restorer.restore(img, Restorer.Mode.parse(mode), "thaw-demo-" + mode, dev.thaw.restore.WorkingSetChoice.defaults(),
-                opt -> opt, progress::update);
+                opt -> opt.withBackgroundRate(backgroundMbps * 1_000_000L), progress::update);
         QemuVm vm = o.vm();
         double running = o.runningSeconds();
         double completed = o.completedSeconds();

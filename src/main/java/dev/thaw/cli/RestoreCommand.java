@@ -64,6 +64,10 @@ final class RestoreCommand implements Callable<Integer> {
             description = "lazy/ws: the socket send buffer in KiB (default ${DEFAULT-VALUE}); a demand page also waits behind what it holds.")
     int sendBufferKib;
 
+    @Option(names = "--background-mbps", defaultValue = "0",
+            description = "lazy/ws: pace the background stream to this many MB/s (default 0: unpaced); demand pages are never paced.")
+    long backgroundMbps;
+
     @Option(names = "--name", defaultValue = "thaw-restored", description = "VM name (default ${DEFAULT-VALUE}).")
     String name;
 
@@ -90,7 +94,7 @@ final class RestoreCommand implements Callable<Integer> {
             Restorer.Mode chosen = mode != null ? Restorer.Mode.parse(mode) : Restorer.defaultMode(img);
             Restorer.Outcome o = Restorer.restore(img, chosen, name, choice,
                     opt -> opt.withCollapseHugePages(collapseHugePages).withHugetlbGuestRam(hugetlb)
-                            .withScheduling(chunkPages, sendBufferKib << 10), progress::update);
+                            .withScheduling(chunkPages, sendBufferKib << 10).withBackgroundRate(backgroundMbps * 1_000_000L), progress::update);
             try (QemuVm vm = o.vm()) {
                 RestoreReport report = report(img, o, vm);
                 progress.done(String.format("%s restore: guest running after %.2f s, restore completed after %.2f s%s", chosen.label(),

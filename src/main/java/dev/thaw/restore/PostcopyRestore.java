@@ -82,26 +82,27 @@ public final class PostcopyRestore {
      *                           pages; while it does not, the stream runs in large chunks
      * @param sendBufferBytes    the socket send buffer (small: a request waits behind at most this)
      * @param holdBackground     no background pages for this long after the package is sent (tracing; see {@link #withTracing})
+     * @param backgroundBytesPerSecond pace of the background stream, 0 for none ({@link #withBackgroundRate})
      */
     public record Options(String vmName, List<PageRef> workingSet, List<PageRef> backgroundFirst, int neighbourPages, int chunkPages,
                           int sendBufferBytes, Duration stallTimeout, Duration completionTimeout, boolean collapseHugePages,
-                          boolean hugetlbGuestRam, Duration holdBackground) {
+                          boolean hugetlbGuestRam, Duration holdBackground, long backgroundBytesPerSecond) {
         public static Options lazy(String vmName) {
             // At most 32 pages (128 KiB) per chunk and a 64 KiB send buffer: a request waits behind at most
             // 192 KiB of background data, about 0.4 ms at the 450-550 MB/s measured here.
             return new Options(vmName, List.of(), List.of(), 3, 32, 64 << 10, Duration.ofSeconds(60), Duration.ofSeconds(120), false, false,
-                    Duration.ZERO);
+                    Duration.ZERO, 0);
         }
 
         public Options withWorkingSet(List<PageRef> pages) {
             return new Options(vmName, List.copyOf(pages), backgroundFirst, neighbourPages, chunkPages, sendBufferBytes, stallTimeout,
-                    completionTimeout, collapseHugePages, hugetlbGuestRam, holdBackground);
+                    completionTimeout, collapseHugePages, hugetlbGuestRam, holdBackground, backgroundBytesPerSecond);
         }
 
         /** Pages the background stream sends first, in this order (the predicted pages beyond the prefetched working set). */
         public Options withBackgroundFirst(List<PageRef> pages) {
             return new Options(vmName, workingSet, List.copyOf(pages), neighbourPages, chunkPages, sendBufferBytes, stallTimeout,
-                    completionTimeout, collapseHugePages, hugetlbGuestRam, holdBackground);
+                    completionTimeout, collapseHugePages, hugetlbGuestRam, holdBackground, backgroundBytesPerSecond);
         }
 
         /**
@@ -116,7 +117,7 @@ public final class PostcopyRestore {
                 throw new IllegalArgumentException("send buffer: expected 4 KiB..64 MiB, actual " + sendBufferByteSize + " bytes");
             }
             return new Options(vmName, workingSet, backgroundFirst, neighbourPages, maxChunkPages, sendBufferByteSize, stallTimeout,
-                    completionTimeout, collapseHugePages, hugetlbGuestRam, holdBackground);
+                    completionTimeout, collapseHugePages, hugetlbGuestRam, holdBackground, backgroundBytesPerSecond);
         }
 
         /**
@@ -126,13 +127,24 @@ public final class PostcopyRestore {
         public Options withTracing(Duration hold) {
             if (hold.isNegative()) throw new IllegalArgumentException("trace period: expected >= 0, actual " + hold);
             return new Options(vmName, workingSet, backgroundFirst, 0, chunkPages, sendBufferBytes, stallTimeout,
-                    completionTimeout, collapseHugePages, hugetlbGuestRam, hold);
+                    completionTimeout, collapseHugePages, hugetlbGuestRam, hold, backgroundBytesPerSecond);
+        }
+
+        /**
+         * Paces the background stream to at most this many bytes per second (0: as fast as it goes). On a host with few
+         * cores the stream's work (Thaw reading and writing pages, QEMU placing them) competes with the guest's vCPU;
+         * pacing trades a later completion for a faster guest meanwhile. Demand pages are never paced.
+         */
+        public Options withBackgroundRate(long bytesPerSecond) {
+            if (bytesPerSecond < 0) throw new IllegalArgumentException("background rate: expected >= 0, actual " + bytesPerSecond);
+            return new Options(vmName, workingSet, backgroundFirst, neighbourPages, chunkPages, sendBufferBytes, stallTimeout,
+                    completionTimeout, collapseHugePages, hugetlbGuestRam, holdBackground, bytesPerSecond);
         }
 
         /** After completion, collapse guest RAM into transparent huge pages ({@link HugePages}). */
         public Options withCollapseHugePages(boolean collapse) {
             return new Options(vmName, workingSet, backgroundFirst, neighbourPages, chunkPages, sendBufferBytes, stallTimeout,
-                    completionTimeout, collapse, hugetlbGuestRam, holdBackground);
+                    completionTimeout, collapse, hugetlbGuestRam, holdBackground, backgroundBytesPerSecond);
         }
 
         /**
@@ -141,7 +153,7 @@ public final class PostcopyRestore {
          */
         public Options withHugetlbGuestRam(boolean hugetlb) {
             return new Options(vmName, workingSet, backgroundFirst, neighbourPages, chunkPages, sendBufferBytes, stallTimeout,
-                    completionTimeout, collapseHugePages, hugetlb, holdBackground);
+                    completionTimeout, collapseHugePages, hugetlb, holdBackground, backgroundBytesPerSecond);
         }
     }
 
@@ -427,6 +439,7 @@ public final class PostcopyRestore {
             int chunk = MIN_CHUNK_PAGES;
             List<ReturnPathMessage.PageRequest> batch = new ArrayList<>();
             long holdUntil = System.nanoTime() + options.holdBackground().toNanos();
+            long paceStart = holdUntil;
             while (true) {
                 checkHealthy();
                 batch.clear();
@@ -489,12 +502,33 @@ public final class PostcopyRestore {
                     events.add(RestoreEventLog.Type.BACKGROUND_SENT, bgBlock < blocks.size() ? bgBlock : 0, inChunk, now());
                 }
                 if (bgBlock >= blocks.size()) return;
+                if (options.backgroundBytesPerSecond() > 0) {
+                    backgroundSentBytes += (long) inChunk * PAGE;
+                    pace(paceStart);
+                }
                 chunk = Math.min(options.chunkPages(), chunk * 2);
                 if (System.nanoTime() - lastReport > 250_000_000L) {
                     lastReport = System.nanoTime();
                     progress.accept(String.format("serving pages: %d demand faults, %d background pages", demandFaults, backgroundPages));
                 }
             }
+        }
+
+        private long backgroundSentBytes;
+
+        /** Waits until the background stream is back under its pace; a request ends the wait at once (it is served next). */
+        private void pace(long since) {
+            long dueNanos = since + backgroundSentBytes * 1_000_000_000L / options.backgroundBytesPerSecond();
+            long wait = dueNanos - System.nanoTime();
+            if (wait <= 0) return;
+            try {
+                ReturnPathMessage.PageRequest r = requests.poll(wait, TimeUnit.NANOSECONDS);
+                if (r != null) requests.add(r); // back in the queue (order among requests does not matter); served next
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw failure("interrupted while pacing", e);
+            }
+            tracingQuiet.set(System.nanoTime()); // a paced stream is not a stalled one
         }
 
         private void serveRequests(List<ReturnPathMessage.PageRequest> batch) throws IOException {
