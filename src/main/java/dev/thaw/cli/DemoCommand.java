@@ -7,6 +7,7 @@ import dev.thaw.guest.WsbenchTick;
 import dev.thaw.host.HostDoctor;
 import dev.thaw.image.CheckpointImage;
 import dev.thaw.image.Manifest;
+import dev.thaw.measure.AfterRestore;
 import dev.thaw.measure.Responsiveness;
 import dev.thaw.measure.Throughput;
 import dev.thaw.qemu.Accel;
@@ -163,22 +164,11 @@ final class DemoCommand implements Callable<Integer> {
         try (vm) {
             progress.done(String.format("%s restore: guest running after %.2f s, completed after %.2f s%s", mode, running, completed,
                     faults == null ? "" : ", " + faults + " demand faults, vCPU stalled " + blocked + " ms"));
-            // Throughput over the first seconds after the guest started, from the ticks' arrival times.
-            long resumedAt = t0 + (long) (running * 1e9);
-            long windowEnd = resumedAt + Duration.ofSeconds(seconds).toNanos();
-            while (System.nanoTime() < windowEnd + 200_000_000L) {
-                progress.update(String.format("measuring after the %s restore", mode));
-                Thread.sleep(100);
-            }
-            // The first tick after a restore counts operations done mostly before the save, just after memsum
-            // (which leaves TCG's software TLB enlarged and wsbench several times faster for a while): skip it.
-            List<WsbenchTick> after = WsbenchTick.all(vm.console().snapshot());
-            long ops = WsbenchTick.opsArrivedBetween(after.subList(Math.min(1, after.size()), after.size()), resumedAt, windowEnd);
-            double rate = ops / (double) seconds;
-            // Time to responsiveness from the restore's start, over the observation (empty: not responsive within it).
-            Responsiveness resp = new Responsiveness(Responsiveness.fromTicks(after, t0), before.opsPerSecond(), windowEnd - t0);
-            Double ttr = resp.ttrNanos(Responsiveness.DEFAULT_WINDOW_NANOS, Responsiveness.DEFAULT_UTILIZATION).map(n -> n / 1e9).orElse(null);
-            double mmu = resp.mmu(Responsiveness.DEFAULT_WINDOW_NANOS, 0);
+            progress.update(String.format("measuring after the %s restore", mode));
+            AfterRestore seen = AfterRestore.observe(vm, t0, (long) (running * 1e9), before.opsPerSecond(), Duration.ofSeconds(seconds));
+            double rate = seen.relativeThroughput() * before.opsPerSecond();
+            Double ttr = seen.ttrSeconds().orElse(null);
+            double mmu = seen.mmu();
             GuestAgent.MemSum memsumAfter;
             try (GuestAgent agent = GuestAgent.connect(vm)) {
                 agent.awaitReady(Duration.ofSeconds(30));

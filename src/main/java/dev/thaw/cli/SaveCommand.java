@@ -42,7 +42,8 @@ final class SaveCommand implements Callable<Integer> {
     boolean json;
 
     @Option(names = "--estimator", defaultValue = "none", split = ",",
-            description = "Working-set estimator: dirty (a live save; pages the guest rewrote during it, latest first), trace (after"
+            description = "Working-set estimator: dirty (a live migration probe first: pages the guest rewrote during it, latest first; the"
+                    + " image still comes from the stopped guest), trace (after"
                     + " the save the guest goes on in a new QEMU restored lazily from the image; the order it faults pages in),"
                     + " dirty,trace (the trace's queue, sized by HotRestore's hybrid of both), abit (accessed bits before the save;"
                     + " needs host idle page tracking), none (default).")
@@ -62,7 +63,7 @@ final class SaveCommand implements Callable<Integer> {
     boolean exit;
 
     @Option(names = "--live-seconds", defaultValue = "10",
-            description = "dirty: stop the guest after this many seconds of live save if QEMU has not converged (default ${DEFAULT-VALUE}).")
+            description = "dirty: stop the guest after this many seconds of live probe if QEMU has not converged (default ${DEFAULT-VALUE}).")
     int liveSeconds;
 
     @Mixin

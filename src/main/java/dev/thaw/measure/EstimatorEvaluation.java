@@ -7,7 +7,6 @@ import dev.thaw.estimate.Sizing;
 import dev.thaw.estimate.WorkingSet;
 import dev.thaw.guest.DemoGuest;
 import dev.thaw.guest.GuestImage;
-import dev.thaw.guest.WsbenchTick;
 import dev.thaw.image.CheckpointImage;
 import dev.thaw.image.WorkingSetWriter;
 import dev.thaw.qemu.Accel;
@@ -54,7 +53,8 @@ public final class EstimatorEvaluation {
      * lazy restore takes); {@code lazyPages} the pages sent because the guest asked (neighbours included).
      */
     public record MethodRow(String method, long prefetchedPages, long demandFaults, long sparedFaults, long lazyPages,
-                            double runningSeconds, double completedSeconds, long vcpuBlockedMillis, double throughputRelative) {}
+                            double runningSeconds, double completedSeconds, long vcpuBlockedMillis, double throughputRelative,
+                            Double ttrSeconds, double mmu) {}
 
     public record Report(long memoryMiB, long totalMiB, long wsMiB, String accel, double traceSeconds, int saveRounds,
                          double liveSaveSeconds, double downtimeSeconds, long dirtyPages, long tracedPages, long hybridPages,
@@ -148,13 +148,8 @@ public final class EstimatorEvaluation {
             long t0 = System.nanoTime();
             Restorer.Outcome o = Restorer.restore(img, mode, "thaw-eval-" + mode.label(), choice, opt -> opt, m -> {});
             try (QemuVm vm = o.vm()) {
-                long resumedAt = t0 + (long) (o.runningSeconds() * 1e9);
-                long windowEnd = resumedAt + config.measure().toNanos();
-                while (System.nanoTime() < windowEnd + 200_000_000L) Thread.sleep(100);
-                // The first tick after a restore counts operations done before the save: skip it.
-                List<WsbenchTick> after = WsbenchTick.all(vm.console().snapshot());
-                long ops = WsbenchTick.opsArrivedBetween(after.subList(Math.min(1, after.size()), after.size()), resumedAt, windowEnd);
-                double relative = before > 0 ? ops / (config.measure().toNanos() / 1e9) / before : 0;
+                AfterRestore seen = AfterRestore.observe(vm, t0, (long) (o.runningSeconds() * 1e9), before, config.measure());
+                double relative = seen.relativeThroughput();
                 PostcopyRestore.Result r = o.postcopy().orElse(null);
                 long spared = 0;
                 if (r != null) {
@@ -163,7 +158,7 @@ public final class EstimatorEvaluation {
                 }
                 MethodRow row = new MethodRow(label, r == null ? 0 : r.prefetchedPages(), r == null ? 0 : r.demandFaults(), spared,
                         r == null ? 0 : r.demandPages(), o.runningSeconds(), o.completedSeconds(), r == null ? 0 : r.vcpuBlockedMillis(),
-                        relative);
+                        relative, seen.ttrSeconds().orElse(null), seen.mmu());
                 log.printf("  %-13s running after %.2f s, %d prefetched (%d of them touched in the ground truth), %d faults, vCPU stalled"
                                 + " %d ms, first %d s %.2fx of before%n", label, row.runningSeconds(), row.prefetchedPages(), spared,
                         row.demandFaults(), row.vcpuBlockedMillis(), config.measure().toSeconds(), relative);
@@ -186,11 +181,13 @@ public final class EstimatorEvaluation {
                         q.accuracy(), q.coverage()));
             }
             out.append("\n| method | running after (s) | completed after (s) | prefetched | prefetched and touched | demand faults | pages"
-                    + " sent on demand | vCPU stalled (ms) | first seconds vs before |\n|---|---|---|---|---|---|---|---|---|\n");
+                    + " sent on demand | vCPU stalled (ms) | first seconds vs before | TTR(1 s, 0.8) | MMU(1 s) |\n"
+                    + "|---|---|---|---|---|---|---|---|---|---|---|\n");
             for (MethodRow m : r.methods()) {
-                out.append(String.format("| %s | %.2f | %.2f | %d | %d | %d | %d | %d | %.2fx |%n", m.method(), m.runningSeconds(),
+                out.append(String.format("| %s | %.2f | %.2f | %d | %d | %d | %d | %d | %.2fx | %s | %.2f |%n", m.method(), m.runningSeconds(),
                         m.completedSeconds(), m.prefetchedPages(), m.sparedFaults(), m.demandFaults(), m.lazyPages(), m.vcpuBlockedMillis(),
-                        m.throughputRelative()));
+                        m.throughputRelative(), m.ttrSeconds() == null ? "not within the observation" : String.format("%.2f s", m.ttrSeconds()),
+                        m.mmu()));
             }
             out.append('\n');
         }

@@ -1,0 +1,39 @@
+package dev.thaw.measure;
+
+import dev.thaw.guest.WsbenchTick;
+import dev.thaw.qemu.QemuVm;
+import java.time.Duration;
+import java.util.List;
+import java.util.Optional;
+
+/**
+ * How a restored demo guest ran after its restore: waits until {@code window} after the guest
+ * started, then reads wsbench's ticks from the console. Times count from the restore's start.
+ *
+ * @param ttrSeconds         TTR at the default window and utilization, empty if not reached within the observation
+ * @param mmu                MMU at the default window over the observation (from the restore's start)
+ * @param relativeThroughput operations in the window after the guest started, over the rate before the save
+ */
+public record AfterRestore(Optional<Double> ttrSeconds, double mmu, double relativeThroughput) {
+    /**
+     * @param startedNanos  System.nanoTime() when the restore began
+     * @param runningNanos  when the guest started, relative to the restore's start
+     * @param opsPerSecondBefore the guest's rate before the save
+     */
+    public static AfterRestore observe(QemuVm vm, long startedNanos, long runningNanos, double opsPerSecondBefore, Duration window)
+            throws InterruptedException {
+        long resumedAt = startedNanos + runningNanos;
+        long windowEnd = resumedAt + window.toNanos();
+        while (System.nanoTime() < windowEnd + 200_000_000L) {
+            if (!vm.isAlive()) throw new IllegalStateException("the restored guest died: " + vm.describeState());
+            Thread.sleep(50);
+        }
+        List<WsbenchTick> ticks = WsbenchTick.all(vm.console().snapshot());
+        // The first tick after a restore counts operations done mostly before the save: left out.
+        long ops = WsbenchTick.opsArrivedBetween(ticks.subList(Math.min(1, ticks.size()), ticks.size()), resumedAt, windowEnd);
+        double relative = opsPerSecondBefore > 0 ? ops / (window.toNanos() / 1e9) / opsPerSecondBefore : 0;
+        Responsiveness r = new Responsiveness(Responsiveness.fromTicks(ticks, startedNanos), opsPerSecondBefore, windowEnd - startedNanos);
+        return new AfterRestore(r.ttrNanos(Responsiveness.DEFAULT_WINDOW_NANOS, Responsiveness.DEFAULT_UTILIZATION).map(n -> n / 1e9),
+                r.mmu(Responsiveness.DEFAULT_WINDOW_NANOS, 0), relative);
+    }
+}
