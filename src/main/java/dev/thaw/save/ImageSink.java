@@ -8,8 +8,9 @@ import java.util.List;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
- * Feeds what the stream parser finds into an image writer, counting pages for progress reports and,
- * when asked, telling a {@link DirtyRecency} the order pages arrive in (the dirty-bit estimator).
+ * Feeds what the stream parser finds into an image writer (none for a live probe), counting pages for
+ * progress reports and, when asked, telling a {@link DirtyRecency} the order pages arrive in (the
+ * dirty-bit estimator).
  */
 public final class ImageSink implements SaveStreamHandler {
     private final ImageWriter writer;
@@ -34,24 +35,24 @@ public final class ImageSink implements SaveStreamHandler {
 
     @Override
     public void configuration(byte[] headerAndConfiguration, String machineType, List<String> validatedCapabilities) {
-        writer.configuration(headerAndConfiguration, machineType, validatedCapabilities);
+        if (writer != null) writer.configuration(headerAndConfiguration, machineType, validatedCapabilities);
     }
 
     @Override
     public void ramBlocks(int sectionId, int sectionVersion, List<RamBlock> blocks) {
-        writer.ramBlocks(sectionId, sectionVersion, blocks);
+        if (writer != null) writer.ramBlocks(sectionId, sectionVersion, blocks);
         if (trackRecency) recency = new DirtyRecency(blocks.stream().mapToInt(RamBlock::pageCount).toArray());
     }
 
     @Override
     public void zeroPage(int blockIndex, int pageIndex) {
-        writer.zeroPage(blockIndex, pageIndex);
+        if (writer != null) writer.zeroPage(blockIndex, pageIndex);
         arrived(blockIndex, pageIndex);
     }
 
     @Override
     public void page(int blockIndex, int pageIndex, byte[] data, int offset) {
-        writer.page(blockIndex, pageIndex, data, offset);
+        if (writer != null) writer.page(blockIndex, pageIndex, data, offset);
         arrived(blockIndex, pageIndex);
     }
 
@@ -62,6 +63,6 @@ public final class ImageSink implements SaveStreamHandler {
 
     @Override
     public void deviceState(byte[] fullSections, byte[] vmDescriptionJson) {
-        writer.deviceState(fullSections, vmDescriptionJson);
+        if (writer != null) writer.deviceState(fullSections, vmDescriptionJson);
     }
 }

@@ -5,7 +5,6 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.thaw.estimate.DirtyRecency;
 import dev.thaw.estimate.Estimator;
 import dev.thaw.estimate.WorkingSet;
-import dev.thaw.image.Codec;
 import dev.thaw.image.ImageWriter;
 import dev.thaw.image.WorkingSetWriter;
 import dev.thaw.image.Manifest;
@@ -45,7 +44,7 @@ import java.util.function.Consumer;
  * sends RAM in rounds (each re-sending what the guest wrote meanwhile) until it stops the guest
  * for the last round, or Thaw stops it at {@link Options#liveLimit} (the bound on the extra time).
  * The round that last carried each page orders the written part of the working set
- * ({@link DirtyRecency}). The probe's image is discarded; the image is then taken by an ordinary
+ * ({@link DirtyRecency}). The probe writes no image (only the rounds are kept); the image is taken by an ordinary
  * stopped save, because QEMU 7.2's live migration under TCG was seen to send an inconsistent guest
  * (about 1 save in 25 here, QEMU's own restore of the same stream panicking the guest too). The
  * estimate is attached after the commit.
@@ -110,21 +109,9 @@ public final class Saver {
         if (options.estimator() != Estimator.DIRTY || !qmp.queryStatus().running()) return transfer(qmp, vmConfig, imageDir, options, progress);
         // The dirty-bit estimate comes from a live migration, the image from a stopped one: QEMU 7.2's live migration under
         // TCG was seen to send an inconsistent guest (about 1 in 25 here; QEMU's own restore of that stream panicked the
-        // guest as Thaw's did), while a stopped guest cannot change under the stream. The probe's image is thrown away.
+        // guest as Thaw's did), while a stopped guest cannot change under the stream. The probe writes no image.
         long started = System.nanoTime();
-        Path probeDir;
-        try {
-            probeDir = Files.createTempDirectory(imageDir.toAbsolutePath().getParent(), "." + imageDir.getFileName() + ".probe-");
-        } catch (IOException e) {
-            throw new SaveException("cannot create a directory for the live probe beside " + imageDir + ": " + e.getMessage(), e);
-        }
-        Result probe;
-        try {
-            probe = transfer(qmp, vmConfig, probeDir.resolve("probe"), options.withKeepRunning(false).withImage(new ImageWriter.Options(
-                    Codec.NONE, 1, options.image().groupPageCount(), null)), progress);
-        } finally {
-            FileTrees.deleteQuietly(probeDir);
-        }
+        Result probe = transfer(qmp, vmConfig, null, options.withKeepRunning(false), progress);
         Result saved;
         try {
             // QEMU refuses to migrate a guest paused by a completed migration ("postmigrate"): let it run for the moment
@@ -171,7 +158,8 @@ public final class Saver {
         java.util.concurrent.atomic.AtomicLong stoppedByLimitAt = new java.util.concurrent.atomic.AtomicLong(); // nanoTime, 0: not
         Thread limiter = null;
         try (ServerSocketChannel server = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
-             ImageWriter writer = ImageWriter.create(imageDir, options.image())) {
+             // A probe (imageDir null) keeps only the rounds: no image is written.
+             ImageWriter writer = imageDir == null ? null : ImageWriter.create(imageDir, options.image())) {
             server.bind(UnixDomainSocketAddress.of(socket));
             long stopped = System.nanoTime();
             if (!live) qmp.stop();
@@ -205,7 +193,7 @@ public final class Saver {
                 downtime = stoppedByLimitAt.get() != 0 ? endOfStream - stoppedByLimitAt.get()
                         : done.raw().path("downtime").asLong(downtime / 1_000_000) * 1_000_000;
             }
-            Manifest manifest = writer.commit(new Manifest.Source(qmp.qemuVersionText(), null, List.of(),
+            Manifest manifest = writer == null ? null : writer.commit(new Manifest.Source(qmp.qemuVersionText(), null, List.of(),
                     vmConfig == null ? null : JSON.valueToTree(vmConfig)), thawVersion());
             int rounds = sink.recency() == null ? 1 : sink.recency().roundCount();
             java.util.Optional<WorkingSet> ws = java.util.Optional.ofNullable(sink.recency()).map(DirtyRecency::estimate);
@@ -215,7 +203,7 @@ public final class Saver {
                 running = true;
             }
             progress.accept(new Progress(streamBytes.get(), pages.get(), System.nanoTime() - started));
-            return new Result(imageDir.toAbsolutePath(), manifest, streamBytes.get(), System.nanoTime() - started, downtime, running, rounds,
+            return new Result(imageDir == null ? null : imageDir.toAbsolutePath(), manifest, streamBytes.get(), System.nanoTime() - started, downtime, running, rounds,
                     ws, stoppedByLimitAt.get() != 0, java.util.Optional.ofNullable(sink.recency()));
         } catch (IOException e) {
             throw failed(qmp, wasRunning, migrationStarted, new SaveException("save of " + qmp.peer() + " failed: " + e.getMessage(), e));
