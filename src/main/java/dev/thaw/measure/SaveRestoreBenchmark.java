@@ -32,11 +32,16 @@ public final class SaveRestoreBenchmark {
 
     /** One lazy or ws restore: seconds from the start of the restore, and what its event log says. */
     public record ModeSample(String mode, double runningSeconds, double completedSeconds, long prefetchedPages, long demandFaults,
-                             double serviceMedianMicros, double serviceP99Micros, double backgroundMBps, long vcpuBlockedMillis) {}
+                             double serviceMedianMicros, double serviceP99Micros, double backgroundMBps, long vcpuBlockedMillis,
+                             AfterRestore after) {}
 
     /** Seconds and bytes of one repetition. */
     public record Sample(double thawSaveSeconds, long thawImageBytes, long streamBytes, double qemuSaveSeconds, double qemuSaveFsyncSeconds,
-                         long qemuFileBytes, double thawRestoreSeconds, double qemuRestoreSeconds, List<ModeSample> postcopy) {}
+                         long qemuFileBytes, double thawRestoreSeconds, double qemuRestoreSeconds, List<ModeSample> postcopy,
+                         AfterRestore thawEagerAfter, AfterRestore qemuEagerAfter, double opsPerSecondBefore) {}
+
+    /** How long the restored guest is observed, with --modes, for TTR, MMU and its work relative to before the save. */
+    static final Duration OBSERVE = Duration.ofSeconds(5);
 
     public record Report(long memoryMiB, long totalMiB, long wsMiB, String accel, String qemuVersion, boolean cold, List<Sample> samples) {
         public static <T> double min(List<T> s, java.util.function.ToDoubleFunction<T> f) {
@@ -60,6 +65,13 @@ public final class SaveRestoreBenchmark {
             DemoGuest.awaitReady(vm, vm.console().cursorFromStart(), DemoGuest.BOOT_TIMEOUT);
             Thread.sleep(2000); // let the workload run before the first save
             for (int rep = 0; rep < config.repetitions(); rep++) {
+                boolean observe = config.postcopyModes();
+                double before = 0;
+                if (observe) {
+                    before = Throughput.of(DemoGuest.collectTicks(vm.console().cursor(), OBSERVE), Throughput.ONE_SECOND_NANOS).opsPerSecond();
+                }
+                AfterRestore thawAfter = null;
+                AfterRestore qemuAfter = null;
                 Path thawImage = config.workDir().resolve("thaw-" + size + "-" + rep);
                 Path qemuFile = config.workDir().resolve("qemu-" + size + "-" + rep + ".mig");
                 FileTrees.deleteQuietly(thawImage);
@@ -68,6 +80,8 @@ public final class SaveRestoreBenchmark {
                         Saver.Options.defaults().withKeepRunning(true).withImage(ImageWriter.Options.defaults()), p -> {});
                 Thread.sleep(1000);
                 QemuBaselines.SaveResult qemuSaved = QemuBaselines.saveToFile(vm.qmp(), qemuFile, Duration.ofMinutes(5));
+                // The source guest would compete with the restored one for the host's 2 cores: it stands still while they run.
+                vm.qmp().stop();
                 double thawRestore = 0;
                 double qemuRestore = 0;
                 for (int k = 0; k < 2; k++) {
@@ -79,12 +93,15 @@ public final class SaveRestoreBenchmark {
                             long opened = System.nanoTime() - start;
                             EagerRestore.Result r = EagerRestore.restore(img, EagerRestore.Options.defaults("thaw-bench-restore"), p -> {});
                             thawRestore = (opened + r.runningNanos()) / 1e9;
+                            if (observe) thawAfter = AfterRestore.observe(r.vm(), start, opened + r.runningNanos(), before, OBSERVE);
                             r.vm().close();
                         }
                     } else {
+                        long start = System.nanoTime();
                         QemuBaselines.RestoreResult r = QemuBaselines.restoreFromFile(vm.config(), "thaw-bench-qemu-restore", qemuFile,
                                 Duration.ofMinutes(5));
                         qemuRestore = r.runningNanos() / 1e9;
+                        if (observe) qemuAfter = AfterRestore.observe(r.vm(), start, r.runningNanos(), before, OBSERVE);
                         r.vm().close();
                     }
                 }
@@ -98,19 +115,21 @@ public final class SaveRestoreBenchmark {
                             long opened = System.nanoTime() - start;
                             PostcopyRestore.Result r = PostcopyRestore.restore(img,
                                     PostcopyRestore.Options.lazy("thaw-bench-" + mode).withWorkingSet(learned), m -> {});
+                            AfterRestore after = AfterRestore.observe(r.vm(), start, opened + r.runningNanos(), before, OBSERVE);
                             r.vm().close();
                             RestoreTimeline t = RestoreTimeline.of(r.events());
                             postcopy.add(new ModeSample(mode, (opened + r.runningNanos()) / 1e9, (opened + r.completedNanos()) / 1e9,
                                     r.prefetchedPages(), r.demandFaults(), t.serviceMedianMicros(), t.serviceP99Micros(),
-                                    t.backgroundPagesPerSecond() * 4096 / 1e6, r.vcpuBlockedMillis()));
+                                    t.backgroundPagesPerSecond() * 4096 / 1e6, r.vcpuBlockedMillis(), after));
                             learned = r.faultedPages();
                         }
                     }
                 }
                 Sample s = new Sample(saved.durationNanos() / 1e9, saved.manifest().stats().imageFileBytes(), saved.streamBytes(),
                         qemuSaved.durationNanos() / 1e9, (qemuSaved.durationNanos() + qemuSaved.fsyncNanos()) / 1e9, qemuSaved.fileBytes(),
-                        thawRestore, qemuRestore, List.copyOf(postcopy));
+                        thawRestore, qemuRestore, List.copyOf(postcopy), thawAfter, qemuAfter, before);
                 samples.add(s);
+                vm.qmp().cont();
                 log.printf("  %s rep %d: %s%n", size, rep + 1, s);
                 FileTrees.deleteQuietly(thawImage);
                 Files.deleteIfExists(qemuFile);
@@ -137,31 +156,42 @@ public final class SaveRestoreBenchmark {
         return out.toString();
     }
 
-    /** Restore modes side by side: time to running and to completion, per mode, min / median. */
+    /** Restore modes side by side: time to running and to completion, per mode, min / median; TTR and the rest medians. */
     public static String modesMarkdown(List<Report> reports) {
         StringBuilder out = new StringBuilder();
-        out.append("| guest | mode | running after (s) | completed after (s) | prefetched pages | demand faults | fault service p50 / p99 (us) | vCPU stalled (ms) | background (MB/s) |\n");
-        out.append("|---|---|---|---|---|---|---|---|---|\n");
+        out.append("| guest | mode | running after (s) | completed after (s) | prefetched pages | demand faults | fault service p50 / p99 (us)"
+                + " | vCPU stalled (ms) | background (MB/s) | TTR(1 s, 0.8) (s) | MMU(1 s) | first 5 s vs before |\n");
+        out.append("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
         for (Report r : reports) {
             List<Sample> s = r.samples();
             if (s.isEmpty() || s.getFirst().postcopy().isEmpty()) continue;
             String guest = String.format("%d MiB RAM, T=%d, W=%d, %s%s, n=%d", r.memoryMiB(), r.totalMiB(), r.wsMiB(), r.accel(),
                     r.cold() ? ", cold" : ", warm", s.size());
-            out.append(String.format("| %s | QEMU eager | %s | %s | - | - | - | - | - |%n", guest, mm(s, Sample::qemuRestoreSeconds),
-                    mm(s, Sample::qemuRestoreSeconds)));
-            out.append(String.format("| | Thaw eager | %s | %s | - | - | - | - | - |%n", mm(s, Sample::thawRestoreSeconds),
-                    mm(s, Sample::thawRestoreSeconds)));
+            out.append(String.format("| %s | QEMU eager | %s | %s | - | - | - | - | - | %s |%n", guest, mm(s, Sample::qemuRestoreSeconds),
+                    mm(s, Sample::qemuRestoreSeconds), observed(s.stream().map(Sample::qemuEagerAfter).toList())));
+            out.append(String.format("| | Thaw eager | %s | %s | - | - | - | - | - | %s |%n", mm(s, Sample::thawRestoreSeconds),
+                    mm(s, Sample::thawRestoreSeconds), observed(s.stream().map(Sample::thawEagerAfter).toList())));
             for (int m = 0; m < s.getFirst().postcopy().size(); m++) {
                 int k = m;
                 List<ModeSample> ms = s.stream().map(x -> x.postcopy().get(k)).toList();
-                out.append(String.format("| | Thaw %s | %s | %s | %.0f | %.0f | %.0f / %.0f | %.0f | %.0f |%n", ms.getFirst().mode(),
+                out.append(String.format("| | Thaw %s | %s | %s | %.0f | %.0f | %.0f / %.0f | %.0f | %.0f | %s |%n", ms.getFirst().mode(),
                         mm(ms, ModeSample::runningSeconds), mm(ms, ModeSample::completedSeconds),
                         Report.median(ms, x -> x.prefetchedPages()), Report.median(ms, x -> x.demandFaults()),
                         Report.median(ms, ModeSample::serviceMedianMicros), Report.median(ms, ModeSample::serviceP99Micros),
-                        Report.median(ms, x -> x.vcpuBlockedMillis()), Report.median(ms, ModeSample::backgroundMBps)));
+                        Report.median(ms, x -> x.vcpuBlockedMillis()), Report.median(ms, ModeSample::backgroundMBps),
+                        observed(ms.stream().map(ModeSample::after).toList())));
             }
         }
         return out.toString();
+    }
+
+    /** "TTR | MMU | relative" medians; a TTR not reached within the observation counts as infinite. */
+    private static String observed(List<AfterRestore> after) {
+        List<AfterRestore> seen = after.stream().filter(java.util.Objects::nonNull).toList();
+        if (seen.isEmpty()) return "- | - | -";
+        double ttr = Report.median(seen, a -> a.ttrSeconds().orElse(Double.POSITIVE_INFINITY));
+        return String.format("%s | %.2f | %.2fx", Double.isInfinite(ttr) ? "> 5" : String.format("%.2f", ttr),
+                Report.median(seen, AfterRestore::mmu), Report.median(seen, AfterRestore::relativeThroughput));
     }
 
     private static <T> String mm(List<T> s, java.util.function.ToDoubleFunction<T> f) {
