@@ -40,6 +40,9 @@ final class BenchCommand implements Callable<Integer> {
             + " restore, measured paired (guests taking turns), per size.")
     boolean steadyState;
 
+    @Option(names = "--plots", description = "--modes: write PNG plots of the guest's work after each restore method into this directory.")
+    Path plots;
+
     @Option(names = "--estimators", description = "Instead: evaluate the working-set estimators (dirty, trace, learned) per size:"
             + " hit rate, accuracy and coverage against a traced restore, FAFL against LRU and CLOCK, and each restore method.")
     boolean estimators;
@@ -132,6 +135,12 @@ final class BenchCommand implements Callable<Integer> {
         if (modes) {
             System.out.println();
             System.out.print(SaveRestoreBenchmark.modesMarkdown(reports));
+            if (plots != null) {
+                for (SaveRestoreBenchmark.Report r : reports) {
+                    Path png = SaveRestoreBenchmark.plot(r, plots);
+                    if (png != null) System.out.println("plot: " + png);
+                }
+            }
         }
         if (json != null) {
             Files.writeString(json, Json.write(reports));

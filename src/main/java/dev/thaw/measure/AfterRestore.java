@@ -13,8 +13,12 @@ import java.util.Optional;
  * @param ttrSeconds         TTR at the default window and utilization, empty if not reached within the observation
  * @param mmu                MMU at the default window over the observation (from the restore's start)
  * @param relativeThroughput operations in the window after the guest started, over the rate before the save
+ * @param utilizationPerStep utilization in consecutive {@link #STEP_MILLIS} windows from the restore's start (for plots)
  */
-public record AfterRestore(Optional<Double> ttrSeconds, double mmu, double relativeThroughput) {
+public record AfterRestore(Optional<Double> ttrSeconds, double mmu, double relativeThroughput, List<Double> utilizationPerStep) {
+    /** The step of {@link #utilizationPerStep}: utilization in consecutive windows of this length from the restore's start. */
+    public static final long STEP_MILLIS = 250;
+
     /**
      * @param startedNanos  System.nanoTime() when the restore began
      * @param runningNanos  when the guest started, relative to the restore's start
@@ -33,7 +37,10 @@ public record AfterRestore(Optional<Double> ttrSeconds, double mmu, double relat
         long ops = WsbenchTick.opsArrivedBetween(ticks.subList(Math.min(1, ticks.size()), ticks.size()), resumedAt, windowEnd);
         double relative = opsPerSecondBefore > 0 ? ops / (window.toNanos() / 1e9) / opsPerSecondBefore : 0;
         Responsiveness r = new Responsiveness(Responsiveness.fromTicks(ticks, startedNanos), opsPerSecondBefore, windowEnd - startedNanos);
+        List<Double> steps = new java.util.ArrayList<>();
+        long step = STEP_MILLIS * 1_000_000L;
+        for (long t = 0; t + step <= windowEnd - startedNanos; t += step) steps.add(r.utilization(t, step));
         return new AfterRestore(r.ttrNanos(Responsiveness.DEFAULT_WINDOW_NANOS, Responsiveness.DEFAULT_UTILIZATION).map(n -> n / 1e9),
-                r.mmu(Responsiveness.DEFAULT_WINDOW_NANOS, 0), relative);
+                r.mmu(Responsiveness.DEFAULT_WINDOW_NANOS, 0), relative, List.copyOf(steps));
     }
 }

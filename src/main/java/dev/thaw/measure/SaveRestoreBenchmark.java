@@ -185,6 +185,35 @@ public final class SaveRestoreBenchmark {
         return out.toString();
     }
 
+    /** A PNG of the guest's work after each restore method, the median over the repetitions per step; null without observations. */
+    public static Path plot(Report r, Path dir) {
+        java.util.Map<String, List<Double>> series = new java.util.LinkedHashMap<>();
+        series.put("QEMU eager", medianSteps(r.samples().stream().map(Sample::qemuEagerAfter).toList()));
+        series.put("Thaw eager", medianSteps(r.samples().stream().map(Sample::thawEagerAfter).toList()));
+        if (!r.samples().isEmpty()) {
+            for (int m = 0; m < r.samples().getFirst().postcopy().size(); m++) {
+                int k = m;
+                series.put("Thaw " + r.samples().getFirst().postcopy().get(k).mode(),
+                        medianSteps(r.samples().stream().map(x -> x.postcopy().get(k).after()).toList()));
+            }
+        }
+        if (series.values().stream().allMatch(List::isEmpty)) return null;
+        return Plots.utilizationOverTime(dir.resolve(String.format("restore-utilization-%dM.png", r.memoryMiB())), String.format(
+                "%d MiB guest (T=%d, W=%d MiB, %s%s): work after the restore, median of %d", r.memoryMiB(), r.totalMiB(), r.wsMiB(),
+                r.accel(), r.cold() ? ", cold" : ", warm", r.samples().size()), series, AfterRestore.STEP_MILLIS);
+    }
+
+    private static List<Double> medianSteps(List<AfterRestore> after) {
+        List<List<Double>> runs = after.stream().filter(java.util.Objects::nonNull).map(AfterRestore::utilizationPerStep).toList();
+        int n = runs.stream().mapToInt(List::size).min().orElse(0);
+        List<Double> out = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            int k = i;
+            out.add(Report.median(runs, x -> x.get(k)));
+        }
+        return out;
+    }
+
     /** "TTR | MMU | relative" medians; a TTR not reached within the observation counts as infinite. */
     private static String observed(List<AfterRestore> after) {
         List<AfterRestore> seen = after.stream().filter(java.util.Objects::nonNull).toList();
