@@ -8,6 +8,7 @@ import dev.thaw.measure.TtrCalibration;
 import dev.thaw.measure.SteadyStateBenchmark;
 import dev.thaw.util.FileTrees;
 import dev.thaw.util.ThawPaths;
+import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -63,25 +64,37 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--work-dir", description = "Where images and QEMU's files go (default: bench/ in the cache; emptied afterwards).")
     Path workDir;
 
-    @Option(names = "--json", description = "Write all samples as JSON to this file.")
-    Path json;
+    @Option(names = "--json", arity = "0..1", fallbackValue = "-",
+            description = "Write all samples as one JSON object to this file, or with no file to standard output (the tables then go to"
+                    + " standard error).")
+    String json;
+
+    @Option(names = "--quick", description = "A quick comparison of every restore method: 1 GiB, 2 repetitions, --modes (about 3 minutes here).")
+    boolean quick;
 
     @Override
     public Integer call() throws Exception {
+        // With JSON on standard output, everything else goes to standard error so that stdout is one JSON object.
+        PrintStream out = "-".equals(json) ? System.err : System.out;
+        if (quick) {
+            sizes = List.of(1024L);
+            repeat = 2;
+            modes = true;
+        }
         HostDoctor.Report host = HostDoctor.ensureReady(System.err);
         Path dir = workDir != null ? workDir : ThawPaths.cacheDir().resolve("bench");
         if (calibrateTtr) {
             List<TtrCalibration.Report> calibrated = new ArrayList<>();
             for (long size : sizes) {
                 DemoGuest guest = size <= 512 ? new DemoGuest(size, size - 320, 64) : new DemoGuest(size, size - 384, Math.max(64, size / 16));
-                System.out.printf("TTR calibration, guest %d MiB RAM, T=%d MiB, W=%d MiB ...%n", size, guest.totalMiB(), guest.wsMiB());
+                out.printf("TTR calibration, guest %d MiB RAM, T=%d MiB, W=%d MiB ...%n", size, guest.totalMiB(), guest.wsMiB());
                 TtrCalibration.Report r = TtrCalibration.run(guest, host.guest().orElseThrow(), host.qemuVersion().orElseThrow(), host.accel(),
-                        Duration.ofSeconds(5), Duration.ofSeconds(10), segments, System.out);
+                        Duration.ofSeconds(5), Duration.ofSeconds(10), segments, out);
                 calibrated.add(r);
-                System.out.println();
-                System.out.print(TtrCalibration.markdown(r));
+                out.println();
+                out.print(TtrCalibration.markdown(r));
             }
-            if (json != null) Files.writeString(json, Json.write(calibrated));
+            writeJson(calibrated);
             return 0;
         }
         if (estimators) {
@@ -89,17 +102,17 @@ final class BenchCommand implements Callable<Integer> {
             try {
                 for (long size : sizes) {
                     DemoGuest guest = new DemoGuest(size, size - 384, Math.max(64, size / 16));
-                    System.out.printf("estimators, guest %d MiB RAM, T=%d MiB, W=%d MiB ...%n", size, guest.totalMiB(), guest.wsMiB());
+                    out.printf("estimators, guest %d MiB RAM, T=%d MiB, W=%d MiB ...%n", size, guest.totalMiB(), guest.wsMiB());
                     evaluated.add(EstimatorEvaluation.run(new EstimatorEvaluation.Config(guest, Duration.ofSeconds(traceSeconds),
                                     Duration.ofSeconds(5), dir), host.guest().orElseThrow(), host.qemuVersion().orElseThrow(), host.accel(),
-                            System.out));
+                            out));
                 }
             } finally {
                 FileTrees.deleteQuietly(dir);
             }
-            System.out.println();
-            System.out.print(EstimatorEvaluation.markdown(evaluated));
-            if (json != null) Files.writeString(json, Json.write(evaluated));
+            out.println();
+            out.print(EstimatorEvaluation.markdown(evaluated));
+            writeJson(evaluated);
             return 0;
         }
         if (steadyState) {
@@ -107,14 +120,14 @@ final class BenchCommand implements Callable<Integer> {
             try {
                 for (long size : sizes) {
                     DemoGuest guest = new DemoGuest(size, size - 384, Math.max(64, size / 16));
-                    System.out.printf("steady state, guest %d MiB RAM, T=%d MiB, W=%d MiB ...%n", size, guest.totalMiB(), guest.wsMiB());
+                    out.printf("steady state, guest %d MiB RAM, T=%d MiB, W=%d MiB ...%n", size, guest.totalMiB(), guest.wsMiB());
                     steady.add(SteadyStateBenchmark.run(guest, host.guest().orElseThrow(), host.qemuVersion().orElseThrow(), host.accel(),
-                            dir, pairs, System.out));
+                            dir, pairs, out));
                 }
             } finally {
                 FileTrees.deleteQuietly(dir);
             }
-            if (json != null) Files.writeString(json, Json.write(steady));
+            writeJson(steady);
             return 0;
         }
         List<SaveRestoreBenchmark.Report> reports = new ArrayList<>();
@@ -122,29 +135,36 @@ final class BenchCommand implements Callable<Integer> {
             for (long size : sizes) {
                 // T leaves the guest kernel room; W as in the restore baselines (64 MiB per GiB, at least 64).
                 DemoGuest guest = new DemoGuest(size, size - 384, Math.max(64, size / 16));
-                System.out.printf("guest %d MiB RAM, T=%d MiB, W=%d MiB, %d repetitions%s ...%n", size, guest.totalMiB(), guest.wsMiB(),
+                out.printf("guest %d MiB RAM, T=%d MiB, W=%d MiB, %d repetitions%s ...%n", size, guest.totalMiB(), guest.wsMiB(),
                         repeat, cold ? ", cold cache" : "");
                 reports.add(SaveRestoreBenchmark.run(new SaveRestoreBenchmark.Config(guest, repeat, cold, dir, modes),
-                        host.guest().orElseThrow(), host.qemuVersion().orElseThrow(), host.accel(), System.out));
+                        host.guest().orElseThrow(), host.qemuVersion().orElseThrow(), host.accel(), out));
             }
         } finally {
             FileTrees.deleteQuietly(dir);
         }
-        System.out.println();
-        System.out.print(SaveRestoreBenchmark.markdown(reports));
+        out.println();
+        out.print(SaveRestoreBenchmark.markdown(reports));
         if (modes) {
-            System.out.println();
-            System.out.print(SaveRestoreBenchmark.modesMarkdown(reports));
+            out.println();
+            out.print(SaveRestoreBenchmark.modesMarkdown(reports));
             if (plots != null) {
                 for (SaveRestoreBenchmark.Report r : reports) {
                     Path png = SaveRestoreBenchmark.plot(r, plots);
-                    if (png != null) System.out.println("plot: " + png);
+                    if (png != null) out.println("plot: " + png);
                 }
             }
         }
         if (json != null) {
-            Files.writeString(json, Json.write(reports));
+            writeJson(java.util.Map.of("reports", reports));
         }
         return 0;
+    }
+
+    /** Nothing without --json; otherwise to the file, or "-" (--json alone) to standard output. */
+    private void writeJson(Object value) throws java.io.IOException {
+        if (json == null) return;
+        if ("-".equals(json)) System.out.println(Json.write(value));
+        else Files.writeString(Path.of(json), Json.write(value));
     }
 }
