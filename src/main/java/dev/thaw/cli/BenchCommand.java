@@ -86,7 +86,7 @@ final class BenchCommand implements Callable<Integer> {
         if (calibrateTtr) {
             List<TtrCalibration.Report> calibrated = new ArrayList<>();
             for (long size : sizes) {
-                DemoGuest guest = size <= 512 ? new DemoGuest(size, size - 320, 64) : new DemoGuest(size, size - 384, Math.max(64, size / 16));
+                DemoGuest guest = size <= 512 ? new DemoGuest(size, size - 320, 64) : benchGuest(size);
                 out.printf("TTR calibration, guest %d MiB RAM, T=%d MiB, W=%d MiB ...%n", size, guest.totalMiB(), guest.wsMiB());
                 TtrCalibration.Report r = TtrCalibration.run(guest, host.guest().orElseThrow(), host.qemuVersion().orElseThrow(), host.accel(),
                         Duration.ofSeconds(5), Duration.ofSeconds(10), segments, out);
@@ -101,7 +101,7 @@ final class BenchCommand implements Callable<Integer> {
             List<EstimatorEvaluation.Report> evaluated = new ArrayList<>();
             try {
                 for (long size : sizes) {
-                    DemoGuest guest = new DemoGuest(size, size - 384, Math.max(64, size / 16));
+                    DemoGuest guest = benchGuest(size);
                     out.printf("estimators, guest %d MiB RAM, T=%d MiB, W=%d MiB ...%n", size, guest.totalMiB(), guest.wsMiB());
                     evaluated.add(EstimatorEvaluation.run(new EstimatorEvaluation.Config(guest, Duration.ofSeconds(traceSeconds),
                                     Duration.ofSeconds(5), dir), host.guest().orElseThrow(), host.qemuVersion().orElseThrow(), host.accel(),
@@ -119,7 +119,7 @@ final class BenchCommand implements Callable<Integer> {
             List<SteadyStateBenchmark.Report> steady = new ArrayList<>();
             try {
                 for (long size : sizes) {
-                    DemoGuest guest = new DemoGuest(size, size - 384, Math.max(64, size / 16));
+                    DemoGuest guest = benchGuest(size);
                     out.printf("steady state, guest %d MiB RAM, T=%d MiB, W=%d MiB ...%n", size, guest.totalMiB(), guest.wsMiB());
                     steady.add(SteadyStateBenchmark.run(guest, host.guest().orElseThrow(), host.qemuVersion().orElseThrow(), host.accel(),
                             dir, pairs, out));
@@ -133,8 +133,7 @@ final class BenchCommand implements Callable<Integer> {
         List<SaveRestoreBenchmark.Report> reports = new ArrayList<>();
         try {
             for (long size : sizes) {
-                // T leaves the guest kernel room; W as in the restore baselines (64 MiB per GiB, at least 64).
-                DemoGuest guest = new DemoGuest(size, size - 384, Math.max(64, size / 16));
+                DemoGuest guest = benchGuest(size);
                 out.printf("guest %d MiB RAM, T=%d MiB, W=%d MiB, %d repetitions%s ...%n", size, guest.totalMiB(), guest.wsMiB(),
                         repeat, cold ? ", cold cache" : "");
                 reports.add(SaveRestoreBenchmark.run(new SaveRestoreBenchmark.Config(guest, repeat, cold, dir, modes),
@@ -159,6 +158,11 @@ final class BenchCommand implements Callable<Integer> {
             writeJson(java.util.Map.of("reports", reports));
         }
         return 0;
+    }
+
+    /** The bench's guest of a size: T leaves the guest kernel room; W as in the restore baselines (64 MiB per GiB, at least 64). */
+    private static DemoGuest benchGuest(long sizeMiB) {
+        return new DemoGuest(sizeMiB, sizeMiB - 384, Math.max(64, sizeMiB / 16));
     }
 
     /** Nothing without --json; otherwise to the file, or "-" (--json alone) to standard output. */

@@ -60,7 +60,7 @@ final class WsCommand implements Callable<Integer> {
             Estimate learned = RestoreTraces.latest(img).map(t -> Estimate.of(RestoreTraces.learned(t), null)).orElse(null);
             Optional<Restorer.Chosen> chosen = Restorer.workingSet(img, WorkingSetChoice.Source.AUTO).filter(c -> c.workingSet().size() > 0);
             Optional<WorkingSet> used = chosen.map(Restorer.Chosen::workingSet);
-            Integer prefetch = used.map(w -> new Sizing(0.7, 0.3, fraction).prefetchPages(w)).orElse(null);
+            Integer prefetch = used.map(w -> Sizing.HOTRESTORE.withPrefetchFraction(fraction).prefetchPages(w)).orElse(null);
             String uses = chosen.map(c -> c.from().name().toLowerCase(java.util.Locale.ROOT))
                     .orElse("none (a ws restore would fail; lazy is the default)");
             WsReport report = new WsReport(img.directory().toString(), section, learned, uses, prefetch,

@@ -20,6 +20,11 @@ public record Sizing(double sampleWeight, double snapshotWeight, double prefetch
         }
     }
 
+    /** The same weights with another prefetch fraction. */
+    public Sizing withPrefetchFraction(double fraction) {
+        return new Sizing(sampleWeight, snapshotWeight, fraction);
+    }
+
     /** The hybrid size; with only one of the two sizes known, that one. */
     public long workingSetPages(OptionalLong sampled, OptionalLong snapshot) {
         if (sampled.isPresent() && snapshot.isPresent()) {

@@ -44,6 +44,11 @@ public final class SaveRestoreBenchmark {
     static final Duration OBSERVE = Duration.ofSeconds(5);
 
     public record Report(long memoryMiB, long totalMiB, long wsMiB, String accel, String qemuVersion, boolean cold, List<Sample> samples) {
+        /** The guest and the conditions, as the tables name them. */
+        String describe() {
+            return String.format("%d MiB RAM, T=%d, W=%d, %s%s, n=%d", memoryMiB, totalMiB, wsMiB, accel, cold ? ", cold" : ", warm", samples.size());
+        }
+
         public static <T> double min(List<T> s, java.util.function.ToDoubleFunction<T> f) {
             return s.stream().mapToDouble(f).min().orElse(Double.NaN);
         }
@@ -147,8 +152,7 @@ public final class SaveRestoreBenchmark {
         out.append("|---|---|---|---|---|---|---|---|\n");
         for (Report r : reports) {
             List<Sample> s = r.samples();
-            out.append(String.format("| %d MiB RAM, T=%d, W=%d, %s%s, n=%d | %s | %s | %s | %d | %d | %s | %s |%n", r.memoryMiB(), r.totalMiB(),
-                    r.wsMiB(), r.accel(), r.cold() ? ", cold" : ", warm", s.size(),
+            out.append(String.format("| %s | %s | %s | %s | %d | %d | %s | %s |%n", r.describe(),
                     mm(s, Sample::thawSaveSeconds), mm(s, Sample::qemuSaveSeconds), mm(s, Sample::qemuSaveFsyncSeconds),
                     (long) Report.median(s, x -> x.thawImageBytes()) >> 20, (long) Report.median(s, x -> x.qemuFileBytes()) >> 20,
                     mm(s, Sample::thawRestoreSeconds), mm(s, Sample::qemuRestoreSeconds)));
@@ -165,8 +169,7 @@ public final class SaveRestoreBenchmark {
         for (Report r : reports) {
             List<Sample> s = r.samples();
             if (s.isEmpty() || s.getFirst().postcopy().isEmpty()) continue;
-            String guest = String.format("%d MiB RAM, T=%d, W=%d, %s%s, n=%d", r.memoryMiB(), r.totalMiB(), r.wsMiB(), r.accel(),
-                    r.cold() ? ", cold" : ", warm", s.size());
+            String guest = r.describe();
             out.append(String.format("| %s | QEMU eager | %s | %s | - | - | - | - | - | %s |%n", guest, mm(s, Sample::qemuRestoreSeconds),
                     mm(s, Sample::qemuRestoreSeconds), observed(s.stream().map(Sample::qemuEagerAfter).toList())));
             out.append(String.format("| | Thaw eager | %s | %s | - | - | - | - | - | %s |%n", mm(s, Sample::thawRestoreSeconds),

@@ -250,7 +250,7 @@ public final class PostcopyRestore {
         private final List<Long> serviceNanos = new ArrayList<>();
         private final List<Long> queueNanos = new ArrayList<>();
         private final AtomicLong bytes = new AtomicLong();
-        private final AtomicLong tracingQuiet = new AtomicLong(); // moves while tracing waits on a quiet guest: not a stall
+        private final AtomicLong waitingProgress = new AtomicLong(); // moves while the scheduler waits by design: not a stall
         private final RestoreEventLog events = new RestoreEventLog();
         private final byte[] page = new byte[PAGE];
         private volatile String returnPathFailure;
@@ -297,7 +297,7 @@ public final class PostcopyRestore {
                         + e.getMessage(), e);
             }
             try (SocketChannel channel = IncomingSocket.connect(socket, vm, Duration.ofSeconds(10));
-                 StallWatchdog watchdog = new StallWatchdog("postcopy-" + vm.name(), () -> bytes.get() + tracingQuiet.get(),
+                 StallWatchdog watchdog = new StallWatchdog("postcopy-" + vm.name(), () -> bytes.get() + waitingProgress.get(),
                          options.stallTimeout(), channel)) {
                 channel.setOption(StandardSocketOptions.SO_SNDBUF, options.sendBufferBytes());
                 Thread reader = Thread.ofPlatform().daemon().name("return-path-" + vm.name()).start(() -> readReturnPath(channel));
@@ -439,24 +439,25 @@ public final class PostcopyRestore {
             int chunk = MIN_CHUNK_PAGES;
             List<ReturnPathMessage.PageRequest> batch = new ArrayList<>();
             long holdUntil = System.nanoTime() + options.holdBackground().toNanos();
-            long paceStart = holdUntil;
             while (true) {
                 checkHealthy();
                 batch.clear();
                 requests.drainTo(batch);
-                if (batch.isEmpty() && System.nanoTime() < holdUntil) {
-                    // Tracing: wait for requests only; the watchdog must not see the quiet stream as a stall.
+                long backgroundWaitNanos = backgroundWaitNanos(holdUntil);
+                if (batch.isEmpty() && backgroundWaitNanos > 0) {
+                    // Tracing or pacing: no background now, only requests. Short waits keep the health check going, and the
+                    // watchdog must not take the quiet stream for a stall.
                     ReturnPathMessage.PageRequest r;
                     try {
-                        r = requests.poll(10, TimeUnit.MILLISECONDS);
+                        r = requests.poll(Math.min(backgroundWaitNanos, 10_000_000L), TimeUnit.NANOSECONDS);
                     } catch (InterruptedException e) {
                         Thread.currentThread().interrupt();
-                        throw failure("interrupted while tracing", e);
+                        throw failure("interrupted while waiting for page requests", e);
                     }
                     if (r != null) batch.add(r);
                     requests.drainTo(batch);
                     if (batch.isEmpty()) {
-                        tracingQuiet.set(System.nanoTime());
+                        waitingProgress.set(System.nanoTime());
                         continue;
                     }
                 }
@@ -502,10 +503,7 @@ public final class PostcopyRestore {
                     events.add(RestoreEventLog.Type.BACKGROUND_SENT, bgBlock < blocks.size() ? bgBlock : 0, inChunk, now());
                 }
                 if (bgBlock >= blocks.size()) return;
-                if (options.backgroundBytesPerSecond() > 0) {
-                    backgroundSentBytes += (long) inChunk * PAGE;
-                    pace(paceStart);
-                }
+                backgroundSentBytes += (long) inChunk * PAGE;
                 chunk = Math.min(options.chunkPages(), chunk * 2);
                 if (System.nanoTime() - lastReport > 250_000_000L) {
                     lastReport = System.nanoTime();
@@ -516,19 +514,16 @@ public final class PostcopyRestore {
 
         private long backgroundSentBytes;
 
-        /** Waits until the background stream is back under its pace; a request ends the wait at once (it is served next). */
-        private void pace(long since) {
-            long dueNanos = since + backgroundSentBytes * 1_000_000_000L / options.backgroundBytesPerSecond();
-            long wait = dueNanos - System.nanoTime();
-            if (wait <= 0) return;
-            try {
-                ReturnPathMessage.PageRequest r = requests.poll(wait, TimeUnit.NANOSECONDS);
-                if (r != null) requests.add(r); // back in the queue (order among requests does not matter); served next
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                throw failure("interrupted while pacing", e);
+        /**
+         * How long the background stream must wait now: until the trace period ends ({@link Options#withTracing}), or until
+         * the bytes it sent since then are back under its pace ({@link Options#withBackgroundRate}); 0 to go on.
+         */
+        private long backgroundWaitNanos(long holdUntil) {
+            long due = holdUntil;
+            if (options.backgroundBytesPerSecond() > 0) {
+                due += backgroundSentBytes * 1_000_000_000L / options.backgroundBytesPerSecond();
             }
-            tracingQuiet.set(System.nanoTime()); // a paced stream is not a stalled one
+            return Math.max(0, due - System.nanoTime());
         }
 
         private void serveRequests(List<ReturnPathMessage.PageRequest> batch) throws IOException {

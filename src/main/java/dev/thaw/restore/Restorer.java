@@ -87,7 +87,7 @@ public final class Restorer {
                     "--mode ws: the image has no working set (source " + choice.source().name().toLowerCase(java.util.Locale.ROOT)
                             + "): expected a working-set section (thaw save --estimator ...) or a trace in "
                             + RestoreTraces.directoryFor(imageDir) + " (restore it once with --mode lazy)"));
-            int n = new Sizing(0.7, 0.3, choice.fraction()).prefetchPages(queue);
+            int n = Sizing.HOTRESTORE.withPrefetchFraction(choice.fraction()).prefetchPages(queue);
             if (choice.pages().isPresent()) n = Math.min(n, choice.pages().getAsInt());
             List<PageRef> all = queue.pages();
             ws = all.subList(0, n);

@@ -122,7 +122,7 @@ public final class Saver {
         } catch (SaveException e) {
             throw failed(qmp, true, false, e); // the probe left the guest stopped: resume it, as any failed save does
         }
-        WorkingSet ws = probe.recency().orElseThrow().estimate();
+        WorkingSet ws = probe.workingSet().orElseThrow();
         Manifest manifest = WorkingSetWriter.attach(imageDir, ws);
         boolean running = false;
         if (options.keepRunning()) {
@@ -155,7 +155,7 @@ public final class Saver {
         AtomicLong pages = new AtomicLong();
         boolean migrationStarted = false;
         boolean live = options.estimator() == Estimator.DIRTY && wasRunning;
-        java.util.concurrent.atomic.AtomicLong stoppedByLimitAt = new java.util.concurrent.atomic.AtomicLong(); // nanoTime, 0: not
+        AtomicLong stoppedByLimitAt = new AtomicLong(); // nanoTime, 0: not
         Thread limiter = null;
         try (ServerSocketChannel server = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
              // A probe (imageDir null) keeps only the rounds: no image is written.
@@ -166,7 +166,7 @@ public final class Saver {
             qmp.migrate("unix:" + socket);
             migrationStarted = true;
             if (live) limiter = Thread.ofVirtual().name("live-limit-" + qmp.peer()).start(() -> stopAtLimit(qmp, options.liveLimit(), stoppedByLimitAt));
-            ImageSink sink = new ImageSink(writer, pages, options.estimator() == Estimator.DIRTY);
+            ImageSink sink = new ImageSink(writer, pages, live);
             try (SocketChannel channel = accept(server, Duration.ofSeconds(30), qmp)) {
                 InputStream in = new CountingInput(new BufferedInputStream(Channels.newInputStream(channel), 1 << 20), streamBytes);
                 Thread reporter = Thread.ofVirtual().start(() -> report(progress, streamBytes, pages, started));
@@ -186,7 +186,6 @@ public final class Saver {
             }
             long downtime = System.nanoTime() - stopped;
             QmpClient.MigrationInfo done = awaitCompleted(qmp, options.completionTimeout());
-            if (limiter != null) limiter.interrupt();
             // QEMU's downtime counts from its own stop; when Thaw stopped the guest at the limit, the guest stood still from then.
             long endOfStream = stopped + downtime;
             if (live) {
@@ -219,7 +218,7 @@ public final class Saver {
     }
 
     /** Stops the guest if the live save is still running at the limit: without new writes QEMU's rounds converge. */
-    private static void stopAtLimit(QmpClient qmp, Duration limit, java.util.concurrent.atomic.AtomicLong stoppedAt) {
+    private static void stopAtLimit(QmpClient qmp, Duration limit, AtomicLong stoppedAt) {
         try {
             Thread.sleep(limit);
             String status = qmp.queryMigrate().status();
