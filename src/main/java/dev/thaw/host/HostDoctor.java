@@ -161,6 +161,8 @@ public final class HostDoctor {
         checks.add(onPath("cpio", "cpio"));
         checks.add(onPath("gcc", "gcc"));
         checks.add(onPath("readelf", "binutils"));
+        // qemu-img makes the qcow2 file that holds the QEMU loadvm baseline's internal snapshot.
+        checks.add(onPath("qemu-img", "qemu-utils"));
         Path libcA = Path.of("/usr/lib/x86_64-linux-gnu/libc.a");
         checks.add(new Check("static libc", Files.isRegularFile(libcA),
                 Files.isRegularFile(libcA) ? libcA.toString() : libcA + " missing (gcc -static needs it)", "libc6-dev"));

@@ -15,7 +15,10 @@ import java.util.Map;
 /**
  * QEMU's own save and restore, run the way the baselines were measured on these machines
  * (see docs/benchmarks.md): {@code migrate "exec:cat > FILE"} of a stopped guest, and a fresh
- * {@code -incoming defer} QEMU fed by {@code migrate-incoming "exec:cat FILE"}, then {@code cont}.
+ * {@code -incoming defer} QEMU fed by {@code migrate-incoming "exec:cat FILE"}, then {@code cont};
+ * and an internal snapshot in a qcow2 file ({@code savevm}, then {@code loadvm} into a fresh paused
+ * QEMU). The guest has no disk, so the qcow2 file is attached as a block node without a device
+ * ({@code blockdev-add}): it holds only the snapshot and adds no device state.
  */
 public final class QemuBaselines {
     private QemuBaselines() {}
@@ -58,6 +61,69 @@ public final class QemuBaselines {
         } catch (RuntimeException e) {
             vm.close();
             throw e;
+        }
+    }
+
+    /** The block node that holds the internal snapshot, on the saving and the loading QEMU alike. */
+    static final String SNAPSHOT_NODE = "thaw-snapshot";
+
+    /** @param fileBytes the qcow2 file's size after the snapshot */
+    public record SnapshotResult(long durationNanos, long fileBytes) {}
+
+    /**
+     * Stops the guest, writes an internal snapshot {@code tag} into a new qcow2 file with HMP {@code savevm}, and resumes it.
+     * The file is fsynced; its node is removed again, so the guest's configuration is unchanged.
+     */
+    public static SnapshotResult saveInternalSnapshot(QmpClient qmp, Path qcow2, String tag, Duration timeout) {
+        ExternalCommand.check(List.of("qemu-img", "create", "-q", "-f", "qcow2", qcow2.toString(), "1M"), Duration.ofSeconds(30));
+        qmp.execute("blockdev-add", snapshotNode(qcow2));
+        try {
+            long start = System.nanoTime();
+            qmp.stop();
+            hmp(qmp, "savevm " + tag, timeout, "savevm into " + qcow2);
+            long saved = System.nanoTime() - start;
+            qmp.cont();
+            return new SnapshotResult(saved, fsync(qcow2));
+        } finally {
+            qmp.execute("blockdev-del", JSON.createObjectNode().put("node-name", SNAPSHOT_NODE));
+        }
+    }
+
+    /** Starts a fresh paused QEMU with the qcow2 file attached, loads the snapshot {@code tag} and starts the guest. */
+    public static RestoreResult loadInternalSnapshot(VmConfig saved, String name, Path qcow2, String tag, Duration timeout) {
+        long start = System.nanoTime();
+        QemuVm vm = QemuVm.launch(saved.asPaused(name).withExtraArgs(List.of("-blockdev", snapshotNode(qcow2).toString())));
+        try {
+            long ready = System.nanoTime() - start;
+            hmp(vm.qmp(), "loadvm " + tag, timeout, "loadvm from " + qcow2);
+            vm.qmp().cont();
+            return new RestoreResult(vm, ready, System.nanoTime() - start);
+        } catch (RuntimeException e) {
+            vm.close();
+            throw e;
+        }
+    }
+
+    private static final com.fasterxml.jackson.databind.ObjectMapper JSON = new com.fasterxml.jackson.databind.ObjectMapper();
+
+    private static com.fasterxml.jackson.databind.node.ObjectNode snapshotNode(Path qcow2) {
+        var node = JSON.createObjectNode().put("driver", "qcow2").put("node-name", SNAPSHOT_NODE);
+        node.putObject("file").put("driver", "file").put("filename", qcow2.toString());
+        return node;
+    }
+
+    /** HMP reports a failure as text, not as a QMP error: any output of savevm or loadvm is one. */
+    private static void hmp(QmpClient qmp, String command, Duration timeout, String what) {
+        String out = qmp.execute("human-monitor-command", JSON.createObjectNode().put("command-line", command), timeout).asText().strip();
+        if (!out.isEmpty()) throw new IllegalStateException(what + " failed: expected no output from HMP '" + command + "', actual: " + out);
+    }
+
+    private static long fsync(Path file) {
+        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.WRITE)) {
+            ch.force(true);
+            return ch.size();
+        } catch (IOException e) {
+            throw new IllegalStateException("cannot fsync " + file + ": " + e.getMessage(), e);
         }
     }
 

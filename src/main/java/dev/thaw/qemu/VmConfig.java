@@ -58,6 +58,12 @@ public record VmConfig(String name, String machineType, Accel accel, long memory
                 true, startPaused, extraArgs);
     }
 
+    /** The same guest, started paused ({@code -S}) and not as a migration destination (for example to {@code loadvm} into). */
+    public VmConfig asPaused(String newName) {
+        return new VmConfig(newName, machineType, accel, memoryMiB, cpuCount, kernel, initrd, kernelCommandLine,
+                false, true, extraArgs);
+    }
+
     /**
      * The QEMU arguments, given the per-launch socket paths. The serial console (ttyS0) is QEMU's
      * stdio, which Thaw reads continuously; ttyS1 is the guest agent's port, on a unix socket.

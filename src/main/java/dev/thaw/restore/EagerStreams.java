@@ -33,11 +33,20 @@ public final class EagerStreams {
      * socket writes overlap.
      */
     public static long write(CheckpointImage image, StreamWriter writer, Consumer<EagerRestore.Progress> progress) throws IOException {
+        return write(image, writer, progress, b -> true);
+    }
+
+    /**
+     * The same stream with the pages of only the blocks {@code withPages} accepts; the others are announced (with their
+     * sizes) but get no page, so the destination keeps what its memory backend already holds.
+     */
+    static long write(CheckpointImage image, StreamWriter writer, Consumer<EagerRestore.Progress> progress,
+                      java.util.function.Predicate<RamBlock> withPages) throws IOException {
         int sid = image.manifest().ramSectionId();
         List<RamBlock> blocks = image.ramBlocks();
-        long total = blocks.stream().mapToLong(RamBlock::pageCount).sum();
+        long total = blocks.stream().filter(withPages).mapToLong(RamBlock::pageCount).sum();
         BlockingQueue<Chunk> queue = new ArrayBlockingQueue<>(CHUNKS_AHEAD);
-        Thread reader = Thread.ofPlatform().daemon().name("eager-reader").start(() -> readAhead(image, blocks, queue));
+        Thread reader = Thread.ofPlatform().daemon().name("eager-reader").start(() -> readAhead(image, blocks, withPages, queue));
         try {
             writer.raw(image.headerAndConfiguration());
             writer.ramStart(sid, false);
@@ -79,10 +88,12 @@ public final class EagerStreams {
         }
     }
 
-    private static void readAhead(CheckpointImage image, List<RamBlock> blocks, BlockingQueue<Chunk> queue) {
+    private static void readAhead(CheckpointImage image, List<RamBlock> blocks, java.util.function.Predicate<RamBlock> withPages,
+                                  BlockingQueue<Chunk> queue) {
         try {
             try {
                 for (int b = 0; b < blocks.size(); b++) {
+                    if (!withPages.test(blocks.get(b))) continue;
                     int count = blocks.get(b).pageCount();
                     for (int first = 0; first < count; first += CHUNK_PAGES) {
                         int n = Math.min(CHUNK_PAGES, count - first);

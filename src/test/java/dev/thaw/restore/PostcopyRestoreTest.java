@@ -11,6 +11,7 @@ import dev.thaw.qemu.ConsoleLine;
 import dev.thaw.qemu.Journal;
 import dev.thaw.qemu.QemuVm;
 import dev.thaw.save.Saver;
+import dev.thaw.testing.RestoredGuest;
 import dev.thaw.testing.TestHost;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -62,15 +63,7 @@ class PostcopyRestoreTest {
                 check.accept(vm);
                 assertThat(r.prefetchedPages() + r.demandPages() + r.backgroundPages() + r.zeroPagesUnsent())
                         .as("every page accounted for").isEqualTo(r.pageCount());
-                Journal<ConsoleLine>.Cursor console = vm.console().cursorFromStart();
-                try (GuestAgent agent = GuestAgent.connect(vm)) {
-                    agent.awaitReady(Duration.ofSeconds(30));
-                    assertThat(agent.memsum()).isEqualTo(before);
-                    agent.resumeWorkload();
-                }
-                List<WsbenchTick> after = DemoGuest.collectTicks(console, Duration.ofSeconds(2));
-                assertThat(after).isNotEmpty();
-                assertThat(after.getFirst().seq()).isGreaterThan(lastSeqBefore);
+                RestoredGuest.assertSameMemoryAndRunsOn(vm, before, lastSeqBefore);
             }
             return r;
         }

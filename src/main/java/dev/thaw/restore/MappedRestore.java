@@ -1,0 +1,136 @@
+package dev.thaw.restore;
+
+import dev.thaw.image.CheckpointImage;
+import dev.thaw.migration.RamBlock;
+import dev.thaw.migration.StreamWriter;
+import dev.thaw.migration.Wire;
+import dev.thaw.qemu.QemuVm;
+import dev.thaw.qemu.QmpClient;
+import dev.thaw.qemu.QmpException;
+import dev.thaw.qemu.VmConfig;
+import dev.thaw.util.CountingOutputStream;
+import dev.thaw.util.StallWatchdog;
+import java.io.BufferedOutputStream;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.nio.ByteBuffer;
+import java.nio.channels.Channels;
+import java.nio.channels.FileChannel;
+import java.nio.channels.SocketChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * Kernel demand paging of a mapped RAM file: the analogue of Firecracker's file-backed snapshot
+ * memory, and a baseline for Thaw's own restores. The guest's main RAM ({@value #RAM_BLOCK}) is
+ * written once into a sparse raw file; a restore maps it privately ({@code memory-backend-file},
+ * {@code share=off}: the guest's writes are copied on write and never reach the file) and sends
+ * QEMU only the device state and the small blocks (firmware, option ROMs). Each first touch of a
+ * page is then a kernel page fault served from the page cache or the disk, with the kernel's
+ * readahead, and no user-space part at all. The image is only read.
+ */
+public final class MappedRestore {
+    /** The RAM block the file backs; a backend with this id keeps the block's name, so the stream matches. */
+    public static final String RAM_BLOCK = "pc.ram";
+
+    /** @param nonZeroPageCount pages written (the zero ones are holes) */
+    public record RamFile(Path file, long byteSize, long nonZeroPageCount, long writeNanos) {}
+
+    public record Result(QemuVm vm, long qemuReadyNanos, long runningNanos, long streamBytes) {}
+
+    private MappedRestore() {}
+
+    /** Writes the image's {@value #RAM_BLOCK} as a sparse raw file, atomically (temporary file, fsync, rename). */
+    public static RamFile writeRamFile(CheckpointImage image, Path file) throws IOException {
+        long start = System.nanoTime();
+        List<RamBlock> blocks = image.ramBlocks();
+        int b = ramBlockIndex(image);
+        RamBlock ram = blocks.get(b);
+        Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
+        long written = 0;
+        byte[] page = new byte[Wire.TARGET_PAGE_BYTES];
+        try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE, StandardOpenOption.TRUNCATE_EXISTING,
+                StandardOpenOption.WRITE)) {
+            for (int p = 0; p < ram.pageCount(); p++) {
+                if (!image.readPage(b, p, page, 0)) continue; // a hole reads as zeros
+                ByteBuffer buf = ByteBuffer.wrap(page);
+                long at = (long) p * Wire.TARGET_PAGE_BYTES;
+                while (buf.hasRemaining()) at += ch.write(buf, at);
+                written++;
+            }
+            ch.truncate(ram.usedByteSize());
+            if (ch.size() < ram.usedByteSize()) ch.write(ByteBuffer.allocate(1), ram.usedByteSize() - 1); // extend to full size
+            ch.force(true);
+        } catch (IOException | RuntimeException e) {
+            Files.deleteIfExists(tmp);
+            throw e;
+        }
+        Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        return new RamFile(file, ram.usedByteSize(), written, System.nanoTime() - start);
+    }
+
+    /**
+     * Starts a QEMU whose main RAM is {@code ramFile} mapped privately, sends it the rest of the image (every block but
+     * {@value #RAM_BLOCK}, the device state) and starts the guest. The caller owns (and closes) the returned VM.
+     */
+    public static Result restore(CheckpointImage image, Path ramFile, EagerRestore.Options options) {
+        long started = System.nanoTime();
+        RamBlock ram = image.ramBlocks().get(ramBlockIndex(image));
+        long fileBytes;
+        try {
+            fileBytes = Files.size(ramFile);
+        } catch (IOException e) {
+            throw new RestoreException("mapped restore: cannot read the RAM file " + ramFile + ": " + e.getMessage(), e);
+        }
+        if (fileBytes != ram.usedByteSize()) {
+            throw new RestoreException("mapped restore: RAM file " + ramFile + ": expected " + ram.usedByteSize() + " bytes (block "
+                    + RAM_BLOCK + "), actual " + fileBytes, null);
+        }
+        VmConfig config = EagerRestore.savedConfig(image).asIncoming(options.vmName()).withExtraArgs(List.of(
+                "-object", "memory-backend-file,id=" + RAM_BLOCK + ",size=" + ram.usedByteSize() + ",mem-path=" + ramFile + ",share=off",
+                "-machine", "memory-backend=" + RAM_BLOCK));
+        QemuVm vm = QemuVm.launch(config);
+        try {
+            long qemuReady = System.nanoTime() - started;
+            QmpClient qmp = vm.qmp();
+            Path socket = vm.runDir().resolve("incoming.sock");
+            qmp.migrateIncoming("unix:" + socket);
+            AtomicLong bytes = new AtomicLong();
+            try (SocketChannel channel = IncomingSocket.connect(socket, vm, Duration.ofSeconds(10));
+                 StallWatchdog watchdog = new StallWatchdog("mapped-restore-" + vm.name(), bytes::get, options.stallTimeout(), channel)) {
+                OutputStream out = new BufferedOutputStream(new CountingOutputStream(Channels.newOutputStream(channel), bytes), 1 << 20);
+                try {
+                    EagerStreams.write(image, new StreamWriter(out, image.ramBlocks()), p -> {}, b -> !b.name().equals(RAM_BLOCK));
+                } catch (IOException e) {
+                    throw new RestoreException("sending the device state to " + vm.name() + " failed after " + bytes.get() + " bytes"
+                            + (watchdog.stalled() ? " (QEMU read nothing for " + options.stallTimeout().toSeconds() + " s)" : "")
+                            + ": " + e.getMessage() + "; " + vm.describeState(), e);
+                }
+            }
+            EagerRestore.awaitCompleted(vm, options.completionTimeout());
+            qmp.cont();
+            return new Result(vm, qemuReady, System.nanoTime() - started, bytes.get());
+        } catch (IOException | QmpException e) {
+            vm.close();
+            throw new RestoreException("mapped restore into " + vm.name() + " failed: " + e.getMessage() + "; " + vm.describeState(), e);
+        } catch (RuntimeException e) {
+            vm.close();
+            throw e;
+        }
+    }
+
+    private static int ramBlockIndex(CheckpointImage image) {
+        List<RamBlock> blocks = image.ramBlocks();
+        for (int b = 0; b < blocks.size(); b++) {
+            if (blocks.get(b).name().equals(RAM_BLOCK)) return b;
+        }
+        throw new RestoreException("mapped restore: image " + image.directory() + " has no RAM block " + RAM_BLOCK + ": expected one,"
+                + " actual " + blocks.stream().map(RamBlock::name).toList(), null);
+    }
+}
