@@ -24,8 +24,6 @@ public record RestoreTimeline(double qemuReadySeconds, double runningSeconds, do
         double qemuReady = 0, running = 0, eof = 0, completed = 0;
         long prefetched = 0, faults = 0, duplicates = 0, demandSent = 0, background = 0;
         long firstBackground = -1, lastBackground = -1;
-        List<Long> pendingArrivals = new ArrayList<>();
-        List<Long> service = new ArrayList<>();
         List<Long> faultTimes = new ArrayList<>();
         for (int i = 0; i < log.size(); i++) {
             Event e = log.get(i);
@@ -37,15 +35,10 @@ public record RestoreTimeline(double qemuReadySeconds, double runningSeconds, do
                 case PREFETCH_SENT -> prefetched += e.value();
                 case REQUEST -> {
                     faults++;
-                    pendingArrivals.add(e.nanos());
                     faultTimes.add(e.nanos());
                 }
                 case DUPLICATE_REQUEST -> duplicates++;
-                case DEMAND_SENT -> {
-                    demandSent += e.value();
-                    for (long a : pendingArrivals) service.add(e.nanos() - a);
-                    pendingArrivals.clear();
-                }
+                case DEMAND_SENT -> demandSent += e.value();
                 case BACKGROUND_SENT -> {
                     background += e.value();
                     if (firstBackground < 0) firstBackground = e.nanos();
@@ -54,7 +47,7 @@ public record RestoreTimeline(double qemuReadySeconds, double runningSeconds, do
                 default -> { }
             }
         }
-        long[] s = service.stream().mapToLong(Long::longValue).sorted().toArray();
+        long[] s = HostStall.waits(log).stream().mapToLong(w -> w[1] - w[0]).sorted().toArray();
         double rate = lastBackground > firstBackground ? background * 1e9 / (lastBackground - firstBackground) : 0;
         long runningNanos = (long) (running * 1e9);
         int buckets = faultTimes.isEmpty() ? 0 : (int) Math.max(0, (faultTimes.stream().mapToLong(Long::longValue).max().getAsLong()

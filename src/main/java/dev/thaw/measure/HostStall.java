@@ -1,0 +1,100 @@
+package dev.thaw.measure;
+
+import dev.thaw.restore.RestoreEventLog;
+import dev.thaw.restore.RestoreEventLog.Event;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+
+/**
+ * A host-side estimate of how a lazily restored guest ran, for guests that report no progress:
+ * from Thaw's own event log alone. The guest cannot run before the restore starts it, and after
+ * that it waits while a demand fault is outstanding: from the request's arrival at Thaw to the
+ * page's departure (the union of those intervals, so overlapping faults count once). Utilization
+ * is one minus that stalled share of the time, for a guest with one vCPU. It misses what the log
+ * cannot see (QEMU's fault path before the request, the page's placement after it, TCG's slower
+ * 4 KiB mappings), so it errs on the high side; docs/benchmarks.md compares it with the guest's own.
+ * Times are nanoseconds from the restore's start. Pure: no QEMU, no threads.
+ *
+ * @param stalledPerStep share of each consecutive step the guest could not run (1.0 before it started)
+ * @param ttrSeconds     TTR at the default window and utilization of the estimated utilization; empty if not reached
+ * @param mmu            MMU at the default window of the estimated utilization
+ */
+public record HostStall(List<Double> stalledPerStep, Optional<Double> ttrSeconds, double mmu) {
+    /** The grid the estimated progress is laid on. */
+    static final long GRID_NANOS = 10_000_000L;
+
+    /** Each demand request's wait, {@code [arrival, served]}: served when the next demand batch went out after it arrived. */
+    public static List<long[]> waits(RestoreEventLog log) {
+        List<long[]> out = new ArrayList<>();
+        List<Long> pending = new ArrayList<>();
+        for (int i = 0; i < log.size(); i++) {
+            Event e = log.get(i);
+            switch (e.type()) {
+                case REQUEST -> pending.add(e.nanos());
+                case DEMAND_SENT -> {
+                    for (long a : pending) out.add(new long[] {a, e.nanos()});
+                    pending.clear();
+                }
+                default -> { }
+            }
+        }
+        return out;
+    }
+
+    /**
+     * @param log          the restore's events, their times from the restore's own start
+     * @param offsetNanos  added to every event time (what came before the restore's own start: opening the image)
+     * @param endNanos     the end of the observation
+     * @param stepNanos    the step of {@link #stalledPerStep}
+     */
+    public static HostStall of(RestoreEventLog log, long offsetNanos, long endNanos, long stepNanos) {
+        long running = -1;
+        for (int i = 0; i < log.size(); i++) {
+            if (log.get(i).type() == RestoreEventLog.Type.RUNNING) running = log.get(i).nanos() + offsetNanos;
+        }
+        if (running < 0) throw new IllegalArgumentException("event log: expected a RUNNING event, actual none in " + log.size() + " events");
+        // Merge the waits into disjoint intervals, the time before the guest started included.
+        List<long[]> waits = new ArrayList<>(waits(log).stream().map(w -> new long[] {w[0] + offsetNanos, w[1] + offsetNanos}).toList());
+        waits.add(new long[] {0, running});
+        waits.sort((a, b) -> Long.compare(a[0], b[0]));
+        List<long[]> merged = new ArrayList<>();
+        for (long[] w : waits) {
+            if (!merged.isEmpty() && w[0] <= merged.getLast()[1]) merged.getLast()[1] = Math.max(merged.getLast()[1], w[1]);
+            else merged.add(w.clone());
+        }
+        List<Double> steps = new ArrayList<>();
+        for (long s = 0; s + stepNanos <= endNanos; s += stepNanos) steps.add(stalled(merged, s, s + stepNanos) / (double) stepNanos);
+        // Estimated progress: one unit per nanosecond the guest could run, against a rate before of 1e9 per second.
+        List<Responsiveness.Progress> progress = new ArrayList<>();
+        for (long s = 0; s + GRID_NANOS <= endNanos; s += GRID_NANOS) {
+            long runnable = GRID_NANOS - stalled(merged, s, s + GRID_NANOS);
+            if (runnable > 0) progress.add(new Responsiveness.Progress(s, s + GRID_NANOS, runnable));
+        }
+        Responsiveness r = new Responsiveness(progress, 1e9, endNanos);
+        return new HostStall(List.copyOf(steps),
+                r.ttrNanos(Responsiveness.DEFAULT_WINDOW_NANOS, Responsiveness.DEFAULT_UTILIZATION).map(n -> n / 1e9),
+                r.mmu(Responsiveness.DEFAULT_WINDOW_NANOS, 0));
+    }
+
+    /** The stall of an eager restore: the guest waits for all of it, then runs unhindered. */
+    public static HostStall eager(long runningNanos, long endNanos, long stepNanos) {
+        return of(runningOnly(runningNanos), 0, endNanos, stepNanos);
+    }
+
+    private static RestoreEventLog runningOnly(long runningNanos) {
+        RestoreEventLog log = new RestoreEventLog();
+        log.add(RestoreEventLog.Type.RUNNING, 0, 0, runningNanos);
+        return log;
+    }
+
+    /** Nanoseconds of (from, to] covered by the disjoint sorted intervals. */
+    private static long stalled(List<long[]> merged, long from, long to) {
+        long sum = 0;
+        for (long[] m : merged) {
+            if (m[0] >= to) break;
+            sum += Math.max(0, Math.min(to, m[1]) - Math.max(from, m[0]));
+        }
+        return sum;
+    }
+}
