@@ -21,12 +21,24 @@ import picocli.CommandLine.Option;
 @Command(name = "bench", mixinStandardHelpOptions = true,
         description = {"Benchmark saves and restores against QEMU's own.",
                 "Measures Thaw's save and eager restore against QEMU's own (migrate to a file,",
-                "-incoming \"exec:cat FILE\") on the same running demo guest, interleaved, per guest size.",
-                "With --modes also lazy and working-set restores. Prints markdown tables (min / median) and,",
-                "with --json, the samples."})
+                "-incoming \"exec:cat FILE\") on the same running demo guest, interleaved, per guest size and",
+                "working set. With --modes every restore method, each restored guest observed for 5 s: QEMU eager,",
+                "QEMU loadvm (qcow2 internal snapshot), kernel demand paging of a mapped RAM file, Thaw eager,",
+                "lazy, and ws with each estimator (learned, dirty, trace). Prints markdown tables (min / median),",
+                "with --markdown also to a file, and with --json the samples."})
 final class BenchCommand implements Callable<Integer> {
     @Option(names = "--sizes", split = ",", defaultValue = "1024,4096", description = "Guest RAM sizes in MiB (default ${DEFAULT-VALUE}).")
     List<Long> sizes;
+
+    @Option(names = "--ws-mib", split = ",", defaultValue = "64,256",
+            description = "Working sets of the guest's workload in MiB, each run per size (default ${DEFAULT-VALUE}).")
+    List<Long> wsMiB;
+
+    @Option(names = "--live-seconds", defaultValue = "10", description = "--modes: the live probe's limit for ws (dirty) (default ${DEFAULT-VALUE}).")
+    int liveSeconds;
+
+    @Option(names = "--markdown", description = "Also write the tables to this markdown file.")
+    Path markdown;
 
     @Option(names = "--repeat", defaultValue = "3", description = "Repetitions per size (default ${DEFAULT-VALUE}).")
     int repeat;
@@ -34,14 +46,16 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--cold", description = "Drop the host page cache before every restore (root only).")
     boolean cold;
 
-    @Option(names = "--modes", description = "Also restore lazily, then working-set first (the set learned from that lazy restore).")
+    @Option(names = "--modes", description = "Every restore method, each restored guest observed (TTR, MMU, host-side estimate,"
+            + " memory restored over time, bytes read from storage).")
     boolean modes;
 
     @Option(names = "--steady-state", description = "Instead: steady-state speed after each restore mode against an eager"
             + " restore, measured paired (guests taking turns), per size.")
     boolean steadyState;
 
-    @Option(names = "--plots", description = "--modes: write PNG plots of the guest's work after each restore method into this directory.")
+    @Option(names = "--plots", description = "--modes: write PNG plots into this directory, per guest: the work after each restore"
+            + " method, the share of time stalled (host side) and QEMU's resident memory over time.")
     Path plots;
 
     @Option(names = "--estimators", description = "Instead: evaluate the working-set estimators (dirty, trace, learned) per size:"
@@ -55,7 +69,8 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--segments", defaultValue = "10", description = "--calibrate-ttr: segments of 15 s (default ${DEFAULT-VALUE}).")
     int segments;
 
-    @Option(names = "--trace-seconds", defaultValue = "5", description = "--estimators: the trace period (default ${DEFAULT-VALUE}).")
+    @Option(names = "--trace-seconds", defaultValue = "5", description = "--estimators, --modes: the post-save trace period"
+            + " (default ${DEFAULT-VALUE}).")
     int traceSeconds;
 
     @Option(names = "--pairs", defaultValue = "6", description = "Pairs per mode for --steady-state (default ${DEFAULT-VALUE}).")
@@ -69,7 +84,7 @@ final class BenchCommand implements Callable<Integer> {
                     + " standard error).")
     String json;
 
-    @Option(names = "--quick", description = "A quick comparison of every restore method: 1 GiB, 2 repetitions, --modes (about 3 minutes here).")
+    @Option(names = "--quick", description = "A quick comparison of every restore method: 1 GiB, W=64 MiB, 2 repetitions, --modes.")
     boolean quick;
 
     @Override
@@ -78,6 +93,7 @@ final class BenchCommand implements Callable<Integer> {
         PrintStream out = "-".equals(json) ? System.err : System.out;
         if (quick) {
             sizes = List.of(1024L);
+            wsMiB = List.of(64L);
             repeat = 2;
             modes = true;
         }
@@ -133,25 +149,29 @@ final class BenchCommand implements Callable<Integer> {
         List<SaveRestoreBenchmark.Report> reports = new ArrayList<>();
         try {
             for (long size : sizes) {
-                DemoGuest guest = benchGuest(size);
-                out.printf("guest %d MiB RAM, T=%d MiB, W=%d MiB, %d repetitions%s ...%n", size, guest.totalMiB(), guest.wsMiB(),
-                        repeat, cold ? ", cold cache" : "");
-                reports.add(SaveRestoreBenchmark.run(new SaveRestoreBenchmark.Config(guest, repeat, cold, dir, modes),
-                        host.guest().orElseThrow(), host.qemuVersion().orElseThrow(), host.accel(), out));
+                for (long ws : wsMiB) {
+                    DemoGuest guest = new DemoGuest(size, size - 384, ws);
+                    out.printf("guest %d MiB RAM, T=%d MiB, W=%d MiB, %d repetitions%s ...%n", size, guest.totalMiB(), guest.wsMiB(),
+                            repeat, cold ? ", cold cache" : "");
+                    reports.add(SaveRestoreBenchmark.run(new SaveRestoreBenchmark.Config(guest, repeat, cold, dir, modes,
+                                    Duration.ofSeconds(traceSeconds), Duration.ofSeconds(liveSeconds)), host.guest().orElseThrow(),
+                            host.qemuVersion().orElseThrow(), host.accel(), out));
+                }
             }
         } finally {
             FileTrees.deleteQuietly(dir);
         }
-        out.println();
-        out.print(SaveRestoreBenchmark.markdown(reports));
+        StringBuilder tables = new StringBuilder(SaveRestoreBenchmark.markdown(reports));
         if (modes) {
-            out.println();
-            out.print(SaveRestoreBenchmark.modesMarkdown(reports));
-            if (plots != null) {
-                for (SaveRestoreBenchmark.Report r : reports) {
-                    Path png = SaveRestoreBenchmark.plot(r, plots);
-                    if (png != null) out.println("plot: " + png);
-                }
+            tables.append('\n').append(SaveRestoreBenchmark.modesMarkdown(reports));
+            tables.append('\n').append(SaveRestoreBenchmark.hostSideMarkdown(reports));
+        }
+        out.println();
+        out.print(tables);
+        if (markdown != null) Files.writeString(markdown, tables);
+        if (modes && plots != null) {
+            for (SaveRestoreBenchmark.Report r : reports) {
+                for (Path png : SaveRestoreBenchmark.plots(r, plots)) out.println("plot: " + png);
             }
         }
         if (json != null) {

@@ -14,14 +14,11 @@ import org.knowm.xchart.style.markers.SeriesMarkers;
 public final class Plots {
     private Plots() {}
 
-    /**
-     * Guest progress after a restore, per method: utilization (work over the rate before the save) in consecutive windows
-     * of {@code stepMillis} from the restore's start, like the throughput-over-time figures of the papers.
-     */
-    public static Path utilizationOverTime(Path png, String title, Map<String, List<Double>> seriesByMethod, long stepMillis) {
+    /** One line per method of a value in consecutive windows of {@code stepMillis} from the restore's start. */
+    public static Path overTime(Path png, String title, String yAxisTitle, Map<String, List<Double>> seriesByMethod, long stepMillis) {
         System.setProperty("java.awt.headless", "true");
         XYChart chart = new XYChartBuilder().width(900).height(500).title(title).xAxisTitle("seconds after the restore began")
-                .yAxisTitle("work vs before the save").build();
+                .yAxisTitle(yAxisTitle).build();
         chart.getStyler().setYAxisMin(0.0);
         chart.getStyler().setLegendPosition(org.knowm.xchart.style.Styler.LegendPosition.InsideSE);
         for (Map.Entry<String, List<Double>> e : seriesByMethod.entrySet()) {

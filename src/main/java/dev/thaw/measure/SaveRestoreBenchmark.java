@@ -1,6 +1,8 @@
 package dev.thaw.measure;
 
+import dev.thaw.estimate.FaultOrder;
 import dev.thaw.estimate.PageRef;
+import dev.thaw.estimate.WorkingSet;
 import dev.thaw.guest.DemoGuest;
 import dev.thaw.guest.GuestImage;
 import dev.thaw.image.CheckpointImage;
@@ -8,8 +10,13 @@ import dev.thaw.image.ImageWriter;
 import dev.thaw.qemu.Accel;
 import dev.thaw.qemu.QemuVersion;
 import dev.thaw.qemu.QemuVm;
+import dev.thaw.qemu.VmConfig;
 import dev.thaw.restore.EagerRestore;
+import dev.thaw.restore.MappedRestore;
+import dev.thaw.restore.PostSaveTrace;
 import dev.thaw.restore.PostcopyRestore;
+import dev.thaw.restore.Restorer;
+import dev.thaw.restore.WorkingSetChoice;
 import dev.thaw.save.Saver;
 import dev.thaw.util.FileTrees;
 import java.io.IOException;
@@ -18,30 +25,81 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.EnumMap;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Optional;
+import java.util.OptionalLong;
+import java.util.function.Function;
+import java.util.function.ToDoubleFunction;
 
 /**
- * Save and eager restore, Thaw against QEMU's own, on the same running demo guest and interleaved
- * repetition by repetition (the host is shared and noisy, so blocks of one method would measure
- * the neighbours as much as the method): per repetition Thaw's save, QEMU's save to a file, then
- * both eager restores in alternating order, each from a cold page cache when asked.
+ * Every restore method on the same running demo guest, interleaved repetition by repetition (the
+ * host is shared and noisy, so blocks of one method would measure the neighbours as much as the
+ * method). Per repetition the guest is saved every way a method needs (Thaw's image, with the
+ * dirty-bit estimate of a live probe when all methods run; QEMU's stream in a file; QEMU's internal
+ * snapshot in a qcow2 file; the mapped RAM file written from Thaw's image; the post-save trace),
+ * then stopped, and each method restores it in a rotated order, each from a cold page cache when
+ * asked. With all methods, every restored guest is observed for {@link #OBSERVE}: TTR, MMU and
+ * work against before the save (guest side), the host-side estimate from Thaw's timeline, QEMU's
+ * resident memory over time and the bytes read from the host's disks.
  */
 public final class SaveRestoreBenchmark {
-    /** @param postcopyModes also restore lazily, then working-set first with the set learned from that lazy restore */
-    public record Config(DemoGuest guest, int repetitions, boolean cold, Path workDir, boolean postcopyModes) {}
+    /**
+     * @param allMethods every method, observed; otherwise Thaw's and QEMU's eager restores only, not observed
+     * @param trace      the post-save trace period (ws with the trace estimator)
+     * @param liveLimit  the live probe's limit (ws with the dirty estimator)
+     */
+    public record Config(DemoGuest guest, int repetitions, boolean cold, Path workDir, boolean allMethods, Duration trace,
+                         Duration liveLimit) {}
 
-    /** One lazy or ws restore: seconds from the start of the restore, and what its event log says. */
-    public record ModeSample(String mode, double runningSeconds, double completedSeconds, long prefetchedPages, long demandFaults,
-                             double serviceMedianMicros, double serviceP99Micros, double backgroundMBps, long vcpuBlockedMillis,
-                             AfterRestore after) {}
+    /** The restore methods, in the order the tables list them. */
+    public enum Method {
+        QEMU_EAGER("QEMU eager"), QEMU_LOADVM("QEMU loadvm"), MAPPED_FILE("mapped RAM file"), THAW_EAGER("Thaw eager"),
+        THAW_LAZY("Thaw lazy"), WS_LEARNED("Thaw ws (learned)"), WS_DIRTY("Thaw ws (dirty)"), WS_TRACE("Thaw ws (trace)");
 
-    /** Seconds and bytes of one repetition. */
-    public record Sample(double thawSaveSeconds, long thawImageBytes, long streamBytes, double qemuSaveSeconds, double qemuSaveFsyncSeconds,
-                         long qemuFileBytes, double thawRestoreSeconds, double qemuRestoreSeconds, List<ModeSample> postcopy,
-                         AfterRestore thawEagerAfter, AfterRestore qemuEagerAfter, double opsPerSecondBefore) {}
+        public final String label;
 
-    /** How long the restored guest is observed, with --modes, for TTR, MMU and its work relative to before the save. */
+        Method(String label) {
+            this.label = label;
+        }
+
+        String vmName() {
+            return "thaw-bench-" + name().toLowerCase(java.util.Locale.ROOT).replace('_', '-');
+        }
+    }
+
+    /** What Thaw's lazy and ws restores add: their event log summarized, and QEMU's own stall measure. */
+    public record Postcopy(long prefetchedPages, long demandFaults, double serviceMedianMicros, double serviceP99Micros,
+                           long vcpuBlockedMillis, double backgroundMBps) {}
+
+    /**
+     * One restore by one method. Seconds from the restore's start (opening the image included).
+     *
+     * @param storageReadBytes   read from the host's disks from the restore's start to the end of the observation
+     * @param after              guest side, null when not observed
+     * @param hostSide           the host-side estimate: null for the mapped file (its faults are the kernel's, unseen)
+     * @param residentMiBPerStep QEMU's resident memory at the end of each {@link AfterRestore#STEP_MILLIS}
+     */
+    public record MethodSample(Method method, double runningSeconds, double completedSeconds, Postcopy postcopy, long storageReadBytes,
+                               AfterRestore after, HostStall hostSide, List<Double> residentMiBPerStep) {}
+
+    /** The saves of one repetition; the snapshot, RAM file and estimates only with all methods. */
+    public record Saves(double thawSaveSeconds, long thawImageBytes, long streamBytes, double qemuSaveSeconds, double qemuSaveFsyncSeconds,
+                        long qemuFileBytes, double snapshotSaveSeconds, long snapshotFileBytes, double ramFileSeconds, long dirtyPages,
+                        long tracedPages) {}
+
+    public record Sample(double opsPerSecondBefore, Saves saves, List<MethodSample> restores) {
+        Optional<MethodSample> of(Method m) {
+            return restores.stream().filter(r -> r.method() == m).findFirst();
+        }
+    }
+
+    /** How long the restored guest is observed, for TTR, MMU and its work relative to before the save. */
     static final Duration OBSERVE = Duration.ofSeconds(5);
+    static final String SNAPSHOT_TAG = "thaw-bench";
 
     public record Report(long memoryMiB, long totalMiB, long wsMiB, String accel, String qemuVersion, boolean cold, List<Sample> samples) {
         /** The guest and the conditions, as the tables name them. */
@@ -49,184 +107,309 @@ public final class SaveRestoreBenchmark {
             return String.format("%d MiB RAM, T=%d, W=%d, %s%s, n=%d", memoryMiB, totalMiB, wsMiB, accel, cold ? ", cold" : ", warm", samples.size());
         }
 
-        public static <T> double min(List<T> s, java.util.function.ToDoubleFunction<T> f) {
+        List<MethodSample> of(Method m) {
+            return samples.stream().map(s -> s.of(m)).flatMap(Optional::stream).toList();
+        }
+
+        public static <T> double min(List<T> s, ToDoubleFunction<T> f) {
             return s.stream().mapToDouble(f).min().orElse(Double.NaN);
         }
 
-        public static <T> double median(List<T> s, java.util.function.ToDoubleFunction<T> f) {
+        public static <T> double median(List<T> s, ToDoubleFunction<T> f) {
             double[] v = s.stream().mapToDouble(f).sorted().toArray();
             if (v.length == 0) return Double.NaN;
             return v.length % 2 == 1 ? v[v.length / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
         }
     }
 
+    /** What one repetition's restores draw on. */
+    private record Saved(VmConfig source, Path thawImage, Path qemuFile, Path qcow2, Path ramFile, Map<Method, WorkingSet> queues,
+                         double opsPerSecondBefore) {}
+
     private SaveRestoreBenchmark() {}
 
     public static Report run(Config config, GuestImage image, QemuVersion qemu, Accel accel, PrintStream log) throws IOException, InterruptedException {
         Files.createDirectories(config.workDir());
         List<Sample> samples = new ArrayList<>();
-        String size = config.guest().memoryMiB() + "M";
-        try (QemuVm vm = QemuVm.launch(config.guest().vmConfig("thaw-bench-" + size, image, qemu, accel))) {
+        DemoGuest g = config.guest();
+        String size = g.memoryMiB() + "M-W" + g.wsMiB();
+        try (QemuVm vm = QemuVm.launch(g.vmConfig("thaw-bench-" + size, image, qemu, accel))) {
             DemoGuest.awaitReady(vm, vm.console().cursorFromStart(), DemoGuest.BOOT_TIMEOUT);
             Thread.sleep(2000); // let the workload run before the first save
             for (int rep = 0; rep < config.repetitions(); rep++) {
-                boolean observe = config.postcopyModes();
-                double before = 0;
-                if (observe) {
-                    before = Throughput.of(DemoGuest.collectTicks(vm.console().cursor(), OBSERVE), Throughput.ONE_SECOND_NANOS).opsPerSecond();
-                }
-                AfterRestore thawAfter = null;
-                AfterRestore qemuAfter = null;
                 Path thawImage = config.workDir().resolve("thaw-" + size + "-" + rep);
                 Path qemuFile = config.workDir().resolve("qemu-" + size + "-" + rep + ".mig");
-                FileTrees.deleteQuietly(thawImage);
-                Files.deleteIfExists(qemuFile);
-                Saver.Result saved = Saver.save(vm.qmp(), vm.config(), thawImage,
-                        Saver.Options.defaults().withKeepRunning(true).withImage(ImageWriter.Options.defaults()), p -> {});
-                Thread.sleep(1000);
-                QemuBaselines.SaveResult qemuSaved = QemuBaselines.saveToFile(vm.qmp(), qemuFile, Duration.ofMinutes(5));
-                // The source guest would compete with the restored one for the host's 2 cores: it stands still while they run.
-                vm.qmp().stop();
-                double thawRestore = 0;
-                double qemuRestore = 0;
-                for (int k = 0; k < 2; k++) {
-                    boolean thawTurn = (k == 0) == (rep % 2 == 0);
-                    if (config.cold()) QemuBaselines.dropCaches();
-                    if (thawTurn) {
-                        long start = System.nanoTime(); // opening the image (reading its metadata) counts
-                        try (CheckpointImage img = CheckpointImage.open(thawImage)) {
-                            long opened = System.nanoTime() - start;
-                            EagerRestore.Result r = EagerRestore.restore(img, EagerRestore.Options.defaults("thaw-bench-restore"), p -> {});
-                            thawRestore = (opened + r.runningNanos()) / 1e9;
-                            if (observe) thawAfter = AfterRestore.observe(r.vm(), start, opened + r.runningNanos(), before, OBSERVE);
-                            r.vm().close();
-                        }
-                    } else {
-                        long start = System.nanoTime();
-                        QemuBaselines.RestoreResult r = QemuBaselines.restoreFromFile(vm.config(), "thaw-bench-qemu-restore", qemuFile,
-                                Duration.ofMinutes(5));
-                        qemuRestore = r.runningNanos() / 1e9;
-                        if (observe) qemuAfter = AfterRestore.observe(r.vm(), start, r.runningNanos(), before, OBSERVE);
-                        r.vm().close();
-                    }
+                Path qcow2 = config.workDir().resolve("snapshot-" + size + "-" + rep + ".qcow2");
+                Path ramFile = config.workDir().resolve("ram-" + size + "-" + rep + ".raw");
+                try {
+                    samples.add(repetition(config, vm, rep, thawImage, qemuFile, qcow2, ramFile, log));
+                } finally {
+                    FileTrees.deleteQuietly(thawImage);
+                    for (Path p : List.of(qemuFile, qcow2, ramFile)) Files.deleteIfExists(p);
                 }
-                List<ModeSample> postcopy = new ArrayList<>();
-                if (config.postcopyModes()) {
-                    List<PageRef> learned = List.of();
-                    for (String mode : List.of("lazy", "ws")) {
-                        if (config.cold()) QemuBaselines.dropCaches();
-                        long start = System.nanoTime();
-                        try (CheckpointImage img = CheckpointImage.open(thawImage)) {
-                            long opened = System.nanoTime() - start;
-                            PostcopyRestore.Result r = PostcopyRestore.restore(img,
-                                    PostcopyRestore.Options.lazy("thaw-bench-" + mode).withWorkingSet(learned), m -> {});
-                            AfterRestore after = AfterRestore.observe(r.vm(), start, opened + r.runningNanos(), before, OBSERVE);
-                            r.vm().close();
-                            RestoreTimeline t = RestoreTimeline.of(r.events());
-                            postcopy.add(new ModeSample(mode, (opened + r.runningNanos()) / 1e9, (opened + r.completedNanos()) / 1e9,
-                                    r.prefetchedPages(), r.demandFaults(), t.serviceMedianMicros(), t.serviceP99Micros(),
-                                    t.backgroundPagesPerSecond() * 4096 / 1e6, r.vcpuBlockedMillis(), after));
-                            learned = r.faultedPages();
-                        }
-                    }
-                }
-                Sample s = new Sample(saved.durationNanos() / 1e9, saved.manifest().stats().imageFileBytes(), saved.streamBytes(),
-                        qemuSaved.durationNanos() / 1e9, (qemuSaved.durationNanos() + qemuSaved.fsyncNanos()) / 1e9, qemuSaved.fileBytes(),
-                        thawRestore, qemuRestore, List.copyOf(postcopy), thawAfter, qemuAfter, before);
-                samples.add(s);
-                vm.qmp().cont();
-                log.printf("  %s rep %d: %s%n", size, rep + 1, s);
-                FileTrees.deleteQuietly(thawImage);
-                Files.deleteIfExists(qemuFile);
             }
         }
-        return new Report(config.guest().memoryMiB(), config.guest().totalMiB(), config.guest().wsMiB(), accel.qemuName(), qemu.text(),
-                config.cold(), List.copyOf(samples));
+        return new Report(g.memoryMiB(), g.totalMiB(), g.wsMiB(), accel.qemuName(), qemu.text(), config.cold(), List.copyOf(samples));
     }
 
-    /** A markdown table of min / median per method. */
+    private static Sample repetition(Config config, QemuVm vm, int rep, Path thawImage, Path qemuFile, Path qcow2, Path ramFile,
+                                     PrintStream log) throws IOException, InterruptedException {
+        boolean all = config.allMethods();
+        double before = 0;
+        if (all) before = Throughput.of(DemoGuest.collectTicks(vm.console().cursor(), OBSERVE), Throughput.ONE_SECOND_NANOS).opsPerSecond();
+        Saver.Options saveOptions = Saver.Options.defaults().withKeepRunning(true).withImage(ImageWriter.Options.defaults());
+        if (all) saveOptions = saveOptions.withDirtyEstimator(config.liveLimit());
+        Saver.Result saved = Saver.save(vm.qmp(), vm.config(), thawImage, saveOptions, p -> {});
+        Thread.sleep(1000);
+        QemuBaselines.SaveResult qemuSaved = QemuBaselines.saveToFile(vm.qmp(), qemuFile, Duration.ofMinutes(5));
+        QemuBaselines.SnapshotResult snapshot = all
+                ? QemuBaselines.saveInternalSnapshot(vm.qmp(), qcow2, SNAPSHOT_TAG, Duration.ofMinutes(5)) : null;
+        // The source guest would compete with the restored ones for the host's 2 cores: it stands still while they run.
+        vm.qmp().stop();
+        Map<Method, WorkingSet> queues = new EnumMap<>(Method.class);
+        double ramFileSeconds = 0;
+        long traced = 0;
+        if (all) {
+            saved.workingSet().filter(w -> w.size() > 0).ifPresent(w -> queues.put(Method.WS_DIRTY, w));
+            try (CheckpointImage img = CheckpointImage.open(thawImage)) {
+                ramFileSeconds = MappedRestore.writeRamFile(img, ramFile).writeNanos() / 1e9;
+                PostSaveTrace.Result t = PostSaveTrace.run(img, "thaw-bench-trace", config.trace(),
+                        saved.workingSet().map(w -> OptionalLong.of(w.size())).orElse(OptionalLong.empty()), "dirty-bit", m -> {});
+                t.restore().vm().close();
+                queues.put(Method.WS_TRACE, t.workingSet());
+                traced = t.workingSet().size();
+            }
+        }
+        Saved s = new Saved(vm.config(), thawImage, qemuFile, qcow2, ramFile, queues, before);
+        List<List<Method>> units = all
+                ? List.of(List.of(Method.QEMU_EAGER), List.of(Method.QEMU_LOADVM), List.of(Method.MAPPED_FILE), List.of(Method.THAW_EAGER),
+                List.of(Method.THAW_LAZY, Method.WS_LEARNED), List.of(Method.WS_DIRTY), List.of(Method.WS_TRACE))
+                : List.of(List.of(Method.THAW_EAGER), List.of(Method.QEMU_EAGER));
+        List<MethodSample> restores = new ArrayList<>();
+        for (int u = 0; u < units.size(); u++) {
+            for (Method m : units.get((u + rep) % units.size())) { // rotated, so no method always goes first
+                if (m.name().startsWith("WS_") && !queues.containsKey(m)) {
+                    log.printf("  rep %d: %s skipped: its estimator gave no working set%n", rep + 1, m.label);
+                    continue;
+                }
+                Run run = restore(m, s, config);
+                MethodSample r = run.sample();
+                restores.add(r);
+                log.printf("  rep %d: %-18s running after %.2f s%s%n", rep + 1, m.label, r.runningSeconds(),
+                        r.after() == null ? "" : String.format(", TTR %s, first 5 s %.2fx", r.after().ttrSeconds().map(t -> String.format("%.2f s", t))
+                                .orElse("> 5 s"), r.after().relativeThroughput()));
+                if (m == Method.THAW_LAZY) queues.put(Method.WS_LEARNED, FaultOrder.learned(List.of(), run.faults()));
+            }
+        }
+        vm.qmp().cont();
+        Saves saves = new Saves(saved.durationNanos() / 1e9, saved.manifest().stats().imageFileBytes(), saved.streamBytes(),
+                qemuSaved.durationNanos() / 1e9, (qemuSaved.durationNanos() + qemuSaved.fsyncNanos()) / 1e9, qemuSaved.fileBytes(),
+                snapshot == null ? 0 : snapshot.durationNanos() / 1e9, snapshot == null ? 0 : snapshot.fileBytes(), ramFileSeconds,
+                saved.workingSet().map(WorkingSet::size).orElse(0), traced);
+        return new Sample(before, saves, List.copyOf(restores));
+    }
+
+    /** One restore's sample, and the pages its guest faulted in, in order (what the next ws restore can learn from). */
+    private record Run(MethodSample sample, List<FaultOrder.Touch> faults) {}
+
+    private static Run restore(Method m, Saved s, Config config) throws InterruptedException {
+        if (config.cold()) QemuBaselines.dropCaches();
+        long readsBefore = StorageReads.bytesReadSoFar();
+        long start = System.nanoTime();
+        long step = AfterRestore.STEP_MILLIS * 1_000_000L;
+        try (ResidentSampler rss = new ResidentSampler(m.vmName(), start)) {
+            QemuVm vm;
+            long running;
+            long completed;
+            long opened = 0; // opening the image (reading its metadata) counts
+            CheckpointImage img = null;
+            PostcopyRestore.Result postcopy = null;
+            try {
+                switch (m) {
+                    case QEMU_EAGER -> {
+                        QemuBaselines.RestoreResult r = QemuBaselines.restoreFromFile(s.source(), m.vmName(), s.qemuFile(), Duration.ofMinutes(5));
+                        vm = r.vm();
+                        running = completed = r.runningNanos();
+                    }
+                    case QEMU_LOADVM -> {
+                        QemuBaselines.RestoreResult r = QemuBaselines.loadInternalSnapshot(s.source(), m.vmName(), s.qcow2(), SNAPSHOT_TAG,
+                                Duration.ofMinutes(5));
+                        vm = r.vm();
+                        running = completed = r.runningNanos();
+                    }
+                    case MAPPED_FILE -> {
+                        img = CheckpointImage.open(s.thawImage());
+                        opened = System.nanoTime() - start;
+                        MappedRestore.Result r = MappedRestore.restore(img, s.ramFile(), EagerRestore.Options.defaults(m.vmName()));
+                        vm = r.vm();
+                        running = completed = opened + r.runningNanos();
+                    }
+                    case THAW_EAGER -> {
+                        img = CheckpointImage.open(s.thawImage());
+                        opened = System.nanoTime() - start;
+                        EagerRestore.Result r = EagerRestore.restore(img, EagerRestore.Options.defaults(m.vmName()), p -> {});
+                        vm = r.vm();
+                        running = completed = opened + r.runningNanos();
+                    }
+                    default -> {
+                        img = CheckpointImage.open(s.thawImage());
+                        opened = System.nanoTime() - start;
+                        PostcopyRestore.Options options = PostcopyRestore.Options.lazy(m.vmName());
+                        if (m != Method.THAW_LAZY) {
+                            Restorer.Plan plan = Restorer.plan(s.queues().get(m), WorkingSetChoice.defaults());
+                            options = options.withWorkingSet(plan.prefetch()).withBackgroundFirst(plan.backgroundFirst());
+                        }
+                        postcopy = PostcopyRestore.restore(img, options, x -> {});
+                        vm = postcopy.vm();
+                        running = opened + postcopy.runningNanos();
+                        completed = opened + postcopy.completedNanos();
+                    }
+                }
+            } finally {
+                if (img != null) img.close(); // every restore has read what it needs from the image when it returns
+            }
+            try (vm) {
+                boolean observe = config.allMethods();
+                AfterRestore after = observe ? AfterRestore.observe(vm, start, running, s.opsPerSecondBefore(), OBSERVE) : null;
+                long end = observe ? running + OBSERVE.toNanos() : running;
+                HostStall host = switch (m) {
+                    case MAPPED_FILE -> null;
+                    case QEMU_EAGER, QEMU_LOADVM, THAW_EAGER -> HostStall.eager(running, end, step);
+                    default -> HostStall.of(postcopy.events(), opened, end, step);
+                };
+                long reads = StorageReads.bytesReadSoFar();
+                Postcopy pc = null;
+                if (postcopy != null) {
+                    RestoreTimeline t = RestoreTimeline.of(postcopy.events());
+                    pc = new Postcopy(postcopy.prefetchedPages(), postcopy.demandFaults(), t.serviceMedianMicros(), t.serviceP99Micros(),
+                            postcopy.vcpuBlockedMillis(), t.backgroundPagesPerSecond() * 4096 / 1e6);
+                }
+                MethodSample sample = new MethodSample(m, running / 1e9, completed / 1e9, pc,
+                        readsBefore < 0 || reads < 0 ? -1 : reads - readsBefore, after, host, rss.mibPerStep(step, end));
+                return new Run(sample, postcopy == null ? List.of() : postcopy.faults().stream().filter(f -> !f.alreadySent())
+                        .map(f -> new FaultOrder.Touch(new PageRef(f.block(), f.page()), f.atNanos())).toList());
+            }
+        }
+    }
+
+    /** A markdown table of the saves and the eager restores, min / median. */
     public static String markdown(List<Report> reports) {
         StringBuilder out = new StringBuilder();
-        out.append("| guest | Thaw save (s) | QEMU save to file (s) | QEMU save + fsync (s) | Thaw image (MiB) | QEMU file (MiB) |"
-                + " Thaw eager restore (s) | QEMU eager restore (s) |\n");
-        out.append("|---|---|---|---|---|---|---|---|\n");
+        out.append("| guest | Thaw save (s) | QEMU save to file (s) | QEMU save + fsync (s) | QEMU savevm (s) | Thaw image (MiB) | QEMU file (MiB)"
+                + " | qcow2 with snapshot (MiB) | Thaw eager restore (s) | QEMU eager restore (s) |\n");
+        out.append("|---|---|---|---|---|---|---|---|---|---|\n");
         for (Report r : reports) {
-            List<Sample> s = r.samples();
-            out.append(String.format("| %s | %s | %s | %s | %d | %d | %s | %s |%n", r.describe(),
-                    mm(s, Sample::thawSaveSeconds), mm(s, Sample::qemuSaveSeconds), mm(s, Sample::qemuSaveFsyncSeconds),
+            List<Saves> s = r.samples().stream().map(Sample::saves).toList();
+            out.append(String.format("| %s | %s | %s | %s | %s | %d | %d | %s | %s | %s |%n", r.describe(),
+                    mm(s, Saves::thawSaveSeconds), mm(s, Saves::qemuSaveSeconds), mm(s, Saves::qemuSaveFsyncSeconds),
+                    s.getFirst().snapshotFileBytes() > 0 ? mm(s, Saves::snapshotSaveSeconds) : "-",
                     (long) Report.median(s, x -> x.thawImageBytes()) >> 20, (long) Report.median(s, x -> x.qemuFileBytes()) >> 20,
-                    mm(s, Sample::thawRestoreSeconds), mm(s, Sample::qemuRestoreSeconds)));
+                    s.getFirst().snapshotFileBytes() > 0 ? Long.toString((long) Report.median(s, x -> x.snapshotFileBytes()) >> 20) : "-",
+                    mm(r.of(Method.THAW_EAGER), MethodSample::runningSeconds), mm(r.of(Method.QEMU_EAGER), MethodSample::runningSeconds)));
         }
         return out.toString();
     }
 
-    /** Restore modes side by side: time to running and to completion, per mode, min / median; TTR and the rest medians. */
+    /** Every method side by side: times min / median, the rest medians; TTR not reached within the observation shows as "> 5". */
     public static String modesMarkdown(List<Report> reports) {
         StringBuilder out = new StringBuilder();
-        out.append("| guest | mode | running after (s) | completed after (s) | prefetched pages | demand faults | fault service p50 / p99 (us)"
-                + " | vCPU stalled (ms) | background (MB/s) | TTR(1 s, 0.8) (s) | MMU(1 s) | first 5 s vs before |\n");
-        out.append("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+        out.append("| guest | method | running after (s) | completed after (s) | TTR(1 s, 0.8) (s) | host-side TTR estimate (s) | MMU(1 s)"
+                + " | first 5 s vs before | demand faults | vCPU stalled (ms) | read from storage (MiB) | prefetched pages"
+                + " | fault service p50 / p99 (us) | background (MB/s) |\n");
+        out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
         for (Report r : reports) {
-            List<Sample> s = r.samples();
-            if (s.isEmpty() || s.getFirst().postcopy().isEmpty()) continue;
             String guest = r.describe();
-            out.append(String.format("| %s | QEMU eager | %s | %s | - | - | - | - | - | %s |%n", guest, mm(s, Sample::qemuRestoreSeconds),
-                    mm(s, Sample::qemuRestoreSeconds), observed(s.stream().map(Sample::qemuEagerAfter).toList())));
-            out.append(String.format("| | Thaw eager | %s | %s | - | - | - | - | - | %s |%n", mm(s, Sample::thawRestoreSeconds),
-                    mm(s, Sample::thawRestoreSeconds), observed(s.stream().map(Sample::thawEagerAfter).toList())));
-            for (int m = 0; m < s.getFirst().postcopy().size(); m++) {
-                int k = m;
-                List<ModeSample> ms = s.stream().map(x -> x.postcopy().get(k)).toList();
-                out.append(String.format("| | Thaw %s | %s | %s | %.0f | %.0f | %.0f / %.0f | %.0f | %.0f | %s |%n", ms.getFirst().mode(),
-                        mm(ms, ModeSample::runningSeconds), mm(ms, ModeSample::completedSeconds),
-                        Report.median(ms, x -> x.prefetchedPages()), Report.median(ms, x -> x.demandFaults()),
-                        Report.median(ms, ModeSample::serviceMedianMicros), Report.median(ms, ModeSample::serviceP99Micros),
-                        Report.median(ms, x -> x.vcpuBlockedMillis()), Report.median(ms, ModeSample::backgroundMBps),
-                        observed(ms.stream().map(ModeSample::after).toList())));
+            for (Method m : Method.values()) {
+                List<MethodSample> ms = r.of(m);
+                if (ms.isEmpty() || ms.getFirst().after() == null) continue;
+                List<AfterRestore> after = ms.stream().map(MethodSample::after).toList();
+                List<HostStall> host = ms.stream().map(MethodSample::hostSide).filter(Objects::nonNull).toList();
+                List<Postcopy> pc = ms.stream().map(MethodSample::postcopy).filter(Objects::nonNull).toList();
+                out.append(String.format("| %s | %s | %s | %s | %s | %s | %.2f | %.2fx | %s | %s | %s | %s | %s | %s |%n", guest, m.label,
+                        mm(ms, MethodSample::runningSeconds), mm(ms, MethodSample::completedSeconds),
+                        ttr(after.stream().map(AfterRestore::ttrSeconds).toList()),
+                        host.isEmpty() ? "-" : ttr(host.stream().map(HostStall::ttrSeconds).toList()),
+                        Report.median(after, AfterRestore::mmu), Report.median(after, AfterRestore::relativeThroughput),
+                        pc.isEmpty() ? "-" : String.format("%.0f", Report.median(pc, x -> x.demandFaults())),
+                        pc.isEmpty() ? "-" : String.format("%.0f", Report.median(pc, x -> x.vcpuBlockedMillis())),
+                        ms.stream().anyMatch(x -> x.storageReadBytes() < 0) ? "?"
+                                : String.format("%.0f", Report.median(ms, x -> x.storageReadBytes()) / (1 << 20)),
+                        pc.isEmpty() ? "-" : String.format("%.0f", Report.median(pc, x -> x.prefetchedPages())),
+                        pc.isEmpty() ? "-" : String.format("%.0f / %.0f", Report.median(pc, Postcopy::serviceMedianMicros),
+                                Report.median(pc, Postcopy::serviceP99Micros)),
+                        pc.isEmpty() ? "-" : String.format("%.0f", Report.median(pc, Postcopy::backgroundMBps))));
+                guest = "";
             }
         }
         return out.toString();
     }
 
-    /** A PNG of the guest's work after each restore method, the median over the repetitions per step; null without observations. */
-    public static Path plot(Report r, Path dir) {
-        java.util.Map<String, List<Double>> series = new java.util.LinkedHashMap<>();
-        series.put("QEMU eager", medianSteps(r.samples().stream().map(Sample::qemuEagerAfter).toList()));
-        series.put("Thaw eager", medianSteps(r.samples().stream().map(Sample::thawEagerAfter).toList()));
-        if (!r.samples().isEmpty()) {
-            for (int m = 0; m < r.samples().getFirst().postcopy().size(); m++) {
-                int k = m;
-                series.put("Thaw " + r.samples().getFirst().postcopy().get(k).mode(),
-                        medianSteps(r.samples().stream().map(x -> x.postcopy().get(k).after()).toList()));
+    /**
+     * How well the host-side TTR estimate matches the guest's own, over every Thaw lazy and ws restore: the estimate misses
+     * what the event log cannot see, so it should be at most the guest's, and close to it where faults are what slows the guest.
+     */
+    public static String hostSideMarkdown(List<Report> reports) {
+        List<double[]> pairs = new ArrayList<>(); // {guest TTR, host TTR}, infinite when not reached
+        for (Report r : reports) {
+            for (Method m : List.of(Method.THAW_LAZY, Method.WS_LEARNED, Method.WS_DIRTY, Method.WS_TRACE)) {
+                for (MethodSample s : r.of(m)) {
+                    if (s.after() == null || s.hostSide() == null) continue;
+                    pairs.add(new double[] {s.after().ttrSeconds().orElse(Double.POSITIVE_INFINITY),
+                            s.hostSide().ttrSeconds().orElse(Double.POSITIVE_INFINITY)});
+                }
             }
         }
-        if (series.values().stream().allMatch(List::isEmpty)) return null;
-        return Plots.utilizationOverTime(dir.resolve(String.format("restore-utilization-%dM.png", r.memoryMiB())), String.format(
-                "%d MiB guest (T=%d, W=%d MiB, %s%s): work after the restore, median of %d", r.memoryMiB(), r.totalMiB(), r.wsMiB(),
-                r.accel(), r.cold() ? ", cold" : ", warm", r.samples().size()), series, AfterRestore.STEP_MILLIS);
+        if (pairs.isEmpty()) return "";
+        List<double[]> finite = pairs.stream().filter(p -> !Double.isInfinite(p[0]) && !Double.isInfinite(p[1])).toList();
+        long hostEarlier = pairs.stream().filter(p -> p[1] <= p[0]).count();
+        long within = finite.stream().filter(p -> Math.abs(p[0] - p[1]) <= 0.25).count();
+        return String.format("Host-side TTR estimate against the guest's own over %d Thaw lazy and ws restores: %d of them at or before"
+                        + " the guest's; %d of the %d with both reached within 0.25 s; median |difference| %.2f s.%n", pairs.size(),
+                hostEarlier, within, finite.size(), Report.median(finite, p -> Math.abs(p[0] - p[1])));
     }
 
-    private static List<Double> medianSteps(List<AfterRestore> after) {
-        List<List<Double>> runs = after.stream().filter(java.util.Objects::nonNull).map(AfterRestore::utilizationPerStep).toList();
-        int n = runs.stream().mapToInt(List::size).min().orElse(0);
-        List<Double> out = new ArrayList<>();
-        for (int i = 0; i < n; i++) {
-            int k = i;
-            out.add(Report.median(runs, x -> x.get(k)));
+    /** PNGs per report: the guest's work, the host-side stalled share and QEMU's resident memory over time, per method. */
+    public static List<Path> plots(Report r, Path dir) {
+        String conditions = String.format("%d MiB guest (T=%d, W=%d MiB, %s%s), median of %d", r.memoryMiB(), r.totalMiB(), r.wsMiB(),
+                r.accel(), r.cold() ? ", cold" : ", warm", r.samples().size());
+        String name = String.format("%dM-W%d.png", r.memoryMiB(), r.wsMiB());
+        List<Path> out = new ArrayList<>();
+        Map<String, List<Double>> work = series(r, s -> s.after() == null ? null : s.after().utilizationPerStep());
+        if (work.isEmpty()) return out;
+        out.add(Plots.overTime(dir.resolve("restore-utilization-" + name), "work after the restore: " + conditions,
+                "work vs before the save", work, AfterRestore.STEP_MILLIS));
+        out.add(Plots.overTime(dir.resolve("restore-stalled-" + name), "share of time stalled (host side): " + conditions,
+                "share of each 250 ms the guest could not run", series(r, s -> s.hostSide() == null ? null : s.hostSide().stalledPerStep()),
+                AfterRestore.STEP_MILLIS));
+        out.add(Plots.overTime(dir.resolve("restore-resident-" + name), "memory restored (QEMU resident): " + conditions,
+                "QEMU resident memory (MiB)", series(r, MethodSample::residentMiBPerStep), AfterRestore.STEP_MILLIS));
+        return out;
+    }
+
+    /** Per method, the median over the repetitions of each step of {@code values}. */
+    private static Map<String, List<Double>> series(Report r, Function<MethodSample, List<Double>> values) {
+        Map<String, List<Double>> out = new LinkedHashMap<>();
+        for (Method m : Method.values()) {
+            List<List<Double>> runs = r.of(m).stream().map(values).filter(Objects::nonNull).toList();
+            if (runs.isEmpty()) continue;
+            int n = runs.stream().mapToInt(List::size).min().orElse(0);
+            List<Double> steps = new ArrayList<>();
+            for (int i = 0; i < n; i++) {
+                int k = i;
+                steps.add(Report.median(runs, x -> x.get(k)));
+            }
+            out.put(m.label, steps);
         }
         return out;
     }
 
-    /** "TTR | MMU | relative" medians; a TTR not reached within the observation counts as infinite. */
-    private static String observed(List<AfterRestore> after) {
-        List<AfterRestore> seen = after.stream().filter(java.util.Objects::nonNull).toList();
-        if (seen.isEmpty()) return "- | - | -";
-        double ttr = Report.median(seen, a -> a.ttrSeconds().orElse(Double.POSITIVE_INFINITY));
-        return String.format("%s | %.2f | %.2fx", Double.isInfinite(ttr) ? "> 5" : String.format("%.2f", ttr),
-                Report.median(seen, AfterRestore::mmu), Report.median(seen, AfterRestore::relativeThroughput));
+    /** The median TTR; one not reached within the observation counts as infinite. */
+    private static String ttr(List<Optional<Double>> ttrs) {
+        double t = Report.median(ttrs, x -> x.orElse(Double.POSITIVE_INFINITY));
+        return Double.isInfinite(t) ? "> 5" : String.format("%.2f", t);
     }
 
-    private static <T> String mm(List<T> s, java.util.function.ToDoubleFunction<T> f) {
-        return String.format("%.2f / %.2f", Report.min(s, f), Report.median(s, f));
+    private static <T> String mm(List<T> s, ToDoubleFunction<T> f) {
+        return s.isEmpty() ? "-" : String.format("%.2f / %.2f", Report.min(s, f), Report.median(s, f));
     }
 }

@@ -67,6 +67,17 @@ public final class Restorer {
                 : section.map(w -> new Chosen(w, WorkingSetChoice.Source.IMAGE));
     }
 
+    /** What a ws restore does with a queue: prefetch its head, send the rest of it first in the background. */
+    public record Plan(List<PageRef> prefetch, List<PageRef> backgroundFirst) {}
+
+    /** HotRestore's sizing ({@code choice.fraction()} of the estimated size, capped by {@code choice.pages()}). */
+    public static Plan plan(WorkingSet queue, WorkingSetChoice choice) {
+        int n = Sizing.HOTRESTORE.withPrefetchFraction(choice.fraction()).prefetchPages(queue);
+        if (choice.pages().isPresent()) n = Math.min(n, choice.pages().getAsInt());
+        List<PageRef> all = queue.pages();
+        return new Plan(all.subList(0, n), all.subList(n, all.size()));
+    }
+
     /**
      * @param choice which working set a ws restore uses and how much of it it prefetches
      * @param tune   adjusts the postcopy options (huge pages, ...)
@@ -87,11 +98,9 @@ public final class Restorer {
                     "--mode ws: the image has no working set (source " + choice.source().name().toLowerCase(java.util.Locale.ROOT)
                             + "): expected a working-set section (thaw save --estimator ...) or a trace in "
                             + RestoreTraces.directoryFor(imageDir) + " (restore it once with --mode lazy)"));
-            int n = Sizing.HOTRESTORE.withPrefetchFraction(choice.fraction()).prefetchPages(queue);
-            if (choice.pages().isPresent()) n = Math.min(n, choice.pages().getAsInt());
-            List<PageRef> all = queue.pages();
-            ws = all.subList(0, n);
-            rest = all.subList(n, all.size()); // predicted pages not prefetched go first in the background
+            Plan plan = plan(queue, choice);
+            ws = plan.prefetch();
+            rest = plan.backgroundFirst();
         }
         PostcopyRestore.Options options = tune.apply(PostcopyRestore.Options.lazy(vmName).withWorkingSet(ws).withBackgroundFirst(rest));
         Instant startedAt = Instant.now();

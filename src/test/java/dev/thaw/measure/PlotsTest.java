@@ -19,7 +19,7 @@ class PlotsTest {
         series.put("eager", List.of(0.0, 0.0, 0.0, 0.9, 1.0, 1.0));
         series.put("lazy", List.of(0.2, 0.5, 0.8, 0.9, 1.0, 1.0));
         series.put("nothing observed", List.of());
-        Path png = Plots.utilizationOverTime(dir.resolve("plots/u.png"), "test", series, 250);
+        Path png = Plots.overTime(dir.resolve("plots/u.png"), "test", "work vs before", series, 250);
         assertThat(png).exists();
         BufferedImage image = ImageIO.read(png.toFile());
         assertThat(image).as("a PNG that decodes").isNotNull();

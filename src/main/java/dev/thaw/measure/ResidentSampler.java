@@ -1,0 +1,85 @@
+package dev.thaw.measure;
+
+import dev.thaw.qemu.QemuVm;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Samples the resident memory of the QEMU named {@code vmName} (RssAnon + RssFile + RssShmem)
+ * every {@link #PERIOD_MILLIS} from the restore's start, whichever method restores it: the pages a
+ * restore has placed so far, for eager, lazy and mapped-file restores alike (QEMU's own memory, some
+ * tens of MiB, included). Before that QEMU exists it reads 0.
+ */
+public final class ResidentSampler implements AutoCloseable {
+    static final long PERIOD_MILLIS = 50;
+
+    private final String vmName;
+    private final long startNanos;
+    private final List<long[]> samples = new ArrayList<>(); // {nanos from start, bytes}
+    private final Thread thread;
+    private volatile boolean stop;
+
+    public ResidentSampler(String vmName, long startNanos) {
+        this.vmName = vmName;
+        this.startNanos = startNanos;
+        this.thread = Thread.ofPlatform().daemon().name("rss-" + vmName).start(this::loop);
+    }
+
+    private void loop() {
+        while (!stop) {
+            long bytes = QemuVm.live().stream().filter(vm -> vm.name().equals(vmName)).findFirst().map(vm -> rss(vm.pid())).orElse(0L);
+            synchronized (samples) {
+                samples.add(new long[] {System.nanoTime() - startNanos, bytes});
+            }
+            try {
+                Thread.sleep(PERIOD_MILLIS);
+            } catch (InterruptedException e) {
+                return;
+            }
+        }
+    }
+
+    private static long rss(long pid) {
+        try {
+            long kib = 0;
+            for (String line : Files.readAllLines(Path.of("/proc/" + pid + "/status"))) {
+                if (line.startsWith("RssAnon:") || line.startsWith("RssFile:") || line.startsWith("RssShmem:")) {
+                    kib += Long.parseLong(line.replaceAll("[^0-9]", ""));
+                }
+            }
+            return kib << 10;
+        } catch (IOException | RuntimeException e) {
+            return 0; // the process ended between the lookup and the read
+        }
+    }
+
+    /** The resident MiB at the end of each consecutive step up to {@code endNanos}: the latest sample at or before it. */
+    public List<Double> mibPerStep(long stepNanos, long endNanos) {
+        List<long[]> copy;
+        synchronized (samples) {
+            copy = List.copyOf(samples);
+        }
+        List<Double> out = new ArrayList<>();
+        int i = 0;
+        long last = 0;
+        for (long end = stepNanos; end <= endNanos; end += stepNanos) {
+            while (i < copy.size() && copy.get(i)[0] <= end) last = copy.get(i++)[1];
+            out.add(last / (double) (1 << 20));
+        }
+        return List.copyOf(out);
+    }
+
+    @Override
+    public void close() {
+        stop = true;
+        thread.interrupt();
+        try {
+            thread.join(1000);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+}
