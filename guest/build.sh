@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Builds the demo guest: the Debian cloud kernel (from its package, with the modules the guest
-# needs), a busybox initramfs, and the project's static C workloads (wsbench, memsum).
+# needs), a busybox initramfs, the project's static C workloads (wsbench, memsum), and Redis from
+# Debian's packages with the shared libraries it needs (a real application for the benchmarks).
 #
 #   guest/build.sh [--cache DIR] [--print-key]
 #
 # The result goes to DIR/guest/<key>/ (DIR defaults to $THAW_CACHE, else ~/.cache/thaw), where
 # <key> hashes every input: this script, init, modules.list, the C sources, the exact kernel
-# package version, the busybox binary and the compiler version. A finished build is never
+# and Redis package versions, the busybox binary and the compiler version. A finished build is never
 # rebuilt; it is published by renaming a complete temporary directory, so a crash leaves no
 # half-built guest. The last line printed on stdout is the result directory.
 set -euo pipefail
@@ -50,6 +51,16 @@ fi
 KERNEL_VERSION=$(apt-cache policy "$KERNEL_PKG" | awk '/Candidate:/ {print $2}')
 [ -n "$KERNEL_VERSION" ] && [ "$KERNEL_VERSION" != "(none)" ] || die "apt has no candidate version of $KERNEL_PKG"
 
+# Redis: the server (redis-check-rdb is the same binary; it serves when called redis-server), the
+# client, and every package their libraries come from. Versions are apt's candidates.
+APP_PACKAGES="redis-tools libjemalloc2 liblzf1 libatomic1 libssl3 libsystemd0 libcap2 libgcrypt20 liblz4-1 liblzma5 libzstd1 libgpg-error0 libstdc++6 libgcc-s1 libc6"
+APP_VERSIONS=""
+for pkg in $APP_PACKAGES; do
+  v=$(apt-cache policy "$pkg" | awk '/Candidate:/ {print $2}')
+  [ -n "$v" ] && [ "$v" != "(none)" ] || die "apt has no candidate version of $pkg (Redis for the application guest); run 'apt-get update' as root"
+  APP_VERSIONS="$APP_VERSIONS $pkg=$v"
+done
+
 KEY=$( {
   cd "$GUEST_DIR"
   for f in build.sh init modules.list src/*.c; do
@@ -57,6 +68,7 @@ KEY=$( {
     echo "$f"; sha256sum < "$f"
   done
   echo "$KERNEL_PKG=$KERNEL_VERSION"
+  echo "$APP_VERSIONS"
   sha256sum < "$BUSYBOX"
   gcc --version | head -1
 } | sha256sum | cut -c1-16)
@@ -133,6 +145,41 @@ while read -r module; do
   add_module "$module"
 done < "$GUEST_DIR/modules.list"
 
+# Redis and its libraries, from the packages (downloaded once, verified by apt like the kernel). The libraries a
+# binary needs are resolved from the packages' own files alone, so the guest never depends on the host's.
+APPX="$WORK/app"
+mkdir -p "$APPX" "$ROOT/lib/x86_64-linux-gnu" "$ROOT/lib64"
+for spec in $APP_VERSIONS; do
+  pkg=${spec%%=*}; ver=${spec#*=}
+  deb=$(ls "$CACHE/debs/${pkg}_${ver//:/%3a}_"*.deb 2>/dev/null | head -1 || true)
+  if [ -z "$deb" ]; then
+    (cd "$CACHE/debs" && apt-get -q -o APT::Sandbox::User=root download "$pkg=$ver" >&2) || die "could not download $pkg=$ver with apt-get download"
+    deb=$(ls "$CACHE/debs/${pkg}_${ver//:/%3a}_"*.deb | head -1)
+  fi
+  dpkg-deb -x "$deb" "$APPX"
+done
+declare -A COPIED_LIB=()
+copy_libs() { # elf: copies the libraries it needs, recursively
+  local lib found dir
+  for lib in $(readelf -d "$1" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p'); do
+    [ -n "${COPIED_LIB[$lib]:-}" ] && continue
+    found=""
+    for dir in lib/x86_64-linux-gnu usr/lib/x86_64-linux-gnu; do
+      if [ -e "$APPX/$dir/$lib" ]; then found="$APPX/$dir/$lib"; break; fi
+    done
+    [ -n "$found" ] || die "library $lib (needed by ${1##*/}) is in none of: $APP_PACKAGES"
+    COPIED_LIB[$lib]=1
+    cp -L "$found" "$ROOT/lib/x86_64-linux-gnu/$lib"
+    copy_libs "$ROOT/lib/x86_64-linux-gnu/$lib"
+  done
+}
+cp "$APPX/usr/bin/redis-check-rdb" "$ROOT/bin/redis-server"
+cp "$APPX/usr/bin/redis-cli" "$ROOT/bin/redis-cli"
+copy_libs "$ROOT/bin/redis-server"
+copy_libs "$ROOT/bin/redis-cli"
+cp -L "$APPX/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2" "$ROOT/lib64/ld-linux-x86-64.so.2"
+rm -rf "$APPX"
+
 # 3. Reproducible archive: sorted names, fixed times and owners.
 find "$ROOT" -exec touch -h -d @0 {} +
 (cd "$ROOT" && find . -mindepth 1 -print0 | sort -z \
@@ -146,6 +193,7 @@ cat > "$WORK/guest.json" <<JSON
   "kernelPackageVersion": "$KERNEL_VERSION",
   "kernelRelease": "$KREL",
   "modules": [$(sed 's/.*/"&"/' "$LOAD_LIST" | paste -sd, -)],
+  "appPackages": "$(echo $APP_VERSIONS)",
   "kernelSha256": "$(sha256sum < "$WORK/vmlinuz" | cut -d' ' -f1)",
   "initrdSha256": "$(sha256sum < "$WORK/initrd.img" | cut -d' ' -f1)"
 }

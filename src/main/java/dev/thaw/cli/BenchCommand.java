@@ -1,10 +1,12 @@
 package dev.thaw.cli;
 
 import dev.thaw.guest.DemoGuest;
+import dev.thaw.guest.RedisGuest;
 import dev.thaw.host.HostDoctor;
 import dev.thaw.measure.EstimatorEvaluation;
 import dev.thaw.measure.SaveRestoreBenchmark;
 import dev.thaw.measure.TtrCalibration;
+import dev.thaw.measure.Workload;
 import dev.thaw.measure.SteadyStateBenchmark;
 import dev.thaw.util.FileTrees;
 import dev.thaw.util.ThawPaths;
@@ -33,6 +35,14 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--ws-mib", split = ",", defaultValue = "64,256",
             description = "Working sets of the guest's workload in MiB, each run per size (default ${DEFAULT-VALUE}).")
     List<Long> wsMiB;
+
+    @Option(names = "--app", defaultValue = "wsbench", description = "What the guest runs: wsbench (the project's workload, which reports"
+            + " its own progress) or redis (Redis from Debian, timed by a client on the host over user networking) (default ${DEFAULT-VALUE}).")
+    String app;
+
+    @Option(names = "--dataset-mib", description = "--app redis: the data Redis holds (default: 3/8 of the guest's RAM); --ws-mib is the part"
+            + " the client reads.")
+    Long datasetMiB;
 
     @Option(names = "--live-seconds", defaultValue = "10", description = "--modes: the live probe's limit for ws (dirty) (default ${DEFAULT-VALUE}).")
     int liveSeconds;
@@ -150,9 +160,9 @@ final class BenchCommand implements Callable<Integer> {
         try {
             for (long size : sizes) {
                 for (long ws : wsMiB) {
-                    DemoGuest guest = new DemoGuest(size, size - 384, ws);
-                    out.printf("guest %d MiB RAM, T=%d MiB, W=%d MiB, %d repetitions%s ...%n", size, guest.totalMiB(), guest.wsMiB(),
-                            repeat, cold ? ", cold cache" : "");
+                    Workload guest = workload(size, ws);
+                    out.printf("%s guest %d MiB RAM, T=%d MiB, W=%d MiB, %d repetitions%s ...%n", guest.label(), size, guest.totalMiB(),
+                            guest.wsMiB(), repeat, cold ? ", cold cache" : "");
                     reports.add(SaveRestoreBenchmark.run(new SaveRestoreBenchmark.Config(guest, repeat, cold, dir, modes,
                                     Duration.ofSeconds(traceSeconds), Duration.ofSeconds(liveSeconds)), host.guest().orElseThrow(),
                             host.qemuVersion().orElseThrow(), host.accel(), out));
@@ -178,6 +188,15 @@ final class BenchCommand implements Callable<Integer> {
             writeJson(java.util.Map.of("reports", reports));
         }
         return 0;
+    }
+
+    private Workload workload(long sizeMiB, long wsMiB) {
+        return switch (app) {
+            case "wsbench" -> new Workload.Wsbench(new DemoGuest(sizeMiB, sizeMiB - 384, wsMiB));
+            case "redis" -> new Workload.Redis(RedisGuest.of(sizeMiB, datasetMiB != null ? datasetMiB : sizeMiB * 3 / 8, wsMiB));
+            default -> throw new picocli.CommandLine.ParameterException(new picocli.CommandLine(this),
+                    "--app: expected wsbench or redis, actual '" + app + "'");
+        };
     }
 
     /** The bench's guest of a size: T leaves the guest kernel room; W as in the restore baselines (64 MiB per GiB, at least 64). */

@@ -14,8 +14,11 @@ import java.util.Optional;
  * @param mmu                MMU at the default window over the observation (from the restore's start)
  * @param relativeThroughput operations in the window after the guest started, over the rate before the save
  * @param utilizationPerStep utilization in consecutive {@link #STEP_MILLIS} windows from the restore's start (for plots)
+ * @param latency            a host-side client's request latency over the observation; null for a guest that reports its own
+ *                           progress
  */
-public record AfterRestore(Optional<Double> ttrSeconds, double mmu, double relativeThroughput, List<Double> utilizationPerStep) {
+public record AfterRestore(Optional<Double> ttrSeconds, double mmu, double relativeThroughput, List<Double> utilizationPerStep,
+                           RequestLatency latency) {
     /** The step of {@link #utilizationPerStep}: utilization in consecutive windows of this length from the restore's start. */
     public static final long STEP_MILLIS = 250;
 
@@ -37,10 +40,15 @@ public record AfterRestore(Optional<Double> ttrSeconds, double mmu, double relat
         long ops = WsbenchTick.opsArrivedBetween(ticks.subList(Math.min(1, ticks.size()), ticks.size()), resumedAt, windowEnd);
         double relative = opsPerSecondBefore > 0 ? ops / (window.toNanos() / 1e9) / opsPerSecondBefore : 0;
         Responsiveness r = new Responsiveness(Responsiveness.fromTicks(ticks, startedNanos), opsPerSecondBefore, windowEnd - startedNanos);
+        return of(r, relative, windowEnd - startedNanos, null);
+    }
+
+    /** TTR and MMU at the defaults, and utilization per step, from progress observed until {@code endNanos} after the start. */
+    static AfterRestore of(Responsiveness r, double relative, long endNanos, RequestLatency latency) {
         List<Double> steps = new java.util.ArrayList<>();
         long step = STEP_MILLIS * 1_000_000L;
-        for (long t = 0; t + step <= windowEnd - startedNanos; t += step) steps.add(r.utilization(t, step));
+        for (long t = 0; t + step <= endNanos; t += step) steps.add(r.utilization(t, step));
         return new AfterRestore(r.ttrNanos(Responsiveness.DEFAULT_WINDOW_NANOS, Responsiveness.DEFAULT_UTILIZATION).map(n -> n / 1e9),
-                r.mmu(Responsiveness.DEFAULT_WINDOW_NANOS, 0), relative, List.copyOf(steps));
+                r.mmu(Responsiveness.DEFAULT_WINDOW_NANOS, 0), relative, List.copyOf(steps), latency);
     }
 }

@@ -52,7 +52,7 @@ public final class SaveRestoreBenchmark {
      * @param trace      the post-save trace period (ws with the trace estimator)
      * @param liveLimit  the live probe's limit (ws with the dirty estimator)
      */
-    public record Config(DemoGuest guest, int repetitions, boolean cold, Path workDir, boolean allMethods, Duration trace,
+    public record Config(Workload workload, int repetitions, boolean cold, Path workDir, boolean allMethods, Duration trace,
                          Duration liveLimit) {}
 
     /** The restore methods, in the order the tables list them. */
@@ -91,7 +91,8 @@ public final class SaveRestoreBenchmark {
                         long qemuFileBytes, double snapshotSaveSeconds, long snapshotFileBytes, double ramFileSeconds, long dirtyPages,
                         long tracedPages) {}
 
-    public record Sample(double opsPerSecondBefore, Saves saves, List<MethodSample> restores) {
+    /** @param latencyBefore the client's request latency before the save; null for wsbench */
+    public record Sample(double opsPerSecondBefore, RequestLatency latencyBefore, Saves saves, List<MethodSample> restores) {
         Optional<MethodSample> of(Method m) {
             return restores.stream().filter(r -> r.method() == m).findFirst();
         }
@@ -101,10 +102,12 @@ public final class SaveRestoreBenchmark {
     static final Duration OBSERVE = Duration.ofSeconds(5);
     static final String SNAPSHOT_TAG = "thaw-bench";
 
-    public record Report(long memoryMiB, long totalMiB, long wsMiB, String accel, String qemuVersion, boolean cold, List<Sample> samples) {
+    public record Report(String workload, long memoryMiB, long totalMiB, long wsMiB, String accel, String qemuVersion, boolean cold,
+                         List<Sample> samples) {
         /** The guest and the conditions, as the tables name them. */
         String describe() {
-            return String.format("%d MiB RAM, T=%d, W=%d, %s%s, n=%d", memoryMiB, totalMiB, wsMiB, accel, cold ? ", cold" : ", warm", samples.size());
+            return String.format("%s, %d MiB RAM, T=%d, W=%d, %s%s, n=%d", workload, memoryMiB, totalMiB, wsMiB, accel, cold ? ", cold" : ", warm",
+                    samples.size());
         }
 
         List<MethodSample> of(Method m) {
@@ -124,17 +127,17 @@ public final class SaveRestoreBenchmark {
 
     /** What one repetition's restores draw on. */
     private record Saved(VmConfig source, Path thawImage, Path qemuFile, Path qcow2, Path ramFile, Map<Method, WorkingSet> queues,
-                         double opsPerSecondBefore) {}
+                         Workload.Before before) {}
 
     private SaveRestoreBenchmark() {}
 
     public static Report run(Config config, GuestImage image, QemuVersion qemu, Accel accel, PrintStream log) throws IOException, InterruptedException {
         Files.createDirectories(config.workDir());
         List<Sample> samples = new ArrayList<>();
-        DemoGuest g = config.guest();
-        String size = g.memoryMiB() + "M-W" + g.wsMiB();
+        Workload g = config.workload();
+        String size = g.label() + "-" + g.memoryMiB() + "M-W" + g.wsMiB();
         try (QemuVm vm = QemuVm.launch(g.vmConfig("thaw-bench-" + size, image, qemu, accel))) {
-            DemoGuest.awaitReady(vm, vm.console().cursorFromStart(), DemoGuest.BOOT_TIMEOUT);
+            g.awaitReady(vm);
             Thread.sleep(2000); // let the workload run before the first save
             for (int rep = 0; rep < config.repetitions(); rep++) {
                 Path thawImage = config.workDir().resolve("thaw-" + size + "-" + rep);
@@ -149,21 +152,29 @@ public final class SaveRestoreBenchmark {
                 }
             }
         }
-        return new Report(g.memoryMiB(), g.totalMiB(), g.wsMiB(), accel.qemuName(), qemu.text(), config.cold(), List.copyOf(samples));
+        return new Report(g.label(), g.memoryMiB(), g.totalMiB(), g.wsMiB(), accel.qemuName(), qemu.text(), config.cold(),
+                List.copyOf(samples));
     }
 
     private static Sample repetition(Config config, QemuVm vm, int rep, Path thawImage, Path qemuFile, Path qcow2, Path ramFile,
                                      PrintStream log) throws IOException, InterruptedException {
         boolean all = config.allMethods();
-        double before = 0;
-        if (all) before = Throughput.of(DemoGuest.collectTicks(vm.console().cursor(), OBSERVE), Throughput.ONE_SECOND_NANOS).opsPerSecond();
+        Workload.Before before = all ? config.workload().before(vm, OBSERVE) : new Workload.Before(0, null);
         Saver.Options saveOptions = Saver.Options.defaults().withKeepRunning(true).withImage(ImageWriter.Options.defaults());
         if (all) saveOptions = saveOptions.withDirtyEstimator(config.liveLimit());
-        Saver.Result saved = Saver.save(vm.qmp(), vm.config(), thawImage, saveOptions, p -> {});
-        Thread.sleep(1000);
-        QemuBaselines.SaveResult qemuSaved = QemuBaselines.saveToFile(vm.qmp(), qemuFile, Duration.ofMinutes(5));
-        QemuBaselines.SnapshotResult snapshot = all
-                ? QemuBaselines.saveInternalSnapshot(vm.qmp(), qcow2, SNAPSHOT_TAG, Duration.ofMinutes(5)) : null;
+        Saver.Result saved;
+        QemuBaselines.SaveResult qemuSaved;
+        QemuBaselines.SnapshotResult snapshot;
+        try (AutoCloseable busy = config.workload().keepBusy(vm)) { // the guest works while it is saved, as it would in use
+            saved = Saver.save(vm.qmp(), vm.config(), thawImage, saveOptions, p -> {});
+            Thread.sleep(1000);
+            qemuSaved = QemuBaselines.saveToFile(vm.qmp(), qemuFile, Duration.ofMinutes(5));
+            snapshot = all ? QemuBaselines.saveInternalSnapshot(vm.qmp(), qcow2, SNAPSHOT_TAG, Duration.ofMinutes(5)) : null;
+        } catch (IOException | InterruptedException | RuntimeException e) {
+            throw e;
+        } catch (Exception e) {
+            throw new IllegalStateException("stopping the workload's client failed: " + e.getMessage(), e);
+        }
         // The source guest would compete with the restored ones for the host's 2 cores: it stands still while they run.
         vm.qmp().stop();
         Map<Method, WorkingSet> queues = new EnumMap<>(Method.class);
@@ -206,7 +217,7 @@ public final class SaveRestoreBenchmark {
                 qemuSaved.durationNanos() / 1e9, (qemuSaved.durationNanos() + qemuSaved.fsyncNanos()) / 1e9, qemuSaved.fileBytes(),
                 snapshot == null ? 0 : snapshot.durationNanos() / 1e9, snapshot == null ? 0 : snapshot.fileBytes(), ramFileSeconds,
                 saved.workingSet().map(WorkingSet::size).orElse(0), traced);
-        return new Sample(before, saves, List.copyOf(restores));
+        return new Sample(before.opsPerSecond(), before.latency(), saves, List.copyOf(restores));
     }
 
     /** One restore's sample, and the pages its guest faulted in, in order (what the next ws restore can learn from). */
@@ -217,7 +228,8 @@ public final class SaveRestoreBenchmark {
         long readsBefore = StorageReads.bytesReadSoFar();
         long start = System.nanoTime();
         long step = AfterRestore.STEP_MILLIS * 1_000_000L;
-        try (ResidentSampler rss = new ResidentSampler(m.vmName(), start)) {
+        try (ResidentSampler rss = new ResidentSampler(m.vmName(), start);
+             Workload.Observation watch = config.allMethods() ? config.workload().observe(m.vmName(), start, s.before()) : null) {
             QemuVm vm;
             long running;
             long completed;
@@ -270,7 +282,7 @@ public final class SaveRestoreBenchmark {
             }
             try (vm) {
                 boolean observe = config.allMethods();
-                AfterRestore after = observe ? AfterRestore.observe(vm, start, running, s.opsPerSecondBefore(), OBSERVE) : null;
+                AfterRestore after = observe ? watch.finish(vm, running, OBSERVE) : null;
                 long end = observe ? running + OBSERVE.toNanos() : running;
                 HostStall host = switch (m) {
                     case MAPPED_FILE -> null;
