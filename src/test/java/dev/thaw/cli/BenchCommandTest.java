@@ -1,0 +1,80 @@
+package dev.thaw.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.thaw.testing.TestHost;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import picocli.CommandLine;
+
+/**
+ * {@code thaw bench --modes --json} end to end, in-process, on a small guest and one repetition: every restore method
+ * runs, is observed, and appears in the one JSON object on standard output, the markdown file and the plots.
+ */
+class BenchCommandTest {
+    static final List<String> METHODS = List.of("QEMU_EAGER", "QEMU_LOADVM", "MAPPED_FILE", "THAW_EAGER", "THAW_LAZY", "WS_LEARNED",
+            "WS_DIRTY", "WS_TRACE");
+
+    @Test
+    void everyRestoreMethodIsMeasuredAndReported(@TempDir Path dir) throws Exception {
+        TestHost.report();
+        ByteArrayOutputStream captured = new ByteArrayOutputStream();
+        PrintStream original = System.out;
+        int exit;
+        System.setOut(new PrintStream(captured, true, StandardCharsets.UTF_8));
+        try {
+            exit = new CommandLine(new ThawCli()).execute("bench", "--sizes", "512", "--ws-mib", "32", "--repeat", "1", "--modes",
+                    "--trace-seconds", "2", "--live-seconds", "5", "--json", "--markdown", dir.resolve("bench.md").toString(),
+                    "--plots", dir.resolve("plots").toString(), "--work-dir", dir.resolve("work").toString());
+        } finally {
+            System.setOut(original);
+        }
+        String out = captured.toString(StandardCharsets.UTF_8);
+        assertThat(exit).as(out).isZero();
+        JsonNode report = Json.MAPPER.readTree(out).path("reports").get(0);
+        assertThat(report.path("memoryMiB").asLong()).isEqualTo(512);
+        JsonNode sample = report.path("samples").get(0);
+        assertThat(sample.path("opsPerSecondBefore").asDouble()).isPositive();
+        assertThat(sample.path("saves").path("snapshotFileBytes").asLong()).isPositive();
+        List<String> methods = new ArrayList<>();
+        for (JsonNode r : sample.path("restores")) {
+            String m = r.path("method").asText();
+            methods.add(m);
+            assertThat(r.path("runningSeconds").asDouble()).as(m).isPositive();
+            assertThat(r.path("after").path("relativeThroughput").asDouble()).as(m + " work after the restore").isPositive();
+            assertThat(r.path("residentMiBPerStep").size()).as(m).isPositive();
+            assertThat(r.path("hostSide").isNull()).as(m + ": a host-side estimate exactly where Thaw sees the faults")
+                    .isEqualTo(m.equals("MAPPED_FILE"));
+            assertThat(r.path("postcopy").isNull()).as(m).isEqualTo(!m.startsWith("THAW_LAZY") && !m.startsWith("WS_"));
+        }
+        assertThat(methods).containsExactlyInAnyOrderElementsOf(METHODS);
+        JsonNode mapped = find(sample, "MAPPED_FILE");
+        JsonNode eager = find(sample, "THAW_EAGER");
+        // The mapped file's guest holds only what it touched; an eager restore places every non-zero page.
+        assertThat(last(mapped.path("residentMiBPerStep"))).isLessThan(last(eager.path("residentMiBPerStep")));
+        assertThat(find(sample, "THAW_LAZY").path("postcopy").path("demandFaults").asLong()).isPositive();
+        String markdown = Files.readString(dir.resolve("bench.md"));
+        assertThat(markdown).contains("QEMU loadvm", "mapped RAM file", "Thaw ws (trace)", "host-side TTR estimate");
+        try (var plots = Files.list(dir.resolve("plots"))) {
+            assertThat(plots.map(p -> p.getFileName().toString()).toList()).containsExactlyInAnyOrder("restore-utilization-512M-W32.png",
+                    "restore-stalled-512M-W32.png", "restore-resident-512M-W32.png");
+        }
+    }
+
+    private static JsonNode find(JsonNode sample, String method) {
+        for (JsonNode r : sample.path("restores")) if (r.path("method").asText().equals(method)) return r;
+        throw new AssertionError("no restore by " + method);
+    }
+
+    private static double last(JsonNode steps) {
+        return steps.get(steps.size() - 1).asDouble();
+    }
+}
