@@ -16,6 +16,11 @@ import dev.thaw.qemu.Journal;
 import dev.thaw.qemu.QemuVersion;
 import dev.thaw.qemu.QemuVm;
 import dev.thaw.restore.PostcopyRestore;
+import dev.thaw.restore.EagerRestore;
+import dev.thaw.restore.MappedRestore;
+import dev.thaw.measure.QemuBaselines;
+import dev.thaw.qemu.VmConfig;
+import java.nio.file.Files;
 import dev.thaw.restore.RestoreTraces;
 import dev.thaw.restore.Restorer;
 import dev.thaw.save.Saver;
@@ -33,17 +38,20 @@ import picocli.CommandLine.Option;
 
 /**
  * The main job: check the host, build and boot the demo guest, measure its workload, save it into
- * an image while the workload runs, restore it in every mode (eager; lazy; ws with the working set
- * learned from the lazy restore), and print the comparison: time to running and to completion,
- * demand faults, throughput over the first seconds after the restore against before the save, and
- * whether memory survived. Memory is compared by checksumming the part of wsbench's region beyond
+ * an image while the workload runs (and the QEMU baselines' way: a migration stream in a file and an
+ * internal qcow2 snapshot), restore it every way (QEMU eager, QEMU loadvm, kernel demand paging of
+ * a mapped RAM file written from the image; Thaw eager, lazy, ws with the working set learned from
+ * the lazy restore), and end with the comparison: time to running and to completion, demand faults,
+ * vCPU stall, TTR and MMU, work over the first seconds after the restore against before the save,
+ * and whether memory survived. Memory is compared by checksumming the part of wsbench's region beyond
  * its working set, which the workload never writes after filling it, so the workload can keep
  * running through the save and the restores.
  */
 @Command(name = "demo", mixinStandardHelpOptions = true,
         description = {"The main job: save the demo guest and restore it in every mode, compared.",
-                "Boots the demo guest, measures it, saves it into an image, restores it in every mode and prints",
-                "the comparison. Installs what the host lacks first (see 'thaw doctor')."})
+                "Boots the demo guest, measures it, saves it into an image (and QEMU's own ways), restores it every",
+                "way: QEMU eager, QEMU loadvm, a mapped RAM file, Thaw eager, lazy and ws; ends with the comparison.",
+                "Installs what the host lacks first (see 'thaw doctor')."})
 final class DemoCommand implements Callable<Integer> {
     @Mixin
     GuestShape shape;
@@ -72,6 +80,12 @@ final class DemoCommand implements Callable<Integer> {
                       String imageDir, double saveSeconds, long streamBytes, long imageBytes, Manifest.Stats imageStats,
                       String memsumBefore, List<ModeResult> modes, double totalSeconds) {}
 
+    static final String SNAPSHOT_TAG = "thaw-demo";
+    /** The baselines' saves, beside the image; removed after the restores. */
+    private Path qemuStream;
+    private Path qcow2;
+    private Path ramFile;
+
     @Override
     public Integer call() throws Exception {
         long started = System.nanoTime();
@@ -88,6 +102,12 @@ final class DemoCommand implements Callable<Integer> {
                 guest.memoryMiB(), guest.totalMiB(), guest.wsMiB());
         Path target = imageDir != null ? imageDir : ThawPaths.cacheDir().resolve("demo/image");
         if (imageDir == null) FileTrees.deleteQuietly(target); // the demo's own scratch image from an earlier run
+        Files.createDirectories(target.toAbsolutePath().getParent());
+        qemuStream = target.resolveSibling(target.getFileName() + ".qemu-stream");
+        qcow2 = target.resolveSibling(target.getFileName() + ".qcow2");
+        ramFile = target.resolveSibling(target.getFileName() + ".ram");
+        for (Path p : List.of(qemuStream, qcow2, ramFile)) Files.deleteIfExists(p);
+        VmConfig sourceConfig;
 
         Progress progress = new Progress(out);
         long initUp;
@@ -111,12 +131,19 @@ final class DemoCommand implements Callable<Integer> {
                 memsumBefore = agent.memsum(coldFirstMiB, coldMiB);
             }
             out.printf("memsum of the %d MiB wsbench never writes after its fill: %s%n", coldMiB, memsumBefore.checksumHex());
+            // QEMU's saves first: each resumes the guest, while Thaw's leaves it stopped to be quit.
+            progress.update("saving QEMU's way: migration stream to a file, internal snapshot to qcow2");
+            QemuBaselines.saveToFile(vm.qmp(), qemuStream, Duration.ofMinutes(5));
+            QemuBaselines.saveInternalSnapshot(vm.qmp(), qcow2, SNAPSHOT_TAG, Duration.ofMinutes(5));
+            progress.done(String.format("QEMU's saves: stream %d MiB, qcow2 snapshot %d MiB", Files.size(qemuStream) >> 20,
+                    Files.size(qcow2) >> 20));
             saved = Saver.save(vm.qmp(), vm.config(), target, Saver.Options.defaults(),
                     p -> progress.update(String.format("saving: %d MiB read", p.streamBytes() >> 20)));
             Manifest.Stats s = saved.manifest().stats();
             progress.done(String.format("saved in %.2f s (workload running): %d MiB stream -> %d MiB image (%d pages: %d zero, %d stored,"
                             + " %d duplicate) in %s", saved.durationNanos() / 1e9, saved.streamBytes() >> 20, s.imageFileBytes() >> 20,
                     s.pageCount(), s.zeroPageCount(), s.storedPageCount(), s.duplicatePageCount(), saved.image()));
+            sourceConfig = vm.config();
             vm.qmp().quit();
             vm.awaitExit(Duration.ofSeconds(10));
         }
@@ -124,17 +151,20 @@ final class DemoCommand implements Callable<Integer> {
         List<ModeResult> modes = new ArrayList<>();
         FileTrees.deleteQuietly(RestoreTraces.directoryFor(target)); // the ws mode learns from this run's lazy restore
         try (CheckpointImage img = CheckpointImage.open(target)) {
-            for (String mode : List.of("eager", "lazy", "ws")) {
-                modes.add(restore(mode, img, target, before, memsumBefore, coldFirstMiB, coldMiB, progress));
+            MappedRestore.writeRamFile(img, ramFile);
+            for (String mode : List.of("qemu-eager", "qemu-loadvm", "mapped", "eager", "lazy", "ws")) {
+                modes.add(restore(mode, img, sourceConfig, before, memsumBefore, coldFirstMiB, coldMiB, progress));
             }
+        } finally {
+            for (Path p : List.of(qemuStream, qcow2, ramFile)) Files.deleteIfExists(p); // large, and only this run's baselines
         }
 
         out.println();
         String ttrLabel = String.format("TTR(%.0f s, %.1f)", Responsiveness.DEFAULT_WINDOW_NANOS / 1e9, Responsiveness.DEFAULT_UTILIZATION);
-        out.printf("%-6s %14s %16s %14s %14s %14s %8s %20s  %s%n", "mode", "running after", "completed after", "demand faults",
+        out.printf("%-11s %14s %16s %14s %14s %14s %8s %20s  %s%n", "restore", "running after", "completed after", "demand faults",
                 "vCPU stalled", ttrLabel, "MMU", "first " + seconds + " s vs before", "memory");
         for (ModeResult m : modes) {
-            out.printf("%-6s %12.2f s %14.2f s %14s %14s %14s %8.2f %19.2fx  %s%n", m.mode(), m.runningSeconds(), m.completedSeconds(),
+            out.printf("%-11s %12.2f s %14.2f s %14s %14s %14s %8.2f %19.2fx  %s%n", m.mode(), m.runningSeconds(), m.completedSeconds(),
                     m.demandFaults() == null ? "-" : m.demandFaults().toString(),
                     m.vcpuBlockedMillis() == null || m.vcpuBlockedMillis() < 0 ? "-" : m.vcpuBlockedMillis() + " ms",
                     m.ttrSeconds() == null ? "> " + seconds + " s" : String.format("%.2f s", m.ttrSeconds()), m.mmu(), m.throughputRelative(),
@@ -151,16 +181,44 @@ final class DemoCommand implements Callable<Integer> {
         return modes.stream().allMatch(ModeResult::memsumIdentical) ? 0 : 1;
     }
 
-    private ModeResult restore(String mode, CheckpointImage img, Path target, Throughput before, GuestAgent.MemSum memsumBefore,
+    private ModeResult restore(String mode, CheckpointImage img, VmConfig source, Throughput before, GuestAgent.MemSum memsumBefore,
                                long coldFirstMiB, long coldMiB, Progress progress) throws InterruptedException {
         long t0 = System.nanoTime();
-        Restorer.Outcome o = Restorer.restore(img, Restorer.Mode.parse(mode), "thaw-demo-" + mode, dev.thaw.restore.WorkingSetChoice.defaults(),
-                opt -> opt.withBackgroundRate(backgroundMbps * 1_000_000L), progress::update);
-        QemuVm vm = o.vm();
-        double running = o.runningSeconds();
-        double completed = o.completedSeconds();
-        Long faults = o.postcopy().map(PostcopyRestore.Result::demandFaults).orElse(null);
-        Long blocked = o.postcopy().map(PostcopyRestore.Result::vcpuBlockedMillis).orElse(null);
+        String name = "thaw-demo-" + mode;
+        QemuVm vm;
+        double running;
+        double completed;
+        Long faults = null;
+        Long blocked = null;
+        switch (mode) {
+            case "qemu-eager" -> {
+                progress.update("QEMU eager restore: -incoming \"exec:cat FILE\"");
+                QemuBaselines.RestoreResult r = QemuBaselines.restoreFromFile(source, name, qemuStream, Duration.ofMinutes(5));
+                vm = r.vm();
+                running = completed = r.runningNanos() / 1e9;
+            }
+            case "qemu-loadvm" -> {
+                progress.update("QEMU loadvm of the internal snapshot");
+                QemuBaselines.RestoreResult r = QemuBaselines.loadInternalSnapshot(source, name, qcow2, SNAPSHOT_TAG, Duration.ofMinutes(5));
+                vm = r.vm();
+                running = completed = r.runningNanos() / 1e9;
+            }
+            case "mapped" -> {
+                progress.update("mapped RAM file restore");
+                MappedRestore.Result r = MappedRestore.restore(img, ramFile, EagerRestore.Options.defaults(name));
+                vm = r.vm();
+                running = completed = r.runningNanos() / 1e9;
+            }
+            default -> {
+                Restorer.Outcome o = Restorer.restore(img, Restorer.Mode.parse(mode), name, dev.thaw.restore.WorkingSetChoice.defaults(),
+                        opt -> opt.withBackgroundRate(backgroundMbps * 1_000_000L), progress::update);
+                vm = o.vm();
+                running = o.runningSeconds();
+                completed = o.completedSeconds();
+                faults = o.postcopy().map(PostcopyRestore.Result::demandFaults).orElse(null);
+                blocked = o.postcopy().map(PostcopyRestore.Result::vcpuBlockedMillis).orElse(null);
+            }
+        }
         try (vm) {
             progress.done(String.format("%s restore: guest running after %.2f s, completed after %.2f s%s", mode, running, completed,
                     faults == null ? "" : ", " + faults + " demand faults, vCPU stalled " + blocked + " ms"));

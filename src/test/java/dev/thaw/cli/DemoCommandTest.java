@@ -39,8 +39,10 @@ class DemoCommandTest {
         assertThat(json.path("imageDir").asText()).isEqualTo(image.toString());
         assertThat(json.path("imageStats").path("pageCount").asLong()).isGreaterThanOrEqualTo(512L * 256);
         JsonNode modes = json.path("modes");
-        assertThat(modes).extracting(m -> m.path("mode").asText()).containsExactly("eager", "lazy", "ws");
-        assertThat(modes.get(1).path("demandFaults").asLong()).as("lazy demand faults").isPositive();
+        assertThat(modes).extracting(m -> m.path("mode").asText()).containsExactly("qemu-eager", "qemu-loadvm", "mapped", "eager", "lazy",
+                "ws");
+        assertThat(modes.get(4).path("demandFaults").asLong()).as("lazy demand faults").isPositive();
+        assertThat(modes.get(0).path("demandFaults").isNull()).as("QEMU's restore has no demand faults to report").isTrue();
         for (JsonNode mode : modes) {
             assertThat(mode.path("memsumAfter").asText()).isEqualTo(json.path("memsumBefore").asText());
             assertThat(mode.path("memsumIdentical").asBoolean()).isTrue();
@@ -48,6 +50,8 @@ class DemoCommandTest {
             assertThat(mode.path("completedSeconds").asDouble()).isGreaterThanOrEqualTo(mode.path("runningSeconds").asDouble());
             assertThat(mode.path("throughputRelative").asDouble()).isPositive();
         }
+        assertThat(dir.resolve("demo-image.qcow2")).as("the baselines' files are removed").doesNotExist();
+        assertThat(dir.resolve("demo-image.ram")).doesNotExist();
         try (CheckpointImage img = CheckpointImage.open(image)) {
             assertThat(img.verify().pageCount()).isPositive();
         }
