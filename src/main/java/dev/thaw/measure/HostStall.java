@@ -77,6 +77,33 @@ public record HostStall(List<Double> stalledPerStep, Optional<Double> ttrSeconds
                 r.mmu(Responsiveness.DEFAULT_WINDOW_NANOS, 0));
     }
 
+    /**
+     * The estimate from the vCPU's run time instead ({@link VcpuTime}): utilization is the share of each interval the vCPU
+     * spent on a CPU over its share before the save, capped at 1. It sees what the event log cannot (stalls in QEMU's fault
+     * path, a vCPU waiting for a core the restore's threads hold), but not a vCPU busy doing less (TCG translating code anew).
+     *
+     * @param runSamples {nanos from the restore's start, vCPU run nanos so far}, in time order
+     * @param shareBefore the vCPU's run share before the save
+     */
+    public static HostStall fromVcpuRunTime(List<long[]> runSamples, double shareBefore, long endNanos, long stepNanos) {
+        if (!(shareBefore > 0)) throw new IllegalArgumentException("vCPU run share before the save: expected > 0, actual " + shareBefore);
+        List<Responsiveness.Progress> progress = new ArrayList<>();
+        for (int i = 1; i < runSamples.size(); i++) {
+            long from = runSamples.get(i - 1)[0];
+            long to = Math.min(runSamples.get(i)[0], endNanos);
+            long ran = runSamples.get(i)[1] - runSamples.get(i - 1)[1];
+            if (to <= from || ran <= 0) continue;
+            // Capped: a share above the one before is the guest catching up, not more than full speed.
+            progress.add(new Responsiveness.Progress(from, to, (long) Math.min(ran / shareBefore, to - from)));
+        }
+        Responsiveness r = new Responsiveness(progress, 1e9, endNanos);
+        List<Double> steps = new ArrayList<>();
+        for (long s = 0; s + stepNanos <= endNanos; s += stepNanos) steps.add(Math.max(0, 1 - r.utilization(s, stepNanos)));
+        return new HostStall(List.copyOf(steps),
+                r.ttrNanos(Responsiveness.DEFAULT_WINDOW_NANOS, Responsiveness.DEFAULT_UTILIZATION).map(n -> n / 1e9),
+                r.mmu(Responsiveness.DEFAULT_WINDOW_NANOS, 0));
+    }
+
     /** The stall of an eager restore: the guest waits for all of it, then runs unhindered. */
     public static HostStall eager(long runningNanos, long endNanos, long stepNanos) {
         return of(runningOnly(runningNanos), 0, endNanos, stepNanos);

@@ -80,11 +80,12 @@ public final class SaveRestoreBenchmark {
      *
      * @param storageReadBytes   read from the host's disks from the restore's start to the end of the observation
      * @param after              guest side, null when not observed
-     * @param hostSide           the host-side estimate: null for the mapped file (its faults are the kernel's, unseen)
+     * @param hostSide           the host-side estimate from Thaw's event log: null for the mapped file (its faults are the kernel's)
+     * @param hostVcpu           the host-side estimate from the vCPU's run time ({@link HostStall#fromVcpuRunTime}); null when not observed
      * @param residentMiBPerStep QEMU's resident memory at the end of each {@link AfterRestore#STEP_MILLIS}
      */
     public record MethodSample(Method method, double runningSeconds, double completedSeconds, Postcopy postcopy, long storageReadBytes,
-                               AfterRestore after, HostStall hostSide, List<Double> residentMiBPerStep) {}
+                               AfterRestore after, HostStall hostSide, HostStall hostVcpu, List<Double> residentMiBPerStep) {}
 
     /** The saves of one repetition; the snapshot, RAM file and estimates only with all methods. */
     public record Saves(double thawSaveSeconds, long thawImageBytes, long streamBytes, double qemuSaveSeconds, double qemuSaveFsyncSeconds,
@@ -92,7 +93,9 @@ public final class SaveRestoreBenchmark {
                         long tracedPages) {}
 
     /** @param latencyBefore the client's request latency before the save; null for wsbench */
-    public record Sample(double opsPerSecondBefore, RequestLatency latencyBefore, Saves saves, List<MethodSample> restores) {
+    /** @param vcpuShareBefore the share of the time the source's vCPU spent on a CPU while the rate before was measured */
+    public record Sample(double opsPerSecondBefore, RequestLatency latencyBefore, double vcpuShareBefore, Saves saves,
+                         List<MethodSample> restores) {
         Optional<MethodSample> of(Method m) {
             return restores.stream().filter(r -> r.method() == m).findFirst();
         }
@@ -127,7 +130,7 @@ public final class SaveRestoreBenchmark {
 
     /** What one repetition's restores draw on. */
     private record Saved(VmConfig source, Path thawImage, Path qemuFile, Path qcow2, Path ramFile, Map<Method, WorkingSet> queues,
-                         Workload.Before before) {}
+                         Workload.Before before, double vcpuShareBefore) {}
 
     private SaveRestoreBenchmark() {}
 
@@ -159,7 +162,10 @@ public final class SaveRestoreBenchmark {
     private static Sample repetition(Config config, QemuVm vm, int rep, Path thawImage, Path qemuFile, Path qcow2, Path ramFile,
                                      PrintStream log) throws IOException, InterruptedException {
         boolean all = config.allMethods();
+        long beforeStart = System.nanoTime();
+        long ranBefore = VcpuTime.runNanos(vm.pid());
         Workload.Before before = all ? config.workload().before(vm, OBSERVE) : new Workload.Before(0, null);
+        double vcpuShare = (VcpuTime.runNanos(vm.pid()) - ranBefore) / (double) (System.nanoTime() - beforeStart);
         Saver.Options saveOptions = Saver.Options.defaults().withKeepRunning(true).withImage(ImageWriter.Options.defaults());
         if (all) saveOptions = saveOptions.withDirtyEstimator(config.liveLimit());
         Saver.Result saved;
@@ -191,7 +197,7 @@ public final class SaveRestoreBenchmark {
                 traced = t.workingSet().size();
             }
         }
-        Saved s = new Saved(vm.config(), thawImage, qemuFile, qcow2, ramFile, queues, before);
+        Saved s = new Saved(vm.config(), thawImage, qemuFile, qcow2, ramFile, queues, before, vcpuShare);
         List<List<Method>> units = all
                 ? List.of(List.of(Method.QEMU_EAGER), List.of(Method.QEMU_LOADVM), List.of(Method.MAPPED_FILE), List.of(Method.THAW_EAGER),
                 List.of(Method.THAW_LAZY, Method.WS_LEARNED), List.of(Method.WS_DIRTY), List.of(Method.WS_TRACE))
@@ -217,7 +223,7 @@ public final class SaveRestoreBenchmark {
                 qemuSaved.durationNanos() / 1e9, (qemuSaved.durationNanos() + qemuSaved.fsyncNanos()) / 1e9, qemuSaved.fileBytes(),
                 snapshot == null ? 0 : snapshot.durationNanos() / 1e9, snapshot == null ? 0 : snapshot.fileBytes(), ramFileSeconds,
                 saved.workingSet().map(WorkingSet::size).orElse(0), traced);
-        return new Sample(before.opsPerSecond(), before.latency(), saves, List.copyOf(restores));
+        return new Sample(before.opsPerSecond(), before.latency(), vcpuShare, saves, List.copyOf(restores));
     }
 
     /** One restore's sample, and the pages its guest faulted in, in order (what the next ws restore can learn from). */
@@ -228,7 +234,7 @@ public final class SaveRestoreBenchmark {
         long readsBefore = StorageReads.bytesReadSoFar();
         long start = System.nanoTime();
         long step = AfterRestore.STEP_MILLIS * 1_000_000L;
-        try (ResidentSampler rss = new ResidentSampler(m.vmName(), start);
+        try (QemuSampler rss = new QemuSampler(m.vmName(), start);
              Workload.Observation watch = config.allMethods() ? config.workload().observe(m.vmName(), start, s.before()) : null) {
             QemuVm vm;
             long running;
@@ -296,8 +302,10 @@ public final class SaveRestoreBenchmark {
                     pc = new Postcopy(postcopy.prefetchedPages(), postcopy.demandFaults(), t.serviceMedianMicros(), t.serviceP99Micros(),
                             postcopy.vcpuBlockedMillis(), t.backgroundPagesPerSecond() * 4096 / 1e6);
                 }
+                HostStall vcpu = observe && s.vcpuShareBefore() > 0
+                        ? HostStall.fromVcpuRunTime(rss.vcpuRunSamples(), s.vcpuShareBefore(), end, step) : null;
                 MethodSample sample = new MethodSample(m, running / 1e9, completed / 1e9, pc,
-                        readsBefore < 0 || reads < 0 ? -1 : reads - readsBefore, after, host, rss.mibPerStep(step, end));
+                        readsBefore < 0 || reads < 0 ? -1 : reads - readsBefore, after, host, vcpu, rss.mibPerStep(step, end));
                 return new Run(sample, postcopy == null ? List.of() : postcopy.faults().stream().filter(f -> !f.alreadySent())
                         .map(f -> new FaultOrder.Touch(new PageRef(f.block(), f.page()), f.atNanos())).toList());
             }
@@ -325,7 +333,8 @@ public final class SaveRestoreBenchmark {
     /** Every method side by side: times min / median, the rest medians; TTR not reached within the observation shows as "> 5". */
     public static String modesMarkdown(List<Report> reports) {
         StringBuilder out = new StringBuilder();
-        out.append("| guest | method | running after (s) | completed after (s) | TTR(1 s, 0.8) (s) | host-side TTR estimate (s) | MMU(1 s)"
+        out.append("| guest | method | running after (s) | completed after (s) | TTR(1 s, 0.8) (s) | host-side TTR estimate: faults /"
+                + " vCPU time (s) | MMU(1 s)"
                 + " | first 5 s vs before | demand faults | vCPU stalled (ms) | read from storage (MiB) | prefetched pages"
                 + " | fault service p50 / p99 (us) | background (MB/s) |\n");
         out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
@@ -336,11 +345,13 @@ public final class SaveRestoreBenchmark {
                 if (ms.isEmpty() || ms.getFirst().after() == null) continue;
                 List<AfterRestore> after = ms.stream().map(MethodSample::after).toList();
                 List<HostStall> host = ms.stream().map(MethodSample::hostSide).filter(Objects::nonNull).toList();
+                List<HostStall> vcpu = ms.stream().map(MethodSample::hostVcpu).filter(Objects::nonNull).toList();
                 List<Postcopy> pc = ms.stream().map(MethodSample::postcopy).filter(Objects::nonNull).toList();
                 out.append(String.format("| %s | %s | %s | %s | %s | %s | %.2f | %.2fx | %s | %s | %s | %s | %s | %s |%n", guest, m.label,
                         mm(ms, MethodSample::runningSeconds), mm(ms, MethodSample::completedSeconds),
                         ttr(after.stream().map(AfterRestore::ttrSeconds).toList()),
-                        host.isEmpty() ? "-" : ttr(host.stream().map(HostStall::ttrSeconds).toList()),
+                        (host.isEmpty() ? "-" : ttr(host.stream().map(HostStall::ttrSeconds).toList())) + " / "
+                                + (vcpu.isEmpty() ? "-" : ttr(vcpu.stream().map(HostStall::ttrSeconds).toList())),
                         Report.median(after, AfterRestore::mmu), Report.median(after, AfterRestore::relativeThroughput),
                         pc.isEmpty() ? "-" : String.format("%.0f", Report.median(pc, x -> x.demandFaults())),
                         pc.isEmpty() ? "-" : String.format("%.0f", Report.median(pc, x -> x.vcpuBlockedMillis())),
@@ -357,17 +368,23 @@ public final class SaveRestoreBenchmark {
     }
 
     /**
-     * How well the host-side TTR estimate matches the guest's own, over every Thaw lazy and ws restore: the estimate misses
-     * what the event log cannot see, so it should be at most the guest's, and close to it where faults are what slows the guest.
+     * How well each host-side TTR estimate matches the guest's own TTR, restore by restore: the fault-based one over Thaw's
+     * lazy and ws restores (the only ones whose faults Thaw sees), the vCPU-time one over every restore.
      */
     public static String hostSideMarkdown(List<Report> reports) {
+        return agreement(reports, "demand-fault stall (Thaw's event log)", MethodSample::hostSide,
+                List.of(Method.THAW_LAZY, Method.WS_LEARNED, Method.WS_DIRTY, Method.WS_TRACE))
+                + agreement(reports, "vCPU run time", MethodSample::hostVcpu, List.of(Method.values()));
+    }
+
+    private static String agreement(List<Report> reports, String estimate, Function<MethodSample, HostStall> f, List<Method> methods) {
         List<double[]> pairs = new ArrayList<>(); // {guest TTR, host TTR}, infinite when not reached
         for (Report r : reports) {
-            for (Method m : List.of(Method.THAW_LAZY, Method.WS_LEARNED, Method.WS_DIRTY, Method.WS_TRACE)) {
+            for (Method m : methods) {
                 for (MethodSample s : r.of(m)) {
-                    if (s.after() == null || s.hostSide() == null) continue;
+                    if (s.after() == null || f.apply(s) == null) continue;
                     pairs.add(new double[] {s.after().ttrSeconds().orElse(Double.POSITIVE_INFINITY),
-                            s.hostSide().ttrSeconds().orElse(Double.POSITIVE_INFINITY)});
+                            f.apply(s).ttrSeconds().orElse(Double.POSITIVE_INFINITY)});
                 }
             }
         }
@@ -375,9 +392,9 @@ public final class SaveRestoreBenchmark {
         List<double[]> finite = pairs.stream().filter(p -> !Double.isInfinite(p[0]) && !Double.isInfinite(p[1])).toList();
         long hostEarlier = pairs.stream().filter(p -> p[1] <= p[0]).count();
         long within = finite.stream().filter(p -> Math.abs(p[0] - p[1]) <= 0.25).count();
-        return String.format("Host-side TTR estimate against the guest's own over %d Thaw lazy and ws restores: %d of them at or before"
-                        + " the guest's; %d of the %d with both reached within 0.25 s; median |difference| %.2f s.%n", pairs.size(),
-                hostEarlier, within, finite.size(), Report.median(finite, p -> Math.abs(p[0] - p[1])));
+        return String.format("Host-side TTR from %s against the guest's own TTR, over %d restores: %d at or before the guest's;"
+                        + " %d of the %d with both reached within 0.25 s; median |difference| %.2f s.%n%n", estimate, pairs.size(), hostEarlier,
+                within, finite.size(), Report.median(finite, p -> Math.abs(p[0] - p[1])));
     }
 
     /** PNGs per report: the guest's work, the host-side stalled share and QEMU's resident memory over time, per method. */
@@ -390,8 +407,11 @@ public final class SaveRestoreBenchmark {
         if (work.isEmpty()) return out;
         out.add(Plots.overTime(dir.resolve("restore-utilization-" + name), "work after the restore: " + conditions,
                 "work vs before the save", work, AfterRestore.STEP_MILLIS));
-        out.add(Plots.overTime(dir.resolve("restore-stalled-" + name), "share of time stalled (host side): " + conditions,
+        out.add(Plots.overTime(dir.resolve("restore-stalled-" + name), "share of time stalled on demand faults (host side): " + conditions,
                 "share of each 250 ms the guest could not run", series(r, s -> s.hostSide() == null ? null : s.hostSide().stalledPerStep()),
+                AfterRestore.STEP_MILLIS));
+        out.add(Plots.overTime(dir.resolve("restore-vcpu-stalled-" + name), "share of time the vCPU did not run (host side): " + conditions,
+                "1 - vCPU run share / run share before", series(r, s -> s.hostVcpu() == null ? null : s.hostVcpu().stalledPerStep()),
                 AfterRestore.STEP_MILLIS));
         out.add(Plots.overTime(dir.resolve("restore-resident-" + name), "memory restored (QEMU resident): " + conditions,
                 "QEMU resident memory (MiB)", series(r, MethodSample::residentMiBPerStep), AfterRestore.STEP_MILLIS));

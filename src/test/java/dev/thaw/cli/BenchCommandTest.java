@@ -43,6 +43,7 @@ class BenchCommandTest {
         assertThat(report.path("memoryMiB").asLong()).isEqualTo(512);
         JsonNode sample = report.path("samples").get(0);
         assertThat(sample.path("opsPerSecondBefore").asDouble()).isPositive();
+        assertThat(sample.path("vcpuShareBefore").asDouble()).as("wsbench keeps its vCPU busy").isBetween(0.3, 1.05);
         assertThat(sample.path("saves").path("snapshotFileBytes").asLong()).isPositive();
         List<String> methods = new ArrayList<>();
         for (JsonNode r : sample.path("restores")) {
@@ -53,6 +54,7 @@ class BenchCommandTest {
             assertThat(r.path("residentMiBPerStep").size()).as(m).isPositive();
             assertThat(r.path("hostSide").isNull()).as(m + ": a host-side estimate exactly where Thaw sees the faults")
                     .isEqualTo(m.equals("MAPPED_FILE"));
+            assertThat(r.path("hostVcpu").path("stalledPerStep").size()).as(m + " vCPU-time estimate").isPositive();
             assertThat(r.path("postcopy").isNull()).as(m).isEqualTo(!m.startsWith("THAW_LAZY") && !m.startsWith("WS_"));
         }
         assertThat(methods).containsExactlyInAnyOrderElementsOf(METHODS);
@@ -65,7 +67,7 @@ class BenchCommandTest {
         assertThat(markdown).contains("QEMU loadvm", "mapped RAM file", "Thaw ws (trace)", "host-side TTR estimate");
         try (var plots = Files.list(dir.resolve("plots"))) {
             assertThat(plots.map(p -> p.getFileName().toString()).toList()).containsExactlyInAnyOrder("restore-utilization-512M-W32.png",
-                    "restore-stalled-512M-W32.png", "restore-resident-512M-W32.png");
+                    "restore-stalled-512M-W32.png", "restore-vcpu-stalled-512M-W32.png", "restore-resident-512M-W32.png");
         }
     }
 

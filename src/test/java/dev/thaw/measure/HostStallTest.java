@@ -47,6 +47,27 @@ class HostStallTest {
     }
 
     @Test
+    void theVcpuRunTimeEstimateFollowsTheShareOfTimeTheVcpuRan() {
+        // Sampled every 50 ms: no run time until 1 s, half of the time until 2 s, all of it after.
+        List<long[]> samples = new java.util.ArrayList<>();
+        long ran = 0;
+        for (long t = 0; t <= 4_000; t += 50) {
+            samples.add(new long[] {t * MS, ran * MS});
+            ran += t < 1_000 ? 0 : t < 2_000 ? 25 : 50;
+        }
+        HostStall h = HostStall.fromVcpuRunTime(samples, 1.0, 4_000 * MS, 250 * MS);
+        assertThat(h.stalledPerStep()).hasSize(16);
+        assertThat(h.stalledPerStep().subList(0, 4)).allSatisfy(x -> assertThat(x).isCloseTo(1.0, within(1e-9)));
+        assertThat(h.stalledPerStep().subList(4, 8)).allSatisfy(x -> assertThat(x).isCloseTo(0.5, within(1e-9)));
+        assertThat(h.stalledPerStep().subList(8, 16)).allSatisfy(x -> assertThat(x).isCloseTo(0.0, within(1e-9)));
+        // A 1 s window from s in [1, 2] holds 0.5 (2 - s) + (s - 1) = 0.5 s of progress: 0.8 from s = 1.6 on.
+        assertThat(h.ttrSeconds()).hasValueSatisfying(t -> assertThat(t).isCloseTo(1.6, within(0.011)));
+        // Before the save the vCPU ran half the time: running all the time now is full speed, not double.
+        HostStall capped = HostStall.fromVcpuRunTime(samples, 0.5, 4_000 * MS, 250 * MS);
+        assertThat(capped.stalledPerStep().subList(4, 16)).allSatisfy(x -> assertThat(x).isCloseTo(0.0, within(1e-9)));
+    }
+
+    @Test
     void stalledTimeIsTheUnionOfTheWaits() {
         Random rnd = Seeds.random("HostStallTest.stalledTimeIsTheUnionOfTheWaits");
         RestoreEventLog log = new RestoreEventLog();

@@ -8,21 +8,22 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * Samples the resident memory of the QEMU named {@code vmName} (RssAnon + RssFile + RssShmem)
- * every {@link #PERIOD_MILLIS} from the restore's start, whichever method restores it: the pages a
- * restore has placed so far, for eager, lazy and mapped-file restores alike (QEMU's own memory, some
- * tens of MiB, included). Before that QEMU exists it reads 0.
+ * Samples the QEMU named {@code vmName} every {@link #PERIOD_MILLIS} from the restore's start,
+ * whichever method restores it: its resident memory (RssAnon + RssFile + RssShmem: the pages a
+ * restore has placed so far, for eager, lazy and mapped-file restores alike, QEMU's own memory of
+ * some tens of MiB included) and the time its vCPU threads spent on a CPU ({@link VcpuTime}). Before
+ * that QEMU exists both read 0.
  */
-public final class ResidentSampler implements AutoCloseable {
+public final class QemuSampler implements AutoCloseable {
     static final long PERIOD_MILLIS = 50;
 
     private final String vmName;
     private final long startNanos;
-    private final List<long[]> samples = new ArrayList<>(); // {nanos from start, bytes}
+    private final List<long[]> samples = new ArrayList<>(); // {nanos from start, resident bytes, vCPU run nanos}
     private final Thread thread;
     private volatile boolean stop;
 
-    public ResidentSampler(String vmName, long startNanos) {
+    public QemuSampler(String vmName, long startNanos) {
         this.vmName = vmName;
         this.startNanos = startNanos;
         this.thread = Thread.ofPlatform().daemon().name("rss-" + vmName).start(this::loop);
@@ -30,9 +31,11 @@ public final class ResidentSampler implements AutoCloseable {
 
     private void loop() {
         while (!stop) {
-            long bytes = QemuVm.live().stream().filter(vm -> vm.name().equals(vmName)).findFirst().map(vm -> rss(vm.pid())).orElse(0L);
+            long pid = QemuVm.live().stream().filter(vm -> vm.name().equals(vmName)).findFirst().map(QemuVm::pid).orElse(-1L);
+            long bytes = pid < 0 ? 0 : rss(pid);
+            long run = pid < 0 ? 0 : VcpuTime.runNanos(pid);
             synchronized (samples) {
-                samples.add(new long[] {System.nanoTime() - startNanos, bytes});
+                samples.add(new long[] {System.nanoTime() - startNanos, bytes, run});
             }
             try {
                 Thread.sleep(PERIOD_MILLIS);
@@ -56,12 +59,20 @@ public final class ResidentSampler implements AutoCloseable {
         }
     }
 
+    /** The samples so far: {nanos from the start, vCPU run nanos}. */
+    public List<long[]> vcpuRunSamples() {
+        return copy().stream().map(x -> new long[] {x[0], x[2]}).toList();
+    }
+
+    private List<long[]> copy() {
+        synchronized (samples) {
+            return List.copyOf(samples);
+        }
+    }
+
     /** The resident MiB at the end of each consecutive step up to {@code endNanos}: the latest sample at or before it. */
     public List<Double> mibPerStep(long stepNanos, long endNanos) {
-        List<long[]> copy;
-        synchronized (samples) {
-            copy = List.copyOf(samples);
-        }
+        List<long[]> copy = copy();
         List<Double> out = new ArrayList<>();
         int i = 0;
         long last = 0;
