@@ -7,6 +7,7 @@ import dev.thaw.guest.DemoGuest;
 import dev.thaw.guest.GuestImage;
 import dev.thaw.image.CheckpointImage;
 import dev.thaw.image.ImageWriter;
+import dev.thaw.image.WorkingSetWriter;
 import dev.thaw.qemu.Accel;
 import dev.thaw.qemu.QemuVersion;
 import dev.thaw.qemu.QemuVm;
@@ -42,7 +43,8 @@ import java.util.function.ToDoubleFunction;
  * dirty-bit estimate of a live probe when all methods run; QEMU's stream in a file; QEMU's internal
  * snapshot in a qcow2 file; the mapped RAM file written from Thaw's image; the post-save trace),
  * then stopped, and each method restores it in a rotated order, each from a cold page cache when
- * asked. With all methods, every restored guest is observed for {@link #OBSERVE}: TTR, MMU and
+ * asked. Each ws restore's estimate is attached to the image just before it (as a save or
+ * {@code thaw ws --learn} would), so its prefetch reads the queue-order copy. With all methods, every restored guest is observed for {@link #OBSERVE}: TTR, MMU and
  * work against before the save (guest side), the host-side estimate from Thaw's timeline, QEMU's
  * resident memory over time and the bytes read from the host's disks.
  */
@@ -209,6 +211,9 @@ public final class SaveRestoreBenchmark {
                     log.printf("  rep %d: %s skipped: its estimator gave no working set%n", rep + 1, m.label);
                     continue;
                 }
+                // Each estimate restores as Thaw stores it: attached to the image, its pages copied in queue order, so the
+                // prefetch is one sequential read (not counted in the restore, like the save that attaches it in use).
+                if (queues.containsKey(m)) WorkingSetWriter.attach(thawImage, queues.get(m));
                 Run run = restore(m, s, config);
                 MethodSample r = run.sample();
                 restores.add(r);
