@@ -94,6 +94,10 @@ final class BenchCommand implements Callable<Integer> {
                     + " standard error).")
     String json;
 
+    @Option(names = "--replot", description = "Instead: read the JSON of an earlier run (--json FILE) and print its tables again, with"
+            + " --plots DIR its plots too; nothing is run.")
+    Path replot;
+
     @Option(names = "--quick", description = "A quick comparison of every restore method: 1 GiB, W=64 MiB, 2 repetitions, --modes.")
     boolean quick;
 
@@ -106,6 +110,16 @@ final class BenchCommand implements Callable<Integer> {
             wsMiB = List.of(64L);
             repeat = 2;
             modes = true;
+        }
+        if (replot != null) {
+            SaveRestoreBenchmark.Report[] earlier = Json.MAPPER.treeToValue(Json.MAPPER.readTree(replot.toFile()).path("reports"),
+                    SaveRestoreBenchmark.Report[].class);
+            if (earlier == null || earlier.length == 0) {
+                throw new picocli.CommandLine.ParameterException(new picocli.CommandLine(this),
+                        "--replot: expected a JSON object with \"reports\" from 'thaw bench --json FILE', actual none in " + replot);
+            }
+            report(List.of(earlier), out);
+            return 0;
         }
         HostDoctor.Report host = HostDoctor.ensureReady(System.err);
         Path dir = workDir != null ? workDir : ThawPaths.cacheDir().resolve("bench");
@@ -171,23 +185,31 @@ final class BenchCommand implements Callable<Integer> {
         } finally {
             FileTrees.deleteQuietly(dir);
         }
+        report(reports, out);
+        if (json != null) {
+            writeJson(java.util.Map.of("reports", reports));
+        }
+        return 0;
+    }
+
+    /** The tables (to {@code out} and --markdown) and the plots (--plots) of these reports. */
+    private void report(List<SaveRestoreBenchmark.Report> reports, PrintStream out) throws java.io.IOException {
+        boolean observed = reports.stream().flatMap(r -> r.samples().stream()).flatMap(x -> x.restores().stream())
+                .anyMatch(x -> x.after() != null);
         StringBuilder tables = new StringBuilder(SaveRestoreBenchmark.markdown(reports));
-        if (modes) {
+        if (observed) {
             tables.append('\n').append(SaveRestoreBenchmark.modesMarkdown(reports));
+            tables.append('\n').append(SaveRestoreBenchmark.mmuMarkdown(reports));
             tables.append('\n').append(SaveRestoreBenchmark.hostSideMarkdown(reports));
         }
         out.println();
         out.print(tables);
         if (markdown != null) Files.writeString(markdown, tables);
-        if (modes && plots != null) {
+        if (observed && plots != null) {
             for (SaveRestoreBenchmark.Report r : reports) {
                 for (Path png : SaveRestoreBenchmark.plots(r, plots)) out.println("plot: " + png);
             }
         }
-        if (json != null) {
-            writeJson(java.util.Map.of("reports", reports));
-        }
-        return 0;
     }
 
     private Workload workload(long sizeMiB, long wsMiB) {

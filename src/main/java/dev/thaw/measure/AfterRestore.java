@@ -43,6 +43,25 @@ public record AfterRestore(Optional<Double> ttrSeconds, double mmu, double relat
         return of(r, relative, windowEnd - startedNanos, null);
     }
 
+    /**
+     * The MMU curve on the grid of {@link #utilizationPerStep}: element k - 1 is the lowest mean utilization of any k
+     * consecutive steps (a window of k x {@link #STEP_MILLIS}) from the restore's start.
+     */
+    public static List<Double> mmuCurve(List<Double> steps) {
+        List<Double> out = new java.util.ArrayList<>();
+        for (int k = 1; k <= steps.size(); k++) {
+            double sum = 0;
+            for (int i = 0; i < k; i++) sum += steps.get(i);
+            double min = sum;
+            for (int i = k; i < steps.size(); i++) {
+                sum += steps.get(i) - steps.get(i - k);
+                min = Math.min(min, sum);
+            }
+            out.add(min / k);
+        }
+        return List.copyOf(out);
+    }
+
     /** TTR and MMU at the defaults, and utilization per step, from progress observed until {@code endNanos} after the start. */
     static AfterRestore of(Responsiveness r, double relative, long endNanos, RequestLatency latency) {
         List<Double> steps = new java.util.ArrayList<>();

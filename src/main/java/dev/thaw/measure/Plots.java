@@ -16,8 +16,14 @@ public final class Plots {
 
     /** One line per method of a value in consecutive windows of {@code stepMillis} from the restore's start. */
     public static Path overTime(Path png, String title, String yAxisTitle, Map<String, List<Double>> seriesByMethod, long stepMillis) {
+        return lines(png, title, "seconds after the restore began", yAxisTitle, seriesByMethod, stepMillis / 1000.0);
+    }
+
+    /** One line per series; point i of a series is at x = (i + 1) * xStep. */
+    public static Path lines(Path png, String title, String xAxisTitle, String yAxisTitle, Map<String, List<Double>> seriesByMethod,
+                             double xStep) {
         System.setProperty("java.awt.headless", "true");
-        XYChart chart = new XYChartBuilder().width(900).height(500).title(title).xAxisTitle("seconds after the restore began")
+        XYChart chart = new XYChartBuilder().width(900).height(500).title(title).xAxisTitle(xAxisTitle)
                 .yAxisTitle(yAxisTitle).build();
         chart.getStyler().setYAxisMin(0.0);
         chart.getStyler().setLegendPosition(org.knowm.xchart.style.Styler.LegendPosition.InsideSE);
@@ -27,7 +33,7 @@ public final class Plots {
             double[] xs = new double[y.size()];
             double[] ys = new double[y.size()];
             for (int i = 0; i < y.size(); i++) {
-                xs[i] = (i + 1) * stepMillis / 1000.0; // each point at the end of its window
+                xs[i] = (i + 1) * xStep; // each point at the end of its window
                 ys[i] = y.get(i);
             }
             chart.addSeries(e.getKey(), xs, ys).setMarker(SeriesMarkers.NONE);

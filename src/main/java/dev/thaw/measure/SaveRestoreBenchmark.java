@@ -402,11 +402,37 @@ public final class SaveRestoreBenchmark {
                 within, finite.size(), Report.median(finite, p -> Math.abs(p[0] - p[1])));
     }
 
+    /** Windows of the MMU curve's table, in steps of {@link AfterRestore#STEP_MILLIS}: 0.5, 1, 2, 3 and 5 s. */
+    static final int[] MMU_TABLE_STEPS = {2, 4, 8, 12, 20};
+
+    /** The MMU curve per method: the median over the repetitions at a few windows, on the 250 ms grid from the restore's start. */
+    public static String mmuMarkdown(List<Report> reports) {
+        StringBuilder out = new StringBuilder("| guest | method |");
+        for (int k : MMU_TABLE_STEPS) out.append(String.format(" MMU(%s s) |", k * AfterRestore.STEP_MILLIS / 1000.0));
+        out.append("\n|---|---|").append("---|".repeat(MMU_TABLE_STEPS.length)).append('\n');
+        for (Report r : reports) {
+            String guest = r.describe();
+            for (Method m : Method.values()) {
+                List<List<Double>> curves = r.of(m).stream().filter(s -> s.after() != null)
+                        .map(s -> AfterRestore.mmuCurve(s.after().utilizationPerStep())).toList();
+                if (curves.isEmpty()) continue;
+                out.append("| ").append(guest).append(" | ").append(m.label).append(" |");
+                for (int k : MMU_TABLE_STEPS) {
+                    List<List<Double>> fit = curves.stream().filter(c -> c.size() >= k).toList();
+                    out.append(fit.isEmpty() ? " - |" : String.format(" %.2f |", Report.median(fit, c -> c.get(k - 1))));
+                }
+                out.append('\n');
+                guest = "";
+            }
+        }
+        return out.toString();
+    }
+
     /** PNGs per report: the guest's work, the host-side stalled share and QEMU's resident memory over time, per method. */
     public static List<Path> plots(Report r, Path dir) {
-        String conditions = String.format("%d MiB guest (T=%d, W=%d MiB, %s%s), median of %d", r.memoryMiB(), r.totalMiB(), r.wsMiB(),
-                r.accel(), r.cold() ? ", cold" : ", warm", r.samples().size());
-        String name = String.format("%dM-W%d.png", r.memoryMiB(), r.wsMiB());
+        String conditions = String.format("%s, %d MiB guest (T=%d, W=%d MiB, %s%s), median of %d", r.workload(), r.memoryMiB(),
+                r.totalMiB(), r.wsMiB(), r.accel(), r.cold() ? ", cold" : ", warm", r.samples().size());
+        String name = String.format("%s%dM-W%d.png", "wsbench".equals(r.workload()) ? "" : r.workload() + "-", r.memoryMiB(), r.wsMiB());
         List<Path> out = new ArrayList<>();
         Map<String, List<Double>> work = series(r, s -> s.after() == null ? null : s.after().utilizationPerStep());
         if (work.isEmpty()) return out;
@@ -418,6 +444,9 @@ public final class SaveRestoreBenchmark {
         out.add(Plots.overTime(dir.resolve("restore-vcpu-stalled-" + name), "share of time the vCPU did not run (host side): " + conditions,
                 "1 - vCPU run share / run share before", series(r, s -> s.hostVcpu() == null ? null : s.hostVcpu().stalledPerStep()),
                 AfterRestore.STEP_MILLIS));
+        out.add(Plots.lines(dir.resolve("restore-mmu-" + name), "MMU curve: " + conditions, "window (s)",
+                "lowest utilization of any window from the restore's start", series(r, s -> s.after() == null ? null
+                        : AfterRestore.mmuCurve(s.after().utilizationPerStep())), AfterRestore.STEP_MILLIS / 1000.0));
         out.add(Plots.overTime(dir.resolve("restore-resident-" + name), "memory restored (QEMU resident): " + conditions,
                 "QEMU resident memory (MiB)", series(r, MethodSample::residentMiBPerStep), AfterRestore.STEP_MILLIS));
         return out;

@@ -67,7 +67,20 @@ class BenchCommandTest {
         assertThat(markdown).contains("QEMU loadvm", "mapped RAM file", "Thaw ws (trace)", "host-side TTR estimate");
         try (var plots = Files.list(dir.resolve("plots"))) {
             assertThat(plots.map(p -> p.getFileName().toString()).toList()).containsExactlyInAnyOrder("restore-utilization-512M-W32.png",
-                    "restore-stalled-512M-W32.png", "restore-vcpu-stalled-512M-W32.png", "restore-resident-512M-W32.png");
+                    "restore-stalled-512M-W32.png", "restore-vcpu-stalled-512M-W32.png", "restore-mmu-512M-W32.png",
+                    "restore-resident-512M-W32.png");
+        }
+        assertThat(markdown).contains("MMU(0.5 s)", "MMU(5.0 s)");
+
+        // --replot reads the JSON back and gives the same tables, and the plots again, without running anything.
+        Path json = dir.resolve("bench.json");
+        Files.writeString(json, out);
+        int replotted = new CommandLine(new ThawCli()).execute("bench", "--replot", json.toString(), "--markdown",
+                dir.resolve("again.md").toString(), "--plots", dir.resolve("again").toString());
+        assertThat(replotted).isZero();
+        assertThat(Files.readString(dir.resolve("again.md"))).isEqualTo(markdown);
+        try (var plots = Files.list(dir.resolve("again"))) {
+            assertThat(plots.count()).isEqualTo(5);
         }
     }
 
