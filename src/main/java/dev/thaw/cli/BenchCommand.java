@@ -199,6 +199,7 @@ final class BenchCommand implements Callable<Integer> {
         StringBuilder tables = new StringBuilder(SaveRestoreBenchmark.markdown(reports));
         if (observed) {
             tables.append('\n').append(SaveRestoreBenchmark.modesMarkdown(reports));
+            tables.append('\n').append(SaveRestoreBenchmark.failuresMarkdown(reports));
             tables.append('\n').append(SaveRestoreBenchmark.mmuMarkdown(reports));
             tables.append('\n').append(SaveRestoreBenchmark.hostSideMarkdown(reports));
         }

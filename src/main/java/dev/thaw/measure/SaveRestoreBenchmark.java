@@ -96,8 +96,11 @@ public final class SaveRestoreBenchmark {
 
     /** @param latencyBefore the client's request latency before the save; null for wsbench */
     /** @param vcpuShareBefore the share of the time the source's vCPU spent on a CPU while the rate before was measured */
+    /** A restore that failed: the benchmark records it and goes on with the next method. */
+    public record Failure(Method method, String error) {}
+
     public record Sample(double opsPerSecondBefore, RequestLatency latencyBefore, double vcpuShareBefore, Saves saves,
-                         List<MethodSample> restores) {
+                         List<MethodSample> restores, List<Failure> failures) {
         Optional<MethodSample> of(Method m) {
             return restores.stream().filter(r -> r.method() == m).findFirst();
         }
@@ -205,6 +208,7 @@ public final class SaveRestoreBenchmark {
                 List.of(Method.THAW_LAZY, Method.WS_LEARNED), List.of(Method.WS_DIRTY), List.of(Method.WS_TRACE))
                 : List.of(List.of(Method.THAW_EAGER), List.of(Method.QEMU_EAGER));
         List<MethodSample> restores = new ArrayList<>();
+        List<Failure> failures = new ArrayList<>();
         for (int u = 0; u < units.size(); u++) {
             for (Method m : units.get((u + rep) % units.size())) { // rotated, so no method always goes first
                 if (m.name().startsWith("WS_") && !queues.containsKey(m)) {
@@ -214,7 +218,15 @@ public final class SaveRestoreBenchmark {
                 // Each estimate restores as Thaw stores it: attached to the image, its pages copied in queue order, so the
                 // prefetch is one sequential read (not counted in the restore, like the save that attaches it in use).
                 if (queues.containsKey(m)) WorkingSetWriter.attach(thawImage, queues.get(m));
-                Run run = restore(m, s, config);
+                Run run;
+                try {
+                    run = restore(m, s, config);
+                } catch (RuntimeException e) {
+                    // One failed restore (a QEMU that died, a guest that panicked) must not cost the whole run: it is counted.
+                    failures.add(new Failure(m, e.getMessage()));
+                    log.printf("  rep %d: %-18s FAILED: %s%n", rep + 1, m.label, e.getMessage());
+                    continue;
+                }
                 MethodSample r = run.sample();
                 restores.add(r);
                 log.printf("  rep %d: %-18s running after %.2f s%s%n", rep + 1, m.label, r.runningSeconds(),
@@ -228,7 +240,7 @@ public final class SaveRestoreBenchmark {
                 qemuSaved.durationNanos() / 1e9, (qemuSaved.durationNanos() + qemuSaved.fsyncNanos()) / 1e9, qemuSaved.fileBytes(),
                 snapshot == null ? 0 : snapshot.durationNanos() / 1e9, snapshot == null ? 0 : snapshot.fileBytes(), ramFileSeconds,
                 saved.workingSet().map(WorkingSet::size).orElse(0), traced);
-        return new Sample(before.opsPerSecond(), before.latency(), vcpuShare, saves, List.copyOf(restores));
+        return new Sample(before.opsPerSecond(), before.latency(), vcpuShare, saves, List.copyOf(restores), List.copyOf(failures));
     }
 
     /** One restore's sample, and the pages its guest faulted in, in order (what the next ws restore can learn from). */
@@ -341,8 +353,8 @@ public final class SaveRestoreBenchmark {
         out.append("| guest | method | running after (s) | completed after (s) | TTR(1 s, 0.8) (s) | host-side TTR estimate: faults /"
                 + " vCPU time (s) | MMU(1 s)"
                 + " | first 5 s vs before | demand faults | vCPU stalled (ms) | read from storage (MiB) | prefetched pages"
-                + " | fault service p50 / p99 (us) | background (MB/s) |\n");
-        out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+                + " | fault service p50 / p99 (us) | background (MB/s) | failed |\n");
+        out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
         for (Report r : reports) {
             String guest = r.describe();
             for (Method m : Method.values()) {
@@ -352,7 +364,9 @@ public final class SaveRestoreBenchmark {
                 List<HostStall> host = ms.stream().map(MethodSample::hostSide).filter(Objects::nonNull).toList();
                 List<HostStall> vcpu = ms.stream().map(MethodSample::hostVcpu).filter(Objects::nonNull).toList();
                 List<Postcopy> pc = ms.stream().map(MethodSample::postcopy).filter(Objects::nonNull).toList();
-                out.append(String.format("| %s | %s | %s | %s | %s | %s | %.2f | %.2fx | %s | %s | %s | %s | %s | %s |%n", guest, m.label,
+                long failed = r.samples().stream().flatMap(x -> x.failures() == null ? java.util.stream.Stream.<Failure>empty()
+                        : x.failures().stream()).filter(f -> f.method() == m).count();
+                out.append(String.format("| %s | %s | %s | %s | %s | %s | %.2f | %.2fx | %s | %s | %s | %s | %s | %s | %d |%n", guest, m.label,
                         mm(ms, MethodSample::runningSeconds), mm(ms, MethodSample::completedSeconds),
                         ttr(after.stream().map(AfterRestore::ttrSeconds).toList()),
                         (host.isEmpty() ? "-" : ttr(host.stream().map(HostStall::ttrSeconds).toList())) + " / "
@@ -365,7 +379,7 @@ public final class SaveRestoreBenchmark {
                         pc.isEmpty() ? "-" : String.format("%.0f", Report.median(pc, x -> x.prefetchedPages())),
                         pc.isEmpty() ? "-" : String.format("%.0f / %.0f", Report.median(pc, Postcopy::serviceMedianMicros),
                                 Report.median(pc, Postcopy::serviceP99Micros)),
-                        pc.isEmpty() ? "-" : String.format("%.0f", Report.median(pc, Postcopy::backgroundMBps))));
+                        pc.isEmpty() ? "-" : String.format("%.0f", Report.median(pc, Postcopy::backgroundMBps)), failed));
                 guest = "";
             }
         }
@@ -400,6 +414,21 @@ public final class SaveRestoreBenchmark {
         return String.format("Host-side TTR from %s against the guest's own TTR, over %d restores: %d at or before the guest's;"
                         + " %d of the %d with both reached within 0.25 s; median |difference| %.2f s.%n%n", estimate, pairs.size(), hostEarlier,
                 within, finite.size(), Report.median(finite, p -> Math.abs(p[0] - p[1])));
+    }
+
+    /** Every failed restore, with its error: what the "failed" column counts. */
+    public static String failuresMarkdown(List<Report> reports) {
+        StringBuilder out = new StringBuilder();
+        for (Report r : reports) {
+            for (int i = 0; i < r.samples().size(); i++) {
+                List<Failure> failures = r.samples().get(i).failures();
+                if (failures == null) continue;
+                for (Failure f : failures) {
+                    out.append(String.format("- %s, repetition %d, %s: %s%n", r.describe(), i + 1, f.method().label, f.error()));
+                }
+            }
+        }
+        return out.isEmpty() ? "" : "Failed restores:\n\n" + out + "\n";
     }
 
     /** Windows of the MMU curve's table, in steps of {@link AfterRestore#STEP_MILLIS}: 0.5, 1, 2, 3 and 5 s. */

@@ -215,6 +215,12 @@ public final class QemuVm implements AutoCloseable {
         if (!tail.isEmpty()) {
             state += "; its stderr ends with: " + String.join(" | ", tail.subList(Math.max(0, tail.size() - 5), tail.size()));
         }
+        // The guest's own last words: a kernel panic ends QEMU under -no-reboot.
+        List<ConsoleLine> lines = console.snapshot();
+        if (!lines.isEmpty()) {
+            state += "; the guest console ends with: " + String.join(" | ", lines.subList(Math.max(0, lines.size() - 3), lines.size())
+                    .stream().map(l -> l.text().length() > 200 ? l.text().substring(0, 200) + "..." : l.text()).toList());
+        }
         return state;
     }
 

@@ -113,7 +113,11 @@ public final class EagerRestore {
         try {
             info = vm.qmp().awaitMigrationEnd(timeout);
         } catch (QmpException.Timeout e) {
-            throw new RestoreException(vm.name() + ": the incoming migration did not complete within " + timeout.toSeconds() + " s", e);
+            throw new RestoreException(vm.name() + ": the incoming migration did not complete within " + timeout.toSeconds() + " s; "
+                    + vm.describeState(), e);
+        } catch (QmpException e) {
+            throw new RestoreException(vm.name() + ": waiting for the incoming migration to complete failed: " + e.getMessage() + "; "
+                    + vm.describeState(), e);
         }
         if (!info.completed()) {
             throw new RestoreException(vm.name() + ": the incoming migration " + info.status() + ": " + info.errorDescription() + "; "

@@ -57,6 +57,7 @@ class BenchCommandTest {
             assertThat(r.path("hostVcpu").path("stalledPerStep").size()).as(m + " vCPU-time estimate").isPositive();
             assertThat(r.path("postcopy").isNull()).as(m).isEqualTo(!m.startsWith("THAW_LAZY") && !m.startsWith("WS_"));
         }
+        assertThat(sample.path("failures")).as("failed restores").isEmpty();
         assertThat(methods).containsExactlyInAnyOrderElementsOf(METHODS);
         JsonNode mapped = find(sample, "MAPPED_FILE");
         JsonNode eager = find(sample, "THAW_EAGER");
