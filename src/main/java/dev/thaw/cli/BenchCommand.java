@@ -201,6 +201,8 @@ final class BenchCommand implements Callable<Integer> {
             tables.append('\n').append(SaveRestoreBenchmark.modesMarkdown(reports));
             tables.append('\n').append(SaveRestoreBenchmark.failuresMarkdown(reports));
             tables.append('\n').append(SaveRestoreBenchmark.mmuMarkdown(reports));
+            String latency = SaveRestoreBenchmark.latencyMarkdown(reports);
+            if (!latency.isEmpty()) tables.append('\n').append(latency);
             tables.append('\n').append(SaveRestoreBenchmark.hostSideMarkdown(reports));
         }
         out.println();

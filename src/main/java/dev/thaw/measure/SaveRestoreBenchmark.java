@@ -416,6 +416,31 @@ public final class SaveRestoreBenchmark {
                 within, finite.size(), Report.median(finite, p -> Math.abs(p[0] - p[1])));
     }
 
+    /** For a client-timed workload: its request latency before the save and over each method's observation, medians. */
+    public static String latencyMarkdown(List<Report> reports) {
+        StringBuilder out = new StringBuilder();
+        for (Report r : reports) {
+            List<RequestLatency> before = r.samples().stream().map(Sample::latencyBefore).filter(Objects::nonNull).toList();
+            if (before.isEmpty()) continue;
+            if (out.isEmpty()) {
+                out.append("| guest | requests timed | requests | p50 (us) | p99 (us) | max (us) | failed requests |\n|---|---|---|---|---|---|---|\n");
+            }
+            out.append(latencyRow(r.describe(), "before the save (5 s)", before));
+            for (Method m : Method.values()) {
+                List<RequestLatency> after = r.of(m).stream().map(MethodSample::after).filter(a -> a != null && a.latency() != null)
+                        .map(AfterRestore::latency).toList();
+                if (!after.isEmpty()) out.append(latencyRow("", "after " + m.label + " (from the restore until 5 s after running)", after));
+            }
+        }
+        return out.toString();
+    }
+
+    private static String latencyRow(String guest, String when, List<RequestLatency> l) {
+        return String.format("| %s | %s | %.0f | %.0f | %.0f | %.0f | %.0f |%n", guest, when, Report.median(l, x -> x.requests()),
+                Report.median(l, RequestLatency::p50Micros), Report.median(l, RequestLatency::p99Micros),
+                Report.median(l, RequestLatency::maxMicros), Report.median(l, x -> x.failures()));
+    }
+
     /** Every failed restore, with its error: what the "failed" column counts. */
     public static String failuresMarkdown(List<Report> reports) {
         StringBuilder out = new StringBuilder();
