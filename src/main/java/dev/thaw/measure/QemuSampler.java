@@ -19,7 +19,7 @@ public final class QemuSampler implements AutoCloseable {
 
     private final String vmName;
     private final long startNanos;
-    private final List<long[]> samples = new ArrayList<>(); // {nanos from start, resident bytes, vCPU run nanos}
+    private final List<long[]> samples = new ArrayList<>(); // {nanos from start, resident bytes, vCPU run nanos, vCPU queued nanos}
     private final Thread thread;
     private volatile boolean stop;
 
@@ -33,9 +33,9 @@ public final class QemuSampler implements AutoCloseable {
         while (!stop) {
             long pid = QemuVm.live().stream().filter(vm -> vm.name().equals(vmName)).findFirst().map(QemuVm::pid).orElse(-1L);
             long bytes = pid < 0 ? 0 : rss(pid);
-            long run = pid < 0 ? 0 : VcpuTime.runNanos(pid);
+            long[] vcpu = pid < 0 ? new long[2] : VcpuTime.of(pid);
             synchronized (samples) {
-                samples.add(new long[] {System.nanoTime() - startNanos, bytes, run});
+                samples.add(new long[] {System.nanoTime() - startNanos, bytes, vcpu[0], vcpu[1]});
             }
             try {
                 Thread.sleep(PERIOD_MILLIS);
@@ -62,6 +62,24 @@ public final class QemuSampler implements AutoCloseable {
     /** The samples so far: {nanos from the start, vCPU run nanos}. */
     public List<long[]> vcpuRunSamples() {
         return copy().stream().map(x -> new long[] {x[0], x[2]}).toList();
+    }
+
+    /**
+     * The share of each consecutive step up to {@code endNanos} that the vCPU spent runnable but waiting for a CPU (another
+     * thread on its core): the CPU contention a restore's own threads cause on a small host.
+     */
+    public List<Double> vcpuQueuedSharePerStep(long stepNanos, long endNanos) {
+        List<long[]> copy = copy();
+        List<Double> out = new ArrayList<>();
+        int i = 0;
+        long[] last = {0, 0, 0, 0};
+        for (long end = stepNanos; end <= endNanos; end += stepNanos) {
+            long[] atStart = last;
+            while (i < copy.size() && copy.get(i)[0] <= end) last = copy.get(i++);
+            // A QEMU that appeared within the step starts from 0: its first sample counts whole.
+            out.add(Math.min(1.0, Math.max(0, last[3] - atStart[3]) / (double) stepNanos));
+        }
+        return List.copyOf(out);
     }
 
     private List<long[]> copy() {

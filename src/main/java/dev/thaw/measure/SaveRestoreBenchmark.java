@@ -85,9 +85,11 @@ public final class SaveRestoreBenchmark {
      * @param hostSide           the host-side estimate from Thaw's event log: null for the mapped file (its faults are the kernel's)
      * @param hostVcpu           the host-side estimate from the vCPU's run time ({@link HostStall#fromVcpuRunTime}); null when not observed
      * @param residentMiBPerStep QEMU's resident memory at the end of each {@link AfterRestore#STEP_MILLIS}
+     * @param vcpuQueuedPerStep  the share of each step the vCPU was runnable but waited for a CPU (CPU contention)
      */
     public record MethodSample(Method method, double runningSeconds, double completedSeconds, Postcopy postcopy, long storageReadBytes,
-                               AfterRestore after, HostStall hostSide, HostStall hostVcpu, List<Double> residentMiBPerStep) {}
+                               AfterRestore after, HostStall hostSide, HostStall hostVcpu, List<Double> residentMiBPerStep,
+                               List<Double> vcpuQueuedPerStep) {}
 
     /** The saves of one repetition; the snapshot, RAM file and estimates only with all methods. */
     public record Saves(double thawSaveSeconds, long thawImageBytes, long streamBytes, double qemuSaveSeconds, double qemuSaveFsyncSeconds,
@@ -322,7 +324,8 @@ public final class SaveRestoreBenchmark {
                 HostStall vcpu = observe && s.vcpuShareBefore() > 0
                         ? HostStall.fromVcpuRunTime(rss.vcpuRunSamples(), s.vcpuShareBefore(), end, step) : null;
                 MethodSample sample = new MethodSample(m, running / 1e9, completed / 1e9, pc,
-                        readsBefore < 0 || reads < 0 ? -1 : reads - readsBefore, after, host, vcpu, rss.mibPerStep(step, end));
+                        readsBefore < 0 || reads < 0 ? -1 : reads - readsBefore, after, host, vcpu, rss.mibPerStep(step, end),
+                        rss.vcpuQueuedSharePerStep(step, end));
                 return new Run(sample, postcopy == null ? List.of() : postcopy.faults().stream().filter(f -> !f.alreadySent())
                         .map(f -> new FaultOrder.Touch(new PageRef(f.block(), f.page()), f.atNanos())).toList());
             }
@@ -498,6 +501,11 @@ public final class SaveRestoreBenchmark {
         out.add(Plots.overTime(dir.resolve("restore-vcpu-stalled-" + name), "share of time the vCPU did not run (host side): " + conditions,
                 "1 - vCPU run share / run share before", series(r, s -> s.hostVcpu() == null ? null : s.hostVcpu().stalledPerStep()),
                 AfterRestore.STEP_MILLIS));
+        Map<String, List<Double>> queued = series(r, MethodSample::vcpuQueuedPerStep);
+        if (!queued.isEmpty()) {
+            out.add(Plots.overTime(dir.resolve("restore-vcpu-queued-" + name), "share of time the vCPU waited for a CPU: " + conditions,
+                    "runnable, waiting for a core", queued, AfterRestore.STEP_MILLIS));
+        }
         out.add(Plots.lines(dir.resolve("restore-mmu-" + name), "MMU curve: " + conditions, "window (s)",
                 "lowest utilization of any window from the restore's start", series(r, s -> s.after() == null ? null
                         : AfterRestore.mmuCurve(s.after().utilizationPerStep())), AfterRestore.STEP_MILLIS / 1000.0));

@@ -17,20 +17,30 @@ public final class VcpuTime {
 
     /** Nanoseconds on a CPU summed over the vCPU threads; 0 when the process is gone. */
     public static long runNanos(long pid) {
+        return of(pid)[0];
+    }
+
+    /**
+     * {run, waited} nanoseconds summed over the vCPU threads: on a CPU, and runnable but waiting on a run queue for one
+     * (schedstat's second field: the time another thread held the core). {0, 0} when the process is gone.
+     */
+    public static long[] of(long pid) {
         long sum = 0;
+        long waited = 0;
         try (DirectoryStream<Path> tasks = Files.newDirectoryStream(Path.of("/proc/" + pid + "/task"))) {
             for (Path task : tasks) {
                 try {
                     if (!Files.readString(task.resolve("comm")).startsWith("CPU ")) continue;
-                    String stat = Files.readString(task.resolve("schedstat")).trim();
-                    sum += Long.parseLong(stat.substring(0, stat.indexOf(' ')));
+                    String[] stat = Files.readString(task.resolve("schedstat")).trim().split("\\s+");
+                    sum += Long.parseLong(stat[0]);
+                    waited += Long.parseLong(stat[1]);
                 } catch (IOException | RuntimeException e) {
                     // the thread ended meanwhile
                 }
             }
         } catch (IOException e) {
-            return 0;
+            return new long[] {0, 0};
         }
-        return sum;
+        return new long[] {sum, waited};
     }
 }

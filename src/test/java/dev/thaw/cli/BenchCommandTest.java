@@ -68,7 +68,7 @@ class BenchCommandTest {
         assertThat(markdown).contains("QEMU loadvm", "mapped RAM file", "Thaw ws (trace)", "host-side TTR estimate");
         try (var plots = Files.list(dir.resolve("plots"))) {
             assertThat(plots.map(p -> p.getFileName().toString()).toList()).containsExactlyInAnyOrder("restore-utilization-512M-W32.png",
-                    "restore-stalled-512M-W32.png", "restore-vcpu-stalled-512M-W32.png", "restore-mmu-512M-W32.png",
+                    "restore-stalled-512M-W32.png", "restore-vcpu-stalled-512M-W32.png", "restore-mmu-512M-W32.png", "restore-vcpu-queued-512M-W32.png",
                     "restore-resident-512M-W32.png");
         }
         assertThat(markdown).contains("MMU(0.5 s)", "MMU(5.0 s)");
@@ -81,7 +81,7 @@ class BenchCommandTest {
         assertThat(replotted).isZero();
         assertThat(Files.readString(dir.resolve("again.md"))).isEqualTo(markdown);
         try (var plots = Files.list(dir.resolve("again"))) {
-            assertThat(plots.count()).isEqualTo(5);
+            assertThat(plots.count()).isEqualTo(6);
         }
     }
 
