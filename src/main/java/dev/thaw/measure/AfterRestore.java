@@ -67,7 +67,6 @@ public record AfterRestore(Optional<Double> ttrSeconds, double mmu, double relat
         List<Double> steps = new java.util.ArrayList<>();
         long step = STEP_MILLIS * 1_000_000L;
         for (long t = 0; t + step <= endNanos; t += step) steps.add(r.utilization(t, step));
-        return new AfterRestore(r.ttrNanos(Responsiveness.DEFAULT_WINDOW_NANOS, Responsiveness.DEFAULT_UTILIZATION).map(n -> n / 1e9),
-                r.mmu(Responsiveness.DEFAULT_WINDOW_NANOS, 0), relative, List.copyOf(steps), latency);
+        return new AfterRestore(r.defaultTtrSeconds(), r.defaultMmu(), relative, List.copyOf(steps), latency);
     }
 }

@@ -73,8 +73,7 @@ public record HostStall(List<Double> stalledPerStep, Optional<Double> ttrSeconds
         }
         Responsiveness r = new Responsiveness(progress, 1e9, endNanos);
         return new HostStall(List.copyOf(steps),
-                r.ttrNanos(Responsiveness.DEFAULT_WINDOW_NANOS, Responsiveness.DEFAULT_UTILIZATION).map(n -> n / 1e9),
-                r.mmu(Responsiveness.DEFAULT_WINDOW_NANOS, 0));
+r.defaultTtrSeconds(), r.defaultMmu());
     }
 
     /**
@@ -100,8 +99,7 @@ public record HostStall(List<Double> stalledPerStep, Optional<Double> ttrSeconds
         List<Double> steps = new ArrayList<>();
         for (long s = 0; s + stepNanos <= endNanos; s += stepNanos) steps.add(Math.max(0, 1 - r.utilization(s, stepNanos)));
         return new HostStall(List.copyOf(steps),
-                r.ttrNanos(Responsiveness.DEFAULT_WINDOW_NANOS, Responsiveness.DEFAULT_UTILIZATION).map(n -> n / 1e9),
-                r.mmu(Responsiveness.DEFAULT_WINDOW_NANOS, 0));
+r.defaultTtrSeconds(), r.defaultMmu());
     }
 
     /** The stall of an eager restore: the guest waits for all of it, then runs unhindered. */

@@ -31,7 +31,7 @@ public final class QemuSampler implements AutoCloseable {
 
     private void loop() {
         while (!stop) {
-            long pid = QemuVm.live().stream().filter(vm -> vm.name().equals(vmName)).findFirst().map(QemuVm::pid).orElse(-1L);
+            long pid = QemuVm.live(vmName).map(QemuVm::pid).orElse(-1L);
             long bytes = pid < 0 ? 0 : rss(pid);
             long[] vcpu = pid < 0 ? new long[2] : VcpuTime.of(pid);
             synchronized (samples) {
@@ -69,17 +69,27 @@ public final class QemuSampler implements AutoCloseable {
      * thread on its core): the CPU contention a restore's own threads cause on a small host.
      */
     public List<Double> vcpuQueuedSharePerStep(long stepNanos, long endNanos) {
-        List<long[]> copy = copy();
+        List<long[]> ends = atStepEnds(stepNanos, endNanos);
         List<Double> out = new ArrayList<>();
+        for (int k = 0; k < ends.size(); k++) {
+            // A QEMU that appeared within the step starts from 0: its first sample counts whole.
+            long before = k == 0 ? 0 : ends.get(k - 1)[3];
+            out.add(Math.min(1.0, Math.max(0, ends.get(k)[3] - before) / (double) stepNanos));
+        }
+        return List.copyOf(out);
+    }
+
+    /** The latest sample at or before the end of each consecutive step up to {@code endNanos} (all zero before the first). */
+    private List<long[]> atStepEnds(long stepNanos, long endNanos) {
+        List<long[]> copy = copy();
+        List<long[]> out = new ArrayList<>();
         int i = 0;
         long[] last = {0, 0, 0, 0};
         for (long end = stepNanos; end <= endNanos; end += stepNanos) {
-            long[] atStart = last;
             while (i < copy.size() && copy.get(i)[0] <= end) last = copy.get(i++);
-            // A QEMU that appeared within the step starts from 0: its first sample counts whole.
-            out.add(Math.min(1.0, Math.max(0, last[3] - atStart[3]) / (double) stepNanos));
+            out.add(last);
         }
-        return List.copyOf(out);
+        return out;
     }
 
     private List<long[]> copy() {
@@ -90,15 +100,7 @@ public final class QemuSampler implements AutoCloseable {
 
     /** The resident MiB at the end of each consecutive step up to {@code endNanos}: the latest sample at or before it. */
     public List<Double> mibPerStep(long stepNanos, long endNanos) {
-        List<long[]> copy = copy();
-        List<Double> out = new ArrayList<>();
-        int i = 0;
-        long last = 0;
-        for (long end = stepNanos; end <= endNanos; end += stepNanos) {
-            while (i < copy.size() && copy.get(i)[0] <= end) last = copy.get(i++)[1];
-            out.add(last / (double) (1 << 20));
-        }
-        return List.copyOf(out);
+        return atStepEnds(stepNanos, endNanos).stream().map(x -> x[1] / (double) (1 << 20)).toList();
     }
 
     @Override

@@ -105,6 +105,16 @@ public final class Responsiveness {
         return out;
     }
 
+    /** TTR at the default window and utilization, in seconds; empty if not reached. */
+    public Optional<Double> defaultTtrSeconds() {
+        return ttrNanos(DEFAULT_WINDOW_NANOS, DEFAULT_UTILIZATION).map(n -> n / 1e9);
+    }
+
+    /** MMU at the default window over the whole observation. */
+    public double defaultMmu() {
+        return mmu(DEFAULT_WINDOW_NANOS, 0);
+    }
+
     /** MMU(w): the lowest utilization of any window of length w from {@code fromNanos} on. */
     public double mmu(long windowNanos, long fromNanos) {
         return windows(windowNanos).stream().filter(x -> x[0] >= fromNanos).mapToDouble(x -> x[1]).min().orElse(Double.NaN);

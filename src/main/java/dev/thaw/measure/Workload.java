@@ -129,11 +129,11 @@ public sealed interface Workload permits Workload.Wsbench, Workload.Redis {
 
         public Before before(QemuVm vm, Duration duration) {
             // The first seconds of a client measure its own warm-up (class loading, JIT), not the guest: left out.
+            int port = RedisGuest.hostPort(vm);
             long warm = System.nanoTime();
-            RedisLoad.run(RedisGuest.hostPort(vm), guest.hotKeyCount(), warm, warm + CLIENT_WARM_UP.toNanos(), () -> false, warm);
+            RedisLoad.run(port, guest.hotKeyCount(), warm, warm + CLIENT_WARM_UP.toNanos(), () -> false, warm);
             long start = System.nanoTime();
-            RedisLoad.Result r = RedisLoad.run(RedisGuest.hostPort(vm), guest.hotKeyCount(), start, start + duration.toNanos(), () -> false,
-                    start);
+            RedisLoad.Result r = RedisLoad.run(port, guest.hotKeyCount(), start, start + duration.toNanos(), () -> false, start);
             if (r.requestCount() == 0) {
                 throw new IllegalStateException(vm.name() + ": the Redis client completed no request in " + duration.toSeconds() + " s: "
                         + r.firstFailure());
@@ -204,7 +204,7 @@ public sealed interface Workload permits Workload.Wsbench, Workload.Redis {
                 while (vm == null) {
                     if (stop.get()) return -1;
                     // Listed from its launch on; usable once its monitor answers.
-                    vm = QemuVm.live().stream().filter(v -> v.name().equals(vmName) && v.qmp() != null).findFirst().orElse(null);
+                    vm = QemuVm.live(vmName).filter(v -> v.qmp() != null).orElse(null);
                     if (vm == null) Thread.sleep(5);
                 }
                 var events = vm.qmp().events().cursorFromStart();

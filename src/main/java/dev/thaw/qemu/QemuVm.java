@@ -264,6 +264,11 @@ public final class QemuVm implements AutoCloseable {
         return Set.copyOf(LIVE);
     }
 
+    /** The open handle of the QEMU named {@code name}, if any (listed from its launch on; {@link #qmp()} is null until QMP answers). */
+    public static Optional<QemuVm> live(String name) {
+        return live().stream().filter(vm -> vm.name().equals(name)).findFirst();
+    }
+
     /** QEMU could not be started or did not reach the point where QMP answers. */
     public static final class QemuLaunchException extends RuntimeException {
         public QemuLaunchException(String message, Throwable cause) {
