@@ -15,10 +15,13 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.EnumSet;
 import java.util.List;
+import java.util.Set;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
 
 @Command(name = "bench", mixinStandardHelpOptions = true,
         description = {"Benchmark saves and restores against QEMU's own.",
@@ -29,6 +32,9 @@ import picocli.CommandLine.Option;
                 "lazy, and ws with each estimator (learned, dirty, trace). Prints markdown tables (min / median),",
                 "with --markdown also to a file, and with --json the samples."})
 final class BenchCommand implements Callable<Integer> {
+    @Spec // errors in arguments are reported through the command line that runs this command (its streams, its usage)
+    picocli.CommandLine.Model.CommandSpec spec;
+
     @Option(names = "--sizes", split = ",", defaultValue = "1024,4096", description = "Guest RAM sizes in MiB (default ${DEFAULT-VALUE}).")
     List<Long> sizes;
 
@@ -49,6 +55,11 @@ final class BenchCommand implements Callable<Integer> {
 
     @Option(names = "--markdown", description = "Also write the tables to this markdown file.")
     Path markdown;
+
+    @Option(names = "--methods", split = ",", description = "--modes: only these restore methods (default: all but the ablation"
+            + " thaw-lazy-address-order): qemu-eager, qemu-loadvm, mapped-file, thaw-eager, thaw-lazy, thaw-lazy-address-order,"
+            + " ws-learned (learns from thaw-lazy), ws-dirty, ws-trace.")
+    List<String> methods;
 
     @Option(names = "--repeat", defaultValue = "3", description = "Repetitions per size (default ${DEFAULT-VALUE}).")
     int repeat;
@@ -111,11 +122,12 @@ final class BenchCommand implements Callable<Integer> {
             repeat = 2;
             modes = true;
         }
+        Set<SaveRestoreBenchmark.Method> chosenMethods = methods(); // a bad name fails here, before anything runs
         if (replot != null) {
             SaveRestoreBenchmark.Report[] earlier = Json.MAPPER.treeToValue(Json.MAPPER.readTree(replot.toFile()).path("reports"),
                     SaveRestoreBenchmark.Report[].class);
             if (earlier == null || earlier.length == 0) {
-                throw new picocli.CommandLine.ParameterException(new picocli.CommandLine(this),
+                throw new picocli.CommandLine.ParameterException(spec.commandLine(),
                         "--replot: expected a JSON object with \"reports\" from 'thaw bench --json FILE', actual none in " + replot);
             }
             report(List.of(earlier), out);
@@ -178,7 +190,7 @@ final class BenchCommand implements Callable<Integer> {
                     out.printf("%s guest %d MiB RAM, T=%d MiB, W=%d MiB, %d repetitions%s ...%n", guest.label(), size, guest.totalMiB(),
                             guest.wsMiB(), repeat, cold ? ", cold cache" : "");
                     reports.add(SaveRestoreBenchmark.run(new SaveRestoreBenchmark.Config(guest, repeat, cold, dir, modes,
-                                    Duration.ofSeconds(traceSeconds), Duration.ofSeconds(liveSeconds)), host.guest().orElseThrow(),
+                                    Duration.ofSeconds(traceSeconds), Duration.ofSeconds(liveSeconds), chosenMethods), host.guest().orElseThrow(),
                             host.qemuVersion().orElseThrow(), host.accel(), out));
                 }
             }
@@ -190,6 +202,17 @@ final class BenchCommand implements Callable<Integer> {
             writeJson(java.util.Map.of("reports", reports));
         }
         return 0;
+    }
+
+    private Set<SaveRestoreBenchmark.Method> methods() {
+        if (methods == null || methods.isEmpty()) return SaveRestoreBenchmark.Method.defaults();
+        Set<SaveRestoreBenchmark.Method> chosen = EnumSet.noneOf(SaveRestoreBenchmark.Method.class);
+        try {
+            for (String key : methods) chosen.add(SaveRestoreBenchmark.Method.parse(key.trim()));
+        } catch (IllegalArgumentException e) {
+            throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--methods: " + e.getMessage());
+        }
+        return chosen;
     }
 
     /** The tables (to {@code out} and --markdown) and the plots (--plots) of these reports. */
@@ -219,7 +242,7 @@ final class BenchCommand implements Callable<Integer> {
         return switch (app) {
             case "wsbench" -> new Workload.Wsbench(new DemoGuest(sizeMiB, sizeMiB - 384, wsMiB));
             case "redis" -> new Workload.Redis(RedisGuest.of(sizeMiB, datasetMiB != null ? datasetMiB : sizeMiB * 3 / 8, wsMiB));
-            default -> throw new picocli.CommandLine.ParameterException(new picocli.CommandLine(this),
+            default -> throw new picocli.CommandLine.ParameterException(spec.commandLine(),
                     "--app: expected wsbench or redis, actual '" + app + "'");
         };
     }

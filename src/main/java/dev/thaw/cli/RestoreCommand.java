@@ -68,6 +68,11 @@ final class RestoreCommand implements Callable<Integer> {
             description = "lazy/ws: pace the background stream to this many MB/s (default 0: unpaced); demand pages are never paced.")
     long backgroundMbps;
 
+    @Option(names = "--fault-region-kib", defaultValue = "2048",
+            description = "lazy/ws: after a demand fault the background stream sends the rest of its aligned region of this many KiB"
+                    + " first (default ${DEFAULT-VALUE}; 0: the predicted queue, then address order).")
+    int faultRegionKib;
+
     @Option(names = "--name", defaultValue = "thaw-restored", description = "VM name (default ${DEFAULT-VALUE}).")
     String name;
 
@@ -94,7 +99,8 @@ final class RestoreCommand implements Callable<Integer> {
             Restorer.Mode chosen = mode != null ? Restorer.Mode.parse(mode) : Restorer.defaultMode(img);
             Restorer.Outcome o = Restorer.restore(img, chosen, name, choice,
                     opt -> opt.withCollapseHugePages(collapseHugePages).withHugetlbGuestRam(hugetlb)
-                            .withScheduling(chunkPages, sendBufferKib << 10).withBackgroundRate(backgroundMbps * 1_000_000L), progress::update);
+                            .withScheduling(chunkPages, sendBufferKib << 10).withBackgroundRate(backgroundMbps * 1_000_000L)
+                            .withFaultRegion(faultRegionKib / 4), progress::update);
             try (QemuVm vm = o.vm()) {
                 RestoreReport report = report(img, o, vm);
                 progress.done(String.format("%s restore: guest running after %.2f s, restore completed after %.2f s%s", chosen.label(),

@@ -27,14 +27,17 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.EnumMap;
+import java.util.EnumSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.OptionalLong;
+import java.util.Set;
 import java.util.function.Function;
 import java.util.function.ToDoubleFunction;
+import java.util.stream.Stream;
 
 /**
  * Every restore method on the same running demo guest, interleaved repetition by repetition (the
@@ -54,13 +57,24 @@ public final class SaveRestoreBenchmark {
      * @param trace      the post-save trace period (ws with the trace estimator)
      * @param liveLimit  the live probe's limit (ws with the dirty estimator)
      */
+    /**
+     * @param allMethods every restore method observed ({@code --modes}); otherwise Thaw's and QEMU's eager restores only
+     * @param methods    with {@code allMethods}: the methods to run ({@link Method#defaults()} unless chosen)
+     */
     public record Config(Workload workload, int repetitions, boolean cold, Path workDir, boolean allMethods, Duration trace,
-                         Duration liveLimit) {}
+                         Duration liveLimit, Set<Method> methods) {
+        public Config {
+            methods = methods.isEmpty() ? EnumSet.noneOf(Method.class) : EnumSet.copyOf(methods);
+        }
+    }
 
     /** The restore methods, in the order the tables list them. */
     public enum Method {
         QEMU_EAGER("QEMU eager"), QEMU_LOADVM("QEMU loadvm"), MAPPED_FILE("mapped RAM file"), THAW_EAGER("Thaw eager"),
-        THAW_LAZY("Thaw lazy"), WS_LEARNED("Thaw ws (learned)"), WS_DIRTY("Thaw ws (dirty)"), WS_TRACE("Thaw ws (trace)");
+        THAW_LAZY("Thaw lazy"),
+        /** Ablation: lazy with the background stream in address order only (no fault regions), as before they existed. */
+        THAW_LAZY_ADDRESS_ORDER("Thaw lazy (address order)"),
+        WS_LEARNED("Thaw ws (learned)"), WS_DIRTY("Thaw ws (dirty)"), WS_TRACE("Thaw ws (trace)");
 
         public final String label;
 
@@ -68,8 +82,26 @@ public final class SaveRestoreBenchmark {
             this.label = label;
         }
 
+        /** The name {@code --methods} takes: {@code qemu-eager}, {@code ws-dirty}, ... */
+        public String key() {
+            return name().toLowerCase(java.util.Locale.ROOT).replace('_', '-');
+        }
+
         String vmName() {
-            return "thaw-bench-" + name().toLowerCase(java.util.Locale.ROOT).replace('_', '-');
+            return "thaw-bench-" + key();
+        }
+
+        /** What {@code --modes} runs unless told otherwise: every method but the ablation. */
+        public static Set<Method> defaults() {
+            return EnumSet.complementOf(EnumSet.of(THAW_LAZY_ADDRESS_ORDER));
+        }
+
+        public static Method parse(String key) {
+            for (Method m : values()) {
+                if (m.key().equals(key)) return m;
+            }
+            throw new IllegalArgumentException("restore method: expected one of "
+                    + java.util.Arrays.stream(values()).map(Method::key).toList() + ", actual '" + key + "'");
         }
     }
 
@@ -174,7 +206,8 @@ public final class SaveRestoreBenchmark {
         Workload.Before before = all ? config.workload().before(vm, OBSERVE) : new Workload.Before(0, null);
         double vcpuShare = (VcpuTime.runNanos(vm.pid()) - ranBefore) / (double) (System.nanoTime() - beforeStart);
         Saver.Options saveOptions = Saver.Options.defaults().withKeepRunning(true).withImage(ImageWriter.Options.defaults());
-        if (all) saveOptions = saveOptions.withDirtyEstimator(config.liveLimit());
+        Set<Method> methods = config.methods();
+        if (all && methods.contains(Method.WS_DIRTY)) saveOptions = saveOptions.withDirtyEstimator(config.liveLimit());
         Saver.Result saved;
         QemuBaselines.SaveResult qemuSaved;
         QemuBaselines.SnapshotResult snapshot;
@@ -182,7 +215,7 @@ public final class SaveRestoreBenchmark {
             saved = Saver.save(vm.qmp(), vm.config(), thawImage, saveOptions, p -> {});
             Thread.sleep(1000);
             qemuSaved = QemuBaselines.saveToFile(vm.qmp(), qemuFile, Duration.ofMinutes(5));
-            snapshot = all ? QemuBaselines.saveInternalSnapshot(vm.qmp(), qcow2, SNAPSHOT_TAG, Duration.ofMinutes(5)) : null;
+            snapshot = all && methods.contains(Method.QEMU_LOADVM) ? QemuBaselines.saveInternalSnapshot(vm.qmp(), qcow2, SNAPSHOT_TAG, Duration.ofMinutes(5)) : null;
         } catch (IOException | InterruptedException | RuntimeException e) {
             throw e;
         } catch (Exception e) {
@@ -195,19 +228,28 @@ public final class SaveRestoreBenchmark {
         long traced = 0;
         if (all) {
             saved.workingSet().filter(w -> w.size() > 0).ifPresent(w -> queues.put(Method.WS_DIRTY, w));
-            try (CheckpointImage img = CheckpointImage.open(thawImage)) {
-                ramFileSeconds = MappedRestore.writeRamFile(img, ramFile).writeNanos() / 1e9;
-                PostSaveTrace.Result t = PostSaveTrace.run(img, "thaw-bench-trace", config.trace(),
-                        saved.workingSet().map(w -> OptionalLong.of(w.size())).orElse(OptionalLong.empty()), "dirty-bit", m -> {});
-                t.restore().vm().close();
-                queues.put(Method.WS_TRACE, t.workingSet());
-                traced = t.workingSet().size();
+            if (methods.contains(Method.MAPPED_FILE)) {
+                try (CheckpointImage img = CheckpointImage.open(thawImage)) {
+                    ramFileSeconds = MappedRestore.writeRamFile(img, ramFile).writeNanos() / 1e9;
+                }
+            }
+            if (methods.contains(Method.WS_TRACE)) {
+                try (CheckpointImage img = CheckpointImage.open(thawImage)) {
+                    PostSaveTrace.Result t = PostSaveTrace.run(img, "thaw-bench-trace", config.trace(),
+                            saved.workingSet().map(w -> OptionalLong.of(w.size())).orElse(OptionalLong.empty()), "dirty-bit", m -> {});
+                    t.restore().vm().close();
+                    queues.put(Method.WS_TRACE, t.workingSet());
+                    traced = t.workingSet().size();
+                }
             }
         }
         Saved s = new Saved(vm.config(), thawImage, qemuFile, qcow2, ramFile, queues, before, vcpuShare);
+        // A unit's methods run back to back: ws (learned) learns from the lazy restore just before it.
         List<List<Method>> units = all
-                ? List.of(List.of(Method.QEMU_EAGER), List.of(Method.QEMU_LOADVM), List.of(Method.MAPPED_FILE), List.of(Method.THAW_EAGER),
-                List.of(Method.THAW_LAZY, Method.WS_LEARNED), List.of(Method.WS_DIRTY), List.of(Method.WS_TRACE))
+                ? Stream.of(List.of(Method.QEMU_EAGER), List.of(Method.QEMU_LOADVM), List.of(Method.MAPPED_FILE), List.of(Method.THAW_EAGER),
+                        List.of(Method.THAW_LAZY, Method.WS_LEARNED), List.of(Method.THAW_LAZY_ADDRESS_ORDER), List.of(Method.WS_DIRTY),
+                        List.of(Method.WS_TRACE))
+                .map(u -> u.stream().filter(methods::contains).toList()).filter(u -> !u.isEmpty()).toList()
                 : List.of(List.of(Method.THAW_EAGER), List.of(Method.QEMU_EAGER));
         List<MethodSample> restores = new ArrayList<>();
         List<Failure> failures = new ArrayList<>();
@@ -292,7 +334,9 @@ public final class SaveRestoreBenchmark {
                         img = CheckpointImage.open(s.thawImage());
                         opened = System.nanoTime() - start;
                         PostcopyRestore.Options options = PostcopyRestore.Options.lazy(m.vmName());
-                        if (m != Method.THAW_LAZY) {
+                        if (m == Method.THAW_LAZY_ADDRESS_ORDER) {
+                            options = options.withFaultRegion(0);
+                        } else if (m != Method.THAW_LAZY) {
                             Restorer.Plan plan = Restorer.plan(s.queues().get(m), WorkingSetChoice.defaults());
                             options = options.withWorkingSet(plan.prefetch()).withBackgroundFirst(plan.backgroundFirst());
                         }
@@ -395,7 +439,7 @@ public final class SaveRestoreBenchmark {
      */
     public static String hostSideMarkdown(List<Report> reports) {
         return agreement(reports, "demand-fault stall (Thaw's event log)", MethodSample::hostSide,
-                List.of(Method.THAW_LAZY, Method.WS_LEARNED, Method.WS_DIRTY, Method.WS_TRACE))
+                List.of(Method.THAW_LAZY, Method.THAW_LAZY_ADDRESS_ORDER, Method.WS_LEARNED, Method.WS_DIRTY, Method.WS_TRACE))
                 + agreement(reports, "vCPU run time", MethodSample::hostVcpu, List.of(Method.values()));
     }
 

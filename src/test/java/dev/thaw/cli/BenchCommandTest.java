@@ -20,8 +20,8 @@ import picocli.CommandLine;
  * runs, is observed, and appears in the one JSON object on standard output, the markdown file and the plots.
  */
 class BenchCommandTest {
-    static final List<String> METHODS = List.of("QEMU_EAGER", "QEMU_LOADVM", "MAPPED_FILE", "THAW_EAGER", "THAW_LAZY", "WS_LEARNED",
-            "WS_DIRTY", "WS_TRACE");
+    static final List<String> METHODS = List.of("QEMU_EAGER", "QEMU_LOADVM", "MAPPED_FILE", "THAW_EAGER", "THAW_LAZY",
+            "THAW_LAZY_ADDRESS_ORDER", "WS_LEARNED", "WS_DIRTY", "WS_TRACE");
 
     @Test
     void everyRestoreMethodIsMeasuredAndReported(@TempDir Path dir) throws Exception {
@@ -32,7 +32,8 @@ class BenchCommandTest {
         System.setOut(new PrintStream(captured, true, StandardCharsets.UTF_8));
         try {
             exit = new CommandLine(new ThawCli()).execute("bench", "--sizes", "512", "--ws-mib", "32", "--repeat", "1", "--modes",
-                    "--trace-seconds", "2", "--live-seconds", "5", "--json", "--markdown", dir.resolve("bench.md").toString(),
+                    "--trace-seconds", "2", "--live-seconds", "5", "--json",
+                    "--methods", String.join(",", METHODS.stream().map(m -> m.toLowerCase(java.util.Locale.ROOT).replace('_', '-')).toList()), "--markdown", dir.resolve("bench.md").toString(),
                     "--plots", dir.resolve("plots").toString(), "--work-dir", dir.resolve("work").toString());
         } finally {
             System.setOut(original);
@@ -83,6 +84,16 @@ class BenchCommandTest {
         try (var plots = Files.list(dir.resolve("again"))) {
             assertThat(plots.count()).isEqualTo(6);
         }
+    }
+
+    @Test
+    void anUnknownMethodIsRefusedBeforeAnythingRuns() {
+        java.io.StringWriter err = new java.io.StringWriter();
+        CommandLine cli = new CommandLine(new ThawCli());
+        cli.setErr(new java.io.PrintWriter(err));
+        int exit = cli.execute("bench", "--modes", "--methods", "thaw-lazy,thaw-lazzy");
+        assertThat(exit).isEqualTo(2);
+        assertThat(err.toString()).contains("--methods", "expected one of", "thaw-lazy-address-order", "actual 'thaw-lazzy'");
     }
 
     private static JsonNode find(JsonNode sample, String method) {

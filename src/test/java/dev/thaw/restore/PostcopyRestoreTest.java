@@ -83,6 +83,23 @@ class PostcopyRestoreTest {
     }
 
     @Test
+    void lazyRestoreWithTheBackgroundInAddressOrderOnly() throws Exception {
+        // The default follows each fault's 2 MiB region; without it the stream goes by address alone: both must restore it all.
+        PostcopyRestore.Result r = restoreAndCheck(PostcopyRestore.Options.lazy("thaw-test-address-order").withFaultRegion(0));
+        assertThat(r.backgroundPages()).isPositive();
+    }
+
+    @Test
+    void faultRegionMustBeZeroOrAPowerOfTwo() {
+        PostcopyRestore.Options lazy = PostcopyRestore.Options.lazy("x");
+        assertThat(lazy.faultRegionPages()).isEqualTo(PostcopyRestore.DEFAULT_FAULT_REGION_PAGES);
+        assertThat(lazy.withFaultRegion(1024).faultRegionPages()).isEqualTo(1024);
+        org.assertj.core.api.Assertions.assertThatThrownBy(() -> lazy.withFaultRegion(500))
+                .hasMessageContaining("expected 0 or a power of two").hasMessageContaining("actual 500");
+        org.assertj.core.api.Assertions.assertThatThrownBy(() -> lazy.withFaultRegion(-1)).hasMessageContaining("actual -1");
+    }
+
+    @Test
     void lazyRestore() throws Exception {
         PostcopyRestore.Result lazy = restoreAndCheck(PostcopyRestore.Options.lazy("thaw-test-lazy"));
         assertThat(lazy.prefetchedPages()).isZero();
