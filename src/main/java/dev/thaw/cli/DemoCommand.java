@@ -16,7 +16,6 @@ import dev.thaw.qemu.Journal;
 import dev.thaw.qemu.QemuVersion;
 import dev.thaw.qemu.QemuVm;
 import dev.thaw.restore.PostcopyRestore;
-import dev.thaw.restore.EagerRestore;
 import dev.thaw.restore.MappedRestore;
 import dev.thaw.measure.QemuBaselines;
 import dev.thaw.qemu.VmConfig;
@@ -191,21 +190,15 @@ final class DemoCommand implements Callable<Integer> {
         Long faults = null;
         Long blocked = null;
         switch (mode) {
-            case "qemu-eager" -> {
-                progress.update("QEMU eager restore: -incoming \"exec:cat FILE\"");
-                QemuBaselines.RestoreResult r = QemuBaselines.restoreFromFile(source, name, qemuStream, Duration.ofMinutes(5));
-                vm = r.vm();
-                running = completed = r.runningNanos() / 1e9;
-            }
-            case "qemu-loadvm" -> {
-                progress.update("QEMU loadvm of the internal snapshot");
-                QemuBaselines.RestoreResult r = QemuBaselines.loadInternalSnapshot(source, name, qcow2, SNAPSHOT_TAG, Duration.ofMinutes(5));
-                vm = r.vm();
-                running = completed = r.runningNanos() / 1e9;
-            }
-            case "mapped" -> {
-                progress.update("mapped RAM file restore");
-                MappedRestore.Result r = MappedRestore.restore(img, ramFile, EagerRestore.Options.defaults(name));
+            case "qemu-eager", "qemu-loadvm", "mapped" -> {
+                QemuBaselines.Baseline baseline = switch (mode) {
+                    case "qemu-eager" -> QemuBaselines.Baseline.QEMU_EAGER;
+                    case "qemu-loadvm" -> QemuBaselines.Baseline.QEMU_LOADVM;
+                    default -> QemuBaselines.Baseline.MAPPED_FILE;
+                };
+                progress.update(mode + " restore");
+                QemuBaselines.RestoreResult r = QemuBaselines.restore(baseline, source, name,
+                        new QemuBaselines.BaselineFiles(qemuStream, qcow2, SNAPSHOT_TAG, ramFile), img, Duration.ofMinutes(5));
                 vm = r.vm();
                 running = completed = r.runningNanos() / 1e9;
             }

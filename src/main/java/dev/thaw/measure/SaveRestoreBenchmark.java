@@ -305,21 +305,14 @@ public final class SaveRestoreBenchmark {
             PostcopyRestore.Result postcopy = null;
             try {
                 switch (m) {
-                    case QEMU_EAGER -> {
-                        QemuBaselines.RestoreResult r = QemuBaselines.restoreFromFile(s.source(), m.vmName(), s.qemuFile(), Duration.ofMinutes(5));
-                        vm = r.vm();
-                        running = completed = r.runningNanos();
-                    }
-                    case QEMU_LOADVM -> {
-                        QemuBaselines.RestoreResult r = QemuBaselines.loadInternalSnapshot(s.source(), m.vmName(), s.qcow2(), SNAPSHOT_TAG,
+                    case QEMU_EAGER, QEMU_LOADVM, MAPPED_FILE -> {
+                        if (m == Method.MAPPED_FILE) { // the mapped file takes the device state from the image: opening it counts
+                            img = CheckpointImage.open(s.thawImage());
+                            opened = System.nanoTime() - start;
+                        }
+                        QemuBaselines.RestoreResult r = QemuBaselines.restore(QemuBaselines.Baseline.valueOf(m.name()), s.source(),
+                                m.vmName(), new QemuBaselines.BaselineFiles(s.qemuFile(), s.qcow2(), SNAPSHOT_TAG, s.ramFile()), img,
                                 Duration.ofMinutes(5));
-                        vm = r.vm();
-                        running = completed = r.runningNanos();
-                    }
-                    case MAPPED_FILE -> {
-                        img = CheckpointImage.open(s.thawImage());
-                        opened = System.nanoTime() - start;
-                        MappedRestore.Result r = MappedRestore.restore(img, s.ramFile(), EagerRestore.Options.defaults(m.vmName()));
                         vm = r.vm();
                         running = completed = opened + r.runningNanos();
                     }
