@@ -53,18 +53,15 @@ import java.util.stream.Stream;
  */
 public final class SaveRestoreBenchmark {
     /**
-     * @param allMethods every method, observed; otherwise Thaw's and QEMU's eager restores only, not observed
+     * @param allMethods every chosen method, observed ({@code --modes}); otherwise Thaw's and QEMU's eager restores only, not observed
      * @param trace      the post-save trace period (ws with the trace estimator)
      * @param liveLimit  the live probe's limit (ws with the dirty estimator)
-     */
-    /**
-     * @param allMethods every restore method observed ({@code --modes}); otherwise Thaw's and QEMU's eager restores only
      * @param methods    with {@code allMethods}: the methods to run ({@link Method#defaults()} unless chosen)
      */
     public record Config(Workload workload, int repetitions, boolean cold, Path workDir, boolean allMethods, Duration trace,
                          Duration liveLimit, Set<Method> methods) {
         public Config {
-            methods = methods.isEmpty() ? EnumSet.noneOf(Method.class) : EnumSet.copyOf(methods);
+            methods = Set.copyOf(methods);
         }
     }
 
