@@ -61,9 +61,8 @@ final class DemoCommand implements Callable<Integer> {
     @Option(names = "--image", description = "Where to save the image (default: demo/image in the cache, replaced on each run).")
     Path imageDir;
 
-    @Option(names = "--background-mbps", defaultValue = "0",
-            description = "lazy/ws: pace the background stream to this many MB/s (default 0: unpaced).")
-    long backgroundMbps;
+    @Mixin
+    PostcopyTuning tuning;
 
     @Option(names = "--json", description = "Print one JSON object summarizing what the demo did and measured.")
     boolean json;
@@ -87,6 +86,7 @@ final class DemoCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        tuning.validate();
         long started = System.nanoTime();
         PrintStream out = json ? System.err : System.out;
         DemoGuest guest = shape.toGuest();
@@ -204,7 +204,7 @@ final class DemoCommand implements Callable<Integer> {
             }
             default -> {
                 Restorer.Outcome o = Restorer.restore(img, Restorer.Mode.parse(mode), name, dev.thaw.restore.WorkingSetChoice.defaults(),
-                        opt -> opt.withBackgroundRate(backgroundMbps * 1_000_000L), progress::update);
+                        tuning::applyTo, progress::update);
                 vm = o.vm();
                 running = o.runningSeconds();
                 completed = o.completedSeconds();

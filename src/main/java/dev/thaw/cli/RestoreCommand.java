@@ -16,6 +16,7 @@ import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
@@ -56,22 +57,8 @@ final class RestoreCommand implements Callable<Integer> {
             description = "lazy/ws: back the guest's RAM with 2 MiB hugetlb pages (root; taken from the kernel as surplus pages while QEMU runs).")
     boolean hugetlb;
 
-    @Option(names = "--chunk-pages", defaultValue = "32",
-            description = "lazy/ws: the largest background chunk in pages (default ${DEFAULT-VALUE}); a demand page waits behind at most one chunk.")
-    int chunkPages;
-
-    @Option(names = "--send-buffer-kib", defaultValue = "64",
-            description = "lazy/ws: the socket send buffer in KiB (default ${DEFAULT-VALUE}); a demand page also waits behind what it holds.")
-    int sendBufferKib;
-
-    @Option(names = "--background-mbps", defaultValue = "0",
-            description = "lazy/ws: pace the background stream to this many MB/s (default 0: unpaced); demand pages are never paced.")
-    long backgroundMbps;
-
-    @Option(names = "--fault-region-kib", defaultValue = "2048",
-            description = "lazy/ws: after a demand fault the background stream sends the rest of its aligned region of this many KiB"
-                    + " first (default ${DEFAULT-VALUE}; 0: the predicted queue, then address order).")
-    int faultRegionKib;
+    @Mixin
+    PostcopyTuning tuning;
 
     @Option(names = "--name", defaultValue = "thaw-restored", description = "VM name (default ${DEFAULT-VALUE}).")
     String name;
@@ -90,6 +77,13 @@ final class RestoreCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        tuning.validate();
+        if (collapseHugePages && hugetlb) {
+            throw new IllegalArgumentException("--collapse-huge-pages and --hugetlb exclude each other: hugetlb guest RAM is in"
+                    + " 2 MiB pages from the start, and MADV_COLLAPSE does not apply to it");
+        }
+        PostcopyRestore.GuestRam guestRam = hugetlb ? PostcopyRestore.GuestRam.HUGETLB
+                : collapseHugePages ? PostcopyRestore.GuestRam.COLLAPSE_AFTER : PostcopyRestore.GuestRam.DEFAULT;
         WorkingSetChoice choice = new WorkingSetChoice(WorkingSetChoice.Source.parse(wsSource),
                 wsPages == null ? java.util.OptionalInt.empty() : java.util.OptionalInt.of(wsPages), wsFraction);
         HostDoctor.ensureReady(System.err);
@@ -98,9 +92,7 @@ final class RestoreCommand implements Callable<Integer> {
         try (CheckpointImage img = CheckpointImage.open(image)) {
             Restorer.Mode chosen = mode != null ? Restorer.Mode.parse(mode) : Restorer.defaultMode(img);
             Restorer.Outcome o = Restorer.restore(img, chosen, name, choice,
-                    opt -> opt.withCollapseHugePages(collapseHugePages).withHugetlbGuestRam(hugetlb)
-                            .withScheduling(chunkPages, sendBufferKib << 10).withBackgroundRate(backgroundMbps * 1_000_000L)
-                            .withFaultRegion(faultRegionKib / 4), progress::update);
+                    opt -> tuning.applyTo(opt).withGuestRam(guestRam), progress::update);
             try (QemuVm vm = o.vm()) {
                 RestoreReport report = report(img, o, vm);
                 progress.done(String.format("%s restore: guest running after %.2f s, restore completed after %.2f s%s", chosen.label(),

@@ -325,7 +325,7 @@ public final class SaveRestoreBenchmark {
                         opened = System.nanoTime() - start;
                         PostcopyRestore.Options options = PostcopyRestore.Options.lazy(m.vmName());
                         if (m == Method.THAW_LAZY_ADDRESS_ORDER) {
-                            options = options.withFaultRegion(0);
+                            options = options.withPolicy(options.policy().withFaultRegionPages(0));
                         } else if (m != Method.THAW_LAZY) {
                             Restorer.Plan plan = Restorer.plan(s.queues().get(m), WorkingSetChoice.defaults());
                             options = options.withWorkingSet(plan.prefetch()).withBackgroundFirst(plan.backgroundFirst());

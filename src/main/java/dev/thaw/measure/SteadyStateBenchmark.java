@@ -57,8 +57,9 @@ public final class SteadyStateBenchmark {
                     } else {
                         PostcopyRestore.Result r = PostcopyRestore.restore(img, PostcopyRestore.Options.lazy("thaw-steady-" + mode.replace('+', '-'))
                                 .withWorkingSet(mode.equals("ws") ? learned : List.of())
-                                .withCollapseHugePages(mode.endsWith("collapse"))
-                                .withHugetlbGuestRam(mode.endsWith("hugetlb")), m -> {});
+                                .withGuestRam(mode.endsWith("collapse") ? PostcopyRestore.GuestRam.COLLAPSE_AFTER
+                                        : mode.endsWith("hugetlb") ? PostcopyRestore.GuestRam.HUGETLB : PostcopyRestore.GuestRam.DEFAULT),
+                                m -> {});
                         tested = r.vm();
                         collapse = r.collapse().orElse(null);
                         if (mode.equals("lazy")) {

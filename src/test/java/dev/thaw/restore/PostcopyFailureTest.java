@@ -43,18 +43,6 @@ class PostcopyFailureTest {
     }
 
     @Test
-    void hugetlbAndCollapseExcludeEachOther(@TempDir Path dir) {
-        dev.thaw.testing.SyntheticGuest guest = dev.thaw.testing.SyntheticGuest.random(new java.util.Random(3), 1, 20, 0.2, 0.1);
-        dev.thaw.image.ImageRoundTripTest.saveInto(dir.resolve("img"), guest, dev.thaw.image.ImageWriter.Options.defaults());
-        try (CheckpointImage img = CheckpointImage.open(dir.resolve("img"))) {
-            assertThatThrownBy(() -> PostcopyRestore.restore(img, PostcopyRestore.Options.lazy("thaw-test-never-started")
-                    .withHugetlbGuestRam(true).withCollapseHugePages(true), m -> {}))
-                    .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("exclude each other");
-        }
-        assertThat(QemuVm.live()).isEmpty();
-    }
-
-    @Test
     void returnPathReaderRejectsMalformedMessages() throws Exception {
         byte[] reqPagesWithoutId = {0, 4, 0, 12, 0, 0, 0, 0, 0, 0, 0x10, 0, 0, 0, 0x10, 0};
         assertThatThrownBy(() -> new ReturnPathReader(new ByteArrayInputStream(reqPagesWithoutId)).next())

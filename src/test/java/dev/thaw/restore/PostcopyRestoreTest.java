@@ -73,7 +73,7 @@ class PostcopyRestoreTest {
     void lazyRestoreIntoHugetlbGuestRam() throws Exception {
         long reservedBefore = Long.parseLong(java.nio.file.Files.readString(Path.of("/proc/sys/vm/nr_overcommit_hugepages")).strip());
         long ramBytes = TestHost.SMALL_GUEST.memoryMiB() << 20;
-        PostcopyRestore.Result r = restoreAndCheck(PostcopyRestore.Options.lazy("thaw-test-hugetlb").withHugetlbGuestRam(true),
+        PostcopyRestore.Result r = restoreAndCheck(PostcopyRestore.Options.lazy("thaw-test-hugetlb").withGuestRam(PostcopyRestore.GuestRam.HUGETLB),
                 vm -> assertThat(HugePages.guestRamMapping(vm.pid(), ramBytes)).as("guest RAM mapping")
                         .hasValueSatisfying(m -> assertThat(m.flags()).as("VmFlags of a hugetlb mapping").contains("ht")));
         // Every request and every background step moves whole 2 MiB pages of pc.ram.
@@ -85,18 +85,9 @@ class PostcopyRestoreTest {
     @Test
     void lazyRestoreWithTheBackgroundInAddressOrderOnly() throws Exception {
         // The default follows each fault's 2 MiB region; without it the stream goes by address alone: both must restore it all.
-        PostcopyRestore.Result r = restoreAndCheck(PostcopyRestore.Options.lazy("thaw-test-address-order").withFaultRegion(0));
+        PostcopyRestore.Result r = restoreAndCheck(PostcopyRestore.Options.lazy("thaw-test-address-order")
+                .withPolicy(dev.thaw.schedule.SchedulePolicy.defaults().withFaultRegionPages(0)));
         assertThat(r.backgroundPages()).isPositive();
-    }
-
-    @Test
-    void faultRegionMustBeZeroOrAPowerOfTwo() {
-        PostcopyRestore.Options lazy = PostcopyRestore.Options.lazy("x");
-        assertThat(lazy.faultRegionPages()).isEqualTo(PostcopyRestore.DEFAULT_FAULT_REGION_PAGES);
-        assertThat(lazy.withFaultRegion(1024).faultRegionPages()).isEqualTo(1024);
-        org.assertj.core.api.Assertions.assertThatThrownBy(() -> lazy.withFaultRegion(500))
-                .hasMessageContaining("expected 0 or a power of two").hasMessageContaining("actual 500");
-        org.assertj.core.api.Assertions.assertThatThrownBy(() -> lazy.withFaultRegion(-1)).hasMessageContaining("actual -1");
     }
 
     @Test
@@ -111,7 +102,7 @@ class PostcopyRestoreTest {
         // The next restore prefetches what the lazy one faulted, in fault order (learned working set).
         List<PageRef> learned = lazy.faultedPages();
         PostcopyRestore.Result ws = restoreAndCheck(PostcopyRestore.Options.lazy("thaw-test-ws").withWorkingSet(learned)
-                .withCollapseHugePages(true));
+                .withGuestRam(PostcopyRestore.GuestRam.COLLAPSE_AFTER));
         assertThat(ws.prefetchedPages()).isEqualTo(learned.size());
         assertThat(lazy.collapse()).isEmpty();
         HugePages.CollapseReport collapse = ws.collapse().orElseThrow();

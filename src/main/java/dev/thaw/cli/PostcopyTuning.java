@@ -1,0 +1,56 @@
+package dev.thaw.cli;
+
+import dev.thaw.migration.Wire;
+import dev.thaw.restore.PostcopyRestore;
+import dev.thaw.schedule.SchedulePolicy;
+import picocli.CommandLine.Option;
+
+/** The lazy and ws restores' scheduling options, the same on every command that restores (picocli mixin). */
+final class PostcopyTuning {
+    private static final int PAGE_KIB = Wire.TARGET_PAGE_BYTES / 1024;
+
+    @Option(names = "--chunk-pages", defaultValue = "" + SchedulePolicy.DEFAULT_MAX_CHUNK_PAGES,
+            description = "lazy/ws: the largest background chunk in pages (default ${DEFAULT-VALUE}); a demand page waits behind at most one chunk.")
+    int chunkPages;
+
+    @Option(names = "--send-buffer-kib", defaultValue = "64",
+            description = "lazy/ws: the socket send buffer in KiB (default ${DEFAULT-VALUE}); a demand page also waits behind what it holds.")
+    int sendBufferKib;
+
+    @Option(names = "--background-mbps", defaultValue = "0",
+            description = "lazy/ws: pace the background stream to this many MB/s (default 0: unpaced); demand pages are never paced.")
+    long backgroundMbps;
+
+    @Option(names = "--fault-region-kib", defaultValue = "2048",
+            description = "lazy/ws: after a demand fault the background stream sends the rest of its aligned region of this many KiB"
+                    + " first (default ${DEFAULT-VALUE}; 0: the predicted queue, then address order).")
+    int faultRegionKib;
+
+    /** Refuses a bad value naming its option; call before anything starts. */
+    void validate() {
+        if (chunkPages < SchedulePolicy.MIN_CHUNK_PAGES || chunkPages > SchedulePolicy.MAX_CHUNK_PAGES) {
+            throw new IllegalArgumentException("--chunk-pages: expected " + SchedulePolicy.MIN_CHUNK_PAGES + ".."
+                    + SchedulePolicy.MAX_CHUNK_PAGES + ", actual " + chunkPages);
+        }
+        if (sendBufferKib < 4 || sendBufferKib > (64 << 10)) {
+            throw new IllegalArgumentException("--send-buffer-kib: expected 4..65536, actual " + sendBufferKib);
+        }
+        if (backgroundMbps < 0) throw new IllegalArgumentException("--background-mbps: expected >= 0, actual " + backgroundMbps);
+        int regionPages = faultRegionKib / PAGE_KIB;
+        if (faultRegionKib < 0 || faultRegionKib % PAGE_KIB != 0 || (regionPages & (regionPages - 1)) != 0 || regionPages > (1 << 20)) {
+            throw new IllegalArgumentException("--fault-region-kib: expected 0 or a power of two from " + PAGE_KIB + " to "
+                    + ((1L << 20) * PAGE_KIB) + ", actual " + faultRegionKib);
+        }
+    }
+
+    /** These options applied to a restore's options. */
+    PostcopyRestore.Options applyTo(PostcopyRestore.Options options) {
+        validate();
+        int regionPages = faultRegionKib / PAGE_KIB;
+        SchedulePolicy policy = options.policy().withMaxChunkPages(chunkPages).withFaultRegionPages(regionPages)
+                .withBackgroundBytesPerSecond(backgroundMbps * 1_000_000L);
+        PostcopyRestore.Transport t = options.transport();
+        return options.withPolicy(policy)
+                .withTransport(new PostcopyRestore.Transport(sendBufferKib << 10, t.stallTimeout(), t.completionTimeout()));
+    }
+}

@@ -1,0 +1,273 @@
+package dev.thaw.schedule;
+
+import dev.thaw.estimate.PageRef;
+import dev.thaw.migration.Wire;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.BitSet;
+import java.util.List;
+import java.util.Optional;
+
+/**
+ * Decides which destination host page a postcopy restore sends next (the rules are in package-info). It hands out every
+ * unit at most once and knows nothing of sockets, threads or clocks: the restore session asks and sends. Not thread-safe.
+ */
+public final class PageScheduler {
+    /** Bounds the fault regions kept (the oldest go); 4096 regions of 2 MiB are 8 GiB. */
+    static final int MAX_FAULT_RANGES = 4096;
+    private static final long PAGE_BYTES = Wire.TARGET_PAGE_BYTES;
+
+    private final List<BlockShape> blocks;
+    private final ZeroPages zeros;
+    private final SchedulePolicy policy;
+    private final List<PageRef> predicted;
+    private final BitSet[] sent;
+    /** The rest of recent faults' regions, the newest fault's on top. */
+    private final ArrayDeque<Region> regions = new ArrayDeque<>();
+    private int predictedCursor;
+    private int addressBlock;
+    private int addressPage;
+    private int chunkPages = SchedulePolicy.MIN_CHUNK_PAGES;
+    private long backgroundBytes;
+    private long backgroundClockNanos = Long.MIN_VALUE;
+
+    /** Pages {@code [next, end)} of a block that the background sends before the predicted queue. */
+    private static final class Region {
+        final int block;
+        int next;
+        final int end;
+
+        Region(int block, int next, int end) {
+            this.block = block;
+            this.next = next;
+            this.end = end;
+        }
+    }
+
+    /**
+     * A page request's outcome.
+     *
+     * @param duplicate the requested page was handed out already (the destination has it in flight): nothing to send
+     * @param units     the requested page's unit, then its neighbours' (on 4 KiB blocks), in the order to send them
+     */
+    public record Demand(boolean duplicate, List<PageRange> units) {}
+
+    /**
+     * What to discard on the destination before LISTEN.
+     *
+     * @param ranges    the runs of pages not handed out, per block in address order
+     * @param takenBack the unit taken back because nothing was left to discard (QEMU 7.2 needs one discard before LISTEN);
+     *                  it is sent again later
+     */
+    public record Discards(List<PageRange> ranges, Optional<PageRange> takenBack) {}
+
+    /**
+     * @param predicted the pages the background stream sends first after fault regions, in this order (the queue beyond the
+     *                  prefetched working set)
+     */
+    public PageScheduler(List<BlockShape> blocks, ZeroPages zeros, SchedulePolicy policy, List<PageRef> predicted) {
+        if (blocks.isEmpty()) throw new IllegalArgumentException("blocks: expected at least one RAM block, actual none");
+        this.blocks = List.copyOf(blocks);
+        this.zeros = zeros;
+        this.policy = policy;
+        this.predicted = List.copyOf(predicted);
+        this.sent = new BitSet[blocks.size()];
+        for (int b = 0; b < blocks.size(); b++) sent[b] = new BitSet(blocks.get(b).pageCount());
+    }
+
+    public SchedulePolicy policy() {
+        return policy;
+    }
+
+    /** Whether the page's unit was handed out already. */
+    public boolean isSent(int block, int page) {
+        checkPage(block, page);
+        return sent[block].get(page);
+    }
+
+    /** The working set before the guest starts: the unit of each page not handed out yet, in the order given. */
+    public List<PageRange> prefetch(List<PageRef> pages) {
+        List<PageRange> units = new ArrayList<>(pages.size());
+        for (PageRef ref : pages) {
+            checkPage(ref.block(), ref.page());
+            PageRange u = claim(ref.block(), ref.page());
+            if (u != null) units.add(u);
+        }
+        return units;
+    }
+
+    /** The runs of pages not handed out, to be discarded before LISTEN; at least one (see {@link Discards#takenBack}). */
+    public Discards discards() {
+        List<PageRange> ranges = new ArrayList<>();
+        for (int b = 0; b < blocks.size(); b++) {
+            int count = blocks.get(b).pageCount();
+            for (int p = sent[b].nextClearBit(0); p < count; ) {
+                int end = sent[b].nextSetBit(p);
+                if (end < 0 || end > count) end = count;
+                ranges.add(new PageRange(b, p, end - p));
+                p = sent[b].nextClearBit(end);
+            }
+        }
+        if (!ranges.isEmpty()) return new Discards(List.copyOf(ranges), Optional.empty());
+        int unit = blocks.getFirst().unitPages();
+        int first = blocks.getFirst().pageCount() - unit;
+        if (first < 0) throw new IllegalStateException("discards: block 0 has no pages to take back");
+        sent[0].clear(first, first + unit);
+        PageRange back = new PageRange(0, first, unit);
+        return new Discards(List.of(back), Optional.of(back));
+    }
+
+    /**
+     * A page request from the destination: its unit and, on 4 KiB blocks, up to {@code neighbourPages} following pages not
+     * handed out yet; the fault's region goes on top of the background order, and the next chunk is the smallest.
+     */
+    public Demand request(int block, int page) {
+        checkPage(block, page);
+        if (sent[block].get(page)) return new Demand(true, List.of());
+        List<PageRange> units = new ArrayList<>(1 + policy.neighbourPages());
+        units.add(claim(block, page));
+        BlockShape shape = blocks.get(block);
+        if (shape.unitPages() == 1) {
+            int limit = Math.min(shape.pageCount(), page + 1 + policy.neighbourPages());
+            for (int n = page + 1; n < limit; n++) {
+                PageRange u = claim(block, n);
+                if (u != null) units.add(u);
+            }
+        }
+        followFault(block, page);
+        chunkPages = SchedulePolicy.MIN_CHUNK_PAGES;
+        return new Demand(false, units);
+    }
+
+    /** The guest runs from now: the hold and the pace of the background count from here. */
+    public void guestStarted(long nowNanos) {
+        backgroundClockNanos = nowNanos;
+    }
+
+    /**
+     * How long the background must wait at {@code nowNanos}: until the hold ends, or until the bytes it sent are back under
+     * its pace; 0 to go on. Before {@link #guestStarted} there is no background.
+     */
+    public long backgroundWaitNanos(long nowNanos) {
+        if (backgroundClockNanos == Long.MIN_VALUE) throw new IllegalStateException("background before the guest started");
+        long due = backgroundClockNanos + policy.holdBackgroundNanos();
+        if (policy.backgroundBytesPerSecond() > 0) {
+            due += (long) (backgroundBytes * 1e9 / policy.backgroundBytesPerSecond()); // a double: no overflow past 9 GB
+        }
+        return Math.max(0, due - nowNanos);
+    }
+
+    /**
+     * The next background chunk: units of recent faults' regions, then of the predicted queue, then non-zero units by
+     * address, together at least one and about {@link #currentChunkPages} pages. Empty once every non-zero page was handed
+     * out ({@link #finished}).
+     */
+    public List<PageRange> nextBackground() {
+        int limit = chunkPages;
+        List<PageRange> chunk = new ArrayList<>();
+        int pages = 0;
+        while (!regions.isEmpty() && pages < limit) {
+            Region r = regions.peek();
+            int unit = blocks.get(r.block).unitPages();
+            int p = sent[r.block].nextClearBit(r.next);
+            p -= p % unit;
+            if (p >= r.end) {
+                regions.pop();
+                continue;
+            }
+            r.next = p + unit;
+            if (allZero(r.block, p)) continue;
+            PageRange u = claim(r.block, p);
+            chunk.add(u);
+            pages += u.pageCount();
+        }
+        while (predictedCursor < predicted.size() && pages < limit) {
+            PageRef ref = predicted.get(predictedCursor++);
+            if (ref.block() >= blocks.size() || ref.page() >= blocks.get(ref.block()).pageCount()) continue;
+            if (sent[ref.block()].get(ref.page()) || zeros.isZero(ref.block(), ref.page())) continue;
+            PageRange u = claim(ref.block(), ref.page());
+            chunk.add(u);
+            pages += u.pageCount();
+        }
+        while (addressBlock < blocks.size() && pages < limit) {
+            BlockShape shape = blocks.get(addressBlock);
+            int p = sent[addressBlock].nextClearBit(addressPage);
+            p -= p % shape.unitPages();
+            if (p >= shape.pageCount()) {
+                addressBlock++;
+                addressPage = 0;
+                continue;
+            }
+            addressPage = p + shape.unitPages();
+            if (sent[addressBlock].get(p) || allZero(addressBlock, p)) continue;
+            PageRange u = claim(addressBlock, p);
+            chunk.add(u);
+            pages += u.pageCount();
+        }
+        backgroundBytes += pages * PAGE_BYTES;
+        if (!chunk.isEmpty()) chunkPages = Math.min(policy.maxChunkPages(), chunkPages * 2);
+        return chunk;
+    }
+
+    /** The size the next background chunk aims at: doubles after each chunk, back to the minimum at each request. */
+    public int currentChunkPages() {
+        return chunkPages;
+    }
+
+    /** Every non-zero page was handed out: the stream may end (EOF). */
+    public boolean finished() {
+        return addressBlock >= blocks.size();
+    }
+
+    /**
+     * Pages never handed out, all of which must be zero: after EOF QEMU reads them as zero, so a non-zero one would be
+     * silent corruption.
+     *
+     * @throws IllegalStateException naming the first non-zero page never handed out
+     */
+    public long zeroPagesUnsent() {
+        long count = 0;
+        for (int b = 0; b < blocks.size(); b++) {
+            int pageCount = blocks.get(b).pageCount();
+            for (int p = sent[b].nextClearBit(0); p < pageCount; p = sent[b].nextClearBit(p + 1)) {
+                if (!zeros.isZero(b, p)) throw new IllegalStateException("page " + p + " of block " + b + " was never sent");
+                count++;
+            }
+        }
+        return count;
+    }
+
+    /** Marks the unit holding the page handed out; null if it was already. */
+    private PageRange claim(int block, int page) {
+        int unit = blocks.get(block).unitPages();
+        int first = page - page % unit;
+        if (sent[block].get(first)) return null;
+        sent[block].set(first, first + unit);
+        return new PageRange(block, first, unit);
+    }
+
+    /** Queues the rest of the fault's region: from the fault onwards on top, then the region's start. */
+    private void followFault(int block, int page) {
+        int region = policy.faultRegionPages();
+        if (region <= blocks.get(block).unitPages()) return;
+        int start = page - page % region;
+        int end = Math.min(blocks.get(block).pageCount(), start + region);
+        while (regions.size() >= MAX_FAULT_RANGES - 1) regions.removeLast();
+        if (start < page) regions.push(new Region(block, start, page));
+        regions.push(new Region(block, page, end));
+    }
+
+    private boolean allZero(int block, int first) {
+        for (int q = first; q < first + blocks.get(block).unitPages(); q++) {
+            if (!zeros.isZero(block, q)) return false;
+        }
+        return true;
+    }
+
+    private void checkPage(int block, int page) {
+        if (block < 0 || block >= blocks.size() || page < 0 || page >= blocks.get(block).pageCount()) {
+            throw new IllegalArgumentException("page: expected a block below " + blocks.size() + " and a page inside it, actual "
+                    + block + "/" + page);
+        }
+    }
+}

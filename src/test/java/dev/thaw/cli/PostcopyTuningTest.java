@@ -1,0 +1,37 @@
+package dev.thaw.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import org.junit.jupiter.api.Test;
+
+/** The scheduling options' units and checks, refused before anything starts (no QEMU, no image). */
+class PostcopyTuningTest {
+    @Test
+    void badValuesAreRefusedNamingTheOption() {
+        ImageCommandsTest.Run sixKib = ImageCommandsTest.run("restore", "/nonexistent", "--fault-region-kib", "6");
+        assertThat(sixKib.exit()).isNotZero();
+        assertThat(sixKib.err()).contains("--fault-region-kib").contains("actual 6");
+        ImageCommandsTest.Run notPowerOfTwo = ImageCommandsTest.run("restore", "/nonexistent", "--fault-region-kib", "3000");
+        assertThat(notPowerOfTwo.err()).contains("--fault-region-kib").contains("actual 3000");
+        ImageCommandsTest.Run chunk = ImageCommandsTest.run("restore", "/nonexistent", "--chunk-pages", "2");
+        assertThat(chunk.err()).contains("--chunk-pages").contains("actual 2");
+        ImageCommandsTest.Run both = ImageCommandsTest.run("restore", "/nonexistent", "--hugetlb", "--collapse-huge-pages");
+        assertThat(both.err()).contains("exclude each other");
+        ImageCommandsTest.Run demo = ImageCommandsTest.run("demo", "--send-buffer-kib", "1");
+        assertThat(demo.err()).contains("--send-buffer-kib").contains("actual 1");
+    }
+
+    @Test
+    void kibBecomePagesOnce() {
+        PostcopyTuning t = new PostcopyTuning();
+        t.chunkPages = 64;
+        t.sendBufferKib = 128;
+        t.faultRegionKib = 512;
+        t.backgroundMbps = 200;
+        var o = t.applyTo(dev.thaw.restore.PostcopyRestore.Options.lazy("x"));
+        assertThat(o.policy().faultRegionPages()).isEqualTo(128);
+        assertThat(o.policy().maxChunkPages()).isEqualTo(64);
+        assertThat(o.policy().backgroundBytesPerSecond()).isEqualTo(200_000_000L);
+        assertThat(o.transport().sendBufferBytes()).isEqualTo(128 << 10);
+    }
+}
