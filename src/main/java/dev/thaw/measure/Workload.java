@@ -183,7 +183,7 @@ public sealed interface Workload permits Workload.Wsbench, Workload.Redis {
                     for (int i = 0; i < counts.length; i++) {
                         if (counts[i] > 0) progress.add(new Responsiveness.Progress(i * bucket, (i + 1) * bucket, counts[i]));
                     }
-                    return AfterRestore.of(new Responsiveness(progress, before.opsPerSecond(), end),
+                    return AfterRestore.of(new Responsiveness(progress, before.opsPerSecond(), runningNanos, end),
                             r.completedBetween(runningNanos, end) / (window.toNanos() / 1e9) / before.opsPerSecond(), end, r.latency());
                 }
 
