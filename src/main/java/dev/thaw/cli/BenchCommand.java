@@ -27,7 +27,7 @@ import picocli.CommandLine.Spec;
         description = {"Benchmark saves and restores against QEMU's own.",
                 "Measures Thaw's save and eager restore against QEMU's own (migrate to a file,",
                 "-incoming \"exec:cat FILE\") on the same running demo guest, interleaved, per guest size and",
-                "working set. With --modes every restore method, each restored guest observed for 5 s: QEMU eager,",
+                "working set. With --modes every restore method, each restored guest observed (--observe-seconds): QEMU eager,",
                 "QEMU loadvm (qcow2 internal snapshot), kernel demand paging of a mapped RAM file, Thaw eager,",
                 "lazy, and ws with each estimator (learned, dirty, trace). Prints markdown tables (min / median),",
                 "with --markdown also to a file, and with --json the samples."})
@@ -60,6 +60,10 @@ final class BenchCommand implements Callable<Integer> {
             + " thaw-lazy-address-order): qemu-eager, qemu-loadvm, mapped-file, thaw-eager, thaw-lazy, thaw-lazy-address-order,"
             + " ws-learned (learns from thaw-lazy), ws-dirty, ws-trace.")
     List<String> methods;
+
+    @Option(names = "--observe-seconds", defaultValue = "5", description = "--modes: how long each restored guest is observed after it"
+            + " runs, for TTR, MMU and its work (default ${DEFAULT-VALUE}; TTR not reached by then is reported as '> N').")
+    int observeSeconds;
 
     @Option(names = "--repeat", defaultValue = "3", description = "Repetitions per size (default ${DEFAULT-VALUE}).")
     int repeat;
@@ -123,6 +127,11 @@ final class BenchCommand implements Callable<Integer> {
             modes = true;
         }
         Set<SaveRestoreBenchmark.Method> chosenMethods = methods(); // a bad name fails here, before anything runs
+        if (observeSeconds < 1) {
+            throw new picocli.CommandLine.ParameterException(spec.commandLine(),
+                    "--observe-seconds: expected at least 1 (TTR's window), actual " + observeSeconds);
+        }
+        Duration observe = Duration.ofSeconds(observeSeconds);
         if (replot != null) {
             SaveRestoreBenchmark.Report[] earlier = Json.MAPPER.treeToValue(Json.MAPPER.readTree(replot.toFile()).path("reports"),
                     SaveRestoreBenchmark.Report[].class);
@@ -190,7 +199,7 @@ final class BenchCommand implements Callable<Integer> {
                     out.printf("%s guest %d MiB RAM, T=%d MiB, W=%d MiB, %d repetitions%s ...%n", guest.label(), size, guest.totalMiB(),
                             guest.wsMiB(), repeat, cold ? ", cold cache" : "");
                     reports.add(SaveRestoreBenchmark.run(new SaveRestoreBenchmark.Config(guest, repeat, cold, dir, modes,
-                                    Duration.ofSeconds(traceSeconds), Duration.ofSeconds(liveSeconds), chosenMethods), host.guest().orElseThrow(),
+                                    Duration.ofSeconds(traceSeconds), Duration.ofSeconds(liveSeconds), chosenMethods, observe), host.guest().orElseThrow(),
                             host.qemuVersion().orElseThrow(), host.accel(), out));
                 }
             }

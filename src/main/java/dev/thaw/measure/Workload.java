@@ -27,6 +27,11 @@ public sealed interface Workload permits Workload.Wsbench, Workload.Redis {
     /** The part of it the workload keeps touching (wsbench's W, the client's hot keys). */
     long wsMiB();
 
+    /** Where the working set lies in that memory, as the bench's tables name it; null where the workload does not choose it. */
+    default String layout() {
+        return null;
+    }
+
     VmConfig vmConfig(String name, GuestImage image, QemuVersion qemu, Accel accel);
 
     void awaitReady(QemuVm vm);
