@@ -42,6 +42,11 @@ final class BenchCommand implements Callable<Integer> {
             description = "Working sets of the guest's workload in MiB, each run per size (default ${DEFAULT-VALUE}).")
     List<Long> wsMiB;
 
+    @Option(names = "--layout", split = ",", defaultValue = "contiguous", converter = GuestShape.LayoutConverter.class,
+            description = "wsbench: where its working set lies, each run per size and working set: contiguous (the first W MiB),"
+                    + " scattered (W/T of its 4 KiB pages at random, spread evenly) (default ${DEFAULT-VALUE}).")
+    List<DemoGuest.Layout> layouts;
+
     @Option(names = "--app", defaultValue = "wsbench", description = "What the guest runs: wsbench (the project's workload, which reports"
             + " its own progress) or redis (Redis from Debian, timed by a client on the host over user networking) (default ${DEFAULT-VALUE}).")
     String app;
@@ -132,6 +137,10 @@ final class BenchCommand implements Callable<Integer> {
                     "--observe-seconds: expected at least 1 (TTR's window), actual " + observeSeconds);
         }
         Duration observe = Duration.ofSeconds(observeSeconds);
+        if (!"wsbench".equals(app) && !layouts.equals(List.of(DemoGuest.Layout.CONTIGUOUS))) {
+            throw new picocli.CommandLine.ParameterException(spec.commandLine(),
+                    "--layout: expected only contiguous with --app " + app + " (the layout is wsbench's), actual " + layouts);
+        }
         if (replot != null) {
             SaveRestoreBenchmark.Report[] earlier = Json.MAPPER.treeToValue(Json.MAPPER.readTree(replot.toFile()).path("reports"),
                     SaveRestoreBenchmark.Report[].class);
@@ -194,10 +203,10 @@ final class BenchCommand implements Callable<Integer> {
         List<SaveRestoreBenchmark.Report> reports = new ArrayList<>();
         try {
             for (long size : sizes) {
-                for (long ws : wsMiB) {
-                    Workload guest = workload(size, ws);
-                    out.printf("%s guest %d MiB RAM, T=%d MiB, W=%d MiB, %d repetitions%s ...%n", guest.label(), size, guest.totalMiB(),
-                            guest.wsMiB(), repeat, cold ? ", cold cache" : "");
+                for (long ws : wsMiB) for (DemoGuest.Layout layout : layouts) {
+                    Workload guest = workload(size, ws, layout);
+                    out.printf("%s guest %d MiB RAM, T=%d MiB, W=%d MiB%s, %d repetitions%s ...%n", guest.label(), size, guest.totalMiB(),
+                            guest.wsMiB(), guest.layout() == null ? "" : " " + guest.layout(), repeat, cold ? ", cold cache" : "");
                     reports.add(SaveRestoreBenchmark.run(new SaveRestoreBenchmark.Config(guest, repeat, cold, dir, modes,
                                     Duration.ofSeconds(traceSeconds), Duration.ofSeconds(liveSeconds), chosenMethods, observe), host.guest().orElseThrow(),
                             host.qemuVersion().orElseThrow(), host.accel(), out));
@@ -247,9 +256,9 @@ final class BenchCommand implements Callable<Integer> {
         }
     }
 
-    private Workload workload(long sizeMiB, long wsMiB) {
+    private Workload workload(long sizeMiB, long wsMiB, DemoGuest.Layout layout) {
         return switch (app) {
-            case "wsbench" -> new Workload.Wsbench(new DemoGuest(sizeMiB, sizeMiB - 384, wsMiB));
+            case "wsbench" -> new Workload.Wsbench(new DemoGuest(sizeMiB, sizeMiB - 384, wsMiB, layout));
             case "redis" -> new Workload.Redis(RedisGuest.of(sizeMiB, datasetMiB != null ? datasetMiB : sizeMiB * 3 / 8, wsMiB));
             default -> throw new picocli.CommandLine.ParameterException(spec.commandLine(),
                     "--app: expected wsbench or redis, actual '" + app + "'");

@@ -546,9 +546,13 @@ public final class SaveRestoreBenchmark {
 
     /** PNGs per report: the guest's work, the host-side stalled share and QEMU's resident memory over time, per method. */
     public static List<Path> plots(Report r, Path dir) {
-        String conditions = String.format("%s, %d MiB guest (T=%d, W=%d MiB, %s%s), median of %d", r.workload(), r.memoryMiB(),
-                r.totalMiB(), r.wsMiB(), r.accel(), r.cold() ? ", cold" : ", warm", r.samples().size());
-        String name = String.format("%s%dM-W%d.png", "wsbench".equals(r.workload()) ? "" : r.workload() + "-", r.memoryMiB(), r.wsMiB());
+        String conditions = String.format("%s, %d MiB guest (T=%d, W=%d MiB%s, %s%s), median of %d", r.workload(), r.memoryMiB(),
+                r.totalMiB(), r.wsMiB(), r.layout() == null ? "" : " " + r.layout(), r.accel(), r.cold() ? ", cold" : ", warm",
+                r.samples().size());
+        // The contiguous layout keeps the names plots had before layouts existed.
+        String layout = r.layout() == null || r.layout().equals(DemoGuest.Layout.CONTIGUOUS.key()) ? "" : "-" + r.layout();
+        String name = String.format("%s%dM-W%d%s.png", "wsbench".equals(r.workload()) ? "" : r.workload() + "-", r.memoryMiB(), r.wsMiB(),
+                layout);
         List<Path> out = new ArrayList<>();
         Map<String, List<Double>> work = series(r, s -> s.after() == null ? null : s.after().utilizationPerStep());
         if (work.isEmpty()) return out;

@@ -77,6 +77,11 @@ public sealed interface Workload permits Workload.Wsbench, Workload.Redis {
             return guest.wsMiB();
         }
 
+        @Override
+        public String layout() {
+            return guest.layout().key();
+        }
+
         public VmConfig vmConfig(String name, GuestImage image, QemuVersion qemu, Accel accel) {
             return guest.vmConfig(name, image, qemu, accel);
         }

@@ -97,6 +97,12 @@ class BenchCommandTest {
         assertThat(refused("bench", "--modes", "--observe-seconds", "0")).contains("--observe-seconds", "expected at least 1", "actual 0");
     }
 
+    @Test
+    void anUnknownLayoutIsRefusedNamingTheOption() {
+        assertThat(refused("bench", "--modes", "--layout", "contiguous,scatterd")).contains("--layout", "actual 'scatterd'");
+        assertThat(refused("bench", "--modes", "--app", "redis", "--layout", "scattered")).contains("--layout", "wsbench");
+    }
+
     /** What the command line says when it refuses these arguments (exit code 2, as picocli does for a bad option). */
     private static String refused(String... args) {
         java.io.StringWriter err = new java.io.StringWriter();
