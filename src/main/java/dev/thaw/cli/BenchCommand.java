@@ -240,6 +240,8 @@ final class BenchCommand implements Callable<Integer> {
         StringBuilder tables = new StringBuilder(SaveRestoreBenchmark.markdown(reports));
         if (observed) {
             tables.append('\n').append(SaveRestoreBenchmark.modesMarkdown(reports));
+            String limits = SaveRestoreBenchmark.limitMarkdown(reports);
+            if (!limits.isEmpty()) tables.append('\n').append(limits);
             tables.append('\n').append(SaveRestoreBenchmark.failuresMarkdown(reports));
             tables.append('\n').append(SaveRestoreBenchmark.mmuMarkdown(reports));
             String latency = SaveRestoreBenchmark.latencyMarkdown(reports);

@@ -142,8 +142,9 @@ public final class SaveRestoreBenchmark {
     /** A restore that failed: the benchmark records it and goes on with the next method. */
     public record Failure(Method method, String error) {}
 
+    /** @param limit the run's own limit, measured in this repetition with all methods; null otherwise, or in an earlier report */
     public record Sample(double opsPerSecondBefore, RequestLatency latencyBefore, double vcpuShareBefore, Saves saves,
-                         List<MethodSample> restores, List<Failure> failures) {
+                         List<MethodSample> restores, List<Failure> failures, RunLimit limit) {
         Optional<MethodSample> of(Method m) {
             return restores.stream().filter(r -> r.method() == m).findFirst();
         }
@@ -264,6 +265,13 @@ public final class SaveRestoreBenchmark {
                 }
             }
         }
+        RunLimit limit = null;
+        if (all) {
+            limit = RunLimit.measure(vm.config(), "thaw-bench-limit", thawImage, config.workload().wsMiB() << 20, config.cold());
+            log.printf("  rep %d: the run's limit %.2f s: QEMU's start %.2f s + W=%d MiB at %.0f MB/s (sequential read of the image%s)%n",
+                    rep + 1, limit.seconds(), limit.qemuStartSeconds(), config.workload().wsMiB(), limit.readBytesPerSecond() / 1e6,
+                    config.cold() ? ", cold" : "");
+        }
         Saved s = new Saved(vm.config(), thawImage, qemuFile, qcow2, ramFile, queues, before, vcpuShare);
         // A unit's methods run back to back: ws (learned) learns from the lazy restore just before it.
         List<List<Method>> units = all
@@ -305,7 +313,7 @@ public final class SaveRestoreBenchmark {
                 qemuSaved.durationNanos() / 1e9, (qemuSaved.durationNanos() + qemuSaved.fsyncNanos()) / 1e9, qemuSaved.fileBytes(),
                 snapshot == null ? 0 : snapshot.durationNanos() / 1e9, snapshot == null ? 0 : snapshot.fileBytes(), ramFileSeconds,
                 saved.workingSet().map(WorkingSet::size).orElse(0), traced);
-        return new Sample(before.opsPerSecond(), before.latency(), vcpuShare, saves, List.copyOf(restores), List.copyOf(failures));
+        return new Sample(before.opsPerSecond(), before.latency(), vcpuShare, saves, List.copyOf(restores), List.copyOf(failures), limit);
     }
 
     /** One restore's sample, and the pages its guest faulted in, in order (what the next ws restore can learn from). */
@@ -442,6 +450,42 @@ public final class SaveRestoreBenchmark {
                                 Report.median(pc, Postcopy::serviceP99Micros)),
                         pc.isEmpty() ? "-" : String.format("%.0f", Report.median(pc, Postcopy::backgroundMBps)), failed));
                 guest = "";
+            }
+        }
+        return out.toString();
+    }
+
+    /**
+     * TTR against the run's own limit ({@link RunLimit}): per method the median TTR and the median over the repetitions of TTR /
+     * that repetition's limit (not reached within the observation: infinite, shown as "> observation / limit"). Empty for
+     * reports without a limit.
+     */
+    public static String limitMarkdown(List<Report> reports) {
+        StringBuilder out = new StringBuilder();
+        for (Report r : reports) {
+            List<RunLimit> limits = r.samples().stream().map(Sample::limit).filter(Objects::nonNull).toList();
+            if (limits.isEmpty()) continue;
+            if (out.isEmpty()) {
+                out.append("| guest | the run's limit (s): QEMU's start + W at the read rate | QEMU's start (s) | sequential read (MB/s)"
+                        + " | method | TTR(1 s, 0.8) (s) | TTR / limit |\n|---|---|---|---|---|---|---|\n");
+            }
+            String guest = String.format("%s | %.2f | %.2f | %.0f", r.describe(), Report.median(limits, RunLimit::seconds),
+                    Report.median(limits, RunLimit::qemuStartSeconds), Report.median(limits, RunLimit::readBytesPerSecond) / 1e6);
+            for (Method m : Method.values()) {
+                List<double[]> pairs = new ArrayList<>(); // {TTR, TTR / limit}, infinite when not reached
+                for (Sample s : r.samples()) {
+                    Optional<MethodSample> ms = s.of(m);
+                    if (s.limit() == null || ms.isEmpty() || ms.get().after() == null) continue;
+                    double ttr = ms.get().after().ttrSeconds().orElse(Double.POSITIVE_INFINITY);
+                    pairs.add(new double[] {ttr, ttr / s.limit().seconds()});
+                }
+                if (pairs.isEmpty()) continue;
+                double ratio = Report.median(pairs, p -> p[1]);
+                out.append(String.format("| %s | %s | %s | %s |%n", guest, m.label,
+                        ttr(pairs.stream().map(p -> Optional.of(p[0]).filter(Double::isFinite)).toList(), r.observeSeconds()),
+                        Double.isInfinite(ratio) ? String.format("> %.1fx", r.observeSeconds() / Report.median(limits, RunLimit::seconds))
+                                : String.format("%.1fx", ratio)));
+                guest = " | | |";
             }
         }
         return out.toString();
