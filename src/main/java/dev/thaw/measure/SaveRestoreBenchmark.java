@@ -388,7 +388,7 @@ public final class SaveRestoreBenchmark {
                             postcopy.vcpuBlockedMillis(), t.backgroundPagesPerSecond() * 4096 / 1e6);
                 }
                 HostStall vcpu = observe && s.vcpuShareBefore() > 0
-                        ? HostStall.fromVcpuRunTime(rss.vcpuRunSamples(), s.vcpuShareBefore(), end, step) : null;
+                        ? HostStall.fromVcpuRunTime(rss.vcpuRunSamples(), s.vcpuShareBefore(), running, end, step) : null;
                 MethodSample sample = new MethodSample(m, running / 1e9, completed / 1e9, pc,
                         readsBefore < 0 || reads < 0 ? -1 : reads - readsBefore, after, host, vcpu, rss.mibPerStep(step, end),
                         rss.vcpuQueuedSharePerStep(step, end));
