@@ -139,7 +139,11 @@ final class BenchCommand implements Callable<Integer> {
         Duration observe = Duration.ofSeconds(observeSeconds);
         if (!"wsbench".equals(app) && !layouts.equals(List.of(DemoGuest.Layout.CONTIGUOUS))) {
             throw new picocli.CommandLine.ParameterException(spec.commandLine(),
-                    "--layout: expected only contiguous with --app " + app + " (the layout is wsbench's), actual " + layouts);
+                    "--layout: expected only contiguous with --app " + app + " (the layout is wsbench's), actual " + layouts.stream().map(DemoGuest.Layout::key).toList());
+        }
+        if ((steadyState || estimators || calibrateTtr) && !layouts.equals(List.of(DemoGuest.Layout.CONTIGUOUS))) {
+            throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--layout: expected only contiguous with --steady-state,"
+                    + " --estimators and --calibrate-ttr (their guests are contiguous), actual " + layouts.stream().map(DemoGuest.Layout::key).toList());
         }
         if (replot != null) {
             SaveRestoreBenchmark.Report[] earlier = Json.MAPPER.treeToValue(Json.MAPPER.readTree(replot.toFile()).path("reports"),
