@@ -23,6 +23,8 @@ public record AfterRestore(Optional<Double> ttrSeconds, double mmu, double relat
     /** The step of {@link #utilizationPerStep}: utilization in consecutive windows of this length from the restore's start. */
     public static final long STEP_MILLIS = 250;
 
+    private static final org.slf4j.Logger log = org.slf4j.LoggerFactory.getLogger(AfterRestore.class);
+
     /**
      * @param startedNanos  System.nanoTime() when the restore began
      * @param runningNanos  when the guest started, relative to the restore's start
@@ -46,7 +48,14 @@ public record AfterRestore(Optional<Double> ttrSeconds, double mmu, double relat
      */
     static AfterRestore fromTicks(List<WsbenchTick> ticks, long startedNanos, long runningNanos, double opsPerSecondBefore, Duration window) {
         long end = runningNanos + window.toNanos();
-        Responsiveness r = new Responsiveness(Responsiveness.fromTicks(ticks, startedNanos), opsPerSecondBefore, runningNanos, end);
+        List<Responsiveness.Progress> progress = Responsiveness.fromTicks(ticks, startedNanos);
+        if (log.isDebugEnabled()) { // how much the guest clock placed before running (issue 12): what is not credited
+            double before = progress.stream().mapToDouble(p -> p.opsWithin(Long.MIN_VALUE, runningNanos)).sum();
+            log.debug("{} of {} ticks end before running at {} ms; {} ops ({} s at the rate before) placed before it, not credited",
+                    progress.stream().filter(p -> p.toNanos() <= runningNanos).count(), ticks.size(), runningNanos / 1_000_000,
+                    Math.round(before), String.format("%.3f", before / opsPerSecondBefore));
+        }
+        Responsiveness r = new Responsiveness(progress, opsPerSecondBefore, runningNanos, end);
         return of(r, r.utilization(runningNanos, window.toNanos()), end, null);
     }
 
