@@ -6,6 +6,9 @@
  *                  -> memsum <id> <hex64 checksum> <bytes>     (the whole region wsbench filled, or
  *                     MiB [first, first + mib) of it: the part beyond wsbench's working set is never
  *                     written after the fill, so its sum can be compared while wsbench runs)
+ *     memsum <id> cold
+ *                  -> memsum <id> <hex64 checksum> <bytes>     (the pages outside wsbench's working set,
+ *                     wherever its layout puts them: the pages its hot map leaves clear)
  *     pause <id>   -> paused <id>     (SIGSTOP to wsbench: its memory stops changing)
  *     resume <id>  -> resumed <id>    (SIGCONT)
  * Errors answer "error <id> <text>". The region is read through /proc/<pid>/mem, so wsbench's
@@ -46,17 +49,19 @@ static void reply(const char *fmt, ...) {
     }
 }
 
-static int read_region(long *pid, uintptr_t *addr, size_t *bytes) {
+static int read_region(long *pid, uintptr_t *addr, size_t *bytes, uintptr_t *hot_map) {
     FILE *f = fopen("/run/wsbench.region", "r");
     if (!f) return -1;
-    int ok = fscanf(f, "%ld %" SCNuPTR " %zu", pid, addr, bytes) == 3;
+    int ok = fscanf(f, "%ld %" SCNuPTR " %zu %" SCNuPTR, pid, addr, bytes, hot_map) == 4;
     fclose(f);
     return ok ? 0 : -1;
 }
 
-static void do_memsum(const char *id, long first_mib, long mib) {
-    long pid; uintptr_t addr; size_t bytes;
-    if (read_region(&pid, &addr, &bytes) != 0) { reply("error %s wsbench region not ready", id); return; }
+#define PAGE_BYTES 4096
+
+static void do_memsum(const char *id, long first_mib, long mib, int cold) {
+    long pid; uintptr_t addr, hot_addr; size_t bytes;
+    if (read_region(&pid, &addr, &bytes, &hot_addr) != 0) { reply("error %s wsbench region not ready", id); return; }
     if (mib > 0) {
         size_t first = (size_t)first_mib << 20, length = (size_t)mib << 20;
         if (first_mib < 0 || first + length > bytes) {
@@ -70,8 +75,21 @@ static void do_memsum(const char *id, long first_mib, long mib) {
     snprintf(path, sizeof path, "/proc/%ld/mem", pid);
     int fd = open(path, O_RDONLY);
     if (fd < 0) { reply("error %s open %s: %s", id, path, strerror(errno)); return; }
+    uint8_t *hot = NULL; /* with cold: one bit per page of the region, set for the working set */
+    if (cold) {
+        size_t map_bytes = (bytes / PAGE_BYTES + 7) / 8;
+        hot = malloc(map_bytes);
+        ssize_t got = hot ? pread(fd, hot, map_bytes, (off_t)hot_addr) : -1;
+        if (got != (ssize_t)map_bytes) {
+            reply("error %s read the hot map in %s at %" PRIuPTR ": expected %zu bytes, actual %zd", id, path, hot_addr, map_bytes, got);
+            free(hot);
+            close(fd);
+            return;
+        }
+    }
     static uint64_t buf[CHUNK_BYTES / sizeof(uint64_t)];
     uint64_t h = 0xCBF29CE484222325ULL;
+    size_t summed = 0;
     for (size_t done = 0; done < bytes;) {
         size_t want = bytes - done < CHUNK_BYTES ? bytes - done : CHUNK_BYTES;
         ssize_t got = pread(fd, buf, want, (off_t)(addr + done));
@@ -81,18 +99,22 @@ static void do_memsum(const char *id, long first_mib, long mib) {
             return;
         }
         for (size_t i = 0; i < (size_t)got / 8; i++) {
+            size_t page = (done + i * 8) / PAGE_BYTES;
+            if (hot && (hot[page / 8] >> (page % 8) & 1)) continue;
             h = (h ^ buf[i]) * 0x100000001B3ULL;
             h ^= h >> 29;
+            summed += 8;
         }
         done += (size_t)got;
     }
+    free(hot);
     close(fd);
-    reply("memsum %s %016" PRIx64 " %zu", id, h, bytes);
+    reply("memsum %s %016" PRIx64 " %zu", id, h, summed);
 }
 
 static void do_signal(const char *id, int sig, const char *answer) {
-    long pid; uintptr_t addr; size_t bytes;
-    if (read_region(&pid, &addr, &bytes) != 0) { reply("error %s wsbench region not ready", id); return; }
+    long pid; uintptr_t addr, hot_addr; size_t bytes;
+    if (read_region(&pid, &addr, &bytes, &hot_addr) != 0) { reply("error %s wsbench region not ready", id); return; }
     if (kill((pid_t)pid, sig) != 0) { reply("error %s kill %ld: %s", id, pid, strerror(errno)); return; }
     reply("%s %s", answer, id);
 }
@@ -123,11 +145,13 @@ int main(int argc, char **argv) {
         }
         line[len] = 0;
         len = 0;
-        char cmd[32] = "", id[64] = "-";
+        char cmd[32] = "", id[64] = "-", arg[32] = "";
         long first_mib = 0, mib = 0;
-        if (sscanf(line, "%31s %63s %ld %ld", cmd, id, &first_mib, &mib) < 1) continue;
+        if (sscanf(line, "%31s %63s %31s", cmd, id, arg) < 1) continue;
+        int cold = strcmp(arg, "cold") == 0;
+        if (!cold) sscanf(line, "%*s %*s %ld %ld", &first_mib, &mib);
         if (strcmp(cmd, "ping") == 0) reply("pong %s", id);
-        else if (strcmp(cmd, "memsum") == 0) do_memsum(id, first_mib, mib);
+        else if (strcmp(cmd, "memsum") == 0) do_memsum(id, first_mib, mib, cold);
         else if (strcmp(cmd, "pause") == 0) do_signal(id, SIGSTOP, "paused");
         else if (strcmp(cmd, "resume") == 0) do_signal(id, SIGCONT, "resumed");
         else reply("error %s unknown request '%s', expected ping, memsum, pause or resume", id, cmd);

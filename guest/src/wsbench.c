@@ -2,12 +2,22 @@
  * wsbench: the demo guest's workload.
  *
  * Fills TOTAL MiB with non-zero data that differs from page to page, then forever does random
- * 8-byte reads and writes over the first WS MiB (the rest stays cold). Every 100 ms it prints
+ * 8-byte reads and writes over a working set of WS MiB (the rest stays cold). Every 100 ms it prints
  *     wsbench tick <seq> <guest_monotonic_ns> <ops_in_interval>
  * on stdout (the serial console), from which the host computes throughput and TTR.
  *
- * TOTAL and WS come from the kernel command line (wsbench.total_mib=, wsbench.ws_mib=) or from
- * argv[1], argv[2]. memsum finds the region through /run/wsbench.region ("pid address bytes").
+ * LAYOUT says where the working set lies in the region:
+ *   contiguous  the first WS MiB;
+ *   scattered   WS/TOTAL of the region's 4 KiB pages, chosen at random with a fixed seed by
+ *               selection sampling (Knuth's Algorithm S), so every 2 MiB stretch holds about
+ *               WS/TOTAL of its pages at random places: a file's readahead (128 KiB and more)
+ *               brings in mostly cold pages, and no stride predicts the next hot page.
+ * The same seed gives the same set on every boot, so runs compare.
+ *
+ * TOTAL, WS and LAYOUT come from the kernel command line (wsbench.total_mib=, wsbench.ws_mib=,
+ * wsbench.layout=, default contiguous) or from argv[1], argv[2], argv[3]. memsum finds the
+ * region through /run/wsbench.region ("pid address bytes hot_map_address"): the hot map has one
+ * bit per page of the region, set for the working set's pages, the only ones written after the fill.
  *
  * Under TCG, QEMU resizes its software TLB only when the guest flushes its TLB, so the rate
  * would depend on history; forcing a flush every interval (touch scratch pages, then
@@ -29,6 +39,7 @@
 #define TICK_NANOS 100000000ULL
 #define SCRATCH_PAGES 4
 #define OPS_PER_CLOCK_CHECK 1024
+#define WORDS_PER_PAGE (PAGE_BYTES / sizeof(uint64_t))
 
 static uint64_t monotonic_nanos(void) {
     struct timespec ts;
@@ -44,26 +55,43 @@ static uint64_t mix64(uint64_t x) {
     return x ^ (x >> 31);
 }
 
-/* Reads "key=<number>" from /proc/cmdline; returns fallback when absent. */
-static long cmdline_number(const char *key, long fallback) {
+/* Copies the value of "key=<value>" in /proc/cmdline into out; returns 0 when absent. */
+static int cmdline_value(const char *key, char *out, size_t out_size) {
     char buf[4096];
     FILE *f = fopen("/proc/cmdline", "r");
-    if (!f) return fallback;
+    if (!f) return 0;
     size_t n = fread(buf, 1, sizeof buf - 1, f);
     fclose(f);
     buf[n] = 0;
     size_t keylen = strlen(key);
     for (char *tok = strtok(buf, " \n"); tok; tok = strtok(NULL, " \n")) {
-        if (strncmp(tok, key, keylen) == 0 && tok[keylen] == '=') return strtol(tok + keylen + 1, NULL, 10);
+        if (strncmp(tok, key, keylen) == 0 && tok[keylen] == '=') {
+            snprintf(out, out_size, "%s", tok + keylen + 1);
+            return 1;
+        }
     }
-    return fallback;
+    return 0;
+}
+
+/* Reads "key=<number>" from /proc/cmdline; returns fallback when absent. */
+static long cmdline_number(const char *key, long fallback) {
+    char value[64];
+    return cmdline_value(key, value, sizeof value) ? strtol(value, NULL, 10) : fallback;
 }
 
 int main(int argc, char **argv) {
     long total_mib = argc > 1 ? strtol(argv[1], NULL, 10) : cmdline_number("wsbench.total_mib", 0);
     long ws_mib = argc > 2 ? strtol(argv[2], NULL, 10) : cmdline_number("wsbench.ws_mib", 0);
+    char layout[32] = "contiguous";
+    if (argc > 3) snprintf(layout, sizeof layout, "%s", argv[3]);
+    else cmdline_value("wsbench.layout", layout, sizeof layout);
     if (total_mib <= 0 || ws_mib <= 0 || ws_mib > total_mib) {
         printf("wsbench error expected 0 < ws_mib <= total_mib, actual total_mib=%ld ws_mib=%ld\n", total_mib, ws_mib);
+        return 2;
+    }
+    int scattered = strcmp(layout, "scattered") == 0;
+    if (!scattered && strcmp(layout, "contiguous") != 0) {
+        printf("wsbench error expected layout contiguous or scattered, actual layout=%s\n", layout);
         return 2;
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -80,7 +108,25 @@ int main(int argc, char **argv) {
         return 1;
     }
 
-    printf("wsbench start total_mib=%ld ws_mib=%ld\n", total_mib, ws_mib);
+    /* The working set's pages (their indexes in the region) and the hot map memsum reads. */
+    size_t total_pages = total_bytes / PAGE_BYTES, ws_pages = (size_t)ws_mib * MIB / PAGE_BYTES;
+    uint32_t *hot_pages = malloc(ws_pages * sizeof(uint32_t));
+    uint8_t *hot_map = calloc((total_pages + 7) / 8, 1);
+    if (!hot_pages || !hot_map) {
+        printf("wsbench error allocating the working set's index of %zu pages failed\n", ws_pages);
+        return 1;
+    }
+    uint64_t pick = 0x2545F4914F6CDD1DULL; /* fixed seed: the same set on every boot */
+    for (size_t page = 0, chosen = 0; chosen < ws_pages; page++) {
+        /* Algorithm S: take this page with probability (still needed) / (still left). */
+        int take = !scattered || (mix64(pick++) >> 11) * 0x1.0p-53 * (double)(total_pages - page) < (double)(ws_pages - chosen);
+        if (take) {
+            hot_pages[chosen++] = (uint32_t)page;
+            hot_map[page / 8] |= (uint8_t)(1u << (page % 8));
+        }
+    }
+
+    printf("wsbench start total_mib=%ld ws_mib=%ld layout=%s\n", total_mib, ws_mib, layout);
     uint64_t fill_start = monotonic_nanos();
     size_t total_words = total_bytes / sizeof(uint64_t);
     for (size_t i = 0; i < total_words; i++) region[i] = mix64(i) | 1; /* never zero */
@@ -88,7 +134,7 @@ int main(int argc, char **argv) {
 
     FILE *info = fopen("/run/wsbench.region", "w");
     if (info) {
-        fprintf(info, "%d %" PRIuPTR " %zu\n", getpid(), (uintptr_t)region, total_bytes);
+        fprintf(info, "%d %" PRIuPTR " %zu %" PRIuPTR "\n", getpid(), (uintptr_t)region, total_bytes, (uintptr_t)hot_map);
         fclose(info);
     }
     printf("wsbench ready fill_ms=%" PRIu64 "\n", (uint64_t)(fill_nanos / 1000000ULL));
@@ -100,7 +146,9 @@ int main(int argc, char **argv) {
     for (;;) {
         for (int k = 0; k < OPS_PER_CLOCK_CHECK; k++) {
             rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17; /* xorshift64 */
-            size_t idx = (size_t)(rng % ws_words);
+            size_t w = (size_t)(rng % ws_words);
+            /* Contiguous: the first ws_words words, exactly as before layouts existed (same rate). */
+            size_t idx = scattered ? (size_t)hot_pages[w / WORDS_PER_PAGE] * WORDS_PER_PAGE + w % WORDS_PER_PAGE : w;
             uint64_t v = region[idx];
             /* Keep the word non-zero and distinct per page: vary only the high half. */
             region[idx] = v + (1ULL << 32);

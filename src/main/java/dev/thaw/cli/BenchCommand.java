@@ -27,7 +27,7 @@ import picocli.CommandLine.Spec;
         description = {"Benchmark saves and restores against QEMU's own.",
                 "Measures Thaw's save and eager restore against QEMU's own (migrate to a file,",
                 "-incoming \"exec:cat FILE\") on the same running demo guest, interleaved, per guest size and",
-                "working set. With --modes every restore method, each restored guest observed for 5 s: QEMU eager,",
+                "working set. With --modes every restore method, each restored guest observed (--observe-seconds): QEMU eager,",
                 "QEMU loadvm (qcow2 internal snapshot), kernel demand paging of a mapped RAM file, Thaw eager,",
                 "lazy, and ws with each estimator (learned, dirty, trace). Prints markdown tables (min / median),",
                 "with --markdown also to a file, and with --json the samples."})
@@ -41,6 +41,11 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--ws-mib", split = ",", defaultValue = "64,256",
             description = "Working sets of the guest's workload in MiB, each run per size (default ${DEFAULT-VALUE}).")
     List<Long> wsMiB;
+
+    @Option(names = "--layout", split = ",", defaultValue = "contiguous", converter = GuestShape.LayoutConverter.class,
+            description = "wsbench: where its working set lies, each run per size and working set: contiguous (the first W MiB),"
+                    + " scattered (W/T of its 4 KiB pages at random, spread evenly) (default ${DEFAULT-VALUE}).")
+    List<DemoGuest.Layout> layouts;
 
     @Option(names = "--app", defaultValue = "wsbench", description = "What the guest runs: wsbench (the project's workload, which reports"
             + " its own progress) or redis (Redis from Debian, timed by a client on the host over user networking) (default ${DEFAULT-VALUE}).")
@@ -60,6 +65,10 @@ final class BenchCommand implements Callable<Integer> {
             + " thaw-lazy-address-order): qemu-eager, qemu-loadvm, mapped-file, thaw-eager, thaw-lazy, thaw-lazy-address-order,"
             + " ws-learned (learns from thaw-lazy), ws-dirty, ws-trace.")
     List<String> methods;
+
+    @Option(names = "--observe-seconds", defaultValue = "5", description = "--modes: how long each restored guest is observed after it"
+            + " runs, for TTR, MMU and its work (default ${DEFAULT-VALUE}; TTR not reached by then is reported as '> N').")
+    int observeSeconds;
 
     @Option(names = "--repeat", defaultValue = "3", description = "Repetitions per size (default ${DEFAULT-VALUE}).")
     int repeat;
@@ -123,6 +132,19 @@ final class BenchCommand implements Callable<Integer> {
             modes = true;
         }
         Set<SaveRestoreBenchmark.Method> chosenMethods = methods(); // a bad name fails here, before anything runs
+        if (observeSeconds < 1) {
+            throw new picocli.CommandLine.ParameterException(spec.commandLine(),
+                    "--observe-seconds: expected at least 1 (TTR's window), actual " + observeSeconds);
+        }
+        Duration observe = Duration.ofSeconds(observeSeconds);
+        if (!"wsbench".equals(app) && !layouts.equals(List.of(DemoGuest.Layout.CONTIGUOUS))) {
+            throw new picocli.CommandLine.ParameterException(spec.commandLine(),
+                    "--layout: expected only contiguous with --app " + app + " (the layout is wsbench's), actual " + layouts.stream().map(DemoGuest.Layout::key).toList());
+        }
+        if ((steadyState || estimators || calibrateTtr) && !layouts.equals(List.of(DemoGuest.Layout.CONTIGUOUS))) {
+            throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--layout: expected only contiguous with --steady-state,"
+                    + " --estimators and --calibrate-ttr (their guests are contiguous), actual " + layouts.stream().map(DemoGuest.Layout::key).toList());
+        }
         if (replot != null) {
             SaveRestoreBenchmark.Report[] earlier = Json.MAPPER.treeToValue(Json.MAPPER.readTree(replot.toFile()).path("reports"),
                     SaveRestoreBenchmark.Report[].class);
@@ -185,12 +207,12 @@ final class BenchCommand implements Callable<Integer> {
         List<SaveRestoreBenchmark.Report> reports = new ArrayList<>();
         try {
             for (long size : sizes) {
-                for (long ws : wsMiB) {
-                    Workload guest = workload(size, ws);
-                    out.printf("%s guest %d MiB RAM, T=%d MiB, W=%d MiB, %d repetitions%s ...%n", guest.label(), size, guest.totalMiB(),
-                            guest.wsMiB(), repeat, cold ? ", cold cache" : "");
+                for (long ws : wsMiB) for (DemoGuest.Layout layout : layouts) {
+                    Workload guest = workload(size, ws, layout);
+                    out.printf("%s guest %d MiB RAM, T=%d MiB, W=%d MiB%s, %d repetitions%s ...%n", guest.label(), size, guest.totalMiB(),
+                            guest.wsMiB(), guest.layout() == null ? "" : " " + guest.layout(), repeat, cold ? ", cold cache" : "");
                     reports.add(SaveRestoreBenchmark.run(new SaveRestoreBenchmark.Config(guest, repeat, cold, dir, modes,
-                                    Duration.ofSeconds(traceSeconds), Duration.ofSeconds(liveSeconds), chosenMethods), host.guest().orElseThrow(),
+                                    Duration.ofSeconds(traceSeconds), Duration.ofSeconds(liveSeconds), chosenMethods, observe), host.guest().orElseThrow(),
                             host.qemuVersion().orElseThrow(), host.accel(), out));
                 }
             }
@@ -222,6 +244,8 @@ final class BenchCommand implements Callable<Integer> {
         StringBuilder tables = new StringBuilder(SaveRestoreBenchmark.markdown(reports));
         if (observed) {
             tables.append('\n').append(SaveRestoreBenchmark.modesMarkdown(reports));
+            String limits = SaveRestoreBenchmark.limitMarkdown(reports);
+            if (!limits.isEmpty()) tables.append('\n').append(limits);
             tables.append('\n').append(SaveRestoreBenchmark.failuresMarkdown(reports));
             tables.append('\n').append(SaveRestoreBenchmark.mmuMarkdown(reports));
             String latency = SaveRestoreBenchmark.latencyMarkdown(reports);
@@ -238,9 +262,9 @@ final class BenchCommand implements Callable<Integer> {
         }
     }
 
-    private Workload workload(long sizeMiB, long wsMiB) {
+    private Workload workload(long sizeMiB, long wsMiB, DemoGuest.Layout layout) {
         return switch (app) {
-            case "wsbench" -> new Workload.Wsbench(new DemoGuest(sizeMiB, sizeMiB - 384, wsMiB));
+            case "wsbench" -> new Workload.Wsbench(new DemoGuest(sizeMiB, sizeMiB - 384, wsMiB, layout));
             case "redis" -> new Workload.Redis(RedisGuest.of(sizeMiB, datasetMiB != null ? datasetMiB : sizeMiB * 3 / 8, wsMiB));
             default -> throw new picocli.CommandLine.ParameterException(spec.commandLine(),
                     "--app: expected wsbench or redis, actual '" + app + "'");

@@ -73,7 +73,7 @@ final class DemoCommand implements Callable<Integer> {
 
     /** What {@code --json} prints. Boot times are milliseconds from QEMU's launch. */
     record DemoReport(String qemuVersion, String accel, String accelReason, String guestKey, String guestKernel,
-                      long memoryMiB, long totalMiB, long wsMiB,
+                      long memoryMiB, long totalMiB, long wsMiB, String layout,
                       long initUpMillis, long wsbenchReadyMillis, double opsPerSecondBefore,
                       String imageDir, double saveSeconds, long streamBytes, long imageBytes, Manifest.Stats imageStats,
                       String memsumBefore, List<ModeResult> modes, double totalSeconds) {}
@@ -97,8 +97,8 @@ final class DemoCommand implements Callable<Integer> {
         String accelReason = host.kvm().map(v -> v.reason()).orElse("");
         GuestImage image = host.guest().orElseThrow();
         out.printf("host: QEMU %s, accelerator %s (%s)%n", qemu, accel.qemuName(), accelReason);
-        out.printf("guest: %s, kernel %s, RAM %d MiB, wsbench T=%d MiB W=%d MiB%n", image.key(), image.kernelRelease(),
-                guest.memoryMiB(), guest.totalMiB(), guest.wsMiB());
+        out.printf("guest: %s, kernel %s, RAM %d MiB, wsbench T=%d MiB W=%d MiB %s%n", image.key(), image.kernelRelease(),
+                guest.memoryMiB(), guest.totalMiB(), guest.wsMiB(), guest.layout().key());
         Path target = imageDir != null ? imageDir : ThawPaths.cacheDir().resolve("demo/image");
         if (imageDir == null) FileTrees.deleteQuietly(target); // the demo's own scratch image from an earlier run
         Files.createDirectories(target.toAbsolutePath().getParent());
@@ -114,7 +114,6 @@ final class DemoCommand implements Callable<Integer> {
         Throughput before;
         GuestAgent.MemSum memsumBefore;
         Saver.Result saved;
-        long coldFirstMiB = guest.wsMiB();
         long coldMiB = guest.totalMiB() - guest.wsMiB();
         try (QemuVm vm = QemuVm.launch(guest.vmConfig("thaw-demo", image, qemu, accel))) {
             Journal<ConsoleLine>.Cursor cursor = vm.console().cursorFromStart();
@@ -127,7 +126,7 @@ final class DemoCommand implements Callable<Integer> {
             before = measure(vm, cursor, progress, "before the save");
             try (GuestAgent agent = GuestAgent.connect(vm)) {
                 agent.awaitReady(Duration.ofSeconds(30));
-                memsumBefore = agent.memsum(coldFirstMiB, coldMiB);
+                memsumBefore = agent.memsumCold();
             }
             out.printf("memsum of the %d MiB wsbench never writes after its fill: %s%n", coldMiB, memsumBefore.checksumHex());
             // QEMU's saves first: each resumes the guest, while Thaw's leaves it stopped to be quit.
@@ -152,7 +151,7 @@ final class DemoCommand implements Callable<Integer> {
         try (CheckpointImage img = CheckpointImage.open(target)) {
             MappedRestore.writeRamFile(img, ramFile);
             for (String mode : List.of("qemu-eager", "qemu-loadvm", "mapped", "eager", "lazy", "ws")) {
-                modes.add(restore(mode, img, sourceConfig, before, memsumBefore, coldFirstMiB, coldMiB, progress));
+                modes.add(restore(mode, img, sourceConfig, before, memsumBefore, progress));
             }
         } finally {
             for (Path p : List.of(qemuStream, qcow2, ramFile)) Files.deleteIfExists(p); // large, and only this run's baselines
@@ -173,7 +172,7 @@ final class DemoCommand implements Callable<Integer> {
         out.printf("%ndemo took %.1f s; image kept in %s%n", total, target);
         if (json) {
             System.out.println(Json.write(new DemoReport(qemu.text(), accel.qemuName(), accelReason, image.key(), image.kernelPackage(),
-                    guest.memoryMiB(), guest.totalMiB(), guest.wsMiB(), initUp, ready, before.opsPerSecond(), target.toString(),
+                    guest.memoryMiB(), guest.totalMiB(), guest.wsMiB(), guest.layout().key(), initUp, ready, before.opsPerSecond(), target.toString(),
                     saved.durationNanos() / 1e9, saved.streamBytes(), saved.manifest().stats().imageFileBytes(), saved.manifest().stats(),
                     memsumBefore.checksumHex(), modes, total)));
         }
@@ -181,7 +180,7 @@ final class DemoCommand implements Callable<Integer> {
     }
 
     private ModeResult restore(String mode, CheckpointImage img, VmConfig source, Throughput before, GuestAgent.MemSum memsumBefore,
-                               long coldFirstMiB, long coldMiB, Progress progress) throws InterruptedException {
+                               Progress progress) throws InterruptedException {
         long t0 = System.nanoTime();
         String name = "thaw-demo-" + mode;
         QemuVm vm;
@@ -223,7 +222,7 @@ final class DemoCommand implements Callable<Integer> {
             GuestAgent.MemSum memsumAfter;
             try (GuestAgent agent = GuestAgent.connect(vm)) {
                 agent.awaitReady(Duration.ofSeconds(30));
-                memsumAfter = agent.memsum(coldFirstMiB, coldMiB);
+                memsumAfter = agent.memsumCold();
             }
             progress.done(String.format("after the %s restore: %s ops/s over the first %d s (%.2fx of before); memsum %s", mode,
                     human(rate), seconds, before.opsPerSecond() > 0 ? rate / before.opsPerSecond() : 0,

@@ -12,18 +12,49 @@ import java.util.List;
 import java.util.Optional;
 
 /**
- * The demo guest's shape: RAM size and the wsbench region (T MiB filled, W MiB hot).
+ * The demo guest's shape: RAM size and the wsbench region (T MiB filled, W MiB hot, laid out as {@code layout}).
  *
  * @param memoryMiB guest RAM
  * @param totalMiB  T: the region wsbench fills; at most RAM - 300 MiB, or the guest runs out of memory
  * @param wsMiB     W: the part wsbench keeps touching
+ * @param layout    where in the region those W MiB lie
  */
-public record DemoGuest(long memoryMiB, long totalMiB, long wsMiB) {
+public record DemoGuest(long memoryMiB, long totalMiB, long wsMiB, Layout layout) {
+    /** Where wsbench's working set lies in its region (guest/src/wsbench.c). */
+    public enum Layout {
+        /** The first W MiB: one range, which a file's readahead serves well. */
+        CONTIGUOUS,
+        /**
+         * W/T of the region's 4 KiB pages, chosen at random with a fixed seed: every 2 MiB stretch holds about W/T of its pages
+         * at random places, so readahead brings in mostly cold pages and no stride predicts the next hot one.
+         */
+        SCATTERED;
+
+        /** The name the options and the kernel command line take: {@code contiguous}, {@code scattered}. */
+        public String key() {
+            return name().toLowerCase(java.util.Locale.ROOT);
+        }
+
+        public static Layout parse(String key) {
+            for (Layout l : values()) {
+                if (l.key().equals(key)) return l;
+            }
+            throw new IllegalArgumentException("working-set layout: expected one of "
+                    + java.util.Arrays.stream(values()).map(Layout::key).toList() + ", actual '" + key + "'");
+        }
+    }
+
+    /** A contiguous working set, as before layouts existed. */
+    public DemoGuest(long memoryMiB, long totalMiB, long wsMiB) {
+        this(memoryMiB, totalMiB, wsMiB, Layout.CONTIGUOUS);
+    }
+
     /** Room the guest kernel and initramfs need beside wsbench's region. */
     public static final long KERNEL_RESERVE_MIB = 300;
     public static final Duration BOOT_TIMEOUT = Duration.ofMinutes(3);
 
     public DemoGuest {
+        java.util.Objects.requireNonNull(layout, "layout");
         if (wsMiB <= 0 || wsMiB > totalMiB) {
             throw new IllegalArgumentException("working set: expected 0 < W <= T, actual W=" + wsMiB + " MiB, T=" + totalMiB + " MiB");
         }
@@ -37,7 +68,7 @@ public record DemoGuest(long memoryMiB, long totalMiB, long wsMiB) {
         // quiet keeps kernel messages off the console that carries the ticks; panic=-1 with
         // -no-reboot makes a guest panic end QEMU instead of hanging.
         return "console=ttyS0 quiet loglevel=3 panic=-1 mitigations=off rdinit=/init"
-                + " wsbench.total_mib=" + totalMiB + " wsbench.ws_mib=" + wsMiB;
+                + " wsbench.total_mib=" + totalMiB + " wsbench.ws_mib=" + wsMiB + " wsbench.layout=" + layout.key();
     }
 
     public VmConfig vmConfig(String name, GuestImage image, QemuVersion qemu, Accel accel) {

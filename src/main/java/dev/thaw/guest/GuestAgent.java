@@ -121,6 +121,14 @@ public final class GuestAgent implements AutoCloseable {
         return parseMemsum(request("memsum", "memsum", MEMSUM_TIMEOUT, " " + firstMiB + " " + mib));
     }
 
+    /**
+     * The checksum of the pages of wsbench's region outside its working set, wherever its layout puts them (the pages
+     * wsbench's hot map leaves clear): never written after the fill, so the sum can be compared while wsbench runs.
+     */
+    public MemSum memsumCold() {
+        return parseMemsum(request("memsum", "memsum", MEMSUM_TIMEOUT, " cold"));
+    }
+
     private MemSum parseMemsum(String[] words) {
         if (words.length != 4) {
             throw new AgentException(peer + ": malformed memsum answer: expected 'memsum ID HEX BYTES', actual '"

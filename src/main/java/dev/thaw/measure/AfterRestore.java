@@ -12,7 +12,8 @@ import java.util.Optional;
  *
  * @param ttrSeconds         TTR at the default window and utilization, empty if not reached within the observation
  * @param mmu                MMU at the default window over the observation (from the restore's start)
- * @param relativeThroughput operations in the window after the guest started, over the rate before the save
+ * @param relativeThroughput operations in the window after the guest started (placed on the guest's clock), over the rate
+ *                           before the save
  * @param utilizationPerStep utilization in consecutive {@link #STEP_MILLIS} windows from the restore's start (for plots)
  * @param latency            a host-side client's request latency over the observation; null for a guest that reports its own
  *                           progress
@@ -22,6 +23,8 @@ public record AfterRestore(Optional<Double> ttrSeconds, double mmu, double relat
     /** The step of {@link #utilizationPerStep}: utilization in consecutive windows of this length from the restore's start. */
     public static final long STEP_MILLIS = 250;
 
+    private static final org.slf4j.Logger log = org.slf4j.LoggerFactory.getLogger(AfterRestore.class);
+
     /**
      * @param startedNanos  System.nanoTime() when the restore began
      * @param runningNanos  when the guest started, relative to the restore's start
@@ -29,18 +32,31 @@ public record AfterRestore(Optional<Double> ttrSeconds, double mmu, double relat
      */
     public static AfterRestore observe(QemuVm vm, long startedNanos, long runningNanos, double opsPerSecondBefore, Duration window)
             throws InterruptedException {
-        long resumedAt = startedNanos + runningNanos;
-        long windowEnd = resumedAt + window.toNanos();
+        long windowEnd = startedNanos + runningNanos + window.toNanos();
         while (System.nanoTime() < windowEnd + 200_000_000L) {
             if (!vm.isAlive()) throw new IllegalStateException("the restored guest died: " + vm.describeState());
             Thread.sleep(50);
         }
-        List<WsbenchTick> ticks = WsbenchTick.all(vm.console().snapshot());
-        // The first tick after a restore counts operations done mostly before the save: left out.
-        long ops = WsbenchTick.opsArrivedBetween(ticks.subList(Math.min(1, ticks.size()), ticks.size()), resumedAt, windowEnd);
-        double relative = opsPerSecondBefore > 0 ? ops / (window.toNanos() / 1e9) / opsPerSecondBefore : 0;
-        Responsiveness r = new Responsiveness(Responsiveness.fromTicks(ticks, startedNanos), opsPerSecondBefore, windowEnd - startedNanos);
-        return of(r, relative, windowEnd - startedNanos, null);
+        return fromTicks(WsbenchTick.all(vm.console().snapshot()), startedNanos, runningNanos, opsPerSecondBefore, window);
+    }
+
+    /**
+     * How the guest ran from its restored console's ticks. The console may begin with ticks printed before the save (the
+     * guest's serial driver sends what it buffered once the guest runs again), and the first tick printed after the restore
+     * counts work done before the save: only the work placed after {@code runningNanos} is credited, to TTR, MMU and the
+     * relative throughput alike.
+     */
+    static AfterRestore fromTicks(List<WsbenchTick> ticks, long startedNanos, long runningNanos, double opsPerSecondBefore, Duration window) {
+        long end = runningNanos + window.toNanos();
+        List<Responsiveness.Progress> progress = Responsiveness.fromTicks(ticks, startedNanos);
+        if (log.isDebugEnabled()) { // how much the guest clock placed before running (issue 12): what is not credited
+            double before = progress.stream().mapToDouble(p -> p.opsWithin(Long.MIN_VALUE, runningNanos)).sum();
+            log.debug("{} of {} ticks end before running at {} ms; {} ops ({} s at the rate before) placed before it, not credited",
+                    progress.stream().filter(p -> p.toNanos() <= runningNanos).count(), ticks.size(), runningNanos / 1_000_000,
+                    Math.round(before), String.format("%.3f", before / opsPerSecondBefore));
+        }
+        Responsiveness r = new Responsiveness(progress, opsPerSecondBefore, runningNanos, end);
+        return of(r, r.utilization(runningNanos, window.toNanos()), end, null);
     }
 
     /**

@@ -71,7 +71,8 @@ public record HostStall(List<Double> stalledPerStep, Optional<Double> ttrSeconds
             long runnable = GRID_NANOS - stalled(merged, s, s + GRID_NANOS);
             if (runnable > 0) progress.add(new Responsiveness.Progress(s, s + GRID_NANOS, runnable));
         }
-        Responsiveness r = new Responsiveness(progress, 1e9, endNanos);
+        // Not responsive before it runs, as the guest's own TTR: the two compare like for like.
+        Responsiveness r = new Responsiveness(progress, 1e9, running, endNanos);
         return new HostStall(List.copyOf(steps),
 r.defaultTtrSeconds(), r.defaultMmu());
     }
@@ -83,8 +84,9 @@ r.defaultTtrSeconds(), r.defaultMmu());
      *
      * @param runSamples {nanos from the restore's start, vCPU run nanos so far}, in time order
      * @param shareBefore the vCPU's run share before the save
+     * @param runningNanos when the restore started the guest: its vCPU thread's time before that is no guest progress
      */
-    public static HostStall fromVcpuRunTime(List<long[]> runSamples, double shareBefore, long endNanos, long stepNanos) {
+    public static HostStall fromVcpuRunTime(List<long[]> runSamples, double shareBefore, long runningNanos, long endNanos, long stepNanos) {
         if (!(shareBefore > 0)) throw new IllegalArgumentException("vCPU run share before the save: expected > 0, actual " + shareBefore);
         List<Responsiveness.Progress> progress = new ArrayList<>();
         for (int i = 1; i < runSamples.size(); i++) {
@@ -95,7 +97,7 @@ r.defaultTtrSeconds(), r.defaultMmu());
             // Capped: a share above the one before is the guest catching up, not more than full speed.
             progress.add(new Responsiveness.Progress(from, to, (long) Math.min(ran / shareBefore, to - from)));
         }
-        Responsiveness r = new Responsiveness(progress, 1e9, endNanos);
+        Responsiveness r = new Responsiveness(progress, 1e9, runningNanos, endNanos);
         List<Double> steps = new ArrayList<>();
         for (long s = 0; s + stepNanos <= endNanos; s += stepNanos) steps.add(Math.max(0, 1 - r.utilization(s, stepNanos)));
         return new HostStall(List.copyOf(steps),

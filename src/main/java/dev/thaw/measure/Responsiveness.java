@@ -12,6 +12,11 @@ import java.util.Optional;
  * the progress in the window divided by what the guest did in w before the save. TTR(w, u) is the earliest time T after which every window of
  * length w that fits in the observation has utilization at least u; MMU(w) is the lowest
  * utilization of any window of length w. Times are nanoseconds from the start of the restore.
+ *
+ * <p>No work is credited before the restored guest runs ({@code runningNanos}), and TTR is never earlier: a report whose
+ * interval reaches back before it (a tick printed before the save that the guest's serial driver sends only after the
+ * restore, or the first tick after it, whose interval holds work done before the save) counts only with its share after
+ * it, and a guest that does not run is not responsive, whatever a window that reaches past its start averages.
  * Pure: no QEMU, no threads.
  */
 public final class Responsiveness {
@@ -40,26 +45,38 @@ public final class Responsiveness {
 
     private final List<Progress> reports;
     private final double opsPerSecondBefore;
+    private final long runningNanos;
     private final long endNanos;
+
+    /** A guest that runs from the start of the observation (never saved, or a client that only sees it running). */
+    public Responsiveness(List<Progress> reports, double opsPerSecondBefore, long endNanos) {
+        this(reports, opsPerSecondBefore, 0, endNanos);
+    }
 
     /**
      * @param reports            progress reports, in time order
      * @param opsPerSecondBefore the guest's rate before the save (utilization 1.0)
+     * @param runningNanos       when the restored guest started running: no work is credited before it
      * @param endNanos           the end of the observation
      */
-    public Responsiveness(List<Progress> reports, double opsPerSecondBefore, long endNanos) {
+    public Responsiveness(List<Progress> reports, double opsPerSecondBefore, long runningNanos, long endNanos) {
         if (opsPerSecondBefore <= 0) {
             throw new IllegalArgumentException("rate before the save: expected > 0 ops/s, actual " + opsPerSecondBefore);
         }
+        if (runningNanos < 0 || runningNanos > endNanos) {
+            throw new IllegalArgumentException("guest running: expected within the observation [0, " + endNanos + "] ns, actual "
+                    + runningNanos + " ns");
+        }
         this.reports = List.copyOf(reports);
         this.opsPerSecondBefore = opsPerSecondBefore;
+        this.runningNanos = runningNanos;
         this.endNanos = endNanos;
     }
 
-    /** Utilization of the window (start, start + w]. */
+    /** Utilization of the window (start, start + w]; only the work after the guest started running counts. */
     public double utilization(long startNanos, long windowNanos) {
         double ops = 0;
-        for (Progress p : reports) ops += p.opsWithin(startNanos, startNanos + windowNanos);
+        for (Progress p : reports) ops += p.opsWithin(Math.max(startNanos, runningNanos), startNanos + windowNanos);
         return ops / (opsPerSecondBefore * windowNanos / 1e9);
     }
 
@@ -72,7 +89,7 @@ public final class Responsiveness {
         return out;
     }
 
-    /** TTR(w, u): empty if even the last window of the observation is below u, or no window fits. */
+    /** TTR(w, u), never before the guest runs: empty if even the last window of the observation is below u, or no window fits. */
     public Optional<Long> ttrNanos(long windowNanos, double utilization) {
         List<double[]> w = windows(windowNanos);
         if (w.isEmpty()) return Optional.empty();
@@ -81,7 +98,7 @@ public final class Responsiveness {
             if (w.get(i)[1] < utilization) break;
             ttr = (long) w.get(i)[0];
         }
-        return ttr < 0 ? Optional.empty() : Optional.of(ttr);
+        return ttr < 0 ? Optional.empty() : Optional.of(Math.max(ttr, runningNanos));
     }
 
     /**

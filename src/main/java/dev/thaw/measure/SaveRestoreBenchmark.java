@@ -57,11 +57,23 @@ public final class SaveRestoreBenchmark {
      * @param trace      the post-save trace period (ws with the trace estimator)
      * @param liveLimit  the live probe's limit (ws with the dirty estimator)
      * @param methods    with {@code allMethods}: the methods to run ({@link Method#defaults()} unless chosen)
+     * @param observe    how long each restored guest is observed after it runs ({@code --observe-seconds}; long enough that
+     *                   a slow restore's TTR is not censored)
      */
     public record Config(Workload workload, int repetitions, boolean cold, Path workDir, boolean allMethods, Duration trace,
-                         Duration liveLimit, Set<Method> methods) {
+                         Duration liveLimit, Set<Method> methods, Duration observe) {
         public Config {
             methods = Set.copyOf(methods);
+            if (observe.toMillis() < Responsiveness.DEFAULT_WINDOW_NANOS / 1_000_000) {
+                throw new IllegalArgumentException("observation: expected at least TTR's window of "
+                        + Responsiveness.DEFAULT_WINDOW_NANOS / 1_000_000 + " ms, actual " + observe.toMillis() + " ms");
+            }
+        }
+
+        /** Observed for {@link #OBSERVE}. */
+        public Config(Workload workload, int repetitions, boolean cold, Path workDir, boolean allMethods, Duration trace,
+                      Duration liveLimit, Set<Method> methods) {
+            this(workload, repetitions, cold, workDir, allMethods, trace, liveLimit, methods, OBSERVE);
         }
     }
 
@@ -130,23 +142,36 @@ public final class SaveRestoreBenchmark {
     /** A restore that failed: the benchmark records it and goes on with the next method. */
     public record Failure(Method method, String error) {}
 
+    /** @param limit the run's own limit, measured in this repetition with all methods; null otherwise, or in an earlier report */
     public record Sample(double opsPerSecondBefore, RequestLatency latencyBefore, double vcpuShareBefore, Saves saves,
-                         List<MethodSample> restores, List<Failure> failures) {
+                         List<MethodSample> restores, List<Failure> failures, RunLimit limit) {
         Optional<MethodSample> of(Method m) {
             return restores.stream().filter(r -> r.method() == m).findFirst();
         }
     }
 
-    /** How long the restored guest is observed, for TTR, MMU and its work relative to before the save. */
+    /**
+     * How long the restored guest is observed by default, for TTR, MMU and its work relative to before the save; also how long
+     * the rate before the save is measured.
+     */
     static final Duration OBSERVE = Duration.ofSeconds(5);
     static final String SNAPSHOT_TAG = "thaw-bench";
 
+    /**
+     * @param layout         where the working set lies in the workload's memory ({@code contiguous}, {@code scattered}); null in
+     *                       a report written before layouts existed
+     * @param observeSeconds how long each restored guest was observed; 0 in a report written before it was chosen (then 5)
+     */
     public record Report(String workload, long memoryMiB, long totalMiB, long wsMiB, String accel, String qemuVersion, boolean cold,
-                         List<Sample> samples) {
+                         List<Sample> samples, String layout, double observeSeconds) {
+        public Report {
+            if (observeSeconds == 0) observeSeconds = OBSERVE.toSeconds();
+        }
+
         /** The guest and the conditions, as the tables name them. */
         String describe() {
-            return String.format("%s, %d MiB RAM, T=%d, W=%d, %s%s, n=%d", workload, memoryMiB, totalMiB, wsMiB, accel, cold ? ", cold" : ", warm",
-                    samples.size());
+            return String.format("%s, %d MiB RAM, T=%d, W=%d%s, %s%s, n=%d", workload, memoryMiB, totalMiB, wsMiB,
+                    layout == null ? "" : " " + layout, accel, cold ? ", cold" : ", warm", samples.size());
         }
 
         List<MethodSample> of(Method m) {
@@ -192,7 +217,7 @@ public final class SaveRestoreBenchmark {
             }
         }
         return new Report(g.label(), g.memoryMiB(), g.totalMiB(), g.wsMiB(), accel.qemuName(), qemu.text(), config.cold(),
-                List.copyOf(samples));
+                List.copyOf(samples), g.layout(), config.observe().toMillis() / 1e3);
     }
 
     private static Sample repetition(Config config, QemuVm vm, int rep, Path thawImage, Path qemuFile, Path qcow2, Path ramFile,
@@ -240,6 +265,13 @@ public final class SaveRestoreBenchmark {
                 }
             }
         }
+        RunLimit limit = null;
+        if (all) {
+            limit = RunLimit.measure(vm.config(), "thaw-bench-limit", thawImage, config.workload().wsMiB() << 20, config.cold());
+            log.printf("  rep %d: the run's limit %.2f s: QEMU's start %.2f s + W=%d MiB at %.0f MB/s (sequential read of the image%s)%n",
+                    rep + 1, limit.seconds(), limit.qemuStartSeconds(), config.workload().wsMiB(), limit.readBytesPerSecond() / 1e6,
+                    config.cold() ? ", cold" : "");
+        }
         Saved s = new Saved(vm.config(), thawImage, qemuFile, qcow2, ramFile, queues, before, vcpuShare);
         // A unit's methods run back to back: ws (learned) learns from the lazy restore just before it.
         List<List<Method>> units = all
@@ -271,8 +303,8 @@ public final class SaveRestoreBenchmark {
                 MethodSample r = run.sample();
                 restores.add(r);
                 log.printf("  rep %d: %-18s running after %.2f s%s%n", rep + 1, m.label, r.runningSeconds(),
-                        r.after() == null ? "" : String.format(", TTR %s, first 5 s %.2fx", r.after().ttrSeconds().map(t -> String.format("%.2f s", t))
-                                .orElse("> 5 s"), r.after().relativeThroughput()));
+                        r.after() == null ? "" : String.format(", TTR %s, first %s s %.2fx", r.after().ttrSeconds().map(t -> String.format("%.2f s", t))
+                                .orElse("> " + seconds(config.observe()) + " s"), seconds(config.observe()), r.after().relativeThroughput()));
                 if (m == Method.THAW_LAZY) queues.put(Method.WS_LEARNED, FaultOrder.learned(List.of(), run.faults()));
             }
         }
@@ -281,7 +313,7 @@ public final class SaveRestoreBenchmark {
                 qemuSaved.durationNanos() / 1e9, (qemuSaved.durationNanos() + qemuSaved.fsyncNanos()) / 1e9, qemuSaved.fileBytes(),
                 snapshot == null ? 0 : snapshot.durationNanos() / 1e9, snapshot == null ? 0 : snapshot.fileBytes(), ramFileSeconds,
                 saved.workingSet().map(WorkingSet::size).orElse(0), traced);
-        return new Sample(before.opsPerSecond(), before.latency(), vcpuShare, saves, List.copyOf(restores), List.copyOf(failures));
+        return new Sample(before.opsPerSecond(), before.latency(), vcpuShare, saves, List.copyOf(restores), List.copyOf(failures), limit);
     }
 
     /** One restore's sample, and the pages its guest faulted in, in order (what the next ws restore can learn from). */
@@ -341,8 +373,8 @@ public final class SaveRestoreBenchmark {
             }
             try (vm) {
                 boolean observe = config.allMethods();
-                AfterRestore after = observe ? watch.finish(vm, running, OBSERVE) : null;
-                long end = observe ? running + OBSERVE.toNanos() : running;
+                AfterRestore after = observe ? watch.finish(vm, running, config.observe()) : null;
+                long end = observe ? running + config.observe().toNanos() : running;
                 HostStall host = switch (m) {
                     case MAPPED_FILE -> null;
                     case QEMU_EAGER, QEMU_LOADVM, THAW_EAGER -> HostStall.eager(running, end, step);
@@ -356,7 +388,7 @@ public final class SaveRestoreBenchmark {
                             postcopy.vcpuBlockedMillis(), t.backgroundPagesPerSecond() * 4096 / 1e6);
                 }
                 HostStall vcpu = observe && s.vcpuShareBefore() > 0
-                        ? HostStall.fromVcpuRunTime(rss.vcpuRunSamples(), s.vcpuShareBefore(), end, step) : null;
+                        ? HostStall.fromVcpuRunTime(rss.vcpuRunSamples(), s.vcpuShareBefore(), running, end, step) : null;
                 MethodSample sample = new MethodSample(m, running / 1e9, completed / 1e9, pc,
                         readsBefore < 0 || reads < 0 ? -1 : reads - readsBefore, after, host, vcpu, rss.mibPerStep(step, end),
                         rss.vcpuQueuedSharePerStep(step, end));
@@ -384,12 +416,12 @@ public final class SaveRestoreBenchmark {
         return out.toString();
     }
 
-    /** Every method side by side: times min / median, the rest medians; TTR not reached within the observation shows as "> 5". */
+    /** Every method side by side: times min / median, the rest medians; TTR not reached within the observation shows as "> 5" (its seconds). */
     public static String modesMarkdown(List<Report> reports) {
         StringBuilder out = new StringBuilder();
         out.append("| guest | method | running after (s) | completed after (s) | TTR(1 s, 0.8) (s) | host-side TTR estimate: faults /"
                 + " vCPU time (s) | MMU(1 s)"
-                + " | first 5 s vs before | demand faults | vCPU stalled (ms) | read from storage (MiB) | prefetched pages"
+                + " | first N s vs before (N = the observation) | demand faults | vCPU stalled (ms) | read from storage (MiB) | prefetched pages"
                 + " | fault service p50 / p99 (us) | background (MB/s) | failed |\n");
         out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
         for (Report r : reports) {
@@ -405,9 +437,9 @@ public final class SaveRestoreBenchmark {
                         : x.failures().stream()).filter(f -> f.method() == m).count();
                 out.append(String.format("| %s | %s | %s | %s | %s | %s | %.2f | %.2fx | %s | %s | %s | %s | %s | %s | %d |%n", guest, m.label,
                         mm(ms, MethodSample::runningSeconds), mm(ms, MethodSample::completedSeconds),
-                        ttr(after.stream().map(AfterRestore::ttrSeconds).toList()),
-                        (host.isEmpty() ? "-" : ttr(host.stream().map(HostStall::ttrSeconds).toList())) + " / "
-                                + (vcpu.isEmpty() ? "-" : ttr(vcpu.stream().map(HostStall::ttrSeconds).toList())),
+                        ttr(after.stream().map(AfterRestore::ttrSeconds).toList(), r.observeSeconds()),
+                        (host.isEmpty() ? "-" : ttr(host.stream().map(HostStall::ttrSeconds).toList(), r.observeSeconds())) + " / "
+                                + (vcpu.isEmpty() ? "-" : ttr(vcpu.stream().map(HostStall::ttrSeconds).toList(), r.observeSeconds())),
                         Report.median(after, AfterRestore::mmu), Report.median(after, AfterRestore::relativeThroughput),
                         pc.isEmpty() ? "-" : String.format("%.0f", Report.median(pc, x -> x.demandFaults())),
                         pc.isEmpty() ? "-" : String.format("%.0f", Report.median(pc, x -> x.vcpuBlockedMillis())),
@@ -418,6 +450,42 @@ public final class SaveRestoreBenchmark {
                                 Report.median(pc, Postcopy::serviceP99Micros)),
                         pc.isEmpty() ? "-" : String.format("%.0f", Report.median(pc, Postcopy::backgroundMBps)), failed));
                 guest = "";
+            }
+        }
+        return out.toString();
+    }
+
+    /**
+     * TTR against the run's own limit ({@link RunLimit}): per method the median TTR and the median over the repetitions of TTR /
+     * that repetition's limit (not reached within the observation: infinite, shown as "> observation / limit"). Empty for
+     * reports without a limit.
+     */
+    public static String limitMarkdown(List<Report> reports) {
+        StringBuilder out = new StringBuilder();
+        for (Report r : reports) {
+            List<RunLimit> limits = r.samples().stream().map(Sample::limit).filter(Objects::nonNull).toList();
+            if (limits.isEmpty()) continue;
+            if (out.isEmpty()) {
+                out.append("| guest | the run's limit (s): QEMU's start + W at the read rate | QEMU's start (s) | sequential read (MB/s)"
+                        + " | method | TTR(1 s, 0.8) (s) | TTR / limit |\n|---|---|---|---|---|---|---|\n");
+            }
+            String guest = String.format("%s | %.2f | %.2f | %.0f", r.describe(), Report.median(limits, RunLimit::seconds),
+                    Report.median(limits, RunLimit::qemuStartSeconds), Report.median(limits, RunLimit::readBytesPerSecond) / 1e6);
+            for (Method m : Method.values()) {
+                List<double[]> pairs = new ArrayList<>(); // {TTR, TTR / limit}, infinite when not reached
+                for (Sample s : r.samples()) {
+                    Optional<MethodSample> ms = s.of(m);
+                    if (s.limit() == null || ms.isEmpty() || ms.get().after() == null) continue;
+                    double ttr = ms.get().after().ttrSeconds().orElse(Double.POSITIVE_INFINITY);
+                    pairs.add(new double[] {ttr, ttr / s.limit().seconds()});
+                }
+                if (pairs.isEmpty()) continue;
+                double ratio = Report.median(pairs, p -> p[1]);
+                out.append(String.format("| %s | %s | %s | %s |%n", guest, m.label,
+                        ttr(pairs.stream().map(p -> Optional.of(p[0]).filter(Double::isFinite)).toList(), r.observeSeconds()),
+                        Double.isInfinite(ratio) ? String.format("> %.1fx", r.observeSeconds() / Report.median(limits, RunLimit::seconds))
+                                : String.format("%.1fx", ratio)));
+                guest = " | | |";
             }
         }
         return out.toString();
@@ -466,7 +534,8 @@ public final class SaveRestoreBenchmark {
             for (Method m : Method.values()) {
                 List<RequestLatency> after = r.of(m).stream().map(MethodSample::after).filter(a -> a != null && a.latency() != null)
                         .map(AfterRestore::latency).toList();
-                if (!after.isEmpty()) out.append(latencyRow("", "after " + m.label + " (from the restore until 5 s after running)", after));
+                if (!after.isEmpty()) out.append(latencyRow("", "after " + m.label + " (from the restore until " + seconds(r.observeSeconds())
+                        + " s after running)", after));
             }
         }
         return out.toString();
@@ -521,9 +590,13 @@ public final class SaveRestoreBenchmark {
 
     /** PNGs per report: the guest's work, the host-side stalled share and QEMU's resident memory over time, per method. */
     public static List<Path> plots(Report r, Path dir) {
-        String conditions = String.format("%s, %d MiB guest (T=%d, W=%d MiB, %s%s), median of %d", r.workload(), r.memoryMiB(),
-                r.totalMiB(), r.wsMiB(), r.accel(), r.cold() ? ", cold" : ", warm", r.samples().size());
-        String name = String.format("%s%dM-W%d.png", "wsbench".equals(r.workload()) ? "" : r.workload() + "-", r.memoryMiB(), r.wsMiB());
+        String conditions = String.format("%s, %d MiB guest (T=%d, W=%d MiB%s, %s%s), median of %d", r.workload(), r.memoryMiB(),
+                r.totalMiB(), r.wsMiB(), r.layout() == null ? "" : " " + r.layout(), r.accel(), r.cold() ? ", cold" : ", warm",
+                r.samples().size());
+        // The contiguous layout keeps the names plots had before layouts existed.
+        String layout = r.layout() == null || r.layout().equals(DemoGuest.Layout.CONTIGUOUS.key()) ? "" : "-" + r.layout();
+        String name = String.format("%s%dM-W%d%s.png", "wsbench".equals(r.workload()) ? "" : r.workload() + "-", r.memoryMiB(), r.wsMiB(),
+                layout);
         List<Path> out = new ArrayList<>();
         Map<String, List<Double>> work = series(r, s -> s.after() == null ? null : s.after().utilizationPerStep());
         if (work.isEmpty()) return out;
@@ -566,9 +639,18 @@ public final class SaveRestoreBenchmark {
     }
 
     /** The median TTR; one not reached within the observation counts as infinite. */
-    private static String ttr(List<Optional<Double>> ttrs) {
+    private static String ttr(List<Optional<Double>> ttrs, double observeSeconds) {
         double t = Report.median(ttrs, x -> x.orElse(Double.POSITIVE_INFINITY));
-        return Double.isInfinite(t) ? "> 5" : String.format("%.2f", t);
+        return Double.isInfinite(t) ? "> " + seconds(observeSeconds) : String.format("%.2f", t);
+    }
+
+    /** Seconds as the tables say them: "5", "7.5". */
+    private static String seconds(double s) {
+        return s == Math.rint(s) ? Long.toString((long) s) : Double.toString(s);
+    }
+
+    private static String seconds(Duration d) {
+        return seconds(d.toMillis() / 1e3);
     }
 
     private static <T> String mm(List<T> s, ToDoubleFunction<T> f) {

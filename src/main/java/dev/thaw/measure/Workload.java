@@ -27,6 +27,11 @@ public sealed interface Workload permits Workload.Wsbench, Workload.Redis {
     /** The part of it the workload keeps touching (wsbench's W, the client's hot keys). */
     long wsMiB();
 
+    /** Where the working set lies in that memory, as the bench's tables name it; null where the workload does not choose it. */
+    default String layout() {
+        return null;
+    }
+
     VmConfig vmConfig(String name, GuestImage image, QemuVersion qemu, Accel accel);
 
     void awaitReady(QemuVm vm);
@@ -70,6 +75,11 @@ public sealed interface Workload permits Workload.Wsbench, Workload.Redis {
 
         public long wsMiB() {
             return guest.wsMiB();
+        }
+
+        @Override
+        public String layout() {
+            return guest.layout().key();
         }
 
         public VmConfig vmConfig(String name, GuestImage image, QemuVersion qemu, Accel accel) {
@@ -183,7 +193,7 @@ public sealed interface Workload permits Workload.Wsbench, Workload.Redis {
                     for (int i = 0; i < counts.length; i++) {
                         if (counts[i] > 0) progress.add(new Responsiveness.Progress(i * bucket, (i + 1) * bucket, counts[i]));
                     }
-                    return AfterRestore.of(new Responsiveness(progress, before.opsPerSecond(), end),
+                    return AfterRestore.of(new Responsiveness(progress, before.opsPerSecond(), runningNanos, end),
                             r.completedBetween(runningNanos, end) / (window.toNanos() / 1e9) / before.opsPerSecond(), end, r.latency());
                 }
 

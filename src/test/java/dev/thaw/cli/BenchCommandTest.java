@@ -88,12 +88,29 @@ class BenchCommandTest {
 
     @Test
     void anUnknownMethodIsRefusedBeforeAnythingRuns() {
+        assertThat(refused("bench", "--modes", "--methods", "thaw-lazy,thaw-lazzy"))
+                .contains("--methods", "expected one of", "thaw-lazy-address-order", "actual 'thaw-lazzy'");
+    }
+
+    @Test
+    void anObservationShorterThanTtrsWindowIsRefusedBeforeAnythingRuns() {
+        assertThat(refused("bench", "--modes", "--observe-seconds", "0")).contains("--observe-seconds", "expected at least 1", "actual 0");
+    }
+
+    @Test
+    void anUnknownLayoutIsRefusedNamingTheOption() {
+        assertThat(refused("bench", "--modes", "--layout", "contiguous,scatterd")).contains("--layout", "actual 'scatterd'");
+        assertThat(refused("bench", "--modes", "--app", "redis", "--layout", "scattered")).contains("--layout", "wsbench");
+        assertThat(refused("bench", "--estimators", "--layout", "scattered")).contains("--layout", "--estimators", "actual [scattered]");
+    }
+
+    /** What the command line says when it refuses these arguments (exit code 2, as picocli does for a bad option). */
+    private static String refused(String... args) {
         java.io.StringWriter err = new java.io.StringWriter();
         CommandLine cli = new CommandLine(new ThawCli());
         cli.setErr(new java.io.PrintWriter(err));
-        int exit = cli.execute("bench", "--modes", "--methods", "thaw-lazy,thaw-lazzy");
-        assertThat(exit).isEqualTo(2);
-        assertThat(err.toString()).contains("--methods", "expected one of", "thaw-lazy-address-order", "actual 'thaw-lazzy'");
+        assertThat(cli.execute(args)).as(err.toString()).isEqualTo(2);
+        return err.toString();
     }
 
     private static JsonNode find(JsonNode sample, String method) {

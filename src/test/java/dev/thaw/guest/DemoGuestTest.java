@@ -21,6 +21,14 @@ class DemoGuestTest {
     @Test
     void commandLineCarriesTheShape() {
         assertThat(new DemoGuest(1024, 700, 64).kernelCommandLine())
-                .contains("console=ttyS0", "wsbench.total_mib=700", "wsbench.ws_mib=64");
+                .contains("console=ttyS0", "wsbench.total_mib=700", "wsbench.ws_mib=64", "wsbench.layout=contiguous");
+        assertThat(new DemoGuest(1024, 700, 64, DemoGuest.Layout.SCATTERED).kernelCommandLine()).contains("wsbench.layout=scattered");
+    }
+
+    @Test
+    void layoutsAreNamedAsWsbenchReadsThem() {
+        assertThat(DemoGuest.Layout.parse("scattered")).isEqualTo(DemoGuest.Layout.SCATTERED);
+        assertThatThrownBy(() -> DemoGuest.Layout.parse("random"))
+                .hasMessageContaining("expected one of [contiguous, scattered], actual 'random'");
     }
 }

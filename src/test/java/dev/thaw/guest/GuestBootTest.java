@@ -53,6 +53,26 @@ class GuestBootTest {
         }
     }
 
+    @Test
+    void aScatteredWorkingSetLeavesItsColdPagesUnwrittenWhereverTheyLie() throws InterruptedException {
+        DemoGuest scattered = new DemoGuest(512, 128, 32, DemoGuest.Layout.SCATTERED);
+        try (QemuVm vm = QemuVm.launch(scattered.vmConfig("thaw-test-scattered", TestHost.guest(), TestHost.qemu(), TestHost.accel()))) {
+            Journal<ConsoleLine>.Cursor console = vm.console().cursorFromStart();
+            DemoGuest.awaitReady(vm, console, DemoGuest.BOOT_TIMEOUT);
+            assertThat(vm.console().snapshot()).anySatisfy(l -> assertThat(l.text()).contains("wsbench start", "layout=scattered"));
+            try (GuestAgent agent = GuestAgent.connect(vm)) {
+                agent.awaitReady(Duration.ofSeconds(30));
+                GuestAgent.MemSum cold = agent.memsumCold();
+                GuestAgent.MemSum beyondFirstW = agent.memsum(32, 96);
+                assertThat(collectAtLeast(console, 5, Duration.ofSeconds(30))).hasSizeGreaterThanOrEqualTo(5); // the workload writes
+                assertThat(agent.memsumCold()).as("the pages outside the working set").isEqualTo(cold);
+                assertThat(cold.byteCount()).isEqualTo((128L - 32) << 20);
+                // Hot pages lie beyond the first W MiB too: that range is written, unlike with the contiguous layout.
+                assertThat(agent.memsum(32, 96)).isNotEqualTo(beyondFirstW);
+            }
+        }
+    }
+
     private static List<WsbenchTick> collectAtLeast(Journal<ConsoleLine>.Cursor console, int count, Duration timeout)
             throws InterruptedException {
         var ticks = new java.util.ArrayList<WsbenchTick>();

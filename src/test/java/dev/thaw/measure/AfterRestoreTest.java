@@ -3,7 +3,9 @@ package dev.thaw.measure;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.within;
 
+import dev.thaw.guest.WsbenchTick;
 import dev.thaw.testing.Seeds;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
@@ -36,5 +38,39 @@ class AfterRestoreTest {
             }
             assertThat(curve.get(k - 1)).as("window of %d steps (seed printed above)", k).isCloseTo(min, within(1e-9));
         }
+    }
+
+    static final long MS = 1_000_000L;
+
+    /**
+     * A restored console as the bench saw it (issue 12: TTR 0.71 s for a guest running after 1.08 s): the guest was saved at
+     * its clock's 50.06 s, 60 ms into a tick's interval, with its last two ticks still in its serial driver's buffer, which
+     * sends them once the restored guest runs. The guest runs 1.08 s after the restore's start, then at exactly the rate
+     * before. Placed on the guest's clock, the buffered ticks and the first new one (60 of its 100 ops done before the save)
+     * fall before 1.08 s: none of that may be credited.
+     */
+    @Test
+    void workDoneBeforeTheSaveIsNotCreditedToTheRestoreEvenWhenItsTicksArriveAfterIt() {
+        long origin = 100_000 * MS;
+        long running = 1_080 * MS;
+        long savedGuest = 50_060 * MS;
+        double rate = 1000; // ops/s before the save: a tick of 100 ms does 100
+        List<WsbenchTick> ticks = new ArrayList<>();
+        long arrival = origin + running + 5 * MS;
+        ticks.add(new WsbenchTick(arrival, 498, 49_900 * MS, 100)); // printed before the save, sent after the restore
+        ticks.add(new WsbenchTick(arrival + MS, 499, 50_000 * MS, 100));
+        for (int i = 0; i < 60; i++) {
+            long guest = 50_100 * MS + i * 100 * MS; // the first tick 40 ms after the guest runs again
+            long printed = origin + running + (guest - savedGuest);
+            ticks.add(new WsbenchTick(printed + 2 * MS, 500 + i, guest, 100));
+        }
+        AfterRestore after = AfterRestore.fromTicks(ticks, origin, running, rate, Duration.ofSeconds(5));
+        // Nothing before the guest ran: the steps of 250 ms up to 1.0 s are empty, and TTR is not earlier than running.
+        assertThat(after.utilizationPerStep().subList(0, 4)).containsOnly(0.0);
+        assertThat(after.ttrSeconds()).hasValueSatisfying(t -> assertThat(t).isGreaterThanOrEqualTo(1.08));
+        // The first 5 s after it hold 5 s of work at the rate before, less the 2 ms the console adds: no more.
+        assertThat(after.relativeThroughput()).isCloseTo(1.0, within(0.005));
+        // The guest ran at the rate before from 1.08 s: responsive from then, not 0.2 s earlier by a window that reaches past it.
+        assertThat(after.ttrSeconds()).hasValueSatisfying(t -> assertThat(t).isCloseTo(1.08, within(1e-9)));
     }
 }
