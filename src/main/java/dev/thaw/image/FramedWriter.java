@@ -124,6 +124,7 @@ final class FramedWriter implements AutoCloseable {
         long checksum = hash.getAsLong();
         byte[] footer = Framing.footer(body, checksum);
         try {
+            if (footer.length > buffer.remaining()) flushBuffer(); // a body that filled the buffer exactly
             buffer.put(footer);
             position += footer.length;
             flushBuffer();
