@@ -1,13 +1,11 @@
 package dev.thaw.image;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.thaw.migration.RamBlock;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -20,7 +18,6 @@ import java.util.UUID;
  * all). Nothing here ever writes to the image. Thread-safe: pages may be read from several threads.
  */
 public final class CheckpointImage implements AutoCloseable {
-    private static final ObjectMapper JSON = new ObjectMapper().findAndRegisterModules();
     private static final int PAGE_BYTES = 4096;
 
     private final Path directory;
@@ -42,12 +39,7 @@ public final class CheckpointImage implements AutoCloseable {
         if (!Files.isDirectory(this.directory)) {
             throw new ImageException.Missing(this.directory, "is not a directory: expected a Thaw image directory", null);
         }
-        byte[] manifestBody = Framing.readWholeBody(manifestPath, FileKind.MANIFEST, null);
-        try {
-            this.manifest = JSON.readValue(manifestBody, Manifest.class);
-        } catch (IOException e) {
-            throw new ImageException.Corrupt(manifestPath, Framing.HEADER_BYTES, "manifest JSON does not parse: " + e.getMessage(), e);
-        }
+        this.manifest = Manifest.read(manifestPath);
         this.imageId = UUID.fromString(manifest.imageId());
         if (manifest.formatVersion() != Framing.FORMAT_VERSION) {
             throw new ImageException.UnsupportedVersion(manifestPath, manifest.formatVersion(), Framing.MIN_READABLE_VERSION,
@@ -175,8 +167,7 @@ public final class CheckpointImage implements AutoCloseable {
     }
 
     public Path storeDirectory() {
-        Path store = Path.of(manifest.storage().storeDirectory());
-        return store.isAbsolute() ? store : directory.resolve(store);
+        return Store.directoryOf(manifest, directory);
     }
 
     private void checkListedFiles() {
@@ -344,23 +335,7 @@ public final class CheckpointImage implements AutoCloseable {
             reader.verifyFileChecksum();
             bytes += reader.frame().fileBytes();
             files++;
-            Map<Long, List<Pack.IndexedPage>> byExtent = new HashMap<>();
-            for (Pack.IndexedPage p : reader.readIndex()) {
-                byExtent.computeIfAbsent(p.extent().offset(), k -> new ArrayList<>()).add(p);
-            }
-            for (ExtentInfo e : extents) {
-                if (!e.packId().equals(reader.frame().owner())) continue;
-                byte[] raw = new byte[e.pageCount() * PAGE_BYTES];
-                reader.readExtent(e, raw);
-                for (Pack.IndexedPage p : byExtent.getOrDefault(e.offset(), List.of())) {
-                    PageDigest actual = PageDigest.of(raw, p.slot() * PAGE_BYTES, PAGE_BYTES);
-                    if (!actual.equals(p.digest())) {
-                        throw new ImageException.Corrupt(reader.path(), e.offset(), "page in slot " + p.slot() + ": expected SHA-256 "
-                                + p.digest() + " (pack index), actual " + actual);
-                    }
-                    pagesChecked++;
-                }
-            }
+            pagesChecked += reader.verifyExtents(java.util.Arrays.asList(extents));
         }
         return new VerifyReport(files, bytes, extents.length, pagesChecked);
     }
