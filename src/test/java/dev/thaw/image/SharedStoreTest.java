@@ -38,12 +38,18 @@ class SharedStoreTest {
     @Test
     void reattachingAWorkingSetKeepsThePacksOtherImagesUse(@TempDir Path dir) throws Exception {
         SyntheticGuest guest = SyntheticGuest.random(Seeds.random("reattachingAWorkingSetKeepsThePacksOtherImagesUse"), 1, 300, 0.2, 0.1);
-        ImageWriter.Options options = new ImageWriter.Options(Codec.ZSTD, 1, 16, dir.resolve("store"));
-        Path a = dir.resolve("a");
+        // A save's index takes each content from the first pack in name order. A's base pack should sort late (new
+        // stores until it does), then attach until A's working-set pack sorts before it, so B's pages come from there.
+        ImageWriter.Options options;
+        Path a;
+        String basePack;
+        int store = 0;
+        do {
+            options = new ImageWriter.Options(Codec.ZSTD, 1, 16, dir.resolve("store" + store));
+            a = dir.resolve("a" + store++);
+            basePack = ImageRoundTripTest.saveInto(a, guest, options).storage().packs().getFirst().file();
+        } while (basePack.compareTo("pack-8") < 0 && store < 64);
         Path b = dir.resolve("b");
-        String basePack = ImageRoundTripTest.saveInto(a, guest, options).storage().packs().getFirst().file();
-        // A save's index takes each content from the first pack in name order: attach until A's working-set pack sorts
-        // before its base pack, so that B's pages come from a working-set pack.
         Manifest withWs = WorkingSetWriter.attach(a, everyStoredPage(guest));
         for (int tries = 0; withWs.storage().packs().getLast().file().compareTo(basePack) > 0 && tries < 64; tries++) {
             withWs = WorkingSetWriter.attach(a, everyStoredPage(guest));
