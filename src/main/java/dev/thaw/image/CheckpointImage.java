@@ -50,6 +50,7 @@ public final class CheckpointImage implements AutoCloseable {
             list.add(new RamBlock(b.name(), b.usedByteSize(), b.pageByteSize()));
         }
         this.blocks = List.copyOf(list);
+        checkNames();
         checkListedFiles();
         this.pageMap = readPageMap();
         try {
@@ -85,7 +86,7 @@ public final class CheckpointImage implements AutoCloseable {
         }
         Path path = file(sections.getFirst().name());
         int[] counts = blocks.stream().mapToInt(RamBlock::pageCount).toArray();
-        WorkingSetSection section = WorkingSetSection.decode(path, Framing.readWholeBody(path, FileKind.WORKING_SET, imageId), counts);
+        WorkingSetSection section = WorkingSetSection.decode(path, listedBody(sections.getFirst().name(), FileKind.WORKING_SET), counts);
         if (!section.extents().isEmpty() && !packs.containsKey(section.packId())) {
             throw new ImageException.Corrupt(path, 0, "working-set pack " + section.packId() + ": expected one of the manifest's packs "
                     + packs.keySet());
@@ -185,13 +186,51 @@ public final class CheckpointImage implements AutoCloseable {
         }
     }
 
+    /** A listed file's body, checked against the manifest's record of it (checksum) as well as its own frame. */
+    private byte[] listedBody(String name, FileKind kind) {
+        Manifest.FileEntry entry = manifest.files().stream().filter(f -> f.name().equals(name)).findFirst().orElseThrow(
+                () -> new ImageException.Corrupt(file(ImageWriter.MANIFEST), 0, "expected " + name + " among the manifest's files, actual "
+                        + manifest.files().stream().map(Manifest.FileEntry::name).toList()));
+        return Framing.readWholeBody(file(name), kind, imageId, entry.checksum());
+    }
+
+    /**
+     * Names in the manifest must stay inside the image (and packs inside the store), since opening follows them and a
+     * working-set attach deletes the ones it replaces: plain file names, packs named after their id, and a relative
+     * store directory only as {@code store}.
+     */
+    private void checkNames() {
+        Path path = file(ImageWriter.MANIFEST);
+        for (Manifest.FileEntry f : manifest.files()) {
+            if (!f.name().matches("[A-Za-z0-9][A-Za-z0-9._-]*") || f.name().equals(ImageWriter.MANIFEST)) {
+                throw new ImageException.Corrupt(path, 0, "file name: expected a plain file name inside the image, actual '" + f.name() + "'");
+            }
+        }
+        for (Manifest.PackEntry p : manifest.storage().packs()) {
+            String expected;
+            try {
+                expected = Pack.fileName(UUID.fromString(p.packId()));
+            } catch (IllegalArgumentException e) {
+                throw new ImageException.Corrupt(path, 0, "pack id: expected a UUID, actual '" + p.packId() + "'", e);
+            }
+            if (!p.file().equals(expected)) {
+                throw new ImageException.Corrupt(path, 0, "pack file name: expected '" + expected + "', actual '" + p.file() + "'");
+            }
+        }
+        String store = manifest.storage().storeDirectory();
+        if (store == null || !(Path.of(store).isAbsolute() || store.equals(ImageWriter.DEFAULT_STORE))) {
+            throw new ImageException.Corrupt(path, 0, "store directory: expected an absolute path or '" + ImageWriter.DEFAULT_STORE
+                    + "', actual '" + store + "'");
+        }
+    }
+
     private Path file(String name) {
         return directory.resolve(name);
     }
 
     private long[][] readPageMap() {
         Path path = file(ImageWriter.PAGE_MAP);
-        ByteBuffer body = ByteBuffer.wrap(Framing.readWholeBody(path, FileKind.PAGE_MAP, imageId)).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        ByteBuffer body = ByteBuffer.wrap(listedBody(ImageWriter.PAGE_MAP, FileKind.PAGE_MAP)).order(java.nio.ByteOrder.LITTLE_ENDIAN);
         long[][] map = new long[blocks.size()][];
         for (int b = 0; b < blocks.size(); b++) {
             long at = Framing.HEADER_BYTES + body.position();
@@ -234,7 +273,7 @@ public final class CheckpointImage implements AutoCloseable {
 
     private ExtentInfo[] readExtentTable() {
         Path path = file(ImageWriter.EXTENT_TABLE);
-        ByteBuffer body = ByteBuffer.wrap(Framing.readWholeBody(path, FileKind.EXTENT_TABLE, imageId)).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        ByteBuffer body = ByteBuffer.wrap(listedBody(ImageWriter.EXTENT_TABLE, FileKind.EXTENT_TABLE)).order(java.nio.ByteOrder.LITTLE_ENDIAN);
         int count = body.getInt();
         if (count < 0 || body.remaining() != (long) count * PageMap.EXTENT_RECORD_BYTES) {
             throw new ImageException.Corrupt(path, Framing.HEADER_BYTES, "expected " + count + " extent records, actual "
@@ -258,7 +297,7 @@ public final class CheckpointImage implements AutoCloseable {
 
     private byte[][] readDeviceState() {
         Path path = file(ImageWriter.DEVICE_STATE);
-        ByteBuffer body = ByteBuffer.wrap(Framing.readWholeBody(path, FileKind.DEVICE_STATE, imageId)).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        ByteBuffer body = ByteBuffer.wrap(listedBody(ImageWriter.DEVICE_STATE, FileKind.DEVICE_STATE)).order(java.nio.ByteOrder.LITTLE_ENDIAN);
         byte[][] parts = new byte[3][];
         String[] names = {"header and configuration", "device state", "VM description"};
         for (int i = 0; i < 3; i++) {
@@ -324,7 +363,7 @@ public final class CheckpointImage implements AutoCloseable {
         long bytes = 0;
         long files = 0;
         for (Manifest.FileEntry f : manifest.files()) {
-            Framing.readWholeBody(file(f.name()), FileKind.valueOf(f.kind().toUpperCase(java.util.Locale.ROOT)), imageId);
+            listedBody(f.name(), FileKind.valueOf(f.kind().toUpperCase(java.util.Locale.ROOT)));
             bytes += f.byteSize();
             files++;
         }

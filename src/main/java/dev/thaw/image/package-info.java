@@ -113,9 +113,11 @@
  * every pack whole (file checksum, extents, page digests), and reports packs no image names.
  *
  * <h2>Integrity</h2>
- * Opening an image checks the frames and whole-file checksums of manifest, page map, extent
- * table and device state, each pack's frame, its recorded size and checksum, and its index
- * checksum. Each extent is checked (header checksum, payload checksum, decompressed length) when
+ * Opening an image checks that every name in the manifest stays inside it (files: plain names;
+ * packs: {@code pack-ID.thaw} of their own id; a relative store directory only {@code store}),
+ * the frames and whole-file checksums of manifest, page map, extent table, device state and
+ * working-set section, each against the size and checksum the manifest records, each pack's
+ * frame, its recorded size and checksum, and its index checksum. Each extent is checked (header checksum, payload checksum, decompressed length) when
  * it is read. {@code thaw inspect --verify} additionally recomputes every pack's whole-file
  * checksum and every stored page's SHA-256.
  */
