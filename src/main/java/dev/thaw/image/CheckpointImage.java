@@ -47,7 +47,11 @@ public final class CheckpointImage implements AutoCloseable {
         }
         List<RamBlock> list = new ArrayList<>();
         for (Manifest.Block b : manifest.ramBlocks()) {
-            list.add(new RamBlock(b.name(), b.usedByteSize(), b.pageByteSize()));
+            try {
+                list.add(new RamBlock(b.name(), b.usedByteSize(), b.pageByteSize()));
+            } catch (IllegalArgumentException e) {
+                throw new ImageException.Corrupt(manifestPath, 0, e.getMessage(), e);
+            }
         }
         this.blocks = List.copyOf(list);
         checkNames();
