@@ -35,8 +35,15 @@ final class StoreLock {
         this.file = file;
     }
 
+    /** One per store and process: keyed by the real path, since two names of one lock file would overlap in this JVM. */
     static StoreLock of(Path storeDirectory) {
-        return LOCKS.computeIfAbsent(storeDirectory.toAbsolutePath().normalize(), d -> new StoreLock(d.resolve(FILE)));
+        Path key;
+        try {
+            key = storeDirectory.toRealPath();
+        } catch (IOException e) {
+            throw new ImageException.Missing(storeDirectory, "cannot be resolved: " + e, e);
+        }
+        return LOCKS.computeIfAbsent(key, d -> new StoreLock(d.resolve(FILE)));
     }
 
     Held shared() {

@@ -120,12 +120,15 @@ class SharedStoreTest {
         Random random = Seeds.random("twoSavesIntoOneStoreAtOnceBothCommitAndOpen");
         SyntheticGuest one = SyntheticGuest.random(random, 2, 300, 0.2, 0.1);
         SyntheticGuest two = SyntheticGuest.random(random, 1, 300, 0.2, 0.1);
-        ImageWriter.Options options = new ImageWriter.Options(Codec.ZSTD, 1, 16, dir.resolve("store"));
+        Files.createDirectories(dir.resolve("store"));
+        Files.createSymbolicLink(dir.resolve("same-store"), dir.resolve("store"));
         CyclicBarrier bothWriting = new CyclicBarrier(2);
         List<CompletableFuture<Manifest>> saves = new ArrayList<>();
         java.util.concurrent.ExecutorService threads = java.util.concurrent.Executors.newVirtualThreadPerTaskExecutor();
         for (SyntheticGuest guest : List.of(one, two)) {
             Path target = dir.resolve(guest == one ? "one" : "two");
+            // The store under two names: one lock all the same.
+            ImageWriter.Options options = new ImageWriter.Options(Codec.ZSTD, 1, 16, dir.resolve(guest == one ? "store" : "same-store"));
             saves.add(CompletableFuture.supplyAsync(() -> {
                 try (ImageWriter writer = ImageWriter.create(target, options)) {
                     dev.thaw.migration.SaveStreamParser.parse(new java.io.ByteArrayInputStream(guest.toStream(50)),
