@@ -263,4 +263,36 @@ class SharedStoreTest {
                 .isInstanceOf(ImageException.Missing.class).hasMessageContaining("older Thaw");
         assertThat(dir.resolve("a")).doesNotExist();
     }
+
+    /** Holds a store's lock shared in another process until its standard input closes: a save, as gc sees it. */
+    public static final class HoldSharedLock {
+        public static void main(String[] args) throws Exception {
+            try (StoreLock.Held held = StoreLock.of(Path.of(args[0])).shared()) {
+                System.out.println("locked");
+                System.out.flush();
+                while (System.in.read() >= 0) {
+                    // until the parent closes our input
+                }
+            }
+        }
+    }
+
+    @Test
+    void gcWaitsForAnotherProcessThatHoldsTheStore(@TempDir Path dir) throws Exception {
+        Path store = dir.resolve("store");
+        Store.createOrOpen(store);
+        Process holder = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-cp",
+                System.getProperty("java.class.path"), HoldSharedLock.class.getName(), store.toString())
+                .redirectError(ProcessBuilder.Redirect.INHERIT).start();
+        try {
+            String first = new java.io.BufferedReader(new java.io.InputStreamReader(holder.getInputStream())).readLine();
+            assertThat(first).as("the other process's answer").isEqualTo("locked");
+            CompletableFuture<Store.GcReport> gc = CompletableFuture.supplyAsync(() -> Store.open(store).collectGarbage(false));
+            assertThatThrownBy(() -> gc.get(1, TimeUnit.SECONDS)).as("gc while another process writes").isInstanceOf(TimeoutException.class);
+            holder.getOutputStream().close();
+            assertThat(gc.get(30, TimeUnit.SECONDS).deletedPacks()).isEmpty();
+        } finally {
+            holder.destroyForcibly().waitFor();
+        }
+    }
 }
