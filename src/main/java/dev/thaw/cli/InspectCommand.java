@@ -2,6 +2,7 @@ package dev.thaw.cli;
 
 import dev.thaw.image.CheckpointImage;
 import dev.thaw.image.Manifest;
+import dev.thaw.image.Store;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
@@ -12,9 +13,10 @@ import picocli.CommandLine.Parameters;
         description = {"Describe (and with --verify, check) a checkpoint image.",
                 "Describes a checkpoint image: RAM blocks, pages (total, zero, stored, duplicate), stored bytes,",
                 "compression and dedup ratios. --verify reads every byte and checks every checksum, and exits",
-                "non-zero naming the file and offset of the first mismatch."})
+                "non-zero naming the file and offset of the first mismatch. Given a shared store (thaw save --store),",
+                "--verify opens every image the store lists and reads every pack whole."})
 final class InspectCommand implements Callable<Integer> {
-    @Parameters(index = "0", description = "The image directory.")
+    @Parameters(index = "0", description = "The image directory, or a shared store with --verify.")
     Path image;
 
     @Option(names = "--verify", description = "Read every byte of every file and check every checksum.")
@@ -27,6 +29,7 @@ final class InspectCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
+        if (Store.isStore(image)) return verifyStore();
         try (CheckpointImage img = CheckpointImage.open(image)) {
             Manifest m = img.manifest();
             CheckpointImage.VerifyReport verified = verify ? img.verify() : null;
@@ -55,5 +58,21 @@ final class InspectCommand implements Callable<Integer> {
             }
             return 0;
         }
+    }
+
+    private Integer verifyStore() {
+        if (!verify) throw new IllegalArgumentException(image + " is a store: expected --verify (inspect describes images)");
+        Store.VerifyReport r = Store.open(image).verify();
+        if (json) {
+            System.out.println(Json.write(r));
+            return 0;
+        }
+        System.out.printf("store %s verified: %d images open, %d packs (%d bytes, %d extents, %d page digests): all checksums match%n",
+                r.store(), r.imageCount(), r.packCount(), r.byteCount(), r.extentCount(), r.pageCount());
+        if (!r.unreferencedPacks().isEmpty()) {
+            System.out.printf("%d packs no listed image uses (thaw gc deletes them): %s%n", r.unreferencedPacks().size(),
+                    r.unreferencedPacks());
+        }
+        return 0;
     }
 }

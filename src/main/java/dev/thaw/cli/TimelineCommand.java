@@ -43,12 +43,12 @@ final class TimelineCommand implements Callable<Integer> {
             System.out.println(Json.write(entries));
             return 0;
         }
-        System.out.printf("%-22s %-5s %8s %9s %10s %8s %7s %10s %10s %12s  %s%n", "restore", "mode", "running", "completed", "prefetched",
+        System.out.printf("%-25s %-5s %8s %9s %10s %8s %7s %10s %10s %12s  %s%n", "restore", "mode", "running", "completed", "prefetched",
                 "faults", "dups", "svc p50", "svc p99", "background", "faults per 100 ms after running");
         for (Entry e : entries) {
             RestoreTimeline t = e.timeline();
             List<Integer> h = t.faultsPer100Ms();
-            System.out.printf("%-22s %-5s %6.2f s %7.2f s %10d %8d %7d %7.0f us %7.0f us %7.0f MB/s  %s%n", e.trace(), e.mode(),
+            System.out.printf("%-25s %-5s %6.2f s %7.2f s %10d %8d %7d %7.0f us %7.0f us %7.0f MB/s  %s%n", e.trace(), e.mode(),
                     t.runningSeconds(), t.completedSeconds(), t.prefetchedPages(), t.demandFaults(), t.duplicateRequests(),
                     t.serviceMedianMicros(), t.serviceP99Micros(), t.backgroundPagesPerSecond() * 4096 / 1e6,
                     h.subList(0, Math.min(20, h.size())) + (h.size() > 20 ? " ..." : ""));

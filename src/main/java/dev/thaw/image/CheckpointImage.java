@@ -1,13 +1,11 @@
 package dev.thaw.image;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.thaw.migration.RamBlock;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -20,7 +18,6 @@ import java.util.UUID;
  * all). Nothing here ever writes to the image. Thread-safe: pages may be read from several threads.
  */
 public final class CheckpointImage implements AutoCloseable {
-    private static final ObjectMapper JSON = new ObjectMapper().findAndRegisterModules();
     private static final int PAGE_BYTES = 4096;
 
     private final Path directory;
@@ -42,12 +39,7 @@ public final class CheckpointImage implements AutoCloseable {
         if (!Files.isDirectory(this.directory)) {
             throw new ImageException.Missing(this.directory, "is not a directory: expected a Thaw image directory", null);
         }
-        byte[] manifestBody = Framing.readWholeBody(manifestPath, FileKind.MANIFEST, null);
-        try {
-            this.manifest = JSON.readValue(manifestBody, Manifest.class);
-        } catch (IOException e) {
-            throw new ImageException.Corrupt(manifestPath, Framing.HEADER_BYTES, "manifest JSON does not parse: " + e.getMessage(), e);
-        }
+        this.manifest = Manifest.read(manifestPath);
         this.imageId = UUID.fromString(manifest.imageId());
         if (manifest.formatVersion() != Framing.FORMAT_VERSION) {
             throw new ImageException.UnsupportedVersion(manifestPath, manifest.formatVersion(), Framing.MIN_READABLE_VERSION,
@@ -55,9 +47,14 @@ public final class CheckpointImage implements AutoCloseable {
         }
         List<RamBlock> list = new ArrayList<>();
         for (Manifest.Block b : manifest.ramBlocks()) {
-            list.add(new RamBlock(b.name(), b.usedByteSize(), b.pageByteSize()));
+            try {
+                list.add(new RamBlock(b.name(), b.usedByteSize(), b.pageByteSize()));
+            } catch (IllegalArgumentException e) {
+                throw new ImageException.Corrupt(manifestPath, 0, e.getMessage(), e);
+            }
         }
         this.blocks = List.copyOf(list);
+        checkNames();
         checkListedFiles();
         this.pageMap = readPageMap();
         try {
@@ -93,7 +90,7 @@ public final class CheckpointImage implements AutoCloseable {
         }
         Path path = file(sections.getFirst().name());
         int[] counts = blocks.stream().mapToInt(RamBlock::pageCount).toArray();
-        WorkingSetSection section = WorkingSetSection.decode(path, Framing.readWholeBody(path, FileKind.WORKING_SET, imageId), counts);
+        WorkingSetSection section = WorkingSetSection.decode(path, listedBody(sections.getFirst().name(), FileKind.WORKING_SET), counts);
         if (!section.extents().isEmpty() && !packs.containsKey(section.packId())) {
             throw new ImageException.Corrupt(path, 0, "working-set pack " + section.packId() + ": expected one of the manifest's packs "
                     + packs.keySet());
@@ -175,8 +172,7 @@ public final class CheckpointImage implements AutoCloseable {
     }
 
     public Path storeDirectory() {
-        Path store = Path.of(manifest.storage().storeDirectory());
-        return store.isAbsolute() ? store : directory.resolve(store);
+        return Store.directoryOf(manifest, directory);
     }
 
     private void checkListedFiles() {
@@ -194,13 +190,51 @@ public final class CheckpointImage implements AutoCloseable {
         }
     }
 
+    /** A listed file's body, checked against the manifest's record of it (checksum) as well as its own frame. */
+    private byte[] listedBody(String name, FileKind kind) {
+        Manifest.FileEntry entry = manifest.files().stream().filter(f -> f.name().equals(name)).findFirst().orElseThrow(
+                () -> new ImageException.Corrupt(file(ImageWriter.MANIFEST), 0, "expected " + name + " among the manifest's files, actual "
+                        + manifest.files().stream().map(Manifest.FileEntry::name).toList()));
+        return Framing.readWholeBody(file(name), kind, imageId, entry.checksum());
+    }
+
+    /**
+     * Names in the manifest must stay inside the image (and packs inside the store), since opening follows them and a
+     * working-set attach deletes the ones it replaces: plain file names, packs named after their id, and a relative
+     * store directory only as {@code store}.
+     */
+    private void checkNames() {
+        Path path = file(ImageWriter.MANIFEST);
+        for (Manifest.FileEntry f : manifest.files()) {
+            if (!f.name().matches("[A-Za-z0-9][A-Za-z0-9._-]*") || f.name().equals(ImageWriter.MANIFEST)) {
+                throw new ImageException.Corrupt(path, 0, "file name: expected a plain file name inside the image, actual '" + f.name() + "'");
+            }
+        }
+        for (Manifest.PackEntry p : manifest.storage().packs()) {
+            String expected;
+            try {
+                expected = Pack.fileName(UUID.fromString(p.packId()));
+            } catch (IllegalArgumentException e) {
+                throw new ImageException.Corrupt(path, 0, "pack id: expected a UUID, actual '" + p.packId() + "'", e);
+            }
+            if (!p.file().equals(expected)) {
+                throw new ImageException.Corrupt(path, 0, "pack file name: expected '" + expected + "', actual '" + p.file() + "'");
+            }
+        }
+        String store = manifest.storage().storeDirectory();
+        if (store == null || !(Path.of(store).isAbsolute() || store.equals(ImageWriter.DEFAULT_STORE))) {
+            throw new ImageException.Corrupt(path, 0, "store directory: expected an absolute path or '" + ImageWriter.DEFAULT_STORE
+                    + "', actual '" + store + "'");
+        }
+    }
+
     private Path file(String name) {
         return directory.resolve(name);
     }
 
     private long[][] readPageMap() {
         Path path = file(ImageWriter.PAGE_MAP);
-        ByteBuffer body = ByteBuffer.wrap(Framing.readWholeBody(path, FileKind.PAGE_MAP, imageId)).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        ByteBuffer body = ByteBuffer.wrap(listedBody(ImageWriter.PAGE_MAP, FileKind.PAGE_MAP)).order(java.nio.ByteOrder.LITTLE_ENDIAN);
         long[][] map = new long[blocks.size()][];
         for (int b = 0; b < blocks.size(); b++) {
             long at = Framing.HEADER_BYTES + body.position();
@@ -243,7 +277,7 @@ public final class CheckpointImage implements AutoCloseable {
 
     private ExtentInfo[] readExtentTable() {
         Path path = file(ImageWriter.EXTENT_TABLE);
-        ByteBuffer body = ByteBuffer.wrap(Framing.readWholeBody(path, FileKind.EXTENT_TABLE, imageId)).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        ByteBuffer body = ByteBuffer.wrap(listedBody(ImageWriter.EXTENT_TABLE, FileKind.EXTENT_TABLE)).order(java.nio.ByteOrder.LITTLE_ENDIAN);
         int count = body.getInt();
         if (count < 0 || body.remaining() != (long) count * PageMap.EXTENT_RECORD_BYTES) {
             throw new ImageException.Corrupt(path, Framing.HEADER_BYTES, "expected " + count + " extent records, actual "
@@ -267,7 +301,7 @@ public final class CheckpointImage implements AutoCloseable {
 
     private byte[][] readDeviceState() {
         Path path = file(ImageWriter.DEVICE_STATE);
-        ByteBuffer body = ByteBuffer.wrap(Framing.readWholeBody(path, FileKind.DEVICE_STATE, imageId)).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        ByteBuffer body = ByteBuffer.wrap(listedBody(ImageWriter.DEVICE_STATE, FileKind.DEVICE_STATE)).order(java.nio.ByteOrder.LITTLE_ENDIAN);
         byte[][] parts = new byte[3][];
         String[] names = {"header and configuration", "device state", "VM description"};
         for (int i = 0; i < 3; i++) {
@@ -333,7 +367,7 @@ public final class CheckpointImage implements AutoCloseable {
         long bytes = 0;
         long files = 0;
         for (Manifest.FileEntry f : manifest.files()) {
-            Framing.readWholeBody(file(f.name()), FileKind.valueOf(f.kind().toUpperCase(java.util.Locale.ROOT)), imageId);
+            listedBody(f.name(), FileKind.valueOf(f.kind().toUpperCase(java.util.Locale.ROOT)));
             bytes += f.byteSize();
             files++;
         }
@@ -344,23 +378,7 @@ public final class CheckpointImage implements AutoCloseable {
             reader.verifyFileChecksum();
             bytes += reader.frame().fileBytes();
             files++;
-            Map<Long, List<Pack.IndexedPage>> byExtent = new HashMap<>();
-            for (Pack.IndexedPage p : reader.readIndex()) {
-                byExtent.computeIfAbsent(p.extent().offset(), k -> new ArrayList<>()).add(p);
-            }
-            for (ExtentInfo e : extents) {
-                if (!e.packId().equals(reader.frame().owner())) continue;
-                byte[] raw = new byte[e.pageCount() * PAGE_BYTES];
-                reader.readExtent(e, raw);
-                for (Pack.IndexedPage p : byExtent.getOrDefault(e.offset(), List.of())) {
-                    PageDigest actual = PageDigest.of(raw, p.slot() * PAGE_BYTES, PAGE_BYTES);
-                    if (!actual.equals(p.digest())) {
-                        throw new ImageException.Corrupt(reader.path(), e.offset(), "page in slot " + p.slot() + ": expected SHA-256 "
-                                + p.digest() + " (pack index), actual " + actual);
-                    }
-                    pagesChecked++;
-                }
-            }
+            pagesChecked += reader.verifyExtents(java.util.Arrays.asList(extents));
         }
         return new VerifyReport(files, bytes, extents.length, pagesChecked);
     }

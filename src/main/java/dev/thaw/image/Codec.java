@@ -4,7 +4,6 @@ import com.github.luben.zstd.Zstd;
 import java.util.Locale;
 import net.jpountz.lz4.LZ4Compressor;
 import net.jpountz.lz4.LZ4Factory;
-import net.jpountz.lz4.LZ4FastDecompressor;
 
 /** How an extent's payload is compressed; the number is on disk (0 is never valid). */
 public enum Codec {
@@ -83,10 +82,11 @@ public enum Codec {
             }
             case LZ4 -> {
                 try {
-                    LZ4FastDecompressor d = LZ4_FACTORY.fastDecompressor();
-                    int read = d.decompress(payload, payloadOffset, out, 0, rawLength);
-                    if (read != payloadLength) {
-                        throw new IllegalArgumentException("lz4: expected " + payloadLength + " compressed bytes, actual " + read);
+                    // The safe decompressor is bounded by the payload's known length; the fast one trusts the input
+                    // and may read past it.
+                    int n = LZ4_FACTORY.safeDecompressor().decompress(payload, payloadOffset, payloadLength, out, 0, rawLength);
+                    if (n != rawLength) {
+                        throw new IllegalArgumentException("lz4: expected " + rawLength + " bytes, actual " + n);
                     }
                 } catch (net.jpountz.lz4.LZ4Exception e) {
                     throw new IllegalArgumentException("lz4: " + e.getMessage(), e);

@@ -9,10 +9,15 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.util.UUID;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.atomic.AtomicReference;
 
 /**
  * Writes one framed file: header, body, footer; into a temporary name beside the target, fsynced,
- * then renamed into place, so a reader never sees a partial file under the final name.
+ * then renamed into place, so a reader never sees a partial file under the final name. The file is
+ * created with mode 0600 (it may hold guest memory). The first error of the background writeback
+ * fails the file: Linux reports a writeback error to one fsync only, so a later fsync may succeed
+ * although pages never reached the disk.
  */
 final class FramedWriter implements AutoCloseable {
     private final Path target;
@@ -23,7 +28,10 @@ final class FramedWriter implements AutoCloseable {
     private long position;
     private boolean finished;
     private long writtenSinceSync;
-    private java.util.concurrent.CompletableFuture<Void> writeback = java.util.concurrent.CompletableFuture.completedFuture(null);
+    private final long writebackByteSize;
+    private final Force force;
+    private final AtomicReference<IOException> writebackError = new AtomicReference<>();
+    private CompletableFuture<Void> writeback = CompletableFuture.completedFuture(null);
     /**
      * Bytes after which writeback to storage is started in the background. Without it the kernel
      * starts writing only at its dirty threshold (GiBs here), and the final fsync then waits for
@@ -34,11 +42,24 @@ final class FramedWriter implements AutoCloseable {
     /** What was written. */
     record Written(Path path, long byteSize, long checksum) {}
 
+    /** The fsync of the file's data; tests inject failures through it. */
+    @FunctionalInterface
+    interface Force {
+        void force(FileChannel channel, boolean metadata) throws IOException;
+    }
+
     FramedWriter(Path target, FileKind kind, UUID owner) {
+        this(target, kind, owner, WRITEBACK_BYTES, FileChannel::force);
+    }
+
+    FramedWriter(Path target, FileKind kind, UUID owner, long writebackByteSize, Force force) {
         this.target = target;
+        this.writebackByteSize = writebackByteSize;
+        this.force = force;
         this.temp = target.resolveSibling(target.getFileName() + ".tmp-" + UUID.randomUUID().toString().substring(0, 8));
         try {
-            this.channel = FileChannel.open(temp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
+            this.channel = FileChannel.open(temp, java.util.Set.of(StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE),
+                    dev.thaw.util.OwnerOnly.FILE);
         } catch (IOException e) {
             throw new ImageException.CannotWrite(target, e.toString(), e);
         }
@@ -55,6 +76,7 @@ final class FramedWriter implements AutoCloseable {
     }
 
     void write(byte[] bytes, int offset, int length) {
+        throwIfWritebackFailed();
         hash.putBytes(bytes, offset, length);
         position += length;
         try {
@@ -77,17 +99,23 @@ final class FramedWriter implements AutoCloseable {
         buffer.flip();
         while (buffer.hasRemaining()) channel.write(buffer);
         buffer.clear();
-        if (writtenSinceSync >= WRITEBACK_BYTES && writeback.isDone()) {
+        if (writtenSinceSync >= writebackByteSize && writeback.isDone()) {
             writtenSinceSync = 0;
-            // fdatasync from another thread while this one keeps writing; a failure shows again in finish()'s force.
-            writeback = java.util.concurrent.CompletableFuture.runAsync(() -> {
+            // fdatasync from another thread while this one keeps writing. Its error is kept: the kernel reports a
+            // writeback error once, so the final fsync would not see it again.
+            writeback = CompletableFuture.runAsync(() -> {
                 try {
-                    channel.force(false);
+                    force.force(channel, false);
                 } catch (IOException e) {
-                    // reported by the final force
+                    writebackError.compareAndSet(null, e);
                 }
             }, r -> Thread.ofVirtual().name("writeback-" + target.getFileName()).start(r));
         }
+    }
+
+    private void throwIfWritebackFailed() {
+        IOException e = writebackError.get();
+        if (e != null) throw new ImageException.CannotWrite(target, "background fsync failed: " + e, e);
     }
 
     /** Writes the footer, fsyncs, renames into place. The directory entry is fsynced by the caller. */
@@ -96,11 +124,13 @@ final class FramedWriter implements AutoCloseable {
         long checksum = hash.getAsLong();
         byte[] footer = Framing.footer(body, checksum);
         try {
+            if (footer.length > buffer.remaining()) flushBuffer(); // a body that filled the buffer exactly
             buffer.put(footer);
             position += footer.length;
             flushBuffer();
             writeback.join();
-            channel.force(true);
+            throwIfWritebackFailed();
+            force.force(channel, true);
             channel.close();
             Files.move(temp, target, StandardCopyOption.ATOMIC_MOVE);
             finished = true;

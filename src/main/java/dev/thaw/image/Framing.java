@@ -167,8 +167,20 @@ public final class Framing {
 
     /** Opens a small framed file, checks its frame and whole-file checksum, and returns the body. */
     static byte[] readWholeBody(Path path, FileKind kind, UUID owner) {
+        return readWholeBody(path, kind, owner, null);
+    }
+
+    /**
+     * The same, and the whole-file checksum must be {@code expectedChecksumHex} (the manifest's record of the file, so
+     * a well-framed file of the same image put in its place is caught); null to skip.
+     */
+    static byte[] readWholeBody(Path path, FileKind kind, UUID owner, String expectedChecksumHex) {
         try (FileChannel channel = FileChannel.open(path, java.nio.file.StandardOpenOption.READ)) {
             Frame frame = readFrame(path, channel, kind, owner);
+            if (expectedChecksumHex != null && !Long.toHexString(frame.fileChecksum()).equals(expectedChecksumHex)) {
+                throw new ImageException.Corrupt(path, frame.fileBytes() - FOOTER_BYTES, "expected checksum " + expectedChecksumHex
+                        + " (manifest), actual " + Long.toHexString(frame.fileChecksum()) + " (footer)");
+            }
             if (frame.bodyBytes() > Integer.MAX_VALUE - 64) {
                 throw new ImageException.Corrupt(path, 0, "expected a body below 2 GiB, actual " + frame.bodyBytes() + " bytes");
             }

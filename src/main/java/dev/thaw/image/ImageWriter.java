@@ -18,7 +18,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.UUID;
-import java.util.stream.Stream;
 
 /**
  * Writes a checkpoint image from pages as they arrive. Pure file I/O: no threads, no QEMU.
@@ -32,8 +31,11 @@ import java.util.stream.Stream;
  *
  * <p>Atomicity: everything is written under a temporary directory beside the target, the manifest
  * last, each file fsynced; then the directory is renamed into place. Until {@link #commit} returns
- * no image is visible; {@link #close} without commit removes every trace (a pack written into a
- * shared store directory included).
+ * no image is visible; {@link #close} without commit removes the temporary directory and an
+ * unsealed pack. In a shared store the writer holds the store's lock shared and is listed in the
+ * store's images from construction to commit or close; a pack it sealed before failing stays for
+ * {@code gc} (another save may have found content in it), like every pack of a shared store.
+ * Files are created 0600 and directories 0700: they hold guest memory.
  */
 public final class ImageWriter implements AutoCloseable {
     public static final String MANIFEST = "manifest.thaw";
@@ -68,6 +70,8 @@ public final class ImageWriter implements AutoCloseable {
     private final Path temp;
     private final Path storeDir;
     private final boolean sharedStore;
+    private final Store store; // the shared store, else null
+    private final StoreLock.Held storeLock; // held shared from construction to commit or close, else null
     private final Options options;
     private final UUID imageId = UUID.randomUUID();
     private final Map<PageDigest, StoredPage> stored = new HashMap<>();
@@ -104,21 +108,38 @@ public final class ImageWriter implements AutoCloseable {
             throw new ImageException.CannotWrite(this.target, "it already exists (an image is never overwritten)", null);
         }
         try {
-            Files.createDirectories(this.target.getParent());
-            this.temp = Files.createTempDirectory(this.target.getParent(), "." + this.target.getFileName() + ".partial-");
+            dev.thaw.util.OwnerOnly.createDirectories(this.target.getParent());
+            this.temp = Files.createTempDirectory(this.target.getParent(), "." + this.target.getFileName() + ".partial-"); // 0700
         } catch (IOException e) {
             throw new ImageException.CannotWrite(this.target, e.toString(), e);
         }
         this.sharedStore = options.storeDirectory() != null;
         this.storeDir = sharedStore ? options.storeDirectory().toAbsolutePath().normalize() : temp.resolve(DEFAULT_STORE);
+        Store shared = null;
+        StoreLock.Held lock = null;
         try {
-            Files.createDirectories(storeDir);
-        } catch (IOException e) {
+            if (sharedStore) {
+                shared = Store.createOrOpen(storeDir);
+                lock = shared.lockShared();
+                shared.registerPending(imageId, this.target);
+                shared.forEachIndexedPage(page -> stored.putIfAbsent(page.digest(), new StoredPage(page.extent(), page.slot())));
+            } else {
+                dev.thaw.util.OwnerOnly.createDirectories(storeDir);
+            }
+        } catch (IOException | RuntimeException e) {
+            dev.thaw.util.FileTrees.deleteQuietly(temp);
+            if (lock != null) {
+                try {
+                    shared.unregister(imageId);
+                } finally {
+                    lock.close();
+                }
+            }
+            if (e instanceof ImageException ie) throw ie;
             throw new ImageException.CannotWrite(storeDir, e.toString(), e);
         }
-        if (sharedStore) {
-            loadStoreIndex();
-        }
+        this.store = shared;
+        this.storeLock = lock;
     }
 
     /** Starts an image that will appear at {@code target} on commit; {@code target} must not exist. */
@@ -128,23 +149,6 @@ public final class ImageWriter implements AutoCloseable {
 
     public UUID imageId() {
         return imageId;
-    }
-
-    /** Reads the index of every sealed pack in a shared store, so that known content is not written again. */
-    private void loadStoreIndex() {
-        try (Stream<Path> files = Files.list(storeDir)) {
-            for (Path p : files.filter(f -> f.getFileName().toString().matches("pack-[0-9a-f-]{36}\\.thaw")).sorted().toList()) {
-                String name = p.getFileName().toString();
-                UUID id = UUID.fromString(name.substring(5, name.length() - 5));
-                try (Pack.Reader reader = new Pack.Reader(p, id)) {
-                    for (Pack.IndexedPage page : reader.readIndex()) {
-                        stored.putIfAbsent(page.digest(), new StoredPage(page.extent(), page.slot()));
-                    }
-                }
-            }
-        } catch (IOException e) {
-            throw new ImageException.Missing(storeDir, "cannot be listed: " + e, e);
-        }
     }
 
     public void configuration(byte[] headerAndConfiguration, String machineType, List<String> validatedCapabilities) {
@@ -293,8 +297,13 @@ public final class ImageWriter implements AutoCloseable {
         } catch (IOException e) {
             throw new ImageException.CannotWrite(target, "publishing the image failed: " + e, e);
         }
-        FramedWriter.syncDirectory(target.getParent());
-        committed = true;
+        committed = true; // from here on the image exists, and a close must neither delete it nor unlist it
+        try {
+            FramedWriter.syncDirectory(target.getParent());
+            if (sharedStore) store.registerCommitted(imageId);
+        } finally {
+            if (storeLock != null) storeLock.close();
+        }
         return manifest;
     }
 
@@ -382,20 +391,21 @@ public final class ImageWriter implements AutoCloseable {
         return new Manifest.Stats(pages, zero, distinct.size(), pages - zero - distinct.size(), shared, written, referenced, imageBytes);
     }
 
-    /** Without a commit: deletes the temporary directory and any pack written for this image. */
+    /**
+     * Without a commit: deletes the temporary directory and an unsealed pack, and leaves the store's list. A pack
+     * sealed in a shared store stays: only gc deletes packs there.
+     */
     @Override
     public void close() {
         if (committed) return;
-        if (pack != null) {
-            pack.close();
-            if (sharedStore) {
-                try {
-                    Files.deleteIfExists(storeDir.resolve(Pack.fileName(pack.id())));
-                } catch (IOException e) {
-                    // an orphan pack is garbage, never referenced
-                }
+        if (pack != null) pack.close();
+        dev.thaw.util.FileTrees.deleteQuietly(temp);
+        if (storeLock != null) {
+            try {
+                store.unregister(imageId);
+            } finally {
+                storeLock.close();
             }
         }
-        dev.thaw.util.FileTrees.deleteQuietly(temp);
     }
 }

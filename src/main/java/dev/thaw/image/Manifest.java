@@ -1,6 +1,9 @@
 package dev.thaw.image;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.IOException;
+import java.nio.file.Path;
 import java.util.List;
 
 /**
@@ -11,6 +14,18 @@ import java.util.List;
 public record Manifest(int formatVersion, String imageId, String createdAt, String thawVersion,
                        Source source, List<Block> ramBlocks, int ramSectionId, int ramSectionVersion,
                        Storage storage, List<FileEntry> files, Stats stats, String pageOrder) {
+    private static final ObjectMapper JSON = new ObjectMapper().findAndRegisterModules();
+
+    /** Reads and checks {@code manifest.thaw} (frame, checksum, JSON). */
+    static Manifest read(Path manifestFile) {
+        byte[] body = Framing.readWholeBody(manifestFile, FileKind.MANIFEST, null);
+        try {
+            return JSON.readValue(body, Manifest.class);
+        } catch (IOException e) {
+            throw new ImageException.Corrupt(manifestFile, Framing.HEADER_BYTES, "manifest JSON does not parse: " + e.getMessage(), e);
+        }
+    }
+
 
     /**
      * What a restore needs to start an identical QEMU.

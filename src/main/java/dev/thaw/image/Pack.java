@@ -280,6 +280,32 @@ final class Pack {
             }
         }
 
+        /**
+         * Reads each of {@code extents} that lives in this pack and checks every page's SHA-256 against the index;
+         * returns the number of page digests checked.
+         */
+        long verifyExtents(Iterable<ExtentInfo> extents) {
+            java.util.Map<Long, List<IndexedPage>> byExtent = new java.util.HashMap<>();
+            for (IndexedPage p : readIndex()) {
+                byExtent.computeIfAbsent(p.extent().offset(), k -> new ArrayList<>()).add(p);
+            }
+            long checked = 0;
+            for (ExtentInfo e : extents) {
+                if (!e.packId().equals(frame.owner())) continue;
+                byte[] raw = new byte[e.pageCount() * PAGE_BYTES];
+                readExtent(e, raw);
+                for (IndexedPage p : byExtent.getOrDefault(e.offset(), List.of())) {
+                    PageDigest actual = PageDigest.of(raw, p.slot() * PAGE_BYTES, PAGE_BYTES);
+                    if (!actual.equals(p.digest())) {
+                        throw new ImageException.Corrupt(path, e.offset(), "page in slot " + p.slot() + ": expected SHA-256 "
+                                + p.digest() + " (pack index), actual " + actual);
+                    }
+                    checked++;
+                }
+            }
+            return checked;
+        }
+
         void verifyFileChecksum() {
             try {
                 Framing.verifyFileChecksum(frame, channel);

@@ -13,15 +13,26 @@ import java.util.UUID;
  * Attaches a working set to an existing image, or replaces the one it has: copies the queue's
  * non-zero pages, in queue order, into a new pack (groups and codec as the image's), writes the
  * section, then switches atomically by replacing the manifest (temporary file, fsync, rename).
- * Until the rename the image is exactly the old one; after it, the old section and its pack are
- * deleted (a restore that has them open keeps reading them). The page map, the base packs and the
- * device state are never touched, and restores never call this: it runs on a save's request or an
- * operator's ({@code thaw ws --learn}).
+ * Until the rename the image is exactly the old one; after it, the old section is deleted, and so
+ * is its pack if the image has its own store (a restore that has them open keeps reading them). In
+ * a shared store the old pack stays for {@code gc}: a later save may have found its content there.
+ * The whole attach holds the shared store's lock shared, so no gc deletes the new pack before the
+ * manifest names it. The page map, the base packs and the device state are never touched, and
+ * restores never call this: it runs on a save's request or an operator's ({@code thaw ws --learn}).
  */
 public final class WorkingSetWriter {
     private WorkingSetWriter() {}
 
     public static Manifest attach(Path imageDir, WorkingSet ws) {
+        Path dir = imageDir.toAbsolutePath().normalize();
+        Manifest current = Manifest.read(dir.resolve(ImageWriter.MANIFEST));
+        if (!Store.isShared(current)) return attachLocked(dir, ws, true);
+        try (StoreLock.Held held = Store.createOrOpen(Store.directoryOf(current, dir)).lockShared()) {
+            return attachLocked(dir, ws, false);
+        }
+    }
+
+    private static Manifest attachLocked(Path imageDir, WorkingSet ws, boolean deleteOldPack) {
         Manifest old;
         UUID imageId;
         Path store = null;
@@ -107,7 +118,7 @@ public final class WorkingSetWriter {
         }
         FramedWriter.syncDirectory(dir);
         for (String s : oldSections) deleteQuietly(dir.resolve(s));
-        if (oldPack != null) deleteQuietly(store.resolve(oldPack));
+        if (oldPack != null && deleteOldPack) deleteQuietly(store.resolve(oldPack));
         return updated;
     }
 

@@ -13,7 +13,8 @@
  *     pack-UUID.thaw immutable pack files of compressed page groups
  * </pre>
  * An image is written under a temporary sibling directory and renamed into place after every file
- * and directory was fsynced. Readers never write to an image.
+ * and directory was fsynced. Readers never write to an image. Every file of an image or a store is
+ * created with mode 0600 and every directory with 0700, whatever the umask: they hold guest memory.
  *
  * <h2>Frame (every file)</h2>
  * All integers little-endian.
@@ -73,13 +74,50 @@
  * the queue's non-zero pages in queue order). A reader serves those pages from the copy, so a
  * restore's prefetch is a sequential read. Attached or replaced after the image exists by writing
  * the new section and pack, then replacing {@code manifest.thaw} by an atomic rename (the old
- * section and pack are deleted afterwards); the page map, extent table, device state and base
- * packs are never rewritten.
+ * section is deleted afterwards, and so is the old pack if the image has its own store; in a shared
+ * store it stays for gc, see below); the page map, extent table, device state and base packs are
+ * never rewritten.
+ *
+ * <h2>Shared stores</h2>
+ * <pre>
+ * STORE/
+ *   store.lock          empty; the store's lock (POSIX record lock on the whole file)
+ *   images/ID.pending   UTF-8 absolute path of an image whose save is writing into the store
+ *   images/ID.image     the same once that image was committed
+ *   pack-UUID.thaw      packs of any of the listed images; new saves dedup against every readable one
+ * </pre>
+ * A store is shared when the manifest's store directory is absolute. Ownership is mark and sweep:
+ * <ol>
+ * <li>Only {@code gc} deletes a pack of a shared store. It holds the lock exclusively, marks every
+ *     pack named by the manifest of every listed image whose directory holds that image (same
+ *     image id), and deletes every other pack and every temporary file ({@code *.tmp-*}; no writer
+ *     runs meanwhile). A pending entry whose image is absent is a save that died: dropped. A
+ *     committed entry whose image is absent (removed or moved by hand) makes gc fail, deleting
+ *     nothing, unless told to forget it. A listed image whose manifest cannot be read fails gc.</li>
+ * <li>Writers hold the lock shared: a save from before it lists itself ({@code ID.pending}) and
+ *     reads the store's pack indexes until its image is published and listed as committed (or,
+ *     failing, unlisted); a working-set attach from before its pack until the new manifest names
+ *     it. A pack stays in the store once sealed, even if its save then fails: another save may
+ *     have deduplicated against it, and gc frees it otherwise.</li>
+ * <li>Working-set re-attach never deletes a pack of a shared store: the old working-set pack may
+ *     hold content a later image found there.</li>
+ * <li>{@code rm} holds the lock exclusively, removes the image's entry, then renames the image
+ *     directory away and deletes it; its packs are freed by the next gc.</li>
+ * <li>A pack whose frame or index does not read is skipped by a save's dedup (its content is
+ *     stored anew), never fatal to the save.</li>
+ * <li>A directory with packs but no {@code images/} (a store of an older Thaw) is refused as a
+ *     store: a gc would take its images' packs for garbage.</li>
+ * </ol>
+ * Readers (restores, inspect) take no lock: a listed image's packs are never deleted.
+ * {@code thaw inspect STORE --verify} holds the lock shared, opens every listed image and reads
+ * every pack whole (file checksum, extents, page digests), and reports packs no image names.
  *
  * <h2>Integrity</h2>
- * Opening an image checks the frames and whole-file checksums of manifest, page map, extent
- * table and device state, each pack's frame, its recorded size and checksum, and its index
- * checksum. Each extent is checked (header checksum, payload checksum, decompressed length) when
+ * Opening an image checks that every name in the manifest stays inside it (files: plain names;
+ * packs: {@code pack-ID.thaw} of their own id; a relative store directory only {@code store}),
+ * the frames and whole-file checksums of manifest, page map, extent table, device state and
+ * working-set section, each against the size and checksum the manifest records, each pack's
+ * frame, its recorded size and checksum, and its index checksum. Each extent is checked (header checksum, payload checksum, decompressed length) when
  * it is read. {@code thaw inspect --verify} additionally recomputes every pack's whole-file
  * checksum and every stored page's SHA-256.
  */

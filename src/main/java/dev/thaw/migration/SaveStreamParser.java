@@ -231,7 +231,7 @@ public final class SaveStreamParser {
                 lastBlock = block;
             }
             RamBlock b = blocks.get(block);
-            if (addr >= b.usedByteSize()) {
+            if (Long.compareUnsigned(addr, b.usedByteSize()) >= 0) { // unsigned: an address with the top bit set is not below it
                 throw new StreamFormatException(at, "page offset 0x" + Long.toHexString(addr) + " in RAM block '" + b.name()
                         + "': expected below its length 0x" + Long.toHexString(b.usedByteSize()));
             }
@@ -256,6 +256,10 @@ public final class SaveStreamParser {
     private void readBlockList(long at, long totalBytes) {
         if (blocks != null) {
             throw new StreamFormatException(at, "a second RAM block list (MEM_SIZE record)");
+        }
+        if (Long.compareUnsigned(totalBytes, RamBlock.MAX_USED_BYTE_SIZE) > 0) {
+            throw new StreamFormatException(at, "RAM block list: expected at most " + RamBlock.MAX_USED_BYTE_SIZE + " bytes (1 TiB) of RAM,"
+                    + " actual " + Long.toUnsignedString(totalBytes));
         }
         List<RamBlock> list = new ArrayList<>();
         long sum = 0;

@@ -6,6 +6,7 @@ import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Predicate;
+import java.util.function.ToLongFunction;
 
 /**
  * An append-only record of what a child process said (QMP events, console lines), which readers
@@ -15,19 +16,36 @@ import java.util.function.Predicate;
 public final class Journal<T> {
     private final List<T> entries = new ArrayList<>();
     private final int capacity;
+    private final long byteBudget;
+    private final ToLongFunction<? super T> byteSize;
+    private long bytes;
     private long dropped;
     private boolean closed;
     private String closedReason = "";
 
     /** @param capacity entries kept; older ones are dropped (a cursor behind them skips ahead). */
     public Journal(int capacity) {
+        this(capacity, Long.MAX_VALUE, entry -> 0);
+    }
+
+    /**
+     * @param byteBudget the most memory the entries kept may take, as {@code byteSize} estimates it: a count alone lets a
+     *                   chatty source fill the heap (200,000 console lines of 64 KiB are 13 GB)
+     */
+    public Journal(int capacity, long byteBudget, ToLongFunction<? super T> byteSize) {
         this.capacity = capacity;
+        this.byteBudget = byteBudget;
+        this.byteSize = byteSize;
     }
 
     public synchronized void append(T entry) {
         entries.add(entry);
-        if (entries.size() > capacity) {
-            int excess = entries.size() - capacity;
+        bytes += byteSize.applyAsLong(entry);
+        int excess = 0;
+        while (entries.size() - excess > capacity || (bytes > byteBudget && excess < entries.size() - 1)) {
+            bytes -= byteSize.applyAsLong(entries.get(excess++));
+        }
+        if (excess > 0) {
             entries.subList(0, excess).clear();
             dropped += excess;
         }

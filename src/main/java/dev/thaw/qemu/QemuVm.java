@@ -52,7 +52,8 @@ public final class QemuVm implements AutoCloseable {
     private final VmConfig config;
     private final Process process;
     private final Path runDir;
-    private final Journal<ConsoleLine> console = new Journal<>(200_000);
+    // Lines are cut at 64 KiB, so the count alone would allow 13 GB; 64 MiB keeps ~500,000 wsbench ticks.
+    private final Journal<ConsoleLine> console = new Journal<>(200_000, 64L << 20, line -> 48 + 2L * line.text().length());
     private final Deque<String> stderrTail = new ArrayDeque<>();
     private final long launchedNanos;
     private volatile QmpClient qmp;

@@ -52,11 +52,11 @@ public final class MappedRestore {
         List<RamBlock> blocks = image.ramBlocks();
         int b = ramBlockIndex(image);
         RamBlock ram = blocks.get(b);
-        Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
+        // A new file of mode 0600 (guest memory is secret), unique so that two writers never share one.
+        Path tmp = Files.createTempFile(file.toAbsolutePath().getParent(), "." + file.getFileName(), ".tmp", dev.thaw.util.OwnerOnly.FILE);
         long written = 0;
         byte[] page = new byte[Wire.TARGET_PAGE_BYTES];
-        try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE, StandardOpenOption.TRUNCATE_EXISTING,
-                StandardOpenOption.WRITE)) {
+        try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE)) {
             for (int p = 0; p < ram.pageCount(); p++) {
                 if (!image.readPage(b, p, page, 0)) continue; // a hole reads as zeros
                 ByteBuffer buf = ByteBuffer.wrap(page);

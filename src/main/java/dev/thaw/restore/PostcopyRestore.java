@@ -567,7 +567,7 @@ public final class PostcopyRestore {
         }
         long size = blocks.get(b).usedByteSize();
         long pageBytes = blocks.get(b).pageByteSize();
-        if (r.offset() < 0 || r.offset() % pageBytes != 0 || r.length() != pageBytes || r.offset() + r.length() > size) {
+        if (r.offset() < 0 || r.offset() % pageBytes != 0 || r.length() != pageBytes || r.offset() > size - r.length()) { // not offset + length: it overflows near 2^63
             throw new StreamFormatException(-1, String.format("page request for block %s: expected a %d-byte page below 0x%x,"
                     + " actual offset 0x%x length %d", r.blockName(), pageBytes, size, r.offset(), r.length()));
         }

@@ -57,8 +57,12 @@ public final class RestoreEventLog {
         b.put(MAGIC);
         for (int i = 0; i < 2 * count; i++) b.putLong(words[i]);
         Path tmp = Files.createTempFile(file.getParent(), ".events", ".tmp");
-        Files.write(tmp, b.array());
-        Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE);
+        try {
+            Files.write(tmp, b.array());
+            Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE);
+        } finally {
+            Files.deleteIfExists(tmp); // after a failed write (a full disk)
+        }
     }
 
     public static RestoreEventLog read(Path file) throws IOException {

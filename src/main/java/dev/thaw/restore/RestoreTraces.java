@@ -12,16 +12,21 @@ import java.nio.file.StandardCopyOption;
 import java.time.Instant;
 import java.util.List;
 import java.util.Optional;
+import java.util.UUID;
 import java.util.stream.Stream;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The record each lazy or working-set restore leaves beside its image (never inside it: a restore
- * never writes to the image): in {@code IMAGE.restores/NNNNNN-MODE.json}, the image's id, the
+ * never writes to the image): in {@code IMAGE.restores/NNNNNN-MODE-UNIQUE.json}, the image's id, the
  * working set it prefetched and the demand faults it served, in arrival order. The working set
  * learned from the latest trace ({@link FaultOrder#learned}): the pages it prefetched, then the
  * pages it still had to fault in. Traces of another image that had the same path are ignored.
+ * Traces are best-effort: a restore that succeeded never fails for want of one.
  */
 public final class RestoreTraces {
+    private static final Logger log = LoggerFactory.getLogger(RestoreTraces.class);
     private static final ObjectMapper JSON = new ObjectMapper().findAndRegisterModules();
 
     /** One restore. Pages are {@code [block, page]}; fault times are nanoseconds after the restore began. */
@@ -35,23 +40,34 @@ public final class RestoreTraces {
         return abs.resolveSibling(abs.getFileName() + ".restores");
     }
 
-    /** Writes the trace atomically; returns its path. */
-    public static Path write(CheckpointImage image, String mode, Instant startedAt, PostcopyRestore.Options options, PostcopyRestore.Result r) {
+    /**
+     * Writes the trace and its event log, each atomically, under a name no concurrent restore of the image takes;
+     * the event log first, so a trace always names its own restore's log. Best-effort: when they cannot be written
+     * (a read-only directory, a full disk) this warns and returns empty, since failing would lose the guest the
+     * restore just brought back.
+     */
+    public static Optional<Path> write(CheckpointImage image, String mode, Instant startedAt, PostcopyRestore.Options options,
+                                       PostcopyRestore.Result r) {
         Path dir = directoryFor(image.directory());
         try {
             Files.createDirectories(dir);
-            int next = list(dir).size() + 1;
-            Path file = dir.resolve(String.format("%06d-%s.json", next, mode));
+            String unique = UUID.randomUUID().toString().substring(0, 8);
+            Path file = dir.resolve(String.format("%06d-%s-%s.json", list(dir).size() + 1, mode, unique));
             List<int[]> ws = options.workingSet().stream().map(p -> new int[] {p.block(), p.page()}).toList();
             List<long[]> faults = r.faults().stream().filter(f -> !f.alreadySent()).map(f -> new long[] {f.block(), f.page(), f.atNanos()}).toList();
             Trace trace = new Trace(mode, image.manifest().imageId(), startedAt.toString(), r.runningNanos() / 1e9, r.completedNanos() / 1e9, r.demandFaults(), ws, faults);
-            Path tmp = Files.createTempFile(dir, ".trace", ".tmp");
-            JSON.writeValue(tmp.toFile(), trace);
-            Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE);
             r.events().write(eventsFileOf(file));
-            return file;
-        } catch (IOException e) {
-            throw new RestoreException("cannot write the restore trace in " + dir + ": " + e.getMessage(), e);
+            Path tmp = Files.createTempFile(dir, ".trace", ".tmp");
+            try {
+                JSON.writeValue(tmp.toFile(), trace);
+                Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE);
+            } finally {
+                Files.deleteIfExists(tmp);
+            }
+            return Optional.of(file);
+        } catch (IOException | RuntimeException e) {
+            log.warn("the restore of {} succeeded, but its trace could not be written in {}: {}", image.directory(), dir, e.toString());
+            return Optional.empty();
         }
     }
 
@@ -80,7 +96,7 @@ public final class RestoreTraces {
     private static List<Path> list(Path dir) throws IOException {
         if (!Files.isDirectory(dir)) return List.of();
         try (Stream<Path> files = Files.list(dir)) {
-            return files.filter(p -> p.getFileName().toString().matches("\\d{6}-[a-z]+\\.json")).sorted().toList();
+            return files.filter(p -> p.getFileName().toString().matches("\\d{6}-[a-z]+(-[0-9a-f]{8})?\\.json")).sorted().toList();
         }
     }
 

@@ -105,8 +105,8 @@ public final class Restorer {
         PostcopyRestore.Options options = tune.apply(PostcopyRestore.Options.lazy(vmName).withWorkingSet(ws).withBackgroundFirst(rest));
         Instant startedAt = Instant.now();
         PostcopyRestore.Result r = PostcopyRestore.restore(image, options, msg -> progress.accept(mode.label() + " restore: " + msg));
-        Path trace = RestoreTraces.write(image, mode.label(), startedAt, options, r);
+        Optional<Path> trace = RestoreTraces.write(image, mode.label(), startedAt, options, r);
         return new Outcome(mode, r.vm(), r.qemuReadyNanos() / 1e9, r.runningNanos() / 1e9, r.completedNanos() / 1e9, r.streamBytes(),
-                Optional.of(r), Optional.of(trace));
+                Optional.of(r), trace);
     }
 }

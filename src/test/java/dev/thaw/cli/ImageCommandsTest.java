@@ -72,6 +72,35 @@ class ImageCommandsTest {
     }
 
     @Test
+    void rmGcAndStoreVerifyShareOneStoreSafely(@TempDir Path dir) throws Exception {
+        SyntheticGuest guest = SyntheticGuest.random(Seeds.random("rmGcAndStoreVerifyShareOneStoreSafely"), 1, 200, 0.2, 0.1);
+        Path store = dir.resolve("store");
+        ImageWriter.Options options = new ImageWriter.Options(Codec.ZSTD, 1, 16, store);
+        dev.thaw.image.ImageRoundTripTest.saveInto(dir.resolve("a"), guest, options);
+        guest.pages[0][0] = new byte[4096];
+        guest.pages[0][0][5] = 5;
+        dev.thaw.image.ImageRoundTripTest.saveInto(dir.resolve("b"), guest, options);
+
+        Run verified = run("inspect", store.toString(), "--verify");
+        assertThat(verified.exit()).as(verified.err()).isZero();
+        assertThat(verified.out()).contains("2 images open", "2 packs", "all checksums match");
+        assertThat(run("inspect", store.toString()).err()).contains("expected --verify");
+
+        Run rm = run("rm", dir.resolve("b").toString());
+        assertThat(rm.exit()).as(rm.err()).isZero();
+        assertThat(rm.out()).contains("thaw gc " + store);
+        assertThat(dir.resolve("b")).doesNotExist();
+
+        Run gc = run("gc", store.toString(), "--json");
+        assertThat(gc.exit()).as(gc.err()).isZero();
+        JsonNode report = Json.MAPPER.readTree(gc.out());
+        assertThat(report.path("deletedPacks").size()).as("B's own pack").isEqualTo(1);
+        assertThat(report.path("keptPackCount").asInt()).isEqualTo(1);
+        Run after = run("inspect", dir.resolve("a").toString(), "--verify");
+        assertThat(after.exit()).as(after.err()).isZero();
+    }
+
+    @Test
     void doctorAndGuestPrintJson() throws Exception {
         dev.thaw.testing.TestHost.report();
         Run doctor = run("doctor", "--json");

@@ -108,7 +108,11 @@ public class ImageRoundTripTest {
             assertThat(files.map(p -> p.getFileName().toString())).containsExactly("shared");
         }
         try (var files = Files.list(store)) {
-            assertThat(files.toList()).as("no pack left in the shared store").isEmpty();
+            assertThat(files.map(p -> p.getFileName().toString())).as("no pack left in the shared store")
+                    .containsExactlyInAnyOrder("images", "store.lock");
+        }
+        try (var files = Files.list(store.resolve("images"))) {
+            assertThat(files.toList()).as("the failed save is not listed in the store").isEmpty();
         }
     }
 }

@@ -117,4 +117,37 @@ class SaveStreamParserTest {
         assertThat(SaveStreamParser.findTrailer(data)).isEqualTo(4);
         assertThat(SaveStreamParser.findTrailer(new byte[] {4, 9, 0})).isEqualTo(-1);
     }
+
+    @Test
+    void rejectsAPageAddressWithTheTopBitSet() {
+        byte[] s = stream();
+        int record = firstPart(s) + 5; // the first record header (be64): its top byte is the address's
+        s[record] = (byte) 0x80;
+        assertThatThrownBy(() -> parse(s)).isInstanceOf(StreamFormatException.class).hasMessageContaining("offset " + record)
+                .hasMessageContaining("page offset 0x80");
+    }
+
+    @Test
+    void rejectsARamBlockListOfMoreThanATebibyteBeforeAllocatingForIt() {
+        byte[] s = stream();
+        // The block list: MEM_SIZE header (be64 total | 0x04), then per block a counted name and a be64 length.
+        int name = indexOf(s, "pc.ram".getBytes(java.nio.charset.StandardCharsets.US_ASCII));
+        int header = name - 1 - 8;
+        java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(s);
+        long total = b.getLong(header) & ~Wire.RAM_FLAG_MASK;
+        long used = b.getLong(name + 6);
+        long huge = 1L << 44; // 2^32 pages: no int page count, and a 32 GiB page map
+        b.putLong(name + 6, huge);
+        b.putLong(header, (total - used + huge) | Wire.RAM_MEM_SIZE);
+        assertThatThrownBy(() -> parse(s)).isInstanceOf(StreamFormatException.class).hasMessageContaining("1 TiB");
+    }
+
+    private static int indexOf(byte[] haystack, byte[] needle) {
+        outer:
+        for (int i = 0; i + needle.length <= haystack.length; i++) {
+            for (int j = 0; j < needle.length; j++) if (haystack[i + j] != needle[j]) continue outer;
+            return i;
+        }
+        throw new AssertionError("not found");
+    }
 }

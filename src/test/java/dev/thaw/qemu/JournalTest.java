@@ -57,4 +57,18 @@ class JournalTest {
         assertThat(journal.snapshot()).isEqualTo(List.of(7, 8, 9));
         assertThat(cursor.drain()).containsExactly(7, 8, 9);
     }
+
+    @Test
+    void aByteBudgetBoundsWhatIsKeptHoweverLongTheEntries() {
+        Journal<String> journal = new Journal<>(1000, 100_000, s -> 2L * s.length());
+        String line = "x".repeat(10_000); // 20,000 bytes each: the count alone would keep 20 MB
+        for (int i = 0; i < 50; i++) journal.append(i + line);
+        List<String> kept = journal.snapshot();
+        assertThat(kept.stream().mapToLong(s -> 2L * s.length()).sum()).isLessThanOrEqualTo(100_000);
+        assertThat(kept).isNotEmpty().last().asString().startsWith("49");
+        assertThat(journal.size()).as("entries ever appended").isEqualTo(50);
+        Journal<String> big = new Journal<>(10, 10, s -> 2L * s.length());
+        big.append(line);
+        assertThat(big.snapshot()).as("the newest entry stays even when it alone exceeds the budget").hasSize(1);
+    }
 }

@@ -88,4 +88,11 @@ class PostcopyFailureTest {
         }
         assertThat(QemuVm.live()).isEmpty();
     }
+
+    @Test
+    void aRequestNearTheTopOfTheOffsetRangeIsAProtocolError() {
+        long top = Long.MAX_VALUE - 4095; // a multiple of 4096 whose end, offset + 4096, overflows
+        assertThatThrownBy(() -> PostcopyRestore.validate(BLOCKS, INDEX, new ReturnPathMessage.PageRequest("pc.ram", top, 4096, 0)))
+                .isInstanceOf(StreamFormatException.class).hasMessageContaining("actual offset 0x7ffffffffffff000");
+    }
 }

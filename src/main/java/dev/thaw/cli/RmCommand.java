@@ -1,0 +1,35 @@
+package dev.thaw.cli;
+
+import dev.thaw.image.Store;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+@Command(name = "rm", mixinStandardHelpOptions = true,
+        description = {"Remove an image.",
+                "Removes an image directory. An image in a shared store first leaves the store's list of images (under the",
+                "store's exclusive lock); its packs are deleted by the next thaw gc STORE unless another image uses them.",
+                "Never delete such an image by hand: gc would then refuse to run until told --forget-missing."})
+final class RmCommand implements Callable<Integer> {
+    @Parameters(index = "0", description = "The image directory.")
+    Path image;
+
+    @Option(names = "--json", description = "Print what was removed as JSON.")
+    boolean json;
+
+    @Override
+    public Integer call() {
+        Store.Removed removed = Store.removeImage(image);
+        if (json) {
+            System.out.println(Json.write(removed));
+        } else if (removed.store() == null) {
+            System.out.printf("removed image %s (%s) and its own store%n", removed.image(), removed.imageId());
+        } else {
+            System.out.printf("removed image %s (%s); thaw gc %s deletes the packs no other image uses%n", removed.image(),
+                    removed.imageId(), removed.store());
+        }
+        return 0;
+    }
+}
