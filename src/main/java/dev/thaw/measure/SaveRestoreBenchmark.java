@@ -3,6 +3,7 @@ package dev.thaw.measure;
 import dev.thaw.estimate.FaultOrder;
 import dev.thaw.estimate.PageRef;
 import dev.thaw.estimate.WorkingSet;
+import dev.thaw.estimation.EstimatingSave;
 import dev.thaw.guest.DemoGuest;
 import dev.thaw.guest.GuestImage;
 import dev.thaw.image.CheckpointImage;
@@ -33,7 +34,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
-import java.util.OptionalLong;
 import java.util.Set;
 import java.util.function.Function;
 import java.util.function.ToDoubleFunction;
@@ -232,8 +232,8 @@ public final class SaveRestoreBenchmark {
             }
             if (methods.contains(Method.WS_TRACE)) {
                 try (CheckpointImage img = CheckpointImage.open(thawImage)) {
-                    PostSaveTrace.Result t = PostSaveTrace.run(img, "thaw-bench-trace", config.trace(),
-                            saved.workingSet().map(w -> OptionalLong.of(w.size())).orElse(OptionalLong.empty()), "dirty-bit", m -> {});
+                    PostSaveTrace.Result t = EstimatingSave.traceAfterSave(img, "thaw-bench-trace", config.trace(), saved.workingSet(),
+                            m -> {});
                     t.restore().vm().close();
                     queues.put(Method.WS_TRACE, t.workingSet());
                     traced = t.workingSet().size();
