@@ -17,6 +17,7 @@ import dev.thaw.restore.EagerRestore;
 import dev.thaw.restore.MappedRestore;
 import dev.thaw.restore.PostSaveTrace;
 import dev.thaw.restore.PostcopyRestore;
+import dev.thaw.restore.RestoreTimeline;
 import dev.thaw.restore.Restorer;
 import dev.thaw.restore.WorkingSetChoice;
 import dev.thaw.save.Saver;
