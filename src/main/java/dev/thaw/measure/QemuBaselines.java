@@ -5,6 +5,7 @@ import dev.thaw.qemu.QemuVm;
 import dev.thaw.qemu.QmpClient;
 import dev.thaw.qemu.VmConfig;
 import dev.thaw.restore.EagerRestore;
+import dev.thaw.restore.IncomingQemu;
 import dev.thaw.restore.MappedRestore;
 import dev.thaw.util.ExternalCommand;
 import java.io.IOException;
@@ -68,7 +69,7 @@ public final class QemuBaselines {
         qmp.migrateSetParameters(Map.of("max-bandwidth", 64L << 30));
         qmp.stop();
         qmp.migrate("exec:cat > " + file);
-        awaitCompleted(qmp, timeout, "QEMU's save to " + file);
+        qmp.awaitMigrationCompleted(timeout);
         long saved = System.nanoTime() - start;
         long fsyncStart = System.nanoTime();
         try (FileChannel ch = FileChannel.open(file, StandardOpenOption.WRITE)) {
@@ -89,7 +90,7 @@ public final class QemuBaselines {
         try {
             long ready = System.nanoTime() - start;
             vm.qmp().migrateIncoming("exec:cat " + file);
-            awaitCompleted(vm.qmp(), timeout, "QEMU's restore from " + file);
+            IncomingQemu.awaitCompleted(vm, timeout);
             vm.qmp().cont();
             return new RestoreResult(vm, ready, System.nanoTime() - start);
         } catch (RuntimeException e) {
@@ -159,11 +160,6 @@ public final class QemuBaselines {
         } catch (IOException e) {
             throw new IllegalStateException("cannot fsync " + file + ": " + e.getMessage(), e);
         }
-    }
-
-    static void awaitCompleted(QmpClient qmp, Duration timeout, String what) {
-        QmpClient.MigrationInfo info = qmp.awaitMigrationEnd(timeout);
-        if (!info.completed()) throw new IllegalStateException(what + " " + info.status() + ": " + info.errorDescription());
     }
 
     /** Drops the host's page cache (root only), so a restore reads from storage. */
