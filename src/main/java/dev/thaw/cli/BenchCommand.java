@@ -5,6 +5,7 @@ import dev.thaw.guest.RedisGuest;
 import dev.thaw.host.HostDoctor;
 import dev.thaw.measure.EstimatorEvaluation;
 import dev.thaw.measure.SaveRestoreBenchmark;
+import dev.thaw.measure.SaveRestoreTables;
 import dev.thaw.measure.TtrCalibration;
 import dev.thaw.measure.Workload;
 import dev.thaw.measure.SteadyStateBenchmark;
@@ -217,23 +218,14 @@ final class BenchCommand implements Callable<Integer> {
 
     /** The tables (to {@code out} and --markdown) and the plots (--plots) of these reports. */
     private void report(List<SaveRestoreBenchmark.Report> reports, PrintStream out) throws java.io.IOException {
-        boolean observed = reports.stream().flatMap(r -> r.samples().stream()).flatMap(x -> x.restores().stream())
-                .anyMatch(x -> x.after() != null);
-        StringBuilder tables = new StringBuilder(SaveRestoreBenchmark.markdown(reports));
-        if (observed) {
-            tables.append('\n').append(SaveRestoreBenchmark.modesMarkdown(reports));
-            tables.append('\n').append(SaveRestoreBenchmark.failuresMarkdown(reports));
-            tables.append('\n').append(SaveRestoreBenchmark.mmuMarkdown(reports));
-            String latency = SaveRestoreBenchmark.latencyMarkdown(reports);
-            if (!latency.isEmpty()) tables.append('\n').append(latency);
-            tables.append('\n').append(SaveRestoreBenchmark.hostSideMarkdown(reports));
-        }
+        boolean observed = SaveRestoreTables.observed(reports);
+        String tables = SaveRestoreTables.all(reports);
         out.println();
         out.print(tables);
         if (markdown != null) Files.writeString(markdown, tables);
         if (observed && plots != null) {
             for (SaveRestoreBenchmark.Report r : reports) {
-                for (Path png : SaveRestoreBenchmark.plots(r, plots)) out.println("plot: " + png);
+                for (Path png : SaveRestoreTables.plots(r, plots)) out.println("plot: " + png);
             }
         }
     }
