@@ -4,6 +4,7 @@ import dev.thaw.guest.DemoGuest;
 import dev.thaw.guest.RedisGuest;
 import dev.thaw.host.HostDoctor;
 import dev.thaw.measure.EstimatorEvaluation;
+import dev.thaw.measure.RestoreMethod;
 import dev.thaw.measure.SaveRestoreBenchmark;
 import dev.thaw.measure.SaveRestoreTables;
 import dev.thaw.measure.TtrCalibration;
@@ -123,7 +124,7 @@ final class BenchCommand implements Callable<Integer> {
             repeat = 2;
             modes = true;
         }
-        Set<SaveRestoreBenchmark.Method> chosenMethods = methods(); // a bad name fails here, before anything runs
+        Set<RestoreMethod> chosenMethods = methods(); // a bad name fails here, before anything runs
         if (replot != null) {
             SaveRestoreBenchmark.Report[] earlier = Json.MAPPER.treeToValue(Json.MAPPER.readTree(replot.toFile()).path("reports"),
                     SaveRestoreBenchmark.Report[].class);
@@ -205,11 +206,11 @@ final class BenchCommand implements Callable<Integer> {
         return 0;
     }
 
-    private Set<SaveRestoreBenchmark.Method> methods() {
-        if (methods == null || methods.isEmpty()) return SaveRestoreBenchmark.Method.defaults();
-        Set<SaveRestoreBenchmark.Method> chosen = EnumSet.noneOf(SaveRestoreBenchmark.Method.class);
+    private Set<RestoreMethod> methods() {
+        if (methods == null || methods.isEmpty()) return RestoreMethod.defaults();
+        Set<RestoreMethod> chosen = EnumSet.noneOf(RestoreMethod.class);
         try {
-            for (String key : methods) chosen.add(SaveRestoreBenchmark.Method.parse(key.trim()));
+            for (String key : methods) chosen.add(RestoreMethod.parse(key.trim()));
         } catch (IllegalArgumentException e) {
             throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--methods: " + e.getMessage());
         }

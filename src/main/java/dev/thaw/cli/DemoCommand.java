@@ -18,6 +18,7 @@ import dev.thaw.qemu.QemuVm;
 import dev.thaw.restore.PostcopyRestore;
 import dev.thaw.restore.MappedRestore;
 import dev.thaw.measure.QemuBaselines;
+import dev.thaw.measure.RestoreMethod;
 import dev.thaw.qemu.VmConfig;
 import java.nio.file.Files;
 import dev.thaw.restore.RestoreTraces;
@@ -80,6 +81,9 @@ final class DemoCommand implements Callable<Integer> {
                       String memsumBefore, List<ModeResult> modes, double totalSeconds) {}
 
     static final String SNAPSHOT_TAG = "thaw-demo";
+    /** Every method once, in this order: ws learns from the lazy restore just before it. */
+    static final List<RestoreMethod> METHODS = List.of(RestoreMethod.QEMU_EAGER, RestoreMethod.QEMU_LOADVM, RestoreMethod.MAPPED_FILE,
+            RestoreMethod.THAW_EAGER, RestoreMethod.THAW_LAZY, RestoreMethod.WS_LEARNED);
     /** The baselines' saves, beside the image; removed after the restores. */
     private Path qemuStream;
     private Path qcow2;
@@ -151,8 +155,8 @@ final class DemoCommand implements Callable<Integer> {
         FileTrees.deleteQuietly(RestoreTraces.directoryFor(target)); // the ws mode learns from this run's lazy restore
         try (CheckpointImage img = CheckpointImage.open(target)) {
             MappedRestore.writeRamFile(img, ramFile);
-            for (String mode : List.of("qemu-eager", "qemu-loadvm", "mapped", "eager", "lazy", "ws")) {
-                modes.add(restore(mode, img, sourceConfig, before, memsumBefore, coldFirstMiB, coldMiB, progress));
+            for (RestoreMethod method : METHODS) {
+                modes.add(restore(method, img, sourceConfig, before, memsumBefore, coldFirstMiB, coldMiB, progress));
             }
         } finally {
             for (Path p : List.of(qemuStream, qcow2, ramFile)) Files.deleteIfExists(p); // large, and only this run's baselines
@@ -180,37 +184,31 @@ final class DemoCommand implements Callable<Integer> {
         return modes.stream().allMatch(ModeResult::memsumIdentical) ? 0 : 1;
     }
 
-    private ModeResult restore(String mode, CheckpointImage img, VmConfig source, Throughput before, GuestAgent.MemSum memsumBefore,
-                               long coldFirstMiB, long coldMiB, Progress progress) throws InterruptedException {
+    private ModeResult restore(RestoreMethod method, CheckpointImage img, VmConfig source, Throughput before,
+                               GuestAgent.MemSum memsumBefore, long coldFirstMiB, long coldMiB, Progress progress) throws InterruptedException {
         long t0 = System.nanoTime();
+        String mode = method.shortName();
         String name = "thaw-demo-" + mode;
         QemuVm vm;
         double running;
         double completed;
         Long faults = null;
         Long blocked = null;
-        switch (mode) {
-            case "qemu-eager", "qemu-loadvm", "mapped" -> {
-                QemuBaselines.Baseline baseline = switch (mode) {
-                    case "qemu-eager" -> QemuBaselines.Baseline.QEMU_EAGER;
-                    case "qemu-loadvm" -> QemuBaselines.Baseline.QEMU_LOADVM;
-                    default -> QemuBaselines.Baseline.MAPPED_FILE;
-                };
-                progress.update(mode + " restore");
-                QemuBaselines.RestoreResult r = QemuBaselines.restore(baseline, source, name,
-                        new QemuBaselines.BaselineFiles(qemuStream, qcow2, SNAPSHOT_TAG, ramFile), img, Duration.ofMinutes(5));
-                vm = r.vm();
-                running = completed = r.runningNanos() / 1e9;
-            }
-            default -> {
-                Restorer.Outcome o = Restorer.restore(img, Restorer.Mode.parse(mode), name, dev.thaw.restore.WorkingSetChoice.defaults(),
-                        opt -> opt.withBackgroundRate(backgroundMbps * 1_000_000L), progress::update);
-                vm = o.vm();
-                running = o.runningSeconds();
-                completed = o.completedSeconds();
-                faults = o.postcopy().map(PostcopyRestore.Result::demandFaults).orElse(null);
-                blocked = o.postcopy().map(PostcopyRestore.Result::vcpuBlockedMillis).orElse(null);
-            }
+        java.util.Optional<Restorer.Mode> thaw = method.thawMode();
+        if (thaw.isEmpty()) {
+            progress.update(mode + " restore");
+            QemuBaselines.RestoreResult r = QemuBaselines.restore(method, source, name,
+                    new QemuBaselines.BaselineFiles(qemuStream, qcow2, SNAPSHOT_TAG, ramFile), img, Duration.ofMinutes(5));
+            vm = r.vm();
+            running = completed = r.runningNanos() / 1e9;
+        } else {
+            Restorer.Outcome o = Restorer.restore(img, thaw.get(), name, dev.thaw.restore.WorkingSetChoice.defaults(),
+                    opt -> opt.withBackgroundRate(backgroundMbps * 1_000_000L), progress::update);
+            vm = o.vm();
+            running = o.runningSeconds();
+            completed = o.completedSeconds();
+            faults = o.postcopy().map(PostcopyRestore.Result::demandFaults).orElse(null);
+            blocked = o.postcopy().map(PostcopyRestore.Result::vcpuBlockedMillis).orElse(null);
         }
         try (vm) {
             progress.done(String.format("%s restore: guest running after %.2f s, completed after %.2f s%s", mode, running, completed,

@@ -32,25 +32,15 @@ public final class QemuBaselines {
 
     public record RestoreResult(QemuVm vm, long qemuReadyNanos, long runningNanos) {}
 
-    /** The restores that are not Thaw's own page streams, as the demo and the bench run them. */
-    public enum Baseline {
-        INVALID,
-        /** QEMU's {@code -incoming} of its own stream in a file. */
-        QEMU_EAGER,
-        /** QEMU's {@code loadvm} of an internal qcow2 snapshot. */
-        QEMU_LOADVM,
-        /** The kernel's demand paging of a raw RAM file mapped {@code share=off}, with the image's device state. */
-        MAPPED_FILE
-    }
-
     /** What the baseline restores read: QEMU's stream file, the qcow2 file with its snapshot's tag, the raw RAM file. */
     public record BaselineFiles(Path stream, Path qcow2, String snapshotTag, Path ramFile) {}
 
     /**
-     * Restores a guest saved from {@code saved} into a new QEMU called {@code name} by one baseline and runs it. The mapped
+     * Restores a guest saved from {@code saved} into a new QEMU called {@code name} by one of the methods that are not Thaw's
+     * own page streams (QEMU eager, QEMU loadvm, the mapped RAM file) and runs it. The mapped
      * RAM file takes the device state from {@code image} (open; not read by the others, which may pass null).
      */
-    public static RestoreResult restore(Baseline baseline, VmConfig saved, String name, BaselineFiles files, CheckpointImage image,
+    public static RestoreResult restore(RestoreMethod baseline, VmConfig saved, String name, BaselineFiles files, CheckpointImage image,
                                         Duration timeout) {
         return switch (baseline) {
             case QEMU_EAGER -> restoreFromFile(saved, name, files.stream(), timeout);
@@ -59,7 +49,7 @@ public final class QemuBaselines {
                 MappedRestore.Result r = MappedRestore.restore(image, files.ramFile(), EagerRestore.Options.defaults(name));
                 yield new RestoreResult(r.vm(), r.qemuReadyNanos(), r.runningNanos());
             }
-            case INVALID -> throw new IllegalArgumentException("baseline: expected QEMU_EAGER, QEMU_LOADVM or MAPPED_FILE, actual INVALID");
+            default -> throw new IllegalArgumentException("baseline: expected QEMU_EAGER, QEMU_LOADVM or MAPPED_FILE, actual " + baseline);
         };
     }
 

@@ -54,49 +54,12 @@ public final class SaveRestoreBenchmark {
      * @param allMethods every chosen method, observed ({@code --modes}); otherwise Thaw's and QEMU's eager restores only, not observed
      * @param trace      the post-save trace period (ws with the trace estimator)
      * @param liveLimit  the live probe's limit (ws with the dirty estimator)
-     * @param methods    with {@code allMethods}: the methods to run ({@link Method#defaults()} unless chosen)
+     * @param methods    with {@code allMethods}: the methods to run ({@link RestoreMethod#defaults()} unless chosen)
      */
     public record Config(Workload workload, int repetitions, boolean cold, Path workDir, boolean allMethods, Duration trace,
-                         Duration liveLimit, Set<Method> methods) {
+                         Duration liveLimit, Set<RestoreMethod> methods) {
         public Config {
             methods = Set.copyOf(methods);
-        }
-    }
-
-    /** The restore methods, in the order the tables list them. */
-    public enum Method {
-        QEMU_EAGER("QEMU eager"), QEMU_LOADVM("QEMU loadvm"), MAPPED_FILE("mapped RAM file"), THAW_EAGER("Thaw eager"),
-        THAW_LAZY("Thaw lazy"),
-        /** Ablation: lazy with the background stream in address order only (no fault regions), as before they existed. */
-        THAW_LAZY_ADDRESS_ORDER("Thaw lazy (address order)"),
-        WS_LEARNED("Thaw ws (learned)"), WS_DIRTY("Thaw ws (dirty)"), WS_TRACE("Thaw ws (trace)");
-
-        public final String label;
-
-        Method(String label) {
-            this.label = label;
-        }
-
-        /** The name {@code --methods} takes: {@code qemu-eager}, {@code ws-dirty}, ... */
-        public String key() {
-            return name().toLowerCase(java.util.Locale.ROOT).replace('_', '-');
-        }
-
-        String vmName() {
-            return "thaw-bench-" + key();
-        }
-
-        /** What {@code --modes} runs unless told otherwise: every method but the ablation. */
-        public static Set<Method> defaults() {
-            return EnumSet.complementOf(EnumSet.of(THAW_LAZY_ADDRESS_ORDER));
-        }
-
-        public static Method parse(String key) {
-            for (Method m : values()) {
-                if (m.key().equals(key)) return m;
-            }
-            throw new IllegalArgumentException("restore method: expected one of "
-                    + java.util.Arrays.stream(values()).map(Method::key).toList() + ", actual '" + key + "'");
         }
     }
 
@@ -114,7 +77,7 @@ public final class SaveRestoreBenchmark {
      * @param residentMiBPerStep QEMU's resident memory at the end of each {@link AfterRestore#STEP_MILLIS}
      * @param vcpuQueuedPerStep  the share of each step the vCPU was runnable but waited for a CPU (CPU contention)
      */
-    public record MethodSample(Method method, double runningSeconds, double completedSeconds, Postcopy postcopy, long storageReadBytes,
+    public record MethodSample(RestoreMethod method, double runningSeconds, double completedSeconds, Postcopy postcopy, long storageReadBytes,
                                AfterRestore after, HostStall hostSide, HostStall hostVcpu, List<Double> residentMiBPerStep,
                                List<Double> vcpuQueuedPerStep) {}
 
@@ -126,11 +89,11 @@ public final class SaveRestoreBenchmark {
     /** @param latencyBefore the client's request latency before the save; null for wsbench */
     /** @param vcpuShareBefore the share of the time the source's vCPU spent on a CPU while the rate before was measured */
     /** A restore that failed: the benchmark records it and goes on with the next method. */
-    public record Failure(Method method, String error) {}
+    public record Failure(RestoreMethod method, String error) {}
 
     public record Sample(double opsPerSecondBefore, RequestLatency latencyBefore, double vcpuShareBefore, Saves saves,
                          List<MethodSample> restores, List<Failure> failures) {
-        Optional<MethodSample> of(Method m) {
+        Optional<MethodSample> of(RestoreMethod m) {
             return restores.stream().filter(r -> r.method() == m).findFirst();
         }
     }
@@ -147,7 +110,7 @@ public final class SaveRestoreBenchmark {
                     samples.size());
         }
 
-        List<MethodSample> of(Method m) {
+        List<MethodSample> of(RestoreMethod m) {
             return samples.stream().map(s -> s.of(m)).flatMap(Optional::stream).toList();
         }
 
@@ -163,10 +126,14 @@ public final class SaveRestoreBenchmark {
     }
 
     /** What one repetition's restores draw on. */
-    private record Saved(VmConfig source, Path thawImage, Path qemuFile, Path qcow2, Path ramFile, Map<Method, WorkingSet> queues,
+    private record Saved(VmConfig source, Path thawImage, Path qemuFile, Path qcow2, Path ramFile, Map<RestoreMethod, WorkingSet> queues,
                          Workload.Before before, double vcpuShareBefore) {}
 
     private SaveRestoreBenchmark() {}
+
+    private static String vmName(RestoreMethod m) {
+        return "thaw-bench-" + m.key();
+    }
 
     public static Report run(Config config, GuestImage image, QemuVersion qemu, Accel accel, PrintStream log) throws IOException, InterruptedException {
         Files.createDirectories(config.workDir());
@@ -201,8 +168,8 @@ public final class SaveRestoreBenchmark {
         Workload.Before before = all ? config.workload().before(vm, OBSERVE) : new Workload.Before(0, null);
         double vcpuShare = (VcpuTime.runNanos(vm.pid()) - ranBefore) / (double) (System.nanoTime() - beforeStart);
         Saver.Options saveOptions = Saver.Options.defaults().withKeepRunning(true).withImage(ImageWriter.Options.defaults());
-        Set<Method> methods = config.methods();
-        if (all && methods.contains(Method.WS_DIRTY)) saveOptions = saveOptions.withDirtyEstimator(config.liveLimit());
+        Set<RestoreMethod> methods = config.methods();
+        if (all && methods.contains(RestoreMethod.WS_DIRTY)) saveOptions = saveOptions.withDirtyEstimator(config.liveLimit());
         Saver.Result saved;
         QemuBaselines.SaveResult qemuSaved;
         QemuBaselines.SnapshotResult snapshot;
@@ -210,7 +177,7 @@ public final class SaveRestoreBenchmark {
             saved = Saver.save(vm.qmp(), vm.config(), thawImage, saveOptions, p -> {});
             Thread.sleep(1000);
             qemuSaved = QemuBaselines.saveToFile(vm.qmp(), qemuFile, Duration.ofMinutes(5));
-            snapshot = all && methods.contains(Method.QEMU_LOADVM) ? QemuBaselines.saveInternalSnapshot(vm.qmp(), qcow2, SNAPSHOT_TAG, Duration.ofMinutes(5)) : null;
+            snapshot = all && methods.contains(RestoreMethod.QEMU_LOADVM) ? QemuBaselines.saveInternalSnapshot(vm.qmp(), qcow2, SNAPSHOT_TAG, Duration.ofMinutes(5)) : null;
         } catch (IOException | InterruptedException | RuntimeException e) {
             throw e;
         } catch (Exception e) {
@@ -218,40 +185,40 @@ public final class SaveRestoreBenchmark {
         }
         // The source guest would compete with the restored ones for the host's 2 cores: it stands still while they run.
         vm.qmp().stop();
-        Map<Method, WorkingSet> queues = new EnumMap<>(Method.class);
+        Map<RestoreMethod, WorkingSet> queues = new EnumMap<>(RestoreMethod.class);
         double ramFileSeconds = 0;
         long traced = 0;
         if (all) {
-            saved.workingSet().filter(w -> w.size() > 0).ifPresent(w -> queues.put(Method.WS_DIRTY, w));
-            if (methods.contains(Method.MAPPED_FILE)) {
+            saved.workingSet().filter(w -> w.size() > 0).ifPresent(w -> queues.put(RestoreMethod.WS_DIRTY, w));
+            if (methods.contains(RestoreMethod.MAPPED_FILE)) {
                 try (CheckpointImage img = CheckpointImage.open(thawImage)) {
                     ramFileSeconds = MappedRestore.writeRamFile(img, ramFile).writeNanos() / 1e9;
                 }
             }
-            if (methods.contains(Method.WS_TRACE)) {
+            if (methods.contains(RestoreMethod.WS_TRACE)) {
                 try (CheckpointImage img = CheckpointImage.open(thawImage)) {
                     PostSaveTrace.Result t = EstimatingSave.traceAfterSave(img, "thaw-bench-trace", config.trace(), saved.workingSet(),
                             m -> {});
                     t.restore().vm().close();
-                    queues.put(Method.WS_TRACE, t.workingSet());
+                    queues.put(RestoreMethod.WS_TRACE, t.workingSet());
                     traced = t.workingSet().size();
                 }
             }
         }
         Saved s = new Saved(vm.config(), thawImage, qemuFile, qcow2, ramFile, queues, before, vcpuShare);
         // A unit's methods run back to back: ws (learned) learns from the lazy restore just before it.
-        List<List<Method>> units = all
-                ? Stream.of(List.of(Method.QEMU_EAGER), List.of(Method.QEMU_LOADVM), List.of(Method.MAPPED_FILE), List.of(Method.THAW_EAGER),
-                        List.of(Method.THAW_LAZY, Method.WS_LEARNED), List.of(Method.THAW_LAZY_ADDRESS_ORDER), List.of(Method.WS_DIRTY),
-                        List.of(Method.WS_TRACE))
+        List<List<RestoreMethod>> units = all
+                ? Stream.of(List.of(RestoreMethod.QEMU_EAGER), List.of(RestoreMethod.QEMU_LOADVM), List.of(RestoreMethod.MAPPED_FILE), List.of(RestoreMethod.THAW_EAGER),
+                        List.of(RestoreMethod.THAW_LAZY, RestoreMethod.WS_LEARNED), List.of(RestoreMethod.THAW_LAZY_ADDRESS_ORDER), List.of(RestoreMethod.WS_DIRTY),
+                        List.of(RestoreMethod.WS_TRACE))
                 .map(u -> u.stream().filter(methods::contains).toList()).filter(u -> !u.isEmpty()).toList()
-                : List.of(List.of(Method.THAW_EAGER), List.of(Method.QEMU_EAGER));
+                : List.of(List.of(RestoreMethod.THAW_EAGER), List.of(RestoreMethod.QEMU_EAGER));
         List<MethodSample> restores = new ArrayList<>();
         List<Failure> failures = new ArrayList<>();
         for (int u = 0; u < units.size(); u++) {
-            for (Method m : units.get((u + rep) % units.size())) { // rotated, so no method always goes first
+            for (RestoreMethod m : units.get((u + rep) % units.size())) { // rotated, so no method always goes first
                 if (m.name().startsWith("WS_") && !queues.containsKey(m)) {
-                    log.printf("  rep %d: %s skipped: its estimator gave no working set%n", rep + 1, m.label);
+                    log.printf("  rep %d: %s skipped: its estimator gave no working set%n", rep + 1, m.label());
                     continue;
                 }
                 // Each estimate restores as Thaw stores it: attached to the image, its pages copied in queue order, so the
@@ -263,15 +230,15 @@ public final class SaveRestoreBenchmark {
                 } catch (RuntimeException e) {
                     // One failed restore (a QEMU that died, a guest that panicked) must not cost the whole run: it is counted.
                     failures.add(new Failure(m, e.getMessage()));
-                    log.printf("  rep %d: %-18s FAILED: %s%n", rep + 1, m.label, e.getMessage());
+                    log.printf("  rep %d: %-18s FAILED: %s%n", rep + 1, m.label(), e.getMessage());
                     continue;
                 }
                 MethodSample r = run.sample();
                 restores.add(r);
-                log.printf("  rep %d: %-18s running after %.2f s%s%n", rep + 1, m.label, r.runningSeconds(),
+                log.printf("  rep %d: %-18s running after %.2f s%s%n", rep + 1, m.label(), r.runningSeconds(),
                         r.after() == null ? "" : String.format(", TTR %s, first 5 s %.2fx", r.after().ttrSeconds().map(t -> String.format("%.2f s", t))
                                 .orElse("> 5 s"), r.after().relativeThroughput()));
-                if (m == Method.THAW_LAZY) queues.put(Method.WS_LEARNED, FaultOrder.learned(List.of(), run.faults()));
+                if (m == RestoreMethod.THAW_LAZY) queues.put(RestoreMethod.WS_LEARNED, FaultOrder.learned(List.of(), run.faults()));
             }
         }
         vm.qmp().cont();
@@ -285,13 +252,13 @@ public final class SaveRestoreBenchmark {
     /** One restore's sample, and the pages its guest faulted in, in order (what the next ws restore can learn from). */
     private record Run(MethodSample sample, List<FaultOrder.Touch> faults) {}
 
-    private static Run restore(Method m, Saved s, Config config) throws InterruptedException {
+    private static Run restore(RestoreMethod m, Saved s, Config config) throws InterruptedException {
         if (config.cold()) QemuBaselines.dropCaches();
         long readsBefore = StorageReads.bytesReadSoFar();
         long start = System.nanoTime();
         long step = AfterRestore.STEP_MILLIS * 1_000_000L;
-        try (QemuSampler rss = new QemuSampler(m.vmName(), start);
-             Workload.Observation watch = config.allMethods() ? config.workload().observe(m.vmName(), start, s.before()) : null) {
+        try (QemuSampler rss = new QemuSampler(vmName(m), start);
+             Workload.Observation watch = config.allMethods() ? config.workload().observe(vmName(m), start, s.before()) : null) {
             QemuVm vm;
             long running;
             long completed;
@@ -301,12 +268,12 @@ public final class SaveRestoreBenchmark {
             try {
                 switch (m) {
                     case QEMU_EAGER, QEMU_LOADVM, MAPPED_FILE -> {
-                        if (m == Method.MAPPED_FILE) { // the mapped file takes the device state from the image: opening it counts
+                        if (m == RestoreMethod.MAPPED_FILE) { // the mapped file takes the device state from the image: opening it counts
                             img = CheckpointImage.open(s.thawImage());
                             opened = System.nanoTime() - start;
                         }
-                        QemuBaselines.RestoreResult r = QemuBaselines.restore(QemuBaselines.Baseline.valueOf(m.name()), s.source(),
-                                m.vmName(), new QemuBaselines.BaselineFiles(s.qemuFile(), s.qcow2(), SNAPSHOT_TAG, s.ramFile()), img,
+                        QemuBaselines.RestoreResult r = QemuBaselines.restore(m, s.source(),
+                                vmName(m), new QemuBaselines.BaselineFiles(s.qemuFile(), s.qcow2(), SNAPSHOT_TAG, s.ramFile()), img,
                                 Duration.ofMinutes(5));
                         vm = r.vm();
                         running = completed = opened + r.runningNanos();
@@ -314,17 +281,17 @@ public final class SaveRestoreBenchmark {
                     case THAW_EAGER -> {
                         img = CheckpointImage.open(s.thawImage());
                         opened = System.nanoTime() - start;
-                        EagerRestore.Result r = EagerRestore.restore(img, EagerRestore.Options.defaults(m.vmName()), p -> {});
+                        EagerRestore.Result r = EagerRestore.restore(img, EagerRestore.Options.defaults(vmName(m)), p -> {});
                         vm = r.vm();
                         running = completed = opened + r.runningNanos();
                     }
                     default -> {
                         img = CheckpointImage.open(s.thawImage());
                         opened = System.nanoTime() - start;
-                        PostcopyRestore.Options options = PostcopyRestore.Options.lazy(m.vmName());
-                        if (m == Method.THAW_LAZY_ADDRESS_ORDER) {
+                        PostcopyRestore.Options options = PostcopyRestore.Options.lazy(vmName(m));
+                        if (m == RestoreMethod.THAW_LAZY_ADDRESS_ORDER) {
                             options = options.withFaultRegion(0);
-                        } else if (m != Method.THAW_LAZY) {
+                        } else if (m != RestoreMethod.THAW_LAZY) {
                             Restorer.Plan plan = Restorer.plan(s.queues().get(m), WorkingSetChoice.defaults());
                             options = options.withWorkingSet(plan.prefetch()).withBackgroundFirst(plan.backgroundFirst());
                         }

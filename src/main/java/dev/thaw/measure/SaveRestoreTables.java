@@ -1,7 +1,6 @@
 package dev.thaw.measure;
 
 import dev.thaw.measure.SaveRestoreBenchmark.Failure;
-import dev.thaw.measure.SaveRestoreBenchmark.Method;
 import dev.thaw.measure.SaveRestoreBenchmark.MethodSample;
 import dev.thaw.measure.SaveRestoreBenchmark.Postcopy;
 import dev.thaw.measure.SaveRestoreBenchmark.Report;
@@ -57,7 +56,7 @@ public final class SaveRestoreTables {
                     s.getFirst().snapshotFileBytes() > 0 ? mm(s, Saves::snapshotSaveSeconds) : "-",
                     (long) Report.median(s, x -> x.thawImageBytes()) >> 20, (long) Report.median(s, x -> x.qemuFileBytes()) >> 20,
                     s.getFirst().snapshotFileBytes() > 0 ? Long.toString((long) Report.median(s, x -> x.snapshotFileBytes()) >> 20) : "-",
-                    mm(r.of(Method.THAW_EAGER), MethodSample::runningSeconds), mm(r.of(Method.QEMU_EAGER), MethodSample::runningSeconds)));
+                    mm(r.of(RestoreMethod.THAW_EAGER), MethodSample::runningSeconds), mm(r.of(RestoreMethod.QEMU_EAGER), MethodSample::runningSeconds)));
         }
         return out.toString();
     }
@@ -72,7 +71,7 @@ public final class SaveRestoreTables {
         out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
         for (Report r : reports) {
             String guest = r.describe();
-            for (Method m : Method.values()) {
+            for (RestoreMethod m : RestoreMethod.values()) {
                 List<MethodSample> ms = r.of(m);
                 if (ms.isEmpty() || ms.getFirst().after() == null) continue;
                 List<AfterRestore> after = ms.stream().map(MethodSample::after).toList();
@@ -81,7 +80,7 @@ public final class SaveRestoreTables {
                 List<Postcopy> pc = ms.stream().map(MethodSample::postcopy).filter(Objects::nonNull).toList();
                 long failed = r.samples().stream().flatMap(x -> x.failures() == null ? java.util.stream.Stream.<Failure>empty()
                         : x.failures().stream()).filter(f -> f.method() == m).count();
-                out.append(String.format("| %s | %s | %s | %s | %s | %s | %.2f | %.2fx | %s | %s | %s | %s | %s | %s | %d |%n", guest, m.label,
+                out.append(String.format("| %s | %s | %s | %s | %s | %s | %.2f | %.2fx | %s | %s | %s | %s | %s | %s | %d |%n", guest, m.label(),
                         mm(ms, MethodSample::runningSeconds), mm(ms, MethodSample::completedSeconds),
                         ttr(after.stream().map(AfterRestore::ttrSeconds).toList()),
                         (host.isEmpty() ? "-" : ttr(host.stream().map(HostStall::ttrSeconds).toList())) + " / "
@@ -107,14 +106,14 @@ public final class SaveRestoreTables {
      */
     public static String hostSideMarkdown(List<Report> reports) {
         return agreement(reports, "demand-fault stall (Thaw's event log)", MethodSample::hostSide,
-                List.of(Method.THAW_LAZY, Method.THAW_LAZY_ADDRESS_ORDER, Method.WS_LEARNED, Method.WS_DIRTY, Method.WS_TRACE))
-                + agreement(reports, "vCPU run time", MethodSample::hostVcpu, List.of(Method.values()));
+                List.of(RestoreMethod.THAW_LAZY, RestoreMethod.THAW_LAZY_ADDRESS_ORDER, RestoreMethod.WS_LEARNED, RestoreMethod.WS_DIRTY, RestoreMethod.WS_TRACE))
+                + agreement(reports, "vCPU run time", MethodSample::hostVcpu, List.of(RestoreMethod.values()));
     }
 
-    private static String agreement(List<Report> reports, String estimate, Function<MethodSample, HostStall> f, List<Method> methods) {
+    private static String agreement(List<Report> reports, String estimate, Function<MethodSample, HostStall> f, List<RestoreMethod> methods) {
         List<double[]> pairs = new ArrayList<>(); // {guest TTR, host TTR}, infinite when not reached
         for (Report r : reports) {
-            for (Method m : methods) {
+            for (RestoreMethod m : methods) {
                 for (MethodSample s : r.of(m)) {
                     if (s.after() == null || f.apply(s) == null) continue;
                     pairs.add(new double[] {s.after().ttrSeconds().orElse(Double.POSITIVE_INFINITY),
@@ -141,10 +140,10 @@ public final class SaveRestoreTables {
                 out.append("| guest | requests timed | requests | p50 (us) | p99 (us) | max (us) | failed requests |\n|---|---|---|---|---|---|---|\n");
             }
             out.append(latencyRow(r.describe(), "before the save (5 s)", before));
-            for (Method m : Method.values()) {
+            for (RestoreMethod m : RestoreMethod.values()) {
                 List<RequestLatency> after = r.of(m).stream().map(MethodSample::after).filter(a -> a != null && a.latency() != null)
                         .map(AfterRestore::latency).toList();
-                if (!after.isEmpty()) out.append(latencyRow("", "after " + m.label + " (from the restore until 5 s after running)", after));
+                if (!after.isEmpty()) out.append(latencyRow("", "after " + m.label() + " (from the restore until 5 s after running)", after));
             }
         }
         return out.toString();
@@ -164,7 +163,7 @@ public final class SaveRestoreTables {
                 List<Failure> failures = r.samples().get(i).failures();
                 if (failures == null) continue;
                 for (Failure f : failures) {
-                    out.append(String.format("- %s, repetition %d, %s: %s%n", r.describe(), i + 1, f.method().label, f.error()));
+                    out.append(String.format("- %s, repetition %d, %s: %s%n", r.describe(), i + 1, f.method().label(), f.error()));
                 }
             }
         }
@@ -181,11 +180,11 @@ public final class SaveRestoreTables {
         out.append("\n|---|---|").append("---|".repeat(MMU_TABLE_STEPS.length)).append('\n');
         for (Report r : reports) {
             String guest = r.describe();
-            for (Method m : Method.values()) {
+            for (RestoreMethod m : RestoreMethod.values()) {
                 List<List<Double>> curves = r.of(m).stream().filter(s -> s.after() != null)
                         .map(s -> AfterRestore.mmuCurve(s.after().utilizationPerStep())).toList();
                 if (curves.isEmpty()) continue;
-                out.append("| ").append(guest).append(" | ").append(m.label).append(" |");
+                out.append("| ").append(guest).append(" | ").append(m.label()).append(" |");
                 for (int k : MMU_TABLE_STEPS) {
                     List<List<Double>> fit = curves.stream().filter(c -> c.size() >= k).toList();
                     out.append(fit.isEmpty() ? " - |" : String.format(" %.2f |", Report.median(fit, c -> c.get(k - 1))));
@@ -229,7 +228,7 @@ public final class SaveRestoreTables {
     /** Per method, the median over the repetitions of each step of {@code values}. */
     private static Map<String, List<Double>> series(Report r, Function<MethodSample, List<Double>> values) {
         Map<String, List<Double>> out = new LinkedHashMap<>();
-        for (Method m : Method.values()) {
+        for (RestoreMethod m : RestoreMethod.values()) {
             List<List<Double>> runs = r.of(m).stream().map(values).filter(Objects::nonNull).toList();
             if (runs.isEmpty()) continue;
             int n = runs.stream().mapToInt(List::size).min().orElse(0);
@@ -238,7 +237,7 @@ public final class SaveRestoreTables {
                 int k = i;
                 steps.add(Report.median(runs, x -> x.get(k)));
             }
-            out.put(m.label, steps);
+            out.put(m.label(), steps);
         }
         return out;
     }

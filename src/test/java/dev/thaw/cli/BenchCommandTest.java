@@ -33,7 +33,7 @@ class BenchCommandTest {
         try {
             exit = new CommandLine(new ThawCli()).execute("bench", "--sizes", "512", "--ws-mib", "32", "--repeat", "1", "--modes",
                     "--trace-seconds", "2", "--live-seconds", "5", "--json",
-                    "--methods", String.join(",", METHODS.stream().map(m -> dev.thaw.measure.SaveRestoreBenchmark.Method.valueOf(m).key()).toList()), "--markdown", dir.resolve("bench.md").toString(),
+                    "--methods", String.join(",", METHODS.stream().map(m -> dev.thaw.measure.RestoreMethod.valueOf(m).key()).toList()), "--markdown", dir.resolve("bench.md").toString(),
                     "--plots", dir.resolve("plots").toString(), "--work-dir", dir.resolve("work").toString());
         } finally {
             System.setOut(original);
