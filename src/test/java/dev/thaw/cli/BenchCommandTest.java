@@ -96,6 +96,22 @@ class BenchCommandTest {
         assertThat(err.toString()).contains("--methods", "expected one of", "thaw-lazy-address-order", "actual 'thaw-lazzy'");
     }
 
+    @Test
+    void theOtherStudiesAreSubcommands() {
+        java.io.StringWriter err = new java.io.StringWriter();
+        CommandLine cli = new CommandLine(new ThawCli());
+        cli.setErr(new java.io.PrintWriter(err));
+        assertThat(cli.execute("bench", "--steady-state")).isEqualTo(2);
+        assertThat(err.toString()).contains("Unknown option: '--steady-state'");
+        CommandLine bench = cli.getSubcommands().get("bench");
+        assertThat(bench.getSubcommands().keySet()).containsExactly("steady-state", "calibrate-ttr", "estimators");
+        // The bench's shared options are taken after a study's name too.
+        CommandLine.ParseResult parsed = cli.parseArgs("bench", "estimators", "--sizes", "512", "--trace-seconds", "2");
+        BenchCommand parent = parsed.subcommand().commandSpec().commandLine().getCommand();
+        assertThat(parent.sizes).containsExactly(512L);
+        assertThat(parent.traceSeconds).isEqualTo(2);
+    }
+
     private static JsonNode find(JsonNode sample, String method) {
         for (JsonNode r : sample.path("restores")) if (r.path("method").asText().equals(method)) return r;
         throw new AssertionError("no restore by " + method);
