@@ -86,22 +86,8 @@ final class SaveCommand implements Callable<Integer> {
         PrintStream status = json ? System.err : System.out;
         Progress progress = new Progress(status);
         EstimatingSave.Result saved = EstimatingSave.save(qmpSocket, config, out,
-                Saver.Options.defaults().withImage(imageOptions.toOptions()).withKeepRunning(keepRunning), plan, new EstimatingSave.Listener() {
-                    @Override
-                    public void progress(String line) {
-                        progress.update(line);
-                    }
-
-                    @Override
-                    public void line(String line) {
-                        progress.done(line);
-                    }
-
-                    @Override
-                    public void saved(Saver.Result result) {
-                        printSaved(result, status, progress);
-                    }
-                });
+                Saver.Options.defaults().withImage(imageOptions.toOptions()).withKeepRunning(keepRunning), plan, progress,
+                result -> printSaved(result, status, progress));
         Saver.Result result = saved.save();
         java.util.Optional<WorkingSet> ws = saved.workingSet();
         QemuVm traced = saved.traced().orElse(null);

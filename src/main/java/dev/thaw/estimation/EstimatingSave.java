@@ -10,6 +10,7 @@ import dev.thaw.qemu.QmpClient;
 import dev.thaw.qemu.VmConfig;
 import dev.thaw.restore.PostSaveTrace;
 import dev.thaw.save.Saver;
+import dev.thaw.util.StatusListener;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -77,16 +78,6 @@ public final class EstimatingSave {
         }
     }
 
-    /** What the caller hears while the save runs: transient progress, lines to keep, and the image committed. */
-    public interface Listener {
-        void progress(String status);
-
-        void line(String line);
-
-        /** The image is committed; an estimate made after the save is attached to it next. */
-        void saved(Saver.Result result);
-    }
-
     /**
      * @param workingSet the estimate attached to the image (the last one made), if any
      * @param traced     with trace: the QEMU the guest goes on in; the caller owns (and closes) it
@@ -94,24 +85,25 @@ public final class EstimatingSave {
     public record Result(Saver.Result save, Optional<WorkingSet> workingSet, Optional<QemuVm> traced) {}
 
     /**
-     * Saves the guest behind {@code qmpSocket} into {@code out} with the planned estimates. With trace the source QEMU is quit
-     * once the image is committed: the guest must not run in two QEMUs.
+     * Saves the guest behind {@code qmpSocket} into {@code out} with the planned estimates, telling {@code saved} once the image is
+     * committed. With trace the source QEMU is quit then: the guest must not run in two QEMUs.
      */
-    public static Result save(Path qmpSocket, VmConfig config, Path out, Saver.Options options, Plan plan, Listener listener)
+    public static Result save(Path qmpSocket, VmConfig config, Path out, Saver.Options options, Plan plan, StatusListener listener,
+                              Consumer<Saver.Result> saved)
             throws IOException, InterruptedException {
         boolean trace = plan.traces();
         if (trace) options = options.withKeepRunning(false);
         if (plan.estimators().contains(Estimator.DIRTY)) options = options.withDirtyEstimator(plan.liveLimit());
         Optional<WorkingSet> sampled = plan.estimators().contains(Estimator.ABIT)
-                ? Optional.of(AccessBitSampling.scan(qmpSocket, config, plan.abitDuration(), plan.abitInterval(), listener::progress))
+                ? Optional.of(AccessBitSampling.scan(qmpSocket, config, plan.abitDuration(), plan.abitInterval(), listener::status))
                 : Optional.empty();
         Saver.Result result;
         try (QmpClient qmp = QmpClient.connect(qmpSocket, "guest", Duration.ofSeconds(10), () -> true)) {
-            result = Saver.save(qmp, config, out, options, p -> listener.progress(String.format("saving: %d MiB read, %d pages, %.0f pages/s",
+            result = Saver.save(qmp, config, out, options, p -> listener.status(String.format("saving: %d MiB read, %d pages, %.0f pages/s",
                     p.streamBytes() >> 20, p.pageCount(), p.elapsedNanos() > 0 ? p.pageCount() * 1e9 / p.elapsedNanos() : 0.0)));
             if (trace) qmp.quit();
         }
-        listener.saved(result);
+        saved.accept(result); // the image is committed; an estimate made after the save is attached to it next
         Optional<WorkingSet> ws = result.workingSet();
         if (sampled.isPresent()) {
             ws = Optional.of(AccessBitSampling.inImage(sampled.get(), result.manifest()));
@@ -123,7 +115,7 @@ public final class EstimatingSave {
             listener.line(String.format("tracing: the guest goes on from the save point in a new QEMU, restored lazily; its first"
                     + " touches over %d s are the working set", plan.traceDuration().toSeconds()));
             try (CheckpointImage img = CheckpointImage.open(out)) {
-                PostSaveTrace.Result t = traceAfterSave(img, config.name(), plan.traceDuration(), ws, listener::progress);
+                PostSaveTrace.Result t = traceAfterSave(img, config.name(), plan.traceDuration(), ws, listener::status);
                 traced = Optional.of(t.restore().vm());
                 ws = Optional.of(t.workingSet());
             }
