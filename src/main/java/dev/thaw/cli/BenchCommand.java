@@ -3,11 +3,10 @@ package dev.thaw.cli;
 import dev.thaw.guest.DemoGuest;
 import dev.thaw.guest.RedisGuest;
 import dev.thaw.host.HostDoctor;
-import dev.thaw.measure.EstimatorEvaluation;
+import dev.thaw.measure.RestoreMethod;
 import dev.thaw.measure.SaveRestoreBenchmark;
-import dev.thaw.measure.TtrCalibration;
+import dev.thaw.measure.SaveRestoreTables;
 import dev.thaw.measure.Workload;
-import dev.thaw.measure.SteadyStateBenchmark;
 import dev.thaw.util.FileTrees;
 import dev.thaw.util.ThawPaths;
 import java.io.PrintStream;
@@ -21,6 +20,7 @@ import java.util.Set;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.ScopeType;
 import picocli.CommandLine.Spec;
 
 @Command(name = "bench", mixinStandardHelpOptions = true,
@@ -30,12 +30,14 @@ import picocli.CommandLine.Spec;
                 "working set. With --modes every restore method, each restored guest observed (--observe-seconds): QEMU eager,",
                 "QEMU loadvm (qcow2 internal snapshot), kernel demand paging of a mapped RAM file, Thaw eager,",
                 "lazy, and ws with each estimator (learned, dirty, trace). Prints markdown tables (min / median),",
-                "with --markdown also to a file, and with --json the samples."})
+                "with --markdown also to a file, and with --json the samples. Instead of the comparison:",
+                "bench steady-state, bench calibrate-ttr, bench estimators."},
+        subcommands = {BenchStudies.SteadyState.class, BenchStudies.CalibrateTtr.class, BenchStudies.Estimators.class})
 final class BenchCommand implements Callable<Integer> {
     @Spec // errors in arguments are reported through the command line that runs this command (its streams, its usage)
     picocli.CommandLine.Model.CommandSpec spec;
 
-    @Option(names = "--sizes", split = ",", defaultValue = "1024,4096", description = "Guest RAM sizes in MiB (default ${DEFAULT-VALUE}).")
+    @Option(names = "--sizes", split = ",", scope = ScopeType.INHERIT, defaultValue = "1024,4096", description = "Guest RAM sizes in MiB (default ${DEFAULT-VALUE}).")
     List<Long> sizes;
 
     @Option(names = "--ws-mib", split = ",", defaultValue = "64,256",
@@ -80,36 +82,18 @@ final class BenchCommand implements Callable<Integer> {
             + " memory restored over time, bytes read from storage).")
     boolean modes;
 
-    @Option(names = "--steady-state", description = "Instead: steady-state speed after each restore mode against an eager"
-            + " restore, measured paired (guests taking turns), per size.")
-    boolean steadyState;
-
     @Option(names = "--plots", description = "--modes: write PNG plots into this directory, per guest: the work after each restore"
             + " method, the share of time stalled (host side) and QEMU's resident memory over time.")
     Path plots;
 
-    @Option(names = "--estimators", description = "Instead: evaluate the working-set estimators (dirty, trace, learned) per size:"
-            + " hit rate, accuracy and coverage against a traced restore, FAFL against LRU and CLOCK, and each restore method.")
-    boolean estimators;
-
-    @Option(names = "--calibrate-ttr", description = "Instead: calibrate TTR(w, u) on a never-saved demo guest per size: the share of"
-            + " segments of its undisturbed run that are responsive from the first window, per window and threshold.")
-    boolean calibrateTtr;
-
-    @Option(names = "--segments", defaultValue = "10", description = "--calibrate-ttr: segments of 15 s (default ${DEFAULT-VALUE}).")
-    int segments;
-
-    @Option(names = "--trace-seconds", defaultValue = "5", description = "--estimators, --modes: the post-save trace period"
+    @Option(names = "--trace-seconds", defaultValue = "5", scope = ScopeType.INHERIT, description = "--modes, estimators: the post-save trace period"
             + " (default ${DEFAULT-VALUE}).")
     int traceSeconds;
 
-    @Option(names = "--pairs", defaultValue = "6", description = "Pairs per mode for --steady-state (default ${DEFAULT-VALUE}).")
-    int pairs;
-
-    @Option(names = "--work-dir", description = "Where images and QEMU's files go (default: bench/ in the cache; emptied afterwards).")
+    @Option(names = "--work-dir", scope = ScopeType.INHERIT, description = "Where images and QEMU's files go (default: bench/ in the cache; emptied afterwards).")
     Path workDir;
 
-    @Option(names = "--json", arity = "0..1", fallbackValue = "-",
+    @Option(names = "--json", arity = "0..1", fallbackValue = "-", scope = ScopeType.INHERIT,
             description = "Write all samples as one JSON object to this file, or with no file to standard output (the tables then go to"
                     + " standard error).")
     String json;
@@ -123,15 +107,14 @@ final class BenchCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        // With JSON on standard output, everything else goes to standard error so that stdout is one JSON object.
-        PrintStream out = "-".equals(json) ? System.err : System.out;
+        PrintStream out = out();
         if (quick) {
             sizes = List.of(1024L);
             wsMiB = List.of(64L);
             repeat = 2;
             modes = true;
         }
-        Set<SaveRestoreBenchmark.Method> chosenMethods = methods(); // a bad name fails here, before anything runs
+        Set<RestoreMethod> chosenMethods = methods(); // a bad name fails here, before anything runs
         if (observeSeconds < 1) {
             throw new picocli.CommandLine.ParameterException(spec.commandLine(),
                     "--observe-seconds: expected at least 1 (TTR's window), actual " + observeSeconds);
@@ -140,10 +123,6 @@ final class BenchCommand implements Callable<Integer> {
         if (!"wsbench".equals(app) && !layouts.equals(List.of(DemoGuest.Layout.CONTIGUOUS))) {
             throw new picocli.CommandLine.ParameterException(spec.commandLine(),
                     "--layout: expected only contiguous with --app " + app + " (the layout is wsbench's), actual " + layouts.stream().map(DemoGuest.Layout::key).toList());
-        }
-        if ((steadyState || estimators || calibrateTtr) && !layouts.equals(List.of(DemoGuest.Layout.CONTIGUOUS))) {
-            throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--layout: expected only contiguous with --steady-state,"
-                    + " --estimators and --calibrate-ttr (their guests are contiguous), actual " + layouts.stream().map(DemoGuest.Layout::key).toList());
         }
         if (replot != null) {
             SaveRestoreBenchmark.Report[] earlier = Json.MAPPER.treeToValue(Json.MAPPER.readTree(replot.toFile()).path("reports"),
@@ -156,54 +135,7 @@ final class BenchCommand implements Callable<Integer> {
             return 0;
         }
         HostDoctor.Report host = HostDoctor.ensureReady(System.err);
-        Path dir = workDir != null ? workDir : ThawPaths.cacheDir().resolve("bench");
-        if (calibrateTtr) {
-            List<TtrCalibration.Report> calibrated = new ArrayList<>();
-            for (long size : sizes) {
-                DemoGuest guest = size <= 512 ? new DemoGuest(size, size - 320, 64) : benchGuest(size);
-                out.printf("TTR calibration, guest %d MiB RAM, T=%d MiB, W=%d MiB ...%n", size, guest.totalMiB(), guest.wsMiB());
-                TtrCalibration.Report r = TtrCalibration.run(guest, host.guest().orElseThrow(), host.qemuVersion().orElseThrow(), host.accel(),
-                        Duration.ofSeconds(5), Duration.ofSeconds(10), segments, out);
-                calibrated.add(r);
-                out.println();
-                out.print(TtrCalibration.markdown(r));
-            }
-            writeJson(calibrated);
-            return 0;
-        }
-        if (estimators) {
-            List<EstimatorEvaluation.Report> evaluated = new ArrayList<>();
-            try {
-                for (long size : sizes) {
-                    DemoGuest guest = benchGuest(size);
-                    out.printf("estimators, guest %d MiB RAM, T=%d MiB, W=%d MiB ...%n", size, guest.totalMiB(), guest.wsMiB());
-                    evaluated.add(EstimatorEvaluation.run(new EstimatorEvaluation.Config(guest, Duration.ofSeconds(traceSeconds),
-                                    Duration.ofSeconds(5), dir), host.guest().orElseThrow(), host.qemuVersion().orElseThrow(), host.accel(),
-                            out));
-                }
-            } finally {
-                FileTrees.deleteQuietly(dir);
-            }
-            out.println();
-            out.print(EstimatorEvaluation.markdown(evaluated));
-            writeJson(evaluated);
-            return 0;
-        }
-        if (steadyState) {
-            List<SteadyStateBenchmark.Report> steady = new ArrayList<>();
-            try {
-                for (long size : sizes) {
-                    DemoGuest guest = benchGuest(size);
-                    out.printf("steady state, guest %d MiB RAM, T=%d MiB, W=%d MiB ...%n", size, guest.totalMiB(), guest.wsMiB());
-                    steady.add(SteadyStateBenchmark.run(guest, host.guest().orElseThrow(), host.qemuVersion().orElseThrow(), host.accel(),
-                            dir, pairs, out));
-                }
-            } finally {
-                FileTrees.deleteQuietly(dir);
-            }
-            writeJson(steady);
-            return 0;
-        }
+        Path dir = dir();
         List<SaveRestoreBenchmark.Report> reports = new ArrayList<>();
         try {
             for (long size : sizes) {
@@ -226,11 +158,11 @@ final class BenchCommand implements Callable<Integer> {
         return 0;
     }
 
-    private Set<SaveRestoreBenchmark.Method> methods() {
-        if (methods == null || methods.isEmpty()) return SaveRestoreBenchmark.Method.defaults();
-        Set<SaveRestoreBenchmark.Method> chosen = EnumSet.noneOf(SaveRestoreBenchmark.Method.class);
+    private Set<RestoreMethod> methods() {
+        if (methods == null || methods.isEmpty()) return RestoreMethod.defaults();
+        Set<RestoreMethod> chosen = EnumSet.noneOf(RestoreMethod.class);
         try {
-            for (String key : methods) chosen.add(SaveRestoreBenchmark.Method.parse(key.trim()));
+            for (String key : methods) chosen.add(RestoreMethod.parse(key.trim()));
         } catch (IllegalArgumentException e) {
             throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--methods: " + e.getMessage());
         }
@@ -239,25 +171,14 @@ final class BenchCommand implements Callable<Integer> {
 
     /** The tables (to {@code out} and --markdown) and the plots (--plots) of these reports. */
     private void report(List<SaveRestoreBenchmark.Report> reports, PrintStream out) throws java.io.IOException {
-        boolean observed = reports.stream().flatMap(r -> r.samples().stream()).flatMap(x -> x.restores().stream())
-                .anyMatch(x -> x.after() != null);
-        StringBuilder tables = new StringBuilder(SaveRestoreBenchmark.markdown(reports));
-        if (observed) {
-            tables.append('\n').append(SaveRestoreBenchmark.modesMarkdown(reports));
-            String limits = SaveRestoreBenchmark.limitMarkdown(reports);
-            if (!limits.isEmpty()) tables.append('\n').append(limits);
-            tables.append('\n').append(SaveRestoreBenchmark.failuresMarkdown(reports));
-            tables.append('\n').append(SaveRestoreBenchmark.mmuMarkdown(reports));
-            String latency = SaveRestoreBenchmark.latencyMarkdown(reports);
-            if (!latency.isEmpty()) tables.append('\n').append(latency);
-            tables.append('\n').append(SaveRestoreBenchmark.hostSideMarkdown(reports));
-        }
+        boolean observed = SaveRestoreTables.observed(reports);
+        String tables = SaveRestoreTables.all(reports);
         out.println();
         out.print(tables);
         if (markdown != null) Files.writeString(markdown, tables);
         if (observed && plots != null) {
             for (SaveRestoreBenchmark.Report r : reports) {
-                for (Path png : SaveRestoreBenchmark.plots(r, plots)) out.println("plot: " + png);
+                for (Path png : SaveRestoreTables.plots(r, plots)) out.println("plot: " + png);
             }
         }
     }
@@ -271,13 +192,23 @@ final class BenchCommand implements Callable<Integer> {
         };
     }
 
+    /** With JSON on standard output, everything else goes to standard error so that stdout is one JSON object. */
+    PrintStream out() {
+        return "-".equals(json) ? System.err : System.out;
+    }
+
+    /** Where images and QEMU's files go; emptied afterwards. */
+    Path dir() {
+        return workDir != null ? workDir : ThawPaths.cacheDir().resolve("bench");
+    }
+
     /** The bench's guest of a size: T leaves the guest kernel room; W as in the restore baselines (64 MiB per GiB, at least 64). */
-    private static DemoGuest benchGuest(long sizeMiB) {
+    static DemoGuest benchGuest(long sizeMiB) {
         return new DemoGuest(sizeMiB, sizeMiB - 384, Math.max(64, sizeMiB / 16));
     }
 
     /** Nothing without --json; otherwise to the file, or "-" (--json alone) to standard output. */
-    private void writeJson(Object value) throws java.io.IOException {
+    void writeJson(Object value) throws java.io.IOException {
         if (json == null) return;
         if ("-".equals(json)) System.out.println(Json.write(value));
         else Files.writeString(Path.of(json), Json.write(value));

@@ -38,7 +38,7 @@ final class BootCommand implements Callable<Integer> {
             while (vm.isAlive()) {
                 List<WsbenchTick> ticks = DemoGuest.collectTicks(console, Duration.ofSeconds(1));
                 if (ticks.size() >= 2) {
-                    System.out.printf("wsbench %s ops/s%n", DemoCommand.human(Throughput.of(ticks, Throughput.ONE_SECOND_NANOS).opsPerSecond()));
+                    System.out.printf("wsbench %s ops/s%n", dev.thaw.measure.Demo.human(Throughput.of(ticks, Throughput.ONE_SECOND_NANOS).opsPerSecond()));
                 } else if (vm.isAlive()) {
                     System.out.println("wsbench: no ticks (guest " + vm.qmp().queryStatus().status() + ")");
                 }

@@ -1,10 +1,11 @@
 package dev.thaw.cli;
 
+import dev.thaw.util.StatusListener;
 import java.io.PrintStream;
 import java.util.Optional;
 
 /** A one-line status on a terminal ({@code \r}-updated); otherwise a line when the status changes, at most one a second. */
-final class Progress {
+final class Progress implements StatusListener {
     private final PrintStream out;
     private final boolean terminal;
     private long lastPrinted;
@@ -31,5 +32,15 @@ final class Progress {
         out.println(line);
         lastPrinted = 0;
         lastStatus = null;
+    }
+
+    @Override
+    public void status(String status) {
+        update(status);
+    }
+
+    @Override
+    public void line(String line) {
+        done(line);
     }
 }

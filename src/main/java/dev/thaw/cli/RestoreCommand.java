@@ -3,7 +3,7 @@ package dev.thaw.cli;
 import dev.thaw.estimate.PageRef;
 import dev.thaw.host.HostDoctor;
 import dev.thaw.image.CheckpointImage;
-import dev.thaw.measure.RestoreTimeline;
+import dev.thaw.restore.RestoreTimeline;
 import dev.thaw.qemu.ConsoleLine;
 import dev.thaw.qemu.Journal;
 import dev.thaw.qemu.QemuVm;
@@ -86,7 +86,7 @@ final class RestoreCommand implements Callable<Integer> {
                 : collapseHugePages ? PostcopyRestore.GuestRam.COLLAPSE_AFTER : PostcopyRestore.GuestRam.DEFAULT;
         WorkingSetChoice choice = new WorkingSetChoice(WorkingSetChoice.Source.parse(wsSource),
                 wsPages == null ? java.util.OptionalInt.empty() : java.util.OptionalInt.of(wsPages), wsFraction);
-        HostDoctor.ensureReady(System.err);
+        HostDoctor.ensureCanRestore(System.err);
         PrintStream status = json ? System.err : System.out;
         Progress progress = new Progress(status);
         try (CheckpointImage img = CheckpointImage.open(image)) {

@@ -1,6 +1,6 @@
 package dev.thaw.cli;
 
-import dev.thaw.measure.RestoreTimeline;
+import dev.thaw.restore.RestoreTimeline;
 import dev.thaw.restore.RestoreEventLog;
 import dev.thaw.restore.RestoreTraces;
 import java.io.IOException;

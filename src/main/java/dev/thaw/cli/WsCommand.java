@@ -3,7 +3,6 @@ package dev.thaw.cli;
 import dev.thaw.estimate.Sizing;
 import dev.thaw.estimate.WorkingSet;
 import dev.thaw.image.CheckpointImage;
-import dev.thaw.image.WorkingSetWriter;
 import dev.thaw.restore.RestoreTraces;
 import dev.thaw.restore.Restorer;
 import dev.thaw.restore.WorkingSetChoice;
@@ -47,12 +46,7 @@ final class WsCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         if (learn) {
-            WorkingSet learned;
-            try (CheckpointImage img = CheckpointImage.open(image)) {
-                learned = RestoreTraces.latest(img).map(RestoreTraces::learned).orElseThrow(() -> new IllegalArgumentException(
-                        "--learn: expected a restore trace of this image in " + RestoreTraces.directoryFor(image) + ", actual none"));
-            }
-            WorkingSetWriter.attach(image, learned);
+            WorkingSet learned = RestoreTraces.attachLearned(image);
             (json ? System.err : System.out).printf("stored the learned working set (%d pages) in %s%n", learned.size(), image);
         }
         try (CheckpointImage img = CheckpointImage.open(image)) {

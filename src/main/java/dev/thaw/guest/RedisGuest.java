@@ -84,7 +84,7 @@ public record RedisGuest(long memoryMiB, long keyCount, int valueBytes, long hot
 
     /** The host port QEMU forwards to the guest's Redis: the one TCP port that QEMU listens on. */
     public static int hostPort(QemuVm vm) {
-        java.util.Set<Integer> ports = dev.thaw.host.ListeningPorts.of(vm.pid());
+        java.util.Set<Integer> ports = dev.thaw.util.ListeningPorts.of(vm.pid());
         if (ports.size() != 1) {
             throw new IllegalStateException(vm.name() + ": expected QEMU to listen on one TCP port (the forward to the guest's Redis),"
                     + " actual " + ports);

@@ -17,11 +17,13 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
+import java.util.function.Supplier;
 
 /**
  * Checks that this host can run Thaw, installs the Debian packages it lacks when running as root,
- * and probes KVM for real. {@code ./thaw doctor} prints the report; {@code demo} and the tests run
- * it implicitly through {@link #ensureReady}.
+ * and probes KVM for real. {@code ./thaw doctor} prints the report; {@code demo}, {@code bench},
+ * {@code boot} and the tests run it implicitly through {@link #ensureReady}; {@code restore} checks only
+ * what it needs ({@link #ensureCanRestore}).
  */
 public final class HostDoctor {
     public static final String QEMU_BINARY = "qemu-system-x86_64";
@@ -99,25 +101,35 @@ public final class HostDoctor {
 
     /** Runs the doctor (installing what is missing when root) and throws unless the host is ready. */
     public static Report ensureReady(PrintStream progress) {
-        Report report = examine(true, progress);
+        return ready(examine(true, progress));
+    }
+
+    /**
+     * What a restore needs and no more: QEMU (installed when root and missing) and userfaultfd, which QEMU's postcopy
+     * destination registers guest RAM with. No guest build and no KVM probe: the image's saved configuration says how its
+     * guest runs. Throws unless both are there.
+     */
+    public static Report ensureCanRestore(PrintStream progress) {
+        boolean root = isRoot();
+        Checked packages = checkInstalling(() -> new ArrayList<>(List.of(checkQemu())), true, root, progress);
+        List<Check> checks = new ArrayList<>(packages.checks());
+        checks.add(checkUserfaultfd(root));
+        return ready(new Report(List.copyOf(checks), packages.installed(), qemuVersion(), Optional.empty(), Optional.empty(), root,
+                accessBitScanning()));
+    }
+
+    private static Report ready(Report report) {
         if (!report.ready()) {
             throw new HostNotReadyException(report);
         }
         return report;
     }
 
+    /** Everything Thaw and its demo need: the packages, userfaultfd, the demo guest built, and KVM probed. */
     public static Report examine(boolean installMissing, PrintStream progress) {
         boolean root = isRoot();
-        List<Check> checks = checkPackages();
-        List<String> installed = List.of();
-        List<String> missing = packagesOf(checks);
-        if (!missing.isEmpty() && installMissing && root) {
-            progress.println("thaw doctor: installing " + String.join(" ", missing) + " with apt-get ...");
-            aptInstall(missing);
-            installed = missing;
-            checks = checkPackages();
-        }
-        checks = new ArrayList<>(checks);
+        Checked packages = checkInstalling(HostDoctor::checkPackages, installMissing, root, progress);
+        List<Check> checks = new ArrayList<>(packages.checks());
         checks.add(checkUserfaultfd(root));
 
         Optional<QemuVersion> qemu = qemuVersion();
@@ -135,8 +147,23 @@ public final class HostDoctor {
             progress.println("thaw doctor: checking KVM (a real probe on first use, then cached) ...");
             kvm = Optional.of(KvmProbe.probe(QEMU_BINARY, qemu.orElseThrow(), guest.get(), ThawPaths.cacheDir()));
         }
-        return new Report(List.copyOf(checks), installed, qemu, guest, kvm, root,
-                IdlePageTracking.unavailableReason().map(r -> "unavailable: " + r).orElse("available"));
+        return new Report(List.copyOf(checks), packages.installed(), qemu, guest, kvm, root, accessBitScanning());
+    }
+
+    /** Checks, and the packages installed (when asked, as root) to fix what failed, checked again. */
+    private record Checked(List<Check> checks, List<String> installed) {}
+
+    private static Checked checkInstalling(Supplier<List<Check>> check, boolean installMissing, boolean root, PrintStream progress) {
+        List<Check> checks = check.get();
+        List<String> missing = packagesOf(checks);
+        if (missing.isEmpty() || !installMissing || !root) return new Checked(checks, List.of());
+        progress.println("thaw doctor: installing " + String.join(" ", missing) + " with apt-get ...");
+        aptInstall(missing);
+        return new Checked(check.get(), missing);
+    }
+
+    private static String accessBitScanning() {
+        return IdlePageTracking.unavailableReason().map(r -> "unavailable: " + r).orElse("available");
     }
 
     private static List<String> packagesOf(List<Check> checks) {
@@ -149,14 +176,7 @@ public final class HostDoctor {
 
     private static List<Check> checkPackages() {
         List<Check> checks = new ArrayList<>();
-        Optional<QemuVersion> qemu = qemuVersion();
-        if (qemu.isEmpty()) {
-            checks.add(new Check("qemu", false, QEMU_BINARY + " not found", "qemu-system-x86"));
-        } else if (!qemu.get().atLeast(QemuVersion.MINIMUM)) {
-            checks.add(new Check("qemu", false, "expected QEMU >= " + QemuVersion.MINIMUM + ", actual " + qemu.get(), "qemu-system-x86"));
-        } else {
-            checks.add(new Check("qemu", true, qemu.get().text(), "qemu-system-x86"));
-        }
+        checks.add(checkQemu());
         checks.add(staticBusybox());
         checks.add(onPath("cpio", "cpio"));
         checks.add(onPath("gcc", "gcc"));
@@ -167,6 +187,16 @@ public final class HostDoctor {
         checks.add(new Check("static libc", Files.isRegularFile(libcA),
                 Files.isRegularFile(libcA) ? libcA.toString() : libcA + " missing (gcc -static needs it)", "libc6-dev"));
         return checks;
+    }
+
+    private static Check checkQemu() {
+        Optional<QemuVersion> qemu = qemuVersion();
+        if (qemu.isEmpty()) {
+            return new Check("qemu", false, QEMU_BINARY + " not found", "qemu-system-x86");
+        } else if (!qemu.get().atLeast(QemuVersion.MINIMUM)) {
+            return new Check("qemu", false, "expected QEMU >= " + QemuVersion.MINIMUM + ", actual " + qemu.get(), "qemu-system-x86");
+        }
+        return new Check("qemu", true, qemu.get().text(), "qemu-system-x86");
     }
 
     private static Check staticBusybox() {

@@ -5,6 +5,7 @@ import dev.thaw.estimate.PageRef;
 import dev.thaw.estimate.Quality;
 import dev.thaw.estimate.Sizing;
 import dev.thaw.estimate.WorkingSet;
+import dev.thaw.estimation.EstimatingSave;
 import dev.thaw.guest.DemoGuest;
 import dev.thaw.guest.GuestImage;
 import dev.thaw.image.CheckpointImage;
@@ -27,7 +28,7 @@ import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
 import java.util.OptionalInt;
-import java.util.OptionalLong;
+import java.util.Optional;
 import java.util.Set;
 
 /**
@@ -84,11 +85,11 @@ public final class EstimatorEvaluation {
         WorkingSet trace;
         List<PageRef> truth;
         try (CheckpointImage img = CheckpointImage.open(image)) {
-            PostSaveTrace.Result t = PostSaveTrace.run(img, "thaw-eval-trace", config.trace(), OptionalLong.of(dirty.size()), "dirty-bit", m -> {});
+            PostSaveTrace.Result t = EstimatingSave.traceAfterSave(img, "thaw-eval-trace", config.trace(), Optional.of(dirty), m -> {});
             t.restore().vm().close();
             trace = t.workingSet();
             // The ground truth: the same guest from the same image, every first touch traced over the same period.
-            PostSaveTrace.Result g = PostSaveTrace.run(img, "thaw-eval-truth", config.trace(), OptionalLong.empty(), "", m -> {});
+            PostSaveTrace.Result g = EstimatingSave.traceAfterSave(img, "thaw-eval-truth", config.trace(), Optional.empty(), m -> {});
             g.restore().vm().close();
             truth = g.workingSet().pages();
         }

@@ -1,7 +1,6 @@
 package dev.thaw.measure;
 
 import dev.thaw.restore.RestoreEventLog;
-import dev.thaw.restore.RestoreEventLog.Event;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
@@ -24,24 +23,6 @@ public record HostStall(List<Double> stalledPerStep, Optional<Double> ttrSeconds
     /** The grid the estimated progress is laid on. */
     static final long GRID_NANOS = 10_000_000L;
 
-    /** Each demand request's wait, {@code [arrival, served]}: served when the next demand batch went out after it arrived. */
-    public static List<long[]> waits(RestoreEventLog log) {
-        List<long[]> out = new ArrayList<>();
-        List<Long> pending = new ArrayList<>();
-        for (int i = 0; i < log.size(); i++) {
-            Event e = log.get(i);
-            switch (e.type()) {
-                case REQUEST -> pending.add(e.nanos());
-                case DEMAND_SENT -> {
-                    for (long a : pending) out.add(new long[] {a, e.nanos()});
-                    pending.clear();
-                }
-                default -> { }
-            }
-        }
-        return out;
-    }
-
     /**
      * @param log          the restore's events, their times from the restore's own start
      * @param offsetNanos  added to every event time (what came before the restore's own start: opening the image)
@@ -55,7 +36,7 @@ public record HostStall(List<Double> stalledPerStep, Optional<Double> ttrSeconds
         }
         if (running < 0) throw new IllegalArgumentException("event log: expected a RUNNING event, actual none in " + log.size() + " events");
         // Merge the waits into disjoint intervals, the time before the guest started included.
-        List<long[]> waits = new ArrayList<>(waits(log).stream().map(w -> new long[] {w[0] + offsetNanos, w[1] + offsetNanos}).toList());
+        List<long[]> waits = new ArrayList<>(log.demandWaits().stream().map(w -> new long[] {w[0] + offsetNanos, w[1] + offsetNanos}).toList());
         waits.add(new long[] {0, running});
         waits.sort((a, b) -> Long.compare(a[0], b[0]));
         List<long[]> merged = new ArrayList<>();

@@ -5,6 +5,7 @@ import dev.thaw.qemu.QemuVm;
 import dev.thaw.qemu.QmpClient;
 import dev.thaw.qemu.VmConfig;
 import dev.thaw.restore.EagerRestore;
+import dev.thaw.restore.IncomingQemu;
 import dev.thaw.restore.MappedRestore;
 import dev.thaw.util.ExternalCommand;
 import java.io.IOException;
@@ -31,25 +32,15 @@ public final class QemuBaselines {
 
     public record RestoreResult(QemuVm vm, long qemuReadyNanos, long runningNanos) {}
 
-    /** The restores that are not Thaw's own page streams, as the demo and the bench run them. */
-    public enum Baseline {
-        INVALID,
-        /** QEMU's {@code -incoming} of its own stream in a file. */
-        QEMU_EAGER,
-        /** QEMU's {@code loadvm} of an internal qcow2 snapshot. */
-        QEMU_LOADVM,
-        /** The kernel's demand paging of a raw RAM file mapped {@code share=off}, with the image's device state. */
-        MAPPED_FILE
-    }
-
     /** What the baseline restores read: QEMU's stream file, the qcow2 file with its snapshot's tag, the raw RAM file. */
     public record BaselineFiles(Path stream, Path qcow2, String snapshotTag, Path ramFile) {}
 
     /**
-     * Restores a guest saved from {@code saved} into a new QEMU called {@code name} by one baseline and runs it. The mapped
+     * Restores a guest saved from {@code saved} into a new QEMU called {@code name} by one of the methods that are not Thaw's
+     * own page streams (QEMU eager, QEMU loadvm, the mapped RAM file) and runs it. The mapped
      * RAM file takes the device state from {@code image} (open; not read by the others, which may pass null).
      */
-    public static RestoreResult restore(Baseline baseline, VmConfig saved, String name, BaselineFiles files, CheckpointImage image,
+    public static RestoreResult restore(RestoreMethod baseline, VmConfig saved, String name, BaselineFiles files, CheckpointImage image,
                                         Duration timeout) {
         return switch (baseline) {
             case QEMU_EAGER -> restoreFromFile(saved, name, files.stream(), timeout);
@@ -58,7 +49,7 @@ public final class QemuBaselines {
                 MappedRestore.Result r = MappedRestore.restore(image, files.ramFile(), EagerRestore.Options.defaults(name));
                 yield new RestoreResult(r.vm(), r.qemuReadyNanos(), r.runningNanos());
             }
-            case INVALID -> throw new IllegalArgumentException("baseline: expected QEMU_EAGER, QEMU_LOADVM or MAPPED_FILE, actual INVALID");
+            default -> throw new IllegalArgumentException("baseline: expected QEMU_EAGER, QEMU_LOADVM or MAPPED_FILE, actual " + baseline);
         };
     }
 
@@ -68,7 +59,7 @@ public final class QemuBaselines {
         qmp.migrateSetParameters(Map.of("max-bandwidth", 64L << 30));
         qmp.stop();
         qmp.migrate("exec:cat > " + file);
-        awaitCompleted(qmp, timeout, "QEMU's save to " + file);
+        qmp.awaitMigrationCompleted(timeout);
         long saved = System.nanoTime() - start;
         long fsyncStart = System.nanoTime();
         try (FileChannel ch = FileChannel.open(file, StandardOpenOption.WRITE)) {
@@ -89,7 +80,7 @@ public final class QemuBaselines {
         try {
             long ready = System.nanoTime() - start;
             vm.qmp().migrateIncoming("exec:cat " + file);
-            awaitCompleted(vm.qmp(), timeout, "QEMU's restore from " + file);
+            IncomingQemu.awaitCompleted(vm, timeout);
             vm.qmp().cont();
             return new RestoreResult(vm, ready, System.nanoTime() - start);
         } catch (RuntimeException e) {
@@ -159,11 +150,6 @@ public final class QemuBaselines {
         } catch (IOException e) {
             throw new IllegalStateException("cannot fsync " + file + ": " + e.getMessage(), e);
         }
-    }
-
-    static void awaitCompleted(QmpClient qmp, Duration timeout, String what) {
-        QmpClient.MigrationInfo info = qmp.awaitMigrationEnd(timeout);
-        if (!info.completed()) throw new IllegalStateException(what + " " + info.status() + ": " + info.errorDescription());
     }
 
     /** Drops the host's page cache (root only), so a restore reads from storage. */

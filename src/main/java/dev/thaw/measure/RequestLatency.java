@@ -1,5 +1,6 @@
 package dev.thaw.measure;
 
+import dev.thaw.restore.RestoreTimeline;
 import java.util.Arrays;
 
 /** Latency of a client's requests: count, median, 99th percentile and maximum in microseconds, and failed requests. */

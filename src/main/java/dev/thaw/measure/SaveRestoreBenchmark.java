@@ -3,6 +3,7 @@ package dev.thaw.measure;
 import dev.thaw.estimate.FaultOrder;
 import dev.thaw.estimate.PageRef;
 import dev.thaw.estimate.WorkingSet;
+import dev.thaw.estimation.EstimatingSave;
 import dev.thaw.guest.DemoGuest;
 import dev.thaw.guest.GuestImage;
 import dev.thaw.image.CheckpointImage;
@@ -16,6 +17,7 @@ import dev.thaw.restore.EagerRestore;
 import dev.thaw.restore.MappedRestore;
 import dev.thaw.restore.PostSaveTrace;
 import dev.thaw.restore.PostcopyRestore;
+import dev.thaw.restore.RestoreTimeline;
 import dev.thaw.restore.Restorer;
 import dev.thaw.restore.WorkingSetChoice;
 import dev.thaw.save.Saver;
@@ -28,14 +30,10 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.EnumMap;
 import java.util.EnumSet;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Objects;
 import java.util.Optional;
-import java.util.OptionalLong;
 import java.util.Set;
-import java.util.function.Function;
 import java.util.function.ToDoubleFunction;
 import java.util.stream.Stream;
 
@@ -56,12 +54,12 @@ public final class SaveRestoreBenchmark {
      * @param allMethods every chosen method, observed ({@code --modes}); otherwise Thaw's and QEMU's eager restores only, not observed
      * @param trace      the post-save trace period (ws with the trace estimator)
      * @param liveLimit  the live probe's limit (ws with the dirty estimator)
-     * @param methods    with {@code allMethods}: the methods to run ({@link Method#defaults()} unless chosen)
+     * @param methods    with {@code allMethods}: the methods to run ({@link RestoreMethod#defaults()} unless chosen)
      * @param observe    how long each restored guest is observed after it runs ({@code --observe-seconds}; long enough that
      *                   a slow restore's TTR is not censored)
      */
     public record Config(Workload workload, int repetitions, boolean cold, Path workDir, boolean allMethods, Duration trace,
-                         Duration liveLimit, Set<Method> methods, Duration observe) {
+                         Duration liveLimit, Set<RestoreMethod> methods, Duration observe) {
         public Config {
             methods = Set.copyOf(methods);
             if (observe.toMillis() < Responsiveness.DEFAULT_WINDOW_NANOS / 1_000_000) {
@@ -72,45 +70,8 @@ public final class SaveRestoreBenchmark {
 
         /** Observed for {@link #OBSERVE}. */
         public Config(Workload workload, int repetitions, boolean cold, Path workDir, boolean allMethods, Duration trace,
-                      Duration liveLimit, Set<Method> methods) {
+                      Duration liveLimit, Set<RestoreMethod> methods) {
             this(workload, repetitions, cold, workDir, allMethods, trace, liveLimit, methods, OBSERVE);
-        }
-    }
-
-    /** The restore methods, in the order the tables list them. */
-    public enum Method {
-        QEMU_EAGER("QEMU eager"), QEMU_LOADVM("QEMU loadvm"), MAPPED_FILE("mapped RAM file"), THAW_EAGER("Thaw eager"),
-        THAW_LAZY("Thaw lazy"),
-        /** Ablation: lazy with the background stream in address order only (no fault regions), as before they existed. */
-        THAW_LAZY_ADDRESS_ORDER("Thaw lazy (address order)"),
-        WS_LEARNED("Thaw ws (learned)"), WS_DIRTY("Thaw ws (dirty)"), WS_TRACE("Thaw ws (trace)");
-
-        public final String label;
-
-        Method(String label) {
-            this.label = label;
-        }
-
-        /** The name {@code --methods} takes: {@code qemu-eager}, {@code ws-dirty}, ... */
-        public String key() {
-            return name().toLowerCase(java.util.Locale.ROOT).replace('_', '-');
-        }
-
-        String vmName() {
-            return "thaw-bench-" + key();
-        }
-
-        /** What {@code --modes} runs unless told otherwise: every method but the ablation. */
-        public static Set<Method> defaults() {
-            return EnumSet.complementOf(EnumSet.of(THAW_LAZY_ADDRESS_ORDER));
-        }
-
-        public static Method parse(String key) {
-            for (Method m : values()) {
-                if (m.key().equals(key)) return m;
-            }
-            throw new IllegalArgumentException("restore method: expected one of "
-                    + java.util.Arrays.stream(values()).map(Method::key).toList() + ", actual '" + key + "'");
         }
     }
 
@@ -128,7 +89,7 @@ public final class SaveRestoreBenchmark {
      * @param residentMiBPerStep QEMU's resident memory at the end of each {@link AfterRestore#STEP_MILLIS}
      * @param vcpuQueuedPerStep  the share of each step the vCPU was runnable but waited for a CPU (CPU contention)
      */
-    public record MethodSample(Method method, double runningSeconds, double completedSeconds, Postcopy postcopy, long storageReadBytes,
+    public record MethodSample(RestoreMethod method, double runningSeconds, double completedSeconds, Postcopy postcopy, long storageReadBytes,
                                AfterRestore after, HostStall hostSide, HostStall hostVcpu, List<Double> residentMiBPerStep,
                                List<Double> vcpuQueuedPerStep) {}
 
@@ -140,12 +101,12 @@ public final class SaveRestoreBenchmark {
     /** @param latencyBefore the client's request latency before the save; null for wsbench */
     /** @param vcpuShareBefore the share of the time the source's vCPU spent on a CPU while the rate before was measured */
     /** A restore that failed: the benchmark records it and goes on with the next method. */
-    public record Failure(Method method, String error) {}
+    public record Failure(RestoreMethod method, String error) {}
 
     /** @param limit the run's own limit, measured in this repetition with all methods; null otherwise, or in an earlier report */
     public record Sample(double opsPerSecondBefore, RequestLatency latencyBefore, double vcpuShareBefore, Saves saves,
                          List<MethodSample> restores, List<Failure> failures, RunLimit limit) {
-        Optional<MethodSample> of(Method m) {
+        Optional<MethodSample> of(RestoreMethod m) {
             return restores.stream().filter(r -> r.method() == m).findFirst();
         }
     }
@@ -174,7 +135,7 @@ public final class SaveRestoreBenchmark {
                     layout == null ? "" : " " + layout, accel, cold ? ", cold" : ", warm", samples.size());
         }
 
-        List<MethodSample> of(Method m) {
+        List<MethodSample> of(RestoreMethod m) {
             return samples.stream().map(s -> s.of(m)).flatMap(Optional::stream).toList();
         }
 
@@ -190,10 +151,14 @@ public final class SaveRestoreBenchmark {
     }
 
     /** What one repetition's restores draw on. */
-    private record Saved(VmConfig source, Path thawImage, Path qemuFile, Path qcow2, Path ramFile, Map<Method, WorkingSet> queues,
+    private record Saved(VmConfig source, Path thawImage, Path qemuFile, Path qcow2, Path ramFile, Map<RestoreMethod, WorkingSet> queues,
                          Workload.Before before, double vcpuShareBefore) {}
 
     private SaveRestoreBenchmark() {}
+
+    private static String vmName(RestoreMethod m) {
+        return "thaw-bench-" + m.key();
+    }
 
     public static Report run(Config config, GuestImage image, QemuVersion qemu, Accel accel, PrintStream log) throws IOException, InterruptedException {
         Files.createDirectories(config.workDir());
@@ -228,8 +193,8 @@ public final class SaveRestoreBenchmark {
         Workload.Before before = all ? config.workload().before(vm, OBSERVE) : new Workload.Before(0, null);
         double vcpuShare = (VcpuTime.runNanos(vm.pid()) - ranBefore) / (double) (System.nanoTime() - beforeStart);
         Saver.Options saveOptions = Saver.Options.defaults().withKeepRunning(true).withImage(ImageWriter.Options.defaults());
-        Set<Method> methods = config.methods();
-        if (all && methods.contains(Method.WS_DIRTY)) saveOptions = saveOptions.withDirtyEstimator(config.liveLimit());
+        Set<RestoreMethod> methods = config.methods();
+        if (all && methods.contains(RestoreMethod.WS_DIRTY)) saveOptions = saveOptions.withDirtyEstimator(config.liveLimit());
         Saver.Result saved;
         QemuBaselines.SaveResult qemuSaved;
         QemuBaselines.SnapshotResult snapshot;
@@ -237,7 +202,7 @@ public final class SaveRestoreBenchmark {
             saved = Saver.save(vm.qmp(), vm.config(), thawImage, saveOptions, p -> {});
             Thread.sleep(1000);
             qemuSaved = QemuBaselines.saveToFile(vm.qmp(), qemuFile, Duration.ofMinutes(5));
-            snapshot = all && methods.contains(Method.QEMU_LOADVM) ? QemuBaselines.saveInternalSnapshot(vm.qmp(), qcow2, SNAPSHOT_TAG, Duration.ofMinutes(5)) : null;
+            snapshot = all && methods.contains(RestoreMethod.QEMU_LOADVM) ? QemuBaselines.saveInternalSnapshot(vm.qmp(), qcow2, SNAPSHOT_TAG, Duration.ofMinutes(5)) : null;
         } catch (IOException | InterruptedException | RuntimeException e) {
             throw e;
         } catch (Exception e) {
@@ -245,22 +210,22 @@ public final class SaveRestoreBenchmark {
         }
         // The source guest would compete with the restored ones for the host's 2 cores: it stands still while they run.
         vm.qmp().stop();
-        Map<Method, WorkingSet> queues = new EnumMap<>(Method.class);
+        Map<RestoreMethod, WorkingSet> queues = new EnumMap<>(RestoreMethod.class);
         double ramFileSeconds = 0;
         long traced = 0;
         if (all) {
-            saved.workingSet().filter(w -> w.size() > 0).ifPresent(w -> queues.put(Method.WS_DIRTY, w));
-            if (methods.contains(Method.MAPPED_FILE)) {
+            saved.workingSet().filter(w -> w.size() > 0).ifPresent(w -> queues.put(RestoreMethod.WS_DIRTY, w));
+            if (methods.contains(RestoreMethod.MAPPED_FILE)) {
                 try (CheckpointImage img = CheckpointImage.open(thawImage)) {
                     ramFileSeconds = MappedRestore.writeRamFile(img, ramFile).writeNanos() / 1e9;
                 }
             }
-            if (methods.contains(Method.WS_TRACE)) {
+            if (methods.contains(RestoreMethod.WS_TRACE)) {
                 try (CheckpointImage img = CheckpointImage.open(thawImage)) {
-                    PostSaveTrace.Result t = PostSaveTrace.run(img, "thaw-bench-trace", config.trace(),
-                            saved.workingSet().map(w -> OptionalLong.of(w.size())).orElse(OptionalLong.empty()), "dirty-bit", m -> {});
+                    PostSaveTrace.Result t = EstimatingSave.traceAfterSave(img, "thaw-bench-trace", config.trace(), saved.workingSet(),
+                            m -> {});
                     t.restore().vm().close();
-                    queues.put(Method.WS_TRACE, t.workingSet());
+                    queues.put(RestoreMethod.WS_TRACE, t.workingSet());
                     traced = t.workingSet().size();
                 }
             }
@@ -274,18 +239,18 @@ public final class SaveRestoreBenchmark {
         }
         Saved s = new Saved(vm.config(), thawImage, qemuFile, qcow2, ramFile, queues, before, vcpuShare);
         // A unit's methods run back to back: ws (learned) learns from the lazy restore just before it.
-        List<List<Method>> units = all
-                ? Stream.of(List.of(Method.QEMU_EAGER), List.of(Method.QEMU_LOADVM), List.of(Method.MAPPED_FILE), List.of(Method.THAW_EAGER),
-                        List.of(Method.THAW_LAZY, Method.WS_LEARNED), List.of(Method.THAW_LAZY_ADDRESS_ORDER), List.of(Method.WS_DIRTY),
-                        List.of(Method.WS_TRACE))
+        List<List<RestoreMethod>> units = all
+                ? Stream.of(List.of(RestoreMethod.QEMU_EAGER), List.of(RestoreMethod.QEMU_LOADVM), List.of(RestoreMethod.MAPPED_FILE), List.of(RestoreMethod.THAW_EAGER),
+                        List.of(RestoreMethod.THAW_LAZY, RestoreMethod.WS_LEARNED), List.of(RestoreMethod.THAW_LAZY_ADDRESS_ORDER), List.of(RestoreMethod.WS_DIRTY),
+                        List.of(RestoreMethod.WS_TRACE))
                 .map(u -> u.stream().filter(methods::contains).toList()).filter(u -> !u.isEmpty()).toList()
-                : List.of(List.of(Method.THAW_EAGER), List.of(Method.QEMU_EAGER));
+                : List.of(List.of(RestoreMethod.THAW_EAGER), List.of(RestoreMethod.QEMU_EAGER));
         List<MethodSample> restores = new ArrayList<>();
         List<Failure> failures = new ArrayList<>();
         for (int u = 0; u < units.size(); u++) {
-            for (Method m : units.get((u + rep) % units.size())) { // rotated, so no method always goes first
+            for (RestoreMethod m : units.get((u + rep) % units.size())) { // rotated, so no method always goes first
                 if (m.name().startsWith("WS_") && !queues.containsKey(m)) {
-                    log.printf("  rep %d: %s skipped: its estimator gave no working set%n", rep + 1, m.label);
+                    log.printf("  rep %d: %s skipped: its estimator gave no working set%n", rep + 1, m.label());
                     continue;
                 }
                 // Each estimate restores as Thaw stores it: attached to the image, its pages copied in queue order, so the
@@ -297,15 +262,15 @@ public final class SaveRestoreBenchmark {
                 } catch (RuntimeException e) {
                     // One failed restore (a QEMU that died, a guest that panicked) must not cost the whole run: it is counted.
                     failures.add(new Failure(m, e.getMessage()));
-                    log.printf("  rep %d: %-18s FAILED: %s%n", rep + 1, m.label, e.getMessage());
+                    log.printf("  rep %d: %-18s FAILED: %s%n", rep + 1, m.label(), e.getMessage());
                     continue;
                 }
                 MethodSample r = run.sample();
                 restores.add(r);
-                log.printf("  rep %d: %-18s running after %.2f s%s%n", rep + 1, m.label, r.runningSeconds(),
+                log.printf("  rep %d: %-18s running after %.2f s%s%n", rep + 1, m.label(), r.runningSeconds(),
                         r.after() == null ? "" : String.format(", TTR %s, first %s s %.2fx", r.after().ttrSeconds().map(t -> String.format("%.2f s", t))
                                 .orElse("> " + seconds(config.observe()) + " s"), seconds(config.observe()), r.after().relativeThroughput()));
-                if (m == Method.THAW_LAZY) queues.put(Method.WS_LEARNED, FaultOrder.learned(List.of(), run.faults()));
+                if (m == RestoreMethod.THAW_LAZY) queues.put(RestoreMethod.WS_LEARNED, FaultOrder.learned(List.of(), run.faults()));
             }
         }
         vm.qmp().cont();
@@ -319,13 +284,13 @@ public final class SaveRestoreBenchmark {
     /** One restore's sample, and the pages its guest faulted in, in order (what the next ws restore can learn from). */
     private record Run(MethodSample sample, List<FaultOrder.Touch> faults) {}
 
-    private static Run restore(Method m, Saved s, Config config) throws InterruptedException {
+    private static Run restore(RestoreMethod m, Saved s, Config config) throws InterruptedException {
         if (config.cold()) QemuBaselines.dropCaches();
         long readsBefore = StorageReads.bytesReadSoFar();
         long start = System.nanoTime();
         long step = AfterRestore.STEP_MILLIS * 1_000_000L;
-        try (QemuSampler rss = new QemuSampler(m.vmName(), start);
-             Workload.Observation watch = config.allMethods() ? config.workload().observe(m.vmName(), start, s.before()) : null) {
+        try (QemuSampler rss = new QemuSampler(vmName(m), start);
+             Workload.Observation watch = config.allMethods() ? config.workload().observe(vmName(m), start, s.before()) : null) {
             QemuVm vm;
             long running;
             long completed;
@@ -335,12 +300,12 @@ public final class SaveRestoreBenchmark {
             try {
                 switch (m) {
                     case QEMU_EAGER, QEMU_LOADVM, MAPPED_FILE -> {
-                        if (m == Method.MAPPED_FILE) { // the mapped file takes the device state from the image: opening it counts
+                        if (m == RestoreMethod.MAPPED_FILE) { // the mapped file takes the device state from the image: opening it counts
                             img = CheckpointImage.open(s.thawImage());
                             opened = System.nanoTime() - start;
                         }
-                        QemuBaselines.RestoreResult r = QemuBaselines.restore(QemuBaselines.Baseline.valueOf(m.name()), s.source(),
-                                m.vmName(), new QemuBaselines.BaselineFiles(s.qemuFile(), s.qcow2(), SNAPSHOT_TAG, s.ramFile()), img,
+                        QemuBaselines.RestoreResult r = QemuBaselines.restore(m, s.source(),
+                                vmName(m), new QemuBaselines.BaselineFiles(s.qemuFile(), s.qcow2(), SNAPSHOT_TAG, s.ramFile()), img,
                                 Duration.ofMinutes(5));
                         vm = r.vm();
                         running = completed = opened + r.runningNanos();
@@ -348,17 +313,17 @@ public final class SaveRestoreBenchmark {
                     case THAW_EAGER -> {
                         img = CheckpointImage.open(s.thawImage());
                         opened = System.nanoTime() - start;
-                        EagerRestore.Result r = EagerRestore.restore(img, EagerRestore.Options.defaults(m.vmName()), p -> {});
+                        EagerRestore.Result r = EagerRestore.restore(img, EagerRestore.Options.defaults(vmName(m)), p -> {});
                         vm = r.vm();
                         running = completed = opened + r.runningNanos();
                     }
                     default -> {
                         img = CheckpointImage.open(s.thawImage());
                         opened = System.nanoTime() - start;
-                        PostcopyRestore.Options options = PostcopyRestore.Options.lazy(m.vmName());
-                        if (m == Method.THAW_LAZY_ADDRESS_ORDER) {
+                        PostcopyRestore.Options options = PostcopyRestore.Options.lazy(vmName(m));
+                        if (m == RestoreMethod.THAW_LAZY_ADDRESS_ORDER) {
                             options = options.withPolicy(options.policy().withFaultRegionPages(0));
-                        } else if (m != Method.THAW_LAZY) {
+                        } else if (m != RestoreMethod.THAW_LAZY) {
                             Restorer.Plan plan = Restorer.plan(s.queues().get(m), WorkingSetChoice.defaults());
                             options = options.withWorkingSet(plan.prefetch()).withBackgroundFirst(plan.backgroundFirst());
                         }
@@ -398,262 +363,10 @@ public final class SaveRestoreBenchmark {
         }
     }
 
-    /** A markdown table of the saves and the eager restores, min / median. */
-    public static String markdown(List<Report> reports) {
-        StringBuilder out = new StringBuilder();
-        out.append("| guest | Thaw save (s) | QEMU save to file (s) | QEMU save + fsync (s) | QEMU savevm (s) | Thaw image (MiB) | QEMU file (MiB)"
-                + " | qcow2 with snapshot (MiB) | Thaw eager restore (s) | QEMU eager restore (s) |\n");
-        out.append("|---|---|---|---|---|---|---|---|---|---|\n");
-        for (Report r : reports) {
-            List<Saves> s = r.samples().stream().map(Sample::saves).toList();
-            out.append(String.format("| %s | %s | %s | %s | %s | %d | %d | %s | %s | %s |%n", r.describe(),
-                    mm(s, Saves::thawSaveSeconds), mm(s, Saves::qemuSaveSeconds), mm(s, Saves::qemuSaveFsyncSeconds),
-                    s.getFirst().snapshotFileBytes() > 0 ? mm(s, Saves::snapshotSaveSeconds) : "-",
-                    (long) Report.median(s, x -> x.thawImageBytes()) >> 20, (long) Report.median(s, x -> x.qemuFileBytes()) >> 20,
-                    s.getFirst().snapshotFileBytes() > 0 ? Long.toString((long) Report.median(s, x -> x.snapshotFileBytes()) >> 20) : "-",
-                    mm(r.of(Method.THAW_EAGER), MethodSample::runningSeconds), mm(r.of(Method.QEMU_EAGER), MethodSample::runningSeconds)));
-        }
-        return out.toString();
-    }
-
-    /** Every method side by side: times min / median, the rest medians; TTR not reached within the observation shows as "> 5" (its seconds). */
-    public static String modesMarkdown(List<Report> reports) {
-        StringBuilder out = new StringBuilder();
-        out.append("| guest | method | running after (s) | completed after (s) | TTR(1 s, 0.8) (s) | host-side TTR estimate: faults /"
-                + " vCPU time (s) | MMU(1 s)"
-                + " | first N s vs before (N = the observation) | demand faults | vCPU stalled (ms) | read from storage (MiB) | prefetched pages"
-                + " | fault service p50 / p99 (us) | background (MB/s) | failed |\n");
-        out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
-        for (Report r : reports) {
-            String guest = r.describe();
-            for (Method m : Method.values()) {
-                List<MethodSample> ms = r.of(m);
-                if (ms.isEmpty() || ms.getFirst().after() == null) continue;
-                List<AfterRestore> after = ms.stream().map(MethodSample::after).toList();
-                List<HostStall> host = ms.stream().map(MethodSample::hostSide).filter(Objects::nonNull).toList();
-                List<HostStall> vcpu = ms.stream().map(MethodSample::hostVcpu).filter(Objects::nonNull).toList();
-                List<Postcopy> pc = ms.stream().map(MethodSample::postcopy).filter(Objects::nonNull).toList();
-                long failed = r.samples().stream().flatMap(x -> x.failures() == null ? java.util.stream.Stream.<Failure>empty()
-                        : x.failures().stream()).filter(f -> f.method() == m).count();
-                out.append(String.format("| %s | %s | %s | %s | %s | %s | %.2f | %.2fx | %s | %s | %s | %s | %s | %s | %d |%n", guest, m.label,
-                        mm(ms, MethodSample::runningSeconds), mm(ms, MethodSample::completedSeconds),
-                        ttr(after.stream().map(AfterRestore::ttrSeconds).toList(), r.observeSeconds()),
-                        (host.isEmpty() ? "-" : ttr(host.stream().map(HostStall::ttrSeconds).toList(), r.observeSeconds())) + " / "
-                                + (vcpu.isEmpty() ? "-" : ttr(vcpu.stream().map(HostStall::ttrSeconds).toList(), r.observeSeconds())),
-                        Report.median(after, AfterRestore::mmu), Report.median(after, AfterRestore::relativeThroughput),
-                        pc.isEmpty() ? "-" : String.format("%.0f", Report.median(pc, x -> x.demandFaults())),
-                        pc.isEmpty() ? "-" : String.format("%.0f", Report.median(pc, x -> x.vcpuBlockedMillis())),
-                        ms.stream().anyMatch(x -> x.storageReadBytes() < 0) ? "?"
-                                : String.format("%.0f", Report.median(ms, x -> x.storageReadBytes()) / (1 << 20)),
-                        pc.isEmpty() ? "-" : String.format("%.0f", Report.median(pc, x -> x.prefetchedPages())),
-                        pc.isEmpty() ? "-" : String.format("%.0f / %.0f", Report.median(pc, Postcopy::serviceMedianMicros),
-                                Report.median(pc, Postcopy::serviceP99Micros)),
-                        pc.isEmpty() ? "-" : String.format("%.0f", Report.median(pc, Postcopy::backgroundMBps)), failed));
-                guest = "";
-            }
-        }
-        return out.toString();
-    }
-
-    /**
-     * TTR against the run's own limit ({@link RunLimit}): per method the median TTR and the median over the repetitions of TTR /
-     * that repetition's limit (not reached within the observation: infinite, shown as "> observation / limit"). Empty for
-     * reports without a limit.
-     */
-    public static String limitMarkdown(List<Report> reports) {
-        StringBuilder out = new StringBuilder();
-        for (Report r : reports) {
-            List<RunLimit> limits = r.samples().stream().map(Sample::limit).filter(Objects::nonNull).toList();
-            if (limits.isEmpty()) continue;
-            if (out.isEmpty()) {
-                out.append("| guest | the run's limit (s): QEMU's start + W at the read rate | QEMU's start (s) | sequential read (MB/s)"
-                        + " | method | TTR(1 s, 0.8) (s) | TTR / limit |\n|---|---|---|---|---|---|---|\n");
-            }
-            String guest = String.format("%s | %.2f | %.2f | %.0f", r.describe(), Report.median(limits, RunLimit::seconds),
-                    Report.median(limits, RunLimit::qemuStartSeconds), Report.median(limits, RunLimit::readBytesPerSecond) / 1e6);
-            for (Method m : Method.values()) {
-                List<double[]> pairs = new ArrayList<>(); // {TTR, TTR / limit}, infinite when not reached
-                for (Sample s : r.samples()) {
-                    Optional<MethodSample> ms = s.of(m);
-                    if (s.limit() == null || ms.isEmpty() || ms.get().after() == null) continue;
-                    double ttr = ms.get().after().ttrSeconds().orElse(Double.POSITIVE_INFINITY);
-                    pairs.add(new double[] {ttr, ttr / s.limit().seconds()});
-                }
-                if (pairs.isEmpty()) continue;
-                double ratio = Report.median(pairs, p -> p[1]);
-                out.append(String.format("| %s | %s | %s | %s |%n", guest, m.label,
-                        ttr(pairs.stream().map(p -> Optional.of(p[0]).filter(Double::isFinite)).toList(), r.observeSeconds()),
-                        Double.isInfinite(ratio) ? String.format("> %.1fx", r.observeSeconds() / Report.median(limits, RunLimit::seconds))
-                                : String.format("%.1fx", ratio)));
-                guest = " | | |";
-            }
-        }
-        return out.toString();
-    }
-
-    /**
-     * How well each host-side TTR estimate matches the guest's own TTR, restore by restore: the fault-based one over Thaw's
-     * lazy and ws restores (the only ones whose faults Thaw sees), the vCPU-time one over every restore.
-     */
-    public static String hostSideMarkdown(List<Report> reports) {
-        return agreement(reports, "demand-fault stall (Thaw's event log)", MethodSample::hostSide,
-                List.of(Method.THAW_LAZY, Method.THAW_LAZY_ADDRESS_ORDER, Method.WS_LEARNED, Method.WS_DIRTY, Method.WS_TRACE))
-                + agreement(reports, "vCPU run time", MethodSample::hostVcpu, List.of(Method.values()));
-    }
-
-    private static String agreement(List<Report> reports, String estimate, Function<MethodSample, HostStall> f, List<Method> methods) {
-        List<double[]> pairs = new ArrayList<>(); // {guest TTR, host TTR}, infinite when not reached
-        for (Report r : reports) {
-            for (Method m : methods) {
-                for (MethodSample s : r.of(m)) {
-                    if (s.after() == null || f.apply(s) == null) continue;
-                    pairs.add(new double[] {s.after().ttrSeconds().orElse(Double.POSITIVE_INFINITY),
-                            f.apply(s).ttrSeconds().orElse(Double.POSITIVE_INFINITY)});
-                }
-            }
-        }
-        if (pairs.isEmpty()) return "";
-        List<double[]> finite = pairs.stream().filter(p -> !Double.isInfinite(p[0]) && !Double.isInfinite(p[1])).toList();
-        long hostEarlier = pairs.stream().filter(p -> p[1] <= p[0]).count();
-        long within = finite.stream().filter(p -> Math.abs(p[0] - p[1]) <= 0.25).count();
-        return String.format("Host-side TTR from %s against the guest's own TTR, over %d restores: %d at or before the guest's;"
-                        + " %d of the %d with both reached within 0.25 s; median |difference| %.2f s.%n%n", estimate, pairs.size(), hostEarlier,
-                within, finite.size(), Report.median(finite, p -> Math.abs(p[0] - p[1])));
-    }
-
-    /** For a client-timed workload: its request latency before the save and over each method's observation, medians. */
-    public static String latencyMarkdown(List<Report> reports) {
-        StringBuilder out = new StringBuilder();
-        for (Report r : reports) {
-            List<RequestLatency> before = r.samples().stream().map(Sample::latencyBefore).filter(Objects::nonNull).toList();
-            if (before.isEmpty()) continue;
-            if (out.isEmpty()) {
-                out.append("| guest | requests timed | requests | p50 (us) | p99 (us) | max (us) | failed requests |\n|---|---|---|---|---|---|---|\n");
-            }
-            out.append(latencyRow(r.describe(), "before the save (5 s)", before));
-            for (Method m : Method.values()) {
-                List<RequestLatency> after = r.of(m).stream().map(MethodSample::after).filter(a -> a != null && a.latency() != null)
-                        .map(AfterRestore::latency).toList();
-                if (!after.isEmpty()) out.append(latencyRow("", "after " + m.label + " (from the restore until " + seconds(r.observeSeconds())
-                        + " s after running)", after));
-            }
-        }
-        return out.toString();
-    }
-
-    private static String latencyRow(String guest, String when, List<RequestLatency> l) {
-        return String.format("| %s | %s | %.0f | %.0f | %.0f | %.0f | %.0f |%n", guest, when, Report.median(l, x -> x.requests()),
-                Report.median(l, RequestLatency::p50Micros), Report.median(l, RequestLatency::p99Micros),
-                Report.median(l, RequestLatency::maxMicros), Report.median(l, x -> x.failures()));
-    }
-
-    /** Every failed restore, with its error: what the "failed" column counts. */
-    public static String failuresMarkdown(List<Report> reports) {
-        StringBuilder out = new StringBuilder();
-        for (Report r : reports) {
-            for (int i = 0; i < r.samples().size(); i++) {
-                List<Failure> failures = r.samples().get(i).failures();
-                if (failures == null) continue;
-                for (Failure f : failures) {
-                    out.append(String.format("- %s, repetition %d, %s: %s%n", r.describe(), i + 1, f.method().label, f.error()));
-                }
-            }
-        }
-        return out.isEmpty() ? "" : "Failed restores:\n\n" + out + "\n";
-    }
-
-    /** Windows of the MMU curve's table, in steps of {@link AfterRestore#STEP_MILLIS}: 0.5, 1, 2, 3 and 5 s. */
-    static final int[] MMU_TABLE_STEPS = {2, 4, 8, 12, 20};
-
-    /** The MMU curve per method: the median over the repetitions at a few windows, on the 250 ms grid from the restore's start. */
-    public static String mmuMarkdown(List<Report> reports) {
-        StringBuilder out = new StringBuilder("| guest | method |");
-        for (int k : MMU_TABLE_STEPS) out.append(String.format(" MMU(%s s) |", k * AfterRestore.STEP_MILLIS / 1000.0));
-        out.append("\n|---|---|").append("---|".repeat(MMU_TABLE_STEPS.length)).append('\n');
-        for (Report r : reports) {
-            String guest = r.describe();
-            for (Method m : Method.values()) {
-                List<List<Double>> curves = r.of(m).stream().filter(s -> s.after() != null)
-                        .map(s -> AfterRestore.mmuCurve(s.after().utilizationPerStep())).toList();
-                if (curves.isEmpty()) continue;
-                out.append("| ").append(guest).append(" | ").append(m.label).append(" |");
-                for (int k : MMU_TABLE_STEPS) {
-                    List<List<Double>> fit = curves.stream().filter(c -> c.size() >= k).toList();
-                    out.append(fit.isEmpty() ? " - |" : String.format(" %.2f |", Report.median(fit, c -> c.get(k - 1))));
-                }
-                out.append('\n');
-                guest = "";
-            }
-        }
-        return out.toString();
-    }
-
-    /** PNGs per report: the guest's work, the host-side stalled share and QEMU's resident memory over time, per method. */
-    public static List<Path> plots(Report r, Path dir) {
-        String conditions = String.format("%s, %d MiB guest (T=%d, W=%d MiB%s, %s%s), median of %d", r.workload(), r.memoryMiB(),
-                r.totalMiB(), r.wsMiB(), r.layout() == null ? "" : " " + r.layout(), r.accel(), r.cold() ? ", cold" : ", warm",
-                r.samples().size());
-        // The contiguous layout keeps the names plots had before layouts existed.
-        String layout = r.layout() == null || r.layout().equals(DemoGuest.Layout.CONTIGUOUS.key()) ? "" : "-" + r.layout();
-        String name = String.format("%s%dM-W%d%s.png", "wsbench".equals(r.workload()) ? "" : r.workload() + "-", r.memoryMiB(), r.wsMiB(),
-                layout);
-        List<Path> out = new ArrayList<>();
-        Map<String, List<Double>> work = series(r, s -> s.after() == null ? null : s.after().utilizationPerStep());
-        if (work.isEmpty()) return out;
-        out.add(Plots.overTime(dir.resolve("restore-utilization-" + name), "work after the restore: " + conditions,
-                "work vs before the save", work, AfterRestore.STEP_MILLIS));
-        out.add(Plots.overTime(dir.resolve("restore-stalled-" + name), "share of time stalled on demand faults (host side): " + conditions,
-                "share of each 250 ms the guest could not run", series(r, s -> s.hostSide() == null ? null : s.hostSide().stalledPerStep()),
-                AfterRestore.STEP_MILLIS));
-        out.add(Plots.overTime(dir.resolve("restore-vcpu-stalled-" + name), "share of time the vCPU did not run (host side): " + conditions,
-                "1 - vCPU run share / run share before", series(r, s -> s.hostVcpu() == null ? null : s.hostVcpu().stalledPerStep()),
-                AfterRestore.STEP_MILLIS));
-        Map<String, List<Double>> queued = series(r, MethodSample::vcpuQueuedPerStep);
-        if (!queued.isEmpty()) {
-            out.add(Plots.overTime(dir.resolve("restore-vcpu-queued-" + name), "share of time the vCPU waited for a CPU: " + conditions,
-                    "runnable, waiting for a core", queued, AfterRestore.STEP_MILLIS));
-        }
-        out.add(Plots.lines(dir.resolve("restore-mmu-" + name), "MMU curve: " + conditions, "window (s)",
-                "lowest utilization of any window from the restore's start", series(r, s -> s.after() == null ? null
-                        : AfterRestore.mmuCurve(s.after().utilizationPerStep())), AfterRestore.STEP_MILLIS / 1000.0));
-        out.add(Plots.overTime(dir.resolve("restore-resident-" + name), "memory restored (QEMU resident): " + conditions,
-                "QEMU resident memory (MiB)", series(r, MethodSample::residentMiBPerStep), AfterRestore.STEP_MILLIS));
-        return out;
-    }
-
-    /** Per method, the median over the repetitions of each step of {@code values}. */
-    private static Map<String, List<Double>> series(Report r, Function<MethodSample, List<Double>> values) {
-        Map<String, List<Double>> out = new LinkedHashMap<>();
-        for (Method m : Method.values()) {
-            List<List<Double>> runs = r.of(m).stream().map(values).filter(Objects::nonNull).toList();
-            if (runs.isEmpty()) continue;
-            int n = runs.stream().mapToInt(List::size).min().orElse(0);
-            List<Double> steps = new ArrayList<>();
-            for (int i = 0; i < n; i++) {
-                int k = i;
-                steps.add(Report.median(runs, x -> x.get(k)));
-            }
-            out.put(m.label, steps);
-        }
-        return out;
-    }
-
-    /** The median TTR; one not reached within the observation counts as infinite. */
-    private static String ttr(List<Optional<Double>> ttrs, double observeSeconds) {
-        double t = Report.median(ttrs, x -> x.orElse(Double.POSITIVE_INFINITY));
-        return Double.isInfinite(t) ? "> " + seconds(observeSeconds) : String.format("%.2f", t);
-    }
-
-    /** Seconds as the tables say them: "5", "7.5". */
-    private static String seconds(double s) {
+    /** Seconds as the log says them: "5", "7.5". */
+    private static String seconds(Duration d) {
+        double s = d.toMillis() / 1e3;
         return s == Math.rint(s) ? Long.toString((long) s) : Double.toString(s);
     }
 
-    private static String seconds(Duration d) {
-        return seconds(d.toMillis() / 1e3);
-    }
-
-    private static <T> String mm(List<T> s, ToDoubleFunction<T> f) {
-        return s.isEmpty() ? "-" : String.format("%.2f / %.2f", Report.min(s, f), Report.median(s, f));
-    }
 }

@@ -222,7 +222,7 @@ public sealed interface Workload permits Workload.Wsbench, Workload.Redis {
                     if (stop.get() || !vm.isAlive()) return -1;
                 }
                 while (!stop.get()) {
-                    java.util.Set<Integer> ports = dev.thaw.host.ListeningPorts.of(vm.pid());
+                    java.util.Set<Integer> ports = dev.thaw.util.ListeningPorts.of(vm.pid());
                     if (ports.size() == 1) return ports.iterator().next();
                     Thread.sleep(5);
                 }

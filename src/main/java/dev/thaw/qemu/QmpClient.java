@@ -384,7 +384,7 @@ public final class QmpClient implements AutoCloseable {
      * Polls {@code query-migrate} until the migration completed, failed or was cancelled, and
      * returns that final state; throws {@link QmpException.Timeout} at the deadline.
      */
-    public MigrationInfo awaitMigrationEnd(Duration timeout) {
+    private MigrationInfo awaitMigrationEnd(Duration timeout) {
         long deadline = System.nanoTime() + timeout.toNanos();
         while (true) {
             MigrationInfo info = queryMigrate();
@@ -399,6 +399,16 @@ public final class QmpClient implements AutoCloseable {
                 throw new QmpException.ConnectionLost(peer, "query-migrate", "interrupted while waiting for the migration", e);
             }
         }
+    }
+
+    /**
+     * Waits until the migration ends, on either side of it, and requires it {@code completed}: the one wait of every save and
+     * restore. Fails with {@link QmpException.Timeout} (the status so far) or {@link QmpException.MigrationFailed}.
+     */
+    public MigrationInfo awaitMigrationCompleted(Duration timeout) {
+        MigrationInfo info = awaitMigrationEnd(timeout);
+        if (!info.completed()) throw new QmpException.MigrationFailed(peer, info.status(), info.errorDescription());
+        return info;
     }
 
     public String humanMonitorCommand(String commandLine) {

@@ -57,4 +57,26 @@ public sealed abstract class QmpException extends RuntimeException {
             super(command, peer + ": QMP protocol violation during '" + command + "': " + detail, null);
         }
     }
+
+    /** A migration ended otherwise than {@code completed}: QEMU reports it failed or cancelled. */
+    public static final class MigrationFailed extends QmpException {
+        private final String status;
+        private final String errorDescription;
+
+        public MigrationFailed(String peer, String status, String errorDescription) {
+            super("query-migrate", peer + ": the migration " + status + ": " + errorDescription, null);
+            this.status = status;
+            this.errorDescription = errorDescription;
+        }
+
+        /** QEMU's migration status: {@code failed} or {@code cancelled}. */
+        public String status() {
+            return status;
+        }
+
+        /** QEMU's description of the failure, or "". */
+        public String errorDescription() {
+            return errorDescription;
+        }
+    }
 }

@@ -1,7 +1,5 @@
 package dev.thaw.restore;
 
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.thaw.image.CheckpointImage;
 import dev.thaw.migration.RamBlock;
 import dev.thaw.migration.StreamWriter;
@@ -32,7 +30,6 @@ import java.util.function.Consumer;
  * mode is measured against, and the proof that an image is right. The image is only read.
  */
 public final class EagerRestore {
-    private static final ObjectMapper JSON = new ObjectMapper().findAndRegisterModules();
     public record Options(String vmName, Duration stallTimeout, Duration completionTimeout) {
         public static Options defaults(String vmName) {
             return new Options(vmName, Duration.ofSeconds(60), Duration.ofSeconds(120));
@@ -53,24 +50,10 @@ public final class EagerRestore {
 
     private EagerRestore() {}
 
-    /** The launch configuration recorded in the image. */
-    public static VmConfig savedConfig(CheckpointImage image) {
-        JsonNode node = image.manifest().source().vmConfig();
-        if (node == null || node.isNull()) {
-            throw new RestoreException("image " + image.directory() + " records no launch configuration: expected the VM's"
-                    + " configuration in its manifest (images saved from VMs Thaw launched, or with --vm-config, have one)", null);
-        }
-        try {
-            return JSON.treeToValue(node, VmConfig.class);
-        } catch (IOException | IllegalArgumentException e) {
-            throw new RestoreException("image " + image.directory() + ": the recorded launch configuration is invalid: " + e.getMessage(), e);
-        }
-    }
-
     /** Restores the image into a new QEMU; the caller owns (and closes) the returned VM. */
     public static Result restore(CheckpointImage image, Options options, Consumer<Progress> progress) {
         long started = System.nanoTime();
-        VmConfig config = savedConfig(image).asIncoming(options.vmName());
+        VmConfig config = IncomingQemu.config(image, options.vmName());
         QemuVm vm = QemuVm.launch(config);
         try {
             long qemuReady = System.nanoTime() - started;
@@ -80,7 +63,7 @@ public final class EagerRestore {
             qmp.migrateIncoming("unix:" + socket);
             AtomicLong bytes = new AtomicLong();
             long pagesSent;
-            try (SocketChannel channel = IncomingSocket.connect(socket, vm, Duration.ofSeconds(10));
+            try (SocketChannel channel = IncomingQemu.connect(socket, vm, Duration.ofSeconds(10));
                  StallWatchdog watchdog = new StallWatchdog("restore-" + vm.name(), bytes::get, options.stallTimeout(), channel)) {
                 OutputStream out = new BufferedOutputStream(new CountingOutputStream(Channels.newOutputStream(channel), bytes), 1 << 20);
                 try {
@@ -91,7 +74,7 @@ public final class EagerRestore {
                             + ": " + e.getMessage() + "; " + vm.describeState(), e);
                 }
                 long sent = System.nanoTime() - started;
-                awaitCompleted(vm, options.completionTimeout());
+                IncomingQemu.awaitCompleted(vm, options.completionTimeout());
                 qmp.cont();
                 long running = System.nanoTime() - started;
                 return new Result(vm, qemuReady, sent, running, bytes.get(), pagesSent);
@@ -106,23 +89,5 @@ public final class EagerRestore {
             vm.close();
             throw e;
         }
-    }
-
-    static QmpClient.MigrationInfo awaitCompleted(QemuVm vm, Duration timeout) {
-        QmpClient.MigrationInfo info;
-        try {
-            info = vm.qmp().awaitMigrationEnd(timeout);
-        } catch (QmpException.Timeout e) {
-            throw new RestoreException(vm.name() + ": the incoming migration did not complete within " + timeout.toSeconds() + " s; "
-                    + vm.describeState(), e);
-        } catch (QmpException e) {
-            throw new RestoreException(vm.name() + ": waiting for the incoming migration to complete failed: " + e.getMessage() + "; "
-                    + vm.describeState(), e);
-        }
-        if (!info.completed()) {
-            throw new RestoreException(vm.name() + ": the incoming migration " + info.status() + ": " + info.errorDescription() + "; "
-                    + vm.describeState(), null);
-        }
-        return info;
     }
 }

@@ -92,7 +92,7 @@ public final class MappedRestore {
             throw new RestoreException("mapped restore: RAM file " + ramFile + ": expected " + ram.usedByteSize() + " bytes (block "
                     + RAM_BLOCK + "), actual " + fileBytes, null);
         }
-        VmConfig config = EagerRestore.savedConfig(image).asIncoming(options.vmName()).withExtraArgs(List.of(
+        VmConfig config = IncomingQemu.config(image, options.vmName()).withExtraArgs(List.of(
                 "-object", "memory-backend-file,id=" + RAM_BLOCK + ",size=" + ram.usedByteSize() + ",mem-path=" + ramFile + ",share=off",
                 "-machine", "memory-backend=" + RAM_BLOCK));
         QemuVm vm = QemuVm.launch(config);
@@ -102,7 +102,7 @@ public final class MappedRestore {
             Path socket = vm.runDir().resolve("incoming.sock");
             qmp.migrateIncoming("unix:" + socket);
             AtomicLong bytes = new AtomicLong();
-            try (SocketChannel channel = IncomingSocket.connect(socket, vm, Duration.ofSeconds(10));
+            try (SocketChannel channel = IncomingQemu.connect(socket, vm, Duration.ofSeconds(10));
                  StallWatchdog watchdog = new StallWatchdog("mapped-restore-" + vm.name(), bytes::get, options.stallTimeout(), channel)) {
                 OutputStream out = new BufferedOutputStream(new CountingOutputStream(Channels.newOutputStream(channel), bytes), 1 << 20);
                 try {
@@ -113,7 +113,7 @@ public final class MappedRestore {
                             + ": " + e.getMessage() + "; " + vm.describeState(), e);
                 }
             }
-            EagerRestore.awaitCompleted(vm, options.completionTimeout());
+            IncomingQemu.awaitCompleted(vm, options.completionTimeout());
             qmp.cont();
             return new Result(vm, qemuReady, System.nanoTime() - started, bytes.get());
         } catch (IOException | QmpException e) {

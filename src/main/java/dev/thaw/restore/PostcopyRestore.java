@@ -201,7 +201,7 @@ public final class PostcopyRestore {
             }
         }
         long started = System.nanoTime();
-        dev.thaw.qemu.VmConfig config = EagerRestore.savedConfig(image).asIncoming(options.vmName());
+        dev.thaw.qemu.VmConfig config = IncomingQemu.config(image, options.vmName());
         List<RamBlock> destination = image.ramBlocks();
         Runnable release = null;
         if (options.guestRam() == GuestRam.HUGETLB) {
@@ -295,7 +295,7 @@ public final class PostcopyRestore {
                         + e.getMessage(), e);
             }
             Transport transport = options.transport();
-            try (SocketChannel channel = IncomingSocket.connect(socket, vm, Duration.ofSeconds(10));
+            try (SocketChannel channel = IncomingQemu.connect(socket, vm, Duration.ofSeconds(10));
                  StallWatchdog watchdog = new StallWatchdog("postcopy-" + vm.name(), () -> bytes.get() + waitingProgress.get(),
                          transport.stallTimeout(), channel)) {
                 channel.setOption(StandardSocketOptions.SO_SNDBUF, transport.sendBufferBytes());
@@ -323,7 +323,7 @@ public final class PostcopyRestore {
                 if (status != 0) throw failure("the destination finished with SHUT status " + status + " (it saw an error)", null);
                 long completed = System.nanoTime() - started;
                 events.add(RestoreEventLog.Type.SHUT, 0, status, completed);
-                QmpClient.MigrationInfo done = EagerRestore.awaitCompleted(vm, transport.completionTimeout());
+                QmpClient.MigrationInfo done = IncomingQemu.awaitCompleted(vm, transport.completionTimeout());
                 events.add(RestoreEventLog.Type.COMPLETED, 0, 0, now());
                 // QEMU's own measure of the guest's stall (capability postcopy-blocktime): per vCPU, fault to page placed.
                 long blockedMillis = done.raw().path("postcopy-blocktime").asLong(-1);

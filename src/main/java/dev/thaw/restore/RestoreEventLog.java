@@ -6,7 +6,9 @@ import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
 
 /**
  * The compact event log of one restore: 16 bytes per event, nanoseconds after the restore began.
@@ -87,5 +89,23 @@ public final class RestoreEventLog {
             log.count++;
         }
         return log;
+    }
+
+    /** Each demand request's wait, {@code [arrival, served]}: served when the next demand batch went out after it arrived. */
+    public List<long[]> demandWaits() {
+        List<long[]> out = new ArrayList<>();
+        List<Long> pending = new ArrayList<>();
+        for (int i = 0; i < size(); i++) {
+            Event e = get(i);
+            switch (e.type()) {
+                case REQUEST -> pending.add(e.nanos());
+                case DEMAND_SENT -> {
+                    for (long a : pending) out.add(new long[] {a, e.nanos()});
+                    pending.clear();
+                }
+                default -> { }
+            }
+        }
+        return out;
     }
 }

@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.thaw.estimate.FaultOrder;
 import dev.thaw.estimate.WorkingSet;
 import dev.thaw.image.CheckpointImage;
+import dev.thaw.image.WorkingSetWriter;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -119,5 +120,19 @@ public final class RestoreTraces {
         List<PageRef> prefetched = trace.workingSet().stream().map(p -> new PageRef(p[0], p[1])).toList();
         List<FaultOrder.Touch> faults = trace.faults().stream().map(f -> new FaultOrder.Touch(new PageRef((int) f[0], (int) f[1]), f[2])).toList();
         return FaultOrder.learned(prefetched, faults);
+    }
+
+    /**
+     * Stores the working set learned from the image's latest restore in the image ({@code thaw ws --learn}), re-laid out,
+     * atomically; returns it.
+     */
+    public static WorkingSet attachLearned(Path image) {
+        WorkingSet learned;
+        try (CheckpointImage img = CheckpointImage.open(image)) {
+            learned = latest(img).map(RestoreTraces::learned).orElseThrow(() -> new IllegalArgumentException(
+                    "--learn: expected a restore trace of this image in " + directoryFor(image) + ", actual none"));
+        }
+        WorkingSetWriter.attach(image, learned);
+        return learned;
     }
 }

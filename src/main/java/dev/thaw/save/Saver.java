@@ -290,17 +290,14 @@ public final class Saver {
     }
 
     private static QmpClient.MigrationInfo awaitCompleted(QmpClient qmp, Duration timeout) {
-        QmpClient.MigrationInfo info;
         try {
-            info = qmp.awaitMigrationEnd(timeout);
+            return qmp.awaitMigrationCompleted(timeout);
         } catch (QmpException.Timeout e) {
             throw new SaveException("QEMU did not report the migration completed within " + timeout.toSeconds()
                     + " s after the stream ended", e);
+        } catch (QmpException.MigrationFailed e) {
+            throw new SaveException("QEMU reports the migration " + e.status() + ": " + e.errorDescription(), e);
         }
-        if (!info.completed()) {
-            throw new SaveException("QEMU reports the migration " + info.status() + ": " + info.errorDescription(), null);
-        }
-        return info;
     }
 
     /** Turns off every capability whose stream Thaw cannot store, and lifts the bandwidth limit. */

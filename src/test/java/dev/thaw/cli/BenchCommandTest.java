@@ -33,7 +33,7 @@ class BenchCommandTest {
         try {
             exit = new CommandLine(new ThawCli()).execute("bench", "--sizes", "512", "--ws-mib", "32", "--repeat", "1", "--modes",
                     "--trace-seconds", "2", "--live-seconds", "5", "--json",
-                    "--methods", String.join(",", METHODS.stream().map(m -> dev.thaw.measure.SaveRestoreBenchmark.Method.valueOf(m).key()).toList()), "--markdown", dir.resolve("bench.md").toString(),
+                    "--methods", String.join(",", METHODS.stream().map(m -> dev.thaw.measure.RestoreMethod.valueOf(m).key()).toList()), "--markdown", dir.resolve("bench.md").toString(),
                     "--plots", dir.resolve("plots").toString(), "--work-dir", dir.resolve("work").toString());
         } finally {
             System.setOut(original);
@@ -111,6 +111,22 @@ class BenchCommandTest {
         cli.setErr(new java.io.PrintWriter(err));
         assertThat(cli.execute(args)).as(err.toString()).isEqualTo(2);
         return err.toString();
+    }
+
+    @Test
+    void theOtherStudiesAreSubcommands() {
+        java.io.StringWriter err = new java.io.StringWriter();
+        CommandLine cli = new CommandLine(new ThawCli());
+        cli.setErr(new java.io.PrintWriter(err));
+        assertThat(cli.execute("bench", "--steady-state")).isEqualTo(2);
+        assertThat(err.toString()).contains("Unknown option: '--steady-state'");
+        CommandLine bench = cli.getSubcommands().get("bench");
+        assertThat(bench.getSubcommands().keySet()).containsExactly("steady-state", "calibrate-ttr", "estimators");
+        // The bench's shared options are taken after a study's name too.
+        CommandLine.ParseResult parsed = cli.parseArgs("bench", "estimators", "--sizes", "512", "--trace-seconds", "2");
+        BenchCommand parent = parsed.subcommand().commandSpec().commandLine().getCommand();
+        assertThat(parent.sizes).containsExactly(512L);
+        assertThat(parent.traceSeconds).isEqualTo(2);
     }
 
     private static JsonNode find(JsonNode sample, String method) {

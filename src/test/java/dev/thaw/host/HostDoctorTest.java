@@ -19,6 +19,15 @@ class HostDoctorTest {
     }
 
     @Test
+    void aRestoreChecksOnlyQemuAndUserfaultfd() {
+        // Neither the demo guest nor the KVM probe: a restore's guest runs as its image's saved configuration says.
+        HostDoctor.Report report = HostDoctor.ensureCanRestore(System.err);
+        assertThat(report.checks()).extracting(HostDoctor.Check::name).containsExactly("qemu", "userfaultfd");
+        assertThat(report.guest()).isEmpty();
+        assertThat(report.kvm()).isEmpty();
+    }
+
+    @Test
     void remedyNamesTheExactPackagesToInstall() {
         HostDoctor.Report broken = new HostDoctor.Report(List.of(
                 new HostDoctor.Check("qemu", false, "qemu-system-x86_64 not found", "qemu-system-x86"),

@@ -22,7 +22,7 @@ class HostStallTest {
         log.add(Type.DEMAND_SENT, 0, 2, 380 * MS); // serves both: [200, 380] and [250, 380]
         log.add(Type.REQUEST, 0, 3, 1_500 * MS);
         log.add(Type.DEMAND_SENT, 0, 1, 1_550 * MS);
-        assertThat(HostStall.waits(log)).hasSize(3);
+        assertThat(log.demandWaits()).hasSize(3);
 
         HostStall h = HostStall.of(log, 50 * MS, 3_000 * MS, 250 * MS);
         // Shifted by 50 ms: stalled [0, 150], [250, 430], [1550, 1600].

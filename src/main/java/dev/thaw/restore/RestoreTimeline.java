@@ -1,6 +1,5 @@
-package dev.thaw.measure;
+package dev.thaw.restore;
 
-import dev.thaw.restore.RestoreEventLog;
 import dev.thaw.restore.RestoreEventLog.Event;
 import dev.thaw.restore.RestoreEventLog.Type;
 import java.util.ArrayList;
@@ -47,7 +46,7 @@ public record RestoreTimeline(double qemuReadySeconds, double runningSeconds, do
                 default -> { }
             }
         }
-        long[] s = HostStall.waits(log).stream().mapToLong(w -> w[1] - w[0]).sorted().toArray();
+        long[] s = log.demandWaits().stream().mapToLong(w -> w[1] - w[0]).sorted().toArray();
         double rate = lastBackground > firstBackground ? background * 1e9 / (lastBackground - firstBackground) : 0;
         long runningNanos = (long) (running * 1e9);
         int buckets = faultTimes.isEmpty() ? 0 : (int) Math.max(0, (faultTimes.stream().mapToLong(Long::longValue).max().getAsLong()

@@ -1,4 +1,4 @@
-package dev.thaw.host;
+package dev.thaw.util;
 
 import java.io.IOException;
 import java.nio.file.DirectoryStream;

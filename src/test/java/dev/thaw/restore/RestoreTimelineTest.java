@@ -1,8 +1,7 @@
-package dev.thaw.measure;
+package dev.thaw.restore;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import dev.thaw.restore.RestoreEventLog;
 import dev.thaw.restore.RestoreEventLog.Type;
 import java.nio.file.Files;
 import java.nio.file.Path;

@@ -1,0 +1,113 @@
+package dev.thaw.cli;
+
+import dev.thaw.guest.DemoGuest;
+import dev.thaw.host.HostDoctor;
+import dev.thaw.measure.EstimatorEvaluation;
+import dev.thaw.measure.SteadyStateBenchmark;
+import dev.thaw.measure.TtrCalibration;
+import dev.thaw.util.FileTrees;
+import java.io.PrintStream;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ParentCommand;
+
+/**
+ * The bench's other studies, each run instead of the save and restore comparison, per guest size
+ * ({@code --sizes}, {@code --work-dir}, {@code --json} and {@code --trace-seconds} are the bench's own).
+ */
+final class BenchStudies {
+    private BenchStudies() {}
+
+    @Command(name = "steady-state", mixinStandardHelpOptions = true,
+            description = "Steady-state speed after each restore mode against an eager restore, measured paired (guests taking turns), per size.")
+    static final class SteadyState implements Callable<Integer> {
+        @ParentCommand
+        BenchCommand bench;
+
+        @Option(names = "--pairs", defaultValue = "6", description = "Pairs per mode (default ${DEFAULT-VALUE}).")
+        int pairs;
+
+        @Override
+        public Integer call() throws Exception {
+            bench.writeJson(perGuest(bench, "steady state", (guest, host, dir, out) -> SteadyStateBenchmark.run(guest,
+                    host.guest().orElseThrow(), host.qemuVersion().orElseThrow(), host.accel(), dir, pairs, out)));
+            return 0;
+        }
+    }
+
+    @Command(name = "calibrate-ttr", mixinStandardHelpOptions = true,
+            description = "Calibrate TTR(w, u) on a never-saved demo guest per size: the share of segments of its undisturbed run that are"
+                    + " responsive from the first window, per window and threshold.")
+    static final class CalibrateTtr implements Callable<Integer> {
+        @ParentCommand
+        BenchCommand bench;
+
+        @Option(names = "--segments", defaultValue = "10", description = "Segments of 15 s (default ${DEFAULT-VALUE}).")
+        int segments;
+
+        @Override
+        public Integer call() throws Exception {
+            PrintStream out = bench.out();
+            HostDoctor.Report host = HostDoctor.ensureReady(System.err);
+            List<TtrCalibration.Report> calibrated = new ArrayList<>();
+            for (long size : bench.sizes) {
+                DemoGuest guest = size <= 512 ? new DemoGuest(size, size - 320, 64) : BenchCommand.benchGuest(size);
+                out.printf("TTR calibration, guest %d MiB RAM, T=%d MiB, W=%d MiB ...%n", size, guest.totalMiB(), guest.wsMiB());
+                TtrCalibration.Report r = TtrCalibration.run(guest, host.guest().orElseThrow(), host.qemuVersion().orElseThrow(), host.accel(),
+                        Duration.ofSeconds(5), Duration.ofSeconds(10), segments, out);
+                calibrated.add(r);
+                out.println();
+                out.print(TtrCalibration.markdown(r));
+            }
+            bench.writeJson(calibrated);
+            return 0;
+        }
+    }
+
+    @Command(name = "estimators", mixinStandardHelpOptions = true,
+            description = "Evaluate the working-set estimators (dirty, trace, learned) per size: hit rate, accuracy and coverage against a"
+                    + " traced restore, FAFL against LRU and CLOCK, and each restore method.")
+    static final class Estimators implements Callable<Integer> {
+        @ParentCommand
+        BenchCommand bench;
+
+        @Override
+        public Integer call() throws Exception {
+            List<EstimatorEvaluation.Report> evaluated = perGuest(bench, "estimators", (guest, host, dir, out) -> EstimatorEvaluation.run(
+                    new EstimatorEvaluation.Config(guest, Duration.ofSeconds(bench.traceSeconds), Duration.ofSeconds(5), dir),
+                    host.guest().orElseThrow(), host.qemuVersion().orElseThrow(), host.accel(), out));
+            bench.out().println();
+            bench.out().print(EstimatorEvaluation.markdown(evaluated));
+            bench.writeJson(evaluated);
+            return 0;
+        }
+    }
+
+    /** One study on one guest. */
+    private interface Study<R> {
+        R run(DemoGuest guest, HostDoctor.Report host, Path workDir, PrintStream out) throws Exception;
+    }
+
+    /** Runs a study on the bench's guest of each size, in the work directory, which is emptied afterwards. */
+    private static <R> List<R> perGuest(BenchCommand bench, String study, Study<R> run) throws Exception {
+        PrintStream out = bench.out();
+        HostDoctor.Report host = HostDoctor.ensureReady(System.err);
+        Path dir = bench.dir();
+        List<R> reports = new ArrayList<>();
+        try {
+            for (long size : bench.sizes) {
+                DemoGuest guest = BenchCommand.benchGuest(size);
+                out.printf("%s, guest %d MiB RAM, T=%d MiB, W=%d MiB ...%n", study, size, guest.totalMiB(), guest.wsMiB());
+                reports.add(run.run(guest, host, dir, out));
+            }
+        } finally {
+            FileTrees.deleteQuietly(dir);
+        }
+        return reports;
+    }
+}

@@ -1,0 +1,236 @@
+package dev.thaw.measure;
+
+import dev.thaw.guest.DemoGuest;
+import dev.thaw.guest.GuestAgent;
+import dev.thaw.guest.GuestImage;
+import dev.thaw.guest.WsbenchTick;
+import dev.thaw.image.CheckpointImage;
+import dev.thaw.qemu.Accel;
+import dev.thaw.qemu.ConsoleLine;
+import dev.thaw.qemu.Journal;
+import dev.thaw.qemu.QemuVersion;
+import dev.thaw.qemu.QemuVm;
+import dev.thaw.qemu.VmConfig;
+import dev.thaw.restore.MappedRestore;
+import dev.thaw.restore.PostcopyRestore;
+import dev.thaw.restore.RestoreTraces;
+import dev.thaw.restore.Restorer;
+import dev.thaw.restore.WorkingSetChoice;
+import dev.thaw.save.Saver;
+import dev.thaw.util.FileTrees;
+import dev.thaw.util.StatusListener;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+import java.util.function.UnaryOperator;
+
+/**
+ * The main job: boot the demo guest, measure its workload, save it into an image while the workload
+ * runs (and the QEMU baselines' way: a migration stream in a file and an internal qcow2 snapshot),
+ * restore it by every method once (QEMU eager, QEMU loadvm, kernel demand paging of a mapped RAM
+ * file written from the image; Thaw eager, lazy, ws with the working set learned from the lazy
+ * restore), and compare: time to running and to completion, demand faults, vCPU stall, TTR and
+ * MMU, work over the first seconds after the restore against before the save, and whether memory
+ * survived. Memory is compared by checksumming the part of wsbench's region beyond its working
+ * set, which the workload never writes after filling it, so the workload can keep running through
+ * the save and the restores.
+ */
+public final class Demo {
+    /** Every method once, in this order: ws learns from the lazy restore just before it. */
+    public static final List<RestoreMethod> METHODS = List.of(RestoreMethod.QEMU_EAGER, RestoreMethod.QEMU_LOADVM,
+            RestoreMethod.MAPPED_FILE, RestoreMethod.THAW_EAGER, RestoreMethod.THAW_LAZY, RestoreMethod.WS_LEARNED);
+    static final String SNAPSHOT_TAG = "thaw-demo";
+
+    /**
+     * @param measure how long the workload is measured before the save and observed after each restore
+     * @param image   where the image goes (its parent is created; the baselines' files go beside it)
+     * @param tune    adjusts Thaw's lazy and ws restores (the background rate, ...)
+     */
+    public record Config(DemoGuest guest, Duration measure, Path image, UnaryOperator<PostcopyRestore.Options> tune) {}
+
+    /** One restore method's result, named as the demo's table names it. Seconds from the start of the restore. */
+    public record ModeResult(String mode, double runningSeconds, double completedSeconds, Long demandFaults, Long vcpuBlockedMillis,
+                             Double ttrSeconds, double mmu, double throughputRelative, String memsumAfter, boolean memsumIdentical) {}
+
+    /** What the demo did and measured. Boot times are milliseconds from QEMU's launch. */
+    public record Result(long initUpMillis, long wsbenchReadyMillis, Throughput before, GuestAgent.MemSum memsumBefore, Saver.Result saved,
+                         List<ModeResult> modes) {}
+
+    /** The baselines' saves, beside the image; removed after the restores. */
+    private record BaselineFiles(Path qemuStream, Path qcow2, Path ramFile) {
+        List<Path> all() {
+            return List.of(qemuStream, qcow2, ramFile);
+        }
+
+        QemuBaselines.BaselineFiles forRestore() {
+            return new QemuBaselines.BaselineFiles(qemuStream, qcow2, SNAPSHOT_TAG, ramFile);
+        }
+    }
+
+    private final Config config;
+    private final StatusListener listener;
+    private final BaselineFiles files;
+
+    private Demo(Config config, StatusListener listener) {
+        this.config = config;
+        this.listener = listener;
+        Path target = config.image();
+        this.files = new BaselineFiles(target.resolveSibling(target.getFileName() + ".qemu-stream"),
+                target.resolveSibling(target.getFileName() + ".qcow2"), target.resolveSibling(target.getFileName() + ".ram"));
+    }
+
+    public static Result run(Config config, GuestImage image, QemuVersion qemu, Accel accel, StatusListener listener)
+            throws IOException, InterruptedException {
+        return new Demo(config, listener).run(image, qemu, accel);
+    }
+
+    private Result run(GuestImage image, QemuVersion qemu, Accel accel) throws IOException, InterruptedException {
+        DemoGuest guest = config.guest();
+        Path target = config.image();
+        Files.createDirectories(target.toAbsolutePath().getParent());
+        for (Path p : files.all()) Files.deleteIfExists(p);
+        VmConfig sourceConfig;
+        long initUp;
+        long ready;
+        Throughput before;
+        GuestAgent.MemSum memsumBefore;
+        Saver.Result saved;
+        long coldMiB = guest.totalMiB() - guest.wsMiB();
+        try (QemuVm vm = QemuVm.launch(guest.vmConfig("thaw-demo", image, qemu, accel))) {
+            Journal<ConsoleLine>.Cursor cursor = vm.console().cursorFromStart();
+            listener.status("booting");
+            ConsoleLine readyLine = DemoGuest.awaitReady(vm, cursor, DemoGuest.BOOT_TIMEOUT);
+            ready = millisSince(vm.launchedNanos(), readyLine.hostNanos());
+            initUp = vm.console().snapshot().stream().filter(l -> l.text().contains("thaw-init up")).findFirst()
+                    .map(l -> millisSince(vm.launchedNanos(), l.hostNanos())).orElse(-1L);
+            listener.line(String.format("booted: kernel and init up after %.1f s, wsbench ready after %.1f s", initUp / 1000.0, ready / 1000.0));
+            before = measure(vm, cursor, "before the save");
+            try (GuestAgent agent = GuestAgent.connect(vm)) {
+                agent.awaitReady(Duration.ofSeconds(30));
+                memsumBefore = agent.memsumCold();
+            }
+            listener.line(String.format("memsum of the %d MiB wsbench never writes after its fill: %s", coldMiB, memsumBefore.checksumHex()));
+            // QEMU's saves first: each resumes the guest, while Thaw's leaves it stopped to be quit.
+            listener.status("saving QEMU's way: migration stream to a file, internal snapshot to qcow2");
+            QemuBaselines.saveToFile(vm.qmp(), files.qemuStream(), Duration.ofMinutes(5));
+            QemuBaselines.saveInternalSnapshot(vm.qmp(), files.qcow2(), SNAPSHOT_TAG, Duration.ofMinutes(5));
+            listener.line(String.format("QEMU's saves: stream %d MiB, qcow2 snapshot %d MiB", Files.size(files.qemuStream()) >> 20,
+                    Files.size(files.qcow2()) >> 20));
+            saved = Saver.save(vm.qmp(), vm.config(), target, Saver.Options.defaults(),
+                    p -> listener.status(String.format("saving: %d MiB read", p.streamBytes() >> 20)));
+            dev.thaw.image.Manifest.Stats s = saved.manifest().stats();
+            listener.line(String.format("saved in %.2f s (workload running): %d MiB stream -> %d MiB image (%d pages: %d zero, %d stored,"
+                            + " %d duplicate) in %s", saved.durationNanos() / 1e9, saved.streamBytes() >> 20, s.imageFileBytes() >> 20,
+                    s.pageCount(), s.zeroPageCount(), s.storedPageCount(), s.duplicatePageCount(), saved.image()));
+            sourceConfig = vm.config();
+            vm.qmp().quit();
+            vm.awaitExit(Duration.ofSeconds(10));
+        }
+
+        List<ModeResult> modes = new ArrayList<>();
+        FileTrees.deleteQuietly(RestoreTraces.directoryFor(target)); // the ws mode learns from this run's lazy restore
+        try (CheckpointImage img = CheckpointImage.open(target)) {
+            MappedRestore.writeRamFile(img, files.ramFile());
+            for (RestoreMethod method : METHODS) {
+                modes.add(restore(method, img, sourceConfig, before, memsumBefore));
+            }
+        } finally {
+            for (Path p : files.all()) Files.deleteIfExists(p); // large, and only this run's baselines
+        }
+        return new Result(initUp, ready, before, memsumBefore, saved, List.copyOf(modes));
+    }
+
+    private ModeResult restore(RestoreMethod method, CheckpointImage img, VmConfig source, Throughput before,
+                               GuestAgent.MemSum memsumBefore) throws InterruptedException {
+        long t0 = System.nanoTime();
+        String mode = method.shortName();
+        String name = "thaw-demo-" + mode;
+        QemuVm vm;
+        double running;
+        double completed;
+        Long faults = null;
+        Long blocked = null;
+        Optional<Restorer.Mode> thaw = method.thawMode();
+        if (thaw.isEmpty()) {
+            listener.status(mode + " restore");
+            QemuBaselines.RestoreResult r = QemuBaselines.restore(method, source, name, files.forRestore(), img, Duration.ofMinutes(5));
+            vm = r.vm();
+            running = completed = r.runningNanos() / 1e9;
+        } else {
+            Restorer.Outcome o = Restorer.restore(img, thaw.get(), name, WorkingSetChoice.defaults(), config.tune(), listener::status);
+            vm = o.vm();
+            running = o.runningSeconds();
+            completed = o.completedSeconds();
+            faults = o.postcopy().map(PostcopyRestore.Result::demandFaults).orElse(null);
+            blocked = o.postcopy().map(PostcopyRestore.Result::vcpuBlockedMillis).orElse(null);
+        }
+        try (vm) {
+            listener.line(String.format("%s restore: guest running after %.2f s, completed after %.2f s%s", mode, running, completed,
+                    faults == null ? "" : ", " + faults + " demand faults, vCPU stalled " + blocked + " ms"));
+            listener.status(String.format("measuring after the %s restore", mode));
+            AfterRestore seen = AfterRestore.observe(vm, t0, (long) (running * 1e9), before.opsPerSecond(), config.measure());
+            double rate = seen.relativeThroughput() * before.opsPerSecond();
+            Double ttr = seen.ttrSeconds().orElse(null);
+            double mmu = seen.mmu();
+            GuestAgent.MemSum memsumAfter;
+            try (GuestAgent agent = GuestAgent.connect(vm)) {
+                agent.awaitReady(Duration.ofSeconds(30));
+                memsumAfter = agent.memsumCold();
+            }
+            listener.line(String.format("after the %s restore: %s ops/s over the first %d s (%.2fx of before); memsum %s", mode,
+                    human(rate), config.measure().toSeconds(), before.opsPerSecond() > 0 ? rate / before.opsPerSecond() : 0,
+                    memsumAfter.equals(memsumBefore) ? "identical" : "DIFFERENT"));
+            vm.qmp().quit();
+            vm.awaitExit(Duration.ofSeconds(10));
+            return new ModeResult(mode, running, completed, faults, blocked, ttr, mmu, before.opsPerSecond() > 0 ? rate / before.opsPerSecond() : 0,
+                    memsumAfter.checksumHex(), memsumAfter.equals(memsumBefore));
+        }
+    }
+
+    private Throughput measure(QemuVm vm, Journal<ConsoleLine>.Cursor cursor, String when) throws InterruptedException {
+        List<WsbenchTick> ticks = new ArrayList<>();
+        long start = System.nanoTime();
+        long seconds = config.measure().toSeconds();
+        long window = config.measure().toNanos();
+        while (System.nanoTime() - start < window) {
+            ticks.addAll(DemoGuest.collectTicks(cursor, Duration.ofMillis(500)));
+            listener.status(String.format("measuring %s %.1f/%d s: %s ops/s", when, (System.nanoTime() - start) / 1e9, seconds,
+                    human(Throughput.of(ticks, Throughput.ONE_SECOND_NANOS).opsPerSecond())));
+            if (!vm.isAlive()) throw new IllegalStateException("the guest died: " + vm.describeState());
+        }
+        Throughput t = Throughput.of(ticks, Throughput.ONE_SECOND_NANOS);
+        listener.line(String.format("wsbench %s: %s ops/s mean over %d ticks (1 s windows: min %s, max %s)", when,
+                human(t.opsPerSecond()), t.tickCount(), human(t.minWindow()), human(t.maxWindow())));
+        return t;
+    }
+
+    /** A table of the restores, as the demo ends: one line per method. */
+    public static String table(List<ModeResult> modes, Duration measure) {
+        long seconds = measure.toSeconds();
+        StringBuilder out = new StringBuilder();
+        String ttrLabel = String.format("TTR(%.0f s, %.1f)", Responsiveness.DEFAULT_WINDOW_NANOS / 1e9, Responsiveness.DEFAULT_UTILIZATION);
+        out.append(String.format("%-11s %14s %16s %14s %14s %14s %8s %20s  %s%n", "restore", "running after", "completed after", "demand faults",
+                "vCPU stalled", ttrLabel, "MMU", "first " + seconds + " s vs before", "memory"));
+        for (ModeResult m : modes) {
+            out.append(String.format("%-11s %12.2f s %14.2f s %14s %14s %14s %8.2f %19.2fx  %s%n", m.mode(), m.runningSeconds(),
+                    m.completedSeconds(), m.demandFaults() == null ? "-" : m.demandFaults().toString(),
+                    m.vcpuBlockedMillis() == null || m.vcpuBlockedMillis() < 0 ? "-" : m.vcpuBlockedMillis() + " ms",
+                    m.ttrSeconds() == null ? "> " + seconds + " s" : String.format("%.2f s", m.ttrSeconds()), m.mmu(), m.throughputRelative(),
+                    m.memsumIdentical() ? "identical" : "DIFFERENT"));
+        }
+        return out.toString();
+    }
+
+    static long millisSince(long startNanos, long endNanos) {
+        return (endNanos - startNanos) / 1_000_000;
+    }
+
+    /** Operations per second for people: {@code 1.23 M} or {@code 456 k}. */
+    public static String human(double opsPerSecond) {
+        return opsPerSecond >= 1e6 ? String.format("%.2f M", opsPerSecond / 1e6) : String.format("%.0f k", opsPerSecond / 1e3);
+    }
+}

@@ -1,0 +1,73 @@
+package dev.thaw.measure;
+
+import dev.thaw.restore.Restorer;
+import java.util.Arrays;
+import java.util.EnumSet;
+import java.util.Locale;
+import java.util.Optional;
+import java.util.Set;
+
+/**
+ * Every way the demo and the bench restore a saved guest, in the order their tables list them:
+ * QEMU's own (its stream from a file, {@code loadvm} of an internal snapshot), the kernel's demand
+ * paging of a mapped RAM file, and Thaw's restores ({@link Restorer.Mode}) with each working set.
+ */
+public enum RestoreMethod {
+    QEMU_EAGER("QEMU eager", "qemu-eager"),
+    QEMU_LOADVM("QEMU loadvm", "qemu-loadvm"),
+    MAPPED_FILE("mapped RAM file", "mapped"),
+    THAW_EAGER("Thaw eager", "eager"),
+    THAW_LAZY("Thaw lazy", "lazy"),
+    /** Ablation: lazy with the background stream in address order only (no fault regions), as before they existed. */
+    THAW_LAZY_ADDRESS_ORDER("Thaw lazy (address order)", "lazy-address-order"),
+    /** The working set learned from the lazy restore just before. */
+    WS_LEARNED("Thaw ws (learned)", "ws"),
+    WS_DIRTY("Thaw ws (dirty)", "ws-dirty"),
+    WS_TRACE("Thaw ws (trace)", "ws-trace");
+
+    private final String label;
+    private final String shortName;
+
+    RestoreMethod(String label, String shortName) {
+        this.label = label;
+        this.shortName = shortName;
+    }
+
+    /** How the bench's tables name it. */
+    public String label() {
+        return label;
+    }
+
+    /** How the demo's table names it: Thaw's restores by their {@code --mode}, ws being the learned one. */
+    public String shortName() {
+        return shortName;
+    }
+
+    /** The name {@code --methods} takes: {@code qemu-eager}, {@code ws-dirty}, ... */
+    public String key() {
+        return name().toLowerCase(Locale.ROOT).replace('_', '-');
+    }
+
+    /** Thaw's restore mode of this method; empty for QEMU's and the kernel's. */
+    public Optional<Restorer.Mode> thawMode() {
+        return switch (this) {
+            case QEMU_EAGER, QEMU_LOADVM, MAPPED_FILE -> Optional.empty();
+            case THAW_EAGER -> Optional.of(Restorer.Mode.EAGER);
+            case THAW_LAZY, THAW_LAZY_ADDRESS_ORDER -> Optional.of(Restorer.Mode.LAZY);
+            case WS_LEARNED, WS_DIRTY, WS_TRACE -> Optional.of(Restorer.Mode.WS);
+        };
+    }
+
+    /** What {@code --modes} runs unless told otherwise: every method but the ablation. */
+    public static Set<RestoreMethod> defaults() {
+        return EnumSet.complementOf(EnumSet.of(THAW_LAZY_ADDRESS_ORDER));
+    }
+
+    public static RestoreMethod parse(String key) {
+        for (RestoreMethod m : values()) {
+            if (m.key().equals(key)) return m;
+        }
+        throw new IllegalArgumentException("restore method: expected one of "
+                + Arrays.stream(values()).map(RestoreMethod::key).toList() + ", actual '" + key + "'");
+    }
+}

@@ -1,0 +1,85 @@
+package dev.thaw.restore;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.thaw.image.CheckpointImage;
+import dev.thaw.qemu.QemuVm;
+import dev.thaw.qemu.QmpClient;
+import dev.thaw.qemu.QmpException;
+import dev.thaw.qemu.VmConfig;
+import java.io.IOException;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.channels.SocketChannel;
+import java.nio.file.Path;
+import java.time.Duration;
+
+/**
+ * The destination QEMU of every restore: launched from the configuration saved in the image with
+ * {@code -incoming defer}, connected to once it listens after {@code migrate-incoming}, and waited
+ * on until it reports the migration {@code completed}. Its failures are {@link RestoreException}s
+ * that name the QEMU and its state (exit status, the end of its stderr).
+ */
+public final class IncomingQemu {
+    private static final ObjectMapper JSON = new ObjectMapper().findAndRegisterModules();
+
+    private IncomingQemu() {}
+
+    /** The launch configuration recorded in the image. */
+    public static VmConfig savedConfig(CheckpointImage image) {
+        JsonNode node = image.manifest().source().vmConfig();
+        if (node == null || node.isNull()) {
+            throw new RestoreException("image " + image.directory() + " records no launch configuration: expected the VM's"
+                    + " configuration in its manifest (images saved from VMs Thaw launched, or with --vm-config, have one)", null);
+        }
+        try {
+            return JSON.treeToValue(node, VmConfig.class);
+        } catch (IOException | IllegalArgumentException e) {
+            throw new RestoreException("image " + image.directory() + ": the recorded launch configuration is invalid: " + e.getMessage(), e);
+        }
+    }
+
+    /** The image's saved configuration as a migration destination ({@code -incoming defer}) called {@code vmName}. */
+    public static VmConfig config(CheckpointImage image, String vmName) {
+        return savedConfig(image).asIncoming(vmName);
+    }
+
+    /** Retries until QEMU has created the socket; gives up at the deadline or when QEMU has exited. */
+    static SocketChannel connect(Path socket, QemuVm vm, Duration timeout) throws IOException {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        while (true) {
+            SocketChannel channel = SocketChannel.open(StandardProtocolFamily.UNIX);
+            try {
+                channel.connect(UnixDomainSocketAddress.of(socket));
+                return channel;
+            } catch (IOException e) {
+                channel.close();
+                if (!vm.isAlive() || System.nanoTime() > deadline) {
+                    throw new IOException("cannot connect to the incoming socket " + socket + ": " + e.getMessage(), e);
+                }
+                try {
+                    Thread.sleep(10);
+                } catch (InterruptedException ie) {
+                    Thread.currentThread().interrupt();
+                    throw new IOException("interrupted", ie);
+                }
+            }
+        }
+    }
+
+    /** Waits until the incoming migration ends and requires it {@code completed}. */
+    public static QmpClient.MigrationInfo awaitCompleted(QemuVm vm, Duration timeout) {
+        try {
+            return vm.qmp().awaitMigrationCompleted(timeout);
+        } catch (QmpException.Timeout e) {
+            throw new RestoreException(vm.name() + ": the incoming migration did not complete within " + timeout.toSeconds() + " s; "
+                    + vm.describeState(), e);
+        } catch (QmpException.MigrationFailed e) {
+            throw new RestoreException(vm.name() + ": the incoming migration " + e.status() + ": " + e.errorDescription() + "; "
+                    + vm.describeState(), e);
+        } catch (QmpException e) {
+            throw new RestoreException(vm.name() + ": waiting for the incoming migration to complete failed: " + e.getMessage() + "; "
+                    + vm.describeState(), e);
+        }
+    }
+}
