@@ -18,6 +18,7 @@ import dev.thaw.restore.PostSaveTrace;
 import dev.thaw.restore.PostcopyRestore;
 import dev.thaw.restore.Restorer;
 import dev.thaw.restore.WorkingSetChoice;
+import dev.thaw.util.ThreadPriority;
 import dev.thaw.save.Saver;
 import dev.thaw.util.FileTrees;
 import java.io.IOException;
@@ -71,7 +72,9 @@ public final class SaveRestoreBenchmark {
         THAW_LAZY("Thaw lazy"),
         /** Ablation: lazy with the background stream in address order only (no fault regions), as before they existed. */
         THAW_LAZY_ADDRESS_ORDER("Thaw lazy (address order)"),
-        WS_LEARNED("Thaw ws (learned)"), WS_DIRTY("Thaw ws (dirty)"), WS_TRACE("Thaw ws (trace)");
+        WS_LEARNED("Thaw ws (learned)"), WS_DIRTY("Thaw ws (dirty)"), WS_TRACE("Thaw ws (trace)"),
+        /** Ablation: ws (dirty) with the background threads (Thaw's sender, QEMU's postcopy/listen) at normal priority. */
+        WS_DIRTY_NORMAL_PRIORITY("Thaw ws (dirty, normal prio.)");
 
         public final String label;
 
@@ -88,9 +91,14 @@ public final class SaveRestoreBenchmark {
             return "thaw-bench-" + key();
         }
 
-        /** What {@code --modes} runs unless told otherwise: every method but the ablation. */
+        /** What {@code --modes} runs unless told otherwise: every method but the ablations. */
         public static Set<Method> defaults() {
-            return EnumSet.complementOf(EnumSet.of(THAW_LAZY_ADDRESS_ORDER));
+            return EnumSet.complementOf(EnumSet.of(THAW_LAZY_ADDRESS_ORDER, WS_DIRTY_NORMAL_PRIORITY));
+        }
+
+        /** The method whose working-set estimate this one restores with (an ablation shares its original's). */
+        Method estimate() {
+            return this == WS_DIRTY_NORMAL_PRIORITY ? WS_DIRTY : this;
         }
 
         public static Method parse(String key) {
@@ -204,7 +212,7 @@ public final class SaveRestoreBenchmark {
         double vcpuShare = (VcpuTime.runNanos(vm.pid()) - ranBefore) / (double) (System.nanoTime() - beforeStart);
         Saver.Options saveOptions = Saver.Options.defaults().withKeepRunning(true).withImage(ImageWriter.Options.defaults());
         Set<Method> methods = config.methods();
-        if (all && methods.contains(Method.WS_DIRTY)) saveOptions = saveOptions.withDirtyEstimator(config.liveLimit());
+        if (all && (methods.contains(Method.WS_DIRTY) || methods.contains(Method.WS_DIRTY_NORMAL_PRIORITY))) saveOptions = saveOptions.withDirtyEstimator(config.liveLimit());
         Saver.Result saved;
         QemuBaselines.SaveResult qemuSaved;
         QemuBaselines.SnapshotResult snapshot;
@@ -245,20 +253,20 @@ public final class SaveRestoreBenchmark {
         List<List<Method>> units = all
                 ? Stream.of(List.of(Method.QEMU_EAGER), List.of(Method.QEMU_LOADVM), List.of(Method.MAPPED_FILE), List.of(Method.THAW_EAGER),
                         List.of(Method.THAW_LAZY, Method.WS_LEARNED), List.of(Method.THAW_LAZY_ADDRESS_ORDER), List.of(Method.WS_DIRTY),
-                        List.of(Method.WS_TRACE))
+                        List.of(Method.WS_TRACE), List.of(Method.WS_DIRTY_NORMAL_PRIORITY))
                 .map(u -> u.stream().filter(methods::contains).toList()).filter(u -> !u.isEmpty()).toList()
                 : List.of(List.of(Method.THAW_EAGER), List.of(Method.QEMU_EAGER));
         List<MethodSample> restores = new ArrayList<>();
         List<Failure> failures = new ArrayList<>();
         for (int u = 0; u < units.size(); u++) {
             for (Method m : units.get((u + rep) % units.size())) { // rotated, so no method always goes first
-                if (m.name().startsWith("WS_") && !queues.containsKey(m)) {
+                if (m.name().startsWith("WS_") && !queues.containsKey(m.estimate())) {
                     log.printf("  rep %d: %s skipped: its estimator gave no working set%n", rep + 1, m.label);
                     continue;
                 }
                 // Each estimate restores as Thaw stores it: attached to the image, its pages copied in queue order, so the
                 // prefetch is one sequential read (not counted in the restore, like the save that attaches it in use).
-                if (queues.containsKey(m)) WorkingSetWriter.attach(thawImage, queues.get(m));
+                if (queues.containsKey(m.estimate())) WorkingSetWriter.attach(thawImage, queues.get(m.estimate()));
                 Run run;
                 try {
                     run = restore(m, s, config);
@@ -327,9 +335,10 @@ public final class SaveRestoreBenchmark {
                         if (m == Method.THAW_LAZY_ADDRESS_ORDER) {
                             options = options.withPolicy(options.policy().withFaultRegionPages(0));
                         } else if (m != Method.THAW_LAZY) {
-                            Restorer.Plan plan = Restorer.plan(s.queues().get(m), WorkingSetChoice.defaults());
+                            Restorer.Plan plan = Restorer.plan(s.queues().get(m.estimate()), WorkingSetChoice.defaults());
                             options = options.withWorkingSet(plan.prefetch()).withBackgroundFirst(plan.backgroundFirst());
                         }
+                        if (m == Method.WS_DIRTY_NORMAL_PRIORITY) options = options.withBackgroundPriority(ThreadPriority.Policy.NORMAL);
                         postcopy = PostcopyRestore.restore(img, options, x -> {});
                         vm = postcopy.vm();
                         running = opened + postcopy.runningNanos();
@@ -429,7 +438,8 @@ public final class SaveRestoreBenchmark {
      */
     public static String hostSideMarkdown(List<Report> reports) {
         return agreement(reports, "demand-fault stall (Thaw's event log)", MethodSample::hostSide,
-                List.of(Method.THAW_LAZY, Method.THAW_LAZY_ADDRESS_ORDER, Method.WS_LEARNED, Method.WS_DIRTY, Method.WS_TRACE))
+                List.of(Method.THAW_LAZY, Method.THAW_LAZY_ADDRESS_ORDER, Method.WS_LEARNED, Method.WS_DIRTY, Method.WS_TRACE,
+                        Method.WS_DIRTY_NORMAL_PRIORITY))
                 + agreement(reports, "vCPU run time", MethodSample::hostVcpu, List.of(Method.values()));
     }
 

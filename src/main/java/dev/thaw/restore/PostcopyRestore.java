@@ -18,6 +18,7 @@ import dev.thaw.qemu.QmpException;
 import dev.thaw.util.ChannelStreams;
 import dev.thaw.util.CountingOutputStream;
 import dev.thaw.util.StallWatchdog;
+import dev.thaw.util.ThreadPriority;
 import java.io.BufferedOutputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.EOFException;
@@ -120,9 +121,11 @@ public final class PostcopyRestore {
      * A lazy or ws restore's options, by concern: what to send first, the scheduler's policy ({@link SchedulePolicy}),
      * the connection and the guest's RAM.
      */
-    public record Options(String vmName, Pages pages, SchedulePolicy policy, Transport transport, GuestRam guestRam) {
+    public record Options(String vmName, Pages pages, SchedulePolicy policy, Transport transport, GuestRam guestRam,
+                          ThreadPriority.Policy backgroundPriority) {
         public static Options lazy(String vmName) {
-            return new Options(vmName, new Pages(List.of(), List.of()), SchedulePolicy.defaults(), Transport.defaults(), GuestRam.DEFAULT);
+            return new Options(vmName, new Pages(List.of(), List.of()), SchedulePolicy.defaults(), Transport.defaults(), GuestRam.DEFAULT,
+                    ThreadPriority.Policy.IDLE);
         }
 
         public List<PageRef> workingSet() {
@@ -134,24 +137,33 @@ public final class PostcopyRestore {
         }
 
         public Options withWorkingSet(List<PageRef> workingSet) {
-            return new Options(vmName, new Pages(workingSet, pages.backgroundFirst()), policy, transport, guestRam);
+            return new Options(vmName, new Pages(workingSet, pages.backgroundFirst()), policy, transport, guestRam, backgroundPriority);
         }
 
         /** Pages the background stream sends first, in this order (the predicted pages beyond the prefetched working set). */
         public Options withBackgroundFirst(List<PageRef> backgroundFirst) {
-            return new Options(vmName, new Pages(pages.workingSet(), backgroundFirst), policy, transport, guestRam);
+            return new Options(vmName, new Pages(pages.workingSet(), backgroundFirst), policy, transport, guestRam, backgroundPriority);
         }
 
         public Options withPolicy(SchedulePolicy newPolicy) {
-            return new Options(vmName, pages, newPolicy, transport, guestRam);
+            return new Options(vmName, pages, newPolicy, transport, guestRam, backgroundPriority);
         }
 
         public Options withTransport(Transport newTransport) {
-            return new Options(vmName, pages, policy, newTransport, guestRam);
+            return new Options(vmName, pages, policy, newTransport, guestRam, backgroundPriority);
         }
 
         public Options withGuestRam(GuestRam ram) {
-            return new Options(vmName, pages, policy, transport, ram);
+            return new Options(vmName, pages, policy, transport, ram, backgroundPriority);
+        }
+
+        /**
+         * The scheduling class of the threads that stream pages once the guest runs: Thaw's sender and QEMU's
+         * {@code postcopy/listen}. IDLE (the default): they take only CPU the guest's vCPU leaves, so on a host with few cores
+         * the background costs the guest nothing; a vCPU waiting for a page leaves its core to them.
+         */
+        public Options withBackgroundPriority(ThreadPriority.Policy priority) {
+            return new Options(vmName, pages, policy, transport, guestRam, priority);
         }
 
         /** Tracing (the post-save trace): {@link SchedulePolicy#tracing}. */
@@ -218,21 +230,30 @@ public final class PostcopyRestore {
                     ? new RamBlock(b.name(), b.usedByteSize(), HugePages.HUGE_PAGE_BYTES) : b).toList();
             release = HugePages.allowHugetlbPages(ramBytes / HugePages.HUGE_PAGE_BYTES);
         }
+        List<BlockShape> shapes = destination.stream().map(b -> new BlockShape(b.pageCount(), (int) (b.pageByteSize() / PAGE))).toList();
+        PageScheduler scheduler = new PageScheduler(shapes, image::isZero, options.policy(), options.backgroundFirst());
+        List<PageRange> prefetch = scheduler.prefetch(options.workingSet());
         QemuVm vm;
-        try {
-            vm = QemuVm.launch(config);
-        } catch (RuntimeException e) {
-            if (release != null) release.run();
-            throw e;
-        }
-        if (release != null) vm.onClose(release);
-        try {
-            return new Session(image, destination, options, vm, started, progress).run();
-        } catch (RuntimeException e) {
-            vm.close();
-            throw e;
+        // The working set is read while QEMU starts: the sender then only writes it.
+        try (PageReadAhead ahead = new PageReadAhead(image, prefetch, PREFETCH_BYTES_AHEAD, options.vmName())) {
+            try {
+                vm = QemuVm.launch(config);
+            } catch (RuntimeException e) {
+                if (release != null) release.run();
+                throw e;
+            }
+            if (release != null) vm.onClose(release);
+            try {
+                return new Session(image, destination, options, vm, started, progress, scheduler, ahead).run();
+            } catch (RuntimeException e) {
+                vm.close();
+                throw e;
+            }
         }
     }
+
+    /** The working set read ahead of the sender, at most (a 256 MiB working set is read whole while QEMU starts). */
+    static final long PREFETCH_BYTES_AHEAD = 256L << 20;
 
     /**
      * One restore: the protocol, the return path and the metrics, owned by the caller's thread. Which page goes next is the
@@ -246,6 +267,7 @@ public final class PostcopyRestore {
         private final Consumer<String> progress;
         private final List<RamBlock> blocks;
         private final PageScheduler scheduler;
+        private final PageReadAhead ahead;
         private final Map<String, Integer> blockIndex = new HashMap<>();
         private final LinkedBlockingQueue<ReturnPathMessage.PageRequest> requests = new LinkedBlockingQueue<>();
         private final CompletableFuture<Integer> shut = new CompletableFuture<>();
@@ -265,7 +287,8 @@ public final class PostcopyRestore {
         private long demandPages;
         private long backgroundPages;
 
-        Session(CheckpointImage image, List<RamBlock> destinationBlocks, Options options, QemuVm vm, long started, Consumer<String> progress) {
+        Session(CheckpointImage image, List<RamBlock> destinationBlocks, Options options, QemuVm vm, long started, Consumer<String> progress,
+                PageScheduler scheduler, PageReadAhead ahead) {
             this.image = image;
             this.options = options;
             this.vm = vm;
@@ -273,9 +296,8 @@ public final class PostcopyRestore {
             this.progress = progress;
             this.blocks = destinationBlocks;
             for (int i = 0; i < blocks.size(); i++) blockIndex.put(blocks.get(i).name(), i);
-            List<BlockShape> shapes = destinationBlocks.stream()
-                    .map(b -> new BlockShape(b.pageCount(), (int) (b.pageByteSize() / PAGE))).toList();
-            this.scheduler = new PageScheduler(shapes, image::isZero, options.policy(), options.backgroundFirst());
+            this.scheduler = scheduler;
+            this.ahead = ahead;
         }
 
         private long now() {
@@ -369,14 +391,26 @@ public final class PostcopyRestore {
             writer.ping(1);
             writer.postcopyAdvise();
             writer.ramStart(sid, true);
-            List<PageRange> ws = scheduler.prefetch(options.workingSet());
-            for (int i = 0; i < ws.size(); i += 256) {
+            while (true) {
+                PageReadAhead.Batch batch;
+                try {
+                    batch = ahead.next(options.transport().stallTimeout());
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw failure("interrupted while reading the working set", e);
+                }
+                if (batch == null) break;
                 writer.openRamSection(sid, false);
-                int n = 0;
-                for (PageRange unit : ws.subList(i, Math.min(ws.size(), i + 256))) n += send(unit);
+                int at = 0;
+                for (PageRange unit : batch.units()) {
+                    for (int q = unit.firstPage(); q < unit.endPage(); q++, at++) {
+                        if (batch.zero()[at]) writer.zeroPage(unit.block(), q);
+                        else writer.page(unit.block(), q, batch.data(), at * PAGE);
+                    }
+                }
                 writer.closeRamSection(sid);
-                prefetched += n;
-                events.add(RestoreEventLog.Type.PREFETCH_SENT, 0, n, now());
+                prefetched += batch.pageCount();
+                events.add(RestoreEventLog.Type.PREFETCH_SENT, 0, batch.pageCount(), now());
             }
             sendDiscards();
             writer.ping(2);
@@ -409,12 +443,48 @@ public final class PostcopyRestore {
             }
         }
 
-        /** Demand first, background otherwise, until every non-zero page is sent. */
+        /** Demand first, background otherwise, until every non-zero page is sent; at the background's priority. */
         private void servePages() throws IOException {
+            boolean idle = options.backgroundPriority() == ThreadPriority.Policy.IDLE;
+            if (idle) ThreadPriority.setCurrentThread(ThreadPriority.Policy.IDLE);
+            try {
+                servePagesAsScheduled(idle);
+            } finally {
+                if (idle) ThreadPriority.setCurrentThread(ThreadPriority.Policy.NORMAL);
+            }
+        }
+
+        /** QEMU's thread that reads the main stream and places pages; it starts when QEMU processes LISTEN. */
+        private static final String QEMU_LISTEN_THREAD = "postcopy/listen";
+
+        /** Looks for QEMU's listen thread every 10 ms until found (up to 5 s) and moves it to SCHED_IDLE. */
+        private final class ListenThreadDemotion {
+            private long nextLookNanos = System.nanoTime();
+            private final long giveUpNanos = nextLookNanos + 5_000_000_000L;
+            private boolean done;
+
+            void poll() {
+                if (done || System.nanoTime() < nextLookNanos) return;
+                nextLookNanos = System.nanoTime() + 10_000_000L;
+                List<Long> tids = ThreadPriority.threadsNamed(vm.pid(), QEMU_LISTEN_THREAD);
+                for (long tid : tids) ThreadPriority.set(tid, ThreadPriority.Policy.IDLE);
+                if (!tids.isEmpty()) {
+                    done = true;
+                    events.add(RestoreEventLog.Type.LISTEN_IDLE, 0, tids.size(), now());
+                } else if (System.nanoTime() > giveUpNanos) {
+                    done = true;
+                    log.warn("{}: QEMU's {} thread not found in 5 s: it keeps its priority", vm.name(), QEMU_LISTEN_THREAD);
+                }
+            }
+        }
+
+        private void servePagesAsScheduled(boolean idle) throws IOException {
+            ListenThreadDemotion demotion = idle ? new ListenThreadDemotion() : null;
             long lastReport = System.nanoTime();
             List<ReturnPathMessage.PageRequest> batch = new ArrayList<>();
             while (true) {
                 checkHealthy();
+                if (demotion != null) demotion.poll();
                 batch.clear();
                 requests.drainTo(batch);
                 long backgroundWaitNanos = scheduler.backgroundWaitNanos(System.nanoTime());

@@ -21,7 +21,9 @@ import java.util.Arrays;
 public final class RestoreEventLog {
     /** Event types; 0 is never valid. */
     public enum Type {
-        INVALID, QEMU_READY, PACKAGE_SENT, RUNNING, REQUEST, DEMAND_SENT, BACKGROUND_SENT, EOF_SENT, SHUT, COMPLETED, PREFETCH_SENT, DUPLICATE_REQUEST;
+        INVALID, QEMU_READY, PACKAGE_SENT, RUNNING, REQUEST, DEMAND_SENT, BACKGROUND_SENT, EOF_SENT, SHUT, COMPLETED, PREFETCH_SENT, DUPLICATE_REQUEST,
+        /** QEMU's postcopy/listen thread moved to SCHED_IDLE; value: threads moved. */
+        LISTEN_IDLE;
 
         static Type of(int code) {
             return code > 0 && code < values().length ? values()[code] : INVALID;
