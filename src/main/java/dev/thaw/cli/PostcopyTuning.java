@@ -32,6 +32,11 @@ final class PostcopyTuning {
                     + " postcopy/listen): idle (SCHED_IDLE: only CPU the guest leaves; default) or normal.")
     String backgroundPriority;
 
+    @Option(names = "--preempt", negatable = true, defaultValue = "false",
+            description = "lazy/ws: demand pages on QEMU's postcopy-preempt channel (a second connection the destination places"
+                    + " from in its own thread), the background on the main one (default: ${DEFAULT-VALUE}).")
+    boolean preempt;
+
     /** Refuses a bad value naming its option; call before anything starts. */
     void validate() {
         if (chunkPages < SchedulePolicy.MIN_CHUNK_PAGES || chunkPages > SchedulePolicy.MAX_CHUNK_PAGES) {
@@ -66,6 +71,6 @@ final class PostcopyTuning {
                 .withBackgroundBytesPerSecond(backgroundMbps * 1_000_000L);
         PostcopyRestore.Transport t = options.transport();
         return options.withPolicy(policy).withBackgroundPriority(priority())
-                .withTransport(new PostcopyRestore.Transport(sendBufferKib << 10, t.stallTimeout(), t.completionTimeout()));
+                .withTransport(new PostcopyRestore.Transport(sendBufferKib << 10, t.stallTimeout(), t.completionTimeout(), preempt));
     }
 }

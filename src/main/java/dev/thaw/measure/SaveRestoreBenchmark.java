@@ -74,7 +74,9 @@ public final class SaveRestoreBenchmark {
         THAW_LAZY_ADDRESS_ORDER("Thaw lazy (address order)"),
         WS_LEARNED("Thaw ws (learned)"), WS_DIRTY("Thaw ws (dirty)"), WS_TRACE("Thaw ws (trace)"),
         /** Ablation: ws (dirty) with the background threads (Thaw's sender, QEMU's postcopy/listen) at normal priority. */
-        WS_DIRTY_NORMAL_PRIORITY("Thaw ws (dirty, normal prio.)");
+        WS_DIRTY_NORMAL_PRIORITY("Thaw ws (dirty, normal prio.)"),
+        /** Trial: ws (dirty) with demand pages on QEMU's postcopy-preempt channel. */
+        WS_DIRTY_PREEMPT("Thaw ws (dirty, preempt)");
 
         public final String label;
 
@@ -93,12 +95,12 @@ public final class SaveRestoreBenchmark {
 
         /** What {@code --modes} runs unless told otherwise: every method but the ablations. */
         public static Set<Method> defaults() {
-            return EnumSet.complementOf(EnumSet.of(THAW_LAZY_ADDRESS_ORDER, WS_DIRTY_NORMAL_PRIORITY));
+            return EnumSet.complementOf(EnumSet.of(THAW_LAZY_ADDRESS_ORDER, WS_DIRTY_NORMAL_PRIORITY, WS_DIRTY_PREEMPT));
         }
 
         /** The method whose working-set estimate this one restores with (an ablation shares its original's). */
         Method estimate() {
-            return this == WS_DIRTY_NORMAL_PRIORITY ? WS_DIRTY : this;
+            return this == WS_DIRTY_NORMAL_PRIORITY || this == WS_DIRTY_PREEMPT ? WS_DIRTY : this;
         }
 
         public static Method parse(String key) {
@@ -212,7 +214,7 @@ public final class SaveRestoreBenchmark {
         double vcpuShare = (VcpuTime.runNanos(vm.pid()) - ranBefore) / (double) (System.nanoTime() - beforeStart);
         Saver.Options saveOptions = Saver.Options.defaults().withKeepRunning(true).withImage(ImageWriter.Options.defaults());
         Set<Method> methods = config.methods();
-        if (all && (methods.contains(Method.WS_DIRTY) || methods.contains(Method.WS_DIRTY_NORMAL_PRIORITY))) saveOptions = saveOptions.withDirtyEstimator(config.liveLimit());
+        if (all && methods.stream().anyMatch(m -> m.estimate() == Method.WS_DIRTY)) saveOptions = saveOptions.withDirtyEstimator(config.liveLimit());
         Saver.Result saved;
         QemuBaselines.SaveResult qemuSaved;
         QemuBaselines.SnapshotResult snapshot;
@@ -253,7 +255,7 @@ public final class SaveRestoreBenchmark {
         List<List<Method>> units = all
                 ? Stream.of(List.of(Method.QEMU_EAGER), List.of(Method.QEMU_LOADVM), List.of(Method.MAPPED_FILE), List.of(Method.THAW_EAGER),
                         List.of(Method.THAW_LAZY, Method.WS_LEARNED), List.of(Method.THAW_LAZY_ADDRESS_ORDER), List.of(Method.WS_DIRTY),
-                        List.of(Method.WS_TRACE), List.of(Method.WS_DIRTY_NORMAL_PRIORITY))
+                        List.of(Method.WS_TRACE), List.of(Method.WS_DIRTY_NORMAL_PRIORITY), List.of(Method.WS_DIRTY_PREEMPT))
                 .map(u -> u.stream().filter(methods::contains).toList()).filter(u -> !u.isEmpty()).toList()
                 : List.of(List.of(Method.THAW_EAGER), List.of(Method.QEMU_EAGER));
         List<MethodSample> restores = new ArrayList<>();
@@ -339,6 +341,7 @@ public final class SaveRestoreBenchmark {
                             options = options.withWorkingSet(plan.prefetch()).withBackgroundFirst(plan.backgroundFirst());
                         }
                         if (m == Method.WS_DIRTY_NORMAL_PRIORITY) options = options.withBackgroundPriority(ThreadPriority.Policy.NORMAL);
+                        if (m == Method.WS_DIRTY_PREEMPT) options = options.withTransport(options.transport().withPreempt(true));
                         postcopy = PostcopyRestore.restore(img, options, x -> {});
                         vm = postcopy.vm();
                         running = opened + postcopy.runningNanos();
@@ -439,7 +442,7 @@ public final class SaveRestoreBenchmark {
     public static String hostSideMarkdown(List<Report> reports) {
         return agreement(reports, "demand-fault stall (Thaw's event log)", MethodSample::hostSide,
                 List.of(Method.THAW_LAZY, Method.THAW_LAZY_ADDRESS_ORDER, Method.WS_LEARNED, Method.WS_DIRTY, Method.WS_TRACE,
-                        Method.WS_DIRTY_NORMAL_PRIORITY))
+                        Method.WS_DIRTY_NORMAL_PRIORITY, Method.WS_DIRTY_PREEMPT))
                 + agreement(reports, "vCPU run time", MethodSample::hostVcpu, List.of(Method.values()));
     }
 

@@ -102,8 +102,9 @@ public final class PostcopyRestore {
      * @param sendBufferBytes   the socket send buffer: a demand page waits behind at most this (and a chunk)
      * @param stallTimeout      no byte moving for this long ends the restore
      * @param completionTimeout the wait for SHUT and {@code completed} after EOF
+     * @param preempt           demand pages on QEMU's postcopy-preempt channel ({@link #withPreempt})
      */
-    public record Transport(int sendBufferBytes, Duration stallTimeout, Duration completionTimeout) {
+    public record Transport(int sendBufferBytes, Duration stallTimeout, Duration completionTimeout, boolean preempt) {
         public static final int DEFAULT_SEND_BUFFER_BYTES = 64 << 10;
 
         public Transport {
@@ -113,7 +114,16 @@ public final class PostcopyRestore {
         }
 
         public static Transport defaults() {
-            return new Transport(DEFAULT_SEND_BUFFER_BYTES, Duration.ofSeconds(60), Duration.ofSeconds(120));
+            return new Transport(DEFAULT_SEND_BUFFER_BYTES, Duration.ofSeconds(60), Duration.ofSeconds(120), false);
+        }
+
+        /**
+         * QEMU's postcopy-preempt channel: demand pages travel on a second connection that the destination reads and places
+         * in its own thread ({@code fault-fast}), never behind background pages; a second sender thread of Thaw's streams the
+         * background on the main connection meanwhile.
+         */
+        public Transport withPreempt(boolean on) {
+            return new Transport(sendBufferBytes, stallTimeout, completionTimeout, on);
         }
     }
 
@@ -280,6 +290,8 @@ public final class PostcopyRestore {
         private final byte[] page = new byte[PAGE];
         private volatile String returnPathFailure;
         private StreamWriter writer;
+        /** The preempt channel's writer (demand pages only), or null without preempt. */
+        private StreamWriter preemptWriter;
         private int sid;
         private long demandFaults;
         private long duplicates;
@@ -310,20 +322,31 @@ public final class PostcopyRestore {
             QmpClient qmp = vm.qmp();
             Path socket = vm.runDir().resolve("incoming.sock");
             try {
-                qmp.migrateSetCapabilities(Map.of("postcopy-ram", true, "events", true, "postcopy-blocktime", true));
+                Map<String, Boolean> caps = new java.util.LinkedHashMap<>(Map.of("postcopy-ram", true, "events", true,
+                        "postcopy-blocktime", true));
+                if (options.transport().preempt()) caps.put("postcopy-preempt", true);
+                qmp.migrateSetCapabilities(caps);
                 qmp.migrateIncoming("unix:" + socket);
             } catch (QmpException e) {
                 throw new RestoreException(vm.name() + ": QEMU refused the postcopy setup (is userfaultfd usable? see thaw doctor): "
                         + e.getMessage(), e);
             }
             Transport transport = options.transport();
+            // With preempt, QEMU 7.2 takes the first connection for the main stream and the second for the preempt channel, and
+            // reads nothing on the first until the second is there (docs/protocol.md, "Preempt channel").
             try (SocketChannel channel = IncomingSocket.connect(socket, vm, Duration.ofSeconds(10));
+                 SocketChannel preemptChannel = transport.preempt() ? IncomingSocket.connect(socket, vm, Duration.ofSeconds(10)) : null;
                  StallWatchdog watchdog = new StallWatchdog("postcopy-" + vm.name(), () -> bytes.get() + waitingProgress.get(),
                          transport.stallTimeout(), channel)) {
                 channel.setOption(StandardSocketOptions.SO_SNDBUF, transport.sendBufferBytes());
                 Thread reader = Thread.ofPlatform().daemon().name("return-path-" + vm.name()).start(() -> readReturnPath(channel));
                 OutputStream out = new BufferedOutputStream(new CountingOutputStream(ChannelStreams.output(channel), bytes), 256 << 10);
                 writer = new StreamWriter(out, blocks);
+                if (preemptChannel != null) {
+                    preemptChannel.setOption(StandardSocketOptions.SO_SNDBUF, transport.sendBufferBytes());
+                    preemptWriter = new StreamWriter(new BufferedOutputStream(new CountingOutputStream(
+                            ChannelStreams.output(preemptChannel), bytes), 64 << 10), blocks);
+                }
                 sid = image.manifest().ramSectionId();
                 long running;
                 try {
@@ -445,6 +468,10 @@ public final class PostcopyRestore {
 
         /** Demand first, background otherwise, until every non-zero page is sent; at the background's priority. */
         private void servePages() throws IOException {
+            if (preemptWriter != null) {
+                servePagesPreempt();
+                return;
+            }
             boolean idle = options.backgroundPriority() == ThreadPriority.Policy.IDLE;
             if (idle) ThreadPriority.setCurrentThread(ThreadPriority.Policy.IDLE);
             try {
@@ -527,14 +554,112 @@ public final class PostcopyRestore {
             }
         }
 
+        /** Set by the background thread when it fails; the demand loop ends the restore with it. */
+        private volatile Throwable backgroundFailure;
+        private volatile boolean backgroundDone;
+
+        /**
+         * Preempt: this thread answers requests on the preempt channel, at normal priority; a background thread streams the
+         * rest on the main channel (at the background's priority). The scheduler, under its lock, hands every unit to one of
+         * them only. When the background is done, the preempt channel ends with EOS; late requests are duplicates.
+         */
+        private void servePagesPreempt() throws IOException {
+            boolean idle = options.backgroundPriority() == ThreadPriority.Policy.IDLE;
+            Thread background = Thread.ofPlatform().daemon().name("postcopy-background-" + vm.name()).start(() -> {
+                try {
+                    if (idle) ThreadPriority.setCurrentThread(ThreadPriority.Policy.IDLE);
+                    streamBackground();
+                } catch (Throwable t) {
+                    backgroundFailure = t;
+                } finally {
+                    backgroundDone = true;
+                }
+            });
+            ListenThreadDemotion demotion = idle ? new ListenThreadDemotion() : null;
+            List<ReturnPathMessage.PageRequest> batch = new ArrayList<>();
+            try {
+                while (!backgroundDone) {
+                    checkHealthy();
+                    if (backgroundFailure != null) break;
+                    if (demotion != null) demotion.poll();
+                    batch.clear();
+                    ReturnPathMessage.PageRequest r;
+                    try {
+                        r = requests.poll(10, TimeUnit.MILLISECONDS);
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                        throw failure("interrupted while waiting for page requests", e);
+                    }
+                    if (r == null) {
+                        waitingProgress.set(System.nanoTime());
+                        continue;
+                    }
+                    batch.add(r);
+                    requests.drainTo(batch);
+                    serveRequests(batch, preemptWriter, false);
+                }
+                background.join(options.transport().stallTimeout().toMillis());
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw failure("interrupted while the background finished", e);
+            } finally {
+                background.interrupt();
+            }
+            if (backgroundFailure instanceof IOException io) throw io;
+            if (backgroundFailure != null) throw failure("the background stream failed: " + backgroundFailure.getMessage(), backgroundFailure);
+            if (background.isAlive()) throw failure("the background stream did not finish", null);
+            preemptWriter.preemptEnd();
+            preemptWriter.flush();
+        }
+
+        /** The background thread of a preempt restore: chunks on the main channel until every non-zero page was handed out. */
+        private void streamBackground() throws IOException, InterruptedException {
+            byte[] buffer = new byte[PAGE];
+            while (true) {
+                List<PageRange> chunk;
+                long waitNanos;
+                synchronized (scheduler) {
+                    waitNanos = scheduler.backgroundWaitNanos(System.nanoTime());
+                    chunk = waitNanos > 0 ? List.of() : scheduler.nextBackground();
+                }
+                if (waitNanos > 0) {
+                    waitingProgress.set(System.nanoTime());
+                    Thread.sleep(Math.max(1, Math.min(10, waitNanos / 1_000_000)));
+                    continue;
+                }
+                if (!chunk.isEmpty()) {
+                    writer.openRamSection(sid, false);
+                    int pages = 0;
+                    for (PageRange unit : chunk) pages += send(writer, unit, buffer);
+                    writer.closeRamSection(sid);
+                    writer.flush();
+                    backgroundPages += pages;
+                    events.add(RestoreEventLog.Type.BACKGROUND_SENT, chunk.getFirst().block(), pages, now());
+                }
+                synchronized (scheduler) {
+                    if (scheduler.finished()) return;
+                }
+            }
+        }
+
         private void serveRequests(List<ReturnPathMessage.PageRequest> batch) throws IOException {
+            serveRequests(batch, writer, true);
+        }
+
+        /**
+         * Answers page requests on {@code out}: the main stream (in a RAM section) or the preempt channel (bare records).
+         */
+        private void serveRequests(List<ReturnPathMessage.PageRequest> batch, StreamWriter out, boolean inSection) throws IOException {
             long taken = System.nanoTime();
-            writer.openRamSection(sid, false);
+            if (inSection) out.openRamSection(sid, false);
             List<Long> arrivals = new ArrayList<>();
             for (ReturnPathMessage.PageRequest r : batch) {
                 int b = blockIndex.get(r.blockName());
                 int p = (int) (r.offset() / PAGE);
-                PageScheduler.Demand demand = scheduler.request(b, p);
+                PageScheduler.Demand demand;
+                synchronized (scheduler) {
+                    demand = scheduler.request(b, p);
+                }
                 faults.add(new Fault(b, p, r.receivedNanos() - started, demand.duplicate()));
                 events.add(demand.duplicate() ? RestoreEventLog.Type.DUPLICATE_REQUEST : RestoreEventLog.Type.REQUEST, b, p,
                         r.receivedNanos() - started);
@@ -544,12 +669,12 @@ public final class PostcopyRestore {
                 }
                 demandFaults++;
                 arrivals.add(r.receivedNanos());
-                for (PageRange unit : demand.units()) demandPages += send(unit);
+                for (PageRange unit : demand.units()) demandPages += send(out, unit, page);
             }
             // One flush for the requested pages and their neighbours: flushing each requested page before its neighbours
             // was measured too (demo image, 5 interleaved pairs): fewer but longer faults, the same total vCPU blocked time.
-            writer.closeRamSection(sid);
-            writer.flush();
+            if (inSection) out.closeRamSection(sid);
+            out.flush();
             long now = System.nanoTime();
             for (long a : arrivals) {
                 serviceNanos.add(now - a);
@@ -563,10 +688,14 @@ public final class PostcopyRestore {
          * back to back, zero ones included: QEMU places it when the last one arrives, and nothing may come between.
          */
         private int send(PageRange unit) throws IOException {
+            return send(writer, unit, page);
+        }
+
+        private int send(StreamWriter out, PageRange unit, byte[] buffer) throws IOException {
             int b = unit.block();
             for (int q = unit.firstPage(); q < unit.endPage(); q++) {
-                if (image.readPage(b, q, page, 0)) writer.page(b, q, page, 0);
-                else writer.zeroPage(b, q);
+                if (image.readPage(b, q, buffer, 0)) out.page(b, q, buffer, 0);
+                else out.zeroPage(b, q);
             }
             return unit.pageCount();
         }
