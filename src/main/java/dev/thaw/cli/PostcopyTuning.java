@@ -3,6 +3,7 @@ package dev.thaw.cli;
 import dev.thaw.migration.Wire;
 import dev.thaw.restore.PostcopyRestore;
 import dev.thaw.schedule.SchedulePolicy;
+import dev.thaw.util.ThreadPriority;
 import picocli.CommandLine.Option;
 
 /** The lazy and ws restores' scheduling options, the same on every command that restores (picocli mixin). */
@@ -26,6 +27,16 @@ final class PostcopyTuning {
                     + " first (default ${DEFAULT-VALUE}; 0: the predicted queue, then address order).")
     int faultRegionKib;
 
+    @Option(names = "--background-priority", defaultValue = "idle",
+            description = "lazy/ws: the scheduling class of the threads that stream pages once the guest runs (Thaw's sender, QEMU's"
+                    + " postcopy/listen): idle (SCHED_IDLE: only CPU the guest leaves; default) or normal.")
+    String backgroundPriority;
+
+    @Option(names = "--preempt", negatable = true, defaultValue = "false",
+            description = "lazy/ws: demand pages on QEMU's postcopy-preempt channel (a second connection the destination places"
+                    + " from in its own thread), the background on the main one (default: ${DEFAULT-VALUE}).")
+    boolean preempt;
+
     /** Refuses a bad value naming its option; call before anything starts. */
     void validate() {
         if (chunkPages < SchedulePolicy.MIN_CHUNK_PAGES || chunkPages > SchedulePolicy.MAX_CHUNK_PAGES) {
@@ -35,12 +46,21 @@ final class PostcopyTuning {
         if (sendBufferKib < 4 || sendBufferKib > (64 << 10)) {
             throw new IllegalArgumentException("--send-buffer-kib: expected 4..65536, actual " + sendBufferKib);
         }
+        priority();
         if (backgroundMbps < 0) throw new IllegalArgumentException("--background-mbps: expected >= 0, actual " + backgroundMbps);
         int regionPages = faultRegionKib / PAGE_KIB;
         if (faultRegionKib < 0 || faultRegionKib % PAGE_KIB != 0 || (regionPages & (regionPages - 1)) != 0 || regionPages > (1 << 20)) {
             throw new IllegalArgumentException("--fault-region-kib: expected 0 or a power of two from " + PAGE_KIB + " to "
                     + ((1L << 20) * PAGE_KIB) + ", actual " + faultRegionKib);
         }
+    }
+
+    private ThreadPriority.Policy priority() {
+        return switch (backgroundPriority) {
+            case "idle" -> ThreadPriority.Policy.IDLE;
+            case "normal" -> ThreadPriority.Policy.NORMAL;
+            default -> throw new IllegalArgumentException("--background-priority: expected idle or normal, actual '" + backgroundPriority + "'");
+        };
     }
 
     /** These options applied to a restore's options. */
@@ -50,7 +70,7 @@ final class PostcopyTuning {
         SchedulePolicy policy = options.policy().withMaxChunkPages(chunkPages).withFaultRegionPages(regionPages)
                 .withBackgroundBytesPerSecond(backgroundMbps * 1_000_000L);
         PostcopyRestore.Transport t = options.transport();
-        return options.withPolicy(policy)
-                .withTransport(new PostcopyRestore.Transport(sendBufferKib << 10, t.stallTimeout(), t.completionTimeout()));
+        return options.withPolicy(policy).withBackgroundPriority(priority())
+                .withTransport(new PostcopyRestore.Transport(sendBufferKib << 10, t.stallTimeout(), t.completionTimeout(), preempt));
     }
 }

@@ -23,7 +23,13 @@ public enum RestoreMethod {
     /** The working set learned from the lazy restore just before. */
     WS_LEARNED("Thaw ws (learned)", "ws"),
     WS_DIRTY("Thaw ws (dirty)", "ws-dirty"),
-    WS_TRACE("Thaw ws (trace)", "ws-trace");
+    WS_TRACE("Thaw ws (trace)", "ws-trace"),
+    /** Ablation: ws (dirty) with the background threads (Thaw's sender, QEMU's postcopy/listen) at normal priority. */
+    WS_DIRTY_NORMAL_PRIORITY("Thaw ws (dirty, normal prio.)", "ws-dirty-normal-priority"),
+    /** Trial: ws (dirty) with demand pages on QEMU's postcopy-preempt channel. */
+    WS_DIRTY_PREEMPT("Thaw ws (dirty, preempt)", "ws-dirty-preempt"),
+    /** Trial: ws (dirty) prefetching the whole estimated working set (fraction 1 instead of HotRestore's 1/2). */
+    WS_DIRTY_WHOLE("Thaw ws (dirty, whole set)", "ws-dirty-whole");
 
     private final String label;
     private final String shortName;
@@ -54,13 +60,21 @@ public enum RestoreMethod {
             case QEMU_EAGER, QEMU_LOADVM, MAPPED_FILE -> Optional.empty();
             case THAW_EAGER -> Optional.of(Restorer.Mode.EAGER);
             case THAW_LAZY, THAW_LAZY_ADDRESS_ORDER -> Optional.of(Restorer.Mode.LAZY);
-            case WS_LEARNED, WS_DIRTY, WS_TRACE -> Optional.of(Restorer.Mode.WS);
+            case WS_LEARNED, WS_DIRTY, WS_TRACE, WS_DIRTY_NORMAL_PRIORITY, WS_DIRTY_PREEMPT, WS_DIRTY_WHOLE -> Optional.of(Restorer.Mode.WS);
         };
     }
 
-    /** What {@code --modes} runs unless told otherwise: every method but the ablation. */
+    /** What {@code --modes} runs unless told otherwise: every method but the ablations and trials. */
     public static Set<RestoreMethod> defaults() {
-        return EnumSet.complementOf(EnumSet.of(THAW_LAZY_ADDRESS_ORDER));
+        return EnumSet.complementOf(EnumSet.of(THAW_LAZY_ADDRESS_ORDER, WS_DIRTY_NORMAL_PRIORITY, WS_DIRTY_PREEMPT, WS_DIRTY_WHOLE));
+    }
+
+    /** The method whose working-set estimate this one restores with (an ablation or trial shares its original's). */
+    public RestoreMethod estimate() {
+        return switch (this) {
+            case WS_DIRTY_NORMAL_PRIORITY, WS_DIRTY_PREEMPT, WS_DIRTY_WHOLE -> WS_DIRTY;
+            default -> this;
+        };
     }
 
     public static RestoreMethod parse(String key) {

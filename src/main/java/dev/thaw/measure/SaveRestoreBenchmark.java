@@ -20,6 +20,7 @@ import dev.thaw.restore.PostcopyRestore;
 import dev.thaw.restore.RestoreTimeline;
 import dev.thaw.restore.Restorer;
 import dev.thaw.restore.WorkingSetChoice;
+import dev.thaw.util.ThreadPriority;
 import dev.thaw.save.Saver;
 import dev.thaw.util.FileTrees;
 import java.io.IOException;
@@ -194,7 +195,7 @@ public final class SaveRestoreBenchmark {
         double vcpuShare = (VcpuTime.runNanos(vm.pid()) - ranBefore) / (double) (System.nanoTime() - beforeStart);
         Saver.Options saveOptions = Saver.Options.defaults().withKeepRunning(true).withImage(ImageWriter.Options.defaults());
         Set<RestoreMethod> methods = config.methods();
-        if (all && methods.contains(RestoreMethod.WS_DIRTY)) saveOptions = saveOptions.withDirtyEstimator(config.liveLimit());
+        if (all && methods.stream().anyMatch(m -> m.estimate() == RestoreMethod.WS_DIRTY)) saveOptions = saveOptions.withDirtyEstimator(config.liveLimit());
         Saver.Result saved;
         QemuBaselines.SaveResult qemuSaved;
         QemuBaselines.SnapshotResult snapshot;
@@ -242,20 +243,21 @@ public final class SaveRestoreBenchmark {
         List<List<RestoreMethod>> units = all
                 ? Stream.of(List.of(RestoreMethod.QEMU_EAGER), List.of(RestoreMethod.QEMU_LOADVM), List.of(RestoreMethod.MAPPED_FILE), List.of(RestoreMethod.THAW_EAGER),
                         List.of(RestoreMethod.THAW_LAZY, RestoreMethod.WS_LEARNED), List.of(RestoreMethod.THAW_LAZY_ADDRESS_ORDER), List.of(RestoreMethod.WS_DIRTY),
-                        List.of(RestoreMethod.WS_TRACE))
+                        List.of(RestoreMethod.WS_TRACE), List.of(RestoreMethod.WS_DIRTY_NORMAL_PRIORITY), List.of(RestoreMethod.WS_DIRTY_PREEMPT),
+                        List.of(RestoreMethod.WS_DIRTY_WHOLE))
                 .map(u -> u.stream().filter(methods::contains).toList()).filter(u -> !u.isEmpty()).toList()
                 : List.of(List.of(RestoreMethod.THAW_EAGER), List.of(RestoreMethod.QEMU_EAGER));
         List<MethodSample> restores = new ArrayList<>();
         List<Failure> failures = new ArrayList<>();
         for (int u = 0; u < units.size(); u++) {
             for (RestoreMethod m : units.get((u + rep) % units.size())) { // rotated, so no method always goes first
-                if (m.name().startsWith("WS_") && !queues.containsKey(m)) {
+                if (m.name().startsWith("WS_") && !queues.containsKey(m.estimate())) {
                     log.printf("  rep %d: %s skipped: its estimator gave no working set%n", rep + 1, m.label());
                     continue;
                 }
                 // Each estimate restores as Thaw stores it: attached to the image, its pages copied in queue order, so the
                 // prefetch is one sequential read (not counted in the restore, like the save that attaches it in use).
-                if (queues.containsKey(m)) WorkingSetWriter.attach(thawImage, queues.get(m));
+                if (queues.containsKey(m.estimate())) WorkingSetWriter.attach(thawImage, queues.get(m.estimate()));
                 Run run;
                 try {
                     run = restore(m, s, config);
@@ -324,9 +326,14 @@ public final class SaveRestoreBenchmark {
                         if (m == RestoreMethod.THAW_LAZY_ADDRESS_ORDER) {
                             options = options.withPolicy(options.policy().withFaultRegionPages(0));
                         } else if (m != RestoreMethod.THAW_LAZY) {
-                            Restorer.Plan plan = Restorer.plan(s.queues().get(m), WorkingSetChoice.defaults());
+                            WorkingSetChoice choice = m == RestoreMethod.WS_DIRTY_WHOLE
+                                    ? new WorkingSetChoice(WorkingSetChoice.Source.AUTO, java.util.OptionalInt.empty(), 1.0)
+                                    : WorkingSetChoice.defaults();
+                            Restorer.Plan plan = Restorer.plan(s.queues().get(m.estimate()), choice);
                             options = options.withWorkingSet(plan.prefetch()).withBackgroundFirst(plan.backgroundFirst());
                         }
+                        if (m == RestoreMethod.WS_DIRTY_NORMAL_PRIORITY) options = options.withBackgroundPriority(ThreadPriority.Policy.NORMAL);
+                        if (m == RestoreMethod.WS_DIRTY_PREEMPT) options = options.withTransport(options.transport().withPreempt(true));
                         postcopy = PostcopyRestore.restore(img, options, x -> {});
                         vm = postcopy.vm();
                         running = opened + postcopy.runningNanos();

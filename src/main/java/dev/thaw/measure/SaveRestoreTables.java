@@ -108,7 +108,8 @@ public final class SaveRestoreTables {
      */
     public static String hostSideMarkdown(List<Report> reports) {
         return agreement(reports, "demand-fault stall (Thaw's event log)", MethodSample::hostSide,
-                List.of(RestoreMethod.THAW_LAZY, RestoreMethod.THAW_LAZY_ADDRESS_ORDER, RestoreMethod.WS_LEARNED, RestoreMethod.WS_DIRTY, RestoreMethod.WS_TRACE))
+                java.util.Arrays.stream(RestoreMethod.values()) // the postcopy ones: Thaw sees their faults
+                        .filter(m -> m.thawMode().filter(mode -> mode != dev.thaw.restore.Restorer.Mode.EAGER).isPresent()).toList())
                 + agreement(reports, "vCPU run time", MethodSample::hostVcpu, List.of(RestoreMethod.values()));
     }
 

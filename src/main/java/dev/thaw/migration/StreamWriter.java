@@ -134,6 +134,14 @@ public final class StreamWriter {
         u8(0);
     }
 
+    /**
+     * The end of a postcopy preempt channel: a bare EOS record (no section around it). QEMU 7.2's preempt reader stops only on
+     * this; without it the destination never sends SHUT.
+     */
+    public void preemptEnd() throws IOException {
+        be64(Wire.RAM_EOS);
+    }
+
     public void eof() throws IOException {
         u8(Wire.EOF);
     }

@@ -18,6 +18,7 @@ import dev.thaw.qemu.QmpException;
 import dev.thaw.util.ChannelStreams;
 import dev.thaw.util.CountingOutputStream;
 import dev.thaw.util.StallWatchdog;
+import dev.thaw.util.ThreadPriority;
 import java.io.BufferedOutputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.EOFException;
@@ -101,8 +102,9 @@ public final class PostcopyRestore {
      * @param sendBufferBytes   the socket send buffer: a demand page waits behind at most this (and a chunk)
      * @param stallTimeout      no byte moving for this long ends the restore
      * @param completionTimeout the wait for SHUT and {@code completed} after EOF
+     * @param preempt           demand pages on QEMU's postcopy-preempt channel ({@link #withPreempt})
      */
-    public record Transport(int sendBufferBytes, Duration stallTimeout, Duration completionTimeout) {
+    public record Transport(int sendBufferBytes, Duration stallTimeout, Duration completionTimeout, boolean preempt) {
         public static final int DEFAULT_SEND_BUFFER_BYTES = 64 << 10;
 
         public Transport {
@@ -112,7 +114,16 @@ public final class PostcopyRestore {
         }
 
         public static Transport defaults() {
-            return new Transport(DEFAULT_SEND_BUFFER_BYTES, Duration.ofSeconds(60), Duration.ofSeconds(120));
+            return new Transport(DEFAULT_SEND_BUFFER_BYTES, Duration.ofSeconds(60), Duration.ofSeconds(120), false);
+        }
+
+        /**
+         * QEMU's postcopy-preempt channel: demand pages travel on a second connection that the destination reads and places
+         * in its own thread ({@code fault-fast}), never behind background pages; a second sender thread of Thaw's streams the
+         * background on the main connection meanwhile.
+         */
+        public Transport withPreempt(boolean on) {
+            return new Transport(sendBufferBytes, stallTimeout, completionTimeout, on);
         }
     }
 
@@ -120,9 +131,11 @@ public final class PostcopyRestore {
      * A lazy or ws restore's options, by concern: what to send first, the scheduler's policy ({@link SchedulePolicy}),
      * the connection and the guest's RAM.
      */
-    public record Options(String vmName, Pages pages, SchedulePolicy policy, Transport transport, GuestRam guestRam) {
+    public record Options(String vmName, Pages pages, SchedulePolicy policy, Transport transport, GuestRam guestRam,
+                          ThreadPriority.Policy backgroundPriority) {
         public static Options lazy(String vmName) {
-            return new Options(vmName, new Pages(List.of(), List.of()), SchedulePolicy.defaults(), Transport.defaults(), GuestRam.DEFAULT);
+            return new Options(vmName, new Pages(List.of(), List.of()), SchedulePolicy.defaults(), Transport.defaults(), GuestRam.DEFAULT,
+                    ThreadPriority.Policy.IDLE);
         }
 
         public List<PageRef> workingSet() {
@@ -134,24 +147,33 @@ public final class PostcopyRestore {
         }
 
         public Options withWorkingSet(List<PageRef> workingSet) {
-            return new Options(vmName, new Pages(workingSet, pages.backgroundFirst()), policy, transport, guestRam);
+            return new Options(vmName, new Pages(workingSet, pages.backgroundFirst()), policy, transport, guestRam, backgroundPriority);
         }
 
         /** Pages the background stream sends first, in this order (the predicted pages beyond the prefetched working set). */
         public Options withBackgroundFirst(List<PageRef> backgroundFirst) {
-            return new Options(vmName, new Pages(pages.workingSet(), backgroundFirst), policy, transport, guestRam);
+            return new Options(vmName, new Pages(pages.workingSet(), backgroundFirst), policy, transport, guestRam, backgroundPriority);
         }
 
         public Options withPolicy(SchedulePolicy newPolicy) {
-            return new Options(vmName, pages, newPolicy, transport, guestRam);
+            return new Options(vmName, pages, newPolicy, transport, guestRam, backgroundPriority);
         }
 
         public Options withTransport(Transport newTransport) {
-            return new Options(vmName, pages, policy, newTransport, guestRam);
+            return new Options(vmName, pages, policy, newTransport, guestRam, backgroundPriority);
         }
 
         public Options withGuestRam(GuestRam ram) {
-            return new Options(vmName, pages, policy, transport, ram);
+            return new Options(vmName, pages, policy, transport, ram, backgroundPriority);
+        }
+
+        /**
+         * The scheduling class of the threads that stream pages once the guest runs: Thaw's sender and QEMU's
+         * {@code postcopy/listen}. IDLE (the default): they take only CPU the guest's vCPU leaves, so on a host with few cores
+         * the background costs the guest nothing; a vCPU waiting for a page leaves its core to them.
+         */
+        public Options withBackgroundPriority(ThreadPriority.Policy priority) {
+            return new Options(vmName, pages, policy, transport, guestRam, priority);
         }
 
         /** Tracing (the post-save trace): {@link SchedulePolicy#tracing}. */
@@ -218,21 +240,30 @@ public final class PostcopyRestore {
                     ? new RamBlock(b.name(), b.usedByteSize(), HugePages.HUGE_PAGE_BYTES) : b).toList();
             release = HugePages.allowHugetlbPages(ramBytes / HugePages.HUGE_PAGE_BYTES);
         }
+        List<BlockShape> shapes = destination.stream().map(b -> new BlockShape(b.pageCount(), (int) (b.pageByteSize() / PAGE))).toList();
+        PageScheduler scheduler = new PageScheduler(shapes, image::isZero, options.policy(), options.backgroundFirst());
+        List<PageRange> prefetch = scheduler.prefetch(options.workingSet());
         QemuVm vm;
-        try {
-            vm = QemuVm.launch(config);
-        } catch (RuntimeException e) {
-            if (release != null) release.run();
-            throw e;
-        }
-        if (release != null) vm.onClose(release);
-        try {
-            return new Session(image, destination, options, vm, started, progress).run();
-        } catch (RuntimeException e) {
-            vm.close();
-            throw e;
+        // The working set is read while QEMU starts: the sender then only writes it.
+        try (PageReadAhead ahead = new PageReadAhead(image, prefetch, PREFETCH_BYTES_AHEAD, options.vmName())) {
+            try {
+                vm = QemuVm.launch(config);
+            } catch (RuntimeException e) {
+                if (release != null) release.run();
+                throw e;
+            }
+            if (release != null) vm.onClose(release);
+            try {
+                return new Session(image, destination, options, vm, started, progress, scheduler, ahead).run();
+            } catch (RuntimeException e) {
+                vm.close();
+                throw e;
+            }
         }
     }
+
+    /** The working set read ahead of the sender, at most (a 256 MiB working set is read whole while QEMU starts). */
+    static final long PREFETCH_BYTES_AHEAD = 256L << 20;
 
     /**
      * One restore: the protocol, the return path and the metrics, owned by the caller's thread. Which page goes next is the
@@ -246,6 +277,7 @@ public final class PostcopyRestore {
         private final Consumer<String> progress;
         private final List<RamBlock> blocks;
         private final PageScheduler scheduler;
+        private final PageReadAhead ahead;
         private final Map<String, Integer> blockIndex = new HashMap<>();
         private final LinkedBlockingQueue<ReturnPathMessage.PageRequest> requests = new LinkedBlockingQueue<>();
         private final CompletableFuture<Integer> shut = new CompletableFuture<>();
@@ -258,6 +290,8 @@ public final class PostcopyRestore {
         private final byte[] page = new byte[PAGE];
         private volatile String returnPathFailure;
         private StreamWriter writer;
+        /** The preempt channel's writer (demand pages only), or null without preempt. */
+        private StreamWriter preemptWriter;
         private int sid;
         private long demandFaults;
         private long duplicates;
@@ -265,7 +299,8 @@ public final class PostcopyRestore {
         private long demandPages;
         private long backgroundPages;
 
-        Session(CheckpointImage image, List<RamBlock> destinationBlocks, Options options, QemuVm vm, long started, Consumer<String> progress) {
+        Session(CheckpointImage image, List<RamBlock> destinationBlocks, Options options, QemuVm vm, long started, Consumer<String> progress,
+                PageScheduler scheduler, PageReadAhead ahead) {
             this.image = image;
             this.options = options;
             this.vm = vm;
@@ -273,9 +308,8 @@ public final class PostcopyRestore {
             this.progress = progress;
             this.blocks = destinationBlocks;
             for (int i = 0; i < blocks.size(); i++) blockIndex.put(blocks.get(i).name(), i);
-            List<BlockShape> shapes = destinationBlocks.stream()
-                    .map(b -> new BlockShape(b.pageCount(), (int) (b.pageByteSize() / PAGE))).toList();
-            this.scheduler = new PageScheduler(shapes, image::isZero, options.policy(), options.backgroundFirst());
+            this.scheduler = scheduler;
+            this.ahead = ahead;
         }
 
         private long now() {
@@ -288,20 +322,31 @@ public final class PostcopyRestore {
             QmpClient qmp = vm.qmp();
             Path socket = vm.runDir().resolve("incoming.sock");
             try {
-                qmp.migrateSetCapabilities(Map.of("postcopy-ram", true, "events", true, "postcopy-blocktime", true));
+                Map<String, Boolean> caps = new java.util.LinkedHashMap<>(Map.of("postcopy-ram", true, "events", true,
+                        "postcopy-blocktime", true));
+                if (options.transport().preempt()) caps.put("postcopy-preempt", true);
+                qmp.migrateSetCapabilities(caps);
                 qmp.migrateIncoming("unix:" + socket);
             } catch (QmpException e) {
                 throw new RestoreException(vm.name() + ": QEMU refused the postcopy setup (is userfaultfd usable? see thaw doctor): "
                         + e.getMessage(), e);
             }
             Transport transport = options.transport();
+            // With preempt, QEMU 7.2 takes the first connection for the main stream and the second for the preempt channel, and
+            // reads nothing on the first until the second is there (docs/protocol.md, "Preempt channel").
             try (SocketChannel channel = IncomingQemu.connect(socket, vm, Duration.ofSeconds(10));
+                 SocketChannel preemptChannel = transport.preempt() ? IncomingQemu.connect(socket, vm, Duration.ofSeconds(10)) : null;
                  StallWatchdog watchdog = new StallWatchdog("postcopy-" + vm.name(), () -> bytes.get() + waitingProgress.get(),
                          transport.stallTimeout(), channel)) {
                 channel.setOption(StandardSocketOptions.SO_SNDBUF, transport.sendBufferBytes());
                 Thread reader = Thread.ofPlatform().daemon().name("return-path-" + vm.name()).start(() -> readReturnPath(channel));
                 OutputStream out = new BufferedOutputStream(new CountingOutputStream(ChannelStreams.output(channel), bytes), 256 << 10);
                 writer = new StreamWriter(out, blocks);
+                if (preemptChannel != null) {
+                    preemptChannel.setOption(StandardSocketOptions.SO_SNDBUF, transport.sendBufferBytes());
+                    preemptWriter = new StreamWriter(new BufferedOutputStream(new CountingOutputStream(
+                            ChannelStreams.output(preemptChannel), bytes), 64 << 10), blocks);
+                }
                 sid = image.manifest().ramSectionId();
                 long running;
                 try {
@@ -369,14 +414,26 @@ public final class PostcopyRestore {
             writer.ping(1);
             writer.postcopyAdvise();
             writer.ramStart(sid, true);
-            List<PageRange> ws = scheduler.prefetch(options.workingSet());
-            for (int i = 0; i < ws.size(); i += 256) {
+            while (true) {
+                PageReadAhead.Batch batch;
+                try {
+                    batch = ahead.next(options.transport().stallTimeout());
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw failure("interrupted while reading the working set", e);
+                }
+                if (batch == null) break;
                 writer.openRamSection(sid, false);
-                int n = 0;
-                for (PageRange unit : ws.subList(i, Math.min(ws.size(), i + 256))) n += send(unit);
+                int at = 0;
+                for (PageRange unit : batch.units()) {
+                    for (int q = unit.firstPage(); q < unit.endPage(); q++, at++) {
+                        if (batch.zero()[at]) writer.zeroPage(unit.block(), q);
+                        else writer.page(unit.block(), q, batch.data(), at * PAGE);
+                    }
+                }
                 writer.closeRamSection(sid);
-                prefetched += n;
-                events.add(RestoreEventLog.Type.PREFETCH_SENT, 0, n, now());
+                prefetched += batch.pageCount();
+                events.add(RestoreEventLog.Type.PREFETCH_SENT, 0, batch.pageCount(), now());
             }
             sendDiscards();
             writer.ping(2);
@@ -409,12 +466,52 @@ public final class PostcopyRestore {
             }
         }
 
-        /** Demand first, background otherwise, until every non-zero page is sent. */
+        /** Demand first, background otherwise, until every non-zero page is sent; at the background's priority. */
         private void servePages() throws IOException {
+            if (preemptWriter != null) {
+                servePagesPreempt();
+                return;
+            }
+            boolean idle = options.backgroundPriority() == ThreadPriority.Policy.IDLE;
+            if (idle) ThreadPriority.setCurrentThread(ThreadPriority.Policy.IDLE);
+            try {
+                servePagesAsScheduled(idle);
+            } finally {
+                if (idle) ThreadPriority.setCurrentThread(ThreadPriority.Policy.NORMAL);
+            }
+        }
+
+        /** QEMU's thread that reads the main stream and places pages; it starts when QEMU processes LISTEN. */
+        private static final String QEMU_LISTEN_THREAD = "postcopy/listen";
+
+        /** Looks for QEMU's listen thread every 10 ms until found (up to 5 s) and moves it to SCHED_IDLE. */
+        private final class ListenThreadDemotion {
+            private long nextLookNanos = System.nanoTime();
+            private final long giveUpNanos = nextLookNanos + 5_000_000_000L;
+            private boolean done;
+
+            void poll() {
+                if (done || System.nanoTime() < nextLookNanos) return;
+                nextLookNanos = System.nanoTime() + 10_000_000L;
+                List<Long> tids = ThreadPriority.threadsNamed(vm.pid(), QEMU_LISTEN_THREAD);
+                for (long tid : tids) ThreadPriority.set(tid, ThreadPriority.Policy.IDLE);
+                if (!tids.isEmpty()) {
+                    done = true;
+                    events.add(RestoreEventLog.Type.LISTEN_IDLE, 0, tids.size(), now());
+                } else if (System.nanoTime() > giveUpNanos) {
+                    done = true;
+                    log.warn("{}: QEMU's {} thread not found in 5 s: it keeps its priority", vm.name(), QEMU_LISTEN_THREAD);
+                }
+            }
+        }
+
+        private void servePagesAsScheduled(boolean idle) throws IOException {
+            ListenThreadDemotion demotion = idle ? new ListenThreadDemotion() : null;
             long lastReport = System.nanoTime();
             List<ReturnPathMessage.PageRequest> batch = new ArrayList<>();
             while (true) {
                 checkHealthy();
+                if (demotion != null) demotion.poll();
                 batch.clear();
                 requests.drainTo(batch);
                 long backgroundWaitNanos = scheduler.backgroundWaitNanos(System.nanoTime());
@@ -457,14 +554,112 @@ public final class PostcopyRestore {
             }
         }
 
+        /** Set by the background thread when it fails; the demand loop ends the restore with it. */
+        private volatile Throwable backgroundFailure;
+        private volatile boolean backgroundDone;
+
+        /**
+         * Preempt: this thread answers requests on the preempt channel, at normal priority; a background thread streams the
+         * rest on the main channel (at the background's priority). The scheduler, under its lock, hands every unit to one of
+         * them only. When the background is done, the preempt channel ends with EOS; late requests are duplicates.
+         */
+        private void servePagesPreempt() throws IOException {
+            boolean idle = options.backgroundPriority() == ThreadPriority.Policy.IDLE;
+            Thread background = Thread.ofPlatform().daemon().name("postcopy-background-" + vm.name()).start(() -> {
+                try {
+                    if (idle) ThreadPriority.setCurrentThread(ThreadPriority.Policy.IDLE);
+                    streamBackground();
+                } catch (Throwable t) {
+                    backgroundFailure = t;
+                } finally {
+                    backgroundDone = true;
+                }
+            });
+            ListenThreadDemotion demotion = idle ? new ListenThreadDemotion() : null;
+            List<ReturnPathMessage.PageRequest> batch = new ArrayList<>();
+            try {
+                while (!backgroundDone) {
+                    checkHealthy();
+                    if (backgroundFailure != null) break;
+                    if (demotion != null) demotion.poll();
+                    batch.clear();
+                    ReturnPathMessage.PageRequest r;
+                    try {
+                        r = requests.poll(10, TimeUnit.MILLISECONDS);
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                        throw failure("interrupted while waiting for page requests", e);
+                    }
+                    if (r == null) {
+                        waitingProgress.set(System.nanoTime());
+                        continue;
+                    }
+                    batch.add(r);
+                    requests.drainTo(batch);
+                    serveRequests(batch, preemptWriter, false);
+                }
+                background.join(options.transport().stallTimeout().toMillis());
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw failure("interrupted while the background finished", e);
+            } finally {
+                background.interrupt();
+            }
+            if (backgroundFailure instanceof IOException io) throw io;
+            if (backgroundFailure != null) throw failure("the background stream failed: " + backgroundFailure.getMessage(), backgroundFailure);
+            if (background.isAlive()) throw failure("the background stream did not finish", null);
+            preemptWriter.preemptEnd();
+            preemptWriter.flush();
+        }
+
+        /** The background thread of a preempt restore: chunks on the main channel until every non-zero page was handed out. */
+        private void streamBackground() throws IOException, InterruptedException {
+            byte[] buffer = new byte[PAGE];
+            while (true) {
+                List<PageRange> chunk;
+                long waitNanos;
+                synchronized (scheduler) {
+                    waitNanos = scheduler.backgroundWaitNanos(System.nanoTime());
+                    chunk = waitNanos > 0 ? List.of() : scheduler.nextBackground();
+                }
+                if (waitNanos > 0) {
+                    waitingProgress.set(System.nanoTime());
+                    Thread.sleep(Math.max(1, Math.min(10, waitNanos / 1_000_000)));
+                    continue;
+                }
+                if (!chunk.isEmpty()) {
+                    writer.openRamSection(sid, false);
+                    int pages = 0;
+                    for (PageRange unit : chunk) pages += send(writer, unit, buffer);
+                    writer.closeRamSection(sid);
+                    writer.flush();
+                    backgroundPages += pages;
+                    events.add(RestoreEventLog.Type.BACKGROUND_SENT, chunk.getFirst().block(), pages, now());
+                }
+                synchronized (scheduler) {
+                    if (scheduler.finished()) return;
+                }
+            }
+        }
+
         private void serveRequests(List<ReturnPathMessage.PageRequest> batch) throws IOException {
+            serveRequests(batch, writer, true);
+        }
+
+        /**
+         * Answers page requests on {@code out}: the main stream (in a RAM section) or the preempt channel (bare records).
+         */
+        private void serveRequests(List<ReturnPathMessage.PageRequest> batch, StreamWriter out, boolean inSection) throws IOException {
             long taken = System.nanoTime();
-            writer.openRamSection(sid, false);
+            if (inSection) out.openRamSection(sid, false);
             List<Long> arrivals = new ArrayList<>();
             for (ReturnPathMessage.PageRequest r : batch) {
                 int b = blockIndex.get(r.blockName());
                 int p = (int) (r.offset() / PAGE);
-                PageScheduler.Demand demand = scheduler.request(b, p);
+                PageScheduler.Demand demand;
+                synchronized (scheduler) {
+                    demand = scheduler.request(b, p);
+                }
                 faults.add(new Fault(b, p, r.receivedNanos() - started, demand.duplicate()));
                 events.add(demand.duplicate() ? RestoreEventLog.Type.DUPLICATE_REQUEST : RestoreEventLog.Type.REQUEST, b, p,
                         r.receivedNanos() - started);
@@ -474,12 +669,12 @@ public final class PostcopyRestore {
                 }
                 demandFaults++;
                 arrivals.add(r.receivedNanos());
-                for (PageRange unit : demand.units()) demandPages += send(unit);
+                for (PageRange unit : demand.units()) demandPages += send(out, unit, page);
             }
             // One flush for the requested pages and their neighbours: flushing each requested page before its neighbours
             // was measured too (demo image, 5 interleaved pairs): fewer but longer faults, the same total vCPU blocked time.
-            writer.closeRamSection(sid);
-            writer.flush();
+            if (inSection) out.closeRamSection(sid);
+            out.flush();
             long now = System.nanoTime();
             for (long a : arrivals) {
                 serviceNanos.add(now - a);
@@ -493,10 +688,14 @@ public final class PostcopyRestore {
          * back to back, zero ones included: QEMU places it when the last one arrives, and nothing may come between.
          */
         private int send(PageRange unit) throws IOException {
+            return send(writer, unit, page);
+        }
+
+        private int send(StreamWriter out, PageRange unit, byte[] buffer) throws IOException {
             int b = unit.block();
             for (int q = unit.firstPage(); q < unit.endPage(); q++) {
-                if (image.readPage(b, q, page, 0)) writer.page(b, q, page, 0);
-                else writer.zeroPage(b, q);
+                if (image.readPage(b, q, buffer, 0)) out.page(b, q, buffer, 0);
+                else out.zeroPage(b, q);
             }
             return unit.pageCount();
         }

@@ -23,7 +23,9 @@ import java.util.List;
 public final class RestoreEventLog {
     /** Event types; 0 is never valid. */
     public enum Type {
-        INVALID, QEMU_READY, PACKAGE_SENT, RUNNING, REQUEST, DEMAND_SENT, BACKGROUND_SENT, EOF_SENT, SHUT, COMPLETED, PREFETCH_SENT, DUPLICATE_REQUEST;
+        INVALID, QEMU_READY, PACKAGE_SENT, RUNNING, REQUEST, DEMAND_SENT, BACKGROUND_SENT, EOF_SENT, SHUT, COMPLETED, PREFETCH_SENT, DUPLICATE_REQUEST,
+        /** QEMU's postcopy/listen thread moved to SCHED_IDLE; value: threads moved. */
+        LISTEN_IDLE;
 
         static Type of(int code) {
             return code > 0 && code < values().length ? values()[code] : INVALID;
@@ -37,24 +39,24 @@ public final class RestoreEventLog {
     private long[] words = new long[4096];
     private int count;
 
-    public void add(Type type, int block, long value, long nanos) {
+    public synchronized void add(Type type, int block, long value, long nanos) {
         if (2 * count + 2 > words.length) words = Arrays.copyOf(words, words.length * 2);
         words[2 * count] = ((long) type.ordinal()) | ((long) (block & 0xFFFF) << 16) | ((value & 0xFFFFFFFFL) << 32);
         words[2 * count + 1] = nanos;
         count++;
     }
 
-    public int size() {
+    public synchronized int size() {
         return count;
     }
 
-    public Event get(int i) {
+    public synchronized Event get(int i) {
         long w = words[2 * i];
         return new Event(Type.of((int) (w & 0xFF)), (int) ((w >>> 16) & 0xFFFF), w >>> 32, words[2 * i + 1]);
     }
 
     /** Writes atomically. */
-    public void write(Path file) throws IOException {
+    public synchronized void write(Path file) throws IOException {
         ByteBuffer b = ByteBuffer.allocate(MAGIC.length + 16 * count).order(ByteOrder.LITTLE_ENDIAN);
         b.put(MAGIC);
         for (int i = 0; i < 2 * count; i++) b.putLong(words[i]);

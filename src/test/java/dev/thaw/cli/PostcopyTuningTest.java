@@ -17,6 +17,8 @@ class PostcopyTuningTest {
         assertThat(chunk.err()).contains("--chunk-pages").contains("actual 2");
         ImageCommandsTest.Run both = ImageCommandsTest.run("restore", "/nonexistent", "--hugetlb", "--collapse-huge-pages");
         assertThat(both.err()).contains("exclude each other");
+        ImageCommandsTest.Run priority = ImageCommandsTest.run("restore", "/nonexistent", "--background-priority", "low");
+        assertThat(priority.err()).contains("--background-priority").contains("actual 'low'");
         ImageCommandsTest.Run demo = ImageCommandsTest.run("demo", "--send-buffer-kib", "1");
         assertThat(demo.err()).contains("--send-buffer-kib").contains("actual 1");
     }
@@ -28,10 +30,12 @@ class PostcopyTuningTest {
         t.sendBufferKib = 128;
         t.faultRegionKib = 512;
         t.backgroundMbps = 200;
+        t.backgroundPriority = "normal";
         var o = t.applyTo(dev.thaw.restore.PostcopyRestore.Options.lazy("x"));
         assertThat(o.policy().faultRegionPages()).isEqualTo(128);
         assertThat(o.policy().maxChunkPages()).isEqualTo(64);
         assertThat(o.policy().backgroundBytesPerSecond()).isEqualTo(200_000_000L);
         assertThat(o.transport().sendBufferBytes()).isEqualTo(128 << 10);
+        assertThat(o.backgroundPriority()).isEqualTo(dev.thaw.util.ThreadPriority.Policy.NORMAL);
     }
 }

@@ -91,10 +91,25 @@ class PostcopyRestoreTest {
     }
 
     @Test
+    void lazyRestoreWithDemandPagesOnThePreemptChannel() throws Exception {
+        PostcopyRestore.Options options = PostcopyRestore.Options.lazy("thaw-test-preempt");
+        PostcopyRestore.Result r = restoreAndCheck(options.withTransport(options.transport().withPreempt(true)));
+        assertThat(r.demandFaults()).isPositive();
+        assertThat(r.backgroundPages()).isPositive();
+        assertThat(hasEvent(r, RestoreEventLog.Type.LISTEN_IDLE)).as("QEMU's postcopy/listen thread moved to SCHED_IDLE").isTrue();
+    }
+
+    private static boolean hasEvent(PostcopyRestore.Result r, RestoreEventLog.Type type) {
+        for (int i = 0; i < r.events().size(); i++) if (r.events().get(i).type() == type) return true;
+        return false;
+    }
+
+    @Test
     void lazyRestore() throws Exception {
         PostcopyRestore.Result lazy = restoreAndCheck(PostcopyRestore.Options.lazy("thaw-test-lazy"));
         assertThat(lazy.prefetchedPages()).isZero();
         assertThat(lazy.demandFaults()).isPositive();
+        assertThat(hasEvent(lazy, RestoreEventLog.Type.LISTEN_IDLE)).as("QEMU's postcopy/listen thread moved to SCHED_IDLE").isTrue();
         assertThat(lazy.faults()).isNotEmpty();
         // QEMU's postcopy-blocktime: with demand faults the vCPU waited, so QEMU must report a time (it is -1 when absent).
         assertThat(lazy.vcpuBlockedMillis()).as("QEMU's postcopy-blocktime").isNotNegative();

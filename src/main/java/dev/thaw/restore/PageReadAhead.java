@@ -1,0 +1,99 @@
+package dev.thaw.restore;
+
+import dev.thaw.image.CheckpointImage;
+import dev.thaw.migration.Wire;
+import dev.thaw.schedule.PageRange;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ArrayBlockingQueue;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Reads and decompresses a list of units (the working set to prefetch) on its own thread, started before the restoring QEMU
+ * is launched: the image's reads overlap QEMU's start, and the sender then only writes. At most {@code maxBytesAhead} are
+ * held in memory; the reader waits for the sender beyond that.
+ */
+final class PageReadAhead implements AutoCloseable {
+    private static final int PAGE = Wire.TARGET_PAGE_BYTES;
+    /** Target pages per batch handed to the sender (1 MiB). */
+    static final int BATCH_PAGES = 256;
+
+    /** Consecutive units read, their pages back to back in {@code data}; {@code zero[i]} marks zero pages. */
+    record Batch(List<PageRange> units, byte[] data, boolean[] zero) {
+        int pageCount() {
+            return zero.length;
+        }
+    }
+
+    private sealed interface Item permits Next, End, Failed {}
+
+    private record Next(Batch batch) implements Item {}
+
+    private record End() implements Item {}
+
+    private record Failed(RuntimeException cause) implements Item {}
+
+    private final BlockingQueue<Item> queue;
+    private final Thread reader;
+
+    PageReadAhead(CheckpointImage image, List<PageRange> units, long maxBytesAhead, String vmName) {
+        int capacity = (int) Math.max(2, Math.min(4096, maxBytesAhead / ((long) BATCH_PAGES * PAGE)));
+        this.queue = new ArrayBlockingQueue<>(capacity);
+        this.reader = Thread.ofPlatform().daemon().name("prefetch-reader-" + vmName).start(() -> read(image, List.copyOf(units)));
+    }
+
+    private void read(CheckpointImage image, List<PageRange> units) {
+        try {
+            try {
+                int i = 0;
+                while (i < units.size()) {
+                    List<PageRange> batchUnits = new ArrayList<>();
+                    int pages = 0;
+                    while (i < units.size() && (pages == 0 || pages + units.get(i).pageCount() <= BATCH_PAGES)) {
+                        pages += units.get(i).pageCount();
+                        batchUnits.add(units.get(i++));
+                    }
+                    byte[] data = new byte[pages * PAGE];
+                    boolean[] zero = new boolean[pages];
+                    int at = 0;
+                    for (PageRange u : batchUnits) {
+                        for (int p = u.firstPage(); p < u.endPage(); p++, at++) {
+                            zero[at] = !image.readPage(u.block(), p, data, at * PAGE);
+                        }
+                    }
+                    queue.put(new Next(new Batch(batchUnits, data, zero)));
+                }
+                queue.put(new End());
+            } catch (RuntimeException e) {
+                queue.put(new Failed(e));
+            }
+        } catch (InterruptedException e) {
+            // the sender stopped: nothing more to read
+        }
+    }
+
+    /**
+     * The next batch, in the order of the units; null after the last.
+     *
+     * @throws RuntimeException the reader's failure (a damaged extent names its file and offset), or a timeout
+     */
+    Batch next(Duration timeout) throws InterruptedException {
+        Item item = queue.poll(timeout.toNanos(), TimeUnit.NANOSECONDS);
+        return switch (item) {
+            case null -> throw new RestoreException("the prefetch reader produced nothing for " + timeout.toSeconds() + " s", null);
+            case Next n -> n.batch();
+            case End e -> {
+                queue.put(e); // later calls see the end too
+                yield null;
+            }
+            case Failed f -> throw f.cause();
+        };
+    }
+
+    @Override
+    public void close() {
+        reader.interrupt();
+    }
+}
