@@ -1,10 +1,13 @@
 package dev.thaw.measure;
 
+import dev.thaw.estimate.WorkingSet;
+import dev.thaw.estimation.EstimatingSave;
 import dev.thaw.guest.DemoGuest;
 import dev.thaw.guest.GuestAgent;
 import dev.thaw.guest.GuestImage;
 import dev.thaw.guest.WsbenchTick;
 import dev.thaw.image.CheckpointImage;
+import dev.thaw.image.WorkingSetWriter;
 import dev.thaw.qemu.Accel;
 import dev.thaw.qemu.ConsoleLine;
 import dev.thaw.qemu.Journal;
@@ -12,6 +15,7 @@ import dev.thaw.qemu.QemuVersion;
 import dev.thaw.qemu.QemuVm;
 import dev.thaw.qemu.VmConfig;
 import dev.thaw.restore.MappedRestore;
+import dev.thaw.restore.PostSaveTrace;
 import dev.thaw.restore.PostcopyRestore;
 import dev.thaw.restore.RestoreTraces;
 import dev.thaw.restore.Restorer;
@@ -42,7 +46,10 @@ import java.util.function.UnaryOperator;
 public final class Demo {
     /** Every method once, in this order: ws learns from the lazy restore just before it. */
     public static final List<RestoreMethod> METHODS = List.of(RestoreMethod.QEMU_EAGER, RestoreMethod.QEMU_LOADVM,
-            RestoreMethod.MAPPED_FILE, RestoreMethod.THAW_EAGER, RestoreMethod.THAW_LAZY, RestoreMethod.WS_LEARNED);
+            RestoreMethod.MAPPED_FILE, RestoreMethod.THAW_EAGER, RestoreMethod.THAW_LAZY, RestoreMethod.WS_TRACE);
+    /** The demo's estimate: the live probe's dirty rounds size it, the post-save trace orders it (thaw save --estimator dirty,trace). */
+    static final Duration LIVE_LIMIT = Duration.ofSeconds(10);
+    static final Duration TRACE = Duration.ofSeconds(3);
     static final String SNAPSHOT_TAG = "thaw-demo";
 
     /**
@@ -120,7 +127,7 @@ public final class Demo {
             QemuBaselines.saveInternalSnapshot(vm.qmp(), files.qcow2(), SNAPSHOT_TAG, Duration.ofMinutes(5));
             listener.line(String.format("QEMU's saves: stream %d MiB, qcow2 snapshot %d MiB", Files.size(files.qemuStream()) >> 20,
                     Files.size(files.qcow2()) >> 20));
-            saved = Saver.save(vm.qmp(), vm.config(), target, Saver.Options.defaults(),
+            saved = Saver.save(vm.qmp(), vm.config(), target, Saver.Options.defaults().withDirtyEstimator(LIVE_LIMIT),
                     p -> listener.status(String.format("saving: %d MiB read", p.streamBytes() >> 20)));
             dev.thaw.image.Manifest.Stats s = saved.manifest().stats();
             listener.line(String.format("saved in %.2f s (workload running): %d MiB stream -> %d MiB image (%d pages: %d zero, %d stored,"
@@ -131,8 +138,19 @@ public final class Demo {
             vm.awaitExit(Duration.ofSeconds(10));
         }
 
+        // The best estimate this host has: the post-save trace (the guest goes on lazily for a few seconds and its first
+        // touches are the queue), sized by the live probe's dirty rounds (HotRestore's hybrid), attached to the image.
+        listener.status("tracing the guest's first touches after the save");
+        WorkingSet estimate;
+        try (CheckpointImage img = CheckpointImage.open(target)) {
+            PostSaveTrace.Result t = EstimatingSave.traceAfterSave(img, "thaw-demo-trace", TRACE, saved.workingSet(), listener::status);
+            t.restore().vm().close();
+            estimate = t.workingSet();
+        }
+        WorkingSetWriter.attach(target, estimate);
+        listener.line("working set (dirty,trace): " + estimate.description());
         List<ModeResult> modes = new ArrayList<>();
-        FileTrees.deleteQuietly(RestoreTraces.directoryFor(target)); // the ws mode learns from this run's lazy restore
+        FileTrees.deleteQuietly(RestoreTraces.directoryFor(target)); // restores below leave their own traces
         try (CheckpointImage img = CheckpointImage.open(target)) {
             MappedRestore.writeRamFile(img, files.ramFile());
             for (RestoreMethod method : METHODS) {
@@ -161,7 +179,10 @@ public final class Demo {
             vm = r.vm();
             running = completed = r.runningNanos() / 1e9;
         } else {
-            Restorer.Outcome o = Restorer.restore(img, thaw.get(), name, WorkingSetChoice.defaults(), config.tune(), listener::status);
+            // ws restores with the image's own estimate (not a trace the lazy restore just left beside it)
+            WorkingSetChoice choice = new WorkingSetChoice(WorkingSetChoice.Source.IMAGE, java.util.OptionalInt.empty(),
+                    WorkingSetChoice.defaults().fraction());
+            Restorer.Outcome o = Restorer.restore(img, thaw.get(), name, choice, config.tune(), listener::status);
             vm = o.vm();
             running = o.runningSeconds();
             completed = o.completedSeconds();

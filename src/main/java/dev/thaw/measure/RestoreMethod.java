@@ -21,9 +21,10 @@ public enum RestoreMethod {
     /** Ablation: lazy with the background stream in address order only (no fault regions), as before they existed. */
     THAW_LAZY_ADDRESS_ORDER("Thaw lazy (address order)", "lazy-address-order"),
     /** The working set learned from the lazy restore just before. */
-    WS_LEARNED("Thaw ws (learned)", "ws"),
+    WS_LEARNED("Thaw ws (learned)", "ws-learned"),
     WS_DIRTY("Thaw ws (dirty)", "ws-dirty"),
-    WS_TRACE("Thaw ws (trace)", "ws-trace"),
+    /** The post-save trace sized by the live probe (save --estimator dirty,trace): the demo's ws. */
+    WS_TRACE("Thaw ws (trace)", "ws"),
     /** Ablation: ws (dirty) with the background threads (Thaw's sender, QEMU's postcopy/listen) at normal priority. */
     WS_DIRTY_NORMAL_PRIORITY("Thaw ws (dirty, normal prio.)", "ws-dirty-normal-priority"),
     /** Trial: ws (dirty) with demand pages on QEMU's postcopy-preempt channel. */
@@ -44,7 +45,7 @@ public enum RestoreMethod {
         return label;
     }
 
-    /** How the demo's table names it: Thaw's restores by their {@code --mode}, ws being the learned one. */
+    /** How the demo's table names it: Thaw's restores by their {@code --mode}, ws being the image's own dirty,trace estimate. */
     public String shortName() {
         return shortName;
     }

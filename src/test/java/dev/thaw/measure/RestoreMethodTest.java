@@ -23,7 +23,7 @@ class RestoreMethodTest {
     void theDemoNamesThawsMethodsByTheirMode() {
         assertThat(RestoreMethod.THAW_EAGER.shortName()).isEqualTo(Restorer.Mode.EAGER.label());
         assertThat(RestoreMethod.THAW_LAZY.shortName()).isEqualTo(Restorer.Mode.LAZY.label());
-        assertThat(RestoreMethod.WS_LEARNED.shortName()).isEqualTo(Restorer.Mode.WS.label());
+        assertThat(RestoreMethod.WS_TRACE.shortName()).as("the demo's ws: the image's dirty,trace estimate").isEqualTo(Restorer.Mode.WS.label());
         assertThat(RestoreMethod.MAPPED_FILE.shortName()).isEqualTo("mapped");
     }
 
