@@ -68,6 +68,14 @@ public final class QemuVm implements AutoCloseable {
 
     /** Starts QEMU and connects to its QMP socket; on any failure QEMU is killed and the error names why. */
     public static QemuVm launch(VmConfig config) {
+        return launch(config, List.of());
+    }
+
+    /**
+     * @param launchArgs Thaw's own arguments for this launch only (a memory backend, a snapshot drive):
+     *                   not part of the configuration, so never written to {@code vm.json} nor into an image
+     */
+    public static QemuVm launch(VmConfig config, List<String> launchArgs) {
         Path runDir;
         try {
             // Short path: unix socket paths are limited to 107 bytes.
@@ -75,8 +83,9 @@ public final class QemuVm implements AutoCloseable {
         } catch (IOException e) {
             throw new QemuLaunchException("cannot create a run directory for " + config.name() + ": " + e.getMessage(), e);
         }
-        List<String> command = config.qemuArguments(QEMU_BINARY, runDir.resolve("qmp.sock"), runDir.resolve(EXTRA_QMP_SOCKET),
-                runDir.resolve("control.sock"));
+        List<String> command = new java.util.ArrayList<>(config.qemuArguments(QEMU_BINARY, runDir.resolve("qmp.sock"),
+                runDir.resolve(EXTRA_QMP_SOCKET), runDir.resolve("control.sock")));
+        command.addAll(launchArgs);
         log.debug("launching {}: {}", config.name(), String.join(" ", command));
         long launched = System.nanoTime();
         Process process;
