@@ -109,7 +109,8 @@ public final class ImageWriter implements AutoCloseable {
         }
         try {
             dev.thaw.util.OwnerOnly.createDirectories(this.target.getParent());
-            this.temp = Files.createTempDirectory(this.target.getParent(), "." + this.target.getFileName() + ".partial-"); // 0700
+            PartialImages.removeAbandoned(this.target.getParent());
+            this.temp = Files.createTempDirectory(this.target.getParent(), PartialImages.prefix(this.target)); // 0700
         } catch (IOException e) {
             throw new ImageException.CannotWrite(this.target, e.toString(), e);
         }
@@ -145,6 +146,11 @@ public final class ImageWriter implements AutoCloseable {
     /** Starts an image that will appear at {@code target} on commit; {@code target} must not exist. */
     public static ImageWriter create(Path target, Options options) {
         return new ImageWriter(target, options);
+    }
+
+    /** The hidden directory the image is written under until {@link #commit} renames it into place. */
+    public Path temporaryDirectory() {
+        return temp;
     }
 
     public UUID imageId() {
