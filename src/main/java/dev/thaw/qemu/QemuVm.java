@@ -197,6 +197,22 @@ public final class QemuVm implements AutoCloseable {
         return process.isAlive();
     }
 
+    /**
+     * QEMU's run status, or why it has none. A QEMU that does not answer within {@code timeout} is
+     * slow or stopped (SIGSTOP, a debugger, a host stall), not dead: only one that exited is, so a
+     * command that owns its guest asks again instead of giving up (and killing it on the way out).
+     */
+    public String statusOrWhyNot(Duration timeout) {
+        try {
+            return qmp.execute("query-status", null, timeout).path("status").asText();
+        } catch (QmpException.Timeout e) {
+            return "not answering QMP within " + timeout.toSeconds() + " s; QEMU pid " + process.pid()
+                    + (process.isAlive() ? " is alive (stopped or slow)" : " exited");
+        } catch (QmpException e) {
+            return "no status: " + e.getMessage() + "; " + describeState();
+        }
+    }
+
     public Optional<Integer> exitCode() {
         return process.isAlive() ? Optional.empty() : Optional.of(process.exitValue());
     }

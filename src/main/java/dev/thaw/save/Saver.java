@@ -256,13 +256,18 @@ public final class Saver {
         }
     }
 
-    /** Cancels the migration and resumes a guest that was running: a failed save changes nothing. */
+    /**
+     * Cancels the migration and resumes a guest that was running: a failed save changes nothing. A
+     * source that is gone is named as the cause: its stream merely ended ("truncated") with it.
+     */
     private static SaveException failed(QmpClient qmp, boolean wasRunning, boolean migrationStarted, SaveException e) {
         try {
-            if (qmp.isOpen()) {
-                if (migrationStarted) qmp.execute("migrate_cancel", null, Duration.ofSeconds(10));
-                if (wasRunning) qmp.cont();
-            }
+            // On a closed connection these fail at once with ConnectionLost.
+            if (migrationStarted) qmp.execute("migrate_cancel", null, Duration.ofSeconds(10));
+            if (wasRunning) qmp.cont();
+        } catch (QmpException.ConnectionLost gone) {
+            return new SaveException("save of " + qmp.peer() + " failed: the source QEMU is gone (" + gone.getMessage() + "); "
+                    + e.getMessage(), e);
         } catch (QmpException cleanup) {
             e.addSuppressed(cleanup);
         }
