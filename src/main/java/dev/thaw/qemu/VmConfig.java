@@ -29,6 +29,8 @@ public record VmConfig(String name, String machineType, Accel accel, long memory
                        boolean incomingDefer, boolean startPaused, List<String> extraArgs) {
     // The machine families Thaw understands, versioned; no properties (no commas).
     private static final Pattern VERSIONED_MACHINE = Pattern.compile("pc-(?:i440fx|q35)-\\d+\\.\\d+");
+    static final long MAX_MEMORY_MIB = 1L << 20;
+    static final int MAX_CPU_COUNT = 255;
     private static final Pattern NAME = Pattern.compile("[A-Za-z0-9._-]{1,64}");
 
     public VmConfig {
@@ -42,11 +44,12 @@ public record VmConfig(String name, String machineType, Accel accel, long memory
             throw new IllegalArgumentException("machine type: expected a versioned type pc-i440fx-X.Y or pc-q35-X.Y"
                     + " (an alias such as 'pc' changes meaning between QEMU versions), actual '" + machineType + "'");
         }
-        if (memoryMiB < 64) {
-            throw new IllegalArgumentException("guest memory: expected at least 64 MiB, actual " + memoryMiB + " MiB");
+        // Bounds as for the RAM blocks an image may hold (1 TiB) and the vCPUs an i440fx takes (255).
+        if (memoryMiB < 64 || memoryMiB > MAX_MEMORY_MIB) {
+            throw new IllegalArgumentException("guest memory: expected 64 to " + MAX_MEMORY_MIB + " MiB, actual " + memoryMiB + " MiB");
         }
-        if (cpuCount < 1) {
-            throw new IllegalArgumentException("cpu count: expected at least 1, actual " + cpuCount);
+        if (cpuCount < 1 || cpuCount > MAX_CPU_COUNT) {
+            throw new IllegalArgumentException("cpu count: expected 1 to " + MAX_CPU_COUNT + ", actual " + cpuCount);
         }
         kernelCommandLine = kernelCommandLine == null ? "" : kernelCommandLine;
         // What QEMU gets is what was checked, re-rendered from the typed form.
