@@ -40,7 +40,7 @@ final class BootCommand implements Callable<Integer> {
                 if (ticks.size() >= 2) {
                     System.out.printf("wsbench %s ops/s%n", dev.thaw.measure.Demo.human(Throughput.of(ticks, Throughput.ONE_SECOND_NANOS).opsPerSecond()));
                 } else if (vm.isAlive()) {
-                    System.out.println("wsbench: no ticks (guest " + vm.qmp().queryStatus().status() + ")");
+                    System.out.println("wsbench: no ticks (guest " + vm.statusOrWhyNot(Duration.ofSeconds(5)) + ")");
                 }
             }
             System.out.println("QEMU exited: " + vm.describeState());

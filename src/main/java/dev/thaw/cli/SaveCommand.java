@@ -7,6 +7,7 @@ import dev.thaw.image.Manifest;
 import dev.thaw.qemu.QemuVm;
 import dev.thaw.qemu.VmConfig;
 import dev.thaw.save.Saver;
+import dev.thaw.util.OwnerOnly;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;
@@ -82,6 +83,7 @@ final class SaveCommand implements Callable<Integer> {
             throw new IllegalArgumentException("the VM's launch configuration is unknown: expected " + configFile
                     + " (VMs started by Thaw have vm.json beside their QMP socket) or --vm-config FILE");
         }
+        OwnerOnly.requireTrustedWriters(configFile, "the VM's launch configuration");
         VmConfig config = new ObjectMapper().findAndRegisterModules().readValue(configFile.toFile(), VmConfig.class);
         PrintStream status = json ? System.err : System.out;
         Progress progress = new Progress(status);

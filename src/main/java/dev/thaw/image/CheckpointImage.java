@@ -39,7 +39,8 @@ public final class CheckpointImage implements AutoCloseable {
         if (!Files.isDirectory(this.directory)) {
             throw new ImageException.Missing(this.directory, "is not a directory: expected a Thaw image directory", null);
         }
-        this.manifest = Manifest.read(manifestPath);
+        byte[] manifestBody = Manifest.readBody(manifestPath);
+        this.manifest = Manifest.parse(manifestPath, manifestBody);
         this.imageId = UUID.fromString(manifest.imageId());
         if (manifest.formatVersion() != Framing.FORMAT_VERSION) {
             throw new ImageException.UnsupportedVersion(manifestPath, manifest.formatVersion(), Framing.MIN_READABLE_VERSION,
@@ -55,6 +56,8 @@ public final class CheckpointImage implements AutoCloseable {
         }
         this.blocks = List.copyOf(list);
         checkNames();
+        // Before anything listed is parsed; the names were checked to stay inside the image.
+        ImageMac.configured().ifPresent(key -> ImageMac.verify(key, manifestBody, manifest, this.directory));
         checkListedFiles();
         this.pageMap = readPageMap();
         try {

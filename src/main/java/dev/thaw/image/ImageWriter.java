@@ -68,6 +68,7 @@ public final class ImageWriter implements AutoCloseable {
 
     private final Path target;
     private final Path temp;
+    private final java.util.Optional<ImageMac.Key> macKey;
     private final Path storeDir;
     private final boolean sharedStore;
     private final Store store; // the shared store, else null
@@ -100,6 +101,7 @@ public final class ImageWriter implements AutoCloseable {
     private boolean committed;
 
     private ImageWriter(Path target, Options options) {
+        this.macKey = ImageMac.configured(); // a bad key file fails the save before it starts
         this.target = target.toAbsolutePath().normalize();
         this.options = options;
         this.group = new byte[options.groupPageCount() * PAGE_BYTES];
@@ -109,7 +111,8 @@ public final class ImageWriter implements AutoCloseable {
         }
         try {
             dev.thaw.util.OwnerOnly.createDirectories(this.target.getParent());
-            this.temp = Files.createTempDirectory(this.target.getParent(), "." + this.target.getFileName() + ".partial-"); // 0700
+            PartialImages.removeAbandoned(this.target.getParent());
+            this.temp = Files.createTempDirectory(this.target.getParent(), PartialImages.prefix(this.target)); // 0700
         } catch (IOException e) {
             throw new ImageException.CannotWrite(this.target, e.toString(), e);
         }
@@ -145,6 +148,11 @@ public final class ImageWriter implements AutoCloseable {
     /** Starts an image that will appear at {@code target} on commit; {@code target} must not exist. */
     public static ImageWriter create(Path target, Options options) {
         return new ImageWriter(target, options);
+    }
+
+    /** The hidden directory the image is written under until {@link #commit} renames it into place. */
+    public Path temporaryDirectory() {
+        return temp;
     }
 
     public UUID imageId() {
@@ -284,12 +292,15 @@ public final class ImageWriter implements AutoCloseable {
                 new Manifest.Storage(options.codec().name().toLowerCase(java.util.Locale.ROOT), options.zstdLevel(),
                         options.groupPageCount(), storePath, packs),
                 files, stats, addressOrder ? "address" : "arrival");
+        byte[] manifestBody;
         try (FramedWriter out = new FramedWriter(temp.resolve(MANIFEST), FileKind.MANIFEST, imageId)) {
-            out.write(JSON.writeValueAsBytes(manifest));
+            manifestBody = JSON.writeValueAsBytes(manifest);
+            out.write(manifestBody);
             out.finish();
         } catch (IOException e) {
             throw new ImageException.CannotWrite(temp.resolve(MANIFEST), e.toString(), e);
         }
+        macKey.ifPresent(key -> ImageMac.write(temp, List.of(ImageMac.compute(key, manifestBody, manifest, temp))));
         if (!sharedStore) FramedWriter.syncDirectory(storeDir);
         FramedWriter.syncDirectory(temp);
         try {

@@ -18,7 +18,15 @@ public record Manifest(int formatVersion, String imageId, String createdAt, Stri
 
     /** Reads and checks {@code manifest.thaw} (frame, checksum, JSON). */
     static Manifest read(Path manifestFile) {
-        byte[] body = Framing.readWholeBody(manifestFile, FileKind.MANIFEST, null);
+        return parse(manifestFile, readBody(manifestFile));
+    }
+
+    /** The checked body of {@code manifest.thaw}: what {@link ImageMac} covers. */
+    static byte[] readBody(Path manifestFile) {
+        return Framing.readWholeBody(manifestFile, FileKind.MANIFEST, null);
+    }
+
+    static Manifest parse(Path manifestFile, byte[] body) {
         try {
             return JSON.readValue(body, Manifest.class);
         } catch (IOException e) {

@@ -110,13 +110,25 @@ public final class WorkingSetWriter {
                 old.ramBlocks(), old.ramSectionId(), old.ramSectionVersion(),
                 new Manifest.Storage(old.storage().codec(), old.storage().zstdLevel(), old.storage().groupPageCount(),
                         old.storage().storeDirectory(), packs), files, old.stats(), old.pageOrder());
-        try (FramedWriter out = new FramedWriter(dir.resolve(ImageWriter.MANIFEST), FileKind.MANIFEST, imageId)) {
-            out.write(ImageWriter.JSON.writeValueAsBytes(updated));
-            out.finish(); // the switch: an atomic rename over the old manifest
+        byte[] body;
+        try {
+            body = ImageWriter.JSON.writeValueAsBytes(updated);
         } catch (IOException e) {
             throw new ImageException.CannotWrite(dir.resolve(ImageWriter.MANIFEST), e.toString(), e);
         }
+        // The image was verified when opened above; both MACs are accepted until the switch is over.
+        String mac = ImageMac.configured().map(key -> ImageMac.compute(key, body, updated, dir)).orElse(null);
+        if (mac != null) {
+            List<String> accepted = new ArrayList<>(ImageMac.read(dir));
+            accepted.add(mac);
+            ImageMac.write(dir, accepted);
+        }
+        try (FramedWriter out = new FramedWriter(dir.resolve(ImageWriter.MANIFEST), FileKind.MANIFEST, imageId)) {
+            out.write(body);
+            out.finish(); // the switch: an atomic rename over the old manifest
+        }
         FramedWriter.syncDirectory(dir);
+        if (mac != null) ImageMac.write(dir, List.of(mac));
         for (String s : oldSections) deleteQuietly(dir.resolve(s));
         if (oldPack != null && deleteOldPack) deleteQuietly(store.resolve(oldPack));
         return updated;

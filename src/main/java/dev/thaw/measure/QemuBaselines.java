@@ -117,7 +117,7 @@ public final class QemuBaselines {
     /** Starts a fresh paused QEMU with the qcow2 file attached, loads the snapshot {@code tag} and starts the guest. */
     public static RestoreResult loadInternalSnapshot(VmConfig saved, String name, Path qcow2, String tag, Duration timeout) {
         long start = System.nanoTime();
-        QemuVm vm = QemuVm.launch(saved.asPaused(name).withExtraArgs(List.of("-blockdev", snapshotNode(qcow2).toString())));
+        QemuVm vm = QemuVm.launch(saved.asPaused(name), List.of("-blockdev", snapshotNode(qcow2).toString()));
         try {
             long ready = System.nanoTime() - start;
             hmp(vm.qmp(), "loadvm " + tag, timeout, "loadvm from " + qcow2);

@@ -68,6 +68,14 @@ public final class QemuVm implements AutoCloseable {
 
     /** Starts QEMU and connects to its QMP socket; on any failure QEMU is killed and the error names why. */
     public static QemuVm launch(VmConfig config) {
+        return launch(config, List.of());
+    }
+
+    /**
+     * @param launchArgs Thaw's own arguments for this launch only (a memory backend, a snapshot drive):
+     *                   not part of the configuration, so never written to {@code vm.json} nor into an image
+     */
+    public static QemuVm launch(VmConfig config, List<String> launchArgs) {
         Path runDir;
         try {
             // Short path: unix socket paths are limited to 107 bytes.
@@ -75,8 +83,9 @@ public final class QemuVm implements AutoCloseable {
         } catch (IOException e) {
             throw new QemuLaunchException("cannot create a run directory for " + config.name() + ": " + e.getMessage(), e);
         }
-        List<String> command = config.qemuArguments(QEMU_BINARY, runDir.resolve("qmp.sock"), runDir.resolve(EXTRA_QMP_SOCKET),
-                runDir.resolve("control.sock"));
+        List<String> command = new java.util.ArrayList<>(config.qemuArguments(QEMU_BINARY, runDir.resolve("qmp.sock"),
+                runDir.resolve(EXTRA_QMP_SOCKET), runDir.resolve("control.sock")));
+        command.addAll(launchArgs);
         log.debug("launching {}: {}", config.name(), String.join(" ", command));
         long launched = System.nanoTime();
         Process process;
@@ -186,6 +195,22 @@ public final class QemuVm implements AutoCloseable {
 
     public boolean isAlive() {
         return process.isAlive();
+    }
+
+    /**
+     * QEMU's run status, or why it has none. A QEMU that does not answer within {@code timeout} is
+     * slow or stopped (SIGSTOP, a debugger, a host stall), not dead: only one that exited is, so a
+     * command that owns its guest asks again instead of giving up (and killing it on the way out).
+     */
+    public String statusOrWhyNot(Duration timeout) {
+        try {
+            return qmp.execute("query-status", null, timeout).path("status").asText();
+        } catch (QmpException.Timeout e) {
+            return "not answering QMP within " + timeout.toSeconds() + " s; QEMU pid " + process.pid()
+                    + (process.isAlive() ? " is alive (stopped or slow)" : " exited");
+        } catch (QmpException e) {
+            return "no status: " + e.getMessage() + "; " + describeState();
+        }
     }
 
     public Optional<Integer> exitCode() {

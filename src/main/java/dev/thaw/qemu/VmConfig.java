@@ -1,8 +1,11 @@
 package dev.thaw.qemu;
 
+import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Objects;
 import java.util.regex.Pattern;
 
@@ -16,12 +19,18 @@ import java.util.regex.Pattern;
  * @param kernelCommandLine the guest kernel's command line ({@code -append})
  * @param incomingDefer     start with {@code -incoming defer} (the destination of a restore)
  * @param startPaused       start with {@code -S}
- * @param extraArgs         further QEMU arguments (devices), part of the configuration a restore repeats
+ * @param extraArgs         further QEMU arguments (devices), part of the configuration a restore repeats: only the
+ *                          options {@link QemuOption} allows, since a configuration read from an image or a
+ *                          {@code vm.json} is data from outside (Thaw's own per-launch arguments go to
+ *                          {@link QemuVm#launch(VmConfig, List)} instead, and are never recorded)
  */
 public record VmConfig(String name, String machineType, Accel accel, long memoryMiB, int cpuCount,
                        Path kernel, Path initrd, String kernelCommandLine,
                        boolean incomingDefer, boolean startPaused, List<String> extraArgs) {
-    private static final Pattern VERSIONED_MACHINE = Pattern.compile("[a-z0-9-]+-\\d+\\.\\d+");
+    // The machine families Thaw understands, versioned; no properties (no commas).
+    private static final Pattern VERSIONED_MACHINE = Pattern.compile("pc-(?:i440fx|q35)-\\d+\\.\\d+");
+    static final long MAX_MEMORY_MIB = 1L << 20;
+    static final int MAX_CPU_COUNT = 255;
     private static final Pattern NAME = Pattern.compile("[A-Za-z0-9._-]{1,64}");
 
     public VmConfig {
@@ -32,24 +41,49 @@ public record VmConfig(String name, String machineType, Accel accel, long memory
             throw new IllegalArgumentException("VM name: expected 1-64 of [A-Za-z0-9._-], actual '" + name + "'");
         }
         if (machineType == null || !VERSIONED_MACHINE.matcher(machineType).matches()) {
-            throw new IllegalArgumentException("machine type: expected a versioned type such as pc-i440fx-7.2"
+            throw new IllegalArgumentException("machine type: expected a versioned type pc-i440fx-X.Y or pc-q35-X.Y"
                     + " (an alias such as 'pc' changes meaning between QEMU versions), actual '" + machineType + "'");
         }
-        if (memoryMiB < 64) {
-            throw new IllegalArgumentException("guest memory: expected at least 64 MiB, actual " + memoryMiB + " MiB");
+        // Bounds as for the RAM blocks an image may hold (1 TiB) and the vCPUs an i440fx takes (255).
+        if (memoryMiB < 64 || memoryMiB > MAX_MEMORY_MIB) {
+            throw new IllegalArgumentException("guest memory: expected 64 to " + MAX_MEMORY_MIB + " MiB, actual " + memoryMiB + " MiB");
         }
-        if (cpuCount < 1) {
-            throw new IllegalArgumentException("cpu count: expected at least 1, actual " + cpuCount);
+        if (cpuCount < 1 || cpuCount > MAX_CPU_COUNT) {
+            throw new IllegalArgumentException("cpu count: expected 1 to " + MAX_CPU_COUNT + ", actual " + cpuCount);
         }
         kernelCommandLine = kernelCommandLine == null ? "" : kernelCommandLine;
-        extraArgs = List.copyOf(extraArgs == null ? List.of() : extraArgs);
+        // What QEMU gets is what was checked, re-rendered from the typed form.
+        extraArgs = QemuOption.arguments(QemuOption.parse(extraArgs == null ? List.of() : extraArgs));
     }
 
-    /** The same configuration with further QEMU arguments (for example a different memory backend). */
-    public VmConfig withExtraArgs(List<String> more) {
-        List<String> all = new ArrayList<>(extraArgs);
-        all.addAll(more);
-        return new VmConfig(name, machineType, accel, memoryMiB, cpuCount, kernel, initrd, kernelCommandLine, incomingDefer, startPaused, all);
+    /**
+     * Checks that the kernel and initrd are regular files inside one of {@code trustedDirectories},
+     * symbolic links resolved. QEMU reads them as whoever runs Thaw and the guest can read them back
+     * through fw_cfg, so a recorded configuration naming {@code /root/.ssh/id_rsa} as its kernel
+     * would hand that file to its guest.
+     */
+    public VmConfig requireGuestFilesIn(List<Path> trustedDirectories) {
+        for (Map.Entry<String, Path> file : List.of(Map.entry("kernel", kernel), Map.entry("initrd", initrd))) {
+            Path real;
+            try {
+                real = file.getValue().toRealPath();
+            } catch (IOException e) {
+                throw new IllegalArgumentException("guest " + file.getKey() + " " + file.getValue() + ": expected a readable file, actual "
+                        + e, e);
+            }
+            boolean trusted = Files.isRegularFile(real) && trustedDirectories.stream().anyMatch(d -> {
+                try {
+                    return real.startsWith(d.toRealPath());
+                } catch (IOException e) {
+                    return false; // a trusted directory that does not exist holds nothing
+                }
+            });
+            if (!trusted) {
+                throw new IllegalArgumentException("guest " + file.getKey() + ": expected a regular file inside one of " + trustedDirectories
+                        + " (Thaw's guest builds, or THAW_GUEST_DIRS), actual " + real);
+            }
+        }
+        return this;
     }
 
     /** The same guest, started as the destination of a restore. */

@@ -8,6 +8,7 @@ import dev.thaw.qemu.QemuVm;
 import dev.thaw.qemu.QmpClient;
 import dev.thaw.qemu.QmpException;
 import dev.thaw.qemu.VmConfig;
+import dev.thaw.util.ThawPaths;
 import dev.thaw.util.CountingOutputStream;
 import dev.thaw.util.StallWatchdog;
 import java.io.BufferedOutputStream;

@@ -7,6 +7,7 @@ import dev.thaw.qemu.QemuVm;
 import dev.thaw.qemu.QmpClient;
 import dev.thaw.qemu.QmpException;
 import dev.thaw.qemu.VmConfig;
+import dev.thaw.util.ThawPaths;
 import java.io.IOException;
 import java.net.StandardProtocolFamily;
 import java.net.UnixDomainSocketAddress;
@@ -33,7 +34,8 @@ public final class IncomingQemu {
                     + " configuration in its manifest (images saved from VMs Thaw launched, or with --vm-config, have one)", null);
         }
         try {
-            return JSON.treeToValue(node, VmConfig.class);
+            // The manifest is data from outside: its options were checked by VmConfig, its files are checked here.
+            return JSON.treeToValue(node, VmConfig.class).requireGuestFilesIn(ThawPaths.guestDirs());
         } catch (IOException | IllegalArgumentException e) {
             throw new RestoreException("image " + image.directory() + ": the recorded launch configuration is invalid: " + e.getMessage(), e);
         }

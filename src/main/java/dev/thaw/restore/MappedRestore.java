@@ -92,10 +92,10 @@ public final class MappedRestore {
             throw new RestoreException("mapped restore: RAM file " + ramFile + ": expected " + ram.usedByteSize() + " bytes (block "
                     + RAM_BLOCK + "), actual " + fileBytes, null);
         }
-        VmConfig config = IncomingQemu.config(image, options.vmName()).withExtraArgs(List.of(
+        VmConfig config = IncomingQemu.config(image, options.vmName());
+        QemuVm vm = QemuVm.launch(config, List.of(
                 "-object", "memory-backend-file,id=" + RAM_BLOCK + ",size=" + ram.usedByteSize() + ",mem-path=" + ramFile + ",share=off",
                 "-machine", "memory-backend=" + RAM_BLOCK));
-        QemuVm vm = QemuVm.launch(config);
         try {
             long qemuReady = System.nanoTime() - started;
             QmpClient qmp = vm.qmp();

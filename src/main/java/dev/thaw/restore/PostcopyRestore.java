@@ -226,6 +226,7 @@ public final class PostcopyRestore {
         dev.thaw.qemu.VmConfig config = IncomingQemu.config(image, options.vmName());
         List<RamBlock> destination = image.ramBlocks();
         Runnable release = null;
+        List<String> launchArgs = List.of();
         if (options.guestRam() == GuestRam.HUGETLB) {
             long ramBytes = config.memoryMiB() << 20;
             boolean hasRam = destination.stream().anyMatch(b -> b.name().equals("pc.ram") && b.usedByteSize() == ramBytes);
@@ -234,8 +235,8 @@ public final class PostcopyRestore {
                         + destination.stream().map(b -> b.name() + "=" + b.usedByteSize()).toList(), null);
             }
             // With the id pc.ram the block keeps its name, so an image of an ordinary guest restores into it.
-            config = config.withExtraArgs(List.of("-object", "memory-backend-memfd,id=pc.ram,size=" + config.memoryMiB()
-                    + "M,hugetlb=on,hugetlbsize=2M", "-machine", "memory-backend=pc.ram"));
+            launchArgs = List.of("-object", "memory-backend-memfd,id=pc.ram,size=" + config.memoryMiB()
+                    + "M,hugetlb=on,hugetlbsize=2M", "-machine", "memory-backend=pc.ram");
             destination = destination.stream().map(b -> b.name().equals("pc.ram")
                     ? new RamBlock(b.name(), b.usedByteSize(), HugePages.HUGE_PAGE_BYTES) : b).toList();
             release = HugePages.allowHugetlbPages(ramBytes / HugePages.HUGE_PAGE_BYTES);
@@ -247,7 +248,7 @@ public final class PostcopyRestore {
         // The working set is read while QEMU starts: the sender then only writes it.
         try (PageReadAhead ahead = new PageReadAhead(image, prefetch, PREFETCH_BYTES_AHEAD, options.vmName())) {
             try {
-                vm = QemuVm.launch(config);
+                vm = QemuVm.launch(config, launchArgs);
             } catch (RuntimeException e) {
                 if (release != null) release.run();
                 throw e;

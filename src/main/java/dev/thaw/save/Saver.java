@@ -105,20 +105,28 @@ public final class Saver {
 
     private Saver() {}
 
+    /** Saves; a SIGINT or SIGTERM meanwhile cancels the save and resumes a guest that was running (see InterruptGuard). */
     public static Result save(QmpClient qmp, VmConfig vmConfig, Path imageDir, Options options, Consumer<Progress> progress) {
-        if (options.estimator() != Estimator.DIRTY || !qmp.queryStatus().running()) return transfer(qmp, vmConfig, imageDir, options, progress);
+        try (InterruptGuard guard = InterruptGuard.install(qmp)) {
+            return save(qmp, vmConfig, imageDir, options, progress, guard);
+        }
+    }
+
+    private static Result save(QmpClient qmp, VmConfig vmConfig, Path imageDir, Options options, Consumer<Progress> progress,
+                               InterruptGuard guard) {
+        if (options.estimator() != Estimator.DIRTY || !guard.wasRunning()) return transfer(qmp, vmConfig, imageDir, options, progress, guard);
         // The dirty-bit estimate comes from a live migration, the image from a stopped one: QEMU 7.2's live migration under
         // TCG was seen to send an inconsistent guest (about 1 in 25 here; QEMU's own restore of that stream panicked the
         // guest as Thaw's did), while a stopped guest cannot change under the stream. The probe writes no image.
         long started = System.nanoTime();
-        Result probe = transfer(qmp, vmConfig, null, options.withKeepRunning(false), progress);
+        Result probe = transfer(qmp, vmConfig, null, options.withKeepRunning(false), progress, guard);
         Result saved;
         try {
             // QEMU refuses to migrate a guest paused by a completed migration ("postmigrate"): let it run for the moment
             // between the two; the stopped save then stops it again (its image is of that later moment).
             if (!qmp.queryStatus().running()) qmp.cont();
             saved = transfer(qmp, vmConfig, imageDir, new Options(options.image(), false, options.stallTimeout(), options.completionTimeout(),
-                    Estimator.NONE, options.liveLimit()), progress);
+                    Estimator.NONE, options.liveLimit()), progress, guard);
         } catch (SaveException e) {
             throw failed(qmp, true, false, e); // the probe left the guest stopped: resume it, as any failed save does
         }
@@ -135,7 +143,8 @@ public final class Saver {
                 java.util.Optional.of(ws), probe.stoppedByLimit(), probe.recency());
     }
 
-    private static Result transfer(QmpClient qmp, VmConfig vmConfig, Path imageDir, Options options, Consumer<Progress> progress) {
+    private static Result transfer(QmpClient qmp, VmConfig vmConfig, Path imageDir, Options options, Consumer<Progress> progress,
+                                   InterruptGuard guard) {
         long started = System.nanoTime();
         QmpClient.MigrationInfo before = qmp.queryMigrate();
         if (before.status().equals("active") || before.status().equals("setup") || before.status().startsWith("postcopy")) {
@@ -161,10 +170,12 @@ public final class Saver {
              // A probe (imageDir null) keeps only the rounds: no image is written.
              ImageWriter writer = imageDir == null ? null : ImageWriter.create(imageDir, options.image())) {
             server.bind(UnixDomainSocketAddress.of(socket));
+            if (writer != null) guard.writing(writer.temporaryDirectory());
             long stopped = System.nanoTime();
             if (!live) qmp.stop();
             qmp.migrate("unix:" + socket);
             migrationStarted = true;
+            guard.check(); // after migrate: a signal before it found no migration to cancel
             if (live) limiter = Thread.ofVirtual().name("live-limit-" + qmp.peer()).start(() -> stopAtLimit(qmp, options.liveLimit(), stoppedByLimitAt));
             ImageSink sink = new ImageSink(writer, pages, live);
             try (SocketChannel channel = accept(server, Duration.ofSeconds(30), qmp)) {
@@ -245,13 +256,18 @@ public final class Saver {
         }
     }
 
-    /** Cancels the migration and resumes a guest that was running: a failed save changes nothing. */
+    /**
+     * Cancels the migration and resumes a guest that was running: a failed save changes nothing. A
+     * source that is gone is named as the cause: its stream merely ended ("truncated") with it.
+     */
     private static SaveException failed(QmpClient qmp, boolean wasRunning, boolean migrationStarted, SaveException e) {
         try {
-            if (qmp.isOpen()) {
-                if (migrationStarted) qmp.execute("migrate_cancel", null, Duration.ofSeconds(10));
-                if (wasRunning) qmp.cont();
-            }
+            // On a closed connection these fail at once with ConnectionLost.
+            if (migrationStarted) qmp.execute("migrate_cancel", null, Duration.ofSeconds(10));
+            if (wasRunning) qmp.cont();
+        } catch (QmpException.ConnectionLost gone) {
+            return new SaveException("save of " + qmp.peer() + " failed: the source QEMU is gone (" + gone.getMessage() + "); "
+                    + e.getMessage(), e);
         } catch (QmpException cleanup) {
             e.addSuppressed(cleanup);
         }

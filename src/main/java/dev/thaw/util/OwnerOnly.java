@@ -27,4 +27,23 @@ public final class OwnerOnly {
     public static Path createDirectories(Path dir) throws IOException {
         return Files.createDirectories(dir, DIRECTORY);
     }
+
+    /**
+     * Checks that {@code file} and its directory belong to whoever runs Thaw (or root) and that nobody
+     * else can write them (a directory may be shared if sticky, like /tmp): configuration read from a
+     * file is trusted no more than whoever can write it.
+     */
+    public static void requireTrustedWriters(Path file, String what) throws IOException {
+        int self = (int) Files.getAttribute(Path.of("/proc/self"), "unix:uid");
+        Path real = file.toRealPath();
+        for (Path p : java.util.List.of(real, real.getParent())) {
+            int uid = (int) Files.getAttribute(p, "unix:uid");
+            int mode = (int) Files.getAttribute(p, "unix:mode");
+            boolean othersWrite = (mode & 0022) != 0 && !(Files.isDirectory(p) && (mode & 01000) != 0);
+            if ((uid != self && uid != 0) || othersWrite) {
+                throw new IllegalArgumentException(what + " " + p + ": expected owned by uid " + self + " or root and writable by its owner"
+                        + " only, actual uid " + uid + ", mode " + Integer.toOctalString(mode & 07777));
+            }
+        }
+    }
 }

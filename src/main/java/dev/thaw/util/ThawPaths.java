@@ -31,4 +31,17 @@ public final class ThawPaths {
         Path base = xdg != null && !xdg.isBlank() ? Path.of(xdg) : Path.of(System.getProperty("user.home"), ".cache");
         return base.resolve("thaw").toAbsolutePath();
     }
+
+    /**
+     * The directories a recorded configuration's kernel and initrd may come from: Thaw's guest
+     * builds ({@code CACHE/guest}) and those listed in {@code THAW_GUEST_DIRS} (colon-separated).
+     */
+    public static java.util.List<Path> guestDirs() {
+        java.util.List<Path> dirs = new java.util.ArrayList<>(java.util.List.of(cacheDir().resolve("guest")));
+        String listed = System.getenv("THAW_GUEST_DIRS");
+        if (listed != null) {
+            for (String d : listed.split(":")) if (!d.isBlank()) dirs.add(Path.of(d).toAbsolutePath());
+        }
+        return java.util.List.copyOf(dirs);
+    }
 }

@@ -90,6 +90,22 @@ class QmpClientTest {
     }
 
     @Test
+    void aStoppedQemuIsSlowNotDead() {
+        Signals.send("STOP", vm.pid());
+        try {
+            assertThat(vm.statusOrWhyNot(Duration.ofSeconds(1))).isEqualTo("not answering QMP within 1 s; QEMU pid " + vm.pid()
+                    + " is alive (stopped or slow)");
+            assertThat(vm.isAlive()).isTrue();
+        } finally {
+            Signals.send("CONT", vm.pid());
+        }
+        assertThat(vm.statusOrWhyNot(Duration.ofSeconds(10))).isEqualTo("prelaunch");
+        Signals.send("KILL", vm.pid());
+        assertThat(vm.awaitExit(Duration.ofSeconds(10))).isTrue();
+        assertThat(vm.statusOrWhyNot(Duration.ofSeconds(1))).contains("exited");
+    }
+
+    @Test
     void qemuKilledMidCallEndsTheCallWithConnectionLost() {
         Signals.send("STOP", vm.pid()); // the call below cannot be answered
         CompletableFuture<Object> call = CompletableFuture.supplyAsync(() -> vm.qmp().execute("query-status", null, Duration.ofMinutes(5)));

@@ -48,5 +48,9 @@ class VmConfigTest {
                 .hasMessageContaining("actual 'a,b'");
         assertThatThrownBy(() -> new VmConfig("a", "pc-i440fx-7.2", Accel.TCG, 8, 1, Path.of("/k"), Path.of("/i"), "", false, false, null))
                 .hasMessageContaining("actual 8 MiB");
+        assertThatThrownBy(() -> new VmConfig("a", "pc-i440fx-7.2", Accel.TCG, (1L << 20) + 1, 1, Path.of("/k"), Path.of("/i"), "", false, false, null))
+                .hasMessageContaining("expected 64 to 1048576 MiB, actual 1048577 MiB");
+        assertThatThrownBy(() -> new VmConfig("a", "pc-i440fx-7.2", Accel.TCG, 512, 256, Path.of("/k"), Path.of("/i"), "", false, false, null))
+                .hasMessageContaining("cpu count: expected 1 to 255, actual 256");
     }
 }

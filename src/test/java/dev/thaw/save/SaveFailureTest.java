@@ -24,7 +24,8 @@ class SaveFailureTest {
             AtomicBoolean killed = new AtomicBoolean();
             assertThatThrownBy(() -> Saver.save(vm.qmp(), vm.config(), image, Saver.Options.defaults(), p -> {
                 if (p.streamBytes() > (16 << 20) && killed.compareAndSet(false, true)) Signals.send("KILL", vm.pid());
-            })).isInstanceOf(SaveException.class).hasMessageContaining("save of thaw-test-killed-save failed");
+            })).isInstanceOf(SaveException.class).hasMessageContaining("save of thaw-test-killed-save failed")
+                    .hasMessageContaining("the source QEMU is gone");
             assertThat(killed).isTrue();
             assertThat(vm.awaitExit(Duration.ofSeconds(10))).isTrue();
         }

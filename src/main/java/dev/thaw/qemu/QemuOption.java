@@ -1,0 +1,106 @@
+package dev.thaw.qemu;
+
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.regex.Pattern;
+
+/**
+ * One option of a guest's recorded configuration ({@link VmConfig#extraArgs()}), in the typed form
+ * Thaw replays. A configuration comes from an image's manifest or a {@code vm.json}: data that
+ * whoever can write those files controls, while QEMU usually runs as root. So only the options,
+ * types and properties listed in {@link #ALLOWED} are accepted, each value checked; everything else
+ * ({@code -D FILE}, {@code -drive}, {@code -chardev}, a tap netdev's {@code script=}, a user
+ * netdev's {@code guestfwd=} or {@code smb=}, a device's {@code romfile=}) is refused by name.
+ *
+ * @param option     {@code -device} or {@code -netdev}
+ * @param type       the device driver or netdev type
+ * @param properties {@code key=value} pairs in their order
+ */
+public record QemuOption(String option, String type, List<Property> properties) {
+    public record Property(String key, String value) {}
+
+    /** A recorded QEMU argument that Thaw will not pass to QEMU. */
+    public static final class RefusedException extends IllegalArgumentException {
+        RefusedException(String message) {
+            super(message);
+        }
+    }
+
+    private static final Pattern ID = Pattern.compile("[A-Za-z][A-Za-z0-9_.-]{0,31}");
+    private static final Pattern MAC = Pattern.compile("(?:[0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}");
+    private static final Pattern PCI_ADDRESS = Pattern.compile("[0-9a-fA-F]{1,2}(?:\\.[0-7])?");
+    // The host side on the loopback only: an empty host address listens on every interface.
+    private static final Pattern LOOPBACK_FORWARD = Pattern.compile("(?:tcp|udp):127\\.0\\.0\\.1:\\d{1,5}-(?:10\\.0\\.2\\.\\d{1,3})?:\\d{1,5}");
+
+    /** option, then type, then property and the values it may have. */
+    static final Map<String, Map<String, Map<String, Pattern>>> ALLOWED = Map.of(
+            "-device", Map.of(
+                    "virtio-net-pci", Map.of("id", ID, "netdev", ID, "mac", MAC, "addr", PCI_ADDRESS),
+                    "virtio-balloon-pci", Map.of("id", ID, "addr", PCI_ADDRESS)),
+            "-netdev", Map.of("user", Map.of("id", ID, "hostfwd", LOOPBACK_FORWARD)));
+    private static final Set<String> REPEATABLE = Set.of("hostfwd");
+
+    /** The two QEMU arguments of this option, as checked. */
+    public List<String> arguments() {
+        StringBuilder value = new StringBuilder(type);
+        for (Property p : properties) value.append(',').append(p.key()).append('=').append(p.value());
+        return List.of(option, value.toString());
+    }
+
+    /** Parses and checks recorded arguments; throws {@link RefusedException} naming the first that is not allowed. */
+    public static List<QemuOption> parse(List<String> args) {
+        List<QemuOption> options = new ArrayList<>();
+        for (int i = 0; i < args.size(); i += 2) {
+            String option = args.get(i);
+            Map<String, Map<String, Pattern>> types = ALLOWED.get(option);
+            if (types == null) {
+                throw refused(i, option, "expected one of " + new TreeSet<>(ALLOWED.keySet()) + " (the options Thaw replays)", option);
+            }
+            if (i + 1 == args.size()) throw refused(i, option, "expected a value after it", "the end of the arguments");
+            options.add(parseValue(i + 1, option, args.get(i + 1), types));
+        }
+        return List.copyOf(options);
+    }
+
+    /** The arguments of checked options, in order. */
+    public static List<String> arguments(List<QemuOption> options) {
+        return options.stream().flatMap(o -> o.arguments().stream()).toList();
+    }
+
+    private static QemuOption parseValue(int index, String option, String value, Map<String, Map<String, Pattern>> types) {
+        // QEMU reads ",," as a comma inside a value; no allowed value has one, so every empty part is refused.
+        String[] parts = value.split(",", -1);
+        String type = parts[0];
+        Map<String, Pattern> allowed = types.get(type);
+        if (allowed == null) {
+            throw refused(index, option, "expected one of " + new TreeSet<>(types.keySet()) + " as its type", type);
+        }
+        Map<String, String> seen = new LinkedHashMap<>();
+        List<Property> properties = new ArrayList<>();
+        for (int p = 1; p < parts.length; p++) {
+            int eq = parts[p].indexOf('=');
+            String key = eq < 0 ? parts[p] : parts[p].substring(0, eq);
+            Pattern values = allowed.get(key);
+            if (values == null || eq < 0) {
+                throw refused(index, option + " " + type, "expected key=value with a key among " + new TreeSet<>(allowed.keySet()), parts[p]);
+            }
+            String v = parts[p].substring(eq + 1);
+            if (!values.matcher(v).matches()) {
+                throw refused(index, option + " " + type, "expected " + key + " to match " + values.pattern(), v);
+            }
+            if (seen.put(key, v) != null && !REPEATABLE.contains(key)) {
+                throw refused(index, option + " " + type, "expected " + key + " at most once", key + " twice");
+            }
+            properties.add(new Property(key, v));
+        }
+        return new QemuOption(option, type, List.copyOf(properties));
+    }
+
+    private static RefusedException refused(int index, String where, String expected, String actual) {
+        return new RefusedException("recorded QEMU argument " + (index + 1) + " (" + where + "): " + expected + ", actual '" + actual + "'");
+    }
+}
