@@ -235,6 +235,9 @@ public final class QemuVm implements AutoCloseable {
 
     /** "running" or "exited with status N", with QEMU's last stderr lines: for error messages. */
     public String describeState() {
+        // A QEMU that closed QMP is usually on its way out (an abort, a crash, exit(1) after a failed postcopy load): give it a
+        // moment, so the message carries its exit status and last words rather than "running".
+        if (process.isAlive() && qmp != null && !qmp.isOpen()) awaitExit(Duration.ofSeconds(2));
         String state = process.isAlive() ? "QEMU pid " + process.pid() + " is running"
                 : "QEMU pid " + process.pid() + " exited with status " + process.exitValue();
         List<String> tail = stderrTail();

@@ -46,7 +46,11 @@ public final class EagerStreams {
         List<RamBlock> blocks = image.ramBlocks();
         long total = blocks.stream().filter(withPages).mapToLong(RamBlock::pageCount).sum();
         BlockingQueue<Chunk> queue = new ArrayBlockingQueue<>(CHUNKS_AHEAD);
-        Thread reader = Thread.ofPlatform().daemon().name("eager-reader").start(() -> readAhead(image, blocks, withPages, queue));
+        // Chunk buffers go back to the reader once written: a whole image's worth of 1 MiB arrays is not garbage to collect
+        // on a host whose other core is busy loading the stream into QEMU.
+        BlockingQueue<byte[]> spare = new ArrayBlockingQueue<>(CHUNKS_AHEAD + 2);
+        for (int i = 0; i < CHUNKS_AHEAD + 2; i++) spare.add(new byte[CHUNK_PAGES * Wire.TARGET_PAGE_BYTES]);
+        Thread reader = Thread.ofPlatform().daemon().name("eager-reader").start(() -> readAhead(image, blocks, withPages, queue, spare));
         try {
             writer.raw(image.headerAndConfiguration());
             writer.ramStart(sid, false);
@@ -68,6 +72,7 @@ public final class EagerStreams {
                         if ((sent & 0x3FFF) == 0) progress.accept(new EagerRestore.Progress(sent, total, writer.bytesWritten()));
                     }
                 }
+                spare.add(chunk.data()); // the writer copied it out: the reader may fill it again
             }
             writer.closeRamSection(sid);
             writer.openRamSection(sid, true);
@@ -89,7 +94,7 @@ public final class EagerStreams {
     }
 
     private static void readAhead(CheckpointImage image, List<RamBlock> blocks, java.util.function.Predicate<RamBlock> withPages,
-                                  BlockingQueue<Chunk> queue) {
+                                  BlockingQueue<Chunk> queue, BlockingQueue<byte[]> spare) {
         try {
             try {
                 for (int b = 0; b < blocks.size(); b++) {
@@ -97,7 +102,7 @@ public final class EagerStreams {
                     int count = blocks.get(b).pageCount();
                     for (int first = 0; first < count; first += CHUNK_PAGES) {
                         int n = Math.min(CHUNK_PAGES, count - first);
-                        byte[] data = new byte[n * Wire.TARGET_PAGE_BYTES];
+                        byte[] data = spare.take(); // CHUNK_PAGES long; a last, shorter chunk uses its start
                         boolean[] zero = new boolean[n];
                         for (int i = 0; i < n; i++) {
                             zero[i] = !image.readPage(b, first + i, data, i * Wire.TARGET_PAGE_BYTES);
