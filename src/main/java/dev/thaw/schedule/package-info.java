@@ -9,9 +9,9 @@
  *   <li><b>Once.</b> Every destination host page (a <em>unit</em>: one 4 KiB page, or 512 for a
  *       2 MiB hugetlb block) is handed out at most once.</li>
  *   <li><b>Prefetch.</b> Before the guest starts, the working set in the order given.</li>
- *   <li><b>Discard.</b> What was not prefetched is discarded on the destination, at least one unit
- *       (QEMU 7.2 deadlocks in LISTEN otherwise): if everything was prefetched, the last unit of the
- *       first block is taken back and sent again later.</li>
+ *   <li><b>Discard.</b> What is not prefetched is discarded on the destination (before the prefetch is
+ *       sent), at least one unit (QEMU 7.2 deadlocks in LISTEN otherwise): if everything would be
+ *       prefetched, the last unit of the first block is taken back and sent after LISTEN instead.</li>
  *   <li><b>Demand first.</b> A requested page goes at once, with {@code neighbourPages} pages after
  *       it on 4 KiB blocks (HotRestore sends 4 per fault); a request for a page handed out already
  *       is a duplicate and sends nothing.</li>
