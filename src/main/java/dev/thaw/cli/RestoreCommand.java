@@ -39,10 +39,10 @@ final class RestoreCommand implements Callable<Integer> {
     @Option(names = "--ws-pages", description = "Prefetch at most this many pages of the working set.")
     Integer wsPages;
 
-    @Option(names = "--ws-fraction", defaultValue = "0.5",
+    @Option(names = "--ws-fraction",
             description = "Prefetch this fraction (0-4] of the estimated working-set size, from the front of the queue; the rest of"
                     + " the queue goes first in the background (default ${DEFAULT-VALUE}, HotRestore's WSS/2).")
-    double wsFraction;
+    Double wsFraction;
 
     @Option(names = "--ws-source", defaultValue = "auto",
             description = "Which working set: image (the image's section), learned (from the latest restore), or auto (the latest"
@@ -73,7 +73,7 @@ final class RestoreCommand implements Callable<Integer> {
                          long streamBytes, Long demandFaults, Long prefetchedPages, Long demandPages, Long backgroundPages,
                          Long zeroPagesUnsent, Double faultServiceMedianMicros, Double faultServiceP99Micros,
                          Double faultQueueMedianMicros, Double faultQueueP99Micros, Long vcpuBlockedMillis, String trace, String qmpSocket,
-                         dev.thaw.restore.HugePages.CollapseReport hugePageCollapse) {}
+                         dev.thaw.restore.HugePages.CollapseReport hugePageCollapse, String prefetchSizing) {}
 
     @Override
     public Integer call() throws Exception {
@@ -85,7 +85,8 @@ final class RestoreCommand implements Callable<Integer> {
         PostcopyRestore.GuestRam guestRam = hugetlb ? PostcopyRestore.GuestRam.HUGETLB
                 : collapseHugePages ? PostcopyRestore.GuestRam.COLLAPSE_AFTER : PostcopyRestore.GuestRam.DEFAULT;
         WorkingSetChoice choice = new WorkingSetChoice(WorkingSetChoice.Source.parse(wsSource),
-                wsPages == null ? java.util.OptionalInt.empty() : java.util.OptionalInt.of(wsPages), wsFraction);
+                wsPages == null ? java.util.OptionalInt.empty() : java.util.OptionalInt.of(wsPages),
+                wsFraction == null ? java.util.OptionalDouble.empty() : java.util.OptionalDouble.of(wsFraction));
         HostDoctor.ensureCanRestore(System.err);
         PrintStream status = json ? System.err : System.out;
         Progress progress = new Progress(status);
@@ -125,7 +126,7 @@ final class RestoreCommand implements Callable<Integer> {
                 r == null ? null : r.demandPages(), r == null ? null : r.backgroundPages(), r == null ? null : r.zeroPagesUnsent(),
                 percentileMicros(service, 0.5), percentileMicros(service, 0.99), percentileMicros(queue, 0.5),
                 percentileMicros(queue, 0.99), r == null ? null : r.vcpuBlockedMillis(), o.trace().map(Path::toString).orElse(null),
-                vm.extraQmpSocket().toString(), r == null ? null : r.collapse().orElse(null));
+                vm.extraQmpSocket().toString(), r == null ? null : r.collapse().orElse(null), o.prefetchSizing().orElse(null));
     }
 
     static Double percentileMicros(long[] sortedNanos, double q) {

@@ -1,6 +1,5 @@
 package dev.thaw.cli;
 
-import dev.thaw.estimate.Sizing;
 import dev.thaw.estimate.WorkingSet;
 import dev.thaw.image.CheckpointImage;
 import dev.thaw.restore.RestoreTraces;
@@ -29,8 +28,9 @@ final class WsCommand implements Callable<Integer> {
     @Option(names = "--learn", description = "Store the working set learned from the latest restore in the image (re-laid out).")
     boolean learn;
 
-    @Option(names = "--ws-fraction", defaultValue = "0.5", description = "The prefetch fraction to report (default ${DEFAULT-VALUE}).")
-    double fraction;
+    @Option(names = "--ws-fraction", description = "The prefetch fraction to report (default: elastic, as a ws restore chooses:"
+            + " half of a clustered estimate, the whole of a scattered one).")
+    Double fraction;
 
     record Estimate(String estimator, int queuedPages, long estimatedPages, String description, Long copiedPages, Integer extents,
                     Long storedBytes) {
@@ -41,7 +41,8 @@ final class WsCommand implements Callable<Integer> {
         }
     }
 
-    record WsReport(String image, Estimate section, Estimate learned, String wsRestoreUses, Integer prefetchPages, Integer backgroundFirstPages) {}
+    record WsReport(String image, Estimate section, Estimate learned, String wsRestoreUses, Integer prefetchPages, Integer backgroundFirstPages,
+                    String prefetchSizing) {}
 
     @Override
     public Integer call() {
@@ -54,11 +55,13 @@ final class WsCommand implements Callable<Integer> {
             Estimate learned = RestoreTraces.latest(img).map(t -> Estimate.of(RestoreTraces.learned(t), null)).orElse(null);
             Optional<Restorer.Chosen> chosen = Restorer.workingSet(img, WorkingSetChoice.Source.AUTO).filter(c -> c.workingSet().size() > 0);
             Optional<WorkingSet> used = chosen.map(Restorer.Chosen::workingSet);
-            Integer prefetch = used.map(w -> Sizing.HOTRESTORE.withPrefetchFraction(fraction).prefetchPages(w)).orElse(null);
+            Optional<Restorer.Plan> plan = used.map(w -> Restorer.plan(w, new WorkingSetChoice(WorkingSetChoice.Source.AUTO,
+                    java.util.OptionalInt.empty(), fraction == null ? java.util.OptionalDouble.empty() : java.util.OptionalDouble.of(fraction))));
+            Integer prefetch = plan.map(p -> p.prefetch().size()).orElse(null);
             String uses = chosen.map(c -> c.from().name().toLowerCase(java.util.Locale.ROOT))
                     .orElse("none (a ws restore would fail; lazy is the default)");
             WsReport report = new WsReport(img.directory().toString(), section, learned, uses, prefetch,
-                    used.map(w -> w.size() - prefetch).orElse(null));
+                    used.map(w -> w.size() - prefetch).orElse(null), plan.map(Restorer.Plan::sizing).orElse(null));
             if (json) {
                 System.out.println(Json.write(report));
                 return 0;
@@ -69,8 +72,8 @@ final class WsCommand implements Callable<Integer> {
             if (used.isEmpty()) {
                 System.out.println("a ws restore: " + uses);
             } else {
-                System.out.printf("a ws restore uses the %s working set: prefetches %d pages (%.2f x the estimated %d), then %d more first"
-                        + " in the background%n", uses, prefetch, fraction, used.get().estimatedPageCount(), used.get().size() - prefetch);
+                System.out.printf("a ws restore uses the %s working set: prefetches %d pages (%s), then %d more first in the"
+                        + " background%n", uses, prefetch, plan.get().sizing(), used.get().size() - prefetch);
             }
             return 0;
         }

@@ -119,7 +119,8 @@ public final class EstimatorEvaluation {
         }
         // Learned from the latest restore of the image: the lazy one just before.
         methods.add(restore(image, "ws (learned)", Restorer.Mode.WS,
-                new WorkingSetChoice(WorkingSetChoice.Source.LEARNED, OptionalInt.empty(), Sizing.HOTRESTORE.prefetchFraction()),
+                new WorkingSetChoice(WorkingSetChoice.Source.LEARNED, OptionalInt.empty(),
+                        java.util.OptionalDouble.of(Sizing.HOTRESTORE.prefetchFraction())),
                 truthSet, before, config, log));
         methods.add(restore(image, "eager", Restorer.Mode.EAGER, WorkingSetChoice.defaults(), truthSet, before, config, log));
         WorkingSetWriter.attach(image, dirty);
@@ -135,7 +136,7 @@ public final class EstimatorEvaluation {
     }
 
     private static WorkingSetChoice image() {
-        return new WorkingSetChoice(WorkingSetChoice.Source.IMAGE, OptionalInt.empty(), Sizing.HOTRESTORE.prefetchFraction());
+        return new WorkingSetChoice(WorkingSetChoice.Source.IMAGE, OptionalInt.empty(), java.util.OptionalDouble.of(Sizing.HOTRESTORE.prefetchFraction()));
     }
 
     private static QualityRow row(String ordering, double f, int n, List<PageRef> queue, List<PageRef> truth) {

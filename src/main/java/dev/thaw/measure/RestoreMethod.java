@@ -30,7 +30,9 @@ public enum RestoreMethod {
     /** Trial: ws (dirty) with demand pages on QEMU's postcopy-preempt channel. */
     WS_DIRTY_PREEMPT("Thaw ws (dirty, preempt)", "ws-dirty-preempt"),
     /** Trial: ws (dirty) prefetching the whole estimated working set (fraction 1 instead of HotRestore's 1/2). */
-    WS_DIRTY_WHOLE("Thaw ws (dirty, whole set)", "ws-dirty-whole");
+    WS_DIRTY_WHOLE("Thaw ws (dirty, whole set)", "ws-dirty-whole"),
+    /** Ablation: ws (dirty) prefetching HotRestore's fixed half of the estimate (before the elastic size). */
+    WS_DIRTY_HALF("Thaw ws (dirty, half)", "ws-dirty-half");
 
     private final String label;
     private final String shortName;
@@ -61,19 +63,20 @@ public enum RestoreMethod {
             case QEMU_EAGER, QEMU_LOADVM, MAPPED_FILE -> Optional.empty();
             case THAW_EAGER -> Optional.of(Restorer.Mode.EAGER);
             case THAW_LAZY, THAW_LAZY_ADDRESS_ORDER -> Optional.of(Restorer.Mode.LAZY);
-            case WS_LEARNED, WS_DIRTY, WS_TRACE, WS_DIRTY_NORMAL_PRIORITY, WS_DIRTY_PREEMPT, WS_DIRTY_WHOLE -> Optional.of(Restorer.Mode.WS);
+            case WS_LEARNED, WS_DIRTY, WS_TRACE, WS_DIRTY_NORMAL_PRIORITY, WS_DIRTY_PREEMPT, WS_DIRTY_WHOLE, WS_DIRTY_HALF -> Optional.of(Restorer.Mode.WS);
         };
     }
 
     /** What {@code --modes} runs unless told otherwise: every method but the ablations and trials. */
     public static Set<RestoreMethod> defaults() {
-        return EnumSet.complementOf(EnumSet.of(THAW_LAZY_ADDRESS_ORDER, WS_DIRTY_NORMAL_PRIORITY, WS_DIRTY_PREEMPT, WS_DIRTY_WHOLE));
+        return EnumSet.complementOf(EnumSet.of(THAW_LAZY_ADDRESS_ORDER, WS_DIRTY_NORMAL_PRIORITY, WS_DIRTY_PREEMPT, WS_DIRTY_WHOLE,
+                WS_DIRTY_HALF));
     }
 
     /** The method whose working-set estimate this one restores with (an ablation or trial shares its original's). */
     public RestoreMethod estimate() {
         return switch (this) {
-            case WS_DIRTY_NORMAL_PRIORITY, WS_DIRTY_PREEMPT, WS_DIRTY_WHOLE -> WS_DIRTY;
+            case WS_DIRTY_NORMAL_PRIORITY, WS_DIRTY_PREEMPT, WS_DIRTY_WHOLE, WS_DIRTY_HALF -> WS_DIRTY;
             default -> this;
         };
     }

@@ -244,7 +244,7 @@ public final class SaveRestoreBenchmark {
                 ? Stream.of(List.of(RestoreMethod.QEMU_EAGER), List.of(RestoreMethod.QEMU_LOADVM), List.of(RestoreMethod.MAPPED_FILE), List.of(RestoreMethod.THAW_EAGER),
                         List.of(RestoreMethod.THAW_LAZY, RestoreMethod.WS_LEARNED), List.of(RestoreMethod.THAW_LAZY_ADDRESS_ORDER), List.of(RestoreMethod.WS_DIRTY),
                         List.of(RestoreMethod.WS_TRACE), List.of(RestoreMethod.WS_DIRTY_NORMAL_PRIORITY), List.of(RestoreMethod.WS_DIRTY_PREEMPT),
-                        List.of(RestoreMethod.WS_DIRTY_WHOLE))
+                        List.of(RestoreMethod.WS_DIRTY_WHOLE), List.of(RestoreMethod.WS_DIRTY_HALF))
                 .map(u -> u.stream().filter(methods::contains).toList()).filter(u -> !u.isEmpty()).toList()
                 : List.of(List.of(RestoreMethod.THAW_EAGER), List.of(RestoreMethod.QEMU_EAGER));
         List<MethodSample> restores = new ArrayList<>();
@@ -327,7 +327,10 @@ public final class SaveRestoreBenchmark {
                             options = options.withPolicy(options.policy().withFaultRegionPages(0));
                         } else if (m != RestoreMethod.THAW_LAZY) {
                             WorkingSetChoice choice = m == RestoreMethod.WS_DIRTY_WHOLE
-                                    ? new WorkingSetChoice(WorkingSetChoice.Source.AUTO, java.util.OptionalInt.empty(), 1.0)
+                                    ? new WorkingSetChoice(WorkingSetChoice.Source.AUTO, java.util.OptionalInt.empty(), java.util.OptionalDouble.of(1.0))
+                                    : m == RestoreMethod.WS_DIRTY_HALF
+                                    ? new WorkingSetChoice(WorkingSetChoice.Source.AUTO, java.util.OptionalInt.empty(),
+                                            java.util.OptionalDouble.of(dev.thaw.estimate.Sizing.HOTRESTORE.prefetchFraction()))
                                     : WorkingSetChoice.defaults();
                             Restorer.Plan plan = Restorer.plan(s.queues().get(m.estimate()), choice);
                             options = options.withWorkingSet(plan.prefetch()).withBackgroundFirst(plan.backgroundFirst());

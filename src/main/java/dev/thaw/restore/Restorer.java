@@ -1,6 +1,7 @@
 package dev.thaw.restore;
 
 import dev.thaw.estimate.PageRef;
+import dev.thaw.estimate.PrefetchSize;
 import dev.thaw.estimate.Sizing;
 import dev.thaw.estimate.WorkingSet;
 import dev.thaw.image.CheckpointImage;
@@ -40,7 +41,7 @@ public final class Restorer {
      * What a restore did. Seconds from its start. {@code postcopy} and {@code trace} are present for lazy and ws.
      */
     public record Outcome(Mode mode, QemuVm vm, double qemuReadySeconds, double runningSeconds, double completedSeconds, long streamBytes,
-                          Optional<PostcopyRestore.Result> postcopy, Optional<Path> trace) {}
+                          Optional<PostcopyRestore.Result> postcopy, Optional<Path> trace, Optional<String> prefetchSizing) {}
 
     private Restorer() {}
 
@@ -68,14 +69,27 @@ public final class Restorer {
     }
 
     /** What a ws restore does with a queue: prefetch its head, send the rest of it first in the background. */
-    public record Plan(List<PageRef> prefetch, List<PageRef> backgroundFirst) {}
+    public record Plan(List<PageRef> prefetch, List<PageRef> backgroundFirst, String sizing) {}
 
-    /** HotRestore's sizing ({@code choice.fraction()} of the estimated size, capped by {@code choice.pages()}). */
+    /** The most a scattered estimate prefetches whole: what the read-ahead holds. */
+    static final long PREFETCH_BUDGET_PAGES = PostcopyRestore.PREFETCH_BYTES_AHEAD / dev.thaw.migration.Wire.TARGET_PAGE_BYTES;
+
+    /**
+     * How much of the queue to prefetch: {@code choice.fraction()} of the estimated size when given, else elastic
+     * ({@link PrefetchSize#elastic}: half of a clustered estimate, the whole of a scattered one); capped by {@code choice.pages()}.
+     */
     public static Plan plan(WorkingSet queue, WorkingSetChoice choice) {
-        int n = Sizing.HOTRESTORE.withPrefetchFraction(choice.fraction()).prefetchPages(queue);
-        if (choice.pages().isPresent()) n = Math.min(n, choice.pages().getAsInt());
+        PrefetchSize size = choice.fraction().isPresent()
+                ? PrefetchSize.fraction(queue, Sizing.HOTRESTORE.withPrefetchFraction(choice.fraction().getAsDouble()))
+                : PrefetchSize.elastic(queue, Sizing.HOTRESTORE, PREFETCH_BUDGET_PAGES);
+        int n = size.pages();
+        String why = size.reason();
+        if (choice.pages().isPresent() && choice.pages().getAsInt() < n) {
+            n = choice.pages().getAsInt();
+            why += "; capped at " + n + " pages (--ws-pages)";
+        }
         List<PageRef> all = queue.pages();
-        return new Plan(all.subList(0, n), all.subList(n, all.size()));
+        return new Plan(all.subList(0, n), all.subList(n, all.size()), why);
     }
 
     /**
@@ -89,10 +103,11 @@ public final class Restorer {
             EagerRestore.Result r = EagerRestore.restore(image, EagerRestore.Options.defaults(vmName),
                     p -> progress.accept(String.format("eager restore: %d/%d pages", p.pagesSent(), p.pageCount())));
             return new Outcome(mode, r.vm(), r.qemuReadyNanos() / 1e9, r.runningNanos() / 1e9, r.runningNanos() / 1e9, r.streamBytes(),
-                    Optional.empty(), Optional.empty());
+                    Optional.empty(), Optional.empty(), Optional.empty());
         }
         List<PageRef> ws = List.of();
         List<PageRef> rest = List.of();
+        Optional<String> sizing = Optional.empty();
         if (mode == Mode.WS) {
             WorkingSet queue = workingSet(image, choice.source()).map(Chosen::workingSet).filter(w -> w.size() > 0).orElseThrow(() -> new IllegalArgumentException(
                     "--mode ws: the image has no working set (source " + choice.source().name().toLowerCase(java.util.Locale.ROOT)
@@ -101,12 +116,14 @@ public final class Restorer {
             Plan plan = plan(queue, choice);
             ws = plan.prefetch();
             rest = plan.backgroundFirst();
+            sizing = Optional.of(plan.sizing());
+            progress.accept("ws restore: prefetching " + plan.sizing());
         }
         PostcopyRestore.Options options = tune.apply(PostcopyRestore.Options.lazy(vmName).withWorkingSet(ws).withBackgroundFirst(rest));
         Instant startedAt = Instant.now();
         PostcopyRestore.Result r = PostcopyRestore.restore(image, options, msg -> progress.accept(mode.label() + " restore: " + msg));
         Optional<Path> trace = RestoreTraces.write(image, mode.label(), startedAt, options, r);
         return new Outcome(mode, r.vm(), r.qemuReadyNanos() / 1e9, r.runningNanos() / 1e9, r.completedNanos() / 1e9, r.streamBytes(),
-                Optional.of(r), trace);
+                Optional.of(r), trace, sizing);
     }
 }

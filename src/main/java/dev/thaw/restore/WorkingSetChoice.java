@@ -1,7 +1,7 @@
 package dev.thaw.restore;
 
-import dev.thaw.estimate.Sizing;
 import java.util.Locale;
+import java.util.OptionalDouble;
 import java.util.OptionalInt;
 
 /**
@@ -10,9 +10,10 @@ import java.util.OptionalInt;
  * @param source        where the queue comes from
  * @param pages         prefetch at most this many pages (empty: no cap)
  * @param fraction      prefetch this fraction of the estimated working-set size (HotRestore: 0.5); the rest of the queue
- *                      goes first in the background
+ *                      goes first in the background. Empty: elastic ({@link dev.thaw.estimate.PrefetchSize#elastic}): half
+ *                      of a clustered estimate, the whole of a scattered one
  */
-public record WorkingSetChoice(Source source, OptionalInt pages, double fraction) {
+public record WorkingSetChoice(Source source, OptionalInt pages, OptionalDouble fraction) {
     public enum Source {
         /** The latest restore's trace when it is newer than the image's working-set section, else the section. */
         AUTO,
@@ -32,11 +33,13 @@ public record WorkingSetChoice(Source source, OptionalInt pages, double fraction
     }
 
     public WorkingSetChoice {
-        if (!(fraction > 0) || fraction > 4) throw new IllegalArgumentException("--ws-fraction: expected (0, 4], actual " + fraction);
+        if (fraction.isPresent() && (!(fraction.getAsDouble() > 0) || fraction.getAsDouble() > 4)) {
+            throw new IllegalArgumentException("--ws-fraction: expected (0, 4], actual " + fraction.getAsDouble());
+        }
         if (pages.isPresent() && pages.getAsInt() < 0) throw new IllegalArgumentException("--ws-pages: expected >= 0, actual " + pages.getAsInt());
     }
 
     public static WorkingSetChoice defaults() {
-        return new WorkingSetChoice(Source.AUTO, OptionalInt.empty(), Sizing.HOTRESTORE.prefetchFraction());
+        return new WorkingSetChoice(Source.AUTO, OptionalInt.empty(), OptionalDouble.empty());
     }
 }
