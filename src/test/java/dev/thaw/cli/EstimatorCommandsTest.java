@@ -55,6 +55,12 @@ class EstimatorCommandsTest {
         assertThat(restore.exit()).as(restore.err()).isZero();
         JsonNode r = Json.MAPPER.readTree(restore.out());
         assertThat(r.path("mode").asText()).as("an image with a working set restores ws by default").isEqualTo("ws");
-        assertThat(r.path("prefetchedPages").asLong()).isEqualTo(Math.min(traced, (ws.path("section").path("estimatedPages").asLong() + 1) / 2));
+        // The elastic size: half of a clustered estimate, the whole of a scattered one; the restore says which.
+        long estimated = ws.path("section").path("estimatedPages").asLong();
+        String sizing = r.path("prefetchSizing").asText();
+        assertThat(sizing).matches("(clustered|scattered) estimate .*");
+        assertThat(r.path("prefetchedPages").asLong()).as(sizing)
+                .isEqualTo(Math.min(traced, sizing.startsWith("clustered") ? (estimated + 1) / 2 : estimated));
+        assertThat(ws.path("prefetchSizing").asText()).as("thaw ws reports the same choice").isEqualTo(sizing);
     }
 }

@@ -56,8 +56,12 @@ class SaveRestoreCommandsTest {
         assertThat(ws.exit()).as(ws.err()).isZero();
         JsonNode wsJson = Json.MAPPER.readTree(ws.out());
         assertThat(wsJson.path("mode").asText()).isEqualTo("ws");
-        // HotRestore's sizing: half of the learned working set (the lazy restore's faults) ahead of the guest.
-        assertThat(wsJson.path("prefetchedPages").asLong()).isEqualTo((lazyJson.path("demandFaults").asLong() + 1) / 2);
+        // The elastic size of the learned working set (the lazy restore's faults): half when it is clustered, all when scattered.
+        long learnedPages = lazyJson.path("demandFaults").asLong();
+        String sizing = wsJson.path("prefetchSizing").asText();
+        assertThat(sizing).matches("(clustered|scattered) estimate .*");
+        assertThat(wsJson.path("prefetchedPages").asLong()).as(sizing)
+                .isEqualTo(sizing.startsWith("clustered") ? (learnedPages + 1) / 2 : learnedPages);
 
         // thaw ws: the learned working set; --learn stores it in the image, laid out in queue order, and the image stays valid.
         ImageCommandsTest.Run shown = ImageCommandsTest.run("ws", image.toString(), "--json");
