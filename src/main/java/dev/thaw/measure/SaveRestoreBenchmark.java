@@ -326,13 +326,13 @@ public final class SaveRestoreBenchmark {
                         if (m == RestoreMethod.THAW_LAZY_ADDRESS_ORDER) {
                             options = options.withPolicy(options.policy().withFaultRegionPages(0));
                         } else if (m != RestoreMethod.THAW_LAZY) {
-                            WorkingSetChoice choice = m == RestoreMethod.WS_DIRTY_WHOLE
-                                    ? new WorkingSetChoice(WorkingSetChoice.Source.AUTO, java.util.OptionalInt.empty(), java.util.OptionalDouble.of(1.0))
-                                    : m == RestoreMethod.WS_DIRTY_HALF
-                                    ? new WorkingSetChoice(WorkingSetChoice.Source.AUTO, java.util.OptionalInt.empty(),
-                                            java.util.OptionalDouble.of(dev.thaw.estimate.Sizing.HOTRESTORE.prefetchFraction()))
-                                    : WorkingSetChoice.defaults();
-                            Restorer.Plan plan = Restorer.plan(s.queues().get(m.estimate()), choice);
+                            java.util.OptionalDouble fraction = switch (m) { // the trials fix it; the rest is elastic
+                                case WS_DIRTY_WHOLE -> java.util.OptionalDouble.of(1.0);
+                                case WS_DIRTY_HALF -> java.util.OptionalDouble.of(dev.thaw.estimate.Sizing.HOTRESTORE.prefetchFraction());
+                                default -> java.util.OptionalDouble.empty();
+                            };
+                            Restorer.Plan plan = Restorer.plan(s.queues().get(m.estimate()),
+                                    new WorkingSetChoice(WorkingSetChoice.Source.AUTO, java.util.OptionalInt.empty(), fraction));
                             options = options.withWorkingSet(plan.prefetch()).withBackgroundFirst(plan.backgroundFirst());
                         }
                         if (m == RestoreMethod.WS_DIRTY_NORMAL_PRIORITY) options = options.withBackgroundPriority(ThreadPriority.Policy.NORMAL);

@@ -251,7 +251,7 @@ public final class PostcopyRestore {
         }
         QemuVm vm;
         // The working set is read while QEMU starts: the sender then only writes it.
-        try (PageReadAhead ahead = new PageReadAhead(image, prefetch, PREFETCH_BYTES_AHEAD, options.vmName())) {
+        try (PageReadAhead ahead = new PageReadAhead(image, prefetch, PREFETCH_BYTES_AHEAD, "prefetch-reader-" + options.vmName())) {
             try {
                 vm = QemuVm.launch(config, launchArgs);
             } catch (RuntimeException e) {
@@ -445,6 +445,7 @@ public final class PostcopyRestore {
                     }
                 }
                 writer.closeRamSection(sid);
+                ahead.release(batch);
                 prefetched += batch.pageCount();
                 events.add(RestoreEventLog.Type.PREFETCH_SENT, 0, batch.pageCount(), now());
             }
@@ -499,7 +500,7 @@ public final class PostcopyRestore {
          * device state its main thread holds one core, and page requests from the device load served at idle priority wait
          * behind any other work on the other (measured at 4 GiB: the guest running after 2-3 s instead of about 1 s).
          */
-        private final class ListenThreadDemotion {
+        private final class BackgroundDemotion {
             private final boolean sender;
             private final dev.thaw.qemu.Journal<dev.thaw.qemu.QmpEvent>.Cursor resumed = vm.qmp().events().cursorFromStart();
             private long nextLookNanos = System.nanoTime();
@@ -523,7 +524,7 @@ public final class PostcopyRestore {
                 demoted.clear();
             }
 
-            ListenThreadDemotion(boolean sender) {
+            BackgroundDemotion(boolean sender) {
                 this.sender = sender;
             }
 
@@ -557,7 +558,7 @@ public final class PostcopyRestore {
         }
 
         private void servePagesAsScheduled(boolean idle) throws IOException {
-            ListenThreadDemotion demotion = idle ? new ListenThreadDemotion(true) : null;
+            BackgroundDemotion demotion = idle ? new BackgroundDemotion(true) : null;
             long lastReport = System.nanoTime();
             List<ReturnPathMessage.PageRequest> batch = new ArrayList<>();
             while (true) {
@@ -587,16 +588,7 @@ public final class PostcopyRestore {
                     serveRequests(batch);
                     continue;
                 }
-                List<PageRange> chunk = scheduler.nextBackground();
-                if (!chunk.isEmpty()) {
-                    writer.openRamSection(sid, false);
-                    int pages = 0;
-                    for (PageRange unit : chunk) pages += send(unit);
-                    writer.closeRamSection(sid);
-                    writer.flush();
-                    backgroundPages += pages;
-                    events.add(RestoreEventLog.Type.BACKGROUND_SENT, chunk.getFirst().block(), pages, now());
-                }
+                sendBackground(scheduler.nextBackground(), page);
                 if (scheduler.finished()) {
                     if (demotion != null) demotion.restore();
                     return;
@@ -629,7 +621,7 @@ public final class PostcopyRestore {
                     backgroundDone = true;
                 }
             });
-            ListenThreadDemotion demotion = idle ? new ListenThreadDemotion(false) : null;
+            BackgroundDemotion demotion = idle ? new BackgroundDemotion(false) : null;
             List<ReturnPathMessage.PageRequest> batch = new ArrayList<>();
             try {
                 while (!backgroundDone) {
@@ -682,19 +674,23 @@ public final class PostcopyRestore {
                     Thread.sleep(Math.max(1, Math.min(10, waitNanos / 1_000_000)));
                     continue;
                 }
-                if (!chunk.isEmpty()) {
-                    writer.openRamSection(sid, false);
-                    int pages = 0;
-                    for (PageRange unit : chunk) pages += send(writer, unit, buffer);
-                    writer.closeRamSection(sid);
-                    writer.flush();
-                    backgroundPages += pages;
-                    events.add(RestoreEventLog.Type.BACKGROUND_SENT, chunk.getFirst().block(), pages, now());
-                }
+                sendBackground(chunk, buffer);
                 synchronized (scheduler) {
                     if (scheduler.finished()) return;
                 }
             }
+        }
+
+        /** One background chunk on the main stream, in a RAM section of its own (nothing if empty). */
+        private void sendBackground(List<PageRange> chunk, byte[] buffer) throws IOException {
+            if (chunk.isEmpty()) return;
+            writer.openRamSection(sid, false);
+            int pages = 0;
+            for (PageRange unit : chunk) pages += send(writer, unit, buffer);
+            writer.closeRamSection(sid);
+            writer.flush();
+            backgroundPages += pages;
+            events.add(RestoreEventLog.Type.BACKGROUND_SENT, chunk.getFirst().block(), pages, now());
         }
 
         private void serveRequests(List<ReturnPathMessage.PageRequest> batch) throws IOException {
@@ -742,10 +738,6 @@ public final class PostcopyRestore {
          * Sends one unit (a destination host page); returns its target pages. A 2 MiB host page goes as its 512 target pages
          * back to back, zero ones included: QEMU places it when the last one arrives, and nothing may come between.
          */
-        private int send(PageRange unit) throws IOException {
-            return send(writer, unit, page);
-        }
-
         private int send(StreamWriter out, PageRange unit, byte[] buffer) throws IOException {
             int b = unit.block();
             for (int q = unit.firstPage(); q < unit.endPage(); q++) {
