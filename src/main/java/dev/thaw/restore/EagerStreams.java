@@ -4,28 +4,24 @@ import dev.thaw.image.CheckpointImage;
 import dev.thaw.migration.RamBlock;
 import dev.thaw.migration.StreamWriter;
 import dev.thaw.migration.Wire;
+import dev.thaw.schedule.PageRange;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.ArrayBlockingQueue;
-import java.util.concurrent.BlockingQueue;
 import java.util.function.Consumer;
 
 /** The precopy stream of a whole image, as an eager restore sends it. */
 public final class EagerStreams {
     /** Pages per RAM PART section (QEMU itself uses sections of a few MiB). */
     static final int PAGES_PER_SECTION = 1024;
+    /** Bytes read ahead of the writer: 8 batches of 1 MiB. */
+    static final long BYTES_AHEAD = 8L * PageReadAhead.BATCH_PAGES * Wire.TARGET_PAGE_BYTES;
+    /** The reader producing nothing for this long is a stall (an image read that hangs), like the socket's. */
+    static final Duration READ_TIMEOUT = Duration.ofSeconds(60);
 
     private EagerStreams() {}
-
-    /** Pages read ahead per chunk, and chunks in flight between the reader and the writer. */
-    static final int CHUNK_PAGES = 256;
-    static final int CHUNKS_AHEAD = 8;
-
-    /** A run of consecutive pages of one block; {@code zero[i]} marks zero pages (their bytes are unused). */
-    private record Chunk(int block, int firstPage, int pageCount, byte[] data, boolean[] zero, RuntimeException failure) {
-        static final Chunk END = new Chunk(-1, 0, 0, null, null, null);
-    }
 
     /**
      * Every page in address order, then the device state, EOF and the trailer. Returns the pages sent.
@@ -44,35 +40,37 @@ public final class EagerStreams {
                       java.util.function.Predicate<RamBlock> withPages) throws IOException {
         int sid = image.manifest().ramSectionId();
         List<RamBlock> blocks = image.ramBlocks();
-        long total = blocks.stream().filter(withPages).mapToLong(RamBlock::pageCount).sum();
-        BlockingQueue<Chunk> queue = new ArrayBlockingQueue<>(CHUNKS_AHEAD);
-        // Chunk buffers go back to the reader once written: a whole image's worth of 1 MiB arrays is not garbage to collect
-        // on a host whose other core is busy loading the stream into QEMU.
-        BlockingQueue<byte[]> spare = new ArrayBlockingQueue<>(CHUNKS_AHEAD + 2);
-        for (int i = 0; i < CHUNKS_AHEAD + 2; i++) spare.add(new byte[CHUNK_PAGES * Wire.TARGET_PAGE_BYTES]);
-        Thread reader = Thread.ofPlatform().daemon().name("eager-reader").start(() -> readAhead(image, blocks, withPages, queue, spare));
-        try {
+        List<PageRange> runs = new ArrayList<>(); // address order, one reader batch each
+        for (int b = 0; b < blocks.size(); b++) {
+            if (!withPages.test(blocks.get(b))) continue;
+            int count = blocks.get(b).pageCount();
+            for (int first = 0; first < count; first += PageReadAhead.BATCH_PAGES) {
+                runs.add(new PageRange(b, first, Math.min(PageReadAhead.BATCH_PAGES, count - first)));
+            }
+        }
+        long total = runs.stream().mapToLong(PageRange::pageCount).sum();
+        try (PageReadAhead ahead = new PageReadAhead(image, runs, BYTES_AHEAD, "eager-reader")) {
             writer.raw(image.headerAndConfiguration());
             writer.ramStart(sid, false);
             long sent = 0;
             int inSection = 0;
             writer.openRamSection(sid, false);
-            while (true) {
-                Chunk chunk = queue.take();
-                if (chunk.failure() != null) throw chunk.failure();
-                if (chunk == Chunk.END) break;
-                for (int i = 0; i < chunk.pageCount(); i++) {
-                    if (chunk.zero()[i]) writer.zeroPage(chunk.block(), chunk.firstPage() + i);
-                    else writer.page(chunk.block(), chunk.firstPage() + i, chunk.data(), i * Wire.TARGET_PAGE_BYTES);
-                    sent++;
-                    if (++inSection == PAGES_PER_SECTION) {
-                        writer.closeRamSection(sid);
-                        writer.openRamSection(sid, false);
-                        inSection = 0;
-                        if ((sent & 0x3FFF) == 0) progress.accept(new EagerRestore.Progress(sent, total, writer.bytesWritten()));
+            for (PageReadAhead.Batch batch = ahead.next(READ_TIMEOUT); batch != null; batch = ahead.next(READ_TIMEOUT)) {
+                int at = 0;
+                for (PageRange run : batch.units()) {
+                    for (int q = run.firstPage(); q < run.endPage(); q++, at++) {
+                        if (batch.zero()[at]) writer.zeroPage(run.block(), q);
+                        else writer.page(run.block(), q, batch.data(), at * Wire.TARGET_PAGE_BYTES);
+                        sent++;
+                        if (++inSection == PAGES_PER_SECTION) {
+                            writer.closeRamSection(sid);
+                            writer.openRamSection(sid, false);
+                            inSection = 0;
+                            if ((sent & 0x3FFF) == 0) progress.accept(new EagerRestore.Progress(sent, total, writer.bytesWritten()));
+                        }
                     }
                 }
-                spare.add(chunk.data()); // the writer copied it out: the reader may fill it again
+                ahead.release(batch); // the writer copied it out: the reader may fill it again
             }
             writer.closeRamSection(sid);
             writer.openRamSection(sid, true);
@@ -88,34 +86,6 @@ public final class EagerStreams {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new IOException("interrupted while sending the image", e);
-        } finally {
-            reader.interrupt();
-        }
-    }
-
-    private static void readAhead(CheckpointImage image, List<RamBlock> blocks, java.util.function.Predicate<RamBlock> withPages,
-                                  BlockingQueue<Chunk> queue, BlockingQueue<byte[]> spare) {
-        try {
-            try {
-                for (int b = 0; b < blocks.size(); b++) {
-                    if (!withPages.test(blocks.get(b))) continue;
-                    int count = blocks.get(b).pageCount();
-                    for (int first = 0; first < count; first += CHUNK_PAGES) {
-                        int n = Math.min(CHUNK_PAGES, count - first);
-                        byte[] data = spare.take(); // CHUNK_PAGES long; a last, shorter chunk uses its start
-                        boolean[] zero = new boolean[n];
-                        for (int i = 0; i < n; i++) {
-                            zero[i] = !image.readPage(b, first + i, data, i * Wire.TARGET_PAGE_BYTES);
-                        }
-                        queue.put(new Chunk(b, first, n, data, zero, null));
-                    }
-                }
-                queue.put(Chunk.END);
-            } catch (RuntimeException e) {
-                queue.put(new Chunk(-1, 0, 0, null, null, e));
-            }
-        } catch (InterruptedException e) {
-            // the writer stopped
         }
     }
 }

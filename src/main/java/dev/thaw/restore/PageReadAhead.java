@@ -11,9 +11,11 @@ import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.TimeUnit;
 
 /**
- * Reads and decompresses a list of units (the working set to prefetch) on its own thread, started before the restoring QEMU
- * is launched: the image's reads overlap QEMU's start, and the sender then only writes. At most {@code maxBytesAhead} are
- * held in memory; the reader waits for the sender beyond that.
+ * Reads and decompresses a list of page ranges on its own thread while the caller writes them: the working set to prefetch
+ * (started before the restoring QEMU is launched, so its reads overlap QEMU's start) and the whole image of an eager
+ * restore ({@link EagerStreams}). At most {@code maxBytesAhead} are held in memory; the reader waits for the writer beyond
+ * that. Batch buffers handed back with {@link #release} are filled again, so a whole image's worth of 1 MiB arrays is not
+ * garbage to collect on a host whose other core loads the stream into QEMU.
  */
 final class PageReadAhead implements AutoCloseable {
     private static final int PAGE = Wire.TARGET_PAGE_BYTES;
@@ -36,12 +38,20 @@ final class PageReadAhead implements AutoCloseable {
     private record Failed(RuntimeException cause) implements Item {}
 
     private final BlockingQueue<Item> queue;
+    private final BlockingQueue<byte[]> spare;
     private final Thread reader;
 
-    PageReadAhead(CheckpointImage image, List<PageRange> units, long maxBytesAhead, String vmName) {
+    /** @param threadName the reader thread's name ({@code prefetch-reader-VM}, {@code eager-reader}) */
+    PageReadAhead(CheckpointImage image, List<PageRange> units, long maxBytesAhead, String threadName) {
         int capacity = (int) Math.max(2, Math.min(4096, maxBytesAhead / ((long) BATCH_PAGES * PAGE)));
         this.queue = new ArrayBlockingQueue<>(capacity);
-        this.reader = Thread.ofPlatform().daemon().name("prefetch-reader-" + vmName).start(() -> read(image, List.copyOf(units)));
+        this.spare = new ArrayBlockingQueue<>(capacity + 2);
+        this.reader = Thread.ofPlatform().daemon().name(threadName).start(() -> read(image, List.copyOf(units)));
+    }
+
+    /** Hands a written batch's buffer back to be filled again. */
+    void release(Batch batch) {
+        if (batch.data().length == BATCH_PAGES * PAGE) spare.offer(batch.data());
     }
 
     private void read(CheckpointImage image, List<PageRange> units) {
@@ -55,7 +65,8 @@ final class PageReadAhead implements AutoCloseable {
                         pages += units.get(i).pageCount();
                         batchUnits.add(units.get(i++));
                     }
-                    byte[] data = new byte[pages * PAGE];
+                    byte[] recycled = pages == BATCH_PAGES ? spare.poll() : null;
+                    byte[] data = recycled != null ? recycled : new byte[pages * PAGE];
                     boolean[] zero = new boolean[pages];
                     int at = 0;
                     for (PageRange u : batchUnits) {
