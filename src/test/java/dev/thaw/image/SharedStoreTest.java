@@ -37,7 +37,7 @@ class SharedStoreTest {
      */
     @Test
     void reattachingAWorkingSetKeepsThePacksOtherImagesUse(@TempDir Path dir) throws Exception {
-        SyntheticGuest guest = SyntheticGuest.random(Seeds.random("reattachingAWorkingSetKeepsThePacksOtherImagesUse"), 1, 300, 0.2, 0.1);
+        SyntheticGuest guest = SyntheticGuest.random(Seeds.random("reattachingAWorkingSetKeepsThePacksOtherImagesUse"), 1, 16, 300, 0.2, 0.1);
         // A save's index takes each content from the first pack in name order. A's base pack should sort late (new
         // stores until it does), then attach until A's working-set pack sorts before it, so B's pages come from there.
         ImageWriter.Options options;
@@ -70,7 +70,7 @@ class SharedStoreTest {
     /** The same, then gc and rm: gc keeps what a listed image names, rm B and gc free exactly B's packs. */
     @Test
     void gcKeepsEveryPackAListedImageNamesAndRmFreesTheRest(@TempDir Path dir) throws Exception {
-        SyntheticGuest guest = SyntheticGuest.random(Seeds.random("gcKeepsEveryPackAListedImageNamesAndRmFreesTheRest"), 1, 300, 0.2, 0.1);
+        SyntheticGuest guest = SyntheticGuest.random(Seeds.random("gcKeepsEveryPackAListedImageNamesAndRmFreesTheRest"), 1, 16, 300, 0.2, 0.1);
         Path store = dir.resolve("store");
         ImageWriter.Options options = new ImageWriter.Options(Codec.LZ4, 1, 8, store);
         Path a = dir.resolve("a");

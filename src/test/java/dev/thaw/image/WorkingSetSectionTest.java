@@ -76,7 +76,7 @@ class WorkingSetSectionTest {
     private record Saved(Path image, SyntheticGuest guest) {}
 
     private static Saved smallImage(Path dir, String test, int maxPages) {
-        SyntheticGuest guest = SyntheticGuest.random(Seeds.random(test), 1, maxPages, 0.2, 0.1);
+        SyntheticGuest guest = SyntheticGuest.random(Seeds.random(test), 1, 16, maxPages, 0.2, 0.1); // tests name pages below 16
         Path img = dir.resolve("img");
         ImageRoundTripTest.saveInto(img, guest, ImageWriter.Options.defaults());
         return new Saved(img, guest);

@@ -29,11 +29,20 @@ public final class SyntheticGuest implements SaveStreamHandler {
 
     /** A random guest: zeroFraction of pages zero, duplicateFraction copies of earlier pages, the rest random. */
     public static SyntheticGuest random(Random random, int blockCount, int maxPagesPerBlock, double zeroFraction, double duplicateFraction) {
+        return random(random, blockCount, 1, maxPagesPerBlock, zeroFraction, duplicateFraction);
+    }
+
+    /** The same with at least minPagesPerBlock pages in every block (a test that changes page k needs k + 1). */
+    public static SyntheticGuest random(
+            Random random, int blockCount, int minPagesPerBlock, int maxPagesPerBlock, double zeroFraction, double duplicateFraction) {
+        if (minPagesPerBlock < 1 || minPagesPerBlock > maxPagesPerBlock) {
+            throw new IllegalArgumentException("expected 1 <= minPagesPerBlock <= maxPagesPerBlock, actual " + minPagesPerBlock + " and " + maxPagesPerBlock);
+        }
         SyntheticGuest g = new SyntheticGuest();
         g.pages = new byte[blockCount][][];
         List<byte[]> pool = new ArrayList<>();
         for (int b = 0; b < blockCount; b++) {
-            int count = 1 + random.nextInt(maxPagesPerBlock);
+            int count = minPagesPerBlock + random.nextInt(maxPagesPerBlock - minPagesPerBlock + 1);
             g.blocks.add(new RamBlock(b == 0 ? "pc.ram" : "block" + b + "/rom@" + b, count * 4096L, 4096));
             g.pages[b] = new byte[count][];
             for (int p = 0; p < count; p++) {
