@@ -101,9 +101,12 @@ final class BenchStudies {
         List<R> reports = new ArrayList<>();
         try {
             for (long size : bench.sizes) {
-                DemoGuest guest = BenchCommand.benchGuest(size);
-                out.printf("%s, guest %d MiB RAM, T=%d MiB, W=%d MiB ...%n", study, size, guest.totalMiB(), guest.wsMiB());
-                reports.add(run.run(guest, host, dir, out));
+                for (DemoGuest.Layout layout : bench.layouts) { // W as the bench's guest of this size; the layout as --layout says
+                    DemoGuest sized = BenchCommand.benchGuest(size);
+                    DemoGuest guest = new DemoGuest(sized.memoryMiB(), sized.totalMiB(), sized.wsMiB(), layout);
+                    out.printf("%s, guest %d MiB RAM, T=%d MiB, W=%d MiB %s ...%n", study, size, guest.totalMiB(), guest.wsMiB(), layout.key());
+                    reports.add(run.run(guest, host, dir, out));
+                }
             }
         } finally {
             FileTrees.deleteQuietly(dir);

@@ -1,6 +1,7 @@
 package dev.thaw.cli;
 
 import dev.thaw.image.Store;
+import dev.thaw.restore.RestoreTraces;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
@@ -11,6 +12,7 @@ import picocli.CommandLine.Parameters;
         description = {"Remove an image.",
                 "Removes an image directory. An image in a shared store first leaves the store's list of images (under the",
                 "store's exclusive lock); its packs are deleted by the next thaw gc STORE unless another image uses them.",
+                "The restore traces beside it (IMAGE.restores/) go with it.",
                 "Never delete such an image by hand: gc would then refuse to run until told --forget-missing."})
 final class RmCommand implements Callable<Integer> {
     @Parameters(index = "0", description = "The image directory.")
@@ -19,16 +21,21 @@ final class RmCommand implements Callable<Integer> {
     @Option(names = "--json", description = "Print what was removed as JSON.")
     boolean json;
 
+    /** What {@code --json} prints: {@code store} null for an image with its own store. */
+    record Result(Path image, String imageId, Path store, boolean tracesRemoved) {}
+
     @Override
     public Integer call() {
         Store.Removed removed = Store.removeImage(image);
+        boolean traces = RestoreTraces.deleteFor(removed.image());
+        String also = traces ? " and its restore traces" : "";
         if (json) {
-            System.out.println(Json.write(removed));
+            System.out.println(Json.write(new Result(removed.image(), removed.imageId(), removed.store(), traces)));
         } else if (removed.store() == null) {
-            System.out.printf("removed image %s (%s) and its own store%n", removed.image(), removed.imageId());
+            System.out.printf("removed image %s (%s), its own store%s%n", removed.image(), removed.imageId(), also);
         } else {
-            System.out.printf("removed image %s (%s); thaw gc %s deletes the packs no other image uses%n", removed.image(),
-                    removed.imageId(), removed.store());
+            System.out.printf("removed image %s (%s)%s; thaw gc %s deletes the packs no other image uses%n", removed.image(),
+                    removed.imageId(), also, removed.store());
         }
         return 0;
     }

@@ -32,7 +32,17 @@ public enum RestoreMethod {
     /** Trial: ws (dirty) prefetching the whole estimated working set (fraction 1 instead of HotRestore's 1/2). */
     WS_DIRTY_WHOLE("Thaw ws (dirty, whole set)", "ws-dirty-whole"),
     /** Ablation: ws (dirty) prefetching HotRestore's fixed half of the estimate (before the elastic size). */
-    WS_DIRTY_HALF("Thaw ws (dirty, half)", "ws-dirty-half");
+    WS_DIRTY_HALF("Thaw ws (dirty, half)", "ws-dirty-half"),
+    /**
+     * Trial: the whole estimate, then the background paced to {@value #QUIET_BACKGROUND_MBPS} MB/s, so that the guest runs with
+     * its working set and its faults but almost no background stream: does the stream itself slow the guest?
+     */
+    WS_DIRTY_QUIET("Thaw ws (dirty, whole, quiet)", "ws-dirty-quiet"),
+    /** Trial: ws (dirty) into guest RAM on 2 MiB hugetlb pages (whole 2 MiB units prefetched and faulted; no 4 KiB host pages after). */
+    WS_DIRTY_HUGETLB("Thaw ws (dirty, hugetlb)", "ws-dirty-hugetlb");
+
+    /** The background's pace in the quiet trial, MB/s. */
+    public static final int QUIET_BACKGROUND_MBPS = 16;
 
     private final String label;
     private final String shortName;
@@ -63,20 +73,20 @@ public enum RestoreMethod {
             case QEMU_EAGER, QEMU_LOADVM, MAPPED_FILE -> Optional.empty();
             case THAW_EAGER -> Optional.of(Restorer.Mode.EAGER);
             case THAW_LAZY, THAW_LAZY_ADDRESS_ORDER -> Optional.of(Restorer.Mode.LAZY);
-            case WS_LEARNED, WS_DIRTY, WS_TRACE, WS_DIRTY_NORMAL_PRIORITY, WS_DIRTY_PREEMPT, WS_DIRTY_WHOLE, WS_DIRTY_HALF -> Optional.of(Restorer.Mode.WS);
+            case WS_LEARNED, WS_DIRTY, WS_TRACE, WS_DIRTY_NORMAL_PRIORITY, WS_DIRTY_PREEMPT, WS_DIRTY_WHOLE, WS_DIRTY_HALF, WS_DIRTY_QUIET, WS_DIRTY_HUGETLB -> Optional.of(Restorer.Mode.WS);
         };
     }
 
     /** What {@code --modes} runs unless told otherwise: every method but the ablations and trials. */
     public static Set<RestoreMethod> defaults() {
         return EnumSet.complementOf(EnumSet.of(THAW_LAZY_ADDRESS_ORDER, WS_DIRTY_NORMAL_PRIORITY, WS_DIRTY_PREEMPT, WS_DIRTY_WHOLE,
-                WS_DIRTY_HALF));
+                WS_DIRTY_HALF, WS_DIRTY_QUIET, WS_DIRTY_HUGETLB));
     }
 
     /** The method whose working-set estimate this one restores with (an ablation or trial shares its original's). */
     public RestoreMethod estimate() {
         return switch (this) {
-            case WS_DIRTY_NORMAL_PRIORITY, WS_DIRTY_PREEMPT, WS_DIRTY_WHOLE, WS_DIRTY_HALF -> WS_DIRTY;
+            case WS_DIRTY_NORMAL_PRIORITY, WS_DIRTY_PREEMPT, WS_DIRTY_WHOLE, WS_DIRTY_HALF, WS_DIRTY_QUIET, WS_DIRTY_HUGETLB -> WS_DIRTY;
             default -> this;
         };
     }

@@ -244,7 +244,8 @@ public final class SaveRestoreBenchmark {
                 ? Stream.of(List.of(RestoreMethod.QEMU_EAGER), List.of(RestoreMethod.QEMU_LOADVM), List.of(RestoreMethod.MAPPED_FILE), List.of(RestoreMethod.THAW_EAGER),
                         List.of(RestoreMethod.THAW_LAZY, RestoreMethod.WS_LEARNED), List.of(RestoreMethod.THAW_LAZY_ADDRESS_ORDER), List.of(RestoreMethod.WS_DIRTY),
                         List.of(RestoreMethod.WS_TRACE), List.of(RestoreMethod.WS_DIRTY_NORMAL_PRIORITY), List.of(RestoreMethod.WS_DIRTY_PREEMPT),
-                        List.of(RestoreMethod.WS_DIRTY_WHOLE), List.of(RestoreMethod.WS_DIRTY_HALF))
+                        List.of(RestoreMethod.WS_DIRTY_WHOLE), List.of(RestoreMethod.WS_DIRTY_HALF),
+                        List.of(RestoreMethod.WS_DIRTY_QUIET), List.of(RestoreMethod.WS_DIRTY_HUGETLB))
                 .map(u -> u.stream().filter(methods::contains).toList()).filter(u -> !u.isEmpty()).toList()
                 : List.of(List.of(RestoreMethod.THAW_EAGER), List.of(RestoreMethod.QEMU_EAGER));
         List<MethodSample> restores = new ArrayList<>();
@@ -327,7 +328,7 @@ public final class SaveRestoreBenchmark {
                             options = options.withPolicy(options.policy().withFaultRegionPages(0));
                         } else if (m != RestoreMethod.THAW_LAZY) {
                             java.util.OptionalDouble fraction = switch (m) { // the trials fix it; the rest is elastic
-                                case WS_DIRTY_WHOLE -> java.util.OptionalDouble.of(1.0);
+                                case WS_DIRTY_WHOLE, WS_DIRTY_QUIET -> java.util.OptionalDouble.of(1.0);
                                 case WS_DIRTY_HALF -> java.util.OptionalDouble.of(dev.thaw.estimate.Sizing.HOTRESTORE.prefetchFraction());
                                 default -> java.util.OptionalDouble.empty();
                             };
@@ -337,6 +338,10 @@ public final class SaveRestoreBenchmark {
                         }
                         if (m == RestoreMethod.WS_DIRTY_NORMAL_PRIORITY) options = options.withBackgroundPriority(ThreadPriority.Policy.NORMAL);
                         if (m == RestoreMethod.WS_DIRTY_PREEMPT) options = options.withTransport(options.transport().withPreempt(true));
+                        if (m == RestoreMethod.WS_DIRTY_HUGETLB) options = options.withGuestRam(PostcopyRestore.GuestRam.HUGETLB);
+                        if (m == RestoreMethod.WS_DIRTY_QUIET) {
+                            options = options.withPolicy(options.policy().withBackgroundBytesPerSecond(RestoreMethod.QUIET_BACKGROUND_MBPS * 1_000_000L));
+                        }
                         postcopy = PostcopyRestore.restore(img, options, x -> {});
                         vm = postcopy.vm();
                         running = opened + postcopy.runningNanos();

@@ -41,6 +41,14 @@ public final class RestoreTraces {
         return abs.resolveSibling(abs.getFileName() + ".restores");
     }
 
+    /** Deletes the image's traces (when the image itself is removed); false if it had none. */
+    public static boolean deleteFor(Path image) {
+        Path dir = directoryFor(image);
+        if (!Files.isDirectory(dir, java.nio.file.LinkOption.NOFOLLOW_LINKS)) return false;
+        dev.thaw.util.FileTrees.deleteQuietly(dir);
+        return true;
+    }
+
     /**
      * Writes the trace and its event log, each atomically, under a name no concurrent restore of the image takes;
      * the event log first, so a trace always names its own restore's log. Best-effort: when they cannot be written

@@ -86,10 +86,14 @@ class ImageCommandsTest {
         assertThat(verified.out()).contains("2 images open", "2 packs", "all checksums match");
         assertThat(run("inspect", store.toString()).err()).contains("expected --verify");
 
+        java.nio.file.Path traces = dev.thaw.restore.RestoreTraces.directoryFor(dir.resolve("b"));
+        java.nio.file.Files.createDirectories(traces);
+        java.nio.file.Files.writeString(traces.resolve("000001-lazy-x.json"), "{}"); // as a restore of b left it
         Run rm = run("rm", dir.resolve("b").toString());
         assertThat(rm.exit()).as(rm.err()).isZero();
-        assertThat(rm.out()).contains("thaw gc " + store);
+        assertThat(rm.out()).contains("thaw gc " + store, "its restore traces");
         assertThat(dir.resolve("b")).doesNotExist();
+        assertThat(traces).as("the image's restore traces go with it").doesNotExist();
 
         Run gc = run("gc", store.toString(), "--json");
         assertThat(gc.exit()).as(gc.err()).isZero();
