@@ -150,6 +150,19 @@ class ManifestTrustTest {
         }
     }
 
+    /** Found by fuzzing (image-metadata): an extent table whose body is shorter than its count, resealed, gave a BufferUnderflowException. */
+    @Test
+    void anExtentTableTooShortForItsCountIsCorrupt(@TempDir Path dir) throws Exception {
+        Path img = saved(dir, "anExtentTableTooShortForItsCountIsCorrupt");
+        reframe(img, ImageWriter.EXTENT_TABLE, FileKind.EXTENT_TABLE, body -> new byte[] {1, 0});
+        byte[] file = Files.readAllBytes(img.resolve(ImageWriter.EXTENT_TABLE));
+        String checksum = Long.toHexString(ByteBuffer.wrap(file, file.length - 16, 8).order(ByteOrder.LITTLE_ENDIAN).getLong());
+        rewriteManifest(img, m -> withFiles(m, m.files().stream().map(f -> f.name().equals(ImageWriter.EXTENT_TABLE)
+                ? new Manifest.FileEntry(f.name(), f.kind(), file.length, checksum) : f).toList()));
+        assertThatThrownBy(() -> CheckpointImage.open(img)).isInstanceOf(ImageException.Corrupt.class)
+                .hasMessageContaining(ImageWriter.EXTENT_TABLE).hasMessageContaining("expected the extent count");
+    }
+
     /**
      * Found by fuzzing (extent-codecs): zstd-jni throws a ZstdException for a truncated payload or a too small output
      * instead of returning an error code; Codec's contract, which Pack reports as a corrupt extent, is IllegalArgumentException.
