@@ -6,7 +6,6 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
@@ -40,7 +39,11 @@ public final class JsonMutator {
         if (root == null || !root.isContainerNode() || random.nextInt(5) == 0) return Mutator.mutate(input, corpus, random);
         int rounds = 1 + (random.nextInt(3) == 0 ? random.nextInt(3) : 0);
         for (int i = 0; i < rounds; i++) once(root, random);
-        return root.toString().getBytes(StandardCharsets.UTF_8);
+        try {
+            return JSON.writeValueAsBytes(root);
+        } catch (IOException e) { // values copied into themselves nest past Jackson's write limit: mutate the bytes instead
+            return Mutator.mutate(input, corpus, random);
+        }
     }
 
     /** A place in the tree: a field of an object or an element of an array. */
