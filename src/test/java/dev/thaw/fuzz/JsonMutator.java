@@ -29,6 +29,11 @@ public final class JsonMutator {
 
     private JsonMutator() {}
 
+    /** A copy: the constants are mutable nodes, and one put into a document may later be mutated in it, even into itself. */
+    private static JsonNode replacement(Random random) {
+        return REPLACEMENTS[random.nextInt(REPLACEMENTS.length)].deepCopy();
+    }
+
     public static byte[] mutate(byte[] input, List<byte[]> corpus, Random random) {
         JsonNode root;
         try {
@@ -52,12 +57,12 @@ public final class JsonMutator {
     private static void once(JsonNode root, Random random) {
         List<Slot> slots = new ArrayList<>();
         List<JsonNode> values = new ArrayList<>();
-        collect(root, slots, values);
+        collect(root, slots, values, 0);
         if (slots.isEmpty()) return;
         Slot s = slots.get(random.nextInt(slots.size()));
         int choice = random.nextInt(10);
         JsonNode replacement = switch (choice) {
-            case 0, 1, 2, 3, 4 -> REPLACEMENTS[random.nextInt(REPLACEMENTS.length)];
+            case 0, 1, 2, 3, 4 -> replacement(random);
             case 5 -> values.get(random.nextInt(values.size())).deepCopy();
             case 6 -> nudged(current(s), random);
             default -> null;
@@ -66,7 +71,7 @@ public final class JsonMutator {
             set(s, replacement);
         } else if (s.parent() instanceof ObjectNode o) {
             if (choice == 7) o.remove(s.field());
-            else o.set("unknown" + random.nextInt(3), REPLACEMENTS[random.nextInt(REPLACEMENTS.length)]);
+            else o.set("unknown" + random.nextInt(3), replacement(random));
         } else if (s.parent() instanceof ArrayNode a) {
             if (choice == 7) a.remove(s.index());
             else a.insert(s.index(), a.get(s.index()).deepCopy());
@@ -85,7 +90,7 @@ public final class JsonMutator {
             c[random.nextInt(c.length)] = (char) ('!' + random.nextInt(90));
             return F.textNode(new String(c));
         }
-        return REPLACEMENTS[random.nextInt(REPLACEMENTS.length)];
+        return replacement(random);
     }
 
     private static void set(Slot s, JsonNode value) {
@@ -93,19 +98,23 @@ public final class JsonMutator {
         else ((ArrayNode) s.parent()).set(s.index(), value);
     }
 
-    private static void collect(JsonNode node, List<Slot> slots, List<JsonNode> values) {
+    /** Values copied into themselves nest deeper each time: places below this depth are not mutated (nor recursed into). */
+    private static final int MAX_DEPTH = 64;
+
+    private static void collect(JsonNode node, List<Slot> slots, List<JsonNode> values, int depth) {
+        if (depth > MAX_DEPTH) return;
         if (node instanceof ObjectNode o) {
             for (var it = o.fieldNames(); it.hasNext(); ) {
                 String name = it.next();
                 slots.add(new Slot(o, name, -1));
                 values.add(o.get(name));
-                collect(o.get(name), slots, values);
+                collect(o.get(name), slots, values, depth + 1);
             }
         } else if (node instanceof ArrayNode a) {
             for (int i = 0; i < a.size(); i++) {
                 slots.add(new Slot(a, null, i));
                 values.add(a.get(i));
-                collect(a.get(i), slots, values);
+                collect(a.get(i), slots, values, depth + 1);
             }
         }
     }
