@@ -281,6 +281,10 @@ public final class CheckpointImage implements AutoCloseable {
     private ExtentInfo[] readExtentTable() {
         Path path = file(ImageWriter.EXTENT_TABLE);
         ByteBuffer body = ByteBuffer.wrap(listedBody(ImageWriter.EXTENT_TABLE, FileKind.EXTENT_TABLE)).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        if (body.remaining() < 4) {
+            throw new ImageException.Corrupt(path, Framing.HEADER_BYTES, "truncated: expected the extent count, actual a body of "
+                    + body.remaining() + " bytes");
+        }
         int count = body.getInt();
         if (count < 0 || body.remaining() != (long) count * PageMap.EXTENT_RECORD_BYTES) {
             throw new ImageException.Corrupt(path, Framing.HEADER_BYTES, "expected " + count + " extent records, actual "

@@ -74,7 +74,12 @@ public enum Codec {
                 System.arraycopy(payload, payloadOffset, out, 0, rawLength);
             }
             case ZSTD -> {
-                long n = Zstd.decompressByteArray(out, 0, rawLength, payload, payloadOffset, payloadLength);
+                long n;
+                try {
+                    n = Zstd.decompressByteArray(out, 0, rawLength, payload, payloadOffset, payloadLength);
+                } catch (com.github.luben.zstd.ZstdException e) { // zstd-jni throws some errors rather than returning their code
+                    throw new IllegalArgumentException("zstd: " + e.getMessage(), e);
+                }
                 if (Zstd.isError(n) || n != rawLength) {
                     throw new IllegalArgumentException("zstd: expected " + rawLength + " bytes, actual "
                             + (Zstd.isError(n) ? Zstd.getErrorName(n) : n + " bytes"));

@@ -27,11 +27,62 @@ public record Manifest(int formatVersion, String imageId, String createdAt, Stri
     }
 
     static Manifest parse(Path manifestFile, byte[] body) {
+        Manifest m;
         try {
-            return JSON.readValue(body, Manifest.class);
+            m = JSON.readValue(body, Manifest.class);
         } catch (IOException e) {
             throw new ImageException.Corrupt(manifestFile, Framing.HEADER_BYTES, "manifest JSON does not parse: " + e.getMessage(), e);
         }
+        m.check(manifestFile);
+        return m;
+    }
+
+    /** Kinds a manifest may list (the manifest and packs are not listed files). */
+    private static final List<String> LISTED_KINDS = java.util.stream.Stream.of(FileKind.PAGE_MAP, FileKind.EXTENT_TABLE,
+            FileKind.DEVICE_STATE, FileKind.WORKING_SET).map(k -> k.name().toLowerCase(java.util.Locale.ROOT)).toList();
+
+    /**
+     * What readers take for granted: JSON gives null for a field that is absent or null, and whoever wrote the manifest
+     * chose its strings, so each field readers use is checked here, once, for every reader (open, ws, rm, gc).
+     */
+    private void check(Path file) {
+        try {
+            java.util.UUID.fromString(require(file, imageId, "imageId"));
+        } catch (IllegalArgumentException e) {
+            throw corrupt(file, "imageId: expected a UUID, actual '" + imageId + "'");
+        }
+        require(file, source, "source");
+        for (Block b : require(file, ramBlocks, "ramBlocks")) require(file, require(file, b, "ramBlocks[]").name(), "ramBlocks[].name");
+        require(file, stats, "stats");
+        require(file, require(file, storage, "storage").storeDirectory(), "storage.storeDirectory");
+        if (!List.of("zstd", "lz4", "none").contains(require(file, storage.codec(), "storage.codec"))) {
+            throw corrupt(file, "storage.codec: expected zstd, lz4 or none, actual '" + storage.codec() + "'");
+        }
+        if (storage.groupPageCount() < 1 || storage.groupPageCount() > ExtentInfo.MAX_PAGES) {
+            throw corrupt(file, "storage.groupPageCount: expected 1-" + ExtentInfo.MAX_PAGES + ", actual " + storage.groupPageCount());
+        }
+        for (PackEntry p : require(file, storage.packs(), "storage.packs")) {
+            require(file, require(file, p, "storage.packs[]").packId(), "storage.packs[].packId");
+            require(file, p.file(), "storage.packs[].file");
+            require(file, p.checksum(), "storage.packs[].checksum");
+        }
+        for (FileEntry f : require(file, files, "files")) {
+            require(file, require(file, f, "files[]").name(), "files[].name");
+            require(file, f.checksum(), "files[].checksum"); // null would skip the comparison with the file's own checksum
+            if (!LISTED_KINDS.contains(require(file, f.kind(), "files[].kind"))) {
+                throw corrupt(file, "files[].kind of " + f.name() + ": expected one of " + LISTED_KINDS + ", actual '" + f.kind() + "'");
+            }
+        }
+    }
+
+    /** A field every manifest Thaw writes has. */
+    private static <T> T require(Path file, T value, String field) {
+        if (value == null) throw corrupt(file, field + ": expected a value, actual none (null or absent)");
+        return value;
+    }
+
+    private static ImageException.Corrupt corrupt(Path file, String detail) {
+        return new ImageException.Corrupt(file, Framing.HEADER_BYTES, "manifest " + detail);
     }
 
 

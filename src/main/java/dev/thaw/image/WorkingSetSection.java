@@ -116,7 +116,7 @@ public record WorkingSetSection(WorkingSet workingSet, long[] locations, UUID pa
             }
             for (int i = 0; i < count; i++) {
                 long loc = locations[i];
-                if (loc != PageMap.ZERO && (loc < 0 || PageMap.extentOf(loc) >= extentCount || PageMap.slotOf(loc) >= extents.get(PageMap.extentOf(loc)).pageCount())) {
+                if (loc != PageMap.ZERO && (loc < 0 || PageMap.extentOf(loc) < 0 || PageMap.extentOf(loc) >= extentCount || PageMap.slotOf(loc) >= extents.get(PageMap.extentOf(loc)).pageCount())) {
                     throw new ImageException.Corrupt(path, Framing.HEADER_BYTES, String.format(
                             "entry %d: expected a location in %d extents, actual 0x%016x", i, extentCount, loc));
                 }

@@ -280,6 +280,9 @@ public final class SaveStreamParser {
         if (sum != totalBytes) {
             throw new StreamFormatException(at, "RAM block list: expected lengths adding up to " + totalBytes + ", actual " + sum);
         }
+        if (list.isEmpty()) { // a MEM_SIZE of 0: no QEMU guest has no RAM, and an image of none restores nothing
+            throw new StreamFormatException(at, "RAM block list: expected at least one block, actual none (MEM_SIZE 0)");
+        }
         blocks = List.copyOf(list);
         handler.ramBlocks(ramSectionId, Wire.RAM_SECTION_VERSION, blocks);
     }

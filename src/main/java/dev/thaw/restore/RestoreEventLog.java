@@ -85,6 +85,9 @@ public final class RestoreEventLog {
                 throw new IOException(file + " at offset " + (b.position() - 16) + ": expected an event type 1-" + (Type.values().length - 1)
                         + ", actual " + (w & 0xFF));
             }
+            if (t < 0) {
+                throw new IOException(file + " at offset " + (b.position() - 8) + ": expected nanoseconds >= 0 after the restore began, actual " + t);
+            }
             if (2 * log.count + 2 > log.words.length) log.words = Arrays.copyOf(log.words, log.words.length * 2);
             log.words[2 * log.count] = w;
             log.words[2 * log.count + 1] = t;

@@ -49,12 +49,13 @@ public record RestoreTimeline(double qemuReadySeconds, double runningSeconds, do
         long[] s = log.demandWaits().stream().mapToLong(w -> w[1] - w[0]).sorted().toArray();
         double rate = lastBackground > firstBackground ? background * 1e9 / (lastBackground - firstBackground) : 0;
         long runningNanos = (long) (running * 1e9);
-        int buckets = faultTimes.isEmpty() ? 0 : (int) Math.max(0, (faultTimes.stream().mapToLong(Long::longValue).max().getAsLong()
-                - runningNanos) / 100_000_000L) + 1;
-        int[] histogram = new int[Math.min(buckets, 10_000)];
+        // Clamped before the cast: a log from a damaged file may place a fault centuries after the start.
+        long span = faultTimes.isEmpty() ? -1 : Math.max(0, (faultTimes.stream().mapToLong(Long::longValue).max().getAsLong()
+                - runningNanos) / 100_000_000L);
+        int[] histogram = new int[(int) Math.min(span + 1, 10_000)];
         for (long t : faultTimes) {
-            int b = (int) ((t - runningNanos) / 100_000_000L);
-            if (b >= 0 && b < histogram.length) histogram[b]++;
+            long b = (t - runningNanos) / 100_000_000L;
+            if (b >= 0 && b < histogram.length) histogram[(int) b]++;
         }
         return new RestoreTimeline(qemuReady, running, eof, completed, prefetched, faults, duplicates, demandSent, background, rate,
                 percentile(s, 0.5), percentile(s, 0.99), s.length == 0 ? 0 : s[s.length - 1] / 1e3,

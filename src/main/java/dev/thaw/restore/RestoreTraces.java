@@ -6,6 +6,7 @@ import dev.thaw.estimate.FaultOrder;
 import dev.thaw.estimate.WorkingSet;
 import dev.thaw.image.CheckpointImage;
 import dev.thaw.image.WorkingSetWriter;
+import dev.thaw.migration.RamBlock;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -32,7 +33,48 @@ public final class RestoreTraces {
 
     /** One restore. Pages are {@code [block, page]}; fault times are nanoseconds after the restore began. */
     public record Trace(String mode, String imageId, String startedAt, double runningSeconds, double completedSeconds,
-                        long demandFaults, List<int[]> workingSet, List<long[]> faults) {}
+                        long demandFaults, List<int[]> workingSet, List<long[]> faults) {
+        /** A trace is read back from a file anyone may have edited: what readers use is checked as it is parsed. */
+        public Trace {
+            if (mode == null || imageId == null || startedAt == null || workingSet == null || faults == null) {
+                throw new IllegalArgumentException("trace: expected mode, imageId, startedAt, workingSet and faults, actual "
+                        + "mode " + mode + ", imageId " + imageId + ", startedAt " + startedAt + (workingSet == null ? ", no workingSet" : "")
+                        + (faults == null ? ", no faults" : ""));
+            }
+            try {
+                Instant.parse(startedAt);
+            } catch (java.time.format.DateTimeParseException e) {
+                throw new IllegalArgumentException("trace startedAt: expected an ISO-8601 instant, actual '" + startedAt + "'");
+            }
+            for (int i = 0; i < workingSet.size(); i++) {
+                int[] p = workingSet.get(i);
+                if (p == null || p.length != 2 || p[0] < 0 || p[1] < 0) {
+                    throw new IllegalArgumentException("trace workingSet[" + i + "]: expected [block, page] >= 0, actual "
+                            + java.util.Arrays.toString(p));
+                }
+            }
+            for (int i = 0; i < faults.size(); i++) {
+                long[] f = faults.get(i);
+                if (f == null || f.length != 3 || f[0] < 0 || f[0] > Integer.MAX_VALUE || f[1] < 0 || f[1] > Integer.MAX_VALUE) {
+                    throw new IllegalArgumentException("trace faults[" + i + "]: expected [block, page, nanoseconds] with block and page"
+                            + " 0.." + Integer.MAX_VALUE + ", actual " + java.util.Arrays.toString(f));
+                }
+            }
+        }
+
+        /** Every page inside the image's blocks: the learned working set becomes page addresses sent to QEMU. */
+        void checkPagesIn(List<RamBlock> blocks, Path file) {
+            for (int i = 0; i < workingSet.size(); i++) checkPage(blocks, file, "workingSet[" + i + "]", workingSet.get(i)[0], workingSet.get(i)[1]);
+            for (int i = 0; i < faults.size(); i++) checkPage(blocks, file, "faults[" + i + "]", faults.get(i)[0], faults.get(i)[1]);
+        }
+
+        private static void checkPage(List<RamBlock> blocks, Path file, String what, long block, long page) {
+            if (block >= blocks.size() || page >= blocks.get((int) block).pageCount()) {
+                throw new RestoreException("restore trace " + file + ": " + what + ": expected a page of the image's " + blocks.size()
+                        + " RAM blocks, actual block " + block + " page " + page, null);
+            }
+        }
+    }
 
     private RestoreTraces() {}
 
@@ -111,16 +153,14 @@ public final class RestoreTraces {
 
     /** The latest trace of this image, if any restore of it left one. */
     public static Optional<Trace> latest(CheckpointImage image) {
-        try {
-            List<Path> traces = list(directoryFor(image.directory()));
-            for (Path p : traces.reversed()) {
-                Trace t = JSON.readValue(p.toFile(), Trace.class);
-                if (image.manifest().imageId().equals(t.imageId())) return Optional.of(t);
+        for (Path p : all(image.directory()).reversed()) {
+            Trace t = read(p);
+            if (image.manifest().imageId().equals(t.imageId())) {
+                t.checkPagesIn(image.ramBlocks(), p);
+                return Optional.of(t);
             }
-            return Optional.empty();
-        } catch (IOException e) {
-            throw new RestoreException("cannot read the restore traces of " + image.directory() + ": " + e.getMessage(), e);
         }
+        return Optional.empty();
     }
 
     /** The working set learned from a trace: its prefetched pages, then its demand faults, in order, without repeats. */

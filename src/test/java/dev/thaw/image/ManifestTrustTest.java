@@ -3,6 +3,7 @@ package dev.thaw.image;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.thaw.testing.Seeds;
 import dev.thaw.testing.SyntheticGuest;
 import java.nio.ByteBuffer;
@@ -10,7 +11,9 @@ import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Random;
 import java.util.UUID;
 import java.util.function.UnaryOperator;
@@ -103,6 +106,77 @@ class ManifestTrustTest {
         try (var walk = Files.walk(from)) {
             for (Path p : walk.toList()) Files.copy(p, to.resolve(from.relativize(p).toString()));
         }
+    }
+
+    /**
+     * Found by fuzzing (FuzzTest, image-manifest): a manifest whose JSON parses but lacks a field, or has one no writer
+     * makes, failed with a NullPointerException or an IllegalArgumentException (a bad imageId, a file of an unknown kind
+     * at verify), or was taken: a null file checksum skipped the comparison with the file, a made-up codec was used by
+     * {@code ws --learn}. Each must be a corrupt manifest naming the field.
+     */
+    @Test
+    void manifestFieldsThatReadersRelyOnAreChecked(@TempDir Path dir) throws Exception {
+        Path img = saved(dir, "manifestFieldsThatReadersRelyOnAreChecked");
+        Path copy = dir.resolve("copy");
+        var json = new com.fasterxml.jackson.databind.ObjectMapper();
+        Map<String, java.util.function.Consumer<ObjectNode>> edits = new LinkedHashMap<>();
+        edits.put("imageId", m -> m.put("imageId", "2147483647"));
+        edits.put("files[].name", m -> ((ObjectNode) m.withArray("files").get(0)).putNull("name"));
+        edits.put("ramBlocks[]", m -> m.withArray("ramBlocks").set(0, json.nullNode()));
+        edits.put("files[].kind", m -> ((ObjectNode) m.withArray("files").get(0)).put("kind", "/"));
+        edits.put("files[].checksum", m -> ((ObjectNode) m.withArray("files").get(0)).putNull("checksum"));
+        edits.put("storage", m -> m.remove("storage"));
+        edits.put("storage.codec", m -> m.with("storage").put("codec", "zip"));
+        edits.put("storage.groupPageCount", m -> m.with("storage").put("groupPageCount", -1));
+        edits.put("source", m -> m.putNull("source"));
+        for (var edit : edits.entrySet()) {
+            dev.thaw.util.FileTrees.deleteQuietly(copy);
+            copyTree(img, copy);
+            reframe(copy, ImageWriter.MANIFEST, FileKind.MANIFEST, body -> {
+                try {
+                    ObjectNode m = (ObjectNode) json.readTree(body);
+                    edit.getValue().accept(m);
+                    return json.writeValueAsBytes(m);
+                } catch (java.io.IOException e) {
+                    throw new IllegalStateException(e);
+                }
+            });
+            assertThatThrownBy(() -> {
+                try (CheckpointImage image = CheckpointImage.open(copy)) {
+                    image.verify();
+                }
+            }).as(edit.getKey()).isInstanceOf(ImageException.Corrupt.class).hasMessageContaining(ImageWriter.MANIFEST)
+                    .hasMessageContaining("manifest " + edit.getKey());
+        }
+    }
+
+    /** Found by fuzzing (image-metadata): an extent table whose body is shorter than its count, resealed, gave a BufferUnderflowException. */
+    @Test
+    void anExtentTableTooShortForItsCountIsCorrupt(@TempDir Path dir) throws Exception {
+        Path img = saved(dir, "anExtentTableTooShortForItsCountIsCorrupt");
+        reframe(img, ImageWriter.EXTENT_TABLE, FileKind.EXTENT_TABLE, body -> new byte[] {1, 0});
+        byte[] file = Files.readAllBytes(img.resolve(ImageWriter.EXTENT_TABLE));
+        String checksum = Long.toHexString(ByteBuffer.wrap(file, file.length - 16, 8).order(ByteOrder.LITTLE_ENDIAN).getLong());
+        rewriteManifest(img, m -> withFiles(m, m.files().stream().map(f -> f.name().equals(ImageWriter.EXTENT_TABLE)
+                ? new Manifest.FileEntry(f.name(), f.kind(), file.length, checksum) : f).toList()));
+        assertThatThrownBy(() -> CheckpointImage.open(img)).isInstanceOf(ImageException.Corrupt.class)
+                .hasMessageContaining(ImageWriter.EXTENT_TABLE).hasMessageContaining("expected the extent count");
+    }
+
+    /**
+     * Found by fuzzing (extent-codecs): zstd-jni throws a ZstdException for a truncated payload or a too small output
+     * instead of returning an error code; Codec's contract, which Pack reports as a corrupt extent, is IllegalArgumentException.
+     */
+    @Test
+    void zstdRefusesTruncatedAndOversizedPayloadsWithCodecsOwnError() {
+        byte[] raw = new byte[4 * 4096];
+        for (int i = 0; i < raw.length; i += 16) raw[i] = (byte) (i % 7);
+        byte[] compressed = Codec.ZSTD.compress(raw, raw.length, 1);
+        assertThat(compressed).isNotNull();
+        assertThatThrownBy(() -> Codec.ZSTD.decompress(compressed, 0, compressed.length - 3, new byte[raw.length], raw.length))
+                .isInstanceOf(IllegalArgumentException.class).hasMessageStartingWith("zstd");
+        assertThatThrownBy(() -> Codec.ZSTD.decompress(compressed, 0, compressed.length, new byte[raw.length], 2 * 4096))
+                .isInstanceOf(IllegalArgumentException.class).hasMessageStartingWith("zstd");
     }
 
     @Test

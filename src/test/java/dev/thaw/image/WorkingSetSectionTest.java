@@ -14,6 +14,7 @@ import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
 import java.util.Random;
+import java.util.UUID;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.RepeatedTest;
 import org.junit.jupiter.api.Test;
@@ -107,5 +108,18 @@ class WorkingSetSectionTest {
         assertThatThrownBy(() -> WorkingSetWriter.attach(img, WorkingSet.of(Estimator.TRACE, List.of(new PageRef(0, pages)), 1, "t")))
                 .hasMessageContaining("outside the image");
         assertThat(dev.thaw.testing.TreeDigest.of(img)).isEqualTo(before);
+    }
+
+    /** Found by fuzzing (image-metadata): a location below 256 names extent -1, which decode looked up (IndexOutOfBounds). */
+    @Test
+    void aLocationBeforeTheFirstExtentIsCorrupt() {
+        ExtentInfo extent = new ExtentInfo(UUID.randomUUID(), Framing.HEADER_BYTES, 4096, Codec.NONE, 1, 0);
+        for (long location : new long[] {5, 0x00FF, 0x7FFF_FFFF_0000_0001L}) {
+            WorkingSet ws = WorkingSet.of(Estimator.TRACE, List.of(new PageRef(0, 1)), 1, "t");
+            byte[] body = new WorkingSetSection(ws, new long[] {location}, extent.packId(), List.of(extent)).encode();
+            assertThatThrownBy(() -> WorkingSetSection.decode(Path.of("workingset-x.thaw"), body, new int[] {4}))
+                    .as("location 0x%x", location).isInstanceOf(ImageException.Corrupt.class)
+                    .hasMessageContaining("workingset-x.thaw").hasMessageContaining("expected a location in 1 extents");
+        }
     }
 }

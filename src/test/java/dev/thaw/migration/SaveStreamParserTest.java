@@ -150,4 +150,16 @@ class SaveStreamParserTest {
         }
         throw new AssertionError("not found");
     }
+
+    /** Found by fuzzing (migration-stream): a MEM_SIZE record of 0 gave the handler an empty block list. */
+    @Test
+    void rejectsARamBlockListOfNoBlocks() {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        out.writeBytes(SyntheticGuest.configuration(SyntheticGuest.MACHINE));
+        int memSize = out.size() + 1 + 4 + 1 + 3 + 4 + 4;
+        out.writeBytes(new byte[] {Wire.SECTION_START, 0, 0, 0, 2, 3, 'r', 'a', 'm', 0, 0, 0, 0, 0, 0, 0, Wire.RAM_SECTION_VERSION});
+        out.writeBytes(new byte[] {0, 0, 0, 0, 0, 0, 0, Wire.RAM_MEM_SIZE, 0, 0, 0, 0, 0, 0, 0, Wire.RAM_EOS, Wire.SECTION_FOOTER, 0, 0, 0, 2});
+        assertThatThrownBy(() -> parse(out.toByteArray())).isInstanceOf(StreamFormatException.class)
+                .hasMessageContaining("offset " + memSize).hasMessageContaining("expected at least one block");
+    }
 }

@@ -49,4 +49,26 @@ class RestoreTimelineTest {
         Files.write(file, new byte[] {'T', 'H', 'A', 'W', 'E', 'V', 'T', '1', 99, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0});
         org.assertj.core.api.Assertions.assertThatThrownBy(() -> RestoreEventLog.read(file)).hasMessageContaining("actual 99");
     }
+
+    /**
+     * Found by fuzzing (restore-event-log): a fault logged 2^62 ns after the start made the histogram's length wrap to a
+     * negative int (NegativeArraySizeException in {@code thaw timeline}); a negative time is refused as the log is read.
+     */
+    @Test
+    void aFaultCenturiesLaterKeepsTheHistogramBoundedAndNegativeTimesAreRefused(@TempDir Path dir) throws Exception {
+        RestoreEventLog log = new RestoreEventLog();
+        log.add(Type.RUNNING, 0, 0, 1_000_000);
+        log.add(Type.REQUEST, 0, 3, 1L << 62);
+        log.add(Type.REQUEST, 0, 4, 2_000_000);
+        RestoreTimeline t = RestoreTimeline.of(log);
+        assertThat(t.demandFaults()).isEqualTo(2);
+        assertThat(t.faultsPer100Ms()).hasSize(10_000).startsWith(1);
+
+        RestoreEventLog negative = new RestoreEventLog();
+        negative.add(Type.REQUEST, 0, 3, -5);
+        Path file = dir.resolve("negative.events");
+        negative.write(file);
+        org.assertj.core.api.Assertions.assertThatThrownBy(() -> RestoreEventLog.read(file)).isInstanceOf(java.io.IOException.class)
+                .hasMessageContaining("negative.events at offset 16").hasMessageContaining("actual -5");
+    }
 }

@@ -12,7 +12,9 @@ import java.nio.file.Path;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.HashSet;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
@@ -77,5 +79,47 @@ class RestoreTracesTest {
             assertThat(markers).as("every restore's own trace").hasSize(restores);
         }
         assertThat(RestoreTraces.all(img)).hasSize(restores);
+    }
+
+    /**
+     * Found by fuzzing (restore-trace): a trace edited by hand or damaged failed a ws restore with a NullPointerException,
+     * an ArrayIndexOutOfBounds or PageRef's IllegalArgumentException, or passed pages outside the image on to QEMU. Each
+     * must be a RestoreException naming the trace and the entry.
+     */
+    @Test
+    void aMalformedTraceIsARestoreErrorNamingIt(@TempDir Path dir) throws Exception {
+        Path img = dir.resolve("img");
+        ImageRoundTripTest.saveInto(img, SyntheticGuest.random(Seeds.random("aMalformedTraceIsARestoreErrorNamingIt"), 1, 4, 50, 0.2, 0.1),
+                ImageWriter.Options.defaults());
+        Path file = RestoreTraces.directoryFor(img).resolve("000001-lazy-0123abcd.json");
+        Files.createDirectories(file.getParent());
+        try (CheckpointImage image = CheckpointImage.open(img)) {
+            String id = image.manifest().imageId();
+            int pages = image.ramBlocks().getFirst().pageCount();
+            Map<String, String> valid = new LinkedHashMap<>(Map.of("mode", "\"lazy\"", "imageId", "\"" + id + "\"",
+                    "startedAt", "\"2026-01-01T00:00:00Z\"", "workingSet", "[[0,1]]", "faults", "[[0,2,100]]"));
+            Files.writeString(file, json(valid));
+            assertThat(RestoreTraces.latest(image)).isPresent();
+            List<String[]> broken = List.of(new String[] {"workingSet", "null", "workingSet"}, new String[] {"faults", "null", "faults"},
+                    new String[] {"workingSet", "[[0]]", "workingSet[0]"}, new String[] {"faults", "[[0,2]]", "faults[0]"},
+                    new String[] {"workingSet", "[[-1,-2147483648]]", "workingSet[0]"},
+                    new String[] {"startedAt", "\"yesterday\"", "startedAt"},
+                    new String[] {"workingSet", "[[2147483647,0]]", "workingSet[0]"},
+                    new String[] {"faults", "[[0," + pages + ",100]]", "faults[0]"});
+            for (String[] b : broken) {
+                Map<String, String> fields = new LinkedHashMap<>(valid);
+                fields.put(b[0], b[1]);
+                Files.writeString(file, json(fields));
+                org.assertj.core.api.Assertions.assertThatThrownBy(() -> Restorer.workingSet(image, WorkingSetChoice.Source.LEARNED))
+                        .as(b[0] + " " + b[1]).isInstanceOf(RestoreException.class).hasMessageContaining(file.getFileName().toString())
+                        .hasMessageContaining(b[2]);
+            }
+        }
+    }
+
+    private static String json(Map<String, String> fields) {
+        StringBuilder out = new StringBuilder("{\"runningSeconds\":1,\"completedSeconds\":2,\"demandFaults\":1");
+        fields.forEach((k, v) -> out.append(",\"").append(k).append("\":").append(v));
+        return out.append('}').toString();
     }
 }
