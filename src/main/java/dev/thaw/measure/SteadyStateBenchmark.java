@@ -29,7 +29,7 @@ public final class SteadyStateBenchmark {
     public record ModeRatio(String mode, int pairs, double median, double q1, double q3, long anonHugeMiB,
                             HugePages.CollapseReport collapse) {}
 
-    public record Report(long memoryMiB, long totalMiB, long wsMiB, String accel, Duration segment, List<ModeRatio> modes) {}
+    public record Report(long memoryMiB, long totalMiB, long wsMiB, String layout, String accel, Duration segment, List<ModeRatio> modes) {}
 
     private SteadyStateBenchmark() {}
 
@@ -81,6 +81,6 @@ public final class SteadyStateBenchmark {
         } finally {
             FileTrees.deleteQuietly(imageDir);
         }
-        return new Report(guest.memoryMiB(), guest.totalMiB(), guest.wsMiB(), accel.qemuName(), segment, List.copyOf(modes));
+        return new Report(guest.memoryMiB(), guest.totalMiB(), guest.wsMiB(), guest.layout().key(), accel.qemuName(), segment, List.copyOf(modes));
     }
 }

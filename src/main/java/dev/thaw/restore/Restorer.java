@@ -48,7 +48,20 @@ public final class Restorer {
     /** The mode to use when none is asked for: ws when the image has a working set or a restore left a trace, else lazy. */
     public static Mode defaultMode(CheckpointImage image) {
         boolean section = image.workingSet().filter(ws -> ws.size() > 0).isPresent();
-        return section || RestoreTraces.latest(image).isPresent() ? Mode.WS : Mode.LAZY;
+        return section || usableTrace(image).isPresent() ? Mode.WS : Mode.LAZY;
+    }
+
+    /**
+     * The latest trace, unless it is damaged: traces are best-effort, so one edited or cut short is skipped with a warning
+     * here (a restore that did not ask for the learned set goes on); asking for it ({@code --ws-from learned}) fails naming it.
+     */
+    private static Optional<RestoreTraces.Trace> usableTrace(CheckpointImage image) {
+        try {
+            return RestoreTraces.latest(image);
+        } catch (RestoreException e) {
+            org.slf4j.LoggerFactory.getLogger(Restorer.class).warn("not learning from a damaged trace: {}", e.getMessage());
+            return Optional.empty();
+        }
     }
 
     /** A working set and where it came from: {@code image} (the image's section) or {@code learned} (the latest restore). */
@@ -56,7 +69,7 @@ public final class Restorer {
 
     /** The working set a ws restore of this image would use, before sizing; empty when there is none. */
     public static Optional<Chosen> workingSet(CheckpointImage image, WorkingSetChoice.Source source) {
-        Optional<RestoreTraces.Trace> trace = RestoreTraces.latest(image);
+        Optional<RestoreTraces.Trace> trace = source == WorkingSetChoice.Source.LEARNED ? RestoreTraces.latest(image) : usableTrace(image);
         Optional<WorkingSet> section = image.workingSet();
         boolean learned = switch (source) {
             case LEARNED -> true;

@@ -113,6 +113,9 @@ class RestoreTracesTest {
                 org.assertj.core.api.Assertions.assertThatThrownBy(() -> Restorer.workingSet(image, WorkingSetChoice.Source.LEARNED))
                         .as(b[0] + " " + b[1]).isInstanceOf(RestoreException.class).hasMessageContaining(file.getFileName().toString())
                         .hasMessageContaining(b[2]);
+                // Traces are best-effort: a restore that did not ask for the learned set goes on without it.
+                assertThat(Restorer.workingSet(image, WorkingSetChoice.Source.AUTO)).as("auto, " + b[0] + " " + b[1]).isEmpty();
+                assertThat(Restorer.defaultMode(image)).isEqualTo(Restorer.Mode.LAZY);
             }
         }
     }
