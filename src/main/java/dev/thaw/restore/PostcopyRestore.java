@@ -491,74 +491,8 @@ public final class PostcopyRestore {
             }
         }
 
-        /** QEMU's thread that reads the main stream and places pages; it starts when QEMU processes LISTEN. */
-        private static final String QEMU_LISTEN_THREAD = "postcopy/listen";
-
-        /**
-         * Moves the background to SCHED_IDLE once the guest runs (QEMU's RESUME event), looking every 10 ms: QEMU's listen
-         * thread (found by name, up to 5 s after) and, without preempt, the sender itself. Not before: while QEMU loads the
-         * device state its main thread holds one core, and page requests from the device load served at idle priority wait
-         * behind any other work on the other (measured at 4 GiB: the guest running after 2-3 s instead of about 1 s).
-         */
-        private final class BackgroundDemotion {
-            private final boolean sender;
-            private final dev.thaw.qemu.Journal<dev.thaw.qemu.QmpEvent>.Cursor resumed = vm.qmp().events().cursorFromStart();
-            private long nextLookNanos = System.nanoTime();
-            private long giveUpNanos = Long.MAX_VALUE;
-            private boolean running;
-            private boolean done;
-            private final List<Long> demoted = new ArrayList<>();
-
-            /**
-             * QEMU's listen thread back to normal once the background is done: it then tears postcopy down, and QEMU 7.2 was seen
-             * to abort (SIGABRT, after SHUT) in 2 of about 60 restores with that thread idle; its teardown runs as it always did.
-             */
-            void restore() {
-                for (long tid : demoted) {
-                    try {
-                        ThreadPriority.set(tid, ThreadPriority.Policy.NORMAL);
-                    } catch (IllegalStateException gone) {
-                        // the thread already ended
-                    }
-                }
-                demoted.clear();
-            }
-
-            BackgroundDemotion(boolean sender) {
-                this.sender = sender;
-            }
-
-            void poll() {
-                if (done || System.nanoTime() < nextLookNanos) return;
-                nextLookNanos = System.nanoTime() + 10_000_000L;
-                if (!running) {
-                    try {
-                        for (var e = resumed.next(Duration.ZERO); e.isPresent(); e = resumed.next(Duration.ZERO)) {
-                            if (e.get().is("RESUME")) running = true;
-                        }
-                    } catch (InterruptedException ie) {
-                        Thread.currentThread().interrupt();
-                        return;
-                    }
-                    if (!running) return;
-                    if (sender) ThreadPriority.setCurrentThread(ThreadPriority.Policy.IDLE);
-                    giveUpNanos = System.nanoTime() + 5_000_000_000L;
-                }
-                List<Long> tids = ThreadPriority.threadsNamed(vm.pid(), QEMU_LISTEN_THREAD);
-                for (long tid : tids) ThreadPriority.set(tid, ThreadPriority.Policy.IDLE);
-                demoted.addAll(tids);
-                if (!tids.isEmpty()) {
-                    done = true;
-                    events.add(RestoreEventLog.Type.LISTEN_IDLE, 0, tids.size(), now());
-                } else if (System.nanoTime() > giveUpNanos) {
-                    done = true;
-                    log.warn("{}: QEMU's {} thread not found in 5 s: it keeps its priority", vm.name(), QEMU_LISTEN_THREAD);
-                }
-            }
-        }
-
         private void servePagesAsScheduled(boolean idle) throws IOException {
-            BackgroundDemotion demotion = idle ? new BackgroundDemotion(true) : null;
+            BackgroundDemotion demotion = idle ? new BackgroundDemotion(vm, events, started, true) : null;
             long lastReport = System.nanoTime();
             List<ReturnPathMessage.PageRequest> batch = new ArrayList<>();
             while (true) {
@@ -621,7 +555,7 @@ public final class PostcopyRestore {
                     backgroundDone = true;
                 }
             });
-            BackgroundDemotion demotion = idle ? new BackgroundDemotion(false) : null;
+            BackgroundDemotion demotion = idle ? new BackgroundDemotion(vm, events, started, false) : null;
             List<ReturnPathMessage.PageRequest> batch = new ArrayList<>();
             try {
                 while (!backgroundDone) {
