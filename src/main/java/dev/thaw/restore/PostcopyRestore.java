@@ -28,7 +28,6 @@ import java.net.StandardSocketOptions;
 import java.nio.channels.SocketChannel;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -52,11 +51,11 @@ import org.slf4j.LoggerFactory;
  *  RAM END, EOF; then the destination answers SHUT(0)
  * </pre>
  *
- * <p>Threads: the caller's thread is the page scheduler and the only writer of the stream; a
- * return-path reader, started before the package is written (requests arrive while the device
- * state loads), queues page requests. A request preempts background work at the next chunk
- * boundary; background chunks are small and the socket send buffer is limited, so a requested
- * page waits behind at most about a chunk plus the send buffer.
+ * <p>Threads: the caller's thread writes everything up to RUN, then hands the pages over to a
+ * sender: {@link PageSender} (the only writer of the one connection; requests first, background
+ * otherwise) or, with preempt, {@link PreemptSender} (requests on a second connection, a
+ * background thread on the main one). A return-path reader, started before the package is written
+ * (requests arrive while the device state loads), queues page requests.
  *
  * <p>Zero pages are not sent in the background: POSTCOPY_ADVISE discarded all guest RAM, so after
  * EOF every page never sent reads as zero. A request for a zero page is answered with a ZERO record.
@@ -272,10 +271,10 @@ public final class PostcopyRestore {
     static final long PREFETCH_BYTES_AHEAD = 256L << 20;
 
     /**
-     * One restore: the protocol, the return path and the metrics, owned by the caller's thread. Which page goes next is the
-     * {@link PageScheduler}'s decision.
+     * One restore: the protocol and the return path, owned by the caller's thread. Which page goes next is the
+     * {@link PageScheduler}'s decision; the pages after RUN, and their counts, are a sender's.
      */
-    private static final class Session {
+    private static final class Session implements PageSender.Health {
         private final CheckpointImage image;
         private final Options options;
         private final QemuVm vm;
@@ -288,23 +287,17 @@ public final class PostcopyRestore {
         private final Map<String, Integer> blockIndex = new HashMap<>();
         private final LinkedBlockingQueue<ReturnPathMessage.PageRequest> requests = new LinkedBlockingQueue<>();
         private final CompletableFuture<Integer> shut = new CompletableFuture<>();
-        private final List<Fault> faults = new ArrayList<>();
-        private final List<Long> serviceNanos = new ArrayList<>();
-        private final List<Long> queueNanos = new ArrayList<>();
         private final AtomicLong bytes = new AtomicLong();
         private final AtomicLong waitingProgress = new AtomicLong(); // moves while the scheduler waits by design: not a stall
         private final RestoreEventLog events = new RestoreEventLog();
-        private final byte[] page = new byte[PAGE];
         private volatile String returnPathFailure;
         private StreamWriter writer;
         /** The preempt channel's writer (demand pages only), or null without preempt. */
         private StreamWriter preemptWriter;
+        /** What is sent once the guest runs, and the count of it; made with the main stream. */
+        private PageSender pages;
         private int sid;
-        private long demandFaults;
-        private long duplicates;
         private long prefetched;
-        private long demandPages;
-        private long backgroundPages;
 
         Session(CheckpointImage image, List<RamBlock> destinationBlocks, Options options, QemuVm vm, long started, Consumer<String> progress,
                 PageScheduler scheduler, PageScheduler.Discards discards, PageReadAhead ahead) {
@@ -356,6 +349,8 @@ public final class PostcopyRestore {
                             ChannelStreams.output(preemptChannel), bytes), 64 << 10), blocks);
                 }
                 sid = image.manifest().ramSectionId();
+                pages = new PageSender(new PageSender.Context(vm, scheduler, requests, events, started, this,
+                        options.backgroundPriority(), progress), image, writer, sid, blockIndex);
                 long running;
                 try {
                     sendUpToSwitch();
@@ -409,10 +404,9 @@ public final class PostcopyRestore {
                 // QEMU would read it as zero: silent corruption. Never let it pass.
                 throw failure(e.getMessage(), e);
             }
-            long[] service = serviceNanos.stream().mapToLong(Long::longValue).toArray();
-            return new Result(vm, qemuReady, running, completed, demandFaults, duplicates, prefetched, demandPages, backgroundPages,
-                    zeroUnsent, total, bytes.get(), List.copyOf(faults), service, events, collapse,
-                    queueNanos.stream().mapToLong(Long::longValue).toArray(), vcpuBlockedMillis, options.workingSet());
+            return new Result(vm, qemuReady, running, completed, pages.demandFaults(), pages.duplicates(), prefetched,
+                    pages.demandPages(), pages.backgroundPages(), zeroUnsent, total, bytes.get(), pages.faults(), pages.serviceNanos(),
+                    events, collapse, pages.queueNanos(), vcpuBlockedMillis, options.workingSet());
         }
 
         /** Everything before and including the package that starts the guest. */
@@ -477,208 +471,13 @@ public final class PostcopyRestore {
             }
         }
 
-        /** Demand first, background otherwise, until every non-zero page is sent; at the background's priority. */
+        /** Hands the pages after RUN to a sender: the main connection only, or requests on the preempt channel beside it. */
         private void servePages() throws IOException {
-            if (preemptWriter != null) {
-                servePagesPreempt();
+            if (preemptWriter == null) {
+                pages.serve();
                 return;
             }
-            boolean idle = options.backgroundPriority() == ThreadPriority.Policy.IDLE;
-            try {
-                servePagesAsScheduled(idle);
-            } finally {
-                if (idle) ThreadPriority.setCurrentThread(ThreadPriority.Policy.NORMAL);
-            }
-        }
-
-        private void servePagesAsScheduled(boolean idle) throws IOException {
-            BackgroundDemotion demotion = idle ? new BackgroundDemotion(vm, events, started, true) : null;
-            long lastReport = System.nanoTime();
-            List<ReturnPathMessage.PageRequest> batch = new ArrayList<>();
-            while (true) {
-                checkHealthy();
-                if (demotion != null) demotion.poll();
-                batch.clear();
-                requests.drainTo(batch);
-                long backgroundWaitNanos = scheduler.backgroundWaitNanos(System.nanoTime());
-                if (batch.isEmpty() && backgroundWaitNanos > 0) {
-                    // Tracing or pacing: no background now, only requests. Short waits keep the health check going, and the
-                    // watchdog must not take the quiet stream for a stall.
-                    ReturnPathMessage.PageRequest r;
-                    try {
-                        r = requests.poll(Math.min(backgroundWaitNanos, 10_000_000L), TimeUnit.NANOSECONDS);
-                    } catch (InterruptedException e) {
-                        Thread.currentThread().interrupt();
-                        throw failure("interrupted while waiting for page requests", e);
-                    }
-                    if (r != null) batch.add(r);
-                    requests.drainTo(batch);
-                    if (batch.isEmpty()) {
-                        waitingProgress.set(System.nanoTime());
-                        continue;
-                    }
-                }
-                if (!batch.isEmpty()) {
-                    serveRequests(batch);
-                    continue;
-                }
-                sendBackground(scheduler.nextBackground(), page);
-                if (scheduler.finished()) {
-                    if (demotion != null) demotion.restore();
-                    return;
-                }
-                if (System.nanoTime() - lastReport > 250_000_000L) {
-                    lastReport = System.nanoTime();
-                    progress.accept(String.format("serving pages: %d demand faults, %d background pages", demandFaults, backgroundPages));
-                }
-            }
-        }
-
-        /** Set by the background thread when it fails; the demand loop ends the restore with it. */
-        private volatile Throwable backgroundFailure;
-        private volatile boolean backgroundDone;
-
-        /**
-         * Preempt: this thread answers requests on the preempt channel, at normal priority; a background thread streams the
-         * rest on the main channel (at the background's priority). The scheduler, under its lock, hands every unit to one of
-         * them only. When the background is done, the preempt channel ends with EOS; late requests are duplicates.
-         */
-        private void servePagesPreempt() throws IOException {
-            boolean idle = options.backgroundPriority() == ThreadPriority.Policy.IDLE;
-            Thread background = Thread.ofPlatform().daemon().name("postcopy-background-" + vm.name()).start(() -> {
-                try {
-                    if (idle) ThreadPriority.setCurrentThread(ThreadPriority.Policy.IDLE);
-                    streamBackground();
-                } catch (Throwable t) {
-                    backgroundFailure = t;
-                } finally {
-                    backgroundDone = true;
-                }
-            });
-            BackgroundDemotion demotion = idle ? new BackgroundDemotion(vm, events, started, false) : null;
-            List<ReturnPathMessage.PageRequest> batch = new ArrayList<>();
-            try {
-                while (!backgroundDone) {
-                    checkHealthy();
-                    if (backgroundFailure != null) break;
-                    if (demotion != null) demotion.poll();
-                    batch.clear();
-                    ReturnPathMessage.PageRequest r;
-                    try {
-                        r = requests.poll(10, TimeUnit.MILLISECONDS);
-                    } catch (InterruptedException e) {
-                        Thread.currentThread().interrupt();
-                        throw failure("interrupted while waiting for page requests", e);
-                    }
-                    if (r == null) {
-                        waitingProgress.set(System.nanoTime());
-                        continue;
-                    }
-                    batch.add(r);
-                    requests.drainTo(batch);
-                    serveRequests(batch, preemptWriter, false);
-                }
-                background.join(options.transport().stallTimeout().toMillis());
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                throw failure("interrupted while the background finished", e);
-            } finally {
-                background.interrupt();
-            }
-            if (backgroundFailure instanceof IOException io) throw io;
-            if (backgroundFailure != null) throw failure("the background stream failed: " + backgroundFailure.getMessage(), backgroundFailure);
-            if (background.isAlive()) throw failure("the background stream did not finish", null);
-            if (demotion != null) demotion.restore();
-            preemptWriter.preemptEnd();
-            preemptWriter.flush();
-        }
-
-        /** The background thread of a preempt restore: chunks on the main channel until every non-zero page was handed out. */
-        private void streamBackground() throws IOException, InterruptedException {
-            byte[] buffer = new byte[PAGE];
-            while (true) {
-                List<PageRange> chunk;
-                long waitNanos;
-                synchronized (scheduler) {
-                    waitNanos = scheduler.backgroundWaitNanos(System.nanoTime());
-                    chunk = waitNanos > 0 ? List.of() : scheduler.nextBackground();
-                }
-                if (waitNanos > 0) {
-                    waitingProgress.set(System.nanoTime());
-                    Thread.sleep(Math.max(1, Math.min(10, waitNanos / 1_000_000)));
-                    continue;
-                }
-                sendBackground(chunk, buffer);
-                synchronized (scheduler) {
-                    if (scheduler.finished()) return;
-                }
-            }
-        }
-
-        /** One background chunk on the main stream, in a RAM section of its own (nothing if empty). */
-        private void sendBackground(List<PageRange> chunk, byte[] buffer) throws IOException {
-            if (chunk.isEmpty()) return;
-            writer.openRamSection(sid, false);
-            int pages = 0;
-            for (PageRange unit : chunk) pages += send(writer, unit, buffer);
-            writer.closeRamSection(sid);
-            writer.flush();
-            backgroundPages += pages;
-            events.add(RestoreEventLog.Type.BACKGROUND_SENT, chunk.getFirst().block(), pages, now());
-        }
-
-        private void serveRequests(List<ReturnPathMessage.PageRequest> batch) throws IOException {
-            serveRequests(batch, writer, true);
-        }
-
-        /**
-         * Answers page requests on {@code out}: the main stream (in a RAM section) or the preempt channel (bare records).
-         */
-        private void serveRequests(List<ReturnPathMessage.PageRequest> batch, StreamWriter out, boolean inSection) throws IOException {
-            long taken = System.nanoTime();
-            if (inSection) out.openRamSection(sid, false);
-            List<Long> arrivals = new ArrayList<>();
-            for (ReturnPathMessage.PageRequest r : batch) {
-                int b = blockIndex.get(r.blockName());
-                int p = (int) (r.offset() / PAGE);
-                PageScheduler.Demand demand;
-                synchronized (scheduler) {
-                    demand = scheduler.request(b, p);
-                }
-                faults.add(new Fault(b, p, r.receivedNanos() - started, demand.duplicate()));
-                events.add(demand.duplicate() ? RestoreEventLog.Type.DUPLICATE_REQUEST : RestoreEventLog.Type.REQUEST, b, p,
-                        r.receivedNanos() - started);
-                if (demand.duplicate()) {
-                    duplicates++;
-                    continue;
-                }
-                demandFaults++;
-                arrivals.add(r.receivedNanos());
-                for (PageRange unit : demand.units()) demandPages += send(out, unit, page);
-            }
-            // One flush for the requested pages and their neighbours: flushing each requested page before its neighbours
-            // was measured too (demo image, 5 interleaved pairs): fewer but longer faults, the same total vCPU blocked time.
-            if (inSection) out.closeRamSection(sid);
-            out.flush();
-            long now = System.nanoTime();
-            for (long a : arrivals) {
-                serviceNanos.add(now - a);
-                queueNanos.add(taken - a);
-            }
-            events.add(RestoreEventLog.Type.DEMAND_SENT, 0, arrivals.size(), now - started);
-        }
-
-        /**
-         * Sends one unit (a destination host page); returns its target pages. A 2 MiB host page goes as its 512 target pages
-         * back to back, zero ones included: QEMU places it when the last one arrives, and nothing may come between.
-         */
-        private int send(StreamWriter out, PageRange unit, byte[] buffer) throws IOException {
-            int b = unit.block();
-            for (int q = unit.firstPage(); q < unit.endPage(); q++) {
-                if (image.readPage(b, q, buffer, 0)) out.page(b, q, buffer, 0);
-                else out.zeroPage(b, q);
-            }
-            return unit.pageCount();
+            new PreemptSender(pages, preemptWriter, options.transport().stallTimeout()).serve();
         }
 
         private void readReturnPath(SocketChannel channel) {
@@ -714,9 +513,15 @@ public final class PostcopyRestore {
             shut.completeExceptionally(new IllegalStateException(returnPathFailure));
         }
 
-        private void checkHealthy() {
+        @Override
+        public void checkHealthy() {
             if (returnPathFailure != null) throw failure(returnPathFailure, null);
             if (!vm.isAlive()) throw failure("QEMU died", null);
+        }
+
+        @Override
+        public void waiting() {
+            waitingProgress.set(System.nanoTime());
         }
 
         private int awaitShut() throws InterruptedException {
@@ -729,7 +534,8 @@ public final class PostcopyRestore {
             }
         }
 
-        private RestoreException failure(String what, Throwable cause) {
+        @Override
+        public RestoreException failure(String what, Throwable cause) {
             return new RestoreException(vm.name() + ": postcopy restore failed: " + what + "; " + vm.describeState(), cause);
         }
 

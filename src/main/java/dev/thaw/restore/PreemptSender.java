@@ -1,0 +1,122 @@
+package dev.thaw.restore;
+
+import dev.thaw.migration.ReturnPathMessage;
+import dev.thaw.migration.StreamWriter;
+import dev.thaw.migration.Wire;
+import dev.thaw.schedule.PageRange;
+import dev.thaw.schedule.PageScheduler;
+import dev.thaw.util.ThreadPriority;
+import java.io.IOException;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * The pages of a postcopy restore once the guest runs, with QEMU's postcopy-preempt channel (docs/protocol.md, "Preempt
+ * channel"): the caller's thread answers requests on the preempt connection (bare page records), at normal priority, so a
+ * demand page never waits behind the background; a {@code postcopy-background-<vm>} thread streams the rest on the main
+ * connection, at the background's priority. The scheduler, under its lock, hands every unit to one of them only: QEMU 7.2
+ * fails on a page placed twice. When the background is done the preempt channel ends with EOS (QEMU's preempt reader stops
+ * only on it); later requests are duplicates.
+ */
+final class PreemptSender {
+    private static final int PAGE = Wire.TARGET_PAGE_BYTES;
+
+    private final PageSender.Context context;
+    private final PageSender pages;
+    private final StreamWriter preemptWriter;
+    private final Duration stallTimeout;
+    /** Set by the background thread when it fails; the request loop ends the restore with it. */
+    private volatile Throwable backgroundFailure;
+    private volatile boolean backgroundDone;
+
+    /**
+     * @param pages         writes requests and background chunks, and counts them; its stream is the main connection, its
+     *                      context (scheduler, requests, health) this sender's
+     * @param preemptWriter the preempt connection: demand pages only
+     * @param stallTimeout  how long the background may take to end once the request loop stopped
+     */
+    PreemptSender(PageSender pages, StreamWriter preemptWriter, Duration stallTimeout) {
+        this.context = pages.context();
+        this.pages = pages;
+        this.preemptWriter = preemptWriter;
+        this.stallTimeout = stallTimeout;
+    }
+
+    /** Until the background handed out every non-zero page; then EOS on the preempt channel. */
+    void serve() throws IOException {
+        PageSender.Health health = context.health();
+        boolean idle = context.backgroundPriority() == ThreadPriority.Policy.IDLE;
+        Thread background = Thread.ofPlatform().daemon().name("postcopy-background-" + context.vm().name()).start(() -> {
+            try {
+                if (idle) ThreadPriority.setCurrentThread(ThreadPriority.Policy.IDLE);
+                streamBackground();
+            } catch (Throwable t) {
+                backgroundFailure = t;
+            } finally {
+                backgroundDone = true;
+            }
+        });
+        BackgroundDemotion demotion = idle
+                ? new BackgroundDemotion(context.vm(), context.events(), context.startedNanos(), false) : null;
+        List<ReturnPathMessage.PageRequest> batch = new ArrayList<>();
+        try {
+            while (!backgroundDone) {
+                health.checkHealthy();
+                if (backgroundFailure != null) break;
+                if (demotion != null) demotion.poll();
+                batch.clear();
+                ReturnPathMessage.PageRequest r;
+                try {
+                    r = context.requests().poll(10, TimeUnit.MILLISECONDS);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw health.failure("interrupted while waiting for page requests", e);
+                }
+                if (r == null) {
+                    health.waiting();
+                    continue;
+                }
+                batch.add(r);
+                context.requests().drainTo(batch);
+                pages.serveRequests(batch, preemptWriter, false);
+            }
+            background.join(stallTimeout.toMillis());
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw health.failure("interrupted while the background finished", e);
+        } finally {
+            background.interrupt();
+        }
+        if (backgroundFailure instanceof IOException io) throw io;
+        if (backgroundFailure != null) throw health.failure("the background stream failed: " + backgroundFailure.getMessage(), backgroundFailure);
+        if (background.isAlive()) throw health.failure("the background stream did not finish", null);
+        if (demotion != null) demotion.restore();
+        preemptWriter.preemptEnd();
+        preemptWriter.flush();
+    }
+
+    /** The background thread: chunks on the main channel until every non-zero page was handed out. */
+    private void streamBackground() throws IOException, InterruptedException {
+        PageScheduler scheduler = context.scheduler();
+        byte[] buffer = new byte[PAGE];
+        while (true) {
+            List<PageRange> chunk;
+            long waitNanos;
+            synchronized (scheduler) {
+                waitNanos = scheduler.backgroundWaitNanos(System.nanoTime());
+                chunk = waitNanos > 0 ? List.of() : scheduler.nextBackground();
+            }
+            if (waitNanos > 0) {
+                context.health().waiting();
+                Thread.sleep(Math.max(1, Math.min(10, waitNanos / 1_000_000)));
+                continue;
+            }
+            pages.sendBackground(chunk, buffer);
+            synchronized (scheduler) {
+                if (scheduler.finished()) return;
+            }
+        }
+    }
+}
