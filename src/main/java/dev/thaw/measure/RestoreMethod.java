@@ -39,7 +39,12 @@ public enum RestoreMethod {
      */
     WS_DIRTY_QUIET("Thaw ws (dirty, whole, quiet)", "ws-dirty-quiet"),
     /** Trial: ws (dirty) into guest RAM on 2 MiB hugetlb pages (whole 2 MiB units prefetched and faulted; no 4 KiB host pages after). */
-    WS_DIRTY_HUGETLB("Thaw ws (dirty, hugetlb)", "ws-dirty-hugetlb");
+    WS_DIRTY_HUGETLB("Thaw ws (dirty, hugetlb)", "ws-dirty-hugetlb"),
+    /**
+     * Trial: the mapped RAM file with Thaw's working set (dirty) read into the page cache in queue order from before QEMU
+     * starts (FaaSnap's loading set): the kernel's demand paging, Thaw's estimate. Not a restore mode of the CLI yet.
+     */
+    WS_DIRTY_MAPPED("mapped RAM file + ws (dirty)", "ws-dirty-mapped");
 
     /** The background's pace in the quiet trial, MB/s. */
     public static final int QUIET_BACKGROUND_MBPS = 16;
@@ -70,23 +75,24 @@ public enum RestoreMethod {
     /** Thaw's restore mode of this method; empty for QEMU's and the kernel's. */
     public Optional<Restorer.Mode> thawMode() {
         return switch (this) {
-            case QEMU_EAGER, QEMU_LOADVM, MAPPED_FILE -> Optional.empty();
+            case QEMU_EAGER, QEMU_LOADVM, MAPPED_FILE, WS_DIRTY_MAPPED -> Optional.empty();
             case THAW_EAGER -> Optional.of(Restorer.Mode.EAGER);
             case THAW_LAZY, THAW_LAZY_ADDRESS_ORDER -> Optional.of(Restorer.Mode.LAZY);
-            case WS_LEARNED, WS_DIRTY, WS_TRACE, WS_DIRTY_NORMAL_PRIORITY, WS_DIRTY_PREEMPT, WS_DIRTY_WHOLE, WS_DIRTY_HALF, WS_DIRTY_QUIET, WS_DIRTY_HUGETLB -> Optional.of(Restorer.Mode.WS);
+            case WS_LEARNED, WS_DIRTY, WS_TRACE, WS_DIRTY_NORMAL_PRIORITY, WS_DIRTY_PREEMPT, WS_DIRTY_WHOLE, WS_DIRTY_HALF, WS_DIRTY_QUIET, WS_DIRTY_HUGETLB
+                    -> Optional.of(Restorer.Mode.WS);
         };
     }
 
     /** What {@code --modes} runs unless told otherwise: every method but the ablations and trials. */
     public static Set<RestoreMethod> defaults() {
         return EnumSet.complementOf(EnumSet.of(THAW_LAZY_ADDRESS_ORDER, WS_DIRTY_NORMAL_PRIORITY, WS_DIRTY_PREEMPT, WS_DIRTY_WHOLE,
-                WS_DIRTY_HALF, WS_DIRTY_QUIET, WS_DIRTY_HUGETLB));
+                WS_DIRTY_HALF, WS_DIRTY_QUIET, WS_DIRTY_HUGETLB, WS_DIRTY_MAPPED));
     }
 
     /** The method whose working-set estimate this one restores with (an ablation or trial shares its original's). */
     public RestoreMethod estimate() {
         return switch (this) {
-            case WS_DIRTY_NORMAL_PRIORITY, WS_DIRTY_PREEMPT, WS_DIRTY_WHOLE, WS_DIRTY_HALF, WS_DIRTY_QUIET, WS_DIRTY_HUGETLB -> WS_DIRTY;
+            case WS_DIRTY_NORMAL_PRIORITY, WS_DIRTY_PREEMPT, WS_DIRTY_WHOLE, WS_DIRTY_HALF, WS_DIRTY_QUIET, WS_DIRTY_HUGETLB, WS_DIRTY_MAPPED -> WS_DIRTY;
             default -> this;
         };
     }

@@ -216,7 +216,7 @@ public final class SaveRestoreBenchmark {
         long traced = 0;
         if (all) {
             saved.workingSet().filter(w -> w.size() > 0).ifPresent(w -> queues.put(RestoreMethod.WS_DIRTY, w));
-            if (methods.contains(RestoreMethod.MAPPED_FILE)) {
+            if (methods.contains(RestoreMethod.MAPPED_FILE) || methods.contains(RestoreMethod.WS_DIRTY_MAPPED)) {
                 try (CheckpointImage img = CheckpointImage.open(thawImage)) {
                     ramFileSeconds = MappedRestore.writeRamFile(img, ramFile).writeNanos() / 1e9;
                 }
@@ -245,7 +245,8 @@ public final class SaveRestoreBenchmark {
                         List.of(RestoreMethod.THAW_LAZY, RestoreMethod.WS_LEARNED), List.of(RestoreMethod.THAW_LAZY_ADDRESS_ORDER), List.of(RestoreMethod.WS_DIRTY),
                         List.of(RestoreMethod.WS_TRACE), List.of(RestoreMethod.WS_DIRTY_NORMAL_PRIORITY), List.of(RestoreMethod.WS_DIRTY_PREEMPT),
                         List.of(RestoreMethod.WS_DIRTY_WHOLE), List.of(RestoreMethod.WS_DIRTY_HALF),
-                        List.of(RestoreMethod.WS_DIRTY_QUIET), List.of(RestoreMethod.WS_DIRTY_HUGETLB))
+                        List.of(RestoreMethod.WS_DIRTY_QUIET), List.of(RestoreMethod.WS_DIRTY_HUGETLB),
+                        List.of(RestoreMethod.WS_DIRTY_MAPPED))
                 .map(u -> u.stream().filter(methods::contains).toList()).filter(u -> !u.isEmpty()).toList()
                 : List.of(List.of(RestoreMethod.THAW_EAGER), List.of(RestoreMethod.QEMU_EAGER));
         List<MethodSample> restores = new ArrayList<>();
@@ -313,6 +314,14 @@ public final class SaveRestoreBenchmark {
                         vm = r.vm();
                         running = completed = opened + r.runningNanos();
                     }
+                    case WS_DIRTY_MAPPED -> {
+                        img = CheckpointImage.open(s.thawImage());
+                        opened = System.nanoTime() - start;
+                        MappedRestore.Result r = MappedRestore.restore(img, s.ramFile(), EagerRestore.Options.defaults(vmName(m)),
+                                s.queues().get(m.estimate()).pages());
+                        vm = r.vm();
+                        running = completed = opened + r.runningNanos();
+                    }
                     case THAW_EAGER -> {
                         img = CheckpointImage.open(s.thawImage());
                         opened = System.nanoTime() - start;
@@ -356,7 +365,7 @@ public final class SaveRestoreBenchmark {
                 AfterRestore after = observe ? watch.finish(vm, running, config.observe()) : null;
                 long end = observe ? running + config.observe().toNanos() : running;
                 HostStall host = switch (m) {
-                    case MAPPED_FILE -> null;
+                    case MAPPED_FILE, WS_DIRTY_MAPPED -> null;
                     case QEMU_EAGER, QEMU_LOADVM, THAW_EAGER -> HostStall.eager(running, end, step);
                     default -> HostStall.of(postcopy.events(), opened, end, step);
                 };

@@ -80,6 +80,27 @@ public final class MappedRestore {
      * {@value #RAM_BLOCK}, the device state) and starts the guest. The caller owns (and closes) the returned VM.
      */
     public static Result restore(CheckpointImage image, Path ramFile, EagerRestore.Options options) {
+        return restore(image, ramFile, options, List.of());
+    }
+
+    /**
+     * The same with Thaw's working set: the pages of {@value #RAM_BLOCK} in {@code workingSet} are read into the page cache in
+     * queue order ({@link PageCachePrefetch}) from before QEMU is launched, so the guest's first touches find them there.
+     */
+    public static Result restore(CheckpointImage image, Path ramFile, EagerRestore.Options options, List<dev.thaw.estimate.PageRef> workingSet) {
+        int ramIndex = ramBlockIndex(image);
+        List<Long> pages = workingSet.stream().filter(p -> p.block() == ramIndex).map(p -> (long) p.page()).toList();
+        PageCachePrefetch prefetch = pages.isEmpty() ? null : new PageCachePrefetch(ramFile, pages, "page-cache-prefetch-" + options.vmName());
+        try {
+            return restoreMapped(image, ramFile, options);
+        } catch (RuntimeException e) {
+            if (prefetch != null) prefetch.close();
+            throw e;
+        }
+        // On success the prefetch runs on while the guest starts; it ends by itself (a daemon thread, reads only).
+    }
+
+    private static Result restoreMapped(CheckpointImage image, Path ramFile, EagerRestore.Options options) {
         long started = System.nanoTime();
         RamBlock ram = image.ramBlocks().get(ramBlockIndex(image));
         long fileBytes;
