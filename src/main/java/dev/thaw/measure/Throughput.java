@@ -12,7 +12,14 @@ import java.util.List;
  * @param opsPerSecond   mean rate over the whole span
  * @param windowOpsPerSecond the rate in each consecutive window of {@code windowNanos}
  */
-public record Throughput(int tickCount, double opsPerSecond, long windowNanos, List<Double> windowOpsPerSecond) {
+/**
+ * @param opsPerSecond          ops per second of the guest's clock (wsbench's own timing)
+ * @param guestClockRate        guest seconds per host second over the ticks (host time: when Thaw read each tick); 1 for a
+ *                              guest whose clock keeps time, 0 when unknown
+ * @param opsPerHostSecond      ops per second of the host's clock
+ */
+public record Throughput(int tickCount, double opsPerSecond, long windowNanos, List<Double> windowOpsPerSecond, double guestClockRate,
+                         double opsPerHostSecond) {
     public static final long ONE_SECOND_NANOS = 1_000_000_000L;
 
     /**
@@ -21,7 +28,7 @@ public record Throughput(int tickCount, double opsPerSecond, long windowNanos, L
      */
     public static Throughput of(List<WsbenchTick> ticks, long windowNanos) {
         if (ticks.size() < 2) {
-            return new Throughput(ticks.size(), 0, windowNanos, List.of());
+            return new Throughput(ticks.size(), 0, windowNanos, List.of(), 0, 0);
         }
         long start = ticks.getFirst().guestNanos();
         long end = ticks.getLast().guestNanos();
@@ -41,7 +48,9 @@ public record Throughput(int tickCount, double opsPerSecond, long windowNanos, L
                 windowOps = 0;
             }
         }
-        return new Throughput(ticks.size(), mean, windowNanos, List.copyOf(windows));
+        long hostSpan = ticks.getLast().hostNanos() - ticks.getFirst().hostNanos();
+        double clock = hostSpan > 0 ? (end - start) / (double) hostSpan : 0;
+        return new Throughput(ticks.size(), mean, windowNanos, List.copyOf(windows), clock, hostSpan > 0 ? ops * 1e9 / hostSpan : 0);
     }
 
     public double minWindow() {

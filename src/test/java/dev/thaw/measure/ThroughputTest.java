@@ -34,4 +34,15 @@ class ThroughputTest {
     void tooFewTicksGiveZero() {
         assertThat(Throughput.of(List.of(new WsbenchTick(0, 0, 0, 5)), Throughput.ONE_SECOND_NANOS).opsPerSecond()).isZero();
     }
+
+    @Test
+    void aGuestClockThatRunsSlowIsSeenAgainstTheHostsClock() {
+        List<WsbenchTick> ticks = new ArrayList<>();
+        for (int i = 0; i <= 10; i++) ticks.add(new WsbenchTick(i * 500_000_000L, i, i * 100_000_000L, 1_000)); // 0.1 s of guest time per 0.5 s
+        Throughput t = Throughput.of(ticks, Throughput.ONE_SECOND_NANOS);
+        assertThat(t.opsPerSecond()).as("by the guest's clock").isCloseTo(10_000, within(1e-6));
+        assertThat(t.guestClockRate()).isCloseTo(0.2, within(1e-9));
+        assertThat(t.opsPerHostSecond()).as("by the host's clock").isCloseTo(2_000, within(1e-6));
+        assertThat(Throughput.of(ticks(5, 5), Throughput.ONE_SECOND_NANOS).guestClockRate()).as("no host times: unknown").isZero();
+    }
 }
