@@ -28,6 +28,8 @@ public final class SaveRestoreTables {
         boolean observed = observed(reports);
         StringBuilder tables = new StringBuilder(markdown(reports));
         if (observed) {
+            String moved = referenceMoved(reports);
+            if (!moved.isEmpty()) tables.append('\n').append(moved);
             tables.append('\n').append(modesMarkdown(reports));
             String limits = limitMarkdown(reports);
             if (!limits.isEmpty()) tables.append('\n').append(limits);
@@ -38,6 +40,31 @@ public final class SaveRestoreTables {
             tables.append('\n').append(hostSideMarkdown(reports));
         }
         return tables.toString();
+    }
+
+    /** The most the source guest's rate before the save may vary over a guest's repetitions before the ratios are suspect. */
+    static final double REFERENCE_SPREAD = 1.5;
+
+    /**
+     * A warning per guest whose rate before the save (the reference of TTR, MMU and "vs before") moved between repetitions by
+     * more than {@value #REFERENCE_SPREAD}x: its ratios of different repetitions do not compare, and which reference is right
+     * the bench cannot tell (seen: 2.7-3.3 then 13-19 M ops/s, with the restored guests at 2.5 M in every repetition).
+     * Empty when none moved.
+     */
+    static String referenceMoved(List<Report> reports) {
+        StringBuilder out = new StringBuilder();
+        for (Report r : reports) {
+            List<Double> before = r.samples().stream().map(Sample::opsPerSecondBefore).filter(x -> x > 0).toList();
+            if (before.size() < 2) continue;
+            double min = before.stream().mapToDouble(Double::doubleValue).min().orElseThrow();
+            double max = before.stream().mapToDouble(Double::doubleValue).max().orElseThrow();
+            if (max / min <= REFERENCE_SPREAD) continue;
+            out.append(String.format("**The reference moved** (%s): the source guest's rate before the save was %s M ops/s in its"
+                    + " repetitions (%.1fx apart, more than %.1fx): TTR, MMU and the work relative to before do not compare across"
+                    + " repetitions; rerun.%n", r.describe(), before.stream().map(x -> String.format("%.1f", x / 1e6)).toList(),
+                    max / min, REFERENCE_SPREAD));
+        }
+        return out.toString();
     }
 
     /** Whether any restored guest was observed (the bench with {@code --modes}): only then are there plots. */
