@@ -2,6 +2,11 @@ package dev.thaw.restore;
 
 import dev.thaw.migration.Wire;
 import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Path;
@@ -19,17 +24,45 @@ import org.slf4j.LoggerFactory;
  * then minor faults instead of reads from the disk, each with the kernel's readahead around it. A page already cached costs a
  * copy and no I/O, so from a warm cache this does nothing useful and little harm.
  *
- * <p>Pages next to each other in the queue are read as one run ({@link #runs}), up to {@value #MAX_RUN_PAGES} pages.
+ * <p>Pages next to each other in the queue are read as one run ({@link #runs}), up to {@value #MAX_RUN_PAGES} pages. Each run is
+ * first handed to the kernel with {@code posix_fadvise(POSIX_FADV_WILLNEED)}, which starts its reads and returns: thousands of
+ * scattered single-page runs are then in flight at once instead of read one after another (at 4 GiB with a scattered working set
+ * that was ~58k reads, ~6 s one by one from a cold disk). Where that call is not available the runs are read in order.
  */
 public final class PageCachePrefetch implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(PageCachePrefetch.class);
     static final int MAX_RUN_PAGES = 256;
+    private static final int O_RDONLY = 0;
+    private static final int POSIX_FADV_WILLNEED = 3;
+    private static final MethodHandle OPEN;
+    private static final MethodHandle FADVISE;
+    private static final MethodHandle CLOSE;
+
+    static {
+        MethodHandle open = null;
+        MethodHandle fadvise = null;
+        MethodHandle close = null;
+        try {
+            Linker linker = Linker.nativeLinker();
+            var libc = linker.defaultLookup();
+            open = linker.downcallHandle(libc.find("open").orElseThrow(), FunctionDescriptor.of(ValueLayout.JAVA_INT,
+                    ValueLayout.ADDRESS, ValueLayout.JAVA_INT), Linker.Option.firstVariadicArg(2));
+            fadvise = linker.downcallHandle(libc.find("posix_fadvise").orElseThrow(), FunctionDescriptor.of(ValueLayout.JAVA_INT,
+                    ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT));
+            close = linker.downcallHandle(libc.find("close").orElseThrow(), FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
+        } catch (RuntimeException | LinkageError e) {
+            log.debug("posix_fadvise not available ({}): prefetch reads run by run", e.toString());
+        }
+        OPEN = open;
+        FADVISE = fadvise;
+        CLOSE = close;
+    }
 
     /** A run of pages of the file: {@code pageCount} pages from {@code firstPage}. */
     public record Run(long firstPage, int pageCount) {}
 
-    /** What the prefetch did by the time it was asked. */
-    public record Stats(long pagesRead, long runCount, long elapsedNanos, boolean finished) {}
+    /** What the prefetch did by the time it was asked: pages read, or handed to the kernel's readahead. */
+    public record Stats(long pagesRead, long runCount, long elapsedNanos, boolean finished, boolean advised) {}
 
     private final Thread thread;
     private final AtomicBoolean stop = new AtomicBoolean();
@@ -37,6 +70,7 @@ public final class PageCachePrefetch implements AutoCloseable {
     private final AtomicLong runsRead = new AtomicLong();
     private final long startedNanos = System.nanoTime();
     private volatile long finishedNanos;
+    private volatile boolean advised;
 
     /** Starts reading {@code pages} (page indexes of the file, in the order the guest is expected to touch them). */
     public PageCachePrefetch(Path file, List<Long> pages, String threadName) {
@@ -66,6 +100,55 @@ public final class PageCachePrefetch implements AutoCloseable {
     }
 
     private void read(Path file, List<Run> runs) {
+        if (!advise(file, runs)) readInOrder(file, runs);
+    }
+
+    /** Hands every run to the kernel's readahead (it reads them in the background, many at once); false if it cannot. */
+    private boolean advise(Path file, List<Run> runs) {
+        if (FADVISE == null) return false;
+        long size;
+        try {
+            size = java.nio.file.Files.size(file);
+        } catch (IOException e) {
+            return false;
+        }
+        int fd;
+        try (Arena arena = Arena.ofConfined()) {
+            fd = (int) OPEN.invokeExact(arena.allocateFrom(file.toString()), O_RDONLY);
+        } catch (Throwable t) {
+            return false;
+        }
+        if (fd < 0) return false;
+        try {
+            for (Run r : runs) {
+                if (stop.get()) break;
+                long at = r.firstPage() * Wire.TARGET_PAGE_BYTES;
+                if (at >= size) continue; // beyond the file: nothing there to cache
+                long length = Math.min((long) r.pageCount() * Wire.TARGET_PAGE_BYTES, size - at);
+                int error = (int) FADVISE.invokeExact(fd, at, length, POSIX_FADV_WILLNEED);
+                if (error != 0) {
+                    log.warn("prefetching {} into the page cache: posix_fadvise failed with error {}; the guest's faults read the rest",
+                            file, error);
+                    break;
+                }
+                pagesRead.addAndGet(r.pageCount());
+                runsRead.incrementAndGet();
+            }
+        } catch (Throwable t) {
+            log.warn("prefetching {} into the page cache stopped: {}", file, t.toString());
+        } finally {
+            advised = true;
+            try {
+                int ignored = (int) CLOSE.invokeExact(fd);
+            } catch (Throwable ignored) {
+                // nothing to do: the descriptor goes with the process at the latest
+            }
+            finishedNanos = System.nanoTime();
+        }
+        return true;
+    }
+
+    private void readInOrder(Path file, List<Run> runs) {
         ByteBuffer buffer = ByteBuffer.allocateDirect(MAX_RUN_PAGES * Wire.TARGET_PAGE_BYTES);
         try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
             long size = ch.size();
@@ -91,7 +174,7 @@ public final class PageCachePrefetch implements AutoCloseable {
 
     public Stats stats() {
         long end = finishedNanos;
-        return new Stats(pagesRead.get(), runsRead.get(), (end == 0 ? System.nanoTime() : end) - startedNanos, end != 0);
+        return new Stats(pagesRead.get(), runsRead.get(), (end == 0 ? System.nanoTime() : end) - startedNanos, end != 0, advised);
     }
 
     /** Stops the reads (the guest needs nothing more from it); waits up to 5 s for the thread. */
