@@ -120,20 +120,14 @@ public final class PageCachePrefetch implements AutoCloseable {
         }
         if (fd < 0) return false;
         try {
-            for (Run r : runs) {
-                if (stop.get()) break;
-                long at = r.firstPage() * Wire.TARGET_PAGE_BYTES;
-                if (at >= size) continue; // beyond the file: nothing there to cache
-                long length = Math.min((long) r.pageCount() * Wire.TARGET_PAGE_BYTES, size - at);
+            forEachRun(runs, size, (at, length) -> {
                 int error = (int) FADVISE.invokeExact(fd, at, length, POSIX_FADV_WILLNEED);
                 if (error != 0) {
                     log.warn("prefetching {} into the page cache: posix_fadvise failed with error {}; the guest's faults read the rest",
                             file, error);
-                    break;
                 }
-                pagesRead.addAndGet(r.pageCount());
-                runsRead.incrementAndGet();
-            }
+                return error == 0;
+            });
         } catch (Throwable t) {
             log.warn("prefetching {} into the page cache stopped: {}", file, t.toString());
         } finally {
@@ -151,24 +145,36 @@ public final class PageCachePrefetch implements AutoCloseable {
     private void readInOrder(Path file, List<Run> runs) {
         ByteBuffer buffer = ByteBuffer.allocateDirect(MAX_RUN_PAGES * Wire.TARGET_PAGE_BYTES);
         try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
-            long size = ch.size();
-            for (Run r : runs) {
-                if (stop.get()) break;
-                long at = r.firstPage() * Wire.TARGET_PAGE_BYTES;
-                if (at >= size) continue; // beyond the file: nothing there to cache
-                buffer.clear().limit((int) Math.min((long) r.pageCount() * Wire.TARGET_PAGE_BYTES, size - at));
+            forEachRun(runs, ch.size(), (at, length) -> {
+                buffer.clear().limit((int) length);
                 while (buffer.hasRemaining()) {
-                    int n = ch.read(buffer, at + buffer.position());
-                    if (n < 0) break;
+                    if (ch.read(buffer, at + buffer.position()) < 0) break;
                 }
-                pagesRead.addAndGet(r.pageCount());
-                runsRead.incrementAndGet();
-            }
-        } catch (IOException e) {
+                return true;
+            });
+        } catch (Throwable e) {
             // Only a hint: the guest's own faults read what this did not.
-            log.warn("prefetching {} into the page cache stopped: {}", file, e.getMessage());
+            log.warn("prefetching {} into the page cache stopped: {}", file, e.toString());
         } finally {
             finishedNanos = System.nanoTime();
+        }
+    }
+
+    /** What is done with one run: {@code length} bytes from {@code at}, within the file; false to stop. */
+    @FunctionalInterface
+    private interface RunAction {
+        boolean apply(long at, long length) throws Throwable;
+    }
+
+    /** The runs in order, those beyond the file's end skipped and the last one cut at it, until stopped or the action says so. */
+    private void forEachRun(List<Run> runs, long fileBytes, RunAction action) throws Throwable {
+        for (Run r : runs) {
+            if (stop.get()) return;
+            long at = r.firstPage() * Wire.TARGET_PAGE_BYTES;
+            if (at >= fileBytes) continue; // beyond the file: nothing there to cache
+            if (!action.apply(at, Math.min((long) r.pageCount() * Wire.TARGET_PAGE_BYTES, fileBytes - at))) return;
+            pagesRead.addAndGet(r.pageCount());
+            runsRead.incrementAndGet();
         }
     }
 
