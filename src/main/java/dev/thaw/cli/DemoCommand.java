@@ -23,7 +23,8 @@ import picocli.CommandLine.Option;
 @Command(name = "demo", mixinStandardHelpOptions = true,
         description = {"The main job: save the demo guest and restore it in every mode, compared.",
                 "Boots the demo guest, measures it, saves it into an image (and QEMU's own ways), restores it every",
-                "way: QEMU eager, QEMU loadvm, a mapped RAM file, Thaw eager, lazy and ws; ends with the comparison.",
+                "way: QEMU eager, QEMU loadvm, a mapped RAM file, Thaw eager, lazy, ws and mapped (the same RAM file with",
+                "Thaw's working set read into the page cache first); ends with the comparison. The image and its RAM file stay.",
                 "Installs what the host lacks first (see 'thaw doctor')."})
 final class DemoCommand implements Callable<Integer> {
     @Mixin

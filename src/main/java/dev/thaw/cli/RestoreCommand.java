@@ -21,19 +21,21 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
 @Command(name = "restore", mixinStandardHelpOptions = true,
-        description = {"Restore an image into a new QEMU: eager, lazy or ws.",
+        description = {"Restore an image into a new QEMU: eager, lazy, ws or mapped.",
                 "Restores a checkpoint image into a new QEMU and runs the guest. It stays attached (printing",
                 "the guest's console) until Ctrl-C or the guest stops; --exit ends it once the restore completed.",
                 "Modes: eager (every page, then run), lazy (run at once, pages on demand and in the background),",
-                "ws (the working set first, then as lazy). The working set is the image's own (thaw save --estimator)",
-                "or the one learned from its latest lazy or ws restore (IMAGE.restores/); see thaw ws IMAGE.",
-                "Default: ws when the image has a working set or a previous restore left a trace, else lazy.",
-                "The image is only read."})
+                "ws (the working set first, then as lazy), mapped (guest RAM mapped from the image's RAM file, IMAGE.ram/,",
+                "written by thaw save --ram-file or by the first mapped restore; the kernel pages it in on demand, and the",
+                "working set is read into the page cache in queue order from before QEMU starts). The working set is the",
+                "image's own (thaw save --estimator) or the one learned from its latest lazy or ws restore (IMAGE.restores/);",
+                "see thaw ws IMAGE. Default (auto): mapped when the image has its RAM file; else ws when it has a working",
+                "set or a previous restore left a trace; else lazy. The image is only read."})
 final class RestoreCommand implements Callable<Integer> {
     @Parameters(index = "0", description = "The image directory.")
     Path image;
 
-    @Option(names = "--mode", description = "eager, lazy or ws (default: ws if the image has a learned working set, else lazy).")
+    @Option(names = "--mode", defaultValue = "auto", description = "auto, eager, lazy, ws or mapped (default ${DEFAULT-VALUE}: see above).")
     String mode;
 
     @Option(names = "--ws-pages", description = "Prefetch at most this many pages of the working set.")
@@ -91,7 +93,18 @@ final class RestoreCommand implements Callable<Integer> {
         PrintStream status = json ? System.err : System.out;
         Progress progress = new Progress(status);
         try (CheckpointImage img = CheckpointImage.open(image)) {
-            Restorer.Mode chosen = mode != null ? Restorer.Mode.parse(mode) : Restorer.defaultMode(img);
+            Restorer.Mode chosen;
+            if (mode.equalsIgnoreCase("auto")) {
+                Restorer.AutoMode auto = Restorer.defaultMode(img);
+                chosen = auto.mode();
+                status.println("mode " + chosen.label() + ": " + auto.reason());
+            } else {
+                chosen = Restorer.Mode.parse(mode);
+            }
+            if (chosen == Restorer.Mode.MAPPED && guestRam != PostcopyRestore.GuestRam.DEFAULT) {
+                throw new IllegalArgumentException("--collapse-huge-pages and --hugetlb: expected a lazy or ws restore, actual mode mapped"
+                        + " (its RAM is the mapped file)");
+            }
             Restorer.Outcome o = Restorer.restore(img, chosen, name, choice,
                     opt -> tuning.applyTo(opt).withGuestRam(guestRam), progress::update);
             try (QemuVm vm = o.vm()) {

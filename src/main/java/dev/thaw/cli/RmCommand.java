@@ -1,6 +1,7 @@
 package dev.thaw.cli;
 
 import dev.thaw.image.Store;
+import dev.thaw.restore.RamFiles;
 import dev.thaw.restore.RestoreTraces;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
@@ -12,7 +13,7 @@ import picocli.CommandLine.Parameters;
         description = {"Remove an image.",
                 "Removes an image directory. An image in a shared store first leaves the store's list of images (under the",
                 "store's exclusive lock); its packs are deleted by the next thaw gc STORE unless another image uses them.",
-                "The restore traces beside it (IMAGE.restores/) go with it.",
+                "The restore traces and the RAM file beside it (IMAGE.restores/, IMAGE.ram/) go with it.",
                 "Never delete such an image by hand: gc would then refuse to run until told --forget-missing."})
 final class RmCommand implements Callable<Integer> {
     @Parameters(index = "0", description = "The image directory.")
@@ -22,15 +23,16 @@ final class RmCommand implements Callable<Integer> {
     boolean json;
 
     /** What {@code --json} prints: {@code store} null for an image with its own store. */
-    record Result(Path image, String imageId, Path store, boolean tracesRemoved) {}
+    record Result(Path image, String imageId, Path store, boolean tracesRemoved, boolean ramFileRemoved) {}
 
     @Override
     public Integer call() {
         Store.Removed removed = Store.removeImage(image);
         boolean traces = RestoreTraces.deleteFor(removed.image());
-        String also = traces ? " and its restore traces" : "";
+        boolean ram = RamFiles.deleteFor(removed.image());
+        String also = (traces ? " and its restore traces" : "") + (ram ? " and its RAM file" : "");
         if (json) {
-            System.out.println(Json.write(new Result(removed.image(), removed.imageId(), removed.store(), traces)));
+            System.out.println(Json.write(new Result(removed.image(), removed.imageId(), removed.store(), traces, ram)));
         } else if (removed.store() == null) {
             System.out.printf("removed image %s (%s), its own store%s%n", removed.image(), removed.imageId(), also);
         } else {

@@ -3,6 +3,8 @@ package dev.thaw.cli;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.thaw.estimate.WorkingSet;
 import dev.thaw.estimation.EstimatingSave;
+import dev.thaw.restore.MappedRestore;
+import dev.thaw.restore.RamFiles;
 import dev.thaw.image.Manifest;
 import dev.thaw.qemu.QemuVm;
 import dev.thaw.qemu.VmConfig;
@@ -66,12 +68,17 @@ final class SaveCommand implements Callable<Integer> {
             description = "dirty: stop the guest after this many seconds of live probe if QEMU has not converged (default ${DEFAULT-VALUE}).")
     int liveSeconds;
 
+    @Option(names = "--ram-file",
+            description = "Also write the guest's RAM as a sparse raw file beside the image (IMAGE.ram/, owner-only), for"
+                    + " thaw restore --mode mapped (the default when it is there). Costs disk space: every non-zero page, uncompressed.")
+    boolean ramFile;
+
     @Mixin
     ImageOptions imageOptions;
 
     record SaveReport(String image, String imageId, long streamBytes, double seconds, double downtimeSeconds, boolean guestRunning,
                       Manifest.Stats stats, String estimator, int rounds, Integer workingSetPages, Long estimatedWorkingSetPages,
-                      String tracedQmpSocket) {}
+                      String tracedQmpSocket, String ramFile) {}
 
     @Override
     public Integer call() throws IOException, InterruptedException {
@@ -93,11 +100,24 @@ final class SaveCommand implements Callable<Integer> {
         Saver.Result result = saved.save();
         java.util.Optional<WorkingSet> ws = saved.workingSet();
         QemuVm traced = saved.traced().orElse(null);
+        String ramFilePath = null;
+        if (ramFile) {
+            try (dev.thaw.image.CheckpointImage img = dev.thaw.image.CheckpointImage.open(result.image())) {
+                progress.update("writing the RAM file");
+                MappedRestore.RamFile written = RamFiles.write(img);
+                ramFilePath = written.file().toString();
+                progress.done(String.format("RAM file %s: %d MiB, %d non-zero pages, written in %.2f s", written.file(),
+                        written.byteSize() >> 20, written.nonZeroPageCount(), written.writeNanos() / 1e9));
+            } catch (RuntimeException e) {
+                if (traced != null) traced.close();
+                throw e;
+            }
+        }
         if (json) {
             System.out.println(Json.write(new SaveReport(result.image().toString(), result.manifest().imageId(), result.streamBytes(),
                     result.durationNanos() / 1e9, result.downtimeNanos() / 1e9, result.guestRunning() || traced != null,
                     result.manifest().stats(), String.join(",", estimators), result.rounds(), ws.map(WorkingSet::size).orElse(null),
-                    ws.map(WorkingSet::estimatedPageCount).orElse(null), traced == null ? null : traced.extraQmpSocket().toString())));
+                    ws.map(WorkingSet::estimatedPageCount).orElse(null), traced == null ? null : traced.extraQmpSocket().toString(), ramFilePath)));
         }
         if (traced != null) {
             try (QemuVm vm = traced) {

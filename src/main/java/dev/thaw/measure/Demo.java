@@ -14,7 +14,7 @@ import dev.thaw.qemu.Journal;
 import dev.thaw.qemu.QemuVersion;
 import dev.thaw.qemu.QemuVm;
 import dev.thaw.qemu.VmConfig;
-import dev.thaw.restore.MappedRestore;
+import dev.thaw.restore.RamFiles;
 import dev.thaw.restore.PostSaveTrace;
 import dev.thaw.restore.PostcopyRestore;
 import dev.thaw.restore.RestoreTraces;
@@ -35,9 +35,9 @@ import java.util.function.UnaryOperator;
 /**
  * The main job: boot the demo guest, measure its workload, save it into an image while the workload
  * runs (and the QEMU baselines' way: a migration stream in a file and an internal qcow2 snapshot),
- * restore it by every method once (QEMU eager, QEMU loadvm, kernel demand paging of a mapped RAM
- * file written from the image; Thaw eager, lazy, ws with the working set learned from the lazy
- * restore), and compare: time to running and to completion, demand faults, vCPU stall, TTR and
+ * restore it by every method once (QEMU eager, QEMU loadvm, kernel demand paging of the image's
+ * RAM file; Thaw eager, lazy, ws with the image's dirty,trace working set, and mapped: the same RAM
+ * file with that working set read into the page cache first), and compare: time to running and to completion, demand faults, vCPU stall, TTR and
  * MMU, work over the first seconds after the restore against before the save, and whether memory
  * survived. Memory is compared by checksumming the part of wsbench's region beyond its working
  * set, which the workload never writes after filling it, so the workload can keep running through
@@ -46,7 +46,7 @@ import java.util.function.UnaryOperator;
 public final class Demo {
     /** Every method once, in this order: ws learns from the lazy restore just before it. */
     public static final List<RestoreMethod> METHODS = List.of(RestoreMethod.QEMU_EAGER, RestoreMethod.QEMU_LOADVM,
-            RestoreMethod.MAPPED_FILE, RestoreMethod.THAW_EAGER, RestoreMethod.THAW_LAZY, RestoreMethod.WS_TRACE);
+            RestoreMethod.MAPPED_FILE, RestoreMethod.THAW_EAGER, RestoreMethod.THAW_LAZY, RestoreMethod.WS_TRACE, RestoreMethod.WS_TRACE_MAPPED);
     /** The demo's estimate: the live probe's dirty rounds size it, the post-save trace orders it (thaw save --estimator dirty,trace). */
     static final Duration LIVE_LIMIT = Duration.ofSeconds(10);
     static final Duration TRACE = Duration.ofSeconds(3);
@@ -67,14 +67,15 @@ public final class Demo {
     public record Result(long initUpMillis, long wsbenchReadyMillis, Throughput before, GuestAgent.MemSum memsumBefore, Saver.Result saved,
                          List<ModeResult> modes) {}
 
-    /** The baselines' saves, beside the image; removed after the restores. */
-    private record BaselineFiles(Path qemuStream, Path qcow2, Path ramFile) {
+    /** QEMU's saves, beside the image; removed after the restores. */
+    private record BaselineFiles(Path qemuStream, Path qcow2) {
         List<Path> all() {
-            return List.of(qemuStream, qcow2, ramFile);
+            return List.of(qemuStream, qcow2);
         }
 
-        QemuBaselines.BaselineFiles forRestore() {
-            return new QemuBaselines.BaselineFiles(qemuStream, qcow2, SNAPSHOT_TAG, ramFile);
+        /** The mapped baseline maps Thaw's RAM file of the image (thaw save --ram-file), which stays with the image. */
+        QemuBaselines.BaselineFiles forRestore(CheckpointImage img) {
+            return new QemuBaselines.BaselineFiles(qemuStream, qcow2, SNAPSHOT_TAG, RamFiles.fileFor(img));
         }
     }
 
@@ -87,7 +88,7 @@ public final class Demo {
         this.listener = listener;
         Path target = config.image();
         this.files = new BaselineFiles(target.resolveSibling(target.getFileName() + ".qemu-stream"),
-                target.resolveSibling(target.getFileName() + ".qcow2"), target.resolveSibling(target.getFileName() + ".ram"));
+                target.resolveSibling(target.getFileName() + ".qcow2"));
     }
 
     public static Result run(Config config, GuestImage image, QemuVersion qemu, Accel accel, StatusListener listener)
@@ -100,6 +101,8 @@ public final class Demo {
         Path target = config.image();
         Files.createDirectories(target.toAbsolutePath().getParent());
         for (Path p : files.all()) Files.deleteIfExists(p);
+        // An earlier demo's RAM file (its image is replaced below); before RamFiles existed, a plain file of this name.
+        FileTrees.deleteQuietly(RamFiles.directoryFor(target));
         VmConfig sourceConfig;
         long initUp;
         long ready;
@@ -152,7 +155,7 @@ public final class Demo {
         List<ModeResult> modes = new ArrayList<>();
         FileTrees.deleteQuietly(RestoreTraces.directoryFor(target)); // restores below leave their own traces
         try (CheckpointImage img = CheckpointImage.open(target)) {
-            MappedRestore.writeRamFile(img, files.ramFile());
+            RamFiles.write(img);
             for (RestoreMethod method : METHODS) {
                 modes.add(restore(method, img, sourceConfig, before, memsumBefore));
             }
@@ -175,7 +178,7 @@ public final class Demo {
         Optional<Restorer.Mode> thaw = method.thawMode();
         if (thaw.isEmpty()) {
             listener.status(mode + " restore");
-            QemuBaselines.RestoreResult r = QemuBaselines.restore(method, source, name, files.forRestore(), img, Duration.ofMinutes(5));
+            QemuBaselines.RestoreResult r = QemuBaselines.restore(method, source, name, files.forRestore(img), img, Duration.ofMinutes(5));
             vm = r.vm();
             running = completed = r.runningNanos() / 1e9;
         } else {

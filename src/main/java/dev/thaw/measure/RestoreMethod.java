@@ -15,7 +15,7 @@ import java.util.Set;
 public enum RestoreMethod {
     QEMU_EAGER("QEMU eager", "qemu-eager"),
     QEMU_LOADVM("QEMU loadvm", "qemu-loadvm"),
-    MAPPED_FILE("mapped RAM file", "mapped"),
+    MAPPED_FILE("mapped RAM file", "mapped-file"),
     THAW_EAGER("Thaw eager", "eager"),
     THAW_LAZY("Thaw lazy", "lazy"),
     /** Ablation: lazy with the background stream in address order only (no fault regions), as before they existed. */
@@ -41,10 +41,12 @@ public enum RestoreMethod {
     /** Trial: ws (dirty) into guest RAM on 2 MiB hugetlb pages (whole 2 MiB units prefetched and faulted; no 4 KiB host pages after). */
     WS_DIRTY_HUGETLB("Thaw ws (dirty, hugetlb)", "ws-dirty-hugetlb"),
     /**
-     * Trial: the mapped RAM file with Thaw's working set (dirty) read into the page cache in queue order from before QEMU
-     * starts (FaaSnap's loading set): the kernel's demand paging, Thaw's estimate. Not a restore mode of the CLI yet.
+     * Trial: Thaw's mapped restore ({@code --mode mapped}) with the dirty estimate: the kernel's demand paging of the image's RAM
+     * file, the working set read into the page cache in queue order from before QEMU starts (FaaSnap's loading set).
      */
-    WS_DIRTY_MAPPED("mapped RAM file + ws (dirty)", "ws-dirty-mapped");
+    WS_DIRTY_MAPPED("Thaw mapped (dirty)", "mapped-dirty"),
+    /** Thaw's mapped restore with the post-save trace sized by the live probe (save --estimator dirty,trace --ram-file). */
+    WS_TRACE_MAPPED("Thaw mapped (trace)", "mapped");
 
     /** The background's pace in the quiet trial, MB/s. */
     public static final int QUIET_BACKGROUND_MBPS = 16;
@@ -75,7 +77,8 @@ public enum RestoreMethod {
     /** Thaw's restore mode of this method; empty for QEMU's and the kernel's. */
     public Optional<Restorer.Mode> thawMode() {
         return switch (this) {
-            case QEMU_EAGER, QEMU_LOADVM, MAPPED_FILE, WS_DIRTY_MAPPED -> Optional.empty();
+            case QEMU_EAGER, QEMU_LOADVM, MAPPED_FILE -> Optional.empty();
+            case WS_DIRTY_MAPPED, WS_TRACE_MAPPED -> Optional.of(Restorer.Mode.MAPPED);
             case THAW_EAGER -> Optional.of(Restorer.Mode.EAGER);
             case THAW_LAZY, THAW_LAZY_ADDRESS_ORDER -> Optional.of(Restorer.Mode.LAZY);
             case WS_LEARNED, WS_DIRTY, WS_TRACE, WS_DIRTY_NORMAL_PRIORITY, WS_DIRTY_PREEMPT, WS_DIRTY_WHOLE, WS_DIRTY_HALF, WS_DIRTY_QUIET, WS_DIRTY_HUGETLB
@@ -89,10 +92,16 @@ public enum RestoreMethod {
                 WS_DIRTY_HALF, WS_DIRTY_QUIET, WS_DIRTY_HUGETLB, WS_DIRTY_MAPPED));
     }
 
+    /** Whether it maps the image's RAM file (the bench writes the file when one of its methods does). */
+    public boolean mapsRamFile() {
+        return this == MAPPED_FILE || thawMode().orElse(null) == Restorer.Mode.MAPPED;
+    }
+
     /** The method whose working-set estimate this one restores with (an ablation or trial shares its original's). */
     public RestoreMethod estimate() {
         return switch (this) {
             case WS_DIRTY_NORMAL_PRIORITY, WS_DIRTY_PREEMPT, WS_DIRTY_WHOLE, WS_DIRTY_HALF, WS_DIRTY_QUIET, WS_DIRTY_HUGETLB, WS_DIRTY_MAPPED -> WS_DIRTY;
+            case WS_TRACE_MAPPED -> WS_TRACE;
             default -> this;
         };
     }

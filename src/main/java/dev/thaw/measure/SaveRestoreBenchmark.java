@@ -15,6 +15,7 @@ import dev.thaw.qemu.QemuVm;
 import dev.thaw.qemu.VmConfig;
 import dev.thaw.restore.EagerRestore;
 import dev.thaw.restore.MappedRestore;
+import dev.thaw.restore.RamFiles;
 import dev.thaw.restore.PostSaveTrace;
 import dev.thaw.restore.PostcopyRestore;
 import dev.thaw.restore.RestoreTimeline;
@@ -173,12 +174,12 @@ public final class SaveRestoreBenchmark {
                 Path thawImage = config.workDir().resolve("thaw-" + size + "-" + rep);
                 Path qemuFile = config.workDir().resolve("qemu-" + size + "-" + rep + ".mig");
                 Path qcow2 = config.workDir().resolve("snapshot-" + size + "-" + rep + ".qcow2");
-                Path ramFile = config.workDir().resolve("ram-" + size + "-" + rep + ".raw");
                 try {
-                    samples.add(repetition(config, vm, rep, thawImage, qemuFile, qcow2, ramFile, log));
+                    samples.add(repetition(config, vm, rep, thawImage, qemuFile, qcow2, log));
                 } finally {
                     FileTrees.deleteQuietly(thawImage);
-                    for (Path p : List.of(qemuFile, qcow2, ramFile)) Files.deleteIfExists(p);
+                    FileTrees.deleteQuietly(RamFiles.directoryFor(thawImage));
+                    for (Path p : List.of(qemuFile, qcow2)) Files.deleteIfExists(p);
                 }
             }
         }
@@ -186,7 +187,7 @@ public final class SaveRestoreBenchmark {
                 List.copyOf(samples), g.layout(), config.observe().toMillis() / 1e3);
     }
 
-    private static Sample repetition(Config config, QemuVm vm, int rep, Path thawImage, Path qemuFile, Path qcow2, Path ramFile,
+    private static Sample repetition(Config config, QemuVm vm, int rep, Path thawImage, Path qemuFile, Path qcow2,
                                      PrintStream log) throws IOException, InterruptedException {
         boolean all = config.allMethods();
         long beforeStart = System.nanoTime();
@@ -213,12 +214,16 @@ public final class SaveRestoreBenchmark {
         vm.qmp().stop();
         Map<RestoreMethod, WorkingSet> queues = new EnumMap<>(RestoreMethod.class);
         double ramFileSeconds = 0;
+        Path ramFile = null;
         long traced = 0;
         if (all) {
             saved.workingSet().filter(w -> w.size() > 0).ifPresent(w -> queues.put(RestoreMethod.WS_DIRTY, w));
-            if (methods.contains(RestoreMethod.MAPPED_FILE) || methods.contains(RestoreMethod.WS_DIRTY_MAPPED)) {
+            if (methods.stream().anyMatch(RestoreMethod::mapsRamFile)) {
                 try (CheckpointImage img = CheckpointImage.open(thawImage)) {
-                    ramFileSeconds = MappedRestore.writeRamFile(img, ramFile).writeNanos() / 1e9;
+                    // Thaw's RAM file (thaw save --ram-file): the baseline maps the same file Thaw's mapped restores do.
+                    MappedRestore.RamFile written = RamFiles.write(img);
+                    ramFile = written.file();
+                    ramFileSeconds = written.writeNanos() / 1e9;
                 }
             }
             if (methods.contains(RestoreMethod.WS_TRACE)) {
@@ -246,7 +251,7 @@ public final class SaveRestoreBenchmark {
                         List.of(RestoreMethod.WS_TRACE), List.of(RestoreMethod.WS_DIRTY_NORMAL_PRIORITY), List.of(RestoreMethod.WS_DIRTY_PREEMPT),
                         List.of(RestoreMethod.WS_DIRTY_WHOLE), List.of(RestoreMethod.WS_DIRTY_HALF),
                         List.of(RestoreMethod.WS_DIRTY_QUIET), List.of(RestoreMethod.WS_DIRTY_HUGETLB),
-                        List.of(RestoreMethod.WS_DIRTY_MAPPED))
+                        List.of(RestoreMethod.WS_DIRTY_MAPPED), List.of(RestoreMethod.WS_TRACE_MAPPED))
                 .map(u -> u.stream().filter(methods::contains).toList()).filter(u -> !u.isEmpty()).toList()
                 : List.of(List.of(RestoreMethod.THAW_EAGER), List.of(RestoreMethod.QEMU_EAGER));
         List<MethodSample> restores = new ArrayList<>();
@@ -314,13 +319,14 @@ public final class SaveRestoreBenchmark {
                         vm = r.vm();
                         running = completed = opened + r.runningNanos();
                     }
-                    case WS_DIRTY_MAPPED -> {
+                    case WS_DIRTY_MAPPED, WS_TRACE_MAPPED -> { // as thaw restore --mode mapped, with the estimate attached just before
                         img = CheckpointImage.open(s.thawImage());
                         opened = System.nanoTime() - start;
-                        MappedRestore.Result r = MappedRestore.restore(img, s.ramFile(), EagerRestore.Options.defaults(vmName(m)),
-                                s.queues().get(m.estimate()).pages());
-                        vm = r.vm();
-                        running = completed = opened + r.runningNanos();
+                        Restorer.Outcome o = Restorer.restore(img, Restorer.Mode.MAPPED, vmName(m), new WorkingSetChoice(
+                                WorkingSetChoice.Source.IMAGE, java.util.OptionalInt.empty(), java.util.OptionalDouble.empty()),
+                                java.util.function.UnaryOperator.identity(), x -> {});
+                        vm = o.vm();
+                        running = completed = opened + (long) (o.runningSeconds() * 1e9);
                     }
                     case THAW_EAGER -> {
                         img = CheckpointImage.open(s.thawImage());
@@ -365,7 +371,7 @@ public final class SaveRestoreBenchmark {
                 AfterRestore after = observe ? watch.finish(vm, running, config.observe()) : null;
                 long end = observe ? running + config.observe().toNanos() : running;
                 HostStall host = switch (m) {
-                    case MAPPED_FILE, WS_DIRTY_MAPPED -> null;
+                    case MAPPED_FILE, WS_DIRTY_MAPPED, WS_TRACE_MAPPED -> null;
                     case QEMU_EAGER, QEMU_LOADVM, THAW_EAGER -> HostStall.eager(running, end, step);
                     default -> HostStall.of(postcopy.events(), opened, end, step);
                 };

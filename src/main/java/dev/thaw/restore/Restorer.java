@@ -21,14 +21,20 @@ import java.util.function.UnaryOperator;
  */
 public final class Restorer {
     public enum Mode {
-        EAGER, LAZY, WS;
+        EAGER, LAZY, WS,
+        /**
+         * The kernel's demand paging of the image's RAM file ({@link RamFiles}, mapped privately), with the working set put into
+         * the page cache in queue order from before QEMU starts ({@link PageCachePrefetch}).
+         */
+        MAPPED;
 
         public static Mode parse(String name) {
             return switch (name.toLowerCase(Locale.ROOT)) {
                 case "eager" -> EAGER;
                 case "lazy" -> LAZY;
                 case "ws" -> WS;
-                default -> throw new IllegalArgumentException("--mode: expected eager, lazy or ws, actual '" + name + "'");
+                case "mapped" -> MAPPED;
+                default -> throw new IllegalArgumentException("--mode: expected auto, eager, lazy, ws or mapped, actual '" + name + "'");
             };
         }
 
@@ -45,10 +51,21 @@ public final class Restorer {
 
     private Restorer() {}
 
-    /** The mode to use when none is asked for: ws when the image has a working set or a restore left a trace, else lazy. */
-    public static Mode defaultMode(CheckpointImage image) {
-        boolean section = image.workingSet().filter(ws -> ws.size() > 0).isPresent();
-        return section || usableTrace(image).isPresent() ? Mode.WS : Mode.LAZY;
+    /** The mode {@code --mode auto} chose, and why. */
+    public record AutoMode(Mode mode, String reason) {}
+
+    /**
+     * The mode to use when none is asked for. mapped when the image has its RAM file: on this host it reached TTR sooner than
+     * every postcopy restore warm and cold, at 1 and 4 GiB, contiguous and scattered (docs/benchmarks.md); else ws when the
+     * image has a working set or a restore left a trace; else lazy.
+     */
+    public static AutoMode defaultMode(CheckpointImage image) {
+        if (RamFiles.existing(image).isPresent()) {
+            return new AutoMode(Mode.MAPPED, "the image has its RAM file (" + RamFiles.directoryFor(image.directory()) + ")");
+        }
+        if (image.workingSet().filter(ws -> ws.size() > 0).isPresent()) return new AutoMode(Mode.WS, "the image has a working set");
+        if (usableTrace(image).isPresent()) return new AutoMode(Mode.WS, "a restore of the image left a trace to learn from");
+        return new AutoMode(Mode.LAZY, "the image has no RAM file, no working set and no trace");
     }
 
     /**
@@ -118,6 +135,7 @@ public final class Restorer {
             return new Outcome(mode, r.vm(), r.qemuReadyNanos() / 1e9, r.runningNanos() / 1e9, r.runningNanos() / 1e9, r.streamBytes(),
                     Optional.empty(), Optional.empty(), Optional.empty());
         }
+        if (mode == Mode.MAPPED) return restoreMapped(image, vmName, choice, progress);
         List<PageRef> ws = List.of();
         List<PageRef> rest = List.of();
         Optional<String> sizing = Optional.empty();
@@ -138,5 +156,44 @@ public final class Restorer {
         Optional<Path> trace = RestoreTraces.write(image, mode.label(), startedAt, options, r);
         return new Outcome(mode, r.vm(), r.qemuReadyNanos() / 1e9, r.runningNanos() / 1e9, r.completedNanos() / 1e9, r.streamBytes(),
                 Optional.of(r), trace, sizing);
+    }
+
+    /**
+     * A mapped restore: the RAM file (written now if the image has none), the working set (if any) paged into the page cache in
+     * queue order, whole unless capped ({@code --ws-pages}, {@code --ws-fraction}): reading ahead into the page cache costs the
+     * guest no fault and no copy, so there is no reason to stop at half.
+     */
+    private static Outcome restoreMapped(CheckpointImage image, String vmName, WorkingSetChoice choice, Consumer<String> progress) {
+        long start = System.nanoTime();
+        Path ramFile = RamFiles.ensure(image, progress);
+        try {
+            dev.thaw.util.OwnerOnly.requireTrustedWriters(ramFile, "RAM file");
+        } catch (java.io.IOException e) {
+            throw new RestoreException("mapped restore: cannot check the RAM file " + ramFile + ": " + e.getMessage(), e);
+        }
+        long written = System.nanoTime() - start;
+        List<PageRef> pages = List.of();
+        String sizing = "no working set: the guest's faults read every page";
+        Optional<Chosen> chosen = workingSet(image, choice.source()).filter(c -> c.workingSet().size() > 0);
+        if (chosen.isPresent()) {
+            WorkingSet queue = chosen.get().workingSet();
+            int n = queue.size();
+            String why = "the whole queue of " + n + " pages (" + chosen.get().from().name().toLowerCase(Locale.ROOT) + ")";
+            if (choice.fraction().isPresent()) {
+                n = PrefetchSize.fraction(queue, Sizing.HOTRESTORE.withPrefetchFraction(choice.fraction().getAsDouble())).pages();
+                why = n + " pages of the queue (--ws-fraction " + choice.fraction().getAsDouble() + ")";
+            }
+            if (choice.pages().isPresent() && choice.pages().getAsInt() < n) {
+                n = choice.pages().getAsInt();
+                why += "; capped at " + n + " pages (--ws-pages)";
+            }
+            pages = queue.pages().subList(0, n);
+            sizing = why + " into the page cache in queue order";
+        }
+        progress.accept("mapped restore: " + sizing);
+        MappedRestore.Result r = MappedRestore.restore(image, ramFile, EagerRestore.Options.defaults(vmName), pages);
+        double offset = written / 1e9; // a RAM file written by this restore counts
+        return new Outcome(Mode.MAPPED, r.vm(), offset + r.qemuReadyNanos() / 1e9, offset + r.runningNanos() / 1e9,
+                offset + r.runningNanos() / 1e9, r.streamBytes(), Optional.empty(), Optional.empty(), Optional.of(sizing));
     }
 }

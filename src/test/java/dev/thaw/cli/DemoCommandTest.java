@@ -39,8 +39,8 @@ class DemoCommandTest {
         assertThat(json.path("imageDir").asText()).isEqualTo(image.toString());
         assertThat(json.path("imageStats").path("pageCount").asLong()).isGreaterThanOrEqualTo(512L * 256);
         JsonNode modes = json.path("modes");
-        assertThat(modes).extracting(m -> m.path("mode").asText()).containsExactly("qemu-eager", "qemu-loadvm", "mapped", "eager", "lazy",
-                "ws");
+        assertThat(modes).extracting(m -> m.path("mode").asText()).containsExactly("qemu-eager", "qemu-loadvm", "mapped-file", "eager",
+                "lazy", "ws", "mapped");
         assertThat(modes.get(4).path("demandFaults").asLong()).as("lazy demand faults").isPositive();
         assertThat(modes.get(0).path("demandFaults").isNull()).as("QEMU's restore has no demand faults to report").isTrue();
         for (JsonNode mode : modes) {
@@ -51,8 +51,9 @@ class DemoCommandTest {
             assertThat(mode.path("throughputRelative").asDouble()).isPositive();
         }
         assertThat(dir.resolve("demo-image.qcow2")).as("the baselines' files are removed").doesNotExist();
-        assertThat(dir.resolve("demo-image.ram")).doesNotExist();
         try (CheckpointImage img = CheckpointImage.open(image)) {
+            // The RAM file stays with the image (thaw restore of it is then mapped by default).
+            assertThat(dev.thaw.restore.RamFiles.existing(img)).isPresent();
             assertThat(img.verify().pageCount()).isPositive();
         }
     }

@@ -39,7 +39,7 @@ class SaveRestoreCommandsTest {
 
         ImageCommandsTest.Run unknownMode = ImageCommandsTest.run("restore", image.toString(), "--mode", "sideways");
         assertThat(unknownMode.exit()).isNotZero();
-        assertThat(unknownMode.err()).contains("expected eager, lazy or ws").contains("'sideways'");
+        assertThat(unknownMode.err()).contains("expected auto, eager, lazy, ws or mapped").contains("'sideways'");
 
         ImageCommandsTest.Run noWorkingSet = ImageCommandsTest.run("restore", image.toString(), "--mode", "ws");
         assertThat(noWorkingSet.exit()).isNotZero();
@@ -97,6 +97,28 @@ class SaveRestoreCommandsTest {
         assertThat(entries.get(0).path("timeline").path("completedSeconds").asDouble())
                 .isGreaterThanOrEqualTo(entries.get(0).path("timeline").path("runningSeconds").asDouble());
 
+        // mapped: the first writes the image's RAM file beside it and pages the image's working set into the page cache;
+        // from then on it is the default (auto says why).
+        ImageCommandsTest.Run mapped = ImageCommandsTest.run("restore", image.toString(), "--mode", "mapped", "--ws-source", "image",
+                "--exit", "--json", "--name", "thaw-test-cli-mapped");
+        assertThat(mapped.exit()).as(mapped.err()).isZero();
+        JsonNode mappedJson = Json.MAPPER.readTree(mapped.out());
+        assertThat(mappedJson.path("mode").asText()).isEqualTo("mapped");
+        assertThat(mappedJson.path("prefetchSizing").asText()).isEqualTo("the whole queue of " + section.path("queuedPages").asLong()
+                + " pages (image) into the page cache in queue order");
+        assertThat(mappedJson.path("streamBytes").asLong()).as("only the device state and small blocks travel").isLessThan(64L << 20);
+        Path ramDir = dir.resolve("img.ram");
+        try (Stream<Path> files = Files.list(ramDir)) {
+            assertThat(files.map(f -> f.getFileName().toString())).singleElement().asString().endsWith(".pc.ram");
+        }
+        ImageCommandsTest.Run auto = ImageCommandsTest.run("restore", image.toString(), "--exit", "--json", "--name", "thaw-test-cli-auto");
+        assertThat(auto.exit()).as(auto.err()).isZero();
+        assertThat(Json.MAPPER.readTree(auto.out()).path("mode").asText()).isEqualTo("mapped");
+        assertThat(auto.err()).contains("mode mapped: the image has its RAM file");
+        ImageCommandsTest.Run hugeMapped = ImageCommandsTest.run("restore", image.toString(), "--hugetlb", "--exit");
+        assertThat(hugeMapped.exit()).isNotZero();
+        assertThat(hugeMapped.err()).contains("expected a lazy or ws restore, actual mode mapped");
+
         // Damage a page extent in the middle of the pack: the restore starts QEMU, meets the damage while
         // streaming, names the file, and leaves no QEMU behind.
         Path pack;
@@ -110,7 +132,8 @@ class SaveRestoreCommandsTest {
             f.seek(at);
             f.write(b ^ 0x01);
         }
-        ImageCommandsTest.Run broken = ImageCommandsTest.run("restore", image.toString(), "--exit", "--name", "thaw-test-cli-broken");
+        ImageCommandsTest.Run broken = ImageCommandsTest.run("restore", image.toString(), "--mode", "lazy", "--exit", "--name",
+                "thaw-test-cli-broken");
         assertThat(broken.exit()).isNotZero();
         assertThat(broken.err()).contains(pack.getFileName().toString()).contains("expected");
         assertThat(QemuVm.live()).isEmpty();

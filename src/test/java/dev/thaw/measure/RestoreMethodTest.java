@@ -16,7 +16,11 @@ class RestoreMethodTest {
         }
         assertThat(RestoreMethod.WS_LEARNED.thawMode()).contains(Restorer.Mode.WS);
         assertThat(RestoreMethod.THAW_LAZY_ADDRESS_ORDER.thawMode()).contains(Restorer.Mode.LAZY);
-        assertThat(RestoreMethod.defaults()).doesNotContain(RestoreMethod.THAW_LAZY_ADDRESS_ORDER).hasSize(8);
+        assertThat(RestoreMethod.defaults()).doesNotContain(RestoreMethod.THAW_LAZY_ADDRESS_ORDER).contains(RestoreMethod.WS_TRACE_MAPPED).hasSize(9);
+        assertThat(RestoreMethod.WS_TRACE_MAPPED.thawMode()).contains(Restorer.Mode.MAPPED);
+        assertThat(RestoreMethod.WS_TRACE_MAPPED.estimate()).isEqualTo(RestoreMethod.WS_TRACE);
+        assertThat(RestoreMethod.values()).filteredOn(RestoreMethod::mapsRamFile)
+                .containsExactlyInAnyOrder(RestoreMethod.MAPPED_FILE, RestoreMethod.WS_DIRTY_MAPPED, RestoreMethod.WS_TRACE_MAPPED);
     }
 
     @Test
@@ -24,7 +28,8 @@ class RestoreMethodTest {
         assertThat(RestoreMethod.THAW_EAGER.shortName()).isEqualTo(Restorer.Mode.EAGER.label());
         assertThat(RestoreMethod.THAW_LAZY.shortName()).isEqualTo(Restorer.Mode.LAZY.label());
         assertThat(RestoreMethod.WS_TRACE.shortName()).as("the demo's ws: the image's dirty,trace estimate").isEqualTo(Restorer.Mode.WS.label());
-        assertThat(RestoreMethod.MAPPED_FILE.shortName()).isEqualTo("mapped");
+        assertThat(RestoreMethod.WS_TRACE_MAPPED.shortName()).as("the image's dirty,trace estimate, mapped").isEqualTo(Restorer.Mode.MAPPED.label());
+        assertThat(RestoreMethod.MAPPED_FILE.shortName()).isEqualTo("mapped-file");
     }
 
     @Test

@@ -37,4 +37,34 @@ class MappedRamFileTest {
             assertThat(files.map(f -> f.getFileName().toString())).as("no temporary file left").containsExactlyInAnyOrder("img", "ram.raw");
         }
     }
+
+    @Test
+    void theImagesRamFileIsNamedByItsIdReplacesAnotherImagesAndGoesWithIt(@TempDir Path dir) throws Exception {
+        SyntheticGuest guest = SyntheticGuest.random(Seeds.random("theImagesRamFileIsNamedByItsId"), 2, 16, 200, 0.3, 0.1);
+        Path image = dir.resolve("img");
+        ImageRoundTripTest.saveInto(image, guest, ImageWriter.Options.defaults());
+        Path ramDir = RamFiles.directoryFor(image);
+        // Left by an earlier image of this path: never mapped into this one, and removed when this one's is written.
+        Files.createDirectories(ramDir);
+        Path stale = ramDir.resolve("00000000-0000-0000-0000-000000000000.pc.ram");
+        Files.write(stale, new byte[4096]);
+        Path file;
+        try (CheckpointImage img = CheckpointImage.open(image)) {
+            assertThat(RamFiles.existing(img)).isEmpty();
+            file = RamFiles.fileFor(img);
+            assertThat(file.getFileName().toString()).isEqualTo(img.manifest().imageId() + ".pc.ram");
+            // One of the wrong size (a write cut short by a crash cannot leave one, but a copy could) is not used either.
+            Files.write(file, new byte[4096]);
+            assertThat(RamFiles.existing(img)).isEmpty();
+            assertThat(RamFiles.ensure(img, m -> {})).isEqualTo(file);
+            assertThat(RamFiles.existing(img)).contains(file);
+            assertThat(Files.size(file)).isEqualTo(guest.pages[0].length * 4096L);
+        }
+        assertThat(stale).doesNotExist();
+        assertThat(PosixFilePermissions.toString(Files.getPosixFilePermissions(file))).isEqualTo("rw-------");
+        assertThat(PosixFilePermissions.toString(Files.getPosixFilePermissions(ramDir))).isEqualTo("rwx------");
+        assertThat(RamFiles.deleteFor(image)).isTrue();
+        assertThat(ramDir).doesNotExist();
+        assertThat(RamFiles.deleteFor(image)).isFalse();
+    }
 }

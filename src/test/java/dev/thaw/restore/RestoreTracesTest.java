@@ -115,7 +115,7 @@ class RestoreTracesTest {
                         .hasMessageContaining(b[2]);
                 // Traces are best-effort: a restore that did not ask for the learned set goes on without it.
                 assertThat(Restorer.workingSet(image, WorkingSetChoice.Source.AUTO)).as("auto, " + b[0] + " " + b[1]).isEmpty();
-                assertThat(Restorer.defaultMode(image)).isEqualTo(Restorer.Mode.LAZY);
+                assertThat(Restorer.defaultMode(image).mode()).isEqualTo(Restorer.Mode.LAZY);
             }
         }
     }
