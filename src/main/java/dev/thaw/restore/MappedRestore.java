@@ -88,9 +88,16 @@ public final class MappedRestore {
      * queue order ({@link PageCachePrefetch}) from before QEMU is launched, so the guest's first touches find them there.
      */
     public static Result restore(CheckpointImage image, Path ramFile, EagerRestore.Options options, List<dev.thaw.estimate.PageRef> workingSet) {
+        return restore(image, ramFile, options, workingSet, PageCachePrefetch.DEFAULT_WINDOW_BYTES);
+    }
+
+    /** The same with the prefetch's bound on reads in flight ({@link PageCachePrefetch}; 0: none, the bench's ablation). */
+    public static Result restore(CheckpointImage image, Path ramFile, EagerRestore.Options options, List<dev.thaw.estimate.PageRef> workingSet,
+                                 long prefetchWindowBytes) {
         int ramIndex = ramBlockIndex(image);
         List<Long> pages = workingSet.stream().filter(p -> p.block() == ramIndex).map(p -> (long) p.page()).toList();
-        PageCachePrefetch prefetch = pages.isEmpty() ? null : new PageCachePrefetch(ramFile, pages, "page-cache-prefetch-" + options.vmName());
+        PageCachePrefetch prefetch = pages.isEmpty() ? null
+                : new PageCachePrefetch(ramFile, pages, "page-cache-prefetch-" + options.vmName(), prefetchWindowBytes);
         try {
             return restoreMapped(image, ramFile, options);
         } catch (RuntimeException e) {
