@@ -19,9 +19,12 @@
  * region through /run/wsbench.region ("pid address bytes hot_map_address"): the hot map has one
  * bit per page of the region, set for the working set's pages, the only ones written after the fill.
  *
- * Under TCG, QEMU resizes its software TLB only when the guest flushes its TLB, so the rate
- * would depend on history; forcing a flush every interval (touch scratch pages, then
- * MADV_DONTNEED them) keeps the rate stable.
+ * Under TCG, QEMU resizes its software TLB only when the guest flushes its whole TLB, so the
+ * rate would depend on history (seen: 2-4 M ops/s in a freshly booted 1 GiB guest with W=64 MiB,
+ * 10-24 M once something had flushed it). Every interval wsbench touches SCRATCH_PAGES scratch
+ * pages, then MADV_DONTNEEDs them: more than Linux's single-page flush ceiling (33 pages on
+ * x86), so the kernel flushes the whole TLB (a CR3 reload), at which QEMU sizes its TLB to the
+ * working set. Four pages (the first version) were flushed one by one and left the rate bimodal.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -37,7 +40,7 @@
 #define MIB (1024UL * 1024UL)
 #define PAGE_BYTES 4096UL
 #define TICK_NANOS 100000000ULL
-#define SCRATCH_PAGES 4
+#define SCRATCH_PAGES 64
 #define OPS_PER_CLOCK_CHECK 1024
 #define WORDS_PER_PAGE (PAGE_BYTES / sizeof(uint64_t))
 
