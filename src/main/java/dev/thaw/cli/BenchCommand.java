@@ -206,7 +206,12 @@ final class BenchCommand implements Callable<Integer> {
 
     /** The bench's guest of a size: T leaves the guest kernel room; W as in the restore baselines (64 MiB per GiB, at least 64). */
     static DemoGuest benchGuest(long sizeMiB) {
-        return new DemoGuest(sizeMiB, sizeMiB - 384, Math.max(64, sizeMiB / 16));
+        return benchGuest(sizeMiB, DemoGuest.Layout.CONTIGUOUS);
+    }
+
+    /** The same with its working set laid out as {@code --layout} says. */
+    static DemoGuest benchGuest(long sizeMiB, DemoGuest.Layout layout) {
+        return new DemoGuest(sizeMiB, sizeMiB - 384, Math.max(64, sizeMiB / 16), layout);
     }
 
     /** Nothing without --json; otherwise to the file, or "-" (--json alone) to standard output. */

@@ -102,8 +102,7 @@ final class BenchStudies {
         try {
             for (long size : bench.sizes) {
                 for (DemoGuest.Layout layout : bench.layouts) { // W as the bench's guest of this size; the layout as --layout says
-                    DemoGuest sized = BenchCommand.benchGuest(size);
-                    DemoGuest guest = new DemoGuest(sized.memoryMiB(), sized.totalMiB(), sized.wsMiB(), layout);
+                    DemoGuest guest = BenchCommand.benchGuest(size, layout);
                     out.printf("%s, guest %d MiB RAM, T=%d MiB, W=%d MiB %s ...%n", study, size, guest.totalMiB(), guest.wsMiB(), layout.key());
                     reports.add(run.run(guest, host, dir, out));
                 }
