@@ -85,7 +85,8 @@ public final class MappedRestore {
 
     /**
      * The same with Thaw's working set: the pages of {@value #RAM_BLOCK} in {@code workingSet} are read into the page cache in
-     * queue order ({@link PageCachePrefetch}) from before QEMU is launched, so the guest's first touches find them there.
+     * queue order ({@link PageCachePrefetch}) from the moment QEMU is up, while it loads the device state and the guest starts,
+     * so the guest's first touches find them there.
      */
     public static Result restore(CheckpointImage image, Path ramFile, EagerRestore.Options options, List<dev.thaw.estimate.PageRef> workingSet) {
         return restore(image, ramFile, options, workingSet, PageCachePrefetch.DEFAULT_WINDOW_BYTES);
@@ -97,9 +98,10 @@ public final class MappedRestore {
         int ramIndex = ramBlockIndex(image);
         List<Long> pages = workingSet.stream().filter(p -> p.block() == ramIndex).map(p -> (long) p.page()).toList();
         PageCachePrefetch prefetch = pages.isEmpty() ? null
-                : new PageCachePrefetch(ramFile, pages, "page-cache-prefetch-" + options.vmName(), prefetchWindowBytes);
+                : new PageCachePrefetch(ramFile, pages, "page-cache-prefetch-" + options.vmName(), prefetchWindowBytes,
+                true);
         try {
-            return restoreMapped(image, ramFile, options);
+            return restoreMapped(image, ramFile, options, prefetch == null ? () -> {} : prefetch::qemuStarted);
         } catch (RuntimeException e) {
             if (prefetch != null) prefetch.close();
             throw e;
@@ -107,7 +109,8 @@ public final class MappedRestore {
         // On success the prefetch runs on while the guest starts; it ends by itself (a daemon thread, reads only).
     }
 
-    private static Result restoreMapped(CheckpointImage image, Path ramFile, EagerRestore.Options options) {
+    /** @param qemuStarted told once QEMU is up (its launch returned), before the device state is sent */
+    private static Result restoreMapped(CheckpointImage image, Path ramFile, EagerRestore.Options options, Runnable qemuStarted) {
         long started = System.nanoTime();
         RamBlock ram = image.ramBlocks().get(ramBlockIndex(image));
         long fileBytes;
@@ -124,6 +127,7 @@ public final class MappedRestore {
         QemuVm vm = QemuVm.launch(config, List.of(
                 "-object", "memory-backend-file,id=" + RAM_BLOCK + ",size=" + ram.usedByteSize() + ",mem-path=" + ramFile + ",share=off",
                 "-machine", "memory-backend=" + RAM_BLOCK));
+        qemuStarted.run();
         try {
             long qemuReady = System.nanoTime() - started;
             QmpClient qmp = vm.qmp();

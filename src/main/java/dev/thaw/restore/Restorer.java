@@ -24,7 +24,7 @@ public final class Restorer {
         EAGER, LAZY, WS,
         /**
          * The kernel's demand paging of the image's RAM file ({@link RamFiles}, mapped privately), with the working set put into
-         * the page cache in queue order from before QEMU starts ({@link PageCachePrefetch}).
+         * the page cache in queue order once QEMU is up ({@link PageCachePrefetch}).
          */
         MAPPED;
 

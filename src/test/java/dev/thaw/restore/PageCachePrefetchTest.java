@@ -48,7 +48,7 @@ class PageCachePrefetchTest {
             now[0] += 1_000_000;
             if (++pauses[0] == 3) resident.add(0L);
         };
-        PageCachePrefetch.Window w = new PageCachePrefetch.Window(8192, 50_000_000, (at, length) -> resident.contains(at),
+        PageCachePrefetch.Window w = new PageCachePrefetch.Window(() -> 8192, 50_000_000, (at, length) -> resident.contains(at),
                 () -> now[0], pause, () -> false);
         assertThat(w.admit(0, 4096)).isTrue();
         assertThat(w.admit(4096, 4096)).isTrue();
@@ -65,12 +65,12 @@ class PageCachePrefetchTest {
         assertThat(w.admit(16384, 65536)).isTrue();
         assertThat(w.inFlightBytes()).isEqualTo(65536);
         // Stopped while waiting: no more advice.
-        PageCachePrefetch.Window stopped = new PageCachePrefetch.Window(4096, Long.MAX_VALUE, (at, length) -> false, () -> 0, () -> {},
+        PageCachePrefetch.Window stopped = new PageCachePrefetch.Window(() -> 4096, Long.MAX_VALUE, (at, length) -> false, () -> 0, () -> {},
                 () -> true);
         assertThat(stopped.admit(0, 4096)).isTrue();
         assertThat(stopped.admit(4096, 4096)).isFalse();
         // 0: no bound.
-        PageCachePrefetch.Window unbounded = new PageCachePrefetch.Window(0, 1, (at, length) -> false, () -> 0, () -> {
+        PageCachePrefetch.Window unbounded = new PageCachePrefetch.Window(() -> 0, 1, (at, length) -> false, () -> 0, () -> {
             throw new AssertionError("an unbounded window never waits");
         }, () -> false);
         for (int i = 0; i < 100; i++) assertThat(unbounded.admit(i * 4096L, 4096)).isTrue();
@@ -89,5 +89,22 @@ class PageCachePrefetchTest {
         assertThat(prefetch.stats().finished()).isTrue();
         assertThat(prefetch.stats().pagesRead()).isEqualTo(32);
         assertThat(prefetch.stats().runCount()).isEqualTo(32);
+    }
+
+    @Test
+    void aHeldPrefetchReadsNothingUntilQemuIsUp(@TempDir Path dir) throws Exception {
+        Path file = dir.resolve("ram");
+        Files.write(file, new byte[16 * 4096]);
+        PageCachePrefetch prefetch = new PageCachePrefetch(file, List.of(0L, 1L, 2L, 9L), "test-prefetch-held",
+                PageCachePrefetch.DEFAULT_WINDOW_BYTES, true);
+        Thread.sleep(300);
+        assertThat(prefetch.stats().pagesRead()).isZero();
+        assertThat(prefetch.stats().finished()).isFalse();
+        prefetch.qemuStarted();
+        long deadline = System.nanoTime() + 10_000_000_000L;
+        while (!prefetch.stats().finished() && System.nanoTime() < deadline) Thread.sleep(5);
+        prefetch.close();
+        assertThat(prefetch.stats().pagesRead()).isEqualTo(4);
+        assertThat(prefetch.stats().runCount()).isEqualTo(2);
     }
 }
