@@ -74,6 +74,15 @@ class PageCachePrefetchTest {
             throw new AssertionError("an unbounded window never waits");
         }, () -> false);
         for (int i = 0; i < 100; i++) assertThat(unbounded.admit(i * 4096L, 4096)).isTrue();
+        // Small runs: bounded by their count, not only their bytes.
+        java.util.Set<Long> read = new java.util.HashSet<>();
+        PageCachePrefetch.Window runs = new PageCachePrefetch.Window(() -> 1L << 40, Long.MAX_VALUE, (at, length) -> read.contains(at),
+                () -> 0, () -> read.add(0L), () -> false);
+        for (int i = 0; i < PageCachePrefetch.MAX_RUNS_IN_FLIGHT; i++) assertThat(runs.admit(i * 4096L, 4096)).isTrue();
+        assertThat(read).as("no wait while under the count").isEmpty();
+        assertThat(runs.admit(1L << 30, 4096)).isTrue();
+        assertThat(read).as("the next waited for the oldest").containsExactly(0L);
+        assertThat(runs.inFlightBytes()).isEqualTo(PageCachePrefetch.MAX_RUNS_IN_FLIGHT * 4096L);
     }
 
     @Test
