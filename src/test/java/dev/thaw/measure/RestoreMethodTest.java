@@ -21,7 +21,7 @@ class RestoreMethodTest {
         assertThat(RestoreMethod.WS_TRACE_MAPPED.estimate()).isEqualTo(RestoreMethod.WS_TRACE);
         assertThat(RestoreMethod.values()).filteredOn(RestoreMethod::mapsRamFile)
                 .containsExactlyInAnyOrder(RestoreMethod.MAPPED_FILE, RestoreMethod.WS_DIRTY_MAPPED, RestoreMethod.WS_TRACE_MAPPED,
-                        RestoreMethod.WS_TRACE_MAPPED_UNBOUNDED);
+                        RestoreMethod.WS_DIRTY_MAPPED_UNBOUNDED);
     }
 
     @Test
