@@ -495,6 +495,8 @@ public final class PostcopyRestore {
                             return;
                         }
                         case ReturnPathMessage.Pong p -> log.debug("{}: PONG {}", vm.name(), p.value());
+                        case ReturnPathMessage.ReceivedBitmap b -> log.debug("{}: ignoring a received bitmap of {}", vm.name(), b.blockName());
+                        case ReturnPathMessage.ResumeAck a -> log.debug("{}: ignoring RESUME_ACK", vm.name());
                         case ReturnPathMessage.Other o -> log.debug("{}: ignoring return-path message type {}", vm.name(), o.type());
                     }
                 }
