@@ -61,9 +61,10 @@ import org.slf4j.LoggerFactory;
  * EOF every page never sent reads as zero. A request for a zero page is answered with a ZERO record.
  * Every non-zero page of the image is sent before EOF, and the result accounts for every page.
  *
- * <p>Failure: a dead QEMU, a broken connection or a protocol error ends the restore with an error
- * and kills the QEMU. A Thaw that is killed instead leaves QEMU paused in postcopy (its vCPUs wait
- * for pages forever); see docs/protocol.md.
+ * <p>Failure: a dead QEMU or a protocol error ends the restore with an error and kills the QEMU. A
+ * connection that breaks after the guest started is recovered (QEMU's postcopy recovery: QEMU pauses,
+ * Thaw reconnects, learns which pages QEMU holds and sends the rest; docs/protocol.md, "Postcopy
+ * recovery"). A Thaw that is killed leaves QEMU paused in postcopy (its vCPUs wait for pages).
  */
 public final class PostcopyRestore {
     private static final Logger log = LoggerFactory.getLogger(PostcopyRestore.class);
@@ -206,6 +207,13 @@ public final class PostcopyRestore {
                          long pageCount, long streamBytes, List<Fault> faults, long[] faultServiceNanos, RestoreEventLog events,
                          java.util.Optional<HugePages.CollapseReport> collapse, long[] faultQueueNanos, long vcpuBlockedMillis,
                          List<PageRef> prefetched) {
+        /** Broken connections recovered during the restore (QEMU's postcopy recovery). */
+        public long recoveries() {
+            long count = 0;
+            for (int i = 0; i < events.size(); i++) if (events.get(i).type() == RestoreEventLog.Type.RECOVERED) count++;
+            return count;
+        }
+
         /** The pages demand faults asked for (requests for pages already sent left out), in arrival order. */
         public List<PageRef> faultedPages() {
             return faults.stream().filter(f -> !f.alreadySent()).map(f -> new PageRef(f.block(), f.page())).distinct().toList();
@@ -267,6 +275,18 @@ public final class PostcopyRestore {
         }
     }
 
+    /** Broken connections one restore recovers from before it gives up. */
+    static final int MAX_RECOVERIES = 20;
+    /** From a broken connection to RESUME_ACK: QEMU paused, listening again, its bitmaps and its ack. */
+    static final Duration RECOVERY_TIMEOUT = Duration.ofSeconds(30);
+
+    /** The connection to the destination broke (not a protocol error, not a dead QEMU): postcopy recovery may resume it. */
+    static final class ConnectionLost extends RuntimeException {
+        ConnectionLost(String message) {
+            super(message);
+        }
+    }
+
     /** The working set read ahead of the sender, at most (a 256 MiB working set is read whole while QEMU starts). */
     static final long PREFETCH_BYTES_AHEAD = 256L << 20;
 
@@ -286,12 +306,13 @@ public final class PostcopyRestore {
         private final PageScheduler.Discards discards;
         private final Map<String, Integer> blockIndex = new HashMap<>();
         private final LinkedBlockingQueue<ReturnPathMessage.PageRequest> requests = new LinkedBlockingQueue<>();
-        private final CompletableFuture<Integer> shut = new CompletableFuture<>();
         private final AtomicLong bytes = new AtomicLong();
         private final AtomicLong waitingProgress = new AtomicLong(); // moves while the scheduler waits by design: not a stall
         private final RestoreEventLog events = new RestoreEventLog();
-        private volatile String returnPathFailure;
+        /** The connection in use: the first one, then each recovery's. Read by the return-path check from other threads. */
+        private volatile Link link;
         private StreamWriter writer;
+        private int recoveries;
         /** The preempt channel's writer (demand pages only), or null without preempt. */
         private StreamWriter preemptWriter;
         /** What is sent once the guest runs, and the count of it; made with the main stream. */
@@ -335,62 +356,214 @@ public final class PostcopyRestore {
             Transport transport = options.transport();
             // With preempt, QEMU 7.2 takes the first connection for the main stream and the second for the preempt channel, and
             // reads nothing on the first until the second is there (docs/protocol.md, "Preempt channel").
-            try (SocketChannel channel = IncomingQemu.connect(socket, vm, Duration.ofSeconds(10));
-                 SocketChannel preemptChannel = transport.preempt() ? IncomingQemu.connect(socket, vm, Duration.ofSeconds(10)) : null;
-                 StallWatchdog watchdog = new StallWatchdog("postcopy-" + vm.name(), () -> bytes.get() + waitingProgress.get(),
-                         transport.stallTimeout(), channel)) {
-                channel.setOption(StandardSocketOptions.SO_SNDBUF, transport.sendBufferBytes());
-                Thread reader = Thread.ofPlatform().daemon().name("return-path-" + vm.name()).start(() -> readReturnPath(channel));
-                OutputStream out = new BufferedOutputStream(new CountingOutputStream(ChannelStreams.output(channel), bytes), 256 << 10);
-                writer = new StreamWriter(out, blocks);
-                if (preemptChannel != null) {
-                    preemptChannel.setOption(StandardSocketOptions.SO_SNDBUF, transport.sendBufferBytes());
-                    preemptWriter = new StreamWriter(new BufferedOutputStream(new CountingOutputStream(
-                            ChannelStreams.output(preemptChannel), bytes), 64 << 10), blocks);
-                }
-                sid = image.manifest().ramSectionId();
-                pages = new PageSender(new PageSender.Context(vm, scheduler, requests, events, started, this,
-                        options.backgroundPriority(), progress), image, writer, sid, blockIndex);
-                long running;
-                try {
-                    sendUpToSwitch();
-                    running = System.nanoTime() - started;
+            try {
+                link = new Link(IncomingQemu.connect(socket, vm, Duration.ofSeconds(10)));
+                writer = link.writer;
+                try (SocketChannel preemptChannel = transport.preempt() ? IncomingQemu.connect(socket, vm, Duration.ofSeconds(10)) : null) {
+                    if (preemptChannel != null) {
+                        preemptChannel.setOption(StandardSocketOptions.SO_SNDBUF, transport.sendBufferBytes());
+                        preemptWriter = new StreamWriter(new BufferedOutputStream(new CountingOutputStream(
+                                ChannelStreams.output(preemptChannel), bytes), 64 << 10), blocks);
+                    }
+                    sid = image.manifest().ramSectionId();
+                    pages = new PageSender(new PageSender.Context(vm, scheduler, requests, events, started, this,
+                            options.backgroundPriority(), progress), image, writer, sid, blockIndex);
+                    try {
+                        sendUpToSwitch();
+                    } catch (IOException e) {
+                        throw failure("sending the stream up to the guest's start failed after " + bytes.get() + " bytes: "
+                                + e.getMessage(), e);
+                    }
+                    long running = System.nanoTime() - started;
                     events.add(RestoreEventLog.Type.PACKAGE_SENT, 0, 0, running);
                     progress.accept(String.format("guest running after %.2f s; serving pages", running / 1e9));
+                    return finish(qemuReady, running);
+                }
+            } catch (IOException e) {
+                throw failure("connection to the incoming socket failed: " + e.getMessage(), e);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw failure("interrupted", e);
+            } finally {
+                if (link != null) link.close();
+            }
+        }
+
+        /**
+         * A QEMU paused in postcopy by a Thaw that died (or a connection that broke) before this one: reconnect, learn what it
+         * has, send the rest. The guest has run all along; the image is the one it is being restored from.
+         */
+        Result resumeAttached() {
+            try {
+                scheduler.guestStarted(System.nanoTime());
+                sid = image.manifest().ramSectionId();
+                if (!recover("resuming a postcopy restore left paused")) {
+                    throw failure("the migration had completed already: nothing to resume", null);
+                }
+                return finish(0, 0);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw failure("interrupted", e);
+            } finally {
+                if (link != null) link.close();
+            }
+        }
+
+        /** Serves pages until SHUT (recovering a broken connection), then waits for {@code completed}. */
+        private Result finish(long qemuReady, long running) throws InterruptedException {
+            Transport transport = options.transport();
+            int status = serveUntilShut();
+            if (status != 0) throw failure("the destination finished with SHUT status " + status + " (it saw an error)", null);
+            long completed = System.nanoTime() - started;
+            events.add(RestoreEventLog.Type.SHUT, 0, status, completed);
+            QmpClient.MigrationInfo done = IncomingQemu.awaitCompleted(vm, transport.completionTimeout());
+            events.add(RestoreEventLog.Type.COMPLETED, 0, 0, now());
+            // QEMU's own measure of the guest's stall (capability postcopy-blocktime): per vCPU, fault to page placed.
+            long blockedMillis = done.raw().path("postcopy-blocktime").asLong(-1);
+            link.reader.join(5000);
+            // The guest ran from the moment QEMU processed RUN, which it reports with the RESUME event.
+            long resumed = vm.qmp().events().snapshot().stream().filter(e -> e.is("RESUME")).findFirst()
+                    .map(e -> e.receivedNanos() - started).orElse(running);
+            events.add(RestoreEventLog.Type.RUNNING, 0, 0, resumed);
+            java.util.Optional<HugePages.CollapseReport> collapse = java.util.Optional.empty();
+            if (options.guestRam() == GuestRam.COLLAPSE_AFTER) {
+                // Only now: while postcopy runs QEMU keeps guest RAM MADV_NOHUGEPAGE and every collapse fails.
+                collapse = java.util.Optional.of(HugePages.collapse(vm.pid(), vm.config().memoryMiB() << 20));
+            }
+            return result(qemuReady, resumed, completed, collapse, blockedMillis);
+        }
+
+        /**
+         * The pages after RUN, RAM END and EOF, and SHUT. A connection that breaks meanwhile (the destination paused in postcopy)
+         * is recovered and the pages go on; the destination's status, or 0 if it had completed when the break was seen.
+         */
+        private int serveUntilShut() throws InterruptedException {
+            while (true) {
+                String why;
+                Throwable cause;
+                try {
                     servePages();
                     writer.openRamSection(sid, true);
                     writer.closeRamSection(sid);
                     writer.eof();
                     writer.flush();
                     events.add(RestoreEventLog.Type.EOF_SENT, 0, 0, now());
+                    return awaitShut();
                 } catch (IOException e) {
-                    throw failure("sending pages failed after " + bytes.get() + " bytes" + (watchdog.stalled()
-                            ? " (QEMU read nothing for " + transport.stallTimeout().toSeconds() + " s)" : "") + ": " + e.getMessage(), e);
+                    why = "sending pages failed after " + bytes.get() + " bytes" + (link.watchdog.stalled()
+                            ? " (QEMU read nothing for " + options.transport().stallTimeout().toSeconds() + " s)" : "") + ": " + e.getMessage();
+                    cause = e;
+                } catch (ConnectionLost e) {
+                    why = e.getMessage();
+                    cause = e;
                 }
-                int status = awaitShut();
-                if (status != 0) throw failure("the destination finished with SHUT status " + status + " (it saw an error)", null);
-                long completed = System.nanoTime() - started;
-                events.add(RestoreEventLog.Type.SHUT, 0, status, completed);
-                QmpClient.MigrationInfo done = IncomingQemu.awaitCompleted(vm, transport.completionTimeout());
-                events.add(RestoreEventLog.Type.COMPLETED, 0, 0, now());
-                // QEMU's own measure of the guest's stall (capability postcopy-blocktime): per vCPU, fault to page placed.
-                long blockedMillis = done.raw().path("postcopy-blocktime").asLong(-1);
-                reader.join(5000);
-                // The guest ran from the moment QEMU processed RUN, which it reports with the RESUME event.
-                long resumed = vm.qmp().events().snapshot().stream().filter(e -> e.is("RESUME")).findFirst()
-                        .map(e -> e.receivedNanos() - started).orElse(running);
-                events.add(RestoreEventLog.Type.RUNNING, 0, 0, resumed);
-                java.util.Optional<HugePages.CollapseReport> collapse = java.util.Optional.empty();
-                if (options.guestRam() == GuestRam.COLLAPSE_AFTER) {
-                    // Only now: while postcopy runs QEMU keeps guest RAM MADV_NOHUGEPAGE and every collapse fails.
-                    collapse = java.util.Optional.of(HugePages.collapse(vm.pid(), vm.config().memoryMiB() << 20));
+                if (preemptWriter != null) throw failure(why + " (a restore with the preempt channel is not recovered)", cause);
+                if (recoveries >= MAX_RECOVERIES) throw failure(why + " (after " + recoveries + " recoveries)", cause);
+                if (!recover(why)) return 0;
+            }
+        }
+
+        /**
+         * QEMU's postcopy recovery (docs/protocol.md, "Postcopy recovery"): {@code migrate-recover} once QEMU has paused, a new
+         * connection, RECV_BITMAP per block, the scheduler's sent pages replaced by what QEMU received, POSTCOPY_RESUME and its
+         * RESUME_ACK. False if QEMU had completed the migration instead of pausing.
+         */
+        private boolean recover(String why) throws InterruptedException {
+            long begun = System.nanoTime();
+            long deadlineNanos = begun + RECOVERY_TIMEOUT.toNanos();
+            if (link != null) link.close();
+            recoveries++;
+            log.warn("{}: {}; recovering (attempt {})", vm.name(), why, recoveries);
+            progress.accept("connection to QEMU lost (" + why + "); recovering");
+            Path socket = vm.runDir().resolve("recover-" + ProcessHandle.current().pid() + "-" + recoveries + ".sock");
+            com.fasterxml.jackson.databind.node.ObjectNode args = com.fasterxml.jackson.databind.node.JsonNodeFactory.instance.objectNode()
+                    .put("uri", "unix:" + socket);
+            while (true) {
+                if (!vm.isAlive()) throw failure(why + "; QEMU exited instead of pausing (the break came before it ran the guest?)", null);
+                try {
+                    // Out of band: a paused QEMU's main thread may be blocked on a missing page and answer nothing in band.
+                    vm.qmp().executeOob("migrate-recover", args, Duration.ofSeconds(5));
+                    break;
+                } catch (QmpException.CommandFailed e) {
+                    // Not paused yet (QEMU sees the break at its next read), or not any more.
+                    String status = migrationStatus();
+                    if ("completed".equals(status)) return false;
+                    if ("failed".equals(status) || "cancelled".equals(status)) {
+                        throw failure(why + "; QEMU's incoming migration is " + status + ": it cannot be resumed", e);
+                    }
+                    if (System.nanoTime() > deadlineNanos) {
+                        throw failure(why + "; expected QEMU in postcopy-paused within " + RECOVERY_TIMEOUT.toSeconds() + " s, actual "
+                                + status + " (" + e.getMessage() + ")", e);
+                    }
+                    Thread.sleep(50);
+                } catch (QmpException e) {
+                    throw failure(why + "; migrate-recover failed: " + e.getMessage(), e);
                 }
-                return result(qemuReady, resumed, completed, collapse, blockedMillis);
+            }
+            try {
+                Link next = new Link(IncomingQemu.connect(socket, vm, Duration.ofSeconds(10)));
+                link = next;
+                writer = next.writer;
+                for (int b = 0; b < blocks.size(); b++) next.writer.recvBitmap(b);
+                next.writer.flush();
+                List<java.util.BitSet> received = new java.util.ArrayList<>(java.util.Collections.nCopies(blocks.size(), null));
+                for (int i = 0; i < blocks.size(); i++) {
+                    ReturnPathMessage m = awaitHandshake(next, deadlineNanos, "a received bitmap (" + i + " of " + blocks.size() + ")");
+                    if (!(m instanceof ReturnPathMessage.ReceivedBitmap bitmap) || received.get(blockIndex.get(bitmap.blockName())) != null) {
+                        throw failure("recovery: expected one received bitmap per block, actual " + describe(m), null);
+                    }
+                    received.set(blockIndex.get(bitmap.blockName()), bitmap.received());
+                }
+                long placed = received.stream().mapToLong(java.util.BitSet::cardinality).sum();
+                synchronized (scheduler) {
+                    scheduler.resume(received);
+                }
+                requests.clear(); // QEMU asks again for every page it still waits for, after RESUME_ACK
+                next.writer.postcopyResume();
+                next.writer.flush();
+                ReturnPathMessage ack = awaitHandshake(next, deadlineNanos, "RESUME_ACK");
+                if (!(ack instanceof ReturnPathMessage.ResumeAck)) throw failure("recovery: expected RESUME_ACK, actual " + describe(ack), null);
+                if (pages == null) {
+                    pages = new PageSender(new PageSender.Context(vm, scheduler, requests, events, started, this,
+                            options.backgroundPriority(), progress), image, next.writer, sid, blockIndex);
+                } else {
+                    pages.useWriter(next.writer);
+                }
+                events.add(RestoreEventLog.Type.RECOVERED, 0, placed, now());
+                log.info("{}: recovered in {} ms; QEMU holds {} pages", vm.name(), (System.nanoTime() - begun) / 1_000_000, placed);
+                progress.accept(String.format("recovered in %.2f s; QEMU holds %d pages; serving the rest", (System.nanoTime() - begun) / 1e9,
+                        placed));
+                return true;
             } catch (IOException e) {
-                throw failure("connection to the incoming socket failed: " + e.getMessage(), e);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                throw failure("interrupted", e);
+                throw new ConnectionLost("recovery: the new connection failed: " + e.getMessage());
+            }
+        }
+
+        private static String describe(ReturnPathMessage m) {
+            return m instanceof ReturnPathMessage.ReceivedBitmap b ? "a second bitmap of " + b.blockName() : String.valueOf(m);
+        }
+
+        /** The next handshake answer on {@code l}; a broken connection is {@link ConnectionLost}, the deadline a failure. */
+        private ReturnPathMessage awaitHandshake(Link l, long deadlineNanos, String what) throws InterruptedException {
+            while (true) {
+                ReturnPathMessage m = l.handshake.poll(100, TimeUnit.MILLISECONDS);
+                if (m != null) return m;
+                if (l.protocolError) throw failure(l.failure, null);
+                if (l.failure != null) throw new ConnectionLost("recovery: " + l.failure + " while waiting for " + what);
+                if (!vm.isAlive()) throw failure("QEMU died while Thaw waited for " + what, null);
+                if (System.nanoTime() > deadlineNanos) {
+                    throw failure("recovery: expected " + what + " within " + RECOVERY_TIMEOUT.toSeconds() + " s, actual nothing", null);
+                }
+            }
+        }
+
+        /** QEMU's incoming migration status, or "unknown" if it does not answer in band within a second (a paused QEMU may not). */
+        private String migrationStatus() {
+            try {
+                return vm.qmp().execute("query-migrate", com.fasterxml.jackson.databind.node.JsonNodeFactory.instance.objectNode(),
+                        Duration.ofSeconds(1)).path("status").asText("unknown");
+            } catch (QmpException e) {
+                return "unknown (" + e.getMessage() + ")";
             }
         }
 
@@ -480,8 +653,8 @@ public final class PostcopyRestore {
             new PreemptSender(pages, preemptWriter, options.transport().stallTimeout()).serve();
         }
 
-        private void readReturnPath(SocketChannel channel) {
-            ReturnPathReader rp = new ReturnPathReader(ChannelStreams.input(channel));
+        private void readReturnPath(Link l) {
+            ReturnPathReader rp = new ReturnPathReader(ChannelStreams.input(l.channel), blocks);
             try {
                 while (true) {
                     ReturnPathMessage m = rp.next();
@@ -491,34 +664,33 @@ public final class PostcopyRestore {
                             requests.add(r);
                         }
                         case ReturnPathMessage.Shut s -> {
-                            shut.complete(s.status());
+                            l.shut.complete(s.status());
                             return;
                         }
                         case ReturnPathMessage.Pong p -> log.debug("{}: PONG {}", vm.name(), p.value());
-                        case ReturnPathMessage.ReceivedBitmap b -> log.debug("{}: ignoring a received bitmap of {}", vm.name(), b.blockName());
-                        case ReturnPathMessage.ResumeAck a -> log.debug("{}: ignoring RESUME_ACK", vm.name());
+                        case ReturnPathMessage.ReceivedBitmap b -> l.handshake.add(b);
+                        case ReturnPathMessage.ResumeAck a -> l.handshake.add(a);
                         case ReturnPathMessage.Other o -> log.debug("{}: ignoring return-path message type {}", vm.name(), o.type());
                     }
                 }
             } catch (EOFException e) {
-                returnPathFailure = "the destination closed the connection before SHUT";
+                l.failure = "the destination closed the connection before SHUT";
             } catch (IOException e) {
-                returnPathFailure = "the return path failed: " + e.getMessage();
+                l.failure = "the return path failed: " + e.getMessage();
             } catch (StreamFormatException e) {
-                returnPathFailure = "protocol error on the return path: " + e.getMessage();
-                try {
-                    channel.close(); // the destination cannot be served safely any more
-                } catch (IOException ignored) {
-                    // closing anyway
-                }
+                l.failure = "protocol error on the return path: " + e.getMessage();
+                l.protocolError = true;
+                l.close(); // the destination cannot be served safely any more
             }
-            shut.completeExceptionally(new IllegalStateException(returnPathFailure));
+            l.shut.completeExceptionally(l.protocolError ? new IllegalStateException(l.failure) : new ConnectionLost(l.failure));
         }
 
         @Override
         public void checkHealthy() {
-            if (returnPathFailure != null) throw failure(returnPathFailure, null);
+            Link l = link;
+            if (l.protocolError) throw failure(l.failure, null);
             if (!vm.isAlive()) throw failure("QEMU died", null);
+            if (l.failure != null) throw new ConnectionLost(l.failure);
         }
 
         @Override
@@ -528,10 +700,11 @@ public final class PostcopyRestore {
 
         private int awaitShut() throws InterruptedException {
             try {
-                return shut.get(options.transport().completionTimeout().toMillis(), TimeUnit.MILLISECONDS);
+                return link.shut.get(options.transport().completionTimeout().toMillis(), TimeUnit.MILLISECONDS);
             } catch (java.util.concurrent.TimeoutException e) {
                 throw failure("no SHUT from the destination within " + options.transport().completionTimeout().toSeconds() + " s after EOF", e);
             } catch (java.util.concurrent.ExecutionException e) {
+                if (e.getCause() instanceof ConnectionLost lost) throw lost;
                 throw failure(e.getCause().getMessage(), e.getCause());
             }
         }
@@ -541,6 +714,42 @@ public final class PostcopyRestore {
             return new RestoreException(vm.name() + ": postcopy restore failed: " + what + "; " + vm.describeState(), cause);
         }
 
+        /** One connection to the destination: the main stream's writer, its stall watchdog and its return-path reader. */
+        private final class Link implements AutoCloseable {
+            final SocketChannel channel;
+            final StreamWriter writer;
+            final StallWatchdog watchdog;
+            final Thread reader;
+            final CompletableFuture<Integer> shut = new CompletableFuture<>();
+            /** Recovery's answers (received bitmaps, RESUME_ACK), in arrival order. */
+            final LinkedBlockingQueue<ReturnPathMessage> handshake = new LinkedBlockingQueue<>();
+            /** Why the connection broke; set once, by the reader. */
+            volatile String failure;
+            /** The destination sent what it must not: no recovery. */
+            volatile boolean protocolError;
+
+            Link(SocketChannel channel) throws IOException {
+                this.channel = channel;
+                Transport transport = options.transport();
+                channel.setOption(StandardSocketOptions.SO_SNDBUF, transport.sendBufferBytes());
+                watchdog = new StallWatchdog("postcopy-" + vm.name(), () -> bytes.get() + waitingProgress.get(), transport.stallTimeout(),
+                        channel);
+                writer = new StreamWriter(new BufferedOutputStream(new CountingOutputStream(ChannelStreams.output(channel), bytes), 256 << 10),
+                        blocks);
+                // From the first byte: requests arrive while the device state loads, before RUN.
+                reader = Thread.ofPlatform().daemon().name("return-path-" + vm.name()).start(() -> readReturnPath(this));
+            }
+
+            @Override
+            public void close() {
+                watchdog.close();
+                try {
+                    channel.close();
+                } catch (IOException ignored) {
+                    // closing anyway
+                }
+            }
+        }
     }
 
     /**
