@@ -64,7 +64,8 @@ import org.slf4j.LoggerFactory;
  * <p>Failure: a dead QEMU or a protocol error ends the restore with an error and kills the QEMU. A
  * connection that breaks after the guest started is recovered (QEMU's postcopy recovery: QEMU pauses,
  * Thaw reconnects, learns which pages QEMU holds and sends the rest; docs/protocol.md, "Postcopy
- * recovery"). A Thaw that is killed leaves QEMU paused in postcopy (its vCPUs wait for pages).
+ * recovery"). A Thaw that is killed leaves QEMU paused in postcopy (its vCPUs wait for pages); another
+ * Thaw resumes it the same way ({@link #resume}, through QEMU's spare monitor: {@link dev.thaw.qemu.SpareMonitor}).
  */
 public final class PostcopyRestore {
     private static final Logger log = LoggerFactory.getLogger(PostcopyRestore.class);
@@ -222,31 +223,52 @@ public final class PostcopyRestore {
 
     private PostcopyRestore() {}
 
-    public static Result restore(CheckpointImage image, Options options, Consumer<String> progress) {
-        for (RamBlock b : image.ramBlocks()) {
-            if (b.pageByteSize() != PAGE) {
-                throw new RestoreException("RAM block " + b.name() + " was saved with " + b.pageByteSize() + "-byte pages: this"
-                        + " restore reads images of 4 KiB pages (expected 4096)", null);
+    /**
+     * What a lazy or ws restore leaves in its QEMU's run directory ({@value #MARKER_FILE}), so that a later Thaw can resume a
+     * restore whose Thaw died ({@link #resume}): which image, which Thaw, how guest RAM is backed.
+     */
+    public record Marker(String imageId, String imageDirectory, long thawPid, GuestRam guestRam) {
+        public static final String MARKER_FILE = "postcopy-restore.json";
+        private static final com.fasterxml.jackson.databind.ObjectMapper JSON = new com.fasterxml.jackson.databind.ObjectMapper();
+
+        void write(Path runDir) {
+            try {
+                JSON.writeValue(runDir.resolve(MARKER_FILE).toFile(), this);
+            } catch (IOException e) {
+                log.warn("cannot write {}: {} (a restore left paused could not be resumed)", runDir.resolve(MARKER_FILE), e.toString());
             }
         }
+
+        /** The marker of a run directory, if it holds a readable one. */
+        public static java.util.Optional<Marker> read(Path runDir) {
+            Path file = runDir.resolve(MARKER_FILE);
+            if (!java.nio.file.Files.isRegularFile(file)) return java.util.Optional.empty();
+            try {
+                return java.util.Optional.of(JSON.readValue(file.toFile(), Marker.class));
+            } catch (IOException e) {
+                log.warn("ignoring {}: {}", file, e.toString());
+                return java.util.Optional.empty();
+            }
+        }
+
+        /** Whether the Thaw that ran this restore is gone (so its QEMU waits for a new source). */
+        public boolean thawGone() {
+            return ProcessHandle.of(thawPid).filter(ProcessHandle::isAlive).isEmpty();
+        }
+    }
+
+    public static Result restore(CheckpointImage image, Options options, Consumer<String> progress) {
+        requireFourKiBPages(image);
         long started = System.nanoTime();
         dev.thaw.qemu.VmConfig config = IncomingQemu.config(image, options.vmName());
-        List<RamBlock> destination = image.ramBlocks();
+        List<RamBlock> destination = destinationBlocks(image, options.guestRam(), config);
         Runnable release = null;
         List<String> launchArgs = List.of();
         if (options.guestRam() == GuestRam.HUGETLB) {
-            long ramBytes = config.memoryMiB() << 20;
-            boolean hasRam = destination.stream().anyMatch(b -> b.name().equals("pc.ram") && b.usedByteSize() == ramBytes);
-            if (!hasRam || ramBytes % HugePages.HUGE_PAGE_BYTES != 0) {
-                throw new RestoreException("hugetlb guest RAM: expected a block pc.ram of " + ramBytes + " bytes, a multiple of 2 MiB, actual "
-                        + destination.stream().map(b -> b.name() + "=" + b.usedByteSize()).toList(), null);
-            }
             // With the id pc.ram the block keeps its name, so an image of an ordinary guest restores into it.
             launchArgs = List.of("-object", "memory-backend-memfd,id=pc.ram,size=" + config.memoryMiB()
                     + "M,hugetlb=on,hugetlbsize=2M", "-machine", "memory-backend=pc.ram");
-            destination = destination.stream().map(b -> b.name().equals("pc.ram")
-                    ? new RamBlock(b.name(), b.usedByteSize(), HugePages.HUGE_PAGE_BYTES) : b).toList();
-            release = HugePages.allowHugetlbPages(ramBytes / HugePages.HUGE_PAGE_BYTES);
+            release = HugePages.allowHugetlbPages((config.memoryMiB() << 20) / HugePages.HUGE_PAGE_BYTES);
         }
         List<BlockShape> shapes = destination.stream().map(b -> new BlockShape(b.pageCount(), (int) (b.pageByteSize() / PAGE))).toList();
         PageScheduler scheduler = new PageScheduler(shapes, image::isZero, options.policy(), options.backgroundFirst());
@@ -260,12 +282,15 @@ public final class PostcopyRestore {
         // The working set is read while QEMU starts: the sender then only writes it.
         try (PageReadAhead ahead = new PageReadAhead(image, prefetch, PREFETCH_BYTES_AHEAD, "prefetch-reader-" + options.vmName())) {
             try {
-                vm = QemuVm.launch(config, launchArgs);
+                // The spare monitor lets a later Thaw resume this restore if this one dies (docs/protocol.md).
+                vm = QemuVm.launch(config, launchArgs, true);
             } catch (RuntimeException e) {
                 if (release != null) release.run();
                 throw e;
             }
             if (release != null) vm.onClose(release);
+            new Marker(image.manifest().imageId(), image.directory().toAbsolutePath().toString(), ProcessHandle.current().pid(),
+                    options.guestRam()).write(vm.runDir());
             try {
                 return new Session(image, destination, options, vm, started, progress, scheduler, discards, ahead).run();
             } catch (RuntimeException e) {
@@ -285,6 +310,70 @@ public final class PostcopyRestore {
         ConnectionLost(String message) {
             super(message);
         }
+    }
+
+    /**
+     * Resumes a lazy or ws restore of {@code image} whose Thaw died, leaving {@code vm} paused in postcopy (or whose
+     * connection broke while nobody was there to recover it): QEMU's postcopy recovery from a new connection, then the pages
+     * QEMU does not hold, until {@code completed}. The guest ran all along. On failure {@code vm} is killed, as a failed
+     * restore's QEMU is.
+     *
+     * @param vm a QEMU attached to ({@link QemuVm#attach}) whose run directory holds the {@link Marker} of a restore of this image
+     */
+    public static Result resume(CheckpointImage image, QemuVm vm, Options options, Consumer<String> progress) {
+        try {
+            requireFourKiBPages(image);
+            Marker marker = Marker.read(vm.runDir()).orElseThrow(() -> new RestoreException(vm.name() + ": expected a lazy or ws restore"
+                    + " (its " + Marker.MARKER_FILE + " in " + vm.runDir() + "), actual none: this QEMU is not a restore Thaw can resume", null));
+            if (!marker.imageId().equals(image.manifest().imageId())) {
+                throw new RestoreException(vm.name() + ": expected a restore of image " + image.manifest().imageId() + " ("
+                        + image.directory() + "), actual a restore of image " + marker.imageId() + " (" + marker.imageDirectory() + ")", null);
+            }
+            if (!marker.thawGone() && marker.thawPid() != ProcessHandle.current().pid()) {
+                throw new RestoreException(vm.name() + ": its restore is still served by Thaw pid " + marker.thawPid()
+                        + " (expected a dead one: resume only a restore whose Thaw is gone)", null);
+            }
+            if (!dev.thaw.qemu.SpareMonitor.present(vm.runDir())) {
+                // A QEMU launched without one: only its QMP socket, which answers only if its main thread is not blocked.
+                try {
+                    vm.connectQmp(Duration.ofSeconds(10));
+                } catch (QmpException e) {
+                    throw new RestoreException(vm.name() + ": expected a spare monitor in " + vm.runDir() + " or a QMP socket that answers,"
+                            + " actual neither (" + e.getMessage() + "): this paused QEMU cannot be resumed", e);
+                }
+            }
+            List<RamBlock> destination = destinationBlocks(image, marker.guestRam(), vm.config());
+            List<BlockShape> shapes = destination.stream().map(b -> new BlockShape(b.pageCount(), (int) (b.pageByteSize() / PAGE))).toList();
+            PageScheduler scheduler = new PageScheduler(shapes, image::isZero, options.policy(), options.backgroundFirst());
+            new Marker(marker.imageId(), marker.imageDirectory(), ProcessHandle.current().pid(), marker.guestRam()).write(vm.runDir());
+            return new Session(image, destination, options, vm, System.nanoTime(), progress, scheduler, null, null).resumeAttached();
+        } catch (RuntimeException e) {
+            vm.close();
+            throw e;
+        }
+    }
+
+    private static void requireFourKiBPages(CheckpointImage image) {
+        for (RamBlock b : image.ramBlocks()) {
+            if (b.pageByteSize() != PAGE) {
+                throw new RestoreException("RAM block " + b.name() + " was saved with " + b.pageByteSize() + "-byte pages: this"
+                        + " restore reads images of 4 KiB pages (expected 4096)", null);
+            }
+        }
+    }
+
+    /** The image's blocks as the destination has them: pc.ram in 2 MiB pages for a hugetlb restore. */
+    private static List<RamBlock> destinationBlocks(CheckpointImage image, GuestRam guestRam, dev.thaw.qemu.VmConfig config) {
+        List<RamBlock> destination = image.ramBlocks();
+        if (guestRam != GuestRam.HUGETLB) return destination;
+        long ramBytes = config.memoryMiB() << 20;
+        boolean hasRam = destination.stream().anyMatch(b -> b.name().equals("pc.ram") && b.usedByteSize() == ramBytes);
+        if (!hasRam || ramBytes % HugePages.HUGE_PAGE_BYTES != 0) {
+            throw new RestoreException("hugetlb guest RAM: expected a block pc.ram of " + ramBytes + " bytes, a multiple of 2 MiB, actual "
+                    + destination.stream().map(b -> b.name() + "=" + b.usedByteSize()).toList(), null);
+        }
+        return destination.stream().map(b -> b.name().equals("pc.ram") ? new RamBlock(b.name(), b.usedByteSize(), HugePages.HUGE_PAGE_BYTES)
+                : b).toList();
     }
 
     /** The working set read ahead of the sender, at most (a 256 MiB working set is read whole while QEMU starts). */
@@ -398,7 +487,11 @@ public final class PostcopyRestore {
                 scheduler.guestStarted(System.nanoTime());
                 sid = image.manifest().ramSectionId();
                 if (!recover("resuming a postcopy restore left paused")) {
-                    throw failure("the migration had completed already: nothing to resume", null);
+                    // The dead Thaw had sent everything: the guest is whole and runs; this Thaw only takes it over.
+                    progress.accept("QEMU had completed its migration already: nothing to send");
+                    long total = blocks.stream().mapToLong(RamBlock::pageCount).sum();
+                    return new Result(vm, 0, 0, 0, 0, 0, 0, 0, 0, 0, total, 0, List.of(), new long[0], events, java.util.Optional.empty(),
+                            new long[0], -1, List.of());
                 }
                 return finish(0, 0);
             } catch (InterruptedException e) {
@@ -416,6 +509,11 @@ public final class PostcopyRestore {
             if (status != 0) throw failure("the destination finished with SHUT status " + status + " (it saw an error)", null);
             long completed = System.nanoTime() - started;
             events.add(RestoreEventLog.Type.SHUT, 0, status, completed);
+            try {
+                vm.connectQmp(transport.completionTimeout()); // an attached QEMU answers in band again now that it has every page
+            } catch (QmpException e) {
+                throw failure("QEMU's QMP socket did not answer after the restore: " + e.getMessage(), e);
+            }
             QmpClient.MigrationInfo done = IncomingQemu.awaitCompleted(vm, transport.completionTimeout());
             events.add(RestoreEventLog.Type.COMPLETED, 0, 0, now());
             // QEMU's own measure of the guest's stall (capability postcopy-blocktime): per vCPU, fault to page placed.
@@ -474,7 +572,7 @@ public final class PostcopyRestore {
             if (link != null) link.close();
             recoveries++;
             log.warn("{}: {}; recovering (attempt {})", vm.name(), why, recoveries);
-            progress.accept("connection to QEMU lost (" + why + "); recovering");
+            progress.accept(why + "; recovering (QEMU's postcopy recovery)");
             Path socket = vm.runDir().resolve("recover-" + ProcessHandle.current().pid() + "-" + recoveries + ".sock");
             com.fasterxml.jackson.databind.node.ObjectNode args = com.fasterxml.jackson.databind.node.JsonNodeFactory.instance.objectNode()
                     .put("uri", "unix:" + socket);
@@ -482,7 +580,9 @@ public final class PostcopyRestore {
                 if (!vm.isAlive()) throw failure(why + "; QEMU exited instead of pausing (the break came before it ran the guest?)", null);
                 try {
                     // Out of band: a paused QEMU's main thread may be blocked on a missing page and answer nothing in band.
-                    vm.qmp().executeOob("migrate-recover", args, Duration.ofSeconds(5));
+                    // An attached QEMU (its Thaw died) has no negotiated QMP connection: its spare monitor has one.
+                    if (vm.qmp() != null) vm.qmp().executeOob("migrate-recover", args, Duration.ofSeconds(5));
+                    else dev.thaw.qemu.SpareMonitor.executeOob(vm.runDir(), vm.name(), "migrate-recover", args, Duration.ofSeconds(5));
                     break;
                 } catch (QmpException.CommandFailed e) {
                     // Not paused yet (QEMU sees the break at its next read), or not any more.
@@ -560,6 +660,7 @@ public final class PostcopyRestore {
         /** QEMU's incoming migration status, or "unknown" if it does not answer in band within a second (a paused QEMU may not). */
         private String migrationStatus() {
             try {
+                if (vm.qmp() == null) vm.connectQmp(Duration.ofSeconds(3));
                 return vm.qmp().execute("query-migrate", com.fasterxml.jackson.databind.node.JsonNodeFactory.instance.objectNode(),
                         Duration.ofSeconds(1)).path("status").asText("unknown");
             } catch (QmpException e) {
