@@ -11,6 +11,14 @@ final class Foreground {
     private Foreground() {}
 
     static void follow(QemuVm vm, PrintStream status) throws InterruptedException {
+        if (!vm.launchedHere()) {
+            // Its console went to the Thaw that launched it: wait for the guest to stop, or for Ctrl-C.
+            status.println("attached to QEMU pid " + vm.pid() + " (its console is not available here)");
+            boolean exited = false;
+            while (!exited) exited = vm.awaitExit(Duration.ofMinutes(1)); // Ctrl-C ends Thaw meanwhile (and, by its hook, this QEMU)
+            status.println("QEMU exited: " + vm.describeState());
+            return;
+        }
         Journal<ConsoleLine>.Cursor console = vm.console().cursorFromStart();
         while (vm.isAlive()) {
             console.next(Duration.ofSeconds(1)).ifPresent(l -> status.println("guest: " + l.text()));

@@ -7,6 +7,7 @@ import dev.thaw.restore.RestoreTimeline;
 import dev.thaw.qemu.ConsoleLine;
 import dev.thaw.qemu.Journal;
 import dev.thaw.qemu.QemuVm;
+import dev.thaw.restore.PausedRestores;
 import dev.thaw.restore.PostcopyRestore;
 import dev.thaw.restore.Restorer;
 import dev.thaw.restore.WorkingSetChoice;
@@ -30,7 +31,12 @@ import picocli.CommandLine.Parameters;
                 "working set is read into the page cache in queue order once QEMU is up). The working set is the",
                 "image's own (thaw save --estimator) or the one learned from its latest lazy or ws restore (IMAGE.restores/);",
                 "see thaw ws IMAGE. Default (auto): mapped when the image has its RAM file; else ws when it has a working",
-                "set or a previous restore left a trace; else lazy. The image is only read."})
+                "set or a previous restore left a trace; else lazy. The image is only read.",
+                "A lazy or ws restore whose Thaw was killed leaves its QEMU paused (the guest waits for pages); so does a broken",
+                "connection that could not be recovered. thaw restore --resume NAME IMAGE (or the QMP socket instead of NAME)",
+                "reconnects to it with QEMU's postcopy recovery, sends the pages it lacks and stays attached as above; a plain",
+                "thaw restore IMAGE does the same by itself when exactly one such QEMU of that image is alive (--no-resume: start",
+                "a new restore instead). A connection that breaks while Thaw runs is recovered without any option."})
 final class RestoreCommand implements Callable<Integer> {
     @Parameters(index = "0", description = "The image directory.")
     Path image;
@@ -65,6 +71,14 @@ final class RestoreCommand implements Callable<Integer> {
     @Option(names = "--name", defaultValue = "thaw-restored", description = "VM name (default ${DEFAULT-VALUE}).")
     String name;
 
+    @Option(names = "--resume", paramLabel = "NAME|QMP-SOCKET",
+            description = "Resume the lazy or ws restore of IMAGE that a killed Thaw left paused in this QEMU (its --name, or its QMP"
+                    + " socket): QEMU's postcopy recovery, then the pages it lacks.")
+    String resume;
+
+    @Option(names = "--no-resume", description = "Start a new restore even if a restore of IMAGE is paused (its Thaw gone).")
+    boolean noResume;
+
     @Option(names = "--exit", description = "Stop the restored guest and exit once the restore completed (for measurements).")
     boolean exit;
 
@@ -80,6 +94,7 @@ final class RestoreCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         tuning.validate();
+        if (resume != null && noResume) throw new IllegalArgumentException("--resume and --no-resume exclude each other");
         if (collapseHugePages && hugetlb) {
             throw new IllegalArgumentException("--collapse-huge-pages and --hugetlb exclude each other: hugetlb guest RAM is in"
                     + " 2 MiB pages from the start, and MADV_COLLAPSE does not apply to it");
@@ -92,24 +107,18 @@ final class RestoreCommand implements Callable<Integer> {
         HostDoctor.ensureCanRestore(System.err);
         PrintStream status = json ? System.err : System.out;
         Progress progress = new Progress(status);
+        PausedRestores.removeDead(QemuVm.RUN_DIR_PARENT);
         try (CheckpointImage img = CheckpointImage.open(image)) {
-            Restorer.Mode chosen;
-            if (mode.equalsIgnoreCase("auto")) {
-                Restorer.AutoMode auto = Restorer.defaultMode(img);
-                chosen = auto.mode();
-                status.println("mode " + chosen.label() + ": " + auto.reason());
-            } else {
-                chosen = Restorer.Mode.parse(mode);
-            }
-            if (chosen == Restorer.Mode.MAPPED && guestRam != PostcopyRestore.GuestRam.DEFAULT) {
-                throw new IllegalArgumentException("--collapse-huge-pages and --hugetlb: expected a lazy or ws restore, actual mode mapped"
-                        + " (its RAM is the mapped file)");
-            }
-            Restorer.Outcome o = Restorer.restore(img, chosen, name, choice,
-                    opt -> tuning.applyTo(opt).withGuestRam(guestRam), progress::update);
+            java.util.Optional<PausedRestores.Paused> paused = resume != null
+                    ? java.util.Optional.of(PausedRestores.find(QemuVm.RUN_DIR_PARENT, resume))
+                    : noResume ? java.util.Optional.empty() : PausedRestores.ofImage(QemuVm.RUN_DIR_PARENT, img);
+            Restorer.Outcome o = paused.isPresent() ? resumePaused(img, paused.get(), status, progress)
+                    : restoreNew(img, guestRam, choice, status, progress);
+            Restorer.Mode chosen = o.mode();
             try (QemuVm vm = o.vm()) {
                 RestoreReport report = report(img, o, vm);
-                progress.done(String.format("%s restore: guest running after %.2f s, restore completed after %.2f s%s", chosen.label(),
+                progress.done(String.format("%s restore%s: guest running after %.2f s, restore completed after %.2f s%s", chosen.label(),
+                        paused.isPresent() ? " (resumed; times from the resume)" : "",
                         report.runningSeconds(), report.completedSeconds(), report.demandFaults() == null ? ""
                                 : String.format(" (%d pages prefetched, %d demand faults, %d background pages; vCPU stalled %d ms)",
                                 report.prefetchedPages(), report.demandFaults(), report.backgroundPages(), report.vcpuBlockedMillis())));
@@ -126,6 +135,29 @@ final class RestoreCommand implements Callable<Integer> {
                 return 0;
             }
         }
+    }
+
+    private Restorer.Outcome resumePaused(CheckpointImage img, PausedRestores.Paused p, PrintStream status, Progress progress) {
+        status.printf("resuming the restore of this image paused in QEMU %s (pid %d; its Thaw, pid %d, is gone)%n", p.vmName(),
+                p.qemuPid(), p.marker().thawPid());
+        return Restorer.resume(img, p, opt -> tuning.applyTo(opt), progress::update);
+    }
+
+    private Restorer.Outcome restoreNew(CheckpointImage img, PostcopyRestore.GuestRam guestRam, WorkingSetChoice choice,
+                                        PrintStream status, Progress progress) {
+        Restorer.Mode chosen;
+        if (mode.equalsIgnoreCase("auto")) {
+            Restorer.AutoMode auto = Restorer.defaultMode(img);
+            chosen = auto.mode();
+            status.println("mode " + chosen.label() + ": " + auto.reason());
+        } else {
+            chosen = Restorer.Mode.parse(mode);
+        }
+        if (chosen == Restorer.Mode.MAPPED && guestRam != PostcopyRestore.GuestRam.DEFAULT) {
+            throw new IllegalArgumentException("--collapse-huge-pages and --hugetlb: expected a lazy or ws restore, actual mode mapped"
+                    + " (its RAM is the mapped file)");
+        }
+        return Restorer.restore(img, chosen, name, choice, opt -> tuning.applyTo(opt).withGuestRam(guestRam), progress::update);
     }
 
     private static RestoreReport report(CheckpointImage img, Restorer.Outcome o, QemuVm vm) {

@@ -15,6 +15,15 @@ public sealed interface ReturnPathMessage {
      */
     record PageRequest(String blockName, long offset, int length, long receivedNanos) implements ReturnPathMessage {}
 
-    /** A type this Thaw does not use (RECV_BITMAP, RESUME_ACK, SWITCHOVER_ACK, ...): logged and ignored. */
+    /**
+     * Postcopy recovery: the pages of {@code blockName} that the destination has placed (bit {@code i}: target page {@code i}),
+     * the answer to RECV_BITMAP. The receiver owns {@code received}.
+     */
+    record ReceivedBitmap(String blockName, int pageCount, java.util.BitSet received) implements ReturnPathMessage {}
+
+    /** Postcopy recovery: the destination took POSTCOPY_RESUME and is active again. */
+    record ResumeAck(int value) implements ReturnPathMessage {}
+
+    /** A type this Thaw does not use (SWITCHOVER_ACK, ...): logged and ignored. */
     record Other(int type, int length) implements ReturnPathMessage {}
 }

@@ -4,6 +4,10 @@ import java.io.EOFException;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
+import java.util.BitSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
 
 /**
  * Parses the return path ({@code be16 type, be16 length, payload}) that the destination QEMU
@@ -14,11 +18,19 @@ public final class ReturnPathReader {
     static final int MAX_LENGTH = 512;
     private final InputStream in;
     private final byte[] buffer = new byte[MAX_LENGTH];
+    private final Map<String, RamBlock> blocks = new LinkedHashMap<>();
     private String lastBlock;
     private long offset;
 
+    /** A reader that knows no RAM block: a received bitmap (postcopy recovery only) is then a protocol error. */
     public ReturnPathReader(InputStream in) {
+        this(in, List.of());
+    }
+
+    /** @param blocks the destination's RAM blocks: a received bitmap must name one and have its size */
+    public ReturnPathReader(InputStream in, List<RamBlock> blocks) {
         this.in = in;
+        for (RamBlock b : blocks) this.blocks.put(b.name(), b);
     }
 
     /** The next message; throws {@link EOFException} at a clean end of the connection. */
@@ -52,8 +64,56 @@ public final class ReturnPathReader {
                 lastBlock = new String(buffer, 13, length - 13, StandardCharsets.ISO_8859_1);
                 yield new ReturnPathMessage.PageRequest(lastBlock, be64(0), be32(8), System.nanoTime());
             }
+            case Wire.RP_RECV_BITMAP -> receivedBitmap(at, length);
+            case Wire.RP_RESUME_ACK -> {
+                fixed(at, "RESUME_ACK", length, 4);
+                if (be32(0) != Wire.RESUME_ACK_VALUE) {
+                    throw new StreamFormatException(at, "return path RESUME_ACK: expected value " + Wire.RESUME_ACK_VALUE + ", actual " + be32(0));
+                }
+                yield new ReturnPathMessage.ResumeAck(be32(0));
+            }
             default -> new ReturnPathMessage.Other(type, length);
         };
+    }
+
+    /**
+     * RECV_BITMAP: a counted block name as the message, then outside it be64 size, the bitmap (little-endian 64-bit words,
+     * size rounded up to 8 bytes) and be64 {@link Wire#RECV_BITMAP_ENDING} (QEMU's ramblock_recv_bitmap_send).
+     */
+    private ReturnPathMessage.ReceivedBitmap receivedBitmap(long at, int length) throws IOException {
+        if (length < 2 || (buffer[0] & 0xFF) != length - 1) {
+            throw new StreamFormatException(at, "return path RECV_BITMAP of " + length + " bytes: expected 1 + the block name's length");
+        }
+        String name = new String(buffer, 1, length - 1, StandardCharsets.ISO_8859_1);
+        RamBlock block = blocks.get(name);
+        if (block == null) {
+            throw new StreamFormatException(at, "return path RECV_BITMAP for unknown RAM block '" + name + "': expected one of "
+                    + blocks.keySet());
+        }
+        int pages = block.pageCount();
+        long expectedBytes = ((pages + 63L) / 64) * 8;
+        readFully(8);
+        long size = be64(0);
+        offset += 8;
+        if (size != expectedBytes) {
+            throw new StreamFormatException(at, "return path RECV_BITMAP of " + name + " (" + pages + " pages): expected a bitmap of "
+                    + expectedBytes + " bytes, actual " + Long.toUnsignedString(size));
+        }
+        byte[] bitmap = new byte[(int) expectedBytes];
+        readFully(bitmap, bitmap.length);
+        offset += bitmap.length;
+        readFully(8);
+        long ending = be64(0);
+        offset += 8;
+        if (ending != Wire.RECV_BITMAP_ENDING) {
+            throw new StreamFormatException(at, String.format("return path RECV_BITMAP of %s: expected the ending 0x%016x, actual 0x%016x",
+                    name, Wire.RECV_BITMAP_ENDING, ending));
+        }
+        // Little-endian words are bit i at byte i/8, bit i%8: BitSet's own byte order. Bits past the block's end carry
+        // nothing (QEMU never sets them): dropped rather than trusted.
+        BitSet received = BitSet.valueOf(bitmap);
+        if (received.length() > pages) received.clear(pages, received.length());
+        return new ReturnPathMessage.ReceivedBitmap(name, pages, received);
     }
 
     private boolean fixed(long at, String name, int length, int expected) {
@@ -64,9 +124,13 @@ public final class ReturnPathReader {
     }
 
     private void readFully(int n) throws IOException {
+        readFully(buffer, n);
+    }
+
+    private void readFully(byte[] into, int n) throws IOException {
         int done = 0;
         while (done < n) {
-            int r = in.read(buffer, done, n - done);
+            int r = in.read(into, done, n - done);
             if (r < 0) throw new EOFException("the return path ended inside a message");
             done += r;
         }

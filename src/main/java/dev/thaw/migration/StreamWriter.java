@@ -198,6 +198,23 @@ public final class StreamWriter {
         raw(pkg);
     }
 
+    /**
+     * RECV_BITMAP: postcopy recovery asks the destination which pages of the block it has placed; it answers on the return
+     * path ({@link ReturnPathMessage.ReceivedBitmap}). Only on a connection made after {@code migrate-recover}.
+     */
+    public void recvBitmap(int block) throws IOException {
+        byte[] name = blocks.get(block).name().getBytes(StandardCharsets.ISO_8859_1);
+        byte[] payload = new byte[1 + name.length];
+        payload[0] = (byte) name.length;
+        System.arraycopy(name, 0, payload, 1, name.length);
+        command(Wire.CMD_RECV_BITMAP, payload);
+    }
+
+    /** POSTCOPY_RESUME: the recovered source is ready; the destination answers RESUME_ACK and asks for its missing pages again. */
+    public void postcopyResume() throws IOException {
+        command(Wire.CMD_POSTCOPY_RESUME, new byte[0]);
+    }
+
     /** Forgets the last block named, so the next page record names its block (a new channel or package). */
     public void forgetLastBlock() {
         lastBlock = -1;

@@ -29,6 +29,8 @@ public final class Wire {
     public static final int CMD_POSTCOPY_RUN = 5;
     public static final int CMD_POSTCOPY_RAM_DISCARD = 6;
     public static final int CMD_PACKAGED = 7;
+    public static final int CMD_POSTCOPY_RESUME = 9;
+    public static final int CMD_RECV_BITMAP = 10;
     public static final int CMD_SWITCHOVER_START = 11; // QEMU 10.0+
 
     // RAM record flags (low 12 bits of the be64 record header).
@@ -54,6 +56,11 @@ public final class Wire {
     public static final int RP_REQ_PAGES = 4;
     public static final int RP_RECV_BITMAP = 5;
     public static final int RP_RESUME_ACK = 6;
+
+    /** The be64 after each received bitmap on the return path (QEMU's RAMBLOCK_RECV_BITMAP_ENDING). */
+    public static final long RECV_BITMAP_ENDING = 0x0123456789ABCDEFL;
+    /** The only value of RESUME_ACK (QEMU's MIGRATION_RESUME_ACK_VALUE). */
+    public static final int RESUME_ACK_VALUE = 1;
 
     /** A name for a RAM flag in error messages. */
     static String ramFlagName(long flag) {

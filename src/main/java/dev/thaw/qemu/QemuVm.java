@@ -38,6 +38,11 @@ public final class QemuVm implements AutoCloseable {
     /** The launch configuration, written beside the QMP socket. */
     public static final String CONFIG_FILE = "vm.json";
     public static final String EXTRA_QMP_SOCKET = "qmp-extra.sock";
+    /** QEMU's pid, beside the QMP socket. */
+    public static final String PID_FILE = "qemu.pid";
+    /** The run directories of Thaw's QEMUs: {@code /tmp/thaw-vm-*}. */
+    public static final Path RUN_DIR_PARENT = Path.of("/tmp");
+    public static final String RUN_DIR_PREFIX = "thaw-vm-";
     private static final com.fasterxml.jackson.databind.ObjectMapper CONFIG_JSON =
             new com.fasterxml.jackson.databind.ObjectMapper().findAndRegisterModules();
 
@@ -50,7 +55,9 @@ public final class QemuVm implements AutoCloseable {
     }
 
     private final VmConfig config;
+    /** QEMU as Thaw's child (exit status, stdout, stderr), or null when attached to a QEMU another Thaw launched. */
     private final Process process;
+    private final ProcessHandle handle;
     private final Path runDir;
     // Lines are cut at 64 KiB, so the count alone would allow 13 GB; 64 MiB keeps ~500,000 wsbench ticks.
     private final Journal<ConsoleLine> console = new Journal<>(200_000, 64L << 20, line -> 48 + 2L * line.text().length());
@@ -59,9 +66,10 @@ public final class QemuVm implements AutoCloseable {
     private volatile QmpClient qmp;
     private final List<Runnable> onClose = new java.util.concurrent.CopyOnWriteArrayList<>();
 
-    private QemuVm(VmConfig config, Process process, Path runDir, long launchedNanos) {
+    private QemuVm(VmConfig config, Process process, ProcessHandle handle, Path runDir, long launchedNanos) {
         this.config = config;
         this.process = process;
+        this.handle = handle;
         this.runDir = runDir;
         this.launchedNanos = launchedNanos;
     }
@@ -76,16 +84,32 @@ public final class QemuVm implements AutoCloseable {
      *                   not part of the configuration, so never written to {@code vm.json} nor into an image
      */
     public static QemuVm launch(VmConfig config, List<String> launchArgs) {
+        return launch(config, launchArgs, false);
+    }
+
+    /**
+     * @param spareMonitor also a {@link SpareMonitor}, negotiated here: a QMP session another Thaw can use after this one died
+     *                     (the QEMU of a lazy or ws restore, which may be left paused in postcopy)
+     */
+    public static QemuVm launch(VmConfig config, List<String> launchArgs, boolean spareMonitor) {
         Path runDir;
         try {
             // Short path: unix socket paths are limited to 107 bytes.
-            runDir = Files.createTempDirectory(Path.of("/tmp"), "thaw-vm-");
+            runDir = Files.createTempDirectory(RUN_DIR_PARENT, RUN_DIR_PREFIX);
         } catch (IOException e) {
             throw new QemuLaunchException("cannot create a run directory for " + config.name() + ": " + e.getMessage(), e);
         }
         List<String> command = new java.util.ArrayList<>(config.qemuArguments(QEMU_BINARY, runDir.resolve("qmp.sock"),
                 runDir.resolve(EXTRA_QMP_SOCKET), runDir.resolve("control.sock")));
         command.addAll(launchArgs);
+        if (spareMonitor) {
+            try {
+                command.addAll(SpareMonitor.prepare(runDir));
+            } catch (IOException e) {
+                FileTrees.deleteQuietly(runDir);
+                throw new QemuLaunchException("cannot prepare the spare monitor of " + config.name() + ": " + e.getMessage(), e);
+            }
+        }
         log.debug("launching {}: {}", config.name(), String.join(" ", command));
         long launched = System.nanoTime();
         Process process;
@@ -95,10 +119,12 @@ public final class QemuVm implements AutoCloseable {
             FileTrees.deleteQuietly(runDir);
             throw new QemuLaunchException("cannot start " + QEMU_BINARY + " for " + config.name() + ": " + e.getMessage(), e);
         }
-        QemuVm vm = new QemuVm(config, process, runDir, launched);
+        QemuVm vm = new QemuVm(config, process, process.toHandle(), runDir, launched);
         try {
-            // The configuration beside the QMP socket lets 'thaw save --qmp SOCKET' record how to start this guest again.
+            // The configuration beside the QMP socket lets 'thaw save --qmp SOCKET' record how to start this guest again, and
+            // the pid lets another Thaw attach to this QEMU (a restore resumed after the Thaw that launched it died).
             CONFIG_JSON.writeValue(runDir.resolve(CONFIG_FILE).toFile(), config);
+            Files.writeString(runDir.resolve(PID_FILE), Long.toString(process.pid()));
         } catch (IOException e) {
             log.warn("cannot write {}: {}", runDir.resolve(CONFIG_FILE), e.toString());
         }
@@ -106,6 +132,7 @@ public final class QemuVm implements AutoCloseable {
         vm.startReaders();
         try {
             vm.qmp = QmpClient.connect(runDir.resolve("qmp.sock"), config.name(), QMP_CONNECT_TIMEOUT, process::isAlive);
+            if (spareMonitor) SpareMonitor.negotiate(runDir, config.name(), QMP_CONNECT_TIMEOUT);
         } catch (QmpException e) {
             vm.awaitExit(Duration.ofMillis(500));
             String detail = vm.describeState();
@@ -185,7 +212,12 @@ public final class QemuVm implements AutoCloseable {
     }
 
     public long pid() {
-        return process.pid();
+        return handle.pid();
+    }
+
+    /** Whether this QEMU is Thaw's child (launched by this process) rather than attached to. */
+    public boolean launchedHere() {
+        return process != null;
     }
 
     /** {@link System#nanoTime()} just before QEMU was started. */
@@ -194,7 +226,7 @@ public final class QemuVm implements AutoCloseable {
     }
 
     public boolean isAlive() {
-        return process.isAlive();
+        return handle.isAlive();
     }
 
     /**
@@ -206,21 +238,25 @@ public final class QemuVm implements AutoCloseable {
         try {
             return qmp.execute("query-status", null, timeout).path("status").asText();
         } catch (QmpException.Timeout e) {
-            return "not answering QMP within " + timeout.toSeconds() + " s; QEMU pid " + process.pid()
-                    + (process.isAlive() ? " is alive (stopped or slow)" : " exited");
+            return "not answering QMP within " + timeout.toSeconds() + " s; QEMU pid " + pid()
+                    + (isAlive() ? " is alive (stopped or slow)" : " exited");
         } catch (QmpException e) {
             return "no status: " + e.getMessage() + "; " + describeState();
         }
     }
 
     public Optional<Integer> exitCode() {
-        return process.isAlive() ? Optional.empty() : Optional.of(process.exitValue());
+        return process == null || process.isAlive() ? Optional.empty() : Optional.of(process.exitValue());
     }
 
     /** Waits for QEMU to exit by itself; true if it did. */
     public boolean awaitExit(Duration timeout) {
         try {
-            return process.waitFor(timeout.toNanos(), TimeUnit.NANOSECONDS);
+            if (process != null) return process.waitFor(timeout.toNanos(), TimeUnit.NANOSECONDS);
+            handle.onExit().get(timeout.toNanos(), TimeUnit.NANOSECONDS);
+            return true;
+        } catch (java.util.concurrent.TimeoutException | java.util.concurrent.ExecutionException e) {
+            return false;
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             return false;
@@ -237,9 +273,9 @@ public final class QemuVm implements AutoCloseable {
     public String describeState() {
         // A QEMU that closed QMP is usually on its way out (an abort, a crash, exit(1) after a failed postcopy load): give it a
         // moment, so the message carries its exit status and last words rather than "running".
-        if (process.isAlive() && qmp != null && !qmp.isOpen()) awaitExit(Duration.ofSeconds(2));
-        String state = process.isAlive() ? "QEMU pid " + process.pid() + " is running"
-                : "QEMU pid " + process.pid() + " exited with status " + process.exitValue();
+        if (isAlive() && qmp != null && !qmp.isOpen()) awaitExit(Duration.ofSeconds(2));
+        String state = isAlive() ? "QEMU pid " + pid() + " is running"
+                : "QEMU pid " + pid() + " exited with status " + exitCode().map(String::valueOf).orElse("unknown (not Thaw's child)");
         List<String> tail = stderrTail();
         if (!tail.isEmpty()) {
             state += "; its stderr ends with: " + String.join(" | ", tail.subList(Math.max(0, tail.size() - 5), tail.size()));
@@ -255,10 +291,10 @@ public final class QemuVm implements AutoCloseable {
 
     /** Ends QEMU: SIGTERM, then SIGKILL after {@link #KILL_GRACE}. Safe to call more than once. */
     public void kill() {
-        if (process.isAlive()) {
-            process.destroy();
+        if (isAlive()) {
+            handle.destroy();
             if (!awaitExit(KILL_GRACE)) {
-                process.destroyForcibly();
+                handle.destroyForcibly();
                 awaitExit(Duration.ofSeconds(5));
             }
         }
@@ -286,6 +322,49 @@ public final class QemuVm implements AutoCloseable {
             }
             onClose.clear();
         }
+    }
+
+    /**
+     * Attaches to a QEMU that another Thaw process launched (and may have died without ending): its run directory's
+     * configuration and pid. No QMP connection yet ({@link #qmp} is null until {@link #connectQmp}): a QEMU paused in postcopy
+     * may not answer in band (see {@link SpareMonitor}) until it has its pages again. The handle then owns that QEMU like a launched one ({@link #close}
+     * kills it and removes the run directory), except that its console and stderr went to the dead Thaw and are not read.
+     *
+     * @throws QemuLaunchException naming what is missing: the run directory's files, a live QEMU of that pid, its QMP socket
+     */
+    public static QemuVm attach(Path runDir) {
+        VmConfig config;
+        long pid;
+        try {
+            config = CONFIG_JSON.readValue(runDir.resolve(CONFIG_FILE).toFile(), VmConfig.class);
+            pid = Long.parseLong(Files.readString(runDir.resolve(PID_FILE)).trim());
+        } catch (IOException | RuntimeException e) {
+            throw new QemuLaunchException("cannot attach to the QEMU of " + runDir + ": expected its " + CONFIG_FILE + " and " + PID_FILE
+                    + ", actual " + e.getMessage(), e);
+        }
+        ProcessHandle handle = ProcessHandle.of(pid).filter(ProcessHandle::isAlive).orElseThrow(() -> new QemuLaunchException(
+                "cannot attach to the QEMU of " + runDir + ": expected a live process " + pid + ", actual none", null));
+        // The pid may have been reused since: the process must be that QEMU (its -name is the configuration's).
+        String commandLine; // from /proc: the JDK's ProcessHandle.Info has no command line for a process that is not its child
+        try {
+            commandLine = new String(Files.readAllBytes(Path.of("/proc", Long.toString(pid), "cmdline")), StandardCharsets.UTF_8)
+                    .replace('\0', ' ');
+        } catch (IOException e) {
+            commandLine = "";
+        }
+        if (!commandLine.contains(QEMU_BINARY) || !commandLine.contains("guest=" + config.name() + ",")) {
+            throw new QemuLaunchException("cannot attach to the QEMU of " + runDir + ": expected pid " + pid + " to be " + QEMU_BINARY
+                    + " named " + config.name() + ", actual '" + commandLine + "'", null);
+        }
+        QemuVm vm = new QemuVm(config, null, handle, runDir, System.nanoTime());
+        LIVE.add(vm);
+        vm.console.close("attached: the console went to the Thaw that launched this QEMU");
+        return vm;
+    }
+
+    /** Connects to the QMP socket of an attached QEMU ({@link #attach}); waits up to {@code timeout} for QEMU to answer. */
+    public void connectQmp(Duration timeout) {
+        if (qmp == null) qmp = QmpClient.connect(runDir.resolve("qmp.sock"), config.name(), timeout, handle::isAlive);
     }
 
     /** Handles not yet closed, for tests that check that nothing is left behind. */

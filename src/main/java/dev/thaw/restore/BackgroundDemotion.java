@@ -45,7 +45,8 @@ final class BackgroundDemotion {
         this.events = events;
         this.startedNanos = startedNanos;
         this.sender = sender;
-        this.resumed = vm.qmp().events().cursorFromStart();
+        // An attached QEMU (a resumed restore) has no QMP connection while it waits for pages, and its guest runs already.
+        this.resumed = vm.qmp() == null ? null : vm.qmp().events().cursorFromStart();
     }
 
     /**
@@ -66,6 +67,11 @@ final class BackgroundDemotion {
     void poll() {
         if (done || System.nanoTime() < nextLookNanos) return;
         nextLookNanos = System.nanoTime() + 10_000_000L;
+        if (!running && resumed == null) {
+            running = true;
+            if (sender) ThreadPriority.setCurrentThread(ThreadPriority.Policy.IDLE);
+            giveUpNanos = System.nanoTime() + 5_000_000_000L;
+        }
         if (!running) {
             try {
                 for (var e = resumed.next(Duration.ZERO); e.isPresent(); e = resumed.next(Duration.ZERO)) {

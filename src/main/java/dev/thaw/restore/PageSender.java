@@ -53,7 +53,7 @@ final class PageSender {
 
     private final Context context;
     private final CheckpointImage image;
-    private final StreamWriter writer;
+    private StreamWriter writer;
     private final int sid;
     private final Map<String, Integer> blockIndex;
     private final byte[] page = new byte[PAGE];
@@ -76,6 +76,11 @@ final class PageSender {
         this.writer = writer;
         this.sid = ramSectionId;
         this.blockIndex = blockIndex;
+    }
+
+    /** After a recovery: the new connection's main stream (the caller's thread, between two {@link #serve} calls). */
+    void useWriter(StreamWriter newWriter) {
+        this.writer = newWriter;
     }
 
     /** Demand first, background otherwise, until every non-zero page is sent; at the background's priority. */

@@ -23,7 +23,6 @@ import java.io.BufferedOutputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.EOFException;
 import java.io.IOException;
-import java.io.OutputStream;
 import java.net.StandardSocketOptions;
 import java.nio.channels.SocketChannel;
 import java.nio.file.Path;
@@ -61,9 +60,11 @@ import org.slf4j.LoggerFactory;
  * EOF every page never sent reads as zero. A request for a zero page is answered with a ZERO record.
  * Every non-zero page of the image is sent before EOF, and the result accounts for every page.
  *
- * <p>Failure: a dead QEMU, a broken connection or a protocol error ends the restore with an error
- * and kills the QEMU. A Thaw that is killed instead leaves QEMU paused in postcopy (its vCPUs wait
- * for pages forever); see docs/protocol.md.
+ * <p>Failure: a dead QEMU or a protocol error ends the restore with an error and kills the QEMU. A
+ * connection that breaks after the guest started is recovered (QEMU's postcopy recovery: QEMU pauses,
+ * Thaw reconnects, learns which pages QEMU holds and sends the rest; docs/protocol.md, "Postcopy
+ * recovery"). A Thaw that is killed leaves QEMU paused in postcopy (its vCPUs wait for pages); another
+ * Thaw resumes it the same way ({@link #resume}, through QEMU's spare monitor: {@link dev.thaw.qemu.SpareMonitor}).
  */
 public final class PostcopyRestore {
     private static final Logger log = LoggerFactory.getLogger(PostcopyRestore.class);
@@ -206,6 +207,13 @@ public final class PostcopyRestore {
                          long pageCount, long streamBytes, List<Fault> faults, long[] faultServiceNanos, RestoreEventLog events,
                          java.util.Optional<HugePages.CollapseReport> collapse, long[] faultQueueNanos, long vcpuBlockedMillis,
                          List<PageRef> prefetched) {
+        /** Broken connections recovered during the restore (QEMU's postcopy recovery). */
+        public long recoveries() {
+            long count = 0;
+            for (int i = 0; i < events.size(); i++) if (events.get(i).type() == RestoreEventLog.Type.RECOVERED) count++;
+            return count;
+        }
+
         /** The pages demand faults asked for (requests for pages already sent left out), in arrival order. */
         public List<PageRef> faultedPages() {
             return faults.stream().filter(f -> !f.alreadySent()).map(f -> new PageRef(f.block(), f.page())).distinct().toList();
@@ -214,31 +222,52 @@ public final class PostcopyRestore {
 
     private PostcopyRestore() {}
 
-    public static Result restore(CheckpointImage image, Options options, Consumer<String> progress) {
-        for (RamBlock b : image.ramBlocks()) {
-            if (b.pageByteSize() != PAGE) {
-                throw new RestoreException("RAM block " + b.name() + " was saved with " + b.pageByteSize() + "-byte pages: this"
-                        + " restore reads images of 4 KiB pages (expected 4096)", null);
+    /**
+     * What a lazy or ws restore leaves in its QEMU's run directory ({@value #MARKER_FILE}), so that a later Thaw can resume a
+     * restore whose Thaw died ({@link #resume}): which image, which Thaw, how guest RAM is backed.
+     */
+    public record Marker(String imageId, String imageDirectory, long thawPid, GuestRam guestRam) {
+        public static final String MARKER_FILE = "postcopy-restore.json";
+        private static final com.fasterxml.jackson.databind.ObjectMapper JSON = new com.fasterxml.jackson.databind.ObjectMapper();
+
+        void write(Path runDir) {
+            try {
+                JSON.writeValue(runDir.resolve(MARKER_FILE).toFile(), this);
+            } catch (IOException e) {
+                log.warn("cannot write {}: {} (a restore left paused could not be resumed)", runDir.resolve(MARKER_FILE), e.toString());
             }
         }
+
+        /** The marker of a run directory, if it holds a readable one. */
+        public static java.util.Optional<Marker> read(Path runDir) {
+            Path file = runDir.resolve(MARKER_FILE);
+            if (!java.nio.file.Files.isRegularFile(file)) return java.util.Optional.empty();
+            try {
+                return java.util.Optional.of(JSON.readValue(file.toFile(), Marker.class));
+            } catch (IOException e) {
+                log.warn("ignoring {}: {}", file, e.toString());
+                return java.util.Optional.empty();
+            }
+        }
+
+        /** Whether the Thaw that ran this restore is gone (so its QEMU waits for a new source). */
+        public boolean thawGone() {
+            return ProcessHandle.of(thawPid).filter(ProcessHandle::isAlive).isEmpty();
+        }
+    }
+
+    public static Result restore(CheckpointImage image, Options options, Consumer<String> progress) {
+        requireFourKiBPages(image);
         long started = System.nanoTime();
         dev.thaw.qemu.VmConfig config = IncomingQemu.config(image, options.vmName());
-        List<RamBlock> destination = image.ramBlocks();
+        List<RamBlock> destination = destinationBlocks(image, options.guestRam(), config);
         Runnable release = null;
         List<String> launchArgs = List.of();
         if (options.guestRam() == GuestRam.HUGETLB) {
-            long ramBytes = config.memoryMiB() << 20;
-            boolean hasRam = destination.stream().anyMatch(b -> b.name().equals("pc.ram") && b.usedByteSize() == ramBytes);
-            if (!hasRam || ramBytes % HugePages.HUGE_PAGE_BYTES != 0) {
-                throw new RestoreException("hugetlb guest RAM: expected a block pc.ram of " + ramBytes + " bytes, a multiple of 2 MiB, actual "
-                        + destination.stream().map(b -> b.name() + "=" + b.usedByteSize()).toList(), null);
-            }
             // With the id pc.ram the block keeps its name, so an image of an ordinary guest restores into it.
             launchArgs = List.of("-object", "memory-backend-memfd,id=pc.ram,size=" + config.memoryMiB()
                     + "M,hugetlb=on,hugetlbsize=2M", "-machine", "memory-backend=pc.ram");
-            destination = destination.stream().map(b -> b.name().equals("pc.ram")
-                    ? new RamBlock(b.name(), b.usedByteSize(), HugePages.HUGE_PAGE_BYTES) : b).toList();
-            release = HugePages.allowHugetlbPages(ramBytes / HugePages.HUGE_PAGE_BYTES);
+            release = HugePages.allowHugetlbPages((config.memoryMiB() << 20) / HugePages.HUGE_PAGE_BYTES);
         }
         List<BlockShape> shapes = destination.stream().map(b -> new BlockShape(b.pageCount(), (int) (b.pageByteSize() / PAGE))).toList();
         PageScheduler scheduler = new PageScheduler(shapes, image::isZero, options.policy(), options.backgroundFirst());
@@ -252,12 +281,15 @@ public final class PostcopyRestore {
         // The working set is read while QEMU starts: the sender then only writes it.
         try (PageReadAhead ahead = new PageReadAhead(image, prefetch, PREFETCH_BYTES_AHEAD, "prefetch-reader-" + options.vmName())) {
             try {
-                vm = QemuVm.launch(config, launchArgs);
+                // The spare monitor lets a later Thaw resume this restore if this one dies (docs/protocol.md).
+                vm = QemuVm.launch(config, launchArgs, true);
             } catch (RuntimeException e) {
                 if (release != null) release.run();
                 throw e;
             }
             if (release != null) vm.onClose(release);
+            new Marker(image.manifest().imageId(), image.directory().toAbsolutePath().toString(), ProcessHandle.current().pid(),
+                    options.guestRam()).write(vm.runDir());
             try {
                 return new Session(image, destination, options, vm, started, progress, scheduler, discards, ahead).run();
             } catch (RuntimeException e) {
@@ -265,6 +297,82 @@ public final class PostcopyRestore {
                 throw e;
             }
         }
+    }
+
+    /** Broken connections one restore recovers from before it gives up. */
+    static final int MAX_RECOVERIES = 20;
+    /** From a broken connection to RESUME_ACK: QEMU paused, listening again, its bitmaps and its ack. */
+    static final Duration RECOVERY_TIMEOUT = Duration.ofSeconds(30);
+
+    /** The connection to the destination broke (not a protocol error, not a dead QEMU): postcopy recovery may resume it. */
+    static final class ConnectionLost extends RuntimeException {
+        ConnectionLost(String message) {
+            super(message);
+        }
+    }
+
+    /**
+     * Resumes a lazy or ws restore of {@code image} whose Thaw died, leaving {@code vm} paused in postcopy (or whose
+     * connection broke while nobody was there to recover it): QEMU's postcopy recovery from a new connection, then the pages
+     * QEMU does not hold, until {@code completed}. The guest ran all along. On failure {@code vm} is killed, as a failed
+     * restore's QEMU is.
+     *
+     * @param vm a QEMU attached to ({@link QemuVm#attach}) whose run directory holds the {@link Marker} of a restore of this image
+     */
+    public static Result resume(CheckpointImage image, QemuVm vm, Options options, Consumer<String> progress) {
+        try {
+            requireFourKiBPages(image);
+            Marker marker = Marker.read(vm.runDir()).orElseThrow(() -> new RestoreException(vm.name() + ": expected a lazy or ws restore"
+                    + " (its " + Marker.MARKER_FILE + " in " + vm.runDir() + "), actual none: this QEMU is not a restore Thaw can resume", null));
+            if (!marker.imageId().equals(image.manifest().imageId())) {
+                throw new RestoreException(vm.name() + ": expected a restore of image " + image.manifest().imageId() + " ("
+                        + image.directory() + "), actual a restore of image " + marker.imageId() + " (" + marker.imageDirectory() + ")", null);
+            }
+            if (!marker.thawGone() && marker.thawPid() != ProcessHandle.current().pid()) {
+                throw new RestoreException(vm.name() + ": its restore is still served by Thaw pid " + marker.thawPid()
+                        + " (expected a dead one: resume only a restore whose Thaw is gone)", null);
+            }
+            if (!dev.thaw.qemu.SpareMonitor.present(vm.runDir())) {
+                // A QEMU launched without one: only its QMP socket, which answers only if its main thread is not blocked.
+                try {
+                    vm.connectQmp(Duration.ofSeconds(10));
+                } catch (QmpException e) {
+                    throw new RestoreException(vm.name() + ": expected a spare monitor in " + vm.runDir() + " or a QMP socket that answers,"
+                            + " actual neither (" + e.getMessage() + "): this paused QEMU cannot be resumed", e);
+                }
+            }
+            List<RamBlock> destination = destinationBlocks(image, marker.guestRam(), vm.config());
+            List<BlockShape> shapes = destination.stream().map(b -> new BlockShape(b.pageCount(), (int) (b.pageByteSize() / PAGE))).toList();
+            PageScheduler scheduler = new PageScheduler(shapes, image::isZero, options.policy(), options.backgroundFirst());
+            new Marker(marker.imageId(), marker.imageDirectory(), ProcessHandle.current().pid(), marker.guestRam()).write(vm.runDir());
+            return new Session(image, destination, options, vm, System.nanoTime(), progress, scheduler, null, null).resumeAttached();
+        } catch (RuntimeException e) {
+            vm.close();
+            throw e;
+        }
+    }
+
+    private static void requireFourKiBPages(CheckpointImage image) {
+        for (RamBlock b : image.ramBlocks()) {
+            if (b.pageByteSize() != PAGE) {
+                throw new RestoreException("RAM block " + b.name() + " was saved with " + b.pageByteSize() + "-byte pages: this"
+                        + " restore reads images of 4 KiB pages (expected 4096)", null);
+            }
+        }
+    }
+
+    /** The image's blocks as the destination has them: pc.ram in 2 MiB pages for a hugetlb restore. */
+    private static List<RamBlock> destinationBlocks(CheckpointImage image, GuestRam guestRam, dev.thaw.qemu.VmConfig config) {
+        List<RamBlock> destination = image.ramBlocks();
+        if (guestRam != GuestRam.HUGETLB) return destination;
+        long ramBytes = config.memoryMiB() << 20;
+        boolean hasRam = destination.stream().anyMatch(b -> b.name().equals("pc.ram") && b.usedByteSize() == ramBytes);
+        if (!hasRam || ramBytes % HugePages.HUGE_PAGE_BYTES != 0) {
+            throw new RestoreException("hugetlb guest RAM: expected a block pc.ram of " + ramBytes + " bytes, a multiple of 2 MiB, actual "
+                    + destination.stream().map(b -> b.name() + "=" + b.usedByteSize()).toList(), null);
+        }
+        return destination.stream().map(b -> b.name().equals("pc.ram") ? new RamBlock(b.name(), b.usedByteSize(), HugePages.HUGE_PAGE_BYTES)
+                : b).toList();
     }
 
     /** The working set read ahead of the sender, at most (a 256 MiB working set is read whole while QEMU starts). */
@@ -286,12 +394,13 @@ public final class PostcopyRestore {
         private final PageScheduler.Discards discards;
         private final Map<String, Integer> blockIndex = new HashMap<>();
         private final LinkedBlockingQueue<ReturnPathMessage.PageRequest> requests = new LinkedBlockingQueue<>();
-        private final CompletableFuture<Integer> shut = new CompletableFuture<>();
         private final AtomicLong bytes = new AtomicLong();
         private final AtomicLong waitingProgress = new AtomicLong(); // moves while the scheduler waits by design: not a stall
         private final RestoreEventLog events = new RestoreEventLog();
-        private volatile String returnPathFailure;
+        /** The connection in use: the first one, then each recovery's. Read by the return-path check from other threads. */
+        private volatile Link link;
         private StreamWriter writer;
+        private int recoveries;
         /** The preempt channel's writer (demand pages only), or null without preempt. */
         private StreamWriter preemptWriter;
         /** What is sent once the guest runs, and the count of it; made with the main stream. */
@@ -335,62 +444,226 @@ public final class PostcopyRestore {
             Transport transport = options.transport();
             // With preempt, QEMU 7.2 takes the first connection for the main stream and the second for the preempt channel, and
             // reads nothing on the first until the second is there (docs/protocol.md, "Preempt channel").
-            try (SocketChannel channel = IncomingQemu.connect(socket, vm, Duration.ofSeconds(10));
-                 SocketChannel preemptChannel = transport.preempt() ? IncomingQemu.connect(socket, vm, Duration.ofSeconds(10)) : null;
-                 StallWatchdog watchdog = new StallWatchdog("postcopy-" + vm.name(), () -> bytes.get() + waitingProgress.get(),
-                         transport.stallTimeout(), channel)) {
-                channel.setOption(StandardSocketOptions.SO_SNDBUF, transport.sendBufferBytes());
-                Thread reader = Thread.ofPlatform().daemon().name("return-path-" + vm.name()).start(() -> readReturnPath(channel));
-                OutputStream out = new BufferedOutputStream(new CountingOutputStream(ChannelStreams.output(channel), bytes), 256 << 10);
-                writer = new StreamWriter(out, blocks);
-                if (preemptChannel != null) {
-                    preemptChannel.setOption(StandardSocketOptions.SO_SNDBUF, transport.sendBufferBytes());
-                    preemptWriter = new StreamWriter(new BufferedOutputStream(new CountingOutputStream(
-                            ChannelStreams.output(preemptChannel), bytes), 64 << 10), blocks);
-                }
-                sid = image.manifest().ramSectionId();
-                pages = new PageSender(new PageSender.Context(vm, scheduler, requests, events, started, this,
-                        options.backgroundPriority(), progress), image, writer, sid, blockIndex);
-                long running;
-                try {
-                    sendUpToSwitch();
-                    running = System.nanoTime() - started;
+            try {
+                link = new Link(IncomingQemu.connect(socket, vm, Duration.ofSeconds(10)));
+                writer = link.writer;
+                try (SocketChannel preemptChannel = transport.preempt() ? IncomingQemu.connect(socket, vm, Duration.ofSeconds(10)) : null) {
+                    if (preemptChannel != null) {
+                        preemptChannel.setOption(StandardSocketOptions.SO_SNDBUF, transport.sendBufferBytes());
+                        preemptWriter = new StreamWriter(new BufferedOutputStream(new CountingOutputStream(
+                                ChannelStreams.output(preemptChannel), bytes), 64 << 10), blocks);
+                    }
+                    sid = image.manifest().ramSectionId();
+                    pages = new PageSender(new PageSender.Context(vm, scheduler, requests, events, started, this,
+                            options.backgroundPriority(), progress), image, writer, sid, blockIndex);
+                    try {
+                        sendUpToSwitch();
+                    } catch (IOException e) {
+                        throw failure("sending the stream up to the guest's start failed after " + bytes.get() + " bytes: "
+                                + e.getMessage(), e);
+                    }
+                    long running = System.nanoTime() - started;
                     events.add(RestoreEventLog.Type.PACKAGE_SENT, 0, 0, running);
                     progress.accept(String.format("guest running after %.2f s; serving pages", running / 1e9));
+                    return finish(qemuReady, running);
+                }
+            } catch (IOException e) {
+                throw failure("connection to the incoming socket failed: " + e.getMessage(), e);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw failure("interrupted", e);
+            } finally {
+                if (link != null) link.close();
+            }
+        }
+
+        /**
+         * A QEMU paused in postcopy by a Thaw that died (or a connection that broke) before this one: reconnect, learn what it
+         * has, send the rest. The guest has run all along; the image is the one it is being restored from.
+         */
+        Result resumeAttached() {
+            try {
+                scheduler.guestStarted(System.nanoTime());
+                sid = image.manifest().ramSectionId();
+                if (!recover("resuming a postcopy restore left paused")) {
+                    // The dead Thaw had sent everything: the guest is whole and runs; this Thaw only takes it over.
+                    progress.accept("QEMU had completed its migration already: nothing to send");
+                    long total = blocks.stream().mapToLong(RamBlock::pageCount).sum();
+                    return new Result(vm, 0, 0, 0, 0, 0, 0, 0, 0, 0, total, 0, List.of(), new long[0], events, java.util.Optional.empty(),
+                            new long[0], -1, List.of());
+                }
+                return finish(0, 0);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw failure("interrupted", e);
+            } finally {
+                if (link != null) link.close();
+            }
+        }
+
+        /** Serves pages until SHUT (recovering a broken connection), then waits for {@code completed}. */
+        private Result finish(long qemuReady, long running) throws InterruptedException {
+            Transport transport = options.transport();
+            int status = serveUntilShut();
+            if (status != 0) throw failure("the destination finished with SHUT status " + status + " (it saw an error)", null);
+            long completed = System.nanoTime() - started;
+            events.add(RestoreEventLog.Type.SHUT, 0, status, completed);
+            try {
+                vm.connectQmp(transport.completionTimeout()); // an attached QEMU answers in band again now that it has every page
+            } catch (QmpException e) {
+                throw failure("QEMU's QMP socket did not answer after the restore: " + e.getMessage(), e);
+            }
+            QmpClient.MigrationInfo done = IncomingQemu.awaitCompleted(vm, transport.completionTimeout());
+            events.add(RestoreEventLog.Type.COMPLETED, 0, 0, now());
+            // QEMU's own measure of the guest's stall (capability postcopy-blocktime): per vCPU, fault to page placed.
+            long blockedMillis = done.raw().path("postcopy-blocktime").asLong(-1);
+            link.reader.join(5000);
+            // The guest ran from the moment QEMU processed RUN, which it reports with the RESUME event.
+            long resumed = vm.qmp().events().snapshot().stream().filter(e -> e.is("RESUME")).findFirst()
+                    .map(e -> e.receivedNanos() - started).orElse(running);
+            events.add(RestoreEventLog.Type.RUNNING, 0, 0, resumed);
+            java.util.Optional<HugePages.CollapseReport> collapse = java.util.Optional.empty();
+            if (options.guestRam() == GuestRam.COLLAPSE_AFTER) {
+                // Only now: while postcopy runs QEMU keeps guest RAM MADV_NOHUGEPAGE and every collapse fails.
+                collapse = java.util.Optional.of(HugePages.collapse(vm.pid(), vm.config().memoryMiB() << 20));
+            }
+            return result(qemuReady, resumed, completed, collapse, blockedMillis);
+        }
+
+        /**
+         * The pages after RUN, RAM END and EOF, and SHUT. A connection that breaks meanwhile (the destination paused in postcopy)
+         * is recovered and the pages go on; the destination's status, or 0 if it had completed when the break was seen.
+         */
+        private int serveUntilShut() throws InterruptedException {
+            while (true) {
+                String why;
+                Throwable cause;
+                try {
                     servePages();
                     writer.openRamSection(sid, true);
                     writer.closeRamSection(sid);
                     writer.eof();
                     writer.flush();
                     events.add(RestoreEventLog.Type.EOF_SENT, 0, 0, now());
+                    return awaitShut();
                 } catch (IOException e) {
-                    throw failure("sending pages failed after " + bytes.get() + " bytes" + (watchdog.stalled()
-                            ? " (QEMU read nothing for " + transport.stallTimeout().toSeconds() + " s)" : "") + ": " + e.getMessage(), e);
+                    why = "sending pages failed after " + bytes.get() + " bytes" + (link.watchdog.stalled()
+                            ? " (QEMU read nothing for " + options.transport().stallTimeout().toSeconds() + " s)" : "") + ": " + e.getMessage();
+                    cause = e;
+                } catch (ConnectionLost e) {
+                    why = e.getMessage();
+                    cause = e;
                 }
-                int status = awaitShut();
-                if (status != 0) throw failure("the destination finished with SHUT status " + status + " (it saw an error)", null);
-                long completed = System.nanoTime() - started;
-                events.add(RestoreEventLog.Type.SHUT, 0, status, completed);
-                QmpClient.MigrationInfo done = IncomingQemu.awaitCompleted(vm, transport.completionTimeout());
-                events.add(RestoreEventLog.Type.COMPLETED, 0, 0, now());
-                // QEMU's own measure of the guest's stall (capability postcopy-blocktime): per vCPU, fault to page placed.
-                long blockedMillis = done.raw().path("postcopy-blocktime").asLong(-1);
-                reader.join(5000);
-                // The guest ran from the moment QEMU processed RUN, which it reports with the RESUME event.
-                long resumed = vm.qmp().events().snapshot().stream().filter(e -> e.is("RESUME")).findFirst()
-                        .map(e -> e.receivedNanos() - started).orElse(running);
-                events.add(RestoreEventLog.Type.RUNNING, 0, 0, resumed);
-                java.util.Optional<HugePages.CollapseReport> collapse = java.util.Optional.empty();
-                if (options.guestRam() == GuestRam.COLLAPSE_AFTER) {
-                    // Only now: while postcopy runs QEMU keeps guest RAM MADV_NOHUGEPAGE and every collapse fails.
-                    collapse = java.util.Optional.of(HugePages.collapse(vm.pid(), vm.config().memoryMiB() << 20));
+                if (preemptWriter != null) throw failure(why + " (a restore with the preempt channel is not recovered)", cause);
+                if (recoveries >= MAX_RECOVERIES) throw failure(why + " (after " + recoveries + " recoveries)", cause);
+                if (!recover(why)) return 0;
+            }
+        }
+
+        /**
+         * QEMU's postcopy recovery (docs/protocol.md, "Postcopy recovery"): {@code migrate-recover} once QEMU has paused, a new
+         * connection, RECV_BITMAP per block, the scheduler's sent pages replaced by what QEMU received, POSTCOPY_RESUME and its
+         * RESUME_ACK. False if QEMU had completed the migration instead of pausing.
+         */
+        private boolean recover(String why) throws InterruptedException {
+            long begun = System.nanoTime();
+            long deadlineNanos = begun + RECOVERY_TIMEOUT.toNanos();
+            if (link != null) link.close();
+            recoveries++;
+            log.warn("{}: {}; recovering (attempt {})", vm.name(), why, recoveries);
+            progress.accept(why + "; recovering (QEMU's postcopy recovery)");
+            Path socket = vm.runDir().resolve("recover-" + ProcessHandle.current().pid() + "-" + recoveries + ".sock");
+            com.fasterxml.jackson.databind.node.ObjectNode args = com.fasterxml.jackson.databind.node.JsonNodeFactory.instance.objectNode()
+                    .put("uri", "unix:" + socket);
+            while (true) {
+                if (!vm.isAlive()) throw failure(why + "; QEMU exited instead of pausing (the break came before it ran the guest?)", null);
+                try {
+                    // Out of band: a paused QEMU's main thread may be blocked on a missing page and answer nothing in band.
+                    // An attached QEMU (its Thaw died) has no negotiated QMP connection: its spare monitor has one.
+                    if (vm.qmp() != null) vm.qmp().executeOob("migrate-recover", args, Duration.ofSeconds(5));
+                    else dev.thaw.qemu.SpareMonitor.executeOob(vm.runDir(), vm.name(), "migrate-recover", args, Duration.ofSeconds(5));
+                    break;
+                } catch (QmpException.CommandFailed e) {
+                    // Not paused yet (QEMU sees the break at its next read), or not any more.
+                    String status = migrationStatus();
+                    if ("completed".equals(status)) return false;
+                    if ("failed".equals(status) || "cancelled".equals(status)) {
+                        throw failure(why + "; QEMU's incoming migration is " + status + ": it cannot be resumed", e);
+                    }
+                    if (System.nanoTime() > deadlineNanos) {
+                        throw failure(why + "; expected QEMU in postcopy-paused within " + RECOVERY_TIMEOUT.toSeconds() + " s, actual "
+                                + status + " (" + e.getMessage() + ")", e);
+                    }
+                    Thread.sleep(50);
+                } catch (QmpException e) {
+                    throw failure(why + "; migrate-recover failed: " + e.getMessage(), e);
                 }
-                return result(qemuReady, resumed, completed, collapse, blockedMillis);
+            }
+            try {
+                Link next = new Link(IncomingQemu.connect(socket, vm, Duration.ofSeconds(10)));
+                link = next;
+                writer = next.writer;
+                for (int b = 0; b < blocks.size(); b++) next.writer.recvBitmap(b);
+                next.writer.flush();
+                List<java.util.BitSet> received = new java.util.ArrayList<>(java.util.Collections.nCopies(blocks.size(), null));
+                for (int i = 0; i < blocks.size(); i++) {
+                    ReturnPathMessage m = awaitHandshake(next, deadlineNanos, "a received bitmap (" + i + " of " + blocks.size() + ")");
+                    if (!(m instanceof ReturnPathMessage.ReceivedBitmap bitmap) || received.get(blockIndex.get(bitmap.blockName())) != null) {
+                        throw failure("recovery: expected one received bitmap per block, actual " + describe(m), null);
+                    }
+                    received.set(blockIndex.get(bitmap.blockName()), bitmap.received());
+                }
+                long placed = received.stream().mapToLong(java.util.BitSet::cardinality).sum();
+                synchronized (scheduler) {
+                    scheduler.resume(received);
+                }
+                requests.clear(); // QEMU asks again for every page it still waits for, after RESUME_ACK
+                next.writer.postcopyResume();
+                next.writer.flush();
+                ReturnPathMessage ack = awaitHandshake(next, deadlineNanos, "RESUME_ACK");
+                if (!(ack instanceof ReturnPathMessage.ResumeAck)) throw failure("recovery: expected RESUME_ACK, actual " + describe(ack), null);
+                if (pages == null) {
+                    pages = new PageSender(new PageSender.Context(vm, scheduler, requests, events, started, this,
+                            options.backgroundPriority(), progress), image, next.writer, sid, blockIndex);
+                } else {
+                    pages.useWriter(next.writer);
+                }
+                events.add(RestoreEventLog.Type.RECOVERED, 0, placed, now());
+                log.info("{}: recovered in {} ms; QEMU holds {} pages", vm.name(), (System.nanoTime() - begun) / 1_000_000, placed);
+                progress.accept(String.format("recovered in %.2f s; QEMU holds %d pages; serving the rest", (System.nanoTime() - begun) / 1e9,
+                        placed));
+                return true;
             } catch (IOException e) {
-                throw failure("connection to the incoming socket failed: " + e.getMessage(), e);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                throw failure("interrupted", e);
+                throw new ConnectionLost("recovery: the new connection failed: " + e.getMessage());
+            }
+        }
+
+        private static String describe(ReturnPathMessage m) {
+            return m instanceof ReturnPathMessage.ReceivedBitmap b ? "a second bitmap of " + b.blockName() : String.valueOf(m);
+        }
+
+        /** The next handshake answer on {@code l}; a broken connection is {@link ConnectionLost}, the deadline a failure. */
+        private ReturnPathMessage awaitHandshake(Link l, long deadlineNanos, String what) throws InterruptedException {
+            while (true) {
+                ReturnPathMessage m = l.handshake.poll(100, TimeUnit.MILLISECONDS);
+                if (m != null) return m;
+                if (l.protocolError) throw failure(l.failure, null);
+                if (l.failure != null) throw new ConnectionLost("recovery: " + l.failure + " while waiting for " + what);
+                if (!vm.isAlive()) throw failure("QEMU died while Thaw waited for " + what, null);
+                if (System.nanoTime() > deadlineNanos) {
+                    throw failure("recovery: expected " + what + " within " + RECOVERY_TIMEOUT.toSeconds() + " s, actual nothing", null);
+                }
+            }
+        }
+
+        /** QEMU's incoming migration status, or "unknown" if it does not answer in band within a second (a paused QEMU may not). */
+        private String migrationStatus() {
+            try {
+                if (vm.qmp() == null) vm.connectQmp(Duration.ofSeconds(3));
+                return vm.qmp().execute("query-migrate", com.fasterxml.jackson.databind.node.JsonNodeFactory.instance.objectNode(),
+                        Duration.ofSeconds(1)).path("status").asText("unknown");
+            } catch (QmpException e) {
+                return "unknown (" + e.getMessage() + ")";
             }
         }
 
@@ -480,8 +753,8 @@ public final class PostcopyRestore {
             new PreemptSender(pages, preemptWriter, options.transport().stallTimeout()).serve();
         }
 
-        private void readReturnPath(SocketChannel channel) {
-            ReturnPathReader rp = new ReturnPathReader(ChannelStreams.input(channel));
+        private void readReturnPath(Link l) {
+            ReturnPathReader rp = new ReturnPathReader(ChannelStreams.input(l.channel), blocks);
             try {
                 while (true) {
                     ReturnPathMessage m = rp.next();
@@ -491,32 +764,33 @@ public final class PostcopyRestore {
                             requests.add(r);
                         }
                         case ReturnPathMessage.Shut s -> {
-                            shut.complete(s.status());
+                            l.shut.complete(s.status());
                             return;
                         }
                         case ReturnPathMessage.Pong p -> log.debug("{}: PONG {}", vm.name(), p.value());
+                        case ReturnPathMessage.ReceivedBitmap b -> l.handshake.add(b);
+                        case ReturnPathMessage.ResumeAck a -> l.handshake.add(a);
                         case ReturnPathMessage.Other o -> log.debug("{}: ignoring return-path message type {}", vm.name(), o.type());
                     }
                 }
             } catch (EOFException e) {
-                returnPathFailure = "the destination closed the connection before SHUT";
+                l.failure = "the destination closed the connection before SHUT";
             } catch (IOException e) {
-                returnPathFailure = "the return path failed: " + e.getMessage();
+                l.failure = "the return path failed: " + e.getMessage();
             } catch (StreamFormatException e) {
-                returnPathFailure = "protocol error on the return path: " + e.getMessage();
-                try {
-                    channel.close(); // the destination cannot be served safely any more
-                } catch (IOException ignored) {
-                    // closing anyway
-                }
+                l.failure = "protocol error on the return path: " + e.getMessage();
+                l.protocolError = true;
+                l.close(); // the destination cannot be served safely any more
             }
-            shut.completeExceptionally(new IllegalStateException(returnPathFailure));
+            l.shut.completeExceptionally(l.protocolError ? new IllegalStateException(l.failure) : new ConnectionLost(l.failure));
         }
 
         @Override
         public void checkHealthy() {
-            if (returnPathFailure != null) throw failure(returnPathFailure, null);
+            Link l = link;
+            if (l.protocolError) throw failure(l.failure, null);
             if (!vm.isAlive()) throw failure("QEMU died", null);
+            if (l.failure != null) throw new ConnectionLost(l.failure);
         }
 
         @Override
@@ -526,10 +800,11 @@ public final class PostcopyRestore {
 
         private int awaitShut() throws InterruptedException {
             try {
-                return shut.get(options.transport().completionTimeout().toMillis(), TimeUnit.MILLISECONDS);
+                return link.shut.get(options.transport().completionTimeout().toMillis(), TimeUnit.MILLISECONDS);
             } catch (java.util.concurrent.TimeoutException e) {
                 throw failure("no SHUT from the destination within " + options.transport().completionTimeout().toSeconds() + " s after EOF", e);
             } catch (java.util.concurrent.ExecutionException e) {
+                if (e.getCause() instanceof ConnectionLost lost) throw lost;
                 throw failure(e.getCause().getMessage(), e.getCause());
             }
         }
@@ -539,6 +814,42 @@ public final class PostcopyRestore {
             return new RestoreException(vm.name() + ": postcopy restore failed: " + what + "; " + vm.describeState(), cause);
         }
 
+        /** One connection to the destination: the main stream's writer, its stall watchdog and its return-path reader. */
+        private final class Link implements AutoCloseable {
+            final SocketChannel channel;
+            final StreamWriter writer;
+            final StallWatchdog watchdog;
+            final Thread reader;
+            final CompletableFuture<Integer> shut = new CompletableFuture<>();
+            /** Recovery's answers (received bitmaps, RESUME_ACK), in arrival order. */
+            final LinkedBlockingQueue<ReturnPathMessage> handshake = new LinkedBlockingQueue<>();
+            /** Why the connection broke; set once, by the reader. */
+            volatile String failure;
+            /** The destination sent what it must not: no recovery. */
+            volatile boolean protocolError;
+
+            Link(SocketChannel channel) throws IOException {
+                this.channel = channel;
+                Transport transport = options.transport();
+                channel.setOption(StandardSocketOptions.SO_SNDBUF, transport.sendBufferBytes());
+                watchdog = new StallWatchdog("postcopy-" + vm.name(), () -> bytes.get() + waitingProgress.get(), transport.stallTimeout(),
+                        channel);
+                writer = new StreamWriter(new BufferedOutputStream(new CountingOutputStream(ChannelStreams.output(channel), bytes), 256 << 10),
+                        blocks);
+                // From the first byte: requests arrive while the device state loads, before RUN.
+                reader = Thread.ofPlatform().daemon().name("return-path-" + vm.name()).start(() -> readReturnPath(this));
+            }
+
+            @Override
+            public void close() {
+                watchdog.close();
+                try {
+                    channel.close();
+                } catch (IOException ignored) {
+                    // closing anyway
+                }
+            }
+        }
     }
 
     /**

@@ -25,7 +25,9 @@ public final class RestoreEventLog {
     public enum Type {
         INVALID, QEMU_READY, PACKAGE_SENT, RUNNING, REQUEST, DEMAND_SENT, BACKGROUND_SENT, EOF_SENT, SHUT, COMPLETED, PREFETCH_SENT, DUPLICATE_REQUEST,
         /** QEMU's postcopy/listen thread moved to SCHED_IDLE; value: threads moved. */
-        LISTEN_IDLE;
+        LISTEN_IDLE,
+        /** A broken connection was recovered (QEMU's postcopy recovery); value: the pages QEMU reported it holds. */
+        RECOVERED;
 
         static Type of(int code) {
             return code > 0 && code < values().length ? values()[code] : INVALID;

@@ -159,6 +159,19 @@ public final class Restorer {
     }
 
     /**
+     * Resumes a lazy or ws restore of {@code image} left paused by a Thaw that died ({@link PausedRestores}): attaches to its
+     * QEMU and serves the pages it does not hold, until {@code completed}. Times are from the resume.
+     */
+    public static Outcome resume(CheckpointImage image, PausedRestores.Paused paused, UnaryOperator<PostcopyRestore.Options> tune,
+                                 Consumer<String> progress) {
+        QemuVm vm = QemuVm.attach(paused.runDir());
+        PostcopyRestore.Options options = tune.apply(PostcopyRestore.Options.lazy(vm.name()));
+        PostcopyRestore.Result r = PostcopyRestore.resume(image, vm, options, msg -> progress.accept("resume: " + msg));
+        return new Outcome(Mode.LAZY, r.vm(), 0, 0, r.completedNanos() / 1e9, r.streamBytes(), Optional.of(r), Optional.empty(),
+                Optional.of("resumed: the pages QEMU did not hold"));
+    }
+
+    /**
      * A mapped restore: the RAM file (written now if the image has none), the working set (if any) paged into the page cache in
      * queue order, whole unless capped ({@code --ws-pages}, {@code --ws-fraction}): reading ahead into the page cache costs the
      * guest no fault and no copy, so there is no reason to stop at half.

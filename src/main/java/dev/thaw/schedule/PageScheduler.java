@@ -139,6 +139,39 @@ public final class PageScheduler {
         return new Demand(false, units);
     }
 
+    /**
+     * Postcopy recovery: the destination's received bitmaps, one per block, become the units handed out. A unit handed out on
+     * the broken connection but not placed is handed out again (once); the background starts over (no fault regions, the
+     * predicted queue and the address cursor from the start) and skips what was received. The hold and pace go on.
+     *
+     * @param received bit {@code p} of block {@code b}: the destination has page {@code p}; a unit with any page received
+     *                 counts as received whole (QEMU places a host page at once)
+     */
+    public void resume(List<BitSet> received) {
+        if (received.size() != blocks.size()) {
+            throw new IllegalArgumentException("received bitmaps: expected one per block (" + blocks.size() + "), actual " + received.size());
+        }
+        for (int b = 0; b < blocks.size(); b++) {
+            BlockShape shape = blocks.get(b);
+            BitSet r = received.get(b);
+            if (r.length() > shape.pageCount()) {
+                throw new IllegalArgumentException("received bitmap of block " + b + ": expected pages below " + shape.pageCount()
+                        + ", actual page " + (r.length() - 1));
+            }
+            sent[b].clear();
+            int unit = shape.unitPages();
+            for (int p = r.nextSetBit(0); p >= 0; p = r.nextSetBit(p - p % unit + unit)) {
+                int first = p - p % unit;
+                sent[b].set(first, Math.min(first + unit, shape.pageCount()));
+            }
+        }
+        regions.clear();
+        predictedCursor = 0;
+        addressBlock = 0;
+        addressPage = 0;
+        chunkPages = SchedulePolicy.MIN_CHUNK_PAGES;
+    }
+
     /** The guest runs from now: the hold and the pace of the background count from here. */
     public void guestStarted(long nowNanos) {
         backgroundClockNanos = nowNanos;

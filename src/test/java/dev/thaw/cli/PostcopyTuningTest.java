@@ -24,6 +24,13 @@ class PostcopyTuningTest {
     }
 
     @Test
+    void resumeAndNoResumeExcludeEachOther() {
+        ImageCommandsTest.Run both = ImageCommandsTest.run("restore", "/nonexistent", "--resume", "thaw-restored", "--no-resume");
+        assertThat(both.exit()).isNotZero();
+        assertThat(both.err()).contains("--resume and --no-resume exclude each other");
+    }
+
+    @Test
     void kibBecomePagesOnce() {
         PostcopyTuning t = new PostcopyTuning();
         t.chunkPages = 64;

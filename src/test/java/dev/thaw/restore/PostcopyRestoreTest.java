@@ -3,18 +3,12 @@ package dev.thaw.restore;
 import dev.thaw.estimate.PageRef;
 import static org.assertj.core.api.Assertions.assertThat;
 
-import dev.thaw.guest.DemoGuest;
 import dev.thaw.guest.GuestAgent;
-import dev.thaw.guest.WsbenchTick;
 import dev.thaw.image.CheckpointImage;
-import dev.thaw.qemu.ConsoleLine;
-import dev.thaw.qemu.Journal;
 import dev.thaw.qemu.QemuVm;
-import dev.thaw.save.Saver;
 import dev.thaw.testing.RestoredGuest;
 import dev.thaw.testing.TestHost;
 import java.nio.file.Path;
-import java.time.Duration;
 import java.util.List;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -30,19 +24,10 @@ class PostcopyRestoreTest {
 
     @BeforeAll
     static void saveTheDemoGuest() throws Exception {
-        imageDir = dir.resolve("image");
-        try (QemuVm vm = QemuVm.launch(TestHost.smallGuestConfig("thaw-test-postcopy-src"))) {
-            Journal<ConsoleLine>.Cursor console = vm.console().cursorFromStart();
-            DemoGuest.awaitReady(vm, console, DemoGuest.BOOT_TIMEOUT);
-            List<WsbenchTick> ticks = DemoGuest.collectTicks(console, Duration.ofSeconds(1));
-            lastSeqBefore = ticks.getLast().seq();
-            try (GuestAgent agent = GuestAgent.connect(vm)) {
-                agent.awaitReady(Duration.ofSeconds(30));
-                agent.pauseWorkload();
-                before = agent.memsum();
-            }
-            Saver.save(vm.qmp(), vm.config(), imageDir, Saver.Options.defaults(), p -> {});
-        }
+        RestoredGuest.SavedGuest saved = RestoredGuest.saveSmallGuest("thaw-test-postcopy-src", dir.resolve("image"));
+        imageDir = saved.imageDir();
+        before = saved.before();
+        lastSeqBefore = saved.lastSeqBefore();
     }
 
     private static PostcopyRestore.Result restoreAndCheck(PostcopyRestore.Options options) throws Exception {

@@ -48,13 +48,21 @@ public final class RestoreFuzzTargets {
         requestWithId(a, "pc.ram", 5 * 4096L, 4096);
         message(a, Wire.RP_REQ_PAGES, concat(be(8, 6 * 4096L), be(4, 4096)));
         requestWithId(a, "huge.ram", 2L << 21, 2 << 20);
-        message(a, Wire.RP_RECV_BITMAP, "pc.ram".getBytes(StandardCharsets.US_ASCII));
         message(a, Wire.RP_SHUT, be(4, 0));
+        // Postcopy recovery: a received bitmap per block (64 pages: 8 bytes; 32: rounded up to 8; 4 huge pages: 2048 bits),
+        // the RESUME_ACK, then requests again.
+        ByteArrayOutputStream c = new ByteArrayOutputStream();
+        receivedBitmap(c, "pc.ram", be(8, 0x00F0_0000_0000_0F0FL));
+        receivedBitmap(c, "/rom@etc/acpi/tables", be(8, 1));
+        receivedBitmap(c, "huge.ram", new byte[256]);
+        message(c, Wire.RP_RESUME_ACK, be(4, Wire.RESUME_ACK_VALUE));
+        requestWithId(c, "pc.ram", 7 * 4096L, 4096);
         ByteArrayOutputStream b = new ByteArrayOutputStream();
         requestWithId(b, "/rom@etc/acpi/tables", 31 * 4096L, 4096);
         message(b, Wire.RP_REQ_PAGES, concat(be(8, 0), be(4, 4096)));
-        return new FuzzTarget("return-path", List.of(a.toByteArray(), b.toByteArray()), Mutator::mutate, input -> {
-            ReturnPathReader reader = new ReturnPathReader(MigrationFuzzTargets.trickle(input));
+        return new FuzzTarget("return-path", List.of(a.toByteArray(), b.toByteArray(), c.toByteArray()), Mutator::mutate,
+                input -> {
+            ReturnPathReader reader = new ReturnPathReader(MigrationFuzzTargets.trickle(input), BLOCKS);
             while (true) {
                 ReturnPathMessage m;
                 try {
@@ -67,6 +75,12 @@ public final class RestoreFuzzTargets {
                 if (m instanceof ReturnPathMessage.Shut) return;
             }
         }, List.of(StreamFormatException.class, EOFException.class));
+    }
+
+    private static void receivedBitmap(ByteArrayOutputStream out, String block, byte[] bitmap) {
+        byte[] name = block.getBytes(StandardCharsets.ISO_8859_1);
+        message(out, Wire.RP_RECV_BITMAP, concat(new byte[] {(byte) name.length}, name));
+        out.writeBytes(concat(be(8, bitmap.length), bitmap, be(8, Wire.RECV_BITMAP_ENDING)));
     }
 
     private static void requestWithId(ByteArrayOutputStream out, String block, long offset, int length) {

@@ -199,6 +199,7 @@ class PageSchedulerTest {
      */
     @Test
     void randomSchedulesHandOutEveryNonZeroPageExactlyOnce() {
+        // (including after a recovery: every page not received is handed out again exactly once)
         Random random = Seeds.random("randomSchedulesHandOutEveryNonZeroPageExactlyOnce");
         for (int round = 0; round < 200; round++) {
             int blockCount = 1 + random.nextInt(3);
@@ -244,7 +245,22 @@ class PageSchedulerTest {
             }
             s.guestStarted(0);
             int steps = 0;
+            // Half the rounds lose their connection once: the destination received most, not all, of what was handed out.
+            int breakAt = random.nextBoolean() ? random.nextInt(50) : -1;
             while (!s.finished()) {
+                if (steps == breakAt) {
+                    List<BitSet> received = new ArrayList<>();
+                    for (int b = 0; b < blockCount; b++) {
+                        BitSet r = (BitSet) handedOut[b].clone();
+                        int unit = shapes.get(b).unitPages();
+                        for (int p = r.nextSetBit(0); p >= 0; p = r.nextSetBit(p + unit)) {
+                            if (random.nextInt(10) == 0) r.clear(p, p + unit); // in flight when the connection broke
+                        }
+                        received.add(r);
+                        handedOut[b] = (BitSet) r.clone();
+                    }
+                    s.resume(received);
+                }
                 if (random.nextInt(3) == 0) {
                     int b = random.nextInt(blockCount);
                     if (shapes.get(b).pageCount() == 0) continue;
@@ -270,6 +286,26 @@ class PageSchedulerTest {
             for (int b = 0; b < blockCount; b++) notHanded += shapes.get(b).pageCount() - handedOut[b].cardinality();
             assertThat(zeroUnsent).as(where).isEqualTo(notHanded);
         }
+    }
+
+    @Test
+    void afterRecoveryOnlyPagesNotReceivedGoAgainFromTheStartOfTheBackground() {
+        PageScheduler s = scheduler(16, SchedulePolicy.defaults(), List.of(new PageRef(0, 9)));
+        s.prefetch(List.of(new PageRef(0, 0), new PageRef(0, 1)));
+        s.discards();
+        s.guestStarted(0);
+        assertThat(pages(s.request(0, 4).units())).containsExactly(4, 5, 6, 7);
+        BitSet received = new BitSet();
+        received.set(0, 2);
+        received.set(4); // 5..7 were in flight when the connection broke
+        s.resume(List.of(received));
+        assertThat(s.isSent(0, 5)).isFalse();
+        assertThat(s.request(0, 4).duplicate()).isTrue();
+        assertThat(drain(s)).as("the predicted queue, then by address, once each").containsExactly(9, 2, 3, 5, 6, 7, 8, 10, 11, 12, 13, 14, 15);
+        BitSet tooLong = new BitSet();
+        tooLong.set(16);
+        assertThatThrownBy(() -> s.resume(List.of(tooLong))).hasMessageContaining("expected pages below 16, actual page 16");
+        assertThatThrownBy(() -> s.resume(List.of())).hasMessageContaining("expected one per block (1), actual 0");
     }
 
     private static BitSet complement(BitSet set, int size) {

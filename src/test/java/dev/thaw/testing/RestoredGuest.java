@@ -8,12 +8,34 @@ import dev.thaw.guest.WsbenchTick;
 import dev.thaw.qemu.ConsoleLine;
 import dev.thaw.qemu.Journal;
 import dev.thaw.qemu.QemuVm;
+import dev.thaw.save.Saver;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 
 /** What every restore must give: the saved guest's memory, and its workload going on from where it stopped. */
 public final class RestoredGuest {
     private RestoredGuest() {}
+
+    /** A small demo guest saved with its workload paused: the image, and what a restore of it must give back. */
+    public record SavedGuest(Path imageDir, GuestAgent.MemSum before, long lastSeqBefore) {}
+
+    /** Boots {@link TestHost#smallGuestConfig} as {@code vmName}, pauses its workload, sums its memory and saves it to {@code imageDir}. */
+    public static SavedGuest saveSmallGuest(String vmName, Path imageDir) throws Exception {
+        try (QemuVm vm = QemuVm.launch(TestHost.smallGuestConfig(vmName))) {
+            Journal<ConsoleLine>.Cursor console = vm.console().cursorFromStart();
+            DemoGuest.awaitReady(vm, console, DemoGuest.BOOT_TIMEOUT);
+            long lastSeq = DemoGuest.collectTicks(console, Duration.ofSeconds(1)).getLast().seq();
+            GuestAgent.MemSum before;
+            try (GuestAgent agent = GuestAgent.connect(vm)) {
+                agent.awaitReady(Duration.ofSeconds(30));
+                agent.pauseWorkload();
+                before = agent.memsum();
+            }
+            Saver.save(vm.qmp(), vm.config(), imageDir, Saver.Options.defaults(), p -> {});
+            return new SavedGuest(imageDir, before, lastSeq);
+        }
+    }
 
     /** Compares the guest's memory with the sum taken before the save (workload paused), then resumes the workload. */
     public static void assertSameMemoryAndRunsOn(QemuVm vm, GuestAgent.MemSum before, long lastSeqBefore) throws Exception {
