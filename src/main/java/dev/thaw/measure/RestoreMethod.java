@@ -46,9 +46,7 @@ public enum RestoreMethod {
      */
     WS_DIRTY_MAPPED("Thaw mapped (dirty)", "mapped-dirty"),
     /** Thaw's mapped restore with the post-save trace sized by the live probe (save --estimator dirty,trace --ram-file). */
-    WS_TRACE_MAPPED("Thaw mapped (trace)", "mapped"),
-    /** Ablation: Thaw mapped (dirty) with every prefetch run advised at once, no bound on the reads in flight (as before the bound). */
-    WS_DIRTY_MAPPED_UNBOUNDED("Thaw mapped (dirty, unbounded)", "mapped-unbounded");
+    WS_TRACE_MAPPED("Thaw mapped (trace)", "mapped");
 
     /** The background's pace in the quiet trial, MB/s. */
     public static final int QUIET_BACKGROUND_MBPS = 16;
@@ -80,7 +78,7 @@ public enum RestoreMethod {
     public Optional<Restorer.Mode> thawMode() {
         return switch (this) {
             case QEMU_EAGER, QEMU_LOADVM, MAPPED_FILE -> Optional.empty();
-            case WS_DIRTY_MAPPED, WS_TRACE_MAPPED, WS_DIRTY_MAPPED_UNBOUNDED -> Optional.of(Restorer.Mode.MAPPED);
+            case WS_DIRTY_MAPPED, WS_TRACE_MAPPED -> Optional.of(Restorer.Mode.MAPPED);
             case THAW_EAGER -> Optional.of(Restorer.Mode.EAGER);
             case THAW_LAZY, THAW_LAZY_ADDRESS_ORDER -> Optional.of(Restorer.Mode.LAZY);
             case WS_LEARNED, WS_DIRTY, WS_TRACE, WS_DIRTY_NORMAL_PRIORITY, WS_DIRTY_PREEMPT, WS_DIRTY_WHOLE, WS_DIRTY_HALF, WS_DIRTY_QUIET, WS_DIRTY_HUGETLB
@@ -91,7 +89,7 @@ public enum RestoreMethod {
     /** What {@code --modes} runs unless told otherwise: every method but the ablations and trials. */
     public static Set<RestoreMethod> defaults() {
         return EnumSet.complementOf(EnumSet.of(THAW_LAZY_ADDRESS_ORDER, WS_DIRTY_NORMAL_PRIORITY, WS_DIRTY_PREEMPT, WS_DIRTY_WHOLE,
-                WS_DIRTY_HALF, WS_DIRTY_QUIET, WS_DIRTY_HUGETLB, WS_DIRTY_MAPPED, WS_DIRTY_MAPPED_UNBOUNDED));
+                WS_DIRTY_HALF, WS_DIRTY_QUIET, WS_DIRTY_HUGETLB, WS_DIRTY_MAPPED));
     }
 
     /** Whether it maps the image's RAM file (the bench writes the file when one of its methods does). */
@@ -102,7 +100,7 @@ public enum RestoreMethod {
     /** The method whose working-set estimate this one restores with (an ablation or trial shares its original's). */
     public RestoreMethod estimate() {
         return switch (this) {
-            case WS_DIRTY_NORMAL_PRIORITY, WS_DIRTY_PREEMPT, WS_DIRTY_WHOLE, WS_DIRTY_HALF, WS_DIRTY_QUIET, WS_DIRTY_HUGETLB, WS_DIRTY_MAPPED, WS_DIRTY_MAPPED_UNBOUNDED -> WS_DIRTY;
+            case WS_DIRTY_NORMAL_PRIORITY, WS_DIRTY_PREEMPT, WS_DIRTY_WHOLE, WS_DIRTY_HALF, WS_DIRTY_QUIET, WS_DIRTY_HUGETLB, WS_DIRTY_MAPPED -> WS_DIRTY;
             case WS_TRACE_MAPPED -> WS_TRACE;
             default -> this;
         };

@@ -251,8 +251,7 @@ public final class SaveRestoreBenchmark {
                         List.of(RestoreMethod.WS_TRACE), List.of(RestoreMethod.WS_DIRTY_NORMAL_PRIORITY), List.of(RestoreMethod.WS_DIRTY_PREEMPT),
                         List.of(RestoreMethod.WS_DIRTY_WHOLE), List.of(RestoreMethod.WS_DIRTY_HALF),
                         List.of(RestoreMethod.WS_DIRTY_QUIET), List.of(RestoreMethod.WS_DIRTY_HUGETLB),
-                        List.of(RestoreMethod.WS_DIRTY_MAPPED), List.of(RestoreMethod.WS_TRACE_MAPPED),
-                        List.of(RestoreMethod.WS_DIRTY_MAPPED_UNBOUNDED))
+                        List.of(RestoreMethod.WS_DIRTY_MAPPED), List.of(RestoreMethod.WS_TRACE_MAPPED))
                 .map(u -> u.stream().filter(methods::contains).toList()).filter(u -> !u.isEmpty()).toList()
                 : List.of(List.of(RestoreMethod.THAW_EAGER), List.of(RestoreMethod.QEMU_EAGER));
         List<MethodSample> restores = new ArrayList<>();
@@ -329,14 +328,6 @@ public final class SaveRestoreBenchmark {
                         vm = o.vm();
                         running = completed = opened + (long) (o.runningSeconds() * 1e9);
                     }
-                    case WS_DIRTY_MAPPED_UNBOUNDED -> {
-                        img = CheckpointImage.open(s.thawImage());
-                        opened = System.nanoTime() - start;
-                        MappedRestore.Result r = MappedRestore.restore(img, s.ramFile(), EagerRestore.Options.defaults(vmName(m)),
-                                s.queues().get(m.estimate()).pages(), 0);
-                        vm = r.vm();
-                        running = completed = opened + r.runningNanos();
-                    }
                     case THAW_EAGER -> {
                         img = CheckpointImage.open(s.thawImage());
                         opened = System.nanoTime() - start;
@@ -380,7 +371,7 @@ public final class SaveRestoreBenchmark {
                 AfterRestore after = observe ? watch.finish(vm, running, config.observe()) : null;
                 long end = observe ? running + config.observe().toNanos() : running;
                 HostStall host = switch (m) {
-                    case MAPPED_FILE, WS_DIRTY_MAPPED, WS_TRACE_MAPPED, WS_DIRTY_MAPPED_UNBOUNDED -> null;
+                    case MAPPED_FILE, WS_DIRTY_MAPPED, WS_TRACE_MAPPED -> null;
                     case QEMU_EAGER, QEMU_LOADVM, THAW_EAGER -> HostStall.eager(running, end, step);
                     default -> HostStall.of(postcopy.events(), opened, end, step);
                 };

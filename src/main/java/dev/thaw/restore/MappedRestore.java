@@ -85,23 +85,15 @@ public final class MappedRestore {
 
     /**
      * The same with Thaw's working set: the pages of {@value #RAM_BLOCK} in {@code workingSet} are read into the page cache in
-     * queue order ({@link PageCachePrefetch}) from the moment QEMU is up, while it loads the device state and the guest starts,
-     * so the guest's first touches find them there.
+     * queue order ({@link PageCachePrefetch}) from the moment QEMU has the device state, while it loads it and the guest
+     * starts, so the guest's first touches find them there.
      */
     public static Result restore(CheckpointImage image, Path ramFile, EagerRestore.Options options, List<dev.thaw.estimate.PageRef> workingSet) {
-        return restore(image, ramFile, options, workingSet, PageCachePrefetch.DEFAULT_WINDOW_BYTES);
-    }
-
-    /** The same with the prefetch's bound on reads in flight ({@link PageCachePrefetch}; 0: none, the bench's ablation). */
-    public static Result restore(CheckpointImage image, Path ramFile, EagerRestore.Options options, List<dev.thaw.estimate.PageRef> workingSet,
-                                 long prefetchWindowBytes) {
         int ramIndex = ramBlockIndex(image);
         List<Long> pages = workingSet.stream().filter(p -> p.block() == ramIndex).map(p -> (long) p.page()).toList();
-        PageCachePrefetch prefetch = pages.isEmpty() ? null
-                : new PageCachePrefetch(ramFile, pages, "page-cache-prefetch-" + options.vmName(), prefetchWindowBytes,
-                true);
+        PageCachePrefetch prefetch = pages.isEmpty() ? null : new PageCachePrefetch(ramFile, pages, "page-cache-prefetch-" + options.vmName(), true);
         try {
-            return restoreMapped(image, ramFile, options, prefetch == null ? () -> {} : prefetch::qemuStarted);
+            return restoreMapped(image, ramFile, options, prefetch == null ? () -> {} : prefetch::release);
         } catch (RuntimeException e) {
             if (prefetch != null) prefetch.close();
             throw e;
@@ -109,8 +101,12 @@ public final class MappedRestore {
         // On success the prefetch runs on while the guest starts; it ends by itself (a daemon thread, reads only).
     }
 
-    /** @param qemuStarted told once QEMU is up (its launch returned), before the device state is sent */
-    private static Result restoreMapped(CheckpointImage image, Path ramFile, EagerRestore.Options options, Runnable qemuStarted) {
+    /**
+     * @param streamSent told once QEMU has everything this reads from the image (the small blocks, the device state), before it
+     *                   loads them and the guest starts: from a cold cache a prefetch started earlier made QEMU's start (its
+     *                   binary, libraries and firmware, one small read after another) and the image's reads wait behind its own
+     */
+    private static Result restoreMapped(CheckpointImage image, Path ramFile, EagerRestore.Options options, Runnable streamSent) {
         long started = System.nanoTime();
         RamBlock ram = image.ramBlocks().get(ramBlockIndex(image));
         long fileBytes;
@@ -127,7 +123,6 @@ public final class MappedRestore {
         QemuVm vm = QemuVm.launch(config, List.of(
                 "-object", "memory-backend-file,id=" + RAM_BLOCK + ",size=" + ram.usedByteSize() + ",mem-path=" + ramFile + ",share=off",
                 "-machine", "memory-backend=" + RAM_BLOCK));
-        qemuStarted.run();
         try {
             long qemuReady = System.nanoTime() - started;
             QmpClient qmp = vm.qmp();
@@ -145,6 +140,7 @@ public final class MappedRestore {
                             + ": " + e.getMessage() + "; " + vm.describeState(), e);
                 }
             }
+            streamSent.run();
             IncomingQemu.awaitCompleted(vm, options.completionTimeout());
             qmp.cont();
             return new Result(vm, qemuReady, System.nanoTime() - started, bytes.get());

@@ -5,7 +5,6 @@ import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
-import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
 import java.nio.ByteBuffer;
@@ -28,9 +27,9 @@ import org.slf4j.LoggerFactory;
  * <p>Pages next to each other in the queue are read as one run ({@link #runs}), up to {@value #MAX_RUN_PAGES} pages. Each run is
  * handed to the kernel with {@code posix_fadvise(POSIX_FADV_WILLNEED)}, which starts its reads and returns: thousands of
  * scattered single-page runs are then in flight at once instead of read one after another (at 4 GiB with a scattered working set
- * that was ~58k reads, ~6 s one by one from a cold disk), at most {@code windowBytes} of them not yet read (asked with a
- * {@code RWF_NOWAIT} read), so that the guest's own faults do not queue behind all of it. A mapped restore holds the prefetch
- * until QEMU is up ({@link #qemuStarted}). Where {@code posix_fadvise} is not available the runs are read in order.
+ * that was ~58k reads, ~6 s one by one from a cold disk). A mapped restore holds the prefetch until it has sent QEMU what it
+ * reads from the image ({@link #release}): from a cold cache every read that QEMU's start or that stream waits for would
+ * otherwise queue behind the prefetch's. Where {@code posix_fadvise} is not available the runs are read in order.
  */
 public final class PageCachePrefetch implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(PageCachePrefetch.class);
@@ -40,15 +39,11 @@ public final class PageCachePrefetch implements AutoCloseable {
     private static final MethodHandle OPEN;
     private static final MethodHandle FADVISE;
     private static final MethodHandle CLOSE;
-    /** {@code preadv2}, to ask with {@code RWF_NOWAIT} whether a page is read (in the page cache and up to date). */
-    private static final MethodHandle PREADV2;
-    private static final int RWF_NOWAIT = 0x8;
 
     static {
         MethodHandle open = null;
         MethodHandle fadvise = null;
         MethodHandle close = null;
-        MethodHandle preadv2 = null;
         try {
             Linker linker = Linker.nativeLinker();
             var libc = linker.defaultLookup();
@@ -57,15 +52,12 @@ public final class PageCachePrefetch implements AutoCloseable {
             fadvise = linker.downcallHandle(libc.find("posix_fadvise").orElseThrow(), FunctionDescriptor.of(ValueLayout.JAVA_INT,
                     ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT));
             close = linker.downcallHandle(libc.find("close").orElseThrow(), FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
-            preadv2 = libc.find("preadv2").map(f -> linker.downcallHandle(f, FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT,
-                    ValueLayout.ADDRESS, ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT))).orElse(null);
         } catch (RuntimeException | LinkageError e) {
             log.debug("posix_fadvise not available ({}): prefetch reads run by run", e.toString());
         }
         OPEN = open;
         FADVISE = fadvise;
         CLOSE = close;
-        PREADV2 = preadv2;
     }
 
     /** A run of pages of the file: {@code pageCount} pages from {@code firstPage}. */
@@ -74,21 +66,10 @@ public final class PageCachePrefetch implements AutoCloseable {
     /** What the prefetch did by the time it was asked: pages read, or handed to the kernel's readahead. */
     public record Stats(long pagesRead, long runCount, long elapsedNanos, boolean finished, boolean advised) {}
 
-    /** The default bound of advised reads in flight: at 0.2-1.2 GB/s, 30-170 ms of the disk's time. */
-    public static final long DEFAULT_WINDOW_BYTES = 32L << 20;
-    /**
-     * At most this many runs advised and not yet read, whatever their size: a scattered working set is single pages, and 32 MiB
-     * of them is 8k reads queued ahead of each of the guest's own faults (4 GiB, W=256 MiB scattered, cold: the guest did 0.48x
-     * of its work before the save in its first 8 s, against 0.83x for the mapped file without a prefetch).
-     */
-    static final int MAX_RUNS_IN_FLIGHT = 64;
-    /** The longest a held prefetch waits for {@link #qemuStarted}. */
+    /** The longest a held prefetch waits for {@link #release}. */
     static final long HOLD_TIMEOUT_NANOS = 10_000_000_000L;
-    /** An advised run not in the page cache after this long is taken as read (the kernel may drop advice under pressure). */
-    static final long RUN_TIMEOUT_NANOS = 200_000_000L;
 
-    private final long windowBytes;
-    private final java.util.concurrent.CountDownLatch qemuUp;
+    private final java.util.concurrent.CountDownLatch released;
     private final Thread thread;
     private final AtomicBoolean stop = new AtomicBoolean();
     private final AtomicLong pagesRead = new AtomicLong();
@@ -97,30 +78,15 @@ public final class PageCachePrefetch implements AutoCloseable {
     private volatile long finishedNanos;
     private volatile boolean advised;
 
-    /**
-     * Starts reading {@code pages} (page indexes of the file, in the order the guest is expected to touch them), with at most
-     * {@value #DEFAULT_WINDOW_BYTES} bytes of advised reads not yet in the page cache.
-     */
+    /** Starts reading {@code pages} (page indexes of the file, in the order the guest is expected to touch them) at once. */
     public PageCachePrefetch(Path file, List<Long> pages, String threadName) {
-        this(file, pages, threadName, DEFAULT_WINDOW_BYTES);
+        this(file, pages, threadName, false);
     }
 
-    /**
-     * @param windowBytes at most this many bytes advised and not yet in the page cache (0: no bound, every run advised at once):
-     *                    the disk's queue then holds a bounded amount of prefetch, so that QEMU's own reads as it starts (from a
-     *                    cold cache: its binary, its libraries, its firmware) and the guest's first faults do not wait behind
-     *                    all of it
-     */
-    public PageCachePrefetch(Path file, List<Long> pages, String threadName, long windowBytes) {
-        this(file, pages, threadName, windowBytes, false);
-    }
-
-    /** @param holdUntilQemuStarted read nothing until {@link #qemuStarted} (or {@value #HOLD_TIMEOUT_NANOS} ns) */
-    public PageCachePrefetch(Path file, List<Long> pages, String threadName, long windowBytes, boolean holdUntilQemuStarted) {
-        if (windowBytes < 0) throw new IllegalArgumentException("prefetch window: expected >= 0 bytes, actual " + windowBytes);
+    /** @param held read nothing until {@link #release} (or {@value #HOLD_TIMEOUT_NANOS} ns) */
+    public PageCachePrefetch(Path file, List<Long> pages, String threadName, boolean held) {
         List<Run> runs = runs(pages);
-        this.windowBytes = windowBytes;
-        this.qemuUp = new java.util.concurrent.CountDownLatch(holdUntilQemuStarted ? 1 : 0);
+        this.released = new java.util.concurrent.CountDownLatch(held ? 1 : 0);
         this.thread = Thread.ofPlatform().daemon().name(threadName).start(() -> read(file, runs));
     }
 
@@ -147,11 +113,7 @@ public final class PageCachePrefetch implements AutoCloseable {
 
     private void read(Path file, List<Run> runs) {
         try {
-            // Not before QEMU is up (or a few seconds passed): from a cold cache its start reads its binary, libraries and
-            // firmware one small read after another, each waiting behind the prefetch's, however few were in flight (512 MiB
-            // demo image, 17k pages, cold, 3 runs: running after 0.27-0.37 s with the prefetch from the start, 0.22-0.28 s
-            // held, as without a prefetch).
-            qemuUp.await(HOLD_TIMEOUT_NANOS, java.util.concurrent.TimeUnit.NANOSECONDS);
+            released.await(HOLD_TIMEOUT_NANOS, java.util.concurrent.TimeUnit.NANOSECONDS);
         } catch (InterruptedException e) {
             return;
         }
@@ -175,11 +137,8 @@ public final class PageCachePrefetch implements AutoCloseable {
             return false;
         }
         if (fd < 0) return false;
-        try (Arena arena = Arena.ofConfined()) {
-            Window window = new Window(() -> windowBytes, RUN_TIMEOUT_NANOS, windowBytes > 0 ? residency(fd, size, arena) : null,
-                    System::nanoTime, () -> java.util.concurrent.locks.LockSupport.parkNanos(100_000), stop::get);
+        try {
             forEachRun(runs, size, (at, length) -> {
-                if (!window.admit(at, length)) return false;
                 int error = (int) FADVISE.invokeExact(fd, at, length, POSIX_FADV_WILLNEED);
                 if (error != 0) {
                     log.warn("prefetching {} into the page cache: posix_fadvise failed with error {}; the guest's faults read the rest",
@@ -237,87 +196,9 @@ public final class PageCachePrefetch implements AutoCloseable {
         }
     }
 
-    /**
-     * Whether a run is read: its last page's first byte, read with {@code RWF_NOWAIT}, which fails rather than wait for a page
-     * not yet read. ({@code mincore} does not tell: it counts a page under readahead I/O as resident from the moment readahead
-     * allocated it, so a window measured by it held no reads back at all.) Null where that read is not available or refused on
-     * a page just read.
-     */
-    private static Residency residency(int fd, long fileBytes, Arena arena) throws Throwable {
-        if (PREADV2 == null || fileBytes == 0) return null;
-        MemorySegment iov = arena.allocate(16, 8); // struct iovec { void *base; size_t len; }
-        MemorySegment one = arena.allocate(1);
-        iov.set(ValueLayout.ADDRESS, 0, one);
-        iov.set(ValueLayout.JAVA_LONG, 8, 1);
-        Residency nowait = (at, length) -> {
-            long last = Math.max(at, at + length - Wire.TARGET_PAGE_BYTES);
-            try {
-                return (long) PREADV2.invokeExact(fd, iov, 1, last, RWF_NOWAIT) == 1;
-            } catch (Throwable t) {
-                return true; // cannot tell: do not hold the prefetch back
-            }
-        };
-        long probe = (long) PREADV2.invokeExact(fd, iov, 1, 0L, 0); // a blocking read: page 0 is now cached
-        return probe == 1 && nowait.resident(0, Wire.TARGET_PAGE_BYTES) ? nowait : null;
-    }
-
-    /** Whether a run of the file is read into the page cache. */
-    @FunctionalInterface
-    interface Residency {
-        boolean resident(long at, long length);
-    }
-
-    /**
-     * The bound on advised reads in flight, pure: {@link #admit} waits (pausing between looks) until the runs advised before
-     * leave room for the next, a run counting until it is resident or {@code runTimeoutNanos} old. Not thread-safe: one
-     * prefetch thread.
-     */
-    static final class Window {
-        private final java.util.function.LongSupplier windowBytes;
-        private final long runTimeoutNanos;
-        private final Residency residency;
-        private final java.util.function.LongSupplier clock;
-        private final Runnable pause;
-        private final java.util.function.BooleanSupplier stopped;
-        private final java.util.ArrayDeque<long[]> inFlight = new java.util.ArrayDeque<>(); // {at, length, advisedNanos}
-        private long inFlightBytes;
-
-        Window(java.util.function.LongSupplier windowBytes, long runTimeoutNanos, Residency residency, java.util.function.LongSupplier clock, Runnable pause,
-               java.util.function.BooleanSupplier stopped) {
-            this.windowBytes = windowBytes;
-            this.runTimeoutNanos = runTimeoutNanos;
-            this.residency = residency;
-            this.clock = clock;
-            this.pause = pause;
-            this.stopped = stopped;
-        }
-
-        /** Waits for room for a run of {@code length} bytes at {@code at} and counts it as in flight; false if stopped meanwhile. */
-        boolean admit(long at, long length) {
-            if (residency == null || windowBytes.getAsLong() == 0) return true;
-            while (!inFlight.isEmpty() && (inFlightBytes + length > windowBytes.getAsLong() || inFlight.size() >= MAX_RUNS_IN_FLIGHT)) {
-                if (stopped.getAsBoolean()) return false;
-                long[] oldest = inFlight.peekFirst();
-                if (residency.resident(oldest[0], oldest[1]) || clock.getAsLong() - oldest[2] >= runTimeoutNanos) {
-                    inFlight.removeFirst();
-                    inFlightBytes -= oldest[1];
-                } else {
-                    pause.run();
-                }
-            }
-            inFlight.addLast(new long[] {at, length, clock.getAsLong()});
-            inFlightBytes += length;
-            return true;
-        }
-
-        long inFlightBytes() {
-            return inFlightBytes;
-        }
-    }
-
-    /** QEMU is up: a prefetch held for QEMU's start begins. */
-    public void qemuStarted() {
-        qemuUp.countDown();
+    /** What the restore waited for is sent: the prefetch begins (if it was held). */
+    public void release() {
+        released.countDown();
     }
 
     public Stats stats() {
@@ -329,7 +210,7 @@ public final class PageCachePrefetch implements AutoCloseable {
     @Override
     public void close() {
         stop.set(true);
-        qemuUp.countDown();
+        released.countDown();
         try {
             thread.join(5000);
         } catch (InterruptedException e) {

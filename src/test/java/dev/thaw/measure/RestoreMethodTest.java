@@ -20,8 +20,7 @@ class RestoreMethodTest {
         assertThat(RestoreMethod.WS_TRACE_MAPPED.thawMode()).contains(Restorer.Mode.MAPPED);
         assertThat(RestoreMethod.WS_TRACE_MAPPED.estimate()).isEqualTo(RestoreMethod.WS_TRACE);
         assertThat(RestoreMethod.values()).filteredOn(RestoreMethod::mapsRamFile)
-                .containsExactlyInAnyOrder(RestoreMethod.MAPPED_FILE, RestoreMethod.WS_DIRTY_MAPPED, RestoreMethod.WS_TRACE_MAPPED,
-                        RestoreMethod.WS_DIRTY_MAPPED_UNBOUNDED);
+                .containsExactlyInAnyOrder(RestoreMethod.MAPPED_FILE, RestoreMethod.WS_DIRTY_MAPPED, RestoreMethod.WS_TRACE_MAPPED);
     }
 
     @Test
