@@ -55,9 +55,10 @@ public final class Restorer {
     public record AutoMode(Mode mode, String reason) {}
 
     /**
-     * The mode to use when none is asked for. mapped when the image has its RAM file: on this host it reached TTR sooner than
-     * every postcopy restore warm and cold, at 1 and 4 GiB, contiguous and scattered (docs/benchmarks.md); else ws when the
-     * image has a working set or a restore left a trace; else lazy.
+     * The mode to use when none is asked for. mapped when the image has its RAM file: on this host its median TTR was sooner
+     * than the ws restore's in 4 of the 5 configurations measured (512 MiB warm and cold, 1 GiB contiguous cold, 4 GiB scattered
+     * cold; not 1 GiB scattered cold, where both were within noise), and it reads the least from the disk (docs/benchmarks.md,
+     * seventh session); else ws when the image has a working set or a restore left a trace; else lazy.
      */
     public static AutoMode defaultMode(CheckpointImage image) {
         if (RamFiles.existing(image).isPresent()) {
