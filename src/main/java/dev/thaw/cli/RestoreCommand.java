@@ -28,7 +28,7 @@ import picocli.CommandLine.Parameters;
                 "Modes: eager (every page, then run), lazy (run at once, pages on demand and in the background),",
                 "ws (the working set first, then as lazy), mapped (guest RAM mapped from the image's RAM file, IMAGE.ram/,",
                 "written by thaw save --ram-file or by the first mapped restore; the kernel pages it in on demand, and the",
-                "working set is read into the page cache in queue order once QEMU is up). The working set is the",
+                "working set is read into the page cache in queue order once QEMU has the device state). The working set is the",
                 "image's own (thaw save --estimator) or the one learned from its latest lazy or ws restore (IMAGE.restores/);",
                 "see thaw ws IMAGE. Default (auto): mapped when the image has its RAM file; else ws when it has a working",
                 "set or a previous restore left a trace; else lazy. The image is only read.",

@@ -42,7 +42,7 @@ public enum RestoreMethod {
     WS_DIRTY_HUGETLB("Thaw ws (dirty, hugetlb)", "ws-dirty-hugetlb"),
     /**
      * Trial: Thaw's mapped restore ({@code --mode mapped}) with the dirty estimate: the kernel's demand paging of the image's RAM
-     * file, the working set read into the page cache in queue order once QEMU is up (FaaSnap's loading set).
+     * file, the working set read into the page cache in queue order once QEMU has the device state (FaaSnap's loading set).
      */
     WS_DIRTY_MAPPED("Thaw mapped (dirty)", "mapped-dirty"),
     /** Thaw's mapped restore with the post-save trace sized by the live probe (save --estimator dirty,trace --ram-file). */

@@ -153,7 +153,8 @@ public final class MappedRestore {
         }
     }
 
-    private static int ramBlockIndex(CheckpointImage image) {
+    /** The index of {@value #RAM_BLOCK} among the image's blocks; a {@link RestoreException} naming them when it has none. */
+    static int ramBlockIndex(CheckpointImage image) {
         List<RamBlock> blocks = image.ramBlocks();
         for (int b = 0; b < blocks.size(); b++) {
             if (blocks.get(b).name().equals(RAM_BLOCK)) return b;

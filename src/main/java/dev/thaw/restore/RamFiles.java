@@ -83,8 +83,6 @@ public final class RamFiles {
     }
 
     private static RamBlock ramBlock(CheckpointImage image) {
-        return image.ramBlocks().stream().filter(b -> b.name().equals(MappedRestore.RAM_BLOCK)).findFirst()
-                .orElseThrow(() -> new RestoreException("mapped restore: image " + image.directory() + " has no RAM block "
-                        + MappedRestore.RAM_BLOCK + ": expected one, actual " + image.ramBlocks().stream().map(RamBlock::name).toList(), null));
+        return image.ramBlocks().get(MappedRestore.ramBlockIndex(image));
     }
 }

@@ -24,7 +24,7 @@ public final class Restorer {
         EAGER, LAZY, WS,
         /**
          * The kernel's demand paging of the image's RAM file ({@link RamFiles}, mapped privately), with the working set put into
-         * the page cache in queue order once QEMU is up ({@link PageCachePrefetch}).
+         * the page cache in queue order once QEMU has the device state ({@link PageCachePrefetch}).
          */
         MAPPED;
 
@@ -113,14 +113,19 @@ public final class Restorer {
         PrefetchSize size = choice.fraction().isPresent()
                 ? PrefetchSize.fraction(queue, Sizing.HOTRESTORE.withPrefetchFraction(choice.fraction().getAsDouble()))
                 : PrefetchSize.elastic(queue, Sizing.HOTRESTORE, PREFETCH_BUDGET_PAGES);
-        int n = size.pages();
-        String why = size.reason();
-        if (choice.pages().isPresent() && choice.pages().getAsInt() < n) {
-            n = choice.pages().getAsInt();
-            why += "; capped at " + n + " pages (--ws-pages)";
-        }
+        Sized n = capped(new Sized(size.pages(), size.reason()), choice);
         List<PageRef> all = queue.pages();
-        return new Plan(all.subList(0, n), all.subList(n, all.size()), why);
+        return new Plan(all.subList(0, n.pages()), all.subList(n.pages(), all.size()), n.why());
+    }
+
+    /** How many pages of a queue a restore takes first, and why. */
+    private record Sized(int pages, String why) {}
+
+    /** At most {@code --ws-pages}, saying so when it cut. */
+    private static Sized capped(Sized size, WorkingSetChoice choice) {
+        if (choice.pages().isEmpty() || choice.pages().getAsInt() >= size.pages()) return size;
+        int n = choice.pages().getAsInt();
+        return new Sized(n, size.why() + "; capped at " + n + " pages (--ws-pages)");
     }
 
     /**
@@ -191,18 +196,15 @@ public final class Restorer {
         Optional<Chosen> chosen = workingSet(image, choice.source()).filter(c -> c.workingSet().size() > 0);
         if (chosen.isPresent()) {
             WorkingSet queue = chosen.get().workingSet();
-            int n = queue.size();
-            String why = "the whole queue of " + n + " pages (" + chosen.get().from().name().toLowerCase(Locale.ROOT) + ")";
+            Sized size = new Sized(queue.size(), "the whole queue of " + queue.size() + " pages ("
+                    + chosen.get().from().name().toLowerCase(Locale.ROOT) + ")");
             if (choice.fraction().isPresent()) {
-                n = PrefetchSize.fraction(queue, Sizing.HOTRESTORE.withPrefetchFraction(choice.fraction().getAsDouble())).pages();
-                why = n + " pages of the queue (--ws-fraction " + choice.fraction().getAsDouble() + ")";
+                int n = PrefetchSize.fraction(queue, Sizing.HOTRESTORE.withPrefetchFraction(choice.fraction().getAsDouble())).pages();
+                size = new Sized(n, n + " pages of the queue (--ws-fraction " + choice.fraction().getAsDouble() + ")");
             }
-            if (choice.pages().isPresent() && choice.pages().getAsInt() < n) {
-                n = choice.pages().getAsInt();
-                why += "; capped at " + n + " pages (--ws-pages)";
-            }
-            pages = queue.pages().subList(0, n);
-            sizing = why + " into the page cache in queue order";
+            size = capped(size, choice);
+            pages = queue.pages().subList(0, size.pages());
+            sizing = size.why() + " into the page cache in queue order";
         }
         progress.accept("mapped restore: " + sizing);
         MappedRestore.Result r = MappedRestore.restore(image, ramFile, EagerRestore.Options.defaults(vmName), pages);
