@@ -17,9 +17,24 @@ import java.util.Optional;
  * @param utilizationPerStep utilization in consecutive {@link #STEP_MILLIS} windows from the restore's start (for plots)
  * @param latency            a host-side client's request latency over the observation; null for a guest that reports its own
  *                           progress
+ * @param stallTtrSeconds    the stall TTR ({@link Responsiveness#stallTtrSeconds}): the earliest time after which every 1 s window
+ *                           has at least {@link Responsiveness#DEFAULT_UNSTALLED} of its time unstalled in the guest's own view;
+ *                           empty if not reached, or null where the guest reports no stalled time (an older wsbench, Redis)
+ * @param unstalledMmu       the lowest unstalled share of any 1 s window over the observation; NaN where not reported
  */
 public record AfterRestore(Optional<Double> ttrSeconds, double mmu, double relativeThroughput, List<Double> utilizationPerStep,
-                           RequestLatency latency) {
+                           RequestLatency latency, Optional<Double> stallTtrSeconds, double unstalledMmu) {
+    /** Without the guest's stalled time (a guest that does not report it). */
+    public AfterRestore(Optional<Double> ttrSeconds, double mmu, double relativeThroughput, List<Double> utilizationPerStep,
+                        RequestLatency latency) {
+        this(ttrSeconds, mmu, relativeThroughput, utilizationPerStep, latency, null, Double.NaN);
+    }
+
+    /** Whether the guest reported its stalled time (then {@link #stallTtrSeconds} is not null). */
+    public boolean stallsReported() {
+        return stallTtrSeconds != null;
+    }
+
     /** The step of {@link #utilizationPerStep}: utilization in consecutive windows of this length from the restore's start. */
     public static final long STEP_MILLIS = 250;
 
@@ -56,7 +71,12 @@ public record AfterRestore(Optional<Double> ttrSeconds, double mmu, double relat
                     Math.round(before), String.format("%.3f", before / opsPerSecondBefore));
         }
         Responsiveness r = new Responsiveness(progress, opsPerSecondBefore, runningNanos, end);
-        return of(r, r.utilization(runningNanos, window.toNanos()), end, null);
+        AfterRestore byRate = of(r, r.utilization(runningNanos, window.toNanos()), end, null);
+        List<Responsiveness.Progress> unstalled = Responsiveness.unstalledFromTicks(ticks, startedNanos);
+        if (unstalled.isEmpty()) return byRate;
+        Responsiveness u = new Responsiveness(unstalled, 1e9, runningNanos, end);
+        return new AfterRestore(byRate.ttrSeconds(), byRate.mmu(), byRate.relativeThroughput(), byRate.utilizationPerStep(), null,
+                u.stallTtrSeconds(), u.defaultMmu());
     }
 
     /**

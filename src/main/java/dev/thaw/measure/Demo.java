@@ -59,9 +59,15 @@ public final class Demo {
      */
     public record Config(DemoGuest guest, Duration measure, Path image, UnaryOperator<PostcopyRestore.Options> tune) {}
 
-    /** One restore method's result, named as the demo's table names it. Seconds from the start of the restore. */
+    /**
+     * One restore method's result, named as the demo's table names it. Seconds from the start of the restore.
+     *
+     * @param ttrSeconds      TTR(1 s, 0.8) by the rate before the save; null if not reached within the observation
+     * @param stallTtrSeconds the stall TTR ({@link AfterRestore#stallTtrSeconds}); null if not reached or not reported
+     */
     public record ModeResult(String mode, double runningSeconds, double completedSeconds, Long demandFaults, Long vcpuBlockedMillis,
-                             Double ttrSeconds, double mmu, double throughputRelative, String memsumAfter, boolean memsumIdentical) {}
+                             Double ttrSeconds, Double stallTtrSeconds, double mmu, double throughputRelative, String memsumAfter,
+                             boolean memsumIdentical) {}
 
     /** What the demo did and measured. Boot times are milliseconds from QEMU's launch. */
     public record Result(long initUpMillis, long wsbenchReadyMillis, Throughput before, GuestAgent.MemSum memsumBefore, Saver.Result saved,
@@ -210,7 +216,8 @@ public final class Demo {
                     memsumAfter.equals(memsumBefore) ? "identical" : "DIFFERENT"));
             vm.qmp().quit();
             vm.awaitExit(Duration.ofSeconds(10));
-            return new ModeResult(mode, running, completed, faults, blocked, ttr, mmu, before.opsPerSecond() > 0 ? rate / before.opsPerSecond() : 0,
+            return new ModeResult(mode, running, completed, faults, blocked, ttr,
+                    seen.stallsReported() ? seen.stallTtrSeconds().orElse(null) : null, mmu, before.opsPerSecond() > 0 ? rate / before.opsPerSecond() : 0,
                     memsumAfter.checksumHex(), memsumAfter.equals(memsumBefore));
         }
     }
@@ -237,12 +244,14 @@ public final class Demo {
         long seconds = measure.toSeconds();
         StringBuilder out = new StringBuilder();
         String ttrLabel = String.format("TTR(%.0f s, %.1f)", Responsiveness.DEFAULT_WINDOW_NANOS / 1e9, Responsiveness.DEFAULT_UTILIZATION);
-        out.append(String.format("%-11s %14s %16s %14s %14s %14s %8s %20s  %s%n", "restore", "running after", "completed after", "demand faults",
-                "vCPU stalled", ttrLabel, "MMU", "first " + seconds + " s vs before", "memory"));
+        String stallLabel = String.format("stall TTR(%.0f s, %.1f)", Responsiveness.DEFAULT_WINDOW_NANOS / 1e9, Responsiveness.DEFAULT_UNSTALLED);
+        out.append(String.format("%-11s %14s %16s %14s %14s %20s %14s %8s %20s  %s%n", "restore", "running after", "completed after", "demand faults",
+                "vCPU stalled", stallLabel, ttrLabel, "MMU", "first " + seconds + " s vs before", "memory"));
         for (ModeResult m : modes) {
-            out.append(String.format("%-11s %12.2f s %14.2f s %14s %14s %14s %8.2f %19.2fx  %s%n", m.mode(), m.runningSeconds(),
+            out.append(String.format("%-11s %12.2f s %14.2f s %14s %14s %20s %14s %8.2f %19.2fx  %s%n", m.mode(), m.runningSeconds(),
                     m.completedSeconds(), m.demandFaults() == null ? "-" : m.demandFaults().toString(),
                     m.vcpuBlockedMillis() == null || m.vcpuBlockedMillis() < 0 ? "-" : m.vcpuBlockedMillis() + " ms",
+                    m.stallTtrSeconds() == null ? "> " + seconds + " s" : String.format("%.2f s", m.stallTtrSeconds()),
                     m.ttrSeconds() == null ? "> " + seconds + " s" : String.format("%.2f s", m.ttrSeconds()), m.mmu(), m.throughputRelative(),
                     m.memsumIdentical() ? "identical" : "DIFFERENT"));
         }

@@ -24,6 +24,11 @@ public final class Responsiveness {
     public static final long DEFAULT_WINDOW_NANOS = 1_000_000_000L;
     /** The utilization TTR is reported at by default. */
     public static final double DEFAULT_UTILIZATION = 0.8;
+    /**
+     * The share of time not stalled that the stall TTR asks of every window (see {@link #unstalledFromTicks}): an undisturbed
+     * guest stalls 2-4% of the time here (TCG's timer interrupts), whatever its rate (docs/benchmarks.md, TTR calibration).
+     */
+    public static final double DEFAULT_UNSTALLED = 0.9;
 
     /** Grid on which window starts are taken. */
     static final long STEP_NANOS = 10_000_000L;
@@ -120,6 +125,30 @@ public final class Responsiveness {
             if (to > from) out.add(new Progress(from, to, ticks.get(i).opCount()));
         }
         return out;
+    }
+
+    /**
+     * The guest's time not stalled, from wsbench ticks that report stalled time: the same intervals as {@link #fromTicks}, each
+     * with its length minus its stalled time as progress, to be judged against a rate before of 1e9 (every nanosecond
+     * unstalled). This follows the restore (pages not there, reads from disk, a vCPU without a CPU) and not the host's memory
+     * speed, which moves the operation count about 2x on this project's machines with nothing restored. Empty if any tick
+     * lacks its stalled time (a guest built before wsbench reported it).
+     */
+    public static List<Progress> unstalledFromTicks(List<dev.thaw.guest.WsbenchTick> ticks, long originNanos) {
+        if (!dev.thaw.guest.WsbenchTick.stallsReported(ticks)) return List.of();
+        List<dev.thaw.guest.WsbenchTick> asUnstalled = new ArrayList<>();
+        for (int i = 0; i < ticks.size(); i++) {
+            dev.thaw.guest.WsbenchTick t = ticks.get(i);
+            long interval = i == 0 ? 0 : t.guestNanos() - ticks.get(i - 1).guestNanos();
+            asUnstalled.add(new dev.thaw.guest.WsbenchTick(t.hostNanos(), t.seq(), t.guestNanos(), Math.max(0, interval - t.stalledNanos()),
+                    t.stalledNanos()));
+        }
+        return fromTicks(asUnstalled, originNanos);
+    }
+
+    /** The stall TTR: TTR of {@link #unstalledFromTicks} progress at the default window and {@link #DEFAULT_UNSTALLED}. */
+    public Optional<Double> stallTtrSeconds() {
+        return ttrNanos(DEFAULT_WINDOW_NANOS, DEFAULT_UNSTALLED).map(n -> n / 1e9);
     }
 
     /** TTR at the default window and utilization, in seconds; empty if not reached. */

@@ -277,8 +277,11 @@ public final class SaveRestoreBenchmark {
                 MethodSample r = run.sample();
                 restores.add(r);
                 log.printf("  rep %d: %-18s running after %.2f s%s%n", rep + 1, m.label(), r.runningSeconds(),
-                        r.after() == null ? "" : String.format(", TTR %s, first %s s %.2fx", r.after().ttrSeconds().map(t -> String.format("%.2f s", t))
-                                .orElse("> " + seconds(config.observe()) + " s"), seconds(config.observe()), r.after().relativeThroughput()));
+                        r.after() == null ? "" : String.format(", TTR %s%s, first %s s %.2fx", r.after().ttrSeconds().map(t -> String.format("%.2f s", t))
+                                .orElse("> " + seconds(config.observe()) + " s"),
+                                !r.after().stallsReported() ? "" : ", stall TTR " + r.after().stallTtrSeconds().map(t -> String.format("%.2f s", t))
+                                        .orElse("> " + seconds(config.observe()) + " s"),
+                                seconds(config.observe()), r.after().relativeThroughput()));
                 if (m == RestoreMethod.THAW_LAZY) queues.put(RestoreMethod.WS_LEARNED, FaultOrder.learned(List.of(), run.faults()));
             }
         }

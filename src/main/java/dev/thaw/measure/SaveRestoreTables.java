@@ -31,6 +31,8 @@ public final class SaveRestoreTables {
             String moved = referenceMoved(reports);
             if (!moved.isEmpty()) tables.append('\n').append(moved);
             tables.append('\n').append(modesMarkdown(reports));
+            String stalls = stallMarkdown(reports);
+            if (!stalls.isEmpty()) tables.append('\n').append(stalls);
             String limits = limitMarkdown(reports);
             if (!limits.isEmpty()) tables.append('\n').append(limits);
             tables.append('\n').append(failuresMarkdown(reports));
@@ -93,11 +95,11 @@ public final class SaveRestoreTables {
     /** Every method side by side: times min / median, the rest medians; TTR not reached within the observation shows as "> 5" (its seconds). */
     public static String modesMarkdown(List<Report> reports) {
         StringBuilder out = new StringBuilder();
-        out.append("| guest | method | running after (s) | completed after (s) | TTR(1 s, 0.8) (s) | host-side TTR estimate: faults /"
-                + " vCPU time (s) | MMU(1 s)"
+        out.append("| guest | method | running after (s) | completed after (s) | TTR(1 s, 0.8) (s) | stall TTR(1 s, 0.9) (s)"
+                + " | host-side TTR estimate: faults / vCPU time (s) | MMU(1 s)"
                 + " | first N s vs before (N = the observation) | demand faults | vCPU stalled (ms) | read from storage (MiB) | prefetched pages"
                 + " | fault service p50 / p99 (us) | background (MB/s) | failed |\n");
-        out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+        out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
         for (Report r : reports) {
             String guest = r.describe();
             for (RestoreMethod m : RestoreMethod.values()) {
@@ -109,9 +111,11 @@ public final class SaveRestoreTables {
                 List<Postcopy> pc = ms.stream().map(MethodSample::postcopy).filter(Objects::nonNull).toList();
                 long failed = r.samples().stream().flatMap(x -> x.failures() == null ? java.util.stream.Stream.<Failure>empty()
                         : x.failures().stream()).filter(f -> f.method() == m).count();
-                out.append(String.format("| %s | %s | %s | %s | %s | %s | %.2f | %.2fx | %s | %s | %s | %s | %s | %s | %d |%n", guest, m.label(),
+                out.append(String.format("| %s | %s | %s | %s | %s | %s | %s | %.2f | %.2fx | %s | %s | %s | %s | %s | %s | %d |%n", guest, m.label(),
                         mm(ms, MethodSample::runningSeconds), mm(ms, MethodSample::completedSeconds),
                         ttr(after.stream().map(AfterRestore::ttrSeconds).toList(), r.observeSeconds()),
+                        after.stream().allMatch(AfterRestore::stallsReported)
+                                ? ttr(after.stream().map(AfterRestore::stallTtrSeconds).toList(), r.observeSeconds()) : "-",
                         (host.isEmpty() ? "-" : ttr(host.stream().map(HostStall::ttrSeconds).toList(), r.observeSeconds())) + " / "
                                 + (vcpu.isEmpty() ? "-" : ttr(vcpu.stream().map(HostStall::ttrSeconds).toList(), r.observeSeconds())),
                         Report.median(after, AfterRestore::mmu), Report.median(after, AfterRestore::relativeThroughput),
@@ -158,6 +162,33 @@ public final class SaveRestoreTables {
         return String.format("Host-side TTR from %s against the guest's own TTR, over %d restores: %d at or before the guest's;"
                         + " %d of the %d with both reached within 0.25 s; median |difference| %.2f s.%n%n", estimate, pairs.size(), hostEarlier,
                 within, finite.size(), Report.median(finite, p -> Math.abs(p[0] - p[1])));
+    }
+
+    /**
+     * The stall TTR per repetition, beside the rate-based one, for guests that report their stalled time: per method the
+     * median, each repetition's value (in repetition order, so methods pair by column) and the lowest unstalled share of a
+     * 1 s window. Empty when no restored guest reported it.
+     */
+    public static String stallMarkdown(List<Report> reports) {
+        StringBuilder out = new StringBuilder();
+        for (Report r : reports) {
+            String guest = r.describe();
+            for (RestoreMethod m : RestoreMethod.values()) {
+                List<AfterRestore> after = r.of(m).stream().map(MethodSample::after).filter(Objects::nonNull).toList();
+                if (after.isEmpty() || !after.stream().allMatch(AfterRestore::stallsReported)) continue;
+                if (out.isEmpty()) {
+                    out.append("| guest | method | stall TTR(1 s, 0.9) (s), median | per repetition | TTR(1 s, 0.8) per repetition"
+                            + " | lowest unstalled share of a 1 s window, median |\n|---|---|---|---|---|---|\n");
+                }
+                out.append(String.format("| %s | %s | %s | %s | %s | %.2f |%n", guest, m.label(),
+                        ttr(after.stream().map(AfterRestore::stallTtrSeconds).toList(), r.observeSeconds()),
+                        String.join(", ", after.stream().map(a -> ttr(List.of(a.stallTtrSeconds()), r.observeSeconds())).toList()),
+                        String.join(", ", after.stream().map(a -> ttr(List.of(a.ttrSeconds()), r.observeSeconds())).toList()),
+                        Report.median(after, AfterRestore::unstalledMmu)));
+                guest = "";
+            }
+        }
+        return out.toString();
     }
 
     /** For a client-timed workload: its request latency before the save and over each method's observation, medians. */

@@ -17,13 +17,19 @@ import java.util.List;
  * first window. The run is cut into segments; each takes its rate before from its first part (as a
  * restore takes the rate before the save) and is observed over the rest as if restored at its
  * start. For each window w and threshold u the report gives the share of segments whose TTR is 0,
- * which must be close to 1 for (w, u) to be usable on this host, and the MMU(w) of the segments.
+ * which must be close to 1 for (w, u) to be usable on this host, and the MMU(w) of the segments. Both
+ * measures are calibrated: the operation rate against the segment's rate before (TTR), and, where
+ * the guest reports it, the share of time not stalled (the stall TTR).
  */
 public final class TtrCalibration {
     public static final long[] WINDOWS_MILLIS = {500, 1000, 2000};
     public static final double[] THRESHOLDS = {0.7, 0.8, 0.9};
 
-    public record Cell(long windowMillis, double threshold, int segments, int passedFromFirstWindow, double medianMmu, double minMmu) {
+    /** What a cell's utilization is: the operation rate against the rate before, or the share of time not stalled. */
+    public enum Measure { RATE, UNSTALLED }
+
+    public record Cell(Measure measure, long windowMillis, double threshold, int segments, int passedFromFirstWindow, double medianMmu,
+                       double minMmu) {
         public double passShare() {
             return segments == 0 ? 0 : (double) passedFromFirstWindow / segments;
         }
@@ -43,8 +49,16 @@ public final class TtrCalibration {
             DemoGuest.collectTicks(console, Duration.ofSeconds(2)); // past the start of the workload
             Duration total = before.plus(observed).multipliedBy(segments);
             log.printf("  observing the never-saved guest for %d s ...%n", total.toSeconds());
-            ticks = DemoGuest.collectTicks(console, total);
+            ticks = DemoGuest.collectTicks(console, total.plusSeconds(1)); // the last segment's late ticks too
         }
+        List<Cell> cells = new ArrayList<>(cells(Measure.RATE, ticks, before, observed, segments));
+        if (WsbenchTick.stallsReported(ticks)) cells.addAll(cells(Measure.UNSTALLED, ticks, before, observed, segments));
+        int used = cells.getFirst().segments();
+        return new Report(guest.memoryMiB(), guest.totalMiB(), guest.wsMiB(), accel.qemuName(), before.toMillis() / 1e3,
+                observed.toMillis() / 1e3, used, cells);
+    }
+
+    private static List<Cell> cells(Measure measure, List<WsbenchTick> ticks, Duration before, Duration observed, int segments) {
         long segmentNanos = before.plus(observed).toNanos();
         long start = ticks.getFirst().hostNanos();
         List<List<Double>> mmus = new ArrayList<>();
@@ -55,11 +69,15 @@ public final class TtrCalibration {
             long segStart = start + k * segmentNanos;
             long origin = segStart + before.toNanos();
             List<WsbenchTick> pre = ticks.stream().filter(t -> t.hostNanos() > segStart && t.hostNanos() <= origin).toList();
-            List<WsbenchTick> post = ticks.stream().filter(t -> t.hostNanos() > origin - 200_000_000L
-                    && t.hostNanos() <= origin + observed.toNanos()).toList();
+            // A second of ticks either side: ticks reach the host late and in bursts, and the intervals that span the origin and
+            // the end must be there, or the first and the last window lack up to a tick's work (only what falls within counts).
+            List<WsbenchTick> post = ticks.stream().filter(t -> t.hostNanos() > origin - 1_000_000_000L
+                    && t.hostNanos() <= origin + observed.toNanos() + 1_000_000_000L).toList();
             if (pre.size() < 3 || post.size() < 3) continue;
-            double rate = Throughput.of(pre, Throughput.ONE_SECOND_NANOS).opsPerSecond();
-            Responsiveness r = new Responsiveness(Responsiveness.fromTicks(post, origin), rate, observed.toNanos());
+            Responsiveness r = measure == Measure.RATE
+                    ? new Responsiveness(Responsiveness.fromTicks(post, origin), Throughput.of(pre, Throughput.ONE_SECOND_NANOS).opsPerSecond(),
+                            observed.toNanos())
+                    : new Responsiveness(Responsiveness.unstalledFromTicks(post, origin), 1e9, observed.toNanos());
             used++;
             for (int w = 0; w < WINDOWS_MILLIS.length; w++) {
                 long windowNanos = WINDOWS_MILLIS[w] * 1_000_000L;
@@ -73,21 +91,22 @@ public final class TtrCalibration {
         for (int w = 0; w < WINDOWS_MILLIS.length; w++) {
             List<Double> m = mmus.get(w).stream().sorted().toList();
             for (int u = 0; u < THRESHOLDS.length; u++) {
-                cells.add(new Cell(WINDOWS_MILLIS[w], THRESHOLDS[u], used, passed[w][u], m.isEmpty() ? Double.NaN : m.get(m.size() / 2),
+                cells.add(new Cell(measure, WINDOWS_MILLIS[w], THRESHOLDS[u], used, passed[w][u], m.isEmpty() ? Double.NaN : m.get(m.size() / 2),
                         m.isEmpty() ? Double.NaN : m.getFirst()));
             }
         }
-        return new Report(guest.memoryMiB(), guest.totalMiB(), guest.wsMiB(), accel.qemuName(), before.toMillis() / 1e3,
-                observed.toMillis() / 1e3, used, cells);
+        return cells;
     }
 
     public static String markdown(Report r) {
         StringBuilder out = new StringBuilder(String.format("Never-saved guest, %d MiB RAM, T=%d MiB, W=%d MiB, %s; %d segments of %.0f s"
                 + " (rate from the first %.0f s, then %.0f s observed).%n%n", r.memoryMiB(), r.totalMiB(), r.wsMiB(), r.accel(), r.segments(),
                 r.beforeSeconds() + r.observedSeconds(), r.beforeSeconds(), r.observedSeconds()));
-        out.append("| window w | threshold u | responsive from the first window | median MMU(w) | lowest MMU(w) |\n|---|---|---|---|---|\n");
+        out.append("| utilization | window w | threshold u | responsive from the first window | median MMU(w) | lowest MMU(w) |\n"
+                + "|---|---|---|---|---|---|\n");
         for (Cell c : r.cells()) {
-            out.append(String.format("| %d ms | %.1f | %d of %d (%.0f%%) | %.2f | %.2f |%n", c.windowMillis(), c.threshold(),
+            out.append(String.format("| %s | %d ms | %.1f | %d of %d (%.0f%%) | %.2f | %.2f |%n",
+                    c.measure() == Measure.RATE ? "ops against the rate before" : "time not stalled", c.windowMillis(), c.threshold(),
                     c.passedFromFirstWindow(), c.segments(), 100 * c.passShare(), c.medianMmu(), c.minMmu()));
         }
         return out.toString();

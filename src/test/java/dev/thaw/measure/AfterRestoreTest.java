@@ -73,4 +73,37 @@ class AfterRestoreTest {
         // The guest ran at the rate before from 1.08 s: responsive from then, not 0.2 s earlier by a window that reaches past it.
         assertThat(after.ttrSeconds()).hasValueSatisfying(t -> assertThat(t).isCloseTo(1.08, within(1e-9)));
     }
+
+    /**
+     * The stall TTR follows the guest's stalled time, not its rate: a guest whose rate halves for two seconds without stalling
+     * (this host's memory speed) is responsive by it from the moment it runs, while one that stalls half of each tick for its
+     * first two seconds (pages not there yet) becomes responsive once a whole window lies past those seconds.
+     */
+    @Test
+    void theStallTtrFollowsStalledTimeNotTheRate() {
+        long origin = 0;
+        long running = 500 * MS;
+        double rate = 1000;
+        List<WsbenchTick> slow = new ArrayList<>();
+        List<WsbenchTick> stalling = new ArrayList<>();
+        for (int i = 0; i <= 60; i++) {
+            long guest = 10_000 * MS + i * 100 * MS; // the guest clock; placed so the first tick is at running
+            long host = running + i * 100 * MS;
+            boolean early = i >= 1 && i <= 20; // the first two seconds after running
+            slow.add(new WsbenchTick(host, i, guest, early ? 50 : 100, 2 * MS));
+            stalling.add(new WsbenchTick(host, i, guest, early ? 50 : 100, early ? 50 * MS : 2 * MS));
+        }
+        AfterRestore bySpeed = AfterRestore.fromTicks(slow, origin, running, rate, Duration.ofSeconds(5));
+        AfterRestore byStalls = AfterRestore.fromTicks(stalling, origin, running, rate, Duration.ofSeconds(5));
+        // By the rate both look alike: half speed until 2.5 s, so a 1 s window reaches 0.8 once at most 0.4 s of it lies before.
+        assertThat(bySpeed.ttrSeconds()).hasValueSatisfying(t -> assertThat(t).isCloseTo(2.1, within(0.011)));
+        assertThat(byStalls.ttrSeconds()).isEqualTo(bySpeed.ttrSeconds());
+        // By stalled time they differ: 2% stalled throughout is responsive from running on; 50% for 2 s is not until ~2.5 s.
+        assertThat(bySpeed.stallTtrSeconds()).hasValueSatisfying(t -> assertThat(t).isCloseTo(0.5, within(1e-9)));
+        assertThat(bySpeed.unstalledMmu()).isCloseTo(0.49, within(0.001)); // the first window: 0.5 s before running, then 98%
+        assertThat(byStalls.stallTtrSeconds()).hasValueSatisfying(t -> assertThat(t).isCloseTo(2.5 - 0.08 / 0.48, within(0.011)));
+        // A guest that reports no stalled time has no stall TTR.
+        List<WsbenchTick> old = slow.stream().map(t -> new WsbenchTick(t.hostNanos(), t.seq(), t.guestNanos(), t.opCount())).toList();
+        assertThat(AfterRestore.fromTicks(old, origin, running, rate, Duration.ofSeconds(5)).stallsReported()).isFalse();
+    }
 }
