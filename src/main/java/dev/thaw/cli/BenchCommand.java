@@ -92,7 +92,8 @@ final class BenchCommand implements Callable<Integer> {
             + " (default ${DEFAULT-VALUE}).")
     int traceSeconds;
 
-    @Option(names = "--work-dir", scope = ScopeType.INHERIT, description = "Where images and QEMU's files go (default: bench/ in the cache; emptied afterwards).")
+    @Option(names = "--work-dir", scope = ScopeType.INHERIT, description = "Where images and QEMU's files go, in a directory of this run's"
+            + " own that is removed afterwards (default: bench/ in the cache).")
     Path workDir;
 
     @Option(names = "--json", arity = "0..1", fallbackValue = "-", scope = ScopeType.INHERIT,
@@ -137,9 +138,9 @@ final class BenchCommand implements Callable<Integer> {
             return 0;
         }
         HostDoctor.Report host = HostDoctor.ensureReady(System.err);
-        Path dir = dir();
         List<SaveRestoreBenchmark.Report> reports = new ArrayList<>();
-        try {
+        try (RunDir run = new RunDir(dir())) {
+            Path dir = run.path();
             for (long size : sizes) {
                 for (long ws : wsMiB) for (DemoGuest.Layout layout : layouts) {
                     Workload guest = workload(size, ws, layout);
@@ -150,8 +151,6 @@ final class BenchCommand implements Callable<Integer> {
                             host.qemuVersion().orElseThrow(), host.accel(), out));
                 }
             }
-        } finally {
-            FileTrees.deleteQuietly(dir);
         }
         report(reports, out);
         if (json != null) {
@@ -199,9 +198,40 @@ final class BenchCommand implements Callable<Integer> {
         return "-".equals(json) ? System.err : System.out;
     }
 
-    /** Where images and QEMU's files go; emptied afterwards. */
+    /** Where the runs' directories go ({@link RunDir}). */
     Path dir() {
         return workDir != null ? workDir : ThawPaths.cacheDir().resolve("bench");
+    }
+
+    /**
+     * A directory of one run's own in the work directory, removed when the run ends, on Ctrl-C and SIGTERM too (a shutdown
+     * hook): a bench killed mid-run once left an image behind that the next run, using the same names, refused to overwrite
+     * (its save failed); and a --work-dir holding anything else is never emptied.
+     */
+    static final class RunDir implements AutoCloseable {
+        private final Path path;
+        private final Thread cleanup;
+
+        RunDir(Path workDir) throws java.io.IOException {
+            dev.thaw.util.OwnerOnly.createDirectories(workDir);
+            path = Files.createTempDirectory(workDir, "run-", dev.thaw.util.OwnerOnly.DIRECTORY);
+            cleanup = new Thread(() -> FileTrees.deleteQuietly(path), "bench-run-dir-cleanup");
+            Runtime.getRuntime().addShutdownHook(cleanup);
+        }
+
+        Path path() {
+            return path;
+        }
+
+        @Override
+        public void close() {
+            FileTrees.deleteQuietly(path);
+            try {
+                Runtime.getRuntime().removeShutdownHook(cleanup);
+            } catch (IllegalStateException e) {
+                // Shutting down already: the hook runs (or ran) anyway.
+            }
+        }
     }
 
     /** The bench's guest of a size: T leaves the guest kernel room; W as in the restore baselines (64 MiB per GiB, at least 64). */

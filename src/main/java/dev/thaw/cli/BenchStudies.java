@@ -93,13 +93,13 @@ final class BenchStudies {
         R run(DemoGuest guest, HostDoctor.Report host, Path workDir, PrintStream out) throws Exception;
     }
 
-    /** Runs a study on the bench's guest of each size, in the work directory, which is emptied afterwards. */
+    /** Runs a study on the bench's guest of each size, in a directory of its own in the work directory, removed afterwards. */
     private static <R> List<R> perGuest(BenchCommand bench, String study, Study<R> run) throws Exception {
         PrintStream out = bench.out();
         HostDoctor.Report host = HostDoctor.ensureReady(System.err);
-        Path dir = bench.dir();
         List<R> reports = new ArrayList<>();
-        try {
+        try (BenchCommand.RunDir runDir = new BenchCommand.RunDir(bench.dir())) {
+            Path dir = runDir.path();
             for (long size : bench.sizes) {
                 for (DemoGuest.Layout layout : bench.layouts) { // W as the bench's guest of this size; the layout as --layout says
                     DemoGuest guest = BenchCommand.benchGuest(size, layout);
@@ -107,8 +107,6 @@ final class BenchStudies {
                     reports.add(run.run(guest, host, dir, out));
                 }
             }
-        } finally {
-            FileTrees.deleteQuietly(dir);
         }
         return reports;
     }
