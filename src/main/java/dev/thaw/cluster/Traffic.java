@@ -29,7 +29,11 @@ public record Traffic(String from, String to, long frames, long bytes) {
         }
     }
 
-    Traffic plus(Traffic other) {
+    /** This pair's traffic and {@code other}'s (of the same pair) together. */
+    public Traffic plus(Traffic other) {
+        if (!from.equals(other.from) || !to.equals(other.to)) {
+            throw new IllegalArgumentException("traffic: expected " + from + " -> " + to + ", actual " + other.from + " -> " + other.to);
+        }
         return new Traffic(from, to, Math.addExact(frames, other.frames), Math.addExact(bytes, other.bytes));
     }
 }

@@ -80,6 +80,7 @@ class RestoreGraphTest {
         assertThatThrownBy(() -> t("a", "b", -1, 60)).hasMessageContaining("expected frames and bytes >= 0, actual -1 frames");
         assertThatThrownBy(() -> t("a", "b", 0, 60)).hasMessageContaining("expected bytes >= frames, both zero or neither");
         assertThatThrownBy(() -> t("a", "b", 5, 4)).hasMessageContaining("actual 5 frames, 4 bytes");
+        assertThatThrownBy(() -> t("a", "b", 1, 60).plus(t("b", "a", 1, 60))).hasMessageContaining("expected a -> b, actual b -> a");
         assertThatThrownBy(() -> t(" ", "b", 1, 60)).hasMessageContaining("expected a member name, actual ' '");
         assertThatThrownBy(() -> RestoreGraph.fromInFlight(List.of("a", "a"), List.of())).hasMessageContaining("actual a twice");
         assertThatThrownBy(() -> RestoreGraph.fromInFlight(List.of(), List.of())).hasMessageContaining("expected at least one member");

@@ -1,12 +1,12 @@
 package dev.thaw.cluster.net;
 
 import dev.thaw.cluster.Traffic;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collection;
+import java.util.Comparator;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.TreeMap;
 
 /**
  * An Ethernet frame that member {@code from} sent and the switch has for member {@code to}, not yet
@@ -18,23 +18,11 @@ public record Frame(long sequence, String from, String to, byte[] data) {
         if (data.length == 0) throw new IllegalArgumentException("frame " + from + " -> " + to + ": expected bytes, actual none");
     }
 
-    /** The frames per ordered pair of members, for the restore dependency graph. */
+    /** The frames per ordered pair of members, by sender then receiver: the restore dependency graph's input. */
     public static List<Traffic> summarize(Collection<Frame> frames) {
-        Map<String, long[]> sums = new TreeMap<>();
-        Map<String, List<String>> pairs = new TreeMap<>();
-        for (Frame f : frames) {
-            String key = f.from() + "\0" + f.to();
-            pairs.putIfAbsent(key, List.of(f.from(), f.to()));
-            long[] s = sums.computeIfAbsent(key, k -> new long[2]);
-            s[0]++;
-            s[1] += f.data().length;
-        }
-        List<Traffic> out = new ArrayList<>();
-        for (Map.Entry<String, long[]> e : sums.entrySet()) {
-            List<String> p = pairs.get(e.getKey());
-            out.add(new Traffic(p.get(0), p.get(1), e.getValue()[0], e.getValue()[1]));
-        }
-        return out;
+        Map<List<String>, Traffic> sums = new HashMap<>();
+        for (Frame f : frames) sums.merge(List.of(f.from(), f.to()), new Traffic(f.from(), f.to(), 1, f.data().length), Traffic::plus);
+        return sums.values().stream().sorted(Comparator.comparing(Traffic::from).thenComparing(Traffic::to)).toList();
     }
 
     @Override

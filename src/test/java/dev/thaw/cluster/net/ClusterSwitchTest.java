@@ -3,6 +3,7 @@ package dev.thaw.cluster.net;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.thaw.cluster.RestoreGraph;
 import dev.thaw.cluster.Traffic;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -199,6 +200,8 @@ class ClusterSwitchTest {
         List<Frame> held = sw.held();
         assertThat(held).extracting(Frame::to).containsExactly("b", "b", "b", "c");
         assertThat(Frame.summarize(held)).containsExactly(new Traffic("a", "b", 3, 3 * 20), new Traffic("a", "c", 1, 32));
+        RestoreGraph graph = RestoreGraph.fromInFlight(List.of("a", "b", "c"), Frame.summarize(held));
+        assertThat(graph.dependencies("a")).as("the checkpoint's graph: a resends to b and c").containsExactly("b", "c");
         assertThatThrownBy(() -> sw.release("b")).isInstanceOf(IllegalStateException.class).hasMessageContaining("actual cut");
     }
 
