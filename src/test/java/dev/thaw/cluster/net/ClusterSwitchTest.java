@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.thaw.cluster.RestoreGraph;
 import dev.thaw.cluster.Traffic;
+import dev.thaw.testing.Seeds;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
@@ -15,6 +16,7 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Random;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Predicate;
 import org.junit.jupiter.api.AfterEach;
@@ -277,6 +279,36 @@ class ClusterSwitchTest {
         assertThat(payload(b.receive(WAIT))).isEqualTo("ok");
         assertThat(sw.stats("a").malformedFrames()).isEqualTo(1);
         assertThat(sw.stats("a").framesIn()).isEqualTo(2);
+    }
+
+    /** Random bytes from a member (lengths of every size, partial frames) end its connection at worst, never the switch. */
+    @Test
+    void randomBytesFromAMemberNeverBreakTheSwitch() throws Exception {
+        Random random = Seeds.random("randomBytesFromAMemberNeverBreakTheSwitch");
+        List<QemuStreamPeer> connected = openConnected(ClusterSwitch.Options.DEFAULT, "a", "b");
+        peers.remove("a").close();
+        awaitStats("a", s -> !s.connected());
+        for (int round = 0; round < 60; round++) {
+            try (QemuStreamPeer a = new QemuStreamPeer(sw.socket("a"))) {
+                byte[] garbage = new byte[random.nextInt(300)];
+                random.nextBytes(garbage);
+                if (garbage.length >= 4 && random.nextBoolean()) ByteBuffer.wrap(garbage).putInt(random.nextInt(garbage.length)); // a plausible length
+                a.sendRaw(ByteBuffer.wrap(garbage));
+            }
+            long accepted = round + 2; // the first connection, then one a round, each ended before the next
+            awaitStats("a", s -> s.connections() == accepted && !s.connected());
+        }
+        assertThat(sw.stats("a").rejectedConnections()).isZero();
+        QemuStreamPeer a = connect("a");
+        byte[] valid = frame(BROADCAST, macOf(1), "still forwarding");
+        a.send(valid);
+        byte[] got;
+        do {
+            got = connected.get(1).receive(WAIT); // skip what the garbage made of frames
+        } while (got != null && !java.util.Arrays.equals(got, valid));
+        assertThat(got).isEqualTo(valid);
+        sw.hold("a"); // the switch has not failed
+        assertThat(sw.stats("a").connections()).isEqualTo(62);
     }
 
     @Test
