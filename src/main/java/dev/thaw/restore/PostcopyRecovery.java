@@ -88,8 +88,8 @@ final class PostcopyRecovery<C extends PostcopyRecovery.Connection> {
     /**
      * Closes {@code broken} (null: none, a restore whose Thaw died), broken because {@code why} ({@code cause}), and
      * recovers: the new connection, resumed, with the scheduler's pages sent replaced by what QEMU holds and queued requests
-     * dropped; empty if QEMU had completed the migration instead of pausing. A new connection that breaks during the handshake is {@link ConnectionLost}; a QEMU that exits, a
-     * wrong answer or the deadline a failure.
+     * dropped; empty if QEMU had completed the migration instead of pausing. A new connection that breaks during the
+     * handshake is {@link ConnectionLost}; a QEMU that exits, a wrong answer or the deadline a failure.
      */
     Optional<C> recover(String why, Throwable cause, C broken) throws InterruptedException {
         QemuVm vm = context.vm();
@@ -132,9 +132,7 @@ final class PostcopyRecovery<C extends PostcopyRecovery.Connection> {
         QemuVm vm = context.vm();
         ObjectNode args = JsonNodeFactory.instance.objectNode().put("uri", "unix:" + socket);
         while (true) {
-            if (!vm.isAlive()) {
-                throw context.health().failure(why + "; QEMU exited instead of pausing (the break came before it ran the guest?)", null);
-            }
+            if (!vm.isAlive()) throw exited(why, null);
             try {
                 // Out of band: a paused QEMU's main thread may be blocked on a missing page and answer nothing in band.
                 // An attached QEMU (its Thaw died) has no negotiated QMP connection: its spare monitor has one.
@@ -154,9 +152,20 @@ final class PostcopyRecovery<C extends PostcopyRecovery.Connection> {
                 }
                 Thread.sleep(50);
             } catch (QmpException e) {
+                // A QEMU that died meanwhile closed its monitor: say that, not the monitor's end.
+                if (e instanceof QmpException.ConnectionLost && vm.awaitExit(Duration.ofSeconds(2))) throw exited(why, e);
                 throw context.health().failure(why + "; migrate-recover failed: " + e.getMessage(), e);
             }
         }
+    }
+
+    /** The failure of a QEMU that exited when it should have paused. */
+    private RestoreException exited(String why, Throwable cause) {
+        // QEMU exits by itself (status 1) when the break came before it ran the guest; a signal's death is no such sign.
+        String how = context.vm().exitCode().filter(status -> status > 128)
+                .map(status -> "; QEMU was killed (signal " + (status - 128) + ")")
+                .orElse("; QEMU exited instead of pausing (the break came before it ran the guest?)");
+        return context.health().failure(why + how, cause);
     }
 
     /** RECV_BITMAP per block, the bitmaps to the scheduler, POSTCOPY_RESUME, RESUME_ACK; the pages QEMU holds. */

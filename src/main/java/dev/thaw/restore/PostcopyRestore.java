@@ -429,6 +429,9 @@ public final class PostcopyRestore {
                 qmp.migrateSetCapabilities(caps);
                 qmp.migrateIncoming("unix:" + socket);
             } catch (QmpException e) {
+                if (!vm.isAlive() || e instanceof QmpException.ConnectionLost) {
+                    throw failure("QEMU died during the postcopy setup: " + e.getMessage(), e);
+                }
                 throw new RestoreException(vm.name() + ": QEMU refused the postcopy setup (is userfaultfd usable? see thaw doctor): "
                         + e.getMessage(), e);
             }
@@ -712,6 +715,9 @@ public final class PostcopyRestore {
 
         @Override
         public RestoreException failure(String what, Throwable cause) {
+            // A stream that broke here (not recovered) means QEMU is on its way out, killed or failing the load: its exit
+            // status says which, and it may not have been reaped yet.
+            if (cause instanceof IOException) vm.awaitExit(Duration.ofSeconds(2));
             return new RestoreException(vm.name() + ": postcopy restore failed: " + what + "; " + vm.describeState(), cause);
         }
 
