@@ -246,7 +246,10 @@ public final class QemuVm implements AutoCloseable {
     }
 
     public Optional<Integer> exitCode() {
-        return process == null || process.isAlive() ? Optional.empty() : Optional.of(process.exitValue());
+        if (process == null) return Optional.empty();
+        // The handle sees a dead child (a zombie) as gone before the JDK's reaper has taken its status: wait for that.
+        if (!handle.isAlive()) awaitExit(Duration.ofSeconds(1));
+        return process.isAlive() ? Optional.empty() : Optional.of(process.exitValue());
     }
 
     /** Waits for QEMU to exit by itself; true if it did. */

@@ -24,6 +24,7 @@ import java.nio.file.StandardOpenOption;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
@@ -119,6 +120,8 @@ public final class MappedRestore {
             throw new RestoreException("mapped restore: RAM file " + ramFile + ": expected " + ram.usedByteSize() + " bytes (block "
                     + RAM_BLOCK + "), actual " + fileBytes, null);
         }
+        Optional<String> unmappable = whyNotMappable(ramFile);
+        if (unmappable.isPresent()) throw new RestoreException("mapped restore: " + unmappable.get(), null);
         VmConfig config = IncomingQemu.config(image, options.vmName());
         QemuVm vm = QemuVm.launch(config, List.of(
                 "-object", "memory-backend-file,id=" + RAM_BLOCK + ",size=" + ram.usedByteSize() + ",mem-path=" + ramFile + ",share=off",
@@ -150,6 +153,23 @@ public final class MappedRestore {
         } catch (RuntimeException e) {
             vm.close();
             throw e;
+        }
+    }
+
+    /**
+     * Why QEMU could not map {@code ramFile}, if it could not: QEMU 7.2 opens a {@code memory-backend-file} read-write even to
+     * map it privately ({@code readonly=on} maps it read-only, and the guest could not write its RAM), so a RAM file on a
+     * read-only file system, or one this user cannot write, does not map although nothing would be written to it. Checked
+     * as QEMU does it: an open for reading and writing (which writes nothing).
+     */
+    static Optional<String> whyNotMappable(Path ramFile) {
+        try (FileChannel ignored = FileChannel.open(ramFile, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+            return Optional.empty();
+        } catch (IOException e) {
+            String reason = e instanceof java.nio.file.FileSystemException f && f.getReason() != null ? f.getReason() : e.toString();
+            return Optional.of("the RAM file " + ramFile + " cannot be opened for writing (" + reason + "), and QEMU 7.2 opens it"
+                    + " read-write even to map it privately (nothing is written to it): restore with --mode ws or lazy, or keep the"
+                    + " RAM file where it is writable");
         }
     }
 

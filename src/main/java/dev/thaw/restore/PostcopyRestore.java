@@ -61,7 +61,7 @@ import org.slf4j.LoggerFactory;
  * Every non-zero page of the image is sent before EOF, and the result accounts for every page.
  *
  * <p>Failure: a dead QEMU or a protocol error ends the restore with an error and kills the QEMU. A
- * connection that breaks after the guest started is recovered (QEMU's postcopy recovery: QEMU pauses,
+ * connection that breaks after the guest started is recovered ({@link PostcopyRecovery}: QEMU pauses,
  * Thaw reconnects, learns which pages QEMU holds and sends the rest; docs/protocol.md, "Postcopy
  * recovery"). A Thaw that is killed leaves QEMU paused in postcopy (its vCPUs wait for pages); another
  * Thaw resumes it the same way ({@link #resume}, through QEMU's spare monitor: {@link dev.thaw.qemu.SpareMonitor}).
@@ -299,18 +299,6 @@ public final class PostcopyRestore {
         }
     }
 
-    /** Broken connections one restore recovers from before it gives up. */
-    static final int MAX_RECOVERIES = 20;
-    /** From a broken connection to RESUME_ACK: QEMU paused, listening again, its bitmaps and its ack. */
-    static final Duration RECOVERY_TIMEOUT = Duration.ofSeconds(30);
-
-    /** The connection to the destination broke (not a protocol error, not a dead QEMU): postcopy recovery may resume it. */
-    static final class ConnectionLost extends RuntimeException {
-        ConnectionLost(String message) {
-            super(message);
-        }
-    }
-
     /**
      * Resumes a lazy or ws restore of {@code image} whose Thaw died, leaving {@code vm} paused in postcopy (or whose
      * connection broke while nobody was there to recover it): QEMU's postcopy recovery from a new connection, then the pages
@@ -400,7 +388,8 @@ public final class PostcopyRestore {
         /** The connection in use: the first one, then each recovery's. Read by the return-path check from other threads. */
         private volatile Link link;
         private StreamWriter writer;
-        private int recoveries;
+        private final PageSender.Context context;
+        private final PostcopyRecovery<Link> recovery;
         /** The preempt channel's writer (demand pages only), or null without preempt. */
         private StreamWriter preemptWriter;
         /** What is sent once the guest runs, and the count of it; made with the main stream. */
@@ -420,6 +409,8 @@ public final class PostcopyRestore {
             this.scheduler = scheduler;
             this.ahead = ahead;
             this.discards = discards;
+            this.context = new PageSender.Context(vm, scheduler, requests, events, started, this, options.backgroundPriority(), progress);
+            this.recovery = new PostcopyRecovery<>(context, blocks, blockIndex, Link::new);
         }
 
         private long now() {
@@ -438,6 +429,9 @@ public final class PostcopyRestore {
                 qmp.migrateSetCapabilities(caps);
                 qmp.migrateIncoming("unix:" + socket);
             } catch (QmpException e) {
+                if (!vm.isAlive() || e instanceof QmpException.ConnectionLost) {
+                    throw failure("QEMU died during the postcopy setup: " + e.getMessage(), e);
+                }
                 throw new RestoreException(vm.name() + ": QEMU refused the postcopy setup (is userfaultfd usable? see thaw doctor): "
                         + e.getMessage(), e);
             }
@@ -454,8 +448,7 @@ public final class PostcopyRestore {
                                 ChannelStreams.output(preemptChannel), bytes), 64 << 10), blocks);
                     }
                     sid = image.manifest().ramSectionId();
-                    pages = new PageSender(new PageSender.Context(vm, scheduler, requests, events, started, this,
-                            options.backgroundPriority(), progress), image, writer, sid, blockIndex);
+                    pages = newPageSender();
                     try {
                         sendUpToSwitch();
                     } catch (IOException e) {
@@ -485,7 +478,7 @@ public final class PostcopyRestore {
             try {
                 scheduler.guestStarted(System.nanoTime());
                 sid = image.manifest().ramSectionId();
-                if (!recover("resuming a postcopy restore left paused")) {
+                if (!recover("resuming a postcopy restore left paused", null)) {
                     // The dead Thaw had sent everything: the guest is whole and runs; this Thaw only takes it over.
                     progress.accept("QEMU had completed its migration already: nothing to send");
                     long total = blocks.stream().mapToLong(RamBlock::pageCount).sum();
@@ -550,121 +543,31 @@ public final class PostcopyRestore {
                     why = "sending pages failed after " + bytes.get() + " bytes" + (link.watchdog.stalled()
                             ? " (QEMU read nothing for " + options.transport().stallTimeout().toSeconds() + " s)" : "") + ": " + e.getMessage();
                     cause = e;
-                } catch (ConnectionLost e) {
+                } catch (PostcopyRecovery.ConnectionLost e) {
                     why = e.getMessage();
                     cause = e;
                 }
                 if (preemptWriter != null) throw failure(why + " (a restore with the preempt channel is not recovered)", cause);
-                if (recoveries >= MAX_RECOVERIES) throw failure(why + " (after " + recoveries + " recoveries)", cause);
-                if (!recover(why)) return 0;
+                if (!recover(why, cause)) return 0;
             }
         }
 
         /**
-         * QEMU's postcopy recovery (docs/protocol.md, "Postcopy recovery"): {@code migrate-recover} once QEMU has paused, a new
-         * connection, RECV_BITMAP per block, the scheduler's sent pages replaced by what QEMU received, POSTCOPY_RESUME and its
-         * RESUME_ACK. False if QEMU had completed the migration instead of pausing.
+         * Recovers the broken connection ({@link PostcopyRecovery}) and serves on the new one; false if QEMU had completed the
+         * migration instead of pausing.
          */
-        private boolean recover(String why) throws InterruptedException {
-            long begun = System.nanoTime();
-            long deadlineNanos = begun + RECOVERY_TIMEOUT.toNanos();
-            if (link != null) link.close();
-            recoveries++;
-            log.warn("{}: {}; recovering (attempt {})", vm.name(), why, recoveries);
-            progress.accept(why + "; recovering (QEMU's postcopy recovery)");
-            Path socket = vm.runDir().resolve("recover-" + ProcessHandle.current().pid() + "-" + recoveries + ".sock");
-            com.fasterxml.jackson.databind.node.ObjectNode args = com.fasterxml.jackson.databind.node.JsonNodeFactory.instance.objectNode()
-                    .put("uri", "unix:" + socket);
-            while (true) {
-                if (!vm.isAlive()) throw failure(why + "; QEMU exited instead of pausing (the break came before it ran the guest?)", null);
-                try {
-                    // Out of band: a paused QEMU's main thread may be blocked on a missing page and answer nothing in band.
-                    // An attached QEMU (its Thaw died) has no negotiated QMP connection: its spare monitor has one.
-                    if (vm.qmp() != null) vm.qmp().executeOob("migrate-recover", args, Duration.ofSeconds(5));
-                    else dev.thaw.qemu.SpareMonitor.executeOob(vm.runDir(), vm.name(), "migrate-recover", args, Duration.ofSeconds(5));
-                    break;
-                } catch (QmpException.CommandFailed e) {
-                    // Not paused yet (QEMU sees the break at its next read), or not any more.
-                    String status = migrationStatus();
-                    if ("completed".equals(status)) return false;
-                    if ("failed".equals(status) || "cancelled".equals(status)) {
-                        throw failure(why + "; QEMU's incoming migration is " + status + ": it cannot be resumed", e);
-                    }
-                    if (System.nanoTime() > deadlineNanos) {
-                        throw failure(why + "; expected QEMU in postcopy-paused within " + RECOVERY_TIMEOUT.toSeconds() + " s, actual "
-                                + status + " (" + e.getMessage() + ")", e);
-                    }
-                    Thread.sleep(50);
-                } catch (QmpException e) {
-                    throw failure(why + "; migrate-recover failed: " + e.getMessage(), e);
-                }
-            }
-            try {
-                Link next = new Link(IncomingQemu.connect(socket, vm, Duration.ofSeconds(10)));
-                link = next;
-                writer = next.writer;
-                for (int b = 0; b < blocks.size(); b++) next.writer.recvBitmap(b);
-                next.writer.flush();
-                List<java.util.BitSet> received = new java.util.ArrayList<>(java.util.Collections.nCopies(blocks.size(), null));
-                for (int i = 0; i < blocks.size(); i++) {
-                    ReturnPathMessage m = awaitHandshake(next, deadlineNanos, "a received bitmap (" + i + " of " + blocks.size() + ")");
-                    if (!(m instanceof ReturnPathMessage.ReceivedBitmap bitmap) || received.get(blockIndex.get(bitmap.blockName())) != null) {
-                        throw failure("recovery: expected one received bitmap per block, actual " + describe(m), null);
-                    }
-                    received.set(blockIndex.get(bitmap.blockName()), bitmap.received());
-                }
-                long placed = received.stream().mapToLong(java.util.BitSet::cardinality).sum();
-                synchronized (scheduler) {
-                    scheduler.resume(received);
-                }
-                requests.clear(); // QEMU asks again for every page it still waits for, after RESUME_ACK
-                next.writer.postcopyResume();
-                next.writer.flush();
-                ReturnPathMessage ack = awaitHandshake(next, deadlineNanos, "RESUME_ACK");
-                if (!(ack instanceof ReturnPathMessage.ResumeAck)) throw failure("recovery: expected RESUME_ACK, actual " + describe(ack), null);
-                if (pages == null) {
-                    pages = new PageSender(new PageSender.Context(vm, scheduler, requests, events, started, this,
-                            options.backgroundPriority(), progress), image, next.writer, sid, blockIndex);
-                } else {
-                    pages.useWriter(next.writer);
-                }
-                events.add(RestoreEventLog.Type.RECOVERED, 0, placed, now());
-                log.info("{}: recovered in {} ms; QEMU holds {} pages", vm.name(), (System.nanoTime() - begun) / 1_000_000, placed);
-                progress.accept(String.format("recovered in %.2f s; QEMU holds %d pages; serving the rest", (System.nanoTime() - begun) / 1e9,
-                        placed));
-                return true;
-            } catch (IOException e) {
-                throw new ConnectionLost("recovery: the new connection failed: " + e.getMessage());
-            }
+        private boolean recover(String why, Throwable cause) throws InterruptedException {
+            java.util.Optional<Link> next = recovery.recover(why, cause, link);
+            if (next.isEmpty()) return false;
+            link = next.get();
+            writer = link.writer;
+            if (pages == null) pages = newPageSender();
+            else pages.useWriter(writer);
+            return true;
         }
 
-        private static String describe(ReturnPathMessage m) {
-            return m instanceof ReturnPathMessage.ReceivedBitmap b ? "a second bitmap of " + b.blockName() : String.valueOf(m);
-        }
-
-        /** The next handshake answer on {@code l}; a broken connection is {@link ConnectionLost}, the deadline a failure. */
-        private ReturnPathMessage awaitHandshake(Link l, long deadlineNanos, String what) throws InterruptedException {
-            while (true) {
-                ReturnPathMessage m = l.handshake.poll(100, TimeUnit.MILLISECONDS);
-                if (m != null) return m;
-                if (l.protocolError) throw failure(l.failure, null);
-                if (l.failure != null) throw new ConnectionLost("recovery: " + l.failure + " while waiting for " + what);
-                if (!vm.isAlive()) throw failure("QEMU died while Thaw waited for " + what, null);
-                if (System.nanoTime() > deadlineNanos) {
-                    throw failure("recovery: expected " + what + " within " + RECOVERY_TIMEOUT.toSeconds() + " s, actual nothing", null);
-                }
-            }
-        }
-
-        /** QEMU's incoming migration status, or "unknown" if it does not answer in band within a second (a paused QEMU may not). */
-        private String migrationStatus() {
-            try {
-                if (vm.qmp() == null) vm.connectQmp(Duration.ofSeconds(3));
-                return vm.qmp().execute("query-migrate", com.fasterxml.jackson.databind.node.JsonNodeFactory.instance.objectNode(),
-                        Duration.ofSeconds(1)).path("status").asText("unknown");
-            } catch (QmpException e) {
-                return "unknown (" + e.getMessage() + ")";
-            }
+        private PageSender newPageSender() {
+            return new PageSender(context, image, writer, sid, blockIndex);
         }
 
         private Result result(long qemuReady, long running, long completed, java.util.Optional<HugePages.CollapseReport> collapse,
@@ -782,7 +685,8 @@ public final class PostcopyRestore {
                 l.protocolError = true;
                 l.close(); // the destination cannot be served safely any more
             }
-            l.shut.completeExceptionally(l.protocolError ? new IllegalStateException(l.failure) : new ConnectionLost(l.failure));
+            l.shut.completeExceptionally(l.protocolError ? new IllegalStateException(l.failure)
+                    : new PostcopyRecovery.ConnectionLost(l.failure));
         }
 
         @Override
@@ -790,7 +694,7 @@ public final class PostcopyRestore {
             Link l = link;
             if (l.protocolError) throw failure(l.failure, null);
             if (!vm.isAlive()) throw failure("QEMU died", null);
-            if (l.failure != null) throw new ConnectionLost(l.failure);
+            if (l.failure != null) throw new PostcopyRecovery.ConnectionLost(l.failure);
         }
 
         @Override
@@ -804,18 +708,21 @@ public final class PostcopyRestore {
             } catch (java.util.concurrent.TimeoutException e) {
                 throw failure("no SHUT from the destination within " + options.transport().completionTimeout().toSeconds() + " s after EOF", e);
             } catch (java.util.concurrent.ExecutionException e) {
-                if (e.getCause() instanceof ConnectionLost lost) throw lost;
+                if (e.getCause() instanceof PostcopyRecovery.ConnectionLost lost) throw lost;
                 throw failure(e.getCause().getMessage(), e.getCause());
             }
         }
 
         @Override
         public RestoreException failure(String what, Throwable cause) {
+            // A stream that broke here (not recovered) means QEMU is on its way out, killed or failing the load: its exit
+            // status says which, and it may not have been reaped yet.
+            if (cause instanceof IOException) vm.awaitExit(Duration.ofSeconds(2));
             return new RestoreException(vm.name() + ": postcopy restore failed: " + what + "; " + vm.describeState(), cause);
         }
 
         /** One connection to the destination: the main stream's writer, its stall watchdog and its return-path reader. */
-        private final class Link implements AutoCloseable {
+        private final class Link implements PostcopyRecovery.Connection {
             final SocketChannel channel;
             final StreamWriter writer;
             final StallWatchdog watchdog;
@@ -838,6 +745,26 @@ public final class PostcopyRestore {
                         blocks);
                 // From the first byte: requests arrive while the device state loads, before RUN.
                 reader = Thread.ofPlatform().daemon().name("return-path-" + vm.name()).start(() -> readReturnPath(this));
+            }
+
+            @Override
+            public StreamWriter writer() {
+                return writer;
+            }
+
+            @Override
+            public ReturnPathMessage nextHandshake(long timeoutMillis) throws InterruptedException {
+                return handshake.poll(timeoutMillis, TimeUnit.MILLISECONDS);
+            }
+
+            @Override
+            public String failure() {
+                return failure;
+            }
+
+            @Override
+            public boolean protocolError() {
+                return protocolError;
             }
 
             @Override

@@ -58,15 +58,25 @@ public final class Restorer {
      * The mode to use when none is asked for. mapped when the image has its RAM file: on this host its median TTR was sooner
      * than the ws restore's in 4 of the 5 configurations measured (512 MiB warm and cold, 1 GiB contiguous cold, 4 GiB scattered
      * cold; not 1 GiB scattered cold, where both were within noise), and it reads the least from the disk (docs/benchmarks.md,
-     * seventh session); else ws when the image has a working set or a restore left a trace; else lazy.
+     * seventh session), unless QEMU cannot map it (on a read-only file system: {@link MappedRestore#whyNotMappable}, said in
+     * the reason); else ws when the image has a working set or a restore left a trace; else lazy.
      */
     public static AutoMode defaultMode(CheckpointImage image) {
-        if (RamFiles.existing(image).isPresent()) {
-            return new AutoMode(Mode.MAPPED, "the image has its RAM file (" + RamFiles.directoryFor(image.directory()) + ")");
+        Optional<Path> ramFile = RamFiles.existing(image);
+        String unmapped = "";
+        if (ramFile.isPresent()) {
+            Optional<String> why = MappedRestore.whyNotMappable(ramFile.get());
+            if (why.isEmpty()) {
+                return new AutoMode(Mode.MAPPED, "the image has its RAM file (" + RamFiles.directoryFor(image.directory()) + ")");
+            }
+            unmapped = " (not mapped: " + why.get() + ")";
         }
-        if (image.workingSet().filter(ws -> ws.size() > 0).isPresent()) return new AutoMode(Mode.WS, "the image has a working set");
-        if (usableTrace(image).isPresent()) return new AutoMode(Mode.WS, "a restore of the image left a trace to learn from");
-        return new AutoMode(Mode.LAZY, "the image has no RAM file, no working set and no trace");
+        if (image.workingSet().filter(ws -> ws.size() > 0).isPresent()) {
+            return new AutoMode(Mode.WS, "the image has a working set" + unmapped);
+        }
+        if (usableTrace(image).isPresent()) return new AutoMode(Mode.WS, "a restore of the image left a trace to learn from" + unmapped);
+        return new AutoMode(Mode.LAZY, ramFile.isPresent() ? "the image has no working set and no trace" + unmapped
+                : "the image has no RAM file, no working set and no trace");
     }
 
     /**
@@ -184,7 +194,14 @@ public final class Restorer {
      */
     private static Outcome restoreMapped(CheckpointImage image, String vmName, WorkingSetChoice choice, Consumer<String> progress) {
         long start = System.nanoTime();
-        Path ramFile = RamFiles.ensure(image, progress);
+        Path ramFile;
+        try {
+            ramFile = RamFiles.ensure(image, progress);
+        } catch (java.io.UncheckedIOException e) {
+            // A read-only image restores every other way; this one needs the RAM file beside it.
+            throw new RestoreException("mapped restore: the image has no RAM file, and it cannot be written: " + e.getMessage()
+                    + " (restore with --mode ws or lazy, or write the RAM file while the image is writable: thaw save --ram-file)", e);
+        }
         try {
             dev.thaw.util.OwnerOnly.requireTrustedWriters(ramFile, "RAM file");
         } catch (java.io.IOException e) {

@@ -67,4 +67,41 @@ class MappedRamFileTest {
         assertThat(ramDir).doesNotExist();
         assertThat(RamFiles.deleteFor(image)).isFalse();
     }
+
+    /**
+     * A second writer of an image's RAM file while the first is halfway (two first mapped restores of one image, a second
+     * apart): both get the file, and no temporary file is left. Before the writers' lock, the first to finish deleted the
+     * other's temporary file as the file of another image, and the other's rename failed.
+     */
+    @Test
+    void aSecondWriterOfOneRamFileWhileTheFirstWritesGetsItToo(@TempDir Path dir) throws Exception {
+        SyntheticGuest guest = SyntheticGuest.random(Seeds.random("aSecondWriterOfOneRamFileWhileTheFirstWritesGetsItToo"), 1, 8192, 8192,
+                0.2, 0.1);
+        Path image = dir.resolve("img");
+        ImageRoundTripTest.saveInto(image, guest, ImageWriter.Options.defaults());
+        Path ramDir = RamFiles.directoryFor(image);
+        try (CheckpointImage img = CheckpointImage.open(image);
+             java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newFixedThreadPool(2)) {
+            java.util.concurrent.Future<Path> first = pool.submit(() -> RamFiles.ensure(img, m -> {}));
+            long deadline = System.nanoTime() + 30_000_000_000L;
+            while (!first.isDone() && System.nanoTime() < deadline && largestTemporaryFile(ramDir) < (8L << 20)) Thread.sleep(1);
+            assertThat(first.isDone()).as("the first writer was caught halfway").isFalse();
+            java.util.concurrent.Future<Path> second = pool.submit(() -> RamFiles.ensure(img, m -> {}));
+            assertThat(first.get()).isEqualTo(RamFiles.fileFor(img));
+            assertThat(second.get()).isEqualTo(RamFiles.fileFor(img));
+            assertThat(RamFiles.existing(img)).contains(RamFiles.fileFor(img));
+            try (Stream<Path> files = Files.list(ramDir)) {
+                assertThat(files.map(f -> f.getFileName().toString())).as("no temporary file left").containsExactlyInAnyOrder(
+                        RamFiles.fileFor(img).getFileName().toString(), RamFiles.LOCK_FILE);
+            }
+        }
+    }
+
+    /** The size of the largest temporary file in {@code dir} (0 if none, or no directory yet). */
+    private static long largestTemporaryFile(Path dir) throws java.io.IOException {
+        if (!Files.isDirectory(dir)) return 0;
+        try (Stream<Path> files = Files.list(dir)) {
+            return files.filter(f -> f.getFileName().toString().endsWith(".tmp")).mapToLong(f -> f.toFile().length()).max().orElse(0);
+        }
+    }
 }
