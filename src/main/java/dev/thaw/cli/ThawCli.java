@@ -6,14 +6,14 @@ import picocli.CommandLine.Command;
 /** The {@code thaw} command line; {@code ./thaw} at the repository root builds and runs it. */
 @Command(name = "thaw", mixinStandardHelpOptions = true, versionProvider = ThawCli.Version.class,
         description = "Saves running QEMU VMs and restores them to a usable state fast.",
-        subcommands = {DemoCommand.class, BootCommand.class, SaveCommand.class, InspectCommand.class, RmCommand.class, GcCommand.class, RestoreCommand.class, WsCommand.class, TimelineCommand.class, BenchCommand.class,
+        subcommands = {DemoCommand.class, BootCommand.class, ClusterCommand.class, SaveCommand.class, InspectCommand.class, RmCommand.class, GcCommand.class, RestoreCommand.class, WsCommand.class, TimelineCommand.class, BenchCommand.class,
                 DoctorCommand.class, GuestCommand.class, CommandLine.HelpCommand.class},
         footer = {"", "The launcher also takes: ./thaw test [MAVEN ARGS] (the test suite), ./thaw jmh [JMH ARGS] (micro-benchmarks)."})
 public final class ThawCli {
     public static void main(String[] args) {
         int exit = new CommandLine(new ThawCli())
                 .setExecutionExceptionHandler((e, cmd, parsed) -> {
-                    cmd.getErr().println("thaw " + cmd.getCommandName() + ": " + e.getMessage());
+                    cmd.getErr().println(cmd.getCommandSpec().qualifiedName() + ": " + e.getMessage());
                     if (Boolean.getBoolean("thaw.trace")) e.printStackTrace(cmd.getErr());
                     return 1;
                 })
