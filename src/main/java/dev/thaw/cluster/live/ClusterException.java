@@ -7,8 +7,8 @@ public abstract sealed class ClusterException extends RuntimeException
         permits ClusterException.MemberDied, ClusterException.TimedOut, ClusterException.WorkloadFailed {
     private final String member;
 
-    ClusterException(String member, String message) {
-        super(message);
+    ClusterException(String member, String message, Throwable cause) {
+        super(message, cause);
         this.member = member;
     }
 
@@ -19,7 +19,11 @@ public abstract sealed class ClusterException extends RuntimeException
     /** The member's QEMU exited while the cluster needed it. */
     public static final class MemberDied extends ClusterException {
         MemberDied(String member, String state) {
-            super(member, "cluster member " + member + ": expected its QEMU running, actual " + state);
+            this(member, state, null);
+        }
+
+        MemberDied(String member, String state, Throwable cause) {
+            super(member, "cluster member " + member + ": expected its QEMU running, actual " + state, cause);
         }
     }
 
@@ -27,14 +31,14 @@ public abstract sealed class ClusterException extends RuntimeException
     public static final class TimedOut extends ClusterException {
         TimedOut(String member, String step, Duration timeout, String state) {
             super(member, "cluster member " + member + ": expected " + step + " within " + timeout.toMillis() + " ms, actual not yet; "
-                    + state);
+                    + state, null);
         }
     }
 
     /** The member's workload (tcpstream) reported an error on its console. */
     public static final class WorkloadFailed extends ClusterException {
         WorkloadFailed(String member, String line) {
-            super(member, "cluster member " + member + ": its workload failed: " + line);
+            super(member, "cluster member " + member + ": its workload failed: " + line, null);
         }
     }
 }

@@ -99,7 +99,12 @@ public final class LiveCluster implements AutoCloseable {
     private void start(ClusterMember member, GuestImage guest, QemuVersion qemu, Accel accel, Duration connectTimeout) {
         // Built here, so checked here as a restore will check it: the socket lies in this cluster's directory.
         VmConfig config = member.vmConfig(guest, qemu, accel, network.socket(member.name())).requireClusterSocketsIn(List.of(dir));
-        QemuVm vm = QemuVm.launch(config);
+        QemuVm vm;
+        try {
+            vm = QemuVm.launch(config);
+        } catch (QemuVm.QemuLaunchException e) {
+            throw new ClusterException.MemberDied(member.name(), e.getMessage(), e);
+        }
         members.put(member.name(), new Running(member, vm));
         long deadline = System.nanoTime() + connectTimeout.toNanos();
         while (!network.stats(member.name()).connected()) {

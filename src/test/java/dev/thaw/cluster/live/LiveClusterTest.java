@@ -8,12 +8,15 @@ import dev.thaw.cluster.net.PortStats;
 import dev.thaw.guest.ClusterMember;
 import dev.thaw.guest.TcpStreamLine;
 import dev.thaw.testing.TestHost;
+import dev.thaw.guest.GuestImage;
 import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.Locale;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /** Real QEMU members on the cluster switch: a TCP stream between two of them, and a member that dies. */
 class LiveClusterTest {
@@ -89,8 +92,38 @@ class LiveClusterTest {
         }
     }
 
+    @Test
+    void aMemberWhoseQemuDiesWhileStartingFailsUpAndLeavesNothing(@TempDir Path guestDir) throws IOException {
+        // Not a kernel: QEMU exits at once, before its QMP socket answers.
+        Path kernel = Files.writeString(guestDir.resolve("vmlinuz"), "not a kernel");
+        GuestImage broken = new GuestImage("broken", guestDir, kernel, Files.writeString(guestDir.resolve("initrd.img"), "x"), "-", "-");
+        Path dir = guestDir.resolve("cluster");
+        long started = System.nanoTime();
+        assertThatThrownBy(() -> LiveCluster.up(dir, ClusterMember.starOf(2, MEMBER_MIB, 0), broken, TestHost.qemu(), TestHost.accel(),
+                LiveCluster.CONNECT_TIMEOUT))
+                .isInstanceOf(ClusterException.MemberDied.class)
+                .hasMessageContaining("cluster member m1: expected its QEMU running, actual QEMU for m1 did not come up");
+        assertThat(Duration.ofNanos(System.nanoTime() - started)).isLessThan(Duration.ofSeconds(20));
+        assertThat(dir).doesNotExist(); // up made it, so up removed it, sockets and all
+        assertThat(ProcessHandle.allProcesses().filter(p -> p.info().commandLine().orElse("").contains(kernel.toString()))).isEmpty();
+    }
+
+    @Test
+    void aDirectoryItCannotUseFailsUpBeforeAnyQemuAndIsKept(@TempDir Path dir) throws IOException {
+        Files.writeString(dir.resolve("m2.sock"), "someone's file");
+        assertThatThrownBy(() -> up(dir, ClusterMember.starOf(2, MEMBER_MIB, 0))).hasMessageContaining("m2.sock");
+        try (var files = Files.list(dir)) {
+            assertThat(files.map(p -> p.getFileName().toString())).containsExactly("m2.sock");
+        }
+        assertThat(Files.readString(dir.resolve("m2.sock"))).isEqualTo("someone's file");
+    }
+
     private static LiveCluster up(List<ClusterMember> members) throws IOException {
-        return LiveCluster.up(null, members, TestHost.guest(), TestHost.qemu(), TestHost.accel(), LiveCluster.CONNECT_TIMEOUT);
+        return up(null, members);
+    }
+
+    private static LiveCluster up(Path dir, List<ClusterMember> members) throws IOException {
+        return LiveCluster.up(dir, members, TestHost.guest(), TestHost.qemu(), TestHost.accel(), LiveCluster.CONNECT_TIMEOUT);
     }
 
     private static PairRecord pair(List<PairRecord> traffic, String from, String to) {
