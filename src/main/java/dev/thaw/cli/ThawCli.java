@@ -11,14 +11,17 @@ import picocli.CommandLine.Command;
         footer = {"", "The launcher also takes: ./thaw test [MAVEN ARGS] (the test suite), ./thaw jmh [JMH ARGS] (micro-benchmarks)."})
 public final class ThawCli {
     public static void main(String[] args) {
-        int exit = new CommandLine(new ThawCli())
+        System.exit(commandLine().execute(args));
+    }
+
+    /** The command line as {@code main} runs it: a failed command prints its full name and the error's message, and exits 1. */
+    static CommandLine commandLine() {
+        return new CommandLine(new ThawCli())
                 .setExecutionExceptionHandler((e, cmd, parsed) -> {
                     cmd.getErr().println(cmd.getCommandSpec().qualifiedName() + ": " + e.getMessage());
                     if (Boolean.getBoolean("thaw.trace")) e.printStackTrace(cmd.getErr());
                     return 1;
-                })
-                .execute(args);
-        System.exit(exit);
+                });
     }
 
     static final class Version implements CommandLine.IVersionProvider {
