@@ -6,19 +6,22 @@ import picocli.CommandLine.Command;
 /** The {@code thaw} command line; {@code ./thaw} at the repository root builds and runs it. */
 @Command(name = "thaw", mixinStandardHelpOptions = true, versionProvider = ThawCli.Version.class,
         description = "Saves running QEMU VMs and restores them to a usable state fast.",
-        subcommands = {DemoCommand.class, BootCommand.class, SaveCommand.class, InspectCommand.class, RmCommand.class, GcCommand.class, RestoreCommand.class, WsCommand.class, TimelineCommand.class, BenchCommand.class,
+        subcommands = {DemoCommand.class, BootCommand.class, ClusterCommand.class, SaveCommand.class, InspectCommand.class, RmCommand.class, GcCommand.class, RestoreCommand.class, WsCommand.class, TimelineCommand.class, BenchCommand.class,
                 DoctorCommand.class, GuestCommand.class, CommandLine.HelpCommand.class},
         footer = {"", "The launcher also takes: ./thaw test [MAVEN ARGS] (the test suite), ./thaw jmh [JMH ARGS] (micro-benchmarks)."})
 public final class ThawCli {
     public static void main(String[] args) {
-        int exit = new CommandLine(new ThawCli())
+        System.exit(commandLine().execute(args));
+    }
+
+    /** The command line as {@code main} runs it: a failed command prints its full name and the error's message, and exits 1. */
+    static CommandLine commandLine() {
+        return new CommandLine(new ThawCli())
                 .setExecutionExceptionHandler((e, cmd, parsed) -> {
-                    cmd.getErr().println("thaw " + cmd.getCommandName() + ": " + e.getMessage());
+                    cmd.getErr().println(cmd.getCommandSpec().qualifiedName() + ": " + e.getMessage());
                     if (Boolean.getBoolean("thaw.trace")) e.printStackTrace(cmd.getErr());
                     return 1;
-                })
-                .execute(args);
-        System.exit(exit);
+                });
     }
 
     static final class Version implements CommandLine.IVersionProvider {

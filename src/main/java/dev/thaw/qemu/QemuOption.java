@@ -15,6 +15,10 @@ import java.util.regex.Pattern;
  * types and properties listed in {@link #ALLOWED} are accepted, each value checked; everything else
  * ({@code -D FILE}, {@code -drive}, {@code -chardev}, a tap netdev's {@code script=}, a user
  * netdev's {@code guestfwd=} or {@code smb=}, a device's {@code romfile=}) is refused by name.
+ * A cluster member's stream netdev (QEMU 7.2's {@code -netdev stream}, a client of Thaw's cluster
+ * switch) is admitted in one form only, {@code stream,id=ID,server=off,addr.type=unix,addr.path=DIR/MEMBER.sock}:
+ * the guest's frames reach whatever listens on that socket, so where it may lie is checked against
+ * the cluster's directory by {@link VmConfig#requireClusterSocketsIn} before QEMU starts.
  *
  * @param option     {@code -device} or {@code -netdev}
  * @param type       the device driver or netdev type
@@ -34,6 +38,10 @@ public record QemuOption(String option, String type, List<Property> properties) 
     private static final Pattern MAC = Pattern.compile("(?:[0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}");
     private static final Pattern PCI_ADDRESS = Pattern.compile("[0-9a-fA-F]{1,2}(?:\\.[0-7])?");
     // The host side on the loopback only: an empty host address listens on every interface.
+    // An absolute path whose last part is a switch port's socket (ClusterSwitch's member names), no "." or ".." part,
+    // at most 107 bytes (sun_path). ASCII only, so characters are bytes.
+    private static final Pattern CLUSTER_SOCKET = Pattern.compile(
+            "(?=.{1,107}$)/(?:(?!\\.\\.?/)[A-Za-z0-9._-]+/)+[A-Za-z0-9][A-Za-z0-9_-]{0,62}\\.sock");
     private static final Pattern LOOPBACK_FORWARD = Pattern.compile("(?:tcp|udp):127\\.0\\.0\\.1:\\d{1,5}-(?:10\\.0\\.2\\.\\d{1,3})?:\\d{1,5}");
 
     /** option, then type, then property and the values it may have. */
@@ -41,8 +49,18 @@ public record QemuOption(String option, String type, List<Property> properties) 
             "-device", Map.of(
                     "virtio-net-pci", Map.of("id", ID, "netdev", ID, "mac", MAC, "addr", PCI_ADDRESS),
                     "virtio-balloon-pci", Map.of("id", ID, "addr", PCI_ADDRESS)),
-            "-netdev", Map.of("user", Map.of("id", ID, "hostfwd", LOOPBACK_FORWARD)));
+            "-netdev", Map.of("user", Map.of("id", ID, "hostfwd", LOOPBACK_FORWARD),
+                    "stream", Map.of("id", ID, "server", Pattern.compile("off"), "addr.type", Pattern.compile("unix"),
+                            "addr.path", CLUSTER_SOCKET)));
     private static final Set<String> REPEATABLE = Set.of("hostfwd");
+    // Without server=off QEMU would listen (creating a socket file at the path); without the path it would not connect at all.
+    private static final Map<String, Set<String>> REQUIRED = Map.of("stream", Set.of("id", "server", "addr.type", "addr.path"));
+
+    /** The socket a stream netdev connects to, if this is one. */
+    public java.util.Optional<java.nio.file.Path> clusterSocket() {
+        if (!option.equals("-netdev") || !type.equals("stream")) return java.util.Optional.empty();
+        return properties.stream().filter(p -> p.key().equals("addr.path")).map(p -> java.nio.file.Path.of(p.value())).findFirst();
+    }
 
     /** The two QEMU arguments of this option, as checked. */
     public List<String> arguments() {
@@ -97,6 +115,9 @@ public record QemuOption(String option, String type, List<Property> properties) 
             }
             properties.add(new Property(key, v));
         }
+        Set<String> missing = new TreeSet<>(REQUIRED.getOrDefault(type, Set.of()));
+        missing.removeAll(seen.keySet());
+        if (!missing.isEmpty()) throw refused(index, option + " " + type, "expected the properties " + missing, "none of them");
         return new QemuOption(option, type, List.copyOf(properties));
     }
 

@@ -86,6 +86,24 @@ public record VmConfig(String name, String machineType, Accel accel, long memory
         return this;
     }
 
+    /**
+     * Checks that every stream netdev connects to a socket directly inside one of {@code clusterDirectories} (a cluster
+     * switch's directory). QEMU connects as whoever runs Thaw, and the guest writes raw bytes to that socket, so a recorded
+     * configuration naming {@code /run/docker.sock} would hand that service to its guest.
+     */
+    public VmConfig requireClusterSocketsIn(List<Path> clusterDirectories) {
+        for (QemuOption option : QemuOption.parse(extraArgs)) {
+            option.clusterSocket().ifPresent(socket -> {
+                Path dir = socket.getParent();
+                if (clusterDirectories.stream().noneMatch(d -> d.toAbsolutePath().normalize().equals(dir))) {
+                    throw new IllegalArgumentException("stream netdev socket: expected a socket directly inside one of "
+                            + clusterDirectories + " (the cluster's directory), actual " + socket);
+                }
+            });
+        }
+        return this;
+    }
+
     /** The same guest, started as the destination of a restore. */
     public VmConfig asIncoming(String newName) {
         return new VmConfig(newName, machineType, accel, memoryMiB, cpuCount, kernel, initrd, kernelCommandLine,

@@ -14,6 +14,7 @@ import java.net.UnixDomainSocketAddress;
 import java.nio.channels.SocketChannel;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.List;
 
 /**
  * The destination QEMU of every restore: launched from the configuration saved in the image with
@@ -34,8 +35,9 @@ public final class IncomingQemu {
                     + " configuration in its manifest (images saved from VMs Thaw launched, or with --vm-config, have one)", null);
         }
         try {
-            // The manifest is data from outside: its options were checked by VmConfig, its files are checked here.
-            return JSON.treeToValue(node, VmConfig.class).requireGuestFilesIn(ThawPaths.guestDirs());
+            // The manifest is data from outside: its options were checked by VmConfig, its files are checked here. A cluster
+            // member's stream netdev is refused: restoring a member onto its cluster's switch is not built yet (issue 16).
+            return JSON.treeToValue(node, VmConfig.class).requireGuestFilesIn(ThawPaths.guestDirs()).requireClusterSocketsIn(List.of());
         } catch (IOException | IllegalArgumentException e) {
             throw new RestoreException("image " + image.directory() + ": the recorded launch configuration is invalid: " + e.getMessage(), e);
         }

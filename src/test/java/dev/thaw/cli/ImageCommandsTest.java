@@ -14,7 +14,6 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import picocli.CommandLine;
 
 /** {@code thaw inspect} on a good and a damaged image. */
 class ImageCommandsTest {
@@ -28,12 +27,7 @@ class ImageCommandsTest {
         System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
         System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
         try {
-            CommandLine cli = new CommandLine(new ThawCli());
-            cli.setExecutionExceptionHandler((ex, cmd, parsed) -> {
-                cmd.getErr().println("thaw " + cmd.getCommandName() + ": " + ex.getMessage());
-                return 1;
-            });
-            int exit = cli.execute(args);
+            int exit = ThawCli.commandLine().execute(args);
             return new Run(exit, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
         } finally {
             System.setOut(o);

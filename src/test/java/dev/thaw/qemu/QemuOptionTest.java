@@ -41,7 +41,7 @@ class QemuOptionTest {
 
     @Test
     void refusesTypesAndPropertiesOffTheList() {
-        assertRefused(List.of("-netdev", "tap,id=n0,script=/tmp/evil.sh"), "expected one of [user] as its type", "actual 'tap'");
+        assertRefused(List.of("-netdev", "tap,id=n0,script=/tmp/evil.sh"), "expected one of [stream, user] as its type", "actual 'tap'");
         assertRefused(List.of("-netdev", "user,id=n0,guestfwd=tcp:10.0.2.100:1-cmd:/bin/sh"),
                 "(-netdev user): expected key=value with a key among [hostfwd, id]", "actual 'guestfwd=tcp:10.0.2.100:1-cmd:/bin/sh'");
         assertRefused(List.of("-netdev", "user,id=n0,smb=/"), "actual 'smb=/'");
@@ -61,6 +61,47 @@ class QemuOptionTest {
         assertRefused(List.of("-device", "virtio-net-pci,mac=../../x"), "expected mac to match");
         assertThat(QemuOption.parse(List.of("-netdev", "user,id=n0,hostfwd=tcp:127.0.0.1:0-:22,hostfwd=udp:127.0.0.1:5353-10.0.2.15:53")))
                 .hasSize(1);
+    }
+
+    @Test
+    void aClusterMembersStreamNetdevIsAdmittedInOneFormOnly() {
+        List<String> member = List.of("-netdev", "stream,id=n0,server=off,addr.type=unix,addr.path=/tmp/thaw-cluster-1/m1.sock",
+                "-device", "virtio-net-pci,netdev=n0,mac=52:54:00:00:03:01");
+        assertThat(config(member).extraArgs()).isEqualTo(member);
+        assertThat(QemuOption.parse(member).getFirst().clusterSocket()).contains(Path.of("/tmp/thaw-cluster-1/m1.sock"));
+        assertThat(QemuOption.parse(member).getLast().clusterSocket()).isEmpty();
+        String stream = "stream,id=n0,server=off,addr.type=unix,addr.path=";
+        // Listening would create a socket file wherever the path says; inet would reach the network.
+        assertRefused(List.of("-netdev", "stream,id=n0,server=on,addr.type=unix,addr.path=/tmp/c/m1.sock"),
+                "expected server to match off", "actual 'on'");
+        assertRefused(List.of("-netdev", "stream,id=n0,server=off,addr.type=inet,addr.host=10.0.0.1,addr.port=7"),
+                "expected addr.type to match unix", "actual 'inet'");
+        assertRefused(List.of("-netdev", "stream,id=n0,addr.type=unix,addr.path=/tmp/c/m1.sock"), "expected the properties [server]",
+                "actual 'none of them'");
+        assertRefused(List.of("-netdev", "stream,id=n0,server=off,addr.type=unix"), "expected the properties [addr.path]");
+        assertRefused(List.of("-netdev", stream + "/tmp/c/m1.sock,reconnect=1"), "expected key=value with a key among", "actual 'reconnect=1'");
+        assertRefused(List.of("-netdev", stream + "/tmp/c/m1.sock,addr.path=/tmp/c/m2.sock"), "expected addr.path at most once");
+        // Only a switch port's socket: not a service's socket, not a path that climbs out, not a relative one.
+        assertRefused(List.of("-netdev", stream + "/run/docker.sock/"), "expected addr.path to match");
+        assertRefused(List.of("-netdev", stream + "/var/run/docker"), "actual '/var/run/docker'");
+        assertRefused(List.of("-netdev", stream + "/tmp/c/../../run/m1.sock"), "actual '/tmp/c/../../run/m1.sock'");
+        assertRefused(List.of("-netdev", stream + "/tmp/./m1.sock"), "expected addr.path to match");
+        assertRefused(List.of("-netdev", stream + "c/m1.sock"), "expected addr.path to match");
+        assertRefused(List.of("-netdev", stream + "/tmp/" + "d".repeat(100) + "/m1.sock"), "expected addr.path to match");
+        assertRefused(List.of("-netdev", stream + "/tmp/c/m 1.sock"), "expected addr.path to match");
+    }
+
+    @Test
+    void aStreamNetdevsSocketMustLieInTheClustersDirectory() {
+        VmConfig member = config(List.of("-netdev", "stream,id=n0,server=off,addr.type=unix,addr.path=/tmp/thaw-cluster-1/m1.sock"));
+        assertThat(member.requireClusterSocketsIn(List.of(Path.of("/tmp/thaw-cluster-1")))).isSameAs(member);
+        assertThat(member.requireClusterSocketsIn(List.of(Path.of("/tmp/thaw-cluster-1/../thaw-cluster-1")))).isSameAs(member);
+        assertThatThrownBy(() -> member.requireClusterSocketsIn(List.of(Path.of("/tmp"))))
+                .hasMessageContaining("expected a socket directly inside one of [/tmp] (the cluster's directory)")
+                .hasMessageContaining("actual /tmp/thaw-cluster-1/m1.sock");
+        // A restore trusts no cluster directory yet: a member's image is refused, not connected to whatever listens there.
+        assertThatThrownBy(() -> member.requireClusterSocketsIn(List.of())).hasMessageContaining("one of []");
+        assertThat(config(List.of("-device", "virtio-balloon-pci")).requireClusterSocketsIn(List.of())).isNotNull();
     }
 
     @Test
