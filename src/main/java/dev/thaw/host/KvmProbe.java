@@ -68,7 +68,9 @@ public final class KvmProbe {
     public static Verdict probe(String qemuBinary, QemuVersion qemuVersion, GuestImage guest, Path cacheDir) {
         Path kvm = Path.of("/dev/kvm");
         String cacheKey = qemuVersion.text() + " | " + hostKernelRelease() + " | kvm=" + Files.exists(kvm) + " | guest " + guest.key();
-        Path cacheFile = cacheDir.resolve("host/kvm-probe.json");
+        // One file per guest build: two checkouts with different guests (worktrees, branches) would otherwise overwrite each
+        // other's verdict, and every command of the other would probe again, starting a QEMU nobody expected.
+        Path cacheFile = cacheDir.resolve("host/kvm-probe-" + guest.key() + ".json");
         Verdict cached = readCache(cacheFile, cacheKey);
         if (cached != null) {
             return cached;
