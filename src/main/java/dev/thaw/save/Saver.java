@@ -186,8 +186,10 @@ public final class Saver {
                         SaveStreamParser.parse(in, sink);
                     } catch (RuntimeException e) {
                         if (watchdog.stalled()) {
-                            throw new SaveException("no data from QEMU for " + options.stallTimeout().toSeconds() + " s after "
-                                    + streamBytes.get() + " bytes", e);
+                            // Named, as a dead source is: the stream's end the watchdog caused says nothing of who stalled.
+                            throw new SaveException("save of " + qmp.peer() + " failed: its QEMU sent no data for "
+                                    + options.stallTimeout().toSeconds() + " s after " + streamBytes.get()
+                                    + " stream bytes (stopped or stalled; the save waits that long for a slow QEMU)", e);
                         }
                         throw e;
                     }

@@ -1,0 +1,237 @@
+package dev.thaw.save;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.thaw.guest.DemoGuest;
+import dev.thaw.image.CheckpointImage;
+import dev.thaw.image.ImageWriter;
+import dev.thaw.image.Manifest;
+import dev.thaw.image.Store;
+import dev.thaw.qemu.QemuVm;
+import dev.thaw.qemu.QmpClient;
+import dev.thaw.testing.Seeds;
+import dev.thaw.testing.Signals;
+import dev.thaw.testing.TestHost;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Random;
+import java.util.Set;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Faults injected into a save on the real QEMU (issue 15): the source QEMU stopped for longer than a QMP call's timeout,
+ * the source QEMU killed while it saves into a shared store, and Thaw itself killed while it saves into a shared store.
+ */
+class SaveFaultsTest {
+    /** Longer than one QMP call may take (a naive save would give up), shorter than the save's stall timeout. */
+    private static final Duration STOP = QmpClient.DEFAULT_TIMEOUT.plusSeconds(5);
+    /** A stall timeout short enough for a test, and a stop past it that the save's 10 s migrate_cancel still outlasts. */
+    private static final Duration STALL = Duration.ofSeconds(3);
+    private static final Duration STALLED_STOP = Duration.ofSeconds(6);
+
+    @Test
+    void aQemuStoppedMidSaveLongerThanAQmpTimeoutIsWaitedForAndTheSaveCompletes(@TempDir Path dir) throws Exception {
+        Saver.Options options = Saver.Options.defaults().withKeepRunning(true);
+        assertThat(STOP).as("the stop must outlast a QMP call but not the stall timeout").isLessThan(options.stallTimeout());
+        Path image = dir.resolve("image");
+        try (QemuVm vm = QemuVm.launch(TestHost.smallGuestConfig("thaw-test-stopped-save"))) {
+            DemoGuest.awaitReady(vm, vm.console().cursorFromStart(), DemoGuest.BOOT_TIMEOUT);
+            AtomicLong stoppedAt = new AtomicLong();
+            AtomicReference<Thread> resumer = new AtomicReference<>();
+            Saver.Result result;
+            try {
+                result = Saver.save(vm.qmp(), vm.config(), image, options, p -> {
+                    if (p.streamBytes() > (16 << 20) && stoppedAt.compareAndSet(0, System.nanoTime())) resumer.set(stopFor(vm, STOP));
+                });
+            } finally {
+                awaitResumed(resumer.get());
+            }
+            assertThat(stoppedAt.get()).as("QEMU was stopped mid-stream").isNotZero();
+            assertThat(Duration.ofNanos(System.nanoTime() - stoppedAt.get())).as("the save waited out the stop").isGreaterThan(STOP);
+            assertThat(result.guestRunning()).isTrue();
+            try (CheckpointImage saved = CheckpointImage.open(image)) {
+                assertThat(saved.verify().pageCount()).as("every page of the image reads back").isPositive();
+            }
+            assertThat(vm.isAlive()).as("the stopped QEMU was never killed").isTrue();
+            assertThat(vm.qmp().queryStatus().running()).as("the guest runs after the save").isTrue();
+            assertThat(DemoGuest.collectTicks(vm.console().cursor(), Duration.ofSeconds(3))).as("wsbench ticks again").isNotEmpty();
+
+            // Stopped past the stall timeout (shortened to keep the test short): the save fails naming the stalled source,
+            // and the cancel and cont it sent meanwhile are answered once QEMU goes on, so the guest runs.
+            Saver.Options impatient = new Saver.Options(options.image(), true, STALL, options.completionTimeout(), options.estimator(),
+                    options.liveLimit());
+            AtomicReference<Thread> stalledResumer = new AtomicReference<>();
+            try {
+                assertThatThrownBy(() -> Saver.save(vm.qmp(), vm.config(), dir.resolve("stalled"), impatient, p -> {
+                    if (p.streamBytes() > (16 << 20) && stalledResumer.get() == null) stalledResumer.set(stopFor(vm, STALLED_STOP));
+                })).isInstanceOf(SaveException.class).hasMessageStartingWith("save of thaw-test-stopped-save failed: its QEMU sent no data for "
+                        + STALL.toSeconds() + " s");
+            } finally {
+                awaitResumed(stalledResumer.get());
+            }
+            assertThat(stalledResumer.get()).as("QEMU was stopped mid-stream").isNotNull();
+            assertThat(vm.isAlive()).as("the stalled QEMU was never killed").isTrue();
+            assertThat(DemoGuest.collectTicks(vm.console().cursor(), Duration.ofSeconds(3))).as("the guest runs after SIGCONT").isNotEmpty();
+            assertThat(vm.qmp().queryStatus().running()).isTrue();
+        }
+        assertThat(leftIn(dir)).as("the stalled save left nothing").containsExactly("image");
+    }
+
+    @Test
+    void aQemuKilledMidSaveIntoAStoreFailsAtOnceNamingItAndLeavesNothingListed(@TempDir Path dir) throws Exception {
+        Path store = dir.resolve("store");
+        Path out = Files.createDirectory(dir.resolve("images"));
+        Saver.Options options = Saver.Options.defaults().withImage(withStore(store));
+        try (QemuVm vm = QemuVm.launch(TestHost.smallGuestConfig("thaw-test-killed-store-save"))) {
+            DemoGuest.awaitReady(vm, vm.console().cursorFromStart(), DemoGuest.BOOT_TIMEOUT);
+            AtomicLong killedAt = new AtomicLong();
+            assertThatThrownBy(() -> Saver.save(vm.qmp(), vm.config(), out.resolve("img"), options, p -> {
+                if (p.streamBytes() > (16 << 20) && killedAt.compareAndSet(0, System.nanoTime())) Signals.send("KILL", vm.pid());
+            })).isInstanceOf(SaveException.class) // first the dead source, then what the save saw of it (the stream's end)
+                    .hasMessageStartingWith("save of thaw-test-killed-store-save failed: the source QEMU is gone");
+            assertThat(killedAt.get()).as("QEMU was killed mid-stream").isNotZero();
+            assertThat(Duration.ofNanos(System.nanoTime() - killedAt.get())).as("the save failed at once").isLessThan(Duration.ofSeconds(5));
+            assertThat(vm.awaitExit(Duration.ofSeconds(10))).isTrue();
+        }
+        assertThat(leftIn(out)).as("no image, no partial image").isEmpty();
+        assertThat(leftIn(store.resolve("images"))).as("no pending entry in the store's list").isEmpty();
+        assertThat(leftIn(store)).as("no temporary file in the store").allMatch(n -> !n.contains("tmp"));
+        Store.GcReport gc = Store.open(store).collectGarbage(false);
+        assertThat(gc.deletedTemporaryFileCount()).isZero();
+        assertThat(gc.forgottenImages()).isEmpty();
+        assertThat(leftIn(store)).as("a gc frees every pack the failed save sealed").allMatch(n -> !n.startsWith("pack-"));
+    }
+
+    /**
+     * {@code thaw save --store} in a process of its own, SIGKILLed at a seeded moment while it streams, beside an image A
+     * already in that store whose packs it deduplicates against. The guest is left paused with its QEMU alive (the
+     * failed migration ended QEMU's side), so {@code cont} recovers it; the next save into that directory removes the
+     * dead save's partial image, into the store it works, gc frees only the dead save's leftovers, and A and the new
+     * image verify whole.
+     */
+    @Test
+    void aThawKilledMidSaveIntoAStoreLeavesTheGuestRecoverableAndTheStoreWhole(@TempDir Path dir) throws Exception {
+        Random random = Seeds.random("aThawKilledMidSaveIntoAStoreLeavesTheGuestRecoverableAndTheStoreWhole");
+        long killAfterBytes = (2L << 20) + random.nextLong(14L << 20);
+        Path store = dir.resolve("store");
+        Path out = Files.createDirectory(dir.resolve("images"));
+        Path log = dir.resolve("save.log");
+        Saver.Options options = Saver.Options.defaults().withImage(withStore(store)).withKeepRunning(true);
+        try (QemuVm vm = QemuVm.launch(TestHost.smallGuestConfig("thaw-test-thaw-killed"))) {
+            DemoGuest.awaitReady(vm, vm.console().cursorFromStart(), DemoGuest.BOOT_TIMEOUT);
+            Manifest a = Saver.save(vm.qmp(), vm.config(), out.resolve("a"), options, p -> {}).manifest();
+            Set<String> packsOfA = packFiles(a);
+
+            // zstd -19 makes Thaw the bottleneck, so the save is still streaming at the kill.
+            Process save = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                    "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"),
+                    "-Dthaw.home=" + System.getProperty("thaw.home"), "dev.thaw.cli.ThawCli", "save",
+                    "--qmp", vm.extraQmpSocket().toString(), "--out", out.resolve("killed").toString(), "--store", store.toString(),
+                    "--zstd-level", "19").redirectErrorStream(true).redirectOutput(log.toFile()).start();
+            long transferred;
+            try {
+                long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
+                while ((transferred = transferredBytes(vm)) < killAfterBytes) {
+                    assertThat(save.isAlive()).as("the save ended before it was killed: %s", Files.readString(log)).isTrue();
+                    assertThat(System.nanoTime()).as("no migration of %d bytes within 60 s: %s", killAfterBytes, Files.readString(log))
+                            .isLessThan(deadline);
+                    Thread.sleep(5);
+                }
+                save.destroyForcibly(); // SIGKILL: no hook, no finally
+                assertThat(save.waitFor(10, TimeUnit.SECONDS)).isTrue();
+            } finally {
+                save.destroyForcibly().waitFor();
+            }
+            System.err.printf("killed thaw save after %d stream bytes (seeded threshold %d)%n", transferred, killAfterBytes);
+            assertThat(save.exitValue()).isEqualTo(128 + 9);
+            assertThat(leftIn(out)).as("the dead save left its partial image").anyMatch(n -> n.startsWith(".killed.partial-"));
+
+            QmpClient.MigrationInfo migration = awaitMigrationEnd(vm);
+            assertThat(migration.status()).as("QEMU's side of the save ended with Thaw").isIn("failed", "cancelled");
+            assertThat(vm.isAlive()).isTrue();
+            assertThat(vm.qmp().queryStatus().running()).as("the guest stays paused as the dead save left it").isFalse();
+            vm.qmp().cont();
+            assertThat(DemoGuest.collectTicks(vm.console().cursor(), Duration.ofSeconds(3))).as("cont recovers the guest").isNotEmpty();
+
+            Manifest b = Saver.save(vm.qmp(), vm.config(), out.resolve("b"), options, p -> {}).manifest();
+            assertThat(leftIn(out)).as("the next save removed the dead save's partial image").containsExactlyInAnyOrder("a", "b");
+            Store.GcReport gc = Store.open(store).collectGarbage(false);
+            assertThat(gc.liveImages()).extracting(p -> p.getFileName().toString()).containsExactlyInAnyOrder("a", "b");
+            assertThat(gc.forgottenImages()).extracting(p -> p.getFileName().toString()).as("the dead save's listing").containsExactly("killed");
+            Set<String> used = new HashSet<>(packsOfA);
+            used.addAll(packFiles(b));
+            assertThat(gc.deletedPacks()).as("no pack A or B uses was deleted").doesNotContainAnyElementsOf(used);
+            assertThat(leftIn(store)).as("every pack A and B use is still there").containsAll(used);
+            assertThat(leftIn(store.resolve("images"))).as("only A and B listed").hasSize(2).allMatch(n -> n.endsWith(".image"));
+            Store.VerifyReport verified = Store.open(store).verify();
+            assertThat(verified.imageCount()).isEqualTo(2);
+            assertThat(verified.unreferencedPacks()).isEmpty();
+            // The store's verify read every pack whole; A, the image the dead save shared packs with, also as inspect --verify does.
+            try (CheckpointImage image = CheckpointImage.open(out.resolve("a"))) {
+                assertThat(image.verify().pageCount()).as("image A reads back whole").isPositive();
+            }
+        }
+    }
+
+    /** SIGSTOPs QEMU and SIGCONTs it after {@code duration} from a thread of its own (the save's threads wait meanwhile). */
+    private static Thread stopFor(QemuVm vm, Duration duration) {
+        Signals.send("STOP", vm.pid());
+        return Thread.ofVirtual().start(() -> {
+            try {
+                Thread.sleep(duration);
+            } catch (InterruptedException e) {
+                // the test is ending: resume now
+            } finally {
+                Signals.send("CONT", vm.pid());
+            }
+        });
+    }
+
+    private static void awaitResumed(Thread resumer) throws InterruptedException {
+        if (resumer == null) return;
+        if (!resumer.join(STOP.plusSeconds(10))) resumer.interrupt();
+        assertThat(resumer.join(Duration.ofSeconds(10))).as("QEMU was sent SIGCONT").isTrue();
+    }
+
+    private static ImageWriter.Options withStore(Path store) {
+        ImageWriter.Options d = ImageWriter.Options.defaults();
+        return new ImageWriter.Options(d.codec(), d.zstdLevel(), d.groupPageCount(), store);
+    }
+
+    private static Set<String> packFiles(Manifest m) {
+        Set<String> files = new HashSet<>();
+        m.storage().packs().forEach(p -> files.add(p.file()));
+        return files;
+    }
+
+    private static long transferredBytes(QemuVm vm) {
+        var info = vm.qmp().queryMigrate();
+        // Only an active migration's count: the status of A's completed save stays until the next migration starts.
+        return info.status().equals("active") ? info.raw().path("ram").path("transferred").asLong() : 0;
+    }
+
+    private static QmpClient.MigrationInfo awaitMigrationEnd(QemuVm vm) throws InterruptedException {
+        long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+        while (true) {
+            QmpClient.MigrationInfo info = vm.qmp().queryMigrate();
+            if (!List.of("active", "setup", "device", "pre-switchover", "cancelling").contains(info.status())) return info;
+            assertThat(System.nanoTime()).as("the migration still %s 30 s after Thaw died", info.status()).isLessThan(deadline);
+            Thread.sleep(20);
+        }
+    }
+
+    private static List<String> leftIn(Path dir) throws Exception {
+        try (Stream<Path> s = Files.list(dir)) {
+            return s.map(p -> p.getFileName().toString()).toList();
+        }
+    }
+}
