@@ -51,7 +51,11 @@ class LiveSaveTest {
         try (CheckpointImage img = CheckpointImage.open(image)) {
             assertThat(img.workingSet()).contains(ws);
             img.verify();
-            Restorer.Outcome o = Restorer.restore(img, Restorer.Mode.WS, "thaw-test-live-ws", WorkingSetChoice.defaults(), opt -> opt, m -> {});
+            // HotRestore's half, fixed (--ws-fraction 0.5): the elastic default takes half or all of the estimate by how densely
+            // its pages fill their 2 MiB regions, which depends on how many pages wsbench rewrote during this save (its rate).
+            WorkingSetChoice half = new WorkingSetChoice(WorkingSetChoice.defaults().source(), java.util.OptionalInt.empty(),
+                    java.util.OptionalDouble.of(0.5));
+            Restorer.Outcome o = Restorer.restore(img, Restorer.Mode.WS, "thaw-test-live-ws", half, opt -> opt, m -> {});
             try (QemuVm vm = o.vm()) {
                 PostcopyRestore.Result r = o.postcopy().orElseThrow();
                 assertThat(r.prefetchedPages()).as("half of the estimated size").isEqualTo((ws.estimatedPageCount() + 1) / 2);
