@@ -251,11 +251,15 @@ public final class Demo {
             out.append(String.format("%-11s %12.2f s %14.2f s %14s %14s %20s %14s %8.2f %19.2fx  %s%n", m.mode(), m.runningSeconds(),
                     m.completedSeconds(), m.demandFaults() == null ? "-" : m.demandFaults().toString(),
                     m.vcpuBlockedMillis() == null || m.vcpuBlockedMillis() < 0 ? "-" : m.vcpuBlockedMillis() + " ms",
-                    m.stallTtrSeconds() == null ? "> " + seconds + " s" : String.format("%.2f s", m.stallTtrSeconds()),
-                    m.ttrSeconds() == null ? "> " + seconds + " s" : String.format("%.2f s", m.ttrSeconds()), m.mmu(), m.throughputRelative(),
+                    ttrText(m.stallTtrSeconds(), seconds), ttrText(m.ttrSeconds(), seconds), m.mmu(), m.throughputRelative(),
                     m.memsumIdentical() ? "identical" : "DIFFERENT"));
         }
         return out.toString();
+    }
+
+    /** A TTR as the table says it: "0.42 s", or "> 5 s" when not reached within the observation (null). */
+    private static String ttrText(Double ttrSeconds, long observedSeconds) {
+        return ttrSeconds == null ? "> " + observedSeconds + " s" : String.format("%.2f s", ttrSeconds);
     }
 
     static long millisSince(long startNanos, long endNanos) {

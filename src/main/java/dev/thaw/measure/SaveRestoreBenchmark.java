@@ -277,10 +277,8 @@ public final class SaveRestoreBenchmark {
                 MethodSample r = run.sample();
                 restores.add(r);
                 log.printf("  rep %d: %-18s running after %.2f s%s%n", rep + 1, m.label(), r.runningSeconds(),
-                        r.after() == null ? "" : String.format(", TTR %s%s, first %s s %.2fx", r.after().ttrSeconds().map(t -> String.format("%.2f s", t))
-                                .orElse("> " + seconds(config.observe()) + " s"),
-                                !r.after().stallsReported() ? "" : ", stall TTR " + r.after().stallTtrSeconds().map(t -> String.format("%.2f s", t))
-                                        .orElse("> " + seconds(config.observe()) + " s"),
+                        r.after() == null ? "" : String.format(", TTR %s%s, first %s s %.2fx", ttrText(r.after().ttrSeconds(), config.observe()),
+                                !r.after().stallsReported() ? "" : ", stall TTR " + ttrText(r.after().stallTtrSeconds(), config.observe()),
                                 seconds(config.observe()), r.after().relativeThroughput()));
                 if (m == RestoreMethod.THAW_LAZY) queues.put(RestoreMethod.WS_LEARNED, FaultOrder.learned(List.of(), run.faults()));
             }
@@ -397,6 +395,11 @@ public final class SaveRestoreBenchmark {
     }
 
     /** Seconds as the log says them: "5", "7.5". */
+    /** A TTR as the progress lines say it: "0.42 s", or "> 5 s" when not reached within the observation. */
+    private static String ttrText(Optional<Double> ttrSeconds, Duration observe) {
+        return ttrSeconds.map(t -> String.format("%.2f s", t)).orElse("> " + seconds(observe) + " s");
+    }
+
     private static String seconds(Duration d) {
         double s = d.toMillis() / 1e3;
         return s == Math.rint(s) ? Long.toString((long) s) : Double.toString(s);
