@@ -12,15 +12,20 @@ import org.junit.jupiter.api.io.TempDir;
 
 class PageCachePrefetchTest {
     @Test
-    void pagesFollowingEachOtherInTheQueueAreReadAsOneRunAndTheOrderIsKept() {
-        assertThat(PageCachePrefetch.runs(List.of(5L, 6L, 7L, 100L, 2L, 3L, 9L))).containsExactly(new PageCachePrefetch.Run(5, 3),
-                new PageCachePrefetch.Run(100, 1), new PageCachePrefetch.Run(2, 2), new PageCachePrefetch.Run(9, 1));
-        List<Long> long_ = new ArrayList<>();
-        for (long p = 0; p < PageCachePrefetch.MAX_RUN_PAGES + 10; p++) long_.add(p);
-        assertThat(PageCachePrefetch.runs(long_)).as("a run is at most one buffer").containsExactly(
-                new PageCachePrefetch.Run(0, PageCachePrefetch.MAX_RUN_PAGES), new PageCachePrefetch.Run(PageCachePrefetch.MAX_RUN_PAGES, 10));
-        assertThat(PageCachePrefetch.runs(List.of())).isEmpty();
-        assertThatThrownBy(() -> PageCachePrefetch.runs(List.of(1L, -1L))).hasMessageContaining("actual -1");
+    void pagesAreMergedByAddressAcrossSmallGapsAndTheRunsKeepTheQueuesOrder() {
+        // 100 first in the queue, then 5-7 (out of order), 2-3 and 9: without gaps, runs by address, ordered by their earliest page
+        assertThat(PageCachePrefetch.runs(List.of(100L, 7L, 5L, 6L, 2L, 3L, 9L, 5L), 0)).containsExactly(new PageCachePrefetch.Run(100, 1),
+                new PageCachePrefetch.Run(5, 3), new PageCachePrefetch.Run(2, 2), new PageCachePrefetch.Run(9, 1));
+        // a gap of one page (4, 8) is read with them; 100 is 91 pages away
+        assertThat(PageCachePrefetch.runs(List.of(100L, 7L, 5L, 6L, 2L, 3L, 9L), 1)).containsExactly(new PageCachePrefetch.Run(100, 1),
+                new PageCachePrefetch.Run(2, 8));
+        List<Long> reversed = new ArrayList<>();
+        for (long p = PageCachePrefetch.MAX_RUN_PAGES + 9; p >= 0; p--) reversed.add(p);
+        assertThat(PageCachePrefetch.runs(reversed, 0)).as("a run is at most one buffer; the later addresses were wanted first")
+                .containsExactly(new PageCachePrefetch.Run(PageCachePrefetch.MAX_RUN_PAGES, 10), new PageCachePrefetch.Run(0, PageCachePrefetch.MAX_RUN_PAGES));
+        assertThat(PageCachePrefetch.runs(List.of(), 8)).isEmpty();
+        assertThatThrownBy(() -> PageCachePrefetch.runs(List.of(1L, -1L), 0)).hasMessageContaining("actual -1");
+        assertThatThrownBy(() -> PageCachePrefetch.runs(List.of(1L), -1)).hasMessageContaining("actual -1");
     }
 
     @Test
@@ -33,8 +38,8 @@ class PageCachePrefetchTest {
         prefetch.close();
         PageCachePrefetch.Stats stats = prefetch.stats();
         assertThat(stats.finished()).isTrue();
-        assertThat(stats.runCount()).as("run 50 lies beyond the file").isEqualTo(2);
-        assertThat(stats.pagesRead()).isEqualTo(3);
+        assertThat(stats.runCount()).as("0-4 one run (the gap 1-2 read with it), 50 beyond the file").isEqualTo(1);
+        assertThat(stats.pagesRead()).isEqualTo(5);
         assertThat(stats.advised()).as("Linux's libc has posix_fadvise: the runs go to the kernel's readahead").isTrue();
     }
 
@@ -50,7 +55,7 @@ class PageCachePrefetchTest {
         long deadline = System.nanoTime() + 10_000_000_000L;
         while (!prefetch.stats().finished() && System.nanoTime() < deadline) Thread.sleep(5);
         prefetch.close();
-        assertThat(prefetch.stats().pagesRead()).isEqualTo(4);
-        assertThat(prefetch.stats().runCount()).isEqualTo(2);
+        assertThat(prefetch.stats().pagesRead()).as("0-9 in one run, its gap read too").isEqualTo(10);
+        assertThat(prefetch.stats().runCount()).isEqualTo(1);
     }
 }
