@@ -4,6 +4,7 @@ import dev.thaw.guest.DemoGuest;
 import dev.thaw.guest.RedisGuest;
 import dev.thaw.host.HostDoctor;
 import dev.thaw.measure.RestoreMethod;
+import dev.thaw.measure.CacheState;
 import dev.thaw.measure.SaveRestoreBenchmark;
 import dev.thaw.measure.SaveRestoreTables;
 import dev.thaw.measure.Workload;
@@ -80,6 +81,10 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--cold", description = "Drop the host page cache before every restore (root only).")
     boolean cold;
 
+    @Option(names = "--evict", description = "Evict the saved files (Thaw's image and RAM file, QEMU's stream and qcow2) from the page"
+            + " cache before every restore, as the demo does; QEMU and the guest kernel stay cached.")
+    boolean evict;
+
     @Option(names = "--modes", description = "Every restore method, each restored guest observed (TTR, MMU, host-side estimate,"
             + " memory restored over time, bytes read from storage).")
     boolean modes;
@@ -107,6 +112,11 @@ final class BenchCommand implements Callable<Integer> {
 
     @Option(names = "--quick", description = "A quick comparison of every restore method: 1 GiB, W=64 MiB, 2 repetitions, --modes.")
     boolean quick;
+
+    private CacheState cache() {
+        if (cold && evict) throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--cold and --evict: expected one of them, actual both");
+        return cold ? CacheState.COLD : evict ? CacheState.EVICTED : CacheState.WARM;
+    }
 
     @Override
     public Integer call() throws Exception {
@@ -145,8 +155,8 @@ final class BenchCommand implements Callable<Integer> {
                 for (long ws : wsMiB) for (DemoGuest.Layout layout : layouts) {
                     Workload guest = workload(size, ws, layout);
                     out.printf("%s guest %d MiB RAM, T=%d MiB, W=%d MiB%s, %d repetitions%s ...%n", guest.label(), size, guest.totalMiB(),
-                            guest.wsMiB(), guest.layout() == null ? "" : " " + guest.layout(), repeat, cold ? ", cold cache" : "");
-                    reports.add(SaveRestoreBenchmark.run(new SaveRestoreBenchmark.Config(guest, repeat, cold, dir, modes,
+                            guest.wsMiB(), guest.layout() == null ? "" : " " + guest.layout(), repeat, cache() == CacheState.WARM ? "" : ", " + cache().label());
+                    reports.add(SaveRestoreBenchmark.run(new SaveRestoreBenchmark.Config(guest, repeat, cache(), dir, modes,
                                     Duration.ofSeconds(traceSeconds), Duration.ofSeconds(liveSeconds), chosenMethods, observe), host.guest().orElseThrow(),
                             host.qemuVersion().orElseThrow(), host.accel(), out));
                 }

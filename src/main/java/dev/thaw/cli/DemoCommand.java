@@ -39,12 +39,17 @@ final class DemoCommand implements Callable<Integer> {
     @Mixin
     PostcopyTuning tuning;
 
+    @Option(names = "--warm", description = "Restore from the page cache: do not evict the saved files before each restore (by default"
+            + " each restore starts with the image's files, QEMU's stream and qcow2 out of the cache, as a snapshot saved earlier or"
+            + " elsewhere; QEMU and the guest kernel stay cached).")
+    boolean warm;
+
     @Option(names = "--json", description = "Print one JSON object summarizing what the demo did and measured.")
     boolean json;
 
     /** What {@code --json} prints. Boot times are milliseconds from QEMU's launch. */
     record DemoReport(String qemuVersion, String accel, String accelReason, String guestKey, String guestKernel,
-                      long memoryMiB, long totalMiB, long wsMiB, String layout,
+                      long memoryMiB, long totalMiB, long wsMiB, String layout, boolean coldImage,
                       long initUpMillis, long wsbenchReadyMillis, double opsPerSecondBefore,
                       String imageDir, double saveSeconds, long streamBytes, long imageBytes, Manifest.Stats imageStats,
                       String memsumBefore, List<Demo.ModeResult> modes, double totalSeconds) {}
@@ -64,12 +69,14 @@ final class DemoCommand implements Callable<Integer> {
         out.printf("host: QEMU %s, accelerator %s (%s)%n", qemu, accel.qemuName(), accelReason);
         out.printf("guest: %s, kernel %s, RAM %d MiB, wsbench T=%d MiB W=%d MiB %s%n", image.key(), image.kernelRelease(),
                 guest.memoryMiB(), guest.totalMiB(), guest.wsMiB(), guest.layout().key());
+        out.println(warm ? "restores: from the page cache (--warm: the saved files as the save left them cached)"
+                : "restores: each from saved files out of the page cache (evicted before it; QEMU and the guest kernel stay cached)");
         Path target = imageDir != null ? imageDir : ThawPaths.cacheDir().resolve("demo/image");
         if (imageDir == null) FileTrees.deleteQuietly(target); // the demo's own scratch image from an earlier run
 
         Progress progress = new Progress(out);
         Duration measure = Duration.ofSeconds(seconds);
-        Demo.Result r = Demo.run(new Demo.Config(guest, measure, target, tuning::applyTo),
+        Demo.Result r = Demo.run(new Demo.Config(guest, measure, target, tuning::applyTo, !warm),
                 image, qemu, accel, progress);
 
         out.println();
@@ -79,7 +86,7 @@ final class DemoCommand implements Callable<Integer> {
         if (json) {
             Saver.Result saved = r.saved();
             System.out.println(Json.write(new DemoReport(qemu.text(), accel.qemuName(), accelReason, image.key(), image.kernelPackage(),
-                    guest.memoryMiB(), guest.totalMiB(), guest.wsMiB(), guest.layout().key(), r.initUpMillis(), r.wsbenchReadyMillis(), r.before().opsPerSecond(),
+                    guest.memoryMiB(), guest.totalMiB(), guest.wsMiB(), guest.layout().key(), !warm, r.initUpMillis(), r.wsbenchReadyMillis(), r.before().opsPerSecond(),
                     target.toString(), saved.durationNanos() / 1e9, saved.streamBytes(), saved.manifest().stats().imageFileBytes(),
                     saved.manifest().stats(), r.memsumBefore().checksumHex(), r.modes(), total)));
         }

@@ -22,6 +22,7 @@ import dev.thaw.restore.Restorer;
 import dev.thaw.restore.WorkingSetChoice;
 import dev.thaw.save.Saver;
 import dev.thaw.util.FileTrees;
+import dev.thaw.util.PageCache;
 import dev.thaw.util.StatusListener;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -56,8 +57,11 @@ public final class Demo {
      * @param measure how long the workload is measured before the save and observed after each restore
      * @param image   where the image goes (its parent is created; the baselines' files go beside it)
      * @param tune    adjusts Thaw's lazy and ws restores (the background rate, ...)
+     * @param coldImage before each restore, evict every saved file (Thaw's image and RAM file, QEMU's stream and qcow2) from the
+     *                  host's page cache, as for a snapshot saved earlier or elsewhere; QEMU, the guest kernel and everything else
+     *                  stay cached. Without it each restore reads files the save has just written, from memory.
      */
-    public record Config(DemoGuest guest, Duration measure, Path image, UnaryOperator<PostcopyRestore.Options> tune) {}
+    public record Config(DemoGuest guest, Duration measure, Path image, UnaryOperator<PostcopyRestore.Options> tune, boolean coldImage) {}
 
     /**
      * One restore method's result, named as the demo's table names it. Seconds from the start of the restore.
@@ -173,8 +177,9 @@ public final class Demo {
 
     private ModeResult restore(RestoreMethod method, CheckpointImage img, VmConfig source, Throughput before,
                                GuestAgent.MemSum memsumBefore) throws InterruptedException {
-        long t0 = System.nanoTime();
         String mode = method.shortName();
+        if (config.coldImage()) evictSavedFiles(mode);
+        long t0 = System.nanoTime();
         String name = "thaw-demo-" + mode;
         QemuVm vm;
         double running;
@@ -219,6 +224,21 @@ public final class Demo {
             return new ModeResult(mode, running, completed, faults, blocked, ttr,
                     seen.stallsReported() ? seen.stallTtrSeconds().orElse(null) : null, mmu, before.opsPerSecond() > 0 ? rate / before.opsPerSecond() : 0,
                     memsumAfter.checksumHex(), memsumAfter.equals(memsumBefore));
+        }
+    }
+
+    /** Every file a restore may read, out of the page cache; says how much was cached and how much stayed. */
+    private void evictSavedFiles(String mode) {
+        List<Path> roots = List.of(files.qemuStream(), files.qcow2(), config.image(), RamFiles.directoryFor(config.image()));
+        try {
+            long cached = PageCache.residentBytesOfTrees(roots);
+            PageCache.evictTrees(roots);
+            long left = PageCache.residentBytesOfTrees(roots);
+            listener.line(String.format("before the %s restore: the saved files' %d MiB in the page cache evicted (%d MiB stayed)", mode,
+                    cached >> 20, left >> 20));
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException("evicting the saved files from the page cache before the " + mode + " restore: "
+                    + e.getMessage(), e);
         }
     }
 

@@ -9,6 +9,7 @@ import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Comparator;
+import java.util.List;
 import java.util.stream.Stream;
 
 /**
@@ -18,7 +19,7 @@ import java.util.stream.Stream;
  * responsive sooner.
  *
  * @param qemuStartSeconds   an incoming QEMU of the saved guest's configuration, from its launch until its monitor answers
- * @param readBytesPerSecond the sequential read rate of the image's largest file (from a cold page cache with {@code --cold})
+ * @param readBytesPerSecond the sequential read rate of the image's largest file (from the disk with {@code --cold} or {@code --evict})
  * @param readBytes          the bytes read to measure that rate
  * @param workingSetBytes    the workload's working set W
  */
@@ -41,14 +42,14 @@ public record RunLimit(double qemuStartSeconds, double readBytesPerSecond, long 
     }
 
     /**
-     * Measures both parts: reads the largest file under {@code imageDir} (cold: after dropping the host's page cache, as the
+     * Measures both parts: reads the largest file under {@code imageDir} (after bringing the page cache into the restores' state, as the
      * restores start), then launches and quits an incoming QEMU named {@code vmName} of {@code source}'s configuration.
      */
-    public static RunLimit measure(VmConfig source, String vmName, Path imageDir, long workingSetBytes, boolean cold) {
+    public static RunLimit measure(VmConfig source, String vmName, Path imageDir, long workingSetBytes, CacheState cache) {
         Path file = largestFile(imageDir);
-        if (cold) QemuBaselines.dropCaches();
+        cache.prepare(List.of(file));
         long[] read = readSequentially(file, READ_LIMIT_BYTES);
-        if (cold) QemuBaselines.dropCaches(); // QEMU starts as cold as in the restores
+        cache.prepare(List.of(file)); // QEMU starts as the restores do
         long launched = System.nanoTime();
         long startNanos;
         try (QemuVm vm = QemuVm.launch(source.asIncoming(vmName))) {

@@ -60,7 +60,7 @@ public final class SaveRestoreBenchmark {
      * @param observe    how long each restored guest is observed after it runs ({@code --observe-seconds}; long enough that
      *                   a slow restore's TTR is not censored)
      */
-    public record Config(Workload workload, int repetitions, boolean cold, Path workDir, boolean allMethods, Duration trace,
+    public record Config(Workload workload, int repetitions, CacheState cache, Path workDir, boolean allMethods, Duration trace,
                          Duration liveLimit, Set<RestoreMethod> methods, Duration observe) {
         public Config {
             methods = Set.copyOf(methods);
@@ -71,9 +71,9 @@ public final class SaveRestoreBenchmark {
         }
 
         /** Observed for {@link #OBSERVE}. */
-        public Config(Workload workload, int repetitions, boolean cold, Path workDir, boolean allMethods, Duration trace,
+        public Config(Workload workload, int repetitions, CacheState cache, Path workDir, boolean allMethods, Duration trace,
                       Duration liveLimit, Set<RestoreMethod> methods) {
-            this(workload, repetitions, cold, workDir, allMethods, trace, liveLimit, methods, OBSERVE);
+            this(workload, repetitions, cache, workDir, allMethods, trace, liveLimit, methods, OBSERVE);
         }
     }
 
@@ -125,7 +125,8 @@ public final class SaveRestoreBenchmark {
      *                       a report written before layouts existed
      * @param observeSeconds how long each restored guest was observed; 0 in a report written before it was chosen (then 5)
      */
-    public record Report(String workload, long memoryMiB, long totalMiB, long wsMiB, String accel, String qemuVersion, boolean cold,
+    public record Report(String workload, long memoryMiB, long totalMiB, long wsMiB, String accel, String qemuVersion,
+                         @com.fasterxml.jackson.annotation.JsonAlias("cold") CacheState cache,
                          List<Sample> samples, String layout, double observeSeconds) {
         public Report {
             if (observeSeconds == 0) observeSeconds = OBSERVE.toSeconds();
@@ -134,7 +135,7 @@ public final class SaveRestoreBenchmark {
         /** The guest and the conditions, as the tables name them. */
         String describe() {
             return String.format("%s, %d MiB RAM, T=%d, W=%d%s, %s%s, n=%d", workload, memoryMiB, totalMiB, wsMiB,
-                    layout == null ? "" : " " + layout, accel, cold ? ", cold" : ", warm", samples.size());
+                    layout == null ? "" : " " + layout, accel, ", " + cache.label(), samples.size());
         }
 
         List<MethodSample> of(RestoreMethod m) {
@@ -183,7 +184,7 @@ public final class SaveRestoreBenchmark {
                 }
             }
         }
-        return new Report(g.label(), g.memoryMiB(), g.totalMiB(), g.wsMiB(), accel.qemuName(), qemu.text(), config.cold(),
+        return new Report(g.label(), g.memoryMiB(), g.totalMiB(), g.wsMiB(), accel.qemuName(), qemu.text(), config.cache(),
                 List.copyOf(samples), g.layout(), config.observe().toMillis() / 1e3);
     }
 
@@ -238,10 +239,10 @@ public final class SaveRestoreBenchmark {
         }
         RunLimit limit = null;
         if (all) {
-            limit = RunLimit.measure(vm.config(), "thaw-bench-limit", thawImage, config.workload().wsMiB() << 20, config.cold());
+            limit = RunLimit.measure(vm.config(), "thaw-bench-limit", thawImage, config.workload().wsMiB() << 20, config.cache());
             log.printf("  rep %d: the run's limit %.2f s: QEMU's start %.2f s + W=%d MiB at %.0f MB/s (sequential read of the image%s)%n",
                     rep + 1, limit.seconds(), limit.qemuStartSeconds(), config.workload().wsMiB(), limit.readBytesPerSecond() / 1e6,
-                    config.cold() ? ", cold" : "");
+                    config.cache() == CacheState.WARM ? "" : ", " + config.cache().label());
         }
         Saved s = new Saved(vm.config(), thawImage, qemuFile, qcow2, ramFile, queues, before, vcpuShare);
         // A unit's methods run back to back: ws (learned) learns from the lazy restore just before it.
@@ -295,7 +296,7 @@ public final class SaveRestoreBenchmark {
     private record Run(MethodSample sample, List<FaultOrder.Touch> faults) {}
 
     private static Run restore(RestoreMethod m, Saved s, Config config) throws InterruptedException {
-        if (config.cold()) QemuBaselines.dropCaches();
+        config.cache().prepare(Stream.of(s.thawImage(), s.qemuFile(), s.qcow2(), s.ramFile()).filter(java.util.Objects::nonNull).toList());
         long readsBefore = StorageReads.bytesReadSoFar();
         long start = System.nanoTime();
         long step = AfterRestore.STEP_MILLIS * 1_000_000L;

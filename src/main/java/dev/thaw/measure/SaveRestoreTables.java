@@ -261,7 +261,7 @@ public final class SaveRestoreTables {
     /** PNGs per report: the guest's work, the host-side stalled share and QEMU's resident memory over time, per method. */
     public static List<Path> plots(Report r, Path dir) {
         String conditions = String.format("%s, %d MiB guest (T=%d, W=%d MiB%s, %s%s), median of %d", r.workload(), r.memoryMiB(),
-                r.totalMiB(), r.wsMiB(), r.layout() == null ? "" : " " + r.layout(), r.accel(), r.cold() ? ", cold" : ", warm",
+                r.totalMiB(), r.wsMiB(), r.layout() == null ? "" : " " + r.layout(), r.accel(), ", " + r.cache().label(),
                 r.samples().size());
         // The contiguous layout keeps the names plots had before layouts existed.
         String layout = r.layout() == null || r.layout().equals(dev.thaw.guest.DemoGuest.Layout.CONTIGUOUS.key()) ? "" : "-" + r.layout();

@@ -9,7 +9,7 @@ class SaveRestoreTablesTest {
     private static SaveRestoreBenchmark.Report report(double... before) {
         List<SaveRestoreBenchmark.Sample> samples = java.util.Arrays.stream(before)
                 .mapToObj(b -> new SaveRestoreBenchmark.Sample(b, null, 1, null, List.of(), List.of(), null)).toList();
-        return new SaveRestoreBenchmark.Report("wsbench", 1024, 640, 64, "tcg", "7.2.22", true, samples, "contiguous", 5);
+        return new SaveRestoreBenchmark.Report("wsbench", 1024, 640, 64, "tcg", "7.2.22", CacheState.COLD, samples, "contiguous", 5);
     }
 
     @Test
