@@ -43,4 +43,26 @@ public final class FaultOrder {
         return new WorkingSet(Estimator.LEARNED, entries, entries.size(), String.format(
                 "learned from a restore: %d prefetched pages, then %d pages it faulted in", prefetched.size(), fromFaults));
     }
+
+    /**
+     * The post-save trace of a guest restored with a sample prefetched (the dirty-bit pages of a live probe): the pages the sample
+     * missed, in the order the guest first touched them within the trace period, then the sample in its own order. The misses
+     * come first since the guest demonstrably touched them at once (read-mostly pages, which no dirty bit shows), while the
+     * sample's order is only by write recency. The size estimate is the union: the sample is not shown superfluous by a trace in
+     * which its pages never fault.
+     */
+    public static WorkingSet traceAfterSample(List<PageRef> sample, List<Touch> misses, long tracedNanos, String sampleSource) {
+        Map<PageRef, Long> first = new LinkedHashMap<>();
+        for (Touch t : misses) first.putIfAbsent(t.page(), t.atNanos());
+        int missed = first.size();
+        int fromSample = 0;
+        for (PageRef p : sample) {
+            if (first.putIfAbsent(p, WorkingSet.UNKNOWN_TIME) == null) fromSample++;
+        }
+        List<WorkingSet.Entry> entries = new ArrayList<>(first.size());
+        first.forEach((p, at) -> entries.add(new WorkingSet.Entry(p, at)));
+        return new WorkingSet(Estimator.TRACE, entries, entries.size(), String.format(
+                "post-save trace with the %s sample prefetched: %d pages it missed in first-access order over %.1f s, then the"
+                        + " sample's %d pages", sampleSource, missed, tracedNanos / 1e9, fromSample));
+    }
 }

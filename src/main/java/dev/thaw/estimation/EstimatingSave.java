@@ -126,12 +126,17 @@ public final class EstimatingSave {
     }
 
     /**
-     * The trace estimator on a committed image: a lazy restore that traces the guest's first touches for {@code period}
-     * (its QEMU runs the guest afterwards). With a {@code sample} (dirty or accessed bits) the size is HotRestore's hybrid.
+     * The trace estimator on a committed image: a restore that traces the guest's first touches for {@code period} (its QEMU runs
+     * the guest afterwards). With a {@code sample} (dirty or accessed bits) the sample is prefetched and the trace adds what it
+     * missed ({@link PostSaveTrace#runAfterSample}); without one the restore is lazy and the trace is the whole queue.
      */
     public static PostSaveTrace.Result traceAfterSave(CheckpointImage image, String vmName, Duration period, Optional<WorkingSet> sample,
                                                       Consumer<String> progress) {
-        return PostSaveTrace.run(image, vmName, period, sample.map(w -> OptionalLong.of(w.estimatedPageCount())).orElse(OptionalLong.empty()),
-                sample.map(w -> w.estimator() == Estimator.ABIT ? "accessed-bit" : "dirty-bit").orElse(""), progress);
+        if (sample.isEmpty() || sample.get().size() == 0) {
+            return PostSaveTrace.run(image, vmName, period, OptionalLong.empty(), "", progress);
+        }
+        WorkingSet s = sample.get();
+        return PostSaveTrace.runAfterSample(image, vmName, period, s.pages(), s.estimator() == Estimator.ABIT ? "accessed-bit" : "dirty-bit",
+                progress);
     }
 }

@@ -113,6 +113,19 @@ class EstimatorsTest {
     }
 
     @Test
+    void aTraceAfterASampleIsTheMissesInTouchOrderThenTheSample() {
+        // the guest touched 9 and 4 (which the sample missed; 4 twice); 2 is in the sample and was sent before, so never a miss
+        WorkingSet ws = FaultOrder.traceAfterSample(List.of(p(0, 2), p(0, 3), p(0, 4)), List.of(new FaultOrder.Touch(p(0, 9), 11),
+                new FaultOrder.Touch(p(0, 4), 12), new FaultOrder.Touch(p(0, 4), 13)), 3_000_000_000L, "dirty-bit");
+        assertThat(ws.pages()).containsExactly(p(0, 9), p(0, 4), p(0, 2), p(0, 3));
+        assertThat(ws.estimator()).isEqualTo(Estimator.TRACE);
+        assertThat(ws.estimatedPageCount()).as("the union").isEqualTo(4);
+        assertThat(ws.entries().get(1).firstAccessNanos()).isEqualTo(12);
+        assertThat(ws.entries().get(2).firstAccessNanos()).isEqualTo(WorkingSet.UNKNOWN_TIME);
+        assertThat(ws.description()).contains("dirty-bit sample prefetched: 2 pages it missed").contains("then the sample's 2 pages");
+    }
+
+    @Test
     void accessRecencyIsLruWithinTheWindow() {
         AccessRecency a = new AccessRecency(new int[] {10});
         a.scan(bits(1, 2, 3));
