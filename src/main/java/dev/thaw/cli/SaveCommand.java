@@ -47,7 +47,7 @@ final class SaveCommand implements Callable<Integer> {
             description = "Working-set estimator: dirty (a live migration probe first: pages the guest rewrote during it, latest first; the"
                     + " image still comes from the stopped guest), trace (after"
                     + " the save the guest goes on in a new QEMU restored lazily from the image; the order it faults pages in),"
-                    + " dirty,trace (the trace's queue, sized by HotRestore's hybrid of both), abit (accessed bits before the save;"
+                    + " dirty,trace (the trace runs with the dirty pages prefetched: the pages it still faults on, which the probe missed, in touch order, then the dirty ones), abit (accessed bits before the save;"
                     + " needs host idle page tracking), none (default).")
     java.util.List<String> estimators;
 
