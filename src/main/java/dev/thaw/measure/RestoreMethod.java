@@ -23,7 +23,10 @@ public enum RestoreMethod {
     /** The working set learned from the lazy restore just before. */
     WS_LEARNED("Thaw ws (learned)", "ws-learned"),
     WS_DIRTY("Thaw ws (dirty)", "ws-dirty"),
-    /** The post-save trace sized by the live probe (save --estimator dirty,trace): the demo's ws. */
+    /**
+     * The post-save trace (save --estimator trace; with a dirty method in the same run, dirty,trace: the trace runs with the live
+     * probe's pages prefetched and adds what they missed): the demo's ws.
+     */
     WS_TRACE("Thaw ws (trace)", "ws"),
     /** Ablation: ws (dirty) with the background threads (Thaw's sender, QEMU's postcopy/listen) at normal priority. */
     WS_DIRTY_NORMAL_PRIORITY("Thaw ws (dirty, normal prio.)", "ws-dirty-normal-priority"),
@@ -42,10 +45,10 @@ public enum RestoreMethod {
     WS_DIRTY_HUGETLB("Thaw ws (dirty, hugetlb)", "ws-dirty-hugetlb"),
     /**
      * Trial: Thaw's mapped restore ({@code --mode mapped}) with the dirty estimate: the kernel's demand paging of the image's RAM
-     * file, the working set read into the page cache in queue order once QEMU has the device state (FaaSnap's loading set).
+     * file, the working set read into the page cache once QEMU has the device state (FaaSnap's loading set), merged by address.
      */
     WS_DIRTY_MAPPED("Thaw mapped (dirty)", "mapped-dirty"),
-    /** Thaw's mapped restore with the post-save trace sized by the live probe (save --estimator dirty,trace --ram-file). */
+    /** Thaw's mapped restore with the post-save trace ({@link #WS_TRACE}'s estimate; save --estimator dirty,trace --ram-file). */
     WS_TRACE_MAPPED("Thaw mapped (trace)", "mapped");
 
     /** The background's pace in the quiet trial, MB/s. */
