@@ -85,17 +85,14 @@ public final class MappedRestore {
     }
 
     /**
-     * The same with Thaw's working set: the pages of {@value #RAM_BLOCK} in {@code workingSet} are read into the page cache
-     * ({@link PageCachePrefetch}) while QEMU starts, loads the device state and the guest starts, so the guest's first touches find
-     * them there: from the start when QEMU's binary is cached, else from the moment QEMU has the device state.
+     * The same with Thaw's working set: the pages of {@value #RAM_BLOCK} in {@code workingSet} are read into the page cache in
+     * queue order ({@link PageCachePrefetch}) from the moment QEMU has the device state, while it loads it and the guest
+     * starts, so the guest's first touches find them there.
      */
     public static Result restore(CheckpointImage image, Path ramFile, EagerRestore.Options options, List<dev.thaw.estimate.PageRef> workingSet) {
         int ramIndex = ramBlockIndex(image);
         List<Long> pages = workingSet.stream().filter(p -> p.block() == ramIndex).map(p -> (long) p.page()).toList();
-        // Held until QEMU has the device state only when QEMU's own start would read from disk too (its reads would queue behind
-        // the prefetch's); with QEMU cached, the prefetch overlaps its start.
-        boolean hold = !qemuCached();
-        PageCachePrefetch prefetch = pages.isEmpty() ? null : new PageCachePrefetch(ramFile, pages, "page-cache-prefetch-" + options.vmName(), hold);
+        PageCachePrefetch prefetch = pages.isEmpty() ? null : new PageCachePrefetch(ramFile, pages, "page-cache-prefetch-" + options.vmName(), true);
         try {
             return restoreMapped(image, ramFile, options, prefetch == null ? () -> {} : prefetch::release);
         } catch (RuntimeException e) {
@@ -173,32 +170,6 @@ public final class MappedRestore {
             return Optional.of("the RAM file " + ramFile + " cannot be opened for writing (" + reason + "), and QEMU 7.2 opens it"
                     + " read-write even to map it privately (nothing is written to it): restore with --mode ws or lazy, or keep the"
                     + " RAM file where it is writable");
-        }
-    }
-
-    /** Bytes of QEMU's binary in the page cache above which QEMU is taken to start without reading from disk (it ran lately). */
-    static final long QEMU_CACHED_BYTES = 1 << 20;
-
-    /**
-     * Whether QEMU's binary is in the page cache (more than {@value #QEMU_CACHED_BYTES} bytes of it: a QEMU ran since the cache was
-     * last dropped, so its libraries and firmware are likely there too). False when it cannot be told.
-     */
-    static boolean qemuCached() {
-        String path = System.getenv("PATH");
-        if (path == null) return false;
-        for (String dir : path.split(":")) {
-            Path binary = Path.of(dir.isEmpty() ? "." : dir, QemuVm.QEMU_BINARY);
-            if (Files.isRegularFile(binary)) return cached(binary);
-        }
-        return false;
-    }
-
-    /** Whether more than {@value #QEMU_CACHED_BYTES} bytes of {@code file} are in the page cache; false when it cannot be told. */
-    static boolean cached(Path file) {
-        try {
-            return dev.thaw.util.PageCache.residentBytes(file) > QEMU_CACHED_BYTES;
-        } catch (IOException e) {
-            return false;
         }
     }
 

@@ -58,20 +58,4 @@ class PageCachePrefetchTest {
         assertThat(prefetch.stats().pagesRead()).as("0-9 in one run, its gap read too").isEqualTo(10);
         assertThat(prefetch.stats().runCount()).isEqualTo(1);
     }
-
-    @Test
-    void aFileCountsAsCachedOnlyWhileMoreThanAMebibyteOfItIsInThePageCache() throws Exception {
-        // Under target/: /tmp may be a tmpfs, whose pages cannot be evicted. (QEMU's own binary stays cached while any QEMU maps it.)
-        Path dir = Files.createTempDirectory(Files.createDirectories(Path.of("target", "page-cache-test")), "q");
-        Path file = dir.resolve("qemu-system-x86_64");
-        Files.write(file, new byte[4 << 20]);
-        dev.thaw.util.PageCache.evict(file);
-        assertThat(MappedRestore.cached(file)).isFalse();
-        try (java.io.InputStream in = Files.newInputStream(file)) {
-            in.readNBytes(2 << 20);
-        }
-        assertThat(MappedRestore.cached(file)).isTrue();
-        assertThat(MappedRestore.cached(dir.resolve("missing"))).isFalse();
-        dev.thaw.util.FileTrees.deleteQuietly(dir);
-    }
 }
