@@ -20,8 +20,8 @@ import org.slf4j.LoggerFactory;
  * the disk, each with the kernel's readahead around it. A page already cached costs a copy and no I/O, so from a warm cache
  * this does nothing useful and little harm.
  *
- * <p>Pages next to each other in the queue are read as one run ({@link #runs}), up to {@value #MAX_RUN_PAGES} pages. Each run is
- * handed to the kernel with {@code posix_fadvise(POSIX_FADV_WILLNEED)}, which starts its reads and returns: thousands of
+ * <p>Pages next to each other in the file are read as one run ({@link #runs}), up to {@value #MAX_RUN_PAGES} pages. Each run is
+ * handed to the kernel with {@code posix_fadvise(POSIX_FADV_WILLNEED)}, which starts its reads (returning once the device queue takes them): thousands of
  * scattered single-page runs are then in flight at once instead of read one after another (at 4 GiB with a scattered working set
  * that was ~58k reads, ~6 s one by one from a cold disk). A mapped restore holds the prefetch until it has sent QEMU what it
  * reads from the image ({@link #release}): from a cold cache every read that QEMU's start or that stream waits for would
@@ -31,10 +31,11 @@ public final class PageCachePrefetch implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(PageCachePrefetch.class);
     static final int MAX_RUN_PAGES = 256;
     /**
-     * Pages between two wanted ones that are read rather than split into two reads: 8 pages (32 KiB) take about as long to
-     * transfer at this host's ~1 GB/s as one more random read costs.
+     * Pages between two wanted ones that are read rather than split into two reads: none. Filling gaps of 2, 4 or 8 pages read
+     * 1.2-2.6x the bytes of a 4 GiB guest's scattered 66k-page working set and made it resident no sooner (0.84-1.27 s for every
+     * gap and for queue order, from a cold cache: this disk's ~60-75k reads per second bound it, docs/benchmarks.md).
      */
-    public static final int GAP_PAGES = Integer.getInteger("thaw.prefetch.gapPages", 8);
+    public static final int GAP_PAGES = 0;
     /** A run of pages of the file: {@code pageCount} pages from {@code firstPage}. */
     public record Run(long firstPage, int pageCount) {}
 
