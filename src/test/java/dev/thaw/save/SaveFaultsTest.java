@@ -112,61 +112,56 @@ class SaveFaultsTest {
     }
 
     /**
-     * {@code thaw save --store} in a process of its own, SIGKILLed at a seeded moment while it streams, beside an image A
-     * already in that store whose packs it deduplicates against. The guest is left paused with its QEMU alive (the
-     * failed migration ended QEMU's side), so {@code cont} recovers it; the next save into that directory removes the
-     * dead save's partial image, into the store it works, gc frees only the dead save's leftovers, and A and the new
-     * image verify whole.
+     * {@code thaw save --store} in a process of its own, SIGKILLed twice at seeded moments while it streams, beside an image A
+     * already in that store whose packs it deduplicates against. Each kill leaves the guest paused with its QEMU alive (the
+     * failed migration ended QEMU's side). The first is recovered by {@code thaw save --recover}, the second by the next
+     * save of the guest (as {@code thaw save} runs it), which resumes it first and so keeps it running after; both
+     * say so, and the guest's workload advances. That save removes the dead saves' partial images, into the store it
+     * works, gc frees only the dead saves' leftovers, and A and the new image verify whole.
      */
     @Test
     void aThawKilledMidSaveIntoAStoreLeavesTheGuestRecoverableAndTheStoreWhole(@TempDir Path dir) throws Exception {
         Random random = Seeds.random("aThawKilledMidSaveIntoAStoreLeavesTheGuestRecoverableAndTheStoreWhole");
-        long killAfterBytes = (2L << 20) + random.nextLong(14L << 20);
         Path store = dir.resolve("store");
         Path out = Files.createDirectory(dir.resolve("images"));
-        Path log = dir.resolve("save.log");
         Saver.Options options = Saver.Options.defaults().withImage(withStore(store)).withKeepRunning(true);
         try (QemuVm vm = QemuVm.launch(TestHost.smallGuestConfig("thaw-test-thaw-killed"))) {
             DemoGuest.awaitReady(vm, vm.console().cursorFromStart(), DemoGuest.BOOT_TIMEOUT);
             Manifest a = Saver.save(vm.qmp(), vm.config(), out.resolve("a"), options, p -> {}).manifest();
             Set<String> packsOfA = packFiles(a);
 
-            // zstd -19 makes Thaw the bottleneck, so the save is still streaming at the kill.
-            Process save = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                    "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"),
-                    "-Dthaw.home=" + System.getProperty("thaw.home"), "dev.thaw.cli.ThawCli", "save",
-                    "--qmp", vm.extraQmpSocket().toString(), "--out", out.resolve("killed").toString(), "--store", store.toString(),
-                    "--zstd-level", "19").redirectErrorStream(true).redirectOutput(log.toFile()).start();
-            long transferred;
-            try {
-                long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
-                while ((transferred = transferredBytes(vm)) < killAfterBytes) {
-                    assertThat(save.isAlive()).as("the save ended before it was killed: %s", Files.readString(log)).isTrue();
-                    assertThat(System.nanoTime()).as("no migration of %d bytes within 60 s: %s", killAfterBytes, Files.readString(log))
-                            .isLessThan(deadline);
-                    Thread.sleep(5);
-                }
-                save.destroyForcibly(); // SIGKILL: no hook, no finally
-                assertThat(save.waitFor(10, TimeUnit.SECONDS)).isTrue();
-            } finally {
-                save.destroyForcibly().waitFor();
+            killSaveMidStream(vm, dir, out.resolve("killed"), store, (2L << 20) + random.nextLong(14L << 20));
+            Path log = dir.resolve("recover.log");
+            Process recover = thaw(log, "save", "--qmp", vm.extraQmpSocket().toString(), "--recover");
+            assertThat(recover.waitFor(60, TimeUnit.SECONDS)).as("thaw save --recover ended").isTrue();
+            assertThat(recover.exitValue()).as(Files.readString(log)).isZero();
+            assertThat(Files.readString(log)).as("it says what it found and did").contains("that died", "resumed the guest");
+            System.err.println("thaw save --recover: " + Files.readString(log).strip());
+            assertThat(vm.qmp().queryStatus().running()).as("thaw save --recover resumed the guest").isTrue();
+            assertThat(DemoGuest.collectTicks(vm.console().cursor(), Duration.ofSeconds(3))).as("wsbench ticks again").isNotEmpty();
+            assertThat(SaveHold.file(vm.extraQmpSocket())).as("the dead save's hold is gone").doesNotExist();
+
+            killSaveMidStream(vm, dir, out.resolve("killed2"), store, (2L << 20) + random.nextLong(14L << 20));
+            Path nextLog = dir.resolve("b.log");
+            Process next = thaw(nextLog, "save", "--qmp", vm.extraQmpSocket().toString(), "--out", out.resolve("b").toString(),
+                    "--store", store.toString(), "--keep-running");
+            assertThat(next.waitFor(120, TimeUnit.SECONDS)).as("the next thaw save ended").isTrue();
+            String said = Files.readString(nextLog);
+            assertThat(next.exitValue()).as(said).isZero();
+            assertThat(said).as("the next save says it resumed the guest the dead save left paused").contains("that died", "resumed the guest");
+            assertThat(said).as("--keep-running: the guest ran before the dead save, so it runs after this one").contains("guest running again");
+            assertThat(vm.qmp().queryStatus().running()).isTrue();
+            assertThat(DemoGuest.collectTicks(vm.console().cursor(), Duration.ofSeconds(3))).as("wsbench ticks after the next save").isNotEmpty();
+            Manifest b;
+            try (CheckpointImage image = CheckpointImage.open(out.resolve("b"))) {
+                b = image.manifest();
             }
-            System.err.printf("killed thaw save after %d stream bytes (seeded threshold %d)%n", transferred, killAfterBytes);
-            assertThat(save.exitValue()).isEqualTo(128 + 9);
-            assertThat(leftIn(out)).as("the dead save left its partial image").anyMatch(n -> n.startsWith(".killed.partial-"));
 
-            QmpClient.MigrationInfo migration = awaitMigrationEnd(vm);
-            assertThat(migration.status()).as("QEMU's side of the save ended with Thaw").isIn("failed", "cancelled");
-            assertThat(vm.isAlive()).isTrue();
-            assertThat(vm.qmp().queryStatus().running()).as("the guest stays paused as the dead save left it").isFalse();
-            vm.qmp().cont();
-            assertThat(DemoGuest.collectTicks(vm.console().cursor(), Duration.ofSeconds(3))).as("cont recovers the guest").isNotEmpty();
-
-            Manifest b = Saver.save(vm.qmp(), vm.config(), out.resolve("b"), options, p -> {}).manifest();
-            assertThat(leftIn(out)).as("the next save removed the dead save's partial image").containsExactlyInAnyOrder("a", "b");
+            assertThat(leftIn(out)).as("the next save removed the dead saves' partial images").containsExactlyInAnyOrder("a", "b");
             Store.GcReport gc = Store.open(store).collectGarbage(false);
             assertThat(gc.liveImages()).extracting(p -> p.getFileName().toString()).containsExactlyInAnyOrder("a", "b");
-            assertThat(gc.forgottenImages()).extracting(p -> p.getFileName().toString()).as("the dead save's listing").containsExactly("killed");
+            assertThat(gc.forgottenImages()).extracting(p -> p.getFileName().toString()).as("the dead saves' listings")
+                    .containsExactlyInAnyOrder("killed", "killed2");
             Set<String> used = new HashSet<>(packsOfA);
             used.addAll(packFiles(b));
             assertThat(gc.deletedPacks()).as("no pack A or B uses was deleted").doesNotContainAnyElementsOf(used);
@@ -180,6 +175,50 @@ class SaveFaultsTest {
                 assertThat(image.verify().pageCount()).as("image A reads back whole").isPositive();
             }
         }
+    }
+
+    /**
+     * Runs {@code thaw save --store} into {@code image} in a process of its own and SIGKILLs it once the migration sent
+     * {@code killAfterBytes}; the guest is then left paused, its QEMU alive and its side of the migration ended.
+     */
+    private static void killSaveMidStream(QemuVm vm, Path dir, Path image, Path store, long killAfterBytes) throws Exception {
+        Path log = dir.resolve(image.getFileName() + ".log");
+        // zstd -19 makes Thaw the bottleneck, so the save is still streaming at the kill.
+        Process save = thaw(log, "save", "--qmp", vm.extraQmpSocket().toString(), "--out", image.toString(), "--store", store.toString(),
+                "--zstd-level", "19");
+        long transferred;
+        try {
+            long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
+            while ((transferred = transferredBytes(vm)) < killAfterBytes) {
+                assertThat(save.isAlive()).as("the save ended before it was killed: %s", Files.readString(log)).isTrue();
+                assertThat(System.nanoTime()).as("no migration of %d bytes within 60 s: %s", killAfterBytes, Files.readString(log))
+                        .isLessThan(deadline);
+                Thread.sleep(5);
+            }
+            save.destroyForcibly(); // SIGKILL: no hook, no finally
+            assertThat(save.waitFor(10, TimeUnit.SECONDS)).isTrue();
+        } finally {
+            save.destroyForcibly().waitFor();
+        }
+        System.err.printf("killed thaw save after %d stream bytes (seeded threshold %d)%n", transferred, killAfterBytes);
+        assertThat(save.exitValue()).isEqualTo(128 + 9);
+        assertThat(leftIn(image.getParent())).as("the dead save left its partial image")
+                .anyMatch(n -> n.startsWith("." + image.getFileName() + ".partial-"));
+        assertThat(SaveHold.file(vm.extraQmpSocket())).as("the dead save's hold on the guest").exists();
+        QmpClient.MigrationInfo migration = awaitMigrationEnd(vm);
+        assertThat(migration.status()).as("QEMU's side of the save ended with Thaw").isIn("failed", "cancelled");
+        assertThat(vm.isAlive()).isTrue();
+        assertThat(vm.qmp().queryStatus().running()).as("the guest stays paused as the dead save left it").isFalse();
+        assertThat(DemoGuest.collectTicks(vm.console().cursor(), Duration.ofSeconds(2))).as("no wsbench tick while paused").isEmpty();
+    }
+
+    /** {@code thaw ARGS} in a JVM of its own (this test's class path), its output into {@code log}. */
+    private static Process thaw(Path log, String... args) throws java.io.IOException {
+        List<String> command = new java.util.ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"),
+                "-Dthaw.home=" + System.getProperty("thaw.home"), "dev.thaw.cli.ThawCli"));
+        command.addAll(List.of(args));
+        return new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile()).start();
     }
 
     /** SIGSTOPs QEMU and SIGCONTs it after {@code duration} from a thread of its own (the save's threads wait meanwhile). */
