@@ -102,7 +102,7 @@ public final class EstimatingSave {
         try (QmpClient qmp = QmpClient.connect(qmpSocket, "guest", Duration.ofSeconds(10), () -> true)) {
             // A save killed earlier (SIGKILL: no cleanup) may have left this guest paused: it ran before, so it runs again first.
             SaveHold.resumeIfLeftPaused(qmpSocket, qmp).ifPresent(r -> listener.line(r.message()));
-            try (SaveHold.Claim hold = SaveHold.claim(qmpSocket, qmp)) {
+            try (SaveHold.Claim hold = SaveHold.claim(qmpSocket, qmp, options.qmpTimeout())) {
                 result = Saver.save(qmp, config, out, options, p -> listener.status(String.format("saving: %d MiB read, %d pages, %.0f pages/s",
                         p.streamBytes() >> 20, p.pageCount(), p.elapsedNanos() > 0 ? p.pageCount() * 1e9 / p.elapsedNanos() : 0.0)));
             }

@@ -319,16 +319,29 @@ public final class QmpClient implements AutoCloseable {
     public record RunState(boolean running, String status) {}
 
     public RunState queryStatus() {
-        JsonNode r = execute("query-status");
+        return queryStatus(DEFAULT_TIMEOUT);
+    }
+
+    /** {@code query-status}, waiting up to {@code timeout} (longer for a caller that waits out a slow QEMU). */
+    public RunState queryStatus(Duration timeout) {
+        JsonNode r = execute("query-status", null, timeout);
         return new RunState(r.path("running").asBoolean(), r.path("status").asText());
     }
 
     public void stop() {
-        execute("stop");
+        stop(DEFAULT_TIMEOUT);
+    }
+
+    public void stop(Duration timeout) {
+        execute("stop", null, timeout);
     }
 
     public void cont() {
-        execute("cont");
+        cont(DEFAULT_TIMEOUT);
+    }
+
+    public void cont(Duration timeout) {
+        execute("cont", null, timeout);
     }
 
     /** Asks QEMU to exit; the answer may race the exit, so a lost connection counts as success. */
@@ -341,18 +354,30 @@ public final class QmpClient implements AutoCloseable {
     }
 
     public void migrateSetCapabilities(Map<String, Boolean> capabilities) {
+        migrateSetCapabilities(capabilities, DEFAULT_TIMEOUT);
+    }
+
+    public void migrateSetCapabilities(Map<String, Boolean> capabilities, Duration timeout) {
         ObjectNode args = JSON.createObjectNode();
         var list = args.putArray("capabilities");
         capabilities.forEach((name, state) -> list.addObject().put("capability", name).put("state", state));
-        execute("migrate-set-capabilities", args);
+        execute("migrate-set-capabilities", args, timeout);
     }
 
     public void migrateSetParameters(Map<String, ?> parameters) {
-        execute("migrate-set-parameters", JSON.valueToTree(parameters));
+        migrateSetParameters(parameters, DEFAULT_TIMEOUT);
+    }
+
+    public void migrateSetParameters(Map<String, ?> parameters, Duration timeout) {
+        execute("migrate-set-parameters", JSON.valueToTree(parameters), timeout);
     }
 
     public void migrate(String uri) {
-        execute("migrate", JSON.createObjectNode().put("uri", uri));
+        migrate(uri, DEFAULT_TIMEOUT);
+    }
+
+    public void migrate(String uri, Duration timeout) {
+        execute("migrate", JSON.createObjectNode().put("uri", uri), timeout);
     }
 
     public void migrateIncoming(String uri) {
@@ -376,7 +401,11 @@ public final class QmpClient implements AutoCloseable {
     }
 
     public MigrationInfo queryMigrate() {
-        JsonNode r = execute("query-migrate");
+        return queryMigrate(DEFAULT_TIMEOUT);
+    }
+
+    public MigrationInfo queryMigrate(Duration timeout) {
+        JsonNode r = execute("query-migrate", null, timeout);
         return new MigrationInfo(r.path("status").asText(""), r);
     }
 
@@ -384,10 +413,10 @@ public final class QmpClient implements AutoCloseable {
      * Polls {@code query-migrate} until the migration completed, failed or was cancelled, and
      * returns that final state; throws {@link QmpException.Timeout} at the deadline.
      */
-    private MigrationInfo awaitMigrationEnd(Duration timeout) {
+    private MigrationInfo awaitMigrationEnd(Duration timeout, Duration callTimeout) {
         long deadline = System.nanoTime() + timeout.toNanos();
         while (true) {
-            MigrationInfo info = queryMigrate();
+            MigrationInfo info = queryMigrate(callTimeout);
             if (info.completed() || info.failed()) return info;
             if (System.nanoTime() > deadline) {
                 throw new QmpException.Timeout(peer, "query-migrate (status " + info.status() + ")", timeout);
@@ -406,7 +435,12 @@ public final class QmpClient implements AutoCloseable {
      * restore. Fails with {@link QmpException.Timeout} (the status so far) or {@link QmpException.MigrationFailed}.
      */
     public MigrationInfo awaitMigrationCompleted(Duration timeout) {
-        MigrationInfo info = awaitMigrationEnd(timeout);
+        return awaitMigrationCompleted(timeout, DEFAULT_TIMEOUT);
+    }
+
+    /** As {@link #awaitMigrationCompleted(Duration)}, each {@code query-migrate} waiting up to {@code callTimeout} for its answer. */
+    public MigrationInfo awaitMigrationCompleted(Duration timeout, Duration callTimeout) {
+        MigrationInfo info = awaitMigrationEnd(timeout, callTimeout);
         if (!info.completed()) throw new QmpException.MigrationFailed(peer, info.status(), info.errorDescription());
         return info;
     }

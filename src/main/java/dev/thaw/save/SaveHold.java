@@ -59,15 +59,16 @@ public record SaveHold(long thawPid, long thawStartedAtMillis, String socketFile
 
     /**
      * Takes the hold for a save of the guest behind {@code socket} (a guest that is not running needs none: nothing to
-     * resume); {@link Claim#close} releases it. Refuses a guest a live save holds.
+     * resume); {@link Claim#close} releases it. Refuses a guest a live save holds. Asks QEMU with the save's patience
+     * ({@code qmpTimeout}, see {@link Saver.Options#qmpTimeout}).
      */
-    public static Claim claim(Path socket, QmpClient qmp) {
+    public static Claim claim(Path socket, QmpClient qmp, Duration qmpTimeout) {
         Path file = file(socket);
         read(file).filter(h -> !h.ownerGone()).ifPresent(h -> {
             throw new SaveException("cannot save " + qmp.peer() + " (" + socket + "): a save by Thaw pid " + h.thawPid()
                     + " holds it since " + h.claimedAt(), null);
         });
-        if (!qmp.queryStatus().running()) return new Claim(null);
+        if (!qmp.queryStatus(qmpTimeout).running()) return new Claim(null);
         ProcessHandle self = ProcessHandle.current();
         SaveHold hold = new SaveHold(self.pid(), self.info().startInstant().map(Instant::toEpochMilli).orElse(0L),
                 fileKey(socket).orElse(""), Instant.now().toString());
