@@ -43,8 +43,7 @@ class SaveFaultsTest {
         Saver.Options options = Saver.Options.defaults().withKeepRunning(true);
         assertThat(STOP).as("the stop must outlast a QMP call but not the stall timeout").isLessThan(options.qmpTimeout());
         Path image = dir.resolve("image");
-        try (QemuVm vm = QemuVm.launch(TestHost.smallGuestConfig("thaw-test-stopped-save"))) {
-            DemoGuest.awaitReady(vm, vm.console().cursorFromStart(), DemoGuest.BOOT_TIMEOUT);
+        try (QemuVm vm = booted("thaw-test-stopped-save")) {
             AtomicLong stoppedAt = new AtomicLong();
             AtomicReference<Thread> resumer = new AtomicReference<>();
             Saver.Result result;
@@ -96,8 +95,7 @@ class SaveFaultsTest {
         Saver.Options options = Saver.Options.defaults().withKeepRunning(true);
         assertThat(STOP).as("the stop must outlast a QMP call but not the save's patience").isLessThan(options.qmpTimeout());
         Path image = dir.resolve("image");
-        try (QemuVm vm = QemuVm.launch(TestHost.smallGuestConfig("thaw-test-stopped-qmp"))) {
-            DemoGuest.awaitReady(vm, vm.console().cursorFromStart(), DemoGuest.BOOT_TIMEOUT);
+        try (QemuVm vm = booted("thaw-test-stopped-qmp")) {
             long stoppedAt = System.nanoTime();
             Thread resumer = stopFor(vm, STOP);
             Saver.Result result;
@@ -122,8 +120,7 @@ class SaveFaultsTest {
         Path store = dir.resolve("store");
         Path out = Files.createDirectory(dir.resolve("images"));
         Saver.Options options = Saver.Options.defaults().withImage(withStore(store));
-        try (QemuVm vm = QemuVm.launch(TestHost.smallGuestConfig("thaw-test-killed-store-save"))) {
-            DemoGuest.awaitReady(vm, vm.console().cursorFromStart(), DemoGuest.BOOT_TIMEOUT);
+        try (QemuVm vm = booted("thaw-test-killed-store-save")) {
             AtomicLong killedAt = new AtomicLong();
             assertThatThrownBy(() -> Saver.save(vm.qmp(), vm.config(), out.resolve("img"), options, p -> {
                 if (p.streamBytes() > (16 << 20) && killedAt.compareAndSet(0, System.nanoTime())) Signals.send("KILL", vm.pid());
@@ -156,8 +153,7 @@ class SaveFaultsTest {
         Path store = dir.resolve("store");
         Path out = Files.createDirectory(dir.resolve("images"));
         Saver.Options options = Saver.Options.defaults().withImage(withStore(store)).withKeepRunning(true);
-        try (QemuVm vm = QemuVm.launch(TestHost.smallGuestConfig("thaw-test-thaw-killed"))) {
-            DemoGuest.awaitReady(vm, vm.console().cursorFromStart(), DemoGuest.BOOT_TIMEOUT);
+        try (QemuVm vm = booted("thaw-test-thaw-killed")) {
             Manifest a = Saver.save(vm.qmp(), vm.config(), out.resolve("a"), options, p -> {}).manifest();
             Set<String> packsOfA = packFiles(a);
 
@@ -250,6 +246,18 @@ class SaveFaultsTest {
                 "-Dthaw.home=" + System.getProperty("thaw.home"), "dev.thaw.cli.ThawCli"));
         command.addAll(List.of(args));
         return new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+    }
+
+    /** The small demo guest, booted and its workload running. */
+    private static QemuVm booted(String name) {
+        QemuVm vm = QemuVm.launch(TestHost.smallGuestConfig(name));
+        try {
+            DemoGuest.awaitReady(vm, vm.console().cursorFromStart(), DemoGuest.BOOT_TIMEOUT);
+            return vm;
+        } catch (RuntimeException e) {
+            vm.close();
+            throw e;
+        }
     }
 
     /** SIGSTOPs QEMU and SIGCONTs it after {@code duration} from a thread of its own (the save's threads wait meanwhile). */
