@@ -1,6 +1,5 @@
 package dev.thaw.cli;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.thaw.estimate.WorkingSet;
 import dev.thaw.estimation.EstimatingSave;
 import dev.thaw.restore.MappedRestore;
@@ -100,7 +99,7 @@ final class SaveCommand implements Callable<Integer> {
                     + " (VMs started by Thaw have vm.json beside their QMP socket) or --vm-config FILE");
         }
         OwnerOnly.requireTrustedWriters(configFile, "the VM's launch configuration");
-        VmConfig config = new ObjectMapper().findAndRegisterModules().readValue(configFile.toFile(), VmConfig.class);
+        VmConfig config = VmConfig.read(configFile);
         PrintStream status = json ? System.err : System.out;
         Progress progress = new Progress(status);
         EstimatingSave.Result saved = EstimatingSave.save(qmpSocket, config, out,

@@ -37,7 +37,7 @@ import org.slf4j.LoggerFactory;
 public final class QmpClient implements AutoCloseable {
     public static final Duration DEFAULT_TIMEOUT = Duration.ofSeconds(30);
     private static final Logger log = LoggerFactory.getLogger(QmpClient.class);
-    private static final ObjectMapper JSON = new ObjectMapper();
+    static final ObjectMapper JSON = new ObjectMapper();
     private static final int MAX_MESSAGE_BYTES = 16 << 20;
 
     private final String peer;
@@ -104,15 +104,8 @@ public final class QmpClient implements AutoCloseable {
 
     private void handshake(Duration timeout) {
         JsonNode hello = await("greeting", greeting, timeout);
-        JsonNode qmp = hello.get("QMP");
-        if (qmp == null || !qmp.has("version")) {
-            throw new QmpException.ProtocolViolation(peer, "greeting", "expected {\"QMP\": {\"version\": ...}}, actual " + hello);
-        }
+        boolean offersOob = QmpMessage.offersOob(peer, hello);
         greetingMessage = hello;
-        boolean offersOob = false;
-        for (JsonNode cap : qmp.path("capabilities")) {
-            if ("oob".equals(cap.asText())) offersOob = true;
-        }
         ObjectNode args = JSON.createObjectNode();
         if (offersOob) {
             args.putArray("enable").add("oob");
@@ -189,16 +182,7 @@ public final class QmpClient implements AutoCloseable {
                     channel.write(buffer);
                 }
             }
-            JsonNode answer = await(command, call.answer(), timeout);
-            JsonNode error = answer.get("error");
-            if (error != null) {
-                throw new QmpException.CommandFailed(peer, command, error.path("class").asText("?"), error.path("desc").asText("?"));
-            }
-            JsonNode ret = answer.get("return");
-            if (ret == null) {
-                throw new QmpException.ProtocolViolation(peer, command, "expected 'return' or 'error' in the answer, actual " + answer);
-            }
-            return ret;
+            return QmpMessage.value(peer, command, await(command, call.answer(), timeout));
         } catch (IOException e) {
             throw new QmpException.ConnectionLost(peer, command, "write failed: " + e.getMessage(), e);
         } finally {
@@ -258,26 +242,14 @@ public final class QmpClient implements AutoCloseable {
     private void dispatch(String text) {
         if (text.isEmpty()) return;
         log.debug("{} -> {}", peer, text);
-        JsonNode message;
-        try {
-            message = JSON.readTree(text);
-        } catch (IOException e) {
-            log.warn("{}: ignoring a QMP message that is not JSON: {}", peer, text);
-            return;
-        }
-        if (message.has("QMP")) {
-            greeting.complete(message);
-        } else if (message.has("event")) {
-            JsonNode ts = message.path("timestamp");
-            long micros = ts.path("seconds").asLong() * 1_000_000 + ts.path("microseconds").asLong();
-            events.append(new QmpEvent(message.get("event").asText(), message.get("data"), System.nanoTime(), micros));
-        } else if (message.has("id")) {
-            Pending call = pending.get(message.get("id").asLong());
-            if (call != null) {
-                call.answer().complete(message);
+        switch (QmpMessage.parse(text, System.nanoTime())) {
+            case QmpMessage.Greeting g -> greeting.complete(g.message());
+            case QmpMessage.Event e -> events.append(e.event());
+            case QmpMessage.Answer a -> {
+                Pending call = pending.get(a.id());
+                if (call != null) call.answer().complete(a.message());
             }
-        } else {
-            log.warn("{}: ignoring a QMP message without id: {}", peer, text);
+            case QmpMessage.Unusable u -> log.warn("{}: ignoring a QMP message ({}): {}", peer, u.why(), text);
         }
     }
 
@@ -316,7 +288,12 @@ public final class QmpClient implements AutoCloseable {
     // ---- Typed commands -------------------------------------------------------------------
 
     /** {@code query-status}. */
-    public record RunState(boolean running, String status) {}
+    public record RunState(boolean running, String status) {
+        /** From {@code query-status}'s return value (a missing field reads as not running, status ""). */
+        public static RunState of(JsonNode r) {
+            return new RunState(r.path("running").asBoolean(), r.path("status").asText());
+        }
+    }
 
     public RunState queryStatus() {
         return queryStatus(DEFAULT_TIMEOUT);
@@ -324,8 +301,7 @@ public final class QmpClient implements AutoCloseable {
 
     /** {@code query-status}, waiting up to {@code timeout} (longer for a caller that waits out a slow QEMU). */
     public RunState queryStatus(Duration timeout) {
-        JsonNode r = execute("query-status", null, timeout);
-        return new RunState(r.path("running").asBoolean(), r.path("status").asText());
+        return RunState.of(execute("query-status", null, timeout));
     }
 
     public void stop() {
@@ -386,6 +362,11 @@ public final class QmpClient implements AutoCloseable {
 
     /** {@code query-migrate}: {@code status} is empty before any migration. */
     public record MigrationInfo(String status, JsonNode raw) {
+        /** From {@code query-migrate}'s return value. */
+        public static MigrationInfo of(JsonNode r) {
+            return new MigrationInfo(r.path("status").asText(""), r);
+        }
+
         public boolean completed() {
             return "completed".equals(status);
         }
@@ -405,8 +386,7 @@ public final class QmpClient implements AutoCloseable {
     }
 
     public MigrationInfo queryMigrate(Duration timeout) {
-        JsonNode r = execute("query-migrate", null, timeout);
-        return new MigrationInfo(r.path("status").asText(""), r);
+        return MigrationInfo.of(execute("query-migrate", null, timeout));
     }
 
     /**
