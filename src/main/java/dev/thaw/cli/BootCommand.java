@@ -19,7 +19,8 @@ import picocli.CommandLine.Option;
 @Command(name = "boot", mixinStandardHelpOptions = true,
         description = {"Boot the demo guest and keep it running.",
                 "Boots the demo guest and keeps it running, printing wsbench's rate every second, until Ctrl-C",
-                "or the guest stops. Prints the QMP socket that 'thaw save --qmp' takes. The guest dies with this command."})
+                "or the guest stops. Prints the QMP socket that 'thaw save --qmp' takes. The guest dies with this command.",
+                "A guest that a thaw save killed mid-save (SIGKILL) left paused is resumed, saying so."})
 final class BootCommand implements Callable<Integer> {
     @Mixin
     GuestShape shape;
