@@ -205,6 +205,64 @@ class SaveFaultsTest {
     }
 
     /**
+     * {@code thaw boot} owns its guest: a {@code thaw save} of it SIGKILLed mid-stream leaves the guest paused, and the boot
+     * command resumes it by itself within seconds, saying so, and reports wsbench's rate again. Both commands run as
+     * processes of their own, as a user runs them.
+     */
+    @Test
+    void theThawBootOwningAGuestResumesItWhenASaveOfItIsKilledMidSave(@TempDir Path dir) throws Exception {
+        Path bootLog = dir.resolve("boot.log");
+        Process boot = thaw(bootLog, "boot", "--name", "thaw-test-boot-owner", "--memory-mib", "512", "--total-mib", "128", "--ws-mib", "32");
+        long qemuPid = 0;
+        try {
+            java.util.regex.Matcher started = awaitLine(boot, bootLog, "guest thaw-test-boot-owner running \\(QEMU pid (\\d+)\\)", Duration.ofMinutes(4));
+            qemuPid = Long.parseLong(started.group(1));
+            Path socket = Path.of(awaitLine(boot, bootLog, "QMP socket for other clients: (\\S+)", Duration.ofSeconds(10)).group(1));
+            Path saveLog = dir.resolve("save.log");
+            Process save = thaw(saveLog, "save", "--qmp", socket.toString(), "--out", dir.resolve("img").toString(), "--zstd-level", "19");
+            try {
+                awaitLine(save, saveLog, "saving: ([2-9]|\\d\\d+) MiB read", Duration.ofSeconds(60));
+                save.destroyForcibly(); // SIGKILL: no hook, no finally
+                assertThat(save.waitFor(10, TimeUnit.SECONDS)).isTrue();
+            } finally {
+                save.destroyForcibly().waitFor();
+            }
+            int killedAt = Files.readString(bootLog).length();
+            long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+            String after;
+            while (!(after = Files.readString(bootLog).substring(killedAt)).matches("(?s).*resumed the guest.*\\nwsbench [^\\n]* ops/s\\n.*")) {
+                assertThat(boot.isAlive()).as("thaw boot ended: %s", Files.readString(bootLog)).isTrue();
+                assertThat(System.nanoTime()).as("thaw boot did not resume its guest within 30 s of the kill: %s", after).isLessThan(deadline);
+                Thread.sleep(100);
+            }
+            System.err.println("thaw boot after the kill: " + after.strip().replace("\n", " | "));
+            assertThat(after).contains("a save by Thaw pid " + save.pid() + " that died");
+        } finally {
+            boot.destroy(); // SIGTERM: its hooks end its QEMU
+            if (!boot.waitFor(30, TimeUnit.SECONDS)) boot.destroyForcibly().waitFor();
+            if (qemuPid != 0) ProcessHandle.of(qemuPid).ifPresent(ProcessHandle::destroyForcibly);
+        }
+        long pid = qemuPid;
+        assertThat(ProcessHandle.of(pid).map(h -> h.onExit().completeOnTimeout(h, 10, TimeUnit.SECONDS).join().isAlive()).orElse(false))
+                .as("thaw boot's QEMU ended with it").isFalse();
+    }
+
+    /** Waits for a line of {@code log} matching {@code regex} while {@code process} lives; returns its match. */
+    private static java.util.regex.Matcher awaitLine(Process process, Path log, String regex, Duration timeout) throws Exception {
+        java.util.regex.Pattern pattern = java.util.regex.Pattern.compile(regex);
+        long deadline = System.nanoTime() + timeout.toNanos();
+        while (true) {
+            for (String line : Files.readAllLines(log)) {
+                java.util.regex.Matcher m = pattern.matcher(line);
+                if (m.find()) return m;
+            }
+            assertThat(process.isAlive()).as("ended before printing /%s/: %s", regex, Files.readString(log)).isTrue();
+            assertThat(System.nanoTime()).as("no line /%s/ within %s: %s", regex, timeout, Files.readString(log)).isLessThan(deadline);
+            Thread.sleep(50);
+        }
+    }
+
+    /**
      * Runs {@code thaw save --store} into {@code image} in a process of its own and SIGKILLs it once the migration sent
      * {@code killAfterBytes}; the guest is then left paused, its QEMU alive and its side of the migration ended.
      */
