@@ -28,8 +28,10 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * Faults injected into a save on the real QEMU (issue 15): the source QEMU stopped for longer than a QMP call's timeout,
- * the source QEMU killed while it saves into a shared store, and Thaw itself killed while it saves into a shared store.
+ * Faults injected into a save on the real QEMU (issue 15): the source QEMU stopped for longer than a QMP call's timeout
+ * (mid-stream, and while the save's own QMP call waits), the source QEMU killed while it saves into a shared store, and
+ * Thaw itself killed while it saves (into a shared store; of a guest a {@code thaw boot} owns), with the guest it left
+ * paused recovered by each way there is.
  */
 class SaveFaultsTest {
     /** Longer than one QMP call may take (a naive save would give up), shorter than the save's stall timeout. */
