@@ -7,6 +7,8 @@ import dev.thaw.measure.Throughput;
 import dev.thaw.qemu.ConsoleLine;
 import dev.thaw.qemu.Journal;
 import dev.thaw.qemu.QemuVm;
+import dev.thaw.qemu.QmpException;
+import dev.thaw.save.SaveHold;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.Callable;
@@ -17,7 +19,8 @@ import picocli.CommandLine.Option;
 @Command(name = "boot", mixinStandardHelpOptions = true,
         description = {"Boot the demo guest and keep it running.",
                 "Boots the demo guest and keeps it running, printing wsbench's rate every second, until Ctrl-C",
-                "or the guest stops. Prints the QMP socket that 'thaw save --qmp' takes. The guest dies with this command."})
+                "or the guest stops. Prints the QMP socket that 'thaw save --qmp' takes. The guest dies with this command.",
+                "A guest that a thaw save killed mid-save (SIGKILL) left paused is resumed, saying so."})
 final class BootCommand implements Callable<Integer> {
     @Mixin
     GuestShape shape;
@@ -41,10 +44,20 @@ final class BootCommand implements Callable<Integer> {
                     System.out.printf("wsbench %s ops/s%n", dev.thaw.measure.Demo.human(Throughput.of(ticks, Throughput.ONE_SECOND_NANOS).opsPerSecond()));
                 } else if (vm.isAlive()) {
                     System.out.println("wsbench: no ticks (guest " + vm.statusOrWhyNot(Duration.ofSeconds(5)) + ")");
+                    resumeIfADeadSaveLeftItPaused(vm);
                 }
             }
             System.out.println("QEMU exited: " + vm.describeState());
             return 0;
+        }
+    }
+
+    /** The guest this command owns runs unless told otherwise: a thaw save killed mid-save (no cleanup) left it paused. */
+    private static void resumeIfADeadSaveLeftItPaused(QemuVm vm) {
+        try {
+            SaveHold.resumeIfLeftPaused(vm.extraQmpSocket(), vm.qmp()).ifPresent(r -> System.out.println(r.message()));
+        } catch (QmpException e) {
+            System.out.println("cannot check for a save that died holding the guest: " + e.getMessage());
         }
     }
 }

@@ -1,13 +1,14 @@
 package dev.thaw.cli;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.thaw.estimate.WorkingSet;
 import dev.thaw.estimation.EstimatingSave;
 import dev.thaw.restore.MappedRestore;
 import dev.thaw.restore.RamFiles;
 import dev.thaw.image.Manifest;
 import dev.thaw.qemu.QemuVm;
+import dev.thaw.qemu.QmpClient;
 import dev.thaw.qemu.VmConfig;
+import dev.thaw.save.SaveHold;
 import dev.thaw.save.Saver;
 import dev.thaw.util.OwnerOnly;
 import java.io.IOException;
@@ -31,8 +32,13 @@ final class SaveCommand implements Callable<Integer> {
     @Option(names = "--qmp", required = true, description = "The guest QEMU's QMP unix socket.")
     Path qmpSocket;
 
-    @Option(names = "--out", required = true, description = "The image directory to create (must not exist).")
+    @Option(names = "--out", description = "The image directory to create (must not exist); required unless --recover.")
     Path out;
+
+    @Option(names = "--recover",
+            description = "Save nothing: only resume the guest if a thaw save that died (SIGKILL: no cleanup) had stopped it while it"
+                    + " ran and it is still paused as that save left it (the next save of it does this first by itself).")
+    boolean recover;
 
     @Option(names = "--vm-config", description = "The VM's launch configuration (JSON), when there is no vm.json beside the socket.")
     Path vmConfigFile;
@@ -82,6 +88,8 @@ final class SaveCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException, InterruptedException {
+        if (recover) return recover();
+        if (out == null) throw new IllegalArgumentException("expected --out DIR (or --recover), actual neither");
         // Arguments first: a wrong estimator is reported before anything touches the VM.
         EstimatingSave.Plan plan = new EstimatingSave.Plan(EstimatingSave.Plan.parse(estimators), Duration.ofSeconds(liveSeconds),
                 Duration.ofSeconds(traceSeconds), Duration.ofSeconds(abitSeconds), Duration.ofMillis(abitIntervalMillis));
@@ -91,7 +99,7 @@ final class SaveCommand implements Callable<Integer> {
                     + " (VMs started by Thaw have vm.json beside their QMP socket) or --vm-config FILE");
         }
         OwnerOnly.requireTrustedWriters(configFile, "the VM's launch configuration");
-        VmConfig config = new ObjectMapper().findAndRegisterModules().readValue(configFile.toFile(), VmConfig.class);
+        VmConfig config = VmConfig.read(configFile);
         PrintStream status = json ? System.err : System.out;
         Progress progress = new Progress(status);
         EstimatingSave.Result saved = EstimatingSave.save(qmpSocket, config, out,
@@ -132,6 +140,24 @@ final class SaveCommand implements Callable<Integer> {
         }
         return 0;
     }
+
+    /** {@code --recover}: what a dead save left of its hold on the guest, and the guest resumed if it left it paused. */
+    private int recover() {
+        if (out != null) throw new IllegalArgumentException("--recover saves nothing: expected no --out, actual --out " + out);
+        try (QmpClient qmp = QmpClient.connect(qmpSocket, "guest", Duration.ofSeconds(10), () -> true)) {
+            java.util.Optional<SaveHold.Recovery> recovery = SaveHold.resumeIfLeftPaused(qmpSocket, qmp);
+            if (json) {
+                System.out.println(Json.write(new RecoverReport(qmpSocket.toString(), recovery.map(SaveHold.Recovery::resumed).orElse(false),
+                        recovery.map(SaveHold.Recovery::message).orElse(null), qmp.queryStatus().status())));
+            } else {
+                System.out.println(recovery.map(SaveHold.Recovery::message).orElse("no save that died holds the guest of " + qmpSocket
+                        + ": nothing to recover (it is " + qmp.queryStatus().status() + ")"));
+            }
+            return 0;
+        }
+    }
+
+    record RecoverReport(String qmpSocket, boolean resumed, String found, String status) {}
 
     private static void printSaved(Saver.Result result, PrintStream status, Progress progress) {
         Manifest.Stats s = result.manifest().stats();

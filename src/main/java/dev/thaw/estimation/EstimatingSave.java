@@ -9,6 +9,7 @@ import dev.thaw.qemu.QemuVm;
 import dev.thaw.qemu.QmpClient;
 import dev.thaw.qemu.VmConfig;
 import dev.thaw.restore.PostSaveTrace;
+import dev.thaw.save.SaveHold;
 import dev.thaw.save.Saver;
 import dev.thaw.util.StatusListener;
 import java.io.IOException;
@@ -99,8 +100,12 @@ public final class EstimatingSave {
                 : Optional.empty();
         Saver.Result result;
         try (QmpClient qmp = QmpClient.connect(qmpSocket, "guest", Duration.ofSeconds(10), () -> true)) {
-            result = Saver.save(qmp, config, out, options, p -> listener.status(String.format("saving: %d MiB read, %d pages, %.0f pages/s",
-                    p.streamBytes() >> 20, p.pageCount(), p.elapsedNanos() > 0 ? p.pageCount() * 1e9 / p.elapsedNanos() : 0.0)));
+            // A save killed earlier (SIGKILL: no cleanup) may have left this guest paused: it ran before, so it runs again first.
+            SaveHold.resumeIfLeftPaused(qmpSocket, qmp).ifPresent(r -> listener.line(r.message()));
+            try (SaveHold.Claim hold = SaveHold.claim(qmpSocket, qmp, options.qmpTimeout())) {
+                result = Saver.save(qmp, config, out, options, p -> listener.status(String.format("saving: %d MiB read, %d pages, %.0f pages/s",
+                        p.streamBytes() >> 20, p.pageCount(), p.elapsedNanos() > 0 ? p.pageCount() * 1e9 / p.elapsedNanos() : 0.0)));
+            }
             if (trace) qmp.quit();
         }
         saved.accept(result); // the image is committed; an estimate made after the save is attached to it next

@@ -89,15 +89,44 @@ final class ImageMac {
         mac.update(part);
     }
 
-    /** The MACs {@code image.mac} in {@code dir} accepts; none if it has no such file. */
+    /**
+     * The MACs {@code image.mac} in {@code dir} accepts; none if it has no such file. A file that is there holds at least
+     * one line, each the hex of a MAC (what {@link #write} writes), or it is corrupt.
+     */
     static List<String> read(Path dir) {
         Path file = dir.resolve(FILE);
         if (!Files.exists(file)) return List.of();
+        String text;
         try {
-            return Files.readAllLines(file, StandardCharsets.US_ASCII).stream().map(String::strip).filter(l -> !l.isEmpty()).toList();
+            text = new String(Files.readAllBytes(file), StandardCharsets.ISO_8859_1); // every byte a char: no decoding error
         } catch (IOException e) {
             throw new ImageException.Missing(file, "cannot be read: " + e, e);
         }
+        List<String> macs = new ArrayList<>();
+        String[] lines = text.split("\n", -1);
+        for (int i = 0; i < lines.length; i++) {
+            String line = lines[i].strip();
+            if (line.isEmpty()) continue;
+            if (!MAC_LINE.matcher(line).matches()) {
+                throw new ImageException.Corrupt(file, 0, "line " + (i + 1) + ": expected the hex digits of an HMAC-SHA256 (64 of"
+                        + " [0-9a-f]), actual '" + printable(line) + "'");
+            }
+            macs.add(line);
+        }
+        if (macs.isEmpty()) throw new ImageException.Corrupt(file, 0, "expected at least one MAC, actual none (" + text.length() + " bytes)");
+        return macs;
+    }
+
+    private static final java.util.regex.Pattern MAC_LINE = java.util.regex.Pattern.compile("[0-9a-f]{64}");
+
+    /** A line as it can be shown in a message: its first 80 characters, control and non-ASCII bytes escaped. */
+    private static String printable(String line) {
+        StringBuilder out = new StringBuilder();
+        for (char c : line.substring(0, Math.min(line.length(), 80)).toCharArray()) {
+            if (c >= 0x20 && c < 0x7f) out.append(c);
+            else out.append(String.format("\\x%02x", (int) c));
+        }
+        return line.length() > 80 ? out + "..." : out.toString();
     }
 
     /**

@@ -339,7 +339,7 @@ public final class QemuVm implements AutoCloseable {
         VmConfig config;
         long pid;
         try {
-            config = CONFIG_JSON.readValue(runDir.resolve(CONFIG_FILE).toFile(), VmConfig.class);
+            config = VmConfig.read(runDir.resolve(CONFIG_FILE));
             pid = Long.parseLong(Files.readString(runDir.resolve(PID_FILE)).trim());
         } catch (IOException | RuntimeException e) {
             throw new QemuLaunchException("cannot attach to the QEMU of " + runDir + ": expected its " + CONFIG_FILE + " and " + PID_FILE

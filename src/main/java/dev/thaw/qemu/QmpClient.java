@@ -37,7 +37,7 @@ import org.slf4j.LoggerFactory;
 public final class QmpClient implements AutoCloseable {
     public static final Duration DEFAULT_TIMEOUT = Duration.ofSeconds(30);
     private static final Logger log = LoggerFactory.getLogger(QmpClient.class);
-    private static final ObjectMapper JSON = new ObjectMapper();
+    static final ObjectMapper JSON = new ObjectMapper();
     private static final int MAX_MESSAGE_BYTES = 16 << 20;
 
     private final String peer;
@@ -104,15 +104,8 @@ public final class QmpClient implements AutoCloseable {
 
     private void handshake(Duration timeout) {
         JsonNode hello = await("greeting", greeting, timeout);
-        JsonNode qmp = hello.get("QMP");
-        if (qmp == null || !qmp.has("version")) {
-            throw new QmpException.ProtocolViolation(peer, "greeting", "expected {\"QMP\": {\"version\": ...}}, actual " + hello);
-        }
+        boolean offersOob = QmpMessage.offersOob(peer, hello);
         greetingMessage = hello;
-        boolean offersOob = false;
-        for (JsonNode cap : qmp.path("capabilities")) {
-            if ("oob".equals(cap.asText())) offersOob = true;
-        }
         ObjectNode args = JSON.createObjectNode();
         if (offersOob) {
             args.putArray("enable").add("oob");
@@ -189,16 +182,7 @@ public final class QmpClient implements AutoCloseable {
                     channel.write(buffer);
                 }
             }
-            JsonNode answer = await(command, call.answer(), timeout);
-            JsonNode error = answer.get("error");
-            if (error != null) {
-                throw new QmpException.CommandFailed(peer, command, error.path("class").asText("?"), error.path("desc").asText("?"));
-            }
-            JsonNode ret = answer.get("return");
-            if (ret == null) {
-                throw new QmpException.ProtocolViolation(peer, command, "expected 'return' or 'error' in the answer, actual " + answer);
-            }
-            return ret;
+            return QmpMessage.value(peer, command, await(command, call.answer(), timeout));
         } catch (IOException e) {
             throw new QmpException.ConnectionLost(peer, command, "write failed: " + e.getMessage(), e);
         } finally {
@@ -258,26 +242,14 @@ public final class QmpClient implements AutoCloseable {
     private void dispatch(String text) {
         if (text.isEmpty()) return;
         log.debug("{} -> {}", peer, text);
-        JsonNode message;
-        try {
-            message = JSON.readTree(text);
-        } catch (IOException e) {
-            log.warn("{}: ignoring a QMP message that is not JSON: {}", peer, text);
-            return;
-        }
-        if (message.has("QMP")) {
-            greeting.complete(message);
-        } else if (message.has("event")) {
-            JsonNode ts = message.path("timestamp");
-            long micros = ts.path("seconds").asLong() * 1_000_000 + ts.path("microseconds").asLong();
-            events.append(new QmpEvent(message.get("event").asText(), message.get("data"), System.nanoTime(), micros));
-        } else if (message.has("id")) {
-            Pending call = pending.get(message.get("id").asLong());
-            if (call != null) {
-                call.answer().complete(message);
+        switch (QmpMessage.parse(text, System.nanoTime())) {
+            case QmpMessage.Greeting g -> greeting.complete(g.message());
+            case QmpMessage.Event e -> events.append(e.event());
+            case QmpMessage.Answer a -> {
+                Pending call = pending.get(a.id());
+                if (call != null) call.answer().complete(a.message());
             }
-        } else {
-            log.warn("{}: ignoring a QMP message without id: {}", peer, text);
+            case QmpMessage.Unusable u -> log.warn("{}: ignoring a QMP message ({}): {}", peer, u.why(), text);
         }
     }
 
@@ -316,19 +288,36 @@ public final class QmpClient implements AutoCloseable {
     // ---- Typed commands -------------------------------------------------------------------
 
     /** {@code query-status}. */
-    public record RunState(boolean running, String status) {}
+    public record RunState(boolean running, String status) {
+        /** From {@code query-status}'s return value (a missing field reads as not running, status ""). */
+        public static RunState of(JsonNode r) {
+            return new RunState(r.path("running").asBoolean(), r.path("status").asText());
+        }
+    }
 
     public RunState queryStatus() {
-        JsonNode r = execute("query-status");
-        return new RunState(r.path("running").asBoolean(), r.path("status").asText());
+        return queryStatus(DEFAULT_TIMEOUT);
+    }
+
+    /** {@code query-status}, waiting up to {@code timeout} (longer for a caller that waits out a slow QEMU). */
+    public RunState queryStatus(Duration timeout) {
+        return RunState.of(execute("query-status", null, timeout));
     }
 
     public void stop() {
-        execute("stop");
+        stop(DEFAULT_TIMEOUT);
+    }
+
+    public void stop(Duration timeout) {
+        execute("stop", null, timeout);
     }
 
     public void cont() {
-        execute("cont");
+        cont(DEFAULT_TIMEOUT);
+    }
+
+    public void cont(Duration timeout) {
+        execute("cont", null, timeout);
     }
 
     /** Asks QEMU to exit; the answer may race the exit, so a lost connection counts as success. */
@@ -341,18 +330,30 @@ public final class QmpClient implements AutoCloseable {
     }
 
     public void migrateSetCapabilities(Map<String, Boolean> capabilities) {
+        migrateSetCapabilities(capabilities, DEFAULT_TIMEOUT);
+    }
+
+    public void migrateSetCapabilities(Map<String, Boolean> capabilities, Duration timeout) {
         ObjectNode args = JSON.createObjectNode();
         var list = args.putArray("capabilities");
         capabilities.forEach((name, state) -> list.addObject().put("capability", name).put("state", state));
-        execute("migrate-set-capabilities", args);
+        execute("migrate-set-capabilities", args, timeout);
     }
 
     public void migrateSetParameters(Map<String, ?> parameters) {
-        execute("migrate-set-parameters", JSON.valueToTree(parameters));
+        migrateSetParameters(parameters, DEFAULT_TIMEOUT);
+    }
+
+    public void migrateSetParameters(Map<String, ?> parameters, Duration timeout) {
+        execute("migrate-set-parameters", JSON.valueToTree(parameters), timeout);
     }
 
     public void migrate(String uri) {
-        execute("migrate", JSON.createObjectNode().put("uri", uri));
+        migrate(uri, DEFAULT_TIMEOUT);
+    }
+
+    public void migrate(String uri, Duration timeout) {
+        execute("migrate", JSON.createObjectNode().put("uri", uri), timeout);
     }
 
     public void migrateIncoming(String uri) {
@@ -361,6 +362,11 @@ public final class QmpClient implements AutoCloseable {
 
     /** {@code query-migrate}: {@code status} is empty before any migration. */
     public record MigrationInfo(String status, JsonNode raw) {
+        /** From {@code query-migrate}'s return value. */
+        public static MigrationInfo of(JsonNode r) {
+            return new MigrationInfo(r.path("status").asText(""), r);
+        }
+
         public boolean completed() {
             return "completed".equals(status);
         }
@@ -376,18 +382,21 @@ public final class QmpClient implements AutoCloseable {
     }
 
     public MigrationInfo queryMigrate() {
-        JsonNode r = execute("query-migrate");
-        return new MigrationInfo(r.path("status").asText(""), r);
+        return queryMigrate(DEFAULT_TIMEOUT);
+    }
+
+    public MigrationInfo queryMigrate(Duration timeout) {
+        return MigrationInfo.of(execute("query-migrate", null, timeout));
     }
 
     /**
      * Polls {@code query-migrate} until the migration completed, failed or was cancelled, and
      * returns that final state; throws {@link QmpException.Timeout} at the deadline.
      */
-    private MigrationInfo awaitMigrationEnd(Duration timeout) {
+    private MigrationInfo awaitMigrationEnd(Duration timeout, Duration callTimeout) {
         long deadline = System.nanoTime() + timeout.toNanos();
         while (true) {
-            MigrationInfo info = queryMigrate();
+            MigrationInfo info = queryMigrate(callTimeout);
             if (info.completed() || info.failed()) return info;
             if (System.nanoTime() > deadline) {
                 throw new QmpException.Timeout(peer, "query-migrate (status " + info.status() + ")", timeout);
@@ -406,7 +415,12 @@ public final class QmpClient implements AutoCloseable {
      * restore. Fails with {@link QmpException.Timeout} (the status so far) or {@link QmpException.MigrationFailed}.
      */
     public MigrationInfo awaitMigrationCompleted(Duration timeout) {
-        MigrationInfo info = awaitMigrationEnd(timeout);
+        return awaitMigrationCompleted(timeout, DEFAULT_TIMEOUT);
+    }
+
+    /** As {@link #awaitMigrationCompleted(Duration)}, each {@code query-migrate} waiting up to {@code callTimeout} for its answer. */
+    public MigrationInfo awaitMigrationCompleted(Duration timeout, Duration callTimeout) {
+        MigrationInfo info = awaitMigrationEnd(timeout, callTimeout);
         if (!info.completed()) throw new QmpException.MigrationFailed(peer, info.status(), info.errorDescription());
         return info;
     }

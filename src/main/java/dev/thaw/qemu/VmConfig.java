@@ -32,11 +32,21 @@ public record VmConfig(String name, String machineType, Accel accel, long memory
     static final long MAX_MEMORY_MIB = 1L << 20;
     static final int MAX_CPU_COUNT = 255;
     private static final Pattern NAME = Pattern.compile("[A-Za-z0-9._-]{1,64}");
+    private static final com.fasterxml.jackson.databind.ObjectMapper FILE_JSON =
+            new com.fasterxml.jackson.databind.ObjectMapper().findAndRegisterModules();
 
     public VmConfig {
         Objects.requireNonNull(accel, "accel");
         Objects.requireNonNull(kernel, "kernel");
         Objects.requireNonNull(initrd, "initrd");
+        // A relative path would name another file where the configuration is read again (a manifest records it resolved
+        // against the saving Thaw's working directory: "" became that directory).
+        for (Path file : List.of(kernel, initrd)) {
+            if (!file.isAbsolute()) {
+                throw new IllegalArgumentException("guest " + (file == kernel ? "kernel" : "initrd") + ": expected an absolute path, actual '"
+                        + file + "'");
+            }
+        }
         if (name == null || !NAME.matcher(name).matches()) {
             throw new IllegalArgumentException("VM name: expected 1-64 of [A-Za-z0-9._-], actual '" + name + "'");
         }
@@ -54,6 +64,20 @@ public record VmConfig(String name, String machineType, Accel accel, long memory
         kernelCommandLine = kernelCommandLine == null ? "" : kernelCommandLine;
         // What QEMU gets is what was checked, re-rendered from the typed form.
         extraArgs = QemuOption.arguments(QemuOption.parse(extraArgs == null ? List.of() : extraArgs));
+    }
+
+    /**
+     * Reads a configuration file ({@code vm.json} beside a QMP socket, {@code save --vm-config}): data from outside, checked
+     * as every configuration is, every error an {@link IllegalArgumentException} naming the file and what was wrong where.
+     */
+    public static VmConfig read(Path file) {
+        try {
+            return FILE_JSON.readValue(file.toFile(), VmConfig.class);
+        } catch (IOException e) {
+            // Jackson's message says where (line, column, field) and, for a refused value, the constructor's expected/actual.
+            throw new IllegalArgumentException(file + ": expected a VM configuration (a JSON object: name, machineType, accel,"
+                    + " memoryMiB, cpuCount, kernel, initrd, ...), actual: " + e.getMessage(), e);
+        }
     }
 
     /**

@@ -37,9 +37,9 @@ final class InterruptGuard implements AutoCloseable {
         this.hook = new Thread(this::undo, "thaw-save-interrupted");
     }
 
-    /** Guards a save of the guest behind {@code qmp} until {@link #close()}. */
-    static InterruptGuard install(QmpClient qmp) {
-        InterruptGuard guard = new InterruptGuard(qmp, qmp.queryStatus().running());
+    /** Guards a save of the guest behind {@code qmp} until {@link #close()}; its first question waits up to {@code qmpTimeout}. */
+    static InterruptGuard install(QmpClient qmp, Duration qmpTimeout) {
+        InterruptGuard guard = new InterruptGuard(qmp, qmp.queryStatus(qmpTimeout).running());
         Runtime.getRuntime().addShutdownHook(guard.hook);
         return guard;
     }

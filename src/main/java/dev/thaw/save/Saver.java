@@ -82,6 +82,15 @@ public final class Saver {
             return new Options(imageOptions, keepRunning, stallTimeout, completionTimeout, estimator, liveLimit);
         }
 
+        /**
+         * How long each of the save's QMP calls waits for its answer: a QEMU that does not answer while its QMP connection is
+         * open (its process lives: stopped by SIGSTOP or a debugger, a host stall) is slow, not dead, so as long as the save
+         * waits for a stalled stream, and never less than an ordinary call. A QEMU that exits ends every call at once.
+         */
+        public Duration qmpTimeout() {
+            return stallTimeout.compareTo(QmpClient.DEFAULT_TIMEOUT) > 0 ? stallTimeout : QmpClient.DEFAULT_TIMEOUT;
+        }
+
         public Options withDirtyEstimator(Duration limit) {
             if (limit.isNegative() || limit.isZero()) throw new IllegalArgumentException("live limit: expected > 0, actual " + limit);
             return new Options(image, keepRunning, stallTimeout, completionTimeout, Estimator.DIRTY, limit);
@@ -107,8 +116,10 @@ public final class Saver {
 
     /** Saves; a SIGINT or SIGTERM meanwhile cancels the save and resumes a guest that was running (see InterruptGuard). */
     public static Result save(QmpClient qmp, VmConfig vmConfig, Path imageDir, Options options, Consumer<Progress> progress) {
-        try (InterruptGuard guard = InterruptGuard.install(qmp)) {
+        try (InterruptGuard guard = InterruptGuard.install(qmp, options.qmpTimeout())) {
             return save(qmp, vmConfig, imageDir, options, progress, guard);
+        } catch (QmpException.Timeout e) {
+            throw unanswered(qmp, options, e);
         }
     }
 
@@ -124,7 +135,7 @@ public final class Saver {
         try {
             // QEMU refuses to migrate a guest paused by a completed migration ("postmigrate"): let it run for the moment
             // between the two; the stopped save then stops it again (its image is of that later moment).
-            if (!qmp.queryStatus().running()) qmp.cont();
+            if (!qmp.queryStatus(options.qmpTimeout()).running()) qmp.cont(options.qmpTimeout());
             saved = transfer(qmp, vmConfig, imageDir, new Options(options.image(), false, options.stallTimeout(), options.completionTimeout(),
                     Estimator.NONE, options.liveLimit()), progress, guard);
         } catch (SaveException e) {
@@ -134,7 +145,7 @@ public final class Saver {
         Manifest manifest = WorkingSetWriter.attach(imageDir, ws);
         boolean running = false;
         if (options.keepRunning()) {
-            qmp.cont();
+            qmp.cont(options.qmpTimeout());
             running = true;
         }
         // The guest stood still twice: for the probe's last round (QEMU's stop, or Thaw's at the limit) and for the stopped save.
@@ -146,13 +157,14 @@ public final class Saver {
     private static Result transfer(QmpClient qmp, VmConfig vmConfig, Path imageDir, Options options, Consumer<Progress> progress,
                                    InterruptGuard guard) {
         long started = System.nanoTime();
-        QmpClient.MigrationInfo before = qmp.queryMigrate();
+        Duration qmpTimeout = options.qmpTimeout();
+        QmpClient.MigrationInfo before = qmp.queryMigrate(qmpTimeout);
         if (before.status().equals("active") || before.status().equals("setup") || before.status().startsWith("postcopy")) {
             throw new SaveException("cannot save " + qmp.peer() + ": a migration is already " + before.status(), null);
         }
-        checkConfigurationMatches(qmp, vmConfig);
-        prepareMigration(qmp);
-        boolean wasRunning = qmp.queryStatus().running();
+        checkConfigurationMatches(qmp, vmConfig, qmpTimeout);
+        prepareMigration(qmp, qmpTimeout);
+        boolean wasRunning = qmp.queryStatus(qmpTimeout).running();
         Path socketDir;
         try {
             socketDir = Files.createTempDirectory(Path.of("/tmp"), "thaw-save-");
@@ -172,13 +184,13 @@ public final class Saver {
             server.bind(UnixDomainSocketAddress.of(socket));
             if (writer != null) guard.writing(writer.temporaryDirectory());
             long stopped = System.nanoTime();
-            if (!live) qmp.stop();
-            qmp.migrate("unix:" + socket);
+            if (!live) qmp.stop(qmpTimeout);
+            qmp.migrate("unix:" + socket, qmpTimeout);
             migrationStarted = true;
             guard.check(); // after migrate: a signal before it found no migration to cancel
-            if (live) limiter = Thread.ofVirtual().name("live-limit-" + qmp.peer()).start(() -> stopAtLimit(qmp, options.liveLimit(), stoppedByLimitAt));
+            if (live) limiter = Thread.ofVirtual().name("live-limit-" + qmp.peer()).start(() -> stopAtLimit(qmp, options.liveLimit(), qmpTimeout, stoppedByLimitAt));
             ImageSink sink = new ImageSink(writer, pages, live);
-            try (SocketChannel channel = accept(server, Duration.ofSeconds(30), qmp)) {
+            try (SocketChannel channel = accept(server, qmpTimeout, qmp)) {
                 InputStream in = new CountingInput(new BufferedInputStream(Channels.newInputStream(channel), 1 << 20), streamBytes);
                 Thread reporter = Thread.ofVirtual().start(() -> report(progress, streamBytes, pages, started));
                 try (StallWatchdog watchdog = new StallWatchdog("save-" + qmp.peer(), streamBytes::get, options.stallTimeout(), channel)) {
@@ -198,7 +210,7 @@ public final class Saver {
                 }
             }
             long downtime = System.nanoTime() - stopped;
-            QmpClient.MigrationInfo done = awaitCompleted(qmp, options.completionTimeout());
+            QmpClient.MigrationInfo done = awaitCompleted(qmp, options.completionTimeout(), qmpTimeout);
             // QEMU's downtime counts from its own stop; when Thaw stopped the guest at the limit, the guest stood still from then.
             long endOfStream = stopped + downtime;
             if (live) {
@@ -211,7 +223,7 @@ public final class Saver {
             java.util.Optional<WorkingSet> ws = java.util.Optional.ofNullable(sink.recency()).map(DirtyRecency::estimate);
             boolean running = false;
             if (options.keepRunning() && wasRunning) {
-                qmp.cont();
+                qmp.cont(qmpTimeout);
                 running = true;
             }
             progress.accept(new Progress(streamBytes.get(), pages.get(), System.nanoTime() - started));
@@ -219,6 +231,8 @@ public final class Saver {
                     ws, stoppedByLimitAt.get() != 0, java.util.Optional.ofNullable(sink.recency()));
         } catch (IOException e) {
             throw failed(qmp, wasRunning, migrationStarted, new SaveException("save of " + qmp.peer() + " failed: " + e.getMessage(), e));
+        } catch (QmpException.Timeout e) {
+            throw failed(qmp, wasRunning, migrationStarted, unanswered(qmp, options, e));
         } catch (SaveException e) {
             throw failed(qmp, wasRunning, migrationStarted, e);
         } catch (RuntimeException e) {
@@ -231,13 +245,13 @@ public final class Saver {
     }
 
     /** Stops the guest if the live save is still running at the limit: without new writes QEMU's rounds converge. */
-    private static void stopAtLimit(QmpClient qmp, Duration limit, AtomicLong stoppedAt) {
+    private static void stopAtLimit(QmpClient qmp, Duration limit, Duration qmpTimeout, AtomicLong stoppedAt) {
         try {
             Thread.sleep(limit);
-            String status = qmp.queryMigrate().status();
+            String status = qmp.queryMigrate(qmpTimeout).status();
             if (status.equals("active") || status.equals("setup")) {
                 long at = System.nanoTime();
-                qmp.stop();
+                qmp.stop(qmpTimeout);
                 stoppedAt.set(at);
             }
         } catch (InterruptedException e) {
@@ -276,6 +290,13 @@ public final class Saver {
         return e;
     }
 
+    /** A QMP call of the save unanswered for as long as the save waits for a slow QEMU, its process alive: named as stalled. */
+    private static SaveException unanswered(QmpClient qmp, Options options, QmpException.Timeout e) {
+        return new SaveException("save of " + qmp.peer() + " failed: its QEMU did not answer '" + e.command() + "' within "
+                + options.qmpTimeout().toSeconds() + " s while its QMP connection stayed open (stopped or stalled; the save waits"
+                + " that long for a slow QEMU)", e);
+    }
+
     private static SocketChannel accept(ServerSocketChannel server, Duration timeout, QmpClient qmp) throws IOException {
         CompletableFuture<SocketChannel> accepted = CompletableFuture.supplyAsync(() -> {
             try {
@@ -307,9 +328,9 @@ public final class Saver {
         }
     }
 
-    private static QmpClient.MigrationInfo awaitCompleted(QmpClient qmp, Duration timeout) {
+    private static QmpClient.MigrationInfo awaitCompleted(QmpClient qmp, Duration timeout, Duration qmpTimeout) {
         try {
-            return qmp.awaitMigrationCompleted(timeout);
+            return qmp.awaitMigrationCompleted(timeout, qmpTimeout);
         } catch (QmpException.Timeout e) {
             throw new SaveException("QEMU did not report the migration completed within " + timeout.toSeconds()
                     + " s after the stream ended", e);
@@ -319,26 +340,26 @@ public final class Saver {
     }
 
     /** Turns off every capability whose stream Thaw cannot store, and lifts the bandwidth limit. */
-    private static void prepareMigration(QmpClient qmp) {
-        JsonNode caps = qmp.execute("query-migrate-capabilities");
+    private static void prepareMigration(QmpClient qmp, Duration qmpTimeout) {
+        JsonNode caps = qmp.execute("query-migrate-capabilities", null, qmpTimeout);
         Map<String, Boolean> off = new java.util.LinkedHashMap<>();
         for (JsonNode c : caps) {
             String name = c.path("capability").asText();
             if (c.path("state").asBoolean() && CAPABILITIES_OFF.contains(name)) off.put(name, false);
         }
-        if (!off.isEmpty()) qmp.migrateSetCapabilities(off);
-        qmp.migrateSetParameters(Map.of("max-bandwidth", MAX_BANDWIDTH_BYTES_PER_SECOND));
+        if (!off.isEmpty()) qmp.migrateSetCapabilities(off, qmpTimeout);
+        qmp.migrateSetParameters(Map.of("max-bandwidth", MAX_BANDWIDTH_BYTES_PER_SECOND), qmpTimeout);
     }
 
     /** The recorded launch configuration must describe this QEMU: same machine type and RAM size. */
-    private static void checkConfigurationMatches(QmpClient qmp, VmConfig config) {
+    private static void checkConfigurationMatches(QmpClient qmp, VmConfig config, Duration qmpTimeout) {
         if (config == null) return;
-        String type = qmp.execute("qom-get", JSON.createObjectNode().put("path", "/machine").put("property", "type")).asText();
+        String type = qmp.execute("qom-get", JSON.createObjectNode().put("path", "/machine").put("property", "type"), qmpTimeout).asText();
         if (!type.equals(config.machineType() + "-machine")) {
             throw new SaveException("the VM's recorded configuration does not match it: expected machine type "
                     + config.machineType() + ", actual " + type.replaceFirst("-machine$", ""), null);
         }
-        long ram = qmp.execute("query-memory-size-summary").path("base-memory").asLong();
+        long ram = qmp.execute("query-memory-size-summary", null, qmpTimeout).path("base-memory").asLong();
         if (ram != config.memoryMiB() << 20) {
             throw new SaveException("the VM's recorded configuration does not match it: expected " + config.memoryMiB()
                     + " MiB of RAM, actual " + (ram >> 20) + " MiB", null);

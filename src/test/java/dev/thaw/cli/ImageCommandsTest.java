@@ -35,6 +35,18 @@ class ImageCommandsTest {
         }
     }
 
+    /** save takes an image directory to write, or --recover (which writes none), before it touches any VM. */
+    @Test
+    void saveWantsAnImageDirectoryOrRecoverAndNotBoth(@org.junit.jupiter.api.io.TempDir Path dir) {
+        Path socket = dir.resolve("qmp.sock");
+        Run neither = run("save", "--qmp", socket.toString());
+        assertThat(neither.exit()).isEqualTo(1);
+        assertThat(neither.err()).contains("thaw save: expected --out DIR (or --recover), actual neither");
+        Run both = run("save", "--qmp", socket.toString(), "--recover", "--out", dir.resolve("img").toString());
+        assertThat(both.exit()).isEqualTo(1);
+        assertThat(both.err()).contains("thaw save: --recover saves nothing: expected no --out, actual --out " + dir.resolve("img"));
+    }
+
     @Test
     void inspectPrintsStatsAndVerifyCatchesDamage(@TempDir Path dir) throws Exception {
         SyntheticGuest guest = SyntheticGuest.random(Seeds.random("inspect"), 2, 300, 0.4, 0.2);

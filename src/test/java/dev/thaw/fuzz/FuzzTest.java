@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.fail;
 
 import dev.thaw.image.ImageFuzzTargets;
 import dev.thaw.migration.MigrationFuzzTargets;
+import dev.thaw.qemu.QemuFuzzTargets;
 import dev.thaw.restore.RestoreFuzzTargets;
 import dev.thaw.testing.Seeds;
 import java.io.IOException;
@@ -45,7 +46,10 @@ class FuzzTest {
                 new Entry("image-packs", 400, () -> ImageFuzzTargets.packs(work)),
                 new Entry("extent-codecs", 10_000, ImageFuzzTargets::codecs),
                 new Entry("restore-trace", 1_500, () -> RestoreFuzzTargets.trace(work)),
-                new Entry("restore-event-log", 3_000, () -> RestoreFuzzTargets.eventLog(work)));
+                new Entry("restore-event-log", 3_000, () -> RestoreFuzzTargets.eventLog(work)),
+                new Entry("image-mac", 1_000, () -> ImageFuzzTargets.mac(work)),
+                new Entry("vm-config", 2_000, () -> QemuFuzzTargets.vmConfig(work)),
+                new Entry("qmp-answers", 10_000, QemuFuzzTargets::qmpAnswers));
     }
 
     @TestFactory

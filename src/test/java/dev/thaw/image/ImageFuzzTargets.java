@@ -158,6 +158,40 @@ public final class ImageFuzzTargets {
         }, List.of(ImageException.class));
     }
 
+    /**
+     * {@code image.mac} of an image saved with a key, read by every open while the key is configured (the key is set for
+     * each case only: other targets open unkeyed images). A working-set attach's two-line file is a seed too.
+     */
+    public static FuzzTarget mac(Path work) throws IOException {
+        Path key = work.resolve("mac.key");
+        byte[] keyBytes = new byte[32];
+        new Random(32).nextBytes(keyBytes);
+        Files.write(key, keyBytes);
+        Files.setPosixFilePermissions(key, java.nio.file.attribute.PosixFilePermissions.fromString("rw-------"));
+        Path dir = work.resolve("keyed");
+        System.setProperty(ImageMac.KEY_PROPERTY, key.toString());
+        Image image;
+        try {
+            image = Image.make(dir, Codec.LZ4);
+        } finally {
+            System.clearProperty(ImageMac.KEY_PROPERTY);
+        }
+        Path file = dir.resolve(ImageMac.FILE);
+        byte[] valid = image.files().get(file);
+        byte[] attaching = ("0".repeat(64) + "\n" + new String(valid, java.nio.charset.StandardCharsets.US_ASCII)).getBytes(
+                java.nio.charset.StandardCharsets.US_ASCII);
+        return new FuzzTarget("image-mac", List.of(valid, attaching), Mutator::mutate, input -> {
+            System.setProperty(ImageMac.KEY_PROPERTY, key.toString());
+            try {
+                Files.write(file, input);
+                CheckpointImage.open(dir).close();
+            } finally {
+                System.clearProperty(ImageMac.KEY_PROPERTY);
+                image.restore();
+            }
+        }, List.of(ImageException.class));
+    }
+
     /** A selector byte, then the body of the page map, extent table, device state or working-set section, resealed. */
     public static FuzzTarget metadata(Path work) throws IOException {
         Image image = Image.make(work.resolve("metadata"), Codec.ZSTD);

@@ -98,6 +98,28 @@ class ImageMacTest {
         assertThatThrownBy(() -> CheckpointImage.open(other)).hasMessageContaining("made with another key");
     }
 
+    /**
+     * Found by the image-mac fuzz target: a non-ASCII byte in image.mac was "image.mac cannot be read:
+     * MalformedInputException: Input length = 1" (an ImageException.Missing, as if there were no file), and an empty file
+     * "the image was saved without a key". Both are a corrupt image.mac now, naming the file, the line and what it holds.
+     */
+    @Test
+    void aMacFileOfOtherThanHexLinesOrOfNoLineIsCorruptNamingTheLine() throws Exception {
+        use(key("key", "rw-------", 32));
+        Path img = save("img", Seeds.random("aMacFileOfOtherThanHexLinesOrOfNoLineIsCorruptNamingTheLine"));
+        Path file = img.resolve(ImageMac.FILE);
+        String mac = Files.readString(file).strip();
+        Files.write(file, (mac + "\n\u00e9t\u00e9\n").getBytes(java.nio.charset.StandardCharsets.ISO_8859_1));
+        assertThatThrownBy(() -> CheckpointImage.open(img)).isInstanceOf(ImageException.Corrupt.class)
+                .hasMessageContaining(file.toString()).hasMessageContaining("line 2: expected the hex digits of an HMAC-SHA256")
+                .hasMessageContaining("actual '\\xe9t\\xe9'");
+        Files.writeString(file, "\n \n");
+        assertThatThrownBy(() -> CheckpointImage.open(img)).isInstanceOf(ImageException.Corrupt.class)
+                .hasMessageContaining("expected at least one MAC, actual none (3 bytes)");
+        Files.writeString(file, mac + "\n");
+        CheckpointImage.open(img).close();
+    }
+
     @Test
     void aKeyOthersCanReadOrAShortKeyIsRefused() throws Exception {
         use(key("shared", "rw-r--r--", 32));

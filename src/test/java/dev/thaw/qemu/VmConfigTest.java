@@ -53,4 +53,20 @@ class VmConfigTest {
         assertThatThrownBy(() -> new VmConfig("a", "pc-i440fx-7.2", Accel.TCG, 512, 256, Path.of("/k"), Path.of("/i"), "", false, false, null))
                 .hasMessageContaining("cpu count: expected 1 to 255, actual 256");
     }
+
+    /**
+     * Found by the vm-config fuzz target: a vm.json whose kernel was "" (or relative) was taken, and recorded into the
+     * image's manifest resolved against the saving Thaw's working directory: a restore would have launched another file.
+     */
+    @Test
+    void aRelativeOrEmptyGuestFilePathInAConfigurationFileIsRefusedNamingTheFile(@org.junit.jupiter.api.io.TempDir Path dir) throws Exception {
+        Path file = dir.resolve("vm.json");
+        java.nio.file.Files.writeString(file, "{\"name\":\"vm1\",\"machineType\":\"pc-i440fx-7.2\",\"accel\":\"TCG\",\"memoryMiB\":512,"
+                + "\"cpuCount\":1,\"kernel\":\"\",\"initrd\":\"/i\",\"kernelCommandLine\":\"\",\"incomingDefer\":false,"
+                + "\"startPaused\":false,\"extraArgs\":[]}");
+        assertThatThrownBy(() -> VmConfig.read(file)).isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining(file + ": expected a VM configuration").hasMessageContaining("guest kernel: expected an absolute path, actual ''");
+        assertThatThrownBy(() -> new VmConfig("a", "pc-i440fx-7.2", Accel.TCG, 512, 1, Path.of("/k"), Path.of("initrd.cpio"), "", false, false, null))
+                .hasMessageContaining("guest initrd: expected an absolute path, actual 'initrd.cpio'");
+    }
 }
