@@ -13,7 +13,8 @@ import java.util.List;
  *
  * <p>Format version 1 is an image of a guest Thaw booted; version {@value #VERSION_WITH_DISKS} adds {@code disks} and
  * {@code guestFiles} (a QEMU Thaw did not start), written only when the image has them, so that a reader that knows
- * nothing of disks refuses such an image by its version instead of restoring the guest without its disks.
+ * nothing of disks refuses such an image instead of restoring the guest without its disks (the readers before version 2
+ * already fail on the JSON fields they do not know; later ones name the version).
  *
  * @param disks      the guest's disks, each a frozen base outside the image (empty for version 1)
  * @param guestFiles the guest's kernel and initrd, copied into the image (empty for version 1)
