@@ -115,7 +115,8 @@ final class SaveCommand implements Callable<Integer> {
         }
         Progress progress = new Progress(status);
         EstimatingSave.Result saved = EstimatingSave.save(qmpSocket, config, out,
-                Saver.Options.defaults().withImage(imageOptions.toOptions()).withKeepRunning(keepRunning).withGuestFiles(foreign != null),
+                Saver.Options.defaults().withImage(imageOptions.toOptions()).withKeepRunning(keepRunning)
+                        .withGuestFiles(foreign != null || !trustedWhereTheyAre(config)),
                 plan, progress, result -> printSaved(result, status, progress));
         Saver.Result result = saved.save();
         java.util.Optional<WorkingSet> ws = saved.workingSet();
@@ -153,6 +154,19 @@ final class SaveCommand implements Callable<Integer> {
             }
         }
         return 0;
+    }
+
+    /**
+     * Whether a restore would accept the guest's kernel and initrd where they are (Thaw's guest builds, THAW_GUEST_DIRS); else
+     * the image carries copies (a foreign guest, or a restored one booting an image's copies).
+     */
+    private static boolean trustedWhereTheyAre(VmConfig config) {
+        try {
+            config.requireGuestFilesIn(dev.thaw.util.ThawPaths.guestDirs());
+            return true;
+        } catch (IllegalArgumentException e) {
+            return false;
+        }
     }
 
     private static void printSaved(Saver.Result result, PrintStream status, Progress progress) {

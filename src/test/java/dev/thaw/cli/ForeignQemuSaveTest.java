@@ -80,10 +80,16 @@ class ForeignQemuSaveTest {
         Path disk = dir.resolve("data.qcow2");
         ExternalCommand.check(List.of("qemu-img", "create", "-q", "-f", "qcow2", disk.toString(), "64M"), Duration.ofSeconds(30));
         Path image = dir.resolve("img");
+        // A second disk in the other form (-blockdev and -device), raw and read-only, placed after the first (slot 5): the guest's
+        // /dev/vda stays the qcow2 one, and a read-only disk is referenced as it is.
+        Path readOnly = dir.resolve("ro.img");
+        ExternalCommand.check(List.of("qemu-img", "create", "-q", "-f", "raw", readOnly.toString(), "4M"), Duration.ofSeconds(30));
+        List<String> roDisk = List.of("-blockdev", "driver=raw,node-name=ro0,read-only=on,file.driver=file,file.filename=" + readOnly,
+                "-device", "virtio-blk-pci,drive=ro0,id=vd1,addr=05");
         Path runDir = Files.createTempDirectory(Path.of("/tmp"), "thaw-test-foreign-"); // short: unix socket paths
         GuestAgent.DiskSum saved;
         String baseSha;
-        try (HandStarted source = HandStarted.start(runDir, disk, List.of());
+        try (HandStarted source = HandStarted.start(runDir, disk, roDisk);
              GuestAgent agent = GuestAgent.connect(source.agentSocket(), "hand-started")) {
             agent.awaitReady(BOOT);
             agent.diskWrite(0, 8, 1);
@@ -97,10 +103,14 @@ class ForeignQemuSaveTest {
             assertThat(report.path("foreignPid").asLong()).isEqualTo(source.process().pid());
             assertThat(report.path("guestRunning").asBoolean()).isTrue();
             JsonNode savedDisk = report.path("disks").get(0);
-            assertThat(report.path("disks")).hasSize(1);
+            assertThat(report.path("disks")).hasSize(2);
+            assertThat(report.path("disks").get(1).path("base").asText()).isEqualTo(readOnly.toString());
+            assertThat(report.path("disks").get(1).path("readOnly").asBoolean()).isTrue();
+            assertThat(report.path("disks").get(1).path("pciAddress").asText()).isEqualTo("05.0");
             assertThat(savedDisk.path("base").asText()).isEqualTo(disk.toString());
             assertThat(savedDisk.path("format").asText()).isEqualTo("qcow2");
             assertThat(savedDisk.path("virtualByteSize").asLong()).isEqualTo(64L << 20);
+            assertThat(report.path("sourceOverlays")).as("a read-only disk needs no overlay").hasSize(1);
             Path sourceOverlay = Path.of(report.path("sourceOverlays").get(0).asText());
             assertThat(sourceOverlay).exists().hasParent(disk.getParent());
             assertThat(image.resolve("guest/kernel")).hasSameBinaryContentAs(TestHost.guest().kernel());
@@ -116,7 +126,8 @@ class ForeignQemuSaveTest {
 
         ImageCommandsTest.Run inspect = ImageCommandsTest.run("inspect", image.toString());
         assertThat(inspect.exit()).as(inspect.err()).isZero();
-        assertThat(inspect.out()).contains("disk disk0: base " + disk).contains("qcow2, 64 MiB").contains("unchanged since the save");
+        assertThat(inspect.out()).contains("disk disk0: base " + disk).contains("qcow2, 64 MiB").contains("unchanged since the save")
+                .contains("disk disk1: base " + readOnly).contains("read-only");
 
         // Two restores at once: each starts from the disk as saved, and each writes its own overlay.
         List<CompletableFuture<Restorer.Outcome>> restores = new ArrayList<>();
@@ -134,9 +145,14 @@ class ForeignQemuSaveTest {
             List<GuestAgent.DiskSum> written = new ArrayList<>();
             for (int i = 0; i < clones.size(); i++) {
                 QemuVm clone = clones.get(i);
-                assertThat(clone.config().disks()).singleElement().satisfies(d -> {
+                assertThat(clone.config().disks()).hasSize(2);
+                assertThat(clone.config().disks().get(0)).satisfies(d -> {
                     assertThat(d.format()).isEqualTo("qcow2");
                     assertThat(d.file()).isNotEqualTo(disk).startsWith(dir.resolve("img.disks"));
+                });
+                assertThat(clone.config().disks().get(1)).satisfies(d -> {
+                    assertThat(d.file()).isEqualTo(readOnly);
+                    assertThat(d.readOnly()).isTrue();
                 });
                 try (GuestAgent agent = GuestAgent.connect(clone)) {
                     agent.awaitReady(Duration.ofSeconds(30));
