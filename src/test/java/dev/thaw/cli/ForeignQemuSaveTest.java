@@ -25,7 +25,7 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Issue 14's first slice against the real QEMU: a QEMU started by a hand-written command line (no vm.json, no --vm-config)
- * with a qcow2 disk is saved by {@code thaw save --qmp} with its disk; two restores at once each see the disk as it was at the
+ * with a qcow2 disk is saved by {@code thaw save --qmp} with its disk; two restores at once (eager and lazy) each see the disk as it was at the
  * save and write their own, and nothing reaches the base; a QEMU with an option Thaw cannot replay is refused while its guest
  * runs on; a base changed after the save is refused by the restore, naming the disk.
  */
@@ -129,13 +129,14 @@ class ForeignQemuSaveTest {
         assertThat(inspect.out()).contains("disk disk0: base " + disk).contains("qcow2, 64 MiB").contains("unchanged since the save")
                 .contains("disk disk1: base " + readOnly).contains("read-only");
 
-        // Two restores at once: each starts from the disk as saved, and each writes its own overlay.
+        // Two restores at once, one eager and one lazy (QEMU as a postcopy destination activates its disks at RUN): each starts
+        // from the disk as saved, and each writes its own overlay.
         List<CompletableFuture<Restorer.Outcome>> restores = new ArrayList<>();
-        for (int i = 0; i < 2; i++) {
-            String name = "thaw-test-clone" + i;
+        for (Restorer.Mode mode : List.of(Restorer.Mode.EAGER, Restorer.Mode.LAZY)) {
+            String name = "thaw-test-clone-" + mode.label();
             restores.add(CompletableFuture.supplyAsync(() -> {
                 try (CheckpointImage img = CheckpointImage.open(image)) {
-                    return Restorer.restore(img, Restorer.Mode.EAGER, name, WorkingSetChoice.defaults(), o -> o, s -> {});
+                    return Restorer.restore(img, mode, name, WorkingSetChoice.defaults(), o -> o, s -> {});
                 }
             }));
         }
