@@ -93,53 +93,60 @@ public record ForeignCommandLine(Accel accel, Path kernel, Path initrd, String k
                         + " (the options Thaw can replay or knows to be host-side only), actual '" + arg + "'");
             }
             if (i + 1 == argv.size()) throw refused(i, arg, "expected a value after it, actual the end of the command line");
+            int at = i; // errors name the option's own position (argv[at]; argv[0] is the program)
             String value = argv.get(++i);
             String where = arg + " " + value;
             switch (option) {
-                case "machine", "M" -> accel = machineAccel(i, where, value).orElse(accel);
+                case "machine", "M" -> accel = machineAccel(at, where, value).orElse(accel);
                 case "accel" -> accel = switch (value) {
                     case "tcg" -> Accel.TCG;
                     case "kvm" -> Accel.KVM;
-                    default -> throw refused(i, where, "expected tcg or kvm without properties, actual '" + value + "'");
+                    default -> throw refused(at, where, "expected tcg or kvm without properties, actual '" + value + "'");
                 };
                 case "cpu" -> {
                     // VmConfig starts every guest with qemu64, QEMU's default for x86_64 under TCG and KVM.
-                    if (!value.equals("qemu64")) throw refused(i, where, "expected qemu64 (the default; other CPU models are not replayed yet), actual '" + value + "'");
+                    if (!value.equals("qemu64")) throw refused(at, where, "expected qemu64 (the default; other CPU models are not replayed yet), actual '" + value + "'");
                 }
-                case "smp" -> require(i, where, SMP, value, "N or cpus=N (topologies and maxcpus are not replayed yet)");
-                case "m" -> require(i, where, MEMORY, value, "N, NM, NG or size=... (memory hotplug slots are not replayed yet)");
+                case "smp" -> require(at, where, SMP, value, "N or cpus=N (topologies and maxcpus are not replayed yet)");
+                case "m" -> require(at, where, MEMORY, value, "N, NM, NG or size=... (memory hotplug slots are not replayed yet)");
                 case "kernel" -> kernel = cwd.resolve(value).normalize();
                 case "initrd" -> {
-                    if (value.contains(",")) throw refused(i, where, "expected one initrd file, actual several");
+                    if (value.contains(",")) throw refused(at, where, "expected one initrd file, actual several");
                     initrd = cwd.resolve(value).normalize();
                 }
                 case "append" -> append = value;
                 case "serial" -> serials++;
                 case "display", "vga" -> {
-                    if (!value.equals("none")) throw refused(i, where, "expected none (display devices are not replayed yet), actual '" + value + "'");
+                    if (!value.equals("none")) throw refused(at, where, "expected none (display devices are not replayed yet), actual '" + value + "'");
                 }
-                case "drive" -> checkProperties(i, where, value, DRIVE, Set.of("file", "if"),
+                case "drive" -> checkProperties(at, where, value, DRIVE, Set.of("file", "if"),
                         "(only virtio disks, if=virtio or if=none with -device virtio-blk-pci, are replayed)");
                 case "blockdev" -> {
-                    if (value.startsWith("{")) throw refused(i, where, "expected key=value properties (the JSON form is not read yet), actual JSON");
-                    checkProperties(i, where, value, BLOCKDEV, Set.of("driver"), "");
+                    if (value.startsWith("{")) throw refused(at, where, "expected key=value properties (the JSON form is not read yet), actual JSON");
+                    checkProperties(at, where, value, BLOCKDEV, Set.of("driver"), "");
                 }
                 case "device" -> {
                     if (value.startsWith("virtio-blk-pci")) {
-                        checkProperties(i, where, value.substring("virtio-blk-pci".length()).replaceFirst("^,", ""), VIRTIO_BLK,
+                        checkProperties(at, where, value.substring("virtio-blk-pci".length()).replaceFirst("^,", ""), VIRTIO_BLK,
                                 Set.of("drive"), "");
                     } else {
-                        QemuOption device = parseAllowed(i, arg, value);
+                        String type = value.split(",", 2)[0];
+                        if (!QemuOption.ALLOWED.get("-device").containsKey(type)) {
+                            Set<String> types = new TreeSet<>(QemuOption.ALLOWED.get("-device").keySet());
+                            types.add("virtio-blk-pci");
+                            throw refused(at, where, "expected one of " + types + " as its type, actual '" + type + "'");
+                        }
+                        QemuOption device = parseAllowed(at, arg, value);
                         // A -device without an address takes the next free slot in the order QEMU creates devices, which a
                         // restore's command line (disks placed explicitly) does not repeat.
                         if (device.properties().stream().noneMatch(p -> p.key().equals("addr"))) {
-                            throw refused(i, where, "expected addr=SLOT on a replayed -device (Thaw repeats each PCI device at"
+                            throw refused(at, where, "expected addr=SLOT on a replayed -device (Thaw repeats each PCI device at"
                                     + " the address it had; without one QEMU picks it by creation order), actual none");
                         }
                         replayed.addAll(device.arguments());
                     }
                 }
-                case "netdev" -> replayed.addAll(parseAllowed(i, arg, value).arguments());
+                case "netdev" -> replayed.addAll(parseAllowed(at, arg, value).arguments());
                 default -> { } // host-side: not replayed
             }
         }
@@ -176,7 +183,7 @@ public record ForeignCommandLine(Accel accel, Path kernel, Path initrd, String k
         try {
             return QemuOption.parse(List.of(option, value)).getFirst();
         } catch (QemuOption.RefusedException e) {
-            throw refused(index, option + " " + value, e.getMessage().replaceFirst("^recorded QEMU argument \\d+ ", ""));
+            throw refused(index, option + " " + value, e.getMessage().replaceFirst("^recorded QEMU argument \\d+ \\([^)]*\\): ", ""));
         }
     }
 

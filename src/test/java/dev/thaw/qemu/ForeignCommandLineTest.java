@@ -54,6 +54,12 @@ class ForeignCommandLineTest {
             assertThatThrownBy(() -> ForeignCommandLine.parse(c.argv(), CWD)).as(c.named()).isInstanceOf(QemuOption.RefusedException.class)
                     .hasMessageContaining("cannot be replayed").hasMessageContaining(c.named()).hasMessageContaining("expected");
         }
+        assertThatThrownBy(() -> ForeignCommandLine.parse(line("-device", "virtio-rng-pci"), CWD))
+                .hasMessage("the QEMU command line's argument 26 (-device virtio-rng-pci) cannot be replayed: expected one of"
+                        + " [virtio-balloon-pci, virtio-blk-pci, virtio-net-pci] as its type, actual 'virtio-rng-pci'");
+        assertThatThrownBy(() -> ForeignCommandLine.parse(line("-netdev", "tap,id=t0"), CWD))
+                .hasMessage("the QEMU command line's argument 26 (-netdev tap,id=t0) cannot be replayed: expected one of"
+                        + " [stream, user] as its type, actual 'tap'");
         List<String> withoutDefaults = new ArrayList<>(line());
         withoutDefaults.remove("-nodefaults");
         assertThatThrownBy(() -> ForeignCommandLine.parse(withoutDefaults, CWD)).hasMessageContaining("expected -nodefaults");
