@@ -73,7 +73,7 @@ final class InspectCommand implements Callable<Integer> {
             java.util.List<String> changed = d.identity().differencesTo(dev.thaw.image.DiskIdentity.of(java.nio.file.Path.of(d.base())));
             return changed.isEmpty() ? "unchanged since the save" : "CHANGED since the save (" + String.join("; ", changed)
                     + "): restores refuse it";
-        } catch (java.io.IOException e) {
+        } catch (java.io.IOException | java.nio.file.InvalidPathException e) {
             return "UNREADABLE (" + e.getMessage() + "): restores refuse it";
         }
     }
