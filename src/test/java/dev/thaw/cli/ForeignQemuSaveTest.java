@@ -87,7 +87,9 @@ class ForeignQemuSaveTest {
         List<String> roDisk = List.of("-blockdev", "driver=raw,node-name=ro0,read-only=on,file.driver=file,file.filename=" + readOnly,
                 "-device", "virtio-blk-pci,drive=ro0,id=vd1,addr=05");
         Path runDir = Files.createTempDirectory(Path.of("/tmp"), "thaw-test-foreign-"); // short: unix socket paths
+        Path image2 = dir.resolve("img2");
         GuestAgent.DiskSum saved;
+        GuestAgent.DiskSum savedAgain;
         String baseSha;
         try (HandStarted source = HandStarted.start(runDir, disk, roDisk);
              GuestAgent agent = GuestAgent.connect(source.agentSocket(), "hand-started")) {
@@ -120,6 +122,14 @@ class ForeignQemuSaveTest {
             agent.diskWrite(0, 8, 2);
             assertThat(agent.diskSum(0, 8)).isNotEqualTo(saved);
             assertThat(sha256(disk)).as("the base is frozen for the image").isEqualTo(baseSha);
+
+            // A second checkpoint of the same guest: its base is the first save's overlay (a qcow2 on the first base).
+            savedAgain = agent.diskSum(0, 8);
+            ImageCommandsTest.Run again = ImageCommandsTest.run("save", "--qmp", source.qmpSocket().toString(), "--out",
+                    image2.toString(), "--keep-running", "--json");
+            assertThat(again.exit()).as(again.err()).isZero();
+            assertThat(Json.MAPPER.readTree(again.out()).path("disks").get(0).path("base").asText()).isEqualTo(sourceOverlay.toString());
+            assertThat(sha256(disk)).isEqualTo(baseSha);
         } finally {
             dev.thaw.util.FileTrees.deleteQuietly(runDir);
         }
@@ -173,6 +183,13 @@ class ForeignQemuSaveTest {
             for (CompletableFuture<Restorer.Outcome> r : restores) r.thenAccept(o -> o.vm().close());
         }
         assertThat(sha256(disk)).as("no restore wrote the base").isEqualTo(baseSha);
+        try (CheckpointImage img2 = CheckpointImage.open(image2);
+             QemuVm clone = Restorer.restore(img2, Restorer.Mode.EAGER, "thaw-test-second", WorkingSetChoice.defaults(), o -> o, m -> {}).vm();
+             GuestAgent agent = GuestAgent.connect(clone)) {
+            agent.awaitReady(Duration.ofSeconds(30));
+            assertThat(agent.diskSum(0, 8)).as("the second checkpoint's disk: what the source wrote after the first").isEqualTo(savedAgain);
+        }
+        assertThat(sha256(disk)).isEqualTo(baseSha);
 
         // An option Thaw cannot replay: refused before the guest is stopped, naming it; the guest runs on.
         Path otherDir = Files.createTempDirectory(Path.of("/tmp"), "thaw-test-foreign-");
