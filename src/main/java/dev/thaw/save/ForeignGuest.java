@@ -64,6 +64,12 @@ public record ForeignGuest(long pid, VmConfig config) {
             int devfn = qmp.execute("qom-get", JSON.createObjectNode().put("path", qdev.substring(0, qdev.length() - VIRTIO_BLK_BACKEND.length()))
                     .put("property", "addr")).asInt();
             String file = inserted.path("image").path("filename").asText();
+            // The file becomes a base that restores find by its path and identity: a link or a device would be refused after
+            // the guest was stopped, when its identity is taken; refused here instead.
+            if (!java.nio.file.Files.isRegularFile(Path.of(file), java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+                throw new IllegalArgumentException("disk " + name + ": expected a regular file (not a link, a device or a network"
+                        + " image), actual '" + file + "'");
+            }
             try {
                 disks.add(new VmConfig.Disk("disk" + disks.size(), format, Path.of(file), inserted.path("ro").asBoolean(),
                         String.format("%02x.%x", devfn >> 3, devfn & 7)));
