@@ -11,6 +11,11 @@
  *                     wherever its layout puts them: the pages its hot map leaves clear)
  *     pause <id>   -> paused <id>     (SIGSTOP to wsbench: its memory stops changing)
  *     resume <id>  -> resumed <id>    (SIGCONT)
+ *     disk <id> write <first_mib> <mib> <seed>
+ *                  -> disk <id> written <bytes>   (MiB [first, first + mib) of /dev/vda filled with bytes that
+ *                     depend on the seed and the offset, O_DIRECT and fsynced: on the disk, not in the cache)
+ *     disk <id> sum <first_mib> <mib>
+ *                  -> disk <id> <hex64 checksum> <bytes>    (read back with O_DIRECT: what the disk holds)
  * Errors answer "error <id> <text>". The region is read through /proc/<pid>/mem, so wsbench's
  * memory stays ordinary private anonymous memory.
  */
@@ -28,6 +33,7 @@
 #include <unistd.h>
 
 #define CHUNK_BYTES (1024 * 1024)
+#define DISK_DEVICE "/dev/vda"
 
 static int port = -1;
 
@@ -119,6 +125,47 @@ static void do_signal(const char *id, int sig, const char *answer) {
     reply("%s %s", answer, id);
 }
 
+/* Raw block I/O on the guest's first virtio disk: the test guest has no file system on it. O_DIRECT so that a sum
+ * reads the disk (after a restore: the overlay and its base) rather than pages cached before the save. */
+static void do_disk(const char *id, const char *op, long first_mib, long mib, unsigned long seed) {
+    int writing = strcmp(op, "write") == 0;
+    if (!writing && strcmp(op, "sum") != 0) { reply("error %s disk: expected write or sum, actual '%s'", id, op); return; }
+    if (first_mib < 0 || mib <= 0 || mib > 4096) { reply("error %s disk range: expected 0 < mib <= 4096, actual %ld %ld", id, first_mib, mib); return; }
+    int fd = open(DISK_DEVICE, (writing ? O_RDWR : O_RDONLY) | O_DIRECT);
+    if (fd < 0) { reply("error %s open %s: %s", id, DISK_DEVICE, strerror(errno)); return; }
+    uint64_t *buf;
+    if (posix_memalign((void **)&buf, 4096, CHUNK_BYTES) != 0) { reply("error %s no memory", id); close(fd); return; }
+    uint64_t h = 0xCBF29CE484222325ULL;
+    size_t done = 0, bytes = (size_t)mib << 20;
+    for (; done < bytes; done += CHUNK_BYTES) {
+        off_t at = ((off_t)first_mib << 20) + (off_t)done;
+        if (writing) {
+            for (size_t i = 0; i < CHUNK_BYTES / 8; i++) {
+                uint64_t x = (seed + 1) * 0x9E3779B97F4A7C15ULL ^ ((uint64_t)at + i * 8);
+                x ^= x >> 31; x *= 0xBF58476D1CE4E5B9ULL; x ^= x >> 27;
+                buf[i] = x;
+            }
+        }
+        ssize_t n = writing ? pwrite(fd, buf, CHUNK_BYTES, at) : pread(fd, buf, CHUNK_BYTES, at);
+        if (n != CHUNK_BYTES) {
+            reply("error %s %s %s at %lld: expected %d bytes, actual %zd (%s)", id, op, DISK_DEVICE, (long long)at, CHUNK_BYTES, n,
+                  n < 0 ? strerror(errno) : "short");
+            free(buf);
+            close(fd);
+            return;
+        }
+        if (!writing) {
+            for (size_t i = 0; i < CHUNK_BYTES / 8; i++) { h = (h ^ buf[i]) * 0x100000001B3ULL; h ^= h >> 29; }
+        }
+    }
+    int synced = writing ? fsync(fd) : 0;
+    free(buf);
+    close(fd);
+    if (synced != 0) { reply("error %s fsync %s: %s", id, DISK_DEVICE, strerror(errno)); return; }
+    if (writing) reply("disk %s written %zu", id, done);
+    else reply("disk %s %016" PRIx64 " %zu", id, h, done);
+}
+
 int main(int argc, char **argv) {
     const char *device = argc > 1 ? argv[1] : "/dev/ttyS1";
     port = open(device, O_RDWR | O_NOCTTY);
@@ -154,6 +201,11 @@ int main(int argc, char **argv) {
         else if (strcmp(cmd, "memsum") == 0) do_memsum(id, first_mib, mib, cold);
         else if (strcmp(cmd, "pause") == 0) do_signal(id, SIGSTOP, "paused");
         else if (strcmp(cmd, "resume") == 0) do_signal(id, SIGCONT, "resumed");
-        else reply("error %s unknown request '%s', expected ping, memsum, pause or resume", id, cmd);
+        else if (strcmp(cmd, "disk") == 0) {
+            unsigned long seed = 0;
+            sscanf(line, "%*s %*s %*s %ld %ld %lu", &first_mib, &mib, &seed);
+            do_disk(id, arg, first_mib, mib, seed);
+        }
+        else reply("error %s unknown request '%s', expected ping, memsum, pause, resume or disk", id, cmd);
     }
 }

@@ -52,11 +52,29 @@ final class InspectCommand implements Callable<Integer> {
             System.out.printf("compression %.2fx (%s, level %d, %d pages per group), dedup %.2fx; store %s; page order: %s%n",
                     s.compressionRatio(), m.storage().codec(), m.storage().zstdLevel(), m.storage().groupPageCount(), s.dedupRatio(),
                     img.storeDirectory(), m.pageOrder());
+            for (Manifest.GuestFile g : m.guestFiles()) {
+                System.out.printf("guest %s: %s, %d bytes, SHA-256 %s%n", g.role(), g.in(img.directory()), g.byteSize(), g.sha256());
+            }
+            for (Manifest.Disk d : m.disks()) {
+                System.out.printf("disk %s: base %s (%s, %d MiB, virtio-blk at PCI %s%s): %s%n", d.node(), d.base(), d.format(),
+                        d.virtualByteSize() >> 20, d.pciAddress(), d.readOnly() ? ", read-only" : "", baseState(d));
+            }
             if (verified != null) {
                 System.out.printf("verified: %d files, %d bytes, %d extents, %d page digests: all checksums match%n", verified.fileCount(),
                         verified.byteCount(), verified.extentCount(), verified.pageCount());
             }
             return 0;
+        }
+    }
+
+    /** Whether a restore would accept the disk's base now. */
+    private static String baseState(Manifest.Disk d) {
+        try {
+            java.util.List<String> changed = d.identity().differencesTo(dev.thaw.image.DiskIdentity.of(java.nio.file.Path.of(d.base())));
+            return changed.isEmpty() ? "unchanged since the save" : "CHANGED since the save (" + String.join("; ", changed)
+                    + "): restores refuse it";
+        } catch (java.io.IOException | java.nio.file.InvalidPathException e) {
+            return "UNREADABLE (" + e.getMessage() + "): restores refuse it";
         }
     }
 

@@ -89,7 +89,7 @@ final class RestoreCommand implements Callable<Integer> {
                          long streamBytes, Long demandFaults, Long prefetchedPages, Long demandPages, Long backgroundPages,
                          Long zeroPagesUnsent, Double faultServiceMedianMicros, Double faultServiceP99Micros,
                          Double faultQueueMedianMicros, Double faultQueueP99Micros, Long vcpuBlockedMillis, String trace, String qmpSocket,
-                         dev.thaw.restore.HugePages.CollapseReport hugePageCollapse, String prefetchSizing) {}
+                         dev.thaw.restore.HugePages.CollapseReport hugePageCollapse, String prefetchSizing, List<String> diskFiles) {}
 
     @Override
     public Integer call() throws Exception {
@@ -125,6 +125,9 @@ final class RestoreCommand implements Callable<Integer> {
                 o.postcopy().flatMap(PostcopyRestore.Result::collapse).ifPresent(c -> status.printf("huge pages: %d of %d 2 MiB ranges"
                                 + " collapsed in %.2f s (%d MiB -> %d MiB in huge pages; failures by errno: %s)%n", c.collapsedCount(),
                         c.rangeCount(), c.durationNanos() / 1e9, c.anonHugeBytesBefore() >> 20, c.anonHugeBytesAfter() >> 20, c.errors()));
+                for (dev.thaw.qemu.VmConfig.Disk d : vm.config().disks()) {
+                    status.println("disk " + d.node() + ": " + d.file() + (d.readOnly() ? " (read-only)" : " (this guest's overlay; the base stays as saved)"));
+                }
                 status.println("QMP socket for other clients: " + vm.extraQmpSocket());
                 if (json) System.out.println(Json.write(report));
                 if (exit) {
@@ -171,7 +174,8 @@ final class RestoreCommand implements Callable<Integer> {
                 r == null ? null : r.demandPages(), r == null ? null : r.backgroundPages(), r == null ? null : r.zeroPagesUnsent(),
                 percentileMicros(service, 0.5), percentileMicros(service, 0.99), percentileMicros(queue, 0.5),
                 percentileMicros(queue, 0.99), r == null ? null : r.vcpuBlockedMillis(), o.trace().map(Path::toString).orElse(null),
-                vm.extraQmpSocket().toString(), r == null ? null : r.collapse().orElse(null), o.prefetchSizing().orElse(null));
+                vm.extraQmpSocket().toString(), r == null ? null : r.collapse().orElse(null), o.prefetchSizing().orElse(null),
+                vm.config().disks().stream().map(d -> d.file().toString()).toList());
     }
 
     static Double percentileMicros(long[] sortedNanos, double q) {

@@ -13,8 +13,9 @@ import picocli.CommandLine.Parameters;
         description = {"Remove an image.",
                 "Removes an image directory. An image in a shared store first leaves the store's list of images (under the",
                 "store's exclusive lock); its packs are deleted by the next thaw gc STORE unless another image uses them.",
-                "The restore traces and the RAM file beside it (IMAGE.restores/, IMAGE.ram/) go with it.",
-                "Never delete such an image by hand: gc would then refuse to run until told --forget-missing."})
+                "Never delete such an image by hand: gc would then refuse to run until told --forget-missing.",
+                "The restore traces, the RAM file and the restores' disk overlays beside it (IMAGE.restores/, IMAGE.ram/,",
+                "IMAGE.disks/) go with it; the disks' bases, outside the image, stay."})
 final class RmCommand implements Callable<Integer> {
     @Parameters(index = "0", description = "The image directory.")
     Path image;
@@ -30,7 +31,9 @@ final class RmCommand implements Callable<Integer> {
         Store.Removed removed = Store.removeImage(image);
         boolean traces = RestoreTraces.deleteFor(removed.image());
         boolean ram = RamFiles.deleteFor(removed.image());
-        String also = (traces ? " and its restore traces" : "") + (ram ? " and its RAM file" : "");
+        boolean overlays = dev.thaw.restore.RestoreDisks.deleteFor(removed.image());
+        String also = (traces ? " and its restore traces" : "") + (ram ? " and its RAM file" : "")
+                + (overlays ? " and its restores' disk overlays" : "");
         if (json) {
             System.out.println(Json.write(new Result(removed.image(), removed.imageId(), removed.store(), traces, ram)));
         } else if (removed.store() == null) {

@@ -7,6 +7,7 @@ import dev.thaw.restore.RamFiles;
 import dev.thaw.image.Manifest;
 import dev.thaw.qemu.QemuVm;
 import dev.thaw.qemu.QmpClient;
+import dev.thaw.save.ForeignGuest;
 import dev.thaw.qemu.VmConfig;
 import dev.thaw.save.SaveHold;
 import dev.thaw.save.Saver;
@@ -26,8 +27,12 @@ import picocli.CommandLine.Option;
                 "Saves a running QEMU guest into a checkpoint image directory. Thaw becomes the destination of",
                 "QEMU's migrate, stops the guest and writes the image atomically; the guest stays stopped unless",
                 "--keep-running. The VM's launch configuration comes from vm.json beside the QMP socket (VMs started",
-                "by Thaw have one) or from --vm-config. --estimator stores a working-set estimate in the image",
-                "(thaw ws shows it; thaw restore --mode ws uses it)."})
+                "by Thaw have one), from --vm-config, or else from the QEMU process itself: its command line (each option",
+                "replayed, or the save refused naming it, before the guest is stopped) and QMP. Such a QEMU's kernel and",
+                "initrd are copied into the image, and each disk's file becomes the image's frozen base: with --keep-running",
+                "the guest goes on on a new qcow2 overlay beside it (BASE.after-IMAGE.qcow2); left stopped, its base must",
+                "not be written again (a restore refuses a base that changed). --estimator stores a working-set estimate in",
+                "the image (thaw ws shows it; thaw restore --mode ws uses it)."})
 final class SaveCommand implements Callable<Integer> {
     @Option(names = "--qmp", required = true, description = "The guest QEMU's QMP unix socket.")
     Path qmpSocket;
@@ -84,7 +89,8 @@ final class SaveCommand implements Callable<Integer> {
 
     record SaveReport(String image, String imageId, long streamBytes, double seconds, double downtimeSeconds, boolean guestRunning,
                       Manifest.Stats stats, String estimator, int rounds, Integer workingSetPages, Long estimatedWorkingSetPages,
-                      String tracedQmpSocket, String ramFile) {}
+                      String tracedQmpSocket, String ramFile, Long foreignPid, java.util.List<Manifest.Disk> disks,
+                      java.util.List<String> sourceOverlays) {}
 
     @Override
     public Integer call() throws IOException, InterruptedException {
@@ -94,17 +100,31 @@ final class SaveCommand implements Callable<Integer> {
         EstimatingSave.Plan plan = new EstimatingSave.Plan(EstimatingSave.Plan.parse(estimators), Duration.ofSeconds(liveSeconds),
                 Duration.ofSeconds(traceSeconds), Duration.ofSeconds(abitSeconds), Duration.ofMillis(abitIntervalMillis));
         Path configFile = vmConfigFile != null ? vmConfigFile : qmpSocket.toAbsolutePath().getParent().resolve(QemuVm.CONFIG_FILE);
-        if (!Files.isRegularFile(configFile)) {
-            throw new IllegalArgumentException("the VM's launch configuration is unknown: expected " + configFile
-                    + " (VMs started by Thaw have vm.json beside their QMP socket) or --vm-config FILE");
+        if (vmConfigFile != null && !Files.isRegularFile(configFile)) {
+            throw new IllegalArgumentException("--vm-config: expected a file, actual none at " + configFile);
         }
-        OwnerOnly.requireTrustedWriters(configFile, "the VM's launch configuration");
-        VmConfig config = VmConfig.read(configFile);
         PrintStream status = json ? System.err : System.out;
+        VmConfig config;
+        ForeignGuest foreign = null;
+        if (Files.isRegularFile(configFile)) {
+            OwnerOnly.requireTrustedWriters(configFile, "the VM's launch configuration");
+            config = VmConfig.read(configFile);
+        } else {
+            // A QEMU Thaw did not start: its configuration comes from its process and QMP, refused here if not replayable.
+            try (QmpClient qmp = QmpClient.connect(qmpSocket, "guest", Duration.ofSeconds(10), () -> true)) {
+                foreign = ForeignGuest.inspect(qmpSocket, qmp);
+            }
+            config = foreign.config();
+            status.printf("QEMU pid %d (not started by Thaw, no %s beside its socket): %s, %d MiB, %d vCPU, %d disk(s)%s%n", foreign.pid(),
+                    QemuVm.CONFIG_FILE, config.machineType(), config.memoryMiB(), config.cpuCount(), config.disks().size(),
+                    config.disks().stream().map(d -> " " + d.node() + "=" + d.file() + " (" + d.format() + (d.readOnly() ? ", read-only" : "")
+                            + ", PCI " + d.pciAddress() + ")").collect(java.util.stream.Collectors.joining(",")));
+        }
         Progress progress = new Progress(status);
         EstimatingSave.Result saved = EstimatingSave.save(qmpSocket, config, out,
-                Saver.Options.defaults().withImage(imageOptions.toOptions()).withKeepRunning(keepRunning), plan, progress,
-                result -> printSaved(result, status, progress));
+                Saver.Options.defaults().withImage(imageOptions.toOptions()).withKeepRunning(keepRunning)
+                        .withGuestFiles(foreign != null || !trustedWhereTheyAre(config)),
+                plan, progress, result -> printSaved(result, status, progress));
         Saver.Result result = saved.save();
         java.util.Optional<WorkingSet> ws = saved.workingSet();
         QemuVm traced = saved.traced().orElse(null);
@@ -125,7 +145,9 @@ final class SaveCommand implements Callable<Integer> {
             System.out.println(Json.write(new SaveReport(result.image().toString(), result.manifest().imageId(), result.streamBytes(),
                     result.durationNanos() / 1e9, result.downtimeNanos() / 1e9, result.guestRunning() || traced != null,
                     result.manifest().stats(), String.join(",", estimators), result.rounds(), ws.map(WorkingSet::size).orElse(null),
-                    ws.map(WorkingSet::estimatedPageCount).orElse(null), traced == null ? null : traced.extraQmpSocket().toString(), ramFilePath)));
+                    ws.map(WorkingSet::estimatedPageCount).orElse(null), traced == null ? null : traced.extraQmpSocket().toString(), ramFilePath,
+                    foreign == null ? null : foreign.pid(), result.manifest().disks(),
+                    result.sourceOverlays().stream().map(Path::toString).toList())));
         }
         if (traced != null) {
             try (QemuVm vm = traced) {
@@ -159,6 +181,19 @@ final class SaveCommand implements Callable<Integer> {
 
     record RecoverReport(String qmpSocket, boolean resumed, String found, String status) {}
 
+    /**
+     * Whether a restore would accept the guest's kernel and initrd where they are (Thaw's guest builds, THAW_GUEST_DIRS); else
+     * the image carries copies (a foreign guest, or a restored one booting an image's copies).
+     */
+    private static boolean trustedWhereTheyAre(VmConfig config) {
+        try {
+            config.requireGuestFilesIn(dev.thaw.util.ThawPaths.guestDirs());
+            return true;
+        } catch (IllegalArgumentException e) {
+            return false;
+        }
+    }
+
     private static void printSaved(Saver.Result result, PrintStream status, Progress progress) {
         Manifest.Stats s = result.manifest().stats();
         result.workingSet().ifPresent(ws -> status.printf("working set (%s, %d rounds%s): %s%n", ws.estimator().label(), result.rounds(),
@@ -168,5 +203,15 @@ final class SaveCommand implements Callable<Integer> {
                 result.image(), result.durationNanos() / 1e9, result.downtimeNanos() / 1e9, s.pageCount(), s.zeroPageCount(),
                 s.storedPageCount(), s.duplicatePageCount(), result.streamBytes() >> 20, s.imageFileBytes() >> 20,
                 s.compressionRatio(), s.dedupRatio(), result.guestRunning() ? "; guest running again" : "; guest left stopped"));
+        for (Manifest.Disk d : result.manifest().disks()) {
+            status.printf("disk %s: base %s (%s, %d MiB)%s%n", d.node(), d.base(), d.format(), d.virtualByteSize() >> 20,
+                    d.readOnly() ? ", read-only" : "");
+        }
+        if (!result.sourceOverlays().isEmpty()) {
+            status.println("the guest goes on on new overlays " + result.sourceOverlays() + "; its bases are frozen for the image");
+        } else if (!result.manifest().disks().isEmpty() && !result.guestRunning()) {
+            status.println("the guest's disks are the image's bases now: resuming this guest would write them, and restores would"
+                    + " refuse the changed bases");
+        }
     }
 }

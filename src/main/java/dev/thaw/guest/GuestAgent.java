@@ -146,6 +146,26 @@ public final class GuestAgent implements AutoCloseable {
         request("resume", "resumed", REQUEST_TIMEOUT);
     }
 
+    /** A checksum of MiB of the guest's first virtio disk, as read from the disk (O_DIRECT). */
+    public record DiskSum(String checksumHex, long byteCount) {}
+
+    /**
+     * Fills MiB [firstMiB, firstMiB + mib) of the guest's first virtio disk ({@code /dev/vda}) with bytes that depend on
+     * {@code seed} and the offset, written past the guest's cache and fsynced: what a save must find on the disk.
+     */
+    public void diskWrite(long firstMiB, long mib, long seed) {
+        request("disk", "disk", MEMSUM_TIMEOUT, " write " + firstMiB + " " + mib + " " + seed);
+    }
+
+    /** The checksum of MiB [firstMiB, firstMiB + mib) of {@code /dev/vda}, read past the guest's cache. */
+    public DiskSum diskSum(long firstMiB, long mib) {
+        String[] words = request("disk", "disk", MEMSUM_TIMEOUT, " sum " + firstMiB + " " + mib);
+        if (words.length != 4) {
+            throw new AgentException(peer + ": malformed disk answer: expected 'disk ID HEX BYTES', actual '" + String.join(" ", words) + "'");
+        }
+        return new DiskSum(words[2], Long.parseLong(words[3]));
+    }
+
     /** Sends {@code verb id} and returns the words of the answer {@code expectedAnswer id ...}. */
     String[] request(String verb, String expectedAnswer, Duration timeout) {
         return request(verb, expectedAnswer, timeout, "");

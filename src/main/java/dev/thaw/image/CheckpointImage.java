@@ -42,9 +42,9 @@ public final class CheckpointImage implements AutoCloseable {
         byte[] manifestBody = Manifest.readBody(manifestPath);
         this.manifest = Manifest.parse(manifestPath, manifestBody);
         this.imageId = UUID.fromString(manifest.imageId());
-        if (manifest.formatVersion() != Framing.FORMAT_VERSION) {
-            throw new ImageException.UnsupportedVersion(manifestPath, manifest.formatVersion(), Framing.MIN_READABLE_VERSION,
-                    Framing.MAX_READABLE_VERSION);
+        if (manifest.formatVersion() < Manifest.MIN_VERSION || manifest.formatVersion() > Manifest.MAX_VERSION) {
+            throw new ImageException.UnsupportedVersion(manifestPath, manifest.formatVersion(), Manifest.MIN_VERSION,
+                    Manifest.MAX_VERSION);
         }
         List<RamBlock> list = new ArrayList<>();
         for (Manifest.Block b : manifest.ramBlocks()) {

@@ -75,6 +75,8 @@ public final class ImageWriter implements AutoCloseable {
     private final StoreLock.Held storeLock; // held shared from construction to commit or close, else null
     private final Options options;
     private final UUID imageId = UUID.randomUUID();
+    private final List<Manifest.GuestFile> guestFiles = new ArrayList<>();
+    private List<Manifest.Disk> disks = List.of();
     private final Map<PageDigest, StoredPage> stored = new HashMap<>();
     private final Map<PageDigest, Integer> pendingSlots = new HashMap<>();
     private final Map<ExtentInfo, Integer> extentIndex = new LinkedHashMap<>();
@@ -157,6 +159,39 @@ public final class ImageWriter implements AutoCloseable {
 
     public UUID imageId() {
         return imageId;
+    }
+
+    /**
+     * Copies a file QEMU boots the guest with into the image (owner-only), so that the image restores wherever it is: the
+     * kernel and initrd of a QEMU Thaw did not start, which may lie anywhere and change after the save.
+     */
+    public void guestFile(String role, Path source) {
+        Path dir = temp.resolve(Manifest.GUEST_FILES_DIRECTORY);
+        Path copy = dir.resolve(role);
+        try {
+            dev.thaw.util.OwnerOnly.createDirectories(dir);
+            java.security.MessageDigest sha = java.security.MessageDigest.getInstance("SHA-256");
+            long bytes;
+            try (java.io.InputStream in = Files.newInputStream(source);
+                 java.io.OutputStream out = new java.security.DigestOutputStream(Files.newOutputStream(Files.createFile(copy,
+                         dev.thaw.util.OwnerOnly.FILE)), sha)) {
+                bytes = in.transferTo(out);
+            }
+            try (java.nio.channels.FileChannel c = java.nio.channels.FileChannel.open(copy, java.nio.file.StandardOpenOption.WRITE)) {
+                c.force(true); // the image's own files are fsynced before the rename that publishes it; so is this copy
+            }
+            FramedWriter.syncDirectory(dir);
+            guestFiles.add(new Manifest.GuestFile(role, bytes, java.util.HexFormat.of().formatHex(sha.digest())));
+        } catch (IOException e) {
+            throw new ImageException.CannotWrite(copy, "copying the guest's " + role + " " + source + " failed: " + e, e);
+        } catch (java.security.NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    /** The guest's disks, frozen bases outside the image, recorded in the manifest. */
+    public void disks(List<Manifest.Disk> frozen) {
+        this.disks = List.copyOf(frozen);
     }
 
     public void configuration(byte[] headerAndConfiguration, String machineType, List<String> validatedCapabilities) {
@@ -286,12 +321,12 @@ public final class ImageWriter implements AutoCloseable {
         List<Manifest.Block> blockEntries = blocks.stream()
                 .map(b -> new Manifest.Block(b.name(), b.usedByteSize(), b.pageByteSize(), b.pageCount())).toList();
         String storePath = sharedStore ? storeDir.toString() : DEFAULT_STORE;
-        Manifest manifest = new Manifest(Framing.FORMAT_VERSION, imageId.toString(), Instant.now().toString(), thawVersion,
+        Manifest manifest = new Manifest(Manifest.versionFor(disks, guestFiles), imageId.toString(), Instant.now().toString(), thawVersion,
                 new Manifest.Source(source.qemuVersion(), machineType, validatedCapabilities, source.vmConfig()),
                 blockEntries, ramSectionId, ramSectionVersion,
                 new Manifest.Storage(options.codec().name().toLowerCase(java.util.Locale.ROOT), options.zstdLevel(),
                         options.groupPageCount(), storePath, packs),
-                files, stats, addressOrder ? "address" : "arrival");
+                files, stats, addressOrder ? "address" : "arrival", disks, List.copyOf(guestFiles));
         byte[] manifestBody;
         try (FramedWriter out = new FramedWriter(temp.resolve(MANIFEST), FileKind.MANIFEST, imageId)) {
             manifestBody = JSON.writeValueAsBytes(manifest);

@@ -10,11 +10,42 @@ import java.util.List;
  * The image's description, the body of {@code manifest.thaw}: written last, so an image is
  * complete exactly when its manifest exists. JSON, for people and tools; the frame around it
  * carries the checksum.
+ *
+ * <p>Format version 1 is an image of a guest Thaw booted; version {@value #VERSION_WITH_DISKS} adds {@code disks} and
+ * {@code guestFiles} (a QEMU Thaw did not start), written only when the image has them, so that a reader that knows
+ * nothing of disks refuses such an image instead of restoring the guest without its disks (the readers before version 2
+ * already fail on the JSON fields they do not know; later ones name the version).
+ *
+ * @param disks      the guest's disks, each a frozen base outside the image (empty for version 1)
+ * @param guestFiles the guest's kernel and initrd, copied into the image (empty for version 1)
  */
 public record Manifest(int formatVersion, String imageId, String createdAt, String thawVersion,
                        Source source, List<Block> ramBlocks, int ramSectionId, int ramSectionVersion,
-                       Storage storage, List<FileEntry> files, Stats stats, String pageOrder) {
+                       Storage storage, List<FileEntry> files, Stats stats, String pageOrder, List<Disk> disks,
+                       List<GuestFile> guestFiles) {
     private static final ObjectMapper JSON = new ObjectMapper().findAndRegisterModules();
+    public static final int VERSION_WITH_DISKS = 2;
+    public static final int MIN_VERSION = 1;
+    public static final int MAX_VERSION = VERSION_WITH_DISKS;
+    /** Where an image keeps the guest files it carries. */
+    public static final String GUEST_FILES_DIRECTORY = "guest";
+    private static final java.util.regex.Pattern GUEST_FILE_ROLE = java.util.regex.Pattern.compile("kernel|initrd");
+
+    public Manifest {
+        disks = disks == null ? List.of() : disks;
+        guestFiles = guestFiles == null ? List.of() : guestFiles;
+    }
+
+    /** The version an image with these disks and guest files is written as: the lowest that describes it. */
+    static int versionFor(List<Disk> disks, List<GuestFile> guestFiles) {
+        return disks.isEmpty() && guestFiles.isEmpty() ? Framing.FORMAT_VERSION : VERSION_WITH_DISKS;
+    }
+
+    /** The same manifest with another working-set section's file list (a working-set attach). */
+    Manifest withFiles(List<FileEntry> newFiles, Storage newStorage) {
+        return new Manifest(formatVersion, imageId, createdAt, thawVersion, source, ramBlocks, ramSectionId, ramSectionVersion,
+                newStorage, newFiles, stats, pageOrder, disks, guestFiles);
+    }
 
     /** Reads and checks {@code manifest.thaw} (frame, checksum, JSON). */
     static Manifest read(Path manifestFile) {
@@ -66,6 +97,24 @@ public record Manifest(int formatVersion, String imageId, String createdAt, Stri
             require(file, p.file(), "storage.packs[].file");
             require(file, p.checksum(), "storage.packs[].checksum");
         }
+        if (formatVersion < VERSION_WITH_DISKS && (!disks.isEmpty() || !guestFiles.isEmpty())) {
+            throw corrupt(file, "formatVersion: expected " + VERSION_WITH_DISKS + " for an image with disks or guest files, actual "
+                    + formatVersion);
+        }
+        for (Disk d : disks) {
+            require(file, require(file, d, "disks[]").node(), "disks[].node");
+            require(file, d.base(), "disks[].base");
+            require(file, d.format(), "disks[].format");
+            require(file, d.pciAddress(), "disks[].pciAddress");
+            require(file, require(file, d.identity(), "disks[].identity").modifiedAt(), "disks[].identity.modifiedAt");
+            require(file, d.identity().headTailSha256(), "disks[].identity.headTailSha256");
+        }
+        for (GuestFile g : guestFiles) {
+            require(file, require(file, g, "guestFiles[]").sha256(), "guestFiles[].sha256");
+            if (!GUEST_FILE_ROLE.matcher(require(file, g.role(), "guestFiles[].role")).matches()) {
+                throw corrupt(file, "guestFiles[].role: expected kernel or initrd, actual '" + g.role() + "'");
+            }
+        }
         for (FileEntry f : require(file, files, "files")) {
             require(file, require(file, f, "files[]").name(), "files[].name");
             require(file, f.checksum(), "files[].checksum"); // null would skip the comparison with the file's own checksum
@@ -92,6 +141,31 @@ public record Manifest(int formatVersion, String imageId, String createdAt, Stri
      * @param vmConfig the launch configuration (the {@code qemu} package's VmConfig as JSON), or null
      */
     public record Source(String qemuVersion, String machineType, List<String> validatedCapabilities, JsonNode vmConfig) {}
+
+    /**
+     * A disk of the saved guest: a file outside the image, frozen at the save (the guest went on, if at all, on an overlay),
+     * that every restore puts a fresh qcow2 overlay on. A read-only disk is referenced as it is.
+     *
+     * @param node            the block node's name a restore gives it
+     * @param pciAddress      its virtio-blk-pci device's address ({@code SS.F})
+     * @param format          raw or qcow2
+     * @param base            its absolute path
+     * @param virtualByteSize the size the guest sees
+     * @param identity        what the base looked like at the save; a restore refuses a base that differs
+     */
+    public record Disk(String node, String pciAddress, String format, String base, boolean readOnly, long virtualByteSize,
+                       DiskIdentity identity) {}
+
+    /**
+     * A file QEMU boots the guest with (kernel or initrd), copied into the image's {@value #GUEST_FILES_DIRECTORY} directory
+     * under its role's name, checked by size and SHA-256 before a restore hands it to QEMU.
+     */
+    public record GuestFile(String role, long byteSize, String sha256) {
+        /** Its place in the image directory. */
+        public Path in(Path imageDirectory) {
+            return imageDirectory.resolve(GUEST_FILES_DIRECTORY).resolve(role);
+        }
+    }
 
     public record Block(String name, long usedByteSize, long pageByteSize, int pageCount) {}
 

@@ -106,10 +106,8 @@ public final class WorkingSetWriter {
             packs.add(new Manifest.PackEntry(section.packId().toString(), Pack.fileName(section.packId()), sealed.byteSize(),
                     Long.toHexString(sealed.checksum())));
         }
-        Manifest updated = new Manifest(old.formatVersion(), old.imageId(), old.createdAt(), old.thawVersion(), old.source(),
-                old.ramBlocks(), old.ramSectionId(), old.ramSectionVersion(),
-                new Manifest.Storage(old.storage().codec(), old.storage().zstdLevel(), old.storage().groupPageCount(),
-                        old.storage().storeDirectory(), packs), files, old.stats(), old.pageOrder());
+        Manifest updated = old.withFiles(files, new Manifest.Storage(old.storage().codec(), old.storage().zstdLevel(),
+                old.storage().groupPageCount(), old.storage().storeDirectory(), packs));
         byte[] body;
         try {
             body = ImageWriter.JSON.writeValueAsBytes(updated);

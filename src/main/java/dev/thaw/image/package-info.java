@@ -1,5 +1,5 @@
 /**
- * Checkpoint image format, version 1: the specification (this text is normative; the code in this
+ * Checkpoint image format, versions 1 and 2: the specification (this text is normative; the code in this
  * package implements it, and {@code docs/image-format.md} explains the design decisions).
  *
  * <h2>Directory</h2>
@@ -11,6 +11,7 @@
  *   device.thaw      QEMU's stream header and configuration, the device state, the VM description
  *   store/           the content store (unless the manifest names a shared store directory)
  *     pack-UUID.thaw immutable pack files of compressed page groups
+ *   guest/           version 2 only, when the manifest lists guest files: {@code kernel}, {@code initrd} (raw copies)
  * </pre>
  * An image is written under a temporary sibling directory and renamed into place after every file
  * and directory was fsynced. Readers never write to an image. Every file of an image or a store is
@@ -26,8 +27,8 @@
  * </pre>
  * Kinds: 1 manifest, 2 page map, 3 extent table, 4 device state, 5 pack, 6 working set; 0 is invalid. The owner id
  * is the image id (a random UUID) for image files and the pack id for packs, so a file of another
- * image is recognised as such. Readers accept format versions 1..1 and reject others with the
- * version found.
+ * image is recognised as such. Every frame carries version 1; readers accept frame versions 1..1 and
+ * reject others with the version found. The manifest's body carries the image's format version (below).
  *
  * <h2>manifest.thaw</h2>
  * Body: UTF-8 JSON of {@link dev.thaw.image.Manifest}: format version, image id, creation time,
@@ -36,6 +37,13 @@
  * version, storage (codec, level, group size, store directory, and each pack with its size and
  * whole-file checksum), every other file with its size and checksum, statistics, and the page
  * order of the store ({@code address} or {@code arrival}).
+ * <p>Format version 2 (an image of a QEMU Thaw did not start) adds {@code disks}: each disk's block node name, the PCI
+ * address of its virtio-blk device, format ({@code raw} or {@code qcow2}), the absolute path of its base (a file outside the
+ * image, frozen at the save), whether it is read-only, its virtual size, and the base's identity ({@link
+ * dev.thaw.image.DiskIdentity}: size, modification time, SHA-256 over its first and last MiB); and {@code guestFiles}: the
+ * kernel and initrd copied into {@code guest/} under their role's name, each with its size and SHA-256. A writer writes
+ * version 1 when both lists are empty, 2 otherwise; readers accept 1..2, and a version-1 manifest must not list either. The
+ * launch configuration of a version-2 image records no disks: the manifest's disks are the only record of them.
  *
  * <h2>pagemap.thaw</h2>
  * Body: for each RAM block in manifest order: u32 page count, then that many u64 entries.

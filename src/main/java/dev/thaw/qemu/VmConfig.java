@@ -23,10 +23,63 @@ import java.util.regex.Pattern;
  *                          options {@link QemuOption} allows, since a configuration read from an image or a
  *                          {@code vm.json} is data from outside (Thaw's own per-launch arguments go to
  *                          {@link QemuVm#launch(VmConfig, List)} instead, and are never recorded)
+ * @param disks             virtio-blk disks, each a block node on a file and its device at a fixed PCI address; an image
+ *                          records none here (its manifest's disks, with their identity, are the truth), a restore
+ *                          fills them with the overlays it created on the image's bases
  */
 public record VmConfig(String name, String machineType, Accel accel, long memoryMiB, int cpuCount,
                        Path kernel, Path initrd, String kernelCommandLine,
-                       boolean incomingDefer, boolean startPaused, List<String> extraArgs) {
+                       boolean incomingDefer, boolean startPaused, List<String> extraArgs, List<Disk> disks) {
+    /**
+     * A virtio-blk disk as QEMU gets it: {@code -blockdev driver=FORMAT,node-name=NODE,file.driver=file,file.filename=FILE}
+     * and {@code -device virtio-blk-pci,drive=NODE,addr=PCI}. The address is explicit because the migration stream names a
+     * PCI device's state by its address (a {@code -drive if=virtio} takes the first free slot after every {@code -device}).
+     *
+     * @param format     raw or qcow2 (the file's own format: a restore's overlay is qcow2 on a base of either)
+     * @param pciAddress {@code SLOT.FUNCTION} in hex, such as {@code 03.0}
+     */
+    public record Disk(String node, String format, Path file, boolean readOnly, String pciAddress) {
+        private static final Pattern NODE = Pattern.compile("[A-Za-z][A-Za-z0-9_-]{0,31}");
+        private static final Pattern PCI = Pattern.compile("[0-9a-f]{2}\\.[0-7]");
+        // QEMU reads "," as the end of a value; no control characters in a path QEMU is handed.
+        private static final Pattern PLAIN_PATH = Pattern.compile("/[^,\\p{Cntrl}]{0,4095}");
+
+        public Disk {
+            if (node == null || !NODE.matcher(node).matches()) {
+                throw new IllegalArgumentException("disk node name: expected " + NODE.pattern() + ", actual '" + node + "'");
+            }
+            if (!"raw".equals(format) && !"qcow2".equals(format)) {
+                throw new IllegalArgumentException("disk " + node + " format: expected raw or qcow2, actual '" + format + "'");
+            }
+            if (file == null || !PLAIN_PATH.matcher(file.toString()).matches() || !file.normalize().equals(file)) {
+                throw new IllegalArgumentException("disk " + node + " file: expected an absolute normalized path without commas, actual '"
+                        + file + "'");
+            }
+            if (pciAddress == null || !PCI.matcher(pciAddress).matches()) {
+                throw new IllegalArgumentException("disk " + node + " PCI address: expected SS.F in hex (such as 04.0), actual '"
+                        + pciAddress + "'");
+            }
+        }
+
+        /** The same disk on another file (a restore's overlay) in another format. */
+        public Disk on(Path newFile, String newFormat, boolean newReadOnly) {
+            return new Disk(node, newFormat, newFile, newReadOnly, pciAddress);
+        }
+
+        List<String> arguments() {
+            return List.of("-blockdev", "driver=" + format + ",node-name=" + node + (readOnly ? ",read-only=on" : "")
+                            + ",file.driver=file,file.filename=" + file,
+                    "-device", "virtio-blk-pci,drive=" + node + ",addr=" + pciAddress);
+        }
+    }
+
+    /** A configuration without disks (every guest Thaw boots itself). */
+    public VmConfig(String name, String machineType, Accel accel, long memoryMiB, int cpuCount, Path kernel, Path initrd,
+                    String kernelCommandLine, boolean incomingDefer, boolean startPaused, List<String> extraArgs) {
+        this(name, machineType, accel, memoryMiB, cpuCount, kernel, initrd, kernelCommandLine, incomingDefer, startPaused, extraArgs,
+                List.of());
+    }
+
     // The machine families Thaw understands, versioned; no properties (no commas).
     private static final Pattern VERSIONED_MACHINE = Pattern.compile("pc-(?:i440fx|q35)-\\d+\\.\\d+");
     static final long MAX_MEMORY_MIB = 1L << 20;
@@ -35,6 +88,7 @@ public record VmConfig(String name, String machineType, Accel accel, long memory
     private static final com.fasterxml.jackson.databind.ObjectMapper FILE_JSON =
             new com.fasterxml.jackson.databind.ObjectMapper().findAndRegisterModules();
 
+    @com.fasterxml.jackson.annotation.JsonCreator
     public VmConfig {
         Objects.requireNonNull(accel, "accel");
         Objects.requireNonNull(kernel, "kernel");
@@ -64,6 +118,11 @@ public record VmConfig(String name, String machineType, Accel accel, long memory
         kernelCommandLine = kernelCommandLine == null ? "" : kernelCommandLine;
         // What QEMU gets is what was checked, re-rendered from the typed form.
         extraArgs = QemuOption.arguments(QemuOption.parse(extraArgs == null ? List.of() : extraArgs));
+        disks = disks == null ? List.of() : List.copyOf(disks);
+        if (disks.stream().map(Disk::node).distinct().count() < disks.size()
+                || disks.stream().map(Disk::pciAddress).distinct().count() < disks.size()) {
+            throw new IllegalArgumentException("disks: expected distinct node names and PCI addresses, actual " + disks);
+        }
     }
 
     /**
@@ -131,13 +190,25 @@ public record VmConfig(String name, String machineType, Accel accel, long memory
     /** The same guest, started as the destination of a restore. */
     public VmConfig asIncoming(String newName) {
         return new VmConfig(newName, machineType, accel, memoryMiB, cpuCount, kernel, initrd, kernelCommandLine,
-                true, startPaused, extraArgs);
+                true, startPaused, extraArgs, disks);
     }
 
     /** The same guest, started paused ({@code -S}) and not as a migration destination (for example to {@code loadvm} into). */
     public VmConfig asPaused(String newName) {
         return new VmConfig(newName, machineType, accel, memoryMiB, cpuCount, kernel, initrd, kernelCommandLine,
-                false, true, extraArgs);
+                false, true, extraArgs, disks);
+    }
+
+    /** The same guest on other disks (a restore's overlays; none for what an image records). */
+    public VmConfig withDisks(List<Disk> newDisks) {
+        return new VmConfig(name, machineType, accel, memoryMiB, cpuCount, kernel, initrd, kernelCommandLine, incomingDefer,
+                startPaused, extraArgs, newDisks);
+    }
+
+    /** The same guest booting other copies of its kernel and initrd (those an image carries). */
+    public VmConfig withGuestFiles(Path newKernel, Path newInitrd) {
+        return new VmConfig(name, machineType, accel, memoryMiB, cpuCount, newKernel, newInitrd, kernelCommandLine, incomingDefer,
+                startPaused, extraArgs, disks);
     }
 
     /**
@@ -175,6 +246,7 @@ public record VmConfig(String name, String machineType, Accel accel, long memory
                     "-mon", "chardev=qmp-extra,mode=control"));
         }
         args.addAll(extraArgs);
+        for (Disk d : disks) args.addAll(d.arguments());
         if (startPaused) {
             args.add("-S");
         }

@@ -37,15 +37,24 @@ public final class IncomingQemu {
         try {
             // The manifest is data from outside: its options were checked by VmConfig, its files are checked here. A cluster
             // member's stream netdev is refused: restoring a member onto its cluster's switch is not built yet (issue 16).
-            return JSON.treeToValue(node, VmConfig.class).requireGuestFilesIn(ThawPaths.guestDirs()).requireClusterSocketsIn(List.of());
+            // Guest files the image carries were checked against their recorded SHA-256 and may come from its own directory.
+            List<Path> trusted = new java.util.ArrayList<>(ThawPaths.guestDirs());
+            if (!image.manifest().guestFiles().isEmpty()) trusted.add(image.directory().resolve(dev.thaw.image.Manifest.GUEST_FILES_DIRECTORY));
+            VmConfig recorded = JSON.treeToValue(node, VmConfig.class);
+            if (!recorded.disks().isEmpty()) throw new IllegalArgumentException("expected no disks in the configuration (the manifest's"
+                    + " disks, with their identities, are the image's), actual " + recorded.disks().size());
+            return RestoreDisks.withGuestFiles(image, recorded).requireGuestFilesIn(trusted).requireClusterSocketsIn(List.of());
         } catch (IOException | IllegalArgumentException e) {
             throw new RestoreException("image " + image.directory() + ": the recorded launch configuration is invalid: " + e.getMessage(), e);
         }
     }
 
-    /** The image's saved configuration as a migration destination ({@code -incoming defer}) called {@code vmName}. */
+    /**
+     * The image's saved configuration as a migration destination ({@code -incoming defer}) called {@code vmName}, on fresh
+     * overlays of the image's disks ({@link RestoreDisks}: each base checked against its identity first).
+     */
     public static VmConfig config(CheckpointImage image, String vmName) {
-        return savedConfig(image).asIncoming(vmName);
+        return RestoreDisks.withDisks(image, savedConfig(image), vmName).asIncoming(vmName);
     }
 
     /** Retries until QEMU has created the socket; gives up at the deadline or when QEMU has exited. */

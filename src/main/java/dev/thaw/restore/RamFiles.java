@@ -27,8 +27,7 @@ public final class RamFiles {
     private RamFiles() {}
 
     public static Path directoryFor(Path image) {
-        Path abs = image.toAbsolutePath().normalize();
-        return abs.resolveSibling(abs.getFileName() + ".ram");
+        return dev.thaw.util.FileTrees.beside(image, "ram");
     }
 
     /** Where this image's RAM file is, whether or not it was written. */
@@ -117,10 +116,7 @@ public final class RamFiles {
 
     /** Deletes the image's RAM files (when the image itself is removed); false if it had none. */
     public static boolean deleteFor(Path image) {
-        Path dir = directoryFor(image);
-        if (!Files.isDirectory(dir, LinkOption.NOFOLLOW_LINKS)) return false;
-        FileTrees.deleteQuietly(dir);
-        return true;
+        return dev.thaw.util.FileTrees.deleteDirectory(directoryFor(image));
     }
 
     private static RamBlock ramBlock(CheckpointImage image) {

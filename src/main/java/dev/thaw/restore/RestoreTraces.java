@@ -79,16 +79,12 @@ public final class RestoreTraces {
     private RestoreTraces() {}
 
     public static Path directoryFor(Path image) {
-        Path abs = image.toAbsolutePath().normalize();
-        return abs.resolveSibling(abs.getFileName() + ".restores");
+        return dev.thaw.util.FileTrees.beside(image, "restores");
     }
 
     /** Deletes the image's traces (when the image itself is removed); false if it had none. */
     public static boolean deleteFor(Path image) {
-        Path dir = directoryFor(image);
-        if (!Files.isDirectory(dir, java.nio.file.LinkOption.NOFOLLOW_LINKS)) return false;
-        dev.thaw.util.FileTrees.deleteQuietly(dir);
-        return true;
+        return dev.thaw.util.FileTrees.deleteDirectory(directoryFor(image));
     }
 
     /**

@@ -63,23 +63,30 @@ public final class Saver {
             "switchover-ack", "zero-blocks", "x-colo", "auto-converge");
 
     /**
-     * @param estimator {@link Estimator#DIRTY} for a live save that estimates the working set; {@link Estimator#NONE}
-     *                  otherwise (the estimators that need other machinery run around the save, not inside it)
-     * @param liveLimit how long a live save lets the guest run before stopping it
+     * @param estimator  {@link Estimator#DIRTY} for a live save that estimates the working set; {@link Estimator#NONE}
+     *                   otherwise (the estimators that need other machinery run around the save, not inside it)
+     * @param liveLimit  how long a live save lets the guest run before stopping it
+     * @param guestFiles copy the guest's kernel and initrd into the image (a QEMU Thaw did not start: its files may lie
+     *                   anywhere and change; Thaw's own guest builds are found by the restore where they are)
      */
     public record Options(ImageWriter.Options image, boolean keepRunning, Duration stallTimeout, Duration completionTimeout,
-                          Estimator estimator, Duration liveLimit) {
+                          Estimator estimator, Duration liveLimit, boolean guestFiles) {
+        public Options(ImageWriter.Options image, boolean keepRunning, Duration stallTimeout, Duration completionTimeout,
+                       Estimator estimator, Duration liveLimit) {
+            this(image, keepRunning, stallTimeout, completionTimeout, estimator, liveLimit, false);
+        }
+
         public static Options defaults() {
             return new Options(ImageWriter.Options.defaults(), false, Duration.ofSeconds(60), Duration.ofSeconds(60), Estimator.NONE,
                     Duration.ofSeconds(30));
         }
 
         public Options withKeepRunning(boolean keep) {
-            return new Options(image, keep, stallTimeout, completionTimeout, estimator, liveLimit);
+            return new Options(image, keep, stallTimeout, completionTimeout, estimator, liveLimit, guestFiles);
         }
 
         public Options withImage(ImageWriter.Options imageOptions) {
-            return new Options(imageOptions, keepRunning, stallTimeout, completionTimeout, estimator, liveLimit);
+            return new Options(imageOptions, keepRunning, stallTimeout, completionTimeout, estimator, liveLimit, guestFiles);
         }
 
         /**
@@ -93,7 +100,11 @@ public final class Saver {
 
         public Options withDirtyEstimator(Duration limit) {
             if (limit.isNegative() || limit.isZero()) throw new IllegalArgumentException("live limit: expected > 0, actual " + limit);
-            return new Options(image, keepRunning, stallTimeout, completionTimeout, Estimator.DIRTY, limit);
+            return new Options(image, keepRunning, stallTimeout, completionTimeout, Estimator.DIRTY, limit, guestFiles);
+        }
+
+        public Options withGuestFiles(boolean copy) {
+            return new Options(image, keepRunning, stallTimeout, completionTimeout, estimator, liveLimit, copy);
         }
     }
 
@@ -107,10 +118,12 @@ public final class Saver {
      * @param workingSet     the estimate attached to the image, if the save made one
      * @param stoppedByLimit a live save that Thaw ended by stopping the guest at the live limit
      * @param recency        the dirty-bit recency behind the working set (its CLOCK order, per-page rounds)
+     * @param sourceOverlays the new qcow2 overlays the guest's writable disks went on on (a guest that keeps running), one
+     *                       per disk; its bases are the image's
      */
     public record Result(Path image, Manifest manifest, long streamBytes, long durationNanos, long downtimeNanos, boolean guestRunning,
                          int rounds, java.util.Optional<WorkingSet> workingSet, boolean stoppedByLimit,
-                         java.util.Optional<DirtyRecency> recency) {}
+                         java.util.Optional<DirtyRecency> recency, List<Path> sourceOverlays) {}
 
     private Saver() {}
 
@@ -136,22 +149,19 @@ public final class Saver {
             // QEMU refuses to migrate a guest paused by a completed migration ("postmigrate"): let it run for the moment
             // between the two; the stopped save then stops it again (its image is of that later moment).
             if (!qmp.queryStatus(options.qmpTimeout()).running()) qmp.cont(options.qmpTimeout());
-            saved = transfer(qmp, vmConfig, imageDir, new Options(options.image(), false, options.stallTimeout(), options.completionTimeout(),
-                    Estimator.NONE, options.liveLimit()), progress, guard);
+            // keepRunning passes on: a guest that goes on goes on on overlays taken at this save's stop.
+            saved = transfer(qmp, vmConfig, imageDir, new Options(options.image(), options.keepRunning(), options.stallTimeout(),
+                    options.completionTimeout(), Estimator.NONE, options.liveLimit(), options.guestFiles()), progress, guard);
         } catch (SaveException e) {
             throw failed(qmp, true, false, e); // the probe left the guest stopped: resume it, as any failed save does
         }
         WorkingSet ws = probe.workingSet().orElseThrow();
         Manifest manifest = WorkingSetWriter.attach(imageDir, ws);
-        boolean running = false;
-        if (options.keepRunning()) {
-            qmp.cont(options.qmpTimeout());
-            running = true;
-        }
+        boolean running = saved.guestRunning();
         // The guest stood still twice: for the probe's last round (QEMU's stop, or Thaw's at the limit) and for the stopped save.
         long downtime = probe.downtimeNanos() + saved.downtimeNanos();
         return new Result(saved.image(), manifest, saved.streamBytes(), System.nanoTime() - started, downtime, running, probe.rounds(),
-                java.util.Optional.of(ws), probe.stoppedByLimit(), probe.recency());
+                java.util.Optional.of(ws), probe.stoppedByLimit(), probe.recency(), saved.sourceOverlays());
     }
 
     private static Result transfer(QmpClient qmp, VmConfig vmConfig, Path imageDir, Options options, Consumer<Progress> progress,
@@ -183,8 +193,16 @@ public final class Saver {
              ImageWriter writer = imageDir == null ? null : ImageWriter.create(imageDir, options.image())) {
             server.bind(UnixDomainSocketAddress.of(socket));
             if (writer != null) guard.writing(writer.temporaryDirectory());
+            if (writer != null && options.guestFiles()) {
+                // Before the stop: copying the kernel and initrd costs the guest no downtime.
+                writer.guestFile("kernel", vmConfig.kernel());
+                writer.guestFile("initrd", vmConfig.initrd());
+            }
             long stopped = System.nanoTime();
             if (!live) qmp.stop(qmpTimeout);
+            // The probe (no writer) leaves the disks alone: the image's disks are those of the stopped save.
+            DiskFreeze.Frozen disks = writer == null || vmConfig == null ? DiskFreeze.Frozen.NONE
+                    : DiskFreeze.atStop(qmp, vmConfig.disks(), options.keepRunning() && wasRunning, imageDir);
             qmp.migrate("unix:" + socket, qmpTimeout);
             migrationStarted = true;
             guard.check(); // after migrate: a signal before it found no migration to cancel
@@ -217,8 +235,10 @@ public final class Saver {
                 downtime = stoppedByLimitAt.get() != 0 ? endOfStream - stoppedByLimitAt.get()
                         : done.raw().path("downtime").asLong(downtime / 1_000_000) * 1_000_000;
             }
+            if (writer != null) writer.disks(disks.entries());
+            // The manifest's disks, with their identities, are the truth about disks; the configuration records none.
             Manifest manifest = writer == null ? null : writer.commit(new Manifest.Source(qmp.qemuVersionText(), null, List.of(),
-                    vmConfig == null ? null : JSON.valueToTree(vmConfig)), thawVersion());
+                    vmConfig == null ? null : JSON.valueToTree(vmConfig.withDisks(List.of()))), thawVersion());
             int rounds = sink.recency() == null ? 1 : sink.recency().roundCount();
             java.util.Optional<WorkingSet> ws = java.util.Optional.ofNullable(sink.recency()).map(DirtyRecency::estimate);
             boolean running = false;
@@ -228,7 +248,7 @@ public final class Saver {
             }
             progress.accept(new Progress(streamBytes.get(), pages.get(), System.nanoTime() - started));
             return new Result(imageDir == null ? null : imageDir.toAbsolutePath(), manifest, streamBytes.get(), System.nanoTime() - started, downtime, running, rounds,
-                    ws, stoppedByLimitAt.get() != 0, java.util.Optional.ofNullable(sink.recency()));
+                    ws, stoppedByLimitAt.get() != 0, java.util.Optional.ofNullable(sink.recency()), disks.sourceOverlays());
         } catch (IOException e) {
             throw failed(qmp, wasRunning, migrationStarted, new SaveException("save of " + qmp.peer() + " failed: " + e.getMessage(), e));
         } catch (QmpException.Timeout e) {

@@ -21,4 +21,17 @@ public final class FileTrees {
             // best effort: temporary files only
         }
     }
+
+    /** {@code DIR.suffix} beside a directory: where data derived from an image is kept (its traces, RAM file, disk overlays). */
+    public static Path beside(Path dir, String suffix) {
+        Path abs = dir.toAbsolutePath().normalize();
+        return abs.resolveSibling(abs.getFileName() + "." + suffix);
+    }
+
+    /** Deletes a directory tree (a link is not followed); false if there was no directory. */
+    public static boolean deleteDirectory(Path dir) {
+        if (!java.nio.file.Files.isDirectory(dir, java.nio.file.LinkOption.NOFOLLOW_LINKS)) return false;
+        deleteQuietly(dir);
+        return true;
+    }
 }

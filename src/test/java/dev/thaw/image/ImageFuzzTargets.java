@@ -148,7 +148,14 @@ public final class ImageFuzzTargets {
         Image image = Image.make(work.resolve("manifest"), Codec.LZ4);
         Path manifest = image.file(ImageWriter.MANIFEST);
         byte[] original = image.files().get(manifest);
-        return new FuzzTarget("image-manifest", List.of(body(original)), JsonMutator::mutate, input -> {
+        // A second seed in format 2: disks and guest files for the mutator to damage.
+        ObjectNode v2 = (ObjectNode) JSON.readTree(body(original));
+        v2.put("formatVersion", Manifest.VERSION_WITH_DISKS);
+        v2.putArray("disks").addObject().put("node", "disk0").put("pciAddress", "02.0").put("format", "qcow2")
+                .put("base", "/nonexistent/base.qcow2").put("readOnly", false).put("virtualByteSize", 1L << 26)
+                .putObject("identity").put("byteSize", 1L << 20).put("modifiedAt", "2026-01-01T00:00:00Z").put("headTailSha256", "00");
+        v2.putArray("guestFiles").addObject().put("role", "kernel").put("byteSize", 1).put("sha256", "00");
+        return new FuzzTarget("image-manifest", List.of(body(original), JSON.writeValueAsBytes(v2)), JsonMutator::mutate, input -> {
             try {
                 Files.write(manifest, frame(original, input));
                 readAll(image.dir());

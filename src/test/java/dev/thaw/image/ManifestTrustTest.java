@@ -89,17 +89,15 @@ class ManifestTrustTest {
         rewriteManifest(copy, m -> {
             Manifest.PackEntry p = m.storage().packs().getFirst();
             Manifest.Storage s = m.storage();
-            return new Manifest(m.formatVersion(), m.imageId(), m.createdAt(), m.thawVersion(), m.source(), m.ramBlocks(), m.ramSectionId(),
-                    m.ramSectionVersion(), new Manifest.Storage(s.codec(), s.zstdLevel(), s.groupPageCount(), "../" + random.nextInt(9),
-                    List.of(new Manifest.PackEntry(p.packId(), "../" + p.file(), p.byteSize(), p.checksum()))), m.files(), m.stats(), m.pageOrder());
+            return m.withFiles(m.files(), new Manifest.Storage(s.codec(), s.zstdLevel(), s.groupPageCount(), "../" + random.nextInt(9),
+                    List.of(new Manifest.PackEntry(p.packId(), "../" + p.file(), p.byteSize(), p.checksum()))));
         });
         assertThatThrownBy(() -> CheckpointImage.open(copy)).isInstanceOf(ImageException.Corrupt.class).hasMessageContaining("pack file name");
         assertThat(dir.resolve("outside.thaw")).doesNotExist();
     }
 
     private static Manifest withFiles(Manifest m, List<Manifest.FileEntry> files) {
-        return new Manifest(m.formatVersion(), m.imageId(), m.createdAt(), m.thawVersion(), m.source(), m.ramBlocks(), m.ramSectionId(),
-                m.ramSectionVersion(), m.storage(), files, m.stats(), m.pageOrder());
+        return m.withFiles(files, m.storage());
     }
 
     private static void copyTree(Path from, Path to) throws Exception {

@@ -69,4 +69,31 @@ class VmConfigTest {
         assertThatThrownBy(() -> new VmConfig("a", "pc-i440fx-7.2", Accel.TCG, 512, 1, Path.of("/k"), Path.of("initrd.cpio"), "", false, false, null))
                 .hasMessageContaining("guest initrd: expected an absolute path, actual 'initrd.cpio'");
     }
+
+    @Test
+    void disksAreABlockdevAndAVirtioBlkDeviceAtTheirAddressAndSurviveJson() throws Exception {
+        VmConfig c = config("pc-i440fx-7.2").withDisks(List.of(new VmConfig.Disk("disk0", "qcow2", Path.of("/v/o.qcow2"), false, "02.0"),
+                new VmConfig.Disk("disk1", "raw", Path.of("/v/ro.img"), true, "05.0")));
+        List<String> args = c.asIncoming("vm1-restore").qemuArguments("qemu", Path.of("/q"), Path.of("/c"));
+        assertThat(args).containsSubsequence("-blockdev", "driver=qcow2,node-name=disk0,file.driver=file,file.filename=/v/o.qcow2",
+                "-device", "virtio-blk-pci,drive=disk0,addr=02.0", "-blockdev",
+                "driver=raw,node-name=disk1,read-only=on,file.driver=file,file.filename=/v/ro.img", "-device",
+                "virtio-blk-pci,drive=disk1,addr=05.0");
+        com.fasterxml.jackson.databind.ObjectMapper json = new com.fasterxml.jackson.databind.ObjectMapper().findAndRegisterModules();
+        assertThat(json.readValue(json.writeValueAsString(c), VmConfig.class)).isEqualTo(c);
+        // A configuration written before disks existed reads as one without disks.
+        com.fasterxml.jackson.databind.node.ObjectNode old = json.valueToTree(config("pc-i440fx-7.2"));
+        old.remove("disks");
+        assertThat(json.treeToValue(old, VmConfig.class).disks()).isEmpty();
+
+        assertThatThrownBy(() -> new VmConfig.Disk("disk0", "qcow2", Path.of("/v/a,b.qcow2"), false, "02.0"))
+                .hasMessageContaining("without commas").hasMessageContaining("actual '/v/a,b.qcow2'");
+        assertThatThrownBy(() -> new VmConfig.Disk("disk0", "qcow2", Path.of("v.qcow2"), false, "02.0")).hasMessageContaining("absolute");
+        assertThatThrownBy(() -> new VmConfig.Disk("disk0", "vmdk", Path.of("/v.vmdk"), false, "02.0"))
+                .hasMessageContaining("expected raw or qcow2, actual 'vmdk'");
+        assertThatThrownBy(() -> new VmConfig.Disk("disk0", "raw", Path.of("/v.img"), false, "2"))
+                .hasMessageContaining("expected SS.F in hex");
+        assertThatThrownBy(() -> c.withDisks(List.of(c.disks().getFirst(), c.disks().getFirst())))
+                .hasMessageContaining("expected distinct node names and PCI addresses");
+    }
 }

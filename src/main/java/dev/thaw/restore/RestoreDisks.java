@@ -1,0 +1,138 @@
+package dev.thaw.restore;
+
+import dev.thaw.image.CheckpointImage;
+import dev.thaw.image.DiskIdentity;
+import dev.thaw.image.Manifest;
+import dev.thaw.qemu.VmConfig;
+import dev.thaw.util.ExternalCommand;
+import dev.thaw.util.FileTrees;
+import dev.thaw.util.OwnerOnly;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.security.DigestInputStream;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HexFormat;
+import java.util.List;
+
+/**
+ * What a restore of an image with disks or guest files adds to its QEMU: the kernel and initrd the image carries (checked by
+ * size and SHA-256, since QEMU hands them to the guest), and for each disk a fresh qcow2 overlay on its base, so that every
+ * restore of one image starts from the disk state its save froze and none writes the base. The overlays of one restore lie in
+ * a directory of their own beside the image ({@code IMAGE.disks/NAME-RANDOM/}, owner-only): they are the restored guest's
+ * disks, kept after it ends and removed with the image ({@code thaw rm}). A base that changed since the save is refused,
+ * naming the disk and what changed, before QEMU starts. Read-only disks are used as they are.
+ */
+public final class RestoreDisks {
+    private static final Duration QEMU_IMG_TIMEOUT = Duration.ofSeconds(60);
+
+    private RestoreDisks() {}
+
+    /** Where the restores of an image keep their overlays: {@code IMAGE.disks/}. */
+    public static Path directoryFor(Path image) {
+        return dev.thaw.util.FileTrees.beside(image, "disks");
+    }
+
+    /** Deletes the overlays of every restore of the image (when the image itself is removed); false if there were none. */
+    public static boolean deleteFor(Path image) {
+        return dev.thaw.util.FileTrees.deleteDirectory(directoryFor(image));
+    }
+
+    /** The configuration booting the kernel and initrd the image carries, each checked; unchanged when it carries none. */
+    static VmConfig withGuestFiles(CheckpointImage image, VmConfig saved) {
+        List<Manifest.GuestFile> files = image.manifest().guestFiles();
+        if (files.isEmpty()) return saved;
+        Path kernel = saved.kernel();
+        Path initrd = saved.initrd();
+        for (Manifest.GuestFile g : files) {
+            Path copy = g.in(image.directory());
+            check(image, g, copy);
+            if (g.role().equals("kernel")) kernel = copy;
+            else initrd = copy;
+        }
+        return saved.withGuestFiles(kernel, initrd);
+    }
+
+    /** The configuration on fresh overlays of the image's disks (created now) and on its read-only disks as they are. */
+    static VmConfig withDisks(CheckpointImage image, VmConfig saved, String vmName) {
+        List<Manifest.Disk> disks = image.manifest().disks();
+        if (disks.isEmpty()) return saved;
+        List<VmConfig.Disk> launch = new ArrayList<>();
+        List<VmConfig.Disk> bases = new ArrayList<>();
+        for (Manifest.Disk d : disks) {
+            VmConfig.Disk base;
+            try {
+                base = new VmConfig.Disk(d.node(), d.format(), Path.of(d.base()), d.readOnly(), d.pciAddress());
+            } catch (IllegalArgumentException e) {
+                throw new RestoreException("image " + image.directory() + ": the recorded disk is invalid: " + e.getMessage(), e);
+            }
+            DiskIdentity now;
+            try {
+                now = DiskIdentity.of(base.file());
+            } catch (IOException e) {
+                throw new RestoreException("image " + image.directory() + ": disk " + d.node() + " (base " + d.base() + "): " + e.getMessage(), e);
+            }
+            List<String> changed = d.identity().differencesTo(now);
+            if (!changed.isEmpty()) {
+                throw new RestoreException("image " + image.directory() + ": disk " + d.node() + " (base " + d.base()
+                        + ") changed since the save: " + String.join("; ", changed) + ". Every restore must start from the disk"
+                        + " state the save froze: put the base back as it was, or save the guest again", null);
+            }
+            bases.add(base);
+        }
+        Path dir = overlayDirectory(image, vmName);
+        try {
+            for (VmConfig.Disk base : bases) {
+                if (base.readOnly()) {
+                    launch.add(base);
+                    continue;
+                }
+                Path overlay = dir.resolve(base.node() + ".qcow2");
+                ExternalCommand.Result made = ExternalCommand.run(List.of("qemu-img", "create", "-q", "-f", "qcow2", "-F", base.format(),
+                        "-b", base.file().toString(), overlay.toString()), QEMU_IMG_TIMEOUT);
+                if (!made.succeeded()) {
+                    throw new RestoreException("image " + image.directory() + ": disk " + base.node() + ": cannot create its overlay "
+                            + overlay + " on " + base.file() + ": " + made.describe(), null);
+                }
+                launch.add(base.on(overlay, "qcow2", false));
+            }
+        } catch (RuntimeException e) {
+            FileTrees.deleteQuietly(dir);
+            throw e;
+        }
+        return saved.withDisks(launch);
+    }
+
+    private static Path overlayDirectory(CheckpointImage image, String vmName) {
+        Path parent = directoryFor(image.directory());
+        try {
+            OwnerOnly.createDirectories(parent);
+            // A name of its own per restore: restores of one image (even under one --name) run at once.
+            return Files.createTempDirectory(parent, vmName + "-"); // 0700
+        } catch (IOException e) {
+            throw new RestoreException("image " + image.directory() + ": cannot create a directory for its disks' overlays under "
+                    + parent + ": " + e, e);
+        }
+    }
+
+    private static void check(CheckpointImage image, Manifest.GuestFile g, Path copy) {
+        try (InputStream in = new DigestInputStream(Files.newInputStream(copy, LinkOption.NOFOLLOW_LINKS),
+                MessageDigest.getInstance("SHA-256"))) {
+            long bytes = in.transferTo(java.io.OutputStream.nullOutputStream());
+            String sha = HexFormat.of().formatHex(((DigestInputStream) in).getMessageDigest().digest());
+            if (!Files.isRegularFile(copy, LinkOption.NOFOLLOW_LINKS) || bytes != g.byteSize() || !sha.equals(g.sha256())) {
+                throw new RestoreException("image " + image.directory() + ": guest " + g.role() + " " + copy + ": expected a regular file of "
+                        + g.byteSize() + " bytes with SHA-256 " + g.sha256() + ", actual " + bytes + " bytes with " + sha, null);
+            }
+        } catch (IOException e) {
+            throw new RestoreException("image " + image.directory() + ": guest " + g.role() + " " + copy + ": cannot be read: " + e, e);
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+}

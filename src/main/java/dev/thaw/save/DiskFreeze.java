@@ -1,0 +1,87 @@
+package dev.thaw.save;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.thaw.image.DiskIdentity;
+import dev.thaw.image.Manifest;
+import dev.thaw.qemu.QmpClient;
+import dev.thaw.qemu.VmConfig;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * A save's disks: at the save's stop each disk's file becomes the image's frozen base. QEMU flushed it when it stopped the
+ * guest ({@code stop} drains and flushes every disk). A guest that goes on ({@code --keep-running}) continues on a new qcow2
+ * overlay beside its base ({@code blockdev-snapshot-sync}, taken while it is stopped, so its base is exactly the saved
+ * state); a guest left stopped keeps writing its base if someone resumes it, which the next restore then refuses by the
+ * base's identity. The identity is taken after the migration completed, when QEMU has let go of the files (it inactivates
+ * them at the end of a migration) and nothing of the save writes them any more.
+ */
+final class DiskFreeze {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    /** The disks as they were at the stop, and the overlays the source went on on. */
+    record Frozen(List<Pending> disks, List<Path> sourceOverlays) {
+        static final Frozen NONE = new Frozen(List.of(), List.of());
+
+        /** The manifest's entries, each with its base's identity as it is now. */
+        List<Manifest.Disk> entries() {
+            List<Manifest.Disk> out = new ArrayList<>();
+            for (Pending p : disks) {
+                VmConfig.Disk d = p.disk();
+                try {
+                    out.add(new Manifest.Disk(d.node(), d.pciAddress(), d.format(), d.file().toString(), d.readOnly(), p.virtualByteSize(),
+                            DiskIdentity.of(d.file())));
+                } catch (IOException e) {
+                    throw new SaveException("disk " + d.node() + " (" + d.file() + "): cannot take its identity: " + e.getMessage(), e);
+                }
+            }
+            return List.copyOf(out);
+        }
+    }
+
+    record Pending(VmConfig.Disk disk, long virtualByteSize) {}
+
+    private DiskFreeze() {}
+
+    /**
+     * Called with the guest stopped, before the migration: records each disk's virtual size and, when the guest will run on,
+     * moves each writable one onto a new overlay named after the image ({@code BASE.after-IMAGE.qcow2}).
+     */
+    static Frozen atStop(QmpClient qmp, List<VmConfig.Disk> disks, boolean guestRunsOn, Path imageDir) {
+        if (disks.isEmpty()) return Frozen.NONE;
+        JsonNode blocks = qmp.execute("query-block");
+        List<Pending> pending = new ArrayList<>();
+        List<Path> overlays = new ArrayList<>();
+        for (VmConfig.Disk d : disks) {
+            JsonNode inserted = blockOf(blocks, d).path("inserted");
+            pending.add(new Pending(d, inserted.path("image").path("virtual-size").asLong()));
+            if (d.readOnly() || !guestRunsOn) continue;
+            Path overlay = d.file().resolveSibling(d.file().getFileName() + ".after-" + imageDir.getFileName() + ".qcow2");
+            if (Files.exists(overlay)) {
+                throw new SaveException("disk " + d.node() + ": the overlay the guest would go on on, " + overlay
+                        + ", exists already: expected a new file (remove it, or save into another --out)", null);
+            }
+            ObjectNode args = JSON.createObjectNode().put("snapshot-file", overlay.toString()).put("format", "qcow2");
+            JsonNode block = blockOf(blocks, d);
+            if (!block.path("device").asText().isEmpty()) args.put("device", block.path("device").asText());
+            else args.put("node-name", inserted.path("node-name").asText());
+            qmp.execute("blockdev-snapshot-sync", args);
+            overlays.add(overlay);
+        }
+        return new Frozen(List.copyOf(pending), List.copyOf(overlays));
+    }
+
+    /** The query-block entry whose active image is the disk's file. */
+    private static JsonNode blockOf(JsonNode blocks, VmConfig.Disk d) {
+        for (JsonNode b : blocks) {
+            if (b.path("inserted").path("image").path("filename").asText().equals(d.file().toString())) return b;
+        }
+        throw new SaveException("disk " + d.node() + ": expected QEMU to have " + d.file() + " as a disk's active image, actual "
+                + blocks.findValuesAsText("filename"), null);
+    }
+}

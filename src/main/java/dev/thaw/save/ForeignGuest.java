@@ -1,0 +1,82 @@
+package dev.thaw.save;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.thaw.qemu.Accel;
+import dev.thaw.qemu.ForeignCommandLine;
+import dev.thaw.qemu.QemuProcesses;
+import dev.thaw.qemu.QmpClient;
+import dev.thaw.qemu.VmConfig;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * A QEMU that Thaw did not start, as a save sees it: its process (found behind its QMP socket), its command line (what to
+ * replay, or the option that cannot be) and QMP's facts about what that command line became (the versioned machine type an
+ * alias like {@code pc} resolved to, the accelerator, RAM, vCPUs, each disk's active file, format and PCI address). All of it
+ * is read before the guest is stopped, so a QEMU Thaw cannot restore is refused while it runs on untouched.
+ *
+ * @param pid    the QEMU's process id
+ * @param config the configuration a restore starts its twin with (disks on their current files: the save's bases)
+ */
+public record ForeignGuest(long pid, VmConfig config) {
+    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final String VIRTIO_BLK_BACKEND = "/virtio-backend";
+
+    /** Reads the QEMU behind {@code qmpSocket} through {@code qmp} (a connection to that socket); changes nothing. */
+    public static ForeignGuest inspect(Path qmpSocket, QmpClient qmp) {
+        QemuProcesses.Found process = QemuProcesses.serving(qmpSocket);
+        ForeignCommandLine line = ForeignCommandLine.parse(process.argv(), process.cwd());
+        String type = qmp.execute("qom-get", JSON.createObjectNode().put("path", "/machine").put("property", "type")).asText()
+                .replaceFirst("-machine$", "");
+        Accel accel = qmp.execute("query-kvm").path("enabled").asBoolean() ? Accel.KVM : Accel.TCG;
+        long memoryMiB = qmp.execute("query-memory-size-summary").path("base-memory").asLong() >> 20;
+        int cpus = qmp.execute("query-cpus-fast").size();
+        List<VmConfig.Disk> disks = disks(qmp);
+        try {
+            return new ForeignGuest(process.pid(), new VmConfig("qemu-" + process.pid(), type, accel, memoryMiB, cpus, line.kernel(),
+                    line.initrd(), line.kernelCommandLine(), false, false, line.replayedArgs(), disks));
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("the QEMU behind " + qmpSocket + " (pid " + process.pid() + ") cannot be replayed: "
+                    + e.getMessage(), e);
+        }
+    }
+
+    /** Every disk with a medium, from {@code query-block}; one that is not a virtio-blk disk on a raw or qcow2 file is refused. */
+    private static List<VmConfig.Disk> disks(QmpClient qmp) {
+        List<VmConfig.Disk> disks = new ArrayList<>();
+        for (JsonNode block : qmp.execute("query-block")) {
+            JsonNode inserted = block.path("inserted");
+            if (inserted.isMissingNode()) continue; // an empty drive holds nothing to save
+            String name = block.path("device").asText().isEmpty() ? block.path("qdev").asText() : block.path("device").asText();
+            String qdev = block.path("qdev").asText();
+            if (!qdev.endsWith(VIRTIO_BLK_BACKEND)) {
+                throw new IllegalArgumentException("disk " + name + ": expected a virtio-blk device, actual device '" + qdev + "'");
+            }
+            if (inserted.path("encrypted").asBoolean()) {
+                throw new IllegalArgumentException("disk " + name + ": expected an unencrypted image, actual an encrypted one");
+            }
+            String format = inserted.path("drv").asText();
+            if (!format.equals("raw") && !format.equals("qcow2")) {
+                throw new IllegalArgumentException("disk " + name + ": expected format raw or qcow2, actual '" + format + "'");
+            }
+            int devfn = qmp.execute("qom-get", JSON.createObjectNode().put("path", qdev.substring(0, qdev.length() - VIRTIO_BLK_BACKEND.length()))
+                    .put("property", "addr")).asInt();
+            String file = inserted.path("image").path("filename").asText();
+            // The file becomes a base that restores find by its path and identity: a link or a device would be refused after
+            // the guest was stopped, when its identity is taken; refused here instead.
+            if (!java.nio.file.Files.isRegularFile(Path.of(file), java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+                throw new IllegalArgumentException("disk " + name + ": expected a regular file (not a link, a device or a network"
+                        + " image), actual '" + file + "'");
+            }
+            try {
+                disks.add(new VmConfig.Disk("disk" + disks.size(), format, Path.of(file), inserted.path("ro").asBoolean(),
+                        String.format("%02x.%x", devfn >> 3, devfn & 7)));
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException("disk " + name + ": " + e.getMessage(), e);
+            }
+        }
+        return List.copyOf(disks);
+    }
+}

@@ -1,0 +1,228 @@
+package dev.thaw.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.thaw.guest.GuestAgent;
+import dev.thaw.image.CheckpointImage;
+import dev.thaw.qemu.QemuVm;
+import dev.thaw.qemu.QmpClient;
+import dev.thaw.restore.Restorer;
+import dev.thaw.restore.WorkingSetChoice;
+import dev.thaw.testing.TestHost;
+import dev.thaw.util.ExternalCommand;
+import java.io.RandomAccessFile;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Issue 14's first slice against the real QEMU: a QEMU started by a hand-written command line (no vm.json, no --vm-config)
+ * with a qcow2 disk is saved by {@code thaw save --qmp} with its disk; two restores at once (eager and lazy) each see the disk as it was at the
+ * save and write their own, and nothing reaches the base; a QEMU with an option Thaw cannot replay is refused while its guest
+ * runs on; a base changed after the save is refused by the restore, naming the disk.
+ */
+class ForeignQemuSaveTest {
+    private static final Duration BOOT = Duration.ofMinutes(3);
+
+    /** A QEMU the test starts itself, as a user would: its own sockets, its console in a file, killed at the end. */
+    private record HandStarted(Process process, Path qmpSocket, Path agentSocket) implements AutoCloseable {
+        static HandStarted start(Path runDir, Path disk, List<String> more) throws Exception {
+            Path qmp = runDir.resolve("qmp.sock");
+            Path agent = runDir.resolve("agent.sock");
+            List<String> command = new ArrayList<>(List.of(QemuVm.QEMU_BINARY, "-machine", "pc", "-accel", "tcg", "-m", "256",
+                    "-smp", "1", "-nodefaults", "-no-user-config", "-display", "none",
+                    "-kernel", TestHost.guest().kernel().toString(), "-initrd", TestHost.guest().initrd().toString(),
+                    "-append", "console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/init",
+                    "-serial", "file:" + runDir.resolve("console.log"),
+                    "-serial", "unix:" + agent + ",server=on,wait=off",
+                    "-qmp", "unix:" + qmp + ",server=on,wait=off"));
+            if (disk != null) command.addAll(List.of("-drive", "file=" + disk + ",format=qcow2,if=virtio"));
+            command.addAll(more);
+            Process p = new ProcessBuilder(command).redirectOutput(runDir.resolve("stdout.log").toFile())
+                    .redirectError(runDir.resolve("stderr.log").toFile()).start();
+            long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+            while (!(Files.exists(qmp) && Files.exists(agent))) {
+                if (!p.isAlive() || System.nanoTime() > deadline) {
+                    p.destroyForcibly();
+                    throw new IllegalStateException("the hand-started QEMU did not create its sockets within 30 s: "
+                            + Files.readString(runDir.resolve("stderr.log")));
+                }
+                Thread.sleep(20);
+            }
+            return new HandStarted(p, qmp, agent);
+        }
+
+        boolean running() {
+            try (QmpClient qmp = QmpClient.connect(qmpSocket, "hand-started", Duration.ofSeconds(10), process::isAlive)) {
+                return qmp.queryStatus().running();
+            }
+        }
+
+        @Override
+        public void close() throws Exception {
+            process.destroy();
+            if (!process.waitFor(5, java.util.concurrent.TimeUnit.SECONDS)) {
+                process.destroyForcibly().waitFor(10, java.util.concurrent.TimeUnit.SECONDS);
+            }
+        }
+    }
+
+    @Test
+    void savesAHandStartedQemuWithItsDiskRestoresTwoClonesAndRefusesWhatItCannotReplay(@TempDir Path dir) throws Exception {
+        Path disk = dir.resolve("data.qcow2");
+        ExternalCommand.check(List.of("qemu-img", "create", "-q", "-f", "qcow2", disk.toString(), "64M"), Duration.ofSeconds(30));
+        Path image = dir.resolve("img");
+        // A second disk in the other form (-blockdev and -device), raw and read-only, placed after the first (slot 5): the guest's
+        // /dev/vda stays the qcow2 one, and a read-only disk is referenced as it is.
+        Path readOnly = dir.resolve("ro.img");
+        ExternalCommand.check(List.of("qemu-img", "create", "-q", "-f", "raw", readOnly.toString(), "4M"), Duration.ofSeconds(30));
+        List<String> roDisk = List.of("-blockdev", "driver=raw,node-name=ro0,read-only=on,file.driver=file,file.filename=" + readOnly,
+                "-device", "virtio-blk-pci,drive=ro0,id=vd1,addr=05");
+        Path runDir = Files.createTempDirectory(Path.of("/tmp"), "thaw-test-foreign-"); // short: unix socket paths
+        Path image2 = dir.resolve("img2");
+        GuestAgent.DiskSum saved;
+        GuestAgent.DiskSum savedAgain;
+        String baseSha;
+        try (HandStarted source = HandStarted.start(runDir, disk, roDisk);
+             GuestAgent agent = GuestAgent.connect(source.agentSocket(), "hand-started")) {
+            agent.awaitReady(BOOT);
+            agent.diskWrite(0, 8, 1);
+            saved = agent.diskSum(0, 8);
+            assertThat(saved.byteCount()).isEqualTo(8L << 20);
+
+            ImageCommandsTest.Run save = ImageCommandsTest.run("save", "--qmp", source.qmpSocket().toString(), "--out", image.toString(),
+                    "--keep-running", "--json");
+            assertThat(save.exit()).as(save.err()).isZero();
+            JsonNode report = Json.MAPPER.readTree(save.out());
+            assertThat(report.path("foreignPid").asLong()).isEqualTo(source.process().pid());
+            assertThat(report.path("guestRunning").asBoolean()).isTrue();
+            JsonNode savedDisk = report.path("disks").get(0);
+            assertThat(report.path("disks")).hasSize(2);
+            assertThat(report.path("disks").get(1).path("base").asText()).isEqualTo(readOnly.toString());
+            assertThat(report.path("disks").get(1).path("readOnly").asBoolean()).isTrue();
+            assertThat(report.path("disks").get(1).path("pciAddress").asText()).isEqualTo("05.0");
+            assertThat(savedDisk.path("base").asText()).isEqualTo(disk.toString());
+            assertThat(savedDisk.path("format").asText()).isEqualTo("qcow2");
+            assertThat(savedDisk.path("virtualByteSize").asLong()).isEqualTo(64L << 20);
+            assertThat(report.path("sourceOverlays")).as("a read-only disk needs no overlay").hasSize(1);
+            Path sourceOverlay = Path.of(report.path("sourceOverlays").get(0).asText());
+            assertThat(sourceOverlay).exists().hasParent(disk.getParent());
+            assertThat(image.resolve("guest/kernel")).hasSameBinaryContentAs(TestHost.guest().kernel());
+            baseSha = sha256(disk);
+
+            // The source goes on, on its new overlay: what it writes now is not the image's.
+            agent.diskWrite(0, 8, 2);
+            assertThat(agent.diskSum(0, 8)).isNotEqualTo(saved);
+            assertThat(sha256(disk)).as("the base is frozen for the image").isEqualTo(baseSha);
+
+            // A second checkpoint of the same guest: its base is the first save's overlay (a qcow2 on the first base).
+            savedAgain = agent.diskSum(0, 8);
+            ImageCommandsTest.Run again = ImageCommandsTest.run("save", "--qmp", source.qmpSocket().toString(), "--out",
+                    image2.toString(), "--keep-running", "--json");
+            assertThat(again.exit()).as(again.err()).isZero();
+            assertThat(Json.MAPPER.readTree(again.out()).path("disks").get(0).path("base").asText()).isEqualTo(sourceOverlay.toString());
+            assertThat(sha256(disk)).isEqualTo(baseSha);
+        } finally {
+            dev.thaw.util.FileTrees.deleteQuietly(runDir);
+        }
+
+        ImageCommandsTest.Run inspect = ImageCommandsTest.run("inspect", image.toString());
+        assertThat(inspect.exit()).as(inspect.err()).isZero();
+        assertThat(inspect.out()).contains("disk disk0: base " + disk).contains("qcow2, 64 MiB").contains("unchanged since the save")
+                .contains("disk disk1: base " + readOnly).contains("read-only");
+
+        // Two restores at once, one eager and one lazy (QEMU as a postcopy destination activates its disks at RUN): each starts
+        // from the disk as saved, and each writes its own overlay.
+        List<CompletableFuture<Restorer.Outcome>> restores = new ArrayList<>();
+        for (Restorer.Mode mode : List.of(Restorer.Mode.EAGER, Restorer.Mode.LAZY)) {
+            String name = "thaw-test-clone-" + mode.label();
+            restores.add(CompletableFuture.supplyAsync(() -> {
+                try (CheckpointImage img = CheckpointImage.open(image)) {
+                    return Restorer.restore(img, mode, name, WorkingSetChoice.defaults(), o -> o, s -> {});
+                }
+            }));
+        }
+        List<QemuVm> clones = new ArrayList<>();
+        try {
+            for (CompletableFuture<Restorer.Outcome> r : restores) clones.add(r.join().vm());
+            List<GuestAgent.DiskSum> written = new ArrayList<>();
+            for (int i = 0; i < clones.size(); i++) {
+                QemuVm clone = clones.get(i);
+                assertThat(clone.config().disks()).hasSize(2);
+                assertThat(clone.config().disks().get(0)).satisfies(d -> {
+                    assertThat(d.format()).isEqualTo("qcow2");
+                    assertThat(d.file()).isNotEqualTo(disk).startsWith(dir.resolve("img.disks"));
+                });
+                assertThat(clone.config().disks().get(1)).satisfies(d -> {
+                    assertThat(d.file()).isEqualTo(readOnly);
+                    assertThat(d.readOnly()).isTrue();
+                });
+                try (GuestAgent agent = GuestAgent.connect(clone)) {
+                    agent.awaitReady(Duration.ofSeconds(30));
+                    assertThat(agent.diskSum(0, 8)).as(clone.name() + ": the disk as saved").isEqualTo(saved);
+                    agent.diskWrite(8, 4, 10 + i);
+                    written.add(agent.diskSum(8, 4));
+                }
+            }
+            assertThat(written.get(0)).as("each clone writes its own disk").isNotEqualTo(written.get(1));
+            for (int i = 0; i < clones.size(); i++) {
+                try (GuestAgent agent = GuestAgent.connect(clones.get(i))) {
+                    assertThat(agent.diskSum(8, 4)).as(clones.get(i).name() + " keeps its own writes").isEqualTo(written.get(i));
+                }
+            }
+        } finally {
+            for (QemuVm clone : clones) clone.close();
+            for (CompletableFuture<Restorer.Outcome> r : restores) r.thenAccept(o -> o.vm().close());
+        }
+        assertThat(sha256(disk)).as("no restore wrote the base").isEqualTo(baseSha);
+        try (CheckpointImage img2 = CheckpointImage.open(image2);
+             QemuVm clone = Restorer.restore(img2, Restorer.Mode.EAGER, "thaw-test-second", WorkingSetChoice.defaults(), o -> o, m -> {}).vm();
+             GuestAgent agent = GuestAgent.connect(clone)) {
+            agent.awaitReady(Duration.ofSeconds(30));
+            assertThat(agent.diskSum(0, 8)).as("the second checkpoint's disk: what the source wrote after the first").isEqualTo(savedAgain);
+        }
+        assertThat(sha256(disk)).isEqualTo(baseSha);
+
+        // An option Thaw cannot replay: refused before the guest is stopped, naming it; the guest runs on.
+        Path otherDir = Files.createTempDirectory(Path.of("/tmp"), "thaw-test-foreign-");
+        try (HandStarted other = HandStarted.start(otherDir, null, List.of("-device", "virtio-rng-pci"))) {
+            ImageCommandsTest.Run refused = ImageCommandsTest.run("save", "--qmp", other.qmpSocket().toString(), "--out",
+                    dir.resolve("refused").toString());
+            assertThat(refused.exit()).isNotZero();
+            assertThat(refused.err()).contains("-device virtio-rng-pci").contains("cannot be replayed").contains("expected");
+            assertThat(other.running()).as("the refused guest runs on").isTrue();
+            assertThat(dir.resolve("refused")).doesNotExist();
+        } finally {
+            dev.thaw.util.FileTrees.deleteQuietly(otherDir);
+        }
+
+        // The base changed after the save: every restore refuses it, naming the disk, before QEMU starts.
+        try (RandomAccessFile f = new RandomAccessFile(disk.toFile(), "rw")) {
+            f.seek(f.length() - 1);
+            int b = f.read();
+            f.seek(f.length() - 1);
+            f.write(b ^ 0x5a);
+        }
+        ImageCommandsTest.Run changed = ImageCommandsTest.run("restore", image.toString(), "--mode", "eager", "--exit", "--name",
+                "thaw-test-changed-base");
+        assertThat(changed.exit()).isNotZero();
+        assertThat(changed.err()).contains("disk disk0 (base " + disk + ") changed since the save").contains("SHA-256 expected");
+        assertThat(QemuVm.live()).isEmpty();
+    }
+
+    private static String sha256(Path file) throws Exception {
+        MessageDigest sha = MessageDigest.getInstance("SHA-256");
+        try (var in = new java.security.DigestInputStream(Files.newInputStream(file), sha)) {
+            in.transferTo(java.io.OutputStream.nullOutputStream());
+        }
+        return HexFormat.of().formatHex(sha.digest());
+    }
+}

@@ -1,0 +1,69 @@
+package dev.thaw.qemu;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+/** What Thaw replays of a QEMU it did not start, and what it refuses, naming the argument. */
+class ForeignCommandLineTest {
+    private static final Path CWD = Path.of("/srv/vm");
+
+    private static List<String> line(String... more) {
+        List<String> argv = new ArrayList<>(List.of("/usr/bin/qemu-system-x86_64", "-machine", "pc,accel=tcg", "-m", "256M", "-smp", "1",
+                "-nodefaults", "-display", "none", "-name", "web", "-kernel", "vmlinuz", "-initrd", "/boot/initrd.img", "-append",
+                "console=ttyS0", "-serial", "stdio", "-qmp", "unix:qmp.sock,server=on,wait=off", "-chardev", "socket,id=c,path=a.sock",
+                "-drive", "file=disk.qcow2,format=qcow2,if=virtio"));
+        argv.addAll(List.of(more));
+        return argv;
+    }
+
+    @Test
+    void replaysDevicesAndResolvesFilesAgainstQemusWorkingDirectory() {
+        ForeignCommandLine c = ForeignCommandLine.parse(line("-blockdev", "driver=raw,node-name=d1,read-only=on,file.driver=file,file.filename=/x.img",
+                "-device", "virtio-blk-pci,drive=d1,id=vd1", "-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0,addr=05",
+                "--enable-kvm"), CWD);
+        assertThat(c.kernel()).isEqualTo(Path.of("/srv/vm/vmlinuz"));
+        assertThat(c.initrd()).isEqualTo(Path.of("/boot/initrd.img"));
+        assertThat(c.kernelCommandLine()).isEqualTo("console=ttyS0");
+        assertThat(c.accel()).isEqualTo(Accel.KVM);
+        assertThat(c.serialPorts()).isEqualTo(1);
+        // Disks come from QMP; only the allowlisted devices are replayed as arguments.
+        assertThat(c.replayedArgs()).containsExactly("-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0,addr=05");
+    }
+
+    @Test
+    void refusesWhatCannotBeReplayedNamingTheArgument() {
+        record Case(List<String> argv, String named) {}
+        List<Case> cases = List.of(
+                new Case(line("-daemonize"), "-daemonize"),
+                new Case(line("-device", "vfio-pci,host=01:00.0"), "-device vfio-pci,host=01:00.0"),
+                new Case(line("-netdev", "tap,id=t0,script=/etc/qemu-ifup"), "-netdev tap,id=t0,script=/etc/qemu-ifup"),
+                new Case(line("-chardev", "socket,id=vu,path=/v.sock", "-netdev", "vhost-user,id=v0,chardev=vu"), "-netdev vhost-user"),
+                new Case(line("-drive", "file=/x.img,if=ide"), "-drive file=/x.img,if=ide"),
+                new Case(line("-drive", "file=/x.img,if=virtio,snapshot=on"), "snapshot=on"),
+                new Case(line("-device", "virtio-net-pci,netdev=n0"), "expected addr=SLOT"),
+                new Case(line("-cpu", "host"), "-cpu host"),
+                new Case(line("-rtc", "base=utc"), "-rtc"),
+                new Case(line("-object", "memory-backend-file,id=m,mem-path=/dev/shm/x,size=1G,share=on"), "-object"),
+                new Case(line("/var/disk.img"), "/var/disk.img"));
+        for (Case c : cases) {
+            assertThatThrownBy(() -> ForeignCommandLine.parse(c.argv(), CWD)).as(c.named()).isInstanceOf(QemuOption.RefusedException.class)
+                    .hasMessageContaining("cannot be replayed").hasMessageContaining(c.named()).hasMessageContaining("expected");
+        }
+        assertThatThrownBy(() -> ForeignCommandLine.parse(line("-device", "virtio-rng-pci"), CWD))
+                .hasMessage("the QEMU command line's argument 26 (-device virtio-rng-pci) cannot be replayed: expected one of"
+                        + " [virtio-balloon-pci, virtio-blk-pci, virtio-net-pci] as its type, actual 'virtio-rng-pci'");
+        assertThatThrownBy(() -> ForeignCommandLine.parse(line("-netdev", "tap,id=t0"), CWD))
+                .hasMessage("the QEMU command line's argument 26 (-netdev tap,id=t0) cannot be replayed: expected one of"
+                        + " [stream, user] as its type, actual 'tap'");
+        List<String> withoutDefaults = new ArrayList<>(line());
+        withoutDefaults.remove("-nodefaults");
+        assertThatThrownBy(() -> ForeignCommandLine.parse(withoutDefaults, CWD)).hasMessageContaining("expected -nodefaults");
+        assertThatThrownBy(() -> ForeignCommandLine.parse(List.of("/usr/bin/qemu-system-aarch64"), CWD))
+                .hasMessageContaining("expected qemu-system-x86_64");
+    }
+}
