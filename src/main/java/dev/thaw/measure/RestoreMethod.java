@@ -24,8 +24,8 @@ public enum RestoreMethod {
     WS_LEARNED("Thaw ws (learned)", "ws-learned"),
     WS_DIRTY("Thaw ws (dirty)", "ws-dirty"),
     /**
-     * The post-save trace (save --estimator trace; with a dirty method in the same run, dirty,trace: the trace runs with the live
-     * probe's pages prefetched and adds what they missed): the demo's ws.
+     * The post-save trace completing the live probe's pages (save --estimator dirty,trace: the trace runs with the probe's pages
+     * prefetched and adds what they missed): the demo's ws.
      */
     WS_TRACE("Thaw ws (trace)", "ws"),
     /** Ablation: ws (dirty) with the background threads (Thaw's sender, QEMU's postcopy/listen) at normal priority. */
@@ -41,6 +41,11 @@ public enum RestoreMethod {
      * its working set and its faults but almost no background stream: does the stream itself slow the guest?
      */
     WS_DIRTY_QUIET("Thaw ws (dirty, whole, quiet)", "ws-dirty-quiet"),
+    /**
+     * Trial: as {@link #WS_DIRTY_QUIET} with the dirty,trace estimate, which leaves the guest almost nothing to fault on: is the
+     * background stream what keeps a guest whose working set is in from running at full speed?
+     */
+    WS_TRACE_QUIET("Thaw ws (trace, whole, quiet)", "ws-trace-quiet"),
     /** Trial: ws (dirty) into guest RAM on 2 MiB hugetlb pages (whole 2 MiB units prefetched and faulted; no 4 KiB host pages after). */
     WS_DIRTY_HUGETLB("Thaw ws (dirty, hugetlb)", "ws-dirty-hugetlb"),
     /**
@@ -84,15 +89,15 @@ public enum RestoreMethod {
             case WS_DIRTY_MAPPED, WS_TRACE_MAPPED -> Optional.of(Restorer.Mode.MAPPED);
             case THAW_EAGER -> Optional.of(Restorer.Mode.EAGER);
             case THAW_LAZY, THAW_LAZY_ADDRESS_ORDER -> Optional.of(Restorer.Mode.LAZY);
-            case WS_LEARNED, WS_DIRTY, WS_TRACE, WS_DIRTY_NORMAL_PRIORITY, WS_DIRTY_PREEMPT, WS_DIRTY_WHOLE, WS_DIRTY_HALF, WS_DIRTY_QUIET, WS_DIRTY_HUGETLB
-                    -> Optional.of(Restorer.Mode.WS);
+            case WS_LEARNED, WS_DIRTY, WS_TRACE, WS_DIRTY_NORMAL_PRIORITY, WS_DIRTY_PREEMPT, WS_DIRTY_WHOLE, WS_DIRTY_HALF, WS_DIRTY_QUIET, WS_DIRTY_HUGETLB,
+                 WS_TRACE_QUIET -> Optional.of(Restorer.Mode.WS);
         };
     }
 
     /** What {@code --modes} runs unless told otherwise: every method but the ablations and trials. */
     public static Set<RestoreMethod> defaults() {
         return EnumSet.complementOf(EnumSet.of(THAW_LAZY_ADDRESS_ORDER, WS_DIRTY_NORMAL_PRIORITY, WS_DIRTY_PREEMPT, WS_DIRTY_WHOLE,
-                WS_DIRTY_HALF, WS_DIRTY_QUIET, WS_DIRTY_HUGETLB, WS_DIRTY_MAPPED));
+                WS_DIRTY_HALF, WS_DIRTY_QUIET, WS_DIRTY_HUGETLB, WS_DIRTY_MAPPED, WS_TRACE_QUIET));
     }
 
     /** Whether it maps the image's RAM file (the bench writes the file when one of its methods does). */
@@ -104,7 +109,7 @@ public enum RestoreMethod {
     public RestoreMethod estimate() {
         return switch (this) {
             case WS_DIRTY_NORMAL_PRIORITY, WS_DIRTY_PREEMPT, WS_DIRTY_WHOLE, WS_DIRTY_HALF, WS_DIRTY_QUIET, WS_DIRTY_HUGETLB, WS_DIRTY_MAPPED -> WS_DIRTY;
-            case WS_TRACE_MAPPED -> WS_TRACE;
+            case WS_TRACE_MAPPED, WS_TRACE_QUIET -> WS_TRACE;
             default -> this;
         };
     }

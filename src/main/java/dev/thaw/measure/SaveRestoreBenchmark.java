@@ -197,7 +197,10 @@ public final class SaveRestoreBenchmark {
         double vcpuShare = (VcpuTime.runNanos(vm.pid()) - ranBefore) / (double) (System.nanoTime() - beforeStart);
         Saver.Options saveOptions = Saver.Options.defaults().withKeepRunning(true).withImage(ImageWriter.Options.defaults());
         Set<RestoreMethod> methods = config.methods();
-        if (all && methods.stream().anyMatch(m -> m.estimate() == RestoreMethod.WS_DIRTY)) saveOptions = saveOptions.withDirtyEstimator(config.liveLimit());
+        // The trace completes the live probe's pages (save --estimator dirty,trace, the demo's): a trace method needs the probe too.
+        if (all && methods.stream().anyMatch(m -> m.estimate() == RestoreMethod.WS_DIRTY || m.estimate() == RestoreMethod.WS_TRACE)) {
+            saveOptions = saveOptions.withDirtyEstimator(config.liveLimit());
+        }
         Saver.Result saved;
         QemuBaselines.SaveResult qemuSaved;
         QemuBaselines.SnapshotResult snapshot;
@@ -259,7 +262,7 @@ public final class SaveRestoreBenchmark {
                         List.of(RestoreMethod.WS_TRACE), List.of(RestoreMethod.WS_DIRTY_NORMAL_PRIORITY), List.of(RestoreMethod.WS_DIRTY_PREEMPT),
                         List.of(RestoreMethod.WS_DIRTY_WHOLE), List.of(RestoreMethod.WS_DIRTY_HALF),
                         List.of(RestoreMethod.WS_DIRTY_QUIET), List.of(RestoreMethod.WS_DIRTY_HUGETLB),
-                        List.of(RestoreMethod.WS_DIRTY_MAPPED), List.of(RestoreMethod.WS_TRACE_MAPPED))
+                        List.of(RestoreMethod.WS_DIRTY_MAPPED), List.of(RestoreMethod.WS_TRACE_MAPPED), List.of(RestoreMethod.WS_TRACE_QUIET))
                 .map(u -> u.stream().filter(methods::contains).toList()).filter(u -> !u.isEmpty()).toList()
                 : List.of(List.of(RestoreMethod.THAW_EAGER), List.of(RestoreMethod.QEMU_EAGER));
         List<MethodSample> restores = new ArrayList<>();
@@ -351,7 +354,7 @@ public final class SaveRestoreBenchmark {
                             options = options.withPolicy(options.policy().withFaultRegionPages(0));
                         } else if (m != RestoreMethod.THAW_LAZY) {
                             java.util.OptionalDouble fraction = switch (m) { // the trials fix it; the rest is elastic
-                                case WS_DIRTY_WHOLE, WS_DIRTY_QUIET -> java.util.OptionalDouble.of(1.0);
+                                case WS_DIRTY_WHOLE, WS_DIRTY_QUIET, WS_TRACE_QUIET -> java.util.OptionalDouble.of(1.0);
                                 case WS_DIRTY_HALF -> java.util.OptionalDouble.of(dev.thaw.estimate.Sizing.HOTRESTORE.prefetchFraction());
                                 default -> java.util.OptionalDouble.empty();
                             };
@@ -362,7 +365,7 @@ public final class SaveRestoreBenchmark {
                         if (m == RestoreMethod.WS_DIRTY_NORMAL_PRIORITY) options = options.withBackgroundPriority(ThreadPriority.Policy.NORMAL);
                         if (m == RestoreMethod.WS_DIRTY_PREEMPT) options = options.withTransport(options.transport().withPreempt(true));
                         if (m == RestoreMethod.WS_DIRTY_HUGETLB) options = options.withGuestRam(PostcopyRestore.GuestRam.HUGETLB);
-                        if (m == RestoreMethod.WS_DIRTY_QUIET) {
+                        if (m == RestoreMethod.WS_DIRTY_QUIET || m == RestoreMethod.WS_TRACE_QUIET) {
                             options = options.withPolicy(options.policy().withBackgroundBytesPerSecond(RestoreMethod.QUIET_BACKGROUND_MBPS * 1_000_000L));
                         }
                         postcopy = PostcopyRestore.restore(img, options, x -> {});
