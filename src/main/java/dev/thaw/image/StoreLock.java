@@ -15,9 +15,14 @@ import java.util.concurrent.locks.StampedLock;
  * file lock per process and throws on overlapping ones, so the holders inside this process are
  * counted under a {@link StampedLock} (whose stamps, unlike a ReentrantReadWriteLock's, may be
  * released by another thread than the one that took them: a save may commit on another thread).
+ * Every wait for it ends after {@link #WAIT} (a save that another process has stopped holds its shared lock as long as it is
+ * stopped) with an error saying so.
  */
 final class StoreLock {
     static final String FILE = "store.lock";
+    /** How long a writer, {@code rm} or {@code gc} waits for the lock before it gives up. */
+    static final java.time.Duration WAIT = java.time.Duration.ofMinutes(10);
+    private static final long POLL_MILLIS = 50;
     private static final Map<Path, StoreLock> LOCKS = new ConcurrentHashMap<>();
 
     private final Path file;
@@ -47,12 +52,17 @@ final class StoreLock {
     }
 
     Held shared() {
-        long stamp = inProcess.readLock();
+        return shared(WAIT);
+    }
+
+    Held shared(java.time.Duration wait) {
+        long deadline = System.nanoTime() + wait.toNanos();
+        long stamp = inProcessStamp(false, wait);
         try {
             synchronized (this) {
                 if (sharedHolders == 0) {
                     FileChannel channel = open();
-                    lockOrClose(channel, true);
+                    lockOrClose(channel, true, deadline, wait);
                     sharedChannel = channel;
                 }
                 sharedHolders++;
@@ -73,11 +83,16 @@ final class StoreLock {
     }
 
     Held exclusive() {
-        long stamp = inProcess.writeLock();
+        return exclusive(WAIT);
+    }
+
+    Held exclusive(java.time.Duration wait) {
+        long deadline = System.nanoTime() + wait.toNanos();
+        long stamp = inProcessStamp(true, wait);
         FileChannel channel;
         try {
             channel = open();
-            lockOrClose(channel, false);
+            lockOrClose(channel, false, deadline, wait);
         } catch (RuntimeException e) {
             inProcess.unlockWrite(stamp);
             throw e;
@@ -97,13 +112,44 @@ final class StoreLock {
         }
     }
 
-    private void lockOrClose(FileChannel channel, boolean shared) {
+    /** This process's own holders first: a gc waits for this JVM's saves here, not on the file. */
+    private long inProcessStamp(boolean exclusive, java.time.Duration wait) {
+        long stamp;
         try {
-            channel.lock(0, Long.MAX_VALUE, shared); // blocks while another process holds a conflicting lock
+            stamp = exclusive ? inProcess.tryWriteLock(wait.toNanos(), java.util.concurrent.TimeUnit.NANOSECONDS)
+                    : inProcess.tryReadLock(wait.toNanos(), java.util.concurrent.TimeUnit.NANOSECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new ImageException.CannotWrite(file, "interrupted while waiting for the store's lock", e);
+        }
+        if (stamp == 0) throw timedOut(exclusive, wait, "this process");
+        return stamp;
+    }
+
+    /** The file lock, polled until {@code deadline}: {@link FileChannel#lock} would wait for another process without end. */
+    private void lockOrClose(FileChannel channel, boolean shared, long deadline, java.time.Duration wait) {
+        try {
+            while (channel.tryLock(0, Long.MAX_VALUE, shared) == null) {
+                if (System.nanoTime() - deadline >= 0) throw timedOut(!shared, wait, "another process (a save, rm or gc)");
+                Thread.sleep(POLL_MILLIS);
+            }
         } catch (IOException e) {
             closeQuietly(channel);
             throw new ImageException.CannotWrite(file, "cannot lock the store (" + (shared ? "shared" : "exclusive") + "): " + e, e);
+        } catch (InterruptedException e) {
+            closeQuietly(channel);
+            Thread.currentThread().interrupt();
+            throw new ImageException.CannotWrite(file, "interrupted while waiting for the store's lock", e);
+        } catch (RuntimeException e) {
+            closeQuietly(channel);
+            throw e;
         }
+    }
+
+    private ImageException timedOut(boolean exclusive, java.time.Duration wait, String holder) {
+        return new ImageException.CannotWrite(file, String.format("waited %.1f s for the store's %s lock, which %s holds: expected it"
+                + " released, actual still held (a save stopped with its QEMU? try again once it ends)", wait.toNanos() / 1e9,
+                exclusive ? "exclusive" : "shared", holder), null);
     }
 
     private static Held once(Runnable release) {
