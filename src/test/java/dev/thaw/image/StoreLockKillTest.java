@@ -14,7 +14,7 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * {@code thaw gc} SIGKILLed while it waits for the store's exclusive lock (a save holds it shared): the kernel drops a dead
- * process's POSIX locks and lock requests, so the save keeps its lock, the next gc gets the lock once the save is done, and
+ * process's POSIX locks (it polls for the lock, so it has no request queued), so the save keeps its lock, the next gc gets the lock once the save is done, and
  * the store is whole. No QEMU: the save's hold is this test's, the gc a {@code thaw gc} process of its own.
  */
 class StoreLockKillTest {
@@ -27,12 +27,14 @@ class StoreLockKillTest {
         try (StoreLock.Held save = StoreLock.of(store).shared()) {
             gc = thaw(dir.resolve("gc.log"), "gc", store.toString());
             long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
-            while (!waitsForALock(gc.pid())) {
+            while (!hasOpen(gc.pid(), store.resolve(StoreLock.FILE))) {
                 assertThat(gc.isAlive()).as("gc ended while a save held the store: %s", Files.readString(dir.resolve("gc.log"))).isTrue();
                 assertThat(System.nanoTime()).as("gc did not wait for the store's lock within 60 s").isLessThan(deadline);
                 Thread.sleep(20);
             }
-            gc.destroyForcibly(); // SIGKILL while blocked in fcntl(F_SETLKW)
+            Thread.sleep(500); // it polls for the lock (tryLock) until StoreLock.WAIT: it cannot have it while the save holds it
+            assertThat(gc.isAlive()).as("gc waits while a save holds the store").isTrue();
+            gc.destroyForcibly(); // SIGKILL while it waits
             assertThat(gc.waitFor(10, TimeUnit.SECONDS)).isTrue();
             assertThat(gc.exitValue()).isEqualTo(128 + 9);
             assertThat(locksOf(gc.pid())).as("the dead gc holds and awaits no lock").isEmpty();
@@ -47,9 +49,20 @@ class StoreLockKillTest {
         assertThat(verified.unreferencedPacks()).isEmpty();
     }
 
-    /** Whether {@code pid} is blocked waiting for a POSIX lock ({@code /proc/locks} lists a waiter with "->"). */
-    private static boolean waitsForALock(long pid) throws Exception {
-        return locksOf(pid).stream().anyMatch(l -> l.contains("->"));
+    /** Whether {@code pid} has {@code file} open: gc opens the lock file, then polls for its lock. */
+    private static boolean hasOpen(long pid, Path file) throws Exception {
+        Path real = file.toRealPath();
+        try (var fds = Files.list(Path.of("/proc", Long.toString(pid), "fd"))) {
+            return fds.anyMatch(fd -> {
+                try {
+                    return Files.readSymbolicLink(fd).equals(real);
+                } catch (java.io.IOException e) {
+                    return false; // closed meanwhile
+                }
+            });
+        } catch (java.nio.file.NoSuchFileException e) {
+            return false; // the process is gone (the loop says why)
+        }
     }
 
     private static List<String> locksOf(long pid) throws Exception {
