@@ -99,7 +99,8 @@ public final class EstimatingSave {
                 ? Optional.of(AccessBitSampling.scan(qmpSocket, config, plan.abitDuration(), plan.abitInterval(), listener::status))
                 : Optional.empty();
         Saver.Result result;
-        try (QmpClient qmp = QmpClient.connect(qmpSocket, "guest", Duration.ofSeconds(10), () -> true)) {
+        // A QEMU stopped before the save speaks is waited for as long as the save waits for any of its answers.
+        try (QmpClient qmp = QmpClient.connect(qmpSocket, "guest", Duration.ofSeconds(10), options.qmpTimeout(), () -> true)) {
             // A save killed earlier (SIGKILL: no cleanup) may have left this guest paused: it ran before, so it runs again first.
             SaveHold.resumeIfLeftPaused(qmpSocket, qmp).ifPresent(r -> listener.line(r.message()));
             try (SaveHold.Claim hold = SaveHold.claim(qmpSocket, qmp, options.qmpTimeout())) {

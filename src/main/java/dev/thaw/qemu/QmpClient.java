@@ -66,6 +66,15 @@ public final class QmpClient implements AutoCloseable {
      * capabilities (out-of-band execution when offered).
      */
     public static QmpClient connect(Path socket, String peer, Duration timeout, BooleanSupplier peerAlive) {
+        return connect(socket, peer, timeout, Duration.ofSeconds(5), peerAlive);
+    }
+
+    /**
+     * The same, waiting for QEMU's greeting at least {@code greetingTimeout} once connected: a QEMU whose socket accepts but
+     * which does not speak (SIGSTOPped, a host stall) is slow, not dead, and a caller that owns the guest waits for it as long
+     * as for any of its answers. A socket nobody listens on still fails within {@code timeout}.
+     */
+    public static QmpClient connect(Path socket, String peer, Duration timeout, Duration greetingTimeout, BooleanSupplier peerAlive) {
         long deadline = System.nanoTime() + timeout.toNanos();
         SocketChannel channel = null;
         IOException last = null;
@@ -94,7 +103,7 @@ public final class QmpClient implements AutoCloseable {
         QmpClient client = new QmpClient(peer, channel);
         client.reader.start();
         try {
-            client.handshake(Duration.ofNanos(Math.max(deadline - System.nanoTime(), Duration.ofSeconds(5).toNanos())));
+            client.handshake(Duration.ofNanos(Math.max(deadline - System.nanoTime(), greetingTimeout.toNanos())));
         } catch (RuntimeException e) {
             client.close();
             throw e;

@@ -117,6 +117,35 @@ class SaveFaultsTest {
         assertThat(leftIn(dir)).containsExactly("image");
     }
 
+    /**
+     * {@code thaw save} (its own process) started at a QEMU SIGSTOPped for longer than the connection's 10 s: the socket accepts
+     * but QEMU does not greet; the save waits for the greeting as for any answer (slow, not dead) and completes. Before, the
+     * greeting's wait ended with the connection's 10 s and the save failed.
+     */
+    @Test
+    void aSaveStartedAtAStoppedQemuWaitsForItsGreetingAndCompletes(@TempDir Path dir) throws Exception {
+        Duration stop = Duration.ofSeconds(15);
+        Path log = dir.resolve("save.log");
+        try (QemuVm vm = booted("thaw-test-stopped-greeting")) {
+            long stoppedAt = System.nanoTime();
+            Thread resumer = stopFor(vm, stop);
+            Process save = thaw(log, "save", "--qmp", vm.extraQmpSocket().toString(), "--out", dir.resolve("image").toString(),
+                    "--keep-running");
+            try {
+                assertThat(save.waitFor(120, TimeUnit.SECONDS)).as("the save ended").isTrue();
+            } finally {
+                save.destroyForcibly();
+                awaitResumed(resumer);
+            }
+            assertThat(save.exitValue()).as(Files.readString(log)).isZero();
+            assertThat(Duration.ofNanos(System.nanoTime() - stoppedAt)).as("the save waited out the stop").isGreaterThan(stop);
+            try (CheckpointImage saved = CheckpointImage.open(dir.resolve("image"))) {
+                assertThat(saved.verify().pageCount()).isPositive();
+            }
+            assertThat(DemoGuest.collectTicks(vm.console().cursor(), Duration.ofSeconds(3))).as("wsbench ticks again").isNotEmpty();
+        }
+    }
+
     @Test
     void aQemuKilledMidSaveIntoAStoreFailsAtOnceNamingItAndLeavesNothingListed(@TempDir Path dir) throws Exception {
         Path store = dir.resolve("store");
