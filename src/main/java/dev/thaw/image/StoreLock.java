@@ -147,9 +147,10 @@ final class StoreLock {
     }
 
     private ImageException timedOut(boolean exclusive, java.time.Duration wait, String holder) {
-        return new ImageException.CannotWrite(file, String.format("waited %.1f s for the store's %s lock, which %s holds: expected it"
-                + " released, actual still held (a save stopped with its QEMU? try again once it ends)", wait.toNanos() / 1e9,
-                exclusive ? "exclusive" : "shared", holder), null);
+        return new ImageException.CannotWrite(file, String.format("waited %.1f s for the store's %s lock; %s holds a conflicting one:"
+                + " expected it released, actual still held%s", wait.toNanos() / 1e9, exclusive ? "exclusive" : "shared", holder,
+                exclusive ? " (a save holds its shared lock as long as it runs, stopped with its QEMU too: try again once it ends)"
+                        : " (an rm or gc: try again once it ends)"), null);
     }
 
     private static Held once(Runnable release) {

@@ -32,7 +32,7 @@ public final class PageCachePrefetch implements AutoCloseable {
     static final int MAX_RUN_PAGES = 256;
     /**
      * Pages between two wanted ones that are read rather than split into two reads: none. Filling gaps of 2, 4 or 8 pages read
-     * 1.2-2.6x the bytes of a 4 GiB guest's scattered 66k-page working set and made it resident no sooner (0.84-1.27 s for every
+     * 1.2-2.6x the bytes of a 4 GiB guest's scattered 66k-page working set and made it resident no sooner (0.84-1.51 s for every
      * gap and for queue order, from a cold cache: this disk's ~60-75k reads per second bound it, docs/benchmarks.md).
      */
     public static final int GAP_PAGES = 0;

@@ -21,7 +21,7 @@ class StoreLockWaitTest {
         try (StoreLock.Held shared = lock.shared()) {
             long start = System.nanoTime();
             assertThatThrownBy(() -> lock.exclusive(Duration.ofMillis(300))).isInstanceOf(ImageException.CannotWrite.class)
-                    .hasMessageContaining("waited 0.3 s for the store's exclusive lock, which this process holds")
+                    .hasMessageContaining("waited 0.3 s for the store's exclusive lock; this process holds a conflicting one")
                     .hasMessageContaining(StoreLock.FILE);
             assertThat(System.nanoTime() - start).isGreaterThanOrEqualTo(TimeUnit.MILLISECONDS.toNanos(300));
         }
@@ -54,7 +54,7 @@ class StoreLockWaitTest {
             assertThat(out.readLine()).isEqualTo("locked");
             StoreLock lock = StoreLock.of(store);
             assertThatThrownBy(() -> lock.shared(Duration.ofMillis(400))).isInstanceOf(ImageException.CannotWrite.class)
-                    .hasMessageContaining("waited 0.4 s for the store's shared lock, which another process");
+                    .hasMessageContaining("waited 0.4 s for the store's shared lock; another process");
             p.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
             try (StoreLock.Held shared = lock.shared(Duration.ofSeconds(10))) {
                 assertThat(shared).as("the dead process's lock is gone").isNotNull();
