@@ -18,7 +18,6 @@ import java.time.Duration;
 import java.util.EnumSet;
 import java.util.List;
 import java.util.Optional;
-import java.util.OptionalLong;
 import java.util.Set;
 import java.util.function.Consumer;
 
@@ -139,7 +138,7 @@ public final class EstimatingSave {
     public static PostSaveTrace.Result traceAfterSave(CheckpointImage image, String vmName, Duration period, Optional<WorkingSet> sample,
                                                       Consumer<String> progress) {
         if (sample.isEmpty() || sample.get().size() == 0) {
-            return PostSaveTrace.run(image, vmName, period, OptionalLong.empty(), "", progress);
+            return PostSaveTrace.run(image, vmName, period, progress);
         }
         WorkingSet s = sample.get();
         return PostSaveTrace.runAfterSample(image, vmName, period, s.pages(), s.estimator() == Estimator.ABIT ? "accessed-bit" : "dirty-bit",

@@ -83,8 +83,8 @@ public final class PageCachePrefetch implements AutoCloseable {
             firstInQueue.putIfAbsent(p, i);
         }
         long[] sorted = firstInQueue.keySet().stream().mapToLong(Long::longValue).sorted().toArray();
-        List<Run> runs = new ArrayList<>();
-        List<Integer> rank = new ArrayList<>();
+        record Ranked(Run run, int earliestInQueue) {}
+        List<Ranked> runs = new ArrayList<>();
         int i = 0;
         while (i < sorted.length) {
             long first = sorted[i];
@@ -96,16 +96,11 @@ public final class PageCachePrefetch implements AutoCloseable {
                 earliest = Math.min(earliest, firstInQueue.get(sorted[j]));
                 j++;
             }
-            runs.add(new Run(first, (int) (end - first)));
-            rank.add(earliest);
+            runs.add(new Ranked(new Run(first, (int) (end - first)), earliest));
             i = j;
         }
-        Integer[] order = new Integer[runs.size()];
-        for (int k = 0; k < order.length; k++) order[k] = k;
-        java.util.Arrays.sort(order, java.util.Comparator.comparingInt(rank::get));
-        List<Run> out = new ArrayList<>(runs.size());
-        for (int k : order) out.add(runs.get(k));
-        return out;
+        runs.sort(java.util.Comparator.comparingInt(Ranked::earliestInQueue));
+        return runs.stream().map(Ranked::run).toList();
     }
 
     private void read(Path file, List<Run> runs) {

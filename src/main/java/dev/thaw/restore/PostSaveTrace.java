@@ -3,13 +3,11 @@ package dev.thaw.restore;
 import dev.thaw.estimate.Estimator;
 import dev.thaw.estimate.FaultOrder;
 import dev.thaw.estimate.PageRef;
-import dev.thaw.estimate.Sizing;
 import dev.thaw.estimate.WorkingSet;
 import dev.thaw.image.CheckpointImage;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
-import java.util.OptionalLong;
 import java.util.function.Consumer;
 
 /**
@@ -25,23 +23,11 @@ public final class PostSaveTrace {
 
     private PostSaveTrace() {}
 
-    /**
-     * A trace without a sample: the guest restored lazily, every page it touches in the period a fault (HotRestore's FAFL queue).
-     *
-     * @param sampledPages the working-set size sampled during normal execution, or empty; with it the size is HotRestore's hybrid
-     *                     0.7 x sample + 0.3 x traced
-     * @param sampleSource what the sample is, for the description ("dirty-bit", "accessed-bit")
-     */
-    public static Result run(CheckpointImage image, String vmName, Duration period, OptionalLong sampledPages, String sampleSource,
-                             Consumer<String> progress) {
+    /** A trace without a sample: the guest restored lazily, every page it touches in the period a fault (HotRestore's FAFL queue). */
+    public static Result run(CheckpointImage image, String vmName, Duration period, Consumer<String> progress) {
         PostcopyRestore.Result r = traced(image, PostcopyRestore.Options.lazy(vmName).withTracing(period), progress);
         WorkingSet traced = FaultOrder.trace(touches(r, period), period.toNanos());
-        long size = Sizing.HOTRESTORE.workingSetPages(sampledPages, OptionalLong.of(traced.size()));
-        String how = traced.description() + (sampledPages.isPresent()
-                ? String.format("; size 0.7 x %d (%s sample) + 0.3 x %d (traced) = %d pages", sampledPages.getAsLong(), sampleSource,
-                traced.size(), size)
-                : "; size: the traced pages");
-        return new Result(r, new WorkingSet(Estimator.TRACE, traced.entries(), size, how));
+        return new Result(r, new WorkingSet(Estimator.TRACE, traced.entries(), traced.size(), traced.description() + "; size: the traced pages"));
     }
 
     /**

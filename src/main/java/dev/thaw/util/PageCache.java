@@ -132,17 +132,9 @@ public final class PageCache {
 
     /** {@link #evict} for every regular file under each of {@code roots} (files or directories; missing ones skipped). */
     public static long evictTrees(List<Path> roots) throws IOException {
-        long files = 0;
-        for (Path root : roots) {
-            if (!Files.exists(root)) continue;
-            try (Stream<Path> walk = Files.walk(root)) {
-                for (Path p : (Iterable<Path>) walk.filter(Files::isRegularFile)::iterator) {
-                    evict(p);
-                    files++;
-                }
-            }
-        }
-        return files;
+        List<Path> files = regularFiles(roots);
+        for (Path p : files) evict(p);
+        return files.size();
     }
 
     /** Bytes of {@code file} in the page cache now (by {@code mincore} over a read-only mapping of it, which reads nothing). */
@@ -172,12 +164,18 @@ public final class PageCache {
     /** {@link #residentBytes} summed over every regular file under each of {@code roots}. */
     public static long residentBytesOfTrees(List<Path> roots) throws IOException {
         long total = 0;
+        for (Path p : regularFiles(roots)) total += residentBytes(p);
+        return total;
+    }
+
+    private static List<Path> regularFiles(List<Path> roots) throws IOException {
+        List<Path> files = new java.util.ArrayList<>();
         for (Path root : roots) {
             if (!Files.exists(root)) continue;
             try (Stream<Path> walk = Files.walk(root)) {
-                for (Path p : (Iterable<Path>) walk.filter(Files::isRegularFile)::iterator) total += residentBytes(p);
+                walk.filter(Files::isRegularFile).forEach(files::add);
             }
         }
-        return total;
+        return files;
     }
 }
