@@ -61,21 +61,41 @@ public final class Demo {
      *                  host's page cache, as for a snapshot saved earlier or elsewhere; QEMU, the guest kernel and everything else
      *                  stay cached. Without it each restore reads files the save has just written, from memory.
      */
-    public record Config(DemoGuest guest, Duration measure, Path image, UnaryOperator<PostcopyRestore.Options> tune, boolean coldImage) {}
+    public record Config(DemoGuest guest, Duration measure, Path image, UnaryOperator<PostcopyRestore.Options> tune, boolean coldImage,
+                         int closeRuns) {
+        public Config {
+            if (closeRuns < 1 || closeRuns > 9) throw new IllegalArgumentException("--close-runs: expected 1..9, actual " + closeRuns);
+        }
+    }
+
+    /** How close a baseline's first stall TTR must come to ws's (or beat it) to be run again with ws: 0.15 s, the spread of one run here. */
+    static final double CLOSE_SECONDS = 0.15;
 
     /**
-     * One restore method's result, named as the demo's table names it. Seconds from the start of the restore.
+     * One restore method's result, named as the demo's table names it ({@code mode}). Seconds from the start of the restore.
      *
      * @param ttrSeconds      TTR(1 s, 0.8) by the rate before the save; null if not reached within the observation
      * @param stallTtrSeconds the stall TTR ({@link AfterRestore#stallTtrSeconds}); null if not reached or not reported
      */
-    public record ModeResult(String mode, double runningSeconds, double completedSeconds, Long demandFaults, Long vcpuBlockedMillis,
+    public record ModeResult(RestoreMethod method, String mode, double runningSeconds, double completedSeconds, Long demandFaults, Long vcpuBlockedMillis,
                              Double ttrSeconds, Double stallTtrSeconds, double mmu, double throughputRelative, String memsumAfter,
                              boolean memsumIdentical) {}
 
-    /** What the demo did and measured. Boot times are milliseconds from QEMU's launch. */
+    /**
+     * What the demo did and measured. Boot times are milliseconds from QEMU's launch.
+     *
+     * @param modes   every method once, in {@link #METHODS}' order
+     * @param repeats the further runs of ws and the baselines close to it ({@link DemoVerdict#toRepeat}), interleaved
+     */
     public record Result(long initUpMillis, long wsbenchReadyMillis, Throughput before, GuestAgent.MemSum memsumBefore, Saver.Result saved,
-                         List<ModeResult> modes) {}
+                         List<ModeResult> modes, List<ModeResult> repeats) {
+        /** Every run: the first pass, then the repeats. */
+        public List<ModeResult> all() {
+            List<ModeResult> all = new ArrayList<>(modes);
+            all.addAll(repeats);
+            return List.copyOf(all);
+        }
+    }
 
     /** QEMU's saves, beside the image; removed after the restores. */
     private record BaselineFiles(Path qemuStream, Path qcow2) {
@@ -163,16 +183,28 @@ public final class Demo {
         WorkingSetWriter.attach(target, estimate);
         listener.line("working set (dirty,trace): " + estimate.description());
         List<ModeResult> modes = new ArrayList<>();
+        List<ModeResult> repeats = new ArrayList<>();
         FileTrees.deleteQuietly(RestoreTraces.directoryFor(target)); // restores below leave their own traces
         try (CheckpointImage img = CheckpointImage.open(target)) {
             RamFiles.write(img);
             for (RestoreMethod method : METHODS) {
                 modes.add(restore(method, img, sourceConfig, before, memsumBefore));
             }
+            // One run cannot order restores this close here: ws and the baselines near it again, rotated so none always goes first.
+            List<RestoreMethod> close = config.closeRuns() > 1 ? DemoVerdict.toRepeat(modes, CLOSE_SECONDS) : List.of();
+            if (!close.isEmpty()) {
+                listener.line(String.format("close to ws (within %.2f s): %s; %d more runs each, interleaved", CLOSE_SECONDS,
+                        close.stream().map(RestoreMethod::shortName).toList(), config.closeRuns() - 1));
+            }
+            for (int run = 1; run < config.closeRuns() && !close.isEmpty(); run++) {
+                for (int i = 0; i < close.size(); i++) {
+                    repeats.add(restore(close.get((i + run) % close.size()), img, sourceConfig, before, memsumBefore));
+                }
+            }
         } finally {
             for (Path p : files.all()) Files.deleteIfExists(p); // large, and only this run's baselines
         }
-        return new Result(initUp, ready, before, memsumBefore, saved, List.copyOf(modes));
+        return new Result(initUp, ready, before, memsumBefore, saved, List.copyOf(modes), List.copyOf(repeats));
     }
 
     private ModeResult restore(RestoreMethod method, CheckpointImage img, VmConfig source, Throughput before,
@@ -221,7 +253,7 @@ public final class Demo {
                     memsumAfter.equals(memsumBefore) ? "identical" : "DIFFERENT"));
             vm.qmp().quit();
             vm.awaitExit(Duration.ofSeconds(10));
-            return new ModeResult(mode, running, completed, faults, blocked, ttr,
+            return new ModeResult(method, mode, running, completed, faults, blocked, ttr,
                     seen.stallsReported() ? seen.stallTtrSeconds().orElse(null) : null, mmu, before.opsPerSecond() > 0 ? rate / before.opsPerSecond() : 0,
                     memsumAfter.checksumHex(), memsumAfter.equals(memsumBefore));
         }
@@ -259,21 +291,30 @@ public final class Demo {
         return t;
     }
 
-    /** A table of the restores, as the demo ends: one line per method. */
-    public static String table(List<ModeResult> modes, Duration measure) {
+    /**
+     * A table of the restores, as the demo ends: one line per method, its first run; the stall TTR of a method run more than
+     * once is the median of its runs, each run listed after it. Then the verdict ({@link DemoVerdict#verdict}).
+     */
+    public static String table(List<ModeResult> all, Duration measure) {
         long seconds = measure.toSeconds();
         StringBuilder out = new StringBuilder();
         String ttrLabel = String.format("TTR(%.0f s, %.1f)", Responsiveness.DEFAULT_WINDOW_NANOS / 1e9, Responsiveness.DEFAULT_UTILIZATION);
         String stallLabel = String.format("stall TTR(%.0f s, %.1f)", Responsiveness.DEFAULT_WINDOW_NANOS / 1e9, Responsiveness.DEFAULT_UNSTALLED);
-        out.append(String.format("%-11s %14s %16s %14s %14s %20s %14s %8s %20s  %s%n", "restore", "running after", "completed after", "demand faults",
-                "vCPU stalled", stallLabel, ttrLabel, "MMU", "first " + seconds + " s vs before", "memory"));
-        for (ModeResult m : modes) {
-            out.append(String.format("%-11s %12.2f s %14.2f s %14s %14s %20s %14s %8.2f %19.2fx  %s%n", m.mode(), m.runningSeconds(),
+        out.append(String.format("%-11s %14s %16s %14s %14s %20s %14s %8s %20s  %-9s  %s%n", "restore", "running after", "completed after",
+                "demand faults", "vCPU stalled", stallLabel, ttrLabel, "MMU", "first " + seconds + " s vs before", "memory",
+                "stall TTR per run"));
+        for (DemoVerdict.Runs runs : DemoVerdict.runs(all)) {
+            ModeResult m = all.stream().filter(r -> r.method() == runs.method()).findFirst().orElseThrow();
+            boolean identical = all.stream().filter(r -> r.method() == runs.method()).allMatch(ModeResult::memsumIdentical);
+            double median = runs.median();
+            out.append(String.format("%-11s %12.2f s %14.2f s %14s %14s %20s %14s %8.2f %19.2fx  %-9s  %s%n", m.mode(), m.runningSeconds(),
                     m.completedSeconds(), m.demandFaults() == null ? "-" : m.demandFaults().toString(),
                     m.vcpuBlockedMillis() == null || m.vcpuBlockedMillis() < 0 ? "-" : m.vcpuBlockedMillis() + " ms",
-                    ttrText(m.stallTtrSeconds(), seconds), ttrText(m.ttrSeconds(), seconds), m.mmu(), m.throughputRelative(),
-                    m.memsumIdentical() ? "identical" : "DIFFERENT"));
+                    ttrText(Double.isInfinite(median) ? null : median, seconds) + (runs.stallTtrSeconds().size() > 1 ? " (median)" : ""),
+                    ttrText(m.ttrSeconds(), seconds), m.mmu(), m.throughputRelative(), identical ? "identical" : "DIFFERENT",
+                    runs.stallTtrSeconds().size() == 1 ? "" : String.join(", ", runs.stallTtrSeconds().stream().map(t -> ttrText(t, seconds)).toList())));
         }
+        out.append(DemoVerdict.verdict(all)).append(System.lineSeparator());
         return out.toString();
     }
 

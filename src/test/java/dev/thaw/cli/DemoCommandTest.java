@@ -25,7 +25,7 @@ class DemoCommandTest {
         System.setOut(new PrintStream(captured, true, StandardCharsets.UTF_8));
         try {
             exit = new CommandLine(new ThawCli()).execute("demo", "--json", "--seconds", "2", "--memory-mib", "512",
-                    "--total-mib", "128", "--ws-mib", "32", "--image", image.toString());
+                    "--total-mib", "128", "--ws-mib", "32", "--close-runs", "2", "--image", image.toString());
         } finally {
             System.setOut(original);
         }
@@ -50,6 +50,16 @@ class DemoCommandTest {
             assertThat(mode.path("completedSeconds").asDouble()).isGreaterThanOrEqualTo(mode.path("runningSeconds").asDouble());
             assertThat(mode.path("throughputRelative").asDouble()).isPositive();
         }
+        // ws and the baselines close to it ran once more each (none, if every baseline was clearly later), memory intact
+        JsonNode repeats = json.path("repeats");
+        java.util.List<String> repeated = new java.util.ArrayList<>();
+        for (JsonNode r : repeats) {
+            repeated.add(r.path("mode").asText());
+            assertThat(r.path("memsumIdentical").asBoolean()).isTrue();
+        }
+        assertThat(repeated).doesNotHaveDuplicates().isSubsetOf("ws", "qemu-eager", "qemu-loadvm", "mapped-file");
+        if (!repeated.isEmpty()) assertThat(repeated).contains("ws").hasSizeGreaterThan(1);
+        assertThat(json.path("verdict").asText()).startsWith("verdict: Thaw ws ");
         assertThat(dir.resolve("demo-image.qcow2")).as("the baselines' files are removed").doesNotExist();
         try (CheckpointImage img = CheckpointImage.open(image)) {
             // The RAM file stays with the image (thaw restore of it is then mapped by default).
