@@ -46,6 +46,13 @@ public enum RestoreMethod {
      * background stream what keeps a guest whose working set is in from running at full speed?
      */
     WS_TRACE_QUIET("Thaw ws (trace, whole, quiet)", "ws-trace-quiet"),
+    /**
+     * Trial: nothing prefetched before the guest runs; the dirty,trace estimate is the background's first pages, in queue order,
+     * from the moment the guest runs (demand faults still jump ahead): does running at once beat pushing the set first?
+     */
+    WS_TRACE_STREAMED("Thaw ws (trace, streamed)", "ws-streamed"),
+    /** Trial: a quarter of the dirty,trace estimate prefetched, the rest of it first in the background. */
+    WS_TRACE_QUARTER("Thaw ws (trace, quarter)", "ws-quarter"),
     /** Trial: ws (dirty) into guest RAM on 2 MiB hugetlb pages (whole 2 MiB units prefetched and faulted; no 4 KiB host pages after). */
     WS_DIRTY_HUGETLB("Thaw ws (dirty, hugetlb)", "ws-dirty-hugetlb"),
     /**
@@ -90,14 +97,15 @@ public enum RestoreMethod {
             case THAW_EAGER -> Optional.of(Restorer.Mode.EAGER);
             case THAW_LAZY, THAW_LAZY_ADDRESS_ORDER -> Optional.of(Restorer.Mode.LAZY);
             case WS_LEARNED, WS_DIRTY, WS_TRACE, WS_DIRTY_NORMAL_PRIORITY, WS_DIRTY_PREEMPT, WS_DIRTY_WHOLE, WS_DIRTY_HALF, WS_DIRTY_QUIET, WS_DIRTY_HUGETLB,
-                 WS_TRACE_QUIET -> Optional.of(Restorer.Mode.WS);
+                 WS_TRACE_QUIET, WS_TRACE_STREAMED, WS_TRACE_QUARTER -> Optional.of(Restorer.Mode.WS);
         };
     }
 
     /** What {@code --modes} runs unless told otherwise: every method but the ablations and trials. */
     public static Set<RestoreMethod> defaults() {
         return EnumSet.complementOf(EnumSet.of(THAW_LAZY_ADDRESS_ORDER, WS_DIRTY_NORMAL_PRIORITY, WS_DIRTY_PREEMPT, WS_DIRTY_WHOLE,
-                WS_DIRTY_HALF, WS_DIRTY_QUIET, WS_DIRTY_HUGETLB, WS_DIRTY_MAPPED, WS_TRACE_QUIET));
+                WS_DIRTY_HALF, WS_DIRTY_QUIET, WS_DIRTY_HUGETLB, WS_DIRTY_MAPPED, WS_TRACE_QUIET, WS_TRACE_STREAMED,
+                WS_TRACE_QUARTER));
     }
 
     /** Whether it maps the image's RAM file (the bench writes the file when one of its methods does). */
@@ -109,7 +117,7 @@ public enum RestoreMethod {
     public RestoreMethod estimate() {
         return switch (this) {
             case WS_DIRTY_NORMAL_PRIORITY, WS_DIRTY_PREEMPT, WS_DIRTY_WHOLE, WS_DIRTY_HALF, WS_DIRTY_QUIET, WS_DIRTY_HUGETLB, WS_DIRTY_MAPPED -> WS_DIRTY;
-            case WS_TRACE_MAPPED, WS_TRACE_QUIET -> WS_TRACE;
+            case WS_TRACE_MAPPED, WS_TRACE_QUIET, WS_TRACE_STREAMED, WS_TRACE_QUARTER -> WS_TRACE;
             default -> this;
         };
     }

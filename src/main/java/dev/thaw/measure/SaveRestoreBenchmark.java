@@ -90,10 +90,12 @@ public final class SaveRestoreBenchmark {
      * @param hostVcpu           the host-side estimate from the vCPU's run time ({@link HostStall#fromVcpuRunTime}); null when not observed
      * @param residentMiBPerStep QEMU's resident memory at the end of each {@link AfterRestore#STEP_MILLIS}
      * @param vcpuQueuedPerStep  the share of each step the vCPU was runnable but waited for a CPU (CPU contention)
+     * @param hostStealShare     the share of this machine's CPU time its hypervisor stole ({@link HostSteal}) from the restore's
+     *                           start to the end of the observation; null where unknown (and in runs before the tenth session)
      */
     public record MethodSample(RestoreMethod method, double runningSeconds, double completedSeconds, Postcopy postcopy, long storageReadBytes,
                                AfterRestore after, HostStall hostSide, HostStall hostVcpu, List<Double> residentMiBPerStep,
-                               List<Double> vcpuQueuedPerStep) {}
+                               List<Double> vcpuQueuedPerStep, Double hostStealShare) {}
 
     /** The saves of one repetition; the snapshot, RAM file and estimates only with all methods. */
     public record Saves(double thawSaveSeconds, long thawImageBytes, long streamBytes, double qemuSaveSeconds, double qemuSaveFsyncSeconds,
@@ -257,12 +259,8 @@ public final class SaveRestoreBenchmark {
         Saved s = new Saved(vm.config(), thawImage, qemuFile, qcow2, ramFile, queues, before, vcpuShare);
         // A unit's methods run back to back: ws (learned) learns from the lazy restore just before it.
         List<List<RestoreMethod>> units = all
-                ? Stream.of(List.of(RestoreMethod.QEMU_EAGER), List.of(RestoreMethod.QEMU_LOADVM), List.of(RestoreMethod.MAPPED_FILE), List.of(RestoreMethod.THAW_EAGER),
-                        List.of(RestoreMethod.THAW_LAZY, RestoreMethod.WS_LEARNED), List.of(RestoreMethod.THAW_LAZY_ADDRESS_ORDER), List.of(RestoreMethod.WS_DIRTY),
-                        List.of(RestoreMethod.WS_TRACE), List.of(RestoreMethod.WS_DIRTY_NORMAL_PRIORITY), List.of(RestoreMethod.WS_DIRTY_PREEMPT),
-                        List.of(RestoreMethod.WS_DIRTY_WHOLE), List.of(RestoreMethod.WS_DIRTY_HALF),
-                        List.of(RestoreMethod.WS_DIRTY_QUIET), List.of(RestoreMethod.WS_DIRTY_HUGETLB),
-                        List.of(RestoreMethod.WS_DIRTY_MAPPED), List.of(RestoreMethod.WS_TRACE_MAPPED), List.of(RestoreMethod.WS_TRACE_QUIET))
+                ? Stream.of(RestoreMethod.values()).filter(m -> m != RestoreMethod.WS_LEARNED)
+                        .map(m -> m == RestoreMethod.THAW_LAZY ? List.of(m, RestoreMethod.WS_LEARNED) : List.of(m))
                 .map(u -> u.stream().filter(methods::contains).toList()).filter(u -> !u.isEmpty()).toList()
                 : List.of(List.of(RestoreMethod.THAW_EAGER), List.of(RestoreMethod.QEMU_EAGER));
         List<MethodSample> restores = new ArrayList<>();
@@ -307,6 +305,7 @@ public final class SaveRestoreBenchmark {
     private static Run restore(RestoreMethod m, Saved s, Config config) throws InterruptedException {
         config.cache().prepare(Stream.of(s.thawImage(), s.qemuFile(), s.qcow2(), s.ramFile()).filter(java.util.Objects::nonNull).toList());
         long readsBefore = StorageReads.bytesReadSoFar();
+        HostSteal.Ticks stealBefore = HostSteal.now();
         long start = System.nanoTime();
         long step = AfterRestore.STEP_MILLIS * 1_000_000L;
         try (QemuSampler rss = new QemuSampler(vmName(m), start);
@@ -356,10 +355,12 @@ public final class SaveRestoreBenchmark {
                             java.util.OptionalDouble fraction = switch (m) { // the trials fix it; the rest is elastic
                                 case WS_DIRTY_WHOLE, WS_DIRTY_QUIET, WS_TRACE_QUIET -> java.util.OptionalDouble.of(1.0);
                                 case WS_DIRTY_HALF -> java.util.OptionalDouble.of(dev.thaw.estimate.Sizing.HOTRESTORE.prefetchFraction());
+                                case WS_TRACE_QUARTER -> java.util.OptionalDouble.of(0.25);
                                 default -> java.util.OptionalDouble.empty();
                             };
                             Restorer.Plan plan = Restorer.plan(s.queues().get(m.estimate()),
-                                    new WorkingSetChoice(WorkingSetChoice.Source.AUTO, java.util.OptionalInt.empty(), fraction));
+                                    new WorkingSetChoice(WorkingSetChoice.Source.AUTO, m == RestoreMethod.WS_TRACE_STREAMED
+                                            ? java.util.OptionalInt.of(0) : java.util.OptionalInt.empty(), fraction));
                             options = options.withWorkingSet(plan.prefetch()).withBackgroundFirst(plan.backgroundFirst());
                         }
                         if (m == RestoreMethod.WS_DIRTY_NORMAL_PRIORITY) options = options.withBackgroundPriority(ThreadPriority.Policy.NORMAL);
@@ -397,19 +398,23 @@ public final class SaveRestoreBenchmark {
                         ? HostStall.fromVcpuRunTime(rss.vcpuRunSamples(), s.vcpuShareBefore(), running, end, step) : null;
                 MethodSample sample = new MethodSample(m, running / 1e9, completed / 1e9, pc,
                         readsBefore < 0 || reads < 0 ? -1 : reads - readsBefore, after, host, vcpu, rss.mibPerStep(step, end),
-                        rss.vcpuQueuedSharePerStep(step, end));
+                        rss.vcpuQueuedSharePerStep(step, end), stealOrNull(HostSteal.now().shareSince(stealBefore)));
                 return new Run(sample, postcopy == null ? List.of() : postcopy.faults().stream().filter(f -> !f.alreadySent())
                         .map(f -> new FaultOrder.Touch(new PageRef(f.block(), f.page()), f.atNanos())).toList());
             }
         }
     }
 
-    /** Seconds as the log says them: "5", "7.5". */
+    private static Double stealOrNull(double share) {
+        return share < 0 ? null : share;
+    }
+
     /** A TTR as the progress lines say it: "0.42 s", or "> 5 s" when not reached within the observation. */
     private static String ttrText(Optional<Double> ttrSeconds, Duration observe) {
         return ttrSeconds.map(t -> String.format("%.2f s", t)).orElse("> " + seconds(observe) + " s");
     }
 
+    /** Seconds as the log says them: "5", "7.5". */
     private static String seconds(Duration d) {
         double s = d.toMillis() / 1e3;
         return s == Math.rint(s) ? Long.toString((long) s) : Double.toString(s);

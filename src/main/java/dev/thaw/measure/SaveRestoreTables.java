@@ -167,7 +167,8 @@ public final class SaveRestoreTables {
     /**
      * The stall TTR per repetition, beside the rate-based one, for guests that report their stalled time: per method the
      * median, each repetition's value (in repetition order, so methods pair by column) and the lowest unstalled share of a
-     * 1 s window. Empty when no restored guest reported it.
+     * 1 s window, and the host's steal over each restore (the hypervisor under this machine running something else: it stalls
+     * any restored guest). Empty when no restored guest reported it.
      */
     public static String stallMarkdown(List<Report> reports) {
         StringBuilder out = new StringBuilder();
@@ -178,13 +179,15 @@ public final class SaveRestoreTables {
                 if (after.isEmpty() || !after.stream().allMatch(AfterRestore::stallsReported)) continue;
                 if (out.isEmpty()) {
                     out.append("| guest | method | stall TTR(1 s, 0.9) (s), median | per repetition | TTR(1 s, 0.8) per repetition"
-                            + " | lowest unstalled share of a 1 s window, median |\n|---|---|---|---|---|---|\n");
+                            + " | lowest unstalled share of a 1 s window, median | host steal per repetition (%) |\n|---|---|---|---|---|---|---|\n");
                 }
-                out.append(String.format("| %s | %s | %s | %s | %s | %.2f |%n", guest, m.label(),
+                List<MethodSample> observed = r.of(m).stream().filter(x -> x.after() != null).toList();
+                out.append(String.format("| %s | %s | %s | %s | %s | %.2f | %s |%n", guest, m.label(),
                         ttr(after.stream().map(AfterRestore::stallTtrSeconds).toList(), r.observeSeconds()),
                         String.join(", ", after.stream().map(a -> ttr(List.of(a.stallTtrSeconds()), r.observeSeconds())).toList()),
                         String.join(", ", after.stream().map(a -> ttr(List.of(a.ttrSeconds()), r.observeSeconds())).toList()),
-                        Report.median(after, AfterRestore::unstalledMmu)));
+                        Report.median(after, AfterRestore::unstalledMmu),
+                        String.join(", ", observed.stream().map(x -> x.hostStealShare() == null ? "?" : String.format("%.1f", 100 * x.hostStealShare())).toList())));
                 guest = "";
             }
         }

@@ -55,6 +55,6 @@ class RunLimitTest {
     }
 
     private static MethodSample restore(RestoreMethod m, Optional<Double> ttr) {
-        return new MethodSample(m, 0.1, 0.1, null, 0, new AfterRestore(ttr, 0.5, 0.9, List.of(), null), null, null, List.of(), List.of());
+        return new MethodSample(m, 0.1, 0.1, null, 0, new AfterRestore(ttr, 0.5, 0.9, List.of(), null), null, null, List.of(), List.of(), null);
     }
 }
