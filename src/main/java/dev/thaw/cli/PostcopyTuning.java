@@ -22,6 +22,11 @@ final class PostcopyTuning {
             description = "lazy/ws: pace the background stream to this many MB/s (default 0: unpaced); demand pages are never paced.")
     long backgroundMbps;
 
+    @Option(names = "--busy-background-mbps", defaultValue = "0",
+            description = "lazy/ws: pace the background stream to this many MB/s while the guest's vCPUs compute (on a CPU half"
+                    + " of each 100 ms or more), unpaced while they idle (default 0: never); demand pages are never paced.")
+    long busyBackgroundMbps;
+
     @Option(names = "--fault-region-kib", defaultValue = "2048",
             description = "lazy/ws: after a demand fault the background stream sends the rest of its aligned region of this many KiB"
                     + " first (default ${DEFAULT-VALUE}; 0: the predicted queue, then address order).")
@@ -48,6 +53,9 @@ final class PostcopyTuning {
         }
         priority();
         if (backgroundMbps < 0) throw new IllegalArgumentException("--background-mbps: expected >= 0, actual " + backgroundMbps);
+        if (busyBackgroundMbps < 0) {
+            throw new IllegalArgumentException("--busy-background-mbps: expected >= 0, actual " + busyBackgroundMbps);
+        }
         int regionPages = faultRegionKib / PAGE_KIB;
         if (faultRegionKib < 0 || faultRegionKib % PAGE_KIB != 0 || (regionPages & (regionPages - 1)) != 0 || regionPages > (1 << 20)) {
             throw new IllegalArgumentException("--fault-region-kib: expected 0 or a power of two from " + PAGE_KIB + " to "
@@ -68,7 +76,7 @@ final class PostcopyTuning {
         validate();
         int regionPages = faultRegionKib / PAGE_KIB;
         SchedulePolicy policy = options.policy().withMaxChunkPages(chunkPages).withFaultRegionPages(regionPages)
-                .withBackgroundBytesPerSecond(backgroundMbps * 1_000_000L);
+                .withBackgroundBytesPerSecond(backgroundMbps * 1_000_000L).withBusyBackgroundBytesPerSecond(busyBackgroundMbps * 1_000_000L);
         PostcopyRestore.Transport t = options.transport();
         return options.withPolicy(policy).withBackgroundPriority(priority())
                 .withTransport(new PostcopyRestore.Transport(sendBufferKib << 10, t.stallTimeout(), t.completionTimeout(), preempt));

@@ -1,5 +1,6 @@
 package dev.thaw.measure;
 
+import dev.thaw.qemu.VcpuTime;
 import dev.thaw.restore.RestoreEventLog;
 import java.util.ArrayList;
 import java.util.List;

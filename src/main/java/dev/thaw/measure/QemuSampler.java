@@ -1,5 +1,6 @@
 package dev.thaw.measure;
 
+import dev.thaw.qemu.VcpuTime;
 import dev.thaw.qemu.QemuVm;
 import java.io.IOException;
 import java.nio.file.Files;

@@ -1,5 +1,6 @@
 package dev.thaw.measure;
 
+import dev.thaw.qemu.VcpuTime;
 import dev.thaw.estimate.FaultOrder;
 import dev.thaw.estimate.PageRef;
 import dev.thaw.estimate.WorkingSet;
@@ -366,6 +367,9 @@ public final class SaveRestoreBenchmark {
                         if (m == RestoreMethod.WS_DIRTY_NORMAL_PRIORITY) options = options.withBackgroundPriority(ThreadPriority.Policy.NORMAL);
                         if (m == RestoreMethod.WS_DIRTY_PREEMPT) options = options.withTransport(options.transport().withPreempt(true));
                         if (m == RestoreMethod.WS_DIRTY_HUGETLB) options = options.withGuestRam(PostcopyRestore.GuestRam.HUGETLB);
+                        if (m == RestoreMethod.WS_TRACE_BUSY_PACED) {
+                            options = options.withPolicy(options.policy().withBusyBackgroundBytesPerSecond(RestoreMethod.BUSY_BACKGROUND_MBPS * 1_000_000L));
+                        }
                         if (m == RestoreMethod.WS_DIRTY_QUIET || m == RestoreMethod.WS_TRACE_QUIET) {
                             options = options.withPolicy(options.policy().withBackgroundBytesPerSecond(RestoreMethod.QUIET_BACKGROUND_MBPS * 1_000_000L));
                         }

@@ -100,10 +100,12 @@ final class PageSender {
         LinkedBlockingQueue<ReturnPathMessage.PageRequest> requests = context.requests();
         Health health = context.health();
         long lastReport = System.nanoTime();
+        VcpuClock vcpus = VcpuClock.forScheduler(scheduler, context.vm().pid());
         List<ReturnPathMessage.PageRequest> batch = new ArrayList<>();
         while (true) {
             health.checkHealthy();
             if (demotion != null) demotion.poll();
+            if (vcpus != null) vcpus.poll(scheduler);
             batch.clear();
             requests.drainTo(batch);
             long backgroundWaitNanos = scheduler.backgroundWaitNanos(System.nanoTime());

@@ -101,7 +101,9 @@ final class PreemptSender {
     private void streamBackground() throws IOException, InterruptedException {
         PageScheduler scheduler = context.scheduler();
         byte[] buffer = new byte[PAGE];
+        VcpuClock vcpus = VcpuClock.forScheduler(scheduler, context.vm().pid());
         while (true) {
+            if (vcpus != null) vcpus.poll(scheduler);
             List<PageRange> chunk;
             long waitNanos;
             synchronized (scheduler) {

@@ -29,6 +29,10 @@ public final class PageScheduler {
     private int addressPage;
     private int chunkPages = SchedulePolicy.MIN_CHUNK_PAGES;
     private long backgroundBytes;
+    /** Bytes the background handed out by address order, after the predicted queue: what a busy pace holds. */
+    private long addressOrderBytes;
+    /** Paces the background while the guest computes; null without a busy pace. */
+    private final BusyPace busyPace;
     private long backgroundClockNanos = Long.MIN_VALUE;
 
     /** Pages {@code [next, end)} of a block that the background sends before the predicted queue. */
@@ -70,6 +74,7 @@ public final class PageScheduler {
         this.blocks = List.copyOf(blocks);
         this.zeros = zeros;
         this.policy = policy;
+        this.busyPace = policy.busyBackgroundBytesPerSecond() > 0 ? new BusyPace(policy.busyBackgroundBytesPerSecond()) : null;
         this.predicted = List.copyOf(predicted);
         this.sent = new BitSet[blocks.size()];
         for (int b = 0; b < blocks.size(); b++) sent[b] = new BitSet(blocks.get(b).pageCount());
@@ -172,6 +177,23 @@ public final class PageScheduler {
         chunkPages = SchedulePolicy.MIN_CHUNK_PAGES;
     }
 
+    /**
+     * The guest's vCPUs' time on a CPU so far (summed), read at {@code nowNanos}: with a busy pace
+     * ({@link SchedulePolicy#busyBackgroundBytesPerSecond}) it decides whether the guest computes. Ignored without one.
+     */
+    public void vcpuRunTime(long nowNanos, long runNanos, int vcpuCount) {
+        if (busyPace != null) busyPace.vcpuRunTime(nowNanos, runNanos, vcpuCount);
+    }
+
+    public boolean hasBusyPace() {
+        return busyPace != null;
+    }
+
+    /** The busy pace's windows (busy, idle) so far; {0, 0} without one. */
+    public long[] busyPaceWindows() {
+        return busyPace == null ? new long[] {0, 0} : new long[] {busyPace.busyWindows(), busyPace.idleWindows()};
+    }
+
     /** The guest runs from now: the hold and the pace of the background count from here. */
     public void guestStarted(long nowNanos) {
         backgroundClockNanos = nowNanos;
@@ -187,7 +209,13 @@ public final class PageScheduler {
         if (policy.backgroundBytesPerSecond() > 0) {
             due += (long) (backgroundBytes * 1e9 / policy.backgroundBytesPerSecond()); // a double: no overflow past 9 GB
         }
-        return Math.max(0, due - nowNanos);
+        long wait = Math.max(0, due - nowNanos);
+        // The busy pace holds only the rest of memory: what the guest is predicted to touch (the queue, its faults' regions)
+        // goes at full speed, or the guest would fault on it instead.
+        if (wait == 0 && busyPace != null && regions.isEmpty() && predictedCursor >= predicted.size()) {
+            wait = busyPace.waitNanos(nowNanos, addressOrderBytes);
+        }
+        return wait;
     }
 
     /**
@@ -222,6 +250,7 @@ public final class PageScheduler {
             chunk.add(u);
             pages += u.pageCount();
         }
+        int beforeAddressOrder = pages;
         while (addressBlock < blocks.size() && pages < limit) {
             BlockShape shape = blocks.get(addressBlock);
             int p = sent[addressBlock].nextClearBit(addressPage);
@@ -238,6 +267,7 @@ public final class PageScheduler {
             pages += u.pageCount();
         }
         backgroundBytes += pages * PAGE_BYTES;
+        addressOrderBytes += (long) (pages - beforeAddressOrder) * PAGE_BYTES;
         if (!chunk.isEmpty()) chunkPages = Math.min(policy.maxChunkPages(), chunkPages * 2);
         return chunk;
     }

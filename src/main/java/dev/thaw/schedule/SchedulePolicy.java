@@ -8,9 +8,10 @@ package dev.thaw.schedule;
  * @param faultRegionPages        the aligned region around each demand fault that the background sends next; 0: none
  * @param holdBackgroundNanos     no background pages for this long after the guest starts (tracing)
  * @param backgroundBytesPerSecond pace of the background stream, 0 for none; demand pages are never paced
+ * @param busyBackgroundBytesPerSecond pace of the background while the guest's vCPUs compute ({@link BusyPace}), 0 for none
  */
 public record SchedulePolicy(int neighbourPages, int maxChunkPages, int faultRegionPages, long holdBackgroundNanos,
-                             long backgroundBytesPerSecond) {
+                             long backgroundBytesPerSecond, long busyBackgroundBytesPerSecond) {
     /** The background chunk right after a request: a later request waits behind at most this many pages. */
     public static final int MIN_CHUNK_PAGES = 4;
     /** The most pages per background chunk that {@link #maxChunkPages} may be set to. */
@@ -35,10 +36,13 @@ public record SchedulePolicy(int neighbourPages, int maxChunkPages, int faultReg
         if (backgroundBytesPerSecond < 0) {
             throw new IllegalArgumentException("background rate: expected >= 0 bytes/s, actual " + backgroundBytesPerSecond);
         }
+        if (busyBackgroundBytesPerSecond < 0) {
+            throw new IllegalArgumentException("busy guest's background rate: expected >= 0 bytes/s, actual " + busyBackgroundBytesPerSecond);
+        }
     }
 
     public static SchedulePolicy defaults() {
-        return new SchedulePolicy(3, DEFAULT_MAX_CHUNK_PAGES, DEFAULT_FAULT_REGION_PAGES, 0, 0);
+        return new SchedulePolicy(3, DEFAULT_MAX_CHUNK_PAGES, DEFAULT_FAULT_REGION_PAGES, 0, 0, 0);
     }
 
     /**
@@ -46,18 +50,26 @@ public record SchedulePolicy(int neighbourPages, int maxChunkPages, int faultReg
      * touches first in that time faults once and in order (the post-save trace); then the rest as usual.
      */
     public SchedulePolicy tracing(long holdNanos) {
-        return new SchedulePolicy(0, maxChunkPages, faultRegionPages, holdNanos, backgroundBytesPerSecond);
+        return new SchedulePolicy(0, maxChunkPages, faultRegionPages, holdNanos, backgroundBytesPerSecond, busyBackgroundBytesPerSecond);
     }
 
     public SchedulePolicy withMaxChunkPages(int pages) {
-        return new SchedulePolicy(neighbourPages, pages, faultRegionPages, holdBackgroundNanos, backgroundBytesPerSecond);
+        return new SchedulePolicy(neighbourPages, pages, faultRegionPages, holdBackgroundNanos, backgroundBytesPerSecond,
+                busyBackgroundBytesPerSecond);
     }
 
     public SchedulePolicy withFaultRegionPages(int pages) {
-        return new SchedulePolicy(neighbourPages, maxChunkPages, pages, holdBackgroundNanos, backgroundBytesPerSecond);
+        return new SchedulePolicy(neighbourPages, maxChunkPages, pages, holdBackgroundNanos, backgroundBytesPerSecond,
+                busyBackgroundBytesPerSecond);
     }
 
     public SchedulePolicy withBackgroundBytesPerSecond(long bytesPerSecond) {
-        return new SchedulePolicy(neighbourPages, maxChunkPages, faultRegionPages, holdBackgroundNanos, bytesPerSecond);
+        return new SchedulePolicy(neighbourPages, maxChunkPages, faultRegionPages, holdBackgroundNanos, bytesPerSecond,
+                busyBackgroundBytesPerSecond);
+    }
+
+    public SchedulePolicy withBusyBackgroundBytesPerSecond(long bytesPerSecond) {
+        return new SchedulePolicy(neighbourPages, maxChunkPages, faultRegionPages, holdBackgroundNanos, backgroundBytesPerSecond,
+                bytesPerSecond);
     }
 }

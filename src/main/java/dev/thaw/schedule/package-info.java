@@ -24,7 +24,10 @@
  *       pages, double after every chunk without a request in between, up to {@code maxChunkPages},
  *       and fall back to the minimum at each request (CRIU's lazy-pages rule).</li>
  *   <li><b>Hold and pace.</b> No background before {@code holdBackgroundNanos} after the guest
- *       starts (tracing); then at most {@code backgroundBytesPerSecond}. Demand is never held.</li>
+ *       starts (tracing); then at most {@code backgroundBytesPerSecond}, and with a busy pace at most
+ *       {@code busyBackgroundBytesPerSecond} while the guest's vCPUs compute ({@link dev.thaw.schedule.BusyPace}),
+ *       once the predicted queue and the fault regions are sent (the address order's pages only).
+ *       Demand is never held.</li>
  * </ol>
  */
 package dev.thaw.schedule;

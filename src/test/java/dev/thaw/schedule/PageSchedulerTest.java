@@ -171,7 +171,7 @@ class PageSchedulerTest {
 
     @Test
     void theHoldAndThePaceDelayOnlyTheBackground() {
-        SchedulePolicy paced = new SchedulePolicy(3, 32, 0, 100_000_000L, 4096L * 1000); // hold 100 ms, then 1000 pages/s
+        SchedulePolicy paced = new SchedulePolicy(3, 32, 0, 100_000_000L, 4096L * 1000, 0); // hold 100 ms, then 1000 pages/s
         PageScheduler s = scheduler(100, paced, List.of());
         assertThatThrownBy(() -> s.backgroundWaitNanos(0)).hasMessageContaining("before the guest started");
         s.guestStarted(1_000_000_000L);
@@ -215,7 +215,7 @@ class PageSchedulerTest {
                 for (int p = 0; p < shapes.get(b).pageCount(); p++) if (random.nextDouble() < zeroShare) zero[b].set(p);
             }
             SchedulePolicy policy = new SchedulePolicy(random.nextInt(8), 4 << random.nextInt(6),
-                    random.nextBoolean() ? 0 : 1 << random.nextInt(11), 0, 0);
+                    random.nextBoolean() ? 0 : 1 << random.nextInt(11), 0, 0, 0);
             List<PageRef> prefetch = randomPages(random, shapes, random.nextInt(200));
             List<PageRef> predicted = randomPages(random, shapes, random.nextInt(200));
             PageScheduler s = new PageScheduler(shapes, (b, p) -> zero[b].get(p), policy, predicted);

@@ -1,4 +1,4 @@
-package dev.thaw.measure;
+package dev.thaw.qemu;
 
 import java.io.IOException;
 import java.nio.file.DirectoryStream;
@@ -15,6 +15,15 @@ import java.nio.file.Path;
 public final class VcpuTime {
     private VcpuTime() {}
 
+    /** The vCPU threads' time so far: on a CPU and waiting for one (summed), and how many there are. */
+    public record Sample(long runNanos, long waitedNanos, int vcpuCount) {}
+
+    /** The vCPU threads' time so far; all 0 when the process is gone. */
+    public static Sample sample(long pid) {
+        long[] t = of(pid);
+        return new Sample(t[0], t[1], (int) t[2]);
+    }
+
     /** Nanoseconds on a CPU summed over the vCPU threads; 0 when the process is gone. */
     public static long runNanos(long pid) {
         return of(pid)[0];
@@ -22,11 +31,13 @@ public final class VcpuTime {
 
     /**
      * {run, waited} nanoseconds summed over the vCPU threads: on a CPU, and runnable but waiting on a run queue for one
-     * (schedstat's second field: the time another thread held the core). {0, 0} when the process is gone.
+     * (schedstat's second field: the time another thread held the core), and the number of vCPU threads. {0, 0, 0} when the
+     * process is gone.
      */
     public static long[] of(long pid) {
         long sum = 0;
         long waited = 0;
+        long count = 0;
         try (DirectoryStream<Path> tasks = Files.newDirectoryStream(Path.of("/proc/" + pid + "/task"))) {
             for (Path task : tasks) {
                 try {
@@ -34,13 +45,14 @@ public final class VcpuTime {
                     String[] stat = Files.readString(task.resolve("schedstat")).trim().split("\\s+");
                     sum += Long.parseLong(stat[0]);
                     waited += Long.parseLong(stat[1]);
+                    count++;
                 } catch (IOException | RuntimeException e) {
                     // the thread ended meanwhile
                 }
             }
         } catch (IOException e) {
-            return new long[] {0, 0};
+            return new long[] {0, 0, 0};
         }
-        return new long[] {sum, waited};
+        return new long[] {sum, waited, count};
     }
 }
