@@ -22,10 +22,11 @@ final class PostcopyTuning {
             description = "lazy/ws: pace the background stream to this many MB/s (default 0: unpaced); demand pages are never paced.")
     long backgroundMbps;
 
-    @Option(names = "--busy-background-mbps", defaultValue = "0",
-            description = "lazy/ws: pace the background stream to this many MB/s while the guest's vCPUs compute (on a CPU half"
-                    + " of each 100 ms or more), unpaced while they idle (default 0: never); demand pages are never paced.")
-    long busyBackgroundMbps;
+    @Option(names = "--busy-background-mbps",
+            description = "lazy/ws: pace the rest of memory (after the working set's queue and the faults' regions) to this many"
+                    + " MB/s while the guest's vCPUs compute (on a CPU half of each 100 ms or more), unpaced while they idle"
+                    + " (default: 64 for ws, none for lazy; 0: never); demand pages are never paced.")
+    Long busyBackgroundMbps;
 
     @Option(names = "--fault-region-kib", defaultValue = "2048",
             description = "lazy/ws: after a demand fault the background stream sends the rest of its aligned region of this many KiB"
@@ -53,7 +54,7 @@ final class PostcopyTuning {
         }
         priority();
         if (backgroundMbps < 0) throw new IllegalArgumentException("--background-mbps: expected >= 0, actual " + backgroundMbps);
-        if (busyBackgroundMbps < 0) {
+        if (busyBackgroundMbps != null && busyBackgroundMbps < 0) {
             throw new IllegalArgumentException("--busy-background-mbps: expected >= 0, actual " + busyBackgroundMbps);
         }
         int regionPages = faultRegionKib / PAGE_KIB;
@@ -76,7 +77,8 @@ final class PostcopyTuning {
         validate();
         int regionPages = faultRegionKib / PAGE_KIB;
         SchedulePolicy policy = options.policy().withMaxChunkPages(chunkPages).withFaultRegionPages(regionPages)
-                .withBackgroundBytesPerSecond(backgroundMbps * 1_000_000L).withBusyBackgroundBytesPerSecond(busyBackgroundMbps * 1_000_000L);
+                .withBackgroundBytesPerSecond(backgroundMbps * 1_000_000L);
+        if (busyBackgroundMbps != null) policy = policy.withBusyBackgroundBytesPerSecond(busyBackgroundMbps * 1_000_000L);
         PostcopyRestore.Transport t = options.transport();
         return options.withPolicy(policy).withBackgroundPriority(priority())
                 .withTransport(new PostcopyRestore.Transport(sendBufferKib << 10, t.stallTimeout(), t.completionTimeout(), preempt));

@@ -52,10 +52,10 @@ public enum RestoreMethod {
      */
     WS_TRACE_STREAMED("Thaw ws (trace, streamed)", "ws-streamed"),
     /**
-     * Trial: ws (dirty,trace) with the background paced to {@value #BUSY_BACKGROUND_MBPS} MB/s while the guest's vCPU computes
-     * and unpaced while it idles ({@code --busy-background-mbps}).
+     * Ablation: ws (dirty,trace) with the rest of memory streamed at full speed while the guest computes too
+     * ({@code --busy-background-mbps 0}), as every ws restore did before the tenth session.
      */
-    WS_TRACE_BUSY_PACED("Thaw ws (trace, busy-paced)", "ws-busy-paced"),
+    WS_TRACE_UNPACED("Thaw ws (trace, unpaced)", "ws-unpaced"),
     /** Trial: a quarter of the dirty,trace estimate prefetched, the rest of it first in the background. */
     WS_TRACE_QUARTER("Thaw ws (trace, quarter)", "ws-quarter"),
     /** Trial: ws (dirty) into guest RAM on 2 MiB hugetlb pages (whole 2 MiB units prefetched and faulted; no 4 KiB host pages after). */
@@ -70,8 +70,6 @@ public enum RestoreMethod {
 
     /** The background's pace in the quiet trial, MB/s. */
     public static final int QUIET_BACKGROUND_MBPS = 16;
-    /** The busy-paced trial's pace while the guest computes, MB/s: 4x the quiet trial's, a tenth of the unpaced stream's. */
-    public static final int BUSY_BACKGROUND_MBPS = 64;
 
     private final String label;
     private final String shortName;
@@ -104,7 +102,7 @@ public enum RestoreMethod {
             case THAW_EAGER -> Optional.of(Restorer.Mode.EAGER);
             case THAW_LAZY, THAW_LAZY_ADDRESS_ORDER -> Optional.of(Restorer.Mode.LAZY);
             case WS_LEARNED, WS_DIRTY, WS_TRACE, WS_DIRTY_NORMAL_PRIORITY, WS_DIRTY_PREEMPT, WS_DIRTY_WHOLE, WS_DIRTY_HALF, WS_DIRTY_QUIET, WS_DIRTY_HUGETLB,
-                 WS_TRACE_QUIET, WS_TRACE_STREAMED, WS_TRACE_QUARTER, WS_TRACE_BUSY_PACED -> Optional.of(Restorer.Mode.WS);
+                 WS_TRACE_QUIET, WS_TRACE_STREAMED, WS_TRACE_QUARTER, WS_TRACE_UNPACED -> Optional.of(Restorer.Mode.WS);
         };
     }
 
@@ -112,7 +110,7 @@ public enum RestoreMethod {
     public static Set<RestoreMethod> defaults() {
         return EnumSet.complementOf(EnumSet.of(THAW_LAZY_ADDRESS_ORDER, WS_DIRTY_NORMAL_PRIORITY, WS_DIRTY_PREEMPT, WS_DIRTY_WHOLE,
                 WS_DIRTY_HALF, WS_DIRTY_QUIET, WS_DIRTY_HUGETLB, WS_DIRTY_MAPPED, WS_TRACE_QUIET, WS_TRACE_STREAMED,
-                WS_TRACE_QUARTER, WS_TRACE_BUSY_PACED));
+                WS_TRACE_QUARTER, WS_TRACE_UNPACED));
     }
 
     /** Whether it maps the image's RAM file (the bench writes the file when one of its methods does). */
@@ -124,7 +122,7 @@ public enum RestoreMethod {
     public RestoreMethod estimate() {
         return switch (this) {
             case WS_DIRTY_NORMAL_PRIORITY, WS_DIRTY_PREEMPT, WS_DIRTY_WHOLE, WS_DIRTY_HALF, WS_DIRTY_QUIET, WS_DIRTY_HUGETLB, WS_DIRTY_MAPPED -> WS_DIRTY;
-            case WS_TRACE_MAPPED, WS_TRACE_QUIET, WS_TRACE_STREAMED, WS_TRACE_QUARTER, WS_TRACE_BUSY_PACED -> WS_TRACE;
+            case WS_TRACE_MAPPED, WS_TRACE_QUIET, WS_TRACE_STREAMED, WS_TRACE_QUARTER, WS_TRACE_UNPACED -> WS_TRACE;
             default -> this;
         };
     }

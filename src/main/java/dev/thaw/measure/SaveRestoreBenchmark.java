@@ -362,14 +362,12 @@ public final class SaveRestoreBenchmark {
                             Restorer.Plan plan = Restorer.plan(s.queues().get(m.estimate()),
                                     new WorkingSetChoice(WorkingSetChoice.Source.AUTO, m == RestoreMethod.WS_TRACE_STREAMED
                                             ? java.util.OptionalInt.of(0) : java.util.OptionalInt.empty(), fraction));
-                            options = options.withWorkingSet(plan.prefetch()).withBackgroundFirst(plan.backgroundFirst());
+                            options = PostcopyRestore.Options.ws(vmName(m), plan.prefetch(), plan.backgroundFirst());
                         }
                         if (m == RestoreMethod.WS_DIRTY_NORMAL_PRIORITY) options = options.withBackgroundPriority(ThreadPriority.Policy.NORMAL);
                         if (m == RestoreMethod.WS_DIRTY_PREEMPT) options = options.withTransport(options.transport().withPreempt(true));
                         if (m == RestoreMethod.WS_DIRTY_HUGETLB) options = options.withGuestRam(PostcopyRestore.GuestRam.HUGETLB);
-                        if (m == RestoreMethod.WS_TRACE_BUSY_PACED) {
-                            options = options.withPolicy(options.policy().withBusyBackgroundBytesPerSecond(RestoreMethod.BUSY_BACKGROUND_MBPS * 1_000_000L));
-                        }
+                        if (m == RestoreMethod.WS_TRACE_UNPACED) options = options.withPolicy(options.policy().withBusyBackgroundBytesPerSecond(0));
                         if (m == RestoreMethod.WS_DIRTY_QUIET || m == RestoreMethod.WS_TRACE_QUIET) {
                             options = options.withPolicy(options.policy().withBackgroundBytesPerSecond(RestoreMethod.QUIET_BACKGROUND_MBPS * 1_000_000L));
                         }

@@ -138,6 +138,18 @@ public final class PostcopyRestore {
                     ThreadPriority.Policy.IDLE);
         }
 
+        /**
+         * A ws restore: {@code workingSet} prefetched, {@code backgroundFirst} first in the background, and the rest of memory
+         * paced while the guest computes ({@link SchedulePolicy#DEFAULT_WS_BUSY_BACKGROUND_BYTES_PER_SECOND}): its working set
+         * is in, and a full-speed stream of the rest stalls it (docs/benchmarks.md, tenth session). A lazy restore is not
+         * paced: its background brings what the guest is about to touch.
+         */
+        public static Options ws(String vmName, List<PageRef> workingSet, List<PageRef> backgroundFirst) {
+            Options lazy = lazy(vmName);
+            return lazy.withWorkingSet(workingSet).withBackgroundFirst(backgroundFirst)
+                    .withPolicy(lazy.policy().withBusyBackgroundBytesPerSecond(SchedulePolicy.DEFAULT_WS_BUSY_BACKGROUND_BYTES_PER_SECOND));
+        }
+
         public List<PageRef> workingSet() {
             return pages.workingSet();
         }

@@ -166,7 +166,8 @@ public final class Restorer {
             sizing = Optional.of(plan.sizing());
             progress.accept("ws restore: prefetching " + plan.sizing());
         }
-        PostcopyRestore.Options options = tune.apply(PostcopyRestore.Options.lazy(vmName).withWorkingSet(ws).withBackgroundFirst(rest));
+        PostcopyRestore.Options options = tune.apply(mode == Mode.WS ? PostcopyRestore.Options.ws(vmName, ws, rest)
+                : PostcopyRestore.Options.lazy(vmName));
         Instant startedAt = Instant.now();
         PostcopyRestore.Result r = PostcopyRestore.restore(image, options, msg -> progress.accept(mode.label() + " restore: " + msg));
         Optional<Path> trace = RestoreTraces.write(image, mode.label(), startedAt, options, r);

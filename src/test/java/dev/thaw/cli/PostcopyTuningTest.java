@@ -19,6 +19,8 @@ class PostcopyTuningTest {
         assertThat(both.err()).contains("exclude each other");
         ImageCommandsTest.Run priority = ImageCommandsTest.run("restore", "/nonexistent", "--background-priority", "low");
         assertThat(priority.err()).contains("--background-priority").contains("actual 'low'");
+        ImageCommandsTest.Run busy = ImageCommandsTest.run("restore", "/nonexistent", "--busy-background-mbps", "-1");
+        assertThat(busy.err()).contains("--busy-background-mbps").contains("actual -1");
         ImageCommandsTest.Run demo = ImageCommandsTest.run("demo", "--send-buffer-kib", "1");
         assertThat(demo.err()).contains("--send-buffer-kib").contains("actual 1");
     }
@@ -37,11 +39,19 @@ class PostcopyTuningTest {
         t.sendBufferKib = 128;
         t.faultRegionKib = 512;
         t.backgroundMbps = 200;
+        t.busyBackgroundMbps = 32L;
         t.backgroundPriority = "normal";
         var o = t.applyTo(dev.thaw.restore.PostcopyRestore.Options.lazy("x"));
         assertThat(o.policy().faultRegionPages()).isEqualTo(128);
         assertThat(o.policy().maxChunkPages()).isEqualTo(64);
         assertThat(o.policy().backgroundBytesPerSecond()).isEqualTo(200_000_000L);
+        assertThat(o.policy().busyBackgroundBytesPerSecond()).isEqualTo(32_000_000L);
+        // unset, the mode's own: a ws restore's busy pace stays, 0 turns it off
+        t.busyBackgroundMbps = null;
+        var ws = dev.thaw.restore.PostcopyRestore.Options.ws("x", java.util.List.of(), java.util.List.of());
+        assertThat(t.applyTo(ws).policy().busyBackgroundBytesPerSecond()).isEqualTo(64_000_000L);
+        t.busyBackgroundMbps = 0L;
+        assertThat(t.applyTo(ws).policy().busyBackgroundBytesPerSecond()).isZero();
         assertThat(o.transport().sendBufferBytes()).isEqualTo(128 << 10);
         assertThat(o.backgroundPriority()).isEqualTo(dev.thaw.util.ThreadPriority.Policy.NORMAL);
     }
