@@ -18,6 +18,8 @@ public final class DemoVerdict {
     /** What a user already has: QEMU's own restores and the kernel's demand paging of a mapped RAM file. */
     static final Set<RestoreMethod> BASELINES = EnumSet.of(RestoreMethod.QEMU_EAGER, RestoreMethod.QEMU_LOADVM, RestoreMethod.MAPPED_FILE);
     static final RestoreMethod THAW = RestoreMethod.WS_TRACE;
+    /** Medians closer than this are a tie: the table prints hundredths of a second. */
+    static final double TIE_SECONDS = 0.01;
 
     private DemoVerdict() {}
 
@@ -55,7 +57,8 @@ public final class DemoVerdict {
 
     /**
      * One line: ws's median stall TTR against the soonest baseline's, and in how many run pairs (the k-th run of each) ws was
-     * sooner. Says plainly when ws was not sooner, or was not run.
+     * sooner. Says plainly when ws was not sooner, when the medians are within {@link #TIE_SECONDS} (a tie), or when ws was
+     * not run.
      */
     public static String verdict(List<Demo.ModeResult> all) {
         List<Runs> runs = runs(all);
@@ -69,6 +72,11 @@ public final class DemoVerdict {
         }
         String wsText = text(ws);
         String bestText = text(best);
+        if (Math.abs(ws.median() - best.median()) < TIE_SECONDS
+                || (Double.isInfinite(ws.median()) && Double.isInfinite(best.median()))) {
+            return String.format("verdict: Thaw ws tied with the soonest baseline, %s: both responsive after about %s and %s"
+                    + " (ws sooner in %d of %d runs paired in order)", best.method().shortName(), wsText, bestText, sooner, pairs);
+        }
         if (ws.median() < best.median()) {
             return String.format("verdict: Thaw ws responsive after %s, sooner than every baseline; the soonest, %s, after %s"
                     + " (sooner in %d of %d runs paired in order)", wsText, best.method().shortName(), bestText, sooner, pairs);

@@ -59,6 +59,17 @@ class DemoVerdictTest {
     }
 
     @Test
+    void mediansWithinAHundredthAreATie() {
+        List<Demo.ModeResult> all = new ArrayList<>(firstPass(0.9, 0.5, 0.12, 0.15));
+        all.add(run(RestoreMethod.MAPPED_FILE, 0.212));
+        all.add(run(RestoreMethod.WS_TRACE, 0.209));
+        all.add(run(RestoreMethod.WS_TRACE, 0.21));
+        all.add(run(RestoreMethod.MAPPED_FILE, 0.24));
+        assertThat(DemoVerdict.verdict(all)).startsWith("verdict: Thaw ws tied with the soonest baseline, mapped-file:")
+                .endsWith("(ws sooner in 2 of 3 runs paired in order)");
+    }
+
+    @Test
     void theVerdictSaysSoWhenWsIsNotSooner() {
         List<Demo.ModeResult> all = new ArrayList<>(firstPass(0.9, 0.5, 0.12, 0.2));
         all.add(run(RestoreMethod.MAPPED_FILE, 0.14));
