@@ -25,7 +25,7 @@ final class PostcopyTuning {
     @Option(names = "--busy-background-mbps",
             description = "lazy/ws: pace the rest of memory (after the working set's queue and the faults' regions) to this many"
                     + " MB/s while the guest's vCPUs compute (on a CPU half of each 100 ms or more), unpaced while they idle"
-                    + " (default: 64 for ws, none for lazy; 0: never); demand pages are never paced.")
+                    + " (default: 64 for ws, none for lazy and for a resumed restore; 0: never); demand pages are never paced.")
     Long busyBackgroundMbps;
 
     @Option(names = "--fault-region-kib", defaultValue = "2048",
@@ -53,9 +53,11 @@ final class PostcopyTuning {
             throw new IllegalArgumentException("--send-buffer-kib: expected 4..65536, actual " + sendBufferKib);
         }
         priority();
-        if (backgroundMbps < 0) throw new IllegalArgumentException("--background-mbps: expected >= 0, actual " + backgroundMbps);
-        if (busyBackgroundMbps != null && busyBackgroundMbps < 0) {
-            throw new IllegalArgumentException("--busy-background-mbps: expected >= 0, actual " + busyBackgroundMbps);
+        if (backgroundMbps < 0 || backgroundMbps > 1_000_000) {
+            throw new IllegalArgumentException("--background-mbps: expected 0..1000000, actual " + backgroundMbps);
+        }
+        if (busyBackgroundMbps != null && (busyBackgroundMbps < 0 || busyBackgroundMbps > 1_000_000)) {
+            throw new IllegalArgumentException("--busy-background-mbps: expected 0..1000000, actual " + busyBackgroundMbps);
         }
         int regionPages = faultRegionKib / PAGE_KIB;
         if (faultRegionKib < 0 || faultRegionKib % PAGE_KIB != 0 || (regionPages & (regionPages - 1)) != 0 || regionPages > (1 << 20)) {

@@ -72,8 +72,10 @@ public final class DemoVerdict {
         }
         String wsText = text(ws);
         String bestText = text(best);
-        if (Math.abs(ws.median() - best.median()) < TIE_SECONDS
-                || (Double.isInfinite(ws.median()) && Double.isInfinite(best.median()))) {
+        if (Double.isInfinite(ws.median()) && Double.isInfinite(best.median())) {
+            return "verdict: neither Thaw ws nor any baseline was responsive within the observation at the median";
+        }
+        if (Math.abs(ws.median() - best.median()) < TIE_SECONDS) {
             return String.format("verdict: Thaw ws tied with the soonest baseline, %s: both responsive after about %s and %s"
                     + " (ws sooner in %d of %d runs paired in order)", best.method().shortName(), wsText, bestText, sooner, pairs);
         }

@@ -7,8 +7,9 @@ package dev.thaw.schedule;
  * background paced to 16 MB/s, and the guest's stall TTR followed it (docs/benchmarks.md, tenth session). An idle guest loses
  * nothing, and gets its memory at full speed.
  *
- * <p>Busy or idle is decided per window of {@link #WINDOW_NANOS} from the vCPUs' time on a CPU; the guest counts as busy
- * until the first window says otherwise (a restored guest usually resumes work). While busy, bytes are allowed at the pace,
+ * <p>Busy or idle is decided per window of at least {@link #WINDOW_NANOS} from the vCPUs' time on a CPU; the guest counts as
+ * busy until the second window says otherwise (a restored guest usually resumes work; the first window may begin before its
+ * vCPU does, and is not judged). While busy, bytes are allowed at the pace,
  * up to a burst of one {@link #BURST_BYTES}. Pure: the caller feeds it the run time and the bytes handed out.
  */
 public final class BusyPace {
@@ -23,6 +24,7 @@ public final class BusyPace {
     private long windowStartNanos = Long.MIN_VALUE;
     private long windowStartRunNanos;
     private boolean busy = true;
+    private boolean firstWindow = true;
     private double allowedBytes;
     private long accruedAtNanos = Long.MIN_VALUE;
     private long bytesSeen;
@@ -50,13 +52,17 @@ public final class BusyPace {
         long elapsed = nowNanos - windowStartNanos;
         if (elapsed < WINDOW_NANOS) return;
         double share = (double) (runNanos - windowStartRunNanos) / elapsed / vcpuCount;
+        windowStartNanos = nowNanos;
+        windowStartRunNanos = runNanos;
+        if (firstWindow) {
+            firstWindow = false;
+            return;
+        }
         boolean nowBusy = share >= BUSY_SHARE;
         if (nowBusy && !busy) allowedBytes = 0; // back to the pace from nothing: the idle spell had no allowance
         busy = nowBusy;
         if (busy) busyWindows++;
         else idleWindows++;
-        windowStartNanos = nowNanos;
-        windowStartRunNanos = runNanos;
     }
 
     /**

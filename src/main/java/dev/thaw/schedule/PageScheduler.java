@@ -31,8 +31,8 @@ public final class PageScheduler {
     private long backgroundBytes;
     /** Bytes the background handed out by address order, after the predicted queue: what a busy pace holds. */
     private long addressOrderBytes;
-    /** Paces the background while the guest computes; null without a busy pace. */
-    private final BusyPace busyPace;
+    /** Paces the background while the guest computes; null without a busy pace, or once dropped. */
+    private BusyPace busyPace;
     private long backgroundClockNanos = Long.MIN_VALUE;
 
     /** Pages {@code [next, end)} of a block that the background sends before the predicted queue. */
@@ -189,9 +189,9 @@ public final class PageScheduler {
         return busyPace != null;
     }
 
-    /** The busy pace's windows (busy, idle) so far; {0, 0} without one. */
-    public long[] busyPaceWindows() {
-        return busyPace == null ? new long[] {0, 0} : new long[] {busyPace.busyWindows(), busyPace.idleWindows()};
+    /** No busy pace from now on: the guest's vCPU time cannot be read, and a pace without it would hold the stream for good. */
+    public void dropBusyPace() {
+        busyPace = null;
     }
 
     /** The guest runs from now: the hold and the pace of the background count from here. */

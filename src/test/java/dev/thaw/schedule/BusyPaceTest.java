@@ -26,25 +26,37 @@ class BusyPaceTest {
     void anIdleWindowLiftsThePaceAndABusyOneRestoresItFromNothing() {
         BusyPace pace = new BusyPace(10 * MB_PER_S);
         pace.vcpuRunTime(0, 0, 1);
-        pace.vcpuRunTime(100 * MS, 20 * MS, 1); // 20% on a CPU: idle
-        assertThat(pace.busy()).isFalse();
-        assertThat(pace.waitNanos(100 * MS, 500_000_000)).as("idle: unpaced").isZero();
-        pace.vcpuRunTime(200 * MS, 100 * MS, 1); // 80%: busy again
+        pace.vcpuRunTime(100 * MS, 100 * MS, 1); // the first window, which may begin before the vCPU runs: not judged
         assertThat(pace.busy()).isTrue();
-        assertThat(pace.waitNanos(200 * MS, 500_000_000)).as("what went while idle is not owed").isZero();
-        assertThat(pace.waitNanos(200 * MS, 500_050_000)).isEqualTo(5 * MS);
+        pace.vcpuRunTime(200 * MS, 120 * MS, 1); // 20% on a CPU: idle
+        assertThat(pace.busy()).isFalse();
+        assertThat(pace.waitNanos(200 * MS, 500_000_000)).as("idle: unpaced").isZero();
+        pace.vcpuRunTime(300 * MS, 200 * MS, 1); // 80%: busy again
+        assertThat(pace.busy()).isTrue();
+        assertThat(pace.waitNanos(300 * MS, 500_000_000)).as("what went while idle is not owed").isZero();
+        assertThat(pace.waitNanos(300 * MS, 500_050_000)).isEqualTo(5 * MS);
         assertThat(List.of(pace.busyWindows(), pace.idleWindows())).containsExactly(1L, 1L);
+    }
+
+    @Test
+    void theFirstWindowIsNotJudged() {
+        BusyPace pace = new BusyPace(10 * MB_PER_S);
+        pace.vcpuRunTime(0, 0, 1);
+        pace.vcpuRunTime(100 * MS, 0, 1); // idle, but the vCPU may not have started yet
+        assertThat(pace.busy()).isTrue();
+        assertThat(List.of(pace.busyWindows(), pace.idleWindows())).containsExactly(0L, 0L);
     }
 
     @Test
     void aWindowEndsOnlyAfterItsLengthAndSharesAreAgainstTheVcpuCount() {
         BusyPace pace = new BusyPace(10 * MB_PER_S);
         pace.vcpuRunTime(0, 0, 2);
-        pace.vcpuRunTime(50 * MS, 0, 2); // half a window: no decision yet
+        pace.vcpuRunTime(100 * MS, 0, 2); // the first window: not judged
+        pace.vcpuRunTime(150 * MS, 0, 2); // half a window: no decision yet
         assertThat(pace.busy()).isTrue();
-        pace.vcpuRunTime(100 * MS, 90 * MS, 2); // 90 ms of 2 x 100 ms: 45%, idle
+        pace.vcpuRunTime(200 * MS, 90 * MS, 2); // 90 ms of 2 x 100 ms: 45%, idle
         assertThat(pace.busy()).isFalse();
-        pace.vcpuRunTime(200 * MS, 190 * MS, 2); // 100 of 200: 50%, busy
+        pace.vcpuRunTime(300 * MS, 190 * MS, 2); // 100 of 200: 50%, busy
         assertThat(pace.busy()).isTrue();
     }
 
@@ -95,13 +107,20 @@ class BusyPaceTest {
         assertThat(paced.backgroundWaitNanos(0)).isZero();
         int pages = paced.nextBackground().stream().mapToInt(PageRange::pageCount).sum();
         assertThat(paced.backgroundWaitNanos(0)).as("%d pages at 100 pages/s", pages).isEqualTo(pages * 10 * MS);
-        paced.vcpuRunTime(100 * MS, 0, 1); // the guest idles
-        assertThat(paced.backgroundWaitNanos(100 * MS)).isZero();
+        paced.vcpuRunTime(100 * MS, 100 * MS, 1); // the first window: not judged
+        paced.vcpuRunTime(200 * MS, 100 * MS, 1); // the guest idles
+        assertThat(paced.backgroundWaitNanos(200 * MS)).isZero();
+        paced.vcpuRunTime(300 * MS, 200 * MS, 1); // computes again
+        paced.nextBackground();
+        assertThat(paced.backgroundWaitNanos(300 * MS)).isPositive();
+        paced.dropBusyPace();
+        assertThat(paced.hasBusyPace()).isFalse();
+        assertThat(paced.backgroundWaitNanos(300 * MS)).as("dropped: unpaced").isZero();
         PageScheduler unpaced = new PageScheduler(shapes, (b, p) -> false, SchedulePolicy.defaults(), List.of());
         unpaced.guestStarted(0);
         unpaced.vcpuRunTime(0, 0, 1);
         unpaced.nextBackground();
         assertThat(unpaced.backgroundWaitNanos(0)).isZero();
-        assertThat(unpaced.busyPaceWindows()).containsExactly(0, 0);
+        assertThat(unpaced.hasBusyPace()).isFalse();
     }
 }
