@@ -63,7 +63,7 @@ final class DemoCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         tuning.validate();
-        if (closeRuns < 1 || closeRuns > 9) throw new IllegalArgumentException("--close-runs: expected 1..9, actual " + closeRuns);
+        Demo.requireCloseRuns(closeRuns);
         long started = System.nanoTime();
         PrintStream out = json ? System.err : System.out;
         DemoGuest guest = shape.toGuest();

@@ -64,8 +64,13 @@ public final class Demo {
     public record Config(DemoGuest guest, Duration measure, Path image, UnaryOperator<PostcopyRestore.Options> tune, boolean coldImage,
                          int closeRuns) {
         public Config {
-            if (closeRuns < 1 || closeRuns > 9) throw new IllegalArgumentException("--close-runs: expected 1..9, actual " + closeRuns);
+            requireCloseRuns(closeRuns);
         }
+    }
+
+    /** Refuses a number of runs for the close methods outside 1..9, naming the option; the command checks it before anything starts. */
+    public static void requireCloseRuns(int closeRuns) {
+        if (closeRuns < 1 || closeRuns > 9) throw new IllegalArgumentException("--close-runs: expected 1..9, actual " + closeRuns);
     }
 
     /** How close a baseline's first stall TTR must come to ws's (or beat it) to be run again with ws: 0.15 s, the spread of one run here. */

@@ -3,10 +3,10 @@ package dev.thaw.measure;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.EnumSet;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
-import java.util.TreeMap;
 
 /**
  * Whether the demo shows Thaw's ws restore responsive sooner than every restore a user already has, by the stall TTR. One run
@@ -50,7 +50,7 @@ public final class DemoVerdict {
 
     /** Every method's runs, in the order of their first run. */
     public static List<Runs> runs(List<Demo.ModeResult> all) {
-        Map<RestoreMethod, List<Double>> byMethod = new TreeMap<>(Comparator.comparingInt(m -> firstIndex(all, m)));
+        Map<RestoreMethod, List<Double>> byMethod = new LinkedHashMap<>(); // keyed in the order of each method's first run
         for (Demo.ModeResult m : all) byMethod.computeIfAbsent(m.method(), k -> new ArrayList<>()).add(m.stallTtrSeconds());
         return byMethod.entrySet().stream().map(e -> new Runs(e.getKey(), List.copyOf(e.getValue()))).toList();
     }
@@ -91,11 +91,6 @@ public final class DemoVerdict {
         double median = r.median();
         String value = Double.isInfinite(median) ? "never (in the observation)" : String.format("%.2f s", median);
         return r.stallTtrSeconds().size() == 1 ? value : value + " (median of " + r.stallTtrSeconds().size() + ")";
-    }
-
-    private static int firstIndex(List<Demo.ModeResult> all, RestoreMethod m) {
-        for (int i = 0; i < all.size(); i++) if (all.get(i).method() == m) return i;
-        return Integer.MAX_VALUE;
     }
 
     private static double seconds(Demo.ModeResult m) {

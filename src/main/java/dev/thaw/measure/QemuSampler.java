@@ -1,7 +1,7 @@
 package dev.thaw.measure;
 
-import dev.thaw.qemu.VcpuTime;
 import dev.thaw.qemu.QemuVm;
+import dev.thaw.qemu.VcpuTime;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -34,9 +34,9 @@ public final class QemuSampler implements AutoCloseable {
         while (!stop) {
             long pid = QemuVm.live(vmName).map(QemuVm::pid).orElse(-1L);
             long bytes = pid < 0 ? 0 : rss(pid);
-            long[] vcpu = pid < 0 ? new long[2] : VcpuTime.of(pid);
+            VcpuTime.Sample vcpu = pid < 0 ? new VcpuTime.Sample(0, 0, 0) : VcpuTime.sample(pid);
             synchronized (samples) {
-                samples.add(new long[] {System.nanoTime() - startNanos, bytes, vcpu[0], vcpu[1]});
+                samples.add(new long[] {System.nanoTime() - startNanos, bytes, vcpu.runNanos(), vcpu.waitedNanos()});
             }
             try {
                 Thread.sleep(PERIOD_MILLIS);

@@ -1,6 +1,5 @@
 package dev.thaw.measure;
 
-import dev.thaw.qemu.VcpuTime;
 import dev.thaw.estimate.FaultOrder;
 import dev.thaw.estimate.PageRef;
 import dev.thaw.estimate.WorkingSet;
@@ -13,6 +12,7 @@ import dev.thaw.image.WorkingSetWriter;
 import dev.thaw.qemu.Accel;
 import dev.thaw.qemu.QemuVersion;
 import dev.thaw.qemu.QemuVm;
+import dev.thaw.qemu.VcpuTime;
 import dev.thaw.qemu.VmConfig;
 import dev.thaw.restore.EagerRestore;
 import dev.thaw.restore.MappedRestore;

@@ -175,13 +175,13 @@ public final class SaveRestoreTables {
         for (Report r : reports) {
             String guest = r.describe();
             for (RestoreMethod m : RestoreMethod.values()) {
-                List<AfterRestore> after = r.of(m).stream().map(MethodSample::after).filter(Objects::nonNull).toList();
+                List<MethodSample> observed = r.of(m).stream().filter(x -> x.after() != null).toList();
+                List<AfterRestore> after = observed.stream().map(MethodSample::after).toList();
                 if (after.isEmpty() || !after.stream().allMatch(AfterRestore::stallsReported)) continue;
                 if (out.isEmpty()) {
                     out.append("| guest | method | stall TTR(1 s, 0.9) (s), median | per repetition | TTR(1 s, 0.8) per repetition"
                             + " | lowest unstalled share of a 1 s window, median | host steal per repetition (%) |\n|---|---|---|---|---|---|---|\n");
                 }
-                List<MethodSample> observed = r.of(m).stream().filter(x -> x.after() != null).toList();
                 out.append(String.format("| %s | %s | %s | %s | %s | %.2f | %s |%n", guest, m.label(),
                         ttr(after.stream().map(AfterRestore::stallTtrSeconds).toList(), r.observeSeconds()),
                         String.join(", ", after.stream().map(a -> ttr(List.of(a.stallTtrSeconds()), r.observeSeconds())).toList()),

@@ -20,7 +20,10 @@ public final class VcpuTime {
 
     private VcpuTime() {}
 
-    /** The vCPU threads' time so far: on a CPU and waiting for one (summed), and how many there are. */
+    /**
+     * The vCPU threads' time so far, summed: on a CPU, and runnable but waiting on a run queue for one (schedstat's second
+     * field: the time another thread held the core); and how many there are.
+     */
     public record Sample(long runNanos, long waitedNanos, int vcpuCount) {}
 
     /** The schedstat files of a QEMU's vCPU threads, found once: reading them is then one small read per vCPU. */
@@ -66,14 +69,5 @@ public final class VcpuTime {
     /** Nanoseconds on a CPU summed over the vCPU threads; 0 when the process is gone. */
     public static long runNanos(long pid) {
         return sample(pid).runNanos();
-    }
-
-    /**
-     * {run, waited} nanoseconds summed over the vCPU threads: on a CPU, and runnable but waiting on a run queue for one
-     * (schedstat's second field: the time another thread held the core). {0, 0} when the process is gone.
-     */
-    public static long[] of(long pid) {
-        Sample s = sample(pid);
-        return new long[] {s.runNanos(), s.waitedNanos()};
     }
 }

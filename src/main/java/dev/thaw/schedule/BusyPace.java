@@ -81,7 +81,7 @@ public final class BusyPace {
         return busy;
     }
 
-    /** Windows that found the guest busy, and idle: what the pace did, for the restore's report. */
+    /** Windows judged so far that found the guest busy, and idle (the first window is not judged). */
     public long busyWindows() {
         return busyWindows;
     }
