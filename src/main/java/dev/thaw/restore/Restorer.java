@@ -95,16 +95,18 @@ public final class Restorer {
     /** A working set and where it came from: {@code image} (the image's section) or {@code learned} (the latest restore). */
     public record Chosen(WorkingSet workingSet, WorkingSetChoice.Source from) {}
 
-    /** The working set a ws restore of this image would use, before sizing; empty when there is none. */
+    /**
+     * The working set a ws restore of this image would use, before sizing; empty when there is none. The image's own
+     * ({@code image}) never reads the latest trace: parsing one (tens of thousands of pages as JSON) is time between opening the
+     * image and the restore that a guest's time to responsiveness counts, for nothing.
+     */
     public static Optional<Chosen> workingSet(CheckpointImage image, WorkingSetChoice.Source source) {
-        Optional<RestoreTraces.Trace> trace = source == WorkingSetChoice.Source.LEARNED ? RestoreTraces.latest(image) : usableTrace(image);
         Optional<WorkingSet> section = image.workingSet();
-        boolean learned = switch (source) {
-            case LEARNED -> true;
-            case IMAGE -> false;
-            // A trace made after the section was attached refines it; an older one predates it.
-            case AUTO -> trace.isPresent() && (section.isEmpty() || Instant.parse(trace.get().startedAt()).isAfter(image.manifestModified()));
-        };
+        if (source == WorkingSetChoice.Source.IMAGE) return section.map(w -> new Chosen(w, WorkingSetChoice.Source.IMAGE));
+        Optional<RestoreTraces.Trace> trace = source == WorkingSetChoice.Source.LEARNED ? RestoreTraces.latest(image) : usableTrace(image);
+        // A trace made after the section was attached refines it; an older one predates it.
+        boolean learned = source == WorkingSetChoice.Source.LEARNED
+                || trace.isPresent() && (section.isEmpty() || Instant.parse(trace.get().startedAt()).isAfter(image.manifestModified()));
         return learned ? trace.map(t -> new Chosen(RestoreTraces.learned(t), WorkingSetChoice.Source.LEARNED))
                 : section.map(w -> new Chosen(w, WorkingSetChoice.Source.IMAGE));
     }

@@ -2,9 +2,13 @@ package dev.thaw.restore;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.thaw.estimate.Estimator;
+import dev.thaw.estimate.PageRef;
+import dev.thaw.estimate.WorkingSet;
 import dev.thaw.image.CheckpointImage;
 import dev.thaw.image.ImageRoundTripTest;
 import dev.thaw.image.ImageWriter;
+import dev.thaw.image.WorkingSetWriter;
 import dev.thaw.testing.Seeds;
 import dev.thaw.testing.SyntheticGuest;
 import java.nio.file.Files;
@@ -117,6 +121,24 @@ class RestoreTracesTest {
                 assertThat(Restorer.workingSet(image, WorkingSetChoice.Source.AUTO)).as("auto, " + b[0] + " " + b[1]).isEmpty();
                 assertThat(Restorer.defaultMode(image).mode()).isEqualTo(Restorer.Mode.LAZY);
             }
+        }
+    }
+
+    /** {@code --ws-source image} is the section whatever traces lie beside the image: a newer one, or one that cannot be read. */
+    @Test
+    void theImagesOwnWorkingSetIsItsSectionWhateverTheTraces(@TempDir Path dir) throws Exception {
+        Path img = dir.resolve("img");
+        ImageRoundTripTest.saveInto(img, SyntheticGuest.random(Seeds.random("theImagesOwnWorkingSetIsItsSectionWhateverTheTraces"), 1, 8, 50,
+                0.2, 0.1), ImageWriter.Options.defaults()); // page 7 is the trace's fault
+        WorkingSet section = WorkingSet.of(Estimator.TRACE, List.of(new PageRef(0, 3), new PageRef(0, 1)), 2, "t");
+        WorkingSetWriter.attach(img, section);
+        try (CheckpointImage image = CheckpointImage.open(img)) {
+            Path newer = RestoreTraces.write(image, "lazy", Instant.now().plusSeconds(60), PostcopyRestore.Options.lazy("t"), result(7)).orElseThrow();
+            assertThat(Restorer.workingSet(image, WorkingSetChoice.Source.AUTO).orElseThrow().from()).as("auto: the newer trace")
+                    .isEqualTo(WorkingSetChoice.Source.LEARNED);
+            assertThat(Restorer.workingSet(image, WorkingSetChoice.Source.IMAGE)).contains(new Restorer.Chosen(section, WorkingSetChoice.Source.IMAGE));
+            Files.writeString(newer, "{ damaged");
+            assertThat(Restorer.workingSet(image, WorkingSetChoice.Source.IMAGE)).contains(new Restorer.Chosen(section, WorkingSetChoice.Source.IMAGE));
         }
     }
 
