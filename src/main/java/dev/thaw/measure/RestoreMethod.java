@@ -1,16 +1,23 @@
 package dev.thaw.measure;
 
+import dev.thaw.estimate.Sizing;
+import dev.thaw.restore.PostcopyRestore;
 import dev.thaw.restore.Restorer;
+import dev.thaw.restore.WorkingSetChoice;
+import dev.thaw.util.ThreadPriority;
 import java.util.Arrays;
 import java.util.EnumSet;
 import java.util.Locale;
 import java.util.Optional;
+import java.util.OptionalDouble;
+import java.util.OptionalInt;
 import java.util.Set;
 
 /**
  * Every way the demo and the bench restore a saved guest, in the order their tables list them:
  * QEMU's own (its stream from a file, {@code loadvm} of an internal snapshot), the kernel's demand
- * paging of a mapped RAM file, and Thaw's restores ({@link Restorer.Mode}) with each working set.
+ * paging of a mapped RAM file, and Thaw's restores ({@link Restorer.Mode}) with each working set. What a method does differently
+ * from its mode lives here ({@link #workingSetChoice}, {@link #tuned}).
  */
 public enum RestoreMethod {
     QEMU_EAGER("QEMU eager", "qemu-eager"),
@@ -103,6 +110,35 @@ public enum RestoreMethod {
             case THAW_LAZY, THAW_LAZY_ADDRESS_ORDER -> Optional.of(Restorer.Mode.LAZY);
             case WS_LEARNED, WS_DIRTY, WS_TRACE, WS_DIRTY_NORMAL_PRIORITY, WS_DIRTY_PREEMPT, WS_DIRTY_WHOLE, WS_DIRTY_HALF, WS_DIRTY_QUIET, WS_DIRTY_HUGETLB,
                  WS_TRACE_QUIET, WS_TRACE_STREAMED, WS_TRACE_QUARTER, WS_TRACE_UNPACED -> Optional.of(Restorer.Mode.WS);
+        };
+    }
+
+    /**
+     * Which working set a Thaw restore by this method takes and how much of it it prefetches: the image's own section (the
+     * demo's estimate, or the one the bench attaches just before the restore; never a trace an earlier restore left beside
+     * it), elastic unless a trial or an ablation fixes the fraction or the pages. Lazy and eager take none.
+     */
+    public WorkingSetChoice workingSetChoice() {
+        OptionalDouble fraction = switch (this) {
+            case WS_DIRTY_WHOLE, WS_DIRTY_QUIET, WS_TRACE_QUIET -> OptionalDouble.of(1.0);
+            case WS_DIRTY_HALF -> OptionalDouble.of(Sizing.HOTRESTORE.prefetchFraction());
+            case WS_TRACE_QUARTER -> OptionalDouble.of(0.25);
+            default -> OptionalDouble.empty();
+        };
+        OptionalInt pages = this == WS_TRACE_STREAMED ? OptionalInt.of(0) : OptionalInt.empty();
+        return new WorkingSetChoice(WorkingSetChoice.Source.IMAGE, pages, fraction);
+    }
+
+    /** A lazy or ws restore's options as this method changes them (its ablation or trial); the others' are their mode's. */
+    public PostcopyRestore.Options tuned(PostcopyRestore.Options options) {
+        return switch (this) {
+            case THAW_LAZY_ADDRESS_ORDER -> options.withPolicy(options.policy().withFaultRegionPages(0));
+            case WS_DIRTY_NORMAL_PRIORITY -> options.withBackgroundPriority(ThreadPriority.Policy.NORMAL);
+            case WS_DIRTY_PREEMPT -> options.withTransport(options.transport().withPreempt(true));
+            case WS_DIRTY_HUGETLB -> options.withGuestRam(PostcopyRestore.GuestRam.HUGETLB);
+            case WS_TRACE_UNPACED -> options.withPolicy(options.policy().withBusyBackgroundBytesPerSecond(0));
+            case WS_DIRTY_QUIET, WS_TRACE_QUIET -> options.withPolicy(options.policy().withBackgroundBytesPerSecond(QUIET_BACKGROUND_MBPS * 1_000_000L));
+            default -> options;
         };
     }
 

@@ -3,10 +3,27 @@ package dev.thaw.measure;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.thaw.estimate.Estimator;
+import dev.thaw.estimate.PageRef;
+import dev.thaw.estimate.WorkingSet;
+import dev.thaw.restore.PostcopyRestore;
 import dev.thaw.restore.Restorer;
+import dev.thaw.restore.WorkingSetChoice;
+import dev.thaw.schedule.SchedulePolicy;
+import dev.thaw.util.ThreadPriority;
+import java.util.ArrayList;
+import java.util.EnumSet;
+import java.util.List;
+import java.util.Map;
+import java.util.OptionalDouble;
+import java.util.OptionalInt;
+import java.util.Set;
 import org.junit.jupiter.api.Test;
 
-/** The one vocabulary of restore methods: its names on the command line and in the tables, and Thaw's modes. */
+/**
+ * The one vocabulary of restore methods: its names on the command line and in the tables, Thaw's modes, and what each
+ * method's working set and options are; without QEMU.
+ */
 class RestoreMethodTest {
     @Test
     void everyKeyParsesBackAndThawsMethodsMapToTheirMode() {
@@ -30,6 +47,88 @@ class RestoreMethodTest {
         assertThat(RestoreMethod.WS_TRACE.shortName()).as("the demo's ws: the image's dirty,trace estimate").isEqualTo(Restorer.Mode.WS.label());
         assertThat(RestoreMethod.WS_TRACE_MAPPED.shortName()).as("the image's dirty,trace estimate, mapped").isEqualTo(Restorer.Mode.MAPPED.label());
         assertThat(RestoreMethod.MAPPED_FILE.shortName()).isEqualTo("mapped-file");
+    }
+
+    /** The ws restores' options before a method changes them: a prefetch and a queue after it, the busy pace on. */
+    private static final PostcopyRestore.Options WS = PostcopyRestore.Options.ws("t", List.of(new PageRef(0, 1)), List.of(new PageRef(0, 2)));
+
+    @Test
+    void everyMethodTakesTheImagesOwnWorkingSetAndTheTrialsFixHowMuchOfIt() {
+        // What the bench chose for each method before the methods said it themselves: {fraction, pages}; the rest elastic.
+        Map<RestoreMethod, OptionalDouble> fractions = Map.of(RestoreMethod.WS_DIRTY_WHOLE, OptionalDouble.of(1), RestoreMethod.WS_DIRTY_QUIET,
+                OptionalDouble.of(1), RestoreMethod.WS_TRACE_QUIET, OptionalDouble.of(1), RestoreMethod.WS_DIRTY_HALF, OptionalDouble.of(0.5),
+                RestoreMethod.WS_TRACE_QUARTER, OptionalDouble.of(0.25));
+        for (RestoreMethod m : RestoreMethod.values()) {
+            WorkingSetChoice choice = m.workingSetChoice();
+            assertThat(choice.source()).as(m.label() + ": the image's section, never a trace beside it").isEqualTo(WorkingSetChoice.Source.IMAGE);
+            assertThat(choice.fraction()).as(m.label()).isEqualTo(fractions.getOrDefault(m, OptionalDouble.empty()));
+            assertThat(choice.pages()).as(m.label()).isEqualTo(m == RestoreMethod.WS_TRACE_STREAMED ? OptionalInt.of(0) : OptionalInt.empty());
+        }
+    }
+
+    @Test
+    void theTrialsPlansPrefetchWhatTheirDocSays() {
+        List<PageRef> pages = new ArrayList<>();
+        for (int i = 0; i < 1000; i++) pages.add(new PageRef(0, i * 512)); // one page per 2 MiB region: scattered, prefetched whole
+        WorkingSet queue = WorkingSet.of(Estimator.TRACE, pages, 800, "test");
+        Map<RestoreMethod, Integer> prefetched = Map.of(RestoreMethod.WS_TRACE, 800, RestoreMethod.WS_DIRTY_WHOLE, 800,
+                RestoreMethod.WS_DIRTY_HALF, 400, RestoreMethod.WS_TRACE_QUARTER, 200, RestoreMethod.WS_TRACE_STREAMED, 0);
+        prefetched.forEach((m, n) -> {
+            Restorer.Plan plan = Restorer.plan(queue, m.workingSetChoice());
+            assertThat(plan.prefetch()).as(m.label() + ": the head of the queue").isEqualTo(pages.subList(0, n));
+            assertThat(plan.backgroundFirst()).as(m.label() + ": the rest of the queue first in the background").isEqualTo(pages.subList(n, 1000));
+        });
+    }
+
+    @Test
+    void theAblationsAndTrialsChangeTheOptionsTheirDocNamesAndNothingElse() {
+        PostcopyRestore.Options lazy = PostcopyRestore.Options.lazy("t");
+        PostcopyRestore.Options addressOrder = RestoreMethod.THAW_LAZY_ADDRESS_ORDER.tuned(lazy);
+        assertThat(addressOrder.policy().faultRegionPages()).as("no fault regions").isZero();
+        assertThat(addressOrder.withPolicy(lazy.policy())).isEqualTo(lazy);
+
+        PostcopyRestore.Options normal = RestoreMethod.WS_DIRTY_NORMAL_PRIORITY.tuned(WS);
+        assertThat(normal.backgroundPriority()).isEqualTo(ThreadPriority.Policy.NORMAL);
+        assertThat(WS.backgroundPriority()).as("what it ablates").isEqualTo(ThreadPriority.Policy.IDLE);
+        assertThat(normal.withBackgroundPriority(WS.backgroundPriority())).isEqualTo(WS);
+
+        PostcopyRestore.Options preempt = RestoreMethod.WS_DIRTY_PREEMPT.tuned(WS);
+        assertThat(preempt.transport().preempt()).isTrue();
+        assertThat(preempt.withTransport(WS.transport())).isEqualTo(WS);
+
+        PostcopyRestore.Options hugetlb = RestoreMethod.WS_DIRTY_HUGETLB.tuned(WS);
+        assertThat(hugetlb.guestRam()).isEqualTo(PostcopyRestore.GuestRam.HUGETLB);
+        assertThat(hugetlb.withGuestRam(WS.guestRam())).isEqualTo(WS);
+
+        PostcopyRestore.Options unpaced = RestoreMethod.WS_TRACE_UNPACED.tuned(WS);
+        assertThat(WS.policy().busyBackgroundBytesPerSecond()).as("what it ablates")
+                .isEqualTo(SchedulePolicy.DEFAULT_WS_BUSY_BACKGROUND_BYTES_PER_SECOND);
+        assertThat(unpaced.policy().busyBackgroundBytesPerSecond()).as("--busy-background-mbps 0").isZero();
+        assertThat(unpaced.withPolicy(WS.policy())).isEqualTo(WS);
+
+        for (RestoreMethod quiet : List.of(RestoreMethod.WS_DIRTY_QUIET, RestoreMethod.WS_TRACE_QUIET)) {
+            PostcopyRestore.Options o = quiet.tuned(WS);
+            assertThat(o.policy().backgroundBytesPerSecond()).as(quiet.label()).isEqualTo(16_000_000L);
+            assertThat(o.policy().withBackgroundBytesPerSecond(0)).isEqualTo(WS.policy());
+            assertThat(o.withPolicy(WS.policy())).isEqualTo(WS);
+        }
+
+        Set<RestoreMethod> changing = EnumSet.of(RestoreMethod.THAW_LAZY_ADDRESS_ORDER, RestoreMethod.WS_DIRTY_NORMAL_PRIORITY,
+                RestoreMethod.WS_DIRTY_PREEMPT, RestoreMethod.WS_DIRTY_HUGETLB, RestoreMethod.WS_TRACE_UNPACED, RestoreMethod.WS_DIRTY_QUIET,
+                RestoreMethod.WS_TRACE_QUIET);
+        for (RestoreMethod m : EnumSet.complementOf(EnumSet.copyOf(changing))) {
+            assertThat(m.tuned(WS)).as(m.label() + ": its mode's own options").isSameAs(WS);
+            assertThat(m.tuned(lazy)).as(m.label()).isSameAs(lazy);
+        }
+    }
+
+    @Test
+    void theDemosMethodsRestoreAsThawRestoreDoesWithTheImagesWorkingSet() {
+        WorkingSetChoice demo = new WorkingSetChoice(WorkingSetChoice.Source.IMAGE, OptionalInt.empty(), WorkingSetChoice.defaults().fraction());
+        for (RestoreMethod m : Demo.METHODS) {
+            assertThat(m.workingSetChoice()).as(m.label()).isEqualTo(demo);
+            assertThat(m.tuned(WS)).as(m.label() + ": only the command line's tuning").isSameAs(WS);
+        }
     }
 
     @Test
