@@ -18,8 +18,6 @@ import dev.thaw.restore.RamFiles;
 import dev.thaw.restore.PostSaveTrace;
 import dev.thaw.restore.PostcopyRestore;
 import dev.thaw.restore.RestoreTraces;
-import dev.thaw.restore.Restorer;
-import dev.thaw.restore.WorkingSetChoice;
 import dev.thaw.save.Saver;
 import dev.thaw.util.FileTrees;
 import dev.thaw.util.PageCache;
@@ -30,7 +28,6 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Optional;
 import java.util.function.UnaryOperator;
 
 /**
@@ -216,35 +213,17 @@ public final class Demo {
                                GuestAgent.MemSum memsumBefore) throws InterruptedException {
         String mode = method.shortName();
         if (config.coldImage()) evictSavedFiles(mode);
-        long t0 = System.nanoTime();
-        String name = "thaw-demo-" + mode;
-        QemuVm vm;
-        double running;
-        double completed;
-        Long faults = null;
-        Long blocked = null;
-        Optional<Restorer.Mode> thaw = method.thawMode();
-        if (thaw.isEmpty()) {
-            listener.status(mode + " restore");
-            QemuBaselines.RestoreResult r = QemuBaselines.restore(method, source, name, files.forRestore(img), img, Duration.ofMinutes(5));
-            vm = r.vm();
-            running = completed = r.runningNanos() / 1e9;
-        } else {
-            // ws restores with the image's own estimate (not a trace the lazy restore just left beside it)
-            WorkingSetChoice choice = new WorkingSetChoice(WorkingSetChoice.Source.IMAGE, java.util.OptionalInt.empty(),
-                    WorkingSetChoice.defaults().fraction());
-            Restorer.Outcome o = Restorer.restore(img, thaw.get(), name, choice, config.tune(), listener::status);
-            vm = o.vm();
-            running = o.runningSeconds();
-            completed = o.completedSeconds();
-            faults = o.postcopy().map(PostcopyRestore.Result::demandFaults).orElse(null);
-            blocked = o.postcopy().map(PostcopyRestore.Result::vcpuBlockedMillis).orElse(null);
-        }
-        try (vm) {
+        MethodRestore.Restored restored = MethodRestore.restore(method, new MethodRestore.Saved(source, new MethodRestore.Image.Open(img),
+                files.forRestore(img)), "thaw-demo-" + mode, config.tune(), listener::status);
+        double running = restored.runningNanos() / 1e9;
+        double completed = restored.completedNanos() / 1e9;
+        Long faults = restored.postcopy().map(PostcopyRestore.Result::demandFaults).orElse(null);
+        Long blocked = restored.postcopy().map(PostcopyRestore.Result::vcpuBlockedMillis).orElse(null);
+        try (QemuVm vm = restored.vm()) {
             listener.line(String.format("%s restore: guest running after %.2f s, completed after %.2f s%s", mode, running, completed,
                     faults == null ? "" : ", " + faults + " demand faults, vCPU stalled " + blocked + " ms"));
             listener.status(String.format("measuring after the %s restore", mode));
-            AfterRestore seen = AfterRestore.observe(vm, t0, (long) (running * 1e9), before.opsPerSecond(), config.measure());
+            AfterRestore seen = AfterRestore.observe(vm, restored.startedNanos(), restored.runningNanos(), before.opsPerSecond(), config.measure());
             double rate = seen.relativeThroughput() * before.opsPerSecond();
             Double ttr = seen.ttrSeconds().orElse(null);
             double mmu = seen.mmu();

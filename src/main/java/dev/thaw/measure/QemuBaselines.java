@@ -1,12 +1,9 @@
 package dev.thaw.measure;
 
-import dev.thaw.image.CheckpointImage;
 import dev.thaw.qemu.QemuVm;
 import dev.thaw.qemu.QmpClient;
 import dev.thaw.qemu.VmConfig;
-import dev.thaw.restore.EagerRestore;
 import dev.thaw.restore.IncomingQemu;
-import dev.thaw.restore.MappedRestore;
 import dev.thaw.util.ExternalCommand;
 import java.io.IOException;
 import java.nio.channels.FileChannel;
@@ -32,26 +29,8 @@ public final class QemuBaselines {
 
     public record RestoreResult(QemuVm vm, long qemuReadyNanos, long runningNanos) {}
 
-    /** What the baseline restores read: QEMU's stream file, the qcow2 file with its snapshot's tag, the raw RAM file. */
+    /** What the baseline restores read ({@link MethodRestore}): QEMU's stream file, the qcow2 file with its snapshot's tag, the raw RAM file. */
     public record BaselineFiles(Path stream, Path qcow2, String snapshotTag, Path ramFile) {}
-
-    /**
-     * Restores a guest saved from {@code saved} into a new QEMU called {@code name} by one of the methods that are not Thaw's
-     * own page streams (QEMU eager, QEMU loadvm, the mapped RAM file) and runs it. The mapped
-     * RAM file takes the device state from {@code image} (open; not read by the others, which may pass null).
-     */
-    public static RestoreResult restore(RestoreMethod baseline, VmConfig saved, String name, BaselineFiles files, CheckpointImage image,
-                                        Duration timeout) {
-        return switch (baseline) {
-            case QEMU_EAGER -> restoreFromFile(saved, name, files.stream(), timeout);
-            case QEMU_LOADVM -> loadInternalSnapshot(saved, name, files.qcow2(), files.snapshotTag(), timeout);
-            case MAPPED_FILE -> {
-                MappedRestore.Result r = MappedRestore.restore(image, files.ramFile(), EagerRestore.Options.defaults(name));
-                yield new RestoreResult(r.vm(), r.qemuReadyNanos(), r.runningNanos());
-            }
-            default -> throw new IllegalArgumentException("baseline: expected QEMU_EAGER, QEMU_LOADVM or MAPPED_FILE, actual " + baseline);
-        };
-    }
 
     /** Saves a running guest with QEMU's own migration to a file; the guest is resumed afterwards. */
     public static SaveResult saveToFile(QmpClient qmp, Path file, Duration timeout) {

@@ -17,7 +17,7 @@ import java.util.Set;
  * Every way the demo and the bench restore a saved guest, in the order their tables list them:
  * QEMU's own (its stream from a file, {@code loadvm} of an internal snapshot), the kernel's demand
  * paging of a mapped RAM file, and Thaw's restores ({@link Restorer.Mode}) with each working set. What a method does differently
- * from its mode lives here ({@link #workingSetChoice}, {@link #tuned}).
+ * from its mode lives here ({@link #workingSetChoice}, {@link #tuned}); {@link MethodRestore} runs it.
  */
 public enum RestoreMethod {
     QEMU_EAGER("QEMU eager", "qemu-eager"),

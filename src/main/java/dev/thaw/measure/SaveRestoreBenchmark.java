@@ -4,7 +4,6 @@ import dev.thaw.estimate.FaultOrder;
 import dev.thaw.estimate.PageRef;
 import dev.thaw.estimate.WorkingSet;
 import dev.thaw.estimation.EstimatingSave;
-import dev.thaw.guest.DemoGuest;
 import dev.thaw.guest.GuestImage;
 import dev.thaw.image.CheckpointImage;
 import dev.thaw.image.ImageWriter;
@@ -14,15 +13,12 @@ import dev.thaw.qemu.QemuVersion;
 import dev.thaw.qemu.QemuVm;
 import dev.thaw.qemu.VcpuTime;
 import dev.thaw.qemu.VmConfig;
-import dev.thaw.restore.EagerRestore;
 import dev.thaw.restore.MappedRestore;
 import dev.thaw.restore.RamFiles;
 import dev.thaw.restore.PostSaveTrace;
 import dev.thaw.restore.PostcopyRestore;
 import dev.thaw.restore.RestoreTimeline;
-import dev.thaw.restore.Restorer;
-import dev.thaw.restore.WorkingSetChoice;
-import dev.thaw.util.ThreadPriority;
+import dev.thaw.restore.RestoreTraces;
 import dev.thaw.save.Saver;
 import dev.thaw.util.FileTrees;
 import java.io.IOException;
@@ -38,6 +34,7 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.function.ToDoubleFunction;
+import java.util.function.UnaryOperator;
 import java.util.stream.Stream;
 
 /**
@@ -47,8 +44,9 @@ import java.util.stream.Stream;
  * dirty-bit estimate of a live probe when all methods run; QEMU's stream in a file; QEMU's internal
  * snapshot in a qcow2 file; the mapped RAM file written from Thaw's image; the post-save trace),
  * then stopped, and each method restores it in a rotated order, each from a cold page cache when
- * asked. Each ws restore's estimate is attached to the image just before it (as a save or
- * {@code thaw ws --learn} would), so its prefetch reads the queue-order copy. With all methods, every restored guest is observed for {@link #OBSERVE}: TTR, MMU and
+ * asked, through {@link MethodRestore} (Thaw's as {@code thaw restore} runs them). Each ws restore's estimate is attached to
+ * the image just before it (as a save or {@code thaw ws --learn} would), so it restores with the image's own working set and
+ * its prefetch reads the queue-order copy. With all methods, every restored guest is observed for {@link #OBSERVE}: TTR, MMU and
  * work against before the save (guest side), the host-side estimate from Thaw's timeline, QEMU's
  * resident memory over time and the bytes read from the host's disks.
  */
@@ -157,7 +155,7 @@ public final class SaveRestoreBenchmark {
     }
 
     /** What one repetition's restores draw on. */
-    private record Saved(VmConfig source, Path thawImage, Path qemuFile, Path qcow2, Path ramFile, Map<RestoreMethod, WorkingSet> queues,
+    private record Saved(VmConfig source, Path thawImage, Path qemuFile, Path qcow2, Path ramFile,
                          Workload.Before before, double vcpuShareBefore) {}
 
     private SaveRestoreBenchmark() {}
@@ -183,6 +181,7 @@ public final class SaveRestoreBenchmark {
                 } finally {
                     FileTrees.deleteQuietly(thawImage);
                     FileTrees.deleteQuietly(RamFiles.directoryFor(thawImage));
+                    FileTrees.deleteQuietly(RestoreTraces.directoryFor(thawImage)); // the post-save trace's and the lazy and ws restores' traces
                     for (Path p : List.of(qemuFile, qcow2)) Files.deleteIfExists(p);
                 }
             }
@@ -239,7 +238,7 @@ public final class SaveRestoreBenchmark {
                     PostSaveTrace.Result t = EstimatingSave.traceAfterSave(img, "thaw-bench-trace", config.trace(), saved.workingSet(),
                             m -> {});
                     t.restore().vm().close();
-                    queues.put(RestoreMethod.WS_TRACE, t.workingSet());
+                    if (t.workingSet().size() > 0) queues.put(RestoreMethod.WS_TRACE, t.workingSet());
                     traced = t.workingSet().size();
                 } catch (RuntimeException e) {
                     // The trace is a restore too (QEMU 7.2 has aborted in postcopy's teardown, rarely): its methods fail, not the run.
@@ -257,7 +256,7 @@ public final class SaveRestoreBenchmark {
                     rep + 1, limit.seconds(), limit.qemuStartSeconds(), config.workload().wsMiB(), limit.readBytesPerSecond() / 1e6,
                     config.cache() == CacheState.WARM ? "" : ", " + config.cache().label());
         }
-        Saved s = new Saved(vm.config(), thawImage, qemuFile, qcow2, ramFile, queues, before, vcpuShare);
+        Saved s = new Saved(vm.config(), thawImage, qemuFile, qcow2, ramFile, before, vcpuShare);
         // A unit's methods run back to back: ws (learned) learns from the lazy restore just before it.
         List<List<RestoreMethod>> units = all
                 ? Stream.of(RestoreMethod.values()).filter(m -> m != RestoreMethod.WS_LEARNED)
@@ -289,7 +288,9 @@ public final class SaveRestoreBenchmark {
                         r.after() == null ? "" : String.format(", TTR %s%s, first %s s %.2fx", ttrText(r.after().ttrSeconds(), config.observe()),
                                 !r.after().stallsReported() ? "" : ", stall TTR " + ttrText(r.after().stallTtrSeconds(), config.observe()),
                                 seconds(config.observe()), r.after().relativeThroughput()));
-                if (m == RestoreMethod.THAW_LAZY) queues.put(RestoreMethod.WS_LEARNED, FaultOrder.learned(List.of(), run.faults()));
+                if (m == RestoreMethod.THAW_LAZY && !run.faults().isEmpty()) {
+                    queues.put(RestoreMethod.WS_LEARNED, FaultOrder.learned(List.of(), run.faults()));
+                }
             }
         }
         vm.qmp().cont();
@@ -311,84 +312,21 @@ public final class SaveRestoreBenchmark {
         long step = AfterRestore.STEP_MILLIS * 1_000_000L;
         try (QemuSampler rss = new QemuSampler(vmName(m), start);
              Workload.Observation watch = config.allMethods() ? config.workload().observe(vmName(m), start, s.before()) : null) {
-            QemuVm vm;
-            long running;
-            long completed;
-            long opened = 0; // opening the image (reading its metadata) counts
-            CheckpointImage img = null;
-            PostcopyRestore.Result postcopy = null;
-            try {
-                switch (m) {
-                    case QEMU_EAGER, QEMU_LOADVM, MAPPED_FILE -> {
-                        if (m == RestoreMethod.MAPPED_FILE) { // the mapped file takes the device state from the image: opening it counts
-                            img = CheckpointImage.open(s.thawImage());
-                            opened = System.nanoTime() - start;
-                        }
-                        QemuBaselines.RestoreResult r = QemuBaselines.restore(m, s.source(),
-                                vmName(m), new QemuBaselines.BaselineFiles(s.qemuFile(), s.qcow2(), SNAPSHOT_TAG, s.ramFile()), img,
-                                Duration.ofMinutes(5));
-                        vm = r.vm();
-                        running = completed = opened + r.runningNanos();
-                    }
-                    case WS_DIRTY_MAPPED, WS_TRACE_MAPPED -> { // as thaw restore --mode mapped, with the estimate attached just before
-                        img = CheckpointImage.open(s.thawImage());
-                        opened = System.nanoTime() - start;
-                        Restorer.Outcome o = Restorer.restore(img, Restorer.Mode.MAPPED, vmName(m), new WorkingSetChoice(
-                                WorkingSetChoice.Source.IMAGE, java.util.OptionalInt.empty(), java.util.OptionalDouble.empty()),
-                                java.util.function.UnaryOperator.identity(), x -> {});
-                        vm = o.vm();
-                        running = completed = opened + (long) (o.runningSeconds() * 1e9);
-                    }
-                    case THAW_EAGER -> {
-                        img = CheckpointImage.open(s.thawImage());
-                        opened = System.nanoTime() - start;
-                        EagerRestore.Result r = EagerRestore.restore(img, EagerRestore.Options.defaults(vmName(m)), p -> {});
-                        vm = r.vm();
-                        running = completed = opened + r.runningNanos();
-                    }
-                    default -> {
-                        img = CheckpointImage.open(s.thawImage());
-                        opened = System.nanoTime() - start;
-                        PostcopyRestore.Options options = PostcopyRestore.Options.lazy(vmName(m));
-                        if (m == RestoreMethod.THAW_LAZY_ADDRESS_ORDER) {
-                            options = options.withPolicy(options.policy().withFaultRegionPages(0));
-                        } else if (m != RestoreMethod.THAW_LAZY) {
-                            java.util.OptionalDouble fraction = switch (m) { // the trials fix it; the rest is elastic
-                                case WS_DIRTY_WHOLE, WS_DIRTY_QUIET, WS_TRACE_QUIET -> java.util.OptionalDouble.of(1.0);
-                                case WS_DIRTY_HALF -> java.util.OptionalDouble.of(dev.thaw.estimate.Sizing.HOTRESTORE.prefetchFraction());
-                                case WS_TRACE_QUARTER -> java.util.OptionalDouble.of(0.25);
-                                default -> java.util.OptionalDouble.empty();
-                            };
-                            Restorer.Plan plan = Restorer.plan(s.queues().get(m.estimate()),
-                                    new WorkingSetChoice(WorkingSetChoice.Source.AUTO, m == RestoreMethod.WS_TRACE_STREAMED
-                                            ? java.util.OptionalInt.of(0) : java.util.OptionalInt.empty(), fraction));
-                            options = PostcopyRestore.Options.ws(vmName(m), plan.prefetch(), plan.backgroundFirst());
-                        }
-                        if (m == RestoreMethod.WS_DIRTY_NORMAL_PRIORITY) options = options.withBackgroundPriority(ThreadPriority.Policy.NORMAL);
-                        if (m == RestoreMethod.WS_DIRTY_PREEMPT) options = options.withTransport(options.transport().withPreempt(true));
-                        if (m == RestoreMethod.WS_DIRTY_HUGETLB) options = options.withGuestRam(PostcopyRestore.GuestRam.HUGETLB);
-                        if (m == RestoreMethod.WS_TRACE_UNPACED) options = options.withPolicy(options.policy().withBusyBackgroundBytesPerSecond(0));
-                        if (m == RestoreMethod.WS_DIRTY_QUIET || m == RestoreMethod.WS_TRACE_QUIET) {
-                            options = options.withPolicy(options.policy().withBackgroundBytesPerSecond(RestoreMethod.QUIET_BACKGROUND_MBPS * 1_000_000L));
-                        }
-                        postcopy = PostcopyRestore.restore(img, options, x -> {});
-                        vm = postcopy.vm();
-                        running = opened + postcopy.runningNanos();
-                        completed = opened + postcopy.completedNanos();
-                    }
-                }
-            } finally {
-                if (img != null) img.close(); // every restore has read what it needs from the image when it returns
-            }
-            try (vm) {
+            MethodRestore.Restored restored = MethodRestore.restore(m, new MethodRestore.Saved(s.source(), new MethodRestore.Image.At(s.thawImage()),
+                    new QemuBaselines.BaselineFiles(s.qemuFile(), s.qcow2(), SNAPSHOT_TAG, s.ramFile())), vmName(m), UnaryOperator.identity(), x -> {});
+            // The sampler and the observation started first: every time counts from the bench's start, as they do.
+            long lead = restored.startedNanos() - start;
+            long opened = lead + restored.openNanos(); // opening the image (reading its metadata) counts
+            long running = lead + restored.runningNanos();
+            long completed = lead + restored.completedNanos();
+            PostcopyRestore.Result postcopy = restored.postcopy().orElse(null);
+            try (QemuVm vm = restored.vm()) {
                 boolean observe = config.allMethods();
                 AfterRestore after = observe ? watch.finish(vm, running, config.observe()) : null;
                 long end = observe ? running + config.observe().toNanos() : running;
-                HostStall host = switch (m) {
-                    case MAPPED_FILE, WS_DIRTY_MAPPED, WS_TRACE_MAPPED -> null;
-                    case QEMU_EAGER, QEMU_LOADVM, THAW_EAGER -> HostStall.eager(running, end, step);
-                    default -> HostStall.of(postcopy.events(), opened, end, step);
-                };
+                // None for the mapped methods (their faults are the kernel's); an eager restore's guest waits for all of it, then runs.
+                HostStall host = m.mapsRamFile() ? null
+                        : postcopy == null ? HostStall.eager(running, end, step) : HostStall.of(postcopy.events(), opened, end, step);
                 long reads = StorageReads.bytesReadSoFar();
                 Postcopy pc = null;
                 if (postcopy != null) {
