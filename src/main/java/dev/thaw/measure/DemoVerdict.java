@@ -1,6 +1,7 @@
 package dev.thaw.measure;
 
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.Comparator;
 import java.util.EnumSet;
 import java.util.LinkedHashMap;
@@ -52,7 +53,8 @@ public final class DemoVerdict {
     public static List<Runs> runs(List<Demo.ModeResult> all) {
         Map<RestoreMethod, List<Double>> byMethod = new LinkedHashMap<>(); // keyed in the order of each method's first run
         for (Demo.ModeResult m : all) byMethod.computeIfAbsent(m.method(), k -> new ArrayList<>()).add(m.stallTtrSeconds());
-        return byMethod.entrySet().stream().map(e -> new Runs(e.getKey(), List.copyOf(e.getValue()))).toList();
+        // Not List.copyOf: a run that never became responsive is a null stall TTR, which it refuses.
+        return byMethod.entrySet().stream().map(e -> new Runs(e.getKey(), Collections.unmodifiableList(e.getValue()))).toList();
     }
 
     /**

@@ -44,6 +44,15 @@ class DemoVerdictTest {
         assertThat(new DemoVerdict.Runs(RestoreMethod.MAPPED_FILE, List.of(0.4, 0.2)).median()).isCloseTo(0.3, org.assertj.core.data.Offset.offset(1e-9));
     }
 
+    /** Found by DemoCommandTest under TCG: QEMU eager's guest never became responsive in 2 s, and the table failed on its null. */
+    @Test
+    void aMethodThatNeverBecameResponsiveIsListedNotAFailure() {
+        List<Demo.ModeResult> all = firstPass(null, 0.5, 0.3, 0.2);
+        assertThat(DemoVerdict.runs(all).getFirst().stallTtrSeconds()).containsExactly((Double) null);
+        assertThat(DemoVerdict.verdict(all)).startsWith("verdict: Thaw ws responsive after 0.20 s");
+        assertThat(Demo.table(all, java.time.Duration.ofSeconds(2))).contains("> 2 s");
+    }
+
     @Test
     void theVerdictJudgesByMediansAndCountsThePairs() {
         List<Demo.ModeResult> all = new ArrayList<>(firstPass(0.9, 0.5, 0.12, 0.2)); // ws lost its first run to the mapped file
