@@ -43,6 +43,13 @@ final class PostcopyTuning {
                     + " from in its own thread), the background on the main one (default: ${DEFAULT-VALUE}).")
     boolean preempt;
 
+    // picocli's convention for an option true by default: the negative name, so that --no-whole-regions sets false and
+    // --whole-regions true (with the positive name, giving it would toggle the default to false).
+    @Option(names = "--no-whole-regions", negatable = true, defaultValue = "true",
+            description = "ws: prefetch page by page, instead of the working set's nearly full 2 MiB regions whole before the rest"
+                    + " (each may then land in one transparent huge page of guest RAM; the default, --whole-regions).")
+    boolean wholeRegions;
+
     /** Refuses a bad value naming its option; call before anything starts. */
     void validate() {
         if (chunkPages < SchedulePolicy.MIN_CHUNK_PAGES || chunkPages > SchedulePolicy.MAX_CHUNK_PAGES) {
@@ -79,7 +86,7 @@ final class PostcopyTuning {
         validate();
         int regionPages = faultRegionKib / PAGE_KIB;
         SchedulePolicy policy = options.policy().withMaxChunkPages(chunkPages).withFaultRegionPages(regionPages)
-                .withBackgroundBytesPerSecond(backgroundMbps * 1_000_000L);
+                .withBackgroundBytesPerSecond(backgroundMbps * 1_000_000L).withWholeRegionPrefetch(wholeRegions);
         if (busyBackgroundMbps != null) policy = policy.withBusyBackgroundBytesPerSecond(busyBackgroundMbps * 1_000_000L);
         PostcopyRestore.Transport t = options.transport();
         return options.withPolicy(policy).withBackgroundPriority(priority())

@@ -43,10 +43,15 @@ final class PageReadAhead implements AutoCloseable {
 
     /** @param threadName the reader thread's name ({@code prefetch-reader-VM}, {@code eager-reader}) */
     PageReadAhead(CheckpointImage image, List<PageRange> units, long maxBytesAhead, String threadName) {
+        this(image, units, 0, maxBytesAhead, threadName);
+    }
+
+    /** @param cutUnit no batch holds both units before this index and units from it (the sender writes something between) */
+    PageReadAhead(CheckpointImage image, List<PageRange> units, int cutUnit, long maxBytesAhead, String threadName) {
         int capacity = (int) Math.max(2, Math.min(4096, maxBytesAhead / ((long) BATCH_PAGES * PAGE)));
         this.queue = new ArrayBlockingQueue<>(capacity);
         this.spare = new ArrayBlockingQueue<>(capacity + 2);
-        this.reader = Thread.ofPlatform().daemon().name(threadName).start(() -> read(image, List.copyOf(units)));
+        this.reader = Thread.ofPlatform().daemon().name(threadName).start(() -> read(image, List.copyOf(units), cutUnit));
     }
 
     /** Hands a written batch's buffer back to be filled again. */
@@ -54,14 +59,14 @@ final class PageReadAhead implements AutoCloseable {
         if (batch.data().length == BATCH_PAGES * PAGE) spare.offer(batch.data());
     }
 
-    private void read(CheckpointImage image, List<PageRange> units) {
+    private void read(CheckpointImage image, List<PageRange> units, int cutUnit) {
         try {
             try {
                 int i = 0;
                 while (i < units.size()) {
                     List<PageRange> batchUnits = new ArrayList<>();
                     int pages = 0;
-                    while (i < units.size() && (pages == 0 || pages + units.get(i).pageCount() <= BATCH_PAGES)) {
+                    while (i < units.size() && (pages == 0 || pages + units.get(i).pageCount() <= BATCH_PAGES && i != cutUnit)) {
                         pages += units.get(i).pageCount();
                         batchUnits.add(units.get(i++));
                     }

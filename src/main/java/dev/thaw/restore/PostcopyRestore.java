@@ -283,15 +283,21 @@ public final class PostcopyRestore {
         }
         List<BlockShape> shapes = destination.stream().map(b -> new BlockShape(b.pageCount(), (int) (b.pageByteSize() / PAGE))).toList();
         PageScheduler scheduler = new PageScheduler(shapes, image::isZero, options.policy(), options.backgroundFirst());
-        List<PageRange> prefetch = scheduler.prefetch(options.workingSet());
-        // The discards go before the prefetch (Session.sendUpToSwitch): a unit taken back to have one is not prefetched at all.
+        // Whole 2 MiB regions first (sent before the discard, so each may land in a transparent huge page), then the rest.
+        List<PageRange> whole = options.policy().wholeRegionPrefetch() ? scheduler.wholeRegions(options.workingSet()) : List.of();
+        List<PageRange> rest = scheduler.prefetch(options.workingSet());
+        // The discards go before the rest of the prefetch (Session.sendUpToSwitch): a unit taken back to have one is not
+        // prefetched at all (inside a whole region it is sent before the discard, discarded and sent again later).
         PageScheduler.Discards discards = scheduler.discards();
         if (discards.takenBack().isPresent()) {
-            prefetch = prefetch.stream().filter(u -> !u.equals(discards.takenBack().get())).toList();
+            rest = rest.stream().filter(u -> !u.equals(discards.takenBack().get())).toList();
         }
+        List<PageRange> prefetch = new java.util.ArrayList<>(whole);
+        prefetch.addAll(rest);
+        long wholePages = whole.stream().mapToLong(PageRange::pageCount).sum();
         QemuVm vm;
         // The working set is read while QEMU starts: the sender then only writes it.
-        try (PageReadAhead ahead = new PageReadAhead(image, prefetch, PREFETCH_BYTES_AHEAD, "prefetch-reader-" + options.vmName())) {
+        try (PageReadAhead ahead = new PageReadAhead(image, prefetch, whole.size(), PREFETCH_BYTES_AHEAD, "prefetch-reader-" + options.vmName())) {
             try {
                 // The spare monitor lets a later Thaw resume this restore if this one dies (docs/protocol.md).
                 vm = QemuVm.launch(config, launchArgs, true);
@@ -303,7 +309,8 @@ public final class PostcopyRestore {
             new Marker(image.manifest().imageId(), image.directory().toAbsolutePath().toString(), ProcessHandle.current().pid(),
                     options.guestRam()).write(vm.runDir());
             try {
-                return new Session(image, destination, options, vm, started, progress, scheduler, discards, ahead).run();
+                return new Session(image, destination, options, vm, started, progress, scheduler,
+                        new BeforeListen(discards, ahead, wholePages)).run();
             } catch (RuntimeException e) {
                 vm.close();
                 throw e;
@@ -345,7 +352,7 @@ public final class PostcopyRestore {
             List<BlockShape> shapes = destination.stream().map(b -> new BlockShape(b.pageCount(), (int) (b.pageByteSize() / PAGE))).toList();
             PageScheduler scheduler = new PageScheduler(shapes, image::isZero, options.policy(), options.backgroundFirst());
             new Marker(marker.imageId(), marker.imageDirectory(), ProcessHandle.current().pid(), marker.guestRam()).write(vm.runDir());
-            return new Session(image, destination, options, vm, System.nanoTime(), progress, scheduler, null, null).resumeAttached();
+            return new Session(image, destination, options, vm, System.nanoTime(), progress, scheduler, null).resumeAttached();
         } catch (RuntimeException e) {
             vm.close();
             throw e;
@@ -375,6 +382,12 @@ public final class PostcopyRestore {
                 : b).toList();
     }
 
+    /**
+     * The stream before LISTEN: the prefetch read ahead (its first {@code wholeRegionPages} pages whole 2 MiB regions, sent
+     * before the discards; the rest after them).
+     */
+    private record BeforeListen(PageScheduler.Discards discards, PageReadAhead ahead, long wholeRegionPages) {}
+
     /** The working set read ahead of the sender, at most (a 256 MiB working set is read whole while QEMU starts). */
     static final long PREFETCH_BYTES_AHEAD = 256L << 20;
 
@@ -390,8 +403,8 @@ public final class PostcopyRestore {
         private final Consumer<String> progress;
         private final List<RamBlock> blocks;
         private final PageScheduler scheduler;
-        private final PageReadAhead ahead;
-        private final PageScheduler.Discards discards;
+        /** What goes before LISTEN; null when resuming a restore whose guest runs already. */
+        private final BeforeListen beforeListen;
         private final Map<String, Integer> blockIndex = new HashMap<>();
         private final LinkedBlockingQueue<ReturnPathMessage.PageRequest> requests = new LinkedBlockingQueue<>();
         private final AtomicLong bytes = new AtomicLong();
@@ -410,7 +423,7 @@ public final class PostcopyRestore {
         private long prefetched;
 
         Session(CheckpointImage image, List<RamBlock> destinationBlocks, Options options, QemuVm vm, long started, Consumer<String> progress,
-                PageScheduler scheduler, PageScheduler.Discards discards, PageReadAhead ahead) {
+                PageScheduler scheduler, BeforeListen beforeListen) {
             this.image = image;
             this.options = options;
             this.vm = vm;
@@ -419,8 +432,7 @@ public final class PostcopyRestore {
             this.blocks = destinationBlocks;
             for (int i = 0; i < blocks.size(); i++) blockIndex.put(blocks.get(i).name(), i);
             this.scheduler = scheduler;
-            this.ahead = ahead;
-            this.discards = discards;
+            this.beforeListen = beforeListen;
             this.context = new PageSender.Context(vm, scheduler, requests, events, started, this, options.backgroundPriority(), progress);
             this.recovery = new PostcopyRecovery<>(context, blocks, blockIndex, Link::new);
         }
@@ -608,7 +620,9 @@ public final class PostcopyRestore {
             // discard, so each prefetched page populates 4 KiB only. After the pages (as before) a scattered working set made
             // QEMU zero-fill nearly every 2 MiB region of guest RAM and split it again at the discard: a 4 GiB guest with a
             // scattered 256 MiB working set ran after about 2 s. The ranges are the same: the complement of the prefetch.
-            sendDiscards();
+            // Whole regions before the discard (PageScheduler.wholeRegions), the rest after it.
+            PageReadAhead ahead = beforeListen.ahead();
+            if (beforeListen.wholeRegionPages() == 0) sendDiscards();
             while (true) {
                 PageReadAhead.Batch batch;
                 try {
@@ -618,6 +632,7 @@ public final class PostcopyRestore {
                     throw failure("interrupted while reading the working set", e);
                 }
                 if (batch == null) break;
+                if (prefetched == beforeListen.wholeRegionPages() && prefetched > 0) endWholeRegions();
                 writer.openRamSection(sid, false);
                 int at = 0;
                 for (PageRange unit : batch.units()) {
@@ -631,6 +646,7 @@ public final class PostcopyRestore {
                 prefetched += batch.pageCount();
                 events.add(RestoreEventLog.Type.PREFETCH_SENT, 0, batch.pageCount(), now());
             }
+            if (prefetched == beforeListen.wholeRegionPages() && prefetched > 0) endWholeRegions(); // only whole regions
             writer.ping(2);
             ByteArrayOutputStream pkg = new ByteArrayOutputStream();
             StreamWriter inner = new StreamWriter(pkg, blocks);
@@ -644,11 +660,16 @@ public final class PostcopyRestore {
             scheduler.guestStarted(System.nanoTime());
         }
 
+        private void endWholeRegions() throws IOException {
+            events.add(RestoreEventLog.Type.WHOLE_REGIONS_SENT, 0, prefetched, now());
+            sendDiscards();
+        }
+
         /** Discards exactly the pages not prefetched, per block, before the prefetch (docs/protocol.md: THP and the 7.2 LISTEN defect). */
         private void sendDiscards() throws IOException {
             for (int b = 0; b < blocks.size(); b++) {
                 final int block = b;
-                List<PageRange> ranges = discards.ranges().stream().filter(r -> r.block() == block).toList();
+                List<PageRange> ranges = beforeListen.discards().ranges().stream().filter(r -> r.block() == block).toList();
                 if (ranges.isEmpty()) continue;
                 long[] starts = ranges.stream().mapToLong(r -> (long) r.firstPage() * PAGE).toArray();
                 long[] lengths = ranges.stream().mapToLong(r -> (long) r.pageCount() * PAGE).toArray();

@@ -27,7 +27,9 @@ public final class RestoreEventLog {
         /** QEMU's postcopy/listen thread moved to SCHED_IDLE; value: threads moved. */
         LISTEN_IDLE,
         /** A broken connection was recovered (QEMU's postcopy recovery); value: the pages QEMU reported it holds. */
-        RECOVERED;
+        RECOVERED,
+        /** The prefetch's whole 2 MiB regions were sent, before the discard (PageScheduler.wholeRegions); value: their pages. */
+        WHOLE_REGIONS_SENT;
 
         static Type of(int code) {
             return code > 0 && code < values().length ? values()[code] : INVALID;

@@ -16,6 +16,12 @@ public final class PageScheduler {
     /** Bounds the fault regions kept (the oldest go); 4096 regions of 2 MiB are 8 GiB. */
     static final int MAX_FAULT_RANGES = 4096;
     private static final long PAGE_BYTES = Wire.TARGET_PAGE_BYTES;
+    /** Target pages in a 2 MiB region: one transparent huge page of guest RAM. */
+    public static final int REGION_PAGES = 512;
+    /** A region is prefetched whole only if at least half of it is working set. */
+    static final int WHOLE_REGION_MIN_SET_PAGES = REGION_PAGES / 2;
+    /** ... and it costs at most this many non-zero pages the working set does not hold (an eighth of the region). */
+    static final int WHOLE_REGION_MAX_EXTRA_PAGES = REGION_PAGES / 8;
 
     private final List<BlockShape> blocks;
     private final ZeroPages zeros;
@@ -97,6 +103,56 @@ public final class PageScheduler {
             checkPage(ref.block(), ref.page());
             PageRange u = claim(ref.block(), ref.page());
             if (u != null) units.add(u);
+        }
+        return units;
+    }
+
+    /**
+     * The 2 MiB regions of the working set to prefetch whole, before the discard (rule 2 in package-info): each region of a
+     * 4 KiB block where at least {@link #WHOLE_REGION_MIN_SET_PAGES} non-zero pages are in {@code pages} and at most
+     * {@link #WHOLE_REGION_MAX_EXTRA_PAGES} non-zero pages are not. Until the first discard QEMU leaves guest RAM eligible for
+     * transparent huge pages, so the region's first page written may populate all of it at once: one fault instead of 512.
+     * For that the region's every page must be sent (the zero ones as zero records, which QEMU only reads), and its non-zero
+     * pages first: a read of an untouched region (a zero record) maps the shared huge zero page, and some kernels serve the
+     * first write to that with 4 KiB pages (docs/protocol.md). Regions in the order of their first page in {@code pages}; each as runs of non-zero pages
+     * by address, then runs of zero pages. All its pages are handed out.
+     */
+    public List<PageRange> wholeRegions(List<PageRef> pages) {
+        java.util.LinkedHashMap<Long, int[]> setPages = new java.util.LinkedHashMap<>(); // region key -> non-zero pages in the set
+        BitSet[] inSet = new BitSet[blocks.size()];
+        for (PageRef ref : pages) {
+            checkPage(ref.block(), ref.page());
+            BlockShape shape = blocks.get(ref.block());
+            int region = ref.page() / REGION_PAGES;
+            if (shape.unitPages() != 1 || (region + 1) * REGION_PAGES > shape.pageCount()) continue;
+            if (inSet[ref.block()] == null) inSet[ref.block()] = new BitSet(shape.pageCount());
+            if (inSet[ref.block()].get(ref.page()) || zeros.isZero(ref.block(), ref.page())) continue;
+            inSet[ref.block()].set(ref.page());
+            setPages.computeIfAbsent(((long) ref.block() << 32) | region, k -> new int[1])[0]++;
+        }
+        List<PageRange> units = new ArrayList<>();
+        for (var e : setPages.entrySet()) {
+            if (e.getValue()[0] < WHOLE_REGION_MIN_SET_PAGES) continue;
+            int block = (int) (e.getKey() >>> 32);
+            int first = (int) (e.getKey() & 0xFFFF_FFFFL) * REGION_PAGES;
+            int end = first + REGION_PAGES;
+            if (sent[block].nextSetBit(first) >= 0 && sent[block].nextSetBit(first) < end) continue;
+            BitSet zero = new BitSet(REGION_PAGES);
+            int extra = 0;
+            for (int p = first; p < end; p++) {
+                if (zeros.isZero(block, p)) zero.set(p - first);
+                else if (!inSet[block].get(p)) extra++;
+            }
+            if (extra > WHOLE_REGION_MAX_EXTRA_PAGES) continue;
+            for (boolean zeroPass : new boolean[] {false, true}) {
+                for (int p = zeroPass ? zero.nextSetBit(0) : zero.nextClearBit(0); p >= 0 && p < REGION_PAGES; ) {
+                    int runEnd = zeroPass ? zero.nextClearBit(p) : zero.nextSetBit(p);
+                    if (runEnd < 0 || runEnd > REGION_PAGES) runEnd = REGION_PAGES;
+                    units.add(new PageRange(block, first + p, runEnd - p));
+                    p = zeroPass ? zero.nextSetBit(runEnd) : zero.nextClearBit(runEnd);
+                }
+            }
+            sent[block].set(first, end);
         }
         return units;
     }

@@ -9,9 +9,11 @@ package dev.thaw.schedule;
  * @param holdBackgroundNanos     no background pages for this long after the guest starts (tracing)
  * @param backgroundBytesPerSecond pace of the background stream, 0 for none; demand pages are never paced
  * @param busyBackgroundBytesPerSecond pace of the background while the guest's vCPUs compute ({@link BusyPace}), 0 for none
+ * @param wholeRegionPrefetch     prefetch the working set's nearly full 2 MiB regions whole, before the discard, so that each
+ *                                may land in one transparent huge page ({@link PageScheduler#wholeRegions})
  */
 public record SchedulePolicy(int neighbourPages, int maxChunkPages, int faultRegionPages, long holdBackgroundNanos,
-                             long backgroundBytesPerSecond, long busyBackgroundBytesPerSecond) {
+                             long backgroundBytesPerSecond, long busyBackgroundBytesPerSecond, boolean wholeRegionPrefetch) {
     /** The background chunk right after a request: a later request waits behind at most this many pages. */
     public static final int MIN_CHUNK_PAGES = 4;
     /** The most pages per background chunk that {@link #maxChunkPages} may be set to. */
@@ -48,7 +50,7 @@ public record SchedulePolicy(int neighbourPages, int maxChunkPages, int faultReg
     }
 
     public static SchedulePolicy defaults() {
-        return new SchedulePolicy(3, DEFAULT_MAX_CHUNK_PAGES, DEFAULT_FAULT_REGION_PAGES, 0, 0, 0);
+        return new SchedulePolicy(3, DEFAULT_MAX_CHUNK_PAGES, DEFAULT_FAULT_REGION_PAGES, 0, 0, 0, true);
     }
 
     /**
@@ -56,26 +58,32 @@ public record SchedulePolicy(int neighbourPages, int maxChunkPages, int faultReg
      * touches first in that time faults once and in order (the post-save trace); then the rest as usual.
      */
     public SchedulePolicy tracing(long holdNanos) {
-        return new SchedulePolicy(0, maxChunkPages, faultRegionPages, holdNanos, backgroundBytesPerSecond, busyBackgroundBytesPerSecond);
+        return new SchedulePolicy(0, maxChunkPages, faultRegionPages, holdNanos, backgroundBytesPerSecond, busyBackgroundBytesPerSecond,
+                wholeRegionPrefetch);
     }
 
     public SchedulePolicy withMaxChunkPages(int pages) {
         return new SchedulePolicy(neighbourPages, pages, faultRegionPages, holdBackgroundNanos, backgroundBytesPerSecond,
-                busyBackgroundBytesPerSecond);
+                busyBackgroundBytesPerSecond, wholeRegionPrefetch);
     }
 
     public SchedulePolicy withFaultRegionPages(int pages) {
         return new SchedulePolicy(neighbourPages, maxChunkPages, pages, holdBackgroundNanos, backgroundBytesPerSecond,
-                busyBackgroundBytesPerSecond);
+                busyBackgroundBytesPerSecond, wholeRegionPrefetch);
     }
 
     public SchedulePolicy withBackgroundBytesPerSecond(long bytesPerSecond) {
         return new SchedulePolicy(neighbourPages, maxChunkPages, faultRegionPages, holdBackgroundNanos, bytesPerSecond,
-                busyBackgroundBytesPerSecond);
+                busyBackgroundBytesPerSecond, wholeRegionPrefetch);
     }
 
     public SchedulePolicy withBusyBackgroundBytesPerSecond(long bytesPerSecond) {
         return new SchedulePolicy(neighbourPages, maxChunkPages, faultRegionPages, holdBackgroundNanos, backgroundBytesPerSecond,
-                bytesPerSecond);
+                bytesPerSecond, wholeRegionPrefetch);
+    }
+
+    public SchedulePolicy withWholeRegionPrefetch(boolean whole) {
+        return new SchedulePolicy(neighbourPages, maxChunkPages, faultRegionPages, holdBackgroundNanos, backgroundBytesPerSecond,
+                busyBackgroundBytesPerSecond, whole);
     }
 }

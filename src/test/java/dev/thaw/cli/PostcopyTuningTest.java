@@ -33,6 +33,17 @@ class PostcopyTuningTest {
     }
 
     @Test
+    void wholeRegionsAreOnByDefaultAndOffWithTheNegativeName() {
+        for (var c : java.util.List.of(new Object[] {new String[0], true}, new Object[] {new String[] {"--no-whole-regions"}, false},
+                new Object[] {new String[] {"--whole-regions"}, true})) {
+            PostcopyTuning t = new PostcopyTuning();
+            new picocli.CommandLine(t).parseArgs((String[]) c[0]);
+            var ws = t.applyTo(dev.thaw.restore.PostcopyRestore.Options.ws("x", java.util.List.of(), java.util.List.of()));
+            assertThat(ws.policy().wholeRegionPrefetch()).as(String.join(" ", (String[]) c[0])).isEqualTo(c[1]);
+        }
+    }
+
+    @Test
     void kibBecomePagesOnce() {
         PostcopyTuning t = new PostcopyTuning();
         t.chunkPages = 64;

@@ -90,6 +90,31 @@ class PostcopyRestoreTest {
     }
 
     @Test
+    void wsRestoreSendsNearlyFullRegionsWholeBeforeTheDiscard() throws Exception {
+        // Every non-zero page of pc.ram but every 17th: nearly every 2 MiB region goes whole before the discard (the pages left
+        // out of it and its zero pages with it), the rest after; the memory must come out identical either way.
+        List<PageRef> ws = new java.util.ArrayList<>();
+        try (CheckpointImage image = CheckpointImage.open(imageDir)) {
+            assertThat(image.ramBlocks().getFirst().name()).isEqualTo("pc.ram");
+            for (int p = 0; p < image.ramBlocks().getFirst().pageCount(); p++) {
+                if (p % 17 != 0 && !image.isZero(0, p)) ws.add(new PageRef(0, p));
+            }
+        }
+        long ramBytes = TestHost.SMALL_GUEST.memoryMiB() << 20;
+        PostcopyRestore.Result r = restoreAndCheck(PostcopyRestore.Options.ws("thaw-test-whole-regions", ws, List.of()),
+                vm -> System.err.println("guest RAM in transparent huge pages after the prefetch: " + HugePages.guestRamMapping(vm.pid(),
+                        ramBytes).map(m -> (m.anonHugeBytes() >> 20) + " MiB").orElse("mapping not found")));
+        long whole = -1;
+        for (int i = 0; i < r.events().size(); i++) {
+            if (r.events().get(i).type() == RestoreEventLog.Type.WHOLE_REGIONS_SENT) whole = r.events().get(i).value();
+        }
+        assertThat(whole).as("pages sent in whole regions before the discard").isPositive();
+        assertThat(whole % dev.thaw.schedule.PageScheduler.REGION_PAGES).isZero();
+        assertThat(r.prefetchedPages()).as("the whole regions' left-out and zero pages are prefetched too").isGreaterThan(ws.size());
+        assertThat(r.demandFaults()).as("nearly all of memory was in before the guest ran").isLessThan(ws.size() / 10);
+    }
+
+    @Test
     void lazyRestore() throws Exception {
         PostcopyRestore.Result lazy = restoreAndCheck(PostcopyRestore.Options.lazy("thaw-test-lazy"));
         assertThat(lazy.prefetchedPages()).isZero();

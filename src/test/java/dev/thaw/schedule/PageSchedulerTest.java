@@ -46,6 +46,74 @@ class PageSchedulerTest {
         assertThat(s.isSent(0, 4)).isFalse();
     }
 
+    /** The pages of {@code first .. first+count} of block 0, as a working set in address order. */
+    private static List<PageRef> run(int first, int count) {
+        List<PageRef> out = new ArrayList<>();
+        for (int p = first; p < first + count; p++) out.add(new PageRef(0, p));
+        return out;
+    }
+
+    @Test
+    void aFullRegionOfTheWorkingSetGoesWholeAndTheRestPageByPage() {
+        PageScheduler s = scheduler(2048, SchedulePolicy.defaults(), List.of());
+        List<PageRef> ws = new ArrayList<>(List.of(new PageRef(0, 1500)));
+        ws.addAll(run(512, 512));
+        ws.add(new PageRef(0, 3));
+        assertThat(s.wholeRegions(ws)).containsExactly(new PageRange(0, 512, 512));
+        assertThat(s.prefetch(ws)).as("the whole region is handed out already").containsExactly(page(0, 1500), page(0, 3));
+        assertThat(s.discards().ranges()).containsExactly(new PageRange(0, 0, 3), new PageRange(0, 4, 508), new PageRange(0, 1024, 476),
+                new PageRange(0, 1501, 547));
+    }
+
+    @Test
+    void aWholeRegionSendsItsNonZeroPagesFirstThenItsZeroPages() {
+        BitSet zero = new BitSet();
+        zero.set(0, 10); // the region starts with zero pages: a zero record first would map the huge zero page
+        zero.set(100);
+        PageScheduler s = new PageScheduler(List.of(new BlockShape(512, 1)), (b, p) -> zero.get(p), SchedulePolicy.defaults(), List.of());
+        List<PageRange> units = s.wholeRegions(run(0, 512));
+        assertThat(units).containsExactly(new PageRange(0, 10, 90), new PageRange(0, 101, 411), new PageRange(0, 0, 10),
+                new PageRange(0, 100, 1));
+        assertThat(s.discards().takenBack()).as("everything handed out: one unit is taken back").isPresent();
+    }
+
+    @Test
+    void aRegionGoesWholeOnlyIfHalfOfItIsWorkingSetAndAtMostAnEighthIsNot() {
+        BitSet zero = new BitSet();
+        zero.set(1024 + 400, 1024 + 512); // region 2: 112 zero pages
+        ZeroPages zeros = (b, p) -> zero.get(p);
+        PageScheduler s = new PageScheduler(List.of(new BlockShape(4096, 1)), zeros, SchedulePolicy.defaults(), List.of());
+        List<PageRef> ws = new ArrayList<>();
+        ws.addAll(run(0, 255)); // region 0: 255 of 512, short of half
+        ws.addAll(run(512, 448)); // region 1: 64 non-zero pages left out: whole
+        ws.addAll(run(1024, 256)); // region 2: 256 in, 144 non-zero pages left out: too many
+        ws.addAll(run(1536 + 300, 212)); // region 3: its last 212 pages, none zero: short of half
+        ws.addAll(run(2048, 400)); // region 4: 400 in, 112 left out
+        ws.addAll(run(3072 + 50, 462)); // region 6: 50 left out
+        assertThat(s.wholeRegions(ws)).containsExactly(new PageRange(0, 512, 512), new PageRange(0, 3072, 512));
+        PageScheduler t = new PageScheduler(List.of(new BlockShape(4096, 1)), zeros, SchedulePolicy.defaults(), List.of());
+        assertThat(t.wholeRegions(run(1024, 400))).as("region 2 with its zero pages: nothing non-zero left out")
+                .containsExactly(new PageRange(0, 1024, 400), new PageRange(0, 1024 + 400, 112));
+    }
+
+    @Test
+    void noWholeRegionsOnHugetlbBlocksOrPastABlockEnd() {
+        PageScheduler huge = new PageScheduler(List.of(new BlockShape(1024, 512)), NONE_ZERO, SchedulePolicy.defaults(), List.of());
+        assertThat(huge.wholeRegions(run(0, 512))).isEmpty();
+        PageScheduler s = scheduler(700, SchedulePolicy.defaults(), List.of());
+        assertThat(s.wholeRegions(run(512, 188))).as("pages 512..699: a region cut by the block's end").isEmpty();
+        assertThat(s.isSent(0, 600)).isFalse();
+    }
+
+    @Test
+    void wholeRegionsFollowTheOrderOfTheirFirstPageInTheWorkingSet() {
+        PageScheduler s = scheduler(2048, SchedulePolicy.defaults(), List.of());
+        List<PageRef> ws = new ArrayList<>(run(1536, 512));
+        ws.addAll(run(0, 512));
+        assertThat(s.wholeRegions(ws)).containsExactly(new PageRange(0, 1536, 512), new PageRange(0, 0, 512));
+        assertThat(s.wholeRegions(ws)).as("handed out once").isEmpty();
+    }
+
     @Test
     void discardsAreExactlyThePagesNotPrefetched() {
         PageScheduler s = new PageScheduler(List.of(new BlockShape(8, 1), new BlockShape(4, 1)), NONE_ZERO, SchedulePolicy.defaults(),
@@ -171,7 +239,7 @@ class PageSchedulerTest {
 
     @Test
     void theHoldAndThePaceDelayOnlyTheBackground() {
-        SchedulePolicy paced = new SchedulePolicy(3, 32, 0, 100_000_000L, 4096L * 1000, 0); // hold 100 ms, then 1000 pages/s
+        SchedulePolicy paced = new SchedulePolicy(3, 32, 0, 100_000_000L, 4096L * 1000, 0, true); // hold 100 ms, then 1000 pages/s
         PageScheduler s = scheduler(100, paced, List.of());
         assertThatThrownBy(() -> s.backgroundWaitNanos(0)).hasMessageContaining("before the guest started");
         s.guestStarted(1_000_000_000L);
@@ -215,8 +283,16 @@ class PageSchedulerTest {
                 for (int p = 0; p < shapes.get(b).pageCount(); p++) if (random.nextDouble() < zeroShare) zero[b].set(p);
             }
             SchedulePolicy policy = new SchedulePolicy(random.nextInt(8), 4 << random.nextInt(6),
-                    random.nextBoolean() ? 0 : 1 << random.nextInt(11), 0, 0, 0);
+                    random.nextBoolean() ? 0 : 1 << random.nextInt(11), 0, 0, 0, random.nextBoolean());
             List<PageRef> prefetch = randomPages(random, shapes, random.nextInt(200));
+            for (int b = 0; b < blockCount; b++) { // some nearly whole 2 MiB regions, for the whole-region prefetch
+                int regions = shapes.get(b).pageCount() / PageScheduler.REGION_PAGES;
+                if (regions == 0 || random.nextBoolean()) continue;
+                int first = random.nextInt(regions) * PageScheduler.REGION_PAGES;
+                double share = 0.8 + 0.2 * random.nextDouble();
+                for (int p = first; p < first + PageScheduler.REGION_PAGES; p++) if (random.nextDouble() < share) prefetch.add(new PageRef(b, p));
+            }
+            java.util.Collections.shuffle(prefetch, random);
             List<PageRef> predicted = randomPages(random, shapes, random.nextInt(200));
             PageScheduler s = new PageScheduler(shapes, (b, p) -> zero[b].get(p), policy, predicted);
             BitSet[] handedOut = new BitSet[blockCount];
@@ -231,6 +307,7 @@ class PageSchedulerTest {
                 }
             }
             Check check = new Check(handedOut, where);
+            if (policy.wholeRegionPrefetch()) s.wholeRegions(prefetch).forEach(check::take);
             s.prefetch(prefetch).forEach(check::take);
             PageScheduler.Discards discards = s.discards();
             discards.takenBack().ifPresent(u -> handedOut[u.block()].clear(u.firstPage(), u.endPage()));
