@@ -43,11 +43,9 @@ final class PostcopyTuning {
                     + " from in its own thread), the background on the main one (default: ${DEFAULT-VALUE}).")
     boolean preempt;
 
-    // picocli's convention for an option true by default: the negative name, so that --no-whole-regions sets false and
-    // --whole-regions true (with the positive name, giving it would toggle the default to false).
-    @Option(names = "--no-whole-regions", negatable = true, defaultValue = "true",
-            description = "ws: prefetch page by page, instead of the working set's nearly full 2 MiB regions whole before the rest"
-                    + " (each may then land in one transparent huge page of guest RAM; the default, --whole-regions).")
+    @Option(names = "--whole-regions", negatable = true, defaultValue = "false",
+            description = "ws: prefetch the working set's nearly full 2 MiB regions whole before the rest, so that each may land in"
+                    + " one transparent huge page of guest RAM (default: ${DEFAULT-VALUE}: page by page; not sooner on this host).")
     boolean wholeRegions;
 
     /** Refuses a bad value naming its option; call before anything starts. */

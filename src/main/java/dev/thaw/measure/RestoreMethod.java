@@ -64,10 +64,10 @@ public enum RestoreMethod {
      */
     WS_TRACE_UNPACED("Thaw ws (trace, unpaced)", "ws-unpaced"),
     /**
-     * Ablation: ws (dirty,trace) prefetching page by page after the discard ({@code --no-whole-regions}), as every ws restore
-     * did before the eleventh session: no nearly full 2 MiB region sent whole into a transparent huge page.
+     * Trial: ws (dirty,trace) sending the prefetch's nearly full 2 MiB regions whole before the discard ({@code --whole-regions}),
+     * each into a transparent huge page; no sooner at 512 MiB and later at 4 GiB (docs/benchmarks.md, eleventh session).
      */
-    WS_TRACE_PAGEWISE("Thaw ws (trace, page by page)", "ws-pagewise"),
+    WS_TRACE_WHOLE_REGIONS("Thaw ws (trace, whole regions)", "ws-whole-regions"),
     /** Trial: a quarter of the dirty,trace estimate prefetched, the rest of it first in the background. */
     WS_TRACE_QUARTER("Thaw ws (trace, quarter)", "ws-quarter"),
     /** Trial: ws (dirty) into guest RAM on 2 MiB hugetlb pages (whole 2 MiB units prefetched and faulted; no 4 KiB host pages after). */
@@ -114,7 +114,7 @@ public enum RestoreMethod {
             case THAW_EAGER -> Optional.of(Restorer.Mode.EAGER);
             case THAW_LAZY, THAW_LAZY_ADDRESS_ORDER -> Optional.of(Restorer.Mode.LAZY);
             case WS_LEARNED, WS_DIRTY, WS_TRACE, WS_DIRTY_NORMAL_PRIORITY, WS_DIRTY_PREEMPT, WS_DIRTY_WHOLE, WS_DIRTY_HALF, WS_DIRTY_QUIET, WS_DIRTY_HUGETLB,
-                 WS_TRACE_QUIET, WS_TRACE_STREAMED, WS_TRACE_QUARTER, WS_TRACE_UNPACED, WS_TRACE_PAGEWISE -> Optional.of(Restorer.Mode.WS);
+                 WS_TRACE_QUIET, WS_TRACE_STREAMED, WS_TRACE_QUARTER, WS_TRACE_UNPACED, WS_TRACE_WHOLE_REGIONS -> Optional.of(Restorer.Mode.WS);
         };
     }
 
@@ -142,7 +142,7 @@ public enum RestoreMethod {
             case WS_DIRTY_PREEMPT -> options.withTransport(options.transport().withPreempt(true));
             case WS_DIRTY_HUGETLB -> options.withGuestRam(PostcopyRestore.GuestRam.HUGETLB);
             case WS_TRACE_UNPACED -> options.withPolicy(options.policy().withBusyBackgroundBytesPerSecond(0));
-            case WS_TRACE_PAGEWISE -> options.withPolicy(options.policy().withWholeRegionPrefetch(false));
+            case WS_TRACE_WHOLE_REGIONS -> options.withPolicy(options.policy().withWholeRegionPrefetch(true));
             case WS_DIRTY_QUIET, WS_TRACE_QUIET -> options.withPolicy(options.policy().withBackgroundBytesPerSecond(QUIET_BACKGROUND_MBPS * 1_000_000L));
             default -> options;
         };
@@ -152,7 +152,7 @@ public enum RestoreMethod {
     public static Set<RestoreMethod> defaults() {
         return EnumSet.complementOf(EnumSet.of(THAW_LAZY_ADDRESS_ORDER, WS_DIRTY_NORMAL_PRIORITY, WS_DIRTY_PREEMPT, WS_DIRTY_WHOLE,
                 WS_DIRTY_HALF, WS_DIRTY_QUIET, WS_DIRTY_HUGETLB, WS_DIRTY_MAPPED, WS_TRACE_QUIET, WS_TRACE_STREAMED,
-                WS_TRACE_QUARTER, WS_TRACE_UNPACED, WS_TRACE_PAGEWISE));
+                WS_TRACE_QUARTER, WS_TRACE_UNPACED, WS_TRACE_WHOLE_REGIONS));
     }
 
     /** Whether it maps the image's RAM file (the bench writes the file when one of its methods does). */
@@ -164,7 +164,7 @@ public enum RestoreMethod {
     public RestoreMethod estimate() {
         return switch (this) {
             case WS_DIRTY_NORMAL_PRIORITY, WS_DIRTY_PREEMPT, WS_DIRTY_WHOLE, WS_DIRTY_HALF, WS_DIRTY_QUIET, WS_DIRTY_HUGETLB, WS_DIRTY_MAPPED -> WS_DIRTY;
-            case WS_TRACE_MAPPED, WS_TRACE_QUIET, WS_TRACE_STREAMED, WS_TRACE_QUARTER, WS_TRACE_UNPACED, WS_TRACE_PAGEWISE -> WS_TRACE;
+            case WS_TRACE_MAPPED, WS_TRACE_QUIET, WS_TRACE_STREAMED, WS_TRACE_QUARTER, WS_TRACE_UNPACED, WS_TRACE_WHOLE_REGIONS -> WS_TRACE;
             default -> this;
         };
     }

@@ -10,7 +10,8 @@ package dev.thaw.schedule;
  * @param backgroundBytesPerSecond pace of the background stream, 0 for none; demand pages are never paced
  * @param busyBackgroundBytesPerSecond pace of the background while the guest's vCPUs compute ({@link BusyPace}), 0 for none
  * @param wholeRegionPrefetch     prefetch the working set's nearly full 2 MiB regions whole, before the discard, so that each
- *                                may land in one transparent huge page ({@link PageScheduler#wholeRegions})
+ *                                may land in one transparent huge page ({@link PageScheduler#wholeRegions}); off by default:
+ *                                no sooner at 512 MiB and later at 4 GiB here (docs/benchmarks.md, eleventh session)
  */
 public record SchedulePolicy(int neighbourPages, int maxChunkPages, int faultRegionPages, long holdBackgroundNanos,
                              long backgroundBytesPerSecond, long busyBackgroundBytesPerSecond, boolean wholeRegionPrefetch) {
@@ -50,7 +51,7 @@ public record SchedulePolicy(int neighbourPages, int maxChunkPages, int faultReg
     }
 
     public static SchedulePolicy defaults() {
-        return new SchedulePolicy(3, DEFAULT_MAX_CHUNK_PAGES, DEFAULT_FAULT_REGION_PAGES, 0, 0, 0, true);
+        return new SchedulePolicy(3, DEFAULT_MAX_CHUNK_PAGES, DEFAULT_FAULT_REGION_PAGES, 0, 0, 0, false);
     }
 
     /**

@@ -9,7 +9,7 @@
  *   <li><b>Once.</b> Every destination host page (a <em>unit</em>: one 4 KiB page, or 512 for a
  *       2 MiB hugetlb block) is handed out at most once.</li>
  *   <li><b>Prefetch.</b> Before the guest starts, the working set in the order given; with
- *       {@code wholeRegionPrefetch} (the default) first its nearly full 2 MiB regions of 4 KiB blocks
+ *       {@code wholeRegionPrefetch} (a trial, off by default) first its nearly full 2 MiB regions of 4 KiB blocks
  *       whole (half of the region or more in the set, an eighth or less of its non-zero pages not),
  *       each region's non-zero pages before its zero ones, so that each may land in one transparent
  *       huge page ({@link dev.thaw.schedule.PageScheduler#wholeRegions}).</li>

@@ -33,8 +33,8 @@ class PostcopyTuningTest {
     }
 
     @Test
-    void wholeRegionsAreOnByDefaultAndOffWithTheNegativeName() {
-        for (var c : java.util.List.of(new Object[] {new String[0], true}, new Object[] {new String[] {"--no-whole-regions"}, false},
+    void wholeRegionsAreOffByDefault() {
+        for (var c : java.util.List.of(new Object[] {new String[0], false}, new Object[] {new String[] {"--no-whole-regions"}, false},
                 new Object[] {new String[] {"--whole-regions"}, true})) {
             PostcopyTuning t = new PostcopyTuning();
             new picocli.CommandLine(t).parseArgs((String[]) c[0]);

@@ -106,10 +106,10 @@ class RestoreMethodTest {
         assertThat(unpaced.policy().busyBackgroundBytesPerSecond()).as("--busy-background-mbps 0").isZero();
         assertThat(unpaced.withPolicy(WS.policy())).isEqualTo(WS);
 
-        PostcopyRestore.Options pagewise = RestoreMethod.WS_TRACE_PAGEWISE.tuned(WS);
-        assertThat(WS.policy().wholeRegionPrefetch()).as("what it ablates").isTrue();
-        assertThat(pagewise.policy().wholeRegionPrefetch()).as("--no-whole-regions").isFalse();
-        assertThat(pagewise.withPolicy(WS.policy())).isEqualTo(WS);
+        PostcopyRestore.Options whole = RestoreMethod.WS_TRACE_WHOLE_REGIONS.tuned(WS);
+        assertThat(WS.policy().wholeRegionPrefetch()).as("what it tries").isFalse();
+        assertThat(whole.policy().wholeRegionPrefetch()).as("--whole-regions").isTrue();
+        assertThat(whole.withPolicy(WS.policy())).isEqualTo(WS);
 
         for (RestoreMethod quiet : List.of(RestoreMethod.WS_DIRTY_QUIET, RestoreMethod.WS_TRACE_QUIET)) {
             PostcopyRestore.Options o = quiet.tuned(WS);
@@ -120,7 +120,7 @@ class RestoreMethodTest {
 
         Set<RestoreMethod> changing = EnumSet.of(RestoreMethod.THAW_LAZY_ADDRESS_ORDER, RestoreMethod.WS_DIRTY_NORMAL_PRIORITY,
                 RestoreMethod.WS_DIRTY_PREEMPT, RestoreMethod.WS_DIRTY_HUGETLB, RestoreMethod.WS_TRACE_UNPACED, RestoreMethod.WS_DIRTY_QUIET,
-                RestoreMethod.WS_TRACE_QUIET, RestoreMethod.WS_TRACE_PAGEWISE);
+                RestoreMethod.WS_TRACE_QUIET, RestoreMethod.WS_TRACE_WHOLE_REGIONS);
         for (RestoreMethod m : EnumSet.complementOf(EnumSet.copyOf(changing))) {
             assertThat(m.tuned(WS)).as(m.label() + ": its mode's own options").isSameAs(WS);
             assertThat(m.tuned(lazy)).as(m.label()).isSameAs(lazy);

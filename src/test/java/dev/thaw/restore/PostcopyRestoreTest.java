@@ -101,7 +101,8 @@ class PostcopyRestoreTest {
             }
         }
         long ramBytes = TestHost.SMALL_GUEST.memoryMiB() << 20;
-        PostcopyRestore.Result r = restoreAndCheck(PostcopyRestore.Options.ws("thaw-test-whole-regions", ws, List.of()),
+        PostcopyRestore.Result r = restoreAndCheck(PostcopyRestore.Options.ws("thaw-test-whole-regions", ws, List.of())
+                        .withPolicy(PostcopyRestore.Options.ws("x", ws, List.of()).policy().withWholeRegionPrefetch(true)),
                 vm -> System.err.println("guest RAM in transparent huge pages after the prefetch: " + HugePages.guestRamMapping(vm.pid(),
                         ramBytes).map(m -> (m.anonHugeBytes() >> 20) + " MiB").orElse("mapping not found")));
         long whole = -1;
