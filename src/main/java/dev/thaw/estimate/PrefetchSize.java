@@ -1,8 +1,6 @@
 package dev.thaw.estimate;
 
-import java.util.HashSet;
 import java.util.List;
-import java.util.Set;
 
 /**
  * How much of a working-set queue a ws restore prefetches before the guest starts, chosen per image from its estimate
@@ -58,9 +56,23 @@ public record PrefetchSize(int pages, String reason) {
     /** Pages over the 2 MiB regions they touch, times 512: 1 for whole regions, 1/512 for one page per region. */
     static double density(List<PageRef> pages) {
         if (pages.isEmpty()) return 1;
-        Set<Long> regions = new HashSet<>();
-        Set<PageRef> distinct = new HashSet<>(pages);
-        for (PageRef p : distinct) regions.add(((long) p.block() << 32) | (p.page() / REGION_PAGES));
-        return distinct.size() / ((double) regions.size() * REGION_PAGES);
+        // Sorted keys, not hash sets of records: this runs before the restore launches QEMU, and a record's first hashCode
+        // costs a cold JVM its bootstrap (the plan of a 17k-page estimate took 80 ms in a fresh `thaw restore`).
+        long[] keys = new long[pages.size()];
+        for (int i = 0; i < keys.length; i++) keys[i] = ((long) pages.get(i).block() << 32) | pages.get(i).page();
+        java.util.Arrays.sort(keys);
+        long distinct = 0;
+        long regions = 0;
+        long lastKey = -1;
+        long lastRegion = -1;
+        for (long key : keys) {
+            if (key == lastKey) continue;
+            distinct++;
+            lastKey = key;
+            long region = (key >>> 32 << 32) | ((key & 0xFFFF_FFFFL) / REGION_PAGES);
+            if (region != lastRegion) regions++;
+            lastRegion = region;
+        }
+        return distinct / ((double) regions * REGION_PAGES);
     }
 }

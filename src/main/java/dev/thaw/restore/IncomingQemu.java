@@ -95,4 +95,58 @@ public final class IncomingQemu {
                     + vm.describeState(), e);
         }
     }
+
+    /** How long a QEMU launched in the background may take to answer QMP (QemuVm.launch gives up after 30 s itself). */
+    static final Duration LAUNCH_TIMEOUT = Duration.ofSeconds(60);
+
+    /**
+     * A QEMU launched on a thread of its own, so that the restore prepares what it sends first while QEMU starts (on a fresh
+     * JVM the preparation took about as long as QEMU's start). Whatever happens, no QEMU is left behind: {@link #abandon}
+     * closes it whenever its launch ends.
+     */
+    static final class Launch {
+        private final java.util.concurrent.CompletableFuture<QemuVm> future = new java.util.concurrent.CompletableFuture<>();
+        private final String name;
+
+        /** @param release run once the QEMU is gone (hugetlb pages set aside for it), or at once if it fails to start; may be null */
+        Launch(VmConfig config, List<String> launchArgs, boolean spareMonitor, Runnable release) {
+            this.name = config.name();
+            Thread.ofPlatform().daemon().name("qemu-launch-" + config.name()).start(() -> {
+                try {
+                    QemuVm vm = QemuVm.launch(config, launchArgs, spareMonitor);
+                    if (release != null) vm.onClose(release);
+                    future.complete(vm);
+                } catch (Throwable t) {
+                    if (release != null) release.run();
+                    future.completeExceptionally(t);
+                }
+            });
+        }
+
+        /** The launched QEMU, or its launch's failure as it was thrown. */
+        QemuVm await() {
+            try {
+                return future.get(LAUNCH_TIMEOUT.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS);
+            } catch (java.util.concurrent.ExecutionException e) {
+                if (e.getCause() instanceof RuntimeException r) throw r;
+                if (e.getCause() instanceof Error err) throw err;
+                throw new RestoreException(name + ": launching QEMU failed: " + e.getCause(), e.getCause());
+            } catch (java.util.concurrent.TimeoutException e) {
+                abandon();
+                throw new RestoreException(name + ": expected QEMU to answer QMP within " + LAUNCH_TIMEOUT.toSeconds()
+                        + " s of its launch, actual no answer", e);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                abandon();
+                throw new RestoreException(name + ": interrupted while QEMU started", e);
+            }
+        }
+
+        /** The restore will not use this QEMU: it is closed as soon as its launch ends (now, if it has). */
+        void abandon() {
+            future.whenComplete((vm, failure) -> {
+                if (vm != null) vm.close();
+            });
+        }
+    }
 }
