@@ -281,47 +281,40 @@ public final class PostcopyRestore {
                     + "M,hugetlb=on,hugetlbsize=2M", "-machine", "memory-backend=pc.ram");
             release = HugePages.allowHugetlbPages((config.memoryMiB() << 20) / HugePages.HUGE_PAGE_BYTES);
         }
-        // QEMU starts on a thread of its own while this one prepares the scheduler and starts reading the working set: on a
-        // fresh JVM the preparation alone took about as long as QEMU's start (docs/benchmarks.md, eleventh session).
-        IncomingQemu.Launch launch = new IncomingQemu.Launch(config, launchArgs, true, release);
-        PageReadAhead ahead = null;
-        QemuVm vm;
-        PageScheduler scheduler;
-        PageScheduler.Discards discards;
-        long wholePages;
-        try {
-            List<BlockShape> shapes = destination.stream().map(b -> new BlockShape(b.pageCount(), (int) (b.pageByteSize() / PAGE))).toList();
-            scheduler = new PageScheduler(shapes, image::isZero, options.policy(), options.backgroundFirst());
-            // Whole 2 MiB regions first (sent before the discard, so each may land in a transparent huge page), then the rest.
-            List<PageRange> whole = options.policy().wholeRegionPrefetch() ? scheduler.wholeRegions(options.workingSet()) : List.of();
-            List<PageRange> rest = scheduler.prefetch(options.workingSet());
-            // The discards go before the rest of the prefetch (Session.sendUpToSwitch): a unit taken back to have one is not
-            // prefetched at all (inside a whole region it is sent before the discard, discarded and sent again later).
-            discards = scheduler.discards();
-            if (discards.takenBack().isPresent()) {
-                PageRange back = discards.takenBack().get();
-                rest = rest.stream().filter(u -> !u.equals(back)).toList();
-            }
-            List<PageRange> prefetch = new java.util.ArrayList<>(whole);
-            prefetch.addAll(rest);
-            wholePages = whole.stream().mapToLong(PageRange::pageCount).sum();
-            // The working set is read while QEMU starts: the sender then only writes it.
-            ahead = new PageReadAhead(image, prefetch, whole.size(), PREFETCH_BYTES_AHEAD, "prefetch-reader-" + options.vmName());
-            vm = launch.await();
-        } catch (RuntimeException | Error e) {
-            if (ahead != null) ahead.close();
-            launch.abandon();
-            throw e;
+        List<BlockShape> shapes = destination.stream().map(b -> new BlockShape(b.pageCount(), (int) (b.pageByteSize() / PAGE))).toList();
+        PageScheduler scheduler = new PageScheduler(shapes, image::isZero, options.policy(), options.backgroundFirst());
+        // Whole 2 MiB regions first (sent before the discard, so each may land in a transparent huge page), then the rest.
+        List<PageRange> whole = options.policy().wholeRegionPrefetch() ? scheduler.wholeRegions(options.workingSet()) : List.of();
+        List<PageRange> rest = scheduler.prefetch(options.workingSet());
+        // The discards go before the rest of the prefetch (Session.sendUpToSwitch): a unit taken back to have one is not
+        // prefetched at all (inside a whole region it is sent before the discard, discarded and sent again later).
+        PageScheduler.Discards discards = scheduler.discards();
+        if (discards.takenBack().isPresent()) {
+            rest = rest.stream().filter(u -> !u.equals(discards.takenBack().get())).toList();
         }
-        try (PageReadAhead reading = ahead) {
-            // The spare monitor lets a later Thaw resume this restore if this one dies (docs/protocol.md).
+        List<PageRange> prefetch = new java.util.ArrayList<>(whole);
+        prefetch.addAll(rest);
+        long wholePages = whole.stream().mapToLong(PageRange::pageCount).sum();
+        QemuVm vm;
+        // The working set is read while QEMU starts: the sender then only writes it.
+        try (PageReadAhead ahead = new PageReadAhead(image, prefetch, whole.size(), PREFETCH_BYTES_AHEAD, "prefetch-reader-" + options.vmName())) {
+            try {
+                // The spare monitor lets a later Thaw resume this restore if this one dies (docs/protocol.md).
+                vm = QemuVm.launch(config, launchArgs, true);
+            } catch (RuntimeException e) {
+                if (release != null) release.run();
+                throw e;
+            }
+            if (release != null) vm.onClose(release);
             new Marker(image.manifest().imageId(), image.directory().toAbsolutePath().toString(), ProcessHandle.current().pid(),
                     options.guestRam()).write(vm.runDir());
-            return new Session(image, destination, options, vm, started, progress, scheduler,
-                    new BeforeListen(discards, reading, wholePages)).run();
-        } catch (RuntimeException e) {
-            vm.close();
-            throw e;
+            try {
+                return new Session(image, destination, options, vm, started, progress, scheduler,
+                        new BeforeListen(discards, ahead, wholePages)).run();
+            } catch (RuntimeException e) {
+                vm.close();
+                throw e;
+            }
         }
     }
 
