@@ -617,10 +617,10 @@ public final class PostcopyRestore {
             writer.postcopyAdvise();
             writer.ramStart(sid, true);
             // The discard goes before the working set: QEMU turns transparent huge pages off for guest RAM at the first
-            // discard, so each prefetched page populates 4 KiB only. After the pages (as before) a scattered working set made
-            // QEMU zero-fill nearly every 2 MiB region of guest RAM and split it again at the discard: a 4 GiB guest with a
-            // scattered 256 MiB working set ran after about 2 s. The ranges are the same: the complement of the prefetch.
-            // Whole regions before the discard (PageScheduler.wholeRegions), the rest after it.
+            // discard, so each prefetched page populates 4 KiB only. After the pages (as before the fifth session) a scattered
+            // working set made QEMU zero-fill nearly every 2 MiB region of guest RAM and split it again at the discard: a
+            // 4 GiB guest with a scattered 256 MiB working set ran after about 2 s. With --whole-regions those regions go
+            // before the discard (PageScheduler.wholeRegions), the rest after it.
             PageReadAhead ahead = beforeListen.ahead();
             if (beforeListen.wholeRegionPages() == 0) sendDiscards();
             while (true) {
@@ -665,7 +665,7 @@ public final class PostcopyRestore {
             sendDiscards();
         }
 
-        /** Discards exactly the pages not prefetched, per block, before the prefetch (docs/protocol.md: THP and the 7.2 LISTEN defect). */
+        /** The scheduler's discards: one unit, or after whole regions every page not prefetched (docs/protocol.md: THP, the 7.2 LISTEN defect). */
         private void sendDiscards() throws IOException {
             for (int b = 0; b < blocks.size(); b++) {
                 final int block = b;

@@ -40,6 +40,8 @@ public final class PageScheduler {
     /** Paces the background while the guest computes; null without a busy pace, or once dropped. */
     private BusyPace busyPace;
     private long backgroundClockNanos = Long.MIN_VALUE;
+    /** Whether {@link #wholeRegions} handed out a region: then the discard is the whole complement. */
+    private boolean wholeRegionsHandedOut;
 
     /** Pages {@code [next, end)} of a block that the background sends before the predicted queue. */
     private static final class Region {
@@ -65,7 +67,7 @@ public final class PageScheduler {
     /**
      * What to discard on the destination before LISTEN.
      *
-     * @param ranges    the runs of pages not handed out, per block in address order
+     * @param ranges    one unit not handed out; after whole regions, the runs of pages not handed out, per block in address order
      * @param takenBack the unit taken back because nothing was left to discard (QEMU 7.2 needs one discard before LISTEN);
      *                  it is sent again later
      */
@@ -153,11 +155,21 @@ public final class PageScheduler {
                 }
             }
             sent[block].set(first, end);
+            wholeRegionsHandedOut = true;
         }
         return units;
     }
 
-    /** The runs of pages not handed out, to be discarded before LISTEN; at least one (see {@link Discards#takenBack}). */
+    /**
+     * What to discard before LISTEN. QEMU 7.2 needs one discard (LISTEN deadlocks without it), and its first discard turns
+     * transparent huge pages off for guest RAM; the pages not prefetched are missing already, since POSTCOPY_ADVISE discarded
+     * all of guest RAM and the discard goes before any page. So one unit not handed out is enough: the first one. Only after
+     * whole regions ({@link #wholeRegions}, sent before the discard into huge pages) is it the whole complement, which also
+     * takes back any zero page a huge page brought in outside them. If every unit was handed out, the last unit of the first
+     * block is taken back to be the discard (see {@link Discards#takenBack}). Until the eleventh session it was always the
+     * complement: one range per run of pages not prefetched, which a 4 GiB guest with a scattered working set turned into
+     * 66k ranges, each one madvise in QEMU, before the first page went.
+     */
     public Discards discards() {
         List<PageRange> ranges = new ArrayList<>();
         for (int b = 0; b < blocks.size(); b++) {
@@ -165,6 +177,9 @@ public final class PageScheduler {
             for (int p = sent[b].nextClearBit(0); p < count; ) {
                 int end = sent[b].nextSetBit(p);
                 if (end < 0 || end > count) end = count;
+                if (!wholeRegionsHandedOut) {
+                    return new Discards(List.of(new PageRange(b, p, blocks.get(b).unitPages())), Optional.empty());
+                }
                 ranges.add(new PageRange(b, p, end - p));
                 p = sent[b].nextClearBit(end);
             }

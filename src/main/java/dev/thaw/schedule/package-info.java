@@ -13,9 +13,11 @@
  *       whole (half of the region or more in the set, an eighth or less of its non-zero pages not),
  *       each region's non-zero pages before its zero ones, so that each may land in one transparent
  *       huge page ({@link dev.thaw.schedule.PageScheduler#wholeRegions}).</li>
- *   <li><b>Discard.</b> What is not prefetched is discarded on the destination (after the whole
- *       regions, before the rest of the prefetch is sent), at least one unit (QEMU 7.2 deadlocks in LISTEN otherwise): if everything would be
- *       prefetched, the last unit of the first block is taken back and sent after LISTEN instead.</li>
+ *   <li><b>Discard.</b> One unit not prefetched is discarded on the destination before the prefetch
+ *       (POSTCOPY_ADVISE discarded all of guest RAM already; after whole regions, which go before
+ *       it, exactly what is not prefetched); there must be one (QEMU 7.2 deadlocks in LISTEN
+ *       otherwise): if everything would be prefetched, the last unit of the first block is taken
+ *       back and sent after LISTEN instead.</li>
  *   <li><b>Demand first.</b> A requested page goes at once, with {@code neighbourPages} pages after
  *       it on 4 KiB blocks (HotRestore sends 4 per fault); a request for a page handed out already
  *       is a duplicate and sends nothing.</li>

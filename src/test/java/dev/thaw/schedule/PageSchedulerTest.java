@@ -61,8 +61,8 @@ class PageSchedulerTest {
         ws.add(new PageRef(0, 3));
         assertThat(s.wholeRegions(ws)).containsExactly(new PageRange(0, 512, 512));
         assertThat(s.prefetch(ws)).as("the whole region is handed out already").containsExactly(page(0, 1500), page(0, 3));
-        assertThat(s.discards().ranges()).containsExactly(new PageRange(0, 0, 3), new PageRange(0, 4, 508), new PageRange(0, 1024, 476),
-                new PageRange(0, 1501, 547));
+        assertThat(s.discards().ranges()).as("after whole regions: the complement").containsExactly(new PageRange(0, 0, 3),
+                new PageRange(0, 4, 508), new PageRange(0, 1024, 476), new PageRange(0, 1501, 547));
     }
 
     @Test
@@ -115,13 +115,34 @@ class PageSchedulerTest {
     }
 
     @Test
-    void discardsAreExactlyThePagesNotPrefetched() {
+    void theDiscardIsTheFirstUnitNotPrefetched() {
         PageScheduler s = new PageScheduler(List.of(new BlockShape(8, 1), new BlockShape(4, 1)), NONE_ZERO, SchedulePolicy.defaults(),
                 List.of());
         s.prefetch(List.of(new PageRef(0, 0), new PageRef(0, 3), new PageRef(0, 4), new PageRef(1, 3)));
         PageScheduler.Discards d = s.discards();
         assertThat(d.takenBack()).isEmpty();
-        assertThat(d.ranges()).containsExactly(new PageRange(0, 1, 2), new PageRange(0, 5, 3), new PageRange(1, 0, 3));
+        assertThat(d.ranges()).as("POSTCOPY_ADVISE discarded all RAM: one unit is enough").containsExactly(new PageRange(0, 1, 1));
+        assertThat(s.isSent(0, 1)).as("a discard is not a send").isFalse();
+
+        PageScheduler huge = new PageScheduler(List.of(new BlockShape(8, 1), new BlockShape(2048, 512)), NONE_ZERO,
+                SchedulePolicy.defaults(), List.of());
+        huge.prefetch(List.of(new PageRef(0, 0), new PageRef(0, 1), new PageRef(0, 2), new PageRef(0, 3), new PageRef(0, 4),
+                new PageRef(0, 5), new PageRef(0, 6), new PageRef(0, 7), new PageRef(1, 10)));
+        assertThat(huge.discards().ranges()).as("a whole unit of a hugetlb block").containsExactly(new PageRange(1, 512, 512));
+    }
+
+    @Test
+    void afterWholeRegionsTheDiscardIsExactlyThePagesNotPrefetched() {
+        PageScheduler s = new PageScheduler(List.of(new BlockShape(1024, 1), new BlockShape(4, 1)), NONE_ZERO, SchedulePolicy.defaults(),
+                List.of());
+        List<PageRef> ws = new ArrayList<>(run(512, 512));
+        ws.add(new PageRef(0, 3));
+        ws.add(new PageRef(1, 3));
+        assertThat(s.wholeRegions(ws)).hasSize(1);
+        s.prefetch(ws);
+        PageScheduler.Discards d = s.discards();
+        assertThat(d.takenBack()).isEmpty();
+        assertThat(d.ranges()).containsExactly(new PageRange(0, 0, 3), new PageRange(0, 4, 508), new PageRange(1, 0, 3));
     }
 
     @Test
@@ -307,19 +328,31 @@ class PageSchedulerTest {
                 }
             }
             Check check = new Check(handedOut, where);
-            if (policy.wholeRegionPrefetch()) s.wholeRegions(prefetch).forEach(check::take);
+            int[] wholeUnits = new int[blockCount];
+            if (policy.wholeRegionPrefetch()) {
+                for (PageRange u : s.wholeRegions(prefetch)) {
+                    check.take(u);
+                    wholeUnits[u.block()]++;
+                }
+            }
             s.prefetch(prefetch).forEach(check::take);
             PageScheduler.Discards discards = s.discards();
             discards.takenBack().ifPresent(u -> handedOut[u.block()].clear(u.firstPage(), u.endPage()));
             BitSet[] discarded = new BitSet[blockCount];
             for (int b = 0; b < blockCount; b++) discarded[b] = new BitSet();
             for (PageRange r : discards.ranges()) discarded[r.block()].set(r.firstPage(), r.endPage());
+            boolean anyWhole = java.util.Arrays.stream(wholeUnits).sum() > 0;
             for (int b = 0; b < blockCount; b++) {
                 BitSet notSent = new BitSet();
                 notSent.set(0, shapes.get(b).pageCount());
                 notSent.andNot(handedOut[b]);
-                assertThat(discarded[b]).as(where + ": discards of block " + b).isEqualTo(notSent);
+                BitSet outside = (BitSet) discarded[b].clone();
+                outside.and(handedOut[b]);
+                assertThat(outside.isEmpty()).as(where + ": discards of block " + b + " hold only pages not handed out").isTrue();
+                if (anyWhole) assertThat(discarded[b]).as(where + ": after whole regions, discards of block " + b).isEqualTo(notSent);
             }
+            assertThat(discards.ranges()).as(where + ": at least one discard").isNotEmpty();
+            if (!anyWhole) assertThat(discards.ranges()).as(where + ": one unit").hasSize(1);
             s.guestStarted(0);
             int steps = 0;
             // Half the rounds lose their connection once: the destination received most, not all, of what was handed out.
