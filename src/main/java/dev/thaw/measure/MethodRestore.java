@@ -15,9 +15,9 @@ import java.util.function.Supplier;
 import java.util.function.UnaryOperator;
 
 /**
- * A restore by one {@link RestoreMethod}: the one place the demo and the bench turn a method into a restore. QEMU's own and
- * the mapped RAM file through {@link QemuBaselines}; Thaw's through {@link Restorer#restore}, the path {@code thaw restore}
- * takes, with the method's working set ({@link RestoreMethod#workingSetChoice}) and options ({@link RestoreMethod#tuned}).
+ * A restore by one {@link RestoreMethod}: the one place the demo and the bench turn a method into a restore. QEMU's own through
+ * {@link QemuBaselines}, the mapped RAM file through {@link MappedRestore}; Thaw's through {@link Restorer#restore}, the path
+ * {@code thaw restore --ws-source image} takes, with the method's working set ({@link RestoreMethod#workingSetChoice}) and options ({@link RestoreMethod#tuned}).
  * Like every lazy or ws restore, Thaw's leave their trace beside the image ({@link dev.thaw.restore.RestoreTraces}).
  */
 public final class MethodRestore {
@@ -84,7 +84,8 @@ public final class MethodRestore {
                     return new QemuBaselines.RestoreResult(r.vm(), r.qemuReadyNanos(), r.runningNanos());
                 });
                 default -> {
-                    Restorer.Outcome o = Restorer.restore(image, method.thawMode().orElseThrow(), vmName, method.workingSetChoice(),
+                    Restorer.Outcome o = Restorer.restore(image, method.thawMode().orElseThrow(() -> new IllegalStateException("method " + method.key()
+                            + ": expected a Thaw restore mode, actual none")), vmName, method.workingSetChoice(),
                             tuning(method, tune), progress);
                     yield new Restored(o.vm(), start, open, open + nanos(o.runningSeconds()), open + nanos(o.completedSeconds()), o.postcopy());
                 }

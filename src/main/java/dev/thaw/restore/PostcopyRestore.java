@@ -43,8 +43,9 @@ import org.slf4j.LoggerFactory;
  *
  * <pre>
  *  header+configuration, OPEN_RETURN_PATH, PING 1, POSTCOPY_ADVISE, RAM START (block list)
- *  working set as precopy pages (ws mode; in predicted order)
- *  POSTCOPY_RAM_DISCARD of exactly the pages not sent (at least one range: QEMU 7.2 deadlocks otherwise)
+ *  POSTCOPY_RAM_DISCARD of one unit not prefetched (QEMU 7.2 deadlocks without one; ADVISE discarded all RAM already)
+ *  working set as precopy pages (ws mode; in predicted order; with --whole-regions its full 2 MiB regions go
+ *  before the discard, which is then every page not sent)
  *  PING 2, PACKAGED(LISTEN, device state, PING 3, RUN)            -> the guest runs
  *  pages: demand requests first (with neighbours), the rest in the background, never one twice
  *  RAM END, EOF; then the destination answers SHUT(0)
@@ -421,6 +422,8 @@ public final class PostcopyRestore {
         private PageSender pages;
         private int sid;
         private long prefetched;
+        /** Whether the discard went: QEMU 7.2 deadlocks in LISTEN without one. */
+        private boolean discarded;
 
         Session(CheckpointImage image, List<RamBlock> destinationBlocks, Options options, QemuVm vm, long started, Consumer<String> progress,
                 PageScheduler scheduler, BeforeListen beforeListen) {
@@ -632,7 +635,12 @@ public final class PostcopyRestore {
                     throw failure("interrupted while reading the working set", e);
                 }
                 if (batch == null) break;
-                if (prefetched == beforeListen.wholeRegionPages() && prefetched > 0) endWholeRegions();
+                long whole = beforeListen.wholeRegionPages();
+                if (prefetched < whole && prefetched + batch.pageCount() > whole) {
+                    throw new IllegalStateException("prefetch: expected a batch to end where the whole regions do, at page " + whole
+                            + ", actual a batch of pages " + prefetched + ".." + (prefetched + batch.pageCount()));
+                }
+                if (!discarded && prefetched == whole) endWholeRegions();
                 writer.openRamSection(sid, false);
                 int at = 0;
                 for (PageRange unit : batch.units()) {
@@ -646,7 +654,7 @@ public final class PostcopyRestore {
                 prefetched += batch.pageCount();
                 events.add(RestoreEventLog.Type.PREFETCH_SENT, 0, batch.pageCount(), now());
             }
-            if (prefetched == beforeListen.wholeRegionPages() && prefetched > 0) endWholeRegions(); // only whole regions
+            if (!discarded) endWholeRegions(); // only whole regions were prefetched
             writer.ping(2);
             ByteArrayOutputStream pkg = new ByteArrayOutputStream();
             StreamWriter inner = new StreamWriter(pkg, blocks);
@@ -678,6 +686,7 @@ public final class PostcopyRestore {
                     writer.discard(b, starts, lengths, i, Math.min(max, starts.length - i));
                 }
             }
+            discarded = true;
         }
 
         /** Hands the pages after RUN to a sender: the main connection only, or requests on the preempt channel beside it. */

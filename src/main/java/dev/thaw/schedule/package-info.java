@@ -10,7 +10,7 @@
  *       2 MiB hugetlb block) is handed out at most once.</li>
  *   <li><b>Prefetch.</b> Before the guest starts, the working set in the order given; with
  *       {@code wholeRegionPrefetch} (a trial, off by default) first its nearly full 2 MiB regions of 4 KiB blocks
- *       whole (half of the region or more in the set, an eighth or less of its non-zero pages not),
+ *       whole (at least 256 of its non-zero pages in the set, at most 64 not),
  *       each region's non-zero pages before its zero ones, so that each may land in one transparent
  *       huge page ({@link dev.thaw.schedule.PageScheduler#wholeRegions}).</li>
  *   <li><b>Discard.</b> One unit not prefetched is discarded on the destination before the prefetch

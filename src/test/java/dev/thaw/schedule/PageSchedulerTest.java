@@ -97,6 +97,18 @@ class PageSchedulerTest {
     }
 
     @Test
+    void aUnitTakenBackInsideAWholeRegionIsHandedOutAgainOnce() {
+        PageScheduler s = scheduler(512, SchedulePolicy.defaults(), List.of());
+        assertThat(s.wholeRegions(run(0, 512))).containsExactly(new PageRange(0, 0, 512));
+        PageScheduler.Discards d = s.discards();
+        assertThat(d.takenBack()).contains(page(0, 511));
+        assertThat(d.ranges()).containsExactly(page(0, 511));
+        s.guestStarted(0);
+        assertThat(drain(s)).as("sent before the discard, discarded, sent again after LISTEN").containsExactly(511);
+        assertThat(s.request(0, 511).duplicate()).isTrue();
+    }
+
+    @Test
     void noWholeRegionsOnHugetlbBlocksOrPastABlockEnd() {
         PageScheduler huge = new PageScheduler(List.of(new BlockShape(1024, 512)), NONE_ZERO, SchedulePolicy.defaults(), List.of());
         assertThat(huge.wholeRegions(run(0, 512))).isEmpty();
@@ -260,7 +272,7 @@ class PageSchedulerTest {
 
     @Test
     void theHoldAndThePaceDelayOnlyTheBackground() {
-        SchedulePolicy paced = new SchedulePolicy(3, 32, 0, 100_000_000L, 4096L * 1000, 0, true); // hold 100 ms, then 1000 pages/s
+        SchedulePolicy paced = new SchedulePolicy(3, 32, 0, 100_000_000L, 4096L * 1000, 0, false); // hold 100 ms, then 1000 pages/s
         PageScheduler s = scheduler(100, paced, List.of());
         assertThatThrownBy(() -> s.backgroundWaitNanos(0)).hasMessageContaining("before the guest started");
         s.guestStarted(1_000_000_000L);
