@@ -5,6 +5,7 @@ import dev.thaw.migration.Wire;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.BitSet;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Optional;
 
@@ -120,7 +121,7 @@ public final class PageScheduler {
      * by address, then runs of zero pages. All its pages are handed out.
      */
     public List<PageRange> wholeRegions(List<PageRef> pages) {
-        java.util.LinkedHashMap<Long, int[]> setPages = new java.util.LinkedHashMap<>(); // region key -> non-zero pages in the set
+        LinkedHashMap<Long, int[]> setPages = new LinkedHashMap<>(); // region key -> non-zero pages in the set
         BitSet[] inSet = new BitSet[blocks.size()];
         for (PageRef ref : pages) {
             checkPage(ref.block(), ref.page());
@@ -138,7 +139,8 @@ public final class PageScheduler {
             int block = (int) (e.getKey() >>> 32);
             int first = (int) (e.getKey() & 0xFFFF_FFFFL) * REGION_PAGES;
             int end = first + REGION_PAGES;
-            if (sent[block].nextSetBit(first) >= 0 && sent[block].nextSetBit(first) < end) continue;
+            int handedOut = sent[block].nextSetBit(first);
+            if (handedOut >= 0 && handedOut < end) continue;
             BitSet zero = new BitSet(REGION_PAGES);
             int extra = 0;
             for (int p = first; p < end; p++) {
@@ -174,12 +176,13 @@ public final class PageScheduler {
         List<PageRange> ranges = new ArrayList<>();
         for (int b = 0; b < blocks.size(); b++) {
             int count = blocks.get(b).pageCount();
-            for (int p = sent[b].nextClearBit(0); p < count; ) {
+            int firstFree = sent[b].nextClearBit(0);
+            if (!wholeRegionsHandedOut && firstFree < count) {
+                return new Discards(List.of(new PageRange(b, firstFree, blocks.get(b).unitPages())), Optional.empty());
+            }
+            for (int p = firstFree; p < count; ) {
                 int end = sent[b].nextSetBit(p);
                 if (end < 0 || end > count) end = count;
-                if (!wholeRegionsHandedOut) {
-                    return new Discards(List.of(new PageRange(b, p, blocks.get(b).unitPages())), Optional.empty());
-                }
                 ranges.add(new PageRange(b, p, end - p));
                 p = sent[b].nextClearBit(end);
             }
