@@ -9,12 +9,10 @@ import dev.thaw.qemu.QmpClient;
 import dev.thaw.qemu.QmpException;
 import dev.thaw.qemu.VmConfig;
 import dev.thaw.util.ThawPaths;
-import dev.thaw.util.CountingOutputStream;
+import dev.thaw.util.DirectChannelOutput;
 import dev.thaw.util.StallWatchdog;
-import java.io.BufferedOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
-import java.nio.channels.Channels;
 import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
@@ -66,7 +64,7 @@ public final class EagerRestore {
             long pagesSent;
             try (SocketChannel channel = IncomingQemu.connect(socket, vm, Duration.ofSeconds(10));
                  StallWatchdog watchdog = new StallWatchdog("restore-" + vm.name(), bytes::get, options.stallTimeout(), channel)) {
-                OutputStream out = new BufferedOutputStream(new CountingOutputStream(Channels.newOutputStream(channel), bytes), 1 << 20);
+                OutputStream out = new DirectChannelOutput(channel, 1 << 20, bytes);
                 try {
                     pagesSent = EagerStreams.write(image, new StreamWriter(out, image.ramBlocks()), progress);
                 } catch (IOException e) {

@@ -8,13 +8,11 @@ import dev.thaw.qemu.QemuVm;
 import dev.thaw.qemu.QmpClient;
 import dev.thaw.qemu.QmpException;
 import dev.thaw.qemu.VmConfig;
-import dev.thaw.util.CountingOutputStream;
+import dev.thaw.util.DirectChannelOutput;
 import dev.thaw.util.StallWatchdog;
-import java.io.BufferedOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.ByteBuffer;
-import java.nio.channels.Channels;
 import java.nio.channels.FileChannel;
 import java.nio.channels.SocketChannel;
 import java.nio.file.Files;
@@ -134,7 +132,7 @@ public final class MappedRestore {
             AtomicLong bytes = new AtomicLong();
             try (SocketChannel channel = IncomingQemu.connect(socket, vm, Duration.ofSeconds(10));
                  StallWatchdog watchdog = new StallWatchdog("mapped-restore-" + vm.name(), bytes::get, options.stallTimeout(), channel)) {
-                OutputStream out = new BufferedOutputStream(new CountingOutputStream(Channels.newOutputStream(channel), bytes), 1 << 20);
+                OutputStream out = new DirectChannelOutput(channel, 1 << 20, bytes);
                 try {
                     EagerStreams.write(image, new StreamWriter(out, image.ramBlocks()), p -> {}, b -> !b.name().equals(RAM_BLOCK));
                 } catch (IOException e) {

@@ -16,10 +16,9 @@ import dev.thaw.schedule.SchedulePolicy;
 import dev.thaw.qemu.QmpClient;
 import dev.thaw.qemu.QmpException;
 import dev.thaw.util.ChannelStreams;
-import dev.thaw.util.CountingOutputStream;
+import dev.thaw.util.DirectChannelOutput;
 import dev.thaw.util.StallWatchdog;
 import dev.thaw.util.ThreadPriority;
-import java.io.BufferedOutputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.EOFException;
 import java.io.IOException;
@@ -471,8 +470,7 @@ public final class PostcopyRestore {
                 try (SocketChannel preemptChannel = transport.preempt() ? IncomingQemu.connect(socket, vm, Duration.ofSeconds(10)) : null) {
                     if (preemptChannel != null) {
                         preemptChannel.setOption(StandardSocketOptions.SO_SNDBUF, transport.sendBufferBytes());
-                        preemptWriter = new StreamWriter(new BufferedOutputStream(new CountingOutputStream(
-                                ChannelStreams.output(preemptChannel), bytes), 64 << 10), blocks);
+                        preemptWriter = new StreamWriter(new DirectChannelOutput(preemptChannel, 64 << 10, bytes), blocks);
                     }
                     sid = image.manifest().ramSectionId();
                     pages = newPageSender();
@@ -783,7 +781,7 @@ public final class PostcopyRestore {
                 channel.setOption(StandardSocketOptions.SO_SNDBUF, transport.sendBufferBytes());
                 watchdog = new StallWatchdog("postcopy-" + vm.name(), () -> bytes.get() + waitingProgress.get(), transport.stallTimeout(),
                         channel);
-                writer = new StreamWriter(new BufferedOutputStream(new CountingOutputStream(ChannelStreams.output(channel), bytes), 256 << 10),
+                writer = new StreamWriter(new DirectChannelOutput(channel, 256 << 10, bytes),
                         blocks);
                 // From the first byte: requests arrive while the device state loads, before RUN.
                 reader = Thread.ofPlatform().daemon().name("return-path-" + vm.name()).start(() -> readReturnPath(this));

@@ -2,15 +2,14 @@ package dev.thaw.util;
 
 import java.io.IOException;
 import java.io.InputStream;
-import java.io.OutputStream;
 import java.nio.ByteBuffer;
 import java.nio.channels.SocketChannel;
 
 /**
- * Streams over a blocking socket channel that one thread may read while another writes. The JDK's
- * {@code Channels.newInputStream/newOutputStream} serialize on the channel's blocking lock, so a
- * reader blocked in {@code read} would stall every write: fatal for a page server, whose return
- * path is read while pages are written.
+ * An input stream over a blocking socket channel that one thread reads while another writes (through
+ * {@link DirectChannelOutput}). The JDK's {@code Channels.newInputStream} serializes on the channel's
+ * blocking lock, so a reader blocked in {@code read} would stall every write: fatal for a page server,
+ * whose return path is read while pages are written.
  */
 public final class ChannelStreams {
     private ChannelStreams() {}
@@ -29,21 +28,6 @@ public final class ChannelStreams {
                 if (len == 0) return 0;
                 int n = channel.read(ByteBuffer.wrap(b, off, len));
                 return n; // -1 at the end
-            }
-        };
-    }
-
-    public static OutputStream output(SocketChannel channel) {
-        return new OutputStream() {
-            @Override
-            public void write(int b) throws IOException {
-                write(new byte[] {(byte) b}, 0, 1);
-            }
-
-            @Override
-            public void write(byte[] b, int off, int len) throws IOException {
-                ByteBuffer buffer = ByteBuffer.wrap(b, off, len);
-                while (buffer.hasRemaining()) channel.write(buffer);
             }
         };
     }
