@@ -91,6 +91,14 @@ class RestoreIdentityTest {
     }
 
     @Test
+    void clonesWhoseVcpusFillTheHostStreamTheirBackgroundAtNormalPriority() {
+        assertThat(Clones.backgroundPriority(1, 1, 2)).isEqualTo(dev.thaw.util.ThreadPriority.Policy.IDLE);
+        assertThat(Clones.backgroundPriority(2, 1, 2)).isEqualTo(dev.thaw.util.ThreadPriority.Policy.NORMAL);
+        assertThat(Clones.backgroundPriority(2, 2, 8)).isEqualTo(dev.thaw.util.ThreadPriority.Policy.IDLE);
+        assertThat(Clones.backgroundPriority(4, 2, 8)).isEqualTo(dev.thaw.util.ThreadPriority.Policy.NORMAL);
+    }
+
+    @Test
     void aRewrittenOptionIsCheckedAgain() {
         assertThatThrownBy(() -> dev.thaw.qemu.QemuOption.parse(List.of("-device", "vmgenid")).getFirst().with("guid", "../../etc"))
                 .hasMessageContaining("expected guid to match").hasMessageContaining("actual '../../etc'");
