@@ -25,4 +25,25 @@ final class Foreground {
         }
         status.println("QEMU exited: " + vm.describeState());
     }
+
+    /** Several QEMUs launched here (clones): every console, each line prefixed with its VM's name, until all have stopped. */
+    static void followAll(java.util.List<QemuVm> vms, PrintStream status) throws InterruptedException {
+        java.util.Map<QemuVm, Journal<ConsoleLine>.Cursor> consoles = new java.util.LinkedHashMap<>();
+        for (QemuVm vm : vms) consoles.put(vm, vm.console().cursorFromStart());
+        while (!consoles.isEmpty()) {
+            var it = consoles.entrySet().iterator();
+            while (it.hasNext()) {
+                var e = it.next();
+                // Short waits, so that one quiet console does not hold up the others' lines.
+                e.getValue().next(Duration.ofMillis(100)).ifPresent(l -> status.println(e.getKey().name() + " guest: " + l.text()));
+                if (!e.getKey().isAlive()) {
+                    for (var l = e.getValue().next(Duration.ZERO); l.isPresent(); l = e.getValue().next(Duration.ZERO)) {
+                        status.println(e.getKey().name() + " guest: " + l.get().text());
+                    }
+                    status.println(e.getKey().name() + ": QEMU exited: " + e.getKey().describeState());
+                    it.remove();
+                }
+            }
+        }
+    }
 }

@@ -33,9 +33,12 @@ final class PostcopyTuning {
                     + " first (default ${DEFAULT-VALUE}; 0: the predicted queue, then address order).")
     int faultRegionKib;
 
-    @Option(names = "--background-priority", defaultValue = "idle",
+    // No picocli default: a restore's own default applies unless this is given (clones pick normal when their vCPUs fill the host).
+    @Option(names = "--background-priority",
             description = "lazy/ws: the scheduling class of the threads that stream pages once the guest runs (Thaw's sender, QEMU's"
-                    + " postcopy/listen): idle (SCHED_IDLE: only CPU the guest leaves; default) or normal.")
+                    + " postcopy/listen): idle (SCHED_IDLE: only CPU the guest leaves; default) or normal (the default for --clones N"
+                    + " when the clones' vCPUs are at least the host's CPUs: with no CPU left idle, SCHED_IDLE would starve the rest"
+                    + " of memory).")
     String backgroundPriority;
 
     @Option(names = "--preempt", negatable = true, defaultValue = "false",
@@ -71,12 +74,13 @@ final class PostcopyTuning {
         }
     }
 
-    private ThreadPriority.Policy priority() {
-        return switch (backgroundPriority) {
+    private java.util.Optional<ThreadPriority.Policy> priority() {
+        if (backgroundPriority == null) return java.util.Optional.empty();
+        return java.util.Optional.of(switch (backgroundPriority) {
             case "idle" -> ThreadPriority.Policy.IDLE;
             case "normal" -> ThreadPriority.Policy.NORMAL;
             default -> throw new IllegalArgumentException("--background-priority: expected idle or normal, actual '" + backgroundPriority + "'");
-        };
+        });
     }
 
     /** These options applied to a restore's options. */
@@ -87,7 +91,7 @@ final class PostcopyTuning {
                 .withBackgroundBytesPerSecond(backgroundMbps * 1_000_000L).withWholeRegionPrefetch(wholeRegions);
         if (busyBackgroundMbps != null) policy = policy.withBusyBackgroundBytesPerSecond(busyBackgroundMbps * 1_000_000L);
         PostcopyRestore.Transport t = options.transport();
-        return options.withPolicy(policy).withBackgroundPriority(priority())
+        return options.withPolicy(policy).withBackgroundPriority(priority().orElse(options.backgroundPriority()))
                 .withTransport(new PostcopyRestore.Transport(sendBufferKib << 10, t.stallTimeout(), t.completionTimeout(), preempt));
     }
 }

@@ -79,6 +79,15 @@ final class RestoreCommand implements Callable<Integer> {
     @Option(names = "--no-resume", description = "Start a new restore even if a restore of IMAGE is paused (its Thaw gone).")
     boolean noResume;
 
+    @Option(names = "--clones", defaultValue = "1", paramLabel = "N",
+            description = "Start N guests from the image at once (1-" + dev.thaw.restore.Clones.MAX_COUNT + ", default ${DEFAULT-VALUE}),"
+                    + " named NAME-1..NAME-N, each restored concurrently in the mode chosen, on its own disk overlays, with its own VM"
+                    + " generation ID (if the guest was saved with a vmgenid device), user-networking host ports chosen by the kernel"
+                    + " (printed), and a MAC of its own on its command line (the running guest keeps the saved MAC: QEMU migrates it)."
+                    + " If one fails, the others are stopped. Attached, it prints every clone's console until all have stopped."
+                    + " Never resumes a paused restore.")
+    int clones;
+
     @Option(names = "--exit", description = "Stop the restored guest and exit once the restore completed (for measurements).")
     boolean exit;
 
@@ -104,9 +113,17 @@ final class RestoreCommand implements Callable<Integer> {
         WorkingSetChoice choice = new WorkingSetChoice(WorkingSetChoice.Source.parse(wsSource),
                 wsPages == null ? java.util.OptionalInt.empty() : java.util.OptionalInt.of(wsPages),
                 wsFraction == null ? java.util.OptionalDouble.empty() : java.util.OptionalDouble.of(wsFraction));
+        if (clones < 1 || clones > dev.thaw.restore.Clones.MAX_COUNT) {
+            throw new IllegalArgumentException("--clones: expected 1 to " + dev.thaw.restore.Clones.MAX_COUNT + ", actual " + clones);
+        }
+        if (clones > 1 && resume != null) {
+            throw new IllegalArgumentException("--resume with --clones " + clones + ": expected one restore to resume, actual " + clones
+                    + " new ones asked for");
+        }
         HostDoctor.ensureCanRestore(System.err);
         PrintStream status = json ? System.err : System.out;
         Progress progress = new Progress(status);
+        if (clones > 1) return restoreClones(guestRam, choice, status, progress);
         PausedRestores.removeDead(QemuVm.RUN_DIR_PARENT);
         try (CheckpointImage img = CheckpointImage.open(image)) {
             java.util.Optional<PausedRestores.Paused> paused = resume != null
@@ -140,6 +157,61 @@ final class RestoreCommand implements Callable<Integer> {
         }
     }
 
+    /** What one clone's restore gave, with its identity: {@code --json} with {@code --clones} above 1. */
+    record CloneReport(String name, RestoreReport restore, String vmGenerationId, List<String> guestMacs, List<String> commandLineMacs,
+                       List<String> forwards) {}
+
+    record ClonesReport(String image, String mode, int count, List<String> notes, List<CloneReport> clones) {}
+
+    private int restoreClones(PostcopyRestore.GuestRam guestRam, WorkingSetChoice choice, PrintStream status, Progress progress)
+            throws InterruptedException {
+        dev.thaw.restore.Clones.names(name, clones); // a name too long for its clones fails before anything starts
+        try (CheckpointImage img = CheckpointImage.open(image)) {
+            Restorer.Mode chosen = chooseMode(img, guestRam, status);
+            List<String> notes = dev.thaw.restore.Clones.notes(dev.thaw.restore.IncomingQemu.savedConfig(img));
+            List<dev.thaw.restore.Clones.Clone> started;
+            Object lock = new Object(); // clones report progress from their own threads
+            started = dev.thaw.restore.Clones.restore(img, chosen, name, clones, choice, opt -> tuning.applyTo(opt).withGuestRam(guestRam),
+                    msg -> {
+                        synchronized (lock) {
+                            progress.update(msg);
+                        }
+                    });
+            List<QemuVm> vms = started.stream().map(c -> c.outcome().vm()).toList();
+            try {
+                List<CloneReport> reports = new java.util.ArrayList<>();
+                for (dev.thaw.restore.Clones.Clone c : started) {
+                    RestoreReport r = report(img, c.outcome(), c.outcome().vm());
+                    List<String> forwards = c.forwards().stream().map(Object::toString).toList();
+                    reports.add(new CloneReport(c.name(), r, c.vmGenerationId().orElse(null),
+                            c.nics().stream().map(dev.thaw.restore.Clones.Nic::guestMac).toList(), c.commandLineMacs(), forwards));
+                    progress.done(String.format("%s: %s restore: guest running after %.2f s, restore completed after %.2f s%s", c.name(),
+                            chosen.label(), r.runningSeconds(), r.completedSeconds(), r.demandFaults() == null ? ""
+                                    : String.format(" (%d pages prefetched, %d demand faults, %d background pages)", r.prefetchedPages(),
+                                    r.demandFaults(), r.backgroundPages())));
+                    status.println("  VM generation ID: " + c.vmGenerationId().orElse("none (the image's guest has no vmgenid device)"));
+                    for (dev.thaw.restore.Clones.Nic n : c.nics()) status.println("  NIC " + n.name() + ": MAC " + n.guestMac() + " (as saved)");
+                    if (!c.commandLineMacs().isEmpty()) status.println("  MAC after a NIC reset: " + String.join(", ", c.commandLineMacs()));
+                    for (String f : forwards) status.println("  forward " + f);
+                    for (dev.thaw.qemu.VmConfig.Disk d : c.outcome().vm().config().disks()) {
+                        status.println("  disk " + d.node() + ": " + d.file() + (d.readOnly() ? " (read-only)" : " (this clone's overlay)"));
+                    }
+                    status.println("  QMP socket for other clients: " + c.outcome().vm().extraQmpSocket());
+                }
+                for (String note : notes) status.println("note: " + note);
+                if (json) System.out.println(Json.write(new ClonesReport(img.directory().toString(), chosen.label(), clones, notes, reports)));
+                if (exit) {
+                    for (QemuVm vm : vms) vm.qmp().quit();
+                    return 0;
+                }
+                Foreground.followAll(vms, status);
+                return 0;
+            } finally {
+                for (QemuVm vm : vms) vm.close();
+            }
+        }
+    }
+
     private Restorer.Outcome resumePaused(CheckpointImage img, PausedRestores.Paused p, PrintStream status, Progress progress) {
         status.printf("resuming the restore of this image paused in QEMU %s (pid %d; its Thaw, pid %d, is gone)%n", p.vmName(),
                 p.qemuPid(), p.marker().thawPid());
@@ -148,6 +220,11 @@ final class RestoreCommand implements Callable<Integer> {
 
     private Restorer.Outcome restoreNew(CheckpointImage img, PostcopyRestore.GuestRam guestRam, WorkingSetChoice choice,
                                         PrintStream status, Progress progress) {
+        Restorer.Mode chosen = chooseMode(img, guestRam, status);
+        return Restorer.restore(img, chosen, name, choice, opt -> tuning.applyTo(opt).withGuestRam(guestRam), progress::update);
+    }
+
+    private Restorer.Mode chooseMode(CheckpointImage img, PostcopyRestore.GuestRam guestRam, PrintStream status) {
         Restorer.Mode chosen;
         if (mode.equalsIgnoreCase("auto")) {
             Restorer.AutoMode auto = Restorer.defaultMode(img);
@@ -160,7 +237,7 @@ final class RestoreCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--collapse-huge-pages and --hugetlb: expected a lazy or ws restore, actual mode mapped"
                     + " (its RAM is the mapped file)");
         }
-        return Restorer.restore(img, chosen, name, choice, opt -> tuning.applyTo(opt).withGuestRam(guestRam), progress::update);
+        return chosen;
     }
 
     private static RestoreReport report(CheckpointImage img, Restorer.Outcome o, QemuVm vm) {

@@ -89,6 +89,6 @@ public record ClusterMember(String name, int index, long memoryMiB, Role role, i
     public VmConfig vmConfig(GuestImage image, QemuVersion qemu, Accel accel, Path switchSocket) {
         return new VmConfig(name, qemu.i440fxMachineType(), accel, memoryMiB, 1, image.kernel(), image.initrd(), kernelCommandLine(),
                 false, false, List.of("-netdev", "stream,id=net0,server=off,addr.type=unix,addr.path=" + switchSocket.toAbsolutePath(),
-                "-device", "virtio-net-pci,netdev=net0,mac=" + mac()));
+                "-device", "virtio-net-pci,netdev=net0,mac=" + mac(), "-device", "vmgenid"));
     }
 }

@@ -73,7 +73,7 @@ public record DemoGuest(long memoryMiB, long totalMiB, long wsMiB, Layout layout
 
     public VmConfig vmConfig(String name, GuestImage image, QemuVersion qemu, Accel accel) {
         return new VmConfig(name, qemu.i440fxMachineType(), accel, memoryMiB, 1, image.kernel(), image.initrd(),
-                kernelCommandLine(), false, false, List.of());
+                kernelCommandLine(), false, false, dev.thaw.qemu.QemuOption.VM_GENERATION_ID);
     }
 
     /** Waits until wsbench has filled its region ("wsbench ready"); fails if QEMU or the workload dies first. */

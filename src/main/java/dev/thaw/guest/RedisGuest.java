@@ -60,7 +60,7 @@ public record RedisGuest(long memoryMiB, long keyCount, int valueBytes, long hot
     public VmConfig vmConfig(String name, GuestImage image, QemuVersion qemu, Accel accel) {
         return new VmConfig(name, qemu.i440fxMachineType(), accel, memoryMiB, 1, image.kernel(), image.initrd(), kernelCommandLine(),
                 false, false, List.of("-netdev", "user,id=net0,hostfwd=tcp:127.0.0.1:0-:" + GUEST_PORT,
-                "-device", "virtio-net-pci,netdev=net0,mac=52:54:00:12:34:56"));
+                "-device", "virtio-net-pci,netdev=net0,mac=52:54:00:12:34:56", "-device", "vmgenid"));
     }
 
     /** Waits until Redis is filled ("thaw-app redis ready"); fails if QEMU or the guest dies first. */

@@ -139,7 +139,7 @@ public record ForeignCommandLine(Accel accel, Path kernel, Path initrd, String k
                         QemuOption device = parseAllowed(at, arg, value);
                         // A -device without an address takes the next free slot in the order QEMU creates devices, which a
                         // restore's command line (disks placed explicitly) does not repeat.
-                        if (device.properties().stream().noneMatch(p -> p.key().equals("addr"))) {
+                        if (!device.isDevice("vmgenid") && device.property("addr").isEmpty()) {
                             throw refused(at, where, "expected addr=SLOT on a replayed -device (Thaw repeats each PCI device at"
                                     + " the address it had; without one QEMU picks it by creation order), actual none");
                         }

@@ -43,12 +43,24 @@ public record QemuOption(String option, String type, List<Property> properties) 
     private static final Pattern CLUSTER_SOCKET = Pattern.compile(
             "(?=.{1,107}$)/(?:(?!\\.\\.?/)[A-Za-z0-9._-]+/)+[A-Za-z0-9][A-Za-z0-9_-]{0,62}\\.sock");
     private static final Pattern LOOPBACK_FORWARD = Pattern.compile("(?:tcp|udp):127\\.0\\.0\\.1:\\d{1,5}-(?:10\\.0\\.2\\.\\d{1,3})?:\\d{1,5}");
+    // "auto" is QEMU's default: a random GUID each time QEMU starts.
+    private static final Pattern GUID = Pattern.compile("auto|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}");
+
+    /**
+     * The VM generation ID device (QEMU's {@code vmgenid}): a GUID in guest memory that a restore replaces with its own, and an
+     * ACPI notification, so that a guest with a driver for it (Linux 5.18+ {@code CONFIG_VMGENID}) reseeds its random number
+     * generator. Thaw boots its own guests with it; a restore may only keep it if the saved guest had it, since the
+     * destination's devices must match the migration stream's.
+     */
+    public static final List<String> VM_GENERATION_ID = List.of("-device", "vmgenid");
 
     /** option, then type, then property and the values it may have. */
     static final Map<String, Map<String, Map<String, Pattern>>> ALLOWED = Map.of(
             "-device", Map.of(
                     "virtio-net-pci", Map.of("id", ID, "netdev", ID, "mac", MAC, "addr", PCI_ADDRESS),
-                    "virtio-balloon-pci", Map.of("id", ID, "addr", PCI_ADDRESS)),
+                    "virtio-balloon-pci", Map.of("id", ID, "addr", PCI_ADDRESS),
+                    // Not a PCI device: no address.
+                    "vmgenid", Map.of("id", ID, "guid", GUID)),
             "-netdev", Map.of("user", Map.of("id", ID, "hostfwd", LOOPBACK_FORWARD),
                     "stream", Map.of("id", ID, "server", Pattern.compile("off"), "addr.type", Pattern.compile("unix"),
                             "addr.path", CLUSTER_SOCKET)));
@@ -60,6 +72,38 @@ public record QemuOption(String option, String type, List<Property> properties) 
     public java.util.Optional<java.nio.file.Path> clusterSocket() {
         if (!option.equals("-netdev") || !type.equals("stream")) return java.util.Optional.empty();
         return properties.stream().filter(p -> p.key().equals("addr.path")).map(p -> java.nio.file.Path.of(p.value())).findFirst();
+    }
+
+    /** The value of {@code key}, if this option has it (the first, for a repeatable key). */
+    public java.util.Optional<String> property(String key) {
+        return properties.stream().filter(p -> p.key().equals(key)).map(Property::value).findFirst();
+    }
+
+    /** This option with every {@code key} property's value replaced by {@code value}, or {@code key=value} added if it had none. */
+    public QemuOption with(String key, String value) {
+        List<Property> changed = new ArrayList<>();
+        boolean found = false;
+        for (Property p : properties) {
+            if (p.key().equals(key)) {
+                changed.add(new Property(key, value));
+                found = true;
+            } else {
+                changed.add(p);
+            }
+        }
+        if (!found) changed.add(new Property(key, value));
+        return parse(new QemuOption(option, type, changed).arguments()).getFirst(); // the new value checked as any other
+    }
+
+    /** This option with each {@code key} property's value mapped by {@code change}. */
+    public QemuOption mapping(String key, java.util.function.UnaryOperator<String> change) {
+        List<Property> changed = properties.stream().map(p -> p.key().equals(key) ? new Property(key, change.apply(p.value())) : p).toList();
+        return parse(new QemuOption(option, type, changed).arguments()).getFirst();
+    }
+
+    /** Whether this is {@code -device TYPE}. */
+    public boolean isDevice(String deviceType) {
+        return option.equals("-device") && type.equals(deviceType);
     }
 
     /** The two QEMU arguments of this option, as checked. */

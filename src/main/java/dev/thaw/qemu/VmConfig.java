@@ -205,6 +205,12 @@ public record VmConfig(String name, String machineType, Accel accel, long memory
                 startPaused, extraArgs, newDisks);
     }
 
+    /** The same guest with other recorded options (checked by {@link QemuOption} as every configuration's are). */
+    public VmConfig withExtraArgs(List<String> newExtraArgs) {
+        return new VmConfig(name, machineType, accel, memoryMiB, cpuCount, kernel, initrd, kernelCommandLine, incomingDefer,
+                startPaused, newExtraArgs, disks);
+    }
+
     /** The same guest booting other copies of its kernel and initrd (those an image carries). */
     public VmConfig withGuestFiles(Path newKernel, Path newInitrd) {
         return new VmConfig(name, machineType, accel, memoryMiB, cpuCount, newKernel, newInitrd, kernelCommandLine, incomingDefer,

@@ -29,9 +29,14 @@ import java.util.function.Consumer;
  * mode is measured against, and the proof that an image is right. The image is only read.
  */
 public final class EagerRestore {
-    public record Options(String vmName, Duration stallTimeout, Duration completionTimeout) {
+    /** @param identity who the restored guest is ({@link RestoreIdentity}: its VM generation ID; a clone's ports and MACs) */
+    public record Options(String vmName, Duration stallTimeout, Duration completionTimeout, RestoreIdentity identity) {
         public static Options defaults(String vmName) {
-            return new Options(vmName, Duration.ofSeconds(60), Duration.ofSeconds(120));
+            return new Options(vmName, Duration.ofSeconds(60), Duration.ofSeconds(120), RestoreIdentity.single());
+        }
+
+        public Options withIdentity(RestoreIdentity newIdentity) {
+            return new Options(vmName, stallTimeout, completionTimeout, newIdentity);
         }
     }
 
@@ -52,7 +57,7 @@ public final class EagerRestore {
     /** Restores the image into a new QEMU; the caller owns (and closes) the returned VM. */
     public static Result restore(CheckpointImage image, Options options, Consumer<Progress> progress) {
         long started = System.nanoTime();
-        VmConfig config = IncomingQemu.config(image, options.vmName());
+        VmConfig config = IncomingQemu.config(image, options.vmName(), options.identity());
         QemuVm vm = QemuVm.launch(config);
         try {
             long qemuReady = System.nanoTime() - started;

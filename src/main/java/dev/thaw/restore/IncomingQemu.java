@@ -50,11 +50,12 @@ public final class IncomingQemu {
     }
 
     /**
-     * The image's saved configuration as a migration destination ({@code -incoming defer}) called {@code vmName}, on fresh
-     * overlays of the image's disks ({@link RestoreDisks}: each base checked against its identity first).
+     * The image's saved configuration as a migration destination ({@code -incoming defer}) called {@code vmName}, as
+     * {@code identity} rewrites it (its VM generation ID; a clone's ports and MACs), on fresh overlays of the image's disks
+     * ({@link RestoreDisks}: each base checked against its identity first).
      */
-    public static VmConfig config(CheckpointImage image, String vmName) {
-        return RestoreDisks.withDisks(image, savedConfig(image), vmName).asIncoming(vmName);
+    public static VmConfig config(CheckpointImage image, String vmName, RestoreIdentity identity) {
+        return RestoreDisks.withDisks(image, identity.applyTo(savedConfig(image)), vmName).asIncoming(vmName);
     }
 
     /** Retries until QEMU has created the socket; gives up at the deadline or when QEMU has exited. */

@@ -120,7 +120,7 @@ public final class MappedRestore {
         }
         Optional<String> unmappable = whyNotMappable(ramFile);
         if (unmappable.isPresent()) throw new RestoreException("mapped restore: " + unmappable.get(), null);
-        VmConfig config = IncomingQemu.config(image, options.vmName());
+        VmConfig config = IncomingQemu.config(image, options.vmName(), options.identity());
         QemuVm vm = QemuVm.launch(config, List.of(
                 "-object", "memory-backend-file,id=" + RAM_BLOCK + ",size=" + ram.usedByteSize() + ",mem-path=" + ramFile + ",share=off",
                 "-machine", "memory-backend=" + RAM_BLOCK));

@@ -132,10 +132,10 @@ public final class PostcopyRestore {
      * the connection and the guest's RAM.
      */
     public record Options(String vmName, Pages pages, SchedulePolicy policy, Transport transport, GuestRam guestRam,
-                          ThreadPriority.Policy backgroundPriority) {
+                          ThreadPriority.Policy backgroundPriority, RestoreIdentity identity) {
         public static Options lazy(String vmName) {
             return new Options(vmName, new Pages(List.of(), List.of()), SchedulePolicy.defaults(), Transport.defaults(), GuestRam.DEFAULT,
-                    ThreadPriority.Policy.IDLE);
+                    ThreadPriority.Policy.IDLE, RestoreIdentity.single());
         }
 
         /**
@@ -159,24 +159,24 @@ public final class PostcopyRestore {
         }
 
         public Options withWorkingSet(List<PageRef> workingSet) {
-            return new Options(vmName, new Pages(workingSet, pages.backgroundFirst()), policy, transport, guestRam, backgroundPriority);
+            return new Options(vmName, new Pages(workingSet, pages.backgroundFirst()), policy, transport, guestRam, backgroundPriority, identity);
         }
 
         /** Pages the background stream sends first, in this order (the predicted pages beyond the prefetched working set). */
         public Options withBackgroundFirst(List<PageRef> backgroundFirst) {
-            return new Options(vmName, new Pages(pages.workingSet(), backgroundFirst), policy, transport, guestRam, backgroundPriority);
+            return new Options(vmName, new Pages(pages.workingSet(), backgroundFirst), policy, transport, guestRam, backgroundPriority, identity);
         }
 
         public Options withPolicy(SchedulePolicy newPolicy) {
-            return new Options(vmName, pages, newPolicy, transport, guestRam, backgroundPriority);
+            return new Options(vmName, pages, newPolicy, transport, guestRam, backgroundPriority, identity);
         }
 
         public Options withTransport(Transport newTransport) {
-            return new Options(vmName, pages, policy, newTransport, guestRam, backgroundPriority);
+            return new Options(vmName, pages, policy, newTransport, guestRam, backgroundPriority, identity);
         }
 
         public Options withGuestRam(GuestRam ram) {
-            return new Options(vmName, pages, policy, transport, ram, backgroundPriority);
+            return new Options(vmName, pages, policy, transport, ram, backgroundPriority, identity);
         }
 
         /**
@@ -185,7 +185,12 @@ public final class PostcopyRestore {
          * the background costs the guest nothing; a vCPU waiting for a page leaves its core to them.
          */
         public Options withBackgroundPriority(ThreadPriority.Policy priority) {
-            return new Options(vmName, pages, policy, transport, guestRam, priority);
+            return new Options(vmName, pages, policy, transport, guestRam, priority, identity);
+        }
+
+        /** Who the restored guest is ({@link RestoreIdentity}: its VM generation ID; a clone's ports and MACs). */
+        public Options withIdentity(RestoreIdentity newIdentity) {
+            return new Options(vmName, pages, policy, transport, guestRam, backgroundPriority, newIdentity);
         }
 
         /** Tracing (the post-save trace): {@link SchedulePolicy#tracing}. */
@@ -271,7 +276,7 @@ public final class PostcopyRestore {
     public static Result restore(CheckpointImage image, Options options, Consumer<String> progress) {
         requireFourKiBPages(image);
         long started = System.nanoTime();
-        dev.thaw.qemu.VmConfig config = IncomingQemu.config(image, options.vmName());
+        dev.thaw.qemu.VmConfig config = IncomingQemu.config(image, options.vmName(), options.identity());
         List<RamBlock> destination = destinationBlocks(image, options.guestRam(), config);
         Runnable release = null;
         List<String> launchArgs = List.of();

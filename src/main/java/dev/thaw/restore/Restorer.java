@@ -146,14 +146,20 @@ public final class Restorer {
      */
     public static Outcome restore(CheckpointImage image, Mode mode, String vmName, WorkingSetChoice choice,
                                   UnaryOperator<PostcopyRestore.Options> tune, Consumer<String> progress) {
+        return restore(image, mode, vmName, RestoreIdentity.single(), choice, tune, progress);
+    }
+
+    /** As above, as {@code identity} (one of several clones, {@link Clones}). */
+    public static Outcome restore(CheckpointImage image, Mode mode, String vmName, RestoreIdentity identity, WorkingSetChoice choice,
+                                  UnaryOperator<PostcopyRestore.Options> tune, Consumer<String> progress) {
         Path imageDir = image.directory();
         if (mode == Mode.EAGER) {
-            EagerRestore.Result r = EagerRestore.restore(image, EagerRestore.Options.defaults(vmName),
+            EagerRestore.Result r = EagerRestore.restore(image, EagerRestore.Options.defaults(vmName).withIdentity(identity),
                     p -> progress.accept(String.format("eager restore: %d/%d pages", p.pagesSent(), p.pageCount())));
             return new Outcome(mode, r.vm(), r.qemuReadyNanos() / 1e9, r.runningNanos() / 1e9, r.runningNanos() / 1e9, r.streamBytes(),
                     Optional.empty(), Optional.empty(), Optional.empty());
         }
-        if (mode == Mode.MAPPED) return restoreMapped(image, vmName, choice, progress);
+        if (mode == Mode.MAPPED) return restoreMapped(image, vmName, identity, choice, progress);
         List<PageRef> ws = List.of();
         List<PageRef> rest = List.of();
         Optional<String> sizing = Optional.empty();
@@ -168,8 +174,8 @@ public final class Restorer {
             sizing = Optional.of(plan.sizing());
             progress.accept("ws restore: prefetching " + plan.sizing());
         }
-        PostcopyRestore.Options options = tune.apply(mode == Mode.WS ? PostcopyRestore.Options.ws(vmName, ws, rest)
-                : PostcopyRestore.Options.lazy(vmName));
+        PostcopyRestore.Options options = tune.apply((mode == Mode.WS ? PostcopyRestore.Options.ws(vmName, ws, rest)
+                : PostcopyRestore.Options.lazy(vmName)).withIdentity(identity));
         Instant startedAt = Instant.now();
         PostcopyRestore.Result r = PostcopyRestore.restore(image, options, msg -> progress.accept(mode.label() + " restore: " + msg));
         Optional<Path> trace = RestoreTraces.write(image, mode.label(), startedAt, options, r);
@@ -195,7 +201,8 @@ public final class Restorer {
      * queue order, whole unless capped ({@code --ws-pages}, {@code --ws-fraction}): reading ahead into the page cache costs the
      * guest no fault and no copy, so there is no reason to stop at half.
      */
-    private static Outcome restoreMapped(CheckpointImage image, String vmName, WorkingSetChoice choice, Consumer<String> progress) {
+    private static Outcome restoreMapped(CheckpointImage image, String vmName, RestoreIdentity identity, WorkingSetChoice choice,
+                                         Consumer<String> progress) {
         long start = System.nanoTime();
         Path ramFile;
         try {
@@ -227,7 +234,7 @@ public final class Restorer {
             sizing = size.why() + " into the page cache in queue order";
         }
         progress.accept("mapped restore: " + sizing);
-        MappedRestore.Result r = MappedRestore.restore(image, ramFile, EagerRestore.Options.defaults(vmName), pages);
+        MappedRestore.Result r = MappedRestore.restore(image, ramFile, EagerRestore.Options.defaults(vmName).withIdentity(identity), pages);
         double offset = written / 1e9; // a RAM file written by this restore counts
         return new Outcome(Mode.MAPPED, r.vm(), offset + r.qemuReadyNanos() / 1e9, offset + r.runningNanos() / 1e9,
                 offset + r.runningNanos() / 1e9, r.streamBytes(), Optional.empty(), Optional.empty(), Optional.of(sizing));

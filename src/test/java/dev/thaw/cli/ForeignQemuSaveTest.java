@@ -75,6 +75,8 @@ class ForeignQemuSaveTest {
         }
     }
 
+    private static final String SOURCE_GUID = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee";
+
     @Test
     void savesAHandStartedQemuWithItsDiskRestoresTwoClonesAndRefusesWhatItCannotReplay(@TempDir Path dir) throws Exception {
         Path disk = dir.resolve("data.qcow2");
@@ -85,7 +87,7 @@ class ForeignQemuSaveTest {
         Path readOnly = dir.resolve("ro.img");
         ExternalCommand.check(List.of("qemu-img", "create", "-q", "-f", "raw", readOnly.toString(), "4M"), Duration.ofSeconds(30));
         List<String> roDisk = List.of("-blockdev", "driver=raw,node-name=ro0,read-only=on,file.driver=file,file.filename=" + readOnly,
-                "-device", "virtio-blk-pci,drive=ro0,id=vd1,addr=05");
+                "-device", "virtio-blk-pci,drive=ro0,id=vd1,addr=05", "-device", "vmgenid,guid=" + SOURCE_GUID);
         Path runDir = Files.createTempDirectory(Path.of("/tmp"), "thaw-test-foreign-"); // short: unix socket paths
         Path image2 = dir.resolve("img2");
         GuestAgent.DiskSum saved;
@@ -173,6 +175,9 @@ class ForeignQemuSaveTest {
                 }
             }
             assertThat(written.get(0)).as("each clone writes its own disk").isNotEqualTo(written.get(1));
+            // The hand-started QEMU's vmgenid GUID is replaced at each restore (RestoreIdentity).
+            List<String> guids = clones.stream().map(c -> c.qmp().execute("query-vm-generation-id").path("guid").asText()).toList();
+            assertThat(guids).doesNotContain(SOURCE_GUID).doesNotHaveDuplicates().allMatch(g -> g.matches("[0-9a-f-]{36}"));
             for (int i = 0; i < clones.size(); i++) {
                 try (GuestAgent agent = GuestAgent.connect(clones.get(i))) {
                     assertThat(agent.diskSum(8, 4)).as(clones.get(i).name() + " keeps its own writes").isEqualTo(written.get(i));

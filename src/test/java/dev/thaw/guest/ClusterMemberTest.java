@@ -31,7 +31,7 @@ class ClusterMemberTest {
         ClusterMember m = ClusterMember.starOf(2, 256, 0).get(1);
         VmConfig config = m.vmConfig(GUEST, QemuVersion.MINIMUM, Accel.TCG, Path.of("/tmp/thaw-cluster-x/m2.sock"));
         assertThat(config.extraArgs()).containsExactly("-netdev", "stream,id=net0,server=off,addr.type=unix,addr.path=/tmp/thaw-cluster-x/m2.sock",
-                "-device", "virtio-net-pci,netdev=net0,mac=52:54:00:00:03:02");
+                "-device", "virtio-net-pci,netdev=net0,mac=52:54:00:00:03:02", "-device", "vmgenid");
         assertThat(config.requireClusterSocketsIn(List.of(Path.of("/tmp/thaw-cluster-x")))).isSameAs(config);
         assertThat(config.memoryMiB()).isEqualTo(256);
     }

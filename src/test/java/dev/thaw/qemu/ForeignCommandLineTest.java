@@ -25,14 +25,16 @@ class ForeignCommandLineTest {
     void replaysDevicesAndResolvesFilesAgainstQemusWorkingDirectory() {
         ForeignCommandLine c = ForeignCommandLine.parse(line("-blockdev", "driver=raw,node-name=d1,read-only=on,file.driver=file,file.filename=/x.img",
                 "-device", "virtio-blk-pci,drive=d1,id=vd1", "-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0,addr=05",
-                "--enable-kvm"), CWD);
+                "-device", "vmgenid,guid=aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee", "--enable-kvm"), CWD);
         assertThat(c.kernel()).isEqualTo(Path.of("/srv/vm/vmlinuz"));
         assertThat(c.initrd()).isEqualTo(Path.of("/boot/initrd.img"));
         assertThat(c.kernelCommandLine()).isEqualTo("console=ttyS0");
         assertThat(c.accel()).isEqualTo(Accel.KVM);
         assertThat(c.serialPorts()).isEqualTo(1);
         // Disks come from QMP; only the allowlisted devices are replayed as arguments.
-        assertThat(c.replayedArgs()).containsExactly("-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0,addr=05");
+        // vmgenid is no PCI device: no address to repeat (a restore replaces its GUID: RestoreIdentity).
+        assertThat(c.replayedArgs()).containsExactly("-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0,addr=05",
+                "-device", "vmgenid,guid=aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee");
     }
 
     @Test
@@ -56,7 +58,7 @@ class ForeignCommandLineTest {
         }
         assertThatThrownBy(() -> ForeignCommandLine.parse(line("-device", "virtio-rng-pci"), CWD))
                 .hasMessage("the QEMU command line's argument 26 (-device virtio-rng-pci) cannot be replayed: expected one of"
-                        + " [virtio-balloon-pci, virtio-blk-pci, virtio-net-pci] as its type, actual 'virtio-rng-pci'");
+                        + " [virtio-balloon-pci, virtio-blk-pci, virtio-net-pci, vmgenid] as its type, actual 'virtio-rng-pci'");
         assertThatThrownBy(() -> ForeignCommandLine.parse(line("-netdev", "tap,id=t0"), CWD))
                 .hasMessage("the QEMU command line's argument 26 (-netdev tap,id=t0) cannot be replayed: expected one of"
                         + " [stream, user] as its type, actual 'tap'");

@@ -30,6 +30,15 @@ class QemuOptionTest {
     }
 
     @Test
+    void theVmGenerationIdDeviceIsAdmittedWithAGuidOrAuto() {
+        List<String> gen = List.of("-device", "vmgenid", "-device", "vmgenid,id=g0,guid=aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee",
+                "-device", "vmgenid,guid=auto");
+        assertThat(config(gen).extraArgs()).isEqualTo(gen);
+        assertRefused(List.of("-device", "vmgenid,guid=not-a-guid"), "(-device vmgenid): expected guid to match", "actual 'not-a-guid'");
+        assertRefused(List.of("-device", "vmgenid,addr=05"), "expected key=value with a key among [guid, id]", "actual 'addr=05'");
+    }
+
+    @Test
     void refusesOptionsOffTheListNamingThem() {
         assertRefused(List.of("-D", "/etc/passwd"), "argument 1 (-D): expected one of [-device, -netdev]", "actual '-D'");
         assertRefused(List.of("-drive", "file=/dev/sda,format=raw"), "expected one of [-device, -netdev]", "actual '-drive'");
@@ -45,7 +54,7 @@ class QemuOptionTest {
         assertRefused(List.of("-netdev", "user,id=n0,guestfwd=tcp:10.0.2.100:1-cmd:/bin/sh"),
                 "(-netdev user): expected key=value with a key among [hostfwd, id]", "actual 'guestfwd=tcp:10.0.2.100:1-cmd:/bin/sh'");
         assertRefused(List.of("-netdev", "user,id=n0,smb=/"), "actual 'smb=/'");
-        assertRefused(List.of("-device", "virtio-blk-pci,drive=d0"), "expected one of [virtio-balloon-pci, virtio-net-pci] as its type");
+        assertRefused(List.of("-device", "virtio-blk-pci,drive=d0"), "expected one of [virtio-balloon-pci, virtio-net-pci, vmgenid] as its type");
         assertRefused(List.of("-device", "virtio-net-pci,netdev=n0,romfile=/etc/shadow"), "actual 'romfile=/etc/shadow'");
         assertRefused(List.of("-device", "{\"driver\":\"virtio-net-pci\",\"romfile\":\"/etc/shadow\"}"), "as its type");
         assertRefused(List.of("-device", "virtio-balloon-pci,id"), "expected key=value", "actual 'id'");

@@ -22,7 +22,13 @@ public final class RestoredGuest {
 
     /** Boots {@link TestHost#smallGuestConfig} as {@code vmName}, pauses its workload, sums its memory and saves it to {@code imageDir}. */
     public static SavedGuest saveSmallGuest(String vmName, Path imageDir) throws Exception {
-        try (QemuVm vm = QemuVm.launch(TestHost.smallGuestConfig(vmName))) {
+        return saveGuest(TestHost.smallGuestConfig(vmName), imageDir, vm -> {});
+    }
+
+    /** As {@link #saveSmallGuest}, booting {@code config}; {@code beforeSave} sees the guest once its workload is paused. */
+    public static SavedGuest saveGuest(dev.thaw.qemu.VmConfig config, Path imageDir, java.util.function.Consumer<QemuVm> beforeSave)
+            throws Exception {
+        try (QemuVm vm = QemuVm.launch(config)) {
             Journal<ConsoleLine>.Cursor console = vm.console().cursorFromStart();
             DemoGuest.awaitReady(vm, console, DemoGuest.BOOT_TIMEOUT);
             long lastSeq = DemoGuest.collectTicks(console, Duration.ofSeconds(1)).getLast().seq();
@@ -32,6 +38,7 @@ public final class RestoredGuest {
                 agent.pauseWorkload();
                 before = agent.memsum();
             }
+            beforeSave.accept(vm);
             Saver.save(vm.qmp(), vm.config(), imageDir, Saver.Options.defaults(), p -> {});
             return new SavedGuest(imageDir, before, lastSeq);
         }

@@ -1,0 +1,183 @@
+package dev.thaw.restore;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.thaw.image.CheckpointImage;
+import dev.thaw.qemu.HostForward;
+import dev.thaw.qemu.QemuVm;
+import dev.thaw.qemu.QmpException;
+import dev.thaw.qemu.VmConfig;
+import dev.thaw.util.ThreadPriority;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.function.Consumer;
+import java.util.function.UnaryOperator;
+
+/**
+ * {@code thaw restore IMAGE --clones N}: N guests from one image at once, each an independent {@link Restorer#restore} on a
+ * thread of its own, as {@link RestoreIdentity} makes it (its own VM generation ID, user-networking host ports chosen by the
+ * kernel, a derived MAC on its command line), on its own disk overlays ({@link RestoreDisks}, as every restore). They read
+ * the same image files, so the host's page cache holds the image's pages once for all of them. All start or none: if one
+ * fails, the others' QEMUs are closed once their restores ended, and the error names the clone.
+ */
+public final class Clones {
+    /** QEMU 7.2 accepts 64 characters of Thaw's names ({@link VmConfig}); a clone's name adds "-N". */
+    public static final int MAX_COUNT = 64;
+
+    /** A NIC of a clone and the MAC its running guest uses (QMP's {@code query-rx-filter}): the saved one, which QEMU migrates. */
+    public record Nic(String name, String guestMac) {}
+
+    /**
+     * One running clone. The caller owns its QEMU ({@code outcome.vm()}).
+     *
+     * @param vmGenerationId  the GUID QEMU reports (QMP {@code query-vm-generation-id}); empty when the saved guest had no vmgenid
+     * @param commandLineMacs its virtio-net NICs' MACs on its command line, which a NIC takes when the guest resets it
+     * @param forwards        its user networking's forwards as QEMU bound them
+     */
+    public record Clone(int index, String name, Restorer.Outcome outcome, Optional<String> vmGenerationId, List<Nic> nics,
+                        List<String> commandLineMacs, List<HostForward> forwards) {}
+
+    private Clones() {}
+
+    /** The clones' names: {@code NAME-1} to {@code NAME-N}, checked as every VM name is. */
+    public static List<String> names(String baseName, int count) {
+        if (count < 1 || count > MAX_COUNT) {
+            throw new IllegalArgumentException("--clones: expected 1 to " + MAX_COUNT + ", actual " + count);
+        }
+        List<String> names = new ArrayList<>();
+        for (int i = 1; i <= count; i++) names.add(baseName + "-" + i);
+        String longest = names.getLast();
+        if (!longest.matches("[A-Za-z0-9._-]{1,64}")) {
+            throw new IllegalArgumentException("--name with --clones " + count + ": expected names NAME-1..NAME-" + count + " of 1-64 of"
+                    + " [A-Za-z0-9._-], actual '" + longest + "'");
+        }
+        return List.copyOf(names);
+    }
+
+    /**
+     * What a caller should say about the clones' identity, from the image's saved configuration: a guest saved without a
+     * vmgenid device keeps its generation ID, and a NIC keeps its saved MAC while it runs.
+     */
+    public static List<String> notes(VmConfig saved) {
+        List<String> notes = new ArrayList<>();
+        if (!RestoreIdentity.hasVmGenerationId(saved)) {
+            notes.add("the image's guest has no vmgenid device (saved before Thaw booted its guests with one, or a QEMU started"
+                    + " without -device vmgenid): the clones keep its VM generation ID, and a guest that reseeds its random number"
+                    + " generator on a new one is not told");
+        }
+        if (!RestoreIdentity.commandLineMacs(saved).isEmpty()) {
+            notes.add("each clone's NICs keep the saved MAC while the guest runs (QEMU migrates it); the MAC on its command line"
+                    + " takes over when the guest resets the NIC (a driver unbound and bound again) or sets it itself; each clone's"
+                    + " user network is its own");
+        }
+        return List.copyOf(notes);
+    }
+
+    /**
+     * The scheduling class of the clones' background streams: SCHED_IDLE (a single restore's default) takes only CPU no
+     * vCPU wants, so when the clones' vCPUs are at least the host's CPUs and compute, the rest of memory is starved until the
+     * guests idle (two ws clones of a computing guest on this 2-CPU host had not completed after 180 s; at normal priority they
+     * completed after 1.4 and 2.9 s).
+     */
+    public static ThreadPriority.Policy backgroundPriority(int count, int vcpusEach, int hostCpus) {
+        return (long) count * vcpusEach >= hostCpus ? ThreadPriority.Policy.NORMAL : ThreadPriority.Policy.IDLE;
+    }
+
+    /**
+     * Restores {@code count} clones of the image concurrently, as {@code NAME-1..NAME-N}, each in {@code mode}. Each restore's
+     * own timeouts (a stream stalled 60 s, QEMU's {@code completed} after 120 s) bound the wait for it.
+     *
+     * @param progress told each clone's progress, prefixed with its name (from several threads at once)
+     * @return the clones in order, all running
+     * @throws RestoreException naming the first clone that failed, the others' failures suppressed in it; no QEMU left running
+     */
+    public static List<Clone> restore(CheckpointImage image, Restorer.Mode mode, String baseName, int count, WorkingSetChoice choice,
+                                      UnaryOperator<PostcopyRestore.Options> tune, Consumer<String> progress) {
+        List<String> names = names(baseName, count);
+        String imageId = image.manifest().imageId();
+        int hostCpus = Runtime.getRuntime().availableProcessors();
+        int vcpus = IncomingQemu.savedConfig(image).cpuCount();
+        ThreadPriority.Policy priority = backgroundPriority(count, vcpus, hostCpus);
+        if (priority == ThreadPriority.Policy.NORMAL && mode != Restorer.Mode.EAGER && mode != Restorer.Mode.MAPPED) {
+            progress.accept(count + " clones of " + vcpus + " vCPU" + (vcpus == 1 ? "" : "s") + " on " + hostCpus
+                    + " host CPUs: their background streams at normal priority (--background-priority idle to starve it instead)");
+        }
+        // The caller's tuning last: a priority it gives explicitly wins.
+        UnaryOperator<PostcopyRestore.Options> tuned = o -> tune.apply(o.withBackgroundPriority(priority));
+        return startAll(names, i -> start(image, mode, names.get(i), i + 1, RestoreIdentity.clone(imageId, i + 1, count), choice, tuned,
+                progress), c -> c.outcome().vm().close());
+    }
+
+    /**
+     * Runs {@code start(0..n-1)} at once, one platform thread each (a lazy or ws restore sets its own thread's scheduling
+     * class, which on a virtual thread would be its carrier's), and waits for all. If any failed, {@code close}s the ones
+     * that started and throws the first failure, named by its clone, with the others' suppressed in it.
+     */
+    static <T> List<T> startAll(List<String> names, java.util.function.IntFunction<T> start, Consumer<T> close) {
+        int count = names.size();
+        List<Future<T>> futures = new ArrayList<>();
+        try (ExecutorService pool = Executors.newThreadPerTaskExecutor(Thread.ofPlatform().name("restore-clone-", 1).factory())) {
+            for (int i = 0; i < count; i++) {
+                int index = i;
+                futures.add(pool.submit(() -> start.apply(index)));
+            }
+        } // close() waits for every task: each restore's own timeouts bound it
+        List<T> started = new ArrayList<>();
+        RestoreException failure = null;
+        for (int i = 0; i < count; i++) {
+            try {
+                started.add(futures.get(i).get());
+            } catch (ExecutionException e) {
+                RestoreException named = new RestoreException("clone " + names.get(i) + " (" + (i + 1) + " of " + count + ") failed: "
+                        + e.getCause().getMessage(), e.getCause());
+                if (failure == null) failure = named;
+                else failure.addSuppressed(named);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                if (failure == null) failure = new RestoreException("interrupted while restoring clones", e);
+            }
+        }
+        if (failure != null) {
+            for (T t : started) close.accept(t);
+            throw failure;
+        }
+        return List.copyOf(started);
+    }
+
+    private static Clone start(CheckpointImage image, Restorer.Mode mode, String name, int index, RestoreIdentity identity,
+                               WorkingSetChoice choice, UnaryOperator<PostcopyRestore.Options> tune, Consumer<String> progress) {
+        Restorer.Outcome o = Restorer.restore(image, mode, name, identity, choice, tune, msg -> progress.accept(name + ": " + msg));
+        QemuVm vm = o.vm();
+        try {
+            return new Clone(index, name, o, vmGenerationId(vm), nics(vm), RestoreIdentity.commandLineMacs(vm.config()),
+                    HostForward.of(vm.qmp()));
+        } catch (RuntimeException e) {
+            vm.close();
+            throw e;
+        }
+    }
+
+    /** QEMU's own view of its vmgenid GUID; empty without the device. */
+    static Optional<String> vmGenerationId(QemuVm vm) {
+        if (!RestoreIdentity.hasVmGenerationId(vm.config())) return Optional.empty();
+        return Optional.of(vm.qmp().execute("query-vm-generation-id").path("guid").asText());
+    }
+
+    /** Each NIC's running MAC: its receive filter's main MAC. */
+    static List<Nic> nics(QemuVm vm) {
+        if (RestoreIdentity.commandLineMacs(vm.config()).isEmpty()) return List.of();
+        JsonNode filters;
+        try {
+            filters = vm.qmp().execute("query-rx-filter");
+        } catch (QmpException e) {
+            throw new RestoreException(vm.name() + ": query-rx-filter failed: " + e.getMessage(), e);
+        }
+        List<Nic> nics = new ArrayList<>();
+        for (JsonNode f : filters) nics.add(new Nic(f.path("name").asText(), f.path("main-mac").asText()));
+        return List.copyOf(nics);
+    }
+}

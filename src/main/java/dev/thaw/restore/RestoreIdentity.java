@@ -1,0 +1,106 @@
+package dev.thaw.restore;
+
+import dev.thaw.qemu.QemuOption;
+import dev.thaw.qemu.VmConfig;
+import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.ArrayList;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Optional;
+import java.util.UUID;
+import java.util.regex.Pattern;
+
+/**
+ * Who one restored guest is beyond what its image holds, and the saved command line rewritten for it (pure). Every restore
+ * gives the VM generation ID device, if the saved guest has one, a GUID of its own: QEMU's {@code vmgenid} keeps the GUID
+ * out of the migration stream (only the guest address of its buffer travels, hw/acpi/vmgenid.c:183) and writes the
+ * destination's into guest memory on load, notifying the guest (vmgenid_post_load, hw/acpi/vmgenid.c:170). One of several
+ * clones ({@code cloneCount > 1}) also gets:
+ * <ul>
+ *   <li>host port 0 for every user-networking forward ({@code hostfwd=tcp:127.0.0.1:PORT-...}): the kernel chooses a free
+ *   port per clone, so clones of a guest forwarding a fixed port do not collide ({@link dev.thaw.qemu.HostForward} reads
+ *   back which);</li>
+ *   <li>a locally administered MAC per virtio-net NIC derived from the image, the clone and the NIC ({@link #mac}) on the
+ *   command line. The running guest does not see it: QEMU 7.2 migrates the NIC's MAC (vmstate_virtio_net_device's first
+ *   field, hw/net/virtio-net.c:3240), so the clone answers with the saved one, and the command line's MAC takes over only
+ *   when the guest resets the device (virtio_net_reset copies it, hw/net/virtio-net.c:624: a driver unbound and bound
+ *   again) or sets its own MAC. Each clone's user network is its own, so the shared MAC collides nowhere there.</li>
+ * </ul>
+ *
+ * @param vmGenerationId the GUID the restore gives a vmgenid device
+ * @param cloneIndex     which clone, 1-based
+ * @param cloneCount     how many clones of the image start together (1: a plain restore, whose NICs and ports stay as saved)
+ * @param imageId        the image's id, from which clones' MACs derive
+ */
+public record RestoreIdentity(UUID vmGenerationId, int cloneIndex, int cloneCount, String imageId) {
+    private static final Pattern FORWARD_HOST_PORT = Pattern.compile("^((?:tcp|udp):127\\.0\\.0\\.1:)\\d{1,5}-");
+
+    public RestoreIdentity {
+        java.util.Objects.requireNonNull(vmGenerationId, "vmGenerationId");
+        java.util.Objects.requireNonNull(imageId, "imageId");
+        if (cloneCount < 1 || cloneIndex < 1 || cloneIndex > cloneCount) {
+            throw new IllegalArgumentException("clone: expected 1 <= clone <= count, actual clone " + cloneIndex + " of " + cloneCount);
+        }
+    }
+
+    /** A plain restore: a fresh random VM generation ID, everything else as saved. */
+    public static RestoreIdentity single() {
+        return new RestoreIdentity(UUID.randomUUID(), 1, 1, "");
+    }
+
+    /** Clone {@code clone} of {@code cloneCount} of the image {@code imageId}, with a fresh random VM generation ID. */
+    public static RestoreIdentity clone(String imageId, int clone, int cloneCount) {
+        return new RestoreIdentity(UUID.randomUUID(), clone, cloneCount, imageId);
+    }
+
+    /** The saved configuration as this restore starts it: its extra arguments rewritten as above, checked again. */
+    public VmConfig applyTo(VmConfig saved) {
+        List<QemuOption> options = new ArrayList<>();
+        int nic = 0;
+        for (QemuOption o : QemuOption.parse(saved.extraArgs())) {
+            QemuOption changed = o;
+            if (o.isDevice("vmgenid")) changed = o.with("guid", vmGenerationId.toString());
+            if (cloneCount > 1 && o.isDevice("virtio-net-pci")) changed = o.with("mac", mac(imageId, cloneIndex, nic++));
+            if (cloneCount > 1 && o.option().equals("-netdev") && o.type().equals("user")) {
+                changed = o.mapping("hostfwd", f -> FORWARD_HOST_PORT.matcher(f).replaceFirst("$10-"));
+            }
+            options.add(changed);
+        }
+        return saved.withExtraArgs(QemuOption.arguments(options));
+    }
+
+    /** The GUID of the configuration's vmgenid device; empty without one, or if it is QEMU's {@code auto}. */
+    public static Optional<UUID> vmGenerationIdOf(VmConfig config) {
+        return QemuOption.parse(config.extraArgs()).stream().filter(o -> o.isDevice("vmgenid")).findFirst()
+                .flatMap(o -> o.property("guid")).filter(g -> !g.equals("auto")).map(UUID::fromString);
+    }
+
+    /** Whether the configuration has a vmgenid device (a guest saved without one keeps its generation ID when restored). */
+    public static boolean hasVmGenerationId(VmConfig config) {
+        return QemuOption.parse(config.extraArgs()).stream().anyMatch(o -> o.isDevice("vmgenid"));
+    }
+
+    /** The MAC each virtio-net NIC has on the configuration's command line, in order ({@code default} where QEMU picks it). */
+    public static List<String> commandLineMacs(VmConfig config) {
+        return QemuOption.parse(config.extraArgs()).stream().filter(o -> o.isDevice("virtio-net-pci"))
+                .map(o -> o.property("mac").orElse("default")).toList();
+    }
+
+    /**
+     * NIC {@code nic} (0-based) of clone {@code clone} of image {@code imageId}: the first 6 bytes of SHA-256 over the three,
+     * made unicast and locally administered (the first byte's low bits 10), so it never claims a vendor's address and the same
+     * clone of the same image always gets the same one.
+     */
+    static String mac(String imageId, int clone, int nic) {
+        byte[] h;
+        try {
+            h = MessageDigest.getInstance("SHA-256").digest((imageId + "/clone-" + clone + "/nic-" + nic).getBytes(StandardCharsets.UTF_8));
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException("SHA-256 is missing from this JDK", e);
+        }
+        h[0] = (byte) ((h[0] & 0xfc) | 0x02);
+        return HexFormat.ofDelimiter(":").formatHex(h, 0, 6);
+    }
+}

@@ -1,0 +1,43 @@
+package dev.thaw.restore;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.util.List;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+
+/** All clones start or none: the parallel start and its cleanup, without QEMU. */
+class ClonesStartTest {
+    @Test
+    void startsEveryCloneAtOnceInOrder() {
+        CountDownLatch all = new CountDownLatch(3);
+        List<String> started = Clones.startAll(List.of("a", "b", "c"), i -> {
+            all.countDown();
+            try {
+                // Each waits for the others: they run at once, or this times out.
+                if (!all.await(10, TimeUnit.SECONDS)) throw new IllegalStateException("not started at once");
+            } catch (InterruptedException e) {
+                throw new IllegalStateException(e);
+            }
+            return "vm" + i;
+        }, vm -> { throw new AssertionError("nothing to close"); });
+        assertThat(started).containsExactly("vm0", "vm1", "vm2");
+    }
+
+    @Test
+    void oneFailedCloneClosesTheOthersAndIsNamed() {
+        ConcurrentLinkedQueue<String> closed = new ConcurrentLinkedQueue<>();
+        assertThatThrownBy(() -> Clones.startAll(List.of("web-1", "web-2", "web-3", "web-4"), i -> {
+            if (i == 1) throw new RestoreException("web-2: the incoming migration failed", null);
+            if (i == 3) throw new IllegalArgumentException("bad");
+            return "vm" + i;
+        }, closed::add)).isInstanceOf(RestoreException.class)
+                .hasMessage("clone web-2 (2 of 4) failed: web-2: the incoming migration failed")
+                .satisfies(e -> assertThat(e.getSuppressed()).singleElement().extracting(Throwable::getMessage)
+                        .isEqualTo("clone web-4 (4 of 4) failed: bad"));
+        assertThat(closed).containsExactlyInAnyOrder("vm0", "vm2");
+    }
+}
