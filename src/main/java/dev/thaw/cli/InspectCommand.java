@@ -49,8 +49,9 @@ final class InspectCommand implements Callable<Integer> {
                     s.zeroPageCount(), s.storedPageCount(), s.duplicatePageCount(), s.sharedPageCount());
             System.out.printf("bytes: %d payload referenced (%d written by this save), %d in image files%n", s.referencedPayloadBytes(),
                     s.writtenPayloadBytes(), s.imageFileBytes());
-            System.out.printf("compression %.2fx (%s, level %d, %d pages per group), dedup %.2fx; store %s; page order: %s%n",
-                    s.compressionRatio(), m.storage().codec(), m.storage().zstdLevel(), m.storage().groupPageCount(), s.dedupRatio(),
+            System.out.printf("compression %.2fx (%s%s, %d pages per group), dedup %.2fx; store %s; page order: %s%n",
+                    s.compressionRatio(), m.storage().codec(), m.storage().codec().equalsIgnoreCase("zstd") ? ", level " + m.storage().zstdLevel() : "",
+                    m.storage().groupPageCount(), s.dedupRatio(),
                     img.storeDirectory(), m.pageOrder());
             for (Manifest.GuestFile g : m.guestFiles()) {
                 System.out.printf("guest %s: %s, %d bytes, SHA-256 %s%n", g.role(), g.in(img.directory()), g.byteSize(), g.sha256());

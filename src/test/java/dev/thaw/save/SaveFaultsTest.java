@@ -250,7 +250,7 @@ class SaveFaultsTest {
             qemuPid = Long.parseLong(started.group(1));
             Path socket = Path.of(awaitLine(boot, bootLog, "QMP socket for other clients: (\\S+)", Duration.ofSeconds(10)).group(1));
             Path saveLog = dir.resolve("save.log");
-            Process save = thaw(saveLog, "save", "--qmp", socket.toString(), "--out", dir.resolve("img").toString(), "--zstd-level", "19");
+            Process save = thaw(saveLog, "save", "--qmp", socket.toString(), "--out", dir.resolve("img").toString(), "--codec", "zstd", "--zstd-level", "19");
             try {
                 awaitLine(save, saveLog, "saving: ([2-9]|\\d\\d+) MiB read", Duration.ofSeconds(60));
                 save.destroyForcibly(); // SIGKILL: no hook, no finally
@@ -301,7 +301,7 @@ class SaveFaultsTest {
         Path log = dir.resolve(image.getFileName() + ".log");
         // zstd -19 makes Thaw the bottleneck, so the save is still streaming at the kill.
         Process save = thaw(log, "save", "--qmp", vm.extraQmpSocket().toString(), "--out", image.toString(), "--store", store.toString(),
-                "--zstd-level", "19");
+                "--codec", "zstd", "--zstd-level", "19");
         long transferred;
         try {
             long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();

@@ -32,7 +32,7 @@ class SaveInterruptTest {
             Process save = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
                     "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"),
                     "-Dthaw.home=" + System.getProperty("thaw.home"), "dev.thaw.cli.ThawCli", "save",
-                    "--qmp", vm.extraQmpSocket().toString(), "--out", out.resolve("img").toString(), "--zstd-level", "19")
+                    "--qmp", vm.extraQmpSocket().toString(), "--out", out.resolve("img").toString(), "--codec", "zstd", "--zstd-level", "19")
                     .redirectErrorStream(true).redirectOutput(log.toFile()).start();
             try {
                 long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
