@@ -31,19 +31,22 @@ final class Foreground {
         java.util.Map<QemuVm, Journal<ConsoleLine>.Cursor> consoles = new java.util.LinkedHashMap<>();
         for (QemuVm vm : vms) consoles.put(vm, vm.console().cursorFromStart());
         while (!consoles.isEmpty()) {
+            boolean printed = false;
             var it = consoles.entrySet().iterator();
             while (it.hasNext()) {
                 var e = it.next();
-                // Short waits, so that one quiet console does not hold up the others' lines.
-                e.getValue().next(Duration.ofMillis(100)).ifPresent(l -> status.println(e.getKey().name() + " guest: " + l.text()));
-                if (!e.getKey().isAlive()) {
-                    for (var l = e.getValue().next(Duration.ZERO); l.isPresent(); l = e.getValue().next(Duration.ZERO)) {
-                        status.println(e.getKey().name() + " guest: " + l.get().text());
-                    }
+                boolean alive = e.getKey().isAlive(); // before draining: a line written just before the exit is still printed
+                // Every line there is now, without waiting: one quiet console must not hold up the others' lines.
+                for (var l = e.getValue().next(Duration.ZERO); l.isPresent(); l = e.getValue().next(Duration.ZERO)) {
+                    status.println(e.getKey().name() + " guest: " + l.get().text());
+                    printed = true;
+                }
+                if (!alive) {
                     status.println(e.getKey().name() + ": QEMU exited: " + e.getKey().describeState());
                     it.remove();
                 }
             }
+            if (!printed) Thread.sleep(50); // one wait a pass, not one per quiet console
         }
     }
 }

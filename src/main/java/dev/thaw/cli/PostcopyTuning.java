@@ -33,12 +33,12 @@ final class PostcopyTuning {
                     + " first (default ${DEFAULT-VALUE}; 0: the predicted queue, then address order).")
     int faultRegionKib;
 
-    // No picocli default: a restore's own default applies unless this is given (clones pick normal when their vCPUs fill the host).
+    // No picocli default: a restore's own default applies unless this is given (normal when the guests' vCPUs fill the host).
     @Option(names = "--background-priority",
             description = "lazy/ws: the scheduling class of the threads that stream pages once the guest runs (Thaw's sender, QEMU's"
-                    + " postcopy/listen): idle (SCHED_IDLE: only CPU the guest leaves; default) or normal (the default for --clones N"
-                    + " when the clones' vCPUs are at least the host's CPUs: with no CPU left idle, SCHED_IDLE would starve the rest"
-                    + " of memory).")
+                    + " postcopy/listen): idle (SCHED_IDLE: only CPU the guest leaves; default) or normal (the default when the"
+                    + " restored guests' vCPUs, all clones' together, are at least the host's CPUs: with no CPU left idle, SCHED_IDLE"
+                    + " would starve the rest of memory).")
     String backgroundPriority;
 
     @Option(names = "--preempt", negatable = true, defaultValue = "false",

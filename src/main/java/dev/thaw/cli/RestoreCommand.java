@@ -207,7 +207,13 @@ final class RestoreCommand implements Callable<Integer> {
                 Foreground.followAll(vms, status);
                 return 0;
             } finally {
-                for (QemuVm vm : vms) vm.close();
+                for (QemuVm vm : vms) {
+                    try {
+                        vm.close();
+                    } catch (RuntimeException e) { // the others still get closed
+                        status.println("closing " + vm.name() + " failed: " + e.getMessage());
+                    }
+                }
             }
         }
     }

@@ -123,7 +123,12 @@ public record QemuOption(String option, String type, List<Property> properties) 
                 throw refused(i, option, "expected one of " + new TreeSet<>(ALLOWED.keySet()) + " (the options Thaw replays)", option);
             }
             if (i + 1 == args.size()) throw refused(i, option, "expected a value after it", "the end of the arguments");
-            options.add(parseValue(i + 1, option, args.get(i + 1), types));
+            QemuOption parsed = parseValue(i + 1, option, args.get(i + 1), types);
+            // QEMU refuses a second vmgenid ("at most one vmgenid device is permitted"): say so before it is launched.
+            if (parsed.isDevice("vmgenid") && options.stream().anyMatch(o -> o.isDevice("vmgenid"))) {
+                throw refused(i + 1, option, "expected at most one vmgenid device", args.get(i + 1));
+            }
+            options.add(parsed);
         }
         return List.copyOf(options);
     }

@@ -10,10 +10,13 @@ import dev.thaw.util.ThreadPriority;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
-import java.util.concurrent.ExecutionException;
+import java.time.Duration;
+import java.util.concurrent.CompletionService;
+import java.util.concurrent.ExecutorCompletionService;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
 import java.util.function.UnaryOperator;
 
@@ -22,10 +25,10 @@ import java.util.function.UnaryOperator;
  * thread of its own, as {@link RestoreIdentity} makes it (its own VM generation ID, user-networking host ports chosen by the
  * kernel, a derived MAC on its command line), on its own disk overlays ({@link RestoreDisks}, as every restore). They read
  * the same image files, so the host's page cache holds the image's pages once for all of them. All start or none: if one
- * fails, the others' QEMUs are closed once their restores ended, and the error names the clone.
+ * fails, the others still restoring are interrupted, every QEMU that started is closed, and the error names the clone.
  */
 public final class Clones {
-    /** QEMU 7.2 accepts 64 characters of Thaw's names ({@link VmConfig}); a clone's name adds "-N". */
+    /** At most this many clones in one command (each a QEMU and a thread of this JVM). */
     public static final int MAX_COUNT = 64;
 
     /** A NIC of a clone and the MAC its running guest uses (QMP's {@code query-rx-filter}): the saved one, which QEMU migrates. */
@@ -78,10 +81,10 @@ public final class Clones {
     }
 
     /**
-     * The scheduling class of the clones' background streams: SCHED_IDLE (a single restore's default) takes only CPU no
-     * vCPU wants, so when the clones' vCPUs are at least the host's CPUs and compute, the rest of memory is starved until the
-     * guests idle (two ws clones of a computing guest on this 2-CPU host had not completed after 180 s; at normal priority they
-     * completed after 1.4 and 2.9 s).
+     * The scheduling class of the background streams of {@code count} restores at once (one, or clones): SCHED_IDLE takes only
+     * CPU no vCPU wants, so when the guests' vCPUs are at least the host's CPUs and compute, the rest of memory is starved until
+     * the guests idle (two ws clones of a computing guest on this 2-CPU host had not completed after 180 s; at normal priority
+     * they completed after 1.4 and 2.9 s).
      */
     public static ThreadPriority.Policy backgroundPriority(int count, int vcpusEach, int hostCpus) {
         return (long) count * vcpusEach >= hostCpus ? ThreadPriority.Policy.NORMAL : ThreadPriority.Policy.IDLE;
@@ -89,7 +92,8 @@ public final class Clones {
 
     /**
      * Restores {@code count} clones of the image concurrently, as {@code NAME-1..NAME-N}, each in {@code mode}. Each restore's
-     * own timeouts (a stream stalled 60 s, QEMU's {@code completed} after 120 s) bound the wait for it.
+     * own timeouts (a stream stalled 60 s, QEMU's {@code completed} after 120 s) bound the wait for it, and
+     * {@link #ALL_RESTORED} all of them.
      *
      * @param progress told each clone's progress, prefixed with its name (from several threads at once)
      * @return the clones in order, all running
@@ -113,36 +117,85 @@ public final class Clones {
     }
 
     /**
-     * Runs {@code start(0..n-1)} at once, one platform thread each (a lazy or ws restore sets its own thread's scheduling
-     * class, which on a virtual thread would be its carrier's), and waits for all. If any failed, {@code close}s the ones
-     * that started and throws the first failure, named by its clone, with the others' suppressed in it.
+     * How long all clones may take to be running and their restores complete: generous, since each restore's own timeouts
+     * catch a stalled stream; this bounds one that crawls without stalling.
      */
+    static final Duration ALL_RESTORED = Duration.ofMinutes(15);
+    /** How long clones still restoring get to end after they were interrupted (each closes its own QEMU as it fails). */
+    static final Duration STOP_GRACE = Duration.ofSeconds(30);
+
     static <T> List<T> startAll(List<String> names, java.util.function.IntFunction<T> start, Consumer<T> close) {
+        return startAll(names, start, close, ALL_RESTORED);
+    }
+
+    /**
+     * Runs {@code start(0..n-1)} at once, one platform thread each (a lazy or ws restore sets its own thread's scheduling
+     * class, which on a virtual thread would be its carrier's), and waits for all, at most {@code deadline}. The first failure
+     * (or the deadline) interrupts the ones still running; then the ones that started are {@code close}d and the first failure
+     * in clone order is thrown, named by its clone, with the others' suppressed in it.
+     */
+    static <T> List<T> startAll(List<String> names, java.util.function.IntFunction<T> start, Consumer<T> close, Duration deadline) {
         int count = names.size();
+        ExecutorService pool = Executors.newThreadPerTaskExecutor(Thread.ofPlatform().daemon().name("restore-clone-", 1).factory());
+        CompletionService<T> ended = new ExecutorCompletionService<>(pool);
         List<Future<T>> futures = new ArrayList<>();
-        try (ExecutorService pool = Executors.newThreadPerTaskExecutor(Thread.ofPlatform().name("restore-clone-", 1).factory())) {
-            for (int i = 0; i < count; i++) {
-                int index = i;
-                futures.add(pool.submit(() -> start.apply(index)));
-            }
-        } // close() waits for every task: each restore's own timeouts bound it
-        List<T> started = new ArrayList<>();
-        RestoreException failure = null;
         for (int i = 0; i < count; i++) {
+            int index = i;
+            futures.add(ended.submit(() -> start.apply(index)));
+        }
+        pool.shutdown();
+        RestoreException stopped = null; // why the clones still restoring were interrupted, when it was not a clone's failure
+        boolean anyFailed = false;
+        long end = System.nanoTime() + deadline.toNanos();
+        try {
+            for (int k = 0; k < count && !anyFailed; k++) {
+                Future<T> f = ended.poll(Math.max(0, end - System.nanoTime()), TimeUnit.NANOSECONDS);
+                if (f == null) {
+                    stopped = new RestoreException("clones: expected all " + count + " restored within " + deadline.toSeconds()
+                            + " s, actual " + k + " by then", null);
+                    break;
+                }
+                anyFailed = f.state() == Future.State.FAILED;
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            stopped = new RestoreException("interrupted while restoring clones", e);
+        }
+        if (stopped != null || anyFailed) {
+            pool.shutdownNow();
             try {
-                started.add(futures.get(i).get());
-            } catch (ExecutionException e) {
-                RestoreException named = new RestoreException("clone " + names.get(i) + " (" + (i + 1) + " of " + count + ") failed: "
-                        + e.getCause().getMessage(), e.getCause());
-                if (failure == null) failure = named;
-                else failure.addSuppressed(named);
+                pool.awaitTermination(STOP_GRACE.toNanos(), TimeUnit.NANOSECONDS);
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
-                if (failure == null) failure = new RestoreException("interrupted while restoring clones", e);
             }
         }
+        List<T> started = new ArrayList<>();
+        RestoreException failure = stopped;
+        for (int i = 0; i < count; i++) {
+            Future<T> f = futures.get(i);
+            String clone = "clone " + names.get(i) + " (" + (i + 1) + " of " + count + ")";
+            RestoreException named = switch (f.state()) {
+                case SUCCESS -> {
+                    started.add(f.resultNow());
+                    yield null;
+                }
+                case FAILED -> new RestoreException(clone + " failed: " + f.exceptionNow().getMessage(), f.exceptionNow());
+                case CANCELLED -> new RestoreException(clone + " was cancelled", null);
+                case RUNNING -> new RestoreException(clone + " was still restoring " + STOP_GRACE.toSeconds() + " s after it was"
+                        + " interrupted: its QEMU is killed when Thaw exits", null);
+            };
+            if (named == null) continue;
+            if (failure == null) failure = named;
+            else failure.addSuppressed(named);
+        }
         if (failure != null) {
-            for (T t : started) close.accept(t);
+            for (T t : started) {
+                try {
+                    close.accept(t);
+                } catch (RuntimeException e) {
+                    failure.addSuppressed(e);
+                }
+            }
             throw failure;
         }
         return List.copyOf(started);

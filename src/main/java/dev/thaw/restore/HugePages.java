@@ -148,19 +148,34 @@ public final class HugePages {
      */
     public static Runnable allowHugetlbPages(long count) {
         Path knob = Path.of("/proc/sys/vm/nr_overcommit_hugepages");
+        // Read, add, write: concurrent restores in one JVM (clones) would lose each other's additions without the lock.
+        synchronized (OVERCOMMIT_KNOB) {
+            return allowUnderLock(knob, count);
+        }
+    }
+
+    private static final Object OVERCOMMIT_KNOB = new Object();
+
+    private static Runnable allowUnderLock(Path knob, long count) {
         try {
             long before = Long.parseLong(Files.readString(knob).strip());
             Files.writeString(knob, Long.toString(before + count));
             return () -> {
-                try {
-                    long current = Long.parseLong(Files.readString(knob).strip());
-                    Files.writeString(knob, Long.toString(Math.max(0, current - count)));
-                } catch (IOException e) {
-                    throw new IllegalStateException("cannot lower " + knob + ": " + e.getMessage(), e);
+                synchronized (OVERCOMMIT_KNOB) {
+                    lower(knob, count);
                 }
             };
         } catch (IOException e) {
             throw new IllegalStateException("cannot allow hugetlb pages through " + knob + " (root needed): " + e.getMessage(), e);
+        }
+    }
+
+    private static void lower(Path knob, long count) {
+        try {
+            long current = Long.parseLong(Files.readString(knob).strip());
+            Files.writeString(knob, Long.toString(Math.max(0, current - count)));
+        } catch (IOException e) {
+            throw new IllegalStateException("cannot lower " + knob + ": " + e.getMessage(), e);
         }
     }
 }

@@ -6,6 +6,7 @@ import dev.thaw.estimate.Sizing;
 import dev.thaw.estimate.WorkingSet;
 import dev.thaw.image.CheckpointImage;
 import dev.thaw.qemu.QemuVm;
+import dev.thaw.util.ThreadPriority;
 import java.nio.file.Path;
 import java.time.Instant;
 import java.util.List;
@@ -174,8 +175,12 @@ public final class Restorer {
             sizing = Optional.of(plan.sizing());
             progress.accept("ws restore: prefetching " + plan.sizing());
         }
+        // SCHED_IDLE background takes only CPU that no vCPU wants: a guest with a vCPU for every host CPU would starve it while it
+        // computes, so such a guest's background runs at normal priority (Clones.backgroundPriority); tune may say otherwise.
+        ThreadPriority.Policy priority = Clones.backgroundPriority(1, IncomingQemu.savedConfig(image).cpuCount(),
+                Runtime.getRuntime().availableProcessors());
         PostcopyRestore.Options options = tune.apply((mode == Mode.WS ? PostcopyRestore.Options.ws(vmName, ws, rest)
-                : PostcopyRestore.Options.lazy(vmName)).withIdentity(identity));
+                : PostcopyRestore.Options.lazy(vmName)).withIdentity(identity).withBackgroundPriority(priority));
         Instant startedAt = Instant.now();
         PostcopyRestore.Result r = PostcopyRestore.restore(image, options, msg -> progress.accept(mode.label() + " restore: " + msg));
         Optional<Path> trace = RestoreTraces.write(image, mode.label(), startedAt, options, r);

@@ -31,9 +31,12 @@ class QemuOptionTest {
 
     @Test
     void theVmGenerationIdDeviceIsAdmittedWithAGuidOrAuto() {
-        List<String> gen = List.of("-device", "vmgenid", "-device", "vmgenid,id=g0,guid=aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee",
-                "-device", "vmgenid,guid=auto");
-        assertThat(config(gen).extraArgs()).isEqualTo(gen);
+        for (String device : List.of("vmgenid", "vmgenid,id=g0,guid=aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee", "vmgenid,guid=auto")) {
+            List<String> gen = List.of("-device", device);
+            assertThat(config(gen).extraArgs()).isEqualTo(gen);
+        }
+        assertRefused(List.of("-device", "vmgenid", "-device", "vmgenid,guid=auto"), "expected at most one vmgenid device",
+                "actual 'vmgenid,guid=auto'");
         assertRefused(List.of("-device", "vmgenid,guid=not-a-guid"), "(-device vmgenid): expected guid to match", "actual 'not-a-guid'");
         assertRefused(List.of("-device", "vmgenid,addr=05"), "expected key=value with a key among [guid, id]", "actual 'addr=05'");
     }

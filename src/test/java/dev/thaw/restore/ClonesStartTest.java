@@ -40,4 +40,53 @@ class ClonesStartTest {
                         .isEqualTo("clone web-4 (4 of 4) failed: bad"));
         assertThat(closed).containsExactlyInAnyOrder("vm0", "vm2");
     }
+
+    @Test
+    void theFirstFailureInterruptsTheClonesStillRestoring() {
+        ConcurrentLinkedQueue<String> closed = new ConcurrentLinkedQueue<>();
+        long started = System.nanoTime();
+        assertThatThrownBy(() -> Clones.startAll(List.of("a", "b"), i -> {
+            if (i == 0) throw new RestoreException("a: QEMU exited", null);
+            try {
+                Thread.sleep(60_000); // a restore that would go on for a minute
+                return "vm" + i;
+            } catch (InterruptedException e) {
+                throw new RestoreException("b: interrupted", e);
+            }
+        }, closed::add)).isInstanceOf(RestoreException.class).hasMessage("clone a (1 of 2) failed: a: QEMU exited")
+                .satisfies(e -> assertThat(e.getSuppressed()).singleElement().extracting(Throwable::getMessage)
+                        .isEqualTo("clone b (2 of 2) failed: b: interrupted"));
+        assertThat(closed).isEmpty();
+        assertThat(System.nanoTime() - started).as("b was stopped, not waited for").isLessThan(TimeUnit.SECONDS.toNanos(30));
+    }
+
+    @Test
+    void clonesNotRestoredByTheDeadlineAreStoppedAndTheOnesThatStartedClosed() {
+        ConcurrentLinkedQueue<String> closed = new ConcurrentLinkedQueue<>();
+        assertThatThrownBy(() -> Clones.startAll(List.of("a", "b"), i -> {
+            if (i == 0) return "vm0";
+            try {
+                Thread.sleep(60_000);
+                return "vm1";
+            } catch (InterruptedException e) {
+                throw new RestoreException("b: interrupted", e);
+            }
+        }, closed::add, java.time.Duration.ofMillis(300))).isInstanceOf(RestoreException.class)
+                .hasMessage("clones: expected all 2 restored within 0 s, actual 1 by then");
+        assertThat(closed).containsExactly("vm0");
+    }
+
+    @Test
+    void aCloseThatFailsDoesNotKeepTheOthersOpen() {
+        ConcurrentLinkedQueue<String> closed = new ConcurrentLinkedQueue<>();
+        assertThatThrownBy(() -> Clones.startAll(List.of("a", "b", "c"), i -> {
+            if (i == 2) throw new RestoreException("c: failed", null);
+            return "vm" + i;
+        }, vm -> {
+            closed.add(vm);
+            if (vm.equals("vm0")) throw new IllegalStateException("vm0 would not quit");
+        })).isInstanceOf(RestoreException.class).hasMessage("clone c (3 of 3) failed: c: failed")
+                .satisfies(e -> assertThat(e.getSuppressed()).extracting(Throwable::getMessage).contains("vm0 would not quit"));
+        assertThat(closed).containsExactly("vm0", "vm1");
+    }
 }

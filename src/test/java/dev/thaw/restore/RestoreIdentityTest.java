@@ -93,6 +93,7 @@ class RestoreIdentityTest {
     @Test
     void clonesWhoseVcpusFillTheHostStreamTheirBackgroundAtNormalPriority() {
         assertThat(Clones.backgroundPriority(1, 1, 2)).isEqualTo(dev.thaw.util.ThreadPriority.Policy.IDLE);
+        assertThat(Clones.backgroundPriority(1, 2, 2)).as("one restore of a guest with a vCPU for every host CPU").isEqualTo(dev.thaw.util.ThreadPriority.Policy.NORMAL);
         assertThat(Clones.backgroundPriority(2, 1, 2)).isEqualTo(dev.thaw.util.ThreadPriority.Policy.NORMAL);
         assertThat(Clones.backgroundPriority(2, 2, 8)).isEqualTo(dev.thaw.util.ThreadPriority.Policy.IDLE);
         assertThat(Clones.backgroundPriority(4, 2, 8)).isEqualTo(dev.thaw.util.ThreadPriority.Policy.NORMAL);
