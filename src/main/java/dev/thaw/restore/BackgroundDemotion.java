@@ -35,12 +35,19 @@ final class BackgroundDemotion {
     private boolean running;
     private boolean done;
     private final List<Long> demoted = new ArrayList<>();
+    private final DemandBoost boost;
 
     /**
      * @param startedNanos when the restore began ({@link System#nanoTime}): the event log's times are after it
      * @param sender       whether the polling thread is the background sender, to be demoted with QEMU's thread
      */
     BackgroundDemotion(QemuVm vm, RestoreEventLog events, long startedNanos, boolean sender) {
+        this(vm, events, startedNanos, sender, null);
+    }
+
+    /** @param boost told every thread demoted, raised with demand ({@link DemandBoost}); null: none */
+    BackgroundDemotion(QemuVm vm, RestoreEventLog events, long startedNanos, boolean sender, DemandBoost boost) {
+        this.boost = boost;
         this.vm = vm;
         this.events = events;
         this.startedNanos = startedNanos;
@@ -54,6 +61,7 @@ final class BackgroundDemotion {
      * to abort (SIGABRT, after SHUT) in 2 of about 60 restores with that thread idle; its teardown runs as it always did.
      */
     void restore() {
+        if (boost != null) boost.released();
         for (long tid : demoted) {
             try {
                 ThreadPriority.set(tid, ThreadPriority.Policy.NORMAL);
@@ -69,7 +77,7 @@ final class BackgroundDemotion {
         nextLookNanos = System.nanoTime() + 10_000_000L;
         if (!running && resumed == null) {
             running = true;
-            if (sender) ThreadPriority.setCurrentThread(ThreadPriority.Policy.IDLE);
+            if (sender) demoteSender();
             giveUpNanos = System.nanoTime() + 5_000_000_000L;
         }
         if (!running) {
@@ -82,11 +90,14 @@ final class BackgroundDemotion {
                 return;
             }
             if (!running) return;
-            if (sender) ThreadPriority.setCurrentThread(ThreadPriority.Policy.IDLE);
+            if (sender) demoteSender();
             giveUpNanos = System.nanoTime() + 5_000_000_000L;
         }
         List<Long> tids = ThreadPriority.threadsNamed(vm.pid(), QEMU_LISTEN_THREAD);
-        for (long tid : tids) ThreadPriority.set(tid, ThreadPriority.Policy.IDLE);
+        for (long tid : tids) {
+            ThreadPriority.set(tid, ThreadPriority.Policy.IDLE);
+            if (boost != null) boost.demoted(tid);
+        }
         demoted.addAll(tids);
         if (!tids.isEmpty()) {
             done = true;
@@ -95,5 +106,10 @@ final class BackgroundDemotion {
             done = true;
             log.warn("{}: QEMU's {} thread not found in 5 s: it keeps its priority", vm.name(), QEMU_LISTEN_THREAD);
         }
+    }
+
+    private void demoteSender() {
+        ThreadPriority.setCurrentThread(ThreadPriority.Policy.IDLE);
+        if (boost != null) boost.demoted(ThreadPriority.currentTid());
     }
 }

@@ -49,7 +49,7 @@ final class PageSender {
      */
     record Context(QemuVm vm, PageScheduler scheduler, LinkedBlockingQueue<ReturnPathMessage.PageRequest> requests,
                    RestoreEventLog events, long startedNanos, Health health, ThreadPriority.Policy backgroundPriority,
-                   Consumer<String> progress) {}
+                   Consumer<String> progress, DemandBoost boost) {}
 
     private final Context context;
     private final CheckpointImage image;
@@ -95,7 +95,7 @@ final class PageSender {
 
     private void servePagesAsScheduled(boolean idle) throws IOException {
         BackgroundDemotion demotion = idle
-                ? new BackgroundDemotion(context.vm(), context.events(), context.startedNanos(), true) : null;
+                ? new BackgroundDemotion(context.vm(), context.events(), context.startedNanos(), true, context.boost()) : null;
         PageScheduler scheduler = context.scheduler();
         LinkedBlockingQueue<ReturnPathMessage.PageRequest> requests = context.requests();
         Health health = context.health();
@@ -130,6 +130,7 @@ final class PageSender {
                 serveRequests(batch, writer, true);
                 continue;
             }
+            context.boost().demandServed(); // no request waits: the background's threads back to idle
             sendBackground(scheduler.nextBackground(), page);
             if (scheduler.finished()) {
                 if (demotion != null) demotion.restore();

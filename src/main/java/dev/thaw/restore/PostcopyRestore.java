@@ -67,6 +67,12 @@ import org.slf4j.LoggerFactory;
  * Thaw resumes it the same way ({@link #resume}, through QEMU's spare monitor: {@link dev.thaw.qemu.SpareMonitor}).
  */
 public final class PostcopyRestore {
+    /**
+     * Whether demand raises the background's idle threads ({@link DemandBoost}); {@code -Dthaw.noDemandBoost=true} turns it off,
+     * for measuring it (docs/benchmarks.md, twelfth session).
+     */
+    static final boolean DEMAND_BOOST = !Boolean.getBoolean("thaw.noDemandBoost");
+
     private static final Logger log = LoggerFactory.getLogger(PostcopyRestore.class);
     private static final int PAGE = Wire.TARGET_PAGE_BYTES;
 
@@ -412,6 +418,7 @@ public final class PostcopyRestore {
         private final BeforeListen beforeListen;
         private final Map<String, Integer> blockIndex = new HashMap<>();
         private final LinkedBlockingQueue<ReturnPathMessage.PageRequest> requests = new LinkedBlockingQueue<>();
+        private final DemandBoost boost = new DemandBoost();
         private final AtomicLong bytes = new AtomicLong();
         private final AtomicLong waitingProgress = new AtomicLong(); // moves while the scheduler waits by design: not a stall
         private final RestoreEventLog events = new RestoreEventLog();
@@ -440,7 +447,8 @@ public final class PostcopyRestore {
             for (int i = 0; i < blocks.size(); i++) blockIndex.put(blocks.get(i).name(), i);
             this.scheduler = scheduler;
             this.beforeListen = beforeListen;
-            this.context = new PageSender.Context(vm, scheduler, requests, events, started, this, options.backgroundPriority(), progress);
+            this.context = new PageSender.Context(vm, scheduler, requests, events, started, this, options.backgroundPriority(), progress,
+                    boost);
             this.recovery = new PostcopyRecovery<>(context, blocks, blockIndex, Link::new);
         }
 
@@ -710,6 +718,7 @@ public final class PostcopyRestore {
                         case ReturnPathMessage.PageRequest r -> {
                             validate(blocks, blockIndex, r);
                             requests.add(r);
+                            if (DEMAND_BOOST) boost.requestArrived();
                         }
                         case ReturnPathMessage.Shut s -> {
                             l.shut.complete(s.status());

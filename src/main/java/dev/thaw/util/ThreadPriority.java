@@ -69,6 +69,15 @@ public final class ThreadPriority {
         }
     }
 
+    /** The calling thread's Linux thread id (what {@link #set} takes for another thread to move it). */
+    public static long currentTid() {
+        try {
+            return Long.parseLong(Files.readSymbolicLink(Path.of("/proc/thread-self")).getFileName().toString());
+        } catch (IOException | NumberFormatException e) {
+            throw new IllegalStateException("cannot read this thread's id from /proc/thread-self: " + e.getMessage(), e);
+        }
+    }
+
     /** The class of thread {@code tid} (0: the calling thread). */
     public static Policy get(long tid) {
         try (Arena arena = Arena.ofConfined()) {
