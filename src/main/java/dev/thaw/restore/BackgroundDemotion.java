@@ -110,6 +110,6 @@ final class BackgroundDemotion {
 
     private void demoteSender() {
         ThreadPriority.setCurrentThread(ThreadPriority.Policy.IDLE);
-        if (boost != null) boost.demoted(ThreadPriority.currentTid());
+        if (boost != null) boost.senderDemoted(ThreadPriority.currentTid());
     }
 }

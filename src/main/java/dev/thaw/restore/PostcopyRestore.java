@@ -418,7 +418,7 @@ public final class PostcopyRestore {
         private final BeforeListen beforeListen;
         private final Map<String, Integer> blockIndex = new HashMap<>();
         private final LinkedBlockingQueue<ReturnPathMessage.PageRequest> requests = new LinkedBlockingQueue<>();
-        private final DemandBoost boost = new DemandBoost();
+        private final DemandBoost boost;
         private final AtomicLong bytes = new AtomicLong();
         private final AtomicLong waitingProgress = new AtomicLong(); // moves while the scheduler waits by design: not a stall
         private final RestoreEventLog events = new RestoreEventLog();
@@ -444,6 +444,7 @@ public final class PostcopyRestore {
             this.started = started;
             this.progress = progress;
             this.blocks = destinationBlocks;
+            this.boost = new DemandBoost(vm.name(), events, started);
             for (int i = 0; i < blocks.size(); i++) blockIndex.put(blocks.get(i).name(), i);
             this.scheduler = scheduler;
             this.beforeListen = beforeListen;
@@ -504,6 +505,7 @@ public final class PostcopyRestore {
                 Thread.currentThread().interrupt();
                 throw failure("interrupted", e);
             } finally {
+                boost.close();
                 if (link != null) link.close();
             }
         }
@@ -528,6 +530,7 @@ public final class PostcopyRestore {
                 Thread.currentThread().interrupt();
                 throw failure("interrupted", e);
             } finally {
+                boost.close();
                 if (link != null) link.close();
             }
         }

@@ -29,7 +29,9 @@ public final class RestoreEventLog {
         /** A broken connection was recovered (QEMU's postcopy recovery); value: the pages QEMU reported it holds. */
         RECOVERED,
         /** The prefetch's whole 2 MiB regions were sent, before the discard (PageScheduler.wholeRegions); value: their pages. */
-        WHOLE_REGIONS_SENT;
+        WHOLE_REGIONS_SENT,
+        /** The idle sender had not run for {@link DemandBoost#STARVED}: the background's threads at normal priority from then on. */
+        BACKGROUND_PROMOTED;
 
         static Type of(int code) {
             return code > 0 && code < values().length ? values()[code] : INVALID;

@@ -25,7 +25,7 @@ class DemandBoostTest {
         });
         long t = tid.get(10, TimeUnit.SECONDS);
         try {
-            DemandBoost boost = new DemandBoost();
+            DemandBoost boost = new DemandBoost("test", new RestoreEventLog(), System.nanoTime(), java.time.Duration.ofHours(1));
             boost.requestArrived();
             assertThat(boost.raiseCount()).as("nothing demoted yet: nothing to raise").isZero();
             boost.demoted(t);
@@ -39,11 +39,60 @@ class DemandBoostTest {
             assertThat(ThreadPriority.get(t)).isEqualTo(ThreadPriority.Policy.IDLE);
             boost.released();
             boost.requestArrived();
+            boost.close();
             assertThat(ThreadPriority.get(t)).as("released: the background's own end moves it").isEqualTo(ThreadPriority.Policy.IDLE);
             assertThat(ThreadPriority.currentTid()).isNotEqualTo(t).isPositive();
         } finally {
             done.countDown();
             background.join(10_000);
+        }
+    }
+
+    @Test
+    void anIdleSenderStarvedOfCpuIsPromotedForGoodAndOneThatSleepsIsNot() throws Exception {
+        CompletableFuture<Long> tid = new CompletableFuture<>();
+        java.util.concurrent.atomic.AtomicBoolean spin = new java.util.concurrent.atomic.AtomicBoolean();
+        java.util.concurrent.atomic.AtomicBoolean stop = new java.util.concurrent.atomic.AtomicBoolean();
+        Thread sender = Thread.ofPlatform().daemon().start(() -> { // sleeps (waits on purpose), then wants a CPU throughout
+            ThreadPriority.setCurrentThread(ThreadPriority.Policy.IDLE);
+            tid.complete(ThreadPriority.currentTid());
+            while (!stop.get()) {
+                if (!spin.get()) {
+                    try {
+                        Thread.sleep(5);
+                    } catch (InterruptedException e) {
+                        return;
+                    }
+                }
+            }
+        });
+        long t = tid.get(10, TimeUnit.SECONDS);
+        RestoreEventLog events = new RestoreEventLog();
+        java.util.List<Thread> load = new java.util.ArrayList<>();
+        try (DemandBoost boost = new DemandBoost("test", events, System.nanoTime(), java.time.Duration.ofMillis(400))) {
+            boost.senderDemoted(t);
+            Thread.sleep(1000); // a sender that sleeps is not starved
+            assertThat(boost.promoted()).isFalse();
+            assertThat(ThreadPriority.get(t)).isEqualTo(ThreadPriority.Policy.IDLE);
+            spin.set(true);
+            for (int i = 0; i < Runtime.getRuntime().availableProcessors(); i++) { // every CPU busy at normal priority
+                load.add(Thread.ofPlatform().daemon().start(() -> {
+                    while (!stop.get()) Thread.onSpinWait();
+                }));
+            }
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+            while (!boost.promoted() && System.nanoTime() < deadline) Thread.sleep(20);
+            assertThat(boost.promoted()).isTrue();
+            assertThat(ThreadPriority.get(t)).isEqualTo(ThreadPriority.Policy.NORMAL);
+            assertThat(events.size()).isEqualTo(1);
+            assertThat(events.get(0).type()).isEqualTo(RestoreEventLog.Type.BACKGROUND_PROMOTED);
+            boost.requestArrived();
+            boost.demandServed();
+            assertThat(ThreadPriority.get(t)).as("promoted for good: demand served does not lower it").isEqualTo(ThreadPriority.Policy.NORMAL);
+        } finally {
+            stop.set(true);
+            sender.join(10_000);
+            for (Thread l : load) l.join(10_000);
         }
     }
 }
