@@ -161,7 +161,7 @@ public final class MappedRestore {
      * as QEMU does it: an open for reading and writing (which writes nothing).
      */
     static Optional<String> whyNotMappable(CheckpointImage image, Path ramFile) {
-        if (dev.thaw.qemu.FreePages.of(dev.thaw.qemu.QemuOption.parse(IncomingQemu.savedConfig(image).extraArgs())).reporting()) {
+        if (dev.thaw.qemu.FreePages.ofRecorded(image.manifest().source().vmConfig()).filter(dev.thaw.qemu.FreePages::reporting).isPresent()) {
             // QEMU 7.2 discards a reported range of a file-backed RAM block by punching a hole in the file
             // (softmmu/physmem.c, ram_block_discard_range: fallocate PUNCH_HOLE whenever the block has a file), share=off
             // or not: the restored guest's freed pages would become zeros in the RAM file, for every later restore and under
