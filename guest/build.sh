@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the demo guest: the Debian cloud kernel (from its package, with the modules the guest
-# needs), a busybox initramfs, the project's static C workloads (wsbench, memsum, tcpstream), and Redis from
+# needs), a busybox initramfs, the project's static C workloads (wsbench, memsum, tcpstream, freemem), and Redis from
 # Debian's packages with the shared libraries it needs (a real application for the benchmarks).
 #
 #   guest/build.sh [--cache DIR] [--print-key]
@@ -105,7 +105,7 @@ ROOT="$WORK/root"
 mkdir -p "$ROOT"/{bin,dev,proc,sys,run,tmp,lib/modules}
 cp "$BUSYBOX" "$ROOT/bin/busybox"
 install -m 0755 "$GUEST_DIR/init" "$ROOT/init"
-for prog in wsbench memsum tcpstream; do
+for prog in wsbench memsum tcpstream freemem; do
   gcc -O2 -static -Wall -Wextra -Werror -o "$ROOT/bin/$prog" "$GUEST_DIR/src/$prog.c"
   strip "$ROOT/bin/$prog"
 done

@@ -3,6 +3,7 @@ package dev.thaw.cli;
 import dev.thaw.image.CheckpointImage;
 import dev.thaw.image.Manifest;
 import dev.thaw.image.Store;
+import dev.thaw.qemu.FreePages;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
@@ -25,7 +26,9 @@ final class InspectCommand implements Callable<Integer> {
     @Option(names = "--json", description = "Print the manifest (and the verification) as JSON.")
     boolean json;
 
-    record InspectReport(Manifest manifest, double compressionRatio, double dedupRatio, CheckpointImage.VerifyReport verified) {}
+    /** @param freePages the saved guest's balloon, from its recorded launch configuration (null: none recorded) */
+    record InspectReport(Manifest manifest, double compressionRatio, double dedupRatio, CheckpointImage.VerifyReport verified,
+                         FreePages freePages) {}
 
     @Override
     public Integer call() {
@@ -35,12 +38,16 @@ final class InspectCommand implements Callable<Integer> {
             CheckpointImage.VerifyReport verified = verify ? img.verify() : null;
             Manifest.Stats s = m.stats();
             if (json) {
-                System.out.println(Json.write(new InspectReport(m, s.compressionRatio(), s.dedupRatio(), verified)));
+                System.out.println(Json.write(new InspectReport(m, s.compressionRatio(), s.dedupRatio(), verified,
+                        FreePages.ofRecorded(m.source().vmConfig()).orElse(null))));
                 return 0;
             }
             System.out.printf("image %s (format %d, id %s, created %s by Thaw %s)%n", img.directory(), m.formatVersion(), m.imageId(),
                     m.createdAt(), m.thawVersion());
             System.out.printf("source: QEMU %s, machine %s%n", m.source().qemuVersion(), m.source().machineType());
+            // Freed pages of a reporting guest read as zero; a stopped save sends every page whatever the hinting (FreePages).
+            System.out.printf("free pages: %s%n", FreePages.ofRecorded(m.source().vmConfig()).map(FreePages::describe)
+                    .orElse("unknown (no launch configuration recorded)"));
             System.out.println("RAM blocks:");
             for (Manifest.Block b : m.ramBlocks()) {
                 System.out.printf("  %-28s %10d KiB  %8d pages  page size %d%n", b.name(), b.usedByteSize() >> 10, b.pageCount(), b.pageByteSize());

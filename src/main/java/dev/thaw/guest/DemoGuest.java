@@ -2,6 +2,7 @@ package dev.thaw.guest;
 
 import dev.thaw.qemu.Accel;
 import dev.thaw.qemu.ConsoleLine;
+import dev.thaw.qemu.FreePages;
 import dev.thaw.qemu.Journal;
 import dev.thaw.qemu.QemuVersion;
 import dev.thaw.qemu.QemuVm;
@@ -72,9 +73,47 @@ public record DemoGuest(long memoryMiB, long totalMiB, long wsMiB, Layout layout
     }
 
     public VmConfig vmConfig(String name, GuestImage image, QemuVersion qemu, Accel accel) {
-        return new VmConfig(name, qemu.i440fxMachineType(), accel, memoryMiB, 1, image.kernel(), image.initrd(),
-                kernelCommandLine(), false, false, dev.thaw.qemu.QemuOption.VM_GENERATION_ID);
+        return vmConfig(name, image, qemu, accel, FreePages.NONE, 0);
     }
+
+    /**
+     * The guest with a balloon that handles freed memory as {@code freePages} says and, when {@code freeMiB > 0}, that first
+     * allocates, writes and frees that much memory (guest/src/freemem.c, at most what the guest has available) before wsbench
+     * starts: a guest that freed most of its memory. Not the default: with free-page reporting a mapped restore is refused
+     * ({@link dev.thaw.restore.MappedRestore}: QEMU 7.2 would punch the reported pages out of the RAM file).
+     */
+    public VmConfig vmConfig(String name, GuestImage image, QemuVersion qemu, Accel accel, FreePages freePages, long freeMiB) {
+        if (freeMiB < 0 || freeMiB > memoryMiB) {
+            throw new IllegalArgumentException("memory to free: expected 0 to " + memoryMiB + " MiB, actual " + freeMiB + " MiB");
+        }
+        List<String> args = new ArrayList<>(dev.thaw.qemu.QemuOption.VM_GENERATION_ID);
+        args.addAll(freePages.arguments());
+        return new VmConfig(name, qemu.i440fxMachineType(), accel, memoryMiB, 1, image.kernel(), image.initrd(),
+                kernelCommandLine() + (freeMiB > 0 ? " thaw.free_mib=" + freeMiB : ""), false, false, args);
+    }
+
+    /**
+     * Waits for freemem's report ("freemem touched M MiB in S s, freed") and returns M, the MiB it wrote and freed; fails if
+     * QEMU or the guest fails first.
+     */
+    public static long awaitFreed(QemuVm vm, Journal<ConsoleLine>.Cursor cursor, Duration timeout) {
+        try {
+            Optional<ConsoleLine> line = cursor.await(l -> l.text().startsWith("freemem ") || l.text().contains("Kernel panic")
+                    || l.text().contains("thaw-init warning: freemem"), timeout);
+            if (line.isEmpty()) {
+                throw new IllegalStateException(vm.name() + ": freemem did not report within " + timeout.toSeconds() + " s; "
+                        + vm.describeState() + lastConsoleLines(vm));
+            }
+            java.util.regex.Matcher m = FREED.matcher(line.get().text());
+            if (!m.find()) throw new IllegalStateException(vm.name() + ": freemem failed: " + line.get().text() + lastConsoleLines(vm));
+            return Long.parseLong(m.group(1));
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while waiting for freemem", e);
+        }
+    }
+
+    private static final java.util.regex.Pattern FREED = java.util.regex.Pattern.compile("^freemem touched (\\d+) MiB in [0-9.]+ s, freed");
 
     /** Waits until wsbench has filled its region ("wsbench ready"); fails if QEMU or the workload dies first. */
     public static ConsoleLine awaitReady(QemuVm vm, Journal<ConsoleLine>.Cursor cursor, Duration timeout) {

@@ -33,7 +33,7 @@ public final class QemuSampler implements AutoCloseable {
     private void loop() {
         while (!stop) {
             long pid = QemuVm.live(vmName).map(QemuVm::pid).orElse(-1L);
-            long bytes = pid < 0 ? 0 : rss(pid);
+            long bytes = pid < 0 ? 0 : residentBytes(pid);
             VcpuTime.Sample vcpu = pid < 0 ? new VcpuTime.Sample(0, 0, 0) : VcpuTime.sample(pid);
             synchronized (samples) {
                 samples.add(new long[] {System.nanoTime() - startNanos, bytes, vcpu.runNanos(), vcpu.waitedNanos()});
@@ -46,7 +46,8 @@ public final class QemuSampler implements AutoCloseable {
         }
     }
 
-    private static long rss(long pid) {
+    /** RssAnon + RssFile + RssShmem of process {@code pid}, in bytes; 0 if it has ended. */
+    public static long residentBytes(long pid) {
         try {
             long kib = 0;
             for (String line : Files.readAllLines(Path.of("/proc/" + pid + "/status"))) {

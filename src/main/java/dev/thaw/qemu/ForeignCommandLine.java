@@ -21,7 +21,8 @@ import java.util.regex.Pattern;
  * @param kernel         {@code -kernel}, resolved against QEMU's working directory
  * @param initrd         {@code -initrd}, likewise
  * @param kernelCommandLine {@code -append}, or empty
- * @param replayedArgs   the {@code -device} and {@code -netdev} options a restore repeats (checked by {@link QemuOption})
+ * @param replayedArgs   the {@code -device}, {@code -netdev} and {@code -object iothread} options a restore repeats (checked by
+ *                       {@link QemuOption})
  * @param serialPorts    how many {@code -serial} ports (a restore gives the guest two: its console and Thaw's agent port)
  */
 public record ForeignCommandLine(Accel accel, Path kernel, Path initrd, String kernelCommandLine, List<String> replayedArgs,
@@ -33,11 +34,10 @@ public record ForeignCommandLine(Accel accel, Path kernel, Path initrd, String k
     private static final Set<String> HOST_SIDE = Set.of("name", "pidfile", "chardev", "mon", "qmp", "qmp-pretty", "monitor", "incoming");
     /** Options Thaw understands and handles one by one below. */
     private static final Set<String> HANDLED = Set.of("machine", "M", "accel", "cpu", "smp", "m", "kernel", "initrd", "append", "serial",
-            "display", "vga", "drive", "blockdev", "device", "netdev");
+            "display", "vga", "drive", "blockdev", "device", "netdev", "object");
     /** Refused with a reason more useful than "unknown". */
     private static final Map<String, String> REFUSED = Map.of(
             "daemonize", "a daemonized QEMU has left its parent and its pipes; start it in the foreground (or under a supervisor)",
-            "object", "objects (memory backends, secrets, iothreads, rng sources) are not replayed yet",
             "global", "-global changes device defaults the restore would not repeat",
             "bios", "another firmware would have to be copied into the image; not replayed yet",
             "L", "another firmware directory would have to be copied into the image; not replayed yet");
@@ -147,6 +147,14 @@ public record ForeignCommandLine(Accel accel, Path kernel, Path initrd, String k
                     }
                 }
                 case "netdev" -> replayed.addAll(parseAllowed(at, arg, value).arguments());
+                case "object" -> {
+                    // An iothread (a balloon's free-page hinting runs in one) is replayed; any other object may be guest state.
+                    if (!value.startsWith("iothread,") && !value.equals("iothread")) {
+                        throw refused(at, where, "expected iothread,id=ID (other objects: memory backends, secrets, rng sources,"
+                                + " are not replayed yet), actual '" + value.split(",", 2)[0] + "'");
+                    }
+                    replayed.addAll(parseAllowed(at, arg, value).arguments());
+                }
                 default -> { } // host-side: not replayed
             }
         }

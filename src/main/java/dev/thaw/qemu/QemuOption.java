@@ -20,8 +20,8 @@ import java.util.regex.Pattern;
  * the guest's frames reach whatever listens on that socket, so where it may lie is checked against
  * the cluster's directory by {@link VmConfig#requireClusterSocketsIn} before QEMU starts.
  *
- * @param option     {@code -device} or {@code -netdev}
- * @param type       the device driver or netdev type
+ * @param option     {@code -device}, {@code -netdev} or {@code -object}
+ * @param type       the device driver, netdev type or object type
  * @param properties {@code key=value} pairs in their order
  */
 public record QemuOption(String option, String type, List<Property> properties) {
@@ -43,6 +43,7 @@ public record QemuOption(String option, String type, List<Property> properties) 
     private static final Pattern CLUSTER_SOCKET = Pattern.compile(
             "(?=.{1,107}$)/(?:(?!\\.\\.?/)[A-Za-z0-9._-]+/)+[A-Za-z0-9][A-Za-z0-9_-]{0,62}\\.sock");
     private static final Pattern LOOPBACK_FORWARD = Pattern.compile("(?:tcp|udp):127\\.0\\.0\\.1:\\d{1,5}-(?:10\\.0\\.2\\.\\d{1,3})?:\\d{1,5}");
+    private static final Pattern ON_OFF = Pattern.compile("on|off");
     // "auto" is QEMU's default: a random GUID each time QEMU starts.
     private static final Pattern GUID = Pattern.compile("auto|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}");
 
@@ -58,15 +59,20 @@ public record QemuOption(String option, String type, List<Property> properties) 
     static final Map<String, Map<String, Map<String, Pattern>>> ALLOWED = Map.of(
             "-device", Map.of(
                     "virtio-net-pci", Map.of("id", ID, "netdev", ID, "mac", MAC, "addr", PCI_ADDRESS),
-                    "virtio-balloon-pci", Map.of("id", ID, "addr", PCI_ADDRESS),
+                    // With free-page reporting and hinting (FreePages); hinting runs in an -object iothread.
+                    "virtio-balloon-pci", Map.of("id", ID, "addr", PCI_ADDRESS, "free-page-reporting", ON_OFF,
+                            "free-page-hint", ON_OFF, "iothread", ID),
                     // Not a PCI device: no address.
                     "vmgenid", Map.of("id", ID, "guid", GUID)),
+            // An iothread, for the balloon's free-page hinting: a host thread, nothing in the guest's state.
+            "-object", Map.of("iothread", Map.of("id", ID)),
             "-netdev", Map.of("user", Map.of("id", ID, "hostfwd", LOOPBACK_FORWARD),
                     "stream", Map.of("id", ID, "server", Pattern.compile("off"), "addr.type", Pattern.compile("unix"),
                             "addr.path", CLUSTER_SOCKET)));
     private static final Set<String> REPEATABLE = Set.of("hostfwd");
     // Without server=off QEMU would listen (creating a socket file at the path); without the path it would not connect at all.
-    private static final Map<String, Set<String>> REQUIRED = Map.of("stream", Set.of("id", "server", "addr.type", "addr.path"));
+    private static final Map<String, Set<String>> REQUIRED = Map.of("stream", Set.of("id", "server", "addr.type", "addr.path"),
+            "iothread", Set.of("id"));
 
     /** The socket a stream netdev connects to, if this is one. */
     public java.util.Optional<java.nio.file.Path> clusterSocket() {

@@ -118,7 +118,7 @@ public final class MappedRestore {
             throw new RestoreException("mapped restore: RAM file " + ramFile + ": expected " + ram.usedByteSize() + " bytes (block "
                     + RAM_BLOCK + "), actual " + fileBytes, null);
         }
-        Optional<String> unmappable = whyNotMappable(ramFile);
+        Optional<String> unmappable = whyNotMappable(image, ramFile);
         if (unmappable.isPresent()) throw new RestoreException("mapped restore: " + unmappable.get(), null);
         VmConfig config = IncomingQemu.config(image, options.vmName(), options.identity());
         QemuVm vm = QemuVm.launch(config, List.of(
@@ -160,6 +160,19 @@ public final class MappedRestore {
      * read-only file system, or one this user cannot write, does not map although nothing would be written to it. Checked
      * as QEMU does it: an open for reading and writing (which writes nothing).
      */
+    static Optional<String> whyNotMappable(CheckpointImage image, Path ramFile) {
+        if (dev.thaw.qemu.FreePages.ofRecorded(image.manifest().source().vmConfig()).filter(dev.thaw.qemu.FreePages::reporting).isPresent()) {
+            // QEMU 7.2 discards a reported range of a file-backed RAM block by punching a hole in the file
+            // (softmmu/physmem.c, ram_block_discard_range: fallocate PUNCH_HOLE whenever the block has a file), share=off
+            // or not: the restored guest's freed pages would become zeros in the RAM file, for every later restore and under
+            // the mapped restores running at once.
+            return Optional.of("the saved guest has a balloon with free-page-reporting=on, and QEMU 7.2 discards the pages it"
+                    + " reports free by punching holes in a mapped RAM file (its contents for every later restore): restore with"
+                    + " --mode ws, lazy or eager");
+        }
+        return whyNotMappable(ramFile);
+    }
+
     static Optional<String> whyNotMappable(Path ramFile) {
         try (FileChannel ignored = FileChannel.open(ramFile, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
             return Optional.empty();

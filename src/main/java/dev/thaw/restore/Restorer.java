@@ -59,14 +59,15 @@ public final class Restorer {
      * The mode to use when none is asked for. mapped when the image has its RAM file: on this host its median TTR was sooner
      * than the ws restore's in 4 of the 5 configurations measured (512 MiB warm and cold, 1 GiB contiguous cold, 4 GiB scattered
      * cold; not 1 GiB scattered cold, where both were within noise), and it reads the least from the disk (docs/benchmarks.md,
-     * seventh session), unless QEMU cannot map it (on a read-only file system: {@link MappedRestore#whyNotMappable}, said in
+     * seventh session), unless QEMU cannot map it (on a read-only file system, or a guest with free-page reporting:
+     * {@link MappedRestore#whyNotMappable}, said in
      * the reason); else ws when the image has a working set or a restore left a trace; else lazy.
      */
     public static AutoMode defaultMode(CheckpointImage image) {
         Optional<Path> ramFile = RamFiles.existing(image);
         String unmapped = "";
         if (ramFile.isPresent()) {
-            Optional<String> why = MappedRestore.whyNotMappable(ramFile.get());
+            Optional<String> why = MappedRestore.whyNotMappable(image, ramFile.get());
             if (why.isEmpty()) {
                 return new AutoMode(Mode.MAPPED, "the image has its RAM file (" + RamFiles.directoryFor(image.directory()) + ")");
             }

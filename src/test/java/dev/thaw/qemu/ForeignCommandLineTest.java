@@ -25,7 +25,8 @@ class ForeignCommandLineTest {
     void replaysDevicesAndResolvesFilesAgainstQemusWorkingDirectory() {
         ForeignCommandLine c = ForeignCommandLine.parse(line("-blockdev", "driver=raw,node-name=d1,read-only=on,file.driver=file,file.filename=/x.img",
                 "-device", "virtio-blk-pci,drive=d1,id=vd1", "-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0,addr=05",
-                "-device", "vmgenid,guid=aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee", "--enable-kvm"), CWD);
+                "-device", "vmgenid,guid=aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee", "-object", "iothread,id=io0",
+                "-device", "virtio-balloon-pci,addr=06,free-page-reporting=on,free-page-hint=on,iothread=io0", "--enable-kvm"), CWD);
         assertThat(c.kernel()).isEqualTo(Path.of("/srv/vm/vmlinuz"));
         assertThat(c.initrd()).isEqualTo(Path.of("/boot/initrd.img"));
         assertThat(c.kernelCommandLine()).isEqualTo("console=ttyS0");
@@ -34,7 +35,10 @@ class ForeignCommandLineTest {
         // Disks come from QMP; only the allowlisted devices are replayed as arguments.
         // vmgenid is no PCI device: no address to repeat (a restore replaces its GUID: RestoreIdentity).
         assertThat(c.replayedArgs()).containsExactly("-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0,addr=05",
-                "-device", "vmgenid,guid=aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee");
+                "-device", "vmgenid,guid=aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee", "-object", "iothread,id=io0",
+                "-device", "virtio-balloon-pci,addr=06,free-page-reporting=on,free-page-hint=on,iothread=io0");
+        // What the image records, and inspect reports.
+        assertThat(FreePages.of(QemuOption.parse(c.replayedArgs()))).isEqualTo(FreePages.REPORTING_AND_HINT);
     }
 
     @Test
@@ -51,6 +55,7 @@ class ForeignCommandLineTest {
                 new Case(line("-cpu", "host"), "-cpu host"),
                 new Case(line("-rtc", "base=utc"), "-rtc"),
                 new Case(line("-object", "memory-backend-file,id=m,mem-path=/dev/shm/x,size=1G,share=on"), "-object"),
+                new Case(line("-object", "iothread,id=io0,poll-max-ns=0"), "-object iothread,id=io0,poll-max-ns=0"),
                 new Case(line("/var/disk.img"), "/var/disk.img"));
         for (Case c : cases) {
             assertThatThrownBy(() -> ForeignCommandLine.parse(c.argv(), CWD)).as(c.named()).isInstanceOf(QemuOption.RefusedException.class)

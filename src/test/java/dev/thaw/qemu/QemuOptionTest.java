@@ -43,8 +43,8 @@ class QemuOptionTest {
 
     @Test
     void refusesOptionsOffTheListNamingThem() {
-        assertRefused(List.of("-D", "/etc/passwd"), "argument 1 (-D): expected one of [-device, -netdev]", "actual '-D'");
-        assertRefused(List.of("-drive", "file=/dev/sda,format=raw"), "expected one of [-device, -netdev]", "actual '-drive'");
+        assertRefused(List.of("-D", "/etc/passwd"), "argument 1 (-D): expected one of [-device, -netdev, -object]", "actual '-D'");
+        assertRefused(List.of("-drive", "file=/dev/sda,format=raw"), "expected one of [-device, -netdev, -object]", "actual '-drive'");
         assertRefused(List.of("--drive", "file=/dev/sda"), "actual '--drive'");
         assertRefused(List.of("-device", "virtio-balloon-pci", "-chardev", "file,id=c,path=/etc/cron.d/x"),
                 "argument 3 (-chardev)", "actual '-chardev'");
@@ -120,7 +120,7 @@ class QemuOptionTest {
     void aManifestsConfigurationIsCheckedWhenRead() throws IOException {
         String json = JSON.writeValueAsString(config(List.of())).replace("\"extraArgs\":[]", "\"extraArgs\":[\"-D\",\"/etc/passwd\"]");
         assertThat(json).contains("/etc/passwd");
-        assertThatThrownBy(() -> JSON.readValue(json, VmConfig.class)).hasMessageContaining("expected one of [-device, -netdev]")
+        assertThatThrownBy(() -> JSON.readValue(json, VmConfig.class)).hasMessageContaining("expected one of [-device, -netdev, -object]")
                 .hasMessageContaining("actual '-D'");
         String machine = JSON.writeValueAsString(config(List.of())).replace("pc-i440fx-7.2", "pc-i440fx-7.2,dump-guest-core=on");
         assertThatThrownBy(() -> JSON.readValue(machine, VmConfig.class)).hasMessageContaining("expected a versioned type");
