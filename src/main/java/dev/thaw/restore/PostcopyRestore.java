@@ -68,10 +68,11 @@ import org.slf4j.LoggerFactory;
  */
 public final class PostcopyRestore {
     /**
-     * Whether demand raises the background's idle threads ({@link DemandBoost}); {@code -Dthaw.noDemandBoost=true} turns it off,
-     * for measuring it (docs/benchmarks.md, twelfth session).
+     * Whether demand raises the background's idle threads ({@link DemandBoost}): a trial, off unless {@code -Dthaw.demandBoost=true}.
+     * Demand was served sooner with it, but a lazy restore took 2.5x the faults and was responsive later (docs/benchmarks.md,
+     * twelfth session). The starvation guard runs either way.
      */
-    static final boolean DEMAND_BOOST = !Boolean.getBoolean("thaw.noDemandBoost");
+    static final boolean DEMAND_BOOST = Boolean.getBoolean("thaw.demandBoost");
 
     private static final Logger log = LoggerFactory.getLogger(PostcopyRestore.class);
     private static final int PAGE = Wire.TARGET_PAGE_BYTES;
