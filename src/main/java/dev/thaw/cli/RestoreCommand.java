@@ -113,9 +113,7 @@ final class RestoreCommand implements Callable<Integer> {
         WorkingSetChoice choice = new WorkingSetChoice(WorkingSetChoice.Source.parse(wsSource),
                 wsPages == null ? java.util.OptionalInt.empty() : java.util.OptionalInt.of(wsPages),
                 wsFraction == null ? java.util.OptionalDouble.empty() : java.util.OptionalDouble.of(wsFraction));
-        if (clones < 1 || clones > dev.thaw.restore.Clones.MAX_COUNT) {
-            throw new IllegalArgumentException("--clones: expected 1 to " + dev.thaw.restore.Clones.MAX_COUNT + ", actual " + clones);
-        }
+        dev.thaw.restore.Clones.requireCount(clones);
         if (clones > 1 && resume != null) {
             throw new IllegalArgumentException("--resume with --clones " + clones + ": expected one restore to resume, actual " + clones
                     + " new ones asked for");
@@ -134,11 +132,8 @@ final class RestoreCommand implements Callable<Integer> {
             Restorer.Mode chosen = o.mode();
             try (QemuVm vm = o.vm()) {
                 RestoreReport report = report(img, o, vm);
-                progress.done(String.format("%s restore%s: guest running after %.2f s, restore completed after %.2f s%s", chosen.label(),
-                        paused.isPresent() ? " (resumed; times from the resume)" : "",
-                        report.runningSeconds(), report.completedSeconds(), report.demandFaults() == null ? ""
-                                : String.format(" (%d pages prefetched, %d demand faults, %d background pages; vCPU stalled %d ms)",
-                                report.prefetchedPages(), report.demandFaults(), report.backgroundPages(), report.vcpuBlockedMillis())));
+                progress.done(chosen.label() + " restore" + (paused.isPresent() ? " (resumed; times from the resume)" : "") + ": "
+                        + times(report));
                 o.postcopy().flatMap(PostcopyRestore.Result::collapse).ifPresent(c -> status.printf("huge pages: %d of %d 2 MiB ranges"
                                 + " collapsed in %.2f s (%d MiB -> %d MiB in huge pages; failures by errno: %s)%n", c.collapsedCount(),
                         c.rangeCount(), c.durationNanos() / 1e9, c.anonHugeBytesBefore() >> 20, c.anonHugeBytesAfter() >> 20, c.errors()));
@@ -185,10 +180,7 @@ final class RestoreCommand implements Callable<Integer> {
                     List<String> forwards = c.forwards().stream().map(Object::toString).toList();
                     reports.add(new CloneReport(c.name(), r, c.vmGenerationId().orElse(null),
                             c.nics().stream().map(dev.thaw.restore.Clones.Nic::guestMac).toList(), c.commandLineMacs(), forwards));
-                    progress.done(String.format("%s: %s restore: guest running after %.2f s, restore completed after %.2f s%s", c.name(),
-                            chosen.label(), r.runningSeconds(), r.completedSeconds(), r.demandFaults() == null ? ""
-                                    : String.format(" (%d pages prefetched, %d demand faults, %d background pages)", r.prefetchedPages(),
-                                    r.demandFaults(), r.backgroundPages())));
+                    progress.done(c.name() + ": " + chosen.label() + " restore: " + times(r));
                     status.println("  VM generation ID: " + c.vmGenerationId().orElse("none (the image's guest has no vmgenid device)"));
                     for (dev.thaw.restore.Clones.Nic n : c.nics()) status.println("  NIC " + n.name() + ": MAC " + n.guestMac() + " (as saved)");
                     if (!c.commandLineMacs().isEmpty()) status.println("  MAC after a NIC reset: " + String.join(", ", c.commandLineMacs()));
@@ -259,6 +251,13 @@ final class RestoreCommand implements Callable<Integer> {
                 percentileMicros(queue, 0.99), r == null ? null : r.vcpuBlockedMillis(), o.trace().map(Path::toString).orElse(null),
                 vm.extraQmpSocket().toString(), r == null ? null : r.collapse().orElse(null), o.prefetchSizing().orElse(null),
                 vm.config().disks().stream().map(d -> d.file().toString()).toList());
+    }
+
+    /** When the guest ran and the restore completed, and for lazy and ws what the pages cost. */
+    private static String times(RestoreReport r) {
+        return String.format("guest running after %.2f s, restore completed after %.2f s%s", r.runningSeconds(), r.completedSeconds(),
+                r.demandFaults() == null ? "" : String.format(" (%d pages prefetched, %d demand faults, %d background pages; vCPU stalled %d ms)",
+                        r.prefetchedPages(), r.demandFaults(), r.backgroundPages(), r.vcpuBlockedMillis()));
     }
 
     static Double percentileMicros(long[] sortedNanos, double q) {

@@ -97,40 +97,41 @@ public record DemoGuest(long memoryMiB, long totalMiB, long wsMiB, Layout layout
      * QEMU or the guest fails first.
      */
     public static long awaitFreed(QemuVm vm, Journal<ConsoleLine>.Cursor cursor, Duration timeout) {
-        try {
-            Optional<ConsoleLine> line = cursor.await(l -> l.text().startsWith("freemem ") || l.text().contains("Kernel panic")
-                    || l.text().contains("thaw-init warning: freemem"), timeout);
-            if (line.isEmpty()) {
-                throw new IllegalStateException(vm.name() + ": freemem did not report within " + timeout.toSeconds() + " s; "
-                        + vm.describeState() + lastConsoleLines(vm));
-            }
-            java.util.regex.Matcher m = FREED.matcher(line.get().text());
-            if (!m.find()) throw new IllegalStateException(vm.name() + ": freemem failed: " + line.get().text() + lastConsoleLines(vm));
-            return Long.parseLong(m.group(1));
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IllegalStateException("interrupted while waiting for freemem", e);
-        }
+        ConsoleLine line = awaitLine(vm, cursor, l -> l.startsWith("freemem ") || l.contains("thaw-init warning: freemem"), timeout,
+                "freemem did not report", "freemem");
+        java.util.regex.Matcher m = FREED.matcher(line.text());
+        if (!m.find()) throw new IllegalStateException(vm.name() + ": freemem failed: " + line.text() + lastConsoleLines(vm));
+        return Long.parseLong(m.group(1));
     }
 
     private static final java.util.regex.Pattern FREED = java.util.regex.Pattern.compile("^freemem touched (\\d+) MiB in [0-9.]+ s, freed");
 
     /** Waits until wsbench has filled its region ("wsbench ready"); fails if QEMU or the workload dies first. */
     public static ConsoleLine awaitReady(QemuVm vm, Journal<ConsoleLine>.Cursor cursor, Duration timeout) {
+        ConsoleLine line = awaitLine(vm, cursor, l -> l.contains("wsbench ready") || l.contains("wsbench error"), timeout,
+                "wsbench not ready", "wsbench");
+        if (!line.text().contains("wsbench ready")) {
+            throw new IllegalStateException(vm.name() + ": the guest failed: " + line.text() + lastConsoleLines(vm));
+        }
+        return line;
+    }
+
+    /**
+     * The first console line {@code wanted} accepts, or a kernel panic's; fails naming {@code missing} and QEMU's state when none
+     * comes within {@code timeout}.
+     */
+    private static ConsoleLine awaitLine(QemuVm vm, Journal<ConsoleLine>.Cursor cursor, java.util.function.Predicate<String> wanted,
+                                         Duration timeout, String missing, String what) {
         try {
-            Optional<ConsoleLine> line = cursor.await(l -> l.text().contains("wsbench ready") || l.text().contains("wsbench error")
-                    || l.text().contains("Kernel panic"), timeout);
+            Optional<ConsoleLine> line = cursor.await(l -> wanted.test(l.text()) || l.text().contains("Kernel panic"), timeout);
             if (line.isEmpty()) {
-                throw new IllegalStateException(vm.name() + ": wsbench not ready within " + timeout.toSeconds() + " s; "
+                throw new IllegalStateException(vm.name() + ": " + missing + " within " + timeout.toSeconds() + " s; "
                         + vm.describeState() + lastConsoleLines(vm));
-            }
-            if (!line.get().text().contains("wsbench ready")) {
-                throw new IllegalStateException(vm.name() + ": the guest failed: " + line.get().text() + lastConsoleLines(vm));
             }
             return line.get();
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
-            throw new IllegalStateException("interrupted while waiting for wsbench", e);
+            throw new IllegalStateException("interrupted while waiting for " + what, e);
         }
     }
 

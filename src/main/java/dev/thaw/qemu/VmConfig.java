@@ -85,6 +85,11 @@ public record VmConfig(String name, String machineType, Accel accel, long memory
     static final long MAX_MEMORY_MIB = 1L << 20;
     static final int MAX_CPU_COUNT = 255;
     private static final Pattern NAME = Pattern.compile("[A-Za-z0-9._-]{1,64}");
+
+    /** Whether {@code name} is a VM name Thaw accepts: 1-64 of [A-Za-z0-9._-]. */
+    public static boolean isValidName(String name) {
+        return name != null && NAME.matcher(name).matches();
+    }
     private static final com.fasterxml.jackson.databind.ObjectMapper FILE_JSON =
             new com.fasterxml.jackson.databind.ObjectMapper().findAndRegisterModules();
 
@@ -101,7 +106,7 @@ public record VmConfig(String name, String machineType, Accel accel, long memory
                         + file + "'");
             }
         }
-        if (name == null || !NAME.matcher(name).matches()) {
+        if (!isValidName(name)) {
             throw new IllegalArgumentException("VM name: expected 1-64 of [A-Za-z0-9._-], actual '" + name + "'");
         }
         if (machineType == null || !VERSIONED_MACHINE.matcher(machineType).matches()) {

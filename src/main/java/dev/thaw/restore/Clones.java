@@ -46,15 +46,20 @@ public final class Clones {
 
     private Clones() {}
 
-    /** The clones' names: {@code NAME-1} to {@code NAME-N}, checked as every VM name is. */
-    public static List<String> names(String baseName, int count) {
+    /** Refuses a clone count outside 1..{@link #MAX_COUNT}. */
+    public static void requireCount(int count) {
         if (count < 1 || count > MAX_COUNT) {
             throw new IllegalArgumentException("--clones: expected 1 to " + MAX_COUNT + ", actual " + count);
         }
+    }
+
+    /** The clones' names: {@code NAME-1} to {@code NAME-N}, checked as every VM name is. */
+    public static List<String> names(String baseName, int count) {
+        requireCount(count);
         List<String> names = new ArrayList<>();
         for (int i = 1; i <= count; i++) names.add(baseName + "-" + i);
         String longest = names.getLast();
-        if (!longest.matches("[A-Za-z0-9._-]{1,64}")) {
+        if (!VmConfig.isValidName(longest)) {
             throw new IllegalArgumentException("--name with --clones " + count + ": expected names NAME-1..NAME-" + count + " of 1-64 of"
                     + " [A-Za-z0-9._-], actual '" + longest + "'");
         }
@@ -104,7 +109,7 @@ public final class Clones {
         List<String> names = names(baseName, count);
         String imageId = image.manifest().imageId();
         int hostCpus = Runtime.getRuntime().availableProcessors();
-        int vcpus = IncomingQemu.savedConfig(image).cpuCount();
+        int vcpus = IncomingQemu.savedCpuCount(image);
         ThreadPriority.Policy priority = backgroundPriority(count, vcpus, hostCpus);
         if (priority == ThreadPriority.Policy.NORMAL && mode != Restorer.Mode.EAGER && mode != Restorer.Mode.MAPPED) {
             progress.accept(count + " clones of " + vcpus + " vCPU" + (vcpus == 1 ? "" : "s") + " on " + hostCpus

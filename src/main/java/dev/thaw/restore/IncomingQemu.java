@@ -50,6 +50,16 @@ public final class IncomingQemu {
     }
 
     /**
+     * The saved guest's vCPUs, from the recorded configuration alone: what a restore decides on before it launches QEMU, without
+     * {@link #savedConfig}'s checks (a SHA-256 of each guest file the image carries), which the launch runs and which refuse
+     * a bad configuration there.
+     */
+    public static int savedCpuCount(CheckpointImage image) {
+        JsonNode node = image.manifest().source().vmConfig();
+        return node == null ? 1 : Math.max(1, node.path("cpuCount").asInt(1));
+    }
+
+    /**
      * The image's saved configuration as a migration destination ({@code -incoming defer}) called {@code vmName}, as
      * {@code identity} rewrites it (its VM generation ID; a clone's ports and MACs), on fresh overlays of the image's disks
      * ({@link RestoreDisks}: each base checked against its identity first).

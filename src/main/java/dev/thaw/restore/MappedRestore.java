@@ -154,12 +154,7 @@ public final class MappedRestore {
         }
     }
 
-    /**
-     * Why QEMU could not map {@code ramFile}, if it could not: QEMU 7.2 opens a {@code memory-backend-file} read-write even to
-     * map it privately ({@code readonly=on} maps it read-only, and the guest could not write its RAM), so a RAM file on a
-     * read-only file system, or one this user cannot write, does not map although nothing would be written to it. Checked
-     * as QEMU does it: an open for reading and writing (which writes nothing).
-     */
+    /** Why the image's RAM file must not be mapped for this image's guest, or why QEMU could not map it ({@link #whyNotMappable(Path)}). */
     static Optional<String> whyNotMappable(CheckpointImage image, Path ramFile) {
         if (dev.thaw.qemu.FreePages.ofRecorded(image.manifest().source().vmConfig()).filter(dev.thaw.qemu.FreePages::reporting).isPresent()) {
             // QEMU 7.2 discards a reported range of a file-backed RAM block by punching a hole in the file
@@ -173,6 +168,12 @@ public final class MappedRestore {
         return whyNotMappable(ramFile);
     }
 
+    /**
+     * Why QEMU could not map {@code ramFile}, if it could not: QEMU 7.2 opens a {@code memory-backend-file} read-write even to
+     * map it privately ({@code readonly=on} maps it read-only, and the guest could not write its RAM), so a RAM file on a
+     * read-only file system, or one this user cannot write, does not map although nothing would be written to it. Checked
+     * as QEMU does it: an open for reading and writing (which writes nothing).
+     */
     static Optional<String> whyNotMappable(Path ramFile) {
         try (FileChannel ignored = FileChannel.open(ramFile, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
             return Optional.empty();

@@ -178,7 +178,7 @@ public final class Restorer {
         }
         // SCHED_IDLE background takes only CPU that no vCPU wants: a guest with a vCPU for every host CPU would starve it while it
         // computes, so such a guest's background runs at normal priority (Clones.backgroundPriority); tune may say otherwise.
-        ThreadPriority.Policy priority = Clones.backgroundPriority(1, IncomingQemu.savedConfig(image).cpuCount(),
+        ThreadPriority.Policy priority = Clones.backgroundPriority(1, IncomingQemu.savedCpuCount(image),
                 Runtime.getRuntime().availableProcessors());
         PostcopyRestore.Options options = tune.apply((mode == Mode.WS ? PostcopyRestore.Options.ws(vmName, ws, rest)
                 : PostcopyRestore.Options.lazy(vmName)).withIdentity(identity).withBackgroundPriority(priority));
