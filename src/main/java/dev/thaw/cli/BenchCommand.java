@@ -114,7 +114,23 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--quick", description = "A quick comparison of every restore method: 1 GiB, W=64 MiB, 2 repetitions, --modes.")
     boolean quick;
 
-    private CacheState cache() {
+    @Option(names = "--total-mib", description = "wsbench: its region T in MiB, for every size (default: the guest's RAM - 384).")
+    Long totalMiB;
+
+    @Option(names = "--check-memory", description = "--modes, wsbench: checksum the part of wsbench's region it never writes after its"
+            + " fill before each save and in every restored guest (after its observation); a restore that lost memory shows as DIFFERENT"
+            + " and the command fails.")
+    boolean checkMemory;
+
+    @Option(names = "--close-runs", defaultValue = "1", description = "--modes: runs of ws (trace) and of each baseline whose first stall"
+            + " TTR came within 0.15 s of ws's (or beat it), interleaved after each repetition's pass (default ${DEFAULT-VALUE}: none"
+            + " again; the demo runs 3).")
+    int closeRuns;
+
+    @picocli.CommandLine.Mixin
+    PostcopyTuning tuning;
+
+    CacheState cache() {
         if (cold && evict) throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--cold and --evict: expected one of them, actual both");
         return cold ? CacheState.COLD : evict ? CacheState.EVICTED : CacheState.WARM;
     }
@@ -134,6 +150,21 @@ final class BenchCommand implements Callable<Integer> {
                     "--observe-seconds: expected at least 1 (TTR's window), actual " + observeSeconds);
         }
         Duration observe = Duration.ofSeconds(observeSeconds);
+        tuning.validate();
+        try {
+            SaveRestoreBenchmark.requireCloseRuns(closeRuns);
+        } catch (IllegalArgumentException e) {
+            throw new picocli.CommandLine.ParameterException(spec.commandLine(), e.getMessage());
+        }
+        if ((checkMemory || closeRuns > 1) && !modes) {
+            throw new picocli.CommandLine.ParameterException(spec.commandLine(),
+                    "--check-memory and --close-runs: expected --modes (every chosen method observed), actual the eager pair only");
+        }
+        if (checkMemory && !"wsbench".equals(app)) {
+            throw new picocli.CommandLine.ParameterException(spec.commandLine(),
+                    "--check-memory: expected --app wsbench (the memory it checks is wsbench's), actual --app " + app);
+        }
+        SaveRestoreBenchmark.Checks checks = new SaveRestoreBenchmark.Checks(checkMemory, closeRuns, null, tuning::applyTo);
         if (!"wsbench".equals(app) && !layouts.equals(List.of(DemoGuest.Layout.CONTIGUOUS))) {
             throw new picocli.CommandLine.ParameterException(spec.commandLine(),
                     "--layout: expected only contiguous with --app " + app + " (the layout is wsbench's), actual " + layouts.stream().map(DemoGuest.Layout::key).toList());
@@ -158,7 +189,7 @@ final class BenchCommand implements Callable<Integer> {
                     out.printf("%s guest %d MiB RAM, T=%d MiB, W=%d MiB%s, %d repetitions%s ...%n", guest.label(), size, guest.totalMiB(),
                             guest.wsMiB(), guest.layout() == null ? "" : " " + guest.layout(), repeat, cache() == CacheState.WARM ? "" : ", " + cache().label());
                     reports.add(SaveRestoreBenchmark.run(new SaveRestoreBenchmark.Config(guest, repeat, cache(), dir, modes,
-                                    Duration.ofSeconds(traceSeconds), Duration.ofSeconds(liveSeconds), chosenMethods, observe), host.guest().orElseThrow(),
+                                    Duration.ofSeconds(traceSeconds), Duration.ofSeconds(liveSeconds), chosenMethods, observe, checks), host.guest().orElseThrow(),
                             host.qemuVersion().orElseThrow(), host.accel(), out));
                 }
             }
@@ -167,10 +198,10 @@ final class BenchCommand implements Callable<Integer> {
         if (json != null) {
             writeJson(java.util.Map.of("reports", reports));
         }
-        return 0;
+        return checkMemory && !SaveRestoreTables.memoryIntact(reports) ? 1 : 0;
     }
 
-    private Set<RestoreMethod> methods() {
+    Set<RestoreMethod> methods() {
         if (methods == null || methods.isEmpty()) return RestoreMethod.defaults();
         Set<RestoreMethod> chosen = EnumSet.noneOf(RestoreMethod.class);
         try {
@@ -197,7 +228,7 @@ final class BenchCommand implements Callable<Integer> {
 
     private Workload workload(long sizeMiB, long wsMiB, DemoGuest.Layout layout) {
         return switch (app) {
-            case "wsbench" -> new Workload.Wsbench(new DemoGuest(sizeMiB, sizeMiB - 384, wsMiB, layout));
+            case "wsbench" -> new Workload.Wsbench(new DemoGuest(sizeMiB, totalMiB != null ? totalMiB : sizeMiB - 384, wsMiB, layout));
             case "redis" -> new Workload.Redis(RedisGuest.of(sizeMiB, datasetMiB != null ? datasetMiB : sizeMiB * 3 / 8, wsMiB));
             default -> throw new picocli.CommandLine.ParameterException(spec.commandLine(),
                     "--app: expected wsbench or redis, actual '" + app + "'");

@@ -5,10 +5,11 @@ import dev.thaw.guest.GuestImage;
 import dev.thaw.host.HostDoctor;
 import dev.thaw.image.Manifest;
 import dev.thaw.measure.Demo;
+import dev.thaw.measure.CacheState;
 import dev.thaw.measure.DemoVerdict;
+import dev.thaw.measure.SaveRestoreBenchmark;
 import dev.thaw.qemu.Accel;
 import dev.thaw.qemu.QemuVersion;
-import dev.thaw.save.Saver;
 import dev.thaw.util.FileTrees;
 import dev.thaw.util.ThawPaths;
 import java.io.PrintStream;
@@ -26,7 +27,8 @@ import picocli.CommandLine.Option;
                 "Boots the demo guest, measures it, saves it into an image (and QEMU's own ways), restores it every",
                 "way: QEMU eager, QEMU loadvm, a mapped RAM file, Thaw eager, lazy, ws and mapped (the same RAM file with",
                 "Thaw's working set read into the page cache first); ends with the comparison. The image and its RAM file stay.",
-                "Installs what the host lacks first (see 'thaw doctor')."})
+                "A preset of 'thaw bench' (one repetition, these methods, memory checked, close calls run again): it prints the",
+                "bench command that measures the same. Installs what the host lacks first (see 'thaw doctor')."})
 final class DemoCommand implements Callable<Integer> {
     @Mixin
     GuestShape shape;
@@ -53,17 +55,22 @@ final class DemoCommand implements Callable<Integer> {
     @Option(names = "--json", description = "Print one JSON object summarizing what the demo did and measured.")
     boolean json;
 
-    /** What {@code --json} prints. Boot times are milliseconds from QEMU's launch. */
+    /**
+     * What {@code --json} prints.
+     *
+     * @param bench the bench's report of the run (the demo is its preset: {@code benchEquivalent} measures the same)
+     */
     record DemoReport(String qemuVersion, String accel, String accelReason, String guestKey, String guestKernel,
-                      long memoryMiB, long totalMiB, long wsMiB, String layout, boolean coldImage,
-                      long initUpMillis, long wsbenchReadyMillis, double opsPerSecondBefore,
-                      String imageDir, double saveSeconds, long streamBytes, long imageBytes, Manifest.Stats imageStats,
-                      String memsumBefore, List<Demo.ModeResult> modes, List<Demo.ModeResult> repeats, String verdict, double totalSeconds) {}
+                      long memoryMiB, long totalMiB, long wsMiB, String layout, String cache, long wsbenchReadyMillis,
+                      double opsPerSecondBefore, String imageDir, double saveSeconds, long streamBytes, long imageBytes,
+                      Manifest.Stats imageStats, String memsumBefore, List<Demo.ModeResult> modes, List<Demo.ModeResult> repeats,
+                      List<SaveRestoreBenchmark.Failure> failures, String verdict, String benchEquivalent, double totalSeconds,
+                      SaveRestoreBenchmark.Report bench) {}
 
     @Override
     public Integer call() throws Exception {
         tuning.validate();
-        Demo.requireCloseRuns(closeRuns);
+        SaveRestoreBenchmark.requireCloseRuns(closeRuns);
         long started = System.nanoTime();
         PrintStream out = json ? System.err : System.out;
         DemoGuest guest = shape.toGuest();
@@ -73,30 +80,37 @@ final class DemoCommand implements Callable<Integer> {
         Accel accel = host.accel();
         String accelReason = host.kvm().map(v -> v.reason()).orElse("");
         GuestImage image = host.guest().orElseThrow();
+        Path target = imageDir != null ? imageDir : ThawPaths.cacheDir().resolve("demo/image");
+        if (imageDir == null) FileTrees.deleteQuietly(target); // the demo's own scratch image from an earlier run
+        Duration measure = Duration.ofSeconds(seconds);
+        Demo.Config config = new Demo.Config(guest, measure, target, tuning::applyTo, warm ? CacheState.WARM : CacheState.EVICTED, closeRuns);
         out.printf("host: QEMU %s, accelerator %s (%s)%n", qemu, accel.qemuName(), accelReason);
         out.printf("guest: %s, kernel %s, RAM %d MiB, wsbench T=%d MiB W=%d MiB %s%n", image.key(), image.kernelRelease(),
                 guest.memoryMiB(), guest.totalMiB(), guest.wsMiB(), guest.layout().key());
         out.println(warm ? "restores: from the page cache (--warm: the saved files as the save left them cached)"
                 : "restores: each from saved files out of the page cache (evicted before it; QEMU and the guest kernel stay cached)");
-        Path target = imageDir != null ? imageDir : ThawPaths.cacheDir().resolve("demo/image");
-        if (imageDir == null) FileTrees.deleteQuietly(target); // the demo's own scratch image from an earlier run
+        out.println("the same measurement as: " + config.benchEquivalent());
 
-        Progress progress = new Progress(out);
-        Duration measure = Duration.ofSeconds(seconds);
-        Demo.Result r = Demo.run(new Demo.Config(guest, measure, target, tuning::applyTo, !warm, closeRuns),
-                image, qemu, accel, progress);
+        Demo.Result r = Demo.run(config, image, qemu, accel, out);
 
         out.println();
+        SaveRestoreBenchmark.Sample sample = r.sample();
+        out.printf("saved in %.2f s (workload running): %d MiB stream -> %d MiB image (%d pages: %d zero, %d stored, %d duplicate)%n",
+                sample.saves().thawSaveSeconds(), sample.saves().streamBytes() >> 20, r.image().imageFileBytes() >> 20,
+                r.image().pageCount(), r.image().zeroPageCount(), r.image().storedPageCount(), r.image().duplicatePageCount());
+        out.printf("wsbench before the save: %s ops/s; memsum of the %d MiB it never writes after its fill: %s%n",
+                Demo.human(sample.opsPerSecondBefore()), guest.totalMiB() - guest.wsMiB(), sample.memsumBefore());
         out.print(Demo.table(r.all(), measure));
+        for (SaveRestoreBenchmark.Failure f : r.failures()) out.printf("FAILED: %s: %s%n", f.method().shortName(), f.error());
         double total = (System.nanoTime() - started) / 1e9;
         out.printf("%ndemo took %.1f s; image kept in %s%n", total, target);
         if (json) {
-            Saver.Result saved = r.saved();
             System.out.println(Json.write(new DemoReport(qemu.text(), accel.qemuName(), accelReason, image.key(), image.kernelPackage(),
-                    guest.memoryMiB(), guest.totalMiB(), guest.wsMiB(), guest.layout().key(), !warm, r.initUpMillis(), r.wsbenchReadyMillis(), r.before().opsPerSecond(),
-                    target.toString(), saved.durationNanos() / 1e9, saved.streamBytes(), saved.manifest().stats().imageFileBytes(),
-                    saved.manifest().stats(), r.memsumBefore().checksumHex(), r.modes(), r.repeats(), DemoVerdict.verdict(r.all()), total)));
+                    guest.memoryMiB(), guest.totalMiB(), guest.wsMiB(), guest.layout().key(), config.cache().label(), r.report().readyMillis(),
+                    sample.opsPerSecondBefore(), target.toString(), sample.saves().thawSaveSeconds(), sample.saves().streamBytes(),
+                    r.image().imageFileBytes(), r.image(), sample.memsumBefore(), r.modes(), r.repeats(), r.failures(),
+                    DemoVerdict.verdict(r.all()), config.benchEquivalent(), total, r.report())));
         }
-        return r.all().stream().allMatch(Demo.ModeResult::memsumIdentical) ? 0 : 1;
+        return r.intact() ? 0 : 1;
     }
 }

@@ -4,6 +4,7 @@ import dev.thaw.estimate.FaultOrder;
 import dev.thaw.estimate.PageRef;
 import dev.thaw.estimate.WorkingSet;
 import dev.thaw.estimation.EstimatingSave;
+import dev.thaw.guest.GuestAgent;
 import dev.thaw.guest.GuestImage;
 import dev.thaw.image.CheckpointImage;
 import dev.thaw.image.ImageWriter;
@@ -60,21 +61,56 @@ public final class SaveRestoreBenchmark {
      *                   a slow restore's TTR is not censored)
      */
     public record Config(Workload workload, int repetitions, CacheState cache, Path workDir, boolean allMethods, Duration trace,
-                         Duration liveLimit, Set<RestoreMethod> methods, Duration observe) {
+                         Duration liveLimit, Set<RestoreMethod> methods, Duration observe, Checks checks) {
         public Config {
             methods = Set.copyOf(methods);
             if (observe.toMillis() < Responsiveness.DEFAULT_WINDOW_NANOS / 1_000_000) {
                 throw new IllegalArgumentException("observation: expected at least TTR's window of "
                         + Responsiveness.DEFAULT_WINDOW_NANOS / 1_000_000 + " ms, actual " + observe.toMillis() + " ms");
             }
+            if (checks.memory() && !(workload instanceof Workload.Wsbench)) {
+                throw new IllegalArgumentException("memory check: expected the wsbench workload (its region beyond the working set is"
+                        + " never written after its fill), actual " + workload.label());
+            }
+            if (checks.closeRuns() > 1 && !allMethods) {
+                throw new IllegalArgumentException("close runs: expected every chosen method observed (--modes), actual the eager pair only");
+            }
         }
 
-        /** Observed for {@link #OBSERVE}. */
+        /** Observed for {@link #OBSERVE}, with no checks. */
         public Config(Workload workload, int repetitions, CacheState cache, Path workDir, boolean allMethods, Duration trace,
                       Duration liveLimit, Set<RestoreMethod> methods) {
-            this(workload, repetitions, cache, workDir, allMethods, trace, liveLimit, methods, OBSERVE);
+            this(workload, repetitions, cache, workDir, allMethods, trace, liveLimit, methods, OBSERVE, Checks.NONE);
         }
     }
+
+    /**
+     * What a run does besides measuring (the demo's preset sets them all).
+     *
+     * @param memory    checksum the part of wsbench's region it never writes after its fill before the save and in every restored
+     *                  guest ({@link GuestAgent#memsumCold}): a restore that loses or corrupts memory shows as DIFFERENT
+     * @param closeRuns runs of ws and of each baseline whose first stall TTR came close to ws's ({@link DemoVerdict#toRepeat}),
+     *                  interleaved after each repetition's pass; 1: none. One run cannot order restores this close on a noisy host
+     * @param keepImage where the last repetition's Thaw image is saved and kept (with its RAM file, working set and traces); null:
+     *                  in the work directory, removed
+     * @param tune      adjusts Thaw's lazy and ws restores (the command line's tuning)
+     */
+    public record Checks(boolean memory, int closeRuns, Path keepImage, UnaryOperator<PostcopyRestore.Options> tune) {
+        public static final Checks NONE = new Checks(false, 1, null, UnaryOperator.identity());
+
+        public Checks {
+            requireCloseRuns(closeRuns);
+            java.util.Objects.requireNonNull(tune, "tune");
+        }
+    }
+
+    /** Refuses a number of close runs outside 1..9, naming the option; commands check it before anything starts. */
+    public static void requireCloseRuns(int closeRuns) {
+        if (closeRuns < 1 || closeRuns > 9) throw new IllegalArgumentException("--close-runs: expected 1..9, actual " + closeRuns);
+    }
+
+    /** How close a baseline's first stall TTR must come to ws's (or beat it) to be run again with ws: 0.15 s, the spread of one run here. */
+    static final double CLOSE_SECONDS = 0.15;
 
     /** What Thaw's lazy and ws restores add: their event log summarized, and QEMU's own stall measure. */
     public record Postcopy(long prefetchedPages, long demandFaults, double serviceMedianMicros, double serviceP99Micros,
@@ -91,10 +127,11 @@ public final class SaveRestoreBenchmark {
      * @param vcpuQueuedPerStep  the share of each step the vCPU was runnable but waited for a CPU (CPU contention)
      * @param hostStealShare     the share of this machine's CPU time its hypervisor stole ({@link HostSteal}) from the restore's
      *                           start to the end of the observation; null where unknown (and in runs before the tenth session)
+     * @param memsumAfter        the restored guest's checksum of the memory {@link Checks#memory} covers; null when not checked
      */
     public record MethodSample(RestoreMethod method, double runningSeconds, double completedSeconds, Postcopy postcopy, long storageReadBytes,
                                AfterRestore after, HostStall hostSide, HostStall hostVcpu, List<Double> residentMiBPerStep,
-                               List<Double> vcpuQueuedPerStep, Double hostStealShare) {}
+                               List<Double> vcpuQueuedPerStep, Double hostStealShare, String memsumAfter) {}
 
     /** The saves of one repetition; the snapshot, RAM file and estimates only with all methods. */
     public record Saves(double thawSaveSeconds, long thawImageBytes, long streamBytes, double qemuSaveSeconds, double qemuSaveFsyncSeconds,
@@ -106,9 +143,18 @@ public final class SaveRestoreBenchmark {
     /** A restore that failed: the benchmark records it and goes on with the next method. */
     public record Failure(RestoreMethod method, String error) {}
 
-    /** @param limit the run's own limit, measured in this repetition with all methods; null otherwise, or in an earlier report */
+    /**
+     * @param limit        the run's own limit, measured in this repetition with all methods; null otherwise, or in an earlier report
+     * @param repeats      the close runs after the pass ({@link Checks#closeRuns}), in their order; the tables read {@code restores} only
+     * @param memsumBefore the source's checksum of the memory {@link Checks#memory} covers, before the save; null when not checked
+     */
     public record Sample(double opsPerSecondBefore, RequestLatency latencyBefore, double vcpuShareBefore, Saves saves,
-                         List<MethodSample> restores, List<Failure> failures, RunLimit limit) {
+                         List<MethodSample> restores, List<Failure> failures, RunLimit limit, List<MethodSample> repeats,
+                         String memsumBefore) {
+        public Sample {
+            repeats = repeats == null ? List.of() : List.copyOf(repeats); // reports before the demo was a preset have none
+        }
+
         Optional<MethodSample> of(RestoreMethod m) {
             return restores.stream().filter(r -> r.method() == m).findFirst();
         }
@@ -125,10 +171,11 @@ public final class SaveRestoreBenchmark {
      * @param layout         where the working set lies in the workload's memory ({@code contiguous}, {@code scattered}); null in
      *                       a report written before layouts existed
      * @param observeSeconds how long each restored guest was observed; 0 in a report written before it was chosen (then 5)
+     * @param readyMillis    from the source QEMU's launch until its workload was ready; 0 in a report written before it was kept
      */
     public record Report(String workload, long memoryMiB, long totalMiB, long wsMiB, String accel, String qemuVersion,
                          @com.fasterxml.jackson.annotation.JsonAlias("cold") CacheState cache,
-                         List<Sample> samples, String layout, double observeSeconds) {
+                         List<Sample> samples, String layout, double observeSeconds, long readyMillis) {
         public Report {
             if (observeSeconds == 0) observeSeconds = OBSERVE.toSeconds();
         }
@@ -156,7 +203,7 @@ public final class SaveRestoreBenchmark {
 
     /** What one repetition's restores draw on. */
     private record Saved(VmConfig source, Path thawImage, Path qemuFile, Path qcow2, Path ramFile,
-                         Workload.Before before, double vcpuShareBefore) {}
+                         Workload.Before before, double vcpuShareBefore, String memsumBefore) {}
 
     private SaveRestoreBenchmark() {}
 
@@ -169,25 +216,32 @@ public final class SaveRestoreBenchmark {
         List<Sample> samples = new ArrayList<>();
         Workload g = config.workload();
         String size = g.label() + "-" + g.memoryMiB() + "M-W" + g.wsMiB();
+        long readyMillis;
         try (QemuVm vm = QemuVm.launch(g.vmConfig("thaw-bench-" + size, image, qemu, accel))) {
             g.awaitReady(vm);
+            readyMillis = (System.nanoTime() - vm.launchedNanos()) / 1_000_000;
+            log.printf("  booted: %s ready %.1f s after QEMU's launch%n", g.label(), readyMillis / 1e3);
             Thread.sleep(2000); // let the workload run before the first save
+            Path keep = config.checks().keepImage();
             for (int rep = 0; rep < config.repetitions(); rep++) {
-                Path thawImage = config.workDir().resolve("thaw-" + size + "-" + rep);
+                boolean kept = keep != null && rep == config.repetitions() - 1;
+                Path thawImage = kept ? keep : config.workDir().resolve("thaw-" + size + "-" + rep);
                 Path qemuFile = config.workDir().resolve("qemu-" + size + "-" + rep + ".mig");
                 Path qcow2 = config.workDir().resolve("snapshot-" + size + "-" + rep + ".qcow2");
                 try {
                     samples.add(repetition(config, vm, rep, thawImage, qemuFile, qcow2, log));
                 } finally {
-                    FileTrees.deleteQuietly(thawImage);
-                    FileTrees.deleteQuietly(RamFiles.directoryFor(thawImage));
-                    FileTrees.deleteQuietly(RestoreTraces.directoryFor(thawImage)); // the post-save trace's and the lazy and ws restores' traces
+                    if (!kept) {
+                        FileTrees.deleteQuietly(thawImage);
+                        FileTrees.deleteQuietly(RamFiles.directoryFor(thawImage));
+                        FileTrees.deleteQuietly(RestoreTraces.directoryFor(thawImage)); // the post-save trace's and the lazy and ws restores' traces
+                    }
                     for (Path p : List.of(qemuFile, qcow2)) Files.deleteIfExists(p);
                 }
             }
         }
         return new Report(g.label(), g.memoryMiB(), g.totalMiB(), g.wsMiB(), accel.qemuName(), qemu.text(), config.cache(),
-                List.copyOf(samples), g.layout(), config.observe().toMillis() / 1e3);
+                List.copyOf(samples), g.layout(), config.observe().toMillis() / 1e3, readyMillis);
     }
 
     private static Sample repetition(Config config, QemuVm vm, int rep, Path thawImage, Path qemuFile, Path qcow2,
@@ -195,8 +249,10 @@ public final class SaveRestoreBenchmark {
         boolean all = config.allMethods();
         long beforeStart = System.nanoTime();
         long ranBefore = VcpuTime.runNanos(vm.pid());
-        Workload.Before before = all ? config.workload().before(vm, OBSERVE) : new Workload.Before(0, null);
+        Workload.Before before = all ? config.workload().before(vm, config.observe()) : new Workload.Before(0, null);
         double vcpuShare = (VcpuTime.runNanos(vm.pid()) - ranBefore) / (double) (System.nanoTime() - beforeStart);
+        String memsumBefore = config.checks().memory() ? memsumCold(vm) : null;
+        if (memsumBefore != null) log.printf("  rep %d: memsum of the memory wsbench never writes after its fill: %s%n", rep + 1, memsumBefore);
         Saver.Options saveOptions = Saver.Options.defaults().withKeepRunning(true).withImage(ImageWriter.Options.defaults());
         Set<RestoreMethod> methods = config.methods();
         // The trace completes the live probe's pages (save --estimator dirty,trace, the demo's): a trace method needs the probe too.
@@ -256,7 +312,7 @@ public final class SaveRestoreBenchmark {
                     rep + 1, limit.seconds(), limit.qemuStartSeconds(), config.workload().wsMiB(), limit.readBytesPerSecond() / 1e6,
                     config.cache() == CacheState.WARM ? "" : ", " + config.cache().label());
         }
-        Saved s = new Saved(vm.config(), thawImage, qemuFile, qcow2, ramFile, before, vcpuShare);
+        Saved s = new Saved(vm.config(), thawImage, qemuFile, qcow2, ramFile, before, vcpuShare, memsumBefore);
         // A unit's methods run back to back: ws (learned) learns from the lazy restore just before it.
         List<List<RestoreMethod>> units = all
                 ? Stream.of(RestoreMethod.values()).filter(m -> m != RestoreMethod.WS_LEARNED)
@@ -266,31 +322,25 @@ public final class SaveRestoreBenchmark {
         List<MethodSample> restores = new ArrayList<>();
         for (int u = 0; u < units.size(); u++) {
             for (RestoreMethod m : units.get((u + rep) % units.size())) { // rotated, so no method always goes first
-                if (m.name().startsWith("WS_") && !queues.containsKey(m.estimate())) {
-                    log.printf("  rep %d: %s skipped: its estimator gave no working set%n", rep + 1, m.label());
-                    continue;
-                }
-                // Each estimate restores as Thaw stores it: attached to the image, its pages copied in queue order, so the
-                // prefetch is one sequential read (not counted in the restore, like the save that attaches it in use).
-                if (queues.containsKey(m.estimate())) WorkingSetWriter.attach(thawImage, queues.get(m.estimate()));
-                Run run;
-                try {
-                    run = restore(m, s, config);
-                } catch (RuntimeException e) {
-                    // One failed restore (a QEMU that died, a guest that panicked) must not cost the whole run: it is counted.
-                    failures.add(new Failure(m, e.getMessage()));
-                    log.printf("  rep %d: %-18s FAILED: %s%n", rep + 1, m.label(), e.getMessage());
-                    continue;
-                }
-                MethodSample r = run.sample();
-                restores.add(r);
-                log.printf("  rep %d: %-18s running after %.2f s%s%n", rep + 1, m.label(), r.runningSeconds(),
-                        r.after() == null ? "" : String.format(", TTR %s%s, first %s s %.2fx", ttrText(r.after().ttrSeconds(), config.observe()),
-                                !r.after().stallsReported() ? "" : ", stall TTR " + ttrText(r.after().stallTtrSeconds(), config.observe()),
-                                seconds(config.observe()), r.after().relativeThroughput()));
+                Run run = restoreLogged(m, s, config, queues, failures, rep, log);
+                if (run == null) continue;
+                restores.add(run.sample());
                 if (m == RestoreMethod.THAW_LAZY && !run.faults().isEmpty()) {
                     queues.put(RestoreMethod.WS_LEARNED, FaultOrder.learned(List.of(), run.faults()));
                 }
+            }
+        }
+        // One run cannot order restores this close here: ws and the baselines near it again, rotated so none always goes first.
+        List<MethodSample> repeats = new ArrayList<>();
+        List<RestoreMethod> close = config.checks().closeRuns() > 1 ? DemoVerdict.toRepeat(restores.stream().map(r -> Demo.ModeResult.of(r, memsumBefore)).toList(), CLOSE_SECONDS) : List.of();
+        if (!close.isEmpty()) {
+            log.printf("  rep %d: close to ws (within %.2f s): %s; %d more runs each, interleaved%n", rep + 1, CLOSE_SECONDS,
+                    close.stream().map(RestoreMethod::shortName).toList(), config.checks().closeRuns() - 1);
+        }
+        for (int run = 1; run < config.checks().closeRuns() && !close.isEmpty(); run++) {
+            for (int i = 0; i < close.size(); i++) {
+                Run again = restoreLogged(close.get((i + run) % close.size()), s, config, queues, failures, rep, log);
+                if (again != null) repeats.add(again.sample());
             }
         }
         vm.qmp().cont();
@@ -298,7 +348,46 @@ public final class SaveRestoreBenchmark {
                 qemuSaved.durationNanos() / 1e9, (qemuSaved.durationNanos() + qemuSaved.fsyncNanos()) / 1e9, qemuSaved.fileBytes(),
                 snapshot == null ? 0 : snapshot.durationNanos() / 1e9, snapshot == null ? 0 : snapshot.fileBytes(), ramFileSeconds,
                 saved.workingSet().map(WorkingSet::size).orElse(0), traced);
-        return new Sample(before.opsPerSecond(), before.latency(), vcpuShare, saves, List.copyOf(restores), List.copyOf(failures), limit);
+        return new Sample(before.opsPerSecond(), before.latency(), vcpuShare, saves, List.copyOf(restores), List.copyOf(failures), limit,
+                repeats, memsumBefore);
+    }
+
+    /**
+     * One restore by {@code m} with its estimate attached, logged; null when it was skipped (its estimator gave no working set) or
+     * failed (then recorded in {@code failures}: one failed restore, a QEMU that died, a guest that panicked, must not cost the run).
+     */
+    private static Run restoreLogged(RestoreMethod m, Saved s, Config config, Map<RestoreMethod, WorkingSet> queues,
+                                     List<Failure> failures, int rep, PrintStream log) throws IOException, InterruptedException {
+        if (m.name().startsWith("WS_") && !queues.containsKey(m.estimate())) {
+            log.printf("  rep %d: %s skipped: its estimator gave no working set%n", rep + 1, m.label());
+            return null;
+        }
+        // Each estimate restores as Thaw stores it: attached to the image, its pages copied in queue order, so the
+        // prefetch is one sequential read (not counted in the restore, like the save that attaches it in use).
+        if (queues.containsKey(m.estimate())) WorkingSetWriter.attach(s.thawImage(), queues.get(m.estimate()));
+        Run run;
+        try {
+            run = restore(m, s, config);
+        } catch (RuntimeException e) {
+            failures.add(new Failure(m, e.getMessage()));
+            log.printf("  rep %d: %-18s FAILED: %s%n", rep + 1, m.label(), e.getMessage());
+            return null;
+        }
+        MethodSample r = run.sample();
+        log.printf("  rep %d: %-18s running after %.2f s%s%s%n", rep + 1, m.label(), r.runningSeconds(),
+                r.after() == null ? "" : String.format(", TTR %s%s, first %s s %.2fx", ttrText(r.after().ttrSeconds(), config.observe()),
+                        !r.after().stallsReported() ? "" : ", stall TTR " + ttrText(r.after().stallTtrSeconds(), config.observe()),
+                        seconds(config.observe()), r.after().relativeThroughput()),
+                r.memsumAfter() == null ? "" : ", memory " + (r.memsumAfter().equals(s.memsumBefore()) ? "identical" : "DIFFERENT"));
+        return run;
+    }
+
+    /** The checksum {@link Checks#memory} compares, through the guest's agent. */
+    private static String memsumCold(QemuVm vm) {
+        try (GuestAgent agent = GuestAgent.connect(vm)) {
+            agent.awaitReady(Duration.ofSeconds(30));
+            return agent.memsumCold().checksumHex();
+        }
     }
 
     /** One restore's sample, and the pages its guest faulted in, in order (what the next ws restore can learn from). */
@@ -313,7 +402,7 @@ public final class SaveRestoreBenchmark {
         try (QemuSampler rss = new QemuSampler(vmName(m), start);
              Workload.Observation watch = config.allMethods() ? config.workload().observe(vmName(m), start, s.before()) : null) {
             MethodRestore.Restored restored = MethodRestore.restore(m, new MethodRestore.Saved(s.source(), new MethodRestore.Image.At(s.thawImage()),
-                    new QemuBaselines.BaselineFiles(s.qemuFile(), s.qcow2(), SNAPSHOT_TAG, s.ramFile())), vmName(m), UnaryOperator.identity(), x -> {});
+                    new QemuBaselines.BaselineFiles(s.qemuFile(), s.qcow2(), SNAPSHOT_TAG, s.ramFile())), vmName(m), config.checks().tune(), x -> {});
             // The sampler and the observation started first: every time counts from the bench's start, as they do.
             long lead = restored.startedNanos() - start;
             long opened = lead + restored.openNanos(); // opening the image (reading its metadata) counts
@@ -336,9 +425,11 @@ public final class SaveRestoreBenchmark {
                 }
                 HostStall vcpu = observe && s.vcpuShareBefore() > 0
                         ? HostStall.fromVcpuRunTime(rss.vcpuRunSamples(), s.vcpuShareBefore(), running, end, step) : null;
+                Double steal = stealOrNull(HostSteal.now().shareSince(stealBefore));
+                String memsum = config.checks().memory() ? memsumCold(vm) : null; // after the observation: it costs the guest CPU
                 MethodSample sample = new MethodSample(m, running / 1e9, completed / 1e9, pc,
                         readsBefore < 0 || reads < 0 ? -1 : reads - readsBefore, after, host, vcpu, rss.mibPerStep(step, end),
-                        rss.vcpuQueuedSharePerStep(step, end), stealOrNull(HostSteal.now().shareSince(stealBefore)));
+                        rss.vcpuQueuedSharePerStep(step, end), steal, memsum);
                 return new Run(sample, postcopy == null ? List.of() : postcopy.faults().stream().filter(f -> !f.alreadySent())
                         .map(f -> new FaultOrder.Touch(new PageRef(f.block(), f.page()), f.atNanos())).toList());
             }

@@ -8,6 +8,7 @@ import dev.thaw.measure.SaveRestoreBenchmark.Sample;
 import dev.thaw.measure.SaveRestoreBenchmark.Saves;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.EnumMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -36,6 +37,10 @@ public final class SaveRestoreTables {
             String limits = limitMarkdown(reports);
             if (!limits.isEmpty()) tables.append('\n').append(limits);
             tables.append('\n').append(failuresMarkdown(reports));
+            String memory = memoryMarkdown(reports);
+            if (!memory.isEmpty()) tables.append('\n').append(memory);
+            String close = closeRunsMarkdown(reports);
+            if (!close.isEmpty()) tables.append('\n').append(close);
             tables.append('\n').append(mmuMarkdown(reports));
             String latency = latencyMarkdown(reports);
             if (!latency.isEmpty()) tables.append('\n').append(latency);
@@ -233,6 +238,61 @@ public final class SaveRestoreTables {
             }
         }
         return out.isEmpty() ? "" : "Failed restores:\n\n" + out + "\n";
+    }
+
+    /**
+     * Per guest whose memory was checked ({@code --check-memory}), per method: in how many of its restores the restored guest's
+     * checksum matched the source's; empty when none was checked.
+     */
+    public static String memoryMarkdown(List<Report> reports) {
+        StringBuilder out = new StringBuilder();
+        for (Report r : reports) {
+            Map<RestoreMethod, int[]> identical = new EnumMap<>(RestoreMethod.class); // {identical, checked}
+            for (Sample s : r.samples()) {
+                if (s.memsumBefore() == null) continue;
+                for (MethodSample m : java.util.stream.Stream.concat(s.restores().stream(), s.repeats().stream()).toList()) {
+                    int[] n = identical.computeIfAbsent(m.method(), k -> new int[2]);
+                    n[1]++;
+                    if (s.memsumBefore().equals(m.memsumAfter())) n[0]++;
+                }
+            }
+            if (identical.isEmpty()) continue;
+            out.append(String.format("Memory after each restore (%s): ", r.describe()));
+            out.append(String.join(", ", identical.entrySet().stream().map(e -> String.format("%s %s", e.getKey().label(),
+                    e.getValue()[0] == e.getValue()[1] ? "identical in " + e.getValue()[1] : "DIFFERENT in " + (e.getValue()[1] - e.getValue()[0])
+                            + " of " + e.getValue()[1])).toList()));
+            out.append("\n");
+        }
+        return out.toString();
+    }
+
+    /** Whether every restored guest whose memory was checked had the source's; true when none was checked. */
+    public static boolean memoryIntact(List<Report> reports) {
+        return reports.stream().flatMap(r -> r.samples().stream()).filter(s -> s.memsumBefore() != null)
+                .allMatch(s -> java.util.stream.Stream.concat(s.restores().stream(), s.repeats().stream())
+                        .allMatch(m -> s.memsumBefore().equals(m.memsumAfter())));
+    }
+
+    /**
+     * Per repetition with close runs ({@code --close-runs}): ws's and the close baselines' stall TTRs run by run, and the demo's
+     * verdict ({@link DemoVerdict#verdict}) over them; empty when none ran.
+     */
+    public static String closeRunsMarkdown(List<Report> reports) {
+        StringBuilder out = new StringBuilder();
+        for (Report r : reports) {
+            for (int i = 0; i < r.samples().size(); i++) {
+                Sample s = r.samples().get(i);
+                if (s.repeats().isEmpty()) continue;
+                List<Demo.ModeResult> all = java.util.stream.Stream.concat(s.restores().stream(), s.repeats().stream())
+                        .filter(m -> m.after() != null).map(m -> Demo.ModeResult.of(m, s.memsumBefore())).toList();
+                out.append(String.format("Close runs (%s, repetition %d): ", r.describe(), i + 1));
+                List<DemoVerdict.Runs> runs = DemoVerdict.runs(all).stream().filter(x -> x.stallTtrSeconds().size() > 1).toList();
+                out.append(String.join("; ", runs.stream().map(x -> x.method().shortName() + " " + x.stallTtrSeconds().stream()
+                        .map(t -> t == null ? "never" : String.format("%.2f", t)).toList() + " s").toList()));
+                out.append("\n").append(DemoVerdict.verdict(all)).append("\n");
+            }
+        }
+        return out.toString();
     }
 
     /** Windows of the MMU curve's table, in steps of {@link AfterRestore#STEP_MILLIS}: 0.5, 1, 2, 3 and 5 s. */

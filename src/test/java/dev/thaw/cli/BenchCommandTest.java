@@ -129,6 +129,55 @@ class BenchCommandTest {
         assertThat(parent.traceSeconds).isEqualTo(2);
     }
 
+    @Test
+    void theDemoIsAPresetOfTheBenchAndTheCommandItPrintsMeasuresTheSame() {
+        for (String[] demoArgs : List.of(new String[0], new String[] {"--memory-mib", "1024", "--total-mib", "640", "--ws-mib", "96",
+                "--layout", "scattered", "--seconds", "7", "--close-runs", "1", "--warm"})) {
+            CommandLine.ParseResult demoParsed = new CommandLine(new ThawCli()).parseArgs(prepend("demo", demoArgs));
+            DemoCommand demo = demoParsed.subcommand().commandSpec().commandLine().getCommand();
+            dev.thaw.measure.Demo.Config preset = new dev.thaw.measure.Demo.Config(demo.shape.toGuest(), java.time.Duration.ofSeconds(demo.seconds),
+                    Path.of("/nonexistent/image"), java.util.function.UnaryOperator.identity(),
+                    demo.warm ? dev.thaw.measure.CacheState.WARM : dev.thaw.measure.CacheState.EVICTED, demo.closeRuns);
+            String equivalent = preset.benchEquivalent();
+            assertThat(equivalent).startsWith("thaw bench ");
+            CommandLine.ParseResult parsed = new CommandLine(new ThawCli()).parseArgs(equivalent.substring("thaw ".length()).split(" "));
+            BenchCommand bench = parsed.subcommand().commandSpec().commandLine().getCommand();
+            dev.thaw.measure.SaveRestoreBenchmark.Config config = preset.bench(Path.of("/nonexistent/work"));
+            assertThat(bench.sizes).as(equivalent).containsExactly(config.workload().memoryMiB());
+            assertThat(bench.totalMiB).isEqualTo(config.workload().totalMiB());
+            assertThat(bench.wsMiB).containsExactly(config.workload().wsMiB());
+            assertThat(bench.layouts).extracting(dev.thaw.guest.DemoGuest.Layout::key).containsExactly(config.workload().layout());
+            assertThat(bench.repeat).isEqualTo(config.repetitions());
+            assertThat(bench.modes).isEqualTo(config.allMethods()).isTrue();
+            assertThat(bench.methods()).isEqualTo(config.methods());
+            assertThat(bench.cache()).isEqualTo(config.cache());
+            assertThat(java.time.Duration.ofSeconds(bench.traceSeconds)).isEqualTo(config.trace());
+            assertThat(java.time.Duration.ofSeconds(bench.liveSeconds)).isEqualTo(config.liveLimit());
+            assertThat(java.time.Duration.ofSeconds(bench.observeSeconds)).isEqualTo(config.observe());
+            assertThat(bench.checkMemory).isEqualTo(config.checks().memory()).isTrue();
+            assertThat(bench.closeRuns).isEqualTo(config.checks().closeRuns()).isEqualTo(demo.closeRuns);
+        }
+    }
+
+    @Test
+    void memoryChecksAndCloseRunsNeedObservedRestoresOfWsbench() {
+        for (String[] args : List.of(new String[] {"bench", "--check-memory"}, new String[] {"bench", "--close-runs", "3"},
+                new String[] {"bench", "--modes", "--check-memory", "--app", "redis"}, new String[] {"bench", "--modes", "--close-runs", "10"})) {
+            java.io.StringWriter err = new java.io.StringWriter();
+            CommandLine cli = new CommandLine(new ThawCli());
+            cli.setErr(new java.io.PrintWriter(err));
+            assertThat(cli.execute(args)).as(String.join(" ", args)).isEqualTo(2);
+            assertThat(err.toString()).as(String.join(" ", args)).containsAnyOf("expected --modes", "expected --app wsbench", "expected 1..9");
+        }
+    }
+
+    private static String[] prepend(String first, String[] rest) {
+        String[] all = new String[rest.length + 1];
+        all[0] = first;
+        System.arraycopy(rest, 0, all, 1, rest.length);
+        return all;
+    }
+
     private static JsonNode find(JsonNode sample, String method) {
         for (JsonNode r : sample.path("restores")) if (r.path("method").asText().equals(method)) return r;
         throw new AssertionError("no restore by " + method);

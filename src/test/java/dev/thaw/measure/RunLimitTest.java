@@ -39,22 +39,22 @@ class RunLimitTest {
         SaveRestoreBenchmark.Sample first = sample(new RunLimit(0.2, 1e9, 1, 200_000_000L), Optional.of(0.8), Optional.empty()); // limit 0.4 s
         SaveRestoreBenchmark.Sample second = sample(new RunLimit(0.1, 1e9, 1, 100_000_000L), Optional.of(0.6), Optional.empty()); // 0.2 s
         SaveRestoreBenchmark.Report r = new SaveRestoreBenchmark.Report("wsbench", 512, 128, 64, "tcg", "7.2", CacheState.COLD, List.of(first, second),
-                "scattered", 8);
+                "scattered", 8, 0);
         String table = SaveRestoreTables.limitMarkdown(List.of(r));
         // Lazy: TTR 0.8 / 0.4 = 2x and 0.6 / 0.2 = 3x, median 2.5x (not 0.7 s / 0.3 s = 2.33x of the medians).
         assertThat(table).contains("| Thaw lazy | 0.70 | 2.5x |");
         // Eager never reached TTR in the 8 s observed: at least 8 / 0.3 = 26.7x. The guest's row carries the medians of the limits.
         assertThat(table).contains("T=128, W=64 scattered, tcg, cold, n=2 | 0.30 | 0.15 | 1000 | QEMU eager | > 8 | > 26.7x |");
         assertThat(SaveRestoreTables.limitMarkdown(List.of(new SaveRestoreBenchmark.Report("wsbench", 512, 128, 64, "tcg", "7.2", CacheState.COLD,
-                List.of(sample(null, Optional.of(0.8), Optional.empty())), null, 0)))).as("a report from before limits").isEmpty();
+                List.of(sample(null, Optional.of(0.8), Optional.empty())), null, 0, 0)))).as("a report from before limits").isEmpty();
     }
 
     private static SaveRestoreBenchmark.Sample sample(RunLimit limit, Optional<Double> lazyTtr, Optional<Double> eagerTtr) {
         return new SaveRestoreBenchmark.Sample(1000, null, 1, null, List.of(restore(RestoreMethod.QEMU_EAGER, eagerTtr), restore(RestoreMethod.THAW_LAZY, lazyTtr)),
-                List.of(), limit);
+                List.of(), limit, List.of(), null);
     }
 
     private static MethodSample restore(RestoreMethod m, Optional<Double> ttr) {
-        return new MethodSample(m, 0.1, 0.1, null, 0, new AfterRestore(ttr, 0.5, 0.9, List.of(), null), null, null, List.of(), List.of(), null);
+        return new MethodSample(m, 0.1, 0.1, null, 0, new AfterRestore(ttr, 0.5, 0.9, List.of(), null), null, null, List.of(), List.of(), null, null);
     }
 }
