@@ -137,10 +137,7 @@ final class RestoreCommand implements Callable<Integer> {
                 o.postcopy().flatMap(PostcopyRestore.Result::collapse).ifPresent(c -> status.printf("huge pages: %d of %d 2 MiB ranges"
                                 + " collapsed in %.2f s (%d MiB -> %d MiB in huge pages; failures by errno: %s)%n", c.collapsedCount(),
                         c.rangeCount(), c.durationNanos() / 1e9, c.anonHugeBytesBefore() >> 20, c.anonHugeBytesAfter() >> 20, c.errors()));
-                for (dev.thaw.qemu.VmConfig.Disk d : vm.config().disks()) {
-                    status.println("disk " + d.node() + ": " + d.file() + (d.readOnly() ? " (read-only)" : " (this guest's overlay; the base stays as saved)"));
-                }
-                status.println("QMP socket for other clients: " + vm.extraQmpSocket());
+                printDisksAndMonitor(vm, "", "this guest's overlay; the base stays as saved", status);
                 if (json) System.out.println(Json.write(report));
                 if (exit) {
                     vm.qmp().quit();
@@ -150,6 +147,14 @@ final class RestoreCommand implements Callable<Integer> {
                 return 0;
             }
         }
+    }
+
+    /** A restored guest's disks (read-only, or its own overlay as {@code overlay} says) and its QMP socket for other clients. */
+    private static void printDisksAndMonitor(QemuVm vm, String indent, String overlay, PrintStream status) {
+        for (dev.thaw.qemu.VmConfig.Disk d : vm.config().disks()) {
+            status.println(indent + "disk " + d.node() + ": " + d.file() + (d.readOnly() ? " (read-only)" : " (" + overlay + ")"));
+        }
+        status.println(indent + "QMP socket for other clients: " + vm.extraQmpSocket());
     }
 
     /** What one clone's restore gave, with its identity: {@code --json} with {@code --clones} above 1. */
@@ -185,10 +190,7 @@ final class RestoreCommand implements Callable<Integer> {
                     for (dev.thaw.restore.Clones.Nic n : c.nics()) status.println("  NIC " + n.name() + ": MAC " + n.guestMac() + " (as saved)");
                     if (!c.commandLineMacs().isEmpty()) status.println("  MAC after a NIC reset: " + String.join(", ", c.commandLineMacs()));
                     for (String f : forwards) status.println("  forward " + f);
-                    for (dev.thaw.qemu.VmConfig.Disk d : c.outcome().vm().config().disks()) {
-                        status.println("  disk " + d.node() + ": " + d.file() + (d.readOnly() ? " (read-only)" : " (this clone's overlay)"));
-                    }
-                    status.println("  QMP socket for other clients: " + c.outcome().vm().extraQmpSocket());
+                    printDisksAndMonitor(c.outcome().vm(), "  ", "this clone's overlay", status);
                 }
                 for (String note : notes) status.println("note: " + note);
                 if (json) System.out.println(Json.write(new ClonesReport(img.directory().toString(), chosen.label(), clones, notes, reports)));

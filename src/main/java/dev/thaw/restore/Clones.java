@@ -137,7 +137,8 @@ public final class Clones {
      * Runs {@code start(0..n-1)} at once, one platform thread each (a lazy or ws restore sets its own thread's scheduling
      * class, which on a virtual thread would be its carrier's), and waits for all, at most {@code deadline}. The first failure
      * (or the deadline) interrupts the ones still running; then the ones that started are {@code close}d and the first failure
-     * in clone order is thrown, named by its clone, with the others' suppressed in it.
+     * in time is thrown (the cause: the others may have failed only because they were interrupted), named by its clone, with
+     * the others' suppressed in it, in clone order.
      */
     static <T> List<T> startAll(List<String> names, java.util.function.IntFunction<T> start, Consumer<T> close, Duration deadline) {
         int count = names.size();
@@ -150,23 +151,23 @@ public final class Clones {
         }
         pool.shutdown();
         RestoreException stopped = null; // why the clones still restoring were interrupted, when it was not a clone's failure
-        boolean anyFailed = false;
+        int firstFailed = -1;
         long end = System.nanoTime() + deadline.toNanos();
         try {
-            for (int k = 0; k < count && !anyFailed; k++) {
+            for (int k = 0; k < count && firstFailed < 0; k++) {
                 Future<T> f = ended.poll(Math.max(0, end - System.nanoTime()), TimeUnit.NANOSECONDS);
                 if (f == null) {
                     stopped = new RestoreException("clones: expected all " + count + " restored within " + deadline.toSeconds()
                             + " s, actual " + k + " by then", null);
                     break;
                 }
-                anyFailed = f.state() == Future.State.FAILED;
+                if (f.state() == Future.State.FAILED) firstFailed = futures.indexOf(f);
             }
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             stopped = new RestoreException("interrupted while restoring clones", e);
         }
-        if (stopped != null || anyFailed) {
+        if (stopped != null || firstFailed >= 0) {
             pool.shutdownNow();
             try {
                 pool.awaitTermination(STOP_GRACE.toNanos(), TimeUnit.NANOSECONDS);
@@ -176,6 +177,7 @@ public final class Clones {
         }
         List<T> started = new ArrayList<>();
         RestoreException failure = stopped;
+        List<RestoreException> others = new ArrayList<>();
         for (int i = 0; i < count; i++) {
             Future<T> f = futures.get(i);
             String clone = "clone " + names.get(i) + " (" + (i + 1) + " of " + count + ")";
@@ -190,10 +192,12 @@ public final class Clones {
                         + " interrupted: its QEMU is killed when Thaw exits", null);
             };
             if (named == null) continue;
-            if (failure == null) failure = named;
-            else failure.addSuppressed(named);
+            if (failure == null && i == firstFailed) failure = named;
+            else others.add(named);
         }
+        if (failure == null && !others.isEmpty()) failure = others.removeFirst();
         if (failure != null) {
+            for (RestoreException other : others) failure.addSuppressed(other);
             for (T t : started) {
                 try {
                     close.accept(t);

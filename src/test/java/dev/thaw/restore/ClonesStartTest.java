@@ -32,7 +32,14 @@ class ClonesStartTest {
         ConcurrentLinkedQueue<String> closed = new ConcurrentLinkedQueue<>();
         assertThatThrownBy(() -> Clones.startAll(List.of("web-1", "web-2", "web-3", "web-4"), i -> {
             if (i == 1) throw new RestoreException("web-2: the incoming migration failed", null);
-            if (i == 3) throw new IllegalArgumentException("bad");
+            if (i == 3) {
+                try {
+                    Thread.sleep(200); // after web-2's failure, so that web-2's is the first in time
+                } catch (InterruptedException e) {
+                    // interrupted by web-2's failure: fails all the same
+                }
+                throw new IllegalArgumentException("bad");
+            }
             return "vm" + i;
         }, closed::add)).isInstanceOf(RestoreException.class)
                 .hasMessage("clone web-2 (2 of 4) failed: web-2: the incoming migration failed")
@@ -58,6 +65,22 @@ class ClonesStartTest {
                         .isEqualTo("clone b (2 of 2) failed: b: interrupted"));
         assertThat(closed).isEmpty();
         assertThat(System.nanoTime() - started).as("b was stopped, not waited for").isLessThan(TimeUnit.SECONDS.toNanos(30));
+    }
+
+    @Test
+    void theFailureThrownIsTheFirstInTimeNotInCloneOrder() {
+        // Seen on the real QEMU: clone 2's QEMU killed, clone 1 then interrupted in a QMP write; the cause is clone 2's failure.
+        assertThatThrownBy(() -> Clones.startAll(List.of("a", "b"), i -> {
+            if (i == 1) throw new RestoreException("b: QEMU exited", null);
+            try {
+                Thread.sleep(60_000);
+                return "vm" + i;
+            } catch (InterruptedException e) {
+                throw new RestoreException("a: QMP write failed: null", e);
+            }
+        }, vm -> {})).isInstanceOf(RestoreException.class).hasMessage("clone b (2 of 2) failed: b: QEMU exited")
+                .satisfies(e -> assertThat(e.getSuppressed()).singleElement().extracting(Throwable::getMessage)
+                        .isEqualTo("clone a (1 of 2) failed: a: QMP write failed: null"));
     }
 
     @Test

@@ -91,6 +91,35 @@ class ClonesTest {
         for (Clones.Clone c : clones) assertThat(c.outcome().vm().isAlive()).isFalse();
     }
 
+    @Test
+    void aCloneWhoseQemuDiesWhileRestoringFailsTheRestoreByNameAndLeavesNoQemu() throws Exception {
+        RestoredGuest.SavedGuest saved = RestoredGuest.saveGuest(TestHost.smallGuestConfig("thaw-test-failclone-src"), dir.resolve("image"),
+                vm -> {});
+        String victim = "thaw-test-failclone-2";
+        // Killed once its QEMU answers QMP: the clone's restore is then under way (launched, incoming, or streaming).
+        Thread killer = Thread.ofPlatform().daemon().name("kill-" + victim).start(() -> {
+            long deadline = System.nanoTime() + 60_000_000_000L;
+            while (System.nanoTime() < deadline) {
+                java.util.Optional<QemuVm> vm = QemuVm.live(victim).filter(v -> v.qmp() != null);
+                if (vm.isPresent()) {
+                    ProcessHandle.of(vm.get().pid()).ifPresent(ProcessHandle::destroyForcibly);
+                    return;
+                }
+                Thread.onSpinWait();
+            }
+        });
+        Throwable failure;
+        try (CheckpointImage image = CheckpointImage.open(saved.imageDir())) {
+            failure = org.assertj.core.api.Assertions.catchThrowable(() -> Clones.restore(image, Restorer.Mode.LAZY, "thaw-test-failclone", 2,
+                    WorkingSetChoice.defaults(), o -> o, m -> {}));
+        }
+        killer.join(60_000);
+        assertThat(failure).as("the restore of two clones, one killed").isInstanceOf(RestoreException.class).hasMessageContaining(victim);
+        assertThat(QemuVm.live()).as("no QEMU of either clone left").noneMatch(vm -> vm.name().startsWith("thaw-test-failclone-"));
+        assertThat(ProcessHandle.allProcesses().filter(p -> p.info().commandLine().orElse("").contains("thaw-test-failclone-")))
+                .as("no process of either clone on the host").isEmpty();
+    }
+
     /**
      * Whether the GUID lies in the guest's memory as vmgenid writes it (little-endian fields), in the top 4 MiB of its RAM, where
      * SeaBIOS allocates the GUID's buffer (high memory, below 4 GiB).
