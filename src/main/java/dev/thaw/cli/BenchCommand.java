@@ -32,8 +32,8 @@ import picocli.CommandLine.Spec;
                 "QEMU loadvm (qcow2 internal snapshot), kernel demand paging of a mapped RAM file, Thaw eager,",
                 "lazy, and ws with each estimator (learned, dirty, trace). Prints markdown tables (min / median),",
                 "with --markdown also to a file, and with --json the samples. Instead of the comparison:",
-                "bench steady-state, bench calibrate-ttr, bench estimators."},
-        subcommands = {BenchStudies.SteadyState.class, BenchStudies.CalibrateTtr.class, BenchStudies.Estimators.class})
+                "bench steady-state, bench calibrate-ttr, bench estimators, bench clones."},
+        subcommands = {BenchStudies.SteadyState.class, BenchStudies.CalibrateTtr.class, BenchStudies.Estimators.class, BenchStudies.ClonesStudy.class})
 final class BenchCommand implements Callable<Integer> {
     @Spec // errors in arguments are reported through the command line that runs this command (its streams, its usage)
     picocli.CommandLine.Model.CommandSpec spec;
@@ -58,7 +58,7 @@ final class BenchCommand implements Callable<Integer> {
             + " the client reads.")
     Long datasetMiB;
 
-    @Option(names = "--live-seconds", defaultValue = "10", description = "--modes: the live probe's limit for ws (dirty) (default ${DEFAULT-VALUE}).")
+    @Option(names = "--live-seconds", scope = ScopeType.INHERIT, defaultValue = "10", description = "--modes: the live probe's limit for ws (dirty) (default ${DEFAULT-VALUE}).")
     int liveSeconds;
 
     @Option(names = "--markdown", description = "Also write the tables to this markdown file.")
@@ -72,17 +72,17 @@ final class BenchCommand implements Callable<Integer> {
             + " ws-dirty-mapped.")
     List<String> methods;
 
-    @Option(names = "--observe-seconds", defaultValue = "5", description = "--modes: how long each restored guest is observed after it"
+    @Option(names = "--observe-seconds", scope = ScopeType.INHERIT, defaultValue = "5", description = "--modes: how long each restored guest is observed after it"
             + " runs, for TTR, MMU and its work (default ${DEFAULT-VALUE}; TTR not reached by then is reported as '> N').")
     int observeSeconds;
 
     @Option(names = "--repeat", defaultValue = "3", description = "Repetitions per size (default ${DEFAULT-VALUE}).")
     int repeat;
 
-    @Option(names = "--cold", description = "Drop the host page cache before every restore (root only).")
+    @Option(names = "--cold", scope = ScopeType.INHERIT, description = "Drop the host page cache before every restore (root only).")
     boolean cold;
 
-    @Option(names = "--evict", description = "Evict the saved files (Thaw's image and RAM file, QEMU's stream and qcow2) from the page"
+    @Option(names = "--evict", scope = ScopeType.INHERIT, description = "Evict the saved files (Thaw's image and RAM file, QEMU's stream and qcow2) from the page"
             + " cache before every restore, as the demo does; QEMU and the guest kernel stay cached.")
     boolean evict;
 

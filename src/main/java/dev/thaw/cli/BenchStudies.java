@@ -2,6 +2,7 @@ package dev.thaw.cli;
 
 import dev.thaw.guest.DemoGuest;
 import dev.thaw.host.HostDoctor;
+import dev.thaw.measure.ClonesBenchmark;
 import dev.thaw.measure.EstimatorEvaluation;
 import dev.thaw.measure.SteadyStateBenchmark;
 import dev.thaw.measure.TtrCalibration;
@@ -84,6 +85,51 @@ final class BenchStudies {
             bench.out().println();
             bench.out().print(EstimatorEvaluation.markdown(evaluated));
             bench.writeJson(evaluated);
+            return 0;
+        }
+    }
+
+    @Command(name = "clones", mixinStandardHelpOptions = true,
+            description = "N clones of one image restored at once (thaw restore --clones N), per size, count and Thaw method,"
+                    + " interleaved: when every clone ran, each clone's stall TTR and TTR, its work against the source's, and the"
+                    + " host memory all of them held (QEMU's resident memory).")
+    static final class ClonesStudy implements Callable<Integer> {
+        @ParentCommand
+        BenchCommand bench;
+
+        @picocli.CommandLine.Spec
+        picocli.CommandLine.Model.CommandSpec spec;
+
+        @Option(names = "--counts", split = ",", defaultValue = "1,2,4", description = "Clones at once (default ${DEFAULT-VALUE}).")
+        List<Integer> counts;
+
+        @Option(names = "--clone-methods", split = ",", defaultValue = "thaw-lazy,ws-trace",
+                description = "Thaw's lazy/ws methods, as the bench's --methods names them (default ${DEFAULT-VALUE}).")
+        List<String> methods;
+
+        @Option(names = "--runs", defaultValue = "3", description = "Repetitions of every count and method (default ${DEFAULT-VALUE}).")
+        int runs;
+
+        @Override
+        public Integer call() throws Exception {
+            List<dev.thaw.measure.RestoreMethod> chosen;
+            dev.thaw.measure.CacheState cache = bench.cache();
+            try {
+                chosen = methods.stream().map(k -> dev.thaw.measure.RestoreMethod.parse(k.trim())).toList();
+                // Checked before anything boots: a bad count or method fails here.
+                new ClonesBenchmark.Config(new dev.thaw.measure.Workload.Wsbench(BenchCommand.benchGuest(bench.sizes.getFirst())), counts,
+                        chosen, runs, cache, Duration.ofSeconds(bench.observeSeconds), Duration.ofSeconds(bench.traceSeconds),
+                        Duration.ofSeconds(bench.liveSeconds), Path.of("."));
+            } catch (IllegalArgumentException e) {
+                throw new picocli.CommandLine.ParameterException(spec.commandLine(), e.getMessage());
+            }
+            List<ClonesBenchmark.Report> reports = perGuest(bench, "clones", (guest, host, dir, out) -> ClonesBenchmark.run(
+                    new ClonesBenchmark.Config(new dev.thaw.measure.Workload.Wsbench(guest), counts, chosen, runs, cache,
+                            Duration.ofSeconds(bench.observeSeconds), Duration.ofSeconds(bench.traceSeconds), Duration.ofSeconds(bench.liveSeconds), dir),
+                    host.guest().orElseThrow(), host.qemuVersion().orElseThrow(), host.accel(), out));
+            bench.out().println();
+            for (ClonesBenchmark.Report r : reports) bench.out().println(ClonesBenchmark.markdown(r));
+            bench.writeJson(reports);
             return 0;
         }
     }

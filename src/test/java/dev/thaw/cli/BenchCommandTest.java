@@ -121,7 +121,7 @@ class BenchCommandTest {
         assertThat(cli.execute("bench", "--steady-state")).isEqualTo(2);
         assertThat(err.toString()).contains("Unknown option: '--steady-state'");
         CommandLine bench = cli.getSubcommands().get("bench");
-        assertThat(bench.getSubcommands().keySet()).containsExactly("steady-state", "calibrate-ttr", "estimators");
+        assertThat(bench.getSubcommands().keySet()).containsExactly("steady-state", "calibrate-ttr", "estimators", "clones");
         // The bench's shared options are taken after a study's name too.
         CommandLine.ParseResult parsed = cli.parseArgs("bench", "estimators", "--sizes", "512", "--trace-seconds", "2");
         BenchCommand parent = parsed.subcommand().commandSpec().commandLine().getCommand();
@@ -157,6 +157,23 @@ class BenchCommandTest {
             assertThat(bench.checkMemory).isEqualTo(config.checks().memory()).isTrue();
             assertThat(bench.closeRuns).isEqualTo(config.checks().closeRuns()).isEqualTo(demo.closeRuns);
         }
+    }
+
+    @Test
+    void theClonesStudyRefusesABadCountOrAMethodWithoutClonesBeforeAnythingBoots() {
+        for (String[] args : List.of(new String[] {"bench", "clones", "--counts", "0"}, new String[] {"bench", "clones", "--clone-methods", "qemu-eager"},
+                new String[] {"bench", "clones", "--clone-methods", "nonsense"})) {
+            java.io.StringWriter err = new java.io.StringWriter();
+            CommandLine cli = new CommandLine(new ThawCli());
+            cli.setErr(new java.io.PrintWriter(err));
+            assertThat(cli.execute(args)).as(String.join(" ", args)).isEqualTo(2);
+            assertThat(err.toString()).as(String.join(" ", args)).contains("expected");
+        }
+        // The bench's cache and observation options are taken after the study's name too.
+        CommandLine.ParseResult parsed = new CommandLine(new ThawCli()).parseArgs("bench", "clones", "--evict", "--observe-seconds", "7");
+        BenchCommand parent = parsed.subcommand().commandSpec().commandLine().getCommand();
+        assertThat(parent.cache()).isEqualTo(dev.thaw.measure.CacheState.EVICTED);
+        assertThat(parent.observeSeconds).isEqualTo(7);
     }
 
     @Test
