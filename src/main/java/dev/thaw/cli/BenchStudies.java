@@ -103,8 +103,9 @@ final class BenchStudies {
         @Option(names = "--counts", split = ",", defaultValue = "1,2,4", description = "Clones at once (default ${DEFAULT-VALUE}).")
         List<Integer> counts;
 
-        @Option(names = "--clone-methods", split = ",", defaultValue = "thaw-lazy,ws-trace",
-                description = "Thaw's lazy/ws methods, as the bench's --methods names them (default ${DEFAULT-VALUE}).")
+        @Option(names = "--clone-methods", split = ",", defaultValue = "thaw-lazy,ws-trace,ws-trace-mapped",
+                description = "Thaw's methods, as the bench's --methods names them (default ${DEFAULT-VALUE}; mapped clones share the"
+                        + " page cache's copy of the image's RAM file).")
         List<String> methods;
 
         @Option(names = "--runs", defaultValue = "3", description = "Repetitions of every count and method (default ${DEFAULT-VALUE}).")

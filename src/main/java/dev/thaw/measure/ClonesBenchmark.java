@@ -10,6 +10,7 @@ import dev.thaw.qemu.QemuVersion;
 import dev.thaw.qemu.QemuVm;
 import dev.thaw.restore.Clones;
 import dev.thaw.restore.PostSaveTrace;
+import dev.thaw.restore.RamFiles;
 import dev.thaw.restore.RestoreTraces;
 import dev.thaw.save.Saver;
 import dev.thaw.util.FileTrees;
@@ -54,10 +55,12 @@ public final class ClonesBenchmark {
      *
      * @param ttrSeconds      TTR(1 s, 0.8) against the source's rate before the save; null when not reached in the observation
      * @param stallTtrSeconds the stall TTR; null when not reached
-     * @param residentBytes   its QEMU's resident memory at the end of its observation
+     * @param residentBytes   its QEMU's resident memory at the end of its observation (pages shared with other clones counted in each)
+     * @param proportionalBytes its QEMU's proportional set size then (each shared page divided among the clones that map it):
+     *                          summed over the clones, the memory they hold; 0 in a report written before it was measured
      */
     public record CloneSample(String name, double runningSeconds, double completedSeconds, Double ttrSeconds, Double stallTtrSeconds,
-                              double relativeThroughput, long residentBytes) {}
+                              double relativeThroughput, long residentBytes, long proportionalBytes) {}
 
     /**
      * One run: N clones by one method.
@@ -77,12 +80,28 @@ public final class ClonesBenchmark {
         public long residentBytesTotal() {
             return clones.stream().mapToLong(CloneSample::residentBytes).sum();
         }
+
+        public long proportionalBytesTotal() {
+            return clones.stream().mapToLong(CloneSample::proportionalBytes).sum();
+        }
     }
 
-    /** @param opsPerSecondBefore the source's rate before the save, the reference of TTR and of the work after */
+    /**
+     * @param opsPerSecondBefore the source's rate before the save, alone on the host: the reference of TTR and of the work after
+     * @param vcpusPerClone      each clone's vCPUs: N clones of it can share the host's CPUs at best ({@link #fairShare})
+     */
     public record Report(String workload, long memoryMiB, long totalMiB, long wsMiB, String layout, String accel, String qemuVersion,
-                         CacheState cache, int hostCpus, double observeSeconds, double opsPerSecondBefore, long imageBytes,
-                         List<Sample> samples) {}
+                         CacheState cache, int hostCpus, int vcpusPerClone, double observeSeconds, double opsPerSecondBefore,
+                         long imageBytes, List<Sample> samples) {
+        /**
+         * The most of the source's rate each of {@code count} clones can reach when their vCPUs compute at once: 1 while the host
+         * has a CPU for every vCPU, the host's CPUs over all vCPUs beyond that (N = 4 clones of one vCPU on 2 CPUs: 0.5). TTR
+         * and the stall TTR measure against the rate alone, so clones beyond the host's CPUs never reach them.
+         */
+        public double fairShare(int count) {
+            return Math.min(1.0, hostCpus / (double) (count * vcpusPerClone));
+        }
+    }
 
     private ClonesBenchmark() {}
 
@@ -92,8 +111,10 @@ public final class ClonesBenchmark {
         Path image = config.workDir().resolve("clones-image-" + g.memoryMiB() + "M");
         Workload.Before before;
         long imageBytes;
+        int vcpus;
         try (QemuVm vm = QemuVm.launch(g.vmConfig("thaw-clones-src", guestImage, qemu, accel))) {
             g.awaitReady(vm);
+            vcpus = vm.config().cpuCount();
             Thread.sleep(2000); // let the workload run before it is measured
             before = g.before(vm, config.observe());
             log.printf("  source: %s ops/s before the save%n", Demo.human(before.opsPerSecond()));
@@ -107,6 +128,8 @@ public final class ClonesBenchmark {
                 WorkingSet ws = t.workingSet();
                 WorkingSetWriter.attach(image, ws);
                 log.printf("  saved: %d MiB image, working set (dirty,trace) %s%n", imageBytes >> 20, ws.description());
+                // Written before any run (thaw save --ram-file), not by the first mapped restore, whose time it would be.
+                if (config.methods().stream().anyMatch(RestoreMethod::mapsRamFile)) RamFiles.write(img);
             }
         }
         List<Sample> samples = new ArrayList<>();
@@ -126,10 +149,11 @@ public final class ClonesBenchmark {
             }
         } finally {
             FileTrees.deleteQuietly(image);
+            FileTrees.deleteQuietly(RamFiles.directoryFor(image));
             FileTrees.deleteQuietly(RestoreTraces.directoryFor(image));
         }
         return new Report(g.label(), g.memoryMiB(), g.totalMiB(), g.wsMiB(), g.layout(), accel.qemuName(), qemu.text(), config.cache(),
-                Runtime.getRuntime().availableProcessors(), config.observe().toMillis() / 1e3, before.opsPerSecond(), imageBytes,
+                Runtime.getRuntime().availableProcessors(), vcpus, config.observe().toMillis() / 1e3, before.opsPerSecond(), imageBytes,
                 List.copyOf(samples));
     }
 
@@ -137,7 +161,8 @@ public final class ClonesBenchmark {
 
     private static Sample runOnce(CheckpointImage img, Unit unit, int rep, Workload.Before before, Config config) throws InterruptedException {
         RestoreMethod m = unit.method();
-        config.cache().prepare(List.of(img.directory()));
+        config.cache().prepare(java.util.stream.Stream.of(img.directory(), RamFiles.directoryFor(img.directory()))
+                .filter(java.nio.file.Files::exists).toList());
         UnaryOperator<dev.thaw.restore.PostcopyRestore.Options> tune = MethodRestore.tuning(m, UnaryOperator.identity());
         long start = System.nanoTime();
         List<Clones.Clone> clones;
@@ -154,7 +179,7 @@ public final class ClonesBenchmark {
                 AfterRestore after = AfterRestore.observe(vm, start, running, before.opsPerSecond(), config.observe());
                 seen.add(new CloneSample(c.name(), c.outcome().runningSeconds(), c.outcome().completedSeconds(), after.ttrSeconds().orElse(null),
                         after.stallsReported() ? after.stallTtrSeconds().orElse(null) : null, after.relativeThroughput(),
-                        QemuSampler.residentBytes(vm.pid())));
+                        QemuSampler.residentBytes(vm.pid()), QemuSampler.proportionalBytes(vm.pid())));
             }
             return new Sample(m, unit.count(), rep, seen, null);
         } catch (RuntimeException e) {
@@ -167,15 +192,17 @@ public final class ClonesBenchmark {
     /**
      * The table: per method and count, over the repetitions, the median (and min) of: the time until every clone ran, each
      * clone's stall TTR and TTR (the median over all clones of all repetitions; "> W" when the median clone was not responsive in
-     * the observation), the work of the first seconds against the source's, and QEMU's resident memory, all clones and per clone.
+     * the observation), the work of the first seconds against the source's and against its fair share of the host's CPUs,
+     * and QEMU's resident memory, all clones and per clone, and the proportional memory all clones hold.
      */
     public static String markdown(Report r) {
         StringBuilder out = new StringBuilder(String.format("%s, %d MiB RAM, T=%d, W=%d %s, %s, %s, %d host CPUs, image %d MiB, observed %.0f s%n%n",
                 r.workload(), r.memoryMiB(), r.totalMiB(), r.wsMiB(), r.layout(), r.accel(), r.cache().label(), r.hostCpus(),
                 r.imageBytes() >> 20, r.observeSeconds()));
         out.append("| method | clones | runs | all running (s) min / median | stall TTR per clone (s) median / max | TTR per clone (s) median"
-                + " | work first " + Math.round(r.observeSeconds()) + " s vs before, median | QEMU resident, all clones (MiB) median | per clone (MiB) |\n");
-        out.append("|---|---|---|---|---|---|---|---|---|\n");
+                + " | work first " + Math.round(r.observeSeconds()) + " s vs before, median | fair share | work vs fair share | QEMU resident, all"
+                + " clones (MiB) median | per clone (MiB) | QEMU proportional (PSS), all clones (MiB) median |\n");
+        out.append("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
         List<RestoreMethod> methods = r.samples().stream().map(Sample::method).distinct().toList();
         List<Integer> counts = r.samples().stream().map(Sample::count).distinct().sorted().toList();
         for (RestoreMethod m : methods) {
@@ -186,14 +213,16 @@ public final class ClonesBenchmark {
                 List<CloneSample> clones = ok.stream().flatMap(s -> s.clones().stream()).toList();
                 String failed = ok.size() == runs.size() ? "" : " (" + (runs.size() - ok.size()) + " failed)";
                 double limit = r.observeSeconds();
-                out.append(String.format("| %s | %d | %d%s | %s / %s | %s / %s | %s | %.2fx | %.0f | %.0f |%n", m.label(), n, runs.size(), failed,
+                double work = SaveRestoreBenchmark.Report.median(clones, CloneSample::relativeThroughput);
+                out.append(String.format("| %s | %d | %d%s | %s / %s | %s / %s | %s | %.2fx | %.2f | %.2fx | %.0f | %.0f | %.0f |%n", m.label(), n, runs.size(), failed,
                         f2(SaveRestoreBenchmark.Report.min(ok, Sample::allRunningSeconds)), f2(SaveRestoreBenchmark.Report.median(ok, Sample::allRunningSeconds)),
                         ttr(SaveRestoreBenchmark.Report.median(clones, c -> orInfinity(c.stallTtrSeconds())), limit),
                         ttr(clones.stream().mapToDouble(c -> orInfinity(c.stallTtrSeconds())).max().orElse(Double.NaN), limit),
                         ttr(SaveRestoreBenchmark.Report.median(clones, c -> orInfinity(c.ttrSeconds())), limit),
-                        SaveRestoreBenchmark.Report.median(clones, CloneSample::relativeThroughput),
+                        work, r.fairShare(n), work / r.fairShare(n),
                         SaveRestoreBenchmark.Report.median(ok, s -> s.residentBytesTotal() / 1048576.0),
-                        SaveRestoreBenchmark.Report.median(clones, c -> c.residentBytes() / 1048576.0)));
+                        SaveRestoreBenchmark.Report.median(clones, c -> c.residentBytes() / 1048576.0),
+                        SaveRestoreBenchmark.Report.median(ok, s -> s.proportionalBytesTotal() / 1048576.0)));
             }
         }
         for (Sample s : r.samples()) {

@@ -61,6 +61,22 @@ public final class QemuSampler implements AutoCloseable {
         }
     }
 
+    /**
+     * The proportional set size of process {@code pid} ({@code Pss} of /proc/PID/smaps_rollup), in bytes: each page it maps
+     * divided among the processes that map it, so that clones mapping one RAM file privately sum to the host memory they hold;
+     * 0 if it has ended.
+     */
+    public static long proportionalBytes(long pid) {
+        try {
+            for (String line : Files.readAllLines(Path.of("/proc/" + pid + "/smaps_rollup"))) {
+                if (line.startsWith("Pss:")) return Long.parseLong(line.replaceAll("[^0-9]", "")) << 10;
+            }
+            return 0;
+        } catch (IOException | RuntimeException e) {
+            return 0; // the process ended between the lookup and the read
+        }
+    }
+
     /** The samples so far: {nanos from the start, vCPU run nanos}. */
     public List<long[]> vcpuRunSamples() {
         return copy().stream().map(x -> new long[] {x[0], x[2]}).toList();
