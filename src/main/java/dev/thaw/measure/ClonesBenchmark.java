@@ -72,6 +72,11 @@ public final class ClonesBenchmark {
             clones = List.copyOf(clones);
         }
 
+        /** Until the last clone's restore completed (every page in). */
+        public double allCompletedSeconds() {
+            return clones.stream().mapToDouble(CloneSample::completedSeconds).max().orElse(Double.NaN);
+        }
+
         /** Until the last clone ran. */
         public double allRunningSeconds() {
             return clones.stream().mapToDouble(CloneSample::runningSeconds).max().orElse(Double.NaN);
@@ -199,10 +204,10 @@ public final class ClonesBenchmark {
         StringBuilder out = new StringBuilder(String.format("%s, %d MiB RAM, T=%d, W=%d %s, %s, %s, %d host CPUs, image %d MiB, observed %.0f s%n%n",
                 r.workload(), r.memoryMiB(), r.totalMiB(), r.wsMiB(), r.layout(), r.accel(), r.cache().label(), r.hostCpus(),
                 r.imageBytes() >> 20, r.observeSeconds()));
-        out.append("| method | clones | runs | all running (s) min / median | stall TTR per clone (s) median / max | TTR per clone (s) median"
+        out.append("| method | clones | runs | all running (s) min / median | all completed (s) median | stall TTR per clone (s) median / max | TTR per clone (s) median"
                 + " | work first " + Math.round(r.observeSeconds()) + " s vs before, median | fair share | work vs fair share | QEMU resident, all"
                 + " clones (MiB) median | per clone (MiB) | QEMU proportional (PSS), all clones (MiB) median |\n");
-        out.append("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+        out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
         List<RestoreMethod> methods = r.samples().stream().map(Sample::method).distinct().toList();
         List<Integer> counts = r.samples().stream().map(Sample::count).distinct().sorted().toList();
         for (RestoreMethod m : methods) {
@@ -214,8 +219,9 @@ public final class ClonesBenchmark {
                 String failed = ok.size() == runs.size() ? "" : " (" + (runs.size() - ok.size()) + " failed)";
                 double limit = r.observeSeconds();
                 double work = SaveRestoreBenchmark.Report.median(clones, CloneSample::relativeThroughput);
-                out.append(String.format("| %s | %d | %d%s | %s / %s | %s / %s | %s | %.2fx | %.2f | %.2fx | %.0f | %.0f | %.0f |%n", m.label(), n, runs.size(), failed,
+                out.append(String.format("| %s | %d | %d%s | %s / %s | %s | %s / %s | %s | %.2fx | %.2f | %.2fx | %.0f | %.0f | %.0f |%n", m.label(), n, runs.size(), failed,
                         f2(SaveRestoreBenchmark.Report.min(ok, Sample::allRunningSeconds)), f2(SaveRestoreBenchmark.Report.median(ok, Sample::allRunningSeconds)),
+                        f2(SaveRestoreBenchmark.Report.median(ok, Sample::allCompletedSeconds)),
                         ttr(SaveRestoreBenchmark.Report.median(clones, c -> orInfinity(c.stallTtrSeconds())), limit),
                         ttr(clones.stream().mapToDouble(c -> orInfinity(c.stallTtrSeconds())).max().orElse(Double.NaN), limit),
                         ttr(SaveRestoreBenchmark.Report.median(clones, c -> orInfinity(c.ttrSeconds())), limit),

@@ -70,6 +70,8 @@ public enum RestoreMethod {
     WS_TRACE_WHOLE_REGIONS("Thaw ws (trace, whole regions)", "ws-whole-regions"),
     /** Trial: a quarter of the dirty,trace estimate prefetched, the rest of it first in the background. */
     WS_TRACE_QUARTER("Thaw ws (trace, quarter)", "ws-quarter"),
+    /** Clones' trial: the background at SCHED_IDLE even where the guests' vCPUs fill the host (the starvation guard raises it). */
+    WS_TRACE_IDLE_PRIORITY("Thaw ws (trace, idle prio.)", "ws-idle-priority"),
     /** Trial: ws (dirty) into guest RAM on 2 MiB hugetlb pages (whole 2 MiB units prefetched and faulted; no 4 KiB host pages after). */
     WS_DIRTY_HUGETLB("Thaw ws (dirty, hugetlb)", "ws-dirty-hugetlb"),
     /**
@@ -114,7 +116,7 @@ public enum RestoreMethod {
             case THAW_EAGER -> Optional.of(Restorer.Mode.EAGER);
             case THAW_LAZY, THAW_LAZY_ADDRESS_ORDER -> Optional.of(Restorer.Mode.LAZY);
             case WS_LEARNED, WS_DIRTY, WS_TRACE, WS_DIRTY_NORMAL_PRIORITY, WS_DIRTY_PREEMPT, WS_DIRTY_WHOLE, WS_DIRTY_HALF, WS_DIRTY_QUIET, WS_DIRTY_HUGETLB,
-                 WS_TRACE_QUIET, WS_TRACE_STREAMED, WS_TRACE_QUARTER, WS_TRACE_UNPACED, WS_TRACE_WHOLE_REGIONS -> Optional.of(Restorer.Mode.WS);
+                 WS_TRACE_QUIET, WS_TRACE_STREAMED, WS_TRACE_QUARTER, WS_TRACE_UNPACED, WS_TRACE_WHOLE_REGIONS, WS_TRACE_IDLE_PRIORITY -> Optional.of(Restorer.Mode.WS);
         };
     }
 
@@ -139,6 +141,7 @@ public enum RestoreMethod {
         return switch (this) {
             case THAW_LAZY_ADDRESS_ORDER -> options.withPolicy(options.policy().withFaultRegionPages(0));
             case WS_DIRTY_NORMAL_PRIORITY -> options.withBackgroundPriority(ThreadPriority.Policy.NORMAL);
+            case WS_TRACE_IDLE_PRIORITY -> options.withBackgroundPriority(ThreadPriority.Policy.IDLE);
             case WS_DIRTY_PREEMPT -> options.withTransport(options.transport().withPreempt(true));
             case WS_DIRTY_HUGETLB -> options.withGuestRam(PostcopyRestore.GuestRam.HUGETLB);
             case WS_TRACE_UNPACED -> options.withPolicy(options.policy().withBusyBackgroundBytesPerSecond(0));
@@ -152,7 +155,7 @@ public enum RestoreMethod {
     public static Set<RestoreMethod> defaults() {
         return EnumSet.complementOf(EnumSet.of(THAW_LAZY_ADDRESS_ORDER, WS_DIRTY_NORMAL_PRIORITY, WS_DIRTY_PREEMPT, WS_DIRTY_WHOLE,
                 WS_DIRTY_HALF, WS_DIRTY_QUIET, WS_DIRTY_HUGETLB, WS_DIRTY_MAPPED, WS_TRACE_QUIET, WS_TRACE_STREAMED,
-                WS_TRACE_QUARTER, WS_TRACE_UNPACED, WS_TRACE_WHOLE_REGIONS));
+                WS_TRACE_QUARTER, WS_TRACE_UNPACED, WS_TRACE_WHOLE_REGIONS, WS_TRACE_IDLE_PRIORITY));
     }
 
     /** Whether it maps the image's RAM file (the bench writes the file when one of its methods does). */
@@ -164,7 +167,8 @@ public enum RestoreMethod {
     public RestoreMethod estimate() {
         return switch (this) {
             case WS_DIRTY_NORMAL_PRIORITY, WS_DIRTY_PREEMPT, WS_DIRTY_WHOLE, WS_DIRTY_HALF, WS_DIRTY_QUIET, WS_DIRTY_HUGETLB, WS_DIRTY_MAPPED -> WS_DIRTY;
-            case WS_TRACE_MAPPED, WS_TRACE_QUIET, WS_TRACE_STREAMED, WS_TRACE_QUARTER, WS_TRACE_UNPACED, WS_TRACE_WHOLE_REGIONS -> WS_TRACE;
+            case WS_TRACE_MAPPED, WS_TRACE_QUIET, WS_TRACE_STREAMED, WS_TRACE_QUARTER, WS_TRACE_UNPACED, WS_TRACE_WHOLE_REGIONS,
+                 WS_TRACE_IDLE_PRIORITY -> WS_TRACE;
             default -> this;
         };
     }

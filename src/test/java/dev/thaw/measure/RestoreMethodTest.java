@@ -118,9 +118,14 @@ class RestoreMethodTest {
             assertThat(o.withPolicy(WS.policy())).isEqualTo(WS);
         }
 
+        PostcopyRestore.Options clonesNormal = WS.withBackgroundPriority(dev.thaw.util.ThreadPriority.Policy.NORMAL); // as clones filling the host get
+        PostcopyRestore.Options idle = RestoreMethod.WS_TRACE_IDLE_PRIORITY.tuned(clonesNormal);
+        assertThat(idle.backgroundPriority()).as("SCHED_IDLE over the clones' normal").isEqualTo(dev.thaw.util.ThreadPriority.Policy.IDLE);
+        assertThat(idle.withBackgroundPriority(dev.thaw.util.ThreadPriority.Policy.NORMAL)).isEqualTo(clonesNormal);
+
         Set<RestoreMethod> changing = EnumSet.of(RestoreMethod.THAW_LAZY_ADDRESS_ORDER, RestoreMethod.WS_DIRTY_NORMAL_PRIORITY,
                 RestoreMethod.WS_DIRTY_PREEMPT, RestoreMethod.WS_DIRTY_HUGETLB, RestoreMethod.WS_TRACE_UNPACED, RestoreMethod.WS_DIRTY_QUIET,
-                RestoreMethod.WS_TRACE_QUIET, RestoreMethod.WS_TRACE_WHOLE_REGIONS);
+                RestoreMethod.WS_TRACE_QUIET, RestoreMethod.WS_TRACE_WHOLE_REGIONS, RestoreMethod.WS_TRACE_IDLE_PRIORITY);
         for (RestoreMethod m : EnumSet.complementOf(EnumSet.copyOf(changing))) {
             assertThat(m.tuned(WS)).as(m.label() + ": its mode's own options").isSameAs(WS);
             assertThat(m.tuned(lazy)).as(m.label()).isSameAs(lazy);
