@@ -102,8 +102,10 @@ final class ClusterCommand implements Runnable {
         try {
             ClusterSave.Result r = ClusterSave.save(cluster, Path.of(request.out()), dev.thaw.save.Saver.Options.defaults(), System.out::println);
             String message = String.format("cluster saved to %s: %d members stopped within %.3f ms of each other, %d frames in flight"
-                    + " kept (%d at the cut), %.2f s", r.checkpoint(), r.manifest().members().size(), r.stopSkewNanos() / 1e6, r.frames(),
-                    r.framesAtCut(), r.durationNanos() / 1e9);
+                    + " kept (%d at the cut); their sockets %s, unread at the stop: %s; %.2f s", r.checkpoint(),
+                    r.manifest().members().size(), r.stopSkewNanos() / 1e6, r.frames(), r.framesAtCut(),
+                    r.drainNanos() < 0 ? "not seen drained" : String.format("drained %.1f ms after the cut", r.drainNanos() / 1e6),
+                    r.unreadBytesAtStop().isEmpty() ? "not seen" : r.unreadBytesAtStop() + " bytes", r.durationNanos() / 1e9);
             answer = new SaveRequest.Answer(1, request.out(), true, message, r.stopSkewNanos(), r.frames(), r.durationNanos());
         } catch (RuntimeException e) {
             answer = new SaveRequest.Answer(1, request.out(), false, e.getMessage(), 0, 0, 0);

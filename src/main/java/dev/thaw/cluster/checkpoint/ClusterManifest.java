@@ -52,8 +52,13 @@ public record ClusterManifest(int formatVersion, String checkpointId, String cre
      * @param stopSkewNanos        from the first member's stop to the last one's, as the stops' answers arrived
      * @param stoppedNanosAfterCut per member, its stop's answer after the cut
      * @param framesAtCut          frames in the switch's queues at the cut (the rest of {@link Frames#count} came before the stops)
+     * @param drainNanos           from the cut until every member's QEMU had read what the switch had written to it (the stops
+     *                             waited for that, at most {@link ClusterSave#DRAIN_TIMEOUT}); -1 when it could not be seen
+     * @param unreadBytesAtStop    per member, bytes the switch had written that its QEMU had not read when it stopped: in
+     *                             neither the guest nor the checkpoint (TCP resends them); empty when it could not be seen
      */
-    public record Cut(String at, long stopSkewNanos, Map<String, Long> stoppedNanosAfterCut, int framesAtCut) {}
+    public record Cut(String at, long stopSkewNanos, Map<String, Long> stoppedNanosAfterCut, int framesAtCut, long drainNanos,
+                      Map<String, Long> unreadBytesAtStop) {}
 
     /** The switch at the save: its queues' bound and the MAC addresses it had learned, by member. */
     public record SwitchState(int queueFrames, long queueBytes, Map<String, String> macTable) {}
@@ -125,13 +130,16 @@ public record ClusterManifest(int formatVersion, String checkpointId, String cre
         require(file, require(file, cut, "cut").at(), "cut.at");
         if (cut.stopSkewNanos() < 0) throw corrupt(file, "cut.stopSkewNanos: expected >= 0, actual " + cut.stopSkewNanos());
         requireMembers(file, require(file, cut.stoppedNanosAfterCut(), "cut.stoppedNanosAfterCut").keySet(), names, "cut.stoppedNanosAfterCut");
+        requireMembers(file, require(file, cut.unreadBytesAtStop(), "cut.unreadBytesAtStop").keySet(), names, "cut.unreadBytesAtStop");
         require(file, switchState, "switchState");
-        requireMembers(file, Set.copyOf(require(file, switchState.macTable(), "switchState.macTable").values()), names,
-                "switchState.macTable");
+        Set<String> owners = new HashSet<>();
+        require(file, switchState.macTable(), "switchState.macTable").forEach((mac, owner) -> owners.add(require(file, owner,
+                "switchState.macTable['" + mac + "']")));
+        requireMembers(file, owners, names, "switchState.macTable");
         for (int i = 0; i < require(file, traffic, "traffic").size(); i++) {
             PairRecord p = require(file, traffic.get(i), "traffic[" + i + "]");
-            requireMembers(file, Set.of(require(file, p.from(), "traffic[" + i + "].from"), require(file, p.to(), "traffic[" + i + "].to")),
-                    names, "traffic[" + i + "]");
+            requireMembers(file, new HashSet<>(List.of(require(file, p.from(), "traffic[" + i + "].from"),
+                    require(file, p.to(), "traffic[" + i + "].to"))), names, "traffic[" + i + "]");
             try {
                 p.traffic();
             } catch (IllegalArgumentException e) {

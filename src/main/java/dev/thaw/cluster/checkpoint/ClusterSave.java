@@ -9,6 +9,7 @@ import dev.thaw.qemu.QemuVm;
 import dev.thaw.save.Saver;
 import dev.thaw.util.FileTrees;
 import dev.thaw.util.OwnerOnly;
+import dev.thaw.util.UnixSocketQueues;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -19,6 +20,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.UUID;
 import java.util.concurrent.CountDownLatch;
 import java.util.function.Consumer;
@@ -34,16 +36,20 @@ public final class ClusterSave {
     /** How long the switch gets, after the stops, to read what the members had already sent (it reads every 250 ms at worst). */
     static final Duration SETTLE = Duration.ofMillis(300);
     static final Duration STOP_TIMEOUT = Duration.ofSeconds(30);
+    /** How long the stops wait, after the cut, for every member's QEMU to read what the switch had written to its socket. */
+    public static final Duration DRAIN_TIMEOUT = Duration.ofSeconds(1);
 
     /**
      * @param stopSkewNanos  from the first member's stop (its answer) to the last one's
+     * @param drainNanos     from the cut until the members' QEMUs had read everything the switch wrote them (-1: not seen)
+     * @param unreadBytesAtStop per member, bytes the switch wrote that its QEMU had not read when it stopped (lost to TCP's resending)
      * @param framesAtCut    frames in the switch's queues at the cut
      * @param frames         frames saved: those at the cut and those sent before the stops
      * @param saveNanos      per member, its image's save
      * @param durationNanos  the whole save, cut to commit
      */
-    public record Result(Path checkpoint, ClusterManifest manifest, long stopSkewNanos, int framesAtCut, int frames,
-                         Map<String, Long> saveNanos, long durationNanos) {}
+    public record Result(Path checkpoint, ClusterManifest manifest, long stopSkewNanos, long drainNanos, Map<String, Long> unreadBytesAtStop,
+                         int framesAtCut, int frames, Map<String, Long> saveNanos, long durationNanos) {}
 
     private ClusterSave() {}
 
@@ -80,13 +86,18 @@ public final class ClusterSave {
         List<ClusterMember> members = cluster.members();
         ClusterSwitch.Cut cut = network.cut();
         long cutNanos = System.nanoTime();
+        Map<String, Path> sockets = new LinkedHashMap<>();
+        for (ClusterMember m : members) sockets.put(m.name(), network.socket(m.name()));
+        long drain = drain(sockets, cutNanos);
         Map<String, Long> stopped = stopAll(cluster, members, cutNanos);
         long skew = stopped.values().stream().mapToLong(Long::longValue).max().orElse(0)
                 - stopped.values().stream().mapToLong(Long::longValue).min().orElse(0);
         settle(network);
         List<Frame> frames = network.held();
-        progress.accept(String.format("cut at %s: %d frames in flight, %d held after the stops; members stopped within %.3f ms",
-                cut.at(), cut.inFlight().size(), frames.size(), skew / 1e6));
+        Map<String, Long> unread = unread(sockets).orElse(Map.of());
+        progress.accept(String.format("cut at %s: %d frames in flight, %d held after the stops; sockets drained %s; members stopped within"
+                + " %.3f ms; unread by a stopped QEMU: %s", cut.at(), cut.inFlight().size(), frames.size(),
+                drain < 0 ? "(not seen)" : String.format("after %.1f ms", drain / 1e6), skew / 1e6, unread.isEmpty() ? "(not seen)" : unread + " bytes"));
         List<ClusterManifest.Member> saved = new ArrayList<>();
         Map<String, Long> saveNanos = new LinkedHashMap<>();
         for (ClusterMember m : members) {
@@ -108,11 +119,42 @@ public final class ClusterSave {
         ClusterManifest.Frames framesEntry = FrameLog.write(temp, id, frames, names);
         PortStats anyPort = network.ports().getFirst();
         ClusterManifest manifest = new ClusterManifest(ClusterManifest.VERSION, id.toString(), Instant.now().toString(), thawVersion(),
-                saved, new ClusterManifest.Cut(cut.at().toString(), skew, stopped, cut.inFlight().size()),
+                saved, new ClusterManifest.Cut(cut.at().toString(), skew, stopped, cut.inFlight().size(), drain, unread),
                 new ClusterManifest.SwitchState(anyPort.queueBoundFrames(), anyPort.queueBoundBytes(), network.macTable()),
                 network.traffic(), framesEntry);
         manifest.write(temp);
-        return new Result(target, manifest, skew, cut.inFlight().size(), frames.size(), saveNanos, System.nanoTime() - started);
+        return new Result(target, manifest, skew, drain, unread, cut.inFlight().size(), frames.size(), saveNanos, System.nanoTime() - started);
+    }
+
+    /**
+     * Waits, at most {@link #DRAIN_TIMEOUT}, until every member's QEMU has read what the switch wrote to its socket before the cut
+     * (the switch writes nothing more after it, but a frame it had begun): what a QEMU has not read when it stops is in neither
+     * the guest nor the checkpoint. Returns the time it took after the cut, or -1 when it cannot be seen ({@code ss} missing)
+     * or did not happen in time (a guest that takes nothing: the stops go ahead, and the bytes left are reported).
+     */
+    private static long drain(Map<String, Path> sockets, long cutNanos) {
+        long deadline = cutNanos + DRAIN_TIMEOUT.toNanos();
+        while (true) {
+            Optional<Map<String, Long>> unread = unread(sockets);
+            if (unread.isEmpty()) return -1;
+            if (unread.get().values().stream().allMatch(b -> b == 0)) return System.nanoTime() - cutNanos;
+            if (System.nanoTime() > deadline) return -1;
+            try {
+                Thread.sleep(5);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new CheckpointException.SaveFailed(null, "interrupted while the members' sockets drained", e);
+            }
+        }
+    }
+
+    /** Per member, the bytes the switch wrote to its socket that its QEMU has not read; empty when {@code ss} cannot say. */
+    private static Optional<Map<String, Long>> unread(Map<String, Path> sockets) {
+        return UnixSocketQueues.unreadByPeers(sockets.values()).map(byPath -> {
+            Map<String, Long> out = new LinkedHashMap<>();
+            sockets.forEach((member, path) -> out.put(member, byPath.get(path)));
+            return out;
+        });
     }
 
     /** Stops every member at once: one thread each, released together; per member, its stop's answer after {@code cutNanos}. */

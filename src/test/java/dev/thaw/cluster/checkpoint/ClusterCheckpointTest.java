@@ -46,8 +46,12 @@ class ClusterCheckpointTest {
             checkpoint = work.resolve("cp");
             saved = ClusterSave.save(cluster, checkpoint, Saver.Options.defaults(), System.err::println);
         }
-        System.err.printf("cluster saved %.1f s after the start: skew %.3f ms, %d frames at the cut, %d saved, save %.2f s%n",
-                (System.nanoTime() - started) / 1e9, saved.stopSkewNanos() / 1e6, saved.framesAtCut(), saved.frames(), saved.durationNanos() / 1e9);
+        System.err.printf("cluster saved %.1f s after the start: drained after %.1f ms, skew %.3f ms, %d frames at the cut, %d saved,"
+                + " unread at the stop %s, save %.2f s%n", (System.nanoTime() - started) / 1e9, saved.drainNanos() / 1e6,
+                saved.stopSkewNanos() / 1e6, saved.framesAtCut(), saved.frames(), saved.unreadBytesAtStop(), saved.durationNanos() / 1e9);
+        // The drain check: every byte the switch wrote before the cut was read by its member's QEMU before the stops.
+        assertThat(saved.drainNanos()).isNotNegative();
+        assertThat(saved.unreadBytesAtStop()).isEqualTo(Map.of("m1", 0L, "m2", 0L));
         ClusterManifest m = ClusterManifest.read(checkpoint);
         assertThat(m.memberNames()).containsExactly("m1", "m2");
         assertThat(m.frames().count()).isEqualTo(saved.frames());

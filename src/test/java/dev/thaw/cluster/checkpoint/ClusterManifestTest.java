@@ -44,17 +44,28 @@ class ClusterManifestTest {
     }
 
     private ClusterManifest write(List<Frame> frames) {
-        ClusterManifest.Frames entry = FrameLog.write(dir, ID, frames, MEMBERS);
+        ClusterManifest manifest = manifest(FrameLog.write(dir, ID, frames, MEMBERS));
+        manifest.write(dir);
+        return manifest;
+    }
+
+    /** A checkpoint's manifest and frames written into {@code work} (a fuzz target's seed). */
+    static ClusterManifest manifestIn(Path work) {
+        ClusterManifest manifest = manifest(FrameLog.write(work, ID, frames(), MEMBERS));
+        manifest.write(work);
+        return manifest;
+    }
+
+    private static ClusterManifest manifest(ClusterManifest.Frames entry) {
         List<ClusterManifest.Member> members = new ArrayList<>();
         for (ClusterMember m : ClusterMember.starOf(2, 256, 8 << 20)) {
             members.add(new ClusterManifest.Member(m, m.name(), UUID.nameUUIDFromBytes(m.name().getBytes()).toString(), 1_000_000, 100 << 20));
         }
-        ClusterManifest manifest = new ClusterManifest(ClusterManifest.VERSION, ID.toString(), "2026-11-29T17:00:00Z", "dev", members,
-                new ClusterManifest.Cut("2026-11-29T16:59:59Z", 832_000, Map.of("m1", 1_000L, "m2", 833_000L), 1),
+        return new ClusterManifest(ClusterManifest.VERSION, ID.toString(), "2026-11-29T17:00:00Z", "dev", members,
+                new ClusterManifest.Cut("2026-11-29T16:59:59Z", 832_000, Map.of("m1", 1_000L, "m2", 833_000L), 1, 4_000_000,
+                        Map.of("m1", 0L, "m2", 0L)),
                 new ClusterManifest.SwitchState(4096, 16L << 20, Map.of("52:54:00:00:03:01", "m1", "52:54:00:00:03:02", "m2")),
                 List.of(new PairRecord("m2", "m1", 9000, 9_000_000, Instant.parse("2026-11-29T16:59:59Z"))), entry);
-        manifest.write(dir);
-        return manifest;
     }
 
     @Test
@@ -103,6 +114,8 @@ class ClusterManifestTest {
                 .hasMessageContaining("members[1].member.name: expected distinct names, actual m1 twice");
         assertThatThrownBy(() -> rewrite(json -> json.replace("\"to\" : \"m1\"", "\"to\" : \"m9\"")))
                 .hasMessageContaining("traffic[0]: expected a member of [m1, m2], actual 'm9'");
+        assertThatThrownBy(() -> rewrite(json -> json.replace("\"to\" : \"m1\"", "\"to\" : \"m2\"")))
+                .hasMessageContaining("traffic[0]: traffic: expected two different members, actual m2 -> m2");
         assertThatThrownBy(() -> rewrite(json -> json.replace("\"file\" : \"frames.thaw\"", "\"file\" : \"/etc/passwd\"")))
                 .hasMessageContaining("frames.file: expected 'frames.thaw', actual '/etc/passwd'");
         assertThatThrownBy(() -> rewrite(json -> json.replace(good.checkpointId(), "not-a-uuid")))
