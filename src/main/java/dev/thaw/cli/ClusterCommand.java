@@ -111,11 +111,30 @@ final class ClusterCommand implements Runnable {
             answer = new SaveRequest.Answer(1, request.out(), false, e.getMessage(), 0, 0, 0);
         }
         answer.write(cluster.directory());
+        awaitTaken(cluster.directory().resolve(SaveRequest.Answer.FILE), request.requesterPid());
         System.out.println(answer.message());
         System.out.println(answer.saved() ? "the members stay stopped; the cluster ends (restore it: ./thaw cluster restore " + request.out() + ")"
                 : "the cluster ends");
         if (!answer.saved()) System.err.println(command + ": " + answer.message());
         return answer.saved() ? 0 : 1;
+    }
+
+    /**
+     * Waits, at most 10 s, until the 'thaw cluster save' that asked has taken its answer (or is gone), so that the cluster's close
+     * finds its directory empty and removes it; an answer nobody took is removed here.
+     */
+    private static void awaitTaken(Path answer, long requesterPid) throws java.io.IOException {
+        long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+        while (java.nio.file.Files.exists(answer) && System.nanoTime() < deadline
+                && ProcessHandle.of(requesterPid).filter(ProcessHandle::isAlive).isPresent()) {
+            try {
+                Thread.sleep(50);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                break;
+            }
+        }
+        java.nio.file.Files.deleteIfExists(answer);
     }
 
     @Command(name = "save", mixinStandardHelpOptions = true,
