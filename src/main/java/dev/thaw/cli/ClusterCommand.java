@@ -1,5 +1,10 @@
 package dev.thaw.cli;
 
+import dev.thaw.cluster.checkpoint.CheckpointException;
+import dev.thaw.cluster.checkpoint.ClusterRestore;
+import dev.thaw.cluster.checkpoint.ClusterSave;
+import dev.thaw.cluster.checkpoint.SaveRequest;
+import dev.thaw.cluster.checkpoint.Strategy;
 import dev.thaw.cluster.live.ClusterException;
 import dev.thaw.cluster.live.ClusterStatus;
 import dev.thaw.cluster.live.LiveCluster;
@@ -16,14 +21,14 @@ import picocli.CommandLine.Option;
 
 @Command(name = "cluster", mixinStandardHelpOptions = true,
         description = "Virtual clusters: demo guests that talk to each other through Thaw's switch (docs/cluster.md).",
-        subcommands = {ClusterCommand.Up.class, ClusterCommand.Status.class})
+        subcommands = {ClusterCommand.Up.class, ClusterCommand.Status.class, ClusterCommand.Save.class, ClusterCommand.Restore.class})
 final class ClusterCommand implements Runnable {
     @picocli.CommandLine.Spec
     picocli.CommandLine.Model.CommandSpec spec;
 
     @Override
     public void run() {
-        throw new picocli.CommandLine.ParameterException(spec.commandLine(), "expected a subcommand: up or status");
+        throw new picocli.CommandLine.ParameterException(spec.commandLine(), "expected a subcommand: up, status, save or restore");
     }
 
     @Command(name = "up", mixinStandardHelpOptions = true,
@@ -59,13 +64,183 @@ final class ClusterCommand implements Runnable {
                             m.qmpSocket());
                 }
                 System.out.println("status: ./thaw cluster status --dir " + cluster.directory() + "   (Ctrl-C ends the cluster)");
-                while (true) {
-                    cluster.writeStatus();
-                    cluster.check();
-                    Thread.sleep(Duration.ofSeconds(1));
-                }
+                return serve(cluster, "thaw cluster up");
             } catch (ClusterException e) {
                 System.err.println("thaw cluster up: " + e.getMessage());
+                return 1;
+            }
+        }
+    }
+
+    /**
+     * Runs a cluster until Ctrl-C: rewrites its status every second, checks its members, and serves a save request
+     * ('thaw cluster save'), after which the cluster ends (its members stopped, its switch cut): 0 when saved, 1 otherwise.
+     */
+    static int serve(LiveCluster cluster, String command) throws Exception {
+        long lastStatus = 0;
+        while (true) {
+            if (System.nanoTime() - lastStatus >= Duration.ofSeconds(1).toNanos()) {
+                cluster.writeStatus();
+                cluster.check();
+                lastStatus = System.nanoTime();
+            }
+            java.util.Optional<SaveRequest> request;
+            try {
+                request = SaveRequest.take(cluster.directory());
+            } catch (java.io.IOException e) {
+                System.err.println(command + ": " + e.getMessage());
+                continue;
+            }
+            if (request.isPresent()) return saveFor(cluster, request.get(), command);
+            Thread.sleep(Duration.ofMillis(200));
+        }
+    }
+
+    private static int saveFor(LiveCluster cluster, SaveRequest request, String command) throws java.io.IOException {
+        System.out.println("saving the cluster to " + request.out() + " (asked by pid " + request.requesterPid() + ")");
+        SaveRequest.Answer answer;
+        try {
+            ClusterSave.Result r = ClusterSave.save(cluster, Path.of(request.out()), dev.thaw.save.Saver.Options.defaults(), System.out::println);
+            String message = String.format("cluster saved to %s: %d members stopped within %.3f ms of each other, %d frames in flight"
+                    + " kept (%d at the cut); their sockets %s, unread at the stop: %s; %.2f s", r.checkpoint(),
+                    r.manifest().members().size(), r.stopSkewNanos() / 1e6, r.frames(), r.framesAtCut(),
+                    r.drainNanos() < 0 ? "not seen drained" : String.format("drained %.1f ms after the cut", r.drainNanos() / 1e6),
+                    r.unreadBytesAtStop().isEmpty() ? "not seen" : r.unreadBytesAtStop() + " bytes", r.durationNanos() / 1e9);
+            answer = new SaveRequest.Answer(1, request.out(), true, message, r.stopSkewNanos(), r.frames(), r.durationNanos());
+        } catch (RuntimeException e) {
+            answer = new SaveRequest.Answer(1, request.out(), false, e.getMessage(), 0, 0, 0);
+        }
+        answer.write(cluster.directory());
+        awaitTaken(cluster.directory().resolve(SaveRequest.Answer.FILE), request.requesterPid());
+        System.out.println(answer.message());
+        System.out.println(answer.saved() ? "the members stay stopped; the cluster ends (restore it: ./thaw cluster restore " + request.out() + ")"
+                : "the cluster ends");
+        if (!answer.saved()) System.err.println(command + ": " + answer.message());
+        return answer.saved() ? 0 : 1;
+    }
+
+    /**
+     * Waits, at most 10 s, until the 'thaw cluster save' that asked has taken its answer (or is gone), so that the cluster's close
+     * finds its directory empty and removes it; an answer nobody took is removed here.
+     */
+    private static void awaitTaken(Path answer, long requesterPid) throws java.io.IOException {
+        long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+        while (java.nio.file.Files.exists(answer) && System.nanoTime() < deadline
+                && ProcessHandle.of(requesterPid).filter(ProcessHandle::isAlive).isPresent()) {
+            try {
+                Thread.sleep(50);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                break;
+            }
+        }
+        java.nio.file.Files.deleteIfExists(answer);
+    }
+
+    @Command(name = "save", mixinStandardHelpOptions = true,
+            description = {"Save the cluster that 'thaw cluster up' (or 'cluster restore') runs in DIR into a checkpoint OUT.",
+                    "The switch stops forwarding and holds every frame, every member is stopped at once and saved into its own",
+                    "image (OUT/MEMBER), and the frames in flight go into the checkpoint, to be delivered after a restore.",
+                    "The cluster ends with the save: its members stay stopped."})
+    static final class Save implements Callable<Integer> {
+        @Option(names = "--dir", required = true, description = "The running cluster's directory.")
+        Path dir;
+
+        @Option(names = "--out", required = true, description = "The checkpoint directory to create.")
+        Path out;
+
+        @Option(names = "--timeout-seconds", defaultValue = "600", description = "How long to wait for the save (default ${DEFAULT-VALUE}).")
+        long timeoutSeconds;
+
+        @Override
+        public Integer call() throws Exception {
+            if (java.nio.file.Files.exists(out)) {
+                System.err.println("thaw cluster save: expected no file at " + out.toAbsolutePath() + ", actual one");
+                return 1;
+            }
+            ClusterStatus status = ClusterStatus.read(dir);
+            if (!status.isLive(Instant.now())) {
+                System.err.println("thaw cluster save: expected a cluster running in " + dir + ", actual a stale status (pid "
+                        + status.upPid() + " is gone or stopped)");
+                return 1;
+            }
+            SaveRequest.Answer.take(dir); // an old answer nobody read
+            SaveRequest.of(out).write(dir);
+            long deadline = System.nanoTime() + Duration.ofSeconds(timeoutSeconds).toNanos();
+            while (true) {
+                java.util.Optional<SaveRequest.Answer> answer = SaveRequest.Answer.take(dir);
+                if (answer.isPresent()) {
+                    System.out.println(answer.get().message());
+                    return answer.get().saved() ? 0 : 1;
+                }
+                if (ProcessHandle.of(status.upPid()).filter(ProcessHandle::isAlive).isEmpty()) {
+                    System.err.println("thaw cluster save: the cluster's process (pid " + status.upPid() + ") ended without answering");
+                    return 1;
+                }
+                if (System.nanoTime() > deadline) {
+                    System.err.println("thaw cluster save: expected an answer within " + timeoutSeconds + " s, actual none (the request "
+                            + dir.resolve(SaveRequest.FILE) + (java.nio.file.Files.exists(dir.resolve(SaveRequest.FILE)) ? " was not taken)" : " was taken)"));
+                    return 1;
+                }
+                Thread.sleep(Duration.ofMillis(100));
+            }
+        }
+    }
+
+    @Command(name = "restore", mixinStandardHelpOptions = true,
+            description = {"Restore a cluster checkpoint ('thaw cluster save') onto a new switch and keep it running until Ctrl-C.",
+                    "A coordinator and a cohort per member: each member loads its working set and waits, paused, for START;",
+                    "held (the default) starts each member once the members it sent frames to run, and delivers the frames",
+                    "in flight at the save once their receiver runs; restore-line orders the starts only; independent starts",
+                    "each member as soon as it is loaded and delivers nothing."})
+    static final class Restore implements Callable<Integer> {
+        @picocli.CommandLine.Parameters(index = "0", paramLabel = "CHECKPOINT", description = "The checkpoint directory.")
+        Path checkpoint;
+
+        @Option(names = "--strategy", defaultValue = "held", description = "independent, restore-line or held (default ${DEFAULT-VALUE}).")
+        String strategy;
+
+        @Option(names = "--dir", description = "Directory for the new switch's sockets and status.json (default: a new /tmp/thaw-cluster-*).")
+        Path dir;
+
+        @Option(names = "--exit", description = "End the cluster once every member's restore completed, instead of running until Ctrl-C.")
+        boolean exit;
+
+        @Override
+        public Integer call() throws Exception {
+            Strategy chosen = Strategy.parse(strategy);
+            ClusterRestore.Options options = ClusterRestore.Options.of(chosen).withDirectory(dir).withListener(new ClusterRestore.Listener() {
+                @Override
+                public void status(String line) {
+                    System.out.println(line);
+                }
+            });
+            ClusterRestore.Result r;
+            try {
+                r = ClusterRestore.restore(checkpoint, options);
+            } catch (CheckpointException e) {
+                System.err.println("thaw cluster restore: " + e.getMessage());
+                return 1;
+            }
+            try (LiveCluster cluster = r.cluster()) {
+                Runtime.getRuntime().addShutdownHook(new Thread(cluster::close, "cluster-shutdown"));
+                System.out.printf("cluster restored (%s) in %s: every member running after %.2f s, every restore completed after %.2f s;"
+                        + " started in the order %s; %d frames held and delivered, %d in flight not delivered%n", chosen.label(),
+                        cluster.directory(), r.allRunningNanos() / 1e9, r.completedNanos() / 1e9, r.order(), r.framesHeld(), r.plan().framesLost());
+                for (ClusterRestore.MemberOutcome m : r.members()) {
+                    System.out.printf("  %-4s %-4s working set %d pages (revised %d): loaded %.2f s, running %.2f s, completed %.2f s%n",
+                            m.member(), m.mode().label(), m.estimatePages(), m.revisedPages(), m.loadedNanos() / 1e9, m.runningNanos() / 1e9,
+                            m.completedNanos() / 1e9);
+                }
+                for (var p : r.ports()) {
+                    System.out.printf("  switch %-4s: most queued %d frames (bound %d frames, %d bytes), dropped %d%n", p.member(),
+                            p.maxQueuedFrames(), p.queueBoundFrames(), p.queueBoundBytes(), p.droppedQueueFull() + p.droppedUnconnected());
+                }
+                if (exit) return 0;
+                System.out.println("status: ./thaw cluster status --dir " + cluster.directory() + "   (Ctrl-C ends the cluster)");
+                return serve(cluster, "thaw cluster restore");
+            } catch (ClusterException e) {
+                System.err.println("thaw cluster restore: " + e.getMessage());
                 return 1;
             }
         }

@@ -9,7 +9,11 @@ public enum FileKind {
     DEVICE_STATE(4, "device state"),
     PACK(5, "pack"),
     /** Optional: the working-set estimate and where its pages are laid out in queue order (WorkingSetSection). */
-    WORKING_SET(6, "working set");
+    WORKING_SET(6, "working set"),
+    /** A cluster checkpoint's manifest (dev.thaw.cluster.checkpoint): its members, switch state and traffic record. */
+    CLUSTER_MANIFEST(7, "cluster manifest"),
+    /** The frames a cluster checkpoint's switch held at its cut, delivered after the restore. */
+    CLUSTER_FRAMES(8, "cluster frames");
 
     private final int code;
     private final String label;

@@ -204,6 +204,12 @@ public record VmConfig(String name, String machineType, Accel accel, long memory
                 false, true, extraArgs, disks);
     }
 
+    /** The same guest with or without {@code -S}: started, its vCPUs wait for {@code cont} (a cluster member waits for START). */
+    public VmConfig withStartPaused(boolean paused) {
+        return new VmConfig(name, machineType, accel, memoryMiB, cpuCount, kernel, initrd, kernelCommandLine, incomingDefer,
+                paused, extraArgs, disks);
+    }
+
     /** The same guest on other disks (a restore's overlays; none for what an image records). */
     public VmConfig withDisks(List<Disk> newDisks) {
         return new VmConfig(name, machineType, accel, memoryMiB, cpuCount, kernel, initrd, kernelCommandLine, incomingDefer,

@@ -29,6 +29,15 @@ public final class IncomingQemu {
 
     /** The launch configuration recorded in the image. */
     public static VmConfig savedConfig(CheckpointImage image) {
+        try {
+            return savedConfigAnywhere(image).requireClusterSocketsIn(List.of());
+        } catch (IllegalArgumentException e) {
+            throw new RestoreException("image " + image.directory() + ": the recorded launch configuration is invalid: " + e.getMessage(), e);
+        }
+    }
+
+    /** As {@link #savedConfig}, but a cluster member's stream netdev socket is left for the caller to check (or move). */
+    private static VmConfig savedConfigAnywhere(CheckpointImage image) {
         JsonNode node = image.manifest().source().vmConfig();
         if (node == null || node.isNull()) {
             throw new RestoreException("image " + image.directory() + " records no launch configuration: expected the VM's"
@@ -36,14 +45,14 @@ public final class IncomingQemu {
         }
         try {
             // The manifest is data from outside: its options were checked by VmConfig, its files are checked here. A cluster
-            // member's stream netdev is refused: restoring a member onto its cluster's switch is not built yet (issue 16).
+            // member's stream netdev is refused here; config() admits it once the cluster restore moved it onto its new switch.
             // Guest files the image carries were checked against their recorded SHA-256 and may come from its own directory.
             List<Path> trusted = new java.util.ArrayList<>(ThawPaths.guestDirs());
             if (!image.manifest().guestFiles().isEmpty()) trusted.add(image.directory().resolve(dev.thaw.image.Manifest.GUEST_FILES_DIRECTORY));
             VmConfig recorded = JSON.treeToValue(node, VmConfig.class);
             if (!recorded.disks().isEmpty()) throw new IllegalArgumentException("expected no disks in the configuration (the manifest's"
                     + " disks, with their identities, are the image's), actual " + recorded.disks().size());
-            return RestoreDisks.withGuestFiles(image, recorded).requireGuestFilesIn(trusted).requireClusterSocketsIn(List.of());
+            return RestoreDisks.withGuestFiles(image, recorded).requireGuestFilesIn(trusted);
         } catch (IOException | IllegalArgumentException e) {
             throw new RestoreException("image " + image.directory() + ": the recorded launch configuration is invalid: " + e.getMessage(), e);
         }
@@ -65,7 +74,14 @@ public final class IncomingQemu {
      * ({@link RestoreDisks}: each base checked against its identity first).
      */
     public static VmConfig config(CheckpointImage image, String vmName, RestoreIdentity identity) {
-        return RestoreDisks.withDisks(image, identity.applyTo(savedConfig(image)), vmName).asIncoming(vmName);
+        VmConfig saved;
+        try {
+            saved = identity.applyTo(savedConfigAnywhere(image)).requireClusterSocketsIn(identity.clusterDirectories());
+        } catch (IllegalArgumentException e) {
+            throw new RestoreException("image " + image.directory() + ": the recorded launch configuration is invalid: " + e.getMessage()
+                    + (identity.clusterDirectory().isEmpty() ? " (a cluster member's image restores with thaw cluster restore)" : ""), e);
+        }
+        return RestoreDisks.withDisks(image, saved, vmName).asIncoming(vmName);
     }
 
     /** Retries until QEMU has created the socket; gives up at the deadline or when QEMU has exited. */

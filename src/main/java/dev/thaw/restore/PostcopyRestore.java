@@ -139,10 +139,24 @@ public final class PostcopyRestore {
      * the connection and the guest's RAM.
      */
     public record Options(String vmName, Pages pages, SchedulePolicy policy, Transport transport, GuestRam guestRam,
-                          ThreadPriority.Policy backgroundPriority, RestoreIdentity identity) {
+                          ThreadPriority.Policy backgroundPriority, RestoreIdentity identity, java.util.Optional<StartHeld> startHeld) {
+        public Options(String vmName, Pages pages, SchedulePolicy policy, Transport transport, GuestRam guestRam,
+                       ThreadPriority.Policy backgroundPriority, RestoreIdentity identity) {
+            this(vmName, pages, policy, transport, guestRam, backgroundPriority, identity, java.util.Optional.empty());
+        }
+
         public static Options lazy(String vmName) {
             return new Options(vmName, new Pages(List.of(), List.of()), SchedulePolicy.defaults(), Transport.defaults(), GuestRam.DEFAULT,
                     ThreadPriority.Policy.IDLE, RestoreIdentity.single());
+        }
+
+        /**
+         * The guest's vCPUs held until someone else sends QMP {@code cont}: QEMU starts with {@code -S}, so RUN leaves the guest
+         * {@code paused} with its working set and device state loaded, while the rest of memory streams in the background (a
+         * cluster member waiting for START). {@code launched} gets the QEMU as soon as it was started.
+         */
+        public Options withStartHeld(StartHeld launched) {
+            return new Options(vmName, pages, policy, transport, guestRam, backgroundPriority, identity, java.util.Optional.of(launched));
         }
 
         /**
@@ -166,24 +180,24 @@ public final class PostcopyRestore {
         }
 
         public Options withWorkingSet(List<PageRef> workingSet) {
-            return new Options(vmName, new Pages(workingSet, pages.backgroundFirst()), policy, transport, guestRam, backgroundPriority, identity);
+            return new Options(vmName, new Pages(workingSet, pages.backgroundFirst()), policy, transport, guestRam, backgroundPriority, identity, startHeld);
         }
 
         /** Pages the background stream sends first, in this order (the predicted pages beyond the prefetched working set). */
         public Options withBackgroundFirst(List<PageRef> backgroundFirst) {
-            return new Options(vmName, new Pages(pages.workingSet(), backgroundFirst), policy, transport, guestRam, backgroundPriority, identity);
+            return new Options(vmName, new Pages(pages.workingSet(), backgroundFirst), policy, transport, guestRam, backgroundPriority, identity, startHeld);
         }
 
         public Options withPolicy(SchedulePolicy newPolicy) {
-            return new Options(vmName, pages, newPolicy, transport, guestRam, backgroundPriority, identity);
+            return new Options(vmName, pages, newPolicy, transport, guestRam, backgroundPriority, identity, startHeld);
         }
 
         public Options withTransport(Transport newTransport) {
-            return new Options(vmName, pages, policy, newTransport, guestRam, backgroundPriority, identity);
+            return new Options(vmName, pages, policy, newTransport, guestRam, backgroundPriority, identity, startHeld);
         }
 
         public Options withGuestRam(GuestRam ram) {
-            return new Options(vmName, pages, policy, transport, ram, backgroundPriority, identity);
+            return new Options(vmName, pages, policy, transport, ram, backgroundPriority, identity, startHeld);
         }
 
         /**
@@ -192,12 +206,12 @@ public final class PostcopyRestore {
          * the background costs the guest nothing; a vCPU waiting for a page leaves its core to them.
          */
         public Options withBackgroundPriority(ThreadPriority.Policy priority) {
-            return new Options(vmName, pages, policy, transport, guestRam, priority, identity);
+            return new Options(vmName, pages, policy, transport, guestRam, priority, identity, startHeld);
         }
 
         /** Who the restored guest is ({@link RestoreIdentity}: its VM generation ID; a clone's ports and MACs). */
         public Options withIdentity(RestoreIdentity newIdentity) {
-            return new Options(vmName, pages, policy, transport, guestRam, backgroundPriority, newIdentity);
+            return new Options(vmName, pages, policy, transport, guestRam, backgroundPriority, newIdentity, startHeld);
         }
 
         /** Tracing (the post-save trace): {@link SchedulePolicy#tracing}. */
@@ -205,6 +219,12 @@ public final class PostcopyRestore {
             if (hold.isNegative()) throw new IllegalArgumentException("trace period: expected >= 0, actual " + hold);
             return withPolicy(policy.tracing(hold.toNanos()));
         }
+    }
+
+    /** Told the QEMU of a restore whose start is held ({@link Options#withStartHeld}) once it was launched. */
+    @FunctionalInterface
+    public interface StartHeld {
+        void launched(QemuVm vm);
     }
 
     /** One page request as it arrived, for the trace and the learned working set. */
@@ -283,7 +303,8 @@ public final class PostcopyRestore {
     public static Result restore(CheckpointImage image, Options options, Consumer<String> progress) {
         requireFourKiBPages(image);
         long started = System.nanoTime();
-        dev.thaw.qemu.VmConfig config = IncomingQemu.config(image, options.vmName(), options.identity());
+        dev.thaw.qemu.VmConfig config = IncomingQemu.config(image, options.vmName(), options.identity())
+                .withStartPaused(options.startHeld().isPresent());
         List<RamBlock> destination = destinationBlocks(image, options.guestRam(), config);
         Runnable release = null;
         List<String> launchArgs = List.of();
@@ -318,6 +339,7 @@ public final class PostcopyRestore {
                 throw e;
             }
             if (release != null) vm.onClose(release);
+            options.startHeld().ifPresent(h -> h.launched(vm));
             new Marker(image.manifest().imageId(), image.directory().toAbsolutePath().toString(), ProcessHandle.current().pid(),
                     options.guestRam()).write(vm.runDir());
             try {

@@ -3,6 +3,7 @@ package dev.thaw.restore;
 import dev.thaw.qemu.QemuOption;
 import dev.thaw.qemu.VmConfig;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
@@ -33,16 +34,33 @@ import java.util.regex.Pattern;
  * @param cloneIndex     which clone, 1-based
  * @param cloneCount     how many clones of the image start together (1: a plain restore, whose NICs and ports stay as saved)
  * @param imageId        the image's id, from which clones' MACs derive
+ * @param clusterDirectory for a member of a virtual cluster restored onto its new switch: the switch's directory, where its stream
+ *                       netdev's socket is moved to (same socket name, {@code MEMBER.sock}); the only directory its socket may lie in
  */
-public record RestoreIdentity(UUID vmGenerationId, int cloneIndex, int cloneCount, String imageId) {
+public record RestoreIdentity(UUID vmGenerationId, int cloneIndex, int cloneCount, String imageId, Optional<Path> clusterDirectory) {
     private static final Pattern FORWARD_HOST_PORT = Pattern.compile("^((?:tcp|udp):127\\.0\\.0\\.1:)\\d{1,5}-");
 
     public RestoreIdentity {
         java.util.Objects.requireNonNull(vmGenerationId, "vmGenerationId");
         java.util.Objects.requireNonNull(imageId, "imageId");
+        java.util.Objects.requireNonNull(clusterDirectory, "clusterDirectory");
         if (cloneCount < 1 || cloneIndex < 1 || cloneIndex > cloneCount) {
             throw new IllegalArgumentException("clone: expected 1 <= clone <= count, actual clone " + cloneIndex + " of " + cloneCount);
         }
+    }
+
+    public RestoreIdentity(UUID vmGenerationId, int cloneIndex, int cloneCount, String imageId) {
+        this(vmGenerationId, cloneIndex, cloneCount, imageId, Optional.empty());
+    }
+
+    /** The same, as a member of the cluster whose switch listens in {@code directory}. */
+    public RestoreIdentity withClusterDirectory(Path directory) {
+        return new RestoreIdentity(vmGenerationId, cloneIndex, cloneCount, imageId, Optional.of(directory.toAbsolutePath().normalize()));
+    }
+
+    /** The directories a restored guest's stream netdev socket may lie in: its cluster's, or none. */
+    public List<Path> clusterDirectories() {
+        return clusterDirectory.stream().toList();
     }
 
     /** A plain restore: a fresh random VM generation ID, everything else as saved. */
@@ -65,6 +83,9 @@ public record RestoreIdentity(UUID vmGenerationId, int cloneIndex, int cloneCoun
             if (cloneCount > 1 && o.isDevice("virtio-net-pci")) changed = o.with("mac", mac(imageId, cloneIndex, nic++));
             if (cloneCount > 1 && o.option().equals("-netdev") && o.type().equals("user")) {
                 changed = o.mapping("hostfwd", f -> FORWARD_HOST_PORT.matcher(f).replaceFirst("$10-"));
+            }
+            if (clusterDirectory.isPresent() && o.clusterSocket().isPresent()) {
+                changed = o.with("addr.path", clusterDirectory.get().resolve(o.clusterSocket().get().getFileName()).toString());
             }
             options.add(changed);
         }

@@ -59,6 +59,24 @@ class ClusterCommandTest {
         assertThat(small.err()).contains("expected at least 192 MiB, actual 64 MiB");
         ImageCommandsTest.Run bare = ImageCommandsTest.run("cluster");
         assertThat(bare.exit()).isEqualTo(2);
-        assertThat(bare.err()).contains("expected a subcommand: up or status");
+        assertThat(bare.err()).contains("expected a subcommand: up, status, save or restore");
+    }
+
+    @Test
+    void saveAndRestoreRefuseWhatTheyCannotUseBeforeAnyQemu(@TempDir Path dir) throws Exception {
+        ImageCommandsTest.Run strategy = ImageCommandsTest.run("cluster", "restore", dir.toString(), "--strategy", "eager");
+        assertThat(strategy.exit()).isEqualTo(1);
+        assertThat(strategy.err()).contains("thaw cluster restore: --strategy: expected independent, restore-line or held, actual 'eager'");
+        ImageCommandsTest.Run none = ImageCommandsTest.run("cluster", "restore", dir.toString());
+        assertThat(none.exit()).isEqualTo(1);
+        assertThat(none.err()).contains(dir.resolve("cluster.thaw").toString(), "is missing");
+        ImageCommandsTest.Run noCluster = ImageCommandsTest.run("cluster", "save", "--dir", dir.toString(), "--out", dir.resolve("cp").toString());
+        assertThat(noCluster.exit()).isEqualTo(1);
+        assertThat(noCluster.err()).contains("no cluster runs there");
+        status(ProcessHandle.current().pid(), Instant.now().minusSeconds(60)).write(dir);
+        ImageCommandsTest.Run stale = ImageCommandsTest.run("cluster", "save", "--dir", dir.toString(), "--out", dir.resolve("cp").toString());
+        assertThat(stale.exit()).isEqualTo(1);
+        assertThat(stale.err()).contains("expected a cluster running in " + dir + ", actual a stale status");
+        assertThat(dir.resolve("save-request.json")).doesNotExist();
     }
 }

@@ -3,6 +3,7 @@ package dev.thaw.fuzz;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.fail;
 
+import dev.thaw.cluster.checkpoint.CheckpointFuzzTargets;
 import dev.thaw.image.ImageFuzzTargets;
 import dev.thaw.migration.MigrationFuzzTargets;
 import dev.thaw.qemu.QemuFuzzTargets;
@@ -49,7 +50,9 @@ class FuzzTest {
                 new Entry("restore-event-log", 3_000, () -> RestoreFuzzTargets.eventLog(work)),
                 new Entry("image-mac", 1_000, () -> ImageFuzzTargets.mac(work)),
                 new Entry("vm-config", 2_000, () -> QemuFuzzTargets.vmConfig(work)),
-                new Entry("qmp-answers", 10_000, QemuFuzzTargets::qmpAnswers));
+                new Entry("qmp-answers", 10_000, QemuFuzzTargets::qmpAnswers),
+                new Entry("cluster-frames", 10_000, CheckpointFuzzTargets::frames),
+                new Entry("cluster-manifest", 3_000, () -> CheckpointFuzzTargets.manifest(work)));
     }
 
     @TestFactory

@@ -100,6 +100,18 @@ class RestoreIdentityTest {
     }
 
     @Test
+    void aClusterMemberIsMovedOntoItsNewSwitchAndOnlyThere() {
+        VmConfig member = saved(List.of("-netdev", "stream,id=net0,server=off,addr.type=unix,addr.path=/tmp/thaw-cluster-old/m2.sock",
+                "-device", "virtio-net-pci,netdev=net0,mac=52:54:00:00:03:02"));
+        RestoreIdentity identity = RestoreIdentity.single().withClusterDirectory(Path.of("/tmp/thaw-cluster-new"));
+        VmConfig moved = identity.applyTo(member).requireClusterSocketsIn(identity.clusterDirectories());
+        assertThat(moved.extraArgs()).containsExactly("-netdev", "stream,id=net0,server=off,addr.type=unix,addr.path=/tmp/thaw-cluster-new/m2.sock",
+                "-device", "virtio-net-pci,netdev=net0,mac=52:54:00:00:03:02");
+        assertThatThrownBy(() -> RestoreIdentity.single().applyTo(member).requireClusterSocketsIn(RestoreIdentity.single().clusterDirectories()))
+                .hasMessageContaining("actual /tmp/thaw-cluster-old/m2.sock");
+    }
+
+    @Test
     void aRewrittenOptionIsCheckedAgain() {
         assertThatThrownBy(() -> dev.thaw.qemu.QemuOption.parse(List.of("-device", "vmgenid")).getFirst().with("guid", "../../etc"))
                 .hasMessageContaining("expected guid to match").hasMessageContaining("actual '../../etc'");

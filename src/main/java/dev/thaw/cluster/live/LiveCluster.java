@@ -96,6 +96,18 @@ public final class LiveCluster implements AutoCloseable {
         return cluster;
     }
 
+    /**
+     * A cluster whose members' QEMUs were started by someone else (a cluster restore) on {@code network}, which listens in
+     * {@code dir}: from now on it is this cluster's, and {@link #close} ends every QEMU and the switch as {@code up}'s does.
+     *
+     * @param ownsDir remove {@code dir} on close
+     */
+    public static LiveCluster adopt(Path dir, boolean ownsDir, ClusterSwitch network, Map<ClusterMember, QemuVm> members) {
+        LiveCluster cluster = new LiveCluster(dir, ownsDir, network);
+        members.forEach((m, vm) -> cluster.members.put(m.name(), new Running(m, vm)));
+        return cluster;
+    }
+
     private void start(ClusterMember member, GuestImage guest, QemuVersion qemu, Accel accel, Duration connectTimeout) {
         // Built here, so checked here as a restore will check it: the socket lies in this cluster's directory.
         VmConfig config = member.vmConfig(guest, qemu, accel, network.socket(member.name())).requireClusterSocketsIn(List.of(dir));
@@ -120,6 +132,11 @@ public final class LiveCluster implements AutoCloseable {
 
     public Path directory() {
         return dir;
+    }
+
+    /** The cluster's switch: a cluster save cuts it. */
+    public ClusterSwitch network() {
+        return network;
     }
 
     public List<ClusterMember> members() {

@@ -176,6 +176,41 @@ public final class ClusterSwitch implements AutoCloseable {
     }
 
     /**
+     * Queues a checkpoint's frames for their receivers, in the order given, ahead of anything they are sent later: every
+     * receiver must be held (a restore holds its members until they run, then {@link #release}s each). All or nothing: a frame
+     * for a member not held, or more frames or bytes for one member than its queue's bound, fails before any is queued.
+     */
+    public void preload(List<Frame> frames) {
+        synchronized (lock) {
+            checkOpen();
+            Map<String, long[]> per = new TreeMap<>();
+            for (Frame f : frames) {
+                Port p = port(f.to());
+                port(f.from());
+                if (!p.held) throw new IllegalStateException("switch: preload of a frame for " + f.to() + ": expected it held, actual not");
+                long[] n = per.computeIfAbsent(f.to(), k -> new long[2]);
+                n[0]++;
+                n[1] += f.data().length;
+            }
+            per.forEach((member, n) -> {
+                Port p = port(member);
+                if (p.queue.size() + n[0] > options.queueFrames() || p.queuedBytes + n[1] > options.queueBytes()) {
+                    throw new IllegalStateException("switch: preload for " + member + ": expected at most " + options.queueFrames()
+                            + " frames and " + options.queueBytes() + " bytes (its queue's bound), actual " + (p.queue.size() + n[0]) + " frames, "
+                            + (p.queuedBytes + n[1]) + " bytes");
+                }
+            });
+            for (Frame f : frames) {
+                Port p = port(f.to());
+                p.queue.add(f);
+                p.queuedBytes += f.data().length;
+                p.maxQueuedFrames = Math.max(p.maxQueuedFrames, p.queue.size());
+                nextSequence = Math.max(nextSequence, f.sequence() + 1);
+            }
+        }
+    }
+
+    /**
      * Stops forwarding for good: every member is held, and the frames in every queue are the frames
      * in flight. Frames the members send afterwards (before they are stopped) are held too and
      * belong to the checkpoint as well: read them with {@link #held()} once every member stopped.

@@ -7,6 +7,7 @@ import dev.thaw.cluster.net.PairRecord;
 import dev.thaw.cluster.net.PortStats;
 import dev.thaw.guest.ClusterMember;
 import dev.thaw.guest.TcpStreamLine;
+import dev.thaw.testing.TcpStreams;
 import dev.thaw.testing.TestHost;
 import dev.thaw.guest.GuestImage;
 import java.io.IOException;
@@ -14,7 +15,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
-import java.util.Locale;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -40,7 +40,7 @@ class LiveClusterTest {
             System.err.printf("stream of %d MiB done %.1f s after the start%n", STREAM_BYTES >> 20, (System.nanoTime() - started) / 1e9);
             // Both ends agree with each other and with the stream as defined (guest/src/tcpstream.c), computed here.
             assertThat(tx.bytes()).isEqualTo(STREAM_BYTES);
-            assertThat(rx).isEqualTo(new TcpStreamLine.Done(TcpStreamLine.Direction.RX, STREAM_BYTES, 0, expectedFnv(STREAM_BYTES), "10.0.3.2"));
+            assertThat(rx).isEqualTo(new TcpStreamLine.Done(TcpStreamLine.Direction.RX, STREAM_BYTES, 0, TcpStreams.expectedFnv(STREAM_BYTES), "10.0.3.2"));
             assertThat(tx.fnv()).isEqualTo(rx.fnv());
 
             // The switch saw the stream one way and its acks the other.
@@ -129,17 +129,5 @@ class LiveClusterTest {
     private static PairRecord pair(List<PairRecord> traffic, String from, String to) {
         return traffic.stream().filter(r -> r.from().equals(from) && r.to().equals(to)).findFirst()
                 .orElseThrow(() -> new AssertionError("expected a traffic record " + from + " -> " + to + ", actual " + traffic));
-    }
-
-    /** FNV-1a over the stream's 64-bit words, word i being splitmix64(i), as tcpstream defines it. */
-    private static String expectedFnv(long bytes) {
-        long hash = 0xcbf29ce484222325L;
-        for (long i = 0; i < bytes / 8; i++) {
-            long z = i + 0x9e3779b97f4a7c15L;
-            z = (z ^ (z >>> 30)) * 0xbf58476d1ce4e5b9L;
-            z = (z ^ (z >>> 27)) * 0x94d049bb133111ebL;
-            hash = (hash ^ (z ^ (z >>> 31))) * 0x100000001b3L;
-        }
-        return String.format(Locale.ROOT, "%016x", hash);
     }
 }

@@ -118,6 +118,40 @@ class ClusterSwitchTest {
     }
 
     @Test
+    void preloadedFramesWaitForAHeldMemberAndArriveInOrderBeforeNewOnes() throws Exception {
+        open(new ClusterSwitch.Options(8, 1 << 20), "a", "b");
+        sw.hold("a");
+        sw.hold("b");
+        List<Frame> saved = new ArrayList<>();
+        for (int i = 0; i < 5; i++) saved.add(new Frame(100 + i, "a", "b", frame(macOf(2), macOf(1), "saved " + i)));
+        sw.preload(saved);
+        assertThat(sw.stats("b").queuedFrames()).isEqualTo(5);
+        QemuStreamPeer a = connect("a");
+        QemuStreamPeer b = connect("b");
+        a.send(frame(macOf(2), macOf(1), "new")); // read after the preload: behind it
+        awaitStats("b", s -> s.queuedFrames() == 6);
+        assertThat(b.receive(QUIET)).as("held until released").isNull();
+        sw.release("b");
+        for (int i = 0; i < 5; i++) assertThat(payload(b.receive(WAIT))).isEqualTo("saved " + i);
+        assertThat(payload(b.receive(WAIT))).isEqualTo("new");
+        assertThat(sw.stats("b").droppedQueueFull() + sw.stats("b").droppedUnconnected()).isZero();
+        assertThat(a.receive(QUIET)).isNull();
+    }
+
+    @Test
+    void aPreloadBeyondTheBoundOrForAMemberNotHeldQueuesNothing() throws Exception {
+        open(new ClusterSwitch.Options(4, 1 << 20), "a", "b");
+        sw.hold("b");
+        List<Frame> five = new ArrayList<>();
+        for (int i = 0; i < 5; i++) five.add(new Frame(i, "a", "b", frame(macOf(2), macOf(1), "f" + i)));
+        assertThatThrownBy(() -> sw.preload(five)).isInstanceOf(IllegalStateException.class)
+                .hasMessageContaining("preload for b: expected at most 4 frames").hasMessageContaining("actual 5 frames");
+        assertThatThrownBy(() -> sw.preload(List.of(new Frame(9, "b", "a", frame(macOf(1), macOf(2), "x")))))
+                .isInstanceOf(IllegalStateException.class).hasMessageContaining("for a: expected it held");
+        assertThat(sw.stats("b").queuedFrames()).isZero();
+    }
+
+    @Test
     void theTrafficRecordCountsFramesBytesAndTheLastTimePerPair() throws Exception {
         open(ClusterSwitch.Options.DEFAULT, "a", "b", "c");
         QemuStreamPeer a = connect("a");

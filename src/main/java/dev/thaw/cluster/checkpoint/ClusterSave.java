@@ -1,0 +1,230 @@
+package dev.thaw.cluster.checkpoint;
+
+import dev.thaw.cluster.live.LiveCluster;
+import dev.thaw.cluster.net.ClusterSwitch;
+import dev.thaw.cluster.net.Frame;
+import dev.thaw.cluster.net.PortStats;
+import dev.thaw.guest.ClusterMember;
+import dev.thaw.qemu.QemuVm;
+import dev.thaw.save.Saver;
+import dev.thaw.util.FileTrees;
+import dev.thaw.util.OwnerOnly;
+import dev.thaw.util.UnixSocketQueues;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.UUID;
+import java.util.concurrent.CountDownLatch;
+import java.util.function.Consumer;
+
+/**
+ * Saves a running cluster whole ({@code thaw cluster save}): the switch is cut (it stops forwarding and holds every frame), every
+ * member is stopped at once (one thread each, released together; the skew between their stops is reported), the frames the
+ * switch then holds are the frames in flight, and each member is saved by {@link Saver} into its own image. The checkpoint is
+ * written under a hidden temporary directory beside {@code out} and renamed into place after its manifest (written last): all or
+ * nothing. The members stay stopped and the switch cut: the cluster is not usable after a save (close it; restore the checkpoint).
+ */
+public final class ClusterSave {
+    /** How long the switch gets, after the stops, to read what the members had already sent (it reads every 250 ms at worst). */
+    static final Duration SETTLE = Duration.ofMillis(300);
+    static final Duration STOP_TIMEOUT = Duration.ofSeconds(30);
+    /** How long the stops wait, after the cut, for every member's QEMU to read what the switch had written to its socket. */
+    public static final Duration DRAIN_TIMEOUT = Duration.ofSeconds(1);
+
+    /**
+     * @param stopSkewNanos  from the first member's stop (its answer) to the last one's
+     * @param drainNanos     from the cut until the members' QEMUs had read everything the switch wrote them (-1: not seen)
+     * @param unreadBytesAtStop per member, bytes the switch wrote that its QEMU had not read when it stopped (lost to TCP's resending)
+     * @param framesAtCut    frames in the switch's queues at the cut
+     * @param frames         frames saved: those at the cut and those sent before the stops
+     * @param saveNanos      per member, its image's save
+     * @param durationNanos  the whole save, cut to commit
+     */
+    public record Result(Path checkpoint, ClusterManifest manifest, long stopSkewNanos, long drainNanos, Map<String, Long> unreadBytesAtStop,
+                         int framesAtCut, int frames, Map<String, Long> saveNanos, long durationNanos) {}
+
+    private ClusterSave() {}
+
+    public static Result save(LiveCluster cluster, Path out, Saver.Options options, Consumer<String> progress) {
+        long started = System.nanoTime();
+        Path target = out.toAbsolutePath().normalize();
+        if (Files.exists(target)) throw new CheckpointException.SaveFailed(null, "expected no file at " + target + ", actual one", null);
+        cluster.check();
+        Path temp;
+        try {
+            OwnerOnly.createDirectories(target.getParent());
+            temp = target.resolveSibling("." + target.getFileName() + ".partial-" + ProcessHandle.current().pid() + "-"
+                    + UUID.randomUUID().toString().substring(0, 8));
+            OwnerOnly.createDirectories(temp);
+        } catch (IOException e) {
+            throw new CheckpointException.SaveFailed(null, "cannot create " + target + ": " + e, e);
+        }
+        try {
+            Result r = saveInto(cluster, temp, target, options, progress, started);
+            Files.move(temp, target, StandardCopyOption.ATOMIC_MOVE);
+            return r;
+        } catch (IOException e) {
+            FileTrees.deleteQuietly(temp);
+            throw new CheckpointException.SaveFailed(null, "cannot commit " + target + ": " + e, e);
+        } catch (RuntimeException e) {
+            FileTrees.deleteQuietly(temp);
+            throw e;
+        }
+    }
+
+    private static Result saveInto(LiveCluster cluster, Path temp, Path target, Saver.Options options, Consumer<String> progress,
+                                   long started) {
+        ClusterSwitch network = cluster.network();
+        List<ClusterMember> members = cluster.members();
+        ClusterSwitch.Cut cut = network.cut();
+        long cutNanos = System.nanoTime();
+        Map<String, Path> sockets = new LinkedHashMap<>();
+        for (ClusterMember m : members) sockets.put(m.name(), network.socket(m.name()));
+        long drain = drain(sockets, cutNanos);
+        Map<String, Long> stopped = stopAll(cluster, members, cutNanos);
+        long skew = stopped.values().stream().mapToLong(Long::longValue).max().orElse(0)
+                - stopped.values().stream().mapToLong(Long::longValue).min().orElse(0);
+        settle(network);
+        List<Frame> frames = network.held();
+        Map<String, Long> unread = unread(sockets).orElse(Map.of());
+        progress.accept(String.format("cut at %s: %d frames in flight, %d held after the stops; sockets drained %s; members stopped within"
+                + " %.3f ms; unread by a stopped QEMU: %s", cut.at(), cut.inFlight().size(), frames.size(),
+                drain < 0 ? "(not seen)" : String.format("after %.1f ms", drain / 1e6), skew / 1e6, unread.isEmpty() ? "(not seen)" : unread + " bytes"));
+        List<ClusterManifest.Member> saved = new ArrayList<>();
+        Map<String, Long> saveNanos = new LinkedHashMap<>();
+        for (ClusterMember m : members) {
+            QemuVm vm = cluster.vm(m.name());
+            long t = System.nanoTime();
+            Saver.Result r;
+            try {
+                r = Saver.save(vm.qmp(), vm.config(), temp.resolve(m.name()), options, p -> { });
+            } catch (RuntimeException e) {
+                throw new CheckpointException.SaveFailed(m.name(), e.getMessage() + (vm.isAlive() ? "" : "; " + vm.describeState()), e);
+            }
+            long took = System.nanoTime() - t;
+            saveNanos.put(m.name(), took);
+            saved.add(new ClusterManifest.Member(m, m.name(), r.manifest().imageId(), took, r.streamBytes()));
+            progress.accept(String.format("member %s saved: %.1f MiB stream in %.2f s", m.name(), r.streamBytes() / 1048576.0, took / 1e9));
+        }
+        UUID id = UUID.randomUUID();
+        List<String> names = members.stream().map(ClusterMember::name).toList();
+        ClusterManifest.Frames framesEntry = FrameLog.write(temp, id, frames, names);
+        PortStats anyPort = network.ports().getFirst();
+        ClusterManifest manifest = new ClusterManifest(ClusterManifest.VERSION, id.toString(), Instant.now().toString(), thawVersion(),
+                saved, new ClusterManifest.Cut(cut.at().toString(), skew, stopped, cut.inFlight().size(), drain, unread),
+                new ClusterManifest.SwitchState(anyPort.queueBoundFrames(), anyPort.queueBoundBytes(), network.macTable()),
+                network.traffic(), framesEntry);
+        manifest.write(temp);
+        return new Result(target, manifest, skew, drain, unread, cut.inFlight().size(), frames.size(), saveNanos, System.nanoTime() - started);
+    }
+
+    /**
+     * Waits, at most {@link #DRAIN_TIMEOUT}, until every member's QEMU has read what the switch wrote to its socket before the cut
+     * (the switch writes nothing more after it, but a frame it had begun): what a QEMU has not read when it stops is in neither
+     * the guest nor the checkpoint. Returns the time it took after the cut, or -1 when it cannot be seen ({@code ss} missing)
+     * or did not happen in time (a guest that takes nothing: the stops go ahead, and the bytes left are reported).
+     */
+    private static long drain(Map<String, Path> sockets, long cutNanos) {
+        long deadline = cutNanos + DRAIN_TIMEOUT.toNanos();
+        while (true) {
+            Optional<Map<String, Long>> unread = unread(sockets);
+            if (unread.isEmpty()) return -1;
+            if (unread.get().values().stream().allMatch(b -> b == 0)) return System.nanoTime() - cutNanos;
+            if (System.nanoTime() > deadline) return -1;
+            try {
+                Thread.sleep(5);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new CheckpointException.SaveFailed(null, "interrupted while the members' sockets drained", e);
+            }
+        }
+    }
+
+    /** Per member, the bytes the switch wrote to its socket that its QEMU has not read; empty when {@code ss} cannot say. */
+    private static Optional<Map<String, Long>> unread(Map<String, Path> sockets) {
+        return UnixSocketQueues.unreadByPeers(sockets.values()).map(byPath -> {
+            Map<String, Long> out = new LinkedHashMap<>();
+            sockets.forEach((member, path) -> out.put(member, byPath.get(path)));
+            return out;
+        });
+    }
+
+    /** Stops every member at once: one thread each, released together; per member, its stop's answer after {@code cutNanos}. */
+    private static Map<String, Long> stopAll(LiveCluster cluster, List<ClusterMember> members, long cutNanos) {
+        CountDownLatch go = new CountDownLatch(1);
+        Map<String, long[]> at = new LinkedHashMap<>();
+        Map<String, Throwable> failed = new java.util.concurrent.ConcurrentHashMap<>();
+        List<Thread> threads = new ArrayList<>();
+        for (ClusterMember m : members) {
+            long[] slot = new long[1];
+            at.put(m.name(), slot);
+            QemuVm vm = cluster.vm(m.name());
+            threads.add(Thread.ofPlatform().name("cluster-stop-" + m.name()).start(() -> {
+                try {
+                    go.await();
+                    vm.qmp().stop(STOP_TIMEOUT);
+                    slot[0] = System.nanoTime();
+                } catch (Throwable e) {
+                    failed.put(m.name(), e);
+                }
+            }));
+        }
+        go.countDown();
+        for (Thread t : threads) {
+            try {
+                if (!t.join(STOP_TIMEOUT.plusSeconds(5))) failed.putIfAbsent(t.getName(), new IllegalStateException("no answer"));
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new CheckpointException.SaveFailed(null, "interrupted while stopping the members", e);
+            }
+        }
+        for (ClusterMember m : members) {
+            Throwable e = failed.get(m.name());
+            if (e != null) {
+                QemuVm vm = cluster.vm(m.name());
+                throw new CheckpointException.SaveFailed(m.name(), "expected its QEMU stopped within " + STOP_TIMEOUT.toSeconds() + " s, actual "
+                        + e.getMessage() + (vm.isAlive() ? "" : "; " + vm.describeState()), e);
+            }
+        }
+        Map<String, Long> out = new LinkedHashMap<>();
+        at.forEach((m, slot) -> out.put(m, slot[0] - cutNanos));
+        return out;
+    }
+
+    /** Waits until the switch has read nothing new for its settle time (what the members wrote before they stopped). */
+    private static void settle(ClusterSwitch network) {
+        long deadline = System.nanoTime() + SETTLE.multipliedBy(10).toNanos();
+        long last = framesIn(network);
+        long quietSince = System.nanoTime();
+        while (System.nanoTime() < deadline && System.nanoTime() - quietSince < SETTLE.toNanos()) {
+            try {
+                Thread.sleep(20);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new CheckpointException.SaveFailed(null, "interrupted while the switch settled", e);
+            }
+            long now = framesIn(network);
+            if (now != last) {
+                last = now;
+                quietSince = System.nanoTime();
+            }
+        }
+    }
+
+    private static long framesIn(ClusterSwitch network) {
+        return network.ports().stream().mapToLong(PortStats::framesIn).sum();
+    }
+
+    private static String thawVersion() {
+        String v = ClusterSave.class.getPackage().getImplementationVersion();
+        return v == null ? "dev" : v;
+    }
+}

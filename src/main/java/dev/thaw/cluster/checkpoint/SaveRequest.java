@@ -1,0 +1,79 @@
+package dev.thaw.cluster.checkpoint;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.time.Instant;
+import java.util.Optional;
+
+/**
+ * How {@code thaw cluster save} asks the {@code thaw cluster up} that owns a cluster to save it: the switch and the members belong
+ * to that process, so the request is a file in the cluster's directory ({@value #FILE}, owner-only like the directory: whoever may
+ * write there may connect to the switch anyway), which {@code up} takes (reads and removes) within 200 ms, and the answer another
+ * ({@link Answer#FILE}). Both are written to a temporary file and renamed, so neither side reads half of one.
+ *
+ * @param out          where the checkpoint goes (absolute)
+ * @param requesterPid the {@code thaw cluster save} waiting for the answer
+ */
+public record SaveRequest(int version, String out, long requesterPid, Instant at) {
+    public static final int VERSION = 1;
+    public static final String FILE = "save-request.json";
+    private static final ObjectMapper JSON = new ObjectMapper().findAndRegisterModules();
+
+    public SaveRequest {
+        if (version != VERSION) throw new IllegalArgumentException("save request: expected version " + VERSION + ", actual " + version);
+        if (out == null || !Path.of(out).isAbsolute()) throw new IllegalArgumentException("save request: expected an absolute path, actual " + out);
+    }
+
+    public static SaveRequest of(Path out) {
+        return new SaveRequest(VERSION, out.toAbsolutePath().normalize().toString(), ProcessHandle.current().pid(), Instant.now());
+    }
+
+    public void write(Path clusterDir) throws IOException {
+        writeAtomically(clusterDir.resolve(FILE), this);
+    }
+
+    /** The request waiting in {@code clusterDir}, removed as it is taken. A request that does not parse is removed and refused. */
+    public static Optional<SaveRequest> take(Path clusterDir) throws IOException {
+        return takeFile(clusterDir.resolve(FILE), SaveRequest.class);
+    }
+
+    /**
+     * What became of a request.
+     *
+     * @param saved   whether the checkpoint was committed at {@code out}
+     * @param message the save's summary, or why it failed
+     */
+    public record Answer(int version, String out, boolean saved, String message, long stopSkewNanos, int frames, long durationNanos) {
+        public static final String FILE = "save-answer.json";
+
+        public void write(Path clusterDir) throws IOException {
+            writeAtomically(clusterDir.resolve(FILE), this);
+        }
+
+        /** The answer in {@code clusterDir}, removed as it is taken. */
+        public static Optional<Answer> take(Path clusterDir) throws IOException {
+            return takeFile(clusterDir.resolve(FILE), Answer.class);
+        }
+    }
+
+    /** The file's value, the file removed as it is taken; one that does not parse is removed and refused. */
+    private static <T> Optional<T> takeFile(Path file, Class<T> type) throws IOException {
+        if (!Files.isRegularFile(file)) return Optional.empty();
+        try {
+            return Optional.of(JSON.readValue(file.toFile(), type));
+        } catch (IOException e) {
+            throw new IOException(file + ": expected a file as 'thaw cluster save' and 'up' write it, actual: " + e.getMessage(), e);
+        } finally {
+            Files.deleteIfExists(file);
+        }
+    }
+
+    private static void writeAtomically(Path file, Object value) throws IOException {
+        Path temp = file.resolveSibling(file.getFileName() + ".tmp-" + ProcessHandle.current().pid());
+        JSON.writeValue(temp.toFile(), value);
+        Files.move(temp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+    }
+}

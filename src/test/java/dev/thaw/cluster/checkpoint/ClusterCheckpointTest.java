@@ -1,0 +1,116 @@
+package dev.thaw.cluster.checkpoint;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.thaw.cluster.live.LiveCluster;
+import dev.thaw.cluster.net.PortStats;
+import dev.thaw.guest.ClusterMember;
+import dev.thaw.guest.TcpStreamLine;
+import dev.thaw.qemu.QemuVm;
+import dev.thaw.save.Saver;
+import dev.thaw.testing.TcpStreams;
+import dev.thaw.testing.TestHost;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * A real cluster of two members, saved while m2 streams checked bytes to m1 through the switch, and restored: under held every
+ * frame arrives and the stream ends intact; a member whose QEMU dies mid-restore ends the restore naming it, with no QEMU left.
+ * The checkpoint is made once for both tests.
+ */
+class ClusterCheckpointTest {
+    private static final long MEMBER_MIB = 256;
+    private static final long STREAM_BYTES = 32L << 20;
+    private static final Duration STREAM_TIMEOUT = Duration.ofSeconds(120);
+
+    @TempDir
+    static Path work;
+    private static Path checkpoint;
+    private static ClusterSave.Result saved;
+
+    @BeforeAll
+    static void saveAClusterMidStream() throws IOException, InterruptedException {
+        long started = System.nanoTime();
+        try (LiveCluster cluster = LiveCluster.up(null, ClusterMember.starOf(2, MEMBER_MIB, STREAM_BYTES), TestHost.guest(), TestHost.qemu(),
+                TestHost.accel(), LiveCluster.CONNECT_TIMEOUT)) {
+            // Mid-stream: m1 has received some MiB and more are on the way.
+            cluster.awaitStream("m1", l -> l instanceof TcpStreamLine.Tick t && t.bytes() >= (2L << 20), STREAM_TIMEOUT);
+            checkpoint = work.resolve("cp");
+            saved = ClusterSave.save(cluster, checkpoint, Saver.Options.defaults(), System.err::println);
+        }
+        System.err.printf("cluster saved %.1f s after the start: drained after %.1f ms, skew %.3f ms, %d frames at the cut, %d saved,"
+                + " unread at the stop %s, save %.2f s%n", (System.nanoTime() - started) / 1e9, saved.drainNanos() / 1e6,
+                saved.stopSkewNanos() / 1e6, saved.framesAtCut(), saved.frames(), saved.unreadBytesAtStop(), saved.durationNanos() / 1e9);
+        // The drain check: every byte the switch wrote before the cut was read by its member's QEMU before the stops.
+        assertThat(saved.drainNanos()).isNotNegative();
+        assertThat(saved.unreadBytesAtStop()).isEqualTo(Map.of("m1", 0L, "m2", 0L));
+        ClusterManifest m = ClusterManifest.read(checkpoint);
+        assertThat(m.memberNames()).containsExactly("m1", "m2");
+        assertThat(m.frames().count()).isEqualTo(saved.frames());
+        assertThat(FrameLog.read(checkpoint, m)).hasSize(saved.frames());
+        assertThat(m.traffic()).anySatisfy(p -> assertThat(p.from() + ">" + p.to()).isEqualTo("m2>m1"));
+    }
+
+    @Test
+    void heldDeliversEveryFrameAndTheStreamEndsIntact() throws InterruptedException {
+        long started = System.nanoTime();
+        ClusterRestore.Result r = ClusterRestore.restore(checkpoint, ClusterRestore.Options.of(Strategy.HELD)
+                .withListener(new ClusterRestore.Listener() {
+                    @Override
+                    public void status(String line) {
+                        System.err.println(line);
+                    }
+                }));
+        List<Long> pids;
+        Path dir;
+        try (LiveCluster cluster = r.cluster()) {
+            dir = cluster.directory();
+            pids = cluster.members().stream().map(m -> cluster.vm(m.name()).pid()).toList();
+            System.err.printf("restored: all running after %.2f s, completed after %.2f s, order %s, %d frames held%n",
+                    r.allRunningNanos() / 1e9, r.completedNanos() / 1e9, r.order(), r.framesHeld());
+            assertThat(r.framesHeld()).isEqualTo(saved.frames());
+            assertThat(r.order()).containsExactlyInAnyOrder("m1", "m2");
+            var tx = (TcpStreamLine.Done) cluster.awaitStream("m2", l -> l instanceof TcpStreamLine.Done, STREAM_TIMEOUT);
+            var rx = (TcpStreamLine.Done) cluster.awaitStream("m1", l -> l instanceof TcpStreamLine.Done, Duration.ofSeconds(20));
+            System.err.printf("stream done %.1f s after the restore began%n", (System.nanoTime() - started) / 1e9);
+            assertThat(tx.bytes()).isEqualTo(STREAM_BYTES);
+            assertThat(rx).isEqualTo(new TcpStreamLine.Done(TcpStreamLine.Direction.RX, STREAM_BYTES, 0, TcpStreams.expectedFnv(STREAM_BYTES), "10.0.3.2"));
+            for (String m : List.of("m1", "m2")) {
+                PortStats port = cluster.port(m);
+                assertThat(port.droppedQueueFull() + port.droppedUnconnected() + port.malformedFrames()).as(m).isZero();
+            }
+            assertThat(cluster.port("m1").framesOut() + cluster.port("m2").framesOut()).isGreaterThanOrEqualTo(saved.frames());
+        }
+        for (long pid : pids) assertThat(ProcessHandle.of(pid).filter(ProcessHandle::isAlive)).as("QEMU pid " + pid).isEmpty();
+        assertThat(dir).doesNotExist();
+    }
+
+    @Test
+    void aMemberWhoseQemuDiesMidRestoreEndsItNamingTheMemberAndLeavesNoQemu() {
+        Map<String, Long> pids = new ConcurrentHashMap<>();
+        long started = System.nanoTime();
+        assertThatThrownBy(() -> ClusterRestore.restore(checkpoint, ClusterRestore.Options.of(Strategy.HELD).withListener(new ClusterRestore.Listener() {
+            @Override
+            public void launched(String member, QemuVm vm) {
+                pids.put(member, vm.pid());
+                if (member.equals("m2")) ProcessHandle.of(vm.pid()).ifPresent(ProcessHandle::destroyForcibly);
+            }
+        }))).isInstanceOf(CheckpointException.RestoreFailed.class)
+                .hasMessageContaining("cluster restore of member m2 failed")
+                .hasMessageContaining("exited with status 137")
+                .satisfies(e -> assertThat(((CheckpointException) e).member()).isEqualTo("m2"));
+        assertThat(Duration.ofNanos(System.nanoTime() - started)).isLessThan(Duration.ofSeconds(60));
+        assertThat(pids).containsKey("m2");
+        for (long pid : pids.values()) {
+            assertThat(ProcessHandle.of(pid).filter(ProcessHandle::isAlive)).as("QEMU pid " + pid).isEmpty();
+        }
+    }
+}
