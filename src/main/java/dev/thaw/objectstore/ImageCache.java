@@ -44,8 +44,16 @@ public final class ImageCache {
         this.maxBytes = maxBytes;
     }
 
-    /** {@code CACHE/objectstore}, bounded by {@value #MAX_BYTES_ENV} (bytes) or {@link #DEFAULT_MAX_BYTES}. */
+    /** Where the cache is when {@value #DIRECTORY_ENV} (or the system property {@value #DIRECTORY_PROPERTY}) does not say. */
+    public static final String DIRECTORY_ENV = "THAW_OBJECTSTORE_CACHE";
+    public static final String DIRECTORY_PROPERTY = "thaw.objectstore.cache";
+
+    /**
+     * {@value #DIRECTORY_ENV} or {@code CACHE/objectstore}, bounded by {@value #MAX_BYTES_ENV} (bytes) or
+     * {@link #DEFAULT_MAX_BYTES}.
+     */
     public static ImageCache standard() {
+        String directory = System.getenv(DIRECTORY_ENV) != null ? System.getenv(DIRECTORY_ENV) : System.getProperty(DIRECTORY_PROPERTY);
         String bound = System.getenv(MAX_BYTES_ENV);
         long max;
         try {
@@ -53,7 +61,8 @@ public final class ImageCache {
         } catch (NumberFormatException e) {
             throw new IllegalArgumentException(MAX_BYTES_ENV + ": expected a number of bytes, actual '" + bound + "'", e);
         }
-        return new ImageCache(dev.thaw.util.ThawPaths.cacheDir().resolve("objectstore"), max);
+        return new ImageCache(directory != null && !directory.isBlank() ? Path.of(directory)
+                : dev.thaw.util.ThawPaths.cacheDir().resolve("objectstore"), max);
     }
 
     public Path root() {
