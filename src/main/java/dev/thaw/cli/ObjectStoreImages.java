@@ -1,5 +1,6 @@
 package dev.thaw.cli;
 
+import dev.thaw.image.PackBytes;
 import dev.thaw.objectstore.ImageCache;
 import dev.thaw.objectstore.ImageFetch;
 import dev.thaw.objectstore.ObjectStore;
@@ -7,23 +8,39 @@ import dev.thaw.objectstore.S3Location;
 import java.io.PrintStream;
 import java.nio.file.Path;
 
-/** A command's IMAGE argument: a directory, or {@code s3://BUCKET/PREFIX/NAME}, fetched into the standard cache first. */
+/**
+ * A command's IMAGE argument: a directory, or {@code s3://BUCKET/PREFIX/NAME}, opened in the standard cache with its files
+ * fetched and its packs arriving while the restore reads them (the working set's copy first in the background, demand
+ * reads in small range GETs).
+ */
 final class ObjectStoreImages {
     private ObjectStoreImages() {}
 
-    static Path localDirectory(String image, PrintStream status) {
-        if (!S3Location.isS3(image)) return Path.of(image);
+    /** Where the image is and how its pack bytes come; closing it ends a background fetch and releases the cache. */
+    record Source(Path directory, PackBytes packBytes, ImageCache.Opened opened, ObjectStore store) implements AutoCloseable {
+        @Override
+        public void close() {
+            if (opened != null) opened.close();
+            if (store != null) store.close();
+        }
+    }
+
+    static Source open(String image, PrintStream status) {
+        if (!S3Location.isS3(image)) return new Source(Path.of(image), PackBytes.LOCAL, null, null);
         S3Location.Image source = S3Location.parseImage(image);
-        ImageCache cache = ImageCache.standard();
-        try (ObjectStore store = new ObjectStore(ObjectStore.Settings.fromEnvironment(), source.location().bucket())) {
-            ImageCache.Fetched f = cache.fetch(store, source);
-            ImageFetch.Report r = f.report();
-            status.printf("fetched %s into %s in %.2f s: %.1f MiB in %d objects (%.1f MB/s), %.1f MiB already cached%s%s%n", source,
-                    f.directory(), r.seconds(), r.fetchedBytes() / 1048576.0, r.fetchedObjects(), r.fetchedBytes() / 1e6 / Math.max(r.seconds(), 1e-9),
-                    r.reusedBytes() / 1048576.0, r.workingSetPackBytes() > 0 ? String.format("; working set's copy (%.1f MiB) by %.2f s",
-                            r.workingSetPackBytes() / 1048576.0, r.workingSetSeconds()) : "",
-                    f.evictedBytes() > 0 ? String.format("; %.1f MiB evicted", f.evictedBytes() / 1048576.0) : "");
-            return f.directory();
+        ObjectStore store = new ObjectStore(ObjectStore.Settings.fromEnvironment(), source.location().bucket());
+        try {
+            ImageCache.Opened o = ImageCache.standard().open(store, source, true);
+            ImageFetch.Report r = o.report();
+            long arriving = o.lazyPacks() == null ? 0 : o.lazyPacks().byteSize();
+            status.printf("opened %s in %s in %.2f s: its files (%.1f MiB) fetched, %.1f MiB of packs cached already, %.1f MiB arriving"
+                            + " (the working set's copy first; what the restore reads sooner, in small range GETs)%s%n", source, o.directory(),
+                    r.seconds(), r.fetchedBytes() / 1048576.0, r.reusedBytes() / 1048576.0, arriving / 1048576.0,
+                    o.evictedBytes() > 0 ? String.format("; %.1f MiB evicted", o.evictedBytes() / 1048576.0) : "");
+            return new Source(o.directory(), o.packBytes(), o, store);
+        } catch (RuntimeException e) {
+            store.close();
+            throw e;
         }
     }
 }

@@ -37,16 +37,17 @@ import picocli.CommandLine.Parameters;
                 "reconnects to it with QEMU's postcopy recovery, sends the pages it lacks and stays attached as above; a plain",
                 "thaw restore IMAGE does the same by itself when exactly one such QEMU of that image is alive (--no-resume: start",
                 "a new restore instead). A connection that breaks while Thaw runs is recovered without any option.",
-                "IMAGE may be s3://BUCKET/PREFIX/NAME (thaw push): the image is fetched into a bounded local cache first",
-                "(CACHE/objectstore, at most THAW_OBJECTSTORE_CACHE_BYTES, 16 GiB by default; its working set's copy first, in",
-                "large range GETs, every byte checked against the manifest's checksums; packs already there are not fetched",
-                "again), then restored from there as any local image."})
+                "IMAGE may be s3://BUCKET/PREFIX/NAME (thaw push): its files are fetched into a bounded local cache",
+                "(CACHE/objectstore, at most THAW_OBJECTSTORE_CACHE_BYTES, 16 GiB by default) and the restore starts while its",
+                "packs arrive: the working set's copy first, in large range GETs in the background, what the restore reads",
+                "sooner in small ones; every extent checked as read, every pack checked whole once it arrived; packs already",
+                "cached are not fetched again."})
 final class RestoreCommand implements Callable<Integer> {
     @Parameters(index = "0", description = "The image directory, or s3://BUCKET/PREFIX/NAME.")
     String image;
 
-    /** The image's directory: {@link #image}, or where the cache fetched it. */
-    private Path imageDirectory;
+    /** The image's directory ({@link #image}, or its place in the object-storage cache) and where its pack bytes come from. */
+    private ObjectStoreImages.Source source;
 
     @Option(names = "--mode", defaultValue = "auto", description = "auto, eager, lazy, ws or mapped (default ${DEFAULT-VALUE}: see above).")
     String mode;
@@ -128,10 +129,16 @@ final class RestoreCommand implements Callable<Integer> {
         HostDoctor.ensureCanRestore(System.err);
         PrintStream status = json ? System.err : System.out;
         Progress progress = new Progress(status);
-        imageDirectory = ObjectStoreImages.localDirectory(image, status);
-        if (clones > 1) return restoreClones(guestRam, choice, status, progress);
+        try (ObjectStoreImages.Source opened = ObjectStoreImages.open(image, status)) {
+            source = opened;
+            return clones > 1 ? restoreClones(guestRam, choice, status, progress) : restoreOne(guestRam, choice, status, progress);
+        }
+    }
+
+    private int restoreOne(PostcopyRestore.GuestRam guestRam, WorkingSetChoice choice, PrintStream status, Progress progress)
+            throws Exception {
         PausedRestores.removeDead(QemuVm.RUN_DIR_PARENT);
-        try (CheckpointImage img = CheckpointImage.open(imageDirectory)) {
+        try (CheckpointImage img = CheckpointImage.open(source.directory(), source.packBytes())) {
             java.util.Optional<PausedRestores.Paused> paused = resume != null
                     ? java.util.Optional.of(PausedRestores.find(QemuVm.RUN_DIR_PARENT, resume))
                     : noResume ? java.util.Optional.empty() : PausedRestores.ofImage(QemuVm.RUN_DIR_PARENT, img);
@@ -169,7 +176,7 @@ final class RestoreCommand implements Callable<Integer> {
     private int restoreClones(PostcopyRestore.GuestRam guestRam, WorkingSetChoice choice, PrintStream status, Progress progress)
             throws InterruptedException {
         dev.thaw.restore.Clones.names(name, clones); // a name too long for its clones fails before anything starts
-        try (CheckpointImage img = CheckpointImage.open(imageDirectory)) {
+        try (CheckpointImage img = CheckpointImage.open(source.directory(), source.packBytes())) {
             Restorer.Mode chosen = chooseMode(img, guestRam, status);
             List<String> notes = dev.thaw.restore.Clones.notes(dev.thaw.restore.IncomingQemu.savedConfig(img));
             List<dev.thaw.restore.Clones.Clone> started;

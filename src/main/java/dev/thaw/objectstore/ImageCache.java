@@ -25,7 +25,8 @@ import java.util.stream.Stream;
  * each image version's files in {@code images/IMAGE-ID-MANIFEST-CHECKSUM/}, whose {@code store} links to {@code packs/}.
  * Before a fetch, the least recently used packs and image versions the image does not need are deleted until what stays
  * plus what the image still needs fits the bound; an image larger than the bound is refused before anything is fetched.
- * One fetch at a time (the directory's {@code cache.lock}, waited for at most {@link #LOCK_TIMEOUT}).
+ * One fetch at a time (the directory's {@code cache.lock}, waited for at most {@link #LOCK_TIMEOUT}; a restore's fetch holds
+ * it until its packs are whole and checked, not for the guest's life).
  *
  * <p>A restore reads the fetched image as it reads a local one: it opens it (every metadata checksum) and checks each
  * extent as it reads it. It never writes into the bucket.
@@ -77,56 +78,123 @@ public final class ImageCache {
     public record Fetched(Path directory, ImageFetch.Report report, long evictedBytes) {}
 
     public Fetched fetch(ObjectStore store, S3Location.Image source) {
+        try (Opened o = open(store, source, false)) {
+            return new Fetched(o.directory(), o.report(), o.evictedBytes());
+        }
+    }
+
+    /**
+     * The image in the cache with its files fetched and its packs either all fetched ({@code lazy} false) or, those not
+     * whole in the cache yet, fetched while a restore reads them: {@link Opened#packBytes} for {@code CheckpointImage.open}.
+     * Holds the cache's lock until every pack is whole and checked (or it is closed).
+     */
+    public Opened open(ObjectStore store, S3Location.Image source, boolean lazy) {
         long start = System.nanoTime();
+        FileChannel lockFile = null;
+        FileLock lock = null;
         try {
             Path packs = OwnerOnly.createDirectories(root.resolve("packs"));
             Path images = OwnerOnly.createDirectories(root.resolve("images"));
-            try (FileChannel lockFile = FileChannel.open(root.resolve("cache.lock"), Set.of(StandardOpenOption.CREATE,
-                    StandardOpenOption.WRITE), OwnerOnly.FILE); FileLock lock = lock(lockFile)) {
-                Path scratch = OwnerOnly.createDirectories(images.resolve(".fetch-" + UUID.randomUUID().toString().substring(0, 8)));
-                try {
-                    ImageFetch.Fetched manifest = ImageFetch.fetchManifest(store, source, scratch);
-                    Path directory = images.resolve(manifest.manifest().imageId() + "-" + manifest.checksum());
-                    PortableImage.Layout layout = PortableImage.layout(manifest.manifest());
-                    Set<String> needed = new java.util.HashSet<>();
-                    long missing = 0;
-                    for (PortableImage.Part p : layout.packs()) {
-                        needed.add(p.name());
-                        if (!Files.isRegularFile(packs.resolve(p.name()))) missing += p.byteSize();
-                    }
-                    long need = layout.byteSize() + manifest.bytes();
-                    if (need > maxBytes) {
-                        throw new ObjectStoreException.Unsupported(source + ": expected an image of at most " + maxBytes + " bytes (the cache's"
-                                + " bound, " + MAX_BYTES_ENV + "), actual " + need + " bytes");
-                    }
-                    boolean haveFiles = Files.isRegularFile(directory.resolve(PortableImage.MANIFEST));
-                    long evicted = evict(packs, images, needed, directory, missing + (haveFiles ? 0 : need - layout.packs().stream()
-                            .mapToLong(PortableImage.Part::byteSize).sum()));
-                    ImageFetch.Progress progress;
-                    if (haveFiles) {
-                        progress = ImageFetch.fetchParts(store, source.location(), manifest.manifest(), scratch, packs,
-                                n -> Files.isRegularFile(packs.resolve(n)), start, false);
-                    } else {
-                        // images/ID-CHECKSUM/store -> CACHE/packs
-                        Files.createSymbolicLink(scratch.resolve(PortableImage.STORE), Path.of("..", "..", "packs"));
-                        progress = ImageFetch.fetchParts(store, source.location(), manifest.manifest(), scratch, packs,
-                                n -> Files.isRegularFile(packs.resolve(n)), start, true);
-                        Files.move(scratch, directory, StandardCopyOption.ATOMIC_MOVE);
-                    }
-                    FileTime now = FileTime.fromMillis(System.currentTimeMillis());
-                    Files.setLastModifiedTime(directory, now);
-                    for (String n : needed) Files.setLastModifiedTime(packs.resolve(n), now);
-                    ImageFetch.Report report = new ImageFetch.Report(source.toString(), manifest.manifest().imageId(), directory,
-                            progress.objects + 1, progress.bytes + manifest.bytes(), progress.reusedBytes, progress.workingSetBytes,
-                            progress.workingSetSeconds, (System.nanoTime() - start) / 1e9,
-                            List.copyOf(progress.fetchedPacks));
-                    return new Fetched(directory, report, evicted);
-                } finally {
-                    FileTrees.deleteQuietly(scratch);
+            lockFile = FileChannel.open(root.resolve("cache.lock"), Set.of(StandardOpenOption.CREATE, StandardOpenOption.WRITE), OwnerOnly.FILE);
+            lock = lock(lockFile);
+            removeUnfinished(packs);
+            Path scratch = OwnerOnly.createDirectories(images.resolve(".fetch-" + UUID.randomUUID().toString().substring(0, 8)));
+            try {
+                ImageFetch.Fetched manifest = ImageFetch.fetchManifest(store, source, scratch);
+                Path directory = images.resolve(manifest.manifest().imageId() + "-" + manifest.checksum());
+                PortableImage.Layout layout = PortableImage.layout(manifest.manifest());
+                Set<String> needed = new java.util.HashSet<>();
+                List<PortableImage.Part> missingPacks = new ArrayList<>();
+                for (PortableImage.Part p : layout.packs()) {
+                    needed.add(p.name());
+                    if (!Files.isRegularFile(packs.resolve(p.name()))) missingPacks.add(p);
                 }
+                long missing = missingPacks.stream().mapToLong(PortableImage.Part::byteSize).sum();
+                long need = layout.byteSize() + manifest.bytes();
+                if (need > maxBytes) {
+                    throw new ObjectStoreException.Unsupported(source + ": expected an image of at most " + maxBytes + " bytes (the cache's"
+                            + " bound, " + MAX_BYTES_ENV + "), actual " + need + " bytes");
+                }
+                boolean haveFiles = Files.isRegularFile(directory.resolve(PortableImage.MANIFEST));
+                long evicted = evict(packs, images, needed, directory, missing + (haveFiles ? 0 : need - layout.packs().stream()
+                        .mapToLong(PortableImage.Part::byteSize).sum()));
+                java.util.function.Predicate<String> skip = lazy ? n -> true : n -> Files.isRegularFile(packs.resolve(n));
+                if (!haveFiles) {
+                    // images/ID-CHECKSUM/store -> CACHE/packs
+                    Files.createSymbolicLink(scratch.resolve(PortableImage.STORE), Path.of("..", "..", "packs"));
+                }
+                ImageFetch.Progress progress = ImageFetch.fetchParts(store, source.location(), manifest.manifest(), scratch, packs, skip,
+                        start, !haveFiles);
+                if (!haveFiles) Files.move(scratch, directory, StandardCopyOption.ATOMIC_MOVE);
+                FileChannel held = lockFile;
+                LazyPacks lazyPacks = lazy && !missingPacks.isEmpty()
+                        ? new LazyPacks(store, source.location(), packs, missingPacks, source.toString(), () -> release(held)) : null;
+                FileTime now = FileTime.fromMillis(System.currentTimeMillis());
+                Files.setLastModifiedTime(directory, now);
+                for (String n : needed) Files.setLastModifiedTime(packs.resolve(n), now);
+                long reused = lazy ? layout.packs().stream().mapToLong(PortableImage.Part::byteSize).sum() - missing : progress.reusedBytes;
+                ImageFetch.Report report = new ImageFetch.Report(source.toString(), manifest.manifest().imageId(), directory,
+                        progress.objects + 1, progress.bytes + manifest.bytes(), reused, progress.workingSetBytes,
+                        progress.workingSetSeconds, (System.nanoTime() - start) / 1e9, List.copyOf(progress.fetchedPacks));
+                Opened opened = new Opened(directory, report, evicted, lazyPacks, lockFile, lock);
+                if (lazyPacks == null) release(lockFile); // nothing arrives later: the cache is free for other fetches
+                lockFile = null; // the Opened owns it now
+                return opened;
+            } finally {
+                FileTrees.deleteQuietly(scratch);
             }
         } catch (IOException e) {
             throw new ObjectStoreException.Refused("cache " + root + ": " + e, e);
+        } finally {
+            if (lockFile != null) release(lockFile);
+        }
+    }
+
+    /**
+     * An image ready in the cache, and the cache's lock until closed.
+     *
+     * @param lazyPacks the packs still arriving, or null when every pack is whole
+     */
+    public record Opened(Path directory, ImageFetch.Report report, long evictedBytes, LazyPacks lazyPacks, FileChannel lockFile,
+                         FileLock lock) implements AutoCloseable {
+        /** What {@code CheckpointImage.open} asks for each extent's bytes. */
+        public dev.thaw.image.PackBytes packBytes() {
+            return lazyPacks == null ? dev.thaw.image.PackBytes.LOCAL : lazyPacks;
+        }
+
+        /** Bytes fetched so far by the background and by readers' demands, and whether every pack is whole and checked. */
+        public LazyPacks.Counts counts() {
+            return lazyPacks == null ? new LazyPacks.Counts(0, 0, 0, 0, true) : lazyPacks.counts();
+        }
+
+        /** Waits until every pack arrived and was checked whole. */
+        public void awaitAll(Duration timeout) throws InterruptedException {
+            if (lazyPacks != null) lazyPacks.awaitAll(timeout);
+        }
+
+        @Override
+        public void close() {
+            if (lazyPacks != null) lazyPacks.close();
+            release(lockFile);
+        }
+    }
+
+    private static void release(FileChannel lockFile) {
+        try {
+            lockFile.close(); // releases the lock
+        } catch (IOException e) {
+            // nothing written through it
+        }
+    }
+
+    /** Packs a fetch left unfinished (their {@code .partial} marker): deleted, to be fetched anew. Under the lock. */
+    private static void removeUnfinished(Path packs) throws IOException {
+        try (Stream<Path> s = Files.list(packs)) {
+            for (Path marker : s.filter(p -> p.getFileName().toString().endsWith(LazyPacks.PARTIAL)).toList()) {
+                String pack = marker.getFileName().toString();
+                Files.deleteIfExists(marker.resolveSibling(pack.substring(0, pack.length() - LazyPacks.PARTIAL.length())));
+                Files.deleteIfExists(marker);
+            }
         }
     }
 
@@ -153,7 +221,7 @@ public final class ImageCache {
         List<Entry> candidates = new ArrayList<>();
         long total = 0;
         try (Stream<Path> s = Files.list(packs)) {
-            for (Path p : s.toList()) {
+            for (Path p : s.filter(p -> p.getFileName().toString().endsWith(".thaw")).toList()) {
                 long bytes = Files.size(p);
                 total += bytes;
                 if (!needed.contains(p.getFileName().toString())) candidates.add(new Entry(p, bytes, Files.getLastModifiedTime(p)));

@@ -64,6 +64,14 @@ class ObjectStoreImagesTest {
         return dir;
     }
 
+    /** Flips one bit in the middle of an object in the bucket; its key. */
+    static String damage(ObjectStore store, String key) {
+        byte[] bytes = store.get(key);
+        bytes[bytes.length / 2] ^= 0x40;
+        store.put(key, bytes);
+        return key;
+    }
+
     /** Two saves of one guest into one shared store, {@code first} and {@code DIR/second}, one page changed between them. */
     static Path successiveSaves(Path dir, String seed, Path first) {
         SyntheticGuest guest = SyntheticGuest.random(Seeds.random(seed), 1, 1000, 2000, 0.2, 0.1);
@@ -156,10 +164,7 @@ class ObjectStoreImagesTest {
             S3Location prefix = S3Location.parse("s3://" + BUCKET + "/damaged");
             ImagePush.push(store, local, prefix, "vm");
             String pack = CheckpointImage.open(local).manifest().storage().packs().getFirst().file();
-            String key = prefix.key("packs/" + pack);
-            byte[] bytes = store.get(key);
-            bytes[bytes.length / 2] ^= 0x40;
-            store.put(key, bytes);
+            String key = damage(store, prefix.key("packs/" + pack));
             Path into = Files.createDirectories(dir.resolve("pulled"));
             assertThatThrownBy(() -> ImageFetch.pull(store, new S3Location.Image(prefix, "vm"), into))
                     .isInstanceOf(ObjectStoreException.Corrupt.class)
@@ -261,6 +266,62 @@ class ObjectStoreImagesTest {
             ImageCache tiny = new ImageCache(dir.resolve("tiny"), 1000);
             assertThatThrownBy(() -> tiny.fetch(store, new S3Location.Image(prefix, "first")))
                     .isInstanceOf(ObjectStoreException.Unsupported.class).hasMessageContaining("expected an image of at most 1000 bytes");
+        }
+    }
+
+    @Test
+    void aRestoreReadsPagesWhileTheirPacksArriveAndEachPackEndsWholeAndChecked(@TempDir Path dir) throws Exception {
+        SyntheticGuest guest = SyntheticGuest.random(Seeds.random("aRestoreReadsPagesWhileTheirPacksArrive"), 1, 8000, 8000, 0.2, 0.05);
+        Path local = image(dir.resolve("local"), guest, null);
+        try (ObjectStore store = store()) {
+            S3Location prefix = S3Location.parse("s3://" + BUCKET + "/lazy");
+            ImagePush.push(store, local, prefix, "vm");
+            ImageCache cache = new ImageCache(dir.resolve("cache"), 1L << 30);
+            try (ImageCache.Opened o = cache.open(store, new S3Location.Image(prefix, "vm"), true);
+                 CheckpointImage image = CheckpointImage.open(o.directory(), o.packBytes())) {
+                assertThat(o.lazyPacks()).isNotNull();
+                byte[] page = new byte[4096];
+                int later = guest.pages[0].length * 2 / 3; // stored in the base pack, not the working set's copy (every third page)
+                while (guest.pages[0][later] == null || later % 3 == 0) later++;
+                image.readPage(0, later, page, 0); // two thirds into the base pack, which the background fetches after the copy
+                LazyPacks.Counts early = o.counts();
+                System.out.println("after one demand read: " + early);
+                assertThat(early.demandRequests()).as("range GETs for what a reader needs now").isEqualTo(1);
+                assertThat(early.demandBytes()).as("bytes of that GET: the chunks one extent spans").isLessThanOrEqualTo(2L * LazyPacks.CHUNK_BYTES);
+                for (int p = 0; p < guest.pages[0].length; p++) {
+                    boolean stored = image.readPage(0, p, page, 0);
+                    assertThat(stored).isEqualTo(guest.pages[0][p] != null);
+                    if (stored) assertThat(page).as("page " + p).isEqualTo(guest.pages[0][p]);
+                }
+                o.awaitAll(java.time.Duration.ofSeconds(60));
+                System.out.println("in all: " + o.counts());
+                assertThat(o.counts().done()).isTrue();
+                image.verify();
+            }
+            try (Stream<Path> left = Files.list(dir.resolve("cache/packs"))) {
+                assertThat(left.map(p -> p.getFileName().toString()).toList()).as("packs").noneMatch(n -> n.endsWith(".partial")).hasSize(2);
+            }
+            try (ImageCache.Opened again = cache.open(store, new S3Location.Image(prefix, "vm"), true)) {
+                assertThat(again.lazyPacks()).as("packs to fetch the second time").isNull();
+                assertThat(again.report().fetchedObjects()).isEqualTo(1);
+            }
+
+            // A damaged pack: the extent it hits fails to read as from a local image, and the pack is never taken as whole.
+            String pack = CheckpointImage.open(local).manifest().storage().packs().getFirst().file();
+            String key = damage(store, prefix.key("packs/" + pack));
+            ImageCache fresh = new ImageCache(dir.resolve("fresh"), 1L << 30);
+            try (ImageCache.Opened o = fresh.open(store, new S3Location.Image(prefix, "vm"), true);
+                 CheckpointImage image = CheckpointImage.open(o.directory(), o.packBytes())) {
+                assertThatThrownBy(() -> {
+                    byte[] page = new byte[4096];
+                    for (int p = 0; p < guest.pages[0].length; p++) image.readPage(0, p, page, 0);
+                }).isInstanceOfAny(dev.thaw.image.ImageException.Corrupt.class, ObjectStoreException.Corrupt.class).hasMessageContaining("expected")
+                        .satisfies(e -> System.out.println("damaged, read while arriving: " + e.getMessage()));
+                assertThatThrownBy(() -> o.awaitAll(java.time.Duration.ofSeconds(60)))
+                        .isInstanceOf(ObjectStoreException.Corrupt.class).hasMessageContaining("s3://" + BUCKET + "/" + key)
+                        .hasMessageMatching("(?s).*expected [0-9a-f]+ \\(manifest\\), actual [0-9a-f]+.*");
+            }
+            assertThat(dir.resolve("fresh/packs/" + pack + ".partial")).as("the damaged pack stays unfinished").exists();
         }
     }
 }
