@@ -11,13 +11,20 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
 import software.amazon.awssdk.auth.credentials.AwsCredentialsProvider;
+import software.amazon.awssdk.auth.credentials.AwsCredentialsProviderChain;
+import software.amazon.awssdk.auth.credentials.EnvironmentVariableCredentialsProvider;
+import software.amazon.awssdk.auth.credentials.ProfileCredentialsProvider;
+import software.amazon.awssdk.auth.credentials.SystemPropertyCredentialsProvider;
 import software.amazon.awssdk.auth.credentials.DefaultCredentialsProvider;
 import software.amazon.awssdk.core.exception.SdkClientException;
 import software.amazon.awssdk.core.exception.SdkException;
 import software.amazon.awssdk.core.sync.RequestBody;
 import software.amazon.awssdk.http.urlconnection.UrlConnectionHttpClient;
 import software.amazon.awssdk.regions.Region;
+import software.amazon.awssdk.regions.providers.AwsProfileRegionProvider;
+import software.amazon.awssdk.regions.providers.AwsRegionProviderChain;
 import software.amazon.awssdk.regions.providers.DefaultAwsRegionProviderChain;
+import software.amazon.awssdk.regions.providers.SystemSettingsRegionProvider;
 import software.amazon.awssdk.services.s3.S3Client;
 import software.amazon.awssdk.services.s3.model.CompletedPart;
 import software.amazon.awssdk.services.s3.model.NoSuchBucketException;
@@ -50,7 +57,7 @@ public final class ObjectStore implements AutoCloseable {
          * From the standard AWS environment: {@code AWS_ENDPOINT_URL_S3} or {@code AWS_ENDPOINT_URL} (or the SDK's system
          * properties {@code aws.endpointUrlS3}, {@code aws.endpointUrl}); region and credentials from the SDK's chains
          * ({@code AWS_REGION}, {@code AWS_ACCESS_KEY_ID}, {@code AWS_SECRET_ACCESS_KEY}, {@code ~/.aws/config} and
-         * {@code credentials}).
+         * {@code credentials}; with a custom endpoint those alone, without EC2's instance metadata).
          */
         public static Settings fromEnvironment() {
             Optional<URI> endpoint = firstSet(System.getenv("AWS_ENDPOINT_URL_S3"), System.getProperty("aws.endpointUrlS3"),
@@ -76,8 +83,13 @@ public final class ObjectStore implements AutoCloseable {
         this.settings = settings;
         this.bucket = bucket;
         Region region;
+        boolean custom = settings.endpoint().isPresent();
         try {
-            region = settings.region().map(Region::of).orElseGet(() -> new DefaultAwsRegionProviderChain().getRegion());
+            // A custom endpoint's region and credentials come from the environment and the AWS files only, never from EC2's
+            // instance metadata service (a request to a link-local address the service has nothing to do with).
+            region = settings.region().map(Region::of).orElseGet(() -> custom
+                    ? new AwsRegionProviderChain(new SystemSettingsRegionProvider(), new AwsProfileRegionProvider()).getRegion()
+                    : new DefaultAwsRegionProviderChain().getRegion());
         } catch (SdkClientException e) {
             // A custom endpoint usually ignores the region, but requests are still signed with one.
             if (settings.endpoint().isEmpty()) {
@@ -91,7 +103,10 @@ public final class ObjectStore implements AutoCloseable {
                 .httpClientBuilder(UrlConnectionHttpClient.builder()
                         .connectionTimeout(settings.connectTimeout())
                         .socketTimeout(settings.readTimeout()))
-                .credentialsProvider(settings.credentials().orElseGet(() -> DefaultCredentialsProvider.builder().build()))
+                .credentialsProvider(settings.credentials().orElseGet(() -> custom
+                        ? AwsCredentialsProviderChain.of(SystemPropertyCredentialsProvider.create(),
+                                EnvironmentVariableCredentialsProvider.create(), ProfileCredentialsProvider.create())
+                        : DefaultCredentialsProvider.builder().build()))
                 // Thaw checks every byte with the image's own checksums; services that know no flexible checksums still work.
                 .requestChecksumCalculation(software.amazon.awssdk.core.checksums.RequestChecksumCalculation.WHEN_REQUIRED)
                 .responseChecksumValidation(software.amazon.awssdk.core.checksums.ResponseChecksumValidation.WHEN_REQUIRED);
@@ -246,6 +261,10 @@ public final class ObjectStore implements AutoCloseable {
             }
             return new ObjectStoreException.Refused(operation + " " + where + at + ": expected success, actual HTTP " + s.statusCode()
                     + (code == null || code.isEmpty() ? "" : " " + code) + ": " + s.getMessage(), e);
+        }
+        if (e.getMessage() != null && e.getMessage().contains("Unable to load credentials")) {
+            return new ObjectStoreException.Refused("no credentials for " + operation + " " + where + at + ": expected AWS_ACCESS_KEY_ID and"
+                    + " AWS_SECRET_ACCESS_KEY, or a profile in ~/.aws/credentials, actual none (" + e.getMessage() + ")", e);
         }
         return new ObjectStoreException.Unreachable("cannot reach the object store" + at + " for " + operation + " " + where + " (connect"
                 + " timeout " + settings.connectTimeout().toSeconds() + " s, read timeout " + settings.readTimeout().toSeconds() + " s, with"

@@ -194,6 +194,21 @@ class ObjectStoreImagesTest {
         }
     }
 
+    /** Without credentials (none in the environment or ~/.aws here): refused, saying so, before any request is sent. */
+    @Test
+    void noCredentialsIsRefusedSayingSo(@TempDir Path dir) {
+        ObjectStore.Settings anonymous = new ObjectStore.Settings(java.util.Optional.of(server.endpoint()), java.util.Optional.of("us-east-1"),
+                java.util.Optional.empty(), java.time.Duration.ofSeconds(2), java.time.Duration.ofSeconds(2));
+        try (ObjectStore store = new ObjectStore(anonymous, BUCKET)) {
+            assertThatThrownBy(() -> ImageFetch.pull(store, S3Location.parseImage("s3://" + BUCKET + "/vm"), dir))
+                    .isInstanceOf(ObjectStoreException.Refused.class)
+                    .satisfies(e -> System.out.println("no credentials: " + e.getMessage()))
+                    // a developer's own ~/.aws/credentials would be sent instead, and refused by the test server
+                    .hasMessageMatching("(?s)(no credentials for GET s3://" + BUCKET + "/vm.thaw at " + server.endpoint()
+                            + ": expected AWS_ACCESS_KEY_ID.*|.*HTTP 403.*)");
+        }
+    }
+
     @Test
     void anEndpointThatRefusesOrNeverAnswersFailsWithinItsTimeouts(@TempDir Path dir) throws Exception {
         int closedPort;
