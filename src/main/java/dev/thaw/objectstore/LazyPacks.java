@@ -44,9 +44,9 @@ public final class LazyPacks implements PackBytes, AutoCloseable {
     private final Runnable whenWhole;
     private volatile RuntimeException backgroundFailure;
     private long openingBytes;
-    private volatile long backgroundBytes;
-    private volatile long demandBytes;
-    private volatile int demandRequests;
+    private final java.util.concurrent.atomic.LongAdder backgroundBytes = new java.util.concurrent.atomic.LongAdder();
+    private final java.util.concurrent.atomic.LongAdder demandBytes = new java.util.concurrent.atomic.LongAdder();
+    private final java.util.concurrent.atomic.LongAdder demandRequests = new java.util.concurrent.atomic.LongAdder();
 
     /** One pack being fetched. */
     private static final class Pack {
@@ -119,7 +119,7 @@ public final class LazyPacks implements PackBytes, AutoCloseable {
                 Pack p = e.getValue();
                 for (long at = 0; at < p.part.byteSize(); at += ImageFetch.RANGE_BYTES) {
                     if (Thread.currentThread().isInterrupted()) return;
-                    backgroundBytes += fetchMissing(e.getKey(), p, at, Math.min(ImageFetch.RANGE_BYTES, p.part.byteSize() - at));
+                    backgroundBytes.add(fetchMissing(e.getKey(), p, at, Math.min(ImageFetch.RANGE_BYTES, p.part.byteSize() - at)));
                 }
                 finish(p);
             }
@@ -164,8 +164,8 @@ public final class LazyPacks implements PackBytes, AutoCloseable {
         if (p == null || length <= 0) return; // a pack that was whole in the cache already
         long fetched = fetchMissing(packId, p, offset, length);
         if (fetched > 0) {
-            demandBytes += fetched;
-            demandRequests++;
+            demandBytes.add(fetched);
+            demandRequests.increment();
         }
     }
 
@@ -282,7 +282,7 @@ public final class LazyPacks implements PackBytes, AutoCloseable {
     public record Counts(long openingBytes, long backgroundBytes, long demandBytes, int demandRequests, boolean done) {}
 
     Counts counts() {
-        return new Counts(openingBytes, backgroundBytes, demandBytes, demandRequests,
+        return new Counts(openingBytes, backgroundBytes.sum(), demandBytes.sum(), demandRequests.intValue(),
                 background != null && !background.isAlive() && backgroundFailure == null);
     }
 
@@ -290,7 +290,7 @@ public final class LazyPacks implements PackBytes, AutoCloseable {
     void awaitAll(Duration timeout) throws InterruptedException {
         if (!background.join(timeout)) {
             throw new ObjectStoreException.Unreachable("the background fetch: expected every pack within " + timeout.toSeconds()
-                    + " s, actual not yet (" + backgroundBytes + " bytes)", null);
+                    + " s, actual not yet (" + backgroundBytes.sum() + " bytes)", null);
         }
         if (backgroundFailure != null) throw backgroundFailure;
     }
