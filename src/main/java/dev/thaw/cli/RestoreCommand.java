@@ -36,10 +36,18 @@ import picocli.CommandLine.Parameters;
                 "connection that could not be recovered. thaw restore --resume NAME IMAGE (or the QMP socket instead of NAME)",
                 "reconnects to it with QEMU's postcopy recovery, sends the pages it lacks and stays attached as above; a plain",
                 "thaw restore IMAGE does the same by itself when exactly one such QEMU of that image is alive (--no-resume: start",
-                "a new restore instead). A connection that breaks while Thaw runs is recovered without any option."})
+                "a new restore instead). A connection that breaks while Thaw runs is recovered without any option.",
+                "IMAGE may be s3://BUCKET/PREFIX/NAME (thaw push): its files are fetched into a bounded local cache",
+                "(CACHE/objectstore, at most THAW_OBJECTSTORE_CACHE_BYTES, 16 GiB by default) and the restore starts while its",
+                "packs arrive: the working set's copy first, in large range GETs in the background, what the restore reads",
+                "sooner in small ones; every extent checked as read, every pack checked whole once it arrived; packs already",
+                "cached are not fetched again."})
 final class RestoreCommand implements Callable<Integer> {
-    @Parameters(index = "0", description = "The image directory.")
-    Path image;
+    @Parameters(index = "0", description = "The image directory, or s3://BUCKET/PREFIX/NAME.")
+    String image;
+
+    /** The image's directory ({@link #image}, or its place in the object-storage cache) and where its pack bytes come from. */
+    private ObjectStoreImages.Source source;
 
     @Option(names = "--mode", defaultValue = "auto", description = "auto, eager, lazy, ws or mapped (default ${DEFAULT-VALUE}: see above).")
     String mode;
@@ -121,9 +129,16 @@ final class RestoreCommand implements Callable<Integer> {
         HostDoctor.ensureCanRestore(System.err);
         PrintStream status = json ? System.err : System.out;
         Progress progress = new Progress(status);
-        if (clones > 1) return restoreClones(guestRam, choice, status, progress);
+        try (ObjectStoreImages.Source opened = ObjectStoreImages.open(image, status)) {
+            source = opened;
+            return clones > 1 ? restoreClones(guestRam, choice, status, progress) : restoreOne(guestRam, choice, status, progress);
+        }
+    }
+
+    private int restoreOne(PostcopyRestore.GuestRam guestRam, WorkingSetChoice choice, PrintStream status, Progress progress)
+            throws Exception {
         PausedRestores.removeDead(QemuVm.RUN_DIR_PARENT);
-        try (CheckpointImage img = CheckpointImage.open(image)) {
+        try (CheckpointImage img = CheckpointImage.open(source.directory(), source.packBytes())) {
             java.util.Optional<PausedRestores.Paused> paused = resume != null
                     ? java.util.Optional.of(PausedRestores.find(QemuVm.RUN_DIR_PARENT, resume))
                     : noResume ? java.util.Optional.empty() : PausedRestores.ofImage(QemuVm.RUN_DIR_PARENT, img);
@@ -166,7 +181,7 @@ final class RestoreCommand implements Callable<Integer> {
     private int restoreClones(PostcopyRestore.GuestRam guestRam, WorkingSetChoice choice, PrintStream status, Progress progress)
             throws InterruptedException {
         dev.thaw.restore.Clones.names(name, clones); // a name too long for its clones fails before anything starts
-        try (CheckpointImage img = CheckpointImage.open(image)) {
+        try (CheckpointImage img = CheckpointImage.open(source.directory(), source.packBytes())) {
             Restorer.Mode chosen = chooseMode(img, guestRam, status);
             List<String> notes = dev.thaw.restore.Clones.notes(dev.thaw.restore.IncomingQemu.savedConfig(img));
             List<dev.thaw.restore.Clones.Clone> started;

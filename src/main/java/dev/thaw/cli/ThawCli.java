@@ -6,7 +6,7 @@ import picocli.CommandLine.Command;
 /** The {@code thaw} command line; {@code ./thaw} at the repository root builds and runs it. */
 @Command(name = "thaw", mixinStandardHelpOptions = true, versionProvider = ThawCli.Version.class,
         description = "Saves running QEMU VMs and restores them to a usable state fast.",
-        subcommands = {DemoCommand.class, BootCommand.class, ClusterCommand.class, SaveCommand.class, InspectCommand.class, RmCommand.class, GcCommand.class, RestoreCommand.class, WsCommand.class, TimelineCommand.class, BenchCommand.class,
+        subcommands = {DemoCommand.class, BootCommand.class, ClusterCommand.class, SaveCommand.class, InspectCommand.class, RmCommand.class, GcCommand.class, PushCommand.class, PullCommand.class, RestoreCommand.class, WsCommand.class, TimelineCommand.class, BenchCommand.class,
                 DoctorCommand.class, GuestCommand.class, CommandLine.HelpCommand.class},
         footer = {"", "The launcher also takes: ./thaw test [MAVEN ARGS] (the test suite), ./thaw jmh [JMH ARGS] (micro-benchmarks)."})
 public final class ThawCli {

@@ -33,7 +33,10 @@ public final class CheckpointImage implements AutoCloseable {
     private final ExtentCache cache = new ExtentCache(64);
     private final java.util.Optional<WorkingSetSection> workingSetSection;
 
-    private CheckpointImage(Path directory) {
+    private final PackBytes packBytes;
+
+    private CheckpointImage(Path directory, PackBytes packBytes) {
+        this.packBytes = packBytes;
         this.directory = directory.toAbsolutePath().normalize();
         Path manifestPath = this.directory.resolve(ImageWriter.MANIFEST);
         if (!Files.isDirectory(this.directory)) {
@@ -146,7 +149,15 @@ public final class CheckpointImage implements AutoCloseable {
 
     /** Opens an image; throws {@link ImageException} naming the file and offset of the first problem. */
     public static CheckpointImage open(Path directory) {
-        return new CheckpointImage(directory);
+        return new CheckpointImage(directory, PackBytes.LOCAL);
+    }
+
+    /**
+     * Opens an image whose packs may not all be local yet: each extent's bytes are asked of {@code packBytes} before they
+     * are read (the frames and indexes of the packs must be local). The checks are those of {@link #open(Path)}.
+     */
+    public static CheckpointImage open(Path directory, PackBytes packBytes) {
+        return new CheckpointImage(directory, packBytes);
     }
 
     public Path directory() {
@@ -267,7 +278,7 @@ public final class CheckpointImage implements AutoCloseable {
             if (!Files.isRegularFile(path)) {
                 throw new ImageException.Missing(path, "is missing: the manifest lists pack " + id, null);
             }
-            Pack.Reader reader = new Pack.Reader(path, id);
+            Pack.Reader reader = new Pack.Reader(path, id, packBytes);
             packs.put(id, reader);
             if (reader.frame().fileBytes() != entry.byteSize() || !Long.toHexString(reader.frame().fileChecksum()).equals(entry.checksum())) {
                 throw new ImageException.Corrupt(path, 0, "expected " + entry.byteSize() + " bytes with checksum " + entry.checksum()

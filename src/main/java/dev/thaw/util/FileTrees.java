@@ -22,6 +22,18 @@ public final class FileTrees {
         }
     }
 
+    /** Bytes of the regular files in a tree (links are not followed); 0 for a missing one. */
+    public static long size(Path root) throws IOException {
+        if (!Files.exists(root, java.nio.file.LinkOption.NOFOLLOW_LINKS)) return 0;
+        try (Stream<Path> paths = Files.walk(root)) {
+            long total = 0;
+            for (Path p : paths.toList()) {
+                if (Files.isRegularFile(p, java.nio.file.LinkOption.NOFOLLOW_LINKS)) total += Files.size(p);
+            }
+            return total;
+        }
+    }
+
     /** {@code DIR.suffix} beside a directory: where data derived from an image is kept (its traces, RAM file, disk overlays). */
     public static Path beside(Path dir, String suffix) {
         Path abs = dir.toAbsolutePath().normalize();

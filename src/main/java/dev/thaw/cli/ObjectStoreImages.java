@@ -1,0 +1,46 @@
+package dev.thaw.cli;
+
+import dev.thaw.image.PackBytes;
+import dev.thaw.objectstore.ImageCache;
+import dev.thaw.objectstore.ImageFetch;
+import dev.thaw.objectstore.ObjectStore;
+import dev.thaw.objectstore.S3Location;
+import java.io.PrintStream;
+import java.nio.file.Path;
+
+/**
+ * A command's IMAGE argument: a directory, or {@code s3://BUCKET/PREFIX/NAME}, opened in the standard cache with its files
+ * fetched and its packs arriving while the restore reads them (the working set's copy first in the background, demand
+ * reads in small range GETs).
+ */
+final class ObjectStoreImages {
+    private ObjectStoreImages() {}
+
+    /** Where the image is and how its pack bytes come; closing it ends a background fetch and releases the cache. */
+    record Source(Path directory, PackBytes packBytes, ImageCache.Opened opened, ObjectStore store) implements AutoCloseable {
+        @Override
+        public void close() {
+            if (opened != null) opened.close();
+            if (store != null) store.close();
+        }
+    }
+
+    static Source open(String image, PrintStream status) {
+        if (!S3Location.isS3(image)) return new Source(Path.of(image), PackBytes.LOCAL, null, null);
+        S3Location.Image source = S3Location.parseImage(image);
+        ObjectStore store = new ObjectStore(ObjectStore.Settings.fromEnvironment(), source.location().bucket());
+        try {
+            ImageCache.Opened o = ImageCache.standard().open(store, source, true);
+            ImageFetch.Report r = o.report();
+            long arriving = o.lazyPacks() == null ? 0 : o.lazyPacks().byteSize();
+            status.printf("opened %s in %s in %.2f s: its files (%.1f MiB) fetched, %.1f MiB of packs cached already, %.1f MiB arriving"
+                            + " (the working set's copy first; what the restore reads sooner, in small range GETs)%s%n", source, o.directory(),
+                    r.seconds(), r.fetchedBytes() / 1048576.0, r.reusedBytes() / 1048576.0, arriving / 1048576.0,
+                    o.evictedBytes() > 0 ? String.format("; %.1f MiB evicted", o.evictedBytes() / 1048576.0) : "");
+            return new Source(o.directory(), o.packBytes(), o, store);
+        } catch (RuntimeException e) {
+            store.close();
+            throw e;
+        }
+    }
+}

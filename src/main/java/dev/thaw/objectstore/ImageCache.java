@@ -1,0 +1,247 @@
+package dev.thaw.objectstore;
+
+import dev.thaw.image.PortableImage;
+import dev.thaw.util.FileTrees;
+import dev.thaw.util.OwnerOnly;
+import java.io.IOException;
+import java.nio.channels.FileChannel;
+import java.nio.channels.FileLock;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.FileTime;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Set;
+import java.util.UUID;
+import java.util.stream.Stream;
+
+/**
+ * The bounded local cache a restore from object storage fetches into ({@code CACHE/objectstore}): packs in {@code packs/},
+ * shared by the images fetched (a pack is fetched once for all the images that name it: clones, successive saves), and
+ * each image version's files in {@code images/IMAGE-ID-MANIFEST-CHECKSUM/}, whose {@code store} links to {@code packs/}.
+ * Before a fetch, the least recently used packs and image versions the image does not need are deleted until what stays
+ * plus what the image still needs fits the bound; an image larger than the bound is refused before anything is fetched.
+ * One fetch at a time (the directory's {@code cache.lock}, waited for at most {@link #LOCK_TIMEOUT}; a restore's fetch holds
+ * it until its packs are whole and checked, not for the guest's life).
+ *
+ * <p>A restore reads the fetched image as it reads a local one: it opens it (every metadata checksum) and checks each
+ * extent as it reads it. It never writes into the bucket.
+ */
+public final class ImageCache {
+    public static final long DEFAULT_MAX_BYTES = 16L << 30;
+    public static final String MAX_BYTES_ENV = "THAW_OBJECTSTORE_CACHE_BYTES";
+    static final Duration LOCK_TIMEOUT = Duration.ofMinutes(5);
+
+    private final Path root;
+    private final long maxBytes;
+
+    public ImageCache(Path root, long maxBytes) {
+        if (maxBytes <= 0) throw new IllegalArgumentException("cache bound: expected a positive number of bytes, actual " + maxBytes);
+        this.root = root.toAbsolutePath().normalize();
+        this.maxBytes = maxBytes;
+    }
+
+    /** Where the cache is when {@value #DIRECTORY_ENV} (or the system property {@value #DIRECTORY_PROPERTY}) does not say. */
+    public static final String DIRECTORY_ENV = "THAW_OBJECTSTORE_CACHE";
+    public static final String DIRECTORY_PROPERTY = "thaw.objectstore.cache";
+
+    /**
+     * {@value #DIRECTORY_ENV} or {@code CACHE/objectstore}, bounded by {@value #MAX_BYTES_ENV} (bytes) or
+     * {@link #DEFAULT_MAX_BYTES}.
+     */
+    public static ImageCache standard() {
+        String directory = System.getenv(DIRECTORY_ENV) != null ? System.getenv(DIRECTORY_ENV) : System.getProperty(DIRECTORY_PROPERTY);
+        String bound = System.getenv(MAX_BYTES_ENV);
+        long max;
+        try {
+            max = bound == null || bound.isBlank() ? DEFAULT_MAX_BYTES : Long.parseLong(bound.strip());
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException(MAX_BYTES_ENV + ": expected a number of bytes, actual '" + bound + "'", e);
+        }
+        return new ImageCache(directory != null && !directory.isBlank() ? Path.of(directory)
+                : dev.thaw.util.ThawPaths.cacheDir().resolve("objectstore"), max);
+    }
+
+    public Path root() {
+        return root;
+    }
+
+    /**
+     * The image, fetched (or found) in the cache: its directory, which {@code CheckpointImage.open} takes like any other.
+     *
+     * @param evictedBytes what was deleted to make room
+     */
+    public record Fetched(Path directory, ImageFetch.Report report, long evictedBytes) {}
+
+    public Fetched fetch(ObjectStore store, S3Location.Image source) {
+        try (Opened o = open(store, source, false)) {
+            return new Fetched(o.directory(), o.report(), o.evictedBytes());
+        }
+    }
+
+    /**
+     * The image in the cache with its files fetched and its packs either all fetched ({@code lazy} false) or, those not
+     * whole in the cache yet, fetched while a restore reads them: {@link Opened#packBytes} for {@code CheckpointImage.open}.
+     * Holds the cache's lock until every pack is whole and checked (or it is closed).
+     */
+    public Opened open(ObjectStore store, S3Location.Image source, boolean lazy) {
+        long start = System.nanoTime();
+        FileChannel lockFile = null;
+        FileLock lock = null;
+        try {
+            Path packs = OwnerOnly.createDirectories(root.resolve("packs"));
+            Path images = OwnerOnly.createDirectories(root.resolve("images"));
+            lockFile = FileChannel.open(root.resolve("cache.lock"), Set.of(StandardOpenOption.CREATE, StandardOpenOption.WRITE), OwnerOnly.FILE);
+            lock = lock(lockFile);
+            removeUnfinished(packs);
+            Path scratch = OwnerOnly.createDirectories(images.resolve(".fetch-" + UUID.randomUUID().toString().substring(0, 8)));
+            try {
+                ImageFetch.Fetched manifest = ImageFetch.fetchManifest(store, source, scratch);
+                Path directory = images.resolve(manifest.manifest().imageId() + "-" + manifest.checksum());
+                PortableImage.Layout layout = PortableImage.layout(manifest.manifest());
+                Set<String> needed = new java.util.HashSet<>();
+                List<PortableImage.Part> missingPacks = new ArrayList<>();
+                for (PortableImage.Part p : layout.packs()) {
+                    needed.add(p.name());
+                    if (!Files.isRegularFile(packs.resolve(p.name()))) missingPacks.add(p);
+                }
+                long missing = missingPacks.stream().mapToLong(PortableImage.Part::byteSize).sum();
+                long need = layout.byteSize() + manifest.bytes();
+                if (need > maxBytes) {
+                    throw new ObjectStoreException.Unsupported(source + ": expected an image of at most " + maxBytes + " bytes (the cache's"
+                            + " bound, " + MAX_BYTES_ENV + "), actual " + need + " bytes");
+                }
+                boolean haveFiles = Files.isRegularFile(directory.resolve(PortableImage.MANIFEST));
+                long evicted = evict(packs, images, needed, directory, missing + (haveFiles ? 0 : need - layout.packs().stream()
+                        .mapToLong(PortableImage.Part::byteSize).sum()));
+                java.util.function.Predicate<String> skip = lazy ? n -> true : n -> Files.isRegularFile(packs.resolve(n));
+                if (!haveFiles) {
+                    // images/ID-CHECKSUM/store -> CACHE/packs
+                    Files.createSymbolicLink(scratch.resolve(PortableImage.STORE), Path.of("..", "..", "packs"));
+                }
+                ImageFetch.Progress progress = ImageFetch.fetchParts(store, source.location(), manifest.manifest(), scratch, packs, skip,
+                        start, !haveFiles);
+                if (!haveFiles) Files.move(scratch, directory, StandardCopyOption.ATOMIC_MOVE);
+                FileChannel held = lockFile;
+                LazyPacks lazyPacks = lazy && !missingPacks.isEmpty()
+                        ? new LazyPacks(store, source.location(), packs, missingPacks, source.toString(), () -> release(held)) : null;
+                FileTime now = FileTime.fromMillis(System.currentTimeMillis());
+                Files.setLastModifiedTime(directory, now);
+                for (String n : needed) Files.setLastModifiedTime(packs.resolve(n), now);
+                long reused = lazy ? layout.packs().stream().mapToLong(PortableImage.Part::byteSize).sum() - missing : progress.reusedBytes;
+                ImageFetch.Report report = new ImageFetch.Report(source.toString(), manifest.manifest().imageId(), directory,
+                        progress.objects + 1, progress.bytes + manifest.bytes(), reused, progress.workingSetBytes,
+                        progress.workingSetSeconds, (System.nanoTime() - start) / 1e9, List.copyOf(progress.fetchedPacks));
+                Opened opened = new Opened(directory, report, evicted, lazyPacks, lockFile, lock);
+                if (lazyPacks == null) release(lockFile); // nothing arrives later: the cache is free for other fetches
+                lockFile = null; // the Opened owns it now
+                return opened;
+            } finally {
+                FileTrees.deleteQuietly(scratch);
+            }
+        } catch (IOException e) {
+            throw new ObjectStoreException.Refused("cache " + root + ": " + e, e);
+        } finally {
+            if (lockFile != null) release(lockFile);
+        }
+    }
+
+    /**
+     * An image ready in the cache, and the cache's lock until closed.
+     *
+     * @param lazyPacks the packs still arriving, or null when every pack is whole
+     */
+    public record Opened(Path directory, ImageFetch.Report report, long evictedBytes, LazyPacks lazyPacks, FileChannel lockFile,
+                         FileLock lock) implements AutoCloseable {
+        /** What {@code CheckpointImage.open} asks for each extent's bytes. */
+        public dev.thaw.image.PackBytes packBytes() {
+            return lazyPacks == null ? dev.thaw.image.PackBytes.LOCAL : lazyPacks;
+        }
+
+        /** Bytes fetched so far by the background and by readers' demands, and whether every pack is whole and checked. */
+        public LazyPacks.Counts counts() {
+            return lazyPacks == null ? new LazyPacks.Counts(0, 0, 0, 0, true) : lazyPacks.counts();
+        }
+
+        /** Waits until every pack arrived and was checked whole. */
+        public void awaitAll(Duration timeout) throws InterruptedException {
+            if (lazyPacks != null) lazyPacks.awaitAll(timeout);
+        }
+
+        @Override
+        public void close() {
+            if (lazyPacks != null) lazyPacks.close();
+            release(lockFile);
+        }
+    }
+
+    private static void release(FileChannel lockFile) {
+        try {
+            lockFile.close(); // releases the lock
+        } catch (IOException e) {
+            // nothing written through it
+        }
+    }
+
+    /** Packs a fetch left unfinished (their {@code .partial} marker): deleted, to be fetched anew. Under the lock. */
+    private static void removeUnfinished(Path packs) throws IOException {
+        try (Stream<Path> s = Files.list(packs)) {
+            for (Path marker : s.filter(p -> p.getFileName().toString().endsWith(LazyPacks.PARTIAL)).toList()) {
+                String pack = marker.getFileName().toString();
+                Files.deleteIfExists(marker.resolveSibling(pack.substring(0, pack.length() - LazyPacks.PARTIAL.length())));
+                Files.deleteIfExists(marker);
+            }
+        }
+    }
+
+    private static FileLock lock(FileChannel channel) throws IOException {
+        long deadline = System.nanoTime() + LOCK_TIMEOUT.toNanos();
+        while (true) {
+            FileLock lock = channel.tryLock();
+            if (lock != null) return lock;
+            if (System.nanoTime() > deadline) {
+                throw new IOException("another Thaw holds the cache's lock: expected it within " + LOCK_TIMEOUT.toSeconds() + " s, actual not");
+            }
+            try {
+                Thread.sleep(100);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IOException("interrupted while waiting for the cache's lock", e);
+            }
+        }
+    }
+
+    /** Deletes least recently used packs and image versions this fetch does not need until {@code incoming} more fits. */
+    private long evict(Path packs, Path images, Set<String> needed, Path keep, long incoming) throws IOException {
+        record Entry(Path path, long bytes, FileTime used) {}
+        List<Entry> candidates = new ArrayList<>();
+        long total = 0;
+        try (Stream<Path> s = Files.list(packs)) {
+            for (Path p : s.filter(p -> p.getFileName().toString().endsWith(".thaw")).toList()) {
+                long bytes = Files.size(p);
+                total += bytes;
+                if (!needed.contains(p.getFileName().toString())) candidates.add(new Entry(p, bytes, Files.getLastModifiedTime(p)));
+            }
+        }
+        try (Stream<Path> s = Files.list(images)) {
+            for (Path d : s.filter(d -> !d.getFileName().toString().startsWith(".")).toList()) {
+                long bytes = FileTrees.size(d);
+                total += bytes;
+                if (!d.equals(keep)) candidates.add(new Entry(d, bytes, Files.getLastModifiedTime(d)));
+            }
+        }
+        candidates.sort(Comparator.comparing(Entry::used));
+        long evicted = 0;
+        for (Entry e : candidates) {
+            if (total + incoming <= maxBytes) break;
+            FileTrees.deleteQuietly(e.path());
+            total -= e.bytes();
+            evicted += e.bytes();
+        }
+        return evicted;
+    }
+}

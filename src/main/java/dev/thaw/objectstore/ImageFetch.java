@@ -1,0 +1,196 @@
+package dev.thaw.objectstore;
+
+import dev.thaw.image.CheckpointImage;
+import dev.thaw.image.ImageException;
+import dev.thaw.image.Manifest;
+import dev.thaw.image.PortableImage;
+import dev.thaw.util.OwnerOnly;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.util.Set;
+import java.util.UUID;
+import java.util.function.Predicate;
+
+/**
+ * Fetches an image from object storage into a local directory: its manifest (checked: frame, checksum, fields), its files,
+ * then its packs, the working set's queue-order copy first, each in large sequential range GETs, every byte checked
+ * against the manifest's checksums as it arrives; a file lands under a temporary name and is renamed once whole and
+ * checked. {@code thaw pull} then opens and verifies the image (every extent, every page's SHA-256) before renaming it
+ * into place; a restore's cache ({@link ImageCache}) opens it as any restore does.
+ */
+public final class ImageFetch {
+    /** One range GET's size: large and sequential, so that the working set's copy streams. */
+    public static final long RANGE_BYTES = 8L << 20;
+
+    private ImageFetch() {}
+
+    /**
+     * @param fetchedBytes         bytes fetched (manifest included)
+     * @param reusedBytes          bytes of packs found already fetched (a restore's cache)
+     * @param workingSetPackBytes  the working set's copy (0 without a working-set section)
+     * @param workingSetSeconds    from the start until that copy was fetched and checked
+     * @param fetchedPacks         the packs fetched, in the order they were
+     */
+    public record Report(String image, String imageId, Path directory, int fetchedObjects, long fetchedBytes, long reusedBytes,
+                         long workingSetPackBytes, double workingSetSeconds, double seconds, java.util.List<String> fetchedPacks) {}
+
+    /** {@code thaw pull}: into {@code parent/NAME}, which must not exist; every checksum verified before it appears. */
+    public static Report pull(ObjectStore store, S3Location.Image source, Path parent) {
+        long start = System.nanoTime();
+        Path target = parent.toAbsolutePath().normalize().resolve(source.name());
+        if (Files.exists(target)) throw new IllegalArgumentException(target + ": expected no file of that name, actual one exists");
+        Path temp = parent.toAbsolutePath().normalize().resolve("." + source.name() + ".partial-" + ProcessHandle.current().pid() + "-"
+                + UUID.randomUUID().toString().substring(0, 8));
+        try {
+            OwnerOnly.createDirectories(temp.resolve(PortableImage.STORE));
+            Fetched manifest = fetchManifest(store, source, temp);
+            Progress p = fetchParts(store, source.location(), manifest.manifest(), temp, temp.resolve(PortableImage.STORE), n -> false, start, true);
+            try (CheckpointImage image = CheckpointImage.open(temp)) {
+                image.verify();
+            } catch (ImageException e) {
+                throw new ObjectStoreException.Corrupt(source + ": " + e.getMessage(), e);
+            }
+            Files.move(temp, target, StandardCopyOption.ATOMIC_MOVE);
+            return new Report(source.toString(), manifest.manifest().imageId(), target, p.objects + 1, p.bytes + manifest.bytes(), 0,
+                    p.workingSetBytes, p.workingSetSeconds, (System.nanoTime() - start) / 1e9, p.fetchedPacks);
+        } catch (IOException e) {
+            throw new ObjectStoreException.Refused("cannot write " + temp + ": " + e, e);
+        } finally {
+            dev.thaw.util.FileTrees.deleteQuietly(temp);
+        }
+    }
+
+    /** The manifest fetched into {@code directory}, checked, and its bytes. */
+    record Fetched(Manifest manifest, String checksum, long bytes) {}
+
+    static Fetched fetchManifest(ObjectStore store, S3Location.Image source, Path directory) throws IOException {
+        String key = source.location().key(source.manifestObject());
+        byte[] bytes;
+        try {
+            bytes = store.get(key);
+        } catch (ObjectStoreException.NotFound e) {
+            if (e.getMessage().startsWith("bucket ")) throw e;
+            throw new ObjectStoreException.NotFound("no image " + source.name() + " under " + source.location() + ": expected the object "
+                    + store.url(key) + ", actual none", e);
+        }
+        Path file = directory.resolve(PortableImage.MANIFEST);
+        writeOwnerOnly(file, bytes);
+        try {
+            Manifest m = PortableImage.readManifest(file);
+            if (!m.disks().isEmpty()) {
+                throw new ObjectStoreException.Unsupported(store.url(key) + ": the image has disks; fetching disk bases is not built yet");
+            }
+            return new Fetched(m, Long.toHexString(com.dynatrace.hash4j.hashing.Hashing.xxh3_64()
+                    .hashBytesToLong(bytes, 0, (int) PortableImage.checksummedBytes(bytes.length))), bytes.length);
+        } catch (ImageException e) {
+            throw new ObjectStoreException.Corrupt(store.url(key) + ": " + e.getMessage(), e);
+        }
+    }
+
+    static final class Progress {
+        int objects;
+        long bytes;
+        long reusedBytes;
+        long workingSetBytes;
+        double workingSetSeconds;
+        final java.util.List<String> fetchedPacks = new java.util.ArrayList<>();
+    }
+
+    /**
+     * The image's files into {@code imageDirectory} and its packs into {@code packDirectory} (those {@code have} says are
+     * there already are skipped), the working set's pack first; also its MAC, if the bucket has one for this manifest.
+     */
+    static Progress fetchParts(ObjectStore store, S3Location location, Manifest m, Path imageDirectory, Path packDirectory,
+                               Predicate<String> have, long startNanos, boolean files) throws IOException {
+        PortableImage.Layout layout = PortableImage.layout(m);
+        Progress progress = new Progress();
+        if (files) {
+            for (PortableImage.Part f : layout.files()) {
+                fetch(store, location.key(S3Location.fileObject(m.imageId(), f.name())), f, imageDirectory.resolve(f.name()));
+                progress.objects++;
+                progress.bytes += f.byteSize();
+            }
+            fetchMac(store, location, m, imageDirectory).ifPresent(n -> {
+                progress.objects++;
+                progress.bytes += n;
+            });
+        }
+        boolean hasWorkingSet = m.files().stream().anyMatch(f -> f.kind().equals("working_set"));
+        boolean first = true;
+        for (PortableImage.Part p : layout.packs()) {
+            if (have.test(p.name())) {
+                progress.reusedBytes += p.byteSize();
+            } else {
+                fetch(store, location.key(S3Location.packObject(p.name())), p, packDirectory.resolve(p.name()));
+                progress.objects++;
+                progress.bytes += p.byteSize();
+                progress.fetchedPacks.add(p.name());
+            }
+            if (first && hasWorkingSet) {
+                progress.workingSetBytes = p.byteSize();
+                progress.workingSetSeconds = (System.nanoTime() - startNanos) / 1e9;
+            }
+            first = false;
+        }
+        return progress;
+    }
+
+    /** {@code image.mac} for this manifest version, if one was pushed; its size. */
+    private static java.util.Optional<Long> fetchMac(ObjectStore store, S3Location location, Manifest m, Path imageDirectory)
+            throws IOException {
+        byte[] manifestFile = Files.readAllBytes(imageDirectory.resolve(PortableImage.MANIFEST));
+        String checksum = Long.toHexString(com.dynatrace.hash4j.hashing.Hashing.xxh3_64()
+                .hashBytesToLong(manifestFile, 0, (int) PortableImage.checksummedBytes(manifestFile.length)));
+        String key = location.key(S3Location.macObject(m.imageId(), checksum));
+        if (store.size(key).isEmpty()) return java.util.Optional.empty();
+        byte[] mac = store.get(key);
+        writeOwnerOnly(imageDirectory.resolve(PortableImage.MAC), mac);
+        return java.util.Optional.of((long) mac.length);
+    }
+
+    /** One object into {@code target} by range GETs, checked as it arrives, renamed into place once whole. */
+    static void fetch(ObjectStore store, String key, PortableImage.Part part, Path target) throws IOException {
+        OwnerOnly.createDirectories(target.getParent());
+        Path temp = target.resolveSibling(target.getFileName() + ".tmp-" + UUID.randomUUID().toString().substring(0, 8));
+        PartCheck check = new PartCheck(part, store.url(key));
+        byte[] buffer = new byte[1 << 20];
+        try (FileChannel out = FileChannel.open(temp, Set.of(StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE), OwnerOnly.FILE)) {
+            for (long at = 0; at < part.byteSize(); at += RANGE_BYTES) {
+                long length = Math.min(RANGE_BYTES, part.byteSize() - at);
+                long got = 0;
+                try (InputStream in = store.getRange(key, at, length)) {
+                    for (int n; (n = in.read(buffer)) > 0; ) {
+                        check.update(buffer, 0, n);
+                        ByteBuffer b = ByteBuffer.wrap(buffer, 0, n);
+                        while (b.hasRemaining()) out.write(b);
+                        got += n;
+                    }
+                }
+                if (got != length) {
+                    throw new ObjectStoreException.Corrupt(store.url(key) + ": bytes " + at + "-" + (at + length - 1) + ": expected " + length
+                            + " bytes, actual " + got + " (the object is shorter than the manifest's " + part.byteSize() + ")", null);
+                }
+            }
+            if (part.byteSize() == 0) check.update(buffer, 0, 0);
+            check.finish();
+            out.force(true);
+            Files.move(temp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        } finally {
+            Files.deleteIfExists(temp);
+        }
+    }
+
+    private static void writeOwnerOnly(Path file, byte[] bytes) throws IOException {
+        try (FileChannel out = FileChannel.open(file, Set.of(StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE), OwnerOnly.FILE)) {
+            ByteBuffer b = ByteBuffer.wrap(bytes);
+            while (b.hasRemaining()) out.write(b);
+            out.force(true);
+        }
+    }
+}

@@ -1,0 +1,342 @@
+package dev.thaw.objectstore;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.thaw.estimate.Estimator;
+import dev.thaw.estimate.PageRef;
+import dev.thaw.estimate.WorkingSet;
+import dev.thaw.image.CheckpointImage;
+import dev.thaw.image.Codec;
+import dev.thaw.image.ImageRoundTripTest;
+import dev.thaw.image.ImageWriter;
+import dev.thaw.image.Manifest;
+import dev.thaw.image.WorkingSetWriter;
+import dev.thaw.testing.S3Server;
+import dev.thaw.testing.Seeds;
+import dev.thaw.testing.SyntheticGuest;
+import java.io.IOException;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Images in object storage, against a real S3-compatible server (s3proxy, filesystem backend) started here. */
+@Timeout(120)
+class ObjectStoreImagesTest {
+    private static final String BUCKET = "thaw-images";
+    @TempDir
+    static Path serverDirectory;
+    private static S3Server server;
+
+    @BeforeAll
+    static void startServer() throws Exception {
+        server = new S3Server(serverDirectory.resolve("s3"));
+        server.createBucket(BUCKET);
+    }
+
+    @AfterAll
+    static void stopServer() throws Exception {
+        if (server != null) server.close();
+    }
+
+    private static ObjectStore store() {
+        return new ObjectStore(server.settings(), BUCKET);
+    }
+
+    /** An image of a random guest (own store unless {@code sharedStore}), with a working set of every third stored page. */
+    static Path image(Path dir, SyntheticGuest guest, Path sharedStore) {
+        ImageWriter.Options options = sharedStore == null ? ImageWriter.Options.defaults() : new ImageWriter.Options(Codec.LZ4, 1, 16, sharedStore);
+        ImageRoundTripTest.saveInto(dir, guest, options);
+        List<PageRef> pages = new ArrayList<>();
+        for (int p = 0; p < guest.pages[0].length; p += 3) if (guest.pages[0][p] != null) pages.add(new PageRef(0, p));
+        WorkingSetWriter.attach(dir, WorkingSet.of(Estimator.TRACE, pages, pages.size(), "every third stored page"));
+        return dir;
+    }
+
+    /** Flips one bit in the middle of an object in the bucket; its key. */
+    static String damage(ObjectStore store, String key) {
+        byte[] bytes = store.get(key);
+        bytes[bytes.length / 2] ^= 0x40;
+        store.put(key, bytes);
+        return key;
+    }
+
+    /** Two saves of one guest into one shared store, {@code first} and {@code DIR/second}, one page changed between them. */
+    static Path successiveSaves(Path dir, String seed, Path first) {
+        SyntheticGuest guest = SyntheticGuest.random(Seeds.random(seed), 1, 1000, 2000, 0.2, 0.1);
+        Path sharedStore = dir.resolve("store");
+        image(first, guest, sharedStore);
+        guest.pages[0][0] = new byte[4096];
+        guest.pages[0][0][7] = 7;
+        return image(dir.resolve("second"), guest, sharedStore);
+    }
+
+    /** Every regular file of a tree by relative path, with its bytes' digest (links followed: a pulled store is a directory). */
+    static Map<String, String> files(Path root) throws Exception {
+        Map<String, String> out = new TreeMap<>();
+        try (Stream<Path> walk = Files.walk(root)) {
+            for (Path p : walk.filter(Files::isRegularFile).toList()) {
+                out.put(root.relativize(p).toString(), java.util.HexFormat.of().formatHex(
+                        java.security.MessageDigest.getInstance("SHA-256").digest(Files.readAllBytes(p))));
+            }
+        }
+        return out;
+    }
+
+    @Test
+    void pushThenPullGivesTheSameImageByteForByteVerified(@TempDir Path dir) throws Exception {
+        SyntheticGuest guest = SyntheticGuest.random(Seeds.random("pushThenPullGivesTheSameImageByteForByteVerified"), 2, 200, 4000, 0.2, 0.1);
+        Path local = image(dir.resolve("local"), guest, null);
+        try (ObjectStore store = store()) {
+            S3Location prefix = S3Location.parse("s3://" + BUCKET + "/roundtrip");
+            ImagePush.Report pushed = ImagePush.push(store, local, prefix, "vm1");
+            long imageBytes = dev.thaw.util.FileTrees.size(local);
+            System.out.printf("push: %d objects, %d bytes in %.3f s (%.1f MB/s)%n", pushed.uploadedObjects(), pushed.uploadedBytes(),
+                    pushed.seconds(), pushed.uploadedBytes() / 1e6 / pushed.seconds());
+            assertThat(pushed.uploadedBytes()).as("bytes uploaded: the whole image").isEqualTo(imageBytes);
+            assertThat(pushed.skippedBytes()).isZero();
+            assertThat(pushed.manifestRewritten()).isFalse();
+
+            Files.createDirectories(dir.resolve("pulled"));
+            ImageFetch.Report pulled = ImageFetch.pull(store, S3Location.parseImage("s3://" + BUCKET + "/roundtrip/vm1"), dir.resolve("pulled"));
+            System.out.printf("pull: %d objects, %d bytes in %.3f s (%.1f MB/s, verified); working-set pack %d bytes by %.3f s%n",
+                    pulled.fetchedObjects(), pulled.fetchedBytes(), pulled.seconds(), pulled.fetchedBytes() / 1e6 / pulled.seconds(),
+                    pulled.workingSetPackBytes(), pulled.workingSetSeconds());
+            assertThat(pulled.directory()).isEqualTo(dir.resolve("pulled/vm1"));
+            assertThat(files(pulled.directory())).as("the pulled image's files").isEqualTo(files(local));
+            assertThat(pulled.workingSetPackBytes()).isPositive();
+            try (CheckpointImage image = CheckpointImage.open(pulled.directory())) {
+                assertThat(image.workingSet()).isPresent();
+                byte[] page = new byte[4096];
+                for (int p = 0; p < guest.pages[0].length; p++) {
+                    boolean stored = image.readPage(0, p, page, 0);
+                    assertThat(stored).isEqualTo(guest.pages[0][p] != null);
+                    if (stored) assertThat(page).as("page " + p).isEqualTo(guest.pages[0][p]);
+                }
+            }
+            // The image's name was pushed last: a second push of the same image sends only its manifest.
+            ImagePush.Report again = ImagePush.push(store, local, prefix, "vm1");
+            assertThat(again.uploadedObjects()).isEqualTo(1);
+            assertThat(again.skippedBytes() + again.uploadedBytes()).isEqualTo(imageBytes);
+        }
+    }
+
+    @Test
+    void imagesSharingPacksInAStoreShareThemInTheBucket(@TempDir Path dir) throws Exception {
+        Path first = dir.resolve("first");
+        Path second = successiveSaves(dir, "imagesSharingPacksInAStoreShareThemInTheBucket", first);
+        try (ObjectStore store = store()) {
+            S3Location prefix = S3Location.parse("s3://" + BUCKET + "/dedup");
+            ImagePush.Report a = ImagePush.push(store, first, prefix, "first");
+            ImagePush.Report b = ImagePush.push(store, second, prefix, "second");
+            System.out.printf("dedup: first push %d bytes; second %d bytes uploaded, %d skipped%n", a.uploadedBytes(), b.uploadedBytes(),
+                    b.skippedBytes());
+            assertThat(a.manifestRewritten()).as("a shared store's manifest is made portable").isTrue();
+            assertThat(b.skippedBytes()).as("the second image's packs already pushed with the first").isPositive();
+            assertThat(b.uploadedBytes()).as("second push").isLessThan(a.uploadedBytes());
+            for (String name : List.of("first", "second")) {
+                Path into = Files.createDirectories(dir.resolve("pulled-" + name));
+                ImageFetch.Report r = ImageFetch.pull(store, new S3Location.Image(prefix, name), into);
+                try (CheckpointImage image = CheckpointImage.open(r.directory())) {
+                    assertThat(image.manifest().storage().storeDirectory()).isEqualTo("store");
+                    assertThat(image.manifest().imageId()).isEqualTo(CheckpointImage.open(dir.resolve(name)).manifest().imageId());
+                }
+            }
+        }
+    }
+
+    @Test
+    void aDamagedObjectFailsThePullNamingItAndLeavesNothing(@TempDir Path dir) throws Exception {
+        SyntheticGuest guest = SyntheticGuest.random(Seeds.random("aDamagedObjectFailsThePullNamingItAndLeavesNothing"), 1, 300, 600, 0.2, 0.1);
+        Path local = image(dir.resolve("local"), guest, null);
+        try (ObjectStore store = store()) {
+            S3Location prefix = S3Location.parse("s3://" + BUCKET + "/damaged");
+            ImagePush.push(store, local, prefix, "vm");
+            String pack = CheckpointImage.open(local).manifest().storage().packs().getFirst().file();
+            String key = damage(store, prefix.key("packs/" + pack));
+            Path into = Files.createDirectories(dir.resolve("pulled"));
+            assertThatThrownBy(() -> ImageFetch.pull(store, new S3Location.Image(prefix, "vm"), into))
+                    .isInstanceOf(ObjectStoreException.Corrupt.class)
+                    .hasMessageContaining("s3://" + BUCKET + "/" + key)
+                    .hasMessageMatching("(?s).*expected [0-9a-f]+ \\(manifest\\), actual [0-9a-f]+.*")
+                    .satisfies(e -> System.out.println("damaged object: " + e.getMessage()));
+            try (Stream<Path> left = Files.list(into)) {
+                assertThat(left.toList()).as("what a failed pull leaves").isEmpty();
+            }
+            // A restore's fetch checks the same way, and keeps nothing damaged in its cache.
+            ImageCache cache = new ImageCache(dir.resolve("cache"), 1L << 30);
+            assertThatThrownBy(() -> cache.fetch(store, new S3Location.Image(prefix, "vm")))
+                    .isInstanceOf(ObjectStoreException.Corrupt.class).hasMessageContaining(key);
+            assertThat(dir.resolve("cache/packs/" + pack)).doesNotExist();
+        }
+    }
+
+    @Test
+    void aMissingImageOrBucketIsNamed(@TempDir Path dir) {
+        try (ObjectStore store = store(); ObjectStore noBucket = new ObjectStore(server.settings(), "no-such-bucket")) {
+            assertThatThrownBy(() -> ImageFetch.pull(store, S3Location.parseImage("s3://" + BUCKET + "/nowhere/vm"), dir))
+                    .isInstanceOf(ObjectStoreException.NotFound.class)
+                    .hasMessageContaining("no image vm under s3://" + BUCKET + "/nowhere: expected the object s3://" + BUCKET + "/nowhere/vm.thaw");
+            assertThatThrownBy(() -> ImageFetch.pull(noBucket, S3Location.parseImage("s3://no-such-bucket/vm"), dir))
+                    .isInstanceOf(ObjectStoreException.NotFound.class)
+                    .hasMessageContaining("bucket no-such-bucket does not exist at " + server.endpoint());
+        }
+    }
+
+    /** Without credentials (none in the environment or ~/.aws here): refused, saying so, before any request is sent. */
+    @Test
+    void noCredentialsIsRefusedSayingSo(@TempDir Path dir) {
+        ObjectStore.Settings anonymous = new ObjectStore.Settings(java.util.Optional.of(server.endpoint()), java.util.Optional.of("us-east-1"),
+                java.util.Optional.empty(), java.time.Duration.ofSeconds(2), java.time.Duration.ofSeconds(2));
+        try (ObjectStore store = new ObjectStore(anonymous, BUCKET)) {
+            assertThatThrownBy(() -> ImageFetch.pull(store, S3Location.parseImage("s3://" + BUCKET + "/vm"), dir))
+                    .isInstanceOf(ObjectStoreException.Refused.class)
+                    .satisfies(e -> System.out.println("no credentials: " + e.getMessage()))
+                    // a developer's own ~/.aws/credentials would be sent instead, and refused by the test server
+                    .hasMessageMatching("(?s)(no credentials for GET s3://" + BUCKET + "/vm.thaw at " + server.endpoint()
+                            + ": expected AWS_ACCESS_KEY_ID.*|.*HTTP 403.*)");
+        }
+    }
+
+    @Test
+    void anEndpointThatRefusesOrNeverAnswersFailsWithinItsTimeouts(@TempDir Path dir) throws Exception {
+        int closedPort;
+        try (ServerSocket s = new ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+            closedPort = s.getLocalPort();
+        }
+        try (ObjectStore refused = new ObjectStore(S3Server.settings(java.net.URI.create("http://127.0.0.1:" + closedPort)), BUCKET)) {
+            long start = System.nanoTime();
+            assertThatThrownBy(() -> ImageFetch.pull(refused, S3Location.parseImage("s3://" + BUCKET + "/vm"), dir))
+                    .isInstanceOf(ObjectStoreException.Unreachable.class)
+                    .hasMessageContaining("cannot reach the object store at http://127.0.0.1:" + closedPort);
+            assertThat((System.nanoTime() - start) / 1e9).as("seconds until a refused endpoint fails").isLessThan(10);
+        }
+        // A server that accepts connections and never says a word: the read timeout (2 s here) ends each attempt.
+        try (ServerSocket silent = new ServerSocket(0, 50, java.net.InetAddress.getLoopbackAddress())) {
+            List<Socket> accepted = new java.util.concurrent.CopyOnWriteArrayList<>();
+            Thread acceptor = Thread.ofVirtual().start(() -> {
+                try {
+                    while (true) accepted.add(silent.accept());
+                } catch (IOException e) {
+                    // closed
+                }
+            });
+            try (ObjectStore mute = new ObjectStore(S3Server.settings(java.net.URI.create("http://127.0.0.1:" + silent.getLocalPort())), BUCKET)) {
+                long start = System.nanoTime();
+                assertThatThrownBy(() -> ImageFetch.pull(mute, S3Location.parseImage("s3://" + BUCKET + "/vm"), dir))
+                        .isInstanceOf(ObjectStoreException.Unreachable.class)
+                        .hasMessageContaining("read timeout 2 s")
+                        .satisfies(e -> System.out.println("silent endpoint: " + e.getMessage()));
+                double seconds = (System.nanoTime() - start) / 1e9;
+                System.out.printf("a silent endpoint failed after %.1f s%n", seconds);
+                assertThat(seconds).as("seconds until a silent endpoint fails").isLessThan(30);
+            } finally {
+                silent.close();
+                acceptor.join(5000);
+                for (Socket s : accepted) s.close();
+            }
+        }
+    }
+
+    @Test
+    void theCacheFetchesTheWorkingSetFirstSharesPacksAndStaysWithinItsBound(@TempDir Path dir) throws Exception {
+        Path first = dir.resolve("first");
+        Path second = successiveSaves(dir, "theCacheFetchesTheWorkingSetFirst", first);
+        try (ObjectStore store = store()) {
+            S3Location prefix = S3Location.parse("s3://" + BUCKET + "/cache");
+            ImagePush.push(store, first, prefix, "first");
+            ImagePush.push(store, second, prefix, "second");
+            long firstBytes = dev.thaw.util.FileTrees.size(first) + CheckpointImage.open(first).manifest().storage().packs().stream()
+                    .mapToLong(Manifest.PackEntry::byteSize).sum();
+            ImageCache cache = new ImageCache(dir.resolve("cache"), firstBytes * 3 / 2);
+            ImageCache.Fetched a = cache.fetch(store, new S3Location.Image(prefix, "first"));
+            assertThat(a.report().workingSetPackBytes()).isPositive();
+            assertThat(a.report().workingSetSeconds()).isLessThanOrEqualTo(a.report().seconds());
+            try (CheckpointImage image = CheckpointImage.open(a.directory())) {
+                image.verify();
+                String wsPack = image.manifest().storage().packs().getLast().file();
+                assertThat(image.manifest().storage().packs()).hasSizeGreaterThan(1);
+                assertThat(a.report().fetchedPacks()).as("packs in the order fetched").first().isEqualTo(wsPack);
+                assertThat(a.report().fetchedPacks()).hasSameSizeAs(image.manifest().storage().packs());
+            }
+            ImageCache.Fetched again = cache.fetch(store, new S3Location.Image(prefix, "first"));
+            assertThat(again.report().fetchedObjects()).as("a second restore's fetch: only the manifest").isEqualTo(1);
+            ImageCache.Fetched b = cache.fetch(store, new S3Location.Image(prefix, "second"));
+            assertThat(b.report().reusedBytes()).as("packs the second image shares with the first, not fetched again").isPositive();
+            assertThat(dev.thaw.util.FileTrees.size(dir.resolve("cache"))).as("the cache's bytes").isLessThanOrEqualTo(firstBytes * 3 / 2);
+            try (CheckpointImage image = CheckpointImage.open(b.directory())) {
+                image.verify();
+            }
+            ImageCache tiny = new ImageCache(dir.resolve("tiny"), 1000);
+            assertThatThrownBy(() -> tiny.fetch(store, new S3Location.Image(prefix, "first")))
+                    .isInstanceOf(ObjectStoreException.Unsupported.class).hasMessageContaining("expected an image of at most 1000 bytes");
+        }
+    }
+
+    @Test
+    void aRestoreReadsPagesWhileTheirPacksArriveAndEachPackEndsWholeAndChecked(@TempDir Path dir) throws Exception {
+        SyntheticGuest guest = SyntheticGuest.random(Seeds.random("aRestoreReadsPagesWhileTheirPacksArrive"), 1, 8000, 8000, 0.2, 0.05);
+        Path local = image(dir.resolve("local"), guest, null);
+        try (ObjectStore store = store()) {
+            S3Location prefix = S3Location.parse("s3://" + BUCKET + "/lazy");
+            ImagePush.push(store, local, prefix, "vm");
+            ImageCache cache = new ImageCache(dir.resolve("cache"), 1L << 30);
+            try (ImageCache.Opened o = cache.open(store, new S3Location.Image(prefix, "vm"), true);
+                 CheckpointImage image = CheckpointImage.open(o.directory(), o.packBytes())) {
+                assertThat(o.lazyPacks()).isNotNull();
+                byte[] page = new byte[4096];
+                int later = guest.pages[0].length * 2 / 3; // stored in the base pack, not the working set's copy (every third page)
+                while (guest.pages[0][later] == null || later % 3 == 0) later++;
+                image.readPage(0, later, page, 0); // two thirds into the base pack, which the background fetches after the copy
+                LazyPacks.Counts early = o.counts();
+                System.out.println("after one demand read: " + early);
+                assertThat(early.demandRequests()).as("range GETs for what a reader needs now").isEqualTo(1);
+                assertThat(early.demandBytes()).as("bytes of that GET: the chunks one extent spans").isLessThanOrEqualTo(2L * LazyPacks.CHUNK_BYTES);
+                for (int p = 0; p < guest.pages[0].length; p++) {
+                    boolean stored = image.readPage(0, p, page, 0);
+                    assertThat(stored).isEqualTo(guest.pages[0][p] != null);
+                    if (stored) assertThat(page).as("page " + p).isEqualTo(guest.pages[0][p]);
+                }
+                o.awaitAll(java.time.Duration.ofSeconds(60));
+                System.out.println("in all: " + o.counts());
+                assertThat(o.counts().done()).isTrue();
+                image.verify();
+            }
+            try (Stream<Path> left = Files.list(dir.resolve("cache/packs"))) {
+                assertThat(left.map(p -> p.getFileName().toString()).toList()).as("packs").noneMatch(n -> n.endsWith(".partial")).hasSize(2);
+            }
+            try (ImageCache.Opened again = cache.open(store, new S3Location.Image(prefix, "vm"), true)) {
+                assertThat(again.lazyPacks()).as("packs to fetch the second time").isNull();
+                assertThat(again.report().fetchedObjects()).isEqualTo(1);
+            }
+
+            // A damaged pack: the extent it hits fails to read as from a local image, and the pack is never taken as whole.
+            String pack = CheckpointImage.open(local).manifest().storage().packs().getFirst().file();
+            String key = damage(store, prefix.key("packs/" + pack));
+            ImageCache fresh = new ImageCache(dir.resolve("fresh"), 1L << 30);
+            try (ImageCache.Opened o = fresh.open(store, new S3Location.Image(prefix, "vm"), true);
+                 CheckpointImage image = CheckpointImage.open(o.directory(), o.packBytes())) {
+                assertThatThrownBy(() -> {
+                    byte[] page = new byte[4096];
+                    for (int p = 0; p < guest.pages[0].length; p++) image.readPage(0, p, page, 0);
+                }).isInstanceOfAny(dev.thaw.image.ImageException.Corrupt.class, ObjectStoreException.Corrupt.class).hasMessageContaining("expected")
+                        .satisfies(e -> System.out.println("damaged, read while arriving: " + e.getMessage()));
+                assertThatThrownBy(() -> o.awaitAll(java.time.Duration.ofSeconds(60)))
+                        .isInstanceOf(ObjectStoreException.Corrupt.class).hasMessageContaining("s3://" + BUCKET + "/" + key)
+                        .hasMessageMatching("(?s).*expected [0-9a-f]+ \\(manifest\\), actual [0-9a-f]+.*");
+            }
+            assertThat(dir.resolve("fresh/packs/" + pack + ".partial")).as("the damaged pack stays unfinished").exists();
+        }
+    }
+}
