@@ -69,7 +69,13 @@ final class DiskFreeze {
             ObjectNode args = JSON.createObjectNode().put("snapshot-file", overlay.toString()).put("format", "qcow2");
             JsonNode block = blockOf(blocks, d);
             if (!block.path("device").asText().isEmpty()) args.put("device", block.path("device").asText());
-            else args.put("node-name", inserted.path("node-name").asText());
+            else {
+                // A -blockdev disk has no drive name: QEMU then needs the new overlay's node name too, unique in that QEMU and at most
+                // 31 characters (BlockDriverState.node_name).
+                String node = inserted.path("node-name").asText();
+                args.put("node-name", node).put("snapshot-node-name", node.substring(0, Math.min(node.length(), 15)) + "-after-"
+                        + java.util.HexFormat.of().toHexDigits(java.util.concurrent.ThreadLocalRandom.current().nextInt()));
+            }
             qmp.execute("blockdev-snapshot-sync", args);
             overlays.add(overlay);
         }
