@@ -12,6 +12,9 @@ public interface ClientRequests {
 
     long failures();
 
+    /** The first failure's description, or null when none failed. */
+    String firstFailure();
+
     default int requestCount() {
         return doneNanos().length;
     }

@@ -24,6 +24,8 @@ import java.util.function.BooleanSupplier;
 public final class PostgresLoad {
     public static final String TABLE = "thaw_rows";
     static final int PAYLOAD_BYTES = 200;
+    /** A slow request is one, not a failure, up to this long (the JDBC URL's socketTimeout). */
+    static final int SOCKET_TIMEOUT_MILLIS = 30_000;
 
     /**
      * @param doneNanos    completion of each successful request (inserts and reads), from {@code originNanos}

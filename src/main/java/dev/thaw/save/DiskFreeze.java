@@ -21,7 +21,7 @@ import java.util.List;
  * base's identity. The identity is taken after the migration completed, when QEMU has let go of the files (it inactivates
  * them at the end of a migration) and nothing of the save writes them any more.
  */
-final class DiskFreeze {
+public final class DiskFreeze {
     private static final ObjectMapper JSON = new ObjectMapper();
 
     /** The disks as they were at the stop, and the overlays the source went on on. */
@@ -80,6 +80,32 @@ final class DiskFreeze {
             overlays.add(overlay);
         }
         return new Frozen(List.copyOf(pending), List.copyOf(overlays));
+    }
+
+    /** The guest's configuration once a save that let it run on moved its writable disks onto {@code sourceOverlays} (in order). */
+    public static VmConfig following(VmConfig config, List<Path> sourceOverlays) {
+        List<VmConfig.Disk> disks = new ArrayList<>();
+        int next = 0;
+        for (VmConfig.Disk d : config.disks()) {
+            if (d.readOnly()) {
+                disks.add(d);
+                continue;
+            }
+            if (next == sourceOverlays.size()) {
+                throw new IllegalStateException("disk " + d.node() + ": expected an overlay the guest went on on, actual only "
+                        + sourceOverlays.size() + " for its writable disks");
+            }
+            disks.add(d.on(sourceOverlays.get(next++), "qcow2", false));
+        }
+        return config.withDisks(disks);
+    }
+
+    /**
+     * With the guest stopped after another save than Thaw's ({@code savedFile}: QEMU's own, in the bench), freezes its disks as
+     * that save's and moves it onto new overlays named after that file; returns its configuration on them.
+     */
+    public static VmConfig freezeForOtherSave(QmpClient qmp, VmConfig config, Path savedFile) {
+        return following(config, atStop(qmp, config.disks(), true, savedFile).sourceOverlays());
     }
 
     /** The query-block entry whose active image is the disk's file. */
