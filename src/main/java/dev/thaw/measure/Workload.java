@@ -9,9 +9,6 @@ import dev.thaw.qemu.QemuVersion;
 import dev.thaw.qemu.QemuVm;
 import dev.thaw.qemu.VmConfig;
 import java.time.Duration;
-import java.util.ArrayList;
-import java.util.List;
-import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * What a benchmarked guest runs and how its progress is measured: wsbench, which reports its own
