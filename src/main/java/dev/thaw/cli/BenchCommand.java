@@ -1,6 +1,8 @@
 package dev.thaw.cli;
 
 import dev.thaw.guest.DemoGuest;
+import dev.thaw.guest.GuestBuilder;
+import dev.thaw.guest.PostgresGuest;
 import dev.thaw.guest.RedisGuest;
 import dev.thaw.host.HostDoctor;
 import dev.thaw.measure.RestoreMethod;
@@ -51,7 +53,9 @@ final class BenchCommand implements Callable<Integer> {
     List<DemoGuest.Layout> layouts;
 
     @Option(names = "--app", defaultValue = "wsbench", description = "What the guest runs: wsbench (the project's workload, which reports"
-            + " its own progress) or redis (Redis from Debian, timed by a client on the host over user networking) (default ${DEFAULT-VALUE}).")
+            + " its own progress), redis (Redis from Debian, timed by a client on the host over user networking) or postgres (PostgreSQL 15"
+            + " on the guest's own Debian disk, timed by a JDBC client on the host; its T and W are 0, --ws-mib is ignored, and"
+            + " qemu-loadvm is not among its methods) (default ${DEFAULT-VALUE}).")
     String app;
 
     @Option(names = "--dataset-mib", description = "--app redis: the data Redis holds (default: 3/8 of the guest's RAM); --ws-mib is the part"
@@ -144,7 +148,18 @@ final class BenchCommand implements Callable<Integer> {
             repeat = 2;
             modes = true;
         }
+        if (!Set.of("wsbench", "redis", "postgres").contains(app)) {
+            throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--app: expected wsbench, redis or postgres, actual '" + app + "'");
+        }
         Set<RestoreMethod> chosenMethods = methods(); // a bad name fails here, before anything runs
+        if ("postgres".equals(app)) {
+            if (methods != null && chosenMethods.contains(RestoreMethod.QEMU_LOADVM)) {
+                throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--methods: expected no qemu-loadvm with --app postgres"
+                        + " (savevm would snapshot the guest's disk too, and loadvm roll it back), actual qemu-loadvm");
+            }
+            chosenMethods.remove(RestoreMethod.QEMU_LOADVM);
+            wsMiB = List.of(0L); // one run per size: the guest has no working set of a chosen size
+        }
         if (observeSeconds < 1) {
             throw new picocli.CommandLine.ParameterException(spec.commandLine(),
                     "--observe-seconds: expected at least 1 (TTR's window), actual " + observeSeconds);
@@ -185,7 +200,7 @@ final class BenchCommand implements Callable<Integer> {
             Path dir = run.path();
             for (long size : sizes) {
                 for (long ws : wsMiB) for (DemoGuest.Layout layout : layouts) {
-                    Workload guest = workload(size, ws, layout);
+                    Workload guest = workload(size, ws, layout, dir);
                     out.printf("%s guest %d MiB RAM, T=%d MiB, W=%d MiB%s, %d repetitions%s ...%n", guest.label(), size, guest.totalMiB(),
                             guest.wsMiB(), guest.layout() == null ? "" : " " + guest.layout(), repeat, cache() == CacheState.WARM ? "" : ", " + cache().label());
                     reports.add(SaveRestoreBenchmark.run(new SaveRestoreBenchmark.Config(guest, repeat, cache(), dir, modes,
@@ -226,12 +241,13 @@ final class BenchCommand implements Callable<Integer> {
         }
     }
 
-    private Workload workload(long sizeMiB, long wsMiB, DemoGuest.Layout layout) {
+    private Workload workload(long sizeMiB, long wsMiB, DemoGuest.Layout layout, Path runDir) {
         return switch (app) {
             case "wsbench" -> new Workload.Wsbench(new DemoGuest(sizeMiB, totalMiB != null ? totalMiB : sizeMiB - 384, wsMiB, layout));
             case "redis" -> new Workload.Redis(RedisGuest.of(sizeMiB, datasetMiB != null ? datasetMiB : sizeMiB * 3 / 8, wsMiB));
-            default -> throw new picocli.CommandLine.ParameterException(spec.commandLine(),
-                    "--app: expected wsbench or redis, actual '" + app + "'");
+            case "postgres" -> new Workload.Postgres(new PostgresGuest(sizeMiB), PostgresGuest.bootDisk(
+                    GuestBuilder.buildPostgresDisk(System.err), runDir.resolve("postgres-disks"), "thaw-bench-postgres-" + sizeMiB));
+            default -> throw new IllegalStateException("--app " + app + ": checked before anything runs");
         };
     }
 

@@ -116,6 +116,29 @@ public record DemoGuest(long memoryMiB, long totalMiB, long wsMiB, Layout layout
         return line;
     }
 
+    /** The host port QEMU forwards to the guest's {@code service}: the one TCP port that QEMU listens on ({@code hostfwd} port 0). */
+    static int forwardedPort(QemuVm vm, String service) {
+        java.util.Set<Integer> ports = dev.thaw.util.ListeningPorts.of(vm.pid());
+        if (ports.size() != 1) {
+            throw new IllegalStateException(vm.name() + ": expected QEMU to listen on one TCP port (the forward to the guest's " + service
+                    + "), actual " + ports);
+        }
+        return ports.iterator().next();
+    }
+
+    /**
+     * Waits until the guest's application {@code app} is ready ("thaw-app APP ready" on the console); fails on a line
+     * containing {@code failure} (the application exited) or a kernel panic, and when neither comes within {@code timeout}.
+     */
+    static ConsoleLine awaitAppReady(QemuVm vm, Journal<ConsoleLine>.Cursor cursor, String app, String failure, Duration timeout) {
+        String ready = "thaw-app " + app + " ready";
+        ConsoleLine line = awaitLine(vm, cursor, l -> l.contains(ready) || l.contains(failure), timeout, app + " not ready", app);
+        if (!line.text().contains(ready)) {
+            throw new IllegalStateException(vm.name() + ": the guest failed: " + line.text() + lastConsoleLines(vm));
+        }
+        return line;
+    }
+
     /**
      * The first console line {@code wanted} accepts, or a kernel panic's; fails naming {@code missing} and QEMU's state when none
      * comes within {@code timeout}.

@@ -12,7 +12,10 @@ import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 
-/** Builds (or finds in the cache) the demo guest through the project's own script, guest/build.sh. */
+/**
+ * Builds (or finds in the cache) the project's guests through its own scripts: the demo guest (guest/build.sh) and the
+ * PostgreSQL guest's disk (guest/build-postgres.sh).
+ */
 public final class GuestBuilder {
     private static final Duration BUILD_TIMEOUT = Duration.ofMinutes(15);
 
@@ -24,23 +27,41 @@ public final class GuestBuilder {
     }
 
     public static GuestImage build(Path cacheDir, PrintStream progress) {
-        Path script = ThawPaths.home().resolve("guest/build.sh");
+        return read(runBuild("guest/build.sh", "guest", cacheDir, "the demo guest (kernel package, busybox initramfs, workloads)",
+                progress));
+    }
+
+    /** Builds (or finds in the default cache) the PostgreSQL guest's disk, through guest/build-postgres.sh. */
+    public static PostgresDisk buildPostgresDisk(PrintStream progress) {
+        return buildPostgresDisk(ThawPaths.cacheDir(), progress);
+    }
+
+    public static PostgresDisk buildPostgresDisk(Path cacheDir, PrintStream progress) {
+        return PostgresDisk.read(runBuild("guest/build-postgres.sh", "guest-postgres", cacheDir,
+                "the PostgreSQL guest's disk (mmdebstrap of Debian bookworm with postgresql-15, a few minutes)", progress));
+    }
+
+    /**
+     * Runs a build script of the project's guest directory: first with {@code --print-key}, and when {@code CACHE/subdirectory/KEY}
+     * holds a finished build (its guest.json) returns it; else builds, and returns the directory the script printed last.
+     */
+    private static Path runBuild(String scriptPath, String subdirectory, Path cacheDir, String what, PrintStream progress) {
+        Path script = ThawPaths.home().resolve(scriptPath);
         ExternalCommand.Result key = ExternalCommand.run(List.of("bash", script.toString(), "--cache", cacheDir.toString(), "--print-key"),
                 BUILD_TIMEOUT);
-        if (key.succeeded() && Files.isRegularFile(cacheDir.resolve("guest").resolve(key.stdout().strip()).resolve("guest.json"))) {
-            return read(cacheDir.resolve("guest").resolve(key.stdout().strip()));
-        }
-        progress.println("thaw: building the demo guest (kernel package, busybox initramfs, workloads) ...");
+        Path cached = cacheDir.resolve(subdirectory).resolve(key.stdout().strip());
+        if (key.succeeded() && Files.isRegularFile(cached.resolve("guest.json"))) return cached;
+        progress.println("thaw: building " + what + " ...");
         ExternalCommand.Result result = ExternalCommand.run(List.of("bash", script.toString(), "--cache", cacheDir.toString()),
                 BUILD_TIMEOUT, null, Map.of());
         if (!result.succeeded()) {
-            throw new IllegalStateException("building the demo guest failed: " + result.describe());
+            throw new IllegalStateException("building " + what + " failed: " + result.describe());
         }
         List<String> lines = result.stdout().strip().lines().toList();
         if (lines.isEmpty()) {
-            throw new IllegalStateException("guest/build.sh printed no result directory: expected its last line to be one");
+            throw new IllegalStateException(scriptPath + " printed no result directory: expected its last line to be one");
         }
-        return read(Path.of(lines.getLast()));
+        return Path.of(lines.getLast());
     }
 
     /** Reads a finished build's guest.json. */

@@ -8,7 +8,6 @@ import dev.thaw.qemu.QemuVm;
 import dev.thaw.qemu.VmConfig;
 import java.time.Duration;
 import java.util.List;
-import java.util.Optional;
 
 /**
  * The application guest: Redis from Debian's packages (built into the guest by guest/build.sh),
@@ -65,30 +64,11 @@ public record RedisGuest(long memoryMiB, long keyCount, int valueBytes, long hot
 
     /** Waits until Redis is filled ("thaw-app redis ready"); fails if QEMU or the guest dies first. */
     public static ConsoleLine awaitReady(QemuVm vm, Journal<ConsoleLine>.Cursor cursor, Duration timeout) {
-        try {
-            Optional<ConsoleLine> line = cursor.await(l -> l.text().contains("thaw-app redis ready") || l.text().contains("redis-server exited")
-                    || l.text().contains("Kernel panic"), timeout);
-            if (line.isEmpty()) {
-                throw new IllegalStateException(vm.name() + ": Redis not ready within " + timeout.toSeconds() + " s; " + vm.describeState()
-                        + DemoGuest.lastConsoleLines(vm));
-            }
-            if (!line.get().text().contains("thaw-app redis ready")) {
-                throw new IllegalStateException(vm.name() + ": the guest failed: " + line.get().text() + DemoGuest.lastConsoleLines(vm));
-            }
-            return line.get();
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IllegalStateException("interrupted while waiting for Redis", e);
-        }
+        return DemoGuest.awaitAppReady(vm, cursor, "redis", "redis-server exited", timeout);
     }
 
     /** The host port QEMU forwards to the guest's Redis: the one TCP port that QEMU listens on. */
     public static int hostPort(QemuVm vm) {
-        java.util.Set<Integer> ports = dev.thaw.util.ListeningPorts.of(vm.pid());
-        if (ports.size() != 1) {
-            throw new IllegalStateException(vm.name() + ": expected QEMU to listen on one TCP port (the forward to the guest's Redis),"
-                    + " actual " + ports);
-        }
-        return ports.iterator().next();
+        return DemoGuest.forwardedPort(vm, "Redis");
     }
 }

@@ -32,11 +32,16 @@ public final class QemuBaselines {
     /** What the baseline restores read ({@link MethodRestore}): QEMU's stream file, the qcow2 file with its snapshot's tag, the raw RAM file. */
     public record BaselineFiles(Path stream, Path qcow2, String snapshotTag, Path ramFile) {}
 
-    /** Saves a running guest with QEMU's own migration to a file; the guest is resumed afterwards. */
-    public static SaveResult saveToFile(QmpClient qmp, Path file, Duration timeout) {
+    /**
+     * Saves a running guest with QEMU's own migration to a file; the guest is resumed afterwards. {@code atStop} runs once it
+     * stopped, before the migration (where a guest's disks are frozen for this save, as Thaw's save does: QEMU inactivates its
+     * disks when an outgoing migration completes).
+     */
+    public static SaveResult saveToFile(QmpClient qmp, Path file, Duration timeout, Runnable atStop) {
         long start = System.nanoTime();
         qmp.migrateSetParameters(Map.of("max-bandwidth", 64L << 30));
         qmp.stop();
+        atStop.run();
         qmp.migrate("exec:cat > " + file);
         qmp.awaitMigrationCompleted(timeout);
         long saved = System.nanoTime() - start;

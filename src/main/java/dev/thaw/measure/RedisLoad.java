@@ -26,20 +26,8 @@ public final class RedisLoad {
      * @param doneNanos    completion of each successful request, from {@code originNanos}
      * @param latencyNanos each successful request's latency, in the same order
      */
-    public record Result(long originNanos, long[] doneNanos, long[] latencyNanos, long failures, String firstFailure) {
-        public int requestCount() {
-            return doneNanos.length;
-        }
-
-        /** Successful requests completed in (fromNanos, toNanos] from the origin. */
-        public long completedBetween(long fromNanos, long toNanos) {
-            return Arrays.stream(doneNanos).filter(t -> t > fromNanos && t <= toNanos).count();
-        }
-
-        public RequestLatency latency() {
-            return RequestLatency.of(latencyNanos, failures);
-        }
-    }
+    public record Result(long originNanos, long[] doneNanos, long[] latencyNanos, long failures, String firstFailure)
+            implements ClientRequests {}
 
     private RedisLoad() {}
 

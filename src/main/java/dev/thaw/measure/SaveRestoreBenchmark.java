@@ -16,10 +16,12 @@ import dev.thaw.qemu.VcpuTime;
 import dev.thaw.qemu.VmConfig;
 import dev.thaw.restore.MappedRestore;
 import dev.thaw.restore.RamFiles;
+import dev.thaw.restore.RestoreDisks;
 import dev.thaw.restore.PostSaveTrace;
 import dev.thaw.restore.PostcopyRestore;
 import dev.thaw.restore.RestoreTimeline;
 import dev.thaw.restore.RestoreTraces;
+import dev.thaw.save.DiskFreeze;
 import dev.thaw.save.Saver;
 import dev.thaw.util.FileTrees;
 import java.io.IOException;
@@ -34,6 +36,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.ToDoubleFunction;
 import java.util.function.UnaryOperator;
 import java.util.stream.Stream;
@@ -217,7 +220,14 @@ public final class SaveRestoreBenchmark {
         Workload g = config.workload();
         String size = g.label() + "-" + g.memoryMiB() + "M-W" + g.wsMiB();
         long readyMillis;
-        try (QemuVm vm = QemuVm.launch(g.vmConfig("thaw-bench-" + size, image, qemu, accel))) {
+        VmConfig first = g.vmConfig("thaw-bench-" + size, image, qemu, accel);
+        if (!first.disks().isEmpty() && config.allMethods() && config.methods().contains(RestoreMethod.QEMU_LOADVM)) {
+            throw new IllegalArgumentException("method " + RestoreMethod.QEMU_LOADVM.key() + ": expected a guest without disks (savevm"
+                    + " would snapshot the guest's disks too, and loadvm roll them back), actual " + g.label() + " with " + first.disks().size());
+        }
+        try (QemuVm vm = QemuVm.launch(first)) {
+            // A guest with disks goes on on new overlays at every save that lets it run on: its configuration follows them.
+            AtomicReference<VmConfig> source = new AtomicReference<>(vm.config());
             g.awaitReady(vm);
             readyMillis = (System.nanoTime() - vm.launchedNanos()) / 1_000_000;
             log.printf("  booted: %s ready %.1f s after QEMU's launch%n", g.label(), readyMillis / 1e3);
@@ -229,13 +239,15 @@ public final class SaveRestoreBenchmark {
                 Path qemuFile = config.workDir().resolve("qemu-" + size + "-" + rep + ".mig");
                 Path qcow2 = config.workDir().resolve("snapshot-" + size + "-" + rep + ".qcow2");
                 try {
-                    samples.add(repetition(config, vm, rep, thawImage, qemuFile, qcow2, log));
+                    samples.add(repetition(config, vm, source, rep, thawImage, qemuFile, qcow2, log));
                 } finally {
                     if (!kept) {
                         FileTrees.deleteQuietly(thawImage);
                         FileTrees.deleteQuietly(RamFiles.directoryFor(thawImage));
                         FileTrees.deleteQuietly(RestoreTraces.directoryFor(thawImage)); // the post-save trace's and the lazy and ws restores' traces
+                        RestoreDisks.deleteFor(thawImage);
                     }
+                    FileTrees.deleteQuietly(qemuDisks(qemuFile));
                     for (Path p : List.of(qemuFile, qcow2)) Files.deleteIfExists(p);
                 }
             }
@@ -244,8 +256,8 @@ public final class SaveRestoreBenchmark {
                 List.copyOf(samples), g.layout(), config.observe().toMillis() / 1e3, readyMillis);
     }
 
-    private static Sample repetition(Config config, QemuVm vm, int rep, Path thawImage, Path qemuFile, Path qcow2,
-                                     PrintStream log) throws IOException, InterruptedException {
+    private static Sample repetition(Config config, QemuVm vm, AtomicReference<VmConfig> source, int rep, Path thawImage, Path qemuFile,
+                                     Path qcow2, PrintStream log) throws IOException, InterruptedException {
         boolean all = config.allMethods();
         long beforeStart = System.nanoTime();
         long ranBefore = VcpuTime.runNanos(vm.pid());
@@ -260,12 +272,18 @@ public final class SaveRestoreBenchmark {
             saveOptions = saveOptions.withDirtyEstimator(config.liveLimit());
         }
         Saver.Result saved;
+        VmConfig qemuSource;
         QemuBaselines.SaveResult qemuSaved;
         QemuBaselines.SnapshotResult snapshot;
         try (AutoCloseable busy = config.workload().keepBusy(vm)) { // the guest works while it is saved, as it would in use
-            saved = Saver.save(vm.qmp(), vm.config(), thawImage, saveOptions, p -> {});
+            saved = Saver.save(vm.qmp(), source.get(), thawImage, saveOptions, p -> {});
+            source.set(DiskFreeze.following(source.get(), saved.sourceOverlays()));
             Thread.sleep(1000);
-            qemuSaved = QemuBaselines.saveToFile(vm.qmp(), qemuFile, Duration.ofMinutes(5));
+            VmConfig atQemuSave = source.get(); // its disks, frozen at QEMU's save, are that save's
+            qemuSource = atQemuSave;
+            qemuSaved = QemuBaselines.saveToFile(vm.qmp(), qemuFile, Duration.ofMinutes(5), () -> {
+                if (!atQemuSave.disks().isEmpty()) source.set(DiskFreeze.freezeForOtherSave(vm.qmp(), atQemuSave, qemuFile));
+            });
             snapshot = all && methods.contains(RestoreMethod.QEMU_LOADVM) ? QemuBaselines.saveInternalSnapshot(vm.qmp(), qcow2, SNAPSHOT_TAG, Duration.ofMinutes(5)) : null;
         } catch (IOException | InterruptedException | RuntimeException e) {
             throw e;
@@ -307,12 +325,13 @@ public final class SaveRestoreBenchmark {
         }
         RunLimit limit = null;
         if (all) {
-            limit = RunLimit.measure(vm.config(), "thaw-bench-limit", thawImage, config.workload().wsMiB() << 20, config.cache());
+            // Without disks: the limit's QEMU only starts, and the source's disk files are in use.
+            limit = RunLimit.measure(vm.config().withDisks(List.of()), "thaw-bench-limit", thawImage, config.workload().wsMiB() << 20, config.cache());
             log.printf("  rep %d: the run's limit %.2f s: QEMU's start %.2f s + W=%d MiB at %.0f MB/s (sequential read of the image%s)%n",
                     rep + 1, limit.seconds(), limit.qemuStartSeconds(), config.workload().wsMiB(), limit.readBytesPerSecond() / 1e6,
                     config.cache() == CacheState.WARM ? "" : ", " + config.cache().label());
         }
-        Saved s = new Saved(vm.config(), thawImage, qemuFile, qcow2, ramFile, before, vcpuShare, memsumBefore);
+        Saved s = new Saved(qemuSource, thawImage, qemuFile, qcow2, ramFile, before, vcpuShare, memsumBefore);
         // A unit's methods run back to back: ws (learned) learns from the lazy restore just before it.
         List<List<RestoreMethod>> units = all
                 ? Stream.of(RestoreMethod.values()).filter(m -> m != RestoreMethod.WS_LEARNED)
@@ -401,7 +420,10 @@ public final class SaveRestoreBenchmark {
         long step = AfterRestore.STEP_MILLIS * 1_000_000L;
         try (QemuSampler rss = new QemuSampler(vmName(m), start);
              Workload.Observation watch = config.allMethods() ? config.workload().observe(vmName(m), start, s.before()) : null) {
-            MethodRestore.Restored restored = MethodRestore.restore(m, new MethodRestore.Saved(s.source(), new MethodRestore.Image.At(s.thawImage()),
+            // QEMU's own restore of a guest with disks: fresh overlays of the disks frozen at QEMU's save, as Thaw's restores get.
+            VmConfig source = m != RestoreMethod.QEMU_EAGER || s.source().disks().isEmpty() ? s.source()
+                    : RestoreDisks.onFreshOverlays(s.source(), qemuDisks(s.qemuFile()).resolve(vmName(m) + "-" + System.nanoTime()));
+            MethodRestore.Restored restored = MethodRestore.restore(m, new MethodRestore.Saved(source, new MethodRestore.Image.At(s.thawImage()),
                     new QemuBaselines.BaselineFiles(s.qemuFile(), s.qcow2(), SNAPSHOT_TAG, s.ramFile())), vmName(m), config.checks().tune(), x -> {});
             // The sampler and the observation started first: every time counts from the bench's start, as they do.
             long lead = restored.startedNanos() - start;
@@ -434,6 +456,11 @@ public final class SaveRestoreBenchmark {
                         .map(f -> new FaultOrder.Touch(new PageRef(f.block(), f.page()), f.atNanos())).toList());
             }
         }
+    }
+
+    /** Where QEMU's own restores of {@code qemuFile} put their disk overlays. */
+    private static Path qemuDisks(Path qemuFile) {
+        return FileTrees.beside(qemuFile, "disks");
     }
 
     private static Double stealOrNull(double share) {

@@ -2,21 +2,19 @@ package dev.thaw.measure;
 
 import dev.thaw.guest.DemoGuest;
 import dev.thaw.guest.GuestImage;
+import dev.thaw.guest.PostgresGuest;
 import dev.thaw.guest.RedisGuest;
 import dev.thaw.qemu.Accel;
 import dev.thaw.qemu.QemuVersion;
 import dev.thaw.qemu.QemuVm;
 import dev.thaw.qemu.VmConfig;
 import java.time.Duration;
-import java.util.ArrayList;
-import java.util.List;
-import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * What a benchmarked guest runs and how its progress is measured: wsbench, which reports its own
- * progress on the console (guest side), or Redis, whose requests a client on the host times.
+ * progress on the console (guest side), or Redis or PostgreSQL, whose requests a client on the host times.
  */
-public sealed interface Workload permits Workload.Wsbench, Workload.Redis {
+public sealed interface Workload permits Workload.Wsbench, Workload.Redis, Workload.Postgres {
     String label();
 
     long memoryMiB();
@@ -119,8 +117,6 @@ public sealed interface Workload permits Workload.Wsbench, Workload.Redis {
     }
 
     record Redis(RedisGuest guest) implements Workload {
-        static final Duration CLIENT_WARM_UP = Duration.ofSeconds(3);
-
         public String label() {
             return "redis";
         }
@@ -145,99 +141,73 @@ public sealed interface Workload permits Workload.Wsbench, Workload.Redis {
             RedisGuest.awaitReady(vm, vm.console().cursorFromStart(), Duration.ofMinutes(5));
         }
 
+        private HostClient client() {
+            return (port, origin, deadline, stop) -> RedisLoad.run(port, guest.hotKeyCount(), origin, deadline, stop, origin);
+        }
+
         public Before before(QemuVm vm, Duration duration) {
-            // The first seconds of a client measure its own warm-up (class loading, JIT), not the guest: left out.
-            int port = RedisGuest.hostPort(vm);
-            long warm = System.nanoTime();
-            RedisLoad.run(port, guest.hotKeyCount(), warm, warm + CLIENT_WARM_UP.toNanos(), () -> false, warm);
-            long start = System.nanoTime();
-            RedisLoad.Result r = RedisLoad.run(port, guest.hotKeyCount(), start, start + duration.toNanos(), () -> false, start);
-            if (r.requestCount() == 0) {
-                throw new IllegalStateException(vm.name() + ": the Redis client completed no request in " + duration.toSeconds() + " s: "
-                        + r.firstFailure());
-            }
-            return new Before(r.requestCount() / (duration.toNanos() / 1e9), r.latency());
+            return HostClient.before(vm, RedisGuest.hostPort(vm), duration, "Redis", client());
         }
 
         public AutoCloseable keepBusy(QemuVm vm) {
-            int port = RedisGuest.hostPort(vm);
-            AtomicBoolean stop = new AtomicBoolean();
-            Thread t = Thread.ofPlatform().daemon().name("redis-load-" + vm.name()).start(() ->
-                    RedisLoad.run(port, guest.hotKeyCount(), System.nanoTime(), Long.MAX_VALUE, stop::get, System.nanoTime()));
-            return () -> {
-                stop.set(true);
-                t.join(RedisLoad.SOCKET_TIMEOUT_MILLIS + 1000L);
-            };
+            return HostClient.keepBusy(vm, RedisGuest.hostPort(vm), "redis", client(), RedisLoad.SOCKET_TIMEOUT_MILLIS);
         }
 
         public Observation observe(String vmName, long startedNanos, Before before) {
-            java.util.concurrent.atomic.AtomicLong deadline = new java.util.concurrent.atomic.AtomicLong(Long.MAX_VALUE);
-            AtomicBoolean stop = new AtomicBoolean();
-            java.util.concurrent.CompletableFuture<RedisLoad.Result> load = java.util.concurrent.CompletableFuture.supplyAsync(() -> {
-                int port = awaitForwardedPort(vmName, stop);
-                return port < 0 ? null : RedisLoad.run(port, guest.hotKeyCount(), startedNanos, Long.MAX_VALUE,
-                        () -> stop.get() || System.nanoTime() >= deadline.get(), startedNanos);
-            }, r -> Thread.ofPlatform().daemon().name("redis-observe-" + vmName).start(r));
-            return new Observation() {
-                public AfterRestore finish(QemuVm vm, long runningNanos, Duration window) throws InterruptedException {
-                    long end = runningNanos + window.toNanos();
-                    deadline.set(startedNanos + end);
-                    RedisLoad.Result r;
-                    try {
-                        r = load.get(window.toMillis() + RedisLoad.SOCKET_TIMEOUT_MILLIS + 30_000L, java.util.concurrent.TimeUnit.MILLISECONDS);
-                    } catch (java.util.concurrent.ExecutionException | java.util.concurrent.TimeoutException e) {
-                        throw new IllegalStateException(vm.name() + ": the Redis client failed: " + e, e);
-                    }
-                    if (!vm.isAlive()) throw new IllegalStateException("the restored guest died: " + vm.describeState());
-                    if (r == null || r.requestCount() == 0) {
-                        throw new IllegalStateException(vm.name() + ": the Redis client completed no request after the restore"
-                                + (r == null ? "" : ": " + r.firstFailure()));
-                    }
-                    // Progress: completed requests per 10 ms, each bucket spread over its interval.
-                    long bucket = 10_000_000L;
-                    long[] counts = new long[(int) (end / bucket) + 1];
-                    for (long t : r.doneNanos()) if (t > 0 && t <= end) counts[(int) ((t - 1) / bucket)]++;
-                    List<Responsiveness.Progress> progress = new ArrayList<>();
-                    for (int i = 0; i < counts.length; i++) {
-                        if (counts[i] > 0) progress.add(new Responsiveness.Progress(i * bucket, (i + 1) * bucket, counts[i]));
-                    }
-                    return AfterRestore.of(new Responsiveness(progress, before.opsPerSecond(), runningNanos, end),
-                            r.completedBetween(runningNanos, end) / (window.toNanos() / 1e9) / before.opsPerSecond(), end, r.latency());
-                }
+            return HostClient.observe(vmName, startedNanos, before, "Redis", "redis", client(), RedisLoad.SOCKET_TIMEOUT_MILLIS);
+        }
+    }
 
-                public void close() {
-                    stop.set(true);
-                }
-            };
+    /**
+     * PostgreSQL on the guest's own disk ({@link PostgresGuest}, booted on {@code disk}), timed by {@link PostgresLoad}: each
+     * request an insert of a new row or a checked read of one the client wrote. It has no dataset or working set of a chosen
+     * size: the bench's T and W are 0.
+     */
+    record Postgres(PostgresGuest guest, java.nio.file.Path disk) implements Workload {
+        public String label() {
+            return "postgres";
         }
 
-        /**
-         * The port QEMU forwards to the guest's Redis, once that QEMU exists and its guest runs (QEMU's RESUME event); -1 when
-         * stopped first. Connecting earlier would reach a user network whose state the incoming migration then replaces, and
-         * the request would hang until the client's timeout: a wait the guest did not cause.
-         */
-        private static int awaitForwardedPort(String vmName, AtomicBoolean stop) {
+        public long memoryMiB() {
+            return guest.memoryMiB();
+        }
+
+        public long totalMiB() {
+            return 0;
+        }
+
+        public long wsMiB() {
+            return 0;
+        }
+
+        public VmConfig vmConfig(String name, GuestImage image, QemuVersion qemu, Accel accel) {
+            return guest.vmConfig(name, image, disk, qemu, accel);
+        }
+
+        public void awaitReady(QemuVm vm) {
+            PostgresGuest.awaitReady(vm, vm.console().cursorFromStart(), PostgresGuest.BOOT_TIMEOUT);
             try {
-                QemuVm vm = null;
-                while (vm == null) {
-                    if (stop.get()) return -1;
-                    // Listed from its launch on; usable once its monitor answers.
-                    vm = QemuVm.live(vmName).filter(v -> v.qmp() != null).orElse(null);
-                    if (vm == null) Thread.sleep(5);
-                }
-                var events = vm.qmp().events().cursorFromStart();
-                while (events.await(e -> e.name().equals("RESUME"), Duration.ofMillis(100)).isEmpty()) {
-                    if (stop.get() || !vm.isAlive()) return -1;
-                }
-                while (!stop.get()) {
-                    java.util.Set<Integer> ports = dev.thaw.util.ListeningPorts.of(vm.pid());
-                    if (ports.size() == 1) return ports.iterator().next();
-                    Thread.sleep(5);
-                }
-                return -1;
-            } catch (InterruptedException e) {
-                return -1;
+                PostgresLoad.createTable(PostgresGuest.hostPort(vm));
+            } catch (java.sql.SQLException e) {
+                throw new IllegalStateException(vm.name() + ": cannot create the client's table: " + e.getMessage(), e);
             }
+        }
+
+        /** Each run inserts from a first id of its own (the time it starts, in ns): runs on one source never collide. */
+        private static HostClient client() {
+            return (port, origin, deadline, stop) -> PostgresLoad.run(port, System.nanoTime(), new long[0], origin, deadline, stop, origin);
+        }
+
+        public Before before(QemuVm vm, Duration duration) {
+            return HostClient.before(vm, PostgresGuest.hostPort(vm), duration, "PostgreSQL", client());
+        }
+
+        public AutoCloseable keepBusy(QemuVm vm) {
+            return HostClient.keepBusy(vm, PostgresGuest.hostPort(vm), "postgres", client(), PostgresLoad.SOCKET_TIMEOUT_MILLIS);
+        }
+
+        public Observation observe(String vmName, long startedNanos, Before before) {
+            return HostClient.observe(vmName, startedNanos, before, "PostgreSQL", "postgres", client(), PostgresLoad.SOCKET_TIMEOUT_MILLIS);
         }
     }
 }

@@ -62,7 +62,6 @@ public final class RestoreDisks {
     static VmConfig withDisks(CheckpointImage image, VmConfig saved, String vmName) {
         List<Manifest.Disk> disks = image.manifest().disks();
         if (disks.isEmpty()) return saved;
-        List<VmConfig.Disk> launch = new ArrayList<>();
         List<VmConfig.Disk> bases = new ArrayList<>();
         for (Manifest.Disk d : disks) {
             VmConfig.Disk base;
@@ -85,7 +84,25 @@ public final class RestoreDisks {
             }
             bases.add(base);
         }
-        Path dir = overlayDirectory(image, vmName);
+        return saved.withDisks(onOverlays(bases, overlayDirectory(image, vmName), "image " + image.directory() + ": "));
+    }
+
+    /**
+     * The configuration on fresh qcow2 overlays (created now in {@code directory}, a new directory of the caller's) of its
+     * writable disks, its read-only ones as they are: a restore of another save than Thaw's (QEMU's own, in the bench) whose
+     * disks were frozen for it.
+     */
+    public static VmConfig onFreshOverlays(VmConfig config, Path directory) {
+        try {
+            OwnerOnly.createDirectories(directory);
+        } catch (IOException e) {
+            throw new RestoreException("cannot create " + directory + " for disk overlays: " + e, e);
+        }
+        return config.withDisks(onOverlays(config.disks(), directory, ""));
+    }
+
+    private static List<VmConfig.Disk> onOverlays(List<VmConfig.Disk> bases, Path dir, String where) {
+        List<VmConfig.Disk> launch = new ArrayList<>();
         try {
             for (VmConfig.Disk base : bases) {
                 if (base.readOnly()) {
@@ -96,8 +113,8 @@ public final class RestoreDisks {
                 ExternalCommand.Result made = ExternalCommand.run(List.of("qemu-img", "create", "-q", "-f", "qcow2", "-F", base.format(),
                         "-b", base.file().toString(), overlay.toString()), QEMU_IMG_TIMEOUT);
                 if (!made.succeeded()) {
-                    throw new RestoreException("image " + image.directory() + ": disk " + base.node() + ": cannot create its overlay "
-                            + overlay + " on " + base.file() + ": " + made.describe(), null);
+                    throw new RestoreException(where + "disk " + base.node() + ": cannot create its overlay " + overlay + " on "
+                            + base.file() + ": " + made.describe(), null);
                 }
                 launch.add(base.on(overlay, "qcow2", false));
             }
@@ -105,7 +122,7 @@ public final class RestoreDisks {
             FileTrees.deleteQuietly(dir);
             throw e;
         }
-        return saved.withDisks(launch);
+        return launch;
     }
 
     private static Path overlayDirectory(CheckpointImage image, String vmName) {

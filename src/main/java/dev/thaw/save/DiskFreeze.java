@@ -21,7 +21,7 @@ import java.util.List;
  * base's identity. The identity is taken after the migration completed, when QEMU has let go of the files (it inactivates
  * them at the end of a migration) and nothing of the save writes them any more.
  */
-final class DiskFreeze {
+public final class DiskFreeze {
     private static final ObjectMapper JSON = new ObjectMapper();
 
     /** The disks as they were at the stop, and the overlays the source went on on. */
@@ -69,11 +69,43 @@ final class DiskFreeze {
             ObjectNode args = JSON.createObjectNode().put("snapshot-file", overlay.toString()).put("format", "qcow2");
             JsonNode block = blockOf(blocks, d);
             if (!block.path("device").asText().isEmpty()) args.put("device", block.path("device").asText());
-            else args.put("node-name", inserted.path("node-name").asText());
+            else {
+                // A -blockdev disk has no drive name: QEMU then needs the new overlay's node name too, unique in that QEMU and at most
+                // 31 characters (BlockDriverState.node_name).
+                String node = inserted.path("node-name").asText();
+                args.put("node-name", node).put("snapshot-node-name", node.substring(0, Math.min(node.length(), 15)) + "-after-"
+                        + java.util.HexFormat.of().toHexDigits(java.util.concurrent.ThreadLocalRandom.current().nextInt()));
+            }
             qmp.execute("blockdev-snapshot-sync", args);
             overlays.add(overlay);
         }
         return new Frozen(List.copyOf(pending), List.copyOf(overlays));
+    }
+
+    /** The guest's configuration once a save that let it run on moved its writable disks onto {@code sourceOverlays} (in order). */
+    public static VmConfig following(VmConfig config, List<Path> sourceOverlays) {
+        List<VmConfig.Disk> disks = new ArrayList<>();
+        int next = 0;
+        for (VmConfig.Disk d : config.disks()) {
+            if (d.readOnly()) {
+                disks.add(d);
+                continue;
+            }
+            if (next == sourceOverlays.size()) {
+                throw new IllegalStateException("disk " + d.node() + ": expected an overlay the guest went on on, actual only "
+                        + sourceOverlays.size() + " for its writable disks");
+            }
+            disks.add(d.on(sourceOverlays.get(next++), "qcow2", false));
+        }
+        return config.withDisks(disks);
+    }
+
+    /**
+     * With the guest stopped after another save than Thaw's ({@code savedFile}: QEMU's own, in the bench), freezes its disks as
+     * that save's and moves it onto new overlays named after that file; returns its configuration on them.
+     */
+    public static VmConfig freezeForOtherSave(QmpClient qmp, VmConfig config, Path savedFile) {
+        return following(config, atStop(qmp, config.disks(), true, savedFile).sourceOverlays());
     }
 
     /** The query-block entry whose active image is the disk's file. */

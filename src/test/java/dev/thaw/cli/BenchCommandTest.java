@@ -104,6 +104,13 @@ class BenchCommandTest {
         assertThat(refused("bench", "estimators", "--layout", "scattered")).as("the studies' guests are contiguous").contains("--layout");
     }
 
+    @Test
+    void postgresIsRefusedQemusLoadvmBeforeAnythingRuns() {
+        assertThat(refused("bench", "--app", "postgres", "--modes", "--methods", "thaw-eager,qemu-loadvm"))
+                .contains("--methods", "expected no qemu-loadvm with --app postgres", "snapshot the guest's disk");
+        assertThat(refused("bench", "--app", "postgre")).contains("--app", "expected wsbench, redis or postgres", "actual 'postgre'");
+    }
+
     /** What the command line says when it refuses these arguments (exit code 2, as picocli does for a bad option). */
     private static String refused(String... args) {
         java.io.StringWriter err = new java.io.StringWriter();

@@ -43,6 +43,27 @@ class GuestBuilderTest {
         }
     }
 
+    @Test
+    void thePostgresDiskIsCachedByAKeyOfItsScriptAndPackages(@TempDir Path copy) throws Exception {
+        PostgresDisk disk = TestHost.postgresDisk();
+        Path script = dev.thaw.util.ThawPaths.home().resolve("guest/build-postgres.sh");
+        assertThat(disk.key()).isEqualTo(printKey(script)).matches("[0-9a-f]{16}");
+        assertThat(disk.packages()).contains("postgresql-15=15.").contains("libc6=");
+        assertThat(GuestBuilder.buildPostgresDisk(new PrintStream(OutputStream.nullOutputStream()))).as("a cache hit").isEqualTo(disk);
+        // QEMU's own view: a qcow2 of the disk's virtual size, its root file system in it.
+        String info = dev.thaw.util.ExternalCommand.check(java.util.List.of("qemu-img", "info", "--output=json", disk.qcow2().toString()),
+                java.time.Duration.ofSeconds(30));
+        assertThat(info).contains("\"format\": \"qcow2\"").contains("\"virtual-size\": " + (1024L << 20));
+        Path changed = copy.resolve("build-postgres.sh");
+        Files.writeString(changed, Files.readString(script) + "\n");
+        assertThat(printKey(changed)).as("key after changing the script").isNotEqualTo(disk.key());
+    }
+
+    private static String printKey(Path script) {
+        return dev.thaw.util.ExternalCommand.check(java.util.List.of("bash", script.toString(), "--print-key"),
+                java.time.Duration.ofMinutes(2)).strip();
+    }
+
     private static String key(Path guestDir) {
         return dev.thaw.util.ExternalCommand.check(java.util.List.of("bash", guestDir.resolve("build.sh").toString(), "--print-key"),
                 java.time.Duration.ofMinutes(2)).strip();

@@ -29,6 +29,14 @@ public final class TestHost {
         return report().guest().orElseThrow();
     }
 
+    private static dev.thaw.guest.PostgresDisk postgresDisk;
+
+    /** The PostgreSQL guest's disk, built once (guest/build-postgres.sh, cached by its key). */
+    public static synchronized dev.thaw.guest.PostgresDisk postgresDisk() {
+        if (postgresDisk == null) postgresDisk = dev.thaw.guest.GuestBuilder.buildPostgresDisk(System.err);
+        return postgresDisk;
+    }
+
     public static QemuVersion qemu() {
         return report().qemuVersion().orElseThrow();
     }
