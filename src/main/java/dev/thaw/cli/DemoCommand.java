@@ -30,6 +30,9 @@ import picocli.CommandLine.Option;
                 "A preset of 'thaw bench' (one repetition, these methods, memory checked, close calls run again): it prints the",
                 "bench command that measures the same. Installs what the host lacks first (see 'thaw doctor')."})
 final class DemoCommand implements Callable<Integer> {
+    @picocli.CommandLine.Spec
+    picocli.CommandLine.Model.CommandSpec spec;
+
     @Mixin
     GuestShape shape;
 
@@ -83,7 +86,8 @@ final class DemoCommand implements Callable<Integer> {
         Path target = imageDir != null ? imageDir : ThawPaths.cacheDir().resolve("demo/image");
         if (imageDir == null) FileTrees.deleteQuietly(target); // the demo's own scratch image from an earlier run
         Duration measure = Duration.ofSeconds(seconds);
-        Demo.Config config = new Demo.Config(guest, measure, target, tuning::applyTo, warm ? CacheState.WARM : CacheState.EVICTED, closeRuns);
+        Demo.Config config = new Demo.Config(guest, measure, target, tuning::applyTo, PostcopyTuning.given(spec.commandLine()),
+                warm ? CacheState.WARM : CacheState.EVICTED, closeRuns);
         out.printf("host: QEMU %s, accelerator %s (%s)%n", qemu, accel.qemuName(), accelReason);
         out.printf("guest: %s, kernel %s, RAM %d MiB, wsbench T=%d MiB W=%d MiB %s%n", image.key(), image.kernelRelease(),
                 guest.memoryMiB(), guest.totalMiB(), guest.wsMiB(), guest.layout().key());

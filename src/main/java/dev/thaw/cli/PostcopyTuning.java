@@ -94,4 +94,31 @@ final class PostcopyTuning {
         return options.withPolicy(policy).withBackgroundPriority(priority().orElse(options.backgroundPriority()))
                 .withTransport(new PostcopyRestore.Transport(sendBufferKib << 10, t.stallTimeout(), t.completionTimeout(), preempt));
     }
+
+    /**
+     * The tuning options given on {@code commandLine}'s command line, as they were written (a flag alone, or its value after
+     * it): what another command needs to tune its restores the same way.
+     */
+    static java.util.List<String> given(picocli.CommandLine commandLine) {
+        java.util.Set<picocli.CommandLine.Model.OptionSpec> ours = new java.util.HashSet<>(
+                commandLine.getCommandSpec().mixins().values().stream().filter(m -> m.userObject() instanceof PostcopyTuning)
+                        .flatMap(m -> m.options().stream()).toList());
+        java.util.List<String> args = new java.util.ArrayList<>();
+        picocli.CommandLine.ParseResult parsed = commandLine.getParseResult();
+        if (parsed == null) return args;
+        for (picocli.CommandLine.Model.OptionSpec o : parsed.matchedOptions()) {
+            if (ours.stream().noneMatch(x -> x.longestName().equals(o.longestName()))) continue;
+            java.util.List<String> values = o.originalStringValues();
+            if (o.arity().max() == 0 || values.isEmpty()) {
+                // A negatable flag given as --no-X: its value is what the command line said.
+                args.add(Boolean.FALSE.equals(o.getValue()) && o.negatable() ? o.longestName().replaceFirst("^--", "--no-") : o.longestName());
+            } else {
+                for (String v : values) {
+                    args.add(o.longestName());
+                    args.add(v);
+                }
+            }
+        }
+        return args;
+    }
 }

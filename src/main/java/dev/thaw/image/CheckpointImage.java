@@ -218,7 +218,11 @@ public final class CheckpointImage implements AutoCloseable {
      * store directory only as {@code store}.
      */
     private void checkNames() {
-        Path path = file(ImageWriter.MANIFEST);
+        checkNames(file(ImageWriter.MANIFEST), manifest);
+    }
+
+    /** {@link #checkNames()} for a manifest read elsewhere (a fetched one, before anything is written by its names). */
+    static void checkNames(Path path, Manifest manifest) {
         for (Manifest.FileEntry f : manifest.files()) {
             if (!f.name().matches("[A-Za-z0-9][A-Za-z0-9._-]*") || f.name().equals(ImageWriter.MANIFEST)) {
                 throw new ImageException.Corrupt(path, 0, "file name: expected a plain file name inside the image, actual '" + f.name() + "'");

@@ -107,11 +107,13 @@ public final class PortableImage {
     }
 
     /**
-     * Reads and checks a fetched manifest (frame, checksum, JSON, the fields every reader relies on), and that it is
-     * portable: its store is the image's own.
+     * Reads and checks a fetched manifest (frame, checksum, JSON, the fields every reader relies on), that its names stay
+     * inside the image and its store (the fetch writes files by them before the image is opened), and that it is portable:
+     * its store is the image's own.
      */
     public static Manifest readManifest(Path file) {
         Manifest m = Manifest.read(file);
+        CheckpointImage.checkNames(file, m);
         if (!m.storage().storeDirectory().equals(STORE)) {
             throw new ImageException.Corrupt(file, Framing.HEADER_BYTES, "storage.storeDirectory: expected '" + STORE
                     + "' (a pushed image keeps its packs in its own store), actual '" + m.storage().storeDirectory() + "'");

@@ -43,14 +43,16 @@ public final class Demo {
      * @param measure   how long the workload is measured before the save and observed after each restore
      * @param image     where the image goes and stays (its parent is created; the baselines' files go in a scratch directory beside it)
      * @param tune      adjusts Thaw's lazy and ws restores (the background rate, ...)
+     * @param tuneArgs  the command-line options that {@code tune} is (for the bench command that measures the same)
      * @param cache     what each restore finds in the page cache: {@link CacheState#EVICTED} by default (every saved file evicted,
      *                  as for a snapshot saved earlier or elsewhere; QEMU and the guest kernel stay cached)
      * @param closeRuns runs of ws and of the baselines close to it ({@link SaveRestoreBenchmark.Checks#closeRuns})
      */
-    public record Config(DemoGuest guest, Duration measure, Path image, UnaryOperator<PostcopyRestore.Options> tune, CacheState cache,
-                         int closeRuns) {
+    public record Config(DemoGuest guest, Duration measure, Path image, UnaryOperator<PostcopyRestore.Options> tune, List<String> tuneArgs,
+                         CacheState cache, int closeRuns) {
         public Config {
             SaveRestoreBenchmark.requireCloseRuns(closeRuns);
+            tuneArgs = List.copyOf(tuneArgs);
         }
 
         /** The bench's configuration this preset is: what {@code thaw bench} runs with the options {@link #benchEquivalent} lists. */
@@ -66,7 +68,8 @@ public final class Demo {
                     guest.totalMiB(), guest.wsMiB(),
                     guest.layout().key(), String.join(",", METHODS.stream().map(RestoreMethod::key).toList()), TRACE.toSeconds(),
                     LIVE_LIMIT.toSeconds(), measure.toSeconds(), closeRuns,
-                    cache == CacheState.EVICTED ? " --evict" : cache == CacheState.COLD ? " --cold" : "");
+                    cache == CacheState.EVICTED ? " --evict" : cache == CacheState.COLD ? " --cold" : "")
+                    + (tuneArgs.isEmpty() ? "" : " " + String.join(" ", tuneArgs));
         }
     }
 

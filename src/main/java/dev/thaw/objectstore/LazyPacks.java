@@ -28,8 +28,9 @@ import java.util.concurrent.locks.ReentrantLock;
  * {@code .partial} file beside it. Its frame, trailer and index are fetched first (three small range GETs), so the image
  * opens; then a background thread fetches every pack in the layout's order (the working set's copy first) in large
  * range GETs, while a reader's {@link #require} fetches what it needs now in small ones (the chunks of 64 KiB that one
- * extent spans). A chunk is fetched by one thread: another that needs it waits (at most {@link #WAIT}). A pack whose every
- * chunk arrived is checked whole against the manifest's checksum before its marker goes; one that fails is deleted.
+ * extent spans). A chunk is fetched by one thread: another that needs it waits (at most {@link #WAIT}) and takes it over if
+ * that thread's GET fails. A pack whose every chunk arrived is checked whole against the manifest's checksum before its
+ * marker goes; one whose bytes are wrong keeps its marker and fails every later read of it.
  * Extents are checked as they are read, as from any local pack. Once every pack is whole and checked, {@code whenWhole}
  * runs (the cache releases its lock: the restore's packs are open, so an eviction cannot take them from it).
  */
@@ -169,60 +170,80 @@ public final class LazyPacks implements PackBytes, AutoCloseable {
         }
     }
 
-    /** Fetches the chunks of the range nobody has or fetches, waits for those another thread fetches; the bytes it fetched. */
+    /**
+     * Fetches the chunks of the range nobody has or fetches, waits for those another thread fetches, and fetches itself any that
+     * thread gave up on (a background GET that failed); the bytes it fetched. A failed GET poisons the pack only when what
+     * arrived was wrong ({@link ObjectStoreException.Corrupt}): a store that did not answer once leaves the chunks to the next
+     * reader, so one lost background request does not end a restore whose own small GET would work.
+     */
     private long fetchMissing(UUID id, Pack p, long offset, long length) {
         int first = (int) (offset / CHUNK_BYTES);
         int last = (int) ((offset + length - 1) / CHUNK_BYTES);
-        BitSet mine = new BitSet();
-        p.lock.lock();
-        try {
-            if (p.failure != null) throw p.failure;
-            for (int c = first; c <= last; c++) {
-                if (!p.present.get(c) && !p.inFlight.get(c)) mine.set(c);
-            }
-            p.inFlight.or(mine);
-        } finally {
-            p.lock.unlock();
-        }
         long fetched = 0;
-        try {
-            for (int start = mine.nextSetBit(0); start >= 0; ) {
-                int end = mine.nextClearBit(start); // a run of chunks: one range GET
-                long from = (long) start * CHUNK_BYTES;
-                long to = Math.min(p.part.byteSize(), (long) end * CHUNK_BYTES);
-                get(p, from, to - from);
-                fetched += to - from;
+        long deadline = System.nanoTime() + WAIT.toNanos();
+        while (true) {
+            BitSet mine = new BitSet();
+            p.lock.lock();
+            try {
+                if (p.failure != null) throw p.failure;
+                for (int c = first; c <= last; c++) {
+                    if (!p.present.get(c) && !p.inFlight.get(c)) mine.set(c);
+                }
+                p.inFlight.or(mine);
+            } finally {
+                p.lock.unlock();
+            }
+            try {
+                for (int start = mine.nextSetBit(0); start >= 0; ) {
+                    int end = mine.nextClearBit(start); // a run of chunks: one range GET
+                    long from = (long) start * CHUNK_BYTES;
+                    long to = Math.min(p.part.byteSize(), (long) end * CHUNK_BYTES);
+                    get(p, from, to - from);
+                    fetched += to - from;
+                    markPresent(p, start, end);
+                    start = mine.nextSetBit(end);
+                }
+            } catch (RuntimeException e) {
                 p.lock.lock();
                 try {
-                    p.present.set(start, end);
-                    p.inFlight.clear(start, end);
+                    p.inFlight.andNot(mine);
+                    if (e instanceof ObjectStoreException.Corrupt && p.failure == null) p.failure = e;
                     p.arrived.signalAll();
                 } finally {
                     p.lock.unlock();
                 }
-                start = mine.nextSetBit(end);
+                throw e;
             }
-        } catch (RuntimeException e) {
-            p.lock.lock();
-            try {
-                p.inFlight.andNot(mine);
-                if (p.failure == null) p.failure = e;
-                p.arrived.signalAll();
-            } finally {
-                p.lock.unlock();
-            }
-            throw e;
+            if (awaitSettled(id, p, first, last, deadline)) return fetched;
         }
-        awaitPresent(id, p, first, last);
-        return fetched;
     }
 
-    private void awaitPresent(UUID id, Pack p, int first, int last) {
-        long deadline = System.nanoTime() + WAIT.toNanos();
+    /** Chunks {@code [from, to)} arrived: readers waiting for them go on. */
+    private static void markPresent(Pack p, int from, int to) {
         p.lock.lock();
         try {
-            while (p.present.nextClearBit(first) <= last) {
+            p.present.set(from, to);
+            p.inFlight.clear(from, to);
+            p.arrived.signalAll();
+        } finally {
+            p.lock.unlock();
+        }
+    }
+
+    /**
+     * Waits while a chunk of {@code [first, last]} is missing and another thread fetches it; true once all are present, false
+     * when one is missing and nobody fetches it any more (the caller fetches it).
+     */
+    private boolean awaitSettled(UUID id, Pack p, int first, int last, long deadline) {
+        p.lock.lock();
+        try {
+            while (true) {
                 if (p.failure != null) throw p.failure;
+                int missing = p.present.nextClearBit(first);
+                if (missing > last) return true;
+                for (int c = missing; c <= last; c++) {
+                    if (!p.present.get(c) && !p.inFlight.get(c)) return false;
+                }
                 long left = deadline - System.nanoTime();
                 if (left <= 0) {
                     throw new ObjectStoreException.Unreachable(store.url(p.key) + ": bytes " + (long) first * CHUNK_BYTES + " to "
@@ -241,13 +262,23 @@ public final class LazyPacks implements PackBytes, AutoCloseable {
         }
     }
 
+    /**
+     * One range GET into the pack's file, from a chunk boundary; each chunk is marked present as soon as its bytes are written,
+     * so a reader waiting for one chunk of a long background GET goes on before the rest of it arrives.
+     */
     private void get(Pack p, long from, long length) {
         byte[] buffer = new byte[(int) Math.min(length, 1 << 20)];
         long at = from;
+        int marked = (int) (from / CHUNK_BYTES); // the first chunk of this GET not yet marked present
         try (InputStream in = store.getRange(p.key, from, length)) {
             for (int n; (n = in.read(buffer)) > 0; ) {
                 ByteBuffer b = ByteBuffer.wrap(buffer, 0, n);
                 while (b.hasRemaining()) at += p.out.write(b, at);
+                int complete = at >= p.part.byteSize() ? p.chunkCount : (int) (at / CHUNK_BYTES);
+                if (complete > marked) {
+                    markPresent(p, marked, complete);
+                    marked = complete;
+                }
             }
         } catch (IOException e) {
             throw new ObjectStoreException.Unreachable("reading " + store.url(p.key) + " bytes " + from + "-" + (from + length - 1) + ": " + e, e);

@@ -339,10 +339,10 @@ public final class PostcopyRestore {
                 throw e;
             }
             if (release != null) vm.onClose(release);
-            options.startHeld().ifPresent(h -> h.launched(vm));
-            new Marker(image.manifest().imageId(), image.directory().toAbsolutePath().toString(), ProcessHandle.current().pid(),
-                    options.guestRam()).write(vm.runDir());
             try {
+                options.startHeld().ifPresent(h -> h.launched(vm));
+                new Marker(image.manifest().imageId(), image.directory().toAbsolutePath().toString(), ProcessHandle.current().pid(),
+                        options.guestRam()).write(vm.runDir());
                 return new Session(image, destination, options, vm, started, progress, scheduler,
                         new BeforeListen(discards, ahead, wholePages)).run();
             } catch (RuntimeException e) {

@@ -139,11 +139,12 @@ class BenchCommandTest {
     @Test
     void theDemoIsAPresetOfTheBenchAndTheCommandItPrintsMeasuresTheSame() {
         for (String[] demoArgs : List.of(new String[0], new String[] {"--memory-mib", "1024", "--total-mib", "640", "--ws-mib", "96",
-                "--layout", "scattered", "--seconds", "7", "--close-runs", "1", "--warm"})) {
+                "--layout", "scattered", "--seconds", "7", "--close-runs", "1", "--warm", "--background-mbps", "300", "--preempt",
+                "--no-whole-regions"})) {
             CommandLine.ParseResult demoParsed = new CommandLine(new ThawCli()).parseArgs(prepend("demo", demoArgs));
             DemoCommand demo = demoParsed.subcommand().commandSpec().commandLine().getCommand();
             dev.thaw.measure.Demo.Config preset = new dev.thaw.measure.Demo.Config(demo.shape.toGuest(), java.time.Duration.ofSeconds(demo.seconds),
-                    Path.of("/nonexistent/image"), java.util.function.UnaryOperator.identity(),
+                    Path.of("/nonexistent/image"), java.util.function.UnaryOperator.identity(), PostcopyTuning.given(demo.spec.commandLine()),
                     demo.warm ? dev.thaw.measure.CacheState.WARM : dev.thaw.measure.CacheState.EVICTED, demo.closeRuns);
             String equivalent = preset.benchEquivalent();
             assertThat(equivalent).startsWith("thaw bench ");
@@ -163,6 +164,10 @@ class BenchCommandTest {
             assertThat(java.time.Duration.ofSeconds(bench.observeSeconds)).isEqualTo(config.observe());
             assertThat(bench.checkMemory).isEqualTo(config.checks().memory()).isTrue();
             assertThat(bench.closeRuns).isEqualTo(config.checks().closeRuns()).isEqualTo(demo.closeRuns);
+            // The same lazy/ws tuning: every option the demo was given, and nothing else.
+            dev.thaw.restore.PostcopyRestore.Options base = dev.thaw.restore.PostcopyRestore.Options.ws("t", List.of(), List.of());
+            assertThat(bench.tuning.applyTo(base)).isEqualTo(demo.tuning.applyTo(base));
+            assertThat(PostcopyTuning.given(parsed.subcommand().commandSpec().commandLine())).isEqualTo(PostcopyTuning.given(demo.spec.commandLine()));
         }
     }
 

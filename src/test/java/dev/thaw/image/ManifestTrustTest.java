@@ -83,6 +83,9 @@ class ManifestTrustTest {
             });
             assertThatThrownBy(() -> CheckpointImage.open(copy)).as(bad).isInstanceOf(ImageException.Corrupt.class)
                     .hasMessageContaining("plain file name").hasMessageContaining(bad);
+            // A fetched manifest too (thaw pull, restore s3://), before the fetch writes anything by its names.
+            assertThatThrownBy(() -> PortableImage.readManifest(copy.resolve(ImageWriter.MANIFEST))).as("fetched: " + bad)
+                    .isInstanceOf(ImageException.Corrupt.class).hasMessageContaining("plain file name").hasMessageContaining(bad);
         }
         dev.thaw.util.FileTrees.deleteQuietly(copy);
         copyTree(img, copy);
@@ -93,6 +96,8 @@ class ManifestTrustTest {
                     List.of(new Manifest.PackEntry(p.packId(), "../" + p.file(), p.byteSize(), p.checksum()))));
         });
         assertThatThrownBy(() -> CheckpointImage.open(copy)).isInstanceOf(ImageException.Corrupt.class).hasMessageContaining("pack file name");
+        assertThatThrownBy(() -> PortableImage.readManifest(copy.resolve(ImageWriter.MANIFEST))).isInstanceOf(ImageException.Corrupt.class)
+                .hasMessageContaining("pack file name");
         assertThat(dir.resolve("outside.thaw")).doesNotExist();
     }
 

@@ -301,7 +301,8 @@ class ObjectStoreImagesTest {
                 image.readPage(0, later, page, 0); // two thirds into the base pack, which the background fetches after the copy
                 LazyPacks.Counts early = o.counts();
                 System.out.println("after one demand read: " + early);
-                assertThat(early.demandRequests()).as("range GETs for what a reader needs now").isEqualTo(1);
+                // One small GET, or none when the background's GET had brought those chunks already (it marks each as it lands).
+                assertThat(early.demandRequests()).as("range GETs for what a reader needs now").isLessThanOrEqualTo(1);
                 assertThat(early.demandBytes()).as("bytes of that GET: the chunks one extent spans").isLessThanOrEqualTo(2L * LazyPacks.CHUNK_BYTES);
                 for (int p = 0; p < guest.pages[0].length; p++) {
                     boolean stored = image.readPage(0, p, page, 0);

@@ -106,9 +106,21 @@ public final class ClusterRestore {
         ClusterManifest manifest = ClusterManifest.read(checkpoint);
         List<Frame> frames = FrameLog.read(checkpoint, manifest);
         Map<String, Cohort> cohorts = new LinkedHashMap<>();
+        List<CheckpointImage> opened = new ArrayList<>();
+        try {
+            return restore(checkpoint, options, started, manifest, frames, cohorts, opened);
+        } finally {
+            // Every restore has completed or was abandoned: nothing reads the members' images any more (Restorer does not own them).
+            for (CheckpointImage image : opened) image.close();
+        }
+    }
+
+    private static Result restore(Path checkpoint, Options options, long started, ClusterManifest manifest, List<Frame> frames,
+                                  Map<String, Cohort> cohorts, List<CheckpointImage> opened) {
         Map<String, RestoreLine.SizeEstimate> sizes = new LinkedHashMap<>();
         for (ClusterManifest.Member m : manifest.members()) {
             CheckpointImage image = CheckpointImage.open(checkpoint.resolve(m.image()));
+            opened.add(image);
             if (!image.manifest().imageId().equals(m.imageId())) {
                 throw new CheckpointException.RestoreFailed(m.member().name(), "image " + image.directory() + ": expected image id " + m.imageId()
                         + " (cluster manifest), actual " + image.manifest().imageId(), null);

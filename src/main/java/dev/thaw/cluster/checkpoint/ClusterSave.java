@@ -178,9 +178,11 @@ public final class ClusterSave {
             }));
         }
         go.countDown();
-        for (Thread t : threads) {
+        for (int i = 0; i < threads.size(); i++) {
             try {
-                if (!t.join(STOP_TIMEOUT.plusSeconds(5))) failed.putIfAbsent(t.getName(), new IllegalStateException("no answer"));
+                if (!threads.get(i).join(STOP_TIMEOUT.plusSeconds(5))) {
+                    failed.putIfAbsent(members.get(i).name(), new IllegalStateException("no answer"));
+                }
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
                 throw new CheckpointException.SaveFailed(null, "interrupted while stopping the members", e);
