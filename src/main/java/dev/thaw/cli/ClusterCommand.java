@@ -110,8 +110,8 @@ final class ClusterCommand implements Runnable {
         } catch (RuntimeException e) {
             answer = new SaveRequest.Answer(1, request.out(), false, e.getMessage(), 0, 0, 0);
         }
-        answer.write(cluster.directory());
-        awaitTaken(cluster.directory().resolve(SaveRequest.Answer.FILE), request.requesterPid());
+        answer.write(cluster.directory(), request.requesterPid());
+        awaitTaken(SaveRequest.Answer.file(cluster.directory(), request.requesterPid()), request.requesterPid());
         System.out.println(answer.message());
         System.out.println(answer.saved() ? "the members stay stopped; the cluster ends (restore it: ./thaw cluster restore " + request.out() + ")"
                 : "the cluster ends");
@@ -164,11 +164,17 @@ final class ClusterCommand implements Runnable {
                         + status.upPid() + " is gone or stopped)");
                 return 1;
             }
-            SaveRequest.Answer.take(dir); // an old answer nobody read
-            SaveRequest.of(out).write(dir);
+            long pid = ProcessHandle.current().pid();
+            SaveRequest.Answer.take(dir, pid); // an old answer to an earlier process of this pid
+            SaveRequest request = SaveRequest.of(out);
+            request.write(dir);
             long deadline = System.nanoTime() + Duration.ofSeconds(timeoutSeconds).toNanos();
             while (true) {
-                java.util.Optional<SaveRequest.Answer> answer = SaveRequest.Answer.take(dir);
+                java.util.Optional<SaveRequest.Answer> answer = SaveRequest.Answer.take(dir, pid);
+                if (answer.isPresent() && !answer.get().out().equals(request.out())) {
+                    System.err.println("thaw cluster save: expected the answer for " + request.out() + ", actual one for " + answer.get().out());
+                    return 1;
+                }
                 if (answer.isPresent()) {
                     System.out.println(answer.get().message());
                     return answer.get().saved() ? 0 : 1;

@@ -11,8 +11,8 @@ import java.util.Optional;
 /**
  * How {@code thaw cluster save} asks the {@code thaw cluster up} that owns a cluster to save it: the switch and the members belong
  * to that process, so the request is a file in the cluster's directory ({@value #FILE}, owner-only like the directory: whoever may
- * write there may connect to the switch anyway), which {@code up} takes (reads and removes) within 200 ms, and the answer another
- * ({@link Answer#FILE}). Both are written to a temporary file and renamed, so neither side reads half of one.
+ * write there may connect to the switch anyway), which {@code up} takes (reads and removes) within 200 ms, and the answer another, named by the asker's pid
+ * ({@link Answer#file}). Both are written to a temporary file and renamed, so neither side reads half of one.
  *
  * @param out          where the checkpoint goes (absolute)
  * @param requesterPid the {@code thaw cluster save} waiting for the answer
@@ -47,15 +47,18 @@ public record SaveRequest(int version, String out, long requesterPid, Instant at
      * @param message the save's summary, or why it failed
      */
     public record Answer(int version, String out, boolean saved, String message, long stopSkewNanos, int frames, long durationNanos) {
-        public static final String FILE = "save-answer.json";
-
-        public void write(Path clusterDir) throws IOException {
-            writeAtomically(clusterDir.resolve(FILE), this);
+        /** The answer to the request of process {@code requesterPid}: one file per asker, so that none reads another's. */
+        public static Path file(Path clusterDir, long requesterPid) {
+            return clusterDir.resolve("save-answer-" + requesterPid + ".json");
         }
 
-        /** The answer in {@code clusterDir}, removed as it is taken. */
-        public static Optional<Answer> take(Path clusterDir) throws IOException {
-            return takeFile(clusterDir.resolve(FILE), Answer.class);
+        public void write(Path clusterDir, long requesterPid) throws IOException {
+            writeAtomically(file(clusterDir, requesterPid), this);
+        }
+
+        /** The answer in {@code clusterDir} to {@code requesterPid}'s request, removed as it is taken. */
+        public static Optional<Answer> take(Path clusterDir, long requesterPid) throws IOException {
+            return takeFile(file(clusterDir, requesterPid), Answer.class);
         }
     }
 
