@@ -18,6 +18,11 @@ final class ObjectStoreImages {
 
     /** Where the image is and how its pack bytes come; closing it ends a background fetch and releases the cache. */
     record Source(Path directory, PackBytes packBytes, ImageCache.Opened opened, ObjectStore store) implements AutoCloseable {
+        /** The image, opened (for one in the cache, the cache's lock goes once it is open and its packs whole). */
+        dev.thaw.image.CheckpointImage openImage() {
+            return opened != null ? opened.openImage() : dev.thaw.image.CheckpointImage.open(directory, packBytes);
+        }
+
         @Override
         public void close() {
             if (opened != null) opened.close();

@@ -138,7 +138,7 @@ final class RestoreCommand implements Callable<Integer> {
     private int restoreOne(PostcopyRestore.GuestRam guestRam, WorkingSetChoice choice, PrintStream status, Progress progress)
             throws Exception {
         PausedRestores.removeDead(QemuVm.RUN_DIR_PARENT);
-        try (CheckpointImage img = CheckpointImage.open(source.directory(), source.packBytes())) {
+        try (CheckpointImage img = source.openImage()) {
             java.util.Optional<PausedRestores.Paused> paused = resume != null
                     ? java.util.Optional.of(PausedRestores.find(QemuVm.RUN_DIR_PARENT, resume))
                     : noResume ? java.util.Optional.empty() : PausedRestores.ofImage(QemuVm.RUN_DIR_PARENT, img);
@@ -181,7 +181,7 @@ final class RestoreCommand implements Callable<Integer> {
     private int restoreClones(PostcopyRestore.GuestRam guestRam, WorkingSetChoice choice, PrintStream status, Progress progress)
             throws InterruptedException {
         dev.thaw.restore.Clones.names(name, clones); // a name too long for its clones fails before anything starts
-        try (CheckpointImage img = CheckpointImage.open(source.directory(), source.packBytes())) {
+        try (CheckpointImage img = source.openImage()) {
             Restorer.Mode chosen = chooseMode(img, guestRam, status);
             List<String> notes = dev.thaw.restore.Clones.notes(dev.thaw.restore.IncomingQemu.savedConfig(img));
             List<dev.thaw.restore.Clones.Clone> started;

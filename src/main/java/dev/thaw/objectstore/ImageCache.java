@@ -17,6 +17,7 @@ import java.util.Comparator;
 import java.util.List;
 import java.util.Set;
 import java.util.UUID;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.stream.Stream;
 
 /**
@@ -127,8 +128,14 @@ public final class ImageCache {
                         start, !haveFiles);
                 if (!haveFiles) Files.move(scratch, directory, StandardCopyOption.ATOMIC_MOVE);
                 FileChannel held = lockFile;
-                LazyPacks lazyPacks = lazy && !missingPacks.isEmpty()
-                        ? new LazyPacks(store, source.location(), packs, missingPacks, source.toString(), () -> release(held)) : null;
+                boolean arriving = lazy && !missingPacks.isEmpty();
+                // The lock goes once nothing can take the image's packs from its reader: every pack whole, and the image open
+                // (its packs' files open: an eviction by another fetch can then unlink them, not take them away).
+                AtomicInteger pending = new AtomicInteger(arriving ? 2 : 1);
+                Runnable settled = () -> {
+                    if (pending.decrementAndGet() == 0) release(held);
+                };
+                LazyPacks lazyPacks = arriving ? new LazyPacks(store, source.location(), packs, missingPacks, source.toString(), settled) : null;
                 FileTime now = FileTime.fromMillis(System.currentTimeMillis());
                 Files.setLastModifiedTime(directory, now);
                 for (String n : needed) Files.setLastModifiedTime(packs.resolve(n), now);
@@ -136,8 +143,7 @@ public final class ImageCache {
                 ImageFetch.Report report = new ImageFetch.Report(source.toString(), manifest.manifest().imageId(), directory,
                         progress.objects + 1, progress.bytes + manifest.bytes(), reused, progress.workingSetBytes,
                         progress.workingSetSeconds, (System.nanoTime() - start) / 1e9, List.copyOf(progress.fetchedPacks));
-                Opened opened = new Opened(directory, report, evicted, lazyPacks, lockFile, lock);
-                if (lazyPacks == null) release(lockFile); // nothing arrives later: the cache is free for other fetches
+                Opened opened = new Opened(directory, report, evicted, lazyPacks, lockFile, lock, settled);
                 lockFile = null; // the Opened owns it now
                 return opened;
             } finally {
@@ -156,10 +162,20 @@ public final class ImageCache {
      * @param lazyPacks the packs still arriving, or null when every pack is whole
      */
     public record Opened(Path directory, ImageFetch.Report report, long evictedBytes, LazyPacks lazyPacks, FileChannel lockFile,
-                         FileLock lock) implements AutoCloseable {
+                         FileLock lock, Runnable imageOpened) implements AutoCloseable {
         /** What {@code CheckpointImage.open} asks for each extent's bytes. */
         public dev.thaw.image.PackBytes packBytes() {
             return lazyPacks == null ? dev.thaw.image.PackBytes.LOCAL : lazyPacks;
+        }
+
+        /**
+         * Opens the image over its packs (arriving or whole), then lets the cache's lock go once every pack is whole too: until
+         * its packs are open, another fetch's eviction could remove them.
+         */
+        public dev.thaw.image.CheckpointImage openImage() {
+            dev.thaw.image.CheckpointImage image = dev.thaw.image.CheckpointImage.open(directory, packBytes());
+            imageOpened.run();
+            return image;
         }
 
         /** Bytes fetched so far by the background and by readers' demands, and whether every pack is whole and checked. */

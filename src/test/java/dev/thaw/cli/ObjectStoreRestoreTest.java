@@ -65,7 +65,7 @@ class ObjectStoreRestoreTest {
                 assertThat(line).contains("opened s3://thaw-vms/vms/small in " + dir.resolve("cache/images")).contains("arriving");
                 assertThat(source.opened().lazyPacks()).as("packs to fetch while the restore reads them").isNotNull();
                 long start = System.nanoTime();
-                try (CheckpointImage img = CheckpointImage.open(source.directory(), source.packBytes())) {
+                try (CheckpointImage img = source.openImage()) {
                     Restorer.Outcome o = Restorer.restore(img, Restorer.Mode.WS, "thaw-test-s3-ws", WorkingSetChoice.defaults(), opt -> opt,
                             m -> {});
                     try (QemuVm vm = o.vm()) {

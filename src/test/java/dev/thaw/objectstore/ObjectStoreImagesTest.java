@@ -293,7 +293,7 @@ class ObjectStoreImagesTest {
             ImagePush.push(store, local, prefix, "vm");
             ImageCache cache = new ImageCache(dir.resolve("cache"), 1L << 30);
             try (ImageCache.Opened o = cache.open(store, new S3Location.Image(prefix, "vm"), true);
-                 CheckpointImage image = CheckpointImage.open(o.directory(), o.packBytes())) {
+                 CheckpointImage image = o.openImage()) {
                 assertThat(o.lazyPacks()).isNotNull();
                 byte[] page = new byte[4096];
                 int later = guest.pages[0].length * 2 / 3; // stored in the base pack, not the working set's copy (every third page)
@@ -327,7 +327,7 @@ class ObjectStoreImagesTest {
             String key = damage(store, prefix.key("packs/" + pack));
             ImageCache fresh = new ImageCache(dir.resolve("fresh"), 1L << 30);
             try (ImageCache.Opened o = fresh.open(store, new S3Location.Image(prefix, "vm"), true);
-                 CheckpointImage image = CheckpointImage.open(o.directory(), o.packBytes())) {
+                 CheckpointImage image = o.openImage()) {
                 assertThatThrownBy(() -> {
                     byte[] page = new byte[4096];
                     for (int p = 0; p < guest.pages[0].length; p++) image.readPage(0, p, page, 0);
