@@ -15,8 +15,8 @@ import org.junit.jupiter.api.io.TempDir;
 /** {@code thaw cluster status} on status files, and {@code thaw cluster up}'s option checks (no QEMU). */
 class ClusterCommandTest {
     private static ClusterStatus status(long upPid, Instant at) {
-        PortStats up = new PortStats("m1", true, false, 0, 0, 4096, 16 << 20, 2, 120, 8000, 3100, 4_600_000, 0, 0, 0, 0, 1, 0);
-        PortStats down = new PortStats("m2", false, false, 0, 0, 4096, 16 << 20, 1, 3100, 4_600_000, 120, 8000, 0, 5, 0, 0, 1, 0);
+        PortStats up = new PortStats("m1", true, false, 0, 0, 4096, 16 << 20, 2, 120, 8000, 3100, 4_600_000, 0, 0, 0, 0, 1, 0, 0);
+        PortStats down = new PortStats("m2", false, false, 0, 0, 4096, 16 << 20, 1, 3100, 4_600_000, 120, 8000, 0, 5, 0, 0, 1, 0, 0);
         return new ClusterStatus(ClusterStatus.VERSION, at, upPid, "/tmp/c", List.of(
                 new ClusterStatus.Member("m1", "10.0.3.1", "52:54:00:00:03:01", "server", "/tmp/v1/qmp-extra.sock", 11, true, "running", up,
                         new TcpStreamLine.Tick(TcpStreamLine.Direction.RX, 9, 1, 4_194_304, 0, "10.0.3.2"), null),

@@ -17,8 +17,10 @@ package dev.thaw.cluster.net;
  * @param protocolViolations connections the switch ended because the member sent a length beyond QEMU's frame size
  * @param connections connections accepted on the member's socket
  * @param rejectedConnections connections refused because the member already had one
+ * @param preloadedFramesOut frames of a checkpoint ({@code preload}) written to the member in full: all of them once a restored
+ *        cluster delivered what was in flight at its save
  */
 public record PortStats(String member, boolean connected, boolean held, int queuedFrames, long queuedBytes, int queueBoundFrames,
                         long queueBoundBytes, int maxQueuedFrames, long framesIn, long bytesIn, long framesOut, long bytesOut,
                         long droppedQueueFull, long droppedUnconnected, long malformedFrames, long protocolViolations, long connections,
-                        long rejectedConnections) {}
+                        long rejectedConnections, long preloadedFramesOut) {}

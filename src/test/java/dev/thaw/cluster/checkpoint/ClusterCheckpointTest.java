@@ -88,6 +88,8 @@ class ClusterCheckpointTest {
                 assertThat(port.droppedQueueFull() + port.droppedUnconnected() + port.malformedFrames()).as(m).isZero();
             }
             assertThat(cluster.port("m1").framesOut() + cluster.port("m2").framesOut()).isGreaterThanOrEqualTo(saved.frames());
+            assertThat(cluster.port("m1").preloadedFramesOut() + cluster.port("m2").preloadedFramesOut())
+                    .as("every frame in flight at the save written to its receiver").isEqualTo(saved.frames());
         }
         for (long pid : pids) assertThat(ProcessHandle.of(pid).filter(ProcessHandle::isAlive)).as("QEMU pid " + pid).isEmpty();
         assertThat(dir).doesNotExist();

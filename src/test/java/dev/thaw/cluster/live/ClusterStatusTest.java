@@ -19,7 +19,7 @@ class ClusterStatusTest {
     private static final Instant AT = Instant.parse("2026-11-29T03:30:00Z");
 
     private static ClusterStatus status(long upPid, Instant at) {
-        PortStats port = new PortStats("m1", true, false, 0, 0, 4096, 16 << 20, 3, 10, 1000, 12, 1200, 0, 1, 0, 0, 1, 0);
+        PortStats port = new PortStats("m1", true, false, 0, 0, 4096, 16 << 20, 3, 10, 1000, 12, 1200, 0, 1, 0, 0, 1, 0, 0);
         var member = new ClusterStatus.Member("m1", "10.0.3.1", "52:54:00:00:03:01", "server", "/tmp/thaw-vm-1/qmp-extra.sock", 42, true,
                 "running", port, new TcpStreamLine.Tick(TcpStreamLine.Direction.RX, 7, 99, 4096, 0, "10.0.3.2"), null);
         return new ClusterStatus(ClusterStatus.VERSION, at, upPid, "/tmp/c", List.of(member), List.of(new PairRecord("m2", "m1", 12, 1200, at)));

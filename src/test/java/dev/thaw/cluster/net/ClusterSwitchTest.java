@@ -135,6 +135,8 @@ class ClusterSwitchTest {
         for (int i = 0; i < 5; i++) assertThat(payload(b.receive(WAIT))).isEqualTo("saved " + i);
         assertThat(payload(b.receive(WAIT))).isEqualTo("new");
         assertThat(sw.stats("b").droppedQueueFull() + sw.stats("b").droppedUnconnected()).isZero();
+        assertThat(sw.stats("b").preloadedFramesOut()).as("the checkpoint's frames, not the new one").isEqualTo(5);
+        assertThat(sw.stats("b").framesOut()).isEqualTo(6);
         assertThat(a.receive(QUIET)).isNull();
     }
 
