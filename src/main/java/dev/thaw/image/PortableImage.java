@@ -69,7 +69,7 @@ public final class PortableImage {
     public record Portable(Manifest manifest, byte[] file, boolean rewritten, Optional<byte[]> mac) {
         /** The whole-file checksum of the manifest (its footer's), hex: it names this version of the image. */
         public String checksum() {
-            return Long.toHexString(Framing.xxh3(file, 0, file.length - Framing.FOOTER_BYTES));
+            return fileChecksum(file);
         }
     }
 
@@ -119,6 +119,11 @@ public final class PortableImage {
                     + "' (a pushed image keeps its packs in its own store), actual '" + m.storage().storeDirectory() + "'");
         }
         return m;
+    }
+
+    /** A framed file's whole-file checksum (its footer's, as the manifest records it), hex: a manifest's names its version. */
+    public static String fileChecksum(byte[] framedFile) {
+        return Long.toHexString(Framing.xxh3(framedFile, 0, (int) checksummedBytes(framedFile.length)));
     }
 
     /** Bytes a framed file's whole-file checksum covers: all but the footer. */

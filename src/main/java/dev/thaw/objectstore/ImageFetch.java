@@ -66,6 +66,11 @@ public final class ImageFetch {
         }
     }
 
+    /** The most a manifest object may hold (a 4 GiB image's is a few MiB): the bucket is not trusted to say. */
+    static final long MAX_MANIFEST_BYTES = 256L << 20;
+    /** The most an {@code image.mac} object may hold: one hex MAC and a newline. */
+    static final long MAX_MAC_BYTES = 4096;
+
     /** The manifest fetched into {@code directory}, checked, and its bytes. */
     record Fetched(Manifest manifest, String checksum, long bytes) {}
 
@@ -73,7 +78,7 @@ public final class ImageFetch {
         String key = source.location().key(source.manifestObject());
         byte[] bytes;
         try {
-            bytes = store.get(key);
+            bytes = store.get(key, MAX_MANIFEST_BYTES);
         } catch (ObjectStoreException.NotFound e) {
             if (e.getMessage().startsWith("bucket ")) throw e;
             throw new ObjectStoreException.NotFound("no image " + source.name() + " under " + source.location() + ": expected the object "
@@ -86,8 +91,7 @@ public final class ImageFetch {
             if (!m.disks().isEmpty()) {
                 throw new ObjectStoreException.Unsupported(store.url(key) + ": the image has disks; fetching disk bases is not built yet");
             }
-            return new Fetched(m, Long.toHexString(com.dynatrace.hash4j.hashing.Hashing.xxh3_64()
-                    .hashBytesToLong(bytes, 0, (int) PortableImage.checksummedBytes(bytes.length))), bytes.length);
+            return new Fetched(m, PortableImage.fileChecksum(bytes), bytes.length);
         } catch (ImageException e) {
             throw new ObjectStoreException.Corrupt(store.url(key) + ": " + e.getMessage(), e);
         }
@@ -145,11 +149,10 @@ public final class ImageFetch {
     private static java.util.Optional<Long> fetchMac(ObjectStore store, S3Location location, Manifest m, Path imageDirectory)
             throws IOException {
         byte[] manifestFile = Files.readAllBytes(imageDirectory.resolve(PortableImage.MANIFEST));
-        String checksum = Long.toHexString(com.dynatrace.hash4j.hashing.Hashing.xxh3_64()
-                .hashBytesToLong(manifestFile, 0, (int) PortableImage.checksummedBytes(manifestFile.length)));
+        String checksum = PortableImage.fileChecksum(manifestFile);
         String key = location.key(S3Location.macObject(m.imageId(), checksum));
         if (store.size(key).isEmpty()) return java.util.Optional.empty();
-        byte[] mac = store.get(key);
+        byte[] mac = store.get(key, MAX_MAC_BYTES);
         writeOwnerOnly(imageDirectory.resolve(PortableImage.MAC), mac);
         return java.util.Optional.of((long) mac.length);
     }

@@ -229,12 +229,28 @@ public final class ObjectStore implements AutoCloseable {
         };
     }
 
-    /** The whole object. */
-    public byte[] get(String key) {
-        try {
-            return client.getObjectAsBytes(b -> b.bucket(bucket).key(key)).asByteArray();
+    /**
+     * The whole object, at most {@code maxBytes} of it: a larger one (a manifest or MAC object is small; the bucket is not
+     * trusted to say so) is refused from its length before its bytes are read.
+     */
+    public byte[] get(String key, long maxBytes) {
+        long bound = Math.min(maxBytes, Integer.MAX_VALUE - 16); // one array
+        try (software.amazon.awssdk.core.ResponseInputStream<software.amazon.awssdk.services.s3.model.GetObjectResponse> in =
+                     client.getObject(b -> b.bucket(bucket).key(key))) {
+            Long size = in.response().contentLength();
+            if (size == null || size > bound) {
+                in.abort();
+                throw new ObjectStoreException.Corrupt(url(key) + ": expected at most " + bound + " bytes, actual " + size, null);
+            }
+            byte[] bytes = in.readNBytes((int) (long) size + 1);
+            if (bytes.length != size) {
+                throw new ObjectStoreException.Corrupt(url(key) + ": expected " + size + " bytes (its length), actual " + bytes.length, null);
+            }
+            return bytes;
         } catch (SdkException e) {
             throw translate("GET", key, e);
+        } catch (IOException e) {
+            throw new ObjectStoreException.Unreachable("reading " + url(key) + ": " + e, e);
         }
     }
 

@@ -66,7 +66,7 @@ class ObjectStoreImagesTest {
 
     /** Flips one bit in the middle of an object in the bucket; its key. */
     static String damage(ObjectStore store, String key) {
-        byte[] bytes = store.get(key);
+        byte[] bytes = store.get(key, 1L << 30);
         bytes[bytes.length / 2] ^= 0x40;
         store.put(key, bytes);
         return key;
