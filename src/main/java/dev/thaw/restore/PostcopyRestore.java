@@ -759,7 +759,8 @@ public final class PostcopyRestore {
             } catch (EOFException e) {
                 l.failure = "the destination closed the connection before SHUT";
             } catch (IOException e) {
-                l.failure = "the return path failed: " + e.getMessage();
+                // Its class too: a closed or interrupted channel's exception has no message (seen: "failed: null").
+                l.failure = "the return path failed: " + e;
             } catch (StreamFormatException e) {
                 l.failure = "protocol error on the return path: " + e.getMessage();
                 l.protocolError = true;
