@@ -78,6 +78,8 @@ public final class ObjectStore implements AutoCloseable {
     private final S3Client client;
     private final String bucket;
     private final Settings settings;
+    private final java.util.concurrent.atomic.LongAdder gets = new java.util.concurrent.atomic.LongAdder();
+    private final java.util.concurrent.atomic.LongAdder heads = new java.util.concurrent.atomic.LongAdder();
 
     public ObjectStore(Settings settings, String bucket) {
         this.settings = settings;
@@ -124,6 +126,7 @@ public final class ObjectStore implements AutoCloseable {
 
     /** The size of an object, or empty if there is none. */
     public Optional<Long> size(String key) {
+        heads.increment();
         try {
             return Optional.of(client.headObject(b -> b.bucket(bucket).key(key)).contentLength());
         } catch (S3Exception e) {
@@ -136,6 +139,7 @@ public final class ObjectStore implements AutoCloseable {
 
     /** A HEAD's 404 does not say whether the key or the bucket is missing. */
     private boolean bucketExists() {
+        heads.increment();
         try {
             client.headBucket(b -> b.bucket(bucket));
             return true;
@@ -231,6 +235,7 @@ public final class ObjectStore implements AutoCloseable {
 
     /** The whole object. */
     public byte[] get(String key) {
+        gets.increment();
         try {
             return client.getObjectAsBytes(b -> b.bucket(bucket).key(key)).asByteArray();
         } catch (SdkException e) {
@@ -238,13 +243,38 @@ public final class ObjectStore implements AutoCloseable {
         }
     }
 
+    /**
+     * The whole object, or empty if the bucket has none of that name: one GET (a HEAD first would cost a round trip more, and
+     * a HEAD's 404 a third to tell a missing key from a missing bucket).
+     */
+    public Optional<byte[]> getIfExists(String key) {
+        gets.increment();
+        try {
+            return Optional.of(client.getObjectAsBytes(b -> b.bucket(bucket).key(key)).asByteArray());
+        } catch (S3Exception e) {
+            String code = e.awsErrorDetails() == null ? "" : e.awsErrorDetails().errorCode();
+            if (e.statusCode() == 404 && "NoSuchKey".equals(code)) return Optional.empty();
+            throw translate("GET", key, e);
+        } catch (SdkException e) {
+            throw translate("GET", key, e);
+        }
+    }
+
     /** A stream of bytes {@code [from, from + length)} of an object: one range GET. The caller closes it. */
     public InputStream getRange(String key, long from, long length) {
+        gets.increment();
         try {
             return client.getObject(b -> b.bucket(bucket).key(key).range("bytes=" + from + "-" + (from + length - 1)));
         } catch (SdkException e) {
             throw translate("GET", key, e);
         }
+    }
+
+    /** Requests made so far: GETs (whole and range) and HEADs (of objects and of the bucket), retries not counted. */
+    public record Requests(long gets, long heads) {}
+
+    public Requests requests() {
+        return new Requests(gets.sum(), heads.sum());
     }
 
     /** The error of a call, naming the endpoint, the bucket and the object. */
