@@ -101,14 +101,15 @@ class DelayingRelayTest {
                     assertEquals(Duration.ofMillis(addedMillis), relay.addedRoundTrip());
                     double through = medianRoundTripMillis(relay.address());
                     double added = through - direct;
-                    // Never less than asked (the writer sleeps until the due time); at most 5 ms more, as a busy 2-core host allows.
-                    assertTrue(added >= addedMillis - 0.5 && added <= addedMillis + 5,
-                            "added round trip: expected " + addedMillis + " ms (+5 at most), actual " + added + " ms (direct " + direct + " ms)");
+                    // Never less than asked (the writer sleeps until the due time); at most 10 ms more: four thread hand-offs per
+                    // round trip on a 2-core host that CI keeps busy.
+                    assertTrue(added >= addedMillis - 0.5 && added <= addedMillis + 10,
+                            "added round trip: expected " + addedMillis + " ms (+10 at most), actual " + added + " ms (direct " + direct + " ms)");
                 }
             }
             try (DelayingRelay relay = new DelayingRelay(echo.address(), Duration.ZERO, IDLE)) {
                 double added = medianRoundTripMillis(relay.address()) - direct;
-                assertTrue(added < 2, "no added round trip: expected under 2 ms more than direct, actual " + added + " ms");
+                assertTrue(added < 5, "no added round trip: expected under 5 ms more than direct, actual " + added + " ms");
             }
         }
     }
