@@ -35,7 +35,7 @@ import picocli.CommandLine.Spec;
                 "lazy, and ws with each estimator (learned, dirty, trace). Prints markdown tables (min / median),",
                 "with --markdown also to a file, and with --json the samples. Instead of the comparison:",
                 "bench steady-state, bench calibrate-ttr, bench estimators, bench clones."},
-        subcommands = {BenchStudies.SteadyState.class, BenchStudies.CalibrateTtr.class, BenchStudies.Estimators.class, BenchStudies.ClonesStudy.class})
+        subcommands = {BenchStudies.SteadyState.class, BenchStudies.CalibrateTtr.class, BenchStudies.Estimators.class, BenchStudies.ClonesStudy.class, BenchStudies.Remote.class})
 final class BenchCommand implements Callable<Integer> {
     @Spec // errors in arguments are reported through the command line that runs this command (its streams, its usage)
     picocli.CommandLine.Model.CommandSpec spec;

@@ -135,6 +135,45 @@ final class BenchStudies {
         }
     }
 
+    @Command(name = "remote", mixinStandardHelpOptions = true,
+            description = "ws restores from object storage against local, per size: the guest saved once (dirty,trace), pushed to an"
+                    + " s3proxy of the bench's own, then per repetition, interleaved, a ws restore from the local image (its files evicted)"
+                    + " and from s3:// through a TCP relay adding each round-trip time (an empty object-store cache each time): open,"
+                    + " guest running, stall TTR and TTR, work against before, demand faults' service time, GETs and bytes fetched.")
+    static final class Remote implements Callable<Integer> {
+        @ParentCommand
+        BenchCommand bench;
+
+        @picocli.CommandLine.Spec
+        picocli.CommandLine.Model.CommandSpec spec;
+
+        @Option(names = "--added-rtt-ms", split = ",", defaultValue = "0,1,10",
+                description = "Round-trip times the relay adds in front of s3proxy, in ms (default ${DEFAULT-VALUE}).")
+        List<Integer> addedRttMillis;
+
+        @Option(names = "--runs", defaultValue = "5", description = "Repetitions (default ${DEFAULT-VALUE}).")
+        int runs;
+
+        @Override
+        public Integer call() throws Exception {
+            java.util.function.BiFunction<DemoGuest, Path, dev.thaw.measure.RemoteRestoreBenchmark.Config> config = (guest, dir) ->
+                    new dev.thaw.measure.RemoteRestoreBenchmark.Config(new dev.thaw.measure.Workload.Wsbench(guest), addedRttMillis, runs,
+                            Duration.ofSeconds(bench.observeSeconds), Duration.ofSeconds(bench.traceSeconds), Duration.ofSeconds(bench.liveSeconds), dir);
+            try {
+                config.apply(BenchCommand.benchGuest(bench.sizes.getFirst()), Path.of(".")); // checked before anything boots
+            } catch (IllegalArgumentException e) {
+                throw new picocli.CommandLine.ParameterException(spec.commandLine(), e.getMessage());
+            }
+            List<dev.thaw.measure.RemoteRestoreBenchmark.Report> reports = perGuest(bench, "remote restore", (guest, host, dir, out) ->
+                    dev.thaw.measure.RemoteRestoreBenchmark.run(config.apply(guest, dir), host.guest().orElseThrow(),
+                            host.qemuVersion().orElseThrow(), host.accel(), out));
+            bench.out().println();
+            for (var r : reports) bench.out().println(dev.thaw.measure.RemoteRestoreBenchmark.markdown(r));
+            bench.writeJson(reports);
+            return 0;
+        }
+    }
+
     /** One study on one guest. */
     private interface Study<R> {
         R run(DemoGuest guest, HostDoctor.Report host, Path workDir, PrintStream out) throws Exception;

@@ -33,15 +33,19 @@ final class ObjectStoreImages {
     static Source open(String image, PrintStream status) {
         if (!S3Location.isS3(image)) return new Source(Path.of(image), PackBytes.LOCAL, null, null);
         S3Location.Image source = S3Location.parseImage(image);
+        long start = System.nanoTime();
         ObjectStore store = new ObjectStore(ObjectStore.Settings.fromEnvironment(), source.location().bucket());
         try {
+            double client = (System.nanoTime() - start) / 1e9;
             ImageCache.Opened o = ImageCache.standard().open(store, source, true);
             ImageFetch.Report r = o.report();
             long arriving = o.lazyPacks() == null ? 0 : o.lazyPacks().byteSize();
             status.printf("opened %s in %s in %.2f s: its files (%.1f MiB) fetched, %.1f MiB of packs cached already, %.1f MiB arriving"
-                            + " (the working set's copy first; what the restore reads sooner, in small range GETs)%s%n", source, o.directory(),
+                            + " (the working set's copy first; what the restore reads sooner, in small range GETs)%s; client %.3f s, %s, %d GETs,"
+                            + " %d HEADs%n", source, o.directory(),
                     r.seconds(), r.fetchedBytes() / 1048576.0, r.reusedBytes() / 1048576.0, arriving / 1048576.0,
-                    o.evictedBytes() > 0 ? String.format("; %.1f MiB evicted", o.evictedBytes() / 1048576.0) : "");
+                    o.evictedBytes() > 0 ? String.format("; %.1f MiB evicted", o.evictedBytes() / 1048576.0) : "", client, o.phases().describe(),
+                    store.requests().gets(), store.requests().heads());
             return new Source(o.directory(), o.packBytes(), o, store);
         } catch (RuntimeException e) {
             store.close();

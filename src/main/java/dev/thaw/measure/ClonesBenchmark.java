@@ -1,18 +1,13 @@
 package dev.thaw.measure;
 
-import dev.thaw.estimate.WorkingSet;
-import dev.thaw.estimation.EstimatingSave;
 import dev.thaw.guest.GuestImage;
 import dev.thaw.image.CheckpointImage;
-import dev.thaw.image.WorkingSetWriter;
 import dev.thaw.qemu.Accel;
 import dev.thaw.qemu.QemuVersion;
 import dev.thaw.qemu.QemuVm;
 import dev.thaw.restore.Clones;
-import dev.thaw.restore.PostSaveTrace;
 import dev.thaw.restore.RamFiles;
 import dev.thaw.restore.RestoreTraces;
-import dev.thaw.save.Saver;
 import dev.thaw.util.FileTrees;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -114,29 +109,9 @@ public final class ClonesBenchmark {
             throws IOException, InterruptedException {
         Workload.Wsbench g = config.workload();
         Path image = config.workDir().resolve("clones-image-" + g.memoryMiB() + "M");
-        Workload.Before before;
-        long imageBytes;
-        int vcpus;
-        try (QemuVm vm = QemuVm.launch(g.vmConfig("thaw-clones-src", guestImage, qemu, accel))) {
-            g.awaitReady(vm);
-            vcpus = vm.config().cpuCount();
-            Thread.sleep(2000); // let the workload run before it is measured
-            before = g.before(vm, config.observe());
-            log.printf("  source: %s ops/s before the save%n", Demo.human(before.opsPerSecond()));
-            Saver.Result saved = Saver.save(vm.qmp(), vm.config(), image, Saver.Options.defaults().withDirtyEstimator(config.liveLimit()), p -> {});
-            imageBytes = saved.manifest().stats().imageFileBytes();
-            vm.qmp().quit();
-            vm.awaitExit(Duration.ofSeconds(10));
-            try (CheckpointImage img = CheckpointImage.open(image)) {
-                PostSaveTrace.Result t = EstimatingSave.traceAfterSave(img, "thaw-clones-trace", config.trace(), saved.workingSet(), m -> {});
-                t.restore().vm().close();
-                WorkingSet ws = t.workingSet();
-                WorkingSetWriter.attach(image, ws);
-                log.printf("  saved: %d MiB image, working set (dirty,trace) %s%n", imageBytes >> 20, ws.description());
-                // Written before any run (thaw save --ram-file), not by the first mapped restore, whose time it would be.
-                if (config.methods().stream().anyMatch(RestoreMethod::mapsRamFile)) RamFiles.write(img);
-            }
-        }
+        TracedSave.Result saved = TracedSave.save(g, image, "thaw-clones", guestImage, qemu, accel, config.observe(), config.liveLimit(),
+                config.trace(), config.methods().stream().anyMatch(RestoreMethod::mapsRamFile), log);
+        Workload.Before before = saved.before();
         List<Sample> samples = new ArrayList<>();
         try (CheckpointImage img = CheckpointImage.open(image)) {
             List<Unit> units = new ArrayList<>();
@@ -158,7 +133,7 @@ public final class ClonesBenchmark {
             FileTrees.deleteQuietly(RestoreTraces.directoryFor(image));
         }
         return new Report(g.label(), g.memoryMiB(), g.totalMiB(), g.wsMiB(), g.layout(), accel.qemuName(), qemu.text(), config.cache(),
-                Runtime.getRuntime().availableProcessors(), vcpus, config.observe().toMillis() / 1e3, before.opsPerSecond(), imageBytes,
+                Runtime.getRuntime().availableProcessors(), saved.vcpus(), config.observe().toMillis() / 1e3, before.opsPerSecond(), saved.imageBytes(),
                 List.copyOf(samples));
     }
 

@@ -13,6 +13,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
+import java.util.List;
 import java.util.Set;
 import java.util.UUID;
 import java.util.function.Predicate;
@@ -115,10 +116,17 @@ public final class ImageFetch {
         PortableImage.Layout layout = PortableImage.layout(m);
         Progress progress = new Progress();
         if (files) {
+            // The files at once (small, independent): one round trip for all of them rather than one each.
+            List<Concurrently.Task> gets = new java.util.ArrayList<>();
             for (PortableImage.Part f : layout.files()) {
-                fetch(store, location.key(S3Location.fileObject(m.imageId(), f.name())), f, imageDirectory.resolve(f.name()));
+                gets.add(() -> {
+                    fetch(store, location.key(S3Location.fileObject(m.imageId(), f.name())), f, imageDirectory.resolve(f.name()));
+                    return f.byteSize();
+                });
+            }
+            for (long n : Concurrently.run(gets)) {
                 progress.objects++;
-                progress.bytes += f.byteSize();
+                progress.bytes += n;
             }
             fetchMac(store, location, m, imageDirectory).ifPresent(n -> {
                 progress.objects++;
@@ -151,8 +159,9 @@ public final class ImageFetch {
         byte[] manifestFile = Files.readAllBytes(imageDirectory.resolve(PortableImage.MANIFEST));
         String checksum = PortableImage.fileChecksum(manifestFile);
         String key = location.key(S3Location.macObject(m.imageId(), checksum));
-        if (store.size(key).isEmpty()) return java.util.Optional.empty();
-        byte[] mac = store.get(key, MAX_MAC_BYTES);
+        java.util.Optional<byte[]> found = store.getIfExists(key, MAX_MAC_BYTES);
+        if (found.isEmpty()) return java.util.Optional.empty();
+        byte[] mac = found.get();
         writeOwnerOnly(imageDirectory.resolve(PortableImage.MAC), mac);
         return java.util.Optional.of((long) mac.length);
     }

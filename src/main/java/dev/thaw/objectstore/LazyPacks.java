@@ -84,21 +84,17 @@ public final class LazyPacks implements PackBytes, AutoCloseable {
         this.store = store;
         this.whenWhole = whenWhole;
         try {
+            List<Concurrently.Task> openings = new ArrayList<>();
             for (PortableImage.Part p : missing) {
                 UUID id = packId(p.name());
                 Files.deleteIfExists(packDirectory.resolve(p.name() + PARTIAL));
                 Files.createFile(packDirectory.resolve(p.name() + PARTIAL), OwnerOnly.FILE);
                 Pack pack = new Pack(p, location.key(S3Location.packObject(p.name())), packDirectory.resolve(p.name()));
                 packs.put(id, pack);
-                long size = p.byteSize();
-                openingBytes += fetchMissing(id, pack, 0, Math.min(size, 48));
-                long tail = Math.min(size, 56); // the trailer (24) and the footer (32)
-                openingBytes += fetchMissing(id, pack, size - tail, tail);
-                ByteBuffer trailer = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN);
-                pack.out.read(trailer, size - 56);
-                long indexOffset = trailer.getLong(0);
-                if (indexOffset > 0 && indexOffset < size - 56) openingBytes += fetchMissing(id, pack, indexOffset, size - 56 - indexOffset);
+                openings.add(() -> fetchOpening(id, pack));
             }
+            // Every pack's frame, trailer and index at once: the open waits for one pack's three round trips, not for all.
+            for (long n : Concurrently.run(openings)) openingBytes += n;
         } catch (IOException e) {
             close();
             throw new ObjectStoreException.Refused("cache: cannot write a pack of " + imageName + ": " + e, e);
@@ -107,6 +103,19 @@ public final class LazyPacks implements PackBytes, AutoCloseable {
             throw e;
         }
         background = Thread.ofPlatform().name("objectstore-background").daemon().start(this::fetchAll);
+    }
+
+    /** A pack's frame, trailer and index (the trailer says where the index is); the bytes fetched. */
+    private long fetchOpening(UUID id, Pack pack) throws IOException {
+        long size = pack.part.byteSize();
+        long bytes = fetchMissing(id, pack, 0, Math.min(size, 48));
+        long tail = Math.min(size, 56); // the trailer (24) and the footer (32)
+        bytes += fetchMissing(id, pack, size - tail, tail);
+        ByteBuffer trailer = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN);
+        pack.out.read(trailer, size - 56);
+        long indexOffset = trailer.getLong(0);
+        if (indexOffset > 0 && indexOffset < size - 56) bytes += fetchMissing(id, pack, indexOffset, size - 56 - indexOffset);
+        return bytes;
     }
 
     private static UUID packId(String file) {

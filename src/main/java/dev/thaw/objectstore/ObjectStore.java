@@ -78,6 +78,8 @@ public final class ObjectStore implements AutoCloseable {
     private final S3Client client;
     private final String bucket;
     private final Settings settings;
+    private final java.util.concurrent.atomic.LongAdder gets = new java.util.concurrent.atomic.LongAdder();
+    private final java.util.concurrent.atomic.LongAdder heads = new java.util.concurrent.atomic.LongAdder();
 
     public ObjectStore(Settings settings, String bucket) {
         this.settings = settings;
@@ -124,6 +126,7 @@ public final class ObjectStore implements AutoCloseable {
 
     /** The size of an object, or empty if there is none. */
     public Optional<Long> size(String key) {
+        heads.increment();
         try {
             return Optional.of(client.headObject(b -> b.bucket(bucket).key(key)).contentLength());
         } catch (S3Exception e) {
@@ -136,6 +139,7 @@ public final class ObjectStore implements AutoCloseable {
 
     /** A HEAD's 404 does not say whether the key or the bucket is missing. */
     private boolean bucketExists() {
+        heads.increment();
         try {
             client.headBucket(b -> b.bucket(bucket));
             return true;
@@ -234,6 +238,36 @@ public final class ObjectStore implements AutoCloseable {
      * trusted to say so) is refused from its length before its bytes are read.
      */
     public byte[] get(String key, long maxBytes) {
+        try {
+            return readBounded(key, maxBytes);
+        } catch (SdkException e) {
+            throw translate("GET", key, e);
+        } catch (IOException e) {
+            throw new ObjectStoreException.Unreachable("reading " + url(key) + ": " + e, e);
+        }
+    }
+
+    /**
+     * The whole object, or empty if the bucket has none of that name: one GET (a HEAD first would cost a round trip more, and
+     * a HEAD's 404 a third to tell a missing key from a missing bucket).
+     */
+    public Optional<byte[]> getIfExists(String key, long maxBytes) {
+        try {
+            return Optional.of(readBounded(key, maxBytes));
+        } catch (S3Exception e) {
+            String code = e.awsErrorDetails() == null ? "" : e.awsErrorDetails().errorCode();
+            if (e.statusCode() == 404 && "NoSuchKey".equals(code)) return Optional.empty();
+            throw translate("GET", key, e);
+        } catch (SdkException e) {
+            throw translate("GET", key, e);
+        } catch (IOException e) {
+            throw new ObjectStoreException.Unreachable("reading " + url(key) + ": " + e, e);
+        }
+    }
+
+    /** One GET of a whole object of at most {@code maxBytes}, refused from its length; the SDK's errors as they are. */
+    private byte[] readBounded(String key, long maxBytes) throws IOException {
+        gets.increment();
         long bound = Math.min(maxBytes, Integer.MAX_VALUE - 16); // one array
         try (software.amazon.awssdk.core.ResponseInputStream<software.amazon.awssdk.services.s3.model.GetObjectResponse> in =
                      client.getObject(b -> b.bucket(bucket).key(key))) {
@@ -247,20 +281,24 @@ public final class ObjectStore implements AutoCloseable {
                 throw new ObjectStoreException.Corrupt(url(key) + ": expected " + size + " bytes (its length), actual " + bytes.length, null);
             }
             return bytes;
-        } catch (SdkException e) {
-            throw translate("GET", key, e);
-        } catch (IOException e) {
-            throw new ObjectStoreException.Unreachable("reading " + url(key) + ": " + e, e);
         }
     }
 
     /** A stream of bytes {@code [from, from + length)} of an object: one range GET. The caller closes it. */
     public InputStream getRange(String key, long from, long length) {
+        gets.increment();
         try {
             return client.getObject(b -> b.bucket(bucket).key(key).range("bytes=" + from + "-" + (from + length - 1)));
         } catch (SdkException e) {
             throw translate("GET", key, e);
         }
+    }
+
+    /** Requests made so far: GETs (whole and range) and HEADs (of objects and of the bucket), retries not counted. */
+    public record Requests(long gets, long heads) {}
+
+    public Requests requests() {
+        return new Requests(gets.sum(), heads.sum());
     }
 
     /** The error of a call, naming the endpoint, the bucket and the object. */
