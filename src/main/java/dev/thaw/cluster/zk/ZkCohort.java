@@ -234,11 +234,11 @@ public final class ZkCohort {
             from.put(CohortWire.INSTANCE.serialize(m));
         }
 
-        /** Tells the coordinator why this cohort failed, when ZooKeeper still answers. */
+        /** Tells the coordinator why this cohort failed, when ZooKeeper still answers; the first failure written stays (create, never set). */
         void abort(CheckpointException failure) {
             if (run == null || !zk.client.getZookeeperClient().isConnected()) return;
             try {
-                zk.client.create().orSetData().creatingParentsIfNeeded().forPath(z.abort(run.runId()),
+                zk.client.create().creatingParentsIfNeeded().forPath(z.abort(run.runId()),
                         (member + "\n" + failure.getMessage()).getBytes(StandardCharsets.UTF_8));
             } catch (Exception ignored) {
                 // the coordinator still sees this cohort's znode go with its session

@@ -79,9 +79,9 @@ public final class ZkCoordinator {
                     r.allRunningNanos(), r.completedNanos());
         } catch (Exception e) {
             CheckpointException failure = zk == null ? asRestoreFailed(e) : zk.failed(null, "the coordinator", e);
-            if (zk != null && runId != null && zk.client.getZookeeperClient().isConnected()) {
+            if (zk != null && runId != null && zk.client.getZookeeperClient().isConnected()) { // the first failure written stays
                 try {
-                    zk.client.create().orSetData().creatingParentsIfNeeded().forPath(z.abort(runId),
+                    zk.client.create().creatingParentsIfNeeded().forPath(z.abort(runId),
                             ("-\n" + failure.getMessage()).getBytes(StandardCharsets.UTF_8));
                 } catch (Exception ignored) {
                     // ZooKeeper is going away too; the run's ephemeral znode goes with the session, which the cohorts see.

@@ -188,6 +188,37 @@ class ClusterCheckpointTest {
         }
     }
 
+    @Test
+    void aCohortKilledMidRestoreEndsItNamingTheMemberAndLeavesNoQemu() throws Exception {
+        try (ZooKeeperProcess zk = ZooKeeperProcess.start(0, ZooKeeperProcess.START_TIMEOUT);
+             ThawProcess m1 = cohort(zk, "m1"); ThawProcess m2 = cohort(zk, "m2")) {
+            long[] killedAt = {0};
+            assertThatThrownBy(() -> ZkCoordinator.restore(checkpoint, new ZkCoordinator.Options(zk.connectString(),
+                    ClusterRestore.Options.of(Strategy.HELD).withListener(new ClusterRestore.Listener() {
+                        @Override
+                        public void status(String line) {
+                            System.err.println(line);
+                            if (line.contains("(LOAD_FIN)") && killedAt[0] == 0) {
+                                ProcessHandle.of(m2.pid()).ifPresent(ProcessHandle::destroy); // SIGTERM, with a member loaded
+                                killedAt[0] = System.nanoTime();
+                            }
+                        }
+                    }), Duration.ofSeconds(60)))).isInstanceOf(CheckpointException.RestoreFailed.class)
+                    .hasMessageContaining("cluster restore of member m2 failed: ")
+                    .hasMessageMatching("(?s).*(lost its cohort in phase|its cohort failed: ).*")
+                    .satisfies(e -> assertThat(((CheckpointException) e).member()).isEqualTo("m2"));
+            System.err.printf("the coordinator failed %.1f s after m2's cohort was killed%n", (System.nanoTime() - killedAt[0]) / 1e9);
+            List<Long> qemus = new ArrayList<>();
+            for (ThawProcess c : List.of(m1, m2)) {
+                assertThat(c.awaitExit(Duration.ofSeconds(60))).isPresent().get().isNotEqualTo(0);
+                c.await(l -> l.matches("m\\d+: QEMU pid \\d+"), Duration.ZERO).ifPresent(l -> qemus.add(Long.parseLong(l.substring(l.lastIndexOf(' ') + 1))));
+            }
+            assertThat(m1.stderr()).contains("cluster restore of member m1 failed: the run was aborted: cluster restore of member m2 failed");
+            assertThat(qemus).isNotEmpty();
+            for (long qemu : qemus) assertThat(ProcessHandle.of(qemu).filter(ProcessHandle::isAlive)).as("QEMU pid " + qemu).isEmpty();
+        }
+    }
+
     private static ThawProcess cohort(ZooKeeperProcess zk, String member) throws IOException {
         return ThawProcess.start("cohort-" + member, List.of("cluster", "cohort", "--zk", zk.connectString(), "--checkpoint",
                 checkpoint.toString(), "--member", member, "--join-timeout-s", "60"));
