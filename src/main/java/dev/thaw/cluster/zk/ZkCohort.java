@@ -58,6 +58,13 @@ public final class ZkCohort {
         RestoreZnodes z = RestoreZnodes.of(manifest.checkpointId());
         ZkSession zk = ZkSession.connect(options.connectString(), member, options.joinTimeout());
         Cohort c = new Cohort(restore, z, zk, options);
+        // SIGTERM or Ctrl-C mid-restore: QemuVm's own hook kills the QEMUs it knows, but one being launched at that moment is not
+        // known yet; abandoning the restore kills it as soon as it is launched, and the hook waits for the restore's thread.
+        Thread hook = new Thread(() -> {
+            restore.abandon();
+            restore.join(Duration.ofSeconds(10));
+        }, "cluster-cohort-shutdown");
+        Runtime.getRuntime().addShutdownHook(hook);
         try {
             c.go();
         } catch (Exception e) {
@@ -65,6 +72,11 @@ public final class ZkCohort {
             c.abort(failure);
             throw failure;
         } finally {
+            try {
+                Runtime.getRuntime().removeShutdownHook(hook);
+            } catch (IllegalStateException shuttingDown) {
+                // the hook runs
+            }
             restore.abandon();
             restore.join(Duration.ofSeconds(15));
             c.closeQueues();

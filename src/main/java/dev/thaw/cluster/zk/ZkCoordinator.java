@@ -71,7 +71,7 @@ public final class ZkCoordinator {
             runId = UUID.randomUUID().toString();
             RunInfo info = new RunInfo(runId, p.dir(), p.cohorts().size());
             zk.client.create().creatingParentsIfNeeded().withMode(CreateMode.EPHEMERAL).forPath(z.run(), info.encode());
-            options.restore().listener().status("run " + runId + " published at " + z.run() + "; waiting for the cohorts of "
+            options.restore().listener().status("run " + runId + " published at " + z.run() + " (switch " + p.dir() + "); waiting for the cohorts of "
                     + p.cohorts().keySet());
             Run run = new Run(p, z, zk, runId, options);
             Result r = run.go();

@@ -161,17 +161,7 @@ class ClusterCheckpointTest {
         try (ZooKeeperProcess zk = ZooKeeperProcess.start(0, ZooKeeperProcess.START_TIMEOUT);
              ThawProcess m1 = cohort(zk, "m1"); ThawProcess m2 = cohort(zk, "m2")) {
             long[] killedAt = {0};
-            assertThatThrownBy(() -> ZkCoordinator.restore(checkpoint, new ZkCoordinator.Options(zk.connectString(),
-                    ClusterRestore.Options.of(Strategy.HELD).withListener(new ClusterRestore.Listener() {
-                        @Override
-                        public void status(String line) {
-                            System.err.println(line);
-                            if (line.contains("(LOAD_FIN)") && killedAt[0] == 0) {
-                                zk.kill(); // SIGKILL, with the first member loaded
-                                killedAt[0] = System.nanoTime();
-                            }
-                        }
-                    }), Duration.ofSeconds(60)))).isInstanceOf(CheckpointException.RestoreFailed.class)
+            assertThatThrownBy(() -> restoreKillingAtTheFirstLoadFin(zk, killedAt, zk::kill)).isInstanceOf(CheckpointException.RestoreFailed.class)
                     .hasMessageContaining("lost ZooKeeper at " + zk.connectString());
             System.err.printf("the coordinator failed %.1f s after ZooKeeper was killed%n", (System.nanoTime() - killedAt[0]) / 1e9);
             assertThat(killedAt[0]).isPositive();
@@ -180,10 +170,11 @@ class ClusterCheckpointTest {
                 assertThat(c.awaitExit(Duration.ofSeconds(60))).contains(1);
                 assertThat(c.stderr()).contains("lost ZooKeeper at " + zk.connectString());
                 // A cohort whose LOAD was still in ZooKeeper when it died launched no QEMU; the one loaded did.
-                c.await(l -> l.matches("m\\d+: QEMU pid \\d+"), Duration.ZERO).ifPresent(l -> qemus.add(Long.parseLong(l.substring(l.lastIndexOf(' ') + 1))));
+                printedQemuPid(c, Duration.ZERO).ifPresent(qemus::add);
             }
             assertThat(qemus).isNotEmpty();
             for (long qemu : qemus) assertThat(ProcessHandle.of(qemu).filter(ProcessHandle::isAlive)).as("QEMU pid " + qemu).isEmpty();
+            noQemuOfThoseRestoresLeft();
             System.err.printf("both cohorts ended %.1f s after ZooKeeper was killed%n", (System.nanoTime() - killedAt[0]) / 1e9);
         }
     }
@@ -193,17 +184,8 @@ class ClusterCheckpointTest {
         try (ZooKeeperProcess zk = ZooKeeperProcess.start(0, ZooKeeperProcess.START_TIMEOUT);
              ThawProcess m1 = cohort(zk, "m1"); ThawProcess m2 = cohort(zk, "m2")) {
             long[] killedAt = {0};
-            assertThatThrownBy(() -> ZkCoordinator.restore(checkpoint, new ZkCoordinator.Options(zk.connectString(),
-                    ClusterRestore.Options.of(Strategy.HELD).withListener(new ClusterRestore.Listener() {
-                        @Override
-                        public void status(String line) {
-                            System.err.println(line);
-                            if (line.contains("(LOAD_FIN)") && killedAt[0] == 0) {
-                                ProcessHandle.of(m2.pid()).ifPresent(ProcessHandle::destroy); // SIGTERM, with a member loaded
-                                killedAt[0] = System.nanoTime();
-                            }
-                        }
-                    }), Duration.ofSeconds(60)))).isInstanceOf(CheckpointException.RestoreFailed.class)
+            assertThatThrownBy(() -> restoreKillingAtTheFirstLoadFin(zk, killedAt,
+                    () -> ProcessHandle.of(m2.pid()).ifPresent(ProcessHandle::destroy))).isInstanceOf(CheckpointException.RestoreFailed.class)
                     .hasMessageContaining("cluster restore of member m2 failed: ")
                     .hasMessageMatching("(?s).*(lost its cohort in phase|its cohort failed: ).*")
                     .satisfies(e -> assertThat(((CheckpointException) e).member()).isEqualTo("m2"));
@@ -211,11 +193,12 @@ class ClusterCheckpointTest {
             List<Long> qemus = new ArrayList<>();
             for (ThawProcess c : List.of(m1, m2)) {
                 assertThat(c.awaitExit(Duration.ofSeconds(60))).isPresent().get().isNotEqualTo(0);
-                c.await(l -> l.matches("m\\d+: QEMU pid \\d+"), Duration.ZERO).ifPresent(l -> qemus.add(Long.parseLong(l.substring(l.lastIndexOf(' ') + 1))));
+                printedQemuPid(c, Duration.ZERO).ifPresent(qemus::add);
             }
             assertThat(m1.stderr()).contains("cluster restore of member m1 failed: the run was aborted: cluster restore of member m2 failed");
             assertThat(qemus).isNotEmpty();
             for (long qemu : qemus) assertThat(ProcessHandle.of(qemu).filter(ProcessHandle::isAlive)).as("QEMU pid " + qemu).isEmpty();
+            noQemuOfThoseRestoresLeft();
         }
     }
 
@@ -226,9 +209,40 @@ class ClusterCheckpointTest {
 
     /** The QEMU pid the cohort printed when it launched its member. */
     private static long qemuPid(ThawProcess cohort) throws InterruptedException {
-        String line = cohort.await(l -> l.matches("m\\d+: QEMU pid \\d+"), Duration.ofSeconds(60)).orElseThrow(
+        return printedQemuPid(cohort, Duration.ofSeconds(60)).orElseThrow(
                 () -> new AssertionError("expected the cohort to print its QEMU's pid, actual none; its stderr: " + cohort.stderr()));
-        return Long.parseLong(line.substring(line.lastIndexOf(' ') + 1));
+    }
+
+    private static java.util.Optional<Long> printedQemuPid(ThawProcess cohort, Duration timeout) throws InterruptedException {
+        return cohort.await(l -> l.matches("m\\d+: QEMU pid \\d+"), timeout).map(l -> Long.parseLong(l.substring(l.lastIndexOf(' ') + 1)));
+    }
+
+    /** The switch directories of the restores through ZooKeeper, from the coordinator's status: every member's QEMU names its own. */
+    private static final List<String> switchDirs = new java.util.concurrent.CopyOnWriteArrayList<>();
+
+    /** No live process names one of those directories on its command line: no QEMU of those restores is left, printed or not. */
+    private static void noQemuOfThoseRestoresLeft() {
+        assertThat(switchDirs).isNotEmpty();
+        List<String> left = ProcessHandle.allProcesses().filter(ProcessHandle::isAlive).map(h -> h.info().commandLine().orElse(""))
+                .filter(cmd -> switchDirs.stream().anyMatch(d -> cmd.contains(d + "/"))).toList();
+        assertThat(left).isEmpty();
+    }
+
+    /** A held restore through ZooKeeper that runs {@code kill} once, at the first LOAD_FIN, noting the time in {@code killedAt[0]}. */
+    private static ZkCoordinator.Result restoreKillingAtTheFirstLoadFin(ZooKeeperProcess zk, long[] killedAt, Runnable kill) {
+        return ZkCoordinator.restore(checkpoint, new ZkCoordinator.Options(zk.connectString(),
+                ClusterRestore.Options.of(Strategy.HELD).withListener(new ClusterRestore.Listener() {
+                    @Override
+                    public void status(String line) {
+                        System.err.println(line);
+                        var dir = java.util.regex.Pattern.compile("\\(switch (\\S+)\\)").matcher(line);
+                        if (dir.find()) switchDirs.add(dir.group(1));
+                        if (line.contains("(LOAD_FIN)") && killedAt[0] == 0) {
+                            kill.run();
+                            killedAt[0] = System.nanoTime();
+                        }
+                    }
+                }), Duration.ofSeconds(60)));
     }
 
     /** tcpstream's end, as the cohort printed its member's console. */
