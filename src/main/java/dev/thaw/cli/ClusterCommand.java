@@ -9,6 +9,8 @@ import dev.thaw.cluster.live.ClusterException;
 import dev.thaw.cluster.live.ClusterStatus;
 import dev.thaw.cluster.live.LiveCluster;
 import dev.thaw.cluster.net.PairRecord;
+import dev.thaw.cluster.zk.ZkCohort;
+import dev.thaw.cluster.zk.ZkCoordinator;
 import dev.thaw.guest.ClusterMember;
 import dev.thaw.host.HostDoctor;
 import java.nio.file.Path;
@@ -21,14 +23,15 @@ import picocli.CommandLine.Option;
 
 @Command(name = "cluster", mixinStandardHelpOptions = true,
         description = "Virtual clusters: demo guests that talk to each other through Thaw's switch (docs/cluster.md).",
-        subcommands = {ClusterCommand.Up.class, ClusterCommand.Status.class, ClusterCommand.Save.class, ClusterCommand.Restore.class})
+        subcommands = {ClusterCommand.Up.class, ClusterCommand.Status.class, ClusterCommand.Save.class, ClusterCommand.Restore.class,
+                ClusterCommand.Cohort.class})
 final class ClusterCommand implements Runnable {
     @picocli.CommandLine.Spec
     picocli.CommandLine.Model.CommandSpec spec;
 
     @Override
     public void run() {
-        throw new picocli.CommandLine.ParameterException(spec.commandLine(), "expected a subcommand: up, status, save or restore");
+        throw new picocli.CommandLine.ParameterException(spec.commandLine(), "expected a subcommand: up, status, save, restore or cohort");
     }
 
     @Command(name = "up", mixinStandardHelpOptions = true,
@@ -212,6 +215,13 @@ final class ClusterCommand implements Runnable {
         @Option(names = "--exit", description = "End the cluster once every member's restore completed, instead of running until Ctrl-C.")
         boolean exit;
 
+        @Option(names = "--zk", paramLabel = "HOST:PORT", description = {"Coordinate through ZooKeeper ('thaw zookeeper'): this process is",
+                "the coordinator only, and each member's cohort is a 'thaw cluster cohort' process."})
+        String zk;
+
+        @Option(names = "--cohorts-timeout-s", defaultValue = "120", description = "With --zk: how long to wait for a cohort per member (default ${DEFAULT-VALUE}).")
+        long cohortsTimeoutSeconds;
+
         @Override
         public Integer call() throws Exception {
             Strategy chosen = Strategy.parse(strategy);
@@ -221,6 +231,7 @@ final class ClusterCommand implements Runnable {
                     System.out.println(line);
                 }
             });
+            if (zk != null) return coordinateWith(this, options, chosen);
             ClusterRestore.Result r;
             try {
                 r = ClusterRestore.restore(checkpoint, options);
@@ -247,6 +258,88 @@ final class ClusterCommand implements Runnable {
                 return serve(cluster, "thaw cluster restore");
             } catch (ClusterException e) {
                 System.err.println("thaw cluster restore: " + e.getMessage());
+                return 1;
+            }
+        }
+    }
+
+    /** The restore's coordinator over ZooKeeper: runs the switch until Ctrl-C (or, with --exit, until every restore completed). */
+    private static int coordinateWith(Restore r, ClusterRestore.Options options, Strategy chosen) throws Exception {
+        ZkCoordinator.Result result;
+        try {
+            result = ZkCoordinator.restore(r.checkpoint, new ZkCoordinator.Options(r.zk, options, Duration.ofSeconds(r.cohortsTimeoutSeconds)));
+        } catch (CheckpointException e) {
+            System.err.println("thaw cluster restore: " + e.getMessage());
+            return 1;
+        }
+        try (ZkCoordinator.Running cluster = result.cluster()) {
+            Runtime.getRuntime().addShutdownHook(new Thread(cluster::close, "cluster-shutdown"));
+            System.out.printf("cluster restored (%s, cohorts through ZooKeeper at %s) in %s: every member running after %.2f s, every restore"
+                    + " completed after %.2f s; started in the order %s; %d frames held and delivered, %d in flight not delivered%n",
+                    chosen.label(), r.zk, cluster.directory(), result.allRunningNanos() / 1e9, result.completedNanos() / 1e9, result.order(),
+                    result.framesHeld(), result.plan().framesLost());
+            for (ZkCoordinator.MemberTimes m : result.members()) {
+                System.out.printf("  %-4s revised working set %d pages: LOAD_FIN %.2f s, START_FIN %.2f s, RESTORE_FIN %.2f s%n", m.member(),
+                        m.revisedPages(), m.loadedNanos() / 1e9, m.runningNanos() / 1e9, m.completedNanos() / 1e9);
+            }
+            if (r.exit) return 0;
+            System.out.println("the cluster runs until Ctrl-C (its members in their cohorts' processes)");
+            while (true) {
+                cluster.check();
+                Thread.sleep(Duration.ofMillis(500));
+            }
+        } catch (CheckpointException e) {
+            System.err.println("thaw cluster restore: " + e.getMessage());
+            return 1;
+        }
+    }
+
+    @Command(name = "cohort", mixinStandardHelpOptions = true,
+            description = {"One member's cohort of a restore coordinated through ZooKeeper ('thaw cluster restore CHECKPOINT --zk').",
+                    "Joins the coordinator's run, loads the member's working set when told (LOAD), reports LOAD_FIN, runs it at START,",
+                    "reports START_FIN and RESTORE_FIN, and keeps it running until the coordinator ends the cluster. A lost",
+                    "coordinator or ZooKeeper, or a failed restore anywhere, kills the member's QEMU and exits 1."})
+    static final class Cohort implements Callable<Integer> {
+        @Option(names = "--zk", required = true, paramLabel = "HOST:PORT", description = "ZooKeeper's address ('thaw zookeeper' prints it).")
+        String zk;
+
+        @Option(names = "--checkpoint", required = true, description = "The cluster checkpoint ('thaw cluster save').")
+        Path checkpoint;
+
+        @Option(names = "--member", required = true, description = "The member this cohort restores.")
+        String member;
+
+        @Option(names = "--join-timeout-s", defaultValue = "60", description = "Wait for ZooKeeper, the coordinator and LOAD (default ${DEFAULT-VALUE}).")
+        long joinTimeoutSeconds;
+
+        @Option(names = "--timeout-s", defaultValue = "300", description = "The member's restore, LOAD to RESTORE_FIN (default ${DEFAULT-VALUE}).")
+        long timeoutSeconds;
+
+        @Override
+        public Integer call() {
+            String prefix = member + ": ";
+            ZkCohort.Listener listener = new ZkCohort.Listener() {
+                @Override
+                public void launched(dev.thaw.qemu.QemuVm vm) {
+                    System.out.println(prefix + "QEMU pid " + vm.pid());
+                }
+
+                @Override
+                public void status(String line) {
+                    System.out.println(prefix + line);
+                }
+
+                @Override
+                public void console(String line) {
+                    System.out.println(prefix + "console: " + line);
+                }
+            };
+            try {
+                ZkCohort.run(checkpoint, member, new ZkCohort.Options(zk, Duration.ofSeconds(joinTimeoutSeconds), Duration.ofSeconds(timeoutSeconds),
+                        listener));
+                return 0;
+            } catch (CheckpointException e) {
+                System.err.println("thaw cluster cohort: " + e.getMessage());
                 return 1;
             }
         }

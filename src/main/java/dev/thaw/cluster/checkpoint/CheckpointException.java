@@ -24,7 +24,7 @@ public abstract sealed class CheckpointException extends RuntimeException
 
     /** The restore failed; every QEMU it started was killed and its switch closed. */
     public static final class RestoreFailed extends CheckpointException {
-        RestoreFailed(String member, String message, Throwable cause) {
+        public RestoreFailed(String member, String message, Throwable cause) {
             super(member, "cluster restore" + (member == null ? "" : " of member " + member) + " failed: " + message, cause);
         }
     }

@@ -9,14 +9,8 @@ import dev.thaw.cluster.net.ClusterSwitch;
 import dev.thaw.cluster.net.Frame;
 import dev.thaw.cluster.net.PortStats;
 import dev.thaw.guest.ClusterMember;
-import dev.thaw.image.CheckpointImage;
 import dev.thaw.qemu.QemuVm;
-import dev.thaw.qemu.QmpClient;
-import dev.thaw.qemu.QmpException;
-import dev.thaw.restore.Clones;
-import dev.thaw.restore.RestoreIdentity;
 import dev.thaw.restore.Restorer;
-import dev.thaw.restore.WorkingSetChoice;
 import dev.thaw.util.FileTrees;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -28,11 +22,6 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.OptionalDouble;
-import java.util.OptionalInt;
-import java.util.function.Consumer;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 /**
  * Restores a cluster checkpoint ({@code thaw cluster restore}): the coordinator and one cohort per member in this process
@@ -53,9 +42,7 @@ import org.slf4j.LoggerFactory;
  * reached its bound (a frame dropped) fails the restore too.
  */
 public final class ClusterRestore {
-    private static final Logger log = LoggerFactory.getLogger(ClusterRestore.class);
     private static final Duration POLL = Duration.ofMillis(20);
-    private static final Duration QMP_TIMEOUT = Duration.ofSeconds(10);
 
     /** What a caller (a test, the command) hears: each member's QEMU as it is launched, and status lines. */
     public interface Listener {
@@ -102,79 +89,100 @@ public final class ClusterRestore {
     private ClusterRestore() {}
 
     public static Result restore(Path checkpoint, Options options) {
-        long started = System.nanoTime();
-        ClusterManifest manifest = ClusterManifest.read(checkpoint);
-        List<Frame> frames = FrameLog.read(checkpoint, manifest);
-        Map<String, Cohort> cohorts = new LinkedHashMap<>();
-        List<CheckpointImage> opened = new ArrayList<>();
+        Prepared p = Prepared.of(checkpoint, options);
+        Run run = new Run(p.plan(), p.cohorts(), p.network(), p.dir(), options, p.started());
         try {
-            return restore(checkpoint, options, started, manifest, frames, cohorts, opened);
+            Result r = run.go();
+            return new Result(LiveCluster.adopt(p.dir(), p.ownsDir(), p.network(), run.vms()), p.plan(), r.members(), r.order(), r.framesHeld(),
+                    r.ports(), r.allRunningNanos(), r.completedNanos());
+        } catch (RuntimeException e) {
+            run.abandon();
+            throw p.failed(e);
         } finally {
-            // Every restore has completed or was abandoned: nothing reads the members' images any more (Restorer does not own them).
-            for (CheckpointImage image : opened) image.close();
+            p.closeImages(); // every restore completed (go() waits for RESTORE_FIN) or was abandoned
         }
     }
 
-    private static Result restore(Path checkpoint, Options options, long started, ClusterManifest manifest, List<Frame> frames,
-                                  Map<String, Cohort> cohorts, List<CheckpointImage> opened) {
-        Map<String, RestoreLine.SizeEstimate> sizes = new LinkedHashMap<>();
-        for (ClusterManifest.Member m : manifest.members()) {
-            CheckpointImage image = CheckpointImage.open(checkpoint.resolve(m.image()));
-            opened.add(image);
-            if (!image.manifest().imageId().equals(m.imageId())) {
-                throw new CheckpointException.RestoreFailed(m.member().name(), "image " + image.directory() + ": expected image id " + m.imageId()
-                        + " (cluster manifest), actual " + image.manifest().imageId(), null);
+    /**
+     * A restore's coordinator side before any cohort starts, whatever carries its messages: the checkpoint read and checked, each
+     * member's image opened, the plan, and the new switch listening in its directory (under held, every member held and the frames
+     * in flight preloaded).
+     */
+    public record Prepared(ClusterManifest manifest, RestorePlan plan, Map<String, MemberRestore> cohorts, ClusterSwitch network,
+                           Path dir, boolean ownsDir, long started) {
+        public static Prepared of(Path checkpoint, Options options) {
+            long started = System.nanoTime();
+            ClusterManifest manifest = ClusterManifest.read(checkpoint);
+            List<Frame> frames = FrameLog.read(checkpoint, manifest);
+            Map<String, MemberRestore> cohorts = new LinkedHashMap<>();
+            Map<String, RestoreLine.SizeEstimate> sizes = new LinkedHashMap<>();
+            try {
+                for (ClusterManifest.Member m : manifest.members()) {
+                    MemberRestore cohort = MemberRestore.open(checkpoint, m);
+                    cohorts.put(cohort.name(), cohort);
+                    sizes.put(cohort.name(), RestoreLine.SizeEstimate.bounded(cohort.estimatePages(), cohort.memoryPages()));
+                }
+            } catch (RuntimeException e) {
+                for (MemberRestore opened : cohorts.values()) opened.closeImage();
+                throw e;
             }
-            long estimate = image.workingSet().map(ws -> (long) ws.size()).orElse(0L);
-            long memoryPages = image.ramBlocks().stream().mapToLong(b -> b.pageCount()).sum();
-            sizes.put(m.member().name(), RestoreLine.SizeEstimate.bounded(estimate, memoryPages));
-            cohorts.put(m.member().name(), new Cohort(m.member(), image, estimate));
+            RestorePlan plan = RestorePlan.of(options.strategy(), manifest.memberNames(), frames,
+                    manifest.traffic().stream().map(dev.thaw.cluster.net.PairRecord::traffic).toList(), sizes);
+            options.listener().status(String.format("%s restore of %d members: %d frames in flight at the cut, %d delivered; LOAD order %s",
+                    options.strategy().label(), cohorts.size(), frames.size(), plan.deliver().size(),
+                    plan.line().order().stream().map(p -> p.member() + "(" + p.revisedPages() + " pages)").toList()));
+            boolean ownsDir = options.directory() == null || !Files.exists(options.directory());
+            Path dir;
+            try {
+                dir = options.directory() == null ? Files.createTempDirectory(Path.of("/tmp"), "thaw-cluster-")
+                        : options.directory().toAbsolutePath().normalize();
+            } catch (IOException e) {
+                throw new CheckpointException.RestoreFailed(null, "cannot create the switch's directory: " + e, e);
+            }
+            ClusterSwitch network;
+            try {
+                network = ClusterSwitch.open(dir, manifest.memberNames(), options.switchOptions(), InstantSource.system());
+            } catch (IOException | RuntimeException e) {
+                if (ownsDir) FileTrees.deleteQuietly(dir);
+                throw new CheckpointException.RestoreFailed(null, "cannot open the switch in " + dir + ": " + e.getMessage(), e);
+            }
+            Prepared p = new Prepared(manifest, plan, cohorts, network, dir, ownsDir, started);
+            if (plan.holdUntilRunning()) {
+                for (String m : cohorts.keySet()) network.hold(m);
+                try {
+                    network.preload(plan.deliver());
+                } catch (IllegalStateException e) {
+                    throw p.failed(new CheckpointException.RestoreFailed(null, "the frames in flight do not fit the switch's queues: "
+                            + e.getMessage(), e));
+                }
+            }
+            return p;
         }
-        RestorePlan plan = RestorePlan.of(options.strategy(), manifest.memberNames(), frames,
-                manifest.traffic().stream().map(dev.thaw.cluster.net.PairRecord::traffic).toList(), sizes);
-        options.listener().status(String.format("%s restore of %d members: %d frames in flight at the cut, %d delivered; LOAD order %s",
-                options.strategy().label(), cohorts.size(), frames.size(), plan.deliver().size(),
-                plan.line().order().stream().map(p -> p.member() + "(" + p.revisedPages() + " pages)").toList()));
-        boolean ownsDir = options.directory() == null || !Files.exists(options.directory());
-        Path dir;
-        try {
-            dir = options.directory() == null ? Files.createTempDirectory(Path.of("/tmp"), "thaw-cluster-")
-                    : options.directory().toAbsolutePath().normalize();
-        } catch (IOException e) {
-            throw new CheckpointException.RestoreFailed(null, "cannot create the switch's directory: " + e, e);
+
+        /** Closes the members' images: nothing reads them once the restores completed or were abandoned. */
+        public void closeImages() {
+            for (MemberRestore m : cohorts.values()) m.closeImage();
         }
-        ClusterSwitch network;
-        try {
-            network = ClusterSwitch.open(dir, manifest.memberNames(), options.switchOptions(), InstantSource.system());
-        } catch (IOException | RuntimeException e) {
-            if (ownsDir) FileTrees.deleteQuietly(dir);
-            throw new CheckpointException.RestoreFailed(null, "cannot open the switch in " + dir + ": " + e.getMessage(), e);
-        }
-        Run run = new Run(plan, cohorts, network, dir, options, started);
-        try {
-            Result r = run.go();
-            return new Result(LiveCluster.adopt(dir, ownsDir, network, run.vms()), plan, r.members(), r.order(), r.framesHeld(), r.ports(),
-                    r.allRunningNanos(), r.completedNanos());
-        } catch (RuntimeException e) {
-            run.abandon();
+
+        /** Closes the switch, removes its directory (when the restore made it) and returns the failure as a RestoreFailed. */
+        public CheckpointException failed(RuntimeException e) {
             network.close();
             if (ownsDir) FileTrees.deleteQuietly(dir);
-            throw e instanceof CheckpointException ? e : new CheckpointException.RestoreFailed(null, e.toString(), e);
+            return e instanceof CheckpointException c ? c : new CheckpointException.RestoreFailed(null, e.toString(), e);
         }
     }
 
     /** One restore's coordinator loop and its cohorts. */
     private static final class Run {
         final RestorePlan plan;
-        final Map<String, Cohort> cohorts;
+        final Map<String, MemberRestore> cohorts;
         final ClusterSwitch network;
         final Path dir;
         final Options options;
         final long started;
         final List<String> order = new ArrayList<>();
-        volatile boolean abandoned;
 
-        Run(RestorePlan plan, Map<String, Cohort> cohorts, ClusterSwitch network, Path dir, Options options, long started) {
+        Run(RestorePlan plan, Map<String, MemberRestore> cohorts, ClusterSwitch network, Path dir, Options options, long started) {
             this.plan = plan;
             this.cohorts = cohorts;
             this.network = network;
@@ -184,32 +192,20 @@ public final class ClusterRestore {
         }
 
         Result go() {
-            if (plan.holdUntilRunning()) {
-                for (String m : cohorts.keySet()) network.hold(m);
-                try {
-                    network.preload(plan.deliver());
-                } catch (IllegalStateException e) {
-                    throw new CheckpointException.RestoreFailed(null, "the frames in flight do not fit the switch's queues: " + e.getMessage(), e);
-                }
-            }
             Coordinator coordinator = new Coordinator(plan.graph(), plan.line());
             int restores = cohorts.size();
             for (CohortMessage message : coordinator.begin()) {
                 CohortMessage.Load load = (CohortMessage.Load) message;
-                cohorts.get(load.member()).begin(load.workingSetPages(), restores, this);
+                MemberRestore c = cohorts.get(load.member());
+                c.begin(load.workingSetPages(), restores, dir, vm -> options.listener().launched(c.name(), vm));
             }
             ArrayDeque<CohortMessage> starts = new ArrayDeque<>();
             long deadline = started + options.timeout().toNanos();
             long allRunning = -1;
             while (!coordinator.finished()) {
-                for (Cohort c : cohorts.values()) c.check();
-                if (System.nanoTime() > deadline) {
-                    List<String> waiting = cohorts.keySet().stream().filter(m -> coordinator.phase(m) != CoordinatorPolicy.Phase.RESTORED)
-                            .map(m -> m + " " + coordinator.phase(m)).toList();
-                    throw new CheckpointException.RestoreFailed(null, "expected every member restored within " + options.timeout().toSeconds()
-                            + " s, actual still waiting for " + waiting, null);
-                }
-                for (Cohort c : cohorts.values()) {
+                for (MemberRestore c : cohorts.values()) c.check();
+                if (System.nanoTime() > deadline) throw timedOut(coordinator, cohorts.keySet(), options.timeout());
+                for (MemberRestore c : cohorts.values()) {
                     if (coordinator.phase(c.name()) == CoordinatorPolicy.Phase.LOADING && c.loaded()) {
                         c.loadedNanos = System.nanoTime() - started;
                         options.listener().status(String.format("%s loaded after %.2f s (LOAD_FIN)", c.name(), c.loadedNanos / 1e9));
@@ -217,7 +213,7 @@ public final class ClusterRestore {
                     }
                 }
                 while (!starts.isEmpty()) {
-                    Cohort c = cohorts.get(starts.poll().member());
+                    MemberRestore c = cohorts.get(starts.poll().member());
                     c.start();
                     c.runningNanos = System.nanoTime() - started;
                     order.add(c.name());
@@ -229,24 +225,15 @@ public final class ClusterRestore {
                 if (allRunning < 0 && cohorts.keySet().stream().allMatch(m -> coordinator.phase(m).runs())) {
                     allRunning = System.nanoTime() - started;
                 }
-                for (Cohort c : cohorts.values()) {
-                    if (coordinator.phase(c.name()) == CoordinatorPolicy.Phase.RUNNING && c.outcome != null) {
+                for (MemberRestore c : cohorts.values()) {
+                    if (coordinator.phase(c.name()) == CoordinatorPolicy.Phase.RUNNING && c.completed()) {
                         c.completedNanos = System.nanoTime() - started;
                         coordinator.receive(new CohortMessage.RestoreFin(c.name()));
                     }
                 }
-                if (!coordinator.finished()) sleep();
+                if (!coordinator.finished()) sleep(POLL);
             }
-            List<PortStats> ports = network.ports();
-            if (plan.holdUntilRunning()) {
-                for (PortStats p : ports) {
-                    if (p.droppedQueueFull() > 0) {
-                        throw new CheckpointException.RestoreFailed(p.member(), "expected no frame dropped under held, actual "
-                                + p.droppedQueueFull() + " dropped at its queue's bound of " + p.queueBoundFrames() + " frames / "
-                                + p.queueBoundBytes() + " bytes (most queued: " + p.maxQueuedFrames() + " frames)", null);
-                    }
-                }
-            }
+            List<PortStats> ports = checkedPorts(plan, network);
             List<MemberOutcome> outcomes = cohorts.values().stream().map(c -> new MemberOutcome(c.name(), c.mode, c.estimatePages,
                     c.revisedPages, c.loadedNanos, c.runningNanos, c.completedNanos)).toList();
             return new Result(null, plan, outcomes, List.copyOf(order), plan.deliver().size(), ports, allRunning,
@@ -255,121 +242,47 @@ public final class ClusterRestore {
 
         Map<ClusterMember, QemuVm> vms() {
             Map<ClusterMember, QemuVm> out = new LinkedHashMap<>();
-            cohorts.values().forEach(c -> out.put(c.member, c.vm));
+            cohorts.values().forEach(c -> out.put(c.member(), c.vm()));
             return out;
         }
 
         /** Kills every QEMU started (and any launched from now on) and waits a while for the cohorts' threads to end. */
         void abandon() {
-            abandoned = true;
-            for (Cohort c : cohorts.values()) {
-                QemuVm vm = c.vm;
-                if (vm != null) vm.close();
-            }
-            for (Cohort c : cohorts.values()) c.join(Duration.ofSeconds(15));
-        }
-
-        private static void sleep() {
-            try {
-                Thread.sleep(POLL);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                throw new CheckpointException.RestoreFailed(null, "interrupted", e);
-            }
+            for (MemberRestore c : cohorts.values()) c.abandon();
+            for (MemberRestore c : cohorts.values()) c.join(Duration.ofSeconds(15));
         }
     }
 
-    /** One member's cohort: its restore runs in a thread of its own; the coordinator's thread asks it for LOAD_FIN and STARTs it. */
-    private static final class Cohort {
-        final ClusterMember member;
-        final CheckpointImage image;
-        final long estimatePages;
-        Restorer.Mode mode;
-        long revisedPages;
-        Thread thread;
-        volatile QemuVm vm;
-        volatile Restorer.Outcome outcome;
-        volatile Throwable failure;
-        long loadedNanos = -1, runningNanos = -1, completedNanos = -1;
-
-        Cohort(ClusterMember member, CheckpointImage image, long estimatePages) {
-            this.member = member;
-            this.image = image;
-            this.estimatePages = estimatePages;
-        }
-
-        String name() {
-            return member.name();
-        }
-
-        /** LOAD: restores the member with its start held, the revised working set prefetched (ws), in a thread of its own. */
-        void begin(long workingSetPages, int restores, Run run) {
-            revisedPages = workingSetPages;
-            boolean ws = estimatePages > 0 && workingSetPages > 0;
-            mode = ws ? Restorer.Mode.WS : Restorer.Mode.LAZY;
-            WorkingSetChoice choice = new WorkingSetChoice(WorkingSetChoice.Source.IMAGE,
-                    ws ? OptionalInt.of((int) Math.min(Integer.MAX_VALUE, workingSetPages)) : OptionalInt.empty(), OptionalDouble.empty());
-            RestoreIdentity identity = RestoreIdentity.single().withClusterDirectory(run.dir);
-            // Several restores at once: SCHED_IDLE backgrounds would starve once the guests' vCPUs fill the host (Clones).
-            var priority = Clones.backgroundPriority(restores, dev.thaw.restore.IncomingQemu.savedCpuCount(image),
-                    Runtime.getRuntime().availableProcessors());
-            thread = Thread.ofPlatform().name("cluster-cohort-" + name()).start(() -> {
-                try {
-                    outcome = Restorer.restore(image, mode, name(), identity, choice, o -> o.withBackgroundPriority(priority)
-                            .withStartHeld(launched -> {
-                                vm = launched;
-                                if (run.abandoned) launched.close(); // the restore failed meanwhile: nothing may be left behind
-                                else run.options.listener().launched(name(), launched);
-                            }), line -> log.debug("{}: {}", name(), line));
-                } catch (Throwable e) {
-                    failure = e;
+    /** Under held, fails naming the first member whose queue dropped a frame at its bound. */
+    public static List<PortStats> checkedPorts(RestorePlan plan, ClusterSwitch network) {
+        List<PortStats> ports = network.ports();
+        if (plan.holdUntilRunning()) {
+            for (PortStats p : ports) {
+                if (p.droppedQueueFull() > 0) {
+                    throw new CheckpointException.RestoreFailed(p.member(), "expected no frame dropped under held, actual "
+                            + p.droppedQueueFull() + " dropped at its queue's bound of " + p.queueBoundFrames() + " frames / "
+                            + p.queueBoundBytes() + " bytes (most queued: " + p.maxQueuedFrames() + " frames)", null);
                 }
-            });
-        }
-
-        /** Fails the restore for this member if its restore failed or its QEMU exited. */
-        void check() {
-            Throwable f = failure;
-            if (f != null) throw new CheckpointException.RestoreFailed(name(), f.getMessage(), f);
-            QemuVm v = vm;
-            if (v != null && !v.isAlive()) {
-                throw new CheckpointException.RestoreFailed(name(), "expected its QEMU running, actual " + v.describeState(), null);
             }
         }
+        return ports;
+    }
 
-        /** LOAD_FIN: QEMU processed RUN and, started with -S, stays paused with its working set and device state loaded. */
-        boolean loaded() {
-            QemuVm v = vm;
-            if (v == null) return false;
-            QmpClient.RunState state;
-            try {
-                state = v.qmp().queryStatus(QMP_TIMEOUT);
-            } catch (QmpException e) {
-                v.awaitExit(Duration.ofSeconds(2)); // a lost connection is QEMU on its way out: its exit status says why
-                throw new CheckpointException.RestoreFailed(name(), "waiting for LOAD_FIN: " + e.getMessage() + "; " + v.describeState(), e);
-            }
-            return state.running() || state.status().equals("paused");
-        }
+    /** The restore's timeout passed: names every member not restored yet and its phase. */
+    public static CheckpointException timedOut(Coordinator coordinator, java.util.Collection<String> members, Duration timeout) {
+        List<String> waiting = members.stream().filter(m -> coordinator.phase(m) != CoordinatorPolicy.Phase.RESTORED)
+                .map(m -> m + " " + coordinator.phase(m)).toList();
+        return new CheckpointException.RestoreFailed(null, "expected every member restored within " + timeout.toSeconds()
+                + " s, actual still waiting for " + waiting, null);
+    }
 
-        /** START: the vCPUs go; START_FIN once QEMU says running. */
-        void start() {
-            QemuVm v = vm;
-            try {
-                v.qmp().cont(QMP_TIMEOUT);
-                QmpClient.RunState state = v.qmp().queryStatus(QMP_TIMEOUT);
-                if (!state.running()) throw new IllegalStateException("expected running after cont, actual " + state.status());
-            } catch (RuntimeException e) {
-                throw new CheckpointException.RestoreFailed(name(), "START: " + e.getMessage() + (v.isAlive() ? "" : "; " + v.describeState()), e);
-            }
-        }
-
-        void join(Duration timeout) {
-            if (thread == null) return;
-            try {
-                if (!thread.join(timeout)) log.warn("cluster cohort {}: its restore did not end within {} after its QEMU was killed", name(), timeout);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
+    /** Sleeps; an interrupt fails the restore. */
+    public static void sleep(Duration d) {
+        try {
+            Thread.sleep(d);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new CheckpointException.RestoreFailed(null, "interrupted", e);
         }
     }
 }

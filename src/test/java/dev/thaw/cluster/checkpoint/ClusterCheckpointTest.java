@@ -4,6 +4,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.thaw.cluster.live.LiveCluster;
+import dev.thaw.cluster.zk.ZkCoordinator;
+import dev.thaw.cluster.zk.ZooKeeperProcess;
 import dev.thaw.cluster.net.PortStats;
 import dev.thaw.guest.ClusterMember;
 import dev.thaw.guest.TcpStreamLine;
@@ -11,9 +13,11 @@ import dev.thaw.qemu.QemuVm;
 import dev.thaw.save.Saver;
 import dev.thaw.testing.TcpStreams;
 import dev.thaw.testing.TestHost;
+import dev.thaw.testing.ThawProcess;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
@@ -24,7 +28,9 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * A real cluster of two members, saved while m2 streams checked bytes to m1 through the switch, and restored: under held every
  * frame arrives and the stream ends intact; a member whose QEMU dies mid-restore ends the restore naming it, with no QEMU left.
- * The checkpoint is made once for both tests.
+ * The same restores with each cohort in a process of its own ({@code thaw cluster cohort}), coordinated through a real ZooKeeper:
+ * the stream ends intact; ZooKeeper killed mid-restore ends it everywhere, saying so, with no QEMU left. The checkpoint is made
+ * once for every test.
  */
 class ClusterCheckpointTest {
     private static final long MEMBER_MIB = 256;
@@ -114,5 +120,137 @@ class ClusterCheckpointTest {
         for (long pid : pids.values()) {
             assertThat(ProcessHandle.of(pid).filter(ProcessHandle::isAlive)).as("QEMU pid " + pid).isEmpty();
         }
+    }
+
+    @Test
+    void cohortsInTheirOwnProcessesThroughZooKeeperRestoreItAndTheStreamEndsIntact() throws Exception {
+        long started = System.nanoTime();
+        try (ZooKeeperProcess zk = ZooKeeperProcess.start(0, ZooKeeperProcess.START_TIMEOUT);
+             ThawProcess m1 = cohort(zk, "m1"); ThawProcess m2 = cohort(zk, "m2")) {
+            ZkCoordinator.Result r = ZkCoordinator.restore(checkpoint, new ZkCoordinator.Options(zk.connectString(),
+                    ClusterRestore.Options.of(Strategy.HELD).withListener(new ClusterRestore.Listener() {
+                        @Override
+                        public void status(String line) {
+                            System.err.println(line);
+                        }
+                    }), Duration.ofSeconds(60)));
+            List<Long> qemus = new ArrayList<>();
+            try (ZkCoordinator.Running cluster = r.cluster()) {
+                System.err.printf("restored through ZooKeeper: all running after %.2f s, completed after %.2f s, order %s, %d frames held%n",
+                        r.allRunningNanos() / 1e9, r.completedNanos() / 1e9, r.order(), r.framesHeld());
+                assertThat(r.framesHeld()).isEqualTo(saved.frames());
+                assertThat(r.order()).containsExactlyInAnyOrder("m1", "m2");
+                assertThat(r.members()).allSatisfy(m -> assertThat(m.completedNanos()).isGreaterThanOrEqualTo(m.runningNanos())
+                        .isGreaterThan(0));
+                for (ThawProcess c : List.of(m1, m2)) qemus.add(qemuPid(c));
+                TcpStreamLine tx = streamDone(m2);
+                TcpStreamLine rx = streamDone(m1);
+                System.err.printf("stream done %.1f s after the restore began%n", (System.nanoTime() - started) / 1e9);
+                assertThat(((TcpStreamLine.Done) tx).bytes()).isEqualTo(STREAM_BYTES);
+                assertThat(rx).isEqualTo(new TcpStreamLine.Done(TcpStreamLine.Direction.RX, STREAM_BYTES, 0, TcpStreams.expectedFnv(STREAM_BYTES), "10.0.3.2"));
+                for (PortStats port : cluster.ports()) {
+                    assertThat(port.droppedQueueFull() + port.droppedUnconnected() + port.malformedFrames()).as(port.member()).isZero();
+                }
+            }
+            // The coordinator ended the cluster: each cohort ends its member and exits 0.
+            for (ThawProcess c : List.of(m1, m2)) assertThat(c.awaitExit(Duration.ofSeconds(30))).contains(0);
+            for (long pid : qemus) assertThat(ProcessHandle.of(pid).filter(ProcessHandle::isAlive)).as("QEMU pid " + pid).isEmpty();
+        }
+    }
+
+    @Test
+    void zooKeeperKilledMidRestoreEndsItEverywhereSayingSoAndLeavesNoQemu() throws Exception {
+        try (ZooKeeperProcess zk = ZooKeeperProcess.start(0, ZooKeeperProcess.START_TIMEOUT);
+             ThawProcess m1 = cohort(zk, "m1"); ThawProcess m2 = cohort(zk, "m2")) {
+            long[] killedAt = {0};
+            assertThatThrownBy(() -> restoreKillingAtTheFirstLoadFin(zk, killedAt, zk::kill)).isInstanceOf(CheckpointException.RestoreFailed.class)
+                    .hasMessageContaining("lost ZooKeeper at " + zk.connectString());
+            System.err.printf("the coordinator failed %.1f s after ZooKeeper was killed%n", (System.nanoTime() - killedAt[0]) / 1e9);
+            assertThat(killedAt[0]).isPositive();
+            List<Long> qemus = new ArrayList<>();
+            for (ThawProcess c : List.of(m1, m2)) {
+                assertThat(c.awaitExit(Duration.ofSeconds(60))).contains(1);
+                assertThat(c.stderr()).contains("lost ZooKeeper at " + zk.connectString());
+                // A cohort whose LOAD was still in ZooKeeper when it died launched no QEMU; the one loaded did.
+                printedQemuPid(c, Duration.ZERO).ifPresent(qemus::add);
+            }
+            assertThat(qemus).isNotEmpty();
+            for (long qemu : qemus) assertThat(ProcessHandle.of(qemu).filter(ProcessHandle::isAlive)).as("QEMU pid " + qemu).isEmpty();
+            noQemuOfThoseRestoresLeft();
+            System.err.printf("both cohorts ended %.1f s after ZooKeeper was killed%n", (System.nanoTime() - killedAt[0]) / 1e9);
+        }
+    }
+
+    @Test
+    void aCohortKilledMidRestoreEndsItNamingTheMemberAndLeavesNoQemu() throws Exception {
+        try (ZooKeeperProcess zk = ZooKeeperProcess.start(0, ZooKeeperProcess.START_TIMEOUT);
+             ThawProcess m1 = cohort(zk, "m1"); ThawProcess m2 = cohort(zk, "m2")) {
+            long[] killedAt = {0};
+            assertThatThrownBy(() -> restoreKillingAtTheFirstLoadFin(zk, killedAt,
+                    () -> ProcessHandle.of(m2.pid()).ifPresent(ProcessHandle::destroy))).isInstanceOf(CheckpointException.RestoreFailed.class)
+                    .hasMessageContaining("cluster restore of member m2 failed: ")
+                    .hasMessageMatching("(?s).*(lost its cohort in phase|its cohort failed: ).*")
+                    .satisfies(e -> assertThat(((CheckpointException) e).member()).isEqualTo("m2"));
+            System.err.printf("the coordinator failed %.1f s after m2's cohort was killed%n", (System.nanoTime() - killedAt[0]) / 1e9);
+            List<Long> qemus = new ArrayList<>();
+            for (ThawProcess c : List.of(m1, m2)) {
+                assertThat(c.awaitExit(Duration.ofSeconds(60))).isPresent().get().isNotEqualTo(0);
+                printedQemuPid(c, Duration.ZERO).ifPresent(qemus::add);
+            }
+            assertThat(m1.stderr()).contains("cluster restore of member m1 failed: the run was aborted: cluster restore of member m2 failed");
+            assertThat(qemus).isNotEmpty();
+            for (long qemu : qemus) assertThat(ProcessHandle.of(qemu).filter(ProcessHandle::isAlive)).as("QEMU pid " + qemu).isEmpty();
+            noQemuOfThoseRestoresLeft();
+        }
+    }
+
+    private static ThawProcess cohort(ZooKeeperProcess zk, String member) throws IOException {
+        return ThawProcess.start("cohort-" + member, List.of("cluster", "cohort", "--zk", zk.connectString(), "--checkpoint",
+                checkpoint.toString(), "--member", member, "--join-timeout-s", "60"));
+    }
+
+    /** The QEMU pid the cohort printed when it launched its member. */
+    private static long qemuPid(ThawProcess cohort) throws InterruptedException {
+        return printedQemuPid(cohort, Duration.ofSeconds(60)).orElseThrow(
+                () -> new AssertionError("expected the cohort to print its QEMU's pid, actual none; its stderr: " + cohort.stderr()));
+    }
+
+    private static java.util.Optional<Long> printedQemuPid(ThawProcess cohort, Duration timeout) throws InterruptedException {
+        return cohort.await(l -> l.matches("m\\d+: QEMU pid \\d+"), timeout).map(l -> Long.parseLong(l.substring(l.lastIndexOf(' ') + 1)));
+    }
+
+    /** The switch directories of the restores through ZooKeeper, from the coordinator's status: every member's QEMU names its own. */
+    private static final List<String> switchDirs = new java.util.concurrent.CopyOnWriteArrayList<>();
+
+    /** No live process names one of those directories on its command line: no QEMU of those restores is left, printed or not. */
+    private static void noQemuOfThoseRestoresLeft() {
+        assertThat(switchDirs).isNotEmpty();
+        List<String> left = ProcessHandle.allProcesses().filter(ProcessHandle::isAlive).map(h -> h.info().commandLine().orElse(""))
+                .filter(cmd -> switchDirs.stream().anyMatch(d -> cmd.contains(d + "/"))).toList();
+        assertThat(left).isEmpty();
+    }
+
+    /** A held restore through ZooKeeper that runs {@code kill} once, at the first LOAD_FIN, noting the time in {@code killedAt[0]}. */
+    private static ZkCoordinator.Result restoreKillingAtTheFirstLoadFin(ZooKeeperProcess zk, long[] killedAt, Runnable kill) {
+        return ZkCoordinator.restore(checkpoint, new ZkCoordinator.Options(zk.connectString(),
+                ClusterRestore.Options.of(Strategy.HELD).withListener(new ClusterRestore.Listener() {
+                    @Override
+                    public void status(String line) {
+                        System.err.println(line);
+                        var dir = java.util.regex.Pattern.compile("\\(switch (\\S+)\\)").matcher(line);
+                        if (dir.find()) switchDirs.add(dir.group(1));
+                        if (line.contains("(LOAD_FIN)") && killedAt[0] == 0) {
+                            kill.run();
+                            killedAt[0] = System.nanoTime();
+                        }
+                    }
+                }), Duration.ofSeconds(60)));
+    }
+
+    /** tcpstream's end, as the cohort printed its member's console. */
+    private static TcpStreamLine streamDone(ThawProcess cohort) throws InterruptedException {
+        String line = cohort.await(l -> l.contains("console: tcpstream") && l.contains(" done "), STREAM_TIMEOUT).orElseThrow(
+                () -> new AssertionError("expected tcpstream's end on the cohort's console, actual none; its stderr: " + cohort.stderr()));
+        return TcpStreamLine.parse(line.substring(line.indexOf("console: ") + "console: ".length())).orElseThrow();
     }
 }
