@@ -128,7 +128,7 @@ class BenchCommandTest {
         assertThat(cli.execute("bench", "--steady-state")).isEqualTo(2);
         assertThat(err.toString()).contains("Unknown option: '--steady-state'");
         CommandLine bench = cli.getSubcommands().get("bench");
-        assertThat(bench.getSubcommands().keySet()).containsExactly("steady-state", "calibrate-ttr", "estimators", "clones");
+        assertThat(bench.getSubcommands().keySet()).containsExactly("steady-state", "calibrate-ttr", "estimators", "clones", "remote");
         // The bench's shared options are taken after a study's name too.
         CommandLine.ParseResult parsed = cli.parseArgs("bench", "estimators", "--sizes", "512", "--trace-seconds", "2");
         BenchCommand parent = parsed.subcommand().commandSpec().commandLine().getCommand();
