@@ -100,14 +100,14 @@ final class PostcopyTuning {
      * it): what another command needs to tune its restores the same way.
      */
     static java.util.List<String> given(picocli.CommandLine commandLine) {
-        java.util.Set<picocli.CommandLine.Model.OptionSpec> ours = new java.util.HashSet<>(
-                commandLine.getCommandSpec().mixins().values().stream().filter(m -> m.userObject() instanceof PostcopyTuning)
-                        .flatMap(m -> m.options().stream()).toList());
+        java.util.Set<String> ours = commandLine.getCommandSpec().mixins().values().stream()
+                .filter(m -> m.userObject() instanceof PostcopyTuning).flatMap(m -> m.options().stream())
+                .map(picocli.CommandLine.Model.OptionSpec::longestName).collect(java.util.stream.Collectors.toSet());
         java.util.List<String> args = new java.util.ArrayList<>();
         picocli.CommandLine.ParseResult parsed = commandLine.getParseResult();
         if (parsed == null) return args;
         for (picocli.CommandLine.Model.OptionSpec o : parsed.matchedOptions()) {
-            if (ours.stream().noneMatch(x -> x.longestName().equals(o.longestName()))) continue;
+            if (!ours.contains(o.longestName())) continue;
             java.util.List<String> values = o.originalStringValues();
             if (o.arity().max() == 0 || values.isEmpty()) {
                 // A negatable flag given as --no-X: its value is what the command line said.
