@@ -14,6 +14,12 @@ final class PostcopyTuning {
             description = "lazy/ws: the largest background chunk in pages (default ${DEFAULT-VALUE}); a demand page waits behind at most one chunk.")
     int chunkPages;
 
+    // No picocli default: the restore's own applies unless this is given (none while a trace records faults one by one).
+    @Option(names = "--neighbour-pages",
+            description = "lazy/ws: pages after a requested one sent with it (default 3, as HotRestore's 4 per fault); with --preempt they"
+                    + " go on the fast channel too.")
+    Integer neighbourPages;
+
     @Option(names = "--send-buffer-kib", defaultValue = "64",
             description = "lazy/ws: the socket send buffer in KiB (default ${DEFAULT-VALUE}); a demand page also waits behind what it holds.")
     int sendBufferKib;
@@ -61,6 +67,9 @@ final class PostcopyTuning {
             throw new IllegalArgumentException("--send-buffer-kib: expected 4..65536, actual " + sendBufferKib);
         }
         priority();
+        if (neighbourPages != null && (neighbourPages < 0 || neighbourPages > 511)) {
+            throw new IllegalArgumentException("--neighbour-pages: expected 0..511, actual " + neighbourPages);
+        }
         if (backgroundMbps < 0 || backgroundMbps > 1_000_000) {
             throw new IllegalArgumentException("--background-mbps: expected 0..1000000, actual " + backgroundMbps);
         }
@@ -90,6 +99,7 @@ final class PostcopyTuning {
         SchedulePolicy policy = options.policy().withMaxChunkPages(chunkPages).withFaultRegionPages(regionPages)
                 .withBackgroundBytesPerSecond(backgroundMbps * 1_000_000L).withWholeRegionPrefetch(wholeRegions);
         if (busyBackgroundMbps != null) policy = policy.withBusyBackgroundBytesPerSecond(busyBackgroundMbps * 1_000_000L);
+        if (neighbourPages != null) policy = policy.withNeighbourPages(neighbourPages);
         PostcopyRestore.Transport t = options.transport();
         return options.withPolicy(policy).withBackgroundPriority(priority().orElse(options.backgroundPriority()))
                 .withTransport(new PostcopyRestore.Transport(sendBufferKib << 10, t.stallTimeout(), t.completionTimeout(), preempt));

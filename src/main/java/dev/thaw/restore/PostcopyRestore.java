@@ -454,6 +454,8 @@ public final class PostcopyRestore {
         private StreamWriter preemptWriter;
         /** What is sent once the guest runs, and the count of it; made with the main stream. */
         private PageSender pages;
+        /** With preempt, once the guest runs: answers requests on the return path's reader. */
+        private volatile PreemptSender preemptSender;
         private int sid;
         private long prefetched;
         /** Whether the discard went: QEMU 7.2 deadlocks in LISTEN without one. */
@@ -732,7 +734,8 @@ public final class PostcopyRestore {
                 pages.serve();
                 return;
             }
-            new PreemptSender(pages, preemptWriter, options.transport().stallTimeout()).serve();
+            preemptSender = new PreemptSender(pages, preemptWriter, options.transport().stallTimeout());
+            preemptSender.serve();
         }
 
         private void readReturnPath(Link l) {
@@ -743,6 +746,8 @@ public final class PostcopyRestore {
                     switch (m) {
                         case ReturnPathMessage.PageRequest r -> {
                             validate(blocks, blockIndex, r);
+                            PreemptSender inline = preemptSender;
+                            if (inline != null && inline.serveInline(r)) continue;
                             requests.add(r);
                             if (DEMAND_BOOST) boost.requestArrived();
                         }

@@ -14,13 +14,21 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * The pages of a postcopy restore once the guest runs, with QEMU's postcopy-preempt channel (docs/protocol.md, "Preempt
- * channel"): the caller's thread answers requests on the preempt connection (bare page records), at normal priority, so a
- * demand page never waits behind the background; a {@code postcopy-background-<vm>} thread streams the rest on the main
- * connection, at the background's priority. The scheduler, under its lock, hands every unit to one of them only: QEMU 7.2
- * fails on a page placed twice. When the background is done the preempt channel ends with EOS (QEMU's preempt reader stops
- * only on it); later requests are duplicates.
+ * channel"): requests are answered on the preempt connection (bare page records), at normal priority, so a demand page never
+ * waits behind the background; a {@code postcopy-background-<vm>} thread streams the rest on the main connection, at the
+ * background's priority. The scheduler, under its lock, hands every unit to one of them only: QEMU 7.2 fails on a page placed
+ * twice. When the background is done the preempt channel ends with EOS (QEMU's preempt reader stops only on it); later
+ * requests are duplicates.
+ *
+ * <p>Who answers: the return path's reader itself, as it reads each request ({@link #serveInline}), once this sender runs;
+ * requests read before that (while QEMU loads the device state) were queued, and the caller's thread answers those first.
+ * Answering on the reader saves a hand-over between threads per fault (a wake-up on a host whose other core runs the vCPU);
+ * {@code -Dthaw.preemptQueued=true} hands every request to the caller's thread instead, for comparison.
  */
 final class PreemptSender {
+    /** The trial's switch: requests handed to the caller's thread through the queue, as before the fourteenth session. */
+    static final boolean QUEUED = Boolean.getBoolean("thaw.preemptQueued");
+
     private static final int PAGE = Wire.TARGET_PAGE_BYTES;
 
     private final PageSender.Context context;
@@ -30,6 +38,12 @@ final class PreemptSender {
     /** Set by the background thread when it fails; the request loop ends the restore with it. */
     private volatile Throwable backgroundFailure;
     private volatile boolean backgroundDone;
+    /** Guards the preempt writer and {@link #inline}: the reader writes demand pages, the caller's thread ends the channel. */
+    private final Object preemptLock = new Object();
+    /** Whether the reader answers requests itself; set once the queued ones are answered, cleared before EOS. */
+    private boolean inline;
+    /** A failure of an answer written by the reader; the caller's thread ends the restore with it. */
+    private volatile Throwable inlineFailure;
 
     /**
      * @param pages         writes requests and background chunks, and counts them; its stream is the main connection, its
@@ -62,9 +76,17 @@ final class PreemptSender {
                 ? new BackgroundDemotion(context.vm(), context.events(), context.startedNanos(), false) : null;
         List<ReturnPathMessage.PageRequest> batch = new ArrayList<>();
         try {
+            if (!QUEUED) {
+                // The requests queued so far, then the reader answers the rest as it reads them.
+                synchronized (preemptLock) {
+                    context.requests().drainTo(batch);
+                    if (!batch.isEmpty()) pages.serveRequests(batch, preemptWriter, false);
+                    inline = true;
+                }
+            }
             while (!backgroundDone) {
                 health.checkHealthy();
-                if (backgroundFailure != null) break;
+                if (backgroundFailure != null || inlineFailure != null) break;
                 if (demotion != null) demotion.poll();
                 batch.clear();
                 ReturnPathMessage.PageRequest r;
@@ -80,21 +102,47 @@ final class PreemptSender {
                 }
                 batch.add(r);
                 context.requests().drainTo(batch);
-                pages.serveRequests(batch, preemptWriter, false);
+                synchronized (preemptLock) {
+                    pages.serveRequests(batch, preemptWriter, false);
+                }
             }
             background.join(stallTimeout.toMillis());
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw health.failure("interrupted while the background finished", e);
         } finally {
+            synchronized (preemptLock) {
+                inline = false; // later requests are duplicates (every page handed out) or the restore failed: the queue takes them
+            }
             background.interrupt();
         }
+        if (inlineFailure instanceof IOException io) throw io;
+        if (inlineFailure != null) throw health.failure("answering a page request failed: " + inlineFailure.getMessage(), inlineFailure);
         if (backgroundFailure instanceof IOException io) throw io;
         if (backgroundFailure != null) throw health.failure("the background stream failed: " + backgroundFailure.getMessage(), backgroundFailure);
         if (background.isAlive()) throw health.failure("the background stream did not finish", null);
         if (demotion != null) demotion.restore();
-        preemptWriter.preemptEnd();
-        preemptWriter.flush();
+        synchronized (preemptLock) {
+            preemptWriter.preemptEnd();
+            preemptWriter.flush();
+        }
+    }
+
+    /**
+     * On the return path's reader: answers {@code request} on the preempt channel now, if this sender answers inline; false
+     * if the caller must queue it (before the queued requests were answered, after the background ended, in the trial).
+     */
+    boolean serveInline(ReturnPathMessage.PageRequest request) {
+        synchronized (preemptLock) {
+            if (!inline) return false;
+            if (inlineFailure != null) return true; // the restore is ending with it
+            try {
+                pages.serveRequests(List.of(request), preemptWriter, false);
+            } catch (Throwable t) {
+                inlineFailure = t;
+            }
+            return true;
+        }
     }
 
     /** The background thread: chunks on the main channel until every non-zero page was handed out. */

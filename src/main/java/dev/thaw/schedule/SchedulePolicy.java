@@ -63,6 +63,11 @@ public record SchedulePolicy(int neighbourPages, int maxChunkPages, int faultReg
                 wholeRegionPrefetch);
     }
 
+    public SchedulePolicy withNeighbourPages(int pages) {
+        return new SchedulePolicy(pages, maxChunkPages, faultRegionPages, holdBackgroundNanos, backgroundBytesPerSecond,
+                busyBackgroundBytesPerSecond, wholeRegionPrefetch);
+    }
+
     public SchedulePolicy withMaxChunkPages(int pages) {
         return new SchedulePolicy(neighbourPages, pages, faultRegionPages, holdBackgroundNanos, backgroundBytesPerSecond,
                 busyBackgroundBytesPerSecond, wholeRegionPrefetch);

@@ -21,6 +21,8 @@ class PostcopyTuningTest {
         assertThat(priority.err()).contains("--background-priority").contains("actual 'low'");
         ImageCommandsTest.Run busy = ImageCommandsTest.run("restore", "/nonexistent", "--busy-background-mbps", "-1");
         assertThat(busy.err()).contains("--busy-background-mbps").contains("actual -1");
+        ImageCommandsTest.Run neighbours = ImageCommandsTest.run("restore", "/nonexistent", "--neighbour-pages", "512");
+        assertThat(neighbours.err()).contains("--neighbour-pages").contains("actual 512");
         ImageCommandsTest.Run demo = ImageCommandsTest.run("demo", "--send-buffer-kib", "1");
         assertThat(demo.err()).contains("--send-buffer-kib").contains("actual 1");
     }
@@ -64,6 +66,10 @@ class PostcopyTuningTest {
         t.busyBackgroundMbps = 0L;
         assertThat(t.applyTo(ws).policy().busyBackgroundBytesPerSecond()).isZero();
         assertThat(o.transport().sendBufferBytes()).isEqualTo(128 << 10);
+        // unset, the policy's own (3, HotRestore's 4 per fault); given, it replaces it
+        assertThat(o.policy().neighbourPages()).isEqualTo(3);
+        t.neighbourPages = 31;
+        assertThat(t.applyTo(ws).policy().neighbourPages()).isEqualTo(31);
         assertThat(o.backgroundPriority()).isEqualTo(dev.thaw.util.ThreadPriority.Policy.NORMAL);
     }
 }
