@@ -68,6 +68,11 @@ public enum RestoreMethod {
      * each into a transparent huge page; no sooner at 512 MiB and later at 4 GiB (docs/benchmarks.md, eleventh session).
      */
     WS_TRACE_WHOLE_REGIONS("Thaw ws (trace, whole regions)", "ws-whole-regions"),
+    /**
+     * Trial: the whole dirty,trace estimate prefetched (fraction 1), the rest as {@link #WS_TRACE}: where the elastic size takes
+     * half of a clustered estimate, does the half left to faults cost more than pushing it first?
+     */
+    WS_TRACE_WHOLE("Thaw ws (trace, whole set)", "ws-whole"),
     /** Trial: a quarter of the dirty,trace estimate prefetched, the rest of it first in the background. */
     WS_TRACE_QUARTER("Thaw ws (trace, quarter)", "ws-quarter"),
     /** Clones' trial: the background at SCHED_IDLE even where the guests' vCPUs fill the host (the starvation guard raises it). */
@@ -116,7 +121,7 @@ public enum RestoreMethod {
             case THAW_EAGER -> Optional.of(Restorer.Mode.EAGER);
             case THAW_LAZY, THAW_LAZY_ADDRESS_ORDER -> Optional.of(Restorer.Mode.LAZY);
             case WS_LEARNED, WS_DIRTY, WS_TRACE, WS_DIRTY_NORMAL_PRIORITY, WS_DIRTY_PREEMPT, WS_DIRTY_WHOLE, WS_DIRTY_HALF, WS_DIRTY_QUIET, WS_DIRTY_HUGETLB,
-                 WS_TRACE_QUIET, WS_TRACE_STREAMED, WS_TRACE_QUARTER, WS_TRACE_UNPACED, WS_TRACE_WHOLE_REGIONS, WS_TRACE_IDLE_PRIORITY -> Optional.of(Restorer.Mode.WS);
+                 WS_TRACE_QUIET, WS_TRACE_WHOLE, WS_TRACE_STREAMED, WS_TRACE_QUARTER, WS_TRACE_UNPACED, WS_TRACE_WHOLE_REGIONS, WS_TRACE_IDLE_PRIORITY -> Optional.of(Restorer.Mode.WS);
         };
     }
 
@@ -127,7 +132,7 @@ public enum RestoreMethod {
      */
     public WorkingSetChoice workingSetChoice() {
         OptionalDouble fraction = switch (this) {
-            case WS_DIRTY_WHOLE, WS_DIRTY_QUIET, WS_TRACE_QUIET -> OptionalDouble.of(1.0);
+            case WS_DIRTY_WHOLE, WS_DIRTY_QUIET, WS_TRACE_QUIET, WS_TRACE_WHOLE -> OptionalDouble.of(1.0);
             case WS_DIRTY_HALF -> OptionalDouble.of(Sizing.HOTRESTORE.prefetchFraction());
             case WS_TRACE_QUARTER -> OptionalDouble.of(0.25);
             default -> OptionalDouble.empty();
@@ -154,7 +159,7 @@ public enum RestoreMethod {
     /** What {@code --modes} runs unless told otherwise: every method but the ablations and trials. */
     public static Set<RestoreMethod> defaults() {
         return EnumSet.complementOf(EnumSet.of(THAW_LAZY_ADDRESS_ORDER, WS_DIRTY_NORMAL_PRIORITY, WS_DIRTY_PREEMPT, WS_DIRTY_WHOLE,
-                WS_DIRTY_HALF, WS_DIRTY_QUIET, WS_DIRTY_HUGETLB, WS_DIRTY_MAPPED, WS_TRACE_QUIET, WS_TRACE_STREAMED,
+                WS_DIRTY_HALF, WS_DIRTY_QUIET, WS_DIRTY_HUGETLB, WS_DIRTY_MAPPED, WS_TRACE_QUIET, WS_TRACE_WHOLE, WS_TRACE_STREAMED,
                 WS_TRACE_QUARTER, WS_TRACE_UNPACED, WS_TRACE_WHOLE_REGIONS, WS_TRACE_IDLE_PRIORITY));
     }
 
@@ -167,7 +172,7 @@ public enum RestoreMethod {
     public RestoreMethod estimate() {
         return switch (this) {
             case WS_DIRTY_NORMAL_PRIORITY, WS_DIRTY_PREEMPT, WS_DIRTY_WHOLE, WS_DIRTY_HALF, WS_DIRTY_QUIET, WS_DIRTY_HUGETLB, WS_DIRTY_MAPPED -> WS_DIRTY;
-            case WS_TRACE_MAPPED, WS_TRACE_QUIET, WS_TRACE_STREAMED, WS_TRACE_QUARTER, WS_TRACE_UNPACED, WS_TRACE_WHOLE_REGIONS,
+            case WS_TRACE_MAPPED, WS_TRACE_QUIET, WS_TRACE_WHOLE, WS_TRACE_STREAMED, WS_TRACE_QUARTER, WS_TRACE_UNPACED, WS_TRACE_WHOLE_REGIONS,
                  WS_TRACE_IDLE_PRIORITY -> WS_TRACE;
             default -> this;
         };

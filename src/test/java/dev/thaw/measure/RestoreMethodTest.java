@@ -57,7 +57,7 @@ class RestoreMethodTest {
         // What the bench chose for each method before the methods said it themselves: {fraction, pages}; the rest elastic.
         Map<RestoreMethod, OptionalDouble> fractions = Map.of(RestoreMethod.WS_DIRTY_WHOLE, OptionalDouble.of(1), RestoreMethod.WS_DIRTY_QUIET,
                 OptionalDouble.of(1), RestoreMethod.WS_TRACE_QUIET, OptionalDouble.of(1), RestoreMethod.WS_DIRTY_HALF, OptionalDouble.of(0.5),
-                RestoreMethod.WS_TRACE_QUARTER, OptionalDouble.of(0.25));
+                RestoreMethod.WS_TRACE_QUARTER, OptionalDouble.of(0.25), RestoreMethod.WS_TRACE_WHOLE, OptionalDouble.of(1));
         for (RestoreMethod m : RestoreMethod.values()) {
             WorkingSetChoice choice = m.workingSetChoice();
             assertThat(choice.source()).as(m.label() + ": the image's section, never a trace beside it").isEqualTo(WorkingSetChoice.Source.IMAGE);
