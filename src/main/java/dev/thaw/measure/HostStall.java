@@ -11,7 +11,8 @@ import java.util.Optional;
  * from Thaw's own event log alone. The guest cannot run before the restore starts it, and after
  * that it waits while a demand fault is outstanding: from the request's arrival at Thaw to the
  * page's departure (the union of those intervals, so overlapping faults count once). Utilization
- * is one minus that stalled share of the time, for a guest with one vCPU. It misses what the log
+ * is one minus that stalled share of the time, for a guest with one vCPU (with several, the share of the time at least one
+ * of them waited: a one-threaded workload's stall at most). It misses what the log
  * cannot see (QEMU's fault path before the request, the page's placement after it, TCG's slower
  * 4 KiB mappings), so it errs on the high side; docs/benchmarks.md compares it with the guest's own.
  * Times are nanoseconds from the restore's start. Pure: no QEMU, no threads.

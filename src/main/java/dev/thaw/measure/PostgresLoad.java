@@ -89,6 +89,43 @@ public final class PostgresLoad {
         }
     }
 
+    /**
+     * The rows with ids up to {@code maxId}: how many, the largest id, and an MD5 of every such row's id and payload in id order.
+     *
+     * @param md5Hex the MD5 of {@code id:payload} of each row, joined by commas, in id order
+     */
+    public record Rows(long count, long maxId, String md5Hex) {}
+
+    /** The table's rows with ids up to {@code maxId} ({@link Long#MAX_VALUE}: all of them), summed up as {@link Rows}. */
+    public static Rows rowsUpTo(int port, long maxId) throws SQLException {
+        try (Connection c = DriverManager.getConnection(PostgresGuest.jdbcUrl(port));
+             PreparedStatement p = c.prepareStatement("SELECT count(*), coalesce(max(id), 0), md5(coalesce(string_agg(id::text || ':' ||"
+                     + " payload, ',' ORDER BY id), '')) FROM " + TABLE + " WHERE id <= ?")) {
+            p.setLong(1, maxId);
+            try (ResultSet r = p.executeQuery()) {
+                r.next();
+                return new Rows(r.getLong(1), r.getLong(2), r.getString(3));
+            }
+        }
+    }
+
+    private static final java.util.regex.Pattern UP_TO = java.util.regex.Pattern.compile("^(\\d+) rows up to id (\\d+), ");
+
+    /** The line the bench's check compares (pure): the rows and pg_amcheck's verdict. */
+    static String checkLine(Rows rows, PostgresGuest.Amcheck amcheck) {
+        return String.format("%d rows up to id %d, md5 %s; pg_amcheck %s", rows.count(), rows.maxId(), rows.md5Hex(), amcheck.passed()
+                ? "passed" : "FAILED, exit " + amcheck.exitStatus() + ": " + amcheck.output().lines().reduce((x, y) -> y).orElse(""));
+    }
+
+    /** The largest id a {@link #checkLine} names (pure). */
+    static long maxIdOf(String checkLine) {
+        java.util.regex.Matcher m = UP_TO.matcher(checkLine);
+        if (!m.find()) {
+            throw new IllegalArgumentException("the source's check: expected 'N rows up to id M, ...', actual '" + checkLine + "'");
+        }
+        return Long.parseLong(m.group(2));
+    }
+
     /** How many rows the table holds. */
     public static long count(int port) throws SQLException {
         try (Connection c = DriverManager.getConnection(PostgresGuest.jdbcUrl(port)); Statement s = c.createStatement();

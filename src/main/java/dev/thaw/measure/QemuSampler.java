@@ -20,7 +20,7 @@ public final class QemuSampler implements AutoCloseable {
 
     private final String vmName;
     private final long startNanos;
-    private final List<long[]> samples = new ArrayList<>(); // {nanos from start, resident bytes, vCPU run nanos, vCPU queued nanos}
+    private final List<long[]> samples = new ArrayList<>(); // {nanos from start, resident bytes, vCPU run nanos, vCPU queued nanos, vCPUs}
     private final Thread thread;
     private volatile boolean stop;
 
@@ -36,7 +36,7 @@ public final class QemuSampler implements AutoCloseable {
             long bytes = pid < 0 ? 0 : residentBytes(pid);
             VcpuTime.Sample vcpu = pid < 0 ? new VcpuTime.Sample(0, 0, 0) : VcpuTime.sample(pid);
             synchronized (samples) {
-                samples.add(new long[] {System.nanoTime() - startNanos, bytes, vcpu.runNanos(), vcpu.waitedNanos()});
+                samples.add(new long[] {System.nanoTime() - startNanos, bytes, vcpu.runNanos(), vcpu.waitedNanos(), vcpu.vcpuCount()});
             }
             try {
                 Thread.sleep(PERIOD_MILLIS);
@@ -84,7 +84,8 @@ public final class QemuSampler implements AutoCloseable {
 
     /**
      * The share of each consecutive step up to {@code endNanos} that the vCPU spent runnable but waiting for a CPU (another
-     * thread on its core): the CPU contention a restore's own threads cause on a small host.
+     * thread on its core): the CPU contention a restore's own threads cause on a small host. With several vCPUs, their mean
+     * (their queued times are summed: over one vCPU's step they could exceed it).
      */
     public List<Double> vcpuQueuedSharePerStep(long stepNanos, long endNanos) {
         List<long[]> ends = atStepEnds(stepNanos, endNanos);
@@ -92,7 +93,8 @@ public final class QemuSampler implements AutoCloseable {
         for (int k = 0; k < ends.size(); k++) {
             // A QEMU that appeared within the step starts from 0: its first sample counts whole.
             long before = k == 0 ? 0 : ends.get(k - 1)[3];
-            out.add(Math.min(1.0, Math.max(0, ends.get(k)[3] - before) / (double) stepNanos));
+            long vcpus = Math.max(1, ends.get(k)[4]);
+            out.add(Math.min(1.0, Math.max(0, ends.get(k)[3] - before) / (double) (stepNanos * vcpus)));
         }
         return List.copyOf(out);
     }
@@ -102,7 +104,7 @@ public final class QemuSampler implements AutoCloseable {
         List<long[]> copy = copy();
         List<long[]> out = new ArrayList<>();
         int i = 0;
-        long[] last = {0, 0, 0, 0};
+        long[] last = {0, 0, 0, 0, 0};
         for (long end = stepNanos; end <= endNanos; end += stepNanos) {
             while (i < copy.size() && copy.get(i)[0] <= end) last = copy.get(i++);
             out.add(last);

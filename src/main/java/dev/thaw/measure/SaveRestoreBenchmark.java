@@ -71,9 +71,9 @@ public final class SaveRestoreBenchmark {
                 throw new IllegalArgumentException("observation: expected at least TTR's window of "
                         + Responsiveness.DEFAULT_WINDOW_NANOS / 1_000_000 + " ms, actual " + observe.toMillis() + " ms");
             }
-            if (checks.memory() && !(workload instanceof Workload.Wsbench)) {
+            if (checks.memory() && workload.checked() == null) {
                 throw new IllegalArgumentException("memory check: expected the wsbench workload (its region beyond the working set is"
-                        + " never written after its fill), actual " + workload.label());
+                        + " never written after its fill) or PostgreSQL (its rows and pg_amcheck), actual " + workload.label());
             }
             if (checks.closeRuns() > 1 && !allMethods) {
                 throw new IllegalArgumentException("close runs: expected every chosen method observed (--modes), actual the eager pair only");
@@ -90,8 +90,10 @@ public final class SaveRestoreBenchmark {
     /**
      * What a run does besides measuring (the demo's preset sets them all).
      *
-     * @param memory    checksum the part of wsbench's region it never writes after its fill before the save and in every restored
-     *                  guest ({@link GuestAgent#memsumCold}): a restore that loses or corrupts memory shows as DIFFERENT
+     * @param memory    check the workload before the save and in every restored guest ({@link Workload#check}): wsbench, the
+     *                  checksum of the part of its region it never writes after its fill ({@link GuestAgent#memsumCold}); PostgreSQL,
+     *                  the client's rows committed before the save and pg_amcheck: a restore that loses or corrupts them shows as
+     *                  DIFFERENT
      * @param closeRuns runs of ws and of each baseline whose first stall TTR came close to ws's ({@link DemoVerdict#toRepeat}),
      *                  interleaved after each repetition's pass; 1: none. One run cannot order restores this close on a noisy host
      * @param keepImage where the last repetition's Thaw image is saved and kept (with its RAM file, working set and traces); null:
@@ -263,8 +265,8 @@ public final class SaveRestoreBenchmark {
         long ranBefore = VcpuTime.runNanos(vm.pid());
         Workload.Before before = all ? config.workload().before(vm, config.observe()) : new Workload.Before(0, null);
         double vcpuShare = (VcpuTime.runNanos(vm.pid()) - ranBefore) / (double) (System.nanoTime() - beforeStart);
-        String memsumBefore = config.checks().memory() ? memsumCold(vm) : null;
-        if (memsumBefore != null) log.printf("  rep %d: memsum of the memory wsbench never writes after its fill: %s%n", rep + 1, memsumBefore);
+        String memsumBefore = config.checks().memory() ? config.workload().check(vm, null) : null;
+        if (memsumBefore != null) log.printf("  rep %d: %s before the save: %s%n", rep + 1, config.workload().checked(), memsumBefore);
         Saver.Options saveOptions = Saver.Options.defaults().withKeepRunning(true).withImage(ImageWriter.Options.defaults());
         Set<RestoreMethod> methods = config.methods();
         // The trace completes the live probe's pages (save --estimator dirty,trace, the demo's): a trace method needs the probe too.
@@ -397,16 +399,9 @@ public final class SaveRestoreBenchmark {
                 r.after() == null ? "" : String.format(", TTR %s%s, first %s s %.2fx", ttrText(r.after().ttrSeconds(), config.observe()),
                         !r.after().stallsReported() ? "" : ", stall TTR " + ttrText(r.after().stallTtrSeconds(), config.observe()),
                         seconds(config.observe()), r.after().relativeThroughput()),
-                r.memsumAfter() == null ? "" : ", memory " + (r.memsumAfter().equals(s.memsumBefore()) ? "identical" : "DIFFERENT"));
+                r.memsumAfter() == null ? "" : ", " + config.workload().checked() + " " + (r.memsumAfter().equals(s.memsumBefore())
+                        ? "identical" : "DIFFERENT: " + r.memsumAfter()));
         return run;
-    }
-
-    /** The checksum {@link Checks#memory} compares, through the guest's agent. */
-    private static String memsumCold(QemuVm vm) {
-        try (GuestAgent agent = GuestAgent.connect(vm)) {
-            agent.awaitReady(Duration.ofSeconds(30));
-            return agent.memsumCold().checksumHex();
-        }
     }
 
     /** One restore's sample, and the pages its guest faulted in, in order (what the next ws restore can learn from). */
@@ -448,7 +443,8 @@ public final class SaveRestoreBenchmark {
                 HostStall vcpu = observe && s.vcpuShareBefore() > 0
                         ? HostStall.fromVcpuRunTime(rss.vcpuRunSamples(), s.vcpuShareBefore(), running, end, step) : null;
                 Double steal = stealOrNull(HostSteal.now().shareSince(stealBefore));
-                String memsum = config.checks().memory() ? memsumCold(vm) : null; // after the observation: it costs the guest CPU
+                // After the observation: it costs the guest CPU.
+                String memsum = config.checks().memory() ? config.workload().check(vm, s.memsumBefore()) : null;
                 MethodSample sample = new MethodSample(m, running / 1e9, completed / 1e9, pc,
                         readsBefore < 0 || reads < 0 ? -1 : reads - readsBefore, after, host, vcpu, rss.mibPerStep(step, end),
                         rss.vcpuQueuedSharePerStep(step, end), steal, memsum);

@@ -257,7 +257,8 @@ public final class SaveRestoreTables {
                 }
             }
             if (identical.isEmpty()) continue;
-            out.append(String.format("Memory after each restore (%s): ", r.describe()));
+            out.append(String.format("%s after each restore (%s): ", "postgres".equals(r.workload()) ? "Rows and pg_amcheck" : "Memory",
+                    r.describe()));
             out.append(String.join(", ", identical.entrySet().stream().map(e -> String.format("%s %s", e.getKey().label(),
                     e.getValue()[0] == e.getValue()[1] ? "identical in " + e.getValue()[1] : "DIFFERENT in " + (e.getValue()[1] - e.getValue()[0])
                             + " of " + e.getValue()[1])).toList()));

@@ -39,6 +39,22 @@ public sealed interface Workload permits Workload.Wsbench, Workload.Redis, Workl
 
     Before before(QemuVm vm, Duration duration) throws InterruptedException;
 
+    /**
+     * What {@code --check-memory} compares ({@link #check}), as the tables name it; null where the workload has no check (Redis).
+     */
+    default String checked() {
+        return null;
+    }
+
+    /**
+     * The check {@code --check-memory} runs on the source before each save ({@code reference} null, no client running) and in
+     * every restored guest after its observation (with the source's line): one line, equal to the source's when the restored
+     * guest has what was saved.
+     */
+    default String check(QemuVm vm, String reference) {
+        throw new UnsupportedOperationException(label() + ": no check of a restored guest");
+    }
+
     /** Keeps the workload busy while the guest is saved (Redis idles without a client); closing it stops that. */
     AutoCloseable keepBusy(QemuVm vm);
 
@@ -103,6 +119,20 @@ public sealed interface Workload permits Workload.Wsbench, Workload.Redis, Workl
 
         public AutoCloseable keepBusy(QemuVm vm) {
             return () -> {}; // wsbench runs on its own
+        }
+
+        @Override
+        public String checked() {
+            return "memory";
+        }
+
+        /** The checksum of the pages of wsbench's region it never writes after its fill, through the guest's agent. */
+        @Override
+        public String check(QemuVm vm, String reference) {
+            try (dev.thaw.guest.GuestAgent agent = dev.thaw.guest.GuestAgent.connect(vm)) {
+                agent.awaitReady(Duration.ofSeconds(30));
+                return agent.memsumCold().checksumHex();
+            }
         }
 
         public Observation observe(String vmName, long startedNanos, Before before) {
@@ -204,6 +234,29 @@ public sealed interface Workload permits Workload.Wsbench, Workload.Redis, Workl
 
         public AutoCloseable keepBusy(QemuVm vm) {
             return HostClient.keepBusy(vm, PostgresGuest.hostPort(vm), "postgres", client(), PostgresLoad.SOCKET_TIMEOUT_MILLIS);
+        }
+
+        @Override
+        public String checked() {
+            return "rows and pg_amcheck";
+        }
+
+        /**
+         * The client's rows committed before the save (every insert acknowledged by then among them) and pg_amcheck: on the source,
+         * how many rows the table holds, the largest id and an MD5 of them all; in a restored guest, the same of its rows up to that
+         * id (the clients' later rows have larger ids: each run's first id is the time it starts, in ns, and it inserts about a
+         * thousand a second). Then pg_amcheck of the database, every heap and B-tree index with each index against its heap.
+         */
+        @Override
+        public String check(QemuVm vm, String reference) {
+            int port = PostgresGuest.hostPort(vm);
+            try {
+                PostgresLoad.Rows rows = PostgresLoad.rowsUpTo(port, reference == null ? Long.MAX_VALUE : PostgresLoad.maxIdOf(reference));
+                PostgresGuest.Amcheck amcheck = PostgresGuest.amcheck(port, Duration.ofMinutes(3));
+                return PostgresLoad.checkLine(rows, amcheck);
+            } catch (java.sql.SQLException e) {
+                return "the rows could not be read: " + e.getMessage();
+            }
         }
 
         public Observation observe(String vmName, long startedNanos, Before before) {

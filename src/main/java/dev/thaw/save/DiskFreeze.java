@@ -61,7 +61,7 @@ public final class DiskFreeze {
             JsonNode inserted = blockOf(blocks, d).path("inserted");
             pending.add(new Pending(d, inserted.path("image").path("virtual-size").asLong()));
             if (d.readOnly() || !guestRunsOn) continue;
-            Path overlay = d.file().resolveSibling(d.file().getFileName() + ".after-" + imageDir.getFileName() + ".qcow2");
+            Path overlay = overlayFor(d.file(), imageDir);
             if (Files.exists(overlay)) {
                 throw new SaveException("disk " + d.node() + ": the overlay the guest would go on on, " + overlay
                         + ", exists already: expected a new file (remove it, or save into another --out)", null);
@@ -80,6 +80,18 @@ public final class DiskFreeze {
             overlays.add(overlay);
         }
         return new Frozen(List.copyOf(pending), List.copyOf(overlays));
+    }
+
+    /**
+     * The overlay a running guest goes on on after a save into {@code imageDir}: {@code BASE.after-IMAGE.qcow2} beside its disk
+     * file, named from the disk's first file: a guest saved again (now on {@code data.qcow2.after-web.qcow2}) goes on on
+     * {@code data.qcow2.after-web2.qcow2}, so that the names do not grow with every save (they did, past the file system's
+     * 255 bytes at the bench's sixth save).
+     */
+    static Path overlayFor(Path diskFile, Path imageDir) {
+        String name = diskFile.getFileName().toString();
+        int after = name.indexOf(".after-");
+        return diskFile.resolveSibling((after > 0 ? name.substring(0, after) : name) + ".after-" + imageDir.getFileName() + ".qcow2");
     }
 
     /** The guest's configuration once a save that let it run on moved its writable disks onto {@code sourceOverlays} (in order). */

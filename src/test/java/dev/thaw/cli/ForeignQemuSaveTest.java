@@ -25,7 +25,7 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Issue 14's first slice against the real QEMU: a QEMU started by a hand-written command line (no vm.json, no --vm-config)
- * with a qcow2 disk is saved by {@code thaw save --qmp} with its disk; two restores at once (eager and lazy) each see the disk as it was at the
+ * with 2 vCPUs and a qcow2 disk is saved by {@code thaw save --qmp} with its disk; two restores at once (eager and lazy) each see the disk as it was at the
  * save and write their own, and nothing reaches the base; a QEMU with an option Thaw cannot replay is refused while its guest
  * runs on; a base changed after the save is refused by the restore, naming the disk.
  */
@@ -38,7 +38,7 @@ class ForeignQemuSaveTest {
             Path qmp = runDir.resolve("qmp.sock");
             Path agent = runDir.resolve("agent.sock");
             List<String> command = new ArrayList<>(List.of(QemuVm.QEMU_BINARY, "-machine", "pc", "-accel", "tcg", "-m", "256",
-                    "-smp", "1", "-nodefaults", "-no-user-config", "-display", "none",
+                    "-smp", "2", "-nodefaults", "-no-user-config", "-display", "none",
                     "-kernel", TestHost.guest().kernel().toString(), "-initrd", TestHost.guest().initrd().toString(),
                     "-append", "console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/init",
                     "-serial", "file:" + runDir.resolve("console.log"),
@@ -86,13 +86,19 @@ class ForeignQemuSaveTest {
         // /dev/vda stays the qcow2 one, and a read-only disk is referenced as it is.
         Path readOnly = dir.resolve("ro.img");
         ExternalCommand.check(List.of("qemu-img", "create", "-q", "-f", "raw", readOnly.toString(), "4M"), Duration.ofSeconds(30));
+        // A third, raw and writable in the -blockdev form (slot 6): frozen as a raw base under a qcow2 overlay as the first is.
+        Path rawDisk = dir.resolve("rw.img");
+        ExternalCommand.check(List.of("qemu-img", "create", "-q", "-f", "raw", rawDisk.toString(), "4M"), Duration.ofSeconds(30));
         List<String> roDisk = List.of("-blockdev", "driver=raw,node-name=ro0,read-only=on,file.driver=file,file.filename=" + readOnly,
-                "-device", "virtio-blk-pci,drive=ro0,id=vd1,addr=05", "-device", "vmgenid,guid=" + SOURCE_GUID);
+                "-device", "virtio-blk-pci,drive=ro0,id=vd1,addr=05",
+                "-blockdev", "driver=raw,node-name=rw1,file.driver=file,file.filename=" + rawDisk,
+                "-device", "virtio-blk-pci,drive=rw1,id=vd2,addr=06", "-device", "vmgenid,guid=" + SOURCE_GUID);
         Path runDir = Files.createTempDirectory(Path.of("/tmp"), "thaw-test-foreign-"); // short: unix socket paths
         Path image2 = dir.resolve("img2");
         GuestAgent.DiskSum saved;
         GuestAgent.DiskSum savedAgain;
         String baseSha;
+        String rawSha;
         try (HandStarted source = HandStarted.start(runDir, disk, roDisk);
              GuestAgent agent = GuestAgent.connect(source.agentSocket(), "hand-started")) {
             agent.awaitReady(BOOT);
@@ -107,18 +113,22 @@ class ForeignQemuSaveTest {
             assertThat(report.path("foreignPid").asLong()).isEqualTo(source.process().pid());
             assertThat(report.path("guestRunning").asBoolean()).isTrue();
             JsonNode savedDisk = report.path("disks").get(0);
-            assertThat(report.path("disks")).hasSize(2);
+            assertThat(report.path("disks")).hasSize(3);
+            assertThat(report.path("disks").get(2).path("base").asText()).isEqualTo(rawDisk.toString());
+            assertThat(report.path("disks").get(2).path("format").asText()).isEqualTo("raw");
+            assertThat(report.path("disks").get(2).path("readOnly").asBoolean()).isFalse();
             assertThat(report.path("disks").get(1).path("base").asText()).isEqualTo(readOnly.toString());
             assertThat(report.path("disks").get(1).path("readOnly").asBoolean()).isTrue();
             assertThat(report.path("disks").get(1).path("pciAddress").asText()).isEqualTo("05.0");
             assertThat(savedDisk.path("base").asText()).isEqualTo(disk.toString());
             assertThat(savedDisk.path("format").asText()).isEqualTo("qcow2");
             assertThat(savedDisk.path("virtualByteSize").asLong()).isEqualTo(64L << 20);
-            assertThat(report.path("sourceOverlays")).as("a read-only disk needs no overlay").hasSize(1);
+            assertThat(report.path("sourceOverlays")).as("a read-only disk needs no overlay").hasSize(2);
             Path sourceOverlay = Path.of(report.path("sourceOverlays").get(0).asText());
             assertThat(sourceOverlay).exists().hasParent(disk.getParent());
             assertThat(image.resolve("guest/kernel")).hasSameBinaryContentAs(TestHost.guest().kernel());
             baseSha = sha256(disk);
+            rawSha = sha256(rawDisk);
 
             // The source goes on, on its new overlay: what it writes now is not the image's.
             agent.diskWrite(0, 8, 2);
@@ -158,7 +168,9 @@ class ForeignQemuSaveTest {
             List<GuestAgent.DiskSum> written = new ArrayList<>();
             for (int i = 0; i < clones.size(); i++) {
                 QemuVm clone = clones.get(i);
-                assertThat(clone.config().disks()).hasSize(2);
+                assertThat(clone.config().cpuCount()).as("-smp 2 replayed").isEqualTo(2);
+                assertThat(clone.qmp().execute("query-cpus-fast").size()).as(clone.name() + ": vCPUs").isEqualTo(2);
+                assertThat(clone.config().disks()).hasSize(3);
                 assertThat(clone.config().disks().get(0)).satisfies(d -> {
                     assertThat(d.format()).isEqualTo("qcow2");
                     assertThat(d.file()).isNotEqualTo(disk).startsWith(dir.resolve("img.disks"));
@@ -166,6 +178,11 @@ class ForeignQemuSaveTest {
                 assertThat(clone.config().disks().get(1)).satisfies(d -> {
                     assertThat(d.file()).isEqualTo(readOnly);
                     assertThat(d.readOnly()).isTrue();
+                });
+                assertThat(clone.config().disks().get(2)).satisfies(d -> {
+                    assertThat(d.format()).as("an overlay on the raw base").isEqualTo("qcow2");
+                    assertThat(d.file()).isNotEqualTo(rawDisk).startsWith(dir.resolve("img.disks"));
+                    assertThat(d.pciAddress()).isEqualTo("06.0");
                 });
                 try (GuestAgent agent = GuestAgent.connect(clone)) {
                     agent.awaitReady(Duration.ofSeconds(30));
@@ -188,6 +205,7 @@ class ForeignQemuSaveTest {
             for (CompletableFuture<Restorer.Outcome> r : restores) r.thenAccept(o -> o.vm().close());
         }
         assertThat(sha256(disk)).as("no restore wrote the base").isEqualTo(baseSha);
+        assertThat(sha256(rawDisk)).as("nor the raw one").isEqualTo(rawSha);
         try (CheckpointImage img2 = CheckpointImage.open(image2);
              QemuVm clone = Restorer.restore(img2, Restorer.Mode.EAGER, "thaw-test-second", WorkingSetChoice.defaults(), o -> o, m -> {}).vm();
              GuestAgent agent = GuestAgent.connect(clone)) {

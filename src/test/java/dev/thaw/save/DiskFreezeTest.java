@@ -27,4 +27,13 @@ class DiskFreezeTest {
         assertThatThrownBy(() -> DiskFreeze.following(config(List.of(root, data)), List.of(Path.of("/d/root.img.after-x.qcow2"))))
                 .hasMessageContaining("disk data").hasMessageContaining("actual only 1");
     }
+
+    @Test
+    void aGuestSavedAgainGoesOnOnAnOverlayNamedFromItsFirstDiskFile() {
+        assertThat(DiskFreeze.overlayFor(Path.of("/d/data.qcow2"), Path.of("/img/web"))).isEqualTo(Path.of("/d/data.qcow2.after-web.qcow2"));
+        assertThat(DiskFreeze.overlayFor(Path.of("/d/data.qcow2.after-web.qcow2"), Path.of("/img/web2")))
+                .isEqualTo(Path.of("/d/data.qcow2.after-web2.qcow2"));
+        assertThat(DiskFreeze.overlayFor(Path.of("/d/root.img.after-a.qcow2.after-b.mig.qcow2"), Path.of("/img/c.mig")))
+                .isEqualTo(Path.of("/d/root.img.after-c.mig.qcow2"));
+    }
 }
