@@ -12,6 +12,7 @@ import dev.thaw.restore.PostcopyRestore;
 import dev.thaw.restore.Restorer;
 import dev.thaw.restore.WorkingSetChoice;
 import java.io.PrintStream;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
@@ -102,6 +103,11 @@ final class RestoreCommand implements Callable<Integer> {
     @Option(names = "--json", description = "Print the result as one JSON object.")
     boolean json;
 
+    @Option(names = "--disk-dir", paramLabel = "DIR",
+            description = "An image with disks: put this restore's fresh disk overlays in a new directory under DIR (created if"
+                    + " missing) instead of beside the image (IMAGE.disks/); they are kept after the guest ends, and thaw rm leaves them.")
+    Path diskDir;
+
     record RestoreReport(String image, String mode, double qemuReadySeconds, double runningSeconds, double completedSeconds,
                          long streamBytes, Long demandFaults, Long prefetchedPages, Long demandPages, Long backgroundPages,
                          Long zeroPagesUnsent, Double faultServiceMedianMicros, Double faultServiceP99Micros,
@@ -125,6 +131,9 @@ final class RestoreCommand implements Callable<Integer> {
         if (clones > 1 && resume != null) {
             throw new IllegalArgumentException("--resume with --clones " + clones + ": expected one restore to resume, actual " + clones
                     + " new ones asked for");
+        }
+        if (diskDir != null && Files.exists(diskDir) && !Files.isDirectory(diskDir)) {
+            throw new IllegalArgumentException("--disk-dir: expected a directory, actual " + diskDir + " (not a directory)");
         }
         HostDoctor.ensureCanRestore(System.err);
         PrintStream status = json ? System.err : System.out;
@@ -186,8 +195,8 @@ final class RestoreCommand implements Callable<Integer> {
             List<String> notes = dev.thaw.restore.Clones.notes(dev.thaw.restore.IncomingQemu.savedConfig(img));
             List<dev.thaw.restore.Clones.Clone> started;
             Object lock = new Object(); // clones report progress from their own threads
-            started = dev.thaw.restore.Clones.restore(img, chosen, name, clones, choice, opt -> tuning.applyTo(opt).withGuestRam(guestRam),
-                    msg -> {
+            started = dev.thaw.restore.Clones.restore(img, chosen, name, clones, java.util.Optional.ofNullable(diskDir), choice,
+                    opt -> tuning.applyTo(opt).withGuestRam(guestRam), msg -> {
                         synchronized (lock) {
                             progress.update(msg);
                         }
@@ -236,7 +245,8 @@ final class RestoreCommand implements Callable<Integer> {
     private Restorer.Outcome restoreNew(CheckpointImage img, PostcopyRestore.GuestRam guestRam, WorkingSetChoice choice,
                                         PrintStream status, Progress progress) {
         Restorer.Mode chosen = chooseMode(img, guestRam, status);
-        return Restorer.restore(img, chosen, name, choice, opt -> tuning.applyTo(opt).withGuestRam(guestRam), progress::update);
+        return Restorer.restore(img, chosen, name, dev.thaw.restore.RestoreIdentity.single().withDiskDirectory(java.util.Optional.ofNullable(diskDir)),
+                choice, opt -> tuning.applyTo(opt).withGuestRam(guestRam), progress::update);
     }
 
     private Restorer.Mode chooseMode(CheckpointImage img, PostcopyRestore.GuestRam guestRam, PrintStream status) {

@@ -106,6 +106,13 @@ public final class Clones {
      */
     public static List<Clone> restore(CheckpointImage image, Restorer.Mode mode, String baseName, int count, WorkingSetChoice choice,
                                       UnaryOperator<PostcopyRestore.Options> tune, Consumer<String> progress) {
+        return restore(image, mode, baseName, count, java.util.Optional.empty(), choice, tune, progress);
+    }
+
+    /** As above, each clone's disk overlays in a directory of its own under {@code diskDirectory} (empty: beside the image). */
+    public static List<Clone> restore(CheckpointImage image, Restorer.Mode mode, String baseName, int count,
+                                      java.util.Optional<java.nio.file.Path> diskDirectory, WorkingSetChoice choice,
+                                      UnaryOperator<PostcopyRestore.Options> tune, Consumer<String> progress) {
         List<String> names = names(baseName, count);
         String imageId = image.manifest().imageId();
         int hostCpus = Runtime.getRuntime().availableProcessors();
@@ -117,8 +124,9 @@ public final class Clones {
         }
         // The caller's tuning last: a priority it gives explicitly wins.
         UnaryOperator<PostcopyRestore.Options> tuned = o -> tune.apply(o.withBackgroundPriority(priority));
-        return startAll(names, i -> start(image, mode, names.get(i), i + 1, RestoreIdentity.clone(imageId, i + 1, count), choice, tuned,
-                progress), c -> c.outcome().vm().close());
+        return startAll(names, i -> start(image, mode, names.get(i), i + 1,
+                RestoreIdentity.clone(imageId, i + 1, count).withDiskDirectory(diskDirectory), choice, tuned, progress),
+                c -> c.outcome().vm().close());
     }
 
     /**

@@ -81,7 +81,7 @@ public final class IncomingQemu {
             throw new RestoreException("image " + image.directory() + ": the recorded launch configuration is invalid: " + e.getMessage()
                     + (identity.clusterDirectory().isEmpty() ? " (a cluster member's image restores with thaw cluster restore)" : ""), e);
         }
-        return RestoreDisks.withDisks(image, saved, vmName).asIncoming(vmName);
+        return RestoreDisks.withDisks(image, saved, vmName, identity.diskDirectory()).asIncoming(vmName);
     }
 
     /** Retries until QEMU has created the socket; gives up at the deadline or when QEMU has exited. */

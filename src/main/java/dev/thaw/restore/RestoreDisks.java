@@ -24,8 +24,9 @@ import java.util.List;
  * What a restore of an image with disks or guest files adds to its QEMU: the kernel and initrd the image carries (checked by
  * size and SHA-256, since QEMU hands them to the guest), and for each disk a fresh qcow2 overlay on its base, so that every
  * restore of one image starts from the disk state its save froze and none writes the base. The overlays of one restore lie in
- * a directory of their own beside the image ({@code IMAGE.disks/NAME-RANDOM/}, owner-only): they are the restored guest's
- * disks, kept after it ends and removed with the image ({@code thaw rm}). A base that changed since the save is refused,
+ * a directory of their own beside the image ({@code IMAGE.disks/NAME-RANDOM/}, owner-only; or under the restore's
+ * {@code --disk-dir}, {@code DIR/NAME-RANDOM/}): they are the restored guest's disks, kept after it ends and removed with the
+ * image ({@code thaw rm}; those under a {@code --disk-dir} are the user's). A base that changed since the save is refused,
  * naming the disk and what changed, before QEMU starts. Read-only disks are used as they are.
  */
 public final class RestoreDisks {
@@ -58,8 +59,11 @@ public final class RestoreDisks {
         return saved.withGuestFiles(kernel, initrd);
     }
 
-    /** The configuration on fresh overlays of the image's disks (created now) and on its read-only disks as they are. */
-    static VmConfig withDisks(CheckpointImage image, VmConfig saved, String vmName) {
+    /**
+     * The configuration on fresh overlays of the image's disks (created now, in a new directory under {@code diskDirectory},
+     * {@code IMAGE.disks/} when empty) and on its read-only disks as they are.
+     */
+    static VmConfig withDisks(CheckpointImage image, VmConfig saved, String vmName, java.util.Optional<Path> diskDirectory) {
         List<Manifest.Disk> disks = image.manifest().disks();
         if (disks.isEmpty()) return saved;
         List<VmConfig.Disk> bases = new ArrayList<>();
@@ -84,7 +88,7 @@ public final class RestoreDisks {
             }
             bases.add(base);
         }
-        return saved.withDisks(onOverlays(bases, overlayDirectory(image, vmName), "image " + image.directory() + ": "));
+        return saved.withDisks(onOverlays(bases, overlayDirectory(image, vmName, diskDirectory), "image " + image.directory() + ": "));
     }
 
     /**
@@ -125,8 +129,8 @@ public final class RestoreDisks {
         return launch;
     }
 
-    private static Path overlayDirectory(CheckpointImage image, String vmName) {
-        Path parent = directoryFor(image.directory());
+    private static Path overlayDirectory(CheckpointImage image, String vmName, java.util.Optional<Path> diskDirectory) {
+        Path parent = diskDirectory.orElseGet(() -> directoryFor(image.directory()));
         try {
             OwnerOnly.createDirectories(parent);
             // A name of its own per restore: restores of one image (even under one --name) run at once.

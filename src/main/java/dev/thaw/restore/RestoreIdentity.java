@@ -36,26 +36,37 @@ import java.util.regex.Pattern;
  * @param imageId        the image's id, from which clones' MACs derive
  * @param clusterDirectory for a member of a virtual cluster restored onto its new switch: the switch's directory, where its stream
  *                       netdev's socket is moved to (same socket name, {@code MEMBER.sock}); the only directory its socket may lie in
+ * @param diskDirectory  where this restore's disk overlays go ({@code restore --disk-dir}: a directory of its own is made in it);
+ *                       empty: beside the image, {@code IMAGE.disks/}
  */
-public record RestoreIdentity(UUID vmGenerationId, int cloneIndex, int cloneCount, String imageId, Optional<Path> clusterDirectory) {
+public record RestoreIdentity(UUID vmGenerationId, int cloneIndex, int cloneCount, String imageId, Optional<Path> clusterDirectory,
+                              Optional<Path> diskDirectory) {
     private static final Pattern FORWARD_HOST_PORT = Pattern.compile("^((?:tcp|udp):127\\.0\\.0\\.1:)\\d{1,5}-");
 
     public RestoreIdentity {
         java.util.Objects.requireNonNull(vmGenerationId, "vmGenerationId");
         java.util.Objects.requireNonNull(imageId, "imageId");
         java.util.Objects.requireNonNull(clusterDirectory, "clusterDirectory");
+        java.util.Objects.requireNonNull(diskDirectory, "diskDirectory");
         if (cloneCount < 1 || cloneIndex < 1 || cloneIndex > cloneCount) {
             throw new IllegalArgumentException("clone: expected 1 <= clone <= count, actual clone " + cloneIndex + " of " + cloneCount);
         }
     }
 
     public RestoreIdentity(UUID vmGenerationId, int cloneIndex, int cloneCount, String imageId) {
-        this(vmGenerationId, cloneIndex, cloneCount, imageId, Optional.empty());
+        this(vmGenerationId, cloneIndex, cloneCount, imageId, Optional.empty(), Optional.empty());
     }
 
     /** The same, as a member of the cluster whose switch listens in {@code directory}. */
     public RestoreIdentity withClusterDirectory(Path directory) {
-        return new RestoreIdentity(vmGenerationId, cloneIndex, cloneCount, imageId, Optional.of(directory.toAbsolutePath().normalize()));
+        return new RestoreIdentity(vmGenerationId, cloneIndex, cloneCount, imageId, Optional.of(directory.toAbsolutePath().normalize()),
+                diskDirectory);
+    }
+
+    /** The same, its disk overlays in a directory of its own under {@code directory} instead of beside the image. */
+    public RestoreIdentity withDiskDirectory(Optional<Path> directory) {
+        return new RestoreIdentity(vmGenerationId, cloneIndex, cloneCount, imageId, clusterDirectory,
+                directory.map(d -> d.toAbsolutePath().normalize()));
     }
 
     /** The directories a restored guest's stream netdev socket may lie in: its cluster's, or none. */

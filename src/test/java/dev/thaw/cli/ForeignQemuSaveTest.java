@@ -206,9 +206,15 @@ class ForeignQemuSaveTest {
         }
         assertThat(sha256(disk)).as("no restore wrote the base").isEqualTo(baseSha);
         assertThat(sha256(rawDisk)).as("nor the raw one").isEqualTo(rawSha);
+        // This one's overlays where the restore is told (restore --disk-dir), not beside the image.
+        Path ownDisks = dir.resolve("own-disks");
         try (CheckpointImage img2 = CheckpointImage.open(image2);
-             QemuVm clone = Restorer.restore(img2, Restorer.Mode.EAGER, "thaw-test-second", WorkingSetChoice.defaults(), o -> o, m -> {}).vm();
+             QemuVm clone = Restorer.restore(img2, Restorer.Mode.EAGER, "thaw-test-second",
+                     dev.thaw.restore.RestoreIdentity.single().withDiskDirectory(java.util.Optional.of(ownDisks)), WorkingSetChoice.defaults(),
+                     o -> o, m -> {}).vm();
              GuestAgent agent = GuestAgent.connect(clone)) {
+            assertThat(clone.config().disks().get(0).file()).as("the overlay under --disk-dir").startsWith(ownDisks);
+            assertThat(clone.config().disks().get(2).file()).startsWith(ownDisks);
             agent.awaitReady(Duration.ofSeconds(30));
             assertThat(agent.diskSum(0, 8)).as("the second checkpoint's disk: what the source wrote after the first").isEqualTo(savedAgain);
         }

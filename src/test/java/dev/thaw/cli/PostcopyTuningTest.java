@@ -28,6 +28,18 @@ class PostcopyTuningTest {
     }
 
     @Test
+    void aDiskDirectoryThatIsAFileIsRefused() throws Exception {
+        java.nio.file.Path file = java.nio.file.Files.createTempFile("thaw-test-disk-dir", ".txt");
+        try {
+            ImageCommandsTest.Run run = ImageCommandsTest.run("restore", "/nonexistent", "--disk-dir", file.toString());
+            assertThat(run.exit()).isNotZero();
+            assertThat(run.err()).contains("--disk-dir: expected a directory, actual " + file);
+        } finally {
+            java.nio.file.Files.deleteIfExists(file);
+        }
+    }
+
+    @Test
     void resumeAndNoResumeExcludeEachOther() {
         ImageCommandsTest.Run both = ImageCommandsTest.run("restore", "/nonexistent", "--resume", "thaw-restored", "--no-resume");
         assertThat(both.exit()).isNotZero();
