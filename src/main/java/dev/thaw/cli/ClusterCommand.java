@@ -342,7 +342,8 @@ final class ClusterCommand implements Runnable {
             description = {"Run a cluster switch for the members on this host, joined to another host's switch by a UDP tunnel, until",
                     "Ctrl-C: the second host of a cluster restored across two ('thaw cluster restore --zk --tunnel' on the first, and",
                     "'thaw cluster cohort --switch-dir DIR' for each member here). Frames for a member here wait until its QEMU connects;",
-                    "frames for the members behind the tunnel cross it, one datagram each. Its counts are printed at the end."})
+                    "frames for the members behind the tunnel cross it, one datagram each. Its counts are printed at the end, and DIR",
+                    "is removed when the switch created it."})
     static final class SwitchCommand implements Callable<Integer> {
         @Option(names = "--dir", required = true, description = "Directory for the switch's sockets (DIR/MEMBER.sock), created owner-only.")
         Path dir;
@@ -359,6 +360,7 @@ final class ClusterCommand implements Runnable {
         @Override
         public Integer call() throws Exception {
             dev.thaw.cluster.net.ClusterSwitch sw;
+            boolean ownsDir = !java.nio.file.Files.exists(dir);
             try {
                 sw = dev.thaw.cluster.net.ClusterSwitch.open(dir, local, dev.thaw.cluster.net.ClusterSwitch.Options.DEFAULT,
                         java.time.InstantSource.system(), dev.thaw.cluster.net.ClusterSwitch.Tunnel.parse(tunnel, remote));
@@ -370,6 +372,7 @@ final class ClusterCommand implements Runnable {
             Runtime.getRuntime().addShutdownHook(new Thread(() -> {
                 printSwitch(sw.ports(), sw.tunnelStats());
                 sw.close();
+                if (ownsDir) dev.thaw.util.FileTrees.deleteQuietly(dir);
             }, "cluster-switch-shutdown"));
             System.out.println("switch listening in " + dir.toAbsolutePath() + " for " + local + "; tunnel " + tunnel + " to " + remote
                     + " (Ctrl-C ends it)");

@@ -487,20 +487,14 @@ public final class ClusterSwitch implements AutoCloseable {
             return;
         }
         p.in.flip();
-        while (p.in.remaining() >= 4) {
-            int length = p.in.getInt(p.in.position());
-            if (length < 0 || length > MAX_FRAME_BYTES) {
-                p.protocolViolations++;
-                log.warn("cluster switch: {} sent a frame length of {}: expected at most {} (QEMU's NET_BUFSIZE); connection ended",
-                        p.member, Integer.toUnsignedLong(length), MAX_FRAME_BYTES);
-                lose(p);
-                return;
-            }
-            if (p.in.remaining() < 4 + length) break;
-            p.in.getInt();
-            byte[] data = new byte[length];
-            p.in.get(data);
-            forward(p, data);
+        StreamFraming.Frames read = StreamFraming.take(p.in);
+        for (byte[] data : read.frames()) forward(p, data);
+        if (read.badLength() >= 0) {
+            p.protocolViolations++;
+            log.warn("cluster switch: {} sent a frame length of {}: expected at most {} (QEMU's NET_BUFSIZE); connection ended",
+                    p.member, read.badLength(), MAX_FRAME_BYTES);
+            lose(p);
+            return;
         }
         p.in.compact();
     }
