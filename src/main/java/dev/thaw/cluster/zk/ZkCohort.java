@@ -85,6 +85,7 @@ public final class ZkCohort {
             }
             restore.abandon();
             restore.join(Duration.ofSeconds(15));
+            if (c.watchdog != null) c.watchdog.destroy(); // its QEMU is gone: nothing left to watch
             restore.closeImage();
             c.closeQueues();
             zk.close();
@@ -102,6 +103,8 @@ public final class ZkCohort {
         DistributedQueue<byte[]> to;
         DistributedQueue<byte[]> from;
         Journal<ConsoleLine>.Cursor console;
+        /** Kills the member's QEMU if this process dies without its hooks (SIGKILL). */
+        volatile Process watchdog;
         long nextCheck;
         boolean serving;
 
@@ -133,6 +136,11 @@ public final class ZkCohort {
             };
             long begun = System.nanoTime();
             restore.begin(load.workingSetPages(), run.members(), switchDir, vm -> {
+                try {
+                    watchdog = CohortWatchdog.watch(vm.pid());
+                } catch (java.io.IOException e) { // the hooks still end it on SIGTERM or Ctrl-C; only a SIGKILL would leave it
+                    org.slf4j.LoggerFactory.getLogger(ZkCohort.class).warn("{}: no watchdog for QEMU pid {}: {}", member, vm.pid(), e.toString());
+                }
                 console = vm.console().cursorFromStart();
                 options.listener().launched(vm);
             });

@@ -201,6 +201,32 @@ class ClusterCheckpointTest {
     }
 
     /**
+     * SIGKILL runs no shutdown hook: m2's cohort killed so once its QEMU is loaded and paused (its LOAD_FIN) must still leave no
+     * QEMU behind (the cohort's watchdog, a process of its own, kills it once the cohort is gone).
+     */
+    @Test
+    void aCohortKilledWithSigkillMidRestoreLeavesNoQemu() throws Exception {
+        try (ZooKeeperProcess zk = ZooKeeperProcess.start(0, ZooKeeperProcess.START_TIMEOUT);
+             ThawProcess m1 = cohort(zk, "m1"); ThawProcess m2 = cohort(zk, "m2")) {
+            long[] killedAt = {0};
+            assertThatThrownBy(() -> restoreKillingAt("m2 loaded after", zk, killedAt,
+                    () -> ProcessHandle.of(m2.pid()).ifPresent(ProcessHandle::destroyForcibly))).isInstanceOf(CheckpointException.RestoreFailed.class)
+                    .hasMessageContaining("cluster restore of member m2 failed: lost its cohort in phase")
+                    .satisfies(e -> assertThat(((CheckpointException) e).member()).isEqualTo("m2"));
+            System.err.printf("the coordinator failed %.1f s after m2's cohort was killed with SIGKILL%n", (System.nanoTime() - killedAt[0]) / 1e9);
+            assertThat(m2.awaitExit(Duration.ofSeconds(30))).contains(137);
+            assertThat(m1.awaitExit(Duration.ofSeconds(60))).contains(1);
+            long m2Qemu = printedQemuPid(m2, Duration.ZERO).orElseThrow(() -> new AssertionError("expected m2's QEMU launched before its LOAD_FIN"));
+            long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+            while (ProcessHandle.of(m2Qemu).filter(ProcessHandle::isAlive).isPresent() && System.nanoTime() < deadline) Thread.sleep(100);
+            assertThat(ProcessHandle.of(m2Qemu).filter(ProcessHandle::isAlive)).as("m2's QEMU, pid " + m2Qemu + ", 10 s after its cohort's SIGKILL")
+                    .isEmpty();
+            System.err.printf("m2's QEMU gone %.1f s after its cohort's SIGKILL%n", (System.nanoTime() - killedAt[0]) / 1e9);
+            noQemuOfThoseRestoresLeft();
+        }
+    }
+
+    /**
      * Two hosts simulated by two network namespaces joined by a veth: ZooKeeper and the coordinator (its switch holding m1) on A,
      * a switch of its own for m2 on B ({@code thaw cluster switch}), the switches joined by a UDP tunnel, and each member's cohort
      * on its own host. Under held, the frames in flight at the save for m2 cross the tunnel once m2 runs; the stream then goes on
@@ -320,6 +346,11 @@ class ClusterCheckpointTest {
 
     /** A held restore through ZooKeeper that runs {@code kill} once, at the first LOAD_FIN, noting the time in {@code killedAt[0]}. */
     private static ZkCoordinator.Result restoreKillingAtTheFirstLoadFin(ZooKeeperProcess zk, long[] killedAt, Runnable kill) {
+        return restoreKillingAt("(LOAD_FIN)", zk, killedAt, kill);
+    }
+
+    /** A held restore through ZooKeeper that runs {@code kill} once, at the first status line containing {@code at}. */
+    private static ZkCoordinator.Result restoreKillingAt(String at, ZooKeeperProcess zk, long[] killedAt, Runnable kill) {
         return ZkCoordinator.restore(checkpoint, new ZkCoordinator.Options(zk.connectString(),
                 ClusterRestore.Options.of(Strategy.HELD).withListener(new ClusterRestore.Listener() {
                     @Override
@@ -327,7 +358,7 @@ class ClusterCheckpointTest {
                         System.err.println(line);
                         var dir = java.util.regex.Pattern.compile("\\(switch (\\S+)\\)").matcher(line);
                         if (dir.find()) switchDirs.add(dir.group(1));
-                        if (line.contains("(LOAD_FIN)") && killedAt[0] == 0) {
+                        if (line.contains(at) && killedAt[0] == 0) {
                             kill.run();
                             killedAt[0] = System.nanoTime();
                         }
