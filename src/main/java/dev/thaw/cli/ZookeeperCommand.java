@@ -26,6 +26,9 @@ final class ZookeeperCommand implements Callable<Integer> {
         ZooKeeperProcess zk;
         try {
             zk = ZooKeeperProcess.start(java.net.InetAddress.getByName(bind), port, Duration.ofSeconds(startTimeoutSeconds));
+        } catch (java.net.UnknownHostException e) {
+            System.err.println("thaw zookeeper: --bind: expected an address, actual '" + bind + "' (" + e.getMessage() + ")");
+            return 2;
         } catch (ZkException e) {
             System.err.println("thaw zookeeper: " + e.getMessage());
             return 1;

@@ -75,6 +75,9 @@ class ClusterCommandTest {
                 "--tunnel", "127.0.0.1:0=127.0.0.1:1");
         assertThat(sw.exit()).isEqualTo(1);
         assertThat(sw.err()).contains("thaw cluster switch: switch: expected m1 either here or behind the tunnel, actual both (or twice)");
+        ImageCommandsTest.Run zk = ImageCommandsTest.run("zookeeper", "--bind", "no-such-host.invalid", "--port", "0");
+        assertThat(zk.exit()).isEqualTo(2);
+        assertThat(zk.err()).contains("thaw zookeeper: --bind: expected an address, actual 'no-such-host.invalid'");
     }
 
     @Test

@@ -30,8 +30,9 @@ import org.junit.jupiter.api.io.TempDir;
  * A real cluster of two members, saved while m2 streams checked bytes to m1 through the switch, and restored: under held every
  * frame arrives and the stream ends intact; a member whose QEMU dies mid-restore ends the restore naming it, with no QEMU left.
  * The same restores with each cohort in a process of its own ({@code thaw cluster cohort}), coordinated through a real ZooKeeper:
- * the stream ends intact; ZooKeeper killed mid-restore ends it everywhere, saying so, with no QEMU left. The checkpoint is made
- * once for every test.
+ * the stream ends intact; ZooKeeper killed mid-restore ends it everywhere, saying so, with no QEMU left, and so does a cohort
+ * killed with SIGTERM or SIGKILL. The same restore across two hosts (network namespaces, a switch each, joined by a UDP tunnel).
+ * The checkpoint is made once for every test.
  */
 class ClusterCheckpointTest {
     private static final long MEMBER_MIB = 256;
