@@ -24,14 +24,14 @@ import picocli.CommandLine.Option;
 @Command(name = "cluster", mixinStandardHelpOptions = true,
         description = "Virtual clusters: demo guests that talk to each other through Thaw's switch (docs/cluster.md).",
         subcommands = {ClusterCommand.Up.class, ClusterCommand.Status.class, ClusterCommand.Save.class, ClusterCommand.Restore.class,
-                ClusterCommand.Cohort.class})
+                ClusterCommand.Cohort.class, ClusterCommand.SwitchCommand.class})
 final class ClusterCommand implements Runnable {
     @picocli.CommandLine.Spec
     picocli.CommandLine.Model.CommandSpec spec;
 
     @Override
     public void run() {
-        throw new picocli.CommandLine.ParameterException(spec.commandLine(), "expected a subcommand: up, status, save, restore or cohort");
+        throw new picocli.CommandLine.ParameterException(spec.commandLine(), "expected a subcommand: up, status, save, restore, cohort or switch");
     }
 
     @Command(name = "up", mixinStandardHelpOptions = true,
@@ -222,6 +222,13 @@ final class ClusterCommand implements Runnable {
         @Option(names = "--cohorts-timeout-s", defaultValue = "120", description = "With --zk: how long to wait for a cohort per member (default ${DEFAULT-VALUE}).")
         long cohortsTimeoutSeconds;
 
+        @Option(names = "--tunnel", paramLabel = "LOCAL_IP:PORT=PEER_IP:PORT", description = {"With --zk and --remote: the members named by",
+                "--remote are on another host, behind its switch ('thaw cluster switch'), joined to this one by a UDP tunnel."})
+        String tunnel;
+
+        @Option(names = "--remote", split = ",", paramLabel = "MEMBER", description = "With --tunnel: the members behind the tunnel's peer.")
+        List<String> remote;
+
         @Override
         public Integer call() throws Exception {
             Strategy chosen = Strategy.parse(strategy);
@@ -231,6 +238,19 @@ final class ClusterCommand implements Runnable {
                     System.out.println(line);
                 }
             });
+            if ((tunnel == null) != (remote == null) || (tunnel != null && zk == null)) {
+                System.err.println("thaw cluster restore: expected --tunnel and --remote together, with --zk, actual " + (tunnel == null ? "no" : "a")
+                        + " --tunnel, " + (remote == null ? "no" : "a") + " --remote and " + (zk == null ? "no" : "a") + " --zk");
+                return 2;
+            }
+            if (tunnel != null) {
+                try {
+                    options = options.withTunnel(dev.thaw.cluster.net.ClusterSwitch.Tunnel.parse(tunnel, remote));
+                } catch (IllegalArgumentException e) {
+                    System.err.println("thaw cluster restore: " + e.getMessage());
+                    return 2;
+                }
+            }
             if (zk != null) return coordinateWith(this, options, chosen);
             ClusterRestore.Result r;
             try {
@@ -273,7 +293,10 @@ final class ClusterCommand implements Runnable {
             return 1;
         }
         try (ZkCoordinator.Running cluster = result.cluster()) {
-            Runtime.getRuntime().addShutdownHook(new Thread(cluster::close, "cluster-shutdown"));
+            Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+                printSwitch(cluster.ports(), cluster.tunnel());
+                cluster.close();
+            }, "cluster-shutdown"));
             System.out.printf("cluster restored (%s, cohorts through ZooKeeper at %s) in %s: every member running after %.2f s, every restore"
                     + " completed after %.2f s; started in the order %s; %d frames held and delivered, %d in flight not delivered%n",
                     chosen.label(), r.zk, cluster.directory(), result.allRunningNanos() / 1e9, result.completedNanos() / 1e9, result.order(),
@@ -282,6 +305,7 @@ final class ClusterCommand implements Runnable {
                 System.out.printf("  %-4s revised working set %d pages: LOAD_FIN %.2f s, START_FIN %.2f s, RESTORE_FIN %.2f s%n", m.member(),
                         m.revisedPages(), m.loadedNanos() / 1e9, m.runningNanos() / 1e9, m.completedNanos() / 1e9);
             }
+            printSwitch(cluster.ports(), cluster.tunnel());
             if (r.exit) return 0;
             System.out.println("the cluster runs until Ctrl-C (its members in their cohorts' processes)");
             while (true) {
@@ -291,6 +315,76 @@ final class ClusterCommand implements Runnable {
         } catch (CheckpointException e) {
             System.err.println("thaw cluster restore: " + e.getMessage());
             return 1;
+        }
+    }
+
+    /** A switch's ports and its tunnel (when it has one), a line each: what a cross-host restore's caller checks for losses. */
+    static void printSwitch(List<dev.thaw.cluster.net.PortStats> ports, dev.thaw.cluster.net.ClusterSwitch.TunnelStats t) {
+        for (var p : ports) {
+            System.out.printf("switch %s: frames in %d, out %d (preloaded %d), most queued %d, dropped %d (queue full %d, unconnected %d),"
+                    + " malformed %d%n", p.member(), p.framesIn(), p.framesOut(), p.preloadedFramesOut(), p.maxQueuedFrames(),
+                    p.droppedQueueFull() + p.droppedUnconnected(), p.droppedQueueFull(), p.droppedUnconnected(), p.malformedFrames());
+        }
+        if (t != null) {
+            System.out.printf("tunnel %s = %s: datagrams out %d (%d bytes), in %d (%d bytes), lost %d, out of order %d, oversize %d,"
+                    + " send failed %d, malformed %d%s%n", fmt(t.local()), fmt(t.peer()), t.datagramsOut(), t.bytesOut(), t.datagramsIn(),
+                    t.bytesIn(), t.lost(), t.outOfOrder(), t.oversize(), t.sendFailed(), t.malformed(),
+                    t.lastMalformed().isEmpty() ? "" : " (last: " + t.lastMalformed() + ")");
+        }
+        System.out.flush();
+    }
+
+    private static String fmt(java.net.InetSocketAddress a) {
+        return a.getAddress().getHostAddress() + ":" + a.getPort();
+    }
+
+    @Command(name = "switch", mixinStandardHelpOptions = true,
+            description = {"Run a cluster switch for the members on this host, joined to another host's switch by a UDP tunnel, until",
+                    "Ctrl-C: the second host of a cluster restored across two ('thaw cluster restore --zk --tunnel' on the first, and",
+                    "'thaw cluster cohort --switch-dir DIR' for each member here). Frames for a member here wait until its QEMU connects;",
+                    "frames for the members behind the tunnel cross it, one datagram each. Its counts are printed at the end, and DIR",
+                    "is removed when the switch created it."})
+    static final class SwitchCommand implements Callable<Integer> {
+        @Option(names = "--dir", required = true, description = "Directory for the switch's sockets (DIR/MEMBER.sock), created owner-only.")
+        Path dir;
+
+        @Option(names = "--local", required = true, split = ",", paramLabel = "MEMBER", description = "The members on this host.")
+        List<String> local;
+
+        @Option(names = "--remote", required = true, split = ",", paramLabel = "MEMBER", description = "The members behind the tunnel's peer.")
+        List<String> remote;
+
+        @Option(names = "--tunnel", required = true, paramLabel = "LOCAL_IP:PORT=PEER_IP:PORT", description = "The tunnel's two ends.")
+        String tunnel;
+
+        @Override
+        public Integer call() throws Exception {
+            dev.thaw.cluster.net.ClusterSwitch sw;
+            boolean ownsDir = !java.nio.file.Files.exists(dir);
+            try {
+                sw = dev.thaw.cluster.net.ClusterSwitch.open(dir, local, dev.thaw.cluster.net.ClusterSwitch.Options.DEFAULT,
+                        java.time.InstantSource.system(), dev.thaw.cluster.net.ClusterSwitch.Tunnel.parse(tunnel, remote));
+            } catch (IllegalArgumentException | java.io.IOException e) {
+                System.err.println("thaw cluster switch: " + e.getMessage());
+                return 1;
+            }
+            for (String m : local) sw.holdUntilConnected(m);
+            Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+                printSwitch(sw.ports(), sw.tunnelStats());
+                sw.close();
+                if (ownsDir) dev.thaw.util.FileTrees.deleteQuietly(dir);
+            }, "cluster-switch-shutdown"));
+            System.out.println("switch listening in " + dir.toAbsolutePath() + " for " + local + "; tunnel " + tunnel + " to " + remote
+                    + " (Ctrl-C ends it)");
+            while (true) {
+                Thread.sleep(Duration.ofMillis(500));
+                try {
+                    sw.check();
+                } catch (IllegalStateException e) {
+                    System.err.println("thaw cluster switch: " + e.getMessage());
+                    return 1;
+                }
+            }
         }
     }
 
@@ -315,6 +409,10 @@ final class ClusterCommand implements Runnable {
         @Option(names = "--timeout-s", defaultValue = "300", description = "The member's restore, LOAD to RESTORE_FIN (default ${DEFAULT-VALUE}).")
         long timeoutSeconds;
 
+        @Option(names = "--switch-dir", description = {"This host's switch ('thaw cluster switch --dir'), when the member is on another host than",
+                "the coordinator (default: the coordinator's switch, from its run)."})
+        Path switchDir;
+
         @Override
         public Integer call() {
             String prefix = member + ": ";
@@ -336,7 +434,7 @@ final class ClusterCommand implements Runnable {
             };
             try {
                 ZkCohort.run(checkpoint, member, new ZkCohort.Options(zk, Duration.ofSeconds(joinTimeoutSeconds), Duration.ofSeconds(timeoutSeconds),
-                        listener));
+                        listener, switchDir));
                 return 0;
             } catch (CheckpointException e) {
                 System.err.println("thaw cluster cohort: " + e.getMessage());

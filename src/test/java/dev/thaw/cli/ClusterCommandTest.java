@@ -59,7 +59,25 @@ class ClusterCommandTest {
         assertThat(small.err()).contains("expected at least 192 MiB, actual 64 MiB");
         ImageCommandsTest.Run bare = ImageCommandsTest.run("cluster");
         assertThat(bare.exit()).isEqualTo(2);
-        assertThat(bare.err()).contains("expected a subcommand: up, status, save, restore or cohort");
+        assertThat(bare.err()).contains("expected a subcommand: up, status, save, restore, cohort or switch");
+    }
+
+    @Test
+    void aTunnelNeedsZooKeeperAndRemoteMembersAndWellFormedEnds(@TempDir Path dir) {
+        ImageCommandsTest.Run noZk = ImageCommandsTest.run("cluster", "restore", dir.toString(), "--tunnel", "10.0.0.1:1=10.0.0.2:1", "--remote", "m2");
+        assertThat(noZk.exit()).isEqualTo(2);
+        assertThat(noZk.err()).contains("expected --tunnel and --remote together, with --zk, actual a --tunnel, a --remote and no --zk");
+        ImageCommandsTest.Run bad = ImageCommandsTest.run("cluster", "restore", dir.toString(), "--zk", "127.0.0.1:1", "--tunnel", "10.0.0.1:1",
+                "--remote", "m2");
+        assertThat(bad.exit()).isEqualTo(2);
+        assertThat(bad.err()).contains("thaw cluster restore: tunnel: expected LOCAL_IP:PORT=PEER_IP:PORT, actual '10.0.0.1:1'");
+        ImageCommandsTest.Run sw = ImageCommandsTest.run("cluster", "switch", "--dir", dir.resolve("s").toString(), "--local", "m1", "--remote", "m1",
+                "--tunnel", "127.0.0.1:0=127.0.0.1:1");
+        assertThat(sw.exit()).isEqualTo(1);
+        assertThat(sw.err()).contains("thaw cluster switch: switch: expected m1 either here or behind the tunnel, actual both (or twice)");
+        ImageCommandsTest.Run zk = ImageCommandsTest.run("zookeeper", "--bind", "no-such-host.invalid", "--port", "0");
+        assertThat(zk.exit()).isEqualTo(2);
+        assertThat(zk.err()).contains("thaw zookeeper: --bind: expected an address, actual 'no-such-host.invalid'");
     }
 
     @Test

@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.fail;
 
 import dev.thaw.cluster.checkpoint.CheckpointFuzzTargets;
+import dev.thaw.cluster.net.NetFuzzTargets;
 import dev.thaw.image.ImageFuzzTargets;
 import dev.thaw.migration.MigrationFuzzTargets;
 import dev.thaw.qemu.QemuFuzzTargets;
@@ -52,7 +53,9 @@ class FuzzTest {
                 new Entry("vm-config", 2_000, () -> QemuFuzzTargets.vmConfig(work)),
                 new Entry("qmp-answers", 10_000, QemuFuzzTargets::qmpAnswers),
                 new Entry("cluster-frames", 10_000, CheckpointFuzzTargets::frames),
-                new Entry("cluster-manifest", 3_000, () -> CheckpointFuzzTargets.manifest(work)));
+                new Entry("cluster-manifest", 3_000, () -> CheckpointFuzzTargets.manifest(work)),
+                new Entry("tunnel-datagram", 10_000, NetFuzzTargets::tunnelDatagram),
+                new Entry("switch-frames", 3_000, NetFuzzTargets::switchFrames));
     }
 
     @TestFactory

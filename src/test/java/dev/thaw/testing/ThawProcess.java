@@ -20,6 +20,7 @@ public final class ThawProcess implements AutoCloseable {
     private final Process process;
     private final List<String> out = new ArrayList<>();
     private final List<String> err = new ArrayList<>();
+    private final List<Thread> pumps = new ArrayList<>();
 
     private ThawProcess(Process process, String label) {
         this.process = process;
@@ -28,7 +29,13 @@ public final class ThawProcess implements AutoCloseable {
     }
 
     public static ThawProcess start(String label, List<String> args) throws IOException {
-        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+        return startUnder(List.of(), label, args);
+    }
+
+    /** As {@link #start}, its command line after {@code prefix} (for example {@code ip netns exec NS}, which execs it: same pid). */
+    public static ThawProcess startUnder(List<String> prefix, String label, List<String> args) throws IOException {
+        List<String> cmd = new ArrayList<>(prefix);
+        cmd.addAll(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
                 "--enable-native-access=ALL-UNNAMED", "-XX:+UseSerialGC", "-cp", System.getProperty("java.class.path")));
         String home = System.getProperty("thaw.home");
         if (home != null) cmd.add("-Dthaw.home=" + home);
@@ -38,7 +45,7 @@ public final class ThawProcess implements AutoCloseable {
     }
 
     private void pump(BufferedReader reader, List<String> into, String label) {
-        Thread.ofPlatform().daemon().name("thaw-process-" + label).start(() -> {
+        pumps.add(Thread.ofPlatform().daemon().name("thaw-process-" + label).start(() -> {
             try (reader) {
                 for (String line; (line = reader.readLine()) != null; ) {
                     synchronized (this) {
@@ -50,7 +57,7 @@ public final class ThawProcess implements AutoCloseable {
             } catch (IOException ignored) {
                 // the process ended
             }
-        });
+        }));
     }
 
     /** The first stdout line that matches, waiting at most {@code timeout}; empty when none came (or the process ended first). */
@@ -67,13 +74,34 @@ public final class ThawProcess implements AutoCloseable {
         }
     }
 
+    /** Every stdout line so far. */
+    public synchronized List<String> lines() {
+        return List.copyOf(out);
+    }
+
     public synchronized String stderr() {
         return String.join("\n", err);
     }
 
     /** The exit status, or empty if it still runs after {@code timeout}. */
     public Optional<Integer> awaitExit(Duration timeout) throws InterruptedException {
-        return process.waitFor(timeout.toMillis(), TimeUnit.MILLISECONDS) ? Optional.of(process.exitValue()) : Optional.empty();
+        if (!process.waitFor(timeout.toMillis(), TimeUnit.MILLISECONDS)) return Optional.empty();
+        awaitOutput();
+        return Optional.of(process.exitValue());
+    }
+
+    /** Once the process exited: waits (at most 5 s) until its last output lines are read, so that {@link #lines()} has them all. */
+    private void awaitOutput() throws InterruptedException {
+        for (Thread t : pumps) t.join(Duration.ofSeconds(5));
+    }
+
+    /**
+     * SIGTERM, as Ctrl-C would, keeping every line it prints on its way out ({@link Process#destroy()} closes its pipes at once,
+     * losing what its shutdown hooks print): its exit status, or empty if it still runs after {@code timeout}.
+     */
+    public Optional<Integer> terminate(Duration timeout) throws InterruptedException {
+        process.toHandle().destroy();
+        return awaitExit(timeout);
     }
 
     public long pid() {
@@ -86,6 +114,7 @@ public final class ThawProcess implements AutoCloseable {
             process.destroy();
             try {
                 if (!process.waitFor(20, TimeUnit.SECONDS)) process.destroyForcibly().waitFor(5, TimeUnit.SECONDS);
+                awaitOutput();
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
                 process.destroyForcibly();

@@ -54,18 +54,25 @@ public final class ClusterRestore {
     /**
      * @param directory the new switch's directory (null: a new {@code /tmp/thaw-cluster-*}, removed when the cluster closes)
      * @param timeout   the whole restore, from the start to every member's RESTORE_FIN
+     * @param tunnel    the members on another host, behind that host's switch (null: every member here); only a restore
+     *                  whose cohorts are in other processes ({@code ZkCoordinator}) can have members elsewhere
      */
-    public record Options(Strategy strategy, Path directory, Duration timeout, ClusterSwitch.Options switchOptions, Listener listener) {
+    public record Options(Strategy strategy, Path directory, Duration timeout, ClusterSwitch.Options switchOptions, Listener listener,
+                          ClusterSwitch.Tunnel tunnel) {
         public static Options of(Strategy strategy) {
-            return new Options(strategy, null, Duration.ofMinutes(5), ClusterSwitch.Options.DEFAULT, new Listener() { });
+            return new Options(strategy, null, Duration.ofMinutes(5), ClusterSwitch.Options.DEFAULT, new Listener() { }, null);
         }
 
         public Options withListener(Listener l) {
-            return new Options(strategy, directory, timeout, switchOptions, l);
+            return new Options(strategy, directory, timeout, switchOptions, l, tunnel);
         }
 
         public Options withDirectory(Path dir) {
-            return new Options(strategy, dir, timeout, switchOptions, listener);
+            return new Options(strategy, dir, timeout, switchOptions, listener, tunnel);
+        }
+
+        public Options withTunnel(ClusterSwitch.Tunnel t) {
+            return new Options(strategy, directory, timeout, switchOptions, listener, t);
         }
     }
 
@@ -89,6 +96,10 @@ public final class ClusterRestore {
     private ClusterRestore() {}
 
     public static Result restore(Path checkpoint, Options options) {
+        if (options.tunnel() != null) {
+            throw new CheckpointException.RestoreFailed(null, "expected every member on this host for a restore in one process, actual "
+                    + options.tunnel().remoteMembers() + " behind a tunnel: their cohorts run there (coordinate through ZooKeeper)", null);
+        }
         Prepared p = Prepared.of(checkpoint, options);
         Run run = new Run(p.plan(), p.cohorts(), p.network(), p.dir(), options, p.started());
         try {
@@ -141,7 +152,16 @@ public final class ClusterRestore {
             }
             ClusterSwitch network;
             try {
-                network = ClusterSwitch.open(dir, manifest.memberNames(), options.switchOptions(), InstantSource.system());
+                List<String> here = new ArrayList<>(manifest.memberNames());
+                if (options.tunnel() != null) {
+                    for (String m : options.tunnel().remoteMembers()) {
+                        if (!here.remove(m)) {
+                            throw new IllegalArgumentException("expected the members behind the tunnel among the checkpoint's "
+                                    + manifest.memberNames() + ", actual " + m);
+                        }
+                    }
+                }
+                network = ClusterSwitch.open(dir, here, options.switchOptions(), InstantSource.system(), options.tunnel());
             } catch (IOException | RuntimeException e) {
                 if (ownsDir) FileTrees.deleteQuietly(dir);
                 throw new CheckpointException.RestoreFailed(null, "cannot open the switch in " + dir + ": " + e.getMessage(), e);

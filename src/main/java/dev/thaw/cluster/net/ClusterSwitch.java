@@ -5,6 +5,8 @@ import java.io.IOException;
 import java.net.StandardProtocolFamily;
 import java.net.UnixDomainSocketAddress;
 import java.nio.ByteBuffer;
+import java.net.InetSocketAddress;
+import java.nio.channels.DatagramChannel;
 import java.nio.channels.SelectionKey;
 import java.nio.channels.Selector;
 import java.nio.channels.ServerSocketChannel;
@@ -52,6 +54,11 @@ import org.slf4j.LoggerFactory;
  * member whose QEMU stops reading (a stopped guest's NIC takes nothing) fills its own queue and
  * never delays the others. Its selector wakes at least every 250 ms; {@link #close()} waits for it
  * at most 5 s.
+ *
+ * <p>Two hosts: a switch may also have members on another host, behind another switch, the two joined by a UDP tunnel
+ * ({@link Tunnel}, {@link TunnelDatagram}). Such a remote member has a port here without a socket: frames for it (to its learned
+ * MAC, or a flooded copy) wait in its queue like any other's, held or not, and go into the tunnel naming it. A datagram from the
+ * tunnel is delivered to the local member it names only, never flooded and never sent back into the tunnel, so nothing loops.
  */
 public final class ClusterSwitch implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(ClusterSwitch.class);
@@ -78,6 +85,57 @@ public final class ClusterSwitch implements AutoCloseable {
         }
     }
 
+    /**
+     * A UDP tunnel to the switch of another host: this switch's datagram socket, the peer's, and the members behind the peer.
+     * Datagrams from any other address are counted as malformed and dropped.
+     */
+    public record Tunnel(InetSocketAddress local, InetSocketAddress peer, List<String> remoteMembers) {
+        public Tunnel {
+            remoteMembers = List.copyOf(remoteMembers);
+            if (remoteMembers.isEmpty()) throw new IllegalArgumentException("tunnel: expected at least one member behind the peer, actual none");
+            if (local.isUnresolved() || peer.isUnresolved()) {
+                throw new IllegalArgumentException("tunnel: expected resolved addresses, actual " + local + " = " + peer);
+            }
+        }
+
+        /** {@code LOCAL_IP:PORT=PEER_IP:PORT} (numeric IPv4 addresses), as the commands take it. */
+        public static Tunnel parse(String spec, List<String> remoteMembers) {
+            String[] ends = spec.split("=", -1);
+            if (ends.length != 2) throw new IllegalArgumentException("tunnel: expected LOCAL_IP:PORT=PEER_IP:PORT, actual '" + spec + "'");
+            return new Tunnel(address(ends[0], "local"), address(ends[1], "peer"), remoteMembers);
+        }
+
+        private static InetSocketAddress address(String s, String what) {
+            var m = Pattern.compile("(\\d{1,3}(?:\\.\\d{1,3}){3}):(\\d{1,5})").matcher(s);
+            if (!m.matches() || Integer.parseInt(m.group(2)) > 65535) {
+                throw new IllegalArgumentException("tunnel: expected the " + what + " end as IPV4:PORT, actual '" + s + "'");
+            }
+            try {
+                return new InetSocketAddress(java.net.InetAddress.getByName(m.group(1)), Integer.parseInt(m.group(2)));
+            } catch (java.net.UnknownHostException e) {
+                throw new IllegalArgumentException("tunnel: expected the " + what + " end as IPV4:PORT, actual '" + s + "'", e);
+            }
+        }
+    }
+
+    /**
+     * The tunnel's counts.
+     *
+     * @param lost       datagrams the peer sent that never came (gaps in its sequence): a UDP buffer overflowed, or the path dropped them
+     * @param outOfOrder datagrams that came after a later one (delivered anyway; TCP sorts them out)
+     * @param oversize   frames too long for a datagram, dropped before the tunnel
+     * @param sendFailed frames whose datagram the kernel refused to send (no route to the peer), dropped
+     * @param malformed  datagrams that were not one, or named members not where the tunnel says (dropped; the last reason is kept)
+     */
+    public record TunnelStats(InetSocketAddress local, InetSocketAddress peer, long datagramsOut, long bytesOut, long datagramsIn,
+                              long bytesIn, long lost, long outOfOrder, long oversize, long sendFailed, long malformed,
+                              String lastMalformed) {
+        /** Nothing lost, dropped or malformed on this side. */
+        public boolean clean() {
+            return lost == 0 && oversize == 0 && sendFailed == 0 && malformed == 0;
+        }
+    }
+
     /** The switch at its cut: when, and the frames in flight then (every queue, in the order read). */
     public record Cut(Instant at, List<Frame> inFlight) {
         public Cut {
@@ -93,6 +151,13 @@ public final class ClusterSwitch implements AutoCloseable {
     private final Options options;
     private final InstantSource clock;
     private final Thread thread;
+    private DatagramChannel tunnelChannel;
+    private Tunnel tunnel;
+    private final ByteBuffer tunnelIn = ByteBuffer.allocate(TunnelDatagram.MAX_DATAGRAM_BYTES + 1);
+    private long tunnelSequence, peerSequence, datagramsOut, tunnelBytesOut, datagramsIn, tunnelBytesIn, tunnelLost, tunnelOutOfOrder,
+            tunnelOversize, tunnelMalformed, tunnelSendFailed;
+    private String lastMalformed = "";
+    private boolean tunnelBlocked;
     private long nextSequence;
     private boolean cut;
     private volatile boolean closed;
@@ -111,6 +176,15 @@ public final class ClusterSwitch implements AutoCloseable {
      * stale socket file (a switch that was killed) is replaced; any other file there is an error.
      */
     public static ClusterSwitch open(Path socketDir, List<String> members, Options options, InstantSource clock) throws IOException {
+        return open(socketDir, members, options, clock, null);
+    }
+
+    /**
+     * As {@link #open(Path, List, Options, InstantSource)}, with {@code members} on this host and the tunnel's remote members
+     * behind its peer (null: no tunnel). The tunnel's socket is bound before this returns.
+     */
+    public static ClusterSwitch open(Path socketDir, List<String> members, Options options, InstantSource clock, Tunnel tunnel)
+            throws IOException {
         if (members.isEmpty()) throw new IllegalArgumentException("switch: expected at least one member, actual none");
         OwnerOnly.createDirectories(socketDir);
         ClusterSwitch sw = new ClusterSwitch(Selector.open(), options, clock);
@@ -134,6 +208,25 @@ public final class ClusterSwitch implements AutoCloseable {
                 server.configureBlocking(false);
                 server.register(sw.selector, SelectionKey.OP_ACCEPT, port);
             }
+            if (tunnel != null) {
+                for (String m : tunnel.remoteMembers()) {
+                    if (!MEMBER_NAME.matcher(m).matches()) {
+                        throw new IllegalArgumentException("switch: expected a remote member name matching " + MEMBER_NAME + ", actual '" + m + "'");
+                    }
+                    if (sw.ports.containsKey(m)) {
+                        throw new IllegalArgumentException("switch: expected " + m + " either here or behind the tunnel, actual both (or twice)");
+                    }
+                    sw.ports.put(m, new Port(m, null, null));
+                }
+                sw.tunnel = tunnel;
+                sw.tunnelChannel = DatagramChannel.open(StandardProtocolFamily.INET);
+                // A burst (held frames released) must not overflow the receiving socket: ask for 4 MiB (the kernel caps it at rmem_max).
+                sw.tunnelChannel.setOption(java.net.StandardSocketOptions.SO_RCVBUF, 4 << 20);
+                sw.tunnelChannel.setOption(java.net.StandardSocketOptions.SO_SNDBUF, 4 << 20);
+                sw.tunnelChannel.bind(tunnel.local());
+                sw.tunnelChannel.configureBlocking(false);
+                sw.tunnelChannel.register(sw.selector, SelectionKey.OP_READ, tunnel);
+            }
         } catch (IOException | RuntimeException e) {
             sw.closeChannels();
             throw e;
@@ -148,7 +241,39 @@ public final class ClusterSwitch implements AutoCloseable {
 
     /** The socket the member's QEMU connects to. */
     public Path socket(String member) {
-        return port(member).socket;
+        Port p = port(member);
+        if (p.remote()) throw new IllegalArgumentException("switch: " + member + " is behind the tunnel to " + tunnel.peer() + ": expected a member here");
+        return p.socket;
+    }
+
+    /**
+     * Holds {@code member} until its QEMU connects: frames sent to it before then wait in its queue (a switch whose members are
+     * restored by other processes does not know when they run; a paused QEMU leaves them in its socket until it runs).
+     */
+    public void holdUntilConnected(String member) {
+        synchronized (lock) {
+            checkOpen();
+            Port p = port(member);
+            if (p.remote()) throw new IllegalArgumentException("switch: " + member + " is behind the tunnel: expected a member here");
+            p.held = p.connection == null;
+            p.releaseOnConnect = p.held;
+        }
+    }
+
+    /** Fails when the switch was closed, or its thread failed (every member then disconnected). */
+    public void check() {
+        synchronized (lock) {
+            checkOpen();
+        }
+    }
+
+    /** The tunnel's counts, or null when this switch has none. */
+    public TunnelStats tunnelStats() {
+        synchronized (lock) {
+            if (tunnel == null) return null;
+            return new TunnelStats(tunnel.local(), tunnel.peer(), datagramsOut, tunnelBytesOut, datagramsIn, tunnelBytesIn, tunnelLost,
+                    tunnelOutOfOrder, tunnelOversize, tunnelSendFailed, tunnelMalformed, lastMalformed);
+        }
     }
 
     /** The argument of QEMU 7.2's {@code -netdev} that connects a member to this switch. */
@@ -282,6 +407,7 @@ public final class ClusterSwitch implements AutoCloseable {
 
     private void closeChannels() {
         for (Port p : ports.values()) {
+            if (p.remote()) continue;
             p.disconnect();
             closeQuietly(p.server);
             try {
@@ -290,6 +416,7 @@ public final class ClusterSwitch implements AutoCloseable {
                 log.warn("cluster switch: could not remove {}: {}", p.socket, e.toString());
             }
         }
+        if (tunnelChannel != null) closeQuietly(tunnelChannel);
         closeQuietly(selector);
     }
 
@@ -299,13 +426,21 @@ public final class ClusterSwitch implements AutoCloseable {
                 selector.select(SELECT_INTERVAL.toMillis());
                 synchronized (lock) {
                     for (SelectionKey key : selector.selectedKeys()) {
-                        Port p = (Port) key.attachment();
                         if (!key.isValid()) continue;
+                        if (key.attachment() instanceof Tunnel) {
+                            if (key.isReadable()) readTunnel();
+                            continue;
+                        }
+                        Port p = (Port) key.attachment();
                         if (key.isAcceptable()) accept(p);
                         else if (key.isReadable()) read(p);
                     }
                     selector.selectedKeys().clear();
+                    tunnelBlocked = false;
                     for (Port p : ports.values()) flush(p);
+                    if (tunnelChannel != null) {
+                        tunnelChannel.keyFor(selector).interestOps(SelectionKey.OP_READ | (tunnelBlocked ? SelectionKey.OP_WRITE : 0));
+                    }
                 }
             }
         } catch (IOException | RuntimeException | Error e) {
@@ -328,6 +463,10 @@ public final class ClusterSwitch implements AutoCloseable {
         }
         c.configureBlocking(false);
         p.connection = c;
+        if (p.releaseOnConnect && !cut) {
+            p.held = false;
+            p.releaseOnConnect = false;
+        }
         p.key = c.register(selector, SelectionKey.OP_READ, p);
         p.connections++;
         log.debug("cluster switch: {} connected", p.member);
@@ -348,20 +487,14 @@ public final class ClusterSwitch implements AutoCloseable {
             return;
         }
         p.in.flip();
-        while (p.in.remaining() >= 4) {
-            int length = p.in.getInt(p.in.position());
-            if (length < 0 || length > MAX_FRAME_BYTES) {
-                p.protocolViolations++;
-                log.warn("cluster switch: {} sent a frame length of {}: expected at most {} (QEMU's NET_BUFSIZE); connection ended",
-                        p.member, Integer.toUnsignedLong(length), MAX_FRAME_BYTES);
-                lose(p);
-                return;
-            }
-            if (p.in.remaining() < 4 + length) break;
-            p.in.getInt();
-            byte[] data = new byte[length];
-            p.in.get(data);
-            forward(p, data);
+        StreamFraming.Frames read = StreamFraming.take(p.in);
+        for (byte[] data : read.frames()) forward(p, data);
+        if (read.badLength() >= 0) {
+            p.protocolViolations++;
+            log.warn("cluster switch: {} sent a frame length of {}: expected at most {} (QEMU's NET_BUFSIZE); connection ended",
+                    p.member, read.badLength(), MAX_FRAME_BYTES);
+            lose(p);
+            return;
         }
         p.in.compact();
     }
@@ -390,8 +523,99 @@ public final class ClusterSwitch implements AutoCloseable {
         }
     }
 
+    /** Reads every datagram waiting in the tunnel and delivers each frame to the local member it names. */
+    private void readTunnel() throws IOException {
+        while (true) {
+            tunnelIn.clear();
+            java.net.SocketAddress sender = tunnelChannel.receive(tunnelIn);
+            if (sender == null) return;
+            tunnelIn.flip();
+            TunnelDatagram d;
+            try {
+                if (!sender.equals(tunnel.peer())) {
+                    throw new TunnelDatagram.Malformed("tunnel datagram from " + sender + ": expected one from the peer " + tunnel.peer()
+                            + ", actual another address");
+                }
+                d = TunnelDatagram.decode(tunnelIn, sender.toString());
+                Port from = ports.get(d.from());
+                Port to = ports.get(d.to());
+                if (from == null || !from.remote()) {
+                    throw new TunnelDatagram.Malformed("tunnel datagram " + d.sequence() + " from " + sender + ": expected a sender behind the"
+                            + " tunnel " + tunnel.remoteMembers() + ", actual " + d.from());
+                }
+                if (to == null || to.remote()) {
+                    throw new TunnelDatagram.Malformed("tunnel datagram " + d.sequence() + " from " + sender + ": expected a receiver on this"
+                            + " switch, actual " + d.to());
+                }
+            } catch (TunnelDatagram.Malformed e) {
+                if (tunnelMalformed++ < 10) log.warn("cluster switch: {}; dropped", e.getMessage());
+                lastMalformed = e.getMessage();
+                continue;
+            }
+            datagramsIn++;
+            tunnelBytesIn += tunnelIn.limit();
+            if (d.sequence() > peerSequence + 1) tunnelLost += d.sequence() - peerSequence - 1;
+            if (d.sequence() <= peerSequence) {
+                tunnelOutOfOrder++;
+                if (tunnelLost > 0) tunnelLost--; // it was counted as lost when a later one came first
+            } else {
+                peerSequence = d.sequence();
+            }
+            Port from = ports.get(d.from());
+            from.framesIn++;
+            from.bytesIn += d.frame().length;
+            long source = mac(d.frame(), 6);
+            if (!multicast(source)) macTable.put(source, from.member);
+            long sequence = nextSequence++;
+            long[] record = traffic.computeIfAbsent(from.member, k -> new TreeMap<>()).computeIfAbsent(d.to(), k -> new long[3]);
+            record[0]++;
+            record[1] += d.frame().length;
+            record[2] = nanos(clock.instant());
+            ports.get(d.to()).offer(new Frame(sequence, from.member, d.to(), d.frame()), options);
+        }
+    }
+
+    /** Sends the queued frames of a member behind the tunnel, one datagram each, until the tunnel's socket takes no more. */
+    private void flushRemote(Port p) {
+        while (!p.held && !p.queue.isEmpty() && !tunnelBlocked) {
+            Frame f = p.queue.peek();
+            if (f.data().length > TunnelDatagram.MAX_FRAME_BYTES || f.data().length < ETHERNET_HEADER_BYTES) {
+                p.queue.poll();
+                p.queuedBytes -= f.data().length;
+                p.preloaded.remove(f);
+                tunnelOversize++;
+                continue;
+            }
+            byte[] datagram = new TunnelDatagram(tunnelSequence + 1, f.from(), p.member, f.data()).encode();
+            try {
+                if (tunnelChannel.send(ByteBuffer.wrap(datagram), tunnel.peer()) == 0) {
+                    tunnelBlocked = true; // the socket's buffer is full: the selector says when it takes more
+                    return;
+                }
+            } catch (IOException e) { // the path to the peer is gone (its address removed): the frame is lost, counted
+                if (tunnelSendFailed++ < 10) log.warn("cluster switch: sending to {} through the tunnel to {} failed: {}", p.member, tunnel.peer(), e.toString());
+                p.queue.poll();
+                p.queuedBytes -= f.data().length;
+                p.preloaded.remove(f);
+                continue;
+            }
+            tunnelSequence++;
+            datagramsOut++;
+            tunnelBytesOut += datagram.length;
+            p.queue.poll();
+            p.queuedBytes -= f.data().length;
+            p.framesOut++;
+            p.bytesOut += f.data().length;
+            if (p.preloaded.remove(f)) p.preloadedFramesOut++;
+        }
+    }
+
     /** Writes queued frames to a connected member that is not held, until its socket takes no more. */
     private void flush(Port p) {
+        if (p.remote()) {
+            flushRemote(p);
+            return;
+        }
         if (p.connection == null) return;
         try {
             while (true) {
@@ -507,6 +731,7 @@ public final class ClusterSwitch implements AutoCloseable {
         final java.util.Set<Frame> preloaded = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
         boolean outPreloaded;
         long preloadedFramesOut;
+        boolean releaseOnConnect;
 
         Port(String member, Path socket, ServerSocketChannel server) {
             this.member = member;
@@ -514,8 +739,13 @@ public final class ClusterSwitch implements AutoCloseable {
             this.server = server;
         }
 
+        /** A member behind the tunnel: no socket here, the tunnel is its connection. */
+        boolean remote() {
+            return server == null;
+        }
+
         void offer(Frame f, Options options) {
-            if (connection == null && !held) {
+            if (connection == null && !remote() && !held) {
                 droppedUnconnected++;
             } else if (queue.size() >= options.queueFrames() || queuedBytes + f.data().length > options.queueBytes()) {
                 droppedQueueFull++;
@@ -535,7 +765,7 @@ public final class ClusterSwitch implements AutoCloseable {
         }
 
         PortStats stats(Options options) {
-            return new PortStats(member, connection != null, held, queue.size(), queuedBytes, options.queueFrames(), options.queueBytes(),
+            return new PortStats(member, connection != null || remote(), held, queue.size(), queuedBytes, options.queueFrames(), options.queueBytes(),
                     maxQueuedFrames, framesIn, bytesIn, framesOut, bytesOut, droppedQueueFull, droppedUnconnected, malformedFrames,
                     protocolViolations, connections, rejectedConnections, preloadedFramesOut);
         }

@@ -43,8 +43,14 @@ public final class ZkCohort {
     /**
      * @param joinTimeout how long to wait for ZooKeeper, the coordinator's run and the LOAD
      * @param timeout     the member's restore, from LOAD to RESTORE_FIN
+     * @param switchDir   the directory of this host's switch, when the member is on another host than the coordinator (its switch
+     *                    joined to the coordinator's by a tunnel: {@code thaw cluster switch}); null: the coordinator's, from its run
      */
-    public record Options(String connectString, Duration joinTimeout, Duration timeout, Listener listener) {}
+    public record Options(String connectString, Duration joinTimeout, Duration timeout, Listener listener, Path switchDir) {
+        public Options(String connectString, Duration joinTimeout, Duration timeout, Listener listener) {
+            this(connectString, joinTimeout, timeout, listener, null);
+        }
+    }
 
     private ZkCohort() {}
 
@@ -79,6 +85,7 @@ public final class ZkCohort {
             }
             restore.abandon();
             restore.join(Duration.ofSeconds(15));
+            if (c.watchdog != null) c.watchdog.destroy(); // its QEMU is gone: nothing left to watch
             restore.closeImage();
             c.closeQueues();
             zk.close();
@@ -96,6 +103,8 @@ public final class ZkCohort {
         DistributedQueue<byte[]> to;
         DistributedQueue<byte[]> from;
         Journal<ConsoleLine>.Cursor console;
+        /** Kills the member's QEMU if this process dies without its hooks (SIGKILL). */
+        volatile Process watchdog;
         long nextCheck;
         boolean serving;
 
@@ -116,7 +125,8 @@ public final class ZkCohort {
                 throw new CheckpointException.RestoreFailed(member, "expected one cohort of " + member + " in run " + run.runId()
                         + ", actual another one joined already", e);
             }
-            options.listener().status("joined run " + run.runId() + " (switch " + run.switchDir() + ")");
+            Path switchDir = options.switchDir() != null ? options.switchDir().toAbsolutePath().normalize() : run.switchDir();
+            options.listener().status("joined run " + run.runId() + " (switch " + switchDir + ")");
             to = zk.queue(z.to(run.runId(), member), inbox);
             from = zk.queue(z.from(run.runId()), null);
 
@@ -125,7 +135,12 @@ public final class ZkCohort {
                 case CohortMessage other -> throw new CheckpointException.RestoreFailed(member, "expected LOAD first, actual " + other.type(), null);
             };
             long begun = System.nanoTime();
-            restore.begin(load.workingSetPages(), run.members(), run.switchDir(), vm -> {
+            restore.begin(load.workingSetPages(), run.members(), switchDir, vm -> {
+                try {
+                    watchdog = CohortWatchdog.watch(vm.pid());
+                } catch (java.io.IOException e) { // the hooks still end it on SIGTERM or Ctrl-C; only a SIGKILL would leave it
+                    org.slf4j.LoggerFactory.getLogger(ZkCohort.class).warn("{}: no watchdog for QEMU pid {}: {}", member, vm.pid(), e.toString());
+                }
                 console = vm.console().cursorFromStart();
                 options.listener().launched(vm);
             });

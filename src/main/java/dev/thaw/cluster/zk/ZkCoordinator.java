@@ -270,6 +270,11 @@ public final class ZkCoordinator {
             return p.network().ports();
         }
 
+        /** The tunnel to the other host's switch, or null when every member is here. */
+        public dev.thaw.cluster.net.ClusterSwitch.TunnelStats tunnel() {
+            return p.network().tunnelStats();
+        }
+
         /** The session is lost (ZooKeeper gone): the cohorts end their members. */
         public void check() {
             zk.check(null);

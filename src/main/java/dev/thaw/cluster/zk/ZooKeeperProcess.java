@@ -16,7 +16,8 @@ import java.util.List;
 
 /**
  * A standalone ZooKeeper server in a child JVM ({@code org.apache.zookeeper.server.ZooKeeperServerMain}, from the jar Thaw was
- * built with), its configuration and data in a new temporary directory, listening on 127.0.0.1. {@link #start} returns once the
+ * built with), its configuration and data in a new temporary directory, listening on 127.0.0.1 (or the address given: another
+ * host's cohorts reach it there, such as another network namespace across a veth). {@link #start} returns once the
  * server serves (its {@code srvr} command answers with its version); {@link #close()} kills it and removes the directory.
  */
 public final class ZooKeeperProcess implements AutoCloseable {
@@ -27,10 +28,12 @@ public final class ZooKeeperProcess implements AutoCloseable {
     private final Process process;
     private final Path dir;
     private final int port;
+    private final String host;
 
-    private ZooKeeperProcess(Process process, Path dir, int port) {
+    private ZooKeeperProcess(Process process, Path dir, String host, int port) {
         this.process = process;
         this.dir = dir;
+        this.host = host;
         this.port = port;
     }
 
@@ -40,19 +43,25 @@ public final class ZooKeeperProcess implements AutoCloseable {
      * @throws ZkException.ServerFailed when it exits or does not answer within {@code timeout}, with its last output
      */
     public static ZooKeeperProcess start(int port, Duration timeout) {
+        return start(java.net.InetAddress.getLoopbackAddress(), port, timeout);
+    }
+
+    /** Starts a server listening on {@code bind}'s {@code port} (0: a free one). */
+    public static ZooKeeperProcess start(java.net.InetAddress bind, int port, Duration timeout) {
+        String host = bind.getHostAddress();
         Path dir;
         try {
             dir = Files.createTempDirectory(Path.of("/tmp"), "thaw-zookeeper-");
         } catch (IOException e) {
             throw new ZkException.ServerFailed("cannot create its data directory: " + e, e);
         }
-        int chosen = port == 0 ? freePort() : port;
+        int chosen = port == 0 ? freePort(bind) : port;
         // Another server on the port would answer the readiness check for this one: refuse at once.
-        try (ServerSocket probe = new ServerSocket(chosen, 1, java.net.InetAddress.getLoopbackAddress())) {
+        try (ServerSocket probe = new ServerSocket(chosen, 1, bind)) {
             probe.setReuseAddress(true);
         } catch (IOException e) {
             FileTrees.deleteQuietly(dir);
-            throw new ZkException.ServerFailed("expected port " + chosen + " free on 127.0.0.1, actual in use (" + e.getMessage() + ")", e);
+            throw new ZkException.ServerFailed("expected port " + chosen + " free on " + host + ", actual in use (" + e.getMessage() + ")", e);
         }
         Path log = dir.resolve("server.log");
         Process p;
@@ -62,7 +71,7 @@ public final class ZooKeeperProcess implements AutoCloseable {
                     "tickTime=" + TICK.toMillis(),
                     "dataDir=" + dir.resolve("data"),
                     "clientPort=" + chosen,
-                    "clientPortAddress=127.0.0.1",
+                    "clientPortAddress=" + host,
                     "admin.enableServer=false",
                     "4lw.commands.whitelist=ruok,srvr",
                     "") );
@@ -75,22 +84,22 @@ public final class ZooKeeperProcess implements AutoCloseable {
             FileTrees.deleteQuietly(dir);
             throw new ZkException.ServerFailed("cannot start its JVM: " + e, e);
         }
-        ZooKeeperProcess zk = new ZooKeeperProcess(p, dir, chosen);
+        ZooKeeperProcess zk = new ZooKeeperProcess(p, dir, host, chosen);
         long deadline = System.nanoTime() + timeout.toNanos();
         while (true) {
             if (!p.isAlive()) {
                 String tail = zk.logTail();
                 zk.close();
-                throw new ZkException.ServerFailed("expected ZooKeeper serving on 127.0.0.1:" + chosen + ", actual its JVM exited with status "
+                throw new ZkException.ServerFailed("expected ZooKeeper serving on " + host + ":" + chosen + ", actual its JVM exited with status "
                         + p.exitValue() + "; its last output: " + tail, null);
             }
             // ruok says imok before the server serves; srvr says so only once it does.
-            String srvr = fourLetters("127.0.0.1", chosen, "srvr", Duration.ofMillis(500));
+            String srvr = fourLetters(host, chosen, "srvr", Duration.ofMillis(500));
             if (srvr != null && srvr.startsWith("Zookeeper version:")) return zk;
             if (System.nanoTime() > deadline) {
                 String tail = zk.logTail();
                 zk.close();
-                throw new ZkException.ServerFailed("expected ZooKeeper serving on 127.0.0.1:" + chosen + " within " + timeout.toMillis()
+                throw new ZkException.ServerFailed("expected ZooKeeper serving on " + host + ":" + chosen + " within " + timeout.toMillis()
                         + " ms, actual no answer; its last output: " + tail, null);
             }
             try {
@@ -103,9 +112,9 @@ public final class ZooKeeperProcess implements AutoCloseable {
         }
     }
 
-    /** {@code 127.0.0.1:PORT}, the clients' connect string. */
+    /** {@code HOST:PORT} (127.0.0.1 unless another address was given), the clients' connect string. */
     public String connectString() {
-        return "127.0.0.1:" + port;
+        return host + ":" + port;
     }
 
     public int port() {
@@ -187,8 +196,8 @@ public final class ZooKeeperProcess implements AutoCloseable {
         return f.toString();
     }
 
-    private static int freePort() {
-        try (ServerSocket s = new ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+    private static int freePort(java.net.InetAddress bind) {
+        try (ServerSocket s = new ServerSocket(0, 1, bind)) {
             return s.getLocalPort();
         } catch (IOException e) {
             throw new ZkException.ServerFailed("cannot find a free port: " + e, e);
