@@ -18,9 +18,11 @@ import java.util.Optional;
  * @param latency            a host-side client's request latency over the observation; null for a guest that reports its own
  *                           progress
  * @param stallTtrSeconds    the stall TTR ({@link Responsiveness#stallTtrSeconds}): the earliest time after which every 1 s window
- *                           has at least {@link Responsiveness#DEFAULT_UNSTALLED} of its time unstalled in the guest's own view;
+ *                           has at least {@link Responsiveness#DEFAULT_UNSTALLED} of its time unstalled in the guest's own view,
+ *                           against the source's own unstalled share before the save where it was measured;
  *                           empty if not reached, or null where the guest reports no stalled time (an older wsbench, Redis)
- * @param unstalledMmu       the lowest unstalled share of any 1 s window over the observation; NaN where not reported
+ * @param unstalledMmu       the lowest unstalled share of any 1 s window over the observation (against the source's, as the stall
+ *                           TTR); NaN where not reported
  */
 public record AfterRestore(Optional<Double> ttrSeconds, double mmu, double relativeThroughput, List<Double> utilizationPerStep,
                            RequestLatency latency, Optional<Double> stallTtrSeconds, double unstalledMmu) {
@@ -47,12 +49,22 @@ public record AfterRestore(Optional<Double> ttrSeconds, double mmu, double relat
      */
     public static AfterRestore observe(QemuVm vm, long startedNanos, long runningNanos, double opsPerSecondBefore, Duration window)
             throws InterruptedException {
+        return observe(vm, startedNanos, runningNanos, opsPerSecondBefore, Double.NaN, window);
+    }
+
+    /**
+     * As above, the stall TTR relative to {@code unstalledShareBefore}, the source's own unstalled share before the save
+     * ({@link Responsiveness#stallReference}; NaN: the absolute share).
+     */
+    public static AfterRestore observe(QemuVm vm, long startedNanos, long runningNanos, double opsPerSecondBefore,
+                                       double unstalledShareBefore, Duration window) throws InterruptedException {
         long windowEnd = startedNanos + runningNanos + window.toNanos();
         while (System.nanoTime() < windowEnd + 200_000_000L) {
             if (!vm.isAlive()) throw new IllegalStateException("the restored guest died: " + vm.describeState());
             Thread.sleep(50);
         }
-        return fromTicks(WsbenchTick.all(vm.console().snapshot()), startedNanos, runningNanos, opsPerSecondBefore, window);
+        return fromTicks(WsbenchTick.all(vm.console().snapshot()), startedNanos, runningNanos, opsPerSecondBefore, unstalledShareBefore,
+                window);
     }
 
     /**
@@ -62,6 +74,12 @@ public record AfterRestore(Optional<Double> ttrSeconds, double mmu, double relat
      * relative throughput alike.
      */
     static AfterRestore fromTicks(List<WsbenchTick> ticks, long startedNanos, long runningNanos, double opsPerSecondBefore, Duration window) {
+        return fromTicks(ticks, startedNanos, runningNanos, opsPerSecondBefore, Double.NaN, window);
+    }
+
+    /** As above, the stall TTR relative to the source's unstalled share before the save (NaN: absolute). */
+    static AfterRestore fromTicks(List<WsbenchTick> ticks, long startedNanos, long runningNanos, double opsPerSecondBefore,
+                                  double unstalledShareBefore, Duration window) {
         long end = runningNanos + window.toNanos();
         List<Responsiveness.Progress> progress = Responsiveness.fromTicks(ticks, startedNanos);
         if (log.isDebugEnabled()) { // how much the guest clock placed before running (issue 12): what is not credited
@@ -74,7 +92,8 @@ public record AfterRestore(Optional<Double> ttrSeconds, double mmu, double relat
         AfterRestore byRate = of(r, r.utilization(runningNanos, window.toNanos()), end, null);
         List<Responsiveness.Progress> unstalled = Responsiveness.unstalledFromTicks(ticks, startedNanos);
         if (unstalled.isEmpty()) return byRate;
-        Responsiveness u = new Responsiveness(unstalled, 1e9, runningNanos, end);
+        // Unstalled nanoseconds per second against the source's own share: 1.0 is the guest stalling as much as before the save.
+        Responsiveness u = new Responsiveness(unstalled, 1e9 * Responsiveness.stallReference(unstalledShareBefore), runningNanos, end);
         return new AfterRestore(byRate.ttrSeconds(), byRate.mmu(), byRate.relativeThroughput(), byRate.utilizationPerStep(), null,
                 u.stallTtrSeconds(), u.defaultMmu());
     }

@@ -156,7 +156,7 @@ public final class ClonesBenchmark {
             for (Clones.Clone c : clones) { // the windows overlap: after the first, the others are read from their consoles' past
                 QemuVm vm = c.outcome().vm();
                 long running = (long) (c.outcome().runningSeconds() * 1e9);
-                AfterRestore after = AfterRestore.observe(vm, start, running, before.opsPerSecond(), config.observe());
+                AfterRestore after = AfterRestore.observe(vm, start, running, before.opsPerSecond(), before.unstalledShare(), config.observe());
                 seen.add(new CloneSample(c.name(), c.outcome().runningSeconds(), c.outcome().completedSeconds(), after.ttrSeconds().orElse(null),
                         after.stallsReported() ? after.stallTtrSeconds().orElse(null) : null, after.relativeThroughput(),
                         QemuSampler.residentBytes(vm.pid()), QemuSampler.proportionalBytes(vm.pid())));

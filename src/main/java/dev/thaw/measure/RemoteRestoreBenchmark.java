@@ -179,7 +179,7 @@ public final class RemoteRestoreBenchmark {
         long lead = r.startedNanos() - start; // the opening, before the restore's own clock
         long running = lead + r.runningNanos();
         try (QemuVm vm = r.vm()) {
-            AfterRestore after = AfterRestore.observe(vm, start, running, before.opsPerSecond(), config.observe());
+            AfterRestore after = AfterRestore.observe(vm, start, running, before.opsPerSecond(), before.unstalledShare(), config.observe());
             RestoreTimeline t = RestoreTimeline.of(r.postcopy().orElseThrow().events());
             LazyPacks.Counts c = opened == null ? null : opened.counts();
             long files = opened == null ? 0 : opened.report().fetchedBytes();

@@ -25,10 +25,35 @@ public final class Responsiveness {
     /** The utilization TTR is reported at by default. */
     public static final double DEFAULT_UTILIZATION = 0.8;
     /**
-     * The share of time not stalled that the stall TTR asks of every window (see {@link #unstalledFromTicks}): an undisturbed
-     * guest stalls 2-4% of the time here (TCG's timer interrupts), whatever its rate (docs/benchmarks.md, TTR calibration).
+     * The share of time not stalled that the stall TTR asks of every window, relative to the source's own before the save
+     * ({@link #stallReference}; see {@link #unstalledFromTicks}): an undisturbed guest stalled 2-4% of the time on the earlier
+     * hosts (TCG's timer interrupts) and 10-15% on the fourteenth session's, whatever its rate (docs/benchmarks.md, TTR
+     * calibration), so an absolute 0.9 was out of reach of a guest never saved there.
      */
     public static final double DEFAULT_UNSTALLED = 0.9;
+
+    /**
+     * The unstalled share that counts as 1.0 for the stall TTR: the source's own before the save, or 1 (the absolute share)
+     * when it is unknown; never below a half, so a source that was itself mostly stalled does not make every restore pass.
+     */
+    public static double stallReference(double unstalledShareBefore) {
+        if (!Double.isFinite(unstalledShareBefore) || unstalledShareBefore <= 0 || unstalledShareBefore > 1) return 1;
+        return Math.max(0.5, unstalledShareBefore);
+    }
+
+    /** The share of the ticks' time not stalled (the guest's clock, first tick's interval left out); NaN if not reported. */
+    public static double unstalledShare(List<dev.thaw.guest.WsbenchTick> ticks) {
+        if (ticks.size() < 2 || !dev.thaw.guest.WsbenchTick.stallsReported(ticks)) return Double.NaN;
+        long total = 0;
+        long stalled = 0;
+        for (int i = 1; i < ticks.size(); i++) {
+            long interval = ticks.get(i).guestNanos() - ticks.get(i - 1).guestNanos();
+            if (interval <= 0) continue;
+            total += interval;
+            stalled += Math.min(interval, ticks.get(i).stalledNanos());
+        }
+        return total == 0 ? Double.NaN : 1 - stalled / (double) total;
+    }
 
     /** Grid on which window starts are taken. */
     static final long STEP_NANOS = 10_000_000L;

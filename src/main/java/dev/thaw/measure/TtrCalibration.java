@@ -77,7 +77,8 @@ public final class TtrCalibration {
             Responsiveness r = measure == Measure.RATE
                     ? new Responsiveness(Responsiveness.fromTicks(post, origin), Throughput.of(pre, Throughput.ONE_SECOND_NANOS).opsPerSecond(),
                             observed.toNanos())
-                    : new Responsiveness(Responsiveness.unstalledFromTicks(post, origin), 1e9, observed.toNanos());
+                    : new Responsiveness(Responsiveness.unstalledFromTicks(post, origin),
+                            1e9 * Responsiveness.stallReference(Responsiveness.unstalledShare(pre)), observed.toNanos());
             used++;
             for (int w = 0; w < WINDOWS_MILLIS.length; w++) {
                 long windowNanos = WINDOWS_MILLIS[w] * 1_000_000L;

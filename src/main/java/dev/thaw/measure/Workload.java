@@ -9,6 +9,7 @@ import dev.thaw.qemu.QemuVersion;
 import dev.thaw.qemu.QemuVm;
 import dev.thaw.qemu.VmConfig;
 import java.time.Duration;
+import java.util.List;
 
 /**
  * What a benchmarked guest runs and how its progress is measured: wsbench, which reports its own
@@ -35,7 +36,17 @@ public sealed interface Workload permits Workload.Wsbench, Workload.Redis, Workl
     void awaitReady(QemuVm vm);
 
     /** The rate before the save (utilization 1.0), and for a client the latency of its requests. */
-    record Before(double opsPerSecond, RequestLatency latency) {}
+    /**
+     * The source before the save: the reference of every ratio after the restore.
+     *
+     * @param unstalledShare the share of its time wsbench did not report stalled (the stall TTR's reference); NaN where not
+     *                       reported
+     */
+    record Before(double opsPerSecond, RequestLatency latency, double unstalledShare) {
+        Before(double opsPerSecond, RequestLatency latency) {
+            this(opsPerSecond, latency, Double.NaN);
+        }
+    }
 
     Before before(QemuVm vm, Duration duration) throws InterruptedException;
 
@@ -105,16 +116,18 @@ public sealed interface Workload permits Workload.Wsbench, Workload.Redis, Workl
         }
 
         public Before before(QemuVm vm, Duration duration) throws InterruptedException {
-            Throughput t = Throughput.of(DemoGuest.collectTicks(vm.console().cursor(), duration), Throughput.ONE_SECOND_NANOS);
+            List<dev.thaw.guest.WsbenchTick> ticks = DemoGuest.collectTicks(vm.console().cursor(), duration);
+            Throughput t = Throughput.of(ticks, Throughput.ONE_SECOND_NANOS);
+            double unstalled = Responsiveness.unstalledShare(ticks);
             // The reference of every ratio: a source guest whose clock stopped keeping time (seen after repeated stop/cont under
             // TCG: its rate per guest second rose 5x between repetitions) is measured by the host's clock instead.
             if (t.guestClockRate() > 0 && (t.guestClockRate() < 0.8 || t.guestClockRate() > 1.25)) {
                 org.slf4j.LoggerFactory.getLogger(Workload.class).warn("{}: the guest's clock ran {} s per host second while its rate"
                         + " before the save was measured: {} ops/s by its clock, {} by the host's; the host's is the reference", vm.name(),
                         String.format("%.2f", t.guestClockRate()), Math.round(t.opsPerSecond()), Math.round(t.opsPerHostSecond()));
-                return new Before(t.opsPerHostSecond(), null);
+                return new Before(t.opsPerHostSecond(), null, unstalled);
             }
-            return new Before(t.opsPerSecond(), null);
+            return new Before(t.opsPerSecond(), null, unstalled);
         }
 
         public AutoCloseable keepBusy(QemuVm vm) {
@@ -138,7 +151,7 @@ public sealed interface Workload permits Workload.Wsbench, Workload.Redis, Workl
         public Observation observe(String vmName, long startedNanos, Before before) {
             return new Observation() {
                 public AfterRestore finish(QemuVm vm, long runningNanos, Duration window) throws InterruptedException {
-                    return AfterRestore.observe(vm, startedNanos, runningNanos, before.opsPerSecond(), window);
+                    return AfterRestore.observe(vm, startedNanos, runningNanos, before.opsPerSecond(), before.unstalledShare(), window);
                 }
 
                 public void close() {}

@@ -106,4 +106,30 @@ class AfterRestoreTest {
         List<WsbenchTick> old = slow.stream().map(t -> new WsbenchTick(t.hostNanos(), t.seq(), t.guestNanos(), t.opCount())).toList();
         assertThat(AfterRestore.fromTicks(old, origin, running, rate, Duration.ofSeconds(5)).stallsReported()).isFalse();
     }
+    /**
+     * A host on which the guest stalls 15% of the time undisturbed (the fourteenth session's): against the absolute share no
+     * window reaches 0.9, so a restore is never responsive; against the source's own 85% it is from running on, and a source
+     * share below a half is not taken as the reference.
+     */
+    @Test
+    void theStallTtrIsRelativeToTheSourcesOwnStalledShare() {
+        long running = 500 * MS;
+        List<WsbenchTick> before = new ArrayList<>();
+        List<WsbenchTick> after = new ArrayList<>();
+        for (int i = 0; i <= 60; i++) {
+            before.add(new WsbenchTick(i * 100 * MS, i, 1_000 * MS + i * 100 * MS, 100, 15 * MS));
+            after.add(new WsbenchTick(running + i * 100 * MS, i, 10_000 * MS + i * 100 * MS, 100, 15 * MS));
+        }
+        double share = Responsiveness.unstalledShare(before);
+        assertThat(share).isCloseTo(0.85, within(1e-9));
+        assertThat(AfterRestore.fromTicks(after, 0, running, 1000, Duration.ofSeconds(5)).stallTtrSeconds()).as("absolute").isEmpty();
+        AfterRestore relative = AfterRestore.fromTicks(after, 0, running, 1000, share, Duration.ofSeconds(5));
+        assertThat(relative.stallTtrSeconds()).hasValueSatisfying(t -> assertThat(t).isCloseTo(0.5, within(1e-9)));
+        // Stalling more than before (30% against 15%) is not responsive, relative or not.
+        List<WsbenchTick> worse = after.stream().map(t -> new WsbenchTick(t.hostNanos(), t.seq(), t.guestNanos(), t.opCount(), 30 * MS)).toList();
+        assertThat(AfterRestore.fromTicks(worse, 0, running, 1000, share, Duration.ofSeconds(5)).stallTtrSeconds()).isEmpty();
+        assertThat(Responsiveness.stallReference(0.2)).as("a mostly stalled source").isEqualTo(0.5);
+        assertThat(Responsiveness.stallReference(Double.NaN)).as("unknown: absolute").isEqualTo(1.0);
+        assertThat(Responsiveness.unstalledShare(List.of())).isNaN();
+    }
 }
