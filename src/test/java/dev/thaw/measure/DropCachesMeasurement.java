@@ -52,13 +52,28 @@ public final class DropCachesMeasurement {
         System.exit(0); // the JVM's non-daemon threads of the test host's doctor end with it
     }
 
+    /** Saves with the dirty estimator (a 5 s probe), dropping the cache first if asked, then quits the source. */
+    static Saver.Result saveAndQuit(QemuVm vm, Path image, boolean drop) {
+        Saver.Options options = Saver.Options.defaults().withDirtyEstimator(LIVE_LIMIT);
+        if (drop) options = options.withDropCaches(vm.controlSocket());
+        Saver.Result saved = Saver.save(vm.qmp(), vm.config(), image, options, p -> {});
+        vm.qmp().quit();
+        vm.awaitExit(Duration.ofSeconds(10));
+        return saved;
+    }
+
+    /** {@code config} with a balloon that reports free pages. */
+    static VmConfig withReporting(VmConfig config) {
+        List<String> extra = new ArrayList<>(config.extraArgs());
+        extra.addAll(FreePages.REPORTING.arguments());
+        return config.withExtraArgs(extra);
+    }
+
     private static String run(Workload.Wsbench g, long readMiB, boolean drop, int rep, Path dir) throws Exception {
         Files.createDirectories(dir);
         Path disk = dev.thaw.testing.RandomFiles.write(dir.resolve("data.raw"), readMiB, 17 + rep);
         VmConfig base = g.vmConfig("thaw-drop-" + rep, TestHost.guest(), TestHost.qemu(), TestHost.accel());
-        List<String> extra = new ArrayList<>(base.extraArgs());
-        extra.addAll(FreePages.REPORTING.arguments());
-        VmConfig config = base.withExtraArgs(extra).withDisks(List.of(new VmConfig.Disk("disk0", "raw", disk, true, "05.0")));
+        VmConfig config = withReporting(base).withDisks(List.of(new VmConfig.Disk("disk0", "raw", disk, true, "05.0")));
         Path image = dir.resolve("image");
         Saver.Result saved;
         Workload.Before before;
@@ -70,11 +85,7 @@ public final class DropCachesMeasurement {
             }
             Thread.sleep(2000); // let the workload run before it is measured
             before = g.before(vm, OBSERVE);
-            Saver.Options options = Saver.Options.defaults().withDirtyEstimator(LIVE_LIMIT);
-            if (drop) options = options.withDropCaches(vm.controlSocket());
-            saved = Saver.save(vm.qmp(), vm.config(), image, options, p -> {});
-            vm.qmp().quit();
-            vm.awaitExit(Duration.ofSeconds(10));
+            saved = saveAndQuit(vm, image, drop);
         }
         Manifest.PageCacheDrop d = saved.manifest().pageCacheDrop();
         CacheState.EVICTED.prepare(List.of(image, disk));

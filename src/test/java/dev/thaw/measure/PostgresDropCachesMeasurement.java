@@ -4,7 +4,6 @@ import dev.thaw.guest.GuestBuilder;
 import dev.thaw.guest.PostgresDisk;
 import dev.thaw.guest.PostgresGuest;
 import dev.thaw.image.Manifest;
-import dev.thaw.qemu.FreePages;
 import dev.thaw.qemu.QemuVm;
 import dev.thaw.qemu.VmConfig;
 import dev.thaw.save.Saver;
@@ -13,7 +12,6 @@ import dev.thaw.util.FileTrees;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.function.UnaryOperator;
 
@@ -29,7 +27,6 @@ import java.util.function.UnaryOperator;
  */
 public final class PostgresDropCachesMeasurement {
     private static final Duration OBSERVE = Duration.ofSeconds(5);
-    private static final Duration LIVE_LIMIT = Duration.ofSeconds(5);
 
     private PostgresDropCachesMeasurement() {}
 
@@ -58,19 +55,13 @@ public final class PostgresDropCachesMeasurement {
         Path disk = PostgresGuest.bootDisk(built, dir, name);
         Workload.Postgres g = new Workload.Postgres(guest, disk);
         VmConfig base = g.vmConfig(name, TestHost.guest(), TestHost.qemu(), TestHost.accel());
-        List<String> extra = new ArrayList<>(base.extraArgs());
-        extra.addAll(FreePages.REPORTING.arguments());
         Path image = dir.resolve("image");
         Saver.Result saved;
         Workload.Before before;
-        try (QemuVm vm = QemuVm.launch(base.withExtraArgs(extra))) {
+        try (QemuVm vm = QemuVm.launch(DropCachesMeasurement.withReporting(base))) {
             g.awaitReady(vm);
             before = g.before(vm, load);
-            Saver.Options options = Saver.Options.defaults().withDirtyEstimator(LIVE_LIMIT);
-            if (drop) options = options.withDropCaches(vm.controlSocket());
-            saved = Saver.save(vm.qmp(), vm.config(), image, options, p -> {});
-            vm.qmp().quit();
-            vm.awaitExit(Duration.ofSeconds(10));
+            saved = DropCachesMeasurement.saveAndQuit(vm, image, drop);
         }
         Manifest.PageCacheDrop d = saved.manifest().pageCacheDrop();
         CacheState.EVICTED.prepare(List.of(image, disk));
