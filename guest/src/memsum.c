@@ -16,6 +16,14 @@
  *                     depend on the seed and the offset, O_DIRECT and fsynced: on the disk, not in the cache)
  *     disk <id> sum <first_mib> <mib>
  *                  -> disk <id> <hex64 checksum> <bytes>    (read back with O_DIRECT: what the disk holds)
+ *     disk <id> read <first_mib> <mib>
+ *                  -> disk <id> <hex64 checksum> <bytes>    (read through the page cache, the device kept open: the
+ *                     guest's cache then holds it)
+ *     dropcaches <id>
+ *                  -> dropcaches <id> 1 <buffers> <cached> <free> <buffers after> <cached after> <free after>
+ *                     (kB from /proc/meminfo before and after: sync, then 1 written to /proc/sys/vm/drop_caches, which
+ *                     frees the clean page cache; 2 and 3 would also free slab objects, dentries and inodes, whose
+ *                     rebuilding costs the restored guest metadata reads for little memory)
  * Errors answer "error <id> <text>". The region is read through /proc/<pid>/mem, so wsbench's
  * memory stays ordinary private anonymous memory.
  */
@@ -128,13 +136,16 @@ static void do_signal(const char *id, int sig, const char *answer) {
 /* Raw block I/O on the guest's first virtio disk: the test guest has no file system on it. O_DIRECT so that a sum
  * reads the disk (after a restore: the overlay and its base) rather than pages cached before the save. */
 static void do_disk(const char *id, const char *op, long first_mib, long mib, unsigned long seed) {
-    int writing = strcmp(op, "write") == 0;
-    if (!writing && strcmp(op, "sum") != 0) { reply("error %s disk: expected write or sum, actual '%s'", id, op); return; }
+    int writing = strcmp(op, "write") == 0, cached = strcmp(op, "read") == 0;
+    if (!writing && !cached && strcmp(op, "sum") != 0) { reply("error %s disk: expected write, sum or read, actual '%s'", id, op); return; }
     if (first_mib < 0 || mib <= 0 || mib > 4096) { reply("error %s disk range: expected 0 < mib <= 4096, actual %ld %ld", id, first_mib, mib); return; }
-    int fd = open(DISK_DEVICE, (writing ? O_RDWR : O_RDONLY) | O_DIRECT);
+    /* A cached read's descriptor stays open: the kernel drops a block device's page cache at its last close (kill_bdev). */
+    static int cached_fd = -1;
+    int fd = cached && cached_fd >= 0 ? cached_fd : open(DISK_DEVICE, (writing ? O_RDWR : O_RDONLY) | (cached ? 0 : O_DIRECT));
     if (fd < 0) { reply("error %s open %s: %s", id, DISK_DEVICE, strerror(errno)); return; }
+    if (cached) cached_fd = fd;
     uint64_t *buf;
-    if (posix_memalign((void **)&buf, 4096, CHUNK_BYTES) != 0) { reply("error %s no memory", id); close(fd); return; }
+    if (posix_memalign((void **)&buf, 4096, CHUNK_BYTES) != 0) { reply("error %s no memory", id); if (!cached) close(fd); return; }
     uint64_t h = 0xCBF29CE484222325ULL;
     size_t done = 0, bytes = (size_t)mib << 20;
     for (; done < bytes; done += CHUNK_BYTES) {
@@ -151,7 +162,7 @@ static void do_disk(const char *id, const char *op, long first_mib, long mib, un
             reply("error %s %s %s at %lld: expected %d bytes, actual %zd (%s)", id, op, DISK_DEVICE, (long long)at, CHUNK_BYTES, n,
                   n < 0 ? strerror(errno) : "short");
             free(buf);
-            close(fd);
+            if (!cached) close(fd);
             return;
         }
         if (!writing) {
@@ -160,10 +171,41 @@ static void do_disk(const char *id, const char *op, long first_mib, long mib, un
     }
     int synced = writing ? fsync(fd) : 0;
     free(buf);
-    close(fd);
+    if (!cached) close(fd);
     if (synced != 0) { reply("error %s fsync %s: %s", id, DISK_DEVICE, strerror(errno)); return; }
     if (writing) reply("disk %s written %zu", id, done);
     else reply("disk %s %016" PRIx64 " %zu", id, h, done);
+}
+
+/* The kB /proc/meminfo gives for Buffers, Cached and MemFree; -1 where absent. */
+static int read_meminfo(long long *buffers, long long *cached, long long *free_kb) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f) return -1;
+    char name[64];
+    long long kb;
+    *buffers = *cached = *free_kb = -1;
+    while (fscanf(f, "%63s %lld kB", name, &kb) == 2) {
+        if (strcmp(name, "Buffers:") == 0) *buffers = kb;
+        else if (strcmp(name, "Cached:") == 0) *cached = kb;
+        else if (strcmp(name, "MemFree:") == 0) *free_kb = kb;
+    }
+    fclose(f);
+    return *buffers < 0 || *cached < 0 || *free_kb < 0 ? -1 : 0;
+}
+
+/* sync first: drop_caches frees clean pages only, so dirty ones would stay (and be saved). */
+static void do_dropcaches(const char *id) {
+    long long b0, c0, f0, b1, c1, f1;
+    if (read_meminfo(&b0, &c0, &f0) != 0) { reply("error %s /proc/meminfo: expected Buffers, Cached and MemFree", id); return; }
+    sync();
+    int fd = open("/proc/sys/vm/drop_caches", O_WRONLY);
+    if (fd < 0) { reply("error %s open /proc/sys/vm/drop_caches: %s", id, strerror(errno)); return; }
+    ssize_t w = write(fd, "1\n", 2);
+    int saved_errno = errno;
+    close(fd);
+    if (w != 2) { reply("error %s write /proc/sys/vm/drop_caches: %s", id, w < 0 ? strerror(saved_errno) : "short"); return; }
+    if (read_meminfo(&b1, &c1, &f1) != 0) { reply("error %s /proc/meminfo: expected Buffers, Cached and MemFree", id); return; }
+    reply("dropcaches %s 1 %lld %lld %lld %lld %lld %lld", id, b0, c0, f0, b1, c1, f1);
 }
 
 int main(int argc, char **argv) {
@@ -201,11 +243,12 @@ int main(int argc, char **argv) {
         else if (strcmp(cmd, "memsum") == 0) do_memsum(id, first_mib, mib, cold);
         else if (strcmp(cmd, "pause") == 0) do_signal(id, SIGSTOP, "paused");
         else if (strcmp(cmd, "resume") == 0) do_signal(id, SIGCONT, "resumed");
+        else if (strcmp(cmd, "dropcaches") == 0) do_dropcaches(id);
         else if (strcmp(cmd, "disk") == 0) {
             unsigned long seed = 0;
             sscanf(line, "%*s %*s %*s %ld %ld %lu", &first_mib, &mib, &seed);
             do_disk(id, arg, first_mib, mib, seed);
         }
-        else reply("error %s unknown request '%s', expected ping, memsum, pause, resume or disk", id, cmd);
+        else reply("error %s unknown request '%s', expected ping, memsum, pause, resume, disk or dropcaches", id, cmd);
     }
 }

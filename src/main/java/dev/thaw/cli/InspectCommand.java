@@ -48,6 +48,7 @@ final class InspectCommand implements Callable<Integer> {
             // Freed pages of a reporting guest read as zero; a stopped save sends every page whatever the hinting (FreePages).
             System.out.printf("free pages: %s%n", FreePages.ofRecorded(m.source().vmConfig()).map(FreePages::describe)
                     .orElse("unknown (no launch configuration recorded)"));
+            System.out.printf("page cache: %s%n", pageCache(m.pageCacheDrop()));
             System.out.println("RAM blocks:");
             for (Manifest.Block b : m.ramBlocks()) {
                 System.out.printf("  %-28s %10d KiB  %8d pages  page size %d%n", b.name(), b.usedByteSize() >> 10, b.pageCount(), b.pageByteSize());
@@ -73,6 +74,16 @@ final class InspectCommand implements Callable<Integer> {
             }
             return 0;
         }
+    }
+
+    /** What the save did with the guest's page cache ({@code save --drop-caches}), as inspect and save print it. */
+    static String pageCache(Manifest.PageCacheDrop d) {
+        if (d == null) return "saved as the guest held it (not dropped)";
+        return String.format("dropped before the save (sync, drop_caches=%d): %d MiB -> %d MiB (Buffers + Cached), guest free %d MiB -> %d MiB;"
+                        + " %s; took %.2f s", d.dropCachesValue(), d.pageCacheBytesBefore() >> 20, d.pageCacheBytesAfter() >> 20,
+                d.freeBytesBefore() >> 20, d.freeBytesAfter() >> 20, d.freePagesReported()
+                        ? "freed pages reported by the balloon, zero in the image" : "no free-page reporting: freed pages kept their bytes",
+                d.dropNanos() / 1e9);
     }
 
     /** Whether a restore would accept the disk's base now. */

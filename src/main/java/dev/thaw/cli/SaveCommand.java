@@ -84,13 +84,24 @@ final class SaveCommand implements Callable<Integer> {
                     + " thaw restore --mode mapped (the default when it is there). Costs disk space: every non-zero page, uncompressed.")
     boolean ramFile;
 
+    @Option(names = "--drop-caches",
+            description = "Before the guest is stopped, have its agent run sync and drop its clean page cache (1 to"
+                    + " /proc/sys/vm/drop_caches); with free-page reporting (a balloon) the freed pages become zero and cost the image"
+                    + " nothing. The restored guest's cache is cold. A guest without an agent is refused before anything is stopped.")
+    boolean dropCaches;
+
+    @Option(names = "--agent",
+            description = "--drop-caches: the guest agent's unix socket (Thaw's agent on the guest's second serial port); default:"
+                    + " control.sock beside the QMP socket of a guest Thaw started.")
+    Path agentSocket;
+
     @Mixin
     ImageOptions imageOptions;
 
     record SaveReport(String image, String imageId, long streamBytes, double seconds, double downtimeSeconds, boolean guestRunning,
                       Manifest.Stats stats, String estimator, int rounds, Integer workingSetPages, Long estimatedWorkingSetPages,
                       String tracedQmpSocket, String ramFile, Long foreignPid, java.util.List<Manifest.Disk> disks,
-                      java.util.List<String> sourceOverlays) {}
+                      java.util.List<String> sourceOverlays, Manifest.PageCacheDrop pageCacheDrop) {}
 
     @Override
     public Integer call() throws IOException, InterruptedException {
@@ -120,10 +131,18 @@ final class SaveCommand implements Callable<Integer> {
                     config.disks().stream().map(d -> " " + d.node() + "=" + d.file() + " (" + d.format() + (d.readOnly() ? ", read-only" : "")
                             + ", PCI " + d.pciAddress() + ")").collect(java.util.stream.Collectors.joining(",")));
         }
+        if (agentSocket != null && !dropCaches) throw new IllegalArgumentException("--agent: expected with --drop-caches, actual alone");
+        Saver.Options options = Saver.Options.defaults().withImage(imageOptions.toOptions()).withKeepRunning(keepRunning)
+                .withGuestFiles(foreign != null || !trustedWhereTheyAre(config));
+        if (dropCaches) {
+            if (agentSocket == null && foreign != null) {
+                throw new IllegalArgumentException("--drop-caches: expected --agent SOCKET for a QEMU Thaw did not start (its agent's"
+                        + " serial port), actual none; the guest was not stopped and nothing was saved");
+            }
+            options = options.withDropCaches(agentSocket != null ? agentSocket : qmpSocket.toAbsolutePath().getParent().resolve(QemuVm.CONTROL_SOCKET));
+        }
         Progress progress = new Progress(status);
-        EstimatingSave.Result saved = EstimatingSave.save(qmpSocket, config, out,
-                Saver.Options.defaults().withImage(imageOptions.toOptions()).withKeepRunning(keepRunning)
-                        .withGuestFiles(foreign != null || !trustedWhereTheyAre(config)),
+        EstimatingSave.Result saved = EstimatingSave.save(qmpSocket, config, out, options,
                 plan, progress, result -> printSaved(result, status, progress));
         Saver.Result result = saved.save();
         java.util.Optional<WorkingSet> ws = saved.workingSet();
@@ -147,7 +166,7 @@ final class SaveCommand implements Callable<Integer> {
                     result.manifest().stats(), String.join(",", estimators), result.rounds(), ws.map(WorkingSet::size).orElse(null),
                     ws.map(WorkingSet::estimatedPageCount).orElse(null), traced == null ? null : traced.extraQmpSocket().toString(), ramFilePath,
                     foreign == null ? null : foreign.pid(), result.manifest().disks(),
-                    result.sourceOverlays().stream().map(Path::toString).toList())));
+                    result.sourceOverlays().stream().map(Path::toString).toList(), result.manifest().pageCacheDrop())));
         }
         if (traced != null) {
             try (QemuVm vm = traced) {
@@ -196,6 +215,9 @@ final class SaveCommand implements Callable<Integer> {
 
     private static void printSaved(Saver.Result result, PrintStream status, Progress progress) {
         Manifest.Stats s = result.manifest().stats();
+        if (result.manifest().pageCacheDrop() != null) {
+            status.println("page cache: " + InspectCommand.pageCache(result.manifest().pageCacheDrop()));
+        }
         result.workingSet().ifPresent(ws -> status.printf("working set (%s, %d rounds%s): %s%n", ws.estimator().label(), result.rounds(),
                 result.stoppedByLimit() ? ", guest stopped at the live limit" : "", ws.description()));
         progress.done(String.format("saved %s in %.2f s (guest stopped for %.2f s): %d pages, %d zero, %d stored, %d duplicate;"

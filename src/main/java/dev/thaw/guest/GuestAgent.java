@@ -159,11 +159,51 @@ public final class GuestAgent implements AutoCloseable {
 
     /** The checksum of MiB [firstMiB, firstMiB + mib) of {@code /dev/vda}, read past the guest's cache. */
     public DiskSum diskSum(long firstMiB, long mib) {
-        String[] words = request("disk", "disk", MEMSUM_TIMEOUT, " sum " + firstMiB + " " + mib);
+        return diskChecksum("sum", firstMiB, mib);
+    }
+
+    private DiskSum diskChecksum(String op, long firstMiB, long mib) {
+        String[] words = request("disk", "disk", MEMSUM_TIMEOUT, " " + op + " " + firstMiB + " " + mib);
         if (words.length != 4) {
             throw new AgentException(peer + ": malformed disk answer: expected 'disk ID HEX BYTES', actual '" + String.join(" ", words) + "'");
         }
         return new DiskSum(words[2], Long.parseLong(words[3]));
+    }
+
+    /**
+     * Reads MiB [firstMiB, firstMiB + mib) of {@code /dev/vda} through the guest's page cache (no O_DIRECT; the agent keeps the
+     * device open, since the kernel drops a block device's cache at its last close), so that the
+     * cache then holds it: a guest that has read a file.
+     */
+    public DiskSum diskRead(long firstMiB, long mib) {
+        return diskChecksum("read", firstMiB, mib);
+    }
+
+    /**
+     * What the guest's {@code /proc/meminfo} said before and after a drop of its clean page cache, in bytes.
+     *
+     * @param dropCachesValue what was written to {@code /proc/sys/vm/drop_caches} (1: the page cache only)
+     */
+    public record CacheDrop(int dropCachesValue, long buffersBytesBefore, long cachedBytesBefore, long freeBytesBefore,
+                            long buffersBytesAfter, long cachedBytesAfter, long freeBytesAfter) {}
+
+    /**
+     * {@code sync}, then drops the guest's clean page cache ({@code echo 1 > /proc/sys/vm/drop_caches}); as long as a memsum
+     * may take, since the sync writes whatever the guest has dirty.
+     */
+    public CacheDrop dropCaches() {
+        String[] words = request("dropcaches", "dropcaches", MEMSUM_TIMEOUT);
+        if (words.length != 9) {
+            throw new AgentException(peer + ": malformed dropcaches answer: expected 'dropcaches ID VALUE' and six kB counts, actual '"
+                    + String.join(" ", words) + "'");
+        }
+        long[] kb = new long[6];
+        try {
+            for (int i = 0; i < 6; i++) kb[i] = Long.parseLong(words[3 + i]);
+            return new CacheDrop(Integer.parseInt(words[2]), kb[0] << 10, kb[1] << 10, kb[2] << 10, kb[3] << 10, kb[4] << 10, kb[5] << 10);
+        } catch (NumberFormatException e) {
+            throw new AgentException(peer + ": malformed dropcaches answer: expected numbers, actual '" + String.join(" ", words) + "'");
+        }
     }
 
     /** Sends {@code verb id} and returns the words of the answer {@code expectedAnswer id ...}. */

@@ -103,6 +103,7 @@ public final class ImageWriter implements AutoCloseable {
     private int incompressibleStreak;
     private int groupsSinceProbe;
     private boolean committed;
+    private Manifest.PageCacheDrop pageCacheDrop; // null: the save did not drop the guest's page cache
 
     private ImageWriter(Path target, Options options) {
         this.macKey = ImageMac.configured(); // a bad key file fails the save before it starts
@@ -189,6 +190,11 @@ public final class ImageWriter implements AutoCloseable {
         } catch (java.security.NoSuchAlgorithmException e) {
             throw new IllegalStateException(e);
         }
+    }
+
+    /** Recorded in the manifest: the save dropped the guest's clean page cache before it stopped the guest. */
+    public void pageCacheDrop(Manifest.PageCacheDrop drop) {
+        this.pageCacheDrop = drop;
     }
 
     /** The guest's disks, frozen bases outside the image, recorded in the manifest. */
@@ -328,7 +334,7 @@ public final class ImageWriter implements AutoCloseable {
                 blockEntries, ramSectionId, ramSectionVersion,
                 new Manifest.Storage(options.codec().name().toLowerCase(java.util.Locale.ROOT), options.zstdLevel(),
                         options.groupPageCount(), storePath, packs),
-                files, stats, addressOrder ? "address" : "arrival", disks, List.copyOf(guestFiles));
+                files, stats, addressOrder ? "address" : "arrival", disks, List.copyOf(guestFiles), pageCacheDrop);
         byte[] manifestBody;
         try (FramedWriter out = new FramedWriter(temp.resolve(MANIFEST), FileKind.MANIFEST, imageId)) {
             manifestBody = JSON.writeValueAsBytes(manifest);

@@ -17,12 +17,20 @@ import java.util.List;
  * already fail on the JSON fields they do not know; later ones name the version).
  *
  * @param disks      the guest's disks, each a frozen base outside the image (empty for version 1)
- * @param guestFiles the guest's kernel and initrd, copied into the image (empty for version 1)
+ * <p>{@code pageCacheDrop} is written only by a save that dropped the guest's clean page cache first, and changes nothing a
+ * restore does: it says why the guest's cache is cold after a restore. The format version stays (1 or 2), so every
+ * reader of this one reads an image without it as before; the readers before it refuse an image with it, naming the
+ * unknown field, as they do any field they do not know.
+ *
+ * @param guestFiles    the guest's kernel and initrd, copied into the image (empty for version 1)
+ * @param pageCacheDrop the save dropped the guest's clean page cache before it stopped the guest; null (absent): it did not
  */
 public record Manifest(int formatVersion, String imageId, String createdAt, String thawVersion,
                        Source source, List<Block> ramBlocks, int ramSectionId, int ramSectionVersion,
                        Storage storage, List<FileEntry> files, Stats stats, String pageOrder, List<Disk> disks,
-                       List<GuestFile> guestFiles) {
+                       List<GuestFile> guestFiles,
+                       @com.fasterxml.jackson.annotation.JsonInclude(com.fasterxml.jackson.annotation.JsonInclude.Include.NON_NULL)
+                       PageCacheDrop pageCacheDrop) {
     private static final ObjectMapper JSON = new ObjectMapper().findAndRegisterModules();
     public static final int VERSION_WITH_DISKS = 2;
     public static final int MIN_VERSION = 1;
@@ -44,7 +52,7 @@ public record Manifest(int formatVersion, String imageId, String createdAt, Stri
     /** The same manifest with another working-set section's file list (a working-set attach). */
     Manifest withFiles(List<FileEntry> newFiles, Storage newStorage) {
         return new Manifest(formatVersion, imageId, createdAt, thawVersion, source, ramBlocks, ramSectionId, ramSectionVersion,
-                newStorage, newFiles, stats, pageOrder, disks, guestFiles);
+                newStorage, newFiles, stats, pageOrder, disks, guestFiles, pageCacheDrop);
     }
 
     /** Reads and checks {@code manifest.thaw} (frame, checksum, JSON). */
@@ -115,6 +123,14 @@ public record Manifest(int formatVersion, String imageId, String createdAt, Stri
                 throw corrupt(file, "guestFiles[].role: expected kernel or initrd, actual '" + g.role() + "'");
             }
         }
+        if (pageCacheDrop != null) {
+            if (pageCacheDrop.dropCachesValue() < 1 || pageCacheDrop.dropCachesValue() > 3) {
+                throw corrupt(file, "pageCacheDrop.dropCachesValue: expected 1-3, actual " + pageCacheDrop.dropCachesValue());
+            }
+            if (pageCacheDrop.pageCacheBytesBefore() < 0 || pageCacheDrop.pageCacheBytesAfter() < 0 || pageCacheDrop.dropNanos() < 0) {
+                throw corrupt(file, "pageCacheDrop: expected byte counts and time >= 0, actual " + pageCacheDrop);
+            }
+        }
         for (FileEntry f : require(file, files, "files")) {
             require(file, require(file, f, "files[]").name(), "files[].name");
             require(file, f.checksum(), "files[].checksum"); // null would skip the comparison with the file's own checksum
@@ -168,6 +184,24 @@ public record Manifest(int formatVersion, String imageId, String createdAt, Stri
     }
 
     public record Block(String name, long usedByteSize, long pageByteSize, int pageCount) {}
+
+    /**
+     * The guest's clean page cache, dropped through its agent before the save stopped it ({@code thaw save --drop-caches}):
+     * {@code sync}, then {@code dropCachesValue} written to {@code /proc/sys/vm/drop_caches}. The page cache is the guest's
+     * {@code Buffers + Cached} from its {@code /proc/meminfo} (an initramfs root counts in Cached and is never dropped).
+     *
+     * @param freePagesReported the guest's balloon reports free pages (QEMU discards them, so the freed cache is zero in the
+     *                          image) and the save waited for QEMU's resident memory to settle; false: the freed pages kept
+     *                          their bytes
+     * @param dropNanos         how long the drop took, the agent's round trip and that wait included (the guest running)
+     */
+    public record PageCacheDrop(int dropCachesValue, long pageCacheBytesBefore, long pageCacheBytesAfter, long freeBytesBefore,
+                                long freeBytesAfter, boolean freePagesReported, long dropNanos) {
+        /** Bytes the drop took out of the page cache. */
+        public long droppedBytes() {
+            return Math.max(0, pageCacheBytesBefore - pageCacheBytesAfter);
+        }
+    }
 
     /**
      * @param storeDirectory the content store, relative to the image directory unless absolute

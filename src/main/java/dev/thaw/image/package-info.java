@@ -44,6 +44,10 @@
  * kernel and initrd copied into {@code guest/} under their role's name, each with its size and SHA-256. A writer writes
  * version 1 when both lists are empty, 2 otherwise; readers accept 1..2, and a version-1 manifest must not list either. The
  * launch configuration of a version-2 image records no disks: the manifest's disks are the only record of them.
+ * <p>Optional in either version: {@code pageCacheDrop}, written only by a save that dropped the guest's clean page cache
+ * first ({@code thaw save --drop-caches}): the value written to {@code /proc/sys/vm/drop_caches} (1-3; 0 is invalid), the
+ * guest's page cache ({@code Buffers + Cached}) and free memory before and after in bytes, whether its balloon reported
+ * the freed pages, and the drop's nanoseconds. It changes nothing a restore does, so the version stays (docs/image-format.md).
  *
  * <h2>pagemap.thaw</h2>
  * Body: for each RAM block in manifest order: u32 page count, then that many u64 entries.

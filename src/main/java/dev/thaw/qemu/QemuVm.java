@@ -38,6 +38,8 @@ public final class QemuVm implements AutoCloseable {
     /** The launch configuration, written beside the QMP socket. */
     public static final String CONFIG_FILE = "vm.json";
     public static final String EXTRA_QMP_SOCKET = "qmp-extra.sock";
+    /** The guest agent's serial port (ttyS1) in the run directory, beside {@link #CONFIG_FILE}: where {@code save --drop-caches} finds it. */
+    public static final String CONTROL_SOCKET = "control.sock";
     /** QEMU's pid, beside the QMP socket. */
     public static final String PID_FILE = "qemu.pid";
     /** The run directories of Thaw's QEMUs: {@code /tmp/thaw-vm-*}. */
@@ -100,7 +102,7 @@ public final class QemuVm implements AutoCloseable {
             throw new QemuLaunchException("cannot create a run directory for " + config.name() + ": " + e.getMessage(), e);
         }
         List<String> command = new java.util.ArrayList<>(config.qemuArguments(QEMU_BINARY, runDir.resolve("qmp.sock"),
-                runDir.resolve(EXTRA_QMP_SOCKET), runDir.resolve("control.sock")));
+                runDir.resolve(EXTRA_QMP_SOCKET), runDir.resolve(CONTROL_SOCKET)));
         command.addAll(launchArgs);
         if (spareMonitor) {
             try {
@@ -198,7 +200,7 @@ public final class QemuVm implements AutoCloseable {
 
     /** The unix socket of the guest agent's serial port (ttyS1). */
     public Path controlSocket() {
-        return runDir.resolve("control.sock");
+        return runDir.resolve(CONTROL_SOCKET);
     }
 
     /** A second QMP socket for other clients ({@code thaw save --qmp}, a person with socat); Thaw keeps the first. */

@@ -49,6 +49,9 @@ import java.util.function.Consumer;
  * (about 1 save in 25 here, QEMU's own restore of the same stream panicking the guest too). The
  * estimate is attached after the commit.
  *
+ * <p>With {@link Options#dropCachesAgent} the guest's clean page cache is dropped through its agent first, while it runs
+ * ({@link PageCacheDrop}): the pages it frees are zero or free when the stream reads them, so they cost the image nothing.
+ *
  * <p>Failure: any error removes the partial image and cancels the migration; a guest that was
  * running is resumed, so a failed save never leaves it stopped. Every wait has a timeout, and a
  * stream that stops moving for {@link Options#stallTimeout} ends the save.
@@ -68,12 +71,14 @@ public final class Saver {
      * @param liveLimit  how long a live save lets the guest run before stopping it
      * @param guestFiles copy the guest's kernel and initrd into the image (a QEMU Thaw did not start: its files may lie
      *                   anywhere and change; Thaw's own guest builds are found by the restore where they are)
+     * @param dropCachesAgent the guest agent's socket through which to drop the guest's clean page cache before the save
+     *                   stops the guest ({@link PageCacheDrop}); null: the cache is saved as it is
      */
     public record Options(ImageWriter.Options image, boolean keepRunning, Duration stallTimeout, Duration completionTimeout,
-                          Estimator estimator, Duration liveLimit, boolean guestFiles) {
+                          Estimator estimator, Duration liveLimit, boolean guestFiles, Path dropCachesAgent) {
         public Options(ImageWriter.Options image, boolean keepRunning, Duration stallTimeout, Duration completionTimeout,
                        Estimator estimator, Duration liveLimit) {
-            this(image, keepRunning, stallTimeout, completionTimeout, estimator, liveLimit, false);
+            this(image, keepRunning, stallTimeout, completionTimeout, estimator, liveLimit, false, null);
         }
 
         public static Options defaults() {
@@ -82,11 +87,11 @@ public final class Saver {
         }
 
         public Options withKeepRunning(boolean keep) {
-            return new Options(image, keep, stallTimeout, completionTimeout, estimator, liveLimit, guestFiles);
+            return new Options(image, keep, stallTimeout, completionTimeout, estimator, liveLimit, guestFiles, dropCachesAgent);
         }
 
         public Options withImage(ImageWriter.Options imageOptions) {
-            return new Options(imageOptions, keepRunning, stallTimeout, completionTimeout, estimator, liveLimit, guestFiles);
+            return new Options(imageOptions, keepRunning, stallTimeout, completionTimeout, estimator, liveLimit, guestFiles, dropCachesAgent);
         }
 
         /**
@@ -100,11 +105,16 @@ public final class Saver {
 
         public Options withDirtyEstimator(Duration limit) {
             if (limit.isNegative() || limit.isZero()) throw new IllegalArgumentException("live limit: expected > 0, actual " + limit);
-            return new Options(image, keepRunning, stallTimeout, completionTimeout, Estimator.DIRTY, limit, guestFiles);
+            return new Options(image, keepRunning, stallTimeout, completionTimeout, Estimator.DIRTY, limit, guestFiles, dropCachesAgent);
         }
 
         public Options withGuestFiles(boolean copy) {
-            return new Options(image, keepRunning, stallTimeout, completionTimeout, estimator, liveLimit, copy);
+            return new Options(image, keepRunning, stallTimeout, completionTimeout, estimator, liveLimit, copy, dropCachesAgent);
+        }
+
+        /** Drops the guest's clean page cache through the agent on {@code agentSocket} before the guest is stopped. */
+        public Options withDropCaches(Path agentSocket) {
+            return new Options(image, keepRunning, stallTimeout, completionTimeout, estimator, liveLimit, guestFiles, agentSocket);
         }
     }
 
@@ -129,21 +139,30 @@ public final class Saver {
 
     /** Saves; a SIGINT or SIGTERM meanwhile cancels the save and resumes a guest that was running (see InterruptGuard). */
     public static Result save(QmpClient qmp, VmConfig vmConfig, Path imageDir, Options options, Consumer<Progress> progress) {
+        // First, while the guest runs: a guest whose cache cannot be dropped is refused before anything stopped it.
+        Manifest.PageCacheDrop drop = options.dropCachesAgent() == null ? null
+                : PageCacheDrop.drop(qmp, options.dropCachesAgent(), options.qmpTimeout());
         try (InterruptGuard guard = InterruptGuard.install(qmp, options.qmpTimeout())) {
-            return save(qmp, vmConfig, imageDir, options, progress, guard);
+            Result result = save(qmp, vmConfig, imageDir, options, progress, guard, drop);
+            if (drop == null) return result;
+            return new Result(result.image(), result.manifest(), result.streamBytes(), result.durationNanos() + drop.dropNanos(),
+                    result.downtimeNanos(), result.guestRunning(), result.rounds(), result.workingSet(), result.stoppedByLimit(),
+                    result.recency(), result.sourceOverlays());
         } catch (QmpException.Timeout e) {
             throw unanswered(qmp, options, e);
         }
     }
 
     private static Result save(QmpClient qmp, VmConfig vmConfig, Path imageDir, Options options, Consumer<Progress> progress,
-                               InterruptGuard guard) {
-        if (options.estimator() != Estimator.DIRTY || !guard.wasRunning()) return transfer(qmp, vmConfig, imageDir, options, progress, guard);
+                               InterruptGuard guard, Manifest.PageCacheDrop drop) {
+        if (options.estimator() != Estimator.DIRTY || !guard.wasRunning()) {
+            return transfer(qmp, vmConfig, imageDir, options, progress, guard, drop);
+        }
         // The dirty-bit estimate comes from a live migration, the image from a stopped one: QEMU 7.2's live migration under
         // TCG was seen to send an inconsistent guest (about 1 in 25 here; QEMU's own restore of that stream panicked the
         // guest as Thaw's did), while a stopped guest cannot change under the stream. The probe writes no image.
         long started = System.nanoTime();
-        Result probe = transfer(qmp, vmConfig, null, options.withKeepRunning(false), progress, guard);
+        Result probe = transfer(qmp, vmConfig, null, options.withKeepRunning(false), progress, guard, null);
         Result saved;
         try {
             // QEMU refuses to migrate a guest paused by a completed migration ("postmigrate"): let it run for the moment
@@ -151,7 +170,8 @@ public final class Saver {
             if (!qmp.queryStatus(options.qmpTimeout()).running()) qmp.cont(options.qmpTimeout());
             // keepRunning passes on: a guest that goes on goes on on overlays taken at this save's stop.
             saved = transfer(qmp, vmConfig, imageDir, new Options(options.image(), options.keepRunning(), options.stallTimeout(),
-                    options.completionTimeout(), Estimator.NONE, options.liveLimit(), options.guestFiles()), progress, guard);
+                    options.completionTimeout(), Estimator.NONE, options.liveLimit(), options.guestFiles(), options.dropCachesAgent()),
+                    progress, guard, drop);
         } catch (SaveException e) {
             throw failed(qmp, true, false, e); // the probe left the guest stopped: resume it, as any failed save does
         }
@@ -165,7 +185,7 @@ public final class Saver {
     }
 
     private static Result transfer(QmpClient qmp, VmConfig vmConfig, Path imageDir, Options options, Consumer<Progress> progress,
-                                   InterruptGuard guard) {
+                                   InterruptGuard guard, Manifest.PageCacheDrop drop) {
         long started = System.nanoTime();
         Duration qmpTimeout = options.qmpTimeout();
         QmpClient.MigrationInfo before = qmp.queryMigrate(qmpTimeout);
@@ -236,6 +256,7 @@ public final class Saver {
                         : done.raw().path("downtime").asLong(downtime / 1_000_000) * 1_000_000;
             }
             if (writer != null) writer.disks(disks.entries());
+            if (writer != null) writer.pageCacheDrop(drop);
             // The manifest's disks, with their identities, are the truth about disks; the configuration records none.
             Manifest manifest = writer == null ? null : writer.commit(new Manifest.Source(qmp.qemuVersionText(), null, List.of(),
                     vmConfig == null ? null : JSON.valueToTree(vmConfig.withDisks(List.of()))), thawVersion());

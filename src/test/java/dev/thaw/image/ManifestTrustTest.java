@@ -49,6 +49,28 @@ class ManifestTrustTest {
         });
     }
 
+    private static Manifest withDrop(Manifest m, Manifest.PageCacheDrop drop) {
+        return new Manifest(m.formatVersion(), m.imageId(), m.createdAt(), m.thawVersion(), m.source(), m.ramBlocks(), m.ramSectionId(),
+                m.ramSectionVersion(), m.storage(), m.files(), m.stats(), m.pageOrder(), m.disks(), m.guestFiles(), drop);
+    }
+
+    /** The dropped page cache is written only when there was a drop, read back as written, and a drop_caches value of 0 is refused. */
+    @Test
+    void aPageCacheDropIsOptionalReadBackAndChecked(@TempDir Path dir) throws Exception {
+        Path img = saved(dir, "aPageCacheDropIsOptionalReadBackAndChecked");
+        assertThat(new String(Manifest.readBody(img.resolve(ImageWriter.MANIFEST)), java.nio.charset.StandardCharsets.UTF_8))
+                .as("an image saved without a drop is as before").doesNotContain("pageCacheDrop");
+        Manifest.PageCacheDrop drop = new Manifest.PageCacheDrop(1, 90L << 20, 22L << 20, 300L << 20, 370L << 20, true, 3_500_000_000L);
+        rewriteManifest(img, m -> withDrop(m, drop));
+        try (CheckpointImage image = CheckpointImage.open(img)) {
+            assertThat(image.manifest().pageCacheDrop()).isEqualTo(drop);
+            assertThat(image.manifest().pageCacheDrop().droppedBytes()).isEqualTo(68L << 20);
+        }
+        rewriteManifest(img, m -> withDrop(m, new Manifest.PageCacheDrop(0, 1, 1, 1, 1, false, 1)));
+        assertThatThrownBy(() -> CheckpointImage.open(img)).isInstanceOf(ImageException.Corrupt.class)
+                .hasMessageContaining("pageCacheDrop.dropCachesValue: expected 1-3, actual 0");
+    }
+
     @Test
     void aWellFramedFileThatIsNotTheOneTheManifestRecordsIsRefused(@TempDir Path dir) {
         Path img = saved(dir, "aWellFramedFileThatIsNotTheOneTheManifestRecordsIsRefused");

@@ -1,0 +1,103 @@
+package dev.thaw.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.thaw.guest.DemoGuest;
+import dev.thaw.guest.GuestAgent;
+import dev.thaw.image.CheckpointImage;
+import dev.thaw.qemu.ConsoleLine;
+import dev.thaw.qemu.FreePages;
+import dev.thaw.qemu.Journal;
+import dev.thaw.qemu.QemuVm;
+import dev.thaw.qemu.VmConfig;
+import dev.thaw.restore.Restorer;
+import dev.thaw.restore.WorkingSetChoice;
+import dev.thaw.testing.RandomFiles;
+import dev.thaw.testing.RestoredGuest;
+import dev.thaw.testing.TestHost;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * {@code thaw save --drop-caches} against the real QEMU: a small demo guest (512 MiB, wsbench T=32 MiB) with free-page reporting reads 64 MiB of random
+ * bytes from its (read-only) disk into its page cache; saved as it is, then with the cache dropped through its agent, the second image
+ * is smaller by about that much, reports the drop (save's JSON, inspect), and restores to a guest whose memory and disk are
+ * intact and whose workload goes on. A save told of no agent is refused with the guest running and nothing written.
+ */
+class SaveDropCachesTest {
+    private static final long READ_MIB = 64;
+
+    @Test
+    void aGuestsDroppedPageCacheLeavesTheImageAndTheRestoredGuestWorks(@TempDir Path dir) throws Exception {
+        // Read-only: the guest only reads it, and a Thaw-started guest that went on on an overlay could not be saved again (its
+        // vm.json names the base).
+        Path disk = RandomFiles.write(dir.resolve("data.raw"), READ_MIB, 17);
+        VmConfig config = new DemoGuest(512, 32, 16).vmConfig("thaw-test-drop-caches", TestHost.guest(), TestHost.qemu(),
+                TestHost.accel(), FreePages.REPORTING, 0).withDisks(List.of(new VmConfig.Disk("disk0", "raw", disk, true, "05.0")));
+        Path kept = dir.resolve("kept");
+        Path dropped = dir.resolve("dropped");
+        GuestAgent.MemSum before;
+        GuestAgent.DiskSum onDisk;
+        long lastSeq;
+        try (QemuVm vm = QemuVm.launch(config)) {
+            Journal<ConsoleLine>.Cursor console = vm.console().cursorFromStart();
+            DemoGuest.awaitReady(vm, console, DemoGuest.BOOT_TIMEOUT);
+            lastSeq = DemoGuest.collectTicks(console, Duration.ofSeconds(1)).getLast().seq();
+            try (GuestAgent agent = GuestAgent.connect(vm)) {
+                agent.awaitReady(Duration.ofSeconds(30));
+                onDisk = agent.diskRead(0, READ_MIB); // now in the guest's page cache
+                assertThat(agent.diskSum(0, READ_MIB)).as("the cached read saw the disk").isEqualTo(onDisk);
+                agent.pauseWorkload();
+                before = agent.memsum();
+            } // the agent's serial port serves one client: the save's drop connects after this one closed
+            String qmp = vm.extraQmpSocket().toString();
+
+            // No agent where told: refused before anything is stopped.
+            ImageCommandsTest.Run refused = ImageCommandsTest.run("save", "--qmp", qmp, "--out", dir.resolve("refused").toString(),
+                    "--drop-caches", "--agent", dir.resolve("none.sock").toString());
+            assertThat(refused.exit()).isNotZero();
+            assertThat(refused.err()).contains("--drop-caches").contains("expected the guest agent's socket at " + dir.resolve("none.sock"));
+            assertThat(dir.resolve("refused")).doesNotExist();
+            assertThat(vm.qmp().queryStatus().running()).as("the guest runs on").isTrue();
+
+            ImageCommandsTest.Run keep = ImageCommandsTest.run("save", "--qmp", qmp, "--out", kept.toString(), "--keep-running", "--json");
+            assertThat(keep.exit()).as(keep.err()).isZero();
+            ImageCommandsTest.Run drop = ImageCommandsTest.run("save", "--qmp", qmp, "--out", dropped.toString(), "--keep-running",
+                    "--drop-caches", "--json");
+            assertThat(drop.exit()).as(drop.err()).isZero();
+            JsonNode keptReport = Json.MAPPER.readTree(keep.out());
+            JsonNode dropReport = Json.MAPPER.readTree(drop.out());
+            assertThat(keptReport.path("pageCacheDrop").isNull() || keptReport.path("pageCacheDrop").isMissingNode()).as("not dropped: " + keep.out()).isTrue();
+            JsonNode d = dropReport.path("pageCacheDrop");
+            assertThat(d.path("dropCachesValue").asInt()).isEqualTo(1);
+            assertThat(d.path("freePagesReported").asBoolean()).isTrue();
+            assertThat(d.path("pageCacheBytesBefore").asLong()).as("the guest's cache held what it read").isGreaterThanOrEqualTo(READ_MIB << 20);
+            assertThat(d.path("pageCacheBytesAfter").asLong()).isLessThan(d.path("pageCacheBytesBefore").asLong() - ((READ_MIB - 8) << 20));
+            long keptBytes = keptReport.path("stats").path("imageFileBytes").asLong();
+            long droppedBytes = dropReport.path("stats").path("imageFileBytes").asLong();
+            System.err.printf("drop caches: image %d MiB kept, %d MiB dropped; page cache %d -> %d MiB%n", keptBytes >> 20,
+                    droppedBytes >> 20, d.path("pageCacheBytesBefore").asLong() >> 20, d.path("pageCacheBytesAfter").asLong() >> 20);
+            assertThat(droppedBytes).as("the random bytes the cache held are not in the image").isLessThan(keptBytes - ((READ_MIB - 16) << 20));
+        }
+
+        ImageCommandsTest.Run inspectDropped = ImageCommandsTest.run("inspect", dropped.toString());
+        assertThat(inspectDropped.exit()).as(inspectDropped.err()).isZero();
+        assertThat(inspectDropped.out()).contains("page cache: dropped before the save (sync, drop_caches=1)")
+                .contains("freed pages reported by the balloon");
+        assertThat(ImageCommandsTest.run("inspect", kept.toString()).out()).contains("page cache: saved as the guest held it");
+
+        try (CheckpointImage image = CheckpointImage.open(dropped);
+             QemuVm restored = Restorer.restore(image, Restorer.Mode.EAGER, "thaw-test-drop-caches-restored", WorkingSetChoice.defaults(),
+                     o -> o, s -> {}).vm()) {
+            try (GuestAgent agent = GuestAgent.connect(restored)) {
+                agent.awaitReady(Duration.ofSeconds(30));
+                assertThat(agent.diskRead(0, READ_MIB)).as("the file read again, from the disk").isEqualTo(onDisk);
+            }
+            RestoredGuest.assertSameMemoryAndRunsOn(restored, before, lastSeq);
+        }
+    }
+}
