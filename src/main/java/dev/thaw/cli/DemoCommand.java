@@ -102,8 +102,10 @@ final class DemoCommand implements Callable<Integer> {
         out.printf("saved in %.2f s (workload running): %d MiB stream -> %d MiB image (%d pages: %d zero, %d stored, %d duplicate)%n",
                 sample.saves().thawSaveSeconds(), sample.saves().streamBytes() >> 20, r.image().imageFileBytes() >> 20,
                 r.image().pageCount(), r.image().zeroPageCount(), r.image().storedPageCount(), r.image().duplicatePageCount());
-        out.printf("wsbench before the save: %s ops/s; memsum of the %d MiB it never writes after its fill: %s%n",
-                Demo.human(sample.opsPerSecondBefore()), guest.totalMiB() - guest.wsMiB(), sample.memsumBefore());
+        out.printf("wsbench before the save: %s ops/s%s; memsum of the %d MiB it never writes after its fill: %s%n",
+                Demo.human(sample.opsPerSecondBefore()), sample.unstalledShareBefore() == null ? ""
+                        : String.format(", not stalled %.0f%% of its time (the stall TTR's reference)", 100 * sample.unstalledShareBefore()),
+                guest.totalMiB() - guest.wsMiB(), sample.memsumBefore());
         out.print(Demo.table(r.all(), measure));
         for (SaveRestoreBenchmark.Failure f : r.failures()) out.printf("FAILED: %s: %s%n", f.method().shortName(), f.error());
         double total = (System.nanoTime() - started) / 1e9;

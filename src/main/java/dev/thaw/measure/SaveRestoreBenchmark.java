@@ -153,11 +153,21 @@ public final class SaveRestoreBenchmark {
      * @param repeats      the close runs after the pass ({@link Checks#closeRuns}), in their order; the tables read {@code restores} only
      * @param memsumBefore the source's checksum of the memory {@link Checks#memory} covers, before the save; null when not checked
      */
+    /**
+     * @param unstalledShareBefore the share of its time the source's wsbench did not report stalled before the save: the stall
+     *                             TTR's reference ({@link Responsiveness#stallReference}); null where not measured (a client
+     *                             workload, reports before the fourteenth session)
+     */
     public record Sample(double opsPerSecondBefore, RequestLatency latencyBefore, double vcpuShareBefore, Saves saves,
                          List<MethodSample> restores, List<Failure> failures, RunLimit limit, List<MethodSample> repeats,
-                         String memsumBefore) {
+                         String memsumBefore, Double unstalledShareBefore) {
         public Sample {
             repeats = repeats == null ? List.of() : List.copyOf(repeats); // reports before the demo was a preset have none
+        }
+
+        public Sample(double opsPerSecondBefore, RequestLatency latencyBefore, double vcpuShareBefore, Saves saves,
+                      List<MethodSample> restores, List<Failure> failures, RunLimit limit, List<MethodSample> repeats, String memsumBefore) {
+            this(opsPerSecondBefore, latencyBefore, vcpuShareBefore, saves, restores, failures, limit, repeats, memsumBefore, null);
         }
 
         Optional<MethodSample> of(RestoreMethod m) {
@@ -265,6 +275,10 @@ public final class SaveRestoreBenchmark {
         long ranBefore = VcpuTime.runNanos(vm.pid());
         Workload.Before before = all ? config.workload().before(vm, config.observe()) : new Workload.Before(0, null);
         double vcpuShare = (VcpuTime.runNanos(vm.pid()) - ranBefore) / (double) (System.nanoTime() - beforeStart);
+        if (Double.isFinite(before.unstalledShare())) {
+            log.printf("  rep %d: the source before the save: not stalled %.1f%% of its time (the stall TTR's reference)%n", rep + 1,
+                    100 * before.unstalledShare());
+        }
         String memsumBefore = config.checks().memory() ? config.workload().check(vm, null) : null;
         if (memsumBefore != null) log.printf("  rep %d: %s before the save: %s%n", rep + 1, config.workload().checked(), memsumBefore);
         Saver.Options saveOptions = Saver.Options.defaults().withKeepRunning(true).withImage(ImageWriter.Options.defaults());
@@ -370,7 +384,7 @@ public final class SaveRestoreBenchmark {
                 snapshot == null ? 0 : snapshot.durationNanos() / 1e9, snapshot == null ? 0 : snapshot.fileBytes(), ramFileSeconds,
                 saved.workingSet().map(WorkingSet::size).orElse(0), traced);
         return new Sample(before.opsPerSecond(), before.latency(), vcpuShare, saves, List.copyOf(restores), List.copyOf(failures), limit,
-                repeats, memsumBefore);
+                repeats, memsumBefore, Double.isFinite(before.unstalledShare()) ? before.unstalledShare() : null);
     }
 
     /**

@@ -40,6 +40,8 @@ class DemoCommandTest {
         assertThat(json.path("benchEquivalent").asText()).startsWith("thaw bench --modes --sizes 512 --total-mib 128 --ws-mib 32 ")
                 .contains("--check-memory --close-runs 2 --evict");
         assertThat(json.path("bench").path("samples").get(0).path("memsumBefore").asText()).isEqualTo(json.path("memsumBefore").asText());
+        // The stall TTR's reference: the source's own unstalled share, measured with its rate.
+        assertThat(json.path("bench").path("samples").get(0).path("unstalledShareBefore").asDouble(-1)).isGreaterThan(0.5).isLessThanOrEqualTo(1);
         assertThat(json.path("imageDir").asText()).isEqualTo(image.toString());
         assertThat(json.path("imageStats").path("pageCount").asLong()).isGreaterThanOrEqualTo(512L * 256);
         JsonNode modes = json.path("modes");
