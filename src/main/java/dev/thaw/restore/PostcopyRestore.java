@@ -460,6 +460,12 @@ public final class PostcopyRestore {
         private long prefetched;
         /** Whether the discard went: QEMU 7.2 deadlocks in LISTEN without one. */
         private boolean discarded;
+        /** QEMU's main thread loaded the device state (RESUME, or a held start's paused state): EOF may go (mayEnd). */
+        private volatile boolean deviceStateLoaded;
+        /** When the senders first asked whether EOF may go; 0 before. */
+        private long mayEndAskedNanos;
+        /** Asks QEMU's run state for a held start (no RESUME comes then); null until needed. */
+        private Thread heldStatusProbe;
 
         Session(CheckpointImage image, List<RamBlock> destinationBlocks, Options options, QemuVm vm, long started, Consumer<String> progress,
                 PageScheduler scheduler, BeforeListen beforeListen) {
@@ -542,6 +548,7 @@ public final class PostcopyRestore {
         Result resumeAttached() {
             try {
                 scheduler.guestStarted(System.nanoTime());
+                deviceStateLoaded = true; // the guest ran before this Thaw took it over
                 sid = image.manifest().ramSectionId();
                 if (!recover("resuming a postcopy restore left paused", null)) {
                     // The dead Thaw had sent everything: the guest is whole and runs; this Thaw only takes it over.
@@ -786,6 +793,46 @@ public final class PostcopyRestore {
         @Override
         public void waiting() {
             waitingProgress.set(System.nanoTime());
+        }
+
+        @Override
+        public boolean mayEnd() {
+            if (deviceStateLoaded) return true;
+            long now = System.nanoTime();
+            if (mayEndAskedNanos == 0) mayEndAskedNanos = now;
+            if (vm.qmp().events().snapshot().stream().anyMatch(e -> e.is("RESUME"))) {
+                deviceStateLoaded = true;
+            } else if (options.startHeld().isPresent() && heldStatusProbe == null) {
+                // Started with -S, QEMU stays paused after RUN and says so only when asked; one question at a time, on a
+                // thread of its own, since the main loop does not answer while it loads.
+                heldStatusProbe = Thread.ofVirtual().name("held-status-" + vm.name()).start(this::probeHeldStatus);
+            }
+            if (deviceStateLoaded) {
+                if (now - mayEndAskedNanos > 10_000_000L) events.add(RestoreEventLog.Type.EOF_HELD, 0, (now - mayEndAskedNanos) / 1000, now());
+                return true;
+            }
+            if (now - mayEndAskedNanos > options.transport().completionTimeout().toNanos()) {
+                log.warn("{}: QEMU did not report the device state loaded within {} s of the last page; sending EOF", vm.name(),
+                        options.transport().completionTimeout().toSeconds());
+                deviceStateLoaded = true;
+                return true;
+            }
+            return false;
+        }
+
+        private void probeHeldStatus() {
+            while (!deviceStateLoaded && vm.isAlive()) {
+                try {
+                    QmpClient.RunState state = vm.qmp().queryStatus(options.transport().completionTimeout());
+                    if (state.running() || state.status().equals("paused")) {
+                        deviceStateLoaded = true;
+                        return;
+                    }
+                    Thread.sleep(20);
+                } catch (QmpException | InterruptedException e) {
+                    return; // the restore notices QEMU's end, or the wait runs out
+                }
+            }
         }
 
         private int awaitShut() throws InterruptedException {

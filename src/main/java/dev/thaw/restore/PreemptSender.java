@@ -10,7 +10,6 @@ import java.io.IOException;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
 
 /**
  * The pages of a postcopy restore once the guest runs, with QEMU's postcopy-preempt channel (docs/protocol.md, "Preempt
@@ -84,24 +83,11 @@ final class PreemptSender {
                     inline = true;
                 }
             }
-            while (!backgroundDone) {
-                health.checkHealthy();
+            // After the background, requests go on until EOF may go (PageSender.Health#mayEnd).
+            while (!backgroundDone || !health.mayEnd()) {
                 if (backgroundFailure != null || inlineFailure != null) break;
                 if (demotion != null) demotion.poll();
-                batch.clear();
-                ReturnPathMessage.PageRequest r;
-                try {
-                    r = context.requests().poll(10, TimeUnit.MILLISECONDS);
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                    throw health.failure("interrupted while waiting for page requests", e);
-                }
-                if (r == null) {
-                    health.waiting();
-                    continue;
-                }
-                batch.add(r);
-                context.requests().drainTo(batch);
+                if (!PageSender.nextRequests(context, batch)) continue;
                 synchronized (preemptLock) {
                     pages.serveRequests(batch, preemptWriter, false);
                 }

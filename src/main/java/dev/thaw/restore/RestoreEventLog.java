@@ -31,7 +31,12 @@ public final class RestoreEventLog {
         /** The prefetch's whole 2 MiB regions were sent, before the discard (PageScheduler.wholeRegions); value: their pages. */
         WHOLE_REGIONS_SENT,
         /** The idle sender had not run for {@link DemandBoost#STARVED}: the background's threads at normal priority from then on. */
-        BACKGROUND_PROMOTED;
+        BACKGROUND_PROMOTED,
+        /**
+         * EOF waited after the last page until QEMU had loaded the device state (PageSender.Health#mayEnd); value: the wait
+         * in microseconds (only waits over 10 ms are logged).
+         */
+        EOF_HELD;
 
         static Type of(int code) {
             return code > 0 && code < values().length ? values()[code] : INVALID;

@@ -10,15 +10,23 @@ import java.util.stream.Stream;
 public final class FileTrees {
     private FileTrees() {}
 
-    /** Deletes a file or directory tree; missing is fine, failures are ignored (temporary trees only). */
+    /**
+     * Deletes a file or directory tree; missing is fine, failures are ignored (temporary trees only). Another deleter of the
+     * same tree at once (a shutdown hook beside an aborting restore) is fine too: Files.walk throws unchecked when a file goes
+     * while it walks, which made a cluster cohort fail with a bare NoSuchFileException; the walk is then taken again.
+     */
     public static void deleteQuietly(Path root) {
-        if (root == null || !Files.exists(root)) return;
-        try (Stream<Path> paths = Files.walk(root)) {
-            for (Path p : paths.sorted(Comparator.reverseOrder()).toList()) {
-                Files.deleteIfExists(p);
+        for (int attempt = 0; attempt < 5 && root != null && Files.exists(root, java.nio.file.LinkOption.NOFOLLOW_LINKS); attempt++) {
+            try (Stream<Path> paths = Files.walk(root)) {
+                for (Path p : paths.sorted(Comparator.reverseOrder()).toList()) {
+                    Files.deleteIfExists(p);
+                }
+                return;
+            } catch (java.io.UncheckedIOException | java.nio.file.NoSuchFileException | java.nio.file.DirectoryNotEmptyException e) {
+                // raced with another deleter (or a writer): walk again
+            } catch (IOException e) {
+                return; // best effort: temporary files only
             }
-        } catch (IOException e) {
-            // best effort: temporary files only
         }
     }
 

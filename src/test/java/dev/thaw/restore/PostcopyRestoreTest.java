@@ -48,6 +48,9 @@ class PostcopyRestoreTest {
                 check.accept(vm);
                 assertThat(r.prefetchedPages() + r.demandPages() + r.backgroundPages() + r.zeroPagesUnsent())
                         .as("every page accounted for").isEqualTo(r.pageCount());
+                // QEMU 7.2 deadlocked when EOF reached it before its main thread had loaded the device state (PageSender.Health#mayEnd).
+                assertThat(eventNanos(r, RestoreEventLog.Type.EOF_SENT)).as("EOF after QEMU ran the guest")
+                        .isGreaterThanOrEqualTo(eventNanos(r, RestoreEventLog.Type.RUNNING));
                 RestoredGuest.assertSameMemoryAndRunsOn(vm, before, lastSeqBefore);
             }
             return r;
@@ -82,6 +85,11 @@ class PostcopyRestoreTest {
         assertThat(r.demandFaults()).isPositive();
         assertThat(r.backgroundPages()).isPositive();
         assertThat(hasEvent(r, RestoreEventLog.Type.LISTEN_IDLE)).as("QEMU's postcopy/listen thread moved to SCHED_IDLE").isTrue();
+    }
+
+    private static long eventNanos(PostcopyRestore.Result r, RestoreEventLog.Type type) {
+        for (int i = 0; i < r.events().size(); i++) if (r.events().get(i).type() == type) return r.events().get(i).nanos();
+        throw new AssertionError("expected a " + type + " event, actual none in " + r.events().size());
     }
 
     private static boolean hasEvent(PostcopyRestore.Result r, RestoreEventLog.Type type) {
