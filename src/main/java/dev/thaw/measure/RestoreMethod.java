@@ -80,6 +80,13 @@ public enum RestoreMethod {
     /** Trial: ws (dirty) into guest RAM on 2 MiB hugetlb pages (whole 2 MiB units prefetched and faulted; no 4 KiB host pages after). */
     WS_DIRTY_HUGETLB("Thaw ws (dirty, hugetlb)", "ws-dirty-hugetlb"),
     /**
+     * Trial: ws (trace) into guest RAM on 2 MiB hugetlb pages. On a host whose page-table updates trap to its hypervisor (this
+     * machine's PVM: a 4 KiB first touch costs about 15 us, a 2 MiB one a few hundred us at most) every 4 KiB page placed costs.
+     */
+    WS_TRACE_HUGETLB("Thaw ws (trace, hugetlb)", "ws-hugetlb"),
+    /** Trial: lazy into guest RAM on 2 MiB hugetlb pages (each request and background step moves a whole 2 MiB page). */
+    THAW_LAZY_HUGETLB("Thaw lazy (hugetlb)", "lazy-hugetlb"),
+    /**
      * Trial: Thaw's mapped restore ({@code --mode mapped}) with the dirty estimate: the kernel's demand paging of the image's RAM
      * file, the working set read into the page cache once QEMU has the device state (FaaSnap's loading set), merged by address.
      */
@@ -119,9 +126,9 @@ public enum RestoreMethod {
             case QEMU_EAGER, QEMU_LOADVM, MAPPED_FILE -> Optional.empty();
             case WS_DIRTY_MAPPED, WS_TRACE_MAPPED -> Optional.of(Restorer.Mode.MAPPED);
             case THAW_EAGER -> Optional.of(Restorer.Mode.EAGER);
-            case THAW_LAZY, THAW_LAZY_ADDRESS_ORDER -> Optional.of(Restorer.Mode.LAZY);
+            case THAW_LAZY, THAW_LAZY_ADDRESS_ORDER, THAW_LAZY_HUGETLB -> Optional.of(Restorer.Mode.LAZY);
             case WS_LEARNED, WS_DIRTY, WS_TRACE, WS_DIRTY_NORMAL_PRIORITY, WS_DIRTY_PREEMPT, WS_DIRTY_WHOLE, WS_DIRTY_HALF, WS_DIRTY_QUIET, WS_DIRTY_HUGETLB,
-                 WS_TRACE_QUIET, WS_TRACE_WHOLE, WS_TRACE_STREAMED, WS_TRACE_QUARTER, WS_TRACE_UNPACED, WS_TRACE_WHOLE_REGIONS, WS_TRACE_IDLE_PRIORITY -> Optional.of(Restorer.Mode.WS);
+                 WS_TRACE_QUIET, WS_TRACE_WHOLE, WS_TRACE_STREAMED, WS_TRACE_QUARTER, WS_TRACE_UNPACED, WS_TRACE_WHOLE_REGIONS, WS_TRACE_IDLE_PRIORITY, WS_TRACE_HUGETLB -> Optional.of(Restorer.Mode.WS);
         };
     }
 
@@ -148,7 +155,7 @@ public enum RestoreMethod {
             case WS_DIRTY_NORMAL_PRIORITY -> options.withBackgroundPriority(ThreadPriority.Policy.NORMAL);
             case WS_TRACE_IDLE_PRIORITY -> options.withBackgroundPriority(ThreadPriority.Policy.IDLE);
             case WS_DIRTY_PREEMPT -> options.withTransport(options.transport().withPreempt(true));
-            case WS_DIRTY_HUGETLB -> options.withGuestRam(PostcopyRestore.GuestRam.HUGETLB);
+            case WS_DIRTY_HUGETLB, WS_TRACE_HUGETLB, THAW_LAZY_HUGETLB -> options.withGuestRam(PostcopyRestore.GuestRam.HUGETLB);
             case WS_TRACE_UNPACED -> options.withPolicy(options.policy().withBusyBackgroundBytesPerSecond(0));
             case WS_TRACE_WHOLE_REGIONS -> options.withPolicy(options.policy().withWholeRegionPrefetch(true));
             case WS_DIRTY_QUIET, WS_TRACE_QUIET -> options.withPolicy(options.policy().withBackgroundBytesPerSecond(QUIET_BACKGROUND_MBPS * 1_000_000L));
@@ -160,7 +167,7 @@ public enum RestoreMethod {
     public static Set<RestoreMethod> defaults() {
         return EnumSet.complementOf(EnumSet.of(THAW_LAZY_ADDRESS_ORDER, WS_DIRTY_NORMAL_PRIORITY, WS_DIRTY_PREEMPT, WS_DIRTY_WHOLE,
                 WS_DIRTY_HALF, WS_DIRTY_QUIET, WS_DIRTY_HUGETLB, WS_DIRTY_MAPPED, WS_TRACE_QUIET, WS_TRACE_WHOLE, WS_TRACE_STREAMED,
-                WS_TRACE_QUARTER, WS_TRACE_UNPACED, WS_TRACE_WHOLE_REGIONS, WS_TRACE_IDLE_PRIORITY));
+                WS_TRACE_QUARTER, WS_TRACE_UNPACED, WS_TRACE_WHOLE_REGIONS, WS_TRACE_IDLE_PRIORITY, WS_TRACE_HUGETLB, THAW_LAZY_HUGETLB));
     }
 
     /** Whether it maps the image's RAM file (the bench writes the file when one of its methods does). */
@@ -173,7 +180,7 @@ public enum RestoreMethod {
         return switch (this) {
             case WS_DIRTY_NORMAL_PRIORITY, WS_DIRTY_PREEMPT, WS_DIRTY_WHOLE, WS_DIRTY_HALF, WS_DIRTY_QUIET, WS_DIRTY_HUGETLB, WS_DIRTY_MAPPED -> WS_DIRTY;
             case WS_TRACE_MAPPED, WS_TRACE_QUIET, WS_TRACE_WHOLE, WS_TRACE_STREAMED, WS_TRACE_QUARTER, WS_TRACE_UNPACED, WS_TRACE_WHOLE_REGIONS,
-                 WS_TRACE_IDLE_PRIORITY -> WS_TRACE;
+                 WS_TRACE_IDLE_PRIORITY, WS_TRACE_HUGETLB -> WS_TRACE;
             default -> this;
         };
     }

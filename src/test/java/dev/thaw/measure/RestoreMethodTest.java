@@ -96,9 +96,16 @@ class RestoreMethodTest {
         assertThat(preempt.transport().preempt()).isTrue();
         assertThat(preempt.withTransport(WS.transport())).isEqualTo(WS);
 
-        PostcopyRestore.Options hugetlb = RestoreMethod.WS_DIRTY_HUGETLB.tuned(WS);
-        assertThat(hugetlb.guestRam()).isEqualTo(PostcopyRestore.GuestRam.HUGETLB);
-        assertThat(hugetlb.withGuestRam(WS.guestRam())).isEqualTo(WS);
+        for (RestoreMethod m : List.of(RestoreMethod.WS_DIRTY_HUGETLB, RestoreMethod.WS_TRACE_HUGETLB)) {
+            PostcopyRestore.Options hugetlb = m.tuned(WS);
+            assertThat(hugetlb.guestRam()).as(m.label()).isEqualTo(PostcopyRestore.GuestRam.HUGETLB);
+            assertThat(hugetlb.withGuestRam(WS.guestRam())).isEqualTo(WS);
+        }
+        PostcopyRestore.Options lazyHugetlb = RestoreMethod.THAW_LAZY_HUGETLB.tuned(lazy);
+        assertThat(lazyHugetlb.guestRam()).isEqualTo(PostcopyRestore.GuestRam.HUGETLB);
+        assertThat(lazyHugetlb.withGuestRam(lazy.guestRam())).isEqualTo(lazy);
+        assertThat(RestoreMethod.WS_TRACE_HUGETLB.estimate()).isEqualTo(RestoreMethod.WS_TRACE);
+        assertThat(RestoreMethod.THAW_LAZY_HUGETLB.thawMode()).contains(Restorer.Mode.LAZY);
 
         PostcopyRestore.Options unpaced = RestoreMethod.WS_TRACE_UNPACED.tuned(WS);
         assertThat(WS.policy().busyBackgroundBytesPerSecond()).as("what it ablates")
@@ -125,7 +132,8 @@ class RestoreMethodTest {
 
         Set<RestoreMethod> changing = EnumSet.of(RestoreMethod.THAW_LAZY_ADDRESS_ORDER, RestoreMethod.WS_DIRTY_NORMAL_PRIORITY,
                 RestoreMethod.WS_DIRTY_PREEMPT, RestoreMethod.WS_DIRTY_HUGETLB, RestoreMethod.WS_TRACE_UNPACED, RestoreMethod.WS_DIRTY_QUIET,
-                RestoreMethod.WS_TRACE_QUIET, RestoreMethod.WS_TRACE_WHOLE_REGIONS, RestoreMethod.WS_TRACE_IDLE_PRIORITY);
+                RestoreMethod.WS_TRACE_QUIET, RestoreMethod.WS_TRACE_WHOLE_REGIONS, RestoreMethod.WS_TRACE_IDLE_PRIORITY,
+                RestoreMethod.WS_TRACE_HUGETLB, RestoreMethod.THAW_LAZY_HUGETLB);
         for (RestoreMethod m : EnumSet.complementOf(EnumSet.copyOf(changing))) {
             assertThat(m.tuned(WS)).as(m.label() + ": its mode's own options").isSameAs(WS);
             assertThat(m.tuned(lazy)).as(m.label()).isSameAs(lazy);
