@@ -57,6 +57,12 @@ final class PostcopyTuning {
                     + " one transparent huge page of guest RAM (default: ${DEFAULT-VALUE}: page by page; not sooner on this host).")
     boolean wholeRegions;
 
+    @Option(names = "--placed-prefetch", negatable = true, defaultValue = "false",
+            description = "ws: send the working set after LISTEN into a QEMU held with -S, placed by its listen thread"
+                    + " (UFFDIO_COPY, no page fault in QEMU), and start the guest once all of it is placed (default:"
+                    + " ${DEFAULT-VALUE}: before LISTEN, copied in by QEMU's main thread; a trial).")
+    boolean placedPrefetch;
+
     /** Refuses a bad value naming its option; call before anything starts. */
     void validate() {
         if (chunkPages < SchedulePolicy.MIN_CHUNK_PAGES || chunkPages > SchedulePolicy.MAX_CHUNK_PAGES) {
@@ -102,7 +108,8 @@ final class PostcopyTuning {
         if (neighbourPages != null) policy = policy.withNeighbourPages(neighbourPages);
         PostcopyRestore.Transport t = options.transport();
         return options.withPolicy(policy).withBackgroundPriority(priority().orElse(options.backgroundPriority()))
-                .withTransport(new PostcopyRestore.Transport(sendBufferKib << 10, t.stallTimeout(), t.completionTimeout(), preempt));
+                .withTransport(new PostcopyRestore.Transport(sendBufferKib << 10, t.stallTimeout(), t.completionTimeout(), preempt,
+                        placedPrefetch || t.placedPrefetch()));
     }
 
     /**

@@ -87,6 +87,11 @@ public enum RestoreMethod {
     /** Trial: lazy into guest RAM on 2 MiB hugetlb pages (each request and background step moves a whole 2 MiB page). */
     THAW_LAZY_HUGETLB("Thaw lazy (hugetlb)", "lazy-hugetlb"),
     /**
+     * Trial: ws (trace) with its working set placed by QEMU's listen thread after LISTEN, the guest held with -S until it is
+     * (restore --placed-prefetch): no page fault in QEMU per prefetched page.
+     */
+    WS_TRACE_PLACED("Thaw ws (trace, placed)", "ws-placed"),
+    /**
      * Trial: Thaw's mapped restore ({@code --mode mapped}) with the dirty estimate: the kernel's demand paging of the image's RAM
      * file, the working set read into the page cache once QEMU has the device state (FaaSnap's loading set), merged by address.
      */
@@ -128,7 +133,7 @@ public enum RestoreMethod {
             case THAW_EAGER -> Optional.of(Restorer.Mode.EAGER);
             case THAW_LAZY, THAW_LAZY_ADDRESS_ORDER, THAW_LAZY_HUGETLB -> Optional.of(Restorer.Mode.LAZY);
             case WS_LEARNED, WS_DIRTY, WS_TRACE, WS_DIRTY_NORMAL_PRIORITY, WS_DIRTY_PREEMPT, WS_DIRTY_WHOLE, WS_DIRTY_HALF, WS_DIRTY_QUIET, WS_DIRTY_HUGETLB,
-                 WS_TRACE_QUIET, WS_TRACE_WHOLE, WS_TRACE_STREAMED, WS_TRACE_QUARTER, WS_TRACE_UNPACED, WS_TRACE_WHOLE_REGIONS, WS_TRACE_IDLE_PRIORITY, WS_TRACE_HUGETLB -> Optional.of(Restorer.Mode.WS);
+                 WS_TRACE_QUIET, WS_TRACE_WHOLE, WS_TRACE_STREAMED, WS_TRACE_QUARTER, WS_TRACE_UNPACED, WS_TRACE_WHOLE_REGIONS, WS_TRACE_IDLE_PRIORITY, WS_TRACE_HUGETLB, WS_TRACE_PLACED -> Optional.of(Restorer.Mode.WS);
         };
     }
 
@@ -158,6 +163,7 @@ public enum RestoreMethod {
             case WS_DIRTY_HUGETLB, WS_TRACE_HUGETLB, THAW_LAZY_HUGETLB -> options.withGuestRam(PostcopyRestore.GuestRam.HUGETLB);
             case WS_TRACE_UNPACED -> options.withPolicy(options.policy().withBusyBackgroundBytesPerSecond(0));
             case WS_TRACE_WHOLE_REGIONS -> options.withPolicy(options.policy().withWholeRegionPrefetch(true));
+            case WS_TRACE_PLACED -> options.withTransport(options.transport().withPlacedPrefetch(true));
             case WS_DIRTY_QUIET, WS_TRACE_QUIET -> options.withPolicy(options.policy().withBackgroundBytesPerSecond(QUIET_BACKGROUND_MBPS * 1_000_000L));
             default -> options;
         };
@@ -167,7 +173,7 @@ public enum RestoreMethod {
     public static Set<RestoreMethod> defaults() {
         return EnumSet.complementOf(EnumSet.of(THAW_LAZY_ADDRESS_ORDER, WS_DIRTY_NORMAL_PRIORITY, WS_DIRTY_PREEMPT, WS_DIRTY_WHOLE,
                 WS_DIRTY_HALF, WS_DIRTY_QUIET, WS_DIRTY_HUGETLB, WS_DIRTY_MAPPED, WS_TRACE_QUIET, WS_TRACE_WHOLE, WS_TRACE_STREAMED,
-                WS_TRACE_QUARTER, WS_TRACE_UNPACED, WS_TRACE_WHOLE_REGIONS, WS_TRACE_IDLE_PRIORITY, WS_TRACE_HUGETLB, THAW_LAZY_HUGETLB));
+                WS_TRACE_QUARTER, WS_TRACE_UNPACED, WS_TRACE_WHOLE_REGIONS, WS_TRACE_IDLE_PRIORITY, WS_TRACE_HUGETLB, THAW_LAZY_HUGETLB, WS_TRACE_PLACED));
     }
 
     /** Whether it maps the image's RAM file (the bench writes the file when one of its methods does). */
@@ -180,7 +186,7 @@ public enum RestoreMethod {
         return switch (this) {
             case WS_DIRTY_NORMAL_PRIORITY, WS_DIRTY_PREEMPT, WS_DIRTY_WHOLE, WS_DIRTY_HALF, WS_DIRTY_QUIET, WS_DIRTY_HUGETLB, WS_DIRTY_MAPPED -> WS_DIRTY;
             case WS_TRACE_MAPPED, WS_TRACE_QUIET, WS_TRACE_WHOLE, WS_TRACE_STREAMED, WS_TRACE_QUARTER, WS_TRACE_UNPACED, WS_TRACE_WHOLE_REGIONS,
-                 WS_TRACE_IDLE_PRIORITY, WS_TRACE_HUGETLB -> WS_TRACE;
+                 WS_TRACE_IDLE_PRIORITY, WS_TRACE_HUGETLB, WS_TRACE_PLACED -> WS_TRACE;
             default -> this;
         };
     }

@@ -75,6 +75,8 @@ public final class PostcopyRestore {
     static final boolean DEMAND_BOOST = Boolean.getBoolean("thaw.demandBoost");
 
     private static final Logger log = LoggerFactory.getLogger(PostcopyRestore.class);
+    /** The PING after a placed prefetch ({@link Transport#withPlacedPrefetch}): 1-3 go before and inside the package. */
+    private static final int PLACED_PING = 4;
     private static final int PAGE = Wire.TARGET_PAGE_BYTES;
 
     /** How the destination backs guest RAM. */
@@ -110,8 +112,11 @@ public final class PostcopyRestore {
      * @param stallTimeout      no byte moving for this long ends the restore
      * @param completionTimeout the wait for SHUT and {@code completed} after EOF
      * @param preempt           demand pages on QEMU's postcopy-preempt channel ({@link #withPreempt})
+     * @param placedPrefetch    the working set after LISTEN, placed by QEMU's listen thread, the guest held until it is
+     *                          ({@link #withPlacedPrefetch}; a trial)
      */
-    public record Transport(int sendBufferBytes, Duration stallTimeout, Duration completionTimeout, boolean preempt) {
+    public record Transport(int sendBufferBytes, Duration stallTimeout, Duration completionTimeout, boolean preempt,
+                            boolean placedPrefetch) {
         public static final int DEFAULT_SEND_BUFFER_BYTES = 64 << 10;
 
         public Transport {
@@ -121,7 +126,7 @@ public final class PostcopyRestore {
         }
 
         public static Transport defaults() {
-            return new Transport(DEFAULT_SEND_BUFFER_BYTES, Duration.ofSeconds(60), Duration.ofSeconds(120), false);
+            return new Transport(DEFAULT_SEND_BUFFER_BYTES, Duration.ofSeconds(60), Duration.ofSeconds(120), false, false);
         }
 
         /**
@@ -130,7 +135,18 @@ public final class PostcopyRestore {
          * background on the main connection meanwhile.
          */
         public Transport withPreempt(boolean on) {
-            return new Transport(sendBufferBytes, stallTimeout, completionTimeout, on);
+            return new Transport(sendBufferBytes, stallTimeout, completionTimeout, on, placedPrefetch);
+        }
+
+        /**
+         * The working set sent after the package (LISTEN, the device state, RUN) instead of before it, into a QEMU started
+         * with {@code -S}: QEMU's listen thread places each page with {@code UFFDIO_COPY} (the kernel maps it; no page fault
+         * in QEMU), a PING after the set comes back once all of it is placed, and only then Thaw sends {@code cont}. Before
+         * LISTEN QEMU's main thread copies each page into guest RAM and faults on it, which costs about 15 us a page on a
+         * host whose hypervisor shadows page tables (docs/benchmarks.md, fifteenth session). A trial.
+         */
+        public Transport withPlacedPrefetch(boolean on) {
+            return new Transport(sendBufferBytes, stallTimeout, completionTimeout, preempt, on);
         }
     }
 
@@ -304,7 +320,12 @@ public final class PostcopyRestore {
         requireFourKiBPages(image);
         long started = System.nanoTime();
         dev.thaw.qemu.VmConfig config = IncomingQemu.config(image, options.vmName(), options.identity())
-                .withStartPaused(options.startHeld().isPresent());
+                .withStartPaused(options.startHeld().isPresent() || options.transport().placedPrefetch());
+        if (options.transport().placedPrefetch() && options.policy().wholeRegionPrefetch()) {
+            // Whole regions land in transparent huge pages only as precopy pages, before the discard; placed pages are 4 KiB.
+            throw new IllegalArgumentException("--placed-prefetch and --whole-regions exclude each other: placed pages go after"
+                    + " LISTEN, whole regions before the discard");
+        }
         List<RamBlock> destination = destinationBlocks(image, options.guestRam(), config);
         Runnable release = null;
         List<String> launchArgs = List.of();
@@ -466,6 +487,10 @@ public final class PostcopyRestore {
         private long mayEndAskedNanos;
         /** Asks QEMU's run state for a held start (no RESUME comes then); null until needed. */
         private Thread heldStatusProbe;
+        /** Placed prefetch: completed when QEMU answers the PING after the working set (its listen thread placed all of it). */
+        private final CompletableFuture<Void> prefetchPlaced = new CompletableFuture<>();
+        /** Placed prefetch: why the guest could not be started once its working set was placed; null while none. */
+        private volatile String startFailure;
 
         Session(CheckpointImage image, List<RamBlock> destinationBlocks, Options options, QemuVm vm, long started, Consumer<String> progress,
                 PageScheduler scheduler, BeforeListen beforeListen) {
@@ -671,7 +696,31 @@ public final class PostcopyRestore {
             // 4 GiB guest with a scattered 256 MiB working set ran after about 2 s. With --whole-regions those regions go
             // before the discard (PageScheduler.wholeRegions), the rest after it.
             PageReadAhead ahead = beforeListen.ahead();
+            boolean placed = options.transport().placedPrefetch();
             if (beforeListen.wholeRegionPages() == 0) sendDiscards();
+            if (!placed) sendPrefetch(ahead);
+            if (!discarded) endWholeRegions(); // only whole regions were prefetched
+            writer.ping(2);
+            ByteArrayOutputStream pkg = new ByteArrayOutputStream();
+            StreamWriter inner = new StreamWriter(pkg, blocks);
+            inner.command(Wire.CMD_POSTCOPY_LISTEN, new byte[0]);
+            inner.raw(image.deviceState());
+            inner.ping(3);
+            inner.command(Wire.CMD_POSTCOPY_RUN, new byte[0]);
+            writer.packaged(pkg.toByteArray());
+            writer.forgetLastBlock(); // the listen thread reads on: name the block in the first record
+            if (placed) {
+                // QEMU, started with -S, stays paused after RUN; its listen thread places these pages, then answers the PING.
+                sendPrefetch(ahead);
+                writer.ping(PLACED_PING);
+                startOncePlaced();
+            }
+            writer.flush();
+            scheduler.guestStarted(System.nanoTime());
+        }
+
+        /** The prefetch's batches as the read-ahead hands them over; before the discard the whole regions, then the rest. */
+        private void sendPrefetch(PageReadAhead ahead) throws IOException {
             while (true) {
                 PageReadAhead.Batch batch;
                 try {
@@ -700,18 +749,25 @@ public final class PostcopyRestore {
                 prefetched += batch.pageCount();
                 events.add(RestoreEventLog.Type.PREFETCH_SENT, 0, batch.pageCount(), now());
             }
-            if (!discarded) endWholeRegions(); // only whole regions were prefetched
-            writer.ping(2);
-            ByteArrayOutputStream pkg = new ByteArrayOutputStream();
-            StreamWriter inner = new StreamWriter(pkg, blocks);
-            inner.command(Wire.CMD_POSTCOPY_LISTEN, new byte[0]);
-            inner.raw(image.deviceState());
-            inner.ping(3);
-            inner.command(Wire.CMD_POSTCOPY_RUN, new byte[0]);
-            writer.packaged(pkg.toByteArray());
-            writer.forgetLastBlock(); // the listen thread reads on: name the block in the first record
-            writer.flush();
-            scheduler.guestStarted(System.nanoTime());
+        }
+
+        /**
+         * Placed prefetch: once QEMU answered the PING after the working set, {@code cont} (a held start's owner sends it
+         * instead). On a thread of its own: the sender serves the device-state load's requests meanwhile.
+         */
+        private void startOncePlaced() {
+            Thread.ofVirtual().name("start-once-placed-" + vm.name()).start(() -> {
+                try {
+                    prefetchPlaced.get(options.transport().stallTimeout().toMillis(), TimeUnit.MILLISECONDS);
+                    events.add(RestoreEventLog.Type.PREFETCH_PLACED, 0, prefetched, now());
+                    if (options.startHeld().isEmpty()) vm.qmp().cont(options.transport().stallTimeout());
+                } catch (java.util.concurrent.TimeoutException e) {
+                    startFailure = "QEMU did not answer the PING after the working set within "
+                            + options.transport().stallTimeout().toSeconds() + " s (its listen thread did not place it)";
+                } catch (java.util.concurrent.ExecutionException | InterruptedException | QmpException e) {
+                    startFailure = "starting the guest once its working set was placed failed: " + e.getMessage();
+                }
+            });
         }
 
         private void endWholeRegions() throws IOException {
@@ -762,7 +818,10 @@ public final class PostcopyRestore {
                             l.shut.complete(s.status());
                             return;
                         }
-                        case ReturnPathMessage.Pong p -> log.debug("{}: PONG {}", vm.name(), p.value());
+                        case ReturnPathMessage.Pong p -> {
+                            log.debug("{}: PONG {}", vm.name(), p.value());
+                            if (p.value() == PLACED_PING) prefetchPlaced.complete(null);
+                        }
                         case ReturnPathMessage.ReceivedBitmap b -> l.handshake.add(b);
                         case ReturnPathMessage.ResumeAck a -> l.handshake.add(a);
                         case ReturnPathMessage.Other o -> log.debug("{}: ignoring return-path message type {}", vm.name(), o.type());
@@ -787,6 +846,7 @@ public final class PostcopyRestore {
             Link l = link;
             if (l.protocolError) throw failure(l.failure, null);
             if (!vm.isAlive()) throw failure("QEMU died", null);
+            if (startFailure != null) throw failure(startFailure, null);
             if (l.failure != null) throw new PostcopyRecovery.ConnectionLost(l.failure);
         }
 

@@ -36,7 +36,9 @@ public final class RestoreEventLog {
          * EOF waited after the last page until QEMU had loaded the device state (PageSender.Health#mayEnd); value: the wait
          * in microseconds (only waits over 10 ms are logged).
          */
-        EOF_HELD;
+        EOF_HELD,
+        /** A placed prefetch (PostcopyRestore.Transport#withPlacedPrefetch) was placed: QEMU answered its PING; value: its pages. */
+        PREFETCH_PLACED;
 
         static Type of(int code) {
             return code > 0 && code < values().length ? values()[code] : INVALID;

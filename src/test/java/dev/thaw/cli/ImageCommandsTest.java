@@ -124,6 +124,9 @@ class ImageCommandsTest {
             assertThat(report.path("accessBitScanning").asText()).startsWith("unavailable: this host kernel has no idle page tracking");
         }
         assertThat(report.path("guest").path("key").asText()).isEqualTo(dev.thaw.testing.TestHost.guest().key());
+        assertThat(report.path("pageTouch").path("pageCount").asLong()).isEqualTo(16384);
+        assertThat(report.path("pageTouch").path("fourKiBMicrosPerPage").asDouble()).isPositive();
+        assertThat(report.path("pageTouch").path("hugeMicrosPerPage").asDouble()).isPositive();
 
         Run guest = run("guest", "--json");
         assertThat(guest.exit()).as(guest.err()).isZero();

@@ -118,6 +118,11 @@ class RestoreMethodTest {
         assertThat(whole.policy().wholeRegionPrefetch()).as("--whole-regions").isTrue();
         assertThat(whole.withPolicy(WS.policy())).isEqualTo(WS);
 
+        PostcopyRestore.Options placed = RestoreMethod.WS_TRACE_PLACED.tuned(WS);
+        assertThat(WS.transport().placedPrefetch()).as("what it tries").isFalse();
+        assertThat(placed.transport().placedPrefetch()).as("--placed-prefetch").isTrue();
+        assertThat(placed.withTransport(WS.transport())).isEqualTo(WS);
+
         for (RestoreMethod quiet : List.of(RestoreMethod.WS_DIRTY_QUIET, RestoreMethod.WS_TRACE_QUIET)) {
             PostcopyRestore.Options o = quiet.tuned(WS);
             assertThat(o.policy().backgroundBytesPerSecond()).as(quiet.label()).isEqualTo(16_000_000L);
@@ -133,7 +138,7 @@ class RestoreMethodTest {
         Set<RestoreMethod> changing = EnumSet.of(RestoreMethod.THAW_LAZY_ADDRESS_ORDER, RestoreMethod.WS_DIRTY_NORMAL_PRIORITY,
                 RestoreMethod.WS_DIRTY_PREEMPT, RestoreMethod.WS_DIRTY_HUGETLB, RestoreMethod.WS_TRACE_UNPACED, RestoreMethod.WS_DIRTY_QUIET,
                 RestoreMethod.WS_TRACE_QUIET, RestoreMethod.WS_TRACE_WHOLE_REGIONS, RestoreMethod.WS_TRACE_IDLE_PRIORITY,
-                RestoreMethod.WS_TRACE_HUGETLB, RestoreMethod.THAW_LAZY_HUGETLB);
+                RestoreMethod.WS_TRACE_HUGETLB, RestoreMethod.THAW_LAZY_HUGETLB, RestoreMethod.WS_TRACE_PLACED);
         for (RestoreMethod m : EnumSet.complementOf(EnumSet.copyOf(changing))) {
             assertThat(m.tuned(WS)).as(m.label() + ": its mode's own options").isSameAs(WS);
             assertThat(m.tuned(lazy)).as(m.label()).isSameAs(lazy);

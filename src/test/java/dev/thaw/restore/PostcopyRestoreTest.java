@@ -127,6 +127,29 @@ class PostcopyRestoreTest {
     }
 
     @Test
+    void wsRestoreWithItsWorkingSetPlacedAfterListenStartsTheGuestOnlyOnceItIsPlaced() throws Exception {
+        // Every non-zero page of pc.ram but every 5th, sent after LISTEN into a QEMU held with -S; cont once QEMU answered the
+        // PING after them.
+        List<PageRef> ws = new java.util.ArrayList<>();
+        try (CheckpointImage image = CheckpointImage.open(imageDir)) {
+            for (int p = 0; p < image.ramBlocks().getFirst().pageCount(); p++) {
+                if (p % 5 != 0 && !image.isZero(0, p)) ws.add(new PageRef(0, p));
+            }
+        }
+        PostcopyRestore.Options options = PostcopyRestore.Options.ws("thaw-test-placed", ws, List.of());
+        PostcopyRestore.Result r = restoreAndCheck(options.withTransport(options.transport().withPlacedPrefetch(true)));
+        assertThat(r.prefetchedPages()).isEqualTo(ws.size());
+        long placed = eventNanos(r, RestoreEventLog.Type.PREFETCH_PLACED);
+        long lastSent = 0;
+        for (int i = 0; i < r.events().size(); i++) {
+            if (r.events().get(i).type() == RestoreEventLog.Type.PREFETCH_SENT) lastSent = Math.max(lastSent, r.events().get(i).nanos());
+        }
+        assertThat(placed).as("placed once QEMU read the PING after the last batch").isGreaterThan(lastSent);
+        assertThat(eventNanos(r, RestoreEventLog.Type.RUNNING)).as("the guest ran only once its working set was placed").isGreaterThan(placed);
+        assertThat(r.demandFaults()).as("most of memory was in before the guest ran").isLessThan(ws.size() / 10);
+    }
+
+    @Test
     void lazyRestore() throws Exception {
         PostcopyRestore.Result lazy = restoreAndCheck(PostcopyRestore.Options.lazy("thaw-test-lazy"));
         assertThat(lazy.prefetchedPages()).isZero();

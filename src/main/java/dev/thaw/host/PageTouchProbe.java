@@ -1,0 +1,92 @@
+package dev.thaw.host;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
+
+/**
+ * What the first touch of a page that is already populated costs on this host, in 4 KiB mappings and in 2 MiB (transparent
+ * huge page) ones. On a bare-metal or EPT host both are a few nanoseconds; on a host whose hypervisor shadows the guest's page
+ * tables (this project's machines: "Hypervisor detected: PVM") each 4 KiB page's first access traps to it, about 9 us, while a
+ * 2 MiB mapping costs one trap for 512 pages. Every restore that leaves guest RAM in 4 KiB pages (postcopy, a mapped file)
+ * pays that once per page the guest touches, on top of placing it; QEMU's eager restore fills transparent huge pages.
+ */
+public final class PageTouchProbe {
+    private static final int PROT_READ_WRITE = 0x1 | 0x2;
+    private static final int MAP_PRIVATE_ANONYMOUS = 0x02 | 0x20;
+    private static final int MADV_HUGEPAGE = 14;
+    private static final int MADV_NOHUGEPAGE = 15;
+    private static final int MADV_POPULATE_WRITE = 23;
+    private static final long PAGE = 4096;
+    private static final long HUGE_PAGE = 2L << 20;
+    /** Above this a 4 KiB first touch is costly: a page fault on bare metal is 0.1-1 us, and a touch of a present page far less. */
+    public static final double COSTLY_MICROS = 2.0;
+
+    private PageTouchProbe() {}
+
+    /**
+     * @param pageCount           4 KiB pages touched in each mapping
+     * @param fourKiBMicrosPerPage the first write to each populated page of a 4 KiB mapping (MADV_NOHUGEPAGE), microseconds
+     * @param hugeMicrosPerPage    the same per 4 KiB of a mapping advised MADV_HUGEPAGE (2 MiB where the kernel gave them)
+     */
+    public record Result(long pageCount, double fourKiBMicrosPerPage, double hugeMicrosPerPage) {
+        /** Whether a 4 KiB first touch costs more than {@link #COSTLY_MICROS} and at least 10 times a huge page's share. */
+        public boolean fourKiBCostly() {
+            return fourKiBMicrosPerPage > COSTLY_MICROS && fourKiBMicrosPerPage >= 10 * hugeMicrosPerPage;
+        }
+
+        public String describe() {
+            return String.format("first touch of a populated 4 KiB page %.2f us, of 4 KiB in a 2 MiB page %.2f us (%d pages each)%s",
+                    fourKiBMicrosPerPage, hugeMicrosPerPage, pageCount, fourKiBCostly()
+                            ? ": 4 KiB host pages are costly here (shadow page tables?): hugetlb guest RAM (--hugetlb) avoids them" : "");
+        }
+    }
+
+    /** Measures {@code byteSize} (a multiple of 2 MiB) of each kind; takes about a second where 4 KiB pages are costly. */
+    public static Result measure(long byteSize) {
+        if (byteSize <= 0 || byteSize % HUGE_PAGE != 0) {
+            throw new IllegalArgumentException("probe size: expected a positive multiple of 2 MiB, actual " + byteSize);
+        }
+        Linker linker = Linker.nativeLinker();
+        MethodHandle mmap = linker.downcallHandle(linker.defaultLookup().find("mmap").orElseThrow(), FunctionDescriptor.of(
+                ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT,
+                ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG));
+        MethodHandle madvise = linker.downcallHandle(linker.defaultLookup().find("madvise").orElseThrow(), FunctionDescriptor.of(
+                ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT));
+        MethodHandle munmap = linker.downcallHandle(linker.defaultLookup().find("munmap").orElseThrow(), FunctionDescriptor.of(
+                ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG));
+        double fourKiB = touchMicros(mmap, madvise, munmap, byteSize, MADV_NOHUGEPAGE);
+        double huge = touchMicros(mmap, madvise, munmap, byteSize, MADV_HUGEPAGE);
+        return new Result(byteSize / PAGE, fourKiB, huge);
+    }
+
+    private static double touchMicros(MethodHandle mmap, MethodHandle madvise, MethodHandle munmap, long byteSize, int advice) {
+        long mapped = byteSize + HUGE_PAGE; // room to align the region to 2 MiB
+        try {
+            MemorySegment base = (MemorySegment) mmap.invokeExact(MemorySegment.NULL, mapped, PROT_READ_WRITE, MAP_PRIVATE_ANONYMOUS,
+                    -1, 0L);
+            if (base.address() == -1L) throw new IllegalStateException("probe: mmap of " + mapped + " bytes failed");
+            try {
+                long aligned = (base.address() + HUGE_PAGE - 1) & -HUGE_PAGE;
+                MemorySegment region = MemorySegment.ofAddress(aligned).reinterpret(byteSize, Arena.global(), null);
+                if ((int) madvise.invokeExact(region, byteSize, advice) != 0) throw new IllegalStateException("probe: madvise " + advice + " failed");
+                // Populated by the kernel first, so that the touches below time the access, not the allocation.
+                if ((int) madvise.invokeExact(region, byteSize, MADV_POPULATE_WRITE) != 0) {
+                    throw new IllegalStateException("probe: madvise(MADV_POPULATE_WRITE) failed (a kernel before 5.14?)");
+                }
+                long start = System.nanoTime();
+                for (long offset = 0; offset < byteSize; offset += PAGE) region.set(ValueLayout.JAVA_BYTE, offset, (byte) 1);
+                return (System.nanoTime() - start) / 1e3 / (byteSize / PAGE);
+            } finally {
+                int ignored = (int) munmap.invokeExact(base, mapped);
+            }
+        } catch (RuntimeException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException("probe: " + t, t);
+        }
+    }
+}
