@@ -18,15 +18,19 @@ import java.util.regex.Pattern;
  * host resource (a tap's script, vfio, vhost-user) a restore must not recreate from an image.
  *
  * @param accel          {@code -accel}, {@code -enable-kvm} or {@code -machine accel=}; TCG when none is given
- * @param kernel         {@code -kernel}, resolved against QEMU's working directory
- * @param initrd         {@code -initrd}, likewise
+ * @param kernel         {@code -kernel}, resolved against QEMU's working directory; null for a guest its firmware boots from a
+ *                       disk (no -kernel, -initrd nor -append)
+ * @param initrd         {@code -initrd}, likewise; null exactly when kernel is
  * @param kernelCommandLine {@code -append}, or empty
+ * @param firmware       {@code -bios}: a path (with a slash) resolved against QEMU's working directory, or a bare name as given,
+ *                       which QEMU looks up in its working directory and then its data directory ({@code ForeignGuest} does
+ *                       the same); null for QEMU's default firmware
  * @param replayedArgs   the {@code -device}, {@code -netdev} and {@code -object iothread} options a restore repeats (checked by
  *                       {@link QemuOption})
  * @param serialPorts    how many {@code -serial} ports (a restore gives the guest two: its console and Thaw's agent port)
  */
 public record ForeignCommandLine(Accel accel, Path kernel, Path initrd, String kernelCommandLine, List<String> replayedArgs,
-                                 int serialPorts) {
+                                 int serialPorts, Path firmware) {
     /** Options without a value that leave nothing in the guest's migrated state. */
     private static final Set<String> HARMLESS_FLAGS = Set.of("nodefaults", "no-user-config", "nographic", "no-reboot", "no-shutdown",
             "S", "enable-kvm");
@@ -34,12 +38,11 @@ public record ForeignCommandLine(Accel accel, Path kernel, Path initrd, String k
     private static final Set<String> HOST_SIDE = Set.of("name", "pidfile", "chardev", "mon", "qmp", "qmp-pretty", "monitor", "incoming");
     /** Options Thaw understands and handles one by one below. */
     private static final Set<String> HANDLED = Set.of("machine", "M", "accel", "cpu", "smp", "m", "kernel", "initrd", "append", "serial",
-            "display", "vga", "drive", "blockdev", "device", "netdev", "object");
+            "display", "vga", "drive", "blockdev", "device", "netdev", "object", "bios");
     /** Refused with a reason more useful than "unknown". */
     private static final Map<String, String> REFUSED = Map.of(
             "daemonize", "a daemonized QEMU has left its parent and its pipes; start it in the foreground (or under a supervisor)",
             "global", "-global changes device defaults the restore would not repeat",
-            "bios", "another firmware would have to be copied into the image; not replayed yet",
             "L", "another firmware directory would have to be copied into the image; not replayed yet");
     private static final Pattern MEMORY = Pattern.compile("(?:size=)?\\d+[MG]?");
     private static final Pattern SMP = Pattern.compile("(?:cpus=)?\\d+");
@@ -72,7 +75,8 @@ public record ForeignCommandLine(Accel accel, Path kernel, Path initrd, String k
         Accel accel = Accel.TCG;
         Path kernel = null;
         Path initrd = null;
-        String append = "";
+        String append = null;
+        Path firmware = null;
         boolean nodefaults = false;
         int serials = 0;
         List<String> replayed = new ArrayList<>();
@@ -115,6 +119,7 @@ public record ForeignCommandLine(Accel accel, Path kernel, Path initrd, String k
                     initrd = cwd.resolve(value).normalize();
                 }
                 case "append" -> append = value;
+                case "bios" -> firmware = value.contains("/") ? cwd.resolve(value).normalize() : Path.of(value);
                 case "serial" -> serials++;
                 case "display", "vga" -> {
                     if (!value.equals("none")) throw refused(at, where, "expected none (display devices are not replayed yet), actual '" + value + "'");
@@ -162,15 +167,20 @@ public record ForeignCommandLine(Accel accel, Path kernel, Path initrd, String k
             throw new QemuOption.RefusedException("the QEMU command line: expected -nodefaults, actual none (QEMU's default devices"
                     + " (VGA, an e1000 NIC, an IDE CD-ROM) are not replayed yet)");
         }
-        if (kernel == null || initrd == null) {
-            throw new QemuOption.RefusedException("the QEMU command line: expected -kernel and -initrd, actual " + (kernel == null
-                    ? "no -kernel" : "no -initrd") + " (a guest booted by its firmware from a disk is not replayed yet)");
+        // Either QEMU boots a kernel (-kernel and -initrd: Thaw replays no other direct boot) or the firmware boots a disk.
+        if (kernel != null && initrd == null) {
+            throw new QemuOption.RefusedException("the QEMU command line: expected -initrd with -kernel, actual no -initrd (a kernel"
+                    + " booted without an initramfs is not replayed yet)");
+        }
+        if (kernel == null && (initrd != null || append != null)) {
+            throw new QemuOption.RefusedException("the QEMU command line: expected -kernel with " + (initrd != null ? "-initrd" : "-append")
+                    + ", actual no -kernel (without one the firmware boots a disk and QEMU refuses " + (initrd != null ? "-initrd" : "-append") + ")");
         }
         if (serials > 2) {
             throw new QemuOption.RefusedException("the QEMU command line: expected at most 2 -serial ports (a restore gives the guest"
                     + " its console and Thaw's agent port), actual " + serials);
         }
-        return new ForeignCommandLine(accel, kernel, initrd, append, List.copyOf(replayed), serials);
+        return new ForeignCommandLine(accel, kernel, initrd, append == null ? "" : append, List.copyOf(replayed), serials, firmware);
     }
 
     private static Optional<Accel> machineAccel(int index, String where, String value) {

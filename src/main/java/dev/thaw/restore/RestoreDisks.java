@@ -44,19 +44,27 @@ public final class RestoreDisks {
         return dev.thaw.util.FileTrees.deleteDirectory(directoryFor(image));
     }
 
-    /** The configuration booting the kernel and initrd the image carries, each checked; unchanged when it carries none. */
+    /** The configuration booting the kernel, initrd and firmware the image carries, each checked; unchanged when it carries none. */
     static VmConfig withGuestFiles(CheckpointImage image, VmConfig saved) {
         List<Manifest.GuestFile> files = image.manifest().guestFiles();
         if (files.isEmpty()) return saved;
         Path kernel = saved.kernel();
         Path initrd = saved.initrd();
+        Path firmware = saved.firmware();
         for (Manifest.GuestFile g : files) {
             Path copy = g.in(image.directory());
+            if (g.role().equals("firmware") && g.byteSize() > VmConfig.MAX_FIRMWARE_BYTES) {
+                throw new RestoreException("image " + image.directory() + ": guest firmware: expected at most " + VmConfig.MAX_FIRMWARE_BYTES
+                        + " bytes, actual " + g.byteSize(), null);
+            }
             check(image, g, copy);
-            if (g.role().equals("kernel")) kernel = copy;
-            else initrd = copy;
+            switch (g.role()) {
+                case "kernel" -> kernel = copy;
+                case "initrd" -> initrd = copy;
+                default -> firmware = copy;
+            }
         }
-        return saved.withGuestFiles(kernel, initrd);
+        return saved.withGuestFiles(kernel, initrd, firmware);
     }
 
     /**

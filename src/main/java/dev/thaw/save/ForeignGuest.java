@@ -5,9 +5,14 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.thaw.qemu.Accel;
 import dev.thaw.qemu.ForeignCommandLine;
 import dev.thaw.qemu.QemuProcesses;
+import dev.thaw.qemu.QemuVm;
 import dev.thaw.qemu.QmpClient;
 import dev.thaw.qemu.VmConfig;
+import dev.thaw.util.ExternalCommand;
+import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -35,12 +40,48 @@ public record ForeignGuest(long pid, VmConfig config) {
         int cpus = qmp.execute("query-cpus-fast").size();
         List<VmConfig.Disk> disks = disks(qmp);
         try {
+            Path firmware = line.firmware() == null ? null : firmwareFile(line.firmware(), process.cwd());
             return new ForeignGuest(process.pid(), new VmConfig("qemu-" + process.pid(), type, accel, memoryMiB, cpus, line.kernel(),
-                    line.initrd(), line.kernelCommandLine(), false, false, line.replayedArgs(), disks));
+                    line.initrd(), line.kernelCommandLine(), false, false, line.replayedArgs(), disks, firmware));
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException("the QEMU behind " + qmpSocket + " (pid " + process.pid() + ") cannot be replayed: "
                     + e.getMessage(), e);
         }
+    }
+
+    /**
+     * The file QEMU read for {@code -bios}, found as QEMU finds it (a path as it is; a bare name in QEMU's working directory,
+     * then in its data directories), bounded in size since the image carries a copy.
+     */
+    private static Path firmwareFile(Path given, Path cwd) {
+        List<Path> candidates = new ArrayList<>();
+        if (given.isAbsolute()) {
+            candidates.add(given);
+        } else {
+            candidates.add(cwd.resolve(given));
+            ExternalCommand.Result dirs = ExternalCommand.run(List.of(QemuVm.QEMU_BINARY, "-L", "help"), Duration.ofSeconds(10));
+            if (!dirs.succeeded()) throw new IllegalArgumentException("-bios " + given + ": cannot list QEMU's data directories: " + dirs.describe());
+            dirs.stdout().lines().map(String::strip).filter(l -> !l.isEmpty()).forEach(d -> candidates.add(Path.of(d).resolve(given).normalize()));
+        }
+        for (Path file : candidates) {
+            if (!Files.isRegularFile(file)) continue;
+            long byteSize;
+            try {
+                byteSize = Files.size(file);
+            } catch (IOException e) {
+                throw new IllegalArgumentException("-bios " + file + ": expected a readable file, actual " + e, e);
+            }
+            if (byteSize > VmConfig.MAX_FIRMWARE_BYTES) {
+                throw new IllegalArgumentException("-bios " + file + ": expected a firmware file of at most " + (VmConfig.MAX_FIRMWARE_BYTES >> 20)
+                        + " MiB (the image carries a copy), actual " + byteSize + " bytes");
+            }
+            try {
+                return file.toRealPath();
+            } catch (IOException e) {
+                throw new IllegalArgumentException("-bios " + file + ": expected a readable file, actual " + e, e);
+            }
+        }
+        throw new IllegalArgumentException("-bios " + given + ": expected a regular file at one of " + candidates + ", actual none");
     }
 
     /** Every disk with a medium, from {@code query-block}; one that is not a virtio-blk disk on a raw or qcow2 file is refused. */

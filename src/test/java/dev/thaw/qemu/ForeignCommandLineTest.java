@@ -41,6 +41,53 @@ class ForeignCommandLineTest {
         assertThat(FreePages.of(QemuOption.parse(c.replayedArgs()))).isEqualTo(FreePages.REPORTING_AND_HINT);
     }
 
+    /** The line without -kernel, -initrd and -append: a guest its firmware boots from a disk. */
+    private static List<String> firmwareLine(String... more) {
+        List<String> argv = new ArrayList<>(line(more));
+        for (String option : List.of("-kernel", "-initrd", "-append")) {
+            int at = argv.indexOf(option);
+            argv.subList(at, at + 2).clear();
+        }
+        return argv;
+    }
+
+    @Test
+    void acceptsAGuestItsFirmwareBootsFromADiskAndRecordsItsBios() {
+        ForeignCommandLine c = ForeignCommandLine.parse(firmwareLine("-drive", "file=boot.img,if=none,id=d0,format=raw",
+                "-device", "virtio-blk-pci,drive=d0,addr=04,bootindex=0"), CWD);
+        assertThat(c.kernel()).isNull();
+        assertThat(c.initrd()).isNull();
+        assertThat(c.kernelCommandLine()).isEmpty();
+        assertThat(c.firmware()).as("QEMU's default firmware").isNull();
+        assertThat(ForeignCommandLine.parse(firmwareLine("-bios", "fw/OVMF.fd"), CWD).firmware()).isEqualTo(Path.of("/srv/vm/fw/OVMF.fd"));
+        assertThat(ForeignCommandLine.parse(firmwareLine("-bios", "/usr/share/seabios/bios.bin"), CWD).firmware())
+                .isEqualTo(Path.of("/usr/share/seabios/bios.bin"));
+        // A bare name is looked up as QEMU does (its working directory, then its data directories): by ForeignGuest, not here.
+        assertThat(ForeignCommandLine.parse(firmwareLine("-bios", "bios-256k.bin"), CWD).firmware()).isEqualTo(Path.of("bios-256k.bin"));
+        assertThat(ForeignCommandLine.parse(line("-bios", "bios.bin"), CWD).kernel()).as("-bios with -kernel").isEqualTo(Path.of("/srv/vm/vmlinuz"));
+    }
+
+    @Test
+    void refusesHalfADirectBootAndFirmwareItCannotCarry() {
+        List<String> noInitrd = new ArrayList<>(line());
+        noInitrd.subList(noInitrd.indexOf("-initrd"), noInitrd.indexOf("-initrd") + 2).clear();
+        assertThatThrownBy(() -> ForeignCommandLine.parse(noInitrd, CWD))
+                .hasMessage("the QEMU command line: expected -initrd with -kernel, actual no -initrd (a kernel booted without an"
+                        + " initramfs is not replayed yet)");
+        assertThatThrownBy(() -> ForeignCommandLine.parse(firmwareLine("-append", "console=ttyS0"), CWD))
+                .hasMessage("the QEMU command line: expected -kernel with -append, actual no -kernel (without one the firmware boots a"
+                        + " disk and QEMU refuses -append)");
+        assertThatThrownBy(() -> ForeignCommandLine.parse(firmwareLine("-initrd", "/i"), CWD))
+                .hasMessageContaining("expected -kernel with -initrd, actual no -kernel");
+        assertThatThrownBy(() -> ForeignCommandLine.parse(firmwareLine("-L", "/opt/fw"), CWD))
+                .hasMessageContaining("(-L) cannot be replayed: expected none of [L, daemonize, global], actual -L");
+        // Firmware variables in flash (OVMF's) are not carried yet.
+        assertThatThrownBy(() -> ForeignCommandLine.parse(firmwareLine("-drive", "if=pflash,format=raw,unit=1,file=vars.fd"), CWD))
+                .hasMessageContaining("cannot be replayed: expected if to match virtio|none").hasMessageContaining("actual 'if=pflash'");
+        assertThatThrownBy(() -> ForeignCommandLine.parse(firmwareLine("-boot", "order=c"), CWD))
+                .hasMessageContaining("(-boot) cannot be replayed: expected one of").hasMessageContaining("actual '-boot'");
+    }
+
     @Test
     void refusesWhatCannotBeReplayedNamingTheArgument() {
         record Case(List<String> argv, String named) {}

@@ -43,6 +43,51 @@ class VmConfigTest {
     }
 
     @Test
+    void aGuestItsFirmwareBootsHasNoKernelOnItsCommandLineAndItsBiosFromTheConfiguration() {
+        VmConfig disk = new VmConfig("vm1", "pc-i440fx-7.2", Accel.TCG, 512, 1, null, null, "", false, false, List.of(), List.of());
+        List<String> args = disk.asIncoming("r").qemuArguments("qemu", Path.of("/q"), Path.of("/c"));
+        assertThat(args).doesNotContain("-kernel", "-initrd", "-append", "-bios");
+        assertThat(disk.guestFiles()).isEmpty();
+        VmConfig bios = new VmConfig("vm1", "pc-i440fx-7.2", Accel.TCG, 512, 1, null, null, "", false, false, List.of(), List.of(),
+                Path.of("/fw/bios.bin"));
+        assertThat(bios.asIncoming("r").qemuArguments("qemu", Path.of("/q"), Path.of("/c"))).containsSubsequence("-bios", "/fw/bios.bin");
+        assertThat(bios.guestFiles()).extracting(java.util.Map.Entry::getKey).containsExactly("firmware");
+        assertThat(config("pc-i440fx-7.2").qemuArguments("qemu", Path.of("/q"), Path.of("/c")))
+                .containsSubsequence("-kernel", "/k", "-initrd", "/i", "-append", "console=ttyS0").doesNotContain("-bios");
+    }
+
+    @Test
+    void refusesHalfADirectBootAndARelativeFirmware() {
+        assertThatThrownBy(() -> new VmConfig("a", "pc-i440fx-7.2", Accel.TCG, 512, 1, Path.of("/k"), null, "", false, false, null))
+                .hasMessage("guest kernel and initrd: expected both (QEMU boots the kernel) or neither (the firmware boots a disk),"
+                        + " actual a kernel without an initrd");
+        assertThatThrownBy(() -> new VmConfig("a", "pc-i440fx-7.2", Accel.TCG, 512, 1, null, null, "console=ttyS0", false, false, null))
+                .hasMessageContaining("kernel command line: expected none without a kernel").hasMessageContaining("actual 'console=ttyS0'");
+        assertThatThrownBy(() -> new VmConfig("a", "pc-i440fx-7.2", Accel.TCG, 512, 1, null, null, "", false, false, null, null,
+                Path.of("bios.bin"))).hasMessage("guest firmware: expected an absolute path, actual 'bios.bin'");
+    }
+
+    /** A vm.json as a recorded configuration without a firmware field, with the kernel and initrd given as JSON values. */
+    private static Path vmJson(Path dir, String kernelJson, String initrdJson) throws java.io.IOException {
+        Path file = dir.resolve("vm.json");
+        java.nio.file.Files.writeString(file, "{\"name\":\"vm1\",\"machineType\":\"pc-i440fx-7.2\",\"accel\":\"TCG\",\"memoryMiB\":512,"
+                + "\"cpuCount\":1,\"kernel\":" + kernelJson + ",\"initrd\":" + initrdJson + ",\"kernelCommandLine\":\"\",\"incomingDefer\":false,"
+                + "\"startPaused\":false,\"extraArgs\":[]}");
+        return file;
+    }
+
+    @Test
+    void aRecordedConfigurationWithoutFirmwareReadsAsBefore(@org.junit.jupiter.api.io.TempDir Path dir) throws Exception {
+        // A manifest written before -bios was replayed has no firmware field; one of a firmware-booted guest has no kernel.
+        Path file = vmJson(dir, "null", "null");
+        VmConfig read = VmConfig.read(file);
+        assertThat(read.kernel()).isNull();
+        assertThat(read.firmware()).isNull();
+        assertThat(new com.fasterxml.jackson.databind.ObjectMapper().findAndRegisterModules().writeValueAsString(read))
+                .as("no firmware field when there is none").doesNotContain("firmware");
+    }
+
+    @Test
     void rejectsBadNamesAndSizes() {
         assertThatThrownBy(() -> new VmConfig("a,b", "pc-i440fx-7.2", Accel.TCG, 512, 1, Path.of("/k"), Path.of("/i"), "", false, false, null))
                 .hasMessageContaining("actual 'a,b'");
@@ -60,10 +105,7 @@ class VmConfigTest {
      */
     @Test
     void aRelativeOrEmptyGuestFilePathInAConfigurationFileIsRefusedNamingTheFile(@org.junit.jupiter.api.io.TempDir Path dir) throws Exception {
-        Path file = dir.resolve("vm.json");
-        java.nio.file.Files.writeString(file, "{\"name\":\"vm1\",\"machineType\":\"pc-i440fx-7.2\",\"accel\":\"TCG\",\"memoryMiB\":512,"
-                + "\"cpuCount\":1,\"kernel\":\"\",\"initrd\":\"/i\",\"kernelCommandLine\":\"\",\"incomingDefer\":false,"
-                + "\"startPaused\":false,\"extraArgs\":[]}");
+        Path file = vmJson(dir, "\"\"", "\"/i\"");
         assertThatThrownBy(() -> VmConfig.read(file)).isInstanceOf(IllegalArgumentException.class)
                 .hasMessageContaining(file + ": expected a VM configuration").hasMessageContaining("guest kernel: expected an absolute path, actual ''");
         assertThatThrownBy(() -> new VmConfig("a", "pc-i440fx-7.2", Accel.TCG, 512, 1, Path.of("/k"), Path.of("initrd.cpio"), "", false, false, null))
