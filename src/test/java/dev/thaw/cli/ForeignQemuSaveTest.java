@@ -34,18 +34,25 @@ class ForeignQemuSaveTest {
 
     /** A QEMU the test starts itself, as a user would: its own sockets, its console in a file, killed at the end. */
     private record HandStarted(Process process, Path qmpSocket, Path agentSocket) implements AutoCloseable {
+        /** The demo guest's kernel booted by QEMU, with {@code disk} (if any) as a virtio disk. */
         static HandStarted start(Path runDir, Path disk, List<String> more) throws Exception {
+            List<String> boot = new ArrayList<>(List.of("-kernel", TestHost.guest().kernel().toString(), "-initrd",
+                    TestHost.guest().initrd().toString(), "-append", "console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/init"));
+            if (disk != null) boot.addAll(List.of("-drive", "file=" + disk + ",format=qcow2,if=virtio"));
+            boot.addAll(more);
+            return startWith(runDir, boot);
+        }
+
+        /** A QEMU with its serial ports and QMP socket, booting as {@code boot} (the rest of its command line) says. */
+        static HandStarted startWith(Path runDir, List<String> boot) throws Exception {
             Path qmp = runDir.resolve("qmp.sock");
             Path agent = runDir.resolve("agent.sock");
             List<String> command = new ArrayList<>(List.of(QemuVm.QEMU_BINARY, "-machine", "pc", "-accel", "tcg", "-m", "256",
                     "-smp", "2", "-nodefaults", "-no-user-config", "-display", "none",
-                    "-kernel", TestHost.guest().kernel().toString(), "-initrd", TestHost.guest().initrd().toString(),
-                    "-append", "console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/init",
                     "-serial", "file:" + runDir.resolve("console.log"),
                     "-serial", "unix:" + agent + ",server=on,wait=off",
                     "-qmp", "unix:" + qmp + ",server=on,wait=off"));
-            if (disk != null) command.addAll(List.of("-drive", "file=" + disk + ",format=qcow2,if=virtio"));
-            command.addAll(more);
+            command.addAll(boot);
             Process p = new ProcessBuilder(command).redirectOutput(runDir.resolve("stdout.log").toFile())
                     .redirectError(runDir.resolve("stderr.log").toFile()).start();
             long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
@@ -245,6 +252,66 @@ class ForeignQemuSaveTest {
         assertThat(changed.exit()).isNotZero();
         assertThat(changed.err()).contains("disk disk0 (base " + disk + ") changed since the save").contains("SHA-256 expected");
         assertThat(QemuVm.live()).isEmpty();
+    }
+
+    /**
+     * A guest its firmware boots from a disk (no -kernel, -initrd nor -append: SeaBIOS, given by a bare -bios name as QEMU looks
+     * it up, boots SYSLINUX on the disk, which loads the demo guest's kernel): saved by {@code thaw save --qmp}, the image
+     * carrying the firmware, and restored lazily and then working-set first (from the lazy restore's trace), each on a fresh
+     * overlay, by a QEMU without -kernel (its RAM blocks match the source's only then: -kernel adds an option ROM) with -bios
+     * from the image: wsbench's memory, the disk and the agent as they were.
+     */
+    @Test
+    void savesAGuestItsFirmwareBootsFromADiskAndRestoresItWithoutAKernel(@TempDir Path dir) throws Exception {
+        Path disk = dir.resolve("boot.qcow2"); // the built disk is never written: the guest runs on an overlay of it
+        ExternalCommand.check(List.of("qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", TestHost.firmwareDisk().raw().toString(),
+                disk.toString()), Duration.ofSeconds(30));
+        Path image = dir.resolve("img");
+        Path runDir = Files.createTempDirectory(Path.of("/tmp"), "thaw-test-firmware-");
+        GuestAgent.MemSum cold;
+        GuestAgent.DiskSum written;
+        try (HandStarted source = HandStarted.startWith(runDir, List.of("-bios", "bios-256k.bin",
+                "-drive", "file=" + disk + ",if=none,id=d0,format=qcow2", "-device", "virtio-blk-pci,drive=d0,addr=04,bootindex=0"));
+             GuestAgent agent = GuestAgent.connect(source.agentSocket(), "firmware-booted")) {
+            agent.awaitReady(BOOT);
+            assertThat(Files.readString(runDir.resolve("console.log"))).as("SYSLINUX booted the demo guest's kernel").contains("thaw-init up");
+            long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
+            while (!Files.readString(runDir.resolve("console.log")).contains("wsbench ready")) {
+                assertThat(System.nanoTime()).as("wsbench filled its region within 60 s").isLessThan(deadline);
+                Thread.sleep(100);
+            }
+            cold = agent.memsumCold();
+            agent.diskWrite(36, 4, 7); // past the FAT partition's files: the guest runs from its initramfs
+            written = agent.diskSum(36, 4);
+            ImageCommandsTest.Run save = ImageCommandsTest.run("save", "--qmp", source.qmpSocket().toString(), "--out", image.toString(),
+                    "--json");
+            assertThat(save.exit()).as(save.err()).isZero();
+            JsonNode report = Json.MAPPER.readTree(save.out());
+            assertThat(report.path("foreignPid").asLong()).isEqualTo(source.process().pid());
+            assertThat(report.path("disks").get(0).path("base").asText()).isEqualTo(disk.toString());
+        } finally {
+            dev.thaw.util.FileTrees.deleteQuietly(runDir);
+        }
+        assertThat(image.resolve("guest/firmware")).as("the image carries the firmware QEMU found in its data directory")
+                .hasSameBinaryContentAs(Path.of("/usr/share/seabios/bios-256k.bin"));
+        assertThat(image.resolve("guest/kernel")).doesNotExist();
+        String baseSha = sha256(disk);
+        for (Restorer.Mode mode : List.of(Restorer.Mode.LAZY, Restorer.Mode.WS)) {
+            try (CheckpointImage img = CheckpointImage.open(image);
+                 QemuVm clone = Restorer.restore(img, mode, "thaw-test-firmware-" + mode.label(), WorkingSetChoice.defaults(), o -> o,
+                         s -> {}).vm();
+                 GuestAgent agent = GuestAgent.connect(clone)) {
+                List<String> argv = List.of(Files.readString(Path.of("/proc/" + clone.pid() + "/cmdline")).split("\0"));
+                assertThat(argv).as(mode + ": the restore's QEMU boots no kernel").doesNotContain("-kernel", "-initrd", "-append");
+                assertThat(argv).containsSubsequence("-bios", image.resolve("guest/firmware").toString());
+                assertThat(clone.config().disks().getFirst().file()).isNotEqualTo(disk).startsWith(dir.resolve("img.disks"));
+                agent.awaitReady(Duration.ofSeconds(30));
+                assertThat(agent.memsumCold()).as(mode + ": wsbench's memory as saved").isEqualTo(cold);
+                assertThat(agent.diskSum(36, 4)).as(mode + ": the disk as saved").isEqualTo(written);
+                agent.diskWrite(36, 4, 20 + mode.ordinal());
+            }
+        }
+        assertThat(sha256(disk)).as("no restore wrote the base").isEqualTo(baseSha);
     }
 
     private static String sha256(Path file) throws Exception {
