@@ -53,7 +53,7 @@ public record ForeignGuest(long pid, VmConfig config) {
      * The file QEMU read for {@code -bios}, found as QEMU finds it (a path as it is; a bare name in QEMU's working directory,
      * then in its data directories), bounded in size since the image carries a copy.
      */
-    private static Path firmwareFile(Path given, Path cwd) {
+    static Path firmwareFile(Path given, Path cwd) {
         List<Path> candidates = new ArrayList<>();
         if (given.isAbsolute()) {
             candidates.add(given);

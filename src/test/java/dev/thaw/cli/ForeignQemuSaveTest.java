@@ -257,7 +257,7 @@ class ForeignQemuSaveTest {
     /**
      * A guest its firmware boots from a disk (no -kernel, -initrd nor -append: SeaBIOS, given by a bare -bios name as QEMU looks
      * it up, boots SYSLINUX on the disk, which loads the demo guest's kernel): saved by {@code thaw save --qmp}, the image
-     * carrying the firmware, and restored lazily and then working-set first (from the lazy restore's trace), each on a fresh
+     * carrying the firmware, and restored lazily, working-set first (from the lazy restore's trace) and eagerly, each on a fresh
      * overlay, by a QEMU without -kernel (its RAM blocks match the source's only then: -kernel adds an option ROM) with -bios
      * from the image: wsbench's memory, the disk and the agent as they were.
      */
@@ -296,7 +296,7 @@ class ForeignQemuSaveTest {
                 .hasSameBinaryContentAs(Path.of("/usr/share/seabios/bios-256k.bin"));
         assertThat(image.resolve("guest/kernel")).doesNotExist();
         String baseSha = sha256(disk);
-        for (Restorer.Mode mode : List.of(Restorer.Mode.LAZY, Restorer.Mode.WS)) {
+        for (Restorer.Mode mode : List.of(Restorer.Mode.LAZY, Restorer.Mode.WS, Restorer.Mode.EAGER)) {
             try (CheckpointImage img = CheckpointImage.open(image);
                  QemuVm clone = Restorer.restore(img, mode, "thaw-test-firmware-" + mode.label(), WorkingSetChoice.defaults(), o -> o,
                          s -> {}).vm();
