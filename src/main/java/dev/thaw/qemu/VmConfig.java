@@ -32,12 +32,41 @@ import java.util.regex.Pattern;
  *                          fills them with the overlays it created on the image's bases
  * @param firmware          another firmware than QEMU's default SeaBIOS ({@code -bios FILE}, mapped as the guest's BIOS
  *                          ROM: its size is a RAM block's); null for the default
+ * @param flash             the firmware in flash instead ({@code -drive if=pflash}: unit 0 its code, unit 1 its variables),
+ *                          each a RAM block the stream carries; empty for none. A writable one (the variables) is written by
+ *                          its QEMU, so each restore runs on a copy of its own ({@code RestoreDisks})
  */
 public record VmConfig(String name, String machineType, Accel accel, long memoryMiB, int cpuCount,
                        Path kernel, Path initrd, String kernelCommandLine,
                        boolean incomingDefer, boolean startPaused, List<String> extraArgs, List<Disk> disks,
                        @com.fasterxml.jackson.annotation.JsonInclude(com.fasterxml.jackson.annotation.JsonInclude.Include.NON_NULL)
-                       Path firmware) {
+                       Path firmware,
+                       @com.fasterxml.jackson.annotation.JsonInclude(com.fasterxml.jackson.annotation.JsonInclude.Include.NON_EMPTY)
+                       List<Flash> flash) {
+    /**
+     * A flash device holding firmware ({@code -drive if=pflash,format=raw,unit=U,file=FILE[,readonly=on]}).
+     *
+     * @param unit 0 (the firmware's code, mapped just below 4 GiB) or 1 (its variables, below that)
+     */
+    public record Flash(int unit, Path file, boolean readOnly) {
+        public Flash {
+            if (unit != 0 && unit != 1) throw new IllegalArgumentException("pflash unit: expected 0 or 1, actual " + unit);
+            if (file == null || !Disk.PLAIN_PATH.matcher(file.toString()).matches() || !file.normalize().equals(file)) {
+                throw new IllegalArgumentException("pflash unit " + unit + " file: expected an absolute normalized path without commas,"
+                        + " actual '" + file + "'");
+            }
+        }
+
+        /** Its role among the guest files an image carries: flash0, flash1. */
+        public String role() {
+            return "flash" + unit;
+        }
+
+        List<String> arguments() {
+            return List.of("-drive", "if=pflash,format=raw,unit=" + unit + ",file=" + file + (readOnly ? ",readonly=on" : ""));
+        }
+    }
+
     /**
      * A virtio-blk disk as QEMU gets it: {@code -blockdev driver=FORMAT,node-name=NODE,file.driver=file,file.filename=FILE}
      * and {@code -device virtio-blk-pci,drive=NODE,addr=PCI}. The address is explicit because the migration stream names a
@@ -50,7 +79,7 @@ public record VmConfig(String name, String machineType, Accel accel, long memory
         private static final Pattern NODE = Pattern.compile("[A-Za-z][A-Za-z0-9_-]{0,31}");
         private static final Pattern PCI = Pattern.compile("[0-9a-f]{2}\\.[0-7]");
         // QEMU reads "," as the end of a value; no control characters in a path QEMU is handed.
-        private static final Pattern PLAIN_PATH = Pattern.compile("/[^,\\p{Cntrl}]{0,4095}");
+        static final Pattern PLAIN_PATH = Pattern.compile("/[^,\\p{Cntrl}]{0,4095}");
 
         public Disk {
             if (node == null || !NODE.matcher(node).matches()) {
@@ -92,7 +121,15 @@ public record VmConfig(String name, String machineType, Accel accel, long memory
     public VmConfig(String name, String machineType, Accel accel, long memoryMiB, int cpuCount, Path kernel, Path initrd,
                     String kernelCommandLine, boolean incomingDefer, boolean startPaused, List<String> extraArgs, List<Disk> disks) {
         this(name, machineType, accel, memoryMiB, cpuCount, kernel, initrd, kernelCommandLine, incomingDefer, startPaused, extraArgs,
-                disks, null);
+                disks, null, List.of());
+    }
+
+    /** A configuration without firmware in flash. */
+    public VmConfig(String name, String machineType, Accel accel, long memoryMiB, int cpuCount, Path kernel, Path initrd,
+                    String kernelCommandLine, boolean incomingDefer, boolean startPaused, List<String> extraArgs, List<Disk> disks,
+                    Path firmware) {
+        this(name, machineType, accel, memoryMiB, cpuCount, kernel, initrd, kernelCommandLine, incomingDefer, startPaused, extraArgs,
+                disks, firmware, List.of());
     }
 
     /** The largest firmware file a configuration names: OVMF is 2-4 MiB, SeaBIOS 256 KiB; QEMU maps it below 4 GiB. */
@@ -125,7 +162,14 @@ public record VmConfig(String name, String machineType, Accel accel, long memory
         }
         // A relative path would name another file where the configuration is read again (a manifest records it resolved
         // against the saving Thaw's working directory: "" became that directory).
-        for (Map.Entry<String, Path> file : guestFiles(kernel, initrd, firmware)) {
+        flash = flash == null ? List.of() : List.copyOf(flash);
+        if (flash.stream().map(Flash::unit).distinct().count() < flash.size() || (!flash.isEmpty() && flash.getFirst().unit() != 0)) {
+            throw new IllegalArgumentException("pflash: expected unit 0 (the firmware's code) first and each unit once, actual " + flash);
+        }
+        if (firmware != null && !flash.isEmpty()) {
+            throw new IllegalArgumentException("firmware: expected -bios or pflash, actual both (QEMU boots the flash and ignores -bios)");
+        }
+        for (Map.Entry<String, Path> file : guestFiles(kernel, initrd, firmware, flash)) {
             if (!file.getValue().isAbsolute()) {
                 throw new IllegalArgumentException("guest " + file.getKey() + ": expected an absolute path, actual '" + file.getValue() + "'");
             }
@@ -167,16 +211,17 @@ public record VmConfig(String name, String machineType, Accel accel, long memory
         }
     }
 
-    /** The files QEMU hands the guest (those present), by role: kernel, initrd, firmware. */
+    /** The files QEMU hands the guest (those present), by role: kernel, initrd, firmware, flash0, flash1. */
     public List<Map.Entry<String, Path>> guestFiles() {
-        return guestFiles(kernel, initrd, firmware);
+        return guestFiles(kernel, initrd, firmware, flash);
     }
 
-    private static List<Map.Entry<String, Path>> guestFiles(Path kernel, Path initrd, Path firmware) {
+    private static List<Map.Entry<String, Path>> guestFiles(Path kernel, Path initrd, Path firmware, List<Flash> flash) {
         List<Map.Entry<String, Path>> files = new ArrayList<>();
         if (kernel != null) files.add(Map.entry("kernel", kernel));
         if (initrd != null) files.add(Map.entry("initrd", initrd));
         if (firmware != null) files.add(Map.entry("firmware", firmware));
+        for (Flash f : flash) files.add(Map.entry(f.role(), f.file()));
         return files;
     }
 
@@ -231,37 +276,39 @@ public record VmConfig(String name, String machineType, Accel accel, long memory
     /** The same guest, started as the destination of a restore. */
     public VmConfig asIncoming(String newName) {
         return new VmConfig(newName, machineType, accel, memoryMiB, cpuCount, kernel, initrd, kernelCommandLine,
-                true, startPaused, extraArgs, disks, firmware);
+                true, startPaused, extraArgs, disks, firmware, flash);
     }
 
     /** The same guest, started paused ({@code -S}) and not as a migration destination (for example to {@code loadvm} into). */
     public VmConfig asPaused(String newName) {
         return new VmConfig(newName, machineType, accel, memoryMiB, cpuCount, kernel, initrd, kernelCommandLine,
-                false, true, extraArgs, disks, firmware);
+                false, true, extraArgs, disks, firmware, flash);
     }
 
     /** The same guest with or without {@code -S}: started, its vCPUs wait for {@code cont} (a cluster member waits for START). */
     public VmConfig withStartPaused(boolean paused) {
         return new VmConfig(name, machineType, accel, memoryMiB, cpuCount, kernel, initrd, kernelCommandLine, incomingDefer,
-                paused, extraArgs, disks, firmware);
+                paused, extraArgs, disks, firmware, flash);
     }
 
     /** The same guest on other disks (a restore's overlays; none for what an image records). */
     public VmConfig withDisks(List<Disk> newDisks) {
         return new VmConfig(name, machineType, accel, memoryMiB, cpuCount, kernel, initrd, kernelCommandLine, incomingDefer,
-                startPaused, extraArgs, newDisks, firmware);
+                startPaused, extraArgs, newDisks, firmware, flash);
     }
 
     /** The same guest with other recorded options (checked by {@link QemuOption} as every configuration's are). */
     public VmConfig withExtraArgs(List<String> newExtraArgs) {
         return new VmConfig(name, machineType, accel, memoryMiB, cpuCount, kernel, initrd, kernelCommandLine, incomingDefer,
-                startPaused, newExtraArgs, disks, firmware);
+                startPaused, newExtraArgs, disks, firmware, flash);
     }
 
-    /** The same guest booting other copies of its kernel, initrd and firmware (those an image carries; null where it has none). */
-    public VmConfig withGuestFiles(Path newKernel, Path newInitrd, Path newFirmware) {
-        return new VmConfig(name, machineType, accel, memoryMiB, cpuCount, newKernel, newInitrd, kernelCommandLine, incomingDefer,
-                startPaused, extraArgs, disks, newFirmware);
+    /** The same guest with another copy of its guest file {@code role} (one {@link #guestFiles} names: an image's copy). */
+    public VmConfig withGuestFile(String role, Path copy) {
+        List<Flash> newFlash = flash.stream().map(f -> f.role().equals(role) ? new Flash(f.unit(), copy, f.readOnly()) : f).toList();
+        return new VmConfig(name, machineType, accel, memoryMiB, cpuCount, role.equals("kernel") ? copy : kernel,
+                role.equals("initrd") ? copy : initrd, kernelCommandLine, incomingDefer, startPaused, extraArgs, disks,
+                role.equals("firmware") ? copy : firmware, newFlash);
     }
 
     /**
@@ -294,6 +341,7 @@ public record VmConfig(String name, String machineType, Accel accel, long memory
         // Without -kernel the firmware boots the guest's disk (and QEMU adds no linuxboot option ROM, a RAM block of its own).
         if (kernel != null) args.addAll(List.of("-kernel", kernel.toString(), "-initrd", initrd.toString(), "-append", kernelCommandLine));
         if (firmware != null) args.addAll(List.of("-bios", firmware.toString()));
+        for (Flash f : flash) args.addAll(f.arguments());
         if (extraQmpSocket != null) {
             args.addAll(List.of("-chardev", "socket,id=qmp-extra,path=" + extraQmpSocket + ",server=on,wait=off",
                     "-mon", "chardev=qmp-extra,mode=control"));

@@ -273,14 +273,7 @@ class ForeignQemuSaveTest {
         try (HandStarted source = HandStarted.startWith(runDir, List.of("-bios", "bios-256k.bin",
                 "-drive", "file=" + disk + ",if=none,id=d0,format=qcow2", "-device", "virtio-blk-pci,drive=d0,addr=04,bootindex=0"));
              GuestAgent agent = GuestAgent.connect(source.agentSocket(), "firmware-booted")) {
-            agent.awaitReady(BOOT);
-            assertThat(Files.readString(runDir.resolve("console.log"))).as("SYSLINUX booted the demo guest's kernel").contains("thaw-init up");
-            long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
-            while (!Files.readString(runDir.resolve("console.log")).contains("wsbench ready")) {
-                assertThat(System.nanoTime()).as("wsbench filled its region within 60 s").isLessThan(deadline);
-                Thread.sleep(100);
-            }
-            cold = agent.memsumCold();
+            cold = awaitWsbench(runDir, agent);
             agent.diskWrite(36, 4, 7); // past the FAT partition's files: the guest runs from its initramfs
             written = agent.diskSum(36, 4);
             ImageCommandsTest.Run save = ImageCommandsTest.run("save", "--qmp", source.qmpSocket().toString(), "--out", image.toString(),
@@ -301,7 +294,7 @@ class ForeignQemuSaveTest {
                  QemuVm clone = Restorer.restore(img, mode, "thaw-test-firmware-" + mode.label(), WorkingSetChoice.defaults(), o -> o,
                          s -> {}).vm();
                  GuestAgent agent = GuestAgent.connect(clone)) {
-                List<String> argv = List.of(Files.readString(Path.of("/proc/" + clone.pid() + "/cmdline")).split("\0"));
+                List<String> argv = commandLine(clone);
                 assertThat(argv).as(mode + ": the restore's QEMU boots no kernel").doesNotContain("-kernel", "-initrd", "-append");
                 assertThat(argv).containsSubsequence("-bios", image.resolve("guest/firmware").toString());
                 assertThat(clone.config().disks().getFirst().file()).isNotEqualTo(disk).startsWith(dir.resolve("img.disks"));
@@ -312,6 +305,64 @@ class ForeignQemuSaveTest {
             }
         }
         assertThat(sha256(disk)).as("no restore wrote the base").isEqualTo(baseSha);
+
+        // The firmware in flash, OVMF's way (its code read-only in unit 0, its variables writable in unit 1; here SeaBIOS, which
+        // runs from flash as well): the image carries both, and a restore runs on the code in the image and a copy of its own
+        // of the variables, which its QEMU writes back (hw/block/pflash_cfi01.c, postload_update_cb) once the guest runs.
+        Path code = dir.resolve("code.fd");
+        Files.copy(Path.of("/usr/share/seabios/bios-256k.bin"), code);
+        Path vars = dir.resolve("vars.fd");
+        byte[] varsBytes = new byte[128 << 10];
+        new java.util.Random(14).nextBytes(varsBytes); // not zeros: a copy that lost them would show
+        Files.write(vars, varsBytes);
+        Path flashDisk = dir.resolve("boot-flash.qcow2");
+        ExternalCommand.check(List.of("qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", TestHost.firmwareDisk().raw().toString(),
+                flashDisk.toString()), Duration.ofSeconds(30));
+        Path flashImage = dir.resolve("img-flash");
+        Path flashRun = Files.createTempDirectory(Path.of("/tmp"), "thaw-test-firmware-");
+        GuestAgent.MemSum flashCold;
+        try (HandStarted source = HandStarted.startWith(flashRun, List.of("-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + code,
+                "-drive", "if=pflash,format=raw,unit=1,file=" + vars,
+                "-drive", "file=" + flashDisk + ",if=none,id=d0,format=qcow2", "-device", "virtio-blk-pci,drive=d0,addr=04,bootindex=0"));
+             GuestAgent agent = GuestAgent.connect(source.agentSocket(), "flash-booted")) {
+            flashCold = awaitWsbench(flashRun, agent);
+            ImageCommandsTest.Run save = ImageCommandsTest.run("save", "--qmp", source.qmpSocket().toString(), "--out", flashImage.toString());
+            assertThat(save.exit()).as(save.err()).isZero();
+        } finally {
+            dev.thaw.util.FileTrees.deleteQuietly(flashRun);
+        }
+        assertThat(flashImage.resolve("guest/flash0")).hasSameBinaryContentAs(code);
+        assertThat(flashImage.resolve("guest/flash1")).hasSameBinaryContentAs(vars);
+        try (CheckpointImage img = CheckpointImage.open(flashImage);
+             QemuVm clone = Restorer.restore(img, Restorer.Mode.EAGER, "thaw-test-flash", WorkingSetChoice.defaults(), o -> o, s -> {}).vm();
+             GuestAgent agent = GuestAgent.connect(clone)) {
+            List<String> argv = commandLine(clone);
+            assertThat(argv).doesNotContain("-kernel", "-bios")
+                    .contains("if=pflash,format=raw,unit=0,file=" + flashImage.resolve("guest/flash0") + ",readonly=on");
+            Path ownVars = clone.config().flash().get(1).file();
+            assertThat(ownVars).as("the restore's own copy of the variables").startsWith(dir.resolve("img-flash.disks")).hasSameBinaryContentAs(vars);
+            assertThat(argv).contains("if=pflash,format=raw,unit=1,file=" + ownVars);
+            agent.awaitReady(Duration.ofSeconds(30));
+            assertThat(agent.memsumCold()).as("wsbench's memory as saved").isEqualTo(flashCold);
+        }
+        assertThat(flashImage.resolve("guest/flash1")).as("the image's copy is never written").hasSameBinaryContentAs(vars);
+    }
+
+    /** The command line a restore started its QEMU with, as the process has it. */
+    private static List<String> commandLine(QemuVm vm) throws java.io.IOException {
+        return List.of(Files.readString(Path.of("/proc/" + vm.pid() + "/cmdline")).split("\0"));
+    }
+
+    /** Waits until wsbench filled its region (its console line), then returns the checksum of what it never rewrites. */
+    private static GuestAgent.MemSum awaitWsbench(Path runDir, GuestAgent agent) throws Exception {
+        agent.awaitReady(BOOT);
+        assertThat(Files.readString(runDir.resolve("console.log"))).as("SYSLINUX booted the demo guest's kernel").contains("thaw-init up");
+        long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
+        while (!Files.readString(runDir.resolve("console.log")).contains("wsbench ready")) {
+            assertThat(System.nanoTime()).as("wsbench filled its region within 60 s").isLessThan(deadline);
+            Thread.sleep(100);
+        }
+        return agent.memsumCold();
     }
 
     private static String sha256(Path file) throws Exception {

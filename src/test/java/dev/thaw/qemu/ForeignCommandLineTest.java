@@ -65,6 +65,12 @@ class ForeignCommandLineTest {
         // A bare name is looked up as QEMU does (its working directory, then its data directories): by ForeignGuest, not here.
         assertThat(ForeignCommandLine.parse(firmwareLine("-bios", "bios-256k.bin"), CWD).firmware()).isEqualTo(Path.of("bios-256k.bin"));
         assertThat(ForeignCommandLine.parse(line("-bios", "bios.bin"), CWD).kernel()).as("-bios with -kernel").isEqualTo(Path.of("/srv/vm/vmlinuz"));
+        // OVMF's way: its code read-only in unit 0, its variables writable in unit 1 (without unit=, in the order given).
+        ForeignCommandLine ovmf = ForeignCommandLine.parse(firmwareLine("-drive",
+                "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE.fd", "-drive", "if=pflash,format=raw,file=vars.fd"), CWD);
+        assertThat(ovmf.flash()).containsExactly(new VmConfig.Flash(0, Path.of("/usr/share/OVMF/OVMF_CODE.fd"), true),
+                new VmConfig.Flash(1, Path.of("/srv/vm/vars.fd"), false));
+        assertThat(ovmf.firmware()).isNull();
     }
 
     @Test
@@ -81,9 +87,16 @@ class ForeignCommandLineTest {
                 .hasMessageContaining("expected -kernel with -initrd, actual no -kernel");
         assertThatThrownBy(() -> ForeignCommandLine.parse(firmwareLine("-L", "/opt/fw"), CWD))
                 .hasMessageContaining("(-L) cannot be replayed: expected none of [L, daemonize, global], actual -L");
-        // Firmware variables in flash (OVMF's) are not carried yet.
         assertThatThrownBy(() -> ForeignCommandLine.parse(firmwareLine("-drive", "if=pflash,format=raw,unit=1,file=vars.fd"), CWD))
-                .hasMessageContaining("cannot be replayed: expected if to match virtio|none").hasMessageContaining("actual 'if=pflash'");
+                .hasMessage("the QEMU command line: expected pflash unit 0 (the firmware's code) and at most one unit 1 (its"
+                        + " variables), actual units [1]");
+        assertThatThrownBy(() -> ForeignCommandLine.parse(firmwareLine("-drive", "if=pflash,format=qcow2,file=code.fd"), CWD))
+                .hasMessageContaining("cannot be replayed: expected format to match raw (a firmware's flash), actual 'format=qcow2'");
+        assertThatThrownBy(() -> ForeignCommandLine.parse(firmwareLine("-bios", "b.bin", "-drive", "if=pflash,format=raw,file=code.fd"), CWD))
+                .hasMessageContaining("expected -bios or if=pflash firmware, actual both");
+        assertThatThrownBy(() -> ForeignCommandLine.parse(firmwareLine("-drive", "if=pflash,format=raw,file=a.fd", "-drive",
+                "if=pflash,format=raw,file=b.fd", "-drive", "if=pflash,format=raw,file=c.fd"), CWD))
+                .hasMessageContaining("expected at most two pflash units (code and variables), actual a third");
         assertThatThrownBy(() -> ForeignCommandLine.parse(firmwareLine("-boot", "order=c"), CWD))
                 .hasMessageContaining("(-boot) cannot be replayed: expected one of").hasMessageContaining("actual '-boot'");
     }

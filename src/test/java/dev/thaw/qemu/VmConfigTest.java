@@ -52,6 +52,17 @@ class VmConfigTest {
                 Path.of("/fw/bios.bin"));
         assertThat(bios.asIncoming("r").qemuArguments("qemu", Path.of("/q"), Path.of("/c"))).containsSubsequence("-bios", "/fw/bios.bin");
         assertThat(bios.guestFiles()).extracting(java.util.Map.Entry::getKey).containsExactly("firmware");
+        VmConfig flash = new VmConfig("vm1", "pc-i440fx-7.2", Accel.TCG, 512, 1, null, null, "", false, false, List.of(), List.of(),
+                null, List.of(new VmConfig.Flash(0, Path.of("/fw/code.fd"), true), new VmConfig.Flash(1, Path.of("/fw/vars.fd"), false)));
+        assertThat(flash.qemuArguments("qemu", Path.of("/q"), Path.of("/c"))).containsSubsequence(
+                "-drive", "if=pflash,format=raw,unit=0,file=/fw/code.fd,readonly=on", "-drive", "if=pflash,format=raw,unit=1,file=/fw/vars.fd");
+        assertThat(flash.guestFiles()).extracting(java.util.Map.Entry::getKey).containsExactly("flash0", "flash1");
+        assertThat(flash.withGuestFile("flash1", Path.of("/r/vars.fd")).flash().get(1)).isEqualTo(new VmConfig.Flash(1, Path.of("/r/vars.fd"), false));
+        assertThat(bios.withGuestFile("firmware", Path.of("/img/guest/firmware")).firmware()).isEqualTo(Path.of("/img/guest/firmware"));
+        assertThatThrownBy(() -> new VmConfig("a", "pc-i440fx-7.2", Accel.TCG, 512, 1, null, null, "", false, false, null, null,
+                Path.of("/b.bin"), List.of(new VmConfig.Flash(0, Path.of("/fw/code.fd"), true))))
+                .hasMessageContaining("firmware: expected -bios or pflash, actual both");
+        assertThatThrownBy(() -> new VmConfig.Flash(2, Path.of("/f"), false)).hasMessage("pflash unit: expected 0 or 1, actual 2");
         assertThat(config("pc-i440fx-7.2").qemuArguments("qemu", Path.of("/q"), Path.of("/c")))
                 .containsSubsequence("-kernel", "/k", "-initrd", "/i", "-append", "console=ttyS0").doesNotContain("-bios");
     }
