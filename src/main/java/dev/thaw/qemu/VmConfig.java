@@ -203,7 +203,10 @@ public record VmConfig(String name, String machineType, Accel accel, long memory
      */
     public static VmConfig read(Path file) {
         try {
-            return FILE_JSON.readValue(file.toFile(), VmConfig.class);
+            VmConfig config = FILE_JSON.readValue(file.toFile(), VmConfig.class);
+            // Jackson reads a file holding the literal null (or nothing but it) as no configuration at all.
+            if (config == null) throw new IllegalArgumentException(file + ": expected a VM configuration (a JSON object), actual null");
+            return config;
         } catch (IOException e) {
             // Jackson's message says where (line, column, field) and, for a refused value, the constructor's expected/actual.
             throw new IllegalArgumentException(file + ": expected a VM configuration (a JSON object: name, machineType, accel,"

@@ -96,6 +96,10 @@ class VmConfigTest {
         assertThat(read.firmware()).isNull();
         assertThat(new com.fasterxml.jackson.databind.ObjectMapper().findAndRegisterModules().writeValueAsString(read))
                 .as("no firmware field when there is none").doesNotContain("firmware");
+        // Found by the vm-config fuzz target once a seed had null values: a file of the literal null read as no configuration.
+        java.nio.file.Files.writeString(file, "null");
+        assertThatThrownBy(() -> VmConfig.read(file)).isInstanceOf(IllegalArgumentException.class)
+                .hasMessage(file + ": expected a VM configuration (a JSON object), actual null");
     }
 
     @Test
