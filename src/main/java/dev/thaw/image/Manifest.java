@@ -22,7 +22,7 @@ import java.util.List;
  * reader of this one reads an image without it as before; the readers before it refuse an image with it, naming the
  * unknown field, as they do any field they do not know.
  *
- * @param guestFiles    the guest's kernel and initrd, copied into the image (empty for version 1)
+ * @param guestFiles    the guest's kernel and initrd (or its -bios firmware), copied into the image (empty for version 1)
  * @param pageCacheDrop the save dropped the guest's clean page cache before it stopped the guest; null (absent): it did not
  */
 public record Manifest(int formatVersion, String imageId, String createdAt, String thawVersion,
@@ -37,7 +37,7 @@ public record Manifest(int formatVersion, String imageId, String createdAt, Stri
     public static final int MAX_VERSION = VERSION_WITH_DISKS;
     /** Where an image keeps the guest files it carries. */
     public static final String GUEST_FILES_DIRECTORY = "guest";
-    private static final java.util.regex.Pattern GUEST_FILE_ROLE = java.util.regex.Pattern.compile("kernel|initrd");
+    private static final java.util.regex.Pattern GUEST_FILE_ROLE = java.util.regex.Pattern.compile("kernel|initrd|firmware|flash[01]");
 
     public Manifest {
         disks = disks == null ? List.of() : disks;
@@ -120,7 +120,7 @@ public record Manifest(int formatVersion, String imageId, String createdAt, Stri
         for (GuestFile g : guestFiles) {
             require(file, require(file, g, "guestFiles[]").sha256(), "guestFiles[].sha256");
             if (!GUEST_FILE_ROLE.matcher(require(file, g.role(), "guestFiles[].role")).matches()) {
-                throw corrupt(file, "guestFiles[].role: expected kernel or initrd, actual '" + g.role() + "'");
+                throw corrupt(file, "guestFiles[].role: expected kernel, initrd, firmware, flash0 or flash1, actual '" + g.role() + "'");
             }
         }
         if (pageCacheDrop != null) {
@@ -173,7 +173,7 @@ public record Manifest(int formatVersion, String imageId, String createdAt, Stri
                        DiskIdentity identity) {}
 
     /**
-     * A file QEMU boots the guest with (kernel or initrd), copied into the image's {@value #GUEST_FILES_DIRECTORY} directory
+     * A file QEMU boots the guest with (kernel, initrd, firmware given by {@code -bios}, or the firmware's flash units), copied into the image's {@value #GUEST_FILES_DIRECTORY} directory
      * under its role's name, checked by size and SHA-256 before a restore hands it to QEMU.
      */
     public record GuestFile(String role, long byteSize, String sha256) {

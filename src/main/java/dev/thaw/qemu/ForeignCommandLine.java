@@ -18,15 +18,21 @@ import java.util.regex.Pattern;
  * host resource (a tap's script, vfio, vhost-user) a restore must not recreate from an image.
  *
  * @param accel          {@code -accel}, {@code -enable-kvm} or {@code -machine accel=}; TCG when none is given
- * @param kernel         {@code -kernel}, resolved against QEMU's working directory
- * @param initrd         {@code -initrd}, likewise
+ * @param kernel         {@code -kernel}, resolved against QEMU's working directory; null for a guest its firmware boots from a
+ *                       disk (no -kernel, -initrd nor -append)
+ * @param initrd         {@code -initrd}, likewise; null exactly when kernel is
  * @param kernelCommandLine {@code -append}, or empty
+ * @param firmware       {@code -bios}: a path (with a slash) resolved against QEMU's working directory, or a bare name as given,
+ *                       which QEMU looks up in its working directory and then its data directory ({@code ForeignGuest} does
+ *                       the same); null for QEMU's default firmware
+ * @param flash          {@code -drive if=pflash}: the firmware's code (unit 0) and variables (unit 1), resolved against QEMU's
+ *                       working directory; empty for none
  * @param replayedArgs   the {@code -device}, {@code -netdev} and {@code -object iothread} options a restore repeats (checked by
  *                       {@link QemuOption})
  * @param serialPorts    how many {@code -serial} ports (a restore gives the guest two: its console and Thaw's agent port)
  */
 public record ForeignCommandLine(Accel accel, Path kernel, Path initrd, String kernelCommandLine, List<String> replayedArgs,
-                                 int serialPorts) {
+                                 int serialPorts, Path firmware, List<VmConfig.Flash> flash) {
     /** Options without a value that leave nothing in the guest's migrated state. */
     private static final Set<String> HARMLESS_FLAGS = Set.of("nodefaults", "no-user-config", "nographic", "no-reboot", "no-shutdown",
             "S", "enable-kvm");
@@ -34,12 +40,11 @@ public record ForeignCommandLine(Accel accel, Path kernel, Path initrd, String k
     private static final Set<String> HOST_SIDE = Set.of("name", "pidfile", "chardev", "mon", "qmp", "qmp-pretty", "monitor", "incoming");
     /** Options Thaw understands and handles one by one below. */
     private static final Set<String> HANDLED = Set.of("machine", "M", "accel", "cpu", "smp", "m", "kernel", "initrd", "append", "serial",
-            "display", "vga", "drive", "blockdev", "device", "netdev", "object");
+            "display", "vga", "drive", "blockdev", "device", "netdev", "object", "bios");
     /** Refused with a reason more useful than "unknown". */
     private static final Map<String, String> REFUSED = Map.of(
             "daemonize", "a daemonized QEMU has left its parent and its pipes; start it in the foreground (or under a supervisor)",
             "global", "-global changes device defaults the restore would not repeat",
-            "bios", "another firmware would have to be copied into the image; not replayed yet",
             "L", "another firmware directory would have to be copied into the image; not replayed yet");
     private static final Pattern MEMORY = Pattern.compile("(?:size=)?\\d+[MG]?");
     private static final Pattern SMP = Pattern.compile("(?:cpus=)?\\d+");
@@ -48,6 +53,9 @@ public record ForeignCommandLine(Accel accel, Path kernel, Path initrd, String k
             "readonly", Pattern.compile("on|off"), "cache", Pattern.compile("writeback|none|writethrough|directsync|unsafe"),
             "aio", Pattern.compile("threads|native|io_uring"), "discard", Pattern.compile("ignore|off|unmap|on"),
             "media", Pattern.compile("disk"), "node-name", Pattern.compile("[A-Za-z][A-Za-z0-9_.-]{0,31}"));
+    /** A firmware's flash: raw files, read whole into the RAM blocks the stream carries. */
+    private static final Map<String, Pattern> PFLASH = Map.of("file", Pattern.compile("[^,]+"), "if", Pattern.compile("pflash"),
+            "format", Pattern.compile("raw"), "unit", Pattern.compile("[01]"), "readonly", Pattern.compile("on|off"));
     private static final Map<String, Pattern> BLOCKDEV = Map.ofEntries(Map.entry("driver", Pattern.compile("file|raw|qcow2")),
             Map.entry("node-name", Pattern.compile("[A-Za-z][A-Za-z0-9_.-]{0,31}")), Map.entry("file", Pattern.compile("[^,]+")),
             Map.entry("file.driver", Pattern.compile("file")), Map.entry("file.filename", Pattern.compile("[^,]+")),
@@ -72,7 +80,9 @@ public record ForeignCommandLine(Accel accel, Path kernel, Path initrd, String k
         Accel accel = Accel.TCG;
         Path kernel = null;
         Path initrd = null;
-        String append = "";
+        String append = null;
+        Path firmware = null;
+        List<VmConfig.Flash> flash = new ArrayList<>();
         boolean nodefaults = false;
         int serials = 0;
         List<String> replayed = new ArrayList<>();
@@ -115,12 +125,27 @@ public record ForeignCommandLine(Accel accel, Path kernel, Path initrd, String k
                     initrd = cwd.resolve(value).normalize();
                 }
                 case "append" -> append = value;
+                case "bios" -> firmware = value.contains("/") ? cwd.resolve(value).normalize() : Path.of(value);
                 case "serial" -> serials++;
                 case "display", "vga" -> {
                     if (!value.equals("none")) throw refused(at, where, "expected none (display devices are not replayed yet), actual '" + value + "'");
                 }
-                case "drive" -> checkProperties(at, where, value, DRIVE, Set.of("file", "if"),
-                        "(only virtio disks, if=virtio or if=none with -device virtio-blk-pci, are replayed)");
+                case "drive" -> {
+                    if (value.matches("(?:.*,)?if=pflash(?:,.*)?")) {
+                        Map<String, String> p = checkProperties(at, where, value, PFLASH, Set.of("file", "format"), " (a firmware's flash)");
+                        // Without unit= QEMU gives the next unit, in the order of the -drive options.
+                        int unit = p.containsKey("unit") ? Integer.parseInt(p.get("unit")) : flash.size();
+                        if (unit > 1) throw refused(at, where, "expected at most two pflash units (code and variables), actual a third");
+                        try {
+                            flash.add(new VmConfig.Flash(unit, cwd.resolve(p.get("file")).normalize(), "on".equals(p.get("readonly"))));
+                        } catch (IllegalArgumentException e) {
+                            throw refused(at, where, e.getMessage());
+                        }
+                    } else {
+                        checkProperties(at, where, value, DRIVE, Set.of("file", "if"),
+                                "(only virtio disks, if=virtio or if=none with -device virtio-blk-pci, and a firmware's if=pflash are replayed)");
+                    }
+                }
                 case "blockdev" -> {
                     if (value.startsWith("{")) throw refused(at, where, "expected key=value properties (the JSON form is not read yet), actual JSON");
                     checkProperties(at, where, value, BLOCKDEV, Set.of("driver"), "");
@@ -162,15 +187,30 @@ public record ForeignCommandLine(Accel accel, Path kernel, Path initrd, String k
             throw new QemuOption.RefusedException("the QEMU command line: expected -nodefaults, actual none (QEMU's default devices"
                     + " (VGA, an e1000 NIC, an IDE CD-ROM) are not replayed yet)");
         }
-        if (kernel == null || initrd == null) {
-            throw new QemuOption.RefusedException("the QEMU command line: expected -kernel and -initrd, actual " + (kernel == null
-                    ? "no -kernel" : "no -initrd") + " (a guest booted by its firmware from a disk is not replayed yet)");
+        // Either QEMU boots a kernel (-kernel and -initrd: Thaw replays no other direct boot) or the firmware boots a disk.
+        if (kernel != null && initrd == null) {
+            throw new QemuOption.RefusedException("the QEMU command line: expected -initrd with -kernel, actual no -initrd (a kernel"
+                    + " booted without an initramfs is not replayed yet)");
+        }
+        if (kernel == null && (initrd != null || append != null)) {
+            throw new QemuOption.RefusedException("the QEMU command line: expected -kernel with " + (initrd != null ? "-initrd" : "-append")
+                    + ", actual no -kernel (without one the firmware boots a disk and QEMU refuses " + (initrd != null ? "-initrd" : "-append") + ")");
         }
         if (serials > 2) {
             throw new QemuOption.RefusedException("the QEMU command line: expected at most 2 -serial ports (a restore gives the guest"
                     + " its console and Thaw's agent port), actual " + serials);
         }
-        return new ForeignCommandLine(accel, kernel, initrd, append, List.copyOf(replayed), serials);
+        flash.sort(java.util.Comparator.comparingInt(VmConfig.Flash::unit));
+        if (!flash.isEmpty() && (flash.getFirst().unit() != 0 || flash.stream().map(VmConfig.Flash::unit).distinct().count() < flash.size())) {
+            throw new QemuOption.RefusedException("the QEMU command line: expected pflash unit 0 (the firmware's code) and at most"
+                    + " one unit 1 (its variables), actual units " + flash.stream().map(VmConfig.Flash::unit).toList());
+        }
+        if (!flash.isEmpty() && firmware != null) {
+            throw new QemuOption.RefusedException("the QEMU command line: expected -bios or if=pflash firmware, actual both (QEMU"
+                    + " boots the flash and ignores -bios)");
+        }
+        return new ForeignCommandLine(accel, kernel, initrd, append == null ? "" : append, List.copyOf(replayed), serials, firmware,
+                List.copyOf(flash));
     }
 
     private static Optional<Accel> machineAccel(int index, String where, String value) {
@@ -195,8 +235,8 @@ public record ForeignCommandLine(Accel accel, Path kernel, Path initrd, String k
         }
     }
 
-    private static void checkProperties(int index, String where, String value, Map<String, Pattern> allowed, Set<String> required,
-                                        String note) {
+    private static Map<String, String> checkProperties(int index, String where, String value, Map<String, Pattern> allowed,
+                                                       Set<String> required, String note) {
         Map<String, String> seen = new LinkedHashMap<>();
         for (String part : value.isEmpty() ? new String[0] : value.split(",", -1)) {
             int eq = part.indexOf('=');
@@ -214,6 +254,7 @@ public record ForeignCommandLine(Accel accel, Path kernel, Path initrd, String k
         for (String key : required) {
             if (!seen.containsKey(key)) throw refused(index, where, "expected " + key + "=..." + note + ", actual none");
         }
+        return seen;
     }
 
     private static void require(int index, String where, Pattern pattern, String value, String expected) {

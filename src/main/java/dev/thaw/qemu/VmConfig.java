@@ -16,7 +16,11 @@ import java.util.regex.Pattern;
  * @param name              a name for logs, threads and {@code -name}; no commas
  * @param machineType       a versioned machine type such as {@code pc-i440fx-7.2}, never an alias like {@code pc}
  * @param memoryMiB         guest RAM in MiB
- * @param kernelCommandLine the guest kernel's command line ({@code -append})
+ * @param kernel            the guest kernel QEMU boots directly ({@code -kernel}); null for a guest its firmware boots from a
+ *                          disk (then initrd is null and the command line empty: QEMU adds no linuxboot option ROM, so the
+ *                          RAM blocks a restore must match differ)
+ * @param initrd            the initramfs ({@code -initrd}); null exactly when kernel is
+ * @param kernelCommandLine the guest kernel's command line ({@code -append}); empty without a kernel
  * @param incomingDefer     start with {@code -incoming defer} (the destination of a restore)
  * @param startPaused       start with {@code -S}
  * @param extraArgs         further QEMU arguments (devices), part of the configuration a restore repeats: only the
@@ -26,10 +30,43 @@ import java.util.regex.Pattern;
  * @param disks             virtio-blk disks, each a block node on a file and its device at a fixed PCI address; an image
  *                          records none here (its manifest's disks, with their identity, are the truth), a restore
  *                          fills them with the overlays it created on the image's bases
+ * @param firmware          another firmware than QEMU's default SeaBIOS ({@code -bios FILE}, mapped as the guest's BIOS
+ *                          ROM: its size is a RAM block's); null for the default
+ * @param flash             the firmware in flash instead ({@code -drive if=pflash}: unit 0 its code, unit 1 its variables),
+ *                          each a RAM block the stream carries; empty for none. A writable one (the variables) is written by
+ *                          its QEMU, so each restore runs on a copy of its own ({@code RestoreDisks})
  */
 public record VmConfig(String name, String machineType, Accel accel, long memoryMiB, int cpuCount,
                        Path kernel, Path initrd, String kernelCommandLine,
-                       boolean incomingDefer, boolean startPaused, List<String> extraArgs, List<Disk> disks) {
+                       boolean incomingDefer, boolean startPaused, List<String> extraArgs, List<Disk> disks,
+                       @com.fasterxml.jackson.annotation.JsonInclude(com.fasterxml.jackson.annotation.JsonInclude.Include.NON_NULL)
+                       Path firmware,
+                       @com.fasterxml.jackson.annotation.JsonInclude(com.fasterxml.jackson.annotation.JsonInclude.Include.NON_EMPTY)
+                       List<Flash> flash) {
+    /**
+     * A flash device holding firmware ({@code -drive if=pflash,format=raw,unit=U,file=FILE[,readonly=on]}).
+     *
+     * @param unit 0 (the firmware's code, mapped just below 4 GiB) or 1 (its variables, below that)
+     */
+    public record Flash(int unit, Path file, boolean readOnly) {
+        public Flash {
+            if (unit != 0 && unit != 1) throw new IllegalArgumentException("pflash unit: expected 0 or 1, actual " + unit);
+            if (file == null || !Disk.PLAIN_PATH.matcher(file.toString()).matches() || !file.normalize().equals(file)) {
+                throw new IllegalArgumentException("pflash unit " + unit + " file: expected an absolute normalized path without commas,"
+                        + " actual '" + file + "'");
+            }
+        }
+
+        /** Its role among the guest files an image carries: flash0, flash1. */
+        public String role() {
+            return "flash" + unit;
+        }
+
+        List<String> arguments() {
+            return List.of("-drive", "if=pflash,format=raw,unit=" + unit + ",file=" + file + (readOnly ? ",readonly=on" : ""));
+        }
+    }
+
     /**
      * A virtio-blk disk as QEMU gets it: {@code -blockdev driver=FORMAT,node-name=NODE,file.driver=file,file.filename=FILE}
      * and {@code -device virtio-blk-pci,drive=NODE,addr=PCI}. The address is explicit because the migration stream names a
@@ -42,7 +79,7 @@ public record VmConfig(String name, String machineType, Accel accel, long memory
         private static final Pattern NODE = Pattern.compile("[A-Za-z][A-Za-z0-9_-]{0,31}");
         private static final Pattern PCI = Pattern.compile("[0-9a-f]{2}\\.[0-7]");
         // QEMU reads "," as the end of a value; no control characters in a path QEMU is handed.
-        private static final Pattern PLAIN_PATH = Pattern.compile("/[^,\\p{Cntrl}]{0,4095}");
+        static final Pattern PLAIN_PATH = Pattern.compile("/[^,\\p{Cntrl}]{0,4095}");
 
         public Disk {
             if (node == null || !NODE.matcher(node).matches()) {
@@ -80,6 +117,24 @@ public record VmConfig(String name, String machineType, Accel accel, long memory
                 List.of());
     }
 
+    /** A configuration on QEMU's default firmware. */
+    public VmConfig(String name, String machineType, Accel accel, long memoryMiB, int cpuCount, Path kernel, Path initrd,
+                    String kernelCommandLine, boolean incomingDefer, boolean startPaused, List<String> extraArgs, List<Disk> disks) {
+        this(name, machineType, accel, memoryMiB, cpuCount, kernel, initrd, kernelCommandLine, incomingDefer, startPaused, extraArgs,
+                disks, null, List.of());
+    }
+
+    /** A configuration without firmware in flash. */
+    public VmConfig(String name, String machineType, Accel accel, long memoryMiB, int cpuCount, Path kernel, Path initrd,
+                    String kernelCommandLine, boolean incomingDefer, boolean startPaused, List<String> extraArgs, List<Disk> disks,
+                    Path firmware) {
+        this(name, machineType, accel, memoryMiB, cpuCount, kernel, initrd, kernelCommandLine, incomingDefer, startPaused, extraArgs,
+                disks, firmware, List.of());
+    }
+
+    /** The largest firmware file a configuration names: OVMF is 2-4 MiB, SeaBIOS 256 KiB; QEMU maps it below 4 GiB. */
+    public static final long MAX_FIRMWARE_BYTES = 16L << 20;
+
     // The machine families Thaw understands, versioned; no properties (no commas).
     private static final Pattern VERSIONED_MACHINE = Pattern.compile("pc-(?:i440fx|q35)-\\d+\\.\\d+");
     static final long MAX_MEMORY_MIB = 1L << 20;
@@ -96,14 +151,27 @@ public record VmConfig(String name, String machineType, Accel accel, long memory
     @com.fasterxml.jackson.annotation.JsonCreator
     public VmConfig {
         Objects.requireNonNull(accel, "accel");
-        Objects.requireNonNull(kernel, "kernel");
-        Objects.requireNonNull(initrd, "initrd");
+        if ((kernel == null) != (initrd == null)) {
+            throw new IllegalArgumentException("guest kernel and initrd: expected both (QEMU boots the kernel) or neither (the"
+                    + " firmware boots a disk), actual " + (kernel == null ? "an initrd without a kernel" : "a kernel without an initrd"));
+        }
+        kernelCommandLine = kernelCommandLine == null ? "" : kernelCommandLine;
+        if (kernel == null && !kernelCommandLine.isEmpty()) {
+            throw new IllegalArgumentException("kernel command line: expected none without a kernel (QEMU refuses -append without"
+                    + " -kernel), actual '" + kernelCommandLine + "'");
+        }
         // A relative path would name another file where the configuration is read again (a manifest records it resolved
         // against the saving Thaw's working directory: "" became that directory).
-        for (Path file : List.of(kernel, initrd)) {
-            if (!file.isAbsolute()) {
-                throw new IllegalArgumentException("guest " + (file == kernel ? "kernel" : "initrd") + ": expected an absolute path, actual '"
-                        + file + "'");
+        flash = flash == null ? List.of() : List.copyOf(flash);
+        if (flash.stream().map(Flash::unit).distinct().count() < flash.size() || (!flash.isEmpty() && flash.getFirst().unit() != 0)) {
+            throw new IllegalArgumentException("pflash: expected unit 0 (the firmware's code) first and each unit once, actual " + flash);
+        }
+        if (firmware != null && !flash.isEmpty()) {
+            throw new IllegalArgumentException("firmware: expected -bios or pflash, actual both (QEMU boots the flash and ignores -bios)");
+        }
+        for (Map.Entry<String, Path> file : guestFiles(kernel, initrd, firmware, flash)) {
+            if (!file.getValue().isAbsolute()) {
+                throw new IllegalArgumentException("guest " + file.getKey() + ": expected an absolute path, actual '" + file.getValue() + "'");
             }
         }
         if (!isValidName(name)) {
@@ -120,7 +188,6 @@ public record VmConfig(String name, String machineType, Accel accel, long memory
         if (cpuCount < 1 || cpuCount > MAX_CPU_COUNT) {
             throw new IllegalArgumentException("cpu count: expected 1 to " + MAX_CPU_COUNT + ", actual " + cpuCount);
         }
-        kernelCommandLine = kernelCommandLine == null ? "" : kernelCommandLine;
         // What QEMU gets is what was checked, re-rendered from the typed form.
         extraArgs = QemuOption.arguments(QemuOption.parse(extraArgs == null ? List.of() : extraArgs));
         disks = disks == null ? List.of() : List.copyOf(disks);
@@ -136,7 +203,10 @@ public record VmConfig(String name, String machineType, Accel accel, long memory
      */
     public static VmConfig read(Path file) {
         try {
-            return FILE_JSON.readValue(file.toFile(), VmConfig.class);
+            VmConfig config = FILE_JSON.readValue(file.toFile(), VmConfig.class);
+            // Jackson reads a file holding the literal null (or nothing but it) as no configuration at all.
+            if (config == null) throw new IllegalArgumentException(file + ": expected a VM configuration (a JSON object), actual null");
+            return config;
         } catch (IOException e) {
             // Jackson's message says where (line, column, field) and, for a refused value, the constructor's expected/actual.
             throw new IllegalArgumentException(file + ": expected a VM configuration (a JSON object: name, machineType, accel,"
@@ -144,14 +214,28 @@ public record VmConfig(String name, String machineType, Accel accel, long memory
         }
     }
 
+    /** The files QEMU hands the guest (those present), by role: kernel, initrd, firmware, flash0, flash1. */
+    public List<Map.Entry<String, Path>> guestFiles() {
+        return guestFiles(kernel, initrd, firmware, flash);
+    }
+
+    private static List<Map.Entry<String, Path>> guestFiles(Path kernel, Path initrd, Path firmware, List<Flash> flash) {
+        List<Map.Entry<String, Path>> files = new ArrayList<>();
+        if (kernel != null) files.add(Map.entry("kernel", kernel));
+        if (initrd != null) files.add(Map.entry("initrd", initrd));
+        if (firmware != null) files.add(Map.entry("firmware", firmware));
+        for (Flash f : flash) files.add(Map.entry(f.role(), f.file()));
+        return files;
+    }
+
     /**
-     * Checks that the kernel and initrd are regular files inside one of {@code trustedDirectories},
+     * Checks that the kernel, initrd and firmware (those given) are regular files inside one of {@code trustedDirectories},
      * symbolic links resolved. QEMU reads them as whoever runs Thaw and the guest can read them back
-     * through fw_cfg, so a recorded configuration naming {@code /root/.ssh/id_rsa} as its kernel
+     * through fw_cfg (the firmware: in its ROM), so a recorded configuration naming {@code /root/.ssh/id_rsa} as its kernel
      * would hand that file to its guest.
      */
     public VmConfig requireGuestFilesIn(List<Path> trustedDirectories) {
-        for (Map.Entry<String, Path> file : List.of(Map.entry("kernel", kernel), Map.entry("initrd", initrd))) {
+        for (Map.Entry<String, Path> file : guestFiles()) {
             Path real;
             try {
                 real = file.getValue().toRealPath();
@@ -195,37 +279,39 @@ public record VmConfig(String name, String machineType, Accel accel, long memory
     /** The same guest, started as the destination of a restore. */
     public VmConfig asIncoming(String newName) {
         return new VmConfig(newName, machineType, accel, memoryMiB, cpuCount, kernel, initrd, kernelCommandLine,
-                true, startPaused, extraArgs, disks);
+                true, startPaused, extraArgs, disks, firmware, flash);
     }
 
     /** The same guest, started paused ({@code -S}) and not as a migration destination (for example to {@code loadvm} into). */
     public VmConfig asPaused(String newName) {
         return new VmConfig(newName, machineType, accel, memoryMiB, cpuCount, kernel, initrd, kernelCommandLine,
-                false, true, extraArgs, disks);
+                false, true, extraArgs, disks, firmware, flash);
     }
 
     /** The same guest with or without {@code -S}: started, its vCPUs wait for {@code cont} (a cluster member waits for START). */
     public VmConfig withStartPaused(boolean paused) {
         return new VmConfig(name, machineType, accel, memoryMiB, cpuCount, kernel, initrd, kernelCommandLine, incomingDefer,
-                paused, extraArgs, disks);
+                paused, extraArgs, disks, firmware, flash);
     }
 
     /** The same guest on other disks (a restore's overlays; none for what an image records). */
     public VmConfig withDisks(List<Disk> newDisks) {
         return new VmConfig(name, machineType, accel, memoryMiB, cpuCount, kernel, initrd, kernelCommandLine, incomingDefer,
-                startPaused, extraArgs, newDisks);
+                startPaused, extraArgs, newDisks, firmware, flash);
     }
 
     /** The same guest with other recorded options (checked by {@link QemuOption} as every configuration's are). */
     public VmConfig withExtraArgs(List<String> newExtraArgs) {
         return new VmConfig(name, machineType, accel, memoryMiB, cpuCount, kernel, initrd, kernelCommandLine, incomingDefer,
-                startPaused, newExtraArgs, disks);
+                startPaused, newExtraArgs, disks, firmware, flash);
     }
 
-    /** The same guest booting other copies of its kernel and initrd (those an image carries). */
-    public VmConfig withGuestFiles(Path newKernel, Path newInitrd) {
-        return new VmConfig(name, machineType, accel, memoryMiB, cpuCount, newKernel, newInitrd, kernelCommandLine, incomingDefer,
-                startPaused, extraArgs, disks);
+    /** The same guest with another copy of its guest file {@code role} (one {@link #guestFiles} names: an image's copy). */
+    public VmConfig withGuestFile(String role, Path copy) {
+        List<Flash> newFlash = flash.stream().map(f -> f.role().equals(role) ? new Flash(f.unit(), copy, f.readOnly()) : f).toList();
+        return new VmConfig(name, machineType, accel, memoryMiB, cpuCount, role.equals("kernel") ? copy : kernel,
+                role.equals("initrd") ? copy : initrd, kernelCommandLine, incomingDefer, startPaused, extraArgs, disks,
+                role.equals("firmware") ? copy : firmware, newFlash);
     }
 
     /**
@@ -254,10 +340,11 @@ public record VmConfig(String name, String machineType, Accel accel, long memory
                 "-chardev", "socket,id=control,path=" + controlSocket + ",server=on,wait=off",
                 "-serial", "chardev:control",
                 "-chardev", "socket,id=qmp,path=" + qmpSocket + ",server=on,wait=off",
-                "-mon", "chardev=qmp,mode=control",
-                "-kernel", kernel.toString(),
-                "-initrd", initrd.toString(),
-                "-append", kernelCommandLine));
+                "-mon", "chardev=qmp,mode=control"));
+        // Without -kernel the firmware boots the guest's disk (and QEMU adds no linuxboot option ROM, a RAM block of its own).
+        if (kernel != null) args.addAll(List.of("-kernel", kernel.toString(), "-initrd", initrd.toString(), "-append", kernelCommandLine));
+        if (firmware != null) args.addAll(List.of("-bios", firmware.toString()));
+        for (Flash f : flash) args.addAll(f.arguments());
         if (extraQmpSocket != null) {
             args.addAll(List.of("-chardev", "socket,id=qmp-extra,path=" + extraQmpSocket + ",server=on,wait=off",
                     "-mon", "chardev=qmp-extra,mode=control"));

@@ -44,19 +44,19 @@ public final class RestoreDisks {
         return dev.thaw.util.FileTrees.deleteDirectory(directoryFor(image));
     }
 
-    /** The configuration booting the kernel and initrd the image carries, each checked; unchanged when it carries none. */
+    /** The configuration booting the kernel, initrd and firmware the image carries, each checked; unchanged when it carries none. */
     static VmConfig withGuestFiles(CheckpointImage image, VmConfig saved) {
-        List<Manifest.GuestFile> files = image.manifest().guestFiles();
-        if (files.isEmpty()) return saved;
-        Path kernel = saved.kernel();
-        Path initrd = saved.initrd();
-        for (Manifest.GuestFile g : files) {
+        VmConfig config = saved;
+        for (Manifest.GuestFile g : image.manifest().guestFiles()) {
             Path copy = g.in(image.directory());
+            if (!g.role().equals("kernel") && !g.role().equals("initrd") && g.byteSize() > VmConfig.MAX_FIRMWARE_BYTES) {
+                throw new RestoreException("image " + image.directory() + ": guest " + g.role() + ": expected at most " + VmConfig.MAX_FIRMWARE_BYTES
+                        + " bytes, actual " + g.byteSize(), null);
+            }
             check(image, g, copy);
-            if (g.role().equals("kernel")) kernel = copy;
-            else initrd = copy;
+            config = config.withGuestFile(g.role(), copy);
         }
-        return saved.withGuestFiles(kernel, initrd);
+        return config;
     }
 
     /**
@@ -65,7 +65,8 @@ public final class RestoreDisks {
      */
     static VmConfig withDisks(CheckpointImage image, VmConfig saved, String vmName, java.util.Optional<Path> diskDirectory) {
         List<Manifest.Disk> disks = image.manifest().disks();
-        if (disks.isEmpty()) return saved;
+        boolean writableFlash = saved.flash().stream().anyMatch(f -> !f.readOnly());
+        if (disks.isEmpty() && !writableFlash) return saved;
         List<VmConfig.Disk> bases = new ArrayList<>();
         for (Manifest.Disk d : disks) {
             VmConfig.Disk base;
@@ -88,7 +89,28 @@ public final class RestoreDisks {
             }
             bases.add(base);
         }
-        return saved.withDisks(onOverlays(bases, overlayDirectory(image, vmName, diskDirectory), "image " + image.directory() + ": "));
+        Path dir = overlayDirectory(image, vmName, diskDirectory);
+        return withOwnFlash(saved, dir, "image " + image.directory() + ": ").withDisks(onOverlays(bases, dir, "image " + image.directory() + ": "));
+    }
+
+    /**
+     * The configuration on copies (in {@code dir}, this restore's) of its writable flash (the firmware's variables): QEMU writes
+     * the flash's contents, which the stream carries, back to its file once the guest runs, and an image is never written.
+     */
+    private static VmConfig withOwnFlash(VmConfig config, Path dir, String where) {
+        VmConfig own = config;
+        for (VmConfig.Flash f : config.flash()) {
+            if (f.readOnly()) continue;
+            Path copy = dir.resolve(f.role() + ".fd");
+            try {
+                Files.copy(f.file(), copy);
+            } catch (IOException e) {
+                FileTrees.deleteQuietly(dir);
+                throw new RestoreException(where + "cannot copy the firmware's flash " + f.file() + " to " + copy + ": " + e, e);
+            }
+            own = own.withGuestFile(f.role(), copy);
+        }
+        return own;
     }
 
     /**

@@ -5,9 +5,14 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.thaw.qemu.Accel;
 import dev.thaw.qemu.ForeignCommandLine;
 import dev.thaw.qemu.QemuProcesses;
+import dev.thaw.qemu.QemuVm;
 import dev.thaw.qemu.QmpClient;
 import dev.thaw.qemu.VmConfig;
+import dev.thaw.util.ExternalCommand;
+import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -23,6 +28,8 @@ import java.util.List;
 public record ForeignGuest(long pid, VmConfig config) {
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final String VIRTIO_BLK_BACKEND = "/virtio-backend";
+    /** The pc machines' flash devices (hw/i386/pc_sysfw.c), which -drive if=pflash backs. */
+    private static final java.util.regex.Pattern FLASH_DEVICE = java.util.regex.Pattern.compile("/machine/system\\.flash[01]");
 
     /** Reads the QEMU behind {@code qmpSocket} through {@code qmp} (a connection to that socket); changes nothing. */
     public static ForeignGuest inspect(Path qmpSocket, QmpClient qmp) {
@@ -35,12 +42,50 @@ public record ForeignGuest(long pid, VmConfig config) {
         int cpus = qmp.execute("query-cpus-fast").size();
         List<VmConfig.Disk> disks = disks(qmp);
         try {
+            Path firmware = line.firmware() == null ? null : firmwareFile("-bios", line.firmware(), process.cwd());
+            List<VmConfig.Flash> flash = new ArrayList<>();
+            for (VmConfig.Flash f : line.flash()) flash.add(new VmConfig.Flash(f.unit(), firmwareFile("pflash unit " + f.unit(), f.file(), process.cwd()), f.readOnly()));
             return new ForeignGuest(process.pid(), new VmConfig("qemu-" + process.pid(), type, accel, memoryMiB, cpus, line.kernel(),
-                    line.initrd(), line.kernelCommandLine(), false, false, line.replayedArgs(), disks));
+                    line.initrd(), line.kernelCommandLine(), false, false, line.replayedArgs(), disks, firmware, flash));
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException("the QEMU behind " + qmpSocket + " (pid " + process.pid() + ") cannot be replayed: "
                     + e.getMessage(), e);
         }
+    }
+
+    /**
+     * The file QEMU read for {@code -bios} (or a pflash unit: then a path), found as QEMU finds it (a path as it is; a bare name in QEMU's working directory,
+     * then in its data directories), bounded in size since the image carries a copy.
+     */
+    static Path firmwareFile(String option, Path given, Path cwd) {
+        List<Path> candidates = new ArrayList<>();
+        if (given.isAbsolute()) {
+            candidates.add(given);
+        } else {
+            candidates.add(cwd.resolve(given));
+            ExternalCommand.Result dirs = ExternalCommand.run(List.of(QemuVm.QEMU_BINARY, "-L", "help"), Duration.ofSeconds(10));
+            if (!dirs.succeeded()) throw new IllegalArgumentException(option + " " + given + ": cannot list QEMU's data directories: " + dirs.describe());
+            dirs.stdout().lines().map(String::strip).filter(l -> !l.isEmpty()).forEach(d -> candidates.add(Path.of(d).resolve(given).normalize()));
+        }
+        for (Path file : candidates) {
+            if (!Files.isRegularFile(file)) continue;
+            long byteSize;
+            try {
+                byteSize = Files.size(file);
+            } catch (IOException e) {
+                throw new IllegalArgumentException(option + " " + file + ": expected a readable file, actual " + e, e);
+            }
+            if (byteSize > VmConfig.MAX_FIRMWARE_BYTES) {
+                throw new IllegalArgumentException(option + " " + file + ": expected a firmware file of at most " + (VmConfig.MAX_FIRMWARE_BYTES >> 20)
+                        + " MiB (the image carries a copy), actual " + byteSize + " bytes");
+            }
+            try {
+                return file.toRealPath();
+            } catch (IOException e) {
+                throw new IllegalArgumentException(option + " " + file + ": expected a readable file, actual " + e, e);
+            }
+        }
+        throw new IllegalArgumentException(option + " " + given + ": expected a regular file at one of " + candidates + ", actual none");
     }
 
     /** Every disk with a medium, from {@code query-block}; one that is not a virtio-blk disk on a raw or qcow2 file is refused. */
@@ -49,6 +94,7 @@ public record ForeignGuest(long pid, VmConfig config) {
         for (JsonNode block : qmp.execute("query-block")) {
             JsonNode inserted = block.path("inserted");
             if (inserted.isMissingNode()) continue; // an empty drive holds nothing to save
+            if (FLASH_DEVICE.matcher(block.path("qdev").asText()).matches()) continue; // the firmware's flash: from the command line
             String name = block.path("device").asText().isEmpty() ? block.path("qdev").asText() : block.path("device").asText();
             String qdev = block.path("qdev").asText();
             if (!qdev.endsWith(VIRTIO_BLK_BACKEND)) {

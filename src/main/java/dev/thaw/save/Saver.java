@@ -214,9 +214,8 @@ public final class Saver {
             server.bind(UnixDomainSocketAddress.of(socket));
             if (writer != null) guard.writing(writer.temporaryDirectory());
             if (writer != null && options.guestFiles()) {
-                // Before the stop: copying the kernel and initrd costs the guest no downtime.
-                writer.guestFile("kernel", vmConfig.kernel());
-                writer.guestFile("initrd", vmConfig.initrd());
+                // Before the stop: copying the kernel and initrd (a disk-booted guest: none) and firmware costs the guest no downtime.
+                for (var file : vmConfig.guestFiles()) writer.guestFile(file.getKey(), file.getValue());
             }
             long stopped = System.nanoTime();
             if (!live) qmp.stop(qmpTimeout);

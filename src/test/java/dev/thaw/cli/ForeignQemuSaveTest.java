@@ -34,18 +34,25 @@ class ForeignQemuSaveTest {
 
     /** A QEMU the test starts itself, as a user would: its own sockets, its console in a file, killed at the end. */
     private record HandStarted(Process process, Path qmpSocket, Path agentSocket) implements AutoCloseable {
+        /** The demo guest's kernel booted by QEMU, with {@code disk} (if any) as a virtio disk. */
         static HandStarted start(Path runDir, Path disk, List<String> more) throws Exception {
+            List<String> boot = new ArrayList<>(List.of("-kernel", TestHost.guest().kernel().toString(), "-initrd",
+                    TestHost.guest().initrd().toString(), "-append", "console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/init"));
+            if (disk != null) boot.addAll(List.of("-drive", "file=" + disk + ",format=qcow2,if=virtio"));
+            boot.addAll(more);
+            return startWith(runDir, boot);
+        }
+
+        /** A QEMU with its serial ports and QMP socket, booting as {@code boot} (the rest of its command line) says. */
+        static HandStarted startWith(Path runDir, List<String> boot) throws Exception {
             Path qmp = runDir.resolve("qmp.sock");
             Path agent = runDir.resolve("agent.sock");
             List<String> command = new ArrayList<>(List.of(QemuVm.QEMU_BINARY, "-machine", "pc", "-accel", "tcg", "-m", "256",
                     "-smp", "2", "-nodefaults", "-no-user-config", "-display", "none",
-                    "-kernel", TestHost.guest().kernel().toString(), "-initrd", TestHost.guest().initrd().toString(),
-                    "-append", "console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/init",
                     "-serial", "file:" + runDir.resolve("console.log"),
                     "-serial", "unix:" + agent + ",server=on,wait=off",
                     "-qmp", "unix:" + qmp + ",server=on,wait=off"));
-            if (disk != null) command.addAll(List.of("-drive", "file=" + disk + ",format=qcow2,if=virtio"));
-            command.addAll(more);
+            command.addAll(boot);
             Process p = new ProcessBuilder(command).redirectOutput(runDir.resolve("stdout.log").toFile())
                     .redirectError(runDir.resolve("stderr.log").toFile()).start();
             long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
@@ -245,6 +252,117 @@ class ForeignQemuSaveTest {
         assertThat(changed.exit()).isNotZero();
         assertThat(changed.err()).contains("disk disk0 (base " + disk + ") changed since the save").contains("SHA-256 expected");
         assertThat(QemuVm.live()).isEmpty();
+    }
+
+    /**
+     * A guest its firmware boots from a disk (no -kernel, -initrd nor -append: SeaBIOS, given by a bare -bios name as QEMU looks
+     * it up, boots SYSLINUX on the disk, which loads the demo guest's kernel): saved by {@code thaw save --qmp}, the image
+     * carrying the firmware, and restored lazily, working-set first (from the lazy restore's trace) and eagerly, each on a fresh
+     * overlay, by a QEMU without -kernel (its RAM blocks match the source's only then: -kernel adds an option ROM) with -bios
+     * from the image: wsbench's memory, the disk and the agent as they were.
+     */
+    @Test
+    void savesAGuestItsFirmwareBootsFromADiskAndRestoresItWithoutAKernel(@TempDir Path dir) throws Exception {
+        Path disk = dir.resolve("boot.qcow2"); // the built disk is never written: the guest runs on an overlay of it
+        ExternalCommand.check(List.of("qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", TestHost.firmwareDisk().raw().toString(),
+                disk.toString()), Duration.ofSeconds(30));
+        Path image = dir.resolve("img");
+        Path runDir = Files.createTempDirectory(Path.of("/tmp"), "thaw-test-firmware-");
+        GuestAgent.MemSum cold;
+        GuestAgent.DiskSum written;
+        try (HandStarted source = HandStarted.startWith(runDir, List.of("-bios", "bios-256k.bin",
+                "-drive", "file=" + disk + ",if=none,id=d0,format=qcow2", "-device", "virtio-blk-pci,drive=d0,addr=04,bootindex=0"));
+             GuestAgent agent = GuestAgent.connect(source.agentSocket(), "firmware-booted")) {
+            cold = awaitWsbench(runDir, agent);
+            agent.diskWrite(36, 4, 7); // past the FAT partition's files: the guest runs from its initramfs
+            written = agent.diskSum(36, 4);
+            ImageCommandsTest.Run save = ImageCommandsTest.run("save", "--qmp", source.qmpSocket().toString(), "--out", image.toString(),
+                    "--json");
+            assertThat(save.exit()).as(save.err()).isZero();
+            JsonNode report = Json.MAPPER.readTree(save.out());
+            assertThat(report.path("foreignPid").asLong()).isEqualTo(source.process().pid());
+            assertThat(report.path("disks").get(0).path("base").asText()).isEqualTo(disk.toString());
+        } finally {
+            dev.thaw.util.FileTrees.deleteQuietly(runDir);
+        }
+        assertThat(image.resolve("guest/firmware")).as("the image carries the firmware QEMU found in its data directory")
+                .hasSameBinaryContentAs(Path.of("/usr/share/seabios/bios-256k.bin"));
+        assertThat(image.resolve("guest/kernel")).doesNotExist();
+        String baseSha = sha256(disk);
+        for (Restorer.Mode mode : List.of(Restorer.Mode.LAZY, Restorer.Mode.WS, Restorer.Mode.EAGER)) {
+            try (CheckpointImage img = CheckpointImage.open(image);
+                 QemuVm clone = Restorer.restore(img, mode, "thaw-test-firmware-" + mode.label(), WorkingSetChoice.defaults(), o -> o,
+                         s -> {}).vm();
+                 GuestAgent agent = GuestAgent.connect(clone)) {
+                List<String> argv = commandLine(clone);
+                assertThat(argv).as(mode + ": the restore's QEMU boots no kernel").doesNotContain("-kernel", "-initrd", "-append");
+                assertThat(argv).containsSubsequence("-bios", image.resolve("guest/firmware").toString());
+                assertThat(clone.config().disks().getFirst().file()).isNotEqualTo(disk).startsWith(dir.resolve("img.disks"));
+                agent.awaitReady(Duration.ofSeconds(30));
+                assertThat(agent.memsumCold()).as(mode + ": wsbench's memory as saved").isEqualTo(cold);
+                assertThat(agent.diskSum(36, 4)).as(mode + ": the disk as saved").isEqualTo(written);
+                agent.diskWrite(36, 4, 20 + mode.ordinal());
+            }
+        }
+        assertThat(sha256(disk)).as("no restore wrote the base").isEqualTo(baseSha);
+
+        // The firmware in flash, OVMF's way (its code read-only in unit 0, its variables writable in unit 1; here SeaBIOS, which
+        // runs from flash as well): the image carries both, and a restore runs on the code in the image and a copy of its own
+        // of the variables, which its QEMU writes back (hw/block/pflash_cfi01.c, postload_update_cb) once the guest runs.
+        Path code = dir.resolve("code.fd");
+        Files.copy(Path.of("/usr/share/seabios/bios-256k.bin"), code);
+        Path vars = dir.resolve("vars.fd");
+        byte[] varsBytes = new byte[128 << 10];
+        new java.util.Random(14).nextBytes(varsBytes); // not zeros: a copy that lost them would show
+        Files.write(vars, varsBytes);
+        Path flashDisk = dir.resolve("boot-flash.qcow2");
+        ExternalCommand.check(List.of("qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", TestHost.firmwareDisk().raw().toString(),
+                flashDisk.toString()), Duration.ofSeconds(30));
+        Path flashImage = dir.resolve("img-flash");
+        Path flashRun = Files.createTempDirectory(Path.of("/tmp"), "thaw-test-firmware-");
+        GuestAgent.MemSum flashCold;
+        try (HandStarted source = HandStarted.startWith(flashRun, List.of("-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + code,
+                "-drive", "if=pflash,format=raw,unit=1,file=" + vars,
+                "-drive", "file=" + flashDisk + ",if=none,id=d0,format=qcow2", "-device", "virtio-blk-pci,drive=d0,addr=04,bootindex=0"));
+             GuestAgent agent = GuestAgent.connect(source.agentSocket(), "flash-booted")) {
+            flashCold = awaitWsbench(flashRun, agent);
+            ImageCommandsTest.Run save = ImageCommandsTest.run("save", "--qmp", source.qmpSocket().toString(), "--out", flashImage.toString());
+            assertThat(save.exit()).as(save.err()).isZero();
+        } finally {
+            dev.thaw.util.FileTrees.deleteQuietly(flashRun);
+        }
+        assertThat(flashImage.resolve("guest/flash0")).hasSameBinaryContentAs(code);
+        assertThat(flashImage.resolve("guest/flash1")).hasSameBinaryContentAs(vars);
+        try (CheckpointImage img = CheckpointImage.open(flashImage);
+             QemuVm clone = Restorer.restore(img, Restorer.Mode.EAGER, "thaw-test-flash", WorkingSetChoice.defaults(), o -> o, s -> {}).vm();
+             GuestAgent agent = GuestAgent.connect(clone)) {
+            List<String> argv = commandLine(clone);
+            assertThat(argv).doesNotContain("-kernel", "-bios")
+                    .contains("if=pflash,format=raw,unit=0,file=" + flashImage.resolve("guest/flash0") + ",readonly=on");
+            Path ownVars = clone.config().flash().get(1).file();
+            assertThat(ownVars).as("the restore's own copy of the variables").startsWith(dir.resolve("img-flash.disks")).hasSameBinaryContentAs(vars);
+            assertThat(argv).contains("if=pflash,format=raw,unit=1,file=" + ownVars);
+            agent.awaitReady(Duration.ofSeconds(30));
+            assertThat(agent.memsumCold()).as("wsbench's memory as saved").isEqualTo(flashCold);
+        }
+        assertThat(flashImage.resolve("guest/flash1")).as("the image's copy is never written").hasSameBinaryContentAs(vars);
+    }
+
+    /** The command line a restore started its QEMU with, as the process has it. */
+    private static List<String> commandLine(QemuVm vm) throws java.io.IOException {
+        return List.of(Files.readString(Path.of("/proc/" + vm.pid() + "/cmdline")).split("\0"));
+    }
+
+    /** Waits until wsbench filled its region (its console line), then returns the checksum of what it never rewrites. */
+    private static GuestAgent.MemSum awaitWsbench(Path runDir, GuestAgent agent) throws Exception {
+        agent.awaitReady(BOOT);
+        assertThat(Files.readString(runDir.resolve("console.log"))).as("SYSLINUX booted the demo guest's kernel").contains("thaw-init up");
+        long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
+        while (!Files.readString(runDir.resolve("console.log")).contains("wsbench ready")) {
+            assertThat(System.nanoTime()).as("wsbench filled its region within 60 s").isLessThan(deadline);
+            Thread.sleep(100);
+        }
+        return agent.memsumCold();
     }
 
     private static String sha256(Path file) throws Exception {

@@ -41,6 +41,66 @@ class ForeignCommandLineTest {
         assertThat(FreePages.of(QemuOption.parse(c.replayedArgs()))).isEqualTo(FreePages.REPORTING_AND_HINT);
     }
 
+    /** The line without -kernel, -initrd and -append: a guest its firmware boots from a disk. */
+    private static List<String> firmwareLine(String... more) {
+        List<String> argv = new ArrayList<>(line(more));
+        for (String option : List.of("-kernel", "-initrd", "-append")) {
+            int at = argv.indexOf(option);
+            argv.subList(at, at + 2).clear();
+        }
+        return argv;
+    }
+
+    @Test
+    void acceptsAGuestItsFirmwareBootsFromADiskAndRecordsItsBios() {
+        ForeignCommandLine c = ForeignCommandLine.parse(firmwareLine("-drive", "file=boot.img,if=none,id=d0,format=raw",
+                "-device", "virtio-blk-pci,drive=d0,addr=04,bootindex=0"), CWD);
+        assertThat(c.kernel()).isNull();
+        assertThat(c.initrd()).isNull();
+        assertThat(c.kernelCommandLine()).isEmpty();
+        assertThat(c.firmware()).as("QEMU's default firmware").isNull();
+        assertThat(ForeignCommandLine.parse(firmwareLine("-bios", "fw/OVMF.fd"), CWD).firmware()).isEqualTo(Path.of("/srv/vm/fw/OVMF.fd"));
+        assertThat(ForeignCommandLine.parse(firmwareLine("-bios", "/usr/share/seabios/bios.bin"), CWD).firmware())
+                .isEqualTo(Path.of("/usr/share/seabios/bios.bin"));
+        // A bare name is looked up as QEMU does (its working directory, then its data directories): by ForeignGuest, not here.
+        assertThat(ForeignCommandLine.parse(firmwareLine("-bios", "bios-256k.bin"), CWD).firmware()).isEqualTo(Path.of("bios-256k.bin"));
+        assertThat(ForeignCommandLine.parse(line("-bios", "bios.bin"), CWD).kernel()).as("-bios with -kernel").isEqualTo(Path.of("/srv/vm/vmlinuz"));
+        // OVMF's way: its code read-only in unit 0, its variables writable in unit 1 (without unit=, in the order given).
+        ForeignCommandLine ovmf = ForeignCommandLine.parse(firmwareLine("-drive",
+                "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE.fd", "-drive", "if=pflash,format=raw,file=vars.fd"), CWD);
+        assertThat(ovmf.flash()).containsExactly(new VmConfig.Flash(0, Path.of("/usr/share/OVMF/OVMF_CODE.fd"), true),
+                new VmConfig.Flash(1, Path.of("/srv/vm/vars.fd"), false));
+        assertThat(ovmf.firmware()).isNull();
+    }
+
+    @Test
+    void refusesHalfADirectBootAndFirmwareItCannotCarry() {
+        List<String> noInitrd = new ArrayList<>(line());
+        noInitrd.subList(noInitrd.indexOf("-initrd"), noInitrd.indexOf("-initrd") + 2).clear();
+        assertThatThrownBy(() -> ForeignCommandLine.parse(noInitrd, CWD))
+                .hasMessage("the QEMU command line: expected -initrd with -kernel, actual no -initrd (a kernel booted without an"
+                        + " initramfs is not replayed yet)");
+        assertThatThrownBy(() -> ForeignCommandLine.parse(firmwareLine("-append", "console=ttyS0"), CWD))
+                .hasMessage("the QEMU command line: expected -kernel with -append, actual no -kernel (without one the firmware boots a"
+                        + " disk and QEMU refuses -append)");
+        assertThatThrownBy(() -> ForeignCommandLine.parse(firmwareLine("-initrd", "/i"), CWD))
+                .hasMessageContaining("expected -kernel with -initrd, actual no -kernel");
+        assertThatThrownBy(() -> ForeignCommandLine.parse(firmwareLine("-L", "/opt/fw"), CWD))
+                .hasMessageContaining("(-L) cannot be replayed: expected none of [L, daemonize, global], actual -L");
+        assertThatThrownBy(() -> ForeignCommandLine.parse(firmwareLine("-drive", "if=pflash,format=raw,unit=1,file=vars.fd"), CWD))
+                .hasMessage("the QEMU command line: expected pflash unit 0 (the firmware's code) and at most one unit 1 (its"
+                        + " variables), actual units [1]");
+        assertThatThrownBy(() -> ForeignCommandLine.parse(firmwareLine("-drive", "if=pflash,format=qcow2,file=code.fd"), CWD))
+                .hasMessageContaining("cannot be replayed: expected format to match raw (a firmware's flash), actual 'format=qcow2'");
+        assertThatThrownBy(() -> ForeignCommandLine.parse(firmwareLine("-bios", "b.bin", "-drive", "if=pflash,format=raw,file=code.fd"), CWD))
+                .hasMessageContaining("expected -bios or if=pflash firmware, actual both");
+        assertThatThrownBy(() -> ForeignCommandLine.parse(firmwareLine("-drive", "if=pflash,format=raw,file=a.fd", "-drive",
+                "if=pflash,format=raw,file=b.fd", "-drive", "if=pflash,format=raw,file=c.fd"), CWD))
+                .hasMessageContaining("expected at most two pflash units (code and variables), actual a third");
+        assertThatThrownBy(() -> ForeignCommandLine.parse(firmwareLine("-boot", "order=c"), CWD))
+                .hasMessageContaining("(-boot) cannot be replayed: expected one of").hasMessageContaining("actual '-boot'");
+    }
+
     @Test
     void refusesWhatCannotBeReplayedNamingTheArgument() {
         record Case(List<String> argv, String named) {}

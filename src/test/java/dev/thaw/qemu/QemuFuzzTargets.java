@@ -37,8 +37,13 @@ public final class QemuFuzzTargets {
         VmConfig redis = new VmConfig("redis-1", "pc-q35-7.2", Accel.TCG, 1024, 2, kernel, initrd, "thaw.app=redis", false, false,
                 List.of("-netdev", "user,id=net0,hostfwd=tcp:127.0.0.1:0-:6379", "-device", "virtio-net-pci,netdev=net0,mac=52:54:00:12:34:56",
                         "-device", "virtio-balloon-pci"));
+        // A guest its firmware boots from a disk: no kernel, the firmware in flash (code and variables).
+        VmConfig flash = new VmConfig("disk-1", "pc-i440fx-7.2", Accel.TCG, 256, 2, null, null, "", false, false, List.of(), List.of(), null,
+                List.of(new VmConfig.Flash(0, Files.write(guest.resolve("code.fd"), new byte[] {3}), true),
+                        new VmConfig.Flash(1, Files.write(guest.resolve("vars.fd"), new byte[] {4}), false)));
         Path file = work.resolve("vm.json");
-        return new FuzzTarget("vm-config", List.of(JSON.writeValueAsBytes(plain), JSON.writeValueAsBytes(redis)), JsonMutator::mutate, input -> {
+        return new FuzzTarget("vm-config", List.of(JSON.writeValueAsBytes(plain), JSON.writeValueAsBytes(redis), JSON.writeValueAsBytes(flash)),
+                JsonMutator::mutate, input -> {
             Files.write(file, input);
             VmConfig config = VmConfig.read(file);
             VmConfig recorded = JSON.treeToValue(JSON.valueToTree(config), VmConfig.class);

@@ -37,6 +37,14 @@ public final class TestHost {
         return postgresDisk;
     }
 
+    private static dev.thaw.guest.FirmwareDisk firmwareDisk;
+
+    /** A disk SeaBIOS boots into the demo guest (guest/build-firmware-disk.sh, cached by its key): a guest without -kernel. */
+    public static synchronized dev.thaw.guest.FirmwareDisk firmwareDisk() {
+        if (firmwareDisk == null) firmwareDisk = dev.thaw.guest.GuestBuilder.buildFirmwareDisk(guest(), System.err);
+        return firmwareDisk;
+    }
+
     public static QemuVersion qemu() {
         return report().qemuVersion().orElseThrow();
     }
