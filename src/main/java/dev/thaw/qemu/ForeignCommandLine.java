@@ -30,9 +30,11 @@ import java.util.regex.Pattern;
  * @param replayedArgs   the {@code -device}, {@code -netdev} and {@code -object iothread} options a restore repeats (checked by
  *                       {@link QemuOption})
  * @param serialPorts    how many {@code -serial} ports (a restore gives the guest two: its console and Thaw's agent port)
+ * @param qemuDefaults   no {@code -nodefaults}: QEMU's default devices (VGA, IDE CD-ROM and floppy drives, parallel port, a NIC
+ *                       where no network is given), which the restore's QEMU then keeps too
  */
 public record ForeignCommandLine(Accel accel, Path kernel, Path initrd, String kernelCommandLine, List<String> replayedArgs,
-                                 int serialPorts, Path firmware, List<VmConfig.Flash> flash) {
+                                 int serialPorts, Path firmware, List<VmConfig.Flash> flash, boolean qemuDefaults) {
     /** Options without a value that leave nothing in the guest's migrated state. */
     private static final Set<String> HARMLESS_FLAGS = Set.of("nodefaults", "no-user-config", "nographic", "no-reboot", "no-shutdown",
             "S", "enable-kvm");
@@ -84,6 +86,7 @@ public record ForeignCommandLine(Accel accel, Path kernel, Path initrd, String k
         Path firmware = null;
         List<VmConfig.Flash> flash = new ArrayList<>();
         boolean nodefaults = false;
+        boolean vgaNone = false;
         int serials = 0;
         List<String> replayed = new ArrayList<>();
         for (int i = 1; i < argv.size(); i++) {
@@ -129,6 +132,7 @@ public record ForeignCommandLine(Accel accel, Path kernel, Path initrd, String k
                 case "serial" -> serials++;
                 case "display", "vga" -> {
                     if (!value.equals("none")) throw refused(at, where, "expected none (display devices are not replayed yet), actual '" + value + "'");
+                    if (option.equals("vga")) vgaNone = true;
                 }
                 case "drive" -> {
                     if (value.matches("(?:.*,)?if=pflash(?:,.*)?")) {
@@ -183,9 +187,11 @@ public record ForeignCommandLine(Accel accel, Path kernel, Path initrd, String k
                 default -> { } // host-side: not replayed
             }
         }
-        if (!nodefaults) {
-            throw new QemuOption.RefusedException("the QEMU command line: expected -nodefaults, actual none (QEMU's default devices"
-                    + " (VGA, an e1000 NIC, an IDE CD-ROM) are not replayed yet)");
+        // Without -nodefaults QEMU adds its default devices; the restore's QEMU, also without it, adds the same ones at the same
+        // places (before any -device). A -vga none would leave the restore a VGA the stream does not have: not replayed yet.
+        if (!nodefaults && vgaNone) {
+            throw new QemuOption.RefusedException("the QEMU command line: expected -nodefaults with -vga none, actual -vga none alone"
+                    + " (QEMU's other default devices without its VGA are not replayed yet)");
         }
         // Either QEMU boots a kernel (-kernel and -initrd: Thaw replays no other direct boot) or the firmware boots a disk.
         if (kernel != null && initrd == null) {
@@ -210,7 +216,7 @@ public record ForeignCommandLine(Accel accel, Path kernel, Path initrd, String k
                     + " boots the flash and ignores -bios)");
         }
         return new ForeignCommandLine(accel, kernel, initrd, append == null ? "" : append, List.copyOf(replayed), serials, firmware,
-                List.copyOf(flash));
+                List.copyOf(flash), !nodefaults);
     }
 
     private static Optional<Accel> machineAccel(int index, String where, String value) {

@@ -35,6 +35,9 @@ import java.util.regex.Pattern;
  * @param flash             the firmware in flash instead ({@code -drive if=pflash}: unit 0 its code, unit 1 its variables),
  *                          each a RAM block the stream carries; empty for none. A writable one (the variables) is written by
  *                          its QEMU, so each restore runs on a copy of its own ({@code RestoreDisks})
+ * @param qemuDefaults      QEMU's default devices kept (no {@code -nodefaults}: a VGA, an IDE CD-ROM drive, a floppy drive,
+ *                          a parallel port, and a NIC where no network is given), as a command line that Thaw did not write
+ *                          had them: their state is in the stream, so the restore's QEMU must have them too
  */
 public record VmConfig(String name, String machineType, Accel accel, long memoryMiB, int cpuCount,
                        Path kernel, Path initrd, String kernelCommandLine,
@@ -42,7 +45,9 @@ public record VmConfig(String name, String machineType, Accel accel, long memory
                        @com.fasterxml.jackson.annotation.JsonInclude(com.fasterxml.jackson.annotation.JsonInclude.Include.NON_NULL)
                        Path firmware,
                        @com.fasterxml.jackson.annotation.JsonInclude(com.fasterxml.jackson.annotation.JsonInclude.Include.NON_EMPTY)
-                       List<Flash> flash) {
+                       List<Flash> flash,
+                       @com.fasterxml.jackson.annotation.JsonInclude(com.fasterxml.jackson.annotation.JsonInclude.Include.NON_DEFAULT)
+                       boolean qemuDefaults) {
     /**
      * A flash device holding firmware ({@code -drive if=pflash,format=raw,unit=U,file=FILE[,readonly=on]}).
      *
@@ -130,6 +135,14 @@ public record VmConfig(String name, String machineType, Accel accel, long memory
                     Path firmware) {
         this(name, machineType, accel, memoryMiB, cpuCount, kernel, initrd, kernelCommandLine, incomingDefer, startPaused, extraArgs,
                 disks, firmware, List.of());
+    }
+
+    /** A configuration without QEMU's default devices ({@code -nodefaults}, as every guest Thaw boots). */
+    public VmConfig(String name, String machineType, Accel accel, long memoryMiB, int cpuCount, Path kernel, Path initrd,
+                    String kernelCommandLine, boolean incomingDefer, boolean startPaused, List<String> extraArgs, List<Disk> disks,
+                    Path firmware, List<Flash> flash) {
+        this(name, machineType, accel, memoryMiB, cpuCount, kernel, initrd, kernelCommandLine, incomingDefer, startPaused, extraArgs,
+                disks, firmware, flash, false);
     }
 
     /** The largest firmware file a configuration names: OVMF is 2-4 MiB, SeaBIOS 256 KiB; QEMU maps it below 4 GiB. */
@@ -279,31 +292,37 @@ public record VmConfig(String name, String machineType, Accel accel, long memory
     /** The same guest, started as the destination of a restore. */
     public VmConfig asIncoming(String newName) {
         return new VmConfig(newName, machineType, accel, memoryMiB, cpuCount, kernel, initrd, kernelCommandLine,
-                true, startPaused, extraArgs, disks, firmware, flash);
+                true, startPaused, extraArgs, disks, firmware, flash, qemuDefaults);
     }
 
     /** The same guest, started paused ({@code -S}) and not as a migration destination (for example to {@code loadvm} into). */
     public VmConfig asPaused(String newName) {
         return new VmConfig(newName, machineType, accel, memoryMiB, cpuCount, kernel, initrd, kernelCommandLine,
-                false, true, extraArgs, disks, firmware, flash);
+                false, true, extraArgs, disks, firmware, flash, qemuDefaults);
     }
 
     /** The same guest with or without {@code -S}: started, its vCPUs wait for {@code cont} (a cluster member waits for START). */
     public VmConfig withStartPaused(boolean paused) {
         return new VmConfig(name, machineType, accel, memoryMiB, cpuCount, kernel, initrd, kernelCommandLine, incomingDefer,
-                paused, extraArgs, disks, firmware, flash);
+                paused, extraArgs, disks, firmware, flash, qemuDefaults);
+    }
+
+    /** The same guest with or without QEMU's default devices (a command line Thaw did not write may keep them). */
+    public VmConfig withQemuDefaults(boolean keep) {
+        return new VmConfig(name, machineType, accel, memoryMiB, cpuCount, kernel, initrd, kernelCommandLine, incomingDefer,
+                startPaused, extraArgs, disks, firmware, flash, keep);
     }
 
     /** The same guest on other disks (a restore's overlays; none for what an image records). */
     public VmConfig withDisks(List<Disk> newDisks) {
         return new VmConfig(name, machineType, accel, memoryMiB, cpuCount, kernel, initrd, kernelCommandLine, incomingDefer,
-                startPaused, extraArgs, newDisks, firmware, flash);
+                startPaused, extraArgs, newDisks, firmware, flash, qemuDefaults);
     }
 
     /** The same guest with other recorded options (checked by {@link QemuOption} as every configuration's are). */
     public VmConfig withExtraArgs(List<String> newExtraArgs) {
         return new VmConfig(name, machineType, accel, memoryMiB, cpuCount, kernel, initrd, kernelCommandLine, incomingDefer,
-                startPaused, newExtraArgs, disks, firmware, flash);
+                startPaused, newExtraArgs, disks, firmware, flash, qemuDefaults);
     }
 
     /** The same guest with another copy of its guest file {@code role} (one {@link #guestFiles} names: an image's copy). */
@@ -311,7 +330,7 @@ public record VmConfig(String name, String machineType, Accel accel, long memory
         List<Flash> newFlash = flash.stream().map(f -> f.role().equals(role) ? new Flash(f.unit(), copy, f.readOnly()) : f).toList();
         return new VmConfig(name, machineType, accel, memoryMiB, cpuCount, role.equals("kernel") ? copy : kernel,
                 role.equals("initrd") ? copy : initrd, kernelCommandLine, incomingDefer, startPaused, extraArgs, disks,
-                role.equals("firmware") ? copy : firmware, newFlash);
+                role.equals("firmware") ? copy : firmware, newFlash, qemuDefaults);
     }
 
     /**
@@ -334,13 +353,14 @@ public record VmConfig(String name, String machineType, Accel accel, long memory
                 "-cpu", "qemu64",
                 "-smp", Integer.toString(cpuCount),
                 "-m", memoryMiB + "M",
-                "-nodefaults", "-display", "none", "-no-user-config", "-no-reboot",
+                "-display", "none", "-no-user-config", "-no-reboot",
                 "-chardev", "stdio,id=console,signal=off",
                 "-serial", "chardev:console",
                 "-chardev", "socket,id=control,path=" + controlSocket + ",server=on,wait=off",
                 "-serial", "chardev:control",
                 "-chardev", "socket,id=qmp,path=" + qmpSocket + ",server=on,wait=off",
                 "-mon", "chardev=qmp,mode=control"));
+        if (!qemuDefaults) args.add(args.indexOf("-display"), "-nodefaults");
         // Without -kernel the firmware boots the guest's disk (and QEMU adds no linuxboot option ROM, a RAM block of its own).
         if (kernel != null) args.addAll(List.of("-kernel", kernel.toString(), "-initrd", initrd.toString(), "-append", kernelCommandLine));
         if (firmware != null) args.addAll(List.of("-bios", firmware.toString()));

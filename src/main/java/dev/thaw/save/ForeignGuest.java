@@ -46,7 +46,7 @@ public record ForeignGuest(long pid, VmConfig config) {
             List<VmConfig.Flash> flash = new ArrayList<>();
             for (VmConfig.Flash f : line.flash()) flash.add(new VmConfig.Flash(f.unit(), firmwareFile("pflash unit " + f.unit(), f.file(), process.cwd()), f.readOnly()));
             return new ForeignGuest(process.pid(), new VmConfig("qemu-" + process.pid(), type, accel, memoryMiB, cpus, line.kernel(),
-                    line.initrd(), line.kernelCommandLine(), false, false, line.replayedArgs(), disks, firmware, flash));
+                    line.initrd(), line.kernelCommandLine(), false, false, line.replayedArgs(), disks, firmware, flash, line.qemuDefaults()));
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException("the QEMU behind " + qmpSocket + " (pid " + process.pid() + ") cannot be replayed: "
                     + e.getMessage(), e);

@@ -45,13 +45,19 @@ class ForeignQemuSaveTest {
 
         /** A QEMU with its serial ports and QMP socket, booting as {@code boot} (the rest of its command line) says. */
         static HandStarted startWith(Path runDir, List<String> boot) throws Exception {
+            return startWith(runDir, boot, true);
+        }
+
+        /** @param nodefaults whether QEMU goes without its default devices (a VGA, IDE CD-ROM and floppy drives, a NIC, ...) */
+        static HandStarted startWith(Path runDir, List<String> boot, boolean nodefaults) throws Exception {
             Path qmp = runDir.resolve("qmp.sock");
             Path agent = runDir.resolve("agent.sock");
             List<String> command = new ArrayList<>(List.of(QemuVm.QEMU_BINARY, "-machine", "pc", "-accel", "tcg", "-m", "256",
-                    "-smp", "2", "-nodefaults", "-no-user-config", "-display", "none",
+                    "-smp", "2", "-no-user-config", "-display", "none",
                     "-serial", "file:" + runDir.resolve("console.log"),
                     "-serial", "unix:" + agent + ",server=on,wait=off",
                     "-qmp", "unix:" + qmp + ",server=on,wait=off"));
+            if (nodefaults) command.add("-nodefaults");
             command.addAll(boot);
             Process p = new ProcessBuilder(command).redirectOutput(runDir.resolve("stdout.log").toFile())
                     .redirectError(runDir.resolve("stderr.log").toFile()).start();
@@ -349,6 +355,39 @@ class ForeignQemuSaveTest {
     }
 
     /** The command line a restore started its QEMU with, as the process has it. */
+    @Test
+    void savesAQemuWithItsDefaultDevicesAndRestoresThemWithItLazily(@TempDir Path dir) throws Exception {
+        // No -nodefaults, as most users' scripts: QEMU adds a VGA (its 16 MiB vga.vram block), IDE CD-ROM and floppy drives
+        // without media, a parallel port and an e1000 NIC on user networking. The restore's QEMU must have the same.
+        Path image = dir.resolve("img");
+        Path runDir = Files.createTempDirectory(Path.of("/tmp"), "thaw-test-defaults-");
+        GuestAgent.MemSum cold;
+        try (HandStarted source = HandStarted.startWith(runDir, List.of("-kernel", TestHost.guest().kernel().toString(), "-initrd",
+                TestHost.guest().initrd().toString(), "-append", "console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/init"
+                        + " wsbench.total_mib=32 wsbench.ws_mib=8 wsbench.layout=contiguous"), false);
+             GuestAgent agent = GuestAgent.connect(source.agentSocket(), "with-defaults")) {
+            cold = awaitWsbench(runDir, agent);
+            ImageCommandsTest.Run save = ImageCommandsTest.run("save", "--qmp", source.qmpSocket().toString(), "--out", image.toString());
+            assertThat(save.exit()).as(save.err()).isZero();
+        } finally {
+            dev.thaw.util.FileTrees.deleteQuietly(runDir);
+        }
+        try (CheckpointImage img = CheckpointImage.open(image);
+             QemuVm clone = Restorer.restore(img, Restorer.Mode.LAZY, "thaw-test-defaults", WorkingSetChoice.defaults(), o -> o,
+                     s -> {}).vm();
+             GuestAgent agent = GuestAgent.connect(clone)) {
+            assertThat(img.ramBlocks()).extracting(dev.thaw.migration.RamBlock::name).as("the default VGA's memory and NIC's ROM are in the image")
+                    .contains("0000:00:02.0/vga.vram", "0000:00:03.0/e1000.rom");
+            assertThat(commandLine(clone)).as("the restore's QEMU keeps QEMU's default devices").doesNotContain("-nodefaults");
+            agent.awaitReady(Duration.ofSeconds(30));
+            assertThat(agent.memsumCold()).as("wsbench's memory as saved").isEqualTo(cold);
+            List<String> devices = new ArrayList<>();
+            for (JsonNode d : clone.qmp().execute("query-pci").get(0).path("devices")) devices.add(d.path("qdev_id").asText() + "/"
+                    + d.path("class_info").path("desc").asText());
+            assertThat(devices.toString()).as("PCI devices of the restored guest: " + devices).contains("VGA").contains("Ethernet");
+        }
+    }
+
     private static List<String> commandLine(QemuVm vm) throws java.io.IOException {
         return List.of(Files.readString(Path.of("/proc/" + vm.pid() + "/cmdline")).split("\0"));
     }

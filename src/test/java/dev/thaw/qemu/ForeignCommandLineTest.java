@@ -129,7 +129,12 @@ class ForeignCommandLineTest {
                         + " [stream, user] as its type, actual 'tap'");
         List<String> withoutDefaults = new ArrayList<>(line());
         withoutDefaults.remove("-nodefaults");
-        assertThatThrownBy(() -> ForeignCommandLine.parse(withoutDefaults, CWD)).hasMessageContaining("expected -nodefaults");
+        assertThat(ForeignCommandLine.parse(withoutDefaults, CWD).qemuDefaults()).as("QEMU's default devices kept").isTrue();
+        assertThat(ForeignCommandLine.parse(line(), CWD).qemuDefaults()).isFalse();
+        withoutDefaults.addAll(List.of("-vga", "none"));
+        assertThatThrownBy(() -> ForeignCommandLine.parse(withoutDefaults, CWD))
+                .hasMessage("the QEMU command line: expected -nodefaults with -vga none, actual -vga none alone (QEMU's other default"
+                        + " devices without its VGA are not replayed yet)");
         assertThatThrownBy(() -> ForeignCommandLine.parse(List.of("/usr/bin/qemu-system-aarch64"), CWD))
                 .hasMessageContaining("expected qemu-system-x86_64");
     }
