@@ -8,12 +8,14 @@ import dev.thaw.migration.ReturnPathReader;
 import dev.thaw.migration.StreamFormatException;
 import dev.thaw.migration.StreamWriter;
 import dev.thaw.migration.Wire;
+import dev.thaw.qemu.Journal;
 import dev.thaw.qemu.QemuVm;
 import dev.thaw.schedule.BlockShape;
 import dev.thaw.schedule.PageRange;
 import dev.thaw.schedule.PageScheduler;
 import dev.thaw.schedule.SchedulePolicy;
 import dev.thaw.qemu.QmpClient;
+import dev.thaw.qemu.QmpEvent;
 import dev.thaw.qemu.QmpException;
 import dev.thaw.util.ChannelStreams;
 import dev.thaw.util.DirectChannelOutput;
@@ -485,6 +487,8 @@ public final class PostcopyRestore {
         private volatile boolean deviceStateLoaded;
         /** When the senders first asked whether EOF may go; 0 before. */
         private long mayEndAskedNanos;
+        /** QEMU's events read by mayEnd, from the oldest kept on (RESUME may have come before the first question); null before. */
+        private Journal<QmpEvent>.Cursor qmpEvents;
         /** Asks QEMU's run state for a held start (no RESUME comes then); null until needed. */
         private Thread heldStatusProbe;
         /** Placed prefetch: completed when QEMU answers the PING after the working set (its listen thread placed all of it). */
@@ -859,8 +863,11 @@ public final class PostcopyRestore {
         public boolean mayEnd() {
             if (deviceStateLoaded) return true;
             long now = System.nanoTime();
-            if (mayEndAskedNanos == 0) mayEndAskedNanos = now;
-            if (vm.qmp().events().snapshot().stream().anyMatch(e -> e.is("RESUME"))) {
+            if (mayEndAskedNanos == 0) {
+                mayEndAskedNanos = now;
+                qmpEvents = vm.qmp().events().cursorFromStart();
+            }
+            if (qmpEvents.drain().stream().anyMatch(e -> e.is("RESUME"))) {
                 deviceStateLoaded = true;
             } else if (options.startHeld().isPresent() && heldStatusProbe == null) {
                 // Started with -S, QEMU stays paused after RUN and says so only when asked; one question at a time, on a

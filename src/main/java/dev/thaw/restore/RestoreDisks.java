@@ -90,7 +90,8 @@ public final class RestoreDisks {
             bases.add(base);
         }
         Path dir = overlayDirectory(image, vmName, diskDirectory);
-        return withOwnFlash(saved, dir, "image " + image.directory() + ": ").withDisks(onOverlays(bases, dir, "image " + image.directory() + ": "));
+        String where = "image " + image.directory() + ": ";
+        return withOwnFlash(saved, dir, where).withDisks(onOverlays(bases, dir, where));
     }
 
     /**

@@ -325,18 +325,10 @@ class ForeignQemuSaveTest {
         ExternalCommand.check(List.of("qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", TestHost.firmwareDisk().raw().toString(),
                 flashDisk.toString()), Duration.ofSeconds(30));
         Path flashImage = dir.resolve("img-flash");
-        Path flashRun = Files.createTempDirectory(Path.of("/tmp"), "thaw-test-firmware-");
-        GuestAgent.MemSum flashCold;
-        try (HandStarted source = HandStarted.startWith(flashRun, List.of("-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + code,
+        GuestAgent.MemSum flashCold = bootAndSave("thaw-test-firmware-", List.of("-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + code,
                 "-drive", "if=pflash,format=raw,unit=1,file=" + vars,
-                "-drive", "file=" + flashDisk + ",if=none,id=d0,format=qcow2", "-device", "virtio-blk-pci,drive=d0,addr=04,bootindex=0"));
-             GuestAgent agent = GuestAgent.connect(source.agentSocket(), "flash-booted")) {
-            flashCold = awaitWsbench(flashRun, agent);
-            ImageCommandsTest.Run save = ImageCommandsTest.run("save", "--qmp", source.qmpSocket().toString(), "--out", flashImage.toString());
-            assertThat(save.exit()).as(save.err()).isZero();
-        } finally {
-            dev.thaw.util.FileTrees.deleteQuietly(flashRun);
-        }
+                "-drive", "file=" + flashDisk + ",if=none,id=d0,format=qcow2", "-device", "virtio-blk-pci,drive=d0,addr=04,bootindex=0"),
+                true, flashImage);
         assertThat(flashImage.resolve("guest/flash0")).hasSameBinaryContentAs(code);
         assertThat(flashImage.resolve("guest/flash1")).hasSameBinaryContentAs(vars);
         try (CheckpointImage img = CheckpointImage.open(flashImage);
@@ -354,24 +346,14 @@ class ForeignQemuSaveTest {
         assertThat(flashImage.resolve("guest/flash1")).as("the image's copy is never written").hasSameBinaryContentAs(vars);
     }
 
-    /** The command line a restore started its QEMU with, as the process has it. */
     @Test
     void savesAQemuWithItsDefaultDevicesAndRestoresThemWithItLazily(@TempDir Path dir) throws Exception {
         // No -nodefaults, as most users' scripts: QEMU adds a VGA (its 16 MiB vga.vram block), IDE CD-ROM and floppy drives
         // without media, a parallel port and an e1000 NIC on user networking. The restore's QEMU must have the same.
         Path image = dir.resolve("img");
-        Path runDir = Files.createTempDirectory(Path.of("/tmp"), "thaw-test-defaults-");
-        GuestAgent.MemSum cold;
-        try (HandStarted source = HandStarted.startWith(runDir, List.of("-kernel", TestHost.guest().kernel().toString(), "-initrd",
+        GuestAgent.MemSum cold = bootAndSave("thaw-test-defaults-", List.of("-kernel", TestHost.guest().kernel().toString(), "-initrd",
                 TestHost.guest().initrd().toString(), "-append", "console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/init"
-                        + " wsbench.total_mib=32 wsbench.ws_mib=8 wsbench.layout=contiguous"), false);
-             GuestAgent agent = GuestAgent.connect(source.agentSocket(), "with-defaults")) {
-            cold = awaitWsbench(runDir, agent);
-            ImageCommandsTest.Run save = ImageCommandsTest.run("save", "--qmp", source.qmpSocket().toString(), "--out", image.toString());
-            assertThat(save.exit()).as(save.err()).isZero();
-        } finally {
-            dev.thaw.util.FileTrees.deleteQuietly(runDir);
-        }
+                        + " wsbench.total_mib=32 wsbench.ws_mib=8 wsbench.layout=contiguous"), false, image);
         try (CheckpointImage img = CheckpointImage.open(image);
              QemuVm clone = Restorer.restore(img, Restorer.Mode.LAZY, "thaw-test-defaults", WorkingSetChoice.defaults(), o -> o,
                      s -> {}).vm();
@@ -388,6 +370,24 @@ class ForeignQemuSaveTest {
         }
     }
 
+    /**
+     * A hand-started QEMU booting as {@code boot} (with or without {@code -nodefaults}), saved by {@code thaw save --qmp} into
+     * {@code image} once wsbench filled its region; the checksum of what wsbench never rewrites.
+     */
+    private static GuestAgent.MemSum bootAndSave(String runPrefix, List<String> boot, boolean nodefaults, Path image) throws Exception {
+        Path runDir = Files.createTempDirectory(Path.of("/tmp"), runPrefix); // short: unix socket paths
+        try (HandStarted source = HandStarted.startWith(runDir, boot, nodefaults);
+             GuestAgent agent = GuestAgent.connect(source.agentSocket(), runPrefix)) {
+            GuestAgent.MemSum cold = awaitWsbench(runDir, agent);
+            ImageCommandsTest.Run save = ImageCommandsTest.run("save", "--qmp", source.qmpSocket().toString(), "--out", image.toString());
+            assertThat(save.exit()).as(save.err()).isZero();
+            return cold;
+        } finally {
+            dev.thaw.util.FileTrees.deleteQuietly(runDir);
+        }
+    }
+
+    /** The command line a restore started its QEMU with, as the process has it. */
     private static List<String> commandLine(QemuVm vm) throws java.io.IOException {
         return List.of(Files.readString(Path.of("/proc/" + vm.pid() + "/cmdline")).split("\0"));
     }
