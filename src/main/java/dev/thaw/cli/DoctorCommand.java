@@ -27,6 +27,7 @@ final class DoctorCommand implements Callable<Integer> {
         HostDoctor.Report report = HostDoctor.examine(!noInstall, System.err);
         // What the host charges for a 4 KiB page's first touch: on some hypervisors a restore's 4 KiB guest RAM pays it per page.
         PageTouchProbe.Result pages = PageTouchProbe.measure(PROBE_BYTES);
+        PageTouchProbe.remember(pages); // restores choosing their guest RAM read it instead of probing
         if (json) {
             com.fasterxml.jackson.databind.node.ObjectNode out = Json.MAPPER.valueToTree(report);
             out.set("pageTouch", Json.MAPPER.valueToTree(pages));

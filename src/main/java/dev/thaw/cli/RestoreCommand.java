@@ -71,8 +71,16 @@ final class RestoreCommand implements Callable<Integer> {
     boolean collapseHugePages;
 
     @Option(names = "--hugetlb",
-            description = "lazy/ws: back the guest's RAM with 2 MiB hugetlb pages (root; taken from the kernel as surplus pages while QEMU runs).")
+            description = "lazy/ws: back the guest's RAM with 2 MiB hugetlb pages (root; taken from the kernel as surplus pages while QEMU"
+                    + " runs); the same as --guest-ram hugetlb.")
     boolean hugetlb;
+
+    @Option(names = "--guest-ram", defaultValue = "auto", paramLabel = "auto|4k|hugetlb",
+            description = "lazy/ws: what backs the guest's RAM. auto (default): 2 MiB hugetlb pages for a ws restore whose estimate fills"
+                    + " at least half of its 2 MiB regions, as root, on a host where a 4 KiB page's first touch is costly (measured once"
+                    + " per boot, or by thaw doctor), the whole estimate then prefetched; 4 KiB pages otherwise (the reason is printed"
+                    + " and in --json). 4k: QEMU's 4 KiB pages. hugetlb: as --hugetlb.")
+    String guestRamName;
 
     @Mixin
     PostcopyTuning tuning;
@@ -112,7 +120,8 @@ final class RestoreCommand implements Callable<Integer> {
                          long streamBytes, Long demandFaults, Long prefetchedPages, Long demandPages, Long backgroundPages,
                          Long zeroPagesUnsent, Double faultServiceMedianMicros, Double faultServiceP99Micros,
                          Double faultQueueMedianMicros, Double faultQueueP99Micros, Long vcpuBlockedMillis, String trace, String qmpSocket,
-                         dev.thaw.restore.HugePages.CollapseReport hugePageCollapse, String prefetchSizing, List<String> diskFiles) {}
+                         dev.thaw.restore.HugePages.CollapseReport hugePageCollapse, String prefetchSizing, List<String> diskFiles,
+                         String guestRam, String guestRamReason) {}
 
     @Override
     public Integer call() throws Exception {
@@ -122,8 +131,7 @@ final class RestoreCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--collapse-huge-pages and --hugetlb exclude each other: hugetlb guest RAM is in"
                     + " 2 MiB pages from the start, and MADV_COLLAPSE does not apply to it");
         }
-        PostcopyRestore.GuestRam guestRam = hugetlb ? PostcopyRestore.GuestRam.HUGETLB
-                : collapseHugePages ? PostcopyRestore.GuestRam.COLLAPSE_AFTER : PostcopyRestore.GuestRam.DEFAULT;
+        PostcopyRestore.GuestRam guestRam = guestRam();
         WorkingSetChoice choice = new WorkingSetChoice(WorkingSetChoice.Source.parse(wsSource),
                 wsPages == null ? java.util.OptionalInt.empty() : java.util.OptionalInt.of(wsPages),
                 wsFraction == null ? java.util.OptionalDouble.empty() : java.util.OptionalDouble.of(wsFraction));
@@ -142,6 +150,24 @@ final class RestoreCommand implements Callable<Integer> {
             source = opened;
             return clones > 1 ? restoreClones(guestRam, choice, status, progress) : restoreOne(guestRam, choice, status, progress);
         }
+    }
+
+    /** --guest-ram, --hugetlb and --collapse-huge-pages as one choice; an explicit --guest-ram other than auto excludes the others. */
+    private PostcopyRestore.GuestRam guestRam() {
+        PostcopyRestore.GuestRam named = switch (guestRamName.toLowerCase(java.util.Locale.ROOT)) {
+            case "auto" -> PostcopyRestore.GuestRam.AUTO;
+            case "4k" -> PostcopyRestore.GuestRam.DEFAULT;
+            case "hugetlb" -> PostcopyRestore.GuestRam.HUGETLB;
+            default -> throw new IllegalArgumentException("--guest-ram: expected auto, 4k or hugetlb, actual '" + guestRamName + "'");
+        };
+        if ((hugetlb || collapseHugePages) && named != PostcopyRestore.GuestRam.AUTO && !(hugetlb && named == PostcopyRestore.GuestRam.HUGETLB)) {
+            throw new IllegalArgumentException("--guest-ram " + guestRamName + " and " + (hugetlb ? "--hugetlb" : "--collapse-huge-pages")
+                    + " exclude each other: expected one choice of guest RAM, actual two");
+        }
+        if (hugetlb) return PostcopyRestore.GuestRam.HUGETLB;
+        // Collapsing after the restore is for 4 KiB postcopy RAM.
+        if (collapseHugePages) return PostcopyRestore.GuestRam.COLLAPSE_AFTER;
+        return named;
     }
 
     private int restoreOne(PostcopyRestore.GuestRam guestRam, WorkingSetChoice choice, PrintStream status, Progress progress)
@@ -258,9 +284,9 @@ final class RestoreCommand implements Callable<Integer> {
         } else {
             chosen = Restorer.Mode.parse(mode);
         }
-        if (chosen == Restorer.Mode.MAPPED && guestRam != PostcopyRestore.GuestRam.DEFAULT) {
-            throw new IllegalArgumentException("--collapse-huge-pages and --hugetlb: expected a lazy or ws restore, actual mode mapped"
-                    + " (its RAM is the mapped file)");
+        if (chosen == Restorer.Mode.MAPPED && guestRam != PostcopyRestore.GuestRam.DEFAULT && guestRam != PostcopyRestore.GuestRam.AUTO) {
+            throw new IllegalArgumentException("--collapse-huge-pages, --hugetlb and --guest-ram hugetlb: expected a lazy or ws restore,"
+                    + " actual mode mapped (its RAM is the mapped file)");
         }
         return chosen;
     }
@@ -277,7 +303,9 @@ final class RestoreCommand implements Callable<Integer> {
                 percentileMicros(service, 0.5), percentileMicros(service, 0.99), percentileMicros(queue, 0.5),
                 percentileMicros(queue, 0.99), r == null ? null : r.vcpuBlockedMillis(), o.trace().map(Path::toString).orElse(null),
                 vm.extraQmpSocket().toString(), r == null ? null : r.collapse().orElse(null), o.prefetchSizing().orElse(null),
-                vm.config().disks().stream().map(d -> d.file().toString()).toList());
+                vm.config().disks().stream().map(d -> d.file().toString()).toList(),
+                o.guestRam().map(dev.thaw.restore.GuestRamChoice.Choice::label).orElse(null),
+                o.guestRam().map(dev.thaw.restore.GuestRamChoice.Choice::reason).orElse(null));
     }
 
     /** When the guest ran and the restore completed, and for lazy and ws what the pages cost. */

@@ -14,10 +14,12 @@ import java.util.List;
  * session): 1 GiB, 64 MiB contiguous, TTR 0.17 s with half against 0.27 s with the whole set; 4 GiB, 256 MiB scattered, the
  * guest's work in its first 8 s 0.93-0.99x with the whole set against 0.17-0.46x with half.
  *
- * @param pages  the pages to prefetch, from the head of the queue
- * @param reason what was chosen and why, for {@code restore --json} and the logs
+ * @param pages   the pages to prefetch, from the head of the queue
+ * @param density the estimate's pages over the 2 MiB regions they lie in, times 512 ({@link #density}): what guest RAM in 2 MiB
+ *                pages would read beyond the estimate
+ * @param reason  what was chosen and why, for {@code restore --json} and the logs
  */
-public record PrefetchSize(int pages, String reason) {
+public record PrefetchSize(int pages, double density, String reason) {
     /** Pages of a 2 MiB region. */
     static final int REGION_PAGES = 512;
     /** The estimate is clustered when its pages fill at least this share of the 2 MiB regions they lie in. */
@@ -25,6 +27,7 @@ public record PrefetchSize(int pages, String reason) {
 
     public PrefetchSize {
         if (pages < 0) throw new IllegalArgumentException("prefetch: expected pages >= 0, actual " + pages);
+        if (!(density >= 0 && density <= 1)) throw new IllegalArgumentException("prefetch: expected a density in [0, 1], actual " + density);
     }
 
     /**
@@ -38,18 +41,31 @@ public record PrefetchSize(int pages, String reason) {
         double density = density(queue.pages().subList(0, estimate));
         if (density >= CLUSTERED_DENSITY) {
             int pages = sizing.prefetchPages(queue);
-            return new PrefetchSize(pages, String.format("clustered estimate (its pages fill %.0f%% of their 2 MiB regions): %.2f of"
+            return new PrefetchSize(pages, density, String.format("clustered estimate (its pages fill %.0f%% of their 2 MiB regions): %.2f of"
                     + " its %d pages, faults bring their regions", 100 * density, sizing.prefetchFraction(), estimate));
         }
         int pages = (int) Math.min(estimate, budgetPages);
-        return new PrefetchSize(pages, String.format("scattered estimate (its pages fill %.0f%% of their 2 MiB regions): the whole"
+        return new PrefetchSize(pages, density, String.format("scattered estimate (its pages fill %.0f%% of their 2 MiB regions): the whole"
                 + " estimate, %d of %d pages%s", 100 * density, pages, estimate, pages < estimate ? " (the read-ahead budget)" : ""));
+    }
+
+    /**
+     * For guest RAM in 2 MiB pages: the whole estimate, up to the budget. There a fault after the start moves a whole 2 MiB
+     * page (10.9 ms median against 0.24 ms for 4 KiB, docs/benchmarks.md, fifteenth session), so the half a clustered
+     * estimate leaves to faults costs more than reading it first.
+     */
+    public static PrefetchSize wholeForHugePages(WorkingSet queue, long budgetPages) {
+        int estimate = (int) Math.min(queue.size(), queue.estimatedPageCount());
+        int pages = (int) Math.min(estimate, budgetPages);
+        return new PrefetchSize(pages, density(queue.pages().subList(0, estimate)), String.format("guest RAM in 2 MiB pages, where a"
+                + " fault moves 2 MiB: the whole estimate, %d of %d pages%s", pages, estimate, pages < estimate ? " (the read-ahead budget)" : ""));
     }
 
     /** A fixed fraction of the estimated size (an operator's {@code --ws-fraction}). */
     public static PrefetchSize fraction(WorkingSet queue, Sizing sizing) {
         int pages = sizing.prefetchPages(queue);
-        return new PrefetchSize(pages, String.format("%.2f of the estimated %d pages (--ws-fraction)", sizing.prefetchFraction(),
+        int estimate = (int) Math.min(queue.size(), queue.estimatedPageCount());
+        return new PrefetchSize(pages, density(queue.pages().subList(0, estimate)), String.format("%.2f of the estimated %d pages (--ws-fraction)", sizing.prefetchFraction(),
                 queue.estimatedPageCount()));
     }
 

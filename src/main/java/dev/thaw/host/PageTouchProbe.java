@@ -1,11 +1,14 @@
 package dev.thaw.host;
 
+import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
+import java.nio.file.Files;
+import java.nio.file.Path;
 
 /**
  * What the first touch of a page that is already populated costs on this host, in 4 KiB mappings and in 2 MiB (transparent
@@ -43,6 +46,50 @@ public final class PageTouchProbe {
                     fourKiBMicrosPerPage, hugeMicrosPerPage, pageCount, fourKiBCostly()
                             ? ": 4 KiB host pages are costly here (shadow page tables?): hugetlb guest RAM (--hugetlb) avoids them" : "");
         }
+    }
+
+    /** What a restore measures when this boot has no result yet: 4 MiB of each kind, about 20 ms where 4 KiB pages are costly. */
+    public static final long RESTORE_PROBE_BYTES = 4L << 20;
+
+    /**
+     * This boot's result: read from the cache ({@code CACHE/host/page-touch-BOOT_ID}, written by the doctor or the first restore
+     * that asked), else measured over {@code byteSize} and cached. A host's page-table cost does not change while it runs, and
+     * a restore should not pay the probe twice; an unreadable cache entry is measured again and replaced.
+     */
+    public static Result forThisBoot(long byteSize) {
+        Path cached = cacheFile();
+        try {
+            String[] fields = Files.readString(cached).strip().split(" ");
+            if (fields.length == 3) return new Result(Long.parseLong(fields[0]), Double.parseDouble(fields[1]), Double.parseDouble(fields[2]));
+        } catch (IOException | NumberFormatException e) {
+            // absent or damaged: measured below
+        }
+        Result r = measure(byteSize);
+        remember(r);
+        return r;
+    }
+
+    /** Records {@code r} as this boot's result (best effort: a cache that cannot be written costs the next restore a probe). */
+    public static void remember(Result r) {
+        Path cached = cacheFile();
+        try {
+            Files.createDirectories(cached.getParent());
+            Path tmp = Files.createTempFile(cached.getParent(), "page-touch", ".tmp");
+            Files.writeString(tmp, r.pageCount() + " " + r.fourKiBMicrosPerPage() + " " + r.hugeMicrosPerPage() + "\n");
+            Files.move(tmp, cached, java.nio.file.StandardCopyOption.ATOMIC_MOVE, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        } catch (IOException e) {
+            org.slf4j.LoggerFactory.getLogger(PageTouchProbe.class).warn("cannot cache the page-touch probe in {}: {}", cached, e.getMessage());
+        }
+    }
+
+    private static Path cacheFile() {
+        String boot;
+        try {
+            boot = Files.readString(Path.of("/proc/sys/kernel/random/boot_id")).strip();
+        } catch (IOException e) {
+            boot = "unknown-boot";
+        }
+        return dev.thaw.util.ThawPaths.cacheDir().resolve("host").resolve("page-touch-" + boot);
     }
 
     /** Measures {@code byteSize} (a multiple of 2 MiB) of each kind; takes about a second where 4 KiB pages are costly. */

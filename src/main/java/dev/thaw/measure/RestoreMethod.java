@@ -91,6 +91,10 @@ public enum RestoreMethod {
      * (restore --placed-prefetch): no page fault in QEMU per prefetched page.
      */
     WS_TRACE_PLACED("Thaw ws (trace, placed)", "ws-placed"),
+    /** Ablation: ws (trace) in 4 KiB guest RAM pages whatever the host (what {@link #WS_TRACE} was before it chose). */
+    WS_TRACE_SMALL_PAGES("Thaw ws (trace, 4 KiB pages)", "ws-small-pages"),
+    /** Trial: ws (trace) into hugetlb guest RAM with HotRestore's half of the estimate (the sixteenth session's choice: whole). */
+    WS_TRACE_HUGETLB_HALF("Thaw ws (trace, hugetlb, half)", "ws-hugetlb-half"),
     /**
      * Trial: Thaw's mapped restore ({@code --mode mapped}) with the dirty estimate: the kernel's demand paging of the image's RAM
      * file, the working set read into the page cache once QEMU has the device state (FaaSnap's loading set), merged by address.
@@ -133,7 +137,8 @@ public enum RestoreMethod {
             case THAW_EAGER -> Optional.of(Restorer.Mode.EAGER);
             case THAW_LAZY, THAW_LAZY_ADDRESS_ORDER, THAW_LAZY_HUGETLB -> Optional.of(Restorer.Mode.LAZY);
             case WS_LEARNED, WS_DIRTY, WS_TRACE, WS_DIRTY_NORMAL_PRIORITY, WS_DIRTY_PREEMPT, WS_DIRTY_WHOLE, WS_DIRTY_HALF, WS_DIRTY_QUIET, WS_DIRTY_HUGETLB,
-                 WS_TRACE_QUIET, WS_TRACE_WHOLE, WS_TRACE_STREAMED, WS_TRACE_QUARTER, WS_TRACE_UNPACED, WS_TRACE_WHOLE_REGIONS, WS_TRACE_IDLE_PRIORITY, WS_TRACE_HUGETLB, WS_TRACE_PLACED -> Optional.of(Restorer.Mode.WS);
+                 WS_TRACE_QUIET, WS_TRACE_WHOLE, WS_TRACE_STREAMED, WS_TRACE_QUARTER, WS_TRACE_UNPACED, WS_TRACE_WHOLE_REGIONS, WS_TRACE_IDLE_PRIORITY, WS_TRACE_HUGETLB, WS_TRACE_PLACED,
+                 WS_TRACE_SMALL_PAGES, WS_TRACE_HUGETLB_HALF -> Optional.of(Restorer.Mode.WS);
         };
     }
 
@@ -145,7 +150,7 @@ public enum RestoreMethod {
     public WorkingSetChoice workingSetChoice() {
         OptionalDouble fraction = switch (this) {
             case WS_DIRTY_WHOLE, WS_DIRTY_QUIET, WS_TRACE_QUIET, WS_TRACE_WHOLE -> OptionalDouble.of(1.0);
-            case WS_DIRTY_HALF -> OptionalDouble.of(Sizing.HOTRESTORE.prefetchFraction());
+            case WS_DIRTY_HALF, WS_TRACE_HUGETLB_HALF -> OptionalDouble.of(Sizing.HOTRESTORE.prefetchFraction());
             case WS_TRACE_QUARTER -> OptionalDouble.of(0.25);
             default -> OptionalDouble.empty();
         };
@@ -153,14 +158,25 @@ public enum RestoreMethod {
         return new WorkingSetChoice(WorkingSetChoice.Source.IMAGE, pages, fraction);
     }
 
-    /** A lazy or ws restore's options as this method changes them (its ablation or trial); the others' are their mode's. */
+    /**
+     * A lazy or ws restore's options as this method changes them (its ablation or trial); the others' are their mode's. Guest RAM
+     * is chosen as {@code thaw restore} chooses it ({@link PostcopyRestore.GuestRam#AUTO}) unless the method fixes it; the trials
+     * that shape the prefetch for 4 KiB pages (whole regions into transparent huge pages, placed pages) keep 4 KiB pages.
+     */
     public PostcopyRestore.Options tuned(PostcopyRestore.Options options) {
+        return switch (this) {
+            case WS_TRACE_SMALL_PAGES, WS_TRACE_WHOLE_REGIONS, WS_TRACE_PLACED -> methodOwn(options.withGuestRam(PostcopyRestore.GuestRam.DEFAULT));
+            default -> methodOwn(options.guestRam() == PostcopyRestore.GuestRam.DEFAULT ? options.withGuestRam(PostcopyRestore.GuestRam.AUTO) : options);
+        };
+    }
+
+    private PostcopyRestore.Options methodOwn(PostcopyRestore.Options options) {
         return switch (this) {
             case THAW_LAZY_ADDRESS_ORDER -> options.withPolicy(options.policy().withFaultRegionPages(0));
             case WS_DIRTY_NORMAL_PRIORITY -> options.withBackgroundPriority(ThreadPriority.Policy.NORMAL);
             case WS_TRACE_IDLE_PRIORITY -> options.withBackgroundPriority(ThreadPriority.Policy.IDLE);
             case WS_DIRTY_PREEMPT -> options.withTransport(options.transport().withPreempt(true));
-            case WS_DIRTY_HUGETLB, WS_TRACE_HUGETLB, THAW_LAZY_HUGETLB -> options.withGuestRam(PostcopyRestore.GuestRam.HUGETLB);
+            case WS_DIRTY_HUGETLB, WS_TRACE_HUGETLB, THAW_LAZY_HUGETLB, WS_TRACE_HUGETLB_HALF -> options.withGuestRam(PostcopyRestore.GuestRam.HUGETLB);
             case WS_TRACE_UNPACED -> options.withPolicy(options.policy().withBusyBackgroundBytesPerSecond(0));
             case WS_TRACE_WHOLE_REGIONS -> options.withPolicy(options.policy().withWholeRegionPrefetch(true));
             case WS_TRACE_PLACED -> options.withTransport(options.transport().withPlacedPrefetch(true));
@@ -173,7 +189,8 @@ public enum RestoreMethod {
     public static Set<RestoreMethod> defaults() {
         return EnumSet.complementOf(EnumSet.of(THAW_LAZY_ADDRESS_ORDER, WS_DIRTY_NORMAL_PRIORITY, WS_DIRTY_PREEMPT, WS_DIRTY_WHOLE,
                 WS_DIRTY_HALF, WS_DIRTY_QUIET, WS_DIRTY_HUGETLB, WS_DIRTY_MAPPED, WS_TRACE_QUIET, WS_TRACE_WHOLE, WS_TRACE_STREAMED,
-                WS_TRACE_QUARTER, WS_TRACE_UNPACED, WS_TRACE_WHOLE_REGIONS, WS_TRACE_IDLE_PRIORITY, WS_TRACE_HUGETLB, THAW_LAZY_HUGETLB, WS_TRACE_PLACED));
+                WS_TRACE_QUARTER, WS_TRACE_UNPACED, WS_TRACE_WHOLE_REGIONS, WS_TRACE_IDLE_PRIORITY, WS_TRACE_HUGETLB, THAW_LAZY_HUGETLB, WS_TRACE_PLACED,
+                WS_TRACE_SMALL_PAGES, WS_TRACE_HUGETLB_HALF));
     }
 
     /** Whether it maps the image's RAM file (the bench writes the file when one of its methods does). */
@@ -186,7 +203,7 @@ public enum RestoreMethod {
         return switch (this) {
             case WS_DIRTY_NORMAL_PRIORITY, WS_DIRTY_PREEMPT, WS_DIRTY_WHOLE, WS_DIRTY_HALF, WS_DIRTY_QUIET, WS_DIRTY_HUGETLB, WS_DIRTY_MAPPED -> WS_DIRTY;
             case WS_TRACE_MAPPED, WS_TRACE_QUIET, WS_TRACE_WHOLE, WS_TRACE_STREAMED, WS_TRACE_QUARTER, WS_TRACE_UNPACED, WS_TRACE_WHOLE_REGIONS,
-                 WS_TRACE_IDLE_PRIORITY, WS_TRACE_HUGETLB, WS_TRACE_PLACED -> WS_TRACE;
+                 WS_TRACE_IDLE_PRIORITY, WS_TRACE_HUGETLB, WS_TRACE_PLACED, WS_TRACE_SMALL_PAGES, WS_TRACE_HUGETLB_HALF -> WS_TRACE;
             default -> this;
         };
     }

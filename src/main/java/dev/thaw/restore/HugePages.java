@@ -140,6 +140,20 @@ public final class HugePages {
                 System.nanoTime() - start);
     }
 
+    /** What this host offers a restore choosing its guest RAM: whether it may take surplus hugetlb pages, and MemAvailable. */
+    public static GuestRamChoice.Host host() {
+        boolean permitted = Files.isWritable(Path.of("/proc/sys/vm/nr_overcommit_hugepages"));
+        long available = 0;
+        try {
+            for (String line : Files.readAllLines(Path.of("/proc/meminfo"))) {
+                if (line.startsWith("MemAvailable:")) available = Long.parseLong(line.replaceAll("[^0-9]", "")) << 10;
+            }
+        } catch (IOException | NumberFormatException e) {
+            available = 0; // unknown: the choice then keeps 4 KiB pages, which never fail for want of huge pages
+        }
+        return new GuestRamChoice.Host(permitted, available);
+    }
+
     /**
      * Lets QEMU take {@code count} more 2 MiB hugetlb pages from the kernel as it maps guest RAM
      * (root: {@code /proc/sys/vm/nr_overcommit_hugepages}; surplus pages, freed again when QEMU

@@ -91,7 +91,12 @@ public final class PostcopyRestore {
          * {@code pc.ram} in 2 MiB hugetlb pages: full speed at once (no 4 KiB phase), but every fault and background step
          * moves a whole 2 MiB page.
          */
-        HUGETLB
+        HUGETLB,
+        /**
+         * Whichever of DEFAULT and HUGETLB {@link GuestRamChoice} picks for this restore on this host; {@link Restorer} resolves
+         * it before the restore starts (this class refuses it).
+         */
+        AUTO
     }
 
     /**
@@ -320,6 +325,9 @@ public final class PostcopyRestore {
 
     public static Result restore(CheckpointImage image, Options options, Consumer<String> progress) {
         requireFourKiBPages(image);
+        if (options.guestRam() == GuestRam.AUTO) {
+            throw new IllegalArgumentException("guest RAM: expected DEFAULT, COLLAPSE_AFTER or HUGETLB, actual AUTO (Restorer chooses)");
+        }
         long started = System.nanoTime();
         dev.thaw.qemu.VmConfig config = IncomingQemu.config(image, options.vmName(), options.identity())
                 .withStartPaused(options.startHeld().isPresent() || options.transport().placedPrefetch());

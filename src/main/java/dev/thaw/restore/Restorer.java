@@ -4,6 +4,7 @@ import dev.thaw.estimate.PageRef;
 import dev.thaw.estimate.PrefetchSize;
 import dev.thaw.estimate.Sizing;
 import dev.thaw.estimate.WorkingSet;
+import dev.thaw.host.PageTouchProbe;
 import dev.thaw.image.CheckpointImage;
 import dev.thaw.qemu.QemuVm;
 import dev.thaw.util.ThreadPriority;
@@ -48,7 +49,13 @@ public final class Restorer {
      * What a restore did. Seconds from its start. {@code postcopy} and {@code trace} are present for lazy and ws.
      */
     public record Outcome(Mode mode, QemuVm vm, double qemuReadySeconds, double runningSeconds, double completedSeconds, long streamBytes,
-                          Optional<PostcopyRestore.Result> postcopy, Optional<Path> trace, Optional<String> prefetchSizing) {}
+                          Optional<PostcopyRestore.Result> postcopy, Optional<Path> trace, Optional<String> prefetchSizing,
+                          Optional<GuestRamChoice.Choice> guestRam) {
+        public Outcome(Mode mode, QemuVm vm, double qemuReadySeconds, double runningSeconds, double completedSeconds, long streamBytes,
+                       Optional<PostcopyRestore.Result> postcopy, Optional<Path> trace, Optional<String> prefetchSizing) {
+            this(mode, vm, qemuReadySeconds, runningSeconds, completedSeconds, streamBytes, postcopy, trace, prefetchSizing, Optional.empty());
+        }
+    }
 
     private Restorer() {}
 
@@ -113,8 +120,12 @@ public final class Restorer {
                 : section.map(w -> new Chosen(w, WorkingSetChoice.Source.IMAGE));
     }
 
-    /** What a ws restore does with a queue: prefetch its head, send the rest of it first in the background. */
-    public record Plan(List<PageRef> prefetch, List<PageRef> backgroundFirst, String sizing) {}
+    /**
+     * What a ws restore does with a queue: prefetch its head, send the rest of it first in the background.
+     *
+     * @param density the estimate's pages over their 2 MiB regions, times 512 ({@link PrefetchSize#density})
+     */
+    public record Plan(List<PageRef> prefetch, List<PageRef> backgroundFirst, String sizing, double density) {}
 
     /** The most a scattered estimate prefetches whole: what the read-ahead holds. */
     static final long PREFETCH_BUDGET_PAGES = PostcopyRestore.PREFETCH_BYTES_AHEAD / dev.thaw.migration.Wire.TARGET_PAGE_BYTES;
@@ -124,12 +135,21 @@ public final class Restorer {
      * ({@link PrefetchSize#elastic}: half of a clustered estimate, the whole of a scattered one); capped by {@code choice.pages()}.
      */
     public static Plan plan(WorkingSet queue, WorkingSetChoice choice) {
+        return plan(queue, choice, false);
+    }
+
+    /**
+     * As above, for guest RAM in 2 MiB pages when {@code hugePages}: without a fraction asked for, the whole estimate
+     * ({@link PrefetchSize#wholeForHugePages}).
+     */
+    public static Plan plan(WorkingSet queue, WorkingSetChoice choice, boolean hugePages) {
         PrefetchSize size = choice.fraction().isPresent()
                 ? PrefetchSize.fraction(queue, Sizing.HOTRESTORE.withPrefetchFraction(choice.fraction().getAsDouble()))
+                : hugePages ? PrefetchSize.wholeForHugePages(queue, PREFETCH_BUDGET_PAGES)
                 : PrefetchSize.elastic(queue, Sizing.HOTRESTORE, PREFETCH_BUDGET_PAGES);
         Sized n = capped(new Sized(size.pages(), size.reason()), choice);
         List<PageRef> all = queue.pages();
-        return new Plan(all.subList(0, n.pages()), all.subList(n.pages(), all.size()), n.why());
+        return new Plan(all.subList(0, n.pages()), all.subList(n.pages(), all.size()), n.why(), size.density());
     }
 
     /** How many pages of a queue a restore takes first, and why. */
@@ -162,31 +182,43 @@ public final class Restorer {
                     Optional.empty(), Optional.empty(), Optional.empty());
         }
         if (mode == Mode.MAPPED) return restoreMapped(image, vmName, identity, choice, progress);
-        List<PageRef> ws = List.of();
-        List<PageRef> rest = List.of();
+        // SCHED_IDLE background takes only CPU that no vCPU wants: a guest with a vCPU for every host CPU would starve it while it
+        // computes, so such a guest's background runs at normal priority (Clones.backgroundPriority); tune may say otherwise.
+        ThreadPriority.Policy priority = Clones.backgroundPriority(1, IncomingQemu.savedCpuCount(image),
+                Runtime.getRuntime().availableProcessors());
+        PostcopyRestore.Options options = tune.apply((mode == Mode.WS ? PostcopyRestore.Options.ws(vmName, List.of(), List.of())
+                : PostcopyRestore.Options.lazy(vmName)).withIdentity(identity).withBackgroundPriority(priority));
         Optional<String> sizing = Optional.empty();
+        Optional<GuestRamChoice.Choice> guestRam = options.guestRam() == PostcopyRestore.GuestRam.AUTO ? Optional.empty()
+                : Optional.of(GuestRamChoice.Choice.asked(options.guestRam()));
         if (mode == Mode.WS) {
             WorkingSet queue = workingSet(image, choice.source()).map(Chosen::workingSet).filter(w -> w.size() > 0).orElseThrow(() -> new IllegalArgumentException(
                     "--mode ws: the image has no working set (source " + choice.source().name().toLowerCase(java.util.Locale.ROOT)
                             + "): expected a working-set section (thaw save --estimator ...) or a trace in "
                             + RestoreTraces.directoryFor(imageDir) + " (restore it once with --mode lazy)"));
-            Plan plan = plan(queue, choice);
-            ws = plan.prefetch();
-            rest = plan.backgroundFirst();
+            Plan plan = plan(queue, choice, options.guestRam() == PostcopyRestore.GuestRam.HUGETLB);
+            if (options.guestRam() == PostcopyRestore.GuestRam.AUTO) {
+                long ramBytes = (long) IncomingQemu.savedConfig(image).memoryMiB() << 20;
+                boolean smallPageTrial = options.transport().placedPrefetch() || options.policy().wholeRegionPrefetch();
+                guestRam = Optional.of(GuestRamChoice.choose(new GuestRamChoice.Restore(true, identity.cloneCount(), plan.prefetch().size(),
+                        plan.density(), ramBytes, smallPageTrial), HugePages.host(), () -> PageTouchProbe.forThisBoot(PageTouchProbe.RESTORE_PROBE_BYTES)));
+                options = options.withGuestRam(guestRam.get().guestRam());
+                if (guestRam.get().hugetlb()) plan = plan(queue, choice, true);
+                progress.accept("ws restore: guest RAM in " + guestRam.get().reason());
+            }
+            options = options.withWorkingSet(plan.prefetch()).withBackgroundFirst(plan.backgroundFirst());
             sizing = Optional.of(plan.sizing());
             progress.accept("ws restore: prefetching " + plan.sizing());
+        } else if (options.guestRam() == PostcopyRestore.GuestRam.AUTO) {
+            guestRam = Optional.of(GuestRamChoice.choose(new GuestRamChoice.Restore(false, identity.cloneCount(), 0, 0, 0, false),
+                    HugePages.host(), () -> { throw new IllegalStateException("a lazy restore does not probe"); }));
+            options = options.withGuestRam(guestRam.get().guestRam());
         }
-        // SCHED_IDLE background takes only CPU that no vCPU wants: a guest with a vCPU for every host CPU would starve it while it
-        // computes, so such a guest's background runs at normal priority (Clones.backgroundPriority); tune may say otherwise.
-        ThreadPriority.Policy priority = Clones.backgroundPriority(1, IncomingQemu.savedCpuCount(image),
-                Runtime.getRuntime().availableProcessors());
-        PostcopyRestore.Options options = tune.apply((mode == Mode.WS ? PostcopyRestore.Options.ws(vmName, ws, rest)
-                : PostcopyRestore.Options.lazy(vmName)).withIdentity(identity).withBackgroundPriority(priority));
         Instant startedAt = Instant.now();
         PostcopyRestore.Result r = PostcopyRestore.restore(image, options, msg -> progress.accept(mode.label() + " restore: " + msg));
         Optional<Path> trace = RestoreTraces.write(image, mode.label(), startedAt, options, r);
         return new Outcome(mode, r.vm(), r.qemuReadyNanos() / 1e9, r.runningNanos() / 1e9, r.completedNanos() / 1e9, r.streamBytes(),
-                Optional.of(r), trace, sizing);
+                Optional.of(r), trace, sizing, guestRam);
     }
 
     /**

@@ -53,10 +53,16 @@ class SaveRestoreCommandsTest {
         assertThat(lazyJson.path("mode").asText()).isEqualTo("lazy");
         assertThat(lazyJson.path("demandFaults").asLong()).isPositive();
         assertThat(Path.of(lazyJson.path("trace").asText())).exists();
-        ImageCommandsTest.Run ws = ImageCommandsTest.run("restore", image.toString(), "--exit", "--json", "--name", "thaw-test-cli-ws");
+        assertThat(lazyJson.path("guestRam").asText()).isEqualTo("4k");
+        assertThat(lazyJson.path("guestRamReason").asText()).as("auto: a lazy restore stays in 4 KiB pages").contains("lazy");
+        // 4 KiB pages asked for: the elastic size below is theirs (auto may choose 2 MiB pages here, and then the whole estimate).
+        ImageCommandsTest.Run ws = ImageCommandsTest.run("restore", image.toString(), "--exit", "--json", "--name", "thaw-test-cli-ws",
+                "--guest-ram", "4k");
         assertThat(ws.exit()).as(ws.err()).isZero();
         JsonNode wsJson = Json.MAPPER.readTree(ws.out());
         assertThat(wsJson.path("mode").asText()).isEqualTo("ws");
+        assertThat(wsJson.path("guestRam").asText()).isEqualTo("4k");
+        assertThat(wsJson.path("guestRamReason").asText()).isEqualTo("as asked");
         // The elastic size of the learned working set (the lazy restore's faults): half when it is clustered, all when scattered.
         long learnedPages = lazyJson.path("demandFaults").asLong();
         String sizing = wsJson.path("prefetchSizing").asText();
@@ -81,11 +87,21 @@ class SaveRestoreCommandsTest {
         ImageCommandsTest.Run fromImage = ImageCommandsTest.run("restore", image.toString(), "--mode", "ws", "--ws-source", "image",
                 "--ws-fraction", "1", "--exit", "--json", "--name", "thaw-test-cli-ws-image");
         assertThat(fromImage.exit()).as(fromImage.err()).isZero();
-        assertThat(Json.MAPPER.readTree(fromImage.out()).path("prefetchedPages").asLong()).isEqualTo(section.path("queuedPages").asLong());
+        JsonNode fromImageJson = Json.MAPPER.readTree(fromImage.out());
+        // auto: this host's choice, said and followed (2 MiB pages move whole 2 MiB units: more pages than the section's)
+        String guestRam = fromImageJson.path("guestRam").asText();
+        assertThat(guestRam).isIn("4k", "hugetlb");
+        assertThat(fromImageJson.path("guestRamReason").asText()).startsWith(guestRam.equals("hugetlb") ? "2 MiB hugetlb pages" : "4 KiB pages");
+        if (guestRam.equals("hugetlb")) {
+            assertThat(fromImageJson.path("prefetchedPages").asLong() % 512).isZero();
+            assertThat(fromImageJson.path("prefetchedPages").asLong()).isGreaterThanOrEqualTo(section.path("queuedPages").asLong());
+        } else {
+            assertThat(fromImageJson.path("prefetchedPages").asLong()).isEqualTo(section.path("queuedPages").asLong());
+        }
 
         // A trimmed working set: the rest of the predicted pages goes first in the background.
         ImageCommandsTest.Run trimmed = ImageCommandsTest.run("restore", image.toString(), "--mode", "ws", "--ws-pages", "1", "--exit",
-                "--json", "--name", "thaw-test-cli-ws1");
+                "--json", "--name", "thaw-test-cli-ws1", "--guest-ram", "4k");
         assertThat(trimmed.exit()).as(trimmed.err()).isZero();
         assertThat(Json.MAPPER.readTree(trimmed.out()).path("prefetchedPages").asLong()).isEqualTo(1);
 
@@ -120,6 +136,12 @@ class SaveRestoreCommandsTest {
         ImageCommandsTest.Run hugeMapped = ImageCommandsTest.run("restore", image.toString(), "--hugetlb", "--exit");
         assertThat(hugeMapped.exit()).isNotZero();
         assertThat(hugeMapped.err()).contains("expected a lazy or ws restore, actual mode mapped");
+        ImageCommandsTest.Run twoChoices = ImageCommandsTest.run("restore", image.toString(), "--hugetlb", "--guest-ram", "4k", "--exit");
+        assertThat(twoChoices.exit()).isNotZero();
+        assertThat(twoChoices.err()).contains("--guest-ram 4k and --hugetlb exclude each other");
+        ImageCommandsTest.Run badRam = ImageCommandsTest.run("restore", image.toString(), "--guest-ram", "1g", "--exit");
+        assertThat(badRam.exit()).isNotZero();
+        assertThat(badRam.err()).contains("--guest-ram: expected auto, 4k or hugetlb, actual '1g'");
 
         // Damage a page extent in the middle of the pack: the restore starts QEMU, meets the damage while
         // streaming, names the file, and leaves no QEMU behind.

@@ -22,6 +22,20 @@ class PrefetchSizeTest {
         PrefetchSize size = PrefetchSize.elastic(queue(pages), Sizing.HOTRESTORE, 65536);
         assertThat(size.pages()).isEqualTo(8192);
         assertThat(size.reason()).startsWith("clustered");
+        assertThat(size.density()).as("16384 pages over 33 regions").isEqualTo(16384 / (33 * 512.0));
+    }
+
+    @Test
+    void forHugePagesAClusteredEstimateIsPrefetchedWholeUpToTheBudget() {
+        List<PageRef> pages = new ArrayList<>();
+        for (int p = 0; p < 16384; p++) pages.add(new PageRef(0, 1000 + p));
+        PrefetchSize whole = PrefetchSize.wholeForHugePages(queue(pages), 65536);
+        assertThat(whole.pages()).as("not HotRestore's half: a fault would move 2 MiB").isEqualTo(16384);
+        assertThat(whole.reason()).contains("2 MiB pages").contains("the whole estimate");
+        assertThat(whole.density()).isEqualTo(16384 / (33 * 512.0));
+        PrefetchSize capped = PrefetchSize.wholeForHugePages(queue(pages), 10000);
+        assertThat(capped.pages()).isEqualTo(10000);
+        assertThat(capped.reason()).contains("budget");
     }
 
     @Test

@@ -49,15 +49,20 @@ class RestoreMethodTest {
         assertThat(RestoreMethod.MAPPED_FILE.shortName()).isEqualTo("mapped-file");
     }
 
-    /** The ws restores' options before a method changes them: a prefetch and a queue after it, the busy pace on. */
-    private static final PostcopyRestore.Options WS = PostcopyRestore.Options.ws("t", List.of(new PageRef(0, 1)), List.of(new PageRef(0, 2)));
+    /**
+     * The ws restores' options before a method changes them: a prefetch and a queue after it, the busy pace on, guest RAM as
+     * {@code thaw restore} chooses it (every method's unless it fixes it: below).
+     */
+    private static final PostcopyRestore.Options WS = PostcopyRestore.Options.ws("t", List.of(new PageRef(0, 1)), List.of(new PageRef(0, 2)))
+            .withGuestRam(PostcopyRestore.GuestRam.AUTO);
 
     @Test
     void everyMethodTakesTheImagesOwnWorkingSetAndTheTrialsFixHowMuchOfIt() {
         // What the bench chose for each method before the methods said it themselves: {fraction, pages}; the rest elastic.
         Map<RestoreMethod, OptionalDouble> fractions = Map.of(RestoreMethod.WS_DIRTY_WHOLE, OptionalDouble.of(1), RestoreMethod.WS_DIRTY_QUIET,
                 OptionalDouble.of(1), RestoreMethod.WS_TRACE_QUIET, OptionalDouble.of(1), RestoreMethod.WS_DIRTY_HALF, OptionalDouble.of(0.5),
-                RestoreMethod.WS_TRACE_QUARTER, OptionalDouble.of(0.25), RestoreMethod.WS_TRACE_WHOLE, OptionalDouble.of(1));
+                RestoreMethod.WS_TRACE_QUARTER, OptionalDouble.of(0.25), RestoreMethod.WS_TRACE_WHOLE, OptionalDouble.of(1),
+                RestoreMethod.WS_TRACE_HUGETLB_HALF, OptionalDouble.of(0.5));
         for (RestoreMethod m : RestoreMethod.values()) {
             WorkingSetChoice choice = m.workingSetChoice();
             assertThat(choice.source()).as(m.label() + ": the image's section, never a trace beside it").isEqualTo(WorkingSetChoice.Source.IMAGE);
@@ -82,7 +87,7 @@ class RestoreMethodTest {
 
     @Test
     void theAblationsAndTrialsChangeTheOptionsTheirDocNamesAndNothingElse() {
-        PostcopyRestore.Options lazy = PostcopyRestore.Options.lazy("t");
+        PostcopyRestore.Options lazy = PostcopyRestore.Options.lazy("t").withGuestRam(PostcopyRestore.GuestRam.AUTO);
         PostcopyRestore.Options addressOrder = RestoreMethod.THAW_LAZY_ADDRESS_ORDER.tuned(lazy);
         assertThat(addressOrder.policy().faultRegionPages()).as("no fault regions").isZero();
         assertThat(addressOrder.withPolicy(lazy.policy())).isEqualTo(lazy);
@@ -96,7 +101,7 @@ class RestoreMethodTest {
         assertThat(preempt.transport().preempt()).isTrue();
         assertThat(preempt.withTransport(WS.transport())).isEqualTo(WS);
 
-        for (RestoreMethod m : List.of(RestoreMethod.WS_DIRTY_HUGETLB, RestoreMethod.WS_TRACE_HUGETLB)) {
+        for (RestoreMethod m : List.of(RestoreMethod.WS_DIRTY_HUGETLB, RestoreMethod.WS_TRACE_HUGETLB, RestoreMethod.WS_TRACE_HUGETLB_HALF)) {
             PostcopyRestore.Options hugetlb = m.tuned(WS);
             assertThat(hugetlb.guestRam()).as(m.label()).isEqualTo(PostcopyRestore.GuestRam.HUGETLB);
             assertThat(hugetlb.withGuestRam(WS.guestRam())).isEqualTo(WS);
@@ -116,12 +121,21 @@ class RestoreMethodTest {
         PostcopyRestore.Options whole = RestoreMethod.WS_TRACE_WHOLE_REGIONS.tuned(WS);
         assertThat(WS.policy().wholeRegionPrefetch()).as("what it tries").isFalse();
         assertThat(whole.policy().wholeRegionPrefetch()).as("--whole-regions").isTrue();
-        assertThat(whole.withPolicy(WS.policy())).isEqualTo(WS);
+        assertThat(whole.guestRam()).as("shaped for 4 KiB pages").isEqualTo(PostcopyRestore.GuestRam.DEFAULT);
+        assertThat(whole.withPolicy(WS.policy()).withGuestRam(WS.guestRam())).isEqualTo(WS);
 
         PostcopyRestore.Options placed = RestoreMethod.WS_TRACE_PLACED.tuned(WS);
         assertThat(WS.transport().placedPrefetch()).as("what it tries").isFalse();
         assertThat(placed.transport().placedPrefetch()).as("--placed-prefetch").isTrue();
-        assertThat(placed.withTransport(WS.transport())).isEqualTo(WS);
+        assertThat(placed.guestRam()).as("shaped for 4 KiB pages").isEqualTo(PostcopyRestore.GuestRam.DEFAULT);
+        assertThat(placed.withTransport(WS.transport()).withGuestRam(WS.guestRam())).isEqualTo(WS);
+
+        PostcopyRestore.Options small = RestoreMethod.WS_TRACE_SMALL_PAGES.tuned(WS);
+        assertThat(small.guestRam()).as("4 KiB pages whatever the host").isEqualTo(PostcopyRestore.GuestRam.DEFAULT);
+        assertThat(small.withGuestRam(WS.guestRam())).isEqualTo(WS);
+        PostcopyRestore.Options asked4k = WS.withGuestRam(PostcopyRestore.GuestRam.DEFAULT);
+        assertThat(RestoreMethod.WS_TRACE.tuned(asked4k).guestRam()).as("Thaw's ws chooses, as thaw restore does")
+                .isEqualTo(PostcopyRestore.GuestRam.AUTO);
 
         for (RestoreMethod quiet : List.of(RestoreMethod.WS_DIRTY_QUIET, RestoreMethod.WS_TRACE_QUIET)) {
             PostcopyRestore.Options o = quiet.tuned(WS);
@@ -138,7 +152,8 @@ class RestoreMethodTest {
         Set<RestoreMethod> changing = EnumSet.of(RestoreMethod.THAW_LAZY_ADDRESS_ORDER, RestoreMethod.WS_DIRTY_NORMAL_PRIORITY,
                 RestoreMethod.WS_DIRTY_PREEMPT, RestoreMethod.WS_DIRTY_HUGETLB, RestoreMethod.WS_TRACE_UNPACED, RestoreMethod.WS_DIRTY_QUIET,
                 RestoreMethod.WS_TRACE_QUIET, RestoreMethod.WS_TRACE_WHOLE_REGIONS, RestoreMethod.WS_TRACE_IDLE_PRIORITY,
-                RestoreMethod.WS_TRACE_HUGETLB, RestoreMethod.THAW_LAZY_HUGETLB, RestoreMethod.WS_TRACE_PLACED);
+                RestoreMethod.WS_TRACE_HUGETLB, RestoreMethod.THAW_LAZY_HUGETLB, RestoreMethod.WS_TRACE_PLACED, RestoreMethod.WS_TRACE_SMALL_PAGES,
+                RestoreMethod.WS_TRACE_HUGETLB_HALF);
         for (RestoreMethod m : EnumSet.complementOf(EnumSet.copyOf(changing))) {
             assertThat(m.tuned(WS)).as(m.label() + ": its mode's own options").isSameAs(WS);
             assertThat(m.tuned(lazy)).as(m.label()).isSameAs(lazy);

@@ -1,0 +1,109 @@
+package dev.thaw.restore;
+
+import dev.thaw.host.PageTouchProbe;
+import java.util.function.Supplier;
+
+/**
+ * Which pages back a ws restore's guest RAM when the operator did not say ({@link PostcopyRestore.GuestRam#AUTO}). Pure: the
+ * host's facts come in as values, its page-touch cost through a supplier that is called only when everything else already
+ * favours 2 MiB pages (measuring it takes about 10 ms).
+ *
+ * <p>Why: on a host whose hypervisor shadows the guest's page tables (this project's machines) the first access to every 4 KiB
+ * page of a postcopy restore traps, 9-18 us each, which a restore into 2 MiB hugetlb pages pays once per 512 pages. The price
+ * of 2 MiB pages is that every page moved is 2 MiB: a prefetch reads the whole of every region its pages touch, and a fault
+ * after the start waits for 2 MiB. So they pay only where the working set fills its regions (a dense estimate: at most twice
+ * its bytes read) and the 4 KiB touch is costly; measured (docs/benchmarks.md, sixteenth session): 1 GiB, W=256 contiguous,
+ * cold: stall TTR 0.67-0.83 s against 1.85-2.49 s in 4 KiB pages; 4 GiB, W=256 scattered: running after 16-18 s against
+ * 2.2-3.9 s (fifteenth session), which the density rule keeps in 4 KiB pages.
+ */
+public final class GuestRamChoice {
+    /** 2 MiB pages when the estimate's pages fill at least this share of their regions: at most twice its bytes read. */
+    public static final double MIN_DENSITY = dev.thaw.estimate.PrefetchSize.CLUSTERED_DENSITY;
+    /** Memory the host keeps beyond the guest's hugetlb pages, so that taking them cannot starve everything else. */
+    public static final long HEADROOM_BYTES = 1L << 30;
+
+    /**
+     * The choice and its reason, for {@code restore --json} and the progress line.
+     *
+     * @param guestRam what backs guest RAM: never {@link PostcopyRestore.GuestRam#AUTO}
+     */
+    public record Choice(PostcopyRestore.GuestRam guestRam, String reason) {
+        public Choice {
+            if (guestRam == PostcopyRestore.GuestRam.AUTO) {
+                throw new IllegalArgumentException("guest RAM choice: expected DEFAULT, COLLAPSE_AFTER or HUGETLB, actual AUTO");
+            }
+        }
+
+        /** What the operator asked for: nothing chosen. */
+        public static Choice asked(PostcopyRestore.GuestRam guestRam) {
+            return new Choice(guestRam, "as asked");
+        }
+
+        public boolean hugetlb() {
+            return guestRam == PostcopyRestore.GuestRam.HUGETLB;
+        }
+
+        /** As {@code restore --json} names it: 4k, 4k-collapsed (collapsed after the restore) or hugetlb. */
+        public String label() {
+            return switch (guestRam) {
+                case DEFAULT -> "4k";
+                case COLLAPSE_AFTER -> "4k-collapsed";
+                case HUGETLB -> "hugetlb";
+                case AUTO -> throw new IllegalStateException("unreachable: AUTO is refused above");
+            };
+        }
+    }
+
+    /**
+     * What the host offers.
+     *
+     * @param hugetlbPermitted whether this process may let QEMU take surplus hugetlb pages (root: the overcommit knob)
+     * @param availableBytes   the kernel's MemAvailable
+     */
+    public record Host(boolean hugetlbPermitted, long availableBytes) {}
+
+    /**
+     * What the restore is.
+     *
+     * @param ws              a ws restore (a lazy one moves every page by fault: 2 MiB each)
+     * @param cloneCount      guests restored at once from the image
+     * @param prefetchPages   pages the ws restore prefetches
+     * @param estimateDensity the estimate's pages over their 2 MiB regions, times 512
+     * @param guestRamBytes   the guest's RAM
+     * @param smallPageTrial  a trial that shapes the prefetch for 4 KiB pages ({@code --placed-prefetch}, {@code --whole-regions})
+     */
+    public record Restore(boolean ws, int cloneCount, long prefetchPages, double estimateDensity, long guestRamBytes,
+                          boolean smallPageTrial) {}
+
+    private GuestRamChoice() {}
+
+    public static Choice choose(Restore restore, Host host, Supplier<PageTouchProbe.Result> pageTouch) {
+        if (!restore.ws()) return small("a lazy restore: every page comes by fault, and a fault in 2 MiB pages moves 2 MiB");
+        if (restore.prefetchPages() == 0) return small("nothing prefetched: every page comes by fault");
+        if (restore.smallPageTrial()) return small("--placed-prefetch and --whole-regions shape the prefetch for 4 KiB pages");
+        if (restore.cloneCount() > 1) {
+            return small(restore.cloneCount() + " clones at once (2 MiB pages for several guests at once are not measured)");
+        }
+        if (restore.estimateDensity() < MIN_DENSITY) {
+            return small(String.format("a scattered estimate (its pages fill %.0f%% of their 2 MiB regions): 2 MiB pages would read"
+                    + " %.1fx its bytes", 100 * restore.estimateDensity(), 1 / Math.max(restore.estimateDensity(), 1.0 / 512)));
+        }
+        if (!host.hugetlbPermitted()) return small("hugetlb pages need root (/proc/sys/vm/nr_overcommit_hugepages)");
+        if (host.availableBytes() < restore.guestRamBytes() + HEADROOM_BYTES) {
+            return small(String.format("the host has %d MiB available, less than the guest's %d MiB and %d MiB to spare",
+                    host.availableBytes() >> 20, restore.guestRamBytes() >> 20, HEADROOM_BYTES >> 20));
+        }
+        PageTouchProbe.Result touch = pageTouch.get();
+        if (!touch.fourKiBCostly()) {
+            return small(String.format("a 4 KiB page's first touch costs %.2f us here (2 MiB: %.2f us per 4 KiB): not worth 2 MiB"
+                    + " faults", touch.fourKiBMicrosPerPage(), touch.hugeMicrosPerPage()));
+        }
+        return new Choice(PostcopyRestore.GuestRam.HUGETLB, String.format("2 MiB hugetlb pages: a 4 KiB page's first touch costs"
+                + " %.1f us here (2 MiB: %.2f us per 4 KiB), and the estimate fills %.0f%% of its 2 MiB regions",
+                touch.fourKiBMicrosPerPage(), touch.hugeMicrosPerPage(), 100 * restore.estimateDensity()));
+    }
+
+    private static Choice small(String why) {
+        return new Choice(PostcopyRestore.GuestRam.DEFAULT, "4 KiB pages: " + why);
+    }
+}

@@ -1,0 +1,92 @@
+package dev.thaw.restore;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.thaw.host.PageTouchProbe;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.Supplier;
+import org.junit.jupiter.api.Test;
+
+/** When a ws restore's guest RAM goes into 2 MiB hugetlb pages on its own, and that the host is probed only when it matters. */
+class GuestRamChoiceTest {
+    private static final long GIB = 1L << 30;
+    /** This project's PVM hosts: 9-18 us per 4 KiB page's first touch, 0.05 us per 4 KiB in a 2 MiB page. */
+    private static final PageTouchProbe.Result SHADOWED = new PageTouchProbe.Result(1024, 15.2, 0.05);
+    private static final PageTouchProbe.Result BARE_METAL = new PageTouchProbe.Result(1024, 0.3, 0.04);
+    private static final GuestRamChoice.Host ROOT_WITH_MEMORY = new GuestRamChoice.Host(true, 20 * GIB);
+
+    private static GuestRamChoice.Restore denseWs() {
+        return new GuestRamChoice.Restore(true, 1, 65536, 0.97, GIB, false);
+    }
+
+    private final AtomicInteger probes = new AtomicInteger();
+
+    private Supplier<PageTouchProbe.Result> probe(PageTouchProbe.Result result) {
+        return () -> {
+            probes.incrementAndGet();
+            return result;
+        };
+    }
+
+    @Test
+    void aDenseWsRestoreOnAShadowedHostGoesIntoHugetlbPages() {
+        GuestRamChoice.Choice c = GuestRamChoice.choose(denseWs(), ROOT_WITH_MEMORY, probe(SHADOWED));
+        assertThat(c.guestRam()).isEqualTo(PostcopyRestore.GuestRam.HUGETLB);
+        assertThat(c.reason()).contains("15.2 us").contains("97%");
+        assertThat(probes).hasValue(1);
+    }
+
+    @Test
+    void aHostWhose4KiBTouchIsCheapKeeps4KiBPages() {
+        GuestRamChoice.Choice c = GuestRamChoice.choose(denseWs(), ROOT_WITH_MEMORY, probe(BARE_METAL));
+        assertThat(c.guestRam()).isEqualTo(PostcopyRestore.GuestRam.DEFAULT);
+        assertThat(c.reason()).startsWith("4 KiB pages").contains("0.30 us");
+    }
+
+    @Test
+    void aScatteredEstimateKeeps4KiBPagesWithoutProbing() {
+        GuestRamChoice.Choice c = GuestRamChoice.choose(new GuestRamChoice.Restore(true, 1, 65536, 0.07, 4 * GIB, false), ROOT_WITH_MEMORY,
+                probe(SHADOWED));
+        assertThat(c.guestRam()).isEqualTo(PostcopyRestore.GuestRam.DEFAULT);
+        assertThat(c.reason()).contains("scattered").contains("7%").contains("14.3x");
+        assertThat(probes).as("the probe costs a restore ~20 ms: only when all else favours 2 MiB pages").hasValue(0);
+    }
+
+    @Test
+    void theDensityThresholdIsHalfTheRegions() {
+        assertThat(GuestRamChoice.choose(new GuestRamChoice.Restore(true, 1, 100, 0.5, GIB, false), ROOT_WITH_MEMORY, probe(SHADOWED)).hugetlb())
+                .isTrue();
+        assertThat(GuestRamChoice.choose(new GuestRamChoice.Restore(true, 1, 100, 0.49, GIB, false), ROOT_WITH_MEMORY, probe(SHADOWED)).hugetlb())
+                .isFalse();
+    }
+
+    @Test
+    void lazyRestoresClonesTrialsAndEmptyPrefetchesKeep4KiBPagesWithoutProbing() {
+        assertThat(GuestRamChoice.choose(new GuestRamChoice.Restore(false, 1, 0, 0, GIB, false), ROOT_WITH_MEMORY, probe(SHADOWED)).reason())
+                .contains("lazy");
+        assertThat(GuestRamChoice.choose(new GuestRamChoice.Restore(true, 4, 65536, 0.97, GIB, false), ROOT_WITH_MEMORY, probe(SHADOWED)).reason())
+                .contains("4 clones");
+        assertThat(GuestRamChoice.choose(new GuestRamChoice.Restore(true, 1, 65536, 0.97, GIB, true), ROOT_WITH_MEMORY, probe(SHADOWED)).reason())
+                .contains("--placed-prefetch");
+        assertThat(GuestRamChoice.choose(new GuestRamChoice.Restore(true, 1, 0, 0.97, GIB, false), ROOT_WITH_MEMORY, probe(SHADOWED)).reason())
+                .contains("nothing prefetched");
+        assertThat(probes).hasValue(0);
+    }
+
+    @Test
+    void withoutRootOrMemoryToSpareItKeeps4KiBPages() {
+        assertThat(GuestRamChoice.choose(denseWs(), new GuestRamChoice.Host(false, 20 * GIB), probe(SHADOWED)).reason()).contains("root");
+        GuestRamChoice.Choice tight = GuestRamChoice.choose(denseWs(), new GuestRamChoice.Host(true, GIB + GIB / 2), probe(SHADOWED));
+        assertThat(tight.guestRam()).isEqualTo(PostcopyRestore.GuestRam.DEFAULT);
+        assertThat(tight.reason()).contains("1536 MiB available").contains("1024 MiB");
+        assertThat(probes).hasValue(0);
+    }
+
+    @Test
+    void aChoiceIsNeverAuto() {
+        assertThatThrownBy(() -> new GuestRamChoice.Choice(PostcopyRestore.GuestRam.AUTO, "x"))
+                .hasMessageContaining("actual AUTO");
+        assertThat(GuestRamChoice.Choice.asked(PostcopyRestore.GuestRam.COLLAPSE_AFTER).label()).isEqualTo("4k-collapsed");
+    }
+}
