@@ -72,7 +72,7 @@ final class BenchCommand implements Callable<Integer> {
             + " thaw-lazy-address-order): qemu-eager, qemu-loadvm, mapped-file, thaw-eager, thaw-lazy, thaw-lazy-address-order,"
             + " ws-learned (learns from thaw-lazy), ws-dirty, ws-trace, ws-trace-mapped (restore --mode mapped with the trace"
             + " estimate); trials: ws-dirty-normal-priority, ws-dirty-preempt, ws-dirty-whole, ws-dirty-half, ws-dirty-quiet,"
-            + " ws-trace-quiet, ws-trace-unpaced (the rest of memory at full speed while the guest computes too), ws-trace-streamed, ws-trace-quarter, ws-trace-whole-regions (restore --whole-regions), ws-trace-placed (restore --placed-prefetch), ws-trace-hugetlb and thaw-lazy-hugetlb (restore --hugetlb), ws-trace-idle-priority (the background at SCHED_IDLE even where the guests fill the host; for bench clones), ws-dirty-hugetlb,"
+            + " ws-trace-quiet, ws-trace-unpaced (the rest of memory at full speed while the guest computes too), ws-trace-streamed, ws-trace-quarter, ws-trace-whole-regions (restore --whole-regions), ws-trace-placed (restore --placed-prefetch), ws-trace-hugetlb and thaw-lazy-hugetlb (restore --hugetlb), ws-trace-hugetlb-whole (--hugetlb --ws-fraction 1), ws-trace-small-pages (restore --guest-ram 4k: Thaw's ws restores choose their guest RAM as restore does), ws-trace-idle-priority (the background at SCHED_IDLE even where the guests fill the host; for bench clones), ws-dirty-hugetlb,"
             + " ws-dirty-mapped.")
     List<String> methods;
 

@@ -49,18 +49,6 @@ public record PrefetchSize(int pages, double density, String reason) {
                 + " estimate, %d of %d pages%s", 100 * density, pages, estimate, pages < estimate ? " (the read-ahead budget)" : ""));
     }
 
-    /**
-     * For guest RAM in 2 MiB pages: the whole estimate, up to the budget. There a fault after the start moves a whole 2 MiB
-     * page (10.9 ms median against 0.24 ms for 4 KiB, docs/benchmarks.md, fifteenth session), so the half a clustered
-     * estimate leaves to faults costs more than reading it first.
-     */
-    public static PrefetchSize wholeForHugePages(WorkingSet queue, long budgetPages) {
-        int estimate = (int) Math.min(queue.size(), queue.estimatedPageCount());
-        int pages = (int) Math.min(estimate, budgetPages);
-        return new PrefetchSize(pages, density(queue.pages().subList(0, estimate)), String.format("guest RAM in 2 MiB pages, where a"
-                + " fault moves 2 MiB: the whole estimate, %d of %d pages%s", pages, estimate, pages < estimate ? " (the read-ahead budget)" : ""));
-    }
-
     /** A fixed fraction of the estimated size (an operator's {@code --ws-fraction}). */
     public static PrefetchSize fraction(WorkingSet queue, Sizing sizing) {
         int pages = sizing.prefetchPages(queue);

@@ -93,8 +93,11 @@ public enum RestoreMethod {
     WS_TRACE_PLACED("Thaw ws (trace, placed)", "ws-placed"),
     /** Ablation: ws (trace) in 4 KiB guest RAM pages whatever the host (what {@link #WS_TRACE} was before it chose). */
     WS_TRACE_SMALL_PAGES("Thaw ws (trace, 4 KiB pages)", "ws-small-pages"),
-    /** Trial: ws (trace) into hugetlb guest RAM with HotRestore's half of the estimate (the sixteenth session's choice: whole). */
-    WS_TRACE_HUGETLB_HALF("Thaw ws (trace, hugetlb, half)", "ws-hugetlb-half"),
+    /**
+     * Trial: ws (trace) into hugetlb guest RAM with the whole estimate prefetched (fraction 1), since a fault there moves 2 MiB:
+     * later to run and to responsiveness than the elastic half at 1 GiB, W=256 contiguous (docs/benchmarks.md, sixteenth session).
+     */
+    WS_TRACE_HUGETLB_WHOLE("Thaw ws (trace, hugetlb, whole)", "ws-hugetlb-whole"),
     /**
      * Trial: Thaw's mapped restore ({@code --mode mapped}) with the dirty estimate: the kernel's demand paging of the image's RAM
      * file, the working set read into the page cache once QEMU has the device state (FaaSnap's loading set), merged by address.
@@ -138,7 +141,7 @@ public enum RestoreMethod {
             case THAW_LAZY, THAW_LAZY_ADDRESS_ORDER, THAW_LAZY_HUGETLB -> Optional.of(Restorer.Mode.LAZY);
             case WS_LEARNED, WS_DIRTY, WS_TRACE, WS_DIRTY_NORMAL_PRIORITY, WS_DIRTY_PREEMPT, WS_DIRTY_WHOLE, WS_DIRTY_HALF, WS_DIRTY_QUIET, WS_DIRTY_HUGETLB,
                  WS_TRACE_QUIET, WS_TRACE_WHOLE, WS_TRACE_STREAMED, WS_TRACE_QUARTER, WS_TRACE_UNPACED, WS_TRACE_WHOLE_REGIONS, WS_TRACE_IDLE_PRIORITY, WS_TRACE_HUGETLB, WS_TRACE_PLACED,
-                 WS_TRACE_SMALL_PAGES, WS_TRACE_HUGETLB_HALF -> Optional.of(Restorer.Mode.WS);
+                 WS_TRACE_SMALL_PAGES, WS_TRACE_HUGETLB_WHOLE -> Optional.of(Restorer.Mode.WS);
         };
     }
 
@@ -149,8 +152,8 @@ public enum RestoreMethod {
      */
     public WorkingSetChoice workingSetChoice() {
         OptionalDouble fraction = switch (this) {
-            case WS_DIRTY_WHOLE, WS_DIRTY_QUIET, WS_TRACE_QUIET, WS_TRACE_WHOLE -> OptionalDouble.of(1.0);
-            case WS_DIRTY_HALF, WS_TRACE_HUGETLB_HALF -> OptionalDouble.of(Sizing.HOTRESTORE.prefetchFraction());
+            case WS_DIRTY_WHOLE, WS_DIRTY_QUIET, WS_TRACE_QUIET, WS_TRACE_WHOLE, WS_TRACE_HUGETLB_WHOLE -> OptionalDouble.of(1.0);
+            case WS_DIRTY_HALF -> OptionalDouble.of(Sizing.HOTRESTORE.prefetchFraction());
             case WS_TRACE_QUARTER -> OptionalDouble.of(0.25);
             default -> OptionalDouble.empty();
         };
@@ -176,7 +179,7 @@ public enum RestoreMethod {
             case WS_DIRTY_NORMAL_PRIORITY -> options.withBackgroundPriority(ThreadPriority.Policy.NORMAL);
             case WS_TRACE_IDLE_PRIORITY -> options.withBackgroundPriority(ThreadPriority.Policy.IDLE);
             case WS_DIRTY_PREEMPT -> options.withTransport(options.transport().withPreempt(true));
-            case WS_DIRTY_HUGETLB, WS_TRACE_HUGETLB, THAW_LAZY_HUGETLB, WS_TRACE_HUGETLB_HALF -> options.withGuestRam(PostcopyRestore.GuestRam.HUGETLB);
+            case WS_DIRTY_HUGETLB, WS_TRACE_HUGETLB, THAW_LAZY_HUGETLB, WS_TRACE_HUGETLB_WHOLE -> options.withGuestRam(PostcopyRestore.GuestRam.HUGETLB);
             case WS_TRACE_UNPACED -> options.withPolicy(options.policy().withBusyBackgroundBytesPerSecond(0));
             case WS_TRACE_WHOLE_REGIONS -> options.withPolicy(options.policy().withWholeRegionPrefetch(true));
             case WS_TRACE_PLACED -> options.withTransport(options.transport().withPlacedPrefetch(true));
@@ -190,7 +193,7 @@ public enum RestoreMethod {
         return EnumSet.complementOf(EnumSet.of(THAW_LAZY_ADDRESS_ORDER, WS_DIRTY_NORMAL_PRIORITY, WS_DIRTY_PREEMPT, WS_DIRTY_WHOLE,
                 WS_DIRTY_HALF, WS_DIRTY_QUIET, WS_DIRTY_HUGETLB, WS_DIRTY_MAPPED, WS_TRACE_QUIET, WS_TRACE_WHOLE, WS_TRACE_STREAMED,
                 WS_TRACE_QUARTER, WS_TRACE_UNPACED, WS_TRACE_WHOLE_REGIONS, WS_TRACE_IDLE_PRIORITY, WS_TRACE_HUGETLB, THAW_LAZY_HUGETLB, WS_TRACE_PLACED,
-                WS_TRACE_SMALL_PAGES, WS_TRACE_HUGETLB_HALF));
+                WS_TRACE_SMALL_PAGES, WS_TRACE_HUGETLB_WHOLE));
     }
 
     /** Whether it maps the image's RAM file (the bench writes the file when one of its methods does). */
@@ -203,7 +206,7 @@ public enum RestoreMethod {
         return switch (this) {
             case WS_DIRTY_NORMAL_PRIORITY, WS_DIRTY_PREEMPT, WS_DIRTY_WHOLE, WS_DIRTY_HALF, WS_DIRTY_QUIET, WS_DIRTY_HUGETLB, WS_DIRTY_MAPPED -> WS_DIRTY;
             case WS_TRACE_MAPPED, WS_TRACE_QUIET, WS_TRACE_WHOLE, WS_TRACE_STREAMED, WS_TRACE_QUARTER, WS_TRACE_UNPACED, WS_TRACE_WHOLE_REGIONS,
-                 WS_TRACE_IDLE_PRIORITY, WS_TRACE_HUGETLB, WS_TRACE_PLACED, WS_TRACE_SMALL_PAGES, WS_TRACE_HUGETLB_HALF -> WS_TRACE;
+                 WS_TRACE_IDLE_PRIORITY, WS_TRACE_HUGETLB, WS_TRACE_PLACED, WS_TRACE_SMALL_PAGES, WS_TRACE_HUGETLB_WHOLE -> WS_TRACE;
             default -> this;
         };
     }

@@ -6,15 +6,15 @@ import java.util.function.Supplier;
 /**
  * Which pages back a ws restore's guest RAM when the operator did not say ({@link PostcopyRestore.GuestRam#AUTO}). Pure: the
  * host's facts come in as values, its page-touch cost through a supplier that is called only when everything else already
- * favours 2 MiB pages (measuring it takes about 10 ms).
+ * favours 2 MiB pages (measuring it takes about 20 ms).
  *
  * <p>Why: on a host whose hypervisor shadows the guest's page tables (this project's machines) the first access to every 4 KiB
  * page of a postcopy restore traps, 9-18 us each, which a restore into 2 MiB hugetlb pages pays once per 512 pages. The price
  * of 2 MiB pages is that every page moved is 2 MiB: a prefetch reads the whole of every region its pages touch, and a fault
  * after the start waits for 2 MiB. So they pay only where the working set fills its regions (a dense estimate: at most twice
- * its bytes read) and the 4 KiB touch is costly; measured (docs/benchmarks.md, sixteenth session): 1 GiB, W=256 contiguous,
- * cold: stall TTR 0.67-0.83 s against 1.85-2.49 s in 4 KiB pages; 4 GiB, W=256 scattered: running after 16-18 s against
- * 2.2-3.9 s (fifteenth session), which the density rule keeps in 4 KiB pages.
+ * its bytes read) and the 4 KiB touch is costly. Measured (docs/benchmarks.md, sixteenth session): 1 GiB, W=256 contiguous,
+ * cold, two runs of 5: stall TTR medians 0.78 and 0.82 s against 2.49 and 2.31 s in 4 KiB pages; 4 GiB, W=256 scattered:
+ * running after 16-18 s against 2.2-3.9 s (fifteenth session), which the density rule keeps in 4 KiB pages.
  */
 public final class GuestRamChoice {
     /** 2 MiB pages when the estimate's pages fill at least this share of their regions: at most twice its bytes read. */

@@ -135,17 +135,10 @@ public final class Restorer {
      * ({@link PrefetchSize#elastic}: half of a clustered estimate, the whole of a scattered one); capped by {@code choice.pages()}.
      */
     public static Plan plan(WorkingSet queue, WorkingSetChoice choice) {
-        return plan(queue, choice, false);
-    }
-
-    /**
-     * As above, for guest RAM in 2 MiB pages when {@code hugePages}: without a fraction asked for, the whole estimate
-     * ({@link PrefetchSize#wholeForHugePages}).
-     */
-    public static Plan plan(WorkingSet queue, WorkingSetChoice choice, boolean hugePages) {
+        // The same in 2 MiB pages: half of a clustered estimate started the guest sooner than the whole there too (stall TTR
+        // 0.82 s against 1.33 s at the median, 1 GiB, W=256 contiguous, cold; docs/benchmarks.md, sixteenth session).
         PrefetchSize size = choice.fraction().isPresent()
                 ? PrefetchSize.fraction(queue, Sizing.HOTRESTORE.withPrefetchFraction(choice.fraction().getAsDouble()))
-                : hugePages ? PrefetchSize.wholeForHugePages(queue, PREFETCH_BUDGET_PAGES)
                 : PrefetchSize.elastic(queue, Sizing.HOTRESTORE, PREFETCH_BUDGET_PAGES);
         Sized n = capped(new Sized(size.pages(), size.reason()), choice);
         List<PageRef> all = queue.pages();
@@ -196,14 +189,13 @@ public final class Restorer {
                     "--mode ws: the image has no working set (source " + choice.source().name().toLowerCase(java.util.Locale.ROOT)
                             + "): expected a working-set section (thaw save --estimator ...) or a trace in "
                             + RestoreTraces.directoryFor(imageDir) + " (restore it once with --mode lazy)"));
-            Plan plan = plan(queue, choice, options.guestRam() == PostcopyRestore.GuestRam.HUGETLB);
+            Plan plan = plan(queue, choice);
             if (options.guestRam() == PostcopyRestore.GuestRam.AUTO) {
                 long ramBytes = (long) IncomingQemu.savedConfig(image).memoryMiB() << 20;
                 boolean smallPageTrial = options.transport().placedPrefetch() || options.policy().wholeRegionPrefetch();
                 guestRam = Optional.of(GuestRamChoice.choose(new GuestRamChoice.Restore(true, identity.cloneCount(), plan.prefetch().size(),
                         plan.density(), ramBytes, smallPageTrial), HugePages.host(), () -> PageTouchProbe.forThisBoot(PageTouchProbe.RESTORE_PROBE_BYTES)));
                 options = options.withGuestRam(guestRam.get().guestRam());
-                if (guestRam.get().hugetlb()) plan = plan(queue, choice, true);
                 progress.accept("ws restore: guest RAM in " + guestRam.get().reason());
             }
             options = options.withWorkingSet(plan.prefetch()).withBackgroundFirst(plan.backgroundFirst());

@@ -26,19 +26,6 @@ class PrefetchSizeTest {
     }
 
     @Test
-    void forHugePagesAClusteredEstimateIsPrefetchedWholeUpToTheBudget() {
-        List<PageRef> pages = new ArrayList<>();
-        for (int p = 0; p < 16384; p++) pages.add(new PageRef(0, 1000 + p));
-        PrefetchSize whole = PrefetchSize.wholeForHugePages(queue(pages), 65536);
-        assertThat(whole.pages()).as("not HotRestore's half: a fault would move 2 MiB").isEqualTo(16384);
-        assertThat(whole.reason()).contains("2 MiB pages").contains("the whole estimate");
-        assertThat(whole.density()).isEqualTo(16384 / (33 * 512.0));
-        PrefetchSize capped = PrefetchSize.wholeForHugePages(queue(pages), 10000);
-        assertThat(capped.pages()).isEqualTo(10000);
-        assertThat(capped.reason()).contains("budget");
-    }
-
-    @Test
     void aScatteredEstimateIsPrefetchedWholeUpToTheBudget() {
         Random random = Seeds.random("aScatteredEstimateIsPrefetchedWholeUpToTheBudget");
         List<PageRef> all = new ArrayList<>();

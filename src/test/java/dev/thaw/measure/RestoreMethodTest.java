@@ -62,7 +62,7 @@ class RestoreMethodTest {
         Map<RestoreMethod, OptionalDouble> fractions = Map.of(RestoreMethod.WS_DIRTY_WHOLE, OptionalDouble.of(1), RestoreMethod.WS_DIRTY_QUIET,
                 OptionalDouble.of(1), RestoreMethod.WS_TRACE_QUIET, OptionalDouble.of(1), RestoreMethod.WS_DIRTY_HALF, OptionalDouble.of(0.5),
                 RestoreMethod.WS_TRACE_QUARTER, OptionalDouble.of(0.25), RestoreMethod.WS_TRACE_WHOLE, OptionalDouble.of(1),
-                RestoreMethod.WS_TRACE_HUGETLB_HALF, OptionalDouble.of(0.5));
+                RestoreMethod.WS_TRACE_HUGETLB_WHOLE, OptionalDouble.of(1));
         for (RestoreMethod m : RestoreMethod.values()) {
             WorkingSetChoice choice = m.workingSetChoice();
             assertThat(choice.source()).as(m.label() + ": the image's section, never a trace beside it").isEqualTo(WorkingSetChoice.Source.IMAGE);
@@ -101,7 +101,7 @@ class RestoreMethodTest {
         assertThat(preempt.transport().preempt()).isTrue();
         assertThat(preempt.withTransport(WS.transport())).isEqualTo(WS);
 
-        for (RestoreMethod m : List.of(RestoreMethod.WS_DIRTY_HUGETLB, RestoreMethod.WS_TRACE_HUGETLB, RestoreMethod.WS_TRACE_HUGETLB_HALF)) {
+        for (RestoreMethod m : List.of(RestoreMethod.WS_DIRTY_HUGETLB, RestoreMethod.WS_TRACE_HUGETLB, RestoreMethod.WS_TRACE_HUGETLB_WHOLE)) {
             PostcopyRestore.Options hugetlb = m.tuned(WS);
             assertThat(hugetlb.guestRam()).as(m.label()).isEqualTo(PostcopyRestore.GuestRam.HUGETLB);
             assertThat(hugetlb.withGuestRam(WS.guestRam())).isEqualTo(WS);
@@ -153,7 +153,7 @@ class RestoreMethodTest {
                 RestoreMethod.WS_DIRTY_PREEMPT, RestoreMethod.WS_DIRTY_HUGETLB, RestoreMethod.WS_TRACE_UNPACED, RestoreMethod.WS_DIRTY_QUIET,
                 RestoreMethod.WS_TRACE_QUIET, RestoreMethod.WS_TRACE_WHOLE_REGIONS, RestoreMethod.WS_TRACE_IDLE_PRIORITY,
                 RestoreMethod.WS_TRACE_HUGETLB, RestoreMethod.THAW_LAZY_HUGETLB, RestoreMethod.WS_TRACE_PLACED, RestoreMethod.WS_TRACE_SMALL_PAGES,
-                RestoreMethod.WS_TRACE_HUGETLB_HALF);
+                RestoreMethod.WS_TRACE_HUGETLB_WHOLE);
         for (RestoreMethod m : EnumSet.complementOf(EnumSet.copyOf(changing))) {
             assertThat(m.tuned(WS)).as(m.label() + ": its mode's own options").isSameAs(WS);
             assertThat(m.tuned(lazy)).as(m.label()).isSameAs(lazy);
