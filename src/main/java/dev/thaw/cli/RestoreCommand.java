@@ -184,6 +184,7 @@ final class RestoreCommand implements Callable<Integer> {
                 RestoreReport report = report(img, o, vm);
                 progress.done(chosen.label() + " restore" + (paused.isPresent() ? " (resumed; times from the resume)" : "") + ": "
                         + times(report));
+                o.guestRam().ifPresent(c -> status.println("guest RAM: " + c.label() + " (" + c.reason() + ")"));
                 o.postcopy().flatMap(PostcopyRestore.Result::collapse).ifPresent(c -> status.printf("huge pages: %d of %d 2 MiB ranges"
                                 + " collapsed in %.2f s (%d MiB -> %d MiB in huge pages; failures by errno: %s)%n", c.collapsedCount(),
                         c.rangeCount(), c.durationNanos() / 1e9, c.anonHugeBytesBefore() >> 20, c.anonHugeBytesAfter() >> 20, c.errors()));

@@ -51,8 +51,9 @@ public final class MethodRestore {
      * @param completedNanos every page in; the running time for the eager restores and the mapped ones
      * @param postcopy       a lazy or ws restore's result (demand faults, event log, QEMU's vCPU stall); empty for the others
      */
+    /** @param guestRam what backed a lazy or ws restore's guest RAM and why ({@code GuestRamChoice}); empty for the others */
     public record Restored(QemuVm vm, long startedNanos, long openNanos, long runningNanos, long completedNanos,
-                           Optional<PostcopyRestore.Result> postcopy) {}
+                           Optional<PostcopyRestore.Result> postcopy, Optional<dev.thaw.restore.GuestRamChoice.Choice> guestRam) {}
 
     private MethodRestore() {}
 
@@ -87,7 +88,8 @@ public final class MethodRestore {
                     Restorer.Outcome o = Restorer.restore(image, method.thawMode().orElseThrow(() -> new IllegalStateException("method " + method.key()
                             + ": expected a Thaw restore mode, actual none")), vmName, method.workingSetChoice(),
                             tuning(method, tune), progress);
-                    yield new Restored(o.vm(), start, open, open + nanos(o.runningSeconds()), open + nanos(o.completedSeconds()), o.postcopy());
+                    yield new Restored(o.vm(), start, open, open + nanos(o.runningSeconds()), open + nanos(o.completedSeconds()), o.postcopy(),
+                            o.guestRam());
                 }
             };
         } finally {
@@ -110,7 +112,7 @@ public final class MethodRestore {
                                      Supplier<QemuBaselines.RestoreResult> restore) {
         progress.accept(method.shortName() + " restore");
         QemuBaselines.RestoreResult r = restore.get();
-        return new Restored(r.vm(), start, open, open + r.runningNanos(), open + r.runningNanos(), Optional.empty());
+        return new Restored(r.vm(), start, open, open + r.runningNanos(), open + r.runningNanos(), Optional.empty(), Optional.empty());
     }
 
     /** Restorer's seconds back to the nanoseconds they came from (exact: far below half a nanosecond of rounding). */

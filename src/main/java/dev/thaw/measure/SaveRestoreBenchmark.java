@@ -117,9 +117,12 @@ public final class SaveRestoreBenchmark {
     /** How close a baseline's first stall TTR must come to ws's (or beat it) to be run again with ws: 0.15 s, the spread of one run here. */
     static final double CLOSE_SECONDS = 0.15;
 
-    /** What Thaw's lazy and ws restores add: their event log summarized, and QEMU's own stall measure. */
+    /**
+     * What Thaw's lazy and ws restores add: their event log summarized, QEMU's own stall measure, and what backed guest RAM
+     * ({@code 4k} or {@code hugetlb}: {@code GuestRamChoice}; null in reports before the sixteenth session) and why.
+     */
     public record Postcopy(long prefetchedPages, long demandFaults, double serviceMedianMicros, double serviceP99Micros,
-                           long vcpuBlockedMillis, double backgroundMBps) {}
+                           long vcpuBlockedMillis, double backgroundMBps, String guestRam, String guestRamReason) {}
 
     /**
      * One restore by one method. Seconds from the restore's start (opening the image included).
@@ -409,12 +412,13 @@ public final class SaveRestoreBenchmark {
             return null;
         }
         MethodSample r = run.sample();
-        log.printf("  rep %d: %-18s running after %.2f s%s%s%n", rep + 1, m.label(), r.runningSeconds(),
+        log.printf("  rep %d: %-18s running after %.2f s%s%s%s%n", rep + 1, m.label(), r.runningSeconds(),
                 r.after() == null ? "" : String.format(", TTR %s%s, first %s s %.2fx", ttrText(r.after().ttrSeconds(), config.observe()),
                         !r.after().stallsReported() ? "" : ", stall TTR " + ttrText(r.after().stallTtrSeconds(), config.observe()),
                         seconds(config.observe()), r.after().relativeThroughput()),
                 r.memsumAfter() == null ? "" : ", " + config.workload().checked() + " " + (r.memsumAfter().equals(s.memsumBefore())
-                        ? "identical" : "DIFFERENT: " + r.memsumAfter()));
+                        ? "identical" : "DIFFERENT: " + r.memsumAfter()),
+                r.postcopy() == null || r.postcopy().guestRam() == null ? "" : ", guest RAM " + r.postcopy().guestRam());
         return run;
     }
 
@@ -452,7 +456,9 @@ public final class SaveRestoreBenchmark {
                 if (postcopy != null) {
                     RestoreTimeline t = RestoreTimeline.of(postcopy.events());
                     pc = new Postcopy(postcopy.prefetchedPages(), postcopy.demandFaults(), t.serviceMedianMicros(), t.serviceP99Micros(),
-                            postcopy.vcpuBlockedMillis(), t.backgroundPagesPerSecond() * 4096 / 1e6);
+                            postcopy.vcpuBlockedMillis(), t.backgroundPagesPerSecond() * 4096 / 1e6,
+                            restored.guestRam().map(dev.thaw.restore.GuestRamChoice.Choice::label).orElse(null),
+                            restored.guestRam().map(dev.thaw.restore.GuestRamChoice.Choice::reason).orElse(null));
                 }
                 HostStall vcpu = observe && s.vcpuShareBefore() > 0
                         ? HostStall.fromVcpuRunTime(rss.vcpuRunSamples(), s.vcpuShareBefore(), running, end, step) : null;

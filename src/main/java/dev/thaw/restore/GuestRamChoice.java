@@ -21,6 +21,7 @@ public final class GuestRamChoice {
     public static final double MIN_DENSITY = dev.thaw.estimate.PrefetchSize.CLUSTERED_DENSITY;
     /** Memory the host keeps beyond the guest's hugetlb pages, so that taking them cannot starve everything else. */
     public static final long HEADROOM_BYTES = 1L << 30;
+    private static final long HUGE_PAGE_BYTES = 2L << 20;
 
     /**
      * The choice and its reason, for {@code restore --json} and the progress line.
@@ -59,8 +60,11 @@ public final class GuestRamChoice {
      *
      * @param hugetlbPermitted whether this process may let QEMU take surplus hugetlb pages (root: the overcommit knob)
      * @param availableBytes   the kernel's MemAvailable
+     * @param freeHugeBlocks   2 MiB blocks free in the kernel's buddy allocator ({@code /proc/buddyinfo}, orders 9 and up):
+     *                         QEMU fails at once if the kernel cannot find the surplus pages, and this many it finds without
+     *                         compacting memory
      */
-    public record Host(boolean hugetlbPermitted, long availableBytes) {}
+    public record Host(boolean hugetlbPermitted, long availableBytes, long freeHugeBlocks) {}
 
     /**
      * What the restore is.
@@ -92,6 +96,11 @@ public final class GuestRamChoice {
         if (host.availableBytes() < restore.guestRamBytes() + HEADROOM_BYTES) {
             return small(String.format("the host has %d MiB available, less than the guest's %d MiB and %d MiB to spare",
                     host.availableBytes() >> 20, restore.guestRamBytes() >> 20, HEADROOM_BYTES >> 20));
+        }
+        long needed = restore.guestRamBytes() / HUGE_PAGE_BYTES;
+        if (host.freeHugeBlocks() < needed) {
+            return small(String.format("the kernel has %d free 2 MiB blocks, fewer than the guest's %d (fragmented memory)",
+                    host.freeHugeBlocks(), needed));
         }
         PageTouchProbe.Result touch = pageTouch.get();
         if (!touch.fourKiBCostly()) {

@@ -140,18 +140,38 @@ public final class HugePages {
                 System.nanoTime() - start);
     }
 
-    /** What this host offers a restore choosing its guest RAM: whether it may take surplus hugetlb pages, and MemAvailable. */
+    /**
+     * What this host offers a restore choosing its guest RAM: whether it may take surplus hugetlb pages, MemAvailable, and the
+     * free 2 MiB blocks. What cannot be read counts as none: the choice then keeps 4 KiB pages, which never fail for want of
+     * huge pages.
+     */
     public static GuestRamChoice.Host host() {
         boolean permitted = Files.isWritable(Path.of("/proc/sys/vm/nr_overcommit_hugepages"));
         long available = 0;
+        long blocks = 0;
         try {
             for (String line : Files.readAllLines(Path.of("/proc/meminfo"))) {
                 if (line.startsWith("MemAvailable:")) available = Long.parseLong(line.replaceAll("[^0-9]", "")) << 10;
             }
-        } catch (IOException | NumberFormatException e) {
-            available = 0; // unknown: the choice then keeps 4 KiB pages, which never fail for want of huge pages
+            for (String line : Files.readAllLines(Path.of("/proc/buddyinfo"))) blocks += freeHugeBlocks(line);
+        } catch (IOException | RuntimeException e) {
+            return new GuestRamChoice.Host(permitted, 0, 0);
         }
-        return new GuestRamChoice.Host(permitted, available);
+        return new GuestRamChoice.Host(permitted, available, blocks);
+    }
+
+    /**
+     * The free 2 MiB blocks one line of {@code /proc/buddyinfo} counts ("Node 0, zone Normal" and then free blocks of order 0,
+     * 1, ...): a block of order 9 + k holds 2^k of them.
+     */
+    static long freeHugeBlocks(String buddyinfoLine) {
+        String[] fields = buddyinfoLine.trim().split("\\s+");
+        if (fields.length < 4 || !fields[0].equals("Node") || !fields[2].equals("zone")) {
+            throw new IllegalArgumentException("/proc/buddyinfo: expected 'Node N, zone NAME' and counts, actual '" + buddyinfoLine + "'");
+        }
+        long blocks = 0;
+        for (int order = 9; 4 + order < fields.length; order++) blocks += Long.parseLong(fields[4 + order]) << (order - 9);
+        return blocks;
     }
 
     /**

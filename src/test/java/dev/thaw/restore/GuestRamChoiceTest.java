@@ -14,7 +14,7 @@ class GuestRamChoiceTest {
     /** This project's PVM hosts: 9-18 us per 4 KiB page's first touch, 0.05 us per 4 KiB in a 2 MiB page. */
     private static final PageTouchProbe.Result SHADOWED = new PageTouchProbe.Result(1024, 15.2, 0.05);
     private static final PageTouchProbe.Result BARE_METAL = new PageTouchProbe.Result(1024, 0.3, 0.04);
-    private static final GuestRamChoice.Host ROOT_WITH_MEMORY = new GuestRamChoice.Host(true, 20 * GIB);
+    private static final GuestRamChoice.Host ROOT_WITH_MEMORY = new GuestRamChoice.Host(true, 20 * GIB, 8000);
 
     private static GuestRamChoice.Restore denseWs() {
         return new GuestRamChoice.Restore(true, 1, 65536, 0.97, GIB, false);
@@ -75,12 +75,23 @@ class GuestRamChoiceTest {
     }
 
     @Test
-    void withoutRootOrMemoryToSpareItKeeps4KiBPages() {
-        assertThat(GuestRamChoice.choose(denseWs(), new GuestRamChoice.Host(false, 20 * GIB), probe(SHADOWED)).reason()).contains("root");
-        GuestRamChoice.Choice tight = GuestRamChoice.choose(denseWs(), new GuestRamChoice.Host(true, GIB + GIB / 2), probe(SHADOWED));
+    void withoutRootMemoryOrFreeHugeBlocksItKeeps4KiBPages() {
+        assertThat(GuestRamChoice.choose(denseWs(), new GuestRamChoice.Host(false, 20 * GIB, 8000), probe(SHADOWED)).reason()).contains("root");
+        GuestRamChoice.Choice tight = GuestRamChoice.choose(denseWs(), new GuestRamChoice.Host(true, GIB + GIB / 2, 8000), probe(SHADOWED));
         assertThat(tight.guestRam()).isEqualTo(PostcopyRestore.GuestRam.DEFAULT);
         assertThat(tight.reason()).contains("1536 MiB available").contains("1024 MiB");
-        assertThat(probes).hasValue(0);
+        GuestRamChoice.Choice fragmented = GuestRamChoice.choose(denseWs(), new GuestRamChoice.Host(true, 20 * GIB, 511), probe(SHADOWED));
+        assertThat(fragmented.reason()).contains("511 free 2 MiB blocks, fewer than the guest's 512");
+        assertThat(GuestRamChoice.choose(denseWs(), new GuestRamChoice.Host(true, 20 * GIB, 512), probe(SHADOWED)).hugetlb()).isTrue();
+        assertThat(probes).hasValue(1);
+    }
+
+    @Test
+    void freeHugeBlocksCountOrdersNineAndUp() {
+        assertThat(HugePages.freeHugeBlocks("Node 0, zone   Normal      0     33     22    798   1452   6346   4699   2989   1255    718   3220"))
+                .as("718 of order 9, 3220 of order 10").isEqualTo(718 + 2 * 3220);
+        assertThat(HugePages.freeHugeBlocks("Node 0, zone      DMA      0      0      0      0      0      0      0      0      1")).isZero();
+        assertThatThrownBy(() -> HugePages.freeHugeBlocks("garbage")).hasMessageContaining("expected 'Node N, zone NAME'");
     }
 
     @Test
