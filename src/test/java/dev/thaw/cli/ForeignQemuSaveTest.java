@@ -374,22 +374,27 @@ class ForeignQemuSaveTest {
     }
 
     /**
-     * The command line of an ordinary script: a NIC from the {@code -nic} shorthand, a {@code -device} without {@code addr=} and
-     * {@code -boot order=c}. The save asks QMP where QEMU put each device and which MAC it gave the NIC; the restore's QEMU gets
-     * them explicitly (the NIC as {@code -netdev user} and a {@code -device}) and the boot order as given, restores lazily with
-     * wsbench's memory as saved, and has every PCI device where the source had it, the NIC with the source's MAC.
+     * The command line of an ordinary script: a NIC from the {@code -nic} shorthand and one from {@code -net nic} with
+     * {@code -net user} (QEMU creates the first before the second whatever their order), a {@code -device} without
+     * {@code addr=}, {@code -boot order=c} and {@code -L} with the default firmware in it. The save asks QMP where QEMU put each
+     * device and which MAC it gave the NICs; the restore's QEMU gets them explicitly (each NIC as {@code -netdev user} and a
+     * {@code -device}), the boot order as given and the firmware from the image, restores lazily with wsbench's memory as saved,
+     * and has every PCI device where the source had it, the virtio NIC with the source's MAC.
      */
     @Test
     void savesTheShorthandsOfAnOrdinaryScriptAndRestoresTheirDevicesWhereTheyWere(@TempDir Path dir) throws Exception {
         Path image = dir.resolve("img");
         Path runDir = Files.createTempDirectory(Path.of("/tmp"), "thaw-test-shorthand-");
+        Path firmwareDir = Files.createDirectory(dir.resolve("fw"));
+        Files.copy(Path.of("/usr/share/seabios/bios-256k.bin"), firmwareDir.resolve("bios-256k.bin"));
         GuestAgent.MemSum cold;
         List<String> sourcePci;
         String sourceMac;
         try (HandStarted source = HandStarted.startWith(runDir, List.of("-kernel", TestHost.guest().kernel().toString(), "-initrd",
                 TestHost.guest().initrd().toString(), "-append", "console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/init"
                         + " wsbench.total_mib=32 wsbench.ws_mib=8 wsbench.layout=contiguous",
-                "-nic", "user,model=virtio-net-pci", "-device", "virtio-balloon-pci", "-boot", "order=c"));
+                "-net", "nic,model=e1000", "-net", "user", "-nic", "user,model=virtio-net-pci", "-device", "virtio-balloon-pci",
+                "-boot", "order=c", "-L", firmwareDir.toString()));
              GuestAgent agent = GuestAgent.connect(source.agentSocket(), "shorthand")) {
             cold = awaitWsbench(runDir, agent);
             try (QmpClient qmp = QmpClient.connect(source.qmpSocket(), "hand-started", Duration.ofSeconds(10), source.process()::isAlive)) {
@@ -401,14 +406,19 @@ class ForeignQemuSaveTest {
         } finally {
             dev.thaw.util.FileTrees.deleteQuietly(runDir);
         }
-        assertThat(sourcePci).as("QEMU placed the NIC and the balloon itself").anyMatch(d -> d.contains("Ethernet")).hasSize(6);
+        assertThat(sourcePci).as("QEMU placed the NICs and the balloon itself").filteredOn(d -> d.contains("Ethernet")).hasSize(2);
+        assertThat(sourcePci).hasSize(7);
+        assertThat(image.resolve("guest/firmware")).as("the default firmware QEMU found in -L, carried").hasSameBinaryContentAs(
+                firmwareDir.resolve("bios-256k.bin"));
         try (CheckpointImage img = CheckpointImage.open(image);
              QemuVm clone = Restorer.restore(img, Restorer.Mode.LAZY, "thaw-test-shorthand", WorkingSetChoice.defaults(), o -> o,
                      s -> {}).vm();
              GuestAgent agent = GuestAgent.connect(clone)) {
             List<String> argv = commandLine(clone);
-            assertThat(argv).containsSubsequence("-boot", "order=c").doesNotContain("-nic")
-                    .contains("virtio-net-pci,netdev=thaw-nic0,vectors=0,addr=02.0,mac=" + sourceMac);
+            assertThat(argv).containsSubsequence("-boot", "order=c").doesNotContain("-nic", "-net", "-L")
+                    .containsSubsequence("-bios", image.resolve("guest/firmware").toString())
+                    .contains("virtio-net-pci,netdev=thaw-nic0,vectors=0,addr=02.0,mac=" + sourceMac)
+                    .contains("e1000,netdev=thaw-nic1,addr=03.0,mac=52:54:00:12:34:57");
             agent.awaitReady(Duration.ofSeconds(30));
             assertThat(agent.memsumCold()).as("wsbench's memory as saved").isEqualTo(cold);
             assertThat(pciDevices(clone.qmp())).as("every PCI device where the source had it").isEqualTo(sourcePci);
