@@ -15,7 +15,10 @@ import java.util.regex.Pattern;
  * option is either replayed (the guest's devices, from {@link QemuOption}'s allowlist; its disks, through QMP's view of
  * them), known to leave no trace in the guest's state (monitors, chardev backends, pid files, display none), or refused
  * by name: an unknown option may add a device whose state the migration stream carries and the twin would lack, or a
- * host resource (a tap's script, vfio, vhost-user) a restore must not recreate from an image.
+ * host resource (a tap's script, vfio, vhost-user) a restore must not recreate from an image. What QEMU chose by the order
+ * it created devices (a PCI slot, a NIC's MAC, the NICs of -nic, -net and its default network) is not on the command line:
+ * parsing says where to ask, and {@link #replayedArgs} completes it from QMP's answers ({@link DeviceFacts}), so the
+ * restore's command line places everything explicitly.
  *
  * @param accel          {@code -accel}, {@code -enable-kvm} or {@code -machine accel=}; TCG when none is given
  * @param kernel         {@code -kernel}, resolved against QEMU's working directory; null for a guest its firmware boots from a
