@@ -168,9 +168,21 @@ public record Manifest(int formatVersion, String imageId, String createdAt, Stri
      * @param base            its absolute path
      * @param virtualByteSize the size the guest sees
      * @param identity        what the base looked like at the save; a restore refuses a base that differs
+     * @param bootIndex       its device's {@code bootindex=}, repeated by a restore; null (absent) for none
      */
     public record Disk(String node, String pciAddress, String format, String base, boolean readOnly, long virtualByteSize,
-                       DiskIdentity identity) {}
+                       DiskIdentity identity,
+                       @com.fasterxml.jackson.annotation.JsonInclude(com.fasterxml.jackson.annotation.JsonInclude.Include.NON_NULL)
+                       Integer bootIndex) {
+        @com.fasterxml.jackson.annotation.JsonCreator
+        public Disk {}
+
+        /** A disk outside the firmware's boot order. */
+        public Disk(String node, String pciAddress, String format, String base, boolean readOnly, long virtualByteSize,
+                    DiskIdentity identity) {
+            this(node, pciAddress, format, base, readOnly, virtualByteSize, identity, null);
+        }
+    }
 
     /**
      * A file QEMU boots the guest with (kernel, initrd, firmware given by {@code -bios}, or the firmware's flash units), copied into the image's {@value #GUEST_FILES_DIRECTORY} directory

@@ -20,8 +20,8 @@ import java.util.regex.Pattern;
  * the guest's frames reach whatever listens on that socket, so where it may lie is checked against
  * the cluster's directory by {@link VmConfig#requireClusterSocketsIn} before QEMU starts.
  *
- * @param option     {@code -device}, {@code -netdev} or {@code -object}
- * @param type       the device driver, netdev type or object type
+ * @param option     {@code -device}, {@code -netdev}, {@code -object}, {@code -nic} (only {@code none}) or {@code -boot}
+ * @param type       the device driver, netdev type or object type; empty for {@code -boot}, which has none
  * @param properties {@code key=value} pairs in their order
  */
 public record QemuOption(String option, String type, List<Property> properties) {
@@ -45,6 +45,9 @@ public record QemuOption(String option, String type, List<Property> properties) 
     private static final Pattern LOOPBACK_FORWARD = Pattern.compile("(?:tcp|udp):127\\.0\\.0\\.1:\\d{1,5}-(?:10\\.0\\.2\\.\\d{1,3})?:\\d{1,5}");
     private static final Pattern ON_OFF = Pattern.compile("on|off");
     // "auto" is QEMU's default: a random GUID each time QEMU starts.
+    private static final Pattern BOOT_INDEX = Pattern.compile("\\d{1,3}");
+    // Floppy a-b, disk c, CD-ROM d, network n-p (QEMU's -boot letters), each at most once.
+    private static final Pattern BOOT_DRIVES = Pattern.compile("(?!.*(.).*\\1)[a-dn-p]{1,7}");
     private static final Pattern GUID = Pattern.compile("auto|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}");
 
     /**
@@ -58,7 +61,12 @@ public record QemuOption(String option, String type, List<Property> properties) 
     /** option, then type, then property and the values it may have. */
     static final Map<String, Map<String, Map<String, Pattern>>> ALLOWED = Map.of(
             "-device", Map.of(
-                    "virtio-net-pci", Map.of("id", ID, "netdev", ID, "mac", MAC, "addr", PCI_ADDRESS),
+                    // vectors: MSI-X vectors (0: none, as a -nic's virtio NIC has them).
+                    "virtio-net-pci", Map.of("id", ID, "netdev", ID, "mac", MAC, "addr", PCI_ADDRESS, "bootindex", BOOT_INDEX,
+                            "vectors", Pattern.compile("\\d{1,4}")),
+                    // QEMU's default NIC models (pc: e1000, q35: e1000e), which a -nic or -net nic without model= creates.
+                    "e1000", Map.of("id", ID, "netdev", ID, "mac", MAC, "addr", PCI_ADDRESS, "bootindex", BOOT_INDEX),
+                    "e1000e", Map.of("id", ID, "netdev", ID, "mac", MAC, "addr", PCI_ADDRESS, "bootindex", BOOT_INDEX),
                     // With free-page reporting and hinting (FreePages); hinting runs in an -object iothread.
                     "virtio-balloon-pci", Map.of("id", ID, "addr", PCI_ADDRESS, "free-page-reporting", ON_OFF,
                             "free-page-hint", ON_OFF, "iothread", ID),
@@ -68,7 +76,17 @@ public record QemuOption(String option, String type, List<Property> properties) 
             "-object", Map.of("iothread", Map.of("id", ID)),
             "-netdev", Map.of("user", Map.of("id", ID, "hostfwd", LOOPBACK_FORWARD),
                     "stream", Map.of("id", ID, "server", Pattern.compile("off"), "addr.type", Pattern.compile("unix"),
-                            "addr.path", CLUSTER_SOCKET)));
+                            "addr.path", CLUSTER_SOCKET)),
+            // No network at all: QEMU then adds no default NIC (a command line without -nodefaults had none either).
+            "-nic", Map.of("none", Map.of()),
+            // The firmware's boot order, menu and timeouts (the order is in the RTC's CMOS, which the stream carries; the rest is
+            // fw_cfg, which each QEMU builds from its command line): no type, only properties.
+            "-boot", Map.of("", Map.of("order", BOOT_DRIVES, "once", BOOT_DRIVES, "menu", ON_OFF, "strict", ON_OFF,
+                    "splash-time", Pattern.compile("\\d{1,5}"), "reboot-timeout", Pattern.compile("-1|\\d{1,5}"))));
+    /** Options without a type: their value is properties only. */
+    private static final Set<String> UNTYPED = Set.of("-boot");
+    /** The NIC device types, whose MAC a clone changes ({@code RestoreIdentity}). */
+    public static final Set<String> NIC_TYPES = Set.of("virtio-net-pci", "e1000", "e1000e");
     private static final Set<String> REPEATABLE = Set.of("hostfwd");
     // Without server=off QEMU would listen (creating a socket file at the path); without the path it would not connect at all.
     private static final Map<String, Set<String>> REQUIRED = Map.of("stream", Set.of("id", "server", "addr.type", "addr.path"),
@@ -107,6 +125,11 @@ public record QemuOption(String option, String type, List<Property> properties) 
         return parse(new QemuOption(option, type, changed).arguments()).getFirst();
     }
 
+    /** Whether this is a NIC ({@code -device} of one of {@link #NIC_TYPES}). */
+    public boolean isNic() {
+        return option.equals("-device") && NIC_TYPES.contains(type);
+    }
+
     /** Whether this is {@code -device TYPE}. */
     public boolean isDevice(String deviceType) {
         return option.equals("-device") && type.equals(deviceType);
@@ -115,7 +138,7 @@ public record QemuOption(String option, String type, List<Property> properties) 
     /** The two QEMU arguments of this option, as checked. */
     public List<String> arguments() {
         StringBuilder value = new StringBuilder(type);
-        for (Property p : properties) value.append(',').append(p.key()).append('=').append(p.value());
+        for (Property p : properties) value.append(value.isEmpty() ? "" : ",").append(p.key()).append('=').append(p.value());
         return List.of(option, value.toString());
     }
 
@@ -147,26 +170,27 @@ public record QemuOption(String option, String type, List<Property> properties) 
     private static QemuOption parseValue(int index, String option, String value, Map<String, Map<String, Pattern>> types) {
         // QEMU reads ",," as a comma inside a value; no allowed value has one, so every empty part is refused.
         String[] parts = value.split(",", -1);
-        String type = parts[0];
+        boolean untyped = UNTYPED.contains(option);
+        String type = untyped ? "" : parts[0];
         Map<String, Pattern> allowed = types.get(type);
         if (allowed == null) {
             throw refused(index, option, "expected one of " + new TreeSet<>(types.keySet()) + " as its type", type);
         }
         Map<String, String> seen = new LinkedHashMap<>();
         List<Property> properties = new ArrayList<>();
-        for (int p = 1; p < parts.length; p++) {
+        for (int p = untyped ? 0 : 1; p < parts.length; p++) {
             int eq = parts[p].indexOf('=');
             String key = eq < 0 ? parts[p] : parts[p].substring(0, eq);
             Pattern values = allowed.get(key);
             if (values == null || eq < 0) {
-                throw refused(index, option + " " + type, "expected key=value with a key among " + new TreeSet<>(allowed.keySet()), parts[p]);
+                throw refused(index, (option + " " + type).strip(), "expected key=value with a key among " + new TreeSet<>(allowed.keySet()), parts[p]);
             }
             String v = parts[p].substring(eq + 1);
             if (!values.matcher(v).matches()) {
-                throw refused(index, option + " " + type, "expected " + key + " to match " + values.pattern(), v);
+                throw refused(index, (option + " " + type).strip(), "expected " + key + " to match " + values.pattern(), v);
             }
             if (seen.put(key, v) != null && !REPEATABLE.contains(key)) {
-                throw refused(index, option + " " + type, "expected " + key + " at most once", key + " twice");
+                throw refused(index, (option + " " + type).strip(), "expected " + key + " at most once", key + " twice");
             }
             properties.add(new Property(key, v));
         }

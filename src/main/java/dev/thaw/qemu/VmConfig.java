@@ -37,7 +37,8 @@ import java.util.regex.Pattern;
  *                          its QEMU, so each restore runs on a copy of its own ({@code RestoreDisks})
  * @param qemuDefaults      QEMU's default devices kept (no {@code -nodefaults}: a VGA, an IDE CD-ROM drive, a floppy drive,
  *                          a parallel port, and a NIC where no network is given), as a command line that Thaw did not write
- *                          had them: their state is in the stream, so the restore's QEMU must have them too
+ *                          had them: their state is in the stream, so the restore's QEMU must have them too (a save from now
+ *                          on records the default NIC in extraArgs, as a -netdev and a -device, so QEMU adds none)
  */
 public record VmConfig(String name, String machineType, Accel accel, long memoryMiB, int cpuCount,
                        Path kernel, Path initrd, String kernelCommandLine,
@@ -79,14 +80,26 @@ public record VmConfig(String name, String machineType, Accel accel, long memory
      *
      * @param format     raw or qcow2 (the file's own format: a restore's overlay is qcow2 on a base of either)
      * @param pciAddress {@code SLOT.FUNCTION} in hex, such as {@code 03.0}
+     * @param bootIndex  its place in the firmware's boot order ({@code bootindex=}); null for none
      */
-    public record Disk(String node, String format, Path file, boolean readOnly, String pciAddress) {
+    public record Disk(String node, String format, Path file, boolean readOnly, String pciAddress,
+                       @com.fasterxml.jackson.annotation.JsonInclude(com.fasterxml.jackson.annotation.JsonInclude.Include.NON_NULL)
+                       Integer bootIndex) {
         private static final Pattern NODE = Pattern.compile("[A-Za-z][A-Za-z0-9_-]{0,31}");
         private static final Pattern PCI = Pattern.compile("[0-9a-f]{2}\\.[0-7]");
         // QEMU reads "," as the end of a value; no control characters in a path QEMU is handed.
         static final Pattern PLAIN_PATH = Pattern.compile("/[^,\\p{Cntrl}]{0,4095}");
 
+        /** A disk outside the firmware's boot order. */
+        public Disk(String node, String format, Path file, boolean readOnly, String pciAddress) {
+            this(node, format, file, readOnly, pciAddress, null);
+        }
+
+        @com.fasterxml.jackson.annotation.JsonCreator
         public Disk {
+            if (bootIndex != null && (bootIndex < 0 || bootIndex > 999)) {
+                throw new IllegalArgumentException("disk " + node + " boot index: expected 0-999, actual " + bootIndex);
+            }
             if (node == null || !NODE.matcher(node).matches()) {
                 throw new IllegalArgumentException("disk node name: expected " + NODE.pattern() + ", actual '" + node + "'");
             }
@@ -105,13 +118,13 @@ public record VmConfig(String name, String machineType, Accel accel, long memory
 
         /** The same disk on another file (a restore's overlay) in another format. */
         public Disk on(Path newFile, String newFormat, boolean newReadOnly) {
-            return new Disk(node, newFormat, newFile, newReadOnly, pciAddress);
+            return new Disk(node, newFormat, newFile, newReadOnly, pciAddress, bootIndex);
         }
 
         List<String> arguments() {
             return List.of("-blockdev", "driver=" + format + ",node-name=" + node + (readOnly ? ",read-only=on" : "")
                             + ",file.driver=file,file.filename=" + file,
-                    "-device", "virtio-blk-pci,drive=" + node + ",addr=" + pciAddress);
+                    "-device", "virtio-blk-pci,drive=" + node + ",addr=" + pciAddress + (bootIndex == null ? "" : ",bootindex=" + bootIndex));
         }
     }
 

@@ -71,7 +71,7 @@ public final class RestoreDisks {
         for (Manifest.Disk d : disks) {
             VmConfig.Disk base;
             try {
-                base = new VmConfig.Disk(d.node(), d.format(), Path.of(d.base()), d.readOnly(), d.pciAddress());
+                base = new VmConfig.Disk(d.node(), d.format(), Path.of(d.base()), d.readOnly(), d.pciAddress(), d.bootIndex());
             } catch (IllegalArgumentException e) {
                 throw new RestoreException("image " + image.directory() + ": the recorded disk is invalid: " + e.getMessage(), e);
             }

@@ -23,7 +23,7 @@ import java.util.regex.Pattern;
  *   <li>host port 0 for every user-networking forward ({@code hostfwd=tcp:127.0.0.1:PORT-...}): the kernel chooses a free
  *   port per clone, so clones of a guest forwarding a fixed port do not collide ({@link dev.thaw.qemu.HostForward} reads
  *   back which);</li>
- *   <li>a locally administered MAC per virtio-net NIC derived from the image, the clone and the NIC ({@link #mac}) on the
+ *   <li>a locally administered MAC per NIC (virtio-net, e1000, e1000e) derived from the image, the clone and the NIC ({@link #mac}) on the
  *   command line. The running guest does not see it: QEMU 7.2 migrates the NIC's MAC (vmstate_virtio_net_device's first
  *   field, hw/net/virtio-net.c:3240), so the clone answers with the saved one, and the command line's MAC takes over only
  *   when the guest resets the device (virtio_net_reset copies it, hw/net/virtio-net.c:624: a driver unbound and bound
@@ -91,7 +91,7 @@ public record RestoreIdentity(UUID vmGenerationId, int cloneIndex, int cloneCoun
         for (QemuOption o : QemuOption.parse(saved.extraArgs())) {
             QemuOption changed = o;
             if (o.isDevice("vmgenid")) changed = o.with("guid", vmGenerationId.toString());
-            if (cloneCount > 1 && o.isDevice("virtio-net-pci")) changed = o.with("mac", mac(imageId, cloneIndex, nic++));
+            if (cloneCount > 1 && o.isNic()) changed = o.with("mac", mac(imageId, cloneIndex, nic++));
             if (cloneCount > 1 && o.option().equals("-netdev") && o.type().equals("user")) {
                 changed = o.mapping("hostfwd", f -> FORWARD_HOST_PORT.matcher(f).replaceFirst("$10-"));
             }
@@ -114,9 +114,9 @@ public record RestoreIdentity(UUID vmGenerationId, int cloneIndex, int cloneCoun
         return QemuOption.parse(config.extraArgs()).stream().anyMatch(o -> o.isDevice("vmgenid"));
     }
 
-    /** The MAC each virtio-net NIC has on the configuration's command line, in order ({@code default} where QEMU picks it). */
+    /** The MAC each NIC has on the configuration's command line, in order ({@code default} where QEMU picks it). */
     public static List<String> commandLineMacs(VmConfig config) {
-        return QemuOption.parse(config.extraArgs()).stream().filter(o -> o.isDevice("virtio-net-pci"))
+        return QemuOption.parse(config.extraArgs()).stream().filter(QemuOption::isNic)
                 .map(o -> o.property("mac").orElse("default")).toList();
     }
 

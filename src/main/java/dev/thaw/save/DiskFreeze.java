@@ -35,7 +35,7 @@ public final class DiskFreeze {
                 VmConfig.Disk d = p.disk();
                 try {
                     out.add(new Manifest.Disk(d.node(), d.pciAddress(), d.format(), d.file().toString(), d.readOnly(), p.virtualByteSize(),
-                            DiskIdentity.of(d.file())));
+                            DiskIdentity.of(d.file()), d.bootIndex()));
                 } catch (IOException e) {
                     throw new SaveException("disk " + d.node() + " (" + d.file() + "): cannot take its identity: " + e.getMessage(), e);
                 }

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.thaw.qemu.Accel;
 import dev.thaw.qemu.ForeignCommandLine;
+import dev.thaw.qemu.QemuOption;
 import dev.thaw.qemu.QemuProcesses;
 import dev.thaw.qemu.QemuVm;
 import dev.thaw.qemu.QmpClient;
@@ -42,30 +43,36 @@ public record ForeignGuest(long pid, VmConfig config) {
         int cpus = qmp.execute("query-cpus-fast").size();
         List<VmConfig.Disk> disks = disks(qmp);
         try {
-            Path firmware = line.firmware() == null ? null : firmwareFile("-bios", line.firmware(), process.cwd());
+            List<String> replayed = line.replayedArgs(new QmpDeviceFacts(qmp));
+            Path firmware = line.firmware() != null ? firmwareFile("-bios", line.firmware(), process.cwd(), line.firmwareDirectories())
+                    : line.flash().isEmpty() ? defaultFirmwareFrom(process.cwd(), line.firmwareDirectories()) : null;
             List<VmConfig.Flash> flash = new ArrayList<>();
-            for (VmConfig.Flash f : line.flash()) flash.add(new VmConfig.Flash(f.unit(), firmwareFile("pflash unit " + f.unit(), f.file(), process.cwd()), f.readOnly()));
+            for (VmConfig.Flash f : line.flash()) flash.add(new VmConfig.Flash(f.unit(), firmwareFile("pflash unit " + f.unit(), f.file(), process.cwd(), List.of()), f.readOnly()));
+            if (!line.firmwareDirectories().isEmpty()) requireQemusOwnRoms(line.firmwareDirectories(), firmware);
             return new ForeignGuest(process.pid(), new VmConfig("qemu-" + process.pid(), type, accel, memoryMiB, cpus, line.kernel(),
-                    line.initrd(), line.kernelCommandLine(), false, false, line.replayedArgs(), disks, firmware, flash, line.qemuDefaults()));
+                    line.initrd(), line.kernelCommandLine(), false, false, replayed, disks, firmware, flash, line.qemuDefaults()));
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException("the QEMU behind " + qmpSocket + " (pid " + process.pid() + ") cannot be replayed: "
                     + e.getMessage(), e);
         }
     }
 
+    /** QEMU's firmware for pc machines when no -bios is given (hw/i386/pc_sysfw.c). */
+    static final String DEFAULT_FIRMWARE = "bios-256k.bin";
+
     /**
-     * The file QEMU read for {@code -bios} (or a pflash unit: then a path), found as QEMU finds it (a path as it is; a bare name in QEMU's working directory,
-     * then in its data directories), bounded in size since the image carries a copy.
+     * The file QEMU read for {@code -bios} (or a pflash unit: then a path), found as QEMU finds it (a path as it is; a bare name in
+     * QEMU's working directory, then in the {@code -L} directories, then in its own data directories), bounded in size since the
+     * image carries a copy.
      */
-    static Path firmwareFile(String option, Path given, Path cwd) {
+    static Path firmwareFile(String option, Path given, Path cwd, List<Path> firmwareDirectories) {
         List<Path> candidates = new ArrayList<>();
         if (given.isAbsolute()) {
             candidates.add(given);
         } else {
             candidates.add(cwd.resolve(given));
-            ExternalCommand.Result dirs = ExternalCommand.run(List.of(QemuVm.QEMU_BINARY, "-L", "help"), Duration.ofSeconds(10));
-            if (!dirs.succeeded()) throw new IllegalArgumentException(option + " " + given + ": cannot list QEMU's data directories: " + dirs.describe());
-            dirs.stdout().lines().map(String::strip).filter(l -> !l.isEmpty()).forEach(d -> candidates.add(Path.of(d).resolve(given).normalize()));
+            for (Path d : firmwareDirectories) candidates.add(d.resolve(given).normalize());
+            for (Path d : dataDirectories(option + " " + given)) candidates.add(d.resolve(given).normalize());
         }
         for (Path file : candidates) {
             if (!Files.isRegularFile(file)) continue;
@@ -88,6 +95,139 @@ public record ForeignGuest(long pid, VmConfig config) {
         throw new IllegalArgumentException(option + " " + given + ": expected a regular file at one of " + candidates + ", actual none");
     }
 
+    /**
+     * The firmware QEMU loaded without -bios, if it is not its own: its default name found first in its working directory or a
+     * {@code -L} directory (qemu_find_file looks there before its data directories); null where QEMU's own was loaded.
+     */
+    static Path defaultFirmwareFrom(Path cwd, List<Path> firmwareDirectories) {
+        List<Path> before = new ArrayList<>(List.of(cwd));
+        before.addAll(firmwareDirectories);
+        for (Path d : before) {
+            if (Files.isRegularFile(d.resolve(DEFAULT_FIRMWARE))) {
+                return firmwareFile("the default firmware " + DEFAULT_FIRMWARE, d.resolve(DEFAULT_FIRMWARE).toAbsolutePath(), cwd, List.of());
+            }
+        }
+        return null;
+    }
+
+    /**
+     * Refuses a {@code -L} directory holding an option ROM or other firmware file (besides {@code firmware}, which the image
+     * carries) that differs from QEMU's own of that name: QEMU loaded it in place of its own (a NIC's or VGA's ROM, linuxboot),
+     * and the restore's QEMU, without -L, would load its own, whose size and contents the stream's ROM blocks need not match.
+     */
+    static void requireQemusOwnRoms(List<Path> firmwareDirectories, Path firmware) {
+        List<Path> own = dataDirectories("-L");
+        for (Path dir : firmwareDirectories) {
+            if (!Files.isDirectory(dir)) throw new IllegalArgumentException("-L " + dir + ": expected a directory, actual none");
+            List<Path> files;
+            try (var list = Files.list(dir)) {
+                files = list.filter(Files::isRegularFile).sorted().toList();
+            } catch (IOException e) {
+                throw new IllegalArgumentException("-L " + dir + ": expected a readable directory, actual " + e, e);
+            }
+            for (Path file : files) {
+                if (firmware != null && sameFile(file, firmware)) continue;
+                for (Path ownDir : own) {
+                    Path qemus = ownDir.resolve(file.getFileName());
+                    if (Files.isRegularFile(qemus) && !sameContent(file, qemus)) {
+                        throw new IllegalArgumentException("-L " + dir + ": expected only the firmware and files identical to QEMU's own"
+                                + " (option ROMs from another directory are not carried in the image), actual " + file + ", which differs from "
+                                + qemus.toAbsolutePath().normalize());
+                    }
+                }
+            }
+        }
+    }
+
+    private static boolean sameFile(Path a, Path b) {
+        try {
+            return Files.isSameFile(a, b);
+        } catch (IOException e) {
+            return false;
+        }
+    }
+
+    private static boolean sameContent(Path a, Path b) {
+        try {
+            return Files.mismatch(a, b) < 0;
+        } catch (IOException e) {
+            throw new IllegalArgumentException("-L: expected readable files, actual " + e, e);
+        }
+    }
+
+    /** QEMU's own data directories ({@code qemu-system-x86_64 -L help}), where it finds firmware by name after -L's. */
+    private static List<Path> dataDirectories(String forWhat) {
+        ExternalCommand.Result dirs = ExternalCommand.run(List.of(QemuVm.QEMU_BINARY, "-L", "help"), Duration.ofSeconds(10));
+        if (!dirs.succeeded()) throw new IllegalArgumentException(forWhat + ": cannot list QEMU's data directories: " + dirs.describe());
+        return dirs.stdout().lines().map(String::strip).filter(l -> !l.isEmpty()).map(Path::of).toList();
+    }
+
+    /** QMP's answers about the devices: qom-get and qom-list for each device, query-pci for the bus; read-only. */
+    private record QmpDeviceFacts(QmpClient qmp) implements ForeignCommandLine.DeviceFacts {
+        private static final java.util.regex.Pattern UNATTACHED_DEVICE = java.util.regex.Pattern.compile("device\\[(\\d+)]");
+
+        private JsonNode get(String qomPath, String property) {
+            try {
+                return qmp.execute("qom-get", JSON.createObjectNode().put("path", qomPath).put("property", property));
+            } catch (dev.thaw.qemu.QmpException e) {
+                throw new IllegalArgumentException("qom-get " + qomPath + " " + property + ": expected a value, actual QEMU's error: "
+                        + e.getMessage(), e);
+            }
+        }
+
+        @Override
+        public String type(String qomPath) {
+            return get(qomPath, "type").asText();
+        }
+
+        private int integer(String qomPath, String property, String what) {
+            JsonNode value = get(qomPath, property);
+            if (!value.isInt()) throw new IllegalArgumentException("qom-get " + qomPath + " " + property + ": expected " + what + ", actual " + value);
+            return value.asInt();
+        }
+
+        @Override
+        public int devfn(String qomPath) {
+            return integer(qomPath, "addr", "a devfn");
+        }
+
+        @Override
+        public String mac(String qomPath) {
+            return get(qomPath, "mac").asText();
+        }
+
+        @Override
+        public int vectors(String qomPath) {
+            return integer(qomPath, "vectors", "a count");
+        }
+
+        @Override
+        public List<String> boardNics() {
+            java.util.TreeMap<Integer, String> nics = new java.util.TreeMap<>();
+            for (JsonNode child : qmp.execute("qom-list", JSON.createObjectNode().put("path", "/machine/unattached"))) {
+                String type = child.path("type").asText();
+                java.util.regex.Matcher m = UNATTACHED_DEVICE.matcher(child.path("name").asText());
+                if (m.matches() && type.startsWith("child<") && QemuOption.NIC_TYPES.contains(type.substring(6, type.length() - 1))) {
+                    nics.put(Integer.parseInt(m.group(1)), "/machine/unattached/" + child.path("name").asText());
+                }
+            }
+            return List.copyOf(nics.values());
+        }
+
+        @Override
+        public List<ForeignCommandLine.PciDevice> pciDevices() {
+            List<ForeignCommandLine.PciDevice> devices = new ArrayList<>();
+            for (JsonNode bus : qmp.execute("query-pci")) {
+                if (bus.path("bus").asInt(-1) != 0) continue;
+                for (JsonNode d : bus.path("devices")) {
+                    devices.add(new ForeignCommandLine.PciDevice((d.path("slot").asInt() << 3) | d.path("function").asInt(),
+                            d.path("qdev_id").asText(), d.path("class_info").path("class").asInt()));
+                }
+            }
+            return List.copyOf(devices);
+        }
+    }
+
     /** Every disk with a medium, from {@code query-block}; one that is not a virtio-blk disk on a raw or qcow2 file is refused. */
     private static List<VmConfig.Disk> disks(QmpClient qmp) {
         List<VmConfig.Disk> disks = new ArrayList<>();
@@ -107,8 +247,10 @@ public record ForeignGuest(long pid, VmConfig config) {
             if (!format.equals("raw") && !format.equals("qcow2")) {
                 throw new IllegalArgumentException("disk " + name + ": expected format raw or qcow2, actual '" + format + "'");
             }
-            int devfn = qmp.execute("qom-get", JSON.createObjectNode().put("path", qdev.substring(0, qdev.length() - VIRTIO_BLK_BACKEND.length()))
-                    .put("property", "addr")).asInt();
+            String device = qdev.substring(0, qdev.length() - VIRTIO_BLK_BACKEND.length());
+            int devfn = qmp.execute("qom-get", JSON.createObjectNode().put("path", device).put("property", "addr")).asInt();
+            // -1: no bootindex= (QEMU's "unset"); the firmware's boot order is fw_cfg, built by each QEMU from its devices.
+            int bootIndex = qmp.execute("qom-get", JSON.createObjectNode().put("path", device).put("property", "bootindex")).asInt(-1);
             String file = inserted.path("image").path("filename").asText();
             // The file becomes a base that restores find by its path and identity: a link or a device would be refused after
             // the guest was stopped, when its identity is taken; refused here instead.
@@ -118,7 +260,7 @@ public record ForeignGuest(long pid, VmConfig config) {
             }
             try {
                 disks.add(new VmConfig.Disk("disk" + disks.size(), format, Path.of(file), inserted.path("ro").asBoolean(),
-                        String.format("%02x.%x", devfn >> 3, devfn & 7)));
+                        String.format("%02x.%x", devfn >> 3, devfn & 7), bootIndex < 0 ? null : bootIndex));
             } catch (IllegalArgumentException e) {
                 throw new IllegalArgumentException("disk " + name + ": " + e.getMessage(), e);
             }

@@ -303,6 +303,7 @@ class ForeignQemuSaveTest {
                 List<String> argv = commandLine(clone);
                 assertThat(argv).as(mode + ": the restore's QEMU boots no kernel").doesNotContain("-kernel", "-initrd", "-append");
                 assertThat(argv).containsSubsequence("-bios", image.resolve("guest/firmware").toString());
+                assertThat(argv).as("the disk's bootindex= kept").anyMatch(v -> v.matches("virtio-blk-pci,drive=disk0,addr=04\\.0,bootindex=0"));
                 assertThat(clone.config().disks().getFirst().file()).isNotEqualTo(disk).startsWith(dir.resolve("img.disks"));
                 agent.awaitReady(Duration.ofSeconds(30));
                 assertThat(agent.memsumCold()).as(mode + ": wsbench's memory as saved").isEqualTo(cold);
@@ -360,7 +361,9 @@ class ForeignQemuSaveTest {
              GuestAgent agent = GuestAgent.connect(clone)) {
             assertThat(img.ramBlocks()).extracting(dev.thaw.migration.RamBlock::name).as("the default VGA's memory and NIC's ROM are in the image")
                     .contains("0000:00:02.0/vga.vram", "0000:00:03.0/e1000.rom");
-            assertThat(commandLine(clone)).as("the restore's QEMU keeps QEMU's default devices").doesNotContain("-nodefaults");
+            assertThat(commandLine(clone)).as("the restore's QEMU keeps QEMU's default devices").doesNotContain("-nodefaults")
+                    .as("its default NIC made explicit, where QEMU put it, with its MAC")
+                    .contains("e1000,netdev=thaw-nic0,addr=03.0,mac=52:54:00:12:34:56");
             agent.awaitReady(Duration.ofSeconds(30));
             assertThat(agent.memsumCold()).as("wsbench's memory as saved").isEqualTo(cold);
             List<String> devices = new ArrayList<>();
@@ -368,6 +371,70 @@ class ForeignQemuSaveTest {
                     + d.path("class_info").path("desc").asText());
             assertThat(devices.toString()).as("PCI devices of the restored guest: " + devices).contains("VGA").contains("Ethernet");
         }
+    }
+
+    /**
+     * The command line of an ordinary script: a NIC from the {@code -nic} shorthand and one from {@code -net nic} with
+     * {@code -net user} (QEMU creates the first before the second whatever their order), a {@code -device} without
+     * {@code addr=}, {@code -boot order=c} and {@code -L} with the default firmware in it. The save asks QMP where QEMU put each
+     * device and which MAC it gave the NICs; the restore's QEMU gets them explicitly (each NIC as {@code -netdev user} and a
+     * {@code -device}), the boot order as given and the firmware from the image, restores lazily with wsbench's memory as saved,
+     * and has every PCI device where the source had it, the virtio NIC with the source's MAC.
+     */
+    @Test
+    void savesTheShorthandsOfAnOrdinaryScriptAndRestoresTheirDevicesWhereTheyWere(@TempDir Path dir) throws Exception {
+        Path image = dir.resolve("img");
+        Path runDir = Files.createTempDirectory(Path.of("/tmp"), "thaw-test-shorthand-");
+        Path firmwareDir = Files.createDirectory(dir.resolve("fw"));
+        Files.copy(Path.of("/usr/share/seabios/bios-256k.bin"), firmwareDir.resolve("bios-256k.bin"));
+        GuestAgent.MemSum cold;
+        List<String> sourcePci;
+        String sourceMac;
+        try (HandStarted source = HandStarted.startWith(runDir, List.of("-kernel", TestHost.guest().kernel().toString(), "-initrd",
+                TestHost.guest().initrd().toString(), "-append", "console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/init"
+                        + " wsbench.total_mib=32 wsbench.ws_mib=8 wsbench.layout=contiguous",
+                "-net", "nic,model=e1000", "-net", "user", "-nic", "user,model=virtio-net-pci", "-device", "virtio-balloon-pci",
+                "-boot", "order=c", "-L", firmwareDir.toString()));
+             GuestAgent agent = GuestAgent.connect(source.agentSocket(), "shorthand")) {
+            cold = awaitWsbench(runDir, agent);
+            try (QmpClient qmp = QmpClient.connect(source.qmpSocket(), "hand-started", Duration.ofSeconds(10), source.process()::isAlive)) {
+                sourcePci = pciDevices(qmp);
+                sourceMac = qmp.execute("query-rx-filter").get(0).path("main-mac").asText();
+            }
+            ImageCommandsTest.Run save = ImageCommandsTest.run("save", "--qmp", source.qmpSocket().toString(), "--out", image.toString());
+            assertThat(save.exit()).as(save.err()).isZero();
+        } finally {
+            dev.thaw.util.FileTrees.deleteQuietly(runDir);
+        }
+        assertThat(sourcePci).as("QEMU placed the NICs and the balloon itself").filteredOn(d -> d.contains("Ethernet")).hasSize(2);
+        assertThat(sourcePci).hasSize(7);
+        assertThat(image.resolve("guest/firmware")).as("the default firmware QEMU found in -L, carried").hasSameBinaryContentAs(
+                firmwareDir.resolve("bios-256k.bin"));
+        try (CheckpointImage img = CheckpointImage.open(image);
+             QemuVm clone = Restorer.restore(img, Restorer.Mode.LAZY, "thaw-test-shorthand", WorkingSetChoice.defaults(), o -> o,
+                     s -> {}).vm();
+             GuestAgent agent = GuestAgent.connect(clone)) {
+            List<String> argv = commandLine(clone);
+            assertThat(argv).containsSubsequence("-boot", "order=c").doesNotContain("-nic", "-net", "-L")
+                    .containsSubsequence("-bios", image.resolve("guest/firmware").toString())
+                    .contains("virtio-net-pci,netdev=thaw-nic0,vectors=0,addr=02.0,mac=" + sourceMac)
+                    .contains("e1000,netdev=thaw-nic1,addr=03.0,mac=52:54:00:12:34:57");
+            agent.awaitReady(Duration.ofSeconds(30));
+            assertThat(agent.memsumCold()).as("wsbench's memory as saved").isEqualTo(cold);
+            assertThat(pciDevices(clone.qmp())).as("every PCI device where the source had it").isEqualTo(sourcePci);
+            assertThat(clone.qmp().execute("query-rx-filter").get(0).path("main-mac").asText()).isEqualTo(sourceMac);
+        }
+    }
+
+    /** The devices on PCI bus 0 as query-pci lists them: address, class, vendor:device, id. */
+    private static List<String> pciDevices(QmpClient qmp) {
+        List<String> devices = new ArrayList<>();
+        for (JsonNode d : qmp.execute("query-pci").get(0).path("devices")) {
+            devices.add(String.format("%02x.%d %s %04x:%04x '%s'", d.path("slot").asInt(), d.path("function").asInt(),
+                    d.path("class_info").path("desc").asText(), d.path("id").path("vendor").asInt(), d.path("id").path("device").asInt(),
+                    d.path("qdev_id").asText()));
+        }
+        return devices;
     }
 
     /**

@@ -43,8 +43,8 @@ class QemuOptionTest {
 
     @Test
     void refusesOptionsOffTheListNamingThem() {
-        assertRefused(List.of("-D", "/etc/passwd"), "argument 1 (-D): expected one of [-device, -netdev, -object]", "actual '-D'");
-        assertRefused(List.of("-drive", "file=/dev/sda,format=raw"), "expected one of [-device, -netdev, -object]", "actual '-drive'");
+        assertRefused(List.of("-D", "/etc/passwd"), "argument 1 (-D): expected one of [-boot, -device, -netdev, -nic, -object]", "actual '-D'");
+        assertRefused(List.of("-drive", "file=/dev/sda,format=raw"), "expected one of [-boot, -device, -netdev, -nic, -object]", "actual '-drive'");
         assertRefused(List.of("--drive", "file=/dev/sda"), "actual '--drive'");
         assertRefused(List.of("-device", "virtio-balloon-pci", "-chardev", "file,id=c,path=/etc/cron.d/x"),
                 "argument 3 (-chardev)", "actual '-chardev'");
@@ -57,7 +57,7 @@ class QemuOptionTest {
         assertRefused(List.of("-netdev", "user,id=n0,guestfwd=tcp:10.0.2.100:1-cmd:/bin/sh"),
                 "(-netdev user): expected key=value with a key among [hostfwd, id]", "actual 'guestfwd=tcp:10.0.2.100:1-cmd:/bin/sh'");
         assertRefused(List.of("-netdev", "user,id=n0,smb=/"), "actual 'smb=/'");
-        assertRefused(List.of("-device", "virtio-blk-pci,drive=d0"), "expected one of [virtio-balloon-pci, virtio-net-pci, vmgenid] as its type");
+        assertRefused(List.of("-device", "virtio-blk-pci,drive=d0"), "expected one of [e1000, e1000e, virtio-balloon-pci, virtio-net-pci, vmgenid] as its type");
         assertRefused(List.of("-device", "virtio-net-pci,netdev=n0,romfile=/etc/shadow"), "actual 'romfile=/etc/shadow'");
         assertRefused(List.of("-device", "{\"driver\":\"virtio-net-pci\",\"romfile\":\"/etc/shadow\"}"), "as its type");
         assertRefused(List.of("-device", "virtio-balloon-pci,id"), "expected key=value", "actual 'id'");
@@ -120,7 +120,7 @@ class QemuOptionTest {
     void aManifestsConfigurationIsCheckedWhenRead() throws IOException {
         String json = JSON.writeValueAsString(config(List.of())).replace("\"extraArgs\":[]", "\"extraArgs\":[\"-D\",\"/etc/passwd\"]");
         assertThat(json).contains("/etc/passwd");
-        assertThatThrownBy(() -> JSON.readValue(json, VmConfig.class)).hasMessageContaining("expected one of [-device, -netdev, -object]")
+        assertThatThrownBy(() -> JSON.readValue(json, VmConfig.class)).hasMessageContaining("expected one of [-boot, -device, -netdev, -nic, -object]")
                 .hasMessageContaining("actual '-D'");
         String machine = JSON.writeValueAsString(config(List.of())).replace("pc-i440fx-7.2", "pc-i440fx-7.2,dump-guest-core=on");
         assertThatThrownBy(() -> JSON.readValue(machine, VmConfig.class)).hasMessageContaining("expected a versioned type");

@@ -129,11 +129,11 @@ class VmConfigTest {
 
     @Test
     void disksAreABlockdevAndAVirtioBlkDeviceAtTheirAddressAndSurviveJson() throws Exception {
-        VmConfig c = config("pc-i440fx-7.2").withDisks(List.of(new VmConfig.Disk("disk0", "qcow2", Path.of("/v/o.qcow2"), false, "02.0"),
+        VmConfig c = config("pc-i440fx-7.2").withDisks(List.of(new VmConfig.Disk("disk0", "qcow2", Path.of("/v/o.qcow2"), false, "02.0", 0),
                 new VmConfig.Disk("disk1", "raw", Path.of("/v/ro.img"), true, "05.0")));
         List<String> args = c.asIncoming("vm1-restore").qemuArguments("qemu", Path.of("/q"), Path.of("/c"));
-        assertThat(args).containsSubsequence("-blockdev", "driver=qcow2,node-name=disk0,file.driver=file,file.filename=/v/o.qcow2",
-                "-device", "virtio-blk-pci,drive=disk0,addr=02.0", "-blockdev",
+        assertThat(args).as("the first disk keeps its bootindex=").containsSubsequence("-blockdev", "driver=qcow2,node-name=disk0,file.driver=file,file.filename=/v/o.qcow2",
+                "-device", "virtio-blk-pci,drive=disk0,addr=02.0,bootindex=0", "-blockdev",
                 "driver=raw,node-name=disk1,read-only=on,file.driver=file,file.filename=/v/ro.img", "-device",
                 "virtio-blk-pci,drive=disk1,addr=05.0");
         com.fasterxml.jackson.databind.ObjectMapper json = new com.fasterxml.jackson.databind.ObjectMapper().findAndRegisterModules();
@@ -146,6 +146,9 @@ class VmConfigTest {
         assertThatThrownBy(() -> new VmConfig.Disk("disk0", "qcow2", Path.of("/v/a,b.qcow2"), false, "02.0"))
                 .hasMessageContaining("without commas").hasMessageContaining("actual '/v/a,b.qcow2'");
         assertThatThrownBy(() -> new VmConfig.Disk("disk0", "qcow2", Path.of("v.qcow2"), false, "02.0")).hasMessageContaining("absolute");
+        assertThat(c.disks().getFirst().on(Path.of("/v/overlay.qcow2"), "qcow2", false).bootIndex()).as("an overlay keeps it").isEqualTo(0);
+        assertThatThrownBy(() -> new VmConfig.Disk("disk0", "raw", Path.of("/v.img"), false, "02.0", -1))
+                .hasMessage("disk disk0 boot index: expected 0-999, actual -1");
         assertThatThrownBy(() -> new VmConfig.Disk("disk0", "vmdk", Path.of("/v.vmdk"), false, "02.0"))
                 .hasMessageContaining("expected raw or qcow2, actual 'vmdk'");
         assertThatThrownBy(() -> new VmConfig.Disk("disk0", "raw", Path.of("/v.img"), false, "2"))

@@ -67,6 +67,10 @@ class RestoreIdentityTest {
         // A NIC without a MAC (QEMU would pick 52:54:00:12:34:56 for every clone) gets one.
         VmConfig unset = RestoreIdentity.clone(IMAGE, 1, 2).applyTo(saved(List.of("-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0")));
         assertThat(unset.extraArgs().get(3)).isEqualTo("virtio-net-pci,netdev=n0,mac=" + mac1);
+        // QEMU's default NIC of a foreign guest, replayed explicitly (ForeignCommandLine), gets one too.
+        VmConfig e1000 = RestoreIdentity.clone(IMAGE, 1, 2).applyTo(saved(List.of("-netdev", "user,id=thaw-nic0",
+                "-device", "e1000,netdev=thaw-nic0,addr=03.0,mac=52:54:00:12:34:56")));
+        assertThat(e1000.extraArgs().get(3)).isEqualTo("e1000,netdev=thaw-nic0,addr=03.0,mac=" + mac1);
     }
 
     @Test
