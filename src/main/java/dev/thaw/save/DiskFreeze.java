@@ -120,6 +120,28 @@ public final class DiskFreeze {
         return following(config, atStop(qmp, config.disks(), true, savedFile).sourceOverlays());
     }
 
+    /**
+     * The raw bases among the frozen disks, each with its block index (read from the cache under {@code cacheDirectory} or
+     * built, reading the whole base once per identity), for the save to take pages from. A qcow2 base is left out: its
+     * guest-visible blocks are not at their guest offsets in the file (reading them needs QEMU's block layer, {@code
+     * qemu-img} or an NBD export, not built), so its pages are stored as data.
+     */
+    static List<dev.thaw.image.DiskPages.Base> bases(Frozen frozen, Path cacheDirectory) {
+        List<dev.thaw.image.DiskPages.Base> bases = new ArrayList<>();
+        for (int i = 0; i < frozen.disks().size(); i++) {
+            VmConfig.Disk d = frozen.disks().get(i).disk();
+            if (!d.format().equals("raw")) continue;
+            try {
+                DiskIdentity identity = DiskIdentity.of(d.file());
+                bases.add(new dev.thaw.image.DiskPages.Base(i, d.file(), identity,
+                        dev.thaw.image.DiskBlockIndex.forBase(d.file(), identity, cacheDirectory).index()));
+            } catch (IOException e) {
+                throw new SaveException("disk " + d.node() + " (" + d.file() + "): cannot index its blocks: " + e.getMessage(), e);
+            }
+        }
+        return List.copyOf(bases);
+    }
+
     /** The query-block entry whose active image is the disk's file. */
     private static JsonNode blockOf(JsonNode blocks, VmConfig.Disk d) {
         for (JsonNode b : blocks) {
