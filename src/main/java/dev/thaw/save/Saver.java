@@ -75,7 +75,7 @@ public final class Saver {
      * @param dropCachesAgent the guest agent's socket through which to drop the guest's clean page cache before the save
      *                   stops the guest ({@link PageCacheDrop}); null: the cache is saved as it is
      * @param diskReferences pages equal to a block of one of the guest's raw disk bases are taken from the base, not stored
-     *                   (format version 3; {@link DiskFreeze#bases})
+     *                   (format version 3; {@link DiskFreeze#indexRawDisks})
      */
     public record Options(ImageWriter.Options image, boolean keepRunning, Duration stallTimeout, Duration completionTimeout,
                           Estimator estimator, Duration liveLimit, boolean guestFiles, Path dropCachesAgent, boolean diskReferences) {
@@ -226,13 +226,15 @@ public final class Saver {
                 // Before the stop: copying the kernel and initrd (a disk-booted guest: none) and firmware costs the guest no downtime.
                 for (var file : vmConfig.guestFiles()) writer.guestFile(file.getKey(), file.getValue());
             }
+            // Before the stop too: indexing a raw disk not indexed before reads all of it.
+            List<DiskFreeze.Indexed> indexed = writer != null && vmConfig != null && options.diskReferences()
+                    ? DiskFreeze.indexRawDisks(vmConfig.disks(), ThawPaths.cacheDir()) : List.of();
             long stopped = System.nanoTime();
             if (!live) qmp.stop(qmpTimeout);
             // The probe (no writer) leaves the disks alone: the image's disks are those of the stopped save.
             DiskFreeze.Frozen disks = writer == null || vmConfig == null ? DiskFreeze.Frozen.NONE
                     : DiskFreeze.atStop(qmp, vmConfig.disks(), options.keepRunning() && wasRunning, imageDir);
-            // With the guest stopped, so that the bases hold what the stream's pages were read from (indexes are cached per base).
-            if (writer != null && options.diskReferences()) writer.diskBases(DiskFreeze.bases(disks, ThawPaths.cacheDir()));
+            if (!indexed.isEmpty()) writer.diskBases(DiskFreeze.frozenBases(indexed));
             qmp.migrate("unix:" + socket, qmpTimeout);
             migrationStarted = true;
             guard.check(); // after migrate: a signal before it found no migration to cancel
