@@ -344,6 +344,7 @@ public final class ImageWriter implements AutoCloseable {
         files.add(fileEntry(writePageMap(), FileKind.PAGE_MAP));
         files.add(fileEntry(writeExtentTable(packOrder), FileKind.EXTENT_TABLE));
         files.add(fileEntry(writeDeviceState(), FileKind.DEVICE_STATE));
+        if (diskPages != null) diskPages.checkUnchanged(disks); // also when disks() was never called: refs need their disks
         List<DiskReferences.Ref> diskRefs = diskPages == null ? List.of() : diskPages.refs();
         if (!diskRefs.isEmpty()) files.add(fileEntry(writeDiskRefs(diskRefs), FileKind.DISK_REFS));
 
