@@ -28,7 +28,7 @@ final class InspectCommand implements Callable<Integer> {
 
     /** @param freePages the saved guest's balloon, from its recorded launch configuration (null: none recorded) */
     record InspectReport(Manifest manifest, double compressionRatio, double dedupRatio, CheckpointImage.VerifyReport verified,
-                         FreePages freePages) {}
+                         FreePages freePages, CheckpointImage.DiskReferenceCounts diskReferences) {}
 
     @Override
     public Integer call() {
@@ -39,7 +39,7 @@ final class InspectCommand implements Callable<Integer> {
             Manifest.Stats s = m.stats();
             if (json) {
                 System.out.println(Json.write(new InspectReport(m, s.compressionRatio(), s.dedupRatio(), verified,
-                        FreePages.ofRecorded(m.source().vmConfig()).orElse(null))));
+                        FreePages.ofRecorded(m.source().vmConfig()).orElse(null), img.diskReferences())));
                 return 0;
             }
             System.out.printf("image %s (format %d, id %s, created %s by Thaw %s)%n", img.directory(), m.formatVersion(), m.imageId(),
@@ -55,6 +55,9 @@ final class InspectCommand implements Callable<Integer> {
             }
             System.out.printf("pages: %d total, %d zero, %d stored, %d duplicate, %d shared with other images%n", s.pageCount(),
                     s.zeroPageCount(), s.storedPageCount(), s.duplicatePageCount(), s.sharedPageCount());
+            CheckpointImage.DiskReferenceCounts refs = img.diskReferences();
+            System.out.printf("disk references: %d pages (%d bytes) taken from the disk bases, %d distinct blocks%n", refs.pageCount(),
+                    refs.byteSize(), refs.blockCount());
             System.out.printf("bytes: %d payload referenced (%d written by this save), %d in image files%n", s.referencedPayloadBytes(),
                     s.writtenPayloadBytes(), s.imageFileBytes());
             System.out.printf("compression %.2fx (%s%s, %d pages per group), dedup %.2fx; store %s; page order: %s%n",
@@ -69,8 +72,8 @@ final class InspectCommand implements Callable<Integer> {
                         d.virtualByteSize() >> 20, d.pciAddress(), d.readOnly() ? ", read-only" : "", baseState(d));
             }
             if (verified != null) {
-                System.out.printf("verified: %d files, %d bytes, %d extents, %d page digests: all checksums match%n", verified.fileCount(),
-                        verified.byteCount(), verified.extentCount(), verified.pageCount());
+                System.out.printf("verified: %d files, %d bytes, %d extents, %d page digests, %d disk blocks: all checksums match%n",
+                        verified.fileCount(), verified.byteCount(), verified.extentCount(), verified.pageCount(), verified.diskPageCount());
             }
             return 0;
         }
@@ -104,8 +107,8 @@ final class InspectCommand implements Callable<Integer> {
             System.out.println(Json.write(r));
             return 0;
         }
-        System.out.printf("store %s verified: %d images open, %d packs (%d bytes, %d extents, %d page digests): all checksums match%n",
-                r.store(), r.imageCount(), r.packCount(), r.byteCount(), r.extentCount(), r.pageCount());
+        System.out.printf("store %s verified: %d images open, %d packs (%d bytes, %d extents, %d page digests), %d disk blocks:"
+                + " all checksums match%n", r.store(), r.imageCount(), r.packCount(), r.byteCount(), r.extentCount(), r.pageCount(), r.diskPageCount());
         if (!r.unreferencedPacks().isEmpty()) {
             System.out.printf("%d packs no listed image uses (thaw gc deletes them): %s%n", r.unreferencedPacks().size(),
                     r.unreferencedPacks());

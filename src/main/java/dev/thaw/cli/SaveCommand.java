@@ -90,6 +90,11 @@ final class SaveCommand implements Callable<Integer> {
                     + " nothing. The restored guest's cache is cold. A guest without an agent is refused before anything is stopped.")
     boolean dropCaches;
 
+    @Option(names = "--no-disk-refs",
+            description = "Store every non-zero page, also those equal to a block of the guest's raw disk bases (by default those"
+                    + " are taken from the base: a (disk, offset) reference, read and checked against its SHA-256 at every restore).")
+    boolean noDiskRefs;
+
     @Option(names = "--agent",
             description = "--drop-caches: the guest agent's unix socket (Thaw's agent on the guest's second serial port); default:"
                     + " control.sock beside the QMP socket of a guest Thaw started.")
@@ -101,7 +106,8 @@ final class SaveCommand implements Callable<Integer> {
     record SaveReport(String image, String imageId, long streamBytes, double seconds, double downtimeSeconds, boolean guestRunning,
                       Manifest.Stats stats, String estimator, int rounds, Integer workingSetPages, Long estimatedWorkingSetPages,
                       String tracedQmpSocket, String ramFile, Long foreignPid, java.util.List<Manifest.Disk> disks,
-                      java.util.List<String> sourceOverlays, Manifest.PageCacheDrop pageCacheDrop) {}
+                      java.util.List<String> sourceOverlays, Manifest.PageCacheDrop pageCacheDrop, long diskReferencePageCount,
+                      long diskReferenceBytes) {}
 
     @Override
     public Integer call() throws IOException, InterruptedException {
@@ -133,7 +139,7 @@ final class SaveCommand implements Callable<Integer> {
         }
         if (agentSocket != null && !dropCaches) throw new IllegalArgumentException("--agent: expected with --drop-caches, actual alone");
         Saver.Options options = Saver.Options.defaults().withImage(imageOptions.toOptions()).withKeepRunning(keepRunning)
-                .withGuestFiles(foreign != null || !trustedWhereTheyAre(config));
+                .withGuestFiles(foreign != null || !trustedWhereTheyAre(config)).withDiskReferences(!noDiskRefs);
         if (dropCaches) {
             if (agentSocket == null && foreign != null) {
                 throw new IllegalArgumentException("--drop-caches: expected --agent SOCKET for a QEMU Thaw did not start (its agent's"
@@ -166,7 +172,8 @@ final class SaveCommand implements Callable<Integer> {
                     result.manifest().stats(), String.join(",", estimators), result.rounds(), ws.map(WorkingSet::size).orElse(null),
                     ws.map(WorkingSet::estimatedPageCount).orElse(null), traced == null ? null : traced.extraQmpSocket().toString(), ramFilePath,
                     foreign == null ? null : foreign.pid(), result.manifest().disks(),
-                    result.sourceOverlays().stream().map(Path::toString).toList(), result.manifest().pageCacheDrop())));
+                    result.sourceOverlays().stream().map(Path::toString).toList(), result.manifest().pageCacheDrop(),
+                    result.manifest().stats().diskReferencePageCount(), result.manifest().stats().diskReferenceBytes())));
         }
         if (traced != null) {
             try (QemuVm vm = traced) {
@@ -226,8 +233,11 @@ final class SaveCommand implements Callable<Integer> {
                 s.storedPageCount(), s.duplicatePageCount(), result.streamBytes() >> 20, s.imageFileBytes() >> 20,
                 s.compressionRatio(), s.dedupRatio(), result.guestRunning() ? "; guest running again" : "; guest left stopped"));
         for (Manifest.Disk d : result.manifest().disks()) {
-            status.printf("disk %s: base %s (%s, %d MiB)%s%n", d.node(), d.base(), d.format(), d.virtualByteSize() >> 20,
-                    d.readOnly() ? ", read-only" : "");
+            status.printf("disk %s: base %s (%s, %d MiB)%s%s%n", d.node(), d.base(), d.format(), d.virtualByteSize() >> 20,
+                    d.readOnly() ? ", read-only" : "", d.format().equals("raw") ? "" : "; not searched for pages (only raw bases are indexed)");
+        }
+        if (s.diskReferencePageCount() > 0) {
+            status.printf("%d pages (%d MiB) taken from the disk bases, not stored%n", s.diskReferencePageCount(), s.diskReferenceBytes() >> 20);
         }
         if (!result.sourceOverlays().isEmpty()) {
             status.println("the guest goes on on new overlays " + result.sourceOverlays() + "; its bases are frozen for the image");

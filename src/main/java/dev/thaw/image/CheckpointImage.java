@@ -32,6 +32,9 @@ public final class CheckpointImage implements AutoCloseable {
     private final byte[] vmDescription;
     private final ExtentCache cache = new ExtentCache(64);
     private final java.util.Optional<WorkingSetSection> workingSetSection;
+    private final List<DiskReferences.Ref> diskRefs;
+    private final java.nio.channels.FileChannel[] diskBases; // opened on the first page read from each
+    private final long diskReferencePageCount;
 
     private final PackBytes packBytes;
 
@@ -73,7 +76,9 @@ public final class CheckpointImage implements AutoCloseable {
             this.headerAndConfiguration = device[0];
             this.deviceState = device[1];
             this.vmDescription = device[2];
-            checkPageMapReferences();
+            this.diskRefs = readDiskRefs();
+            this.diskBases = new java.nio.channels.FileChannel[manifest.disks().size()];
+            this.diskReferencePageCount = checkPageMapReferences();
             workingSetSection.ifPresent(w -> remap(w, table.length));
         } catch (RuntimeException e) {
             close();
@@ -343,12 +348,29 @@ public final class CheckpointImage implements AutoCloseable {
         return parts;
     }
 
-    private void checkPageMapReferences() {
+    /** The disk-reference table (format version 3), empty when the image lists none. */
+    private List<DiskReferences.Ref> readDiskRefs() {
+        if (manifest.files().stream().noneMatch(f -> f.name().equals(ImageWriter.DISK_REFS))) return List.of();
+        List<Long> sizes = manifest.disks().stream().map(d -> d.identity().byteSize()).toList();
+        return DiskReferences.decode(file(ImageWriter.DISK_REFS), listedBody(ImageWriter.DISK_REFS, FileKind.DISK_REFS), sizes);
+    }
+
+    /** Checks every entry names an extent slot or a disk reference there is; returns how many are disk references. */
+    private long checkPageMapReferences() {
         Path path = file(ImageWriter.PAGE_MAP);
+        long onDisk = 0;
         for (int b = 0; b < pageMap.length; b++) {
             for (int i = 0; i < pageMap[b].length; i++) {
                 long e = pageMap[b][i];
                 if (e == PageMap.ZERO) continue;
+                if (PageMap.isDiskReference(e)) {
+                    if (PageMap.diskReferenceOf(e) >= diskRefs.size()) {
+                        throw new ImageException.Corrupt(path, -1, "block '" + blocks.get(b).name() + "' page " + i + ": expected a disk reference below "
+                                + diskRefs.size() + ", actual " + PageMap.diskReferenceOf(e));
+                    }
+                    onDisk++;
+                    continue;
+                }
                 int extent = PageMap.extentOf(e);
                 if (e < 0 || extent < 0 || extent >= extents.length || PageMap.slotOf(e) >= extents[extent].pageCount()) {
                     throw new ImageException.Corrupt(path, -1, "block '" + blocks.get(b).name() + "' page " + i + String.format(
@@ -356,6 +378,18 @@ public final class CheckpointImage implements AutoCloseable {
                 }
             }
         }
+        return onDisk;
+    }
+
+    /** Pages this image takes from its disk bases (format version 3), and the distinct blocks they name. */
+    public record DiskReferenceCounts(long pageCount, int blockCount) {
+        public long byteSize() {
+            return pageCount * PAGE_BYTES;
+        }
+    }
+
+    public DiskReferenceCounts diskReferences() {
+        return new DiskReferenceCounts(diskReferencePageCount, diskRefs.size());
     }
 
     public boolean isZero(int block, int page) {
@@ -366,6 +400,10 @@ public final class CheckpointImage implements AutoCloseable {
     public boolean readPage(int block, int page, byte[] out, int offset) {
         long e = pageMap[block][page];
         if (e == PageMap.ZERO) return false;
+        if (PageMap.isDiskReference(e)) {
+            readDiskPage(PageMap.diskReferenceOf(e), out, offset);
+            return true;
+        }
         int number = PageMap.extentOf(e);
         int at = PageMap.slotOf(e) * PAGE_BYTES;
         if (cache.copy(number, at, out, offset)) return true;
@@ -377,12 +415,48 @@ public final class CheckpointImage implements AutoCloseable {
         return true;
     }
 
-    /** Result of {@link #verify}. */
-    public record VerifyReport(long fileCount, long byteCount, long extentCount, long pageCount) {}
+    /**
+     * Reads a referenced page from its disk base and checks it against the SHA-256 recorded at the save: a base written
+     * since (whatever its identity says) is an error naming the disk and offset.
+     */
+    private void readDiskPage(int number, byte[] out, int offset) {
+        DiskReferences.Ref ref = diskRefs.get(number);
+        Manifest.Disk disk = manifest.disks().get(ref.disk());
+        Path base = Path.of(disk.base());
+        ByteBuffer into = ByteBuffer.wrap(out, offset, PAGE_BYTES);
+        try {
+            java.nio.channels.FileChannel channel = diskBase(ref.disk(), base);
+            while (into.hasRemaining()) {
+                if (channel.read(into, ref.byteOffset() + into.position() - offset) < 0) {
+                    throw new ImageException.Missing(base, "disk " + disk.node() + ": expected 4096 bytes at offset " + ref.byteOffset()
+                            + ", actual " + (into.position() - offset) + " (end of file)", null);
+                }
+            }
+        } catch (IOException e) {
+            throw new ImageException.Missing(base, "disk " + disk.node() + " cannot be read at offset " + ref.byteOffset() + ": " + e, e);
+        }
+        PageDigest actual = PageDigest.of(out, offset, PAGE_BYTES);
+        if (!actual.equals(ref.digest())) {
+            throw new ImageException.Corrupt(base, ref.byteOffset(), "disk " + disk.node() + " block at offset " + ref.byteOffset()
+                    + " (a page of image " + directory + "): expected SHA-256 " + ref.digest() + ", actual " + actual
+                    + " (the base changed since the save)");
+        }
+    }
+
+    private java.nio.channels.FileChannel diskBase(int disk, Path base) throws IOException {
+        synchronized (diskBases) {
+            if (diskBases[disk] == null) diskBases[disk] = java.nio.channels.FileChannel.open(base, java.nio.file.StandardOpenOption.READ);
+            return diskBases[disk];
+        }
+    }
+
+    /** Result of {@link #verify}; {@code diskPageCount}: referenced disk blocks read from their bases and checked. */
+    public record VerifyReport(long fileCount, long byteCount, long extentCount, long pageCount, long diskPageCount) {}
 
     /**
      * Reads every byte of every file of the image and checks every checksum: frames, whole-file
-     * checksums, every extent, and every stored page's SHA-256 against its pack's index.
+     * checksums, every extent, every stored page's SHA-256 against its pack's index, and every block the image takes from
+     * a disk base against the SHA-256 recorded for it.
      * Throws {@link ImageException} at the first mismatch.
      */
     public VerifyReport verify() {
@@ -402,12 +476,28 @@ public final class CheckpointImage implements AutoCloseable {
             files++;
             pagesChecked += reader.verifyExtents(java.util.Arrays.asList(extents));
         }
-        return new VerifyReport(files, bytes, extents.length, pagesChecked);
+        return new VerifyReport(files, bytes, extents.length, pagesChecked, verifyDiskReferences());
+    }
+
+    /** Reads every block the image takes from a disk base and checks it against its recorded SHA-256; returns how many. */
+    public long verifyDiskReferences() {
+        byte[] page = new byte[PAGE_BYTES];
+        for (int i = 0; i < diskRefs.size(); i++) readDiskPage(i, page, 0);
+        return diskRefs.size();
     }
 
     @Override
     public void close() {
         for (Pack.Reader r : packs.values()) r.close();
+        if (diskBases != null) {
+            for (java.nio.channels.FileChannel c : diskBases) {
+                try {
+                    if (c != null) c.close();
+                } catch (IOException e) {
+                    // opened read-only
+                }
+            }
+        }
     }
 
     /**

@@ -13,7 +13,11 @@ public enum FileKind {
     /** A cluster checkpoint's manifest (dev.thaw.cluster.checkpoint): its members, switch state and traffic record. */
     CLUSTER_MANIFEST(7, "cluster manifest"),
     /** The frames a cluster checkpoint's switch held at its cut, delivered after the restore. */
-    CLUSTER_FRAMES(8, "cluster frames");
+    CLUSTER_FRAMES(8, "cluster frames"),
+    /** Format version 3: the page contents an image takes from its disk bases, each a (disk, offset) and the page's SHA-256. */
+    DISK_REFS(9, "disk references"),
+    /** Not part of an image: a disk base's block index, cached by the base's identity (DiskBlockIndex). */
+    DISK_BLOCK_INDEX(10, "disk block index");
 
     private final int code;
     private final String label;

@@ -42,6 +42,7 @@ public final class ImageWriter implements AutoCloseable {
     public static final String PAGE_MAP = "pagemap.thaw";
     public static final String EXTENT_TABLE = "extents.thaw";
     public static final String DEVICE_STATE = "device.thaw";
+    public static final String DISK_REFS = "diskrefs.thaw";
     public static final String DEFAULT_STORE = "store";
     private static final int PAGE_BYTES = 4096;
 
@@ -104,6 +105,7 @@ public final class ImageWriter implements AutoCloseable {
     private int groupsSinceProbe;
     private boolean committed;
     private Manifest.PageCacheDrop pageCacheDrop; // null: the save did not drop the guest's page cache
+    private DiskPages diskPages; // null: pages are not looked for in disk bases
 
     private ImageWriter(Path target, Options options) {
         this.macKey = ImageMac.configured(); // a bad key file fails the save before it starts
@@ -197,9 +199,19 @@ public final class ImageWriter implements AutoCloseable {
         this.pageCacheDrop = drop;
     }
 
-    /** The guest's disks, frozen bases outside the image, recorded in the manifest. */
+    /** The guest's disks, frozen bases outside the image, recorded in the manifest (each base taken from must be as indexed). */
     public void disks(List<Manifest.Disk> frozen) {
+        if (diskPages != null) diskPages.checkUnchanged(frozen);
         this.disks = List.copyOf(frozen);
+    }
+
+    /**
+     * Before the pages arrive: raw disk bases whose blocks stand for the pages equal to them (disk references, format version
+     * 3). Their identities must be those {@link #disks} records at the end.
+     */
+    public void diskBases(List<DiskPages.Base> bases) {
+        if (diskPages != null) diskPages.close();
+        diskPages = bases.isEmpty() ? null : new DiskPages(bases);
     }
 
     public void configuration(byte[] headerAndConfiguration, String machineType, List<String> validatedCapabilities) {
@@ -236,6 +248,14 @@ public final class ImageWriter implements AutoCloseable {
         arrived(block, page);
         PageDigest digest = PageDigest.of(data, offset, PAGE_BYTES);
         StoredPage known = stored.get(digest);
+        if (diskPages != null && known == null && !pendingSlots.containsKey(digest)) {
+            Integer ref = diskPages.known(digest);
+            if (ref == null) ref = diskPages.find(data, offset, digest);
+            if (ref != null) {
+                pageMap[block][page] = PageMap.diskReference(ref);
+                return;
+            }
+        }
         if (known != null) {
             pageMap[block][page] = PageMap.stored(extentNumber(known.extent()), known.slot());
             return;
@@ -324,12 +344,15 @@ public final class ImageWriter implements AutoCloseable {
         files.add(fileEntry(writePageMap(), FileKind.PAGE_MAP));
         files.add(fileEntry(writeExtentTable(packOrder), FileKind.EXTENT_TABLE));
         files.add(fileEntry(writeDeviceState(), FileKind.DEVICE_STATE));
+        if (diskPages != null) diskPages.checkUnchanged(disks); // also when disks() was never called: refs need their disks
+        List<DiskReferences.Ref> diskRefs = diskPages == null ? List.of() : diskPages.refs();
+        if (!diskRefs.isEmpty()) files.add(fileEntry(writeDiskRefs(diskRefs), FileKind.DISK_REFS));
 
         Manifest.Stats stats = stats(written, files, packs);
         List<Manifest.Block> blockEntries = blocks.stream()
                 .map(b -> new Manifest.Block(b.name(), b.usedByteSize(), b.pageByteSize(), b.pageCount())).toList();
         String storePath = sharedStore ? storeDir.toString() : DEFAULT_STORE;
-        Manifest manifest = new Manifest(Manifest.versionFor(disks, guestFiles), imageId.toString(), Instant.now().toString(), thawVersion,
+        Manifest manifest = new Manifest(Manifest.versionFor(disks, guestFiles, !diskRefs.isEmpty()), imageId.toString(), Instant.now().toString(), thawVersion,
                 new Manifest.Source(source.qemuVersion(), machineType, validatedCapabilities, source.vmConfig()),
                 blockEntries, ramSectionId, ramSectionVersion,
                 new Manifest.Storage(options.codec().name().toLowerCase(java.util.Locale.ROOT), options.zstdLevel(),
@@ -409,6 +432,13 @@ public final class ImageWriter implements AutoCloseable {
         }
     }
 
+    private FramedWriter.Written writeDiskRefs(List<DiskReferences.Ref> refs) {
+        try (FramedWriter out = new FramedWriter(temp.resolve(DISK_REFS), FileKind.DISK_REFS, imageId)) {
+            out.write(DiskReferences.encode(refs));
+            return out.finish();
+        }
+    }
+
     private FramedWriter.Written writeDeviceState() {
         try (FramedWriter out = new FramedWriter(temp.resolve(DEVICE_STATE), FileKind.DEVICE_STATE, imageId)) {
             for (byte[] part : new byte[][] {headerAndConfiguration, deviceState, vmDescription}) {
@@ -423,11 +453,13 @@ public final class ImageWriter implements AutoCloseable {
     private Manifest.Stats stats(long written, List<Manifest.FileEntry> files, List<Manifest.PackEntry> packs) {
         long pages = 0;
         long zero = 0;
+        long onDisk = 0;
         Set<Long> distinct = new HashSet<>();
         for (long[] entries : pageMap) {
             for (long e : entries) {
                 pages++;
                 if (e == PageMap.ZERO) zero++;
+                else if (PageMap.isDiskReference(e)) onDisk++;
                 else distinct.add(e);
             }
         }
@@ -442,7 +474,8 @@ public final class ImageWriter implements AutoCloseable {
         long shared = distinct.stream().filter(e -> !ownExtents.contains(PageMap.extentOf(e))).count();
         long imageBytes = files.stream().mapToLong(Manifest.FileEntry::byteSize).sum()
                 + (sharedStore ? 0 : packs.stream().mapToLong(Manifest.PackEntry::byteSize).sum());
-        return new Manifest.Stats(pages, zero, distinct.size(), pages - zero - distinct.size(), shared, written, referenced, imageBytes);
+        return new Manifest.Stats(pages, zero, distinct.size(), pages - zero - onDisk - distinct.size(), shared, written, referenced, imageBytes,
+                onDisk);
     }
 
     /**
@@ -451,6 +484,7 @@ public final class ImageWriter implements AutoCloseable {
      */
     @Override
     public void close() {
+        if (diskPages != null) diskPages.close();
         if (committed) return;
         if (pack != null) pack.close();
         dev.thaw.util.FileTrees.deleteQuietly(temp);

@@ -33,8 +33,10 @@ public record Manifest(int formatVersion, String imageId, String createdAt, Stri
                        PageCacheDrop pageCacheDrop) {
     private static final ObjectMapper JSON = new ObjectMapper().findAndRegisterModules();
     public static final int VERSION_WITH_DISKS = 2;
+    /** Pages taken from the disk bases: a disk-reference table and page-map entries naming it. */
+    public static final int VERSION_WITH_DISK_REFS = 3;
     public static final int MIN_VERSION = 1;
-    public static final int MAX_VERSION = VERSION_WITH_DISKS;
+    public static final int MAX_VERSION = VERSION_WITH_DISK_REFS;
     /** Where an image keeps the guest files it carries. */
     public static final String GUEST_FILES_DIRECTORY = "guest";
     private static final java.util.regex.Pattern GUEST_FILE_ROLE = java.util.regex.Pattern.compile("kernel|initrd|firmware|flash[01]");
@@ -45,7 +47,8 @@ public record Manifest(int formatVersion, String imageId, String createdAt, Stri
     }
 
     /** The version an image with these disks and guest files is written as: the lowest that describes it. */
-    static int versionFor(List<Disk> disks, List<GuestFile> guestFiles) {
+    static int versionFor(List<Disk> disks, List<GuestFile> guestFiles, boolean diskRefs) {
+        if (diskRefs) return VERSION_WITH_DISK_REFS;
         return disks.isEmpty() && guestFiles.isEmpty() ? Framing.FORMAT_VERSION : VERSION_WITH_DISKS;
     }
 
@@ -78,7 +81,7 @@ public record Manifest(int formatVersion, String imageId, String createdAt, Stri
 
     /** Kinds a manifest may list (the manifest and packs are not listed files). */
     private static final List<String> LISTED_KINDS = java.util.stream.Stream.of(FileKind.PAGE_MAP, FileKind.EXTENT_TABLE,
-            FileKind.DEVICE_STATE, FileKind.WORKING_SET).map(k -> k.name().toLowerCase(java.util.Locale.ROOT)).toList();
+            FileKind.DEVICE_STATE, FileKind.WORKING_SET, FileKind.DISK_REFS).map(k -> k.name().toLowerCase(java.util.Locale.ROOT)).toList();
 
     /**
      * What readers take for granted: JSON gives null for a field that is absent or null, and whoever wrote the manifest
@@ -108,6 +111,11 @@ public record Manifest(int formatVersion, String imageId, String createdAt, Stri
         if (formatVersion < VERSION_WITH_DISKS && (!disks.isEmpty() || !guestFiles.isEmpty())) {
             throw corrupt(file, "formatVersion: expected " + VERSION_WITH_DISKS + " for an image with disks or guest files, actual "
                     + formatVersion);
+        }
+        boolean diskRefs = files != null && files.stream().anyMatch(f -> f != null && "disk_refs".equals(f.kind()));
+        if (diskRefs != (formatVersion >= VERSION_WITH_DISK_REFS) || diskRefs && disks.isEmpty()) {
+            throw corrupt(file, "formatVersion: expected " + VERSION_WITH_DISK_REFS + " exactly when the image lists disk references"
+                    + " (and then disks), actual " + formatVersion + (diskRefs ? " with" : " without") + " disk references and " + disks.size() + " disks");
         }
         for (Disk d : disks) {
             require(file, require(file, d, "disks[]").node(), "disks[].node");
@@ -233,9 +241,17 @@ public record Manifest(int formatVersion, String imageId, String createdAt, Stri
      * @param sharedPageCount    distinct contents found already stored by another image (not written again)
      * @param writtenPayloadBytes payload bytes this save added to the store
      * @param referencedPayloadBytes payload bytes of every extent this image references
+     * @param diskReferencePageCount pages taken from a disk base (format version 3; absent, hence 0, before)
      */
     public record Stats(long pageCount, long zeroPageCount, long storedPageCount, long duplicatePageCount, long sharedPageCount,
-                        long writtenPayloadBytes, long referencedPayloadBytes, long imageFileBytes) {
+                        long writtenPayloadBytes, long referencedPayloadBytes, long imageFileBytes,
+                        @com.fasterxml.jackson.annotation.JsonInclude(com.fasterxml.jackson.annotation.JsonInclude.Include.NON_DEFAULT)
+                        long diskReferencePageCount) {
+        /** Bytes of the pages taken from disk bases (not stored in the image). */
+        public long diskReferenceBytes() {
+            return diskReferencePageCount * 4096;
+        }
+
         /** Raw bytes of the non-zero pages over the payload bytes referenced. */
         public double compressionRatio() {
             return referencedPayloadBytes == 0 ? 1 : (double) storedPageCount * 4096 / referencedPayloadBytes;
@@ -243,7 +259,7 @@ public record Manifest(int formatVersion, String imageId, String createdAt, Stri
 
         /** Non-zero pages over distinct stored contents. */
         public double dedupRatio() {
-            return storedPageCount == 0 ? 1 : (double) (pageCount - zeroPageCount) / storedPageCount;
+            return storedPageCount == 0 ? 1 : (double) (pageCount - zeroPageCount - diskReferencePageCount) / storedPageCount;
         }
     }
 }

@@ -305,9 +305,10 @@ public final class Store {
     /**
      * @param imageCount        listed images opened (every metadata file and pack frame checked)
      * @param unreferencedPacks packs no listed image names (garbage a gc would delete)
+     * @param diskPageCount     blocks the listed images take from their disk bases, read and checked against their SHA-256
      */
     public record VerifyReport(Path store, int imageCount, int packCount, long byteCount, long extentCount, long pageCount,
-                               List<String> unreferencedPacks) {}
+                               List<String> unreferencedPacks, long diskPageCount) {}
 
     /**
      * Checks the whole store under the shared lock (so no gc runs meanwhile): every listed image opens (its metadata
@@ -318,6 +319,7 @@ public final class Store {
         try (StoreLock.Held held = lockShared()) {
             Set<String> referenced = new LinkedHashSet<>();
             int images = 0;
+            long diskPages = 0;
             for (Registration r : registrations()) {
                 Optional<Manifest> manifest = manifestOf(r);
                 if (manifest.isEmpty()) {
@@ -329,6 +331,7 @@ public final class Store {
                 }
                 try (CheckpointImage image = CheckpointImage.open(r.image())) {
                     image.manifest().storage().packs().forEach(p -> referenced.add(p.file()));
+                    diskPages += image.verifyDiskReferences();
                 }
                 images++;
             }
@@ -347,7 +350,7 @@ public final class Store {
                 }
                 if (!referenced.contains(pack.path().getFileName().toString())) unreferenced.add(pack.path().getFileName().toString());
             }
-            return new VerifyReport(directory, images, packs.size(), bytes, extents, pages, unreferenced);
+            return new VerifyReport(directory, images, packs.size(), bytes, extents, pages, unreferenced, diskPages);
         }
     }
 

@@ -1,5 +1,5 @@
 /**
- * Checkpoint image format, versions 1 and 2: the specification (this text is normative; the code in this
+ * Checkpoint image format, versions 1 to 3: the specification (this text is normative; the code in this
  * package implements it, and {@code docs/image-format.md} explains the design decisions).
  *
  * <h2>Directory</h2>
@@ -9,6 +9,7 @@
  *   pagemap.thaw     one entry per target page of every RAM block
  *   extents.thaw     the extents (groups of stored pages) this image's pages live in
  *   device.thaw      QEMU's stream header and configuration, the device state, the VM description
+ *   diskrefs.thaw    version 3 only: the blocks of the disk bases the image takes pages from
  *   store/           the content store (unless the manifest names a shared store directory)
  *     pack-UUID.thaw immutable pack files of compressed page groups
  *   guest/           version 2 only, when the manifest lists guest files: {@code kernel}, {@code initrd} (raw copies)
@@ -25,7 +26,8 @@
  * body
  * footer (32 bytes)  0 "THAWEND!" | 8 u64 body size | 16 u64 XXH3-64(file[0..footer)) | 24 u64 XXH3-64(footer[0..24))
  * </pre>
- * Kinds: 1 manifest, 2 page map, 3 extent table, 4 device state, 5 pack, 6 working set; 0 is invalid. The owner id
+ * Kinds: 1 manifest, 2 page map, 3 extent table, 4 device state, 5 pack, 6 working set, 9 disk references (10: a disk
+ * base's cached block index, outside images, {@link dev.thaw.image.DiskBlockIndex}); 0 is invalid. The owner id
  * is the image id (a random UUID) for image files and the pack id for packs, so a file of another
  * image is recognised as such. Every frame carries version 1; readers accept frame versions 1..1 and
  * reject others with the version found. The manifest's body carries the image's format version (below).
@@ -42,7 +44,7 @@
  * image, frozen at the save), whether it is read-only, its virtual size, and the base's identity ({@link
  * dev.thaw.image.DiskIdentity}: size, modification time, SHA-256 over its first and last MiB); and {@code guestFiles}: the
  * kernel and initrd copied into {@code guest/} under their role's name, each with its size and SHA-256. A writer writes
- * version 1 when both lists are empty, 2 otherwise; readers accept 1..2, and a version-1 manifest must not list either. The
+ * version 1 when both lists are empty, 2 otherwise (3 when it takes pages from its disks, below); readers accept 1..3, and a version-1 manifest must not list either. The
  * launch configuration of a version-2 image records no disks: the manifest's disks are the only record of them.
  * <p>Optional in either version: {@code pageCacheDrop}, written only by a save that dropped the guest's clean page cache
  * first ({@code thaw save --drop-caches}): the value written to {@code /proc/sys/vm/drop_caches} (1-3; 0 is invalid), the
@@ -51,8 +53,15 @@
  *
  * <h2>pagemap.thaw</h2>
  * Body: for each RAM block in manifest order: u32 page count, then that many u64 entries.
- * Entry 0: the page is all zero bytes (nothing stored). Otherwise bits 8..63 are the extent-table
- * index + 1 and bits 0..7 the page's slot within that extent.
+ * Entry 0: the page is all zero bytes (nothing stored). Bit 63 set (version 3): bits 0..62 are the index (below 2^31)
+ * of a record of {@code diskrefs.thaw}, the page being that block of a disk base. Otherwise bits 8..62 are the
+ * extent-table index + 1 and bits 0..7 the page's slot within that extent.
+ *
+ * <h2>diskrefs.thaw (version 3)</h2>
+ * Body: u32 count, then count records of 48 bytes: {@code u16 disk number + 1 (index into the manifest's disks; 0 is
+ * invalid) | u16 0 | u32 0 | u64 byte offset in the base (4 KiB-aligned, a whole block inside it) | SHA-256 of the page}.
+ * A reader reads the block from the base and checks its SHA-256 before handing the page on. The manifest lists the file
+ * (kind {@code disk_refs}); a writer writes version 3 exactly when it does, and only for an image with disks.
  *
  * <h2>extents.thaw</h2>
  * Body: u32 count, then count records of 32 bytes:

@@ -13,6 +13,7 @@ import dev.thaw.qemu.QmpClient;
 import dev.thaw.qemu.QmpException;
 import dev.thaw.qemu.VmConfig;
 import dev.thaw.util.FileTrees;
+import dev.thaw.util.ThawPaths;
 import dev.thaw.util.StallWatchdog;
 import java.io.BufferedInputStream;
 import java.io.FilterInputStream;
@@ -73,12 +74,14 @@ public final class Saver {
      *                   anywhere and change; Thaw's own guest builds are found by the restore where they are)
      * @param dropCachesAgent the guest agent's socket through which to drop the guest's clean page cache before the save
      *                   stops the guest ({@link PageCacheDrop}); null: the cache is saved as it is
+     * @param diskReferences pages equal to a block of one of the guest's raw disk bases are taken from the base, not stored
+     *                   (format version 3; {@link DiskFreeze#indexRawDisks})
      */
     public record Options(ImageWriter.Options image, boolean keepRunning, Duration stallTimeout, Duration completionTimeout,
-                          Estimator estimator, Duration liveLimit, boolean guestFiles, Path dropCachesAgent) {
+                          Estimator estimator, Duration liveLimit, boolean guestFiles, Path dropCachesAgent, boolean diskReferences) {
         public Options(ImageWriter.Options image, boolean keepRunning, Duration stallTimeout, Duration completionTimeout,
                        Estimator estimator, Duration liveLimit) {
-            this(image, keepRunning, stallTimeout, completionTimeout, estimator, liveLimit, false, null);
+            this(image, keepRunning, stallTimeout, completionTimeout, estimator, liveLimit, false, null, true);
         }
 
         public static Options defaults() {
@@ -87,11 +90,11 @@ public final class Saver {
         }
 
         public Options withKeepRunning(boolean keep) {
-            return new Options(image, keep, stallTimeout, completionTimeout, estimator, liveLimit, guestFiles, dropCachesAgent);
+            return new Options(image, keep, stallTimeout, completionTimeout, estimator, liveLimit, guestFiles, dropCachesAgent, diskReferences);
         }
 
         public Options withImage(ImageWriter.Options imageOptions) {
-            return new Options(imageOptions, keepRunning, stallTimeout, completionTimeout, estimator, liveLimit, guestFiles, dropCachesAgent);
+            return new Options(imageOptions, keepRunning, stallTimeout, completionTimeout, estimator, liveLimit, guestFiles, dropCachesAgent, diskReferences);
         }
 
         /**
@@ -105,16 +108,21 @@ public final class Saver {
 
         public Options withDirtyEstimator(Duration limit) {
             if (limit.isNegative() || limit.isZero()) throw new IllegalArgumentException("live limit: expected > 0, actual " + limit);
-            return new Options(image, keepRunning, stallTimeout, completionTimeout, Estimator.DIRTY, limit, guestFiles, dropCachesAgent);
+            return new Options(image, keepRunning, stallTimeout, completionTimeout, Estimator.DIRTY, limit, guestFiles, dropCachesAgent, diskReferences);
         }
 
         public Options withGuestFiles(boolean copy) {
-            return new Options(image, keepRunning, stallTimeout, completionTimeout, estimator, liveLimit, copy, dropCachesAgent);
+            return new Options(image, keepRunning, stallTimeout, completionTimeout, estimator, liveLimit, copy, dropCachesAgent, diskReferences);
         }
 
         /** Drops the guest's clean page cache through the agent on {@code agentSocket} before the guest is stopped. */
         public Options withDropCaches(Path agentSocket) {
-            return new Options(image, keepRunning, stallTimeout, completionTimeout, estimator, liveLimit, guestFiles, agentSocket);
+            return new Options(image, keepRunning, stallTimeout, completionTimeout, estimator, liveLimit, guestFiles, agentSocket, diskReferences);
+        }
+
+        /** Whether pages equal to a block of a raw disk base are taken from it (the default) or stored. */
+        public Options withDiskReferences(boolean take) {
+            return new Options(image, keepRunning, stallTimeout, completionTimeout, estimator, liveLimit, guestFiles, dropCachesAgent, take);
         }
     }
 
@@ -170,7 +178,8 @@ public final class Saver {
             if (!qmp.queryStatus(options.qmpTimeout()).running()) qmp.cont(options.qmpTimeout());
             // keepRunning passes on: a guest that goes on goes on on overlays taken at this save's stop.
             saved = transfer(qmp, vmConfig, imageDir, new Options(options.image(), options.keepRunning(), options.stallTimeout(),
-                    options.completionTimeout(), Estimator.NONE, options.liveLimit(), options.guestFiles(), options.dropCachesAgent()),
+                    options.completionTimeout(), Estimator.NONE, options.liveLimit(), options.guestFiles(), options.dropCachesAgent(),
+                    options.diskReferences()),
                     progress, guard, drop);
         } catch (SaveException e) {
             throw failed(qmp, true, false, e); // the probe left the guest stopped: resume it, as any failed save does
@@ -217,11 +226,15 @@ public final class Saver {
                 // Before the stop: copying the kernel and initrd (a disk-booted guest: none) and firmware costs the guest no downtime.
                 for (var file : vmConfig.guestFiles()) writer.guestFile(file.getKey(), file.getValue());
             }
+            // Before the stop too: indexing a raw disk not indexed before reads all of it.
+            List<DiskFreeze.Indexed> indexed = writer != null && vmConfig != null && options.diskReferences()
+                    ? DiskFreeze.indexRawDisks(vmConfig.disks(), ThawPaths.cacheDir()) : List.of();
             long stopped = System.nanoTime();
             if (!live) qmp.stop(qmpTimeout);
             // The probe (no writer) leaves the disks alone: the image's disks are those of the stopped save.
             DiskFreeze.Frozen disks = writer == null || vmConfig == null ? DiskFreeze.Frozen.NONE
                     : DiskFreeze.atStop(qmp, vmConfig.disks(), options.keepRunning() && wasRunning, imageDir);
+            if (!indexed.isEmpty()) writer.diskBases(DiskFreeze.frozenBases(indexed));
             qmp.migrate("unix:" + socket, qmpTimeout);
             migrationStarted = true;
             guard.check(); // after migrate: a signal before it found no migration to cancel

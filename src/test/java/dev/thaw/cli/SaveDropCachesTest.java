@@ -27,6 +27,8 @@ import org.junit.jupiter.api.io.TempDir;
  * bytes from its (read-only) disk into its page cache; saved as it is, then with the cache dropped through its agent, the second image
  * is smaller by about that much, reports the drop (save's JSON, inspect), and restores to a guest whose memory and disk are
  * intact and whose workload goes on. A save told of no agent is refused with the guest running and nothing written.
+ * Saved by default, the cached pages are references to the disk's blocks (format version 3): the image is smaller by about
+ * that much too, and a lazy restore of it gives the guest a page cache that still holds the file.
  */
 class SaveDropCachesTest {
     private static final long READ_MIB = 64;
@@ -40,6 +42,7 @@ class SaveDropCachesTest {
                 TestHost.accel(), FreePages.REPORTING, 0).withDisks(List.of(new VmConfig.Disk("disk0", "raw", disk, true, "05.0")));
         Path kept = dir.resolve("kept");
         Path dropped = dir.resolve("dropped");
+        Path referenced = dir.resolve("referenced");
         GuestAgent.MemSum before;
         GuestAgent.DiskSum onDisk;
         long lastSeq;
@@ -64,7 +67,10 @@ class SaveDropCachesTest {
             assertThat(dir.resolve("refused")).doesNotExist();
             assertThat(vm.qmp().queryStatus().running()).as("the guest runs on").isTrue();
 
-            ImageCommandsTest.Run keep = ImageCommandsTest.run("save", "--qmp", qmp, "--out", kept.toString(), "--keep-running", "--json");
+            ImageCommandsTest.Run refs = ImageCommandsTest.run("save", "--qmp", qmp, "--out", referenced.toString(), "--keep-running", "--json");
+            assertThat(refs.exit()).as(refs.err()).isZero();
+            ImageCommandsTest.Run keep = ImageCommandsTest.run("save", "--qmp", qmp, "--out", kept.toString(), "--keep-running",
+                    "--no-disk-refs", "--json");
             assertThat(keep.exit()).as(keep.err()).isZero();
             ImageCommandsTest.Run drop = ImageCommandsTest.run("save", "--qmp", qmp, "--out", dropped.toString(), "--keep-running",
                     "--drop-caches", "--json");
@@ -82,7 +88,21 @@ class SaveDropCachesTest {
             System.err.printf("drop caches: image %d MiB kept, %d MiB dropped; page cache %d -> %d MiB%n", keptBytes >> 20,
                     droppedBytes >> 20, d.path("pageCacheBytesBefore").asLong() >> 20, d.path("pageCacheBytesAfter").asLong() >> 20);
             assertThat(droppedBytes).as("the random bytes the cache held are not in the image").isLessThan(keptBytes - ((READ_MIB - 16) << 20));
+            JsonNode refsReport = Json.MAPPER.readTree(refs.out());
+            long refsBytes = refsReport.path("stats").path("imageFileBytes").asLong();
+            System.err.printf("disk references: image %d MiB with, %d MiB without; %d pages taken from the disk; save %.2f s (downtime %.2f s,"
+                            + " the disk's index built) with, %.2f s (downtime %.2f s) without%n", refsBytes >> 20, keptBytes >> 20,
+                    refsReport.path("diskReferencePageCount").asLong(), refsReport.path("seconds").asDouble(),
+                    refsReport.path("downtimeSeconds").asDouble(), keptReport.path("seconds").asDouble(), keptReport.path("downtimeSeconds").asDouble());
+            assertThat(refsReport.path("diskReferenceBytes").asLong()).as("the cached file's pages are references")
+                    .isGreaterThanOrEqualTo((READ_MIB - 8) << 20).isLessThanOrEqualTo(READ_MIB << 20);
+            assertThat(refsBytes).as("and not in the image").isLessThan(keptBytes - ((READ_MIB - 16) << 20));
+            assertThat(keptReport.path("diskReferencePageCount").asLong()).as("--no-disk-refs").isZero();
         }
+        ImageCommandsTest.Run inspectRefs = ImageCommandsTest.run("inspect", "--verify", referenced.toString());
+        assertThat(inspectRefs.exit()).as(inspectRefs.err()).isZero();
+        assertThat(inspectRefs.out()).contains("(format 3,").containsPattern("disk references: [0-9]{5,} pages")
+                .containsPattern("[0-9]{5,} disk blocks: all checksums match");
 
         ImageCommandsTest.Run inspectDropped = ImageCommandsTest.run("inspect", dropped.toString());
         assertThat(inspectDropped.exit()).as(inspectDropped.err()).isZero();
@@ -90,12 +110,20 @@ class SaveDropCachesTest {
                 .contains("freed pages reported by the balloon");
         assertThat(ImageCommandsTest.run("inspect", kept.toString()).out()).contains("page cache: saved as the guest held it");
 
-        try (CheckpointImage image = CheckpointImage.open(dropped);
-             QemuVm restored = Restorer.restore(image, Restorer.Mode.EAGER, "thaw-test-drop-caches-restored", WorkingSetChoice.defaults(),
-                     o -> o, s -> {}).vm()) {
+        restoreAndCheck(dropped, Restorer.Mode.EAGER, "thaw-test-drop-caches-restored", "the file read again, from the disk", onDisk,
+                before, lastSeq);
+        restoreAndCheck(referenced, Restorer.Mode.LAZY, "thaw-test-disk-refs-restored", "the file read again, from the restored page cache",
+                onDisk, before, lastSeq);
+    }
+
+    /** Restores the image, reads the disk's file through the guest's page cache and checks the guest's memory and workload. */
+    private static void restoreAndCheck(Path imageDir, Restorer.Mode mode, String name, String readWhat, GuestAgent.DiskSum onDisk,
+                                        GuestAgent.MemSum before, long lastSeq) throws Exception {
+        try (CheckpointImage image = CheckpointImage.open(imageDir);
+             QemuVm restored = Restorer.restore(image, mode, name, WorkingSetChoice.defaults(), o -> o, s -> {}).vm()) {
             try (GuestAgent agent = GuestAgent.connect(restored)) {
                 agent.awaitReady(Duration.ofSeconds(30));
-                assertThat(agent.diskRead(0, READ_MIB)).as("the file read again, from the disk").isEqualTo(onDisk);
+                assertThat(agent.diskRead(0, READ_MIB)).as(readWhat).isEqualTo(onDisk);
             }
             RestoredGuest.assertSameMemoryAndRunsOn(restored, before, lastSeq);
         }

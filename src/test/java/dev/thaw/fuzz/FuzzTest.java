@@ -46,6 +46,7 @@ class FuzzTest {
                 new Entry("image-manifest", 400, () -> ImageFuzzTargets.manifest(work)),
                 new Entry("image-metadata", 500, () -> ImageFuzzTargets.metadata(work)),
                 new Entry("image-packs", 400, () -> ImageFuzzTargets.packs(work)),
+                new Entry("image-disk-refs", 400, () -> ImageFuzzTargets.diskReferences(work)),
                 new Entry("extent-codecs", 10_000, ImageFuzzTargets::codecs),
                 new Entry("restore-trace", 1_500, () -> RestoreFuzzTargets.trace(work)),
                 new Entry("restore-event-log", 3_000, () -> RestoreFuzzTargets.eventLog(work)),

@@ -48,6 +48,30 @@ public final class ImageFuzzTargets {
             return new Image(dir, files);
         }
 
+        /** An image (format 3) some of whose pages are blocks of a raw base beside it, outside the image (never damaged). */
+        static Image makeWithDisk(Path dir) throws IOException {
+            SyntheticGuest guest = SyntheticGuest.random(new Random(21), 2, 6, 40, 0.25, 0.15);
+            java.io.ByteArrayOutputStream disk = new java.io.ByteArrayOutputStream();
+            disk.write(new byte[4096]); // a zero block, not indexed
+            for (byte[][] pages : guest.pages) {
+                for (int p = 0; p < pages.length; p += 2) if (pages[p] != null) disk.write(pages[p]);
+            }
+            Path base = Files.write(dir.resolveSibling(dir.getFileName() + ".raw"), disk.toByteArray());
+            DiskIdentity identity = DiskIdentity.of(base);
+            try (ImageWriter writer = ImageWriter.create(dir, new ImageWriter.Options(Codec.LZ4, 1, 4, null))) {
+                writer.diskBases(List.of(new DiskPages.Base(0, base, identity,
+                        DiskBlockIndex.forBase(base, identity, dir.resolveSibling(dir.getFileName() + ".cache")).index())));
+                dev.thaw.migration.SaveStreamParser.parse(new java.io.ByteArrayInputStream(guest.toStream(16)), ImageRoundTripTest.sink(writer));
+                writer.disks(List.of(new Manifest.Disk("disk0", "05.0", "raw", base.toString(), true, identity.byteSize(), identity)));
+                writer.commit(new Manifest.Source("7.2.22", null, List.of(), null), "fuzz");
+            }
+            Map<Path, byte[]> files = new LinkedHashMap<>();
+            try (Stream<Path> walk = Files.walk(dir)) {
+                for (Path p : walk.filter(Files::isRegularFile).sorted().toList()) files.put(p, Files.readAllBytes(p));
+            }
+            return new Image(dir, files);
+        }
+
         Path file(String prefix) {
             return files.keySet().stream().filter(p -> p.getFileName().toString().startsWith(prefix)).findFirst().orElseThrow();
         }
@@ -207,6 +231,16 @@ public final class ImageFuzzTargets {
         List<byte[]> seeds = new ArrayList<>();
         for (int i = 0; i < files.size(); i++) seeds.add(selected(i, body(image.files().get(files.get(i)))));
         return new FuzzTarget("image-metadata", seeds, Mutator::mutate,
+                damaging(image, (selector, body) -> image.reseal(files.get(selector % files.size()), body)), List.of(ImageException.class));
+    }
+
+    /** A selector byte, then the body of the page map or of the disk-reference table of an image that takes pages from a disk, resealed. */
+    public static FuzzTarget diskReferences(Path work) throws IOException {
+        Image image = Image.makeWithDisk(work.resolve("disk-refs"));
+        List<Path> files = List.of(image.file(ImageWriter.DISK_REFS), image.file(ImageWriter.PAGE_MAP));
+        List<byte[]> seeds = new ArrayList<>();
+        for (int i = 0; i < files.size(); i++) seeds.add(selected(i, body(image.files().get(files.get(i)))));
+        return new FuzzTarget("image-disk-refs", seeds, Mutator::mutate,
                 damaging(image, (selector, body) -> image.reseal(files.get(selector % files.size()), body)), List.of(ImageException.class));
     }
 

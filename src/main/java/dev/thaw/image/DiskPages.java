@@ -1,0 +1,113 @@
+package dev.thaw.image;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The save's side of disk references: finds the pages that equal a block of one of the image's raw disk bases (the
+ * block index proposes by XXH3, the bytes read from the base decide) and numbers the distinct blocks taken, in the
+ * order first found.
+ */
+public final class DiskPages implements AutoCloseable {
+    private static final int PAGE_BYTES = DiskBlockIndex.BLOCK_BYTES;
+
+    /**
+     * A disk base the save may take pages from.
+     *
+     * @param disk     its index in the manifest's disks (the order the save gives them)
+     * @param file     the base, a raw file
+     * @param identity the base's identity when it was indexed; the image's must be the same
+     */
+    public record Base(int disk, Path file, DiskIdentity identity, DiskBlockIndex index) {}
+
+    private final List<Base> bases;
+    private final FileChannel[] channels;
+    private final List<DiskReferences.Ref> refs = new ArrayList<>();
+    private final Map<PageDigest, Integer> byDigest = new HashMap<>();
+    private final ByteBuffer block = ByteBuffer.allocate(PAGE_BYTES);
+
+    DiskPages(List<Base> bases) {
+        this.bases = List.copyOf(bases);
+        this.channels = new FileChannel[bases.size()];
+        for (int i = 0; i < channels.length; i++) {
+            try {
+                channels[i] = FileChannel.open(bases.get(i).file(), StandardOpenOption.READ);
+            } catch (IOException e) {
+                close();
+                throw new ImageException.Missing(bases.get(i).file(), "cannot be read as a disk base: " + e, e);
+            }
+        }
+    }
+
+    /** The reference number of a page with this content taken from a base already. */
+    Integer known(PageDigest digest) {
+        return byDigest.get(digest);
+    }
+
+    /** The reference number of a base block equal to the page, taken now; null when no base holds it. */
+    Integer find(byte[] data, int offset, PageDigest digest) {
+        long hash = DiskBlockIndex.hash(data, offset);
+        for (int i = 0; i < bases.size(); i++) {
+            long number = bases.get(i).index().find(hash);
+            if (number < 0) continue;
+            long at = number * PAGE_BYTES;
+            read(i, at);
+            if (Arrays.mismatch(block.array(), 0, PAGE_BYTES, data, offset, offset + PAGE_BYTES) >= 0) continue; // a hash only proposes
+            int ref = refs.size();
+            refs.add(new DiskReferences.Ref(bases.get(i).disk(), at, digest));
+            byDigest.put(digest, ref);
+            return ref;
+        }
+        return null;
+    }
+
+    private void read(int base, long at) {
+        block.clear();
+        try {
+            while (block.hasRemaining()) {
+                if (channels[base].read(block, at + block.position()) < 0) {
+                    throw new IOException("expected " + PAGE_BYTES + " bytes at offset " + at + ", actual " + block.position() + " (end of file)");
+                }
+            }
+        } catch (IOException e) {
+            throw new ImageException.Missing(bases.get(base).file(), "cannot be read as a disk base: " + e, e);
+        }
+    }
+
+    List<DiskReferences.Ref> refs() {
+        return List.copyOf(refs);
+    }
+
+    /** Every base taken from must still be what it was when indexed: the manifest records this identity for restores to check. */
+    void checkUnchanged(List<Manifest.Disk> disks) {
+        for (Base b : bases) {
+            if (b.disk() >= disks.size()) {
+                throw new IllegalStateException("disk base " + b.file() + ": expected disk " + b.disk() + " among the image's " + disks.size() + " disks");
+            }
+            List<String> changed = b.identity().differencesTo(disks.get(b.disk()).identity());
+            if (!changed.isEmpty()) {
+                throw new ImageException.CannotWrite(b.file(), "the disk base changed during the save, so its blocks cannot stand for pages: "
+                        + String.join("; ", changed), null);
+            }
+        }
+    }
+
+    @Override
+    public void close() {
+        for (FileChannel c : channels) {
+            try {
+                if (c != null) c.close();
+            } catch (IOException e) {
+                // read-only
+            }
+        }
+    }
+}
