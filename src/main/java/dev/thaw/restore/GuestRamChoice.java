@@ -17,8 +17,13 @@ import java.util.function.Supplier;
  * running after 16-18 s against 2.2-3.9 s (fifteenth session), which the density rule keeps in 4 KiB pages.
  */
 public final class GuestRamChoice {
-    /** 2 MiB pages when the estimate's pages fill at least this share of their regions: at most twice its bytes read. */
-    public static final double MIN_DENSITY = dev.thaw.estimate.PrefetchSize.CLUSTERED_DENSITY;
+    /**
+     * 2 MiB pages when the estimate's pages fill at least this share of their regions: at most 3.3x its bytes read. Here a 4 KiB
+     * page costs 15-20 us to place and touch first, and 4 KiB more of the image 4-10 us to read (0.4-1 GB/s), so 2 MiB pages
+     * break even near a density of 0.2-0.5; the demo's estimates sit at about 0.5, on either side from one save to the next
+     * (docs/benchmarks.md, sixteenth session), which a threshold of 0.5 split into two different restores.
+     */
+    public static final double MIN_DENSITY = 0.3;
     /** Memory the host keeps beyond the guest's hugetlb pages, so that taking them cannot starve everything else. */
     public static final long HEADROOM_BYTES = 1L << 30;
     private static final long HUGE_PAGE_BYTES = 2L << 20;
