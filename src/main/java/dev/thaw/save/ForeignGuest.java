@@ -43,7 +43,7 @@ public record ForeignGuest(long pid, VmConfig config) {
         int cpus = qmp.execute("query-cpus-fast").size();
         List<VmConfig.Disk> disks = disks(qmp);
         try {
-            List<String> replayed = line.replayedArgs(new QmpDeviceFacts(qmp));
+            List<String> replayed = line.replayedArgs(new QmpDeviceFacts(qmp), disks.stream().map(VmConfig.Disk::pciAddress).toList());
             Path firmware = line.firmware() != null ? firmwareFile("-bios", line.firmware(), process.cwd(), line.firmwareDirectories())
                     : line.flash().isEmpty() ? defaultFirmwareFrom(process.cwd(), line.firmwareDirectories()) : null;
             List<VmConfig.Flash> flash = new ArrayList<>();
@@ -260,7 +260,7 @@ public record ForeignGuest(long pid, VmConfig config) {
             }
             try {
                 disks.add(new VmConfig.Disk("disk" + disks.size(), format, Path.of(file), inserted.path("ro").asBoolean(),
-                        String.format("%02x.%x", devfn >> 3, devfn & 7), bootIndex < 0 ? null : bootIndex));
+                        ForeignCommandLine.PciDevice.address(devfn), bootIndex < 0 ? null : bootIndex));
             } catch (IllegalArgumentException e) {
                 throw new IllegalArgumentException("disk " + name + ": " + e.getMessage(), e);
             }
