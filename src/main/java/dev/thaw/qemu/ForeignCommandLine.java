@@ -126,29 +126,28 @@ public record ForeignCommandLine(Accel accel, Path kernel, Path initrd, String k
             "global", "-global changes device defaults the restore would not repeat");
     /** {@code -nic} and {@code -net nic}'s {@code model=}: QEMU's alias resolved. */
     private static final Map<String, String> NIC_MODEL_ALIASES = Map.of("virtio", "virtio-net-pci");
-    private static final Pattern MAC = Pattern.compile("(?:[0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}");
-    private static final Pattern PCI_ADDRESS = Pattern.compile("[0-9a-fA-F]{1,2}(?:\\.[0-7])?");
-    private static final Pattern ID = Pattern.compile("[A-Za-z][A-Za-z0-9_.-]{0,31}");
+    private static final Pattern MAC = QemuOption.MAC;
+    private static final Pattern PCI_ADDRESS = QemuOption.PCI_ADDRESS;
+    private static final Pattern ID = QemuOption.ID;
     private static final Pattern MEMORY = Pattern.compile("(?:size=)?\\d+[MG]?");
     private static final Pattern SMP = Pattern.compile("(?:cpus=)?\\d+");
     private static final Map<String, Pattern> DRIVE = Map.of("file", Pattern.compile("[^,]+"), "if", Pattern.compile("virtio|none"),
-            "format", Pattern.compile("raw|qcow2"), "id", Pattern.compile("[A-Za-z][A-Za-z0-9_.-]{0,31}"),
+            "format", Pattern.compile("raw|qcow2"), "id", ID,
             "readonly", Pattern.compile("on|off"), "cache", Pattern.compile("writeback|none|writethrough|directsync|unsafe"),
             "aio", Pattern.compile("threads|native|io_uring"), "discard", Pattern.compile("ignore|off|unmap|on"),
-            "media", Pattern.compile("disk"), "node-name", Pattern.compile("[A-Za-z][A-Za-z0-9_.-]{0,31}"));
+            "media", Pattern.compile("disk"), "node-name", ID);
     /** A firmware's flash: raw files, read whole into the RAM blocks the stream carries. */
     private static final Map<String, Pattern> PFLASH = Map.of("file", Pattern.compile("[^,]+"), "if", Pattern.compile("pflash"),
             "format", Pattern.compile("raw"), "unit", Pattern.compile("[01]"), "readonly", Pattern.compile("on|off"));
     private static final Map<String, Pattern> BLOCKDEV = Map.ofEntries(Map.entry("driver", Pattern.compile("file|raw|qcow2")),
-            Map.entry("node-name", Pattern.compile("[A-Za-z][A-Za-z0-9_.-]{0,31}")), Map.entry("file", Pattern.compile("[^,]+")),
+            Map.entry("node-name", ID), Map.entry("file", Pattern.compile("[^,]+")),
             Map.entry("file.driver", Pattern.compile("file")), Map.entry("file.filename", Pattern.compile("[^,]+")),
             Map.entry("filename", Pattern.compile("[^,]+")), Map.entry("read-only", Pattern.compile("on|off")),
             Map.entry("auto-read-only", Pattern.compile("on|off")), Map.entry("cache.direct", Pattern.compile("on|off")),
             Map.entry("cache.no-flush", Pattern.compile("on|off")), Map.entry("discard", Pattern.compile("ignore|off|unmap|on")),
             Map.entry("aio", Pattern.compile("threads|native|io_uring")));
-    private static final Map<String, Pattern> VIRTIO_BLK = Map.of("drive", Pattern.compile("[A-Za-z][A-Za-z0-9_.-]{0,31}"),
-            "id", Pattern.compile("[A-Za-z][A-Za-z0-9_.-]{0,31}"), "addr", Pattern.compile("[0-9a-fA-F]{1,2}(?:\\.[0-7])?"),
-            "bootindex", Pattern.compile("\\d{1,3}"));
+    private static final Map<String, Pattern> VIRTIO_BLK = Map.of("drive", ID, "id", ID, "addr", PCI_ADDRESS,
+            "bootindex", QemuOption.BOOT_INDEX);
 
     /**
      * Reads {@code argv} (as in {@code /proc/PID/cmdline}) of a QEMU whose working directory is {@code cwd}.

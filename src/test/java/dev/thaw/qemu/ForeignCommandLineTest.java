@@ -262,6 +262,18 @@ class ForeignCommandLineTest {
     }
 
     @Test
+    void refusesAJsonDeviceAndAHubWithMoreThanOneNicAndOneUserNetwork() {
+        assertThatThrownBy(() -> ForeignCommandLine.parse(line("-device", "{\"driver\":\"virtio-balloon-pci\"}"), CWD))
+                .isInstanceOf(QemuOption.RefusedException.class)
+                .hasMessageEndingWith("(-device {\"driver\":\"virtio-balloon-pci\"}) cannot be replayed: expected type,key=value..."
+                        + " (the JSON form is not read yet), actual JSON");
+        assertThatThrownBy(() -> ForeignCommandLine.parse(line("-net", "nic", "-net", "user", "-net", "user,hostfwd=tcp:127.0.0.1:2222-:22"), CWD))
+                .isInstanceOf(QemuOption.RefusedException.class)
+                .hasMessage("the QEMU command line: expected -net nic with one -net user (QEMU's hub 0 with two ports, replayed as"
+                        + " -netdev user and a -device), actual 1 -net nic and 2 -net user (give each NIC its -netdev and -device)");
+    }
+
+    @Test
     void countsEveryAnonymousDeviceDisksIncluded() {
         // The anonymous balloon after an anonymous disk is /machine/peripheral-anon/device[1]: a count without the disk would ask
         // for device[0] (the disk) and find a virtio-blk-pci there.
