@@ -209,7 +209,7 @@ final class RestoreCommand implements Callable<Integer> {
     }
 
     /** What one clone's restore gave, with its identity: {@code --json} with {@code --clones} above 1. */
-    record CloneReport(String name, RestoreReport restore, String vmGenerationId, List<String> guestMacs, List<String> commandLineMacs,
+    record CloneReport(String name, RestoreReport restore, String vmGenerationId, List<dev.thaw.restore.Clones.Nic> nics,
                        List<String> forwards) {}
 
     record ClonesReport(String image, String mode, int count, List<String> notes, List<CloneReport> clones) {}
@@ -234,12 +234,13 @@ final class RestoreCommand implements Callable<Integer> {
                 for (dev.thaw.restore.Clones.Clone c : started) {
                     RestoreReport r = report(img, c.outcome(), c.outcome().vm());
                     List<String> forwards = c.forwards().stream().map(Object::toString).toList();
-                    reports.add(new CloneReport(c.name(), r, c.vmGenerationId().orElse(null),
-                            c.nics().stream().map(dev.thaw.restore.Clones.Nic::guestMac).toList(), c.commandLineMacs(), forwards));
+                    reports.add(new CloneReport(c.name(), r, c.vmGenerationId().orElse(null), c.nics(), forwards));
                     progress.done(c.name() + ": " + chosen.label() + " restore: " + times(r));
                     status.println("  VM generation ID: " + c.vmGenerationId().orElse("none (the image's guest has no vmgenid device)"));
-                    for (dev.thaw.restore.Clones.Nic n : c.nics()) status.println("  NIC " + n.name() + ": MAC " + n.guestMac() + " (as saved)");
-                    if (!c.commandLineMacs().isEmpty()) status.println("  MAC after a NIC reset: " + String.join(", ", c.commandLineMacs()));
+                    for (dev.thaw.restore.Clones.Nic n : c.nics()) {
+                        status.println("  NIC " + n.name() + " (" + n.type() + "): MAC " + n.guestMac() + " (as saved); "
+                                + (n.resetTakesCommandLineMac() ? "after a NIC reset " + n.commandLineMac() : "keeps the saved MAC after a NIC reset"));
+                    }
                     for (String f : forwards) status.println("  forward " + f);
                     printDisksAndMonitor(c.outcome().vm(), "  ", "this clone's overlay", status);
                 }

@@ -22,6 +22,11 @@ import java.util.List;
  * reader of this one reads an image without it as before; the readers before it refuse an image with it, naming the
  * unknown field, as they do any field they do not know.
  *
+ * <p>A disk's {@code bootIndex} is written only for a disk that has one, so an image of a guest without one reads as before;
+ * readers before it refuse one with it, naming the field. An image of a QEMU Thaw did not start may also record, in its
+ * saved configuration's {@code extraArgs}, arguments older readers do not allow ({@code -device e1000} or {@code e1000e},
+ * {@code -boot}, {@code -nic none}, a virtio NIC's {@code vectors=}): they refuse such an image by that argument.
+ *
  * @param guestFiles    the guest's kernel and initrd (or its -bios firmware), copied into the image (empty for version 1)
  * @param pageCacheDrop the save dropped the guest's clean page cache before it stopped the guest; null (absent): it did not
  */
@@ -124,6 +129,11 @@ public record Manifest(int formatVersion, String imageId, String createdAt, Stri
             require(file, d.pciAddress(), "disks[].pciAddress");
             require(file, require(file, d.identity(), "disks[].identity").modifiedAt(), "disks[].identity.modifiedAt");
             require(file, d.identity().headTailSha256(), "disks[].identity.headTailSha256");
+            // Repeated as bootindex= on a restore's command line, which QemuOption allows as 0-999.
+            if (d.bootIndex() != null && (d.bootIndex() < 0 || d.bootIndex() > Disk.MAX_BOOT_INDEX)) {
+                throw corrupt(file, "disks[].bootIndex of " + d.node() + ": expected 0-" + Disk.MAX_BOOT_INDEX + " or absent, actual "
+                        + d.bootIndex());
+            }
         }
         for (GuestFile g : guestFiles) {
             require(file, require(file, g, "guestFiles[]").sha256(), "guestFiles[].sha256");
@@ -182,6 +192,9 @@ public record Manifest(int formatVersion, String imageId, String createdAt, Stri
                        DiskIdentity identity,
                        @com.fasterxml.jackson.annotation.JsonInclude(com.fasterxml.jackson.annotation.JsonInclude.Include.NON_NULL)
                        Integer bootIndex) {
+        /** The largest {@code bootindex=} a restore repeats (QemuOption's three digits). */
+        public static final int MAX_BOOT_INDEX = 999;
+
         @com.fasterxml.jackson.annotation.JsonCreator
         public Disk {}
 

@@ -75,7 +75,18 @@ public record ForeignCommandLine(Accel accel, Path kernel, Path initrd, String k
 
     /** A device on PCI bus 0 as QMP's {@code query-pci} lists it. */
     public record PciDevice(int devfn, String qdevId, int classCode) {
-        static final int ETHERNET = 0x0200;
+        /**
+         * The classes of the devices QEMU's pc and q35 boards create themselves: host bridge, ISA bridge, IDE, SATA, the
+         * PIIX4's power management ("other bridge"), SMBus; none of them a device Thaw replays from a command line.
+         */
+        static final Set<Integer> BOARD_CLASSES = Set.of(0x0600, 0x0601, 0x0101, 0x0106, 0x0680, 0x0c05);
+        /** QEMU's default VGA (without -nodefaults). */
+        static final int VGA = 0x0300;
+
+        /** The address {@code addr=} gives for a devfn: SLOT.FUNCTION in hex. */
+        public static String address(int devfn) {
+            return String.format("%02x.%x", devfn >> 3, devfn & 7);
+        }
     }
 
     /**
@@ -115,29 +126,28 @@ public record ForeignCommandLine(Accel accel, Path kernel, Path initrd, String k
             "global", "-global changes device defaults the restore would not repeat");
     /** {@code -nic} and {@code -net nic}'s {@code model=}: QEMU's alias resolved. */
     private static final Map<String, String> NIC_MODEL_ALIASES = Map.of("virtio", "virtio-net-pci");
-    private static final Pattern MAC = Pattern.compile("(?:[0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}");
-    private static final Pattern PCI_ADDRESS = Pattern.compile("[0-9a-fA-F]{1,2}(?:\\.[0-7])?");
-    private static final Pattern ID = Pattern.compile("[A-Za-z][A-Za-z0-9_.-]{0,31}");
+    private static final Pattern MAC = QemuOption.MAC;
+    private static final Pattern PCI_ADDRESS = QemuOption.PCI_ADDRESS;
+    private static final Pattern ID = QemuOption.ID;
     private static final Pattern MEMORY = Pattern.compile("(?:size=)?\\d+[MG]?");
     private static final Pattern SMP = Pattern.compile("(?:cpus=)?\\d+");
     private static final Map<String, Pattern> DRIVE = Map.of("file", Pattern.compile("[^,]+"), "if", Pattern.compile("virtio|none"),
-            "format", Pattern.compile("raw|qcow2"), "id", Pattern.compile("[A-Za-z][A-Za-z0-9_.-]{0,31}"),
+            "format", Pattern.compile("raw|qcow2"), "id", ID,
             "readonly", Pattern.compile("on|off"), "cache", Pattern.compile("writeback|none|writethrough|directsync|unsafe"),
             "aio", Pattern.compile("threads|native|io_uring"), "discard", Pattern.compile("ignore|off|unmap|on"),
-            "media", Pattern.compile("disk"), "node-name", Pattern.compile("[A-Za-z][A-Za-z0-9_.-]{0,31}"));
+            "media", Pattern.compile("disk"), "node-name", ID);
     /** A firmware's flash: raw files, read whole into the RAM blocks the stream carries. */
     private static final Map<String, Pattern> PFLASH = Map.of("file", Pattern.compile("[^,]+"), "if", Pattern.compile("pflash"),
             "format", Pattern.compile("raw"), "unit", Pattern.compile("[01]"), "readonly", Pattern.compile("on|off"));
     private static final Map<String, Pattern> BLOCKDEV = Map.ofEntries(Map.entry("driver", Pattern.compile("file|raw|qcow2")),
-            Map.entry("node-name", Pattern.compile("[A-Za-z][A-Za-z0-9_.-]{0,31}")), Map.entry("file", Pattern.compile("[^,]+")),
+            Map.entry("node-name", ID), Map.entry("file", Pattern.compile("[^,]+")),
             Map.entry("file.driver", Pattern.compile("file")), Map.entry("file.filename", Pattern.compile("[^,]+")),
             Map.entry("filename", Pattern.compile("[^,]+")), Map.entry("read-only", Pattern.compile("on|off")),
             Map.entry("auto-read-only", Pattern.compile("on|off")), Map.entry("cache.direct", Pattern.compile("on|off")),
             Map.entry("cache.no-flush", Pattern.compile("on|off")), Map.entry("discard", Pattern.compile("ignore|off|unmap|on")),
             Map.entry("aio", Pattern.compile("threads|native|io_uring")));
-    private static final Map<String, Pattern> VIRTIO_BLK = Map.of("drive", Pattern.compile("[A-Za-z][A-Za-z0-9_.-]{0,31}"),
-            "id", Pattern.compile("[A-Za-z][A-Za-z0-9_.-]{0,31}"), "addr", Pattern.compile("[0-9a-fA-F]{1,2}(?:\\.[0-7])?"),
-            "bootindex", Pattern.compile("\\d{1,3}"));
+    private static final Map<String, Pattern> VIRTIO_BLK = Map.of("drive", ID, "id", ID, "addr", PCI_ADDRESS,
+            "bootindex", QemuOption.BOOT_INDEX);
 
     /**
      * Reads {@code argv} (as in {@code /proc/PID/cmdline}) of a QEMU whose working directory is {@code cwd}.
@@ -371,14 +381,14 @@ public record ForeignCommandLine(Accel accel, Path kernel, Path initrd, String k
     /**
      * The arguments a restore repeats: each option as given, each device QEMU placed at the PCI address and with the MAC that
      * {@code facts} report (a -device's own {@code addr=} and {@code mac=} kept), each NIC QEMU's board created as
-     * {@code -netdev user} and a {@code -device} of its type at its address with its MAC.
+     * {@code -netdev user} and a {@code -device} of its type at its address with its MAC. Every device query-pci lists on bus 0
+     * must be the board's, one of these or a disk.
      *
+     * @param diskAddresses the PCI addresses of the guest's disks (QMP's query-block: {@code ForeignGuest})
      * @throws IllegalArgumentException where QEMU's answer does not fit the command line (expected ... actual ...)
      */
-    public List<String> replayedArgs(DeviceFacts facts) {
+    public List<String> replayedArgs(DeviceFacts facts, List<String> diskAddresses) {
         List<Replayed.BoardNic> boardNics = replayed.stream().filter(r -> r instanceof Replayed.BoardNic).map(r -> (Replayed.BoardNic) r).toList();
-        boolean asks = boardNics.size() > 0 || replayed.stream().anyMatch(r -> r instanceof Replayed.Placed);
-        if (!asks) return replayed.stream().flatMap(r -> ((Replayed.AsGiven) r).option().arguments().stream()).toList();
         List<String> boardPaths = boardNics.isEmpty() ? List.of() : facts.boardNics();
         if (boardPaths.size() != boardNics.size()) {
             throw new IllegalArgumentException("the NICs QEMU created from -nic, -net nic or its default network: expected "
@@ -387,20 +397,14 @@ public record ForeignCommandLine(Accel accel, Path kernel, Path initrd, String k
         }
         List<PciDevice> pci = facts.pciDevices();
         List<String> args = new ArrayList<>();
+        Set<Integer> replayedDevfns = new TreeSet<>();
+        for (String disk : diskAddresses) replayedDevfns.add(devfn(disk));
         int board = 0;
-        int nicCount = 0;
         for (Replayed r : replayed) {
-            switch (r) {
-                case Replayed.AsGiven given -> {
-                    if (given.option().isNic()) nicCount++;
-                    args.addAll(given.option().arguments());
-                }
-                case Replayed.Placed placed -> {
-                    if (placed.device().isNic()) nicCount++;
-                    args.addAll(place(placed.device(), placed.qomPath(), placed.where(), facts, pci).arguments());
-                }
+            QemuOption device = switch (r) {
+                case Replayed.AsGiven given -> given.option();
+                case Replayed.Placed placed -> place(placed.device(), placed.qomPath(), placed.where(), facts, pci);
                 case Replayed.BoardNic nic -> {
-                    nicCount++;
                     String path = boardPaths.get(board++);
                     String type = facts.type(path);
                     String expected = nic.model().orElse(String.join(" or ", new TreeSet<>(QemuOption.NIC_TYPES)));
@@ -408,21 +412,29 @@ public record ForeignCommandLine(Accel accel, Path kernel, Path initrd, String k
                         throw new IllegalArgumentException(nic.where() + ": expected QEMU's NIC at " + path + " to be " + expected
                                 + ", actual '" + type + "'");
                     }
-                    QemuOption device = QemuOption.parse(List.of("-device", type + ",netdev=" + nic.netdev().property("id").orElseThrow()
+                    QemuOption d = QemuOption.parse(List.of("-device", type + ",netdev=" + nic.netdev().property("id").orElseThrow()
                             + nic.mac().map(m -> ",mac=" + m).orElse("") + nic.pciAddress().map(a -> ",addr=" + a).orElse(""))).getFirst();
                     // -nic leaves a virtio NIC's vector count 0 (net_param_nic zeroes its NICInfo; qdev_set_nic_properties sets
                     // it): no MSI-X capability, which a -device's default (4) would add. The rest is as a -device's.
-                    if (type.equals("virtio-net-pci")) device = device.with("vectors", Integer.toString(facts.vectors(path)));
+                    if (type.equals("virtio-net-pci")) d = d.with("vectors", Integer.toString(facts.vectors(path)));
                     args.addAll(nic.netdev().arguments());
-                    args.addAll(place(device, path, nic.where(), facts, pci).arguments());
+                    yield place(d, path, nic.where(), facts, pci);
                 }
-            }
+            };
+            device.property("addr").ifPresent(a -> replayedDevfns.add(devfn(a)));
+            args.addAll(device.arguments());
         }
-        // The cross-check of what qom-get said against query-pci: every NIC on bus 0 is one that is replayed.
-        long ethernet = pci.stream().filter(d -> d.classCode() == PciDevice.ETHERNET).count();
-        if (ethernet != nicCount) {
-            throw new IllegalArgumentException("the NICs: expected " + nicCount + " Ethernet controllers on PCI bus 0 (the NICs of the"
-                    + " command line), actual " + ethernet + " in query-pci (a NIC added by device_add is not replayed)");
+        // The cross-check against query-pci: every device on bus 0 is the board's or one the restore's command line has (a
+        // device added by device_add is not, and the restore would fail on the stream only after the guest was stopped).
+        for (PciDevice d : pci) {
+            boolean boards = PciDevice.BOARD_CLASSES.contains(d.classCode()) || (qemuDefaults && d.classCode() == PciDevice.VGA);
+            if (!boards && !replayedDevfns.contains(d.devfn())) {
+                throw new IllegalArgumentException("the devices on PCI bus 0: expected QEMU's board's and those of the command line and"
+                        + " its disks (at " + replayedDevfns.stream().map(PciDevice::address).toList() + "), actual also a device at "
+                        + PciDevice.address(d.devfn()) + String.format(" (class 0x%04x", d.classCode())
+                        + (d.qdevId().isEmpty() ? "" : ", id '" + d.qdevId() + "'") + ") in query-pci (a device added by device_add is"
+                        + " not replayed)");
+            }
         }
         return List.copyOf(args);
     }
@@ -435,7 +447,7 @@ public record ForeignCommandLine(Accel accel, Path kernel, Path initrd, String k
         }
         int devfn = facts.devfn(qomPath);
         if (devfn < 0 || devfn > 255) throw new IllegalArgumentException(where + ": expected a devfn 0-255 at " + qomPath + ", actual " + devfn);
-        String address = String.format("%02x.%x", devfn >> 3, devfn & 7);
+        String address = PciDevice.address(devfn);
         Optional<String> given = device.property("addr");
         if (given.isPresent() && devfn(given.get()) != devfn) {
             throw new IllegalArgumentException(where + ": expected QEMU's device at " + qomPath + " at addr=" + given.get() + ", actual "

@@ -34,9 +34,10 @@ public record QemuOption(String option, String type, List<Property> properties) 
         }
     }
 
-    private static final Pattern ID = Pattern.compile("[A-Za-z][A-Za-z0-9_.-]{0,31}");
-    private static final Pattern MAC = Pattern.compile("(?:[0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}");
-    private static final Pattern PCI_ADDRESS = Pattern.compile("[0-9a-fA-F]{1,2}(?:\\.[0-7])?");
+    /** An id (QEMU's id_wellformed, bounded); a MAC; a PCI address as {@code addr=} takes it, SLOT[.FUNCTION] in hex. */
+    static final Pattern ID = Pattern.compile("[A-Za-z][A-Za-z0-9_.-]{0,31}");
+    static final Pattern MAC = Pattern.compile("(?:[0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}");
+    static final Pattern PCI_ADDRESS = Pattern.compile("[0-9a-fA-F]{1,2}(?:\\.[0-7])?");
     // The host side on the loopback only: an empty host address listens on every interface.
     // An absolute path whose last part is a switch port's socket (ClusterSwitch's member names), no "." or ".." part,
     // at most 107 bytes (sun_path). ASCII only, so characters are bytes.
@@ -45,7 +46,7 @@ public record QemuOption(String option, String type, List<Property> properties) 
     private static final Pattern LOOPBACK_FORWARD = Pattern.compile("(?:tcp|udp):127\\.0\\.0\\.1:\\d{1,5}-(?:10\\.0\\.2\\.\\d{1,3})?:\\d{1,5}");
     private static final Pattern ON_OFF = Pattern.compile("on|off");
     // "auto" is QEMU's default: a random GUID each time QEMU starts.
-    private static final Pattern BOOT_INDEX = Pattern.compile("\\d{1,3}");
+    static final Pattern BOOT_INDEX = Pattern.compile("\\d{1,3}");
     // Floppy a-b, disk c, CD-ROM d, network n-p (QEMU's -boot letters), each at most once.
     private static final Pattern BOOT_DRIVES = Pattern.compile("(?!.*(.).*\\1)[a-dn-p]{1,7}");
     private static final Pattern GUID = Pattern.compile("auto|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}");

@@ -31,18 +31,28 @@ public final class Clones {
     /** At most this many clones in one command (each a QEMU and a thread of this JVM). */
     public static final int MAX_COUNT = 64;
 
-    /** A NIC of a clone and the MAC its running guest uses (QMP's {@code query-rx-filter}): the saved one, which QEMU migrates. */
-    public record Nic(String name, String guestMac) {}
+    /**
+     * A NIC of a clone.
+     *
+     * @param name           QEMU's name for it ({@link RestoreIdentity.CommandLineNic#name}), by which QMP reports it
+     * @param type           its device type
+     * @param guestMac       the MAC its running guest uses: the saved one, which QEMU migrates (a virtio-net NIC's as QMP's
+     *                       {@code query-rx-filter} reports it; e1000 and e1000e have no receive filter QMP reports: the saved
+     *                       configuration's)
+     * @param commandLineMac the MAC on its command line ({@code default} where QEMU picks it)
+     * @param resetTakesCommandLineMac whether the guest takes {@code commandLineMac} when it resets the NIC; an e1000 keeps the
+     *                       saved MAC ({@link RestoreIdentity.CommandLineNic#resetTakesCommandLineMac})
+     */
+    public record Nic(String name, String type, String guestMac, String commandLineMac, boolean resetTakesCommandLineMac) {}
 
     /**
      * One running clone. The caller owns its QEMU ({@code outcome.vm()}).
      *
      * @param vmGenerationId  the GUID QEMU reports (QMP {@code query-vm-generation-id}); empty when the saved guest had no vmgenid
-     * @param commandLineMacs its virtio-net NICs' MACs on its command line, which a NIC takes when the guest resets it
      * @param forwards        its user networking's forwards as QEMU bound them
      */
     public record Clone(int index, String name, Restorer.Outcome outcome, Optional<String> vmGenerationId, List<Nic> nics,
-                        List<String> commandLineMacs, List<HostForward> forwards) {}
+                        List<HostForward> forwards) {}
 
     private Clones() {}
 
@@ -77,9 +87,15 @@ public final class Clones {
                     + " without -device vmgenid): the clones keep its VM generation ID, and a guest that reseeds its random number"
                     + " generator on a new one is not told");
         }
-        if (!RestoreIdentity.commandLineMacs(saved).isEmpty()) {
-            notes.add("each clone's NICs keep the saved MAC while the guest runs (QEMU migrates it); the MAC on its command line"
-                    + " takes over when the guest resets the NIC (a driver unbound and bound again) or sets it itself; each clone's"
+        List<RestoreIdentity.CommandLineNic> nics = RestoreIdentity.nics(saved);
+        if (!nics.isEmpty()) {
+            String reset = nics.stream().allMatch(RestoreIdentity.CommandLineNic::resetTakesCommandLineMac)
+                    ? "the MAC on its command line takes over when the guest resets a NIC (a driver unbound and bound again)"
+                    : nics.stream().noneMatch(RestoreIdentity.CommandLineNic::resetTakesCommandLineMac)
+                    ? "an e1000 keeps the saved MAC even when the guest resets it (its EEPROM is migrated)"
+                    : "the MAC on its command line takes over when the guest resets a virtio-net or e1000e NIC; an e1000 keeps the"
+                    + " saved MAC (its EEPROM is migrated)";
+            notes.add("each clone's NICs keep the saved MAC while the guest runs (QEMU migrates it); " + reset + "; each clone's"
                     + " user network is its own");
         }
         return List.copyOf(notes);
@@ -223,8 +239,7 @@ public final class Clones {
         Restorer.Outcome o = Restorer.restore(image, mode, name, identity, choice, tune, msg -> progress.accept(name + ": " + msg));
         QemuVm vm = o.vm();
         try {
-            return new Clone(index, name, o, vmGenerationId(vm), nics(vm), RestoreIdentity.commandLineMacs(vm.config()),
-                    HostForward.of(vm.qmp()));
+            return new Clone(index, name, o, vmGenerationId(vm), nics(vm, IncomingQemu.savedConfig(image)), HostForward.of(vm.qmp()));
         } catch (RuntimeException e) {
             vm.close();
             throw e;
@@ -237,17 +252,38 @@ public final class Clones {
         return Optional.of(vm.qmp().execute("query-vm-generation-id").path("guid").asText());
     }
 
-    /** Each NIC's running MAC: its receive filter's main MAC. */
-    static List<Nic> nics(QemuVm vm) {
-        if (RestoreIdentity.commandLineMacs(vm.config()).isEmpty()) return List.of();
-        JsonNode filters;
-        try {
-            filters = vm.qmp().execute("query-rx-filter");
-        } catch (QmpException e) {
-            throw new RestoreException(vm.name() + ": query-rx-filter failed: " + e.getMessage(), e);
+    /**
+     * Each NIC of the clone by QEMU's name for it, with the MAC its running guest uses: a virtio-net NIC's receive filter's main
+     * MAC; an e1000's or e1000e's (no receive filter QMP reports) the one in {@code saved}, which QEMU migrated.
+     */
+    static List<Nic> nics(QemuVm vm, VmConfig saved) {
+        List<RestoreIdentity.CommandLineNic> running = RestoreIdentity.nics(vm.config());
+        List<RestoreIdentity.CommandLineNic> before = RestoreIdentity.nics(saved);
+        if (running.size() != before.size()) {
+            throw new RestoreException(vm.name() + ": expected the " + before.size() + " NICs of the saved configuration, actual "
+                    + running.size() + " on the restore's command line", null);
+        }
+        java.util.Map<String, String> filters = new java.util.HashMap<>();
+        if (running.stream().anyMatch(n -> n.type().equals("virtio-net-pci"))) {
+            try {
+                for (JsonNode f : vm.qmp().execute("query-rx-filter")) filters.put(f.path("name").asText(), f.path("main-mac").asText());
+            } catch (QmpException e) {
+                throw new RestoreException(vm.name() + ": query-rx-filter failed: " + e.getMessage(), e);
+            }
         }
         List<Nic> nics = new ArrayList<>();
-        for (JsonNode f : filters) nics.add(new Nic(f.path("name").asText(), f.path("main-mac").asText()));
+        for (int i = 0; i < running.size(); i++) {
+            RestoreIdentity.CommandLineNic n = running.get(i);
+            String guestMac = before.get(i).mac();
+            if (n.type().equals("virtio-net-pci")) {
+                guestMac = filters.get(n.name());
+                if (guestMac == null) {
+                    throw new RestoreException(vm.name() + ": expected query-rx-filter to report the NIC " + n.name() + ", actual only "
+                            + new java.util.TreeSet<>(filters.keySet()), null);
+                }
+            }
+            nics.add(new Nic(n.name(), n.type(), guestMac, n.mac(), n.resetTakesCommandLineMac()));
+        }
         return List.copyOf(nics);
     }
 }

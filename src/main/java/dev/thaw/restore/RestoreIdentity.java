@@ -25,9 +25,10 @@ import java.util.regex.Pattern;
  *   back which);</li>
  *   <li>a locally administered MAC per NIC (virtio-net, e1000, e1000e) derived from the image, the clone and the NIC ({@link #mac}) on the
  *   command line. The running guest does not see it: QEMU 7.2 migrates the NIC's MAC (vmstate_virtio_net_device's first
- *   field, hw/net/virtio-net.c:3240), so the clone answers with the saved one, and the command line's MAC takes over only
- *   when the guest resets the device (virtio_net_reset copies it, hw/net/virtio-net.c:624: a driver unbound and bound
- *   again) or sets its own MAC. Each clone's user network is its own, so the shared MAC collides nowhere there.</li>
+ *   field, hw/net/virtio-net.c:3240; e1000's EEPROM and receive address registers), so the clone answers with the saved
+ *   one. A virtio-net or e1000e NIC takes the command line's MAC when the guest resets it (a driver unbound and bound
+ *   again); an e1000 keeps the saved MAC, read from its migrated EEPROM ({@link CommandLineNic#resetTakesCommandLineMac}).
+ *   Each clone's user network is its own, so the shared MAC collides nowhere there.</li>
  * </ul>
  *
  * @param vmGenerationId the GUID the restore gives a vmgenid device
@@ -114,10 +115,36 @@ public record RestoreIdentity(UUID vmGenerationId, int cloneIndex, int cloneCoun
         return QemuOption.parse(config.extraArgs()).stream().anyMatch(o -> o.isDevice("vmgenid"));
     }
 
-    /** The MAC each NIC has on the configuration's command line, in order ({@code default} where QEMU picks it). */
-    public static List<String> commandLineMacs(VmConfig config) {
-        return QemuOption.parse(config.extraArgs()).stream().filter(QemuOption::isNic)
-                .map(o -> o.property("mac").orElse("default")).toList();
+    /**
+     * A NIC on a configuration's command line.
+     *
+     * @param name QEMU's name for it (query-rx-filter's and {@code info network}'s): its {@code id=}, or else TYPE.N, N counting the
+     *             NICs of that type before it (net/net.c's assign_name; every NIC Thaw replays is a {@code -device})
+     * @param type its device type
+     * @param mac  its {@code mac=}, or {@code default} where QEMU picks it
+     */
+    public record CommandLineNic(String name, String type, String mac) {
+        /**
+         * Whether a restored guest that resets this NIC takes the command line's MAC. virtio-net's reset copies it
+         * (virtio_net_reset, hw/net/virtio-net.c:624); an e1000e's software reset (CTRL.RST, e1000e_set_ctrl) loads it into its
+         * receive address, which Linux's e1000e reads back. An e1000 keeps the saved MAC: its driver reads the MAC from the
+         * EEPROM, which QEMU migrates (vmstate_e1000's eeprom_data), and its CTRL.RST resets nothing (set_ctrl, hw/net/e1000.c).
+         */
+        public boolean resetTakesCommandLineMac() {
+            return !type.equals("e1000");
+        }
+    }
+
+    /** The configuration's NICs, in order. */
+    public static List<CommandLineNic> nics(VmConfig config) {
+        List<CommandLineNic> nics = new ArrayList<>();
+        java.util.Map<String, Integer> perType = new java.util.HashMap<>();
+        for (QemuOption o : QemuOption.parse(config.extraArgs())) {
+            if (!o.isNic()) continue;
+            int n = perType.merge(o.type(), 1, Integer::sum) - 1;
+            nics.add(new CommandLineNic(o.property("id").orElse(o.type() + "." + n), o.type(), o.property("mac").orElse("default")));
+        }
+        return List.copyOf(nics);
     }
 
     /**

@@ -43,12 +43,20 @@ public record ForeignGuest(long pid, VmConfig config) {
         int cpus = qmp.execute("query-cpus-fast").size();
         List<VmConfig.Disk> disks = disks(qmp);
         try {
-            List<String> replayed = line.replayedArgs(new QmpDeviceFacts(qmp));
-            Path firmware = line.firmware() != null ? firmwareFile("-bios", line.firmware(), process.cwd(), line.firmwareDirectories())
+            List<String> replayed = line.replayedArgs(new QmpDeviceFacts(qmp), disks.stream().map(VmConfig.Disk::pciAddress).toList());
+            // QEMU's data directories, asked once: where it found a bare firmware name after its working directory and -L's.
+            List<Path> qemuDirectories = dataDirectories();
+            Path firmware = line.firmware() != null
+                    ? firmwareFile("-bios", line.firmware(), process.cwd(), line.firmwareDirectories(), qemuDirectories)
                     : line.flash().isEmpty() ? defaultFirmwareFrom(process.cwd(), line.firmwareDirectories()) : null;
             List<VmConfig.Flash> flash = new ArrayList<>();
-            for (VmConfig.Flash f : line.flash()) flash.add(new VmConfig.Flash(f.unit(), firmwareFile("pflash unit " + f.unit(), f.file(), process.cwd(), List.of()), f.readOnly()));
-            if (!line.firmwareDirectories().isEmpty()) requireQemusOwnRoms(line.firmwareDirectories(), firmware);
+            for (VmConfig.Flash f : line.flash()) {
+                flash.add(new VmConfig.Flash(f.unit(), firmwareFile("pflash unit " + f.unit(), f.file(), process.cwd(), List.of(), List.of()),
+                        f.readOnly()));
+            }
+            List<Path> before = new ArrayList<>(List.of(process.cwd()));
+            before.addAll(line.firmwareDirectories());
+            requireQemusOwnRoms(before, firmware, qemuDirectories);
             return new ForeignGuest(process.pid(), new VmConfig("qemu-" + process.pid(), type, accel, memoryMiB, cpus, line.kernel(),
                     line.initrd(), line.kernelCommandLine(), false, false, replayed, disks, firmware, flash, line.qemuDefaults()));
         } catch (IllegalArgumentException e) {
@@ -65,14 +73,14 @@ public record ForeignGuest(long pid, VmConfig config) {
      * QEMU's working directory, then in the {@code -L} directories, then in its own data directories), bounded in size since the
      * image carries a copy.
      */
-    static Path firmwareFile(String option, Path given, Path cwd, List<Path> firmwareDirectories) {
+    static Path firmwareFile(String option, Path given, Path cwd, List<Path> firmwareDirectories, List<Path> qemuDirectories) {
         List<Path> candidates = new ArrayList<>();
         if (given.isAbsolute()) {
             candidates.add(given);
         } else {
             candidates.add(cwd.resolve(given));
             for (Path d : firmwareDirectories) candidates.add(d.resolve(given).normalize());
-            for (Path d : dataDirectories(option + " " + given)) candidates.add(d.resolve(given).normalize());
+            for (Path d : qemuDirectories) candidates.add(d.resolve(given).normalize());
         }
         for (Path file : candidates) {
             if (!Files.isRegularFile(file)) continue;
@@ -104,36 +112,40 @@ public record ForeignGuest(long pid, VmConfig config) {
         before.addAll(firmwareDirectories);
         for (Path d : before) {
             if (Files.isRegularFile(d.resolve(DEFAULT_FIRMWARE))) {
-                return firmwareFile("the default firmware " + DEFAULT_FIRMWARE, d.resolve(DEFAULT_FIRMWARE).toAbsolutePath(), cwd, List.of());
+                return firmwareFile("the default firmware " + DEFAULT_FIRMWARE, d.resolve(DEFAULT_FIRMWARE).toAbsolutePath(), cwd, List.of(),
+                        List.of());
             }
         }
         return null;
     }
 
     /**
-     * Refuses a {@code -L} directory holding an option ROM or other firmware file (besides {@code firmware}, which the image
-     * carries) that differs from QEMU's own of that name: QEMU loaded it in place of its own (a NIC's or VGA's ROM, linuxboot),
-     * and the restore's QEMU, without -L, would load its own, whose size and contents the stream's ROM blocks need not match.
+     * Refuses an option ROM or other firmware file in QEMU's working directory or a {@code -L} directory ({@code before}, in
+     * that order: qemu_find_file tries a bare name in the working directory first, then the data directories) that differs from
+     * the copy QEMU would otherwise pick, the first of that name in its own directories ({@code qemuDirectories}): QEMU loaded
+     * it in place of its own (a NIC's or VGA's ROM, linuxboot), and the restore's QEMU, in another directory and without -L,
+     * loads its own, whose size and contents the stream's ROM blocks need not match. {@code firmware}, which the image
+     * carries, is exempt.
      */
-    static void requireQemusOwnRoms(List<Path> firmwareDirectories, Path firmware) {
-        List<Path> own = dataDirectories("-L");
-        for (Path dir : firmwareDirectories) {
-            if (!Files.isDirectory(dir)) throw new IllegalArgumentException("-L " + dir + ": expected a directory, actual none");
+    static void requireQemusOwnRoms(List<Path> before, Path firmware, List<Path> qemuDirectories) {
+        for (int i = 0; i < before.size(); i++) {
+            Path dir = before.get(i);
+            String label = i == 0 ? "QEMU's working directory " + dir : "-L " + dir;
+            if (!Files.isDirectory(dir)) throw new IllegalArgumentException(label + ": expected a directory, actual none");
             List<Path> files;
             try (var list = Files.list(dir)) {
                 files = list.filter(Files::isRegularFile).sorted().toList();
             } catch (IOException e) {
-                throw new IllegalArgumentException("-L " + dir + ": expected a readable directory, actual " + e, e);
+                throw new IllegalArgumentException(label + ": expected a readable directory, actual " + e, e);
             }
             for (Path file : files) {
                 if (firmware != null && sameFile(file, firmware)) continue;
-                for (Path ownDir : own) {
-                    Path qemus = ownDir.resolve(file.getFileName());
-                    if (Files.isRegularFile(qemus) && !sameContent(file, qemus)) {
-                        throw new IllegalArgumentException("-L " + dir + ": expected only the firmware and files identical to QEMU's own"
-                                + " (option ROMs from another directory are not carried in the image), actual " + file + ", which differs from "
-                                + qemus.toAbsolutePath().normalize());
-                    }
+                Path qemus = qemuDirectories.stream().map(d -> d.resolve(file.getFileName())).filter(Files::isRegularFile).findFirst()
+                        .orElse(null);
+                if (qemus != null && !sameFile(file, qemus) && !sameContent(file, qemus)) {
+                    throw new IllegalArgumentException(label + ": expected only the firmware and files identical to QEMU's own (option"
+                            + " ROMs found before QEMU's own are not carried in the image), actual " + file + ", which differs from "
+                            + qemus.toAbsolutePath().normalize());
                 }
             }
         }
@@ -151,15 +163,15 @@ public record ForeignGuest(long pid, VmConfig config) {
         try {
             return Files.mismatch(a, b) < 0;
         } catch (IOException e) {
-            throw new IllegalArgumentException("-L: expected readable files, actual " + e, e);
+            throw new IllegalArgumentException("firmware files: expected readable files, actual " + e, e);
         }
     }
 
     /** QEMU's own data directories ({@code qemu-system-x86_64 -L help}), where it finds firmware by name after -L's. */
-    private static List<Path> dataDirectories(String forWhat) {
+    private static List<Path> dataDirectories() {
         ExternalCommand.Result dirs = ExternalCommand.run(List.of(QemuVm.QEMU_BINARY, "-L", "help"), Duration.ofSeconds(10));
-        if (!dirs.succeeded()) throw new IllegalArgumentException(forWhat + ": cannot list QEMU's data directories: " + dirs.describe());
-        return dirs.stdout().lines().map(String::strip).filter(l -> !l.isEmpty()).map(Path::of).toList();
+        if (!dirs.succeeded()) throw new IllegalArgumentException("QEMU's firmware: cannot list its data directories: " + dirs.describe());
+        return dirs.stdout().lines().map(String::strip).filter(l -> !l.isEmpty()).map(l -> Path.of(l).normalize()).toList();
     }
 
     /** QMP's answers about the devices: qom-get and qom-list for each device, query-pci for the bus; read-only. */
@@ -228,6 +240,19 @@ public record ForeignGuest(long pid, VmConfig config) {
         }
     }
 
+    /**
+     * A disk's {@code bootindex} as {@code qom-get} answers it: null for -1, QEMU's "unset" (the firmware's boot order is
+     * fw_cfg, built by each QEMU from its devices), else the index.
+     *
+     * @throws IllegalArgumentException for anything but an integer from -1 up
+     */
+    static Integer bootIndex(String qomPath, JsonNode value) {
+        if (!value.isInt() || value.asInt() < -1) {
+            throw new IllegalArgumentException("qom-get " + qomPath + " bootindex: expected an integer, -1 for none, actual " + value);
+        }
+        return value.asInt() < 0 ? null : value.asInt();
+    }
+
     /** Every disk with a medium, from {@code query-block}; one that is not a virtio-blk disk on a raw or qcow2 file is refused. */
     private static List<VmConfig.Disk> disks(QmpClient qmp) {
         List<VmConfig.Disk> disks = new ArrayList<>();
@@ -248,9 +273,9 @@ public record ForeignGuest(long pid, VmConfig config) {
                 throw new IllegalArgumentException("disk " + name + ": expected format raw or qcow2, actual '" + format + "'");
             }
             String device = qdev.substring(0, qdev.length() - VIRTIO_BLK_BACKEND.length());
-            int devfn = qmp.execute("qom-get", JSON.createObjectNode().put("path", device).put("property", "addr")).asInt();
-            // -1: no bootindex= (QEMU's "unset"); the firmware's boot order is fw_cfg, built by each QEMU from its devices.
-            int bootIndex = qmp.execute("qom-get", JSON.createObjectNode().put("path", device).put("property", "bootindex")).asInt(-1);
+            QmpDeviceFacts facts = new QmpDeviceFacts(qmp);
+            int devfn = facts.devfn(device);
+            Integer bootIndex = bootIndex(device, facts.get(device, "bootindex"));
             String file = inserted.path("image").path("filename").asText();
             // The file becomes a base that restores find by its path and identity: a link or a device would be refused after
             // the guest was stopped, when its identity is taken; refused here instead.
@@ -260,7 +285,7 @@ public record ForeignGuest(long pid, VmConfig config) {
             }
             try {
                 disks.add(new VmConfig.Disk("disk" + disks.size(), format, Path.of(file), inserted.path("ro").asBoolean(),
-                        String.format("%02x.%x", devfn >> 3, devfn & 7), bootIndex < 0 ? null : bootIndex));
+                        ForeignCommandLine.PciDevice.address(devfn), bootIndex));
             } catch (IllegalArgumentException e) {
                 throw new IllegalArgumentException("disk " + name + ": " + e.getMessage(), e);
             }

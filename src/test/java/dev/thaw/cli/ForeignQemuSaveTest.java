@@ -155,6 +155,18 @@ class ForeignQemuSaveTest {
             assertThat(again.exit()).as(again.err()).isZero();
             assertThat(Json.MAPPER.readTree(again.out()).path("disks").get(0).path("base").asText()).isEqualTo(sourceOverlay.toString());
             assertThat(sha256(disk)).isEqualTo(baseSha);
+
+            // A device added by device_add is on no command line: refused before the guest is stopped, naming it (query-pci's
+            // cross-check), even where every device of the command line is placed on it; the guest runs on.
+            try (QmpClient qmp = QmpClient.connect(source.qmpSocket(), "hand-started", Duration.ofSeconds(10), source.process()::isAlive)) {
+                qmp.execute("device_add", Json.MAPPER.createObjectNode().put("driver", "virtio-balloon-pci").put("id", "hot").put("addr", "0x9"));
+            }
+            ImageCommandsTest.Run hot = ImageCommandsTest.run("save", "--qmp", source.qmpSocket().toString(), "--out",
+                    dir.resolve("hot").toString(), "--keep-running");
+            assertThat(hot.exit()).isNotZero();
+            assertThat(hot.err()).contains("actual also a device at 09.0 (class 0x00ff, id 'hot') in query-pci");
+            assertThat(source.running()).as("the refused guest runs on").isTrue();
+            assertThat(dir.resolve("hot")).doesNotExist();
         } finally {
             dev.thaw.util.FileTrees.deleteQuietly(runDir);
         }

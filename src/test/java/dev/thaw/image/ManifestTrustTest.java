@@ -71,6 +71,32 @@ class ManifestTrustTest {
                 .hasMessageContaining("pageCacheDrop.dropCachesValue: expected 1-3, actual 0");
     }
 
+    /** A disk's bootIndex: absent in an older manifest and for a disk without one (written as before), kept, range-checked. */
+    @Test
+    void aDisksBootIndexIsOptionalReadBackAndChecked(@TempDir Path dir) throws Exception {
+        Path img = saved(dir, "aDisksBootIndexIsOptionalReadBackAndChecked");
+        Path file = img.resolve(ImageWriter.MANIFEST);
+        var json = new com.fasterxml.jackson.databind.ObjectMapper();
+        ObjectNode old = (ObjectNode) json.readTree(Manifest.readBody(file));
+        old.put("formatVersion", Manifest.VERSION_WITH_DISKS);
+        // A disk as a manifest before the field has it: no bootIndex key.
+        ObjectNode disk = old.putArray("disks").addObject().put("node", "disk0").put("pciAddress", "04.0").put("format", "raw")
+                .put("base", "/srv/vm/disk.img").put("readOnly", false).put("virtualByteSize", 1L << 30);
+        disk.putObject("identity").put("byteSize", 1L << 30).put("modifiedAt", "2026-11-30T00:00:00Z").put("headTailSha256", "00");
+        Manifest before = Manifest.parse(file, json.writeValueAsBytes(old));
+        assertThat(before.disks()).singleElement().extracting(Manifest.Disk::bootIndex).isNull();
+        assertThat(json.writeValueAsString(before.disks().getFirst())).as("written as before").doesNotContain("bootIndex");
+        disk.put("bootIndex", 2);
+        Manifest with = Manifest.parse(file, json.writeValueAsBytes(old));
+        assertThat(with.disks().getFirst().bootIndex()).isEqualTo(2);
+        assertThat(Manifest.parse(file, ImageWriter.JSON.writeValueAsBytes(with)).disks().getFirst().bootIndex()).isEqualTo(2);
+        for (int bad : new int[] {-1, 1000}) {
+            disk.put("bootIndex", bad);
+            assertThatThrownBy(() -> Manifest.parse(file, json.writeValueAsBytes(old))).isInstanceOf(ImageException.Corrupt.class)
+                    .hasMessageContaining("disks[].bootIndex of disk0: expected 0-999 or absent, actual " + bad);
+        }
+    }
+
     @Test
     void aWellFramedFileThatIsNotTheOneTheManifestRecordsIsRefused(@TempDir Path dir) {
         Path img = saved(dir, "aWellFramedFileThatIsNotTheOneTheManifestRecordsIsRefused");

@@ -55,9 +55,9 @@ class ForeignCommandLineTest {
         @Override public List<ForeignCommandLine.PciDevice> pciDevices() { return pci; }
     }
 
-    /** Facts for a command line whose every device is placed on it: QMP is never asked. */
+    /** Facts for a command line whose every device is placed on it: QMP is asked only for query-pci (here: no devices). */
     private static final ForeignCommandLine.DeviceFacts UNASKED = new Facts() {
-        @Override public List<ForeignCommandLine.PciDevice> pciDevices() { throw new AssertionError("QMP asked"); }
+        @Override public String type(String qomPath) { throw new AssertionError("QMP asked"); }
         @Override public List<String> boardNics() { throw new AssertionError("QMP asked"); }
     };
 
@@ -74,7 +74,7 @@ class ForeignCommandLineTest {
         assertThat(c.serialPorts()).isEqualTo(1);
         // Disks come from QMP; only the allowlisted devices are replayed as arguments.
         // vmgenid is no PCI device: no address to repeat (a restore replaces its GUID: RestoreIdentity).
-        List<String> replayed = c.replayedArgs(UNASKED);
+        List<String> replayed = c.replayedArgs(UNASKED, List.of());
         assertThat(replayed).containsExactly("-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0,addr=05,mac=52:54:00:00:00:01",
                 "-device", "vmgenid,guid=aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee", "-object", "iothread,id=io0",
                 "-device", "virtio-balloon-pci,addr=06,free-page-reporting=on,free-page-hint=on,iothread=io0");
@@ -188,7 +188,7 @@ class ForeignCommandLineTest {
                 .device("/machine/peripheral-anon/device[2]", "virtio-blk-pci", 4 << 3, null, "")
                 .device("/machine/peripheral/bal", "virtio-balloon-pci", 5 << 3, null, "bal")
                 .device("/machine/peripheral/e0", "e1000", 7 << 3, "52:54:00:12:34:57", "e0");
-        assertThat(c.replayedArgs(qemu)).containsExactly("-device", "vmgenid", "-netdev", "user,id=n0",
+        assertThat(c.replayedArgs(qemu, List.of("04.0"))).containsExactly("-device", "vmgenid", "-netdev", "user,id=n0",
                 "-device", "virtio-net-pci,netdev=n0,bootindex=2,addr=03.0,mac=52:54:00:12:34:56",
                 "-device", "virtio-balloon-pci,id=bal,addr=05.0", "-netdev", "user,id=n1",
                 "-device", "e1000,netdev=n1,id=e0,addr=07,mac=52:54:00:12:34:57");
@@ -217,17 +217,71 @@ class ForeignCommandLineTest {
                         .device("/machine/peripheral/bal", "virtio-balloon-pci", 5 << 3, null, "bal")
                         .device("/machine/peripheral/e0", "e1000", 7 << 3, "52:54:00:12:34:57", "e0")
                         .device("/machine/peripheral/hot", "e1000", 9 << 3, "52:54:00:12:34:58", "hot"),
-                        "the NICs: expected 2 Ethernet controllers on PCI bus 0 (the NICs of the command line), actual 3 in query-pci (a NIC"
-                                + " added by device_add is not replayed)"));
+                        "the devices on PCI bus 0: expected QEMU's board's and those of the command line and its disks (at [03.0, 04.0,"
+                                + " 05.0, 07.0]), actual also a device at 09.0 (class 0x0200, id 'hot') in query-pci (a device added by"
+                                + " device_add is not replayed)"));
         for (Wrong w : wrong) {
-            assertThatThrownBy(() -> c.replayedArgs(w.facts())).isInstanceOf(IllegalArgumentException.class).hasMessage(w.message());
+            assertThatThrownBy(() -> c.replayedArgs(w.facts(), List.of("04.0"))).isInstanceOf(IllegalArgumentException.class).hasMessage(w.message());
         }
         Facts noPci = new Facts();
         noPci.types.put("/machine/peripheral-anon/device[0]", "virtio-balloon-pci");
         noPci.devfns.put("/machine/peripheral-anon/device[0]", 6 << 3);
-        assertThatThrownBy(() -> ForeignCommandLine.parse(line("-device", "virtio-balloon-pci"), CWD).replayedArgs(noPci))
+        assertThatThrownBy(() -> ForeignCommandLine.parse(line("-device", "virtio-balloon-pci"), CWD).replayedArgs(noPci, List.of()))
                 .hasMessage("argument 26 (-device virtio-balloon-pci): expected query-pci to list a device at 06.0 (where"
                         + " /machine/peripheral-anon/device[0] is), actual none");
+    }
+
+    @Test
+    void refusesAnyDeviceOnBusZeroThatIsNeitherTheBoardsNorReplayedNorADisk() {
+        // Every device placed on the command line: before, query-pci was not even asked.
+        ForeignCommandLine explicit = ForeignCommandLine.parse(line("-netdev", "user,id=n0",
+                "-device", "virtio-net-pci,netdev=n0,addr=05,mac=52:54:00:00:00:01", "-drive", "file=d.img,if=virtio,format=raw"), CWD);
+        Facts board = new Facts();
+        for (int[] d : new int[][] {{0, 0x0600}, {1 << 3, 0x0601}, {(1 << 3) | 1, 0x0101}, {(1 << 3) | 3, 0x0680}}) {
+            board.pci.add(new ForeignCommandLine.PciDevice(d[0], "", d[1]));
+        }
+        board.pci.add(new ForeignCommandLine.PciDevice(5 << 3, "", 0x0200));
+        board.pci.add(new ForeignCommandLine.PciDevice(4 << 3, "", 0x0100)); // the if=virtio disk
+        assertThat(explicit.replayedArgs(board, List.of("04.0"))).containsExactly("-netdev", "user,id=n0",
+                "-device", "virtio-net-pci,netdev=n0,addr=05,mac=52:54:00:00:00:01");
+        assertThatThrownBy(() -> explicit.replayedArgs(board, List.of()))
+                .hasMessageContaining("actual also a device at 04.0 (class 0x0100) in query-pci");
+        board.pci.add(new ForeignCommandLine.PciDevice(6 << 3, "hot", 0x00ff));
+        assertThatThrownBy(() -> explicit.replayedArgs(board, List.of("04.0")))
+                .hasMessage("the devices on PCI bus 0: expected QEMU's board's and those of the command line and its disks (at [04.0,"
+                        + " 05.0]), actual also a device at 06.0 (class 0x00ff, id 'hot') in query-pci (a device added by device_add is"
+                        + " not replayed)");
+        // QEMU's default VGA is the board's only without -nodefaults.
+        Facts vga = new Facts();
+        vga.pci.add(new ForeignCommandLine.PciDevice(2 << 3, "", 0x0300));
+        assertThatThrownBy(() -> ForeignCommandLine.parse(line("-net", "none"), CWD).replayedArgs(vga, List.of()))
+                .hasMessageContaining("actual also a device at 02.0 (class 0x0300)");
+        List<String> defaults = new ArrayList<>(line("-net", "none"));
+        defaults.remove("-nodefaults");
+        assertThat(ForeignCommandLine.parse(defaults, CWD).replayedArgs(vga, List.of())).containsExactly("-nic", "none");
+    }
+
+    @Test
+    void refusesAJsonDeviceAndAHubWithMoreThanOneNicAndOneUserNetwork() {
+        assertThatThrownBy(() -> ForeignCommandLine.parse(line("-device", "{\"driver\":\"virtio-balloon-pci\"}"), CWD))
+                .isInstanceOf(QemuOption.RefusedException.class)
+                .hasMessageEndingWith("(-device {\"driver\":\"virtio-balloon-pci\"}) cannot be replayed: expected type,key=value..."
+                        + " (the JSON form is not read yet), actual JSON");
+        assertThatThrownBy(() -> ForeignCommandLine.parse(line("-net", "nic", "-net", "user", "-net", "user,hostfwd=tcp:127.0.0.1:2222-:22"), CWD))
+                .isInstanceOf(QemuOption.RefusedException.class)
+                .hasMessage("the QEMU command line: expected -net nic with one -net user (QEMU's hub 0 with two ports, replayed as"
+                        + " -netdev user and a -device), actual 1 -net nic and 2 -net user (give each NIC its -netdev and -device)");
+    }
+
+    @Test
+    void countsEveryAnonymousDeviceDisksIncluded() {
+        // The anonymous balloon after an anonymous disk is /machine/peripheral-anon/device[1]: a count without the disk would ask
+        // for device[0] (the disk) and find a virtio-blk-pci there.
+        ForeignCommandLine c = ForeignCommandLine.parse(line("-drive", "file=d.img,if=none,id=d1,format=raw",
+                "-device", "virtio-blk-pci,drive=d1", "-device", "virtio-balloon-pci"), CWD);
+        Facts qemu = new Facts().device("/machine/peripheral-anon/device[0]", "virtio-blk-pci", 4 << 3, null, "")
+                .device("/machine/peripheral-anon/device[1]", "virtio-balloon-pci", 5 << 3, null, "");
+        assertThat(c.replayedArgs(qemu, List.of("04.0"))).containsExactly("-device", "virtio-balloon-pci,addr=05.0");
     }
 
     @Test
@@ -238,18 +292,18 @@ class ForeignCommandLineTest {
                 "user,hostfwd=tcp:127.0.0.1:2222-:22", "-nic", "user,model=virtio,hostfwd=tcp:127.0.0.1:8080-:80", "-boot", "c"), CWD);
         Facts qemu = new Facts().device("/machine/unattached/device[21]", "virtio-net-pci", 3 << 3, "52:54:00:12:34:56", "")
                 .device("/machine/unattached/device[22]", "e1000", 4 << 3, "52:54:00:aa:bb:cc", "");
-        assertThat(c.replayedArgs(qemu)).containsExactly("-boot", "order=c",
+        assertThat(c.replayedArgs(qemu, List.of())).containsExactly("-boot", "order=c",
                 "-netdev", "user,id=thaw-nic0,hostfwd=tcp:127.0.0.1:8080-:80", "-device", "virtio-net-pci,netdev=thaw-nic0,vectors=0,addr=03.0,mac=52:54:00:12:34:56",
                 "-netdev", "user,id=thaw-nic1,hostfwd=tcp:127.0.0.1:2222-:22", "-device", "e1000,netdev=thaw-nic1,mac=52:54:00:aa:bb:cc,addr=04.0");
         assertThatThrownBy(() -> c.replayedArgs(new Facts().device("/machine/unattached/device[21]", "e1000", 3 << 3, "52:54:00:12:34:56", "")
-                .device("/machine/unattached/device[22]", "e1000", 4 << 3, "52:54:00:aa:bb:cc", "")))
+                .device("/machine/unattached/device[22]", "e1000", 4 << 3, "52:54:00:aa:bb:cc", ""), List.of()))
                 .hasMessage("argument 30 (-nic user,model=virtio,hostfwd=tcp:127.0.0.1:8080-:80): expected QEMU's NIC at"
                         + " /machine/unattached/device[21] to be virtio-net-pci, actual 'e1000'");
-        assertThatThrownBy(() -> c.replayedArgs(new Facts().device("/machine/unattached/device[21]", "virtio-net-pci", 3 << 3, "52:54:00:12:34:56", "")))
+        assertThatThrownBy(() -> c.replayedArgs(new Facts().device("/machine/unattached/device[21]", "virtio-net-pci", 3 << 3, "52:54:00:12:34:56", ""), List.of()))
                 .hasMessageStartingWith("the NICs QEMU created from -nic, -net nic or its default network: expected 2 (argument 30 (-nic")
                 .hasMessageEndingWith("actual 1 [/machine/unattached/device[21]]");
         assertThatThrownBy(() -> c.replayedArgs(new Facts().device("/machine/unattached/device[21]", "virtio-net-pci", 3 << 3, "52:54:00:12:34:56", "")
-                .device("/machine/unattached/device[22]", "e1000", 4 << 3, "52:54:00:12:34:57", "")))
+                .device("/machine/unattached/device[22]", "e1000", 4 << 3, "52:54:00:12:34:57", ""), List.of()))
                 .hasMessage("argument 26 (-net nic,model=e1000,macaddr=52:54:00:AA:BB:CC) with argument 28 (-net user,hostfwd=tcp:127.0.0.1:2222-:22):"
                         + " expected QEMU's NIC at /machine/unattached/device[22] to have mac 52:54:00:aa:bb:cc, actual 52:54:00:12:34:57");
 
@@ -257,13 +311,13 @@ class ForeignCommandLineTest {
         List<String> defaults = new ArrayList<>(line());
         defaults.remove("-nodefaults");
         Facts pc = new Facts().device("/machine/unattached/device[21]", "e1000", 3 << 3, "52:54:00:12:34:56", "");
-        assertThat(ForeignCommandLine.parse(defaults, CWD).replayedArgs(pc)).containsExactly("-netdev", "user,id=thaw-nic0",
+        assertThat(ForeignCommandLine.parse(defaults, CWD).replayedArgs(pc, List.of())).containsExactly("-netdev", "user,id=thaw-nic0",
                 "-device", "e1000,netdev=thaw-nic0,addr=03.0,mac=52:54:00:12:34:56");
         // No network at all: the restore's QEMU must not add the default NIC either. An id Thaw would take is left to its owner.
         defaults.addAll(List.of("-net", "none"));
-        assertThat(ForeignCommandLine.parse(defaults, CWD).replayedArgs(UNASKED)).containsExactly("-nic", "none");
+        assertThat(ForeignCommandLine.parse(defaults, CWD).replayedArgs(UNASKED, List.of())).containsExactly("-nic", "none");
         assertThat(ForeignCommandLine.parse(line("-netdev", "user,id=thaw-nic0", "-nic", "user,id=mine,mac=52:54:00:00:00:09,model=e1000e"), CWD)
-                .replayedArgs(new Facts().device("/machine/unattached/device[3]", "e1000e", 2 << 3, "52:54:00:00:00:09", "")))
+                .replayedArgs(new Facts().device("/machine/unattached/device[3]", "e1000e", 2 << 3, "52:54:00:00:00:09", ""), List.of()))
                 .containsExactly("-netdev", "user,id=thaw-nic0", "-netdev", "user,id=thaw-nic1",
                         "-device", "e1000e,netdev=thaw-nic1,mac=52:54:00:00:00:09,addr=02.0");
     }
@@ -298,8 +352,8 @@ class ForeignCommandLineTest {
     @Test
     void replaysBootAsGivenAndRefusesASplashPicture() {
         assertThat(ForeignCommandLine.parse(line("-boot", "order=cdn,once=d,menu=on,strict=on,splash-time=500,reboot-timeout=-1"), CWD)
-                .replayedArgs(UNASKED)).containsExactly("-boot", "order=cdn,once=d,menu=on,strict=on,splash-time=500,reboot-timeout=-1");
-        assertThat(ForeignCommandLine.parse(line("-boot", "dc,menu=off"), CWD).replayedArgs(UNASKED)).containsExactly("-boot", "order=dc,menu=off");
+                .replayedArgs(UNASKED, List.of())).containsExactly("-boot", "order=cdn,once=d,menu=on,strict=on,splash-time=500,reboot-timeout=-1");
+        assertThat(ForeignCommandLine.parse(line("-boot", "dc,menu=off"), CWD).replayedArgs(UNASKED, List.of())).containsExactly("-boot", "order=dc,menu=off");
         assertThatThrownBy(() -> ForeignCommandLine.parse(line("-boot", "menu=on,splash=/srv/logo.jpg"), CWD))
                 .hasMessageContaining("(-boot menu=on,splash=/srv/logo.jpg) cannot be replayed: expected no splash= (the splash picture"
                         + " is a host file the image does not carry), actual 'splash=/srv/logo.jpg'");

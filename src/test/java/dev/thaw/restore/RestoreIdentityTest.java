@@ -53,8 +53,8 @@ class RestoreIdentityTest {
         VmConfig two = new RestoreIdentity(GUID, 2, 2, IMAGE).applyTo(saved(NETWORKED));
         assertThat(one.extraArgs().get(1)).isEqualTo("user,id=net0,hostfwd=tcp:127.0.0.1:0-:22,hostfwd=udp:127.0.0.1:0-10.0.2.15:53");
         assertThat(two.extraArgs().get(1)).isEqualTo(one.extraArgs().get(1));
-        String mac1 = RestoreIdentity.commandLineMacs(one).getFirst();
-        String mac2 = RestoreIdentity.commandLineMacs(two).getFirst();
+        String mac1 = RestoreIdentity.nics(one).getFirst().mac();
+        String mac2 = RestoreIdentity.nics(two).getFirst().mac();
         assertThat(mac1).isNotEqualTo(mac2).isNotEqualTo("52:54:00:12:34:56").matches("(?:[0-9a-f]{2}:){5}[0-9a-f]{2}");
         for (String mac : List.of(mac1, mac2)) {
             int first = Integer.parseInt(mac.substring(0, 2), 16);
@@ -71,6 +71,26 @@ class RestoreIdentityTest {
         VmConfig e1000 = RestoreIdentity.clone(IMAGE, 1, 2).applyTo(saved(List.of("-netdev", "user,id=thaw-nic0",
                 "-device", "e1000,netdev=thaw-nic0,addr=03.0,mac=52:54:00:12:34:56")));
         assertThat(e1000.extraArgs().get(3)).isEqualTo("e1000,netdev=thaw-nic0,addr=03.0,mac=" + mac1);
+    }
+
+    @Test
+    void nicsAreNamedAsQemuNamesThemAndOnlyAnE1000KeepsTheSavedMacAtAReset() {
+        VmConfig c = saved(List.of("-netdev", "user,id=a", "-device", "e1000,netdev=a,addr=03.0,mac=52:54:00:12:34:56",
+                "-netdev", "user,id=b", "-device", "virtio-net-pci,netdev=b,addr=04", "-netdev", "user,id=c",
+                "-device", "e1000,netdev=c,id=lan,addr=05", "-netdev", "user,id=d", "-device", "e1000,netdev=d,addr=06",
+                "-netdev", "user,id=e", "-device", "e1000e,netdev=e,addr=07"));
+        // net/net.c's assign_name: TYPE.N, N counting the earlier NICs of that type, named or not.
+        assertThat(RestoreIdentity.nics(c)).containsExactly(
+                new RestoreIdentity.CommandLineNic("e1000.0", "e1000", "52:54:00:12:34:56"),
+                new RestoreIdentity.CommandLineNic("virtio-net-pci.0", "virtio-net-pci", "default"),
+                new RestoreIdentity.CommandLineNic("lan", "e1000", "default"),
+                new RestoreIdentity.CommandLineNic("e1000.2", "e1000", "default"),
+                new RestoreIdentity.CommandLineNic("e1000e.0", "e1000e", "default"));
+        assertThat(RestoreIdentity.nics(c)).extracting(RestoreIdentity.CommandLineNic::resetTakesCommandLineMac)
+                .containsExactly(false, true, false, false, true);
+        assertThat(Clones.notes(c)).last().asString().contains("an e1000 keeps the saved MAC").contains("virtio-net or e1000e");
+        assertThat(Clones.notes(saved(List.of("-netdev", "user,id=a", "-device", "e1000,netdev=a")))).last().asString()
+                .contains("an e1000 keeps the saved MAC even when the guest resets it").doesNotContain("takes over");
     }
 
     @Test
