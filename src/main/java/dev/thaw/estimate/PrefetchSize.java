@@ -37,9 +37,17 @@ public record PrefetchSize(int pages, double density, String reason) {
      * @param budgetPages the most a scattered estimate prefetches whole (what the read-ahead holds)
      */
     public static PrefetchSize elastic(WorkingSet queue, Sizing sizing, long budgetPages) {
+        return elastic(queue, sizing, budgetPages, CLUSTERED_DENSITY);
+    }
+
+    /**
+     * As above, with the density from which the estimate counts as clustered: lower for guest RAM in 2 MiB pages, where a fault
+     * brings its whole region whatever its density, so that what makes the guest RAM 2 MiB pages also gives the half.
+     */
+    public static PrefetchSize elastic(WorkingSet queue, Sizing sizing, long budgetPages, double clusteredDensity) {
         int estimate = (int) Math.min(queue.size(), queue.estimatedPageCount());
         double density = density(queue.pages().subList(0, estimate));
-        if (density >= CLUSTERED_DENSITY) {
+        if (density >= clusteredDensity) {
             int pages = sizing.prefetchPages(queue);
             return new PrefetchSize(pages, density, String.format("clustered estimate (its pages fill %.0f%% of their 2 MiB regions): %.2f of"
                     + " its %d pages, faults bring their regions", 100 * density, sizing.prefetchFraction(), estimate));

@@ -50,8 +50,8 @@ public final class MethodRestore {
      *                       between the two, is not counted)
      * @param completedNanos every page in; the running time for the eager restores and the mapped ones
      * @param postcopy       a lazy or ws restore's result (demand faults, event log, QEMU's vCPU stall); empty for the others
+     * @param guestRam       what backed a lazy or ws restore's guest RAM and why ({@code GuestRamChoice}); empty for the others
      */
-    /** @param guestRam what backed a lazy or ws restore's guest RAM and why ({@code GuestRamChoice}); empty for the others */
     public record Restored(QemuVm vm, long startedNanos, long openNanos, long runningNanos, long completedNanos,
                            Optional<PostcopyRestore.Result> postcopy, Optional<dev.thaw.restore.GuestRamChoice.Choice> guestRam) {}
 

@@ -146,7 +146,7 @@ public final class HugePages {
      * huge pages.
      */
     public static GuestRamChoice.Host host() {
-        boolean permitted = Files.isWritable(Path.of("/proc/sys/vm/nr_overcommit_hugepages"));
+        boolean permitted = Files.isWritable(overcommitKnob());
         long available = 0;
         long blocks = 0;
         try {
@@ -181,7 +181,7 @@ public final class HugePages {
      * with it, if the kernel cannot find the pages: hugetlb memory is never overcommitted.
      */
     public static Runnable allowHugetlbPages(long count) {
-        Path knob = Path.of("/proc/sys/vm/nr_overcommit_hugepages");
+        Path knob = overcommitKnob();
         // Read, add, write: concurrent restores in one JVM (clones) would lose each other's additions without the lock.
         synchronized (OVERCOMMIT_KNOB) {
             return allowUnderLock(knob, count);
@@ -189,6 +189,15 @@ public final class HugePages {
     }
 
     private static final Object OVERCOMMIT_KNOB = new Object();
+
+    /**
+     * The surplus-page knob of 2 MiB pages: the per-size one in sysfs ({@code /proc/sys/vm/nr_overcommit_hugepages} is the
+     * default size's, 1 GiB on some hosts), else the /proc one on kernels without it.
+     */
+    static Path overcommitKnob() {
+        Path perSize = Path.of("/sys/kernel/mm/hugepages/hugepages-2048kB/nr_overcommit_hugepages");
+        return Files.exists(perSize) ? perSize : Path.of("/proc/sys/vm/nr_overcommit_hugepages");
+    }
 
     private static Runnable allowUnderLock(Path knob, long count) {
         try {

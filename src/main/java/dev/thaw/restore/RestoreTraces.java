@@ -101,7 +101,7 @@ public final class RestoreTraces {
             String unique = UUID.randomUUID().toString().substring(0, 8);
             Path file = dir.resolve(String.format("%06d-%s-%s.json", list(dir).size() + 1, mode, unique));
             List<int[]> ws = options.workingSet().stream().map(p -> new int[] {p.block(), p.page()}).toList();
-            List<long[]> faults = r.faults().stream().filter(f -> !f.alreadySent()).map(f -> new long[] {f.block(), f.page(), f.atNanos()}).toList();
+            List<long[]> faults = faultsOf(image, options.guestRam(), r);
             Trace trace = new Trace(mode, image.manifest().imageId(), startedAt.toString(), r.runningNanos() / 1e9, r.completedNanos() / 1e9, r.demandFaults(), ws, faults);
             r.events().write(eventsFileOf(file));
             Path tmp = Files.createTempFile(dir, ".trace", ".tmp");
@@ -117,6 +117,28 @@ public final class RestoreTraces {
             return Optional.empty();
         }
     }
+
+    /**
+     * The demand faults a trace records, in arrival order. In hugetlb guest RAM QEMU asks for pc.ram by 2 MiB page, so a fault
+     * names its region's first page, not the page the guest touched: it is recorded as the whole region (what moved), so that
+     * a restore learning from it prefetches what the guest found there rather than one page per region.
+     */
+    static List<long[]> faultsOf(CheckpointImage image, PostcopyRestore.GuestRam guestRam, PostcopyRestore.Result r) {
+        List<long[]> faults = new java.util.ArrayList<>();
+        for (PostcopyRestore.Fault f : r.faults()) {
+            if (f.alreadySent()) continue;
+            dev.thaw.migration.RamBlock block = image.ramBlocks().get(f.block());
+            if (guestRam == PostcopyRestore.GuestRam.HUGETLB && block.name().equals("pc.ram")) {
+                long first = f.page() - f.page() % REGION_PAGES;
+                for (long p = first; p < Math.min(first + REGION_PAGES, block.pageCount()); p++) faults.add(new long[] {f.block(), p, f.atNanos()});
+            } else {
+                faults.add(new long[] {f.block(), f.page(), f.atNanos()});
+            }
+        }
+        return faults;
+    }
+
+    private static final int REGION_PAGES = 512;
 
     /** The event log written beside a trace. */
     public static Path eventsFileOf(Path trace) {

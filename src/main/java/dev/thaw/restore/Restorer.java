@@ -135,11 +135,18 @@ public final class Restorer {
      * ({@link PrefetchSize#elastic}: half of a clustered estimate, the whole of a scattered one); capped by {@code choice.pages()}.
      */
     public static Plan plan(WorkingSet queue, WorkingSetChoice choice) {
-        // The same in 2 MiB pages: half of a clustered estimate started the guest sooner than the whole there too (stall TTR
-        // 0.82 s against 1.33 s at the median, 1 GiB, W=256 contiguous, cold; docs/benchmarks.md, sixteenth session).
+        return plan(queue, choice, PrefetchSize.CLUSTERED_DENSITY);
+    }
+
+    /**
+     * As above, an estimate counting as clustered from {@code clusteredDensity}: {@link GuestRamChoice#MIN_DENSITY} for guest
+     * RAM in 2 MiB pages. There too half of a clustered estimate started the guest sooner than the whole (stall TTR 0.82 s
+     * against 1.33 s at the median, 1 GiB, W=256 contiguous, cold; docs/benchmarks.md, sixteenth session).
+     */
+    static Plan plan(WorkingSet queue, WorkingSetChoice choice, double clusteredDensity) {
         PrefetchSize size = choice.fraction().isPresent()
                 ? PrefetchSize.fraction(queue, Sizing.HOTRESTORE.withPrefetchFraction(choice.fraction().getAsDouble()))
-                : PrefetchSize.elastic(queue, Sizing.HOTRESTORE, PREFETCH_BUDGET_PAGES);
+                : PrefetchSize.elastic(queue, Sizing.HOTRESTORE, PREFETCH_BUDGET_PAGES, clusteredDensity);
         Sized n = capped(new Sized(size.pages(), size.reason()), choice);
         List<PageRef> all = queue.pages();
         return new Plan(all.subList(0, n.pages()), all.subList(n.pages(), all.size()), n.why(), size.density());
@@ -189,21 +196,23 @@ public final class Restorer {
                     "--mode ws: the image has no working set (source " + choice.source().name().toLowerCase(java.util.Locale.ROOT)
                             + "): expected a working-set section (thaw save --estimator ...) or a trace in "
                             + RestoreTraces.directoryFor(imageDir) + " (restore it once with --mode lazy)"));
-            Plan plan = plan(queue, choice);
+            Plan plan = plan(queue, choice, options.guestRam() == PostcopyRestore.GuestRam.HUGETLB ? GuestRamChoice.MIN_DENSITY
+                    : PrefetchSize.CLUSTERED_DENSITY);
             if (options.guestRam() == PostcopyRestore.GuestRam.AUTO) {
                 long ramBytes = (long) IncomingQemu.savedConfig(image).memoryMiB() << 20;
                 boolean smallPageTrial = options.transport().placedPrefetch() || options.policy().wholeRegionPrefetch();
                 guestRam = Optional.of(GuestRamChoice.choose(new GuestRamChoice.Restore(true, identity.cloneCount(), plan.prefetch().size(),
                         plan.density(), ramBytes, smallPageTrial), HugePages.host(), () -> PageTouchProbe.forThisBoot(PageTouchProbe.RESTORE_PROBE_BYTES)));
                 options = options.withGuestRam(guestRam.get().guestRam());
+                if (guestRam.get().hugetlb()) plan = plan(queue, choice, GuestRamChoice.MIN_DENSITY);
                 progress.accept("ws restore: guest RAM in " + guestRam.get().reason());
             }
             options = options.withWorkingSet(plan.prefetch()).withBackgroundFirst(plan.backgroundFirst());
             sizing = Optional.of(plan.sizing());
             progress.accept("ws restore: prefetching " + plan.sizing());
         } else if (options.guestRam() == PostcopyRestore.GuestRam.AUTO) {
-            guestRam = Optional.of(GuestRamChoice.choose(new GuestRamChoice.Restore(false, identity.cloneCount(), 0, 0, 0, false),
-                    HugePages.host(), () -> { throw new IllegalStateException("a lazy restore does not probe"); }));
+            guestRam = Optional.of(GuestRamChoice.choose(GuestRamChoice.Restore.lazy(identity.cloneCount()), HugePages.host(),
+                    () -> { throw new IllegalStateException("a lazy restore does not probe"); }));
             options = options.withGuestRam(guestRam.get().guestRam());
         }
         Instant startedAt = Instant.now();

@@ -22,6 +22,7 @@ import java.util.List;
  * them at the end of a migration) and nothing of the save writes them any more.
  */
 public final class DiskFreeze {
+    private static final org.slf4j.Logger log = org.slf4j.LoggerFactory.getLogger(DiskFreeze.class);
     private static final ObjectMapper JSON = new ObjectMapper();
 
     /** The disks as they were at the stop, and the overlays the source went on on. */
@@ -137,13 +138,25 @@ public final class DiskFreeze {
             VmConfig.Disk d = disks.get(i);
             if (!d.format().equals("raw")) continue;
             try {
+                // The index reads the whole file and holds a few dozen bytes per block: a large base would cost the save
+                // seconds per GiB and its heap, for a guest whose page cache holds a few hundred MiB of it at most.
+                long byteSize = Files.size(d.file());
+                if (byteSize > MAX_INDEXED_BASE_BYTES) {
+                    log.info("disk {} ({}): {} MiB, larger than {} MiB: its pages are not searched for disk references", d.node(),
+                            d.file(), byteSize >> 20, MAX_INDEXED_BASE_BYTES >> 20);
+                    continue;
+                }
                 indexed.add(new Indexed(i, d, dev.thaw.image.DiskBlockIndex.forBase(d.file(), DiskIdentity.of(d.file()), cacheDirectory).index()));
-            } catch (IOException e) {
-                throw new SaveException("disk " + d.node() + " (" + d.file() + "): cannot index its blocks: " + e.getMessage(), e);
+            } catch (IOException | dev.thaw.image.ImageException e) {
+                // References only make the image smaller: a base that cannot be indexed (or cached) is saved as data.
+                log.warn("disk {} ({}): its blocks cannot be indexed, its pages are stored as data: {}", d.node(), d.file(), e.getMessage());
             }
         }
         return List.copyOf(indexed);
     }
+
+    /** The largest raw base a save indexes for disk references (8 GiB). */
+    static final long MAX_INDEXED_BASE_BYTES = 8L << 30;
 
     /** At the stop: the indexed disks as the frozen bases the save takes pages from, each with its identity now (the manifest's). */
     static List<dev.thaw.image.DiskPages.Base> frozenBases(List<Indexed> indexed) {

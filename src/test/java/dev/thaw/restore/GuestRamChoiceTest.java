@@ -65,8 +65,7 @@ class GuestRamChoiceTest {
 
     @Test
     void lazyRestoresClonesTrialsAndEmptyPrefetchesKeep4KiBPagesWithoutProbing() {
-        assertThat(GuestRamChoice.choose(new GuestRamChoice.Restore(false, 1, 0, 0, GIB, false), ROOT_WITH_MEMORY, probe(SHADOWED)).reason())
-                .contains("lazy");
+        assertThat(GuestRamChoice.choose(GuestRamChoice.Restore.lazy(1), ROOT_WITH_MEMORY, probe(SHADOWED)).reason()).contains("lazy");
         assertThat(GuestRamChoice.choose(new GuestRamChoice.Restore(true, 4, 65536, 0.97, GIB, false), ROOT_WITH_MEMORY, probe(SHADOWED)).reason())
                 .contains("4 clones");
         assertThat(GuestRamChoice.choose(new GuestRamChoice.Restore(true, 1, 65536, 0.97, GIB, true), ROOT_WITH_MEMORY, probe(SHADOWED)).reason())
@@ -82,10 +81,23 @@ class GuestRamChoiceTest {
         GuestRamChoice.Choice tight = GuestRamChoice.choose(denseWs(), new GuestRamChoice.Host(true, GIB + GIB / 2, 8000), probe(SHADOWED));
         assertThat(tight.guestRam()).isEqualTo(PostcopyRestore.GuestRam.DEFAULT);
         assertThat(tight.reason()).contains("1536 MiB available").contains("1024 MiB");
-        GuestRamChoice.Choice fragmented = GuestRamChoice.choose(denseWs(), new GuestRamChoice.Host(true, 20 * GIB, 511), probe(SHADOWED));
-        assertThat(fragmented.reason()).contains("511 free 2 MiB blocks, fewer than the guest's 512");
-        assertThat(GuestRamChoice.choose(denseWs(), new GuestRamChoice.Host(true, 20 * GIB, 512), probe(SHADOWED)).hugetlb()).isTrue();
+        GuestRamChoice.Choice fragmented = GuestRamChoice.choose(denseWs(), new GuestRamChoice.Host(true, 20 * GIB, 575), probe(SHADOWED));
+        assertThat(fragmented.reason()).contains("575 free 2 MiB blocks, fewer than the guest's 512 and 64 to spare");
+        assertThat(GuestRamChoice.choose(denseWs(), new GuestRamChoice.Host(true, 20 * GIB, 576), probe(SHADOWED)).hugetlb()).isTrue();
         assertThat(probes).hasValue(1);
+        GuestRamChoice.Choice odd = GuestRamChoice.choose(new GuestRamChoice.Restore(true, 1, 65536, 0.97, GIB + 4096, false),
+                ROOT_WITH_MEMORY, probe(SHADOWED));
+        assertThat(odd.reason()).contains("not a whole number of 2 MiB pages");
+        assertThat(probes).hasValue(1);
+    }
+
+    @Test
+    void aProbeThatFailsKeeps4KiBPagesAndSaysWhy() {
+        GuestRamChoice.Choice c = GuestRamChoice.choose(denseWs(), ROOT_WITH_MEMORY, () -> {
+            throw new IllegalStateException("probe: madvise(MADV_POPULATE_WRITE) failed (a kernel before 5.14?)");
+        });
+        assertThat(c.guestRam()).isEqualTo(PostcopyRestore.GuestRam.DEFAULT);
+        assertThat(c.reason()).contains("the page-touch probe failed").contains("MADV_POPULATE_WRITE");
     }
 
     @Test

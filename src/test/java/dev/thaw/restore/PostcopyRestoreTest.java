@@ -66,7 +66,7 @@ class PostcopyRestoreTest {
             int half = image.ramBlocks().getFirst().pageCount() / 2;
             for (int p = 0; p < half; p++) if (!image.isZero(0, p)) ws.add(new PageRef(0, p));
         }
-        long reservedBefore = Long.parseLong(java.nio.file.Files.readString(Path.of("/proc/sys/vm/nr_overcommit_hugepages")).strip());
+        long reservedBefore = Long.parseLong(java.nio.file.Files.readString(HugePages.overcommitKnob()).strip());
         long ramBytes = TestHost.SMALL_GUEST.memoryMiB() << 20;
         PostcopyRestore.Result r = restoreAndCheck(PostcopyRestore.Options.ws("thaw-test-hugetlb", ws, List.of())
                         .withGuestRam(PostcopyRestore.GuestRam.HUGETLB),
@@ -76,7 +76,7 @@ class PostcopyRestoreTest {
         assertThat(r.prefetchedPages()).isPositive();
         assertThat(r.prefetchedPages() % 512).isZero();
         assertThat(r.demandPages() % 512).isZero();
-        assertThat(Long.parseLong(java.nio.file.Files.readString(Path.of("/proc/sys/vm/nr_overcommit_hugepages")).strip()))
+        assertThat(Long.parseLong(java.nio.file.Files.readString(HugePages.overcommitKnob()).strip()))
                 .as("the reserved hugetlb pages are released with the VM").isEqualTo(reservedBefore);
     }
 

@@ -55,6 +55,27 @@ class RestoreTracesTest {
     }
 
     @Test
+    void aHugetlbRestoresFaultIsRecordedAsTheRegionItMoved(@TempDir Path dir) throws Exception {
+        Path img = dir.resolve("img");
+        // pc.ram of 600 pages: one whole 2 MiB region and a partial one
+        ImageRoundTripTest.saveInto(img, SyntheticGuest.random(Seeds.random("aHugetlbRestoresFault"), 1, 600, 600, 0.2, 0.1),
+                ImageWriter.Options.defaults());
+        RestoreEventLog events = new RestoreEventLog();
+        PostcopyRestore.Result r = new PostcopyRestore.Result(null, 0, 1, 2, 2, 0, 0, 1, 0, 0, 1, 0,
+                List.of(new PostcopyRestore.Fault(0, 512, 5, false), new PostcopyRestore.Fault(0, 0, 7, false)), new long[0], events,
+                Optional.empty(), new long[0], -1, List.of());
+        try (CheckpointImage image = CheckpointImage.open(img)) {
+            List<long[]> huge = RestoreTraces.faultsOf(image, PostcopyRestore.GuestRam.HUGETLB, r);
+            assertThat(huge).as("the partial region (88 pages), then the whole first one").hasSize(88 + 512);
+            assertThat(huge.get(0)).containsExactly(0, 512, 5);
+            assertThat(huge.get(87)).containsExactly(0, 599, 5);
+            assertThat(huge.get(88)).containsExactly(0, 0, 7);
+            assertThat(RestoreTraces.faultsOf(image, PostcopyRestore.GuestRam.DEFAULT, r)).as("4 KiB pages: the pages asked for")
+                    .hasSize(2);
+        }
+    }
+
+    @Test
     void concurrentRestoresOfOneImageKeepTheirOwnTraces(@TempDir Path dir) throws Exception {
         Path img = image(dir, "concurrentRestoresOfOneImageKeepTheirOwnTraces");
         int restores = 16;
