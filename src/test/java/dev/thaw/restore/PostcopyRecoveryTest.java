@@ -38,8 +38,8 @@ class PostcopyRecoveryTest {
     }
 
     /**
-     * Four restores (three lazy, one ws), each broken one to three times, each break at a seeded delay of 0-1.2 s after the
-     * guest started or after the previous recovery. The background is paced (48 MiB/s) so the restore is still serving then.
+     * Four restores (three lazy, one ws), each broken one to three times, each break at a seeded delay of 0-1.2 s after QEMU
+     * ran the guest or after the previous recovery. The background is paced (48 MiB/s) so the restore is still serving then.
      */
     @Test
     void brokenConnectionsAtRandomPointsAreRecoveredWithMemoryIntact() throws Exception {
@@ -62,10 +62,19 @@ class PostcopyRecoveryTest {
             AtomicInteger paused = new AtomicInteger();
             Thread breaker = Thread.ofPlatform().daemon().name("breaker-" + name).start(() -> {
                 try {
+                    boolean first = true;
                     for (long delay : delaysMillis) {
                         if (!serving.tryAcquire(60, TimeUnit.SECONDS)) return;
-                        Thread.sleep(delay);
                         QemuVm vm = QemuVm.live(name).orElseThrow();
+                        // "guest running" comes once the package is sent; QEMU 7.2 can pause a broken postcopy only once its main
+                        // thread has loaded the package and run the guest (a break before that makes it exit: a CI run broke it
+                        // 17 ms after the package went). The delays count from QEMU's own start of the guest.
+                        for (long deadline = System.nanoTime() + 10_000_000_000L; first && !vm.qmp().queryStatus().running(); ) {
+                            if (System.nanoTime() > deadline) throw new IllegalStateException(name + ": the guest did not run within 10 s");
+                            Thread.sleep(5);
+                        }
+                        first = false;
+                        Thread.sleep(delay);
                         try {
                             vm.qmp().executeOob("migrate-pause", JsonNodeFactory.instance.objectNode(), Duration.ofSeconds(5));
                             paused.incrementAndGet();
