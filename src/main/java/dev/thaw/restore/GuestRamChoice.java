@@ -6,7 +6,7 @@ import java.util.function.Supplier;
 /**
  * Which pages back a ws restore's guest RAM when the operator did not say ({@link PostcopyRestore.GuestRam#AUTO}). Pure: the
  * host's facts come in as values, its page-touch cost through a supplier that is called only when everything else already
- * favours 2 MiB pages (measuring it takes about 20 ms).
+ * favours 2 MiB pages (measuring it takes about 60 ms, once per boot).
  *
  * <p>Why: on a host whose hypervisor shadows the guest's page tables (this project's machines) the first access to every 4 KiB
  * page of a postcopy restore traps, 9-18 us each, which a restore into 2 MiB hugetlb pages pays once per 512 pages. The price
