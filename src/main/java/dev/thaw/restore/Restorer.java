@@ -204,7 +204,9 @@ public final class Restorer {
                 guestRam = Optional.of(GuestRamChoice.choose(new GuestRamChoice.Restore(true, identity.cloneCount(), plan.prefetch().size(),
                         plan.density(), ramBytes, smallPageTrial), HugePages.host(), () -> PageTouchProbe.forThisBoot(PageTouchProbe.RESTORE_PROBE_BYTES)));
                 options = options.withGuestRam(guestRam.get().guestRam());
-                if (guestRam.get().hugetlb()) plan = plan(queue, choice, GuestRamChoice.MIN_DENSITY);
+                // Only an estimate between the two thresholds sizes differently in 2 MiB pages: the rest keeps its plan (and
+                // its density's sort of every estimated page, done once).
+                if (guestRam.get().hugetlb() && plan.density() < PrefetchSize.CLUSTERED_DENSITY) plan = plan(queue, choice, GuestRamChoice.MIN_DENSITY);
                 progress.accept("ws restore: guest RAM in " + guestRam.get().reason());
             }
             options = options.withWorkingSet(plan.prefetch()).withBackgroundFirst(plan.backgroundFirst());
