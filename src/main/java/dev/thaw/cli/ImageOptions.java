@@ -8,7 +8,7 @@ import picocli.CommandLine.Option;
 /** How an image is written: codec, level, group size, store. */
 final class ImageOptions {
     @Option(names = "--codec", defaultValue = "lz4", description = "Page compression: lz4, zstd or none (default ${DEFAULT-VALUE}: restores"
-            + " decompress it about 3x faster than zstd, which stores about 5% less).")
+            + " decompress it about 3x faster than zstd, which stores about 5%% less).")
     String codec;
 
     @Option(names = "--zstd-level", description = "--codec zstd: level 1-19 (default 1).")

@@ -77,7 +77,7 @@ final class RestoreCommand implements Callable<Integer> {
 
     @Option(names = "--guest-ram", defaultValue = "auto", paramLabel = "auto|4k|hugetlb",
             description = "lazy/ws: what backs the guest's RAM. auto (default): 2 MiB hugetlb pages for a ws restore whose estimate fills"
-                    + " at least 30% of its 2 MiB regions, as root, on a host where a 4 KiB page's first touch is costly (measured once"
+                    + " at least 30%% of its 2 MiB regions, as root, on a host where a 4 KiB page's first touch is costly (measured once"
                     + " per boot, or by thaw doctor); 4 KiB pages otherwise (the reason is printed"
                     + " and in --json). 4k: QEMU's 4 KiB pages. hugetlb: as --hugetlb.")
     String guestRamName;
