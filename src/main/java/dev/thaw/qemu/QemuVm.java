@@ -64,6 +64,8 @@ public final class QemuVm implements AutoCloseable {
     // Lines are cut at 64 KiB, so the count alone would allow 13 GB; 64 MiB keeps ~500,000 wsbench ticks.
     private final Journal<ConsoleLine> console = new Journal<>(200_000, 64L << 20, line -> 48 + 2L * line.text().length());
     private final Deque<String> stderrTail = new ArrayDeque<>();
+    /** Reads QEMU's stderr until its end; null when attached. */
+    private volatile Thread stderrReader;
     private final long launchedNanos;
     private volatile QmpClient qmp;
     private final List<Runnable> onClose = new java.util.concurrent.CopyOnWriteArrayList<>();
@@ -148,7 +150,7 @@ public final class QemuVm implements AutoCloseable {
         Thread.ofPlatform().daemon().name("qemu-console-" + config.name())
                 .start(() -> readLines(process.getInputStream(), line -> console.append(new ConsoleLine(System.nanoTime(), line)),
                         () -> console.close("QEMU's console closed (" + describeState() + ")")));
-        Thread.ofPlatform().daemon().name("qemu-stderr-" + config.name())
+        stderrReader = Thread.ofPlatform().daemon().name("qemu-stderr-" + config.name())
                 .start(() -> readLines(process.getErrorStream(), line -> {
                     log.debug("{} stderr: {}", config.name(), line);
                     synchronized (stderrTail) {
@@ -279,7 +281,17 @@ public final class QemuVm implements AutoCloseable {
         // A QEMU that closed QMP is usually on its way out (an abort, a crash, exit(1) after a failed postcopy load): give it a
         // moment, so the message carries its exit status and last words rather than "running".
         if (isAlive() && qmp != null && !qmp.isOpen()) awaitExit(Duration.ofSeconds(2));
-        String state = isAlive() ? "QEMU pid " + pid() + " is running"
+        boolean alive = isAlive();
+        Thread reader = stderrReader;
+        if (!alive && reader != null && reader != Thread.currentThread()) {
+            // QEMU's last words (an assertion, glibc's heap check) may still be in the pipe when its exit is seen: read them first.
+            try {
+                reader.join(1000);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+        String state = alive ? "QEMU pid " + pid() + " is running"
                 : "QEMU pid " + pid() + " exited with status " + exitCode().map(String::valueOf).orElse("unknown (not Thaw's child)");
         List<String> tail = stderrTail();
         if (!tail.isEmpty()) {

@@ -107,6 +107,46 @@ public final class IncomingQemu {
         }
     }
 
+    /**
+     * Waits until QEMU's postcopy listen thread has torn its incoming migration down (the last step of that teardown unregisters
+     * the migration's yank instance, which {@code query-yank} reads under its lock). Why: QEMU 7.2's listen thread frees the
+     * migration's socket address list after it sends SHUT, while a {@code query-migrate} on the main thread may be copying that
+     * list, and then QEMU aborts (a core dump showed {@code qapi_clone} of it in {@code qmp_query_migrate} beside the listen thread
+     * in {@code socket_listen_cleanup}; once in about 15 post-save traces here). So after SHUT no {@code query-migrate} goes
+     * before this.
+     */
+    public static void awaitTeardown(QemuVm vm, Duration timeout) {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        try {
+            while (true) {
+                JsonNode instances = vm.qmp().execute("query-yank", null, timeout);
+                if (!migrationYankRegistered(instances)) return;
+                if (System.nanoTime() > deadline) {
+                    throw new RestoreException(vm.name() + ": QEMU's incoming migration was not torn down within " + timeout.toSeconds()
+                            + " s after SHUT (query-yank still lists it); " + vm.describeState(), null);
+                }
+                Thread.sleep(2);
+            }
+        } catch (QmpException e) {
+            throw new RestoreException(vm.name() + ": waiting for the incoming migration's teardown failed: " + e.getMessage() + "; "
+                    + vm.describeState(), e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new RestoreException(vm.name() + ": interrupted while waiting for the incoming migration's teardown", e);
+        }
+    }
+
+    /** Whether {@code query-yank}'s answer lists the migration's instance; an answer that is not a list is an error. */
+    static boolean migrationYankRegistered(JsonNode instances) {
+        if (instances == null || !instances.isArray()) {
+            throw new IllegalArgumentException("query-yank: expected a list of instances, actual " + instances);
+        }
+        for (JsonNode i : instances) {
+            if ("migration".equals(i.path("type").asText())) return true;
+        }
+        return false;
+    }
+
     /** Waits until the incoming migration ends and requires it {@code completed}. */
     public static QmpClient.MigrationInfo awaitCompleted(QemuVm vm, Duration timeout) {
         try {

@@ -218,6 +218,14 @@ final class PostcopyRecovery<C extends PostcopyRecovery.Connection> {
         QemuVm vm = context.vm();
         try {
             if (vm.qmp() == null) vm.connectQmp(Duration.ofSeconds(3));
+            // A completed QEMU (its MIGRATION event came) may be tearing its migration down, and a query-migrate then can make
+            // QEMU 7.2 abort (IncomingQemu.awaitTeardown): wait for the teardown instead of asking.
+            boolean completed = vm.qmp().events().snapshot().stream().filter(e -> e.is("MIGRATION")).reduce((a, b) -> b)
+                    .map(e -> "completed".equals(e.data().path("status").asText())).orElse(false);
+            if (completed) {
+                IncomingQemu.awaitTeardown(vm, Duration.ofSeconds(10));
+                return "completed";
+            }
             return vm.qmp().execute("query-migrate", JsonNodeFactory.instance.objectNode(), Duration.ofSeconds(1))
                     .path("status").asText("unknown");
         } catch (QmpException e) {

@@ -616,6 +616,7 @@ public final class PostcopyRestore {
             } catch (QmpException e) {
                 throw failure("QEMU's QMP socket did not answer after the restore: " + e.getMessage(), e);
             }
+            IncomingQemu.awaitTeardown(vm, transport.completionTimeout()); // QEMU 7.2 can abort on a query-migrate before it
             QmpClient.MigrationInfo done = IncomingQemu.awaitCompleted(vm, transport.completionTimeout());
             events.add(RestoreEventLog.Type.COMPLETED, 0, 0, now());
             // QEMU's own measure of the guest's stall (capability postcopy-blocktime): per vCPU, fault to page placed.
