@@ -91,8 +91,9 @@ final class SaveCommand implements Callable<Integer> {
     boolean dropCaches;
 
     @Option(names = "--no-disk-refs",
-            description = "Store every non-zero page, also those equal to a block of the guest's raw disk bases (by default those"
-                    + " are taken from the base: a (disk, offset) reference, read and checked against its SHA-256 at every restore).")
+            description = "Store every non-zero page, also those equal to a block of the guest's disk bases (raw, or qcow2 and"
+                    + " their backing files; by default those are taken from the disk: a (disk, file, offset) reference, read and"
+                    + " checked against its SHA-256 at every restore).")
     boolean noDiskRefs;
 
     @Option(names = "--agent",
@@ -234,7 +235,8 @@ final class SaveCommand implements Callable<Integer> {
                 s.compressionRatio(), s.dedupRatio(), result.guestRunning() ? "; guest running again" : "; guest left stopped"));
         for (Manifest.Disk d : result.manifest().disks()) {
             status.printf("disk %s: base %s (%s, %d MiB)%s%s%n", d.node(), d.base(), d.format(), d.virtualByteSize() >> 20,
-                    d.readOnly() ? ", read-only" : "", d.format().equals("raw") ? "" : "; not searched for pages (only raw bases are indexed)");
+                    d.readOnly() ? ", read-only" : "", d.format().equals("raw") || d.format().equals("qcow2") ? ""
+                            : "; not searched for pages (only raw and qcow2 bases are indexed)");
         }
         if (s.diskReferencePageCount() > 0) {
             status.printf("%d pages (%d MiB) taken from the disk bases, not stored%n", s.diskReferencePageCount(), s.diskReferenceBytes() >> 20);

@@ -33,7 +33,8 @@ public final class CheckpointImage implements AutoCloseable {
     private final ExtentCache cache = new ExtentCache(64);
     private final java.util.Optional<WorkingSetSection> workingSetSection;
     private final List<DiskReferences.Ref> diskRefs;
-    private final java.nio.channels.FileChannel[] diskBases; // opened on the first page read from each
+    private final java.nio.channels.FileChannel[][] diskBases; // [disk][layer], opened on the first page read from each
+    private final java.util.Map<Integer, List<Path>> diskChains = new java.util.HashMap<>(); // [disk]: its base's backing chain, walked once a reference names a backing file
     private final long diskReferencePageCount;
 
     private final PackBytes packBytes;
@@ -77,7 +78,7 @@ public final class CheckpointImage implements AutoCloseable {
             this.deviceState = device[1];
             this.vmDescription = device[2];
             this.diskRefs = readDiskRefs();
-            this.diskBases = new java.nio.channels.FileChannel[manifest.disks().size()];
+            this.diskBases = new java.nio.channels.FileChannel[manifest.disks().size()][];
             this.diskReferencePageCount = checkPageMapReferences();
             workingSetSection.ifPresent(w -> remap(w, table.length));
         } catch (RuntimeException e) {
@@ -354,7 +355,8 @@ public final class CheckpointImage implements AutoCloseable {
     private List<DiskReferences.Ref> readDiskRefs() {
         if (manifest.files().stream().noneMatch(f -> f.name().equals(ImageWriter.DISK_REFS))) return List.of();
         List<Long> sizes = manifest.disks().stream().map(d -> d.identity().byteSize()).toList();
-        return DiskReferences.decode(file(ImageWriter.DISK_REFS), listedBody(ImageWriter.DISK_REFS, FileKind.DISK_REFS), sizes);
+        int maxLayer = manifest.formatVersion() >= Manifest.VERSION_WITH_BACKING_REFS ? Qcow2Chain.MAX_LAYERS : 0;
+        return DiskReferences.decode(file(ImageWriter.DISK_REFS), listedBody(ImageWriter.DISK_REFS, FileKind.DISK_REFS), sizes, maxLayer);
     }
 
     /** Checks every entry names an extent slot or a disk reference there is; returns how many are disk references. */
@@ -425,30 +427,45 @@ public final class CheckpointImage implements AutoCloseable {
         DiskReferences.Ref ref = diskRefs.get(number);
         Manifest.Disk disk = manifest.disks().get(ref.disk());
         Path base = Path.of(disk.base());
+        String block = "disk " + disk.node() + (ref.layer() == 0 ? "" : " backing layer " + ref.layer()) + " block at offset " + ref.byteOffset();
         ByteBuffer into = ByteBuffer.wrap(out, offset, PAGE_BYTES);
+        Path file = base;
         try {
-            java.nio.channels.FileChannel channel = diskBase(ref.disk(), base);
+            DiskFile opened = diskFile(ref.disk(), ref.layer(), base);
+            file = opened.path();
             while (into.hasRemaining()) {
-                if (channel.read(into, ref.byteOffset() + into.position() - offset) < 0) {
-                    throw new ImageException.Missing(base, "disk " + disk.node() + ": expected 4096 bytes at offset " + ref.byteOffset()
-                            + ", actual " + (into.position() - offset) + " (end of file)", null);
+                if (opened.channel().read(into, ref.byteOffset() + into.position() - offset) < 0) {
+                    throw new ImageException.Missing(file, block + ": expected 4096 bytes, actual " + (into.position() - offset) + " (end of file)", null);
                 }
             }
         } catch (IOException e) {
-            throw new ImageException.Missing(base, "disk " + disk.node() + " cannot be read at offset " + ref.byteOffset() + ": " + e, e);
+            throw new ImageException.Missing(file, block + " cannot be read: " + e, e);
         }
         PageDigest actual = PageDigest.of(out, offset, PAGE_BYTES);
         if (!actual.equals(ref.digest())) {
-            throw new ImageException.Corrupt(base, ref.byteOffset(), "disk " + disk.node() + " block at offset " + ref.byteOffset()
-                    + " (a page of image " + directory + "): expected SHA-256 " + ref.digest() + ", actual " + actual
-                    + " (the base changed since the save)");
+            throw new ImageException.Corrupt(file, ref.byteOffset(), block + " (a page of image " + directory + "): expected SHA-256 "
+                    + ref.digest() + ", actual " + actual + " (the " + (ref.layer() == 0 ? "base" : "backing file") + " changed since the save)");
         }
     }
 
-    private java.nio.channels.FileChannel diskBase(int disk, Path base) throws IOException {
+    private record DiskFile(Path path, java.nio.channels.FileChannel channel) {}
+
+    /** Layer 0 is the base; a deeper layer is found by following the base's qcow2 headers ({@link Qcow2Chain}), as the save did. */
+    private DiskFile diskFile(int disk, int layer, Path base) throws IOException {
         synchronized (diskBases) {
-            if (diskBases[disk] == null) diskBases[disk] = java.nio.channels.FileChannel.open(base, java.nio.file.StandardOpenOption.READ);
-            return diskBases[disk];
+            if (diskBases[disk] == null) diskBases[disk] = new java.nio.channels.FileChannel[Qcow2Chain.MAX_LAYERS + 1];
+            Path file = base;
+            if (layer > 0) {
+                List<Path> chain = diskChains.get(disk);
+                if (chain == null) diskChains.put(disk, chain = Qcow2Chain.of(base));
+                if (layer >= chain.size()) {
+                    throw new ImageException.Missing(base, "disk " + manifest.disks().get(disk).node() + ": expected a backing chain of at least "
+                            + (layer + 1) + " files (a reference names layer " + layer + "), actual " + chain, null);
+                }
+                file = chain.get(layer);
+            }
+            if (diskBases[disk][layer] == null) diskBases[disk][layer] = java.nio.channels.FileChannel.open(file, java.nio.file.StandardOpenOption.READ);
+            return new DiskFile(file, diskBases[disk][layer]);
         }
     }
 
@@ -492,7 +509,7 @@ public final class CheckpointImage implements AutoCloseable {
     public void close() {
         for (Pack.Reader r : packs.values()) r.close();
         if (diskBases != null) {
-            for (java.nio.channels.FileChannel c : diskBases) {
+            for (java.nio.channels.FileChannel[] layers : diskBases) for (java.nio.channels.FileChannel c : layers == null ? new java.nio.channels.FileChannel[0] : layers) {
                 try {
                     if (c != null) c.close();
                 } catch (IOException e) {

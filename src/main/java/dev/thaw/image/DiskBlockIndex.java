@@ -15,14 +15,15 @@ import java.util.List;
 import java.util.UUID;
 
 /**
- * The XXH3-64 of every non-zero 4 KiB block of a raw disk base, sorted by hash: a save looks each page up here to find
+ * The XXH3-64 of every non-zero 4 KiB block of a raw disk base (or of a qcow2 file's own data clusters, at their file
+ * offsets), sorted by hash: a save looks each page up here to find
  * the pages the guest's disk already holds (a hit is then compared byte for byte with the base's block: a 64-bit hash
  * only proposes). One block per hash: a disk holding one content twice needs one of its places, and two different
  * contents sharing a hash (accidentally) lose only a reference, never correctness.
  *
  * <p>Cached file (framed, kind {@link FileKind#DISK_BLOCK_INDEX}, owner the UUID named from the base's identity key),
  * body little-endian: {@code u32 index version (1) | u32 0 | u64 base byte size | u64 count | count x (u64 XXH3-64 of
- * the block | u64 block number)}, hashes strictly increasing, block numbers below the base's block count.
+ * the block | u64 block number (its file offset / 4096))}, hashes strictly increasing, block numbers below the file's block count.
  */
 public final class DiskBlockIndex {
     public static final int BLOCK_BYTES = 4096;
@@ -46,7 +47,7 @@ public final class DiskBlockIndex {
         return Framing.xxh3(data, offset, BLOCK_BYTES);
     }
 
-    /** The index of {@code byteSize} bytes of blocks whose hashes are {@code hashByBlock} ({@code zero[i]}: block i is all zero, left out). */
+    /** The index of {@code byteSize} bytes of blocks whose hashes are {@code hashByBlock} ({@code zero[i]}: block i is all zero or holds no guest data, left out). */
     static DiskBlockIndex of(long byteSize, long[] hashByBlock, boolean[] zero) {
         record Entry(long hash, long block) {}
         List<Entry> entries = new ArrayList<>();
@@ -68,28 +69,42 @@ public final class DiskBlockIndex {
 
     /** Reads the raw base through {@code channel} from its start and hashes every 4 KiB block (a short last block is not indexed). */
     static DiskBlockIndex build(FileChannel channel) throws IOException {
+        return build(channel, List.of(new Extent(0, channel.size())));
+    }
+
+    /**
+     * A range of the file holding guest data: for a raw file the whole file, for a qcow2 file each run of its own
+     * uncompressed data clusters ({@code qemu-img map}). Only its whole 4 KiB blocks at 4 KiB-aligned file offsets are indexed.
+     */
+    public record Extent(long fileOffset, long byteLength) {}
+
+    /** Hashes every whole, aligned 4 KiB block of {@code extents} in the file read through {@code channel}; block numbers are file offsets / 4096. */
+    static DiskBlockIndex build(FileChannel channel, List<Extent> extents) throws IOException {
         long size = channel.size();
         long count = size / BLOCK_BYTES;
         if (count > Integer.MAX_VALUE) throw new IOException("expected a base below 8 TiB, actual " + size + " bytes");
         long[] hashes = new long[(int) count];
-        boolean[] zero = new boolean[(int) count];
+        boolean[] skip = new boolean[(int) count];
+        Arrays.fill(skip, true);
         ByteBuffer buffer = ByteBuffer.allocate(1 << 20);
         byte[] array = buffer.array();
-        long at = 0;
-        int block = 0;
-        while (block < count) {
-            buffer.clear().limit((int) Math.min(buffer.capacity(), (count - block) * BLOCK_BYTES));
-            while (buffer.hasRemaining()) {
-                int n = channel.read(buffer, at + buffer.position());
-                if (n < 0) throw new IOException("the base shrank while it was indexed: expected " + size + " bytes, actual " + (at + buffer.position()));
+        for (Extent e : extents) {
+            long first = Math.ceilDiv(Math.max(0, e.fileOffset()), BLOCK_BYTES);
+            long end = Math.min(count, Math.floorDiv(e.fileOffset() + e.byteLength(), BLOCK_BYTES));
+            for (long block = first; block < end; ) {
+                long at = block * BLOCK_BYTES;
+                buffer.clear().limit((int) Math.min(buffer.capacity(), (end - block) * BLOCK_BYTES));
+                while (buffer.hasRemaining()) {
+                    int n = channel.read(buffer, at + buffer.position());
+                    if (n < 0) throw new IOException("the base shrank while it was indexed: expected " + size + " bytes, actual " + (at + buffer.position()));
+                }
+                for (int off = 0; off < buffer.limit(); off += BLOCK_BYTES, block++) {
+                    skip[(int) block] = isZero(array, off);
+                    if (!skip[(int) block]) hashes[(int) block] = hash(array, off);
+                }
             }
-            for (int off = 0; off < buffer.limit(); off += BLOCK_BYTES, block++) {
-                zero[block] = isZero(array, off);
-                if (!zero[block]) hashes[block] = hash(array, off);
-            }
-            at += buffer.limit();
         }
-        return of(size, hashes, zero);
+        return of(size, hashes, skip);
     }
 
     private static boolean isZero(byte[] a, int offset) {
@@ -160,8 +175,22 @@ public final class DiskBlockIndex {
      * comparison.
      */
     public static Loaded forBase(Path file, DiskIdentity identity, Path cacheDirectory) throws IOException {
+        return forBase(file, identity, cacheDirectory, null);
+    }
+
+    /** What a qcow2 layer's index is built from: its own data clusters' file ranges (called only when the index is not cached). */
+    public interface DataExtents {
+        List<Extent> of(Path file) throws IOException;
+    }
+
+    /**
+     * The index of {@code file} as {@link #forBase(Path, DiskIdentity, Path)}, of a raw file ({@code qcow2Extents} null: every
+     * block) or of a qcow2 file (only the blocks of the data clusters {@code qcow2Extents} gives, at their file offsets: cached
+     * under another key, since the same file indexed raw would give another index).
+     */
+    public static Loaded forBase(Path file, DiskIdentity identity, Path cacheDirectory, DataExtents qcow2Extents) throws IOException {
         long started = System.nanoTime();
-        String key = keyOf(identity);
+        String key = keyOf(identity, qcow2Extents != null);
         UUID owner = UUID.nameUUIDFromBytes(key.getBytes(java.nio.charset.StandardCharsets.UTF_8));
         Path dir = cacheDirectory.resolve(CACHE_SUBDIRECTORY);
         Path cached = dir.resolve(key + ".thaw");
@@ -175,7 +204,7 @@ public final class DiskBlockIndex {
         }
         DiskBlockIndex index;
         try (FileChannel channel = FileChannel.open(file, StandardOpenOption.READ)) {
-            index = build(channel);
+            index = qcow2Extents == null ? build(channel) : build(channel, qcow2Extents.of(file));
         }
         if (index.byteSize != identity.byteSize()) {
             throw new IOException(file + ": expected " + identity.byteSize() + " bytes (its identity), actual " + index.byteSize + " when indexed");
@@ -189,10 +218,10 @@ public final class DiskBlockIndex {
     }
 
     /** The cache key of a base: its identity, hashed (the cache file's name), with the index version. */
-    static String keyOf(DiskIdentity identity) {
+    static String keyOf(DiskIdentity identity, boolean qcow2) {
         try {
             java.security.MessageDigest sha = java.security.MessageDigest.getInstance("SHA-256");
-            sha.update(("v" + VERSION + "\n" + identity.byteSize() + "\n" + identity.modifiedAt() + "\n" + identity.headTailSha256())
+            sha.update(((qcow2 ? "qcow2 data clusters\n" : "") + "v" + VERSION + "\n" + identity.byteSize() + "\n" + identity.modifiedAt() + "\n" + identity.headTailSha256())
                     .getBytes(java.nio.charset.StandardCharsets.UTF_8));
             return HexFormat.of().formatHex(sha.digest(), 0, 16);
         } catch (java.security.NoSuchAlgorithmException e) {

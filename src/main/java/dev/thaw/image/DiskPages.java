@@ -12,7 +12,8 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * The save's side of disk references: finds the pages that equal a block of one of the image's raw disk bases (the
+ * The save's side of disk references: finds the pages that equal a block of one of the image's disk bases or their
+ * backing files (the
  * block index proposes by XXH3, the bytes read from the base decide) and numbers the distinct blocks taken, in the
  * order first found.
  */
@@ -23,10 +24,15 @@ public final class DiskPages implements AutoCloseable {
      * A disk base the save may take pages from.
      *
      * @param disk     its index in the manifest's disks (the order the save gives them)
-     * @param file     the base, a raw file
-     * @param identity the base's identity when it was indexed; the image's must be the same
+     * @param layer    0 for the base file itself, n for the n-th file of its backing chain ({@link Qcow2Chain})
+     * @param file     the file: a raw base, or a qcow2 file of the chain (its index names its data clusters' file offsets)
+     * @param identity the file's identity at the stop; a base's (layer 0) must be the image's, and no file may change before the commit
      */
-    public record Base(int disk, Path file, DiskIdentity identity, DiskBlockIndex index) {}
+    public record Base(int disk, int layer, Path file, DiskIdentity identity, DiskBlockIndex index) {
+        public Base(int disk, Path file, DiskIdentity identity, DiskBlockIndex index) {
+            this(disk, 0, file, identity, index);
+        }
+    }
 
     private final List<Base> bases;
     private final FileChannel[] channels;
@@ -62,7 +68,7 @@ public final class DiskPages implements AutoCloseable {
             read(i, at);
             if (Arrays.mismatch(block.array(), 0, PAGE_BYTES, data, offset, offset + PAGE_BYTES) >= 0) continue; // a hash only proposes
             int ref = refs.size();
-            refs.add(new DiskReferences.Ref(bases.get(i).disk(), at, digest));
+            refs.add(new DiskReferences.Ref(bases.get(i).disk(), bases.get(i).layer(), at, digest));
             byDigest.put(digest, ref);
             return ref;
         }
@@ -92,7 +98,13 @@ public final class DiskPages implements AutoCloseable {
             if (b.disk() >= disks.size()) {
                 throw new IllegalStateException("disk base " + b.file() + ": expected disk " + b.disk() + " among the image's " + disks.size() + " disks");
             }
-            List<String> changed = b.identity().differencesTo(disks.get(b.disk()).identity());
+            DiskIdentity now;
+            try {
+                now = b.layer() == 0 ? disks.get(b.disk()).identity() : DiskIdentity.of(b.file());
+            } catch (IOException e) {
+                throw new ImageException.CannotWrite(b.file(), "cannot take the identity of a disk's backing file: " + e, e);
+            }
+            List<String> changed = b.identity().differencesTo(now);
             if (!changed.isEmpty()) {
                 throw new ImageException.CannotWrite(b.file(), "the disk base changed during the save, so its blocks cannot stand for pages: "
                         + String.join("; ", changed), null);

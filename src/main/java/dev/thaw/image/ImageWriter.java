@@ -206,8 +206,9 @@ public final class ImageWriter implements AutoCloseable {
     }
 
     /**
-     * Before the pages arrive: raw disk bases whose blocks stand for the pages equal to them (disk references, format version
-     * 3). Their identities must be those {@link #disks} records at the end.
+     * Before the pages arrive: the disk files whose blocks stand for the pages equal to them (disk references, format version
+     * 3; 4 when one is a base's backing file). A base's identity must be the one {@link #disks} records at the end, a backing
+     * file's unchanged at the commit.
      */
     public void diskBases(List<DiskPages.Base> bases) {
         if (diskPages != null) diskPages.close();
@@ -352,7 +353,8 @@ public final class ImageWriter implements AutoCloseable {
         List<Manifest.Block> blockEntries = blocks.stream()
                 .map(b -> new Manifest.Block(b.name(), b.usedByteSize(), b.pageByteSize(), b.pageCount())).toList();
         String storePath = sharedStore ? storeDir.toString() : DEFAULT_STORE;
-        Manifest manifest = new Manifest(Manifest.versionFor(disks, guestFiles, !diskRefs.isEmpty()), imageId.toString(), Instant.now().toString(), thawVersion,
+        Manifest manifest = new Manifest(Manifest.versionFor(disks, guestFiles, !diskRefs.isEmpty(),
+                diskRefs.stream().anyMatch(r -> r.layer() > 0)), imageId.toString(), Instant.now().toString(), thawVersion,
                 new Manifest.Source(source.qemuVersion(), machineType, validatedCapabilities, source.vmConfig()),
                 blockEntries, ramSectionId, ramSectionVersion,
                 new Manifest.Storage(options.codec().name().toLowerCase(java.util.Locale.ROOT), options.zstdLevel(),

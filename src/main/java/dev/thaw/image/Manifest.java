@@ -40,8 +40,10 @@ public record Manifest(int formatVersion, String imageId, String createdAt, Stri
     public static final int VERSION_WITH_DISKS = 2;
     /** Pages taken from the disk bases: a disk-reference table and page-map entries naming it. */
     public static final int VERSION_WITH_DISK_REFS = 3;
+    /** Disk references may also name a block of a base's backing file (a layer of its qcow2 chain). */
+    public static final int VERSION_WITH_BACKING_REFS = 4;
     public static final int MIN_VERSION = 1;
-    public static final int MAX_VERSION = VERSION_WITH_DISK_REFS;
+    public static final int MAX_VERSION = VERSION_WITH_BACKING_REFS;
     /** Where an image keeps the guest files it carries. */
     public static final String GUEST_FILES_DIRECTORY = "guest";
     private static final java.util.regex.Pattern GUEST_FILE_ROLE = java.util.regex.Pattern.compile("kernel|initrd|firmware|flash[01]");
@@ -53,6 +55,12 @@ public record Manifest(int formatVersion, String imageId, String createdAt, Stri
 
     /** The version an image with these disks and guest files is written as: the lowest that describes it. */
     static int versionFor(List<Disk> disks, List<GuestFile> guestFiles, boolean diskRefs) {
+        return versionFor(disks, guestFiles, diskRefs, false);
+    }
+
+    /** Version 4 only for an image with references into backing files, 3 for references into bases alone, as before otherwise. */
+    static int versionFor(List<Disk> disks, List<GuestFile> guestFiles, boolean diskRefs, boolean backingRefs) {
+        if (backingRefs) return VERSION_WITH_BACKING_REFS;
         if (diskRefs) return VERSION_WITH_DISK_REFS;
         return disks.isEmpty() && guestFiles.isEmpty() ? Framing.FORMAT_VERSION : VERSION_WITH_DISKS;
     }

@@ -1,5 +1,5 @@
 /**
- * Checkpoint image format, versions 1 to 3: the specification (this text is normative; the code in this
+ * Checkpoint image format, versions 1 to 4: the specification (this text is normative; the code in this
  * package implements it, and {@code docs/image-format.md} explains the design decisions).
  *
  * <h2>Directory</h2>
@@ -9,7 +9,7 @@
  *   pagemap.thaw     one entry per target page of every RAM block
  *   extents.thaw     the extents (groups of stored pages) this image's pages live in
  *   device.thaw      QEMU's stream header and configuration, the device state, the VM description
- *   diskrefs.thaw    version 3 only: the blocks of the disk bases the image takes pages from
+ *   diskrefs.thaw    versions 3 and 4 only: the blocks of the disk bases (4: and their backing files) the image takes pages from
  *   store/           the content store (unless the manifest names a shared store directory)
  *     pack-UUID.thaw immutable pack files of compressed page groups
  *   guest/           version 2 only, when the manifest lists guest files: {@code kernel}, {@code initrd} (raw copies)
@@ -44,7 +44,8 @@
  * image, frozen at the save), whether it is read-only, its virtual size, and the base's identity ({@link
  * dev.thaw.image.DiskIdentity}: size, modification time, SHA-256 over its first and last MiB); and {@code guestFiles}: the
  * kernel and initrd copied into {@code guest/} under their role's name, each with its size and SHA-256. A writer writes
- * version 1 when both lists are empty, 2 otherwise (3 when it takes pages from its disks, below); readers accept 1..3, and a version-1 manifest must not list either. The
+ * version 1 when both lists are empty, 2 otherwise (3 when it takes pages from its disks, 4 when from a base's backing
+ * file, below); readers accept 1..4, and a version-1 manifest must not list either. The
  * launch configuration of a version-2 image records no disks: the manifest's disks are the only record of them.
  * <p>Optional in either version: {@code pageCacheDrop}, written only by a save that dropped the guest's clean page cache
  * first ({@code thaw save --drop-caches}): the value written to {@code /proc/sys/vm/drop_caches} (1-3; 0 is invalid), the
@@ -53,15 +54,23 @@
  *
  * <h2>pagemap.thaw</h2>
  * Body: for each RAM block in manifest order: u32 page count, then that many u64 entries.
- * Entry 0: the page is all zero bytes (nothing stored). Bit 63 set (version 3): bits 0..62 are the index (below 2^31)
+ * Entry 0: the page is all zero bytes (nothing stored). Bit 63 set (versions 3 and 4): bits 0..62 are the index (below 2^31)
  * of a record of {@code diskrefs.thaw}, the page being that block of a disk base. Otherwise bits 8..62 are the
  * extent-table index + 1 and bits 0..7 the page's slot within that extent.
  *
- * <h2>diskrefs.thaw (version 3)</h2>
+ * <h2>diskrefs.thaw (versions 3 and 4)</h2>
  * Body: u32 count, then count records of 48 bytes: {@code u16 disk number + 1 (index into the manifest's disks; 0 is
- * invalid) | u16 0 | u32 0 | u64 byte offset in the base (4 KiB-aligned, a whole block inside it) | SHA-256 of the page}.
- * A reader reads the block from the base and checks its SHA-256 before handing the page on. The manifest lists the file
- * (kind {@code disk_refs}); a writer writes version 3 exactly when it does, and only for an image with disks.
+ * invalid) | u16 layer | u32 0 | u64 byte offset in that file (4 KiB-aligned) | SHA-256 of the page}. The offset is a
+ * file offset: in a raw base the guest's own; in a qcow2 file the offset of the guest block's bytes inside one of its
+ * uncompressed, unencrypted data clusters (as {@code qemu-img map} reports them), never metadata. Layer 0 is the base
+ * (the block whole inside it); in version 3 every layer is 0. Layer n (1..{@value dev.thaw.image.Qcow2Chain#MAX_LAYERS},
+ * version 4 only) is the n-th backing file of the base's chain as the qcow2 headers name it ({@link
+ * dev.thaw.image.Qcow2Chain}: each header's backing file name, relative to its file's directory; the chain ends at a file
+ * that is not qcow2 or names none): the image records no path for it, the base's header does (inside the first MiB its
+ * identity hashes). A reader reads the block from that file and checks its SHA-256 before handing the page on; a chain
+ * shorter than the layer, or a block past its file's end, is an error naming the disk, layer and offset. The manifest
+ * lists the file (kind {@code disk_refs}); a writer writes version 3 or 4 exactly when it does, 4 only when some record
+ * has a layer above 0, and only for an image with disks.
  *
  * <h2>extents.thaw</h2>
  * Body: u32 count, then count records of 32 bytes:

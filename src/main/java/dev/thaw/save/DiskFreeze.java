@@ -121,51 +121,66 @@ public final class DiskFreeze {
         return following(config, atStop(qmp, config.disks(), true, savedFile).sourceOverlays());
     }
 
-    /** A raw disk's block index, taken before the stop: {@code disk} is its place in the guest's disks (the manifest's order). */
-    record Indexed(int disk, VmConfig.Disk file, dev.thaw.image.DiskBlockIndex index) {}
+    /**
+     * A block index taken before the stop: {@code disk} is the disk's place in the guest's disks (the manifest's order),
+     * {@code layer} the file's in its chain (0: the disk's file, its base at the stop).
+     */
+    record Indexed(int disk, int layer, VmConfig.Disk of, Path file, dev.thaw.image.DiskBlockIndex index) {}
 
     /**
-     * Before the stop, while the guest runs: the block index of each raw disk (read from the cache under {@code cacheDirectory}
-     * or built, reading the whole disk once per identity), so that building it costs the guest no downtime. A disk the guest
-     * writes meanwhile leaves the index a little stale, which costs references, never correctness: the save compares every
-     * proposed block's bytes, read with the guest stopped. A qcow2 disk is left out: its guest-visible blocks are not at
-     * their guest offsets in the file (reading them needs QEMU's block layer, {@code qemu-img} or an NBD export, not built),
-     * so its pages are stored as data.
+     * Before the stop, while the guest runs: the block index of each raw disk, and of each file of a qcow2 disk's chain
+     * ({@link DiskLayers}: its own uncompressed data clusters, at their file offsets), each read from the cache under
+     * {@code cacheDirectory} or built (reading the file's data once per identity), so that building it costs the guest no
+     * downtime. A disk the guest writes meanwhile leaves the index a little stale (clusters allocated since are not in it),
+     * which costs references, never correctness: the save compares every proposed block's bytes, read with the guest stopped.
      */
-    static List<Indexed> indexRawDisks(List<VmConfig.Disk> disks, Path cacheDirectory) {
+    static List<Indexed> indexDisks(List<VmConfig.Disk> disks, Path cacheDirectory) {
         List<Indexed> indexed = new ArrayList<>();
         for (int i = 0; i < disks.size(); i++) {
             VmConfig.Disk d = disks.get(i);
-            if (!d.format().equals("raw")) continue;
+            List<DiskLayers.Layer> layers;
             try {
-                // The index reads the whole file and holds a few dozen bytes per block: a large base would cost the save
-                // seconds per GiB and its heap, for a guest whose page cache holds a few hundred MiB of it at most.
-                long byteSize = Files.size(d.file());
-                if (byteSize > MAX_INDEXED_BASE_BYTES) {
-                    log.info("disk {} ({}): {} MiB, larger than {} MiB: its pages are not searched for disk references", d.node(),
-                            d.file(), byteSize >> 20, MAX_INDEXED_BASE_BYTES >> 20);
-                    continue;
+                if (d.format().equals("raw")) layers = List.of(new DiskLayers.Layer(0, d.file(), "raw"));
+                else if (d.format().equals("qcow2")) {
+                    layers = DiskLayers.of(d.file(), why -> log.warn("disk {} ({}): {}", d.node(), d.file(), why));
+                } else continue;
+            } catch (IOException | java.io.UncheckedIOException | dev.thaw.image.ImageException e) {
+                log.warn("disk {} ({}): its backing chain cannot be read, its pages are stored as data: {}", d.node(), d.file(), e.getMessage());
+                continue;
+            }
+            for (DiskLayers.Layer layer : layers) {
+                try {
+                    // The index reads the whole file and holds a few dozen bytes per block: a large one would cost the save
+                    // seconds per GiB and its heap, for a guest whose page cache holds a few hundred MiB of it at most.
+                    long byteSize = Files.size(layer.file());
+                    if (byteSize > MAX_INDEXED_BASE_BYTES) {
+                        log.info("disk {} ({}): {} MiB, larger than {} MiB: its pages are not searched for disk references", d.node(),
+                                layer.file(), byteSize >> 20, MAX_INDEXED_BASE_BYTES >> 20);
+                        continue;
+                    }
+                    dev.thaw.image.DiskBlockIndex.DataExtents extents = layer.format().equals("qcow2") ? DiskLayers::dataExtents : null;
+                    indexed.add(new Indexed(i, layer.layer(), d, layer.file(),
+                            dev.thaw.image.DiskBlockIndex.forBase(layer.file(), DiskIdentity.of(layer.file()), cacheDirectory, extents).index()));
+                } catch (IOException | java.io.UncheckedIOException | dev.thaw.image.ImageException e) {
+                    // References only make the image smaller: a file that cannot be indexed (or cached) is saved as data.
+                    log.warn("disk {} ({}): its blocks cannot be indexed, its pages are stored as data: {}", d.node(), layer.file(), e.getMessage());
                 }
-                indexed.add(new Indexed(i, d, dev.thaw.image.DiskBlockIndex.forBase(d.file(), DiskIdentity.of(d.file()), cacheDirectory).index()));
-            } catch (IOException | dev.thaw.image.ImageException e) {
-                // References only make the image smaller: a base that cannot be indexed (or cached) is saved as data.
-                log.warn("disk {} ({}): its blocks cannot be indexed, its pages are stored as data: {}", d.node(), d.file(), e.getMessage());
             }
         }
         return List.copyOf(indexed);
     }
 
-    /** The largest raw base a save indexes for disk references (8 GiB). */
+    /** The largest file a save indexes for disk references (8 GiB). */
     static final long MAX_INDEXED_BASE_BYTES = 8L << 30;
 
-    /** At the stop: the indexed disks as the frozen bases the save takes pages from, each with its identity now (the manifest's). */
+    /** At the stop: the indexed files as the frozen bases (and backing files) the save takes pages from, each with its identity now. */
     static List<dev.thaw.image.DiskPages.Base> frozenBases(List<Indexed> indexed) {
         List<dev.thaw.image.DiskPages.Base> bases = new ArrayList<>();
         for (Indexed x : indexed) {
             try {
-                bases.add(new dev.thaw.image.DiskPages.Base(x.disk(), x.file().file(), DiskIdentity.of(x.file().file()), x.index()));
+                bases.add(new dev.thaw.image.DiskPages.Base(x.disk(), x.layer(), x.file(), DiskIdentity.of(x.file()), x.index()));
             } catch (IOException e) {
-                throw new SaveException("disk " + x.file().node() + " (" + x.file().file() + "): cannot take its identity: " + e.getMessage(), e);
+                throw new SaveException("disk " + x.of().node() + " (" + x.file() + "): cannot take its identity: " + e.getMessage(), e);
             }
         }
         return List.copyOf(bases);

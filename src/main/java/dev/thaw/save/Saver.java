@@ -74,8 +74,8 @@ public final class Saver {
      *                   anywhere and change; Thaw's own guest builds are found by the restore where they are)
      * @param dropCachesAgent the guest agent's socket through which to drop the guest's clean page cache before the save
      *                   stops the guest ({@link PageCacheDrop}); null: the cache is saved as it is
-     * @param diskReferences pages equal to a block of one of the guest's raw disk bases are taken from the base, not stored
-     *                   (format version 3; {@link DiskFreeze#indexRawDisks})
+     * @param diskReferences pages equal to a block of one of the guest's disk bases (raw, or qcow2 and its backing files) are
+     *                   taken from it, not stored (format version 3 or 4; {@link DiskFreeze#indexDisks})
      */
     public record Options(ImageWriter.Options image, boolean keepRunning, Duration stallTimeout, Duration completionTimeout,
                           Estimator estimator, Duration liveLimit, boolean guestFiles, Path dropCachesAgent, boolean diskReferences) {
@@ -120,7 +120,7 @@ public final class Saver {
             return new Options(image, keepRunning, stallTimeout, completionTimeout, estimator, liveLimit, guestFiles, agentSocket, diskReferences);
         }
 
-        /** Whether pages equal to a block of a raw disk base are taken from it (the default) or stored. */
+        /** Whether pages equal to a block of a disk base (or its backing files) are taken from it (the default) or stored. */
         public Options withDiskReferences(boolean take) {
             return new Options(image, keepRunning, stallTimeout, completionTimeout, estimator, liveLimit, guestFiles, dropCachesAgent, take);
         }
@@ -226,9 +226,9 @@ public final class Saver {
                 // Before the stop: copying the kernel and initrd (a disk-booted guest: none) and firmware costs the guest no downtime.
                 for (var file : vmConfig.guestFiles()) writer.guestFile(file.getKey(), file.getValue());
             }
-            // Before the stop too: indexing a raw disk not indexed before reads all of it.
+            // Before the stop too: indexing a disk not indexed before reads all of its data.
             List<DiskFreeze.Indexed> indexed = writer != null && vmConfig != null && options.diskReferences()
-                    ? DiskFreeze.indexRawDisks(vmConfig.disks(), ThawPaths.cacheDir()) : List.of();
+                    ? DiskFreeze.indexDisks(vmConfig.disks(), ThawPaths.cacheDir()) : List.of();
             long stopped = System.nanoTime();
             if (!live) qmp.stop(qmpTimeout);
             // The probe (no writer) leaves the disks alone: the image's disks are those of the stopped save.

@@ -4,20 +4,16 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.thaw.guest.DemoGuest;
-import dev.thaw.guest.GuestAgent;
 import dev.thaw.image.CheckpointImage;
-import dev.thaw.qemu.ConsoleLine;
 import dev.thaw.qemu.FreePages;
-import dev.thaw.qemu.Journal;
 import dev.thaw.qemu.QemuVm;
 import dev.thaw.qemu.VmConfig;
 import dev.thaw.restore.Restorer;
 import dev.thaw.restore.WorkingSetChoice;
+import dev.thaw.testing.CachedDisk;
 import dev.thaw.testing.RandomFiles;
-import dev.thaw.testing.RestoredGuest;
 import dev.thaw.testing.TestHost;
 import java.nio.file.Path;
-import java.time.Duration;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -43,20 +39,9 @@ class SaveDropCachesTest {
         Path kept = dir.resolve("kept");
         Path dropped = dir.resolve("dropped");
         Path referenced = dir.resolve("referenced");
-        GuestAgent.MemSum before;
-        GuestAgent.DiskSum onDisk;
-        long lastSeq;
+        CachedDisk cached;
         try (QemuVm vm = QemuVm.launch(config)) {
-            Journal<ConsoleLine>.Cursor console = vm.console().cursorFromStart();
-            DemoGuest.awaitReady(vm, console, DemoGuest.BOOT_TIMEOUT);
-            lastSeq = DemoGuest.collectTicks(console, Duration.ofSeconds(1)).getLast().seq();
-            try (GuestAgent agent = GuestAgent.connect(vm)) {
-                agent.awaitReady(Duration.ofSeconds(30));
-                onDisk = agent.diskRead(0, READ_MIB); // now in the guest's page cache
-                assertThat(agent.diskSum(0, READ_MIB)).as("the cached read saw the disk").isEqualTo(onDisk);
-                agent.pauseWorkload();
-                before = agent.memsum();
-            } // the agent's serial port serves one client: the save's drop connects after this one closed
+            cached = CachedDisk.read(vm, READ_MIB);
             String qmp = vm.extraQmpSocket().toString();
 
             // No agent where told: refused before anything is stopped.
@@ -110,22 +95,16 @@ class SaveDropCachesTest {
                 .contains("freed pages reported by the balloon");
         assertThat(ImageCommandsTest.run("inspect", kept.toString()).out()).contains("page cache: saved as the guest held it");
 
-        restoreAndCheck(dropped, Restorer.Mode.EAGER, "thaw-test-drop-caches-restored", "the file read again, from the disk", onDisk,
-                before, lastSeq);
+        restoreAndCheck(dropped, Restorer.Mode.EAGER, "thaw-test-drop-caches-restored", "the file read again, from the disk", cached);
         restoreAndCheck(referenced, Restorer.Mode.LAZY, "thaw-test-disk-refs-restored", "the file read again, from the restored page cache",
-                onDisk, before, lastSeq);
+                cached);
     }
 
     /** Restores the image, reads the disk's file through the guest's page cache and checks the guest's memory and workload. */
-    private static void restoreAndCheck(Path imageDir, Restorer.Mode mode, String name, String readWhat, GuestAgent.DiskSum onDisk,
-                                        GuestAgent.MemSum before, long lastSeq) throws Exception {
+    private static void restoreAndCheck(Path imageDir, Restorer.Mode mode, String name, String readWhat, CachedDisk cached) throws Exception {
         try (CheckpointImage image = CheckpointImage.open(imageDir);
              QemuVm restored = Restorer.restore(image, mode, name, WorkingSetChoice.defaults(), o -> o, s -> {}).vm()) {
-            try (GuestAgent agent = GuestAgent.connect(restored)) {
-                agent.awaitReady(Duration.ofSeconds(30));
-                assertThat(agent.diskRead(0, READ_MIB)).as(readWhat).isEqualTo(onDisk);
-            }
-            RestoredGuest.assertSameMemoryAndRunsOn(restored, before, lastSeq);
+            cached.assertRestored(restored, readWhat);
         }
     }
 }

@@ -136,6 +136,21 @@ class DiskReferencesTest {
                 .hasMessageContaining("offset " + 5L * B);
         assertThatThrownBy(() -> DiskReferences.decode(where, java.util.Arrays.copyOf(body, body.length - 1), List.of(8L * B, 8L * B)))
                 .hasMessageContaining("expected 2 records of 48 bytes, actual 95 bytes of records");
+
+        // Version 4: a record may name a backing file of the base (its layer), whose size only its read knows.
+        List<DiskReferences.Ref> layered = List.of(new DiskReferences.Ref(0, 0, 3L * B, digest), new DiskReferences.Ref(0, 2, 100L * B, digest));
+        byte[] v4 = DiskReferences.encode(layered);
+        assertThat(DiskReferences.decode(where, v4, List.of(8L * B), Qcow2Chain.MAX_LAYERS)).isEqualTo(layered);
+        assertThatThrownBy(() -> DiskReferences.decode(where, v4, List.of(8L * B))).as("a version 3 image names no backing file")
+                .isInstanceOf(ImageException.Corrupt.class).hasMessageContaining("offset " + (Framing.HEADER_BYTES + 4 + 48))
+                .hasMessageContaining("reference 1: expected a disk number 1-1, a layer 0-0").hasMessageContaining("actual disk number 1, layer 2");
+        byte[] deep = v4.clone();
+        ByteBuffer.wrap(deep).order(ByteOrder.LITTLE_ENDIAN).putShort(4 + 48 + 2, (short) (Qcow2Chain.MAX_LAYERS + 1));
+        assertThatThrownBy(() -> DiskReferences.decode(where, deep, List.of(8L * B), Qcow2Chain.MAX_LAYERS))
+                .hasMessageContaining("a layer 0-" + Qcow2Chain.MAX_LAYERS).hasMessageContaining("layer " + (Qcow2Chain.MAX_LAYERS + 1));
+        byte[] reserved = v4.clone();
+        reserved[4 + 48 + 4] = 1;
+        assertThatThrownBy(() -> DiskReferences.decode(where, reserved, List.of(8L * B), Qcow2Chain.MAX_LAYERS)).hasMessageContaining("reserved 1");
     }
 
     @Test
@@ -197,6 +212,114 @@ class DiskReferencesTest {
                     .hasMessageContaining("disk disk0 block at offset " + 2L * B).hasMessageContaining("expected SHA-256")
                     .hasMessageContaining("actual").hasMessageContaining("the base changed since the save");
         }
+    }
+
+    private static String qemuImg(String... args) {
+        List<String> command = new ArrayList<>(List.of("qemu-img"));
+        command.addAll(List.of(args));
+        return dev.thaw.util.ExternalCommand.check(command, java.time.Duration.ofSeconds(60));
+    }
+
+    @Test
+    void theBackingChainIsWalkedFromTheHeadersAsQemuOpensIt(@TempDir Path dir) throws Exception {
+        qemuImg("create", "-q", "-f", "raw", dir.resolve("base.raw").toString(), "1M");
+        Files.createDirectories(dir.resolve("sub"));
+        qemuImg("create", "-q", "-f", "qcow2", "-F", "raw", "-b", "../base.raw", dir.resolve("sub/mid.qcow2").toString());
+        qemuImg("create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", "sub/mid.qcow2", dir.resolve("top.qcow2").toString());
+        assertThat(Qcow2Chain.of(dir.resolve("top.qcow2"))).as("relative names from the naming file's directory, a raw file ends it")
+                .containsExactly(dir.resolve("top.qcow2"), dir.resolve("sub/mid.qcow2"), dir.resolve("base.raw"));
+        assertThat(Qcow2Chain.of(dir.resolve("base.raw"))).containsExactly(dir.resolve("base.raw"));
+        assertThat(Qcow2Chain.resolve(dir.resolve("top.qcow2"), "nbd:localhost:10809")).as("a protocol is not a file").isNull();
+        assertThat(Qcow2Chain.resolve(dir.resolve("top.qcow2"), "json:{\"driver\": \"raw\"}")).isNull();
+        assertThat(Qcow2Chain.resolve(dir.resolve("top.qcow2"), "/abs/./x.qcow2")).isEqualTo(Path.of("/abs/x.qcow2"));
+
+        byte[] header = Files.readAllBytes(dir.resolve("top.qcow2"));
+        ByteBuffer.wrap(header).putInt(16, 4000); // a backing name longer than QEMU allows
+        Path bad = Files.write(dir.resolve("bad.qcow2"), header);
+        assertThatThrownBy(() -> Qcow2Chain.of(bad)).hasMessageContaining("qcow2 backing file name: expected 1-1023 bytes")
+                .hasMessageContaining("actual 4000 bytes at offset");
+    }
+
+    /**
+     * A qcow2 disk on a qcow2 backing file, as qemu-img writes them (real clusters, not at their guest offsets; compressed
+     * ones left out): pages equal to a guest-visible block of either file are references to that file's cluster, read back
+     * and checked; the backing file changed since is caught by the SHA-256.
+     */
+    @Test
+    void pagesEqualToBlocksOfAQcow2ChainAreTakenFromItsFiles(@TempDir Path dir) throws Exception {
+        Random random = Seeds.random("pagesEqualToBlocksOfAQcow2ChainAreTakenFromItsFiles");
+        List<byte[]> lower = new ArrayList<>();
+        for (int i = 0; i < 96; i++) lower.add(i % 5 == 0 ? null : block(random));
+        Path raw = disk(dir.resolve("lower.raw"), lower);
+        Path backing = dir.resolve("backing.qcow2");
+        qemuImg("convert", "-q", "-f", "raw", "-O", "qcow2", raw.toString(), backing.toString());
+        Path top = dir.resolve("top.qcow2");
+        qemuImg("create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", "backing.qcow2", top.toString());
+        Path pattern = Files.write(dir.resolve("pattern"), concat(block(random), block(random)));
+        // the guest writes 32 KiB at guest 128 KiB (in the top file, in its own cluster) over the backing file's blocks
+        dev.thaw.util.ExternalCommand.check(List.of("qemu-io", "-f", "qcow2", "-c", "write -s " + pattern + " 128k 32k", top.toString()),
+                java.time.Duration.ofSeconds(60));
+        Path view = dir.resolve("view.raw");
+        qemuImg("convert", "-q", "-f", "qcow2", "-O", "raw", top.toString(), view.toString());
+        byte[] guestDisk = Files.readAllBytes(view);
+
+        SyntheticGuest guest = SyntheticGuest.random(random, 1, 200, 200, 0.2, 0);
+        java.util.Set<PageDigest> distinct = new java.util.HashSet<>();
+        long onDisk = 0;
+        int p = 0;
+        for (int blockNumber = 0; blockNumber < guestDisk.length / B && p < guest.pages[0].length; blockNumber += 2, p++) {
+            byte[] b = java.util.Arrays.copyOfRange(guestDisk, blockNumber * B, (blockNumber + 1) * B);
+            if (java.util.Arrays.equals(b, new byte[B])) continue;
+            guest.pages[0][p] = b;
+            distinct.add(PageDigest.of(b, 0, B));
+            onDisk++;
+        }
+        assertThat(dev.thaw.save.DiskLayers.dataExtents(top)).as("the top file's own cluster").hasSize(1);
+
+        List<DiskPages.Base> bases = new ArrayList<>();
+        for (dev.thaw.save.DiskLayers.Layer layer : dev.thaw.save.DiskLayers.of(top, w -> {})) {
+            DiskIdentity identity = DiskIdentity.of(layer.file());
+            bases.add(new DiskPages.Base(0, layer.layer(), layer.file(), identity,
+                    DiskBlockIndex.forBase(layer.file(), identity, dir.resolve("cache"), dev.thaw.save.DiskLayers::dataExtents).index()));
+        }
+        assertThat(bases).extracting(DiskPages.Base::layer).containsExactly(0, 1);
+        Manifest manifest;
+        try (ImageWriter writer = ImageWriter.create(dir.resolve("img"), ImageWriter.Options.defaults())) {
+            writer.diskBases(bases);
+            SaveStreamParser.parse(new ByteArrayInputStream(guest.toStream(50)), ImageRoundTripTest.sink(writer));
+            writer.disks(List.of(new Manifest.Disk("disk0", "04.0", "qcow2", top.toString(), false, guestDisk.length, DiskIdentity.of(top))));
+            manifest = writer.commit(new Manifest.Source("7.2.22", null, List.of(), null), "test");
+        }
+        assertThat(onDisk).isGreaterThan(30);
+        assertThat(manifest.formatVersion()).as("references into a backing file").isEqualTo(Manifest.VERSION_WITH_BACKING_REFS);
+        assertThat(manifest.stats().diskReferencePageCount()).as("every non-zero page the guest's disk holds").isEqualTo(onDisk);
+        try (CheckpointImage image = CheckpointImage.open(dir.resolve("img"))) {
+            assertThat(image.diskReferences().blockCount()).isEqualTo(distinct.size());
+            assertThat(image.verify().diskPageCount()).isEqualTo(distinct.size());
+            assertThat(SyntheticGuest.sameMemory(guest, ImageRoundTripTest.restoreStream(image))).as("RAM after stream -> image -> stream").isTrue();
+        }
+
+        // The backing file's data written since, its time put back: the read names the layer, the file and the offset.
+        long cluster = dev.thaw.save.DiskLayers.dataExtents(backing).getFirst().fileOffset();
+        FileTime time = Files.getLastModifiedTime(backing);
+        try (FileChannel c = FileChannel.open(backing, StandardOpenOption.WRITE, StandardOpenOption.READ)) {
+            ByteBuffer all = ByteBuffer.allocate((int) (c.size() - cluster));
+            c.read(all, cluster);
+            for (int i = 0; i < all.capacity(); i += B) all.put(i + 7, (byte) (all.get(i + 7) ^ 1));
+            c.write(all.flip(), cluster);
+        }
+        Files.setLastModifiedTime(backing, time);
+        try (CheckpointImage image = CheckpointImage.open(dir.resolve("img"))) {
+            assertThatThrownBy(image::verify).isInstanceOf(ImageException.Corrupt.class).hasMessageContaining(backing.toString())
+                    .hasMessageContaining("disk disk0 backing layer 1 block at offset").hasMessageContaining("expected SHA-256")
+                    .hasMessageContaining("the backing file changed since the save");
+        }
+    }
+
+    private static byte[] concat(byte[] a, byte[] b) {
+        byte[] out = java.util.Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, out, a.length, b.length);
+        return out;
     }
 
     @Test

@@ -50,19 +50,34 @@ public final class ImageFuzzTargets {
 
         /** An image (format 3) some of whose pages are blocks of a raw base beside it, outside the image (never damaged). */
         static Image makeWithDisk(Path dir) throws IOException {
+            return makeWithDisk(dir, false);
+        }
+
+        /**
+         * The same; with {@code chain} (format 4) the base is an empty qcow2 overlay (qemu-img) on that raw file, so the pages
+         * are references into its backing file (layer 1).
+         */
+        static Image makeWithDisk(Path dir, boolean chain) throws IOException {
             SyntheticGuest guest = SyntheticGuest.random(new Random(21), 2, 6, 40, 0.25, 0.15);
             java.io.ByteArrayOutputStream disk = new java.io.ByteArrayOutputStream();
             disk.write(new byte[4096]); // a zero block, not indexed
             for (byte[][] pages : guest.pages) {
                 for (int p = 0; p < pages.length; p += 2) if (pages[p] != null) disk.write(pages[p]);
             }
-            Path base = Files.write(dir.resolveSibling(dir.getFileName() + ".raw"), disk.toByteArray());
+            Path raw = Files.write(dir.resolveSibling(dir.getFileName() + ".raw"), disk.toByteArray());
+            Path base = raw;
+            if (chain) {
+                base = dir.resolveSibling(dir.getFileName() + ".qcow2");
+                dev.thaw.util.ExternalCommand.check(List.of("qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", raw.toString(),
+                        base.toString()), java.time.Duration.ofSeconds(60));
+            }
             DiskIdentity identity = DiskIdentity.of(base);
+            DiskIdentity rawIdentity = DiskIdentity.of(raw);
             try (ImageWriter writer = ImageWriter.create(dir, new ImageWriter.Options(Codec.LZ4, 1, 4, null))) {
-                writer.diskBases(List.of(new DiskPages.Base(0, base, identity,
-                        DiskBlockIndex.forBase(base, identity, dir.resolveSibling(dir.getFileName() + ".cache")).index())));
+                writer.diskBases(List.of(new DiskPages.Base(0, chain ? 1 : 0, raw, rawIdentity,
+                        DiskBlockIndex.forBase(raw, rawIdentity, dir.resolveSibling(dir.getFileName() + ".cache")).index())));
                 dev.thaw.migration.SaveStreamParser.parse(new java.io.ByteArrayInputStream(guest.toStream(16)), ImageRoundTripTest.sink(writer));
-                writer.disks(List.of(new Manifest.Disk("disk0", "05.0", "raw", base.toString(), true, identity.byteSize(), identity)));
+                writer.disks(List.of(new Manifest.Disk("disk0", "05.0", chain ? "qcow2" : "raw", base.toString(), true, rawIdentity.byteSize(), identity)));
                 writer.commit(new Manifest.Source("7.2.22", null, List.of(), null), "fuzz");
             }
             Map<Path, byte[]> files = new LinkedHashMap<>();
@@ -234,14 +249,26 @@ public final class ImageFuzzTargets {
                 damaging(image, (selector, body) -> image.reseal(files.get(selector % files.size()), body)), List.of(ImageException.class));
     }
 
-    /** A selector byte, then the body of the page map or of the disk-reference table of an image that takes pages from a disk, resealed. */
+    /**
+     * A selector byte, then the body of the page map or of the disk-reference table of an image that takes pages from a disk,
+     * resealed: its bit 0 picks the file, bit 1 the image: one whose references are in a raw base (format 3), or one whose
+     * base is a qcow2 overlay and whose references are in its raw backing file (format 4, layer 1).
+     */
     public static FuzzTarget diskReferences(Path work) throws IOException {
-        Image image = Image.makeWithDisk(work.resolve("disk-refs"));
-        List<Path> files = List.of(image.file(ImageWriter.DISK_REFS), image.file(ImageWriter.PAGE_MAP));
+        List<Image> images = List.of(Image.makeWithDisk(work.resolve("disk-refs")), Image.makeWithDisk(work.resolve("disk-refs-chain"), true));
         List<byte[]> seeds = new ArrayList<>();
-        for (int i = 0; i < files.size(); i++) seeds.add(selected(i, body(image.files().get(files.get(i)))));
-        return new FuzzTarget("image-disk-refs", seeds, Mutator::mutate,
-                damaging(image, (selector, body) -> image.reseal(files.get(selector % files.size()), body)), List.of(ImageException.class));
+        List<List<Path>> files = new ArrayList<>();
+        for (int k = 0; k < images.size(); k++) {
+            Image image = images.get(k);
+            files.add(List.of(image.file(ImageWriter.DISK_REFS), image.file(ImageWriter.PAGE_MAP)));
+            for (int i = 0; i < 2; i++) seeds.add(selected(2 * k + i, body(image.files().get(files.get(k).get(i)))));
+        }
+        return new FuzzTarget("image-disk-refs", seeds, Mutator::mutate, input -> {
+            if (input.length == 0) return;
+            int k = ((input[0] & 0xFF) >> 1) % images.size();
+            Image image = images.get(k);
+            damaging(image, (selector, body) -> image.reseal(files.get(k).get(selector & 1), body)).run(input);
+        }, List.of(ImageException.class));
     }
 
     /**

@@ -25,7 +25,7 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * Issue 14's realistic guest with a disk, against the real QEMU: PostgreSQL 15 on the guest's own Debian root disk, a JDBC
  * client on the host inserting and reading rows while the guest is saved with keep-running; then the source and two clones
- * (lazy restores of that image) run on. Every insert acknowledged before the guest stopped for the save is in each clone, each
+ * (lazy restores of that image, whose pages read from the disk are references into its qcow2 chain) run on. Every insert acknowledged before the guest stopped for the save is in each clone, each
  * clone's database passes pg_amcheck, the rows the source wrote after the save are in neither clone, and a row written in one
  * clone after the restore is in neither the other clone nor the source.
  */
@@ -60,6 +60,10 @@ class PostgresClonesTest {
             Saver.Result saved = Saver.save(source.qmp(), source.config(), image, Saver.Options.defaults().withKeepRunning(true), p -> {});
             assertThat(saved.guestRunning()).isTrue();
             assertThat(saved.manifest().disks()).singleElement().satisfies(d -> assertThat(Path.of(d.base())).isEqualTo(disk));
+            // The pages it read from its disk are references into the overlay and the built disk below it (format 4), which
+            // the clones' lazy restores read back from those files.
+            assertThat(saved.manifest().formatVersion()).isEqualTo(dev.thaw.image.Manifest.VERSION_WITH_BACKING_REFS);
+            assertThat(saved.manifest().stats().diskReferenceBytes()).as("pages taken from the disk's qcow2 chain").isGreaterThan(8L << 20);
             List<QmpEvent> events = source.qmp().events().snapshot();
             long stoppedAt = events.stream().filter(e -> e.is("STOP")).mapToLong(QmpEvent::receivedNanos).min().orElseThrow();
             long resumedAt = events.stream().filter(e -> e.is("RESUME") && e.receivedNanos() > stoppedAt).mapToLong(QmpEvent::receivedNanos)

@@ -31,19 +31,29 @@ public final class PostgresDropCachesMeasurement {
     private PostgresDropCachesMeasurement() {}
 
     public static void main(String[] args) throws Exception {
+        repeat(args, "thaw-pg-drop-caches-", (guest, built, load, rep, dir) -> {
+            for (int u = 0; u < 2; u++) {
+                boolean drop = (u + rep) % 2 == 1; // rotated: kept first in even repetitions
+                System.out.println(run(guest, built, load, drop, rep, dir.resolve(drop ? "dropped" : "kept")));
+            }
+        });
+    }
+
+    /** One repetition of a measurement on the PostgreSQL guest, in its own directory. */
+    interface Repetition {
+        void run(PostgresGuest guest, PostgresDisk built, Duration load, int rep, Path dir) throws Exception;
+    }
+
+    /** Parses {@code RAM_MIB LOAD_S REPETITIONS}, builds (or finds) the guest's disk, runs each repetition under /var/tmp, then exits. */
+    static void repeat(String[] args, String dirPrefix, Repetition repetition) throws Exception {
         if (args.length != 3) throw new IllegalArgumentException("expected RAM_MIB LOAD_S REPETITIONS, actual " + args.length);
         PostgresGuest guest = new PostgresGuest(Long.parseLong(args[0]));
         Duration load = Duration.ofSeconds(Long.parseLong(args[1]));
         int repetitions = Integer.parseInt(args[2]);
         PostgresDisk built = GuestBuilder.buildPostgresDisk(System.err);
-        Path dir = Files.createTempDirectory(Path.of("/var/tmp"), "thaw-pg-drop-caches-");
+        Path dir = Files.createTempDirectory(Path.of("/var/tmp"), dirPrefix);
         try {
-            for (int rep = 0; rep < repetitions; rep++) {
-                for (int u = 0; u < 2; u++) {
-                    boolean drop = (u + rep) % 2 == 1; // rotated: kept first in even repetitions
-                    System.out.println(run(guest, built, load, drop, rep, dir.resolve("r" + rep + (drop ? "-dropped" : "-kept"))));
-                }
-            }
+            for (int rep = 0; rep < repetitions; rep++) repetition.run(guest, built, load, rep, dir.resolve("r" + rep));
         } finally {
             FileTrees.deleteQuietly(dir);
         }

@@ -1,0 +1,82 @@
+package dev.thaw.image;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The backing chain of a disk base as its qcow2 headers name it: what a disk reference's layer means (layer 0 the base,
+ * layer n its n-th backing file). Read from the files themselves, by the save and by every restore alike, so that the
+ * image records no paths beyond the base's; the base's header (and so its backing file's name) lies in the first MiB its
+ * identity hashes, and every block read through a layer is checked against its SHA-256 anyway.
+ *
+ * <p>The walk follows the header (big-endian: magic {@code QFI\xfb}, version 2 or 3, {@code u64 backing_file_offset} at
+ * 8, {@code u32 backing_file_size} at 16) and ends at a file that is not qcow2 (a raw backing file) or that names no
+ * backing file. A relative name is taken from the naming file's directory, as QEMU does. A name QEMU would read as a
+ * protocol or a JSON description ({@code nbd:...}, {@code json:{...}}) ends the chain: Thaw reads plain files only.
+ */
+public final class Qcow2Chain {
+    /** The deepest layer a reference may name (a deeper chain is still a valid disk, its lower files are just not indexed). */
+    public static final int MAX_LAYERS = 15;
+    static final int MAGIC = 0x514649fb;
+    /** QEMU's own limit on a backing file's name (block/qcow2.c). */
+    static final int MAX_NAME_BYTES = 1023;
+
+    private Qcow2Chain() {}
+
+    /** [base, its backing file, ...], at most {@link #MAX_LAYERS} + 1 files. */
+    public static List<Path> of(Path base) throws IOException {
+        List<Path> chain = new ArrayList<>();
+        Path file = base;
+        while (file != null && chain.size() <= MAX_LAYERS) {
+            chain.add(file);
+            file = backingOf(file);
+        }
+        return List.copyOf(chain);
+    }
+
+    /** The file {@code file}'s qcow2 header names as its backing file; null for none, for a file that is not qcow2 and for a non-file name. */
+    static Path backingOf(Path file) throws IOException {
+        try (FileChannel c = FileChannel.open(file, StandardOpenOption.READ)) {
+            ByteBuffer header = ByteBuffer.allocate(20); // big-endian, as qcow2
+            readFully(c, header, 0);
+            if (header.position() < 20 || header.getInt(0) != MAGIC) return null;
+            int version = header.getInt(4);
+            if (version != 2 && version != 3) {
+                throw new IOException(file + ": qcow2 version: expected 2 or 3, actual " + version);
+            }
+            long offset = header.getLong(8);
+            long size = Integer.toUnsignedLong(header.getInt(16));
+            if (offset == 0) return null;
+            if (size == 0 || size > MAX_NAME_BYTES || offset < 20 || offset > c.size() - size) {
+                throw new IOException(file + ": qcow2 backing file name: expected 1-" + MAX_NAME_BYTES + " bytes inside the file's "
+                        + c.size() + ", actual " + size + " bytes at offset " + offset);
+            }
+            ByteBuffer name = ByteBuffer.allocate((int) size);
+            readFully(c, name, offset);
+            return resolve(file, new String(name.array(), 0, name.position(), StandardCharsets.UTF_8));
+        }
+    }
+
+    /** The backing file {@code name} written in {@code file}'s header, as QEMU opens it; null for a protocol or JSON name. */
+    static Path resolve(Path file, String name) {
+        int colon = name.indexOf(':');
+        int slash = name.indexOf('/');
+        if (name.isEmpty() || colon >= 0 && (slash < 0 || colon < slash) || name.indexOf('\0') >= 0) return null;
+        Path named = Path.of(name);
+        if (named.isAbsolute()) return named.normalize();
+        Path dir = file.toAbsolutePath().getParent();
+        return dir.resolve(named).normalize();
+    }
+
+    private static void readFully(FileChannel c, ByteBuffer into, long at) throws IOException {
+        while (into.hasRemaining()) {
+            if (c.read(into, at + into.position()) < 0) return;
+        }
+    }
+}
