@@ -5,7 +5,7 @@ import dev.thaw.cluster.checkpoint.ClusterRestore;
 import dev.thaw.cluster.checkpoint.ClusterSave;
 import dev.thaw.cluster.checkpoint.SaveRequest;
 import dev.thaw.cluster.checkpoint.Strategy;
-import dev.thaw.cluster.demo.ClusterDemo;
+import dev.thaw.measure.ClusterDemo;
 import dev.thaw.cluster.live.ClusterException;
 import dev.thaw.cluster.live.ClusterStatus;
 import dev.thaw.cluster.live.LiveCluster;

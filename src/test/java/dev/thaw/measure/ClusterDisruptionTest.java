@@ -60,6 +60,7 @@ class ClusterDisruptionTest {
         ClusterDisruption.Recovery r = ClusterDisruption.recovery(ClusterDisruption.rxTicks(lines), origin, 1000 * MS, 8000 * MS, 1e6);
         assertThat(r.timeTo80Seconds()).isPresent();
         assertThat(r.timeTo80Seconds().get()).isBetween(2.75, 3.25);
+        assertThat(r.firstAt80Seconds()).isEqualTo(r.timeTo80Seconds());
         assertThat(r.bytesPerSecondPerStep()).hasSize(32);
         assertThat(r.bytesPerSecondPerStep().get(6)).as("2.0-2.25 s, in the gap").isLessThan(1e4);
         assertThat(r.bytesPerSecondPerStep().get(20)).as("5.0-5.25 s").isCloseTo(1e6, within(1e3));
@@ -71,6 +72,23 @@ class ClusterDisruptionTest {
         for (int i = 0; i <= 40; i++) lines.add(rx(1000 + 100L * i, 100_000L * i / 4, "10.0.3.2", 0)); // a quarter of the rate
         ClusterDisruption.Recovery r = ClusterDisruption.recovery(ClusterDisruption.rxTicks(lines), 0, 1000 * MS, 5000 * MS, 1e6);
         assertThat(r.timeTo80Seconds()).isEmpty();
+        assertThat(r.firstAt80Seconds()).isEmpty();
+    }
+
+    /** Back at the rate before from 2 s, then a dip to a half at 5-6 s: back first at about 2 s, stays back only after the dip. */
+    @Test
+    void aLaterDipMovesTheTimeItStaysBackButNotTheTimeItWasFirstBack() {
+        List<ConsoleLine> lines = new ArrayList<>();
+        long bytes = 0;
+        for (int i = 0; i <= 80; i++) {
+            long g = 1000 + 100L * i;
+            bytes += g <= 2000 ? 0 : g > 5000 && g <= 6000 ? 50_000 : 100_000;
+            lines.add(rx(g, bytes, "10.0.3.2", 0));
+        }
+        ClusterDisruption.Recovery r = ClusterDisruption.recovery(ClusterDisruption.rxTicks(lines), 0, 1000 * MS, 9000 * MS, 1e6);
+        assertThat(r.firstAt80Seconds().orElseThrow()).isBetween(1.75, 2.25);
+        // The window from 5.6 s holds 0.4 s of the dip at a half and 0.6 s at the full rate: 0.8.
+        assertThat(r.timeTo80Seconds().orElseThrow()).isCloseTo(5.6, within(0.05));
     }
 
     @Test
@@ -97,6 +115,9 @@ class ClusterDisruptionTest {
         assertThat(ind.reached()).isEqualTo(2);
         assertThat(ind.medianTimeTo80Seconds()).isEqualTo(5.0);
         assertThat(ind.minTimeTo80Seconds()).isEqualTo(4.0);
+        assertThat(ind.medianFirstAt80Seconds()).isEqualTo(2.5);
+        assertThat(ind.minFirstAt80Seconds()).isEqualTo(2.0);
+        assertThat(ind.medianCompletedSeconds()).isEqualTo(3.0);
         assertThat(ind.medianAllRunningSeconds()).isEqualTo(1.0);
         assertThat(ind.medianRetransSegs()).isEqualTo(40);
         assertThat(ind.medianTimeouts()).isEqualTo(4);
@@ -108,12 +129,12 @@ class ClusterDisruptionTest {
         assertThat(held.medianFramesHeld()).isEqualTo(300);
         assertThat(ClusterDisruption.medianPerStep(runs)).containsEntry("independent", List.of(1.0, 2.0)).containsEntry("held", List.of(3.0, 4.0));
         String table = ClusterDisruption.table(s, 10);
-        assertThat(table).contains("independent").contains("held").contains("5.00").contains("1.50");
+        assertThat(table).contains("independent").contains("held").contains("5.00 / 4.00").contains("1.50 / 1.00");
         assertThat(ClusterDisruption.table(ClusterDisruption.summarize(List.of(runs.get(2))), 10)).contains("> 10");
     }
 
     private static ClusterDisruption.Run run(String strategy, int rep, Optional<Double> ttr, TcpCounters tcp, long held, long notDelivered,
                                              long dropped, List<Double> steps) {
-        return new ClusterDisruption.Run(strategy, rep, ttr, 1.0, tcp, held, notDelivered, dropped, 10, steps);
+        return new ClusterDisruption.Run(strategy, rep, ttr.map(t -> t / 2), ttr, 1.0, 3.0, tcp, held, notDelivered, dropped, 10, steps);
     }
 }

@@ -1,4 +1,4 @@
-package dev.thaw.cluster.demo;
+package dev.thaw.measure;
 
 import dev.thaw.cluster.checkpoint.ClusterRestore;
 import dev.thaw.cluster.checkpoint.ClusterSave;
@@ -9,8 +9,6 @@ import dev.thaw.guest.ClusterMember;
 import dev.thaw.guest.GuestAgent;
 import dev.thaw.guest.GuestImage;
 import dev.thaw.guest.TcpCounters;
-import dev.thaw.measure.ClusterDisruption;
-import dev.thaw.measure.Plots;
 import dev.thaw.qemu.Accel;
 import dev.thaw.qemu.ConsoleLine;
 import dev.thaw.qemu.QemuVersion;
@@ -108,9 +106,10 @@ public final class ClusterDemo {
                         continue;
                     }
                     runs.add(run);
-                    log.printf("  %-12s rep %d: to 0.8 %s, every member running %.2f s, retrans %d, RTOs %d, held %d, not delivered %d,"
-                                    + " dropped %d%n", strategy.label(), rep, run.timeTo80Seconds().map(v -> String.format("%.2f s", v))
-                                    .orElse("not reached"), run.allRunningSeconds(), run.tcp().retransSegs(), run.tcp().timeouts(),
+                    log.printf("  %-12s rep %d: back at 0.8 %s, stays %s, every member running %.2f s, complete %.2f s, retrans %d, RTOs"
+                                    + " %d, held %d, not delivered %d, dropped %d%n", strategy.label(), rep, secondsOrNot(run.firstAt80Seconds()),
+                            secondsOrNot(run.timeTo80Seconds()), run.allRunningSeconds(), run.completedSeconds(), run.tcp().retransSegs(),
+                            run.tcp().timeouts(),
                             run.framesHeld(), run.framesNotDelivered(), run.framesDropped());
                 }
             }
@@ -189,9 +188,14 @@ public final class ClusterDemo {
                 dropped += p.droppedQueueFull() + p.droppedUnconnected();
                 maxQueued = Math.max(maxQueued, p.maxQueuedFrames());
             }
-            return new ClusterDisruption.Run(strategy.label(), rep, rec.timeTo80Seconds(), r.allRunningNanos() / 1e9, tcp, r.framesHeld(),
+            return new ClusterDisruption.Run(strategy.label(), rep, rec.firstAt80Seconds(), rec.timeTo80Seconds(), r.allRunningNanos() / 1e9,
+                    r.completedNanos() / 1e9, tcp, r.framesHeld(),
                     r.plan().framesLost(), dropped, maxQueued, rec.bytesPerSecondPerStep());
         }
+    }
+
+    private static String secondsOrNot(java.util.Optional<Double> seconds) {
+        return seconds.map(v -> String.format("%.2f s", v)).orElse("not reached");
     }
 
     /** Every member's TCP counters, added up, through its guest agent. */
