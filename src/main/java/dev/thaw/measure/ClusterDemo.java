@@ -107,10 +107,10 @@ public final class ClusterDemo {
                     }
                     runs.add(run);
                     log.printf("  %-12s rep %d: back at 0.8 %s, stays %s, every member running %.2f s, complete %.2f s, retrans %d, RTOs"
-                                    + " %d, held %d, not delivered %d, dropped %d%n", strategy.label(), rep, secondsOrNot(run.firstAt80Seconds()),
-                            secondsOrNot(run.timeTo80Seconds()), run.allRunningSeconds(), run.completedSeconds(), run.tcp().retransSegs(),
-                            run.tcp().timeouts(),
-                            run.framesHeld(), run.framesNotDelivered(), run.framesDropped());
+                                    + " %d, held %d, not delivered %d, dropped %d; graph %s, started %s%n", strategy.label(), rep,
+                            secondsOrNot(run.firstAt80Seconds()), secondsOrNot(run.timeTo80Seconds()), run.allRunningSeconds(),
+                            run.completedSeconds(), run.tcp().retransSegs(), run.tcp().timeouts(), run.framesHeld(), run.framesNotDelivered(),
+                            run.framesDropped(), run.components(), run.startOrder());
                 }
             }
             String plot = null;
@@ -190,7 +190,7 @@ public final class ClusterDemo {
             }
             return new ClusterDisruption.Run(strategy.label(), rep, rec.firstAt80Seconds(), rec.timeTo80Seconds(), r.allRunningNanos() / 1e9,
                     r.completedNanos() / 1e9, tcp, r.framesHeld(),
-                    r.plan().framesLost(), dropped, maxQueued, rec.bytesPerSecondPerStep());
+                    r.plan().framesLost(), dropped, maxQueued, r.plan().graph().components(), r.order(), rec.bytesPerSecondPerStep());
         }
     }
 

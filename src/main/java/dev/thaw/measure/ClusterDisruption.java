@@ -120,10 +120,14 @@ public final class ClusterDisruption {
      * @param framesNotDelivered    frames in flight at the save that the strategy does not deliver (TCP resends them)
      * @param framesDropped         frames the switch dropped after the restore (a queue at its bound, or a member not connected)
      * @param maxQueuedFrames       the most frames that waited for one member at once
+     * @param components            the coordinator's graph in restore order: a ring is a component of more than one member, started
+     *                              together once all its members are loaded (every member alone under independent)
+     * @param startOrder            the members in the order they started
      */
     public record Run(String strategy, int repetition, Optional<Double> firstAt80Seconds, Optional<Double> timeTo80Seconds,
                       double allRunningSeconds, double completedSeconds, TcpCounters tcp,
-                      long framesHeld, long framesNotDelivered, long framesDropped, int maxQueuedFrames, List<Double> bytesPerSecondPerStep) {}
+                      long framesHeld, long framesNotDelivered, long framesDropped, int maxQueuedFrames, List<List<String>> components, List<String> startOrder,
+                      List<Double> bytesPerSecondPerStep) {}
 
     /**
      * One strategy over its runs. A time to 0.8 not reached counts as infinite in the median ({@code Double.POSITIVE_INFINITY}).

@@ -135,6 +135,7 @@ class ClusterDisruptionTest {
 
     private static ClusterDisruption.Run run(String strategy, int rep, Optional<Double> ttr, TcpCounters tcp, long held, long notDelivered,
                                              long dropped, List<Double> steps) {
-        return new ClusterDisruption.Run(strategy, rep, ttr.map(t -> t / 2), ttr, 1.0, 3.0, tcp, held, notDelivered, dropped, 10, steps);
+        return new ClusterDisruption.Run(strategy, rep, ttr.map(t -> t / 2), ttr, 1.0, 3.0, tcp, held, notDelivered, dropped, 10,
+                List.of(List.of("m1", "m2")), List.of("m1", "m2"), steps);
     }
 }
