@@ -24,6 +24,9 @@
  *                     (kB from /proc/meminfo before and after: sync, then 1 written to /proc/sys/vm/drop_caches, which
  *                     frees the clean page cache; 2 and 3 would also free slab objects, dentries and inodes, whose
  *                     rebuilding costs the restored guest metadata reads for little memory)
+ *     tcp <id>     -> tcp <id> Tcp:RetransSegs=<n> TcpExt:TCPTimeouts=<n> TcpExt:TCPLossProbes=<n> TcpExt:TCPSpuriousRTOs=<n>
+ *                     (the kernel's TCP counters since boot, from /proc/net/snmp and /proc/net/netstat; -1 for a counter the
+ *                     kernel does not have: the cluster evaluation's retransmissions and retransmission timeouts)
  * Errors answer "error <id> <text>". The region is read through /proc/<pid>/mem, so wsbench's
  * memory stays ordinary private anonymous memory.
  */
@@ -208,6 +211,37 @@ static void do_dropcaches(const char *id) {
     reply("dropcaches %s 1 %lld %lld %lld %lld %lld %lld", id, b0, c0, f0, b1, c1, f1);
 }
 
+/*
+ * A counter of /proc/net/snmp or /proc/net/netstat: both are pairs of lines, "Prefix: Name1 Name2 ..." then
+ * "Prefix: value1 value2 ...". -1 when the file, the prefix or the name is missing.
+ */
+static long long proc_counter(const char *file, const char *prefix, const char *name) {
+    FILE *f = fopen(file, "r");
+    if (!f) return -1;
+    char *names = NULL, *values = NULL;
+    size_t names_cap = 0, values_cap = 0;
+    long long found = -1;
+    size_t prefix_len = strlen(prefix);
+    while (found < 0 && getline(&names, &names_cap, f) > 0 && getline(&values, &values_cap, f) > 0) {
+        if (strncmp(names, prefix, prefix_len) != 0 || strncmp(values, prefix, prefix_len) != 0) continue;
+        char *ns, *vs;
+        char *n = strtok_r(names + prefix_len, " \n", &ns), *v = strtok_r(values + prefix_len, " \n", &vs);
+        for (; n && v; n = strtok_r(NULL, " \n", &ns), v = strtok_r(NULL, " \n", &vs)) {
+            if (strcmp(n, name) == 0) { found = strtoll(v, NULL, 10); break; }
+        }
+    }
+    free(names);
+    free(values);
+    fclose(f);
+    return found;
+}
+
+static void do_tcp(const char *id) {
+    reply("tcp %s Tcp:RetransSegs=%lld TcpExt:TCPTimeouts=%lld TcpExt:TCPLossProbes=%lld TcpExt:TCPSpuriousRTOs=%lld", id,
+          proc_counter("/proc/net/snmp", "Tcp:", "RetransSegs"), proc_counter("/proc/net/netstat", "TcpExt:", "TCPTimeouts"),
+          proc_counter("/proc/net/netstat", "TcpExt:", "TCPLossProbes"), proc_counter("/proc/net/netstat", "TcpExt:", "TCPSpuriousRTOs"));
+}
+
 int main(int argc, char **argv) {
     const char *device = argc > 1 ? argv[1] : "/dev/ttyS1";
     port = open(device, O_RDWR | O_NOCTTY);
@@ -244,11 +278,12 @@ int main(int argc, char **argv) {
         else if (strcmp(cmd, "pause") == 0) do_signal(id, SIGSTOP, "paused");
         else if (strcmp(cmd, "resume") == 0) do_signal(id, SIGCONT, "resumed");
         else if (strcmp(cmd, "dropcaches") == 0) do_dropcaches(id);
+        else if (strcmp(cmd, "tcp") == 0) do_tcp(id);
         else if (strcmp(cmd, "disk") == 0) {
             unsigned long seed = 0;
             sscanf(line, "%*s %*s %*s %ld %ld %lu", &first_mib, &mib, &seed);
             do_disk(id, arg, first_mib, mib, seed);
         }
-        else reply("error %s unknown request '%s', expected ping, memsum, pause, resume, disk or dropcaches", id, cmd);
+        else reply("error %s unknown request '%s', expected ping, memsum, pause, resume, disk, dropcaches or tcp", id, cmd);
     }
 }

@@ -5,6 +5,7 @@ import dev.thaw.cluster.checkpoint.ClusterRestore;
 import dev.thaw.cluster.checkpoint.ClusterSave;
 import dev.thaw.cluster.checkpoint.SaveRequest;
 import dev.thaw.cluster.checkpoint.Strategy;
+import dev.thaw.measure.ClusterDemo;
 import dev.thaw.cluster.live.ClusterException;
 import dev.thaw.cluster.live.ClusterStatus;
 import dev.thaw.cluster.live.LiveCluster;
@@ -24,14 +25,75 @@ import picocli.CommandLine.Option;
 @Command(name = "cluster", mixinStandardHelpOptions = true,
         description = "Virtual clusters: demo guests that talk to each other through Thaw's switch (docs/cluster.md).",
         subcommands = {ClusterCommand.Up.class, ClusterCommand.Status.class, ClusterCommand.Save.class, ClusterCommand.Restore.class,
-                ClusterCommand.Cohort.class, ClusterCommand.SwitchCommand.class})
+                ClusterCommand.Cohort.class, ClusterCommand.SwitchCommand.class, ClusterCommand.Demo.class})
 final class ClusterCommand implements Runnable {
     @picocli.CommandLine.Spec
     picocli.CommandLine.Model.CommandSpec spec;
 
     @Override
     public void run() {
-        throw new picocli.CommandLine.ParameterException(spec.commandLine(), "expected a subcommand: up, status, save, restore, cohort or switch");
+        throw new picocli.CommandLine.ParameterException(spec.commandLine(), "expected a subcommand: up, status, save, restore, cohort, switch or demo");
+    }
+
+    @Command(name = "demo", mixinStandardHelpOptions = true,
+            description = {"The strategies compared: a cluster disrupted by its save and restore (HotRestore's experiment, small).",
+                    "Boots N members (m1 serves, the others stream checked bytes to it without end), measures the stream into m1,",
+                    "saves the cluster once, and restores the checkpoint with every strategy, interleaved, --repeat times, each",
+                    "restore observed for --observe-seconds. Prints per strategy the time until the stream is back at 0.8 of its",
+                    "rate before the save (median and min), the members' TCP retransmissions and retransmission timeouts, and the",
+                    "frames the switch dropped and held. Every QEMU and directory it made is gone at the end."})
+    static final class Demo implements Callable<Integer> {
+        @Option(names = "--members", defaultValue = "3", description = "Members, at least 2 (default ${DEFAULT-VALUE}).")
+        int members;
+
+        @Option(names = "--memory-mib", defaultValue = "192", description = "RAM of each member (default ${DEFAULT-VALUE}).")
+        long memoryMiB;
+
+        @Option(names = "--repeat", defaultValue = "2", description = "Restores per strategy, interleaved (default ${DEFAULT-VALUE}).")
+        int repeat;
+
+        @Option(names = "--strategies", split = ",", defaultValue = "independent,restore-line,held",
+                description = "The strategies compared (default ${DEFAULT-VALUE}).")
+        List<String> strategies;
+
+        @Option(names = "--warm-up-seconds", defaultValue = "3", description = "Streaming before the rate is measured (default ${DEFAULT-VALUE}).")
+        long warmUpSeconds;
+
+        @Option(names = "--before-seconds", defaultValue = "5", description = "How long the rate before the save is measured (default ${DEFAULT-VALUE}).")
+        long beforeSeconds;
+
+        @Option(names = "--observe-seconds", defaultValue = "10", description = "How long each restore is observed from its start (default ${DEFAULT-VALUE}).")
+        long observeSeconds;
+
+        @Option(names = "--plot", paramLabel = "FILE.png", description = "Plot the stream's MB/s over time per strategy (the median of its runs) into FILE.png.")
+        Path plot;
+
+        @Option(names = "--json", description = "Print one JSON object with every run and the summary (the progress goes to stderr).")
+        boolean json;
+
+        @Override
+        public Integer call() throws Exception {
+            ClusterDemo.Config config;
+            try {
+                config = new ClusterDemo.Config(members, memoryMiB, repeat, Duration.ofSeconds(warmUpSeconds),
+                        Duration.ofSeconds(beforeSeconds), Duration.ofSeconds(observeSeconds), strategies.stream().map(Strategy::parse).toList(), plot);
+                ClusterMember.starOf(members, memoryMiB, 0); // bad sizes fail before the host is checked
+            } catch (IllegalArgumentException e) {
+                System.err.println("thaw cluster demo: " + e.getMessage());
+                return 2;
+            }
+            java.io.PrintStream out = json ? System.err : System.out;
+            HostDoctor.Report host = HostDoctor.ensureReady(System.err);
+            ClusterDemo.Report r = ClusterDemo.run(config, host.guest().orElseThrow(),
+                    host.qemuVersion().orElseThrow(), host.accel(), out);
+            out.println();
+            out.print(r.table());
+            for (var f : r.failures()) out.printf("FAILED: %s rep %d: %s%n", f.strategy(), f.repetition(), f.error());
+            if (r.plot() != null) out.println("plot: " + r.plot());
+            out.printf("cluster demo took %.1f s%n", r.totalSeconds());
+            if (json) System.out.println(Json.write(r));
+            return r.failures().isEmpty() ? 0 : 1;
+        }
     }
 
     @Command(name = "up", mixinStandardHelpOptions = true,

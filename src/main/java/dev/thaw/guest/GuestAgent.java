@@ -206,6 +206,16 @@ public final class GuestAgent implements AutoCloseable {
         }
     }
 
+    /** The guest's TCP counters since its boot (retransmissions, retransmission timeouts: {@link TcpCounters}). */
+    public TcpCounters tcpCounters() {
+        String[] words = request("tcp", "tcp", REQUEST_TIMEOUT);
+        try {
+            return TcpCounters.parse(String.join(" ", words));
+        } catch (IllegalArgumentException e) {
+            throw new AgentException(peer + ": " + e.getMessage());
+        }
+    }
+
     /** Sends {@code verb id} and returns the words of the answer {@code expectedAnswer id ...}. */
     String[] request(String verb, String expectedAnswer, Duration timeout) {
         return request(verb, expectedAnswer, timeout, "");

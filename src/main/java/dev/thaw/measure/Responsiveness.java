@@ -153,6 +153,17 @@ public final class Responsiveness {
     }
 
     /**
+     * The first window of length w on the grid, starting no earlier than the guest runs, whose utilization is at least u (its
+     * start): when the guest first got back to u, whatever came after; TTR is when it stayed there. Empty if no window reaches it.
+     */
+    public Optional<Long> firstReachNanos(long windowNanos, double utilization) {
+        for (double[] w : windows(windowNanos)) {
+            if (w[0] >= runningNanos && w[1] >= utilization) return Optional.of((long) w[0]);
+        }
+        return Optional.empty();
+    }
+
+    /**
      * The guest's time not stalled, from wsbench ticks that report stalled time: the same intervals as {@link #fromTicks}, each
      * with its length minus its stalled time as progress, to be judged against a rate before of 1e9 (every nanosecond
      * unstalled). This follows the restore (pages not there, reads from disk, a vCPU without a CPU) and not the host's memory

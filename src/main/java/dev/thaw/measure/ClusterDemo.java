@@ -1,0 +1,212 @@
+package dev.thaw.measure;
+
+import dev.thaw.cluster.checkpoint.ClusterRestore;
+import dev.thaw.cluster.checkpoint.ClusterSave;
+import dev.thaw.cluster.checkpoint.Strategy;
+import dev.thaw.cluster.live.LiveCluster;
+import dev.thaw.cluster.net.PortStats;
+import dev.thaw.guest.ClusterMember;
+import dev.thaw.guest.GuestAgent;
+import dev.thaw.guest.GuestImage;
+import dev.thaw.guest.TcpCounters;
+import dev.thaw.qemu.Accel;
+import dev.thaw.qemu.ConsoleLine;
+import dev.thaw.qemu.QemuVersion;
+import dev.thaw.save.Saver;
+import dev.thaw.util.FileTrees;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+
+/**
+ * The strategies' evaluation (issue 16, HotRestore's disruption experiment), small: a cluster of demo guests whose clients stream
+ * checked bytes to m1 without end is booted, measured, saved once, and its checkpoint restored with every strategy, interleaved
+ * (repetition r starts with the r-th strategy), each restore observed for the same time and then ended. Per restore: the stream's
+ * bytes per second at m1 over time against before the save, the time until it is back at 0.8 of it, the members' TCP
+ * retransmissions and retransmission timeouts (their agents' {@code tcp} answer, after the observation minus before the save), and
+ * the frames the switch dropped and held ({@link ClusterDisruption}). Every QEMU, switch and directory it made is gone when it
+ * returns, also after a failure.
+ */
+public final class ClusterDemo {
+    private static final Duration STREAM_TIMEOUT = Duration.ofSeconds(120);
+    private static final Duration AGENT_TIMEOUT = Duration.ofSeconds(30);
+
+    private ClusterDemo() {}
+
+    /**
+     * @param members     2 or more: m1 serves, the others stream to it
+     * @param warmUp      how long the streams run before the rate before the save is measured
+     * @param before      how long the rate before the save is measured
+     * @param observe     how long each restore is observed, from its start
+     * @param plot        the PNG of the stream's bytes per second over time per strategy (the median of its runs), or null
+     */
+    public record Config(int members, long memoryMiB, int repetitions, Duration warmUp, Duration before, Duration observe,
+                         List<Strategy> strategies, Path plot) {
+        public Config {
+            if (members < 2) throw new IllegalArgumentException("--members: expected at least 2 (a server and a client), actual " + members);
+            if (repetitions < 1) throw new IllegalArgumentException("--repeat: expected at least 1, actual " + repetitions);
+            if (observe.compareTo(Duration.ofSeconds(2)) < 0) {
+                throw new IllegalArgumentException("--observe-seconds: expected at least 2 (TTR's 1 s window must fit), actual " + observe.toSeconds());
+            }
+            if (before.compareTo(Duration.ofSeconds(1)) < 0) {
+                throw new IllegalArgumentException("--before-seconds: expected at least 1, actual " + before.toSeconds());
+            }
+            if (strategies.isEmpty()) throw new IllegalArgumentException("strategies: expected at least one, actual none");
+            strategies = List.copyOf(strategies);
+        }
+    }
+
+    /**
+     * The cluster before its save, and the save.
+     *
+     * @param bytesPerSecond the stream's bytes per second into m1 (every client's) over {@code before}
+     * @param tcp            every member's TCP counters added up, just before the save
+     */
+    public record Before(double bytesPerSecond, double seconds, TcpCounters tcp, double saveSeconds, double stopSkewMillis, int framesSaved,
+                         int framesAtCut) {}
+
+    /** A restore that failed: it has no measurement. */
+    public record Failure(String strategy, int repetition, String error) {}
+
+    public record Report(Config config, Before before, List<ClusterDisruption.Run> runs, List<ClusterDisruption.Summary> summaries,
+                         List<Failure> failures, String plot, double totalSeconds) {
+        /** The comparison table. */
+        public String table() {
+            return ClusterDisruption.table(summaries, config.observe().toMillis() / 1000.0);
+        }
+    }
+
+    public static Report run(Config config, GuestImage image, QemuVersion qemu, Accel accel, PrintStream log) throws IOException, InterruptedException {
+        long started = System.nanoTime();
+        Path work = Files.createTempDirectory(Path.of("/tmp"), "thaw-cluster-demo-");
+        try {
+            Path checkpoint = work.resolve("checkpoint");
+            Before before = bootMeasureAndSave(config, image, qemu, accel, checkpoint, log);
+            List<ClusterDisruption.Run> runs = new ArrayList<>();
+            List<Failure> failures = new ArrayList<>();
+            List<Strategy> s = config.strategies();
+            for (int rep = 1; rep <= config.repetitions(); rep++) {
+                for (int k = 0; k < s.size(); k++) {
+                    Strategy strategy = s.get((rep - 1 + k) % s.size()); // interleaved: each strategy leads once in turn
+                    ClusterDisruption.Run run;
+                    try {
+                        run = restoreAndObserve(config, checkpoint, strategy, rep, before);
+                    } catch (RuntimeException e) {
+                        // One failed restore (its QEMUs and switch already gone) does not void the others: reported, not measured.
+                        failures.add(new Failure(strategy.label(), rep, e.getMessage()));
+                        log.printf("  %-12s rep %d: FAILED: %s%n", strategy.label(), rep, e.getMessage());
+                        continue;
+                    }
+                    runs.add(run);
+                    log.printf("  %-12s rep %d: back at 0.8 %s, stays %s, every member running %.2f s, complete %.2f s, retrans %d, RTOs"
+                                    + " %d, held %d, not delivered %d, dropped %d; graph %s, started %s%n", strategy.label(), rep,
+                            secondsOrNot(run.firstAt80Seconds()), secondsOrNot(run.timeTo80Seconds()), run.allRunningSeconds(),
+                            run.completedSeconds(), run.tcp().retransSegs(), run.tcp().timeouts(), run.framesHeld(), run.framesNotDelivered(),
+                            run.framesDropped(), run.components(), run.startOrder());
+                }
+            }
+            String plot = null;
+            if (config.plot() != null) {
+                Map<String, List<Double>> mbps = new LinkedHashMap<>();
+                ClusterDisruption.medianPerStep(runs).forEach((k, v) -> mbps.put(k, v.stream().map(b -> b / 1e6).toList()));
+                int steps = mbps.values().stream().mapToInt(List::size).max().orElse(0);
+                mbps.put("before the save", java.util.Collections.nCopies(steps, before.bytesPerSecond() / 1e6));
+                plot = Plots.overTime(config.plot(), "Stream into m1 after a cluster restore (median of " + config.repetitions() + " per strategy)",
+                        "MB/s", mbps, ClusterDisruption.STEP_NANOS / 1_000_000).toString();
+            }
+            return new Report(config, before, List.copyOf(runs), ClusterDisruption.summarize(runs), List.copyOf(failures), plot,
+                    (System.nanoTime() - started) / 1e9);
+        } finally {
+            FileTrees.deleteQuietly(work);
+        }
+    }
+
+    private static Before bootMeasureAndSave(Config config, GuestImage image, QemuVersion qemu, Accel accel, Path checkpoint, PrintStream log)
+            throws IOException, InterruptedException {
+        List<ClusterMember> members = ClusterMember.starOf(config.members(), config.memoryMiB(), 0);
+        log.printf("booting %d members of %d MiB (m1 serves, the others stream to it without end)%n", members.size(), config.memoryMiB());
+        try (LiveCluster cluster = LiveCluster.up(null, members, image, qemu, accel, LiveCluster.CONNECT_TIMEOUT)) {
+            awaitEveryClient(cluster, config.members() - 1);
+            Thread.sleep(config.warmUp());
+            long from = System.nanoTime();
+            Thread.sleep(config.before());
+            List<ConsoleLine> lines = cluster.vm("m1").console().snapshot().stream().filter(l -> l.hostNanos() >= from).toList();
+            double rate = ClusterDisruption.bytesPerSecond(ClusterDisruption.rxTicks(lines));
+            TcpCounters tcp = counters(cluster);
+            log.printf("before the save: %.1f MB/s into m1 over %d s; TCP retransmissions %d, RTOs %d since boot%n", rate / 1e6,
+                    config.before().toSeconds(), tcp.retransSegs(), tcp.timeouts());
+            ClusterSave.Result saved = ClusterSave.save(cluster, checkpoint, Saver.Options.defaults(), line -> { });
+            log.printf("saved in %.2f s: stops within %.3f ms, %d frames in flight (%d at the cut)%n", saved.durationNanos() / 1e9,
+                    saved.stopSkewNanos() / 1e6, saved.frames(), saved.framesAtCut());
+            return new Before(rate, config.before().toMillis() / 1000.0, tcp, saved.durationNanos() / 1e9, saved.stopSkewNanos() / 1e6,
+                    saved.frames(), saved.framesAtCut());
+        }
+    }
+
+    /** Until m1's console shows a receive tick from every client. */
+    private static void awaitEveryClient(LiveCluster cluster, int clients) throws InterruptedException {
+        long deadline = System.nanoTime() + STREAM_TIMEOUT.toNanos();
+        while (true) {
+            cluster.check();
+            Set<String> peers = new TreeSet<>();
+            for (ClusterDisruption.StreamTick t : ClusterDisruption.rxTicks(cluster.vm("m1").console().snapshot())) peers.add(t.peer());
+            if (peers.size() >= clients) return;
+            if (System.nanoTime() > deadline) {
+                throw new IllegalStateException("cluster demo: expected a stream from each of " + clients + " clients at m1 within "
+                        + STREAM_TIMEOUT.toSeconds() + " s, actual from " + peers);
+            }
+            Thread.sleep(200);
+        }
+    }
+
+    private static ClusterDisruption.Run restoreAndObserve(Config config, Path checkpoint, Strategy strategy, int rep, Before before) throws InterruptedException {
+        long start = System.nanoTime();
+        ClusterRestore.Result r = ClusterRestore.restore(checkpoint, ClusterRestore.Options.of(strategy));
+        try (LiveCluster cluster = r.cluster()) {
+            long observed = config.observe().toNanos();
+            long left = start + observed - System.nanoTime();
+            if (left > 0) Thread.sleep(Duration.ofNanos(left));
+            TcpCounters tcp = counters(cluster).minus(before.tcp());
+            // After the agents' answers: by now the ticks that cover the observation's last step have reached the console.
+            List<ConsoleLine> lines = cluster.vm("m1").console().snapshot();
+            long serverRunning = r.members().stream().filter(m -> m.member().equals("m1")).findFirst().orElseThrow().runningNanos();
+            // The restore's clock starts when it has read the checkpoint, a few ms after ours: m1 ran that much later than this says.
+            ClusterDisruption.Recovery rec = ClusterDisruption.recovery(ClusterDisruption.rxTicks(lines), start,
+                    Math.min(serverRunning, observed), observed, before.bytesPerSecond());
+            long dropped = 0;
+            int maxQueued = 0;
+            for (ClusterMember m : cluster.members()) {
+                PortStats p = cluster.port(m.name());
+                dropped += p.droppedQueueFull() + p.droppedUnconnected();
+                maxQueued = Math.max(maxQueued, p.maxQueuedFrames());
+            }
+            return new ClusterDisruption.Run(strategy.label(), rep, rec.firstAt80Seconds(), rec.timeTo80Seconds(), r.allRunningNanos() / 1e9,
+                    r.completedNanos() / 1e9, tcp, r.framesHeld(),
+                    r.plan().framesLost(), dropped, maxQueued, r.plan().graph().components(), r.order(), rec.bytesPerSecondPerStep());
+        }
+    }
+
+    private static String secondsOrNot(java.util.Optional<Double> seconds) {
+        return seconds.map(v -> String.format("%.2f s", v)).orElse("not reached");
+    }
+
+    /** Every member's TCP counters, added up, through its guest agent. */
+    private static TcpCounters counters(LiveCluster cluster) {
+        TcpCounters sum = TcpCounters.ZERO;
+        for (ClusterMember m : cluster.members()) {
+            try (GuestAgent agent = GuestAgent.connect(cluster.vm(m.name()))) {
+                agent.awaitReady(AGENT_TIMEOUT);
+                sum = sum.plus(agent.tcpCounters());
+            }
+        }
+        return sum;
+    }
+}

@@ -1,0 +1,54 @@
+package dev.thaw.measure;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.thaw.cluster.checkpoint.Strategy;
+import dev.thaw.testing.TestHost;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.Set;
+import java.util.stream.Collectors;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The cluster demo, as small as it goes (two members, independent and held once each, 4 s observed): every frame in flight at
+ * the save is either left to TCP (independent), which then retransmits, or held and delivered (held), the stream comes back
+ * within the observation under held, the guests' TCP counters are read, and nothing it made is left.
+ */
+class ClusterDemoTest {
+    @Test
+    void independentLeavesTheFramesInFlightToTcpHeldDeliversThemAndNothingIsLeft() throws IOException, InterruptedException {
+        Set<Path> before = clusterDirs();
+        ClusterDemo.Report r = ClusterDemo.run(new ClusterDemo.Config(2, 192, 1, Duration.ofSeconds(1), Duration.ofSeconds(2),
+                Duration.ofSeconds(4), List.of(Strategy.INDEPENDENT, Strategy.HELD), null), TestHost.guest(), TestHost.qemu(),
+                TestHost.accel(), System.err);
+        System.err.print(r.table());
+        assertThat(r.failures()).isEmpty();
+        assertThat(r.before().bytesPerSecond()).isPositive();
+        assertThat(r.before().framesSaved()).isPositive();
+        assertThat(r.runs()).extracting(ClusterDisruption.Run::strategy).containsExactly("independent", "held");
+        ClusterDisruption.Run independent = r.runs().get(0);
+        ClusterDisruption.Run held = r.runs().get(1);
+        assertThat(independent.framesNotDelivered()).isEqualTo(r.before().framesSaved());
+        assertThat(independent.framesHeld()).isZero();
+        assertThat(independent.tcp().retransSegs()).as("the frames in flight that were not delivered, resent by TCP").isPositive();
+        assertThat(held.framesHeld()).isEqualTo(r.before().framesSaved());
+        assertThat(held.framesNotDelivered()).isZero();
+        assertThat(held.framesDropped()).isZero();
+        assertThat(held.timeTo80Seconds()).as("the stream back at 0.8 within the observation").isPresent();
+        assertThat(held.bytesPerSecondPerStep()).hasSize(16);
+        assertThat(clusterDirs()).as("the demo's checkpoint and switch directories").isEqualTo(before);
+        assertThat(ProcessHandle.allProcesses().filter(p -> p.info().commandLine().orElse("").contains("/tmp/thaw-cluster-")).toList())
+                .as("QEMUs of the demo's clusters").isEmpty();
+    }
+
+    private static Set<Path> clusterDirs() throws IOException {
+        try (Stream<Path> s = Files.list(Path.of("/tmp"))) {
+            return s.filter(p -> p.getFileName().toString().startsWith("thaw-cluster-")).collect(Collectors.toSet());
+        }
+    }
+}
