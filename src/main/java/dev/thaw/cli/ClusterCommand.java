@@ -401,8 +401,8 @@ final class ClusterCommand implements Runnable {
     }
 
     @Command(name = "switch", mixinStandardHelpOptions = true,
-            description = {"Run a cluster switch for the members on this host, joined to another host's switch by a UDP tunnel, until",
-                    "Ctrl-C: the second host of a cluster restored across two ('thaw cluster restore --zk --tunnel' on the first, and",
+            description = {"Run this host's cluster switch, joined to another host's switch by a UDP tunnel, until Ctrl-C.",
+                    "It serves the second host of a cluster restored across two ('thaw cluster restore --zk --tunnel' on the first, and",
                     "'thaw cluster cohort --switch-dir DIR' for each member here). Frames for a member here wait until its QEMU connects;",
                     "frames for the members behind the tunnel cross it, one datagram each. Its counts are printed at the end, and DIR",
                     "is removed when the switch created it."})

@@ -58,6 +58,38 @@ import java.util.function.Consumer;
  * stream that stops moving for {@link Options#stallTimeout} ends the save.
  */
 public final class Saver {
+    private static final org.slf4j.Logger log = org.slf4j.LoggerFactory.getLogger(Saver.class);
+
+    /** Where a save's socket directory goes: short, since a unix socket's path is limited to 107 bytes. */
+    static final Path SOCKET_DIR_PARENT = Path.of("/tmp");
+    /** {@code thaw-save-PID-RANDOM}: the saving Thaw's pid, so that a later save removes what a killed one left. */
+    static final String SOCKET_DIR_PREFIX = "thaw-save-";
+
+    /**
+     * Removes the socket directories of saves whose Thaw is gone (killed: a SIGKILL runs no cleanup; CI's tests that kill a
+     * save left three a run); a directory without a pid in its name, or of a live process, is left alone. Returns how many.
+     */
+    static int removeDeadSocketDirs(Path parent) {
+        int removed = 0;
+        try (java.nio.file.DirectoryStream<Path> dirs = Files.newDirectoryStream(parent, SOCKET_DIR_PREFIX + "*-*")) {
+            for (Path dir : dirs) {
+                String rest = dir.getFileName().toString().substring(SOCKET_DIR_PREFIX.length());
+                long pid;
+                try {
+                    pid = Long.parseLong(rest.substring(0, rest.indexOf('-')));
+                } catch (NumberFormatException e) {
+                    continue;
+                }
+                if (ProcessHandle.of(pid).filter(ProcessHandle::isAlive).isPresent()) continue;
+                FileTrees.deleteQuietly(dir);
+                if (!Files.exists(dir)) removed++;
+            }
+        } catch (IOException e) {
+            log.warn("cannot list {} for dead saves' socket directories: {}", parent, e.toString());
+        }
+        return removed;
+    }
+
     /** QEMU throttles even a stopped guest's migration to 128 MiB/s by default; this lifts it. */
     public static final long MAX_BANDWIDTH_BYTES_PER_SECOND = 64L << 30;
     private static final ObjectMapper JSON = new ObjectMapper().findAndRegisterModules();
@@ -206,7 +238,8 @@ public final class Saver {
         boolean wasRunning = qmp.queryStatus(qmpTimeout).running();
         Path socketDir;
         try {
-            socketDir = Files.createTempDirectory(Path.of("/tmp"), "thaw-save-");
+            removeDeadSocketDirs(SOCKET_DIR_PARENT);
+            socketDir = Files.createTempDirectory(SOCKET_DIR_PARENT, SOCKET_DIR_PREFIX + ProcessHandle.current().pid() + "-");
         } catch (IOException e) {
             throw new SaveException("cannot create a socket directory: " + e.getMessage(), e);
         }

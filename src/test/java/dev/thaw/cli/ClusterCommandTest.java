@@ -59,7 +59,7 @@ class ClusterCommandTest {
         assertThat(small.err()).contains("expected at least 192 MiB, actual 64 MiB");
         ImageCommandsTest.Run bare = ImageCommandsTest.run("cluster");
         assertThat(bare.exit()).isEqualTo(2);
-        assertThat(bare.err()).contains("expected a subcommand: up, status, save, restore, cohort or switch");
+        assertThat(bare.err()).contains("expected a subcommand: up, status, save, restore, cohort, switch or demo");
     }
 
     @Test
