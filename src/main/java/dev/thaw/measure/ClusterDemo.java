@@ -42,7 +42,8 @@ public final class ClusterDemo {
     private ClusterDemo() {}
 
     /**
-     * @param members     2 or more: m1 serves, the others stream to it
+     * @param members     2 to 254: m1 serves, the others stream to it
+     * @param memoryMiB   each member's RAM, at least {@link ClusterMember#MIN_MEMORY_MIB}
      * @param warmUp      how long the streams run before the rate before the save is measured
      * @param before      how long the rate before the save is measured
      * @param observe     how long each restore is observed, from its start
@@ -51,15 +52,22 @@ public final class ClusterDemo {
     public record Config(int members, long memoryMiB, int repetitions, Duration warmUp, Duration before, Duration observe,
                          List<Strategy> strategies, Path plot) {
         public Config {
-            if (members < 2) throw new IllegalArgumentException("--members: expected at least 2 (a server and a client), actual " + members);
+            if (members < 2 || members > 254) {
+                throw new IllegalArgumentException("--members: expected 2 (a server and a client) to 254, actual " + members);
+            }
+            if (memoryMiB < ClusterMember.MIN_MEMORY_MIB) {
+                throw new IllegalArgumentException("--memory-mib: expected at least " + ClusterMember.MIN_MEMORY_MIB
+                        + " (a cluster member's least), actual " + memoryMiB);
+            }
             if (repetitions < 1) throw new IllegalArgumentException("--repeat: expected at least 1, actual " + repetitions);
+            if (warmUp.isNegative()) throw new IllegalArgumentException("--warm-up-seconds: expected 0 or more, actual " + warmUp.toSeconds());
             if (observe.compareTo(Duration.ofSeconds(2)) < 0) {
                 throw new IllegalArgumentException("--observe-seconds: expected at least 2 (TTR's 1 s window must fit), actual " + observe.toSeconds());
             }
             if (before.compareTo(Duration.ofSeconds(1)) < 0) {
                 throw new IllegalArgumentException("--before-seconds: expected at least 1, actual " + before.toSeconds());
             }
-            if (strategies.isEmpty()) throw new IllegalArgumentException("strategies: expected at least one, actual none");
+            if (strategies.isEmpty()) throw new IllegalArgumentException("--strategies: expected at least one, actual none");
             strategies = List.copyOf(strategies);
         }
     }
