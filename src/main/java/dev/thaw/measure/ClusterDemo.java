@@ -176,9 +176,10 @@ public final class ClusterDemo {
     }
 
     private static ClusterDisruption.Run restoreAndObserve(Config config, Path checkpoint, Strategy strategy, int rep, Before before) throws InterruptedException {
-        long start = System.nanoTime();
         ClusterRestore.Result r = ClusterRestore.restore(checkpoint, ClusterRestore.Options.of(strategy));
         try (LiveCluster cluster = r.cluster()) {
+            // One clock: the restore's own start, the origin of its members' running and complete times, is that of the stream's too.
+            long start = r.startedNanos();
             long observed = config.observe().toNanos();
             long left = start + observed - System.nanoTime();
             if (left > 0) Thread.sleep(Duration.ofNanos(left));
@@ -186,7 +187,6 @@ public final class ClusterDemo {
             // After the agents' answers: by now the ticks that cover the observation's last step have reached the console.
             List<ConsoleLine> lines = cluster.vm("m1").console().snapshot();
             long serverRunning = r.members().stream().filter(m -> m.member().equals("m1")).findFirst().orElseThrow().runningNanos();
-            // The restore's clock starts when it has read the checkpoint, a few ms after ours: m1 ran that much later than this says.
             ClusterDisruption.Recovery rec = ClusterDisruption.recovery(ClusterDisruption.rxTicks(lines), start,
                     Math.min(serverRunning, observed), observed, before.bytesPerSecond());
             long dropped = 0;
