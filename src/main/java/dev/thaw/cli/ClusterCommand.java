@@ -77,7 +77,6 @@ final class ClusterCommand implements Runnable {
             try {
                 config = new ClusterDemo.Config(members, memoryMiB, repeat, Duration.ofSeconds(warmUpSeconds),
                         Duration.ofSeconds(beforeSeconds), Duration.ofSeconds(observeSeconds), strategies.stream().map(Strategy::parse).toList(), plot);
-                ClusterMember.starOf(members, memoryMiB, 0); // bad sizes fail before the host is checked
             } catch (IllegalArgumentException e) {
                 System.err.println("thaw cluster demo: " + e.getMessage());
                 return 2;

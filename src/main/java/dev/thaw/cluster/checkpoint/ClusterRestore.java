@@ -89,9 +89,11 @@ public final class ClusterRestore {
      * @param order          members in the order they started
      * @param framesHeld     frames preloaded into the switch (the frames in flight at the cut, held only)
      * @param ports          the switch's ports once every member's restore completed (drops, the most queued)
+     * @param startedNanos   the host's {@code System.nanoTime()} when the restore began, before it read the checkpoint: the origin of
+     *                       every other time here, and of its members'
      */
     public record Result(LiveCluster cluster, RestorePlan plan, List<MemberOutcome> members, List<String> order, int framesHeld,
-                         List<PortStats> ports, long allRunningNanos, long completedNanos) {}
+                         List<PortStats> ports, long allRunningNanos, long completedNanos, long startedNanos) {}
 
     private ClusterRestore() {}
 
@@ -105,7 +107,7 @@ public final class ClusterRestore {
         try {
             Result r = run.go();
             return new Result(LiveCluster.adopt(p.dir(), p.ownsDir(), p.network(), run.vms()), p.plan(), r.members(), r.order(), r.framesHeld(),
-                    r.ports(), r.allRunningNanos(), r.completedNanos());
+                    r.ports(), r.allRunningNanos(), r.completedNanos(), p.started());
         } catch (RuntimeException e) {
             run.abandon();
             throw p.failed(e);
@@ -257,7 +259,7 @@ public final class ClusterRestore {
             List<MemberOutcome> outcomes = cohorts.values().stream().map(c -> new MemberOutcome(c.name(), c.mode, c.estimatePages,
                     c.revisedPages, c.loadedNanos, c.runningNanos, c.completedNanos)).toList();
             return new Result(null, plan, outcomes, List.copyOf(order), plan.deliver().size(), ports, allRunning,
-                    System.nanoTime() - started);
+                    System.nanoTime() - started, started);
         }
 
         Map<ClusterMember, QemuVm> vms() {
