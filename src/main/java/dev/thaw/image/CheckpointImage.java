@@ -464,7 +464,8 @@ public final class CheckpointImage implements AutoCloseable {
                 }
                 file = chain.get(layer);
             }
-            if (diskBases[disk][layer] == null) diskBases[disk][layer] = java.nio.channels.FileChannel.open(file, java.nio.file.StandardOpenOption.READ);
+            // Checked to be a regular file or a block device first: a FIFO's open would block, and every read with it (the lock).
+            if (diskBases[disk][layer] == null) diskBases[disk][layer] = Qcow2Chain.open(file);
             return new DiskFile(file, diskBases[disk][layer]);
         }
     }

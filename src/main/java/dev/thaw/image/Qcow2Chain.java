@@ -19,6 +19,8 @@ import java.util.List;
  * 8, {@code u32 backing_file_size} at 16) and ends at a file that is not qcow2 (a raw backing file) or that names no
  * backing file. A relative name is taken from the naming file's directory, as QEMU does. A name QEMU would read as a
  * protocol or a JSON description ({@code nbd:...}, {@code json:{...}}) ends the chain: Thaw reads plain files only.
+ * Every file of the chain is opened only once it is known to be a regular file or a block device ({@link #open}): a FIFO
+ * would block the open forever.
  */
 public final class Qcow2Chain {
     /** The deepest layer a reference may name (a deeper chain is still a valid disk, its lower files are just not indexed). */
@@ -40,9 +42,41 @@ public final class Qcow2Chain {
         return List.copyOf(chain);
     }
 
+    /**
+     * Opens a file of a chain for reading once it is a regular file or a block device (links followed, as QEMU follows them);
+     * anything else (a FIFO, a socket, a character device, a directory) is refused, since opening a FIFO blocks until a
+     * writer comes. (A file replaced by a FIFO between the check and the open is not caught.)
+     */
+    public static FileChannel open(Path file) throws IOException {
+        String kind = kindOf(file);
+        if (!kind.equals("a regular file") && !kind.equals("a block device")) {
+            throw new IOException(file + ": expected a regular file or a block device, actual " + kind);
+        }
+        return FileChannel.open(file, StandardOpenOption.READ);
+    }
+
+    /** What kind of file {@code file} is (links followed), in words. */
+    static String kindOf(Path file) throws IOException {
+        int mode;
+        try {
+            mode = (Integer) java.nio.file.Files.getAttribute(file, "unix:mode");
+        } catch (UnsupportedOperationException e) {
+            return java.nio.file.Files.isRegularFile(file) ? "a regular file" : "not a regular file";
+        }
+        return switch (mode & 0170000) {
+            case 0100000 -> "a regular file";
+            case 0060000 -> "a block device";
+            case 0020000 -> "a character device";
+            case 0010000 -> "a FIFO";
+            case 0140000 -> "a socket";
+            case 0040000 -> "a directory";
+            default -> String.format("a file of mode 0%o", mode);
+        };
+    }
+
     /** The file {@code file}'s qcow2 header names as its backing file; null for none, for a file that is not qcow2 and for a non-file name. */
     static Path backingOf(Path file) throws IOException {
-        try (FileChannel c = FileChannel.open(file, StandardOpenOption.READ)) {
+        try (FileChannel c = open(file)) {
             ByteBuffer header = ByteBuffer.allocate(20); // big-endian, as qcow2
             readFully(c, header, 0);
             if (header.position() < 20 || header.getInt(0) != MAGIC) return null;

@@ -164,6 +164,7 @@ class DiskReferencesTest {
 
     /** A guest some of whose pages are blocks of its disk; the image takes those from the disk and stores the rest. */
     @Test
+    @org.junit.jupiter.api.Timeout(value = 60, threadMode = org.junit.jupiter.api.Timeout.ThreadMode.SEPARATE_THREAD)
     void pagesEqualToBaseBlocksAreTakenFromTheBaseAndCheckedWhenRead(@TempDir Path dir) throws Exception {
         Random random = Seeds.random("pagesEqualToBaseBlocksAreTakenFromTheBaseAndCheckedWhenRead");
         SyntheticGuest guest = SyntheticGuest.random(random, 2, 150, 200, 0.3, 0.1);
@@ -211,6 +212,14 @@ class DiskReferencesTest {
             assertThatThrownBy(image::verify).isInstanceOf(ImageException.Corrupt.class)
                     .hasMessageContaining("disk disk0 block at offset " + 2L * B).hasMessageContaining("expected SHA-256")
                     .hasMessageContaining("actual").hasMessageContaining("the base changed since the save");
+        }
+
+        // The base replaced by a FIFO: the read is refused by the file's kind instead of waiting forever in the open.
+        Files.delete(base);
+        fifo(base);
+        try (CheckpointImage image = CheckpointImage.open(dir.resolve("img"))) {
+            assertThatThrownBy(image::verify).isInstanceOf(ImageException.Missing.class)
+                    .hasMessageContaining("disk disk0 block at offset").hasMessageContaining(base + ": expected a regular file or a block device, actual a FIFO");
         }
     }
 
@@ -314,6 +323,40 @@ class DiskReferencesTest {
                     .hasMessageContaining("disk disk0 backing layer 1 block at offset").hasMessageContaining("expected SHA-256")
                     .hasMessageContaining("the backing file changed since the save");
         }
+    }
+
+    /**
+     * A file with just the qcow2 header fields the chain's walk reads (magic, version 3, backing file offset and size) and
+     * the backing name {@code name} at {@code nameOffset}, {@code byteSize} bytes long.
+     */
+    static Path qcow2Naming(Path file, String name, long nameOffset, long byteSize) throws Exception {
+        byte[] n = name.getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        try (FileChannel c = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
+            c.write(ByteBuffer.allocate(20).putInt(Qcow2Chain.MAGIC).putInt(3).putLong(nameOffset).putInt(n.length).flip(), 0);
+            c.write(ByteBuffer.wrap(n), nameOffset);
+            if (c.size() < byteSize) c.write(ByteBuffer.wrap(new byte[1]), byteSize - 1);
+        }
+        return file;
+    }
+
+    private static Path fifo(Path file) {
+        dev.thaw.util.ExternalCommand.check(List.of("mkfifo", file.toString()), java.time.Duration.ofSeconds(10));
+        return file;
+    }
+
+    /** A backing file that is a FIFO (or a directory) is refused by its kind, never opened: the open would wait for a writer. */
+    @Test
+    @org.junit.jupiter.api.Timeout(value = 30, threadMode = org.junit.jupiter.api.Timeout.ThreadMode.SEPARATE_THREAD)
+    void aChainFileThatIsNeitherARegularFileNorABlockDeviceIsRefusedNotOpened(@TempDir Path dir) throws Exception {
+        Path pipe = fifo(dir.resolve("backing.fifo"));
+        Path top = qcow2Naming(dir.resolve("top.qcow2"), "backing.fifo", 512, 4096);
+        assertThatThrownBy(() -> Qcow2Chain.of(top)).isInstanceOf(java.io.IOException.class)
+                .hasMessage(pipe + ": expected a regular file or a block device, actual a FIFO");
+        Files.createDirectory(dir.resolve("sub"));
+        Path onDirectory = qcow2Naming(dir.resolve("dir.qcow2"), "sub", 512, 4096);
+        assertThatThrownBy(() -> Qcow2Chain.of(onDirectory)).hasMessage(dir.resolve("sub") + ": expected a regular file or a block device, actual a directory");
+        Path plain = Files.write(dir.resolve("plain.raw"), new byte[B]);
+        assertThat(Qcow2Chain.of(qcow2Naming(dir.resolve("ok.qcow2"), "plain.raw", 512, 4096))).containsExactly(dir.resolve("ok.qcow2"), plain);
     }
 
     private static byte[] concat(byte[] a, byte[] b) {
