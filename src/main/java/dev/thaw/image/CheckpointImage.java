@@ -450,14 +450,19 @@ public final class CheckpointImage implements AutoCloseable {
 
     private record DiskFile(Path path, java.nio.channels.FileChannel channel) {}
 
-    /** Layer 0 is the base; a deeper layer is found by following the base's qcow2 headers ({@link Qcow2Chain}), as the save did. */
+    /**
+     * Layer 0 is the base; a deeper layer is found by following the base's qcow2 headers ({@link Qcow2Chain}) down to it,
+     * as the save did.
+     */
     private DiskFile diskFile(int disk, int layer, Path base) throws IOException {
         synchronized (diskBases) {
             if (diskBases[disk] == null) diskBases[disk] = new java.nio.channels.FileChannel[Qcow2Chain.MAX_LAYERS + 1];
             Path file = base;
             if (layer > 0) {
+                // Walked down to the layer needed only (again when a later reference names a deeper one): a file below it
+                // that cannot be read must not fail the pages above it.
                 List<Path> chain = diskChains.get(disk);
-                if (chain == null) diskChains.put(disk, chain = Qcow2Chain.of(base));
+                if (chain == null || layer >= chain.size()) diskChains.put(disk, chain = Qcow2Chain.upTo(base, layer));
                 if (layer >= chain.size()) {
                     throw new ImageException.Missing(base, "disk " + manifest.disks().get(disk).node() + ": expected a backing chain of at least "
                             + (layer + 1) + " files (a reference names layer " + layer + "), actual " + chain, null);

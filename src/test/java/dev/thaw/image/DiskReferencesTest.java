@@ -359,6 +359,36 @@ class DiskReferencesTest {
         assertThat(Qcow2Chain.of(qcow2Naming(dir.resolve("ok.qcow2"), "plain.raw", 512, 4096))).containsExactly(dir.resolve("ok.qcow2"), plain);
     }
 
+    /**
+     * A reference into layer 1 reads back though the file below it is gone: the restore walks the chain down to the layer a
+     * reference names, not below it (the whole walk fails on the missing file).
+     */
+    @Test
+    void aReferenceIsReadThoughAFileBelowItsLayerIsGone(@TempDir Path dir) throws Exception {
+        Random random = Seeds.random("aReferenceIsReadThoughAFileBelowItsLayerIsGone");
+        Path top = qcow2Naming(dir.resolve("top.qcow2"), "mid.qcow2", 512, 2 * B);
+        Path mid = qcow2Naming(dir.resolve("mid.qcow2"), "gone.qcow2", 512, B);
+        List<byte[]> blocks = List.of(block(random), block(random), block(random));
+        Files.write(mid, concat(blocks.get(0), concat(blocks.get(1), blocks.get(2))), StandardOpenOption.APPEND);
+        SyntheticGuest guest = SyntheticGuest.random(random, 1, 10, 50, 0.2, 0);
+        guest.pages[0][3] = blocks.get(1).clone();
+        guest.pages[0][9] = blocks.get(2).clone();
+        DiskIdentity midIdentity = DiskIdentity.of(mid);
+        try (ImageWriter writer = ImageWriter.create(dir.resolve("img"), ImageWriter.Options.defaults())) {
+            writer.diskBases(List.of(new DiskPages.Base(0, 1, mid, midIdentity, DiskBlockIndex.forBase(mid, midIdentity, dir.resolve("cache")).index())));
+            SaveStreamParser.parse(new ByteArrayInputStream(guest.toStream(50)), ImageRoundTripTest.sink(writer));
+            writer.disks(List.of(new Manifest.Disk("disk0", "04.0", "qcow2", top.toString(), false, 1L << 20, DiskIdentity.of(top))));
+            assertThat(writer.commit(new Manifest.Source("7.2.22", null, List.of(), null), "test").formatVersion())
+                    .isEqualTo(Manifest.VERSION_WITH_BACKING_REFS);
+        }
+        assertThatThrownBy(() -> Qcow2Chain.of(top)).as("the whole chain cannot be walked").hasMessageContaining("gone.qcow2");
+        assertThat(Qcow2Chain.upTo(top, 1)).containsExactly(top, mid);
+        try (CheckpointImage image = CheckpointImage.open(dir.resolve("img"))) {
+            assertThat(image.verify().diskPageCount()).isEqualTo(2);
+            assertThat(SyntheticGuest.sameMemory(guest, ImageRoundTripTest.restoreStream(image))).isTrue();
+        }
+    }
+
     private static byte[] concat(byte[] a, byte[] b) {
         byte[] out = java.util.Arrays.copyOf(a, a.length + b.length);
         System.arraycopy(b, 0, out, a.length, b.length);
