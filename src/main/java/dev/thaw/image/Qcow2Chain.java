@@ -18,7 +18,9 @@ import java.util.List;
  * <p>The walk follows the header (big-endian: magic {@code QFI\xfb}, version 2 or 3, {@code u64 backing_file_offset} at
  * 8, {@code u32 backing_file_size} at 16) and ends at a file that is not qcow2 (a raw backing file) or that names no
  * backing file. A relative name is taken from the naming file's directory, as QEMU does. A name QEMU would read as a
- * protocol or a JSON description ({@code nbd:...}, {@code json:{...}}) ends the chain: Thaw reads plain files only.
+ * protocol or a JSON description ({@code nbd:...}, {@code json:{...}}) ends the chain: Thaw reads plain files only. So
+ * does a name that does not lie whole inside the file's first {@link DiskIdentity#SAMPLE_BYTES} (what its identity hashes),
+ * so that a backing name changed since the save always changes the identity of the file naming it.
  * Every file of the chain is opened only once it is known to be a regular file or a block device ({@link #open}): a FIFO
  * would block the open forever.
  */
@@ -84,7 +86,10 @@ public final class Qcow2Chain {
         };
     }
 
-    /** The file {@code file}'s qcow2 header names as its backing file; null for none, for a file that is not qcow2 and for a non-file name. */
+    /**
+     * The file {@code file}'s qcow2 header names as its backing file; null for none, for a file that is not qcow2, for a
+     * non-file name and for a name outside the first {@link DiskIdentity#SAMPLE_BYTES} of the file.
+     */
     static Path backingOf(Path file) throws IOException {
         try (FileChannel c = open(file)) {
             ByteBuffer header = ByteBuffer.allocate(20); // big-endian, as qcow2
@@ -101,6 +106,8 @@ public final class Qcow2Chain {
                 throw new IOException(file + ": qcow2 backing file name: expected 1-" + MAX_NAME_BYTES + " bytes inside the file's "
                         + c.size() + ", actual " + size + " bytes at offset " + offset);
             }
+            // Outside what the file's identity hashes, a changed name would leave the identity as it was: no layers below.
+            if (offset + size > DiskIdentity.SAMPLE_BYTES) return null;
             ByteBuffer name = ByteBuffer.allocate((int) size);
             readFully(c, name, offset);
             return resolve(file, new String(name.array(), 0, name.position(), StandardCharsets.UTF_8));

@@ -389,6 +389,19 @@ class DiskReferencesTest {
         }
     }
 
+    /** A backing name not whole inside the first MiB (what the file's identity hashes) ends the chain: no layer below it. */
+    @Test
+    void aBackingNameOutsideTheHashedFirstMiBEndsTheChain(@TempDir Path dir) throws Exception {
+        Path mid = qcow2Naming(dir.resolve("mid.qcow2"), "", 0, B);
+        int length = "mid.qcow2".length();
+        Path inside = qcow2Naming(dir.resolve("inside.qcow2"), "mid.qcow2", DiskIdentity.SAMPLE_BYTES - length, DiskIdentity.SAMPLE_BYTES + B);
+        assertThat(Qcow2Chain.of(inside)).containsExactly(inside, mid);
+        Path across = qcow2Naming(dir.resolve("across.qcow2"), "mid.qcow2", DiskIdentity.SAMPLE_BYTES - length + 1, DiskIdentity.SAMPLE_BYTES + B);
+        assertThat(Qcow2Chain.of(across)).containsExactly(across);
+        Path beyond = qcow2Naming(dir.resolve("beyond.qcow2"), "mid.qcow2", DiskIdentity.SAMPLE_BYTES + 512, DiskIdentity.SAMPLE_BYTES + B);
+        assertThat(Qcow2Chain.of(beyond)).containsExactly(beyond);
+    }
+
     private static byte[] concat(byte[] a, byte[] b) {
         byte[] out = java.util.Arrays.copyOf(a, a.length + b.length);
         System.arraycopy(b, 0, out, a.length, b.length);
