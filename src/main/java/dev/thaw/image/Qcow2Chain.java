@@ -33,19 +33,20 @@ public final class Qcow2Chain {
 
     private Qcow2Chain() {}
 
-    /** [base, its backing file, ...], at most {@link #MAX_LAYERS} + 1 files. */
+    /** [base, its backing file, ...], at most {@link #MAX_LAYERS} + 1 files, the base's path absolute and normalized. */
     public static List<Path> of(Path base) throws IOException {
         return upTo(base, MAX_LAYERS);
     }
 
     /**
      * [base, ..., its {@code deepest}-th backing file] (fewer where the chain ends): the walk stops at the layer needed, so
-     * that the files below it (unreadable, or not files at all) do not matter.
+     * that the files below it (unreadable, or not files at all) do not matter. The base's path is made absolute and
+     * normalized, as qemu-img and this walk name the files below it.
      */
     public static List<Path> upTo(Path base, int deepest) throws IOException {
         if (deepest < 0 || deepest > MAX_LAYERS) throw new IllegalArgumentException("layer: expected 0-" + MAX_LAYERS + ", actual " + deepest);
         List<Path> chain = new ArrayList<>();
-        Path file = base;
+        Path file = base.toAbsolutePath().normalize();
         while (file != null) {
             chain.add(file);
             if (chain.size() > deepest) break;
