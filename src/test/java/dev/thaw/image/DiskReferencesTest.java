@@ -137,13 +137,18 @@ class DiskReferencesTest {
         assertThatThrownBy(() -> DiskReferences.decode(where, java.util.Arrays.copyOf(body, body.length - 1), List.of(8L * B, 8L * B)))
                 .hasMessageContaining("expected 2 records of 48 bytes, actual 95 bytes of records");
 
-        // Version 4: a record may name a backing file of the base (its layer), whose size only its read knows.
+        // Version 4: a record may name a backing file of the base (its layer), whose size only its read knows; the identity
+        // of each backing file named follows the records.
         List<DiskReferences.Ref> layered = List.of(new DiskReferences.Ref(0, 0, 3L * B, digest), new DiskReferences.Ref(0, 2, 100L * B, digest));
-        byte[] v4 = DiskReferences.encode(layered);
-        assertThat(DiskReferences.decode(where, v4, List.of(8L * B), Qcow2Chain.MAX_LAYERS)).isEqualTo(layered);
-        assertThatThrownBy(() -> DiskReferences.decode(where, v4, List.of(8L * B))).as("a version 3 image names no backing file")
+        DiskIdentity identity = new DiskIdentity(123L * B, "2026-11-30T07:05:04.123456789Z", "ab".repeat(32));
+        List<DiskReferences.LayerIdentity> layers = List.of(new DiskReferences.LayerIdentity(0, 2, identity));
+        byte[] v4 = DiskReferences.encode(layered, layers);
+        assertThat(DiskReferences.decode(where, v4, List.of(8L * B), Qcow2Chain.MAX_LAYERS)).isEqualTo(new DiskReferences.Table(layered, layers));
+        assertThatThrownBy(() -> DiskReferences.decode(where, DiskReferences.encode(layered), List.of(8L * B))).as("a version 3 image names no backing file")
                 .isInstanceOf(ImageException.Corrupt.class).hasMessageContaining("offset " + (Framing.HEADER_BYTES + 4 + 48))
                 .hasMessageContaining("reference 1: expected a disk number 1-1, a layer 0-0").hasMessageContaining("actual disk number 1, layer 2");
+        assertThatThrownBy(() -> DiskReferences.decode(where, v4, List.of(8L * B))).as("nor any identity")
+                .hasMessageContaining("expected 2 records of 48 bytes, actual " + (2 * 48 + 4 + 64) + " bytes of records");
         byte[] deep = v4.clone();
         ByteBuffer.wrap(deep).order(ByteOrder.LITTLE_ENDIAN).putShort(4 + 48 + 2, (short) (Qcow2Chain.MAX_LAYERS + 1));
         assertThatThrownBy(() -> DiskReferences.decode(where, deep, List.of(8L * B), Qcow2Chain.MAX_LAYERS))
@@ -151,6 +156,30 @@ class DiskReferencesTest {
         byte[] reserved = v4.clone();
         reserved[4 + 48 + 4] = 1;
         assertThatThrownBy(() -> DiskReferences.decode(where, reserved, List.of(8L * B), Qcow2Chain.MAX_LAYERS)).hasMessageContaining("reserved 1");
+
+        // Malformed identity tables: refused naming the entry and its offset.
+        int at = 4 + 2 * 48;
+        assertThatThrownBy(() -> DiskReferences.decode(where, DiskReferences.encode(layered, List.of()), List.of(8L * B), Qcow2Chain.MAX_LAYERS))
+                .isInstanceOf(ImageException.Corrupt.class).hasMessageContaining("offset " + (Framing.HEADER_BYTES + at))
+                .hasMessageContaining("expected a backing file identity for every layer a reference names, actual none for disk number 1 layer 2");
+        assertThatThrownBy(() -> DiskReferences.decode(where, java.util.Arrays.copyOf(v4, v4.length - 1), List.of(8L * B), Qcow2Chain.MAX_LAYERS))
+                .hasMessageContaining("expected 1 backing file identities of 64 bytes, actual 63 bytes");
+        assertThatThrownBy(() -> DiskReferences.decode(where, java.util.Arrays.copyOf(v4, at), List.of(8L * B), Qcow2Chain.MAX_LAYERS))
+                .hasMessageContaining("expected 2 records of 48 bytes and the backing files' count, actual 96 bytes of records");
+        assertThatThrownBy(() -> DiskReferences.decode(where, DiskReferences.encode(layered, List.of(new DiskReferences.LayerIdentity(0, 1, identity))),
+                List.of(8L * B), Qcow2Chain.MAX_LAYERS)).as("a layer no reference names")
+                .hasMessageContaining("offset " + (Framing.HEADER_BYTES + at + 4)).hasMessageContaining("backing file identity 0").hasMessageContaining("layer 1,");
+        assertThatThrownBy(() -> DiskReferences.decode(where, DiskReferences.encode(layered, List.of(layers.getFirst(), layers.getFirst())),
+                List.of(8L * B), Qcow2Chain.MAX_LAYERS)).as("twice").hasMessageContaining("backing file identity 1");
+        byte[] nanos = v4.clone();
+        ByteBuffer.wrap(nanos).order(ByteOrder.LITTLE_ENDIAN).putInt(at + 4 + 24, 1_000_000_000);
+        assertThatThrownBy(() -> DiskReferences.decode(where, nanos, List.of(8L * B), Qcow2Chain.MAX_LAYERS)).hasMessageContaining("1000000000 ns");
+        byte[] reserved2 = v4.clone();
+        reserved2[at + 4 + 28] = 1;
+        assertThatThrownBy(() -> DiskReferences.decode(where, reserved2, List.of(8L * B), Qcow2Chain.MAX_LAYERS)).hasMessageContaining("reserved 0 and 1");
+        byte[] disk2 = v4.clone();
+        disk2[at + 4] = 2;
+        assertThatThrownBy(() -> DiskReferences.decode(where, disk2, List.of(8L * B), Qcow2Chain.MAX_LAYERS)).hasMessageContaining("actual disk number 2, layer 2");
     }
 
     @Test
@@ -386,6 +415,31 @@ class DiskReferencesTest {
         try (CheckpointImage image = CheckpointImage.open(dir.resolve("img"))) {
             assertThat(image.verify().diskPageCount()).isEqualTo(2);
             assertThat(SyntheticGuest.sameMemory(guest, ImageRoundTripTest.restoreStream(image))).isTrue();
+            assertThat(image.backingFileChanges()).as("the backing file as the save recorded it").isEmpty();
+        }
+
+        // The backing file checked before any page is read (what a restore does before QEMU starts): written since, or
+        // another file at its layer, or none.
+        FileTime time = Files.getLastModifiedTime(mid);
+        Files.write(mid, new byte[1], StandardOpenOption.APPEND);
+        try (CheckpointImage image = CheckpointImage.open(dir.resolve("img"))) {
+            assertThat(image.backingFileChanges()).singleElement().asString().startsWith("disk disk0 backing layer 1 (" + mid + ") changed since the save")
+                    .contains("size: expected " + midIdentity.byteSize() + " bytes, actual " + (midIdentity.byteSize() + 1));
+        }
+        try (FileChannel c = FileChannel.open(mid, StandardOpenOption.WRITE)) {
+            c.truncate(midIdentity.byteSize());
+        }
+        Files.setLastModifiedTime(mid, time);
+        Files.copy(mid, dir.resolve("mid2.qcow2"));
+        qcow2Naming(top, "mid2.qcow2", 512, 2 * B);
+        try (CheckpointImage image = CheckpointImage.open(dir.resolve("img"))) {
+            assertThat(image.backingFileChanges()).singleElement().asString().contains("backing layer 1 (" + dir.resolve("mid2.qcow2") + ") changed")
+                    .contains("modification time");
+        }
+        qcow2Naming(top, "", 0, 2 * B);
+        try (CheckpointImage image = CheckpointImage.open(dir.resolve("img"))) {
+            assertThat(image.backingFileChanges()).singleElement().asString()
+                    .startsWith("disk disk0 backing layer 1: expected a backing chain of at least 2 files, actual [" + top + "]");
         }
     }
 
