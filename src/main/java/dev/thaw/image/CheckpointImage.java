@@ -33,6 +33,7 @@ public final class CheckpointImage implements AutoCloseable {
     private final ExtentCache cache = new ExtentCache(64);
     private final java.util.Optional<WorkingSetSection> workingSetSection;
     private final List<DiskReferences.Ref> diskRefs;
+    private final List<DiskReferences.LayerIdentity> diskLayers; // format 4: the identity of each backing file a reference names
     private final java.nio.channels.FileChannel[][] diskBases; // [disk][layer], opened on the first page read from each
     private final java.util.Map<Integer, List<Path>> diskChains = new java.util.HashMap<>(); // [disk]: its base's backing chain, walked once a reference names a backing file
     private final long diskReferencePageCount;
@@ -77,7 +78,9 @@ public final class CheckpointImage implements AutoCloseable {
             this.headerAndConfiguration = device[0];
             this.deviceState = device[1];
             this.vmDescription = device[2];
-            this.diskRefs = readDiskRefs();
+            DiskReferences.Table refTable = readDiskRefs();
+            this.diskRefs = refTable.refs();
+            this.diskLayers = refTable.layers();
             this.diskBases = new java.nio.channels.FileChannel[manifest.disks().size()][];
             this.diskReferencePageCount = checkPageMapReferences();
             workingSetSection.ifPresent(w -> remap(w, table.length));
@@ -351,9 +354,9 @@ public final class CheckpointImage implements AutoCloseable {
         return parts;
     }
 
-    /** The disk-reference table (format version 3), empty when the image lists none. */
-    private List<DiskReferences.Ref> readDiskRefs() {
-        if (manifest.files().stream().noneMatch(f -> f.name().equals(ImageWriter.DISK_REFS))) return List.of();
+    /** The disk-reference table (format version 3 or 4), empty when the image lists none. */
+    private DiskReferences.Table readDiskRefs() {
+        if (manifest.files().stream().noneMatch(f -> f.name().equals(ImageWriter.DISK_REFS))) return new DiskReferences.Table(List.of(), List.of());
         List<Long> sizes = manifest.disks().stream().map(d -> d.identity().byteSize()).toList();
         int maxLayer = manifest.formatVersion() >= Manifest.VERSION_WITH_BACKING_REFS ? Qcow2Chain.MAX_LAYERS : 0;
         return DiskReferences.decode(file(ImageWriter.DISK_REFS), listedBody(ImageWriter.DISK_REFS, FileKind.DISK_REFS), sizes, maxLayer);
@@ -450,23 +453,54 @@ public final class CheckpointImage implements AutoCloseable {
 
     private record DiskFile(Path path, java.nio.channels.FileChannel channel) {}
 
-    /** Layer 0 is the base; a deeper layer is found by following the base's qcow2 headers ({@link Qcow2Chain}), as the save did. */
+    /**
+     * Layer 0 is the base; a deeper layer is found by following the base's qcow2 headers ({@link Qcow2Chain}) down to it,
+     * as the save did.
+     */
     private DiskFile diskFile(int disk, int layer, Path base) throws IOException {
         synchronized (diskBases) {
             if (diskBases[disk] == null) diskBases[disk] = new java.nio.channels.FileChannel[Qcow2Chain.MAX_LAYERS + 1];
             Path file = base;
             if (layer > 0) {
+                // Walked down to the layer needed only (again when a later reference names a deeper one): a file below it
+                // that cannot be read must not fail the pages above it.
                 List<Path> chain = diskChains.get(disk);
-                if (chain == null) diskChains.put(disk, chain = Qcow2Chain.of(base));
+                if (chain == null || layer >= chain.size()) diskChains.put(disk, chain = Qcow2Chain.upTo(base, layer));
                 if (layer >= chain.size()) {
                     throw new ImageException.Missing(base, "disk " + manifest.disks().get(disk).node() + ": expected a backing chain of at least "
                             + (layer + 1) + " files (a reference names layer " + layer + "), actual " + chain, null);
                 }
                 file = chain.get(layer);
             }
-            if (diskBases[disk][layer] == null) diskBases[disk][layer] = java.nio.channels.FileChannel.open(file, java.nio.file.StandardOpenOption.READ);
+            // Checked to be a regular file or a block device first: a FIFO's open would block, and every read with it (the lock).
+            if (diskBases[disk][layer] == null) diskBases[disk][layer] = Qcow2Chain.open(file);
             return new DiskFile(file, diskBases[disk][layer]);
         }
+    }
+
+    /**
+     * Before a restore starts QEMU (format version 4): each backing file a reference names, found by walking its base's chain
+     * down to the reference's layer as {@link #readPage} does, compared with the identity the save recorded for it; what
+     * differs (or cannot be read), in words, one entry per file; empty when all match.
+     */
+    public List<String> backingFileChanges() {
+        List<String> changes = new java.util.ArrayList<>();
+        for (DiskReferences.LayerIdentity l : diskLayers) {
+            Manifest.Disk disk = manifest.disks().get(l.disk());
+            String what = "disk " + disk.node() + " backing layer " + l.layer();
+            try {
+                List<Path> chain = Qcow2Chain.upTo(Path.of(disk.base()), l.layer());
+                if (l.layer() >= chain.size()) {
+                    changes.add(what + ": expected a backing chain of at least " + (l.layer() + 1) + " files, actual " + chain);
+                    continue;
+                }
+                List<String> changed = l.identity().differencesTo(DiskIdentity.of(chain.get(l.layer())));
+                if (!changed.isEmpty()) changes.add(what + " (" + chain.get(l.layer()) + ") changed since the save: " + String.join("; ", changed));
+            } catch (IOException | java.nio.file.InvalidPathException e) {
+                changes.add(what + " cannot be read: " + e.getMessage());
+            }
+        }
+        return List.copyOf(changes);
     }
 
     /** Result of {@link #verify}; {@code diskPageCount}: referenced disk blocks read from their bases and checked. */

@@ -92,6 +92,19 @@ public final class DiskPages implements AutoCloseable {
         return List.copyOf(refs);
     }
 
+    /** The identity at the stop of each backing file (layer >= 1) a reference names, ascending by disk and layer (format version 4). */
+    List<DiskReferences.LayerIdentity> layerIdentities() {
+        java.util.TreeMap<Long, DiskReferences.LayerIdentity> used = new java.util.TreeMap<>();
+        for (DiskReferences.Ref r : refs) {
+            if (r.layer() == 0) continue;
+            long key = (long) r.disk() * (Qcow2Chain.MAX_LAYERS + 1) + r.layer();
+            if (used.containsKey(key)) continue;
+            Base base = bases.stream().filter(b -> b.disk() == r.disk() && b.layer() == r.layer()).findFirst().orElseThrow();
+            used.put(key, new DiskReferences.LayerIdentity(r.disk(), r.layer(), base.identity()));
+        }
+        return List.copyOf(used.values());
+    }
+
     /** Every base taken from must still be what it was when indexed: the manifest records this identity for restores to check. */
     void checkUnchanged(List<Manifest.Disk> disks) {
         for (Base b : bases) {

@@ -436,7 +436,8 @@ public final class ImageWriter implements AutoCloseable {
 
     private FramedWriter.Written writeDiskRefs(List<DiskReferences.Ref> refs) {
         try (FramedWriter out = new FramedWriter(temp.resolve(DISK_REFS), FileKind.DISK_REFS, imageId)) {
-            out.write(DiskReferences.encode(refs));
+            // Version 4 (a reference into a backing file) records the identity of each backing file named, for restores to check.
+            out.write(DiskReferences.encode(refs, refs.stream().anyMatch(r -> r.layer() > 0) ? diskPages.layerIdentities() : null));
             return out.finish();
         }
     }

@@ -18,7 +18,11 @@ import java.util.List;
  * <p>The walk follows the header (big-endian: magic {@code QFI\xfb}, version 2 or 3, {@code u64 backing_file_offset} at
  * 8, {@code u32 backing_file_size} at 16) and ends at a file that is not qcow2 (a raw backing file) or that names no
  * backing file. A relative name is taken from the naming file's directory, as QEMU does. A name QEMU would read as a
- * protocol or a JSON description ({@code nbd:...}, {@code json:{...}}) ends the chain: Thaw reads plain files only.
+ * protocol or a JSON description ({@code nbd:...}, {@code json:{...}}) ends the chain: Thaw reads plain files only. So
+ * does a name that does not lie whole inside the file's first {@link DiskIdentity#SAMPLE_BYTES} (what its identity hashes),
+ * so that a backing name changed since the save always changes the identity of the file naming it.
+ * Every file of the chain is opened only once it is known to be a regular file or a block device ({@link #open}): a FIFO
+ * would block the open forever.
  */
 public final class Qcow2Chain {
     /** The deepest layer a reference may name (a deeper chain is still a valid disk, its lower files are just not indexed). */
@@ -29,20 +33,66 @@ public final class Qcow2Chain {
 
     private Qcow2Chain() {}
 
-    /** [base, its backing file, ...], at most {@link #MAX_LAYERS} + 1 files. */
+    /** [base, its backing file, ...], at most {@link #MAX_LAYERS} + 1 files, the base's path absolute and normalized. */
     public static List<Path> of(Path base) throws IOException {
+        return upTo(base, MAX_LAYERS);
+    }
+
+    /**
+     * [base, ..., its {@code deepest}-th backing file] (fewer where the chain ends): the walk stops at the layer needed, so
+     * that the files below it (unreadable, or not files at all) do not matter. The base's path is made absolute and
+     * normalized, as qemu-img and this walk name the files below it.
+     */
+    public static List<Path> upTo(Path base, int deepest) throws IOException {
+        if (deepest < 0 || deepest > MAX_LAYERS) throw new IllegalArgumentException("layer: expected 0-" + MAX_LAYERS + ", actual " + deepest);
         List<Path> chain = new ArrayList<>();
-        Path file = base;
-        while (file != null && chain.size() <= MAX_LAYERS) {
+        Path file = base.toAbsolutePath().normalize();
+        while (file != null) {
             chain.add(file);
+            if (chain.size() > deepest) break;
             file = backingOf(file);
         }
         return List.copyOf(chain);
     }
 
-    /** The file {@code file}'s qcow2 header names as its backing file; null for none, for a file that is not qcow2 and for a non-file name. */
+    /**
+     * Opens a file of a chain for reading once it is a regular file or a block device (links followed, as QEMU follows them);
+     * anything else (a FIFO, a socket, a character device, a directory) is refused, since opening a FIFO blocks until a
+     * writer comes. (A file replaced by a FIFO between the check and the open is not caught.)
+     */
+    public static FileChannel open(Path file) throws IOException {
+        String kind = kindOf(file);
+        if (!kind.equals("a regular file") && !kind.equals("a block device")) {
+            throw new IOException(file + ": expected a regular file or a block device, actual " + kind);
+        }
+        return FileChannel.open(file, StandardOpenOption.READ);
+    }
+
+    /** What kind of file {@code file} is (links followed), in words. */
+    static String kindOf(Path file) throws IOException {
+        int mode;
+        try {
+            mode = (Integer) java.nio.file.Files.getAttribute(file, "unix:mode");
+        } catch (UnsupportedOperationException e) {
+            return java.nio.file.Files.isRegularFile(file) ? "a regular file" : "not a regular file";
+        }
+        return switch (mode & 0170000) {
+            case 0100000 -> "a regular file";
+            case 0060000 -> "a block device";
+            case 0020000 -> "a character device";
+            case 0010000 -> "a FIFO";
+            case 0140000 -> "a socket";
+            case 0040000 -> "a directory";
+            default -> String.format("a file of mode 0%o", mode);
+        };
+    }
+
+    /**
+     * The file {@code file}'s qcow2 header names as its backing file; null for none, for a file that is not qcow2, for a
+     * non-file name and for a name outside the first {@link DiskIdentity#SAMPLE_BYTES} of the file.
+     */
     static Path backingOf(Path file) throws IOException {
-        try (FileChannel c = FileChannel.open(file, StandardOpenOption.READ)) {
+        try (FileChannel c = open(file)) {
             ByteBuffer header = ByteBuffer.allocate(20); // big-endian, as qcow2
             readFully(c, header, 0);
             if (header.position() < 20 || header.getInt(0) != MAGIC) return null;
@@ -57,6 +107,8 @@ public final class Qcow2Chain {
                 throw new IOException(file + ": qcow2 backing file name: expected 1-" + MAX_NAME_BYTES + " bytes inside the file's "
                         + c.size() + ", actual " + size + " bytes at offset " + offset);
             }
+            // Outside what the file's identity hashes, a changed name would leave the identity as it was: no layers below.
+            if (offset + size > DiskIdentity.SAMPLE_BYTES) return null;
             ByteBuffer name = ByteBuffer.allocate((int) size);
             readFully(c, name, offset);
             return resolve(file, new String(name.array(), 0, name.position(), StandardCharsets.UTF_8));

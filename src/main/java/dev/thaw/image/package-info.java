@@ -66,9 +66,18 @@
  * (the block whole inside it); in version 3 every layer is 0. Layer n (1..{@value dev.thaw.image.Qcow2Chain#MAX_LAYERS},
  * version 4 only) is the n-th backing file of the base's chain as the qcow2 headers name it ({@link
  * dev.thaw.image.Qcow2Chain}: each header's backing file name, relative to its file's directory; the chain ends at a file
- * that is not qcow2 or names none): the image records no path for it, the base's header does (inside the first MiB its
- * identity hashes). A reader reads the block from that file and checks its SHA-256 before handing the page on; a chain
- * shorter than the layer, or a block past its file's end, is an error naming the disk, layer and offset. The manifest
+ * that is not qcow2, names none, or names it with bytes not whole inside the file's first MiB): the image records no
+ * path for it, the base's header does (inside the first MiB its identity hashes, so that a changed name changes the base's
+ * identity). The walk starts from the base's absolute, normalized path and opens a file only if it is a regular file or a
+ * block device (anything else is an error naming the file and its kind). A reader walks the chain down to the layer it
+ * reads, not below, reads the block from that file and checks its SHA-256 before handing the page on; a chain shorter
+ * than the layer, or a block past its file's end, is an error naming the disk, layer and offset. Version 4 only: after
+ * the records, {@code u32 count}, then count records of 64 bytes, ascending by disk then layer, exactly one for each
+ * (disk, layer >= 1) the records name: {@code u16 disk number + 1 | u16 layer | u32 0 | u64 byte size | i64 modification
+ * time (seconds since the epoch) | u32 its nanoseconds (below 10^9) | u32 0 | SHA-256 over the file's first and last MiB
+ * (32)}: that backing file's {@link dev.thaw.image.DiskIdentity} at the save (no path). A restore walks each chain down to
+ * the layer and compares the file's identity before QEMU starts, so that a backing file replaced since is refused then,
+ * not at the first page read from it. Version 3 tables end after the records. The manifest
  * lists the file (kind {@code disk_refs}); a writer writes version 3 or 4 exactly when it does, 4 only when some record
  * has a layer above 0, and only for an image with disks.
  *

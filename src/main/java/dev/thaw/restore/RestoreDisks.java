@@ -89,6 +89,13 @@ public final class RestoreDisks {
             }
             bases.add(base);
         }
+        // The backing files references are read from (format 4) are checked now, before QEMU starts, not at the first page
+        // read from one, when the guest has run already.
+        List<String> backing = image.backingFileChanges();
+        if (!backing.isEmpty()) {
+            throw new RestoreException("image " + image.directory() + ": " + String.join("; ", backing) + ". Every restore must start from"
+                    + " the disk state the save froze: put the backing files back as they were, or save the guest again", null);
+        }
         Path dir = overlayDirectory(image, vmName, diskDirectory);
         String where = "image " + image.directory() + ": ";
         return withOwnFlash(saved, dir, where).withDisks(onOverlays(bases, dir, where));

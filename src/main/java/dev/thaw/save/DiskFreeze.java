@@ -173,10 +173,42 @@ public final class DiskFreeze {
     /** The largest file a save indexes for disk references (8 GiB). */
     static final long MAX_INDEXED_BASE_BYTES = 8L << 30;
 
-    /** At the stop: the indexed files as the frozen bases (and backing files) the save takes pages from, each with its identity now. */
+    /**
+     * At the stop: the indexed files as the frozen bases (and backing files) the save takes pages from, each with its identity
+     * now. The layers were numbered by a walk of the chain before the stop; the chain is walked again now, and a backing file
+     * that is no longer the file of its layer (the top's backing name changed meanwhile) is dropped, so that no reference
+     * names a layer the restore's walk finds another file at.
+     */
     static List<dev.thaw.image.DiskPages.Base> frozenBases(List<Indexed> indexed) {
+        java.util.Map<Integer, List<Path>> chains = new java.util.HashMap<>();
+        for (Indexed x : indexed) {
+            if (x.layer() == 0) continue;
+            List<Path> chain = chains.get(x.disk());
+            if (chain == null) {
+                int deepest = indexed.stream().filter(y -> y.disk() == x.disk()).mapToInt(Indexed::layer).max().orElseThrow();
+                try {
+                    chain = dev.thaw.image.Qcow2Chain.upTo(x.of().file(), deepest);
+                } catch (IOException | RuntimeException e) {
+                    log.warn("disk {} ({}): its backing chain cannot be read again at the stop, its backing files' pages are stored as data: {}",
+                            x.of().node(), x.of().file(), e.getMessage());
+                    chain = List.of();
+                }
+                chains.put(x.disk(), chain);
+            }
+        }
         List<dev.thaw.image.DiskPages.Base> bases = new ArrayList<>();
         for (Indexed x : indexed) {
+            if (x.layer() > 0) {
+                List<Path> chain = chains.get(x.disk());
+                Path now = x.layer() < chain.size() ? chain.get(x.layer()) : null;
+                if (!x.file().equals(now)) {
+                    if (!chain.isEmpty()) {
+                        log.warn("disk {} ({}): layer {}: expected {} as before the stop, actual {}: its pages are stored as data", x.of().node(),
+                                x.of().file(), x.layer(), x.file(), now == null ? "a chain of " + chain.size() + " files" : now);
+                    }
+                    continue;
+                }
+            }
             try {
                 bases.add(new dev.thaw.image.DiskPages.Base(x.disk(), x.layer(), x.file(), DiskIdentity.of(x.file()), x.index()));
             } catch (IOException e) {

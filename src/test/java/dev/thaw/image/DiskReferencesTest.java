@@ -137,13 +137,18 @@ class DiskReferencesTest {
         assertThatThrownBy(() -> DiskReferences.decode(where, java.util.Arrays.copyOf(body, body.length - 1), List.of(8L * B, 8L * B)))
                 .hasMessageContaining("expected 2 records of 48 bytes, actual 95 bytes of records");
 
-        // Version 4: a record may name a backing file of the base (its layer), whose size only its read knows.
+        // Version 4: a record may name a backing file of the base (its layer), whose size only its read knows; the identity
+        // of each backing file named follows the records.
         List<DiskReferences.Ref> layered = List.of(new DiskReferences.Ref(0, 0, 3L * B, digest), new DiskReferences.Ref(0, 2, 100L * B, digest));
-        byte[] v4 = DiskReferences.encode(layered);
-        assertThat(DiskReferences.decode(where, v4, List.of(8L * B), Qcow2Chain.MAX_LAYERS)).isEqualTo(layered);
-        assertThatThrownBy(() -> DiskReferences.decode(where, v4, List.of(8L * B))).as("a version 3 image names no backing file")
+        DiskIdentity identity = new DiskIdentity(123L * B, "2026-11-30T07:05:04.123456789Z", "ab".repeat(32));
+        List<DiskReferences.LayerIdentity> layers = List.of(new DiskReferences.LayerIdentity(0, 2, identity));
+        byte[] v4 = DiskReferences.encode(layered, layers);
+        assertThat(DiskReferences.decode(where, v4, List.of(8L * B), Qcow2Chain.MAX_LAYERS)).isEqualTo(new DiskReferences.Table(layered, layers));
+        assertThatThrownBy(() -> DiskReferences.decode(where, DiskReferences.encode(layered), List.of(8L * B))).as("a version 3 image names no backing file")
                 .isInstanceOf(ImageException.Corrupt.class).hasMessageContaining("offset " + (Framing.HEADER_BYTES + 4 + 48))
                 .hasMessageContaining("reference 1: expected a disk number 1-1, a layer 0-0").hasMessageContaining("actual disk number 1, layer 2");
+        assertThatThrownBy(() -> DiskReferences.decode(where, v4, List.of(8L * B))).as("nor any identity")
+                .hasMessageContaining("expected 2 records of 48 bytes, actual " + (2 * 48 + 4 + 64) + " bytes of records");
         byte[] deep = v4.clone();
         ByteBuffer.wrap(deep).order(ByteOrder.LITTLE_ENDIAN).putShort(4 + 48 + 2, (short) (Qcow2Chain.MAX_LAYERS + 1));
         assertThatThrownBy(() -> DiskReferences.decode(where, deep, List.of(8L * B), Qcow2Chain.MAX_LAYERS))
@@ -151,6 +156,30 @@ class DiskReferencesTest {
         byte[] reserved = v4.clone();
         reserved[4 + 48 + 4] = 1;
         assertThatThrownBy(() -> DiskReferences.decode(where, reserved, List.of(8L * B), Qcow2Chain.MAX_LAYERS)).hasMessageContaining("reserved 1");
+
+        // Malformed identity tables: refused naming the entry and its offset.
+        int at = 4 + 2 * 48;
+        assertThatThrownBy(() -> DiskReferences.decode(where, DiskReferences.encode(layered, List.of()), List.of(8L * B), Qcow2Chain.MAX_LAYERS))
+                .isInstanceOf(ImageException.Corrupt.class).hasMessageContaining("offset " + (Framing.HEADER_BYTES + at))
+                .hasMessageContaining("expected a backing file identity for every layer a reference names, actual none for disk number 1 layer 2");
+        assertThatThrownBy(() -> DiskReferences.decode(where, java.util.Arrays.copyOf(v4, v4.length - 1), List.of(8L * B), Qcow2Chain.MAX_LAYERS))
+                .hasMessageContaining("expected 1 backing file identities of 64 bytes, actual 63 bytes");
+        assertThatThrownBy(() -> DiskReferences.decode(where, java.util.Arrays.copyOf(v4, at), List.of(8L * B), Qcow2Chain.MAX_LAYERS))
+                .hasMessageContaining("expected 2 records of 48 bytes and the backing files' count, actual 96 bytes of records");
+        assertThatThrownBy(() -> DiskReferences.decode(where, DiskReferences.encode(layered, List.of(new DiskReferences.LayerIdentity(0, 1, identity))),
+                List.of(8L * B), Qcow2Chain.MAX_LAYERS)).as("a layer no reference names")
+                .hasMessageContaining("offset " + (Framing.HEADER_BYTES + at + 4)).hasMessageContaining("backing file identity 0").hasMessageContaining("layer 1,");
+        assertThatThrownBy(() -> DiskReferences.decode(where, DiskReferences.encode(layered, List.of(layers.getFirst(), layers.getFirst())),
+                List.of(8L * B), Qcow2Chain.MAX_LAYERS)).as("twice").hasMessageContaining("backing file identity 1");
+        byte[] nanos = v4.clone();
+        ByteBuffer.wrap(nanos).order(ByteOrder.LITTLE_ENDIAN).putInt(at + 4 + 24, 1_000_000_000);
+        assertThatThrownBy(() -> DiskReferences.decode(where, nanos, List.of(8L * B), Qcow2Chain.MAX_LAYERS)).hasMessageContaining("1000000000 ns");
+        byte[] reserved2 = v4.clone();
+        reserved2[at + 4 + 28] = 1;
+        assertThatThrownBy(() -> DiskReferences.decode(where, reserved2, List.of(8L * B), Qcow2Chain.MAX_LAYERS)).hasMessageContaining("reserved 0 and 1");
+        byte[] disk2 = v4.clone();
+        disk2[at + 4] = 2;
+        assertThatThrownBy(() -> DiskReferences.decode(where, disk2, List.of(8L * B), Qcow2Chain.MAX_LAYERS)).hasMessageContaining("actual disk number 2, layer 2");
     }
 
     @Test
@@ -164,6 +193,7 @@ class DiskReferencesTest {
 
     /** A guest some of whose pages are blocks of its disk; the image takes those from the disk and stores the rest. */
     @Test
+    @org.junit.jupiter.api.Timeout(value = 60, threadMode = org.junit.jupiter.api.Timeout.ThreadMode.SEPARATE_THREAD)
     void pagesEqualToBaseBlocksAreTakenFromTheBaseAndCheckedWhenRead(@TempDir Path dir) throws Exception {
         Random random = Seeds.random("pagesEqualToBaseBlocksAreTakenFromTheBaseAndCheckedWhenRead");
         SyntheticGuest guest = SyntheticGuest.random(random, 2, 150, 200, 0.3, 0.1);
@@ -211,6 +241,14 @@ class DiskReferencesTest {
             assertThatThrownBy(image::verify).isInstanceOf(ImageException.Corrupt.class)
                     .hasMessageContaining("disk disk0 block at offset " + 2L * B).hasMessageContaining("expected SHA-256")
                     .hasMessageContaining("actual").hasMessageContaining("the base changed since the save");
+        }
+
+        // The base replaced by a FIFO: the read is refused by the file's kind instead of waiting forever in the open.
+        Files.delete(base);
+        fifo(base);
+        try (CheckpointImage image = CheckpointImage.open(dir.resolve("img"))) {
+            assertThatThrownBy(image::verify).isInstanceOf(ImageException.Missing.class)
+                    .hasMessageContaining("disk disk0 block at offset").hasMessageContaining(base + ": expected a regular file or a block device, actual a FIFO");
         }
     }
 
@@ -314,6 +352,108 @@ class DiskReferencesTest {
                     .hasMessageContaining("disk disk0 backing layer 1 block at offset").hasMessageContaining("expected SHA-256")
                     .hasMessageContaining("the backing file changed since the save");
         }
+    }
+
+    /**
+     * A file with just the qcow2 header fields the chain's walk reads (magic, version 3, backing file offset and size) and
+     * the backing name {@code name} at {@code nameOffset}, {@code byteSize} bytes long.
+     */
+    static Path qcow2Naming(Path file, String name, long nameOffset, long byteSize) throws Exception {
+        byte[] n = name.getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        try (FileChannel c = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
+            c.write(ByteBuffer.allocate(20).putInt(Qcow2Chain.MAGIC).putInt(3).putLong(nameOffset).putInt(n.length).flip(), 0);
+            c.write(ByteBuffer.wrap(n), nameOffset);
+            if (c.size() < byteSize) c.write(ByteBuffer.wrap(new byte[1]), byteSize - 1);
+        }
+        return file;
+    }
+
+    private static Path fifo(Path file) {
+        dev.thaw.util.ExternalCommand.check(List.of("mkfifo", file.toString()), java.time.Duration.ofSeconds(10));
+        return file;
+    }
+
+    /** A backing file that is a FIFO (or a directory) is refused by its kind, never opened: the open would wait for a writer. */
+    @Test
+    @org.junit.jupiter.api.Timeout(value = 30, threadMode = org.junit.jupiter.api.Timeout.ThreadMode.SEPARATE_THREAD)
+    void aChainFileThatIsNeitherARegularFileNorABlockDeviceIsRefusedNotOpened(@TempDir Path dir) throws Exception {
+        Path pipe = fifo(dir.resolve("backing.fifo"));
+        Path top = qcow2Naming(dir.resolve("top.qcow2"), "backing.fifo", 512, 4096);
+        assertThatThrownBy(() -> Qcow2Chain.of(top)).isInstanceOf(java.io.IOException.class)
+                .hasMessage(pipe + ": expected a regular file or a block device, actual a FIFO");
+        Files.createDirectory(dir.resolve("sub"));
+        Path onDirectory = qcow2Naming(dir.resolve("dir.qcow2"), "sub", 512, 4096);
+        assertThatThrownBy(() -> Qcow2Chain.of(onDirectory)).hasMessage(dir.resolve("sub") + ": expected a regular file or a block device, actual a directory");
+        Path plain = Files.write(dir.resolve("plain.raw"), new byte[B]);
+        assertThat(Qcow2Chain.of(qcow2Naming(dir.resolve("ok.qcow2"), "plain.raw", 512, 4096))).containsExactly(dir.resolve("ok.qcow2"), plain);
+    }
+
+    /**
+     * A reference into layer 1 reads back though the file below it is gone: the restore walks the chain down to the layer a
+     * reference names, not below it (the whole walk fails on the missing file).
+     */
+    @Test
+    void aReferenceIsReadThoughAFileBelowItsLayerIsGone(@TempDir Path dir) throws Exception {
+        Random random = Seeds.random("aReferenceIsReadThoughAFileBelowItsLayerIsGone");
+        Path top = qcow2Naming(dir.resolve("top.qcow2"), "mid.qcow2", 512, 2 * B);
+        Path mid = qcow2Naming(dir.resolve("mid.qcow2"), "gone.qcow2", 512, B);
+        List<byte[]> blocks = List.of(block(random), block(random), block(random));
+        Files.write(mid, concat(blocks.get(0), concat(blocks.get(1), blocks.get(2))), StandardOpenOption.APPEND);
+        SyntheticGuest guest = SyntheticGuest.random(random, 1, 10, 50, 0.2, 0);
+        guest.pages[0][3] = blocks.get(1).clone();
+        guest.pages[0][9] = blocks.get(2).clone();
+        DiskIdentity midIdentity = DiskIdentity.of(mid);
+        try (ImageWriter writer = ImageWriter.create(dir.resolve("img"), ImageWriter.Options.defaults())) {
+            writer.diskBases(List.of(new DiskPages.Base(0, 1, mid, midIdentity, DiskBlockIndex.forBase(mid, midIdentity, dir.resolve("cache")).index())));
+            SaveStreamParser.parse(new ByteArrayInputStream(guest.toStream(50)), ImageRoundTripTest.sink(writer));
+            writer.disks(List.of(new Manifest.Disk("disk0", "04.0", "qcow2", top.toString(), false, 1L << 20, DiskIdentity.of(top))));
+            assertThat(writer.commit(new Manifest.Source("7.2.22", null, List.of(), null), "test").formatVersion())
+                    .isEqualTo(Manifest.VERSION_WITH_BACKING_REFS);
+        }
+        assertThatThrownBy(() -> Qcow2Chain.of(top)).as("the whole chain cannot be walked").hasMessageContaining("gone.qcow2");
+        assertThat(Qcow2Chain.upTo(top, 1)).containsExactly(top, mid);
+        try (CheckpointImage image = CheckpointImage.open(dir.resolve("img"))) {
+            assertThat(image.verify().diskPageCount()).isEqualTo(2);
+            assertThat(SyntheticGuest.sameMemory(guest, ImageRoundTripTest.restoreStream(image))).isTrue();
+            assertThat(image.backingFileChanges()).as("the backing file as the save recorded it").isEmpty();
+        }
+
+        // The backing file checked before any page is read (what a restore does before QEMU starts): written since, or
+        // another file at its layer, or none.
+        FileTime time = Files.getLastModifiedTime(mid);
+        Files.write(mid, new byte[1], StandardOpenOption.APPEND);
+        try (CheckpointImage image = CheckpointImage.open(dir.resolve("img"))) {
+            assertThat(image.backingFileChanges()).singleElement().asString().startsWith("disk disk0 backing layer 1 (" + mid + ") changed since the save")
+                    .contains("size: expected " + midIdentity.byteSize() + " bytes, actual " + (midIdentity.byteSize() + 1));
+        }
+        try (FileChannel c = FileChannel.open(mid, StandardOpenOption.WRITE)) {
+            c.truncate(midIdentity.byteSize());
+        }
+        Files.setLastModifiedTime(mid, time);
+        Files.copy(mid, dir.resolve("mid2.qcow2"));
+        qcow2Naming(top, "mid2.qcow2", 512, 2 * B);
+        try (CheckpointImage image = CheckpointImage.open(dir.resolve("img"))) {
+            assertThat(image.backingFileChanges()).singleElement().asString().contains("backing layer 1 (" + dir.resolve("mid2.qcow2") + ") changed")
+                    .contains("modification time");
+        }
+        qcow2Naming(top, "", 0, 2 * B);
+        try (CheckpointImage image = CheckpointImage.open(dir.resolve("img"))) {
+            assertThat(image.backingFileChanges()).singleElement().asString()
+                    .startsWith("disk disk0 backing layer 1: expected a backing chain of at least 2 files, actual [" + top + "]");
+        }
+    }
+
+    /** A backing name not whole inside the first MiB (what the file's identity hashes) ends the chain: no layer below it. */
+    @Test
+    void aBackingNameOutsideTheHashedFirstMiBEndsTheChain(@TempDir Path dir) throws Exception {
+        Path mid = qcow2Naming(dir.resolve("mid.qcow2"), "", 0, B);
+        int length = "mid.qcow2".length();
+        Path inside = qcow2Naming(dir.resolve("inside.qcow2"), "mid.qcow2", DiskIdentity.SAMPLE_BYTES - length, DiskIdentity.SAMPLE_BYTES + B);
+        assertThat(Qcow2Chain.of(inside)).containsExactly(inside, mid);
+        Path across = qcow2Naming(dir.resolve("across.qcow2"), "mid.qcow2", DiskIdentity.SAMPLE_BYTES - length + 1, DiskIdentity.SAMPLE_BYTES + B);
+        assertThat(Qcow2Chain.of(across)).containsExactly(across);
+        Path beyond = qcow2Naming(dir.resolve("beyond.qcow2"), "mid.qcow2", DiskIdentity.SAMPLE_BYTES + 512, DiskIdentity.SAMPLE_BYTES + B);
+        assertThat(Qcow2Chain.of(beyond)).containsExactly(beyond);
     }
 
     private static byte[] concat(byte[] a, byte[] b) {

@@ -144,6 +144,7 @@ public final class ImageFuzzTargets {
             image.workingSetLayout();
             image.manifest().stats().compressionRatio(); // what inspect prints
             image.storeDirectory();
+            image.backingFileChanges(); // what a restore checks before QEMU starts (format 4: the identity table)
             try {
                 IncomingQemu.savedConfig(image); // what a restore launches
             } catch (RestoreException e) {
@@ -252,7 +253,8 @@ public final class ImageFuzzTargets {
     /**
      * A selector byte, then the body of the page map or of the disk-reference table of an image that takes pages from a disk,
      * resealed: its bit 0 picks the file, bit 1 the image: one whose references are in a raw base (format 3), or one whose
-     * base is a qcow2 overlay and whose references are in its raw backing file (format 4, layer 1).
+     * base is a qcow2 overlay and whose references are in its raw backing file (format 4, layer 1, the table ending with
+     * that file's identity, which every case also checks against the file as a restore does before QEMU starts).
      */
     public static FuzzTarget diskReferences(Path work) throws IOException {
         List<Image> images = List.of(Image.makeWithDisk(work.resolve("disk-refs")), Image.makeWithDisk(work.resolve("disk-refs-chain"), true));

@@ -73,4 +73,17 @@ class DiskLayersTest {
         assertThat(DiskLayers.indexable(List.of(top, mid), vmdk, warnings::add)).hasSize(1);
         assertThat(warnings).singleElement().asString().contains("actual format vmdk");
     }
+
+    /** A disk named by a relative or non-normalized path is indexed: Thaw's walk names its top file as qemu-img does. */
+    @Test
+    void aTopFileNamedByARelativeOrNonNormalizedPathIsStillIndexed(@org.junit.jupiter.api.io.TempDir Path dir) throws Exception {
+        Path top = java.nio.file.Files.write(dir.resolve("top.qcow2"), new byte[4096]); // not qcow2: the walk ends at it
+        JsonNode info = JSON.readTree("[{\"filename\": " + JSON.writeValueAsString(top.toString()) + ", \"format\": \"qcow2\"}]");
+        List<String> warnings = new ArrayList<>();
+        for (Path named : List.of(dir.resolve("sub/../top.qcow2"), Path.of("").toAbsolutePath().relativize(top))) {
+            assertThat(DiskLayers.indexable(dev.thaw.image.Qcow2Chain.of(named), info, warnings::add)).as(named.toString())
+                    .containsExactly(new DiskLayers.Layer(0, top, "qcow2"));
+        }
+        assertThat(warnings).isEmpty();
+    }
 }
