@@ -7,6 +7,7 @@ import dev.thaw.estimate.WorkingSet;
 import dev.thaw.image.CheckpointImage;
 import dev.thaw.image.WorkingSetWriter;
 import dev.thaw.migration.RamBlock;
+import dev.thaw.schedule.PageScheduler;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -129,16 +130,14 @@ public final class RestoreTraces {
             if (f.alreadySent()) continue;
             dev.thaw.migration.RamBlock block = image.ramBlocks().get(f.block());
             if (guestRam == PostcopyRestore.GuestRam.HUGETLB && block.name().equals("pc.ram")) {
-                long first = f.page() - f.page() % REGION_PAGES;
-                for (long p = first; p < Math.min(first + REGION_PAGES, block.pageCount()); p++) faults.add(new long[] {f.block(), p, f.atNanos()});
+                long first = f.page() - f.page() % PageScheduler.REGION_PAGES;
+                for (long p = first; p < Math.min(first + PageScheduler.REGION_PAGES, block.pageCount()); p++) faults.add(new long[] {f.block(), p, f.atNanos()});
             } else {
                 faults.add(new long[] {f.block(), f.page(), f.atNanos()});
             }
         }
         return faults;
     }
-
-    private static final int REGION_PAGES = 512;
 
     /** The event log written beside a trace. */
     public static Path eventsFileOf(Path trace) {
