@@ -132,6 +132,9 @@ final class BenchCommand implements Callable<Integer> {
             + " again; the demo runs 3).")
     int closeRuns;
 
+    @Option(names = "--huge-page-pool", defaultValue = "auto", scope = ScopeType.INHERIT, description = PoolOption.DESCRIPTION)
+    String hugePagePool;
+
     @picocli.CommandLine.Mixin
     PostcopyTuning tuning;
 
@@ -197,7 +200,7 @@ final class BenchCommand implements Callable<Integer> {
         }
         HostDoctor.Report host = HostDoctor.ensureReady(System.err);
         List<SaveRestoreBenchmark.Report> reports = new ArrayList<>();
-        try (RunDir run = new RunDir(dir())) {
+        try (RunDir run = new RunDir(dir()); AutoCloseable pool = PoolOption.hold(hugePagePool, java.util.Collections.max(sizes), out)) {
             Path dir = run.path();
             for (long size : sizes) {
                 for (long ws : wsMiB) for (DemoGuest.Layout layout : layouts) {

@@ -55,6 +55,9 @@ final class DemoCommand implements Callable<Integer> {
             + " method once). One run cannot order restores this close on a noisy host.")
     int closeRuns;
 
+    @Option(names = "--huge-page-pool", defaultValue = "auto", description = PoolOption.DESCRIPTION)
+    String hugePagePool;
+
     @Option(names = "--json", description = "Print one JSON object summarizing what the demo did and measured.")
     boolean json;
 
@@ -95,7 +98,10 @@ final class DemoCommand implements Callable<Integer> {
                 : "restores: each from saved files out of the page cache (evicted before it; QEMU and the guest kernel stay cached)");
         out.println("the same measurement as: " + config.benchEquivalent());
 
-        Demo.Result r = Demo.run(config, image, qemu, accel, out);
+        Demo.Result r;
+        try (AutoCloseable pool = PoolOption.hold(hugePagePool, guest.memoryMiB(), out)) {
+            r = Demo.run(config, image, qemu, accel, out);
+        }
 
         out.println();
         SaveRestoreBenchmark.Sample sample = r.sample();

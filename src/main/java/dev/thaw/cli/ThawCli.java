@@ -7,7 +7,7 @@ import picocli.CommandLine.Command;
 @Command(name = "thaw", mixinStandardHelpOptions = true, versionProvider = ThawCli.Version.class,
         description = "Saves running QEMU VMs and restores them to a usable state fast.",
         subcommands = {DemoCommand.class, BootCommand.class, ClusterCommand.class, SaveCommand.class, InspectCommand.class, RmCommand.class, GcCommand.class, PushCommand.class, PullCommand.class, RestoreCommand.class, WsCommand.class, TimelineCommand.class, BenchCommand.class,
-                DoctorCommand.class, GuestCommand.class, ZookeeperCommand.class, CommandLine.HelpCommand.class},
+                DoctorCommand.class, HugePagesCommand.class, GuestCommand.class, ZookeeperCommand.class, CommandLine.HelpCommand.class},
         footer = {"", "The launcher also takes: ./thaw test [MAVEN ARGS] (the test suite), ./thaw jmh [JMH ARGS] (micro-benchmarks)."})
 public final class ThawCli {
     public static void main(String[] args) {

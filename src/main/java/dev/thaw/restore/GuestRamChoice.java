@@ -70,8 +70,14 @@ public final class GuestRamChoice {
      * @param freeHugeBlocks   2 MiB blocks free in the kernel's buddy allocator ({@code /proc/buddyinfo}, orders 9 and up):
      *                         QEMU fails at once if the kernel cannot find the surplus pages, and this many it finds without
      *                         compacting memory
+     * @param poolPageCount    free pages of the kernel's persistent 2 MiB pool ({@link dev.thaw.host.HugePagePool}): kept
+     *                         backed by the hypervisor and outside MemAvailable, so a guest they hold needs neither of the above
      */
-    public record Host(boolean hugetlbPermitted, long availableBytes, long freeHugeBlocks) {}
+    public record Host(boolean hugetlbPermitted, long availableBytes, long freeHugeBlocks, long poolPageCount) {
+        public Host(boolean hugetlbPermitted, long availableBytes, long freeHugeBlocks) {
+            this(hugetlbPermitted, availableBytes, freeHugeBlocks, 0);
+        }
+    }
 
     /**
      * What the restore is.
@@ -105,18 +111,13 @@ public final class GuestRamChoice {
                     + " %.1fx its bytes", 100 * restore.estimateDensity(), 1 / Math.max(restore.estimateDensity(), 1.0 / 512)));
         }
         if (!host.hugetlbPermitted()) return small("hugetlb pages need root (the kernel's nr_overcommit_hugepages for 2 MiB pages)");
-        if (host.availableBytes() < restore.guestRamBytes() + HEADROOM_BYTES) {
-            return small(String.format("the host has %d MiB available, less than the guest's %d MiB and %d MiB to spare",
-                    host.availableBytes() >> 20, restore.guestRamBytes() >> 20, HEADROOM_BYTES >> 20));
-        }
         if (restore.guestRamBytes() % HUGE_PAGE_BYTES != 0) {
             return small("the guest's RAM, " + restore.guestRamBytes() + " bytes, is not a whole number of 2 MiB pages");
         }
-        // A margin: the working set is read ahead into the page cache while QEMU takes its pages.
-        long needed = restore.guestRamBytes() / HUGE_PAGE_BYTES + FREE_BLOCK_MARGIN;
-        if (host.freeHugeBlocks() < needed) {
-            return small(String.format("the kernel has %d free 2 MiB blocks, fewer than the guest's %d and %d to spare (fragmented"
-                    + " memory)", host.freeHugeBlocks(), needed - FREE_BLOCK_MARGIN, FREE_BLOCK_MARGIN));
+        boolean pooled = host.poolPageCount() >= restore.guestRamBytes() / HUGE_PAGE_BYTES;
+        if (!pooled) {
+            Choice unpooled = withoutPool(restore, host);
+            if (unpooled != null) return unpooled;
         }
         PageTouchProbe.Result touch;
         try {
@@ -128,9 +129,25 @@ public final class GuestRamChoice {
             return small(String.format("a 4 KiB page's first touch costs %.2f us here (2 MiB: %.2f us per 4 KiB): not worth 2 MiB"
                     + " faults", touch.fourKiBMicrosPerPage(), touch.hugeMicrosPerPage()));
         }
-        return new Choice(PostcopyRestore.GuestRam.HUGETLB, String.format("2 MiB hugetlb pages: a 4 KiB page's first touch costs"
+        return new Choice(PostcopyRestore.GuestRam.HUGETLB, String.format("2 MiB hugetlb pages%s: a 4 KiB page's first touch costs"
                 + " %.1f us here (2 MiB: %.2f us per 4 KiB), and the estimate fills %.0f%% of its 2 MiB regions",
+                pooled ? " from the pre-backed pool (" + host.poolPageCount() + " free)" : "",
                 touch.fourKiBMicrosPerPage(), touch.hugeMicrosPerPage(), 100 * restore.estimateDensity()));
+    }
+
+    /** Whether the kernel can give a guest surplus pages without starving the host: null if so, else 4 KiB pages and why. */
+    private static Choice withoutPool(Restore restore, Host host) {
+        if (host.availableBytes() < restore.guestRamBytes() + HEADROOM_BYTES) {
+            return small(String.format("the host has %d MiB available, less than the guest's %d MiB and %d MiB to spare",
+                    host.availableBytes() >> 20, restore.guestRamBytes() >> 20, HEADROOM_BYTES >> 20));
+        }
+        // A margin: the working set is read ahead into the page cache while QEMU takes its pages.
+        long needed = restore.guestRamBytes() / HUGE_PAGE_BYTES + FREE_BLOCK_MARGIN;
+        if (host.freeHugeBlocks() < needed) {
+            return small(String.format("the kernel has %d free 2 MiB blocks, fewer than the guest's %d and %d to spare (fragmented"
+                    + " memory)", host.freeHugeBlocks(), needed - FREE_BLOCK_MARGIN, FREE_BLOCK_MARGIN));
+        }
+        return null;
     }
 
     private static Choice small(String why) {

@@ -157,7 +157,8 @@ public final class HugePages {
         } catch (IOException | RuntimeException e) {
             return new GuestRamChoice.Host(permitted, 0, 0);
         }
-        return new GuestRamChoice.Host(permitted, available, blocks);
+        long pool = dev.thaw.host.HugePagePool.state().map(dev.thaw.host.HugePagePool.State::availablePageCount).orElse(0L);
+        return new GuestRamChoice.Host(permitted, available, blocks, pool);
     }
 
     /**

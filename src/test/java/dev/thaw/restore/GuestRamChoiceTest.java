@@ -92,6 +92,21 @@ class GuestRamChoiceTest {
     }
 
     @Test
+    void aPoolThatHoldsTheGuestServesItWhateverMemAvailableAndTheBuddyAllocatorSay() {
+        // Pool pages count neither in MemAvailable nor in /proc/buddyinfo: a 4 GiB pool leaves both looking short.
+        GuestRamChoice.Choice pooled = GuestRamChoice.choose(denseWs(), new GuestRamChoice.Host(true, GIB / 2, 10, 512), probe(SHADOWED));
+        assertThat(pooled.hugetlb()).isTrue();
+        assertThat(pooled.reason()).contains("from the pre-backed pool (512 free)");
+        GuestRamChoice.Choice tooSmall = GuestRamChoice.choose(denseWs(), new GuestRamChoice.Host(true, GIB / 2, 10, 511), probe(SHADOWED));
+        assertThat(tooSmall.hugetlb()).as("a pool one page short: surplus pages then, which the host cannot give").isFalse();
+        assertThat(tooSmall.reason()).contains("available");
+        assertThat(GuestRamChoice.choose(denseWs(), new GuestRamChoice.Host(true, 20 * GIB, 8000, 511), probe(SHADOWED)).reason())
+                .as("short pool, surplus pages enough").doesNotContain("pool");
+        assertThat(GuestRamChoice.choose(new GuestRamChoice.Restore(true, 1, 65536, 0.07, GIB, false),
+                new GuestRamChoice.Host(true, 20 * GIB, 8000, 4096), probe(SHADOWED)).hugetlb()).as("a pool does not change the density rule").isFalse();
+    }
+
+    @Test
     void aProbeThatFailsKeeps4KiBPagesAndSaysWhy() {
         GuestRamChoice.Choice c = GuestRamChoice.choose(denseWs(), ROOT_WITH_MEMORY, () -> {
             throw new IllegalStateException("probe: madvise(MADV_POPULATE_WRITE) failed (a kernel before 5.14?)");
