@@ -83,7 +83,7 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--repeat", defaultValue = "3", description = "Repetitions per size (default ${DEFAULT-VALUE}).")
     int repeat;
 
-    @Option(names = "--cold", scope = ScopeType.INHERIT, description = "Drop the host page cache before every restore (root only).")
+    @Option(names = "--cold", scope = ScopeType.INHERIT, description = "Drop the host page cache before every restore and wait 3 s, so that the freed memory is back with the hypervisor where it takes it back (root only).")
     boolean cold;
 
     @Option(names = "--evict", scope = ScopeType.INHERIT, description = "Evict the saved files (Thaw's image and RAM file, QEMU's stream and qcow2) from the page"

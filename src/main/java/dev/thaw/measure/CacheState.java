@@ -15,8 +15,16 @@ public enum CacheState {
      * guest kernel): a snapshot saved earlier or elsewhere, restored on a host that runs VMs. Other work's pages stay.
      */
     EVICTED("saved files evicted"),
-    /** The whole page cache dropped ({@code /proc/sys/vm/drop_caches}, root only): QEMU's own start reads from disk too. */
+    /**
+     * The whole page cache dropped ({@code /proc/sys/vm/drop_caches}, root only): QEMU's own start reads from disk too. Then
+     * {@link #SETTLE_AFTER_DROP} passes, so that on a VM host with free-page reporting the memory the drop freed is back with
+     * the hypervisor, as on a host that idled before the restore: whatever a restore then allocates it pays to have backed
+     * again (about 6 ms per 2 MiB here; docs/benchmarks.md, eighteenth session).
+     */
     COLD("cold");
+
+    /** The kernel reports free pages to the hypervisor 2 s after they were freed (page_reporting's delay); with a margin. */
+    static final java.time.Duration SETTLE_AFTER_DROP = java.time.Duration.ofSeconds(3);
 
     private final String label;
 
@@ -40,7 +48,15 @@ public enum CacheState {
     public void prepare(List<Path> savedFiles) {
         switch (this) {
             case WARM -> {}
-            case COLD -> QemuBaselines.dropCaches();
+            case COLD -> {
+                QemuBaselines.dropCaches();
+                try {
+                    Thread.sleep(SETTLE_AFTER_DROP);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw new IllegalStateException("interrupted while the dropped page cache settled", e);
+                }
+            }
             case EVICTED -> {
                 try {
                     PageCache.evictTrees(savedFiles);

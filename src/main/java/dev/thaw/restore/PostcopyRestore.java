@@ -345,41 +345,77 @@ public final class PostcopyRestore {
                     + "M,hugetlb=on,hugetlbsize=2M", "-machine", "memory-backend=pc.ram");
             release = HugePages.allowHugetlbPages((config.memoryMiB() << 20) / HugePages.HUGE_PAGE_BYTES);
         }
-        List<BlockShape> shapes = destination.stream().map(b -> new BlockShape(b.pageCount(), (int) (b.pageByteSize() / PAGE))).toList();
-        PageScheduler scheduler = new PageScheduler(shapes, image::isZero, options.policy(), options.backgroundFirst());
-        // Whole 2 MiB regions first (sent before the discard, so each may land in a transparent huge page), then the rest.
-        List<PageRange> whole = options.policy().wholeRegionPrefetch() ? scheduler.wholeRegions(options.workingSet()) : List.of();
-        List<PageRange> rest = scheduler.prefetch(options.workingSet());
-        // The discards go before the rest of the prefetch (Session.sendUpToSwitch): a unit taken back to have one is not
-        // prefetched at all (inside a whole region it is sent before the discard, discarded and sent again later).
-        PageScheduler.Discards discards = scheduler.discards();
-        if (discards.takenBack().isPresent()) {
-            rest = rest.stream().filter(u -> !u.equals(discards.takenBack().get())).toList();
+        // QEMU starts (0.2-0.3 s of its main thread's CPU here) while the scheduler is built and the prefetch is read, on the
+        // other core: the spare monitor lets a later Thaw resume this restore if this one dies (docs/protocol.md).
+        Launch launch = Launch.start(config, launchArgs, release);
+        PageReadAhead ahead = null;
+        try {
+            List<BlockShape> shapes = destination.stream().map(b -> new BlockShape(b.pageCount(), (int) (b.pageByteSize() / PAGE))).toList();
+            PageScheduler scheduler = new PageScheduler(shapes, image::isZero, options.policy(), options.backgroundFirst());
+            // Whole 2 MiB regions first (sent before the discard, so each may land in a transparent huge page), then the rest.
+            List<PageRange> whole = options.policy().wholeRegionPrefetch() ? scheduler.wholeRegions(options.workingSet()) : List.of();
+            List<PageRange> rest = scheduler.prefetch(options.workingSet());
+            // The discards go before the rest of the prefetch (Session.sendUpToSwitch): a unit taken back to have one is not
+            // prefetched at all (inside a whole region it is sent before the discard, discarded and sent again later).
+            PageScheduler.Discards discards = scheduler.discards();
+            if (discards.takenBack().isPresent()) {
+                rest = rest.stream().filter(u -> !u.equals(discards.takenBack().get())).toList();
+            }
+            List<PageRange> prefetch = new java.util.ArrayList<>(whole);
+            prefetch.addAll(rest);
+            long wholePages = whole.stream().mapToLong(PageRange::pageCount).sum();
+            // The working set is read while QEMU starts: the sender then only writes it.
+            ahead = new PageReadAhead(image, prefetch, whole.size(), PREFETCH_BYTES_AHEAD, "prefetch-reader-" + options.vmName());
+            QemuVm vm = launch.await();
+            options.startHeld().ifPresent(h -> h.launched(vm));
+            new Marker(image.manifest().imageId(), image.directory().toAbsolutePath().toString(), ProcessHandle.current().pid(),
+                    options.guestRam()).write(vm.runDir());
+            return new Session(image, destination, options, vm, started, progress, scheduler,
+                    new BeforeListen(discards, ahead, wholePages)).run();
+        } catch (RuntimeException | Error e) {
+            launch.abandon();
+            throw e;
+        } finally {
+            if (ahead != null) ahead.close();
         }
-        List<PageRange> prefetch = new java.util.ArrayList<>(whole);
-        prefetch.addAll(rest);
-        long wholePages = whole.stream().mapToLong(PageRange::pageCount).sum();
-        QemuVm vm;
-        // The working set is read while QEMU starts: the sender then only writes it.
-        try (PageReadAhead ahead = new PageReadAhead(image, prefetch, whole.size(), PREFETCH_BYTES_AHEAD, "prefetch-reader-" + options.vmName())) {
+    }
+
+    /**
+     * A QEMU being launched on a thread of its own. Exactly one of {@link #await} (the QEMU, closed by its caller from then on)
+     * and {@link #abandon} (the QEMU closed once launched, the hugetlb pages allowed for it given back) ends it.
+     */
+    private static final class Launch {
+        private final CompletableFuture<QemuVm> vm = new CompletableFuture<>();
+
+        static Launch start(dev.thaw.qemu.VmConfig config, List<String> launchArgs, Runnable release) {
+            Launch l = new Launch();
+            Thread.ofPlatform().daemon().name("launch-" + config.name()).start(() -> {
+                try {
+                    QemuVm launched = QemuVm.launch(config, launchArgs, true);
+                    if (release != null) launched.onClose(release);
+                    l.vm.complete(launched);
+                } catch (Throwable t) {
+                    if (release != null) release.run();
+                    l.vm.completeExceptionally(t);
+                }
+            });
+            return l;
+        }
+
+        /** The launched QEMU; throws the launch's failure. No timeout of its own: {@link QemuVm#launch} bounds its waits. */
+        QemuVm await() {
             try {
-                // The spare monitor lets a later Thaw resume this restore if this one dies (docs/protocol.md).
-                vm = QemuVm.launch(config, launchArgs, true);
-            } catch (RuntimeException e) {
-                if (release != null) release.run();
+                return vm.join();
+            } catch (java.util.concurrent.CompletionException e) {
+                if (e.getCause() instanceof RuntimeException re) throw re;
+                if (e.getCause() instanceof Error err) throw err;
                 throw e;
             }
-            if (release != null) vm.onClose(release);
-            try {
-                options.startHeld().ifPresent(h -> h.launched(vm));
-                new Marker(image.manifest().imageId(), image.directory().toAbsolutePath().toString(), ProcessHandle.current().pid(),
-                        options.guestRam()).write(vm.runDir());
-                return new Session(image, destination, options, vm, started, progress, scheduler,
-                        new BeforeListen(discards, ahead, wholePages)).run();
-            } catch (RuntimeException e) {
-                vm.close();
-                throw e;
-            }
+        }
+
+        /** After a failure before or during {@link #await}: the QEMU (if it came up) closed, now or as soon as it does. */
+        void abandon() {
+            vm.thenAccept(QemuVm::close);
         }
     }
 

@@ -58,6 +58,35 @@ class PostcopyRestoreTest {
     }
 
     @Test
+    void aFailureWhileQemuStartsKillsItAndGivesBackItsHugetlbPages() throws Exception {
+        // QEMU is launched before the prefetch is planned (the two overlap): a working set the scheduler refuses fails after the
+        // launch began, and that QEMU must not outlive the restore, nor its surplus-page allowance.
+        long allowedBefore = overcommitted();
+        java.util.Set<Long> qemusBefore = qemuChildren();
+        try (CheckpointImage image = CheckpointImage.open(imageDir)) {
+            int pageCount = image.ramBlocks().getFirst().pageCount();
+            org.assertj.core.api.Assertions.assertThatThrownBy(() -> PostcopyRestore.restore(image,
+                            PostcopyRestore.Options.ws("thaw-test-launch-abandoned", List.of(new PageRef(0, pageCount + 7)), List.of())
+                                    .withGuestRam(PostcopyRestore.GuestRam.HUGETLB), s -> {}))
+                    .hasMessageContaining(Integer.toString(pageCount + 7));
+        }
+        long deadline = System.nanoTime() + java.util.concurrent.TimeUnit.SECONDS.toNanos(20);
+        // The launch's thread closes that QEMU once it is up: killed first, its allowance given back after.
+        while ((!qemuChildren().equals(qemusBefore) || overcommitted() != allowedBefore) && System.nanoTime() < deadline) Thread.sleep(50);
+        assertThat(qemuChildren()).as("no QEMU left by the failed restore").isEqualTo(qemusBefore);
+        assertThat(overcommitted()).as("the surplus pages allowed for it given back").isEqualTo(allowedBefore);
+    }
+
+    private static long overcommitted() throws java.io.IOException {
+        return Long.parseLong(java.nio.file.Files.readString(HugePages.overcommitKnob()).strip());
+    }
+
+    private static java.util.Set<Long> qemuChildren() {
+        return ProcessHandle.current().descendants().filter(h -> h.info().command().orElse("").contains("qemu-system"))
+                .map(ProcessHandle::pid).collect(java.util.stream.Collectors.toSet());
+    }
+
+    @Test
     void wsRestoreIntoHugetlbGuestRam() throws Exception {
         // What auto chooses on a host with costly 4 KiB pages: a dense working set (here the first half of pc.ram's non-zero
         // pages) prefetched in whole 2 MiB pages, the rest by fault and in the background, 2 MiB at a time.
