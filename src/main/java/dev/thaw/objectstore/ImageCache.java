@@ -171,7 +171,8 @@ public final class ImageCache {
                 }
                 ImageFetch.Report report = new ImageFetch.Report(source.toString(), manifest.manifest().imageId(), directory,
                         progress.objects + 1, progress.bytes + manifest.bytes(), reused, progress.workingSetBytes,
-                        progress.workingSetSeconds, (System.nanoTime() - start) / 1e9, List.copyOf(progress.fetchedPacks));
+                        progress.workingSetSeconds, (System.nanoTime() - start) / 1e9, List.copyOf(progress.fetchedPacks),
+                        fetchedBases == null ? 0 : fetchedBases.bytes());
                 Opened opened = new Opened(directory, report, evicted, lazyPacks, lockFile, lock, settled, new Phases((locked - start) / 1e9,
                         (manifestAt - locked) / 1e9, (filesAt - manifestAt) / 1e9, (indexesAt - filesAt) / 1e9));
                 lockFile = null; // the Opened owns it now

@@ -39,9 +39,11 @@ public final class ImageFetch {
      * @param workingSetPackBytes  the working set's copy (0 without a working-set section)
      * @param workingSetSeconds    from the start until that copy was fetched and checked
      * @param fetchedPacks         the packs fetched, in the order they were
+     * @param diskBaseBytes        of {@code fetchedBytes}, the disk bases' files
      */
     public record Report(String image, String imageId, Path directory, int fetchedObjects, long fetchedBytes, long reusedBytes,
-                         long workingSetPackBytes, double workingSetSeconds, double seconds, java.util.List<String> fetchedPacks) {}
+                         long workingSetPackBytes, double workingSetSeconds, double seconds, java.util.List<String> fetchedPacks,
+                         long diskBaseBytes) {}
 
     /** {@code thaw pull}: into {@code parent/NAME}, which must not exist; every checksum verified before it appears. */
     public static Report pull(ObjectStore store, S3Location.Image source, Path parent) {
@@ -54,12 +56,14 @@ public final class ImageFetch {
             OwnerOnly.createDirectories(temp.resolve(PortableImage.STORE));
             Fetched manifest = fetchManifest(store, source, temp);
             Progress p = fetchParts(store, source.location(), manifest.manifest(), temp, temp.resolve(PortableImage.STORE), n -> false, start, true);
+            long baseBytes = 0;
             if (!manifest.manifest().disks().isEmpty()) {
                 DiskBases listed = fetchDiskBasesList(store, source.location(), manifest.manifest());
                 Bases b = fetchBases(store, source.location(), listed, temp.resolve(PULLED_BASES), Path.of(PULLED_BASES));
                 writeOwnerOnly(temp.resolve(DiskBases.FILE), b.carried().toJson());
                 p.objects += b.objects() + 1;
                 p.bytes += b.bytes();
+                baseBytes = b.bytes();
             }
             try (CheckpointImage image = CheckpointImage.open(temp)) {
                 image.verify();
@@ -68,7 +72,7 @@ public final class ImageFetch {
             }
             Files.move(temp, target, StandardCopyOption.ATOMIC_MOVE);
             return new Report(source.toString(), manifest.manifest().imageId(), target, p.objects + 1, p.bytes + manifest.bytes(), 0,
-                    p.workingSetBytes, p.workingSetSeconds, (System.nanoTime() - start) / 1e9, p.fetchedPacks);
+                    p.workingSetBytes, p.workingSetSeconds, (System.nanoTime() - start) / 1e9, p.fetchedPacks, baseBytes);
         } catch (IOException e) {
             throw new ObjectStoreException.Refused("cannot write " + temp + ": " + e, e);
         } finally {
@@ -162,7 +166,7 @@ public final class ImageFetch {
                         String key = location.key(S3Location.baseObject(layer.sha256()));
                         java.nio.file.attribute.FileTime time = java.nio.file.attribute.FileTime.from(java.time.Instant.parse(layer.identity().modifiedAt()));
                         fetch(store, key, new PortableImage.Part(layer.sha256(), layer.identity().byteSize(), new PortableImage.Check.Sha256(layer.sha256())),
-                                copy, temp -> Files.setLastModifiedTime(temp, time));
+                                copy, "the image's list of disk bases", temp -> Files.setLastModifiedTime(temp, time));
                         DiskIdentity now = DiskIdentity.of(copy);
                         if (!layer.identity().differencesTo(now).isEmpty()) {
                             Files.deleteIfExists(copy);
@@ -258,7 +262,7 @@ public final class ImageFetch {
 
     /** One object into {@code target} by range GETs, checked as it arrives, renamed into place once whole. */
     static void fetch(ObjectStore store, String key, PortableImage.Part part, Path target) throws IOException {
-        fetch(store, key, part, target, temp -> {});
+        fetch(store, key, part, target, "manifest", temp -> {});
     }
 
     /** What is done to a fetched file once whole and checked, before it is renamed into place. */
@@ -266,11 +270,15 @@ public final class ImageFetch {
         void accept(Path temp) throws IOException;
     }
 
-    /** {@link #fetch}, with {@code beforeRename} applied to the whole, checked file under its temporary name. */
-    static void fetch(ObjectStore store, String key, PortableImage.Part part, Path target, BeforeRename beforeRename) throws IOException {
+    /**
+     * {@link #fetch}, with {@code beforeRename} applied to the whole, checked file under its temporary name; {@code recordedIn}
+     * names what recorded its size and checksum, for the errors.
+     */
+    static void fetch(ObjectStore store, String key, PortableImage.Part part, Path target, String recordedIn, BeforeRename beforeRename)
+            throws IOException {
         OwnerOnly.createDirectories(target.getParent());
         Path temp = target.resolveSibling(target.getFileName() + ".tmp-" + UUID.randomUUID().toString().substring(0, 8));
-        PartCheck check = new PartCheck(part, store.url(key));
+        PartCheck check = new PartCheck(part, store.url(key), recordedIn);
         byte[] buffer = new byte[1 << 20];
         try (FileChannel out = FileChannel.open(temp, Set.of(StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE), OwnerOnly.FILE)) {
             for (long at = 0; at < part.byteSize(); at += RANGE_BYTES) {

@@ -130,7 +130,7 @@ public final class RestoreDisks {
                         + ") changed since it was fetched: " + String.join("; ", changed) + ". Remove it from the cache to fetch it anew", null);
             }
         }
-        String spec = "json:" + chainSpec(layers, files, 0);
+        String spec = "json:" + chainSpec(layers, files);
         if (spec.getBytes(java.nio.charset.StandardCharsets.UTF_8).length > MAX_BACKING_NAME_BYTES) {
             throw new RestoreException("image " + image.directory() + ": disk " + d.node() + ": its chain of " + layers.size() + " files as a"
                     + " backing name: expected at most " + MAX_BACKING_NAME_BYTES + " bytes (qcow2's limit), actual " + spec.length()
@@ -142,11 +142,11 @@ public final class RestoreDisks {
     /** QEMU's longest backing file name (block/qcow2.c), which a {@code json:} chain must fit in. */
     private static final int MAX_BACKING_NAME_BYTES = 1023;
 
-    /** The block options of layers {@code from}.. as JSON: each file's format driver on it, the next as its backing. */
-    static String chainSpec(List<DiskBases.Layer> layers, List<Path> files, int from) {
+    /** The block options of the chain as JSON: each file's format driver on it, the next as its backing. */
+    static String chainSpec(List<DiskBases.Layer> layers, List<Path> files) {
         var node = new com.fasterxml.jackson.databind.ObjectMapper().createObjectNode();
         var at = node;
-        for (int l = from; l < layers.size(); l++) {
+        for (int l = 0; l < layers.size(); l++) {
             at.put("driver", layers.get(l).format());
             at.putObject("file").put("driver", "file").put("filename", files.get(l).toString());
             if (l + 1 < layers.size()) at = at.putObject("backing");
