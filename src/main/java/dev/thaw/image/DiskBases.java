@@ -123,6 +123,18 @@ public record DiskBases(List<Disk> disks) {
         }
     }
 
+    /** The file names of the copies a carried list (an image directory's {@value #FILE}) names, unchecked: what a cache keeps. */
+    public static java.util.Set<String> copyNames(Path listFile) throws IOException {
+        java.util.Set<String> names = new java.util.HashSet<>();
+        DiskBases b = JSON.readValue(Files.readAllBytes(listFile), DiskBases.class);
+        if (b.disks() == null) return names;
+        for (Disk d : b.disks()) {
+            if (d == null || d.layers() == null) continue;
+            for (Layer l : d.layers()) if (l != null && l.file() != null) names.add(Path.of(l.file()).getFileName().toString());
+        }
+        return names;
+    }
+
     /** Layer {@code layer} of disk {@code disk}'s copy, resolved against the image directory. */
     public Path fileOf(Path imageDirectory, int disk, int layer) {
         return imageDirectory.resolve(disks.get(disk).layers().get(layer).file()).normalize();

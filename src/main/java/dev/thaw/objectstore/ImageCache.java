@@ -312,13 +312,23 @@ public final class ImageCache {
                 if (!needed.contains(p.getFileName().toString())) candidates.add(new Entry(p, bytes, Files.getLastModifiedTime(p)));
             }
         }
+        // An image whose restores' disk overlays lie beside it (IMAGE.disks/) keeps its files and its bases' copies, which
+        // those overlays name as their backing: evicting them would leave the restored guests' disks without a base.
+        Set<Path> pinnedImages = new java.util.HashSet<>();
+        Set<String> pinnedBases = new java.util.HashSet<>(neededBases);
+        try (Stream<Path> s = Files.list(images)) {
+            for (Path d : s.filter(d -> Files.isDirectory(d.resolveSibling(d.getFileName() + ".disks"))).toList()) {
+                pinnedImages.add(d);
+                if (Files.isRegularFile(d.resolve(DiskBases.FILE))) pinnedBases.addAll(DiskBases.copyNames(d.resolve(DiskBases.FILE)));
+            }
+        }
         try (Stream<Path> s = Files.list(bases)) {
             for (Path p : s.filter(p -> !p.getFileName().toString().endsWith(USED) && !p.getFileName().toString().contains(".tmp-")).toList()) {
                 long bytes = Files.size(p);
                 total += bytes;
                 Path used = p.resolveSibling(p.getFileName() + USED);
                 FileTime at = Files.exists(used) ? Files.getLastModifiedTime(used) : FileTime.fromMillis(0);
-                if (!neededBases.contains(p.getFileName().toString())) candidates.add(new Entry(p, bytes, at));
+                if (!pinnedBases.contains(p.getFileName().toString())) candidates.add(new Entry(p, bytes, at));
             }
         }
         try (Stream<Path> s = Files.list(images)) {
@@ -326,7 +336,7 @@ public final class ImageCache {
             for (Path d : s.filter(d -> !d.getFileName().toString().startsWith(".") && !d.getFileName().toString().endsWith(".disks")).toList()) {
                 long bytes = FileTrees.size(d);
                 total += bytes;
-                if (!d.equals(keep)) candidates.add(new Entry(d, bytes, Files.getLastModifiedTime(d)));
+                if (!d.equals(keep) && !pinnedImages.contains(d)) candidates.add(new Entry(d, bytes, Files.getLastModifiedTime(d)));
             }
         }
         candidates.sort(Comparator.comparing(Entry::used));

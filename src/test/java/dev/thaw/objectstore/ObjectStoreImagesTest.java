@@ -430,6 +430,36 @@ class ObjectStoreImagesTest {
                 assertThat(o.report().reusedBytes()).as("the second image finds the chain's copies in the cache").isGreaterThanOrEqualTo(chainBytes);
             }
 
+            // A copy damaged in the cache (its time put back) is fetched anew by the next open.
+            Path copy;
+            try (ImageCache.Opened o = cache.open(store, S3Location.parseImage("s3://" + BUCKET + "/disks/vm1"), false);
+                 CheckpointImage image = o.openImage()) {
+                assertThat(o.report().diskBaseBytes()).as("nothing fetched: the copies are here").isZero();
+                copy = image.diskBase(0);
+            }
+            java.nio.file.attribute.FileTime time = Files.getLastModifiedTime(copy);
+            byte[] bytes = Files.readAllBytes(copy);
+            bytes[100] ^= 1;
+            Files.write(copy, bytes);
+            Files.setLastModifiedTime(copy, time);
+            try (ImageCache.Opened o = cache.open(store, S3Location.parseImage("s3://" + BUCKET + "/disks/vm1"), false);
+                 CheckpointImage image = o.openImage()) {
+                assertThat(o.report().diskBaseBytes()).as("the damaged copy fetched anew").isEqualTo(Files.size(copy));
+                assertThat(dev.thaw.image.DiskIdentity.of(copy)).isEqualTo(image.manifest().disks().getFirst().identity());
+            }
+
+            // A restore's overlays beside vm1 in the cache keep its bases' copies there, whatever else a fetch evicts.
+            Path vm1 = cache.fetch(store, S3Location.parseImage("s3://" + BUCKET + "/disks/vm1")).directory();
+            Files.createDirectory(vm1.resolveSibling(vm1.getFileName() + ".disks"));
+            ImagePush.push(store, image(dir.resolve("plain"), SyntheticGuest.random(Seeds.random("plain"), 1, 300, 300, 0.2, 0), null), prefix, "plain");
+            ImageCache small = new ImageCache(dir.resolve("cache"), dev.thaw.util.FileTrees.size(dir.resolve("plain")) + (64 << 10));
+            ImageCache.Fetched plain = small.fetch(store, S3Location.parseImage("s3://" + BUCKET + "/disks/plain"));
+            assertThat(plain.evictedBytes()).as("the second image's files and packs evicted").isPositive();
+            try (Stream<Path> copies = Files.list(dir.resolve("cache/bases"))) {
+                assertThat(copies.filter(f -> !f.toString().endsWith(".used")).count()).as("both copies kept").isEqualTo(2);
+            }
+            assertThat(vm1).exists();
+
             Path pulled = Files.createDirectories(dir.resolve("pulled"));
             ImageFetch.Report p = ImageFetch.pull(store, S3Location.parseImage("s3://" + BUCKET + "/disks/vm1"), pulled);
             try (CheckpointImage image = CheckpointImage.open(p.directory())) {
