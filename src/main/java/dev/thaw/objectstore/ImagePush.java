@@ -112,29 +112,37 @@ public final class ImagePush {
                             + String.join("; ", recorded.differencesTo(identity)) + ". A push carries the disk state the save froze: put it back"
                             + " as it was, or save the guest again");
                 }
-                String sha = sha256(file);
-                PortableImage.Part part = new PortableImage.Part(sha, identity.byteSize(), new PortableImage.Check.Sha256(sha));
-                String key = destination.key(S3Location.baseObject(sha));
-                if (alreadyThere(store, key, part)) {
-                    counts.skippedObjects++;
-                    counts.skippedBytes += part.byteSize();
-                } else {
-                    store.put(key, file);
-                    try {
-                        List<String> changed = identity.differencesTo(DiskIdentity.of(file));
-                        if (!changed.isEmpty()) throw new IOException("changed while it was uploaded: " + String.join("; ", changed));
-                    } catch (IOException e) {
-                        store.delete(key);
-                        throw new ObjectStoreException.Refused("image " + image.directory() + ": " + what + ": " + e.getMessage()
-                                + "; its object " + store.url(key) + " deleted", e);
-                    }
-                    counts.uploaded(part.byteSize());
-                }
+                String sha = uploadBase(store, destination, file, identity, "image " + image.directory() + ": " + what, counts);
                 layers.add(new DiskBases.Layer(format, identity, sha, null));
             }
             listed.add(new DiskBases.Disk(d.node(), List.copyOf(layers)));
         }
         return new DiskBases(List.copyOf(listed));
+    }
+
+    /**
+     * One file of a chain as {@code bases/SHA256} (not sent when an object of that name and size is there), its identity
+     * checked again after the upload: a file written meanwhile is refused and its object deleted. Its SHA-256.
+     */
+    private static String uploadBase(ObjectStore store, S3Location destination, Path file, DiskIdentity identity, String what, Counts counts) {
+        String sha = sha256(file);
+        PortableImage.Part part = new PortableImage.Part(sha, identity.byteSize(), new PortableImage.Check.Sha256(sha));
+        String key = destination.key(S3Location.baseObject(sha));
+        if (alreadyThere(store, key, part)) {
+            counts.skippedObjects++;
+            counts.skippedBytes += part.byteSize();
+            return sha;
+        }
+        store.put(key, file);
+        try {
+            List<String> changed = identity.differencesTo(DiskIdentity.of(file));
+            if (!changed.isEmpty()) throw new IOException("changed while it was uploaded: " + String.join("; ", changed));
+        } catch (IOException e) {
+            store.delete(key);
+            throw new ObjectStoreException.Refused(what + ": " + e.getMessage() + "; its object " + store.url(key) + " deleted", e);
+        }
+        counts.uploaded(part.byteSize());
+        return sha;
     }
 
     /** SHA-256 of all of {@code file}'s bytes, hex. */
