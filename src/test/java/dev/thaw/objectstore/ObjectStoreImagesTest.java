@@ -377,16 +377,47 @@ class ObjectStoreImagesTest {
                     identity, dir.resolve("index-cache"), dev.thaw.save.DiskLayers::dataExtents).index()));
         }
         Path image = dir.resolve(name);
+        Manifest m = writeWithDisk(image, guest, bases, new Manifest.Disk("disk0", "04.0", "qcow2", top.toString(), false, guestDisk.length,
+                dev.thaw.image.DiskIdentity.of(top)));
+        assertThat(m.formatVersion()).as("references into the backing file").isEqualTo(Manifest.VERSION_WITH_BACKING_REFS);
+        assertThat(m.stats().diskReferencePageCount()).as("pages taken from the chain").isGreaterThan(300);
+        return new DiskImage(image, top, backing, guest);
+    }
+
+    /** The guest's image in {@code image}, with one disk, its pages equal to blocks of {@code bases} taken from them. */
+    private static Manifest writeWithDisk(Path image, SyntheticGuest guest, List<dev.thaw.image.DiskPages.Base> bases, Manifest.Disk disk) {
         try (ImageWriter writer = ImageWriter.create(image, ImageWriter.Options.defaults())) {
             writer.diskBases(bases);
             dev.thaw.migration.SaveStreamParser.parse(new java.io.ByteArrayInputStream(guest.toStream(50)), new dev.thaw.save.ImageSink(writer));
-            writer.disks(List.of(new Manifest.Disk("disk0", "04.0", "qcow2", top.toString(), false, guestDisk.length,
-                    dev.thaw.image.DiskIdentity.of(top))));
-            Manifest m = writer.commit(new Manifest.Source("7.2.22", null, List.of(), null), "test");
-            assertThat(m.formatVersion()).as("references into the backing file").isEqualTo(Manifest.VERSION_WITH_BACKING_REFS);
-            assertThat(m.stats().diskReferencePageCount()).as("pages taken from the chain").isGreaterThan(300);
+            writer.disks(List.of(disk));
+            return writer.commit(new Manifest.Source("7.2.22", null, List.of(), null), "test");
         }
-        return new DiskImage(image, top, backing, guest);
+    }
+
+    /** A raw base goes alone (no chain to walk): pushed, fetched, its pages read back from its copy. */
+    @Test
+    void anImageOverARawBaseCarriesIt(@TempDir Path dir) throws Exception {
+        Path base = dev.thaw.testing.RandomFiles.write(Files.createDirectories(dir.resolve("disks")).resolve("disk.raw"), 1, 41);
+        byte[] disk = Files.readAllBytes(base);
+        SyntheticGuest guest = SyntheticGuest.random(Seeds.random("anImageOverARawBaseCarriesIt"), 1, 300, 300, 0.2, 0);
+        for (int p = 0; p < 200; p++) guest.pages[0][p] = java.util.Arrays.copyOfRange(disk, p * 4096, (p + 1) * 4096);
+        dev.thaw.image.DiskIdentity identity = dev.thaw.image.DiskIdentity.of(base);
+        Manifest m = writeWithDisk(dir.resolve("raw"), guest, List.of(new dev.thaw.image.DiskPages.Base(0, base, identity,
+                dev.thaw.image.DiskBlockIndex.forBase(base, identity, dir.resolve("index-cache")).index())),
+                new Manifest.Disk("disk0", "04.0", "raw", base.toString(), false, disk.length, identity));
+        assertThat(m.stats().diskReferencePageCount()).isEqualTo(200);
+        try (ObjectStore store = store()) {
+            ImagePush.push(store, dir.resolve("raw"), S3Location.parse("s3://" + BUCKET + "/raw"), "raw");
+            Files.move(dir.resolve("disks"), dir.resolve("disks-gone"));
+            try (ImageCache.Opened o = new ImageCache(dir.resolve("cache"), 1L << 30).open(store, S3Location.parseImage("s3://" + BUCKET + "/raw/raw"), false);
+                 CheckpointImage image = o.openImage()) {
+                assertThat(o.report().diskBaseBytes()).isEqualTo(disk.length);
+                assertThat(image.carriedBases().orElseThrow().chainOf(image.directory(), 0)).containsExactly(image.diskBase(0));
+                assertThat(image.diskBase(0)).startsWith(dir.resolve("cache/bases"));
+                assertThat(image.verify().diskPageCount()).isEqualTo(200);
+                assertThat(SyntheticGuest.sameMemory(guest, ImageRoundTripTest.restoreStream(image))).as("memory as saved").isTrue();
+            }
+        }
     }
 
     /**
