@@ -67,9 +67,11 @@ final class InspectCommand implements Callable<Integer> {
             for (Manifest.GuestFile g : m.guestFiles()) {
                 System.out.printf("guest %s: %s, %d bytes, SHA-256 %s%n", g.role(), g.in(img.directory()), g.byteSize(), g.sha256());
             }
-            for (Manifest.Disk d : m.disks()) {
-                System.out.printf("disk %s: base %s (%s, %d MiB, virtio-blk at PCI %s%s): %s%n", d.node(), d.base(), d.format(),
-                        d.virtualByteSize() >> 20, d.pciAddress(), d.readOnly() ? ", read-only" : "", baseState(d));
+            for (int i = 0; i < m.disks().size(); i++) {
+                Manifest.Disk d = m.disks().get(i);
+                java.nio.file.Path base = img.diskBase(i);
+                System.out.printf("disk %s: base %s (%s, %d MiB, virtio-blk at PCI %s%s): %s%n", d.node(), base, d.format(),
+                        d.virtualByteSize() >> 20, d.pciAddress(), d.readOnly() ? ", read-only" : "", baseState(d, base));
             }
             if (verified != null) {
                 System.out.printf("verified: %d files, %d bytes, %d extents, %d page digests, %d disk blocks: all checksums match%n",
@@ -90,9 +92,9 @@ final class InspectCommand implements Callable<Integer> {
     }
 
     /** Whether a restore would accept the disk's base now. */
-    private static String baseState(Manifest.Disk d) {
+    private static String baseState(Manifest.Disk d, java.nio.file.Path base) {
         try {
-            java.util.List<String> changed = d.identity().differencesTo(dev.thaw.image.DiskIdentity.of(java.nio.file.Path.of(d.base())));
+            java.util.List<String> changed = d.identity().differencesTo(dev.thaw.image.DiskIdentity.of(base));
             return changed.isEmpty() ? "unchanged since the save" : "CHANGED since the save (" + String.join("; ", changed)
                     + "): restores refuse it";
         } catch (java.io.IOException | java.nio.file.InvalidPathException e) {

@@ -40,10 +40,11 @@ final class ObjectStoreImages {
             ImageCache.Opened o = ImageCache.standard().open(store, source, true);
             ImageFetch.Report r = o.report();
             long arriving = o.lazyPacks() == null ? 0 : o.lazyPacks().byteSize();
-            status.printf("opened %s in %s in %.2f s: its files (%.1f MiB) fetched, %.1f MiB of packs cached already, %.1f MiB arriving"
+            status.printf("opened %s in %s in %.2f s: its files (%.1f MiB)%s fetched, %.1f MiB cached already, %.1f MiB of packs arriving"
                             + " (the working set's copy first; what the restore reads sooner, in small range GETs)%s; client %.3f s, %s, %d GETs,"
                             + " %d HEADs%n", source, o.directory(),
-                    r.seconds(), r.fetchedBytes() / 1048576.0, r.reusedBytes() / 1048576.0, arriving / 1048576.0,
+                    r.seconds(), (r.fetchedBytes() - r.diskBaseBytes()) / 1048576.0, r.diskBaseBytes() > 0
+                            ? String.format(" and disk bases (%.1f MiB)", r.diskBaseBytes() / 1048576.0) : "", r.reusedBytes() / 1048576.0, arriving / 1048576.0,
                     o.evictedBytes() > 0 ? String.format("; %.1f MiB evicted", o.evictedBytes() / 1048576.0) : "", client, o.phases().describe(),
                     store.requests().gets(), store.requests().heads());
             return new Source(o.directory(), o.packBytes(), o, store);

@@ -16,7 +16,10 @@ import picocli.CommandLine.Parameters;
                 "last, so that a reader never sees half an image. Every file is checked against the manifest's checksums",
                 "before it is sent. Endpoint, region and credentials come from the standard AWS environment and files",
                 "(AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,",
-                "~/.aws/config and credentials); a custom endpoint is addressed path-style. Images with disks: not yet."})
+                "~/.aws/config and credentials); a custom endpoint is addressed path-style. An image with disks takes its",
+                "disk bases along: every file of each base's qcow2 chain as an object named by the SHA-256 of its bytes",
+                "(PREFIX/bases/, shared by every image under the prefix: one already there is not uploaded again), each",
+                "checked against the identity the save recorded before and after its upload."})
 final class PushCommand implements Callable<Integer> {
     @Parameters(index = "0", description = "The image directory.")
     Path image;

@@ -37,6 +37,7 @@ public final class CheckpointImage implements AutoCloseable {
     private final java.nio.channels.FileChannel[][] diskBases; // [disk][layer], opened on the first page read from each
     private final java.util.Map<Integer, List<Path>> diskChains = new java.util.HashMap<>(); // [disk]: its base's backing chain, walked once a reference names a backing file
     private final long diskReferencePageCount;
+    private final java.util.Optional<DiskBases> carriedBases; // an image fetched from object storage: where its bases' copies lie
 
     private final PackBytes packBytes;
 
@@ -67,6 +68,7 @@ public final class CheckpointImage implements AutoCloseable {
         // Before anything listed is parsed; the names were checked to stay inside the image.
         ImageMac.configured().ifPresent(key -> ImageMac.verify(key, manifestBody, manifest, this.directory));
         checkListedFiles();
+        this.carriedBases = DiskBases.readIn(this.directory, manifest);
         this.pageMap = readPageMap();
         try {
             openPacks();
@@ -429,7 +431,7 @@ public final class CheckpointImage implements AutoCloseable {
     private void readDiskPage(int number, byte[] out, int offset) {
         DiskReferences.Ref ref = diskRefs.get(number);
         Manifest.Disk disk = manifest.disks().get(ref.disk());
-        Path base = Path.of(disk.base());
+        Path base = diskBase(ref.disk());
         String block = "disk " + disk.node() + (ref.layer() == 0 ? "" : " backing layer " + ref.layer()) + " block at offset " + ref.byteOffset();
         ByteBuffer into = ByteBuffer.wrap(out, offset, PAGE_BYTES);
         Path file = base;
@@ -465,7 +467,7 @@ public final class CheckpointImage implements AutoCloseable {
                 // Walked down to the layer needed only (again when a later reference names a deeper one): a file below it
                 // that cannot be read must not fail the pages above it.
                 List<Path> chain = diskChains.get(disk);
-                if (chain == null || layer >= chain.size()) diskChains.put(disk, chain = Qcow2Chain.upTo(base, layer));
+                if (chain == null || layer >= chain.size()) diskChains.put(disk, chain = chainOf(disk, base, layer));
                 if (layer >= chain.size()) {
                     throw new ImageException.Missing(base, "disk " + manifest.disks().get(disk).node() + ": expected a backing chain of at least "
                             + (layer + 1) + " files (a reference names layer " + layer + "), actual " + chain, null);
@@ -476,6 +478,28 @@ public final class CheckpointImage implements AutoCloseable {
             if (diskBases[disk][layer] == null) diskBases[disk][layer] = Qcow2Chain.open(file);
             return new DiskFile(file, diskBases[disk][layer]);
         }
+    }
+
+    /** Disk {@code disk}'s chain down to layer {@code layer}: the carried copies, or the base's headers walked. */
+    private List<Path> chainOf(int disk, Path base, int layer) throws IOException {
+        if (carriedBases.isPresent()) {
+            List<Path> all = carriedBases.get().chainOf(directory, disk);
+            return all.subList(0, Math.min(all.size(), layer + 1));
+        }
+        return Qcow2Chain.upTo(base, layer);
+    }
+
+    /**
+     * Where disk {@code disk}'s base is read from: the manifest's path, or for an image that carries its bases (fetched
+     * from object storage, {@link DiskBases}) its copy's.
+     */
+    public Path diskBase(int disk) {
+        return carriedBases.map(b -> b.fileOf(directory, disk, 0)).orElseGet(() -> Path.of(manifest.disks().get(disk).base()));
+    }
+
+    /** The copies of the image's bases and their chains, for an image that carries them (fetched from object storage). */
+    public java.util.Optional<DiskBases> carriedBases() {
+        return carriedBases;
     }
 
     /**
@@ -489,7 +513,7 @@ public final class CheckpointImage implements AutoCloseable {
             Manifest.Disk disk = manifest.disks().get(l.disk());
             String what = "disk " + disk.node() + " backing layer " + l.layer();
             try {
-                List<Path> chain = Qcow2Chain.upTo(Path.of(disk.base()), l.layer());
+                List<Path> chain = chainOf(l.disk(), diskBase(l.disk()), l.layer());
                 if (l.layer() >= chain.size()) {
                     changes.add(what + ": expected a backing chain of at least " + (l.layer() + 1) + " files, actual " + chain);
                     continue;

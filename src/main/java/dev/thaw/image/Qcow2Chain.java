@@ -56,6 +56,48 @@ public final class Qcow2Chain {
     }
 
     /**
+     * Every file QEMU opens for the qcow2 base {@code base}: the base and its whole backing chain, which a push carries to
+     * another host. Unlike {@link #of}, a chain the walk cannot follow to its end is refused (an {@link IOException} naming
+     * the file): a backing name QEMU reads as a protocol or JSON, one outside the file's first MiB, or more than
+     * {@link #MAX_LAYERS} backing files.
+     */
+    public static List<Path> whole(Path base) throws IOException {
+        List<Path> chain = new ArrayList<>();
+        Path file = base.toAbsolutePath().normalize();
+        while (file != null) {
+            chain.add(file);
+            Path below = backingOf(file);
+            if (below == null && namesBacking(file)) {
+                throw new IOException(file + ": expected a backing file name Thaw can follow (a plain file name inside the file's first "
+                        + DiskIdentity.SAMPLE_BYTES + " bytes), actual another (a protocol, a JSON description, or one beyond them)");
+            }
+            if (below != null && chain.size() > MAX_LAYERS) { // MAX_LAYERS + 1 files already
+                throw new IOException(base + ": expected a backing chain of at most " + MAX_LAYERS + " files below it, actual more: " + chain);
+            }
+            file = below;
+        }
+        return List.copyOf(chain);
+    }
+
+    /** raw or qcow2: what QEMU probes a backing file without a recorded format as (qcow2 by its magic). */
+    public static String formatOf(Path file) throws IOException {
+        try (FileChannel c = open(file)) {
+            ByteBuffer magic = ByteBuffer.allocate(4);
+            readFully(c, magic, 0);
+            return magic.position() == 4 && magic.getInt(0) == MAGIC ? "qcow2" : "raw";
+        }
+    }
+
+    /** Whether a qcow2 file's header names a backing file at all. */
+    private static boolean namesBacking(Path file) throws IOException {
+        try (FileChannel c = open(file)) {
+            ByteBuffer header = ByteBuffer.allocate(16);
+            readFully(c, header, 0);
+            return header.position() == 16 && header.getInt(0) == MAGIC && header.getLong(8) != 0;
+        }
+    }
+
+    /**
      * Opens a file of a chain for reading once it is a regular file or a block device (links followed, as QEMU follows them);
      * anything else (a FIFO, a socket, a character device, a directory) is refused, since opening a FIFO blocks until a
      * writer comes. (A file replaced by a FIFO between the check and the open is not caught.)

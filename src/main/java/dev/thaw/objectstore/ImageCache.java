@@ -1,5 +1,6 @@
 package dev.thaw.objectstore;
 
+import dev.thaw.image.DiskBases;
 import dev.thaw.image.PortableImage;
 import dev.thaw.util.FileTrees;
 import dev.thaw.util.OwnerOnly;
@@ -96,9 +97,11 @@ public final class ImageCache {
         try {
             Path packs = OwnerOnly.createDirectories(root.resolve("packs"));
             Path images = OwnerOnly.createDirectories(root.resolve("images"));
+            Path bases = OwnerOnly.createDirectories(root.resolve(BASES));
             lockFile = FileChannel.open(root.resolve("cache.lock"), Set.of(StandardOpenOption.CREATE, StandardOpenOption.WRITE), OwnerOnly.FILE);
             lock = lock(lockFile);
             removeUnfinished(packs);
+            removeUnfinishedCopies(bases);
             long locked = System.nanoTime();
             Path scratch = OwnerOnly.createDirectories(images.resolve(".fetch-" + UUID.randomUUID().toString().substring(0, 8)));
             try {
@@ -112,15 +115,31 @@ public final class ImageCache {
                     needed.add(p.name());
                     if (!Files.isRegularFile(packs.resolve(p.name()))) missingPacks.add(p);
                 }
-                long missing = missingPacks.stream().mapToLong(PortableImage.Part::byteSize).sum();
-                long need = layout.byteSize() + manifest.bytes();
+                // Disk bases: fetched whole before the restore starts (QEMU reads them, and their identities are checked first).
+                DiskBases listedBases = manifest.manifest().disks().isEmpty() ? null
+                        : ImageFetch.fetchDiskBasesList(store, source.location(), manifest.manifest());
+                java.util.Map<String, Long> neededBases = new java.util.HashMap<>();
+                if (listedBases != null) {
+                    for (DiskBases.Disk d : listedBases.disks()) {
+                        for (DiskBases.Layer l : d.layers()) neededBases.put(ImageFetch.copyName(l), l.identity().byteSize());
+                    }
+                }
+                long baseBytes = neededBases.values().stream().mapToLong(Long::longValue).sum();
+                long missingBaseBytes = neededBases.entrySet().stream().filter(e -> !Files.isRegularFile(bases.resolve(e.getKey())))
+                        .mapToLong(java.util.Map.Entry::getValue).sum();
+                long missingPackBytes = missingPacks.stream().mapToLong(PortableImage.Part::byteSize).sum();
+                long missing = missingPackBytes + missingBaseBytes;
+                long need = layout.byteSize() + manifest.bytes() + baseBytes;
                 if (need > maxBytes) {
                     throw new ObjectStoreException.Unsupported(source + ": expected an image of at most " + maxBytes + " bytes (the cache's"
                             + " bound, " + MAX_BYTES_ENV + "), actual " + need + " bytes");
                 }
                 boolean haveFiles = Files.isRegularFile(directory.resolve(PortableImage.MANIFEST));
-                long evicted = evict(packs, images, needed, directory, missing + (haveFiles ? 0 : need - layout.packs().stream()
-                        .mapToLong(PortableImage.Part::byteSize).sum()));
+                long evicted = evict(packs, images, bases, needed, neededBases.keySet(), directory, missing + (haveFiles ? 0 : need - baseBytes
+                        - layout.packs().stream().mapToLong(PortableImage.Part::byteSize).sum()));
+                ImageFetch.Bases fetchedBases = listedBases == null ? null
+                        : ImageFetch.fetchBases(store, source.location(), listedBases, bases, Path.of("..", "..", BASES));
+                if (fetchedBases != null && !haveFiles) ImageFetch.writeOwnerOnly(scratch.resolve(DiskBases.FILE), fetchedBases.carried().toJson());
                 java.util.function.Predicate<String> skip = lazy ? n -> true : n -> Files.isRegularFile(packs.resolve(n));
                 if (!haveFiles) {
                     // images/ID-CHECKSUM/store -> CACHE/packs
@@ -143,10 +162,17 @@ public final class ImageCache {
                 FileTime now = FileTime.fromMillis(System.currentTimeMillis());
                 Files.setLastModifiedTime(directory, now);
                 for (String n : needed) Files.setLastModifiedTime(packs.resolve(n), now);
-                long reused = lazy ? layout.packs().stream().mapToLong(PortableImage.Part::byteSize).sum() - missing : progress.reusedBytes;
+                for (String n : neededBases.keySet()) touch(bases.resolve(n + USED), now);
+                long reused = lazy ? layout.packs().stream().mapToLong(PortableImage.Part::byteSize).sum() - missingPackBytes : progress.reusedBytes;
+                if (fetchedBases != null) {
+                    progress.objects += fetchedBases.objects() + 1;
+                    progress.bytes += fetchedBases.bytes();
+                    reused += fetchedBases.reusedBytes();
+                }
                 ImageFetch.Report report = new ImageFetch.Report(source.toString(), manifest.manifest().imageId(), directory,
                         progress.objects + 1, progress.bytes + manifest.bytes(), reused, progress.workingSetBytes,
-                        progress.workingSetSeconds, (System.nanoTime() - start) / 1e9, List.copyOf(progress.fetchedPacks));
+                        progress.workingSetSeconds, (System.nanoTime() - start) / 1e9, List.copyOf(progress.fetchedPacks),
+                        fetchedBases == null ? 0 : fetchedBases.bytes());
                 Opened opened = new Opened(directory, report, evicted, lazyPacks, lockFile, lock, settled, new Phases((locked - start) / 1e9,
                         (manifestAt - locked) / 1e9, (filesAt - manifestAt) / 1e9, (indexesAt - filesAt) / 1e9));
                 lockFile = null; // the Opened owns it now
@@ -225,6 +251,26 @@ public final class ImageCache {
         }
     }
 
+    /** Where the disk bases' copies are, shared by the images fetched: named by content and recorded time ({@link ImageFetch#copyName}). */
+    static final String BASES = "bases";
+    /**
+     * Beside a base's copy, an empty file whose modification time says when an image last needed it (the copy's own time is
+     * the one its save recorded, which the restore's identity check compares).
+     */
+    static final String USED = ".used";
+
+    private static void touch(Path file, FileTime time) throws IOException {
+        if (!Files.exists(file)) Files.write(file, new byte[0]);
+        Files.setLastModifiedTime(file, time);
+    }
+
+    /** Copies of bases a fetch left half-written (killed before its rename): deleted. Under the lock. */
+    private static void removeUnfinishedCopies(Path bases) throws IOException {
+        try (Stream<Path> s = Files.list(bases)) {
+            for (Path p : s.filter(p -> p.getFileName().toString().contains(".tmp-")).toList()) Files.deleteIfExists(p);
+        }
+    }
+
     /** Packs a fetch left unfinished (their {@code .partial} marker): deleted, to be fetched anew. Under the lock. */
     private static void removeUnfinished(Path packs) throws IOException {
         try (Stream<Path> s = Files.list(packs)) {
@@ -254,7 +300,8 @@ public final class ImageCache {
     }
 
     /** Deletes least recently used packs and image versions this fetch does not need until {@code incoming} more fits. */
-    private long evict(Path packs, Path images, Set<String> needed, Path keep, long incoming) throws IOException {
+    private long evict(Path packs, Path images, Path bases, Set<String> needed, Set<String> neededBases, Path keep, long incoming)
+            throws IOException {
         record Entry(Path path, long bytes, FileTime used) {}
         List<Entry> candidates = new ArrayList<>();
         long total = 0;
@@ -265,11 +312,31 @@ public final class ImageCache {
                 if (!needed.contains(p.getFileName().toString())) candidates.add(new Entry(p, bytes, Files.getLastModifiedTime(p)));
             }
         }
+        // An image whose restores' disk overlays lie beside it (IMAGE.disks/) keeps its files and its bases' copies, which
+        // those overlays name as their backing: evicting them would leave the restored guests' disks without a base.
+        Set<Path> pinnedImages = new java.util.HashSet<>();
+        Set<String> pinnedBases = new java.util.HashSet<>(neededBases);
         try (Stream<Path> s = Files.list(images)) {
-            for (Path d : s.filter(d -> !d.getFileName().toString().startsWith(".")).toList()) {
+            for (Path d : s.filter(d -> Files.isDirectory(d.resolveSibling(d.getFileName() + ".disks"))).toList()) {
+                pinnedImages.add(d);
+                if (Files.isRegularFile(d.resolve(DiskBases.FILE))) pinnedBases.addAll(DiskBases.copyNames(d.resolve(DiskBases.FILE)));
+            }
+        }
+        try (Stream<Path> s = Files.list(bases)) {
+            for (Path p : s.filter(p -> !p.getFileName().toString().endsWith(USED) && !p.getFileName().toString().contains(".tmp-")).toList()) {
+                long bytes = Files.size(p);
+                total += bytes;
+                Path used = p.resolveSibling(p.getFileName() + USED);
+                FileTime at = Files.exists(used) ? Files.getLastModifiedTime(used) : FileTime.fromMillis(0);
+                if (!pinnedBases.contains(p.getFileName().toString())) candidates.add(new Entry(p, bytes, at));
+            }
+        }
+        try (Stream<Path> s = Files.list(images)) {
+            // IMAGE.disks/ beside an image holds restored guests' disk overlays: theirs, not the cache's to evict
+            for (Path d : s.filter(d -> !d.getFileName().toString().startsWith(".") && !d.getFileName().toString().endsWith(".disks")).toList()) {
                 long bytes = FileTrees.size(d);
                 total += bytes;
-                if (!d.equals(keep)) candidates.add(new Entry(d, bytes, Files.getLastModifiedTime(d)));
+                if (!d.equals(keep) && !pinnedImages.contains(d)) candidates.add(new Entry(d, bytes, Files.getLastModifiedTime(d)));
             }
         }
         candidates.sort(Comparator.comparing(Entry::used));
@@ -277,6 +344,7 @@ public final class ImageCache {
         for (Entry e : candidates) {
             if (total + incoming <= maxBytes) break;
             FileTrees.deleteQuietly(e.path());
+            Files.deleteIfExists(e.path().resolveSibling(e.path().getFileName() + USED));
             total -= e.bytes();
             evicted += e.bytes();
         }

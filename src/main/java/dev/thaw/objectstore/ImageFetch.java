@@ -1,6 +1,8 @@
 package dev.thaw.objectstore;
 
 import dev.thaw.image.CheckpointImage;
+import dev.thaw.image.DiskBases;
+import dev.thaw.image.DiskIdentity;
 import dev.thaw.image.ImageException;
 import dev.thaw.image.Manifest;
 import dev.thaw.image.PortableImage;
@@ -37,9 +39,11 @@ public final class ImageFetch {
      * @param workingSetPackBytes  the working set's copy (0 without a working-set section)
      * @param workingSetSeconds    from the start until that copy was fetched and checked
      * @param fetchedPacks         the packs fetched, in the order they were
+     * @param diskBaseBytes        of {@code fetchedBytes}, the disk bases' files
      */
     public record Report(String image, String imageId, Path directory, int fetchedObjects, long fetchedBytes, long reusedBytes,
-                         long workingSetPackBytes, double workingSetSeconds, double seconds, java.util.List<String> fetchedPacks) {}
+                         long workingSetPackBytes, double workingSetSeconds, double seconds, java.util.List<String> fetchedPacks,
+                         long diskBaseBytes) {}
 
     /** {@code thaw pull}: into {@code parent/NAME}, which must not exist; every checksum verified before it appears. */
     public static Report pull(ObjectStore store, S3Location.Image source, Path parent) {
@@ -52,6 +56,15 @@ public final class ImageFetch {
             OwnerOnly.createDirectories(temp.resolve(PortableImage.STORE));
             Fetched manifest = fetchManifest(store, source, temp);
             Progress p = fetchParts(store, source.location(), manifest.manifest(), temp, temp.resolve(PortableImage.STORE), n -> false, start, true);
+            long baseBytes = 0;
+            if (!manifest.manifest().disks().isEmpty()) {
+                DiskBases listed = fetchDiskBasesList(store, source.location(), manifest.manifest());
+                Bases b = fetchBases(store, source.location(), listed, temp.resolve(PULLED_BASES), Path.of(PULLED_BASES));
+                writeOwnerOnly(temp.resolve(DiskBases.FILE), b.carried().toJson());
+                p.objects += b.objects() + 1;
+                p.bytes += b.bytes();
+                baseBytes = b.bytes();
+            }
             try (CheckpointImage image = CheckpointImage.open(temp)) {
                 image.verify();
             } catch (ImageException e) {
@@ -59,7 +72,7 @@ public final class ImageFetch {
             }
             Files.move(temp, target, StandardCopyOption.ATOMIC_MOVE);
             return new Report(source.toString(), manifest.manifest().imageId(), target, p.objects + 1, p.bytes + manifest.bytes(), 0,
-                    p.workingSetBytes, p.workingSetSeconds, (System.nanoTime() - start) / 1e9, p.fetchedPacks);
+                    p.workingSetBytes, p.workingSetSeconds, (System.nanoTime() - start) / 1e9, p.fetchedPacks, baseBytes);
         } catch (IOException e) {
             throw new ObjectStoreException.Refused("cannot write " + temp + ": " + e, e);
         } finally {
@@ -89,13 +102,94 @@ public final class ImageFetch {
         writeOwnerOnly(file, bytes);
         try {
             Manifest m = PortableImage.readManifest(file);
-            if (!m.disks().isEmpty()) {
-                throw new ObjectStoreException.Unsupported(store.url(key) + ": the image has disks; fetching disk bases is not built yet");
-            }
             return new Fetched(m, PortableImage.fileChecksum(bytes), bytes.length);
         } catch (ImageException e) {
             throw new ObjectStoreException.Corrupt(store.url(key) + ": " + e.getMessage(), e);
         }
+    }
+
+    /** Where a pulled image keeps its disk bases' copies: {@code NAME/bases/}. */
+    static final String PULLED_BASES = "bases";
+    /** The most an image's list of disk bases may hold (a few hundred bytes a file). */
+    static final long MAX_DISK_BASES_BYTES = 1L << 20;
+
+    /** The image's list of disk bases in the bucket, checked against its manifest (disks, nodes, the bases' identities). */
+    static DiskBases fetchDiskBasesList(ObjectStore store, S3Location location, Manifest m) {
+        String key = location.key(S3Location.diskBasesObject(m.imageId()));
+        byte[] json;
+        try {
+            json = store.get(key, MAX_DISK_BASES_BYTES);
+        } catch (ObjectStoreException.NotFound e) {
+            if (e.getMessage().startsWith("bucket ")) throw e;
+            throw new ObjectStoreException.NotFound("the image has disks " + m.disks().stream().map(Manifest.Disk::node).toList()
+                    + ": expected the list of their bases " + store.url(key) + ", actual none", e);
+        }
+        try {
+            return DiskBases.parse(json, m, Path.of(DiskBases.FILE), false);
+        } catch (ImageException e) {
+            throw new ObjectStoreException.Corrupt(store.url(key) + ": " + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * The list with each file's copy (relative to the image directory), the objects and bytes fetched.
+     */
+    record Bases(DiskBases carried, int objects, long bytes, long reusedBytes) {}
+
+    /** The name of a layer's copy: its SHA-256 and its recorded modification time, which the copy is given. */
+    static String copyName(DiskBases.Layer layer) {
+        java.time.Instant t = java.time.Instant.parse(layer.identity().modifiedAt());
+        return layer.sha256() + "-" + t.getEpochSecond() + "." + String.format("%09d", t.getNano());
+    }
+
+    /**
+     * Every file of the list's chains into {@code directory} (named by {@link #copyName}; one already there with the
+     * recorded identity is kept), each checked as it arrives against its SHA-256 and then its identity; {@code fromImage}
+     * is that directory relative to the image's, as the carried list names the copies.
+     */
+    static Bases fetchBases(ObjectStore store, S3Location location, DiskBases listed, Path directory, Path fromImage) throws IOException {
+        OwnerOnly.createDirectories(directory);
+        List<DiskBases.Disk> disks = new java.util.ArrayList<>();
+        java.util.Set<String> done = new java.util.HashSet<>();
+        int objects = 0;
+        long bytes = 0;
+        long reused = 0;
+        for (DiskBases.Disk d : listed.disks()) {
+            List<DiskBases.Layer> layers = new java.util.ArrayList<>();
+            for (DiskBases.Layer layer : d.layers()) {
+                String name = copyName(layer);
+                Path copy = directory.resolve(name);
+                if (done.add(name)) {
+                    if (hasIdentity(copy, layer.identity())) {
+                        reused += layer.identity().byteSize();
+                    } else {
+                        String key = location.key(S3Location.baseObject(layer.sha256()));
+                        java.nio.file.attribute.FileTime time = java.nio.file.attribute.FileTime.from(java.time.Instant.parse(layer.identity().modifiedAt()));
+                        fetch(store, key, new PortableImage.Part(layer.sha256(), layer.identity().byteSize(), new PortableImage.Check.Sha256(layer.sha256())),
+                                copy, "the image's list of disk bases", temp -> Files.setLastModifiedTime(temp, time));
+                        DiskIdentity now = DiskIdentity.of(copy);
+                        if (!layer.identity().differencesTo(now).isEmpty()) {
+                            Files.deleteIfExists(copy);
+                            throw new ObjectStoreException.Corrupt(store.url(key) + " (disk " + d.node() + "): its copy's identity: "
+                                    + String.join("; ", layer.identity().differencesTo(now)) + " (expected: the image's)", null);
+                        }
+                        objects++;
+                        bytes += layer.identity().byteSize();
+                    }
+                }
+                layers.add(layer.withFile(fromImage.resolve(name).toString()));
+            }
+            disks.add(new DiskBases.Disk(d.node(), List.copyOf(layers)));
+        }
+        return new Bases(new DiskBases(List.copyOf(disks)), objects, bytes, reused);
+    }
+
+    /** Whether {@code copy} is there with the identity a layer recorded (a copy damaged since is fetched anew). */
+    private static boolean hasIdentity(Path copy, DiskIdentity identity) throws IOException {
+        if (!Files.isRegularFile(copy, java.nio.file.LinkOption.NOFOLLOW_LINKS)) return false;
+        if (identity.differencesTo(DiskIdentity.of(copy)).isEmpty()) return true;
+        Files.delete(copy);
+        return false;
     }
 
     static final class Progress {
@@ -168,9 +262,23 @@ public final class ImageFetch {
 
     /** One object into {@code target} by range GETs, checked as it arrives, renamed into place once whole. */
     static void fetch(ObjectStore store, String key, PortableImage.Part part, Path target) throws IOException {
+        fetch(store, key, part, target, "manifest", temp -> {});
+    }
+
+    /** What is done to a fetched file once whole and checked, before it is renamed into place. */
+    interface BeforeRename {
+        void accept(Path temp) throws IOException;
+    }
+
+    /**
+     * {@link #fetch}, with {@code beforeRename} applied to the whole, checked file under its temporary name; {@code recordedIn}
+     * names what recorded its size and checksum, for the errors.
+     */
+    static void fetch(ObjectStore store, String key, PortableImage.Part part, Path target, String recordedIn, BeforeRename beforeRename)
+            throws IOException {
         OwnerOnly.createDirectories(target.getParent());
         Path temp = target.resolveSibling(target.getFileName() + ".tmp-" + UUID.randomUUID().toString().substring(0, 8));
-        PartCheck check = new PartCheck(part, store.url(key));
+        PartCheck check = new PartCheck(part, store.url(key), recordedIn);
         byte[] buffer = new byte[1 << 20];
         try (FileChannel out = FileChannel.open(temp, Set.of(StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE), OwnerOnly.FILE)) {
             for (long at = 0; at < part.byteSize(); at += RANGE_BYTES) {
@@ -192,13 +300,14 @@ public final class ImageFetch {
             if (part.byteSize() == 0) check.update(buffer, 0, 0);
             check.finish();
             out.force(true);
+            beforeRename.accept(temp);
             Files.move(temp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
         } finally {
             Files.deleteIfExists(temp);
         }
     }
 
-    private static void writeOwnerOnly(Path file, byte[] bytes) throws IOException {
+    static void writeOwnerOnly(Path file, byte[] bytes) throws IOException {
         try (FileChannel out = FileChannel.open(file, Set.of(StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE), OwnerOnly.FILE)) {
             ByteBuffer b = ByteBuffer.wrap(bytes);
             while (b.hasRemaining()) out.write(b);

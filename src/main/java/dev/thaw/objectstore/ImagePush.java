@@ -1,14 +1,20 @@
 package dev.thaw.objectstore;
 
 import dev.thaw.image.CheckpointImage;
+import dev.thaw.image.DiskBases;
+import dev.thaw.image.DiskIdentity;
+import dev.thaw.image.ImageException;
 import dev.thaw.image.Manifest;
 import dev.thaw.image.PortableImage;
+import dev.thaw.image.Qcow2Chain;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Optional;
 
 /**
@@ -31,10 +37,6 @@ public final class ImagePush {
         long start = System.nanoTime();
         try (CheckpointImage image = CheckpointImage.open(imageDirectory)) {
             Manifest m = image.manifest();
-            if (!m.disks().isEmpty()) {
-                throw new ObjectStoreException.Unsupported("image " + image.directory() + " has disks " + m.disks().stream()
-                        .map(Manifest.Disk::base).toList() + ": pushing disk bases is not built yet, expected an image without disks");
-            }
             PortableImage.Portable portable = PortableImage.portable(image);
             PortableImage.Layout layout = PortableImage.layout(portable.manifest());
             Counts counts = new Counts();
@@ -43,6 +45,12 @@ public final class ImagePush {
             }
             for (PortableImage.Part p : layout.packs()) {
                 upload(store, destination.key(S3Location.packObject(p.name())), image.storeDirectory().resolve(p.name()), p, counts);
+            }
+            if (!m.disks().isEmpty()) {
+                DiskBases bases = pushBases(store, destination, image, counts);
+                byte[] list = bases.toJson();
+                store.put(destination.key(S3Location.diskBasesObject(m.imageId())), list);
+                counts.uploaded(list.length);
             }
             Optional<byte[]> mac = portable.mac();
             if (mac.isPresent()) {
@@ -54,6 +62,100 @@ public final class ImagePush {
             counts.uploaded(portable.file().length);
             return new Report(target.toString(), m.imageId(), counts.uploadedObjects, counts.uploadedBytes, counts.skippedObjects,
                     counts.skippedBytes, portable.rewritten(), (System.nanoTime() - start) / 1e9);
+        }
+    }
+
+    /**
+     * Uploads every file of every disk's chain (the base, then each backing file QEMU opens below it) as an object named by
+     * the SHA-256 of its bytes, unless one of that name and size is there already; each checked first against the identity the
+     * image recorded (the base's, in the manifest; a referenced backing file's, in the disk references; a carried copy's, in
+     * its list), and again after its upload, so that a file written meanwhile is refused, its object deleted. The list.
+     */
+    private static DiskBases pushBases(ObjectStore store, S3Location destination, CheckpointImage image, Counts counts) {
+        List<String> backing = image.backingFileChanges();
+        if (!backing.isEmpty()) {
+            throw new ImageException.Corrupt(image.directory(), 0, String.join("; ", backing) + ": a push carries the disk state the save"
+                    + " froze: put the backing files back as they were, or save the guest again");
+        }
+        List<Manifest.Disk> disks = image.manifest().disks();
+        List<DiskBases.Disk> listed = new ArrayList<>();
+        for (int i = 0; i < disks.size(); i++) {
+            Manifest.Disk d = disks.get(i);
+            Path base = image.diskBase(i);
+            List<Path> chain;
+            try {
+                chain = image.carriedBases().isPresent() ? image.carriedBases().get().chainOf(image.directory(), i)
+                        : d.format().equals("qcow2") ? Qcow2Chain.whole(base) : List.of(base);
+            } catch (IOException e) {
+                throw new ObjectStoreException.Unsupported("image " + image.directory() + ": disk " + d.node() + " (base " + base
+                        + "): its backing chain cannot be carried: " + e.getMessage());
+            }
+            List<DiskBases.Layer> layers = new ArrayList<>();
+            for (int l = 0; l < chain.size(); l++) {
+                Path file = chain.get(l);
+                String what = "disk " + d.node() + (l == 0 ? " base " : " backing layer " + l + " ") + file;
+                String format;
+                DiskIdentity identity;
+                try {
+                    identity = DiskIdentity.of(file);
+                    format = l == 0 ? d.format() : Qcow2Chain.formatOf(file);
+                } catch (IOException e) {
+                    throw new ObjectStoreException.Refused("image " + image.directory() + ": " + what + " cannot be read: " + e.getMessage(), e);
+                }
+                int disk = i;
+                int layer = l;
+                // A local backing file that no reference names has no recorded identity: the base's header names it, its bytes go as they are.
+                DiskIdentity recorded = l == 0 ? d.identity()
+                        : image.carriedBases().map(b -> b.disks().get(disk).layers().get(layer).identity()).orElse(null);
+                if (recorded != null && !recorded.differencesTo(identity).isEmpty()) {
+                    throw new ImageException.Corrupt(file, 0, "image " + image.directory() + ": " + what + " changed since the save: "
+                            + String.join("; ", recorded.differencesTo(identity)) + ". A push carries the disk state the save froze: put it back"
+                            + " as it was, or save the guest again");
+                }
+                String sha = uploadBase(store, destination, file, identity, "image " + image.directory() + ": " + what, counts);
+                layers.add(new DiskBases.Layer(format, identity, sha, null));
+            }
+            listed.add(new DiskBases.Disk(d.node(), List.copyOf(layers)));
+        }
+        return new DiskBases(List.copyOf(listed));
+    }
+
+    /**
+     * One file of a chain as {@code bases/SHA256} (not sent when an object of that name and size is there), its identity
+     * checked again after the upload: a file written meanwhile is refused and its object deleted. Its SHA-256.
+     */
+    private static String uploadBase(ObjectStore store, S3Location destination, Path file, DiskIdentity identity, String what, Counts counts) {
+        String sha = sha256(file);
+        PortableImage.Part part = new PortableImage.Part(sha, identity.byteSize(), new PortableImage.Check.Sha256(sha));
+        String key = destination.key(S3Location.baseObject(sha));
+        if (alreadyThere(store, key, part)) {
+            counts.skippedObjects++;
+            counts.skippedBytes += part.byteSize();
+            return sha;
+        }
+        store.put(key, file);
+        try {
+            List<String> changed = identity.differencesTo(DiskIdentity.of(file));
+            if (!changed.isEmpty()) throw new IOException("changed while it was uploaded: " + String.join("; ", changed));
+        } catch (IOException e) {
+            store.delete(key);
+            throw new ObjectStoreException.Refused(what + ": " + e.getMessage() + "; its object " + store.url(key) + " deleted", e);
+        }
+        counts.uploaded(part.byteSize());
+        return sha;
+    }
+
+    /** SHA-256 of all of {@code file}'s bytes, hex. */
+    private static String sha256(Path file) {
+        try (InputStream in = Files.newInputStream(file)) {
+            java.security.MessageDigest sha = java.security.MessageDigest.getInstance("SHA-256");
+            byte[] buffer = new byte[1 << 20];
+            for (int n; (n = in.read(buffer)) > 0; ) sha.update(buffer, 0, n);
+            return java.util.HexFormat.of().formatHex(sha.digest());
+        } catch (IOException e) {
+            throw new ObjectStoreException.Refused("cannot read " + file + " to upload it: " + e, e);
+        } catch (java.security.NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
         }
     }
 

@@ -151,6 +151,15 @@ public final class ObjectStore implements AutoCloseable {
         }
     }
 
+    /** Deletes an object (none of that name is no error, as S3 has it). */
+    public void delete(String key) {
+        try {
+            client.deleteObject(b -> b.bucket(bucket).key(key));
+        } catch (SdkException e) {
+            throw translate("DELETE", key, e);
+        }
+    }
+
     public void put(String key, byte[] bytes) {
         try {
             client.putObject(b -> b.bucket(bucket).key(key).contentLength((long) bytes.length), RequestBody.fromBytes(bytes));

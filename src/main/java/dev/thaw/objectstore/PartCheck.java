@@ -17,11 +17,18 @@ final class PartCheck {
     private final HashStream64 xxh3;
     private final MessageDigest sha256;
     private final long checkedBytes;
+    private final String recordedIn;
     private long seen;
 
     PartCheck(PortableImage.Part part, String object) {
+        this(part, object, "manifest");
+    }
+
+    /** @param recordedIn what recorded the size and checksum, for the errors */
+    PartCheck(PortableImage.Part part, String object, String recordedIn) {
         this.part = part;
         this.object = object;
+        this.recordedIn = recordedIn;
         switch (part.check()) {
             case PortableImage.Check.FileChecksum f -> {
                 xxh3 = Hashing.xxh3_64().hashStream();
@@ -57,7 +64,7 @@ final class PartCheck {
     /** Throws {@link ObjectStoreException.Corrupt} naming the object unless size and checksum are the manifest's. */
     void finish() {
         if (seen != part.byteSize()) {
-            throw new ObjectStoreException.Corrupt(object + ": expected " + part.byteSize() + " bytes (manifest), actual " + seen, null);
+            throw new ObjectStoreException.Corrupt(object + ": expected " + part.byteSize() + " bytes (" + recordedIn + "), actual " + seen, null);
         }
         String expected;
         String actual;
@@ -77,7 +84,7 @@ final class PartCheck {
         if (!expected.equals(actual)) {
             String what = part.check() instanceof PortableImage.Check.Sha256 ? "SHA-256" : "checksum (XXH3-64 of its first "
                     + checkedBytes + " bytes)";
-            throw new ObjectStoreException.Corrupt(object + ": " + what + ": expected " + expected + " (manifest), actual " + actual, null);
+            throw new ObjectStoreException.Corrupt(object + ": " + what + ": expected " + expected + " (" + recordedIn + "), actual " + actual, null);
         }
     }
 }

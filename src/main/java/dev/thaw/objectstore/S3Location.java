@@ -99,4 +99,14 @@ public record S3Location(String bucket, String prefix) {
     static String packObject(String packFile) {
         return "packs/" + packFile;
     }
+
+    /** A file of a disk base's chain, named by the SHA-256 of its bytes: shared by every image under the prefix that has it. */
+    static String baseObject(String sha256) {
+        return "bases/" + sha256;
+    }
+
+    /** The list of an image's disk bases and their chains ({@link dev.thaw.image.DiskBases}), relative to the prefix. */
+    static String diskBasesObject(String imageId) {
+        return fileObject(imageId, dev.thaw.image.DiskBases.FILE);
+    }
 }

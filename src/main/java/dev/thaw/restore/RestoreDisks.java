@@ -1,6 +1,7 @@
 package dev.thaw.restore;
 
 import dev.thaw.image.CheckpointImage;
+import dev.thaw.image.DiskBases;
 import dev.thaw.image.DiskIdentity;
 import dev.thaw.image.Manifest;
 import dev.thaw.qemu.VmConfig;
@@ -68,10 +69,12 @@ public final class RestoreDisks {
         boolean writableFlash = saved.flash().stream().anyMatch(f -> !f.readOnly());
         if (disks.isEmpty() && !writableFlash) return saved;
         List<VmConfig.Disk> bases = new ArrayList<>();
-        for (Manifest.Disk d : disks) {
+        List<String> backings = new ArrayList<>();
+        for (int i = 0; i < disks.size(); i++) {
+            Manifest.Disk d = disks.get(i);
             VmConfig.Disk base;
             try {
-                base = new VmConfig.Disk(d.node(), d.format(), Path.of(d.base()), d.readOnly(), d.pciAddress(), d.bootIndex());
+                base = new VmConfig.Disk(d.node(), d.format(), image.diskBase(i), d.readOnly(), d.pciAddress(), d.bootIndex());
             } catch (IllegalArgumentException e) {
                 throw new RestoreException("image " + image.directory() + ": the recorded disk is invalid: " + e.getMessage(), e);
             }
@@ -79,15 +82,16 @@ public final class RestoreDisks {
             try {
                 now = DiskIdentity.of(base.file());
             } catch (IOException e) {
-                throw new RestoreException("image " + image.directory() + ": disk " + d.node() + " (base " + d.base() + "): " + e.getMessage(), e);
+                throw new RestoreException("image " + image.directory() + ": disk " + d.node() + " (base " + base.file() + "): " + e.getMessage(), e);
             }
             List<String> changed = d.identity().differencesTo(now);
             if (!changed.isEmpty()) {
-                throw new RestoreException("image " + image.directory() + ": disk " + d.node() + " (base " + d.base()
+                throw new RestoreException("image " + image.directory() + ": disk " + d.node() + " (base " + base.file()
                         + ") changed since the save: " + String.join("; ", changed) + ". Every restore must start from the disk"
                         + " state the save froze: put the base back as it was, or save the guest again", null);
             }
             bases.add(base);
+            backings.add(carriedChain(image, i).orElse(null));
         }
         // The backing files references are read from (format 4) are checked now, before QEMU starts, not at the first page
         // read from one, when the guest has run already.
@@ -98,7 +102,56 @@ public final class RestoreDisks {
         }
         Path dir = overlayDirectory(image, vmName, diskDirectory);
         String where = "image " + image.directory() + ": ";
-        return withOwnFlash(saved, dir, where).withDisks(onOverlays(bases, dir, where));
+        return withOwnFlash(saved, dir, where).withDisks(onOverlays(bases, backings, disks, dir, where));
+    }
+
+    /**
+     * For an image carrying its bases' copies (fetched from object storage) whose disk {@code disk} has backing files: every
+     * copy below the base checked against the identity the push recorded, and the whole chain as QEMU is to open it, a
+     * {@code json:} backing name for the disk's overlay. The copies' own qcow2 headers name the saving host's files, which
+     * QEMU must not follow (they may not exist here, or be other files). Empty for a base without backing files.
+     */
+    private static java.util.Optional<String> carriedChain(CheckpointImage image, int disk) {
+        if (image.carriedBases().isEmpty()) return java.util.Optional.empty();
+        List<DiskBases.Layer> layers = image.carriedBases().get().disks().get(disk).layers();
+        if (layers.size() == 1) return java.util.Optional.empty();
+        Manifest.Disk d = image.manifest().disks().get(disk);
+        List<Path> files = image.carriedBases().get().chainOf(image.directory(), disk);
+        for (int l = 1; l < layers.size(); l++) {
+            List<String> changed;
+            try {
+                changed = layers.get(l).identity().differencesTo(DiskIdentity.of(files.get(l)));
+            } catch (IOException e) {
+                throw new RestoreException("image " + image.directory() + ": disk " + d.node() + " backing layer " + l + " (" + files.get(l) + "): "
+                        + e.getMessage(), e);
+            }
+            if (!changed.isEmpty()) {
+                throw new RestoreException("image " + image.directory() + ": disk " + d.node() + " backing layer " + l + " (" + files.get(l)
+                        + ") changed since it was fetched: " + String.join("; ", changed) + ". Remove it from the cache to fetch it anew", null);
+            }
+        }
+        String spec = "json:" + chainSpec(layers, files);
+        if (spec.getBytes(java.nio.charset.StandardCharsets.UTF_8).length > MAX_BACKING_NAME_BYTES) {
+            throw new RestoreException("image " + image.directory() + ": disk " + d.node() + ": its chain of " + layers.size() + " files as a"
+                    + " backing name: expected at most " + MAX_BACKING_NAME_BYTES + " bytes (qcow2's limit), actual " + spec.length()
+                    + ": move the object storage cache to a shorter path", null);
+        }
+        return java.util.Optional.of(spec);
+    }
+
+    /** QEMU's longest backing file name (block/qcow2.c), which a {@code json:} chain must fit in. */
+    private static final int MAX_BACKING_NAME_BYTES = 1023;
+
+    /** The block options of the chain as JSON: each file's format driver on it, the next as its backing. */
+    static String chainSpec(List<DiskBases.Layer> layers, List<Path> files) {
+        var node = new com.fasterxml.jackson.databind.ObjectMapper().createObjectNode();
+        var at = node;
+        for (int l = 0; l < layers.size(); l++) {
+            at.put("driver", layers.get(l).format());
+            at.putObject("file").put("driver", "file").put("filename", files.get(l).toString());
+            if (l + 1 < layers.size()) at = at.putObject("backing");
+        }
+        return node.toString();
     }
 
     /**
@@ -132,25 +185,37 @@ public final class RestoreDisks {
         } catch (IOException e) {
             throw new RestoreException("cannot create " + directory + " for disk overlays: " + e, e);
         }
-        return config.withDisks(onOverlays(config.disks(), directory, ""));
+        List<String> none = java.util.Collections.nCopies(config.disks().size(), null);
+        return config.withDisks(onOverlays(config.disks(), none, null, directory, ""));
     }
 
-    private static List<VmConfig.Disk> onOverlays(List<VmConfig.Disk> bases, Path dir, String where) {
+    /**
+     * @param backings per disk, null, or a {@code json:} chain its overlay names as its backing file instead of the base's
+     *                 path (then with the disk's virtual size from {@code manifestDisks}, since qemu-img does not open it);
+     *                 a read-only disk with one goes on a read-only overlay, since its own headers name other files
+     */
+    private static List<VmConfig.Disk> onOverlays(List<VmConfig.Disk> bases, List<String> backings, List<Manifest.Disk> manifestDisks,
+                                                  Path dir, String where) {
         List<VmConfig.Disk> launch = new ArrayList<>();
         try {
-            for (VmConfig.Disk base : bases) {
-                if (base.readOnly()) {
+            for (int i = 0; i < bases.size(); i++) {
+                VmConfig.Disk base = bases.get(i);
+                String backing = backings.get(i);
+                if (base.readOnly() && backing == null) {
                     launch.add(base);
                     continue;
                 }
                 Path overlay = dir.resolve(base.node() + ".qcow2");
-                ExternalCommand.Result made = ExternalCommand.run(List.of("qemu-img", "create", "-q", "-f", "qcow2", "-F", base.format(),
-                        "-b", base.file().toString(), overlay.toString()), QEMU_IMG_TIMEOUT);
+                List<String> create = backing == null
+                        ? List.of("qemu-img", "create", "-q", "-f", "qcow2", "-F", base.format(), "-b", base.file().toString(), overlay.toString())
+                        : List.of("qemu-img", "create", "-q", "-f", "qcow2", "-u", "-F", base.format(), "-b", backing, overlay.toString(),
+                                Long.toString(manifestDisks.get(i).virtualByteSize()));
+                ExternalCommand.Result made = ExternalCommand.run(create, QEMU_IMG_TIMEOUT);
                 if (!made.succeeded()) {
                     throw new RestoreException(where + "disk " + base.node() + ": cannot create its overlay " + overlay + " on "
                             + base.file() + ": " + made.describe(), null);
                 }
-                launch.add(base.on(overlay, "qcow2", false));
+                launch.add(base.on(overlay, "qcow2", base.readOnly()));
             }
         } catch (RuntimeException e) {
             FileTrees.deleteQuietly(dir);

@@ -31,6 +31,17 @@ import org.junit.jupiter.api.io.TempDir;
  * saved, every pack whole and checked afterwards. The standard AWS settings are given as the SDK's system properties (a test cannot set environment variables).
  */
 class ObjectStoreRestoreTest {
+    /** Bucket thaw-vms on {@code server}, its settings and the cache's directory as system properties, recorded in {@code set}. */
+    private static void useServer(S3Server server, Path cache, Map<String, String> set) {
+        server.createBucket("thaw-vms");
+        set.put("aws.endpointUrlS3", server.endpoint().toString());
+        set.put("aws.accessKeyId", S3Server.ACCESS_KEY);
+        set.put("aws.secretAccessKey", S3Server.SECRET_KEY);
+        set.put("aws.region", "us-east-1");
+        set.put(ImageCache.DIRECTORY_PROPERTY, cache.toString());
+        set.forEach(System::setProperty);
+    }
+
     @Test
     void aGuestPushedToObjectStorageRestoresFromThereWithItsMemory(@TempDir Path dir) throws Exception {
         Path image = dir.resolve("small");
@@ -44,13 +55,7 @@ class ObjectStoreRestoreTest {
         WorkingSetWriter.attach(image, WorkingSet.of(Estimator.TRACE, queue, queue.size(), "the first 4096 stored pages"));
         Map<String, String> properties = new java.util.LinkedHashMap<>();
         try (S3Server server = new S3Server(dir.resolve("s3"))) {
-            server.createBucket("thaw-vms");
-            properties.put("aws.endpointUrlS3", server.endpoint().toString());
-            properties.put("aws.accessKeyId", S3Server.ACCESS_KEY);
-            properties.put("aws.secretAccessKey", S3Server.SECRET_KEY);
-            properties.put("aws.region", "us-east-1");
-            properties.put(ImageCache.DIRECTORY_PROPERTY, dir.resolve("cache").toString());
-            properties.forEach(System::setProperty);
+            useServer(server, dir.resolve("cache"), properties);
 
             ImageCommandsTest.Run push = ImageCommandsTest.run("push", image.toString(), "s3://thaw-vms/vms", "--json");
             assertThat(push.exit()).as("thaw push: " + push.err()).isZero();
@@ -85,6 +90,62 @@ class ObjectStoreRestoreTest {
             ImageCommandsTest.Run pull = ImageCommandsTest.run("pull", "s3://thaw-vms/vms/small", Files.createDirectories(dir.resolve("pulled")).toString());
             assertThat(pull.exit()).as("thaw pull: " + pull.err()).isZero();
             System.err.println(pull.out().strip());
+        } finally {
+            properties.keySet().forEach(System::clearProperty);
+        }
+    }
+
+    /**
+     * The small demo guest with a writable qcow2 disk (24 MiB over a backing file named by its absolute path) read into its
+     * page cache, saved (its cached disk pages references into both files), pushed with the disk's chain, the chain's files
+     * then moved away: {@code thaw restore s3://}'s way fetches the chain into the cache and restores onto an overlay of the
+     * copies; the guest's memory is the saved one, its page cache still holds the disk, and the disk read past the cache is
+     * the saved one too.
+     */
+    @Test
+    void aGuestWithADiskRestoresFromObjectStorageWithItsDisk(@TempDir Path dir) throws Exception {
+        long mib = 24;
+        Path disk = dev.thaw.testing.CachedDisk.qcow2Chain(Files.createDirectories(dir.resolve("disks")), mib);
+        dev.thaw.qemu.VmConfig config = new dev.thaw.guest.DemoGuest(512, 32, 16).vmConfig("thaw-test-s3-disk", dev.thaw.testing.TestHost.guest(),
+                        dev.thaw.testing.TestHost.qemu(), dev.thaw.testing.TestHost.accel())
+                .withDisks(List.of(new dev.thaw.qemu.VmConfig.Disk("disk0", "qcow2", disk, false, "05.0")));
+        Path image = dir.resolve("withdisk");
+        dev.thaw.testing.CachedDisk cached;
+        try (QemuVm vm = QemuVm.launch(config)) {
+            cached = dev.thaw.testing.CachedDisk.read(vm, mib);
+            dev.thaw.save.Saver.Result saved = dev.thaw.save.Saver.save(vm.qmp(), config, image, dev.thaw.save.Saver.Options.defaults(), p -> {});
+            assertThat(saved.manifest().stats().diskReferenceBytes()).as("the disk the guest read is referenced, not stored")
+                    .isGreaterThanOrEqualTo((mib - 4) << 20);
+            assertThat(saved.manifest().formatVersion()).isEqualTo(dev.thaw.image.Manifest.VERSION_WITH_BACKING_REFS);
+        }
+        Map<String, String> properties = new java.util.LinkedHashMap<>();
+        try (S3Server server = new S3Server(dir.resolve("s3"))) {
+            useServer(server, dir.resolve("cache"), properties);
+
+            ImageCommandsTest.Run push = ImageCommandsTest.run("push", image.toString(), "s3://thaw-vms/vms");
+            assertThat(push.exit()).as("thaw push: " + push.err()).isZero();
+            System.err.println("push: " + push.out().strip());
+            Files.move(dir.resolve("disks"), dir.resolve("disks-gone")); // the saving host's files: the restore must not find them
+
+            ByteArrayOutputStream status = new ByteArrayOutputStream();
+            try (ObjectStoreImages.Source source = ObjectStoreImages.open("s3://thaw-vms/vms/withdisk",
+                    new PrintStream(status, true, StandardCharsets.UTF_8))) {
+                System.err.println(status.toString(StandardCharsets.UTF_8).strip());
+                try (CheckpointImage img = source.openImage()) {
+                    assertThat(img.diskBase(0)).as("the base's copy in the cache").startsWith(dir.resolve("cache/bases"));
+                    Restorer.Outcome o = Restorer.restore(img, Restorer.Mode.LAZY, "thaw-test-s3-disk-lazy", WorkingSetChoice.defaults(),
+                            opt -> opt, m -> {});
+                    try (QemuVm vm = o.vm()) {
+                        System.err.printf("lazy restore of a guest with a disk from object storage: running %.2f s, completed %.2f s%n",
+                                o.runningSeconds(), o.completedSeconds());
+                        cached.assertRestored(vm, "the disk read again, through the restored page cache");
+                        try (dev.thaw.guest.GuestAgent agent = dev.thaw.guest.GuestAgent.connect(vm)) {
+                            agent.awaitReady(java.time.Duration.ofSeconds(30));
+                            assertThat(agent.diskSum(0, mib)).as("the disk read past the cache: the copies' chain").isEqualTo(cached.onDisk());
+                        }
+                    }
+                }
+            }
         } finally {
             properties.keySet().forEach(System::clearProperty);
         }

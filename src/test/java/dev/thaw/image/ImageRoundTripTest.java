@@ -31,7 +31,7 @@ public class ImageRoundTripTest {
         return new dev.thaw.save.ImageSink(writer);
     }
 
-    static SyntheticGuest restoreStream(CheckpointImage image) throws Exception {
+    public static SyntheticGuest restoreStream(CheckpointImage image) throws Exception {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         EagerStreams.write(image, new StreamWriter(out, image.ramBlocks()), p -> {});
         SyntheticGuest back = new SyntheticGuest();

@@ -340,4 +340,173 @@ class ObjectStoreImagesTest {
             assertThat(dir.resolve("fresh/packs/" + pack + ".partial")).as("the damaged pack stays unfinished").exists();
         }
     }
+
+    /**
+     * A synthetic image over a qcow2 chain like a save's (a qcow2 file over a qcow2 backing file it names by its absolute path,
+     * as QEMU's snapshots do), its pages references into both files: in {@code dir}; {@code guest} holds its memory.
+     */
+    record DiskImage(Path image, Path top, Path backing, SyntheticGuest guest) {}
+
+    static DiskImage diskImage(Path dir, Path diskDir, String name, String seed) throws Exception {
+        java.util.Random random = Seeds.random(seed);
+        java.time.Duration timeout = java.time.Duration.ofSeconds(60);
+        Path backing = diskDir.resolve("backing.qcow2");
+        Path top = diskDir.resolve("top.qcow2");
+        if (!Files.exists(top)) {
+            Files.createDirectories(diskDir);
+            Path lower = dev.thaw.testing.RandomFiles.write(diskDir.resolve("lower.raw"), 2, 31);
+            dev.thaw.util.ExternalCommand.check(List.of("qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", lower.toString(),
+                    backing.toString()), timeout);
+            Files.delete(lower);
+            dev.thaw.util.ExternalCommand.check(List.of("qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", backing.toString(),
+                    top.toString()), timeout);
+            Path written = dev.thaw.testing.RandomFiles.write(diskDir.resolve("written.raw"), 1, 37);
+            dev.thaw.util.ExternalCommand.check(List.of("qemu-io", "-f", "qcow2", "-c", "write -s " + written + " 1M 256k", top.toString()), timeout);
+            Files.delete(written);
+        }
+        Path view = dir.resolve(name + ".view.raw");
+        dev.thaw.util.ExternalCommand.check(List.of("qemu-img", "convert", "-q", "-f", "qcow2", "-O", "raw", top.toString(), view.toString()), timeout);
+        byte[] guestDisk = Files.readAllBytes(view);
+        Files.delete(view);
+        SyntheticGuest guest = SyntheticGuest.random(random, 1, 600, 600, 0.2, 0);
+        for (int p = 0; p < 400; p++) guest.pages[0][p] = java.util.Arrays.copyOfRange(guestDisk, (p + 100) * 4096, (p + 101) * 4096);
+        List<dev.thaw.image.DiskPages.Base> bases = new ArrayList<>();
+        for (dev.thaw.save.DiskLayers.Layer layer : dev.thaw.save.DiskLayers.of(top, w -> {})) {
+            dev.thaw.image.DiskIdentity identity = dev.thaw.image.DiskIdentity.of(layer.file());
+            bases.add(new dev.thaw.image.DiskPages.Base(0, layer.layer(), layer.file(), identity, dev.thaw.image.DiskBlockIndex.forBase(layer.file(),
+                    identity, dir.resolve("index-cache"), dev.thaw.save.DiskLayers::dataExtents).index()));
+        }
+        Path image = dir.resolve(name);
+        Manifest m = writeWithDisk(image, guest, bases, new Manifest.Disk("disk0", "04.0", "qcow2", top.toString(), false, guestDisk.length,
+                dev.thaw.image.DiskIdentity.of(top)));
+        assertThat(m.formatVersion()).as("references into the backing file").isEqualTo(Manifest.VERSION_WITH_BACKING_REFS);
+        assertThat(m.stats().diskReferencePageCount()).as("pages taken from the chain").isGreaterThan(300);
+        return new DiskImage(image, top, backing, guest);
+    }
+
+    /** The guest's image in {@code image}, with one disk, its pages equal to blocks of {@code bases} taken from them. */
+    private static Manifest writeWithDisk(Path image, SyntheticGuest guest, List<dev.thaw.image.DiskPages.Base> bases, Manifest.Disk disk) {
+        try (ImageWriter writer = ImageWriter.create(image, ImageWriter.Options.defaults())) {
+            writer.diskBases(bases);
+            dev.thaw.migration.SaveStreamParser.parse(new java.io.ByteArrayInputStream(guest.toStream(50)), new dev.thaw.save.ImageSink(writer));
+            writer.disks(List.of(disk));
+            return writer.commit(new Manifest.Source("7.2.22", null, List.of(), null), "test");
+        }
+    }
+
+    /** A raw base goes alone (no chain to walk): pushed, fetched, its pages read back from its copy. */
+    @Test
+    void anImageOverARawBaseCarriesIt(@TempDir Path dir) throws Exception {
+        Path base = dev.thaw.testing.RandomFiles.write(Files.createDirectories(dir.resolve("disks")).resolve("disk.raw"), 1, 41);
+        byte[] disk = Files.readAllBytes(base);
+        SyntheticGuest guest = SyntheticGuest.random(Seeds.random("anImageOverARawBaseCarriesIt"), 1, 300, 300, 0.2, 0);
+        for (int p = 0; p < 200; p++) guest.pages[0][p] = java.util.Arrays.copyOfRange(disk, p * 4096, (p + 1) * 4096);
+        dev.thaw.image.DiskIdentity identity = dev.thaw.image.DiskIdentity.of(base);
+        Manifest m = writeWithDisk(dir.resolve("raw"), guest, List.of(new dev.thaw.image.DiskPages.Base(0, base, identity,
+                dev.thaw.image.DiskBlockIndex.forBase(base, identity, dir.resolve("index-cache")).index())),
+                new Manifest.Disk("disk0", "04.0", "raw", base.toString(), false, disk.length, identity));
+        assertThat(m.stats().diskReferencePageCount()).isEqualTo(200);
+        try (ObjectStore store = store()) {
+            ImagePush.push(store, dir.resolve("raw"), S3Location.parse("s3://" + BUCKET + "/raw"), "raw");
+            Files.move(dir.resolve("disks"), dir.resolve("disks-gone"));
+            try (ImageCache.Opened o = new ImageCache(dir.resolve("cache"), 1L << 30).open(store, S3Location.parseImage("s3://" + BUCKET + "/raw/raw"), false);
+                 CheckpointImage image = o.openImage()) {
+                assertThat(o.report().diskBaseBytes()).isEqualTo(disk.length);
+                assertThat(image.carriedBases().orElseThrow().chainOf(image.directory(), 0)).containsExactly(image.diskBase(0));
+                assertThat(image.diskBase(0)).startsWith(dir.resolve("cache/bases"));
+                assertThat(image.verify().diskPageCount()).isEqualTo(200);
+                assertThat(SyntheticGuest.sameMemory(guest, ImageRoundTripTest.restoreStream(image))).as("memory as saved").isTrue();
+            }
+        }
+    }
+
+    /**
+     * An image whose pages are references into a qcow2 chain is pushed with its chain (each file an object named by its
+     * SHA-256, a second image of the same disk sharing them) and fetched into the cache with it: with the original files gone,
+     * every page reads back from the copies, which keep the identities the save recorded; a base object whose bytes are not
+     * the recorded ones fails the fetch, naming the object, before anything could start, and leaves no copy.
+     */
+    @Test
+    void anImageWithDiskBasesCarriesThemAndItsPagesRestoreFromTheCopies(@TempDir Path dir) throws Exception {
+        Path disks = dir.resolve("disks");
+        DiskImage first = diskImage(dir, disks, "vm1", "anImageWithDiskBasesCarriesThem");
+        DiskImage second = diskImage(dir, disks, "vm2", "anImageWithDiskBasesCarriesThem2");
+        long chainBytes = Files.size(first.top()) + Files.size(first.backing());
+        String sha = java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-256").digest(Files.readAllBytes(first.backing())));
+        S3Location prefix = S3Location.parse("s3://" + BUCKET + "/disks");
+        try (ObjectStore store = store()) {
+            ImagePush.Report one = ImagePush.push(store, first.image(), prefix, "vm1");
+            assertThat(one.uploadedBytes()).as("the image and both files of its chain").isGreaterThan(chainBytes + dev.thaw.util.FileTrees.size(first.image()));
+            assertThat(store.size(prefix.key("bases/" + sha))).as("the backing file, named by its SHA-256").contains(Files.size(first.backing()));
+            ImagePush.Report two = ImagePush.push(store, second.image(), prefix, "vm2");
+            System.out.printf("push with a qcow2 chain of %d bytes: %d bytes in %.3f s; a second image of the disk: %d bytes, %d already there%n",
+                    chainBytes, one.uploadedBytes(), one.seconds(), two.uploadedBytes(), two.skippedBytes());
+            assertThat(two.skippedBytes()).as("the second image shares the chain's objects").isEqualTo(chainBytes);
+            assertThat(two.uploadedBytes()).isLessThan(one.uploadedBytes() - chainBytes / 2);
+
+            Files.move(disks, dir.resolve("disks-gone")); // the saving host's files: the restore must not read them
+            ImageCache cache = new ImageCache(dir.resolve("cache"), 1L << 30);
+            try (ImageCache.Opened o = cache.open(store, S3Location.parseImage("s3://" + BUCKET + "/disks/vm1"), false);
+                 CheckpointImage image = o.openImage()) {
+                assertThat(image.diskBase(0)).as("the base's copy").startsWith(dir.resolve("cache/bases"));
+                assertThat(image.carriedBases().orElseThrow().chainOf(image.directory(), 0)).hasSize(2)
+                        .allSatisfy(f -> assertThat(f).startsWith(dir.resolve("cache/bases")));
+                assertThat(dev.thaw.image.DiskIdentity.of(image.diskBase(0))).as("the copy's identity is the save's")
+                        .isEqualTo(image.manifest().disks().getFirst().identity());
+                assertThat(image.backingFileChanges()).as("the backing file's copy has its recorded identity").isEmpty();
+                assertThat(image.verify().diskPageCount()).as("every referenced block read from the copies").isGreaterThan(300);
+                assertThat(SyntheticGuest.sameMemory(first.guest(), ImageRoundTripTest.restoreStream(image))).as("memory as saved").isTrue();
+            }
+            try (ImageCache.Opened o = cache.open(store, S3Location.parseImage("s3://" + BUCKET + "/disks/vm2"), false)) {
+                assertThat(o.report().reusedBytes()).as("the second image finds the chain's copies in the cache").isGreaterThanOrEqualTo(chainBytes);
+            }
+
+            // A copy damaged in the cache (its time put back) is fetched anew by the next open.
+            Path copy;
+            try (ImageCache.Opened o = cache.open(store, S3Location.parseImage("s3://" + BUCKET + "/disks/vm1"), false);
+                 CheckpointImage image = o.openImage()) {
+                assertThat(o.report().diskBaseBytes()).as("nothing fetched: the copies are here").isZero();
+                copy = image.diskBase(0);
+            }
+            java.nio.file.attribute.FileTime time = Files.getLastModifiedTime(copy);
+            byte[] bytes = Files.readAllBytes(copy);
+            bytes[100] ^= 1;
+            Files.write(copy, bytes);
+            Files.setLastModifiedTime(copy, time);
+            try (ImageCache.Opened o = cache.open(store, S3Location.parseImage("s3://" + BUCKET + "/disks/vm1"), false);
+                 CheckpointImage image = o.openImage()) {
+                assertThat(o.report().diskBaseBytes()).as("the damaged copy fetched anew").isEqualTo(Files.size(copy));
+                assertThat(dev.thaw.image.DiskIdentity.of(copy)).isEqualTo(image.manifest().disks().getFirst().identity());
+            }
+
+            // A restore's overlays beside vm1 in the cache keep its bases' copies there, whatever else a fetch evicts.
+            Path vm1 = cache.fetch(store, S3Location.parseImage("s3://" + BUCKET + "/disks/vm1")).directory();
+            Files.createDirectory(vm1.resolveSibling(vm1.getFileName() + ".disks"));
+            ImagePush.push(store, image(dir.resolve("plain"), SyntheticGuest.random(Seeds.random("plain"), 1, 300, 300, 0.2, 0), null), prefix, "plain");
+            ImageCache small = new ImageCache(dir.resolve("cache"), dev.thaw.util.FileTrees.size(dir.resolve("plain")) + (64 << 10));
+            ImageCache.Fetched plain = small.fetch(store, S3Location.parseImage("s3://" + BUCKET + "/disks/plain"));
+            assertThat(plain.evictedBytes()).as("the second image's files and packs evicted").isPositive();
+            try (Stream<Path> copies = Files.list(dir.resolve("cache/bases"))) {
+                assertThat(copies.filter(f -> !f.toString().endsWith(".used")).count()).as("both copies kept").isEqualTo(2);
+            }
+            assertThat(vm1).exists();
+
+            Path pulled = Files.createDirectories(dir.resolve("pulled"));
+            ImageFetch.Report p = ImageFetch.pull(store, S3Location.parseImage("s3://" + BUCKET + "/disks/vm1"), pulled);
+            try (CheckpointImage image = CheckpointImage.open(p.directory())) {
+                assertThat(image.diskBase(0)).startsWith(p.directory().resolve("bases"));
+                assertThat(SyntheticGuest.sameMemory(first.guest(), ImageRoundTripTest.restoreStream(image))).as("pulled: memory as saved").isTrue();
+            }
+
+            // The backing file's object replaced by other bytes of its size: a new cache's fetch refuses it.
+            String key = damage(store, prefix.key("bases/" + sha));
+            ImageCache fresh = new ImageCache(dir.resolve("cache2"), 1L << 30);
+            assertThatThrownBy(() -> fresh.open(store, S3Location.parseImage("s3://" + BUCKET + "/disks/vm1"), false))
+                    .isInstanceOf(ObjectStoreException.Corrupt.class)
+                    .hasMessageStartingWith("s3://" + BUCKET + "/" + key + ": SHA-256: expected " + sha + " (the image's list of disk bases), actual ");
+            try (Stream<Path> left = Files.list(dir.resolve("cache2/bases"))) {
+                assertThat(left.map(f -> f.getFileName().toString())).as("no copy of the damaged object").noneMatch(n -> n.startsWith(sha));
+            }
+        }
+    }
 }

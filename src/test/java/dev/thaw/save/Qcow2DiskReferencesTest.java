@@ -10,9 +10,7 @@ import dev.thaw.qemu.VmConfig;
 import dev.thaw.restore.Restorer;
 import dev.thaw.restore.WorkingSetChoice;
 import dev.thaw.testing.CachedDisk;
-import dev.thaw.testing.RandomFiles;
 import dev.thaw.testing.TestHost;
-import dev.thaw.util.ExternalCommand;
 import java.nio.file.Path;
 import java.util.List;
 import org.junit.jupiter.api.Test;
@@ -30,14 +28,7 @@ class Qcow2DiskReferencesTest {
 
     @Test
     void pagesTheQcow2ChainHoldsAreReferencesAndRestoreIdentically(@TempDir Path dir) throws Exception {
-        Path lower = RandomFiles.write(dir.resolve("lower.raw"), DISK_MIB, 23);
-        Path backing = dir.resolve("backing.qcow2");
-        Path disk = dir.resolve("disk.qcow2");
-        java.time.Duration timeout = java.time.Duration.ofSeconds(60);
-        ExternalCommand.check(List.of("qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", lower.toString(), backing.toString()), timeout);
-        ExternalCommand.check(List.of("qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", backing.toString(), disk.toString()), timeout);
-        Path written = RandomFiles.write(dir.resolve("written.raw"), 8, 29);
-        ExternalCommand.check(List.of("qemu-io", "-f", "qcow2", "-c", "write -s " + written + " 8M 8M", disk.toString()), timeout);
+        Path disk = CachedDisk.qcow2Chain(dir, DISK_MIB);
 
         VmConfig config = new DemoGuest(512, 32, 16).vmConfig("thaw-test-qcow2-refs", TestHost.guest(), TestHost.qemu(), TestHost.accel())
                 .withDisks(List.of(new VmConfig.Disk("disk0", "qcow2", disk, true, "05.0")));

@@ -42,4 +42,23 @@ public record CachedDisk(long mib, GuestAgent.DiskSum onDisk, GuestAgent.MemSum 
         }
         RestoredGuest.assertSameMemoryAndRunsOn(restored, before, lastSeq);
     }
+
+    /**
+     * A qcow2 disk of {@code mib} MiB as a save of a disk that ran on snapshots finds it: {@code disk.qcow2} holding 8 MiB the
+     * guest wrote (at 8 MiB) over {@code backing.qcow2}, named by its absolute path, both written by qemu-img, their clusters
+     * not at their guest offsets. Returns the top file.
+     */
+    public static java.nio.file.Path qcow2Chain(java.nio.file.Path dir, long mib) throws Exception {
+        java.nio.file.Path lower = RandomFiles.write(dir.resolve("lower.raw"), mib, 23);
+        java.nio.file.Path backing = dir.resolve("backing.qcow2");
+        java.nio.file.Path disk = dir.resolve("disk.qcow2");
+        Duration timeout = Duration.ofSeconds(60);
+        dev.thaw.util.ExternalCommand.check(java.util.List.of("qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", lower.toString(),
+                backing.toString()), timeout);
+        dev.thaw.util.ExternalCommand.check(java.util.List.of("qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", backing.toString(),
+                disk.toString()), timeout);
+        java.nio.file.Path written = RandomFiles.write(dir.resolve("written.raw"), 8, 29);
+        dev.thaw.util.ExternalCommand.check(java.util.List.of("qemu-io", "-f", "qcow2", "-c", "write -s " + written + " 8M 8M", disk.toString()), timeout);
+        return disk;
+    }
 }
