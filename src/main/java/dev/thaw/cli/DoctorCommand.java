@@ -37,7 +37,7 @@ final class DoctorCommand implements Callable<Integer> {
             System.out.print(report.render());
             System.out.printf("  %-4s %-22s %s%n", "", "host page mapping", pages.describe());
             dev.thaw.host.HugePagePool.state().ifPresent(p -> System.out.printf("  %-4s %-22s %s%s%n", "", "2 MiB page pool", p.describe(),
-                    p.pageCount() == 0 ? " (thaw hugepages reserve --mib N keeps N MiB backed for ws restores)" : ""));
+                    p.persistentPageCount() == 0 ? " (thaw hugepages reserve --mib N keeps N MiB backed for ws restores)" : ""));
         }
         return report.ready() ? 0 : 1;
     }

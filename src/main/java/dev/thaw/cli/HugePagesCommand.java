@@ -67,6 +67,6 @@ final class HugePagesCommand implements Callable<Integer> {
         } else {
             System.out.println("2 MiB pool: " + after.describe());
         }
-        return after.pageCount() < (action.equals("reserve") ? HugePagePool.pagesFor(mib << 20) : 0) ? 1 : 0;
+        return after.persistentPageCount() < (action.equals("reserve") ? HugePagePool.pagesFor(mib << 20) : 0) ? 1 : 0;
     }
 }

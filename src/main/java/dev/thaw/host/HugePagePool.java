@@ -30,24 +30,31 @@ public final class HugePagePool {
     private HugePagePool() {}
 
     /**
-     * The 2 MiB pool as the kernel counts it.
+     * The 2 MiB pages as the kernel counts them.
      *
-     * @param pageCount       persistent pages ({@code nr_hugepages})
-     * @param freePageCount   pages no mapping has faulted in ({@code free_hugepages})
+     * @param hugePageCount    every 2 MiB hugetlb page, persistent and surplus ({@code nr_hugepages} reads both; writing it
+     *                         sets the persistent count)
+     * @param freePageCount    pages no mapping has faulted in ({@code free_hugepages})
      * @param reservedPageCount free pages promised to mappings already made ({@code resv_hugepages}: a QEMU reserves all of its
      *                          guest RAM when it maps it)
      * @param surplusPageCount pages taken beyond the pool ({@code surplus_hugepages}), freed to the kernel when released
      * @param overcommitPageCount how many surplus pages the kernel may take ({@code nr_overcommit_hugepages})
      */
-    public record State(long pageCount, long freePageCount, long reservedPageCount, long surplusPageCount, long overcommitPageCount) {
-        /** Pool pages a new mapping can have: free and not promised. */
+    public record State(long hugePageCount, long freePageCount, long reservedPageCount, long surplusPageCount, long overcommitPageCount) {
+        /** The persistent pool: pages never given back to the kernel. */
+        public long persistentPageCount() {
+            return Math.max(0, hugePageCount - surplusPageCount);
+        }
+
+        /** Pool pages a new mapping can have: free and not promised (free surplus pages exist only while promised). */
         public long availablePageCount() {
-            return Math.max(0, Math.min(pageCount, freePageCount - reservedPageCount));
+            return Math.max(0, Math.min(persistentPageCount(), freePageCount - reservedPageCount));
         }
 
         public String describe() {
             return String.format("%d persistent 2 MiB pages (%d MiB), %d of them free for a new restore; %d surplus, up to %d allowed",
-                    pageCount, pageCount * (PAGE_BYTES >> 20), availablePageCount(), surplusPageCount, overcommitPageCount);
+                    persistentPageCount(), persistentPageCount() * (PAGE_BYTES >> 20), availablePageCount(), surplusPageCount,
+                    overcommitPageCount);
         }
     }
 
@@ -80,12 +87,24 @@ public final class HugePagePool {
         if (pageCount < 0) throw new IllegalArgumentException("huge page pool: expected a page count >= 0, actual " + pageCount);
         State before = state().orElseThrow(() -> new IllegalStateException("huge page pool: this kernel has no 2 MiB hugetlb pages ("
                 + DIR + " is missing)"));
-        if (pageCount > before.pageCount()) write("nr_hugepages", pageCount);
-        State after = state().orElseThrow();
-        long free = after.availablePageCount();
-        long start = System.nanoTime();
-        if (free > 0) touch(free);
-        return new Reserved(before.pageCount(), pageCount, after.pageCount(), free, System.nanoTime() - start);
+        long persistentBefore = before.persistentPageCount();
+        if (pageCount > persistentBefore) write("nr_hugepages", pageCount); // sets the persistent count
+        try {
+            State after = state().orElseThrow();
+            long free = after.availablePageCount();
+            long start = System.nanoTime();
+            if (free > 0) touch(free);
+            return new Reserved(persistentBefore, pageCount, after.persistentPageCount(), free, System.nanoTime() - start);
+        } catch (RuntimeException | Error e) {
+            if (pageCount > persistentBefore) {
+                try {
+                    resize(persistentBefore); // nothing reserved is kept by a reservation that failed
+                } catch (RuntimeException r) {
+                    e.addSuppressed(r);
+                }
+            }
+            throw e;
+        }
     }
 
     /**

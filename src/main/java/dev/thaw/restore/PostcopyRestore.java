@@ -389,16 +389,26 @@ public final class PostcopyRestore {
 
         static Launch start(dev.thaw.qemu.VmConfig config, List<String> launchArgs, Runnable release) {
             Launch l = new Launch();
-            Thread.ofPlatform().daemon().name("launch-" + config.name()).start(() -> {
-                try {
-                    QemuVm launched = QemuVm.launch(config, launchArgs, true);
-                    if (release != null) launched.onClose(release);
-                    l.vm.complete(launched);
-                } catch (Throwable t) {
-                    if (release != null) release.run();
-                    l.vm.completeExceptionally(t);
-                }
-            });
+            try {
+                Thread.ofPlatform().daemon().name("launch-" + config.name()).start(() -> {
+                    try {
+                        QemuVm launched = QemuVm.launch(config, launchArgs, true);
+                        if (release != null) launched.onClose(release);
+                        l.vm.complete(launched);
+                    } catch (Throwable t) {
+                        try {
+                            if (release != null) release.run();
+                        } catch (Throwable r) {
+                            t.addSuppressed(r);
+                        } finally {
+                            l.vm.completeExceptionally(t); // always: await() has no timeout of its own
+                        }
+                    }
+                });
+            } catch (Throwable t) { // no thread: nothing launched
+                if (release != null) release.run();
+                throw t;
+            }
             return l;
         }
 
@@ -413,9 +423,19 @@ public final class PostcopyRestore {
             }
         }
 
-        /** After a failure before or during {@link #await}: the QEMU (if it came up) closed, now or as soon as it does. */
+        /**
+         * After a failure before or during {@link #await}: waits for the launch to end (bounded by {@link QemuVm#launch}'s own
+         * timeouts) and closes the QEMU if it came up, on the caller's thread: a command that exits right after the failure would
+         * otherwise halt the launch's daemon thread before it closed QEMU or gave back its hugetlb allowance.
+         */
         void abandon() {
-            vm.thenAccept(QemuVm::close);
+            QemuVm launched;
+            try {
+                launched = vm.join();
+            } catch (java.util.concurrent.CompletionException | java.util.concurrent.CancellationException e) {
+                return; // the launch failed and gave back what it took
+            }
+            launched.close();
         }
     }
 
