@@ -121,7 +121,7 @@ public final class ImageCache {
                 java.util.Map<String, Long> neededBases = new java.util.HashMap<>();
                 if (listedBases != null) {
                     for (DiskBases.Disk d : listedBases.disks()) {
-                        for (DiskBases.Layer l : d.layers()) neededBases.put(ImageFetch.copyName(l), l.identity().byteSize());
+                        for (DiskBases.Layer l : d.layers()) neededBases.put(DiskBases.copyName(l), l.identity().byteSize());
                     }
                 }
                 long baseBytes = neededBases.values().stream().mapToLong(Long::longValue).sum();
@@ -138,8 +138,12 @@ public final class ImageCache {
                 long evicted = evict(packs, images, bases, needed, neededBases.keySet(), directory, missing + (haveFiles ? 0 : need - baseBytes
                         - layout.packs().stream().mapToLong(PortableImage.Part::byteSize).sum()));
                 ImageFetch.Bases fetchedBases = listedBases == null ? null
-                        : ImageFetch.fetchBases(store, source.location(), listedBases, bases, Path.of("..", "..", BASES));
-                if (fetchedBases != null && !haveFiles) ImageFetch.writeOwnerOnly(scratch.resolve(DiskBases.FILE), fetchedBases.carried().toJson());
+                        : ImageFetch.fetchBases(store, source.location(), listedBases, bases);
+                if (fetchedBases != null && !haveFiles) {
+                    // images/ID-CHECKSUM/bases -> CACHE/bases: the list names its copies there, as a pulled image's
+                    Files.createSymbolicLink(scratch.resolve(DiskBases.DIRECTORY), Path.of("..", "..", BASES));
+                    ImageFetch.writeOwnerOnly(scratch.resolve(DiskBases.FILE), fetchedBases.carried().toJson());
+                }
                 java.util.function.Predicate<String> skip = lazy ? n -> true : n -> Files.isRegularFile(packs.resolve(n));
                 if (!haveFiles) {
                     // images/ID-CHECKSUM/store -> CACHE/packs
@@ -251,7 +255,7 @@ public final class ImageCache {
         }
     }
 
-    /** Where the disk bases' copies are, shared by the images fetched: named by content and recorded time ({@link ImageFetch#copyName}). */
+    /** Where the disk bases' copies are, shared by the images fetched: named by content and recorded time ({@link DiskBases#copyName}). */
     static final String BASES = "bases";
     /**
      * Beside a base's copy, an empty file whose modification time says when an image last needed it (the copy's own time is
