@@ -102,7 +102,22 @@ public final class RestoreDisks {
         }
         Path dir = overlayDirectory(image, vmName, diskDirectory);
         String where = "image " + image.directory() + ": ";
-        return withOwnFlash(saved, dir, where).withDisks(onOverlays(bases, backings, disks, dir, where));
+        try {
+            return withOwnFlash(saved, dir, where).withDisks(onOverlays(bases, backings, disks, dir, where));
+        } catch (RuntimeException e) {
+            // An empty IMAGE.disks/ would pin a cached image and its bases' copies (ImageCache) with no overlay to keep.
+            if (diskDirectory.isEmpty()) removeIfEmpty(dir.getParent());
+            throw e;
+        }
+    }
+
+    /** Deletes {@code directory} if it is empty (a concurrent restore's overlays keep it). */
+    static void removeIfEmpty(Path directory) {
+        try {
+            Files.deleteIfExists(directory);
+        } catch (IOException e) {
+            // not empty (DirectoryNotEmptyException), or already gone: nothing to do
+        }
     }
 
     /**
