@@ -232,11 +232,16 @@ public final class CheckpointImage implements AutoCloseable {
         checkNames(file(ImageWriter.MANIFEST), manifest);
     }
 
+    /** Names an image directory holds besides its manifest's files: no listed file may take one. */
+    private static final java.util.Set<String> RESERVED_NAMES = java.util.Set.of(ImageWriter.MANIFEST, DiskBases.FILE, DiskBases.DIRECTORY);
+
     /** {@link #checkNames()} for a manifest read elsewhere (a fetched one, before anything is written by its names). */
     static void checkNames(Path path, Manifest manifest) {
         for (Manifest.FileEntry f : manifest.files()) {
-            if (!f.name().matches("[A-Za-z0-9][A-Za-z0-9._-]*") || f.name().equals(ImageWriter.MANIFEST)) {
-                throw new ImageException.Corrupt(path, 0, "file name: expected a plain file name inside the image, actual '" + f.name() + "'");
+            // The carried list of disk bases and its copies' directory are written by a fetch before the listed files.
+            if (!f.name().matches("[A-Za-z0-9][A-Za-z0-9._-]*") || RESERVED_NAMES.contains(f.name())) {
+                throw new ImageException.Corrupt(path, 0, "file name: expected a plain file name inside the image other than "
+                        + RESERVED_NAMES + ", actual '" + f.name() + "'");
             }
         }
         for (Manifest.PackEntry p : manifest.storage().packs()) {

@@ -359,7 +359,7 @@ public final class ImageWriter implements AutoCloseable {
                 blockEntries, ramSectionId, ramSectionVersion,
                 new Manifest.Storage(options.codec().name().toLowerCase(java.util.Locale.ROOT), options.zstdLevel(),
                         options.groupPageCount(), storePath, packs),
-                files, stats, addressOrder ? "address" : "arrival", disks, List.copyOf(guestFiles), pageCacheDrop);
+                files, stats, addressOrder ? "address" : "arrival", disks, List.copyOf(guestFiles), pageCacheDrop, null);
         byte[] manifestBody;
         try (FramedWriter out = new FramedWriter(temp.resolve(MANIFEST), FileKind.MANIFEST, imageId)) {
             manifestBody = JSON.writeValueAsBytes(manifest);

@@ -22,6 +22,10 @@ import java.util.List;
  * reader of this one reads an image without it as before; the readers before it refuse an image with it, naming the
  * unknown field, as they do any field they do not know.
  *
+ * <p>{@code diskBasesSha256} is written by a push of an image with disks into the manifest it uploads: the SHA-256 of the
+ * list of the disks' bases it uploads ({@link DiskBases#sha256()}), which binds that list (which files QEMU opens, which
+ * SHA-256s their copies are checked against) to the manifest and so to its MAC. Readers before it refuse it, naming it.
+ *
  * <p>A disk's {@code bootIndex} is written only for a disk that has one, so an image of a guest without one reads as before;
  * readers before it refuse one with it, naming the field. An image of a QEMU Thaw did not start may also record, in its
  * saved configuration's {@code extraArgs}, arguments older readers do not allow ({@code -device e1000} or {@code e1000e},
@@ -35,7 +39,9 @@ public record Manifest(int formatVersion, String imageId, String createdAt, Stri
                        Storage storage, List<FileEntry> files, Stats stats, String pageOrder, List<Disk> disks,
                        List<GuestFile> guestFiles,
                        @com.fasterxml.jackson.annotation.JsonInclude(com.fasterxml.jackson.annotation.JsonInclude.Include.NON_NULL)
-                       PageCacheDrop pageCacheDrop) {
+                       PageCacheDrop pageCacheDrop,
+                       @com.fasterxml.jackson.annotation.JsonInclude(com.fasterxml.jackson.annotation.JsonInclude.Include.NON_NULL)
+                       String diskBasesSha256) {
     private static final ObjectMapper JSON = new ObjectMapper().findAndRegisterModules();
     public static final int VERSION_WITH_DISKS = 2;
     /** Pages taken from the disk bases: a disk-reference table and page-map entries naming it. */
@@ -68,7 +74,13 @@ public record Manifest(int formatVersion, String imageId, String createdAt, Stri
     /** The same manifest with another working-set section's file list (a working-set attach). */
     Manifest withFiles(List<FileEntry> newFiles, Storage newStorage) {
         return new Manifest(formatVersion, imageId, createdAt, thawVersion, source, ramBlocks, ramSectionId, ramSectionVersion,
-                newStorage, newFiles, stats, pageOrder, disks, guestFiles, pageCacheDrop);
+                newStorage, newFiles, stats, pageOrder, disks, guestFiles, pageCacheDrop, diskBasesSha256);
+    }
+
+    /** The same manifest recording another list of disk bases ({@link DiskBases#sha256()}; a push). */
+    Manifest withDiskBasesSha256(String sha256) {
+        return new Manifest(formatVersion, imageId, createdAt, thawVersion, source, ramBlocks, ramSectionId, ramSectionVersion,
+                storage, files, stats, pageOrder, disks, guestFiles, pageCacheDrop, sha256);
     }
 
     /** Reads and checks {@code manifest.thaw} (frame, checksum, JSON). */
@@ -148,6 +160,10 @@ public record Manifest(int formatVersion, String imageId, String createdAt, Stri
             if (!GUEST_FILE_ROLE.matcher(require(file, g.role(), "guestFiles[].role")).matches()) {
                 throw corrupt(file, "guestFiles[].role: expected kernel, initrd, firmware, flash0 or flash1, actual '" + g.role() + "'");
             }
+        }
+        if (diskBasesSha256 != null && (disks.isEmpty() || !diskBasesSha256.matches("[0-9a-f]{64}"))) {
+            throw corrupt(file, "diskBasesSha256: expected the SHA-256 (64 hex digits) of the list of an image's disk bases, and disks,"
+                    + " actual '" + diskBasesSha256 + "' and " + disks.size() + " disks");
         }
         if (pageCacheDrop != null) {
             if (pageCacheDrop.dropCachesValue() < 1 || pageCacheDrop.dropCachesValue() > 3) {

@@ -59,8 +59,10 @@ public final class PortableImage {
     }
 
     /**
-     * The manifest as object storage holds it: the image's own bytes when its store is its own, else a manifest that
-     * differs only in naming {@value ImageWriter#DEFAULT_STORE} as its store (framed anew, same image id).
+     * The manifest as object storage holds it: the image's own bytes when its store is its own and it records
+     * {@code diskBasesSha256} (the {@link DiskBases#sha256()} of the list of disk bases the push uploads; null for an image
+     * without disks), else a manifest that differs only in naming {@value ImageWriter#DEFAULT_STORE} as its store and
+     * recording that SHA-256 (framed anew, same image id; MACed anew when the image has a MAC).
      *
      * @param file    the framed manifest file's bytes
      * @param mac     {@code image.mac}'s bytes for that manifest, if the image has one: the image's own, or recomputed with
@@ -73,21 +75,26 @@ public final class PortableImage {
         }
     }
 
-    public static Portable portable(CheckpointImage image) {
+    public static Portable portable(CheckpointImage image, String diskBasesSha256) {
         Path dir = image.directory();
         Path manifestPath = dir.resolve(MANIFEST);
         Path macPath = dir.resolve(MAC);
         try {
             Optional<byte[]> mac = Files.exists(macPath) ? Optional.of(Files.readAllBytes(macPath)) : Optional.empty();
             Manifest m = image.manifest();
-            if (m.storage().storeDirectory().equals(STORE)) return new Portable(m, Files.readAllBytes(manifestPath), false, mac);
+            boolean ownStore = m.storage().storeDirectory().equals(STORE);
+            if (ownStore && java.util.Objects.equals(m.diskBasesSha256(), diskBasesSha256)) {
+                return new Portable(m, Files.readAllBytes(manifestPath), false, mac);
+            }
             Manifest.Storage s = m.storage();
-            Manifest own = m.withFiles(m.files(), new Manifest.Storage(s.codec(), s.zstdLevel(), s.groupPageCount(), STORE, s.packs()));
+            Manifest own = m.withFiles(m.files(), new Manifest.Storage(s.codec(), s.zstdLevel(), s.groupPageCount(), STORE, s.packs()))
+                    .withDiskBasesSha256(diskBasesSha256);
             byte[] body = ImageWriter.JSON.writeValueAsBytes(own);
             if (mac.isPresent()) {
-                ImageMac.Key key = ImageMac.configured().orElseThrow(() -> new ImageException.CannotWrite(macPath, "the image has a MAC and"
-                        + " its manifest names a shared store, which a portable manifest replaces by its own: expected a key in "
-                        + ImageMac.KEY_ENV + " to MAC the new manifest with, actual none", null));
+                String why = ownStore ? "its manifest is to record the SHA-256 of its disk bases' list" : "its manifest names a shared store,"
+                        + " which a portable manifest replaces by its own";
+                ImageMac.Key key = ImageMac.configured().orElseThrow(() -> new ImageException.CannotWrite(macPath, "the image has a MAC and "
+                        + why + ": expected a key in " + ImageMac.KEY_ENV + " to MAC the new manifest with, actual none", null));
                 mac = Optional.of((ImageMac.compute(key, body, own, dir) + "\n").getBytes(java.nio.charset.StandardCharsets.US_ASCII));
             }
             return new Portable(own, framed(FileKind.MANIFEST, java.util.UUID.fromString(m.imageId()), body), true, mac);

@@ -51,6 +51,10 @@
  * first ({@code thaw save --drop-caches}): the value written to {@code /proc/sys/vm/drop_caches} (1-3; 0 is invalid), the
  * guest's page cache ({@code Buffers + Cached}) and free memory before and after in bytes, whether its balloon reported
  * the freed pages, and the drop's nanoseconds. It changes nothing a restore does, so the version stays (docs/image-format.md).
+ * <p>Optional with disks: {@code diskBasesSha256}, written only into the manifest a push uploads: the SHA-256 (hex) of the
+ * list of the disks' bases it uploads ({@link dev.thaw.image.DiskBases#sha256()}); an image directory's
+ * {@code disk-bases.json} must match it (docs/object-storage.md). A manifest may not list files named
+ * {@code disk-bases.json} or {@code bases}.
  *
  * <h2>pagemap.thaw</h2>
  * Body: for each RAM block in manifest order: u32 page count, then that many u64 entries.

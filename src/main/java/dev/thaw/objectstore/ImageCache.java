@@ -34,6 +34,7 @@ import java.util.stream.Stream;
  * extent as it reads it. It never writes into the bucket.
  */
 public final class ImageCache {
+    private static final org.slf4j.Logger log = org.slf4j.LoggerFactory.getLogger(ImageCache.class);
     public static final long DEFAULT_MAX_BYTES = 16L << 30;
     public static final String MAX_BYTES_ENV = "THAW_OBJECTSTORE_CACHE_BYTES";
     static final Duration LOCK_TIMEOUT = Duration.ofMinutes(5);
@@ -121,7 +122,7 @@ public final class ImageCache {
                 java.util.Map<String, Long> neededBases = new java.util.HashMap<>();
                 if (listedBases != null) {
                     for (DiskBases.Disk d : listedBases.disks()) {
-                        for (DiskBases.Layer l : d.layers()) neededBases.put(ImageFetch.copyName(l), l.identity().byteSize());
+                        for (DiskBases.Layer l : d.layers()) neededBases.put(DiskBases.copyName(l), l.identity().byteSize());
                     }
                 }
                 long baseBytes = neededBases.values().stream().mapToLong(Long::longValue).sum();
@@ -138,8 +139,12 @@ public final class ImageCache {
                 long evicted = evict(packs, images, bases, needed, neededBases.keySet(), directory, missing + (haveFiles ? 0 : need - baseBytes
                         - layout.packs().stream().mapToLong(PortableImage.Part::byteSize).sum()));
                 ImageFetch.Bases fetchedBases = listedBases == null ? null
-                        : ImageFetch.fetchBases(store, source.location(), listedBases, bases, Path.of("..", "..", BASES));
-                if (fetchedBases != null && !haveFiles) ImageFetch.writeOwnerOnly(scratch.resolve(DiskBases.FILE), fetchedBases.carried().toJson());
+                        : ImageFetch.fetchBases(store, source.location(), listedBases, bases);
+                if (fetchedBases != null && !haveFiles) {
+                    // images/ID-CHECKSUM/bases -> CACHE/bases: the list names its copies there, as a pulled image's
+                    Files.createSymbolicLink(scratch.resolve(DiskBases.DIRECTORY), Path.of("..", "..", BASES));
+                    ImageFetch.writeOwnerOnly(scratch.resolve(DiskBases.FILE), fetchedBases.carried().toJson());
+                }
                 java.util.function.Predicate<String> skip = lazy ? n -> true : n -> Files.isRegularFile(packs.resolve(n));
                 if (!haveFiles) {
                     // images/ID-CHECKSUM/store -> CACHE/packs
@@ -251,7 +256,7 @@ public final class ImageCache {
         }
     }
 
-    /** Where the disk bases' copies are, shared by the images fetched: named by content and recorded time ({@link ImageFetch#copyName}). */
+    /** Where the disk bases' copies are, shared by the images fetched: named by content and recorded time ({@link DiskBases#copyName}). */
     static final String BASES = "bases";
     /**
      * Beside a base's copy, an empty file whose modification time says when an image last needed it (the copy's own time is
@@ -299,6 +304,22 @@ public final class ImageCache {
         }
     }
 
+    /** Where the restores of a cached image keep their overlays: {@code IMAGE.disks/} (RestoreDisks#directoryFor). */
+    private static Path overlaysOf(Path image) {
+        return image.resolveSibling(image.getFileName() + ".disks");
+    }
+
+    /**
+     * Whether {@code directory} holds a file (a restore's overlay): an empty one, or one of empty directories (left by a
+     * failed restore, or by a user who deleted the overlays), pins nothing.
+     */
+    static boolean holdsOverlays(Path directory) throws IOException {
+        if (!Files.isDirectory(directory, java.nio.file.LinkOption.NOFOLLOW_LINKS)) return false;
+        try (Stream<Path> s = Files.walk(directory)) {
+            return s.anyMatch(p -> !Files.isDirectory(p, java.nio.file.LinkOption.NOFOLLOW_LINKS));
+        }
+    }
+
     /** Deletes least recently used packs and image versions this fetch does not need until {@code incoming} more fits. */
     private long evict(Path packs, Path images, Path bases, Set<String> needed, Set<String> neededBases, Path keep, long incoming)
             throws IOException {
@@ -317,9 +338,18 @@ public final class ImageCache {
         Set<Path> pinnedImages = new java.util.HashSet<>();
         Set<String> pinnedBases = new java.util.HashSet<>(neededBases);
         try (Stream<Path> s = Files.list(images)) {
-            for (Path d : s.filter(d -> Files.isDirectory(d.resolveSibling(d.getFileName() + ".disks"))).toList()) {
+            for (Path d : s.filter(d -> !d.getFileName().toString().endsWith(".disks")).toList()) {
+                if (!holdsOverlays(overlaysOf(d))) continue;
                 pinnedImages.add(d);
-                if (Files.isRegularFile(d.resolve(DiskBases.FILE))) pinnedBases.addAll(DiskBases.copyNames(d.resolve(DiskBases.FILE)));
+                Path list = d.resolve(DiskBases.FILE);
+                if (!Files.isRegularFile(list)) continue;
+                try {
+                    pinnedBases.addAll(DiskBases.copyNames(list));
+                } catch (IOException | RuntimeException e) {
+                    // One damaged list must not fail every fetch: its image stays, its copies become evictable.
+                    log.warn("cache {}: {} cannot be read ({}): its image is kept for the overlays beside it, its bases' copies are not",
+                            root, list, e.toString());
+                }
             }
         }
         try (Stream<Path> s = Files.list(bases)) {

@@ -59,7 +59,7 @@ public final class ImageFetch {
             long baseBytes = 0;
             if (!manifest.manifest().disks().isEmpty()) {
                 DiskBases listed = fetchDiskBasesList(store, source.location(), manifest.manifest());
-                Bases b = fetchBases(store, source.location(), listed, temp.resolve(PULLED_BASES), Path.of(PULLED_BASES));
+                Bases b = fetchBases(store, source.location(), listed, temp.resolve(DiskBases.DIRECTORY));
                 writeOwnerOnly(temp.resolve(DiskBases.FILE), b.carried().toJson());
                 p.objects += b.objects() + 1;
                 p.bytes += b.bytes();
@@ -108,12 +108,13 @@ public final class ImageFetch {
         }
     }
 
-    /** Where a pulled image keeps its disk bases' copies: {@code NAME/bases/}. */
-    static final String PULLED_BASES = "bases";
     /** The most an image's list of disk bases may hold (a few hundred bytes a file). */
     static final long MAX_DISK_BASES_BYTES = 1L << 20;
 
-    /** The image's list of disk bases in the bucket, checked against its manifest (disks, nodes, the bases' identities). */
+    /**
+     * The image's list of disk bases in the bucket, checked against its manifest: the SHA-256 the manifest records (which its
+     * MAC covers), disks, nodes, the bases' identities.
+     */
     static DiskBases fetchDiskBasesList(ObjectStore store, S3Location location, Manifest m) {
         String key = location.key(S3Location.diskBasesObject(m.imageId()));
         byte[] json;
@@ -136,18 +137,12 @@ public final class ImageFetch {
      */
     record Bases(DiskBases carried, int objects, long bytes, long reusedBytes) {}
 
-    /** The name of a layer's copy: its SHA-256 and its recorded modification time, which the copy is given. */
-    static String copyName(DiskBases.Layer layer) {
-        java.time.Instant t = java.time.Instant.parse(layer.identity().modifiedAt());
-        return layer.sha256() + "-" + t.getEpochSecond() + "." + String.format("%09d", t.getNano());
-    }
-
     /**
-     * Every file of the list's chains into {@code directory} (named by {@link #copyName}; one already there with the
-     * recorded identity is kept), each checked as it arrives against its SHA-256 and then its identity; {@code fromImage}
-     * is that directory relative to the image's, as the carried list names the copies.
+     * Every file of the list's chains into {@code directory} (named by {@link DiskBases#copyName}; one already there with the
+     * recorded identity is kept), each checked as it arrives against its SHA-256 and then its identity; the image's
+     * {@value DiskBases#FILE} names them in its {@value DiskBases#DIRECTORY} directory, which is {@code directory} or links to it.
      */
-    static Bases fetchBases(ObjectStore store, S3Location location, DiskBases listed, Path directory, Path fromImage) throws IOException {
+    static Bases fetchBases(ObjectStore store, S3Location location, DiskBases listed, Path directory) throws IOException {
         OwnerOnly.createDirectories(directory);
         List<DiskBases.Disk> disks = new java.util.ArrayList<>();
         java.util.Set<String> done = new java.util.HashSet<>();
@@ -157,7 +152,7 @@ public final class ImageFetch {
         for (DiskBases.Disk d : listed.disks()) {
             List<DiskBases.Layer> layers = new java.util.ArrayList<>();
             for (DiskBases.Layer layer : d.layers()) {
-                String name = copyName(layer);
+                String name = DiskBases.copyName(layer);
                 Path copy = directory.resolve(name);
                 if (done.add(name)) {
                     if (hasIdentity(copy, layer.identity())) {
@@ -177,7 +172,7 @@ public final class ImageFetch {
                         bytes += layer.identity().byteSize();
                     }
                 }
-                layers.add(layer.withFile(fromImage.resolve(name).toString()));
+                layers.add(layer.withFile(DiskBases.DIRECTORY + "/" + name));
             }
             disks.add(new DiskBases.Disk(d.node(), List.copyOf(layers)));
         }

@@ -37,17 +37,18 @@ public final class ImagePush {
         long start = System.nanoTime();
         try (CheckpointImage image = CheckpointImage.open(imageDirectory)) {
             Manifest m = image.manifest();
-            PortableImage.Portable portable = PortableImage.portable(image);
-            PortableImage.Layout layout = PortableImage.layout(portable.manifest());
             Counts counts = new Counts();
+            // The bases first: the manifest uploaded records their list's SHA-256, which binds the list to it (and its MAC).
+            DiskBases bases = m.disks().isEmpty() ? null : pushBases(store, destination, image, counts);
+            PortableImage.Portable portable = PortableImage.portable(image, bases == null ? null : bases.sha256());
+            PortableImage.Layout layout = PortableImage.layout(portable.manifest());
             for (PortableImage.Part f : layout.files()) {
                 upload(store, destination.key(S3Location.fileObject(m.imageId(), f.name())), image.directory().resolve(f.name()), f, counts);
             }
             for (PortableImage.Part p : layout.packs()) {
                 upload(store, destination.key(S3Location.packObject(p.name())), image.storeDirectory().resolve(p.name()), p, counts);
             }
-            if (!m.disks().isEmpty()) {
-                DiskBases bases = pushBases(store, destination, image, counts);
+            if (bases != null) {
                 byte[] list = bases.toJson();
                 store.put(destination.key(S3Location.diskBasesObject(m.imageId())), list);
                 counts.uploaded(list.length);

@@ -102,25 +102,41 @@ public final class RestoreDisks {
         }
         Path dir = overlayDirectory(image, vmName, diskDirectory);
         String where = "image " + image.directory() + ": ";
-        return withOwnFlash(saved, dir, where).withDisks(onOverlays(bases, backings, disks, dir, where));
+        try {
+            return withOwnFlash(saved, dir, where).withDisks(onOverlays(bases, backings, disks, dir, where));
+        } catch (RuntimeException e) {
+            // An empty IMAGE.disks/ would pin a cached image and its bases' copies (ImageCache) with no overlay to keep.
+            if (diskDirectory.isEmpty()) removeIfEmpty(dir.getParent());
+            throw e;
+        }
+    }
+
+    /** Deletes {@code directory} if it is empty (a concurrent restore's overlays keep it). */
+    static void removeIfEmpty(Path directory) {
+        try {
+            Files.deleteIfExists(directory);
+        } catch (IOException e) {
+            // not empty (DirectoryNotEmptyException), or already gone: nothing to do
+        }
     }
 
     /**
-     * For an image carrying its bases' copies (fetched from object storage) whose disk {@code disk} has backing files: every
+     * For an image carrying its bases' copies (fetched from object storage) whose disk {@code disk} has a qcow2 base: every
      * copy below the base checked against the identity the push recorded, and the whole chain as QEMU is to open it, a
-     * {@code json:} backing name for the disk's overlay. The copies' own qcow2 headers name the saving host's files, which
-     * QEMU must not follow (they may not exist here, or be other files). Empty for a base without backing files.
+     * {@code json:} backing name for the disk's overlay, ended explicitly. The copies' own qcow2 headers name the saving
+     * host's files, which QEMU must not follow (they may not exist here, or be other files). Empty for a raw base.
      */
     private static java.util.Optional<String> carriedChain(CheckpointImage image, int disk) {
         if (image.carriedBases().isEmpty()) return java.util.Optional.empty();
         List<DiskBases.Layer> layers = image.carriedBases().get().disks().get(disk).layers();
-        if (layers.size() == 1) return java.util.Optional.empty();
+        if (layers.getFirst().format().equals("raw")) return java.util.Optional.empty();
         Manifest.Disk d = image.manifest().disks().get(disk);
-        List<Path> files = image.carriedBases().get().chainOf(image.directory(), disk);
-        for (int l = 1; l < layers.size(); l++) {
+        List<Path> files = new ArrayList<>(image.carriedBases().get().chainOf(image.directory(), disk));
+        for (int l = 0; l < layers.size(); l++) {
             List<String> changed;
             try {
-                changed = layers.get(l).identity().differencesTo(DiskIdentity.of(files.get(l)));
+                files.set(l, files.get(l).toRealPath()); // the cache's copies, not through its images' links: a shorter name
+                changed = l == 0 ? List.of() : layers.get(l).identity().differencesTo(DiskIdentity.of(files.get(l)));
             } catch (IOException e) {
                 throw new RestoreException("image " + image.directory() + ": disk " + d.node() + " backing layer " + l + " (" + files.get(l) + "): "
                         + e.getMessage(), e);
@@ -142,7 +158,10 @@ public final class RestoreDisks {
     /** QEMU's longest backing file name (block/qcow2.c), which a {@code json:} chain must fit in. */
     private static final int MAX_BACKING_NAME_BYTES = 1023;
 
-    /** The block options of the chain as JSON: each file's format driver on it, the next as its backing. */
+    /**
+     * The block options of the chain as JSON: each file's format driver on it, the next as its backing, and none below the
+     * last ({@code "backing": null} on a qcow2 one), so that no header's backing name is followed.
+     */
     static String chainSpec(List<DiskBases.Layer> layers, List<Path> files) {
         var node = new com.fasterxml.jackson.databind.ObjectMapper().createObjectNode();
         var at = node;
@@ -150,6 +169,7 @@ public final class RestoreDisks {
             at.put("driver", layers.get(l).format());
             at.putObject("file").put("driver", "file").put("filename", files.get(l).toString());
             if (l + 1 < layers.size()) at = at.putObject("backing");
+            else if (layers.get(l).format().equals("qcow2")) at.putNull("backing");
         }
         return node.toString();
     }

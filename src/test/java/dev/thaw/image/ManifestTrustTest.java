@@ -51,7 +51,7 @@ class ManifestTrustTest {
 
     private static Manifest withDrop(Manifest m, Manifest.PageCacheDrop drop) {
         return new Manifest(m.formatVersion(), m.imageId(), m.createdAt(), m.thawVersion(), m.source(), m.ramBlocks(), m.ramSectionId(),
-                m.ramSectionVersion(), m.storage(), m.files(), m.stats(), m.pageOrder(), m.disks(), m.guestFiles(), drop);
+                m.ramSectionVersion(), m.storage(), m.files(), m.stats(), m.pageOrder(), m.disks(), m.guestFiles(), drop, m.diskBasesSha256());
     }
 
     /** The dropped page cache is written only when there was a drop, read back as written, and a drop_caches value of 0 is refused. */

@@ -394,18 +394,28 @@ class ObjectStoreImagesTest {
         }
     }
 
-    /** A raw base goes alone (no chain to walk): pushed, fetched, its pages read back from its copy. */
-    @Test
-    void anImageOverARawBaseCarriesIt(@TempDir Path dir) throws Exception {
-        Path base = dev.thaw.testing.RandomFiles.write(Files.createDirectories(dir.resolve("disks")).resolve("disk.raw"), 1, 41);
+    /** {@code DIR/raw}, an image whose first {@code referenced} pages are references into a raw base of {@code mib} MiB, {@code DIR/disks/disk.raw}. */
+    record RawBaseImage(byte[] disk, SyntheticGuest guest, Manifest manifest) {}
+
+    static RawBaseImage rawBaseImage(Path dir, String seed, long mib, int referenced) throws IOException {
+        Path base = dev.thaw.testing.RandomFiles.write(Files.createDirectories(dir.resolve("disks")).resolve("disk.raw"), mib, seed.length());
         byte[] disk = Files.readAllBytes(base);
-        SyntheticGuest guest = SyntheticGuest.random(Seeds.random("anImageOverARawBaseCarriesIt"), 1, 300, 300, 0.2, 0);
-        for (int p = 0; p < 200; p++) guest.pages[0][p] = java.util.Arrays.copyOfRange(disk, p * 4096, (p + 1) * 4096);
+        SyntheticGuest guest = SyntheticGuest.random(Seeds.random(seed), 1, 300, 300, 0.2, 0);
+        for (int p = 0; p < referenced; p++) guest.pages[0][p] = java.util.Arrays.copyOfRange(disk, p * 4096, (p + 1) * 4096);
         dev.thaw.image.DiskIdentity identity = dev.thaw.image.DiskIdentity.of(base);
         Manifest m = writeWithDisk(dir.resolve("raw"), guest, List.of(new dev.thaw.image.DiskPages.Base(0, base, identity,
                 dev.thaw.image.DiskBlockIndex.forBase(base, identity, dir.resolve("index-cache")).index())),
                 new Manifest.Disk("disk0", "04.0", "raw", base.toString(), false, disk.length, identity));
-        assertThat(m.stats().diskReferencePageCount()).isEqualTo(200);
+        return new RawBaseImage(disk, guest, m);
+    }
+
+    /** A raw base goes alone (no chain to walk): pushed, fetched, its pages read back from its copy. */
+    @Test
+    void anImageOverARawBaseCarriesIt(@TempDir Path dir) throws Exception {
+        RawBaseImage raw = rawBaseImage(dir, "anImageOverARawBaseCarriesIt", 1, 200);
+        byte[] disk = raw.disk();
+        SyntheticGuest guest = raw.guest();
+        assertThat(raw.manifest().stats().diskReferencePageCount()).isEqualTo(200);
         try (ObjectStore store = store()) {
             ImagePush.push(store, dir.resolve("raw"), S3Location.parse("s3://" + BUCKET + "/raw"), "raw");
             Files.move(dir.resolve("disks"), dir.resolve("disks-gone"));
@@ -413,7 +423,8 @@ class ObjectStoreImagesTest {
                  CheckpointImage image = o.openImage()) {
                 assertThat(o.report().diskBaseBytes()).isEqualTo(disk.length);
                 assertThat(image.carriedBases().orElseThrow().chainOf(image.directory(), 0)).containsExactly(image.diskBase(0));
-                assertThat(image.diskBase(0)).startsWith(dir.resolve("cache/bases"));
+                assertThat(image.diskBase(0)).startsWith(image.directory().resolve("bases"));
+                assertThat(image.diskBase(0).toRealPath()).startsWith(dir.toRealPath().resolve("cache/bases"));
                 assertThat(image.verify().diskPageCount()).isEqualTo(200);
                 assertThat(SyntheticGuest.sameMemory(guest, ImageRoundTripTest.restoreStream(image))).as("memory as saved").isTrue();
             }
@@ -448,9 +459,9 @@ class ObjectStoreImagesTest {
             ImageCache cache = new ImageCache(dir.resolve("cache"), 1L << 30);
             try (ImageCache.Opened o = cache.open(store, S3Location.parseImage("s3://" + BUCKET + "/disks/vm1"), false);
                  CheckpointImage image = o.openImage()) {
-                assertThat(image.diskBase(0)).as("the base's copy").startsWith(dir.resolve("cache/bases"));
+                assertThat(image.diskBase(0).toRealPath()).as("the base's copy").startsWith(dir.toRealPath().resolve("cache/bases"));
                 assertThat(image.carriedBases().orElseThrow().chainOf(image.directory(), 0)).hasSize(2)
-                        .allSatisfy(f -> assertThat(f).startsWith(dir.resolve("cache/bases")));
+                        .allSatisfy(f -> assertThat(f.toRealPath()).startsWith(dir.toRealPath().resolve("cache/bases")));
                 assertThat(dev.thaw.image.DiskIdentity.of(image.diskBase(0))).as("the copy's identity is the save's")
                         .isEqualTo(image.manifest().disks().getFirst().identity());
                 assertThat(image.backingFileChanges()).as("the backing file's copy has its recorded identity").isEmpty();
@@ -481,7 +492,7 @@ class ObjectStoreImagesTest {
 
             // A restore's overlays beside vm1 in the cache keep its bases' copies there, whatever else a fetch evicts.
             Path vm1 = cache.fetch(store, S3Location.parseImage("s3://" + BUCKET + "/disks/vm1")).directory();
-            Files.createDirectory(vm1.resolveSibling(vm1.getFileName() + ".disks"));
+            Files.write(Files.createDirectories(vm1.resolveSibling(vm1.getFileName() + ".disks").resolve("vm1-1")).resolve("disk0.qcow2"), new byte[1]);
             ImagePush.push(store, image(dir.resolve("plain"), SyntheticGuest.random(Seeds.random("plain"), 1, 300, 300, 0.2, 0), null), prefix, "plain");
             ImageCache small = new ImageCache(dir.resolve("cache"), dev.thaw.util.FileTrees.size(dir.resolve("plain")) + (64 << 10));
             ImageCache.Fetched plain = small.fetch(store, S3Location.parseImage("s3://" + BUCKET + "/disks/plain"));
@@ -507,6 +518,75 @@ class ObjectStoreImagesTest {
             try (Stream<Path> left = Files.list(dir.resolve("cache2/bases"))) {
                 assertThat(left.map(f -> f.getFileName().toString())).as("no copy of the damaged object").noneMatch(n -> n.startsWith(sha));
             }
+        }
+    }
+
+    /**
+     * The list of disk bases in the bucket is bound to the manifest: a list whose base is another object (same size, same
+     * first and last MiB, so that its identity matches) is refused by a pull and a restore's fetch, naming the list and
+     * both SHA-256s, before any copy is made.
+     */
+    @Test
+    void aListOfDiskBasesNotTheManifestsIsRefused(@TempDir Path dir) throws Exception {
+        byte[] disk = rawBaseImage(dir, "aListOfDiskBasesNotTheManifestsIsRefused", 3, 100).disk();
+        S3Location prefix = S3Location.parse("s3://" + BUCKET + "/forged");
+        try (ObjectStore store = store()) {
+            ImagePush.push(store, dir.resolve("raw"), prefix, "raw");
+            String listKey;
+            try (CheckpointImage pushed = CheckpointImage.open(dir.resolve("raw"))) {
+                listKey = prefix.key(S3Location.diskBasesObject(pushed.manifest().imageId()));
+            }
+            byte[] forgedDisk = disk.clone();
+            forgedDisk[disk.length / 2] ^= 1; // the middle MiB: outside what a disk identity samples
+            String forgedSha = java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-256").digest(forgedDisk));
+            store.put(prefix.key("bases/" + forgedSha), forgedDisk);
+            String list = new String(store.get(listKey, 1 << 20), java.nio.charset.StandardCharsets.UTF_8);
+            String sha = java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-256").digest(disk));
+            assertThat(list).contains(sha);
+            store.put(listKey, list.replace(sha, forgedSha).getBytes(java.nio.charset.StandardCharsets.UTF_8));
+
+            Path pulled = Files.createDirectories(dir.resolve("pulled"));
+            assertThatThrownBy(() -> ImageFetch.pull(store, S3Location.parseImage("s3://" + BUCKET + "/forged/raw"), pulled))
+                    .isInstanceOf(ObjectStoreException.Corrupt.class)
+                    .hasMessageContaining(store.url(listKey) + ": ")
+                    .hasMessageContaining("disk bases: expected the list whose SHA-256 the manifest records (diskBasesSha256 ")
+                    .hasMessageContaining("actual a list with SHA-256 ");
+            assertThat(pulled).isEmptyDirectory();
+            ImageCache cache = new ImageCache(dir.resolve("cache"), 1L << 30);
+            assertThatThrownBy(() -> cache.open(store, S3Location.parseImage("s3://" + BUCKET + "/forged/raw"), false))
+                    .isInstanceOf(ObjectStoreException.Corrupt.class).hasMessageContaining("diskBasesSha256");
+            try (Stream<Path> copies = Files.list(dir.resolve("cache/bases"))) {
+                assertThat(copies).as("no copy made").isEmpty();
+            }
+        }
+    }
+
+    /**
+     * Only overlays pin a cached image: an empty {@code IMAGE.disks/} (a failed restore's, or one whose overlays the user
+     * deleted) does not; and a pinned image whose carried list is damaged stays pinned, without failing the fetch that evicts.
+     */
+    @Test
+    void anEmptyOverlayDirectoryPinsNothingAndADamagedListFailsNoFetch(@TempDir Path dir) throws Exception {
+        S3Location prefix = S3Location.parse("s3://" + BUCKET + "/pins");
+        try (ObjectStore store = store()) {
+            for (String name : List.of("a", "b", "c")) {
+                ImagePush.push(store, image(dir.resolve(name), SyntheticGuest.random(Seeds.random("pins-" + name), 1, 300, 300, 0.2, 0), null),
+                        prefix, name);
+            }
+            ImageCache cache = new ImageCache(dir.resolve("cache"), dev.thaw.util.FileTrees.size(dir.resolve("a")) * 3 / 2);
+            Path a = cache.fetch(store, S3Location.parseImage("s3://" + BUCKET + "/pins/a")).directory();
+            Files.createDirectories(a.resolveSibling(a.getFileName() + ".disks").resolve("a-1")); // a failed restore's, emptied
+            java.nio.file.attribute.FileTime old = java.nio.file.attribute.FileTime.fromMillis(0);
+            Files.setLastModifiedTime(a, old); // the least recently used: the first to go, unless pinned
+            Path b = cache.fetch(store, S3Location.parseImage("s3://" + BUCKET + "/pins/b")).directory();
+            assertThat(a).as("an empty IMAGE.disks/ pins nothing: evicted for b").doesNotExist();
+
+            Files.write(Files.createDirectories(b.resolveSibling(b.getFileName() + ".disks").resolve("b-1")).resolve("disk0.qcow2"), new byte[1]);
+            Files.write(b.resolve(dev.thaw.image.DiskBases.FILE), "{not json".getBytes(java.nio.charset.StandardCharsets.UTF_8));
+            Files.setLastModifiedTime(b, old);
+            ImageCache.Fetched c = cache.fetch(store, S3Location.parseImage("s3://" + BUCKET + "/pins/c"));
+            assertThat(c.directory()).exists();
+            assertThat(b).as("pinned by its overlay, its damaged list notwithstanding").exists();
         }
     }
 }

@@ -19,4 +19,17 @@ class RestoreDisksChainTest {
                 "{\"driver\":\"qcow2\",\"file\":{\"driver\":\"file\",\"filename\":\"/c/a\"},\"backing\":{\"driver\":\"qcow2\",\"file\":"
                         + "{\"driver\":\"file\",\"filename\":\"/c/b\"},\"backing\":{\"driver\":\"raw\",\"file\":{\"driver\":\"file\",\"filename\":\"/c/c\"}}}}");
     }
+
+    /** A chain that ends on a qcow2 file (or is one alone) says so: QEMU must not follow the backing name in its header. */
+    @Test
+    void aQcow2ChainEndsExplicitly() {
+        DiskIdentity id = new DiskIdentity(1, "2026-11-30T09:00:00Z", "00".repeat(32));
+        DiskBases.Layer a = new DiskBases.Layer("qcow2", id, "aa".repeat(32), "a");
+        DiskBases.Layer b = new DiskBases.Layer("qcow2", id, "bb".repeat(32), "b");
+        assertThat(RestoreDisks.chainSpec(List.of(a), List.of(Path.of("/c/a")))).isEqualTo(
+                "{\"driver\":\"qcow2\",\"file\":{\"driver\":\"file\",\"filename\":\"/c/a\"},\"backing\":null}");
+        assertThat(RestoreDisks.chainSpec(List.of(a, b), List.of(Path.of("/c/a"), Path.of("/c/b")))).isEqualTo(
+                "{\"driver\":\"qcow2\",\"file\":{\"driver\":\"file\",\"filename\":\"/c/a\"},\"backing\":{\"driver\":\"qcow2\",\"file\":"
+                        + "{\"driver\":\"file\",\"filename\":\"/c/b\"},\"backing\":null}}");
+    }
 }
