@@ -192,6 +192,19 @@ public final class HugePages {
     private static final Object OVERCOMMIT_KNOB = new Object();
 
     /**
+     * What gives back {@code count} pages that a Thaw now dead allowed for the QEMU this process resumed: without it, every
+     * hugetlb restore whose Thaw was killed left its allowance raised for good.
+     */
+    public static Runnable takeOverAllowance(long count) {
+        Path knob = overcommitKnob();
+        return () -> {
+            synchronized (OVERCOMMIT_KNOB) {
+                lower(knob, count);
+            }
+        };
+    }
+
+    /**
      * The surplus-page knob of 2 MiB pages: the per-size one in sysfs ({@code /proc/sys/vm/nr_overcommit_hugepages} is the
      * default size's, 1 GiB on some hosts), else the /proc one on kernels without it.
      */

@@ -469,6 +469,10 @@ public final class PostcopyRestore {
                             + " actual neither (" + e.getMessage() + "): this paused QEMU cannot be resumed", e);
                 }
             }
+            if (marker.guestRam() == GuestRam.HUGETLB && marker.thawPid() != ProcessHandle.current().pid()) {
+                // The dead Thaw raised the surplus-page allowance for this QEMU and cannot lower it: whoever ends it now does.
+                vm.onClose(HugePages.takeOverAllowance((vm.config().memoryMiB() << 20) / HugePages.HUGE_PAGE_BYTES));
+            }
             List<RamBlock> destination = destinationBlocks(image, marker.guestRam(), vm.config());
             List<BlockShape> shapes = destination.stream().map(b -> new BlockShape(b.pageCount(), (int) (b.pageByteSize() / PAGE))).toList();
             PageScheduler scheduler = new PageScheduler(shapes, image::isZero, options.policy(), options.backgroundFirst());

@@ -125,6 +125,7 @@ class PostcopyRecoveryTest {
                     faults, new long[0], new RestoreEventLog(), java.util.Optional.empty(), new long[0], -1, List.of());
             assertThat(RestoreTraces.write(image, "lazy", java.time.Instant.now(), PostcopyRestore.Options.lazy("traced"), traced)).isPresent();
         }
+        long allowedBefore = Long.parseLong(java.nio.file.Files.readString(HugePages.overcommitKnob()).strip());
         for (int trial = 0; trial < 3; trial++) {
             String name = "thaw-test-killed-" + trial;
             String mode = trial == 2 ? "ws" : "lazy";
@@ -172,6 +173,10 @@ class PostcopyRecoveryTest {
                 killLeftOver(name); // only a QEMU nobody owns any more: a failed trial's
             }
         }
+        // The ws trial's guest RAM is in 2 MiB pages where the host's 4 KiB touch is costly: the killed Thaw's surplus-page
+        // allowance must end with the QEMU it was for, ended here.
+        assertThat(Long.parseLong(java.nio.file.Files.readString(HugePages.overcommitKnob()).strip()))
+                .as("the surplus pages the killed Thaws allowed, given back").isEqualTo(allowedBefore);
     }
 
     /** Waits until the QEMU named {@code name} (another process's) reports its guest running, through its extra QMP socket. */
