@@ -42,10 +42,13 @@ class Qcow2DiskReferencesTest {
                     stats.diskReferencePageCount());
             assertThat(saved.manifest().formatVersion()).as("references into the backing file").isEqualTo(Manifest.VERSION_WITH_BACKING_REFS);
             assertThat(stats.diskReferenceBytes()).as("the disk the guest read is referenced, not stored")
-                    .isGreaterThanOrEqualTo((DISK_MIB - 4) << 20).isLessThanOrEqualTo(DISK_MIB << 20);
+                    .isGreaterThanOrEqualTo((DISK_MIB - 4) << 20);
         }
         try (CheckpointImage opened = CheckpointImage.open(image)) {
             assertThat(opened.verifyDiskReferences()).as("every block read back and checked").isGreaterThan((DISK_MIB - 4) * 256);
+            // Pages, not blocks, are counted above: a guest page equal to a block it also caches references that block again (a
+            // CI run saw 6,204 referencing pages of a 6,144-block disk). Distinct blocks cannot exceed the disk's.
+            assertThat(opened.diskReferences().blockCount()).as("distinct blocks referenced").isLessThanOrEqualTo((int) (DISK_MIB * 256));
         }
         for (Restorer.Mode mode : List.of(Restorer.Mode.LAZY, Restorer.Mode.EAGER)) {
             try (CheckpointImage opened = CheckpointImage.open(image);
