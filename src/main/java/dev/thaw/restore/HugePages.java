@@ -26,7 +26,7 @@ import java.util.Optional;
  * ranges the guest never touched become resident. See docs/benchmarks.md for what it buys.
  */
 public final class HugePages {
-    static final long HUGE_PAGE_BYTES = 2L << 20;
+    static final long HUGE_PAGE_BYTES = dev.thaw.host.HugePagePool.PAGE_BYTES;
     private static final int SYS_PIDFD_OPEN = 434;
     private static final int SYS_PROCESS_MADVISE = 440;
     private static final int MADV_COLLAPSE = 25;
@@ -196,7 +196,11 @@ public final class HugePages {
      * hugetlb restore whose Thaw was killed left its allowance raised for good.
      */
     public static Runnable takeOverAllowance(long count) {
-        Path knob = overcommitKnob();
+        return lowering(overcommitKnob(), count);
+    }
+
+    /** What lowers {@code knob} by {@code count} under the lock: the undo of an allowance, whoever made it. */
+    private static Runnable lowering(Path knob, long count) {
         return () -> {
             synchronized (OVERCOMMIT_KNOB) {
                 lower(knob, count);
@@ -217,11 +221,7 @@ public final class HugePages {
         try {
             long before = Long.parseLong(Files.readString(knob).strip());
             Files.writeString(knob, Long.toString(before + count));
-            return () -> {
-                synchronized (OVERCOMMIT_KNOB) {
-                    lower(knob, count);
-                }
-            };
+            return lowering(knob, count);
         } catch (IOException e) {
             throw new IllegalStateException("cannot allow hugetlb pages through " + knob + " (root needed): " + e.getMessage(), e);
         }
