@@ -40,6 +40,7 @@ final class PageReadAhead implements AutoCloseable {
     private final BlockingQueue<Item> queue;
     private final BlockingQueue<byte[]> spare;
     private final Thread reader;
+    private volatile boolean closed;
 
     /** @param threadName the reader thread's name ({@code prefetch-reader-VM}, {@code eager-reader}) */
     PageReadAhead(CheckpointImage image, List<PageRange> units, long maxBytesAhead, String threadName) {
@@ -63,7 +64,7 @@ final class PageReadAhead implements AutoCloseable {
         try {
             try {
                 int i = 0;
-                while (i < units.size()) {
+                while (i < units.size() && !closed) {
                     List<PageRange> batchUnits = new ArrayList<>();
                     int pages = 0;
                     while (i < units.size() && (pages == 0 || pages + units.get(i).pageCount() <= BATCH_PAGES && i != cutUnit)) {
@@ -79,15 +80,23 @@ final class PageReadAhead implements AutoCloseable {
                             zero[at] = !image.readPage(u.block(), p, data, at * PAGE);
                         }
                     }
-                    queue.put(new Next(new Batch(batchUnits, data, zero)));
+                    if (!put(new Next(new Batch(batchUnits, data, zero)))) return;
                 }
-                queue.put(new End());
+                put(new End());
             } catch (RuntimeException e) {
-                queue.put(new Failed(e));
+                put(new Failed(e));
             }
         } catch (InterruptedException e) {
-            // the sender stopped: nothing more to read
+            // not interrupted by close (see there): nothing more to read either way
         }
+    }
+
+    /** Queues an item once there is room; false if closed meanwhile. */
+    private boolean put(Item item) throws InterruptedException {
+        while (!closed) {
+            if (queue.offer(item, 50, TimeUnit.MILLISECONDS)) return true;
+        }
+        return false;
     }
 
     /**
@@ -108,8 +117,19 @@ final class PageReadAhead implements AutoCloseable {
         };
     }
 
+    /**
+     * Stops the reader and waits for its current extent read: never by an interrupt, since one landing in or before a
+     * FileChannel read closes that channel, the image's own, which other readers (demand faults, clones) go on using.
+     */
     @Override
     public void close() {
-        reader.interrupt();
+        closed = true;
+        try {
+            reader.join(CLOSE_WAIT.toMillis()); // one extent's read; a pack still arriving from object storage may take longer
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
     }
+
+    private static final Duration CLOSE_WAIT = Duration.ofSeconds(10);
 }
