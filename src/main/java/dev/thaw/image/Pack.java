@@ -201,8 +201,12 @@ final class Pack {
                 while (b.hasRemaining()) {
                     if (channel.read(b, e.offset() + b.position()) < 0) break;
                 }
+            } catch (java.nio.channels.ClosedChannelException ex) {
+                // Not damage: the image was closed, or a reading thread was interrupted (which closes a FileChannel).
+                throw new ImageException.Missing(path, "cannot be read at offset " + e.offset() + ": its channel was closed ("
+                        + ex.getClass().getSimpleName() + ")", ex);
             } catch (IOException ex) {
-                throw new ImageException.Corrupt(path, e.offset(), "extent read failed: " + ex.getMessage(), ex);
+                throw new ImageException.Corrupt(path, e.offset(), "extent read failed: " + ex, ex);
             }
             if (b.hasRemaining()) {
                 throw new ImageException.Corrupt(path, e.offset(), "extent read: expected " + length + " bytes, actual " + b.position());
