@@ -46,8 +46,8 @@ class ClusterDemoTest {
         var ws = r.before().workingSetPages();
         assertThat(ws).containsOnlyKeys("m1", "m2");
         // A 256 MiB guest's probe converges within about one of memhold's 500 ms sweeps, so only the part of its 64 MiB (16384 pages)
-        // written meanwhile is seen: 5551, 7667 and 15346 pages in three runs. An eighth is asked for.
-        assertThat(ws.get("m1")).as("m1's estimate holds memhold's pages beyond m2's").isGreaterThan(ws.get("m2") + 2048);
+        // written meanwhile is seen: 4492-15346 pages in four runs, m2's whole estimate 155-284. A sixteenth is asked for.
+        assertThat(ws.get("m1")).as("m1's estimate holds memhold's pages beyond m2's").isGreaterThan(ws.get("m2") + 1024);
         for (ClusterDisruption.Run run : r.runs()) {
             assertThat(run.members()).extracting(ClusterDisruption.MemberTimes::mode).containsOnly("ws");
         }
