@@ -105,7 +105,7 @@ ROOT="$WORK/root"
 mkdir -p "$ROOT"/{bin,dev,proc,sys,run,tmp,lib/modules}
 cp "$BUSYBOX" "$ROOT/bin/busybox"
 install -m 0755 "$GUEST_DIR/init" "$ROOT/init"
-for prog in wsbench memsum tcpstream freemem; do
+for prog in wsbench memsum tcpstream freemem memhold; do
   gcc -O2 -static -Wall -Wextra -Werror -o "$ROOT/bin/$prog" "$GUEST_DIR/src/$prog.c"
   strip "$ROOT/bin/$prog"
 done

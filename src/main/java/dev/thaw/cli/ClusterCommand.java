@@ -68,6 +68,17 @@ final class ClusterCommand implements Runnable {
         @Option(names = "--plot", paramLabel = "FILE.png", description = "Plot the stream's MB/s over time per strategy (the median of its runs) into FILE.png.")
         Path plot;
 
+        @Option(names = "--memhold-mib", split = ",", paramLabel = "MIB",
+                description = "Per member in order (m1 first), MiB that memhold keeps written in it beside tcpstream, its memory grown by"
+                        + " as much: working sets of different sizes (e.g. 1024,0,0). Default: none.")
+        List<Long> memholdMiB = List.of();
+
+        @Option(names = "--probe-seconds", defaultValue = "0",
+                description = "Before the save, probe every member's working set (dirty bits of a live migration stopped after this"
+                        + " many seconds) and attach it to its image: ws restores whose sizes the restore line revises. 0 (default):"
+                        + " no estimate, lazy restores.")
+        long probeSeconds;
+
         @Option(names = "--json", description = "Print one JSON object with every run and the summary (the progress goes to stderr).")
         boolean json;
 
@@ -76,7 +87,8 @@ final class ClusterCommand implements Runnable {
             ClusterDemo.Config config;
             try {
                 config = new ClusterDemo.Config(members, memoryMiB, repeat, Duration.ofSeconds(warmUpSeconds),
-                        Duration.ofSeconds(beforeSeconds), Duration.ofSeconds(observeSeconds), strategies.stream().map(Strategy::parse).toList(), plot);
+                        Duration.ofSeconds(beforeSeconds), Duration.ofSeconds(observeSeconds), strategies.stream().map(Strategy::parse).toList(), plot,
+                        memholdMiB, Duration.ofSeconds(probeSeconds));
             } catch (IllegalArgumentException e) {
                 System.err.println("thaw cluster demo: " + e.getMessage());
                 return 2;

@@ -13,14 +13,16 @@ import java.util.regex.Pattern;
  * guest/init): its NIC is a virtio-net on Thaw's cluster switch with address {@code 10.0.3.INDEX/24}
  * and MAC {@code 52:54:00:00:03:INDEX}, and it runs tcpstream (guest/src/tcpstream.c) as a server on
  * port {@link #STREAM_PORT}, as a client streaming {@code streamBytes} checked bytes to a server
- * member (0: forever), or nothing.
+ * member (0: forever), or nothing; beside it, with {@code memholdMiB} > 0, memhold (guest/src/memhold.c) keeps that many MiB written
+ * twice a second: a working set of that size (HotRestore's premise: a member with a bigger one takes longer to load).
  *
  * @param name        the member's name on the switch and QEMU's {@code -name}
  * @param index       1-254: the last byte of its address and MAC
  * @param streamTo    for a {@link Role#CLIENT}, the server member's index; 0 otherwise
  * @param streamBytes for a {@link Role#CLIENT}, a multiple of 8; 0 streams forever
+ * @param memholdMiB  MiB memhold keeps written (0: none); at most {@code memoryMiB - MIN_MEMORY_MIB}
  */
-public record ClusterMember(String name, int index, long memoryMiB, Role role, int streamTo, long streamBytes) {
+public record ClusterMember(String name, int index, long memoryMiB, Role role, int streamTo, long streamBytes, long memholdMiB) {
     public static final int STREAM_PORT = 7000;
     public static final String SUBNET = "10.0.3.";
     /** Room for the kernel, the initramfs (Redis included) and tcpstream's buffers. */
@@ -53,6 +55,20 @@ public record ClusterMember(String name, int index, long memoryMiB, Role role, i
             throw new IllegalArgumentException("member " + name + ": expected stream bytes a multiple of 8 >= 0, for a client only, actual "
                     + streamBytes);
         }
+        if (memholdMiB < 0 || memholdMiB > memoryMiB - MIN_MEMORY_MIB) {
+            throw new IllegalArgumentException("member " + name + ": expected a working set (memhold) of 0 to " + (memoryMiB - MIN_MEMORY_MIB)
+                    + " MiB (its memory less " + MIN_MEMORY_MIB + "), actual " + memholdMiB + " MiB");
+        }
+    }
+
+    /** A member without memhold. */
+    public ClusterMember(String name, int index, long memoryMiB, Role role, int streamTo, long streamBytes) {
+        this(name, index, memoryMiB, role, streamTo, streamBytes, 0);
+    }
+
+    /** This member with memhold keeping {@code mib} MiB written, its memory grown by as much. */
+    public ClusterMember withMemhold(long mib) {
+        return new ClusterMember(name, index, memoryMiB - memholdMiB + mib, role, streamTo, streamBytes, mib);
     }
 
     /**
@@ -82,7 +98,8 @@ public record ClusterMember(String name, int index, long memoryMiB, Role role, i
             case CLIENT -> " thaw.stream=client:" + SUBNET + streamTo + " thaw.stream.bytes=" + streamBytes;
             case IDLE -> "";
         };
-        return "console=ttyS0 quiet loglevel=3 panic=-1 mitigations=off rdinit=/init thaw.net=" + address() + "/24" + stream;
+        return "console=ttyS0 quiet loglevel=3 panic=-1 mitigations=off rdinit=/init thaw.net=" + address() + "/24" + stream
+                + (memholdMiB > 0 ? " thaw.memhold_mib=" + memholdMiB : "");
     }
 
     /** The member's QEMU: the demo guest with a virtio-net whose stream netdev connects to {@code switchSocket}. */

@@ -5,6 +5,7 @@ import dev.thaw.cluster.checkpoint.ClusterSave;
 import dev.thaw.cluster.checkpoint.Strategy;
 import dev.thaw.cluster.live.LiveCluster;
 import dev.thaw.cluster.net.PortStats;
+import dev.thaw.estimate.WorkingSet;
 import dev.thaw.guest.ClusterMember;
 import dev.thaw.guest.GuestAgent;
 import dev.thaw.guest.GuestImage;
@@ -38,6 +39,8 @@ import java.util.TreeSet;
 public final class ClusterDemo {
     private static final Duration STREAM_TIMEOUT = Duration.ofSeconds(120);
     private static final Duration AGENT_TIMEOUT = Duration.ofSeconds(30);
+    /** The star's server: the member the others stream to. */
+    static final String SERVER = "m1";
 
     private ClusterDemo() {}
 
@@ -48,9 +51,18 @@ public final class ClusterDemo {
      * @param before      how long the rate before the save is measured
      * @param observe     how long each restore is observed, from its start
      * @param plot        the PNG of the stream's bytes per second over time per strategy (the median of its runs), or null
+     * @param memholdMiB  per member in order (m1 first; members beyond the list: 0), the MiB memhold keeps written in it beside
+     *                    tcpstream, its memory grown by as much: working sets of different sizes (HotRestore's premise)
+     * @param probeLimit  zero: no estimate, lazy restores; else each member's dirty-bit probe before the save, stopped at this live
+     *                    limit, gives its image a working set, and the restores are ws restores whose sizes the restore line revises
      */
     public record Config(int members, long memoryMiB, int repetitions, Duration warmUp, Duration before, Duration observe,
-                         List<Strategy> strategies, Path plot) {
+                         List<Strategy> strategies, Path plot, List<Long> memholdMiB, Duration probeLimit) {
+        public Config(int members, long memoryMiB, int repetitions, Duration warmUp, Duration before, Duration observe,
+                      List<Strategy> strategies, Path plot) {
+            this(members, memoryMiB, repetitions, warmUp, before, observe, strategies, plot, List.of(), Duration.ZERO);
+        }
+
         public Config {
             if (members < 2 || members > 254) {
                 throw new IllegalArgumentException("--members: expected 2 (a server and a client) to 254, actual " + members);
@@ -69,6 +81,24 @@ public final class ClusterDemo {
             }
             if (strategies.isEmpty()) throw new IllegalArgumentException("--strategies: expected at least one, actual none");
             strategies = List.copyOf(strategies);
+            memholdMiB = List.copyOf(memholdMiB);
+            if (memholdMiB.size() > members) {
+                throw new IllegalArgumentException("--memhold-mib: expected at most one size per member (" + members + "), actual "
+                        + memholdMiB.size());
+            }
+            for (long mib : memholdMiB) {
+                if (mib < 0) throw new IllegalArgumentException("--memhold-mib: expected sizes of 0 or more MiB, actual " + mib);
+            }
+            if (probeLimit.isNegative() || !probeLimit.isZero() && probeLimit.compareTo(Duration.ofSeconds(1)) < 0) {
+                throw new IllegalArgumentException("--probe-seconds: expected 0 (no estimate) or at least 1, actual " + probeLimit.toMillis() / 1000.0);
+            }
+        }
+
+        /** The cluster: the star, each member grown by its memhold. */
+        public List<ClusterMember> cluster() {
+            List<ClusterMember> star = ClusterMember.starOf(members, memoryMiB, 0);
+            return java.util.stream.IntStream.range(0, star.size())
+                    .mapToObj(i -> i < memholdMiB.size() ? star.get(i).withMemhold(memholdMiB.get(i)) : star.get(i)).toList();
         }
     }
 
@@ -78,9 +108,10 @@ public final class ClusterDemo {
      * @param bytesPerSecond the stream's bytes per second into m1 (every client's) over {@code before}
      * @param tcp            every member's TCP counters added up, read one member after the other right before the save began
      * @param tcpReadMillis  how long reading them took: the first member's were read that long before the save began
+     * @param workingSetPages per member, the working set its image got from its probe (empty without probes)
      */
     public record Before(double bytesPerSecond, double seconds, TcpCounters tcp, double tcpReadMillis, double saveSeconds,
-                         double stopSkewMillis, int framesSaved, int framesAtCut) {}
+                         double stopSkewMillis, int framesSaved, int framesAtCut, Map<String, Integer> workingSetPages) {}
 
     /** A restore that failed: it has no measurement. */
     public record Failure(String strategy, int repetition, String error) {}
@@ -115,11 +146,15 @@ public final class ClusterDemo {
                         continue;
                     }
                     runs.add(run);
-                    log.printf("  %-12s rep %d: back at 0.8 %s, stays %s, every member running %.2f s, complete %.2f s, retrans %d, RTOs"
-                                    + " %d, held %d, not delivered %d, dropped %d; graph %s, started %s%n", strategy.label(), rep,
-                            secondsOrNot(run.firstAt80Seconds()), secondsOrNot(run.timeTo80Seconds()), run.allRunningSeconds(),
-                            run.completedSeconds(), run.tcp().retransSegs(), run.tcp().timeouts(), run.framesHeld(), run.framesNotDelivered(),
-                            run.framesDropped(), run.components(), run.startOrder());
+                    log.printf("  %-12s rep %d: back at 0.8 %s, stays %s, every member running %.2f s, complete %.2f s, a client ahead"
+                                    + " of %s by %.2f s, retrans %d, RTOs %d, held %d, not delivered %d, dropped %d; graph %s, started %s%n",
+                            strategy.label(), rep, secondsOrNot(run.firstAt80Seconds()), secondsOrNot(run.timeTo80Seconds()),
+                            run.allRunningSeconds(), run.completedSeconds(), SERVER, run.clientAheadSeconds(SERVER), run.tcp().retransSegs(),
+                            run.tcp().timeouts(), run.framesHeld(), run.framesNotDelivered(), run.framesDropped(), run.components(), run.startOrder());
+                    for (ClusterDisruption.MemberTimes m : run.members()) {
+                        log.printf("      %s: %s, estimate %d pages, revised %d, loaded %.2f s, running %.2f s%n", m.member(), m.mode(),
+                                m.estimatePages(), m.revisedPages(), m.loadedSeconds(), m.runningSeconds());
+                    }
                 }
             }
             String plot = null;
@@ -131,7 +166,7 @@ public final class ClusterDemo {
                 plot = Plots.overTime(config.plot(), "Stream into m1 after a cluster restore (median of " + config.repetitions() + " per strategy)",
                         "MB/s", mbps, ClusterDisruption.STEP_NANOS / 1_000_000).toString();
             }
-            return new Report(config, before, List.copyOf(runs), ClusterDisruption.summarize(runs), List.copyOf(failures), plot,
+            return new Report(config, before, List.copyOf(runs), ClusterDisruption.summarize(runs, SERVER), List.copyOf(failures), plot,
                     (System.nanoTime() - started) / 1e9);
         } finally {
             FileTrees.deleteQuietly(work);
@@ -140,11 +175,20 @@ public final class ClusterDemo {
 
     private static Before bootMeasureAndSave(Config config, GuestImage image, QemuVersion qemu, Accel accel, Path checkpoint, PrintStream log)
             throws IOException, InterruptedException {
-        List<ClusterMember> members = ClusterMember.starOf(config.members(), config.memoryMiB(), 0);
-        log.printf("booting %d members of %d MiB (m1 serves, the others stream to it without end)%n", members.size(), config.memoryMiB());
+        List<ClusterMember> members = config.cluster();
+        log.printf("booting %d members (m1 serves, the others stream to it without end): %s%n", members.size(), members.stream()
+                .map(m -> m.name() + " " + m.memoryMiB() + " MiB" + (m.memholdMiB() > 0 ? " (memhold " + m.memholdMiB() + " MiB)" : "")).toList());
         try (LiveCluster cluster = LiveCluster.up(null, members, image, qemu, accel, LiveCluster.CONNECT_TIMEOUT)) {
             awaitEveryClient(cluster, config.members() - 1);
+            awaitMemhold(cluster);
             Thread.sleep(config.warmUp());
+            Map<String, WorkingSet> estimates = Map.of();
+            if (!config.probeLimit().isZero()) {
+                estimates = ClusterSave.probe(cluster, config.probeLimit(), log::println);
+                // The probes stopped every member for its last round: the stream recovers before its rate is measured.
+                Thread.sleep(config.warmUp());
+                cluster.check();
+            }
             long from = System.nanoTime();
             Thread.sleep(config.before());
             List<ConsoleLine> lines = cluster.vm("m1").console().snapshot().stream().filter(l -> l.hostNanos() >= from).toList();
@@ -154,14 +198,15 @@ public final class ClusterDemo {
             long reading = System.nanoTime();
             TcpCounters tcp = counters(cluster);
             double readMillis = (System.nanoTime() - reading) / 1e6;
-            ClusterSave.Result saved = ClusterSave.save(cluster, checkpoint, Saver.Options.defaults(), line -> { });
+            ClusterSave.Result saved = ClusterSave.save(cluster, checkpoint, Saver.Options.defaults(), estimates, line -> { });
             log.printf("before the save: %.1f MB/s into m1 over %d s; TCP retransmissions %d, RTOs %d since boot (read in %.0f ms, then"
                     + " the save began)%n", rate / 1e6, config.before().toSeconds(), tcp.retransSegs(), tcp.timeouts(), readMillis);
+            if (!saved.workingSetPages().isEmpty()) log.printf("working sets attached to the images: %s pages%n", saved.workingSetPages());
             log.printf("saved in %.2f s: sockets drained %s after the cut, stops within %.3f ms, %d frames in flight (%d at the cut)%n",
                     saved.durationNanos() / 1e9, saved.drainNanos() < 0 ? "(not seen)" : String.format("%.1f ms", saved.drainNanos() / 1e6),
                     saved.stopSkewNanos() / 1e6, saved.frames(), saved.framesAtCut());
             return new Before(rate, config.before().toMillis() / 1000.0, tcp, readMillis, saved.durationNanos() / 1e9,
-                    saved.stopSkewNanos() / 1e6, saved.frames(), saved.framesAtCut());
+                    saved.stopSkewNanos() / 1e6, saved.frames(), saved.framesAtCut(), saved.workingSetPages());
         }
     }
 
@@ -181,6 +226,22 @@ public final class ClusterDemo {
         }
     }
 
+    /** Until every member with memhold says its region is written (memhold's fill takes seconds under TCG for a large one). */
+    private static void awaitMemhold(LiveCluster cluster) throws InterruptedException {
+        long deadline = System.nanoTime() + STREAM_TIMEOUT.toNanos();
+        for (ClusterMember m : cluster.members()) {
+            if (m.memholdMiB() == 0) continue;
+            while (cluster.vm(m.name()).console().snapshot().stream().noneMatch(l -> l.text().startsWith("memhold ready "))) {
+                cluster.check();
+                if (System.nanoTime() > deadline) {
+                    throw new IllegalStateException("cluster demo: expected 'memhold ready' on " + m.name() + "'s console within "
+                            + STREAM_TIMEOUT.toSeconds() + " s, actual none");
+                }
+                Thread.sleep(200);
+            }
+        }
+    }
+
     private static ClusterDisruption.Run restoreAndObserve(Config config, Path checkpoint, Strategy strategy, int rep, Before before) throws InterruptedException {
         ClusterRestore.Result r = ClusterRestore.restore(checkpoint, ClusterRestore.Options.of(strategy));
         try (LiveCluster cluster = r.cluster()) {
@@ -192,7 +253,7 @@ public final class ClusterDemo {
             TcpCounters tcp = counters(cluster).minus(before.tcp());
             // After the agents' answers: by now the ticks that cover the observation's last step have reached the console.
             List<ConsoleLine> lines = cluster.vm("m1").console().snapshot();
-            long serverRunning = r.members().stream().filter(m -> m.member().equals("m1")).findFirst().orElseThrow().runningNanos();
+            long serverRunning = r.members().stream().filter(m -> m.member().equals(SERVER)).findFirst().orElseThrow().runningNanos();
             ClusterDisruption.Recovery rec = ClusterDisruption.recovery(ClusterDisruption.rxTicks(lines), start,
                     Math.min(serverRunning, observed), observed, before.bytesPerSecond());
             long dropped = 0;
@@ -204,7 +265,9 @@ public final class ClusterDemo {
             }
             return new ClusterDisruption.Run(strategy.label(), rep, rec.firstAt80Seconds(), rec.timeTo80Seconds(), r.allRunningNanos() / 1e9,
                     r.completedNanos() / 1e9, tcp, r.framesHeld(),
-                    r.plan().framesLost(), dropped, maxQueued, r.plan().graph().components(), r.order(), rec.bytesPerSecondPerStep());
+                    r.plan().framesLost(), dropped, maxQueued, r.plan().graph().components(), r.order(), rec.bytesPerSecondPerStep(),
+                    r.members().stream().map(m -> new ClusterDisruption.MemberTimes(m.member(), m.mode().name().toLowerCase(java.util.Locale.ROOT),
+                            m.estimatePages(), m.revisedPages(), m.loadedNanos() / 1e9, m.runningNanos() / 1e9)).toList());
         }
     }
 

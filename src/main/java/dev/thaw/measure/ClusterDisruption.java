@@ -123,11 +123,37 @@ public final class ClusterDisruption {
      * @param components            the coordinator's graph in restore order: a ring is a component of more than one member, started
      *                              together once all its members are loaded (every member alone under independent)
      * @param startOrder            the members in the order they started
+     * @param members               each member's restore: its mode, sizes and when it was loaded and ran
      */
     public record Run(String strategy, int repetition, Optional<Double> firstAt80Seconds, Optional<Double> timeTo80Seconds,
                       double allRunningSeconds, double completedSeconds, TcpCounters tcp,
                       long framesHeld, long framesNotDelivered, long framesDropped, int maxQueuedFrames, List<List<String>> components, List<String> startOrder,
-                      List<Double> bytesPerSecondPerStep) {}
+                      List<Double> bytesPerSecondPerStep, List<MemberTimes> members) {
+        public Run {
+            members = List.copyOf(members);
+        }
+
+        /**
+         * How long the first client ran before its server did (0 when the server ran first or with it): the time a client sent to a
+         * server that was still loading, HotRestore's TCP backoff situation.
+         */
+        public double clientAheadSeconds(String server) {
+            double serverRan = members.stream().filter(m -> m.member().equals(server)).mapToDouble(MemberTimes::runningSeconds).findFirst()
+                    .orElseThrow(() -> new IllegalArgumentException("expected member " + server + " among " + members));
+            double firstClient = members.stream().filter(m -> !m.member().equals(server)).mapToDouble(MemberTimes::runningSeconds).min()
+                    .orElse(serverRan);
+            return Math.max(0, serverRan - firstClient);
+        }
+    }
+
+    /**
+     * One member's restore in a run; seconds from the restore's start.
+     *
+     * @param mode          ws (its revised working set prefetched before it may start) or lazy
+     * @param estimatePages its image's working-set estimate (0: none)
+     * @param revisedPages  the restore line's size for it (the prefetch's cap under ws)
+     */
+    public record MemberTimes(String member, String mode, long estimatePages, long revisedPages, double loadedSeconds, double runningSeconds) {}
 
     /**
      * One strategy over its runs. A time to 0.8 not reached counts as infinite in the median ({@code Double.POSITIVE_INFINITY}).
@@ -135,10 +161,10 @@ public final class ClusterDisruption {
     public record Summary(String strategy, int runs, int reached, double medianFirstAt80Seconds, double minFirstAt80Seconds,
                           double medianTimeTo80Seconds, double minTimeTo80Seconds, double medianAllRunningSeconds, double medianCompletedSeconds, double medianRetransSegs, double medianTimeouts, long totalTimeouts,
                           double medianFramesDropped,
-                          double medianFramesHeld, double medianFramesNotDelivered) {}
+                          double medianFramesHeld, double medianFramesNotDelivered, double medianClientAheadSeconds) {}
 
-    /** Per strategy, in the order of first appearance. */
-    public static List<Summary> summarize(List<Run> runs) {
+    /** Per strategy, in the order of first appearance; {@code server} names the member the others stream to. */
+    public static List<Summary> summarize(List<Run> runs, String server) {
         Map<String, List<Run>> by = new LinkedHashMap<>();
         for (Run r : runs) by.computeIfAbsent(r.strategy(), k -> new ArrayList<>()).add(r);
         List<Summary> out = new ArrayList<>();
@@ -156,7 +182,8 @@ public final class ClusterDisruption {
                     s.stream().mapToLong(r -> r.tcp().timeouts()).sum(),
                     SaveRestoreBenchmark.Report.median(s, Run::framesDropped),
                     SaveRestoreBenchmark.Report.median(s, Run::framesHeld),
-                    SaveRestoreBenchmark.Report.median(s, Run::framesNotDelivered)));
+                    SaveRestoreBenchmark.Report.median(s, Run::framesNotDelivered),
+                    SaveRestoreBenchmark.Report.median(s, r -> r.clientAheadSeconds(server))));
         }
         return out;
     }
@@ -168,19 +195,19 @@ public final class ClusterDisruption {
     /** The comparison table: a row per strategy. */
     public static String table(List<Summary> summaries, double observedSeconds) {
         StringBuilder b = new StringBuilder();
-        b.append(String.format("%-13s %4s %15s %15s %11s %10s %8s %6s %8s %6s %9s%n", "strategy", "runs", "back at 0.8 s", "stays at 0.8 s",
-                "running s", "complete s", "retrans", "RTOs", "dropped", "held", "not deliv."));
-        b.append(String.format("%-13s %4s %15s %15s %11s %10s%n", "", "", "median / min", "median / min", "median", "median"));
+        b.append(String.format("%-13s %4s %15s %15s %11s %10s %13s %8s %6s %8s %6s %9s%n", "strategy", "runs", "back at 0.8 s", "stays at 0.8 s",
+                "running s", "complete s", "client ahead", "retrans", "RTOs", "dropped", "held", "not deliv."));
+        b.append(String.format("%-13s %4s %15s %15s %11s %10s %13s%n", "", "", "median / min", "median / min", "median", "median", "s, median"));
         for (Summary s : summaries) {
-            b.append(String.format("%-13s %4d %15s %15s %11.2f %10.2f %8s %6s %8s %6s %9s%n", s.strategy(), s.runs(),
+            b.append(String.format("%-13s %4d %15s %15s %11.2f %10.2f %13.2f %8s %6s %8s %6s %9s%n", s.strategy(), s.runs(),
                     seconds(s.medianFirstAt80Seconds(), observedSeconds) + " / " + seconds(s.minFirstAt80Seconds(), observedSeconds),
                     seconds(s.medianTimeTo80Seconds(), observedSeconds) + " / " + seconds(s.minTimeTo80Seconds(), observedSeconds),
-                    s.medianAllRunningSeconds(), s.medianCompletedSeconds(), count(s.medianRetransSegs()), count(s.medianTimeouts()),
-                    count(s.medianFramesDropped()), count(s.medianFramesHeld()), count(s.medianFramesNotDelivered())));
+                    s.medianAllRunningSeconds(), s.medianCompletedSeconds(), s.medianClientAheadSeconds(), count(s.medianRetransSegs()),
+                    count(s.medianTimeouts()), count(s.medianFramesDropped()), count(s.medianFramesHeld()), count(s.medianFramesNotDelivered())));
         }
         b.append("(seconds from the restore's start; back at 0.8: the first 1 s window with 0.8 of the stream's bytes per second before the"
                 + " save; stays at 0.8: every 1 s window from then on (TTR); running: every member ran; complete: every member's last page"
-                + " in; retrans and RTOs: the members' TCP retransmitted segments and retransmission timeouts, after the restore minus"
+                + " in; client ahead: how long the first client ran before the server did; retrans and RTOs: the members' TCP retransmitted segments and retransmission timeouts, after the restore minus"
                 + " before the save; dropped: frames the switch dropped; held: frames in flight at the save held and delivered; not"
                 + " deliv.: frames in flight at the save left to TCP; counts are medians)\n");
         return b.toString();

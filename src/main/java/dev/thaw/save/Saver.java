@@ -143,6 +143,11 @@ public final class Saver {
             return new Options(image, keepRunning, stallTimeout, completionTimeout, Estimator.DIRTY, limit, guestFiles, dropCachesAgent, diskReferences);
         }
 
+        /** No estimate: a save of a guest whose estimate comes from elsewhere (a probe taken earlier, {@link #probeWorkingSet}). */
+        public Options withoutEstimate() {
+            return new Options(image, keepRunning, stallTimeout, completionTimeout, Estimator.NONE, liveLimit, guestFiles, dropCachesAgent, diskReferences);
+        }
+
         public Options withGuestFiles(boolean copy) {
             return new Options(image, keepRunning, stallTimeout, completionTimeout, estimator, liveLimit, copy, dropCachesAgent, diskReferences);
         }
@@ -188,6 +193,28 @@ public final class Saver {
             return new Result(result.image(), result.manifest(), result.streamBytes(), result.durationNanos() + drop.dropNanos(),
                     result.downtimeNanos(), result.guestRunning(), result.rounds(), result.workingSet(), result.stoppedByLimit(),
                     result.recency(), result.sourceOverlays());
+        } catch (QmpException.Timeout e) {
+            throw unanswered(qmp, options, e);
+        }
+    }
+
+    /**
+     * The dirty-bit estimate alone, from the probe a dirty save runs before its stopped save: a live migration that writes no
+     * image, stopped at {@code liveLimit} when QEMU has not converged, after which the guest runs again. A cluster save takes it
+     * for each member before its cut, while the members still run (the cut stops them all, and a stopped guest dirties nothing);
+     * the stopped save that follows writes the image the estimate is attached to. A SIGINT or SIGTERM meanwhile cancels it and
+     * resumes the guest, as a save's does.
+     */
+    public static WorkingSet probeWorkingSet(QmpClient qmp, VmConfig vmConfig, Duration liveLimit) {
+        Options options = Options.defaults().withDirtyEstimator(liveLimit);
+        try (InterruptGuard guard = InterruptGuard.install(qmp, options.qmpTimeout())) {
+            if (!guard.wasRunning()) {
+                throw new SaveException("dirty-bit probe of " + qmp.peer() + ": expected a running guest, actual a stopped one", null);
+            }
+            Result probe = transfer(qmp, vmConfig, null, options, p -> { }, guard, null);
+            // A completed migration leaves the guest paused ("postmigrate"): it goes on, as before the probe.
+            if (!qmp.queryStatus(options.qmpTimeout()).running()) qmp.cont(options.qmpTimeout());
+            return probe.workingSet().orElseThrow();
         } catch (QmpException.Timeout e) {
             throw unanswered(qmp, options, e);
         }

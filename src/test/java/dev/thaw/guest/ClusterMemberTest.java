@@ -27,6 +27,18 @@ class ClusterMemberTest {
     }
 
     @Test
+    void memholdGrowsTheMemberByItsWorkingSetAndIsOnItsCommandLine() {
+        ClusterMember m = ClusterMember.starOf(2, 256, 0).getFirst().withMemhold(512);
+        assertThat(m.memoryMiB()).isEqualTo(768);
+        assertThat(m.kernelCommandLine()).endsWith(" thaw.stream=server thaw.memhold_mib=512");
+        assertThat(m.withMemhold(64).memoryMiB()).isEqualTo(320);
+        assertThat(m.withMemhold(0).kernelCommandLine()).doesNotContain("memhold");
+        assertThatThrownBy(() -> new ClusterMember("m1", 1, 256, ClusterMember.Role.IDLE, 0, 0, 65))
+                .hasMessageContaining("expected a working set (memhold) of 0 to 64 MiB").hasMessageContaining("actual 65 MiB");
+        assertThatThrownBy(() -> new ClusterMember("m1", 1, 256, ClusterMember.Role.IDLE, 0, 0, -1)).hasMessageContaining("actual -1 MiB");
+    }
+
+    @Test
     void itsConfigurationPassesTheAllowlistWithItsSocketInTheClustersDirectory() {
         ClusterMember m = ClusterMember.starOf(2, 256, 0).get(1);
         VmConfig config = m.vmConfig(GUEST, QemuVersion.MINIMUM, Accel.TCG, Path.of("/tmp/thaw-cluster-x/m2.sock"));

@@ -40,4 +40,19 @@ class ClusterDemoConfigTest {
                 .hasMessage("--observe-seconds: expected at least 2 (TTR's 1 s window must fit), actual 1");
         assertThatThrownBy(() -> config(3, 192, 1, 3, 5, 10, List.of())).hasMessage("--strategies: expected at least one, actual none");
     }
+
+    @Test
+    void memholdGrowsEachMemberItNamesAndProbesAreZeroOrAtLeastASecond() {
+        ClusterDemo.Config c = new ClusterDemo.Config(3, 192, 1, Duration.ZERO, Duration.ofSeconds(1), Duration.ofSeconds(2), ALL, null,
+                List.of(1024L, 0L), Duration.ofSeconds(3));
+        assertThat(c.cluster()).extracting(dev.thaw.guest.ClusterMember::memoryMiB).containsExactly(1216L, 192L, 192L);
+        assertThat(c.cluster()).extracting(dev.thaw.guest.ClusterMember::memholdMiB).containsExactly(1024L, 0L, 0L);
+        assertThat(config(3, 192, 1, 3, 5, 10, ALL).probeLimit()).isZero();
+        assertThatThrownBy(() -> new ClusterDemo.Config(2, 192, 1, Duration.ZERO, Duration.ofSeconds(1), Duration.ofSeconds(2), ALL, null,
+                List.of(1L, 2L, 3L), Duration.ZERO)).hasMessage("--memhold-mib: expected at most one size per member (2), actual 3");
+        assertThatThrownBy(() -> new ClusterDemo.Config(2, 192, 1, Duration.ZERO, Duration.ofSeconds(1), Duration.ofSeconds(2), ALL, null,
+                List.of(-1L), Duration.ZERO)).hasMessage("--memhold-mib: expected sizes of 0 or more MiB, actual -1");
+        assertThatThrownBy(() -> new ClusterDemo.Config(2, 192, 1, Duration.ZERO, Duration.ofSeconds(1), Duration.ofSeconds(2), ALL, null,
+                List.of(), Duration.ofMillis(500))).hasMessage("--probe-seconds: expected 0 (no estimate) or at least 1, actual 0.5");
+    }
 }

@@ -17,14 +17,16 @@ import org.junit.jupiter.api.Test;
 /**
  * The cluster demo, as small as it goes (two members, independent and held once each, 4 s observed): every frame in flight at
  * the save is either left to TCP (independent), which then retransmits, or held and delivered (held), the stream comes back
- * within the observation under held, the guests' TCP counters are read, and nothing it made is left.
+ * within the observation under held, the guests' TCP counters are read, and nothing it made is left. m1 keeps 64 MiB written
+ * (memhold) and every member is probed before the save: m1's image gets the bigger working set, and both restore in ws mode,
+ * independent with its own estimates.
  */
 class ClusterDemoTest {
     @Test
     void independentLeavesTheFramesInFlightToTcpHeldDeliversThemAndNothingIsLeft() throws IOException, InterruptedException {
         Set<Path> before = clusterDirs();
         ClusterDemo.Report r = ClusterDemo.run(new ClusterDemo.Config(2, 192, 1, Duration.ofSeconds(1), Duration.ofSeconds(2),
-                Duration.ofSeconds(4), List.of(Strategy.INDEPENDENT, Strategy.HELD), null), TestHost.guest(), TestHost.qemu(),
+                Duration.ofSeconds(4), List.of(Strategy.INDEPENDENT, Strategy.HELD), null, List.of(64L), Duration.ofSeconds(1)), TestHost.guest(), TestHost.qemu(),
                 TestHost.accel(), System.err);
         System.err.print(r.table());
         assertThat(r.failures()).isEmpty();
@@ -41,6 +43,15 @@ class ClusterDemoTest {
         assertThat(held.framesDropped()).isZero();
         assertThat(held.timeTo80Seconds()).as("the stream back at 0.8 within the observation").isPresent();
         assertThat(held.bytesPerSecondPerStep()).hasSize(16);
+        var ws = r.before().workingSetPages();
+        assertThat(ws).containsOnlyKeys("m1", "m2");
+        // A 256 MiB guest's probe converges within about one of memhold's 500 ms sweeps, so only the part of its 64 MiB (16384 pages)
+        // written meanwhile is seen: 4492-15346 pages in four runs, m2's whole estimate 155-284. A sixteenth is asked for.
+        assertThat(ws.get("m1")).as("m1's estimate holds memhold's pages beyond m2's").isGreaterThan(ws.get("m2") + 1024);
+        for (ClusterDisruption.Run run : r.runs()) {
+            assertThat(run.members()).extracting(ClusterDisruption.MemberTimes::mode).containsOnly("ws");
+        }
+        assertThat(independent.members()).allSatisfy(m -> assertThat(m.revisedPages()).as("independent: no constraint").isEqualTo(m.estimatePages()));
         assertThat(clusterDirs()).as("the demo's checkpoint and switch directories").isEqualTo(before);
         assertThat(ProcessHandle.allProcesses().filter(p -> p.info().commandLine().orElse("").contains("/tmp/thaw-cluster-")).toList())
                 .as("QEMUs of the demo's clusters").isEmpty();

@@ -122,7 +122,7 @@ class ClusterDisruptionTest {
                 run("independent", 2, Optional.empty(), new TcpCounters(50, 5, 0, 0), 0, 300, 2, List.of(3.0, 4.0, 5.0)),
                 run("held", 2, Optional.of(2.0), new TcpCounters(2, 0, 0, 0), 300, 0, 0, List.of(5.0, 6.0)),
                 run("independent", 3, Optional.of(5.0), new TcpCounters(40, 4, 0, 0), 0, 300, 0, flat));
-        List<ClusterDisruption.Summary> s = ClusterDisruption.summarize(runs);
+        List<ClusterDisruption.Summary> s = ClusterDisruption.summarize(runs, "m1");
         assertThat(s).extracting(ClusterDisruption.Summary::strategy).containsExactly("independent", "held");
         ClusterDisruption.Summary ind = s.getFirst();
         assertThat(ind.runs()).isEqualTo(3);
@@ -137,19 +137,24 @@ class ClusterDisruptionTest {
         assertThat(ind.medianTimeouts()).isEqualTo(4);
         assertThat(ind.totalTimeouts()).isEqualTo(12);
         assertThat(ind.medianFramesNotDelivered()).isEqualTo(300);
+        assertThat(ind.medianClientAheadSeconds()).isEqualTo(1.5); // m2 ran at 0.5 s, m1 at 2.0 s
         ClusterDisruption.Summary held = s.get(1);
         assertThat(held.medianTimeTo80Seconds()).isEqualTo(1.5);
         assertThat(held.medianRetransSegs()).isEqualTo(1);
         assertThat(held.medianFramesHeld()).isEqualTo(300);
+        assertThat(held.medianClientAheadSeconds()).isZero(); // m1 ran before m2: no client ahead of it
+        assertThatThrownBy(() -> runs.getFirst().clientAheadSeconds("m9")).hasMessageContaining("expected member m9");
         assertThat(ClusterDisruption.medianPerStep(runs)).containsEntry("independent", List.of(1.0, 2.0)).containsEntry("held", List.of(3.0, 4.0));
         String table = ClusterDisruption.table(s, 10);
         assertThat(table).contains("independent").contains("held").contains("5.00 / 4.00").contains("1.50 / 1.00");
-        assertThat(ClusterDisruption.table(ClusterDisruption.summarize(List.of(runs.get(2))), 10)).contains("> 10");
+        assertThat(ClusterDisruption.table(ClusterDisruption.summarize(List.of(runs.get(2)), "m1"), 10)).contains("> 10");
     }
 
     private static ClusterDisruption.Run run(String strategy, int rep, Optional<Double> ttr, TcpCounters tcp, long held, long notDelivered,
                                              long dropped, List<Double> steps) {
         return new ClusterDisruption.Run(strategy, rep, ttr.map(t -> t / 2), ttr, 1.0, 3.0, tcp, held, notDelivered, dropped, 10,
-                List.of(List.of("m1", "m2")), List.of("m1", "m2"), steps);
+                List.of(List.of("m1", "m2")), List.of("m1", "m2"), steps, strategy.equals("held")
+                        ? List.of(new ClusterDisruption.MemberTimes("m1", "ws", 100, 100, 0.8, 0.9), new ClusterDisruption.MemberTimes("m2", "ws", 10, 100, 0.3, 1.0))
+                        : List.of(new ClusterDisruption.MemberTimes("m1", "ws", 100, 100, 1.9, 2.0), new ClusterDisruption.MemberTimes("m2", "ws", 10, 10, 0.3, 0.5)));
     }
 }

@@ -4,7 +4,10 @@ import dev.thaw.cluster.live.LiveCluster;
 import dev.thaw.cluster.net.ClusterSwitch;
 import dev.thaw.cluster.net.Frame;
 import dev.thaw.cluster.net.PortStats;
+import dev.thaw.estimate.Estimator;
+import dev.thaw.estimate.WorkingSet;
 import dev.thaw.guest.ClusterMember;
+import dev.thaw.image.WorkingSetWriter;
 import dev.thaw.qemu.QemuVm;
 import dev.thaw.save.Saver;
 import dev.thaw.util.FileTrees;
@@ -31,6 +34,12 @@ import java.util.function.Consumer;
  * switch then holds are the frames in flight, and each member is saved by {@link Saver} into its own image. The checkpoint is
  * written under a hidden temporary directory beside {@code out} and renamed into place after its manifest (written last): all or
  * nothing. The members stay stopped and the switch cut: the cluster is not usable after a save (close it; restore the checkpoint).
+ *
+ * <p>Working sets: a stopped guest dirties nothing, so the dirty-bit estimate of each member comes from a probe taken while the
+ * members still run, before the cut ({@link #probe}, every member at once: a live migration that writes no image, as a dirty save
+ * of one guest runs before its stopped save); each member's estimate is attached to its image once that is written. A save whose
+ * options ask for the dirty estimator probes first by itself; a caller may probe earlier and pass the estimates in (the demo lets
+ * the stream recover from the probes' stops before it measures and saves).
  */
 public final class ClusterSave {
     /** How long the switch gets, after the stops, to read what the members had already sent (it reads every 250 ms at worst). */
@@ -46,15 +55,68 @@ public final class ClusterSave {
      * @param framesAtCut    frames in the switch's queues at the cut
      * @param frames         frames saved: those at the cut and those sent before the stops
      * @param saveNanos      per member, its image's save
-     * @param durationNanos  the whole save, cut to commit
+     * @param durationNanos  the whole save, cut to commit (a probe this save took itself included)
+     * @param workingSetPages per member with an estimate, the pages of the working set attached to its image
      */
     public record Result(Path checkpoint, ClusterManifest manifest, long stopSkewNanos, long drainNanos, Map<String, Long> unreadBytesAtStop,
-                         int framesAtCut, int frames, Map<String, Long> saveNanos, long durationNanos) {}
+                         int framesAtCut, int frames, Map<String, Long> saveNanos, long durationNanos, Map<String, Integer> workingSetPages) {}
+
+    /**
+     * Every member's dirty-bit estimate, the members probed at once (one thread each): each probe is a live migration writing no
+     * image, stopped at {@code liveLimit} unless QEMU converges first, after which the member runs again. The cluster goes on.
+     */
+    public static Map<String, WorkingSet> probe(LiveCluster cluster, Duration liveLimit, Consumer<String> progress) {
+        cluster.check();
+        List<ClusterMember> members = cluster.members();
+        Map<String, WorkingSet> out = new java.util.concurrent.ConcurrentHashMap<>();
+        long started = System.nanoTime();
+        // No join timeout: each probe ends by itself (the live limit, then its stopped round, each QMP call with its own timeout).
+        atOnce(cluster, members, "cluster-probe-", null, "while probing the members' working sets",
+                (member, vm) -> out.put(member, Saver.probeWorkingSet(vm.qmp(), vm.config(), liveLimit)),
+                e -> "dirty-bit probe: " + e.getMessage());
+        Map<String, WorkingSet> ordered = new LinkedHashMap<>();
+        for (ClusterMember m : members) ordered.put(m.name(), out.get(m.name()));
+        progress.accept(String.format("dirty-bit probes (live limit %d s) in %.2f s: working sets %s pages", liveLimit.toSeconds(),
+                (System.nanoTime() - started) / 1e9, pagesOf(ordered)));
+        return ordered;
+    }
+
+    private static Map<String, Integer> pagesOf(Map<String, WorkingSet> estimates) {
+        Map<String, Integer> out = new LinkedHashMap<>();
+        estimates.forEach((m, ws) -> out.put(m, ws.size()));
+        return out;
+    }
 
     private ClusterSave() {}
 
+    /** Saves; with {@link Estimator#DIRTY} in {@code options}, every member is probed first ({@link #probe}, at its live limit). */
     public static Result save(LiveCluster cluster, Path out, Saver.Options options, Consumer<String> progress) {
         long started = System.nanoTime();
+        if (options.estimator() != Estimator.DIRTY) return save(cluster, out, options, Map.of(), progress, started);
+        Map<String, WorkingSet> estimates = probe(cluster, options.liveLimit(), progress);
+        return save(cluster, out, options.withoutEstimate(), estimates, progress, started);
+    }
+
+    /**
+     * Saves, attaching to each member's image the estimate given for it ({@link #probe}, taken earlier while the members ran).
+     *
+     * @param estimates per member, its working set; a member without one gets none
+     */
+    public static Result save(LiveCluster cluster, Path out, Saver.Options options, Map<String, WorkingSet> estimates, Consumer<String> progress) {
+        return save(cluster, out, options, estimates, progress, System.nanoTime());
+    }
+
+    private static Result save(LiveCluster cluster, Path out, Saver.Options options, Map<String, WorkingSet> estimates, Consumer<String> progress,
+                               long started) {
+        if (options.estimator() == Estimator.DIRTY) {
+            throw new IllegalArgumentException("cluster save: expected the members' estimates probed before the cut, actual the dirty"
+                    + " estimator asked of the stopped saves (a stopped guest dirties nothing)");
+        }
+        for (String m : estimates.keySet()) {
+            if (cluster.members().stream().noneMatch(c -> c.name().equals(m))) {
+                throw new IllegalArgumentException("cluster save: expected estimates for the cluster's members, actual one for " + m);
+            }
+        }
         Path target = out.toAbsolutePath().normalize();
         if (Files.exists(target)) throw new CheckpointException.SaveFailed(null, "expected no file at " + target + ", actual one", null);
         cluster.check();
@@ -68,7 +130,7 @@ public final class ClusterSave {
             throw new CheckpointException.SaveFailed(null, "cannot create " + target + ": " + e, e);
         }
         try {
-            Result r = saveInto(cluster, temp, target, options, progress, started);
+            Result r = saveInto(cluster, temp, target, options, estimates, progress, started);
             Files.move(temp, target, StandardCopyOption.ATOMIC_MOVE);
             return r;
         } catch (IOException e) {
@@ -80,8 +142,8 @@ public final class ClusterSave {
         }
     }
 
-    private static Result saveInto(LiveCluster cluster, Path temp, Path target, Saver.Options options, Consumer<String> progress,
-                                   long started) {
+    private static Result saveInto(LiveCluster cluster, Path temp, Path target, Saver.Options options, Map<String, WorkingSet> estimates,
+                                   Consumer<String> progress, long started) {
         ClusterSwitch network = cluster.network();
         List<ClusterMember> members = cluster.members();
         ClusterSwitch.Cut cut = network.cut();
@@ -109,10 +171,19 @@ public final class ClusterSave {
             } catch (RuntimeException e) {
                 throw new CheckpointException.SaveFailed(m.name(), e.getMessage() + (vm.isAlive() ? "" : "; " + vm.describeState()), e);
             }
+            WorkingSet ws = estimates.get(m.name());
+            if (ws != null) {
+                try {
+                    WorkingSetWriter.attach(temp.resolve(m.name()), ws); // the image id stays: the manifest below names it
+                } catch (RuntimeException e) {
+                    throw new CheckpointException.SaveFailed(m.name(), "attaching its working set: " + e.getMessage(), e);
+                }
+            }
             long took = System.nanoTime() - t;
             saveNanos.put(m.name(), took);
             saved.add(new ClusterManifest.Member(m, m.name(), r.manifest().imageId(), took, r.streamBytes()));
-            progress.accept(String.format("member %s saved: %.1f MiB stream in %.2f s", m.name(), r.streamBytes() / 1048576.0, took / 1e9));
+            progress.accept(String.format("member %s saved: %.1f MiB stream in %.2f s%s", m.name(), r.streamBytes() / 1048576.0, took / 1e9,
+                    ws == null ? "" : ", working set of " + ws.size() + " pages attached"));
         }
         UUID id = UUID.randomUUID();
         List<String> names = members.stream().map(ClusterMember::name).toList();
@@ -123,7 +194,8 @@ public final class ClusterSave {
                 new ClusterManifest.SwitchState(anyPort.queueBoundFrames(), anyPort.queueBoundBytes(), network.macTable()),
                 network.traffic(), framesEntry);
         manifest.write(temp);
-        return new Result(target, manifest, skew, drain, unread, cut.inFlight().size(), frames.size(), saveNanos, System.nanoTime() - started);
+        return new Result(target, manifest, skew, drain, unread, cut.inFlight().size(), frames.size(), saveNanos, System.nanoTime() - started,
+                pagesOf(estimates));
     }
 
     /**
@@ -159,19 +231,37 @@ public final class ClusterSave {
 
     /** Stops every member at once: one thread each, released together; per member, its stop's answer after {@code cutNanos}. */
     private static Map<String, Long> stopAll(LiveCluster cluster, List<ClusterMember> members, long cutNanos) {
+        Map<String, Long> at = new java.util.concurrent.ConcurrentHashMap<>();
+        atOnce(cluster, members, "cluster-stop-", STOP_TIMEOUT.plusSeconds(5), "while stopping the members", (member, vm) -> {
+            vm.qmp().stop(STOP_TIMEOUT);
+            at.put(member, System.nanoTime());
+        }, e -> "expected its QEMU stopped within " + STOP_TIMEOUT.toSeconds() + " s, actual " + e.getMessage());
+        Map<String, Long> out = new LinkedHashMap<>();
+        for (ClusterMember m : members) out.put(m.name(), at.get(m.name()) - cutNanos);
+        return out;
+    }
+
+    /** What {@link #atOnce} does for one member, on its QEMU. */
+    private interface MemberAction {
+        void run(String member, QemuVm vm) throws Exception;
+    }
+
+    /**
+     * Runs {@code action} for every member at once (a platform thread each, {@code PREFIX-MEMBER}, all released by one latch), waits
+     * for each at most {@code timeout} (null: until it ends), and fails naming the first member, in the members' order, whose action
+     * failed or did not end, with {@code why} of its failure and its QEMU's state when that exited.
+     */
+    private static void atOnce(LiveCluster cluster, List<ClusterMember> members, String threadPrefix, Duration timeout, String during,
+                               MemberAction action, java.util.function.Function<Throwable, String> why) {
         CountDownLatch go = new CountDownLatch(1);
-        Map<String, long[]> at = new LinkedHashMap<>();
         Map<String, Throwable> failed = new java.util.concurrent.ConcurrentHashMap<>();
         List<Thread> threads = new ArrayList<>();
         for (ClusterMember m : members) {
-            long[] slot = new long[1];
-            at.put(m.name(), slot);
             QemuVm vm = cluster.vm(m.name());
-            threads.add(Thread.ofPlatform().name("cluster-stop-" + m.name()).start(() -> {
+            threads.add(Thread.ofPlatform().name(threadPrefix + m.name()).start(() -> {
                 try {
                     go.await();
-                    vm.qmp().stop(STOP_TIMEOUT);
-                    slot[0] = System.nanoTime();
+                    action.run(m.name(), vm);
                 } catch (Throwable e) {
                     failed.put(m.name(), e);
                 }
@@ -180,27 +270,21 @@ public final class ClusterSave {
         go.countDown();
         for (int i = 0; i < threads.size(); i++) {
             try {
-                if (!threads.get(i).join(STOP_TIMEOUT.plusSeconds(5))) {
-                    failed.putIfAbsent(members.get(i).name(), new IllegalStateException("no answer"));
-                }
+                if (timeout == null) threads.get(i).join();
+                else if (!threads.get(i).join(timeout)) failed.putIfAbsent(members.get(i).name(), new IllegalStateException("no answer"));
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
-                throw new CheckpointException.SaveFailed(null, "interrupted while stopping the members", e);
+                throw new CheckpointException.SaveFailed(null, "interrupted " + during, e);
             }
         }
         for (ClusterMember m : members) {
             Throwable e = failed.get(m.name());
             if (e != null) {
                 QemuVm vm = cluster.vm(m.name());
-                throw new CheckpointException.SaveFailed(m.name(), "expected its QEMU stopped within " + STOP_TIMEOUT.toSeconds() + " s, actual "
-                        + e.getMessage() + (vm.isAlive() ? "" : "; " + vm.describeState()), e);
+                throw new CheckpointException.SaveFailed(m.name(), why.apply(e) + (vm.isAlive() ? "" : "; " + vm.describeState()), e);
             }
         }
-        Map<String, Long> out = new LinkedHashMap<>();
-        at.forEach((m, slot) -> out.put(m, slot[0] - cutNanos));
-        return out;
     }
-
     /** Waits until the switch has read nothing new for its settle time (what the members wrote before they stopped). */
     private static void settle(ClusterSwitch network) {
         long deadline = System.nanoTime() + SETTLE.multipliedBy(10).toNanos();
