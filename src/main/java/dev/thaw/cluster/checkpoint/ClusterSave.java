@@ -70,8 +70,9 @@ public final class ClusterSave {
         List<ClusterMember> members = cluster.members();
         Map<String, WorkingSet> out = new java.util.concurrent.ConcurrentHashMap<>();
         long started = System.nanoTime();
-        // No join timeout: each probe ends by itself (the live limit, then its stopped round, each QMP call with its own timeout).
-        atOnce(cluster, members, "cluster-probe-", null, "while probing the members' working sets",
+        // Each probe ends by itself (the live limit, then its stopped round, each QMP call with its own timeout); the bound is for
+        // the case it does not, so that a save never hangs.
+        atOnce(cluster, members, "cluster-probe-", liveLimit.plus(PROBE_MARGIN), "while probing the members' working sets",
                 (member, vm) -> out.put(member, Saver.probeWorkingSet(vm.qmp(), vm.config(), liveLimit)),
                 e -> "dirty-bit probe: " + e.getMessage());
         Map<String, WorkingSet> ordered = new LinkedHashMap<>();
@@ -86,6 +87,9 @@ public final class ClusterSave {
         estimates.forEach((m, ws) -> out.put(m, ws.size()));
         return out;
     }
+
+    /** Beyond a probe's live limit: its stopped round and QMP calls (each with its own timeout) take seconds, not minutes. */
+    private static final Duration PROBE_MARGIN = Duration.ofSeconds(120);
 
     private ClusterSave() {}
 
@@ -248,7 +252,7 @@ public final class ClusterSave {
 
     /**
      * Runs {@code action} for every member at once (a platform thread each, {@code PREFIX-MEMBER}, all released by one latch), waits
-     * for each at most {@code timeout} (null: until it ends), and fails naming the first member, in the members' order, whose action
+     * for each at most {@code timeout}, and fails naming the first member, in the members' order, whose action
      * failed or did not end, with {@code why} of its failure and its QEMU's state when that exited.
      */
     private static void atOnce(LiveCluster cluster, List<ClusterMember> members, String threadPrefix, Duration timeout, String during,
@@ -270,8 +274,7 @@ public final class ClusterSave {
         go.countDown();
         for (int i = 0; i < threads.size(); i++) {
             try {
-                if (timeout == null) threads.get(i).join();
-                else if (!threads.get(i).join(timeout)) failed.putIfAbsent(members.get(i).name(), new IllegalStateException("no answer"));
+                if (!threads.get(i).join(timeout)) failed.putIfAbsent(members.get(i).name(), new IllegalStateException("no answer"));
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
                 throw new CheckpointException.SaveFailed(null, "interrupted " + during, e);
