@@ -4,7 +4,6 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.thaw.image.CheckpointImage;
 import dev.thaw.image.ImageWriter;
-import dev.thaw.image.Manifest;
 import dev.thaw.schedule.PageRange;
 import dev.thaw.testing.Seeds;
 import dev.thaw.testing.SyntheticGuest;
@@ -25,10 +24,7 @@ class PageReadAheadTest {
     void closingAReaderMidReadLeavesTheImageReadable(@TempDir Path dir) throws Exception {
         SyntheticGuest guest = SyntheticGuest.random(Seeds.random("closingAReaderMidReadLeavesTheImageReadable"), 1, 2000, 2000, 0.05, 0);
         Path imageDir = dir.resolve("img");
-        try (ImageWriter writer = ImageWriter.create(imageDir, ImageWriter.Options.defaults())) {
-            dev.thaw.migration.SaveStreamParser.parse(new java.io.ByteArrayInputStream(guest.toStream(50)), new dev.thaw.save.ImageSink(writer));
-            writer.commit(new Manifest.Source("7.2.22", null, List.of(), null), "test");
-        }
+        dev.thaw.image.ImageRoundTripTest.saveInto(imageDir, guest, ImageWriter.Options.defaults());
         int pageCount = guest.pages[0].length;
         List<PageRange> units = new ArrayList<>();
         for (int round = 0; round < 200; round++) { // long enough to be reading when closed
