@@ -74,6 +74,7 @@ final class PreemptSender {
         BackgroundDemotion demotion = idle
                 ? new BackgroundDemotion(context.vm(), context.events(), context.startedNanos(), false) : null;
         List<ReturnPathMessage.PageRequest> batch = new ArrayList<>();
+        boolean backgroundEnded = false; // by itself, before any stop: a thread stopped early returns as if it had finished
         try {
             if (!QUEUED) {
                 // The requests queued so far, then the reader answers the rest as it reads them.
@@ -93,6 +94,7 @@ final class PreemptSender {
                 }
             }
             background.join(stallTimeout.toMillis());
+            backgroundEnded = !background.isAlive();
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw health.failure("interrupted while the background finished", e);
@@ -100,13 +102,13 @@ final class PreemptSender {
             synchronized (preemptLock) {
                 inline = false; // later requests are duplicates (every page handed out) or the restore failed: the queue takes them
             }
-            background.interrupt();
+            stopBackground(background);
         }
         if (inlineFailure instanceof IOException io) throw io;
         if (inlineFailure != null) throw health.failure("answering a page request failed: " + inlineFailure.getMessage(), inlineFailure);
         if (backgroundFailure instanceof IOException io) throw io;
         if (backgroundFailure != null) throw health.failure("the background stream failed: " + backgroundFailure.getMessage(), backgroundFailure);
-        if (background.isAlive()) throw health.failure("the background stream did not finish", null);
+        if (!backgroundEnded) throw health.failure("the background stream did not finish", null);
         if (demotion != null) demotion.restore();
         synchronized (preemptLock) {
             preemptWriter.preemptEnd();
@@ -131,12 +133,34 @@ final class PreemptSender {
         }
     }
 
+    /**
+     * Ends the background thread when the loop above left early (a failure, a timeout): with a flag it sees between chunks,
+     * not an interrupt, which landing in or before an image read would close the image's pack channel for everyone else
+     * reading it (clones, a later restore in this process). Only a thread still stuck after {@link #STOP_WAIT} (a write to a
+     * QEMU that stopped reading) is interrupted.
+     */
+    private void stopBackground(Thread background) {
+        stopping = true;
+        boolean interrupted = Thread.interrupted(); // an interrupted caller (Clones stopping the others) still waits the bound
+        try {
+            background.join(STOP_WAIT.toMillis());
+        } catch (InterruptedException e) {
+            interrupted = true;
+        } finally {
+            if (interrupted) Thread.currentThread().interrupt();
+        }
+        if (background.isAlive()) background.interrupt();
+    }
+
+    private static final Duration STOP_WAIT = Duration.ofSeconds(5);
+    private volatile boolean stopping;
+
     /** The background thread: chunks on the main channel until every non-zero page was handed out. */
     private void streamBackground() throws IOException, InterruptedException {
         PageScheduler scheduler = context.scheduler();
         byte[] buffer = new byte[PAGE];
         VcpuClock vcpus = VcpuClock.forScheduler(scheduler, context.vm().pid());
-        while (true) {
+        while (!stopping) {
             if (vcpus != null) vcpus.poll(scheduler);
             List<PageRange> chunk;
             long waitNanos;
