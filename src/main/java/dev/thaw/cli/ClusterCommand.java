@@ -176,12 +176,15 @@ final class ClusterCommand implements Runnable {
         System.out.println("saving the cluster to " + request.out() + " (asked by pid " + request.requesterPid() + ")");
         SaveRequest.Answer answer;
         try {
-            ClusterSave.Result r = ClusterSave.save(cluster, Path.of(request.out()), dev.thaw.save.Saver.Options.defaults(), System.out::println);
+            dev.thaw.save.Saver.Options options = dev.thaw.save.Saver.Options.defaults();
+            if (request.probeLiveSeconds() > 0) options = options.withDirtyEstimator(Duration.ofSeconds(request.probeLiveSeconds()));
+            ClusterSave.Result r = ClusterSave.save(cluster, Path.of(request.out()), options, System.out::println);
             String message = String.format("cluster saved to %s: %d members stopped within %.3f ms of each other, %d frames in flight"
-                    + " kept (%d at the cut); their sockets %s, unread at the stop: %s; %.2f s", r.checkpoint(),
+                    + " kept (%d at the cut); their sockets %s, unread at the stop: %s; working sets %s; %.2f s", r.checkpoint(),
                     r.manifest().members().size(), r.stopSkewNanos() / 1e6, r.frames(), r.framesAtCut(),
                     r.drainNanos() < 0 ? "not seen drained" : String.format("drained %.1f ms after the cut", r.drainNanos() / 1e6),
-                    r.unreadBytesAtStop().isEmpty() ? "not seen" : r.unreadBytesAtStop() + " bytes", r.durationNanos() / 1e9);
+                    r.unreadBytesAtStop().isEmpty() ? "not seen" : r.unreadBytesAtStop() + " bytes",
+                    r.workingSetPages().isEmpty() ? "none (no --estimator)" : r.workingSetPages() + " pages", r.durationNanos() / 1e9);
             answer = new SaveRequest.Answer(1, request.out(), true, message, r.stopSkewNanos(), r.frames(), r.durationNanos());
         } catch (RuntimeException e) {
             answer = new SaveRequest.Answer(1, request.out(), false, e.getMessage(), 0, 0, 0);
@@ -228,8 +231,33 @@ final class ClusterCommand implements Runnable {
         @Option(names = "--timeout-seconds", defaultValue = "600", description = "How long to wait for the save (default ${DEFAULT-VALUE}).")
         long timeoutSeconds;
 
+        @Option(names = "--estimator", defaultValue = "none", description = {"Working-set estimate attached to each member's image: dirty",
+                "(every member's dirty-bit probe, all at once, before the cut: a live migration writing no image, after which the",
+                "member runs on; the restore line sizes the members from these) or none (default). A trace needs each member",
+                "restored alone, which a cluster's cut does not allow."})
+        String estimator;
+
+        @Option(names = "--live-seconds", defaultValue = "10",
+                description = "dirty: stop each member's probe after this many seconds if QEMU has not converged (default ${DEFAULT-VALUE}).")
+        int liveSeconds;
+
         @Override
         public Integer call() throws Exception {
+            int probeLiveSeconds;
+            switch (estimator) {
+                case "none" -> probeLiveSeconds = 0;
+                case "dirty" -> {
+                    if (liveSeconds <= 0) {
+                        System.err.println("thaw cluster save --live-seconds: expected > 0, actual " + liveSeconds);
+                        return 1;
+                    }
+                    probeLiveSeconds = liveSeconds;
+                }
+                default -> {
+                    System.err.println("thaw cluster save --estimator: expected none or dirty, actual '" + estimator + "'");
+                    return 1;
+                }
+            }
             if (java.nio.file.Files.exists(out)) {
                 System.err.println("thaw cluster save: expected no file at " + out.toAbsolutePath() + ", actual one");
                 return 1;
@@ -242,7 +270,7 @@ final class ClusterCommand implements Runnable {
             }
             long pid = ProcessHandle.current().pid();
             SaveRequest.Answer.take(dir, pid); // an old answer to an earlier process of this pid
-            SaveRequest request = SaveRequest.of(out);
+            SaveRequest request = SaveRequest.of(out, probeLiveSeconds);
             request.write(dir);
             long deadline = System.nanoTime() + Duration.ofSeconds(timeoutSeconds).toNanos();
             while (true) {

@@ -88,6 +88,14 @@ class ClusterCommandTest {
         ImageCommandsTest.Run none = ImageCommandsTest.run("cluster", "restore", dir.toString());
         assertThat(none.exit()).isEqualTo(1);
         assertThat(none.err()).contains(dir.resolve("cluster.thaw").toString(), "is missing");
+        ImageCommandsTest.Run trace = ImageCommandsTest.run("cluster", "save", "--dir", dir.toString(), "--out", dir.resolve("cp").toString(),
+                "--estimator", "trace");
+        assertThat(trace.exit()).isEqualTo(1);
+        assertThat(trace.err()).contains("thaw cluster save --estimator: expected none or dirty, actual 'trace'");
+        ImageCommandsTest.Run noLive = ImageCommandsTest.run("cluster", "save", "--dir", dir.toString(), "--out", dir.resolve("cp").toString(),
+                "--estimator", "dirty", "--live-seconds", "0");
+        assertThat(noLive.exit()).isEqualTo(1);
+        assertThat(noLive.err()).contains("thaw cluster save --live-seconds: expected > 0, actual 0");
         ImageCommandsTest.Run noCluster = ImageCommandsTest.run("cluster", "save", "--dir", dir.toString(), "--out", dir.resolve("cp").toString());
         assertThat(noCluster.exit()).isEqualTo(1);
         assertThat(noCluster.err()).contains("no cluster runs there");

@@ -14,10 +14,12 @@ import java.util.Optional;
  * write there may connect to the switch anyway), which {@code up} takes (reads and removes) within 200 ms, and the answer another, named by the asker's pid
  * ({@link Answer#file}). Both are written to a temporary file and renamed, so neither side reads half of one.
  *
- * @param out          where the checkpoint goes (absolute)
- * @param requesterPid the {@code thaw cluster save} waiting for the answer
+ * @param out              where the checkpoint goes (absolute)
+ * @param requesterPid     the {@code thaw cluster save} waiting for the answer
+ * @param probeLiveSeconds 0: no working-set estimate; else every member's dirty-bit probe first ({@link ClusterSave#probe}),
+ *                         each stopped after this many seconds unless QEMU converged (absent in an older request: 0)
  */
-public record SaveRequest(int version, String out, long requesterPid, Instant at) {
+public record SaveRequest(int version, String out, long requesterPid, Instant at, int probeLiveSeconds) {
     public static final int VERSION = 1;
     public static final String FILE = "save-request.json";
     private static final ObjectMapper JSON = new ObjectMapper().findAndRegisterModules();
@@ -25,10 +27,18 @@ public record SaveRequest(int version, String out, long requesterPid, Instant at
     public SaveRequest {
         if (version != VERSION) throw new IllegalArgumentException("save request: expected version " + VERSION + ", actual " + version);
         if (out == null || !Path.of(out).isAbsolute()) throw new IllegalArgumentException("save request: expected an absolute path, actual " + out);
+        if (probeLiveSeconds < 0) {
+            throw new IllegalArgumentException("save request: expected a probe's live limit >= 0 s (0: no probe), actual " + probeLiveSeconds);
+        }
     }
 
     public static SaveRequest of(Path out) {
-        return new SaveRequest(VERSION, out.toAbsolutePath().normalize().toString(), ProcessHandle.current().pid(), Instant.now());
+        return of(out, 0);
+    }
+
+    /** @param probeLiveSeconds 0: no estimate; else each member's dirty-bit probe's live limit */
+    public static SaveRequest of(Path out, int probeLiveSeconds) {
+        return new SaveRequest(VERSION, out.toAbsolutePath().normalize().toString(), ProcessHandle.current().pid(), Instant.now(), probeLiveSeconds);
     }
 
     public void write(Path clusterDir) throws IOException {

@@ -32,4 +32,14 @@ class SaveRequestTest {
         assertThatThrownBy(() -> SaveRequest.take(dir)).hasMessageContaining(SaveRequest.FILE).hasMessageContaining("expected");
         assertThat(dir.resolve(SaveRequest.FILE)).doesNotExist();
     }
+
+    @Test
+    void aRequestCarriesTheProbesLiveLimitAndAnOlderOneWithoutItAsksForNone(@TempDir Path dir) throws Exception {
+        SaveRequest probed = SaveRequest.of(dir.resolve("cp"), 7);
+        probed.write(dir);
+        assertThat(SaveRequest.take(dir).orElseThrow().probeLiveSeconds()).isEqualTo(7);
+        Files.writeString(dir.resolve(SaveRequest.FILE), "{\"version\": 1, \"out\": \"/cp/b\", \"requesterPid\": 5, \"at\": \"2026-11-30T00:00:00Z\"}");
+        assertThat(SaveRequest.take(dir).orElseThrow().probeLiveSeconds()).as("a request written before the field").isZero();
+        assertThatThrownBy(() -> SaveRequest.of(dir.resolve("cp"), -1)).hasMessageContaining("expected a probe's live limit >= 0");
+    }
 }
