@@ -100,7 +100,7 @@ public final class RestoreTraces {
         try {
             Files.createDirectories(dir);
             String unique = UUID.randomUUID().toString().substring(0, 8);
-            Path file = dir.resolve(String.format("%06d-%s-%s.json", list(dir).size() + 1, mode, unique));
+            Path file = dir.resolve(String.format("%06d-%s-%s.json", lastNumber(list(dir)) + 1, mode, unique));
             List<int[]> ws = options.workingSet().stream().map(p -> new int[] {p.block(), p.page()}).toList();
             List<long[]> faults = faultsOf(image, options.guestRam(), r);
             Trace trace = new Trace(mode, image.manifest().imageId(), startedAt.toString(), r.runningNanos() / 1e9, r.completedNanos() / 1e9, r.demandFaults(), ws, faults);
@@ -112,6 +112,7 @@ public final class RestoreTraces {
             } finally {
                 Files.deleteIfExists(tmp);
             }
+            prune(dir);
             return Optional.of(file);
         } catch (IOException | RuntimeException e) {
             log.warn("the restore of {} succeeded, but its trace could not be written in {}: {}", image.directory(), dir, e.toString());
@@ -137,6 +138,26 @@ public final class RestoreTraces {
             }
         }
         return faults;
+    }
+
+    /**
+     * Traces kept per image: a restore learns from the latest only, and each is about 0.8 MB for a 4 GiB guest, so a farm that
+     * restores an image thousands of times must not keep them all (the 4 GiB bench image had gathered 287 traces, 185 MB).
+     */
+    public static final int KEPT_TRACES = 32;
+
+    /** Deletes all but the newest {@link #KEPT_TRACES} traces, each with its event log (concurrent writers may both try). */
+    private static void prune(Path dir) throws IOException {
+        List<Path> traces = list(dir);
+        for (Path old : traces.subList(0, Math.max(0, traces.size() - KEPT_TRACES))) {
+            Files.deleteIfExists(eventsFileOf(old)); // the log first: a trace left alone still reads
+            Files.deleteIfExists(old);
+        }
+    }
+
+    /** The number of the newest trace, 0 if none: numbers go on after older traces were pruned, so names sort by age. */
+    private static int lastNumber(List<Path> traces) {
+        return traces.isEmpty() ? 0 : Integer.parseInt(traces.getLast().getFileName().toString().substring(0, 6));
     }
 
     /** The event log written beside a trace. */

@@ -107,6 +107,33 @@ class RestoreTracesTest {
     }
 
     /**
+     * A farm restores one image thousands of times: only the latest {@link RestoreTraces#KEPT_TRACES} traces stay, each with its
+     * event log, numbered on from the newest, and the latest is the last restore's (the 4 GiB demo image had gathered 287, 185
+     * MB, before this bound).
+     */
+    @Test
+    void onlyTheLatestTracesStayAndNumberingGoesOn(@TempDir Path dir) throws Exception {
+        int restores = RestoreTraces.KEPT_TRACES + 9;
+        Path img = dir.resolve("img"); // a page per restore: each trace's fault names its restore
+        ImageRoundTripTest.saveInto(img, SyntheticGuest.random(Seeds.random("onlyTheLatestTracesStayAndNumberingGoesOn"), 1, restores,
+                restores, 0.2, 0.1), ImageWriter.Options.defaults());
+        try (CheckpointImage image = CheckpointImage.open(img)) {
+            for (int i = 0; i < restores; i++) {
+                assertThat(RestoreTraces.write(image, "lazy", Instant.now(), PostcopyRestore.Options.lazy("t"), result(i))).isPresent();
+            }
+            assertThat(RestoreTraces.latest(image).orElseThrow().faults().getFirst()[1]).as("the last restore's").isEqualTo(restores - 1);
+        }
+        List<Path> kept = RestoreTraces.all(img);
+        assertThat(kept).hasSize(RestoreTraces.KEPT_TRACES);
+        assertThat(kept.getFirst().getFileName().toString()).as("the oldest kept").startsWith(String.format("%06d-", restores - RestoreTraces.KEPT_TRACES + 1));
+        assertThat(kept.getLast().getFileName().toString()).startsWith(String.format("%06d-", restores));
+        for (Path t : kept) assertThat(RestoreTraces.eventsFileOf(t)).exists();
+        try (var files = Files.list(RestoreTraces.directoryFor(img))) {
+            assertThat(files.count()).as("no event log left without its trace").isEqualTo(2L * RestoreTraces.KEPT_TRACES);
+        }
+    }
+
+    /**
      * Found by fuzzing (restore-trace): a trace edited by hand or damaged failed a ws restore with a NullPointerException,
      * an ArrayIndexOutOfBounds or PageRef's IllegalArgumentException, or passed pages outside the image on to QEMU. Each
      * must be a RestoreException naming the trace and the entry.
