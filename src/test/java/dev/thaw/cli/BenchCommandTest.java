@@ -31,7 +31,7 @@ class BenchCommandTest {
         int exit;
         System.setOut(new PrintStream(captured, true, StandardCharsets.UTF_8));
         try {
-            exit = new CommandLine(new ThawCli()).execute("bench", "--sizes", "512", "--ws-mib", "32", "--repeat", "1", "--modes",
+            exit = ThawCli.withEverySubcommand().execute("bench", "--sizes", "512", "--ws-mib", "32", "--repeat", "1", "--modes",
                     "--trace-seconds", "2", "--live-seconds", "5", "--json",
                     "--methods", String.join(",", METHODS.stream().map(m -> dev.thaw.measure.RestoreMethod.valueOf(m).key()).toList()), "--markdown", dir.resolve("bench.md").toString(),
                     "--plots", dir.resolve("plots").toString(), "--work-dir", dir.resolve("work").toString());
@@ -77,7 +77,7 @@ class BenchCommandTest {
         // --replot reads the JSON back and gives the same tables, and the plots again, without running anything.
         Path json = dir.resolve("bench.json");
         Files.writeString(json, out);
-        int replotted = new CommandLine(new ThawCli()).execute("bench", "--replot", json.toString(), "--markdown",
+        int replotted = ThawCli.withEverySubcommand().execute("bench", "--replot", json.toString(), "--markdown",
                 dir.resolve("again.md").toString(), "--plots", dir.resolve("again").toString());
         assertThat(replotted).isZero();
         assertThat(Files.readString(dir.resolve("again.md"))).isEqualTo(markdown);
@@ -114,7 +114,7 @@ class BenchCommandTest {
     /** What the command line says when it refuses these arguments (exit code 2, as picocli does for a bad option). */
     private static String refused(String... args) {
         java.io.StringWriter err = new java.io.StringWriter();
-        CommandLine cli = new CommandLine(new ThawCli());
+        CommandLine cli = ThawCli.withEverySubcommand();
         cli.setErr(new java.io.PrintWriter(err));
         assertThat(cli.execute(args)).as(err.toString()).isEqualTo(2);
         return err.toString();
@@ -123,7 +123,7 @@ class BenchCommandTest {
     @Test
     void theOtherStudiesAreSubcommands() {
         java.io.StringWriter err = new java.io.StringWriter();
-        CommandLine cli = new CommandLine(new ThawCli());
+        CommandLine cli = ThawCli.withEverySubcommand();
         cli.setErr(new java.io.PrintWriter(err));
         assertThat(cli.execute("bench", "--steady-state")).isEqualTo(2);
         assertThat(err.toString()).contains("Unknown option: '--steady-state'");
@@ -141,14 +141,14 @@ class BenchCommandTest {
         for (String[] demoArgs : List.of(new String[0], new String[] {"--memory-mib", "1024", "--total-mib", "640", "--ws-mib", "96",
                 "--layout", "scattered", "--seconds", "7", "--close-runs", "1", "--warm", "--background-mbps", "300", "--preempt",
                 "--no-whole-regions"})) {
-            CommandLine.ParseResult demoParsed = new CommandLine(new ThawCli()).parseArgs(prepend("demo", demoArgs));
+            CommandLine.ParseResult demoParsed = ThawCli.withEverySubcommand().parseArgs(prepend("demo", demoArgs));
             DemoCommand demo = demoParsed.subcommand().commandSpec().commandLine().getCommand();
             dev.thaw.measure.Demo.Config preset = new dev.thaw.measure.Demo.Config(demo.shape.toGuest(), java.time.Duration.ofSeconds(demo.seconds),
                     Path.of("/nonexistent/image"), java.util.function.UnaryOperator.identity(), PostcopyTuning.given(demo.spec.commandLine()),
                     demo.warm ? dev.thaw.measure.CacheState.WARM : dev.thaw.measure.CacheState.EVICTED, demo.closeRuns);
             String equivalent = preset.benchEquivalent();
             assertThat(equivalent).startsWith("thaw bench ");
-            CommandLine.ParseResult parsed = new CommandLine(new ThawCli()).parseArgs(equivalent.substring("thaw ".length()).split(" "));
+            CommandLine.ParseResult parsed = ThawCli.withEverySubcommand().parseArgs(equivalent.substring("thaw ".length()).split(" "));
             BenchCommand bench = parsed.subcommand().commandSpec().commandLine().getCommand();
             dev.thaw.measure.SaveRestoreBenchmark.Config config = preset.bench(Path.of("/nonexistent/work"));
             assertThat(bench.sizes).as(equivalent).containsExactly(config.workload().memoryMiB());
@@ -176,13 +176,13 @@ class BenchCommandTest {
         for (String[] args : List.of(new String[] {"bench", "clones", "--counts", "0"}, new String[] {"bench", "clones", "--clone-methods", "qemu-eager"},
                 new String[] {"bench", "clones", "--clone-methods", "nonsense"})) {
             java.io.StringWriter err = new java.io.StringWriter();
-            CommandLine cli = new CommandLine(new ThawCli());
+            CommandLine cli = ThawCli.withEverySubcommand();
             cli.setErr(new java.io.PrintWriter(err));
             assertThat(cli.execute(args)).as(String.join(" ", args)).isEqualTo(2);
             assertThat(err.toString()).as(String.join(" ", args)).contains("expected");
         }
         // The bench's cache and observation options are taken after the study's name too.
-        CommandLine.ParseResult parsed = new CommandLine(new ThawCli()).parseArgs("bench", "clones", "--evict", "--observe-seconds", "7");
+        CommandLine.ParseResult parsed = ThawCli.withEverySubcommand().parseArgs("bench", "clones", "--evict", "--observe-seconds", "7");
         BenchCommand parent = parsed.subcommand().commandSpec().commandLine().getCommand();
         assertThat(parent.cache()).isEqualTo(dev.thaw.measure.CacheState.EVICTED);
         assertThat(parent.observeSeconds).isEqualTo(7);
@@ -193,7 +193,7 @@ class BenchCommandTest {
         for (String[] args : List.of(new String[] {"bench", "--check-memory"}, new String[] {"bench", "--close-runs", "3"},
                 new String[] {"bench", "--modes", "--check-memory", "--app", "redis"}, new String[] {"bench", "--modes", "--close-runs", "10"})) {
             java.io.StringWriter err = new java.io.StringWriter();
-            CommandLine cli = new CommandLine(new ThawCli());
+            CommandLine cli = ThawCli.withEverySubcommand();
             cli.setErr(new java.io.PrintWriter(err));
             assertThat(cli.execute(args)).as(String.join(" ", args)).isEqualTo(2);
             assertThat(err.toString()).as(String.join(" ", args)).containsAnyOf("expected --modes", "expected --app wsbench", "expected 1..9");

@@ -24,7 +24,7 @@ class DemoCommandTest {
         int exit;
         System.setOut(new PrintStream(captured, true, StandardCharsets.UTF_8));
         try {
-            exit = new CommandLine(new ThawCli()).execute("demo", "--json", "--seconds", "2", "--memory-mib", "512",
+            exit = ThawCli.withEverySubcommand().execute("demo", "--json", "--seconds", "2", "--memory-mib", "512",
                     "--total-mib", "128", "--ws-mib", "32", "--close-runs", "2", "--image", image.toString());
         } finally {
             System.setOut(original);
