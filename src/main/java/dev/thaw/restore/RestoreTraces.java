@@ -156,8 +156,13 @@ public final class RestoreTraces {
     }
 
     /** The number of the newest trace, 0 if none: numbers go on after older traces were pruned, so names sort by age. */
-    private static int lastNumber(List<Path> traces) {
-        return traces.isEmpty() ? 0 : Integer.parseInt(traces.getLast().getFileName().toString().substring(0, 6));
+    private static long lastNumber(List<Path> traces) {
+        return traces.isEmpty() ? 0 : numberOf(traces.getLast());
+    }
+
+    private static long numberOf(Path trace) {
+        String name = trace.getFileName().toString();
+        return Long.parseLong(name.substring(0, name.indexOf('-')));
     }
 
     /** The event log written beside a trace. */
@@ -185,7 +190,9 @@ public final class RestoreTraces {
     private static List<Path> list(Path dir) throws IOException {
         if (!Files.isDirectory(dir)) return List.of();
         try (Stream<Path> files = Files.list(dir)) {
-            return files.filter(p -> p.getFileName().toString().matches("\\d{6}-[a-z]+(-[0-9a-f]{8})?\\.json")).sorted().toList();
+            // Six digits at least, ordered by number: names past 999,999 still sort after the older ones.
+            return files.filter(p -> p.getFileName().toString().matches("\\d{6,}-[a-z]+(-[0-9a-f]{8})?\\.json"))
+                    .sorted(java.util.Comparator.comparingLong(RestoreTraces::numberOf).thenComparing(Path::getFileName)).toList();
         }
     }
 

@@ -133,6 +133,20 @@ class RestoreTracesTest {
         }
     }
 
+    @Test
+    void numbersGoOnPastSixDigits(@TempDir Path dir) throws Exception {
+        Path img = image(dir, "numbersGoOnPastSixDigits");
+        Path traces = RestoreTraces.directoryFor(img);
+        Files.createDirectories(traces);
+        Files.writeString(traces.resolve("999999-lazy-0123abcd.json"), "{}"); // older: never read while a newer one is there
+        try (CheckpointImage image = CheckpointImage.open(img)) {
+            Path written = RestoreTraces.write(image, "lazy", Instant.now(), PostcopyRestore.Options.lazy("t"), result(0)).orElseThrow();
+            assertThat(written.getFileName().toString()).startsWith("1000000-lazy-");
+            assertThat(RestoreTraces.all(img)).last().isEqualTo(written);
+            assertThat(RestoreTraces.latest(image).orElseThrow().faults().getFirst()[1]).isZero();
+        }
+    }
+
     /**
      * Found by fuzzing (restore-trace): a trace edited by hand or damaged failed a ws restore with a NullPointerException,
      * an ArrayIndexOutOfBounds or PageRef's IllegalArgumentException, or passed pages outside the image on to QEMU. Each
