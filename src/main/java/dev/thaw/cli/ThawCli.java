@@ -16,6 +16,8 @@ public final class ThawCli {
             ZookeeperCommand.class, CommandLine.HelpCommand.class);
 
     public static void main(String[] args) {
+        // The launcher's AOT recording (the demo) archives every command's classes, which the other commands then load from it.
+        if (Boolean.getBoolean("thaw.aotRecord")) withEverySubcommand();
         System.exit(commandLine(args).execute(args));
     }
 
