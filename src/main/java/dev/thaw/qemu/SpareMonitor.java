@@ -3,6 +3,7 @@ package dev.thaw.qemu;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.thaw.util.Errno;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
@@ -10,11 +11,9 @@ import java.io.OutputStream;
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
-import java.lang.foreign.MemoryLayout;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
-import java.lang.invoke.VarHandle;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -49,13 +48,11 @@ public final class SpareMonitor {
     }
 
     private static final MethodHandle MKFIFO;
-    private static final MemoryLayout CALL_STATE = Linker.Option.captureStateLayout();
-    private static final VarHandle ERRNO = CALL_STATE.varHandle(MemoryLayout.PathElement.groupElement("errno"));
 
     static {
         Linker linker = Linker.nativeLinker();
         MKFIFO = linker.downcallHandle(linker.defaultLookup().find("mkfifo").orElseThrow(),
-                FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT), Linker.Option.captureCallState("errno"));
+                FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT), Errno.CAPTURE);
     }
 
     /**
@@ -64,10 +61,10 @@ public final class SpareMonitor {
      */
     static void mkfifo(Path fifo) throws IOException {
         try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = arena.allocate(CALL_STATE);
+            MemorySegment state = Errno.state(arena);
             int rc = (int) MKFIFO.invokeExact(state, arena.allocateFrom(fifo.toString()), 0600);
             if (rc != 0) {
-                throw new IOException("cannot make the FIFO " + fifo + ": mkfifo failed with errno " + (int) ERRNO.get(state, 0L));
+                throw new IOException("cannot make the FIFO " + fifo + ": mkfifo failed with errno " + Errno.of(state));
             }
         } catch (IOException | RuntimeException | Error e) {
             throw e;

@@ -1,14 +1,13 @@
 package dev.thaw.restore;
 
+import dev.thaw.util.Errno;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
-import java.lang.foreign.MemoryLayout;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
-import java.lang.invoke.VarHandle;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -95,9 +94,7 @@ public final class HugePages {
         long collapsed = 0;
         long ranges = ram.size() / HUGE_PAGE_BYTES;
         Linker linker = Linker.nativeLinker();
-        Linker.Option errno = Linker.Option.captureCallState("errno");
-        MemoryLayout stateLayout = Linker.Option.captureStateLayout();
-        VarHandle errnoHandle = stateLayout.varHandle(MemoryLayout.PathElement.groupElement("errno"));
+        Linker.Option errno = Errno.CAPTURE;
         MemorySegment syscallAddress = linker.defaultLookup().find("syscall").orElseThrow();
         MethodHandle pidfdOpen = linker.downcallHandle(syscallAddress,
                 FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG),
@@ -109,10 +106,10 @@ public final class HugePages {
         MethodHandle close = linker.downcallHandle(linker.defaultLookup().find("close").orElseThrow(),
                 FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
         try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = arena.allocate(stateLayout);
+            MemorySegment state = Errno.state(arena);
             long pidfd = (long) pidfdOpen.invokeExact(state, (long) SYS_PIDFD_OPEN, pid, 0L);
             if (pidfd < 0) {
-                throw new IllegalStateException("pidfd_open(" + pid + ") failed: errno " + (int) errnoHandle.get(state, 0L));
+                throw new IllegalStateException("pidfd_open(" + pid + ") failed: errno " + Errno.of(state));
             }
             try {
                 MemorySegment iov = arena.allocate(16, 8);
@@ -122,7 +119,7 @@ public final class HugePages {
                     int failure = 0;
                     for (int attempt = 0; attempt < 2; attempt++) {
                         long n = (long) processMadvise.invokeExact(state, (long) SYS_PROCESS_MADVISE, pidfd, iov, 1L, (long) MADV_COLLAPSE, 0L);
-                        failure = n < 0 ? (int) errnoHandle.get(state, 0L) : 0;
+                        failure = n < 0 ? Errno.of(state) : 0;
                         if (failure != 11 /* EAGAIN: a page was busy */) break;
                     }
                     if (failure == 0) collapsed++;

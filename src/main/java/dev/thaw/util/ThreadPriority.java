@@ -4,11 +4,9 @@ import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
-import java.lang.foreign.MemoryLayout;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
-import java.lang.invoke.VarHandle;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -25,12 +23,10 @@ public final class ThreadPriority {
     private static final int SCHED_IDLE = 5;
     private static final MethodHandle SCHED_SETSCHEDULER;
     private static final MethodHandle SCHED_GETSCHEDULER;
-    private static final MemoryLayout CALL_STATE = Linker.Option.captureStateLayout();
-    private static final VarHandle ERRNO = CALL_STATE.varHandle(MemoryLayout.PathElement.groupElement("errno"));
 
     static {
         Linker linker = Linker.nativeLinker();
-        Linker.Option errno = Linker.Option.captureCallState("errno");
+        Linker.Option errno = Errno.CAPTURE;
         SCHED_SETSCHEDULER = linker.downcallHandle(linker.defaultLookup().find("sched_setscheduler").orElseThrow(),
                 FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.ADDRESS), errno);
         SCHED_GETSCHEDULER = linker.downcallHandle(linker.defaultLookup().find("sched_getscheduler").orElseThrow(),
@@ -56,11 +52,11 @@ public final class ThreadPriority {
     public static void set(long tid, Policy policy) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment param = arena.allocate(ValueLayout.JAVA_INT); // struct sched_param { int sched_priority = 0; }
-            MemorySegment state = arena.allocate(CALL_STATE);
+            MemorySegment state = Errno.state(arena);
             int rc = (int) SCHED_SETSCHEDULER.invokeExact(state, (int) tid, policy == Policy.IDLE ? SCHED_IDLE : SCHED_OTHER, param);
             if (rc != 0) {
                 throw new IllegalStateException("sched_setscheduler(" + tid + ", " + policy + ") failed: errno "
-                        + (int) ERRNO.get(state, 0L));
+                        + Errno.of(state));
             }
         } catch (RuntimeException | Error e) {
             throw e;
@@ -81,9 +77,9 @@ public final class ThreadPriority {
     /** The class of thread {@code tid} (0: the calling thread). */
     public static Policy get(long tid) {
         try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = arena.allocate(CALL_STATE);
+            MemorySegment state = Errno.state(arena);
             int rc = (int) SCHED_GETSCHEDULER.invokeExact(state, (int) tid);
-            if (rc < 0) throw new IllegalStateException("sched_getscheduler(" + tid + ") failed: errno " + (int) ERRNO.get(state, 0L));
+            if (rc < 0) throw new IllegalStateException("sched_getscheduler(" + tid + ") failed: errno " + Errno.of(state));
             return rc == SCHED_IDLE ? Policy.IDLE : Policy.NORMAL;
         } catch (RuntimeException | Error e) {
             throw e;
