@@ -235,9 +235,9 @@ public final class HostDoctor {
         if (binary.isEmpty()) return Optional.empty();
         String identity;
         try {
-            java.nio.file.attribute.BasicFileAttributes a = Files.readAttributes(binary.get().toRealPath(),
-                    java.nio.file.attribute.BasicFileAttributes.class);
-            identity = binary.get().toRealPath() + " " + a.size() + " " + a.lastModifiedTime();
+            Path real = binary.get().toRealPath();
+            java.nio.file.attribute.BasicFileAttributes a = Files.readAttributes(real, java.nio.file.attribute.BasicFileAttributes.class);
+            identity = real + " " + a.size() + " " + a.lastModifiedTime();
         } catch (java.io.IOException e) {
             identity = null; // not cached: asked again
         }

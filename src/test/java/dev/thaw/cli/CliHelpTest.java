@@ -29,7 +29,7 @@ class CliHelpTest {
         assertThat(checked).as("texts checked").hasSizeGreaterThan(100);
     }
 
-    /** main builds only the command named (picocli's model of all of them cost 0.4 s of every start); anything else gets all. */
+    /** main builds only the command named (picocli's model of all of them slowed every start); anything else gets all. */
     @Test
     void onlyTheNamedCommandIsBuiltAndEverythingElseGetsThemAll() {
         int all = ThawCli.SUBCOMMANDS.size();
