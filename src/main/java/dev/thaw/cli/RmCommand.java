@@ -1,6 +1,9 @@
 package dev.thaw.cli;
 
 import dev.thaw.image.Store;
+import dev.thaw.objectstore.BucketGc;
+import dev.thaw.objectstore.ObjectStore;
+import dev.thaw.objectstore.S3Location;
 import dev.thaw.restore.RamFiles;
 import dev.thaw.restore.RestoreTraces;
 import java.nio.file.Path;
@@ -15,10 +18,12 @@ import picocli.CommandLine.Parameters;
                 "store's exclusive lock); its packs are deleted by the next thaw gc STORE unless another image uses them.",
                 "Never delete such an image by hand: gc would then refuse to run until told --forget-missing.",
                 "The restore traces, the RAM file and the restores' disk overlays beside it (IMAGE.restores/, IMAGE.ram/,",
-                "IMAGE.disks/) go with it; the disks' bases, outside the image, stay."})
+                "IMAGE.disks/) go with it; the disks' bases, outside the image, stay.",
+                "s3://BUCKET/PREFIX/NAME removes the image's name (its manifest) from the bucket; thaw gc s3://BUCKET/PREFIX then",
+                "deletes its objects that no other image there uses."})
 final class RmCommand implements Callable<Integer> {
-    @Parameters(index = "0", description = "The image directory.")
-    Path image;
+    @Parameters(index = "0", description = "The image directory, or s3://BUCKET/PREFIX/NAME.")
+    String image;
 
     @Option(names = "--json", description = "Print what was removed as JSON.")
     boolean json;
@@ -28,7 +33,8 @@ final class RmCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        Store.Removed removed = Store.removeImage(image);
+        if (S3Location.isS3(image)) return removeFromBucket(S3Location.parseImage(image));
+        Store.Removed removed = Store.removeImage(Path.of(image));
         boolean traces = RestoreTraces.deleteFor(removed.image());
         boolean ram = RamFiles.deleteFor(removed.image());
         boolean overlays = dev.thaw.restore.RestoreDisks.deleteFor(removed.image());
@@ -43,5 +49,18 @@ final class RmCommand implements Callable<Integer> {
                     removed.imageId(), also, removed.store());
         }
         return 0;
+    }
+
+    private int removeFromBucket(S3Location.Image name) {
+        try (ObjectStore store = new ObjectStore(ObjectStore.Settings.fromEnvironment(), name.location().bucket())) {
+            BucketGc.Removed removed = BucketGc.removeImage(store, name);
+            if (json) {
+                System.out.println(Json.write(removed));
+            } else {
+                System.out.printf("removed image %s (%s); thaw gc %s deletes the objects no other image uses%n", removed.image(),
+                        removed.imageId().isEmpty() ? "its manifest unreadable" : removed.imageId(), name.location());
+            }
+            return 0;
+        }
     }
 }

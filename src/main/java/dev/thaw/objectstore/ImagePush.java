@@ -20,7 +20,8 @@ import java.util.Optional;
 /**
  * {@code thaw push IMAGE s3://BUCKET/PREFIX}: the image's files and packs, then its manifest last, so that a reader sees the
  * image whole or not at all. Packs are shared by every image under the prefix: one already there (same name, size and
- * footer checksum) is not uploaded again. Nothing is uploaded that does not match the checksums the manifest records.
+ * footer checksum) is not uploaded again. Nothing is uploaded that does not match the checksums the manifest records. It
+ * holds the prefix's {@link BucketLock} throughout, so that no gc deletes a pack it skipped before its manifest names it.
  */
 public final class ImagePush {
     private ImagePush() {}
@@ -35,7 +36,8 @@ public final class ImagePush {
     public static Report push(ObjectStore store, Path imageDirectory, S3Location destination, String name) {
         S3Location.Image target = new S3Location.Image(destination, name);
         long start = System.nanoTime();
-        try (CheckpointImage image = CheckpointImage.open(imageDirectory)) {
+        try (CheckpointImage image = CheckpointImage.open(imageDirectory);
+             BucketLock lock = BucketLock.acquire(store, destination, BucketLock.Kind.PUSH)) {
             Manifest m = image.manifest();
             Counts counts = new Counts();
             // The bases first: the manifest uploaded records their list's SHA-256, which binds the list to it (and its MAC).
@@ -58,6 +60,7 @@ public final class ImagePush {
                 store.put(destination.key(S3Location.macObject(m.imageId(), portable.checksum())), mac.get());
                 counts.uploaded(mac.get().length);
             }
+            lock.confirm();
             // Last: until this object exists, the bucket has no image of this name (or still the previous one, whole).
             store.put(destination.key(target.manifestObject()), portable.file());
             counts.uploaded(portable.file().length);

@@ -126,15 +126,41 @@ public final class ObjectStore implements AutoCloseable {
 
     /** The size of an object, or empty if there is none. */
     public Optional<Long> size(String key) {
+        return head(key).map(software.amazon.awssdk.services.s3.model.HeadObjectResponse::contentLength);
+    }
+
+    /** One HEAD of an object: its answer, or empty if there is none (and the bucket is there). */
+    private Optional<software.amazon.awssdk.services.s3.model.HeadObjectResponse> head(String key) {
         heads.increment();
         try {
-            return Optional.of(client.headObject(b -> b.bucket(bucket).key(key)).contentLength());
+            return Optional.of(client.headObject(b -> b.bucket(bucket).key(key)));
         } catch (S3Exception e) {
             if (e.statusCode() == 404 && !(e instanceof NoSuchBucketException) && bucketExists()) return Optional.empty();
             throw translate("HEAD", key, e);
         } catch (SdkException e) {
             throw translate("HEAD", key, e);
         }
+    }
+
+    /** An object of a listing: its key, size and the service's time of its last write. */
+    public record Listed(String key, long byteSize, java.time.Instant lastModified) {}
+
+    /** Every object whose key starts with {@code keyPrefix}, in key order (ListObjectsV2, page after page). */
+    public List<Listed> list(String keyPrefix) {
+        List<Listed> out = new ArrayList<>();
+        try {
+            for (var page : client.listObjectsV2Paginator(b -> b.bucket(bucket).prefix(keyPrefix))) {
+                for (var o : page.contents()) out.add(new Listed(o.key(), o.size(), o.lastModified()));
+            }
+        } catch (SdkException e) {
+            throw translate("LIST", keyPrefix, e);
+        }
+        return out;
+    }
+
+    /** The service's time of an object's last write, or empty if there is none. */
+    public Optional<java.time.Instant> lastModified(String key) {
+        return head(key).map(software.amazon.awssdk.services.s3.model.HeadObjectResponse::lastModified);
     }
 
     /** A HEAD's 404 does not say whether the key or the bucket is missing. */
@@ -157,6 +183,38 @@ public final class ObjectStore implements AutoCloseable {
             client.deleteObject(b -> b.bucket(bucket).key(key));
         } catch (SdkException e) {
             throw translate("DELETE", key, e);
+        }
+    }
+
+    private volatile boolean multiDelete = true;
+
+    /** Deletes objects, up to 1000 a request (DeleteObjects); a key the service could not delete fails the call, naming it. */
+    public void deleteAll(List<String> keys) {
+        for (int from = 0; from < keys.size(); from += 1000) {
+            List<software.amazon.awssdk.services.s3.model.ObjectIdentifier> batch = keys.subList(from, Math.min(keys.size(), from + 1000))
+                    .stream().map(k -> software.amazon.awssdk.services.s3.model.ObjectIdentifier.builder().key(k).build()).toList();
+            software.amazon.awssdk.services.s3.model.DeleteObjectsResponse r;
+            try {
+                if (!multiDelete) {
+                    for (var o : batch) delete(o.key());
+                    continue;
+                }
+                r = client.deleteObjects(b -> b.bucket(bucket).delete(d -> d.objects(batch).quiet(true)));
+            } catch (S3Exception e) {
+                // A service that has no multi-object delete with the checksum the SDK sends (s3proxy): one DELETE a key.
+                if (e.statusCode() != 501) throw translate("DELETE (multi)", batch.getFirst().key(), e);
+                multiDelete = false;
+                for (var o : batch) delete(o.key());
+                continue;
+            } catch (SdkException e) {
+                throw translate("DELETE (multi)", batch.getFirst().key(), e);
+            }
+            if (r.hasErrors() && !r.errors().isEmpty()) {
+                var first = r.errors().getFirst();
+                throw new ObjectStoreException.Refused("DELETE " + url(first.key()) + " at " + settings.describeEndpoint() + ": expected success,"
+                        + " actual " + first.code() + ": " + first.message() + " (" + r.errors().size() + " of " + batch.size()
+                        + " keys of the request failed)", null);
+            }
         }
     }
 

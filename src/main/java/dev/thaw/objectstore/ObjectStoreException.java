@@ -34,6 +34,13 @@ public sealed abstract class ObjectStoreException extends RuntimeException {
         }
     }
 
+    /** Another process holds the prefix for an operation that excludes this one (a push during a gc, a gc during a push). */
+    public static final class Busy extends ObjectStoreException {
+        Busy(String detail) {
+            super(detail, null);
+        }
+    }
+
     /** What this Thaw cannot push or fetch yet. */
     public static final class Unsupported extends ObjectStoreException {
         Unsupported(String detail) {

@@ -90,6 +90,20 @@ class ObjectStoreRestoreTest {
             ImageCommandsTest.Run pull = ImageCommandsTest.run("pull", "s3://thaw-vms/vms/small", Files.createDirectories(dir.resolve("pulled")).toString());
             assertThat(pull.exit()).as("thaw pull: " + pull.err()).isZero();
             System.err.println(pull.out().strip());
+
+            // The name removed from the bucket, then its objects: a dry run first, which deletes nothing.
+            ImageCommandsTest.Run rm = ImageCommandsTest.run("rm", "s3://thaw-vms/vms/small");
+            assertThat(rm.exit()).as("thaw rm: " + rm.err()).isZero();
+            assertThat(rm.out()).contains("removed image s3://thaw-vms/vms/small (" + CheckpointImage.open(image).manifest().imageId() + ")");
+            ImageCommandsTest.Run dry = ImageCommandsTest.run("gc", "s3://thaw-vms/vms", "--dry-run");
+            assertThat(dry.exit()).as("thaw gc --dry-run: " + dry.err()).isZero();
+            assertThat(dry.out()).contains("0 images").contains("would delete").contains("packs/pack-");
+            ImageCommandsTest.Run gc = ImageCommandsTest.run("gc", "s3://thaw-vms/vms", "--json");
+            assertThat(gc.exit()).as("thaw gc: " + gc.err()).isZero();
+            System.err.println("gc: " + gc.out().strip());
+            try (dev.thaw.objectstore.ObjectStore store = new dev.thaw.objectstore.ObjectStore(server.settings(), "thaw-vms")) {
+                assertThat(store.list("vms/")).as("the bucket's objects under vms/ after the gc").allMatch(o -> o.key().endsWith("/"));
+            }
         } finally {
             properties.keySet().forEach(System::clearProperty);
         }
