@@ -149,8 +149,9 @@ final class ClusterCommand implements Runnable {
     }
 
     /**
-     * Runs a cluster until Ctrl-C: rewrites its status every second, checks its members, and serves a save request
-     * ('thaw cluster save'), after which the cluster ends (its members stopped, its switch cut): 0 when saved, 1 otherwise.
+     * Runs a cluster until Ctrl-C: rewrites its status every second, checks its members, and serves save requests ('thaw cluster
+     * save'). After one without keep-running the cluster ends (its members stopped, its switch cut): 0 when saved, 1 otherwise;
+     * after one with it the cluster goes on.
      */
     static int serve(LiveCluster cluster, String command) throws Exception {
         long lastStatus = 0;
@@ -167,7 +168,12 @@ final class ClusterCommand implements Runnable {
                 System.err.println(command + ": " + e.getMessage());
                 continue;
             }
-            if (request.isPresent()) return saveFor(cluster, request.get(), command);
+            if (request.isPresent()) {
+                int status = saveFor(cluster, request.get(), command);
+                if (!request.get().keepRunning()) return status;
+                cluster.check(); // a member that did not run again ends the cluster here, saying so
+                continue;
+            }
             Thread.sleep(Duration.ofMillis(200));
         }
     }
@@ -178,13 +184,15 @@ final class ClusterCommand implements Runnable {
         try {
             dev.thaw.save.Saver.Options options = dev.thaw.save.Saver.Options.defaults();
             if (request.probeLiveSeconds() > 0) options = options.withDirtyEstimator(Duration.ofSeconds(request.probeLiveSeconds()));
+            options = options.withKeepRunning(request.keepRunning());
             ClusterSave.Result r = ClusterSave.save(cluster, Path.of(request.out()), options, System.out::println);
             String message = String.format("cluster saved to %s: %d members stopped within %.3f ms of each other, %d frames in flight"
                     + " kept (%d at the cut); their sockets %s, unread at the stop: %s; working sets %s; %.2f s", r.checkpoint(),
                     r.manifest().members().size(), r.stopSkewNanos() / 1e6, r.frames(), r.framesAtCut(),
                     r.drainNanos() < 0 ? "not seen drained" : String.format("drained %.1f ms after the cut", r.drainNanos() / 1e6),
                     r.unreadBytesAtStop().isEmpty() ? "not seen" : r.unreadBytesAtStop() + " bytes",
-                    r.workingSetPages().isEmpty() ? "none (no --estimator)" : r.workingSetPages() + " pages", r.durationNanos() / 1e9);
+                    r.workingSetPages().isEmpty() ? "none (no --estimator)" : r.workingSetPages() + " pages", r.durationNanos() / 1e9)
+                    + (r.pausedNanos() < 0 ? "" : String.format("; the cluster runs on, paused %.2f s from the cut", r.pausedNanos() / 1e9));
             answer = new SaveRequest.Answer(1, request.out(), true, message, r.stopSkewNanos(), r.frames(), r.durationNanos());
         } catch (RuntimeException e) {
             answer = new SaveRequest.Answer(1, request.out(), false, e.getMessage(), 0, 0, 0);
@@ -192,8 +200,13 @@ final class ClusterCommand implements Runnable {
         answer.write(cluster.directory(), request.requesterPid());
         awaitTaken(SaveRequest.Answer.file(cluster.directory(), request.requesterPid()), request.requesterPid());
         System.out.println(answer.message());
-        System.out.println(answer.saved() ? "the members stay stopped; the cluster ends (restore it: ./thaw cluster restore " + request.out() + ")"
-                : "the cluster ends");
+        if (request.keepRunning()) {
+            System.out.println(answer.saved() ? "the cluster runs on (restore the checkpoint: ./thaw cluster restore " + request.out() + ")"
+                    : "the cluster runs on");
+        } else {
+            System.out.println(answer.saved() ? "the members stay stopped; the cluster ends (restore it: ./thaw cluster restore " + request.out() + ")"
+                    : "the cluster ends");
+        }
         if (!answer.saved()) System.err.println(command + ": " + answer.message());
         return answer.saved() ? 0 : 1;
     }
@@ -220,7 +233,9 @@ final class ClusterCommand implements Runnable {
             description = {"Save the cluster that 'thaw cluster up' (or 'cluster restore') runs in DIR into a checkpoint OUT.",
                     "The switch stops forwarding and holds every frame, every member is stopped at once and saved into its own",
                     "image (OUT/MEMBER), and the frames in flight go into the checkpoint, to be delivered after a restore.",
-                    "The cluster ends with the save: its members stay stopped."})
+                    "The cluster ends with the save, its members stopped, unless --keep-running: then every member runs again",
+                    "at once when the checkpoint is written (or the save failed), the switch delivers the frames it held, in",
+                    "order, and forwards again, and the cluster goes on (a checkpoint of a running service)."})
     static final class Save implements Callable<Integer> {
         @Option(names = "--dir", required = true, description = "The running cluster's directory.")
         Path dir;
@@ -236,6 +251,9 @@ final class ClusterCommand implements Runnable {
                 "member runs on; the restore line sizes the members from these) or none (default). A trace needs each member",
                 "restored alone, which a cluster's cut does not allow."})
         String estimator;
+
+        @Option(names = "--keep-running", description = "The cluster goes on after the save (default: it ends, its members stopped).")
+        boolean keepRunning;
 
         @Option(names = "--live-seconds", defaultValue = "10",
                 description = "dirty: stop each member's probe after this many seconds if QEMU has not converged (default ${DEFAULT-VALUE}).")
@@ -270,7 +288,7 @@ final class ClusterCommand implements Runnable {
             }
             long pid = ProcessHandle.current().pid();
             SaveRequest.Answer.take(dir, pid); // an old answer to an earlier process of this pid
-            SaveRequest request = SaveRequest.of(out, probeLiveSeconds);
+            SaveRequest request = SaveRequest.of(out, probeLiveSeconds, keepRunning);
             request.write(dir);
             long deadline = System.nanoTime() + Duration.ofSeconds(timeoutSeconds).toNanos();
             while (true) {

@@ -33,7 +33,10 @@ import java.util.function.Consumer;
  * member is stopped at once (one thread each, released together; the skew between their stops is reported), the frames the
  * switch then holds are the frames in flight, and each member is saved by {@link Saver} into its own image. The checkpoint is
  * written under a hidden temporary directory beside {@code out} and renamed into place after its manifest (written last): all or
- * nothing. The members stay stopped and the switch cut: the cluster is not usable after a save (close it; restore the checkpoint).
+ * nothing. The members then stay stopped and the switch cut (close the cluster; restore the checkpoint), unless the options say
+ * keep-running: then, once the checkpoint is committed (or the save failed), every member runs again at once and the switch
+ * delivers the frames it held, in order, and forwards again, so that a running service is checkpointed with a pause of the
+ * save's length and no frame lost.
  *
  * <p>Working sets: a stopped guest dirties nothing, so the dirty-bit estimate of each member comes from a probe taken while the
  * members still run, before the cut ({@link #probe}, every member at once: a live migration that writes no image, as a dirty save
@@ -57,9 +60,16 @@ public final class ClusterSave {
      * @param saveNanos      per member, its image's save
      * @param durationNanos  the whole save, cut to commit (a probe this save took itself included)
      * @param workingSetPages per member with an estimate, the pages of the working set attached to its image
+     * @param pausedNanos    with keep-running, from the cut until every member ran again and the switch forwarded again; else -1
      */
     public record Result(Path checkpoint, ClusterManifest manifest, long stopSkewNanos, long drainNanos, Map<String, Long> unreadBytesAtStop,
-                         int framesAtCut, int frames, Map<String, Long> saveNanos, long durationNanos, Map<String, Integer> workingSetPages) {}
+                         int framesAtCut, int frames, Map<String, Long> saveNanos, long durationNanos, Map<String, Integer> workingSetPages,
+                         long pausedNanos) {
+        Result resumedAfter(long nanos) {
+            return new Result(checkpoint, manifest, stopSkewNanos, drainNanos, unreadBytesAtStop, framesAtCut, frames, saveNanos, durationNanos,
+                    workingSetPages, nanos);
+        }
+    }
 
     /**
      * Every member's dirty-bit estimate, the members probed at once (one thread each): each probe is a live migration writing no
@@ -133,25 +143,57 @@ public final class ClusterSave {
         } catch (IOException e) {
             throw new CheckpointException.SaveFailed(null, "cannot create " + target + ": " + e, e);
         }
+        // With keep-running the members are stopped together and stay so until every image is written, then run again together.
+        boolean keepRunning = options.keepRunning();
+        Saver.Options each = options.withKeepRunning(false);
+        long[] cutAt = new long[1];
         try {
-            Result r = saveInto(cluster, temp, target, options, estimates, progress, started);
+            Result r = saveInto(cluster, temp, target, each, estimates, progress, started, cutAt);
             Files.move(temp, target, StandardCopyOption.ATOMIC_MOVE);
+            if (keepRunning) r = r.resumedAfter(resume(cluster, cutAt[0], progress));
             return r;
         } catch (IOException e) {
             FileTrees.deleteQuietly(temp);
-            throw new CheckpointException.SaveFailed(null, "cannot commit " + target + ": " + e, e);
+            throw resumedAfterFailure(cluster, keepRunning, cutAt[0], new CheckpointException.SaveFailed(null, "cannot commit " + target + ": " + e, e));
         } catch (RuntimeException e) {
             FileTrees.deleteQuietly(temp);
-            throw e;
+            throw resumedAfterFailure(cluster, keepRunning, cutAt[0], e);
         }
     }
 
+    /**
+     * Runs every member again at once and ends the switch's cut (the frames held since are delivered, in order): a cluster saved
+     * with keep-running goes on. The time from the cut until then.
+     */
+    private static long resume(LiveCluster cluster, long cutNanos, Consumer<String> progress) {
+        List<ClusterMember> members = cluster.members();
+        atOnce(cluster, members, "cluster-resume-", STOP_TIMEOUT.plusSeconds(5), "while running the members again",
+                (member, vm) -> vm.qmp().cont(STOP_TIMEOUT), e -> "expected its QEMU running again within " + STOP_TIMEOUT.toSeconds()
+                        + " s, actual " + e.getMessage());
+        cluster.network().resume();
+        long paused = System.nanoTime() - cutNanos;
+        progress.accept(String.format("members running again and the switch forwarding %.2f s after the cut", paused / 1e9));
+        return paused;
+    }
+
+    /** A failed keep-running save runs the cluster again if it was cut (what failed is thrown, a failed resume added to it). */
+    private static RuntimeException resumedAfterFailure(LiveCluster cluster, boolean keepRunning, long cutNanos, RuntimeException e) {
+        if (!keepRunning || cutNanos == 0) return e;
+        try {
+            resume(cluster, cutNanos, line -> { });
+        } catch (RuntimeException resumeFailed) {
+            e.addSuppressed(resumeFailed);
+        }
+        return e;
+    }
+
     private static Result saveInto(LiveCluster cluster, Path temp, Path target, Saver.Options options, Map<String, WorkingSet> estimates,
-                                   Consumer<String> progress, long started) {
+                                   Consumer<String> progress, long started, long[] cutAt) {
         ClusterSwitch network = cluster.network();
         List<ClusterMember> members = cluster.members();
         ClusterSwitch.Cut cut = network.cut();
         long cutNanos = System.nanoTime();
+        cutAt[0] = cutNanos;
         Map<String, Path> sockets = new LinkedHashMap<>();
         for (ClusterMember m : members) sockets.put(m.name(), network.socket(m.name()));
         long drain = drain(sockets, cutNanos);
@@ -199,7 +241,7 @@ public final class ClusterSave {
                 network.traffic(), framesEntry);
         manifest.write(temp);
         return new Result(target, manifest, skew, drain, unread, cut.inFlight().size(), frames.size(), saveNanos, System.nanoTime() - started,
-                pagesOf(estimates));
+                pagesOf(estimates), -1);
     }
 
     /**

@@ -18,8 +18,9 @@ import java.util.Optional;
  * @param requesterPid     the {@code thaw cluster save} waiting for the answer
  * @param probeLiveSeconds 0: no working-set estimate; else every member's dirty-bit probe first ({@link ClusterSave#probe}),
  *                         each stopped after this many seconds unless QEMU converged (absent in an older request: 0)
+ * @param keepRunning      the members run on after the save and the switch forwards again (absent in an older request: false)
  */
-public record SaveRequest(int version, String out, long requesterPid, Instant at, int probeLiveSeconds) {
+public record SaveRequest(int version, String out, long requesterPid, Instant at, int probeLiveSeconds, boolean keepRunning) {
     public static final int VERSION = 1;
     public static final String FILE = "save-request.json";
     private static final ObjectMapper JSON = new ObjectMapper().findAndRegisterModules();
@@ -33,12 +34,16 @@ public record SaveRequest(int version, String out, long requesterPid, Instant at
     }
 
     public static SaveRequest of(Path out) {
-        return of(out, 0);
+        return of(out, 0, false);
     }
 
-    /** @param probeLiveSeconds 0: no estimate; else each member's dirty-bit probe's live limit */
-    public static SaveRequest of(Path out, int probeLiveSeconds) {
-        return new SaveRequest(VERSION, out.toAbsolutePath().normalize().toString(), ProcessHandle.current().pid(), Instant.now(), probeLiveSeconds);
+    /**
+     * @param probeLiveSeconds 0: no estimate; else each member's dirty-bit probe's live limit
+     * @param keepRunning      the cluster goes on after the save
+     */
+    public static SaveRequest of(Path out, int probeLiveSeconds, boolean keepRunning) {
+        return new SaveRequest(VERSION, out.toAbsolutePath().normalize().toString(), ProcessHandle.current().pid(), Instant.now(), probeLiveSeconds,
+                keepRunning);
     }
 
     public void write(Path clusterDir) throws IOException {

@@ -337,7 +337,7 @@ public final class ClusterSwitch implements AutoCloseable {
     }
 
     /**
-     * Stops forwarding for good: every member is held, and the frames in every queue are the frames
+     * Stops forwarding (until {@link #resume}, if ever): every member is held, and the frames in every queue are the frames
      * in flight. Frames the members send afterwards (before they are stopped) are held too and
      * belong to the checkpoint as well: read them with {@link #held()} once every member stopped.
      */
@@ -348,6 +348,21 @@ public final class ClusterSwitch implements AutoCloseable {
             for (Port p : ports.values()) p.held = true;
             return new Cut(clock.instant(), heldLocked());
         }
+    }
+
+    /**
+     * Ends a {@link #cut} for a cluster that goes on after its save ({@code thaw cluster save --keep-running}): every member is
+     * released, the frames held since the cut are delivered to their receivers in the order the switch read them (the same frames
+     * the checkpoint keeps), and forwarding goes on. Refused on a switch that was not cut.
+     */
+    public void resume() {
+        synchronized (lock) {
+            checkOpen();
+            if (!cut) throw new IllegalStateException("switch: resume: expected a cut switch, actual one that forwards");
+            cut = false;
+            for (Port p : ports.values()) p.held = false;
+        }
+        selector.wakeup();
     }
 
     /** Every frame waiting in a queue now, in the order the switch read them. */

@@ -32,7 +32,7 @@ import org.junit.jupiter.api.io.TempDir;
  * The same restores with each cohort in a process of its own ({@code thaw cluster cohort}), coordinated through a real ZooKeeper:
  * the stream ends intact; ZooKeeper killed mid-restore ends it everywhere, saying so, with no QEMU left, and so does a cohort
  * killed with SIGTERM or SIGKILL. The same restore across two hosts (network namespaces, a switch each, joined by a UDP tunnel).
- * The checkpoint is made once for every test.
+ * The checkpoint is made once for every test, with keep-running: the saved cluster's stream then ends intact too.
  */
 class ClusterCheckpointTest {
     private static final long MEMBER_MIB = 256;
@@ -52,7 +52,19 @@ class ClusterCheckpointTest {
             // Mid-stream: m1 has received some MiB and more are on the way.
             cluster.awaitStream("m1", l -> l instanceof TcpStreamLine.Tick t && t.bytes() >= (2L << 20), STREAM_TIMEOUT);
             checkpoint = work.resolve("cp");
-            saved = ClusterSave.save(cluster, checkpoint, Saver.Options.defaults(), System.err::println);
+            // Keep-running: the checkpoint is the one a save that ends the cluster writes, and the cluster goes on.
+            saved = ClusterSave.save(cluster, checkpoint, Saver.Options.defaults().withKeepRunning(true), System.err::println);
+            assertThat(saved.pausedNanos()).as("paused from the cut until running again").isGreaterThan(saved.durationNanos() / 2);
+            // The stream, cut mid-way, goes on through the switch and ends intact: the frames held at the save delivered, none lost.
+            var tx = (TcpStreamLine.Done) cluster.awaitStream("m2", l -> l instanceof TcpStreamLine.Done, STREAM_TIMEOUT);
+            var rx = (TcpStreamLine.Done) cluster.awaitStream("m1", l -> l instanceof TcpStreamLine.Done, Duration.ofSeconds(20));
+            assertThat(tx.bytes()).isEqualTo(STREAM_BYTES);
+            assertThat(rx).isEqualTo(new TcpStreamLine.Done(TcpStreamLine.Direction.RX, STREAM_BYTES, 0, TcpStreams.expectedFnv(STREAM_BYTES), "10.0.3.2"));
+            for (String m : List.of("m1", "m2")) {
+                PortStats port = cluster.port(m);
+                assertThat(port.droppedQueueFull() + port.droppedUnconnected() + port.malformedFrames()).as(m + " after the save").isZero();
+                assertThat(port.held()).as(m + " held after the save").isFalse();
+            }
         }
         System.err.printf("cluster saved %.1f s after the start: drained after %.1f ms, skew %.3f ms, %d frames at the cut, %d saved,"
                 + " unread at the stop %s, save %.2f s%n", (System.nanoTime() - started) / 1e9, saved.drainNanos() / 1e6,

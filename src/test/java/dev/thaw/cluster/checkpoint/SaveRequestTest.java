@@ -34,12 +34,16 @@ class SaveRequestTest {
     }
 
     @Test
-    void aRequestCarriesTheProbesLiveLimitAndAnOlderOneWithoutItAsksForNone(@TempDir Path dir) throws Exception {
-        SaveRequest probed = SaveRequest.of(dir.resolve("cp"), 7);
+    void aRequestCarriesTheProbesLiveLimitAndKeepRunningAndAnOlderOneWithoutThemAsksForNeither(@TempDir Path dir) throws Exception {
+        SaveRequest probed = SaveRequest.of(dir.resolve("cp"), 7, true);
         probed.write(dir);
-        assertThat(SaveRequest.take(dir).orElseThrow().probeLiveSeconds()).isEqualTo(7);
+        SaveRequest taken = SaveRequest.take(dir).orElseThrow();
+        assertThat(taken.probeLiveSeconds()).isEqualTo(7);
+        assertThat(taken.keepRunning()).isTrue();
         Files.writeString(dir.resolve(SaveRequest.FILE), "{\"version\": 1, \"out\": \"/cp/b\", \"requesterPid\": 5, \"at\": \"2026-11-30T00:00:00Z\"}");
-        assertThat(SaveRequest.take(dir).orElseThrow().probeLiveSeconds()).as("a request written before the field").isZero();
-        assertThatThrownBy(() -> SaveRequest.of(dir.resolve("cp"), -1)).hasMessageContaining("expected a probe's live limit >= 0");
+        SaveRequest older = SaveRequest.take(dir).orElseThrow();
+        assertThat(older.probeLiveSeconds()).as("a request written before the field").isZero();
+        assertThat(older.keepRunning()).as("a request written before keep-running: the cluster ends, as it did").isFalse();
+        assertThatThrownBy(() -> SaveRequest.of(dir.resolve("cp"), -1, false)).hasMessageContaining("expected a probe's live limit >= 0");
     }
 }
