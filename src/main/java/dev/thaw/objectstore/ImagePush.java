@@ -34,6 +34,11 @@ public final class ImagePush {
                          boolean manifestRewritten, double seconds) {}
 
     public static Report push(ObjectStore store, Path imageDirectory, S3Location destination, String name) {
+        return push(store, imageDirectory, destination, name, dev.thaw.util.ThawPaths.cacheDir());
+    }
+
+    /** @param cacheDirectory where the disk bases' hashes are cached ({@link BaseHashes}) */
+    static Report push(ObjectStore store, Path imageDirectory, S3Location destination, String name, Path cacheDirectory) {
         S3Location.Image target = new S3Location.Image(destination, name);
         long start = System.nanoTime();
         try (CheckpointImage image = CheckpointImage.open(imageDirectory);
@@ -41,7 +46,7 @@ public final class ImagePush {
             Manifest m = image.manifest();
             Counts counts = new Counts();
             // The bases first: the manifest uploaded records their list's SHA-256, which binds the list to it (and its MAC).
-            DiskBases bases = m.disks().isEmpty() ? null : pushBases(store, destination, image, counts);
+            DiskBases bases = m.disks().isEmpty() ? null : pushBases(store, destination, image, counts, cacheDirectory);
             PortableImage.Portable portable = PortableImage.portable(image, bases == null ? null : bases.sha256());
             PortableImage.Layout layout = PortableImage.layout(portable.manifest());
             for (PortableImage.Part f : layout.files()) {
@@ -75,7 +80,7 @@ public final class ImagePush {
      * image recorded (the base's, in the manifest; a referenced backing file's, in the disk references; a carried copy's, in
      * its list), and again after its upload, so that a file written meanwhile is refused, its object deleted. The list.
      */
-    private static DiskBases pushBases(ObjectStore store, S3Location destination, CheckpointImage image, Counts counts) {
+    private static DiskBases pushBases(ObjectStore store, S3Location destination, CheckpointImage image, Counts counts, Path cacheDirectory) {
         List<String> backing = image.backingFileChanges();
         if (!backing.isEmpty()) {
             throw new ImageException.Corrupt(image.directory(), 0, String.join("; ", backing) + ": a push carries the disk state the save"
@@ -116,7 +121,7 @@ public final class ImagePush {
                             + String.join("; ", recorded.differencesTo(identity)) + ". A push carries the disk state the save froze: put it back"
                             + " as it was, or save the guest again");
                 }
-                String sha = uploadBase(store, destination, file, identity, "image " + image.directory() + ": " + what, counts);
+                String sha = uploadBase(store, destination, file, identity, "image " + image.directory() + ": " + what, counts, cacheDirectory);
                 layers.add(new DiskBases.Layer(format, identity, sha, null));
             }
             listed.add(new DiskBases.Disk(d.node(), List.copyOf(layers)));
@@ -126,10 +131,23 @@ public final class ImagePush {
 
     /**
      * One file of a chain as {@code bases/SHA256} (not sent when an object of that name and size is there), its identity
-     * checked again after the upload: a file written meanwhile is refused and its object deleted. Its SHA-256.
+     * checked again after the upload: a file written meanwhile is refused and its object deleted. Its SHA-256: cached by its
+     * identity once computed, so that a later push over the same base finds its object without reading the base
+     * ({@link BaseHashes}); computed from the bytes whenever the object is not there.
      */
-    private static String uploadBase(ObjectStore store, S3Location destination, Path file, DiskIdentity identity, String what, Counts counts) {
+    private static String uploadBase(ObjectStore store, S3Location destination, Path file, DiskIdentity identity, String what, Counts counts,
+                                     Path cacheDirectory) {
+        Optional<String> cached = BaseHashes.cached(cacheDirectory, identity);
+        if (cached.isPresent()) {
+            PortableImage.Part part = new PortableImage.Part(cached.get(), identity.byteSize(), new PortableImage.Check.Sha256(cached.get()));
+            if (alreadyThere(store, destination.key(S3Location.baseObject(cached.get())), part)) {
+                counts.skippedObjects++;
+                counts.skippedBytes += part.byteSize();
+                return cached.get();
+            }
+        }
         String sha = sha256(file);
+        BaseHashes.record(cacheDirectory, identity, sha);
         PortableImage.Part part = new PortableImage.Part(sha, identity.byteSize(), new PortableImage.Check.Sha256(sha));
         String key = destination.key(S3Location.baseObject(sha));
         if (alreadyThere(store, key, part)) {

@@ -432,6 +432,47 @@ class ObjectStoreImagesTest {
     }
 
     /**
+     * A base pushed once is found by a later push through its hash cached by its identity, without reading it: the base's
+     * middle changed behind an unchanged identity (what every restore trusts) is not read by a push whose object is there;
+     * where the object is not there the base is hashed anew from its bytes, so no object is named by a stale hash.
+     */
+    @Test
+    void aBasePushedOnceIsFoundByItsCachedHashAndUploadedOnlyUnderItsOwn(@TempDir Path dir) throws Exception {
+        RawBaseImage raw = rawBaseImage(dir, "aBasePushedOnceIsFoundByItsCachedHash", 3, 100);
+        Path base = dir.resolve("disks/disk.raw");
+        Path hashes = dir.resolve("cache");
+        try (ObjectStore store = store()) {
+            S3Location first = S3Location.parse("s3://" + BUCKET + "/hashes-a");
+            ImagePush.Report a = ImagePush.push(store, dir.resolve("raw"), first, "one", hashes);
+            assertThat(a.uploadedBytes()).as("the base uploaded").isGreaterThan(raw.disk().length);
+            String sha = sha256(Files.readAllBytes(base));
+            assertThat(BaseHashes.cached(hashes, dev.thaw.image.DiskIdentity.of(base))).contains(sha);
+
+            // Its middle rewritten, its identity (size, time, first and last MiB) kept.
+            java.nio.file.attribute.FileTime time = Files.getLastModifiedTime(base);
+            try (var ch = java.nio.channels.FileChannel.open(base, java.nio.file.StandardOpenOption.WRITE)) {
+                ch.write(java.nio.ByteBuffer.wrap(new byte[] {1, 2, 3, 4}), 3L << 19);
+            }
+            Files.setLastModifiedTime(base, time);
+            ImagePush.Report b = ImagePush.push(store, dir.resolve("raw"), first, "two", hashes);
+            assertThat(b.uploadedBytes()).as("the base found by its cached hash, not read and sent again").isLessThan(raw.disk().length);
+            assertThat(b.skippedBytes()).isGreaterThanOrEqualTo(raw.disk().length);
+
+            S3Location second = S3Location.parse("s3://" + BUCKET + "/hashes-b");
+            ImagePush.push(store, dir.resolve("raw"), second, "one", hashes);
+            String now = sha256(Files.readAllBytes(base));
+            assertThat(now).isNotEqualTo(sha);
+            assertThat(store.list(second.key("bases/"))).as("uploaded under the hash of its bytes").extracting(ObjectStore.Listed::key)
+                    .containsExactly(second.key("bases/" + now));
+            assertThat(BaseHashes.cached(hashes, dev.thaw.image.DiskIdentity.of(base))).contains(now);
+        }
+    }
+
+    private static String sha256(byte[] bytes) throws Exception {
+        return java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-256").digest(bytes));
+    }
+
+    /**
      * An image whose pages are references into a qcow2 chain is pushed with its chain (each file an object named by its
      * SHA-256, a second image of the same disk sharing them) and fetched into the cache with it: with the original files gone,
      * every page reads back from the copies, which keep the identities the save recorded; a base object whose bytes are not
