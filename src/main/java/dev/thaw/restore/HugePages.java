@@ -179,14 +179,56 @@ public final class HugePages {
      * with it, if the kernel cannot find the pages: hugetlb memory is never overcommitted.
      */
     public static Runnable allowHugetlbPages(long count) {
-        Path knob = overcommitKnob();
-        // Read, add, write: concurrent restores in one JVM (clones) would lose each other's additions without the lock.
-        synchronized (OVERCOMMIT_KNOB) {
-            return allowUnderLock(knob, count);
-        }
+        return allowHugetlbPages(overcommitKnob(), count);
+    }
+
+    /** {@link #allowHugetlbPages(long)} through {@code knob}. */
+    static Runnable allowHugetlbPages(Path knob, long count) {
+        // Read, add, write: concurrent restores would lose each other's additions without the locks (the JVM's for clones in one
+        // process, the file's for restores in several).
+        return underKnobLock(knob, () -> allowUnderLock(knob, count));
     }
 
     private static final Object OVERCOMMIT_KNOB = new Object();
+    /** How long a change of the knob waits for another process's: each holds the lock for a read and a write. */
+    static final java.time.Duration KNOB_LOCK_WAIT = java.time.Duration.ofSeconds(10);
+
+    /**
+     * The file that serializes the knob's read-add-write across processes: beside a knob in an ordinary directory (a test's),
+     * else {@code /run/lock/thaw-hugetlb-knob.lock} (a sysfs or proc knob has no room beside it), or under {@code /tmp}.
+     */
+    static Path lockFileFor(Path knob) {
+        if (!knob.startsWith("/sys") && !knob.startsWith("/proc")) return knob.resolveSibling(knob.getFileName() + ".lock");
+        Path runLock = Path.of("/run/lock");
+        return (Files.isDirectory(runLock) ? runLock : Path.of(System.getProperty("java.io.tmpdir"))).resolve("thaw-hugetlb-knob.lock");
+    }
+
+    /** Runs {@code change} holding this JVM's lock and the knob's lock file (an exclusive POSIX lock, waited for at most 10 s). */
+    private static <T> T underKnobLock(Path knob, java.util.function.Supplier<T> change) {
+        synchronized (OVERCOMMIT_KNOB) {
+            Path lockFile = lockFileFor(knob);
+            try (java.nio.channels.FileChannel channel = java.nio.channels.FileChannel.open(lockFile, java.nio.file.StandardOpenOption.CREATE,
+                    java.nio.file.StandardOpenOption.WRITE)) {
+                long deadline = System.nanoTime() + KNOB_LOCK_WAIT.toNanos();
+                java.nio.channels.FileLock lock;
+                while ((lock = channel.tryLock()) == null) {
+                    if (System.nanoTime() > deadline) {
+                        throw new IllegalStateException("waited " + KNOB_LOCK_WAIT.toSeconds() + " s for " + lockFile + " (another Thaw changing "
+                                + knob + "): expected it released, actual still held");
+                    }
+                    Thread.sleep(5);
+                }
+                try (java.nio.channels.FileLock held = lock) {
+                    return change.get();
+                }
+            } catch (IOException e) {
+                throw new IllegalStateException("cannot lock " + lockFile + " to change " + knob + ": " + e.getMessage(), e);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IllegalStateException("interrupted while waiting for " + lockFile, e);
+            }
+        }
+    }
 
     /**
      * What gives back {@code count} pages that a Thaw now dead allowed for the QEMU this process resumed: without it, every
@@ -198,11 +240,10 @@ public final class HugePages {
 
     /** What lowers {@code knob} by {@code count} under the lock: the undo of an allowance, whoever made it. */
     private static Runnable lowering(Path knob, long count) {
-        return () -> {
-            synchronized (OVERCOMMIT_KNOB) {
-                lower(knob, count);
-            }
-        };
+        return () -> underKnobLock(knob, () -> {
+            lower(knob, count);
+            return null;
+        });
     }
 
     /**
