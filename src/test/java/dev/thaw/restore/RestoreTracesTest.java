@@ -171,7 +171,10 @@ class RestoreTracesTest {
                     new String[] {"workingSet", "[[-1,-2147483648]]", "workingSet[0]"},
                     new String[] {"startedAt", "\"yesterday\"", "startedAt"},
                     new String[] {"workingSet", "[[2147483647,0]]", "workingSet[0]"},
-                    new String[] {"faults", "[[0," + pages + ",100]]", "faults[0]"});
+                    new String[] {"faults", "[[0," + pages + ",100]]", "faults[0]"},
+                    new String[] {"extra", "1", "unknown field 'extra'"}, new String[] {"workingSet", "[[0,1.5]]", "workingSet[0]"},
+                    new String[] {"workingSet", "[[0,4294967296]]", "workingSet[0]"}, new String[] {"workingSet", "{}", "workingSet"},
+                    new String[] {"runningSeconds", "\"fast\"", "runningSeconds"}, new String[] {"faults", "[[0,1,\"x\"]]", "faults[0]"});
             for (String[] b : broken) {
                 Map<String, String> fields = new LinkedHashMap<>(valid);
                 fields.put(b[0], b[1]);
@@ -184,6 +187,24 @@ class RestoreTracesTest {
                 assertThat(Restorer.defaultMode(image).mode()).isEqualTo(Restorer.Mode.LAZY);
             }
         }
+    }
+
+    /** The token-stream reader reads what Jackson's object mapper writes, every field, as the mapper read it. */
+    @Test
+    void aTraceReadsBackAsTheMapperWroteIt(@TempDir Path dir) throws Exception {
+        java.util.Random random = Seeds.random("aTraceReadsBackAsTheMapperWroteIt");
+        List<int[]> ws = new java.util.ArrayList<>();
+        List<long[]> faults = new java.util.ArrayList<>();
+        for (int i = 0; i < 5000; i++) ws.add(new int[] {random.nextInt(3), random.nextInt(Integer.MAX_VALUE)});
+        for (int i = 0; i < 700; i++) faults.add(new long[] {random.nextInt(3), random.nextInt(Integer.MAX_VALUE), random.nextLong(Long.MAX_VALUE)});
+        RestoreTraces.Trace written = new RestoreTraces.Trace("ws", java.util.UUID.randomUUID().toString(), "2026-11-30T17:37:42.317293751Z",
+                0.863529617, 60.223762469, 44, ws, faults);
+        com.fasterxml.jackson.databind.ObjectMapper mapper = new com.fasterxml.jackson.databind.ObjectMapper().findAndRegisterModules();
+        Path file = dir.resolve("000001-ws-0123abcd.json");
+        mapper.writeValue(file.toFile(), written);
+        RestoreTraces.Trace read = RestoreTraces.read(file);
+        assertThat(mapper.writeValueAsString(read)).isEqualTo(mapper.writeValueAsString(mapper.readValue(file.toFile(), RestoreTraces.Trace.class)))
+                .isEqualTo(Files.readString(file));
     }
 
     /** {@code --ws-source image} is the section whatever traces lie beside the image: a newer one, or one that cannot be read. */
