@@ -189,6 +189,8 @@ public final class Restorer {
         PostcopyRestore.Options options = tune.apply((mode == Mode.WS ? PostcopyRestore.Options.ws(vmName, List.of(), List.of())
                 : PostcopyRestore.Options.lazy(vmName)).withIdentity(identity).withBackgroundPriority(priority));
         Optional<String> sizing = Optional.empty();
+        boolean chosenHere = options.guestRam() == PostcopyRestore.GuestRam.AUTO;
+        Plan smallPagePlan = null;
         Optional<GuestRamChoice.Choice> guestRam = options.guestRam() == PostcopyRestore.GuestRam.AUTO ? Optional.empty()
                 : Optional.of(GuestRamChoice.Choice.asked(options.guestRam()));
         if (mode == Mode.WS) {
@@ -204,6 +206,7 @@ public final class Restorer {
                 guestRam = Optional.of(GuestRamChoice.choose(new GuestRamChoice.Restore(true, identity.cloneCount(), plan.prefetch().size(),
                         plan.density(), ramBytes, smallPageTrial), HugePages.host(), () -> PageTouchProbe.forThisBoot(PageTouchProbe.RESTORE_PROBE_BYTES)));
                 options = options.withGuestRam(guestRam.get().guestRam());
+                smallPagePlan = plan;
                 // Only an estimate between the two thresholds sizes differently in 2 MiB pages: the rest keeps its plan (and
                 // its density's sort of every estimated page, done once).
                 if (guestRam.get().hugetlb() && plan.density() < PrefetchSize.CLUSTERED_DENSITY) plan = plan(queue, choice, GuestRamChoice.MIN_DENSITY);
@@ -218,10 +221,46 @@ public final class Restorer {
             options = options.withGuestRam(guestRam.get().guestRam());
         }
         Instant startedAt = Instant.now();
-        PostcopyRestore.Result r = PostcopyRestore.restore(image, options, msg -> progress.accept(mode.label() + " restore: " + msg));
+        PostcopyRestore.Result r;
+        try {
+            r = PostcopyRestore.restore(image, options, msg -> progress.accept(mode.label() + " restore: " + msg));
+        } catch (QemuVm.QemuLaunchException e) {
+            if (!retriesInSmallPages(chosenHere, guestRam, e)) throw e;
+            // Chosen here, not asked for: another restore took the 2 MiB pages between the choice and QEMU's mmap (which fails
+            // at once: hugetlb memory is never overcommitted). The same restore in 4 KiB pages, which never fail for want of them.
+            guestRam = Optional.of(new GuestRamChoice.Choice(PostcopyRestore.GuestRam.DEFAULT, "4 KiB pages: QEMU could not start with"
+                    + " guest RAM in 2 MiB pages (" + firstLine(e.getMessage()) + "); chosen first: " + guestRam.get().reason()));
+            progress.accept(mode.label() + " restore: guest RAM in " + guestRam.get().reason());
+            options = options.withGuestRam(PostcopyRestore.GuestRam.DEFAULT);
+            if (smallPagePlan != null) {
+                options = options.withWorkingSet(smallPagePlan.prefetch()).withBackgroundFirst(smallPagePlan.backgroundFirst());
+                sizing = Optional.of(smallPagePlan.sizing());
+            }
+            startedAt = Instant.now();
+            try {
+                r = PostcopyRestore.restore(image, options, msg -> progress.accept(mode.label() + " restore: " + msg));
+            } catch (RuntimeException again) {
+                again.addSuppressed(e);
+                throw again;
+            }
+        }
         Optional<Path> trace = RestoreTraces.write(image, mode.label(), startedAt, options, r);
         return new Outcome(mode, r.vm(), r.qemuReadyNanos() / 1e9, r.runningNanos() / 1e9, r.completedNanos() / 1e9, r.streamBytes(),
                 Optional.of(r), trace, sizing, guestRam);
+    }
+
+    /**
+     * Whether a restore whose QEMU failed to launch goes again in 4 KiB pages: only when this restore chose 2 MiB pages itself
+     * ({@code --guest-ram auto}); what the operator asked for fails as asked.
+     */
+    static boolean retriesInSmallPages(boolean chosenHere, Optional<GuestRamChoice.Choice> chosen, QemuVm.QemuLaunchException failure) {
+        return chosenHere && chosen.isPresent() && chosen.get().hugetlb() && failure != null;
+    }
+
+    private static String firstLine(String message) {
+        if (message == null) return "no message";
+        int newline = message.indexOf('\n');
+        return newline < 0 ? message : message.substring(0, newline);
     }
 
     /**
