@@ -311,12 +311,23 @@ public final class ImageCache {
 
     /**
      * Whether {@code directory} holds a file (a restore's overlay): an empty one, or one of empty directories (left by a
-     * failed restore, or by a user who deleted the overlays), pins nothing.
+     * failed restore, or by a user who deleted the overlays), pins nothing. A link there (to the overlays a restore put under
+     * its {@code --disk-dir}) pins while its target holds a file; a link whose target is gone or empty pins nothing.
      */
     static boolean holdsOverlays(Path directory) throws IOException {
+        return holdsFiles(directory, true);
+    }
+
+    /** Whether the tree holds a regular file; links are followed one level only (a link to a link, or a cycle, pins nothing). */
+    private static boolean holdsFiles(Path directory, boolean followLinks) throws IOException {
         if (!Files.isDirectory(directory, java.nio.file.LinkOption.NOFOLLOW_LINKS)) return false;
         try (Stream<Path> s = Files.walk(directory)) {
-            return s.anyMatch(p -> !Files.isDirectory(p, java.nio.file.LinkOption.NOFOLLOW_LINKS));
+            for (Path p : s.filter(p -> !Files.isDirectory(p, java.nio.file.LinkOption.NOFOLLOW_LINKS)).toList()) {
+                if (!Files.isSymbolicLink(p)) return true;
+                Path target = Files.readSymbolicLink(p);
+                if (followLinks && target.isAbsolute() && holdsFiles(target, false)) return true;
+            }
+            return false;
         }
     }
 

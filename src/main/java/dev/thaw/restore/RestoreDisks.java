@@ -103,11 +103,31 @@ public final class RestoreDisks {
         Path dir = overlayDirectory(image, vmName, diskDirectory);
         String where = "image " + image.directory() + ": ";
         try {
-            return withOwnFlash(saved, dir, where).withDisks(onOverlays(bases, backings, disks, dir, where));
+            VmConfig onOverlays = withOwnFlash(saved, dir, where).withDisks(onOverlays(bases, backings, disks, dir, where));
+            if (diskDirectory.isPresent()) linkBeside(image, dir);
+            return onOverlays;
         } catch (RuntimeException e) {
             // An empty IMAGE.disks/ would pin a cached image and its bases' copies (ImageCache) with no overlay to keep.
             if (diskDirectory.isEmpty()) removeIfEmpty(dir.getParent());
             throw e;
+        }
+    }
+
+    /**
+     * Overlays made under a {@code --disk-dir} name the image's bases (for an image fetched from object storage, its copies in
+     * the cache) as their backing, like those beside the image: a link to them in {@code IMAGE.disks/} makes the cache keep the
+     * image and its copies while they exist (ImageCache pins an image whose {@code IMAGE.disks/} holds an overlay, through such a
+     * link too, until its target is gone). Best-effort: an image directory that cannot take it (read-only) costs the pin, not
+     * the restore.
+     */
+    private static void linkBeside(CheckpointImage image, Path overlays) {
+        Path beside = directoryFor(image.directory());
+        try {
+            OwnerOnly.createDirectories(beside);
+            Files.createSymbolicLink(beside.resolve(overlays.getFileName()), overlays.toAbsolutePath().normalize());
+        } catch (IOException | UnsupportedOperationException e) {
+            org.slf4j.LoggerFactory.getLogger(RestoreDisks.class).warn("image {}: no link in {} to the overlays in {} ({}): a cache holding"
+                    + " the image may evict the files they name", image.directory(), beside, overlays, e.toString());
         }
     }
 

@@ -240,6 +240,11 @@ class ForeignQemuSaveTest {
              GuestAgent agent = GuestAgent.connect(clone)) {
             assertThat(clone.config().disks().get(0).file()).as("the overlay under --disk-dir").startsWith(ownDisks);
             assertThat(clone.config().disks().get(2).file()).startsWith(ownDisks);
+            // A link beside the image to them: the pin a cache holding the image keeps it by (ImageCache.holdsOverlays).
+            Path overlayDir = clone.config().disks().get(0).file().getParent();
+            Path link = dev.thaw.restore.RestoreDisks.directoryFor(image2).resolve(overlayDir.getFileName());
+            assertThat(Files.isSymbolicLink(link)).as(link + " a link").isTrue();
+            assertThat(Files.readSymbolicLink(link)).isEqualTo(overlayDir.toAbsolutePath().normalize());
             agent.awaitReady(Duration.ofSeconds(30));
             assertThat(agent.diskSum(0, 8)).as("the second checkpoint's disk: what the source wrote after the first").isEqualTo(savedAgain);
         }

@@ -630,4 +630,45 @@ class ObjectStoreImagesTest {
             assertThat(b).as("pinned by its overlay, its damaged list notwithstanding").exists();
         }
     }
+
+    /**
+     * Overlays a restore put under its {@code --disk-dir} (outside the cache) pin their image through the link the restore
+     * leaves in {@code IMAGE.disks/}, as overlays beside it do, until they are gone: then the image is evicted like any other.
+     * A link to a link, or a cycle, pins nothing.
+     */
+    @Test
+    void overlaysUnderADiskDirPinTheirImageThroughItsLinkWhileTheyExist(@TempDir Path dir) throws Exception {
+        S3Location prefix = S3Location.parse("s3://" + BUCKET + "/linked");
+        try (ObjectStore store = store()) {
+            for (String name : List.of("a", "b", "c")) {
+                ImagePush.push(store, image(dir.resolve(name), SyntheticGuest.random(Seeds.random("linked-" + name), 1, 300, 300, 0.2, 0), null),
+                        prefix, name);
+            }
+            ImageCache cache = new ImageCache(dir.resolve("cache"), dev.thaw.util.FileTrees.size(dir.resolve("a")) * 3 / 2);
+            java.nio.file.attribute.FileTime old = java.nio.file.attribute.FileTime.fromMillis(0);
+            Path a = cache.fetch(store, S3Location.parseImage("s3://" + BUCKET + "/linked/a")).directory();
+            Path overlays = Files.createDirectories(dir.resolve("own-disks/a-1"));
+            Files.write(overlays.resolve("disk0.qcow2"), new byte[1]);
+            Path links = Files.createDirectories(a.resolveSibling(a.getFileName() + ".disks"));
+            Files.createSymbolicLink(links.resolve("a-1"), overlays);
+            Files.setLastModifiedTime(a, old);
+            Path b = cache.fetch(store, S3Location.parseImage("s3://" + BUCKET + "/linked/b")).directory();
+            assertThat(a).as("pinned through the link to its overlays under --disk-dir").exists();
+            assertThat(ImageCache.holdsOverlays(links)).isTrue();
+
+            // A link to a directory that holds only a link back: nothing to keep.
+            Path loop = Files.createDirectories(dir.resolve("loop"));
+            Files.createSymbolicLink(loop.resolve("back"), links);
+            Path other = Files.createDirectories(dir.resolve("other.disks"));
+            Files.createSymbolicLink(other.resolve("x"), loop);
+            assertThat(ImageCache.holdsOverlays(other)).as("a link to a link").isFalse();
+
+            dev.thaw.util.FileTrees.deleteQuietly(dir.resolve("own-disks"));
+            assertThat(ImageCache.holdsOverlays(links)).as("the overlays deleted: a dangling link").isFalse();
+            Files.setLastModifiedTime(a, old);
+            Files.setLastModifiedTime(b, java.nio.file.attribute.FileTime.fromMillis(1000));
+            cache.fetch(store, S3Location.parseImage("s3://" + BUCKET + "/linked/c"));
+            assertThat(a).as("evicted once its overlays are gone").doesNotExist();
+        }
+    }
 }
