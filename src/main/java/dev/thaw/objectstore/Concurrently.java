@@ -22,9 +22,24 @@ final class Concurrently {
 
     /** Runs every task, waits for all, returns their results in order; throws the first failure (in the tasks' order). */
     static List<Long> run(List<Task> tasks) throws IOException {
+        return run(tasks, Integer.MAX_VALUE);
+    }
+
+    /** As {@link #run(List)}, at most {@code maxInFlight} tasks at a time (large transfers: each holds a connection). */
+    static List<Long> run(List<Task> tasks, int maxInFlight) throws IOException {
         List<Future<Long>> futures = new ArrayList<>();
+        java.util.concurrent.Semaphore slots = new java.util.concurrent.Semaphore(maxInFlight);
         try (ExecutorService pool = Executors.newVirtualThreadPerTaskExecutor()) {
-            for (Task t : tasks) futures.add(pool.submit(t::run));
+            for (Task t : tasks) {
+                futures.add(pool.submit(() -> {
+                    slots.acquire();
+                    try {
+                        return t.run();
+                    } finally {
+                        slots.release();
+                    }
+                }));
+            }
         } // close() waits for every task
         List<Long> results = new ArrayList<>();
         for (Future<Long> f : futures) {

@@ -49,11 +49,21 @@ public final class ImagePush {
             DiskBases bases = m.disks().isEmpty() ? null : pushBases(store, destination, image, counts, cacheDirectory);
             PortableImage.Portable portable = PortableImage.portable(image, bases == null ? null : bases.sha256());
             PortableImage.Layout layout = PortableImage.layout(portable.manifest());
+            // Files and packs several at a time: over a link with a round trip of milliseconds one PUT at a time waits more than
+            // it sends. The manifest still goes last, once every one of them is there.
+            List<Concurrently.Task> uploads = new ArrayList<>();
             for (PortableImage.Part f : layout.files()) {
-                upload(store, destination.key(S3Location.fileObject(m.imageId(), f.name())), image.directory().resolve(f.name()), f, counts);
+                uploads.add(() -> upload(store, destination.key(S3Location.fileObject(m.imageId(), f.name())), image.directory().resolve(f.name()),
+                        f, counts));
             }
             for (PortableImage.Part p : layout.packs()) {
-                upload(store, destination.key(S3Location.packObject(p.name())), image.storeDirectory().resolve(p.name()), p, counts);
+                uploads.add(() -> upload(store, destination.key(S3Location.packObject(p.name())), image.storeDirectory().resolve(p.name()), p,
+                        counts));
+            }
+            try {
+                Concurrently.run(uploads, UPLOADS_IN_FLIGHT);
+            } catch (IOException e) {
+                throw new ObjectStoreException.Refused("push of " + imageDirectory + ": " + e.getMessage(), e);
             }
             if (bases != null) {
                 byte[] list = bases.toJson();
@@ -141,8 +151,7 @@ public final class ImagePush {
         if (cached.isPresent()) {
             PortableImage.Part part = new PortableImage.Part(cached.get(), identity.byteSize(), new PortableImage.Check.Sha256(cached.get()));
             if (alreadyThere(store, destination.key(S3Location.baseObject(cached.get())), part)) {
-                counts.skippedObjects++;
-                counts.skippedBytes += part.byteSize();
+                counts.skipped(part.byteSize());
                 return cached.get();
             }
         }
@@ -151,8 +160,7 @@ public final class ImagePush {
         PortableImage.Part part = new PortableImage.Part(sha, identity.byteSize(), new PortableImage.Check.Sha256(sha));
         String key = destination.key(S3Location.baseObject(sha));
         if (alreadyThere(store, key, part)) {
-            counts.skippedObjects++;
-            counts.skippedBytes += part.byteSize();
+            counts.skipped(part.byteSize());
             return sha;
         }
         store.put(key, file);
@@ -181,27 +189,37 @@ public final class ImagePush {
         }
     }
 
+    /** Objects uploaded at once: each a connection and a 1 MiB buffer; enough to fill a link whose round trip is 10 ms. */
+    static final int UPLOADS_IN_FLIGHT = 4;
+
+    /** What a push moved; several uploads count at once. */
     private static final class Counts {
         int uploadedObjects;
         long uploadedBytes;
         int skippedObjects;
         long skippedBytes;
 
-        void uploaded(long bytes) {
+        synchronized void uploaded(long bytes) {
             uploadedObjects++;
             uploadedBytes += bytes;
         }
+
+        synchronized void skipped(long bytes) {
+            skippedObjects++;
+            skippedBytes += bytes;
+        }
     }
 
-    private static void upload(ObjectStore store, String key, Path file, PortableImage.Part part, Counts counts) {
+    /** One file as one object unless there; its size. */
+    private static long upload(ObjectStore store, String key, Path file, PortableImage.Part part, Counts counts) {
         if (alreadyThere(store, key, part)) {
-            counts.skippedObjects++;
-            counts.skippedBytes += part.byteSize();
-            return;
+            counts.skipped(part.byteSize());
+            return part.byteSize();
         }
         check(file, part);
         store.put(key, file);
         counts.uploaded(part.byteSize());
+        return part.byteSize();
     }
 
     /** The local file matches its manifest's record (read once; the upload reads it again, from the page cache). */
