@@ -75,8 +75,8 @@ public final class BucketLock implements AutoCloseable {
                 if (kind == Kind.GC || other.kind() == Kind.GC) {
                     throw new ObjectStoreException.Busy(location + ": a " + other.kind().word() + " holds this prefix (lock "
                             + store.url(other.key()) + ", last written " + other.lastModified() + "): a " + kind.word()
-                            + " waits for it to end; a lock its holder stops rewriting is ignored " + staleAfter.toMinutes()
-                            + " min after its last write");
+                            + " does not run beside it; run it again once that ends (a lock its holder stops rewriting is ignored "
+                            + staleAfter.toMinutes() + " min after its last write)");
                 }
             }
             held = true;
