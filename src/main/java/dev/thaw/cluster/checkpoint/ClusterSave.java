@@ -147,17 +147,24 @@ public final class ClusterSave {
         boolean keepRunning = options.keepRunning();
         Saver.Options each = options.withKeepRunning(false);
         long[] cutAt = new long[1];
+        Result r;
         try {
-            Result r = saveInto(cluster, temp, target, each, estimates, progress, started, cutAt);
+            r = saveInto(cluster, temp, target, each, estimates, progress, started, cutAt);
             Files.move(temp, target, StandardCopyOption.ATOMIC_MOVE);
-            if (keepRunning) r = r.resumedAfter(resume(cluster, cutAt[0], progress));
-            return r;
         } catch (IOException e) {
             FileTrees.deleteQuietly(temp);
             throw resumedAfterFailure(cluster, keepRunning, cutAt[0], new CheckpointException.SaveFailed(null, "cannot commit " + target + ": " + e, e));
         } catch (RuntimeException e) {
             FileTrees.deleteQuietly(temp);
             throw resumedAfterFailure(cluster, keepRunning, cutAt[0], e);
+        }
+        if (!keepRunning) return r;
+        try {
+            return r.resumedAfter(resume(cluster, cutAt[0], progress));
+        } catch (RuntimeException e) {
+            // The checkpoint is whole and in place: the error must not let it pass for a failed save.
+            throw new CheckpointException.SaveFailed(null, "the checkpoint " + target + " is committed, but the cluster did not run again: "
+                    + e.getMessage(), e);
         }
     }
 
