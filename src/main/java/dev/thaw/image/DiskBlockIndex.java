@@ -10,7 +10,6 @@ import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Comparator;
-import java.util.HexFormat;
 import java.util.List;
 import java.util.UUID;
 
@@ -219,13 +218,6 @@ public final class DiskBlockIndex {
 
     /** The cache key of a base: its identity, hashed (the cache file's name), with the index version. */
     static String keyOf(DiskIdentity identity, boolean qcow2) {
-        try {
-            java.security.MessageDigest sha = java.security.MessageDigest.getInstance("SHA-256");
-            sha.update(((qcow2 ? "qcow2 data clusters\n" : "") + "v" + VERSION + "\n" + identity.byteSize() + "\n" + identity.modifiedAt() + "\n" + identity.headTailSha256())
-                    .getBytes(java.nio.charset.StandardCharsets.UTF_8));
-            return HexFormat.of().formatHex(sha.digest(), 0, 16);
-        } catch (java.security.NoSuchAlgorithmException e) {
-            throw new IllegalStateException(e);
-        }
+        return identity.cacheKey((qcow2 ? "qcow2 data clusters\n" : "") + "v" + VERSION + "\n");
     }
 }

@@ -59,6 +59,20 @@ public record DiskIdentity(long byteSize, String modifiedAt, String headTailSha2
         return changed;
     }
 
+    /**
+     * A name for what a cache keeps about this base (an entry's file name): 16 bytes of SHA-256, hex, over {@code purpose}
+     * (which says what is kept and in which version, each cache its own) and the identity's fields.
+     */
+    public String cacheKey(String purpose) {
+        try {
+            MessageDigest sha = MessageDigest.getInstance("SHA-256");
+            sha.update((purpose + byteSize + "\n" + modifiedAt + "\n" + headTailSha256).getBytes(java.nio.charset.StandardCharsets.UTF_8));
+            return HexFormat.of().formatHex(sha.digest(), 0, 16);
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
     private static void digest(FileChannel ch, long from, long length, MessageDigest sha) throws IOException {
         ByteBuffer buf = ByteBuffer.allocate((int) Math.min(length, SAMPLE_BYTES));
         long at = from;

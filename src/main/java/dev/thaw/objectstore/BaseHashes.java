@@ -6,7 +6,6 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
-import java.util.HexFormat;
 import java.util.Optional;
 import java.util.regex.Pattern;
 
@@ -50,13 +49,6 @@ final class BaseHashes {
 
     /** The entry's name: a hash of the identity's fields. */
     static String keyOf(DiskIdentity identity) {
-        try {
-            java.security.MessageDigest sha = java.security.MessageDigest.getInstance("SHA-256");
-            sha.update(("sha256 of the whole file\n" + identity.byteSize() + "\n" + identity.modifiedAt() + "\n" + identity.headTailSha256())
-                    .getBytes(StandardCharsets.UTF_8));
-            return HexFormat.of().formatHex(sha.digest(), 0, 16);
-        } catch (java.security.NoSuchAlgorithmException e) {
-            throw new IllegalStateException(e);
-        }
+        return identity.cacheKey("sha256 of the whole file\n");
     }
 }

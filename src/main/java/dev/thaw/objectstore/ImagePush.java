@@ -148,21 +148,11 @@ public final class ImagePush {
     private static String uploadBase(ObjectStore store, S3Location destination, Path file, DiskIdentity identity, String what, Counts counts,
                                      Path cacheDirectory) {
         Optional<String> cached = BaseHashes.cached(cacheDirectory, identity);
-        if (cached.isPresent()) {
-            PortableImage.Part part = new PortableImage.Part(cached.get(), identity.byteSize(), new PortableImage.Check.Sha256(cached.get()));
-            if (alreadyThere(store, destination.key(S3Location.baseObject(cached.get())), part)) {
-                counts.skipped(part.byteSize());
-                return cached.get();
-            }
-        }
+        if (cached.isPresent() && alreadyThere(store, destination, cached.get(), identity, counts)) return cached.get();
         String sha = sha256(file);
         BaseHashes.record(cacheDirectory, identity, sha);
-        PortableImage.Part part = new PortableImage.Part(sha, identity.byteSize(), new PortableImage.Check.Sha256(sha));
+        if (alreadyThere(store, destination, sha, identity, counts)) return sha;
         String key = destination.key(S3Location.baseObject(sha));
-        if (alreadyThere(store, key, part)) {
-            counts.skipped(part.byteSize());
-            return sha;
-        }
         store.put(key, file);
         try {
             List<String> changed = identity.differencesTo(DiskIdentity.of(file));
@@ -171,8 +161,16 @@ public final class ImagePush {
             store.delete(key);
             throw new ObjectStoreException.Refused(what + ": " + e.getMessage() + "; its object " + store.url(key) + " deleted", e);
         }
-        counts.uploaded(part.byteSize());
+        counts.uploaded(identity.byteSize());
         return sha;
+    }
+
+    /** Whether the base's object {@code bases/SHA256} is there, of its size (then counted as skipped). */
+    private static boolean alreadyThere(ObjectStore store, S3Location destination, String sha, DiskIdentity identity, Counts counts) {
+        PortableImage.Part part = new PortableImage.Part(sha, identity.byteSize(), new PortableImage.Check.Sha256(sha));
+        if (!alreadyThere(store, destination.key(S3Location.baseObject(sha)), part)) return false;
+        counts.skipped(part.byteSize());
+        return true;
     }
 
     /** SHA-256 of all of {@code file}'s bytes, hex. */

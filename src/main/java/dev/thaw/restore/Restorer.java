@@ -222,15 +222,16 @@ public final class Restorer {
         }
         Instant startedAt = Instant.now();
         PostcopyRestore.Result r;
+        Consumer<String> restoreProgress = msg -> progress.accept(mode.label() + " restore: " + msg);
         try {
-            r = PostcopyRestore.restore(image, options, msg -> progress.accept(mode.label() + " restore: " + msg));
+            r = PostcopyRestore.restore(image, options, restoreProgress);
         } catch (QemuVm.QemuLaunchException e) {
             if (!retriesInSmallPages(chosenHere, guestRam, e)) throw e;
             // Chosen here, not asked for: another restore took the 2 MiB pages between the choice and QEMU's mmap (which fails
             // at once: hugetlb memory is never overcommitted). The same restore in 4 KiB pages, which never fail for want of them.
             guestRam = Optional.of(new GuestRamChoice.Choice(PostcopyRestore.GuestRam.DEFAULT, "4 KiB pages: QEMU could not start with"
                     + " guest RAM in 2 MiB pages (" + firstLine(e.getMessage()) + "); chosen first: " + guestRam.get().reason()));
-            progress.accept(mode.label() + " restore: guest RAM in " + guestRam.get().reason());
+            restoreProgress.accept("guest RAM in " + guestRam.get().reason());
             options = options.withGuestRam(PostcopyRestore.GuestRam.DEFAULT);
             if (smallPagePlan != null) {
                 options = options.withWorkingSet(smallPagePlan.prefetch()).withBackgroundFirst(smallPagePlan.backgroundFirst());
@@ -238,7 +239,7 @@ public final class Restorer {
             }
             startedAt = Instant.now();
             try {
-                r = PostcopyRestore.restore(image, options, msg -> progress.accept(mode.label() + " restore: " + msg));
+                r = PostcopyRestore.restore(image, options, restoreProgress);
             } catch (RuntimeException again) {
                 again.addSuppressed(e);
                 throw again;
