@@ -246,8 +246,12 @@ public final class ImageWriter implements AutoCloseable {
     }
 
     public void page(int block, int page, byte[] data, int offset) {
+        page(block, page, data, offset, PageDigest.of(data, offset, PAGE_BYTES));
+    }
+
+    /** A page whose SHA-256 the caller computed ({@link PageDigest#of} of the same bytes: it must be theirs). */
+    public void page(int block, int page, byte[] data, int offset, PageDigest digest) {
         arrived(block, page);
-        PageDigest digest = PageDigest.of(data, offset, PAGE_BYTES);
         StoredPage known = stored.get(digest);
         if (diskPages != null && known == null && !pendingSlots.containsKey(digest)) {
             Integer ref = diskPages.known(digest);

@@ -10,22 +10,69 @@ import java.util.concurrent.atomic.AtomicLong;
 /**
  * Feeds what the stream parser finds into an image writer (none for a live probe), counting pages for
  * progress reports and, when asked, telling a {@link DirtyRecency} the order pages arrive in (the
- * dirty-bit estimator).
+ * dirty-bit estimator). The writer works on a thread of its own ({@link PageHandoff}) until {@link #finish}.
  */
-public final class ImageSink implements SaveStreamHandler {
-    private final ImageWriter writer;
+public final class ImageSink implements SaveStreamHandler, AutoCloseable {
+    private final SaveStreamHandler writer; // null: a live probe, which writes no image
+    private final PageHandoff handoff;
     private final AtomicLong pages;
     private final boolean trackRecency;
     private volatile DirtyRecency recency;
 
+    /** Pages written on the caller's thread (no {@link #finish} needed). */
     public ImageSink(ImageWriter writer) {
-        this(writer, new AtomicLong(), false);
+        this.handoff = null;
+        this.writer = writer == null ? null : new Direct(writer);
+        this.pages = new AtomicLong();
+        this.trackRecency = false;
     }
 
-    public ImageSink(ImageWriter writer, AtomicLong pages, boolean trackRecency) {
-        this.writer = writer;
+    /** @param stallTimeout how long the stream waits for the writer's thread to take pages before the save fails */
+    public ImageSink(ImageWriter writer, AtomicLong pages, boolean trackRecency, java.time.Duration stallTimeout, String name) {
+        this.handoff = writer == null || !HANDOFF ? null : new PageHandoff(writer, stallTimeout, name);
+        this.writer = handoff != null ? handoff : writer == null ? null : new Direct(writer);
         this.pages = pages;
         this.trackRecency = trackRecency;
+    }
+
+    /** Off ({@code -Dthaw.savePageHandoff=false}): the parser's thread writes the image itself, as before (for comparisons). */
+    private static final boolean HANDOFF = !"false".equals(System.getProperty("thaw.savePageHandoff"));
+
+    /** Every page applied to the writer, which is the caller's thread's again; rethrows what failed the writer's thread. */
+    public void finish() {
+        if (handoff != null) handoff.finish();
+    }
+
+    @Override
+    public void close() {
+        if (handoff != null) handoff.close();
+    }
+
+    private record Direct(ImageWriter writer) implements SaveStreamHandler {
+        @Override
+        public void configuration(byte[] headerAndConfiguration, String machineType, List<String> validatedCapabilities) {
+            writer.configuration(headerAndConfiguration, machineType, validatedCapabilities);
+        }
+
+        @Override
+        public void ramBlocks(int sectionId, int sectionVersion, List<RamBlock> blocks) {
+            writer.ramBlocks(sectionId, sectionVersion, blocks);
+        }
+
+        @Override
+        public void zeroPage(int blockIndex, int pageIndex) {
+            writer.zeroPage(blockIndex, pageIndex);
+        }
+
+        @Override
+        public void page(int blockIndex, int pageIndex, byte[] data, int offset) {
+            writer.page(blockIndex, pageIndex, data, offset);
+        }
+
+        @Override
+        public void deviceState(byte[] fullSections, byte[] vmDescriptionJson) {
+            writer.deviceState(fullSections, vmDescriptionJson);
+        }
     }
 
     /** The recency seen so far (null before the RAM block list arrived or when not tracked). */

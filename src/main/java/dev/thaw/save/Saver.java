@@ -300,13 +300,14 @@ public final class Saver {
             migrationStarted = true;
             guard.check(); // after migrate: a signal before it found no migration to cancel
             if (live) limiter = Thread.ofVirtual().name("live-limit-" + qmp.peer()).start(() -> stopAtLimit(qmp, options.liveLimit(), qmpTimeout, stoppedByLimitAt));
-            ImageSink sink = new ImageSink(writer, pages, live);
-            try (SocketChannel channel = accept(server, qmpTimeout, qmp)) {
+            ImageSink sink = new ImageSink(writer, pages, live, options.stallTimeout(), qmp.peer());
+            try (sink; SocketChannel channel = accept(server, qmpTimeout, qmp)) {
                 InputStream in = new CountingInput(new BufferedInputStream(Channels.newInputStream(channel), 1 << 20), streamBytes);
                 Thread reporter = Thread.ofVirtual().start(() -> report(progress, streamBytes, pages, started));
                 try (StallWatchdog watchdog = new StallWatchdog("save-" + qmp.peer(), streamBytes::get, options.stallTimeout(), channel)) {
                     try {
                         SaveStreamParser.parse(in, sink);
+                        sink.finish();
                     } catch (RuntimeException e) {
                         if (watchdog.stalled()) {
                             // Named, as a dead source is: the stream's end the watchdog caused says nothing of who stalled.

@@ -21,8 +21,12 @@ import org.junit.jupiter.api.io.TempDir;
 /** stream -> image -> stream carries identical RAM content, for random guests (seeded; the seed is printed). */
 public class ImageRoundTripTest {
     public static Manifest saveInto(Path dir, SyntheticGuest guest, ImageWriter.Options options) {
-        try (ImageWriter writer = ImageWriter.create(dir, options)) {
-            SaveStreamParser.parse(new ByteArrayInputStream(guest.toStream(1 + guest.pages[0].length / 3)), sink(writer));
+        try (ImageWriter writer = ImageWriter.create(dir, options);
+             // As a save writes: pages hashed on the parsing thread, applied on the writer's (PageHandoff).
+             dev.thaw.save.ImageSink sink = new dev.thaw.save.ImageSink(writer, new java.util.concurrent.atomic.AtomicLong(), false,
+                     java.time.Duration.ofSeconds(30), "test")) {
+            SaveStreamParser.parse(new ByteArrayInputStream(guest.toStream(1 + guest.pages[0].length / 3)), sink);
+            sink.finish();
             return writer.commit(new Manifest.Source("7.2.22", null, List.of(), null), "test");
         }
     }
