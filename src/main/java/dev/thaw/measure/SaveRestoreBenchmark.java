@@ -372,7 +372,7 @@ public final class SaveRestoreBenchmark {
         List<MethodSample> repeats = new ArrayList<>();
         List<RestoreMethod> close = config.checks().closeRuns() > 1 ? DemoVerdict.toRepeat(restores.stream().map(r -> Demo.ModeResult.of(r, memsumBefore)).toList(), CLOSE_SECONDS) : List.of();
         if (!close.isEmpty()) {
-            log.printf("  rep %d: close to ws (within %.2f s): %s; %d more runs each, interleaved%n", rep + 1, CLOSE_SECONDS,
+            log.printf("  rep %d: close to Thaw's ws or mapped (within %.2f s): %s; %d more runs each, interleaved%n", rep + 1, CLOSE_SECONDS,
                     close.stream().map(RestoreMethod::shortName).toList(), config.checks().closeRuns() - 1);
         }
         for (int run = 1; run < config.checks().closeRuns() && !close.isEmpty(); run++) {

@@ -56,14 +56,15 @@ class DemoCommandTest {
             assertThat(mode.path("completedSeconds").asDouble()).isGreaterThanOrEqualTo(mode.path("runningSeconds").asDouble());
             assertThat(mode.path("throughputRelative").asDouble()).isPositive();
         }
-        // ws and the baselines close to it ran once more each (none, if every baseline was clearly later), memory intact
+        // ws (and Thaw mapped if close to it) and the baselines close to them ran once more each (none, if every baseline was
+        // clearly later), memory intact
         JsonNode repeats = json.path("repeats");
         java.util.List<String> repeated = new java.util.ArrayList<>();
         for (JsonNode r : repeats) {
             repeated.add(r.path("mode").asText());
             assertThat(r.path("memsumIdentical").asBoolean()).isTrue();
         }
-        assertThat(repeated).doesNotHaveDuplicates().isSubsetOf("ws", "qemu-eager", "qemu-loadvm", "mapped-file");
+        assertThat(repeated).doesNotHaveDuplicates().isSubsetOf("ws", "mapped", "qemu-eager", "qemu-loadvm", "mapped-file");
         if (!repeated.isEmpty()) assertThat(repeated).contains("ws").hasSizeGreaterThan(1);
         assertThat(json.path("verdict").asText()).startsWith("verdict: Thaw ws ");
         try (java.util.stream.Stream<Path> left = java.nio.file.Files.list(dir)) {
