@@ -11,12 +11,13 @@ import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.TimeUnit;
 
 /**
- * An image writer fed from a second thread. The thread that parses QEMU's stream computes each page's SHA-256 (the
- * store's identity of a page: half of a save's CPU here, docs/benchmarks.md, twenty-second session) and copies the page into
- * a batch; one writer thread applies the batches in stream order (dedup, compression, checksums, pack writes), so the
- * image is exactly what the writer would make from the pages in that order on one thread. Everything else the writer is
- * told (configuration, RAM blocks, device state) waits until every batch before it was applied, and {@link #finish} until
- * all were: the writer is used by one thread at a time, handed over through the queues.
+ * An image writer fed from a second thread. The thread that parses QEMU's stream copies each page into a batch of 256; one
+ * writer thread applies the batches in stream order (dedup, compression, checksums, pack writes), so the image is exactly
+ * what the writer would make from the pages in that order on one thread. Each page's SHA-256 (the store's identity of a
+ * page: half of a save's CPU on one thread here, docs/benchmarks.md, twenty-second session) is computed by whichever thread
+ * has time: by the parser for a batch begun while two batches wait for the writer, else by the writer. Everything else the
+ * writer is told (configuration, RAM blocks, device state) waits until every batch before it was applied, and
+ * {@link #finish} until all were: the writer is used by one thread at a time, handed over through the queues.
  */
 final class PageHandoff implements SaveStreamHandler, AutoCloseable {
     static final int BATCH_PAGES = 256;
@@ -27,9 +28,11 @@ final class PageHandoff implements SaveStreamHandler, AutoCloseable {
     private static final class Batch {
         final int[] blocks = new int[BATCH_PAGES];
         final int[] pages = new int[BATCH_PAGES];
-        final PageDigest[] digests = new PageDigest[BATCH_PAGES]; // null: a zero page
+        final boolean[] zero = new boolean[BATCH_PAGES];
+        final PageDigest[] digests = new PageDigest[BATCH_PAGES]; // null: the writer's thread hashes the page
         final byte[] data = new byte[BATCH_PAGES * PAGE_BYTES];
         int count;
+        boolean hashedHere; // by the parser: the writer was behind when the batch began
     }
 
     private static final Batch END = new Batch();
@@ -57,8 +60,12 @@ final class PageHandoff implements SaveStreamHandler, AutoCloseable {
                 Batch b = full.take();
                 if (b == END) return;
                 for (int i = 0; i < b.count; i++) {
-                    if (b.digests[i] == null) writer.zeroPage(b.blocks[i], b.pages[i]);
-                    else writer.page(b.blocks[i], b.pages[i], b.data, i * PAGE_BYTES, b.digests[i]);
+                    if (b.zero[i]) {
+                        writer.zeroPage(b.blocks[i], b.pages[i]);
+                    } else {
+                        PageDigest d = b.digests[i] != null ? b.digests[i] : PageDigest.of(b.data, i * PAGE_BYTES, PAGE_BYTES);
+                        writer.page(b.blocks[i], b.pages[i], b.data, i * PAGE_BYTES, d);
+                    }
                     b.digests[i] = null;
                 }
                 b.count = 0;
@@ -88,7 +95,7 @@ final class PageHandoff implements SaveStreamHandler, AutoCloseable {
         Batch b = batch();
         b.blocks[b.count] = blockIndex;
         b.pages[b.count] = pageIndex;
-        b.digests[b.count] = null;
+        b.zero[b.count] = true;
         added(b);
     }
 
@@ -97,7 +104,8 @@ final class PageHandoff implements SaveStreamHandler, AutoCloseable {
         Batch b = batch();
         b.blocks[b.count] = blockIndex;
         b.pages[b.count] = pageIndex;
-        b.digests[b.count] = PageDigest.of(data, offset, PAGE_BYTES);
+        b.zero[b.count] = false;
+        if (b.hashedHere) b.digests[b.count] = PageDigest.of(data, offset, PAGE_BYTES);
         System.arraycopy(data, offset, b.data, b.count * PAGE_BYTES, PAGE_BYTES);
         added(b);
     }
@@ -127,9 +135,16 @@ final class PageHandoff implements SaveStreamHandler, AutoCloseable {
     }
 
     private Batch batch() {
-        if (current == null) current = take();
+        if (current == null) {
+            current = take();
+            // Whichever thread has time hashes: the parser when the writer is behind (two batches wait for it), else the writer.
+            current.hashedHere = !BALANCED || full.size() >= 2;
+        }
         return current;
     }
+
+    /** Off ({@code -Dthaw.saveHashBalance=false}): the parser hashes every page (for comparisons). */
+    private static final boolean BALANCED = !"false".equals(System.getProperty("thaw.saveHashBalance"));
 
     private void added(Batch b) {
         if (++b.count == BATCH_PAGES) {
