@@ -3,6 +3,7 @@ package dev.thaw.image;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import dev.thaw.migration.RamBlock;
+import dev.thaw.migration.SaveStreamHandler;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
@@ -37,7 +38,7 @@ import java.util.UUID;
  * {@code gc} (another save may have found content in it), like every pack of a shared store.
  * Files are created 0600 and directories 0700: they hold guest memory.
  */
-public final class ImageWriter implements AutoCloseable {
+public final class ImageWriter implements SaveStreamHandler, AutoCloseable {
     public static final String MANIFEST = "manifest.thaw";
     public static final String PAGE_MAP = "pagemap.thaw";
     public static final String EXTENT_TABLE = "extents.thaw";
@@ -215,12 +216,14 @@ public final class ImageWriter implements AutoCloseable {
         diskPages = bases.isEmpty() ? null : new DiskPages(bases);
     }
 
+    @Override
     public void configuration(byte[] headerAndConfiguration, String machineType, List<String> validatedCapabilities) {
         this.headerAndConfiguration = headerAndConfiguration.clone();
         this.machineType = machineType;
         this.validatedCapabilities = List.copyOf(validatedCapabilities);
     }
 
+    @Override
     public void ramBlocks(int sectionId, int sectionVersion, List<RamBlock> blockList) {
         this.blocks = List.copyOf(blockList);
         this.ramSectionId = sectionId;
@@ -240,11 +243,13 @@ public final class ImageWriter implements AutoCloseable {
         seen[block].set(page);
     }
 
+    @Override
     public void zeroPage(int block, int page) {
         arrived(block, page);
         pageMap[block][page] = PageMap.ZERO;
     }
 
+    @Override
     public void page(int block, int page, byte[] data, int offset) {
         page(block, page, data, offset, PageDigest.of(data, offset, PAGE_BYTES));
     }
@@ -310,6 +315,7 @@ public final class ImageWriter implements AutoCloseable {
         groupPages = 0;
     }
 
+    @Override
     public void deviceState(byte[] fullSections, byte[] vmDescriptionJson) {
         this.deviceState = fullSections.clone();
         this.vmDescription = vmDescriptionJson == null ? null : vmDescriptionJson.clone();

@@ -22,7 +22,7 @@ public final class ImageSink implements SaveStreamHandler, AutoCloseable {
     /** Pages written on the caller's thread (no {@link #finish} needed). */
     public ImageSink(ImageWriter writer) {
         this.handoff = null;
-        this.writer = writer == null ? null : new Direct(writer);
+        this.writer = writer;
         this.pages = new AtomicLong();
         this.trackRecency = false;
     }
@@ -30,7 +30,7 @@ public final class ImageSink implements SaveStreamHandler, AutoCloseable {
     /** @param stallTimeout how long the stream waits for the writer's thread to take pages before the save fails */
     public ImageSink(ImageWriter writer, AtomicLong pages, boolean trackRecency, java.time.Duration stallTimeout, String name) {
         this.handoff = writer == null || !HANDOFF ? null : new PageHandoff(writer, stallTimeout, name);
-        this.writer = handoff != null ? handoff : writer == null ? null : new Direct(writer);
+        this.writer = handoff != null ? handoff : writer;
         this.pages = pages;
         this.trackRecency = trackRecency;
     }
@@ -46,33 +46,6 @@ public final class ImageSink implements SaveStreamHandler, AutoCloseable {
     @Override
     public void close() {
         if (handoff != null) handoff.close();
-    }
-
-    private record Direct(ImageWriter writer) implements SaveStreamHandler {
-        @Override
-        public void configuration(byte[] headerAndConfiguration, String machineType, List<String> validatedCapabilities) {
-            writer.configuration(headerAndConfiguration, machineType, validatedCapabilities);
-        }
-
-        @Override
-        public void ramBlocks(int sectionId, int sectionVersion, List<RamBlock> blocks) {
-            writer.ramBlocks(sectionId, sectionVersion, blocks);
-        }
-
-        @Override
-        public void zeroPage(int blockIndex, int pageIndex) {
-            writer.zeroPage(blockIndex, pageIndex);
-        }
-
-        @Override
-        public void page(int blockIndex, int pageIndex, byte[] data, int offset) {
-            writer.page(blockIndex, pageIndex, data, offset);
-        }
-
-        @Override
-        public void deviceState(byte[] fullSections, byte[] vmDescriptionJson) {
-            writer.deviceState(fullSections, vmDescriptionJson);
-        }
     }
 
     /** The recency seen so far (null before the RAM block list arrived or when not tracked). */

@@ -4,6 +4,7 @@ import dev.thaw.image.ImageWriter;
 import dev.thaw.image.PageDigest;
 import dev.thaw.migration.RamBlock;
 import dev.thaw.migration.SaveStreamHandler;
+import dev.thaw.migration.Wire;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.ArrayBlockingQueue;
@@ -22,7 +23,7 @@ import java.util.concurrent.TimeUnit;
 final class PageHandoff implements SaveStreamHandler, AutoCloseable {
     static final int BATCH_PAGES = 256;
     private static final int BATCHES = 4;
-    private static final int PAGE_BYTES = 4096;
+    private static final int PAGE_BYTES = Wire.TARGET_PAGE_BYTES;
     private static final long POLL_MILLIS = 100;
 
     private static final class Batch {
