@@ -603,18 +603,26 @@ class ObjectStoreImagesTest {
     }
 
     /**
+     * Images a, b and c (seeded PREFIX-a, ...) pushed under {@code s3://BUCKET/PREFIX}, and a cache that holds one and a half
+     * of them: fetching a second evicts the least recently used unless it is pinned.
+     */
+    private static ImageCache threeImagesAndACacheForOneAndAHalf(ObjectStore store, Path dir, String prefixName) throws Exception {
+        S3Location prefix = S3Location.parse("s3://" + BUCKET + "/" + prefixName);
+        for (String name : List.of("a", "b", "c")) {
+            ImagePush.push(store, image(dir.resolve(name), SyntheticGuest.random(Seeds.random(prefixName + "-" + name), 1, 300, 300, 0.2, 0),
+                    null), prefix, name);
+        }
+        return new ImageCache(dir.resolve("cache"), dev.thaw.util.FileTrees.size(dir.resolve("a")) * 3 / 2);
+    }
+
+    /**
      * Only overlays pin a cached image: an empty {@code IMAGE.disks/} (a failed restore's, or one whose overlays the user
      * deleted) does not; and a pinned image whose carried list is damaged stays pinned, without failing the fetch that evicts.
      */
     @Test
     void anEmptyOverlayDirectoryPinsNothingAndADamagedListFailsNoFetch(@TempDir Path dir) throws Exception {
-        S3Location prefix = S3Location.parse("s3://" + BUCKET + "/pins");
         try (ObjectStore store = store()) {
-            for (String name : List.of("a", "b", "c")) {
-                ImagePush.push(store, image(dir.resolve(name), SyntheticGuest.random(Seeds.random("pins-" + name), 1, 300, 300, 0.2, 0), null),
-                        prefix, name);
-            }
-            ImageCache cache = new ImageCache(dir.resolve("cache"), dev.thaw.util.FileTrees.size(dir.resolve("a")) * 3 / 2);
+            ImageCache cache = threeImagesAndACacheForOneAndAHalf(store, dir, "pins");
             Path a = cache.fetch(store, S3Location.parseImage("s3://" + BUCKET + "/pins/a")).directory();
             Files.createDirectories(a.resolveSibling(a.getFileName() + ".disks").resolve("a-1")); // a failed restore's, emptied
             java.nio.file.attribute.FileTime old = java.nio.file.attribute.FileTime.fromMillis(0);
@@ -638,13 +646,8 @@ class ObjectStoreImagesTest {
      */
     @Test
     void overlaysUnderADiskDirPinTheirImageThroughItsLinkWhileTheyExist(@TempDir Path dir) throws Exception {
-        S3Location prefix = S3Location.parse("s3://" + BUCKET + "/linked");
         try (ObjectStore store = store()) {
-            for (String name : List.of("a", "b", "c")) {
-                ImagePush.push(store, image(dir.resolve(name), SyntheticGuest.random(Seeds.random("linked-" + name), 1, 300, 300, 0.2, 0), null),
-                        prefix, name);
-            }
-            ImageCache cache = new ImageCache(dir.resolve("cache"), dev.thaw.util.FileTrees.size(dir.resolve("a")) * 3 / 2);
+            ImageCache cache = threeImagesAndACacheForOneAndAHalf(store, dir, "linked");
             java.nio.file.attribute.FileTime old = java.nio.file.attribute.FileTime.fromMillis(0);
             Path a = cache.fetch(store, S3Location.parseImage("s3://" + BUCKET + "/linked/a")).directory();
             Path overlays = Files.createDirectories(dir.resolve("own-disks/a-1"));
