@@ -18,6 +18,7 @@ public final class ThawCli {
     public static void main(String[] args) {
         // The launcher's AOT recording (the demo) archives every command's classes, which the other commands then load from it.
         if (Boolean.getBoolean("thaw.aotRecord")) withEverySubcommand();
+        if (args.length > 0) Preload.start(args[0]);
         System.exit(commandLine(args).execute(args));
     }
 

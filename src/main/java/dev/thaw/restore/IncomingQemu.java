@@ -27,6 +27,11 @@ public final class IncomingQemu {
 
     private IncomingQemu() {}
 
+    /** Builds the JSON reader of a recorded launch configuration ahead of the first restore (the CLI's preload). */
+    public static void preload() {
+        JSON.readerFor(VmConfig.class);
+    }
+
     /** The launch configuration recorded in the image. */
     public static VmConfig savedConfig(CheckpointImage image) {
         try {
