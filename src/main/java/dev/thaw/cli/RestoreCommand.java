@@ -121,7 +121,7 @@ final class RestoreCommand implements Callable<Integer> {
                          Long zeroPagesUnsent, Double faultServiceMedianMicros, Double faultServiceP99Micros,
                          Double faultQueueMedianMicros, Double faultQueueP99Micros, Long vcpuBlockedMillis, String trace, String qmpSocket,
                          dev.thaw.restore.HugePages.CollapseReport hugePageCollapse, String prefetchSizing, List<String> diskFiles,
-                         String guestRam, String guestRamReason) {}
+                         String guestRam, String guestRamReason, Double commandRunningSeconds) {}
 
     @Override
     public Integer call() throws Exception {
@@ -307,12 +307,29 @@ final class RestoreCommand implements Callable<Integer> {
                 vm.extraQmpSocket().toString(), r == null ? null : r.collapse().orElse(null), o.prefetchSizing().orElse(null),
                 vm.config().disks().stream().map(d -> d.file().toString()).toList(),
                 o.guestRam().map(dev.thaw.restore.GuestRamChoice.Choice::label).orElse(null),
-                o.guestRam().map(dev.thaw.restore.GuestRamChoice.Choice::reason).orElse(null));
+                o.guestRam().map(dev.thaw.restore.GuestRamChoice.Choice::reason).orElse(null),
+                sinceCommandStart(vm.qmp() == null ? List.of() : vm.qmp().events().snapshot(), ProcessHandle.current().info().startInstant())
+                        .orElse(null));
+    }
+
+    /**
+     * When the guest ran (QEMU's first RESUME event, by QEMU's clock) counted from this process's start (its kernel start time,
+     * 0.01 s resolution; {@code ./thaw} execs the JVM, so the launcher's own start is in it): what a user of {@code thaw restore}
+     * waits, of which {@code runningSeconds} (from the restore's start inside a JVM that is up by then) is a part. Empty without
+     * a RESUME (a resumed restore's guest ran before) or a start time, or when the two clocks disagree about the order.
+     */
+    static java.util.Optional<Double> sinceCommandStart(List<dev.thaw.qemu.QmpEvent> events, java.util.Optional<java.time.Instant> processStart) {
+        if (processStart.isEmpty()) return java.util.Optional.empty();
+        long startMicros = processStart.get().getEpochSecond() * 1_000_000L + processStart.get().getNano() / 1_000;
+        return events.stream().filter(e -> e.is("RESUME")).findFirst()
+                .map(e -> (e.qemuMicros() - startMicros) / 1e6).filter(seconds -> seconds >= 0);
     }
 
     /** When the guest ran and the restore completed, and for lazy and ws what the pages cost. */
     private static String times(RestoreReport r) {
-        return String.format("guest running after %.2f s, restore completed after %.2f s%s", r.runningSeconds(), r.completedSeconds(),
+        return String.format("guest running after %.2f s%s, restore completed after %.2f s%s", r.runningSeconds(),
+                r.commandRunningSeconds() == null ? "" : String.format(" (%.2f s after this command started)", r.commandRunningSeconds()),
+                r.completedSeconds(),
                 r.demandFaults() == null ? "" : String.format(" (%d pages prefetched, %d demand faults, %d background pages; vCPU stalled %d ms)",
                         r.prefetchedPages(), r.demandFaults(), r.backgroundPages(), r.vcpuBlockedMillis()));
     }
