@@ -320,7 +320,7 @@ final class RestoreCommand implements Callable<Integer> {
      */
     static java.util.Optional<Double> sinceCommandStart(List<dev.thaw.qemu.QmpEvent> events, java.util.Optional<java.time.Instant> processStart) {
         if (processStart.isEmpty()) return java.util.Optional.empty();
-        long startMicros = processStart.get().getEpochSecond() * 1_000_000L + processStart.get().getNano() / 1_000;
+        long startMicros = java.time.temporal.ChronoUnit.MICROS.between(java.time.Instant.EPOCH, processStart.get());
         return events.stream().filter(e -> e.is("RESUME")).findFirst()
                 .map(e -> (e.qemuMicros() - startMicros) / 1e6).filter(seconds -> seconds >= 0);
     }
