@@ -12,8 +12,13 @@ final class Progress implements StatusListener {
     private String lastStatus;
 
     Progress(PrintStream out) {
+        this(out, Optional.ofNullable(System.console()).map(c -> c.isTerminal()).orElse(false) && out == System.out);
+    }
+
+    /** @param terminal whether a terminal shows {@code out} (a served command's is its client's) */
+    Progress(PrintStream out, boolean terminal) {
         this.out = out;
-        this.terminal = Optional.ofNullable(System.console()).map(c -> c.isTerminal()).orElse(false) && out == System.out;
+        this.terminal = terminal;
     }
 
     void update(String status) {

@@ -111,6 +111,14 @@ final class RestoreCommand implements Callable<Integer> {
     @Option(names = "--json", description = "Print the result as one JSON object.")
     boolean json;
 
+    @Option(names = "--server", paramLabel = "SOCKET",
+            description = "Ask the restore server listening on SOCKET (thaw serve) to run this restore in its warm JVM; its output comes"
+                    + " back here, and Ctrl-C here ends the restore there. THAW_SERVER=SOCKET in the environment does the same.")
+    Path server;
+
+    /** Who asked: this process, or a client of {@code thaw serve} ({@link RestoreServer} sets it before the command runs). */
+    Invocation invocation;
+
     @Option(names = "--disk-dir", paramLabel = "DIR",
             description = "An image with disks: put this restore's fresh disk overlays in a new directory under DIR (created if"
                     + " missing) instead of beside the image (IMAGE.disks/); they are kept after the guest ends, and thaw rm leaves them.")
@@ -125,6 +133,12 @@ final class RestoreCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        if (server != null) {
+            // ThawCli.main hands a --server restore to ServeClient before picocli; the server drops the option.
+            throw new IllegalStateException("--server " + server + ": expected it handled before the command is parsed, actual"
+                    + " parsed as an option of a restore run here");
+        }
+        if (invocation == null) invocation = Invocation.local();
         tuning.validate();
         if (resume != null && noResume) throw new IllegalArgumentException("--resume and --no-resume exclude each other");
         if (collapseHugePages && hugetlb) {
@@ -140,13 +154,15 @@ final class RestoreCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--resume with --clones " + clones + ": expected one restore to resume, actual " + clones
                     + " new ones asked for");
         }
+        if (diskDir != null) diskDir = invocation.resolve(diskDir.toString());
+        if (resume != null && resume.contains("/")) resume = invocation.resolve(resume).toString(); // a QMP socket, not a name
         if (diskDir != null && Files.exists(diskDir) && !Files.isDirectory(diskDir)) {
             throw new IllegalArgumentException("--disk-dir: expected a directory, actual " + diskDir + " (not a directory)");
         }
-        HostDoctor.ensureCanRestore(System.err);
-        PrintStream status = json ? System.err : System.out;
-        Progress progress = new Progress(status);
-        try (ObjectStoreImages.Source opened = ObjectStoreImages.open(image, status)) {
+        HostDoctor.ensureCanRestore(invocation.err());
+        PrintStream status = json ? invocation.err() : invocation.out();
+        Progress progress = new Progress(status, invocation.terminal() && !json);
+        try (ObjectStoreImages.Source opened = ObjectStoreImages.open(invocation.resolveImage(image), status)) {
             source = opened;
             return clones > 1 ? restoreClones(guestRam, choice, status, progress) : restoreOne(guestRam, choice, status, progress);
         }
@@ -181,7 +197,7 @@ final class RestoreCommand implements Callable<Integer> {
                     : restoreNew(img, guestRam, choice, status, progress);
             Restorer.Mode chosen = o.mode();
             try (QemuVm vm = o.vm()) {
-                RestoreReport report = report(img, o, vm);
+                RestoreReport report = report(img, o, vm, invocation.commandStart());
                 progress.done(chosen.label() + " restore" + (paused.isPresent() ? " (resumed; times from the resume)" : "") + ": "
                         + times(report));
                 o.guestRam().ifPresent(c -> status.println("guest RAM: " + c.label() + " (" + c.reason() + ")"));
@@ -189,7 +205,7 @@ final class RestoreCommand implements Callable<Integer> {
                                 + " collapsed in %.2f s (%d MiB -> %d MiB in huge pages; failures by errno: %s)%n", c.collapsedCount(),
                         c.rangeCount(), c.durationNanos() / 1e9, c.anonHugeBytesBefore() >> 20, c.anonHugeBytesAfter() >> 20, c.errors()));
                 printDisksAndMonitor(vm, "", "this guest's overlay; the base stays as saved", status);
-                if (json) System.out.println(Json.write(report));
+                if (json) invocation.out().println(Json.write(report));
                 if (exit) {
                     vm.qmp().quit();
                     return 0;
@@ -232,7 +248,7 @@ final class RestoreCommand implements Callable<Integer> {
             try {
                 List<CloneReport> reports = new java.util.ArrayList<>();
                 for (dev.thaw.restore.Clones.Clone c : started) {
-                    RestoreReport r = report(img, c.outcome(), c.outcome().vm());
+                    RestoreReport r = report(img, c.outcome(), c.outcome().vm(), invocation.commandStart());
                     List<String> forwards = c.forwards().stream().map(Object::toString).toList();
                     reports.add(new CloneReport(c.name(), r, c.vmGenerationId().orElse(null), c.nics(), forwards));
                     progress.done(c.name() + ": " + chosen.label() + " restore: " + times(r));
@@ -245,7 +261,7 @@ final class RestoreCommand implements Callable<Integer> {
                     printDisksAndMonitor(c.outcome().vm(), "  ", "this clone's overlay", status);
                 }
                 for (String note : notes) status.println("note: " + note);
-                if (json) System.out.println(Json.write(new ClonesReport(img.directory().toString(), chosen.label(), clones, notes, reports)));
+                if (json) invocation.out().println(Json.write(new ClonesReport(img.directory().toString(), chosen.label(), clones, notes, reports)));
                 if (exit) {
                     for (QemuVm vm : vms) vm.qmp().quit();
                     return 0;
@@ -293,7 +309,8 @@ final class RestoreCommand implements Callable<Integer> {
         return chosen;
     }
 
-    private static RestoreReport report(CheckpointImage img, Restorer.Outcome o, QemuVm vm) {
+    private static RestoreReport report(CheckpointImage img, Restorer.Outcome o, QemuVm vm,
+                                        java.util.Optional<java.time.Instant> commandStart) {
         PostcopyRestore.Result r = o.postcopy().orElse(null);
         long[] service = r == null ? new long[0] : r.faultServiceNanos().clone();
         java.util.Arrays.sort(service);
@@ -308,14 +325,14 @@ final class RestoreCommand implements Callable<Integer> {
                 vm.config().disks().stream().map(d -> d.file().toString()).toList(),
                 o.guestRam().map(dev.thaw.restore.GuestRamChoice.Choice::label).orElse(null),
                 o.guestRam().map(dev.thaw.restore.GuestRamChoice.Choice::reason).orElse(null),
-                sinceCommandStart(vm.qmp() == null ? List.of() : vm.qmp().events().snapshot(), ProcessHandle.current().info().startInstant())
+                sinceCommandStart(vm.qmp() == null ? List.of() : vm.qmp().events().snapshot(), commandStart)
                         .orElse(null));
     }
 
     /**
-     * When the guest ran (QEMU's first RESUME event, by QEMU's clock) counted from this process's start (its kernel start time,
-     * 0.01 s resolution; {@code ./thaw} execs the JVM, so the launcher's own start is in it): what a user of {@code thaw restore}
-     * waits, of which {@code runningSeconds} (from the restore's start inside a JVM that is up by then) is a part. Empty without
+     * When the guest ran (QEMU's first RESUME event, by QEMU's clock) counted from the user's {@code thaw} process's start
+     * ({@link dev.thaw.util.ProcessStart}, to 10 ms; {@code ./thaw} execs the JVM, so the launcher's own start is in it; a served
+     * restore's is its client's): what a user of {@code thaw restore} waits, of which {@code runningSeconds} (from the restore's start inside a JVM that is up by then) is a part. Empty without
      * a RESUME (a resumed restore's guest ran before) or a start time, or when the two clocks disagree about the order.
      */
     static java.util.Optional<Double> sinceCommandStart(List<dev.thaw.qemu.QmpEvent> events, java.util.Optional<java.time.Instant> processStart) {

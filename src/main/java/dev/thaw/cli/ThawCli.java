@@ -12,10 +12,13 @@ public final class ThawCli {
     /** Every subcommand, in the order usage help lists them. */
     static final List<Class<?>> SUBCOMMANDS = List.of(DemoCommand.class, BootCommand.class, ClusterCommand.class, SaveCommand.class,
             InspectCommand.class, RmCommand.class, GcCommand.class, PushCommand.class, PullCommand.class, RestoreCommand.class,
-            WsCommand.class, TimelineCommand.class, BenchCommand.class, DoctorCommand.class, HugePagesCommand.class, GuestCommand.class,
+            ServeCommand.class, WsCommand.class, TimelineCommand.class, BenchCommand.class, DoctorCommand.class, HugePagesCommand.class, GuestCommand.class,
             ZookeeperCommand.class, CommandLine.HelpCommand.class);
 
     public static void main(String[] args) {
+        // A restore for thaw serve goes there before anything of a restore is loaded here.
+        java.util.Optional<java.nio.file.Path> server = ServeClient.serverOf(args, System.getenv());
+        if (server.isPresent()) System.exit(ServeClient.run(server.get(), args, System.out, System.err));
         // The launcher's AOT recording (the demo) archives every command's classes, which the other commands then load from it.
         if (Boolean.getBoolean("thaw.aotRecord")) withEverySubcommand();
         if (args.length > 0) Preload.start(args[0]);

@@ -35,6 +35,8 @@ public final class QemuVm implements AutoCloseable {
     private static final int STDERR_LINES_KEPT = 200;
     private static final Logger log = LoggerFactory.getLogger(QemuVm.class);
     private static final Set<QemuVm> LIVE = ConcurrentHashMap.newKeySet();
+    /** Who is told of the QEMUs that a piece of work launches or attaches to ({@link #tracking}); threads it starts inherit it. */
+    private static final InheritableThreadLocal<java.util.function.Consumer<QemuVm>> TRACKED = new InheritableThreadLocal<>();
     /** The launch configuration, written beside the QMP socket. */
     public static final String CONFIG_FILE = "vm.json";
     public static final String EXTRA_QMP_SOCKET = "qmp-extra.sock";
@@ -132,7 +134,7 @@ public final class QemuVm implements AutoCloseable {
         } catch (IOException e) {
             log.warn("cannot write {}: {}", runDir.resolve(CONFIG_FILE), e.toString());
         }
-        LIVE.add(vm);
+        register(vm);
         vm.startReaders();
         try {
             vm.qmp = QmpClient.connect(runDir.resolve("qmp.sock"), config.name(), QMP_CONNECT_TIMEOUT, process::isAlive);
@@ -374,7 +376,7 @@ public final class QemuVm implements AutoCloseable {
                     + " named " + config.name() + ", actual '" + commandLine + "'", null);
         }
         QemuVm vm = new QemuVm(config, null, handle, runDir, System.nanoTime());
-        LIVE.add(vm);
+        register(vm);
         vm.console.close("attached: the console went to the Thaw that launched this QEMU");
         return vm;
     }
@@ -382,6 +384,27 @@ public final class QemuVm implements AutoCloseable {
     /** Connects to the QMP socket of an attached QEMU ({@link #attach}); waits up to {@code timeout} for QEMU to answer. */
     public void connectQmp(Duration timeout) {
         if (qmp == null) qmp = QmpClient.connect(runDir.resolve("qmp.sock"), config.name(), timeout, handle::isAlive);
+    }
+
+    private static void register(QemuVm vm) {
+        LIVE.add(vm);
+        java.util.function.Consumer<QemuVm> tracked = TRACKED.get();
+        if (tracked != null) tracked.accept(vm);
+    }
+
+    /**
+     * Runs {@code work} with every QEMU it launches or attaches to, on its own thread or on threads it starts, also handed to
+     * {@code registered} (from that thread, once QEMU runs, before its QMP answers): how {@code thaw serve} finds the QEMUs of
+     * one client's request, to end them when that client goes, as its own Ctrl-C would have ended a restore in its own process.
+     */
+    public static <T> T tracking(java.util.function.Consumer<QemuVm> registered, java.util.concurrent.Callable<T> work) throws Exception {
+        java.util.function.Consumer<QemuVm> outer = TRACKED.get();
+        TRACKED.set(registered);
+        try {
+            return work.call();
+        } finally {
+            TRACKED.set(outer);
+        }
     }
 
     /** Handles not yet closed, for tests that check that nothing is left behind. */

@@ -41,6 +41,36 @@ class SaveRestoreCommandsTest {
         // From this process's start (here the test JVM's): the restore's own time is a part of it.
         assertThat(restored.path("commandRunningSeconds").asDouble()).isGreaterThanOrEqualTo(restored.path("runningSeconds").asDouble());
 
+        // The same restore through thaw serve, from the client's start; a client that goes ends its restore and its QEMU.
+        try (RestoreServer server = RestoreServer.start(dir.resolve("serve").resolve("thaw.sock"), 2,
+                new java.io.PrintStream(new java.io.ByteArrayOutputStream(), true, java.nio.charset.StandardCharsets.UTF_8))) {
+            RestoreServerTest.Run served = RestoreServerTest.client(server.socket(), "restore", image.toString(), "--mode", "eager",
+                    "--exit", "--json", "--name", "thaw-test-cli-served");
+            assertThat(served.exit()).as(served.err()).isZero();
+            JsonNode servedJson = Json.MAPPER.readTree(served.out());
+            assertThat(servedJson.path("mode").asText()).isEqualTo("eager");
+            assertThat(servedJson.path("commandRunningSeconds").asDouble()).isGreaterThanOrEqualTo(servedJson.path("runningSeconds").asDouble());
+
+            String attachedName = "thaw-test-cli-served-attached";
+            try (java.nio.channels.SocketChannel client = java.nio.channels.SocketChannel.open(
+                    java.net.UnixDomainSocketAddress.of(server.socket()))) {
+                java.nio.ByteBuffer request = ServeWire.encode(new ServeWire.Request(java.util.List.of("restore", image.toString(), "--mode",
+                        "eager", "--name", attachedName), Path.of("/"), java.util.Optional.empty(), false));
+                while (request.hasRemaining()) client.write(request);
+                long deadline = System.nanoTime() + 60_000_000_000L;
+                while (QemuVm.live(attachedName).filter(vm -> vm.qmp() != null && vm.qmp().queryStatus().running()).isEmpty()) {
+                    assertThat(System.nanoTime()).as("the served restore's guest running within 60 s").isLessThan(deadline);
+                    Thread.sleep(100);
+                }
+                assertThat(server.runningCount()).isEqualTo(1);
+            }
+            long deadline = System.nanoTime() + 20_000_000_000L;
+            while (QemuVm.live(attachedName).isPresent() || server.runningCount() > 0) {
+                assertThat(System.nanoTime()).as("the restore of a client that went, ended with its QEMU within 20 s").isLessThan(deadline);
+                Thread.sleep(100);
+            }
+        }
+
         ImageCommandsTest.Run unknownMode = ImageCommandsTest.run("restore", image.toString(), "--mode", "sideways");
         assertThat(unknownMode.exit()).isNotZero();
         assertThat(unknownMode.err()).contains("expected auto, eager, lazy, ws or mapped").contains("'sideways'");

@@ -1,0 +1,364 @@
+package dev.thaw.cli;
+
+import dev.thaw.qemu.QemuVm;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.io.PrintStream;
+import java.io.PrintWriter;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.ByteBuffer;
+import java.nio.channels.ClosedChannelException;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.Semaphore;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import picocli.CommandLine;
+
+/**
+ * {@code thaw serve}: {@code thaw restore} run in this JVM for clients on a unix socket ({@link ServeClient}), so that a
+ * restore does not pay a JVM's start, its class loading and its cold code before QEMU starts (0.6-0.9 s on the project's
+ * host, more than any difference between restore methods; docs/benchmarks.md). One thread per request runs the command as
+ * {@code thaw restore} would, with the client's working directory and start ({@link Invocation}); its output goes back in
+ * frames ({@link ServeWire}). A client that goes (its Ctrl-C, its death) ends its request as its own Ctrl-C would end a
+ * restore in its own process: the QEMUs the request launched are killed and its thread is interrupted. Closing the server
+ * ends every request that way and removes the socket.
+ */
+final class RestoreServer implements AutoCloseable {
+    /** A client sends its whole request at once; one that does not within this is dropped. */
+    static final Duration REQUEST_TIMEOUT = Duration.ofSeconds(10);
+    /** How long a request whose client went may take to end by its QEMUs' deaths before its thread is interrupted. */
+    static final Duration INTERRUPT_GRACE = Duration.ofSeconds(2);
+    /** How long closing waits for the requests it ended. */
+    private static final Duration CLOSE_TIMEOUT = Duration.ofSeconds(30);
+    private static final org.slf4j.Logger log = org.slf4j.LoggerFactory.getLogger(RestoreServer.class);
+
+    private final Path socket;
+    private final ServerSocketChannel listener;
+    private final Semaphore slots;
+    private final int maxRequests;
+    private final PrintStream events;
+    private final ScheduledExecutorService timer = Executors.newSingleThreadScheduledExecutor(
+            Thread.ofPlatform().daemon().name("serve-timer").factory());
+    private final Set<Request> running = ConcurrentHashMap.newKeySet();
+    private final AtomicInteger requestCount = new AtomicInteger();
+    private final Thread acceptor;
+    private volatile boolean closed;
+
+    private RestoreServer(Path socket, ServerSocketChannel listener, int maxRequests, PrintStream events) {
+        this.socket = socket;
+        this.listener = listener;
+        this.maxRequests = maxRequests;
+        this.slots = new Semaphore(maxRequests);
+        this.events = events;
+        this.acceptor = Thread.ofPlatform().name("serve-accept").start(this::accept);
+    }
+
+    /**
+     * Listens on {@code socket} (its directory created owner-only; the socket owner-only): a stale socket no server answers on is
+     * replaced, a live one is an error.
+     *
+     * @param events one line per request (what ran, its exit, its time)
+     */
+    static RestoreServer start(Path socket, int maxRequests, PrintStream events) throws IOException {
+        if (maxRequests < 1) throw new IllegalArgumentException("--max-restores: expected at least 1, actual " + maxRequests);
+        Path dir = socket.toAbsolutePath().getParent();
+        if (!Files.isDirectory(dir)) {
+            Files.createDirectories(dir, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
+        }
+        if (Files.exists(socket, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+            try (SocketChannel probe = SocketChannel.open(UnixDomainSocketAddress.of(socket))) {
+                throw new IOException("thaw serve: expected no server listening on " + socket + ", actual one that answers (pid unknown;"
+                        + " stop it, or give another --socket)");
+            } catch (IOException e) {
+                if (e.getMessage() != null && e.getMessage().startsWith("thaw serve:")) throw e;
+                Files.delete(socket); // nobody listens: a server that died left it
+            }
+        }
+        ServerSocketChannel listener = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
+        try {
+            listener.bind(UnixDomainSocketAddress.of(socket));
+            Files.setPosixFilePermissions(socket, PosixFilePermissions.fromString("rw-------"));
+        } catch (IOException | RuntimeException e) {
+            listener.close();
+            throw e;
+        }
+        return new RestoreServer(socket, listener, maxRequests, events);
+    }
+
+    Path socket() {
+        return socket;
+    }
+
+    /** Requests being served now. */
+    int runningCount() {
+        return running.size();
+    }
+
+    private void accept() {
+        while (!closed) {
+            SocketChannel client;
+            try {
+                client = listener.accept();
+            } catch (IOException e) {
+                if (!closed) log.warn("thaw serve: accepting on {} failed: {}", socket, e.toString());
+                return;
+            }
+            int number = requestCount.incrementAndGet();
+            Thread.ofPlatform().name("serve-request-" + number).start(() -> serve(client, number));
+        }
+    }
+
+    /** One client: its request read, checked, run, its exit code sent; the connection closed in every case. */
+    private void serve(SocketChannel channel, int number) {
+        try {
+            if (!closed) serveOpen(channel, number);
+        } catch (java.util.concurrent.RejectedExecutionException e) {
+            // The server closed (its timer with it) while this connection was being taken: it ends unanswered.
+        } finally {
+            closeQuietly(channel);
+        }
+    }
+
+    private void serveOpen(SocketChannel channel, int number) {
+        Output output = new Output(channel);
+        // Ends a read that waits for a request that does not come: the read sees the end of the stream, and the refusal says why.
+        ScheduledFuture<?> deadline = timer.schedule(() -> {
+            try {
+                channel.shutdownInput();
+            } catch (IOException e) {
+                closeQuietly(channel);
+            }
+        }, REQUEST_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS);
+        ServeWire.Request request;
+        try {
+            request = ServeWire.readRequest(channel);
+        } catch (IOException e) {
+            refuse(output, 2, "thaw serve: " + (deadline.isDone() && !deadline.isCancelled()
+                    ? "expected a whole request within " + REQUEST_TIMEOUT.toSeconds() + " s, actual none" : e.getMessage()));
+            events.printf("request %d: refused: %s%n", number, e.getMessage());
+            return;
+        } finally {
+            deadline.cancel(false);
+        }
+        List<String> args = ServeWire.withoutServerOption(request.args());
+        if (args.isEmpty() || !args.getFirst().equals("restore")) {
+            refuse(output, 2, "thaw serve: expected a restore (thaw serve runs restore only), actual "
+                    + (args.isEmpty() ? "no command" : "'" + args.getFirst() + "'"));
+            events.printf("request %d: refused: %s%n", number, args.isEmpty() ? "no command" : args.getFirst());
+            return;
+        }
+        if (closed || !slots.tryAcquire()) {
+            refuse(output, 1, "thaw serve: " + (closed ? "expected a running server, actual one closing"
+                    : "expected fewer than " + maxRequests + " restores at once, actual " + maxRequests + " running (--max-restores)"));
+            events.printf("request %d: refused: busy%n", number);
+            return;
+        }
+        Request r = new Request(Thread.currentThread());
+        running.add(r);
+        ScheduledFuture<?> heartbeat = timer.scheduleAtFixedRate(() -> output.write(ServeWire.frame(ServeWire.Kind.HEARTBEAT, new byte[0], 0, 0)),
+                ServeWire.HEARTBEAT.toMillis(), ServeWire.HEARTBEAT.toMillis(), TimeUnit.MILLISECONDS);
+        Thread watcher = Thread.ofVirtual().name("serve-watch-" + number).start(() -> watch(channel, r));
+        long started = System.nanoTime();
+        int exit;
+        try {
+            PrintStream out = new PrintStream(output.stream(ServeWire.Kind.OUT), true, StandardCharsets.UTF_8);
+            PrintStream err = new PrintStream(output.stream(ServeWire.Kind.ERR), true, StandardCharsets.UTF_8);
+            Invocation invocation = new Invocation(out, err, request.workingDirectory(), request.commandStart(), request.terminal());
+            String[] argv = args.toArray(String[]::new);
+            CommandLine commandLine = ThawCli.commandLine(argv);
+            commandLine.setOut(new PrintWriter(out, true));
+            commandLine.setErr(new PrintWriter(err, true));
+            CommandLine restore = commandLine.getSubcommands().get("restore");
+            ((RestoreCommand) restore.getCommand()).invocation = invocation;
+            exit = QemuVm.tracking(r::launched, () -> commandLine.execute(argv));
+            out.flush();
+            err.flush();
+        } catch (Exception | Error e) {
+            exit = 1;
+            output.write(ServeWire.frame(ServeWire.Kind.ERR, bytes("thaw serve: the restore failed: " + e + "\n"), 0,
+                    bytes("thaw serve: the restore failed: " + e + "\n").length));
+        } finally {
+            heartbeat.cancel(false);
+            running.remove(r);
+            slots.release();
+        }
+        output.write(ServeWire.exitFrame(exit));
+        closeQuietly(channel);
+        watcher.interrupt();
+        events.printf("request %d: %s -> exit %d after %.2f s%s%n", number, String.join(" ", args), exit, (System.nanoTime() - started) / 1e9,
+                r.cancelled() ? " (its client went: ended)" : "");
+    }
+
+    /** Waits for the client's end of the connection (it sends nothing after its request): then the request is ended. */
+    private void watch(SocketChannel channel, Request r) {
+        ByteBuffer sink = ByteBuffer.allocate(256);
+        try {
+            while (channel.read(sink.clear()) >= 0) {
+                // A client sends nothing more; whatever it sends is ignored.
+            }
+        } catch (ClosedChannelException e) {
+            return; // the request ended and closed it
+        } catch (IOException e) {
+            // The connection broke: the client is gone as surely as at its end.
+        }
+        if (running.contains(r)) cancel(r);
+    }
+
+    /**
+     * As a Ctrl-C of the restore's own process: its QEMUs killed (the restore then fails on its dead peer, or its attached phase
+     * ends), and the thread interrupted after {@link #INTERRUPT_GRACE} if it is still at work (a wait that no QEMU ends: an
+     * image still opening, a fetch).
+     */
+    private void cancel(Request r) {
+        r.cancel();
+        timer.schedule(() -> {
+            if (running.contains(r)) r.thread().interrupt();
+        }, INTERRUPT_GRACE.toMillis(), TimeUnit.MILLISECONDS);
+    }
+
+    /**
+     * Tells the client why and ends the connection. What it sent and this server did not read is read first: closing a unix
+     * socket with unread bytes resets the connection, and the client could then lose the refusal before it reads it.
+     */
+    private void refuse(Output output, int exit, String message) {
+        byte[] b = bytes(message + "\n");
+        output.write(ServeWire.frame(ServeWire.Kind.ERR, b, 0, b.length));
+        output.write(ServeWire.exitFrame(exit));
+        SocketChannel channel = output.channel;
+        ScheduledFuture<?> bound = timer.schedule(() -> closeQuietly(channel), REQUEST_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS);
+        try {
+            channel.shutdownOutput();
+            ByteBuffer sink = ByteBuffer.allocate(4096);
+            while (channel.read(sink.clear()) >= 0) {
+                // until the client closes, having read the refusal
+            }
+        } catch (IOException e) {
+            // gone already, or the bound closed it
+        } finally {
+            bound.cancel(false);
+            closeQuietly(channel);
+        }
+    }
+
+    private static byte[] bytes(String s) {
+        return s.getBytes(StandardCharsets.UTF_8);
+    }
+
+    private static void closeQuietly(java.nio.channels.Channel c) {
+        try {
+            c.close();
+        } catch (IOException ignored) {
+            // closing is all that is left to do
+        }
+    }
+
+    /** Stops accepting, ends every running request (its QEMUs killed, its thread interrupted), waits for them, removes the socket. */
+    @Override
+    public void close() {
+        if (closed) return;
+        closed = true;
+        closeQuietly(listener);
+        try {
+            Files.deleteIfExists(socket);
+        } catch (IOException e) {
+            log.warn("thaw serve: cannot remove {}: {}", socket, e.toString());
+        }
+        List<Request> ending = List.copyOf(running);
+        for (Request r : ending) cancel(r);
+        long deadline = System.nanoTime() + CLOSE_TIMEOUT.toNanos();
+        try {
+            for (Request r : ending) r.thread().join(Duration.ofNanos(Math.max(1, deadline - System.nanoTime())));
+            acceptor.join(Duration.ofSeconds(5));
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        timer.shutdownNow();
+    }
+
+    /** A request being served: its thread and the QEMUs it launched or attached to. */
+    private static final class Request {
+        private final Thread thread;
+        private final List<QemuVm> qemus = new ArrayList<>();
+        private boolean cancelled;
+
+        Request(Thread thread) {
+            this.thread = thread;
+        }
+
+        Thread thread() {
+            return thread;
+        }
+
+        synchronized boolean cancelled() {
+            return cancelled;
+        }
+
+        /** A QEMU of this request; one launched after its client went is killed at once. */
+        void launched(QemuVm vm) {
+            synchronized (this) {
+                qemus.add(vm);
+                if (!cancelled) return;
+            }
+            vm.kill();
+        }
+
+        void cancel() {
+            List<QemuVm> killing;
+            synchronized (this) {
+                cancelled = true;
+                killing = List.copyOf(qemus);
+            }
+            for (QemuVm vm : killing) vm.kill();
+        }
+    }
+
+    /** The connection's writing side: frames from the command's streams and the heartbeat, one at a time. */
+    private static final class Output {
+        private final SocketChannel channel;
+        private volatile boolean broken;
+
+        Output(SocketChannel channel) {
+            this.channel = channel;
+        }
+
+        /** Writes a frame; once the client is gone, frames are dropped (the watcher ends the request). */
+        synchronized void write(ByteBuffer frame) {
+            if (broken) return;
+            try {
+                while (frame.hasRemaining()) channel.write(frame);
+            } catch (IOException e) {
+                broken = true;
+            }
+        }
+
+        OutputStream stream(ServeWire.Kind kind) {
+            return new OutputStream() {
+                @Override
+                public void write(int b) {
+                    write(new byte[] {(byte) b}, 0, 1);
+                }
+
+                @Override
+                public void write(byte[] b, int off, int len) {
+                    for (int at = off; at < off + len; at += ServeWire.MAX_FRAME_BYTES) {
+                        Output.this.write(ServeWire.frame(kind, b, at, Math.min(ServeWire.MAX_FRAME_BYTES, off + len - at)));
+                    }
+                }
+            };
+        }
+    }
+}

@@ -1,0 +1,110 @@
+package dev.thaw.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.net.UnixDomainSocketAddress;
+import java.nio.ByteBuffer;
+import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.Optional;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** thaw serve without QEMU: what it refuses, what it answers, its socket's life. The restores themselves: SaveRestoreCommandsTest. */
+class RestoreServerTest {
+    record Run(int exit, String out, String err) {}
+
+    static Run client(Path socket, String... args) {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        ByteArrayOutputStream err = new ByteArrayOutputStream();
+        int exit = ServeClient.run(socket, args, new PrintStream(out, true, StandardCharsets.UTF_8),
+                new PrintStream(err, true, StandardCharsets.UTF_8));
+        return new Run(exit, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
+    }
+
+    private static PrintStream quiet() {
+        return new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8);
+    }
+
+    @Test
+    void servesRestoreOnlyAndAnswersAsTheCommandWould(@TempDir Path dir) throws Exception {
+        Path socket = dir.resolve("run").resolve("thaw.sock");
+        ByteArrayOutputStream events = new ByteArrayOutputStream();
+        try (RestoreServer server = RestoreServer.start(socket, 2, new PrintStream(events, true, StandardCharsets.UTF_8))) {
+            assertThat(Files.getPosixFilePermissions(socket)).isEqualTo(PosixFilePermissions.fromString("rw-------"));
+            assertThat(Files.getPosixFilePermissions(socket.getParent())).isEqualTo(PosixFilePermissions.fromString("rwx------"));
+
+            Run help = client(socket, "restore", "--help", "--server", socket.toString());
+            assertThat(help.exit()).as(help.err()).isZero();
+            assertThat(help.out()).contains("Usage: thaw restore").contains("--server=SOCKET");
+
+            // The image's path is the client's: relative to its working directory, named in the error.
+            Run missing = client(socket, "restore", "no-such-image", "--exit");
+            assertThat(missing.exit()).isEqualTo(1);
+            assertThat(missing.err()).contains("thaw restore: ").contains(Path.of("").toAbsolutePath().resolve("no-such-image").toString());
+
+            Run badOption = client(socket, "restore", "img", "--mode");
+            assertThat(badOption.exit()).isEqualTo(2);
+            assertThat(badOption.err()).contains("Missing required parameter for option '--mode'");
+
+            Run other = client(socket, "inspect", "img");
+            assertThat(other.exit()).isEqualTo(2);
+            assertThat(other.err()).contains("thaw serve: expected a restore (thaw serve runs restore only), actual 'inspect'");
+
+            // Not this protocol: told so, and the connection ends.
+            try (SocketChannel raw = SocketChannel.open(UnixDomainSocketAddress.of(socket))) {
+                raw.write(ByteBuffer.wrap("GET / HTTP/1.1\r\n\r\n".getBytes(StandardCharsets.US_ASCII)));
+                ServeWire.FrameReader frames = new ServeWire.FrameReader(raw);
+                ServeWire.Frame err = frames.next().orElseThrow();
+                assertThat(new String(err.payload(), StandardCharsets.UTF_8)).contains("expected magic 0x54485731");
+                assertThat(frames.next().orElseThrow().exitCode()).isEqualTo(2);
+                assertThat(frames.next()).isEmpty();
+            }
+
+            assertThatThrownBy(() -> RestoreServer.start(socket, 1, quiet())).hasMessageContaining("expected no server listening on " + socket);
+            assertThat(server.runningCount()).isZero();
+        }
+        assertThat(socket).doesNotExist();
+        assertThat(events.toString(StandardCharsets.UTF_8)).contains("request 1: restore --help -> exit 0")
+                .contains("request 4: refused: inspect").contains("request 5: refused: request at byte 0: expected magic");
+
+        Run noServer = client(socket, "restore", "img");
+        assertThat(noServer.exit()).isEqualTo(1);
+        assertThat(noServer.err()).contains("thaw restore --server " + socket + ": expected a restore server there");
+    }
+
+    @Test
+    void aSocketNobodyListensOnIsReplaced(@TempDir Path dir) throws Exception {
+        Path socket = dir.resolve("thaw.sock");
+        RestoreServer.start(socket, 1, quiet()).close();
+        // A server killed without its close leaves its socket file: bind one and drop it.
+        try (var left = java.nio.channels.ServerSocketChannel.open(java.net.StandardProtocolFamily.UNIX)) {
+            left.bind(UnixDomainSocketAddress.of(socket));
+        }
+        assertThat(socket).exists();
+        try (RestoreServer server = RestoreServer.start(socket, 1, quiet())) {
+            assertThat(client(socket, "restore", "--help").out()).contains("Usage: thaw restore");
+        }
+        assertThatThrownBy(() -> RestoreServer.start(socket, 0, quiet())).hasMessageContaining("--max-restores: expected at least 1, actual 0");
+    }
+
+    /** A client that connects and says nothing is dropped after the request timeout; the server goes on. */
+    @Test
+    void aSilentClientIsDropped(@TempDir Path dir) throws Exception {
+        Path socket = dir.resolve("thaw.sock");
+        try (RestoreServer server = RestoreServer.start(socket, 1, quiet());
+             SocketChannel silent = SocketChannel.open(UnixDomainSocketAddress.of(socket))) {
+            ServeWire.FrameReader frames = new ServeWire.FrameReader(silent);
+            Optional<ServeWire.Frame> err = frames.next();
+            assertThat(err).isPresent();
+            assertThat(new String(err.get().payload(), StandardCharsets.UTF_8)).contains("expected a whole request within 10 s, actual none");
+            assertThat(client(socket, "restore", "--help").exit()).isZero();
+        }
+    }
+}
