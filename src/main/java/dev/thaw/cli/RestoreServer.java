@@ -42,6 +42,7 @@ final class RestoreServer implements AutoCloseable {
     static final Duration REQUEST_TIMEOUT = Duration.ofSeconds(10);
     /** How long a request whose client went may take to end by its QEMUs' deaths before its thread is interrupted. */
     static final Duration INTERRUPT_GRACE = Duration.ofSeconds(2);
+    private static final String SERVER_STOPPING = "the server is stopping";
     /** How long closing waits for the requests it ended. */
     private static final Duration CLOSE_TIMEOUT = Duration.ofSeconds(30);
     private static final org.slf4j.Logger log = org.slf4j.LoggerFactory.getLogger(RestoreServer.class);
@@ -189,18 +190,25 @@ final class RestoreServer implements AutoCloseable {
             err.flush();
         } catch (Exception | Error e) {
             exit = 1;
-            output.write(ServeWire.frame(ServeWire.Kind.ERR, bytes("thaw serve: the restore failed: " + e + "\n"), 0,
-                    bytes("thaw serve: the restore failed: " + e + "\n").length));
+            byte[] message = bytes("thaw serve: the restore failed: " + e + "\n");
+            output.write(ServeWire.frame(ServeWire.Kind.ERR, message, 0, message.length));
         } finally {
             heartbeat.cancel(false);
             running.remove(r);
             slots.release();
         }
+        java.util.Optional<String> ended = r.endedBecause();
+        if (ended.isPresent() && ended.get().equals(SERVER_STOPPING)) {
+            // What the restore printed may look like a guest that stopped by itself: say who ended it, and fail.
+            byte[] message = bytes("thaw serve: " + SERVER_STOPPING + ": this restore was ended, its QEMU killed\n");
+            output.write(ServeWire.frame(ServeWire.Kind.ERR, message, 0, message.length));
+            exit = 1;
+        }
         output.write(ServeWire.exitFrame(exit));
         closeQuietly(channel);
         watcher.interrupt();
         events.printf("request %d: %s -> exit %d after %.2f s%s%n", number, String.join(" ", args), exit, (System.nanoTime() - started) / 1e9,
-                r.cancelled() ? " (its client went: ended)" : "");
+                ended.map(why -> " (ended: " + why + ")").orElse(""));
     }
 
     /** Waits for the client's end of the connection (it sends nothing after its request): then the request is ended. */
@@ -215,7 +223,7 @@ final class RestoreServer implements AutoCloseable {
         } catch (IOException e) {
             // The connection broke: the client is gone as surely as at its end.
         }
-        if (running.contains(r)) cancel(r);
+        if (running.contains(r)) cancel(r, "its client went");
     }
 
     /**
@@ -223,11 +231,15 @@ final class RestoreServer implements AutoCloseable {
      * ends), and the thread interrupted after {@link #INTERRUPT_GRACE} if it is still at work (a wait that no QEMU ends: an
      * image still opening, a fetch).
      */
-    private void cancel(Request r) {
-        r.cancel();
-        timer.schedule(() -> {
-            if (running.contains(r)) r.thread().interrupt();
-        }, INTERRUPT_GRACE.toMillis(), TimeUnit.MILLISECONDS);
+    private void cancel(Request r, String why) {
+        r.cancel(why);
+        try {
+            timer.schedule(() -> {
+                if (running.contains(r)) r.thread().interrupt();
+            }, INTERRUPT_GRACE.toMillis(), TimeUnit.MILLISECONDS);
+        } catch (java.util.concurrent.RejectedExecutionException e) {
+            r.thread().interrupt(); // the server closed its timer: no grace left
+        }
     }
 
     /**
@@ -278,7 +290,7 @@ final class RestoreServer implements AutoCloseable {
             log.warn("thaw serve: cannot remove {}: {}", socket, e.toString());
         }
         List<Request> ending = List.copyOf(running);
-        for (Request r : ending) cancel(r);
+        for (Request r : ending) cancel(r, SERVER_STOPPING);
         long deadline = System.nanoTime() + CLOSE_TIMEOUT.toNanos();
         try {
             for (Request r : ending) r.thread().join(Duration.ofNanos(Math.max(1, deadline - System.nanoTime())));
@@ -293,7 +305,7 @@ final class RestoreServer implements AutoCloseable {
     private static final class Request {
         private final Thread thread;
         private final List<QemuVm> qemus = new ArrayList<>();
-        private boolean cancelled;
+        private String endedBecause;
 
         Request(Thread thread) {
             this.thread = thread;
@@ -303,23 +315,24 @@ final class RestoreServer implements AutoCloseable {
             return thread;
         }
 
-        synchronized boolean cancelled() {
-            return cancelled;
+        /** Why the server ended it before it ended by itself, if it did. */
+        synchronized java.util.Optional<String> endedBecause() {
+            return java.util.Optional.ofNullable(endedBecause);
         }
 
         /** A QEMU of this request; one launched after its client went is killed at once. */
         void launched(QemuVm vm) {
             synchronized (this) {
                 qemus.add(vm);
-                if (!cancelled) return;
+                if (endedBecause == null) return;
             }
             vm.kill();
         }
 
-        void cancel() {
+        void cancel(String why) {
             List<QemuVm> killing;
             synchronized (this) {
-                cancelled = true;
+                if (endedBecause == null) endedBecause = why;
                 killing = List.copyOf(qemus);
             }
             for (QemuVm vm : killing) vm.kill();

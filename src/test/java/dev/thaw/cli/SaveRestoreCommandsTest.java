@@ -69,6 +69,20 @@ class SaveRestoreCommandsTest {
                 assertThat(System.nanoTime()).as("the restore of a client that went, ended with its QEMU within 20 s").isLessThan(deadline);
                 Thread.sleep(100);
             }
+
+            // A server that stops ends the restores it runs, and their clients hear why.
+            var stopped = java.util.concurrent.CompletableFuture.supplyAsync(() -> RestoreServerTest.client(server.socket(), "restore",
+                    image.toString(), "--mode", "eager", "--name", attachedName));
+            deadline = System.nanoTime() + 60_000_000_000L;
+            while (QemuVm.live(attachedName).filter(vm -> vm.qmp() != null && vm.qmp().queryStatus().running()).isEmpty()) {
+                assertThat(System.nanoTime()).as("the second served restore's guest running within 60 s").isLessThan(deadline);
+                Thread.sleep(100);
+            }
+            server.close();
+            RestoreServerTest.Run ended = stopped.get(30, java.util.concurrent.TimeUnit.SECONDS);
+            assertThat(ended.exit()).isEqualTo(1);
+            assertThat(ended.err()).contains("thaw serve: the server is stopping: this restore was ended, its QEMU killed");
+            assertThat(QemuVm.live(attachedName)).isEmpty();
         }
 
         ImageCommandsTest.Run unknownMode = ImageCommandsTest.run("restore", image.toString(), "--mode", "sideways");
