@@ -155,6 +155,9 @@ final class RestoreServer implements AutoCloseable {
         } finally {
             deadline.cancel(false);
         }
+        // How long the client took to reach the server: its JVM's start, or a lighter client's (the launcher's Perl one).
+        String reached = request.commandStart().map(st -> String.format(", received %.3f s after its client started",
+                java.time.Duration.between(st, java.time.Instant.now()).toNanos() / 1e9)).orElse("");
         List<String> args = ServeWire.withoutServerOption(request.args());
         if (args.isEmpty() || !args.getFirst().equals("restore")) {
             refuse(output, 2, "thaw serve: expected a restore (thaw serve runs restore only), actual "
@@ -207,8 +210,8 @@ final class RestoreServer implements AutoCloseable {
         output.write(ServeWire.exitFrame(exit));
         closeQuietly(channel);
         watcher.interrupt();
-        events.printf("request %d: %s -> exit %d after %.2f s%s%n", number, String.join(" ", args), exit, (System.nanoTime() - started) / 1e9,
-                ended.map(why -> " (ended: " + why + ")").orElse(""));
+        events.printf("request %d: %s -> exit %d after %.2f s%s%s%n", number, String.join(" ", args), exit, (System.nanoTime() - started) / 1e9,
+                reached, ended.map(why -> " (ended: " + why + ")").orElse(""));
     }
 
     /** Waits for the client's end of the connection (it sends nothing after its request): then the request is ended. */

@@ -94,6 +94,54 @@ class RestoreServerTest {
         assertThatThrownBy(() -> RestoreServer.start(socket, 0, quiet())).hasMessageContaining("--max-restores: expected at least 1, actual 0");
     }
 
+    /** {@code ./thaw restore --server} sends a restore through the launcher's Perl client: the same bytes, the same answers. */
+    @Test
+    void theLaunchersPerlClientIsAnsweredAsTheCLIsOwn(@TempDir Path dir) throws Exception {
+        Path socket = dir.resolve("thaw.sock");
+        Path cwd = Files.createDirectory(dir.resolve("work"));
+        ByteArrayOutputStream events = new ByteArrayOutputStream();
+        try (RestoreServer server = RestoreServer.start(socket, 2, new PrintStream(events, true, StandardCharsets.UTF_8))) {
+            Run viaCli = client(socket, "restore", "--help", "--server", socket.toString());
+            Run perl = perlClient(cwd, java.util.Map.of(), "restore", "--help", "--server", socket.toString());
+            assertThat(perl.exit()).as(perl.err()).isZero();
+            assertThat(perl.out()).isEqualTo(viaCli.out());
+
+            // Its working directory is the request's; the server named in the environment.
+            Run missing = perlClient(cwd, java.util.Map.of("THAW_SERVER", socket.toString()), "restore", "no-such-image", "--exit");
+            assertThat(missing.exit()).isEqualTo(1);
+            assertThat(missing.err()).contains(cwd.resolve("no-such-image").toString());
+            Run badOption = perlClient(cwd, java.util.Map.of(), "restore", "--server=" + socket, "img", "--mode");
+            assertThat(badOption.exit()).isEqualTo(2);
+            assertThat(badOption.err()).contains("Missing required parameter for option '--mode'");
+        }
+        // Its start, as the server received it: this process's tick-precise start, a moment before.
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("request 2: .* received (\\d+\\.\\d+) s after its client started")
+                .matcher(events.toString(StandardCharsets.UTF_8));
+        assertThat(m.find()).as(events.toString(StandardCharsets.UTF_8)).isTrue();
+        assertThat(Double.parseDouble(m.group(1))).isBetween(0.0, 10.0);
+
+        Run noServer = perlClient(cwd, java.util.Map.of(), "restore", "img", "--server", socket.toString());
+        assertThat(noServer.exit()).isEqualTo(1);
+        assertThat(noServer.err()).contains("thaw restore --server " + socket + ": expected a restore server there");
+        Run noValue = perlClient(cwd, java.util.Map.of(), "restore", "img", "--server");
+        assertThat(noValue.exit()).isEqualTo(2);
+        assertThat(noValue.err()).contains("Missing required parameter for option '--server'");
+    }
+
+    private static Run perlClient(Path cwd, java.util.Map<String, String> env, String... args) throws Exception {
+        Path script = Path.of("src/main/perl/serve-client.pl").toAbsolutePath();
+        java.util.List<String> command = new java.util.ArrayList<>(java.util.List.of("perl", script.toString()));
+        command.addAll(java.util.List.of(args));
+        ProcessBuilder pb = new ProcessBuilder(command).directory(cwd.toFile());
+        pb.environment().remove("THAW_SERVER");
+        pb.environment().putAll(env);
+        Path out = cwd.resolve("out.txt");
+        Path err = cwd.resolve("err.txt");
+        Process p = pb.redirectOutput(out.toFile()).redirectError(err.toFile()).start();
+        assertThat(p.waitFor(30, java.util.concurrent.TimeUnit.SECONDS)).as("the Perl client ended within 30 s").isTrue();
+        return new Run(p.exitValue(), Files.readString(out), Files.readString(err));
+    }
+
     /** A client that connects and says nothing is dropped after the request timeout; the server goes on. */
     @Test
     void aSilentClientIsDropped(@TempDir Path dir) throws Exception {
