@@ -101,6 +101,7 @@ my $code = eval {
         my ($kind, $length) = unpack('CN', $head);
         die "frame at byte $at: expected 0-" . MAX_FRAME_BYTES . " bytes of payload, actual $length\n" if $length > MAX_FRAME_BYTES;
         my $payload = $length > 0 ? read_exactly($length, 'payload') : '';
+        alarm 0; # only the server's silence counts, not a write here that waits (a pipe nobody reads yet)
         if ($kind == OUT) {
             print STDOUT $payload;
         } elsif ($kind == ERR) {

@@ -43,6 +43,10 @@ final class RestoreServer implements AutoCloseable {
     /** How long a request whose client went may take to end by its QEMUs' deaths before its thread is interrupted. */
     static final Duration INTERRUPT_GRACE = Duration.ofSeconds(2);
     private static final String SERVER_STOPPING = "the server is stopping";
+    /** Output queued for a client beyond which more is dropped (about 15 minutes of a guest console's lines). */
+    static final long OUTPUT_BUDGET_BYTES = 4L << 20;
+    /** How long a request's end waits for its client to take the last frames. */
+    static final Duration FINISH_TIMEOUT = Duration.ofSeconds(30);
     /** How long closing waits for the requests it ended. */
     private static final Duration CLOSE_TIMEOUT = Duration.ofSeconds(30);
     private static final org.slf4j.Logger log = org.slf4j.LoggerFactory.getLogger(RestoreServer.class);
@@ -81,6 +85,13 @@ final class RestoreServer implements AutoCloseable {
             Files.createDirectories(dir, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
         }
         if (Files.exists(socket, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+            var attributes = Files.readAttributes(socket, java.nio.file.attribute.BasicFileAttributes.class,
+                    java.nio.file.LinkOption.NOFOLLOW_LINKS);
+            if (!attributes.isOther()) {
+                throw new IOException("thaw serve: expected a socket or nothing at " + socket + ", actual a "
+                        + (attributes.isDirectory() ? "directory" : attributes.isSymbolicLink() ? "symbolic link" : "regular file")
+                        + " (give another --socket)");
+            }
             try (SocketChannel probe = SocketChannel.open(UnixDomainSocketAddress.of(socket))) {
                 throw new IOException("thaw serve: expected no server listening on " + socket + ", actual one that answers (pid unknown;"
                         + " stop it, or give another --socket)");
@@ -89,13 +100,22 @@ final class RestoreServer implements AutoCloseable {
                 Files.delete(socket); // nobody listens: a server that died left it
             }
         }
+        // Bound in a directory only this user can enter, made owner-only there, then renamed into place: in a shared directory
+        // the socket is never reachable with the umask's permissions.
+        Path privateDir = Files.createTempDirectory(dir, ".thaw-serve-",
+                PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
+        Path bound = privateDir.resolve("s");
         ServerSocketChannel listener = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
         try {
-            listener.bind(UnixDomainSocketAddress.of(socket));
-            Files.setPosixFilePermissions(socket, PosixFilePermissions.fromString("rw-------"));
+            listener.bind(UnixDomainSocketAddress.of(bound));
+            Files.setPosixFilePermissions(bound, PosixFilePermissions.fromString("rw-------"));
+            Files.move(bound, socket, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
         } catch (IOException | RuntimeException e) {
             listener.close();
+            Files.deleteIfExists(bound);
             throw e;
+        } finally {
+            Files.deleteIfExists(privateDir);
         }
         return new RestoreServer(socket, listener, maxRequests, events);
     }
@@ -135,9 +155,11 @@ final class RestoreServer implements AutoCloseable {
     }
 
     private void serveOpen(SocketChannel channel, int number) {
-        Output output = new Output(channel);
+        Output output = new Output(channel, "serve-write-" + number);
         // Ends a read that waits for a request that does not come: the read sees the end of the stream, and the refusal says why.
+        java.util.concurrent.atomic.AtomicBoolean timedOut = new java.util.concurrent.atomic.AtomicBoolean();
         ScheduledFuture<?> deadline = timer.schedule(() -> {
+            timedOut.set(true); // before the shutdown: a read that ends by it sees this
             try {
                 channel.shutdownInput();
             } catch (IOException e) {
@@ -145,15 +167,21 @@ final class RestoreServer implements AutoCloseable {
             }
         }, REQUEST_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS);
         ServeWire.Request request;
+        String late = "expected a whole request within " + REQUEST_TIMEOUT.toSeconds() + " s, actual ";
         try {
             request = ServeWire.readRequest(channel);
         } catch (IOException e) {
-            refuse(output, 2, "thaw serve: " + (deadline.isDone() && !deadline.isCancelled()
-                    ? "expected a whole request within " + REQUEST_TIMEOUT.toSeconds() + " s, actual none" : e.getMessage()));
-            events.printf("request %d: refused: %s%n", number, e.getMessage());
-            return;
-        } finally {
             deadline.cancel(false);
+            String why = timedOut.get() ? late + "none" : e.getMessage();
+            refuse(output, 2, "thaw serve: " + why);
+            events.printf("request %d: refused: %s%n", number, why);
+            return;
+        }
+        deadline.cancel(false);
+        if (timedOut.get()) { // the deadline shut the input as the request arrived: it cannot watch its client
+            refuse(output, 2, "thaw serve: " + late + "one that took longer");
+            events.printf("request %d: refused: late%n", number);
+            return;
         }
         // How long the client took to reach the server: its JVM's start, or a lighter client's (the launcher's Perl one).
         String reached = request.commandStart().map(st -> String.format(", received %.3f s after its client started",
@@ -172,13 +200,15 @@ final class RestoreServer implements AutoCloseable {
             return;
         }
         Request r = new Request(Thread.currentThread());
-        running.add(r);
-        ScheduledFuture<?> heartbeat = timer.scheduleAtFixedRate(() -> output.write(ServeWire.frame(ServeWire.Kind.HEARTBEAT, new byte[0], 0, 0)),
-                ServeWire.HEARTBEAT.toMillis(), ServeWire.HEARTBEAT.toMillis(), TimeUnit.MILLISECONDS);
-        Thread watcher = Thread.ofVirtual().name("serve-watch-" + number).start(() -> watch(channel, r));
         long started = System.nanoTime();
         int exit;
+        ScheduledFuture<?> heartbeat = null;
+        Thread watcher = null;
         try {
+            running.add(r);
+            heartbeat = timer.scheduleAtFixedRate(output::heartbeat, ServeWire.HEARTBEAT.toMillis(), ServeWire.HEARTBEAT.toMillis(),
+                    TimeUnit.MILLISECONDS);
+            watcher = Thread.ofVirtual().name("serve-watch-" + number).start(() -> watch(channel, r));
             PrintStream out = new PrintStream(output.stream(ServeWire.Kind.OUT), true, StandardCharsets.UTF_8);
             PrintStream err = new PrintStream(output.stream(ServeWire.Kind.ERR), true, StandardCharsets.UTF_8);
             Invocation invocation = new Invocation(out, err, request.workingDirectory(), request.commandStart(), request.terminal());
@@ -196,7 +226,7 @@ final class RestoreServer implements AutoCloseable {
             byte[] message = bytes("thaw serve: the restore failed: " + e + "\n");
             output.write(ServeWire.frame(ServeWire.Kind.ERR, message, 0, message.length));
         } finally {
-            heartbeat.cancel(false);
+            if (heartbeat != null) heartbeat.cancel(false);
             running.remove(r);
             slots.release();
         }
@@ -207,9 +237,10 @@ final class RestoreServer implements AutoCloseable {
             output.write(ServeWire.frame(ServeWire.Kind.ERR, message, 0, message.length));
             exit = 1;
         }
-        output.write(ServeWire.exitFrame(exit));
+        Thread.interrupted(); // a cancel's interrupt that came as the command returned must not cut the wait below
+        output.finish(exit);
         closeQuietly(channel);
-        watcher.interrupt();
+        if (watcher != null) watcher.interrupt();
         events.printf("request %d: %s -> exit %d after %.2f s%s%s%n", number, String.join(" ", args), exit, (System.nanoTime() - started) / 1e9,
                 reached, ended.map(why -> " (ended: " + why + ")").orElse(""));
     }
@@ -252,7 +283,7 @@ final class RestoreServer implements AutoCloseable {
     private void refuse(Output output, int exit, String message) {
         byte[] b = bytes(message + "\n");
         output.write(ServeWire.frame(ServeWire.Kind.ERR, b, 0, b.length));
-        output.write(ServeWire.exitFrame(exit));
+        output.finish(exit);
         SocketChannel channel = output.channel;
         ScheduledFuture<?> bound = timer.schedule(() -> closeQuietly(channel), REQUEST_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS);
         try {
@@ -342,22 +373,86 @@ final class RestoreServer implements AutoCloseable {
         }
     }
 
-    /** The connection's writing side: frames from the command's streams and the heartbeat, one at a time. */
-    private static final class Output {
+    /**
+     * The connection's writing side: frames from the command's streams and the heartbeat are queued and written by a thread of
+     * its own, so a client that stops reading (suspended, an unread pipe) never holds up its restore, whose progress and
+     * console lines come from the restore's own threads: beyond {@link #OUTPUT_BUDGET_BYTES} queued, output is dropped and the
+     * client told how much. The exit frame always goes, last.
+     */
+    static final class Output {
+        private static final ByteBuffer END = ByteBuffer.allocate(0);
         private final SocketChannel channel;
+        private final java.util.concurrent.LinkedBlockingQueue<ByteBuffer> queue = new java.util.concurrent.LinkedBlockingQueue<>();
+        private final Thread writer;
+        private long queuedBytes; // guarded by this
+        private long droppedBytes; // guarded by this
+        private boolean finished; // guarded by this
         private volatile boolean broken;
 
-        Output(SocketChannel channel) {
+        Output(SocketChannel channel, String threadName) {
             this.channel = channel;
+            this.writer = Thread.ofVirtual().name(threadName).start(this::drain);
         }
 
-        /** Writes a frame; once the client is gone, frames are dropped (the watcher ends the request). */
-        synchronized void write(ByteBuffer frame) {
-            if (broken) return;
+        private void drain() {
             try {
-                while (frame.hasRemaining()) channel.write(frame);
-            } catch (IOException e) {
-                broken = true;
+                for (ByteBuffer frame = queue.take(); frame != END; frame = queue.take()) {
+                    int size = frame.remaining();
+                    if (!broken) {
+                        try {
+                            while (frame.hasRemaining()) channel.write(frame);
+                        } catch (IOException e) {
+                            broken = true; // the client is gone: the watcher ends the request
+                        }
+                    }
+                    synchronized (this) {
+                        queuedBytes -= size;
+                    }
+                }
+            } catch (InterruptedException e) {
+                // not interrupted by this class: nothing more to write either way
+            }
+        }
+
+        /** Queues a frame; never blocks. Dropped (and counted) beyond the budget, or once the client is gone. */
+        synchronized void write(ByteBuffer frame) {
+            if (finished || broken) return;
+            if (queuedBytes + frame.remaining() > OUTPUT_BUDGET_BYTES) {
+                droppedBytes += frame.remaining();
+                return;
+            }
+            sayDropped();
+            queuedBytes += frame.remaining();
+            queue.add(frame);
+        }
+
+        /** A heartbeat when nothing else waits to go (any frame tells the client that the server lives). */
+        synchronized void heartbeat() {
+            if (queue.isEmpty()) write(ServeWire.frame(ServeWire.Kind.HEARTBEAT, new byte[0], 0, 0));
+        }
+
+        private void sayDropped() {
+            if (droppedBytes == 0) return;
+            byte[] note = bytes("[thaw serve: " + droppedBytes + " bytes of output dropped: the client did not read them]\n");
+            droppedBytes = 0;
+            queuedBytes += note.length + 5;
+            queue.add(ServeWire.frame(ServeWire.Kind.ERR, note, 0, note.length));
+        }
+
+        /** The exit frame after everything queued, then waits for the writer (a client that reads nothing: at most {@link #FINISH_TIMEOUT}). */
+        void finish(int exit) {
+            synchronized (this) {
+                if (finished) return;
+                finished = true;
+                sayDropped();
+                queue.add(ServeWire.exitFrame(exit));
+                queue.add(END);
+            }
+            try {
+                if (!writer.join(FINISH_TIMEOUT)) closeQuietly(channel); // the blocked write fails, the writer ends
+                writer.join(FINISH_TIMEOUT);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
             }
         }
 

@@ -62,14 +62,14 @@ final class ServeClient {
                     return 1;
                 }
                 switch (f.get().kind()) {
-                    case OUT -> {
-                        out.write(f.get().payload());
+                    case OUT -> silence.whileWritingHere(() -> {
+                        out.write(f.get().payload(), 0, f.get().payload().length);
                         out.flush();
-                    }
-                    case ERR -> {
-                        err.write(f.get().payload());
+                    });
+                    case ERR -> silence.whileWritingHere(() -> {
+                        err.write(f.get().payload(), 0, f.get().payload().length);
                         err.flush();
-                    }
+                    });
                     case EXIT -> {
                         return f.get().exitCode();
                     }
@@ -87,7 +87,10 @@ final class ServeClient {
         }
     }
 
-    /** Closes the connection when the server has been silent too long: the blocked read then fails. */
+    /**
+     * Closes the connection when the server has been silent too long: the blocked read then fails. Only the server's silence
+     * counts: time spent writing here (a pipe nobody reads yet, a suspended terminal) does not.
+     */
     private static final class Silence {
         private final SocketChannel channel;
         private final Thread watchdog;
@@ -99,8 +102,20 @@ final class ServeClient {
             this.watchdog = Thread.ofPlatform().daemon().name("serve-client-watchdog").start(this::watch);
         }
 
+        private volatile boolean writingHere;
+
         void heard() {
             lastHeardNanos = System.nanoTime();
+        }
+
+        void whileWritingHere(Runnable write) {
+            writingHere = true;
+            try {
+                write.run();
+            } finally {
+                writingHere = false;
+                heard();
+            }
         }
 
         boolean timedOut() {
@@ -113,7 +128,7 @@ final class ServeClient {
 
         private void watch() {
             try {
-                while (System.nanoTime() - lastHeardNanos < SILENCE_TIMEOUT.toNanos()) Thread.sleep(1000);
+                while (writingHere || System.nanoTime() - lastHeardNanos < SILENCE_TIMEOUT.toNanos()) Thread.sleep(1000);
                 timedOut = true;
                 channel.close();
             } catch (InterruptedException | IOException e) {

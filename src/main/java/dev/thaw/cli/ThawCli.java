@@ -9,11 +9,20 @@ import picocli.CommandLine.Command;
         description = "Saves running QEMU VMs and restores them to a usable state fast.",
         footer = {"", "The launcher also takes: ./thaw test [MAVEN ARGS] (the test suite), ./thaw jmh [JMH ARGS] (micro-benchmarks)."})
 public final class ThawCli {
-    /** Every subcommand, in the order usage help lists them. */
-    static final List<Class<?>> SUBCOMMANDS = List.of(DemoCommand.class, BootCommand.class, ClusterCommand.class, SaveCommand.class,
-            InspectCommand.class, RmCommand.class, GcCommand.class, PushCommand.class, PullCommand.class, RestoreCommand.class,
-            ServeCommand.class, WsCommand.class, TimelineCommand.class, BenchCommand.class, DoctorCommand.class, HugePagesCommand.class, GuestCommand.class,
-            ZookeeperCommand.class, CommandLine.HelpCommand.class);
+    /**
+     * Every subcommand, in the order usage help lists them. In a holder: its class literals load every command's class and
+     * picocli's, which a restore handed to {@code thaw serve} from {@link #main} does not need.
+     */
+    private static final class Subcommands {
+        static final List<Class<?>> ALL = List.of(DemoCommand.class, BootCommand.class, ClusterCommand.class, SaveCommand.class,
+                InspectCommand.class, RmCommand.class, GcCommand.class, PushCommand.class, PullCommand.class, RestoreCommand.class,
+                ServeCommand.class, WsCommand.class, TimelineCommand.class, BenchCommand.class, DoctorCommand.class, HugePagesCommand.class,
+                GuestCommand.class, ZookeeperCommand.class, CommandLine.HelpCommand.class);
+    }
+
+    static List<Class<?>> subcommands() {
+        return Subcommands.ALL;
+    }
 
     public static void main(String[] args) {
         // A restore for thaw serve goes there before anything of a restore is loaded here.
@@ -38,8 +47,8 @@ public final class ThawCli {
      */
     static CommandLine commandLine(String[] args) {
         List<Class<?>> named = args.length == 0 ? List.of()
-                : SUBCOMMANDS.stream().filter(c -> c != CommandLine.HelpCommand.class && c.getAnnotation(Command.class).name().equals(args[0])).toList();
-        return withSubcommands(named.isEmpty() ? SUBCOMMANDS : named)
+                : subcommands().stream().filter(c -> c != CommandLine.HelpCommand.class && c.getAnnotation(Command.class).name().equals(args[0])).toList();
+        return withSubcommands(named.isEmpty() ? subcommands() : named)
                 .setExecutionExceptionHandler((e, cmd, parsed) -> {
                     cmd.getErr().println(cmd.getCommandSpec().qualifiedName() + ": " + e.getMessage());
                     if (Boolean.getBoolean("thaw.trace")) e.printStackTrace(cmd.getErr());
@@ -49,7 +58,7 @@ public final class ThawCli {
 
     /** The bare command line (picocli's own handlers) with every subcommand. */
     static CommandLine withEverySubcommand() {
-        return withSubcommands(SUBCOMMANDS);
+        return withSubcommands(subcommands());
     }
 
     private static CommandLine withSubcommands(List<Class<?>> subcommands) {

@@ -287,13 +287,19 @@ public final class ImageCache {
         }
     }
 
-    private static FileLock lock(FileChannel channel) throws IOException {
+    static FileLock lock(FileChannel channel) throws IOException {
         long deadline = System.nanoTime() + LOCK_TIMEOUT.toNanos();
         while (true) {
-            FileLock lock = channel.tryLock();
+            FileLock lock;
+            try {
+                lock = channel.tryLock();
+            } catch (java.nio.channels.OverlappingFileLockException e) {
+                lock = null; // held by another fetch of this process (restores served by one thaw serve): wait as for another Thaw's
+            }
             if (lock != null) return lock;
             if (System.nanoTime() > deadline) {
-                throw new IOException("another Thaw holds the cache's lock: expected it within " + LOCK_TIMEOUT.toSeconds() + " s, actual not");
+                throw new IOException("another fetch (of this or another Thaw) holds the cache's lock: expected it within "
+                        + LOCK_TIMEOUT.toSeconds() + " s, actual not");
             }
             try {
                 Thread.sleep(100);

@@ -32,7 +32,7 @@ class CliHelpTest {
     /** main builds only the command named (picocli's model of all of them slowed every start); anything else gets all. */
     @Test
     void onlyTheNamedCommandIsBuiltAndEverythingElseGetsThemAll() {
-        int all = ThawCli.SUBCOMMANDS.size();
+        int all = ThawCli.subcommands().size();
         assertThat(ThawCli.commandLine(new String[] {"restore", "IMAGE"}).getSubcommands().keySet()).containsExactly("restore");
         assertThat(ThawCli.commandLine(new String[] {"cluster", "save"}).getSubcommands().get("cluster").getSubcommands()).containsKey("save");
         for (String[] args : List.of(new String[0], new String[] {"--version"}, new String[] {"help", "restore"}, new String[] {"restor"})) {

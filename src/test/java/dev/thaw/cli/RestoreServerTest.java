@@ -92,6 +92,15 @@ class RestoreServerTest {
             assertThat(client(socket, "restore", "--help").out()).contains("Usage: thaw restore");
         }
         assertThatThrownBy(() -> RestoreServer.start(socket, 0, quiet())).hasMessageContaining("--max-restores: expected at least 1, actual 0");
+        // A file that is not a socket is never taken for a dead server's: refused, and left as it is.
+        Path notes = Files.writeString(dir.resolve("notes.txt"), "mine");
+        assertThatThrownBy(() -> RestoreServer.start(notes, 1, quiet()))
+                .hasMessageContaining("expected a socket or nothing at " + notes + ", actual a regular file");
+        assertThat(notes).hasContent("mine");
+        try (var stream = Files.list(dir)) {
+            assertThat(stream.map(p -> p.getFileName().toString())).as("no private binding directory left")
+                    .noneMatch(n -> n.startsWith(".thaw-serve-"));
+        }
     }
 
     /** {@code ./thaw restore --server} sends a restore through the launcher's Perl client: the same bytes, the same answers. */
@@ -140,6 +149,50 @@ class RestoreServerTest {
         Process p = pb.redirectOutput(out.toFile()).redirectError(err.toFile()).start();
         assertThat(p.waitFor(30, java.util.concurrent.TimeUnit.SECONDS)).as("the Perl client ended within 30 s").isTrue();
         return new Run(p.exitValue(), Files.readString(out), Files.readString(err));
+    }
+
+    /**
+     * A client that does not read never holds up the restore writing to it (its progress comes from the engine's threads): output
+     * beyond the budget is dropped and counted, and the exit frame still comes, last, once the client reads.
+     */
+    @Test
+    void aClientThatDoesNotReadNeverBlocksTheWriter(@TempDir Path dir) throws Exception {
+        Path socket = dir.resolve("pair.sock");
+        try (var listener = java.nio.channels.ServerSocketChannel.open(java.net.StandardProtocolFamily.UNIX)) {
+            listener.bind(UnixDomainSocketAddress.of(socket));
+            try (SocketChannel client = SocketChannel.open(UnixDomainSocketAddress.of(socket)); SocketChannel server = listener.accept()) {
+                RestoreServer.Output output = new RestoreServer.Output(server, "test-writer");
+                PrintStream out = new PrintStream(output.stream(ServeWire.Kind.OUT), true, StandardCharsets.UTF_8);
+                byte[] line = new byte[64 * 1024];
+                java.util.Arrays.fill(line, (byte) 'x');
+                long start = System.nanoTime();
+                for (int i = 0; i < 128; i++) out.write(line); // 8 MiB: twice the budget, far beyond the socket's buffers
+                assertThat(System.nanoTime() - start).as("no write waited for the client").isLessThan(5_000_000_000L);
+                var finished = java.util.concurrent.CompletableFuture.runAsync(() -> output.finish(7));
+                ServeWire.FrameReader frames = new ServeWire.FrameReader(client);
+                long outBytes = 0;
+                java.util.List<String> dropped = new java.util.ArrayList<>();
+                int exit = -1;
+                for (var f = frames.next(); f.isPresent(); f = frames.next()) {
+                    switch (f.get().kind()) {
+                        case OUT -> outBytes += f.get().payload().length;
+                        case ERR -> dropped.add(new String(f.get().payload(), StandardCharsets.UTF_8));
+                        case EXIT -> exit = f.get().exitCode();
+                        default -> { }
+                    }
+                    if (exit >= 0) break;
+                }
+                finished.get(30, java.util.concurrent.TimeUnit.SECONDS);
+                assertThat(exit).isEqualTo(7);
+                // The budget, plus what the writer had passed to the socket's buffers before the client read.
+                assertThat(outBytes).isGreaterThanOrEqualTo(RestoreServer.OUTPUT_BUDGET_BYTES / 2).isLessThan(128L * line.length);
+                // One note per stretch of dropped output (the writer freed room in between).
+                assertThat(dropped).isNotEmpty().allMatch(n -> n.matches("\\[thaw serve: \\d+ bytes of output dropped: the client did not read them\\]\n"));
+                long droppedBytes = dropped.stream().mapToLong(n -> Long.parseLong(n.replaceAll("\\D", ""))).sum();
+                assertThat(outBytes + droppedBytes).as("every byte delivered or counted, frame headers included in the count")
+                        .isGreaterThanOrEqualTo(128L * line.length);
+            }
+        }
     }
 
     /** A client that connects and says nothing is dropped after the request timeout; the server goes on. */
