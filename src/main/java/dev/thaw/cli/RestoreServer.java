@@ -173,14 +173,14 @@ final class RestoreServer implements AutoCloseable {
         } catch (IOException e) {
             deadline.cancel(false);
             String why = timedOut.get() ? late + "none" : e.getMessage();
-            refuse(output, 2, "thaw serve: " + why);
             events.printf("request %d: refused: %s%n", number, why);
+            refuse(output, 2, "thaw serve: " + why);
             return;
         }
         deadline.cancel(false);
         if (timedOut.get()) { // the deadline shut the input as the request arrived: it cannot watch its client
-            refuse(output, 2, "thaw serve: " + late + "one that took longer");
             events.printf("request %d: refused: late%n", number);
+            refuse(output, 2, "thaw serve: " + late + "one that took longer");
             return;
         }
         // How long the client took to reach the server: its JVM's start, or a lighter client's (the launcher's Perl one).
@@ -188,15 +188,15 @@ final class RestoreServer implements AutoCloseable {
                 java.time.Duration.between(st, java.time.Instant.now()).toNanos() / 1e9)).orElse("");
         List<String> args = ServeWire.withoutServerOption(request.args());
         if (args.isEmpty() || !args.getFirst().equals("restore")) {
+            events.printf("request %d: refused: %s%n", number, args.isEmpty() ? "no command" : args.getFirst());
             refuse(output, 2, "thaw serve: expected a restore (thaw serve runs restore only), actual "
                     + (args.isEmpty() ? "no command" : "'" + args.getFirst() + "'"));
-            events.printf("request %d: refused: %s%n", number, args.isEmpty() ? "no command" : args.getFirst());
             return;
         }
         if (closed || !slots.tryAcquire()) {
+            events.printf("request %d: refused: busy%n", number);
             refuse(output, 1, "thaw serve: " + (closed ? "expected a running server, actual one closing"
                     : "expected fewer than " + maxRequests + " restores at once, actual " + maxRequests + " running (--max-restores)"));
-            events.printf("request %d: refused: busy%n", number);
             return;
         }
         Request r = new Request(Thread.currentThread());
@@ -237,12 +237,13 @@ final class RestoreServer implements AutoCloseable {
             output.write(ServeWire.frame(ServeWire.Kind.ERR, message, 0, message.length));
             exit = 1;
         }
+        // The log's line before the exit frame: a client that has its exit code finds the line written.
+        events.printf("request %d: %s -> exit %d after %.2f s%s%s%n", number, String.join(" ", args), exit, (System.nanoTime() - started) / 1e9,
+                reached, ended.map(why -> " (ended: " + why + ")").orElse(""));
         Thread.interrupted(); // a cancel's interrupt that came as the command returned must not cut the wait below
         output.finish(exit);
         closeQuietly(channel);
         if (watcher != null) watcher.interrupt();
-        events.printf("request %d: %s -> exit %d after %.2f s%s%s%n", number, String.join(" ", args), exit, (System.nanoTime() - started) / 1e9,
-                reached, ended.map(why -> " (ended: " + why + ")").orElse(""));
     }
 
     /** Waits for the client's end of the connection (it sends nothing after its request): then the request is ended. */
