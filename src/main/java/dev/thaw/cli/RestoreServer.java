@@ -212,13 +212,7 @@ final class RestoreServer implements AutoCloseable {
             PrintStream out = new PrintStream(output.stream(ServeWire.Kind.OUT), true, StandardCharsets.UTF_8);
             PrintStream err = new PrintStream(output.stream(ServeWire.Kind.ERR), true, StandardCharsets.UTF_8);
             Invocation invocation = new Invocation(out, err, request.workingDirectory(), request.commandStart(), request.terminal());
-            String[] argv = args.toArray(String[]::new);
-            CommandLine commandLine = ThawCli.commandLine(argv);
-            commandLine.setOut(new PrintWriter(out, true));
-            commandLine.setErr(new PrintWriter(err, true));
-            CommandLine restore = commandLine.getSubcommands().get("restore");
-            ((RestoreCommand) restore.getCommand()).invocation = invocation;
-            exit = QemuVm.tracking(r::launched, () -> commandLine.execute(argv));
+            exit = QemuVm.tracking(r::launched, () -> runRestore(args.toArray(String[]::new), invocation));
             out.flush();
             err.flush();
         } catch (Exception | Error e) {
@@ -244,6 +238,15 @@ final class RestoreServer implements AutoCloseable {
         output.finish(exit);
         closeQuietly(channel);
         if (watcher != null) watcher.interrupt();
+    }
+
+    /** {@code thaw restore ARGS} in this JVM, as {@code invocation} asked it: picocli's messages and the command's output there. */
+    static int runRestore(String[] argv, Invocation invocation) {
+        CommandLine commandLine = ThawCli.commandLine(argv);
+        commandLine.setOut(new PrintWriter(invocation.out(), true));
+        commandLine.setErr(new PrintWriter(invocation.err(), true));
+        ((RestoreCommand) commandLine.getSubcommands().get("restore").getCommand()).invocation = invocation;
+        return commandLine.execute(argv);
     }
 
     /** Waits for the client's end of the connection (it sends nothing after its request): then the request is ended. */

@@ -190,6 +190,16 @@ class SaveRestoreCommandsTest {
         assertThat(badRam.exit()).isNotZero();
         assertThat(badRam.err()).contains("--guest-ram: expected auto, 4k or hugetlb, actual '1g'");
 
+        // thaw serve --warm: restores of the image as ws and in its default way (mapped now) before the server listens, out of sight.
+        java.util.List<ServeCommand.WarmUp> warm = ServeCommand.warmUp(image);
+        assertThat(warm).extracting(ServeCommand.WarmUp::exit).containsExactly(0, 0);
+        assertThat(warm.get(0).said()).startsWith("ws restore: guest running after");
+        assertThat(warm.get(1).said()).startsWith("mapped restore: guest running after");
+        assertThat(QemuVm.live()).isEmpty();
+        java.util.List<ServeCommand.WarmUp> noImage = ServeCommand.warmUp(dir.resolve("no-such-image"));
+        assertThat(noImage).extracting(ServeCommand.WarmUp::exit).containsExactly(1, 1);
+        assertThat(noImage.get(0).said()).contains("no-such-image");
+
         // Damage a page extent in the middle of the pack: the restore starts QEMU, meets the damage while
         // streaming, names the file, and leaves no QEMU behind.
         Path pack;
