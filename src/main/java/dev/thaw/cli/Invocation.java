@@ -21,9 +21,13 @@ record Invocation(PrintStream out, PrintStream err, Path workingDirectory, Optio
 
     /** This process: its standard streams as they are now (tests replace them), its working directory and start. */
     static Invocation local() {
-        boolean terminal = Optional.ofNullable(System.console()).map(java.io.Console::isTerminal).orElse(false);
         return new Invocation(System.out, System.err, Path.of("").toAbsolutePath(), dev.thaw.util.ProcessStart.self(),
-                terminal);
+                consoleIsTerminal());
+    }
+
+    /** Whether this process's standard input and output are a terminal. */
+    static boolean consoleIsTerminal() {
+        return Optional.ofNullable(System.console()).map(java.io.Console::isTerminal).orElse(false);
     }
 
     /** A path as the user typed it, against the user's working directory. */

@@ -2,7 +2,6 @@ package dev.thaw.cli;
 
 import dev.thaw.util.StatusListener;
 import java.io.PrintStream;
-import java.util.Optional;
 
 /**
  * A one-line status on a terminal ({@code \r}-updated); otherwise a line when the status changes: a new kind of status at once
@@ -15,7 +14,7 @@ final class Progress implements StatusListener {
     private String lastStatus;
 
     Progress(PrintStream out) {
-        this(out, Optional.ofNullable(System.console()).map(c -> c.isTerminal()).orElse(false) && out == System.out);
+        this(out, Invocation.consoleIsTerminal() && out == System.out);
     }
 
     /** @param terminal whether a terminal shows {@code out} (a served command's is its client's) */

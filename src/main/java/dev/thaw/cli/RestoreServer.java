@@ -173,29 +173,25 @@ final class RestoreServer implements AutoCloseable {
         } catch (IOException e) {
             deadline.cancel(false);
             String why = timedOut.get() ? late + "none" : e.getMessage();
-            events.printf("request %d: refused: %s%n", number, why);
-            refuse(output, 2, "thaw serve: " + why);
+            refuse(output, number, why, 2, "thaw serve: " + why);
             return;
         }
         deadline.cancel(false);
         if (timedOut.get()) { // the deadline shut the input as the request arrived: it cannot watch its client
-            events.printf("request %d: refused: late%n", number);
-            refuse(output, 2, "thaw serve: " + late + "one that took longer");
+            refuse(output, number, "late", 2, "thaw serve: " + late + "one that took longer");
             return;
         }
         // How long the client took to reach the server: its JVM's start, or a lighter client's (the launcher's Perl one).
         String reached = request.commandStart().map(st -> String.format(", received %.3f s after its client started",
                 java.time.Duration.between(st, java.time.Instant.now()).toNanos() / 1e9)).orElse("");
-        List<String> args = ServeWire.withoutServerOption(request.args());
+        List<String> args = ServeWire.serverOption(request.args()).others();
         if (args.isEmpty() || !args.getFirst().equals("restore")) {
-            events.printf("request %d: refused: %s%n", number, args.isEmpty() ? "no command" : args.getFirst());
-            refuse(output, 2, "thaw serve: expected a restore (thaw serve runs restore only), actual "
+            refuse(output, number, args.isEmpty() ? "no command" : args.getFirst(), 2, "thaw serve: expected a restore (thaw serve runs restore only), actual "
                     + (args.isEmpty() ? "no command" : "'" + args.getFirst() + "'"));
             return;
         }
         if (closed || !slots.tryAcquire()) {
-            events.printf("request %d: refused: busy%n", number);
-            refuse(output, 1, "thaw serve: " + (closed ? "expected a running server, actual one closing"
+            refuse(output, number, "busy", 1, "thaw serve: " + (closed ? "expected a running server, actual one closing"
                     : "expected fewer than " + maxRequests + " restores at once, actual " + maxRequests + " running (--max-restores)"));
             return;
         }
@@ -217,8 +213,7 @@ final class RestoreServer implements AutoCloseable {
             err.flush();
         } catch (Exception | Error e) {
             exit = 1;
-            byte[] message = bytes("thaw serve: the restore failed: " + e + "\n");
-            output.write(ServeWire.frame(ServeWire.Kind.ERR, message, 0, message.length));
+            output.write(errFrame("thaw serve: the restore failed: " + e));
         } finally {
             if (heartbeat != null) heartbeat.cancel(false);
             running.remove(r);
@@ -227,8 +222,7 @@ final class RestoreServer implements AutoCloseable {
         java.util.Optional<String> ended = r.endedBecause();
         if (ended.isPresent() && ended.get().equals(SERVER_STOPPING)) {
             // What the restore printed may look like a guest that stopped by itself: say who ended it, and fail.
-            byte[] message = bytes("thaw serve: " + SERVER_STOPPING + ": this restore was ended, its QEMU killed\n");
-            output.write(ServeWire.frame(ServeWire.Kind.ERR, message, 0, message.length));
+            output.write(errFrame("thaw serve: " + SERVER_STOPPING + ": this restore was ended, its QEMU killed"));
             exit = 1;
         }
         // The log's line before the exit frame: a client that has its exit code finds the line written.
@@ -281,12 +275,13 @@ final class RestoreServer implements AutoCloseable {
     }
 
     /**
-     * Tells the client why and ends the connection. What it sent and this server did not read is read first: closing a unix
-     * socket with unread bytes resets the connection, and the client could then lose the refusal before it reads it.
+     * Logs the refusal ({@code logged}: why, in the server's words), tells the client why and ends the connection. What it sent
+     * and this server did not read is read first: closing a unix socket with unread bytes resets the connection, and the
+     * client could then lose the refusal before it reads it. The log's line goes first, as for a request that ran.
      */
-    private void refuse(Output output, int exit, String message) {
-        byte[] b = bytes(message + "\n");
-        output.write(ServeWire.frame(ServeWire.Kind.ERR, b, 0, b.length));
+    private void refuse(Output output, int number, String logged, int exit, String message) {
+        events.printf("request %d: refused: %s%n", number, logged);
+        output.write(errFrame(message));
         output.finish(exit);
         SocketChannel channel = output.channel;
         ScheduledFuture<?> bound = timer.schedule(() -> closeQuietly(channel), REQUEST_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS);
@@ -304,8 +299,10 @@ final class RestoreServer implements AutoCloseable {
         }
     }
 
-    private static byte[] bytes(String s) {
-        return s.getBytes(StandardCharsets.UTF_8);
+    /** A line of error output for the client. */
+    private static ByteBuffer errFrame(String line) {
+        byte[] b = (line + "\n").getBytes(StandardCharsets.UTF_8);
+        return ServeWire.frame(ServeWire.Kind.ERR, b, 0, b.length);
     }
 
     private static void closeQuietly(java.nio.channels.Channel c) {
@@ -437,10 +434,10 @@ final class RestoreServer implements AutoCloseable {
 
         private void sayDropped() {
             if (droppedBytes == 0) return;
-            byte[] note = bytes("[thaw serve: " + droppedBytes + " bytes of output dropped: the client did not read them]\n");
+            ByteBuffer note = errFrame("[thaw serve: " + droppedBytes + " bytes of output dropped: the client did not read them]");
             droppedBytes = 0;
-            queuedBytes += note.length + 5;
-            queue.add(ServeWire.frame(ServeWire.Kind.ERR, note, 0, note.length));
+            queuedBytes += note.remaining();
+            queue.add(note);
         }
 
         /** The exit frame after everything queued, then waits for the writer (a client that reads nothing: at most {@link #FINISH_TIMEOUT}). */

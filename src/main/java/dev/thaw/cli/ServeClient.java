@@ -25,21 +25,17 @@ final class ServeClient {
     /** The server a {@code thaw} command line asks for: only a restore's, by its {@code --server} or the environment's. */
     static Optional<Path> serverOf(String[] args, Map<String, String> environment) {
         if (args.length == 0 || !args[0].equals("restore")) return Optional.empty();
-        for (int i = 1; i < args.length; i++) {
-            if (args[i].equals("--")) break;
-            if (args[i].equals("--server") && i + 1 < args.length) return Optional.of(Path.of(args[i + 1]));
-            if (args[i].startsWith("--server=")) return Optional.of(Path.of(args[i].substring("--server=".length())));
-        }
+        Optional<String> given = ServeWire.serverOption(List.of(args)).server();
+        if (given.isPresent()) return given.map(Path::of);
         String fromEnvironment = environment.get(ENVIRONMENT);
         return fromEnvironment == null || fromEnvironment.isBlank() ? Optional.empty() : Optional.of(Path.of(fromEnvironment));
     }
 
     /** Sends {@code args} (without {@code --server}) to the server at {@code socket}; prints its output; returns its exit code. */
     static int run(Path socket, String[] args, PrintStream out, PrintStream err) {
-        List<String> forwarded = ServeWire.withoutServerOption(List.of(args));
-        boolean terminal = Optional.ofNullable(System.console()).map(java.io.Console::isTerminal).orElse(false);
+        List<String> forwarded = ServeWire.serverOption(List.of(args)).others();
         ServeWire.Request request = new ServeWire.Request(forwarded, Path.of("").toAbsolutePath(),
-                dev.thaw.util.ProcessStart.self(), terminal);
+                dev.thaw.util.ProcessStart.self(), Invocation.consoleIsTerminal());
         SocketChannel channel;
         try {
             channel = SocketChannel.open(UnixDomainSocketAddress.of(socket));

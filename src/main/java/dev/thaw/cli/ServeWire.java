@@ -63,22 +63,31 @@ final class ServeWire {
         }
     }
 
-    /** A restore's arguments without {@code --server SOCKET} (the client drops it; a server never forwards). */
-    static List<String> withoutServerOption(List<String> args) {
-        List<String> kept = new ArrayList<>();
+    /**
+     * A command line's {@code --server SOCKET} (or {@code --server=SOCKET}; the first one given) and its other arguments, as
+     * sent: the option is the client's, never forwarded. After {@code --} everything is positional.
+     */
+    record ServerOption(Optional<String> server, List<String> others) {}
+
+    static ServerOption serverOption(List<String> args) {
+        String server = null;
+        List<String> others = new ArrayList<>();
         for (int i = 0; i < args.size(); i++) {
             String a = args.get(i);
             if (a.equals("--")) { // the rest is positional
-                kept.addAll(args.subList(i, args.size()));
+                others.addAll(args.subList(i, args.size()));
                 break;
             }
             if (a.equals("--server")) {
+                if (server == null && i + 1 < args.size()) server = args.get(i + 1);
                 i++;
-            } else if (!a.startsWith("--server=")) {
-                kept.add(a);
+            } else if (a.startsWith("--server=")) {
+                if (server == null) server = a.substring("--server=".length());
+            } else {
+                others.add(a);
             }
         }
-        return kept;
+        return new ServerOption(Optional.ofNullable(server), List.copyOf(others));
     }
 
     static ByteBuffer encode(Request r) {

@@ -106,9 +106,9 @@ class ServeWireTest {
 
     @Test
     void theServerOptionIsTheClientsAndNeverForwarded() {
-        assertThat(ServeWire.withoutServerOption(List.of("restore", "--server", "/s", "img", "--server=/t", "--exit")))
+        assertThat(ServeWire.serverOption(List.of("restore", "--server", "/s", "img", "--server=/t", "--exit")).others())
                 .containsExactly("restore", "img", "--exit");
-        assertThat(ServeWire.withoutServerOption(List.of("restore", "--", "--server", "x"))).containsExactly("restore", "--", "--server", "x");
+        assertThat(ServeWire.serverOption(List.of("restore", "--", "--server", "x")).others()).containsExactly("restore", "--", "--server", "x");
         assertThat(ServeClient.serverOf(new String[] {"restore", "img", "--server", "/s"}, Map.of())).contains(Path.of("/s"));
         assertThat(ServeClient.serverOf(new String[] {"restore", "--server=/s", "img"}, Map.of("THAW_SERVER", "/e"))).contains(Path.of("/s"));
         assertThat(ServeClient.serverOf(new String[] {"restore", "img"}, Map.of("THAW_SERVER", "/e"))).contains(Path.of("/e"));
