@@ -79,8 +79,10 @@ class SaveDropCachesTest {
                             + " the disk's index built) with, %.2f s (downtime %.2f s) without%n", refsBytes >> 20, keptBytes >> 20,
                     refsReport.path("diskReferencePageCount").asLong(), refsReport.path("seconds").asDouble(),
                     refsReport.path("downtimeSeconds").asDouble(), keptReport.path("seconds").asDouble(), keptReport.path("downtimeSeconds").asDouble());
+            // Up to 1 MiB over: copies of disk blocks outside the page cache (the agent's read buffer; 36 pages in one CI run)
+            // are equal to the disk's blocks too, and rightly references.
             assertThat(refsReport.path("diskReferenceBytes").asLong()).as("the cached file's pages are references")
-                    .isGreaterThanOrEqualTo((READ_MIB - 8) << 20).isLessThanOrEqualTo(READ_MIB << 20);
+                    .isGreaterThanOrEqualTo((READ_MIB - 8) << 20).isLessThanOrEqualTo((READ_MIB + 1) << 20);
             assertThat(refsBytes).as("and not in the image").isLessThan(keptBytes - ((READ_MIB - 16) << 20));
             assertThat(keptReport.path("diskReferencePageCount").asLong()).as("--no-disk-refs").isZero();
         }
