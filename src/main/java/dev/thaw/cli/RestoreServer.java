@@ -1,6 +1,7 @@
 package dev.thaw.cli;
 
 import dev.thaw.qemu.QemuVm;
+import dev.thaw.util.Closing;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.io.PrintStream;
@@ -150,7 +151,7 @@ final class RestoreServer implements AutoCloseable {
         } catch (java.util.concurrent.RejectedExecutionException e) {
             // The server closed (its timer with it) while this connection was being taken: it ends unanswered.
         } finally {
-            closeQuietly(channel);
+            Closing.quietly(channel);
         }
     }
 
@@ -163,7 +164,7 @@ final class RestoreServer implements AutoCloseable {
             try {
                 channel.shutdownInput();
             } catch (IOException e) {
-                closeQuietly(channel);
+                Closing.quietly(channel);
             }
         }, REQUEST_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS);
         ServeWire.Request request;
@@ -230,7 +231,7 @@ final class RestoreServer implements AutoCloseable {
                 reached, ended.map(why -> " (ended: " + why + ")").orElse(""));
         Thread.interrupted(); // a cancel's interrupt that came as the command returned must not cut the wait below
         output.finish(exit);
-        closeQuietly(channel);
+        Closing.quietly(channel);
         if (watcher != null) watcher.interrupt();
     }
 
@@ -284,7 +285,7 @@ final class RestoreServer implements AutoCloseable {
         output.write(errFrame(message));
         output.finish(exit);
         SocketChannel channel = output.channel;
-        ScheduledFuture<?> bound = timer.schedule(() -> closeQuietly(channel), REQUEST_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS);
+        ScheduledFuture<?> bound = timer.schedule(() -> Closing.quietly(channel), REQUEST_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS);
         try {
             channel.shutdownOutput();
             ByteBuffer sink = ByteBuffer.allocate(4096);
@@ -295,7 +296,7 @@ final class RestoreServer implements AutoCloseable {
             // gone already, or the bound closed it
         } finally {
             bound.cancel(false);
-            closeQuietly(channel);
+            Closing.quietly(channel);
         }
     }
 
@@ -305,20 +306,12 @@ final class RestoreServer implements AutoCloseable {
         return ServeWire.frame(ServeWire.Kind.ERR, b, 0, b.length);
     }
 
-    private static void closeQuietly(java.nio.channels.Channel c) {
-        try {
-            c.close();
-        } catch (IOException ignored) {
-            // closing is all that is left to do
-        }
-    }
-
     /** Stops accepting, ends every running request (its QEMUs killed, its thread interrupted), waits for them, removes the socket. */
     @Override
     public void close() {
         if (closed) return;
         closed = true;
-        closeQuietly(listener);
+        Closing.quietly(listener);
         try {
             Files.deleteIfExists(socket);
         } catch (IOException e) {
@@ -450,7 +443,7 @@ final class RestoreServer implements AutoCloseable {
                 queue.add(END);
             }
             try {
-                if (!writer.join(FINISH_TIMEOUT)) closeQuietly(channel); // the blocked write fails, the writer ends
+                if (!writer.join(FINISH_TIMEOUT)) Closing.quietly(channel); // the blocked write fails, the writer ends
                 writer.join(FINISH_TIMEOUT);
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();

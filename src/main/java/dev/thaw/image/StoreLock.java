@@ -1,5 +1,6 @@
 package dev.thaw.image;
 
+import dev.thaw.util.Closing;
 import java.io.IOException;
 import java.nio.channels.FileChannel;
 import java.nio.file.Path;
@@ -74,7 +75,7 @@ final class StoreLock {
         return once(() -> {
             synchronized (this) {
                 if (--sharedHolders == 0) {
-                    closeQuietly(sharedChannel);
+                    Closing.quietly(sharedChannel);
                     sharedChannel = null;
                 }
             }
@@ -98,7 +99,7 @@ final class StoreLock {
             throw e;
         }
         return once(() -> {
-            closeQuietly(channel);
+            Closing.quietly(channel);
             inProcess.unlockWrite(stamp);
         });
     }
@@ -134,14 +135,14 @@ final class StoreLock {
                 Thread.sleep(POLL_MILLIS);
             }
         } catch (IOException e) {
-            closeQuietly(channel);
+            Closing.quietly(channel);
             throw new ImageException.CannotWrite(file, "cannot lock the store (" + (shared ? "shared" : "exclusive") + "): " + e, e);
         } catch (InterruptedException e) {
-            closeQuietly(channel);
+            Closing.quietly(channel);
             Thread.currentThread().interrupt();
             throw new ImageException.CannotWrite(file, "interrupted while waiting for the store's lock", e);
         } catch (RuntimeException e) {
-            closeQuietly(channel);
+            Closing.quietly(channel);
             throw e;
         }
     }
@@ -158,13 +159,5 @@ final class StoreLock {
         return () -> {
             if (released.compareAndSet(false, true)) release.run();
         };
-    }
-
-    private static void closeQuietly(FileChannel channel) {
-        try {
-            channel.close();
-        } catch (IOException e) {
-            // closing releases the lock either way
-        }
     }
 }

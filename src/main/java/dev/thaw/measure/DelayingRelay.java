@@ -1,5 +1,6 @@
 package dev.thaw.measure;
 
+import dev.thaw.util.Closing;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
@@ -89,8 +90,8 @@ public final class DelayingRelay implements AutoCloseable {
                     s.setSoTimeout(idleMillis);
                 }
             } catch (IOException e) {
-                closeQuietly(client);
-                closeQuietly(upstream);
+                Closing.quietly(client);
+                Closing.quietly(upstream);
                 continue;
             }
             open.add(client);
@@ -148,8 +149,8 @@ public final class DelayingRelay implements AutoCloseable {
                 // the other side is gone: close both
             } finally {
                 ended = true;
-                closeQuietly(a);
-                closeQuietly(b);
+                Closing.quietly(a);
+                Closing.quietly(b);
                 open.remove(a);
                 open.remove(b);
             }
@@ -159,14 +160,6 @@ public final class DelayingRelay implements AutoCloseable {
     /** Bytes read at one time and when they are due on the other side; null bytes: that side ended. */
     private record Chunk(long dueNanos, byte[] bytes) {}
 
-    private static void closeQuietly(Socket s) {
-        try {
-            s.close();
-        } catch (IOException e) {
-            // closing
-        }
-    }
-
     @Override
     public void close() {
         closed = true;
@@ -175,7 +168,7 @@ public final class DelayingRelay implements AutoCloseable {
         } catch (IOException e) {
             throw new UncheckedIOException("closing the relay on port " + server.getLocalPort() + ": " + e.getMessage(), e);
         } finally {
-            for (Socket s : open) closeQuietly(s);
+            for (Socket s : open) Closing.quietly(s);
             open.clear();
             try {
                 acceptor.join(Duration.ofSeconds(5));

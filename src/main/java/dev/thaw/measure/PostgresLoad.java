@@ -1,6 +1,7 @@
 package dev.thaw.measure;
 
 import dev.thaw.guest.PostgresGuest;
+import dev.thaw.util.Closing;
 import java.sql.Connection;
 import java.sql.DriverManager;
 import java.sql.PreparedStatement;
@@ -201,24 +202,15 @@ public final class PostgresLoad {
                 } catch (SQLException e) {
                     failures++;
                     if (firstFailure == null) firstFailure = e.toString();
-                    closeQuietly(c);
+                    Closing.quietly(c);
                     c = null;
                     sleepQuietly(20); // not reachable yet, or stopped: try again shortly
                 }
             }
         } finally {
-            closeQuietly(c);
+            Closing.quietly(c);
         }
         return new Result(originNanos, done.toArray(), latency.toArray(), failures, firstFailure, acked.toArray(), ackedAt.toArray());
-    }
-
-    private static void closeQuietly(Connection c) {
-        if (c == null) return;
-        try {
-            c.close();
-        } catch (SQLException e) {
-            // the connection is broken already
-        }
     }
 
     private static void sleepQuietly(long millis) {

@@ -1,5 +1,6 @@
 package dev.thaw.cluster.net;
 
+import dev.thaw.util.Closing;
 import dev.thaw.util.OwnerOnly;
 import java.io.IOException;
 import java.net.StandardProtocolFamily;
@@ -424,15 +425,15 @@ public final class ClusterSwitch implements AutoCloseable {
         for (Port p : ports.values()) {
             if (p.remote()) continue;
             p.disconnect();
-            closeQuietly(p.server);
+            Closing.quietly(p.server);
             try {
                 Files.deleteIfExists(p.socket);
             } catch (IOException e) {
                 log.warn("cluster switch: could not remove {}: {}", p.socket, e.toString());
             }
         }
-        if (tunnelChannel != null) closeQuietly(tunnelChannel);
-        closeQuietly(selector);
+        if (tunnelChannel != null) Closing.quietly(tunnelChannel);
+        Closing.quietly(selector);
     }
 
     private void run() {
@@ -473,7 +474,7 @@ public final class ClusterSwitch implements AutoCloseable {
         if (p.connection != null) {
             p.rejectedConnections++;
             log.warn("cluster switch: {} connected a second time; refused (its first connection stays)", p.member);
-            closeQuietly(c);
+            Closing.quietly(c);
             return;
         }
         c.configureBlocking(false);
@@ -719,14 +720,6 @@ public final class ClusterSwitch implements AutoCloseable {
         return t.getEpochSecond() * 1_000_000_000L + t.getNano();
     }
 
-    private static void closeQuietly(AutoCloseable c) {
-        try {
-            c.close();
-        } catch (Exception e) {
-            // closing on the way out; nothing else to do
-        }
-    }
-
     /** A member's port; every field is guarded by the switch's lock. */
     private static final class Port {
         final String member;
@@ -773,7 +766,7 @@ public final class ClusterSwitch implements AutoCloseable {
 
         void disconnect() {
             if (connection == null) return;
-            closeQuietly(connection);
+            Closing.quietly(connection);
             connection = null;
             key = null;
             in.clear();

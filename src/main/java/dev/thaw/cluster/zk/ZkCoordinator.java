@@ -8,6 +8,7 @@ import dev.thaw.cluster.checkpoint.ClusterRestore;
 import dev.thaw.cluster.checkpoint.MemberRestore;
 import dev.thaw.cluster.checkpoint.RestorePlan;
 import dev.thaw.cluster.net.PortStats;
+import dev.thaw.util.Closing;
 import dev.thaw.util.FileTrees;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
@@ -88,7 +89,7 @@ public final class ZkCoordinator {
                     // ZooKeeper is going away too; the run's ephemeral znode goes with the session, which the cohorts see.
                 }
             }
-            closeQuietly(latch);
+            Closing.quietly(latch);
             if (zk != null) zk.close();
             throw p.failed(failure);
         }
@@ -96,15 +97,6 @@ public final class ZkCoordinator {
 
     private static CheckpointException asRestoreFailed(Exception e) {
         return e instanceof CheckpointException c ? c : new CheckpointException.RestoreFailed(null, e.toString(), e);
-    }
-
-    private static void closeQuietly(AutoCloseable c) {
-        if (c == null) return;
-        try {
-            c.close();
-        } catch (Exception ignored) {
-            // closing on the way out of a failure
-        }
     }
 
     /** One run: the cohorts joined, the coordinator's loop. */
@@ -189,8 +181,8 @@ public final class ZkCoordinator {
                 return new Result(null, p.plan(), outcomes, List.copyOf(order), p.plan().deliver().size(), ports, allRunning,
                         System.nanoTime() - started);
             } finally {
-                closeQuietly(from);
-                for (DistributedQueue<byte[]> q : to.values()) closeQuietly(q);
+                Closing.quietly(from);
+                for (DistributedQueue<byte[]> q : to.values()) Closing.quietly(q);
             }
         }
 
@@ -289,7 +281,7 @@ public final class ZkCoordinator {
             } catch (Exception ignored) {
                 // no ZooKeeper: the cohorts see the run gone, or lose their sessions, and end their members either way
             }
-            closeQuietly(latch);
+            Closing.quietly(latch);
             zk.close();
             p.network().close();
             if (p.ownsDir()) FileTrees.deleteQuietly(p.dir());
