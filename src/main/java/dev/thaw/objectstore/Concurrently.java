@@ -42,21 +42,24 @@ final class Concurrently {
             }
         } // close() waits for every task
         List<Long> results = new ArrayList<>();
-        for (Future<Long> f : futures) {
-            try {
-                results.add(f.get());
-            } catch (ExecutionException e) {
-                switch (e.getCause()) {
-                    case IOException io -> throw io;
-                    case RuntimeException r -> throw r;
-                    case Error err -> throw err;
-                    default -> throw new IllegalStateException(e.getCause());
-                }
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                throw new ObjectStoreException.Unreachable("interrupted while fetching", e);
-            }
-        }
+        for (Future<Long> f : futures) results.add(await(f));
         return results;
+    }
+
+    /** A task's result, or its failure as it threw it. */
+    static <T> T await(Future<T> task) throws IOException {
+        try {
+            return task.get();
+        } catch (ExecutionException e) {
+            switch (e.getCause()) {
+                case IOException io -> throw io;
+                case RuntimeException r -> throw r;
+                case Error err -> throw err;
+                default -> throw new IllegalStateException(e.getCause());
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new ObjectStoreException.Unreachable("interrupted while fetching", e);
+        }
     }
 }

@@ -271,34 +271,98 @@ public final class ImageFetch {
      */
     static void fetch(ObjectStore store, String key, PortableImage.Part part, Path target, String recordedIn, BeforeRename beforeRename)
             throws IOException {
+        fetch(store, key, part, target, recordedIn, beforeRename, RANGES_IN_FLIGHT);
+    }
+
+    /** {@link #fetch(ObjectStore, String, PortableImage.Part, Path, String, BeforeRename)} with at most {@code rangesInFlight} GETs at once. */
+    static void fetch(ObjectStore store, String key, PortableImage.Part part, Path target, String recordedIn, BeforeRename beforeRename,
+                      int rangesInFlight) throws IOException {
         OwnerOnly.createDirectories(target.getParent());
         Path temp = target.resolveSibling(target.getFileName() + ".tmp-" + UUID.randomUUID().toString().substring(0, 8));
         PartCheck check = new PartCheck(part, store.url(key), recordedIn);
         byte[] buffer = new byte[1 << 20];
-        try (FileChannel out = FileChannel.open(temp, Set.of(StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE), OwnerOnly.FILE)) {
-            for (long at = 0; at < part.byteSize(); at += RANGE_BYTES) {
-                long length = Math.min(RANGE_BYTES, part.byteSize() - at);
-                long got = 0;
-                try (InputStream in = store.getRange(key, at, length)) {
-                    for (int n; (n = in.read(buffer)) > 0; ) {
-                        check.update(buffer, 0, n);
-                        ByteBuffer b = ByteBuffer.wrap(buffer, 0, n);
-                        while (b.hasRemaining()) out.write(b);
-                        got += n;
-                    }
-                }
-                if (got != length) {
-                    throw new ObjectStoreException.Corrupt(store.url(key) + ": bytes " + at + "-" + (at + length - 1) + ": expected " + length
-                            + " bytes, actual " + got + " (the object is shorter than the manifest's " + part.byteSize() + ")", null);
-                }
+        try (FileChannel out = FileChannel.open(temp, Set.of(StandardOpenOption.CREATE_NEW, StandardOpenOption.READ, StandardOpenOption.WRITE),
+                OwnerOnly.FILE)) {
+            if (part.byteSize() == 0) {
+                check.update(buffer, 0, 0);
+            } else if (part.byteSize() <= RANGE_BYTES) {
+                checkRange(out, 0, fetchRange(store, key, part, 0, part.byteSize(), out, buffer), check, buffer);
+            } else {
+                fetchRanges(store, key, part, out, check, rangesInFlight);
             }
-            if (part.byteSize() == 0) check.update(buffer, 0, 0);
             check.finish();
             out.force(true);
             beforeRename.accept(temp);
             Files.move(temp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
         } finally {
             Files.deleteIfExists(temp);
+        }
+    }
+
+    /**
+     * How many range GETs of one object are in flight at once: one connection's GETs, one after another, leave it idle for a
+     * round trip between ranges and stay under what one TCP stream carries over a long round trip. {@code
+     * -Dthaw.rangesInFlight=1}: one at a time, as before the twenty-fifth session, for comparison.
+     */
+    static final int RANGES_IN_FLIGHT = Math.max(1, Integer.getInteger("thaw.rangesInFlight", 4));
+
+    /**
+     * An object larger than one range: {@code inFlight} range GETs at once, each written at its own offset, and the
+     * checksum run over the ranges in order as each is whole (read back from the page cache), so that it overlaps the later
+     * GETs. At most that many ranges are ahead of the checksum.
+     */
+    private static void fetchRanges(ObjectStore store, String key, PortableImage.Part part, FileChannel out, PartCheck check, int inFlight)
+            throws IOException {
+        long rangeCount = (part.byteSize() + RANGE_BYTES - 1) / RANGE_BYTES;
+        byte[] checkBuffer = new byte[1 << 20];
+        java.util.ArrayDeque<java.util.concurrent.Future<Long>> window = new java.util.ArrayDeque<>();
+        try (java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newVirtualThreadPerTaskExecutor()) {
+            long next = 0;
+            try {
+                for (long r = 0; r < rangeCount; r++) {
+                    for (; next < rangeCount && window.size() < inFlight; next++) {
+                        long at = next * RANGE_BYTES;
+                        long length = Math.min(RANGE_BYTES, part.byteSize() - at);
+                        window.add(pool.submit(() -> fetchRange(store, key, part, at, length, out, new byte[1 << 20])));
+                    }
+                    long got = Concurrently.await(window.poll());
+                    checkRange(out, r * RANGE_BYTES, got, check, checkBuffer);
+                }
+            } finally {
+                // a failure: the ranges still in flight are abandoned (each bounded by the store's timeouts) before the file goes
+                for (java.util.concurrent.Future<Long> f : window) f.cancel(true);
+                pool.shutdownNow();
+            }
+        }
+    }
+
+    /** Bytes {@code [at, at + length)} of the object by one range GET, written at {@code at}; its length, or Corrupt if short. */
+    private static long fetchRange(ObjectStore store, String key, PortableImage.Part part, long at, long length, FileChannel out, byte[] buffer)
+            throws IOException {
+        long got = 0;
+        try (InputStream in = store.getRange(key, at, length)) {
+            for (int n; got < length && (n = in.read(buffer, 0, (int) Math.min(buffer.length, length - got))) > 0; ) {
+                ByteBuffer b = ByteBuffer.wrap(buffer, 0, n);
+                while (b.hasRemaining()) got += out.write(b, at + got);
+            }
+            if (got == length && in.read() >= 0) got++; // longer than asked: the range's answer is not what was asked
+        }
+        if (got != length) {
+            throw new ObjectStoreException.Corrupt(store.url(key) + ": bytes " + at + "-" + (at + length - 1) + ": expected " + length
+                    + " bytes, actual " + (got > length ? "more" : got) + " (the object is " + (got > length ? "longer" : "shorter")
+                    + " than the manifest's " + part.byteSize() + ")", null);
+        }
+        return got;
+    }
+
+    /** Runs the checksum over bytes {@code [at, at + length)} of the file just written. */
+    private static void checkRange(FileChannel file, long at, long length, PartCheck check, byte[] buffer) throws IOException {
+        for (long done = 0; done < length; ) {
+            ByteBuffer b = ByteBuffer.wrap(buffer, 0, (int) Math.min(buffer.length, length - done));
+            int n = file.read(b, at + done);
+            if (n < 0) throw new IOException(file + ": expected " + length + " bytes from " + at + ", actual end of file at " + (at + done));
+            check.update(buffer, 0, n);
+            done += n;
         }
     }
 

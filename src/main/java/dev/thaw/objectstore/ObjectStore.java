@@ -38,6 +38,12 @@ import software.amazon.awssdk.services.s3.model.S3Exception;
 public final class ObjectStore implements AutoCloseable {
     /** Objects above this size are uploaded in parts of this size (S3 takes at most 5 GiB in one PUT). */
     static final long PART_BYTES = 64L << 20;
+    /**
+     * Parts of one object uploaded at once: one part after another leaves the connection idle for a round trip between parts
+     * and stays under what one TCP stream carries over a long round trip. {@code -Dthaw.partsInFlight=1}: one at a time, as
+     * before the twenty-fifth session, for comparison.
+     */
+    static final int PARTS_IN_FLIGHT = Math.max(1, Integer.getInteger("thaw.partsInFlight", 4));
 
     /**
      * Where and how to connect.
@@ -226,15 +232,26 @@ public final class ObjectStore implements AutoCloseable {
         }
     }
 
-    /** Uploads a file, in parts of {@link #PART_BYTES} when it is larger; a failed multipart upload is aborted. */
+    /**
+     * Uploads a file, in parts of {@link #PART_BYTES} when it is larger, {@link #PARTS_IN_FLIGHT} at once; a failed multipart
+     * upload is aborted.
+     */
     public void put(String key, Path file) {
+        put(key, file, PART_BYTES, PARTS_IN_FLIGHT);
+    }
+
+    /**
+     * {@link #put(String, Path)} in parts of {@code partBytes} (S3 takes parts of 5 MiB and more but for the last), at most
+     * {@code partsInFlight} at once.
+     */
+    void put(String key, Path file, long partBytes, int partsInFlight) {
         long size;
         try {
             size = java.nio.file.Files.size(file);
         } catch (IOException e) {
             throw new ObjectStoreException.Refused("cannot read " + file + " to upload it to " + url(key) + ": " + e, e);
         }
-        if (size <= PART_BYTES) {
+        if (size <= partBytes) {
             try {
                 client.putObject(b -> b.bucket(bucket).key(key).contentLength(size), RequestBody.fromFile(file));
             } catch (SdkException e) {
@@ -249,17 +266,24 @@ public final class ObjectStore implements AutoCloseable {
             throw translate("CreateMultipartUpload", key, e);
         }
         try (FileChannel channel = FileChannel.open(file, StandardOpenOption.READ)) {
-            List<CompletedPart> parts = new ArrayList<>();
-            for (long at = 0; at < size; at += PART_BYTES) {
-                int number = parts.size() + 1;
-                long length = Math.min(PART_BYTES, size - at);
-                long from = at;
-                var body = RequestBody.fromContentProvider(() -> java.nio.channels.Channels.newInputStream(positioned(channel, from, length)),
-                        length, "application/octet-stream");
-                String etag = client.uploadPart(b -> b.bucket(bucket).key(key).uploadId(uploadId).partNumber(number).contentLength(length),
-                        body).eTag();
-                parts.add(CompletedPart.builder().partNumber(number).eTag(etag).build());
+            int partCount = (int) ((size + partBytes - 1) / partBytes);
+            String[] etags = new String[partCount];
+            List<Concurrently.Task> uploads = new ArrayList<>();
+            for (int i = 0; i < partCount; i++) {
+                int number = i + 1;
+                long from = i * partBytes;
+                long length = Math.min(partBytes, size - from);
+                uploads.add(() -> {
+                    var body = RequestBody.fromContentProvider(() -> java.nio.channels.Channels.newInputStream(positioned(channel, from, length)),
+                            length, "application/octet-stream");
+                    etags[number - 1] = client.uploadPart(b -> b.bucket(bucket).key(key).uploadId(uploadId).partNumber(number)
+                            .contentLength(length), body).eTag();
+                    return length;
+                });
             }
+            Concurrently.run(uploads, partsInFlight);
+            List<CompletedPart> parts = new ArrayList<>();
+            for (int i = 0; i < partCount; i++) parts.add(CompletedPart.builder().partNumber(i + 1).eTag(etags[i]).build());
             client.completeMultipartUpload(b -> b.bucket(bucket).key(key).uploadId(uploadId).multipartUpload(m -> m.parts(parts)));
         } catch (IOException | RuntimeException e) {
             try {
