@@ -288,7 +288,7 @@ public final class ImageFetch {
             } else if (part.byteSize() <= RANGE_BYTES) {
                 checkRange(out, 0, fetchRange(store, key, part, 0, part.byteSize(), out, buffer), check, buffer);
             } else {
-                fetchRanges(store, key, part, out, check, rangesInFlight);
+                fetchRanges(store, key, part, out, check, Math.max(1, rangesInFlight));
             }
             check.finish();
             out.force(true);
@@ -302,7 +302,7 @@ public final class ImageFetch {
     /**
      * How many range GETs of one object are in flight at once: one connection's GETs, one after another, leave it idle for a
      * round trip between ranges and stay under what one TCP stream carries over a long round trip. {@code
-     * -Dthaw.rangesInFlight=1}: one at a time, as before the twenty-fifth session, for comparison.
+     * -Dthaw.rangesInFlight=1}: one GET at a time, for comparison.
      */
     static final int RANGES_IN_FLIGHT = Math.max(1, Integer.getInteger("thaw.rangesInFlight", 4));
 
@@ -317,15 +317,17 @@ public final class ImageFetch {
         byte[] checkBuffer = new byte[1 << 20];
         java.util.ArrayDeque<java.util.concurrent.Future<Long>> window = new java.util.ArrayDeque<>();
         try (java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newVirtualThreadPerTaskExecutor()) {
-            long next = 0;
+            java.util.function.LongConsumer submit = r -> {
+                long at = r * RANGE_BYTES;
+                long length = Math.min(RANGE_BYTES, part.byteSize() - at);
+                window.add(pool.submit(() -> fetchRange(store, key, part, at, length, out, new byte[1 << 20])));
+            };
             try {
+                long next = 0;
+                for (; next < rangeCount && next < inFlight; next++) submit.accept(next);
                 for (long r = 0; r < rangeCount; r++) {
-                    for (; next < rangeCount && window.size() < inFlight; next++) {
-                        long at = next * RANGE_BYTES;
-                        long length = Math.min(RANGE_BYTES, part.byteSize() - at);
-                        window.add(pool.submit(() -> fetchRange(store, key, part, at, length, out, new byte[1 << 20])));
-                    }
                     long got = Concurrently.await(window.poll());
+                    if (next < rangeCount) submit.accept(next++); // range r is in: the next GET goes beside its check
                     checkRange(out, r * RANGE_BYTES, got, check, checkBuffer);
                 }
             } finally {
@@ -347,10 +349,13 @@ public final class ImageFetch {
             }
             if (got == length && in.read() >= 0) got++; // longer than asked: the range's answer is not what was asked
         }
-        if (got != length) {
+        if (got > length) {
             throw new ObjectStoreException.Corrupt(store.url(key) + ": bytes " + at + "-" + (at + length - 1) + ": expected " + length
-                    + " bytes, actual " + (got > length ? "more" : got) + " (the object is " + (got > length ? "longer" : "shorter")
-                    + " than the manifest's " + part.byteSize() + ")", null);
+                    + " bytes, actual more (the service did not answer the range asked for)", null);
+        }
+        if (got < length) {
+            throw new ObjectStoreException.Corrupt(store.url(key) + ": bytes " + at + "-" + (at + length - 1) + ": expected " + length
+                    + " bytes, actual " + got + " (the object is shorter than the manifest's " + part.byteSize() + ")", null);
         }
         return got;
     }

@@ -281,15 +281,18 @@ public final class ObjectStore implements AutoCloseable {
                     return length;
                 });
             }
-            Concurrently.run(uploads, partsInFlight);
+            Concurrently.run(uploads, Math.max(1, partsInFlight));
             List<CompletedPart> parts = new ArrayList<>();
             for (int i = 0; i < partCount; i++) parts.add(CompletedPart.builder().partNumber(i + 1).eTag(etags[i]).build());
             client.completeMultipartUpload(b -> b.bucket(bucket).key(key).uploadId(uploadId).multipartUpload(m -> m.parts(parts)));
         } catch (IOException | RuntimeException e) {
+            boolean interrupted = Thread.interrupted(); // an interrupted thread's abort would be refused, leaving the parts
             try {
                 client.abortMultipartUpload(b -> b.bucket(bucket).key(key).uploadId(uploadId));
             } catch (SdkException abort) {
                 e.addSuppressed(abort);
+            } finally {
+                if (interrupted) Thread.currentThread().interrupt();
             }
             if (e instanceof SdkException s) throw translate("multipart PUT", key, s);
             if (e instanceof RuntimeException r) throw r;
