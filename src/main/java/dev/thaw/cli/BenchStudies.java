@@ -154,16 +154,11 @@ final class BenchStudies {
         @Option(names = "--runs", defaultValue = "5", description = "Repetitions (default ${DEFAULT-VALUE}).")
         int runs;
 
-        @Option(names = "--arm-property", paramLabel = "NAME=VALUE", description = "A trial's arm: per repetition, also a restore"
-                + " through the first relay with this system property set while the image opens (e.g. thaw.objectstoreSteal=false).")
-        String armProperty;
-
         @Override
         public Integer call() throws Exception {
             java.util.function.BiFunction<DemoGuest, Path, dev.thaw.measure.RemoteRestoreBenchmark.Config> config = (guest, dir) ->
                     new dev.thaw.measure.RemoteRestoreBenchmark.Config(new dev.thaw.measure.Workload.Wsbench(guest), addedRttMillis, runs,
-                            Duration.ofSeconds(bench.observeSeconds), Duration.ofSeconds(bench.traceSeconds), Duration.ofSeconds(bench.liveSeconds), dir,
-                            armProperty);
+                            Duration.ofSeconds(bench.observeSeconds), Duration.ofSeconds(bench.traceSeconds), Duration.ofSeconds(bench.liveSeconds), dir);
             try {
                 config.apply(BenchCommand.benchGuest(bench.sizes.getFirst()), Path.of(".")); // checked before anything boots
             } catch (IllegalArgumentException e) {

@@ -43,21 +43,9 @@ public final class RemoteRestoreBenchmark {
     static final RestoreMethod METHOD = RestoreMethod.WS_TRACE;
 
     /** @param addedRttMillis the round-trip times the relays add, one relay each (0: through a relay that adds none) */
-    /**
-     * @param armProperty {@code NAME=VALUE} or null: also, per repetition, a restore through the first relay with that system
-     *                    property set while the image opens (a trial's switch, read as the object-store cache opens it)
-     */
     public record Config(Workload.Wsbench workload, List<Integer> addedRttMillis, int repetitions, Duration observe, Duration trace,
-                         Duration liveLimit, Path workDir, String armProperty) {
-        public Config(Workload.Wsbench workload, List<Integer> addedRttMillis, int repetitions, Duration observe, Duration trace,
-                      Duration liveLimit, Path workDir) {
-            this(workload, addedRttMillis, repetitions, observe, trace, liveLimit, workDir, null);
-        }
-
+                         Duration liveLimit, Path workDir) {
         public Config {
-            if (armProperty != null && !armProperty.matches("[A-Za-z0-9_.]+=[^=]*")) {
-                throw new IllegalArgumentException("the arm's property: expected NAME=VALUE, actual '" + armProperty + "'");
-            }
             addedRttMillis = List.copyOf(addedRttMillis);
             for (int ms : addedRttMillis) {
                 if (ms < 0 || ms > 1000) throw new IllegalArgumentException("added round-trip time: expected 0 to 1000 ms, actual " + ms);
@@ -84,24 +72,9 @@ public final class RemoteRestoreBenchmark {
     public record Sample(Integer addedRttMillis, int repetition, double openSeconds, double clientSeconds, ImageCache.Phases phases,
                          double runningSeconds, double completedSeconds, Double ttrSeconds, Double stallTtrSeconds, double relativeThroughput,
                          long demandFaults, double serviceMedianMicros, double serviceP99Micros, long gets, long demandGets, long fetchedBytes,
-                         long demandBytes, boolean packsWhole, String failure, String arm) {
-        public Sample(Integer addedRttMillis, int repetition, double openSeconds, double clientSeconds, ImageCache.Phases phases,
-                      double runningSeconds, double completedSeconds, Double ttrSeconds, Double stallTtrSeconds, double relativeThroughput,
-                      long demandFaults, double serviceMedianMicros, double serviceP99Micros, long gets, long demandGets, long fetchedBytes,
-                      long demandBytes, boolean packsWhole, String failure) {
-            this(addedRttMillis, repetition, openSeconds, clientSeconds, phases, runningSeconds, completedSeconds, ttrSeconds, stallTtrSeconds,
-                    relativeThroughput, demandFaults, serviceMedianMicros, serviceP99Micros, gets, demandGets, fetchedBytes, demandBytes,
-                    packsWhole, failure, null);
-        }
-
-        Sample withArm(String armProperty) {
-            return new Sample(addedRttMillis, repetition, openSeconds, clientSeconds, phases, runningSeconds, completedSeconds, ttrSeconds,
-                    stallTtrSeconds, relativeThroughput, demandFaults, serviceMedianMicros, serviceP99Micros, gets, demandGets, fetchedBytes,
-                    demandBytes, packsWhole, failure, armProperty);
-        }
-
+                         long demandBytes, boolean packsWhole, String failure) {
         public String label() {
-            return addedRttMillis == null ? "local" : "s3:// +" + addedRttMillis + " ms" + (arm == null ? "" : ", " + arm);
+            return addedRttMillis == null ? "local" : "s3:// +" + addedRttMillis + " ms";
         }
     }
 
@@ -136,17 +109,11 @@ public final class RemoteRestoreBenchmark {
                 List<Integer> units = new ArrayList<>();
                 units.add(null);
                 units.addAll(config.addedRttMillis());
-                int armUnit = -1;
-                if (config.armProperty() != null && !config.addedRttMillis().isEmpty()) {
-                    armUnit = units.size();
-                    units.add(config.addedRttMillis().getFirst());
-                }
                 for (int rep = 0; rep < config.repetitions(); rep++) {
                     for (int u = 0; u < units.size(); u++) {
-                        int unit = (u + rep) % units.size(); // rotated, so that no run always goes first
-                        Integer rtt = units.get(unit);
+                        Integer rtt = units.get((u + rep) % units.size()); // rotated, so that no run always goes first
                         Sample s = rtt == null ? runLocal(image, rep, saved.before(), config)
-                                : runRemote(relays.get(rtt), rtt, source, cacheRoot, rep, saved.before(), config, unit == armUnit ? config.armProperty() : null);
+                                : runRemote(relays.get(rtt), rtt, source, cacheRoot, rep, saved.before(), config);
                         samples.add(s);
                         log.printf("  rep %d: %-16s %s%n", rep + 1, s.label(), s.failure() != null ? "FAILED: " + s.failure()
                                 : String.format("opened %.2f s, running %.2f s, completed %.2f s, stall TTR %s, TTR %s, %d faults (service median %.0f us),"
@@ -187,31 +154,19 @@ public final class RemoteRestoreBenchmark {
     }
 
     private static Sample runRemote(DelayingRelay relay, int rtt, S3Location.Image source, Path cacheRoot, int rep, Workload.Before before,
-                                    Config config, String arm) throws InterruptedException {
+                                    Config config) throws InterruptedException {
         FileTrees.deleteQuietly(cacheRoot); // an empty cache: everything comes from the store
         long start = System.nanoTime();
-        String property = arm == null ? null : arm.substring(0, arm.indexOf('='));
-        String was = arm == null ? null : System.getProperty(property);
-        if (arm != null) System.setProperty(property, arm.substring(arm.indexOf('=') + 1)); // read as the open makes the cache's LazyPacks
         try (ObjectStore store = new ObjectStore(settings(relay.httpEndpoint()), BUCKET)) {
             double client = (System.nanoTime() - start) / 1e9;
             try (ImageCache.Opened opened = new ImageCache(cacheRoot, ImageCache.DEFAULT_MAX_BYTES).open(store, source, true);
                  CheckpointImage img = opened.openImage()) {
-                if (arm != null) restoreProperty(property, was);
                 double open = (System.nanoTime() - start) / 1e9;
-                Sample s = restoreAndObserve(img, start, open, client, opened, store, rtt, rep, before, config);
-                return s.withArm(arm);
+                return restoreAndObserve(img, start, open, client, opened, store, rtt, rep, before, config);
             }
         } catch (RuntimeException e) {
-            return failed(rtt, rep, e).withArm(arm);
-        } finally {
-            if (arm != null) restoreProperty(property, was);
+            return failed(rtt, rep, e);
         }
-    }
-
-    private static void restoreProperty(String property, String was) {
-        if (was == null) System.clearProperty(property);
-        else System.setProperty(property, was);
     }
 
     /** The ws (trace) restore of an open image, as {@link MethodRestore} runs it, observed; the store's counts after the observation. */

@@ -36,12 +36,6 @@ import java.util.concurrent.locks.ReentrantLock;
  */
 public final class LazyPacks implements PackBytes, AutoCloseable {
     static final int CHUNK_BYTES = 64 << 10;
-    /**
-     * A reader fetches a chunk itself, although the background's GET has it in flight, when that chunk lies at least this far
-     * past where the background's stream has written to: it would wait for the bytes before it (up to a range, 8 MiB) to stream
-     * in. Nearer, the stream brings it sooner than a GET of its own.
-     */
-    static final long TAKE_OVER_AHEAD_BYTES = 1L << 20;
     static final Duration WAIT = Duration.ofSeconds(120);
     static final String PARTIAL = ".partial";
 
@@ -49,12 +43,6 @@ public final class LazyPacks implements PackBytes, AutoCloseable {
     private final Map<UUID, Pack> packs = new LinkedHashMap<>();
     private final Thread background;
     private final Runnable whenWhole;
-    /**
-     * Whether a reader takes over chunks far ahead of the background's stream ({@link #TAKE_OVER_AHEAD_BYTES});
-     * {@code -Dthaw.objectstoreTakeOver=false}: it waits for them, as before the twenty-fifth session (read at each construction,
-     * so that one JVM can compare both).
-     */
-    private final boolean takeOver = !"false".equals(System.getProperty("thaw.objectstoreTakeOver"));
     private volatile RuntimeException backgroundFailure;
     private long openingBytes;
     private final java.util.concurrent.atomic.LongAdder backgroundBytes = new java.util.concurrent.atomic.LongAdder();
@@ -73,9 +61,6 @@ public final class LazyPacks implements PackBytes, AutoCloseable {
         final ReentrantLock lock = new ReentrantLock();
         final Condition arrived = lock.newCondition();
         RuntimeException failure;
-        /** The background's GET in this pack: where its bytes have been written to, and where it ends (both 0: none). */
-        volatile long streamAt;
-        volatile long streamEnd;
 
         Pack(PortableImage.Part part, String key, Path file) throws IOException {
             this.part = part;
@@ -123,13 +108,13 @@ public final class LazyPacks implements PackBytes, AutoCloseable {
     /** A pack's frame, trailer and index (the trailer says where the index is); the bytes fetched. */
     private long fetchOpening(UUID id, Pack pack) throws IOException {
         long size = pack.part.byteSize();
-        long bytes = fetchMissing(id, pack, 0, Math.min(size, 48), Fetcher.OPENING);
+        long bytes = fetchMissing(id, pack, 0, Math.min(size, 48));
         long tail = Math.min(size, 56); // the trailer (24) and the footer (32)
-        bytes += fetchMissing(id, pack, size - tail, tail, Fetcher.OPENING);
+        bytes += fetchMissing(id, pack, size - tail, tail);
         ByteBuffer trailer = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN);
         pack.out.read(trailer, size - 56);
         long indexOffset = trailer.getLong(0);
-        if (indexOffset > 0 && indexOffset < size - 56) bytes += fetchMissing(id, pack, indexOffset, size - 56 - indexOffset, Fetcher.OPENING);
+        if (indexOffset > 0 && indexOffset < size - 56) bytes += fetchMissing(id, pack, indexOffset, size - 56 - indexOffset);
         return bytes;
     }
 
@@ -144,7 +129,7 @@ public final class LazyPacks implements PackBytes, AutoCloseable {
                 Pack p = e.getValue();
                 for (long at = 0; at < p.part.byteSize(); at += ImageFetch.RANGE_BYTES) {
                     if (Thread.currentThread().isInterrupted()) return;
-                    backgroundBytes.add(fetchMissing(e.getKey(), p, at, Math.min(ImageFetch.RANGE_BYTES, p.part.byteSize() - at), Fetcher.BACKGROUND));
+                    backgroundBytes.add(fetchMissing(e.getKey(), p, at, Math.min(ImageFetch.RANGE_BYTES, p.part.byteSize() - at)));
                 }
                 finish(p);
             }
@@ -187,25 +172,20 @@ public final class LazyPacks implements PackBytes, AutoCloseable {
     public void require(UUID packId, long offset, long length) {
         Pack p = packs.get(packId);
         if (p == null || length <= 0) return; // a pack that was whole in the cache already
-        long fetched = fetchMissing(packId, p, offset, length, Fetcher.READER);
+        long fetched = fetchMissing(packId, p, offset, length);
         if (fetched > 0) {
             demandBytes.add(fetched);
             demandRequests.increment();
         }
     }
 
-    /** Who fetches: the open (a pack's frame, trailer and index), the background's stream, or a reader that needs bytes now. */
-    private enum Fetcher { OPENING, BACKGROUND, READER }
-
     /**
      * Fetches the chunks of the range nobody has or fetches, waits for those another thread fetches, and fetches itself any that
-     * thread gave up on (a background GET that failed) and, for a reader, any far ahead of the background's stream
-     * ({@link #farAhead}); the bytes it fetched. A failed GET poisons the pack only when what arrived was wrong
-     * ({@link ObjectStoreException.Corrupt}): a store that did not answer once leaves the chunks to the next reader, so one lost
-     * background request does not end a restore whose own small GET would work.
+     * thread gave up on (a background GET that failed); the bytes it fetched. A failed GET poisons the pack only when what
+     * arrived was wrong ({@link ObjectStoreException.Corrupt}): a store that did not answer once leaves the chunks to the next
+     * reader, so one lost background request does not end a restore whose own small GET would work.
      */
-    private long fetchMissing(UUID id, Pack p, long offset, long length, Fetcher who) {
-        boolean mayTakeOver = who == Fetcher.READER && takeOver;
+    private long fetchMissing(UUID id, Pack p, long offset, long length) {
         int first = (int) (offset / CHUNK_BYTES);
         int last = (int) ((offset + length - 1) / CHUNK_BYTES);
         long fetched = 0;
@@ -216,7 +196,7 @@ public final class LazyPacks implements PackBytes, AutoCloseable {
             try {
                 if (p.failure != null) throw p.failure;
                 for (int c = first; c <= last; c++) {
-                    if (!p.present.get(c) && (!p.inFlight.get(c) || mayTakeOver && farAhead(p, c))) mine.set(c);
+                    if (!p.present.get(c) && !p.inFlight.get(c)) mine.set(c);
                 }
                 p.inFlight.or(mine);
             } finally {
@@ -227,7 +207,7 @@ public final class LazyPacks implements PackBytes, AutoCloseable {
                     int end = mine.nextClearBit(start); // a run of chunks: one range GET
                     long from = (long) start * CHUNK_BYTES;
                     long to = Math.min(p.part.byteSize(), (long) end * CHUNK_BYTES);
-                    get(p, from, to - from, who == Fetcher.BACKGROUND);
+                    get(p, from, to - from);
                     fetched += to - from;
                     markPresent(p, start, end);
                     start = mine.nextSetBit(end);
@@ -243,27 +223,7 @@ public final class LazyPacks implements PackBytes, AutoCloseable {
                 }
                 throw e;
             }
-            if (awaitSettled(id, p, first, last, deadline, mayTakeOver)) return fetched;
-        }
-    }
-
-    /**
-     * Whether chunk {@code c}, in flight, lies in the background's current GET at least {@link #TAKE_OVER_AHEAD_BYTES} past
-     * what it has written: a reader then fetches it itself (the background writes the same bytes again when it gets there).
-     */
-    private static boolean farAhead(Pack p, int c) {
-        long offset = (long) c * CHUNK_BYTES;
-        return offset < p.streamEnd && offset >= p.streamAt + TAKE_OVER_AHEAD_BYTES;
-    }
-
-    /** Whether the chunk at {@code offset} of pack {@code id} is being fetched (for tests). */
-    boolean inFlight(UUID id, long offset) {
-        Pack p = packs.get(id);
-        p.lock.lock();
-        try {
-            return p.inFlight.get((int) (offset / CHUNK_BYTES));
-        } finally {
-            p.lock.unlock();
+            if (awaitSettled(id, p, first, last, deadline)) return fetched;
         }
     }
 
@@ -283,7 +243,7 @@ public final class LazyPacks implements PackBytes, AutoCloseable {
      * Waits while a chunk of {@code [first, last]} is missing and another thread fetches it; true once all are present, false
      * when one is missing and nobody fetches it any more (the caller fetches it).
      */
-    private boolean awaitSettled(UUID id, Pack p, int first, int last, long deadline, boolean mayTakeOver) {
+    private boolean awaitSettled(UUID id, Pack p, int first, int last, long deadline) {
         p.lock.lock();
         try {
             while (true) {
@@ -291,7 +251,7 @@ public final class LazyPacks implements PackBytes, AutoCloseable {
                 int missing = p.present.nextClearBit(first);
                 if (missing > last) return true;
                 for (int c = missing; c <= last; c++) {
-                    if (!p.present.get(c) && (!p.inFlight.get(c) || mayTakeOver && farAhead(p, c))) return false;
+                    if (!p.present.get(c) && !p.inFlight.get(c)) return false;
                 }
                 long left = deadline - System.nanoTime();
                 if (left <= 0) {
@@ -315,19 +275,14 @@ public final class LazyPacks implements PackBytes, AutoCloseable {
      * One range GET into the pack's file, from a chunk boundary; each chunk is marked present as soon as its bytes are written,
      * so a reader waiting for one chunk of a long background GET goes on before the rest of it arrives.
      */
-    private void get(Pack p, long from, long length, boolean background) {
+    private void get(Pack p, long from, long length) {
         byte[] buffer = new byte[(int) Math.min(length, 1 << 20)];
         long at = from;
         int marked = (int) (from / CHUNK_BYTES); // the first chunk of this GET not yet marked present
-        if (background) {
-            p.streamAt = from;
-            p.streamEnd = from + length;
-        }
         try (InputStream in = store.getRange(p.key, from, length)) {
             for (int n; (n = in.read(buffer)) > 0; ) {
                 ByteBuffer b = ByteBuffer.wrap(buffer, 0, n);
                 while (b.hasRemaining()) at += p.out.write(b, at);
-                if (background) p.streamAt = at;
                 int complete = at >= p.part.byteSize() ? p.chunkCount : (int) (at / CHUNK_BYTES);
                 if (complete > marked) {
                     markPresent(p, marked, complete);
@@ -336,8 +291,6 @@ public final class LazyPacks implements PackBytes, AutoCloseable {
             }
         } catch (IOException e) {
             throw new ObjectStoreException.Unreachable("reading " + store.url(p.key) + " bytes " + from + "-" + (from + length - 1) + ": " + e, e);
-        } finally {
-            if (background) p.streamEnd = 0;
         }
         if (at != from + length) {
             throw new ObjectStoreException.Corrupt(store.url(p.key) + ": bytes " + from + "-" + (from + length - 1) + ": expected " + length

@@ -326,56 +326,6 @@ class ObjectStoreImagesTest {
         }
     }
 
-    /**
-     * A reader that needs a chunk far ahead of where the background's GET has streamed to fetches it itself instead of waiting
-     * for the bytes before it: through a relay adding 600 ms of round trip, the background's GET of the working set's copy
-     * (its first 8 MiB) is in flight and has brought nothing yet when a reader asks for 64 KiB at 4 MiB in it; the reader makes
-     * one small GET of its own. With the take-over off ({@code thaw.objectstoreTakeOver=false}) it waits for the stream: no
-     * GET of its own. Either way the pack ends whole and checked.
-     */
-    @Test
-    void aReaderTakesOverAChunkFarAheadOfTheBackgroundsStream(@TempDir Path dir) throws Exception {
-        SyntheticGuest guest = SyntheticGuest.random(Seeds.random("aReaderTakesOverAChunkFarAhead"), 1, 8000, 8000, 0.2, 0.05);
-        Path local = image(dir.resolve("local"), guest, null);
-        PortableImage.Part copy = PortableImage.layout(CheckpointImage.open(local).manifest()).packs().getFirst();
-        assertThat(copy.byteSize()).as("the working set's copy, fetched first: larger than the chunk asked for").isGreaterThan(5L << 20);
-        java.util.UUID copyId = java.util.UUID.fromString(copy.name().substring("pack-".length(), copy.name().length() - ".thaw".length()));
-        S3Location prefix = S3Location.parse("s3://" + BUCKET + "/takeover");
-        try (ObjectStore direct = store()) {
-            ImagePush.push(direct, local, prefix, "vm");
-        }
-        java.net.URI endpoint = server.settings().endpoint().orElseThrow();
-        try (dev.thaw.measure.DelayingRelay relay = new dev.thaw.measure.DelayingRelay(new java.net.InetSocketAddress(endpoint.getHost(),
-                endpoint.getPort()), java.time.Duration.ofMillis(600), java.time.Duration.ofSeconds(60));
-             ObjectStore store = new ObjectStore(new ObjectStore.Settings(java.util.Optional.of(relay.httpEndpoint()), server.settings().region(),
-                     server.settings().credentials(), server.settings().connectTimeout(), server.settings().readTimeout()), BUCKET)) {
-            for (boolean takeOver : new boolean[] {true, false}) {
-                if (!takeOver) System.setProperty("thaw.objectstoreTakeOver", "false");
-                try (ImageCache.Opened o = new ImageCache(dir.resolve("cache-" + takeOver), 1L << 30).open(store, new S3Location.Image(prefix, "vm"), true)) {
-                    System.clearProperty("thaw.objectstoreTakeOver");
-                    LazyPacks packs = o.lazyPacks();
-                    long deadline = System.nanoTime() + 10_000_000_000L;
-                    while (!packs.inFlight(copyId, 4L << 20)) {
-                        assertThat(System.nanoTime()).as("the background's GET of the copy under way").isLessThan(deadline);
-                        Thread.sleep(5);
-                    }
-                    packs.require(copyId, 4L << 20, LazyPacks.CHUNK_BYTES);
-                    LazyPacks.Counts c = o.counts();
-                    System.out.println("take-over " + takeOver + ": " + c);
-                    assertThat(c.demandRequests()).as("the reader's own GETs").isEqualTo(takeOver ? 1 : 0);
-                    assertThat(c.demandBytes()).isEqualTo(takeOver ? LazyPacks.CHUNK_BYTES : 0);
-                    o.awaitAll(java.time.Duration.ofSeconds(120));
-                    assertThat(o.counts().done()).as("every pack whole and checked").isTrue();
-                    try (CheckpointImage image = o.openImage()) {
-                        image.verify();
-                    }
-                } finally {
-                    System.clearProperty("thaw.objectstoreTakeOver");
-                }
-            }
-        }
-    }
-
     @Test
     void aRestoreReadsPagesWhileTheirPacksArriveAndEachPackEndsWholeAndChecked(@TempDir Path dir) throws Exception {
         SyntheticGuest guest = SyntheticGuest.random(Seeds.random("aRestoreReadsPagesWhileTheirPacksArrive"), 1, 8000, 8000, 0.2, 0.05);
