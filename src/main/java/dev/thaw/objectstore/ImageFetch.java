@@ -286,7 +286,7 @@ public final class ImageFetch {
             if (part.byteSize() == 0) {
                 check.update(buffer, 0, 0);
             } else if (part.byteSize() <= RANGE_BYTES) {
-                checkRange(out, 0, fetchRange(store, key, part, 0, part.byteSize(), out, buffer), check, buffer);
+                fetchRange(store, key, part, 0, part.byteSize(), out, buffer, check); // one range: checked as it arrives
             } else {
                 fetchRanges(store, key, part, out, check, Math.max(1, rangesInFlight));
             }
@@ -304,7 +304,7 @@ public final class ImageFetch {
      * round trip between ranges and stay under what one TCP stream carries over a long round trip. {@code
      * -Dthaw.rangesInFlight=1}: one GET at a time, for comparison.
      */
-    static final int RANGES_IN_FLIGHT = Math.max(1, Integer.getInteger("thaw.rangesInFlight", 4));
+    static final int RANGES_IN_FLIGHT = Integer.getInteger("thaw.rangesInFlight", 4);
 
     /**
      * An object larger than one range: {@code inFlight} range GETs at once, each written at its own offset, and the
@@ -320,13 +320,13 @@ public final class ImageFetch {
             java.util.function.LongConsumer submit = r -> {
                 long at = r * RANGE_BYTES;
                 long length = Math.min(RANGE_BYTES, part.byteSize() - at);
-                window.add(pool.submit(() -> fetchRange(store, key, part, at, length, out, new byte[1 << 20])));
+                window.add(pool.submit(() -> fetchRange(store, key, part, at, length, out, new byte[1 << 20], null)));
             };
             try {
                 long next = 0;
                 for (; next < rangeCount && next < inFlight; next++) submit.accept(next);
                 for (long r = 0; r < rangeCount; r++) {
-                    long got = Concurrently.await(window.poll());
+                    long got = Concurrently.await(window.poll()); // ranges end out of order: each checked once in, in order
                     if (next < rangeCount) submit.accept(next++); // range r is in: the next GET goes beside its check
                     checkRange(out, r * RANGE_BYTES, got, check, checkBuffer);
                 }
@@ -338,12 +338,16 @@ public final class ImageFetch {
         }
     }
 
-    /** Bytes {@code [at, at + length)} of the object by one range GET, written at {@code at}; its length, or Corrupt if short. */
-    private static long fetchRange(ObjectStore store, String key, PortableImage.Part part, long at, long length, FileChannel out, byte[] buffer)
-            throws IOException {
+    /**
+     * Bytes {@code [at, at + length)} of the object by one range GET, written at {@code at} and fed to {@code inOrder} as they
+     * arrive when it is given (the range is the next the checksum needs); its length, or Corrupt if short or long.
+     */
+    private static long fetchRange(ObjectStore store, String key, PortableImage.Part part, long at, long length, FileChannel out, byte[] buffer,
+                                   PartCheck inOrder) throws IOException {
         long got = 0;
         try (InputStream in = store.getRange(key, at, length)) {
             for (int n; got < length && (n = in.read(buffer, 0, (int) Math.min(buffer.length, length - got))) > 0; ) {
+                if (inOrder != null) inOrder.update(buffer, 0, n);
                 ByteBuffer b = ByteBuffer.wrap(buffer, 0, n);
                 while (b.hasRemaining()) got += out.write(b, at + got);
             }

@@ -43,7 +43,7 @@ public final class ObjectStore implements AutoCloseable {
      * and stays under what one TCP stream carries over a long round trip. {@code -Dthaw.partsInFlight=1}: one at a time, as
      * before the twenty-fifth session, for comparison.
      */
-    static final int PARTS_IN_FLIGHT = Math.max(1, Integer.getInteger("thaw.partsInFlight", 4));
+    static final int PARTS_IN_FLIGHT = Integer.getInteger("thaw.partsInFlight", 4);
 
     /**
      * Where and how to connect.
@@ -281,7 +281,7 @@ public final class ObjectStore implements AutoCloseable {
                     return length;
                 });
             }
-            Concurrently.run(uploads, Math.max(1, partsInFlight));
+            Concurrently.run(uploads, partsInFlight); // at least one at a time
             List<CompletedPart> parts = new ArrayList<>();
             for (int i = 0; i < partCount; i++) parts.add(CompletedPart.builder().partNumber(i + 1).eTag(etags[i]).build());
             client.completeMultipartUpload(b -> b.bucket(bucket).key(key).uploadId(uploadId).multipartUpload(m -> m.parts(parts)));
