@@ -224,19 +224,26 @@ public final class ZkCohort {
             }
             if (System.nanoTime() < nextCheck) return;
             nextCheck = System.nanoTime() + CHECK_EVERY.toNanos();
-            byte[] abort = data(z.abort(run.runId()));
-            if (abort != null) {
-                String[] f = new String(abort, StandardCharsets.UTF_8).split("\n", 2);
-                throw new CheckpointException.RestoreFailed(member, "the run was aborted: " + (f.length > 1 ? f[1] : f[0]), null);
-            }
+            throwIfAborted();
             if (ended()) {
                 if (serving) return;
                 throw new CheckpointException.RestoreFailed(member, "expected " + waitingFor + ", actual the coordinator ended the cluster", null);
             }
             byte[] current = data(z.run());
             if (current == null || !RunInfo.decode(current).runId().equals(run.runId())) {
+                // A failing coordinator writes its abort, then its session ends and the run with it: read again, since the abort
+                // may have come between the read above and this one.
+                throwIfAborted();
                 throw new CheckpointException.RestoreFailed(member, "lost the coordinator while waiting for " + waitingFor + ": its run "
                         + run.runId() + " is gone from ZooKeeper (its process died, or its session ended)", null);
+            }
+        }
+
+        private void throwIfAborted() throws Exception {
+            byte[] abort = data(z.abort(run.runId()));
+            if (abort != null) {
+                String[] f = new String(abort, StandardCharsets.UTF_8).split("\n", 2);
+                throw new CheckpointException.RestoreFailed(member, "the run was aborted: " + (f.length > 1 ? f[1] : f[0]), null);
             }
         }
 
